@@ -1,0 +1,274 @@
+"""The ``vigil`` command line: a thin layer over the library functions.
+
+It lives in ``export`` because this is the one package allowed to reach both the training side
+and the runtime; the runtime commands (score, eval, bench) never import TensorFlow.
+
+Exit codes: 0 success; 1 unexpected failure; 2 invalid arguments or input data; 3 model artifact
+refused (missing, corrupt, foreign, newer schema, wrong sha256).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILURE, EXIT_INPUT, EXIT_ARTIFACT = 0, 1, 2, 3
+
+log = logging.getLogger("vigil")
+
+
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+
+def _training_side(what: str):
+    """Import the training stack, or say how to install it."""
+    _quiet_tensorflow()
+    try:
+        import tensorflow  # noqa: F401
+        import tf2onnx  # noqa: F401
+    except ImportError:
+        raise SystemExit(f"vigil: error: `vigil {what}` needs the training extras: "
+                         "pip install 'vigil[train]'") from None
+
+
+def _comma_list(text: str) -> tuple[str, ...]:
+    items = tuple(t.strip() for t in text.split(",") if t.strip())
+    if not items:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list; received {text!r}")
+    return items
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(t) for t in _comma_list(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers like 1,8,32; received {text!r}") from None
+    if any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive integers; received {text!r}")
+    return values
+
+
+def cmd_train_sensor(args) -> int:
+    _training_side("train sensor")
+    from training.sensor_data import DataOptions
+    from training.sensor_model import Architecture, ModelOptions, ScoreReduction
+    from training.train_sensor import CalibrationOptions, SensorTrainingOptions, train_sensor
+
+    options = SensorTrainingOptions(
+        data=DataOptions(window=args.window, stride=args.stride,
+                         validation_fraction=args.validation_fraction, max_gap=args.max_gap,
+                         label_column=args.label_column, time_column=args.time_column,
+                         features=args.features),
+        model=ModelOptions(architecture=Architecture(args.architecture), units=args.units,
+                           latent=args.latent, epochs=args.epochs, batch_size=args.batch_size,
+                           learning_rate=args.learning_rate,
+                           score_reduction=ScoreReduction(args.score_reduction),
+                           score_last=args.score_last, seed=args.seed),
+        calibration=CalibrationOptions(method=args.threshold, k=args.k, q=args.q,
+                                       consecutive=args.consecutive),
+    )
+    result = train_sensor(args.data, args.output, options, verbose=0 if args.quiet else "auto")
+    print(json.dumps({"model": str(args.output), "threshold": result.threshold.value,
+                      "threshold_method": result.threshold.method, "epochs": result.epochs,
+                      "seconds": round(result.seconds, 1),
+                      "train_windows": result.run.record["training"]["train_windows"]}))
+    return EXIT_OK
+
+
+def cmd_export(args) -> int:
+    _training_side("export")
+    from export.export_sensor import ExportOptions, Precision, export_sensor
+
+    report = export_sensor(args.model, args.output,
+                           ExportOptions(precision=Precision(args.precision), force=args.force))
+    for message in report.messages:
+        log.warning(message)
+    print(json.dumps({"artifact": str(report.path), "precision": report.precision,
+                      "threshold": report.threshold.value, "parity": report.parity}, indent=2))
+    return EXIT_OK
+
+
+def cmd_score(args) -> int:
+    from runtime import load
+    from runtime.scoring import default_output, score_source
+
+    detector = load(args.model, providers=args.device, threads=args.threads,
+                    expect_sha256=args.expect_sha256)
+    if args.threshold is not None:
+        detector.threshold = args.threshold
+    out, close = default_output(args.jsonl)
+    try:
+        summary = score_source(detector, args.source, out,
+                               header=list(args.columns) if args.columns else None)
+    finally:
+        if close:
+            out.close()
+    print(json.dumps({"summary": summary.to_json()}), file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_eval(args) -> int:
+    from runtime import load
+    from runtime.evaluation import evaluate
+
+    detector = load(args.model, providers=args.device, threads=args.threads)
+    if args.threshold is not None:
+        detector.threshold = args.threshold
+    result, files = evaluate(detector, args.data, label_column=args.label_column)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    if args.report:
+        from runtime.report import write_report
+
+        print(f"report: {write_report(result, files, args.report, Path(args.model).name)}",
+              file=sys.stderr)
+    keys = ("precision", "recall", "f1", "auroc", "auprc", "event_f1", "point_adjusted_f1",
+            "threshold")
+    print(json.dumps({k: result[k] for k in keys}, indent=2))
+    return EXIT_OK
+
+
+def cmd_bench(args) -> int:
+    from runtime.bench import bench_artifact
+
+    result = bench_artifact(args.model, batches=args.batch, threads=args.threads,
+                            device=args.device, seconds=args.seconds)
+    text = json.dumps(result, indent=2)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(text)
+    print(text)
+    return EXIT_OK
+
+
+def cmd_demo(args) -> int:
+    _training_side("demo")
+    from export.demo import run_demo
+
+    run_demo(Path(args.output), seed=args.seed, quick=args.quick)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vigil", description=__doc__.split("\n")[0])
+    parser.add_argument("--log-json", action="store_true", help="log as JSON lines on stderr")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="train, export and score on built-in synthetic data")
+    demo.add_argument("--output", default="vigil-demo", help="folder for the artifacts")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--quick", action="store_true", help="fewer epochs (for smoke tests)")
+    demo.set_defaults(run=cmd_demo)
+
+    train = commands.add_parser("train", help="train a detector")
+    kinds = train.add_subparsers(dest="kind", required=True)
+    sensor = kinds.add_parser("sensor", help="an RNN on windows of sensor readings (CSV)")
+    sensor.add_argument("data", help="a CSV file or a folder of CSV files")
+    sensor.add_argument("-o", "--output", required=True, help="MODEL.keras to write")
+    sensor.add_argument("--features", type=_comma_list, default=None,
+                        help="feature columns a,b,c (default: every numeric column but time/label)")
+    sensor.add_argument("--label-column", default="anomaly",
+                        help="0/1 label column, used when present (rows labeled 1 are not trained on)")
+    sensor.add_argument("--time-column", default="auto", help="timestamp column (auto: by name)")
+    sensor.add_argument("--window", type=int, default=32)
+    sensor.add_argument("--stride", type=int, default=1)
+    sensor.add_argument("--validation-fraction", type=float, default=0.2)
+    sensor.add_argument("--max-gap", type=int, default=3, help="longest run of missing values filled")
+    sensor.add_argument("--architecture", choices=["lstm-ae", "gru-ae", "conv-lstm-ae"],
+                        default="lstm-ae")
+    sensor.add_argument("--units", type=int, default=32)
+    sensor.add_argument("--latent", type=int, default=16)
+    sensor.add_argument("--epochs", type=int, default=40)
+    sensor.add_argument("--batch-size", type=int, default=64)
+    sensor.add_argument("--learning-rate", type=float, default=2e-3)
+    sensor.add_argument("--score-reduction", choices=["mean", "max"], default="mean")
+    sensor.add_argument("--score-last", type=int, default=0,
+                        help="score only the last k steps of each window (0: all)")
+    sensor.add_argument("--threshold", choices=["gaussian", "percentile", "f1"], default="gaussian")
+    sensor.add_argument("--k", type=float, default=4.0, help="gaussian: mean + k*std")
+    sensor.add_argument("--q", type=float, default=99.5, help="percentile of normal scores")
+    sensor.add_argument("--consecutive", type=int, default=1,
+                        help="alarm after this many consecutive windows above threshold")
+    sensor.add_argument("--seed", type=int, default=0)
+    sensor.add_argument("--quiet", action="store_true", help="no progress bar")
+    sensor.set_defaults(run=cmd_train_sensor)
+
+    export = commands.add_parser("export", help="Keras -> one self-describing .onnx (INT8 default)")
+    export.add_argument("model", help="MODEL.keras written by `vigil train`")
+    export.add_argument("-o", "--output", required=True, help="MODEL.onnx to write")
+    export.add_argument("--precision", choices=["int8", "fp32"], default="int8")
+    export.add_argument("--force", action="store_true",
+                        help="keep INT8 even if it misses the parity tolerance")
+    export.set_defaults(run=cmd_export)
+
+    for name, helptext in (("score", "score a source, one JSON line per window"),
+                           ("eval", "metrics on labeled data")):
+        sub = commands.add_parser(name, help=helptext)
+        sub.add_argument("model", help="MODEL.onnx")
+        sub.add_argument("source" if name == "score" else "data",
+                         help="CSV file, folder of CSVs" + (", or - for stdin" if name == "score" else ""))
+        sub.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "tensorrt"])
+        sub.add_argument("--threads", type=int, default=None)
+        sub.add_argument("--threshold", type=float, default=None, help="override the artifact's threshold")
+        if name == "score":
+            sub.add_argument("--jsonl", default=None, help="write JSON lines here (default stdout)")
+            sub.add_argument("--columns", type=_comma_list, default=None,
+                             help="column names when the input has no header line")
+            sub.add_argument("--expect-sha256", default=None,
+                             help="refuse the model unless its sha256 is this")
+            sub.set_defaults(run=cmd_score)
+        else:
+            sub.add_argument("--label-column", default="anomaly")
+            sub.add_argument("--json", default=None, help="write the metrics JSON here")
+            sub.add_argument("--report", default=None, help="write report.md and plots here")
+            sub.set_defaults(run=cmd_eval)
+
+    bench = commands.add_parser("bench", help="latency and throughput of an artifact")
+    bench.add_argument("model", help="MODEL.onnx")
+    bench.add_argument("--batch", type=_int_list, default=(1, 32))
+    bench.add_argument("--threads", type=_int_list, default=(1,))
+    bench.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "tensorrt"])
+    bench.add_argument("--seconds", type=float, default=2.0, help="time budget per cell")
+    bench.add_argument("--json", default=None)
+    bench.set_defaults(run=cmd_bench)
+    return parser
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps({"level": record.levelname.lower(), "message": record.getMessage(),
+                           "logger": record.name})
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = logging.StreamHandler()
+    handler.setFormatter(_JsonFormatter() if args.log_json else
+                         logging.Formatter("vigil: %(levelname)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
+    log.setLevel(logging.INFO)
+    from runtime.spec import ArtifactError
+
+    try:
+        return args.run(args)
+    except ArtifactError as error:
+        print(f"vigil: error: {error}", file=sys.stderr)
+        return EXIT_ARTIFACT
+    except (ValueError, TypeError, FileNotFoundError) as error:
+        print(f"vigil: error: {error}", file=sys.stderr)
+        return EXIT_INPUT
+    except BrokenPipeError:
+        return EXIT_OK
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""Keras -> ONNX with tf2onnx."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+OPSET = 17
+
+
+def keras_to_onnx(model, input_name: str = "window", opset: int = OPSET):
+    """Convert a Keras model with one input to an in-memory ONNX ModelProto.
+
+    Keras 3 models need an explicit input signature; the batch dimension stays dynamic.
+    Output names are the Keras output dict keys.
+    """
+    import tensorflow as tf
+    import tf2onnx
+
+    shape = (None, *model.input_shape[1:])
+    signature = [tf.TensorSpec(shape, tf.float32, name=input_name)]
+    if not hasattr(model, "output_names"):
+        model.output_names = list(model.output.keys()) if isinstance(model.output, dict) else None
+    with tempfile.TemporaryDirectory() as scratch:
+        cwd = os.getcwd()
+        os.chdir(scratch)  # tf2onnx may leave files in the working directory
+        try:
+            proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=opset)
+        finally:
+            os.chdir(cwd)
+    return proto
+
+
+def save_proto(proto, path: Path) -> None:
+    import onnx
+
+    onnx.save_model(proto, str(path))

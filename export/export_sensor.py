@@ -1,0 +1,190 @@
+"""Export a trained sensor model: Keras -> ONNX FP32 -> INT8, parity gate, threshold re-fit."""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from runtime import load
+from runtime.metrics import counts
+from runtime.spec import SensorSpec, ScoreStats, Threshold
+from runtime.thresholds import ThresholdMethod, calibrate, score_stats
+from runtime.windows import consecutive_alarms
+from training.checkpoint import TrainingRun, load_run
+from training.versions import library_versions
+
+from .convert import keras_to_onnx
+from .package import write_artifact
+from .quantize import quantize_dynamic_int8
+
+log = logging.getLogger("vigil")
+
+
+class Precision(str, enum.Enum):
+    INT8 = "int8"
+    FP32 = "fp32"
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    precision: Precision = Precision.INT8
+    force: bool = False                 # keep INT8 even when it misses the parity tolerance
+    min_rank_correlation: float = 0.98  # Spearman of INT8 vs FP32 validation scores
+    max_f1_drop: float = 0.02           # validation F1 loss allowed (when labels exist)
+    fp32_tolerance: float = 1e-3        # max |Keras - ONNX FP32| relative to the score scale
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    path: Path
+    precision: str
+    threshold: Threshold
+    parity: dict
+    messages: tuple[str, ...] = field(default_factory=tuple)
+
+
+def export_sensor(model_path: str | Path, output: str | Path,
+                  options: ExportOptions = ExportOptions()) -> ExportReport:
+    """Write ``output`` (.onnx) from a model written by ``vigil train sensor``."""
+    import keras
+
+    from training import sensor_model  # noqa: F401  (registers the custom layers)
+
+    run = load_run(model_path)
+    model = keras.models.load_model(model_path, safe_mode=True, compile=False)
+    fp32 = keras_to_onnx(model)
+    windows = run.validation
+    keras_scores = np.asarray(model.predict(windows, batch_size=512, verbose=0)["score"],
+                              dtype=np.float64).reshape(-1)
+    fp32_scores = _onnx_scores(fp32, windows)
+    scale = max(1.0, float(np.max(np.abs(keras_scores))))
+    fp32_diff = float(np.max(np.abs(fp32_scores - keras_scores)))
+    parity: dict = {"fp32_max_abs_diff": fp32_diff, "windows": int(len(windows))}
+    if fp32_diff > options.fp32_tolerance * scale:
+        raise RuntimeError(f"ONNX FP32 scores differ from Keras by up to {fp32_diff:.3g} "
+                           f"(tolerance {options.fp32_tolerance * scale:.3g}): conversion is broken")
+    messages: list[str] = []
+    chosen, chosen_scores = fp32, fp32_scores
+    precision = Precision(options.precision)
+    threshold = _refit(run, fp32_scores)
+    if precision is Precision.INT8:
+        int8 = quantize_dynamic_int8(fp32)
+        int8_scores = _onnx_scores(int8, windows)
+        int8_threshold = _refit(run, int8_scores)
+        # Dynamic quantization picks activation ranges per call, so a window's score depends a
+        # little on the batch it is scored in; measure that against batch-1 scoring.
+        single = np.concatenate([_onnx_scores(int8, windows[i:i + 1]) for i in range(min(64, len(windows)))])
+        parity["int8_batch1_max_rel_diff"] = float(np.max(np.abs(single - int8_scores[:len(single)])
+                                                          / np.maximum(np.abs(single), 1e-9)))
+        parity.update(_int8_parity(run, fp32_scores, threshold, int8_scores, int8_threshold))
+        misses = []
+        if parity["int8_rank_correlation"] < options.min_rank_correlation:
+            misses.append(f"rank correlation {parity['int8_rank_correlation']:.4f} < "
+                          f"{options.min_rank_correlation}")
+        if parity.get("int8_f1_drop", 0.0) > options.max_f1_drop:
+            misses.append(f"validation F1 drop {parity['int8_f1_drop']:.4f} > {options.max_f1_drop}")
+        parity["int8_within_tolerance"] = not misses
+        if not misses or options.force:
+            chosen, chosen_scores, threshold = int8, int8_scores, int8_threshold
+            if misses:
+                messages.append("INT8 misses the parity tolerance (" + "; ".join(misses)
+                                + "); kept because of --force")
+        else:
+            precision = Precision.FP32
+            messages.append("INT8 misses the parity tolerance (" + "; ".join(misses)
+                            + "); wrote FP32 instead (use --force to keep INT8)")
+    labels = run.validation_labels
+    spec = _spec(run, threshold, score_stats(chosen_scores[~labels]), precision, parity)
+    path = write_artifact(chosen, spec, output)
+    detector = load(path)
+    check = detector.score(windows[:512])  # the same batch as _onnx_scores: identical inputs
+    if not np.allclose(check, chosen_scores[: len(check)], rtol=1e-4, atol=1e-5):
+        raise RuntimeError(f"{path} scores differently when read back through the runtime")
+    return ExportReport(path, precision.value, threshold, parity, tuple(messages))
+
+
+def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rank correlation (average ranks for ties)."""
+    ra, rb = _ranks(np.asarray(a)), _ranks(np.asarray(b))
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    denominator = float(np.sqrt((ra ** 2).sum() * (rb ** 2).sum()))
+    return float((ra * rb).sum() / denominator) if denominator else 1.0
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    order = np.argsort(values, kind="mergesort")
+    ranks = np.empty(len(values))
+    ranks[order] = np.arange(len(values), dtype=np.float64)
+    sorted_values = values[order]
+    start = 0
+    for stop in list(np.flatnonzero(np.diff(sorted_values)) + 1) + [len(values)]:
+        ranks[order[start:stop]] = (start + stop - 1) / 2
+        start = stop
+    return ranks
+
+
+def _onnx_scores(proto, windows: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    out = [session.run(["score"], {"window": windows[i:i + 512]})[0]
+           for i in range(0, len(windows), 512)]
+    return np.concatenate(out).astype(np.float64).reshape(-1)
+
+
+def _refit(run: TrainingRun, scores: np.ndarray) -> Threshold:
+    """The training threshold rule applied to this model's own validation scores."""
+    calibration = run.record["calibration"]
+    labels = run.validation_labels
+    method = ThresholdMethod(calibration["method"])
+    if method is ThresholdMethod.F1:
+        return calibrate(method, scores[~labels], scores=scores, labels=labels)
+    return calibrate(method, scores[~labels], **calibration["params"])
+
+
+def _int8_parity(run: TrainingRun, fp32_scores, fp32_threshold: Threshold, int8_scores,
+                 int8_threshold: Threshold) -> dict:
+    consecutive = int(run.record["consecutive"])
+    fp32_alarms = consecutive_alarms(fp32_scores > fp32_threshold.value, consecutive)
+    int8_alarms = consecutive_alarms(int8_scores > int8_threshold.value, consecutive)
+    parity = {
+        "int8_rank_correlation": rank_correlation(fp32_scores, int8_scores),
+        "int8_max_abs_diff": float(np.max(np.abs(int8_scores - fp32_scores))),
+        "int8_decision_agreement": float(np.mean(fp32_alarms == int8_alarms)),
+        "fp32_threshold": fp32_threshold.value,
+        "int8_threshold": int8_threshold.value,
+    }
+    labels = run.validation_labels
+    if labels.any():
+        f1_fp32 = counts(fp32_alarms, labels).f1
+        f1_int8 = counts(int8_alarms, labels).f1
+        parity.update(fp32_f1=f1_fp32, int8_f1=f1_int8, int8_f1_drop=f1_fp32 - f1_int8)
+    return parity
+
+
+def _spec(run: TrainingRun, threshold: Threshold, stats: ScoreStats, precision: Precision,
+          parity: dict) -> SensorSpec:
+    record = run.record
+    return SensorSpec(
+        features=tuple(record["features"]),
+        window=int(record["window"]),
+        stride=int(record["stride"]),
+        mean=tuple(record["mean"]),
+        std=tuple(record["std"]),
+        score_reduction=record["score_reduction"],
+        threshold=threshold,
+        consecutive=int(record["consecutive"]),
+        score_stats=stats,
+        precision=precision.value,
+        max_gap=int(record["max_gap"]),
+        time_column=record.get("time_column"),
+        label_column=record.get("label_column"),
+        versions={**record.get("versions", {}), **library_versions()},
+        training={**record["training"], "calibration": record["calibration"],
+                  "keras_threshold": record["threshold"], "keras_score_stats": record["score_stats"]},
+        parity=parity,
+    )

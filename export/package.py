@@ -1,0 +1,34 @@
+"""Writing a Vigil artifact: the one place that puts the metadata entry into an .onnx file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from runtime.spec import METADATA_KEY, SensorSpec, spec_to_dict
+from training.checkpoint import atomic_path
+
+
+def write_artifact(proto, spec: SensorSpec, path: str | Path) -> Path:
+    """Attach ``spec`` as the ``vigil`` metadata entry and write the model atomically.
+
+    An interrupted write leaves any previous file at ``path`` whole.
+    """
+    import onnx
+
+    path = Path(path)
+    if path.suffix != ".onnx":
+        raise ValueError(f"`output` must end in .onnx; received {str(path)!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = onnx.ModelProto()
+    model.CopyFrom(proto)
+    del model.metadata_props[:]
+    entry = model.metadata_props.add()
+    entry.key = METADATA_KEY
+    entry.value = json.dumps(spec_to_dict(spec), sort_keys=True)
+    model.producer_name = "vigil"
+    model.producer_version = spec.versions.get("vigil", "")
+    onnx.checker.check_model(model)
+    with atomic_path(path) as temporary:
+        onnx.save_model(model, temporary)
+    return path

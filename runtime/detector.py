@@ -1,0 +1,144 @@
+"""The sensor-window detector: score windows, predict alarms, explain by feature."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .artifact import Artifact, open_artifact
+from .spec import ScoreStats, SensorSpec
+from .windows import consecutive_alarms, sliding_windows, window_ends
+
+MAX_BATCH = 512
+
+
+class SensorDetector:
+    """Scores windows of sensor readings with a Vigil artifact.
+
+    ``score(x)`` returns one float per window (higher is more anomalous); ``predict(x)`` compares
+    it with ``threshold``, which may be changed without re-exporting the model.
+    """
+
+    def __init__(self, artifact: Artifact) -> None:
+        self._artifact = artifact
+        self._session = artifact.session
+        self.spec: SensorSpec = artifact.spec
+        self._threshold = float(artifact.spec.threshold.value)
+        self._outputs = [self.spec.score_output, self.spec.feature_output]
+
+    @property
+    def path(self) -> Path:
+        return self._artifact.path
+
+    @property
+    def sha256(self) -> str:
+        return self._artifact.sha256
+
+    @property
+    def providers(self) -> list[str]:
+        return self._session.get_providers()
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        """(window, features) of one window."""
+        return self.spec.input_shape
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return self.spec.features
+
+    @property
+    def score_stats(self) -> ScoreStats:
+        return self.spec.score_stats
+
+    @property
+    def threshold(self) -> float:
+        return self._threshold
+
+    @threshold.setter
+    def threshold(self, value: float) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"`threshold` must be a finite number; received {value!r}")
+        self._threshold = float(value)
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        """Scores of one window (window, features) or a batch (n, window, features)."""
+        return self.score_with_features(x)[0]
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """True where a window's score is above ``threshold`` (no alarm smoothing)."""
+        return self.score(x) > self._threshold
+
+    def score_with_features(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(scores (n,), per-feature errors (n, features)) for one window or a batch."""
+        batch = self._check_windows(x)
+        scores, errors = [], []
+        for start in range(0, len(batch), MAX_BATCH):
+            chunk = batch[start:start + MAX_BATCH]
+            score, error = self._session.run(self._outputs, {self.spec.input_name: chunk})
+            scores.append(score.reshape(-1))
+            errors.append(error.reshape(len(chunk), -1))
+        if not scores:
+            return np.empty(0), np.empty((0, len(self.features)))
+        return np.concatenate(scores).astype(np.float64), np.concatenate(errors).astype(np.float64)
+
+    def score_signal(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Score every window of a signal (rows, features).
+
+        Returns (end row of each window, scores, per-feature errors).
+        """
+        values = np.asarray(values, dtype=np.float32)
+        window, stride = self.spec.window, self.spec.stride
+        if values.ndim != 2 or values.shape[1] != len(self.features):
+            raise ValueError(f"`values` must have shape (rows, {len(self.features)}) to match the "
+                             f"model's features; received {values.shape}")
+        ends = window_ends(len(values), window, stride)
+        scores, errors = self.score_with_features(sliding_windows(values, window, stride))
+        return ends, scores, errors
+
+    def alarms(self, scores: np.ndarray) -> np.ndarray:
+        """Smoothed alarms for consecutive windows: ``consecutive`` windows above threshold."""
+        return consecutive_alarms(np.asarray(scores) > self._threshold, self.spec.consecutive)
+
+    def _check_windows(self, x: np.ndarray) -> np.ndarray:
+        array = np.asarray(x)
+        if array.dtype.kind not in "fiu":
+            raise TypeError(f"`x` must be numeric; received dtype {array.dtype}")
+        expected = self.input_shape
+        if array.ndim == 2:
+            array = array[None]
+        if array.ndim != 3 or array.shape[1:] != expected:
+            raise ValueError(
+                f"`x` must have shape {expected} or (n, {expected[0]}, {expected[1]}) to match the "
+                f"model (window {expected[0]}, features {list(self.features)}); "
+                f"received {np.shape(x)}"
+            )
+        array = np.ascontiguousarray(array, dtype=np.float32)
+        if not np.isfinite(array).all():
+            bad = np.argwhere(~np.isfinite(array))[0]
+            raise ValueError(
+                f"`x` must be finite; window {bad[0]}, step {bad[1]}, feature "
+                f"{self.features[bad[2]]!r} is {array[tuple(bad)]}"
+            )
+        return array
+
+
+def load(
+    path: str | Path,
+    providers: Sequence[str] | str | None = None,
+    threads: int | None = None,
+    expect_sha256: str | None = None,
+) -> SensorDetector:
+    """Load a Vigil artifact.
+
+    Args:
+        path: the .onnx file written by ``vigil export``.
+        providers: onnxruntime execution providers, or a device name (``auto``, ``cpu``, ``cuda``,
+            ``tensorrt``); unavailable ones fall back to CPU with a warning. Default CPU.
+        threads: intra-op threads (default: onnxruntime's choice).
+        expect_sha256: refuse the file unless its sha256 is this.
+    """
+    return SensorDetector(open_artifact(path, providers, threads, expect_sha256))

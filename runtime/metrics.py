@@ -1,0 +1,164 @@
+"""Detection metrics: point-wise, ranking, and event-level. Pure numpy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .windows import runs
+
+
+@dataclass(frozen=True)
+class Counts:
+    tp: int
+    fp: int
+    fn: int
+    tn: int
+
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
+
+    @property
+    def f1(self) -> float:
+        """F1 = TP / (TP + (FP + FN) / 2), 0 when there is nothing to find or flag."""
+        denominator = self.tp + (self.fp + self.fn) / 2
+        return self.tp / denominator if denominator else 0.0
+
+    @property
+    def false_alarm_rate(self) -> float:
+        """FP / (FP + TN), as a fraction (SKAB reports it in percent)."""
+        return self.fp / (self.fp + self.tn) if self.fp + self.tn else 0.0
+
+    @property
+    def missed_alarm_rate(self) -> float:
+        """FN / (FN + TP), as a fraction (SKAB reports it in percent)."""
+        return self.fn / (self.fn + self.tp) if self.fn + self.tp else 0.0
+
+
+def counts(predicted: np.ndarray, labels: np.ndarray) -> Counts:
+    predicted, labels = _pair(predicted, labels, "predicted")
+    return Counts(
+        tp=int(np.sum(predicted & labels)),
+        fp=int(np.sum(predicted & ~labels)),
+        fn=int(np.sum(~predicted & labels)),
+        tn=int(np.sum(~predicted & ~labels)),
+    )
+
+
+def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve (ties count one half); NaN when only one class is present."""
+    scores, labels = _scored(scores, labels)
+    positives = int(labels.sum())
+    negatives = len(labels) - positives
+    if positives == 0 or negatives == 0:
+        return float("nan")
+    ranks = _average_ranks(scores)
+    return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def auprc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Average precision (area under the precision-recall curve, step-wise)."""
+    scores, labels = _scored(scores, labels)
+    positives = int(labels.sum())
+    if positives == 0:
+        return float("nan")
+    thresholds, tp, fp = _curve(scores, labels)
+    precision = tp / (tp + fp)
+    recall = tp / positives
+    previous = np.concatenate([[0.0], recall[:-1]])
+    return float(np.sum((recall - previous) * precision))
+
+
+def best_f1(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(best F1, the threshold reaching it) over all cut points; alarm means score >= threshold."""
+    scores, labels = _scored(scores, labels)
+    positives = int(labels.sum())
+    if positives == 0 or len(scores) == 0:
+        return 0.0, float("inf")
+    thresholds, tp, fp = _curve(scores, labels)
+    f1 = tp / (tp + (fp + (positives - tp)) / 2)
+    best = int(np.argmax(f1))
+    return float(f1[best]), float(thresholds[best])
+
+
+def events(labels: np.ndarray) -> list[tuple[int, int]]:
+    """Labeled events: ``[start, stop)`` of each run of anomalous rows."""
+    return runs(np.asarray(labels, dtype=bool))
+
+
+def event_scores(predicted: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Event-level precision, recall and F1.
+
+    An event (run of labeled rows) is hit if any alarm falls in it; an alarm run is false if it
+    overlaps no event.
+    """
+    predicted, labels = _pair(predicted, labels, "predicted")
+    truth = events(labels)
+    alarms = runs(predicted)
+    hit = sum(1 for start, stop in truth if predicted[start:stop].any())
+    true_alarms = sum(1 for start, stop in alarms if labels[start:stop].any())
+    recall = hit / len(truth) if truth else 0.0
+    precision = true_alarms / len(alarms) if alarms else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"event_precision": precision, "event_recall": recall, "event_f1": f1,
+            "events": len(truth), "events_hit": hit, "alarm_runs": len(alarms),
+            "false_alarm_runs": len(alarms) - true_alarms}
+
+
+def point_adjusted(predicted: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Predictions with every labeled event fully flagged if any of its rows is flagged.
+
+    Point adjustment flatters detectors; report it only beside the point-wise figures.
+    """
+    predicted, labels = _pair(predicted, labels, "predicted")
+    adjusted = predicted.copy()
+    for start, stop in events(labels):
+        if predicted[start:stop].any():
+            adjusted[start:stop] = True
+    return adjusted
+
+
+def _pair(predicted: np.ndarray, labels: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+    predicted = np.asarray(predicted, dtype=bool).ravel()
+    labels = np.asarray(labels, dtype=bool).ravel()
+    if predicted.shape != labels.shape:
+        raise ValueError(f"`{name}` and `labels` must have the same length; "
+                         f"received {len(predicted)} and {len(labels)}")
+    return predicted, labels
+
+
+def _scored(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    labels = np.asarray(labels, dtype=bool).ravel()
+    if scores.shape != labels.shape:
+        raise ValueError(f"`scores` and `labels` must have the same length; "
+                         f"received {len(scores)} and {len(labels)}")
+    keep = np.isfinite(scores)
+    return scores[keep], labels[keep]
+
+
+def _curve(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct thresholds (descending) with cumulative TP and FP at score >= threshold."""
+    order = np.argsort(-scores, kind="mergesort")
+    scores, labels = scores[order], labels[order]
+    last = np.flatnonzero(np.diff(scores)) if len(scores) > 1 else np.array([], dtype=int)
+    last = np.concatenate([last, [len(scores) - 1]])
+    tp = np.cumsum(labels)[last].astype(np.float64)
+    fp = (last + 1 - tp).astype(np.float64)
+    return scores[last], tp, fp
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    order = np.argsort(values, kind="mergesort")
+    sorted_values = values[order]
+    ranks = np.empty(len(values), dtype=np.float64)
+    boundaries = np.concatenate([[0], np.flatnonzero(np.diff(sorted_values)) + 1, [len(values)]])
+    for start, stop in zip(boundaries[:-1], boundaries[1:]):
+        ranks[order[start:stop]] = (start + stop + 1) / 2
+    return ranks

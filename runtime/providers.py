@@ -1,0 +1,53 @@
+"""Choosing onnxruntime execution providers for a device, with CPU fallback."""
+
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+import onnxruntime as ort
+
+log = logging.getLogger("vigil")
+
+DEVICES = {
+    "cpu": ["CPUExecutionProvider"],
+    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+}
+
+
+def providers_for_device(device: str) -> list[str]:
+    """Providers for ``auto``, ``cpu``, ``cuda`` or ``tensorrt``, keeping those installed.
+
+    A requested accelerator that is not available falls back to CPU with a warning.
+    """
+    available = ort.get_available_providers()
+    if device == "auto":
+        for name in ("tensorrt", "cuda"):
+            if DEVICES[name][0] in available:
+                return [p for p in DEVICES[name] if p in available]
+        return ["CPUExecutionProvider"]
+    if device not in DEVICES:
+        raise ValueError(f"`device` must be one of {['auto', *DEVICES]}; received {device!r}")
+    wanted = DEVICES[device]
+    if wanted[0] not in available:
+        log.warning("device %r requested but onnxruntime has no %s (available: %s); using CPU",
+                    device, wanted[0], ", ".join(available))
+    return [p for p in wanted if p in available] or ["CPUExecutionProvider"]
+
+
+def session_providers(providers: Sequence[str] | None) -> list[str]:
+    """Providers to open a session with: the given list filtered to installed ones, else CPU."""
+    if providers is None:
+        return ["CPUExecutionProvider"]
+    if isinstance(providers, str):
+        return providers_for_device(providers)
+    available = ort.get_available_providers()
+    chosen = [p for p in providers if p in available]
+    dropped = [p for p in providers if p not in available]
+    if dropped:
+        log.warning("execution providers %s are not available here (available: %s); skipping them",
+                    dropped, ", ".join(available))
+    if "CPUExecutionProvider" not in chosen:
+        chosen.append("CPUExecutionProvider")
+    return chosen

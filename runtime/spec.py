@@ -1,0 +1,236 @@
+"""The artifact's metadata schema: what a Vigil .onnx file says about itself.
+
+A Vigil artifact is one ONNX file with one metadata entry, ``vigil``, holding a JSON object.
+This module defines that object as frozen dataclasses and converts it to and from plain dicts,
+validating every field. Reading it from a file lives in ``runtime.artifact``; writing it into a
+file lives in ``export.package``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
+
+METADATA_KEY = "vigil"
+SCHEMA_VERSION = 1
+
+SENSOR = "sensor"
+IMAGE = "image"
+
+
+class ArtifactError(ValueError):
+    """A model file is unreadable, not a Vigil artifact, or describes itself inconsistently."""
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """Decision threshold on the score, and how it was chosen."""
+
+    value: float
+    method: str
+    params: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ScoreStats:
+    """Summary of the scores of held-out normal data (after export, of the exported model)."""
+
+    count: int
+    mean: float
+    std: float
+    p50: float
+    p95: float
+    p99: float
+    max: float
+
+
+@dataclass(frozen=True)
+class SensorSpec:
+    """Everything the runtime needs to score windows of sensor readings."""
+
+    features: tuple[str, ...]
+    window: int
+    stride: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    score_reduction: str
+    threshold: Threshold
+    consecutive: int
+    score_stats: ScoreStats
+    precision: str
+    input_name: str = "window"
+    score_output: str = "score"
+    feature_output: str = "feature_errors"
+    max_gap: int = 3
+    time_column: str | None = None
+    label_column: str | None = None
+    versions: Mapping[str, str] = field(default_factory=dict)
+    training: Mapping[str, Any] = field(default_factory=dict)
+    parity: Mapping[str, Any] = field(default_factory=dict)
+    kind: str = SENSOR
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        return (self.window, len(self.features))
+
+
+def spec_to_dict(spec: SensorSpec) -> dict[str, Any]:
+    """Plain JSON-ready dict of a spec (tuples become lists)."""
+    return _jsonable(asdict(spec))
+
+
+def spec_from_dict(data: Any) -> SensorSpec:
+    """Validate a metadata dict and build the spec; raises ArtifactError naming the bad field."""
+    if not isinstance(data, Mapping):
+        raise ArtifactError(f"metadata must be a JSON object; received {type(data).__name__}")
+    version = _int(data, "schema_version", minimum=1)
+    if version > SCHEMA_VERSION:
+        raise ArtifactError(
+            f"metadata schema_version {version} is newer than this runtime understands "
+            f"(<= {SCHEMA_VERSION}); upgrade vigil to load this model"
+        )
+    kind = _str(data, "kind")
+    if kind != SENSOR:
+        raise ArtifactError(f"metadata kind must be one of ['{SENSOR}']; received {kind!r}")
+    features = _str_list(data, "features")
+    n = len(features)
+    if n == 0:
+        raise ArtifactError("metadata features must name at least one feature; received []")
+    if len(set(features)) != n:
+        raise ArtifactError(f"metadata features must be unique; received {features}")
+    mean = _float_list(data, "mean", length=n)
+    std = _float_list(data, "std", length=n)
+    if any(s <= 0 for s in std):
+        raise ArtifactError(f"metadata std must be positive for every feature; received {std}")
+    return SensorSpec(
+        features=tuple(features),
+        window=_int(data, "window", minimum=1, maximum=100_000),
+        stride=_int(data, "stride", minimum=1, maximum=100_000),
+        mean=tuple(mean),
+        std=tuple(std),
+        score_reduction=_str(data, "score_reduction"),
+        threshold=_threshold(data.get("threshold")),
+        consecutive=_int(data, "consecutive", minimum=1, maximum=100_000),
+        score_stats=_score_stats(data.get("score_stats")),
+        precision=_choice(data, "precision", ("fp32", "int8")),
+        input_name=_str(data, "input_name"),
+        score_output=_str(data, "score_output"),
+        feature_output=_str(data, "feature_output"),
+        max_gap=_int(data, "max_gap", minimum=0, maximum=100_000),
+        time_column=_optional_str(data, "time_column"),
+        label_column=_optional_str(data, "label_column"),
+        versions=_str_map(data, "versions"),
+        training=_mapping(data, "training"),
+        parity=_mapping(data, "parity"),
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ArtifactError(f"metadata values must be finite numbers; received {value}")
+    return value
+
+
+def _get(data: Mapping[str, Any], key: str) -> Any:
+    if key not in data:
+        raise ArtifactError(f"metadata is missing the required field {key!r}")
+    return data[key]
+
+
+def _str(data: Mapping[str, Any], key: str) -> str:
+    value = _get(data, key)
+    if not isinstance(value, str) or not value:
+        raise ArtifactError(f"metadata {key} must be a non-empty string; received {value!r}")
+    return value
+
+
+def _optional_str(data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    return _str(data, key)
+
+
+def _choice(data: Mapping[str, Any], key: str, choices: tuple[str, ...]) -> str:
+    value = _str(data, key)
+    if value not in choices:
+        raise ArtifactError(f"metadata {key} must be one of {list(choices)}; received {value!r}")
+    return value
+
+
+def _int(data: Mapping[str, Any], key: str, minimum: int, maximum: int = 2**31) -> int:
+    value = _get(data, key)
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise ArtifactError(
+            f"metadata {key} must be an integer in [{minimum}, {maximum}]; received {value!r}"
+        )
+    return value
+
+
+def _float(data: Mapping[str, Any], key: str) -> float:
+    value = _get(data, key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ArtifactError(f"metadata {key} must be a finite number; received {value!r}")
+    return float(value)
+
+
+def _float_list(data: Mapping[str, Any], key: str, length: int) -> list[float]:
+    value = _get(data, key)
+    if not isinstance(value, list) or len(value) != length:
+        raise ArtifactError(
+            f"metadata {key} must be a list of {length} numbers; received {_short(value)}"
+        )
+    return [_float({key: v}, key) for v in value]
+
+
+def _str_list(data: Mapping[str, Any], key: str) -> list[str]:
+    value = _get(data, key)
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ArtifactError(f"metadata {key} must be a list of strings; received {_short(value)}")
+    return list(value)
+
+
+def _mapping(data: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, Mapping):
+        raise ArtifactError(f"metadata {key} must be a JSON object; received {_short(value)}")
+    return dict(value)
+
+
+def _str_map(data: Mapping[str, Any], key: str) -> dict[str, str]:
+    value = _mapping(data, key)
+    if not all(isinstance(v, str) for v in value.values()):
+        raise ArtifactError(f"metadata {key} must map names to strings; received {_short(value)}")
+    return value
+
+
+def _threshold(value: Any) -> Threshold:
+    if not isinstance(value, Mapping):
+        raise ArtifactError(f"metadata threshold must be a JSON object; received {_short(value)}")
+    params = _mapping(value, "params")
+    for name, param in params.items():
+        if isinstance(param, bool) or not isinstance(param, (int, float)):
+            raise ArtifactError(
+                f"metadata threshold.params.{name} must be a number; received {param!r}"
+            )
+    return Threshold(value=_float(value, "value"), method=_str(value, "method"), params=params)
+
+
+def _score_stats(value: Any) -> ScoreStats:
+    if not isinstance(value, Mapping):
+        raise ArtifactError(f"metadata score_stats must be a JSON object; received {_short(value)}")
+    return ScoreStats(
+        count=_int(value, "count", minimum=0),
+        **{k: _float(value, k) for k in ("mean", "std", "p50", "p95", "p99", "max")},
+    )
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,153 @@
+"""Streaming scoring: rows arrive one by one, a result leaves as soon as each window completes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .detector import SensorDetector
+from .tables import Row
+
+
+@dataclass(frozen=True)
+class Result:
+    """The decision for the window ending at data row ``index``, or why that row was skipped."""
+
+    index: int
+    time: str | None
+    score: float | None = None
+    above_threshold: bool = False
+    anomaly: bool = False
+    top_features: tuple[tuple[str, float], ...] = ()
+    filled: bool = False
+    skipped: str | None = None
+
+    def to_json(self) -> dict:
+        record: dict = {"index": self.index}
+        if self.time is not None:
+            record["time"] = self.time
+        if self.skipped is not None:
+            record.update(score=None, anomaly=None, skipped=self.skipped)
+            return record
+        record.update(score=self.score, anomaly=self.anomaly, above_threshold=self.above_threshold)
+        if self.anomaly or self.above_threshold:
+            record["why"] = [{"feature": f, "contribution": round(c, 6)} for f, c in self.top_features]
+        if self.filled:
+            record["filled"] = True
+        return record
+
+
+class StreamingScorer:
+    """Keeps the last ``window`` rows in a ring buffer and scores each completed window.
+
+    Rows with missing or invalid cells are filled from the last good row for up to the model's
+    ``max_gap`` rows in a row (flagged ``filled``); a longer gap restarts the window, and each
+    row in it is reported as skipped with the reason. Nothing is dropped silently.
+    """
+
+    def __init__(self, detector: SensorDetector, top_k: int = 3) -> None:
+        self.detector = detector
+        self.window, self.features = detector.input_shape
+        self.stride = detector.spec.stride
+        self.max_gap = detector.spec.max_gap
+        self.top_k = top_k
+        self._ring = np.zeros((2 * self.window, self.features), dtype=np.float32)
+        self.reset()
+        self.rows_in = 0
+        self.windows_scored = 0
+        self.rows_skipped = 0
+        self.rows_filled = 0
+        self.alarms = 0
+
+    def reset(self) -> None:
+        """Forget buffered rows (after a long gap): the next window needs ``window`` new rows."""
+        self._filled_rows = 0
+        self._position = 0
+        self._bad_streak = 0
+        self._last_good: np.ndarray | None = None
+        self._streak = 0
+
+    def push(self, values: np.ndarray, index: int, time: str | None = None,
+             problem: str | None = None) -> list[Result]:
+        """Add one row; returns the result of the window it completes, if any."""
+        return self.push_rows([(values, index, time, problem)])
+
+    def push_parsed(self, rows: Iterable[Row], first_index: int) -> list[Result]:
+        """Add parsed rows numbered from ``first_index``; results of all windows they complete."""
+        return self.push_rows(
+            (row.values, first_index + k, row.time, row.problem) for k, row in enumerate(rows)
+        )
+
+    def push_rows(
+        self, rows: Iterable[tuple[np.ndarray, int, str | None, str | None]]
+    ) -> list[Result]:
+        """Add rows ``(values, index, time, problem)``; windows they complete are scored together."""
+        pending: list[tuple[int, int, str | None, bool]] = []  # (slot, index, time, filled)
+        batch: list[np.ndarray] = []
+        out: list[Result | None] = []
+        for values, index, time, problem in rows:
+            self.rows_in += 1
+            values = np.asarray(values, dtype=np.float32)
+            filled = False
+            if problem is not None or values.shape != (self.features,) or not np.isfinite(values).all():
+                reason = problem or self._problem(values)
+                self._bad_streak += 1
+                if self._last_good is None or self._bad_streak > self.max_gap:
+                    self.rows_skipped += 1
+                    if self._filled_rows:
+                        self.reset()
+                    out.append(Result(index, time, skipped=f"{reason}; window restarts"))
+                    continue
+                values = self._repair(values)
+                filled = True
+                self.rows_filled += 1
+            else:
+                self._bad_streak = 0
+                self._last_good = values
+            slot = self._position % self.window
+            self._ring[slot] = values
+            self._ring[slot + self.window] = values
+            self._position += 1
+            self._filled_rows = min(self._filled_rows + 1, self.window)
+            if self._filled_rows == self.window and (self._position - self.window) % self.stride == 0:
+                start = self._position % self.window
+                batch.append(self._ring[start:start + self.window].copy())
+                pending.append((len(out), index, time, filled))
+                out.append(None)
+        if batch:
+            scores, errors = self.detector.score_with_features(np.stack(batch))
+            threshold = self.detector.threshold
+            consecutive = self.detector.spec.consecutive
+            for (slot, index, time, filled), score, error in zip(pending, scores, errors):
+                above = bool(score > threshold)
+                self._streak = self._streak + 1 if above else 0
+                anomaly = self._streak >= consecutive
+                self.alarms += anomaly
+                out[slot] = Result(index, time, float(score), above, anomaly,
+                                   self._top(error), filled)
+            self.windows_scored += len(batch)
+        return [r for r in out if r is not None]
+
+    def _repair(self, values: np.ndarray) -> np.ndarray:
+        if values.shape != (self.features,):
+            return self._last_good.copy()
+        repaired = values.copy()
+        bad = ~np.isfinite(repaired)
+        repaired[bad] = self._last_good[bad]
+        return repaired
+
+    def _problem(self, values: np.ndarray) -> str:
+        if values.shape != (self.features,):
+            return f"row has {values.size} values; the model needs {self.features}"
+        names = [self.detector.features[i] for i in np.flatnonzero(~np.isfinite(values))]
+        return f"NaN or infinite value in {names}"
+
+    def _top(self, errors: np.ndarray) -> tuple[tuple[str, float], ...]:
+        order = np.argsort(-errors)[: self.top_k]
+        return tuple((self.detector.features[i], float(errors[i])) for i in order)
+
+    def summary(self) -> dict:
+        return {"rows": self.rows_in, "windows": self.windows_scored, "alarms": int(self.alarms),
+                "rows_filled": self.rows_filled, "rows_skipped": self.rows_skipped}

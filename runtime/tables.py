@@ -1,0 +1,271 @@
+"""Reading sensor readings from CSV: files, folders of files, or a live text stream.
+
+One parser, ``RowParser``, turns a header and then one line at a time into numbers, so files,
+stdin and live streams are read the same way. ``read_table`` reads a whole file for training and
+evaluation; ``fill_gaps`` repairs short runs of missing values and refuses long ones.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from .windows import runs
+
+SEPARATORS = (",", ";", "\t")
+TIME_COLUMN_NAMES = ("timestamp", "datetime", "time", "date", "ts")
+DEFAULT_LABEL_COLUMN = "anomaly"
+# Annotation columns of public benchmarks that are labels, not readings (SKAB's changepoint).
+DEFAULT_EXCLUDED_COLUMNS = ("changepoint",)
+MISSING_CELLS = frozenset({"", "nan", "na", "n/a", "null", "none", "?"})
+
+
+@dataclass(frozen=True)
+class Table:
+    """Readings of one file: ``values`` is (rows, features); NaN marks a missing cell."""
+
+    source: str
+    features: tuple[str, ...]
+    values: np.ndarray
+    times: tuple[str, ...] | None
+    labels: np.ndarray | None
+    time_column: str | None
+    label_column: str | None
+
+    def __len__(self) -> int:
+        return int(self.values.shape[0])
+
+
+@dataclass(frozen=True)
+class Row:
+    """One parsed line: ``values`` in feature order; ``problem`` says why it cannot be scored."""
+
+    number: int
+    values: np.ndarray
+    time: str | None
+    label: float | None
+    problem: str | None = None
+
+
+def detect_separator(header: str) -> str:
+    """The separator of a CSV header line: the one of ``, ; tab`` that splits it most."""
+    counts = {sep: header.count(sep) for sep in SEPARATORS}
+    best = max(counts, key=lambda sep: counts[sep])
+    return best if counts[best] > 0 else ","
+
+
+def csv_files(path: str | Path) -> list[Path]:
+    """The CSV files at ``path``: the file itself, or every ``*.csv`` below a folder, sorted."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*.csv") if p.is_file())
+        if not files:
+            raise ValueError(f"`data` folder {str(path)!r} must contain .csv files; found none")
+        return files
+    raise ValueError(f"`data` must be a CSV file or a folder of CSV files; {str(path)!r} does not exist")
+
+
+class RowParser:
+    """Parses CSV lines against a header.
+
+    Args:
+        header: the header line's cells.
+        source: name used in error messages.
+        features: columns to read, in this order; ``None`` picks every column except the time,
+            label and excluded columns (their numeric-ness is checked row by row).
+        time_column: the timestamp column; ``"auto"`` finds one by name, ``None`` means none.
+        label_column: the 0/1 label column, used when present.
+        excluded: further columns that are never features.
+    """
+
+    def __init__(
+        self,
+        header: Sequence[str],
+        source: str,
+        features: Sequence[str] | None = None,
+        time_column: str | None = "auto",
+        label_column: str | None = DEFAULT_LABEL_COLUMN,
+        excluded: Sequence[str] = DEFAULT_EXCLUDED_COLUMNS,
+    ) -> None:
+        names = [cell.strip() for cell in header]
+        if not names or all(not n for n in names):
+            raise ValueError(f"{source}: the header line is empty; expected column names")
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"{source}: column names must be unique; repeated: {duplicates}")
+        self.source = source
+        self.header = tuple(names)
+        index = {name: i for i, name in enumerate(names)}
+        self.time_column = self._time_column(time_column, names, source)
+        self.label_column = label_column if label_column in index else None
+        if features is None:
+            skip = {self.time_column, self.label_column, *excluded, ""}
+            features = [n for n in names if n not in skip]
+        missing = [f for f in features if f not in index]
+        if missing:
+            raise ValueError(
+                f"{source}: feature columns {missing} are missing; the header has {list(names)}"
+            )
+        if not features:
+            raise ValueError(f"{source}: no feature columns left in header {list(names)}")
+        self.features = tuple(features)
+        self._feature_index = [index[f] for f in features]
+        self._time_index = index.get(self.time_column) if self.time_column else None
+        self._label_index = index.get(self.label_column) if self.label_column else None
+
+    @staticmethod
+    def _time_column(time_column: str | None, names: list[str], source: str) -> str | None:
+        if time_column is None:
+            return None
+        if time_column == "auto":
+            for name in names:
+                if name.lower() in TIME_COLUMN_NAMES:
+                    return name
+            return None
+        if time_column not in names:
+            raise ValueError(
+                f"{source}: `time_column` {time_column!r} is not in the header {names}"
+            )
+        return time_column
+
+    def parse(self, cells: Sequence[str], number: int) -> Row:
+        """Parse one line's cells; never raises: a bad row carries ``problem``."""
+        n = len(self.features)
+        values = np.full(n, np.nan)
+        time = None
+        if self._time_index is not None and self._time_index < len(cells):
+            time = cells[self._time_index].strip()
+        if len(cells) != len(self.header):
+            return Row(number, values, time, None,
+                       f"row has {len(cells)} fields; the header has {len(self.header)}")
+        label = None
+        if self._label_index is not None:
+            label_value, problem = _number(cells[self._label_index])
+            if problem is None and not math.isnan(label_value):
+                label = label_value
+        for k, i in enumerate(self._feature_index):
+            value, problem = _number(cells[i])
+            if problem is not None:
+                return Row(number, values, time, label,
+                           f"column {self.features[k]!r} {problem}")
+            values[k] = value
+        problem = None
+        bad = [self.features[k] for k in range(n) if math.isnan(values[k])]
+        if bad:
+            problem = f"missing or NaN value in {bad}"
+        return Row(number, values, time, label, problem)
+
+
+def _number(cell: str) -> tuple[float, str | None]:
+    text = cell.strip()
+    if text.lower() in MISSING_CELLS:
+        return math.nan, None
+    try:
+        value = float(text)
+    except ValueError:
+        return math.nan, f"has non-numeric value {text[:40]!r}"
+    if math.isinf(value):
+        return math.nan, f"has infinite value {text!r}"
+    return value, None
+
+
+def iter_rows(lines: Iterable[str], parser_options: dict, source: str,
+              header: Sequence[str] | None = None) -> Iterator[tuple[RowParser, Row]]:
+    """Parse lines lazily (a live stream yields each row as soon as its line arrives).
+
+    The first non-empty line is the header unless ``header`` is given; the separator is detected
+    from it. Line numbers count from 1 at the file's first line.
+    """
+    parser: RowParser | None = None
+    separator = ","
+    number = 0
+    for line in lines:
+        number += 1
+        text = line.rstrip("\r\n")
+        if not text.strip():
+            continue
+        if parser is None:
+            if header is not None:
+                separator = detect_separator(text)
+                parser = RowParser(header, source, **parser_options)
+            else:
+                separator = detect_separator(text)
+                parser = RowParser(_split(text, separator), source, **parser_options)
+                continue
+        yield parser, parser.parse(_split(text, separator), number)
+
+
+def _split(line: str, separator: str) -> list[str]:
+    if '"' not in line:
+        return line.split(separator)
+    return next(csv.reader(io.StringIO(line), delimiter=separator))
+
+
+def read_table(
+    path: str | Path,
+    features: Sequence[str] | None = None,
+    time_column: str | None = "auto",
+    label_column: str | None = DEFAULT_LABEL_COLUMN,
+    excluded: Sequence[str] = DEFAULT_EXCLUDED_COLUMNS,
+) -> Table:
+    """Read a whole CSV file; any malformed cell is an error naming file, line and column.
+
+    Missing cells stay NaN here (see ``fill_gaps``).
+    """
+    path = Path(path)
+    source = str(path)
+    options = dict(features=features, time_column=time_column, label_column=label_column,
+                   excluded=excluded)
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            rows, parser = [], None
+            for parser, row in iter_rows(handle, options, source):
+                if row.problem and not row.problem.startswith("missing"):
+                    raise ValueError(f"{source}, line {row.number}: {row.problem}")
+                rows.append(row)
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{source}: expected a UTF-8 text CSV file; {error}") from None
+    if parser is None:
+        raise ValueError(f"{source}: the file is empty; expected a header line and data rows")
+    if not rows:
+        raise ValueError(f"{source}: the file has a header but no data rows")
+    values = np.stack([r.values for r in rows])
+    times = tuple(r.time or "" for r in rows) if parser.time_column else None
+    labels = None
+    if parser.label_column:
+        labels = np.array([bool(r.label) if r.label is not None else False for r in rows])
+    return Table(source, parser.features, values, times, labels, parser.time_column,
+                 parser.label_column)
+
+
+def fill_gaps(values: np.ndarray, max_gap: int, source: str, features: Sequence[str]) -> np.ndarray:
+    """Fill runs of at most ``max_gap`` missing values per column by linear interpolation.
+
+    Longer runs, and columns with no value at all, raise ``ValueError`` naming the rows.
+    """
+    values = np.array(values, dtype=np.float64, copy=True)
+    for j in range(values.shape[1]):
+        column = values[:, j]
+        missing = np.isnan(column)
+        if not missing.any():
+            continue
+        if missing.all():
+            raise ValueError(f"{source}: column {features[j]!r} has no numeric value at all")
+        for start, stop in runs(missing):
+            if stop - start > max_gap:
+                raise ValueError(
+                    f"{source}: column {features[j]!r} is missing {stop - start} consecutive "
+                    f"values (data rows {start}..{stop - 1}); at most {max_gap} are filled "
+                    f"(raise `max_gap` or clean the file)"
+                )
+        known = np.flatnonzero(~missing)
+        column[missing] = np.interp(np.flatnonzero(missing), known, column[known])
+    return values

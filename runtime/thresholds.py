@@ -1,0 +1,79 @@
+"""Threshold calibration on scores: Gaussian (z-score), percentile, F1-optimal."""
+
+from __future__ import annotations
+
+import enum
+
+import numpy as np
+
+from .metrics import best_f1
+from .spec import ScoreStats, Threshold
+
+
+class ThresholdMethod(str, enum.Enum):
+    GAUSSIAN = "gaussian"      # mean + k * std of normal scores (Gaussian MLE)
+    PERCENTILE = "percentile"  # the q-th percentile of normal scores
+    F1 = "f1"                  # the cut maximizing F1 on labeled scores
+
+
+DEFAULT_PARAMS = {ThresholdMethod.GAUSSIAN: {"k": 3.0}, ThresholdMethod.PERCENTILE: {"q": 99.5}}
+
+
+def calibrate(
+    method: ThresholdMethod | str,
+    normal_scores: np.ndarray,
+    scores: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
+    **params: float,
+) -> Threshold:
+    """Choose a threshold.
+
+    Args:
+        method: a ``ThresholdMethod`` or its value.
+        normal_scores: scores of held-out normal data (Gaussian and percentile use these).
+        scores, labels: labeled scores, needed for ``f1``.
+        params: ``k`` for Gaussian, ``q`` for percentile.
+    """
+    try:
+        method = ThresholdMethod(method)
+    except ValueError:
+        choices = [m.value for m in ThresholdMethod]
+        raise ValueError(f"`method` must be one of {choices}; received {method!r}") from None
+    normal_scores = _finite(normal_scores, "normal_scores")
+    merged = {**DEFAULT_PARAMS.get(method, {}), **params}
+    if method is ThresholdMethod.GAUSSIAN:
+        mean, std = float(np.mean(normal_scores)), float(np.std(normal_scores))
+        value = mean + merged["k"] * std
+        return Threshold(value, method.value, {"k": float(merged["k"]), "mean": mean, "std": std})
+    if method is ThresholdMethod.PERCENTILE:
+        q = float(merged["q"])
+        if not 0 <= q <= 100:
+            raise ValueError(f"`q` must be in [0, 100]; received {q}")
+        return Threshold(float(np.percentile(normal_scores, q)), method.value, {"q": q})
+    if scores is None or labels is None:
+        raise ValueError("method 'f1' needs labeled `scores` and `labels`; received none")
+    labels = np.asarray(labels, dtype=bool)
+    if not labels.any():
+        raise ValueError("method 'f1' needs at least one anomalous label; received none")
+    f1, value = best_f1(scores, labels)
+    # Alarms are score > threshold at run time; step just below the best cut point.
+    value = float(np.nextafter(value, -np.inf))
+    return Threshold(value, method.value, {"f1": f1})
+
+
+def score_stats(normal_scores: np.ndarray) -> ScoreStats:
+    """Summary statistics of normal scores, stored in the artifact for drift checks."""
+    s = _finite(normal_scores, "normal_scores")
+    p50, p95, p99 = np.percentile(s, [50, 95, 99])
+    return ScoreStats(count=int(s.size), mean=float(s.mean()), std=float(s.std()),
+                      p50=float(p50), p95=float(p95), p99=float(p99), max=float(s.max()))
+
+
+def _finite(values: np.ndarray, name: str) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64).ravel()
+    if values.size == 0:
+        raise ValueError(f"`{name}` must not be empty")
+    if not np.isfinite(values).all():
+        raise ValueError(f"`{name}` must be finite; received {int((~np.isfinite(values)).sum())} "
+                         "NaN or infinite values")
+    return values

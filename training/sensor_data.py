@@ -1,0 +1,124 @@
+"""Preparing sensor CSVs for training: cleaning, chronological split, normalization, windows."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from runtime.tables import DEFAULT_EXCLUDED_COLUMNS, Table, csv_files, fill_gaps, read_table
+from runtime.windows import sliding_windows
+
+
+@dataclass(frozen=True)
+class SensorData:
+    """Windows ready for training, in raw units (normalization is part of the model)."""
+
+    features: tuple[str, ...]
+    train: np.ndarray            # (n, window, features) normal windows
+    validation: np.ndarray       # (m, window, features) all validation windows
+    validation_labels: np.ndarray  # (m,) True where the window ends on a labeled anomaly
+    mean: np.ndarray
+    std: np.ndarray
+    files: tuple[dict, ...]      # name, sha256, rows of every file used
+    time_column: str | None
+    label_column: str | None
+    train_rows: np.ndarray       # normal training rows, for normalization and calibration
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    window: int = 32
+    stride: int = 1
+    validation_fraction: float = 0.2
+    max_gap: int = 3
+    label_column: str | None = "anomaly"
+    time_column: str | None = "auto"
+    features: tuple[str, ...] | None = None
+    excluded: tuple[str, ...] = DEFAULT_EXCLUDED_COLUMNS
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def load_tables(data: str | Path | Sequence[Path], options: DataOptions) -> list[Table]:
+    """Read and clean every CSV; all must share the feature columns of the first."""
+    files = list(data) if isinstance(data, (list, tuple)) else csv_files(data)
+    tables: list[Table] = []
+    features = options.features
+    for path in files:
+        table = read_table(path, features=features, time_column=options.time_column,
+                           label_column=options.label_column, excluded=options.excluded)
+        features = features or table.features
+        values = fill_gaps(table.values, options.max_gap, table.source, table.features)
+        tables.append(Table(table.source, table.features, values, table.times, table.labels,
+                            table.time_column, table.label_column))
+    return tables
+
+
+def prepare(data: str | Path | Sequence[Path], options: DataOptions) -> SensorData:
+    """Split each file chronologically, fit normalization on normal training rows, cut windows.
+
+    Windows never cross file boundaries; training windows contain no labeled anomaly.
+    """
+    if not 0 < options.validation_fraction < 1:
+        raise ValueError(f"`validation_fraction` must be in (0, 1); received "
+                         f"{options.validation_fraction}")
+    tables = load_tables(data, options)
+    w, stride = options.window, options.stride
+    train_parts, val_parts, val_labels, normal_rows = [], [], [], []
+    for table in tables:
+        labels = table.labels if table.labels is not None else np.zeros(len(table), dtype=bool)
+        split = int(round(len(table) * (1 - options.validation_fraction)))
+        train_values, train_labels = table.values[:split], labels[:split]
+        normal_rows.append(train_values[~train_labels])
+        windows = sliding_windows(train_values, w, stride)
+        clean = ~_window_any(train_labels, w, stride)
+        train_parts.append(windows[clean])
+        # Validation windows may start in the training part: they end in the validation part.
+        start = max(0, split - w + 1)
+        val_windows = sliding_windows(table.values[start:], w, stride)
+        val_parts.append(val_windows)
+        val_labels.append(_window_last(labels[start:], w, stride))
+    train = np.concatenate(train_parts) if train_parts else np.empty((0, w, 0))
+    validation = np.concatenate(val_parts)
+    if len(train) < 8:
+        raise ValueError(f"training needs at least 8 normal windows of {w} rows; the data gives "
+                         f"{len(train)} (use more rows or a smaller `window`)")
+    if len(validation) < 4:
+        raise ValueError(f"validation needs at least 4 windows of {w} rows; the data gives "
+                         f"{len(validation)} (raise `validation_fraction` or add rows)")
+    rows = np.concatenate(normal_rows)
+    mean = rows.mean(axis=0)
+    std = rows.std(axis=0)
+    std = np.where(std > 1e-8 * np.maximum(1.0, np.abs(mean)), std, 1.0)
+    first = tables[0]
+    return SensorData(
+        features=first.features,
+        train=train.astype(np.float32),
+        validation=validation.astype(np.float32),
+        validation_labels=np.concatenate(val_labels),
+        mean=mean,
+        std=std,
+        files=tuple({"name": Path(t.source).name, "sha256": file_sha256(Path(t.source)),
+                     "rows": len(t)} for t in tables),
+        time_column=first.time_column,
+        label_column=first.label_column,
+        train_rows=rows,
+    )
+
+
+def _window_any(labels: np.ndarray, window: int, stride: int) -> np.ndarray:
+    if len(labels) < window:
+        return np.zeros(0, dtype=bool)
+    return sliding_windows(labels[:, None], window, stride)[:, :, 0].any(axis=1)
+
+
+def _window_last(labels: np.ndarray, window: int, stride: int) -> np.ndarray:
+    if len(labels) < window:
+        return np.zeros(0, dtype=bool)
+    return sliding_windows(labels[:, None], window, stride)[:, -1, 0].copy()

@@ -1,0 +1,154 @@
+"""Keras RNN models for sensor windows, and the scoring wrapper that is exported.
+
+The trained network sees normalized windows. The exported model wraps it: raw window in,
+normalization, reconstruction, per-feature error and the window score all inside the graph, so
+the .onnx file scores raw readings by itself.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+
+class Architecture(str, enum.Enum):
+    LSTM_AE = "lstm-ae"            # LSTM encoder -> repeated code -> LSTM decoder
+    GRU_AE = "gru-ae"              # the same with GRU cells
+    CONV_LSTM_AE = "conv-lstm-ae"  # strided Conv1D front, LSTM bottleneck, upsampling decoder
+
+
+class ScoreReduction(str, enum.Enum):
+    MEAN = "mean"  # mean over features of the scaled per-feature errors
+    MAX = "max"    # the worst feature's scaled error
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    architecture: Architecture = Architecture.LSTM_AE
+    units: int = 32
+    latent: int = 16
+    epochs: int = 40
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    patience: int = 6
+    score_reduction: ScoreReduction = ScoreReduction.MEAN
+    score_last: int = 0  # score only the last k steps of the window (0: the whole window)
+    seed: int = 0
+
+
+@keras.saving.register_keras_serializable(package="vigil")
+class Standardize(layers.Layer):
+    """(x - mean) / std with constants fixed at training time."""
+
+    def __init__(self, mean, std, **kwargs):
+        super().__init__(**kwargs)
+        self.mean = [float(v) for v in mean]
+        self.std = [float(v) for v in std]
+
+    def call(self, x):
+        mean = ops.convert_to_tensor(np.asarray(self.mean, dtype=np.float32))
+        std = ops.convert_to_tensor(np.asarray(self.std, dtype=np.float32))
+        return (x - mean) / std
+
+    def get_config(self):
+        return {**super().get_config(), "mean": self.mean, "std": self.std}
+
+
+@keras.saving.register_keras_serializable(package="vigil")
+class WindowScore(layers.Layer):
+    """Per-feature squared reconstruction error scaled by its normal level, and the window score.
+
+    Returns (score (batch,), feature_errors (batch, features)); the score is the mean or max of
+    the scaled feature errors, so each feature's entry says how much it contributed.
+    """
+
+    def __init__(self, scale, reduction="mean", last=0, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = [float(v) for v in scale]
+        self.reduction = ScoreReduction(reduction).value
+        self.last = int(last)
+
+    def call(self, inputs):
+        target, reconstruction = inputs
+        if self.last > 0:
+            target, reconstruction = target[:, -self.last:, :], reconstruction[:, -self.last:, :]
+        error = ops.mean(ops.square(reconstruction - target), axis=1)
+        scaled = error / ops.convert_to_tensor(np.asarray(self.scale, dtype=np.float32))
+        if self.reduction == ScoreReduction.MAX.value:
+            score = ops.max(scaled, axis=1)
+        else:
+            score = ops.mean(scaled, axis=1)
+        return score, scaled
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale, "reduction": self.reduction,
+                "last": self.last}
+
+
+def build_autoencoder(window: int, features: int, options: ModelOptions) -> keras.Model:
+    """A sequence autoencoder on normalized windows (window, features) -> same shape."""
+    arch = Architecture(options.architecture)
+    inputs = keras.Input((window, features), name="window")
+    if arch is Architecture.CONV_LSTM_AE:
+        if window % 4:
+            raise ValueError(f"`window` must be a multiple of 4 for {arch.value}; received {window}")
+        x = layers.Conv1D(options.units, 5, strides=2, padding="same", activation="relu")(inputs)
+        x = layers.Conv1D(options.units, 3, strides=2, padding="same", activation="relu")(x)
+        code = layers.LSTM(options.latent)(x)
+        x = layers.RepeatVector(window // 4)(code)
+        x = layers.LSTM(options.units, return_sequences=True)(x)
+        x = layers.UpSampling1D(2)(x)
+        x = layers.Conv1D(options.units, 3, padding="same", activation="relu")(x)
+        x = layers.UpSampling1D(2)(x)
+        x = layers.Conv1D(options.units, 3, padding="same", activation="relu")(x)
+    else:
+        cell = layers.GRU if arch is Architecture.GRU_AE else layers.LSTM
+        x = cell(options.units, return_sequences=True)(inputs)
+        code = cell(options.latent)(x)
+        x = layers.RepeatVector(window)(code)
+        x = cell(options.latent, return_sequences=True)(x)
+        x = cell(options.units, return_sequences=True)(x)
+    outputs = layers.TimeDistributed(layers.Dense(features))(x)
+    return keras.Model(inputs, outputs, name=f"vigil_{arch.value.replace('-', '_')}")
+
+
+def build_scoring_model(autoencoder: keras.Model, mean: np.ndarray, std: np.ndarray,
+                        scale: np.ndarray, options: ModelOptions) -> keras.Model:
+    """Raw window in; (score, feature_errors) out. This is the model that is exported."""
+    window, features = autoencoder.input_shape[1:]
+    raw = keras.Input((window, features), name="window")
+    normalized = Standardize(mean, std, name="standardize")(raw)
+    reconstruction = autoencoder(normalized)
+    score, feature_errors = WindowScore(scale, options.score_reduction, options.score_last,
+                                        name="window_score")([normalized, reconstruction])
+    score = layers.Identity(name="score")(score)
+    feature_errors = layers.Identity(name="feature_errors")(feature_errors)
+    return keras.Model(raw, {"score": score, "feature_errors": feature_errors},
+                       name="vigil_sensor_scorer")
+
+
+def feature_error_scale(autoencoder: keras.Model, normalized: np.ndarray,
+                        options: ModelOptions) -> np.ndarray:
+    """Mean squared error per feature on normal windows: the unit each feature is scored in."""
+    reconstruction = autoencoder.predict(normalized, batch_size=512, verbose=0)
+    last = options.score_last
+    if last > 0:
+        normalized, reconstruction = normalized[:, -last:], reconstruction[:, -last:]
+    error = np.mean((reconstruction - normalized) ** 2, axis=(0, 1))
+    return np.maximum(error, 1e-6)
+
+
+def fit(autoencoder: keras.Model, train: np.ndarray, validation: np.ndarray,
+        options: ModelOptions, verbose: int | str = "auto") -> keras.callbacks.History:
+    """Train to reconstruct normal windows, stopping when validation loss stops improving."""
+    keras.utils.set_random_seed(options.seed)
+    autoencoder.compile(optimizer=keras.optimizers.Adam(options.learning_rate), loss="mse")
+    callbacks = [keras.callbacks.EarlyStopping(patience=options.patience,
+                                               restore_best_weights=True)]
+    return autoencoder.fit(train, train, validation_data=(validation, validation),
+                           epochs=options.epochs, batch_size=options.batch_size, shuffle=True,
+                           callbacks=callbacks, verbose=verbose)

@@ -1,0 +1,143 @@
+"""Training a sensor-window detector end to end: data -> RNN -> scores -> threshold -> run on disk."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from runtime.spec import Threshold
+from runtime.thresholds import ThresholdMethod, calibrate, score_stats
+
+from . import sensor_model
+from .checkpoint import TrainingRun, save_run
+from .sensor_data import DataOptions, SensorData, prepare
+from .versions import library_versions
+
+CALIBRATION_WINDOWS = 256
+
+
+@dataclass(frozen=True)
+class CalibrationOptions:
+    method: ThresholdMethod = ThresholdMethod.GAUSSIAN
+    k: float = 4.0         # Gaussian: mean + k * std
+    q: float = 99.5        # percentile
+    consecutive: int = 1   # alarm after this many consecutive windows above threshold
+
+    def params(self) -> dict[str, float]:
+        method = ThresholdMethod(self.method)
+        if method is ThresholdMethod.GAUSSIAN:
+            return {"k": self.k}
+        if method is ThresholdMethod.PERCENTILE:
+            return {"q": self.q}
+        return {}
+
+
+@dataclass(frozen=True)
+class SensorTrainingOptions:
+    data: DataOptions = field(default_factory=DataOptions)
+    model: sensor_model.ModelOptions = field(default_factory=sensor_model.ModelOptions)
+    calibration: CalibrationOptions = field(default_factory=CalibrationOptions)
+
+
+@dataclass(frozen=True)
+class SensorTrainingResult:
+    run: TrainingRun
+    threshold: Threshold
+    seconds: float
+    epochs: int
+
+
+def fit_threshold(calibration: CalibrationOptions, scores: np.ndarray,
+                  labels: np.ndarray) -> Threshold:
+    """Threshold from validation scores: on the normal ones, or F1-optimal on labeled ones."""
+    method = ThresholdMethod(calibration.method)
+    if method is ThresholdMethod.F1:
+        return calibrate(method, scores[~labels], scores=scores, labels=labels)
+    return calibrate(method, scores[~labels], **calibration.params())
+
+
+def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
+                 options: SensorTrainingOptions = SensorTrainingOptions(),
+                 verbose: int | str = "auto") -> SensorTrainingResult:
+    """Train on ``data`` (CSV file, folder, or list of files) and write ``output`` (.keras)."""
+    if options.calibration.consecutive < 1:
+        raise ValueError(f"`consecutive` must be >= 1; received {options.calibration.consecutive}")
+    started = time.perf_counter()
+    prepared = prepare(data, options.data)
+    model_options = options.model
+    window, n_features = prepared.train.shape[1:]
+    normal_val = prepared.validation[~prepared.validation_labels]
+    if len(normal_val) < 4:
+        raise ValueError(f"validation has {len(normal_val)} normal windows; at least 4 are needed "
+                         "to calibrate a threshold")
+    autoencoder = sensor_model.build_autoencoder(window, n_features, model_options)
+    normalize = lambda x: ((x - prepared.mean) / prepared.std).astype(np.float32)  # noqa: E731
+    history = sensor_model.fit(autoencoder, normalize(prepared.train), normalize(normal_val),
+                               model_options, verbose=verbose)
+    scale = sensor_model.feature_error_scale(autoencoder, normalize(prepared.train), model_options)
+    scorer = sensor_model.build_scoring_model(autoencoder, prepared.mean, prepared.std, scale,
+                                              model_options)
+    scores = score_windows(scorer, prepared.validation)
+    labels = prepared.validation_labels
+    if ThresholdMethod(options.calibration.method) is ThresholdMethod.F1 and not labels.any():
+        raise ValueError("threshold method 'f1' needs labeled anomalies in the validation part; "
+                         "none found (use 'gaussian' or 'percentile')")
+    threshold = fit_threshold(options.calibration, scores, labels)
+    run = TrainingRun(
+        model_path=Path(output),
+        record=_record(prepared, options, threshold, scores[~labels], len(history.epoch)),
+        validation=prepared.validation,
+        validation_labels=labels,
+        calibration=_calibration_windows(prepared, model_options.seed),
+    )
+    save_run(scorer, run)
+    return SensorTrainingResult(run, threshold, time.perf_counter() - started, len(history.epoch))
+
+
+def score_windows(scorer, windows: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """Scores of raw windows from the Keras scoring model."""
+    out = scorer.predict(windows.astype(np.float32), batch_size=batch_size, verbose=0)
+    return np.asarray(out["score"], dtype=np.float64).reshape(-1)
+
+
+def _calibration_windows(prepared: SensorData, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    count = min(CALIBRATION_WINDOWS, len(prepared.train))
+    return prepared.train[np.sort(rng.choice(len(prepared.train), count, replace=False))]
+
+
+def _record(prepared: SensorData, options: SensorTrainingOptions, threshold: Threshold,
+            normal_scores: np.ndarray, epochs: int) -> dict:
+    model = options.model
+    return {
+        "kind": "sensor",
+        "features": list(prepared.features),
+        "window": options.data.window,
+        "stride": options.data.stride,
+        "mean": prepared.mean.tolist(),
+        "std": prepared.std.tolist(),
+        "max_gap": options.data.max_gap,
+        "time_column": prepared.time_column,
+        "label_column": prepared.label_column,
+        "score_reduction": f"{model.score_reduction.value} of per-feature squared reconstruction "
+                           f"error / its normal mean, over the "
+                           + (f"last {model.score_last} steps" if model.score_last else "window"),
+        "threshold": asdict(threshold),
+        "calibration": {"method": ThresholdMethod(options.calibration.method).value,
+                        "params": options.calibration.params()},
+        "consecutive": options.calibration.consecutive,
+        "score_stats": asdict(score_stats(normal_scores)),
+        "training": {
+            "files": list(prepared.files),
+            "train_windows": int(len(prepared.train)),
+            "validation_windows": int(len(prepared.validation)),
+            "validation_fraction": options.data.validation_fraction,
+            "epochs": epochs,
+            "model": {k: (v.value if hasattr(v, "value") else v) for k, v in asdict(model).items()},
+        },
+        "versions": library_versions(),
+    }
