@@ -56,22 +56,20 @@ def _int_list(text: str) -> tuple[int, ...]:
 
 def cmd_train_sensor(args) -> int:
     _training_side("train sensor")
-    from training.sensor_data import DataOptions
-    from training.sensor_model import Architecture, ModelOptions, ScoreReduction
-    from training.train_sensor import CalibrationOptions, SensorTrainingOptions, train_sensor
+    from dataclasses import replace
 
+    from training.train_sensor import SensorTrainingOptions, train_sensor
+
+    defaults = SensorTrainingOptions()
     options = SensorTrainingOptions(
-        data=DataOptions(window=args.window, stride=args.stride,
-                         validation_fraction=args.validation_fraction, max_gap=args.max_gap,
-                         label_column=args.label_column, time_column=args.time_column,
-                         features=args.features),
-        model=ModelOptions(architecture=Architecture(args.architecture), units=args.units,
-                           latent=args.latent, epochs=args.epochs, batch_size=args.batch_size,
-                           learning_rate=args.learning_rate,
-                           score_reduction=ScoreReduction(args.score_reduction),
-                           score_last=args.score_last, seed=args.seed),
-        calibration=CalibrationOptions(method=args.threshold, k=args.k, q=args.q,
-                                       consecutive=args.consecutive),
+        data=replace(defaults.data, **_given(args, "window", "stride", "validation_fraction",
+                                             "max_gap", "label_column", "time_column",
+                                             "features", "relative_std_floor")),
+        model=replace(defaults.model, **_given(args, "architecture", "units", "latent", "epochs",
+                                               "batch_size", "learning_rate", "score_reduction",
+                                               "score_last", "seed")),
+        calibration=replace(defaults.calibration, **_given(args, "k", "q", "consecutive", "hold",
+                                                           method="threshold")),
     )
     result = train_sensor(args.data, args.output, options, verbose=0 if args.quiet else "auto")
     print(json.dumps({"model": str(args.output), "threshold": result.threshold.value,
@@ -79,6 +77,12 @@ def cmd_train_sensor(args) -> int:
                       "seconds": round(result.seconds, 1),
                       "train_windows": result.run.record["training"]["train_windows"]}))
     return EXIT_OK
+
+
+def _given(args, *names: str, **renamed: str) -> dict:
+    """Options the user set on the command line (unset ones keep the library defaults)."""
+    pairs = [(n, n) for n in names] + list(renamed.items())
+    return {field: getattr(args, arg) for field, arg in pairs if getattr(args, arg) is not None}
 
 
 def cmd_export(args) -> int:
@@ -174,29 +178,38 @@ def build_parser() -> argparse.ArgumentParser:
     sensor.add_argument("-o", "--output", required=True, help="MODEL.keras to write")
     sensor.add_argument("--features", type=_comma_list, default=None,
                         help="feature columns a,b,c (default: every numeric column but time/label)")
-    sensor.add_argument("--label-column", default="anomaly",
-                        help="0/1 label column, used when present (rows labeled 1 are not trained on)")
-    sensor.add_argument("--time-column", default="auto", help="timestamp column (auto: by name)")
-    sensor.add_argument("--window", type=int, default=32)
-    sensor.add_argument("--stride", type=int, default=1)
-    sensor.add_argument("--validation-fraction", type=float, default=0.2)
-    sensor.add_argument("--max-gap", type=int, default=3, help="longest run of missing values filled")
-    sensor.add_argument("--architecture", choices=["lstm-ae", "gru-ae", "conv-lstm-ae"],
-                        default="lstm-ae")
-    sensor.add_argument("--units", type=int, default=32)
-    sensor.add_argument("--latent", type=int, default=16)
-    sensor.add_argument("--epochs", type=int, default=40)
-    sensor.add_argument("--batch-size", type=int, default=64)
-    sensor.add_argument("--learning-rate", type=float, default=2e-3)
-    sensor.add_argument("--score-reduction", choices=["mean", "max"], default="mean")
-    sensor.add_argument("--score-last", type=int, default=0,
-                        help="score only the last k steps of each window (0: all)")
-    sensor.add_argument("--threshold", choices=["gaussian", "percentile", "f1"], default="gaussian")
-    sensor.add_argument("--k", type=float, default=4.0, help="gaussian: mean + k*std")
-    sensor.add_argument("--q", type=float, default=99.5, help="percentile of normal scores")
-    sensor.add_argument("--consecutive", type=int, default=1,
+    sensor.add_argument("--label-column", default=None,
+                        help="0/1 label column, used when present (default anomaly; labeled rows "
+                             "are not trained on)")
+    sensor.add_argument("--time-column", default=None, help="timestamp column (default: by name)")
+    sensor.add_argument("--window", type=int, default=None, help="rows per window (default 48)")
+    sensor.add_argument("--stride", type=int, default=None, help="rows between windows (default 1)")
+    sensor.add_argument("--validation-fraction", type=float, default=None,
+                        help="last fraction of each file held out (default 0.25)")
+    sensor.add_argument("--max-gap", type=int, default=None,
+                        help="longest run of missing values filled (default 3)")
+    sensor.add_argument("--relative-std-floor", type=float, default=None,
+                        help="each feature's std is at least this fraction of its mean (default 0.01)")
+    sensor.add_argument("--architecture", default=None,
+                        choices=["lstm-forecast", "gru-forecast", "lstm-ae", "gru-ae", "conv-lstm-ae"],
+                        help="default lstm-forecast")
+    sensor.add_argument("--units", type=int, default=None)
+    sensor.add_argument("--latent", type=int, default=None, help="autoencoder code size")
+    sensor.add_argument("--epochs", type=int, default=None)
+    sensor.add_argument("--batch-size", type=int, default=None)
+    sensor.add_argument("--learning-rate", type=float, default=None)
+    sensor.add_argument("--score-reduction", choices=["mean", "max"], default=None)
+    sensor.add_argument("--score-last", type=int, default=None,
+                        help="score the mean error of the last k steps of each window (default 16)")
+    sensor.add_argument("--threshold", choices=["gaussian", "percentile", "f1"], default=None,
+                        help="calibration (default gaussian)")
+    sensor.add_argument("--k", type=float, default=None, help="gaussian: mean + k*std")
+    sensor.add_argument("--q", type=float, default=None, help="percentile of normal scores")
+    sensor.add_argument("--consecutive", type=int, default=None,
                         help="alarm after this many consecutive windows above threshold")
-    sensor.add_argument("--seed", type=int, default=0)
+    sensor.add_argument("--hold", type=int, default=None,
+                        help="keep an alarm on this many windows after the score falls")
+    sensor.add_argument("--seed", type=int, default=None)
     sensor.add_argument("--quiet", action="store_true", help="no progress bar")
     sensor.set_defaults(run=cmd_train_sensor)
 

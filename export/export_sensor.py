@@ -148,9 +148,9 @@ def _refit(run: TrainingRun, scores: np.ndarray) -> Threshold:
 
 def _int8_parity(run: TrainingRun, fp32_scores, fp32_threshold: Threshold, int8_scores,
                  int8_threshold: Threshold) -> dict:
-    consecutive = int(run.record["consecutive"])
-    fp32_alarms = consecutive_alarms(fp32_scores > fp32_threshold.value, consecutive)
-    int8_alarms = consecutive_alarms(int8_scores > int8_threshold.value, consecutive)
+    consecutive, hold = int(run.record["consecutive"]), int(run.record.get("hold", 0))
+    fp32_alarms = consecutive_alarms(fp32_scores > fp32_threshold.value, consecutive, hold)
+    int8_alarms = consecutive_alarms(int8_scores > int8_threshold.value, consecutive, hold)
     parity = {
         "int8_rank_correlation": rank_correlation(fp32_scores, int8_scores),
         "int8_max_abs_diff": float(np.max(np.abs(int8_scores - fp32_scores))),
@@ -181,6 +181,7 @@ def _spec(run: TrainingRun, threshold: Threshold, stats: ScoreStats, precision: 
         score_stats=stats,
         precision=precision.value,
         max_gap=int(record["max_gap"]),
+        hold=int(record.get("hold", 0)),
         time_column=record.get("time_column"),
         label_column=record.get("label_column"),
         versions={**record.get("versions", {}), **library_versions()},

@@ -100,8 +100,9 @@ class SensorDetector:
         return ends, scores, errors
 
     def alarms(self, scores: np.ndarray) -> np.ndarray:
-        """Smoothed alarms for consecutive windows: ``consecutive`` windows above threshold."""
-        return consecutive_alarms(np.asarray(scores) > self._threshold, self.spec.consecutive)
+        """Smoothed alarms of consecutive windows' scores (the artifact's ``consecutive``/``hold``)."""
+        return consecutive_alarms(np.asarray(scores) > self._threshold, self.spec.consecutive,
+                                  self.spec.hold)
 
     def _check_windows(self, x: np.ndarray) -> np.ndarray:
         array = np.asarray(x)

@@ -63,6 +63,7 @@ class SensorSpec:
     score_output: str = "score"
     feature_output: str = "feature_errors"
     max_gap: int = 3
+    hold: int = 0
     time_column: str | None = None
     label_column: str | None = None
     versions: Mapping[str, str] = field(default_factory=dict)
@@ -119,6 +120,7 @@ def spec_from_dict(data: Any) -> SensorSpec:
         score_output=_str(data, "score_output"),
         feature_output=_str(data, "feature_output"),
         max_gap=_int(data, "max_gap", minimum=0, maximum=100_000),
+        hold=_int(data, "hold", minimum=0, maximum=100_000),
         time_column=_optional_str(data, "time_column"),
         label_column=_optional_str(data, "label_column"),
         versions=_str_map(data, "versions"),

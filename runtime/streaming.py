@@ -9,6 +9,7 @@ import numpy as np
 
 from .detector import SensorDetector
 from .tables import Row
+from .windows import AlarmFilter
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class StreamingScorer:
         self.max_gap = detector.spec.max_gap
         self.top_k = top_k
         self._ring = np.zeros((2 * self.window, self.features), dtype=np.float32)
+        self._alarm = AlarmFilter(detector.spec.consecutive, detector.spec.hold)
         self.reset()
         self.rows_in = 0
         self.windows_scored = 0
@@ -67,7 +69,7 @@ class StreamingScorer:
         self._position = 0
         self._bad_streak = 0
         self._last_good: np.ndarray | None = None
-        self._streak = 0
+        self._alarm.reset()
 
     def push(self, values: np.ndarray, index: int, time: str | None = None,
              problem: str | None = None) -> list[Result]:
@@ -119,11 +121,9 @@ class StreamingScorer:
         if batch:
             scores, errors = self.detector.score_with_features(np.stack(batch))
             threshold = self.detector.threshold
-            consecutive = self.detector.spec.consecutive
             for (slot, index, time, filled), score, error in zip(pending, scores, errors):
                 above = bool(score > threshold)
-                self._streak = self._streak + 1 if above else 0
-                anomaly = self._streak >= consecutive
+                anomaly = self._alarm.step(above)
                 self.alarms += anomaly
                 out[slot] = Result(index, time, float(score), above, anomaly,
                                    self._top(error), filled)

@@ -31,14 +31,17 @@ class SensorData:
 
 @dataclass(frozen=True)
 class DataOptions:
-    window: int = 32
+    window: int = 48
     stride: int = 1
-    validation_fraction: float = 0.2
+    validation_fraction: float = 0.25
     max_gap: int = 3
     label_column: str | None = "anomaly"
     time_column: str | None = "auto"
     features: tuple[str, ...] | None = None
     excluded: tuple[str, ...] = DEFAULT_EXCLUDED_COLUMNS
+    # Each feature's std is at least this fraction of its mean level: a slowly drifting sensor
+    # (a temperature) seen over a short normal period otherwise looks far too quiet.
+    relative_std_floor: float = 0.01
 
 
 def file_sha256(path: Path) -> str:
@@ -95,6 +98,7 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions) -> SensorDa
     rows = np.concatenate(normal_rows)
     mean = rows.mean(axis=0)
     std = rows.std(axis=0)
+    std = np.maximum(std, options.relative_std_floor * np.abs(mean))
     std = np.where(std > 1e-8 * np.maximum(1.0, np.abs(mean)), std, 1.0)
     first = tables[0]
     return SensorData(

@@ -19,6 +19,12 @@ class Architecture(str, enum.Enum):
     LSTM_AE = "lstm-ae"            # LSTM encoder -> repeated code -> LSTM decoder
     GRU_AE = "gru-ae"              # the same with GRU cells
     CONV_LSTM_AE = "conv-lstm-ae"  # strided Conv1D front, LSTM bottleneck, upsampling decoder
+    LSTM_FORECAST = "lstm-forecast"  # causal LSTM predicting each next row of the window
+    GRU_FORECAST = "gru-forecast"    # the same with GRU cells
+
+    @property
+    def forecasts(self) -> bool:
+        return self in (Architecture.LSTM_FORECAST, Architecture.GRU_FORECAST)
 
 
 class ScoreReduction(str, enum.Enum):
@@ -28,15 +34,16 @@ class ScoreReduction(str, enum.Enum):
 
 @dataclass(frozen=True)
 class ModelOptions:
-    architecture: Architecture = Architecture.LSTM_AE
+    architecture: Architecture = Architecture.LSTM_FORECAST
     units: int = 32
     latent: int = 16
-    epochs: int = 40
-    batch_size: int = 64
-    learning_rate: float = 2e-3
-    patience: int = 6
+    epochs: int = 30
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    patience: int = 0     # early-stopping patience in epochs (0: train all epochs)
     score_reduction: ScoreReduction = ScoreReduction.MEAN
-    score_last: int = 0  # score only the last k steps of the window (0: the whole window)
+    score_last: int = 16  # score the last k steps of the window (0: the whole window)
+    scale_features: bool = False  # divide each feature's error by its mean on normal windows
     seed: int = 0
 
 
@@ -60,7 +67,7 @@ class Standardize(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="vigil")
 class WindowScore(layers.Layer):
-    """Per-feature squared reconstruction error scaled by its normal level, and the window score.
+    """Per-feature squared error (reconstruction or forecast), scaled, and the window score.
 
     Returns (score (batch,), feature_errors (batch, features)); the score is the mean or max of
     the scaled feature errors, so each feature's entry says how much it contributed.
@@ -89,9 +96,19 @@ class WindowScore(layers.Layer):
                 "last": self.last}
 
 
-def build_autoencoder(window: int, features: int, options: ModelOptions) -> keras.Model:
-    """A sequence autoencoder on normalized windows (window, features) -> same shape."""
+def build_network(window: int, features: int, options: ModelOptions) -> keras.Model:
+    """The trainable network on normalized windows.
+
+    Autoencoders map (window, features) to its reconstruction. Forecasters map the first
+    ``window - 1`` rows to predictions of rows 1..window-1 (output t forecasts row t + 1).
+    """
     arch = Architecture(options.architecture)
+    if arch.forecasts:
+        cell = layers.GRU if arch is Architecture.GRU_FORECAST else layers.LSTM
+        inputs = keras.Input((window - 1, features), name="history")
+        x = cell(options.units, return_sequences=True)(inputs)
+        outputs = layers.TimeDistributed(layers.Dense(features))(x)
+        return keras.Model(inputs, outputs, name=f"vigil_{arch.value.replace('-', '_')}")
     inputs = keras.Input((window, features), name="window")
     if arch is Architecture.CONV_LSTM_AE:
         if window % 4:
@@ -116,39 +133,65 @@ def build_autoencoder(window: int, features: int, options: ModelOptions) -> kera
     return keras.Model(inputs, outputs, name=f"vigil_{arch.value.replace('-', '_')}")
 
 
-def build_scoring_model(autoencoder: keras.Model, mean: np.ndarray, std: np.ndarray,
+def targets_and_outputs(network: keras.Model, normalized, forecasts: bool):
+    """(what the network should produce, what it produced) for normalized windows."""
+    if forecasts:
+        return normalized[:, 1:, :], network(normalized[:, :-1, :])
+    return normalized, network(normalized)
+
+
+def training_pairs(normalized: np.ndarray, forecasts: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(inputs, targets) to fit the network on."""
+    if forecasts:
+        return normalized[:, :-1], normalized[:, 1:]
+    return normalized, normalized
+
+
+def build_scoring_model(network: keras.Model, window: int, mean: np.ndarray, std: np.ndarray,
                         scale: np.ndarray, options: ModelOptions) -> keras.Model:
     """Raw window in; (score, feature_errors) out. This is the model that is exported."""
-    window, features = autoencoder.input_shape[1:]
+    features = len(mean)
     raw = keras.Input((window, features), name="window")
     normalized = Standardize(mean, std, name="standardize")(raw)
-    reconstruction = autoencoder(normalized)
+    target, produced = targets_and_outputs(network, normalized,
+                                           Architecture(options.architecture).forecasts)
     score, feature_errors = WindowScore(scale, options.score_reduction, options.score_last,
-                                        name="window_score")([normalized, reconstruction])
+                                        name="window_score")([target, produced])
     score = layers.Identity(name="score")(score)
     feature_errors = layers.Identity(name="feature_errors")(feature_errors)
     return keras.Model(raw, {"score": score, "feature_errors": feature_errors},
                        name="vigil_sensor_scorer")
 
 
-def feature_error_scale(autoencoder: keras.Model, normalized: np.ndarray,
+def feature_error_scale(network: keras.Model, normalized: np.ndarray,
                         options: ModelOptions) -> np.ndarray:
-    """Mean squared error per feature on normal windows: the unit each feature is scored in."""
-    reconstruction = autoencoder.predict(normalized, batch_size=512, verbose=0)
+    """The unit each feature's squared error is scored in.
+
+    With ``scale_features`` it is the feature's mean squared error on normal windows, so that a
+    well-predicted feature weighs as much as a noisy one; otherwise 1 for every feature.
+    """
+    if not options.scale_features:
+        return np.ones(normalized.shape[-1])
+    inputs, targets = training_pairs(normalized, Architecture(options.architecture).forecasts)
+    produced = network.predict(inputs, batch_size=512, verbose=0)
     last = options.score_last
     if last > 0:
-        normalized, reconstruction = normalized[:, -last:], reconstruction[:, -last:]
-    error = np.mean((reconstruction - normalized) ** 2, axis=(0, 1))
-    return np.maximum(error, 1e-6)
+        targets, produced = targets[:, -last:], produced[:, -last:]
+    return np.maximum(np.mean((produced - targets) ** 2, axis=(0, 1)), 1e-6)
 
 
-def fit(autoencoder: keras.Model, train: np.ndarray, validation: np.ndarray,
+def fit(network: keras.Model, train: np.ndarray, validation: np.ndarray,
         options: ModelOptions, verbose: int | str = "auto") -> keras.callbacks.History:
-    """Train to reconstruct normal windows, stopping when validation loss stops improving."""
+    """Fit the network on normal windows (normalized); early stopping when ``patience`` > 0."""
     keras.utils.set_random_seed(options.seed)
-    autoencoder.compile(optimizer=keras.optimizers.Adam(options.learning_rate), loss="mse")
-    callbacks = [keras.callbacks.EarlyStopping(patience=options.patience,
-                                               restore_best_weights=True)]
-    return autoencoder.fit(train, train, validation_data=(validation, validation),
-                           epochs=options.epochs, batch_size=options.batch_size, shuffle=True,
-                           callbacks=callbacks, verbose=verbose)
+    forecasts = Architecture(options.architecture).forecasts
+    network.compile(optimizer=keras.optimizers.Adam(options.learning_rate), loss="mse")
+    callbacks = []
+    if options.patience > 0:
+        callbacks.append(keras.callbacks.EarlyStopping(patience=options.patience,
+                                                       restore_best_weights=True))
+    x, y = training_pairs(train, forecasts)
+    vx, vy = training_pairs(validation, forecasts)
+    return network.fit(x, y, validation_data=(vx, vy), epochs=options.epochs,
+                       batch_size=options.batch_size, shuffle=True, callbacks=callbacks,
+                       verbose=verbose)

@@ -26,6 +26,7 @@ class CalibrationOptions:
     k: float = 4.0         # Gaussian: mean + k * std
     q: float = 99.5        # percentile
     consecutive: int = 1   # alarm after this many consecutive windows above threshold
+    hold: int = 0          # keep an alarm on for this many windows after the score falls
 
     def params(self) -> dict[str, float]:
         method = ThresholdMethod(self.method)
@@ -74,12 +75,15 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
     if len(normal_val) < 4:
         raise ValueError(f"validation has {len(normal_val)} normal windows; at least 4 are needed "
                          "to calibrate a threshold")
-    autoencoder = sensor_model.build_autoencoder(window, n_features, model_options)
+    if 0 < model_options.score_last and model_options.score_last >= window:
+        raise ValueError(f"`score_last` must be smaller than `window` ({window}); received "
+                         f"{model_options.score_last}")
+    network = sensor_model.build_network(window, n_features, model_options)
     normalize = lambda x: ((x - prepared.mean) / prepared.std).astype(np.float32)  # noqa: E731
-    history = sensor_model.fit(autoencoder, normalize(prepared.train), normalize(normal_val),
+    history = sensor_model.fit(network, normalize(prepared.train), normalize(normal_val),
                                model_options, verbose=verbose)
-    scale = sensor_model.feature_error_scale(autoencoder, normalize(prepared.train), model_options)
-    scorer = sensor_model.build_scoring_model(autoencoder, prepared.mean, prepared.std, scale,
+    scale = sensor_model.feature_error_scale(network, normalize(prepared.train), model_options)
+    scorer = sensor_model.build_scoring_model(network, window, prepared.mean, prepared.std, scale,
                                               model_options)
     scores = score_windows(scorer, prepared.validation)
     labels = prepared.validation_labels
@@ -123,13 +127,17 @@ def _record(prepared: SensorData, options: SensorTrainingOptions, threshold: Thr
         "max_gap": options.data.max_gap,
         "time_column": prepared.time_column,
         "label_column": prepared.label_column,
-        "score_reduction": f"{model.score_reduction.value} of per-feature squared reconstruction "
-                           f"error / its normal mean, over the "
+        "score_reduction": f"{sensor_model.ScoreReduction(model.score_reduction).value} over features of the squared "
+                           + ("next-row forecast" if sensor_model.Architecture(model.architecture).forecasts
+                              else "reconstruction")
+                           + " error in normalized units"
+                           + (" / its normal mean" if model.scale_features else "") + ", over the "
                            + (f"last {model.score_last} steps" if model.score_last else "window"),
         "threshold": asdict(threshold),
         "calibration": {"method": ThresholdMethod(options.calibration.method).value,
                         "params": options.calibration.params()},
         "consecutive": options.calibration.consecutive,
+        "hold": options.calibration.hold,
         "score_stats": asdict(score_stats(normal_scores)),
         "training": {
             "files": list(prepared.files),

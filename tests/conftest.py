@@ -1,0 +1,59 @@
+"""Shared fixtures: a tiny sensor model trained once per session on seeded synthetic data."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared_dataset(name: str) -> Path:
+    """Path of a real dataset in ../shared/data; skip when absent, but fail in CI."""
+    path = SHARED_DATA / name
+    if not path.is_dir():
+        reason = f"real dataset {path} is absent (it lives beside the project, in ../shared/data)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason + "; CI must have it")
+        pytest.skip(reason)
+    return path
+
+
+@dataclass(frozen=True)
+class SensorArtifacts:
+    folder: Path
+    train_csv: Path
+    test_csv: Path
+    keras_model: Path
+    int8: Path
+    fp32: Path
+
+
+@pytest.fixture(scope="session")
+def sensor_artifacts(tmp_path_factory) -> SensorArtifacts:
+    """Train a small LSTM-AE on synthetic data and export it as INT8 and FP32 (about 20 s)."""
+    pytest.importorskip("tensorflow")
+    from export.export_sensor import ExportOptions, Precision, export_sensor
+    from training.sensor_data import DataOptions
+    from training.sensor_model import ModelOptions
+    from training.synthetic import write_sensor_dataset
+    from training.train_sensor import SensorTrainingOptions, train_sensor
+
+    folder = tmp_path_factory.mktemp("sensor")
+    train_csv, test_csv = write_sensor_dataset(folder / "data", seed=3, train_rows=2500,
+                                               test_rows=1500)
+    options = SensorTrainingOptions(data=DataOptions(window=16),
+                                    model=ModelOptions(units=16, latent=8, epochs=6, seed=3))
+    keras_model = folder / "sensor.keras"
+    train_sensor(train_csv, keras_model, options, verbose=0)
+    int8 = export_sensor(keras_model, folder / "sensor-int8.onnx",
+                         ExportOptions(precision=Precision.INT8, force=True)).path
+    fp32 = export_sensor(keras_model, folder / "sensor-fp32.onnx",
+                         ExportOptions(precision=Precision.FP32)).path
+    return SensorArtifacts(folder, train_csv, test_csv, keras_model, int8, fp32)
