@@ -1,0 +1,329 @@
+"""The exported sensor artifact: Keras/FP32/INT8 parity, metadata, input checks, bad files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+import runtime
+from export import cli
+from export.export_sensor import rank_correlation
+from runtime import ArtifactError
+from runtime.tables import read_table
+from runtime.windows import sliding_windows
+from training.synthetic import FEATURES
+
+FP32_MAX_ABS_DIFF = 1e-4       # Keras vs ONNX FP32 on validation scores (about 0.4 .. 2.5)
+INT8_MIN_RANK_CORRELATION = 0.95
+INT8_MAX_REL_DIFF = 0.15       # |INT8 - FP32| / FP32 per window; measured 0.02 .. 0.07
+BATCH1_WINDOWS = 12            # windows scored one at a time (Keras calls are slow)
+QUALITY_FLOOR_AUROC = 0.7      # synthetic test stream; the tiny fixture model reaches about 0.8-0.9
+
+onnx = pytest.importorskip("onnx")
+
+
+@pytest.fixture(scope="module")
+def validation(sensor_artifacts) -> np.ndarray:
+    from training.checkpoint import load_run
+
+    windows = load_run(sensor_artifacts.keras_model).validation
+    assert windows.ndim == 3 and len(windows) > BATCH1_WINDOWS
+    return windows
+
+
+@pytest.fixture(scope="module")
+def fp32(sensor_artifacts):
+    return runtime.load(sensor_artifacts.fp32)
+
+
+@pytest.fixture(scope="module")
+def int8(sensor_artifacts):
+    return runtime.load(sensor_artifacts.int8)
+
+
+@pytest.fixture(scope="module")
+def labeled_windows(sensor_artifacts, int8) -> np.ndarray:
+    table = read_table(sensor_artifacts.test_csv, features=int8.features)
+    return sliding_windows(table.values.astype(np.float32), int8.spec.window)
+
+
+# -- parity ------------------------------------------------------------------------------------
+
+def test_keras_and_onnx_fp32_agree_at_batch_1_and_batch_n(sensor_artifacts, validation, fp32):
+    import keras
+
+    import training.sensor_model  # noqa: F401  (registers the custom layers)
+
+    model = keras.models.load_model(sensor_artifacts.keras_model, safe_mode=True)
+    keras_batch = np.asarray(model.predict(validation, batch_size=256, verbose=0)["score"],
+                             dtype=np.float64).reshape(-1)
+    onnx_batch = fp32.score(validation)
+    assert onnx_batch.shape == keras_batch.shape == (len(validation),)
+    assert np.max(np.abs(onnx_batch - keras_batch)) < FP32_MAX_ABS_DIFF
+
+    for window in validation[:BATCH1_WINDOWS]:
+        keras_one = float(np.asarray(model(window[None], training=False)["score"]).reshape(-1)[0])
+        onnx_one = fp32.score(window)
+        assert onnx_one.shape == (1,)
+        assert abs(onnx_one[0] - keras_one) < FP32_MAX_ABS_DIFF
+
+
+@pytest.mark.parametrize("batch", [1, 64, None], ids=["batch1", "batch64", "all"])
+def test_int8_tracks_fp32(fp32, int8, validation, labeled_windows, batch):
+    windows = np.concatenate([validation, labeled_windows[::5]])  # normal and anomalous windows
+    if batch == 1:
+        windows = windows[::25]
+        a = np.array([fp32.score(w)[0] for w in windows])
+        b = np.array([int8.score(w)[0] for w in windows])
+    elif batch is None:
+        a, b = fp32.score(windows), int8.score(windows)
+    else:
+        starts = range(0, len(windows), batch)
+        a = np.concatenate([fp32.score(windows[i:i + batch]) for i in starts])
+        b = np.concatenate([int8.score(windows[i:i + batch]) for i in starts])
+    assert len(a) > 20
+    assert rank_correlation(a, b) >= INT8_MIN_RANK_CORRELATION
+    assert np.max(np.abs(b - a) / np.abs(a)) <= INT8_MAX_REL_DIFF
+
+
+def test_scores_separate_anomalies(sensor_artifacts, int8, labeled_windows):
+    """A quality floor on the synthetic test stream, not just 'it ran'."""
+    from runtime.metrics import auroc
+
+    table = read_table(sensor_artifacts.test_csv, features=int8.features)
+    labels = table.labels[int8.spec.window - 1:]
+    assert auroc(int8.score(labeled_windows), labels) > QUALITY_FLOOR_AUROC
+
+
+# -- metadata ----------------------------------------------------------------------------------
+
+def raw_metadata(path) -> dict:
+    model = onnx.load(str(path))
+    entries = {e.key: e.value for e in model.metadata_props}
+    assert list(entries) == ["vigil"], "exactly one namespaced metadata entry"
+    return json.loads(entries["vigil"])
+
+
+@pytest.mark.parametrize("precision", ["int8", "fp32"])
+def test_metadata_contents(sensor_artifacts, precision):
+    path = getattr(sensor_artifacts, precision)
+    data = raw_metadata(path)
+    detector = runtime.load(path)
+    spec = detector.spec
+    assert data["schema_version"] == 1 and data["kind"] == "sensor"
+    assert spec.features == FEATURES == tuple(data["features"])
+    assert spec.window == data["window"] == 16
+    assert detector.input_shape == (16, len(FEATURES))
+    assert spec.precision == precision
+    assert detector.threshold == spec.threshold.value == data["threshold"]["value"]
+    params = spec.threshold.params
+    assert spec.threshold.method == "gaussian"
+    assert spec.threshold.value == pytest.approx(params["mean"] + params["k"] * params["std"])
+    assert np.isfinite(detector.threshold)
+    assert len(spec.mean) == len(spec.std) == len(FEATURES)
+    assert all(s > 0 for s in spec.std)
+    assert spec.time_column == "timestamp"
+    stats = detector.score_stats
+    assert stats.count > 0 and stats.p50 <= stats.p95 <= stats.p99 <= stats.max
+    for name in ("vigil", "onnxruntime", "numpy", "tensorflow", "keras", "tf2onnx", "onnx"):
+        assert spec.versions.get(name), f"versions lacks {name}"
+    files = spec.training["files"]
+    digest = hashlib.sha256(sensor_artifacts.train_csv.read_bytes()).hexdigest()
+    assert files == [{"name": "train.csv", "sha256": digest, "rows": 2500}]
+    assert detector.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    if precision == "int8":
+        assert spec.parity["int8_rank_correlation"] >= INT8_MIN_RANK_CORRELATION
+    assert spec.parity["fp32_max_abs_diff"] < FP32_MAX_ABS_DIFF
+
+
+# -- using the detector ------------------------------------------------------------------------
+
+def test_threshold_override_changes_predict(sensor_artifacts, labeled_windows):
+    detector = runtime.load(sensor_artifacts.int8)
+    original = detector.threshold
+    scores = detector.score(labeled_windows)
+    np.testing.assert_array_equal(detector.predict(labeled_windows), scores > original)
+
+    middle = float(np.median(scores))
+    detector.threshold = middle
+    predicted = detector.predict(labeled_windows)
+    np.testing.assert_array_equal(predicted, scores > middle)
+    assert 0 < predicted.sum() < len(predicted)
+    assert not np.array_equal(predicted, scores > original)
+
+    detector.threshold = float(scores.max()) + 1
+    assert not detector.predict(labeled_windows).any()
+    detector.threshold = 0
+    assert detector.predict(labeled_windows).all()
+
+    for bad in (float("nan"), float("inf"), "1.0", True):
+        with pytest.raises(ValueError, match="`threshold` must be a finite number"):
+            detector.threshold = bad
+    assert runtime.load(sensor_artifacts.int8).threshold == original, "the file is unchanged"
+
+
+def test_score_accepts_one_window_or_a_batch_of_any_numeric_dtype(int8, labeled_windows):
+    one = int8.score(labeled_windows[0])
+    assert one.shape == (1,) and one.dtype == np.float64
+    assert int8.score(labeled_windows[:3]).shape == (3,)
+    assert int8.score(labeled_windows[:0]).shape == (0,)
+    np.testing.assert_allclose(int8.score(labeled_windows[0].astype(np.float64)), one, rtol=1e-6)
+    assert int8.score(np.ones((16, 8), dtype=np.int32)).shape == (1,)
+    scores, errors = int8.score_with_features(labeled_windows[:4])
+    assert errors.shape == (4, len(FEATURES))
+
+
+@pytest.mark.parametrize("shape", [(15, 8), (16, 7), (2, 16, 9), (16,), (1, 1, 16, 8)])
+def test_score_refuses_wrong_shapes(int8, shape):
+    with pytest.raises(ValueError) as error:
+        int8.score(np.zeros(shape, dtype=np.float32))
+    message = str(error.value)
+    assert "`x` must have shape (16, 8) or (n, 16, 8)" in message
+    assert f"received {shape}" in message
+
+
+def test_score_refuses_nan_naming_the_feature(int8, labeled_windows):
+    window = labeled_windows[0].copy()
+    window[5, FEATURES.index("current")] = np.nan
+    with pytest.raises(ValueError,
+                       match=r"must be finite; window 0, step 5, feature 'current' is nan"):
+        int8.score(window)
+    batch = labeled_windows[:3].copy()
+    batch[2, 0, FEATURES.index("speed")] = np.inf
+    with pytest.raises(ValueError, match="window 2, step 0, feature 'speed' is inf"):
+        int8.score(batch)
+
+
+@pytest.mark.parametrize("array", [np.full((16, 8), "1.0"), np.full((16, 8), None, dtype=object),
+                                   np.zeros((16, 8), dtype=bool)],
+                         ids=["str", "object", "bool"])
+def test_score_refuses_non_numeric_dtype(int8, array):
+    with pytest.raises(TypeError, match="`x` must be numeric; received dtype"):
+        int8.score(array)
+
+
+# -- bad artifacts -----------------------------------------------------------------------------
+
+def rewrite_metadata(source, target, change):
+    """Copy ``source`` to ``target``, the ``vigil`` entry's text replaced by ``change(text)``."""
+    model = onnx.load(str(source))
+    entry = next(e for e in model.metadata_props if e.key == "vigil")
+    entry.value = change(entry.value)
+    onnx.save(model, str(target))
+    return target
+
+
+def with_field(key, value):
+    def change(text: str) -> str:
+        data = json.loads(text)
+        data[key] = value
+        return json.dumps(data)
+    return change
+
+
+def foreign_onnx(target):
+    """A valid ONNX model shaped like ours, without our metadata."""
+    from onnx import TensorProto, helper
+
+    window = helper.make_tensor_value_info("window", TensorProto.FLOAT, [None, 16, 8])
+    score = helper.make_tensor_value_info("score", TensorProto.FLOAT, [None, 16, 8])
+    graph = helper.make_graph([helper.make_node("Identity", ["window"], ["score"])], "foreign",
+                              [window], [score])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(target))
+    return target
+
+
+def truncated(source, target):
+    data = source.read_bytes()
+    target.write_bytes(data[: len(data) // 2])
+    return target
+
+
+def random_bytes(source, target):
+    target.write_bytes(np.random.default_rng(0).bytes(4096))
+    return target
+
+
+def empty(source, target):
+    target.write_bytes(b"")
+    return target
+
+
+BAD_ARTIFACTS = {
+    # name: (make(source artifact, target path) -> path, text the error must contain)
+    "truncated": (truncated, "is not a loadable ONNX model"),
+    "random-bytes": (random_bytes, "is not a loadable ONNX model"),
+    "empty": (empty, "is empty; expected a Vigil .onnx artifact"),
+    "missing": (lambda s, t: t, "does not exist"),
+    "foreign-onnx": (lambda s, t: foreign_onnx(t), "has no 'vigil' metadata entry"),
+    "metadata-not-json": (lambda s, t: rewrite_metadata(s, t, lambda text: text[:-7]),
+                          "metadata entry is not valid JSON"),
+    "future-schema": (lambda s, t: rewrite_metadata(s, t, with_field("schema_version", 2)),
+                      "schema_version 2 is newer than this runtime understands"),
+    "unknown-precision": (lambda s, t: rewrite_metadata(s, t, with_field("precision", "int4")),
+                          "metadata precision must be one of"),
+    # metadata says 32-row windows, the graph takes 16: the error names the metadata shape
+    "window-mismatch": (lambda s, t: rewrite_metadata(s, t, with_field("window", 32)),
+                        "[32, 8]"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_ARTIFACTS))
+def test_bad_artifact_is_refused_by_load_and_cli(sensor_artifacts, tmp_path, capsys, name):
+    make, expected = BAD_ARTIFACTS[name]
+    path = make(sensor_artifacts.fp32, tmp_path / f"{name}.onnx")
+    with pytest.raises(ArtifactError) as error:
+        runtime.load(path)
+    assert expected in str(error.value)
+
+    capsys.readouterr()
+    code = cli.main(["score", str(path), str(sensor_artifacts.test_csv),
+                     "--jsonl", str(tmp_path / "out.jsonl")])
+    assert code == cli.EXIT_ARTIFACT == 3
+    assert expected in capsys.readouterr().err
+
+
+FILE_LEVEL = ("truncated", "random-bytes", "empty", "missing", "foreign-onnx", "metadata-not-json",
+              "window-mismatch")
+METADATA_LEVEL = ("future-schema", "unknown-precision")
+
+
+@pytest.mark.parametrize("name", [
+    *FILE_LEVEL,
+    *(pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=(
+        "runtime/artifact.py open_artifact: errors from spec_from_dict(...) are raised without "
+        "the model path, unlike every other artifact error"))) for name in METADATA_LEVEL),
+])
+def test_bad_artifact_error_names_the_file(sensor_artifacts, tmp_path, name):
+    make, _ = BAD_ARTIFACTS[name]
+    path = make(sensor_artifacts.fp32, tmp_path / f"{name}.onnx")
+    with pytest.raises(ArtifactError) as error:
+        runtime.load(path)
+    assert str(path) in str(error.value)
+
+
+def test_sha256_pin(sensor_artifacts, tmp_path, capsys):
+    digest = hashlib.sha256(sensor_artifacts.int8.read_bytes()).hexdigest()
+    assert runtime.load(sensor_artifacts.int8, expect_sha256=digest.upper()).sha256 == digest
+    wrong = "0" * 64
+    with pytest.raises(ArtifactError, match=f"has sha256 {digest}; expected {wrong}"):
+        runtime.load(sensor_artifacts.int8, expect_sha256=wrong)
+
+    capsys.readouterr()
+    code = cli.main(["score", str(sensor_artifacts.int8), str(sensor_artifacts.test_csv),
+                     "--jsonl", str(tmp_path / "out.jsonl"), "--expect-sha256", wrong])
+    assert code == 3
+    assert f"expected {wrong}" in capsys.readouterr().err
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_eval_refuses_a_bad_artifact_with_exit_3(sensor_artifacts, tmp_path, capsys):
+    path = truncated(sensor_artifacts.int8, tmp_path / "cut.onnx")
+    assert cli.main(["eval", str(path), str(sensor_artifacts.test_csv)]) == 3
+    assert "vigil: error:" in capsys.readouterr().err

@@ -1,0 +1,270 @@
+"""StreamingScorer: rows in one by one, a result as soon as each window completes, nothing lost."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import runtime
+from runtime import StreamingScorer
+from runtime.artifact import open_artifact
+from runtime.detector import SensorDetector
+from runtime.tables import iter_rows, read_table
+
+INT8_MAX_REL_DIFF = 0.15  # a window scored in a batch vs alone (dynamic quantization ranges)
+
+
+@pytest.fixture(scope="module")
+def fp32(sensor_artifacts):
+    return runtime.load(sensor_artifacts.fp32)
+
+
+@pytest.fixture(scope="module")
+def int8(sensor_artifacts):
+    return runtime.load(sensor_artifacts.int8)
+
+
+@pytest.fixture(scope="module")
+def rows(sensor_artifacts, fp32) -> np.ndarray:
+    """The first 200 rows of the labeled test stream, as float32 (rows, features)."""
+    table = read_table(sensor_artifacts.test_csv, features=fp32.features)
+    return table.values[:200].astype(np.float32)
+
+
+def push_each(scorer, values, first=0):
+    """Push rows one at a time, numbered from ``first``; all results, in order."""
+    results = []
+    for k, row in enumerate(values):
+        results += scorer.push(row, first + k, time=f"t{first + k}")
+    return results
+
+
+def scored(results):
+    return [r for r in results if r.skipped is None]
+
+
+def skipped(results):
+    return [r for r in results if r.skipped is not None]
+
+
+def test_first_result_exactly_when_window_rows_have_arrived(fp32, rows):
+    window = fp32.spec.window
+    scorer = StreamingScorer(fp32)
+    for i in range(window - 1):
+        assert scorer.push(rows[i], i) == []
+    (result,) = scorer.push(rows[window - 1], window - 1, time="last")
+    assert result.index == window - 1
+    assert result.time == "last"
+    assert result.skipped is None and not result.filled
+    (result,) = scorer.push(rows[window], window)
+    assert result.index == window
+
+
+def test_results_equal_detector_scores_at_batch_1_fp32(fp32, rows):
+    window = fp32.spec.window
+    results = push_each(StreamingScorer(fp32), rows[:60])
+    assert [r.index for r in results] == list(range(window - 1, 60))
+    for r in results:
+        expected = fp32.score(rows[r.index - window + 1:r.index + 1])[0]
+        assert r.score == expected  # same input, same batch size, same session: exact
+        assert r.above_threshold == (expected > fp32.threshold)
+
+
+def test_results_in_batches_match_scores_alone_int8(int8, rows):
+    window = int8.spec.window
+    scorer = StreamingScorer(int8)
+    results = scorer.push_rows((row, i, None, None) for i, row in enumerate(rows[:80]))
+    assert [r.index for r in results] == list(range(window - 1, 80))
+    alone = np.array([int8.score(rows[r.index - window + 1:r.index + 1])[0] for r in results])
+    streamed = np.array([r.score for r in results])
+    np.testing.assert_allclose(streamed, alone, rtol=INT8_MAX_REL_DIFF)
+
+
+def test_pushing_in_chunks_equals_pushing_one_by_one_fp32(fp32, rows):
+    one_by_one = push_each(StreamingScorer(fp32), rows[:70])
+    scorer, chunked = StreamingScorer(fp32), []
+    for start in range(0, 70, 9):
+        chunked += scorer.push_rows((rows[i], i, f"t{i}", None)
+                                    for i in range(start, min(70, start + 9)))
+    assert [r.index for r in chunked] == [r.index for r in one_by_one]
+    np.testing.assert_allclose([r.score for r in chunked], [r.score for r in one_by_one],
+                               rtol=1e-5)
+
+
+def test_results_explain_by_feature(fp32, rows):
+    scorer = StreamingScorer(fp32, top_k=2)
+    results = push_each(scorer, rows[:20])
+    _, errors = fp32.score_with_features(rows[4:20])
+    top = results[-1].top_features
+    assert len(top) == 2
+    assert top[0][0] == fp32.features[int(np.argmax(errors[0]))]
+    assert top[0][1] >= top[1][1]
+
+
+def test_nan_row_within_max_gap_is_filled_from_the_last_good_row(fp32, rows):
+    window, max_gap = fp32.spec.window, fp32.spec.max_gap
+    assert max_gap >= 1
+    bad = rows[:30].copy()
+    bad[20, 2] = np.nan
+    scorer = StreamingScorer(fp32)
+    results = push_each(scorer, bad)
+    assert skipped(results) == []
+    result = next(r for r in results if r.index == 20)
+    assert result.filled
+    assert result.to_json()["filled"] is True
+    repaired = bad[20 - window + 1:21].copy()
+    repaired[-1, 2] = bad[19, 2]
+    assert result.score == fp32.score(repaired)[0]
+    assert not any(r.filled for r in results if r.index != 20)
+    assert scorer.summary()["rows_filled"] == 1
+
+
+def test_gap_of_exactly_max_gap_rows_is_filled_without_restart(fp32, rows):
+    window, max_gap = fp32.spec.window, fp32.spec.max_gap
+    bad = rows[:40].copy()
+    bad[20:20 + max_gap] = np.nan
+    scorer = StreamingScorer(fp32)
+    results = push_each(scorer, bad)
+    assert skipped(results) == []
+    assert [r.index for r in results] == list(range(window - 1, 40))
+    assert [r.index for r in results if r.filled] == list(range(20, 20 + max_gap))
+    assert scorer.summary()["rows_filled"] == max_gap
+
+
+def test_longer_gap_restarts_the_window_and_reports_each_skipped_row(fp32, rows):
+    window, max_gap = fp32.spec.window, fp32.spec.max_gap
+    gap = max_gap + 3
+    bad = rows[:80].copy()
+    bad[30:30 + gap, 1] = np.nan
+    scorer = StreamingScorer(fp32)
+    results = push_each(scorer, bad)
+    # The first max_gap rows of the gap are filled (the scorer cannot know the gap goes on) ...
+    assert [r.index for r in results if r.filled] == list(range(30, 30 + max_gap))
+    # ... every later row of the gap is reported as skipped, with the reason ...
+    lost = skipped(results)
+    assert [r.index for r in lost] == list(range(30 + max_gap, 30 + gap))
+    for r in lost:
+        assert fp32.features[1] in r.skipped
+        assert "window restarts" in r.skipped
+        assert r.score is None and not r.anomaly
+        assert r.to_json() == {"index": r.index, "time": f"t{r.index}", "score": None,
+                               "anomaly": None, "skipped": r.skipped}
+    # ... and the next result needs a full window of new rows.
+    after = [r.index for r in scored(results) if r.index >= 30 + gap]
+    assert after[0] == 30 + gap + window - 1
+    assert after == list(range(30 + gap + window - 1, 80))
+    restarted = next(r for r in results if r.index == after[0])
+    assert restarted.score == fp32.score(bad[30 + gap:30 + gap + window])[0]
+
+
+def test_bad_rows_before_any_good_row_are_skipped(fp32, rows):
+    window = fp32.spec.window
+    scorer = StreamingScorer(fp32)
+    (result,) = scorer.push(np.full(len(fp32.features), np.nan), 0)
+    assert "window restarts" in result.skipped
+    assert push_each(scorer, rows[:window], first=1)[0].index == window
+
+
+def test_row_with_wrong_field_count(fp32, rows):
+    header = ["timestamp", *fp32.features]
+    lines = [",".join(header)]
+    lines += [",".join([f"t{i}", *map(str, row)]) for i, row in enumerate(rows[:25])]
+    lines[1] = "t0,1.0,2.0"         # first data row: too few fields, nothing to fill from
+    lines[21] = lines[21] + ",999"  # data row 20: one field too many
+    parsed = [row for _, row in iter_rows(lines, dict(features=fp32.features), "stream")]
+    expected = f"row has 3 fields; the header has {len(header)}"
+    assert parsed[0].problem == expected
+    scorer = StreamingScorer(fp32)
+    results = scorer.push_parsed(parsed, first_index=0)
+
+    first = results[0]
+    assert first.index == 0 and first.skipped.startswith(expected)
+    extra = next(r for r in results if r.index == 20)
+    assert extra.filled and extra.skipped is None
+    assert scorer.summary() == {"rows": 25, "windows": len(scored(results)), "alarms": 0,
+                                "rows_filled": 1, "rows_skipped": 1}
+
+    # A pushed array of the wrong length is reported the same way.
+    n = len(fp32.features)
+    (short,) = StreamingScorer(fp32).push(np.zeros(n - 1), 0)
+    assert short.skipped.startswith(f"row has {n - 1} values; the model needs {n}")
+
+
+def test_every_row_is_accounted_for(fp32, rows):
+    """Each row is scored, reported skipped, or is one of the first window-1 rows of a (re)start."""
+    window, max_gap = fp32.spec.window, fp32.spec.max_gap
+    bad = rows[:120].copy()
+    bad[40:40 + max_gap + 2] = np.nan          # long gap: restart
+    bad[75:77, 0] = np.nan                     # short gap: filled
+    bad[100, :] = np.nan                       # one bad row: filled
+    scorer = StreamingScorer(fp32)
+    results = []
+    for start in range(0, 120, 7):             # chunks that cut across every event
+        results += scorer.push_rows((bad[i], i, None, None)
+                                    for i in range(start, min(120, start + 7)))
+
+    indices = [r.index for r in results]
+    assert indices == sorted(set(indices)), "each row is reported at most once, in order"
+    restart = 40 + max_gap + 2
+    warm_up = set(range(0, window - 1)) | set(range(restart, restart + window - 1))
+    assert set(indices) | warm_up == set(range(120))
+    assert not set(indices) & warm_up
+    summary = scorer.summary()
+    assert summary["rows"] == 120
+    assert summary["windows"] == len(scored(results))
+    assert summary["rows_skipped"] == len(skipped(results)) == 2
+    assert summary["rows_filled"] == max_gap + 2 + 1
+    assert summary["rows"] == summary["windows"] + summary["rows_skipped"] + len(warm_up)
+
+
+def smoothed_detector(path, consecutive: int, hold: int = 0) -> SensorDetector:
+    """The detector of ``path`` with other alarm smoothing settings."""
+    artifact = open_artifact(path)
+    spec = dataclasses.replace(artifact.spec, consecutive=consecutive, hold=hold)
+    return SensorDetector(dataclasses.replace(artifact, spec=spec))
+
+
+@pytest.fixture
+def smoothed(sensor_artifacts) -> SensorDetector:
+    """The FP32 detector with alarm smoothing over 3 consecutive windows, no hold."""
+    return smoothed_detector(sensor_artifacts.fp32, consecutive=3)
+
+
+@pytest.mark.parametrize("consecutive, hold", [(3, 0), (2, 4)])
+def test_smoothing_matches_batch_alarms_across_pushes(sensor_artifacts, rows, consecutive, hold):
+    smoothed = smoothed_detector(sensor_artifacts.fp32, consecutive, hold)
+    scores = smoothed.score_signal(rows)[1]
+    smoothed.threshold = float(np.quantile(scores, 0.6))
+    expected = smoothed.alarms(scores)
+    assert expected.any() and not expected.all()
+    assert (expected != (scores > smoothed.threshold)).any(), "smoothing must matter here"
+
+    scorer, results = StreamingScorer(smoothed), []
+    for start in range(0, len(rows), 11):
+        results += scorer.push_rows((rows[i], i, None, None)
+                                    for i in range(start, min(len(rows), start + 11)))
+    np.testing.assert_array_equal([r.anomaly for r in results], expected)
+    np.testing.assert_array_equal([r.above_threshold for r in results], scores > smoothed.threshold)
+    assert scorer.summary()["alarms"] == expected.sum()
+
+
+def test_consecutive_streak_state(smoothed, rows):
+    scorer = StreamingScorer(smoothed)
+    window = smoothed.spec.window
+    push_each(scorer, rows[:window - 1])
+    smoothed.threshold = -1.0  # every window is above
+    flags = [r.anomaly for r in push_each(scorer, rows[window - 1:window + 4], first=window - 1)]
+    assert flags == [False, False, True, True, True]
+    smoothed.threshold = 1e9   # one window below breaks the streak
+    (below,) = scorer.push(rows[window + 4], window + 4)
+    assert not below.above_threshold and not below.anomaly
+    smoothed.threshold = -1.0
+    flags = [r.anomaly for r in push_each(scorer, rows[window + 5:window + 8], first=window + 5)]
+    assert flags == [False, False, True]
+    # A restart (long gap) clears the streak as well as the window.
+    gap = np.full((smoothed.spec.max_gap + 1, len(smoothed.features)), np.nan, np.float32)
+    push_each(scorer, gap, first=100)
+    flags = [r.anomaly for r in push_each(scorer, rows[:window + 2], first=200)]
+    assert flags == [False, False, True]
