@@ -98,14 +98,36 @@ def cmd_export(args) -> int:
     return EXIT_OK
 
 
+def _attempts(text: str) -> int | None:
+    if text.strip().lower() == "forever":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0 or 'forever'; "
+                                         f"received {text!r}")
+    return value
+
+
+IMAGE_FLAGS = ("overlay_dir", "overlay_all", "overlay_video", "show", "max_frames")
+
+
 def cmd_score(args) -> int:
-    from runtime import load
+    from runtime import ImageDetector, load
     from runtime.scoring import default_output, score_source
 
     detector = load(args.model, providers=args.device, threads=args.threads,
                     expect_sha256=args.expect_sha256)
     if args.threshold is not None:
         detector.threshold = args.threshold
+    if isinstance(detector, ImageDetector):
+        return _score_frames(args, detector)
+    given = [f"--{name.replace('_', '-')}" for name in IMAGE_FLAGS if getattr(args, name)]
+    if given:
+        raise ValueError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to image "
+                         f"models; {args.model!r} is a sensor model")
     out, close = default_output(args.jsonl)
     try:
         summary = score_source(detector, args.source, out,
@@ -117,9 +139,38 @@ def cmd_score(args) -> int:
     return EXIT_OK
 
 
+def _score_frames(args, detector) -> int:
+    from runtime.frame_scoring import FrameScoringOptions, preview_unavailable, score_frames
+    from runtime.scoring import default_output
+    from runtime.sources import ReconnectPolicy, SourceOptions, open_source
+
+    if args.columns:
+        raise ValueError(f"--columns applies to sensor models; {args.model!r} is an image model")
+    if args.show and preview_unavailable():
+        raise ValueError(preview_unavailable())
+    options = FrameScoringOptions(overlay_dir=args.overlay_dir, overlay_all=args.overlay_all,
+                                  overlay_video=args.overlay_video, show=args.show,
+                                  max_frames=args.max_frames)
+    reconnect = ReconnectPolicy(max_attempts=args.reconnect_attempts)
+    source = open_source(args.source, SourceOptions(reconnect=reconnect))
+    out, close = default_output(args.jsonl)
+    try:
+        summary = score_frames(detector, source, out, options)
+    finally:
+        source.close()
+        if close:
+            out.close()
+    print(json.dumps({"summary": summary.to_json()}), file=sys.stderr)
+    if summary.stopped == "source_lost":
+        print(f"vigil: error: {summary.last_error}", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
 def cmd_eval(args) -> int:
     from runtime import load
     from runtime.evaluation import evaluate
+    from runtime.report import json_text
 
     detector = load(args.model, providers=args.device, threads=args.threads)
     if args.threshold is not None:
@@ -127,7 +178,7 @@ def cmd_eval(args) -> int:
     result, files = evaluate(detector, args.data, label_column=args.label_column)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2))
+        Path(args.json).write_text(json_text(result))
     if args.report:
         from runtime.report import write_report
 
@@ -135,7 +186,7 @@ def cmd_eval(args) -> int:
               file=sys.stderr)
     keys = ("precision", "recall", "f1", "auroc", "auprc", "event_f1", "point_adjusted_f1",
             "threshold")
-    print(json.dumps({k: result[k] for k in keys}, indent=2))
+    print(json_text({k: result[k] for k in keys}))
     return EXIT_OK
 
 
@@ -226,7 +277,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=helptext)
         sub.add_argument("model", help="MODEL.onnx")
         sub.add_argument("source" if name == "score" else "data",
-                         help="CSV file, folder of CSVs" + (", or - for stdin" if name == "score" else ""))
+                         help="CSV file, folder of CSVs" + (
+                             ", or - for stdin (sensor models); a camera index, video file, image "
+                             "file, folder or glob, or an rtsp:// or http(s):// URL (image models)"
+                             if name == "score" else ""))
         sub.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "tensorrt"])
         sub.add_argument("--threads", type=int, default=None)
         sub.add_argument("--threshold", type=float, default=None, help="override the artifact's threshold")
@@ -236,6 +290,20 @@ def build_parser() -> argparse.ArgumentParser:
                              help="column names when the input has no header line")
             sub.add_argument("--expect-sha256", default=None,
                              help="refuse the model unless its sha256 is this")
+            images = sub.add_argument_group("image models")
+            images.add_argument("--overlay-dir", default=None,
+                                help="write heatmap overlays of anomalous frames here")
+            images.add_argument("--overlay-all", action="store_true",
+                                help="with --overlay-dir: overlays of every scored frame")
+            images.add_argument("--overlay-video", default=None,
+                                help="write an annotated video of every frame (.mp4 or .avi)")
+            images.add_argument("--show", action="store_true",
+                                help="preview window (needs OpenCV with a GUI; q or Esc stops)")
+            images.add_argument("--max-frames", type=int, default=None,
+                                help="stop after this many frames")
+            images.add_argument("--reconnect-attempts", type=_attempts, default=10,
+                                help="live sources: retries after a failed open or a lost stream, "
+                                     "with backoff, or 'forever' (default 10)")
             sub.set_defaults(run=cmd_score)
         else:
             sub.add_argument("--label-column", default="anomaly")

@@ -1,13 +1,14 @@
-"""Vigil runtime: load a self-describing .onnx artifact and score sensor windows.
+"""Vigil runtime: load a self-describing .onnx artifact; score sensor windows or camera frames.
 
 Needs only onnxruntime, numpy and OpenCV; never TensorFlow, Keras, tf2onnx or onnx.
 """
 
 from .detector import SensorDetector, load
-from .spec import ArtifactError, SensorSpec
+from .image_detector import ImageDetector
+from .spec import ArtifactError, ImageSpec, SensorSpec
 from .streaming import Result, StreamingScorer
 
 __version__ = "0.1.0"
 
-__all__ = ["load", "SensorDetector", "SensorSpec", "StreamingScorer", "Result", "ArtifactError",
-           "__version__"]
+__all__ = ["load", "SensorDetector", "ImageDetector", "SensorSpec", "ImageSpec", "StreamingScorer",
+           "Result", "ArtifactError", "__version__"]

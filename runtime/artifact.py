@@ -15,14 +15,14 @@ from typing import Sequence
 import onnxruntime as ort
 
 from .providers import session_providers
-from .spec import METADATA_KEY, ArtifactError, SensorSpec, spec_from_dict
+from .spec import METADATA_KEY, ArtifactError, ImageSpec, Spec, spec_from_dict
 
 
 @dataclass(frozen=True)
 class Artifact:
     path: Path
     session: ort.InferenceSession
-    spec: SensorSpec
+    spec: Spec
     sha256: str
 
 
@@ -68,7 +68,13 @@ def open_artifact(
             f"model file {str(path)!r} is not a loadable ONNX model (truncated or corrupt?): "
             f"{first_line[:300]}"
         ) from None
-    spec = spec_from_dict(_metadata(session, path))
+    try:
+        spec = spec_from_dict(_metadata(session, path))
+    except ArtifactError as error:
+        message = str(error)
+        if not message.startswith("model file"):
+            message = f"model file {str(path)!r}: {message}"
+        raise ArtifactError(message) from None
     _check_graph(session, spec, path)
     return Artifact(path=path, session=session, spec=spec, sha256=digest)
 
@@ -88,18 +94,24 @@ def _metadata(session: ort.InferenceSession, path: Path) -> object:
         ) from None
 
 
-def _check_graph(session: ort.InferenceSession, spec: SensorSpec, path: Path) -> None:
+def _check_graph(session: ort.InferenceSession, spec: Spec, path: Path) -> None:
     inputs = {i.name: i for i in session.get_inputs()}
     outputs = {o.name for o in session.get_outputs()}
     if spec.input_name not in inputs:
         raise ArtifactError(f"model file {str(path)!r}: metadata names input {spec.input_name!r}, "
                             f"the graph has {sorted(inputs)}")
-    for name in (spec.score_output, spec.feature_output):
+    if isinstance(spec, ImageSpec):
+        named = (spec.score_output, spec.map_output)
+        expected = list(spec.input_shape)
+    else:
+        named = (spec.score_output, spec.feature_output)
+        expected = [spec.window, len(spec.features)]
+    for name in named:
         if name not in outputs:
             raise ArtifactError(f"model file {str(path)!r}: metadata names output {name!r}, "
                                 f"the graph has {sorted(outputs)}")
     shape = list(inputs[spec.input_name].shape)
-    expected = [spec.window, len(spec.features)]
-    if len(shape) != 3 or [d if isinstance(d, int) else None for d in shape[1:]] != expected:
+    if len(shape) != len(expected) + 1 or [d if isinstance(d, int) else None
+                                           for d in shape[1:]] != expected:
         raise ArtifactError(f"model file {str(path)!r}: graph input shape {shape} does not match "
-                            f"metadata window x features {expected}")
+                            f"the metadata's {expected}")

@@ -1,4 +1,4 @@
-"""The sensor-window detector: score windows, predict alarms, explain by feature."""
+"""The sensor-window detector, and ``load`` which opens any Vigil artifact."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Sequence
 import numpy as np
 
 from .artifact import Artifact, open_artifact
-from .spec import ScoreStats, SensorSpec
+from .image_detector import ImageDetector
+from .spec import ImageSpec, ScoreStats, SensorSpec
 from .windows import consecutive_alarms, sliding_windows, window_ends
 
 MAX_BATCH = 512
@@ -132,7 +133,7 @@ def load(
     providers: Sequence[str] | str | None = None,
     threads: int | None = None,
     expect_sha256: str | None = None,
-) -> SensorDetector:
+) -> "SensorDetector | ImageDetector":
     """Load a Vigil artifact.
 
     Args:
@@ -142,4 +143,7 @@ def load(
         threads: intra-op threads (default: onnxruntime's choice).
         expect_sha256: refuse the file unless its sha256 is this.
     """
-    return SensorDetector(open_artifact(path, providers, threads, expect_sha256))
+    artifact = open_artifact(path, providers, threads, expect_sha256)
+    if isinstance(artifact.spec, ImageSpec):
+        return ImageDetector(artifact)
+    return SensorDetector(artifact)

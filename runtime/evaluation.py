@@ -26,10 +26,11 @@ class FileScores:
 def score_file(detector: SensorDetector, path: str | Path, label_column: str,
                name: str | None = None) -> FileScores:
     table = read_table(path, features=detector.features,
-                       time_column=detector.spec.time_column or "auto", label_column=label_column)
+                       time_column=detector.spec.time_column or "auto", label_column=label_column,
+                       require_time=False)
     if table.labels is None:
         raise ValueError(f"{table.source}: label column {label_column!r} is missing; evaluation "
-                         f"needs labels (set `label_column`); the header has {list(table.features)}")
+                         f"needs labels (set `label_column`); the header has {list(table.header)}")
     values = fill_gaps(table.values, detector.spec.max_gap, table.source, table.features)
     ends, window_scores, _ = detector.score_signal(values)
     scores = np.full(len(table), np.nan)

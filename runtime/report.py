@@ -14,6 +14,21 @@ COLUMNS = ("precision", "recall", "f1", "auroc", "auprc", "event_f1", "point_adj
            "far", "mar")
 
 
+def json_text(value, indent: int | None = 2) -> str:
+    """Strict JSON: NaN and infinities (an AUROC with one class, say) become null."""
+    def clean(v):
+        if isinstance(v, float) and not np.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        if isinstance(v, np.generic):
+            return clean(v.item())
+        return v
+    return json.dumps(clean(value), indent=indent, allow_nan=False)
+
+
 def write_report(result: dict, files: list[FileScores], folder: str | Path,
                  model_name: str) -> Path:
     """Write ``report.md``, ``metrics.json`` and one ``<file>.png`` per file; returns the .md path."""
@@ -32,7 +47,7 @@ def write_report(result: dict, files: list[FileScores], folder: str | Path,
     for scored in files:
         png = _plot(scored, result["threshold"], folder)
         lines.append(f"![{scored.name}]({png.name})")
-    (folder / "metrics.json").write_text(json.dumps(result, indent=2))
+    (folder / "metrics.json").write_text(json_text(result))
     report = folder / "report.md"
     report.write_text("\n".join(lines) + "\n")
     return report

@@ -54,10 +54,12 @@ def score_lines(detector: SensorDetector, lines: Iterable[str], source: str,
     """
     scorer = StreamingScorer(detector)
     options = dict(features=detector.features, time_column=detector.spec.time_column or "auto",
-                   label_column=None)
+                   label_column=None, require_time=False)
     pending: list = []
     index = 0
     for _, row in iter_rows(lines, options, source, header=header):
+        if row is None:
+            continue
         pending.append((row.values, index, row.time, row.problem))
         index += 1
         if live or len(pending) >= CHUNK_ROWS:

@@ -77,12 +77,53 @@ class SensorSpec:
         return (self.window, len(self.features))
 
 
-def spec_to_dict(spec: SensorSpec) -> dict[str, Any]:
+COLOR_ORDERS = ("gray", "bgr", "rgb")
+RESIZE_MODES = ("stretch",)
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """Everything the runtime needs to score camera frames.
+
+    The graph takes uint8 frames (batch, height, width, channels) in ``color`` order, already
+    resized to (height, width); scaling to [0, 1] happens inside the graph. It returns an image
+    score and a pixel anomaly map (batch, height, width).
+    """
+
+    height: int
+    width: int
+    channels: int
+    color: str
+    resize: str
+    threshold: Threshold
+    pixel_threshold: Threshold
+    score_reduction: str
+    score_stats: ScoreStats
+    map_stats: ScoreStats
+    precision: str
+    input_name: str = "image"
+    score_output: str = "score"
+    map_output: str = "anomaly_map"
+    versions: Mapping[str, str] = field(default_factory=dict)
+    training: Mapping[str, Any] = field(default_factory=dict)
+    parity: Mapping[str, Any] = field(default_factory=dict)
+    kind: str = IMAGE
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (self.height, self.width, self.channels)
+
+
+Spec = SensorSpec | ImageSpec
+
+
+def spec_to_dict(spec: Spec) -> dict[str, Any]:
     """Plain JSON-ready dict of a spec (tuples become lists)."""
     return _jsonable(asdict(spec))
 
 
-def spec_from_dict(data: Any) -> SensorSpec:
+def spec_from_dict(data: Any) -> Spec:
     """Validate a metadata dict and build the spec; raises ArtifactError naming the bad field."""
     if not isinstance(data, Mapping):
         raise ArtifactError(f"metadata must be a JSON object; received {type(data).__name__}")
@@ -93,8 +134,10 @@ def spec_from_dict(data: Any) -> SensorSpec:
             f"(<= {SCHEMA_VERSION}); upgrade vigil to load this model"
         )
     kind = _str(data, "kind")
+    if kind == IMAGE:
+        return _image_spec(data)
     if kind != SENSOR:
-        raise ArtifactError(f"metadata kind must be one of ['{SENSOR}']; received {kind!r}")
+        raise ArtifactError(f"metadata kind must be one of {[SENSOR, IMAGE]}; received {kind!r}")
     features = _str_list(data, "features")
     n = len(features)
     if n == 0:
@@ -112,17 +155,43 @@ def spec_from_dict(data: Any) -> SensorSpec:
         mean=tuple(mean),
         std=tuple(std),
         score_reduction=_str(data, "score_reduction"),
-        threshold=_threshold(data.get("threshold")),
+        threshold=_nested(_threshold, data, "threshold"),
         consecutive=_int(data, "consecutive", minimum=1, maximum=100_000),
-        score_stats=_score_stats(data.get("score_stats")),
+        score_stats=_nested(_score_stats, data, "score_stats"),
         precision=_choice(data, "precision", ("fp32", "int8")),
         input_name=_str(data, "input_name"),
         score_output=_str(data, "score_output"),
         feature_output=_str(data, "feature_output"),
         max_gap=_int(data, "max_gap", minimum=0, maximum=100_000),
-        hold=_int(data, "hold", minimum=0, maximum=100_000),
+        hold=_int(data, "hold", minimum=0, maximum=100_000) if "hold" in data else 0,
         time_column=_optional_str(data, "time_column"),
         label_column=_optional_str(data, "label_column"),
+        versions=_str_map(data, "versions"),
+        training=_mapping(data, "training"),
+        parity=_mapping(data, "parity"),
+    )
+
+
+def _image_spec(data: Mapping[str, Any]) -> ImageSpec:
+    channels = _int(data, "channels", minimum=1, maximum=3)
+    color = _choice(data, "color", COLOR_ORDERS)
+    if (channels == 1) != (color == "gray"):
+        raise ArtifactError(f"metadata color {color!r} does not fit channels {channels}")
+    return ImageSpec(
+        height=_int(data, "height", minimum=8, maximum=8192),
+        width=_int(data, "width", minimum=8, maximum=8192),
+        channels=channels,
+        color=color,
+        resize=_choice(data, "resize", RESIZE_MODES),
+        threshold=_nested(_threshold, data, "threshold"),
+        pixel_threshold=_nested(_threshold, data, "pixel_threshold"),
+        score_reduction=_str(data, "score_reduction"),
+        score_stats=_nested(_score_stats, data, "score_stats"),
+        map_stats=_nested(_score_stats, data, "map_stats"),
+        precision=_choice(data, "precision", ("fp32", "int8")),
+        input_name=_str(data, "input_name"),
+        score_output=_str(data, "score_output"),
+        map_output=_str(data, "map_output"),
         versions=_str_map(data, "versions"),
         training=_mapping(data, "training"),
         parity=_mapping(data, "parity"),
@@ -212,15 +281,27 @@ def _str_map(data: Mapping[str, Any], key: str) -> dict[str, str]:
     return value
 
 
+def _nested(parse, data: Mapping[str, Any], key: str):
+    """Parse an object field, naming it in errors about its members (``threshold.value``)."""
+    value = data.get(key)
+    if not isinstance(value, Mapping):
+        raise ArtifactError(f"metadata {key} must be a JSON object; received {_short(value)}")
+    try:
+        return parse(value)
+    except ArtifactError as error:
+        message = str(error)
+        if message.startswith("metadata "):
+            message = f"metadata {key}." + message[len("metadata "):]
+        raise ArtifactError(message) from None
+
+
 def _threshold(value: Any) -> Threshold:
     if not isinstance(value, Mapping):
         raise ArtifactError(f"metadata threshold must be a JSON object; received {_short(value)}")
     params = _mapping(value, "params")
     for name, param in params.items():
         if isinstance(param, bool) or not isinstance(param, (int, float)):
-            raise ArtifactError(
-                f"metadata threshold.params.{name} must be a number; received {param!r}"
-            )
+            raise ArtifactError(f"metadata params.{name} must be a number; received {param!r}")
     return Threshold(value=_float(value, "value"), method=_str(value, "method"), params=params)
 
 

@@ -37,6 +37,7 @@ class Table:
     labels: np.ndarray | None
     time_column: str | None
     label_column: str | None
+    header: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return int(self.values.shape[0])
@@ -84,6 +85,7 @@ class RowParser:
         time_column: the timestamp column; ``"auto"`` finds one by name, ``None`` means none.
         label_column: the 0/1 label column, used when present.
         excluded: further columns that are never features.
+        require_time: whether a named ``time_column`` missing from the header is an error.
     """
 
     def __init__(
@@ -94,6 +96,7 @@ class RowParser:
         time_column: str | None = "auto",
         label_column: str | None = DEFAULT_LABEL_COLUMN,
         excluded: Sequence[str] = DEFAULT_EXCLUDED_COLUMNS,
+        require_time: bool = True,
     ) -> None:
         names = [cell.strip() for cell in header]
         if not names or all(not n for n in names):
@@ -104,6 +107,8 @@ class RowParser:
         self.source = source
         self.header = tuple(names)
         index = {name: i for i, name in enumerate(names)}
+        if not require_time and time_column not in (None, "auto") and time_column not in names:
+            time_column = None  # scoring data may come without the training data's timestamps
         self.time_column = self._time_column(time_column, names, source)
         self.label_column = label_column if label_column in index else None
         if features is None:
@@ -178,11 +183,12 @@ def _number(cell: str) -> tuple[float, str | None]:
 
 
 def iter_rows(lines: Iterable[str], parser_options: dict, source: str,
-              header: Sequence[str] | None = None) -> Iterator[tuple[RowParser, Row]]:
+              header: Sequence[str] | None = None) -> Iterator[tuple[RowParser, Row | None]]:
     """Parse lines lazily (a live stream yields each row as soon as its line arrives).
 
     The first non-empty line is the header unless ``header`` is given; the separator is detected
-    from it. Line numbers count from 1 at the file's first line.
+    from it. Once the header is known, ``(parser, None)`` is yielded; then ``(parser, row)`` for
+    each data line. Line numbers count from 1 at the file's first line.
     """
     parser: RowParser | None = None
     separator = ","
@@ -193,12 +199,13 @@ def iter_rows(lines: Iterable[str], parser_options: dict, source: str,
         if not text.strip():
             continue
         if parser is None:
+            separator = detect_separator(text)
             if header is not None:
-                separator = detect_separator(text)
                 parser = RowParser(header, source, **parser_options)
+                yield parser, None
             else:
-                separator = detect_separator(text)
                 parser = RowParser(_split(text, separator), source, **parser_options)
+                yield parser, None
                 continue
         yield parser, parser.parse(_split(text, separator), number)
 
@@ -215,6 +222,7 @@ def read_table(
     time_column: str | None = "auto",
     label_column: str | None = DEFAULT_LABEL_COLUMN,
     excluded: Sequence[str] = DEFAULT_EXCLUDED_COLUMNS,
+    require_time: bool = True,
 ) -> Table:
     """Read a whole CSV file; any malformed cell is an error naming file, line and column.
 
@@ -223,11 +231,13 @@ def read_table(
     path = Path(path)
     source = str(path)
     options = dict(features=features, time_column=time_column, label_column=label_column,
-                   excluded=excluded)
+                   excluded=excluded, require_time=require_time)
     try:
         with open(path, encoding="utf-8-sig", newline="") as handle:
             rows, parser = [], None
             for parser, row in iter_rows(handle, options, source):
+                if row is None:
+                    continue
                 if row.problem and not row.problem.startswith("missing"):
                     raise ValueError(f"{source}, line {row.number}: {row.problem}")
                 rows.append(row)
@@ -243,7 +253,7 @@ def read_table(
     if parser.label_column:
         labels = np.array([bool(r.label) if r.label is not None else False for r in rows])
     return Table(source, parser.features, values, times, labels, parser.time_column,
-                 parser.label_column)
+                 parser.label_column, parser.header)
 
 
 def fill_gaps(values: np.ndarray, max_gap: int, source: str, features: Sequence[str]) -> np.ndarray:

@@ -37,7 +37,7 @@ class SensorArtifacts:
 
 @pytest.fixture(scope="session")
 def sensor_artifacts(tmp_path_factory) -> SensorArtifacts:
-    """Train a small LSTM-AE on synthetic data and export it as INT8 and FP32 (about 20 s)."""
+    """A small LSTM forecaster (the default model) on synthetic data, as INT8 and FP32 (~20 s)."""
     pytest.importorskip("tensorflow")
     from export.export_sensor import ExportOptions, Precision, export_sensor
     from training.sensor_data import DataOptions
@@ -49,7 +49,7 @@ def sensor_artifacts(tmp_path_factory) -> SensorArtifacts:
     train_csv, test_csv = write_sensor_dataset(folder / "data", seed=3, train_rows=2500,
                                                test_rows=1500)
     options = SensorTrainingOptions(data=DataOptions(window=16),
-                                    model=ModelOptions(units=16, latent=8, epochs=6, seed=3))
+                                    model=ModelOptions(units=16, epochs=6, seed=3, score_last=8))
     keras_model = folder / "sensor.keras"
     train_sensor(train_csv, keras_model, options, verbose=0)
     int8 = export_sensor(keras_model, folder / "sensor-int8.onnx",
@@ -57,3 +57,12 @@ def sensor_artifacts(tmp_path_factory) -> SensorArtifacts:
     fp32 = export_sensor(keras_model, folder / "sensor-fp32.onnx",
                          ExportOptions(precision=Precision.FP32)).path
     return SensorArtifacts(folder, train_csv, test_csv, keras_model, int8, fp32)
+
+
+@pytest.fixture(scope="session")
+def tiny_image_artifact(tmp_path_factory) -> Path:
+    """A TensorFlow-free 32x32 gray image artifact with closed-form scores (tests/image_fixtures.py)."""
+    pytest.importorskip("onnx")
+    from image_fixtures import write_tiny_image_artifact
+
+    return write_tiny_image_artifact(tmp_path_factory.mktemp("image") / "tiny-image.onnx")

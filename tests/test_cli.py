@@ -156,9 +156,6 @@ def test_eval_without_labels_is_exit_2(sensor_artifacts, tmp_path, capsys):
     assert "label column 'anomaly' is missing" in capsys.readouterr().err
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "runtime/evaluation.py score_file: the message says 'the header has' but lists "
-    "table.features (the model's features), not the file's header"))
 def test_eval_without_labels_lists_the_real_header(sensor_artifacts, tmp_path, capsys):
     unlabeled = drop_column(sensor_artifacts.test_csv, tmp_path / "unlabeled.csv", "anomaly")
     assert cli.main(["eval", str(sensor_artifacts.int8), str(unlabeled)]) == 2
@@ -186,9 +183,6 @@ def test_eval_of_a_folder_has_one_row_per_file(sensor_artifacts, tmp_path):
     assert result["files"][1]["anomalous_rows"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "runtime/evaluation.py + export/cli.py cmd_eval: a file without anomalies has auroc NaN and "
-    "best_f1_threshold inf, which json.dumps writes as NaN/Infinity: not valid JSON"))
 def test_eval_json_is_strict_json_when_a_file_has_no_anomalies(sensor_artifacts, tmp_path):
     from training.synthetic import normal_stream, write_csv
 
@@ -198,10 +192,6 @@ def test_eval_json_is_strict_json_when_a_file_has_no_anomalies(sensor_artifacts,
     strict_json(out.read_text())
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "runtime/scoring.py score_lines (and evaluation.score_file) pass the training "
-    "time_column by name, and RowParser._time_column raises when it is absent: a CSV with "
-    "every feature but no timestamp column cannot be scored"))
 def test_score_csv_without_the_time_column(sensor_artifacts, tmp_path, capsys):
     bare = drop_column(sensor_artifacts.test_csv, tmp_path / "no-time.csv", "timestamp")
     out = tmp_path / "out.jsonl"

@@ -296,9 +296,7 @@ METADATA_LEVEL = ("future-schema", "unknown-precision")
 
 @pytest.mark.parametrize("name", [
     *FILE_LEVEL,
-    *(pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=(
-        "runtime/artifact.py open_artifact: errors from spec_from_dict(...) are raised without "
-        "the model path, unlike every other artifact error"))) for name in METADATA_LEVEL),
+    *METADATA_LEVEL,
 ])
 def test_bad_artifact_error_names_the_file(sensor_artifacts, tmp_path, name):
     make, _ = BAD_ARTIFACTS[name]

@@ -148,25 +148,13 @@ MALFORMED = [
     pytest.param(put("training", ["train.csv"]), "training", id="training-list"),
     pytest.param(put("parity", "good"), "parity", id="parity-string"),
     pytest.param(
-        put("threshold.value", math.nan), "threshold.value", id="threshold-value-nan",
-        marks=pytest.mark.xfail(strict=True, reason=(
-            "runtime/spec.py _threshold/_float: nested fields are reported without their parent "
-            "('metadata value must be a finite number'), so the message does not name threshold"))),
+        put("threshold.value", math.nan), "threshold.value", id="threshold-value-nan"),
     pytest.param(
-        put("threshold.method", 3), "threshold.method", id="threshold-method-type",
-        marks=pytest.mark.xfail(strict=True, reason=(
-            "runtime/spec.py _threshold/_str: reported as 'metadata method ...' without the "
-            "threshold prefix"))),
+        put("threshold.method", 3), "threshold.method", id="threshold-method-type"),
     pytest.param(
-        put("score_stats.mean", math.nan), "score_stats.mean", id="score_stats-mean-nan",
-        marks=pytest.mark.xfail(strict=True, reason=(
-            "runtime/spec.py _score_stats/_float: reported as 'metadata mean must be a finite "
-            "number', indistinguishable from the top-level `mean` field"))),
+        put("score_stats.mean", math.nan), "score_stats.mean", id="score_stats-mean-nan"),
     pytest.param(
-        put("score_stats.count", -1), "score_stats.count", id="score_stats-count-negative",
-        marks=pytest.mark.xfail(strict=True, reason=(
-            "runtime/spec.py _score_stats/_int: reported as 'metadata count ...' without the "
-            "score_stats prefix"))),
+        put("score_stats.count", -1), "score_stats.count", id="score_stats-count-negative"),
 ]
 
 
@@ -179,10 +167,6 @@ def test_malformed_field_is_named(data, mutate, field):
     assert field in str(error.value)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "runtime/spec.py spec_from_dict: `hold` (added in b48cb78 without a schema_version bump) is "
-    "read with _int(data, 'hold'), which makes it required, so schema-1 artifacts exported "
-    "before it existed no longer load"))
 def test_schema_1_metadata_written_before_hold_existed_still_loads(data):
     del data["hold"]
     assert spec_from_dict(data).hold == 0

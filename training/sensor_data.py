@@ -59,7 +59,7 @@ def load_tables(data: str | Path | Sequence[Path], options: DataOptions) -> list
         features = features or table.features
         values = fill_gaps(table.values, options.max_gap, table.source, table.features)
         tables.append(Table(table.source, table.features, values, table.times, table.labels,
-                            table.time_column, table.label_column))
+                            table.time_column, table.label_column, table.header))
     return tables
 
 

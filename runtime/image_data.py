@@ -1,0 +1,129 @@
+"""Labeled image sets on disk: the MVTec AD layout and plain folders.
+
+MVTec AD: ``ROOT/train/good/``, ``ROOT/test/good/``, ``ROOT/test/<defect>/`` and optional
+``ROOT/ground_truth/<defect>/<name>_mask.png``. Plain folders: normal folder(s) and anomalous
+folder(s); a mask is a same-stem ``.png`` beside a non-PNG image, or ``<stem>.png`` /
+``<stem>_mask.png`` in a mask folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import cv2
+import numpy as np
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+GOOD = "good"
+
+
+@dataclass(frozen=True)
+class LabeledImage:
+    path: Path
+    anomalous: bool
+    defect: str             # "good" for normal images
+    mask: Path | None = None
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Decode an image file as uint8 (gray or BGR); ValueError names the file when it cannot."""
+    path = Path(path)
+    data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else None
+    if data is None:
+        raise ValueError(f"image {str(path)!r} does not exist")
+    if data.size == 0:
+        raise ValueError(f"image {str(path)!r} is empty")
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if image is None or image.size == 0:
+        raise ValueError(f"image {str(path)!r} cannot be decoded (truncated or not an image)")
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise ValueError(f"image {str(path)!r} has unsupported pixel type {image.dtype}")
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return image
+
+
+def read_mask(path: Path | None, shape: tuple[int, ...]) -> np.ndarray:
+    """Boolean defect mask at ``shape[:2]`` (all False when there is no mask file)."""
+    height, width = shape[:2]
+    if path is None:
+        return np.zeros((height, width), dtype=bool)
+    mask = read_image(path)
+    if mask.ndim == 3:
+        mask = mask.max(axis=2)
+    if mask.shape != (height, width):
+        mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
+    return mask >= 128
+
+
+def images_in(folder: Path) -> list[Path]:
+    """Image files in a folder, sorted by name; a PNG that is the mask of a same-stem image is
+    not an image."""
+    files = sorted(p for p in Path(folder).iterdir()
+                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    stems_of_non_png = {p.stem for p in files if p.suffix.lower() != ".png"}
+    return [p for p in files if not (p.suffix.lower() == ".png" and p.stem in stems_of_non_png)]
+
+
+def is_mvtec(root: str | Path) -> bool:
+    root = Path(root)
+    return (root / "train" / GOOD).is_dir() and (root / "test").is_dir()
+
+
+def mvtec(root: str | Path) -> tuple[list[LabeledImage], list[LabeledImage]]:
+    """(train, test) of an MVTec AD category folder; masks may be missing."""
+    root = Path(root)
+    if not is_mvtec(root):
+        raise ValueError(f"`data` {str(root)!r} is not an MVTec AD category: expected "
+                         "train/good/ and test/ folders in it")
+    train = [LabeledImage(p, False, GOOD) for p in images_in(root / "train" / GOOD)]
+    test = []
+    for folder in sorted(p for p in (root / "test").iterdir() if p.is_dir()):
+        defect = folder.name
+        for image in images_in(folder):
+            mask = None
+            if defect != GOOD:
+                for candidate in (root / "ground_truth" / defect / f"{image.stem}_mask.png",
+                                  root / "ground_truth" / defect / f"{image.stem}.png"):
+                    if candidate.is_file():
+                        mask = candidate
+                        break
+            test.append(LabeledImage(image, defect != GOOD, defect, mask))
+    if not train:
+        raise ValueError(f"{str(root / 'train' / GOOD)!r} holds no images")
+    return train, test
+
+
+def folders(normal: Sequence[str | Path], anomalous: Sequence[str | Path] = (),
+            masks: str | Path | None = None) -> list[LabeledImage]:
+    """Labeled images from plain folders (the defect type is the anomalous folder's name)."""
+    items: list[LabeledImage] = []
+    for folder in normal:
+        items += [LabeledImage(p, False, GOOD) for p in _images_or_error(folder)]
+    for folder in anomalous:
+        for image in _images_or_error(folder):
+            items.append(LabeledImage(image, True, Path(folder).name, _mask_for(image, masks)))
+    return items
+
+
+def _images_or_error(folder: str | Path) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"image folder {str(folder)!r} does not exist")
+    found = images_in(folder)
+    if not found:
+        raise ValueError(f"image folder {str(folder)!r} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    return found
+
+
+def _mask_for(image: Path, masks: str | Path | None) -> Path | None:
+    candidates: Iterable[Path] = []
+    if masks is not None:
+        candidates = [Path(masks) / f"{image.stem}.png", Path(masks) / f"{image.stem}_mask.png"]
+    elif image.suffix.lower() != ".png":
+        candidates = [image.with_suffix(".png")]
+    return next((c for c in candidates if c.is_file()), None)

@@ -1,0 +1,109 @@
+"""The frame detector: score camera frames, predict defects, locate them."""
+
+from __future__ import annotations
+
+import math
+import numpy as np
+
+from .artifact import Artifact
+from .frames import map_to_frame, regions, to_model_input
+from .spec import ImageSpec, ScoreStats
+
+MAX_BATCH = 32
+
+
+class ImageDetector:
+    """Scores frames with a Vigil image artifact.
+
+    ``score(frames)`` gives one float per frame (higher is more anomalous), ``predict`` compares it
+    with ``threshold``; ``locate`` returns the anomaly map at frame size and the boxes of regions
+    above ``pixel_threshold``. Frames are uint8 arrays as OpenCV decodes them (BGR or gray), of any
+    size: they are converted and resized as the artifact says.
+    """
+
+    def __init__(self, artifact: Artifact) -> None:
+        self._artifact = artifact
+        self._session = artifact.session
+        self.spec: ImageSpec = artifact.spec
+        self._threshold = float(self.spec.threshold.value)
+        self._pixel_threshold = float(self.spec.pixel_threshold.value)
+        self._outputs = [self.spec.score_output, self.spec.map_output]
+
+    path = property(lambda self: self._artifact.path)
+    sha256 = property(lambda self: self._artifact.sha256)
+    providers = property(lambda self: self._session.get_providers())
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(height, width, channels) the model sees."""
+        return self.spec.input_shape
+
+    @property
+    def score_stats(self) -> ScoreStats:
+        return self.spec.score_stats
+
+    @property
+    def threshold(self) -> float:
+        return self._threshold
+
+    @threshold.setter
+    def threshold(self, value: float) -> None:
+        self._threshold = _finite(value, "threshold")
+
+    @property
+    def pixel_threshold(self) -> float:
+        return self._pixel_threshold
+
+    @pixel_threshold.setter
+    def pixel_threshold(self, value: float) -> None:
+        self._pixel_threshold = _finite(value, "pixel_threshold")
+
+    def score(self, frames) -> np.ndarray:
+        """Scores of one frame (an array) or several (a list, or a 4-D uint8 batch)."""
+        return self.infer(frames)[0]
+
+    def predict(self, frames) -> np.ndarray:
+        return self.score(frames) > self._threshold
+
+    def infer(self, frames) -> tuple[np.ndarray, np.ndarray]:
+        """(scores (n,), anomaly maps at model resolution (n, height, width))."""
+        batch = self.prepare(frames)
+        return self.run_prepared(batch)
+
+    def prepare(self, frames) -> np.ndarray:
+        """Model input (n, height, width, channels) uint8 for one frame or several."""
+        if isinstance(frames, np.ndarray) and frames.ndim == 4:
+            frames = list(frames)
+        elif not isinstance(frames, (list, tuple)):
+            frames = [frames]
+        if not frames:
+            raise ValueError("`frames` is empty; expected at least one frame")
+        return np.stack([to_model_input(f, self.spec) for f in frames])
+
+    def run_prepared(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Run the graph on already-prepared input (n, height, width, channels) uint8."""
+        expected = self.input_shape
+        if batch.dtype != np.uint8 or batch.ndim != 4 or batch.shape[1:] != expected:
+            raise ValueError(f"prepared input must be uint8 with shape (n, {expected[0]}, "
+                             f"{expected[1]}, {expected[2]}); received {batch.dtype} {batch.shape}")
+        scores, maps = [], []
+        for start in range(0, len(batch), MAX_BATCH):
+            score, amap = self._session.run(self._outputs,
+                                            {self.spec.input_name: batch[start:start + MAX_BATCH]})
+            scores.append(score.reshape(-1))
+            maps.append(amap.reshape(len(score), expected[0], expected[1]))
+        return np.concatenate(scores).astype(np.float64), np.concatenate(maps)
+
+    def locate(self, frame: np.ndarray, anomaly_map: np.ndarray | None = None
+               ) -> tuple[np.ndarray, list[dict]]:
+        """(anomaly map at the frame's size, boxes of regions above ``pixel_threshold``)."""
+        if anomaly_map is None:
+            anomaly_map = self.infer(frame)[1][0]
+        full = map_to_frame(anomaly_map, np.asarray(frame).shape)
+        return full, regions(full, self._pixel_threshold)
+
+
+def _finite(value: float, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"`{name}` must be a finite number; received {value!r}")
+    return float(value)

@@ -1,0 +1,311 @@
+"""Scoring frames: the tiny golden image model, JSON lines, overlays, live runs, the CLI, no TensorFlow."""
+
+from __future__ import annotations
+
+import io
+import json
+import textwrap
+
+import cv2
+import numpy as np
+import pytest
+
+import runtime
+from export import cli
+from image_fixtures import THRESHOLD, defect_frame, normal_frame, reference_scores
+from runtime.frame_scoring import (FrameScoringOptions, FrameSummary, preview_unavailable,
+                                   score_frames)
+from runtime.sources import Frame, ReconnectPolicy, SourceOptions, SourceStats, open_source
+from test_runtime_isolation import BLOCKER, TRAINING_SIDE, run_blocked
+from test_sources import FakeCamera, write_video
+
+FAST = ReconnectPolicy(initial_delay_s=0.001, max_delay_s=0.01, max_attempts=3)
+DEFECT_BOX = (16, 8, 24, 20)  # x, y, w, h of the white patch in defect frames
+
+
+@pytest.fixture(scope="module")
+def detector(tiny_image_artifact):
+    return runtime.load(tiny_image_artifact)
+
+
+def write_folder(folder):
+    """normal, defect, normal, truncated JPEG, text file: 5 items, 3 scorable, 1 anomalous."""
+    rng = np.random.default_rng(7)
+    folder.mkdir(parents=True, exist_ok=True)
+    frames = {"a.png": normal_frame(rng), "b.png": defect_frame(rng, box=DEFECT_BOX),
+              "c.png": normal_frame(rng, 120, 90)}
+    for name, frame in frames.items():
+        assert cv2.imwrite(str(folder / name), frame)
+    assert cv2.imwrite(str(folder / "d.jpg"), normal_frame(rng))
+    data = (folder / "d.jpg").read_bytes()
+    (folder / "d.jpg").write_bytes(data[: len(data) // 2])
+    (folder / "e.txt").write_text("notes")
+    return frames
+
+
+def run(detector, spec_or_source, **options) -> tuple[list[dict], FrameSummary]:
+    source = open_source(spec_or_source) if isinstance(spec_or_source, str) else spec_or_source
+    out = io.StringIO()
+    summary = score_frames(detector, source, out, FrameScoringOptions(**options))
+    return [json.loads(line) for line in out.getvalue().splitlines()], summary
+
+
+def iou(box, other) -> float:
+    ax, ay, aw, ah = box
+    bx, by, bw, bh = other
+    w = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    h = max(0, min(ay + ah, by + bh) - max(ay, by))
+    return w * h / (aw * ah + bw * bh - w * h)
+
+
+# --- the detector on the golden model -----------------------------------------------------------
+
+def test_tiny_model_scores_match_the_closed_form(detector):
+    rng = np.random.default_rng(1)
+    frames = [normal_frame(rng), defect_frame(rng), normal_frame(rng, 100, 140),
+              cv2.cvtColor(normal_frame(rng), cv2.COLOR_BGR2GRAY)]
+    expected = reference_scores(frames)
+    np.testing.assert_allclose(detector.score(frames), expected, atol=1e-6)  # batch of 4
+    np.testing.assert_allclose(detector.score(frames[1]), expected[1:2], atol=1e-6)  # batch 1
+    assert detector.predict(frames).tolist() == [False, True, False, False]
+    assert detector.threshold == THRESHOLD and detector.pixel_threshold == THRESHOLD
+    full, boxes = detector.locate(frames[1])
+    assert full.shape == (48, 64) and len(boxes) == 1
+    box = boxes[0]
+    assert iou((box["x"], box["y"], box["w"], box["h"]), DEFECT_BOX) > 0.7
+
+
+@pytest.mark.parametrize("frame, error, message", [
+    (np.zeros((0, 0, 3), np.uint8), ValueError, r"at least 2x2 pixels; received \(0, 0, 3\)"),
+    (np.zeros((48, 64, 3), np.float32), TypeError, "must be uint8.*received dtype float32"),
+    (np.zeros((48, 64, 2), np.uint8), ValueError,
+     r"\(height, width, 1\|3\|4\); received \(48, 64, 2\)"),
+    (None, ValueError, "is None"),
+])
+def test_bad_frames_are_clear_errors_from_the_detector(detector, frame, error, message):
+    with pytest.raises(error, match=message):
+        detector.score(frame)
+
+
+# --- score_frames -------------------------------------------------------------------------------
+
+def test_folder_json_lines_and_summary(detector, tmp_path):
+    frames = write_folder(tmp_path / "images")
+    records, summary = run(detector, str(tmp_path / "images"))
+    assert [r["source"].rsplit("/", 1)[-1] for r in records] == ["a.png", "b.png", "c.png",
+                                                                "d.jpg", "e.txt"]
+    assert [r["frame"] for r in records] == list(range(5))
+    scored = records[:3]
+    for record in scored:
+        assert set(record) == {"frame", "source", "score", "anomaly", "latency_ms", "boxes"}
+        assert record["latency_ms"] > 0
+    expected = reference_scores(list(frames.values()))
+    np.testing.assert_allclose([r["score"] for r in scored], expected, atol=1e-6)
+    assert [r["anomaly"] for r in scored] == [False, True, False]
+    assert scored[0]["boxes"] == [] and len(scored[1]["boxes"]) == 1
+    box = scored[1]["boxes"][0]
+    assert iou((box["x"], box["y"], box["w"], box["h"]), DEFECT_BOX) > 0.7
+    for record, reason in zip(records[3:], ("truncated JPEG", "not an image file")):
+        assert record["score"] is None and record["anomaly"] is None
+        assert reason in record["skipped"]
+
+    assert (summary.frames_in, summary.scored, summary.skipped) == (5, 3, 2)
+    assert summary.scored + summary.skipped == summary.frames_in
+    assert summary.anomalies == 1 and summary.dropped == 0 and summary.reconnects == 0
+    assert summary.stopped == "end" and "e.txt" in summary.last_error
+    assert 0 < summary.p50_ms <= summary.p99_ms and summary.fps > 0
+    assert json.loads(json.dumps(summary.to_json()))["frames_in"] == 5
+
+
+def test_overlays_for_anomalous_frames_only_unless_all(detector, tmp_path):
+    write_folder(tmp_path / "images")
+    records, summary = run(detector, str(tmp_path / "images"), overlay_dir=tmp_path / "some")
+    written = sorted(p.name for p in (tmp_path / "some").iterdir())
+    assert written == ["000001_b.jpg"] and summary.overlays == 1
+    assert records[1]["overlay"].endswith("000001_b.jpg") and "overlay" not in records[0]
+    picture = cv2.imread(str(tmp_path / "some" / "000001_b.jpg"))
+    assert picture.shape == (48, 64, 3)
+
+    _, summary = run(detector, str(tmp_path / "images"), overlay_dir=tmp_path / "all",
+                     overlay_all=True)
+    written = sorted(p.name for p in (tmp_path / "all").iterdir())
+    assert written == ["000000_a.jpg", "000001_b.jpg", "000002_c.jpg"] and summary.overlays == 3
+
+
+def test_video_every_frame_accounted_and_annotated_video_written(detector, tmp_path):
+    path = write_video(tmp_path / "clip.avi", 15)
+    records, summary = run(detector, str(path), overlay_video=tmp_path / "out" / "annotated.avi")
+    assert [r["frame"] for r in records] == list(range(15))
+    assert all(r["score"] is not None for r in records)
+    assert (summary.frames_in, summary.scored, summary.skipped, summary.dropped) == (15, 15, 0, 0)
+    assert summary.video_frames == 15
+    written = cv2.VideoCapture(str(tmp_path / "out" / "annotated.avi"))
+    count = 0
+    while written.read()[0]:
+        count += 1
+    written.release()
+    assert count == 15
+
+
+def test_truncated_video_is_a_counted_skip(detector, tmp_path):
+    path = write_video(tmp_path / "clip.avi", 20)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 6 // 10])
+    records, summary = run(detector, str(path))
+    assert "truncated or corrupt" in records[-1]["skipped"]
+    assert summary.skipped == 1 and summary.scored == len(records) - 1
+    assert summary.stopped == "end"
+
+
+def test_live_run_reports_reconnect_and_gives_up_cleanly(detector):
+    camera = FakeCamera("f" * 4 + "xx" + "f" * 4)
+    source = open_source("0", SourceOptions(queue_size=64, reconnect=FAST), camera.factory)
+    records, summary = run(detector, source)
+    assert [r["frame"] for r in records] == list(range(8))
+    assert "gap_s" in records[4] and all("gap_s" not in r for i, r in enumerate(records) if i != 4)
+    assert summary.reconnects == 1 and summary.gaps[0]["resumed_index"] == 4
+    assert summary.stopped == "source_lost"
+    assert "gave up after 3 reconnect attempts" in summary.last_error
+    assert summary.scored == 8 and summary.skipped == 0
+
+
+def test_live_bad_frames_are_skipped_and_the_run_goes_on(detector):
+    rng = np.random.default_rng(2)
+    images = [normal_frame(rng), np.zeros((0, 0, 3), np.uint8), np.zeros((48, 64, 2), np.uint8),
+              defect_frame(rng)]
+    camera = FakeCamera("f" * 8, frames=images)
+    source = open_source("0", SourceOptions(queue_size=64, reconnect=FAST), camera.factory)
+    records, summary = run(detector, source)
+    assert [r["frame"] for r in records] == list(range(8))
+    skipped = [r for r in records if r["score"] is None]
+    assert [r["frame"] for r in skipped] == [1, 2, 5, 6]
+    assert "at least 2x2" in skipped[0]["skipped"]
+    assert "received (48, 64, 2)" in skipped[1]["skipped"]
+    assert [r["anomaly"] for r in records if r["score"] is not None] == [False, True, False, True]
+    assert (summary.frames_in, summary.scored, summary.skipped) == (8, 4, 4)
+
+
+def test_live_max_frames_with_a_slow_consumer_counts_drops(detector, tmp_path):
+    camera = FakeCamera("f" * 100_000)
+    source = open_source("0", SourceOptions(queue_size=1, reconnect=FAST), camera.factory)
+    records, summary = run(detector, source, max_frames=12, overlay_dir=tmp_path / "ov",
+                           overlay_all=True)  # writing every overlay slows the consumer down
+    indices = [r["frame"] for r in records]
+    assert len(records) == 12 and indices == sorted(set(indices))
+    assert summary.stopped == "max_frames" and summary.frames_in == 12
+    assert summary.dropped == source.stats.read - summary.frames_in
+    missing = sum(r.get("dropped_before", 0) for r in records)
+    assert missing == indices[-1] - indices[0] - 11  # each gap in the indices is reported
+    assert summary.scored + summary.skipped == summary.frames_in
+
+
+class InterruptedSource:
+    """One frame, then Ctrl-C."""
+
+    name, live, fps = "interrupted", False, None
+
+    def __init__(self) -> None:
+        self.closed = False
+        self.stats = SourceStats()
+
+    def __iter__(self):
+        yield Frame(0, self.name, normal_frame(np.random.default_rng(3)), None, 0.0)
+        raise KeyboardInterrupt
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_ctrl_c_ends_the_run_with_a_summary(detector):
+    source = InterruptedSource()
+    records, summary = run(detector, source)
+    assert len(records) == 1 and records[0]["anomaly"] is False
+    assert summary.stopped == "interrupted" and summary.scored == 1 and source.closed
+
+
+def test_show_without_a_gui_is_a_clear_error(detector, tmp_path):
+    why = preview_unavailable()
+    if why is None:
+        pytest.skip("this OpenCV can open windows")
+    write_folder(tmp_path / "images")
+    with pytest.raises(ValueError, match="--show"):
+        run(detector, str(tmp_path / "images"), show=True)
+
+
+def test_options_are_validated():
+    with pytest.raises(ValueError, match="max_frames"):
+        FrameScoringOptions(max_frames=0)
+    with pytest.raises(ValueError, match="overlay_video.*received 'x.gif'"):
+        FrameScoringOptions(overlay_video="x.gif")
+    with pytest.raises(ValueError, match="overlay_all"):
+        FrameScoringOptions(overlay_all=True)
+
+
+# --- the CLI ------------------------------------------------------------------------------------
+
+def test_cli_scores_a_folder(tiny_image_artifact, tmp_path, capsys):
+    write_folder(tmp_path / "images")
+    out = tmp_path / "out" / "scores.jsonl"
+    code = cli.main(["score", str(tiny_image_artifact), str(tmp_path / "images"), "--jsonl",
+                     str(out), "--overlay-dir", str(tmp_path / "ov")])
+    assert code == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == 5 and sum(r["anomaly"] is True for r in records) == 1
+    summary = json.loads(capsys.readouterr().err.strip().splitlines()[-1])["summary"]
+    assert (summary["frames_in"], summary["scored"], summary["skipped"]) == (5, 3, 2)
+    assert [p.name for p in (tmp_path / "ov").iterdir()] == ["000001_b.jpg"]
+
+
+def test_cli_errors(tiny_image_artifact, tmp_path, capsys):
+    write_folder(tmp_path / "images")
+    model = str(tiny_image_artifact)
+    assert cli.main(["score", model, "9997", "--reconnect-attempts", "0"]) == cli.EXIT_INPUT
+    assert "camera 9997 could not be opened after 1 attempt" in capsys.readouterr().err
+    images = str(tmp_path / "images")
+    assert cli.main(["score", model, images, "--columns", "a,b"]) == cli.EXIT_INPUT
+    assert "--columns applies to sensor models" in capsys.readouterr().err
+    assert cli.main(["score", model, str(tmp_path / "nothing-here")]) == cli.EXIT_INPUT
+    assert "is not a camera index" in capsys.readouterr().err
+    assert cli.main(["score", model, images, "--max-frames", "0"]) == cli.EXIT_INPUT
+    assert "`max_frames` must be" in capsys.readouterr().err
+
+
+# --- no TensorFlow ------------------------------------------------------------------------------
+
+FRAMES_SCRIPT = BLOCKER + textwrap.dedent('''
+    import io
+    import runtime
+    from runtime.frame_scoring import score_frames
+    from runtime.sources import open_source
+
+    detector = runtime.load(sys.argv[2])
+    out = io.StringIO()
+    summary = score_frames(detector, open_source(sys.argv[3]), out)
+    report(summary=summary.to_json(), lines=out.getvalue().splitlines())
+''')
+
+CLI_SCRIPT = BLOCKER + textwrap.dedent('''
+    from export.cli import main
+
+    code = main(["score", sys.argv[2], sys.argv[3], "--jsonl", sys.argv[4]])
+    report(code=code)
+''')
+
+
+def test_frames_score_without_the_training_stack(tiny_image_artifact, tmp_path):
+    write_folder(tmp_path / "images")
+    result = run_blocked(tmp_path, FRAMES_SCRIPT, (*TRAINING_SIDE, "training", "export"),
+                         tiny_image_artifact, tmp_path / "images")
+    assert result["attempts"] == [] and result["loaded"] == []
+    assert result["summary"]["scored"] == 3 and result["summary"]["skipped"] == 2
+    records = [json.loads(line) for line in result["lines"]]
+    assert [r["anomaly"] for r in records] == [False, True, False, None, None]
+
+
+def test_cli_scores_frames_without_the_training_stack(tiny_image_artifact, tmp_path):
+    write_folder(tmp_path / "images")
+    out = tmp_path / "scores.jsonl"
+    result = run_blocked(tmp_path, CLI_SCRIPT, TRAINING_SIDE, tiny_image_artifact,
+                         tmp_path / "images", out)
+    assert result["code"] == 0 and result["attempts"] == [] and result["loaded"] == []
+    assert len(out.read_text().splitlines()) == 5
