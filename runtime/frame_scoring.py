@@ -1,0 +1,309 @@
+"""Scoring a frame source with an image detector: one JSON line per frame, overlays, a summary.
+
+``score_frames(detector, source, out)`` reads every item a source delivers and writes one JSON
+line for it: ``frame``, ``source``, ``score``, ``anomaly``, ``latency_ms`` and ``boxes`` (the
+regions above the pixel threshold, for anomalous frames), or ``score: null`` and ``skipped``
+with the reason for an item that could not be scored. Live sources add ``dropped_before`` (frames
+replaced by newer ones since the last line) and ``gap_s`` (seconds without frames before a
+reconnect). Optionally it writes heatmap overlays to a folder, an annotated video, and shows a
+preview window. A bad frame is a counted skip; it never ends a run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO
+
+import cv2
+import numpy as np
+
+from .frames import overlay, to_model_input
+from .image_detector import ImageDetector
+from .sources import FrameSource, ImageFiles
+
+log = logging.getLogger("vigil")
+
+VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG"}
+DEFAULT_VIDEO_FPS = 10.0
+PREVIEW_KEYS = (27, ord("q"))  # Esc or q closes the preview and ends the run
+
+
+@dataclass(frozen=True)
+class FrameScoringOptions:
+    """What to write besides the JSON lines, and when to stop.
+
+    ``overlay_dir``: heatmap overlays (JPEG) of anomalous frames, or of every scored frame with
+    ``overlay_all``. ``overlay_video``: an annotated video of every scored frame (.mp4 or .avi) at
+    ``video_fps`` (default: the source's rate, else 10). ``show``: a preview window (needs an
+    OpenCV with a GUI). ``max_frames``: stop after this many items. ``latency_window``: the p50/p99
+    latencies cover this many most recent frames.
+    """
+
+    overlay_dir: str | os.PathLike | None = None
+    overlay_all: bool = False
+    overlay_video: str | os.PathLike | None = None
+    video_fps: float | None = None
+    show: bool = False
+    max_frames: int | None = None
+    latency_window: int = 65536
+
+    def __post_init__(self) -> None:
+        if self.max_frames is not None and (isinstance(self.max_frames, bool)
+                                            or not isinstance(self.max_frames, int)
+                                            or self.max_frames < 1):
+            raise ValueError(f"`max_frames` must be an integer >= 1 or None; "
+                             f"received {self.max_frames!r}")
+        if self.overlay_video is not None:
+            suffix = Path(self.overlay_video).suffix.lower()
+            if suffix not in VIDEO_CODECS:
+                raise ValueError(f"`overlay_video` must end in one of {sorted(VIDEO_CODECS)}; "
+                                 f"received {str(self.overlay_video)!r}")
+        if self.video_fps is not None and not 0 < self.video_fps <= 1000:
+            raise ValueError(f"`video_fps` must be in (0, 1000]; received {self.video_fps}")
+        if self.latency_window < 1:
+            raise ValueError(f"`latency_window` must be >= 1; received {self.latency_window}")
+        if self.overlay_all and self.overlay_dir is None:
+            raise ValueError("`overlay_all` needs `overlay_dir`, the folder to write overlays to")
+
+
+@dataclass
+class FrameSummary:
+    """Totals of a run: ``frames_in == scored + skipped``; live drops are counted apart.
+
+    ``stopped`` is ``end``, ``max_frames``, ``interrupted`` (Ctrl-C), ``preview_closed`` or
+    ``source_lost`` (a live source gave up reconnecting; ``last_error`` says why).
+    """
+
+    source: str
+    frames_in: int = 0
+    scored: int = 0
+    skipped: int = 0
+    anomalies: int = 0
+    dropped: int = 0
+    reconnects: int = 0
+    overlays: int = 0
+    video_frames: int = 0
+    seconds: float = 0.0
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    stopped: str = "end"
+    last_error: str | None = None
+    gaps: list[dict] = field(default_factory=list)
+
+    @property
+    def fps(self) -> float | None:
+        return self.scored / self.seconds if self.seconds > 0 else None
+
+    def to_json(self) -> dict:
+        record = asdict(self)
+        record["seconds"] = round(self.seconds, 4)
+        record["fps"] = round(self.fps, 2) if self.fps else None
+        for key in ("p50_ms", "p99_ms"):
+            record[key] = round(record[key], 3) if record[key] is not None else None
+        return record
+
+
+class LatencyWindow:
+    """The most recent latencies in a preallocated ring, for percentiles of a long run."""
+
+    def __init__(self, size: int) -> None:
+        self._values = np.empty(size, dtype=np.float64)
+        self._count = 0
+
+    def add(self, seconds: float) -> None:
+        self._values[self._count % len(self._values)] = seconds
+        self._count += 1
+
+    def percentiles_ms(self, *qs: float) -> list[float] | None:
+        if self._count == 0:
+            return None
+        filled = self._values[:min(self._count, len(self._values))]
+        return [float(v) for v in np.percentile(filled, qs) * 1e3]
+
+
+def preview_unavailable() -> str | None:
+    """Why a preview window cannot open here (a headless OpenCV, no display), or None if it can."""
+    match = re.search(r"^\s*GUI:\s*(\S+)", cv2.getBuildInformation(), re.MULTILINE)
+    if match and match.group(1).upper() == "NONE":
+        return ("`--show` needs an OpenCV built with a GUI; this one has none (the "
+                "opencv-python-headless wheel). Install the GUI wheel instead (pip uninstall "
+                "opencv-python-headless && pip install opencv-python), or write an annotated video "
+                "with --overlay-video")
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY")
+                                                 or os.environ.get("WAYLAND_DISPLAY")):
+        return ("`--show` needs a display, and neither DISPLAY nor WAYLAND_DISPLAY is set; write "
+                "an annotated video with --overlay-video instead")
+    return None
+
+
+class _VideoOut:
+    """An annotated video, opened at the first frame's size; later frames are resized to it."""
+
+    def __init__(self, path: Path, fps: float) -> None:
+        self.path = path
+        self.fps = fps
+        self.frames = 0
+        self._writer: cv2.VideoWriter | None = None
+        self._size: tuple[int, int] | None = None
+
+    def write(self, picture: np.ndarray) -> None:
+        size = (picture.shape[1], picture.shape[0])
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fourcc = cv2.VideoWriter_fourcc(*VIDEO_CODECS[self.path.suffix.lower()])
+            self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, size)
+            if not self._writer.isOpened():
+                self._writer = None
+                raise ValueError(f"`overlay_video` {str(self.path)!r} cannot be written: this "
+                                 f"OpenCV has no {VIDEO_CODECS[self.path.suffix.lower()]} encoder "
+                                 "for it, or the folder is not writable")
+            self._size = size
+        if size != self._size:
+            picture = cv2.resize(picture, self._size, interpolation=cv2.INTER_AREA)
+        self._writer.write(picture)
+        self.frames += 1
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+
+
+def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str],
+                 options: FrameScoringOptions = FrameScoringOptions()) -> FrameSummary:
+    """Score every item of ``source`` with ``detector``, write JSON lines to ``out``; the summary.
+
+    The source is closed on return. Ctrl-C ends the run with a summary (``stopped="interrupted"``).
+    Raises ValueError before reading anything if an output cannot be made (no GUI for ``show``).
+    """
+    if not isinstance(detector, ImageDetector):
+        raise TypeError(f"`detector` must be an ImageDetector (an image artifact); received "
+                        f"{type(detector).__name__}")
+    if options.show:
+        why = preview_unavailable()
+        if why:
+            source.close()
+            raise ValueError(why)
+    overlay_dir = Path(options.overlay_dir) if options.overlay_dir is not None else None
+    if overlay_dir is not None:
+        overlay_dir.mkdir(parents=True, exist_ok=True)
+    video = None
+    if options.overlay_video is not None:
+        video = _VideoOut(Path(options.overlay_video),
+                          options.video_fps or source.fps or DEFAULT_VIDEO_FPS)
+    per_file = isinstance(source, ImageFiles)
+    window = f"vigil: {source.name}"
+
+    summary = FrameSummary(source=source.name)
+    latencies = LatencyWindow(options.latency_window)
+    batch = np.empty((1, *detector.input_shape), dtype=np.uint8)  # reused for every frame
+    last_index: int | None = None
+    started = time.perf_counter()
+    try:
+        for frame in source:
+            summary.frames_in += 1
+            record: dict = {"frame": frame.index, "source": frame.source}
+            if source.live and last_index is not None and frame.index > last_index + 1:
+                record["dropped_before"] = frame.index - last_index - 1
+            last_index = frame.index
+            if frame.gap_s is not None:
+                record["gap_s"] = round(frame.gap_s, 3)
+            picture = None
+            reason = frame.error
+            if reason is None:
+                try:
+                    began = time.perf_counter()
+                    batch[0] = to_model_input(frame.image, detector.spec)
+                    scores, maps = detector.run_prepared(batch)
+                    score = float(scores[0])
+                    anomaly = bool(score > detector.threshold)
+                    wants_picture = (video is not None or options.show
+                                     or (overlay_dir is not None
+                                         and (anomaly or options.overlay_all)))
+                    boxes: list[dict] = []
+                    full = None
+                    if anomaly or wants_picture:
+                        full, found = detector.locate(frame.image, maps[0])
+                        boxes = found if anomaly else []
+                    latency = time.perf_counter() - began
+                    if wants_picture:
+                        label = f"#{frame.index} score {score:.4g}" + (" ANOMALY" * anomaly)
+                        picture = overlay(frame.image, full, detector.spec, boxes, label)
+                except (ValueError, TypeError, cv2.error) as error:
+                    reason = str(error).strip() or type(error).__name__
+            if reason is not None:
+                summary.skipped += 1
+                summary.last_error = f"frame {frame.index} of {frame.source}: {reason}"
+                record.update(score=None, anomaly=None, skipped=reason)
+            else:
+                summary.scored += 1
+                summary.anomalies += anomaly
+                latencies.add(latency)
+                record.update(score=score, anomaly=anomaly, latency_ms=round(latency * 1e3, 3),
+                              boxes=boxes)
+                if picture is not None:
+                    if overlay_dir is not None and (anomaly or options.overlay_all):
+                        path = overlay_dir / _overlay_name(frame.index, frame.source, per_file)
+                        if _write_picture(path, picture):
+                            summary.overlays += 1
+                            record["overlay"] = str(path)
+                        else:
+                            summary.last_error = f"could not write the overlay {path}"
+                            log.warning("%s", summary.last_error)
+                    if video is not None:
+                        video.write(picture)
+                    if options.show:
+                        cv2.imshow(window, picture)
+                        if cv2.waitKey(1) & 0xFF in PREVIEW_KEYS:
+                            summary.stopped = "preview_closed"
+            out.write(json.dumps(record) + "\n")
+            if source.live:
+                out.flush()
+            if summary.stopped != "end":
+                break
+            if options.max_frames is not None and summary.frames_in >= options.max_frames:
+                summary.stopped = "max_frames"
+                break
+    except KeyboardInterrupt:
+        summary.stopped = "interrupted"
+    finally:
+        source.close()
+        if video is not None:
+            video.close()
+            summary.video_frames = video.frames
+        if options.show:
+            cv2.destroyAllWindows()
+        summary.seconds = time.perf_counter() - started
+    stats = source.stats
+    summary.dropped = stats.dropped
+    summary.reconnects = stats.reconnects
+    summary.gaps = [asdict(gap) for gap in stats.gaps]
+    if stats.error is not None:
+        summary.last_error = stats.error
+        if summary.stopped == "end":
+            summary.stopped = "source_lost"
+    percentiles = latencies.percentiles_ms(50, 99)
+    if percentiles is not None:
+        summary.p50_ms, summary.p99_ms = percentiles
+    return summary
+
+
+def _overlay_name(index: int, source: str, per_file: bool) -> str:
+    if per_file:
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(source).stem)[:80]
+        return f"{index:06d}_{stem}.jpg"
+    return f"{index:08d}.jpg"
+
+
+def _write_picture(path: Path, picture: np.ndarray) -> bool:
+    try:
+        return bool(cv2.imwrite(str(path), picture, [cv2.IMWRITE_JPEG_QUALITY, 90]))
+    except cv2.error:
+        return False

@@ -1,0 +1,560 @@
+"""Frame sources: image files, video files and live cameras or streams, read with OpenCV.
+
+``open_source(spec)`` picks the kind from the text a user typed:
+
+* a camera index (``0``), a ``/dev/video*`` device, or an ``rtsp://``, ``rtmp://``, ``http://``,
+  ``https://`` or ``udp://`` URL is *live*: a capture thread reads it into a small queue that keeps
+  the newest frames (older ones are dropped and counted), and a source that stops is reopened with
+  exponential backoff, each loss and reconnect reported;
+* a file with an image extension, a folder (its files, sorted by name) or a glob pattern is a set
+  of *image files*: every file yields one item, unreadable or truncated ones with an error;
+* any other file is a *video file*: every frame is read in order, none is dropped, and a file that
+  ends before the frame count its container reports yields an error item rather than stopping
+  silently.
+
+Every source is a single-pass iterable of ``Frame`` items and a context manager; ``stats`` says
+what it read, dropped and reconnected.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import re
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Iterator, Protocol
+
+import cv2
+import numpy as np
+
+log = logging.getLogger("vigil")
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff",
+                              ".webp", ".pbm", ".pgm", ".ppm", ".pnm", ".jp2", ".ras", ".sr"})
+LIVE_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
+GLOB_CHARACTERS = re.compile(r"[*?\[]")
+STREAM_TIMEOUT_MS = 5000  # open/read timeout for network streams, so a cut stream is noticed
+JOIN_TIMEOUT_S = 10.0
+MAX_GAPS_KEPT = 100
+
+
+class SourceError(ValueError):
+    """A source cannot be opened: no such file, nothing matches, not a video, no such camera."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One item from a source: a decoded image, or why there is none.
+
+    ``index`` counts items from 0 in source order (for live sources: frames read from the device
+    since the run started, so dropped frames leave gaps). ``source`` is the file it came from, or
+    the source's name. ``timestamp`` is the wall-clock time (``time.time()``) it was read.
+    ``gap_s`` is set on the first frame delivered after a live source was lost and reconnected:
+    the seconds without frames.
+    """
+
+    index: int
+    source: str
+    image: np.ndarray | None
+    error: str | None
+    timestamp: float
+    gap_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A live source's outage: frames stopped after ``after_index``, resumed at ``resumed_index``."""
+
+    after_index: int | None
+    resumed_index: int
+    seconds: float
+    attempts: int
+
+
+@dataclass
+class SourceStats:
+    """What a source did. ``read`` counts items produced (frames and error items)."""
+
+    read: int = 0
+    errors: int = 0
+    dropped: int = 0
+    reconnects: int = 0
+    reconnect_attempts: int = 0
+    max_queued: int = 0
+    expected: int | None = None
+    gaps: list[Gap] = field(default_factory=list)
+    error: str | None = None  # why a live source gave up, if it did
+
+
+@dataclass(frozen=True)
+class ReconnectPolicy:
+    """How a live source is (re)opened: waits of ``initial_delay_s``, times ``factor`` after each
+    failure, at most ``max_delay_s``; ``max_attempts`` retries after a failure (None: forever)."""
+
+    initial_delay_s: float = 0.5
+    max_delay_s: float = 10.0
+    factor: float = 2.0
+    max_attempts: int | None = 10
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.initial_delay_s <= self.max_delay_s:
+            raise ValueError(f"`initial_delay_s` must be in [0, max_delay_s={self.max_delay_s}]; "
+                             f"received {self.initial_delay_s}")
+        if self.factor < 1:
+            raise ValueError(f"`factor` must be >= 1; received {self.factor}")
+        if self.max_attempts is not None and (isinstance(self.max_attempts, bool)
+                                              or not isinstance(self.max_attempts, int)
+                                              or self.max_attempts < 0):
+            raise ValueError(f"`max_attempts` must be an integer >= 0 or None (forever); "
+                             f"received {self.max_attempts!r}")
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before retry number ``attempt`` (1-based)."""
+        return min(self.max_delay_s, self.initial_delay_s * self.factor ** (attempt - 1))
+
+    def exhausted(self, attempt: int) -> bool:
+        return self.max_attempts is not None and attempt > self.max_attempts
+
+    def describe(self) -> str:
+        return "forever" if self.max_attempts is None else str(self.max_attempts)
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """Live-source settings: queue size (1 or 2 keeps latency low) and the reconnect policy."""
+
+    queue_size: int = 2
+    reconnect: ReconnectPolicy = ReconnectPolicy()
+
+    def __post_init__(self) -> None:
+        if isinstance(self.queue_size, bool) or not isinstance(self.queue_size, int) \
+                or self.queue_size < 1:
+            raise ValueError(f"`queue_size` must be an integer >= 1; received {self.queue_size!r}")
+
+
+class Capture(Protocol):
+    """The part of ``cv2.VideoCapture`` a source uses (tests pass fakes)."""
+
+    def isOpened(self) -> bool: ...
+    def read(self) -> tuple[bool, Any]: ...
+    def release(self) -> None: ...
+
+
+CaptureFactory = Callable[[Any], Capture]
+
+
+class FrameSource(Protocol):
+    name: str
+    live: bool
+
+    def __iter__(self) -> Iterator[Frame]: ...
+    def close(self) -> None: ...
+    @property
+    def stats(self) -> SourceStats: ...
+    @property
+    def fps(self) -> float | None: ...
+
+
+def default_capture(target: int | str) -> cv2.VideoCapture:
+    """``cv2.VideoCapture`` of a camera index or URL; network streams get open/read timeouts."""
+    if isinstance(target, str) and target.startswith(LIVE_SCHEMES):
+        return cv2.VideoCapture(target, cv2.CAP_FFMPEG,
+                                [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS,
+                                 cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS])
+    return cv2.VideoCapture(target)
+
+
+def open_source(spec: str, options: SourceOptions = SourceOptions(),
+                capture_factory: CaptureFactory = default_capture) -> FrameSource:
+    """Open what ``spec`` names: a camera index, stream URL, video, image, folder or glob.
+
+    Raises SourceError when it cannot be opened (for live sources, after the reconnect policy's
+    attempts).
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise SourceError(f"`source` must be a camera index, URL, file, folder or glob; "
+                          f"received {spec!r}")
+    target = live_target(spec)
+    if target is not None:
+        return LiveSource(target, options, capture_factory)
+    path = Path(spec)
+    if path.is_dir():
+        return ImageFiles(_folder_files(path), name=spec)
+    if path.is_file():
+        if path.suffix.lower() in IMAGE_EXTENSIONS:
+            return ImageFiles([path], name=spec)
+        return VideoFile(path, capture_factory)
+    if GLOB_CHARACTERS.search(spec):
+        matches = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
+        if not matches:
+            raise SourceError(f"`source` glob {spec!r} matches no files")
+        return ImageFiles(matches, name=spec)
+    raise SourceError(f"`source` {spec!r} is not a camera index, a stream URL "
+                      f"({', '.join(s[:-3] for s in LIVE_SCHEMES)}), or an existing file, folder "
+                      "or glob")
+
+
+def live_target(spec: str) -> int | str | None:
+    """The capture target of a live source (an int for a camera index), or None if not live."""
+    text = spec.strip()
+    if re.fullmatch(r"\d{1,4}", text):
+        if Path(spec).exists():
+            raise SourceError(f"`source` {spec!r} is both a camera index and an existing path; "
+                              f"write ./{spec} to read the path")
+        return int(text)
+    if text.lower().startswith(LIVE_SCHEMES) or re.fullmatch(r"/dev/video\d+", text):
+        return text
+    return None
+
+
+def redact(spec: str) -> str:
+    """The source's text with any password in a URL replaced, safe to print and log."""
+    return re.sub(r"(://[^/@:]*):[^/@]*@", r"\1:***@", spec)
+
+
+def _folder_files(folder: Path) -> list[Path]:
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise SourceError(f"`source` folder {str(folder)!r} contains no files")
+    return files
+
+
+class ImageFiles:
+    """Image files in the given order; each yields one item, with an error if it is unusable."""
+
+    live = False
+    fps = None
+
+    def __init__(self, paths: list[Path], name: str) -> None:
+        self.paths = list(paths)
+        self.name = name
+        self._stats = SourceStats(expected=len(self.paths))
+
+    @property
+    def stats(self) -> SourceStats:
+        return self._stats
+
+    def __iter__(self) -> Iterator[Frame]:
+        for index, path in enumerate(self.paths):
+            image, error = read_image(path)
+            self._stats.read += 1
+            self._stats.errors += error is not None
+            yield Frame(index, str(path), image, error, time.time())
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> ImageFiles:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def read_image(path: Path) -> tuple[np.ndarray | None, str | None]:
+    """(BGR uint8 image, None) or (None, why it cannot be used)."""
+    suffix = path.suffix.lower()
+    if suffix not in IMAGE_EXTENSIONS:
+        return None, f"not an image file (extension {suffix or 'none'!r})"
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        return None, f"cannot read the file: {error.strerror or error}"
+    if not data:
+        return None, "empty file"
+    if suffix in (".jpg", ".jpeg", ".jpe") and _jpeg_truncated(data):
+        return None, "truncated JPEG (no end-of-image marker after the image data)"
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if image is None or image.size == 0:
+        return None, (f"cannot decode the file as an image ({len(data)} bytes; corrupt or "
+                      "truncated?)")
+    return image, None
+
+
+def _jpeg_truncated(data: bytes) -> bool:
+    # libjpeg fills a cut-off JPEG with gray and only warns, so check the markers: the last
+    # start-of-scan must be followed by an end-of-image (0xFFD9 cannot occur inside scan data).
+    if not data.startswith(b"\xff\xd8"):
+        return False  # not a JPEG at all: let the decoder say so
+    return data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda")
+
+
+class VideoFile:
+    """Every frame of a video file, in order; a read failure before the end is an error item."""
+
+    live = False
+
+    def __init__(self, path: Path, capture_factory: CaptureFactory = default_capture) -> None:
+        self.path = Path(path)
+        self.name = str(path)
+        self._capture = capture_factory(str(path))
+        if not self._capture.isOpened():
+            self._capture.release()
+            raise SourceError(f"`source` {self.name!r} cannot be opened as a video (OpenCV could "
+                              f"not read it); images must end in one of "
+                              f"{', '.join(sorted(IMAGE_EXTENSIONS))}")
+        count = _prop(self._capture, cv2.CAP_PROP_FRAME_COUNT)
+        rate = _prop(self._capture, cv2.CAP_PROP_FPS)
+        self._fps = rate if rate and 0 < rate < 1000 else None
+        self._stats = SourceStats(expected=int(count) if count and count > 0 else None)
+        self._iterated = False
+
+    @property
+    def stats(self) -> SourceStats:
+        return self._stats
+
+    @property
+    def fps(self) -> float | None:
+        return self._fps
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self._iterated:
+            raise RuntimeError(f"video source {self.name!r} can be iterated once")
+        self._iterated = True
+        expected = self._stats.expected
+        index = 0
+        try:
+            while True:
+                ok, image = self._capture.read()
+                if not ok or image is None:
+                    if index == 0 or (expected is not None and index < expected):
+                        reported = f" of the {expected} its container reports" if expected else ""
+                        message = (f"video stopped after {index} frame{'s' if index != 1 else ''}"
+                                   f"{reported}: the file is truncated or corrupt")
+                        self._stats.read += 1
+                        self._stats.errors += 1
+                        yield Frame(index, self.name, None, message, time.time())
+                    return
+                self._stats.read += 1
+                yield Frame(index, self.name, image, None, time.time())
+                index += 1
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
+
+    def __enter__(self) -> VideoFile:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _prop(capture: Capture, prop: int) -> float | None:
+    get = getattr(capture, "get", None)
+    if get is None:
+        return None
+    try:
+        value = float(get(prop))
+    except (TypeError, ValueError, cv2.error):
+        return None
+    return value if np.isfinite(value) else None
+
+
+class LiveSource:
+    """A camera or network stream read on its own thread into a queue that keeps the newest frames.
+
+    The queue holds at most ``options.queue_size`` frames; when it is full the oldest is dropped
+    (counted in ``stats.dropped``). When reads fail the capture is released and reopened after
+    ``options.reconnect`` delays; each loss and reconnect is logged and the outage is recorded in
+    ``stats.gaps`` and on the next frame (``gap_s``). Frames are numbered as read, so none is
+    delivered twice. Opening retries the same way and raises SourceError if every attempt fails.
+    """
+
+    live = True
+
+    def __init__(self, target: int | str, options: SourceOptions = SourceOptions(),
+                 capture_factory: CaptureFactory = default_capture) -> None:
+        self.target = target
+        self.name = redact(str(target))
+        self.options = options
+        self._factory = capture_factory
+        self._stats = SourceStats()
+        self._queue: deque[Frame] = deque()
+        self._lock = threading.Lock()
+        self._ready = threading.Condition(self._lock)
+        self._stop = threading.Event()
+        self._finished = False
+        self._thread: threading.Thread | None = None
+        self._capture = self._open_with_retries()
+        self._fps = _prop(self._capture, cv2.CAP_PROP_FPS)
+        if not (self._fps and 0 < self._fps < 1000):
+            self._fps = None
+
+    @property
+    def stats(self) -> SourceStats:
+        with self._lock:
+            return replace(self._stats, gaps=list(self._stats.gaps))
+
+    @property
+    def fps(self) -> float | None:
+        return self._fps
+
+    def _describe(self) -> str:
+        return f"camera {self.target}" if isinstance(self.target, int) else f"stream {self.name!r}"
+
+    def _try_open(self) -> tuple[Capture | None, str]:
+        try:
+            capture = self._factory(self.target)
+        except (cv2.error, OSError, RuntimeError) as error:
+            return None, f"{type(error).__name__}: {error}"
+        if capture is not None and capture.isOpened():
+            return capture, ""
+        if capture is not None:
+            capture.release()
+        return None, "the capture did not open"
+
+    def _open_with_retries(self) -> Capture:
+        policy = self.options.reconnect
+        attempt = 0
+        while True:
+            capture, why = self._try_open()
+            if capture is not None:
+                return capture
+            attempt += 1
+            if policy.exhausted(attempt):
+                hint = (" (does that camera exist? on Linux see ls /dev/video*)"
+                        if isinstance(self.target, int) else "")
+                raise SourceError(f"`source` {self._describe()} could not be opened after "
+                                  f"{attempt} attempt{'s' if attempt > 1 else ''}: {why}{hint}")
+            delay = policy.delay(attempt)
+            log.warning("%s did not open (%s); retrying in %.1f s (attempt %d of %s)",
+                        self._describe(), why, delay, attempt, policy.describe())
+            if self._stop.wait(delay):
+                raise SourceError(f"`source` {self._describe()}: opening was cancelled")
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self._thread is not None:
+            raise RuntimeError(f"live source {self.name!r} can be iterated once")
+        self._thread = threading.Thread(target=self._capture_loop, daemon=True,
+                                        name=f"vigil-capture-{self.name}")
+        self._thread.start()
+        try:
+            while True:
+                with self._ready:
+                    while not self._queue and not self._finished and not self._stop.is_set():
+                        self._ready.wait(0.5)
+                    if self._queue:
+                        frame = self._queue.popleft()
+                    else:
+                        return
+                yield frame
+        finally:
+            self.close()
+
+    def _put(self, frame: Frame) -> None:
+        with self._ready:
+            self._stats.read += 1
+            if len(self._queue) >= self.options.queue_size:
+                old = self._queue.popleft()
+                self._stats.dropped += 1
+                if old.gap_s is not None:  # keep the outage on the next frame delivered
+                    if self._queue:
+                        self._queue[0] = replace(self._queue[0], gap_s=old.gap_s)
+                    else:
+                        frame = replace(frame, gap_s=old.gap_s)
+            self._queue.append(frame)
+            self._stats.max_queued = max(self._stats.max_queued, len(self._queue))
+            self._ready.notify()
+
+    def _capture_loop(self) -> None:
+        capture = self._capture
+        index = 0
+        attempt = 0
+        lost_at: float | None = None
+        pending_gap: float | None = None
+        error: str | None = None
+        try:
+            while not self._stop.is_set():
+                if capture is None:
+                    with self._lock:
+                        self._stats.reconnect_attempts += 1
+                    capture, why = self._try_open()
+                    if capture is None:
+                        attempt, error = self._failed(attempt, f"reopening failed ({why})")
+                        if error:
+                            break
+                        continue
+                ok, image = capture.read()
+                if not ok or image is None:
+                    capture.release()
+                    capture = None
+                    if lost_at is None:
+                        lost_at = time.monotonic()
+                        log.warning("%s lost after frame %s; reconnecting", self._describe(),
+                                    index - 1 if index else "none")
+                    attempt, error = self._failed(attempt, "read failed")
+                    if error:
+                        break
+                    continue
+                if lost_at is not None:
+                    gap = time.monotonic() - lost_at
+                    with self._lock:
+                        self._stats.reconnects += 1
+                        self._stats.gaps.append(Gap(index - 1 if index else None, index, gap,
+                                                    attempt))
+                        del self._stats.gaps[:-MAX_GAPS_KEPT]
+                    log.warning("%s reconnected after %d attempt%s; %.2f s without frames "
+                                "(frames resume at %d)", self._describe(), attempt,
+                                "s" if attempt > 1 else "", gap, index)
+                    pending_gap, lost_at, attempt = gap, None, 0
+                self._put(Frame(index, self.name, image, None, time.time(), pending_gap))
+                pending_gap = None
+                index += 1
+        except Exception as failure:  # a capture backend failing must end the run cleanly
+            error = f"{self._describe()} failed: {type(failure).__name__}: {failure}"
+            log.error("%s", error)
+        finally:
+            if capture is not None:
+                capture.release()
+            with self._ready:
+                if error and not self._stop.is_set():
+                    self._stats.error = error
+                self._finished = True
+                self._ready.notify_all()
+
+    def _failed(self, attempt: int, why: str) -> tuple[int, str | None]:
+        """Count a failed attempt and wait; returns (attempt, error if we give up)."""
+        policy = self.options.reconnect
+        attempt += 1
+        if policy.exhausted(attempt):
+            error = (f"{self._describe()} lost: gave up after {attempt - 1} reconnect "
+                     f"attempt{'s' if attempt - 1 != 1 else ''} ({why})")
+            log.error("%s", error)
+            return attempt, error
+        delay = policy.delay(attempt)
+        log.warning("%s: %s; retrying in %.1f s (attempt %d of %s)", self._describe(), why,
+                    delay, attempt, policy.describe())
+        self._stop.wait(delay)
+        return attempt, None
+
+    def close(self) -> None:
+        """Stop the capture thread, release the device, count frames left unscored as dropped."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(JOIN_TIMEOUT_S)
+            if thread.is_alive():
+                log.warning("%s: the capture thread did not stop within %.0f s (a blocked read?)",
+                            self._describe(), JOIN_TIMEOUT_S)
+        elif thread is None and self._capture is not None:
+            self._capture.release()
+        self._capture = None
+        with self._ready:
+            self._stats.dropped += len(self._queue)
+            self._queue.clear()
+            self._finished = True
+            self._ready.notify_all()
+
+    def __enter__(self) -> LiveSource:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,330 @@
+"""Frame sources: image files, folders and globs, video files, live captures that drop and come back."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from runtime.sources import (Frame, ImageFiles, LiveSource, ReconnectPolicy, SourceError,
+                             SourceOptions, VideoFile, live_target, open_source, redact)
+
+HANG_GUARD_S = 30  # generous: only stops a broken test from hanging, never asserted as a duration
+FAST = ReconnectPolicy(initial_delay_s=0.001, max_delay_s=0.01, max_attempts=5)
+
+
+def write_images(folder):
+    """a.png, b.png, c.jpg (whole), d.jpg (truncated), e.png (truncated), notes.txt, .hidden."""
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    images = {name: rng.integers(0, 256, size=(24, 32, 3), dtype=np.uint8)
+              for name in ("a.png", "b.png", "c.jpg", "d.jpg", "e.png")}
+    for name, image in images.items():
+        assert cv2.imwrite(str(folder / name), image)
+    for name in ("d.jpg", "e.png"):
+        data = (folder / name).read_bytes()
+        (folder / name).write_bytes(data[:len(data) // 2])
+    (folder / "notes.txt").write_text("not an image")
+    (folder / ".hidden").write_text("ignored")
+    return images
+
+
+def write_video(path, frames: int, fourcc: str = "MJPG", size=(64, 48), fps: float = 10.0):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
+    assert writer.isOpened()
+    for i in range(frames):
+        image = np.full((size[1], size[0], 3), 40, dtype=np.uint8)
+        image[:, : (i + 1) * size[0] // (frames + 1)] = 200  # a bar that grows frame by frame
+        writer.write(image)
+    writer.release()
+    return path
+
+
+# --- image files --------------------------------------------------------------------------------
+
+def test_folder_yields_every_file_in_order_with_errors_for_bad_ones(tmp_path):
+    images = write_images(tmp_path / "images")
+    with open_source(str(tmp_path / "images")) as source:
+        assert isinstance(source, ImageFiles) and not source.live
+        frames = list(source)
+    names = [frame.source.rsplit("/", 1)[-1] for frame in frames]
+    assert names == ["a.png", "b.png", "c.jpg", "d.jpg", "e.png", "notes.txt"]
+    assert [frame.index for frame in frames] == list(range(6))
+    by_name = dict(zip(names, frames))
+    np.testing.assert_array_equal(by_name["a.png"].image, images["a.png"])
+    assert by_name["c.jpg"].error is None and by_name["c.jpg"].image.shape == (24, 32, 3)
+    assert "truncated JPEG" in by_name["d.jpg"].error and by_name["d.jpg"].image is None
+    assert "cannot decode" in by_name["e.png"].error
+    assert "not an image file" in by_name["notes.txt"].error
+    assert source.stats.read == 6 and source.stats.errors == 3
+
+
+def test_glob_and_single_file(tmp_path):
+    write_images(tmp_path / "images")
+    pngs = list(open_source(str(tmp_path / "images" / "*.png")))
+    assert [f.source.rsplit("/", 1)[-1] for f in pngs] == ["a.png", "b.png", "e.png"]
+    nested = list(open_source(str(tmp_path / "**" / "[ab].png")))
+    assert len(nested) == 2 and all(f.error is None for f in nested)
+    (single,) = list(open_source(str(tmp_path / "images" / "a.png")))
+    assert single.error is None and single.image.shape == (24, 32, 3)
+
+
+def test_sources_that_cannot_open_say_why(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SourceError, match="contains no files"):
+        open_source(str(tmp_path / "empty"))
+    with pytest.raises(SourceError, match="matches no files"):
+        open_source(str(tmp_path / "*.png"))
+    with pytest.raises(SourceError, match="not a camera index, a stream URL"):
+        open_source(str(tmp_path / "missing.mp4"))
+    (tmp_path / "fake.avi").write_text("this is not a video" * 10)
+    with pytest.raises(SourceError, match="cannot be opened as a video"):
+        open_source(str(tmp_path / "fake.avi"))
+    with pytest.raises(SourceError, match="must be a camera index"):
+        open_source("  ")
+
+
+def test_live_targets_and_redaction(tmp_path, monkeypatch):
+    assert live_target("0") == 0 and live_target("12") == 12
+    assert live_target("rtsp://cam.local/stream") == "rtsp://cam.local/stream"
+    assert live_target("https://cam.local/video.mjpg") == "https://cam.local/video.mjpg"
+    assert live_target("/dev/video2") == "/dev/video2"
+    assert live_target("frames/*.png") is None
+    assert redact("rtsp://admin:secret@10.0.0.5/h264") == "rtsp://admin:***@10.0.0.5/h264"
+    assert redact("rtsp://10.0.0.5/h264") == "rtsp://10.0.0.5/h264"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "3").mkdir()
+    with pytest.raises(SourceError, match="both a camera index and an existing path"):
+        open_source("3")
+
+
+# --- video files --------------------------------------------------------------------------------
+
+def test_video_yields_every_frame(tmp_path):
+    path = write_video(tmp_path / "clip.avi", 12)
+    with open_source(str(path)) as source:
+        assert isinstance(source, VideoFile) and not source.live
+        assert source.fps == pytest.approx(10.0)
+        frames = list(source)
+    assert [f.index for f in frames] == list(range(12))
+    assert all(f.error is None and f.image.shape == (48, 64, 3) for f in frames)
+    bars = [int((f.image[24] > 120).sum()) for f in frames]
+    assert bars == sorted(bars) and len(set(bars)) == 12  # twelve distinct frames, in order
+    assert source.stats.read == 12 and source.stats.expected == 12 and source.stats.dropped == 0
+
+
+def test_truncated_video_ends_with_an_error_item(tmp_path):
+    path = write_video(tmp_path / "clip.avi", 20)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 6 // 10])
+    source = open_source(str(path))
+    frames = list(source)
+    *good, last = frames
+    assert good and all(f.error is None for f in good)
+    assert last.image is None and "truncated or corrupt" in last.error
+    assert f"of the {source.stats.expected} its container reports" in last.error
+    assert last.index == len(good) < 20
+
+
+# --- live sources -------------------------------------------------------------------------------
+
+class FakeCamera:
+    """A scripted device shared by every capture opened on it.
+
+    Each read takes the next step of ``script``: ``"f"`` returns the next frame (its sequence number
+    is written into pixel (0, 0) and (0, 1)), ``"x"`` fails the read. After the script the camera is
+    unplugged: opens fail. ``frames`` is an optional list of images to return instead. With
+    ``hold_at`` set, the read of that step waits until ``resume`` is set.
+    """
+
+    def __init__(self, script: str, frames=None, read_delay_s: float = 0.001,
+                 openable: bool = True, hold_at: int | None = None) -> None:
+        self.script = script
+        self.hold_at = hold_at
+        self.resume = threading.Event()
+        self.frames = frames
+        self.read_delay_s = read_delay_s
+        self.openable = openable
+        self.step = 0
+        self.produced = 0
+        self.opened = 0
+        self.captures: list[FakeCapture] = []
+        self.lock = threading.Lock()
+
+    @property
+    def unplugged(self) -> bool:
+        return not self.openable or self.step >= len(self.script)
+
+    def factory(self, target):
+        capture = FakeCapture(self)
+        self.captures.append(capture)
+        return capture
+
+    def read(self):
+        time.sleep(self.read_delay_s)
+        if self.step == self.hold_at:
+            self.resume.wait(HANG_GUARD_S)
+        with self.lock:
+            if self.step >= len(self.script):
+                return False, None
+            action = self.script[self.step]
+            self.step += 1
+            if action == "x":
+                return False, None
+            seq = self.produced
+            self.produced += 1
+        if self.frames is not None:
+            return True, self.frames[seq % len(self.frames)]
+        image = np.full((24, 32, 3), 128, dtype=np.uint8)
+        image[0, 0, 0], image[0, 1, 0] = divmod(seq, 256)
+        return True, image
+
+
+class FakeCapture:
+    def __init__(self, camera: FakeCamera) -> None:
+        self.camera = camera
+        self.open = not camera.unplugged
+        camera.opened += self.open
+
+    def isOpened(self) -> bool:
+        return self.open
+
+    def read(self):
+        if not self.open:
+            return False, None
+        return self.camera.read()
+
+    def get(self, prop):
+        return 25.0 if prop == cv2.CAP_PROP_FPS else 0.0
+
+    def release(self) -> None:
+        self.open = False
+
+
+def sequence(frame: Frame) -> int:
+    return int(frame.image[0, 0, 0]) * 256 + int(frame.image[0, 1, 0])
+
+
+def collect(source, limit: int | None = None, delay_s: float = 0.0) -> list[Frame]:
+    """Iterate a source on a helper thread so a broken source cannot hang the test."""
+    frames: list[Frame] = []
+
+    def run():
+        for frame in source:
+            frames.append(frame)
+            if delay_s:
+                time.sleep(delay_s)
+            if limit is not None and len(frames) >= limit:
+                break
+        source.close()
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(HANG_GUARD_S)
+    assert not worker.is_alive(), "the source did not finish"
+    return frames
+
+
+def test_live_source_reconnects_without_repeating_frames(tmp_path):
+    camera = FakeCamera("f" * 5 + "xxx" + "f" * 5)
+    source = open_source("0", SourceOptions(queue_size=64, reconnect=FAST), camera.factory)
+    assert isinstance(source, LiveSource) and source.live and source.fps == 25.0
+    frames = collect(source)
+    assert [f.index for f in frames] == list(range(10))
+    assert [sequence(f) for f in frames] == list(range(10))  # each camera frame once, in order
+    assert [f.gap_s is not None for f in frames] == [False] * 5 + [True] + [False] * 4
+    stats = source.stats
+    assert stats.reconnects == 1
+    (gap,) = stats.gaps
+    assert (gap.after_index, gap.resumed_index, gap.attempts) == (4, 5, 3)
+    assert gap.seconds == pytest.approx(frames[5].gap_s)
+    # Then the camera is unplugged for good: the source gives up after the configured attempts.
+    assert "camera 0 lost: gave up after 5 reconnect attempts" in stats.error
+    assert stats.reconnect_attempts == 3 + 5
+    assert stats.dropped == 0 and stats.read == 10
+    assert all(not capture.open for capture in camera.captures)  # every capture released
+
+
+def test_slow_consumer_drops_the_oldest_frames(tmp_path):
+    camera = FakeCamera("f" * 100_000, read_delay_s=0.001)
+    source = open_source("1", SourceOptions(queue_size=2, reconnect=FAST), camera.factory)
+    frames = collect(source, limit=15, delay_s=0.02)
+    indices = [f.index for f in frames]
+    assert len(indices) == 15 and indices == sorted(set(indices))  # increasing, none twice
+    assert [sequence(f) for f in frames] == indices
+    stats = source.stats
+    assert stats.dropped > 0 and indices[-1] > 14
+    assert 1 <= stats.max_queued <= 2
+    assert stats.read == len(frames) + stats.dropped  # every frame read was delivered or dropped
+    assert stats.error is None  # closed by the consumer, not lost
+
+
+def test_gap_survives_when_the_first_frame_after_it_is_dropped():
+    camera = FakeCamera("f" * 3 + "x" + "f" * 50, read_delay_s=0.0, hold_at=1)
+    source = open_source("0", SourceOptions(queue_size=1, reconnect=FAST), camera.factory)
+    frames = iter(source)
+    first = next(frames)  # the camera holds its second frame until this one is taken
+    camera.resume.set()
+    deadline = time.monotonic() + HANG_GUARD_S
+    while source.stats.error is None and time.monotonic() < deadline:  # let the camera run out
+        time.sleep(0.01)
+    rest = list(frames)
+    assert first.index == 0 and first.gap_s is None
+    (last,) = rest  # the queue kept only the newest frame...
+    assert last.index == 52 and last.gap_s is not None  # ...and the outage moved onto it
+    stats = source.stats
+    assert stats.reconnects == 1 and stats.read == 53 and stats.dropped == 51
+
+
+def test_camera_that_does_not_exist_is_a_clear_error():
+    camera = FakeCamera("", openable=False)
+    policy = ReconnectPolicy(initial_delay_s=0.001, max_delay_s=0.002, max_attempts=2)
+    with pytest.raises(SourceError, match=r"camera 7 could not be opened after 3 attempts.*"
+                                          r"does that camera exist"):
+        open_source("7", SourceOptions(reconnect=policy), camera.factory)
+    assert len(camera.captures) == 3 and all(not c.open for c in camera.captures)
+
+
+def test_real_opencv_camera_index_that_does_not_exist():
+    policy = ReconnectPolicy(initial_delay_s=0.0, max_delay_s=0.0, max_attempts=0)
+    with pytest.raises(SourceError, match="camera 9998 could not be opened after 1 attempt"):
+        open_source("9998", SourceOptions(reconnect=policy))
+
+
+def test_close_stops_the_capture_thread_and_releases_the_device():
+    camera = FakeCamera("f" * 100_000)
+    source = open_source("0", SourceOptions(reconnect=FAST), camera.factory)
+    frames = collect(source, limit=3)
+    assert len(frames) == 3
+    assert camera.captures and all(not c.open for c in camera.captures)
+    unused = open_source("0", SourceOptions(reconnect=FAST), camera.factory)
+    assert camera.captures[-1].open
+    unused.close()  # opened but never iterated: device released
+    assert not camera.captures[-1].open
+    assert not [t for t in threading.enumerate() if t.name.startswith("vigil-capture")]
+
+
+def test_a_capture_backend_that_raises_ends_the_source_cleanly():
+    class Broken(FakeCapture):
+        def read(self):
+            raise RuntimeError("driver exploded")
+
+    camera = FakeCamera("f" * 10)
+    source = open_source("0", SourceOptions(reconnect=FAST), lambda target: Broken(camera))
+    assert collect(source) == []
+    assert "driver exploded" in source.stats.error
+
+
+def test_options_are_validated():
+    with pytest.raises(ValueError, match="queue_size"):
+        SourceOptions(queue_size=0)
+    with pytest.raises(ValueError, match="max_attempts"):
+        ReconnectPolicy(max_attempts=-1)
+    with pytest.raises(ValueError, match="initial_delay_s"):
+        ReconnectPolicy(initial_delay_s=5, max_delay_s=1)
+    policy = ReconnectPolicy(initial_delay_s=0.5, max_delay_s=4, max_attempts=None)
+    assert [policy.delay(a) for a in (1, 2, 3, 4, 5)] == [0.5, 1.0, 2.0, 4.0, 4.0]
+    assert not policy.exhausted(10**6)
