@@ -43,6 +43,8 @@ class ModelOptions:
     patience: int = 0     # early-stopping patience in epochs (0: train all epochs)
     score_reduction: ScoreReduction = ScoreReduction.MEAN
     score_last: int = 16  # score the last k steps of the window (0: the whole window)
+    score_decay: float = 0.0  # weigh those steps by (1 - decay)^age, newest heaviest (0: equal)
+    burn_in: int = 0      # forecasters: no loss on the first steps (too little history)
     scale_features: bool = False  # divide each feature's error by its mean on normal windows
     seed: int = 0
 
@@ -73,17 +75,25 @@ class WindowScore(layers.Layer):
     the scaled feature errors, so each feature's entry says how much it contributed.
     """
 
-    def __init__(self, scale, reduction="mean", last=0, **kwargs):
+    def __init__(self, scale, reduction="mean", last=0, decay=0.0, **kwargs):
         super().__init__(**kwargs)
         self.scale = [float(v) for v in scale]
         self.reduction = ScoreReduction(reduction).value
         self.last = int(last)
+        self.decay = float(decay)
 
     def call(self, inputs):
         target, reconstruction = inputs
         if self.last > 0:
             target, reconstruction = target[:, -self.last:, :], reconstruction[:, -self.last:, :]
-        error = ops.mean(ops.square(reconstruction - target), axis=1)
+        squared = ops.square(reconstruction - target)
+        if self.decay > 0:
+            steps = self.last if self.last > 0 else squared.shape[1]
+            weights = (1.0 - self.decay) ** np.arange(steps - 1, -1, -1, dtype=np.float64)
+            weights = (weights / weights.sum()).astype(np.float32).reshape(1, steps, 1)
+            error = ops.sum(squared * ops.convert_to_tensor(weights), axis=1)
+        else:
+            error = ops.mean(squared, axis=1)
         scaled = error / ops.convert_to_tensor(np.asarray(self.scale, dtype=np.float32))
         if self.reduction == ScoreReduction.MAX.value:
             score = ops.max(scaled, axis=1)
@@ -93,7 +103,7 @@ class WindowScore(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "scale": self.scale, "reduction": self.reduction,
-                "last": self.last}
+                "last": self.last, "decay": self.decay}
 
 
 def build_network(window: int, features: int, options: ModelOptions) -> keras.Model:
@@ -156,6 +166,7 @@ def build_scoring_model(network: keras.Model, window: int, mean: np.ndarray, std
     target, produced = targets_and_outputs(network, normalized,
                                            Architecture(options.architecture).forecasts)
     score, feature_errors = WindowScore(scale, options.score_reduction, options.score_last,
+                                        options.score_decay,
                                         name="window_score")([target, produced])
     score = layers.Identity(name="score")(score)
     feature_errors = layers.Identity(name="feature_errors")(feature_errors)
@@ -192,6 +203,17 @@ def fit(network: keras.Model, train: np.ndarray, validation: np.ndarray,
                                                        restore_best_weights=True))
     x, y = training_pairs(train, forecasts)
     vx, vy = training_pairs(validation, forecasts)
-    return network.fit(x, y, validation_data=(vx, vy), epochs=options.epochs,
-                       batch_size=options.batch_size, shuffle=True, callbacks=callbacks,
-                       verbose=verbose)
+    weights = validation_weights = None
+    if forecasts and options.burn_in > 0:
+        steps = y.shape[1]
+        if options.burn_in >= steps:
+            raise ValueError(f"`burn_in` must be smaller than the forecast steps ({steps}); "
+                             f"received {options.burn_in}")
+        step_weights = (np.arange(steps) >= options.burn_in).astype(np.float32)
+        weights = np.tile(step_weights, (len(y), 1))
+        validation_weights = np.tile(step_weights, (len(vy), 1))
+    return network.fit(x, y, sample_weight=weights,
+                       validation_data=(vx, vy) if validation_weights is None
+                       else (vx, vy, validation_weights),
+                       epochs=options.epochs, batch_size=options.batch_size, shuffle=True,
+                       callbacks=callbacks, verbose=verbose)
