@@ -9,7 +9,7 @@ from pathlib import Path
 OPSET = 17
 
 
-def keras_to_onnx(model, input_name: str = "window", opset: int = OPSET):
+def keras_to_onnx(model, input_name: str = "window", opset: int = OPSET, dtype: str = "float32"):
     """Convert a Keras model with one input to an in-memory ONNX ModelProto.
 
     Keras 3 models need an explicit input signature; the batch dimension stays dynamic.
@@ -19,7 +19,7 @@ def keras_to_onnx(model, input_name: str = "window", opset: int = OPSET):
     import tf2onnx
 
     shape = (None, *model.input_shape[1:])
-    signature = [tf.TensorSpec(shape, tf.float32, name=input_name)]
+    signature = [tf.TensorSpec(shape, tf.as_dtype(dtype), name=input_name)]
     if not hasattr(model, "output_names"):
         model.output_names = list(model.output.keys()) if isinstance(model.output, dict) else None
     with tempfile.TemporaryDirectory() as scratch:

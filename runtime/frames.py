@@ -30,10 +30,19 @@ def check_frame(frame: object, name: str = "frame") -> np.ndarray:
 
 def to_model_input(frame: np.ndarray, spec: ImageSpec) -> np.ndarray:
     """Convert colors and resize one frame to the model's (height, width, channels) uint8 input."""
+    return convert_frame(frame, spec.height, spec.width, spec.color)
+
+
+def convert_frame(frame: np.ndarray, height: int, width: int, color: str) -> np.ndarray:
+    """The one preprocessing of frames, used in training and at run time alike.
+
+    ``color`` is the model's order (``gray``, ``bgr`` or ``rgb``); frames arrive as OpenCV
+    decodes them (gray, BGR or BGRA). The frame is stretched to (height, width).
+    """
     array = check_frame(frame)
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
-    if spec.color == "gray":
+    if color == "gray":
         if array.ndim == 3:
             code = cv2.COLOR_BGRA2GRAY if array.shape[2] == 4 else cv2.COLOR_BGR2GRAY
             array = cv2.cvtColor(array, code)
@@ -42,11 +51,11 @@ def to_model_input(frame: np.ndarray, spec: ImageSpec) -> np.ndarray:
             array = cv2.cvtColor(array, cv2.COLOR_GRAY2BGR)
         elif array.shape[2] == 4:
             array = cv2.cvtColor(array, cv2.COLOR_BGRA2BGR)
-        if spec.color == "rgb":
+        if color == "rgb":
             array = cv2.cvtColor(array, cv2.COLOR_BGR2RGB)
-    if array.shape[:2] != (spec.height, spec.width):
-        interpolation = cv2.INTER_AREA if array.shape[0] > spec.height else cv2.INTER_LINEAR
-        array = cv2.resize(array, (spec.width, spec.height), interpolation=interpolation)
+    if array.shape[:2] != (height, width):
+        interpolation = cv2.INTER_AREA if array.shape[0] > height else cv2.INTER_LINEAR
+        array = cv2.resize(array, (width, height), interpolation=interpolation)
     if array.ndim == 2:
         array = array[:, :, None]
     return np.ascontiguousarray(array)

@@ -21,10 +21,11 @@ import numpy as np
 @dataclass(frozen=True)
 class TrainingRun:
     model_path: Path
-    record: dict[str, Any]            # features, window, normalization, threshold, files, ...
-    validation: np.ndarray            # (n, window, features) raw validation windows
+    record: dict[str, Any]            # kind, normalization, threshold, files, ...
+    validation: np.ndarray            # raw validation inputs: windows, or uint8 images
     validation_labels: np.ndarray     # (n,) bool
-    calibration: np.ndarray           # (m, window, features) normal windows for quantization
+    calibration: np.ndarray           # normal inputs for quantization
+    validation_masks: np.ndarray | None = None  # images: (n, height, width) bool defect masks
 
     @property
     def normal_validation(self) -> np.ndarray:
@@ -46,10 +47,12 @@ def save_run(model, run: TrainingRun) -> None:
         model.save(temporary)
     with atomic_path(sidecar_path(path)) as temporary:
         with open(temporary, "wb") as handle:
-            np.savez(handle, record=np.array(json.dumps(run.record)),
-                     validation=run.validation.astype(np.float32),
-                     validation_labels=run.validation_labels.astype(bool),
-                     calibration=run.calibration.astype(np.float32))
+            arrays = dict(record=np.array(json.dumps(run.record)), validation=run.validation,
+                          validation_labels=run.validation_labels.astype(bool),
+                          calibration=run.calibration)
+            if run.validation_masks is not None:
+                arrays["validation_masks"] = run.validation_masks.astype(bool)
+            np.savez(handle, **arrays)
 
 
 def load_run(model_path: str | Path) -> TrainingRun:
@@ -65,8 +68,9 @@ def load_run(model_path: str | Path) -> TrainingRun:
     try:
         with np.load(sidecar, allow_pickle=False) as data:
             record = json.loads(str(data["record"]))
+            masks = data["validation_masks"] if "validation_masks" in data.files else None
             return TrainingRun(model_path, record, data["validation"],
-                               data["validation_labels"], data["calibration"])
+                               data["validation_labels"], data["calibration"], masks)
     except (KeyError, ValueError, OSError) as error:
         raise ValueError(f"{str(sidecar)!r} is not a readable Vigil training sidecar: {error}") from None
 

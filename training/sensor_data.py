@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from runtime.artifact import sha256_of
 from runtime.tables import DEFAULT_EXCLUDED_COLUMNS, Table, csv_files, fill_gaps, read_table
 from runtime.windows import sliding_windows
 
@@ -42,10 +42,6 @@ class DataOptions:
     # Each feature's std is at least this fraction of its mean level: a slowly drifting sensor
     # (a temperature) seen over a short normal period otherwise looks far too quiet.
     relative_std_floor: float = 0.01
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def load_tables(data: str | Path | Sequence[Path], options: DataOptions) -> list[Table]:
@@ -108,7 +104,7 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions) -> SensorDa
         validation_labels=np.concatenate(val_labels),
         mean=mean,
         std=std,
-        files=tuple({"name": Path(t.source).name, "sha256": file_sha256(Path(t.source)),
+        files=tuple({"name": Path(t.source).name, "sha256": sha256_of(t.source),
                      "rows": len(t)} for t in tables),
         time_column=first.time_column,
         label_column=first.label_column,

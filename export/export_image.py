@@ -1,0 +1,131 @@
+"""Export a trained image model: Keras -> ONNX FP32 -> static INT8 QDQ, parity, threshold re-fit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from runtime import load
+from runtime.metrics import auroc
+from runtime.spec import ImageSpec
+from training.checkpoint import TrainingRun, load_run
+from training.image_thresholds import fit_image_thresholds
+from training.versions import library_versions
+
+from .convert import keras_to_onnx
+from .export_sensor import ExportOptions, ExportReport, Precision, rank_correlation
+from .package import write_artifact
+from .quantize import quantize_static_int8
+
+CALIBRATION_BATCH = 8
+
+
+def export_image(model_path: str | Path, output: str | Path,
+                 options: ExportOptions = ExportOptions()) -> ExportReport:
+    """Write ``output`` (.onnx) from a model written by ``vigil train image``."""
+    import keras
+
+    from training import image_model  # noqa: F401  (registers the custom layers)
+
+    run = load_run(model_path)
+    record = run.record
+    model = keras.models.load_model(model_path, safe_mode=True, compile=False)
+    fp32 = keras_to_onnx(model, input_name="image", dtype="uint8")
+    images = run.validation
+    keras_out = model.predict(images, batch_size=CALIBRATION_BATCH, verbose=0)
+    keras_scores = np.asarray(keras_out["score"], dtype=np.float64).reshape(-1)
+    fp32_scores, fp32_maps = _onnx_outputs(fp32, images)
+    fp32_diff = float(np.max(np.abs(fp32_scores - keras_scores)))
+    map_diff = float(np.max(np.abs(fp32_maps - np.asarray(keras_out["anomaly_map"]))))
+    parity: dict = {"fp32_max_abs_diff": fp32_diff, "fp32_map_max_abs_diff": map_diff,
+                    "images": int(len(images))}
+    tolerance = options.fp32_tolerance * max(1.0, float(np.max(np.abs(keras_scores))))
+    if fp32_diff > tolerance:
+        raise RuntimeError(f"ONNX FP32 scores differ from Keras by up to {fp32_diff:.3g} "
+                           f"(tolerance {tolerance:.3g}): conversion is broken")
+    messages: list[str] = []
+    precision = Precision(options.precision)
+    chosen, scores, maps = fp32, fp32_scores, fp32_maps
+    if precision is Precision.INT8:
+        calibration = run.calibration
+
+        def batches():
+            for start in range(0, len(calibration), CALIBRATION_BATCH):
+                yield calibration[start:start + CALIBRATION_BATCH]
+
+        int8 = quantize_static_int8(fp32, batches, "image")
+        int8_scores, int8_maps = _onnx_outputs(int8, images)
+        parity.update(_int8_parity(run, fp32_scores, fp32_maps, int8_scores, int8_maps))
+        misses = []
+        # Normal images' scores nearly tie, so their rank correlation says little: gate on the
+        # maps' agreement and, when labeled images exist, on the AUROC they give.
+        if parity["int8_map_correlation"] < options.min_rank_correlation:
+            misses.append(f"anomaly-map correlation {parity['int8_map_correlation']:.4f} < "
+                          f"{options.min_rank_correlation}")
+        if parity.get("int8_auroc_drop", 0.0) > options.max_f1_drop:
+            misses.append(f"validation AUROC drop {parity['int8_auroc_drop']:.4f} > "
+                          f"{options.max_f1_drop}")
+        parity["int8_within_tolerance"] = not misses
+        if not misses or options.force:
+            chosen, scores, maps = int8, int8_scores, int8_maps
+            if misses:
+                messages.append("INT8 misses the parity tolerance (" + "; ".join(misses)
+                                + "); kept because of --force")
+        else:
+            precision = Precision.FP32
+            messages.append("INT8 misses the parity tolerance (" + "; ".join(misses)
+                            + "); wrote FP32 instead (use --force to keep INT8)")
+    thresholds = fit_image_thresholds(record["calibration"], scores, maps, run.validation_labels,
+                                      run.validation_masks)
+    spec = _spec(run, thresholds, precision, parity)
+    path = write_artifact(chosen, spec, output)
+    detector = load(path)
+    check = detector.run_prepared(images[:CALIBRATION_BATCH])[0]
+    if not np.allclose(check, scores[: len(check)], rtol=1e-4, atol=1e-5):
+        raise RuntimeError(f"{path} scores differently when read back through the runtime")
+    return ExportReport(path, precision.value, thresholds.image, parity, tuple(messages))
+
+
+def _onnx_outputs(proto, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    scores, maps = [], []
+    for start in range(0, len(images), CALIBRATION_BATCH):
+        score, amap = session.run(["score", "anomaly_map"],
+                                  {"image": images[start:start + CALIBRATION_BATCH]})
+        scores.append(score.reshape(-1))
+        maps.append(amap)
+    return np.concatenate(scores).astype(np.float64), np.concatenate(maps)
+
+
+def _int8_parity(run: TrainingRun, fp32_scores, fp32_maps, int8_scores, int8_maps) -> dict:
+    flat_fp32, flat_int8 = fp32_maps.reshape(-1), int8_maps.reshape(-1)
+    sample = np.random.default_rng(0).choice(len(flat_fp32), min(200_000, len(flat_fp32)),
+                                             replace=False)
+    parity = {
+        "int8_rank_correlation": rank_correlation(fp32_scores, int8_scores),
+        "int8_max_abs_diff": float(np.max(np.abs(int8_scores - fp32_scores))),
+        "int8_map_correlation": float(np.corrcoef(flat_fp32[sample], flat_int8[sample])[0, 1]),
+    }
+    labels = run.validation_labels
+    if labels.any() and not labels.all():
+        a32, a8 = auroc(fp32_scores, labels), auroc(int8_scores, labels)
+        parity.update(fp32_auroc=a32, int8_auroc=a8, int8_auroc_drop=a32 - a8)
+    return parity
+
+
+def _spec(run: TrainingRun, thresholds, precision: Precision, parity: dict) -> ImageSpec:
+    record = run.record
+    return ImageSpec(
+        height=int(record["height"]), width=int(record["width"]),
+        channels=int(record["channels"]), color=record["color"], resize=record["resize"],
+        threshold=thresholds.image, pixel_threshold=thresholds.pixel,
+        score_reduction=record["score_reduction"],
+        score_stats=thresholds.score_stats, map_stats=thresholds.map_stats,
+        precision=precision.value,
+        versions={**record.get("versions", {}), **library_versions()},
+        training={**record["training"], "calibration": record["calibration"]},
+        parity=parity,
+    )

@@ -1,0 +1,133 @@
+"""Synthetic anomalies pasted into normal images, for training a defect segmenter on normal data.
+
+Generic on purpose (the model is also judged on data we have not seen): region shapes are Perlin
+noise blobs, ellipses, thin polylines (scratches, cracks) and regions cut from an image border
+(chips, breaks); fills are texture from another normal image, brightness shifts, flat paint,
+noise or blur. Images are float32 in [0, 1], (height, width) or (height, width, channels).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def perlin_noise(rng: np.random.Generator, shape: tuple[int, int], cells: tuple[int, int]) -> np.ndarray:
+    """2-D gradient (Perlin) noise in about [-1, 1] with ``cells`` lattice cells per axis."""
+    height, width = shape
+    gy, gx = cells
+    angles = rng.uniform(0, 2 * np.pi, (gy + 1, gx + 1))
+    gradients = np.stack([np.cos(angles), np.sin(angles)], axis=-1)
+    y = np.linspace(0, gy, height, endpoint=False)
+    x = np.linspace(0, gx, width, endpoint=False)
+    yi, xi = np.floor(y).astype(int), np.floor(x).astype(int)
+    yf, xf = (y - yi)[:, None], (x - xi)[None, :]
+
+    def corner(dy: int, dx: int) -> np.ndarray:
+        g = gradients[(yi + dy)[:, None], (xi + dx)[None, :]]
+        return g[..., 0] * (yf - dy) + g[..., 1] * (xf - dx)
+
+    fade = lambda t: 6 * t ** 5 - 15 * t ** 4 + 10 * t ** 3  # noqa: E731
+    u, v = fade(xf), fade(yf)
+    top = corner(0, 0) * (1 - u) + corner(0, 1) * u
+    bottom = corner(1, 0) * (1 - u) + corner(1, 1) * u
+    return np.sqrt(2) * (top * (1 - v) + bottom * v)
+
+
+def region_mask(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """One random anomaly region as a float32 mask in {0, 1}."""
+    height, width = shape
+    kind = rng.random()
+    mask = np.zeros(shape, np.float32)
+    if kind < 0.4:
+        for _ in range(10):
+            cells = (int(2 ** rng.integers(0, 5)), int(2 ** rng.integers(0, 5)))
+            noise = perlin_noise(rng, shape, cells).astype(np.float32)
+            rotation = cv2.getRotationMatrix2D((width / 2, height / 2), rng.uniform(-90, 90), 1.0)
+            noise = cv2.warpAffine(noise, rotation, (width, height), borderMode=cv2.BORDER_REFLECT)
+            mask = (noise > 0.5).astype(np.float32)
+            if mask.sum() > 4:
+                break
+    elif kind < 0.6:
+        for _ in range(int(rng.integers(1, 4))):
+            centre = (int(rng.integers(0, width)), int(rng.integers(0, height)))
+            axes = (int(rng.integers(1, max(2, width // 8))), int(rng.integers(1, max(2, height // 8))))
+            cv2.ellipse(mask, centre, axes, rng.uniform(0, 180), 0, 360, 1.0, -1)
+    elif kind < 0.85:
+        for _ in range(int(rng.integers(1, 3))):
+            points = [rng.uniform(0, [width, height])]
+            for _ in range(int(rng.integers(2, 6))):
+                points.append(np.clip(points[-1] + rng.normal(0, min(height, width) / 8, 2), 0,
+                                      [width - 1, height - 1]))
+            cv2.polylines(mask, [np.array(points, np.int32).reshape(-1, 1, 2)], False, 1.0,
+                          int(rng.integers(1, 4)))
+    else:
+        side = int(rng.integers(4))
+        along = int(rng.integers(0, width if side < 2 else height))
+        centre = {0: (along, 0), 1: (along, height - 1), 2: (0, along), 3: (width - 1, along)}[side]
+        axes = (int(rng.integers(max(1, width // 16), max(2, width // 4))),
+                int(rng.integers(max(1, height // 16), max(2, height // 3))))
+        cv2.ellipse(mask, centre, axes, rng.uniform(0, 180), 0, 360, 1.0, -1)
+    return mask
+
+
+def paste_anomaly(rng: np.random.Generator, image: np.ndarray, other: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(image with a synthetic anomaly, its float32 {0,1} label mask where it visibly changed)."""
+    mask = region_mask(rng, image.shape[:2])
+    soft = cv2.GaussianBlur(mask, (0, 0), rng.uniform(0.3, 1.5)) if rng.random() < 0.5 else mask
+    if image.ndim == 3:
+        soft = soft[:, :, None]
+    kind = rng.random()
+    if kind < 0.35:
+        texture = np.rot90(other, int(rng.integers(4))) if rng.random() < 0.5 else other[::-1]
+        if texture.shape != image.shape:
+            texture = other[::-1]
+        texture = np.clip((texture - texture.mean()) * rng.uniform(0.5, 2.0) + image.mean()
+                          + rng.uniform(-0.3, 0.3), 0, 1)
+        beta = rng.uniform(0, 0.8)
+        fill = (1 - beta) * texture + beta * image
+    elif kind < 0.75:
+        shift = rng.uniform(0.1, 0.5) * (-1 if rng.random() < 0.6 else 1)
+        fill = np.clip(image * rng.uniform(0.5, 1.2) + shift, 0, 1)
+    elif kind < 0.9:
+        fill = np.full_like(image, rng.uniform(0, 1))
+    elif rng.random() < 0.5:
+        fill = np.clip(image + rng.normal(0, rng.uniform(0.05, 0.3), image.shape), 0, 1)
+    else:
+        fill = cv2.GaussianBlur(image, (0, 0), 3)
+    out = (image * (1 - soft) + fill * soft).astype(np.float32)
+    change = np.abs(out - image)
+    if change.ndim == 3:
+        change = change.max(axis=2)
+    label = ((mask > 0.5) & (change > 0.02)).astype(np.float32)
+    return out, label
+
+
+def training_batch(rng: np.random.Generator, images: np.ndarray, batch: int,
+                   anomaly_rate: float = 0.7) -> tuple[np.ndarray, np.ndarray]:
+    """A batch of flipped, gain-jittered normal images, most with a pasted anomaly.
+
+    ``images`` is (n, height, width, channels) float32 in [0, 1]; returns (x, y) with y the
+    (batch, height, width, 1) anomaly labels.
+    """
+    n, height, width, channels = images.shape
+    x = np.empty((batch, height, width, channels), np.float32)
+    y = np.zeros((batch, height, width, 1), np.float32)
+    for j, i in enumerate(rng.integers(0, n, batch)):
+        image = images[i]
+        if rng.random() < 0.5:
+            image = image[:, ::-1]
+        if rng.random() < 0.5:
+            image = image[::-1]
+        image = np.clip(image * rng.uniform(0.7, 1.3) + rng.uniform(-0.1, 0.1), 0, 1)
+        if rng.random() < anomaly_rate:
+            other = images[int(rng.integers(n))]
+            image2d = image[:, :, 0] if channels == 1 else image
+            other2d = other[:, :, 0] if channels == 1 else other
+            pasted, label = paste_anomaly(rng, np.ascontiguousarray(image2d),
+                                          np.ascontiguousarray(other2d))
+            image = pasted[:, :, None] if channels == 1 else pasted
+            y[j, :, :, 0] = label
+        x[j] = image
+    return x, y

@@ -1,0 +1,124 @@
+"""A small U-Net that segments defects, and the scoring wrapper that is exported.
+
+Trained on normal images with synthetic anomalies pasted in (see ``anomaly_synthesis``), it
+outputs per-pixel defect logits. The exported wrapper takes uint8 frames, scales them inside the
+graph, and returns the anomaly map (probabilities, smoothed) and the image score (its maximum).
+Layers after the network are named ``postprocess_*`` and stay float when quantized.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+
+@dataclass(frozen=True)
+class ImageModelOptions:
+    size: int = 128                       # square model input (frames are stretched to it)
+    channels: tuple[int, ...] = (16, 32, 64, 128)
+    stem: int = 8                         # a stride-2 stem of this width (0: none)
+    smoothing_sigma: float = 2.0          # Gaussian smoothing of the map, in model pixels
+    steps: int = 1500
+    batch_size: int = 16
+    learning_rate: float = 2e-3
+    anomaly_rate: float = 0.7             # fraction of training images with a pasted anomaly
+    seed: int = 0
+
+
+@keras.saving.register_keras_serializable(package="vigil")
+class ScaleToUnit(layers.Layer):
+    """uint8 pixels -> float32 in [0, 1]."""
+
+    def call(self, x):
+        return ops.cast(x, "float32") * (1.0 / 255.0)
+
+
+@keras.saving.register_keras_serializable(package="vigil")
+class GaussianSmooth(layers.Layer):
+    """Fixed Gaussian blur of a one-channel map (batch, height, width, 1)."""
+
+    def __init__(self, sigma: float, **kwargs):
+        super().__init__(**kwargs)
+        self.sigma = float(sigma)
+
+    def call(self, x):
+        if self.sigma <= 0:
+            return x
+        radius = max(1, int(round(3 * self.sigma)))
+        taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / self.sigma) ** 2)
+        taps = (taps / taps.sum()).astype(np.float32)
+        kernel = np.outer(taps, taps).reshape(2 * radius + 1, 2 * radius + 1, 1, 1)
+        return ops.conv(x, ops.convert_to_tensor(kernel), padding="same")
+
+    def get_config(self):
+        return {**super().get_config(), "sigma": self.sigma}
+
+
+@keras.saving.register_keras_serializable(package="vigil")
+class MapScore(layers.Layer):
+    """(batch, height, width, 1) map -> (image score = its maximum, map (batch, height, width))."""
+
+    def call(self, x):
+        amap = ops.squeeze(x, axis=-1)
+        return ops.max(amap, axis=(1, 2)), amap
+
+
+def _conv(x, width: int, strides: int = 1):
+    x = layers.Conv2D(width, 3, strides=strides, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    return layers.ReLU()(x)
+
+
+def build_segmenter(channels_in: int, options: ImageModelOptions) -> keras.Model:
+    """U-Net on [0, 1] images (size, size, channels_in) -> defect logits at the same size.
+
+    Decoders use bilinear upsampling + convolution (ConvTranspose does not quantize on CPU).
+    """
+    size = options.size
+    inputs = keras.Input((size, size, channels_in), name="pixels")
+    x = _conv(inputs, options.stem, strides=2) if options.stem else inputs
+    skips = []
+    for width in options.channels[:-1]:
+        x = _conv(_conv(x, width), width)
+        skips.append(x)
+        x = layers.MaxPooling2D()(x)
+    x = _conv(_conv(x, options.channels[-1]), options.channels[-1])
+    for width, skip in zip(reversed(options.channels[:-1]), reversed(skips)):
+        x = layers.UpSampling2D(interpolation="bilinear")(x)
+        x = layers.Concatenate()([x, skip])
+        x = _conv(_conv(x, width), width)
+    logits = layers.Conv2D(1, 1, name="logits")(x)
+    if options.stem:
+        logits = layers.UpSampling2D(interpolation="bilinear", name="logits_full")(logits)
+    return keras.Model(inputs, logits, name="vigil_unet")
+
+
+def build_scoring_model(segmenter: keras.Model, channels_in: int,
+                        options: ImageModelOptions) -> keras.Model:
+    """uint8 frames (batch, size, size, channels) in; score and anomaly_map out."""
+    size = options.size
+    frames = keras.Input((size, size, channels_in), dtype="uint8", name="image")
+    pixels = ScaleToUnit(name="scale_to_unit")(frames)
+    logits = segmenter(pixels)
+    probability = layers.Activation("sigmoid", name="postprocess_sigmoid")(logits)
+    smooth = GaussianSmooth(options.smoothing_sigma, name="postprocess_smooth")(probability)
+    score, amap = MapScore(name="postprocess_score")(smooth)
+    score = layers.Identity(name="score")(score)
+    amap = layers.Identity(name="anomaly_map")(amap)
+    return keras.Model(frames, {"score": score, "anomaly_map": amap}, name="vigil_image_scorer")
+
+
+def segmentation_loss(labels, logits):
+    """Focal BCE (gamma 2) plus soft Dice: small defects against a vast normal background."""
+    import tensorflow as tf
+
+    probability = tf.sigmoid(logits)
+    bce = tf.nn.sigmoid_cross_entropy_with_logits(labels, logits)
+    pt = labels * probability + (1 - labels) * (1 - probability)
+    focal = tf.reduce_mean((1 - pt) ** 2 * bce) * 10.0
+    intersection = tf.reduce_sum(probability * labels)
+    dice = 1 - (2 * intersection + 1) / (tf.reduce_sum(probability) + tf.reduce_sum(labels) + 1)
+    return focal + 0.5 * dice

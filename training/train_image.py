@@ -1,0 +1,206 @@
+"""Training an image detector: normal images + synthetic anomalies -> U-Net -> thresholds -> run."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from runtime.artifact import sha256_of
+from runtime.frames import convert_frame
+from runtime.image_data import LabeledImage, folders, is_mvtec, mvtec, read_image, read_mask
+from runtime.spec import Threshold
+from runtime.thresholds import ThresholdMethod
+
+from . import image_model
+from .checkpoint import TrainingRun, save_run
+from .image_thresholds import fit_image_thresholds
+from .versions import library_versions
+
+CALIBRATION_IMAGES = 64
+
+
+@dataclass(frozen=True)
+class ImageDataOptions:
+    anomalous: tuple[str, ...] = ()   # plain layout: labeled defect folders (validation only)
+    masks: str | None = None          # plain layout: folder of masks
+    validation_fraction: float = 0.15  # normal images held out for thresholds
+    color: str = "auto"               # gray, bgr, rgb; auto: gray when every image is gray
+
+
+@dataclass(frozen=True)
+class ImageCalibrationOptions:
+    method: ThresholdMethod = ThresholdMethod.GAUSSIAN
+    k: float = 3.0
+    q: float = 99.5
+    pixel_method: ThresholdMethod = ThresholdMethod.PERCENTILE
+    pixel_q: float = 99.9
+
+    def record(self) -> dict:
+        method, pixel = ThresholdMethod(self.method), ThresholdMethod(self.pixel_method)
+        params = {"k": self.k} if method is ThresholdMethod.GAUSSIAN else (
+            {"q": self.q} if method is ThresholdMethod.PERCENTILE else {})
+        pixel_params = {"q": self.pixel_q} if pixel is ThresholdMethod.PERCENTILE else (
+            {"k": self.k} if pixel is ThresholdMethod.GAUSSIAN else {})
+        return {"method": method.value, "params": params, "pixel_method": pixel.value,
+                "pixel_params": pixel_params}
+
+
+@dataclass(frozen=True)
+class ImageTrainingOptions:
+    data: ImageDataOptions = field(default_factory=ImageDataOptions)
+    model: image_model.ImageModelOptions = field(default_factory=image_model.ImageModelOptions)
+    calibration: ImageCalibrationOptions = field(default_factory=ImageCalibrationOptions)
+
+
+@dataclass(frozen=True)
+class ImageTrainingResult:
+    run: TrainingRun
+    threshold: Threshold
+    pixel_threshold: Threshold
+    seconds: float
+
+
+def training_images(data: str | Path | Sequence[str | Path], options: ImageDataOptions
+                    ) -> tuple[list[LabeledImage], list[LabeledImage]]:
+    """(normal images to train and hold out, labeled anomalous images for validation only).
+
+    ``data`` is an MVTec AD category root (its train/good is used; its test set never is), or
+    one or more folders of normal images.
+    """
+    paths = [data] if isinstance(data, (str, Path)) else list(data)
+    if len(paths) == 1 and is_mvtec(paths[0]):
+        normal, _ = mvtec(paths[0])
+        anomalous = folders([], options.anomalous, options.masks) if options.anomalous else []
+        return normal, anomalous
+    items = folders(paths, options.anomalous, options.masks)
+    return [i for i in items if not i.anomalous], [i for i in items if i.anomalous]
+
+
+def choose_color(paths: Sequence[Path], requested: str) -> str:
+    if requested != "auto":
+        if requested not in ("gray", "bgr", "rgb"):
+            raise ValueError(f"`color` must be auto, gray, bgr or rgb; received {requested!r}")
+        return requested
+    for path in paths[:32]:
+        image = read_image(path)
+        if image.ndim == 3 and image.shape[2] >= 3 and not (
+                np.array_equal(image[:, :, 0], image[:, :, 1])
+                and np.array_equal(image[:, :, 1], image[:, :, 2])):
+            return "bgr"
+    return "gray"
+
+
+def load_images(items: Sequence[LabeledImage], size: int, color: str
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 model inputs (n, size, size, c), bool masks (n, size, size)) through the runtime's
+    own preprocessing."""
+    images, masks = [], []
+    for item in items:
+        image = read_image(item.path)
+        images.append(convert_frame(image, size, size, color))
+        mask = read_mask(item.mask, image.shape)
+        masks.append(cv2.resize(mask.astype(np.uint8), (size, size),
+                                interpolation=cv2.INTER_NEAREST).astype(bool))
+    return np.stack(images), np.stack(masks)
+
+
+def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
+                options: ImageTrainingOptions = ImageTrainingOptions(),
+                verbose: int = 1) -> ImageTrainingResult:
+    """Train on normal images in ``data`` and write ``output`` (.keras) with its sidecar."""
+    import keras
+    import tensorflow as tf
+
+    started = time.perf_counter()
+    model_options = options.model
+    normal, anomalous = training_images(data, options.data)
+    fraction = options.data.validation_fraction
+    if not 0 < fraction < 1:
+        raise ValueError(f"`validation_fraction` must be in (0, 1); received {fraction}")
+    if len(normal) < 8:
+        raise ValueError(f"training needs at least 8 normal images; found {len(normal)}")
+    rng = np.random.default_rng(model_options.seed)
+    order = rng.permutation(len(normal))
+    held = max(2, int(round(len(normal) * fraction)))
+    train_items = [normal[i] for i in sorted(order[held:])]
+    validation_items = [normal[i] for i in sorted(order[:held])] + list(anomalous)
+    color = choose_color([i.path for i in train_items], options.data.color)
+    channels = 1 if color == "gray" else 3
+    size = model_options.size
+    train_images, _ = load_images(train_items, size, color)
+    validation_images, validation_masks = load_images(validation_items, size, color)
+    validation_labels = np.array([i.anomalous for i in validation_items])
+
+    keras.utils.set_random_seed(model_options.seed)
+    segmenter = image_model.build_segmenter(channels, model_options)
+    _fit(segmenter, train_images.astype(np.float32) / 255.0, model_options, rng, verbose, tf, keras)
+    scorer = image_model.build_scoring_model(segmenter, channels, model_options)
+    outputs = scorer.predict(validation_images, batch_size=8, verbose=0)
+    scores = np.asarray(outputs["score"], dtype=np.float64).reshape(-1)
+    maps = np.asarray(outputs["anomaly_map"])
+    calibration = options.calibration.record()
+    thresholds = fit_image_thresholds(calibration, scores, maps, validation_labels,
+                                      validation_masks)
+    calibration_images = train_images[rng.permutation(len(train_images))[:CALIBRATION_IMAGES]]
+    record = {
+        "kind": "image", "height": size, "width": size, "channels": channels, "color": color,
+        "resize": "stretch",
+        "score_reduction": f"maximum of the sigmoid defect map smoothed by a Gaussian of sigma "
+                           f"{model_options.smoothing_sigma} model pixels",
+        "calibration": calibration,
+        "training": {
+            "images": len(train_items), "validation_normal": int((~validation_labels).sum()),
+            "validation_anomalous": int(validation_labels.sum()),
+            "files_sha256": _fingerprint(train_items),
+            "model": {k: (list(v) if isinstance(v, tuple) else v)
+                      for k, v in asdict(model_options).items()},
+            "seconds": round(time.perf_counter() - started, 1),
+        },
+        "versions": library_versions(),
+    }
+    run = TrainingRun(Path(output), record, validation_images, validation_labels,
+                      calibration_images, validation_masks)
+    save_run(scorer, run)
+    return ImageTrainingResult(run, thresholds.image, thresholds.pixel,
+                               time.perf_counter() - started)
+
+
+def _fit(segmenter, images: np.ndarray, options: image_model.ImageModelOptions,
+         rng: np.random.Generator, verbose: int, tf, keras) -> None:
+    from .anomaly_synthesis import training_batch
+
+    optimizer = keras.optimizers.Adam(options.learning_rate)
+    warmup = max(1, options.steps // 20)
+
+    @tf.function
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            loss = image_model.segmentation_loss(y, segmenter(x, training=True))
+        gradients = tape.gradient(loss, segmenter.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, segmenter.trainable_variables))
+        return loss
+
+    progress = keras.utils.Progbar(options.steps, verbose=verbose, stateful_metrics=["loss"])
+    for i in range(options.steps):
+        rate = options.learning_rate * min(1.0, (i + 1) / warmup) * 0.5 * (
+            1 + np.cos(np.pi * i / options.steps))
+        optimizer.learning_rate.assign(rate)
+        x, y = training_batch(rng, images, options.batch_size, options.anomaly_rate)
+        loss = float(step(x, y))
+        if verbose:
+            progress.update(i + 1, [("loss", loss)])
+
+
+def _fingerprint(items: Sequence[LabeledImage]) -> dict:
+    """sha256 of the list of training files' digests (one value for thousands of images)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for item in items:
+        digest.update(sha256_of(item.path).encode())
+    return {"count": len(items), "sha256_of_sha256s": digest.hexdigest()}
