@@ -7,6 +7,7 @@ the working directory.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -58,9 +59,14 @@ def quantize_static_int8(proto, calibration, input_name: str, exclude_substrings
         model = onnx.load_model(str(prepared))
         excluded = [n.name for n in model.graph.node
                     if any(s in n.name for s in exclude_substrings)]
-        quantize_static(str(prepared), str(target), Reader(), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
-                        nodes_to_exclude=excluded,
-                        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
+        cwd = os.getcwd()
+        os.chdir(scratch)  # calibration writes an augmented model's data into the working dir
+        try:
+            quantize_static(str(prepared), str(target), Reader(), quant_format=QuantFormat.QDQ,
+                            per_channel=True, activation_type=QuantType.QUInt8,
+                            weight_type=QuantType.QInt8,
+                            calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=excluded,
+                            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
+        finally:
+            os.chdir(cwd)
         return onnx.load_model(str(target))
