@@ -85,12 +85,38 @@ def _given(args, *names: str, **renamed: str) -> dict:
     return {field: getattr(args, arg) for field, arg in pairs if getattr(args, arg) is not None}
 
 
+def cmd_train_image(args) -> int:
+    _training_side("train image")
+    from dataclasses import replace
+
+    from training.train_image import ImageTrainingOptions, train_image
+
+    defaults = ImageTrainingOptions()
+    data = [args.data, *args.normal]
+    options = ImageTrainingOptions(
+        data=replace(defaults.data, anomalous=tuple(args.anomalous), masks=args.masks,
+                     **_given(args, "validation_fraction", "color")),
+        model=replace(defaults.model, **_given(args, "size", "steps", "batch_size",
+                                               "learning_rate", "seed")),
+        calibration=replace(defaults.calibration, **_given(args, "k", "q", method="threshold")),
+    )
+    result = train_image(data, args.output, options, verbose=0 if args.quiet else 1)
+    print(json.dumps({"model": str(args.output), "threshold": result.threshold.value,
+                      "pixel_threshold": result.pixel_threshold.value,
+                      "seconds": round(result.seconds, 1),
+                      "images": result.run.record["training"]["images"]}))
+    return EXIT_OK
+
+
 def cmd_export(args) -> int:
     _training_side("export")
+    from export.export_image import export_image
     from export.export_sensor import ExportOptions, Precision, export_sensor
+    from training.checkpoint import load_run
 
-    report = export_sensor(args.model, args.output,
-                           ExportOptions(precision=Precision(args.precision), force=args.force))
+    options = ExportOptions(precision=Precision(args.precision), force=args.force)
+    kind = load_run(args.model).record.get("kind", "sensor")
+    report = (export_image if kind == "image" else export_sensor)(args.model, args.output, options)
     for message in report.messages:
         log.warning(message)
     print(json.dumps({"artifact": str(report.path), "precision": report.precision,
@@ -167,14 +193,32 @@ def _score_frames(args, detector) -> int:
     return EXIT_OK
 
 
+def _eval_images(args, detector) -> int:
+    from runtime.image_evaluation import evaluate_images, test_items
+    from runtime.report import json_text, write_image_report
+
+    result, scored = evaluate_images(detector, test_items(args.data))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json_text(result))
+    if args.report:
+        report = write_image_report(result, scored, detector, args.report, Path(args.model).name)
+        print(f"report: {report}", file=sys.stderr)
+    keys = ("image_auroc", "pixel_auroc", "pro", "f1", "precision", "recall", "threshold")
+    print(json_text({k: result[k] for k in keys}))
+    return EXIT_OK
+
+
 def cmd_eval(args) -> int:
-    from runtime import load
+    from runtime import ImageDetector, load
     from runtime.evaluation import evaluate
     from runtime.report import json_text
 
     detector = load(args.model, providers=args.device, threads=args.threads)
     if args.threshold is not None:
         detector.threshold = args.threshold
+    if isinstance(detector, ImageDetector):
+        return _eval_images(args, detector)
     result, files = evaluate(detector, args.data, label_column=args.label_column)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -263,6 +307,28 @@ def build_parser() -> argparse.ArgumentParser:
     sensor.add_argument("--seed", type=int, default=None)
     sensor.add_argument("--quiet", action="store_true", help="no progress bar")
     sensor.set_defaults(run=cmd_train_sensor)
+
+    image = kinds.add_parser("image", help="a CNN defect segmenter on images (MVTec AD or folders)")
+    image.add_argument("data", help="an MVTec AD category root, or a folder of normal images")
+    image.add_argument("-o", "--output", required=True, help="MODEL.keras to write")
+    image.add_argument("--normal", action="append", default=[],
+                       help="another folder of normal images (repeatable)")
+    image.add_argument("--anomalous", action="append", default=[],
+                       help="a folder of defect images, used only to choose thresholds (repeatable)")
+    image.add_argument("--masks", default=None, help="folder of masks for --anomalous images")
+    image.add_argument("--validation-fraction", type=float, default=None,
+                       help="normal images held out for thresholds (default 0.15)")
+    image.add_argument("--color", choices=["auto", "gray", "bgr", "rgb"], default=None)
+    image.add_argument("--size", type=int, default=None, help="model input side (default 128)")
+    image.add_argument("--steps", type=int, default=None, help="training steps (default 1500)")
+    image.add_argument("--batch-size", type=int, default=None)
+    image.add_argument("--learning-rate", type=float, default=None)
+    image.add_argument("--threshold", choices=["gaussian", "percentile", "f1"], default=None)
+    image.add_argument("--k", type=float, default=None)
+    image.add_argument("--q", type=float, default=None)
+    image.add_argument("--seed", type=int, default=None)
+    image.add_argument("--quiet", action="store_true")
+    image.set_defaults(run=cmd_train_image)
 
     export = commands.add_parser("export", help="Keras -> one self-describing .onnx (INT8 default)")
     export.add_argument("model", help="MODEL.keras written by `vigil train`")
