@@ -30,14 +30,19 @@ class LabeledImage:
 def read_image(path: str | Path) -> np.ndarray:
     """Decode an image file as uint8 (gray or BGR); ValueError names the file when it cannot."""
     path = Path(path)
-    data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else None
-    if data is None:
-        raise ValueError(f"image {str(path)!r} does not exist")
-    if data.size == 0:
-        raise ValueError(f"image {str(path)!r} is empty")
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ValueError(f"image {str(path)!r} cannot be read: {error.strerror or error}") from None
+    if not data:
+        raise ValueError(f"image {str(path)!r} is an empty file")
+    if path.suffix.lower() in (".jpg", ".jpeg", ".jpe") and _jpeg_truncated(data):
+        raise ValueError(f"image {str(path)!r} is a truncated JPEG (no end-of-image marker "
+                         "after the image data)")
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
-        raise ValueError(f"image {str(path)!r} cannot be decoded (truncated or not an image)")
+        raise ValueError(f"image {str(path)!r} cannot be decoded as an image ({len(data)} bytes; "
+                         "corrupt or truncated?)")
     if image.dtype == np.uint16:
         image = (image >> 8).astype(np.uint8)
     elif image.dtype != np.uint8:
@@ -45,6 +50,14 @@ def read_image(path: str | Path) -> np.ndarray:
     if image.ndim == 3 and image.shape[2] == 4:
         image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
     return image
+
+
+def _jpeg_truncated(data: bytes) -> bool:
+    # libjpeg fills a cut-off JPEG with gray and only warns, so check the markers: the last
+    # start-of-scan must be followed by an end-of-image (0xFFD9 cannot occur inside scan data).
+    if not data.startswith(b"\xff\xd8"):
+        return False  # not a JPEG at all: let the decoder say so
+    return data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda")
 
 
 def read_mask(path: Path | None, shape: tuple[int, ...]) -> np.ndarray:

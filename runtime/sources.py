@@ -31,6 +31,8 @@ from typing import Any, Callable, Iterator, Protocol
 import cv2
 import numpy as np
 
+from . import image_data
+
 log = logging.getLogger("vigil")
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff",
@@ -256,31 +258,14 @@ class ImageFiles:
 
 
 def read_image(path: Path) -> tuple[np.ndarray | None, str | None]:
-    """(BGR uint8 image, None) or (None, why it cannot be used)."""
+    """(uint8 image, None) or (None, why it cannot be used)."""
     suffix = path.suffix.lower()
     if suffix not in IMAGE_EXTENSIONS:
         return None, f"not an image file (extension {suffix or 'none'!r})"
     try:
-        data = path.read_bytes()
-    except OSError as error:
-        return None, f"cannot read the file: {error.strerror or error}"
-    if not data:
-        return None, "empty file"
-    if suffix in (".jpg", ".jpeg", ".jpe") and _jpeg_truncated(data):
-        return None, "truncated JPEG (no end-of-image marker after the image data)"
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
-    if image is None or image.size == 0:
-        return None, (f"cannot decode the file as an image ({len(data)} bytes; corrupt or "
-                      "truncated?)")
-    return image, None
-
-
-def _jpeg_truncated(data: bytes) -> bool:
-    # libjpeg fills a cut-off JPEG with gray and only warns, so check the markers: the last
-    # start-of-scan must be followed by an end-of-image (0xFFD9 cannot occur inside scan data).
-    if not data.startswith(b"\xff\xd8"):
-        return False  # not a JPEG at all: let the decoder say so
-    return data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda")
+        return image_data.read_image(path), None
+    except ValueError as error:
+        return None, str(error)
 
 
 class VideoFile:

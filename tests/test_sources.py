@@ -57,7 +57,7 @@ def test_folder_yields_every_file_in_order_with_errors_for_bad_ones(tmp_path):
     np.testing.assert_array_equal(by_name["a.png"].image, images["a.png"])
     assert by_name["c.jpg"].error is None and by_name["c.jpg"].image.shape == (24, 32, 3)
     assert "truncated JPEG" in by_name["d.jpg"].error and by_name["d.jpg"].image is None
-    assert "cannot decode" in by_name["e.png"].error
+    assert "cannot be decoded" in by_name["e.png"].error
     assert "not an image file" in by_name["notes.txt"].error
     assert source.stats.read == 6 and source.stats.errors == 3
 
