@@ -251,7 +251,7 @@ def cmd_demo(args) -> int:
     _training_side("demo")
     from export.demo import run_demo
 
-    run_demo(Path(args.output), seed=args.seed, quick=args.quick)
+    run_demo(Path(args.output), seed=args.seed, quick=args.quick, only=args.only)
     return EXIT_OK
 
 
@@ -264,6 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--output", default="vigil-demo", help="folder for the artifacts")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--quick", action="store_true", help="fewer epochs (for smoke tests)")
+    demo.add_argument("--only", choices=["sensor", "camera"], default=None,
+                      help="run one of the two paths")
     demo.set_defaults(run=cmd_demo)
 
     train = commands.add_parser("train", help="train a detector")
