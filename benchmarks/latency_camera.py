@@ -1,0 +1,154 @@
+"""Camera-model latency in one run: runtime INT8 vs runtime FP32 vs Keras vs TFLite INT8/FP32.
+
+Batch 1, one thread, medians of interleaved rounds (every engine sees the same machine noise).
+Also the end-to-end pipeline (decode JPEG + preprocess + infer + overlay) against inference
+alone, in frames per second. Prints ratios; writes JSON.
+
+    python benchmarks/latency_camera.py --json results/latency_camera.json
+    python benchmarks/latency_camera.py --keras M.keras --int8 M.onnx --fp32 M32.onnx
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def build_default(folder: Path, steps: int) -> tuple[Path, Path, Path]:
+    """Train the demo's camera model briefly on synthetic frames; export INT8 and FP32."""
+    from export.export_image import export_image
+    from export.export_sensor import ExportOptions, Precision
+    from training.synthetic_frames import write_mvtec
+    from training.train_image import ImageTrainingOptions, train_image
+
+    root = write_mvtec(folder / "frames", seed=0, train=80, test_good=8, test_defects=8)
+    defaults = ImageTrainingOptions()
+    options = replace(defaults, model=replace(defaults.model, steps=steps))
+    keras_path = folder / "camera.keras"
+    train_image(root, keras_path, options, verbose=0)
+    int8 = export_image(keras_path, folder / "int8.onnx", ExportOptions(force=True)).path
+    fp32 = export_image(keras_path, folder / "fp32.onnx",
+                        ExportOptions(precision=Precision.FP32)).path
+    return keras_path, int8, fp32
+
+
+def interleaved(callers: dict, inputs: list, rounds: int = 15, per_round: int = 10) -> dict:
+    timings = {name: [] for name in callers}
+    for call in callers.values():
+        for x in inputs[:5]:
+            call(x)
+    for r in range(rounds):
+        for name, call in callers.items():
+            for i in range(per_round):
+                x = inputs[(r * per_round + i) % len(inputs)]
+                start = time.perf_counter()
+                call(x)
+                timings[name].append(time.perf_counter() - start)
+    return timings
+
+
+def pipeline_fps(detector, jpegs: list[bytes], seconds: float = 3.0) -> dict:
+    """Frames/s of decode + preprocess + infer + locate + overlay, and of inference alone."""
+    from runtime.frames import overlay
+
+    prepared = [detector.prepare(cv2.imdecode(np.frombuffer(j, np.uint8), cv2.IMREAD_COLOR))
+                for j in jpegs]
+
+    def rate(step) -> float:
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            step(count % len(jpegs))
+            count += 1
+        return count / (time.perf_counter() - start)
+
+    def full(i: int) -> None:
+        frame = cv2.imdecode(np.frombuffer(jpegs[i], np.uint8), cv2.IMREAD_COLOR)
+        scores, maps = detector.infer(frame)
+        amap, boxes = detector.locate(frame, maps[0])
+        overlay(frame, amap, detector.spec, boxes, f"{scores[0]:.3f}")
+
+    inference = rate(lambda i: detector.run_prepared(prepared[i]))
+    end_to_end = rate(full)
+    return {"inference_fps": inference, "pipeline_fps": end_to_end,
+            "pipeline_over_inference": end_to_end / inference}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--keras", type=Path)
+    parser.add_argument("--int8", type=Path)
+    parser.add_argument("--fp32", type=Path)
+    parser.add_argument("--steps", type=int, default=60, help="training steps of the default model")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    import keras
+
+    import training.image_model  # noqa: F401  (custom layers)
+    from export.tflite import tflite_runner, to_tflite
+    from runtime import load
+    from runtime.bench import latency_stats
+    from training.synthetic_frames import frames
+
+    with tempfile.TemporaryDirectory() as scratch:
+        if args.keras and args.int8 and args.fp32:
+            keras_path, int8_path, fp32_path = args.keras, args.int8, args.fp32
+        else:
+            keras_path, int8_path, fp32_path = build_default(Path(scratch), args.steps)
+        model = keras.models.load_model(keras_path, safe_mode=True, compile=False)
+        int8, fp32 = load(int8_path, threads=1), load(fp32_path, threads=1)
+        raw = [f.image for f in frames(24, seed=9, defect_rate=0.3, height=int8.spec.height,
+                                       width=int8.spec.width)]
+        inputs = [int8.prepare(f) for f in raw]
+        tflite_int8 = tflite_runner(to_tflite(model, True, lambda: iter(inputs)))
+        tflite_fp32 = tflite_runner(to_tflite(model, False))
+        timings = interleaved({
+            "runtime_int8": int8.run_prepared,
+            "runtime_fp32": fp32.run_prepared,
+            "tflite_int8": tflite_int8,
+            "tflite_fp32": tflite_fp32,
+            "keras_call": lambda x: model(x, training=False),
+        }, inputs)
+        stats = {name: latency_stats(t, 1) for name, t in timings.items()}
+        p50 = {name: s["p50_ms"] for name, s in stats.items()}
+        jpegs = [cv2.imencode(".jpg", f)[1].tobytes() for f in raw]
+        result = {
+            "input": list(int8.input_shape), "batch1": stats,
+            "ratios": {
+                "keras_over_int8": p50["keras_call"] / p50["runtime_int8"],
+                "tflite_int8_over_int8": p50["tflite_int8"] / p50["runtime_int8"],
+                "fp32_over_int8": p50["runtime_fp32"] / p50["runtime_int8"],
+            },
+            "pipeline_one_thread": pipeline_fps(int8, jpegs),
+        }
+    text = json.dumps(result, indent=2)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text)
+    for name, s in stats.items():
+        print(f"{name:>13}: p50 {s['p50_ms']:.3f} ms  p99 {s['p99_ms']:.3f} ms")
+    r = result["ratios"]
+    print(f"Keras / INT8 = {r['keras_over_int8']:.1f}x, TFLite INT8 / INT8 = "
+          f"{r['tflite_int8_over_int8']:.2f}x, FP32 / INT8 = {r['fp32_over_int8']:.2f}x")
+    p = result["pipeline_one_thread"]
+    print(f"pipeline {p['pipeline_fps']:.0f} fps vs inference {p['inference_fps']:.0f} fps "
+          f"({p['pipeline_over_inference']:.2f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""Magnetic-tile quality benchmark: train on normal tiles, score the INT8 artifact through the runtime.
+
+Protocol: MT_Free sorted by file name, every 4th image (index % 4 == 0) to test and the rest to
+train; every defect image to test. The split is laid out as an MVTec AD category of symbolic
+links in a temporary folder, so the run goes through the same reader users' MVTec data does.
+Pixel AUROC compares each map, resized back to the image's own size, with its mask (>= 128).
+
+    python benchmarks/quality_magnetic_tile.py --data ../shared/data/magnetic-tile-defect --json OUT
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from export.export_image import export_image  # noqa: E402
+from runtime import load  # noqa: E402
+from runtime.image_evaluation import evaluate_images, test_items  # noqa: E402
+from runtime.report import json_text, write_image_report  # noqa: E402
+from training.train_image import ImageTrainingOptions, train_image  # noqa: E402
+
+DEFECTS = ("MT_Blowhole", "MT_Break", "MT_Crack", "MT_Fray", "MT_Uneven")
+
+
+def layout_as_mvtec(data: Path, root: Path) -> Path:
+    """Symlink the protocol's split into an MVTec AD layout under ``root``."""
+    free = sorted((data / "MT_Free" / "Imgs").glob("*.jpg"))
+    if len(free) < 100:
+        raise ValueError(f"`data` must be the magnetic-tile folder with MT_Free/Imgs/*.jpg; found "
+                         f"{len(free)} images under {data}")
+    for folder in ("train/good", "test/good"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    for i, image in enumerate(free):
+        (root / ("test/good" if i % 4 == 0 else "train/good") / image.name).symlink_to(image)
+    for defect in DEFECTS:
+        name = defect.removeprefix("MT_").lower()
+        (root / "test" / name).mkdir(parents=True, exist_ok=True)
+        (root / "ground_truth" / name).mkdir(parents=True, exist_ok=True)
+        for image in sorted((data / defect / "Imgs").glob("*.jpg")):
+            (root / "test" / name / image.name).symlink_to(image)
+            mask = image.with_suffix(".png")
+            if mask.is_file():
+                (root / "ground_truth" / name / f"{image.stem}_mask.png").symlink_to(mask)
+    return root
+
+
+def run(data: Path, options: ImageTrainingOptions, scratch: Path, report: Path | None = None,
+        log=print) -> dict:
+    root = layout_as_mvtec(data, scratch / "mt")
+    started = time.perf_counter()
+    trained = train_image(root, scratch / "mt.keras", options, verbose=1)
+    train_seconds = time.perf_counter() - started
+    log(f"trained in {train_seconds:.0f} s")
+    exported = export_image(scratch / "mt.keras", scratch / "mt.onnx")
+    detector = load(exported.path, threads=1)
+    result, scored = evaluate_images(detector, test_items(root))
+    if report is not None:
+        write_image_report(result, scored, detector, report, "magnetic-tile INT8")
+    return {"image_auroc": result["image_auroc"], "pixel_auroc": result["pixel_auroc"],
+            "f1": result["f1"], "pro": result["pro"], "best_f1": result["best_f1"],
+            "precision": result["precision"], "recall": result["recall"],
+            "train_seconds": train_seconds, "precision_format": exported.precision,
+            "parity": exported.parity, "per_defect": result["per_defect"],
+            "thresholds": {"image": trained.threshold.value, "pixel": trained.pixel_threshold.value}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/magnetic-tile-defect"))
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--report", type=Path, default=None, help="also write report.md + examples")
+    parser.add_argument("--steps", type=int, default=None, help="training steps (default: library)")
+    args = parser.parse_args(argv)
+    options = ImageTrainingOptions()
+    if args.steps:
+        options = replace(options, model=replace(options.model, steps=args.steps))
+    with tempfile.TemporaryDirectory() as scratch:
+        result = run(args.data.resolve(), options, Path(scratch), args.report)
+    text = json_text(result)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text)
+    print(json.dumps({k: result[k] for k in ("image_auroc", "pixel_auroc", "f1", "train_seconds")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
