@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     import training.image_model  # noqa: F401  (custom layers)
     from export.tflite import tflite_runner, to_tflite
     from runtime import load
-    from runtime.bench import latency_stats
+    from benchmarks.harness import latency_stats
     from training.synthetic_frames import frames
 
     with tempfile.TemporaryDirectory() as scratch:

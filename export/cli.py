@@ -235,14 +235,26 @@ def cmd_eval(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from runtime.bench import bench_artifact
+    from benchmarks.bench import BenchOptions, bench, compare
+    from benchmarks.bench_report import write_bench_report
+    from runtime.report import json_text
 
-    result = bench_artifact(args.model, batches=args.batch, threads=args.threads,
-                            device=args.device, seconds=args.seconds)
-    text = json.dumps(result, indent=2)
+    if args.compare:
+        result = compare(args.compare)
+    else:
+        if not args.models:
+            raise ValueError("`vigil bench` needs MODEL.onnx (one or more) or --compare A.json ...")
+        if args.against:
+            _training_side("bench --against")
+        result = bench(args.models, BenchOptions(
+            batches=args.batch, threads=args.threads, devices=args.device, seconds=args.seconds,
+            input=args.input, against=args.against, cold_start=not args.no_cold_start))
+    text = json_text(result)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(text)
+    if args.report:
+        print(f"report: {write_bench_report(result, args.report)}", file=sys.stderr)
     print(text)
     return EXIT_OK
 
@@ -379,13 +391,20 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--report", default=None, help="write report.md and plots here")
             sub.set_defaults(run=cmd_eval)
 
-    bench = commands.add_parser("bench", help="latency and throughput of an artifact")
-    bench.add_argument("model", help="MODEL.onnx")
-    bench.add_argument("--batch", type=_int_list, default=(1, 32))
+    bench = commands.add_parser("bench", help="latency and throughput of artifacts on this device")
+    bench.add_argument("models", nargs="*", help="MODEL.onnx files (e.g. the INT8 and FP32 exports)")
+    bench.add_argument("--batch", type=_int_list, default=(1, 8, 32))
     bench.add_argument("--threads", type=_int_list, default=(1,))
-    bench.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "tensorrt"])
+    bench.add_argument("--device", type=_comma_list, default=("cpu",),
+                       help="cpu,cuda,tensorrt (unavailable ones fall back to CPU with a warning)")
     bench.add_argument("--seconds", type=float, default=2.0, help="time budget per cell")
+    bench.add_argument("--input", default=None, help="real inputs: a CSV, image folder or video")
+    bench.add_argument("--against", default=None,
+                       help="MODEL.keras: also time Keras and TFLite FP32/INT8 (needs vigil[train])")
+    bench.add_argument("--no-cold-start", action="store_true", help="skip the fresh-process runs")
+    bench.add_argument("--compare", nargs="+", default=None, help="merge bench JSON files")
     bench.add_argument("--json", default=None)
+    bench.add_argument("--report", default=None, help="write report.md and plots here")
     bench.set_defaults(run=cmd_bench)
     return parser
 

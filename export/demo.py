@@ -86,7 +86,7 @@ def run_camera_demo(output: Path, seed: int = 0, quick: bool = False) -> dict:
 def run_sensor_demo(output: Path, seed: int = 0, quick: bool = False) -> dict:
     """Generate data, train, export INT8, stream the test part through the runtime, report."""
     from runtime import load
-    from runtime.bench import latency_stats, time_calls
+    from benchmarks.harness import latency_stats, time_calls
     from runtime.evaluation import evaluate
     from runtime.report import write_report
     from runtime.scoring import score_source

@@ -1,0 +1,317 @@
+"""``vigil bench``: latency and throughput of artifacts over a grid, with honest context.
+
+For each cell (model x device x threads x batch): session creation, first inference, then timed
+runs until a time budget (after warm-up): p50/p90/p99/max per batch and per item, spread,
+throughput. Per model: file size, cold start and peak RSS in a fresh process, the arithmetic
+per inference counted from the graph against this CPU's estimated and measured peaks, and which
+kernels ran (onnxruntime's profiler: the share of time in INT8 kernels). With ``--against
+MODEL.keras``: the Keras model and its TFLite FP32/INT8 conversions, interleaved with the
+runtime at batch 1 on one thread, as ratios.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import onnxruntime as ort
+
+from runtime import ImageDetector, load
+
+from .harness import cold_start, latency_stats, time_calls
+from .machine import cpu_info, peak_per_core
+
+INT8_KERNELS = ("QLinear", "Integer", "DynamicQuantize", "QGemm", "QAttention")
+BASELINE_ROUNDS = 15
+BASELINE_PER_ROUND = 10
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    batches: tuple[int, ...] = (1, 8, 32)
+    threads: tuple[int, ...] = (1,)
+    devices: tuple[str, ...] = ("cpu",)
+    seconds: float = 2.0
+    input: str | None = None          # a CSV, image folder or video: real inputs
+    against: str | None = None        # MODEL.keras: Keras and TFLite baselines
+    cold_start: bool = True
+    profile: bool = True
+    notes: list[str] = field(default_factory=list)
+
+
+def inputs_for(detector, source: str | None, count: int = 64) -> tuple[np.ndarray, str]:
+    """(prepared items (n, ...) for the model, a description of where they came from)."""
+    if isinstance(detector, ImageDetector):
+        if source:
+            from runtime.sources import open_source
+
+            items = []
+            with_source = open_source(source)
+            try:
+                for frame in with_source:
+                    if frame.image is not None:
+                        items.append(detector.prepare(frame.image)[0])
+                    if len(items) >= count:
+                        break
+            finally:
+                with_source.close()
+            if not items:
+                raise ValueError(f"`input` {source!r} gave no decodable frame")
+            return np.stack(items), f"{len(items)} frames from {source}"
+        h, w, c = detector.input_shape
+        rng = np.random.default_rng(0)
+        base = rng.integers(90, 170, (count, h, w, c), dtype=np.uint8)
+        return base, f"{count} synthetic uint8 frames {h}x{w}x{c} (uniform 90..170)"
+    window, features = detector.input_shape
+    if source:
+        from runtime.tables import csv_files, fill_gaps, read_table
+        from runtime.windows import sliding_windows
+
+        table = read_table(csv_files(source)[0], features=detector.features, require_time=False,
+                           label_column=None)
+        values = fill_gaps(table.values, detector.spec.max_gap, table.source, table.features)
+        windows = sliding_windows(values.astype(np.float32), window, detector.spec.stride)
+        if len(windows) == 0:
+            raise ValueError(f"`input` {source!r} has fewer than {window} rows")
+        picked = windows[np.linspace(0, len(windows) - 1, min(count, len(windows))).astype(int)]
+        return np.ascontiguousarray(picked), f"{len(picked)} windows from {table.source}"
+    rng = np.random.default_rng(0)
+    mean, std = np.asarray(detector.spec.mean), np.asarray(detector.spec.std)
+    items = (mean + rng.standard_normal((count, window, features)) * std).astype(np.float32)
+    return items, f"{count} synthetic windows {window}x{features} (training mean + N(0, std))"
+
+
+def _runner(detector) -> Callable[[np.ndarray], object]:
+    if isinstance(detector, ImageDetector):
+        return detector.run_prepared
+    return detector.score_with_features
+
+
+def _batch(items: np.ndarray, batch: int) -> np.ndarray:
+    reps = int(np.ceil(batch / len(items)))
+    return np.ascontiguousarray(np.concatenate([items] * reps)[:batch])
+
+
+def kernel_profile(model: str | Path, items: np.ndarray, runs: int = 20) -> dict:
+    """Share of kernel time per op type (onnxruntime profiler, one thread, batch 1)."""
+    options = ort.SessionOptions()
+    options.enable_profiling = True
+    options.intra_op_num_threads = 1
+    with tempfile.TemporaryDirectory() as scratch:
+        options.profile_file_prefix = os.path.join(scratch, "profile")
+        session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        for i in range(runs):
+            session.run(None, {name: items[i % len(items)][None]})
+        path = session.end_profiling()
+        events = json.loads(Path(path).read_text())
+    by_op: dict[str, float] = {}
+    for event in events:
+        if event.get("cat") == "Node" and event.get("name", "").endswith("_kernel_time"):
+            op = event.get("args", {}).get("op_name", "?")
+            by_op[op] = by_op.get(op, 0.0) + float(event.get("dur", 0))
+    total = sum(by_op.values()) or 1.0
+    shares = {k: v / total for k, v in sorted(by_op.items(), key=lambda kv: -kv[1])}
+    int8 = sum(v for k, v in shares.items() if any(t in k for t in INT8_KERNELS))
+    return {"op_time_share": shares, "int8_kernel_time_share": int8}
+
+
+def measured_roof(seconds: float = 1.0) -> dict:
+    """This machine's achieved GEMM rate on one thread: FP32 MatMul and u8s8 MatMulInteger
+    (1024^3), the practical ceiling of onnxruntime's kernels here. Needs the onnx package."""
+    try:
+        from onnx import TensorProto, helper
+    except ImportError:
+        return {"note": "measured roof needs the onnx package (pip install 'vigil[train]')"}
+    n = 1024
+    result = {}
+    for name, a_type, b_type, op in (("fp32", TensorProto.FLOAT, TensorProto.FLOAT, "MatMul"),
+                                     ("u8s8", TensorProto.UINT8, TensorProto.INT8, "MatMulInteger")):
+        graph = helper.make_graph(
+            [helper.make_node(op, ["a", "b"], ["c"])], name,
+            [helper.make_tensor_value_info("a", a_type, [n, n]),
+             helper.make_tensor_value_info("b", b_type, [n, n])],
+            [helper.make_tensor_value_info("c", TensorProto.FLOAT if name == "fp32"
+                                           else TensorProto.INT32, [n, n])])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        session = ort.InferenceSession(model.SerializeToString(), options,
+                                       providers=["CPUExecutionProvider"])
+        rng = np.random.default_rng(0)
+        if name == "fp32":
+            feeds = {"a": rng.standard_normal((n, n), dtype=np.float32),
+                     "b": rng.standard_normal((n, n), dtype=np.float32)}
+        else:
+            feeds = {"a": rng.integers(0, 255, (n, n), dtype=np.uint8),
+                     "b": rng.integers(-127, 127, (n, n), dtype=np.int8)}
+        timings = time_calls(lambda: session.run(None, feeds), seconds, min_runs=3)
+        result[f"{name}_ops_per_s"] = 2.0 * n ** 3 / float(np.median(timings))
+    return result
+
+
+def bench(models: Sequence[str | Path], options: BenchOptions = BenchOptions()) -> dict:
+    """Run the grid for every model; returns the machine-readable result."""
+    info = cpu_info()
+    result: dict = {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {**info, "onnxruntime": ort.__version__,
+                    "providers_available": ort.get_available_providers()},
+        "peak_per_core_estimate": peak_per_core(info),
+        "cells": [], "models": [], "notes": list(options.notes),
+    }
+    result["measured_roof_one_thread"] = measured_roof()
+    for model in models:
+        result["models"].append(_bench_model(Path(model), options, result))
+    if options.against:
+        result["baselines"] = baselines(options.against, models, options)
+    return result
+
+
+def _bench_model(model: Path, options: BenchOptions, result: dict) -> dict:
+    probe = load(model, threads=1)
+    items, described = inputs_for(probe, options.input)
+    entry = {"model": str(model), "kind": probe.spec.kind, "precision": probe.spec.precision,
+             "file_bytes": model.stat().st_size, "input": described,
+             "input_shape": list(probe.input_shape)}
+    if options.cold_start:
+        entry["cold_start"] = cold_start(model)
+    try:
+        from .flops import count_flops
+
+        flops = count_flops(model, batch=1)
+        entry["ops_per_item"] = flops["ops"]
+        entry["ops_by_type"] = flops["by_op"]
+    except ImportError:
+        entry["ops_per_item"] = None
+        result["notes"].append("operation counts need the onnx package (pip install 'vigil[train]')")
+    if options.profile:
+        entry["kernels"] = kernel_profile(model, items)
+    for device in options.devices:
+        for threads in options.threads:
+            started = time.perf_counter()
+            detector = load(model, providers=device, threads=threads)
+            session_s = time.perf_counter() - started
+            run = _runner(detector)
+            for batch in options.batches:
+                x = _batch(items, batch)
+                first = time.perf_counter()
+                run(x)
+                first_s = time.perf_counter() - first
+                stats = latency_stats(time_calls(lambda: run(x), options.seconds), batch)
+                cell = {"model": str(model), "precision": probe.spec.precision, "device": device,
+                        "providers": detector.providers, "threads": threads,
+                        "session_create_s": session_s, "first_inference_s": first_s, **stats}
+                if entry.get("ops_per_item"):
+                    cell["achieved_ops_per_s"] = entry["ops_per_item"] * stats["items_per_s"]
+                result["cells"].append(cell)
+    _efficiency(entry, result)
+    return entry
+
+
+def _efficiency(entry: dict, result: dict) -> None:
+    """How far the batch-1 one-thread CPU cell runs from this core's peak, and from the roof."""
+    cells = [c for c in result["cells"] if c["model"] == entry["model"] and c["batch"] == 1
+             and c["threads"] == 1 and c["device"] == "cpu"]
+    if not cells or not entry.get("ops_per_item"):
+        return
+    achieved = cells[0]["achieved_ops_per_s"]
+    int8 = entry["precision"] == "int8"
+    peak = result["peak_per_core_estimate"]["int8_ops" if int8 else "fp32_flops"]
+    roof = result["measured_roof_one_thread"].get("u8s8_ops_per_s" if int8 else "fp32_ops_per_s")
+    kernels = entry.get("kernels", {})
+    entry["efficiency"] = {
+        "achieved_ops_per_s": achieved,
+        "isa_peak_ops_per_s": peak, "times_below_isa_peak": peak / achieved if achieved else None,
+        "measured_roof_ops_per_s": roof,
+        "times_below_measured_roof": roof / achieved if roof and achieved else None,
+        "int8_kernel_time_share": kernels.get("int8_kernel_time_share"),
+        # The ISA estimate is a model; where this machine measurably beats it, the measured
+        # GEMM roof is the better limit.
+        "verdict": _verdict(int8, kernels.get("int8_kernel_time_share"), max(peak, roof or 0),
+                            achieved),
+    }
+
+
+def _verdict(int8: bool, share: float | None, peak: float, achieved: float) -> str:
+    if int8 and share is not None and share < 0.5:
+        return (f"only {share:.0%} of kernel time is in INT8 kernels: most of the graph runs in "
+                "float (unquantized ops, or DequantizeLinear fallbacks); INT8 will not pay off")
+    ratio = peak / achieved if achieved else float("inf")
+    if ratio <= 3:
+        return f"within {ratio:.1f}x of the arithmetic limit: compute-bound and efficient"
+    return (f"{ratio:.0f}x below the arithmetic limit: small or memory-bound layers, call overhead, "
+            "or kernels that do not use the widest instructions")
+
+
+def baselines(keras_path: str, models: Sequence[str | Path], options: BenchOptions) -> dict:
+    """Keras call and TFLite FP32/INT8 vs the runtime, interleaved, batch 1, one thread."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    import keras
+
+    import training.image_model  # noqa: F401  (custom layers)
+    import training.sensor_model  # noqa: F401
+    from export.tflite import tflite_runner, to_tflite
+
+    model = keras.models.load_model(keras_path, safe_mode=True, compile=False)
+    callers: dict[str, Callable] = {}
+    items = None
+    for path in models:
+        detector = load(path, threads=1)
+        if items is None:
+            items, _ = inputs_for(detector, options.input, count=32)
+        callers[f"runtime_{detector.spec.precision}"] = _runner(detector)
+    representative = lambda: (x[None] for x in items)  # noqa: E731
+    callers["tflite_fp32"] = tflite_runner(to_tflite(model, False))
+    try:
+        callers["tflite_int8"] = tflite_runner(to_tflite(model, True, representative))
+    except Exception as error:  # TFLite cannot quantize some graphs; say so, keep the rest
+        options.notes.append(f"TFLite INT8 conversion failed: {str(error).splitlines()[0][:200]}")
+    callers["keras_call"] = lambda x: model(x, training=False)
+    timings = {name: [] for name in callers}
+    for call in callers.values():
+        for i in range(5):
+            call(items[i % len(items)][None])
+    for r in range(BASELINE_ROUNDS):
+        for name, call in callers.items():
+            for i in range(BASELINE_PER_ROUND):
+                x = items[(r * BASELINE_PER_ROUND + i) % len(items)][None]
+                start = time.perf_counter()
+                call(x)
+                timings[name].append(time.perf_counter() - start)
+    stats = {name: latency_stats(t, 1) for name, t in timings.items()}
+    p50 = {name: s["p50_ms"] for name, s in stats.items()}
+    ratios = {}
+    if "runtime_int8" in p50:
+        for other in ("keras_call", "tflite_int8", "tflite_fp32", "runtime_fp32"):
+            if other in p50:
+                ratios[f"{other}_over_runtime_int8"] = p50[other] / p50["runtime_int8"]
+    return {"keras": keras_path, "batch": 1, "threads": 1, "stats": stats, "ratios": ratios}
+
+
+def compare(paths: Sequence[str | Path]) -> dict:
+    """Merge several bench JSON files (from different machines) into one table."""
+    rows = []
+    for path in paths:
+        data = json.loads(Path(path).read_text())
+        machine = data.get("machine", {})
+        label = f"{Path(path).stem} ({machine.get('model', '?')}, {machine.get('cores', '?')} cores)"
+        for cell in data.get("cells", []):
+            rows.append({"run": label, **{k: cell.get(k) for k in (
+                "model", "precision", "device", "threads", "batch", "p50_ms", "p99_ms",
+                "p50_ms_per_item", "items_per_s")}})
+    if not rows:
+        raise ValueError(f"no benchmark cells in {list(map(str, paths))}; expected `vigil bench "
+                         "--json` outputs")
+    return {"compare": [str(p) for p in paths], "cells": rows}

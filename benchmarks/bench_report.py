@@ -1,0 +1,127 @@
+"""The bench report: a markdown table, the JSON, and PNG plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from runtime.report import json_text
+
+
+def _fmt(value, digits: int = 3) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def write_bench_report(result: dict, folder: str | Path) -> Path:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "bench.json").write_text(json_text(result))
+    lines = ["# Vigil bench", ""]
+    machine = result.get("machine")
+    if machine:
+        peak = result.get("peak_per_core_estimate", {})
+        roof = result.get("measured_roof_one_thread", {})
+        lines += [f"Machine: {machine['model']} ({machine['vendor']}), {machine['cores']} cores, "
+                  f"{_fmt(machine.get('ghz'))} GHz, ISA: {' '.join(machine['isa'])}; onnxruntime "
+                  f"{machine['onnxruntime']}, providers {', '.join(machine['providers_available'])}.",
+                  "", f"Estimated peak per core: {_fmt(peak.get('fp32_flops', 0) / 1e9)} GFLOP/s FP32, "
+                  f"{_fmt(peak.get('int8_ops', 0) / 1e9)} G op/s INT8 ({peak.get('int8_kind')}); "
+                  f"measured one-thread GEMM roof: FP32 {_fmt(roof.get('fp32_ops_per_s', 0) / 1e9)} "
+                  f"GFLOP/s, u8s8 {_fmt(roof.get('u8s8_ops_per_s', 0) / 1e9)} G op/s.", ""]
+    for model in result.get("models", []):
+        eff = model.get("efficiency", {})
+        cold = model.get("cold_start", {})
+        lines += [f"## {Path(model['model']).name} ({model['kind']}, {model['precision']}, "
+                  f"{model['file_bytes'] / 1e6:.2f} MB)", "",
+                  f"Input: {model['input']}. Cold start (import + load + first score, fresh "
+                  f"process): {_fmt(cold.get('import_load_first_score_s'))} s; peak RSS "
+                  f"{_fmt(cold.get('peak_rss_mb'))} MB.",
+                  f"Work per item: {_fmt((model.get('ops_per_item') or 0) / 1e6)} M op. "
+                  + (f"Batch-1 one-thread: {_fmt(eff['achieved_ops_per_s'] / 1e9)} G op/s, "
+                     f"{_fmt(eff['times_below_isa_peak'])}x below the ISA peak, "
+                     f"{_fmt(eff['times_below_measured_roof'])}x below the measured roof; INT8 "
+                     f"kernels {_fmt(eff['int8_kernel_time_share'])} of kernel time. "
+                     f"{eff['verdict']}." if eff else ""), ""]
+    lines += ["| model | precision | device | threads | batch | p50 ms | p90 ms | p99 ms | max ms "
+              "| p50 ms/item | items/s | IQR ms |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for c in result["cells"]:
+        lines.append(f"| {Path(c['model']).name if 'run' not in c else c['run']} | "
+                     f"{c.get('precision', '')} | {c.get('device', '')} | {c.get('threads')} | "
+                     f"{c.get('batch')} | {_fmt(c.get('p50_ms'))} | {_fmt(c.get('p90_ms'))} | "
+                     f"{_fmt(c.get('p99_ms'))} | {_fmt(c.get('max_ms'))} | "
+                     f"{_fmt(c.get('p50_ms_per_item'))} | {_fmt(c.get('items_per_s'), 4)} | "
+                     f"{_fmt(c.get('iqr_ms'))} |")
+    base = result.get("baselines")
+    if base:
+        lines += ["", "## Against Keras and TFLite (batch 1, one thread, interleaved)", "",
+                  "| engine | p50 ms | p99 ms |", "|---|---:|---:|"]
+        for name, s in base["stats"].items():
+            lines.append(f"| {name} | {_fmt(s['p50_ms'])} | {_fmt(s['p99_ms'])} |")
+        lines += ["", "| ratio | value |", "|---|---:|"]
+        lines += [f"| {k} | {v:.2f}x |" for k, v in base["ratios"].items()]
+    if result.get("notes"):
+        lines += ["", *[f"- {n}" for n in result["notes"]]]
+    pngs = _plots(result, folder)
+    lines += ["", *[f"![{p.stem}]({p.name})" for p in pngs]]
+    report = folder / "report.md"
+    report.write_text("\n".join(lines) + "\n")
+    return report
+
+
+def _plots(result: dict, folder: Path) -> list[Path]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        result.setdefault("notes", []).append("plots need matplotlib: pip install 'vigil[report]'")
+        return []
+    cells = result["cells"]
+    out = []
+    label = lambda c: (c.get("run", Path(c["model"]).name) + f" {c.get('device')} t{c['threads']}")  # noqa: E731
+    figure, axis = plt.subplots(figsize=(9, 4), dpi=100)
+    for key in sorted({label(c) for c in cells}):
+        chosen = sorted((c for c in cells if label(c) == key), key=lambda c: c["batch"])
+        axis.plot([c["batch"] for c in chosen], [c["items_per_s"] for c in chosen], "o-", label=key)
+    axis.set_xscale("log", base=2)
+    axis.set_yscale("log")
+    axis.set_xlabel("batch")
+    axis.set_ylabel("items / s")
+    axis.set_title("Throughput vs batch")
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    out.append(folder / "throughput.png")
+    figure.savefig(out[-1])
+    plt.close(figure)
+
+    figure, axis = plt.subplots(figsize=(9, 4), dpi=100)
+    names = [f"{label(c)} b{c['batch']}" for c in cells]
+    axis.barh(names, [c["p50_ms_per_item"] for c in cells], color="tab:blue", label="p50")
+    axis.barh(names, [c["p99_ms_per_item"] - c["p50_ms_per_item"] for c in cells],
+              left=[c["p50_ms_per_item"] for c in cells], color="tab:orange", label="p50..p99")
+    axis.set_xlabel("ms per item")
+    axis.set_title("Latency per item (p50 and the spread to p99)")
+    axis.legend(fontsize=7)
+    axis.tick_params(axis="y", labelsize=7)
+    figure.tight_layout()
+    out.append(folder / "latency.png")
+    figure.savefig(out[-1])
+    plt.close(figure)
+
+    base = result.get("baselines")
+    if base and base["ratios"]:
+        figure, axis = plt.subplots(figsize=(7, 3), dpi=100)
+        keys = list(base["ratios"])
+        axis.barh(keys, [base["ratios"][k] for k in keys], color="tab:green")
+        axis.axvline(1.0, color="black", lw=0.8)
+        axis.set_xscale("log")
+        axis.set_xlabel("p50 latency relative to runtime INT8 (higher: runtime INT8 faster)")
+        figure.tight_layout()
+        out.append(folder / "ratios.png")
+        figure.savefig(out[-1])
+        plt.close(figure)
+    return out

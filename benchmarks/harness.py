@@ -1,0 +1,80 @@
+"""Timing primitives: repeated calls, latency statistics, cold start and peak memory."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+WARMUP_RUNS = 10
+MIN_RUNS = 30
+
+
+def latency_stats(seconds: Sequence[float], items: int) -> dict:
+    """Per-batch and per-item latency percentiles (ms), spread and throughput of timed runs."""
+    t = np.asarray(seconds, dtype=np.float64)
+    if t.size == 0:
+        raise ValueError("`seconds` must hold at least one timing")
+    if items < 1:
+        raise ValueError(f"`items` must be >= 1; received {items}")
+    ms = t * 1e3
+    p50, p90, p99 = np.percentile(ms, [50, 90, 99])
+    q25, q75 = np.percentile(ms, [25, 75])
+    return {
+        "runs": int(t.size), "batch": items,
+        "p50_ms": float(p50), "p90_ms": float(p90), "p99_ms": float(p99), "max_ms": float(ms.max()),
+        "mean_ms": float(ms.mean()), "std_ms": float(ms.std()), "iqr_ms": float(q75 - q25),
+        "p50_ms_per_item": float(p50 / items), "p99_ms_per_item": float(p99 / items),
+        "items_per_s": float(items / np.median(t)),
+    }
+
+
+def time_calls(call: Callable[[], object], budget_s: float, min_runs: int = MIN_RUNS,
+               max_runs: int = 100_000) -> list[float]:
+    """Warm up, then time ``call`` until ``budget_s`` has passed and ``min_runs`` are done."""
+    for _ in range(WARMUP_RUNS):
+        call()
+    timings: list[float] = []
+    deadline = time.perf_counter() + budget_s
+    while len(timings) < max_runs and (len(timings) < min_runs or time.perf_counter() < deadline):
+        start = time.perf_counter()
+        call()
+        timings.append(time.perf_counter() - start)
+    return timings
+
+
+COLD_START = r"""
+import resource, sys, time
+started = time.perf_counter()
+import numpy as np
+import runtime
+detector = runtime.load(sys.argv[1], threads=1)
+imported_loaded = time.perf_counter() - started
+if isinstance(detector, runtime.ImageDetector):
+    h, w, c = detector.input_shape
+    item = np.full((h, w, c), 128, np.uint8)
+else:
+    w, f = detector.input_shape
+    item = np.tile(np.asarray(detector.spec.mean, dtype=np.float32), (w, 1))
+detector.score(item)
+first = time.perf_counter() - started
+for _ in range(int(sys.argv[2])):
+    detector.score(item)
+peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print({"import_load_s": imported_loaded, "import_load_first_score_s": first,
+       "peak_rss_mb": peak_kb / 1024})
+"""
+
+
+def cold_start(model: str | Path, scores: int = 200) -> dict:
+    """In a fresh Python process: import + load + first score time, and peak RSS after
+    ``scores`` more scores."""
+    out = subprocess.run([sys.executable, "-c", COLD_START, str(model), str(scores)],
+                         capture_output=True, text=True, check=True)
+    line = out.stdout.strip().splitlines()[-1]
+    return json.loads(line.replace("'", '"'))
