@@ -168,7 +168,7 @@ def cmd_score(args) -> int:
 def _score_frames(args, detector) -> int:
     from runtime.frame_scoring import FrameScoringOptions, preview_unavailable, score_frames
     from runtime.scoring import default_output
-    from runtime.sources import ReconnectPolicy, SourceOptions, open_source
+    from runtime.sources import ReconnectPolicy, SourceOptions, open_source, prefetched
 
     if args.columns:
         raise ValueError(f"--columns applies to sensor models; {args.model!r} is an image model")
@@ -178,7 +178,7 @@ def _score_frames(args, detector) -> int:
                                   overlay_video=args.overlay_video, show=args.show,
                                   max_frames=args.max_frames)
     reconnect = ReconnectPolicy(max_attempts=args.reconnect_attempts)
-    source = open_source(args.source, SourceOptions(reconnect=reconnect))
+    source = prefetched(open_source(args.source, SourceOptions(reconnect=reconnect)))
     out, close = default_output(args.jsonl)
     try:
         summary = score_frames(detector, source, out, options)

@@ -32,7 +32,7 @@ def run_camera_demo(output: Path, seed: int = 0, quick: bool = False) -> dict:
     from runtime.frame_scoring import FrameScoringOptions, score_frames
     from runtime.image_evaluation import evaluate_images, test_items
     from runtime.report import write_image_report
-    from runtime.sources import open_source
+    from runtime.sources import open_source, prefetched
     from training.synthetic_frames import write_mvtec, write_video
     from training.train_image import ImageTrainingOptions, train_image
 
@@ -61,7 +61,7 @@ def run_camera_demo(output: Path, seed: int = 0, quick: bool = False) -> dict:
     print("[4/5] writing a video with OpenCV and scoring it through the live-source loop")
     video, kinds = write_video(output / "line.avi", seed=seed + 11)
     with open(output / "frames.jsonl", "w") as out:
-        summary = score_frames(detector, open_source(str(video)), out,
+        summary = score_frames(detector, prefetched(open_source(str(video))), out,
                                FrameScoringOptions(overlay_dir=output / "overlays",
                                                    overlay_video=output / "annotated.avi"))
     flagged = [json.loads(line) for line in open(output / "frames.jsonl")]

@@ -198,7 +198,7 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str],
     if options.overlay_video is not None:
         video = _VideoOut(Path(options.overlay_video),
                           options.video_fps or source.fps or DEFAULT_VIDEO_FPS)
-    per_file = isinstance(source, ImageFiles)
+    per_file = isinstance(getattr(source, "inner", source), ImageFiles)
     window = f"vigil: {source.name}"
 
     summary = FrameSummary(source=source.name)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import queue
 import re
 import threading
 import time
@@ -543,3 +544,71 @@ class LiveSource:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class Prefetched:
+    """Reads a file source ahead on its own thread, so decoding overlaps scoring.
+
+    The queue is bounded and blocking: nothing is ever dropped, the reader just waits. Live
+    sources already capture on their own thread and are returned unwrapped by ``prefetched``.
+    """
+
+    live = False
+
+    def __init__(self, source: FrameSource, depth: int = 4) -> None:
+        if depth < 1:
+            raise ValueError(f"`depth` must be >= 1; received {depth}")
+        self._source = source
+        self._queue: "queue.Queue[Frame | BaseException | None]" = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    name = property(lambda self: self._source.name)
+    fps = property(lambda self: self._source.fps)
+    stats = property(lambda self: self._source.stats)
+    inner = property(lambda self: self._source)
+
+    def _read(self) -> None:
+        try:
+            for frame in self._source:
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put(frame, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if self._stop.is_set():
+                    return
+            self._put_final(None)
+        except BaseException as error:  # handed to the consumer, raised there
+            self._put_final(error)
+
+    def _put_final(self, item) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def __iter__(self) -> Iterator[Frame]:
+        self._thread = threading.Thread(target=self._read, name="vigil-prefetch", daemon=True)
+        self._thread.start()
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(JOIN_TIMEOUT_S)
+        self._source.close()
+
+
+def prefetched(source: FrameSource, depth: int = 4) -> FrameSource:
+    """``source`` read ahead on a thread when it is a file source; live sources as they are."""
+    return source if source.live else Prefetched(source, depth)
