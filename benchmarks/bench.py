@@ -251,7 +251,7 @@ def _verdict(int8: bool, share: float | None, peak: float, achieved: float) -> s
             "or kernels that do not use the widest instructions")
 
 
-def baselines(keras_path: str, models: Sequence[str | Path], options: BenchOptions) -> dict:
+def baselines(keras_path: str | Path, models: Sequence[str | Path], options: BenchOptions) -> dict:
     """Keras call and TFLite FP32/INT8 vs the runtime, interleaved, batch 1, one thread."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
@@ -262,7 +262,7 @@ def baselines(keras_path: str, models: Sequence[str | Path], options: BenchOptio
 
     import training.image_model  # noqa: F401  (custom layers)
     import training.sensor_model  # noqa: F401
-    from export.tflite import tflite_runner, to_tflite
+    from export.tflite import tflite_runner, to_tflite_isolated
 
     model = keras.models.load_model(keras_path, safe_mode=True, compile=False)
     callers: dict[str, Callable] = {}
@@ -272,13 +272,14 @@ def baselines(keras_path: str, models: Sequence[str | Path], options: BenchOptio
         if items is None:
             items, _ = inputs_for(detector, options.input, count=32)
         callers[f"runtime_{detector.spec.precision}"] = _runner(detector)
-    representative = lambda: (x[None] for x in items)  # noqa: E731
-    callers["tflite_fp32"] = tflite_runner(to_tflite(model, False))
-    try:
-        callers["tflite_int8"] = tflite_runner(to_tflite(model, True, representative))
-    except Exception as error:  # TFLite cannot quantize some graphs; say so, keep the rest
-        options.notes.append(f"TFLite INT8 conversion failed: {str(error).splitlines()[0][:200]}")
+    for name, int8 in (("tflite_fp32", False), ("tflite_int8", True)):
+        try:
+            callers[name] = tflite_runner(to_tflite_isolated(keras_path, int8, items))
+        except Exception as error:  # TFLite cannot convert some graphs; say so, keep the rest
+            options.notes.append(f"{name} conversion failed: {str(error).splitlines()[0][:200]}")
     callers["keras_call"] = lambda x: model(x, training=False)
+    compiled = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    callers["keras_tf_function"] = compiled
     timings = {name: [] for name in callers}
     for call in callers.values():
         for i in range(5):
@@ -294,10 +295,12 @@ def baselines(keras_path: str, models: Sequence[str | Path], options: BenchOptio
     p50 = {name: s["p50_ms"] for name, s in stats.items()}
     ratios = {}
     if "runtime_int8" in p50:
-        for other in ("keras_call", "tflite_int8", "tflite_fp32", "runtime_fp32"):
+        for other in ("keras_call", "keras_tf_function", "tflite_int8", "tflite_fp32",
+                      "runtime_fp32"):
             if other in p50:
                 ratios[f"{other}_over_runtime_int8"] = p50[other] / p50["runtime_int8"]
-    return {"keras": keras_path, "batch": 1, "threads": 1, "stats": stats, "ratios": ratios}
+    return {"keras": str(keras_path), "batch": 1, "threads": 1, "stats": stats, "ratios": ratios,
+            "notes": list(options.notes)}
 
 
 def compare(paths: Sequence[str | Path]) -> dict:

@@ -65,7 +65,13 @@ detector.score(item)
 first = time.perf_counter() - started
 for _ in range(int(sys.argv[2])):
     detector.score(item)
-peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+# VmHWM belongs to this program's address space; ru_maxrss can carry the parent's peak
+# across fork + exec.
+try:
+    status = open("/proc/self/status").read().split("VmHWM:")[1]
+    peak_kb = int(status.split()[0])
+except (OSError, IndexError, ValueError):
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print({"import_load_s": imported_loaded, "import_load_first_score_s": first,
        "peak_rss_mb": peak_kb / 1024})
 """

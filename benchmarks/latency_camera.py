@@ -43,21 +43,6 @@ def build_default(folder: Path, steps: int) -> tuple[Path, Path, Path]:
     return keras_path, int8, fp32
 
 
-def interleaved(callers: dict, inputs: list, rounds: int = 15, per_round: int = 10) -> dict:
-    timings = {name: [] for name in callers}
-    for call in callers.values():
-        for x in inputs[:5]:
-            call(x)
-    for r in range(rounds):
-        for name, call in callers.items():
-            for i in range(per_round):
-                x = inputs[(r * per_round + i) % len(inputs)]
-                start = time.perf_counter()
-                call(x)
-                timings[name].append(time.perf_counter() - start)
-    return timings
-
-
 def pipeline_fps(detector, raw: list[np.ndarray], folder: Path, repeats: int = 20) -> dict:
     """Frames/s of the runtime's own frame loop over a video file (decode on a read-ahead
     thread, preprocess, infer, boxes, overlays of anomalous frames) against inference alone."""
@@ -94,16 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=60, help="training steps of the default model")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-    import keras
-
-    import training.image_model  # noqa: F401  (custom layers)
-    from export.tflite import tflite_runner, to_tflite
+    from benchmarks.bench import BenchOptions, baselines
     from runtime import load
-    from benchmarks.harness import latency_stats
     from training.synthetic_frames import frames
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -111,40 +88,19 @@ def main(argv: list[str] | None = None) -> int:
             keras_path, int8_path, fp32_path = args.keras, args.int8, args.fp32
         else:
             keras_path, int8_path, fp32_path = build_default(Path(scratch), args.steps)
-        model = keras.models.load_model(keras_path, safe_mode=True, compile=False)
-        int8, fp32 = load(int8_path, threads=1), load(fp32_path, threads=1)
+        base = baselines(keras_path, [int8_path, fp32_path], BenchOptions())
+        int8 = load(int8_path, threads=1)
         raw = [f.image for f in frames(24, seed=9, defect_rate=0.3, height=int8.spec.height,
                                        width=int8.spec.width)]
-        inputs = [int8.prepare(f) for f in raw]
-        tflite_int8 = tflite_runner(to_tflite(model, True, lambda: iter(inputs)))
-        tflite_fp32 = tflite_runner(to_tflite(model, False))
-        timings = interleaved({
-            "runtime_int8": int8.run_prepared,
-            "runtime_fp32": fp32.run_prepared,
-            "tflite_int8": tflite_int8,
-            "tflite_fp32": tflite_fp32,
-            "keras_call": lambda x: model(x, training=False),
-        }, inputs)
-        stats = {name: latency_stats(t, 1) for name, t in timings.items()}
-        p50 = {name: s["p50_ms"] for name, s in stats.items()}
-        result = {
-            "input": list(int8.input_shape), "batch1": stats,
-            "ratios": {
-                "keras_over_int8": p50["keras_call"] / p50["runtime_int8"],
-                "tflite_int8_over_int8": p50["tflite_int8"] / p50["runtime_int8"],
-                "fp32_over_int8": p50["runtime_fp32"] / p50["runtime_int8"],
-            },
-            "pipeline_one_inference_thread": pipeline_fps(int8, raw, Path(scratch)),
-        }
+        result = {**base, "input": list(int8.input_shape),
+                  "pipeline_one_inference_thread": pipeline_fps(int8, raw, Path(scratch))}
     text = json.dumps(result, indent=2)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(text)
-    for name, s in stats.items():
+    for name, s in result["stats"].items():
         print(f"{name:>13}: p50 {s['p50_ms']:.3f} ms  p99 {s['p99_ms']:.3f} ms")
-    r = result["ratios"]
-    print(f"Keras / INT8 = {r['keras_over_int8']:.1f}x, TFLite INT8 / INT8 = "
-          f"{r['tflite_int8_over_int8']:.2f}x, FP32 / INT8 = {r['fp32_over_int8']:.2f}x")
+    print(", ".join(f"{k} = {v:.2f}x" for k, v in result["ratios"].items()))
     p = result["pipeline_one_inference_thread"]
     print(f"pipeline {p['pipeline_fps']:.0f} fps vs inference {p['inference_fps']:.0f} fps "
           f"({p['pipeline_over_inference']:.2f})")

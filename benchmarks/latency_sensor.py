@@ -1,8 +1,9 @@
-"""Sensor-model latency: runtime INT8 vs runtime FP32 vs the Keras model, in one run.
+"""Sensor-model latency: runtime INT8 vs runtime FP32 vs Keras vs TFLite, in one run.
 
 Batch-1 p50/p99 per window for each, interleaved round by round so that machine noise hits all
-three alike; streaming throughput (rows pushed through StreamingScorer on one thread);
-cold start (import + load + first score in a fresh process). Prints ratios; writes JSON.
+alike (the same harness as ``vigil bench --against``); streaming throughput (rows pushed through
+StreamingScorer on one thread); cold start (import + load + first score in a fresh process).
+Prints ratios; writes JSON.
 
     python benchmarks/latency_sensor.py --json results/latency_sensor.json
     python benchmarks/latency_sensor.py --keras M.keras --int8 M.onnx --fp32 M32.onnx
@@ -43,23 +44,6 @@ def build_default(folder: Path) -> tuple[Path, Path, Path]:
     return keras_path, int8, fp32
 
 
-def interleaved_batch1(callers: dict, windows: np.ndarray, rounds: int = 20,
-                       per_round: int = 50) -> dict:
-    """Per-window latency (s) of each caller, alternating callers every round."""
-    timings = {name: [] for name in callers}
-    for call in callers.values():
-        for i in range(10):
-            call(windows[i % len(windows)][None])
-    for r in range(rounds):
-        for name, call in callers.items():
-            for i in range(per_round):
-                x = windows[(r * per_round + i) % len(windows)][None]
-                start = time.perf_counter()
-                call(x)
-                timings[name].append(time.perf_counter() - start)
-    return timings
-
-
 def streaming_rate(int8_path: Path, values: np.ndarray) -> dict:
     from runtime import StreamingScorer, load
 
@@ -88,15 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fp32", type=Path)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-    import keras
-
-    import training.sensor_model  # noqa: F401  (custom layers)
-    from runtime import load
-    from benchmarks.harness import cold_start, latency_stats
+    from benchmarks.bench import BenchOptions, baselines
+    from benchmarks.harness import cold_start
     from training.synthetic import normal_stream
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -104,41 +81,26 @@ def main(argv: list[str] | None = None) -> int:
             keras_path, int8_path, fp32_path = args.keras, args.int8, args.fp32
         else:
             keras_path, int8_path, fp32_path = build_default(Path(scratch))
-        model = keras.models.load_model(keras_path, safe_mode=True, compile=False)
-        int8, fp32 = load(int8_path, threads=1), load(fp32_path, threads=1)
-        window, features = int8.input_shape
-        values = normal_stream(20_000, seed=5)[:, :features].astype(np.float32)
-        from runtime.windows import sliding_windows
+        base = baselines(keras_path, [int8_path, fp32_path], BenchOptions())
+        from runtime import load
 
-        windows = np.ascontiguousarray(sliding_windows(values[:2000], window))
-        timings = interleaved_batch1({
-            "runtime_int8": int8.score,
-            "runtime_fp32": fp32.score,
-            "keras_call": lambda x: model(x, training=False),
-        }, windows)
-        stats = {name: latency_stats(t, 1) for name, t in timings.items()}
-        result = {
-            "window": [window, features],
-            "batch1": stats,
-            "ratios": {
-                "keras_over_int8": stats["keras_call"]["p50_ms"] / stats["runtime_int8"]["p50_ms"],
-                "fp32_over_int8": stats["runtime_fp32"]["p50_ms"] / stats["runtime_int8"]["p50_ms"],
-            },
-            "streaming_one_thread": streaming_rate(int8_path, values),
-            "cold_start": cold_start(int8_path),
-        }
+        features = load(int8_path).input_shape[1]
+        values = normal_stream(20_000, seed=5)[:, :features].astype(np.float32)
+        result = {**base, "streaming_one_thread": streaming_rate(int8_path, values),
+                  "cold_start": cold_start(int8_path)}
     text = json.dumps(result, indent=2)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(text)
-    for name, s in stats.items():
+    for name, s in result["stats"].items():
         print(f"{name:>13}: p50 {s['p50_ms']:.4f} ms  p99 {s['p99_ms']:.4f} ms")
-    print(f"Keras / INT8 = {result['ratios']['keras_over_int8']:.1f}x, "
-          f"FP32 / INT8 = {result['ratios']['fp32_over_int8']:.2f}x")
+    print(", ".join(f"{k} = {v:.2f}x" for k, v in result["ratios"].items()))
     s = result["streaming_one_thread"]
     print(f"streaming: {s['chunked_windows_per_s']:.0f} windows/s chunked, "
           f"{s['row_by_row_windows_per_s']:.0f} windows/s row by row")
     print(f"cold start {result['cold_start']}")
+    for note in result["notes"]:
+        print(f"note: {note}")
     return 0
 
 

@@ -49,3 +49,42 @@ def tflite_runner(flatbuffer: bytes, threads: int = 1) -> Callable[[np.ndarray],
         return [interpreter.get_tensor(i) for i in outputs]
 
     return run
+
+
+_CONVERT = r"""
+import os, sys
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np, keras
+import training.image_model, training.sensor_model
+from export.tflite import to_tflite
+model = keras.models.load_model(sys.argv[1], safe_mode=True, compile=False)
+int8 = sys.argv[2] == "int8"
+data = np.load(sys.argv[3]) if int8 else None
+flatbuffer = to_tflite(model, int8, (lambda: (x[None] for x in data)) if int8 else None)
+open(sys.argv[4], "wb").write(flatbuffer)
+"""
+
+
+def to_tflite_isolated(keras_path, int8: bool, representative: np.ndarray | None = None,
+                       timeout_s: float = 600) -> bytes:
+    """``to_tflite`` of a saved Keras model in a child process: the TFLite converter can crash
+    the whole process on some graphs (INT8 LSTMs), and a benchmark must survive that."""
+    import subprocess
+    import sys
+
+    with tempfile.TemporaryDirectory() as scratch:
+        data = os.path.join(scratch, "representative.npy")
+        target = os.path.join(scratch, "model.tflite")
+        if int8:
+            if representative is None:
+                raise ValueError("`representative` data is needed for an INT8 conversion")
+            np.save(data, representative)
+        done = subprocess.run([sys.executable, "-c", _CONVERT, str(keras_path),
+                               "int8" if int8 else "fp32", data, target],
+                              capture_output=True, text=True, timeout=timeout_s)
+        if done.returncode != 0 or not os.path.exists(target):
+            tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise RuntimeError(f"TFLite {'INT8' if int8 else 'FP32'} conversion failed "
+                               f"(exit {done.returncode}): {tail[:200]}")
+        with open(target, "rb") as handle:
+            return handle.read()
