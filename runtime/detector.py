@@ -9,7 +9,6 @@ from typing import Sequence
 import numpy as np
 
 from .artifact import Artifact, open_artifact
-from .image_detector import ImageDetector
 from .spec import ImageSpec, ScoreStats, SensorSpec
 from .windows import consecutive_alarms, sliding_windows, window_ends
 
@@ -133,7 +132,7 @@ def load(
     providers: Sequence[str] | str | None = None,
     threads: int | None = None,
     expect_sha256: str | None = None,
-) -> "SensorDetector | ImageDetector":
+) -> "SensorDetector | runtime.ImageDetector":
     """Load a Vigil artifact.
 
     Args:
@@ -145,5 +144,7 @@ def load(
     """
     artifact = open_artifact(path, providers, threads, expect_sha256)
     if isinstance(artifact.spec, ImageSpec):
+        from .image_detector import ImageDetector
+
         return ImageDetector(artifact)
     return SensorDetector(artifact)
