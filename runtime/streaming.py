@@ -8,7 +8,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .detector import SensorDetector
-from .tables import Row
+from .tables import Row, time_key
 from .windows import AlarmFilter
 
 
@@ -24,11 +24,14 @@ class Result:
     top_features: tuple[tuple[str, float], ...] = ()
     filled: bool = False
     skipped: str | None = None
+    out_of_order: bool = False
 
     def to_json(self) -> dict:
         record: dict = {"index": self.index}
         if self.time is not None:
-            record["time"] = self.time
+            record["timestamp"] = self.time
+        if self.out_of_order:
+            record["out_of_order"] = True
         if self.skipped is not None:
             record.update(score=None, anomaly=None, skipped=self.skipped)
             return record
@@ -46,6 +49,11 @@ class StreamingScorer:
     Rows with missing or invalid cells are filled from the last good row for up to the model's
     ``max_gap`` rows in a row (flagged ``filled``); a longer gap restarts the window, and each
     row in it is reported as skipped with the reason. Nothing is dropped silently.
+
+    Rows are scored in the order they arrive; nothing is reordered or held back. A row whose
+    timestamp (a number or ISO 8601) is earlier than one already seen is counted in
+    ``rows_out_of_order``, and every window that contains it is flagged ``out_of_order`` (as is
+    its own line if it is skipped). Repeated timestamps are not out of order.
     """
 
     def __init__(self, detector: SensorDetector, top_k: int = 3) -> None:
@@ -56,11 +64,13 @@ class StreamingScorer:
         self.top_k = top_k
         self._ring = np.zeros((2 * self.window, self.features), dtype=np.float32)
         self._alarm = AlarmFilter(detector.spec.consecutive, detector.spec.hold)
+        self._latest_time: tuple[int, float] | None = None
         self.reset()
         self.rows_in = 0
         self.windows_scored = 0
         self.rows_skipped = 0
         self.rows_filled = 0
+        self.rows_out_of_order = 0
         self.alarms = 0
 
     def reset(self) -> None:
@@ -69,6 +79,7 @@ class StreamingScorer:
         self._position = 0
         self._bad_streak = 0
         self._last_good: np.ndarray | None = None
+        self._disorder_until = -1  # windows ending at positions up to this hold a late row
         self._alarm.reset()
 
     def push(self, values: np.ndarray, index: int, time: str | None = None,
@@ -86,11 +97,12 @@ class StreamingScorer:
         self, rows: Iterable[tuple[np.ndarray, int, str | None, str | None]]
     ) -> list[Result]:
         """Add rows ``(values, index, time, problem)``; windows they complete are scored together."""
-        pending: list[tuple[int, int, str | None, bool]] = []  # (slot, index, time, filled)
+        pending: list[tuple[int, int, str | None, bool, bool]] = []  # slot, index, time, filled, late
         batch: list[np.ndarray] = []
         out: list[Result | None] = []
         for values, index, time, problem in rows:
             self.rows_in += 1
+            late = self._late(time) if time else False
             values = np.asarray(values, dtype=np.float32)
             filled = False
             if problem is not None or values.shape != (self.features,) or not np.isfinite(values).all():
@@ -100,7 +112,8 @@ class StreamingScorer:
                     self.rows_skipped += 1
                     if self._filled_rows:
                         self.reset()
-                    out.append(Result(index, time, skipped=f"{reason}; window restarts"))
+                    out.append(Result(index, time, skipped=f"{reason}; window restarts",
+                                      out_of_order=late))
                     continue
                 values = self._repair(values)
                 filled = True
@@ -112,23 +125,38 @@ class StreamingScorer:
             self._ring[slot] = values
             self._ring[slot + self.window] = values
             self._position += 1
+            if late:
+                self._disorder_until = self._position + self.window - 1
             self._filled_rows = min(self._filled_rows + 1, self.window)
             if self._filled_rows == self.window and (self._position - self.window) % self.stride == 0:
                 start = self._position % self.window
                 batch.append(self._ring[start:start + self.window].copy())
-                pending.append((len(out), index, time, filled))
+                pending.append((len(out), index, time, filled,
+                                self._position <= self._disorder_until))
                 out.append(None)
         if batch:
             scores, errors = self.detector.score_with_features(np.stack(batch))
             threshold = self.detector.threshold
-            for (slot, index, time, filled), score, error in zip(pending, scores, errors):
+            for (slot, index, time, filled, late), score, error in zip(pending, scores, errors):
                 above = bool(score > threshold)
                 anomaly = self._alarm.step(above)
                 self.alarms += anomaly
                 out[slot] = Result(index, time, float(score), above, anomaly,
-                                   self._top(error), filled)
+                                   self._top(error), filled, out_of_order=late)
             self.windows_scored += len(batch)
         return [r for r in out if r is not None]
+
+    def _late(self, time: str) -> bool:
+        """Whether ``time`` is earlier than the latest timestamp seen (and remember the latest)."""
+        key = time_key(time)
+        if key is None:
+            return False
+        latest = self._latest_time
+        if latest is not None and key[0] == latest[0] and key[1] < latest[1]:
+            self.rows_out_of_order += 1
+            return True
+        self._latest_time = key
+        return False
 
     def _repair(self, values: np.ndarray) -> np.ndarray:
         if values.shape != (self.features,):
@@ -150,4 +178,5 @@ class StreamingScorer:
 
     def summary(self) -> dict:
         return {"rows": self.rows_in, "windows": self.windows_scored, "alarms": int(self.alarms),
-                "rows_filled": self.rows_filled, "rows_skipped": self.rows_skipped}
+                "rows_filled": self.rows_filled, "rows_skipped": self.rows_skipped,
+                "rows_out_of_order": self.rows_out_of_order}

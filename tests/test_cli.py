@@ -48,9 +48,9 @@ def test_score_file_writes_one_json_line_per_window(sensor_artifacts, tmp_path, 
     assert len(records) == len(table) - window + 1
     assert [r["index"] for r in records] == list(range(window - 1, len(table)))
     for record in records:
-        assert {"index", "time", "score", "anomaly"} <= set(record)
+        assert {"index", "timestamp", "score", "anomaly"} <= set(record)
         assert isinstance(record["score"], float) and isinstance(record["anomaly"], bool)
-    assert records[0]["time"] == table.times[window - 1]
+    assert records[0]["timestamp"] == table.times[window - 1]
     ends, scores, _ = detector.score_signal(table.values)
     np.testing.assert_allclose([r["score"] for r in records], scores, rtol=0.15)
     assert any(r["anomaly"] for r in records) and not all(r["anomaly"] for r in records)
@@ -96,7 +96,7 @@ def test_score_stdin_streams_live(sensor_artifacts, tmp_path):
         assert process.poll() is None, "the scorer must still be running, waiting for rows"
         assert first["index"] == window - 1
         assert first["source"] == "stdin"
-        assert {"time", "score", "anomaly"} <= set(first)
+        assert {"timestamp", "score", "anomaly"} <= set(first)
 
         for line in lines[window + 1:window + 4]:
             process.stdin.write(line + "\n")
@@ -197,7 +197,7 @@ def test_score_csv_without_the_time_column(sensor_artifacts, tmp_path, capsys):
     out = tmp_path / "out.jsonl"
     assert cli.main(["score", str(sensor_artifacts.int8), str(bare), "--jsonl", str(out)]) == 0
     first = json.loads(out.read_text().splitlines()[0])
-    assert first["index"] == 15 and "time" not in first
+    assert first["index"] == 15 and "timestamp" not in first
 
 
 def test_train_sensor_on_a_tiny_csv(tmp_path, capsys):

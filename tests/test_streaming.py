@@ -149,7 +149,7 @@ def test_longer_gap_restarts_the_window_and_reports_each_skipped_row(fp32, rows)
         assert fp32.features[1] in r.skipped
         assert "window restarts" in r.skipped
         assert r.score is None and not r.anomaly
-        assert r.to_json() == {"index": r.index, "time": f"t{r.index}", "score": None,
+        assert r.to_json() == {"index": r.index, "timestamp": f"t{r.index}", "score": None,
                                "anomaly": None, "skipped": r.skipped}
     # ... and the next result needs a full window of new rows.
     after = [r.index for r in scored(results) if r.index >= 30 + gap]
@@ -184,7 +184,7 @@ def test_row_with_wrong_field_count(fp32, rows):
     extra = next(r for r in results if r.index == 20)
     assert extra.filled and extra.skipped is None
     assert scorer.summary() == {"rows": 25, "windows": len(scored(results)), "alarms": 0,
-                                "rows_filled": 1, "rows_skipped": 1}
+                                "rows_filled": 1, "rows_skipped": 1, "rows_out_of_order": 0}
 
     # A pushed array of the wrong length is reported the same way.
     n = len(fp32.features)
