@@ -143,7 +143,7 @@ def spec_from_dict(data: Any) -> Spec:
     if n == 0:
         raise ArtifactError("metadata features must name at least one feature; received []")
     if len(set(features)) != n:
-        raise ArtifactError(f"metadata features must be unique; received {features}")
+        raise ArtifactError(f"metadata features must be unique; received {_short(features)}")
     mean = _float_list(data, "mean", length=n)
     std = _float_list(data, "std", length=n)
     if any(s <= 0 for s in std):
@@ -217,7 +217,7 @@ def _get(data: Mapping[str, Any], key: str) -> Any:
 def _str(data: Mapping[str, Any], key: str) -> str:
     value = _get(data, key)
     if not isinstance(value, str) or not value:
-        raise ArtifactError(f"metadata {key} must be a non-empty string; received {value!r}")
+        raise ArtifactError(f"metadata {key} must be a non-empty string; received {_short(value)}")
     return value
 
 
@@ -231,7 +231,7 @@ def _optional_str(data: Mapping[str, Any], key: str) -> str | None:
 def _choice(data: Mapping[str, Any], key: str, choices: tuple[str, ...]) -> str:
     value = _str(data, key)
     if value not in choices:
-        raise ArtifactError(f"metadata {key} must be one of {list(choices)}; received {value!r}")
+        raise ArtifactError(f"metadata {key} must be one of {list(choices)}; received {_short(value)}")
     return value
 
 
@@ -239,16 +239,26 @@ def _int(data: Mapping[str, Any], key: str, minimum: int, maximum: int = 2**31) 
     value = _get(data, key)
     if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
         raise ArtifactError(
-            f"metadata {key} must be an integer in [{minimum}, {maximum}]; received {value!r}"
+            f"metadata {key} must be an integer in [{minimum}, {maximum}]; received {_short(value)}"
         )
     return value
 
 
 def _float(data: Mapping[str, Any], key: str) -> float:
     value = _get(data, key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ArtifactError(f"metadata {key} must be a finite number; received {value!r}")
+    if not _is_finite(value):
+        raise ArtifactError(f"metadata {key} must be a finite number; received {_short(value)}")
     return float(value)
+
+
+def _is_finite(value: Any) -> bool:
+    """A JSON number that fits a finite float (not a bool, NaN, infinity or a 400-digit int)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _float_list(data: Mapping[str, Any], key: str, length: int) -> list[float]:
@@ -300,8 +310,9 @@ def _threshold(value: Any) -> Threshold:
         raise ArtifactError(f"metadata threshold must be a JSON object; received {_short(value)}")
     params = _mapping(value, "params")
     for name, param in params.items():
-        if isinstance(param, bool) or not isinstance(param, (int, float)):
-            raise ArtifactError(f"metadata params.{name} must be a number; received {param!r}")
+        if not _is_finite(param):
+            raise ArtifactError(f"metadata params.{name} must be a finite number; "
+                                f"received {_short(param)}")
     return Threshold(value=_float(value, "value"), method=_str(value, "method"), params=params)
 
 
@@ -315,5 +326,8 @@ def _score_stats(value: Any) -> ScoreStats:
 
 
 def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # an int of 4300+ digits, or deeply nested lists
+        return f"<a {type(value).__name__} too large to show>"
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -8,9 +8,9 @@ evaluation; ``fill_gaps`` repairs short runs of missing values and refuses long 
 from __future__ import annotations
 
 import csv
-import io
 import math
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -182,6 +182,26 @@ def _number(cell: str) -> tuple[float, str | None]:
     return value, None
 
 
+def time_key(text: str | None) -> tuple[int, float] | None:
+    """A comparable key of a timestamp cell, or None when it is neither a number nor ISO 8601.
+
+    Numbers (epoch seconds, sample counters) give ``(0, value)``; ISO 8601 date-times give
+    ``(1, seconds)`` (naive ones in local time). Keys of different kinds are not comparable.
+    """
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        pass
+    else:
+        return (0, value) if math.isfinite(value) else None
+    try:
+        return 1, datetime.fromisoformat(text).timestamp()
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
 def iter_rows(lines: Iterable[str], parser_options: dict, source: str,
               header: Sequence[str] | None = None) -> Iterator[tuple[RowParser, Row | None]]:
     """Parse lines lazily (a live stream yields each row as soon as its line arrives).
@@ -213,7 +233,11 @@ def iter_rows(lines: Iterable[str], parser_options: dict, source: str,
 def _split(line: str, separator: str) -> list[str]:
     if '"' not in line:
         return line.split(separator)
-    return next(csv.reader(io.StringIO(line), delimiter=separator))
+    try:  # one line at a time: a quoted cell cannot swallow the lines after it
+        cells = next(csv.reader([line], delimiter=separator), None)
+    except csv.Error:  # malformed quoting: split plainly, the field count then tells
+        cells = None
+    return cells if cells else line.split(separator)
 
 
 def read_table(
