@@ -2,20 +2,30 @@
 
 onnxruntime reads the model and its metadata map; this module checks the file, parses the
 ``vigil`` JSON entry into a spec, and checks that the graph matches what the spec says.
+
+The file is read once: those bytes are hashed (for the optional sha256 pin), checked for tensors
+stored in other files (refused: an artifact is one self-contained file, and onnxruntime would
+otherwise open whatever path such a reference names), and handed to onnxruntime, so the model
+that runs is exactly the one that was hashed and checked.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import onnxruntime as ort
 
+from .external_data import external_tensors
 from .providers import session_providers
 from .spec import METADATA_KEY, ArtifactError, ImageSpec, Spec, spec_from_dict
+
+MAX_MODEL_BYTES = 2**31  # protobuf's limit for one message: a bigger file is not one ONNX model
+SHA256_PATTERN = re.compile(r"[0-9a-fA-F]{64}")
 
 
 @dataclass(frozen=True)
@@ -27,6 +37,7 @@ class Artifact:
 
 
 def sha256_of(path: str | Path) -> str:
+    """The sha256 hex digest of a file, read in blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -42,15 +53,20 @@ def open_artifact(
 ) -> Artifact:
     """Open ``path`` as a Vigil artifact; raises ArtifactError saying what is wrong with it."""
     path = Path(path)
+    pin = check_sha256_pin(expect_sha256)
     if not path.is_file():
         raise ArtifactError(f"model file {str(path)!r} does not exist or is not a file")
-    if path.stat().st_size == 0:
+    size = path.stat().st_size
+    if size == 0:
         raise ArtifactError(f"model file {str(path)!r} is empty; expected a Vigil .onnx artifact")
-    digest = sha256_of(path)
-    if expect_sha256 is not None and digest != expect_sha256.strip().lower():
-        raise ArtifactError(
-            f"model file {str(path)!r} has sha256 {digest}; expected {expect_sha256.strip()}"
-        )
+    if size > MAX_MODEL_BYTES:
+        raise ArtifactError(f"model file {str(path)!r} is {size} bytes; a single-file ONNX model "
+                            f"is at most {MAX_MODEL_BYTES} bytes")
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if pin is not None and digest != pin:
+        raise ArtifactError(f"model file {str(path)!r} has sha256 {digest}; expected {pin}")
+    _check_self_contained(data, path)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads is not None:
@@ -60,7 +76,7 @@ def open_artifact(
         options.inter_op_num_threads = 1
     options.log_severity_level = 3
     try:
-        session = ort.InferenceSession(str(path), sess_options=options,
+        session = ort.InferenceSession(data, sess_options=options,
                                        providers=session_providers(providers))
     except Exception as error:  # onnxruntime raises its own untyped errors for bad files
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
@@ -69,29 +85,67 @@ def open_artifact(
             f"{first_line[:300]}"
         ) from None
     try:
-        spec = spec_from_dict(_metadata(session, path))
+        spec = parse_metadata(session.get_modelmeta().custom_metadata_map)
     except ArtifactError as error:
-        message = str(error)
-        if not message.startswith("model file"):
-            message = f"model file {str(path)!r}: {message}"
-        raise ArtifactError(message) from None
+        raise ArtifactError(f"model file {str(path)!r}: {error}") from None
     _check_graph(session, spec, path)
     return Artifact(path=path, session=session, spec=spec, sha256=digest)
 
 
-def _metadata(session: ort.InferenceSession, path: Path) -> object:
-    entries = session.get_modelmeta().custom_metadata_map
+def check_sha256_pin(expect_sha256: str | None) -> str | None:
+    """The pin in lower case, or ValueError if it is not a sha256 hex digest."""
+    if expect_sha256 is None:
+        return None
+    text = expect_sha256.strip() if isinstance(expect_sha256, str) else expect_sha256
+    if not isinstance(text, str) or not SHA256_PATTERN.fullmatch(text):
+        raise ValueError(f"`expect_sha256` must be 64 hexadecimal characters (a sha256 digest); "
+                         f"received {expect_sha256!r}")
+    return text.lower()
+
+
+def parse_metadata(entries: Mapping[str, str]) -> Spec:
+    """The spec in a model's metadata map; ArtifactError if the entry is missing or malformed."""
     if METADATA_KEY not in entries:
         raise ArtifactError(
-            f"model file {str(path)!r} has no {METADATA_KEY!r} metadata entry: it is an ONNX model "
-            "but not a Vigil artifact (export it with `vigil export`)"
+            f"has no {METADATA_KEY!r} metadata entry: it is an ONNX model but not a Vigil "
+            "artifact (export it with `vigil export`)"
         )
+    text = entries[METADATA_KEY]
     try:
-        return json.loads(entries[METADATA_KEY])
-    except (json.JSONDecodeError, RecursionError) as error:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as error:  # JSONDecodeError, or an int of 4300+ digits
         raise ArtifactError(
-            f"model file {str(path)!r}: the {METADATA_KEY!r} metadata entry is not valid JSON ({error})"
+            f"the {METADATA_KEY!r} metadata entry is not valid JSON ({str(error)[:200]})"
         ) from None
+    try:
+        return spec_from_dict(data)
+    except RecursionError:
+        raise ArtifactError(f"the {METADATA_KEY!r} metadata entry is nested too deeply") from None
+
+
+def _check_self_contained(data: bytes, path: Path) -> None:
+    """Refuse tensors stored in other files (and files that are not protobuf at all)."""
+    try:
+        external = external_tensors(data)
+    except ValueError as error:
+        raise ArtifactError(f"model file {str(path)!r} is not a loadable ONNX model (truncated or "
+                            f"corrupt?): {error}") from None
+    if external:
+        first = external[0]
+        where = (f"{first.location!r}, outside the model's folder"
+                 if _outside(first.location, path.parent) else repr(first.location))
+        raise ArtifactError(
+            f"model file {str(path)!r}: tensor {first.name!r} stores its data in another file "
+            f"({where}){f' and {len(external) - 1} more' if len(external) > 1 else ''}; a Vigil "
+            "artifact must be one self-contained file, so external data is refused"
+        )
+
+
+def _outside(location: str, folder: Path) -> bool:
+    try:
+        return not (folder / location).resolve().is_relative_to(folder.resolve())
+    except (OSError, ValueError, RuntimeError):
+        return True
 
 
 def _check_graph(session: ort.InferenceSession, spec: Spec, path: Path) -> None:
