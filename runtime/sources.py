@@ -8,9 +8,9 @@
   exponential backoff, each loss and reconnect reported;
 * a file with an image extension, a folder (its files, sorted by name) or a glob pattern is a set
   of *image files*: every file yields one item, unreadable or truncated ones with an error;
-* any other file is a *video file*: every frame is read in order, none is dropped, and a file that
-  ends before the frame count its container reports yields an error item rather than stopping
-  silently.
+* any other file is a *video file*: every frame is read in order, none is dropped; a frame that
+  does not decode yields an error item and reading goes on, and a file that ends before the frame
+  count its container reports yields an error item rather than stopping silently.
 
 Every source is a single-pass iterable of ``Frame`` items and a context manager; ``stats`` says
 what it read, dropped and reconnected.
@@ -43,6 +43,7 @@ GLOB_CHARACTERS = re.compile(r"[*?\[]")
 STREAM_TIMEOUT_MS = 5000  # open/read timeout for network streams, so a cut stream is noticed
 JOIN_TIMEOUT_S = 10.0
 MAX_GAPS_KEPT = 100
+MAX_CORRUPT_RUN = 25  # a video file ends after this many reads in a row fail
 
 
 class SourceError(ValueError):
@@ -303,10 +304,15 @@ class VideoFile:
         self._iterated = True
         expected = self._stats.expected
         index = 0
+        failed = 0  # consecutive reads that failed before the end the container reports
         try:
             while True:
                 ok, image = self._capture.read()
                 if not ok or image is None:
+                    failed += 1
+                    more = expected is None or index + failed < expected
+                    if more and failed < MAX_CORRUPT_RUN and (index > 0 or expected is not None):
+                        continue  # a corrupt frame mid-file: the next one may decode
                     if index == 0 or (expected is not None and index < expected):
                         reported = f" of the {expected} its container reports" if expected else ""
                         message = (f"video stopped after {index} frame{'s' if index != 1 else ''}"
@@ -315,6 +321,13 @@ class VideoFile:
                         self._stats.errors += 1
                         yield Frame(index, self.name, None, message, time.time())
                     return
+                for _ in range(failed):  # frames that did not decode, then the video went on
+                    self._stats.read += 1
+                    self._stats.errors += 1
+                    yield Frame(index, self.name, None, f"frame {index} of the video could not "
+                                "be decoded (corrupt data); the video goes on", time.time())
+                    index += 1
+                failed = 0
                 self._stats.read += 1
                 yield Frame(index, self.name, image, None, time.time())
                 index += 1
