@@ -104,10 +104,15 @@ def _int8_parity(run: TrainingRun, fp32_scores, fp32_maps, int8_scores, int8_map
     flat_fp32, flat_int8 = fp32_maps.reshape(-1), int8_maps.reshape(-1)
     sample = np.random.default_rng(0).choice(len(flat_fp32), min(200_000, len(flat_fp32)),
                                              replace=False)
+    a, b = flat_fp32[sample], flat_int8[sample]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        map_correlation = float(np.corrcoef(a, b)[0, 1])
+    if not np.isfinite(map_correlation):  # a constant map (collapsed quantization) tells nothing
+        map_correlation = 1.0 if np.array_equal(a, b) else 0.0
     parity = {
         "int8_rank_correlation": rank_correlation(fp32_scores, int8_scores),
         "int8_max_abs_diff": float(np.max(np.abs(int8_scores - fp32_scores))),
-        "int8_map_correlation": float(np.corrcoef(flat_fp32[sample], flat_int8[sample])[0, 1]),
+        "int8_map_correlation": map_correlation,
     }
     labels = run.validation_labels
     if labels.any() and not labels.all():

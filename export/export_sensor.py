@@ -112,7 +112,9 @@ def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
     ra, rb = _ranks(np.asarray(a)), _ranks(np.asarray(b))
     ra, rb = ra - ra.mean(), rb - rb.mean()
     denominator = float(np.sqrt((ra ** 2).sum() * (rb ** 2).sum()))
-    return float((ra * rb).sum() / denominator) if denominator else 1.0
+    if not denominator:  # constant scores: same ranking only if both are constant
+        return 1.0 if not ra.any() and not rb.any() else 0.0
+    return float((ra * rb).sum() / denominator)
 
 
 def _ranks(values: np.ndarray) -> np.ndarray:

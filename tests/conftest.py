@@ -66,3 +66,36 @@ def tiny_image_artifact(tmp_path_factory) -> Path:
     from image_fixtures import write_tiny_image_artifact
 
     return write_tiny_image_artifact(tmp_path_factory.mktemp("image") / "tiny-image.onnx")
+
+
+@dataclass(frozen=True)
+class ImageArtifacts:
+    category: Path          # a synthetic MVTec AD category (64x64 BGR frames, with masks)
+    keras_model: Path
+    int8: Path
+    fp32: Path
+    int8_parity: dict       # the export reports' parity records
+    int8_messages: tuple
+
+
+@pytest.fixture(scope="session")
+def image_artifacts(tmp_path_factory) -> ImageArtifacts:
+    """A tiny U-Net on a synthetic MVTec category, as INT8 (forced) and FP32 artifacts (~15 s)."""
+    pytest.importorskip("tensorflow")
+    from export.export_image import export_image
+    from export.export_sensor import ExportOptions, Precision
+    from training.image_model import ImageModelOptions
+    from training.synthetic_frames import write_mvtec
+    from training.train_image import ImageTrainingOptions, train_image
+
+    folder = tmp_path_factory.mktemp("image-model")
+    category = write_mvtec(folder / "category", seed=5, train=48, test_good=6, test_defects=9,
+                           size=64)
+    options = ImageTrainingOptions(model=ImageModelOptions(
+        size=64, channels=(8, 16, 32), stem=0, steps=60, batch_size=8, seed=5))
+    keras_model = folder / "unet.keras"
+    train_image(category, keras_model, options, verbose=0)
+    int8 = export_image(keras_model, folder / "unet-int8.onnx", ExportOptions(force=True))
+    fp32 = export_image(keras_model, folder / "unet-fp32.onnx",
+                        ExportOptions(precision=Precision.FP32))
+    return ImageArtifacts(category, keras_model, int8.path, fp32.path, int8.parity, int8.messages)

@@ -1,0 +1,707 @@
+"""The image path end to end on a tiny U-Net: data layouts, parity, metadata, input errors, the CLI,
+anomaly synthesis and the demo's camera path.
+
+The model (``image_artifacts`` in conftest.py) is trained for a few seconds on a synthetic MVTec AD
+category; it is barely better than chance, so these tests check behavior and agreement between
+the Keras model and its exports, not detection quality (the real-data tests do that).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from importlib import metadata as package_metadata
+
+import cv2
+import numpy as np
+import pytest
+
+import runtime
+from export import cli
+from runtime import image_evaluation
+from runtime.frames import convert_frame
+from runtime.image_data import folders, images_in, mvtec, read_image
+from runtime.image_evaluation import evaluate_images
+from training.anomaly_synthesis import paste_anomaly, training_batch
+from training.synthetic_frames import DEFECTS
+
+pytest.importorskip("tensorflow")
+pytest.importorskip("onnx")
+
+from training.train_image import choose_color, load_images  # noqa: E402  (imports Keras)
+
+SIZE = 64                     # the fixture model's input side
+FP32_MAX_ABS_DIFF = 1e-4      # Keras vs ONNX FP32, scores and maps (measured ~4e-7)
+INT8_MAX_SCORE_DIFF = 0.02    # |INT8 - FP32| score (a probability in [0, 1]); measured ~0.003
+INT8_MIN_MAP_CORRELATION = 0.98
+BATCH_INDEPENDENCE = 1e-5     # static INT8: a frame's score must not depend on its batch
+VISIBLE_CHANGE = 0.02         # anomaly_synthesis labels only pixels changed by more than this
+TRAIN_IMAGES, TEST_GOOD, TEST_DEFECTS = 48, 6, 9  # the fixture's write_mvtec counts
+
+
+def strict_json(text: str):
+    """json.loads that refuses NaN and infinities (which json.dumps writes by default)."""
+    def refuse(constant):
+        raise ValueError(f"non-standard JSON constant {constant}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def write(path, image) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), image), path
+
+
+def texture(rng: np.random.Generator, height: int, width: int, channels: int = 3) -> np.ndarray:
+    noise = rng.normal(0, 1, (height, width, channels)).astype(np.float32)
+    smooth = cv2.GaussianBlur(noise, (0, 0), 2.0).reshape(height, width, channels)
+    return np.clip(128 + 40 * smooth / (smooth.std() + 1e-6), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def int8(image_artifacts):
+    return runtime.load(image_artifacts.int8)
+
+
+@pytest.fixture(scope="module")
+def fp32(image_artifacts):
+    return runtime.load(image_artifacts.fp32)
+
+
+@pytest.fixture(scope="module")
+def probe(image_artifacts) -> np.ndarray:
+    """Model inputs: the held-out normal images and every test image (normal and defective)."""
+    from training.checkpoint import load_run
+
+    validation = load_run(image_artifacts.keras_model).validation
+    tested, _ = load_images(image_evaluation.test_items(image_artifacts.category), SIZE, "bgr")
+    images = np.concatenate([validation, tested])
+    assert images.dtype == np.uint8 and images.shape[1:] == (SIZE, SIZE, 3) and len(images) > 16
+    return images
+
+
+# -- data layouts ------------------------------------------------------------------------------
+
+def test_mvtec_layout_with_masks(image_artifacts):
+    train, test = mvtec(image_artifacts.category)
+    assert len(train) == TRAIN_IMAGES
+    assert all(not i.anomalous and i.defect == "good" and i.mask is None for i in train)
+    good = [i for i in test if not i.anomalous]
+    bad = [i for i in test if i.anomalous]
+    assert len(good) == TEST_GOOD and len(bad) == TEST_DEFECTS
+    assert all(i.mask is None for i in good)
+    assert {i.defect for i in bad} == set(DEFECTS)
+    for item in bad:
+        assert item.mask == (image_artifacts.category / "ground_truth" / item.defect
+                             / f"{item.path.stem}_mask.png")
+        mask = read_image(item.mask)
+        assert mask.shape == (SIZE, SIZE) and (mask >= 128).any()
+
+
+def test_mvtec_layout_without_masks_still_evaluates(image_artifacts, int8, tmp_path):
+    category = shutil.copytree(image_artifacts.category, tmp_path / "category")
+    shutil.rmtree(category / "ground_truth")
+    items = image_evaluation.test_items(category)
+    assert sum(i.anomalous for i in items) == TEST_DEFECTS
+    assert all(i.mask is None for i in items)
+    result, scored = evaluate_images(int8, items)
+    assert result["pixel_auroc"] is None and result["pro"] is None
+    assert 0.0 <= result["image_auroc"] <= 1.0
+    assert result["images"] == len(items) and result["anomalous"] == TEST_DEFECTS
+    assert len(scored.scores) == len(items) and scored.maps[0].shape == (SIZE, SIZE)
+    # The same images with masks: identical image scores, and pixel metrics appear.
+    with_masks, _ = evaluate_images(int8, image_evaluation.test_items(image_artifacts.category))
+    assert with_masks["image_auroc"] == result["image_auroc"]
+    assert 0.0 <= with_masks["pixel_auroc"] <= 1.0
+
+
+def test_plain_folders_with_same_stem_png_masks_beside_jpgs(tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        write(tmp_path / "normal" / f"n{i}.png", texture(rng, 40, 48))
+    for stem in ("a", "b"):
+        write(tmp_path / "dent" / f"{stem}.jpg", texture(rng, 40, 48))
+    mask = np.zeros((40, 48), np.uint8)
+    mask[10:20, 5:15] = 255
+    write(tmp_path / "dent" / "a.png", mask)          # b.jpg has no mask
+    assert [p.name for p in images_in(tmp_path / "dent")] == ["a.jpg", "b.jpg"]
+    items = folders([tmp_path / "normal"], [tmp_path / "dent"])
+    assert [(i.path.name, i.anomalous, i.defect) for i in items] == [
+        ("n0.png", False, "good"), ("n1.png", False, "good"), ("n2.png", False, "good"),
+        ("a.jpg", True, "dent"), ("b.jpg", True, "dent")]
+    assert items[3].mask == tmp_path / "dent" / "a.png" and items[4].mask is None
+    assert all(i.mask is None for i in items[:3])
+    _, masks = load_images(items, 20, "bgr")
+    assert masks.shape == (5, 20, 20) and masks[3].any() and not masks[4].any()
+    assert masks[3, :, 8:].sum() == 0  # the masked square is in the left part of the image
+
+
+def test_plain_folders_with_a_separate_mask_folder(tmp_path):
+    rng = np.random.default_rng(1)
+    write(tmp_path / "good" / "g.png", texture(rng, 32, 32))
+    for stem in ("x", "y", "z"):
+        write(tmp_path / "scratch" / f"{stem}.png", texture(rng, 32, 32))
+    square = np.zeros((32, 32), np.uint8)
+    square[4:12, 20:28] = 255
+    write(tmp_path / "masks" / "x_mask.png", square)
+    write(tmp_path / "masks" / "y.png", square)        # <stem>.png is accepted too
+    items = folders([tmp_path / "good"], [tmp_path / "scratch"], masks=tmp_path / "masks")
+    by_name = {i.path.name: i for i in items}
+    assert len(items) == 4 and not by_name["g.png"].anomalous
+    assert by_name["x.png"].mask == tmp_path / "masks" / "x_mask.png"
+    assert by_name["y.png"].mask == tmp_path / "masks" / "y.png"
+    assert by_name["z.png"].mask is None
+    _, masks = load_images([by_name["x.png"]], 32, "gray")
+    np.testing.assert_array_equal(masks[0], square >= 128)
+
+
+def test_mixed_sizes_and_gray_and_color_images_load_through_the_runtime_preprocessing(tmp_path):
+    from runtime.image_data import LabeledImage
+
+    rng = np.random.default_rng(2)
+    color = texture(rng, 80, 120)
+    gray = texture(rng, 50, 30, 1)[:, :, 0]
+    bgra = np.dstack([texture(rng, 64, 64), np.full((64, 64), 255, np.uint8)])
+    sixteen = (texture(rng, 40, 40, 1)[:, :, 0].astype(np.uint16) << 8)
+    files = {"color.png": color, "gray.png": gray, "bgra.png": bgra, "sixteen.png": sixteen,
+             "photo.jpg": color}
+    for name, image in files.items():
+        write(tmp_path / name, image)
+    mask = np.zeros((80, 120), np.uint8)
+    mask[20:60, :60] = 255                             # left half, rows 20..59
+    write(tmp_path / "color_mask.png", mask)
+    items = [LabeledImage(tmp_path / name, name == "color.png", "x",
+                          tmp_path / "color_mask.png" if name == "color.png" else None)
+             for name in files]
+    for order, channels in (("bgr", 3), ("rgb", 3), ("gray", 1)):
+        images, masks = load_images(items, 32, order)
+        assert images.dtype == np.uint8 and images.shape == (5, 32, 32, channels)
+        assert masks.dtype == bool and masks.shape == (5, 32, 32)
+        for row, item in zip(images, items):
+            np.testing.assert_array_equal(row, convert_frame(read_image(item.path), 32, 32, order))
+    bgr, masks = load_images(items, 32, "bgr")
+    assert np.array_equal(bgr[1, :, :, 0], bgr[1, :, :, 1])   # gray frames become gray BGR
+    np.testing.assert_array_equal(bgr[2], convert_frame(bgra[:, :, :3], 32, 32, "bgr"))
+    assert read_image(tmp_path / "sixteen.png").dtype == np.uint8
+    np.testing.assert_array_equal(read_image(tmp_path / "sixteen.png"), sixteen >> 8)
+    rows, cols = np.nonzero(masks[0])
+    assert cols.max() < 16 and 7 <= rows.min() and rows.max() <= 24
+    assert not masks[1:].any()
+    rgb, _ = load_images(items[:1], 32, "rgb")
+    np.testing.assert_array_equal(rgb[0], bgr[0][:, :, ::-1])
+
+
+def test_choose_color(tmp_path):
+    rng = np.random.default_rng(3)
+    gray = [tmp_path / f"g{i}.png" for i in range(3)]
+    for path in gray:
+        write(path, texture(rng, 24, 24, 1)[:, :, 0])
+    replicated = tmp_path / "replicated.png"          # a gray picture stored as three channels
+    write(replicated, cv2.cvtColor(texture(rng, 24, 24, 1)[:, :, 0], cv2.COLOR_GRAY2BGR))
+    color = tmp_path / "color.png"
+    write(color, texture(rng, 24, 24))
+    assert choose_color(gray, "auto") == "gray"
+    assert choose_color([*gray, replicated], "auto") == "gray"
+    assert choose_color([*gray, color], "auto") == "bgr"
+    assert choose_color([color], "auto") == "bgr"
+    assert choose_color(gray, "rgb") == "rgb"
+    with pytest.raises(ValueError, match="`color` must be auto, gray, bgr or rgb; received 'hsv'"):
+        choose_color(gray, "hsv")
+
+
+def test_training_on_gray_plain_folders_makes_a_gray_artifact(tmp_path):
+    from export.export_image import export_image
+    from export.export_sensor import ExportOptions, Precision
+    from training.checkpoint import load_run
+    from training.image_model import ImageModelOptions
+    from training.train_image import ImageDataOptions, ImageTrainingOptions, train_image
+
+    rng = np.random.default_rng(4)
+    for i in range(12):
+        write(tmp_path / "normal" / f"{i:02d}.png", texture(rng, 40, 40, 1)[:, :, 0])
+    for i in range(2):
+        write(tmp_path / "defects" / f"d{i}.jpg", texture(rng, 40, 40, 1)[:, :, 0])
+        mask = np.zeros((40, 40), np.uint8)
+        mask[5:15, 5:15] = 255
+        write(tmp_path / "defects" / f"d{i}.png", mask)
+    options = ImageTrainingOptions(
+        data=ImageDataOptions(anomalous=(str(tmp_path / "defects"),)),
+        model=ImageModelOptions(size=32, channels=(4, 8), stem=0, steps=2, batch_size=4))
+    result = train_image(tmp_path / "normal", tmp_path / "gray.keras", options, verbose=0)
+    record = result.run.record
+    assert record["color"] == "gray" and record["channels"] == 1
+    assert record["training"]["validation_anomalous"] == 2
+    assert record["training"]["images"] + record["training"]["validation_normal"] == 12
+    run = load_run(tmp_path / "gray.keras")
+    assert run.validation.shape[1:] == (32, 32, 1) and run.validation_labels.sum() == 2
+    assert run.validation_masks[run.validation_labels].any()
+    assert not run.validation_masks[~run.validation_labels].any()
+    report = export_image(tmp_path / "gray.keras", tmp_path / "gray.onnx",
+                          ExportOptions(precision=Precision.FP32))
+    detector = runtime.load(report.path)
+    assert detector.spec.color == "gray" and detector.input_shape == (32, 32, 1)
+    frame = texture(rng, 50, 70)                     # a color frame to a gray model
+    np.testing.assert_array_equal(detector.score(frame),
+                                  detector.score(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)))
+
+
+# -- parity ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def keras_outputs(image_artifacts, probe):
+    """Keras scoring model outputs at batch N (all probe images) and batch 1 (a few)."""
+    import keras
+
+    import training.image_model  # noqa: F401  (registers the custom layers)
+
+    model = keras.models.load_model(image_artifacts.keras_model, safe_mode=True, compile=False)
+    batch = model.predict(probe, batch_size=len(probe), verbose=0)
+    singles = [model.predict(probe[[i]], batch_size=1, verbose=0) for i in SINGLE_INDICES]
+    return ((np.asarray(batch["score"], np.float64).reshape(-1), np.asarray(batch["anomaly_map"])),
+            (np.concatenate([np.asarray(s["score"], np.float64).reshape(-1) for s in singles]),
+             np.concatenate([np.asarray(s["anomaly_map"]) for s in singles])))
+
+
+SINGLE_INDICES = (0, 5, 10, -3, -1)   # normal and defective images, scored one at a time
+
+
+def one_at_a_time(detector, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    outputs = [detector.run_prepared(images[i:i + 1]) for i in range(len(images))]
+    return (np.concatenate([o[0] for o in outputs]), np.concatenate([o[1] for o in outputs]))
+
+
+def test_keras_and_onnx_fp32_agree_at_batch_1_and_batch_n(fp32, probe, keras_outputs):
+    (keras_scores, keras_maps), (keras_single_scores, keras_single_maps) = keras_outputs
+    scores, maps = fp32.run_prepared(probe)                       # batch N
+    assert maps.shape == (len(probe), SIZE, SIZE) == keras_maps.shape
+    assert np.max(np.abs(scores - keras_scores)) < FP32_MAX_ABS_DIFF
+    assert np.max(np.abs(maps - keras_maps)) < FP32_MAX_ABS_DIFF
+    singles = np.array(SINGLE_INDICES)
+    single_scores, single_maps = one_at_a_time(fp32, probe[singles])   # batch 1
+    assert np.max(np.abs(single_scores - keras_single_scores)) < FP32_MAX_ABS_DIFF
+    assert np.max(np.abs(single_maps - keras_single_maps)) < FP32_MAX_ABS_DIFF
+    # Keras itself at batch 1 and batch N, and the score is the map's maximum.
+    assert np.max(np.abs(keras_single_scores - keras_scores[singles])) < FP32_MAX_ABS_DIFF
+    np.testing.assert_allclose(scores, maps.reshape(len(maps), -1).max(axis=1), atol=1e-6)
+
+
+def test_fp32_and_int8_agree_within_tolerance_at_batch_1_and_batch_n(fp32, int8, probe):
+    fp32_scores, fp32_maps = fp32.run_prepared(probe)
+    int8_scores, int8_maps = int8.run_prepared(probe)
+    assert int8.spec.precision == "int8" and fp32.spec.precision == "fp32"
+    assert np.max(np.abs(int8_scores - fp32_scores)) <= INT8_MAX_SCORE_DIFF
+    assert np.corrcoef(fp32_maps.ravel(), int8_maps.ravel())[0, 1] >= INT8_MIN_MAP_CORRELATION
+    single_scores, single_maps = one_at_a_time(int8, probe)
+    assert np.max(np.abs(single_scores - fp32_scores)) <= INT8_MAX_SCORE_DIFF
+    assert np.corrcoef(fp32_maps.ravel(), single_maps.ravel())[0, 1] >= INT8_MIN_MAP_CORRELATION
+    # Static quantization fixes every activation range at export: no dependence on the batch.
+    np.testing.assert_allclose(single_scores, int8_scores, rtol=0, atol=BATCH_INDEPENDENCE)
+    np.testing.assert_allclose(single_maps, int8_maps, rtol=0, atol=BATCH_INDEPENDENCE)
+    # The INT8 graph really is quantized (QDQ nodes), and the export measured the same thing.
+    import onnx
+
+    nodes = onnx.load(str(int8.path)).graph.node
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in nodes}
+    # ... except the score reduction after the network (postprocess_*), which stays float: only
+    # the sigmoid reads the dequantized logits, and nothing there is quantized again.
+    producer = {output: n for n in nodes for output in n.output}
+    post = [n for n in nodes if "postprocess" in n.name]
+    assert {"Sigmoid", "Conv", "ReduceMax"} <= {n.op_type for n in post}
+    for node in post:
+        sources = {producer[i].op_type for i in node.input if i in producer}
+        assert "QuantizeLinear" not in sources
+        assert node.op_type == "Sigmoid" or "DequantizeLinear" not in sources, node.name
+    assert not any(producer.get(i) in post for n in nodes if n.op_type == "QuantizeLinear"
+                   for i in n.input)
+    fp32_ops = {n.op_type for n in onnx.load(str(fp32.path)).graph.node}
+    assert "QuantizeLinear" not in fp32_ops
+
+
+def test_export_reports_int8_parity(image_artifacts):
+    parity = image_artifacts.int8_parity
+    assert parity["fp32_max_abs_diff"] < FP32_MAX_ABS_DIFF
+    assert parity["fp32_map_max_abs_diff"] < FP32_MAX_ABS_DIFF
+    assert parity["int8_map_correlation"] >= INT8_MIN_MAP_CORRELATION
+    assert parity["int8_max_abs_diff"] <= INT8_MAX_SCORE_DIFF
+    assert parity["int8_within_tolerance"] is True and image_artifacts.int8_messages == ()
+
+
+def constant_map_graph():
+    """A stand-in for a broken quantization: same inputs and outputs, every map pixel 0.5."""
+    from onnx import TensorProto, helper
+
+    nodes = [
+        helper.make_node("Cast", ["image"], ["pixels"], to=TensorProto.FLOAT),
+        helper.make_node("ReduceMax", ["pixels"], ["brightest"], axes=[3], keepdims=0),
+        helper.make_node("Mul", ["brightest", "zero"], ["nothing"]),
+        helper.make_node("Add", ["nothing", "half"], ["anomaly_map"]),
+        helper.make_node("ReduceMax", ["anomaly_map"], ["score"], axes=[1, 2], keepdims=0),
+    ]
+    graph = helper.make_graph(
+        nodes, "constant_map",
+        [helper.make_tensor_value_info("image", TensorProto.UINT8, ["N", SIZE, SIZE, 3])],
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N"]),
+         helper.make_tensor_value_info("anomaly_map", TensorProto.FLOAT, ["N", SIZE, SIZE])],
+        [helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
+         helper.make_tensor("half", TensorProto.FLOAT, [], [0.5])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+def test_int8_with_a_constant_map_is_refused(image_artifacts, tmp_path, monkeypatch):
+    """A quantized model whose map no longer varies carries nothing of the FP32 map: the parity
+    gate must refuse it and write FP32 (it used to fail writing a NaN correlation into the
+    metadata)."""
+    import export.export_image as export_image_module
+    from export.export_sensor import ExportOptions
+
+    monkeypatch.setattr(export_image_module, "quantize_static_int8",
+                        lambda proto, calibration, input_name: constant_map_graph())
+    report = export_image_module.export_image(image_artifacts.keras_model,
+                                              tmp_path / "refused.onnx", ExportOptions())
+    assert report.precision == "fp32"
+    assert report.messages == ("INT8 misses the parity tolerance (anomaly-map correlation 0.0000 "
+                               "< 0.98); wrote FP32 instead (use --force to keep INT8)",)
+    assert report.parity["int8_map_correlation"] == 0.0
+    assert report.parity["int8_rank_correlation"] == 0.0
+    assert report.parity["int8_within_tolerance"] is False
+    detector = runtime.load(report.path)
+    assert detector.spec.precision == "fp32" and detector.spec.parity["int8_map_correlation"] == 0.0
+
+
+def test_rank_correlation_of_constant_scores():
+    from export.export_sensor import rank_correlation
+
+    assert rank_correlation(np.array([1.0, 2.0, 3.0]), np.array([5.0, 5.0, 5.0])) == 0.0
+    assert rank_correlation(np.array([4.0, 4.0]), np.array([7.0, 7.0])) == 1.0
+    assert rank_correlation(np.array([1.0, 2.0, 3.0]), np.array([10.0, 20.0, 30.0])) == 1.0
+    assert rank_correlation(np.array([1.0, 2.0, 3.0]), np.array([3.0, 2.0, 1.0])) == -1.0
+
+
+# -- artifact metadata -------------------------------------------------------------------------
+
+def test_image_artifact_metadata(image_artifacts, int8, fp32):
+    import onnxruntime as ort
+
+    from runtime.artifact import sha256_of
+    from runtime.image_data import mvtec as read_mvtec
+
+    session = ort.InferenceSession(str(image_artifacts.int8), providers=["CPUExecutionProvider"])
+    entries = session.get_modelmeta().custom_metadata_map
+    assert list(entries) == ["vigil"]
+    raw = strict_json(entries["vigil"])
+    assert raw["kind"] == "image" and raw["schema_version"] == 1
+    for detector, precision in ((int8, "int8"), (fp32, "fp32")):
+        spec = detector.spec
+        assert spec.kind == "image" and spec.precision == precision
+        assert (spec.height, spec.width, spec.channels) == (SIZE, SIZE, 3)
+        assert spec.color == "bgr" and spec.resize == "stretch"   # synthetic frames are tinted
+        assert (spec.input_name, spec.score_output, spec.map_output) == (
+            "image", "score", "anomaly_map")
+        threshold, pixel = spec.threshold, spec.pixel_threshold
+        assert threshold.method == "gaussian" and threshold.params["k"] == 3.0
+        assert threshold.value == pytest.approx(
+            threshold.params["mean"] + 3.0 * threshold.params["std"], abs=1e-12)
+        assert threshold.params["mean"] == pytest.approx(spec.score_stats.mean, abs=1e-12)
+        assert pixel.method == "percentile" and pixel.params == {"q": 99.9}
+        stats = spec.map_stats
+        assert stats.count == spec.score_stats.count * SIZE * SIZE  # every normal map pixel
+        assert 0.0 <= stats.p50 <= stats.p99 <= pixel.value <= stats.max <= 1.0
+        assert spec.versions["onnxruntime"] == package_metadata.version("onnxruntime")
+        assert {"vigil", "tensorflow", "keras", "tf2onnx", "onnx", "numpy"} <= set(spec.versions)
+        training = spec.training
+        assert training["images"] + training["validation_normal"] == TRAIN_IMAGES
+        assert training["validation_anomalous"] == 0
+        assert training["model"]["size"] == SIZE and training["model"]["channels"] == [8, 16, 32]
+        assert training["calibration"]["method"] == "gaussian"
+        assert training["files_sha256"]["count"] == training["images"]
+        assert spec.parity["fp32_max_abs_diff"] < FP32_MAX_ABS_DIFF
+    assert "int8_map_correlation" in int8.spec.parity
+    assert "int8_map_correlation" not in fp32.spec.parity
+    # The fingerprint is the sha256 of the training files' sha256s: rebuild it from the files
+    # not held out (train_image holds out round(15%) of a seed-permuted list; seed 5 here).
+    train, _ = read_mvtec(image_artifacts.category)
+    held = max(2, int(round(len(train) * 0.15)))
+    order = np.random.default_rng(5).permutation(len(train))
+    digest = hashlib.sha256()
+    for i in sorted(order[held:]):
+        digest.update(sha256_of(train[i].path).encode())
+    assert int8.spec.training["files_sha256"]["sha256_of_sha256s"] == digest.hexdigest()
+
+
+def test_thresholds_are_refit_on_the_exported_model(image_artifacts, int8):
+    from training.checkpoint import load_run
+
+    run = load_run(image_artifacts.keras_model)
+    assert not run.validation_labels.any()
+    scores, maps = int8.run_prepared(run.validation)
+    np.testing.assert_allclose(int8.spec.threshold.params["mean"], scores.mean(), atol=1e-6)
+    np.testing.assert_allclose(int8.spec.threshold.params["std"], scores.std(), atol=1e-6)
+    np.testing.assert_allclose(int8.spec.pixel_threshold.value, np.percentile(maps, 99.9),
+                               atol=1e-6)
+
+
+def test_threshold_and_pixel_threshold_overrides_change_predict_and_locate(image_artifacts, probe):
+    detector = runtime.load(image_artifacts.int8)
+    scores = detector.score(probe)
+    np.testing.assert_array_equal(detector.predict(probe), scores > detector.spec.threshold.value)
+    middle = float(np.median(scores))
+    detector.threshold = middle
+    assert detector.threshold == middle
+    np.testing.assert_array_equal(detector.predict(probe), scores > middle)
+    detector.threshold = float(scores.min()) - 1e-3
+    assert detector.predict(probe).all()
+    detector.threshold = 1.5
+    assert not detector.predict(probe).any()
+    frame = cv2.resize(probe[0], (96, 72))
+    detector.pixel_threshold = 0.0                   # every pixel (sigmoid > 0) is above it
+    full, boxes = detector.locate(frame)
+    assert full.shape == (72, 96)
+    assert [(b["x"], b["y"], b["w"], b["h"]) for b in boxes] == [(0, 0, 96, 72)]
+    detector.pixel_threshold = 1.0
+    assert detector.locate(frame)[1] == []
+    for bad in (float("nan"), float("inf"), "0.5", True):
+        with pytest.raises(ValueError, match="`threshold` must be a finite number"):
+            detector.threshold = bad
+        with pytest.raises(ValueError, match="`pixel_threshold` must be a finite number"):
+            detector.pixel_threshold = bad
+    assert runtime.load(image_artifacts.int8).threshold == detector.spec.threshold.value
+
+
+# -- detector input errors ---------------------------------------------------------------------
+
+SHAPE_MESSAGE = r"must have shape \(height, width\) or \(height, width, 1\|3\|4\); received "
+
+
+@pytest.mark.parametrize("frames, error, message", [
+    (np.zeros((64, 64, 3), np.float32), TypeError, r"must be uint8.*received dtype float32"),
+    ([np.zeros((64, 64, 3), np.uint8), np.zeros((64, 64, 3), np.float64)], TypeError,
+     r"received dtype float64"),
+    (np.zeros((0, 0, 3), np.uint8), ValueError, r"at least 2x2 pixels; received \(0, 0, 3\)"),
+    (np.zeros((0, 64), np.uint8), ValueError, r"at least 2x2 pixels; received \(0, 64\)"),
+    (np.zeros((64, 64, 2), np.uint8), ValueError, SHAPE_MESSAGE + r"\(64, 64, 2\)"),
+    (np.zeros((2, 1, 64, 64, 3), np.uint8), ValueError, SHAPE_MESSAGE + r"\(2, 1, 64, 64, 3\)"),
+    (np.zeros(64, np.uint8), ValueError, SHAPE_MESSAGE + r"\(64,\)"),
+    (np.zeros((0, 64, 64, 3), np.uint8), ValueError, r"`frames` is empty"),
+    ([], ValueError, r"`frames` is empty"),
+    (None, ValueError, r"`frame` is None"),
+])
+def test_detector_refuses_bad_frames(int8, frames, error, message):
+    with pytest.raises(error, match=message):
+        int8.score(frames)
+
+
+def test_run_prepared_refuses_unprepared_input(int8):
+    with pytest.raises(ValueError, match=r"uint8 with shape \(n, 64, 64, 3\); received uint8 "
+                                         r"\(1, 32, 32, 3\)"):
+        int8.run_prepared(np.zeros((1, 32, 32, 3), np.uint8))
+
+
+def test_gray_bgra_and_mixed_size_frames_score_like_their_bgr_equivalents(int8, probe):
+    rng = np.random.default_rng(6)
+    bgr = cv2.resize(probe[-1], (80, 60))
+    gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    bgra = cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA)
+    np.testing.assert_array_equal(int8.score(gray),
+                                  int8.score(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)))
+    np.testing.assert_array_equal(int8.score(gray[:, :, None]), int8.score(gray))
+    np.testing.assert_array_equal(int8.score(bgra), int8.score(bgr))
+    frames = [bgr, gray, texture(rng, 100, 140), probe[0], texture(rng, 17, 9), bgra]
+    scores = int8.score(frames)
+    assert scores.shape == (len(frames),) and np.isfinite(scores).all()
+    one_by_one = np.concatenate([int8.score(f) for f in frames])
+    np.testing.assert_allclose(scores, one_by_one, rtol=0, atol=BATCH_INDEPENDENCE)
+    prepared = np.stack([convert_frame(f, SIZE, SIZE, "bgr") for f in frames])
+    np.testing.assert_allclose(scores, int8.run_prepared(prepared)[0], rtol=0, atol=0)
+    assert int8.predict(frames).dtype == bool
+    full, _ = int8.locate(frames[2])
+    assert full.shape == (100, 140)
+    batch = np.stack([probe[0], probe[1]])                           # a 4-D uint8 batch
+    np.testing.assert_array_equal(int8.score(batch), int8.score([probe[0], probe[1]]))
+
+
+# -- CLI ---------------------------------------------------------------------------------------
+
+def test_cli_eval_writes_strict_json_and_a_report(image_artifacts, tmp_path, capsys):
+    out, report = tmp_path / "out" / "metrics.json", tmp_path / "report"
+    code = cli.main(["eval", str(image_artifacts.int8), str(image_artifacts.category),
+                     "--json", str(out), "--report", str(report)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    result = strict_json(out.read_text())
+    assert {"image_auroc", "pixel_auroc", "f1", "precision", "recall", "threshold", "pro",
+            "per_defect"} <= set(result)
+    assert 0.0 <= result["image_auroc"] <= 1.0 and 0.0 <= result["pixel_auroc"] <= 1.0
+    assert result["images"] == TEST_GOOD + TEST_DEFECTS
+    assert result["threshold"] == runtime.load(image_artifacts.int8).spec.threshold.value
+    assert {row["defect"] for row in result["per_defect"]} == {*DEFECTS, "good"}
+    printed = strict_json(captured.out)
+    assert set(printed) == {"image_auroc", "pixel_auroc", "pro", "f1", "precision", "recall",
+                            "threshold"}
+    assert printed["image_auroc"] == result["image_auroc"]
+    assert (report / "report.md").is_file() and "image_auroc" in (report / "report.md").read_text()
+    assert strict_json((report / "metrics.json").read_text()) == result
+    examples = cv2.imread(str(report / "examples.png"))
+    assert examples is not None and examples.shape[0] >= 192 * (len(DEFECTS) + 1)
+    # --threshold overrides the artifact's threshold.
+    assert cli.main(["eval", str(image_artifacts.int8), str(image_artifacts.category),
+                     "--threshold", "0.0"]) == 0
+    overridden = strict_json(capsys.readouterr().out)
+    assert overridden["threshold"] == 0.0 and overridden["recall"] == 1.0
+
+
+def test_cli_eval_on_a_category_without_masks(image_artifacts, tmp_path, capsys):
+    category = shutil.copytree(image_artifacts.category, tmp_path / "category")
+    shutil.rmtree(category / "ground_truth")
+    assert cli.main(["eval", str(image_artifacts.fp32), str(category), "--json",
+                     str(tmp_path / "m.json"), "--report", str(tmp_path / "r")]) == 0
+    result = strict_json((tmp_path / "m.json").read_text())
+    assert result["pixel_auroc"] is None and result["pro"] is None
+    assert (tmp_path / "r" / "report.md").is_file() and (tmp_path / "r" / "examples.png").is_file()
+    printed = strict_json(capsys.readouterr().out)
+    assert printed["pixel_auroc"] is None and printed["image_auroc"] == result["image_auroc"]
+
+
+def test_cli_eval_of_a_folder_that_is_not_mvtec_is_exit_2(image_artifacts, tmp_path, capsys):
+    (tmp_path / "plain").mkdir()
+    assert cli.main(["eval", str(image_artifacts.int8), str(tmp_path / "plain")]) == 2
+    assert "must be an MVTec AD category" in capsys.readouterr().err
+
+
+def test_cli_train_image_then_export(image_artifacts, tmp_path, capsys):
+    model = tmp_path / "m.keras"
+    code = cli.main(["train", "image", str(image_artifacts.category), "-o", str(model),
+                     "--size", "32", "--steps", "3", "--quiet"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    trained = strict_json(captured.out.strip().splitlines()[-1])
+    assert trained["model"] == str(model) and trained["images"] > 0
+    assert model.is_file() and (tmp_path / "m.vigil.npz").is_file()
+    code = cli.main(["export", str(model), "-o", str(tmp_path / "m.onnx")])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    exported = strict_json(captured.out)
+    detector = runtime.load(tmp_path / "m.onnx")
+    assert isinstance(detector, runtime.ImageDetector)
+    assert detector.spec.kind == "image" and detector.input_shape == (32, 32, 3)
+    assert exported["artifact"] == str(tmp_path / "m.onnx")
+    assert exported["precision"] == detector.spec.precision in ("int8", "fp32")
+    assert exported["threshold"] == detector.threshold
+    assert detector.score(probe_frame(image_artifacts)).shape == (1,)
+
+
+def probe_frame(image_artifacts) -> np.ndarray:
+    return read_image(next((image_artifacts.category / "test" / "good").iterdir()))
+
+
+def test_cli_export_without_the_sidecar_is_exit_2(image_artifacts, tmp_path, capsys):
+    model = tmp_path / "lonely.keras"
+    shutil.copy(image_artifacts.keras_model, model)
+    code = cli.main(["export", str(model), "-o", str(tmp_path / "lonely.onnx")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "lonely.vigil.npz" in err and "is missing" in err and "vigil train" in err
+    assert not (tmp_path / "lonely.onnx").exists()
+
+
+def test_int8_export_writes_nothing_to_the_working_directory(image_artifacts, tmp_path,
+                                                             monkeypatch):
+    from export.export_image import export_image
+    from export.export_sensor import ExportOptions
+
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    report = export_image(image_artifacts.keras_model, tmp_path / "again.onnx",
+                          ExportOptions(force=True))
+    assert report.path.is_file() and report.precision == "int8"
+    assert list(work.iterdir()) == []
+    # Export is deterministic: the same model gives the same INT8 scores.
+    probe = np.stack([convert_frame(probe_frame(image_artifacts), SIZE, SIZE, "bgr")])
+    np.testing.assert_array_equal(runtime.load(report.path).run_prepared(probe)[0],
+                                  runtime.load(image_artifacts.int8).run_prepared(probe)[0])
+
+
+# -- anomaly synthesis -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_training_batch_shapes_range_and_determinism(channels):
+    rng = np.random.default_rng(7)
+    images = np.stack([texture(rng, 32, 40, channels) for _ in range(4)]).astype(np.float32) / 255
+    x, y = training_batch(np.random.default_rng(11), images, 6)
+    assert x.shape == (6, 32, 40, channels) and y.shape == (6, 32, 40, 1)
+    assert x.dtype == np.float32 and y.dtype == np.float32
+    assert 0.0 <= x.min() and x.max() <= 1.0 and set(np.unique(y)) <= {0.0, 1.0}
+    again = training_batch(np.random.default_rng(11), images, 6)
+    np.testing.assert_array_equal(x, again[0])
+    np.testing.assert_array_equal(y, again[1])
+    other = training_batch(np.random.default_rng(12), images, 6)
+    assert not np.array_equal(x, other[0])
+    _, clean = training_batch(np.random.default_rng(11), images, 6, anomaly_rate=0.0)
+    assert not clean.any()
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_training_batch_labels_only_visibly_changed_pixels(channels):
+    # Flat images: flips change nothing and the gain jitter keeps each image flat, so a pixel
+    # that was not pasted over keeps the image's (most common) value.
+    images = np.full((3, 32, 32, channels), 0.5, np.float32)
+    x, y = training_batch(np.random.default_rng(8), images, 24, anomaly_rate=1.0)
+    labeled_images = 0
+    for image, label in zip(x, y[..., 0].astype(bool)):
+        values, counts = np.unique(image, return_counts=True)
+        background = values[np.argmax(counts)]
+        change = np.abs(image - background).max(axis=2)
+        assert (change[label] > VISIBLE_CHANGE).all()
+        labeled_images += bool(label.any())
+    assert labeled_images >= 12     # most pasted anomalies are visible (deterministic seed)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_paste_anomaly_labels_a_subset_of_the_visibly_changed_pixels(channels):
+    rng = np.random.default_rng(9)
+    labeled = 0
+    for _ in range(40):
+        image = texture(rng, 48, 48, channels).astype(np.float32) / 255.0
+        other = texture(rng, 48, 48, channels).astype(np.float32) / 255.0
+        if channels == 1:
+            image, other = image[:, :, 0], other[:, :, 0]
+        out, label = paste_anomaly(rng, image, other)
+        assert out.shape == image.shape and out.dtype == np.float32
+        assert label.shape == (48, 48) and set(np.unique(label)) <= {0.0, 1.0}
+        change = np.abs(out - image)
+        if change.ndim == 3:
+            change = change.max(axis=2)
+        assert (change[label > 0] > VISIBLE_CHANGE).all()
+        labeled += bool(label.any())
+    assert labeled >= 30
+
+
+# -- the demo's camera path --------------------------------------------------------------------
+
+def test_camera_demo_quick(tmp_path, monkeypatch, capsys):
+    from export.demo import run_camera_demo
+
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    camera = run_camera_demo(tmp_path / "demo", quick=True)
+    capsys.readouterr()
+    metrics = camera["metrics"]
+    assert 0.0 <= metrics["image_auroc"] <= 1.0 and 0.0 <= metrics["pixel_auroc"] <= 1.0
+    video = camera["video"]
+    summary = video["summary"]
+    assert summary["stopped"] == "end" and summary["frames_in"] == video["frames"] > 0
+    assert summary["scored"] + summary["skipped"] == summary["frames_in"]
+    assert summary["video_frames"] == summary["frames_in"]
+    annotated = cv2.VideoCapture(str(tmp_path / "demo" / "annotated.avi"))
+    written = 0
+    while annotated.read()[0]:
+        written += 1
+    annotated.release()
+    assert written == summary["frames_in"]
+    lines = (tmp_path / "demo" / "frames.jsonl").read_text().splitlines()
+    assert len(lines) == summary["frames_in"]
+    assert camera["precision"] in ("int8", "fp32")
+    assert runtime.load(camera["artifact"]).spec.precision == camera["precision"]
+    assert (tmp_path / "demo" / "report" / "report.md").is_file()
+    assert list(work.iterdir()) == []
