@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
+from contextlib import chdir
 from pathlib import Path
 
 OPSET = 17
@@ -22,13 +22,8 @@ def keras_to_onnx(model, input_name: str = "window", opset: int = OPSET, dtype: 
     signature = [tf.TensorSpec(shape, tf.as_dtype(dtype), name=input_name)]
     if not hasattr(model, "output_names"):
         model.output_names = list(model.output.keys()) if isinstance(model.output, dict) else None
-    with tempfile.TemporaryDirectory() as scratch:
-        cwd = os.getcwd()
-        os.chdir(scratch)  # tf2onnx may leave files in the working directory
-        try:
-            proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=opset)
-        finally:
-            os.chdir(cwd)
+    with tempfile.TemporaryDirectory() as scratch, chdir(scratch):  # tf2onnx may leave files
+        proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=opset)
     return proto
 
 

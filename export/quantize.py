@@ -7,8 +7,8 @@ the working directory.
 
 from __future__ import annotations
 
-import os
 import tempfile
+from contextlib import chdir
 from pathlib import Path
 
 
@@ -55,18 +55,14 @@ def quantize_static_int8(proto, calibration, input_name: str, exclude_substrings
         prepared = Path(scratch) / "prepared.onnx"
         target = Path(scratch) / "int8.onnx"
         onnx.save_model(proto, str(source))
-        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-        model = onnx.load_model(str(prepared))
-        excluded = [n.name for n in model.graph.node
-                    if any(s in n.name for s in exclude_substrings)]
-        cwd = os.getcwd()
-        os.chdir(scratch)  # calibration writes an augmented model's data into the working dir
-        try:
+        with chdir(scratch):  # pre-processing and calibration write temporary files into the CWD
+            quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+            model = onnx.load_model(str(prepared))
+            excluded = [n.name for n in model.graph.node
+                        if any(s in n.name for s in exclude_substrings)]
             quantize_static(str(prepared), str(target), Reader(), quant_format=QuantFormat.QDQ,
                             per_channel=True, activation_type=QuantType.QUInt8,
                             weight_type=QuantType.QInt8,
                             calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=excluded,
                             extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
-        finally:
-            os.chdir(cwd)
         return onnx.load_model(str(target))

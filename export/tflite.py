@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from contextlib import chdir
 from typing import Callable, Iterable
 
 import numpy as np
@@ -17,21 +18,16 @@ def to_tflite(model, int8: bool, representative: Callable[[], Iterable[np.ndarra
     import tensorflow as tf
 
     spec = tf.TensorSpec((batch, *model.input_shape[1:]), model.inputs[0].dtype)
-    with tempfile.TemporaryDirectory() as scratch:
-        cwd = os.getcwd()
-        os.chdir(scratch)
-        try:
-            model.export(os.path.join(scratch, "saved"), format="tf_saved_model",
-                         input_signature=[spec], verbose=False)
-            converter = tf.lite.TFLiteConverter.from_saved_model(os.path.join(scratch, "saved"))
-            if int8:
-                if representative is None:
-                    raise ValueError("`representative` data is needed for an INT8 conversion")
-                converter.optimizations = [tf.lite.Optimize.DEFAULT]
-                converter.representative_dataset = lambda: ([x] for x in representative())
-            return converter.convert()
-        finally:
-            os.chdir(cwd)
+    with tempfile.TemporaryDirectory() as scratch, chdir(scratch):
+        model.export(os.path.join(scratch, "saved"), format="tf_saved_model",
+                     input_signature=[spec], verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(os.path.join(scratch, "saved"))
+        if int8:
+            if representative is None:
+                raise ValueError("`representative` data is needed for an INT8 conversion")
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = lambda: ([x] for x in representative())
+        return converter.convert()
 
 
 def tflite_runner(flatbuffer: bytes, threads: int = 1) -> Callable[[np.ndarray], list]:
