@@ -3,20 +3,24 @@
 It lives in ``export`` because this is the one package allowed to reach both the training side
 and the runtime; the runtime commands (score, eval, bench) never import TensorFlow.
 
-Exit codes: 0 success; 1 unexpected failure; 2 invalid arguments or input data; 3 model artifact
-refused (missing, corrupt, foreign, newer schema, wrong sha256).
+Exit codes: 0 success; 1 unexpected failure, or a live source lost for good; 2 invalid arguments
+or input data; 3 model artifact refused (missing, corrupt, foreign, newer schema, external data,
+wrong sha256); 4 the results could not be written (disk full, file closed).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import signal
 import sys
+import time
 from pathlib import Path
 
-EXIT_OK, EXIT_FAILURE, EXIT_INPUT, EXIT_ARTIFACT = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILURE, EXIT_INPUT, EXIT_ARTIFACT, EXIT_OUTPUT = 0, 1, 2, 3, 4
 
 log = logging.getLogger("vigil")
 
@@ -140,9 +144,57 @@ def _attempts(text: str) -> int | None:
 IMAGE_FLAGS = ("overlay_dir", "overlay_all", "overlay_video", "show", "max_frames")
 
 
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """SIGTERM (a supervisor stopping the service) ends a run like Ctrl-C: cleanly, with a summary."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_outputs(args, detector, live: bool):
+    """The results writer and health reporter that --jsonl, --on-output-error and --health ask for."""
+    from runtime.health import HealthReporter
+    from runtime.output import JsonLines
+
+    health = (HealthReporter(args.health, args.health_interval, model=detector)
+              if args.health else None)
+    return JsonLines(args.jsonl, on_error=args.on_output_error, live=live), health
+
+
+def _error_line(message: object, as_json: bool) -> None:
+    if as_json:
+        log.error("%s", message)
+    else:
+        print(f"vigil: error: {message}", file=sys.stderr)
+
+
+def _finish(args, summary) -> int:
+    """Print the summary; the exit code its ending calls for."""
+    print(json.dumps({"summary": summary.to_json()}), file=sys.stderr)
+    if summary.stopped == "output_failed" or summary.lines_lost:
+        _error_line(summary.last_error if summary.stopped == "output_failed" else
+                    f"{summary.lines_lost} result lines could not be written; "
+                    f"{summary.lines_written} were", args.log_json)
+        return EXIT_OUTPUT
+    if summary.stopped == "source_lost":
+        _error_line(summary.last_error, args.log_json)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
 def cmd_score(args) -> int:
     from runtime import ImageDetector, load
-    from runtime.scoring import default_output, score_source
+    from runtime.scoring import score_source
 
     detector = load(args.model, providers=args.device, threads=args.threads,
                     expect_sha256=args.expect_sha256)
@@ -154,20 +206,18 @@ def cmd_score(args) -> int:
     if given:
         raise ValueError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to image "
                          f"models; {args.model!r} is a sensor model")
-    out, close = default_output(args.jsonl)
+    out, health = _run_outputs(args, detector, live=args.source == "-")
     try:
-        summary = score_source(detector, args.source, out,
-                               header=list(args.columns) if args.columns else None)
+        with _sigterm_interrupts():
+            summary = score_source(detector, args.source, out, health=health,
+                                   header=list(args.columns) if args.columns else None)
     finally:
-        if close:
-            out.close()
-    print(json.dumps({"summary": summary.to_json()}), file=sys.stderr)
-    return EXIT_OK
+        out.close()
+    return _finish(args, summary)
 
 
 def _score_frames(args, detector) -> int:
     from runtime.frame_scoring import FrameScoringOptions, preview_unavailable, score_frames
-    from runtime.scoring import default_output
     from runtime.sources import ReconnectPolicy, SourceOptions, open_source, prefetched
 
     if args.columns:
@@ -179,18 +229,18 @@ def _score_frames(args, detector) -> int:
                                   max_frames=args.max_frames)
     reconnect = ReconnectPolicy(max_attempts=args.reconnect_attempts)
     source = prefetched(open_source(args.source, SourceOptions(reconnect=reconnect)))
-    out, close = default_output(args.jsonl)
     try:
-        summary = score_frames(detector, source, out, options)
+        out, health = _run_outputs(args, detector, live=source.live)
+    except BaseException:
+        source.close()
+        raise
+    try:
+        with _sigterm_interrupts():
+            summary = score_frames(detector, source, out, options, health=health)
     finally:
         source.close()
-        if close:
-            out.close()
-    print(json.dumps({"summary": summary.to_json()}), file=sys.stderr)
-    if summary.stopped == "source_lost":
-        print(f"vigil: error: {summary.last_error}", file=sys.stderr)
-        return EXIT_FAILURE
-    return EXIT_OK
+        out.close()
+    return _finish(args, summary)
 
 
 def _eval_images(args, detector) -> int:
@@ -370,6 +420,16 @@ def build_parser() -> argparse.ArgumentParser:
                              help="column names when the input has no header line")
             sub.add_argument("--expect-sha256", default=None,
                              help="refuse the model unless its sha256 is this")
+            sub.add_argument("--on-output-error", choices=["stop", "continue"], default="stop",
+                             help="when the results cannot be written (disk full): stop the run "
+                                  "(default), or count the lost lines and go on; exit code 4 "
+                                  "either way")
+            sub.add_argument("--health", default=None, metavar="PATH",
+                             help="keep a JSON health report here (rewritten atomically every "
+                                  "--health-interval seconds and at exit), or - for JSON lines "
+                                  "on stderr")
+            sub.add_argument("--health-interval", type=float, default=10.0, metavar="SECONDS",
+                             help="seconds between health reports (default 10)")
             images = sub.add_argument_group("image models")
             images.add_argument("--overlay-dir", default=None,
                                 help="write heatmap overlays of anomalous frames here")
@@ -411,8 +471,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return json.dumps({"level": record.levelname.lower(), "message": record.getMessage(),
-                           "logger": record.name})
+        entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+                 + f".{int(record.msecs):03d}Z", "level": record.levelname.lower(),
+                 "message": record.getMessage(), "logger": record.name}
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -422,15 +486,19 @@ def main(argv: list[str] | None = None) -> int:
                          logging.Formatter("vigil: %(levelname)s: %(message)s"))
     logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
     log.setLevel(logging.INFO)
+    from runtime.output import OutputError
     from runtime.spec import ArtifactError
 
     try:
         return args.run(args)
     except ArtifactError as error:
-        print(f"vigil: error: {error}", file=sys.stderr)
+        _error_line(error, args.log_json)
         return EXIT_ARTIFACT
+    except OutputError as error:
+        _error_line(error, args.log_json)
+        return EXIT_OUTPUT
     except (ValueError, TypeError, FileNotFoundError) as error:
-        print(f"vigil: error: {error}", file=sys.stderr)
+        _error_line(error, args.log_json)
         return EXIT_INPUT
     except BrokenPipeError:
         return EXIT_OK

@@ -11,7 +11,6 @@ preview window. A bad frame is a counted skip; it never ends a run.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -25,7 +24,9 @@ import cv2
 import numpy as np
 
 from .frames import overlay, to_model_input
+from .health import HealthReporter
 from .image_detector import ImageDetector
+from .output import JsonLines, OutputError
 from .sources import FrameSource, ImageFiles
 
 log = logging.getLogger("vigil")
@@ -77,8 +78,11 @@ class FrameScoringOptions:
 class FrameSummary:
     """Totals of a run: ``frames_in == scored + skipped``; live drops are counted apart.
 
-    ``stopped`` is ``end``, ``max_frames``, ``interrupted`` (Ctrl-C), ``preview_closed`` or
-    ``source_lost`` (a live source gave up reconnecting; ``last_error`` says why).
+    ``stopped`` is ``end``, ``max_frames``, ``interrupted`` (Ctrl-C or SIGTERM),
+    ``preview_closed``, ``source_lost`` (a live source gave up reconnecting; ``last_error`` says
+    why) or ``output_failed`` (the result lines could not be written; ``last_error`` says where
+    it stopped). ``lines_written`` lines reached the output and ``lines_lost`` did not (with
+    ``on_error="continue"``); ``last_written`` names the frame of the last line written.
     """
 
     source: str
@@ -95,6 +99,9 @@ class FrameSummary:
     p99_ms: float | None = None
     stopped: str = "end"
     last_error: str | None = None
+    lines_written: int = 0
+    lines_lost: int = 0
+    last_written: str | None = None
     gaps: list[dict] = field(default_factory=list)
 
     @property
@@ -176,12 +183,16 @@ class _VideoOut:
             self._writer = None
 
 
-def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str],
-                 options: FrameScoringOptions = FrameScoringOptions()) -> FrameSummary:
+def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | JsonLines,
+                 options: FrameScoringOptions = FrameScoringOptions(),
+                 health: HealthReporter | None = None) -> FrameSummary:
     """Score every item of ``source`` with ``detector``, write JSON lines to ``out``; the summary.
 
-    The source is closed on return. Ctrl-C ends the run with a summary (``stopped="interrupted"``).
-    Raises ValueError before reading anything if an output cannot be made (no GUI for ``show``).
+    ``out`` is a text stream or a ``JsonLines`` (which says what happens when writing fails: by
+    default the run stops with ``stopped="output_failed"``). The source is closed on return.
+    Ctrl-C ends the run with a summary (``stopped="interrupted"``). ``health`` reports progress
+    while the run goes on and once at its end. Raises ValueError before reading anything if an
+    output cannot be made (no GUI for ``show``).
     """
     if not isinstance(detector, ImageDetector):
         raise TypeError(f"`detector` must be an ImageDetector (an image artifact); received "
@@ -202,9 +213,13 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str],
     window = f"vigil: {source.name}"
 
     summary = FrameSummary(source=source.name)
+    sink = out if isinstance(out, JsonLines) else JsonLines(out, live=source.live)
     latencies = LatencyWindow(options.latency_window)
     batch = np.empty((1, *detector.input_shape), dtype=np.uint8)  # reused for every frame
     last_index: int | None = None
+    if health is not None:
+        health.start("frames", source.name, lambda: _counts(summary, source, sink), "frames_in")
+    failure: BaseException | None = None
     started = time.perf_counter()
     try:
         for frame in source:
@@ -263,16 +278,24 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str],
                         cv2.imshow(window, picture)
                         if cv2.waitKey(1) & 0xFF in PREVIEW_KEYS:
                             summary.stopped = "preview_closed"
-            out.write(json.dumps(record) + "\n")
-            if source.live:
-                out.flush()
+            sink.write(record, mark=f"frame {frame.index} of {frame.source}")
             if summary.stopped != "end":
                 break
             if options.max_frames is not None and summary.frames_in >= options.max_frames:
                 summary.stopped = "max_frames"
                 break
+        sink.flush()
+    except OutputError as error:
+        summary.stopped, summary.last_error = "output_failed", str(error)
     except KeyboardInterrupt:
         summary.stopped = "interrupted"
+        try:
+            sink.flush()
+        except OutputError as error:
+            summary.last_error = str(error)
+    except BaseException as error:
+        failure = error
+        raise
     finally:
         source.close()
         if video is not None:
@@ -281,18 +304,32 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str],
         if options.show:
             cv2.destroyAllWindows()
         summary.seconds = time.perf_counter() - started
-    stats = source.stats
-    summary.dropped = stats.dropped
-    summary.reconnects = stats.reconnects
-    summary.gaps = [asdict(gap) for gap in stats.gaps]
-    if stats.error is not None:
-        summary.last_error = stats.error
-        if summary.stopped == "end":
-            summary.stopped = "source_lost"
+        summary.lines_written, summary.lines_lost = sink.lines_written, sink.lines_lost
+        summary.last_written = sink.last_written
+        stats = source.stats
+        summary.dropped = stats.dropped
+        summary.reconnects = stats.reconnects
+        summary.gaps = [asdict(gap) for gap in stats.gaps]
+        if stats.error is not None and summary.stopped != "output_failed":
+            summary.last_error = stats.error
+            if summary.stopped == "end":
+                summary.stopped = "source_lost"
+        if health is not None:
+            health.stop("error" if failure is not None else summary.stopped,
+                        f"{type(failure).__name__}: {failure}" if failure is not None else None)
     percentiles = latencies.percentiles_ms(50, 99)
     if percentiles is not None:
         summary.p50_ms, summary.p99_ms = percentiles
     return summary
+
+
+def _counts(summary: FrameSummary, source: FrameSource, sink: JsonLines) -> dict:
+    stats = source.stats
+    return {"frames_in": summary.frames_in, "scored": summary.scored,
+            "skipped": summary.skipped, "dropped": stats.dropped, "reconnects": stats.reconnects,
+            "anomalies": summary.anomalies, "lines_written": sink.lines_written,
+            "lines_lost": sink.lines_lost,
+            "last_error": sink.error or stats.error or summary.last_error}
 
 
 def _overlay_name(index: int, source: str, per_file: bool) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -10,6 +9,8 @@ from pathlib import Path
 from typing import IO, Callable, Iterable
 
 from .detector import SensorDetector
+from .health import HealthReporter
+from .output import JsonLines, OutputError
 from .streaming import Result, StreamingScorer
 from .tables import csv_files, iter_rows
 
@@ -18,14 +19,28 @@ CHUNK_ROWS = 1024
 
 @dataclass
 class ScoreSummary:
+    """Totals of a run: every row is used in windows or reported skipped (``rows_skipped``).
+
+    ``stopped`` is ``end``, ``interrupted`` (Ctrl-C or SIGTERM) or ``output_failed`` (the results
+    could not be written; ``last_error`` says where it stopped). ``lines_written`` result lines
+    reached the output, ``lines_lost`` did not (with ``on_error="continue"``), ``last_written``
+    names the row of the last line written.
+    """
+
     sources: int = 0
     rows: int = 0
     windows: int = 0
     alarms: int = 0
     rows_filled: int = 0
     rows_skipped: int = 0
+    rows_out_of_order: int = 0
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
+    stopped: str = "end"
+    last_error: str | None = None
+    lines_written: int = 0
+    lines_lost: int = 0
+    last_written: str | None = None
 
     def add(self, scorer: StreamingScorer) -> None:
         part = scorer.summary()
@@ -35,24 +50,31 @@ class ScoreSummary:
         self.alarms += part["alarms"]
         self.rows_filled += part["rows_filled"]
         self.rows_skipped += part["rows_skipped"]
+        self.rows_out_of_order += part["rows_out_of_order"]
 
     def to_json(self) -> dict:
         rate = self.windows / self.seconds if self.seconds > 0 else None
         return {"sources": self.sources, "rows": self.rows, "windows": self.windows,
                 "alarms": self.alarms, "rows_filled": self.rows_filled,
-                "rows_skipped": self.rows_skipped, "seconds": round(self.seconds, 4),
-                "windows_per_s": round(rate, 1) if rate else None, "errors": self.errors}
+                "rows_skipped": self.rows_skipped, "rows_out_of_order": self.rows_out_of_order,
+                "seconds": round(self.seconds, 4),
+                "windows_per_s": round(rate, 1) if rate else None, "errors": self.errors,
+                "stopped": self.stopped, "last_error": self.last_error,
+                "lines_written": self.lines_written, "lines_lost": self.lines_lost,
+                "last_written": self.last_written}
 
 
 def score_lines(detector: SensorDetector, lines: Iterable[str], source: str,
                 emit: Callable[[Result, str], None], live: bool = False,
-                header: list[str] | None = None) -> StreamingScorer:
+                header: list[str] | None = None,
+                scorer: StreamingScorer | None = None) -> StreamingScorer:
     """Score CSV lines (the first is the header unless ``header`` is given).
 
     ``live`` scores each row as it arrives; otherwise rows are scored in chunks. Columns are
     matched to the model's features by name, so their order in the file does not matter.
+    Pass ``scorer`` to see its counters while the lines are read (it is returned either way).
     """
-    scorer = StreamingScorer(detector)
+    scorer = scorer or StreamingScorer(detector)
     options = dict(features=detector.features, time_column=detector.spec.time_column or "auto",
                    label_column=None, require_time=False)
     pending: list = []
@@ -72,32 +94,91 @@ def score_lines(detector: SensorDetector, lines: Iterable[str], source: str,
     return scorer
 
 
-def score_source(detector: SensorDetector, source: str, out: IO[str],
-                 stdin: IO[str] | None = None, header: list[str] | None = None) -> ScoreSummary:
-    """Score a CSV file, a folder of CSVs, or ``-`` (stdin, live) and write JSON lines to ``out``."""
+def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines,
+                 stdin: IO[str] | None = None, header: list[str] | None = None,
+                 health: HealthReporter | None = None) -> ScoreSummary:
+    """Score a CSV file, a folder of CSVs, or ``-`` (stdin, live) and write JSON lines to ``out``.
+
+    ``out`` is a text stream or a ``JsonLines`` (which says what happens when writing fails). A
+    failed write ends the run with ``stopped="output_failed"`` (or, with ``on_error="continue"``,
+    is counted in ``lines_lost``); Ctrl-C ends it with ``stopped="interrupted"``. ``health``
+    reports progress while the run goes on and once at its end.
+    """
     summary = ScoreSummary()
     started = time.perf_counter()
     live = source == "-"
+    sink = out if isinstance(out, JsonLines) else JsonLines(out, live=live)
+    current: list[StreamingScorer] = []
 
     def emit(result: Result, name: str) -> None:
         record = result.to_json()
         record["source"] = name
-        out.write(json.dumps(record) + "\n")
-        if live:
-            out.flush()
+        if result.skipped is not None:
+            summary.last_error = f"row {result.index} of {name}: {result.skipped}"
+        sink.write(record, mark=f"row {result.index} of {name}")
 
-    if live:
-        stream = stdin or sys.stdin
-        scorer = score_lines(detector, iter(stream.readline, ""), "stdin", emit, live=True,
-                             header=header)
-        summary.add(scorer)
-    else:
-        for path in csv_files(source):
-            with open(path, encoding="utf-8-sig", newline="") as handle:
-                scorer = score_lines(detector, handle, str(path), emit, header=header)
+    def run(lines: Iterable[str], name: str) -> None:
+        scorer = StreamingScorer(detector)
+        current[:] = [scorer]
+        try:
+            score_lines(detector, lines, name, emit, live=live, header=header, scorer=scorer)
+        finally:
+            current.clear()  # first, so a health report never counts this file twice
             summary.add(scorer)
-    summary.seconds = time.perf_counter() - started
+
+    if health is not None:
+        health.start("sensor", source, lambda: _counts(summary, current, sink), "rows_in")
+    failure: BaseException | None = None
+    try:
+        if live:
+            stream = stdin or sys.stdin
+            run(iter(stream.readline, ""), "stdin")
+        else:
+            for path in csv_files(source):
+                with open(path, encoding="utf-8-sig", newline="") as handle:
+                    run(handle, str(path))
+        sink.flush()
+    except OutputError as error:
+        summary.stopped, summary.last_error = "output_failed", str(error)
+    except KeyboardInterrupt:
+        summary.stopped = "interrupted"
+        _flush_quietly(sink, summary)
+    except BaseException as error:
+        failure = error
+        raise
+    finally:
+        summary.seconds = time.perf_counter() - started
+        summary.lines_written, summary.lines_lost = sink.lines_written, sink.lines_lost
+        summary.last_written = sink.last_written
+        if sink.error and summary.stopped != "output_failed":
+            summary.errors.append(sink.error)
+        if health is not None:
+            health.stop("error" if failure is not None else summary.stopped,
+                        f"{type(failure).__name__}: {failure}" if failure is not None else None)
     return summary
+
+
+def _counts(summary: ScoreSummary, current: list[StreamingScorer], sink: JsonLines) -> dict:
+    scorers = list(current)  # read once: the scoring thread may clear it meanwhile
+    part = scorers[0].summary() if scorers else {}
+    return {
+        "rows_in": summary.rows + part.get("rows", 0),
+        "windows": summary.windows + part.get("windows", 0),
+        "rows_skipped": summary.rows_skipped + part.get("rows_skipped", 0),
+        "rows_filled": summary.rows_filled + part.get("rows_filled", 0),
+        "rows_out_of_order": summary.rows_out_of_order + part.get("rows_out_of_order", 0),
+        "alarms": summary.alarms + part.get("alarms", 0),
+        "lines_written": sink.lines_written,
+        "lines_lost": sink.lines_lost,
+        "last_error": sink.error or summary.last_error,
+    }
+
+
+def _flush_quietly(sink: JsonLines, summary: ScoreSummary) -> None:
+    try:
+        sink.flush()
+    except OutputError as error:
+        summary.last_error = str(error)
 
 
 def default_output(path: str | None) -> tuple[IO[str], bool]:

@@ -1,0 +1,179 @@
+"""A health report of a running scorer, for watchdogs and dashboards.
+
+``HealthReporter`` writes one JSON object describing the run: items in, scored, skipped, dropped,
+reconnects, lines written and lost, the last error, seconds since the input last moved, uptime and
+resident memory. It is rewritten every ``interval_s`` seconds by a background thread, so it stays
+current while the input stalls, and once more when the run stops (``status`` becomes
+``stopped`` and ``stopped`` says why). A file is replaced atomically (temporary file + rename): a
+reader sees the previous report or the new one, never half of one. ``"-"`` writes each report as
+one line on standard error instead. A report that cannot be written is logged; it never ends the
+run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+log = logging.getLogger("vigil")
+
+HEALTH_VERSION = 1
+DEFAULT_INTERVAL_S = 10.0
+
+
+def rss_bytes() -> int | None:
+    """This process's resident memory now (Linux /proc), or None where it cannot be read."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` via a temporary file in the same folder and a rename."""
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class HealthReporter:
+    """Writes health reports of a run to ``target`` (a file path, or ``"-"`` for stderr lines).
+
+    The scorer calls ``start`` with a function returning its current counts, then ``stop`` when it
+    ends. ``snapshot()`` gives the current report without writing it.
+
+    Args:
+        target: the health file, or ``"-"``.
+        interval_s: seconds between reports while the run goes on.
+        model: the artifact (path and sha256 are put in each report), optional.
+    """
+
+    def __init__(self, target: str | os.PathLike, interval_s: float = DEFAULT_INTERVAL_S,
+                 model: Any = None) -> None:
+        if isinstance(interval_s, bool) or not isinstance(interval_s, (int, float)) \
+                or not 0 < interval_s <= 86400:
+            raise ValueError(f"`health_interval` must be a number of seconds in (0, 86400]; "
+                             f"received {interval_s!r}")
+        self.to_stderr = isinstance(target, str) and target == "-"
+        self.path = None if self.to_stderr else Path(target)
+        if self.path is not None:
+            if self.path.is_dir():
+                raise ValueError(f"`health` must be a file path (or - for stderr); "
+                                 f"{str(self.path)!r} is a folder")
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise ValueError(f"`health` {str(self.path)!r}: its folder cannot be made "
+                                 f"({error.strerror or error})") from None
+        self.interval_s = float(interval_s)
+        self._model = ({"model": str(getattr(model, "path", "")),
+                        "model_sha256": getattr(model, "sha256", None)} if model is not None
+                       else {})
+        self._started_wall = _now()
+        self._started = time.monotonic()
+        self._counts: Callable[[], dict] = dict
+        self._input_key: str | None = None
+        self._kind = self._source = None
+        self._last_input: Any = None
+        self._last_input_change = self._started
+        self._status, self._stopped, self._final_error = "starting", None, None
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._write_error: str | None = None
+        self.reports = 0
+
+    def start(self, kind: str, source: str, counts: Callable[[], dict], input_key: str) -> None:
+        """Begin reporting: ``counts()`` returns the run's counters; ``input_key`` names the one
+        that counts inputs (its last change gives ``idle_s``)."""
+        with self._lock:
+            self._kind, self._source, self._counts, self._input_key = kind, source, counts, input_key
+            self._status = "running"
+        self.write()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="vigil-health")
+        self._thread.start()
+
+    def stop(self, stopped: str, last_error: str | None = None) -> None:
+        """Write the final report (``status: stopped``, ``stopped`` says why) and end the thread."""
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+        with self._lock:
+            self._status, self._stopped, self._final_error = "stopped", stopped, last_error
+        self.write()
+
+    def snapshot(self) -> dict:
+        """The current report."""
+        with self._lock:
+            counts = dict(self._counts())
+            now = time.monotonic()
+            value = counts.get(self._input_key) if self._input_key else None
+            if value != self._last_input:
+                self._last_input, self._last_input_change = value, now
+            last_error = counts.pop("last_error", None)
+            if self._final_error:
+                last_error = self._final_error
+            rss = rss_bytes()
+            report = {
+                "vigil_health": HEALTH_VERSION,
+                "status": self._status,
+                "stopped": self._stopped,
+                "kind": self._kind,
+                "source": self._source,
+                **self._model,
+                "pid": os.getpid(),
+                "started": self._started_wall,
+                "updated": _now(),
+                "uptime_s": round(now - self._started, 3),
+                **counts,
+                "idle_s": round(now - self._last_input_change, 3),
+                "last_error": last_error,
+                "rss_mb": round(rss / 2**20, 1) if rss is not None else None,
+            }
+        return report
+
+    def write(self) -> None:
+        """Write the current report now; a failure is logged, never raised."""
+        try:
+            report = self.snapshot()
+            if self.to_stderr:
+                print(json.dumps({"health": report}), file=sys.stderr, flush=True)
+            else:
+                write_atomically(self.path, json.dumps(report) + "\n")
+            self.reports += 1
+            if self._write_error is not None:
+                log.warning("health file %s is writable again", self.path)
+                self._write_error = None
+        except Exception as error:  # a health report must never take the run down
+            message = f"health report {self.path or 'stderr'} could not be written: {error}"
+            if message != self._write_error:
+                log.warning("%s", message)
+            self._write_error = message
+
+    def _loop(self) -> None:
+        while not self._wake.wait(self.interval_s):
+            self.write()
