@@ -1,0 +1,435 @@
+"""Fault injection: sources that fail, stall and come back, bad rows, slow consumers, outputs that
+cannot be written. Every input must end as a scored line, a skipped line with its reason, or a
+counted drop; a run must end cleanly with a summary, a health report and the documented exit code.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import runtime
+from export import cli
+from runtime.frame_scoring import FrameScoringOptions, score_frames
+from runtime.health import HealthReporter
+from runtime.output import JsonLines, OutputError
+from runtime.scoring import score_source
+from runtime.sources import ReconnectPolicy, SourceOptions, open_source
+from runtime.streaming import StreamingScorer
+from test_sources import FakeCamera, write_video
+
+pytest.importorskip("onnx")  # the tiny artifacts are written with onnx
+
+HANG_GUARD_S = 30  # only stops a broken test from hanging; never asserted as a duration
+FAST = ReconnectPolicy(initial_delay_s=0.001, max_delay_s=0.01, max_attempts=3)
+
+
+@pytest.fixture(scope="module")
+def tiny_sensor(tmp_path_factory):
+    from sensor_fixtures import write_tiny_sensor_artifact
+
+    return write_tiny_sensor_artifact(tmp_path_factory.mktemp("tiny-sensor") / "tiny-sensor.onnx")
+
+
+@pytest.fixture(scope="module")
+def sensor(tiny_sensor):
+    return runtime.load(tiny_sensor)
+
+
+@pytest.fixture(scope="module")
+def frames_detector(tiny_image_artifact):
+    return runtime.load(tiny_image_artifact)
+
+
+def wait_for(condition, what: str):
+    """Poll ``condition()`` until it returns a true value (which is returned)."""
+    deadline = time.monotonic() + HANG_GUARD_S
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.005)
+    pytest.fail(f"gave up waiting for {what}")
+
+
+def read_health(path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # not written yet (a rename is atomic, so never half a report)
+
+
+def run_frames(detector, source, out=None, health=None, **options):
+    out = out if out is not None else io.StringIO()
+    summary = score_frames(detector, source, out, FrameScoringOptions(**options), health=health)
+    text = out.getvalue() if isinstance(out, io.StringIO) else ""
+    return [json.loads(line) for line in text.splitlines()], summary
+
+
+def camera_frame(seq: int) -> np.ndarray:
+    image = np.full((24, 32, 3), 128, dtype=np.uint8)
+    image[0, 0, 0], image[0, 1, 0] = divmod(seq, 256)
+    return image
+
+
+# --- frame sources ------------------------------------------------------------------------------
+
+def test_camera_that_returns_no_frame_is_reopened_and_the_gap_reported(frames_detector, tmp_path):
+    # Reads 3 and 4 report success but return no image: the capture is treated as lost.
+    images = [camera_frame(i) for i in range(10)]
+    images[3] = images[4] = None
+    camera = FakeCamera("f" * 10, frames=images)
+    source = open_source("0", SourceOptions(queue_size=64, reconnect=FAST), camera.factory)
+    health = HealthReporter(tmp_path / "health.json", interval_s=3600)
+    records, summary = run_frames(frames_detector, source, health=health)
+
+    assert [r["frame"] for r in records] == list(range(8))
+    assert [r["score"] is not None for r in records] == [True] * 8
+    assert ["gap_s" in r for r in records] == [False] * 3 + [True] + [False] * 4
+    (gap,) = summary.gaps
+    assert (gap["after_index"], gap["resumed_index"], gap["attempts"]) == (2, 3, 2)
+    assert summary.reconnects == 1 and summary.stopped == "source_lost"
+    assert "gave up after 3 reconnect attempts" in summary.last_error
+    report = read_health(tmp_path / "health.json")
+    assert report["status"] == "stopped" and report["stopped"] == "source_lost"
+    assert (report["frames_in"], report["scored"], report["reconnects"]) == (8, 8, 1)
+    assert "gave up" in report["last_error"]
+    assert all(not capture.open for capture in camera.captures)
+
+
+def test_source_that_dies_and_comes_back_twice_scores_each_frame_once(frames_detector):
+    camera = FakeCamera("fff" + "xx" + "fff" + "xxx" + "ff")
+    source = open_source("0", SourceOptions(queue_size=64, reconnect=FAST), camera.factory)
+    records, summary = run_frames(frames_detector, source)
+    assert [r["frame"] for r in records] == list(range(8))  # none twice, none missing
+    assert [i for i, r in enumerate(records) if "gap_s" in r] == [3, 6]
+    assert [(g["after_index"], g["resumed_index"], g["attempts"]) for g in summary.gaps] == \
+        [(2, 3, 2), (5, 6, 3)]  # the attempt count starts again after each reconnect
+    assert summary.reconnects == 2 and summary.scored == 8 and summary.dropped == 0
+    assert camera.produced == 8  # eight camera frames, eight lines: none scored twice
+
+
+def test_stalled_stream_shows_in_health_then_resumes(frames_detector, tmp_path):
+    camera = FakeCamera("f" * 10, hold_at=3)  # the fourth read blocks until resumed
+    source = open_source("0", SourceOptions(queue_size=64, reconnect=FAST), camera.factory)
+    path = tmp_path / "health.json"
+    health = HealthReporter(path, interval_s=0.01)
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(
+        zip(("records", "summary"), run_frames(frames_detector, source, health=health))),
+        daemon=True)
+    worker.start()
+    try:
+        stalled = wait_for(lambda: (r := read_health(path)) and r["frames_in"] == 3
+                           and r["idle_s"] > 0 and r, "a health report of the stall")
+        assert stalled["status"] == "running" and stalled["stopped"] is None
+        assert stalled["last_error"] is None and stalled["scored"] == 3
+    finally:
+        camera.resume.set()
+    worker.join(HANG_GUARD_S)
+    assert not worker.is_alive()
+    assert [r["frame"] for r in result["records"]] == list(range(10))
+    final = read_health(path)
+    assert final["status"] == "stopped" and final["frames_in"] == 10
+    assert [p.name for p in tmp_path.iterdir()] == ["health.json"]  # no temporary files left
+
+
+def test_corrupt_frames_in_a_video_are_skipped_and_the_video_goes_on(frames_detector, tmp_path):
+    path = write_video(tmp_path / "clip.avi", 30)
+    data = bytearray(path.read_bytes())
+    starts = [i for i in range(len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xD8]
+    assert len(starts) == 30
+    rng = np.random.default_rng(0)
+    for frame in (7, 19):  # scramble the JPEG, leaving the container's next chunk header
+        start, stop = starts[frame] + 2, starts[frame + 1] - 16
+        data[start:stop] = rng.integers(0, 256, stop - start, np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    records, summary = run_frames(frames_detector, open_source(str(path)))
+    assert [r["frame"] for r in records] == list(range(30))  # every frame has its line
+    skipped = [r for r in records if r["score"] is None]
+    assert [r["frame"] for r in skipped] == [7, 19]
+    assert all("could not be decoded (corrupt data); the video goes on" in r["skipped"]
+               for r in skipped)
+    assert summary.scored + summary.skipped == summary.frames_in == 30
+    assert summary.stopped == "end"
+
+
+class SlowStream(io.StringIO):
+    """An output that takes ``delay_s`` per write: a consumer slower than the camera."""
+
+    def __init__(self, delay_s: float) -> None:
+        super().__init__()
+        self.delay_s = delay_s
+
+    def write(self, text):
+        time.sleep(self.delay_s)
+        return super().write(text)
+
+
+def test_slow_consumer_bounded_queue_drops_the_oldest_and_counts_them(frames_detector, tmp_path):
+    camera = FakeCamera("f" * 100_000, read_delay_s=0.001)
+    source = open_source("0", SourceOptions(queue_size=2, reconnect=FAST), camera.factory)
+    out = SlowStream(0.02)
+    health = HealthReporter(tmp_path / "health.json", interval_s=3600)
+    _, summary = run_frames(frames_detector, source, out=out, health=health, max_frames=20)
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    indices = [r["frame"] for r in records]
+    assert len(records) == summary.frames_in == 20 and indices == sorted(set(indices))
+    stats = source.stats
+    assert 1 <= stats.max_queued <= 2  # bounded
+    assert summary.dropped > 0  # the policy: the oldest queued frame makes way for the newest
+    assert stats.read == summary.frames_in + summary.dropped  # every frame read is accounted for
+    gaps = sum(r.get("dropped_before", 0) for r in records)
+    assert gaps == indices[-1] - indices[0] - 19  # each drop before a line is on that line
+    report = read_health(tmp_path / "health.json")
+    assert report["dropped"] == summary.dropped and report["stopped"] == "max_frames"
+
+
+# --- sensor rows --------------------------------------------------------------------------------
+
+def faulty_csv(path):
+    """28 rows with NaN, inf, text, missing and extra fields, a late and an unreadable timestamp,
+    and a gap too long to fill (see test below for what each must become)."""
+    rows = [[str(1000 + i), "0.1", "0.2", "0.3"] for i in range(28)]
+    rows[6][2] = "NaN"
+    rows[7][3] = "inf"
+    rows[9] = rows[9][:3]                  # a field missing
+    rows[10] = rows[10] + ["9"]            # a field too many
+    rows[12][0] = "1003"                   # earlier than row 11: out of order
+    rows[15][1] = "abc"
+    rows[16][0] = "not-a-time"             # unreadable timestamps are not compared
+    for i in (17, 18, 19, 20):             # four bad rows: 2 filled, then 2 skipped (restart)
+        rows[i][1:] = ["", "", ""]
+    path.write_text("timestamp,a,b,c\n" + "".join(",".join(r) + "\n" for r in rows))
+    return path
+
+
+def test_faulty_sensor_rows_are_filled_flagged_or_skipped_never_lost(sensor, tmp_path):
+    out = io.StringIO()
+    summary = score_source(sensor, str(faulty_csv(tmp_path / "rows.csv")), out)
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    by_index = {r["index"]: r for r in records}
+    assert len(by_index) == len(records)  # no row reported twice
+    windows = [i for i, r in by_index.items() if r["score"] is not None]
+    skipped = [i for i, r in by_index.items() if r["score"] is None]
+    assert windows == list(range(3, 19)) + list(range(24, 28))  # warm-up, restart after row 20
+    assert skipped == [19, 20]
+    assert all("window restarts" in by_index[i]["skipped"] for i in skipped)
+    assert [i for i in windows if by_index[i].get("filled")] == [6, 7, 9, 10, 15, 17, 18]
+    assert [i for i in windows if by_index[i].get("out_of_order")] == [12, 13, 14, 15]
+    assert all(np.isfinite(by_index[i]["score"]) for i in windows)
+    assert summary.rows == 28 and summary.windows == 20 and summary.rows_skipped == 2
+    assert summary.rows_filled == 7 and summary.rows_out_of_order == 1
+    warm_up = 3 + 3  # window - 1 rows at the start and after the restart
+    assert summary.rows == summary.windows + summary.rows_skipped + warm_up
+    assert summary.lines_written == len(records) and summary.lines_lost == 0
+
+
+def test_out_of_order_flags_every_window_holding_the_late_row(sensor):
+    scorer = StreamingScorer(sensor)
+    times = [f"2024-05-01T10:00:{s:02d}" for s in (0, 1, 2, 3, 4, 4, 2, 5, 6, 7, 8, 9, 10)]
+    results = []
+    for i, stamp in enumerate(times):
+        results += scorer.push(np.zeros(3), i, time=stamp)
+    flagged = [r.index for r in results if r.out_of_order]
+    assert flagged == [6, 7, 8, 9]  # the four windows that contain row 6 (a repeat is not late)
+    assert scorer.rows_out_of_order == 1
+    assert all(r.to_json().get("out_of_order") is (True if r.index in flagged else None)
+               for r in results)
+
+
+# --- outputs that fail --------------------------------------------------------------------------
+
+class ClosingStream(io.StringIO):
+    """An output whose reader goes away after ``lines`` writes (later writes: closed file)."""
+
+    def __init__(self, lines: int) -> None:
+        super().__init__()
+        self.left = lines
+        self.kept: list[str] = []
+
+    def write(self, text):
+        if self.left == 0:
+            raise ValueError("I/O operation on closed file.")
+        self.left -= 1
+        self.kept.append(text)
+        return len(text)
+
+
+def test_closed_output_stops_the_run_cleanly_and_says_where(frames_detector, tmp_path):
+    camera = FakeCamera("f" * 50)
+    source = open_source("0", SourceOptions(queue_size=64, reconnect=FAST), camera.factory)
+    out = ClosingStream(4)
+    health = HealthReporter(tmp_path / "health.json", interval_s=3600)
+    _, summary = run_frames(frames_detector, source, out=out, health=health)
+    assert summary.stopped == "output_failed"
+    assert "could not be written (I/O operation on closed file.)" in summary.last_error
+    assert "the last line written was for frame 3 of 0" in summary.last_error
+    assert (summary.lines_written, summary.lines_lost) == (4, 1)
+    assert summary.last_written == "frame 3 of 0"
+    assert [json.loads(text)["frame"] for text in out.kept] == [0, 1, 2, 3]
+    assert all(not capture.open for capture in camera.captures)  # the source was closed
+    report = read_health(tmp_path / "health.json")
+    assert report["stopped"] == "output_failed" and report["lines_written"] == 4
+
+
+class FlakyStream(io.StringIO):
+    """An output whose writes number ``failing`` fail with ENOSPC (a disk that fills, then frees)."""
+
+    def __init__(self, failing: set[int]) -> None:
+        super().__init__()
+        self.failing = failing
+        self.calls = 0
+
+    def write(self, text):
+        self.calls += 1
+        if self.calls in self.failing:
+            raise OSError(28, "No space left on device")
+        return super().write(text)
+
+
+def test_continue_policy_counts_lost_lines_and_goes_on(frames_detector):
+    camera = FakeCamera("f" * 10)
+    source = open_source("0", SourceOptions(queue_size=64, reconnect=FAST), camera.factory)
+    out = FlakyStream({3, 4, 5})
+    _, summary = run_frames(frames_detector, source,
+                            out=JsonLines(out, on_error="continue", live=True))
+    written = [json.loads(line)["frame"] for line in out.getvalue().splitlines()]
+    assert written == [0, 1, 5, 6, 7, 8, 9]
+    assert (summary.lines_written, summary.lines_lost) == (7, 3)
+    assert summary.frames_in == 10 and summary.stopped == "source_lost"
+
+
+def test_dev_full_is_a_clear_error_in_both_policies(sensor, tmp_path):
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    csv_path = faulty_csv(tmp_path / "rows.csv")
+    summary = score_source(sensor, str(csv_path), JsonLines("/dev/full"))
+    assert summary.stopped == "output_failed" and summary.lines_written == 0
+    assert "output '/dev/full' could not be written (No space left on device)" in \
+        summary.last_error
+    with pytest.raises(OutputError, match="No space left on device"):
+        JsonLines("/dev/full", live=True).write({"index": 0})
+    summary = score_source(sensor, str(csv_path), JsonLines("/dev/full", on_error="continue"))
+    assert summary.stopped == "end" and summary.lines_lost == 22 and summary.rows == 28
+
+
+def child_with_small_disk(limit_bytes: int):
+    """For a child process: files it writes cannot grow past ``limit_bytes`` (EFBIG, as a full
+    disk would refuse them), and SIGXFSZ does not kill it."""
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+    return limit
+
+
+def test_cli_disk_full_exit_4_and_only_whole_lines_on_disk(tiny_sensor, tmp_path):
+    rows = "".join(f"{i},{i % 7 / 10},{i % 5 / 10},{i % 3 / 10}\n" for i in range(5000))
+    (tmp_path / "rows.csv").write_text("timestamp,a,b,c\n" + rows)
+    out, health = tmp_path / "scores.jsonl", tmp_path / "health.json"
+    limit = 100_003  # not a line boundary
+    done = subprocess.run(
+        [sys.executable, "-m", "export.cli", "score", str(tiny_sensor), str(tmp_path / "rows.csv"),
+         "--jsonl", str(out), "--health", str(health)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+        preexec_fn=child_with_small_disk(limit), env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+    assert done.returncode == cli.EXIT_OUTPUT == 4, done.stderr[-2000:]
+    assert "vigil: error: output" in done.stderr and "File too large" in done.stderr
+    summary = json.loads(next(line for line in done.stderr.splitlines()
+                              if line.startswith('{"summary"')))["summary"]
+    data = out.read_bytes()
+    assert 0 < len(data) <= limit and data.endswith(b"\n")  # cut back to the last whole line
+    lines = [json.loads(line) for line in data.decode().splitlines()]
+    assert [r["index"] for r in lines] == list(range(3, 3 + len(lines)))
+    assert summary["stopped"] == "output_failed" and summary["lines_written"] == len(lines)
+    assert summary["last_written"] == f"row {lines[-1]['index']} of {tmp_path / 'rows.csv'}"
+    assert json.loads(health.read_text())["stopped"] == "output_failed"
+
+
+# --- the command line, run unattended -----------------------------------------------------------
+
+def test_sigterm_ends_a_live_run_cleanly_after_a_stall(tiny_sensor, tmp_path):
+    out, health = tmp_path / "scores.jsonl", tmp_path / "health.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "export.cli", "score", str(tiny_sensor), "-", "--jsonl", str(out),
+         "--health", str(health), "--health-interval", "0.02"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path)
+    try:
+        process.stdin.write("timestamp,a,b,c\n" + "".join(f"{i},0.1,0.2,0.3\n" for i in range(10)))
+        process.stdin.flush()  # then nothing more: the stream stalls with stdin open
+        stalled = wait_for(lambda: (r := read_health(health)) and r["rows_in"] == 10
+                           and r["idle_s"] > 0 and r, "a health report of the stalled stream")
+        assert stalled["status"] == "running" and stalled["windows"] == 7
+        assert stalled["lines_written"] == 7  # live: each line is written as it is scored
+        process.send_signal(signal.SIGTERM)
+        _, errors = process.communicate(timeout=HANG_GUARD_S)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, errors[-2000:]
+    summary = json.loads(errors.strip().splitlines()[-1])["summary"]
+    assert summary["stopped"] == "interrupted" and summary["rows"] == 10
+    assert [json.loads(line)["index"] for line in out.read_text().splitlines()] == \
+        list(range(3, 10))
+    final = json.loads(health.read_text())
+    assert final["status"] == "stopped" and final["stopped"] == "interrupted"
+
+
+def test_health_on_stderr_and_json_logs(tiny_sensor, tmp_path, capsys):
+    csv_path = faulty_csv(tmp_path / "rows.csv")
+    code = cli.main(["--log-json", "score", str(tiny_sensor), str(csv_path), "--jsonl",
+                     "/dev/full", "--on-output-error", "continue", "--health", "-"])
+    assert code == cli.EXIT_OUTPUT
+    lines = [json.loads(line) for line in capsys.readouterr().err.strip().splitlines()]
+    health = [line["health"] for line in lines if "health" in line]
+    assert health[0]["status"] == "running" and health[-1]["status"] == "stopped"
+    assert health[-1]["rows_in"] == 28 and health[-1]["lines_lost"] == 22
+    logs = [line for line in lines if "level" in line]
+    assert logs and all({"time", "level", "message"} <= set(line) for line in logs)
+    assert any("scoring goes on" in line["message"] for line in logs)
+    assert logs[-1]["message"] == "22 result lines could not be written; 0 were"
+
+
+def test_health_file_that_cannot_be_written_never_stops_the_run(tmp_path, caplog):
+    path = tmp_path / "health.json"
+    reporter = HealthReporter(path, interval_s=3600)
+    counts = {"rows_in": 0}
+    reporter.start("sensor", "test", lambda: dict(counts), "rows_in")
+    path.unlink()
+    path.mkdir()  # now a folder is in the way
+    counts["rows_in"] = 5
+    reporter.write()
+    assert "could not be written" in caplog.text
+    path.rmdir()
+    reporter.stop("end")
+    report = json.loads(path.read_text())
+    assert report["rows_in"] == 5 and report["stopped"] == "end" and reporter.reports == 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--health-interval", "0"], "`health_interval` must be a number of seconds in (0, 86400]"),
+    (["--health", "{tmp}"], "`health` must be a file path (or - for stderr)"),
+    (["--expect-sha256", "abc"], "`expect_sha256` must be 64 hexadecimal characters"),
+])
+def test_unattended_flags_are_validated(tiny_sensor, tmp_path, capsys, args, message):
+    csv_path = faulty_csv(tmp_path / "rows.csv")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    if "--health" not in args:
+        args += ["--health", str(tmp_path / "h.json")]
+    code = cli.main(["score", str(tiny_sensor), str(csv_path), "--jsonl",
+                     str(tmp_path / "out.jsonl"), *args])
+    assert code == cli.EXIT_INPUT
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out.jsonl").exists()  # refused before anything was written
