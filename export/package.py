@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from runtime.spec import METADATA_KEY, SensorSpec, spec_to_dict
@@ -12,7 +13,9 @@ from training.checkpoint import atomic_path
 def write_artifact(proto, spec: SensorSpec, path: str | Path) -> Path:
     """Attach ``spec`` as the ``vigil`` metadata entry and write the model atomically.
 
-    An interrupted write leaves any previous file at ``path`` whole.
+    The model goes to a temporary file in the same folder, is synced to disk and renamed over
+    ``path``: an interrupted write leaves any previous file at ``path`` whole, and no temporary
+    file behind.
     """
     import onnx
 
@@ -31,4 +34,14 @@ def write_artifact(proto, spec: SensorSpec, path: str | Path) -> Path:
     onnx.checker.check_model(model)
     with atomic_path(path) as temporary:
         onnx.save_model(model, temporary)
+        _sync(temporary)
     return path
+
+
+def _sync(path: str) -> None:
+    """Flush a file's bytes to the disk, so the rename never publishes an empty file after a crash."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
