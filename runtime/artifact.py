@@ -85,7 +85,11 @@ def open_artifact(
             f"{first_line[:300]}"
         ) from None
     try:
-        spec = parse_metadata(session.get_modelmeta().custom_metadata_map)
+        try:
+            entries = session.get_modelmeta().custom_metadata_map
+        except UnicodeDecodeError as error:
+            raise ArtifactError(f"its metadata is not valid UTF-8 text ({error})") from None
+        spec = parse_metadata(entries)
     except ArtifactError as error:
         raise ArtifactError(f"model file {str(path)!r}: {error}") from None
     _check_graph(session, spec, path)
