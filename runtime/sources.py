@@ -324,8 +324,8 @@ class VideoFile:
                 for _ in range(failed):  # frames that did not decode, then the video went on
                     self._stats.read += 1
                     self._stats.errors += 1
-                    yield Frame(index, self.name, None, f"frame {index} of the video could not "
-                                "be decoded (corrupt data); the video goes on", time.time())
+                    yield Frame(index, self.name, None, "this frame could not be decoded "
+                                "(corrupt data); the video goes on", time.time())
                     index += 1
                 failed = 0
                 self._stats.read += 1
