@@ -88,8 +88,11 @@ def paste_anomaly(rng: np.random.Generator, image: np.ndarray, other: np.ndarray
         beta = rng.uniform(0, 0.8)
         fill = (1 - beta) * texture + beta * image
     elif kind < 0.75:
-        shift = rng.uniform(0.1, 0.5) * (-1 if rng.random() < 0.6 else 1)
-        fill = np.clip(image * rng.uniform(0.5, 1.2) + shift, 0, 1)
+        # Half of the shifts are faint: real defects are often low-contrast (uneven surfaces).
+        faint = rng.random() < 0.5
+        shift = rng.uniform(*((0.04, 0.12) if faint else (0.1, 0.5)))
+        gain = rng.uniform(*((0.9, 1.1) if faint else (0.5, 1.2)))
+        fill = np.clip(image * gain + shift * (-1 if rng.random() < 0.6 else 1), 0, 1)
     elif kind < 0.9:
         fill = np.full_like(image, rng.uniform(0, 1))
     elif rng.random() < 0.5:

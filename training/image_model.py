@@ -18,10 +18,10 @@ from keras import layers, ops
 @dataclass(frozen=True)
 class ImageModelOptions:
     size: int = 128                       # square model input (frames are stretched to it)
-    channels: tuple[int, ...] = (16, 32, 64, 128)
+    channels: tuple[int, ...] = (16, 32, 64, 128, 128, 128)  # the last is the bottleneck
     stem: int = 8                         # a stride-2 stem of this width (0: none)
     smoothing_sigma: float = 2.0          # Gaussian smoothing of the map, in model pixels
-    steps: int = 1500
+    steps: int = 5000
     batch_size: int = 16
     learning_rate: float = 2e-3
     anomaly_rate: float = 0.7             # fraction of training images with a pasted anomaly
