@@ -23,6 +23,7 @@ TIME_COLUMN_NAMES = ("timestamp", "datetime", "time", "date", "ts")
 DEFAULT_LABEL_COLUMN = "anomaly"
 # Annotation columns of public benchmarks that are labels, not readings (SKAB's changepoint).
 DEFAULT_EXCLUDED_COLUMNS = ("changepoint",)
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 MISSING_CELLS = frozenset({"", "nan", "na", "n/a", "null", "none", "?"})
 
 
@@ -178,7 +179,9 @@ def _number(cell: str) -> tuple[float, str | None]:
     except ValueError:
         return math.nan, f"has non-numeric value {text[:40]!r}"
     if math.isinf(value):
-        return math.nan, f"has infinite value {text!r}"
+        return math.nan, f"has infinite value {text[:40]!r}"
+    if abs(value) > FLOAT32_MAX:  # models compute in float32: this would become infinite
+        return math.nan, f"has value {text[:40]!r} beyond the float32 range (+-3.4e38)"
     return value, None
 
 
