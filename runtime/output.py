@@ -79,10 +79,6 @@ class JsonLines:
         self.error: str | None = None  # the last write failure
         self._failing = False
 
-    @property
-    def pending(self) -> int:
-        return len(self._pending)
-
     def write(self, record: dict, mark: Any = None) -> None:
         """Queue one record (``mark`` identifies it in messages: a row index, a frame number)."""
         line = json.dumps(record) + "\n"
@@ -112,6 +108,10 @@ class JsonLines:
             self._failed(count, mark, OSError(errno.EPIPE, "broken pipe"))
         except (OSError, ValueError) as error:  # ENOSPC, EIO, EFBIG; ValueError: closed file
             self._failed(count, mark, error)
+        except BaseException:  # Ctrl-C or SIGTERM in the middle of a write: whole lines only
+            self._cut_back()
+            self.lines_lost += count
+            raise
         else:
             self.lines_written += count
             self.last_written = mark
