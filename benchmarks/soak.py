@@ -57,7 +57,8 @@ def child(*args: str, cwd: Path = ROOT) -> None:
 
 def build_models(work: Path, args) -> tuple[Path, Path, str, str]:
     image, sensor = args.image_model, args.sensor_model
-    image_kind = sensor_kind = "given"
+    image_kind = f"given: {image}" if image else None
+    sensor_kind = f"given: {sensor}" if sensor else None
     if image is None:
         image, image_kind = work / "tiny-image.onnx", "tiny closed-form (tests/image_fixtures.py)"
         child("tests/image_fixtures.py", str(image))
