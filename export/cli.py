@@ -71,7 +71,8 @@ def cmd_train_sensor(args) -> int:
                                              "features", "relative_std_floor")),
         model=replace(defaults.model, **_given(args, "architecture", "units", "latent", "epochs",
                                                "batch_size", "learning_rate", "score_reduction",
-                                               "score_last", "seed")),
+                                               "score_last", "score_decay", "burn_in",
+                                               "seed")),
         calibration=replace(defaults.calibration, **_given(args, "k", "q", "consecutive", "hold",
                                                            method="threshold")),
     )
@@ -359,7 +360,11 @@ def build_parser() -> argparse.ArgumentParser:
     sensor.add_argument("--learning-rate", type=float, default=None)
     sensor.add_argument("--score-reduction", choices=["mean", "max"], default=None)
     sensor.add_argument("--score-last", type=int, default=None,
-                        help="score the mean error of the last k steps of each window (default 16)")
+                        help="score the error of the last k steps of each window (default 32)")
+    sensor.add_argument("--score-decay", type=float, default=None,
+                        help="weigh those steps by (1-decay)^age, newest heaviest (default 0.1)")
+    sensor.add_argument("--burn-in", type=int, default=None,
+                        help="forecasters: no loss on the first steps of a window (default: a third)")
     sensor.add_argument("--threshold", choices=["gaussian", "percentile", "f1"], default=None,
                         help="calibration (default gaussian)")
     sensor.add_argument("--k", type=float, default=None, help="gaussian: mean + k*std")

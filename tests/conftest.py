@@ -49,7 +49,8 @@ def sensor_artifacts(tmp_path_factory) -> SensorArtifacts:
     train_csv, test_csv = write_sensor_dataset(folder / "data", seed=3, train_rows=2500,
                                                test_rows=1500)
     options = SensorTrainingOptions(data=DataOptions(window=16),
-                                    model=ModelOptions(units=16, epochs=6, seed=3, score_last=8))
+                                    model=ModelOptions(units=16, epochs=6, seed=3, score_last=8,
+                                                       burn_in=4))
     keras_model = folder / "sensor.keras"
     train_sensor(train_csv, keras_model, options, verbose=0)
     int8 = export_sensor(keras_model, folder / "sensor-int8.onnx",

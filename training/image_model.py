@@ -72,21 +72,36 @@ def _conv(x, width: int, strides: int = 1):
     return layers.ReLU()(x)
 
 
+def levels(working: int, channels: tuple[int, ...]) -> tuple[int, ...]:
+    """The encoder widths that fit: each pooling halves the map, which must stay >= 2 pixels
+    and even; deeper levels are dropped for small inputs, the bottleneck width is kept."""
+    pools = 0
+    while pools < len(channels) - 1 and working % 2 == 0 and working // 2 >= 2:
+        working //= 2
+        pools += 1
+    return (*channels[:pools], channels[-1])
+
+
 def build_segmenter(channels_in: int, options: ImageModelOptions) -> keras.Model:
     """U-Net on [0, 1] images (size, size, channels_in) -> defect logits at the same size.
 
     Decoders use bilinear upsampling + convolution (ConvTranspose does not quantize on CPU).
     """
     size = options.size
+    working = size // 2 if options.stem else size
+    if working % 2 or working < 4:
+        raise ValueError(f"`size` must be even and at least {8 if options.stem else 4}; "
+                         f"received {size}")
+    encoder = levels(working, options.channels)
     inputs = keras.Input((size, size, channels_in), name="pixels")
     x = _conv(inputs, options.stem, strides=2) if options.stem else inputs
     skips = []
-    for width in options.channels[:-1]:
+    for width in encoder[:-1]:
         x = _conv(_conv(x, width), width)
         skips.append(x)
         x = layers.MaxPooling2D()(x)
-    x = _conv(_conv(x, options.channels[-1]), options.channels[-1])
-    for width, skip in zip(reversed(options.channels[:-1]), reversed(skips)):
+    x = _conv(_conv(x, encoder[-1]), encoder[-1])
+    for width, skip in zip(reversed(encoder[:-1]), reversed(skips)):
         x = layers.UpSampling2D(interpolation="bilinear")(x)
         x = layers.Concatenate()([x, skip])
         x = _conv(_conv(x, width), width)

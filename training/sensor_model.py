@@ -42,9 +42,10 @@ class ModelOptions:
     learning_rate: float = 1e-3
     patience: int = 0     # early-stopping patience in epochs (0: train all epochs)
     score_reduction: ScoreReduction = ScoreReduction.MEAN
-    score_last: int = 16  # score the last k steps of the window (0: the whole window)
-    score_decay: float = 0.0  # weigh those steps by (1 - decay)^age, newest heaviest (0: equal)
-    burn_in: int = 0      # forecasters: no loss on the first steps (too little history)
+    score_last: int = 32  # score the last k steps of the window (0: the whole window)
+    score_decay: float = 0.1  # weigh those steps by (1 - decay)^age, newest heaviest (0: equal)
+    burn_in: int | None = None  # forecasters: no loss on the first steps (too little
+                                # history); default a third of the window
     scale_features: bool = False  # divide each feature's error by its mean on normal windows
     seed: int = 0
 
@@ -204,12 +205,13 @@ def fit(network: keras.Model, train: np.ndarray, validation: np.ndarray,
     x, y = training_pairs(train, forecasts)
     vx, vy = training_pairs(validation, forecasts)
     weights = validation_weights = None
-    if forecasts and options.burn_in > 0:
+    burn_in = (train.shape[1] // 3) if options.burn_in is None else options.burn_in
+    if forecasts and burn_in > 0:
         steps = y.shape[1]
-        if options.burn_in >= steps:
+        if burn_in >= steps:
             raise ValueError(f"`burn_in` must be smaller than the forecast steps ({steps}); "
-                             f"received {options.burn_in}")
-        step_weights = (np.arange(steps) >= options.burn_in).astype(np.float32)
+                             f"received {burn_in}")
+        step_weights = (np.arange(steps) >= burn_in).astype(np.float32)
         weights = np.tile(step_weights, (len(y), 1))
         validation_weights = np.tile(step_weights, (len(vy), 1))
     return network.fit(x, y, sample_weight=weights,

@@ -23,10 +23,10 @@ CALIBRATION_WINDOWS = 256
 @dataclass(frozen=True)
 class CalibrationOptions:
     method: ThresholdMethod = ThresholdMethod.GAUSSIAN
-    k: float = 4.0         # Gaussian: mean + k * std
+    k: float = 5.0         # Gaussian: mean + k * std
     q: float = 99.5        # percentile
     consecutive: int = 1   # alarm after this many consecutive windows above threshold
-    hold: int = 0          # keep an alarm on for this many windows after the score falls
+    hold: int = 10         # keep an alarm on for this many windows after the score falls
 
     def params(self) -> dict[str, float]:
         method = ThresholdMethod(self.method)
