@@ -53,10 +53,10 @@ def layout_as_mvtec(data: Path, root: Path) -> Path:
 
 
 def run(data: Path, options: ImageTrainingOptions, scratch: Path, report: Path | None = None,
-        log=print) -> dict:
+        log=print, verbose: int = 1) -> dict:
     root = layout_as_mvtec(data, scratch / "mt")
     started = time.perf_counter()
-    trained = train_image(root, scratch / "mt.keras", options, verbose=1)
+    trained = train_image(root, scratch / "mt.keras", options, verbose=verbose)
     train_seconds = time.perf_counter() - started
     log(f"trained in {train_seconds:.0f} s")
     exported = export_image(scratch / "mt.keras", scratch / "mt.onnx")
