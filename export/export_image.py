@@ -14,7 +14,8 @@ from training.image_thresholds import fit_image_thresholds
 from training.versions import library_versions
 
 from .convert import keras_to_onnx
-from .export_sensor import ExportOptions, ExportReport, Precision, rank_correlation
+from .export_sensor import (ExportOptions, ExportReport, Precision, int8_decision,
+                            rank_correlation)
 from .package import write_artifact
 from .quantize import quantize_static_int8
 
@@ -67,15 +68,12 @@ def export_image(model_path: str | Path, output: str | Path,
             misses.append(f"validation AUROC drop {parity['int8_auroc_drop']:.4f} > "
                           f"{options.max_f1_drop}")
         parity["int8_within_tolerance"] = not misses
-        if not misses or options.force:
+        keep, message = int8_decision(misses, options.force)
+        messages += [message] if message else []
+        if keep:
             chosen, scores, maps = int8, int8_scores, int8_maps
-            if misses:
-                messages.append("INT8 misses the parity tolerance (" + "; ".join(misses)
-                                + "); kept because of --force")
         else:
             precision = Precision.FP32
-            messages.append("INT8 misses the parity tolerance (" + "; ".join(misses)
-                            + "); wrote FP32 instead (use --force to keep INT8)")
     thresholds = fit_image_thresholds(record["calibration"], scores, maps, run.validation_labels,
                                       run.validation_masks)
     spec = _spec(run, thresholds, precision, parity)

@@ -88,15 +88,12 @@ def export_sensor(model_path: str | Path, output: str | Path,
         if parity.get("int8_f1_drop", 0.0) > options.max_f1_drop:
             misses.append(f"validation F1 drop {parity['int8_f1_drop']:.4f} > {options.max_f1_drop}")
         parity["int8_within_tolerance"] = not misses
-        if not misses or options.force:
+        keep, message = int8_decision(misses, options.force)
+        messages += [message] if message else []
+        if keep:
             chosen, chosen_scores, threshold = int8, int8_scores, int8_threshold
-            if misses:
-                messages.append("INT8 misses the parity tolerance (" + "; ".join(misses)
-                                + "); kept because of --force")
         else:
             precision = Precision.FP32
-            messages.append("INT8 misses the parity tolerance (" + "; ".join(misses)
-                            + "); wrote FP32 instead (use --force to keep INT8)")
     labels = run.validation_labels
     spec = _spec(run, threshold, score_stats(chosen_scores[~labels]), precision, parity)
     path = write_artifact(chosen, spec, output)
@@ -105,6 +102,16 @@ def export_sensor(model_path: str | Path, output: str | Path,
     if not np.allclose(check, chosen_scores[: len(check)], rtol=1e-4, atol=1e-5):
         raise RuntimeError(f"{path} scores differently when read back through the runtime")
     return ExportReport(path, precision.value, threshold, parity, tuple(messages))
+
+
+def int8_decision(misses: list[str], force: bool) -> tuple[bool, str | None]:
+    """(keep INT8?, what to tell the user) given the parity tolerances INT8 missed."""
+    if not misses:
+        return True, None
+    reasons = "INT8 misses the parity tolerance (" + "; ".join(misses) + ")"
+    if force:
+        return True, reasons + "; kept because of --force"
+    return False, reasons + "; wrote FP32 instead (use --force to keep INT8)"
 
 
 def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
