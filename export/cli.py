@@ -101,7 +101,8 @@ def cmd_train_image(args) -> int:
     options = ImageTrainingOptions(
         data=replace(defaults.data, anomalous=tuple(args.anomalous), masks=args.masks,
                      **_given(args, "validation_fraction", "color")),
-        model=replace(defaults.model, **_given(args, "size", "steps", "batch_size",
+        model=replace(defaults.model, **_given(args, "size", "train_view", "rescale_views",
+                                               "coarse_pass", "steps", "batch_size",
                                                "learning_rate", "seed")),
         calibration=replace(defaults.calibration, **_given(args, "k", "q", method="threshold")),
     )
@@ -388,8 +389,18 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument("--validation-fraction", type=float, default=None,
                        help="normal images held out for thresholds (default 0.15)")
     image.add_argument("--color", choices=["auto", "gray", "bgr", "rgb"], default=None)
-    image.add_argument("--size", type=int, default=None, help="model input side (default 128)")
-    image.add_argument("--steps", type=int, default=None, help="training steps (default 1500)")
+    image.add_argument("--size", type=int, default=None,
+                       help="model input side; frames are stretched to it (default 256)")
+    image.add_argument("--train-view", type=float, default=None,
+                       help="train on square views of this fraction of --size (default 0.5; "
+                            "1: whole frames)")
+    image.add_argument("--rescale-views", action=argparse.BooleanOptionalAction, default=None,
+                       help="take views from frames rescaled between the view's side and "
+                            "--size, so defects of many sizes are seen (default on)")
+    image.add_argument("--coarse-pass", action=argparse.BooleanOptionalAction, default=None,
+                       help="also segment each frame at half size and average the two maps "
+                            "(default on)")
+    image.add_argument("--steps", type=int, default=None, help="training steps (default 5000)")
     image.add_argument("--batch-size", type=int, default=None)
     image.add_argument("--learning-rate", type=float, default=None)
     image.add_argument("--threshold", choices=["gaussian", "percentile", "f1"], default=None)

@@ -46,8 +46,9 @@ def run_camera_demo(output: Path, seed: int = 0, quick: bool = False) -> dict:
     root = write_mvtec(output / "frames", seed=seed)
     print("[2/5] training a U-Net defect segmenter on normal frames + synthetic anomalies")
     defaults = ImageTrainingOptions()
-    options = replace(defaults, model=replace(defaults.model, steps=40 if quick else 400,
-                                              seed=seed))
+    # The synthetic frames are 128 px: the model takes them at their own size.
+    options = replace(defaults, model=replace(defaults.model, size=128,
+                                              steps=40 if quick else 400, seed=seed))
     trained = train_image(root, output / "camera.keras", options)
     print(f"      {trained.seconds:.1f} s; image threshold {trained.threshold.value:.4g}, "
           f"pixel threshold {trained.pixel_threshold.value:.4g}")

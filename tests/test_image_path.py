@@ -589,6 +589,22 @@ def test_cli_train_image_then_export(image_artifacts, tmp_path, capsys):
     assert detector.score(probe_frame(image_artifacts)).shape == (1,)
 
 
+def test_cli_train_image_passes_the_view_and_coarse_pass_flags(image_artifacts, tmp_path, capsys):
+    from training.checkpoint import load_run
+
+    model = tmp_path / "whole.keras"
+    code = cli.main(["train", "image", str(image_artifacts.category), "-o", str(model),
+                     "--size", "32", "--steps", "2", "--train-view", "1", "--no-coarse-pass",
+                     "--no-rescale-views", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    options = load_run(model).record["training"]["model"]
+    assert (options["train_view"], options["coarse_pass"], options["rescale_views"]) == (
+        1.0, False, False)
+    assert cli.main(["train", "image", str(image_artifacts.category), "-o", str(model),
+                     "--train-view", "1.5", "--steps", "1", "--quiet"]) == 2
+    assert "`train_view` must be in (0, 1]; received 1.5" in capsys.readouterr().err
+
+
 def probe_frame(image_artifacts) -> np.ndarray:
     return read_image(next((image_artifacts.category / "test" / "good").iterdir()))
 
@@ -638,6 +654,47 @@ def test_training_batch_shapes_range_and_determinism(channels):
     assert not np.array_equal(x, other[0])
     _, clean = training_batch(np.random.default_rng(11), images, 6, anomaly_rate=0.0)
     assert not clean.any()
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_training_batch_views_are_rescaled_crops_of_the_images(channels):
+    rng = np.random.default_rng(3)
+    images = np.stack([texture(rng, 48, 48, channels) for _ in range(4)]).astype(np.float32) / 255
+    x, y = training_batch(np.random.default_rng(5), images, 8, anomaly_rate=0.0, crop=16)
+    assert x.shape == (8, 16, 16, channels) and y.shape == (8, 16, 16, 1) and not y.any()
+    # Without rescaling (and with the gain jitter undone) each view is a crop of some image.
+    found = 0
+    for view in x:
+        for image in images:
+            for flipped in (image, image[:, ::-1], image[::-1], image[::-1, ::-1]):
+                windows = np.lib.stride_tricks.sliding_window_view(flipped[..., 0], (16, 16))
+                flat = windows.reshape(-1, 256)
+                centred = flat - flat.mean(axis=1, keepdims=True)
+                target = view[..., 0].ravel() - view[..., 0].mean()
+                cosine = centred @ target / (np.linalg.norm(centred, axis=1)
+                                             * np.linalg.norm(target) + 1e-9)
+                found += bool(cosine.max() > 0.99)  # gain jitter may clip a few pixels
+    assert found >= 8
+    rescaled, labels = training_batch(np.random.default_rng(5), images, 8, anomaly_rate=1.0,
+                                      crop=16, min_side=20)
+    assert rescaled.shape == (8, 16, 16, channels) and labels.any()
+    with pytest.raises(ValueError, match="`crop` must be in \\[1, 48\\]"):
+        training_batch(np.random.default_rng(5), images, 2, crop=64)
+
+
+def test_segmenter_trained_on_crops_runs_on_larger_frames_and_checks_their_side():
+    from training.image_model import ImageModelOptions, build_scoring_model, build_segmenter
+
+    options = ImageModelOptions(size=64, train_view=0.5, coarse_pass=True, channels=(4, 8, 16),
+                                stem=0)
+    segmenter = build_segmenter(1, options)
+    assert segmenter(np.zeros((1, 32, 32, 1), np.float32)).shape == (1, 32, 32, 1)
+    scorer = build_scoring_model(segmenter, 1, options)
+    out = scorer(np.zeros((2, 64, 64, 1), np.uint8))
+    assert tuple(out["anomaly_map"].shape) == (2, 64, 64) and tuple(out["score"].shape) == (2,)
+    with pytest.raises(ValueError, match="`size / 2 \\(coarse_pass\\)` must be a multiple of 4"):
+        build_segmenter(1, ImageModelOptions(size=36, train_view=0.9, coarse_pass=True,
+                                             channels=(4, 8, 16), stem=0))
 
 
 @pytest.mark.parametrize("channels", [1, 3])

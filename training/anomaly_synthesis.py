@@ -107,25 +107,52 @@ def paste_anomaly(rng: np.random.Generator, image: np.ndarray, other: np.ndarray
     return out, label
 
 
+def random_view(rng: np.random.Generator, image: np.ndarray, crop: int = 0,
+                min_side: int = 0) -> np.ndarray:
+    """A random square ``crop`` of ``image`` (height, width, channels), first resized to a random
+    side in [``min_side``, its own side] when ``min_side`` is set (half the time the smallest
+    side): training on views lets a
+    model be trained at one scale and run on whole, larger frames, and the rescaling teaches it
+    defects of many sizes. ``crop`` 0 returns the image as it is."""
+    if not crop:
+        return image
+    side = image.shape[0]
+    if min_side and min_side < side:
+        # Half the views at the smallest side keep the coarse context (large defects).
+        low = max(crop, min_side)
+        side = low if rng.random() < 0.5 else int(rng.integers(low, side + 1))
+        resized = cv2.resize(image, (side, side), interpolation=cv2.INTER_AREA)
+        image = resized[:, :, None] if resized.ndim == 2 else resized
+    top, left = rng.integers(0, image.shape[0] - crop + 1), rng.integers(0, image.shape[1] - crop + 1)
+    return image[top:top + crop, left:left + crop]
+
+
 def training_batch(rng: np.random.Generator, images: np.ndarray, batch: int,
-                   anomaly_rate: float = 0.7) -> tuple[np.ndarray, np.ndarray]:
-    """A batch of flipped, gain-jittered normal images, most with a pasted anomaly.
+                   anomaly_rate: float = 0.7, crop: int = 0, min_side: int = 0
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """A batch of flipped, gain-jittered normal images (or random views of them, see
+    ``random_view``), most with a pasted anomaly.
 
     ``images`` is (n, height, width, channels) float32 in [0, 1]; returns (x, y) with y the
-    (batch, height, width, 1) anomaly labels.
+    (batch, side, side, 1) anomaly labels.
     """
     n, height, width, channels = images.shape
+    if crop and not 0 < crop <= min(height, width):
+        raise ValueError(f"`crop` must be in [1, {min(height, width)}] for these images; "
+                         f"received {crop}")
+    if crop:
+        height = width = crop
     x = np.empty((batch, height, width, channels), np.float32)
     y = np.zeros((batch, height, width, 1), np.float32)
     for j, i in enumerate(rng.integers(0, n, batch)):
-        image = images[i]
+        image = random_view(rng, images[i], crop, min_side)
         if rng.random() < 0.5:
             image = image[:, ::-1]
         if rng.random() < 0.5:
             image = image[::-1]
         image = np.clip(image * rng.uniform(0.7, 1.3) + rng.uniform(-0.1, 0.1), 0, 1)
         if rng.random() < anomaly_rate:
-            other = images[int(rng.integers(n))]
+            other = random_view(rng, images[int(rng.integers(n))], crop, min_side)
             image2d = image[:, :, 0] if channels == 1 else image
             other2d = other[:, :, 0] if channels == 1 else other
             pasted, label = paste_anomaly(rng, np.ascontiguousarray(image2d),

@@ -17,10 +17,16 @@ from keras import layers, ops
 
 @dataclass(frozen=True)
 class ImageModelOptions:
-    size: int = 128                       # square model input (frames are stretched to it)
+    size: int = 256                       # square model input (frames are stretched to it)
+    train_view: float = 0.5               # train on square views of this fraction of size (1: whole)
+    rescale_views: bool = True            # views come from frames resized to a side between the
+                                          # view's and size (half of them: the view's, whole frame)
+    coarse_pass: bool = True              # also segment the frame at half size; average the maps
     channels: tuple[int, ...] = (16, 32, 64, 128, 128, 128)  # the last is the bottleneck
     stem: int = 8                         # a stride-2 stem of this width (0: none)
     smoothing_sigma: float = 2.0          # Gaussian smoothing of the map, in model pixels
+    score_sigma: float | None = 1.0       # smoothing of the map the image score is taken from
+                                          # (None: the map's own)
     steps: int = 5000
     batch_size: int = 16
     learning_rate: float = 2e-3
@@ -66,6 +72,13 @@ class MapScore(layers.Layer):
         return ops.max(amap, axis=(1, 2)), amap
 
 
+def train_side(options: ImageModelOptions) -> int:
+    """The side of the square views the segmenter is trained on (even, at most ``size``)."""
+    if not 0 < options.train_view <= 1:
+        raise ValueError(f"`train_view` must be in (0, 1]; received {options.train_view}")
+    return max(2, int(options.size * options.train_view) // 2 * 2)
+
+
 def _conv(x, width: int, strides: int = 1):
     x = layers.Conv2D(width, 3, strides=strides, padding="same", use_bias=False)(x)
     x = layers.BatchNormalization()(x)
@@ -83,17 +96,27 @@ def levels(working: int, channels: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def build_segmenter(channels_in: int, options: ImageModelOptions) -> keras.Model:
-    """U-Net on [0, 1] images (size, size, channels_in) -> defect logits at the same size.
+    """U-Net on [0, 1] images (any side that is a multiple of its pooling) -> defect logits at
+    the same size. Its depth is set by the side it is trained on (``train_side``).
 
     Decoders use bilinear upsampling + convolution (ConvTranspose does not quantize on CPU).
     """
-    size = options.size
+    size = train_side(options)
     working = size // 2 if options.stem else size
     if working % 2 or working < 4:
-        raise ValueError(f"`size` must be even and at least {8 if options.stem else 4}; "
-                         f"received {size}")
+        raise ValueError(f"`size` x `train_view` must be even and at least "
+                         f"{8 if options.stem else 4}; received {options.size} x "
+                         f"{options.train_view}")
     encoder = levels(working, options.channels)
-    inputs = keras.Input((size, size, channels_in), name="pixels")
+    multiple = 2 ** (len(encoder) - 1 + bool(options.stem))
+    sides = {"size": options.size}
+    if options.coarse_pass:
+        sides["size / 2 (coarse_pass)"] = options.size // 2
+    for name, side in sides.items():
+        if side % multiple or side < multiple:
+            raise ValueError(f"`{name}` must be a multiple of {multiple} for this U-Net "
+                             f"({len(encoder) - 1} poolings, stem {options.stem}); received {side}")
+    inputs = keras.Input((None, None, channels_in), name="pixels")
     x = _conv(inputs, options.stem, strides=2) if options.stem else inputs
     skips = []
     for width in encoder[:-1]:
@@ -117,10 +140,17 @@ def build_scoring_model(segmenter: keras.Model, channels_in: int,
     size = options.size
     frames = keras.Input((size, size, channels_in), dtype="uint8", name="image")
     pixels = ScaleToUnit(name="scale_to_unit")(frames)
-    logits = segmenter(pixels)
-    probability = layers.Activation("sigmoid", name="postprocess_sigmoid")(logits)
+    probability = layers.Activation("sigmoid", name="postprocess_sigmoid")(segmenter(pixels))
+    if options.coarse_pass:
+        half = layers.AveragePooling2D(2, name="coarse_downscale")(pixels)
+        coarse = layers.Activation("sigmoid", name="postprocess_coarse_sigmoid")(segmenter(half))
+        coarse = layers.UpSampling2D(interpolation="bilinear", name="postprocess_coarse_up")(coarse)
+        probability = layers.Average(name="postprocess_scales")([probability, coarse])
     smooth = GaussianSmooth(options.smoothing_sigma, name="postprocess_smooth")(probability)
     score, amap = MapScore(name="postprocess_score")(smooth)
+    if options.score_sigma is not None and options.score_sigma != options.smoothing_sigma:
+        for_score = GaussianSmooth(options.score_sigma, name="postprocess_score_smooth")(probability)
+        score, _ = MapScore(name="postprocess_score_max")(for_score)
     score = layers.Identity(name="score")(score)
     amap = layers.Identity(name="anomaly_map")(amap)
     return keras.Model(frames, {"score": score, "anomaly_map": amap}, name="vigil_image_scorer")

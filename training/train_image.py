@@ -118,6 +118,7 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
 
     started = time.perf_counter()
     model_options = options.model
+    image_model.train_side(model_options)  # a bad `train_view` fails before any image is read
     normal, anomalous = training_images(data, options.data)
     fraction = options.data.validation_fraction
     if not 0 < fraction < 1:
@@ -150,8 +151,12 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
     record = {
         "kind": "image", "height": size, "width": size, "channels": channels, "color": color,
         "resize": "stretch",
-        "score_reduction": f"maximum of the sigmoid defect map smoothed by a Gaussian of sigma "
-                           f"{model_options.smoothing_sigma} model pixels",
+        "score_reduction": ("mean of the full- and half-size sigmoid defect maps, "
+                            if model_options.coarse_pass else "sigmoid defect map, ")
+                           + f"smoothed by a Gaussian of sigma {model_options.smoothing_sigma} "
+                             f"model pixels; the image score is the maximum of that map "
+                             f"smoothed with sigma "
+                             f"{model_options.score_sigma or model_options.smoothing_sigma}",
         "calibration": calibration,
         "training": {
             "images": len(train_items), "validation_normal": int((~validation_labels).sum()),
@@ -185,12 +190,15 @@ def _fit(segmenter, images: np.ndarray, options: image_model.ImageModelOptions,
         optimizer.apply_gradients(zip(gradients, segmenter.trainable_variables))
         return loss
 
+    side = image_model.train_side(options)
+    crop = side if side < options.size else 0
     progress = keras.utils.Progbar(options.steps, verbose=verbose, stateful_metrics=["loss"])
     for i in range(options.steps):
         rate = options.learning_rate * min(1.0, (i + 1) / warmup) * 0.5 * (
             1 + np.cos(np.pi * i / options.steps))
         optimizer.learning_rate.assign(rate)
-        x, y = training_batch(rng, images, options.batch_size, options.anomaly_rate)
+        x, y = training_batch(rng, images, options.batch_size, options.anomaly_rate, crop,
+                              crop if options.rescale_views else 0)
         loss = float(step(x, y))
         if verbose:
             progress.update(i + 1, [("loss", loss)])
