@@ -282,7 +282,9 @@ def test_keras_and_onnx_fp32_agree_at_batch_1_and_batch_n(fp32, probe, keras_out
     assert np.max(np.abs(single_maps - keras_single_maps)) < FP32_MAX_ABS_DIFF
     # Keras itself at batch 1 and batch N, and the score is the map's maximum.
     assert np.max(np.abs(keras_single_scores - keras_scores[singles])) < FP32_MAX_ABS_DIFF
-    np.testing.assert_allclose(scores, maps.reshape(len(maps), -1).max(axis=1), atol=1e-6)
+    # The score is the maximum of the map smoothed less (score_sigma < smoothing_sigma): the
+    # map's own maximum can only be lower, as more smoothing is a further blur.
+    assert (scores >= maps.reshape(len(maps), -1).max(axis=1) - 1e-6).all()
 
 
 def test_fp32_and_int8_agree_within_tolerance_at_batch_1_and_batch_n(fp32, int8, probe):
