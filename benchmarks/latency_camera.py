@@ -87,7 +87,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.keras and args.int8 and args.fp32:
             keras_path, int8_path, fp32_path = args.keras, args.int8, args.fp32
         else:
-            keras_path, int8_path, fp32_path = build_default(Path(scratch), args.steps)
+            # Trained in a child process: TensorFlow's thread settings for the Keras baseline
+            # (one thread) can only be made before TensorFlow starts in this one.
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                keras_path, int8_path, fp32_path = pool.submit(
+                    build_default, Path(scratch), args.steps).result()
         base = baselines(keras_path, [int8_path, fp32_path], BenchOptions())
         int8 = load(int8_path, threads=1)
         raw = [f.image for f in frames(24, seed=9, defect_rate=0.3, height=int8.spec.height,
