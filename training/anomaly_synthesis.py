@@ -111,9 +111,8 @@ def random_view(rng: np.random.Generator, image: np.ndarray, crop: int = 0,
                 min_side: int = 0) -> np.ndarray:
     """A random square ``crop`` of ``image`` (height, width, channels), first resized to a random
     side in [``min_side``, its own side] when ``min_side`` is set (half the time the smallest
-    side): training on views lets a
-    model be trained at one scale and run on whole, larger frames, and the rescaling teaches it
-    defects of many sizes. ``crop`` 0 returns the image as it is."""
+    side). Training on views lets a model be trained at one scale and run on whole, larger
+    frames; the rescaling teaches it defects of many sizes. ``crop`` 0 returns the image."""
     if not crop:
         return image
     side = image.shape[0]
