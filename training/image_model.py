@@ -79,6 +79,11 @@ def train_side(options: ImageModelOptions) -> int:
     return max(2, int(options.size * options.train_view) // 2 * 2)
 
 
+def score_sigma(options: ImageModelOptions) -> float:
+    """The smoothing of the map the image score is the maximum of."""
+    return options.smoothing_sigma if options.score_sigma is None else options.score_sigma
+
+
 def _conv(x, width: int, strides: int = 1):
     x = layers.Conv2D(width, 3, strides=strides, padding="same", use_bias=False)(x)
     x = layers.BatchNormalization()(x)
@@ -148,8 +153,9 @@ def build_scoring_model(segmenter: keras.Model, channels_in: int,
         probability = layers.Average(name="postprocess_scales")([probability, coarse])
     smooth = GaussianSmooth(options.smoothing_sigma, name="postprocess_smooth")(probability)
     score, amap = MapScore(name="postprocess_score")(smooth)
-    if options.score_sigma is not None and options.score_sigma != options.smoothing_sigma:
-        for_score = GaussianSmooth(options.score_sigma, name="postprocess_score_smooth")(probability)
+    sigma = score_sigma(options)
+    if sigma != options.smoothing_sigma:
+        for_score = GaussianSmooth(sigma, name="postprocess_score_smooth")(probability)
         score, _ = MapScore(name="postprocess_score_max")(for_score)
     score = layers.Identity(name="score")(score)
     amap = layers.Identity(name="anomaly_map")(amap)

@@ -156,7 +156,7 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
                            + f"smoothed by a Gaussian of sigma {model_options.smoothing_sigma} "
                              f"model pixels; the image score is the maximum of that map "
                              f"smoothed with sigma "
-                             f"{_score_sigma(model_options)}",
+                             f"{image_model.score_sigma(model_options)}",
         "calibration": calibration,
         "training": {
             "images": len(train_items), "validation_normal": int((~validation_labels).sum()),
@@ -202,10 +202,6 @@ def _fit(segmenter, images: np.ndarray, options: image_model.ImageModelOptions,
         loss = float(step(x, y))
         if verbose:
             progress.update(i + 1, [("loss", loss)])
-
-
-def _score_sigma(options: image_model.ImageModelOptions) -> float:
-    return options.smoothing_sigma if options.score_sigma is None else options.score_sigma
 
 
 def _fingerprint(items: Sequence[LabeledImage]) -> dict:
