@@ -56,8 +56,11 @@ class GaussianSmooth(layers.Layer):
         radius = max(1, int(round(3 * self.sigma)))
         taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / self.sigma) ** 2)
         taps = (taps / taps.sum()).astype(np.float32)
-        kernel = np.outer(taps, taps).reshape(2 * radius + 1, 2 * radius + 1, 1, 1)
-        return ops.conv(x, ops.convert_to_tensor(kernel), padding="same")
+        # Separable: a column pass then a row pass equals the 2-D blur (zero padding included)
+        # at 2 (2r + 1) instead of (2r + 1)^2 multiplies per pixel.
+        column = ops.convert_to_tensor(taps.reshape(2 * radius + 1, 1, 1, 1))
+        row = ops.convert_to_tensor(taps.reshape(1, 2 * radius + 1, 1, 1))
+        return ops.conv(ops.conv(x, column, padding="same"), row, padding="same")
 
     def get_config(self):
         return {**super().get_config(), "sigma": self.sigma}
@@ -147,7 +150,8 @@ def build_scoring_model(segmenter: keras.Model, channels_in: int,
     pixels = ScaleToUnit(name="scale_to_unit")(frames)
     probability = layers.Activation("sigmoid", name="postprocess_sigmoid")(segmenter(pixels))
     if options.coarse_pass:
-        half = layers.AveragePooling2D(2, name="coarse_downscale")(pixels)
+        half = layers.Resizing(size // 2, size // 2, interpolation="bilinear",
+                               name="coarse_downscale")(pixels)
         coarse = layers.Activation("sigmoid", name="postprocess_coarse_sigmoid")(segmenter(half))
         coarse = layers.UpSampling2D(interpolation="bilinear", name="postprocess_coarse_up")(coarse)
         probability = layers.Average(name="postprocess_scales")([probability, coarse])
