@@ -699,6 +699,47 @@ def test_segmenter_trained_on_crops_runs_on_larger_frames_and_checks_their_side(
                                              channels=(4, 8, 16), stem=0))
 
 
+def _gaussian_blur_2d(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Reference blur: the full 2-D Gaussian kernel, zero padding."""
+    radius = max(1, int(round(3 * sigma)))
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    kernel = np.outer(taps, taps) / taps.sum() ** 2
+    return cv2.filter2D(image, -1, kernel.astype(np.float32), borderType=cv2.BORDER_CONSTANT)
+
+
+@pytest.mark.parametrize("sigma", [0.5, 1.0, 2.0])
+def test_separable_smoothing_equals_the_2d_gaussian_blur(sigma):
+    from training.image_model import GaussianSmooth
+
+    image = np.random.default_rng(3).random((2, 40, 33, 1)).astype(np.float32)
+    smoothed = np.asarray(GaussianSmooth(sigma)(image))
+    for got, source in zip(smoothed[..., 0], image[..., 0]):
+        np.testing.assert_allclose(got, _gaussian_blur_2d(source, sigma), atol=1e-6)
+
+
+def test_scorer_post_processes_the_map_at_the_networks_resolution_then_upsamples_it():
+    import keras
+
+    from training.image_model import ImageModelOptions, build_scoring_model, build_segmenter
+
+    options = ImageModelOptions(size=64, train_view=1.0, coarse_pass=False, channels=(4, 8),
+                                stem=4, smoothing_sigma=2.0, score_sigma=1.0)
+    keras.utils.set_random_seed(4)
+    segmenter = build_segmenter(1, options)
+    frames = np.random.default_rng(4).integers(0, 256, (2, 64, 64, 1)).astype(np.uint8)
+    native = keras.Model(segmenter.input, segmenter.get_layer("logits").output)
+    logits = np.asarray(native(frames.astype(np.float32) / 255.0))[..., 0]
+    assert logits.shape == (2, 32, 32)     # the stem halves the side
+    probability = 1.0 / (1.0 + np.exp(-logits))
+    out = build_scoring_model(segmenter, 1, options)(frames)
+    # Sigmas are in model-input pixels, so they are halved at the native resolution.
+    expected_scores = [_gaussian_blur_2d(p, 0.5).max() for p in probability]
+    expected_maps = [cv2.resize(_gaussian_blur_2d(p, 1.0), (64, 64), interpolation=cv2.INTER_LINEAR)
+                     for p in probability]
+    np.testing.assert_allclose(np.asarray(out["score"]), expected_scores, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(out["anomaly_map"]), np.stack(expected_maps), atol=1e-5)
+
+
 @pytest.mark.parametrize("channels", [1, 3])
 def test_training_batch_labels_only_visibly_changed_pixels(channels):
     # Flat images: flips change nothing and the gain jitter keeps each image flat, so a pixel

@@ -142,25 +142,42 @@ def build_segmenter(channels_in: int, options: ImageModelOptions) -> keras.Model
     return keras.Model(inputs, logits, name="vigil_unet")
 
 
+def _native_resolution(segmenter: keras.Model) -> tuple[keras.Model, int]:
+    """(the segmenter without its final upsampling, that upsampling's factor): the map is
+    post-processed at the resolution the network computes it at, then upsampled once."""
+    upsample = next((layer for layer in segmenter.layers if layer.name == "logits_full"), None)
+    if upsample is None:
+        return segmenter, 1
+    return keras.Model(segmenter.input, upsample.input, name="vigil_unet_native"), 2
+
+
 def build_scoring_model(segmenter: keras.Model, channels_in: int,
                         options: ImageModelOptions) -> keras.Model:
-    """uint8 frames (batch, size, size, channels) in; score and anomaly_map out."""
+    """uint8 frames (batch, size, size, channels) in; score and anomaly_map (size x size) out.
+
+    Sigmoid, scale averaging and smoothing run at the network's native resolution (half the
+    input with a stem; sigmas are scaled to match); the smoothed map is upsampled at the end.
+    """
     size = options.size
+    network, factor = _native_resolution(segmenter)
     frames = keras.Input((size, size, channels_in), dtype="uint8", name="image")
     pixels = ScaleToUnit(name="scale_to_unit")(frames)
-    probability = layers.Activation("sigmoid", name="postprocess_sigmoid")(segmenter(pixels))
+    probability = layers.Activation("sigmoid", name="postprocess_sigmoid")(network(pixels))
     if options.coarse_pass:
-        half = layers.Resizing(size // 2, size // 2, interpolation="bilinear",
-                               name="coarse_downscale")(pixels)
-        coarse = layers.Activation("sigmoid", name="postprocess_coarse_sigmoid")(segmenter(half))
+        half = layers.AveragePooling2D(2, name="coarse_downscale")(pixels)
+        coarse = layers.Activation("sigmoid", name="postprocess_coarse_sigmoid")(network(half))
         coarse = layers.UpSampling2D(interpolation="bilinear", name="postprocess_coarse_up")(coarse)
         probability = layers.Average(name="postprocess_scales")([probability, coarse])
-    smooth = GaussianSmooth(options.smoothing_sigma, name="postprocess_smooth")(probability)
-    score, amap = MapScore(name="postprocess_score")(smooth)
+    smooth = GaussianSmooth(options.smoothing_sigma / factor, name="postprocess_smooth")(probability)
+    for_score = smooth
     sigma = score_sigma(options)
     if sigma != options.smoothing_sigma:
-        for_score = GaussianSmooth(sigma, name="postprocess_score_smooth")(probability)
-        score, _ = MapScore(name="postprocess_score_max")(for_score)
+        for_score = GaussianSmooth(sigma / factor, name="postprocess_score_smooth")(probability)
+    score, _ = MapScore(name="postprocess_score_max")(for_score)
+    if factor > 1:
+        smooth = layers.UpSampling2D(factor, interpolation="bilinear",
+                                     name="postprocess_map_up")(smooth)
+    _, amap = MapScore(name="postprocess_score")(smooth)
     score = layers.Identity(name="score")(score)
     amap = layers.Identity(name="anomaly_map")(amap)
     return keras.Model(frames, {"score": score, "anomaly_map": amap}, name="vigil_image_scorer")

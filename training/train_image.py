@@ -154,7 +154,8 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
         "score_reduction": ("mean of the full- and half-size sigmoid defect maps, "
                             if model_options.coarse_pass else "sigmoid defect map, ")
                            + f"smoothed by a Gaussian of sigma {model_options.smoothing_sigma} "
-                             f"model pixels; the image score is the maximum of that map "
+                             f"input pixels (at the network's output resolution, then upsampled "
+                             f"to the input size); the image score is the maximum of that map "
                              f"smoothed with sigma "
                              f"{image_model.score_sigma(model_options)}",
         "calibration": calibration,
