@@ -11,7 +11,8 @@ from .spec import ScoreStats, Threshold
 
 
 class ThresholdMethod(str, enum.Enum):
-    GAUSSIAN = "gaussian"      # mean + k * std of normal scores (Gaussian MLE)
+    GAUSSIAN = "gaussian"      # mean + k * std of normal scores (Gaussian MLE); of their
+                               # logits when ``logit`` is set (scores that are probabilities)
     PERCENTILE = "percentile"  # the q-th percentile of normal scores
     F1 = "f1"                  # the cut maximizing F1 on labeled scores
 
@@ -32,7 +33,9 @@ def calibrate(
         method: a ``ThresholdMethod`` or its value.
         normal_scores: scores of held-out normal data (Gaussian and percentile use these).
         scores, labels: labeled scores, needed for ``f1``.
-        params: ``k`` for Gaussian, ``q`` for percentile.
+        params: ``k`` for Gaussian, ``q`` for percentile. Gaussian with ``logit=1`` fits the
+            logits of scores that are probabilities and maps mean + k * std back through the
+            sigmoid, so the threshold stays below 1 however skewed the normal scores are.
     """
     try:
         method = ThresholdMethod(method)
@@ -42,9 +45,15 @@ def calibrate(
     normal_scores = _finite(normal_scores, "normal_scores")
     merged = {**DEFAULT_PARAMS.get(method, {}), **params}
     if method is ThresholdMethod.GAUSSIAN:
-        mean, std = float(np.mean(normal_scores)), float(np.std(normal_scores))
+        logit = bool(merged.get("logit", 0))
+        values = _logit(normal_scores) if logit else normal_scores
+        mean, std = float(np.mean(values)), float(np.std(values))
         value = mean + merged["k"] * std
-        return Threshold(value, method.value, {"k": float(merged["k"]), "mean": mean, "std": std})
+        fitted = {"k": float(merged["k"]), "mean": mean, "std": std}
+        if logit:
+            return Threshold(float(1.0 / (1.0 + np.exp(-value))), method.value,
+                             {**fitted, "logit": 1.0})
+        return Threshold(value, method.value, fitted)
     if method is ThresholdMethod.PERCENTILE:
         q = float(merged["q"])
         if not 0 <= q <= 100:
@@ -67,6 +76,15 @@ def score_stats(normal_scores: np.ndarray) -> ScoreStats:
     p50, p95, p99 = np.percentile(s, [50, 95, 99])
     return ScoreStats(count=int(s.size), mean=float(s.mean()), std=float(s.std()),
                       p50=float(p50), p95=float(p95), p99=float(p99), max=float(s.max()))
+
+
+def _logit(probabilities: np.ndarray) -> np.ndarray:
+    low, high = float(probabilities.min()), float(probabilities.max())
+    if low < 0 or high > 1:
+        raise ValueError(f"a Gaussian with `logit` needs probabilities in [0, 1]; received "
+                         f"scores from {low:.6g} to {high:.6g}")
+    p = np.clip(probabilities, 1e-7, 1 - 1e-7)
+    return np.log(p / (1 - p))
 
 
 def _finite(values: np.ndarray, name: str) -> np.ndarray:

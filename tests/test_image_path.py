@@ -400,10 +400,12 @@ def test_image_artifact_metadata(image_artifacts, int8, fp32):
         assert (spec.input_name, spec.score_output, spec.map_output) == (
             "image", "score", "anomaly_map")
         threshold, pixel = spec.threshold, spec.pixel_threshold
+        # Scores are probabilities: the Gaussian is fit to their logits, mapped back below 1.
         assert threshold.method == "gaussian" and threshold.params["k"] == 3.0
-        assert threshold.value == pytest.approx(
-            threshold.params["mean"] + 3.0 * threshold.params["std"], abs=1e-12)
-        assert threshold.params["mean"] == pytest.approx(spec.score_stats.mean, abs=1e-12)
+        assert threshold.params["logit"] == 1.0
+        logit_cut = threshold.params["mean"] + 3.0 * threshold.params["std"]
+        assert threshold.value == pytest.approx(1.0 / (1.0 + np.exp(-logit_cut)), abs=1e-12)
+        assert spec.score_stats.max <= 1.0 and threshold.value < 1.0
         assert pixel.method == "percentile" and pixel.params == {"q": 99.9}
         stats = spec.map_stats
         assert stats.count == spec.score_stats.count * SIZE * SIZE  # every normal map pixel
@@ -436,8 +438,10 @@ def test_thresholds_are_refit_on_the_exported_model(image_artifacts, int8):
     run = load_run(image_artifacts.keras_model)
     assert not run.validation_labels.any()
     scores, maps = int8.run_prepared(run.validation)
-    np.testing.assert_allclose(int8.spec.threshold.params["mean"], scores.mean(), atol=1e-6)
-    np.testing.assert_allclose(int8.spec.threshold.params["std"], scores.std(), atol=1e-6)
+    logits = np.log(np.clip(scores, 1e-7, 1 - 1e-7) / (1 - np.clip(scores, 1e-7, 1 - 1e-7)))
+    np.testing.assert_allclose(int8.spec.threshold.params["mean"], logits.mean(), atol=1e-5)
+    np.testing.assert_allclose(int8.spec.threshold.params["std"], logits.std(), atol=1e-5)
+    np.testing.assert_allclose(int8.spec.score_stats.mean, scores.mean(), atol=1e-6)
     np.testing.assert_allclose(int8.spec.pixel_threshold.value, np.percentile(maps, 99.9),
                                atol=1e-6)
 

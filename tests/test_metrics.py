@@ -151,6 +151,23 @@ def test_calibrate_gaussian_is_mean_plus_k_std():
     assert default.value == pytest.approx(normal.mean() + 3.0 * normal.std())
 
 
+def test_calibrate_gaussian_on_logits_stays_a_probability_for_skewed_scores():
+    # Probabilities piled near 0.4 with a tail near 1: mean + 3 std of the raw values is > 1,
+    # a threshold nothing can exceed; fitted to the logits it maps back below 1.
+    rng = np.random.default_rng(1)
+    normal = np.concatenate([rng.uniform(0.3, 0.5, 90), rng.uniform(0.97, 0.999, 10)])
+    assert calibrate("gaussian", normal).value > 1.0
+    threshold = calibrate("gaussian", normal, k=3.0, logit=1.0)
+    logits = np.log(normal / (1 - normal))
+    expected = 1 / (1 + np.exp(-(logits.mean() + 3.0 * logits.std())))
+    assert threshold.value == pytest.approx(expected) and 0.5 < threshold.value < 1.0
+    assert threshold.params == {"k": 3.0, "mean": pytest.approx(logits.mean()),
+                                "std": pytest.approx(logits.std()), "logit": 1.0}
+    with pytest.raises(ValueError, match=r"needs probabilities in \[0, 1\]; received scores "
+                                         r"from 0\.5 to 1\.5"):
+        calibrate("gaussian", [0.5, 1.5], logit=1.0)
+
+
 def test_calibrate_percentile():
     normal = np.arange(101, dtype=float)
     threshold = calibrate("percentile", normal, q=90)

@@ -42,10 +42,11 @@ class ImageCalibrationOptions:
 
     def record(self) -> dict:
         method, pixel = ThresholdMethod(self.method), ThresholdMethod(self.pixel_method)
-        params = {"k": self.k} if method is ThresholdMethod.GAUSSIAN else (
+        # Scores and maps are probabilities: Gaussians are fit to their logits.
+        params = {"k": self.k, "logit": 1.0} if method is ThresholdMethod.GAUSSIAN else (
             {"q": self.q} if method is ThresholdMethod.PERCENTILE else {})
         pixel_params = {"q": self.pixel_q} if pixel is ThresholdMethod.PERCENTILE else (
-            {"k": self.k} if pixel is ThresholdMethod.GAUSSIAN else {})
+            {"k": self.k, "logit": 1.0} if pixel is ThresholdMethod.GAUSSIAN else {})
         return {"method": method.value, "params": params, "pixel_method": pixel.value,
                 "pixel_params": pixel_params}
 
