@@ -102,7 +102,8 @@ def cmd_train_image(args) -> int:
         data=replace(defaults.data, anomalous=tuple(args.anomalous), masks=args.masks,
                      **_given(args, "validation_fraction", "color")),
         model=replace(defaults.model, **_given(args, "size", "train_view", "rescale_views",
-                                               "coarse_pass", "steps", "batch_size",
+                                               "coarse_pass", "map_normalization", "steps",
+                                               "batch_size",
                                                "learning_rate", "seed")),
         calibration=replace(defaults.calibration, **_given(args, "k", "q", method="threshold")),
     )
@@ -400,6 +401,11 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument("--coarse-pass", action=argparse.BooleanOptionalAction, default=None,
                        help="also segment each frame at half size and average the two maps "
                             "(default on)")
+    image.add_argument("--map-normalization", action=argparse.BooleanOptionalAction,
+                       default=None,
+                       help="normalize each map pixel by its mean and std over the normal "
+                            "training images, so places that always look unusual (borders, "
+                            "edges of a part) do not alarm (default on)")
     image.add_argument("--steps", type=int, default=None, help="training steps (default 5000)")
     image.add_argument("--batch-size", type=int, default=None)
     image.add_argument("--learning-rate", type=float, default=None)

@@ -92,8 +92,11 @@ def overlay(frame: np.ndarray, anomaly_map: np.ndarray, spec: ImageSpec, boxes: 
     else:
         base = array.copy()
     full = map_to_frame(anomaly_map, base.shape) if anomaly_map.shape != base.shape[:2] else anomaly_map
-    top = max(spec.map_stats.max, spec.pixel_threshold.value * 2, 1e-6)
-    heat = cv2.applyColorMap(np.clip(full / top * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
+    # From the median normal pixel (blue) to the brightest normal pixel or twice the threshold.
+    bottom = min(spec.map_stats.p50, spec.pixel_threshold.value)
+    top = max(spec.map_stats.max, spec.pixel_threshold.value * 2, bottom + 1e-6)
+    heat = cv2.applyColorMap(np.clip((full - bottom) / (top - bottom) * 255, 0, 255
+                                     ).astype(np.uint8), cv2.COLORMAP_JET)
     blended = cv2.addWeighted(base, 0.6, heat, 0.4, 0)
     for box in boxes:
         cv2.rectangle(blended, (box["x"], box["y"]), (box["x"] + box["w"], box["y"] + box["h"]),

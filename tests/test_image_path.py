@@ -400,16 +400,17 @@ def test_image_artifact_metadata(image_artifacts, int8, fp32):
         assert (spec.input_name, spec.score_output, spec.map_output) == (
             "image", "score", "anomaly_map")
         threshold, pixel = spec.threshold, spec.pixel_threshold
-        # Scores are probabilities: the Gaussian is fit to their logits, mapped back below 1.
+        # Normalized maps (the default) are not probabilities: a Gaussian on the scores.
         assert threshold.method == "gaussian" and threshold.params["k"] == 3.0
-        assert threshold.params["logit"] == 1.0
-        logit_cut = threshold.params["mean"] + 3.0 * threshold.params["std"]
-        assert threshold.value == pytest.approx(1.0 / (1.0 + np.exp(-logit_cut)), abs=1e-12)
-        assert spec.score_stats.max <= 1.0 and threshold.value < 1.0
+        assert "logit" not in threshold.params
+        assert threshold.value == pytest.approx(
+            threshold.params["mean"] + 3.0 * threshold.params["std"], abs=1e-12)
+        assert threshold.params["mean"] == pytest.approx(spec.score_stats.mean, abs=1e-12)
+        assert "softplus((map - mean) / (std + 0.02))" in spec.score_reduction
         assert pixel.method == "percentile" and pixel.params == {"q": 99.9}
         stats = spec.map_stats
         assert stats.count == spec.score_stats.count * SIZE * SIZE  # every normal map pixel
-        assert 0.0 <= stats.p50 <= stats.p99 <= pixel.value <= stats.max <= 1.0
+        assert 0.0 <= stats.p50 <= stats.p99 <= pixel.value <= stats.max   # softplus: positive
         assert spec.versions["onnxruntime"] == package_metadata.version("onnxruntime")
         assert {"vigil", "tensorflow", "keras", "tf2onnx", "onnx", "numpy"} <= set(spec.versions)
         training = spec.training
@@ -438,10 +439,8 @@ def test_thresholds_are_refit_on_the_exported_model(image_artifacts, int8):
     run = load_run(image_artifacts.keras_model)
     assert not run.validation_labels.any()
     scores, maps = int8.run_prepared(run.validation)
-    logits = np.log(np.clip(scores, 1e-7, 1 - 1e-7) / (1 - np.clip(scores, 1e-7, 1 - 1e-7)))
-    np.testing.assert_allclose(int8.spec.threshold.params["mean"], logits.mean(), atol=1e-5)
-    np.testing.assert_allclose(int8.spec.threshold.params["std"], logits.std(), atol=1e-5)
-    np.testing.assert_allclose(int8.spec.score_stats.mean, scores.mean(), atol=1e-6)
+    np.testing.assert_allclose(int8.spec.threshold.params["mean"], scores.mean(), atol=1e-6)
+    np.testing.assert_allclose(int8.spec.threshold.params["std"], scores.std(), atol=1e-6)
     np.testing.assert_allclose(int8.spec.pixel_threshold.value, np.percentile(maps, 99.9),
                                atol=1e-6)
 
@@ -456,14 +455,14 @@ def test_threshold_and_pixel_threshold_overrides_change_predict_and_locate(image
     np.testing.assert_array_equal(detector.predict(probe), scores > middle)
     detector.threshold = float(scores.min()) - 1e-3
     assert detector.predict(probe).all()
-    detector.threshold = 1.5
+    detector.threshold = float(scores.max())
     assert not detector.predict(probe).any()
     frame = cv2.resize(probe[0], (96, 72))
-    detector.pixel_threshold = 0.0                   # every pixel (sigmoid > 0) is above it
+    detector.pixel_threshold = 0.0                   # every pixel (softplus > 0) is above it
     full, boxes = detector.locate(frame)
     assert full.shape == (72, 96)
     assert [(b["x"], b["y"], b["w"], b["h"]) for b in boxes] == [(0, 0, 96, 72)]
-    detector.pixel_threshold = 1.0
+    detector.pixel_threshold = float(full.max()) + 1.0
     assert detector.locate(frame)[1] == []
     for bad in (float("nan"), float("inf"), "0.5", True):
         with pytest.raises(ValueError, match="`threshold` must be a finite number"):
@@ -595,17 +594,19 @@ def test_cli_train_image_then_export(image_artifacts, tmp_path, capsys):
     assert detector.score(probe_frame(image_artifacts)).shape == (1,)
 
 
-def test_cli_train_image_passes_the_view_and_coarse_pass_flags(image_artifacts, tmp_path, capsys):
+def test_cli_train_image_passes_the_view_coarse_pass_and_normalization_flags(image_artifacts, tmp_path, capsys):
     from training.checkpoint import load_run
 
     model = tmp_path / "whole.keras"
     code = cli.main(["train", "image", str(image_artifacts.category), "-o", str(model),
                      "--size", "32", "--steps", "2", "--train-view", "1", "--no-coarse-pass",
-                     "--no-rescale-views", "--quiet"])
+                     "--no-rescale-views", "--no-map-normalization", "--quiet"])
     assert code == 0, capsys.readouterr().err
-    options = load_run(model).record["training"]["model"]
-    assert (options["train_view"], options["coarse_pass"], options["rescale_views"]) == (
-        1.0, False, False)
+    record = load_run(model).record
+    options = record["training"]["model"]
+    assert (options["train_view"], options["coarse_pass"], options["rescale_views"],
+            options["map_normalization"]) == (1.0, False, False, False)
+    assert "mean and std" not in record["score_reduction"]
     assert cli.main(["train", "image", str(image_artifacts.category), "-o", str(model),
                      "--train-view", "1.5", "--steps", "1", "--quiet"]) == 2
     assert "`train_view` must be in (0, 1]; received 1.5" in capsys.readouterr().err
@@ -742,6 +743,47 @@ def test_scorer_post_processes_the_map_at_the_networks_resolution_then_upsamples
                      for p in probability]
     np.testing.assert_allclose(np.asarray(out["score"]), expected_scores, atol=1e-5)
     np.testing.assert_allclose(np.asarray(out["anomaly_map"]), np.stack(expected_maps), atol=1e-5)
+
+
+def test_gaussian_thresholds_use_logits_only_for_probability_maps():
+    from training.train_image import ImageCalibrationOptions
+
+    options = ImageCalibrationOptions(pixel_method="gaussian")
+    probability = options.record(probabilities=True)
+    assert probability["params"] == probability["pixel_params"] == {"k": 3.0, "logit": 1.0}
+    normalized = options.record(probabilities=False)
+    assert normalized["params"] == normalized["pixel_params"] == {"k": 3.0}
+
+
+def test_map_normalization_z_scores_each_pixel_by_the_normal_maps_statistics():
+    import keras
+
+    from training.image_model import (STD_FLOOR, ImageModelOptions, build_scoring_model,
+                                      build_segmenter, normalization_statistics)
+
+    options = ImageModelOptions(size=32, train_view=1.0, coarse_pass=False, channels=(4, 8),
+                                stem=0)
+    keras.utils.set_random_seed(6)
+    segmenter = build_segmenter(1, options)
+    rng = np.random.default_rng(6)
+    normal = rng.integers(0, 256, (6, 32, 32, 1)).astype(np.uint8)
+    frames = rng.integers(0, 256, (3, 32, 32, 1)).astype(np.uint8)
+    plain = build_scoring_model(segmenter, 1, options)
+    normal_maps = np.asarray(plain(normal)["anomaly_map"])
+    mean, std = normalization_statistics(normal_maps)
+    np.testing.assert_allclose(mean, normal_maps.mean(axis=0), atol=1e-6)
+    np.testing.assert_allclose(std, normal_maps.std(axis=0) + STD_FLOOR, atol=1e-6)
+    raw = np.asarray(plain(frames)["anomaly_map"])
+    out = build_scoring_model(segmenter, 1, options, (mean, std))(frames)
+    expected = np.log1p(np.exp((raw - mean) / std))
+    np.testing.assert_allclose(np.asarray(out["anomaly_map"]), expected, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(out["score"]), expected.reshape(3, -1).max(axis=1),
+                               atol=1e-6)
+    with pytest.raises(ValueError, match=r"`map_statistics` must be a mean and a positive std "
+                                         r"of shape \(32, 32\); received \(16, 16\)"):
+        build_scoring_model(segmenter, 1, options, (mean[:16, :16], std[:16, :16]))
+    with pytest.raises(ValueError, match=r"map statistics need \(n >= 2, height, width\) maps"):
+        normalization_statistics(normal_maps[:1])
 
 
 @pytest.mark.parametrize("channels", [1, 3])

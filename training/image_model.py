@@ -22,6 +22,8 @@ class ImageModelOptions:
     rescale_views: bool = True            # views come from frames resized to a side between the
                                           # view's and size (half of them: the view's, whole frame)
     coarse_pass: bool = True              # also segment the frame at half size; average the maps
+    map_normalization: bool = True        # z-score each map pixel by its own mean and std over the
+                                          # normal training images (positional bias: borders, parts)
     channels: tuple[int, ...] = (16, 32, 64, 128, 128, 128)  # the last is the bottleneck
     stem: int = 8                         # a stride-2 stem of this width (0: none)
     smoothing_sigma: float = 2.0          # Gaussian smoothing of the map, in model pixels
@@ -64,6 +66,35 @@ class GaussianSmooth(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "sigma": self.sigma}
+
+
+@keras.saving.register_keras_serializable(package="vigil")
+class MapNormalization(layers.Layer):
+    """softplus((map - mean) / std) per pixel, with the mean and std (height, width) of the maps
+    of normal images held as fixed weights. Monotone per pixel and positive; unlike a sigmoid it
+    does not saturate in float32, so strong detections keep their order."""
+
+    def build(self, input_shape):
+        self.mean = self.add_weight(shape=tuple(input_shape[1:3]), initializer="zeros",
+                                    trainable=False, name="mean")
+        self.std = self.add_weight(shape=tuple(input_shape[1:3]), initializer="ones",
+                                   trainable=False, name="std")
+
+    def call(self, x):
+        return ops.softplus((x - self.mean[None, :, :, None]) / self.std[None, :, :, None])
+
+
+STD_FLOOR = 0.02  # added to the per-pixel std of normal maps (probabilities), against noise
+
+
+def normalization_statistics(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std + STD_FLOOR) per pixel of (n, height, width) maps of normal images."""
+    maps = np.asarray(maps, dtype=np.float64)
+    if maps.ndim != 3 or len(maps) < 2:
+        raise ValueError(f"map statistics need (n >= 2, height, width) maps; received shape "
+                         f"{maps.shape}")
+    return (maps.mean(axis=0).astype(np.float32),
+            (maps.std(axis=0) + STD_FLOOR).astype(np.float32))
 
 
 @keras.saving.register_keras_serializable(package="vigil")
@@ -151,12 +182,15 @@ def _native_resolution(segmenter: keras.Model) -> tuple[keras.Model, int]:
     return keras.Model(segmenter.input, upsample.input, name="vigil_unet_native"), 2
 
 
-def build_scoring_model(segmenter: keras.Model, channels_in: int,
-                        options: ImageModelOptions) -> keras.Model:
+def build_scoring_model(segmenter: keras.Model, channels_in: int, options: ImageModelOptions,
+                        map_statistics: tuple[np.ndarray, np.ndarray] | None = None
+                        ) -> keras.Model:
     """uint8 frames (batch, size, size, channels) in; score and anomaly_map (size x size) out.
 
     Sigmoid, scale averaging and smoothing run at the network's native resolution (half the
     input with a stem; sigmas are scaled to match); the smoothed map is upsampled at the end.
+    With ``map_statistics`` (per-pixel mean and std of normal maps, see
+    ``normalization_statistics``) the map is normalized by them and the score is its maximum.
     """
     size = options.size
     network, factor = _native_resolution(segmenter)
@@ -169,15 +203,26 @@ def build_scoring_model(segmenter: keras.Model, channels_in: int,
         coarse = layers.UpSampling2D(interpolation="bilinear", name="postprocess_coarse_up")(coarse)
         probability = layers.Average(name="postprocess_scales")([probability, coarse])
     smooth = GaussianSmooth(options.smoothing_sigma / factor, name="postprocess_smooth")(probability)
-    for_score = smooth
-    sigma = score_sigma(options)
-    if sigma != options.smoothing_sigma:
-        for_score = GaussianSmooth(sigma / factor, name="postprocess_score_smooth")(probability)
-    score, _ = MapScore(name="postprocess_score_max")(for_score)
     if factor > 1:
-        smooth = layers.UpSampling2D(factor, interpolation="bilinear",
-                                     name="postprocess_map_up")(smooth)
-    _, amap = MapScore(name="postprocess_score")(smooth)
+        amap = layers.UpSampling2D(factor, interpolation="bilinear",
+                                   name="postprocess_map_up")(smooth)
+    else:
+        amap = smooth
+    if map_statistics is None:
+        for_score = smooth
+        sigma = score_sigma(options)
+        if sigma != options.smoothing_sigma:
+            for_score = GaussianSmooth(sigma / factor, name="postprocess_score_smooth")(probability)
+    else:
+        mean, std = (np.asarray(a, np.float32) for a in map_statistics)
+        if mean.shape != (size, size) or std.shape != (size, size) or not (std > 0).all():
+            raise ValueError(f"`map_statistics` must be a mean and a positive std of shape "
+                             f"{(size, size)}; received {mean.shape} and {std.shape}")
+        normalize = MapNormalization(name="postprocess_map_normalization")
+        amap = for_score = normalize(amap)
+        normalize.set_weights([mean, std])
+    score, _ = MapScore(name="postprocess_score_max")(for_score)
+    _, amap = MapScore(name="postprocess_score")(amap)
     score = layers.Identity(name="score")(score)
     amap = layers.Identity(name="anomaly_map")(amap)
     return keras.Model(frames, {"score": score, "anomaly_map": amap}, name="vigil_image_scorer")

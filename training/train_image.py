@@ -40,13 +40,15 @@ class ImageCalibrationOptions:
     pixel_method: ThresholdMethod = ThresholdMethod.PERCENTILE
     pixel_q: float = 99.9
 
-    def record(self) -> dict:
+    def record(self, probabilities: bool) -> dict:
+        """The calibration rule; Gaussians are fit to the logits of scores that are
+        ``probabilities`` (maps not normalized), to the scores themselves otherwise."""
         method, pixel = ThresholdMethod(self.method), ThresholdMethod(self.pixel_method)
-        # Scores and maps are probabilities: Gaussians are fit to their logits.
-        params = {"k": self.k, "logit": 1.0} if method is ThresholdMethod.GAUSSIAN else (
+        gaussian = {"k": self.k, "logit": 1.0} if probabilities else {"k": self.k}
+        params = gaussian if method is ThresholdMethod.GAUSSIAN else (
             {"q": self.q} if method is ThresholdMethod.PERCENTILE else {})
         pixel_params = {"q": self.pixel_q} if pixel is ThresholdMethod.PERCENTILE else (
-            {"k": self.k, "logit": 1.0} if pixel is ThresholdMethod.GAUSSIAN else {})
+            gaussian if pixel is ThresholdMethod.GAUSSIAN else {})
         return {"method": method.value, "params": params, "pixel_method": pixel.value,
                 "pixel_params": pixel_params}
 
@@ -142,23 +144,21 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
     segmenter = image_model.build_segmenter(channels, model_options)
     _fit(segmenter, train_images.astype(np.float32) / 255.0, model_options, rng, verbose, tf, keras)
     scorer = image_model.build_scoring_model(segmenter, channels, model_options)
+    if model_options.map_normalization:
+        normal_maps = scorer.predict(train_images, batch_size=8, verbose=0)["anomaly_map"]
+        statistics = image_model.normalization_statistics(normal_maps)
+        scorer = image_model.build_scoring_model(segmenter, channels, model_options, statistics)
     outputs = scorer.predict(validation_images, batch_size=8, verbose=0)
     scores = np.asarray(outputs["score"], dtype=np.float64).reshape(-1)
     maps = np.asarray(outputs["anomaly_map"])
-    calibration = options.calibration.record()
+    calibration = options.calibration.record(probabilities=not model_options.map_normalization)
     thresholds = fit_image_thresholds(calibration, scores, maps, validation_labels,
                                       validation_masks)
     calibration_images = train_images[rng.permutation(len(train_images))[:CALIBRATION_IMAGES]]
     record = {
         "kind": "image", "height": size, "width": size, "channels": channels, "color": color,
         "resize": "stretch",
-        "score_reduction": ("mean of the full- and half-size sigmoid defect maps, "
-                            if model_options.coarse_pass else "sigmoid defect map, ")
-                           + f"smoothed by a Gaussian of sigma {model_options.smoothing_sigma} "
-                             f"input pixels (at the network's output resolution, then upsampled "
-                             f"to the input size); the image score is the maximum of that map "
-                             f"smoothed with sigma "
-                             f"{image_model.score_sigma(model_options)}",
+        "score_reduction": _score_reduction(model_options),
         "calibration": calibration,
         "training": {
             "images": len(train_items), "validation_normal": int((~validation_labels).sum()),
@@ -175,6 +175,19 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
     save_run(scorer, run)
     return ImageTrainingResult(run, thresholds.image, thresholds.pixel,
                                time.perf_counter() - started)
+
+
+def _score_reduction(options: image_model.ImageModelOptions) -> str:
+    text = ("mean of the full- and half-size sigmoid defect maps, " if options.coarse_pass
+            else "sigmoid defect map, ")
+    text += (f"smoothed by a Gaussian of sigma {options.smoothing_sigma} input pixels (at the "
+             f"network's output resolution, then upsampled to the input size)")
+    if options.map_normalization:
+        return text + (f"; each pixel is then softplus((map - mean) / (std + "
+                       f"{image_model.STD_FLOOR})) with its mean and std over the normal training "
+                       f"images; the image score is the maximum of that map")
+    return text + (f"; the image score is the maximum of that map smoothed with sigma "
+                   f"{image_model.score_sigma(options)}")
 
 
 def _fit(segmenter, images: np.ndarray, options: image_model.ImageModelOptions,
