@@ -28,7 +28,8 @@ class ImageModelOptions:
     stem: int = 8                         # a stride-2 stem of this width (0: none)
     smoothing_sigma: float = 2.0          # Gaussian smoothing of the map, in model pixels
     score_sigma: float | None = 1.0       # smoothing of the map the image score is taken from
-                                          # (None: the map's own)
+                                          # (None: the map's own; unused with map_normalization,
+                                          # where the score is the normalized map's maximum)
     steps: int = 5000
     batch_size: int = 16
     learning_rate: float = 2e-3
