@@ -78,12 +78,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--report", type=Path, default=None, help="also write report.md + examples")
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: library)")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="an empty folder to keep the split, model and artifact in "
+                             "(default: a temporary one)")
     args = parser.parse_args(argv)
     options = ImageTrainingOptions()
     if args.steps:
         options = replace(options, model=replace(options.model, steps=args.steps))
-    with tempfile.TemporaryDirectory() as scratch:
-        result = run(args.data.resolve(), options, Path(scratch), args.report)
+    if args.keep is not None:
+        if args.keep.exists() and any(args.keep.iterdir()):
+            parser.error(f"--keep must be an empty or new folder; {args.keep} has files")
+        args.keep.mkdir(parents=True, exist_ok=True)
+        result = run(args.data.resolve(), options, args.keep.resolve(), args.report)
+    else:
+        with tempfile.TemporaryDirectory() as scratch:
+            result = run(args.data.resolve(), options, Path(scratch), args.report)
     text = json_text(result)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

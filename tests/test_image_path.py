@@ -745,6 +745,48 @@ def test_scorer_post_processes_the_map_at_the_networks_resolution_then_upsamples
     np.testing.assert_allclose(np.asarray(out["anomaly_map"]), np.stack(expected_maps), atol=1e-5)
 
 
+@pytest.mark.parametrize("stem_kernel", [3, 5])
+def test_coarse_stem_equals_the_stem_on_the_2x2_averaged_frame(stem_kernel):
+    import keras
+    from keras import layers
+
+    from training.image_model import _coarse_stem
+
+    keras.utils.set_random_seed(7)
+    stem = layers.Conv2D(4, stem_kernel, strides=2, padding="same", use_bias=False)
+    frames = np.random.default_rng(7).random((2, 64, 48, 3)).astype(np.float32)
+    half = np.asarray(layers.AveragePooling2D(2)(frames))
+    expected = np.asarray(stem(half))
+    got = np.asarray(_coarse_stem(stem)(frames))
+    assert got.shape == expected.shape == (2, 16, 12, 4)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    with pytest.raises(ValueError, match="the coarse stem needs an odd, bias-free, stride-2"):
+        _coarse_stem(layers.Conv2D(4, 3, strides=1, padding="same", use_bias=False))
+
+
+def test_scorer_with_a_stem_runs_the_coarse_pass_as_the_network_on_the_averaged_frame():
+    import keras
+    from keras import layers
+
+    from training.image_model import ImageModelOptions, build_scoring_model, build_segmenter
+
+    options = ImageModelOptions(size=64, train_view=1.0, coarse_pass=True, channels=(4, 8),
+                                stem=4, smoothing_sigma=0.0, score_sigma=None,
+                                map_normalization=False)
+    keras.utils.set_random_seed(8)
+    segmenter = build_segmenter(1, options)
+    native = keras.Model(segmenter.input, segmenter.get_layer("logits").output)
+    frames = np.random.default_rng(8).integers(0, 256, (2, 64, 64, 1)).astype(np.uint8)
+    pixels = frames.astype(np.float32) / 255.0
+    full = 1 / (1 + np.exp(-np.asarray(native(pixels))))
+    coarse = 1 / (1 + np.exp(-np.asarray(native(np.asarray(layers.AveragePooling2D(2)(pixels))))))
+    coarse = np.asarray(layers.UpSampling2D(interpolation="bilinear")(coarse))
+    expected = ((full + coarse) / 2)[..., 0]
+    out = build_scoring_model(segmenter, 1, options)(frames)
+    np.testing.assert_allclose(np.asarray(out["score"]), expected.reshape(2, -1).max(axis=1),
+                               atol=1e-5)
+
+
 def test_gaussian_thresholds_use_logits_only_for_probability_maps():
     from training.train_image import ImageCalibrationOptions
 
@@ -780,10 +822,37 @@ def test_map_normalization_z_scores_each_pixel_by_the_normal_maps_statistics():
     np.testing.assert_allclose(np.asarray(out["score"]), expected.reshape(3, -1).max(axis=1),
                                atol=1e-6)
     with pytest.raises(ValueError, match=r"`map_statistics` must be a mean and a positive std "
-                                         r"of shape \(32, 32\); received \(16, 16\)"):
+                                         r"of shape \(32, 32\) \(the network's output resolution\); "
+                                         r"received \(16, 16\)"):
         build_scoring_model(segmenter, 1, options, (mean[:16, :16], std[:16, :16]))
     with pytest.raises(ValueError, match=r"map statistics need \(n >= 2, height, width\) maps"):
         normalization_statistics(normal_maps[:1])
+
+
+def test_map_normalization_runs_at_the_networks_resolution_then_the_map_is_upsampled():
+    import keras
+
+    from training.image_model import (ImageModelOptions, build_scoring_model, build_segmenter,
+                                      native_map_model, normalization_statistics)
+
+    options = ImageModelOptions(size=32, train_view=1.0, coarse_pass=True, channels=(4, 8),
+                                stem=4)
+    keras.utils.set_random_seed(9)
+    segmenter = build_segmenter(1, options)
+    rng = np.random.default_rng(9)
+    normal = rng.integers(0, 256, (6, 32, 32, 1)).astype(np.uint8)
+    frames = rng.integers(0, 256, (2, 32, 32, 1)).astype(np.uint8)
+    native = native_map_model(segmenter, 1, options)
+    normal_maps = np.asarray(native(normal))[..., 0]
+    assert normal_maps.shape == (6, 16, 16)     # the stem halves the side
+    mean, std = normalization_statistics(normal_maps)
+    z = np.log1p(np.exp((np.asarray(native(frames))[..., 0] - mean) / std))
+    out = build_scoring_model(segmenter, 1, options, (mean, std))(frames)
+    np.testing.assert_allclose(np.asarray(out["score"]), z.reshape(2, -1).max(axis=1), atol=1e-5)
+    expected = [cv2.resize(m, (32, 32), interpolation=cv2.INTER_LINEAR) for m in z]
+    np.testing.assert_allclose(np.asarray(out["anomaly_map"]), np.stack(expected), atol=1e-5)
+    with pytest.raises(ValueError, match=r"of shape \(16, 16\) \(the network's output resolution\)"):
+        build_scoring_model(segmenter, 1, options, (np.zeros((32, 32)), np.ones((32, 32))))
 
 
 @pytest.mark.parametrize("channels", [1, 3])

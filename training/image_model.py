@@ -183,45 +183,102 @@ def _native_resolution(segmenter: keras.Model) -> tuple[keras.Model, int]:
     return keras.Model(segmenter.input, upsample.input, name="vigil_unet_native"), 2
 
 
+def _stem_and_body(network: keras.Model) -> tuple[layers.Conv2D, keras.Model]:
+    """(the stride-2 stem convolution, the rest of the network after it)."""
+    stem = next(layer for layer in network.layers if isinstance(layer, layers.Conv2D))
+    return stem, keras.Model(stem.output, network.output, name="vigil_unet_body")
+
+
+def _coarse_stem(stem: layers.Conv2D) -> keras.Sequential:
+    """The stem applied to the 2x2-averaged frame, as one convolution of the frame itself.
+
+    A k x k stride-2 "same" convolution of the half-size average covers full-size pixels
+    4i - 2p .. 4i - 2p + 2k - 1 for output i (p: its top padding); so does a 2k x 2k stride-4
+    "valid" convolution of the frame padded twice as much, whose kernel repeats each tap over
+    2 x 2 at a quarter of its weight. Exact (zero padding included), and it spares a pooling pass over the frame.
+    """
+    size = stem.kernel_size[0]
+    if (stem.strides != (2, 2) or stem.padding != "same" or stem.kernel_size != (size, size)
+            or size % 2 == 0 or stem.use_bias or stem.dilation_rate != (1, 1)):
+        raise ValueError(f"the coarse stem needs an odd, bias-free, stride-2 'same' stem; "
+                         f"received kernel {size}, strides {stem.strides}, {stem.padding}")
+    total = max(size - 2, 0)            # 'same' padding of the half-size image, in its pixels
+    before, after = 2 * (total // 2), 2 * (total - total // 2)
+    kernel = np.asarray(stem.kernel)
+    coarse = keras.Sequential([
+        layers.ZeroPadding2D(((before, after), (before, after)), name="coarse_pad"),
+        layers.Conv2D(kernel.shape[-1], 2 * size, strides=4, padding="valid", use_bias=False,
+                      name="coarse_stem_conv"),
+    ], name="coarse_stem")
+    coarse.build((None, None, None, kernel.shape[2]))
+    coarse.layers[-1].set_weights([np.repeat(np.repeat(kernel, 2, axis=0), 2, axis=1) / 4.0])
+    return coarse
+
+
+def native_map_model(segmenter: keras.Model, channels_in: int,
+                     options: ImageModelOptions) -> keras.Model:
+    """uint8 frames -> the smoothed defect-probability map at the network's native resolution
+    (half the input side with a stem): the map that map normalization's statistics describe."""
+    frames = keras.Input((options.size, options.size, channels_in), dtype="uint8", name="image")
+    probability, factor = _native_probability(frames, segmenter, options)
+    smooth = GaussianSmooth(options.smoothing_sigma / factor, name="postprocess_smooth")(probability)
+    return keras.Model(frames, smooth, name="vigil_native_map")
+
+
+def _native_probability(frames, segmenter: keras.Model, options: ImageModelOptions):
+    """(the defect-probability map at native resolution (batch, h, w, 1), averaged over both
+    passes with ``coarse_pass``; its upsampling factor to the input size)."""
+    network, factor = _native_resolution(segmenter)
+    pixels = ScaleToUnit(name="scale_to_unit")(frames)
+    if factor > 1 and options.coarse_pass:
+        stem, body = _stem_and_body(network)
+        logits = body(stem(pixels))
+        coarse_logits = body(_coarse_stem(stem)(pixels))
+    else:
+        logits = network(pixels)
+        if options.coarse_pass:
+            coarse_logits = network(layers.AveragePooling2D(2, name="coarse_downscale")(pixels))
+    probability = layers.Activation("sigmoid", name="postprocess_sigmoid")(logits)
+    if options.coarse_pass:
+        coarse = layers.Activation("sigmoid", name="postprocess_coarse_sigmoid")(coarse_logits)
+        coarse = layers.UpSampling2D(interpolation="bilinear", name="postprocess_coarse_up")(coarse)
+        probability = layers.Average(name="postprocess_scales")([probability, coarse])
+    return probability, factor
+
+
 def build_scoring_model(segmenter: keras.Model, channels_in: int, options: ImageModelOptions,
                         map_statistics: tuple[np.ndarray, np.ndarray] | None = None
                         ) -> keras.Model:
     """uint8 frames (batch, size, size, channels) in; score and anomaly_map (size x size) out.
 
-    Sigmoid, scale averaging and smoothing run at the network's native resolution (half the
-    input with a stem; sigmas are scaled to match); the smoothed map is upsampled at the end.
-    With ``map_statistics`` (per-pixel mean and std of normal maps, see
-    ``normalization_statistics``) the map is normalized by them and the score is its maximum.
+    Sigmoid, scale averaging, smoothing and map normalization run at the network's native
+    resolution (half the input with a stem; sigmas are scaled to match); the map is upsampled
+    once at the end. With ``map_statistics`` (per-pixel mean and std of the native maps of
+    normal images, see ``native_map_model`` and ``normalization_statistics``) the map is
+    normalized by them and the score is its maximum.
     """
     size = options.size
-    network, factor = _native_resolution(segmenter)
     frames = keras.Input((size, size, channels_in), dtype="uint8", name="image")
-    pixels = ScaleToUnit(name="scale_to_unit")(frames)
-    probability = layers.Activation("sigmoid", name="postprocess_sigmoid")(network(pixels))
-    if options.coarse_pass:
-        half = layers.AveragePooling2D(2, name="coarse_downscale")(pixels)
-        coarse = layers.Activation("sigmoid", name="postprocess_coarse_sigmoid")(network(half))
-        coarse = layers.UpSampling2D(interpolation="bilinear", name="postprocess_coarse_up")(coarse)
-        probability = layers.Average(name="postprocess_scales")([probability, coarse])
+    probability, factor = _native_probability(frames, segmenter, options)
     smooth = GaussianSmooth(options.smoothing_sigma / factor, name="postprocess_smooth")(probability)
-    if factor > 1:
-        amap = layers.UpSampling2D(factor, interpolation="bilinear",
-                                   name="postprocess_map_up")(smooth)
-    else:
-        amap = smooth
     if map_statistics is None:
-        for_score = smooth
+        amap = for_score = smooth
         sigma = score_sigma(options)
         if sigma != options.smoothing_sigma:
             for_score = GaussianSmooth(sigma / factor, name="postprocess_score_smooth")(probability)
     else:
+        native = size // factor
         mean, std = (np.asarray(a, np.float32) for a in map_statistics)
-        if mean.shape != (size, size) or std.shape != (size, size) or not (std > 0).all():
+        if mean.shape != (native, native) or std.shape != (native, native) or not (std > 0).all():
             raise ValueError(f"`map_statistics` must be a mean and a positive std of shape "
-                             f"{(size, size)}; received {mean.shape} and {std.shape}")
+                             f"{(native, native)} (the network's output resolution); received "
+                             f"{mean.shape} and {std.shape}")
         normalize = MapNormalization(name="postprocess_map_normalization")
-        amap = for_score = normalize(amap)
+        amap = for_score = normalize(smooth)
         normalize.set_weights([mean, std])
+    if factor > 1:
+        amap = layers.UpSampling2D(factor, interpolation="bilinear",
+                                   name="postprocess_map_up")(amap)
     score, _ = MapScore(name="postprocess_score_max")(for_score)
     _, amap = MapScore(name="postprocess_score")(amap)
     score = layers.Identity(name="score")(score)

@@ -145,7 +145,8 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
     _fit(segmenter, train_images.astype(np.float32) / 255.0, model_options, rng, verbose, tf, keras)
     scorer = image_model.build_scoring_model(segmenter, channels, model_options)
     if model_options.map_normalization:
-        normal_maps = scorer.predict(train_images, batch_size=8, verbose=0)["anomaly_map"]
+        native = image_model.native_map_model(segmenter, channels, model_options)
+        normal_maps = native.predict(train_images, batch_size=8, verbose=0)[..., 0]
         statistics = image_model.normalization_statistics(normal_maps)
         scorer = image_model.build_scoring_model(segmenter, channels, model_options, statistics)
     outputs = scorer.predict(validation_images, batch_size=8, verbose=0)
@@ -183,9 +184,10 @@ def _score_reduction(options: image_model.ImageModelOptions) -> str:
     text += (f"smoothed by a Gaussian of sigma {options.smoothing_sigma} input pixels (at the "
              f"network's output resolution, then upsampled to the input size)")
     if options.map_normalization:
-        return text + (f"; each pixel is then softplus((map - mean) / (std + "
-                       f"{image_model.STD_FLOOR})) with its mean and std over the normal training "
-                       f"images; the image score is the maximum of that map")
+        return text + (f"; each pixel of the map at the network's output resolution is "
+                       f"softplus((map - mean) / (std + {image_model.STD_FLOOR})) with its mean "
+                       f"and std over the normal training images, before the upsampling; the "
+                       f"image score is the maximum of that map")
     return text + (f"; the image score is the maximum of that map smoothed with sigma "
                    f"{image_model.score_sigma(options)}")
 
