@@ -102,7 +102,8 @@ def cmd_train_image(args) -> int:
         data=replace(defaults.data, anomalous=tuple(args.anomalous), masks=args.masks,
                      **_given(args, "validation_fraction", "color")),
         model=replace(defaults.model, **_given(args, "size", "train_view", "rescale_views",
-                                               "coarse_pass", "map_normalization", "steps",
+                                               "coarse_pass", "quarter_pass",
+                                               "map_normalization", "steps",
                                                "batch_size",
                                                "learning_rate", "seed")),
         calibration=replace(defaults.calibration, **_given(args, "k", "q", method="threshold")),
@@ -399,7 +400,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="take views from frames rescaled between the view's side and "
                             "--size, so defects of many sizes are seen (default on)")
     image.add_argument("--coarse-pass", action=argparse.BooleanOptionalAction, default=None,
-                       help="also segment each frame at half size and average the two maps "
+                       help="also segment each frame at half size and average the maps "
+                            "(default on)")
+    image.add_argument("--quarter-pass", action=argparse.BooleanOptionalAction, default=None,
+                       help="with --coarse-pass, also at quarter size: large, faint regions "
                             "(default on)")
     image.add_argument("--map-normalization", action=argparse.BooleanOptionalAction,
                        default=None,

@@ -600,12 +600,14 @@ def test_cli_train_image_passes_the_view_coarse_pass_and_normalization_flags(ima
     model = tmp_path / "whole.keras"
     code = cli.main(["train", "image", str(image_artifacts.category), "-o", str(model),
                      "--size", "32", "--steps", "2", "--train-view", "1", "--no-coarse-pass",
-                     "--no-rescale-views", "--no-map-normalization", "--quiet"])
+                     "--no-quarter-pass", "--no-rescale-views", "--no-map-normalization",
+                     "--quiet"])
     assert code == 0, capsys.readouterr().err
     record = load_run(model).record
     options = record["training"]["model"]
     assert (options["train_view"], options["coarse_pass"], options["rescale_views"],
-            options["map_normalization"]) == (1.0, False, False, False)
+            options["map_normalization"], options["quarter_pass"]) == (1.0, False, False, False,
+                                                                      False)
     assert "mean and std" not in record["score_reduction"]
     assert cli.main(["train", "image", str(image_artifacts.category), "-o", str(model),
                      "--train-view", "1.5", "--steps", "1", "--quiet"]) == 2
@@ -745,8 +747,8 @@ def test_scorer_post_processes_the_map_at_the_networks_resolution_then_upsamples
     np.testing.assert_allclose(np.asarray(out["anomaly_map"]), np.stack(expected_maps), atol=1e-5)
 
 
-@pytest.mark.parametrize("stem_kernel", [3, 5])
-def test_coarse_stem_equals_the_stem_on_the_2x2_averaged_frame(stem_kernel):
+@pytest.mark.parametrize("stem_kernel,factor", [(3, 2), (5, 2), (3, 4), (5, 4)])
+def test_coarse_stem_equals_the_stem_on_the_block_averaged_frame(stem_kernel, factor):
     import keras
     from keras import layers
 
@@ -755,33 +757,36 @@ def test_coarse_stem_equals_the_stem_on_the_2x2_averaged_frame(stem_kernel):
     keras.utils.set_random_seed(7)
     stem = layers.Conv2D(4, stem_kernel, strides=2, padding="same", use_bias=False)
     frames = np.random.default_rng(7).random((2, 64, 48, 3)).astype(np.float32)
-    half = np.asarray(layers.AveragePooling2D(2)(frames))
-    expected = np.asarray(stem(half))
-    got = np.asarray(_coarse_stem(stem)(frames))
-    assert got.shape == expected.shape == (2, 16, 12, 4)
+    shrunk = np.asarray(layers.AveragePooling2D(factor)(frames))
+    expected = np.asarray(stem(shrunk))
+    got = np.asarray(_coarse_stem(stem, factor)(frames))
+    assert got.shape == expected.shape == (2, 32 // factor, 24 // factor, 4)
     np.testing.assert_allclose(got, expected, atol=1e-5)
     with pytest.raises(ValueError, match="the coarse stem needs an odd, bias-free, stride-2"):
         _coarse_stem(layers.Conv2D(4, 3, strides=1, padding="same", use_bias=False))
 
 
-def test_scorer_with_a_stem_runs_the_coarse_pass_as_the_network_on_the_averaged_frame():
+@pytest.mark.parametrize("quarter_pass", [False, True])
+def test_scorer_with_a_stem_runs_the_shrunk_passes_as_the_network_on_averaged_frames(quarter_pass):
     import keras
     from keras import layers
 
     from training.image_model import ImageModelOptions, build_scoring_model, build_segmenter
 
-    options = ImageModelOptions(size=64, train_view=1.0, coarse_pass=True, channels=(4, 8),
-                                stem=4, smoothing_sigma=0.0, score_sigma=None,
-                                map_normalization=False)
+    options = ImageModelOptions(size=64, train_view=1.0, coarse_pass=True,
+                                quarter_pass=quarter_pass, channels=(4, 8), stem=4,
+                                smoothing_sigma=0.0, score_sigma=None, map_normalization=False)
     keras.utils.set_random_seed(8)
     segmenter = build_segmenter(1, options)
     native = keras.Model(segmenter.input, segmenter.get_layer("logits").output)
     frames = np.random.default_rng(8).integers(0, 256, (2, 64, 64, 1)).astype(np.uint8)
     pixels = frames.astype(np.float32) / 255.0
-    full = 1 / (1 + np.exp(-np.asarray(native(pixels))))
-    coarse = 1 / (1 + np.exp(-np.asarray(native(np.asarray(layers.AveragePooling2D(2)(pixels))))))
-    coarse = np.asarray(layers.UpSampling2D(interpolation="bilinear")(coarse))
-    expected = ((full + coarse) / 2)[..., 0]
+    passes = []
+    for factor in (1, 2, 4) if quarter_pass else (1, 2):
+        shrunk = np.asarray(layers.AveragePooling2D(factor)(pixels))
+        probability = 1 / (1 + np.exp(-np.asarray(native(shrunk))))
+        passes.append(np.asarray(layers.UpSampling2D(factor, interpolation="bilinear")(probability)))
+    expected = np.mean(passes, axis=0)[..., 0]
     out = build_scoring_model(segmenter, 1, options)(frames)
     np.testing.assert_allclose(np.asarray(out["score"]), expected.reshape(2, -1).max(axis=1),
                                atol=1e-5)

@@ -2,7 +2,8 @@
 
 Trained on normal images with synthetic anomalies pasted in (see ``anomaly_synthesis``), it
 outputs per-pixel defect logits. The exported wrapper takes uint8 frames, scales them inside the
-graph, and returns the anomaly map (probabilities, smoothed) and the image score (its maximum).
+graph, and returns the anomaly map (smoothed probabilities, normalized per pixel by the normal
+training maps by default) and the image score (its maximum).
 Layers after the network are named ``postprocess_*`` and stay float when quantized.
 """
 
@@ -22,6 +23,8 @@ class ImageModelOptions:
     rescale_views: bool = True            # views come from frames resized to a side between the
                                           # view's and size (half of them: the view's, whole frame)
     coarse_pass: bool = True              # also segment the frame at half size; average the maps
+    quarter_pass: bool = True             # and at quarter size (with coarse_pass): large, faint
+                                          # regions light up as a whole, not only at their edges
     map_normalization: bool = True        # z-score each map pixel by its own mean and std over the
                                           # normal training images (positional bias: borders, parts)
     channels: tuple[int, ...] = (16, 32, 64, 128, 128, 128)  # the last is the bottleneck
@@ -150,8 +153,9 @@ def build_segmenter(channels_in: int, options: ImageModelOptions) -> keras.Model
     encoder = levels(working, options.channels)
     multiple = 2 ** (len(encoder) - 1 + bool(options.stem))
     sides = {"size": options.size}
-    if options.coarse_pass:
-        sides["size / 2 (coarse_pass)"] = options.size // 2
+    for factor in downscales(options):
+        sides[f"size / {factor} ({'coarse' if factor == 2 else 'quarter'}_pass)"] = (
+            options.size // factor)
     for name, side in sides.items():
         if side % multiple or side < multiple:
             raise ValueError(f"`{name}` must be a multiple of {multiple} for this U-Net "
@@ -183,35 +187,45 @@ def _native_resolution(segmenter: keras.Model) -> tuple[keras.Model, int]:
     return keras.Model(segmenter.input, upsample.input, name="vigil_unet_native"), 2
 
 
+def downscales(options: ImageModelOptions) -> tuple[int, ...]:
+    """The factors by which the frame is also shrunk and segmented, besides its full size."""
+    if not options.coarse_pass:
+        return ()
+    return (2, 4) if options.quarter_pass else (2,)
+
+
 def _stem_and_body(network: keras.Model) -> tuple[layers.Conv2D, keras.Model]:
     """(the stride-2 stem convolution, the rest of the network after it)."""
     stem = next(layer for layer in network.layers if isinstance(layer, layers.Conv2D))
     return stem, keras.Model(stem.output, network.output, name="vigil_unet_body")
 
 
-def _coarse_stem(stem: layers.Conv2D) -> keras.Sequential:
-    """The stem applied to the 2x2-averaged frame, as one convolution of the frame itself.
+def _coarse_stem(stem: layers.Conv2D, factor: int = 2) -> keras.Sequential:
+    """The stem applied to the frame averaged over ``factor`` x ``factor`` blocks, as one
+    convolution of the frame itself.
 
-    A k x k stride-2 "same" convolution of the half-size average covers full-size pixels
-    4i - 2p .. 4i - 2p + 2k - 1 for output i (p: its top padding); so does a 2k x 2k stride-4
-    "valid" convolution of the frame padded twice as much, whose kernel repeats each tap over
-    2 x 2 at a quarter of its weight. Exact (zero padding included), and it spares a pooling pass over the frame.
+    A k x k stride-2 "same" convolution of the f-times smaller average covers full-size pixels
+    2fi - fp .. 2fi - fp + fk - 1 for output i (p: its top padding); so does an fk x fk
+    stride-2f "valid" convolution of the frame padded f times as much, whose kernel repeats
+    each tap over f x f at 1 / f^2 of its weight. Exact (zero padding included), and it spares
+    a pooling pass over the frame.
     """
     size = stem.kernel_size[0]
     if (stem.strides != (2, 2) or stem.padding != "same" or stem.kernel_size != (size, size)
             or size % 2 == 0 or stem.use_bias or stem.dilation_rate != (1, 1)):
         raise ValueError(f"the coarse stem needs an odd, bias-free, stride-2 'same' stem; "
                          f"received kernel {size}, strides {stem.strides}, {stem.padding}")
-    total = max(size - 2, 0)            # 'same' padding of the half-size image, in its pixels
-    before, after = 2 * (total // 2), 2 * (total - total // 2)
+    total = max(size - 2, 0)            # 'same' padding of the shrunk image, in its pixels
+    before, after = factor * (total // 2), factor * (total - total // 2)
     kernel = np.asarray(stem.kernel)
     coarse = keras.Sequential([
-        layers.ZeroPadding2D(((before, after), (before, after)), name="coarse_pad"),
-        layers.Conv2D(kernel.shape[-1], 2 * size, strides=4, padding="valid", use_bias=False,
-                      name="coarse_stem_conv"),
-    ], name="coarse_stem")
+        layers.ZeroPadding2D(((before, after), (before, after)), name=f"coarse_pad_{factor}"),
+        layers.Conv2D(kernel.shape[-1], factor * size, strides=2 * factor, padding="valid",
+                      use_bias=False, name=f"coarse_stem_conv_{factor}"),
+    ], name=f"coarse_stem_{factor}")
     coarse.build((None, None, None, kernel.shape[2]))
-    coarse.layers[-1].set_weights([np.repeat(np.repeat(kernel, 2, axis=0), 2, axis=1) / 4.0])
+    expanded = np.repeat(np.repeat(kernel, factor, axis=0), factor, axis=1) / factor ** 2
+    coarse.layers[-1].set_weights([expanded])
     return coarse
 
 
@@ -226,24 +240,29 @@ def native_map_model(segmenter: keras.Model, channels_in: int,
 
 
 def _native_probability(frames, segmenter: keras.Model, options: ImageModelOptions):
-    """(the defect-probability map at native resolution (batch, h, w, 1), averaged over both
-    passes with ``coarse_pass``; its upsampling factor to the input size)."""
+    """(the defect-probability map at native resolution (batch, h, w, 1), averaged over the
+    full-size pass and the shrunk ones (``downscales``); its upsampling factor to the input)."""
     network, factor = _native_resolution(segmenter)
     pixels = ScaleToUnit(name="scale_to_unit")(frames)
-    if factor > 1 and options.coarse_pass:
+    shrinks = downscales(options)
+    if factor > 1 and shrinks:
         stem, body = _stem_and_body(network)
         logits = body(stem(pixels))
-        coarse_logits = body(_coarse_stem(stem)(pixels))
+        shrunk_logits = [body(_coarse_stem(stem, f)(pixels)) for f in shrinks]
     else:
         logits = network(pixels)
-        if options.coarse_pass:
-            coarse_logits = network(layers.AveragePooling2D(2, name="coarse_downscale")(pixels))
-    probability = layers.Activation("sigmoid", name="postprocess_sigmoid")(logits)
-    if options.coarse_pass:
-        coarse = layers.Activation("sigmoid", name="postprocess_coarse_sigmoid")(coarse_logits)
-        coarse = layers.UpSampling2D(interpolation="bilinear", name="postprocess_coarse_up")(coarse)
-        probability = layers.Average(name="postprocess_scales")([probability, coarse])
-    return probability, factor
+        shrunk_logits = [network(layers.AveragePooling2D(f, name=f"coarse_downscale_{f}")(pixels))
+                         for f in shrinks]
+    probabilities = [layers.Activation("sigmoid", name="postprocess_sigmoid")(logits)]
+    for f, shrunk in zip(shrinks, shrunk_logits):
+        # The first shrink keeps the layer names artifacts and tools already know.
+        suffix = "" if f == 2 else f"_{f}"
+        shrunk = layers.Activation("sigmoid", name=f"postprocess_coarse_sigmoid{suffix}")(shrunk)
+        probabilities.append(layers.UpSampling2D(f, interpolation="bilinear",
+                                                 name=f"postprocess_coarse_up{suffix}")(shrunk))
+    if len(probabilities) == 1:
+        return probabilities[0], factor
+    return layers.Average(name="postprocess_scales")(probabilities), factor
 
 
 def build_scoring_model(segmenter: keras.Model, channels_in: int, options: ImageModelOptions,

@@ -179,7 +179,8 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
 
 
 def _score_reduction(options: image_model.ImageModelOptions) -> str:
-    text = ("mean of the full- and half-size sigmoid defect maps, " if options.coarse_pass
+    sizes = ["full", *(f"1/{f}" for f in image_model.downscales(options))]
+    text = (f"mean of the {', '.join(sizes)}-size sigmoid defect maps, " if len(sizes) > 1
             else "sigmoid defect map, ")
     text += (f"smoothed by a Gaussian of sigma {options.smoothing_sigma} input pixels (at the "
              f"network's output resolution, then upsampled to the input size)")
