@@ -925,3 +925,15 @@ def test_camera_demo_quick(tmp_path, monkeypatch, capsys):
     assert runtime.load(camera["artifact"]).spec.precision == camera["precision"]
     assert (tmp_path / "demo" / "report" / "report.md").is_file()
     assert list(work.iterdir()) == []
+
+
+def test_magnetic_tile_benchmark_refuses_to_keep_its_run_in_a_folder_with_files(tmp_path, capsys):
+    pytest.importorskip("tensorflow")
+    from benchmarks.quality_magnetic_tile import main
+
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--data", str(tmp_path), "--keep", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert f"--keep must be an empty or new folder; {tmp_path} has files" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
