@@ -143,12 +143,12 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
     keras.utils.set_random_seed(model_options.seed)
     segmenter = image_model.build_segmenter(channels, model_options)
     _fit(segmenter, train_images.astype(np.float32) / 255.0, model_options, rng, verbose, tf, keras)
-    scorer = image_model.build_scoring_model(segmenter, channels, model_options)
+    statistics = None
     if model_options.map_normalization:
         native = image_model.native_map_model(segmenter, channels, model_options)
         normal_maps = native.predict(train_images, batch_size=8, verbose=0)[..., 0]
         statistics = image_model.normalization_statistics(normal_maps)
-        scorer = image_model.build_scoring_model(segmenter, channels, model_options, statistics)
+    scorer = image_model.build_scoring_model(segmenter, channels, model_options, statistics)
     outputs = scorer.predict(validation_images, batch_size=8, verbose=0)
     scores = np.asarray(outputs["score"], dtype=np.float64).reshape(-1)
     maps = np.asarray(outputs["anomaly_map"])
