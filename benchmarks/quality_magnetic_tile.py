@@ -86,8 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.steps:
         options = replace(options, model=replace(options.model, steps=args.steps))
     if args.keep is not None:
-        if args.keep.exists() and any(args.keep.iterdir()):
-            parser.error(f"--keep must be an empty or new folder; {args.keep} has files")
+        if args.keep.exists() and (not args.keep.is_dir() or any(args.keep.iterdir())):
+            parser.error(f"--keep must be an empty or new folder; {args.keep} "
+                         f"{'has files' if args.keep.is_dir() else 'is a file'}")
         args.keep.mkdir(parents=True, exist_ok=True)
         result = run(args.data.resolve(), options, args.keep.resolve(), args.report)
     else:

@@ -937,3 +937,6 @@ def test_magnetic_tile_benchmark_refuses_to_keep_its_run_in_a_folder_with_files(
     assert exit_info.value.code == 2
     assert f"--keep must be an empty or new folder; {tmp_path} has files" in capsys.readouterr().err
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+    with pytest.raises(SystemExit):
+        main(["--data", str(tmp_path), "--keep", str(tmp_path / "notes.txt")])
+    assert f"{tmp_path / 'notes.txt'} is a file" in capsys.readouterr().err
