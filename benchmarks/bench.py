@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 import numpy as np
 import onnxruntime as ort
 
-from runtime import ImageDetector, load
+from vigil.runtime import ImageDetector, load
 
 from .harness import cold_start, latency_stats, time_calls
 from .machine import cpu_info, peak_per_core
@@ -49,7 +49,7 @@ def inputs_for(detector, source: str | None, count: int = 64) -> tuple[np.ndarra
     """(prepared items (n, ...) for the model, a description of where they came from)."""
     if isinstance(detector, ImageDetector):
         if source:
-            from runtime.sources import open_source
+            from vigil.runtime.camera.sources import open_source
 
             items = []
             with_source = open_source(source)
@@ -70,8 +70,8 @@ def inputs_for(detector, source: str | None, count: int = 64) -> tuple[np.ndarra
         return base, f"{count} synthetic uint8 frames {h}x{w}x{c} (uniform 90..170)"
     window, features = detector.input_shape
     if source:
-        from runtime.tables import csv_files, fill_gaps, read_table
-        from runtime.windows import sliding_windows
+        from vigil.runtime.sensor.tables import csv_files, fill_gaps, read_table
+        from vigil.runtime.sensor.windows import sliding_windows
 
         table = read_table(csv_files(source)[0], features=detector.features, require_time=False,
                            label_column=None)
@@ -128,7 +128,7 @@ def measured_roof(seconds: float = 1.0) -> dict:
     try:
         from onnx import TensorProto, helper
     except ImportError:
-        return {"note": "measured roof needs the onnx package (pip install 'vigil[train]')"}
+        return {"note": "measured roof needs the onnx package (pip install 'vigil-edge[train]')"}
     n = 1024
     result = {}
     for name, a_type, b_type, op in (("fp32", TensorProto.FLOAT, TensorProto.FLOAT, "MatMul"),
@@ -191,7 +191,7 @@ def _bench_model(model: Path, options: BenchOptions, result: dict) -> dict:
         entry["ops_by_type"] = flops["by_op"]
     except ImportError:
         entry["ops_per_item"] = None
-        result["notes"].append("operation counts need the onnx package (pip install 'vigil[train]')")
+        result["notes"].append("operation counts need the onnx package (pip install 'vigil-edge[train]')")
     if options.profile:
         entry["kernels"] = kernel_profile(model, items)
     for device in options.devices:
@@ -260,9 +260,9 @@ def baselines(keras_path: str | Path, models: Sequence[str | Path], options: Ben
     tf.config.threading.set_inter_op_parallelism_threads(1)
     import keras
 
-    import training.image_model  # noqa: F401  (custom layers)
-    import training.sensor_model  # noqa: F401
-    from export.tflite import tflite_runner, to_tflite_isolated
+    import vigil.training.image_model  # noqa: F401  (custom layers)
+    import vigil.training.sensor_model  # noqa: F401
+    from vigil.export.tflite import tflite_runner, to_tflite_isolated
 
     model = keras.models.load_model(keras_path, safe_mode=True, compile=False)
     callers: dict[str, Callable] = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runtime.report import json_text
+from vigil.runtime.core.report import json_text
 
 
 def _fmt(value, digits: int = 3) -> str:
@@ -78,7 +78,7 @@ def _plots(result: dict, folder: Path) -> list[Path]:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        result.setdefault("notes", []).append("plots need matplotlib: pip install 'vigil[report]'")
+        result.setdefault("notes", []).append("plots need matplotlib: pip install 'vigil-edge[report]'")
         return []
     cells = result["cells"]
     out = []

@@ -52,7 +52,7 @@ COLD_START = r"""
 import resource, sys, time
 started = time.perf_counter()
 import numpy as np
-import runtime
+from vigil import runtime
 detector = runtime.load(sys.argv[1], threads=1)
 imported_loaded = time.perf_counter() - started
 if isinstance(detector, runtime.ImageDetector):

@@ -27,10 +27,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def build_default(folder: Path, steps: int) -> tuple[Path, Path, Path]:
     """Train the demo's camera model briefly on synthetic frames; export INT8 and FP32."""
-    from export.export_image import export_image
-    from export.export_sensor import ExportOptions, Precision
-    from training.synthetic_frames import write_mvtec
-    from training.train_image import ImageTrainingOptions, train_image
+    from vigil.export.export_image import export_image
+    from vigil.export.export_sensor import ExportOptions, Precision
+    from vigil.training.synthetic_frames import write_mvtec
+    from vigil.training.train_image import ImageTrainingOptions, train_image
 
     root = write_mvtec(folder / "frames", seed=0, train=80, test_good=8, test_defects=8)
     defaults = ImageTrainingOptions()
@@ -48,8 +48,8 @@ def pipeline_fps(detector, raw: list[np.ndarray], folder: Path, repeats: int = 2
     thread, preprocess, infer, boxes, overlays of anomalous frames) against inference alone."""
     import io
 
-    from runtime.frame_scoring import FrameScoringOptions, score_frames
-    from runtime.sources import open_source, prefetched
+    from vigil.runtime.camera.scoring import FrameScoringOptions, score_frames
+    from vigil.runtime.camera.sources import open_source, prefetched
 
     height, width = raw[0].shape[:2]
     video = folder / "pipeline.avi"
@@ -79,9 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=60, help="training steps of the default model")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    from benchmarks.bench import BenchOptions, baselines
-    from runtime import load
-    from training.synthetic_frames import frames
+    from vigil.benchmarks.bench import BenchOptions, baselines
+    from vigil.runtime import load
+    from vigil.training.synthetic_frames import frames
 
     with tempfile.TemporaryDirectory() as scratch:
         if args.keras and args.int8 and args.fp32:

@@ -26,10 +26,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def build_default(folder: Path) -> tuple[Path, Path, Path]:
     """Train the demo's model (64 x 8 windows) on synthetic data and export INT8 and FP32."""
-    from export.export_sensor import ExportOptions, Precision, export_sensor
-    from training.sensor_data import DataOptions
-    from training.synthetic import write_sensor_dataset
-    from training.train_sensor import SensorTrainingOptions, train_sensor
+    from vigil.export.export_sensor import ExportOptions, Precision, export_sensor
+    from vigil.training.sensor_data import DataOptions
+    from vigil.training.synthetic import write_sensor_dataset
+    from vigil.training.train_sensor import SensorTrainingOptions, train_sensor
     from dataclasses import replace
 
     train_csv, _ = write_sensor_dataset(folder / "data", seed=0)
@@ -45,7 +45,7 @@ def build_default(folder: Path) -> tuple[Path, Path, Path]:
 
 
 def streaming_rate(int8_path: Path, values: np.ndarray) -> dict:
-    from runtime import StreamingScorer, load
+    from vigil.runtime import StreamingScorer, load
 
     detector = load(int8_path, threads=1)
     scorer = StreamingScorer(detector)
@@ -72,9 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fp32", type=Path)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    from benchmarks.bench import BenchOptions, baselines
-    from benchmarks.harness import cold_start
-    from training.synthetic import normal_stream
+    from vigil.benchmarks.bench import BenchOptions, baselines
+    from vigil.benchmarks.harness import cold_start
+    from vigil.training.synthetic import normal_stream
 
     with tempfile.TemporaryDirectory() as scratch:
         if args.keras and args.int8 and args.fp32:
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             keras_path, int8_path, fp32_path = build_default(Path(scratch))
         base = baselines(keras_path, [int8_path, fp32_path], BenchOptions())
-        from runtime import load
+        from vigil.runtime import load
 
         features = load(int8_path).input_shape[1]
         values = normal_stream(20_000, seed=5)[:, :features].astype(np.float32)

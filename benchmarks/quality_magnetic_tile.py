@@ -21,11 +21,12 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from export.export_image import export_image  # noqa: E402
-from runtime import load  # noqa: E402
-from runtime.image_evaluation import evaluate_images, test_items  # noqa: E402
-from runtime.report import json_text, write_image_report  # noqa: E402
-from training.train_image import ImageTrainingOptions, train_image  # noqa: E402
+from vigil.export.export_image import export_image  # noqa: E402
+from vigil.runtime import load  # noqa: E402
+from vigil.runtime.camera.evaluation import evaluate_images, test_items  # noqa: E402
+from vigil.runtime.camera.report import write_image_report  # noqa: E402
+from vigil.runtime.core.report import json_text  # noqa: E402
+from vigil.training.train_image import ImageTrainingOptions, train_image  # noqa: E402
 
 DEFECTS = ("MT_Blowhole", "MT_Break", "MT_Crack", "MT_Fray", "MT_Uneven")
 

@@ -26,12 +26,12 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from export.export_sensor import ExportOptions, export_sensor  # noqa: E402
-from runtime import load  # noqa: E402
-from runtime.metrics import counts  # noqa: E402
-from runtime.tables import fill_gaps, read_table  # noqa: E402
-from training.synthetic import write_csv  # noqa: E402
-from training.train_sensor import SensorTrainingOptions, train_sensor  # noqa: E402
+from vigil.export.export_sensor import ExportOptions, export_sensor  # noqa: E402
+from vigil.runtime import load  # noqa: E402
+from vigil.runtime.core.metrics import counts  # noqa: E402
+from vigil.runtime.sensor.tables import fill_gaps, read_table  # noqa: E402
+from vigil.training.synthetic import write_csv  # noqa: E402
+from vigil.training.train_sensor import SensorTrainingOptions, train_sensor  # noqa: E402
 
 TRAIN_ROWS = 400
 OVERLAP_ROWS = 572  # anomaly-free.csv's tail repeats other/5.csv

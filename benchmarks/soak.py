@@ -64,14 +64,14 @@ def build_models(work: Path, args) -> tuple[Path, Path, str, str]:
         child("tests/image_fixtures.py", str(image))
     if sensor is None and args.train_sensor:
         data = work / "train-data"
-        child("-c", "import sys; from training.synthetic import write_sensor_dataset; "
+        child("-c", "import sys; from vigil.training.synthetic import write_sensor_dataset; "
                     f"write_sensor_dataset({str(data)!r}, seed=0, train_rows=3000, test_rows=200)")
         keras = work / "sensor.keras"
-        child("-m", "export.cli", "train", "sensor", str(data / "train.csv"), "-o", str(keras),
+        child("-m", "vigil", "train", "sensor", str(data / "train.csv"), "-o", str(keras),
               "--window", "16", "--score-last", "8", "--units", "16", "--epochs", "4",
               "--quiet")
         sensor = work / "sensor-int8.onnx"
-        child("-m", "export.cli", "export", str(keras), "-o", str(sensor), "--force")
+        child("-m", "vigil", "export", str(keras), "-o", str(sensor), "--force")
         sensor_kind = "LSTM forecaster, window 16, 16 units, INT8 (trained by this script)"
     elif sensor is None:
         sensor, sensor_kind = work / "tiny-sensor.onnx", "tiny closed-form (tests/sensor_fixtures.py)"
@@ -204,7 +204,7 @@ class Sampler:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def sample(self) -> None:
-        from runtime.health import rss_bytes
+        from vigil.runtime.core.health import rss_bytes
 
         report = self.reporter.snapshot()
         self.samples.append((time.monotonic() - self._started, int(report.get(self.key) or 0),
@@ -260,11 +260,11 @@ def count_lines(path: Path) -> tuple[int, int, int]:
 # --- phases -------------------------------------------------------------------------------------
 
 def soak_frames(model: Path, work: Path, frames: int, args) -> dict:
-    from runtime import load
-    from runtime.frame_scoring import score_frames
-    from runtime.health import HealthReporter
-    from runtime.output import JsonLines
-    from runtime.sources import open_source, prefetched
+    from vigil.runtime import load
+    from vigil.runtime.camera.scoring import score_frames
+    from vigil.runtime.core.health import HealthReporter
+    from vigil.runtime.core.output import JsonLines
+    from vigil.runtime.camera.sources import open_source, prefetched
 
     video = work / "soak.avi"
     began = time.perf_counter()
@@ -302,10 +302,10 @@ def soak_frames(model: Path, work: Path, frames: int, args) -> dict:
 
 
 def soak_rows(model: Path, work: Path, rows: int, args) -> dict:
-    from runtime import load
-    from runtime.health import HealthReporter
-    from runtime.output import JsonLines
-    from runtime.scoring import score_source
+    from vigil.runtime import load
+    from vigil.runtime.core.health import HealthReporter
+    from vigil.runtime.core.output import JsonLines
+    from vigil.runtime.sensor.scoring import score_source
 
     detector = load(model, threads=args.threads)
     spec = detector.spec

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime import load
-from runtime.metrics import auroc
-from runtime.spec import ImageSpec
-from training.checkpoint import TrainingRun, load_run
-from training.image_thresholds import fit_image_thresholds
-from training.versions import library_versions
+from vigil.runtime import load
+from vigil.runtime.core.metrics import auroc
+from vigil.runtime.core.spec import ImageSpec
+from vigil.training.checkpoint import TrainingRun, load_run
+from vigil.training.image_thresholds import fit_image_thresholds
+from vigil.training.versions import library_versions
 
 from .convert import keras_to_onnx
 from .export_sensor import (ExportOptions, ExportReport, Precision, int8_decision,
@@ -27,7 +27,7 @@ def export_image(model_path: str | Path, output: str | Path,
     """Write ``output`` (.onnx) from a model written by ``vigil train image``."""
     import keras
 
-    from training import image_model  # noqa: F401  (registers the custom layers)
+    from vigil.training import image_model  # noqa: F401  (registers the custom layers)
 
     run = load_run(model_path)
     record = run.record

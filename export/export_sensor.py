@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime import load
-from runtime.metrics import counts
-from runtime.spec import SensorSpec, ScoreStats, Threshold
-from runtime.thresholds import ThresholdMethod, calibrate, score_stats
-from runtime.windows import consecutive_alarms
-from training.checkpoint import TrainingRun, load_run
-from training.versions import library_versions
+from vigil.runtime import load
+from vigil.runtime.core.metrics import counts
+from vigil.runtime.core.spec import SensorSpec, ScoreStats, Threshold
+from vigil.runtime.core.thresholds import ThresholdMethod, calibrate, score_stats
+from vigil.runtime.sensor.windows import consecutive_alarms
+from vigil.training.checkpoint import TrainingRun, load_run
+from vigil.training.versions import library_versions
 
 from .convert import keras_to_onnx
 from .package import write_artifact
@@ -52,7 +52,7 @@ def export_sensor(model_path: str | Path, output: str | Path,
     """Write ``output`` (.onnx) from a model written by ``vigil train sensor``."""
     import keras
 
-    from training import sensor_model  # noqa: F401  (registers the custom layers)
+    from vigil.training import sensor_model  # noqa: F401  (registers the custom layers)
 
     run = load_run(model_path)
     model = keras.models.load_model(model_path, safe_mode=True, compile=False)

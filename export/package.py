@@ -6,8 +6,8 @@ import json
 import os
 from pathlib import Path
 
-from runtime.spec import METADATA_KEY, SensorSpec, spec_to_dict
-from training.checkpoint import atomic_path
+from vigil.runtime.core.spec import METADATA_KEY, SensorSpec, spec_to_dict
+from vigil.training.checkpoint import atomic_path
 
 
 def write_artifact(proto, spec: SensorSpec, path: str | Path) -> Path:

@@ -51,8 +51,8 @@ _CONVERT = r"""
 import os, sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np, keras
-import training.image_model, training.sensor_model
-from export.tflite import to_tflite
+import vigil.training.image_model, training.sensor_model
+from vigil.export.tflite import to_tflite
 model = keras.models.load_model(sys.argv[1], safe_mode=True, compile=False)
 int8 = sys.argv[2] == "int8"
 data = np.load(sys.argv[3]) if int8 else None

@@ -39,11 +39,11 @@ class SensorArtifacts:
 def sensor_artifacts(tmp_path_factory) -> SensorArtifacts:
     """A small LSTM forecaster (the default model) on synthetic data, as INT8 and FP32 (~20 s)."""
     pytest.importorskip("tensorflow")
-    from export.export_sensor import ExportOptions, Precision, export_sensor
-    from training.sensor_data import DataOptions
-    from training.sensor_model import ModelOptions
-    from training.synthetic import write_sensor_dataset
-    from training.train_sensor import SensorTrainingOptions, train_sensor
+    from vigil.export.export_sensor import ExportOptions, Precision, export_sensor
+    from vigil.training.sensor_data import DataOptions
+    from vigil.training.sensor_model import ModelOptions
+    from vigil.training.synthetic import write_sensor_dataset
+    from vigil.training.train_sensor import SensorTrainingOptions, train_sensor
 
     folder = tmp_path_factory.mktemp("sensor")
     train_csv, test_csv = write_sensor_dataset(folder / "data", seed=3, train_rows=2500,
@@ -83,11 +83,11 @@ class ImageArtifacts:
 def image_artifacts(tmp_path_factory) -> ImageArtifacts:
     """A tiny U-Net on a synthetic MVTec category, as INT8 (forced) and FP32 artifacts (~15 s)."""
     pytest.importorskip("tensorflow")
-    from export.export_image import export_image
-    from export.export_sensor import ExportOptions, Precision
-    from training.image_model import ImageModelOptions
-    from training.synthetic_frames import write_mvtec
-    from training.train_image import ImageTrainingOptions, train_image
+    from vigil.export.export_image import export_image
+    from vigil.export.export_sensor import ExportOptions, Precision
+    from vigil.training.image_model import ImageModelOptions
+    from vigil.training.synthetic_frames import write_mvtec
+    from vigil.training.train_image import ImageTrainingOptions, train_image
 
     folder = tmp_path_factory.mktemp("image-model")
     category = write_mvtec(folder / "category", seed=5, train=48, test_good=6, test_defects=9,

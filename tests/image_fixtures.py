@@ -15,8 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from export.package import write_artifact
-from runtime.spec import ImageSpec, ScoreStats, Threshold
+from vigil.export.package import write_artifact
+from vigil.runtime.core.spec import ImageSpec, ScoreStats, Threshold
 
 SIZE = 32
 THRESHOLD = 0.4

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from export.package import write_artifact
-from runtime.spec import ScoreStats, SensorSpec, Threshold
+from vigil.export.package import write_artifact
+from vigil.runtime.core.spec import ScoreStats, SensorSpec, Threshold
 
 FEATURES = ("a", "b", "c")
 WINDOW = 4

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-import runtime
-from export import cli
-from runtime import ArtifactError
-from runtime.artifact import parse_metadata
-from runtime.external_data import MAX_DEPTH, ExternalTensor, external_tensors
+from vigil import runtime
+from vigil.cli import commands as cli
+from vigil.runtime import ArtifactError
+from vigil.runtime.core.artifact import parse_metadata
+from vigil.runtime.core.external_data import MAX_DEPTH, ExternalTensor, external_tensors
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
@@ -185,7 +185,7 @@ def test_hostile_metadata_is_an_artifact_error(text, message):
 @pytest.mark.parametrize("interruption", [OSError(28, "No space left on device"),
                                           KeyboardInterrupt()], ids=["disk-full", "ctrl-c"])
 def test_interrupted_export_leaves_the_old_artifact_whole(tmp_path, monkeypatch, interruption):
-    from export.package import write_artifact
+    from vigil.export.package import write_artifact
     from image_fixtures import tiny_image_graph, tiny_image_spec
 
     path = write_artifact(tiny_image_graph(), tiny_image_spec(), tmp_path / "model.onnx")

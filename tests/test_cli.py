@@ -13,9 +13,9 @@ import threading
 import numpy as np
 import pytest
 
-import runtime
-from export import cli
-from runtime.tables import read_table
+from vigil import runtime
+from vigil.cli import commands as cli
+from vigil.runtime.sensor.tables import read_table
 
 STREAM_TIMEOUT_S = 60  # generous: only guards against a hang, never asserted as a duration
 
@@ -78,7 +78,7 @@ def test_score_stdin_streams_live(sensor_artifacts, tmp_path):
     with open(sensor_artifacts.test_csv, newline="") as handle:
         lines = handle.read().splitlines()
     process = subprocess.Popen(
-        [sys.executable, "-m", "export.cli", "score", str(sensor_artifacts.int8), "-"],
+        [sys.executable, "-m", "vigil", "score", str(sensor_artifacts.int8), "-"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         cwd=tmp_path, env=subprocess_env())
     results: queue.Queue = queue.Queue()
@@ -169,7 +169,7 @@ def strict_json(text: str):
 
 
 def test_eval_of_a_folder_has_one_row_per_file(sensor_artifacts, tmp_path):
-    from training.synthetic import normal_stream, write_csv
+    from vigil.training.synthetic import normal_stream, write_csv
 
     folder = tmp_path / "data"
     folder.mkdir()
@@ -184,7 +184,7 @@ def test_eval_of_a_folder_has_one_row_per_file(sensor_artifacts, tmp_path):
 
 
 def test_eval_json_is_strict_json_when_a_file_has_no_anomalies(sensor_artifacts, tmp_path):
-    from training.synthetic import normal_stream, write_csv
+    from vigil.training.synthetic import normal_stream, write_csv
 
     normal = write_csv(tmp_path / "normal.csv", normal_stream(300, seed=9), np.zeros(300, bool))
     out = tmp_path / "eval.json"
@@ -202,7 +202,7 @@ def test_score_csv_without_the_time_column(sensor_artifacts, tmp_path, capsys):
 
 def test_train_sensor_on_a_tiny_csv(tmp_path, capsys):
     pytest.importorskip("tensorflow")
-    from training.synthetic import normal_stream, write_csv
+    from vigil.training.synthetic import normal_stream, write_csv
 
     data = write_csv(tmp_path / "tiny.csv", normal_stream(240, seed=1))
     model = tmp_path / "models" / "tiny.keras"

@@ -18,14 +18,14 @@ import time
 import numpy as np
 import pytest
 
-import runtime
-from export import cli
-from runtime.frame_scoring import FrameScoringOptions, score_frames
-from runtime.health import HealthReporter
-from runtime.output import JsonLines, OutputError
-from runtime.scoring import score_source
-from runtime.sources import ReconnectPolicy, SourceOptions, open_source
-from runtime.streaming import StreamingScorer
+from vigil import runtime
+from vigil.cli import commands as cli
+from vigil.runtime.camera.scoring import FrameScoringOptions, score_frames
+from vigil.runtime.core.health import HealthReporter
+from vigil.runtime.core.output import JsonLines, OutputError
+from vigil.runtime.sensor.scoring import score_source
+from vigil.runtime.camera.sources import ReconnectPolicy, SourceOptions, open_source
+from vigil.runtime.sensor.streaming import StreamingScorer
 from test_sources import FakeCamera, write_video
 
 pytest.importorskip("onnx")  # the tiny artifacts are written with onnx
@@ -339,7 +339,7 @@ def test_cli_disk_full_exit_4_and_only_whole_lines_on_disk(tiny_sensor, tmp_path
     out, health = tmp_path / "scores.jsonl", tmp_path / "health.json"
     limit = 100_003  # not a line boundary
     done = subprocess.run(
-        [sys.executable, "-m", "export.cli", "score", str(tiny_sensor), str(tmp_path / "rows.csv"),
+        [sys.executable, "-m", "vigil", "score", str(tiny_sensor), str(tmp_path / "rows.csv"),
          "--jsonl", str(out), "--health", str(health)],
         capture_output=True, text=True, cwd=tmp_path, timeout=120,
         preexec_fn=child_with_small_disk(limit), env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
@@ -361,7 +361,7 @@ def test_cli_disk_full_exit_4_and_only_whole_lines_on_disk(tiny_sensor, tmp_path
 def test_sigterm_ends_a_live_run_cleanly_after_a_stall(tiny_sensor, tmp_path):
     out, health = tmp_path / "scores.jsonl", tmp_path / "health.json"
     process = subprocess.Popen(
-        [sys.executable, "-m", "export.cli", "score", str(tiny_sensor), "-", "--jsonl", str(out),
+        [sys.executable, "-m", "vigil", "score", str(tiny_sensor), "-", "--jsonl", str(out),
          "--health", str(health), "--health-interval", "0.02"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         cwd=tmp_path)

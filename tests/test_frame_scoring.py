@@ -10,12 +10,12 @@ import cv2
 import numpy as np
 import pytest
 
-import runtime
-from export import cli
+from vigil import runtime
+from vigil.cli import commands as cli
 from image_fixtures import THRESHOLD, defect_frame, normal_frame, reference_scores
-from runtime.frame_scoring import (FrameScoringOptions, FrameSummary, preview_unavailable,
+from vigil.runtime.camera.scoring import (FrameScoringOptions, FrameSummary, preview_unavailable,
                                    score_frames)
-from runtime.sources import Frame, ReconnectPolicy, SourceOptions, SourceStats, open_source
+from vigil.runtime.camera.sources import Frame, ReconnectPolicy, SourceOptions, SourceStats, open_source
 from test_runtime_isolation import BLOCKER, TRAINING_SIDE, run_blocked
 from test_sources import FakeCamera, write_video
 
@@ -274,9 +274,9 @@ def test_cli_errors(tiny_image_artifact, tmp_path, capsys):
 
 FRAMES_SCRIPT = BLOCKER + textwrap.dedent('''
     import io
-    import runtime
-    from runtime.frame_scoring import score_frames
-    from runtime.sources import open_source
+    from vigil import runtime
+    from vigil.runtime.camera.scoring import score_frames
+    from vigil.runtime.camera.sources import open_source
 
     detector = runtime.load(sys.argv[2])
     out = io.StringIO()
@@ -285,7 +285,7 @@ FRAMES_SCRIPT = BLOCKER + textwrap.dedent('''
 ''')
 
 CLI_SCRIPT = BLOCKER + textwrap.dedent('''
-    from export.cli import main
+    from vigil.cli import main
 
     code = main(["score", sys.argv[2], sys.argv[3], "--jsonl", sys.argv[4]])
     report(code=code)

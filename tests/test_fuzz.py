@@ -18,16 +18,16 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-import runtime
-from runtime import ArtifactError
-from runtime.artifact import parse_metadata
-from runtime.external_data import external_tensors
-from runtime.frame_scoring import score_frames
-from runtime.frames import to_model_input
-from runtime.scoring import score_lines
-from runtime.sources import Frame, SourceStats, read_image
-from runtime.spec import spec_from_dict, spec_to_dict
-from runtime.tables import iter_rows, time_key
+from vigil import runtime
+from vigil.runtime import ArtifactError
+from vigil.runtime.core.artifact import parse_metadata
+from vigil.runtime.core.external_data import external_tensors
+from vigil.runtime.camera.scoring import score_frames
+from vigil.runtime.camera.frames import to_model_input
+from vigil.runtime.sensor.scoring import score_lines
+from vigil.runtime.camera.sources import Frame, SourceStats, read_image
+from vigil.runtime.core.spec import spec_from_dict, spec_to_dict
+from vigil.runtime.sensor.tables import iter_rows, time_key
 
 onnx = pytest.importorskip("onnx")
 

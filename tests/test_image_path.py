@@ -17,19 +17,19 @@ import cv2
 import numpy as np
 import pytest
 
-import runtime
-from export import cli
-from runtime import image_evaluation
-from runtime.frames import convert_frame
-from runtime.image_data import folders, images_in, mvtec, read_image
-from runtime.image_evaluation import evaluate_images
-from training.anomaly_synthesis import paste_anomaly, training_batch
-from training.synthetic_frames import DEFECTS
+from vigil import runtime
+from vigil.cli import commands as cli
+from vigil.runtime.camera import evaluation as image_evaluation
+from vigil.runtime.camera.frames import convert_frame
+from vigil.runtime.camera.datasets import folders, images_in, mvtec, read_image
+from vigil.runtime.camera.evaluation import evaluate_images
+from vigil.training.anomaly_synthesis import paste_anomaly, training_batch
+from vigil.training.synthetic_frames import DEFECTS
 
 pytest.importorskip("tensorflow")
 pytest.importorskip("onnx")
 
-from training.train_image import choose_color, load_images  # noqa: E402  (imports Keras)
+from vigil.training.train_image import choose_color, load_images  # noqa: E402  (imports Keras)
 
 SIZE = 64                     # the fixture model's input side
 FP32_MAX_ABS_DIFF = 1e-4      # Keras vs ONNX FP32, scores and maps (measured ~4e-7)
@@ -71,7 +71,7 @@ def fp32(image_artifacts):
 @pytest.fixture(scope="module")
 def probe(image_artifacts) -> np.ndarray:
     """Model inputs: the held-out normal images and every test image (normal and defective)."""
-    from training.checkpoint import load_run
+    from vigil.training.checkpoint import load_run
 
     validation = load_run(image_artifacts.keras_model).validation
     tested, _ = load_images(image_evaluation.test_items(image_artifacts.category), SIZE, "bgr")
@@ -156,7 +156,7 @@ def test_plain_folders_with_a_separate_mask_folder(tmp_path):
 
 
 def test_mixed_sizes_and_gray_and_color_images_load_through_the_runtime_preprocessing(tmp_path):
-    from runtime.image_data import LabeledImage
+    from vigil.runtime.camera.datasets import LabeledImage
 
     rng = np.random.default_rng(2)
     color = texture(rng, 80, 120)
@@ -210,11 +210,11 @@ def test_choose_color(tmp_path):
 
 
 def test_training_on_gray_plain_folders_makes_a_gray_artifact(tmp_path):
-    from export.export_image import export_image
-    from export.export_sensor import ExportOptions, Precision
-    from training.checkpoint import load_run
-    from training.image_model import ImageModelOptions
-    from training.train_image import ImageDataOptions, ImageTrainingOptions, train_image
+    from vigil.export.export_image import export_image
+    from vigil.export.export_sensor import ExportOptions, Precision
+    from vigil.training.checkpoint import load_run
+    from vigil.training.image_model import ImageModelOptions
+    from vigil.training.train_image import ImageDataOptions, ImageTrainingOptions, train_image
 
     rng = np.random.default_rng(4)
     for i in range(12):
@@ -252,7 +252,7 @@ def keras_outputs(image_artifacts, probe):
     """Keras scoring model outputs at batch N (all probe images) and batch 1 (a few)."""
     import keras
 
-    import training.image_model  # noqa: F401  (registers the custom layers)
+    import vigil.training.image_model  # noqa: F401  (registers the custom layers)
 
     model = keras.models.load_model(image_artifacts.keras_model, safe_mode=True, compile=False)
     batch = model.predict(probe, batch_size=len(probe), verbose=0)
@@ -353,8 +353,8 @@ def test_int8_with_a_constant_map_is_refused(image_artifacts, tmp_path, monkeypa
     """A quantized model whose map no longer varies carries nothing of the FP32 map: the parity
     gate must refuse it and write FP32 (it used to fail writing a NaN correlation into the
     metadata)."""
-    import export.export_image as export_image_module
-    from export.export_sensor import ExportOptions
+    import vigil.export.export_image as export_image_module
+    from vigil.export.export_sensor import ExportOptions
 
     monkeypatch.setattr(export_image_module, "quantize_static_int8",
                         lambda proto, calibration, input_name: constant_map_graph())
@@ -371,7 +371,7 @@ def test_int8_with_a_constant_map_is_refused(image_artifacts, tmp_path, monkeypa
 
 
 def test_rank_correlation_of_constant_scores():
-    from export.export_sensor import rank_correlation
+    from vigil.export.export_sensor import rank_correlation
 
     assert rank_correlation(np.array([1.0, 2.0, 3.0]), np.array([5.0, 5.0, 5.0])) == 0.0
     assert rank_correlation(np.array([4.0, 4.0]), np.array([7.0, 7.0])) == 1.0
@@ -384,8 +384,8 @@ def test_rank_correlation_of_constant_scores():
 def test_image_artifact_metadata(image_artifacts, int8, fp32):
     import onnxruntime as ort
 
-    from runtime.artifact import sha256_of
-    from runtime.image_data import mvtec as read_mvtec
+    from vigil.runtime.core.artifact import sha256_of
+    from vigil.runtime.camera.datasets import mvtec as read_mvtec
 
     session = ort.InferenceSession(str(image_artifacts.int8), providers=["CPUExecutionProvider"])
     entries = session.get_modelmeta().custom_metadata_map
@@ -434,7 +434,7 @@ def test_image_artifact_metadata(image_artifacts, int8, fp32):
 
 
 def test_thresholds_are_refit_on_the_exported_model(image_artifacts, int8):
-    from training.checkpoint import load_run
+    from vigil.training.checkpoint import load_run
 
     run = load_run(image_artifacts.keras_model)
     assert not run.validation_labels.any()
@@ -595,7 +595,7 @@ def test_cli_train_image_then_export(image_artifacts, tmp_path, capsys):
 
 
 def test_cli_train_image_passes_the_view_coarse_pass_and_normalization_flags(image_artifacts, tmp_path, capsys):
-    from training.checkpoint import load_run
+    from vigil.training.checkpoint import load_run
 
     model = tmp_path / "whole.keras"
     code = cli.main(["train", "image", str(image_artifacts.category), "-o", str(model),
@@ -630,8 +630,8 @@ def test_cli_export_without_the_sidecar_is_exit_2(image_artifacts, tmp_path, cap
 
 def test_int8_export_writes_nothing_to_the_working_directory(image_artifacts, tmp_path,
                                                              monkeypatch):
-    from export.export_image import export_image
-    from export.export_sensor import ExportOptions
+    from vigil.export.export_image import export_image
+    from vigil.export.export_sensor import ExportOptions
 
     work = tmp_path / "cwd"
     work.mkdir()
@@ -692,7 +692,7 @@ def test_training_batch_views_are_rescaled_crops_of_the_images(channels):
 
 
 def test_segmenter_trained_on_crops_runs_on_larger_frames_and_checks_their_side():
-    from training.image_model import ImageModelOptions, build_scoring_model, build_segmenter
+    from vigil.training.image_model import ImageModelOptions, build_scoring_model, build_segmenter
 
     options = ImageModelOptions(size=64, train_view=0.5, coarse_pass=True, channels=(4, 8, 16),
                                 stem=0)
@@ -716,7 +716,7 @@ def _gaussian_blur_2d(image: np.ndarray, sigma: float) -> np.ndarray:
 
 @pytest.mark.parametrize("sigma", [0.5, 1.0, 2.0])
 def test_separable_smoothing_equals_the_2d_gaussian_blur(sigma):
-    from training.image_model import GaussianSmooth
+    from vigil.training.image_model import GaussianSmooth
 
     image = np.random.default_rng(3).random((2, 40, 33, 1)).astype(np.float32)
     smoothed = np.asarray(GaussianSmooth(sigma)(image))
@@ -727,7 +727,7 @@ def test_separable_smoothing_equals_the_2d_gaussian_blur(sigma):
 def test_scorer_post_processes_the_map_at_the_networks_resolution_then_upsamples_it():
     import keras
 
-    from training.image_model import ImageModelOptions, build_scoring_model, build_segmenter
+    from vigil.training.image_model import ImageModelOptions, build_scoring_model, build_segmenter
 
     options = ImageModelOptions(size=64, train_view=1.0, coarse_pass=False, channels=(4, 8),
                                 stem=4, smoothing_sigma=2.0, score_sigma=1.0)
@@ -752,7 +752,7 @@ def test_coarse_stem_equals_the_stem_on_the_block_averaged_frame(stem_kernel, fa
     import keras
     from keras import layers
 
-    from training.image_model import _coarse_stem
+    from vigil.training.image_model import _coarse_stem
 
     keras.utils.set_random_seed(7)
     stem = layers.Conv2D(4, stem_kernel, strides=2, padding="same", use_bias=False)
@@ -771,7 +771,7 @@ def test_scorer_with_a_stem_runs_the_shrunk_passes_as_the_network_on_averaged_fr
     import keras
     from keras import layers
 
-    from training.image_model import ImageModelOptions, build_scoring_model, build_segmenter
+    from vigil.training.image_model import ImageModelOptions, build_scoring_model, build_segmenter
 
     options = ImageModelOptions(size=64, train_view=1.0, coarse_pass=True,
                                 quarter_pass=quarter_pass, channels=(4, 8), stem=4,
@@ -793,7 +793,7 @@ def test_scorer_with_a_stem_runs_the_shrunk_passes_as_the_network_on_averaged_fr
 
 
 def test_gaussian_thresholds_use_logits_only_for_probability_maps():
-    from training.train_image import ImageCalibrationOptions
+    from vigil.training.train_image import ImageCalibrationOptions
 
     options = ImageCalibrationOptions(pixel_method="gaussian")
     probability = options.record(probabilities=True)
@@ -805,7 +805,7 @@ def test_gaussian_thresholds_use_logits_only_for_probability_maps():
 def test_map_normalization_z_scores_each_pixel_by_the_normal_maps_statistics():
     import keras
 
-    from training.image_model import (STD_FLOOR, ImageModelOptions, build_scoring_model,
+    from vigil.training.image_model import (STD_FLOOR, ImageModelOptions, build_scoring_model,
                                       build_segmenter, normalization_statistics)
 
     options = ImageModelOptions(size=32, train_view=1.0, coarse_pass=False, channels=(4, 8),
@@ -837,7 +837,7 @@ def test_map_normalization_z_scores_each_pixel_by_the_normal_maps_statistics():
 def test_map_normalization_runs_at_the_networks_resolution_then_the_map_is_upsampled():
     import keras
 
-    from training.image_model import (ImageModelOptions, build_scoring_model, build_segmenter,
+    from vigil.training.image_model import (ImageModelOptions, build_scoring_model, build_segmenter,
                                       native_map_model, normalization_statistics)
 
     options = ImageModelOptions(size=32, train_view=1.0, coarse_pass=True, channels=(4, 8),
@@ -899,7 +899,7 @@ def test_paste_anomaly_labels_a_subset_of_the_visibly_changed_pixels(channels):
 # -- the demo's camera path --------------------------------------------------------------------
 
 def test_camera_demo_quick(tmp_path, monkeypatch, capsys):
-    from export.demo import run_camera_demo
+    from vigil.cli.demo import run_camera_demo
 
     work = tmp_path / "cwd"
     work.mkdir()
@@ -929,7 +929,7 @@ def test_camera_demo_quick(tmp_path, monkeypatch, capsys):
 
 def test_magnetic_tile_benchmark_refuses_to_keep_its_run_in_a_folder_with_files(tmp_path, capsys):
     pytest.importorskip("tensorflow")
-    from benchmarks.quality_magnetic_tile import main
+    from vigil.benchmarks.quality_magnetic_tile import main
 
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(SystemExit) as exit_info:

@@ -7,9 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from runtime import metrics
-from runtime.thresholds import ThresholdMethod, calibrate, score_stats
-from runtime.windows import (AlarmFilter, consecutive_alarms, runs, sliding_windows, window_count,
+from vigil.runtime.core import metrics
+from vigil.runtime.core.thresholds import ThresholdMethod, calibrate, score_stats
+from vigil.runtime.core.metrics import runs
+from vigil.runtime.sensor.windows import (AlarmFilter, consecutive_alarms, sliding_windows, window_count,
                              window_ends)
 
 

@@ -15,8 +15,8 @@ SKAB_F1_FLOOR = 0.78
 
 def test_skab_protocol_f1_floor(tmp_path):
     pytest.importorskip("tensorflow")
-    from benchmarks.quality_skab import labeled_files, skab_protocol
-    from training.train_sensor import SensorTrainingOptions
+    from vigil.benchmarks.quality_skab import labeled_files, skab_protocol
+    from vigil.training.train_sensor import SensorTrainingOptions
 
     data = shared_dataset("skab")
     result = skab_protocol(labeled_files(data), SensorTrainingOptions(), tmp_path, log=lambda _: None)
@@ -36,8 +36,8 @@ def test_magnetic_tile_quality_floor(tmp_path):
     pytest.importorskip("tensorflow")
     from dataclasses import replace
 
-    from benchmarks.quality_magnetic_tile import run
-    from training.train_image import ImageTrainingOptions
+    from vigil.benchmarks.quality_magnetic_tile import run
+    from vigil.training.train_image import ImageTrainingOptions
 
     data = shared_dataset("magnetic-tile-defect")
     defaults = ImageTrainingOptions()

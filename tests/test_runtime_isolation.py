@@ -21,9 +21,12 @@ BLOCKER = textwrap.dedent('''
     BLOCKED = set(sys.argv[1].split(","))
     ATTEMPTS = []
 
+    def blocked(name):
+        return any(name == b or name.startswith(b + ".") for b in BLOCKED)
+
     class Blocker:
         def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in BLOCKED:
+            if blocked(name):
                 ATTEMPTS.append(name)
                 raise ImportError(f"{name} is blocked in this test")
             return None
@@ -31,13 +34,13 @@ BLOCKER = textwrap.dedent('''
     sys.meta_path.insert(0, Blocker())
 
     def report(**extra):
-        loaded = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
+        loaded = sorted(m for m in sys.modules if blocked(m))
         print(json.dumps({"attempts": ATTEMPTS, "loaded": loaded, **extra}))
 ''')
 
 RUNTIME_SCRIPT = BLOCKER + textwrap.dedent('''
     import numpy as np
-    import runtime
+    from vigil import runtime
 
     detector = runtime.load(sys.argv[2])
     window = np.tile(np.asarray(detector.spec.mean, dtype=np.float32), (detector.spec.window, 1))
@@ -46,13 +49,24 @@ RUNTIME_SCRIPT = BLOCKER + textwrap.dedent('''
 ''')
 
 CLI_SCRIPT = BLOCKER + textwrap.dedent('''
-    from export.cli import main
+    from vigil.cli import main
 
     code = main(["score", sys.argv[2], sys.argv[3], "--jsonl", sys.argv[4]])
     report(code=code)
 ''')
 
+BENCH_SCRIPT = BLOCKER + textwrap.dedent('''
+    from vigil.cli import main
+
+    code = main(["bench", sys.argv[2], "--batch", "1", "--seconds", "0.2", "--no-cold-start",
+                 "--json", sys.argv[3]])
+    report(code=code)
+''')
+
 TRAINING_SIDE = ("tensorflow", "keras", "tf2onnx", "onnx")
+# What a runtime-only install (`pip install vigil-edge`) lacks: the training stack and our layers
+# that need it.
+RUNTIME_ONLY = (*TRAINING_SIDE, "vigil.training", "vigil.export")
 
 
 def run_blocked(tmp_path, script: str, blocked, *args) -> dict:
@@ -67,8 +81,8 @@ def run_blocked(tmp_path, script: str, blocked, *args) -> dict:
 
 
 def test_runtime_scores_without_the_training_stack(sensor_artifacts, tmp_path):
-    # The runtime must not reach into the training or export packages either.
-    blocked = (*TRAINING_SIDE, "training", "export")
+    # The runtime must not reach into the other layers of the package either.
+    blocked = (*TRAINING_SIDE, "vigil.training", "vigil.export", "vigil.benchmarks", "vigil.cli")
     result = run_blocked(tmp_path, RUNTIME_SCRIPT, blocked, sensor_artifacts.int8)
     assert result["attempts"] == []
     assert result["loaded"] == []
@@ -79,7 +93,7 @@ def test_runtime_scores_without_the_training_stack(sensor_artifacts, tmp_path):
 
 def test_cli_score_without_the_training_stack(sensor_artifacts, tmp_path):
     out = tmp_path / "scores.jsonl"
-    result = run_blocked(tmp_path, CLI_SCRIPT, TRAINING_SIDE, sensor_artifacts.int8,
+    result = run_blocked(tmp_path, CLI_SCRIPT, RUNTIME_ONLY, sensor_artifacts.int8,
                          sensor_artifacts.test_csv, out)
     assert result["code"] == 0
     assert result["attempts"] == []
@@ -87,6 +101,19 @@ def test_cli_score_without_the_training_stack(sensor_artifacts, tmp_path):
     lines = out.read_text().splitlines()
     assert len(lines) == 1500 - 16 + 1
     assert {"index", "score", "anomaly"} <= set(json.loads(lines[0]))
+
+
+def test_cli_bench_without_the_training_stack(sensor_artifacts, tmp_path):
+    """`vigil bench` is part of the runtime-only install: it times without onnx, and says what it
+    could not count."""
+    out = tmp_path / "bench.json"
+    result = run_blocked(tmp_path, BENCH_SCRIPT, RUNTIME_ONLY, sensor_artifacts.int8, out)
+    assert result["code"] == 0
+    assert result["loaded"] == []
+    assert set(result["attempts"]) <= {"onnx"}, "only the optional operation count may try onnx"
+    bench = json.loads(out.read_text())
+    text = json.dumps(bench)
+    assert "p50" in text and "operation counts need the onnx package" in text
 
 
 def test_the_blocker_really_blocks(tmp_path):

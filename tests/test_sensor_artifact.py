@@ -8,13 +8,13 @@ import json
 import numpy as np
 import pytest
 
-import runtime
-from export import cli
-from export.export_sensor import rank_correlation
-from runtime import ArtifactError
-from runtime.tables import read_table
-from runtime.windows import sliding_windows
-from training.synthetic import FEATURES
+from vigil import runtime
+from vigil.cli import commands as cli
+from vigil.export.export_sensor import rank_correlation
+from vigil.runtime import ArtifactError
+from vigil.runtime.sensor.tables import read_table
+from vigil.runtime.sensor.windows import sliding_windows
+from vigil.training.synthetic import FEATURES
 
 FP32_MAX_ABS_DIFF = 1e-4       # Keras vs ONNX FP32 on validation scores (about 0.4 .. 2.5)
 INT8_MIN_RANK_CORRELATION = 0.95
@@ -27,7 +27,7 @@ onnx = pytest.importorskip("onnx")
 
 @pytest.fixture(scope="module")
 def validation(sensor_artifacts) -> np.ndarray:
-    from training.checkpoint import load_run
+    from vigil.training.checkpoint import load_run
 
     windows = load_run(sensor_artifacts.keras_model).validation
     assert windows.ndim == 3 and len(windows) > BATCH1_WINDOWS
@@ -55,7 +55,7 @@ def labeled_windows(sensor_artifacts, int8) -> np.ndarray:
 def test_keras_and_onnx_fp32_agree_at_batch_1_and_batch_n(sensor_artifacts, validation, fp32):
     import keras
 
-    import training.sensor_model  # noqa: F401  (registers the custom layers)
+    import vigil.training.sensor_model  # noqa: F401  (registers the custom layers)
 
     model = keras.models.load_model(sensor_artifacts.keras_model, safe_mode=True)
     keras_batch = np.asarray(model.predict(validation, batch_size=256, verbose=0)["score"],
@@ -91,7 +91,7 @@ def test_int8_tracks_fp32(fp32, int8, validation, labeled_windows, batch):
 
 def test_scores_separate_anomalies(sensor_artifacts, int8, labeled_windows):
     """A quality floor on the synthetic test stream, not just 'it ran'."""
-    from runtime.metrics import auroc
+    from vigil.runtime.core.metrics import auroc
 
     table = read_table(sensor_artifacts.test_csv, features=int8.features)
     labels = table.labels[int8.spec.window - 1:]

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from runtime.sources import (Frame, ImageFiles, LiveSource, ReconnectPolicy, SourceError,
+from vigil.runtime.camera.sources import (Frame, ImageFiles, LiveSource, ReconnectPolicy, SourceError,
                              SourceOptions, VideoFile, live_target, open_source, redact)
 
 HANG_GUARD_S = 30  # generous: only stops a broken test from hanging, never asserted as a duration

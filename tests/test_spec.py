@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from runtime.spec import (SCHEMA_VERSION, ArtifactError, ScoreStats, SensorSpec, Threshold,
+from vigil.runtime.core.spec import (SCHEMA_VERSION, ArtifactError, ScoreStats, SensorSpec, Threshold,
                           spec_from_dict, spec_to_dict)
 
 FEATURES = ("flow", "pressure", "current")

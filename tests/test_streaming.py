@@ -7,11 +7,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-import runtime
-from runtime import StreamingScorer
-from runtime.artifact import open_artifact
-from runtime.detector import SensorDetector
-from runtime.tables import iter_rows, read_table
+from vigil import runtime
+from vigil.runtime import StreamingScorer
+from vigil.runtime.core.artifact import open_artifact
+from vigil.runtime.sensor.detector import SensorDetector
+from vigil.runtime.sensor.tables import iter_rows, read_table
 
 INT8_MAX_REL_DIFF = 0.15  # a window scored in a batch vs alone (dynamic quantization ranges)
 

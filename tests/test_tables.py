@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from runtime.tables import RowParser, csv_files, detect_separator, fill_gaps, iter_rows, read_table
+from vigil.runtime.sensor.tables import RowParser, csv_files, detect_separator, fill_gaps, iter_rows, read_table
 
 
 def write(path, text: str, newline: str = "\n"):

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runtime.spec import ScoreStats, Threshold
-from runtime.thresholds import ThresholdMethod, calibrate, score_stats
+from vigil.runtime.core.spec import ScoreStats, Threshold
+from vigil.runtime.core.thresholds import ThresholdMethod, calibrate, score_stats
 
 PIXEL_SAMPLE = 500_000
 

@@ -8,9 +8,9 @@ from typing import Sequence
 
 import numpy as np
 
-from runtime.artifact import sha256_of
-from runtime.tables import DEFAULT_EXCLUDED_COLUMNS, Table, csv_files, fill_gaps, read_table
-from runtime.windows import sliding_windows
+from vigil.runtime.core.artifact import sha256_of
+from vigil.runtime.sensor.tables import DEFAULT_EXCLUDED_COLUMNS, Table, csv_files, fill_gaps, read_table
+from vigil.runtime.sensor.windows import sliding_windows
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,11 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from runtime.artifact import sha256_of
-from runtime.frames import convert_frame
-from runtime.image_data import LabeledImage, folders, is_mvtec, mvtec, read_image, read_mask
-from runtime.spec import Threshold
-from runtime.thresholds import ThresholdMethod
+from vigil.runtime.core.artifact import sha256_of
+from vigil.runtime.camera.frames import convert_frame
+from vigil.runtime.camera.datasets import LabeledImage, folders, is_mvtec, mvtec, read_image, read_mask
+from vigil.runtime.core.spec import Threshold
+from vigil.runtime.core.thresholds import ThresholdMethod
 
 from . import image_model
 from .checkpoint import TrainingRun, save_run

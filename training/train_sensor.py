@@ -9,8 +9,8 @@ from typing import Sequence
 
 import numpy as np
 
-from runtime.spec import Threshold
-from runtime.thresholds import ThresholdMethod, calibrate, score_stats
+from vigil.runtime.core.spec import Threshold
+from vigil.runtime.core.thresholds import ThresholdMethod, calibrate, score_stats
 
 from . import sensor_model
 from .checkpoint import TrainingRun, save_run

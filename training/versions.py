@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from importlib import metadata
 
-PACKAGES = ("vigil", "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "numpy")
+from vigil import __version__
+
+PACKAGES = ("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "numpy")
 
 
 def library_versions() -> dict[str, str]:
-    versions = {}
+    versions = {"vigil": __version__}
     for name in PACKAGES:
         try:
             versions[name] = metadata.version(name)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .spec import ImageSpec
+from ..core.spec import ImageSpec
 
 
 def check_frame(frame: object, name: str = "frame") -> np.ndarray:

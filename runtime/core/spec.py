@@ -2,8 +2,8 @@
 
 A Vigil artifact is one ONNX file with one metadata entry, ``vigil``, holding a JSON object.
 This module defines that object as frozen dataclasses and converts it to and from plain dicts,
-validating every field. Reading it from a file lives in ``runtime.artifact``; writing it into a
-file lives in ``export.package``.
+validating every field. Reading it from a file lives in ``vigil.runtime.core.artifact``; writing it into a
+file lives in ``vigil.export.package``.
 """
 
 from __future__ import annotations

@@ -24,9 +24,9 @@ import cv2
 import numpy as np
 
 from .frames import overlay, to_model_input
-from .health import HealthReporter
-from .image_detector import ImageDetector
-from .output import JsonLines, OutputError
+from ..core.health import HealthReporter
+from .detector import ImageDetector
+from ..core.output import JsonLines, OutputError
 from .sources import FrameSource, ImageFiles
 
 log = logging.getLogger("vigil")

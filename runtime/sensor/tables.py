@@ -16,7 +16,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from .windows import runs
+from ..core.metrics import runs
 
 SEPARATORS = (",", ";", "\t")
 TIME_COLUMN_NAMES = ("timestamp", "datetime", "time", "date", "ts")

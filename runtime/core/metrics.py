@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .windows import runs
 
 
 @dataclass(frozen=True)
@@ -39,6 +38,13 @@ class Counts:
     def missed_alarm_rate(self) -> float:
         """FN / (FN + TP), as a fraction (SKAB reports it in percent)."""
         return self.fn / (self.fn + self.tp) if self.fn + self.tp else 0.0
+
+
+def runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """``[start, stop)`` of each run of True in a 1-D boolean array."""
+    padded = np.concatenate([[False], np.asarray(mask, dtype=bool), [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
 
 
 def counts(predicted: np.ndarray, labels: np.ndarray) -> Counts:

@@ -1,15 +1,14 @@
-"""The sensor-window detector, and ``load`` which opens any Vigil artifact."""
+"""The sensor-window detector: scores, per-feature errors and smoothed alarms of windows."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
-from .artifact import Artifact, open_artifact
-from .spec import ImageSpec, ScoreStats, SensorSpec
+from ..core.artifact import Artifact
+from ..core.spec import ScoreStats, SensorSpec
 from .windows import consecutive_alarms, sliding_windows, window_ends
 
 MAX_BATCH = 512
@@ -126,25 +125,3 @@ class SensorDetector:
             )
         return array
 
-
-def load(
-    path: str | Path,
-    providers: Sequence[str] | str | None = None,
-    threads: int | None = None,
-    expect_sha256: str | None = None,
-) -> "SensorDetector | runtime.ImageDetector":
-    """Load a Vigil artifact.
-
-    Args:
-        path: the .onnx file written by ``vigil export``.
-        providers: onnxruntime execution providers, or a device name (``auto``, ``cpu``, ``cuda``,
-            ``tensorrt``); unavailable ones fall back to CPU with a warning. Default CPU.
-        threads: intra-op threads (default: onnxruntime's choice).
-        expect_sha256: refuse the file unless its sha256 is this.
-    """
-    artifact = open_artifact(path, providers, threads, expect_sha256)
-    if isinstance(artifact.spec, ImageSpec):
-        from .image_detector import ImageDetector
-
-        return ImageDetector(artifact)
-    return SensorDetector(artifact)

@@ -9,10 +9,10 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from . import metrics
+from ..core import metrics
 from .frames import map_to_frame
-from .image_data import LabeledImage, is_mvtec, mvtec, read_image, read_mask
-from .image_detector import ImageDetector
+from .datasets import LabeledImage, is_mvtec, mvtec, read_image, read_mask
+from .detector import ImageDetector
 
 PIXEL_BINS = 20_000
 PRO_THRESHOLDS = 100

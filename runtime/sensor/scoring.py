@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import IO, Callable, Iterable
 
 from .detector import SensorDetector
-from .health import HealthReporter
-from .output import JsonLines, OutputError
+from ..core.health import HealthReporter
+from ..core.output import JsonLines, OutputError
 from .streaming import Result, StreamingScorer
 from .tables import csv_files, iter_rows
 

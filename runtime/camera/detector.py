@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 import numpy as np
 
-from .artifact import Artifact
+from ..core.artifact import Artifact
 from .frames import map_to_frame, regions, to_model_input
-from .spec import ImageSpec, ScoreStats
+from ..core.spec import ImageSpec, ScoreStats
 
 MAX_BATCH = 32
 

@@ -1,4 +1,4 @@
-"""Sliding windows over a signal, runs of flags, and alarm smoothing."""
+"""Sliding windows over a signal, and alarm smoothing."""
 
 from __future__ import annotations
 
@@ -31,13 +31,6 @@ def window_count(rows: int, window: int, stride: int = 1) -> int:
 def window_ends(rows: int, window: int, stride: int = 1) -> np.ndarray:
     """Row index of the last sample of each window."""
     return np.arange(window_count(rows, window, stride)) * stride + window - 1
-
-
-def runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """``[start, stop)`` of each run of True in a 1-D boolean array."""
-    padded = np.concatenate([[False], np.asarray(mask, dtype=bool), [False]]).astype(np.int8)
-    edges = np.flatnonzero(np.diff(padded))
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
 
 
 class AlarmFilter:

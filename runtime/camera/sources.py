@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterator, Protocol
 import cv2
 import numpy as np
 
-from . import image_data
+from . import datasets
 
 log = logging.getLogger("vigil")
 
@@ -265,7 +265,7 @@ def read_image(path: Path) -> tuple[np.ndarray | None, str | None]:
     if suffix not in IMAGE_EXTENSIONS:
         return None, f"not an image file (extension {suffix or 'none'!r})"
     try:
-        return image_data.read_image(path), None
+        return datasets.read_image(path), None
     except ValueError as error:
         return None, str(error)
 

@@ -1,7 +1,7 @@
 """The ``vigil`` command line: a thin layer over the library functions.
 
-It lives in ``export`` because this is the one package allowed to reach both the training side
-and the runtime; the runtime commands (score, eval, bench) never import TensorFlow.
+It sits above the four layers (benchmarks -> export -> training -> runtime) and is the one
+place that reaches all of them; the runtime commands (score, eval, bench) never import TensorFlow.
 
 Exit codes: 0 success; 1 unexpected failure, or a live source lost for good; 2 invalid arguments
 or input data; 3 model artifact refused (missing, corrupt, foreign, newer schema, external data,
@@ -19,6 +19,8 @@ import signal
 import sys
 import time
 from pathlib import Path
+
+from vigil import __version__
 
 EXIT_OK, EXIT_FAILURE, EXIT_INPUT, EXIT_ARTIFACT, EXIT_OUTPUT = 0, 1, 2, 3, 4
 
@@ -38,7 +40,7 @@ def _training_side(what: str):
         import tf2onnx  # noqa: F401
     except ImportError:
         raise SystemExit(f"vigil: error: `vigil {what}` needs the training extras: "
-                         "pip install 'vigil[train]'") from None
+                         "pip install 'vigil-edge[train]'") from None
 
 
 def _comma_list(text: str) -> tuple[str, ...]:
@@ -62,7 +64,7 @@ def cmd_train_sensor(args) -> int:
     _training_side("train sensor")
     from dataclasses import replace
 
-    from training.train_sensor import SensorTrainingOptions, train_sensor
+    from vigil.training.train_sensor import SensorTrainingOptions, train_sensor
 
     defaults = SensorTrainingOptions()
     options = SensorTrainingOptions(
@@ -94,7 +96,7 @@ def cmd_train_image(args) -> int:
     _training_side("train image")
     from dataclasses import replace
 
-    from training.train_image import ImageTrainingOptions, train_image
+    from vigil.training.train_image import ImageTrainingOptions, train_image
 
     defaults = ImageTrainingOptions()
     data = [args.data, *args.normal]
@@ -118,9 +120,9 @@ def cmd_train_image(args) -> int:
 
 def cmd_export(args) -> int:
     _training_side("export")
-    from export.export_image import export_image
-    from export.export_sensor import ExportOptions, Precision, export_sensor
-    from training.checkpoint import load_run
+    from vigil.export.export_image import export_image
+    from vigil.export.export_sensor import ExportOptions, Precision, export_sensor
+    from vigil.training.checkpoint import load_run
 
     options = ExportOptions(precision=Precision(args.precision), force=args.force)
     kind = load_run(args.model).record.get("kind", "sensor")
@@ -167,8 +169,8 @@ def _sigterm_interrupts():
 
 def _run_outputs(args, detector, live: bool):
     """The results writer and health reporter that --jsonl, --on-output-error and --health ask for."""
-    from runtime.health import HealthReporter
-    from runtime.output import JsonLines
+    from vigil.runtime.core.health import HealthReporter
+    from vigil.runtime.core.output import JsonLines
 
     health = (HealthReporter(args.health, args.health_interval, model=detector)
               if args.health else None)
@@ -197,8 +199,8 @@ def _finish(args, summary) -> int:
 
 
 def cmd_score(args) -> int:
-    from runtime import ImageDetector, load
-    from runtime.scoring import score_source
+    from vigil.runtime import ImageDetector, load
+    from vigil.runtime.sensor.scoring import score_source
 
     detector = load(args.model, providers=args.device, threads=args.threads,
                     expect_sha256=args.expect_sha256)
@@ -221,8 +223,8 @@ def cmd_score(args) -> int:
 
 
 def _score_frames(args, detector) -> int:
-    from runtime.frame_scoring import FrameScoringOptions, preview_unavailable, score_frames
-    from runtime.sources import ReconnectPolicy, SourceOptions, open_source, prefetched
+    from vigil.runtime.camera.scoring import FrameScoringOptions, preview_unavailable, score_frames
+    from vigil.runtime.camera.sources import ReconnectPolicy, SourceOptions, open_source, prefetched
 
     if args.columns:
         raise ValueError(f"--columns applies to sensor models; {args.model!r} is an image model")
@@ -248,8 +250,9 @@ def _score_frames(args, detector) -> int:
 
 
 def _eval_images(args, detector) -> int:
-    from runtime.image_evaluation import evaluate_images, test_items
-    from runtime.report import json_text, write_image_report
+    from vigil.runtime.camera.evaluation import evaluate_images, test_items
+    from vigil.runtime.camera.report import write_image_report
+    from vigil.runtime.core.report import json_text
 
     result, scored = evaluate_images(detector, test_items(args.data))
     if args.json:
@@ -264,9 +267,9 @@ def _eval_images(args, detector) -> int:
 
 
 def cmd_eval(args) -> int:
-    from runtime import ImageDetector, load
-    from runtime.evaluation import evaluate
-    from runtime.report import json_text
+    from vigil.runtime import ImageDetector, load
+    from vigil.runtime.sensor.evaluation import evaluate
+    from vigil.runtime.core.report import json_text
 
     detector = load(args.model, providers=args.device, threads=args.threads)
     if args.threshold is not None:
@@ -278,7 +281,7 @@ def cmd_eval(args) -> int:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json_text(result))
     if args.report:
-        from runtime.report import write_report
+        from vigil.runtime.sensor.report import write_report
 
         print(f"report: {write_report(result, files, args.report, Path(args.model).name)}",
               file=sys.stderr)
@@ -289,9 +292,9 @@ def cmd_eval(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from benchmarks.bench import BenchOptions, bench, compare
-    from benchmarks.bench_report import write_bench_report
-    from runtime.report import json_text
+    from vigil.benchmarks.bench import BenchOptions, bench, compare
+    from vigil.benchmarks.bench_report import write_bench_report
+    from vigil.runtime.core.report import json_text
 
     if args.compare:
         result = compare(args.compare)
@@ -315,7 +318,7 @@ def cmd_bench(args) -> int:
 
 def cmd_demo(args) -> int:
     _training_side("demo")
-    from export.demo import run_demo
+    from .demo import run_demo
 
     run_demo(Path(args.output), seed=args.seed, quick=args.quick, only=args.only)
     return EXIT_OK
@@ -323,6 +326,7 @@ def cmd_demo(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vigil", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--log-json", action="store_true", help="log as JSON lines on stderr")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -486,7 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seconds", type=float, default=2.0, help="time budget per cell")
     bench.add_argument("--input", default=None, help="real inputs: a CSV, image folder or video")
     bench.add_argument("--against", default=None,
-                       help="MODEL.keras: also time Keras and TFLite FP32/INT8 (needs vigil[train])")
+                       help="MODEL.keras: also time Keras and TFLite FP32/INT8 (needs vigil-edge[train])")
     bench.add_argument("--no-cold-start", action="store_true", help="skip the fresh-process runs")
     bench.add_argument("--compare", nargs="+", default=None, help="merge bench JSON files")
     bench.add_argument("--json", default=None)
@@ -512,8 +516,8 @@ def main(argv: list[str] | None = None) -> int:
                          logging.Formatter("vigil: %(levelname)s: %(message)s"))
     logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
     log.setLevel(logging.INFO)
-    from runtime.output import OutputError
-    from runtime.spec import ArtifactError
+    from vigil.runtime.core.output import OutputError
+    from vigil.runtime.core.spec import ArtifactError
 
     try:
         return args.run(args)

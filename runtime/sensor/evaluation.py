@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import metrics
+from ..core import metrics
 from .detector import SensorDetector
 from .tables import csv_files, fill_gaps, read_table
 

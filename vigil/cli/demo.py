@@ -28,15 +28,15 @@ def run_camera_demo(output: Path, seed: int = 0, quick: bool = False) -> dict:
     """Synthetic textured frames -> U-Net -> INT8 -> a video -> the live-source scoring loop."""
     from dataclasses import replace
 
-    from runtime import load
-    from runtime.frame_scoring import FrameScoringOptions, score_frames
-    from runtime.image_evaluation import evaluate_images, test_items
-    from runtime.report import write_image_report
-    from runtime.sources import open_source, prefetched
-    from training.synthetic_frames import write_mvtec, write_video
-    from training.train_image import ImageTrainingOptions, train_image
+    from vigil.runtime import load
+    from vigil.runtime.camera.scoring import FrameScoringOptions, score_frames
+    from vigil.runtime.camera.evaluation import evaluate_images, test_items
+    from vigil.runtime.camera.report import write_image_report
+    from vigil.runtime.camera.sources import open_source, prefetched
+    from vigil.training.synthetic_frames import write_mvtec, write_video
+    from vigil.training.train_image import ImageTrainingOptions, train_image
 
-    from .export_image import export_image
+    from vigil.export.export_image import export_image
 
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -86,16 +86,16 @@ def run_camera_demo(output: Path, seed: int = 0, quick: bool = False) -> dict:
 
 def run_sensor_demo(output: Path, seed: int = 0, quick: bool = False) -> dict:
     """Generate data, train, export INT8, stream the test part through the runtime, report."""
-    from runtime import load
-    from benchmarks.harness import latency_stats, time_calls
-    from runtime.evaluation import evaluate
-    from runtime.report import write_report
-    from runtime.scoring import score_source
-    from training.sensor_model import ModelOptions
-    from training.synthetic import write_sensor_dataset
-    from training.train_sensor import SensorTrainingOptions, train_sensor
+    from vigil.runtime import load
+    from vigil.benchmarks.harness import latency_stats, time_calls
+    from vigil.runtime.sensor.evaluation import evaluate
+    from vigil.runtime.sensor.report import write_report
+    from vigil.runtime.sensor.scoring import score_source
+    from vigil.training.sensor_model import ModelOptions
+    from vigil.training.synthetic import write_sensor_dataset
+    from vigil.training.train_sensor import SensorTrainingOptions, train_sensor
 
-    from .export_sensor import export_sensor
+    from vigil.export.export_sensor import export_sensor
 
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -145,7 +145,7 @@ def run_sensor_demo(output: Path, seed: int = 0, quick: bool = False) -> dict:
 
 
 def _first_window(detector, csv_path: Path) -> np.ndarray:
-    from runtime.tables import read_table
+    from vigil.runtime.sensor.tables import read_table
 
     table = read_table(csv_path, features=detector.features)
     return table.values[: detector.input_shape[0]].astype(np.float32)

@@ -1,0 +1,1 @@
+"""The sensor side: CSV/stdin rows, windows, the window detector, streaming, scoring, evaluation."""
