@@ -37,7 +37,7 @@ def build_default(folder: Path, steps: int) -> tuple[Path, Path, Path]:
     options = replace(defaults, model=replace(defaults.model, steps=steps))
     keras_path = folder / "camera.keras"
     train_image(root, keras_path, options, verbose=0)
-    int8 = export_image(keras_path, folder / "int8.onnx", ExportOptions(force=True)).path
+    int8 = export_image(keras_path, folder / "int8.onnx", ExportOptions(precision=Precision.INT8, force=True)).path
     fp32 = export_image(keras_path, folder / "fp32.onnx",
                         ExportOptions(precision=Precision.FP32)).path
     return keras_path, int8, fp32

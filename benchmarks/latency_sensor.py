@@ -38,7 +38,7 @@ def build_default(folder: Path) -> tuple[Path, Path, Path]:
                       model=replace(defaults.model, epochs=5))
     keras_path = folder / "sensor.keras"
     train_sensor(train_csv, keras_path, options, verbose=0)
-    int8 = export_sensor(keras_path, folder / "int8.onnx", ExportOptions(force=True)).path
+    int8 = export_sensor(keras_path, folder / "int8.onnx", ExportOptions(precision=Precision.INT8, force=True)).path
     fp32 = export_sensor(keras_path, folder / "fp32.onnx",
                          ExportOptions(precision=Precision.FP32)).path
     return keras_path, int8, fp32

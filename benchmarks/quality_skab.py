@@ -26,7 +26,7 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from vigil.export.export_sensor import ExportOptions, export_sensor  # noqa: E402
+from vigil.export.export_sensor import ExportOptions, Precision, export_sensor  # noqa: E402
 from vigil.runtime import load  # noqa: E402
 from vigil.runtime.core.metrics import counts  # noqa: E402
 from vigil.runtime.sensor.tables import fill_gaps, read_table  # noqa: E402
@@ -66,7 +66,7 @@ def skab_protocol(files: list[Path], options: SensorTrainingOptions, scratch: Pa
                               features=table.features)
         model = scratch / f"{number}.keras"
         train_sensor(train_csv, model, options, verbose=0)
-        artifact = export_sensor(model, scratch / f"{number}.onnx", ExportOptions(force=True)).path
+        artifact = export_sensor(model, scratch / f"{number}.onnx", ExportOptions(precision=Precision.INT8, force=True)).path
         alarms = predict_file(artifact, values)[TRAIN_ROWS:]
         labels = table.labels[TRAIN_ROWS:]
         c = counts(alarms, labels)
@@ -90,7 +90,7 @@ def deployment_protocol(root: Path, options: SensorTrainingOptions, scratch: Pat
     started = time.perf_counter()
     model = scratch / "deployment.keras"
     train_sensor(train_csv, model, options, verbose=0)
-    artifact = export_sensor(model, scratch / "deployment.onnx", ExportOptions(force=True)).path
+    artifact = export_sensor(model, scratch / "deployment.onnx", ExportOptions(precision=Precision.INT8, force=True)).path
     predicted, truth = [], []
     for path in labeled_files(root):
         test = read_table(path)

@@ -14,8 +14,8 @@ from vigil.training.image_thresholds import fit_image_thresholds
 from vigil.training.versions import library_versions
 
 from .convert import keras_to_onnx
-from .export_sensor import (ExportOptions, ExportReport, Precision, int8_decision,
-                            rank_correlation)
+from .precision import Precision, batch1_cost, int8_decision, int8_pays_off
+from .export_sensor import ExportOptions, ExportReport, rank_correlation
 from .package import write_artifact
 from .quantize import quantize_static_int8
 
@@ -48,7 +48,7 @@ def export_image(model_path: str | Path, output: str | Path,
     messages: list[str] = []
     precision = Precision(options.precision)
     chosen, scores, maps = fp32, fp32_scores, fp32_maps
-    if precision is Precision.INT8:
+    if precision in (Precision.INT8, Precision.AUTO):
         calibration = run.calibration
 
         def batches():
@@ -70,8 +70,13 @@ def export_image(model_path: str | Path, output: str | Path,
         parity["int8_within_tolerance"] = not misses
         keep, message = int8_decision(misses, options.force)
         messages += [message] if message else []
+        if keep and precision is Precision.AUTO and not misses:
+            parity.update(batch1_cost(int8, fp32, {"image": images[:1]}))
+            keep, message = int8_pays_off(parity)
+            messages.append(message)
         if keep:
             chosen, scores, maps = int8, int8_scores, int8_maps
+            precision = Precision.INT8
         else:
             precision = Precision.FP32
     thresholds = fit_image_thresholds(record["calibration"], scores, maps, run.validation_labels,

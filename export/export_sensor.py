@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,19 +18,15 @@ from vigil.training.versions import library_versions
 
 from .convert import keras_to_onnx
 from .package import write_artifact
-from .quantize import quantize_dynamic_int8
+from .precision import Precision, batch1_cost, int8_decision, int8_pays_off
+from .quantize import quantize_static_int8
 
 log = logging.getLogger("vigil")
 
 
-class Precision(str, enum.Enum):
-    INT8 = "int8"
-    FP32 = "fp32"
-
-
 @dataclass(frozen=True)
 class ExportOptions:
-    precision: Precision = Precision.INT8
+    precision: Precision = Precision.AUTO  # auto: INT8 where it holds parity and pays off
     force: bool = False                 # keep INT8 even when it misses the parity tolerance
     min_rank_correlation: float = 0.98  # Spearman of INT8 vs FP32 validation scores
     max_f1_drop: float = 0.02           # validation F1 loss allowed (when labels exist)
@@ -71,15 +66,15 @@ def export_sensor(model_path: str | Path, output: str | Path,
     chosen, chosen_scores = fp32, fp32_scores
     precision = Precision(options.precision)
     threshold = _refit(run, fp32_scores)
-    if precision is Precision.INT8:
-        int8 = quantize_dynamic_int8(fp32)
+    if precision in (Precision.INT8, Precision.AUTO):
+        int8 = _quantize(fp32, run.calibration)
         int8_scores = _onnx_scores(int8, windows)
         int8_threshold = _refit(run, int8_scores)
-        # Dynamic quantization picks activation ranges per call, so a window's score depends a
-        # little on the batch it is scored in; measure that against batch-1 scoring.
+        # Fixed activation scales: a window scores the same alone as in a batch (to float
+        # rounding); measured here on the first windows.
         single = np.concatenate([_onnx_scores(int8, windows[i:i + 1]) for i in range(min(64, len(windows)))])
-        parity["int8_batch1_max_rel_diff"] = float(np.max(np.abs(single - int8_scores[:len(single)])
-                                                          / np.maximum(np.abs(single), 1e-9)))
+        parity["int8_batch1_max_abs_diff"] = float(np.max(np.abs(single - int8_scores[:len(single)]),
+                                                          initial=0.0))
         parity.update(_int8_parity(run, fp32_scores, threshold, int8_scores, int8_threshold))
         misses = []
         if parity["int8_rank_correlation"] < options.min_rank_correlation:
@@ -90,8 +85,13 @@ def export_sensor(model_path: str | Path, output: str | Path,
         parity["int8_within_tolerance"] = not misses
         keep, message = int8_decision(misses, options.force)
         messages += [message] if message else []
+        if keep and precision is Precision.AUTO and not misses:
+            parity.update(batch1_cost(int8, fp32, {"window": windows[:1]}))
+            keep, message = int8_pays_off(parity)
+            messages.append(message)
         if keep:
             chosen, chosen_scores, threshold = int8, int8_scores, int8_threshold
+            precision = Precision.INT8
         else:
             precision = Precision.FP32
     labels = run.validation_labels
@@ -104,14 +104,26 @@ def export_sensor(model_path: str | Path, output: str | Path,
     return ExportReport(path, precision.value, threshold, parity, tuple(messages))
 
 
-def int8_decision(misses: list[str], force: bool) -> tuple[bool, str | None]:
-    """(keep INT8?, what to tell the user) given the parity tolerances INT8 missed."""
-    if not misses:
-        return True, None
-    reasons = "INT8 misses the parity tolerance (" + "; ".join(misses) + ")"
-    if force:
-        return True, reasons + "; kept because of --force"
-    return False, reasons + "; wrote FP32 instead (use --force to keep INT8)"
+CALIBRATION_BATCH = 256
+QUANTIZED_OPS = ("MatMul", "Gemm")  # the dense layers; recurrent cells and the score stay float
+
+
+def _quantize(fp32, calibration: np.ndarray):
+    """Static INT8 of the dense layers, calibrated on normal training windows.
+
+    The recurrent cells stay in float: onnxruntime has no static INT8 LSTM/GRU kernel (only a
+    dynamic one, which makes scores batch-dependent), and their outputs are bounded by tanh, so the
+    dense layers' calibrated input ranges hold for any reading. Normalization and the error that
+    makes the score stay in float too, so an extreme reading is never clipped out of the score.
+    """
+    windows = np.asarray(calibration, dtype=np.float32)
+
+    def batches():
+        for start in range(0, len(windows), CALIBRATION_BATCH):
+            yield windows[start:start + CALIBRATION_BATCH]
+
+    return quantize_static_int8(fp32, batches, "window", exclude_substrings=(),
+                                op_types=QUANTIZED_OPS)
 
 
 def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:

@@ -1,8 +1,10 @@
-"""INT8 quantization with onnxruntime.quantization.
+"""Static INT8 quantization with onnxruntime.quantization.
 
-RNN models use dynamic quantization: int8 weights, uint8 activations quantized at run time
-(the u8s8 kernels are the fast ones on x86 CPUs). Work happens in a temporary folder, never in
-the working directory.
+Every quantized artifact uses calibrated, fixed activation scales (QDQ, uint8 activations and
+per-channel int8 weights: the u8s8 kernels are the fast ones on x86 CPUs). Dynamic quantization is
+never used: its ``DynamicQuantizeLinear`` takes each call's scale from the whole batch, so one
+extreme reading would change the score of every window scored beside it. Work happens in a
+temporary folder, never in the working directory.
 """
 
 from __future__ import annotations
@@ -12,22 +14,9 @@ from contextlib import chdir
 from pathlib import Path
 
 
-def quantize_dynamic_int8(proto):
-    """A dynamically quantized copy of an ONNX ModelProto (weights QInt8, activations QUInt8)."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    with tempfile.TemporaryDirectory() as scratch:
-        source = Path(scratch) / "fp32.onnx"
-        target = Path(scratch) / "int8.onnx"
-        onnx.save_model(proto, str(source))
-        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
-                         extra_options={"MatMulConstBOnly": True})
-        return onnx.load_model(str(target))
-
-
-def quantize_static_int8(proto, calibration, input_name: str, exclude_substrings=("postprocess",)):
-    """Static QDQ INT8 copy of a CNN: per-channel int8 weights, uint8 activations.
+def quantize_static_int8(proto, calibration, input_name: str, exclude_substrings=("postprocess",),
+                         op_types: tuple[str, ...] | None = None):
+    """Static QDQ INT8 copy of a model: per-channel int8 weights, uint8 activations.
 
     Args:
         proto: the FP32 ModelProto.
@@ -36,6 +25,7 @@ def quantize_static_int8(proto, calibration, input_name: str, exclude_substrings
         input_name: the graph input those batches feed.
         exclude_substrings: nodes whose names contain one of these stay in float (the score
             reduction after the network).
+        op_types: quantize only these operator types (None: every type onnxruntime can).
     """
     import onnx
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
@@ -64,5 +54,6 @@ def quantize_static_int8(proto, calibration, input_name: str, exclude_substrings
                             per_channel=True, activation_type=QuantType.QUInt8,
                             weight_type=QuantType.QInt8,
                             calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=excluded,
+                            op_types_to_quantize=list(op_types) if op_types else None,
                             extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
         return onnx.load_model(str(target))

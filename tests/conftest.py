@@ -96,7 +96,7 @@ def image_artifacts(tmp_path_factory) -> ImageArtifacts:
         size=64, channels=(8, 16, 32), stem=0, steps=60, batch_size=8, seed=5))
     keras_model = folder / "unet.keras"
     train_image(category, keras_model, options, verbose=0)
-    int8 = export_image(keras_model, folder / "unet-int8.onnx", ExportOptions(force=True))
+    int8 = export_image(keras_model, folder / "unet-int8.onnx", ExportOptions(precision=Precision.INT8, force=True))
     fp32 = export_image(keras_model, folder / "unet-fp32.onnx",
                         ExportOptions(precision=Precision.FP32))
     return ImageArtifacts(category, keras_model, int8.path, fp32.path, int8.parity, int8.messages)

@@ -631,13 +631,13 @@ def test_cli_export_without_the_sidecar_is_exit_2(image_artifacts, tmp_path, cap
 def test_int8_export_writes_nothing_to_the_working_directory(image_artifacts, tmp_path,
                                                              monkeypatch):
     from vigil.export.export_image import export_image
-    from vigil.export.export_sensor import ExportOptions
+    from vigil.export.export_sensor import ExportOptions, Precision
 
     work = tmp_path / "cwd"
     work.mkdir()
     monkeypatch.chdir(work)
     report = export_image(image_artifacts.keras_model, tmp_path / "again.onnx",
-                          ExportOptions(force=True))
+                          ExportOptions(precision=Precision.INT8, force=True))
     assert report.path.is_file() and report.precision == "int8"
     assert list(work.iterdir()) == []
     # Export is deterministic: the same model gives the same INT8 scores.

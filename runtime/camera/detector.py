@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import numpy as np
 
 from ..core.artifact import Artifact
 from .frames import map_to_frame, regions, to_model_input
 from ..core.spec import ImageSpec, ScoreStats
+from ..core.thresholds import finite_number
 
 MAX_BATCH = 32
 
@@ -28,6 +28,7 @@ class ImageDetector:
         self._threshold = float(self.spec.threshold.value)
         self._pixel_threshold = float(self.spec.pixel_threshold.value)
         self._outputs = [self.spec.score_output, self.spec.map_output]
+        self._max_batch = MAX_BATCH if artifact.batch_independent else 1
 
     path = property(lambda self: self._artifact.path)
     sha256 = property(lambda self: self._artifact.sha256)
@@ -48,7 +49,7 @@ class ImageDetector:
 
     @threshold.setter
     def threshold(self, value: float) -> None:
-        self._threshold = _finite(value, "threshold")
+        self._threshold = finite_number(value, "threshold")
 
     @property
     def pixel_threshold(self) -> float:
@@ -56,7 +57,7 @@ class ImageDetector:
 
     @pixel_threshold.setter
     def pixel_threshold(self, value: float) -> None:
-        self._pixel_threshold = _finite(value, "pixel_threshold")
+        self._pixel_threshold = finite_number(value, "pixel_threshold")
 
     def score(self, frames) -> np.ndarray:
         """Scores of one frame (an array) or several (a list, or a 4-D uint8 batch)."""
@@ -87,9 +88,9 @@ class ImageDetector:
             raise ValueError(f"prepared input must be uint8 with shape (n, {expected[0]}, "
                              f"{expected[1]}, {expected[2]}); received {batch.dtype} {batch.shape}")
         scores, maps = [], []
-        for start in range(0, len(batch), MAX_BATCH):
-            score, amap = self._session.run(self._outputs,
-                                            {self.spec.input_name: batch[start:start + MAX_BATCH]})
+        for start in range(0, len(batch), self._max_batch):
+            score, amap = self._session.run(
+                self._outputs, {self.spec.input_name: batch[start:start + self._max_batch]})
             scores.append(score.reshape(-1))
             maps.append(amap.reshape(len(score), expected[0], expected[1]))
         return np.concatenate(scores).astype(np.float64), np.concatenate(maps)
@@ -103,7 +104,4 @@ class ImageDetector:
         return full, regions(full, self._pixel_threshold)
 
 
-def _finite(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"`{name}` must be a finite number; received {value!r}")
-    return float(value)
+

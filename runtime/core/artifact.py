@@ -20,10 +20,14 @@ from typing import Mapping, Sequence
 
 import onnxruntime as ort
 
-from .external_data import external_tensors
+from .external_data import ModelScan, scan_model
 from .providers import session_providers
 from .spec import METADATA_KEY, ArtifactError, ImageSpec, Spec, spec_from_dict
 
+# Operators that quantize activations with a scale taken from the whole batch at run time: a
+# window's score would depend on which other windows share its batch.
+BATCH_DEPENDENT_OPS = frozenset({"DynamicQuantizeLinear", "DynamicQuantizeLSTM",
+                                 "DynamicQuantizeMatMul", "MatMulIntegerToFloat"})
 MAX_MODEL_BYTES = 2**31  # protobuf's limit for one message: a bigger file is not one ONNX model
 SHA256_PATTERN = re.compile(r"[0-9a-fA-F]{64}")
 
@@ -34,6 +38,7 @@ class Artifact:
     session: ort.InferenceSession
     spec: Spec
     sha256: str
+    batch_independent: bool = True  # False: score one item per run (see BATCH_DEPENDENT_OPS)
 
 
 def sha256_of(path: str | Path) -> str:
@@ -66,7 +71,7 @@ def open_artifact(
     digest = hashlib.sha256(data).hexdigest()
     if pin is not None and digest != pin:
         raise ArtifactError(f"model file {str(path)!r} has sha256 {digest}; expected {pin}")
-    _check_self_contained(data, path)
+    scan = _check_self_contained(data, path)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads is not None:
@@ -93,7 +98,8 @@ def open_artifact(
     except ArtifactError as error:
         raise ArtifactError(f"model file {str(path)!r}: {error}") from None
     _check_graph(session, spec, path)
-    return Artifact(path=path, session=session, spec=spec, sha256=digest)
+    return Artifact(path=path, session=session, spec=spec, sha256=digest,
+                    batch_independent=not scan.op_types & BATCH_DEPENDENT_OPS)
 
 
 def check_sha256_pin(expect_sha256: str | None) -> str | None:
@@ -127,10 +133,11 @@ def parse_metadata(entries: Mapping[str, str]) -> Spec:
         raise ArtifactError(f"the {METADATA_KEY!r} metadata entry is nested too deeply") from None
 
 
-def _check_self_contained(data: bytes, path: Path) -> None:
+def _check_self_contained(data: bytes, path: Path) -> ModelScan:
     """Refuse tensors stored in other files (and files that are not protobuf at all)."""
     try:
-        external = external_tensors(data)
+        scan = scan_model(data)
+        external = scan.external
     except ValueError as error:
         raise ArtifactError(f"model file {str(path)!r} is not a loadable ONNX model (truncated or "
                             f"corrupt?): {error}") from None
@@ -143,6 +150,7 @@ def _check_self_contained(data: bytes, path: Path) -> None:
             f"({where}){f' and {len(external) - 1} more' if len(external) > 1 else ''}; a Vigil "
             "artifact must be one self-contained file, so external data is refused"
         )
+    return scan
 
 
 def _outside(location: str, folder: Path) -> bool:

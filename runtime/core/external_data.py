@@ -10,6 +10,10 @@ The check reads the protobuf wire format directly: it walks only the messages th
 tensors (the graph's initializers, node attributes, nested graphs of control-flow nodes, model
 functions and training graphs) and skips every other field by its length, so it costs little
 more than a pass over the tags. Anything that is not well-formed protobuf raises ``ValueError``.
+
+The same walk collects the operator types of every node (subgraphs and functions included), so
+the runtime can tell, without onnx, whether a graph quantizes its activations per call
+(``DynamicQuantizeLinear``), which makes a window's score depend on the batch it is scored in.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ CHILDREN = {
     TENSOR: {},
 }
 TENSOR_NAME, TENSOR_EXTERNAL_DATA, TENSOR_DATA_LOCATION = 8, 13, 14
+NODE_OP_TYPE = 4
 ENTRY_KEY, ENTRY_VALUE = 1, 2
 EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
 
@@ -43,14 +48,29 @@ class ExternalTensor:
     location: str
 
 
+@dataclass(frozen=True)
+class ModelScan:
+    """What one pass over a serialized ModelProto found."""
+
+    external: tuple[ExternalTensor, ...]
+    op_types: frozenset[str]
+
+
+def scan_model(data: bytes | memoryview) -> ModelScan:
+    """External tensors and operator types of a serialized ModelProto (ValueError if malformed)."""
+    found: list[ExternalTensor] = []
+    op_types: set[str] = set()
+    _walk(memoryview(data), MODEL, 0, found, op_types)
+    return ModelScan(tuple(found), frozenset(op_types))
+
+
 def external_tensors(data: bytes | memoryview) -> list[ExternalTensor]:
     """Every tensor in a serialized ModelProto that stores its data outside the file."""
-    found: list[ExternalTensor] = []
-    _walk(memoryview(data), MODEL, 0, found)
-    return found
+    return list(scan_model(data).external)
 
 
-def _walk(data: memoryview, kind: int, depth: int, found: list[ExternalTensor]) -> None:
+def _walk(data: memoryview, kind: int, depth: int, found: list[ExternalTensor],
+          op_types: set[str]) -> None:
     if depth > MAX_DEPTH:
         raise ValueError(f"graphs are nested more than {MAX_DEPTH} levels deep")
     children = CHILDREN[kind]
@@ -66,8 +86,10 @@ def _walk(data: memoryview, kind: int, depth: int, found: list[ExternalTensor]) 
                 key, text = _entry(value)
                 if key == "location":
                     location = text
+        elif kind == NODE and number == NODE_OP_TYPE and wire == 2:
+            op_types.add(_text(value))
         elif number in children and wire == 2:
-            _walk(value, children[number], depth + 1, found)
+            _walk(value, children[number], depth + 1, found, op_types)
     if external:
         found.append(ExternalTensor(name, location))
 

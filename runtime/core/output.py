@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import math
 import os
 import stat
 import sys
@@ -27,6 +28,24 @@ log = logging.getLogger("vigil")
 
 OUTPUT_POLICIES = ("stop", "continue")
 BUFFER_BYTES = 1 << 16
+
+
+def strict_json(record: dict) -> str:
+    """One line of RFC 8259 JSON: infinities become the largest finite doubles, NaN null."""
+    try:
+        return json.dumps(record, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(record), allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else math.copysign(sys.float_info.max, value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 class OutputError(Exception):
@@ -81,7 +100,7 @@ class JsonLines:
 
     def write(self, record: dict, mark: Any = None) -> None:
         """Queue one record (``mark`` identifies it in messages: a row index, a frame number)."""
-        line = json.dumps(record) + "\n"
+        line = strict_json(record) + "\n"
         self._pending.append(line)
         self._pending_bytes += len(line)
         self._pending_mark = mark

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import enum
+import math
+import numbers
 
 import numpy as np
 
 from .metrics import best_f1
 from .spec import ScoreStats, Threshold
+
+
+def finite_number(value, name: str) -> float:
+    """``value`` as a float if it is a finite real number (numpy scalars included), else ValueError
+    naming ``name``: used for thresholds set at run time."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) \
+            or not math.isfinite(value):
+        raise ValueError(f"`{name}` must be a finite number; received {value!r}")
+    return float(value)
 
 
 class ThresholdMethod(str, enum.Enum):

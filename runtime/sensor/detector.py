@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 
 from ..core.artifact import Artifact
 from ..core.spec import ScoreStats, SensorSpec
+from ..core.thresholds import finite_number
 from .windows import consecutive_alarms, sliding_windows, window_ends
 
-MAX_BATCH = 512
+MAX_BATCH = 512  # windows per session run; a score never depends on how windows are batched
 
 
 class SensorDetector:
@@ -27,6 +27,9 @@ class SensorDetector:
         self.spec: SensorSpec = artifact.spec
         self._threshold = float(artifact.spec.threshold.value)
         self._outputs = [self.spec.score_output, self.spec.feature_output]
+        # A graph that quantizes activations per call (0.1 artifacts' DynamicQuantizeLinear)
+        # scores one window per run, so that no window's score depends on its neighbours.
+        self._max_batch = MAX_BATCH if artifact.batch_independent else 1
 
     @property
     def path(self) -> Path:
@@ -59,9 +62,7 @@ class SensorDetector:
 
     @threshold.setter
     def threshold(self, value: float) -> None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"`threshold` must be a finite number; received {value!r}")
-        self._threshold = float(value)
+        self._threshold = finite_number(value, "threshold")
 
     def score(self, x: np.ndarray) -> np.ndarray:
         """Scores of one window (window, features) or a batch (n, window, features)."""
@@ -75,8 +76,8 @@ class SensorDetector:
         """(scores (n,), per-feature errors (n, features)) for one window or a batch."""
         batch = self._check_windows(x)
         scores, errors = [], []
-        for start in range(0, len(batch), MAX_BATCH):
-            chunk = batch[start:start + MAX_BATCH]
+        for start in range(0, len(batch), self._max_batch):
+            chunk = batch[start:start + self._max_batch]
             score, error = self._session.run(self._outputs, {self.spec.input_name: chunk})
             scores.append(score.reshape(-1))
             errors.append(error.reshape(len(chunk), -1))

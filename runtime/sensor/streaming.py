@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from collections import deque
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -10,6 +12,15 @@ import numpy as np
 from .detector import SensorDetector
 from .tables import Row, time_key
 from .windows import AlarmFilter
+
+# A score that overflowed float32 (readings far beyond anything seen in training, 1e20 say) is
+# written as the largest finite double with ``score_overflow``: above any threshold, and valid JSON.
+OVERFLOW_SCORE = sys.float_info.max
+
+
+def finite_or_max(value: float) -> float:
+    return float(value) if np.isfinite(value) else (OVERFLOW_SCORE if value > 0 or np.isnan(value)
+                                                    else -OVERFLOW_SCORE)
 
 
 @dataclass(frozen=True)
@@ -25,6 +36,7 @@ class Result:
     filled: bool = False
     skipped: str | None = None
     out_of_order: bool = False
+    score_overflow: bool = False
 
     def to_json(self) -> dict:
         record: dict = {"index": self.index}
@@ -36,8 +48,11 @@ class Result:
             record.update(score=None, anomaly=None, skipped=self.skipped)
             return record
         record.update(score=self.score, anomaly=self.anomaly, above_threshold=self.above_threshold)
+        if self.score_overflow:
+            record["score_overflow"] = True
         if self.anomaly or self.above_threshold:
-            record["why"] = [{"feature": f, "contribution": round(c, 6)} for f, c in self.top_features]
+            record["why"] = [{"feature": f, "contribution": round(finite_or_max(c), 6)}
+                             for f, c in self.top_features]
         if self.filled:
             record["filled"] = True
         return record
@@ -51,9 +66,11 @@ class StreamingScorer:
     row in it is reported as skipped with the reason. Nothing is dropped silently.
 
     Rows are scored in the order they arrive; nothing is reordered or held back. A row whose
-    timestamp (a number or ISO 8601) is earlier than one already seen is counted in
-    ``rows_out_of_order``, and every window that contains it is flagged ``out_of_order`` (as is
-    its own line if it is skipped). Repeated timestamps are not out of order.
+    timestamp (a number or ISO 8601) is earlier than one among the last ``window`` rows is counted
+    in ``rows_out_of_order``, and every window that contains it is flagged ``out_of_order`` (as is
+    its own line if it is skipped). Repeated timestamps are not out of order. Comparing with the
+    last ``window`` rows only bounds the effect of one wild timestamp (a clock jump to 2099): it
+    marks at most ``window`` later rows, not the rest of the run.
     """
 
     def __init__(self, detector: SensorDetector, top_k: int = 3) -> None:
@@ -64,7 +81,7 @@ class StreamingScorer:
         self.top_k = top_k
         self._ring = np.zeros((2 * self.window, self.features), dtype=np.float32)
         self._alarm = AlarmFilter(detector.spec.consecutive, detector.spec.hold)
-        self._latest_time: tuple[int, float] | None = None
+        self._recent_times: deque[tuple[int, tuple[int, float]]] = deque()  # (row, key), keys falling
         self.reset()
         self.rows_in = 0
         self.windows_scored = 0
@@ -138,25 +155,31 @@ class StreamingScorer:
             scores, errors = self.detector.score_with_features(np.stack(batch))
             threshold = self.detector.threshold
             for (slot, index, time, filled, late), score, error in zip(pending, scores, errors):
-                above = bool(score > threshold)
+                overflow = not np.isfinite(score)
+                above = bool(overflow or score > threshold)
                 anomaly = self._alarm.step(above)
                 self.alarms += anomaly
-                out[slot] = Result(index, time, float(score), above, anomaly,
-                                   self._top(error), filled, out_of_order=late)
+                out[slot] = Result(index, time, finite_or_max(score), above, anomaly,
+                                   self._top(error), filled, out_of_order=late,
+                                   score_overflow=overflow)
             self.windows_scored += len(batch)
         return [r for r in out if r is not None]
 
     def _late(self, time: str) -> bool:
-        """Whether ``time`` is earlier than the latest timestamp seen (and remember the latest)."""
+        """Whether ``time`` is earlier than the latest timestamp of the last ``window`` rows."""
         key = time_key(time)
+        recent = self._recent_times
+        while recent and recent[0][0] <= self.rows_in - self.window - 1:
+            recent.popleft()
         if key is None:
             return False
-        latest = self._latest_time
-        if latest is not None and key[0] == latest[0] and key[1] < latest[1]:
+        late = bool(recent) and key[0] == recent[0][1][0] and key[1] < recent[0][1][1]
+        if late:
             self.rows_out_of_order += 1
-            return True
-        self._latest_time = key
-        return False
+        while recent and (recent[-1][1][0] != key[0] or recent[-1][1][1] <= key[1]):
+            recent.pop()  # a monotonic queue: its head is the latest key of the recent rows
+        recent.append((self.rows_in, key))
+        return late
 
     def _repair(self, values: np.ndarray) -> np.ndarray:
         if values.shape != (self.features,):

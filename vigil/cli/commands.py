@@ -427,7 +427,10 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="Keras -> one self-describing .onnx (INT8 default)")
     export.add_argument("model", help="MODEL.keras written by `vigil train`")
     export.add_argument("-o", "--output", required=True, help="MODEL.onnx to write")
-    export.add_argument("--precision", choices=["int8", "fp32"], default="int8")
+    export.add_argument("--precision", choices=["auto", "int8", "fp32"], default="auto",
+                        help="auto (default): INT8 where it holds parity and is faster or smaller "
+                             "at batch 1 on this machine, else FP32; int8: INT8 whenever it holds "
+                             "parity; fp32: no quantization")
     export.add_argument("--force", action="store_true",
                         help="keep INT8 even if it misses the parity tolerance")
     export.set_defaults(run=cmd_export)

@@ -1,0 +1,109 @@
+"""Stopping a run at a safe point: SIGTERM and Ctrl-C never cut a row, a frame or a line in two.
+
+A supervisor stops a service with SIGTERM; a person with Ctrl-C. Either may arrive while a row is
+half counted or a result line half written. ``StopSignals`` installs handlers that only *record*
+the request; scoring loops call ``check()`` between items, where stopping loses nothing. Around a
+call that may block for long (waiting for the next line on stdin, the next live frame, a
+connection attempt) the loop enters ``waiting()``: a signal then stops the wait at once, since
+nothing is in flight there.
+
+Outside the main thread, or when no handlers are installed, ``check()`` and ``waiting()`` do
+nothing and Python's default behaviour applies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from typing import Iterator
+
+
+class StopSignals:
+    """SIGTERM and SIGINT as a stop request, honoured at safe points.
+
+    Use as a context manager around a run: the previous handlers come back on exit. A second
+    signal while the first is being honoured (the final lines are being written to a stalled
+    reader, say) stops that too, at the next line boundary.
+    """
+
+    SIGNALS = ("SIGTERM", "SIGINT")
+
+    def __init__(self) -> None:
+        self.requested: str | None = None  # the name of the first signal received
+        self.count = 0
+        self._waiting = 0
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for name in self.SIGNALS:
+                number = getattr(signal, name, None)
+                if number is not None:
+                    self._previous[number] = signal.signal(number, self._handle)
+        _active.append(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _active.remove(self)
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous.clear()
+
+    def _handle(self, number: int, frame) -> None:
+        self.count += 1
+        self.requested = self.requested or signal.Signals(number).name
+        if self._waiting:
+            raise KeyboardInterrupt(self.requested)
+
+    def check(self) -> None:
+        """Raise KeyboardInterrupt if a stop was requested (call between items)."""
+        if self.requested:
+            raise KeyboardInterrupt(self.requested)
+
+    @contextlib.contextmanager
+    def waiting(self) -> Iterator[None]:
+        """Within this block a signal interrupts at once (a blocking read with nothing in flight)."""
+        self._waiting += 1
+        try:
+            self.check()
+            yield
+        finally:
+            self._waiting -= 1
+
+
+_active: list[StopSignals] = []
+
+
+def current() -> StopSignals | None:
+    """The innermost installed ``StopSignals``, if a run installed one."""
+    return _active[-1] if _active else None
+
+
+def check() -> None:
+    """Raise KeyboardInterrupt at this safe point if a stop was requested."""
+    stop = current()
+    if stop is not None:
+        stop.check()
+
+
+def stop_requested() -> bool:
+    stop = current()
+    return stop is not None and stop.requested is not None
+
+
+def second_stop_requested() -> bool:
+    """A second signal: stop even the final writing at the next line boundary."""
+    stop = current()
+    return stop is not None and stop.count > 1
+
+
+@contextlib.contextmanager
+def waiting() -> Iterator[None]:
+    """A blocking call during which a stop request interrupts at once."""
+    stop = current()
+    if stop is None:
+        yield
+        return
+    with stop.waiting():
+        yield
