@@ -152,8 +152,10 @@ def test_truncated_video_is_a_counted_skip(detector, tmp_path):
     data = path.read_bytes()
     path.write_bytes(data[: len(data) * 6 // 10])
     records, summary = run(detector, str(path))
-    assert "truncated or corrupt" in records[-1]["skipped"]
-    assert summary.skipped == 1 and summary.scored == len(records) - 1
+    assert [r["frame"] for r in records] == list(range(20))
+    skipped = [r for r in records if r["score"] is None]
+    assert skipped and all("truncated or corrupt" in r["skipped"] for r in skipped)
+    assert summary.skipped == len(skipped) and summary.scored == 20 - len(skipped)
     assert summary.stopped == "end"
 
 

@@ -122,11 +122,13 @@ def test_truncated_video_ends_with_an_error_item(tmp_path):
     path.write_bytes(data[: len(data) * 6 // 10])
     source = open_source(str(path))
     frames = list(source)
-    *good, last = frames
-    assert good and all(f.error is None for f in good)
-    assert last.image is None and "truncated or corrupt" in last.error
-    assert f"of the {source.stats.expected} its container reports" in last.error
-    assert last.index == len(good) < 20
+    good = [f for f in frames if f.error is None]
+    missing = frames[len(good):]
+    assert good and all(f.error is None for f in frames[:len(good)])
+    assert [f.index for f in frames] == list(range(20)), "every frame the container has, once"
+    assert all(f.image is None and "truncated or corrupt" in f.error for f in missing)
+    assert all(f"of the {source.stats.expected} its container reports" in f.error for f in missing)
+    assert 0 < len(good) < 20
 
 
 # --- live sources -------------------------------------------------------------------------------

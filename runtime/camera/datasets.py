@@ -15,6 +15,8 @@ from typing import Iterable, Sequence
 import cv2
 import numpy as np
 
+from .image_header import too_large
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 GOOD = "good"
 
@@ -30,6 +32,9 @@ class LabeledImage:
 def read_image(path: str | Path) -> np.ndarray:
     """Decode an image file as uint8 (gray or BGR); ValueError names the file when it cannot."""
     path = Path(path)
+    oversized = too_large(path)  # from the header: a small file can hold gigabytes of pixels
+    if oversized is not None:
+        raise ValueError(f"image {str(path)!r}: {oversized}")
     try:
         data = path.read_bytes()
     except OSError as error:

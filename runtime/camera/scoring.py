@@ -24,9 +24,10 @@ import cv2
 import numpy as np
 
 from .frames import overlay, to_model_input
+from ..core import interrupts
 from ..core.health import HealthReporter
 from .detector import ImageDetector
-from ..core.output import JsonLines, OutputError
+from ..core.output import JsonLines, OutputError, flush_quietly
 from .sources import FrameSource, ImageFiles
 
 log = logging.getLogger("vigil")
@@ -279,6 +280,7 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
                         if cv2.waitKey(1) & 0xFF in PREVIEW_KEYS:
                             summary.stopped = "preview_closed"
             sink.write(record, mark=f"frame {frame.index} of {frame.source}")
+            interrupts.check()  # a safe point: this frame has its line
             if summary.stopped != "end":
                 break
             if options.max_frames is not None and summary.frames_in >= options.max_frames:
@@ -289,10 +291,7 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
         summary.stopped, summary.last_error = "output_failed", str(error)
     except KeyboardInterrupt:
         summary.stopped = "interrupted"
-        try:
-            sink.flush()
-        except OutputError as error:
-            summary.last_error = str(error)
+        flush_quietly(sink, summary)
     except BaseException as error:
         failure = error
         raise

@@ -10,7 +10,10 @@
   of *image files*: every file yields one item, unreadable or truncated ones with an error;
 * any other file is a *video file*: every frame is read in order, none is dropped; a frame that
   does not decode yields an error item and reading goes on, and a file that ends before the frame
-  count its container reports yields an error item rather than stopping silently.
+  count its container reports yields an error item for each frame it is short (a damaged region
+  the demuxer skipped over, or a truncated file) rather than stopping silently. After a damaged
+  region of a container without a frame index (AVI without idx1 lookups, streams), OpenCV
+  numbers the frames it finds consecutively, so those items say that later numbers may be early.
 
 Every source is a single-pass iterable of ``Frame`` items and a context manager; ``stats`` says
 what it read, dropped and reconnected.
@@ -32,6 +35,7 @@ from typing import Any, Callable, Iterator, Protocol
 import cv2
 import numpy as np
 
+from ..core import interrupts
 from . import datasets
 
 log = logging.getLogger("vigil")
@@ -44,6 +48,7 @@ STREAM_TIMEOUT_MS = 5000  # open/read timeout for network streams, so a cut stre
 JOIN_TIMEOUT_S = 10.0
 MAX_GAPS_KEPT = 100
 MAX_CORRUPT_RUN = 25  # a video file ends after this many reads in a row fail
+MAX_MISSING_ITEMS = 100_000  # missing frames reported one by one up to this many, then in one item
 
 
 class SourceError(ValueError):
@@ -304,22 +309,19 @@ class VideoFile:
         self._iterated = True
         expected = self._stats.expected
         index = 0
+        first_damage: int | None = None  # the first frame that did not decode
         failed = 0  # consecutive reads that failed before the end the container reports
         try:
             while True:
                 ok, image = self._capture.read()
                 if not ok or image is None:
+                    first_damage = index if first_damage is None else first_damage
                     failed += 1
                     more = expected is None or index + failed < expected
                     if more and failed < MAX_CORRUPT_RUN and (index > 0 or expected is not None):
                         continue  # a corrupt frame mid-file: the next one may decode
                     if index == 0 or (expected is not None and index < expected):
-                        reported = f" of the {expected} its container reports" if expected else ""
-                        message = (f"video stopped after {index} frame{'s' if index != 1 else ''}"
-                                   f"{reported}: the file is truncated or corrupt")
-                        self._stats.read += 1
-                        self._stats.errors += 1
-                        yield Frame(index, self.name, None, message, time.time())
+                        yield from self._missing(index, expected, first_damage)
                     return
                 for _ in range(failed):  # frames that did not decode, then the video went on
                     self._stats.read += 1
@@ -333,6 +335,25 @@ class VideoFile:
                 index += 1
         finally:
             self.close()
+
+    def _missing(self, index: int, expected: int | None,
+                 first_damage: int | None) -> Iterator[Frame]:
+        """Error items for the frames the container reports but that could not be read."""
+        reported = f" of the {expected} its container reports" if expected else ""
+        message = (f"frame missing: the video gave {index} readable frame"
+                   f"{'s' if index != 1 else ''}{reported} (truncated or corrupt: a damaged "
+                   "region or a cut-off file)")
+        if first_damage is not None and first_damage < index:
+            message += (f"; frames after the damage at frame {first_damage} may be numbered "
+                        "early, as the demuxer skipped over it")
+        missing = max(1, (expected or 0) - index)
+        if missing > MAX_MISSING_ITEMS:
+            message += f"; {missing} frames missing in all, reported in this one item"
+            missing = 1
+        for number in range(index, index + missing):
+            self._stats.read += 1
+            self._stats.errors += 1
+            yield Frame(number, self.name, None, message, time.time())
 
     def close(self) -> None:
         if self._capture is not None:
@@ -414,7 +435,8 @@ class LiveSource:
         policy = self.options.reconnect
         attempt = 0
         while True:
-            capture, why = self._try_open()
+            with interrupts.waiting():  # a stop request while connecting ends the run at once
+                capture, why = self._try_open()
             if capture is not None:
                 return capture
             attempt += 1
@@ -426,7 +448,9 @@ class LiveSource:
             delay = policy.delay(attempt)
             log.warning("%s did not open (%s); retrying in %.1f s (attempt %d of %s)",
                         self._describe(), why, delay, attempt, policy.describe())
-            if self._stop.wait(delay):
+            with interrupts.waiting():
+                cancelled = self._stop.wait(delay)
+            if cancelled:
                 raise SourceError(f"`source` {self._describe()}: opening was cancelled")
 
     def __iter__(self) -> Iterator[Frame]:
@@ -439,7 +463,8 @@ class LiveSource:
             while True:
                 with self._ready:
                     while not self._queue and not self._finished and not self._stop.is_set():
-                        self._ready.wait(0.5)
+                        with interrupts.waiting():  # nothing in flight while waiting for a frame
+                            self._ready.wait(0.5)
                     if self._queue:
                         frame = self._queue.popleft()
                     else:
@@ -468,6 +493,7 @@ class LiveSource:
         index = 0
         attempt = 0
         lost_at: float | None = None
+        last_frame_at = time.monotonic()  # a failed read may block for the stream's read timeout
         pending_gap: float | None = None
         error: str | None = None
         try:
@@ -486,7 +512,7 @@ class LiveSource:
                     capture.release()
                     capture = None
                     if lost_at is None:
-                        lost_at = time.monotonic()
+                        lost_at = last_frame_at  # the outage began after the last good frame
                         log.warning("%s lost after frame %s; reconnecting", self._describe(),
                                     index - 1 if index else "none")
                     attempt, error = self._failed(attempt, "read failed")
@@ -504,6 +530,7 @@ class LiveSource:
                                 "(frames resume at %d)", self._describe(), attempt,
                                 "s" if attempt > 1 else "", gap, index)
                     pending_gap, lost_at, attempt = gap, None, 0
+                last_frame_at = time.monotonic()
                 self._put(Frame(index, self.name, image, None, time.time(), pending_gap))
                 pending_gap = None
                 index += 1
@@ -608,7 +635,8 @@ class Prefetched:
         self._thread = threading.Thread(target=self._read, name="vigil-prefetch", daemon=True)
         self._thread.start()
         while True:
-            item = self._queue.get()
+            with interrupts.waiting():  # no frame is in flight while waiting for the reader
+                item = self._queue.get()
             if item is None:
                 return
             if isinstance(item, BaseException):

@@ -107,6 +107,14 @@ class HealthReporter:
         self._write_error: str | None = None
         self.reports = 0
 
+    def connecting(self, kind: str, source: str) -> None:
+        """Report ``status: connecting`` while a live source is being opened (it may take many
+        attempts); ``start`` follows once it is open."""
+        with self._lock:
+            self._kind, self._source, self._status = kind, source, "connecting"
+        self.write()
+        self._start_thread()
+
     def start(self, kind: str, source: str, counts: Callable[[], dict], input_key: str) -> None:
         """Begin reporting: ``counts()`` returns the run's counters; ``input_key`` names the one
         that counts inputs (its last change gives ``idle_s``)."""
@@ -114,8 +122,12 @@ class HealthReporter:
             self._kind, self._source, self._counts, self._input_key = kind, source, counts, input_key
             self._status = "running"
         self.write()
-        self._thread = threading.Thread(target=self._loop, daemon=True, name="vigil-health")
-        self._thread.start()
+        self._start_thread()
+
+    def _start_thread(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, daemon=True, name="vigil-health")
+            self._thread.start()
 
     def stop(self, stopped: str, last_error: str | None = None) -> None:
         """Write the final report (``status: stopped``, ``stopped`` says why) and end the thread."""

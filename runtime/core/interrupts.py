@@ -5,7 +5,9 @@ half counted or a result line half written. ``StopSignals`` installs handlers th
 the request; scoring loops call ``check()`` between items, where stopping loses nothing. Around a
 call that may block for long (waiting for the next line on stdin, the next live frame, a
 connection attempt) the loop enters ``waiting()``: a signal then stops the wait at once, since
-nothing is in flight there.
+nothing is in flight there. A result line being written to a stalled reader is ``writing()``: the
+first signal lets it finish (the run then stops at the next safe point and writes what is
+pending), a second one abandons it; each line to a pipe is one atomic write, so none is cut.
 
 Outside the main thread, or when no handlers are installed, ``check()`` and ``waiting()`` do
 nothing and Python's default behaviour applies.
@@ -33,6 +35,7 @@ class StopSignals:
         self.requested: str | None = None  # the name of the first signal received
         self.count = 0
         self._waiting = 0
+        self._writing = 0
         self._previous: dict[int, object] = {}
 
     def __enter__(self) -> StopSignals:
@@ -53,7 +56,7 @@ class StopSignals:
     def _handle(self, number: int, frame) -> None:
         self.count += 1
         self.requested = self.requested or signal.Signals(number).name
-        if self._waiting:
+        if self._waiting or (self._writing and self.count > 1):
             raise KeyboardInterrupt(self.requested)
 
     def check(self) -> None:
@@ -70,6 +73,17 @@ class StopSignals:
             yield
         finally:
             self._waiting -= 1
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Within this block only a repeated signal interrupts (a write to a stalled reader)."""
+        self._writing += 1
+        try:
+            if self.count > 1:
+                raise KeyboardInterrupt(self.requested)
+            yield
+        finally:
+            self._writing -= 1
 
 
 _active: list[StopSignals] = []
@@ -106,4 +120,15 @@ def waiting() -> Iterator[None]:
         yield
         return
     with stop.waiting():
+        yield
+
+
+@contextlib.contextmanager
+def writing() -> Iterator[None]:
+    """A write that only a repeated stop request interrupts."""
+    stop = current()
+    if stop is None:
+        yield
+        return
+    with stop.writing():
         yield

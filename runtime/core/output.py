@@ -1,15 +1,20 @@
-"""Writing result lines: one JSON object per line, whole lines only, and a clear error when the
-output cannot be written (disk full, file closed).
+"""Writing result lines: one JSON object per line, whole lines only, nothing clobbered, and a clear
+error when the output cannot be written (disk full, file closed).
 
-``JsonLines`` buffers lines and writes them in blocks (each line at once for live sources). When a
-write fails, a file it opened itself is cut back to its last whole line, so a reader never sees half
-a record; the lines that could not be written are counted in ``lines_lost``. Then, by its policy,
-it raises ``OutputError`` (``stop``, the default: the run ends cleanly, its summary says where) or
-logs and carries on, trying the next lines again (``continue``: scoring, alarms in the logs and the
-health file go on while the disk is full).
+``JsonLines`` buffers lines and writes them in blocks (each line at once for live sources). A file
+is opened without truncating it and locked against a second writer; a file that already holds
+results is refused unless the caller says ``append`` (continue it, after cutting off a partial last
+line an earlier crash may have left) or ``overwrite``. When a write fails, a file it opened itself
+is cut back to its last whole line, so a reader never sees half a record; the lines that could not
+be written are counted in ``lines_lost``. Then, by its policy, it raises ``OutputError`` (``stop``,
+the default: the run ends cleanly, its summary says where) or logs and carries on, trying the next
+lines again (``continue``: scoring, alarms in the logs and the health file go on while the disk is
+full).
 
-A reader that closes standard output (``vigil score ... | head``) ends the run quietly: that
-``BrokenPipeError`` is passed on as it is.
+Standard output and other pipes get one ``write`` per line: a line of up to ``PIPE_BUF`` bytes is
+written whole or not at all, so a stop request while a slow reader holds the pipe back never cuts
+a line, and the count of lines written is exact. A reader that closes standard output
+(``vigil score ... | head``) ends the run quietly: that ``BrokenPipeError`` is passed on as it is.
 """
 
 from __future__ import annotations
@@ -24,9 +29,17 @@ import sys
 from pathlib import Path
 from typing import IO, Any
 
+from . import interrupts
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no advisory locks
+    fcntl = None
+
 log = logging.getLogger("vigil")
 
 OUTPUT_POLICIES = ("stop", "continue")
+OPEN_MODES = ("new", "append", "overwrite")
 BUFFER_BYTES = 1 << 16
 
 
@@ -52,6 +65,30 @@ class OutputError(Exception):
     """Result lines could not be written; the message names the output and what was written."""
 
 
+class _PartialWrite(Exception):
+    def __init__(self, done: int, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.done, self.error = done, error
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name the same file (by inode when both exist, else by resolved path)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return Path(a).resolve() == Path(b).resolve()
+
+
+def refuse_inputs_as_output(output: str | os.PathLike | None, inputs, flag: str = "--jsonl") -> None:
+    """ValueError if ``output`` would overwrite one of ``inputs`` (the model, a data file)."""
+    if output is None or str(output) == "-":
+        return
+    for path in inputs:
+        if same_file(output, path):
+            raise ValueError(f"`{flag}` {str(output)!r} is {str(path)!r}, an input of this run; "
+                             "writing there would destroy it: name another file")
+
+
 class JsonLines:
     """Where result lines go: a file it opens (``path``), standard output (``None`` or ``"-"``), or
     a text stream the caller owns.
@@ -61,49 +98,114 @@ class JsonLines:
         on_error: ``"stop"`` raises OutputError at the first failed write; ``"continue"`` counts
             the lost lines and goes on.
         live: write each line as soon as it is given (for live sources), instead of in blocks.
+        mode: for a path that already holds data: ``"new"`` refuses it (ValueError naming the
+            flags), ``"append"`` continues it, ``"overwrite"`` replaces it.
     """
 
     def __init__(self, target: str | os.PathLike | IO[str] | None = None, on_error: str = "stop",
-                 live: bool = False, buffer_bytes: int = BUFFER_BYTES) -> None:
+                 live: bool = False, buffer_bytes: int = BUFFER_BYTES, mode: str = "new") -> None:
         if on_error not in OUTPUT_POLICIES:
             raise ValueError(f"`on_error` must be one of {list(OUTPUT_POLICIES)}; "
                              f"received {on_error!r}")
+        if mode not in OPEN_MODES:
+            raise ValueError(f"`mode` must be one of {list(OPEN_MODES)}; received {mode!r}")
         self.on_error = on_error
         self.live = live
         self.buffer_bytes = buffer_bytes
-        self._raw = None  # a file opened here (binary, unbuffered): cut back on failure
+        self._fd: int | None = None      # written with os.write
+        self._own = False                # a file opened here: cut back on failure, closed here
+        self._per_line = False           # a pipe or terminal: one atomic write per line
         self._stream: IO[str] | None = None
+        self._offset = 0                 # bytes of whole lines in a regular file opened here
         if target is None or (isinstance(target, str) and target == "-"):
-            self._stream = sys.stdout
             self.name = "stdout"
+            self._use_stdout()
         elif isinstance(target, (str, os.PathLike)):
-            path = Path(target)
-            self.name = str(path)
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                self._raw = open(path, "wb", buffering=0)
-            except OSError as error:
-                raise ValueError(f"`jsonl` {self.name!r} cannot be opened for writing: "
-                                 f"{error.strerror or error}") from None
+            self.name = str(target)
+            self._open_file(Path(target), mode)
         else:
             self._stream = target
             self.name = str(getattr(target, "name", type(target).__name__))
-        self._pending: list[str] = []
+        self._pending: list[tuple[str, Any]] = []
         self._pending_bytes = 0
-        self._pending_mark: Any = None
-        self._offset = 0  # bytes of whole lines in a file opened here
+        self._counted = 0
         self.lines_written = 0
         self.lines_lost = 0
         self.last_written: Any = None  # the mark of the last line written
         self.error: str | None = None  # the last write failure
         self._failing = False
 
+    def _use_stdout(self) -> None:
+        stream = sys.stdout
+        if stream is None:
+            raise OutputError("standard output is closed, so results cannot be written; give "
+                              "--jsonl FILE or leave stdout open")
+        try:
+            fd = stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            self._stream = stream  # replaced by something without a descriptor (tests, notebooks)
+            return
+        try:
+            stream.flush()
+            mode = os.fstat(fd).st_mode
+        except (OSError, ValueError) as error:
+            raise OutputError(f"standard output cannot be written ({error}); give --jsonl FILE "
+                              "or leave stdout open") from None
+        self._fd = fd
+        self._per_line = not stat.S_ISREG(mode)
+
+    def _open_file(self, path: Path, mode: str) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        except OSError as error:
+            raise ValueError(f"`jsonl` {self.name!r} cannot be opened for writing: "
+                             f"{error.strerror or error}") from None
+        try:
+            info = os.fstat(fd)
+            regular = stat.S_ISREG(info.st_mode)
+            if regular:
+                self._lock(fd)
+                self._offset = self._prepare(fd, info.st_size, mode)
+            self._per_line = not regular
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd, self._own = fd, True
+
+    def _lock(self, fd: int) -> None:
+        if fcntl is None:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise ValueError(f"`jsonl` {self.name!r} is being written by another process "
+                                 "(it holds the file's lock); two runs must not share one "
+                                 "output: name another file") from None
+            # a file system without locks (some network mounts): go on unlocked
+
+    def _prepare(self, fd: int, size: int, mode: str) -> int:
+        """Where writing starts in an existing regular file, by ``mode``."""
+        if size == 0 or mode == "overwrite":
+            os.ftruncate(fd, 0)
+            return 0
+        if mode == "new":
+            raise ValueError(f"`jsonl` {self.name!r} already holds {size} bytes of results; "
+                             "add --append to continue it or --overwrite to replace it")
+        whole = _last_newline_end(fd, size)
+        if whole < size:
+            os.ftruncate(fd, whole)
+            log.warning("output %r ended in a partial line (%d bytes, left by an interrupted "
+                        "run); it was cut off before appending", self.name, size - whole)
+        os.lseek(fd, whole, os.SEEK_SET)
+        return whole
+
     def write(self, record: dict, mark: Any = None) -> None:
         """Queue one record (``mark`` identifies it in messages: a row index, a frame number)."""
         line = strict_json(record) + "\n"
-        self._pending.append(line)
+        self._pending.append((line, mark))
         self._pending_bytes += len(line)
-        self._pending_mark = mark
         if self.live or self._pending_bytes >= self.buffer_bytes:
             self.flush()
 
@@ -111,47 +213,83 @@ class JsonLines:
         """Write the queued lines; on failure roll back to whole lines, count, stop or go on."""
         if not self._pending:
             return
-        text = "".join(self._pending)
-        count, mark = len(self._pending), self._pending_mark
-        self._pending.clear()
+        pending = self._pending
+        self._pending = []
         self._pending_bytes = 0
+        written = 0
+        self._counted = 0  # lines of this flush already in lines_written (per-line writes)
         try:
-            if self._raw is not None:
-                self._write_raw(text.encode("utf-8"))
-            else:
-                self._stream.write(text)
+            if self._fd is None:
+                self._stream.write("".join(line for line, _ in pending))
                 self._stream.flush()
+                written = len(pending)
+            elif self._per_line:
+                for line, mark in pending:
+                    with interrupts.writing():
+                        self._write_fd(line.encode("utf-8"))
+                    written += 1
+                    # counted at once: a health report shows a reader that holds the pipe back
+                    self.lines_written += 1
+                    self.last_written = mark
+                    self._counted = written
+            else:
+                data = "".join(line for line, _ in pending).encode("utf-8")
+                try:
+                    self._write_fd(data)
+                except _PartialWrite as partial:
+                    whole = data.rfind(b"\n", 0, partial.done) + 1
+                    written = data[:whole].count(b"\n")
+                    self._offset += whole
+                    raise partial.error from None
+                self._offset += len(data)
+                written = len(pending)
+        except _PartialWrite as partial:  # per-line writes: this line is cut back below
+            self._failed(pending, written, partial.error)
         except BrokenPipeError:
-            if self._raw is None:
+            if not self._own:
+                self._account(pending, written)
                 raise
-            self._failed(count, mark, OSError(errno.EPIPE, "broken pipe"))
+            self._failed(pending, written, OSError(errno.EPIPE, "broken pipe"))
         except (OSError, ValueError) as error:  # ENOSPC, EIO, EFBIG; ValueError: closed file
-            self._failed(count, mark, error)
-        except BaseException:  # Ctrl-C or SIGTERM in the middle of a write: whole lines only
+            self._failed(pending, written, error)
+        except BaseException:  # a repeated stop request while a reader stalls: whole lines only
             self._cut_back()
-            self.lines_lost += count
+            self._account(pending, written)
             raise
         else:
-            self.lines_written += count
-            self.last_written = mark
+            self._account(pending, written)
             if self._failing:
                 log.warning("output %r is writable again; %d line%s lost in all", self.name,
                             self.lines_lost, "s" if self.lines_lost != 1 else "")
                 self._failing = False
 
-    def _write_raw(self, data: bytes) -> None:
+    def _account(self, pending: list[tuple[str, Any]], written: int) -> None:
+        self.lines_written += written - self._counted
+        self.lines_lost += len(pending) - written
+        if written:
+            self.last_written = pending[written - 1][1]
+        self._counted = 0
+
+    def _write_fd(self, data: bytes) -> None:
         view = memoryview(data)
         done = 0
         while done < len(view):
-            written = self._raw.write(view[done:])
-            if not written:
-                raise OSError(errno.ENOSPC, "the write made no progress (no space left?)")
-            done += written
-        self._offset += done
+            try:
+                count = os.write(self._fd, view[done:])
+            except BrokenPipeError:
+                raise
+            except OSError as error:
+                raise _PartialWrite(done, error) from None
+            if not count:
+                raise _PartialWrite(done, OSError(errno.ENOSPC, "the write made no progress "
+                                                                "(no space left?)"))
+            done += count
 
-    def _failed(self, count: int, mark: Any, error: Exception) -> None:
+    def _failed(self, pending: list[tuple[str, Any]], written: int, error: BaseException) -> None:
         cut = self._cut_back()
-        self.lines_lost += count
+        self._account(pending, written)
+        count = len(pending) - written
+        mark = pending[-1][1]
         reason = (getattr(error, "strerror", None) or str(error) or type(error).__name__)
         where = (f"the last line written was for {self.last_written}" if self.lines_written
                  else "no line was written")
@@ -166,18 +304,17 @@ class JsonLines:
 
     def _cut_back(self) -> str:
         """Truncate a file opened here to its last whole line; a note if that was not possible."""
-        raw = self._raw
-        if raw is None:
+        if not self._own or self._fd is None:
             return ""
-        if raw.closed:
-            return "; the file was closed"
         try:
-            if not stat.S_ISREG(os.fstat(raw.fileno()).st_mode):
+            if not stat.S_ISREG(os.fstat(self._fd).st_mode):
                 return ""  # a device or pipe: nothing written there can be taken back
-            os.ftruncate(raw.fileno(), self._offset)
-            raw.seek(self._offset)
+            os.ftruncate(self._fd, self._offset)
+            os.lseek(self._fd, self._offset, os.SEEK_SET)
             return ""
-        except (OSError, ValueError) as error:
+        except OSError as error:
+            if error.errno == errno.EBADF:
+                return "; the file was closed"
             return f"; it could not be cut back to whole lines ({error})"
 
     def close(self) -> None:
@@ -185,15 +322,40 @@ class JsonLines:
         try:
             self.flush()
         finally:
-            if self._raw is not None and not self._raw.closed:
+            if self._own and self._fd is not None:
                 try:
-                    self._raw.close()
+                    os.close(self._fd)  # closing also releases the lock
                 except OSError as error:
                     self.error = self.error or f"output {self.name!r} could not be closed: {error}"
-            self._raw = None
+            self._fd = None
+            self._own = False
 
     def __enter__(self) -> JsonLines:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _last_newline_end(fd: int, size: int) -> int:
+    """The length of the file's whole lines: just past its last newline (0 if it has none)."""
+    position = size
+    while position > 0:
+        start = max(0, position - (1 << 16))
+        block = os.pread(fd, position - start, start)
+        found = block.rfind(b"\n")
+        if found >= 0:
+            return start + found + 1
+        position = start
+    return 0
+
+
+def flush_quietly(sink: JsonLines, summary) -> None:
+    """Write what is pending after a stop; a second stop request abandons it (lines counted)."""
+    try:
+        sink.flush()
+    except OutputError as error:
+        summary.last_error = str(error)
+    except KeyboardInterrupt:
+        summary.last_error = (f"a second stop request ended the final writing; "
+                              f"{sink.lines_lost} lines lost")

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Callable, Iterable
 
-from .detector import SensorDetector
+from ..core import interrupts
 from ..core.health import HealthReporter
-from ..core.output import JsonLines, OutputError
+from ..core.output import JsonLines, OutputError, flush_quietly
+from .detector import SensorDetector
 from .streaming import Result, StreamingScorer
-from .tables import csv_files, iter_rows
+from .tables import Line, csv_files, iter_rows, read_lines
+
+log = logging.getLogger("vigil")
 
 CHUNK_ROWS = 1024
 
@@ -28,6 +32,7 @@ class ScoreSummary:
     """
 
     sources: int = 0
+    files_skipped: int = 0
     rows: int = 0
     windows: int = 0
     alarms: int = 0
@@ -54,7 +59,8 @@ class ScoreSummary:
 
     def to_json(self) -> dict:
         rate = self.windows / self.seconds if self.seconds > 0 else None
-        return {"sources": self.sources, "rows": self.rows, "windows": self.windows,
+        return {"sources": self.sources, "files_skipped": self.files_skipped,
+                "rows": self.rows, "windows": self.windows,
                 "alarms": self.alarms, "rows_filled": self.rows_filled,
                 "rows_skipped": self.rows_skipped, "rows_out_of_order": self.rows_out_of_order,
                 "seconds": round(self.seconds, 4),
@@ -64,7 +70,7 @@ class ScoreSummary:
                 "last_written": self.last_written}
 
 
-def score_lines(detector: SensorDetector, lines: Iterable[str], source: str,
+def score_lines(detector: SensorDetector, lines: Iterable[str | Line], source: str,
                 emit: Callable[[Result, str], None], live: bool = False,
                 header: list[str] | None = None,
                 scorer: StreamingScorer | None = None) -> StreamingScorer:
@@ -73,14 +79,23 @@ def score_lines(detector: SensorDetector, lines: Iterable[str], source: str,
     ``live`` scores each row as it arrives; otherwise rows are scored in chunks. Columns are
     matched to the model's features by name, so their order in the file does not matter.
     Pass ``scorer`` to see its counters while the lines are read (it is returned either way).
+    Between rows (live) or chunks, a stop request (SIGTERM, Ctrl-C) ends the run: every row read
+    by then has its line.
     """
     scorer = scorer or StreamingScorer(detector)
     options = dict(features=detector.features, time_column=detector.spec.time_column or "auto",
                    label_column=None, require_time=False)
     pending: list = []
     index = 0
-    for _, row in iter_rows(lines, options, source, header=header):
+    for _, row in iter_rows(lines, options, source, header=header, cut_last_line=live):
         if row is None:
+            continue
+        if row.cut:
+            for result in scorer.push_rows(pending):
+                emit(result, source)
+            pending = []
+            emit(scorer.skip(index, row.time, row.problem), source)
+            index += 1
             continue
         pending.append((row.values, index, row.time, row.problem))
         index += 1
@@ -88,6 +103,7 @@ def score_lines(detector: SensorDetector, lines: Iterable[str], source: str,
             for result in scorer.push_rows(pending):
                 emit(result, source)
             pending = []
+            interrupts.check()
     if pending:
         for result in scorer.push_rows(pending):
             emit(result, source)
@@ -126,23 +142,34 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
             current.clear()  # first, so a health report never counts this file twice
             summary.add(scorer)
 
+    files = [] if live else csv_files(source)
     if health is not None:
         health.start("sensor", source, lambda: _counts(summary, current, sink), "rows_in")
     failure: BaseException | None = None
     try:
         if live:
-            stream = stdin or sys.stdin
-            run(iter(stream.readline, ""), "stdin")
+            run(_live_lines(stdin or sys.stdin), "stdin")
         else:
-            for path in csv_files(source):
-                with open(path, encoding="utf-8-sig", newline="") as handle:
-                    run(handle, str(path))
+            for path in files:
+                try:
+                    with open(path, "rb") as handle:
+                        run(read_lines(handle), str(path))
+                except (ValueError, OSError) as error:  # a bad header, an unreadable file
+                    if len(files) == 1:
+                        raise ValueError(str(error) if isinstance(error, ValueError) else
+                                         f"{path}: cannot be read ({error})") from None
+                    summary.files_skipped += 1
+                    reason = f"{path}: skipped, {error}" if isinstance(error, OSError) else \
+                        f"skipped: {error}"
+                    summary.errors.append(reason)
+                    summary.last_error = reason
+                    log.error("%s; the other files go on", reason)
         sink.flush()
     except OutputError as error:
         summary.stopped, summary.last_error = "output_failed", str(error)
     except KeyboardInterrupt:
         summary.stopped = "interrupted"
-        _flush_quietly(sink, summary)
+        flush_quietly(sink, summary)
     except BaseException as error:
         failure = error
         raise
@@ -174,17 +201,15 @@ def _counts(summary: ScoreSummary, current: list[StreamingScorer], sink: JsonLin
     }
 
 
-def _flush_quietly(sink: JsonLines, summary: ScoreSummary) -> None:
-    try:
-        sink.flush()
-    except OutputError as error:
-        summary.last_error = str(error)
-
-
-def default_output(path: str | None) -> tuple[IO[str], bool]:
-    """The JSON-lines destination: a file opened for writing, or stdout."""
-    if path in (None, "-"):
-        return sys.stdout, False
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return open(target, "w", encoding="utf-8"), True
+def _live_lines(stream) -> Iterable[str | Line]:
+    """Lines of a live text stream, read as bytes where it has them (bad bytes end only a row)."""
+    binary = getattr(stream, "buffer", None)
+    if binary is not None:
+        yield from read_lines(binary)
+        return
+    while True:
+        with interrupts.waiting():
+            line = stream.readline()
+        if not line:
+            return
+        yield line

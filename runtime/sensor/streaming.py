@@ -37,6 +37,7 @@ class Result:
     skipped: str | None = None
     out_of_order: bool = False
     score_overflow: bool = False
+    problem: str | None = None  # why a filled row's values were replaced
 
     def to_json(self) -> dict:
         record: dict = {"index": self.index}
@@ -55,6 +56,8 @@ class Result:
                              for f, c in self.top_features]
         if self.filled:
             record["filled"] = True
+            if self.problem:
+                record["problem"] = self.problem
         return record
 
 
@@ -104,6 +107,12 @@ class StreamingScorer:
         """Add one row; returns the result of the window it completes, if any."""
         return self.push_rows([(values, index, time, problem)])
 
+    def skip(self, index: int, time: str | None, reason: str) -> Result:
+        """Count a row that cannot be used at all (cut off mid-line) without touching the window."""
+        self.rows_in += 1
+        self.rows_skipped += 1
+        return Result(index, time, skipped=reason)
+
     def push_parsed(self, rows: Iterable[Row], first_index: int) -> list[Result]:
         """Add parsed rows numbered from ``first_index``; results of all windows they complete."""
         return self.push_rows(
@@ -114,14 +123,14 @@ class StreamingScorer:
         self, rows: Iterable[tuple[np.ndarray, int, str | None, str | None]]
     ) -> list[Result]:
         """Add rows ``(values, index, time, problem)``; windows they complete are scored together."""
-        pending: list[tuple[int, int, str | None, bool, bool]] = []  # slot, index, time, filled, late
+        pending: list[tuple] = []  # slot, index, time, filled (its problem or None), late
         batch: list[np.ndarray] = []
         out: list[Result | None] = []
         for values, index, time, problem in rows:
             self.rows_in += 1
             late = self._late(time) if time else False
             values = np.asarray(values, dtype=np.float32)
-            filled = False
+            filled: str | None = None
             if problem is not None or values.shape != (self.features,) or not np.isfinite(values).all():
                 reason = problem or self._problem(values)
                 self._bad_streak += 1
@@ -133,7 +142,7 @@ class StreamingScorer:
                                       out_of_order=late))
                     continue
                 values = self._repair(values)
-                filled = True
+                filled = reason
                 self.rows_filled += 1
             else:
                 self._bad_streak = 0
@@ -160,8 +169,8 @@ class StreamingScorer:
                 anomaly = self._alarm.step(above)
                 self.alarms += anomaly
                 out[slot] = Result(index, time, finite_or_max(score), above, anomaly,
-                                   self._top(error), filled, out_of_order=late,
-                                   score_overflow=overflow)
+                                   self._top(error), filled is not None, out_of_order=late,
+                                   score_overflow=overflow, problem=filled)
             self.windows_scored += len(batch)
         return [r for r in out if r is not None]
 

@@ -12,10 +12,11 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import BinaryIO, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from ..core import interrupts
 from ..core.metrics import runs
 
 SEPARATORS = (",", ";", "\t")
@@ -25,6 +26,8 @@ DEFAULT_LABEL_COLUMN = "anomaly"
 DEFAULT_EXCLUDED_COLUMNS = ("changepoint",)
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 MISSING_CELLS = frozenset({"", "nan", "na", "n/a", "null", "none", "?"})
+MAX_LINE_BYTES = 1 << 20  # a longer line is reported and skipped, never held in memory whole
+MAX_TIME_CHARS = 64       # a timestamp cell is echoed into results at most this long
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,55 @@ class Row:
     time: str | None
     label: float | None
     problem: str | None = None
+    cut: bool = False  # the input ended in the middle of this line: it is not used at all
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of raw input: its text without the newline, or why it cannot be read."""
+
+    text: str | None
+    problem: str | None = None
+    terminated: bool = True  # it ended with a newline (else the input ended mid-line)
+
+
+def read_lines(stream: BinaryIO, max_bytes: int = MAX_LINE_BYTES) -> Iterator[Line]:
+    """Lines of a binary stream, decoded one by one: a line that is not UTF-8, or is longer than
+    ``max_bytes`` (read past, never kept), is a ``Line`` with its problem and reading goes on.
+
+    Each read may block (a live stream); a stop request interrupts it at once (no row is in flight).
+    """
+    first = True
+    while True:
+        with interrupts.waiting():
+            raw = stream.readline(max_bytes + 1)
+        if not raw:
+            return
+        terminated = raw.endswith(b"\n")
+        if len(raw) > max_bytes and not terminated:
+            length = len(raw)
+            while True:
+                with interrupts.waiting():
+                    more = stream.readline(1 << 16)
+                length += len(more)
+                if not more or more.endswith(b"\n"):
+                    terminated = bool(more)
+                    break
+            yield Line(None, f"the line is {length} bytes long; lines longer than {max_bytes} "
+                             "bytes are not read", terminated)
+            first = False
+            continue
+        body = raw.rstrip(b"\r\n")
+        if first and body.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark
+            body = body[3:]
+        first = False
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as error:
+            yield Line(None, f"the line is not valid UTF-8 text (byte 0x{body[error.start]:02x} at "
+                             f"position {error.start})", terminated)
+            continue
+        yield Line(text, None, terminated)
 
 
 def detect_separator(header: str) -> str:
@@ -148,7 +200,7 @@ class RowParser:
         values = np.full(n, np.nan)
         time = None
         if self._time_index is not None and self._time_index < len(cells):
-            time = cells[self._time_index].strip()
+            time = cells[self._time_index].strip()[:MAX_TIME_CHARS]
         if len(cells) != len(self.header):
             return Row(number, values, time, None,
                        f"row has {len(cells)} fields; the header has {len(self.header)}")
@@ -205,21 +257,37 @@ def time_key(text: str | None) -> tuple[int, float] | None:
         return None
 
 
-def iter_rows(lines: Iterable[str], parser_options: dict, source: str,
-              header: Sequence[str] | None = None) -> Iterator[tuple[RowParser, Row | None]]:
+def iter_rows(lines: Iterable[str | Line], parser_options: dict, source: str,
+              header: Sequence[str] | None = None,
+              cut_last_line: bool = False) -> Iterator[tuple[RowParser, Row | None]]:
     """Parse lines lazily (a live stream yields each row as soon as its line arrives).
 
     The first non-empty line is the header unless ``header`` is given; the separator is detected
     from it. Once the header is known, ``(parser, None)`` is yielded; then ``(parser, row)`` for
-    each data line. Line numbers count from 1 at the file's first line.
+    each data line. Line numbers count from 1 at the file's first line. A ``Line`` that cannot be
+    read is a row with its problem (in the header: ValueError). With ``cut_last_line`` (a live
+    stream), a last line without a newline was cut off mid-line: its row is marked ``cut``.
     """
     parser: RowParser | None = None
     separator = ","
     number = 0
     for line in lines:
         number += 1
-        text = line.rstrip("\r\n")
+        if not isinstance(line, Line):
+            line = Line(line.rstrip("\r\n"), None, line.endswith("\n"))
+        if line.problem is not None:
+            if parser is None:
+                raise ValueError(f"{source}, line {number} (the header): {line.problem}")
+            yield parser, Row(number, np.full(len(parser.features), np.nan), None, None,
+                              f"line {number}: {line.problem}")
+            continue
+        text = line.text
         if not text.strip():
+            continue
+        if cut_last_line and not line.terminated and parser is not None:
+            yield parser, Row(number, np.full(len(parser.features), np.nan), None, None,
+                              f"line {number} ends without a newline: the input was cut off "
+                              "mid-line, so the row is incomplete", cut=True)
             continue
         if parser is None:
             separator = detect_separator(text)

@@ -11,11 +11,9 @@ wrong sha256); 4 the results could not be written (disk full, file closed).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
-import signal
 import sys
 import time
 from pathlib import Path
@@ -150,31 +148,31 @@ def _attempts(text: str) -> int | None:
 IMAGE_FLAGS = ("overlay_dir", "overlay_all", "overlay_video", "show", "max_frames")
 
 
-@contextlib.contextmanager
-def _sigterm_interrupts():
-    """SIGTERM (a supervisor stopping the service) ends a run like Ctrl-C: cleanly, with a summary."""
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
+def _check_outputs(args, inputs: list) -> None:
+    """Refuse an output path that is the model or an input: writing there would destroy it."""
+    from vigil.runtime.core.output import refuse_inputs_as_output, same_file
 
-    try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    inputs = [args.model, *inputs]
+    refuse_inputs_as_output(args.jsonl, inputs, "--jsonl")
+    outputs = {"--health": args.health, "--overlay-video": getattr(args, "overlay_video", None)}
+    for flag, path in outputs.items():
+        if path not in (None, "-"):
+            refuse_inputs_as_output(path, inputs, flag)
+            if args.jsonl not in (None, "-") and same_file(path, args.jsonl):
+                raise ValueError(f"`{flag}` and `--jsonl` name the same file {path!r}")
 
 
-def _run_outputs(args, detector, live: bool):
-    """The results writer and health reporter that --jsonl, --on-output-error and --health ask for."""
+def _open_outputs(args, detector, live: bool, health=None):
+    """The results writer and health reporter that --jsonl, --append/--overwrite,
+    --on-output-error and --health ask for (after the source is known good)."""
     from vigil.runtime.core.health import HealthReporter
     from vigil.runtime.core.output import JsonLines
 
-    health = (HealthReporter(args.health, args.health_interval, model=detector)
-              if args.health else None)
-    return JsonLines(args.jsonl, on_error=args.on_output_error, live=live), health
+    if health is None and args.health:  # validated before the results file is touched
+        health = HealthReporter(args.health, args.health_interval, model=detector)
+    mode = "append" if args.append else "overwrite" if args.overwrite else "new"
+    out = JsonLines(args.jsonl, on_error=args.on_output_error, live=live, mode=mode)
+    return out, health
 
 
 def _error_line(message: object, as_json: bool) -> None:
@@ -187,7 +185,8 @@ def _error_line(message: object, as_json: bool) -> None:
 def _finish(args, summary) -> int:
     """Print the summary; the exit code its ending calls for."""
     print(json.dumps({"summary": summary.to_json()}), file=sys.stderr)
-    if summary.stopped == "output_failed" or summary.lines_lost:
+    if summary.stopped == "output_failed" or (summary.lines_lost
+                                               and summary.stopped != "interrupted"):
         _error_line(summary.last_error if summary.stopped == "output_failed" else
                     f"{summary.lines_lost} result lines could not be written; "
                     f"{summary.lines_written} were", args.log_json)
@@ -199,8 +198,20 @@ def _finish(args, summary) -> int:
 
 
 def cmd_score(args) -> int:
+    from vigil.runtime.core.interrupts import StopSignals
+
+    if args.append and args.overwrite:
+        raise ValueError("--append and --overwrite exclude each other; give one")
+    # SIGTERM and Ctrl-C stop the run at the next safe point (between rows or frames, or at
+    # once while waiting for input or a connection), so every input read has its line.
+    with StopSignals():
+        return _score(args)
+
+
+def _score(args) -> int:
     from vigil.runtime import ImageDetector, load
     from vigil.runtime.sensor.scoring import score_source
+    from vigil.runtime.sensor.tables import csv_files
 
     detector = load(args.model, providers=args.device, threads=args.threads,
                     expect_sha256=args.expect_sha256)
@@ -212,19 +223,23 @@ def cmd_score(args) -> int:
     if given:
         raise ValueError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to image "
                          f"models; {args.model!r} is a sensor model")
-    out, health = _run_outputs(args, detector, live=args.source == "-")
+    live = args.source == "-"
+    _check_outputs(args, [] if live else csv_files(args.source))  # the source first: it exists
+    out, health = _open_outputs(args, detector, live)
     try:
-        with _sigterm_interrupts():
-            summary = score_source(detector, args.source, out, health=health,
-                                   header=list(args.columns) if args.columns else None)
+        summary = score_source(detector, args.source, out, health=health,
+                               header=list(args.columns) if args.columns else None)
     finally:
         out.close()
     return _finish(args, summary)
 
 
 def _score_frames(args, detector) -> int:
-    from vigil.runtime.camera.scoring import FrameScoringOptions, preview_unavailable, score_frames
-    from vigil.runtime.camera.sources import ReconnectPolicy, SourceOptions, open_source, prefetched
+    from vigil.runtime.camera.scoring import (FrameScoringOptions, FrameSummary,
+                                              preview_unavailable, score_frames)
+    from vigil.runtime.camera.sources import (ReconnectPolicy, SourceOptions, live_target,
+                                              open_source, prefetched, redact)
+    from vigil.runtime.core.health import HealthReporter
 
     if args.columns:
         raise ValueError(f"--columns applies to sensor models; {args.model!r} is an image model")
@@ -234,19 +249,41 @@ def _score_frames(args, detector) -> int:
                                   overlay_video=args.overlay_video, show=args.show,
                                   max_frames=args.max_frames)
     reconnect = ReconnectPolicy(max_attempts=args.reconnect_attempts)
-    source = prefetched(open_source(args.source, SourceOptions(reconnect=reconnect)))
+    health = None
+    if args.health and live_target(args.source) is not None:
+        # Connecting may take many attempts: the health report says so while it goes on.
+        _check_outputs(args, [])
+        health = HealthReporter(args.health, args.health_interval, model=detector)
+        health.connecting("frames", redact(args.source))
     try:
-        out, health = _run_outputs(args, detector, live=source.live)
+        source = prefetched(open_source(args.source, SourceOptions(reconnect=reconnect)))
+    except KeyboardInterrupt:
+        summary = FrameSummary(source=redact(args.source), stopped="interrupted")
+        if health is not None:
+            health.stop("interrupted")
+        return _finish(args, summary)
+    except BaseException as error:
+        if health is not None:
+            health.stop("error", str(error))
+        raise
+    try:
+        _check_outputs(args, _source_files(source))
+        out, health = _open_outputs(args, detector, live=source.live, health=health)
     except BaseException:
         source.close()
         raise
     try:
-        with _sigterm_interrupts():
-            summary = score_frames(detector, source, out, options, health=health)
+        summary = score_frames(detector, source, out, options, health=health)
     finally:
         source.close()
         out.close()
     return _finish(args, summary)
+
+
+def _source_files(source) -> list:
+    """The files a frame source reads (images or a video), to keep outputs off them."""
+    inner = getattr(source, "inner", source)
+    return list(getattr(inner, "paths", [])) + ([inner.path] if hasattr(inner, "path") else [])
 
 
 def _eval_images(args, detector) -> int:
@@ -448,7 +485,14 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--threads", type=int, default=None)
         sub.add_argument("--threshold", type=float, default=None, help="override the artifact's threshold")
         if name == "score":
-            sub.add_argument("--jsonl", default=None, help="write JSON lines here (default stdout)")
+            sub.add_argument("--jsonl", default=None,
+                             help="write JSON lines here (default stdout); a file that already "
+                                  "holds results needs --append or --overwrite")
+            sub.add_argument("--append", action="store_true",
+                             help="continue an existing --jsonl file (what a restarted service "
+                                  "wants); a partial last line left by a crash is cut off first")
+            sub.add_argument("--overwrite", action="store_true",
+                             help="replace an existing --jsonl file")
             sub.add_argument("--columns", type=_comma_list, default=None,
                              help="column names when the input has no header line")
             sub.add_argument("--expect-sha256", default=None,

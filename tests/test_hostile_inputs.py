@@ -1,0 +1,464 @@
+"""Hostile inputs and hostile conditions against the command line, as a tester who wants to break
+it would try them: no run may destroy a file, every input is accounted for (a line, a skipped line
+with its reason, or a counted drop), lines are whole and strict JSON, and stop requests in any
+state end the run cleanly with an exact summary."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+
+from vigil import runtime
+from vigil.runtime.camera.image_header import MAX_PIXELS, image_size
+from vigil.runtime.sensor.streaming import StreamingScorer
+
+pytest.importorskip("onnx")  # the tiny artifacts are written with onnx
+
+HANG_GUARD_S = 60  # only stops a broken test from hanging; never asserted as a duration
+WINDOW = 4         # the tiny sensor model's window (tests/sensor_fixtures.py)
+
+
+@pytest.fixture(scope="module")
+def tiny_sensor(tmp_path_factory):
+    from sensor_fixtures import write_tiny_sensor_artifact
+
+    return write_tiny_sensor_artifact(tmp_path_factory.mktemp("tiny") / "tiny-sensor.onnx")
+
+
+def rows_csv(path, count: int, start: int = 0) -> bytes:
+    data = "timestamp,a,b,c\n" + "".join(f"{i},{i % 7 / 10},{i % 5 / 10},{i % 3 / 10}\n"
+                                         for i in range(start, start + count))
+    path.write_text(data)
+    return data.encode()
+
+
+def vigil(*args, stdin=None, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vigil", *map(str, args)], input=stdin,
+                          capture_output=True, timeout=HANG_GUARD_S, **kwargs)
+
+
+def summary_of(stderr: bytes | str) -> dict:
+    text = stderr.decode() if isinstance(stderr, bytes) else stderr
+    return json.loads(next(line for line in reversed(text.splitlines())
+                           if line.startswith('{"summary"')))["summary"]
+
+
+def strict_lines(data: bytes) -> list[dict]:
+    def refuse(constant):
+        raise ValueError(f"non-standard JSON constant {constant}")
+
+    text = data.decode()
+    assert text == "" or text.endswith("\n"), "the output ends in a partial line"
+    return [json.loads(line, parse_constant=refuse) for line in text.splitlines()]
+
+
+def wait_for(condition, what: str):
+    deadline = time.monotonic() + HANG_GUARD_S
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.01)
+    pytest.fail(f"gave up waiting for {what}")
+
+
+def read_health(path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+# --- 2, 6: the output path never destroys a file ------------------------------------------------
+
+def test_a_typo_in_the_source_leaves_the_previous_results_whole(tiny_sensor, tmp_path):
+    results = tmp_path / "results.jsonl"
+    results.write_text('{"index": 1}\n' * 553)
+    before = results.read_bytes()
+    done = vigil("score", tiny_sensor, tmp_path / "typo.csv", "--jsonl", results)
+    assert done.returncode == 2
+    assert b"typo.csv" in done.stderr
+    assert results.read_bytes() == before
+
+
+@pytest.mark.parametrize("which", ["input", "model", "folder-member"])
+def test_an_output_that_is_an_input_or_the_model_is_refused(tiny_sensor, tmp_path, which):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    data = rows_csv(folder / "rows.csv", 50)
+    model = tmp_path / "model.onnx"
+    model.write_bytes(tiny_sensor.read_bytes())
+    source = folder if which == "folder-member" else folder / "rows.csv"
+    target = model if which == "model" else folder / "rows.csv"
+    before = target.read_bytes()
+    done = vigil("score", model, source, "--jsonl", target, "--overwrite")
+    assert done.returncode == 2, done.stderr
+    assert b"an input of this run" in done.stderr
+    assert target.read_bytes() == before
+    assert (folder / "rows.csv").read_bytes() == data
+
+
+def test_existing_results_need_append_or_overwrite(tiny_sensor, tmp_path):
+    rows_csv(tmp_path / "rows.csv", 20)
+    results = tmp_path / "results.jsonl"
+    first = vigil("score", tiny_sensor, tmp_path / "rows.csv", "--jsonl", results)
+    assert first.returncode == 0, first.stderr
+    old = results.read_bytes()
+    assert len(strict_lines(old)) == 20 - WINDOW + 1
+
+    refused = vigil("score", tiny_sensor, tmp_path / "rows.csv", "--jsonl", results)
+    assert refused.returncode == 2
+    assert b"--append" in refused.stderr and b"--overwrite" in refused.stderr
+    assert results.read_bytes() == old
+
+    with open(results, "ab") as handle:  # a crashed run left half a line
+        handle.write(b'{"index": 99, "sco')
+    appended = vigil("score", tiny_sensor, tmp_path / "rows.csv", "--jsonl", results, "--append")
+    assert appended.returncode == 0, appended.stderr
+    assert b"partial line" in appended.stderr
+    data = results.read_bytes()
+    assert data.startswith(old) and len(strict_lines(data)) == 2 * len(strict_lines(old))
+
+    replaced = vigil("score", tiny_sensor, tmp_path / "rows.csv", "--jsonl", results, "--overwrite")
+    assert replaced.returncode == 0 and results.read_bytes() == old
+    both = vigil("score", tiny_sensor, tmp_path / "rows.csv", "--jsonl", results, "--append",
+                 "--overwrite")
+    assert both.returncode == 2 and results.read_bytes() == old
+
+
+def test_a_second_writer_on_one_output_is_refused(tiny_sensor, tmp_path):
+    rows_csv(tmp_path / "rows.csv", 20)
+    results = tmp_path / "results.jsonl"
+    results.write_text('{"index": 0}\n')
+    with open(results, "ab") as holder:  # what a first run holds while it writes
+        fcntl.flock(holder.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        done = vigil("score", tiny_sensor, tmp_path / "rows.csv", "--jsonl", results, "--append")
+    assert done.returncode == 2
+    assert b"being written by another process" in done.stderr
+    assert results.read_text() == '{"index": 0}\n'
+
+
+def test_two_live_runs_on_one_output_never_splice_lines(tiny_sensor, tmp_path):
+    results = tmp_path / "results.jsonl"
+    command = [sys.executable, "-m", "vigil", "score", str(tiny_sensor), "-", "--jsonl",
+               str(results), "--append"]
+    first = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        first.stdin.write(b"timestamp,a,b,c\n" + b"".join(b"%d,0.1,0.2,0.3\n" % i for i in range(6)))
+        first.stdin.flush()
+        wait_for(lambda: results.exists() and results.stat().st_size > 0, "the first run's lines")
+        second = vigil("score", tiny_sensor, "-", "--jsonl", results, "--append",
+                       stdin=b"timestamp,a,b,c\n1,0,0,0\n2,0,0,0\n3,0,0,0\n4,0,0,0\n")
+        assert second.returncode == 2 and b"another process" in second.stderr
+        first.stdin.close()
+        assert first.wait(HANG_GUARD_S) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert [r["index"] for r in strict_lines(results.read_bytes())] == [3, 4, 5]
+
+
+def test_stdout_closed_is_an_output_error_not_a_traceback(tiny_sensor, tmp_path):
+    rows_csv(tmp_path / "rows.csv", 20)
+    done = subprocess.run(f'exec "{sys.executable}" -m vigil score "{tiny_sensor}" '
+                          f'"{tmp_path / "rows.csv"}" >&-', shell=True, capture_output=True,
+                          text=True, timeout=HANG_GUARD_S)
+    assert done.returncode == 4, done.stderr
+    assert "standard output is closed" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_tiny_disk_keeps_every_whole_line_that_fits(tiny_sensor, tmp_path):
+    rows_csv(tmp_path / "rows.csv", 3000)
+    out = tmp_path / "scores.jsonl"
+    limit = 50_003
+
+    def small_disk():
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    done = vigil("score", tiny_sensor, tmp_path / "rows.csv", "--jsonl", out, preexec_fn=small_disk)
+    assert done.returncode == 4
+    data = out.read_bytes()
+    lines = strict_lines(data)
+    line_bytes = max(len(line) for line in data.splitlines(keepends=True))
+    assert limit - line_bytes < len(data) <= limit, "the lines that fit stay, whole"
+    assert summary_of(done.stderr)["lines_written"] == len(lines)
+
+
+# --- 3, 8, 10, 11: stop requests in every state ---------------------------------------------------
+
+def test_sigterm_while_stdout_is_back_pressured_loses_nothing(tiny_sensor, tmp_path):
+    rows_csv(tmp_path / "rows.csv", 20000)
+    health = tmp_path / "health.json"
+    process = subprocess.Popen([sys.executable, "-m", "vigil", "score", str(tiny_sensor),
+                                str(tmp_path / "rows.csv"), "--health", str(health),
+                                "--health-interval", "0.05"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        # Nobody reads stdout: the pipe fills and the writer blocks with lines pending.
+        stuck = wait_for(lambda: (r := read_health(health)) and r["lines_written"] > 0
+                         and r["idle_s"] > 0.3 and r, "the writer to stall on a full pipe")
+        assert stuck["windows"] > stuck["lines_written"]
+        process.send_signal(signal.SIGTERM)
+        received = b""
+        while chunk := process.stdout.read1(4096):  # now a slow reader
+            received += chunk
+            time.sleep(0.001)
+        errors = process.stderr.read()
+        assert process.wait(HANG_GUARD_S) == 0, errors[-2000:]
+    finally:
+        if process.poll() is None:
+            process.kill()
+    lines = strict_lines(received)
+    summary = summary_of(errors)
+    assert summary["stopped"] == "interrupted"
+    assert summary["lines_written"] == len(lines) and summary["lines_lost"] == 0
+    assert summary["windows"] == len(lines), "every window scored has its line"
+    assert [r["index"] for r in lines] == list(range(WINDOW - 1, WINDOW - 1 + len(lines)))
+
+
+@pytest.mark.parametrize("after_rows", [1, 5, 37])
+def test_sigterm_on_stdin_accounts_for_every_row(tiny_sensor, tmp_path, after_rows):
+    out = tmp_path / "scores.jsonl"
+    health = tmp_path / "health.json"
+    process = subprocess.Popen([sys.executable, "-m", "vigil", "score", str(tiny_sensor), "-",
+                                "--jsonl", str(out), "--health", str(health),
+                                "--health-interval", "0.02"],
+                               stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        process.stdin.write(b"timestamp,a,b,c\n")
+        for i in range(after_rows):
+            process.stdin.write(b"%d,0.1,0.2,0.3\n" % i)
+        process.stdin.flush()
+        wait_for(lambda: (r := read_health(health)) and r["rows_in"] == after_rows,
+                 "the rows to be read")
+        process.send_signal(signal.SIGTERM)
+        errors = process.communicate(timeout=HANG_GUARD_S)[1]
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, errors[-2000:]
+    summary = summary_of(errors)
+    lines = strict_lines(out.read_bytes())
+    assert summary["stopped"] == "interrupted" and summary["rows"] == after_rows
+    assert summary["windows"] == len(lines) == max(0, after_rows - WINDOW + 1)
+    final = json.loads(health.read_text())
+    assert final["status"] == "stopped" and final["rows_in"] == after_rows
+    assert final["lines_written"] == len(lines)
+
+
+def test_sigterm_while_connecting_ends_cleanly_with_a_health_report(tiny_image_artifact, tmp_path):
+    health = tmp_path / "health.json"
+    process = subprocess.Popen([sys.executable, "-m", "vigil", "score", str(tiny_image_artifact),
+                                "rtsp://127.0.0.1:9/none", "--reconnect-attempts", "forever",
+                                "--health", str(health), "--health-interval", "0.05"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        report = wait_for(lambda: read_health(health), "a health report while connecting")
+        assert report["status"] == "connecting"
+        process.send_signal(signal.SIGTERM)
+        _, errors = process.communicate(timeout=HANG_GUARD_S)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, errors[-2000:]
+    assert summary_of(errors)["stopped"] == "interrupted"
+    final = json.loads(health.read_text())
+    assert final["status"] == "stopped" and final["stopped"] == "interrupted"
+
+
+def test_stdin_cut_off_mid_line_skips_the_cut_row(tiny_sensor):
+    rows = "".join(f"{i},0.1,0.2,0.3\n" for i in range(8))
+    done = vigil("score", tiny_sensor, "-", stdin=f"timestamp,a,b,c\n{rows}8,0.1,0.2,14".encode())
+    assert done.returncode == 0, done.stderr
+    lines = strict_lines(done.stdout)
+    assert [r["index"] for r in lines] == [3, 4, 5, 6, 7, 8]
+    assert lines[-1]["score"] is None and "ends without a newline" in lines[-1]["skipped"]
+    assert not any(r["anomaly"] for r in lines[:-1])
+    assert summary_of(done.stderr)["rows_skipped"] == 1
+
+
+# --- 4, 13: bad bytes and endless lines end a row, never the run ---------------------------------
+
+def test_a_bad_byte_or_a_bad_header_ends_only_its_row_or_file(tiny_sensor, tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    data = bytearray(rows_csv(folder / "a.csv", 4000))
+    lines = data.split(b"\n")
+    lines[3000] = lines[3000][:2] + b"\xe9" + lines[3000][3:]  # data row 2999, file line 3001
+    (folder / "a.csv").write_bytes(b"\n".join(lines))
+    (folder / "b.csv").write_bytes(b"timestamp,\xe9,b,c\n1,0,0,0\n")
+    rows_csv(folder / "c.csv", 100)
+    out = tmp_path / "scores.jsonl"
+    done = vigil("score", tiny_sensor, folder, "--jsonl", out)
+    assert done.returncode == 0, done.stderr
+    records = strict_lines(out.read_bytes())
+    by_source = {}
+    for record in records:
+        by_source.setdefault(os.path.basename(record["source"]), []).append(record)
+    assert len(by_source["a.csv"]) == 4000 - WINDOW + 1 and len(by_source["c.csv"]) == 100 - WINDOW + 1
+    bad = next(r for r in by_source["a.csv"] if r["index"] == 2999)
+    assert bad["filled"] and "line 3001" in bad["problem"] and "not valid UTF-8" in bad["problem"]
+    summary = summary_of(done.stderr)
+    assert summary["files_skipped"] == 1 and any("b.csv" in e for e in summary["errors"])
+    assert summary["rows"] == 4100
+
+
+def test_a_bad_byte_on_stdin_ends_only_its_row(tiny_sensor):
+    rows = b"".join(b"%d,0.1,0.2,0.3\n" % i for i in range(10))
+    stdin = b"timestamp,a,b,c\n" + rows + b"10,0.\xe9,0.2,0.3\n" + rows.replace(b"0.1,", b"0.2,")
+    done = vigil("score", tiny_sensor, "-", stdin=stdin, env=dict(os.environ, LC_ALL="C.UTF-8",
+                                                                  PYTHONIOENCODING="utf-8:strict"))
+    assert done.returncode == 0, done.stderr
+    lines = strict_lines(done.stdout)
+    assert len(lines) == 21 - WINDOW + 1
+    assert "not valid UTF-8" in next(r for r in lines if r["index"] == 10)["problem"]
+
+
+def test_an_endless_line_is_read_past_not_kept(tiny_sensor, tmp_path):
+    from vigil.runtime.sensor.tables import MAX_LINE_BYTES
+
+    path = tmp_path / "rows.csv"
+    head = "timestamp,a,b,c\n" + "".join(f"{i},0.1,0.2,0.3\n" for i in range(10))
+    tail = "".join(f"{i},0.1,0.2,0.3\n" for i in range(11, 20))
+    with open(path, "w") as handle:
+        handle.write(head + "10," + "7" * (2 * MAX_LINE_BYTES) + ",0.2,0.3\n" + tail)
+    done = vigil("score", tiny_sensor, path)
+    assert done.returncode == 0, done.stderr
+    assert max(len(line) for line in done.stdout.splitlines()) < 2000
+    lines = strict_lines(done.stdout)
+    assert len(lines) == 20 - WINDOW + 1
+    assert "bytes long" in next(r for r in lines if r["index"] == 10)["problem"]
+
+
+# --- 5: a huge image is refused from its header ---------------------------------------------------
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height, with a tiny (incomplete) image stream."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 4096)) + chunk(b"IEND", b""))
+
+
+def test_a_huge_image_is_skipped_from_its_header(tiny_image_artifact, tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), np.full((32, 32), 90, np.uint8))
+    (folder / "b.png").write_bytes(png_header_only(20000, 20000))
+    cv2.imwrite(str(folder / "c.png"), np.full((32, 32), 120, np.uint8))
+    done = vigil("score", tiny_image_artifact, folder)
+    assert done.returncode == 0, done.stderr
+    lines = strict_lines(done.stdout)
+    assert [r["frame"] for r in lines] == [0, 1, 2]
+    assert lines[1]["score"] is None and "20000 x 20000" in lines[1]["skipped"]
+    assert lines[0]["score"] is not None and lines[2]["score"] is not None
+
+
+@pytest.mark.parametrize("extension", [".png", ".jpg", ".bmp", ".tiff", ".webp", ".ppm", ".pgm"])
+def test_image_headers_give_the_decoded_size(tmp_path, extension):
+    image = np.random.default_rng(1).integers(0, 255, (37, 53, 3 if extension != ".pgm" else 1),
+                                              np.uint8)
+    path = tmp_path / f"x{extension}"
+    assert cv2.imwrite(str(path), image)
+    decoded = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert image_size(path) == (decoded.shape[1], decoded.shape[0]) == (53, 37)
+    assert 53 * 37 < MAX_PIXELS
+
+
+# --- 9, 14: video damage, reconnect gaps, thresholds, wild timestamps ----------------------------
+
+def test_a_damaged_region_of_a_video_leaves_no_frame_unaccounted(tiny_image_artifact, tmp_path):
+    from test_sources import write_video
+
+    path = write_video(tmp_path / "clip.avi", 60)
+    data = bytearray(path.read_bytes())
+    starts = [i for i in range(len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xD8]
+    rng = np.random.default_rng(0)
+    first, last = starts[20] + 2, starts[40] - 3  # twenty frames and their chunk headers
+    data[first:last] = rng.integers(0, 256, last - first, np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    done = vigil("score", tiny_image_artifact, path)
+    assert done.returncode == 0, done.stderr
+    lines = strict_lines(done.stdout)
+    assert [r["frame"] for r in lines] == list(range(60)), "every frame the container has, once"
+    skipped = [r for r in lines if r["score"] is None]
+    assert len(skipped) >= 19
+    assert any("may be numbered early" in r["skipped"] for r in skipped)
+    summary = summary_of(done.stderr)
+    assert summary["frames_in"] == 60 and summary["scored"] + summary["skipped"] == 60
+
+
+class TimingOutCamera:
+    """Reads succeed, except the third, which blocks for ``timeout_s`` (a stream's read timeout)
+    and fails; after six reads the camera is gone."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self.reads = 0
+
+    def open(self, target):
+        return self
+
+    def isOpened(self) -> bool:
+        return self.reads <= 6
+
+    def read(self):
+        self.reads += 1
+        if self.reads == 3:
+            time.sleep(self.timeout_s)
+            return False, None
+        if self.reads > 6:
+            return False, None
+        return True, np.zeros((8, 8, 3), np.uint8)
+
+    def release(self) -> None:
+        pass
+
+
+def test_gap_after_a_read_timeout_counts_the_timeout():
+    from vigil.runtime.camera.sources import ReconnectPolicy, SourceOptions, open_source
+
+    camera = TimingOutCamera(timeout_s=0.3)
+    policy = ReconnectPolicy(initial_delay_s=0.001, max_delay_s=0.01, max_attempts=2)
+    source = open_source("0", SourceOptions(reconnect=policy), capture_factory=camera.open)
+    frames = list(source)
+    gap = next(f.gap_s for f in frames if f.gap_s is not None)
+    assert gap >= 0.3, "the outage began at the last good frame, before the read that timed out"
+
+
+def test_thresholds_accept_numpy_scalars(tiny_sensor, tiny_image_artifact):
+    for detector in (runtime.load(tiny_sensor), runtime.load(tiny_image_artifact)):
+        detector.threshold = np.float32(2.5)
+        assert detector.threshold == 2.5 and type(detector.threshold) is float
+        detector.threshold = np.int64(3)
+        assert detector.threshold == 3.0
+        for bad in (np.float64("nan"), np.bool_(True), "3"):
+            with pytest.raises(ValueError, match="`threshold` must be a finite number"):
+                detector.threshold = bad
+
+
+def test_one_wild_timestamp_marks_at_most_a_window_of_rows(tiny_sensor):
+    scorer = StreamingScorer(runtime.load(tiny_sensor))
+    rows = [(np.zeros(3), i, str(4102444800 if i == 10 else 1000 + i), None) for i in range(60)]
+    results = scorer.push_rows(rows)
+    late = [r.index for r in results if r.out_of_order]
+    assert scorer.rows_out_of_order == WINDOW  # the rows after the 2099 one, within a window
+    assert late and max(late) < 10 + 2 * WINDOW
