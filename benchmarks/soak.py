@@ -4,9 +4,19 @@ Two phases, each one run of the runtime as ``vigil score`` does it (results writ
 file by the real writer, a health report kept):
 
 * frames: a generated MJPG video (``--frames`` frames, default 100,000) with a few frames whose
-  JPEG data is scrambled, read by the video-file source and scored one by one;
+  JPEG data is scrambled and one damaged region (twenty frames and their container chunks
+  overwritten), read by the video-file source and scored one by one: every frame the container
+  holds must have its line;
 * rows: a generated CSV (``--rows`` rows, default 1,000,000) with missing cells, too-long gaps,
-  extra fields and late timestamps, streamed through the sensor scorer.
+  extra fields, late timestamps, one wild timestamp (a clock jump to 2099), bytes that are not
+  UTF-8, lines longer than the line limit and extreme sentinel readings (65535, -9999, 1e6,
+  1e20), streamed through the sensor scorer; the windows holding sentinels are scored again one
+  by one and must match (a score never depends on its batch), and every line must be strict JSON;
+* unattended: ``vigil score`` run as a service would be, on a slice of the same CSV: stopped with
+  SIGTERM while a slow reader holds stdout back, and on stdin; stdin cut off mid-line; stdout
+  closed; results files that exist, that are an input or the model, or that another run holds
+  (each refused and left whole, or continued with ``--append``). Every run must end with its
+  documented exit code and an exact summary.
 
 Resident memory (VmRSS) is sampled every ``--sample-s`` seconds. Warm-up is the first
 ``--warm-up`` fraction of the items; after it, memory must not grow by more than
@@ -71,7 +81,8 @@ def build_models(work: Path, args) -> tuple[Path, Path, str, str]:
               "--window", "16", "--score-last", "8", "--units", "16", "--epochs", "4",
               "--quiet")
         sensor = work / "sensor-int8.onnx"
-        child("-m", "vigil", "export", str(keras), "-o", str(sensor), "--force")
+        child("-m", "vigil", "export", str(keras), "-o", str(sensor), "--precision", "int8",
+              "--force")
         sensor_kind = "LSTM forecaster, window 16, 16 units, INT8 (trained by this script)"
     elif sensor is None:
         sensor, sensor_kind = work / "tiny-sensor.onnx", "tiny closed-form (tests/sensor_fixtures.py)"
@@ -100,6 +111,24 @@ def write_video(path: Path, frames: int, corrupt_every: int, size=(96, 72)) -> l
     if corrupt:
         scramble_frames(path, corrupt)
     return corrupt
+
+
+DAMAGED_REGION = 20  # frames
+
+
+def damage_region(path: Path, first: int) -> None:
+    """Overwrite ``DAMAGED_REGION`` frames from ``first`` on, container chunk headers included."""
+    data = bytearray(path.read_bytes())
+    starts, position = [], 0
+    while len(starts) <= first + DAMAGED_REGION:
+        position = data.find(b"\xff\xd8\xff", position)
+        if position < 0:
+            raise SystemExit("soak: the video is too short for a damaged region")
+        starts.append(position)
+        position += 3
+    begin, end = starts[first] + 2, starts[first + DAMAGED_REGION] - 3
+    data[begin:end] = np.random.default_rng(3).integers(0, 256, end - begin, np.uint8).tobytes()
+    path.write_bytes(bytes(data))
 
 
 def scramble_frames(path: Path, frames: list[int]) -> None:
@@ -143,12 +172,25 @@ def write_rows(path: Path, rows: int, features, mean, std, max_gap: int) -> dict
     gap_rows = np.zeros(rows, dtype=bool)
     for start in range(25_000, rows, 50_000):                 # too long to fill: skipped
         gap_rows[start:start + max_gap + 3] = True
+    not_utf8 = np.zeros(rows, dtype=bool)
+    not_utf8[31_313::100_000] = True                          # a byte that is not UTF-8: filled
+    too_long = np.zeros(rows, dtype=bool)
+    too_long[64_000::250_000] = True                          # a line past the limit: filled
+    sentinel = np.zeros(rows, dtype=bool)
+    sentinel[5_555::20_000] = True                            # extreme readings: scored
     late = np.zeros(rows, dtype=bool)
     late[77_777::100_000] = True
-    late &= ~(gap_rows | missing_cell | extra_field)
+    bad = gap_rows | missing_cell | extra_field | not_utf8 | too_long
+    late &= ~bad
+    sentinel &= ~(bad | late)
     stamps = np.where(late, stamps - 500, stamps)
-    bad = missing_cell | extra_field | gap_rows
-    with open(path, "w", encoding="utf-8") as handle:
+    if rows > 41_100:                                         # one timestamp in 2099
+        bad[41_000] = late[41_000] = sentinel[41_000] = False
+        stamps[41_000] = 4_102_444_800
+    sentinels = (65535.0, -9999.0, 1e6, 1e20)
+    for k, i in enumerate(np.flatnonzero(sentinel)):
+        values[i, k % n] = sentinels[k % len(sentinels)]
+    with open(path, "w", encoding="utf-8", errors="surrogatepass") as handle:
         handle.write(",".join(["timestamp", *features]) + "\n")
         for start in range(0, rows, 50_000):
             stop = min(rows, start + 50_000)
@@ -160,12 +202,42 @@ def write_rows(path: Path, rows: int, features, mean, std, max_gap: int) -> dict
                     cells = [""] * n
                 elif missing_cell[i]:
                     cells[i % n] = ""
+                if sentinel[i]:
+                    cells = [repr(float(v)) if abs(v) >= 9999 else c
+                             for v, c in zip(values[i], cells)]
                 line = f"{stamps[i]}," + ",".join(cells)
                 if extra_field[i]:
                     line += ",1"
+                if not_utf8[i]:
+                    line += "\udce9"  # written as the single byte 0xE9
+                if too_long[i]:
+                    line += "7" * (2 << 20)
                 lines.append(line)
             handle.write("\n".join(lines) + "\n")
-    return {"bad": bad, "late": late}
+    data = path.read_bytes()
+    path.write_bytes(data.replace("\udce9".encode("utf-8", "surrogatepass"), b"\xe9"))
+    return {"bad": bad, "late": late, "stamps": stamps, "unreadable": not_utf8 | too_long,
+            "sentinel": sentinel}
+
+
+def expected_late(stamps: np.ndarray, unreadable: np.ndarray, window: int) -> int:
+    """Replay of the out-of-order rule: a row earlier than the latest timestamp of the ``window``
+    rows before it (a line that cannot be read has no timestamp)."""
+    from collections import deque
+
+    recent: deque = deque()
+    late = 0
+    for i, (stamp, skip) in enumerate(zip(stamps.tolist(), unreadable.tolist())):
+        while recent and recent[0][0] <= i - window - 1:
+            recent.popleft()
+        if skip:
+            continue
+        if recent and stamp < recent[0][1]:
+            late += 1
+        while recent and recent[-1][1] <= stamp:
+            recent.pop()
+        recent.append((i, stamp))
+    return late
 
 
 def expected_rows(bad: np.ndarray, window: int, stride: int, max_gap: int) -> dict:
@@ -257,6 +329,60 @@ def count_lines(path: Path) -> tuple[int, int, int]:
     return lines, scored, skipped
 
 
+def strict_json_lines(path: Path) -> bool:
+    """Whether every line parses as RFC 8259 JSON (no NaN or Infinity) and ends in a newline."""
+    def refuse(constant):
+        raise ValueError(constant)
+
+    with open(path, "rb") as handle:
+        for line in handle:
+            if not line.endswith(b"\n"):
+                return False
+            try:
+                json.loads(line, parse_constant=refuse)
+            except ValueError:
+                return False
+    return True
+
+
+def sentinel_scores_match(detector, csv_path: Path, out: Path, sentinel: np.ndarray) -> dict:
+    """Windows holding a sentinel reading, scored again one by one, against the run's lines."""
+    from vigil.runtime.sensor.tables import iter_rows, read_lines
+
+    window = detector.spec.window
+    wanted = set()
+    for row in np.flatnonzero(sentinel).tolist():
+        wanted.update(range(row, row + window))
+    values, times = {}, {}
+    options = dict(features=detector.features, time_column=detector.spec.time_column or "auto",
+                   label_column=None, require_time=False)
+    with open(csv_path, "rb") as handle:
+        index = 0
+        for _, row in iter_rows(read_lines(handle), options, str(csv_path)):
+            if row is None:
+                continue
+            if any(index + k in wanted for k in range(window)):
+                values[index] = row.values
+            index += 1
+    lines = {}
+    with open(out, "rb") as handle:
+        for line in handle:
+            record = json.loads(line)
+            if record["index"] in wanted and record.get("score") is not None \
+                    and not record.get("filled"):
+                lines[record["index"]] = record["score"]
+    worst, compared = 0.0, 0
+    for end, score in lines.items():
+        rows = [values.get(end - window + 1 + k) for k in range(window)]
+        if any(r is None or not np.isfinite(r).all() for r in rows):
+            continue
+        alone = float(detector.score(np.stack(rows)[None])[0])
+        alone = alone if np.isfinite(alone) else sys.float_info.max
+        worst = max(worst, abs(alone - score) / max(abs(alone), 1e-6))
+        compared += 1
+    return {"windows_compared": compared, "max_rel_diff": worst}
+
+
 # --- phases -------------------------------------------------------------------------------------
 
 def soak_frames(model: Path, work: Path, frames: int, args) -> dict:
@@ -269,6 +395,11 @@ def soak_frames(model: Path, work: Path, frames: int, args) -> dict:
     video = work / "soak.avi"
     began = time.perf_counter()
     corrupt = write_video(video, frames, args.corrupt_every)
+    region = frames // 3 if frames >= 3 * DAMAGED_REGION + 10 else None
+    if region is not None:
+        while any(region <= c < region + DAMAGED_REGION + 1 for c in corrupt):
+            region += DAMAGED_REGION
+        damage_region(video, region)
     made_s = time.perf_counter() - began
     detector = load(model, threads=args.threads)
     out = work / "frames.jsonl"
@@ -281,6 +412,8 @@ def soak_frames(model: Path, work: Path, frames: int, args) -> dict:
     lines, scored_lines, skipped_lines = count_lines(out)
     result = {
         "model": str(model), "video": {"frames": frames, "corrupted": len(corrupt),
+                                       "damaged_region": [region, DAMAGED_REGION]
+                                       if region is not None else None,
                                        "bytes": video.stat().st_size, "write_s": round(made_s, 1)},
         "items_in": summary.frames_in, "scored": summary.scored, "skipped": summary.skipped,
         "dropped": summary.dropped, "lines": lines, "seconds": round(summary.seconds, 1),
@@ -291,7 +424,10 @@ def soak_frames(model: Path, work: Path, frames: int, args) -> dict:
     result["checks"] = {
         "every frame read": summary.frames_in == frames,
         "in = scored + skipped": summary.scored + summary.skipped == summary.frames_in,
-        "skipped = corrupted": summary.skipped == len(corrupt),
+        "skipped = corrupted" if region is None else "skipped >= corrupted + damaged":
+            summary.skipped == len(corrupt) if region is None
+            else summary.skipped >= len(corrupt) + DAMAGED_REGION - 1,
+        "every line strict JSON": strict_json_lines(out),
         "nothing dropped (a file source never drops)": summary.dropped == 0,
         "one line per frame": (lines, scored_lines, skipped_lines) ==
                               (summary.frames_in, summary.scored, summary.skipped),
@@ -321,11 +457,16 @@ def soak_rows(model: Path, work: Path, rows: int, args) -> dict:
         summary = score_source(detector, str(csv_path), sink, health=health)
         sink.close()
     lines, scored_lines, skipped_lines = count_lines(out)
+    batches = sentinel_scores_match(detector, csv_path, out, layout["sentinel"])
+    late = expected_late(layout["stamps"], layout["unreadable"], spec.window)
     result = {
         "model": str(model), "csv": {"rows": rows, "bytes": csv_path.stat().st_size,
                                      "write_s": round(made_s, 1),
                                      "rows_with_faults": int(layout["bad"].sum()),
-                                     "late_timestamps": int(layout["late"].sum())},
+                                     "rows_unreadable": int(layout["unreadable"].sum()),
+                                     "rows_with_sentinels": int(layout["sentinel"].sum()),
+                                     "late_timestamps": late},
+        "sentinel_windows": batches,
         "items_in": summary.rows, "windows": summary.windows, "rows_skipped": summary.rows_skipped,
         "rows_filled": summary.rows_filled, "rows_out_of_order": summary.rows_out_of_order,
         "alarms": summary.alarms, "lines": lines,
@@ -339,7 +480,10 @@ def soak_rows(model: Path, work: Path, rows: int, args) -> dict:
         "windows as replayed": summary.windows == expected["windows"],
         "skipped as replayed": summary.rows_skipped == expected["rows_skipped"],
         "filled as replayed": summary.rows_filled == expected["rows_filled"],
-        "late timestamps counted": summary.rows_out_of_order == int(layout["late"].sum()),
+        "late timestamps counted as replayed": summary.rows_out_of_order == late,
+        "sentinel windows score the same alone": batches["windows_compared"] > 0
+                                                 and batches["max_rel_diff"] <= 1e-4,
+        "every line strict JSON": strict_json_lines(out),
         "one line per window or skipped row": (lines, scored_lines, skipped_lines) ==
                                               (summary.windows + summary.rows_skipped,
                                                summary.windows, summary.rows_skipped),
@@ -349,10 +493,116 @@ def soak_rows(model: Path, work: Path, rows: int, args) -> dict:
     return result
 
 
+def vigil(*args, **kwargs) -> subprocess.CompletedProcess:
+    """``vigil`` in a child process, as a service manager would run it."""
+    return subprocess.run([sys.executable, "-m", "vigil", *map(str, args)], capture_output=True,
+                          timeout=600, **kwargs)
+
+
+def last_summary(stderr: bytes) -> dict | None:
+    for line in reversed(stderr.decode(errors="replace").splitlines()):
+        if line.startswith('{"summary"'):
+            return json.loads(line)["summary"]
+    return None
+
+
+def soak_unattended(model: Path, work: Path, rows: int) -> dict:
+    """``vigil score`` stopped, starved and misused as a service manager and its users would."""
+    import signal
+
+    window = None
+    spec_text = subprocess.run([sys.executable, "-c", "import sys, vigil; "
+                                f"print(vigil.load({str(model)!r}).spec.window)"],
+                               capture_output=True, text=True, check=True).stdout
+    window = int(spec_text.strip())
+    csv_path = work / "unattended.csv"
+    source = work / "rows.csv"
+    with open(source, "rb") as handle, open(csv_path, "wb") as target:
+        for number, line in enumerate(handle):
+            if number > rows:
+                break
+            target.write(line)
+    checks, notes = {}, {}
+
+    # SIGTERM while nobody reads stdout: whole lines only, counted exactly, exit 0.
+    process = subprocess.Popen([sys.executable, "-m", "vigil", "score", str(model), str(csv_path)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(3.0)  # long enough to fill the pipe and block the writer
+    process.send_signal(signal.SIGTERM)
+    received = b""
+    while chunk := process.stdout.read1(1 << 14):
+        received += chunk
+        time.sleep(0.0005)
+    errors = process.stderr.read()
+    code = process.wait(60)
+    summary = last_summary(errors) or {}
+    lines = received.count(b"\n")
+    checks["SIGTERM back-pressured: exit 0, whole lines, exact count"] = (
+        code == 0 and received.endswith(b"\n") and summary.get("stopped") == "interrupted"
+        and summary.get("lines_written") == lines and summary.get("lines_lost") == 0)
+    notes["back_pressured"] = {"exit": code, "lines": lines, "summary": summary}
+
+    # SIGTERM on stdin after a part of the rows: every row read has its line.
+    out = work / "stdin.jsonl"
+    process = subprocess.Popen([sys.executable, "-m", "vigil", "score", str(model), "-",
+                                "--jsonl", str(out)], stdin=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    with open(csv_path, "rb") as handle:
+        head = b"".join(handle.readline() for _ in range(2001))
+    process.stdin.write(head)
+    process.stdin.flush()
+    time.sleep(3.0)
+    process.send_signal(signal.SIGTERM)
+    errors = process.communicate(timeout=60)[1]
+    summary = last_summary(errors) or {}
+    written = out.read_bytes().count(b"\n")
+    checks["SIGTERM on stdin: every row read has its line"] = (
+        process.returncode == 0 and summary.get("stopped") == "interrupted"
+        and summary.get("lines_written") == written
+        and written == summary.get("windows", -1) + summary.get("rows_skipped", -1))
+    notes["stdin"] = {"exit": process.returncode, "lines": written, "summary": summary}
+
+    # stdin cut off mid-line: the cut row is a skipped line, not a reading.
+    done = vigil("score", model, "-", input=head + head.splitlines()[-1][:6])
+    last = json.loads(done.stdout.splitlines()[-1]) if done.stdout else {}
+    checks["stdin cut mid-line: the cut row is skipped"] = (
+        done.returncode == 0 and "ends without a newline" in str(last.get("skipped")))
+
+    # stdout closed: exit 4 with a message, no traceback.
+    done = subprocess.run(f'exec "{sys.executable}" -m vigil score "{model}" "{csv_path}" >&-',
+                          shell=True, capture_output=True, timeout=600)
+    checks["stdout closed: exit 4, no traceback"] = (done.returncode == 4
+                                                     and b"Traceback" not in done.stderr)
+
+    # Outputs: never an input or the model, never clobbered, locked, appended on restart.
+    results = work / "results.jsonl"
+    first = vigil("score", model, csv_path, "--jsonl", results)
+    kept = results.read_bytes()
+    refused = [vigil("score", model, work / "typo.csv", "--jsonl", results),
+               vigil("score", model, csv_path, "--jsonl", results),
+               vigil("score", model, csv_path, "--jsonl", csv_path, "--overwrite"),
+               vigil("score", model, csv_path, "--jsonl", model, "--overwrite")]
+    import fcntl
+
+    with open(results, "ab") as holder:
+        fcntl.flock(holder.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        refused.append(vigil("score", model, csv_path, "--jsonl", results, "--append"))
+    checks["outputs: refused with exit 2 and left whole"] = (
+        first.returncode == 0 and all(r.returncode == 2 for r in refused)
+        and results.read_bytes() == kept and csv_path.stat().st_size > 0)
+    appended = vigil("score", model, csv_path, "--jsonl", results, "--append")
+    checks["outputs: a restart with --append continues the file"] = (
+        appended.returncode == 0 and results.read_bytes() == kept + kept)
+    return {"rows": rows, "window": window, "checks": checks, "runs": notes}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=100_000, help="video frames (0: skip)")
     parser.add_argument("--rows", type=int, default=1_000_000, help="sensor rows (0: skip)")
+    parser.add_argument("--unattended-rows", type=int, default=200_000,
+                        help="rows for the service-manager phase, taken from the rows phase's "
+                             "CSV (0: skip)")
     parser.add_argument("--image-model", type=Path, default=None)
     parser.add_argument("--sensor-model", type=Path, default=None)
     parser.add_argument("--train-sensor", action="store_true",
@@ -390,11 +640,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.rows:
             print(f"soak: rows phase, {args.rows} rows ...", flush=True)
             result["rows"] = soak_rows(sensor, work, args.rows, args)
+            if args.unattended_rows:
+                print("soak: unattended phase ...", flush=True)
+                result["unattended"] = soak_unattended(sensor, work,
+                                                       min(args.unattended_rows, args.rows))
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
     result["seconds"] = round(time.perf_counter() - started, 1)
     failed = []
+    if "unattended" in result:
+        failed += [f"unattended: {name}" for name, ok in result["unattended"]["checks"].items()
+                   if not ok]
     for phase in ("frames", "rows"):
         if phase not in result:
             continue

@@ -141,6 +141,30 @@ def test_every_sensor_row_is_scored_skipped_or_warm_up(sensor, rows, live):
         json.loads(json.dumps(result.to_json()))
 
 
+@fuzz(150)
+@given(chunks=st.lists(st.one_of(st.binary(max_size=40), st.sampled_from(
+    [b"\xe9", b"\xff\xfe", b"\xef\xbb\xbf", b"\x00", b"\r", b"\n", b"\r\n", b"1,0.1,0.2,0.3\n",
+     b"7" * 300])), max_size=30), cut=st.booleans())
+def test_any_bytes_after_the_header_end_as_rows_never_as_an_error(sensor, chunks, cut):
+    """Bytes that are not UTF-8, NULs, endless lines, a stream cut mid-line: each ends only its
+    row; the run reads to the end and every row is scored, filled, skipped or warm-up."""
+    from vigil.runtime.sensor.tables import read_lines
+
+    data = ("timestamp," + ",".join(sensor.features) + "\n").encode() + b"".join(chunks)
+    if not cut and not data.endswith(b"\n"):
+        data += b"\n"
+    results = []
+    scorer = score_lines(sensor, read_lines(io.BytesIO(data), max_bytes=256), "fuzz",
+                         lambda result, name: results.append(result), live=cut)
+    rows = sum(1 for line in data.split(b"\n")[1:] if line.strip(b"\r \t\x0b\x0c\x1c\x1d\x1e\x85"))
+    assert scorer.rows_in <= rows + 1
+    scored = [r for r in results if r.skipped is None]
+    assert len(scored) == scorer.windows_scored
+    assert len(results) - len(scored) == scorer.rows_skipped
+    for result in results:
+        json.loads(json.dumps(result.to_json(), allow_nan=False))
+
+
 # --- artifact metadata --------------------------------------------------------------------------
 
 json_values = st.recursive(
