@@ -9,7 +9,9 @@ from typing import Sequence
 import numpy as np
 
 from vigil.runtime.core.artifact import sha256_of
-from vigil.runtime.sensor.tables import DEFAULT_EXCLUDED_COLUMNS, Table, csv_files, fill_gaps, read_table
+from vigil.runtime.sensor.labels import nab_labels, read_labels
+from vigil.runtime.sensor.tables import (DEFAULT_EXCLUDED_COLUMNS, Table, csv_files, fill_gaps,
+                                         read_table)
 from vigil.runtime.sensor.windows import sliding_windows
 
 
@@ -42,10 +44,19 @@ class DataOptions:
     # Each feature's std is at least this fraction of its mean level: a slowly drifting sensor
     # (a temperature) seen over a short normal period otherwise looks far too quiet.
     relative_std_floor: float = 0.01
+    labels: str | None = None  # a labels file of windows/points per data file (or NAB's)
 
 
 def load_tables(data: str | Path | Sequence[Path], options: DataOptions) -> list[Table]:
-    """Read and clean every CSV; all must share the feature columns of the first."""
+    """Read and clean every CSV; all must share the feature columns of the first.
+
+    Labels come from the label column and, when ``options.labels`` names a labels file (or
+    ``data`` is a NAB root), from its windows too: a row labeled by either is anomalous.
+    """
+    labels = read_labels(options.labels) if options.labels else None
+    if labels is None and not isinstance(data, (list, tuple)) and (nab := nab_labels(data)):
+        data, labels = nab
+    root = Path(data) if not isinstance(data, (list, tuple)) and Path(data).is_dir() else None
     files = list(data) if isinstance(data, (list, tuple)) else csv_files(data)
     tables: list[Table] = []
     features = options.features
@@ -54,7 +65,11 @@ def load_tables(data: str | Path | Sequence[Path], options: DataOptions) -> list
                            label_column=options.label_column, excluded=options.excluded)
         features = features or table.features
         values = fill_gaps(table.values, options.max_gap, table.source, table.features)
-        tables.append(Table(table.source, table.features, values, table.times, table.labels,
+        flags = table.labels
+        if labels is not None:
+            windows = labels.rows(table.times, path, root)
+            flags = windows if flags is None else (flags | windows)
+        tables.append(Table(table.source, table.features, values, table.times, flags,
                             table.time_column, table.label_column, table.header))
     return tables
 

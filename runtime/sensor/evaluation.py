@@ -9,6 +9,7 @@ import numpy as np
 
 from ..core import metrics
 from .detector import SensorDetector
+from .labels import Labels, nab_labels
 from .tables import csv_files, fill_gaps, read_table
 
 
@@ -24,13 +25,21 @@ class FileScores:
 
 
 def score_file(detector: SensorDetector, path: str | Path, label_column: str,
-               name: str | None = None) -> FileScores:
+               name: str | None = None, labels: Labels | None = None,
+               root: str | Path | None = None) -> FileScores:
+    """Scores, alarms and labels of one file; labels from ``labels`` (windows by timestamp) when
+    given, else from its ``label_column``."""
     table = read_table(path, features=detector.features,
                        time_column=detector.spec.time_column or "auto", label_column=label_column,
-                       require_time=False)
+                       require_time=labels is None)
+    if labels is not None:
+        from dataclasses import replace
+
+        table = replace(table, labels=labels.rows(table.times, path, root))
     if table.labels is None:
         raise ValueError(f"{table.source}: label column {label_column!r} is missing; evaluation "
-                         f"needs labels (set `label_column`); the header has {list(table.header)}")
+                         f"needs labels (set `label_column`, or give a labels file with --labels); "
+                         f"the header has {list(table.header)}")
     values = fill_gaps(table.values, detector.spec.max_gap, table.source, table.features)
     ends, window_scores, _ = detector.score_signal(values)
     scores = np.full(len(table), np.nan)
@@ -60,12 +69,19 @@ def summarize(scores: np.ndarray, alarms: np.ndarray, labels: np.ndarray) -> dic
     }
 
 
-def evaluate(detector: SensorDetector, data: str | Path, label_column: str = "anomaly"
-             ) -> tuple[dict, list[FileScores]]:
-    """Metrics over all files together (rows concatenated) plus one row per file."""
+def evaluate(detector: SensorDetector, data: str | Path, label_column: str = "anomaly",
+             labels: Labels | None = None) -> tuple[dict, list[FileScores]]:
+    """Metrics over all files together (rows concatenated) plus one row per file.
+
+    ``labels`` (windows or points per file, see ``labels.read_labels``) replace the label column;
+    a NAB root folder (``data/`` and ``labels/combined_windows.json``) brings its own.
+    """
+    if labels is None and (nab := nab_labels(data)) is not None:
+        data, labels = nab
     root = Path(data)
     files = [score_file(detector, path, label_column,
-                        str(path.relative_to(root)) if root.is_dir() else path.name)
+                        str(path.relative_to(root)) if root.is_dir() else path.name,
+                        labels=labels, root=root if root.is_dir() else None)
              for path in csv_files(data)]
     scores = np.concatenate([f.scores for f in files])
     alarms = np.concatenate([f.alarms for f in files])

@@ -68,7 +68,7 @@ def cmd_train_sensor(args) -> int:
     options = SensorTrainingOptions(
         data=replace(defaults.data, **_given(args, "window", "stride", "validation_fraction",
                                              "max_gap", "label_column", "time_column",
-                                             "features", "relative_std_floor")),
+                                             "features", "relative_std_floor", "labels")),
         model=replace(defaults.model, **_given(args, "architecture", "units", "latent", "epochs",
                                                "batch_size", "learning_rate", "score_reduction",
                                                "score_last", "score_decay", "burn_in",
@@ -313,7 +313,10 @@ def cmd_eval(args) -> int:
         detector.threshold = args.threshold
     if isinstance(detector, ImageDetector):
         return _eval_images(args, detector)
-    result, files = evaluate(detector, args.data, label_column=args.label_column)
+    from vigil.runtime.sensor.labels import read_labels
+
+    labels = read_labels(args.labels) if args.labels else None
+    result, files = evaluate(detector, args.data, label_column=args.label_column, labels=labels)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json_text(result))
@@ -385,6 +388,11 @@ def build_parser() -> argparse.ArgumentParser:
     sensor.add_argument("--label-column", default=None,
                         help="0/1 label column, used when present (default anomaly; labeled rows "
                              "are not trained on)")
+    sensor.add_argument("--labels", default=None, metavar="FILE",
+                        help="labels kept apart from the data: JSON of [start, end] windows or "
+                             "timestamps per file (NAB's combined_windows.json) or CSV "
+                             "file,start,end; rows they mark are not trained on (a NAB root folder "
+                             "as DATA brings its own)")
     sensor.add_argument("--time-column", default=None, help="timestamp column (default: by name)")
     sensor.add_argument("--window", type=int, default=None, help="rows per window (default 48)")
     sensor.add_argument("--stride", type=int, default=None, help="rows between windows (default 1)")
@@ -524,6 +532,10 @@ def build_parser() -> argparse.ArgumentParser:
             sub.set_defaults(run=cmd_score)
         else:
             sub.add_argument("--label-column", default="anomaly")
+            sub.add_argument("--labels", default=None, metavar="FILE",
+                             help="sensor labels kept apart from the data: JSON of [start, end] "
+                                  "windows or timestamps per file (NAB's combined_windows.json), "
+                                  "or CSV file,start,end (a NAB root folder brings its own)")
             sub.add_argument("--json", default=None, help="write the metrics JSON here")
             sub.add_argument("--report", default=None, help="write report.md and plots here")
             sub.set_defaults(run=cmd_eval)

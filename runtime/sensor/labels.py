@@ -1,0 +1,149 @@
+"""Anomaly labels kept apart from the data: windows or points of time, per data file.
+
+Two layouts are read:
+
+* JSON mapping each data file to its labels, as NAB's ``labels/combined_windows.json`` (a list of
+  ``[start, end]`` timestamp windows, ends inclusive) or ``combined_labels.json`` (a list of point
+  timestamps); a file may mix both;
+* CSV with a header: ``file,start,end`` (windows), ``file,timestamp`` (points), or ``start,end``
+  / ``timestamp`` without a file column (the labels of every data file).
+
+A data file's key is matched by its path relative to the data root, then by the longest key that
+ends its path (``realKnownCause/nyc_taxi.csv``), then by its name when that is unique. A row is
+anomalous when its timestamp falls in one of its file's windows or equals one of its points.
+Timestamps are compared as numbers or ISO 8601 date-times (``2014-02-19 10:50:00.000000``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .tables import time_key
+
+ALL_FILES = "*"
+NAB_WINDOWS = Path("labels") / "combined_windows.json"
+
+
+@dataclass(frozen=True)
+class Labels:
+    """Label windows per data file key (points are windows whose start is their end)."""
+
+    source: str
+    windows: dict[str, tuple[tuple[str, str], ...]]
+
+    def for_file(self, path: str | Path, root: str | Path | None = None) -> tuple[tuple[str, str], ...]:
+        """The windows of one data file; ValueError if the labels do not name it."""
+        if ALL_FILES in self.windows:
+            return self.windows[ALL_FILES]
+        path = Path(path)
+        candidates = []
+        if root is not None and Path(root).is_dir():
+            try:
+                candidates.append(path.resolve().relative_to(Path(root).resolve()).as_posix())
+            except ValueError:
+                pass
+        for key in candidates:
+            if key in self.windows:
+                return self.windows[key]
+        text = path.resolve().as_posix()
+        suffixes = [k for k in self.windows if text == k or text.endswith("/" + k.lstrip("/"))]
+        if suffixes:
+            return self.windows[max(suffixes, key=len)]
+        named = [k for k in self.windows if Path(k).name == path.name]
+        if len(named) == 1:
+            return self.windows[named[0]]
+        raise ValueError(f"labels {self.source!r} have no entry for {str(path)!r}; expected a key "
+                         f"like its path relative to the data folder (keys such as "
+                         f"{sorted(self.windows)[:3]})")
+
+    def rows(self, times: tuple[str, ...] | None, path: str | Path, root=None) -> np.ndarray:
+        """True for each row whose timestamp falls in one of the file's windows."""
+        windows = self.for_file(path, root)
+        if times is None:
+            raise ValueError(f"{path}: labels in {self.source!r} are timestamps, but the file has "
+                             "no time column (name it with --time-column)")
+        keys = [time_key(t) for t in times]
+        kinds = np.array([k[0] if k is not None else -1 for k in keys])
+        values = np.array([k[1] if k is not None else np.nan for k in keys], dtype=np.float64)
+        flags = np.zeros(len(times), dtype=bool)
+        for start, end in windows:
+            low, high = time_key(start), time_key(end)
+            flags |= (kinds == low[0]) & (values >= low[1]) & (values <= high[1])
+        return flags
+
+
+def read_labels(path: str | Path) -> Labels:
+    """Read a labels file (JSON or CSV, see the module docstring); ValueError saying what is wrong."""
+    path = Path(path)
+    source = str(path)
+    if not path.is_file():
+        raise ValueError(f"labels file {source!r} does not exist (expected a JSON or CSV file of "
+                         "label windows per data file)")
+    text = path.read_text(encoding="utf-8-sig")
+    if path.suffix.lower() == ".json" or text.lstrip().startswith("{"):
+        windows = _from_json(text, source)
+    else:
+        windows = _from_csv(text, source)
+    for key, items in windows.items():
+        for start, end in items:
+            low, high = time_key(start), time_key(end)
+            if low is None or high is None or low[0] != high[0] or low[1] > high[1]:
+                raise ValueError(f"labels {source!r}, {key!r}: window [{start!r}, {end!r}] is not "
+                                 "two timestamps (numbers or ISO 8601) with start <= end")
+    return Labels(source, windows)
+
+
+def _from_json(text: str, source: str) -> dict[str, tuple[tuple[str, str], ...]]:
+    try:
+        data = json.loads(text)
+    except ValueError as error:
+        raise ValueError(f"labels {source!r} are not valid JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"labels {source!r} must map each data file to a list of [start, end] "
+                         f"windows or timestamps; received a {type(data).__name__}")
+    windows = {}
+    for key, items in data.items():
+        if not isinstance(items, list):
+            raise ValueError(f"labels {source!r}, {key!r}: expected a list of windows or "
+                             f"timestamps; received {items!r:.80}")
+        parsed = []
+        for item in items:
+            if isinstance(item, (str, int, float)) and not isinstance(item, bool):
+                parsed.append((str(item), str(item)))
+            elif isinstance(item, list) and len(item) == 2:
+                parsed.append((str(item[0]), str(item[1])))
+            else:
+                raise ValueError(f"labels {source!r}, {key!r}: {item!r:.80} is neither a "
+                                 "timestamp nor a [start, end] window")
+        windows[key] = tuple(parsed)
+    return windows
+
+
+def _from_csv(text: str, source: str) -> dict[str, tuple[tuple[str, str], ...]]:
+    rows = list(csv.DictReader(text.splitlines()))
+    columns = set(rows[0]) if rows else set()
+    if not ({"start", "end"} <= columns or "timestamp" in columns):
+        raise ValueError(f"labels {source!r}: expected a header with start,end or timestamp "
+                         f"(and optionally file); received {sorted(columns)}")
+    windows: dict[str, list[tuple[str, str]]] = {}
+    for row in rows:
+        key = (row.get("file") or ALL_FILES).strip()
+        if "start" in row and row.get("start"):
+            item = (row["start"].strip(), (row.get("end") or row["start"]).strip())
+        else:
+            item = (row["timestamp"].strip(), row["timestamp"].strip())
+        windows.setdefault(key, []).append(item)
+    return {k: tuple(v) for k, v in windows.items()}
+
+
+def nab_labels(data: str | Path) -> tuple[Path, Labels] | None:
+    """(data folder, labels) when ``data`` is a NAB root (``data/`` and ``labels/``), else None."""
+    root = Path(data)
+    if root.is_dir() and (root / NAB_WINDOWS).is_file() and (root / "data").is_dir():
+        return root / "data", read_labels(root / NAB_WINDOWS)
+    return None

@@ -1,0 +1,120 @@
+"""Labels kept apart from the data (NAB's windows and points, generic JSON or CSV files): read,
+matched to data files, applied to rows, never trained on, and used by `vigil eval`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from vigil.runtime.sensor.labels import nab_labels, read_labels
+
+pytest.importorskip("onnx")  # the tiny artifact is written with onnx
+
+TIMES = tuple(f"2014-02-19 10:{m:02d}:00" for m in range(60))
+
+
+@pytest.fixture(scope="module")
+def tiny_sensor(tmp_path_factory):
+    from sensor_fixtures import write_tiny_sensor_artifact
+
+    return write_tiny_sensor_artifact(tmp_path_factory.mktemp("tiny") / "tiny-sensor.onnx")
+
+
+def write_nab_like(root, spike_rows=(30, 31, 32)):
+    """A NAB-shaped root: data/<category>/<name>.csv (timestamp,a,b,c) and labels/ windows."""
+    (root / "data" / "realThings").mkdir(parents=True)
+    (root / "labels").mkdir()
+    rows = ["timestamp,a,b,c"]
+    for i, time in enumerate(TIMES):
+        value = 5.0 if i in spike_rows else 0.1
+        rows.append(f"{time},{value},{value},{value}")
+    (root / "data" / "realThings" / "one.csv").write_text("\n".join(rows) + "\n")
+    windows = {"realThings/one.csv": [["2014-02-19 10:29:00.000000", "2014-02-19 10:34:00.000000"]]}
+    (root / "labels" / "combined_windows.json").write_text(json.dumps(windows))
+    return root
+
+
+def test_json_windows_and_points_apply_to_rows(tmp_path):
+    path = tmp_path / "labels.json"
+    path.write_text(json.dumps({"cat/a.csv": [["2014-02-19 10:05:00.000000",
+                                               "2014-02-19 10:07:00.000000"],
+                                              "2014-02-19 10:40:00"],
+                                "cat/b.csv": []}))
+    labels = read_labels(path)
+    flags = labels.rows(TIMES, tmp_path / "data" / "cat" / "a.csv")
+    assert np.flatnonzero(flags).tolist() == [5, 6, 7, 40]  # ends inclusive, a point is one row
+    assert not labels.rows(TIMES, tmp_path / "cat" / "b.csv").any()
+
+
+def test_csv_labels_with_and_without_a_file_column(tmp_path):
+    per_file = tmp_path / "labels.csv"
+    per_file.write_text("file,start,end\na.csv,2014-02-19 10:01:00,2014-02-19 10:02:00\n")
+    assert np.flatnonzero(read_labels(per_file).rows(TIMES, tmp_path / "a.csv")).tolist() == [1, 2]
+    every = tmp_path / "points.csv"
+    every.write_text("timestamp\n2014-02-19 10:10:00\n2014-02-19 10:11:00\n")
+    assert np.flatnonzero(read_labels(every).rows(TIMES, tmp_path / "x.csv")).tolist() == [10, 11]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{not json", "not valid JSON"),
+    ("[1, 2]", "must map each data file"),
+    ('{"a.csv": "2014"}', "expected a list of windows"),
+    ('{"a.csv": [[1, 2, 3]]}', "neither a timestamp nor a [start, end] window"),
+    ('{"a.csv": [["2014-02-19 10:09:00", "2014-02-19 10:01:00"]]}', "start <= end"),
+    ('{"a.csv": [["soon", "later"]]}', "is not two timestamps"),
+])
+def test_malformed_labels_say_what_is_wrong(tmp_path, text, message):
+    path = tmp_path / "labels.json"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        read_labels(path)
+
+
+def test_a_data_file_the_labels_do_not_name_is_an_error(tmp_path):
+    path = tmp_path / "labels.json"
+    path.write_text(json.dumps({"cat/a.csv": []}))
+    with pytest.raises(ValueError, match="have no entry for"):
+        read_labels(path).rows(TIMES, tmp_path / "other.csv")
+    with pytest.raises(ValueError, match="no time column"):
+        read_labels(path).rows(None, tmp_path / "cat" / "a.csv")
+
+
+def test_nab_root_is_recognized(tmp_path):
+    root = write_nab_like(tmp_path / "nab")
+    data, labels = nab_labels(root)
+    assert data == root / "data"
+    flags = labels.rows(TIMES, data / "realThings" / "one.csv", data)
+    assert np.flatnonzero(flags).tolist() == list(range(29, 35))
+    assert nab_labels(tmp_path) is None
+
+
+def test_labeled_rows_are_never_trained_on(tmp_path):
+    from vigil.training.sensor_data import DataOptions, prepare
+
+    root = write_nab_like(tmp_path / "nab")
+    data = prepare(root, DataOptions(window=4, validation_fraction=0.25))
+    assert not (data.train == 5.0).any(), "a training window holds a labeled row"
+    assert (data.train_rows != 5.0).all()
+    # 45 training rows give 42 windows of 4; the 9 that touch the labeled rows 29-34 are left out.
+    assert len(data.train) == 42 - 9
+
+
+def test_vigil_eval_with_a_labels_file_and_with_a_nab_root(tiny_sensor, tmp_path, capsys):
+    from vigil.cli import commands as cli
+
+    root = write_nab_like(tmp_path / "nab")
+    out = tmp_path / "metrics.json"
+    code = cli.main(["eval", str(tiny_sensor), str(root / "data" / "realThings" / "one.csv"),
+                     "--labels", str(root / "labels" / "combined_windows.json"),
+                     "--json", str(out)])
+    assert code == 0, capsys.readouterr().err
+    by_file = json.loads(out.read_text())
+    assert by_file["anomalous_rows"] == 6 and by_file["f1"] > 0 and by_file["event_f1"] == 1.0
+    code = cli.main(["eval", str(tiny_sensor), str(root), "--json", str(out)])
+    assert code == 0, capsys.readouterr().err
+    assert json.loads(out.read_text())["anomalous_rows"] == 6
+    code = cli.main(["eval", str(tiny_sensor), str(root / "data"), "--labels",
+                     str(tmp_path / "missing.json")])
+    assert code == 2 and "does not exist" in capsys.readouterr().err

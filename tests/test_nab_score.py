@@ -1,0 +1,83 @@
+"""NAB's score from its published definition, checked on cases computed by hand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from vigil.runtime.sensor.nab_score import (PROFILES, corpus_score, onsets, probation_rows,
+                                            scaled_sigmoid, score_file, window_rows)
+
+STANDARD, LOW_FP, LOW_FN = PROFILES["standard"], PROFILES["low_fp"], PROFILES["low_fn"]
+WINDOW = [(10, 19)]  # ten rows
+MAX_TP = 2 / (1 + math.exp(-5)) - 1  # sigma(-1) = 0.986614...
+
+
+def detections(rows: int, *at: int) -> np.ndarray:
+    flags = np.zeros(rows, dtype=bool)
+    flags[list(at)] = True
+    return flags
+
+
+def test_the_sigmoid_by_hand():
+    assert scaled_sigmoid(0.0) == 0.0
+    assert scaled_sigmoid(-1.0) == pytest.approx(0.986614, abs=1e-6)
+    assert scaled_sigmoid(1.0) == pytest.approx(-0.986614, abs=1e-6)
+    assert scaled_sigmoid(3.0) == pytest.approx(2 / (1 + math.exp(15)) - 1)
+    assert scaled_sigmoid(3.01) == -1.0
+
+
+def test_a_detection_at_the_left_edge_earns_the_full_reward():
+    part = score_file(detections(40, 10), WINDOW, 0, STANDARD)
+    assert part.raw == pytest.approx(1.0) and part.hit == 1 and part.false_positives == 0
+
+
+def test_a_late_detection_earns_less_and_only_the_first_counts():
+    # At the window's last row: y = -(19 - 19 + 1) / 10 = -0.1; sigma = 2/(1+e^-0.5) - 1.
+    expected = (2 / (1 + math.exp(-0.5)) - 1) / MAX_TP  # 0.244919 / 0.986614 = 0.248242
+    assert score_file(detections(40, 19), WINDOW, 0, STANDARD).raw == pytest.approx(expected)
+    assert expected == pytest.approx(0.248242, abs=1e-6)
+    # A second detection in the same window adds nothing; the earlier one decides.
+    assert score_file(detections(40, 15, 19), WINDOW, 0, STANDARD).raw == \
+        pytest.approx(scaled_sigmoid(-0.5) / MAX_TP)
+
+
+def test_false_positives_by_hand():
+    # Before any window: -A_fp.
+    assert score_file(detections(40, 3, 12), WINDOW, 0, STANDARD).raw == pytest.approx(
+        scaled_sigmoid(-0.8) / MAX_TP - 0.11)
+    # Just after the window: y = |19 - 20| / (10 - 1) = 0.111; sigma = 2/(1+e^0.5556) - 1.
+    just_after = 0.11 * (2 / (1 + math.exp(5 / 9)) - 1)  # 0.11 * -0.270847 = -0.029793
+    assert just_after == pytest.approx(-0.029793, abs=1e-6)
+    assert score_file(detections(80, 10, 20), WINDOW, 0, STANDARD).raw == pytest.approx(1 + just_after)
+    # Far after (y > 3): the full -A_fp, doubled by the low-FP profile.
+    assert score_file(detections(80, 10, 60), WINDOW, 0, STANDARD).raw == pytest.approx(1 - 0.11)
+    assert score_file(detections(80, 10, 60), WINDOW, 0, LOW_FP).raw == pytest.approx(1 - 0.22)
+
+
+def test_misses_cost_A_fn_and_probation_is_ignored():
+    assert score_file(detections(40), WINDOW, 0, STANDARD).raw == -1.0
+    assert score_file(detections(40), WINDOW, 0, LOW_FN).raw == -2.0
+    # A detection inside the probationary period is neither a hit nor a false positive.
+    assert score_file(detections(40, 2), WINDOW, 5, STANDARD).raw == -1.0
+    assert probation_rows(4032) == 604 and probation_rows(22695) == 750
+
+
+def test_corpus_normalization_null_zero_perfect_hundred():
+    labels = np.zeros(100, dtype=bool)
+    labels[40:50] = True
+    labels[70:80] = True
+    assert window_rows(labels) == [(40, 49), (70, 79)]
+    null = corpus_score([(np.zeros(100, bool), labels)], STANDARD)
+    perfect = corpus_score([(detections(100, 40, 70), labels)], STANDARD)
+    assert null["score"] == pytest.approx(0.0) and perfect["score"] == pytest.approx(100.0)
+    # One window hit at its left edge, one missed: raw 1 - 1 = 0, so (0 + 2) / (2 + 2) = 50.
+    half = corpus_score([(detections(100, 40), labels)], STANDARD)
+    assert half["score"] == pytest.approx(50.0) and half["windows_hit"] == 1
+
+
+def test_onsets_are_the_first_row_of_each_alarm_run():
+    alarms = np.array([0, 1, 1, 0, 1, 0, 0, 1, 1, 1], dtype=bool)
+    assert np.flatnonzero(onsets(alarms)).tolist() == [1, 4, 7]
