@@ -118,3 +118,24 @@ def test_vigil_eval_with_a_labels_file_and_with_a_nab_root(tiny_sensor, tmp_path
     code = cli.main(["eval", str(tiny_sensor), str(root / "data"), "--labels",
                      str(tmp_path / "missing.json")])
     assert code == 2 and "does not exist" in capsys.readouterr().err
+
+
+def test_training_warns_when_its_threshold_would_catch_nothing_labeled():
+    pytest.importorskip("tensorflow")
+    from vigil.runtime.core.spec import Threshold
+    from vigil.runtime.core.thresholds import ThresholdMethod
+    from vigil.training.train_sensor import validation_check
+
+    rng = np.random.default_rng(0)
+    labels = np.zeros(200, dtype=bool)
+    labels[150:170] = True
+    scores = rng.normal(1.0, 0.1, 200) + labels * 0.8  # separable: AUROC near 1
+    high = Threshold(5.0, "gaussian")
+    check, warnings = validation_check(scores, labels, high, ThresholdMethod.GAUSSIAN)
+    assert check["caught"] == 0 and check["labeled_windows"] == 20 and check["auroc"] > 0.95
+    assert len(warnings) == 1 and "--threshold f1" in warnings[0] and "catches 0 of 20" in warnings[0]
+    fitting = Threshold(1.5, "gaussian")
+    check, warnings = validation_check(scores, labels, fitting, ThresholdMethod.GAUSSIAN)
+    assert check["caught"] == 20 and warnings == []
+    assert validation_check(scores, np.zeros(200, bool), high, ThresholdMethod.GAUSSIAN) == (None, [])
+

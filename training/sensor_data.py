@@ -29,6 +29,38 @@ class SensorData:
     time_column: str | None
     label_column: str | None
     train_rows: np.ndarray       # normal training rows, for normalization and calibration
+    roles: tuple[str, ...] = ()  # per feature: "scored", or why it is an input only
+
+
+SCORED = "scored"
+NEAR_CONSTANT_SHARE = 0.99   # one value in at least this share of the normal training rows
+CATEGORICAL_LEVELS = 10      # at most this many distinct whole-number values: a status/command
+
+
+def feature_roles(rows: np.ndarray, mean: np.ndarray) -> tuple[str, ...]:
+    """Whether each feature's error is scored, or why the feature is an input only.
+
+    A column that is constant, nearly constant, binary or categorical (a few whole-number levels:
+    status and command columns) in normal operation carries no signal worth forecasting: when it
+    changes in use its error would swamp the score. Such columns stay inputs of the network and
+    are left out of the score. If that would leave nothing to score, every feature is scored.
+    """
+    roles = []
+    for column, level in zip(np.asarray(rows, dtype=np.float64).T, mean):
+        values, counts = np.unique(column, return_counts=True)
+        if len(values) == 1 or column.std() <= 1e-8 * max(1.0, abs(level)):
+            roles.append("constant")
+        elif counts.max() >= NEAR_CONSTANT_SHARE * len(column):
+            roles.append("near-constant")
+        elif len(values) == 2:
+            roles.append("binary")
+        elif len(values) <= CATEGORICAL_LEVELS and np.all(values == np.round(values)):
+            roles.append("categorical")
+        else:
+            roles.append(SCORED)
+    if SCORED not in roles:
+        return tuple(SCORED for _ in roles)
+    return tuple(roles)
 
 
 @dataclass(frozen=True)
@@ -124,6 +156,7 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions) -> SensorDa
         time_column=first.time_column,
         label_column=first.label_column,
         train_rows=rows,
+        roles=feature_roles(rows, mean),
     )
 
 

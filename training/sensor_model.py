@@ -52,20 +52,29 @@ class ModelOptions:
 
 @keras.saving.register_keras_serializable(package="vigil")
 class Standardize(layers.Layer):
-    """(x - mean) / std with constants fixed at training time."""
+    """(x - mean) / std with constants fixed at training time; features with a ``bound`` > 0 are
+    clipped to +-bound (inputs-only columns: a status flag that never changed in training must not
+    throw the network off when it changes)."""
 
-    def __init__(self, mean, std, **kwargs):
+    def __init__(self, mean, std, bound=None, **kwargs):
         super().__init__(**kwargs)
         self.mean = [float(v) for v in mean]
         self.std = [float(v) for v in std]
+        self.bound = [float(v) for v in bound] if bound is not None else None
 
     def call(self, x):
         mean = ops.convert_to_tensor(np.asarray(self.mean, dtype=np.float32))
         std = ops.convert_to_tensor(np.asarray(self.std, dtype=np.float32))
-        return (x - mean) / std
+        z = (x - mean) / std
+        if self.bound is not None and any(b > 0 for b in self.bound):
+            bound = np.asarray(self.bound, dtype=np.float32)
+            high = np.where(bound > 0, bound, np.float32(3e38)).astype(np.float32)
+            z = ops.minimum(ops.maximum(z, ops.convert_to_tensor(-high)),
+                            ops.convert_to_tensor(high))
+        return z
 
     def get_config(self):
-        return {**super().get_config(), "mean": self.mean, "std": self.std}
+        return {**super().get_config(), "mean": self.mean, "std": self.std, "bound": self.bound}
 
 
 @keras.saving.register_keras_serializable(package="vigil")
@@ -76,9 +85,11 @@ class WindowScore(layers.Layer):
     the scaled feature errors, so each feature's entry says how much it contributed.
     """
 
-    def __init__(self, scale, reduction="mean", last=0, decay=0.0, **kwargs):
+    def __init__(self, scale, reduction="mean", last=0, decay=0.0, weights=None, **kwargs):
         super().__init__(**kwargs)
         self.scale = [float(v) for v in scale]
+        # 0 for inputs-only features (constant, binary, categorical in training): never scored.
+        self.feature_weights = [float(v) for v in weights] if weights is not None else None
         self.reduction = ScoreReduction(reduction).value
         self.last = int(last)
         self.decay = float(decay)
@@ -96,6 +107,11 @@ class WindowScore(layers.Layer):
         else:
             error = ops.mean(squared, axis=1)
         scaled = error / ops.convert_to_tensor(np.asarray(self.scale, dtype=np.float32))
+        if self.feature_weights is not None:
+            weights = np.asarray(self.feature_weights, dtype=np.float32)
+            scaled = scaled * ops.convert_to_tensor(weights)
+            if self.reduction != ScoreReduction.MAX.value:
+                return ops.sum(scaled, axis=1) / float(weights.sum()), scaled
         if self.reduction == ScoreReduction.MAX.value:
             score = ops.max(scaled, axis=1)
         else:
@@ -104,7 +120,7 @@ class WindowScore(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "scale": self.scale, "reduction": self.reduction,
-                "last": self.last, "decay": self.decay}
+                "last": self.last, "decay": self.decay, "weights": self.feature_weights}
 
 
 def build_network(window: int, features: int, options: ModelOptions) -> keras.Model:
@@ -158,16 +174,28 @@ def training_pairs(normalized: np.ndarray, forecasts: bool) -> tuple[np.ndarray,
     return normalized, normalized
 
 
+INPUT_BOUND = 5.0  # inputs-only features are clipped to +-5 normal spreads
+
+
 def build_scoring_model(network: keras.Model, window: int, mean: np.ndarray, std: np.ndarray,
-                        scale: np.ndarray, options: ModelOptions) -> keras.Model:
-    """Raw window in; (score, feature_errors) out. This is the model that is exported."""
+                        scale: np.ndarray, options: ModelOptions,
+                        scored: np.ndarray | None = None) -> keras.Model:
+    """Raw window in; (score, feature_errors) out. This is the model that is exported.
+
+    ``scored`` (bool per feature, default all) marks the features whose error makes the score;
+    the others are inputs only, clipped to +-``INPUT_BOUND`` after normalization.
+    """
     features = len(mean)
     raw = keras.Input((window, features), name="window")
-    normalized = Standardize(mean, std, name="standardize")(raw)
+    weights = bound = None
+    if scored is not None and not np.all(scored):
+        weights = np.asarray(scored, dtype=np.float32)
+        bound = np.where(scored, 0.0, INPUT_BOUND)
+    normalized = Standardize(mean, std, bound, name="standardize")(raw)
     target, produced = targets_and_outputs(network, normalized,
                                            Architecture(options.architecture).forecasts)
     score, feature_errors = WindowScore(scale, options.score_reduction, options.score_last,
-                                        options.score_decay,
+                                        options.score_decay, weights,
                                         name="window_score")([target, produced])
     score = layers.Identity(name="score")(score)
     feature_errors = layers.Identity(name="feature_errors")(feature_errors)

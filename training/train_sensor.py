@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -9,13 +10,16 @@ from typing import Sequence
 
 import numpy as np
 
+from vigil.runtime.core import metrics
 from vigil.runtime.core.spec import Threshold
 from vigil.runtime.core.thresholds import ThresholdMethod, calibrate, score_stats
 
 from . import sensor_model
 from .checkpoint import TrainingRun, save_run
-from .sensor_data import DataOptions, SensorData, prepare
+from .sensor_data import SCORED, DataOptions, SensorData, prepare
 from .versions import library_versions
+
+log = logging.getLogger("vigil")
 
 CALIBRATION_WINDOWS = 256
 
@@ -50,6 +54,31 @@ class SensorTrainingResult:
     threshold: Threshold
     seconds: float
     epochs: int
+    validation: dict | None = None  # what the threshold catches of labeled validation windows
+    warnings: tuple[str, ...] = ()
+
+
+def validation_check(scores: np.ndarray, labels: np.ndarray, threshold: Threshold,
+                     method: ThresholdMethod) -> tuple[dict | None, list[str]]:
+    """What the threshold would catch on labeled validation windows, and a warning when it
+    catches little of what an F1-optimal threshold would (with the numbers and the flag)."""
+    if not labels.any() or labels.all():
+        return None, []
+    above = scores > threshold.value
+    counts = metrics.counts(above, labels)
+    best, cut = metrics.best_f1(scores, labels)
+    check = {"labeled_windows": int(labels.sum()), "caught": int((above & labels).sum()),
+             "false_alarms": int((above & ~labels).sum()), "normal_windows": int((~labels).sum()),
+             "f1": counts.f1, "auroc": metrics.auroc(scores, labels),
+             "f1_optimal": best, "f1_optimal_threshold": cut}
+    warnings = []
+    if method is not ThresholdMethod.F1 and best > 0 and counts.f1 < 0.5 * best:
+        warnings.append(
+            f"the {method.value} threshold {threshold.value:.4g} catches {check['caught']} of "
+            f"{check['labeled_windows']} labeled validation windows (F1 {counts.f1:.3f}, AUROC "
+            f"{check['auroc']:.3f}); an F1-optimal threshold ({cut:.4g}) would give F1 {best:.3f}: "
+            "train with --threshold f1 to use it")
+    return check, warnings
 
 
 def fit_threshold(calibration: CalibrationOptions, scores: np.ndarray,
@@ -79,27 +108,46 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
         raise ValueError(f"`score_last` must be smaller than `window` ({window}); received "
                          f"{model_options.score_last}")
     network = sensor_model.build_network(window, n_features, model_options)
-    normalize = lambda x: ((x - prepared.mean) / prepared.std).astype(np.float32)  # noqa: E731
+    scored = np.array([role == SCORED for role in prepared.roles]) if prepared.roles else None
+    inputs_only = {f: r for f, r in zip(prepared.features, prepared.roles) if r != SCORED}
+    bound = (np.where(scored, np.inf, sensor_model.INPUT_BOUND) if inputs_only
+             else np.full(n_features, np.inf))
+
+    def normalize(x):
+        z = (x - prepared.mean) / prepared.std
+        return np.clip(z, -bound, bound).astype(np.float32)
+
     history = sensor_model.fit(network, normalize(prepared.train), normalize(normal_val),
                                model_options, verbose=verbose)
     scale = sensor_model.feature_error_scale(network, normalize(prepared.train), model_options)
     scorer = sensor_model.build_scoring_model(network, window, prepared.mean, prepared.std, scale,
-                                              model_options)
+                                              model_options, scored)
     scores = score_windows(scorer, prepared.validation)
     labels = prepared.validation_labels
     if ThresholdMethod(options.calibration.method) is ThresholdMethod.F1 and not labels.any():
         raise ValueError("threshold method 'f1' needs labeled anomalies in the validation part; "
                          "none found (use 'gaussian' or 'percentile')")
     threshold = fit_threshold(options.calibration, scores, labels)
+    check, warnings = validation_check(scores, labels, threshold,
+                                       ThresholdMethod(options.calibration.method))
+    for warning in warnings:
+        log.warning("%s", warning)
+    record = _record(prepared, options, threshold, scores[~labels], len(history.epoch))
+    record["training"]["inputs_only"] = inputs_only
+    if inputs_only:
+        log.info("not scored (inputs only): %s", ", ".join(f"{f} ({r})" for f, r in inputs_only.items()))
+    if check is not None:
+        record["training"]["validation_check"] = check
     run = TrainingRun(
         model_path=Path(output),
-        record=_record(prepared, options, threshold, scores[~labels], len(history.epoch)),
+        record=record,
         validation=prepared.validation,
         validation_labels=labels,
         calibration=_calibration_windows(prepared, model_options.seed),
     )
     save_run(scorer, run)
-    return SensorTrainingResult(run, threshold, time.perf_counter() - started, len(history.epoch))
+    return SensorTrainingResult(run, threshold, time.perf_counter() - started, len(history.epoch),
+                                check, tuple(warnings))
 
 
 def score_windows(scorer, windows: np.ndarray, batch_size: int = 512) -> np.ndarray:

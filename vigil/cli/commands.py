@@ -80,7 +80,9 @@ def cmd_train_sensor(args) -> int:
     print(json.dumps({"model": str(args.output), "threshold": result.threshold.value,
                       "threshold_method": result.threshold.method, "epochs": result.epochs,
                       "seconds": round(result.seconds, 1),
-                      "train_windows": result.run.record["training"]["train_windows"]}))
+                      "train_windows": result.run.record["training"]["train_windows"],
+                      "inputs_only": result.run.record["training"].get("inputs_only", {}),
+                      "validation": result.validation}))
     return EXIT_OK
 
 

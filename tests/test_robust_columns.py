@@ -1,0 +1,65 @@
+"""Columns that are constant, binary or categorical in normal operation are inputs of the network,
+never part of the score: when such a column changes in use it must not swamp the score."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+def test_constant_binary_and_status_columns_are_inputs_not_scores():
+    from vigil.training.sensor_data import feature_roles
+
+    rng = np.random.default_rng(0)
+    rows = np.column_stack([
+        rng.normal(5, 1, 1000),                          # an analog reading: scored
+        np.full(1000, 3.0),                              # constant
+        np.where(np.arange(1000) == 7, 1.0, 0.0),        # one blip in 1000: near-constant
+        rng.integers(0, 2, 1000).astype(float),          # binary flag
+        rng.integers(0, 6, 1000).astype(float),          # a status code with six levels
+        np.round(rng.normal(0, 1, 1000), 1) * 0.05,      # quantized analog (SKAB's pressure)
+    ])
+    roles = feature_roles(rows, rows.mean(axis=0))
+    assert roles == ("scored", "constant", "near-constant", "binary", "categorical", "scored")
+    assert feature_roles(rows[:, 1:5], rows[:, 1:5].mean(axis=0)) == ("scored",) * 4
+
+
+def test_a_status_column_that_changes_in_use_does_not_swamp_the_score(tmp_path):
+    pytest.importorskip("tensorflow")
+    from vigil import runtime
+    from vigil.export.export_sensor import ExportOptions, Precision, export_sensor
+    from vigil.training.sensor_data import DataOptions
+    from vigil.training.sensor_model import ModelOptions
+    from vigil.training.train_sensor import SensorTrainingOptions, train_sensor
+
+    rng = np.random.default_rng(1)
+    t = np.arange(3000)
+    analog = np.sin(2 * np.pi * t / 50) + 0.05 * rng.standard_normal(3000)
+    status = np.zeros(3000)
+    status[2600:2650] = 7.0                       # a command column switches in use
+    analog[2800:2810] += 3.0                      # a real fault in the analog reading
+    header = "timestamp,analog,mode,status\n"
+    lines = [f"{i},{a:.5f},1,{int(s)}" for i, (a, s) in enumerate(zip(analog, status))]
+    (tmp_path / "train.csv").write_text(header + "\n".join(lines[:2000]) + "\n")
+    (tmp_path / "test.csv").write_text(header + "\n".join(lines[2000:]) + "\n")
+    options = SensorTrainingOptions(data=DataOptions(window=16),
+                                    model=ModelOptions(units=16, epochs=4, seed=1, score_last=8,
+                                                       burn_in=4))
+    result = train_sensor(tmp_path / "train.csv", tmp_path / "m.keras", options, verbose=0)
+    assert result.run.record["training"]["inputs_only"] == {"mode": "constant", "status": "constant"}
+    report = export_sensor(tmp_path / "m.keras", tmp_path / "m.onnx",
+                           ExportOptions(precision=Precision.FP32))
+    detector = runtime.load(report.path)
+    assert detector.spec.training["inputs_only"] == {"mode": "constant", "status": "constant"}
+    from vigil.runtime.sensor.tables import read_table
+
+    values = read_table(tmp_path / "test.csv", features=detector.features).values
+    ends, scores, errors = detector.score_signal(values)
+    by_row = dict(zip(ends.tolist(), scores.tolist()))
+    switched = max(by_row[r] for r in range(615, 660))     # rows 600-650 of the test file
+    fault = max(by_row[r] for r in range(800, 815))
+    quiet = np.median(scores)
+    assert fault > 10 * quiet, "the analog fault still stands out"
+    assert switched < fault / 5, "the status switch does not swamp the score"
+    assert np.all(errors[:, 1:] == 0), "inputs-only features contribute nothing to `why`"
