@@ -28,6 +28,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -177,7 +178,6 @@ def main(argv: list[str] | None = None) -> int:
                                                                   "CLI's default)")
     args = parser.parse_args(argv)
     import tensorflow as tf
-    from dataclasses import replace
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -187,8 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     only = tuple(c for c in args.categories.split(",") if c)
     with tempfile.TemporaryDirectory() as scratch:
         result = nab_protocol(args.data, options, Path(scratch), limit=args.limit, only=only)
-    result["options"] = json.loads(json.dumps(
-        __import__("dataclasses").asdict(options), default=lambda v: getattr(v, "value", str(v))))
+    result["options"] = json.loads(json.dumps(asdict(options),
+                                              default=lambda v: getattr(v, "value", str(v))))
     text = json.dumps(result, indent=2)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -52,9 +52,9 @@ class ModelOptions:
 
 @keras.saving.register_keras_serializable(package="vigil")
 class Standardize(layers.Layer):
-    """(x - mean) / std with constants fixed at training time; features with a ``bound`` > 0 are
-    clipped to +-bound (inputs-only columns: a status flag that never changed in training must not
-    throw the network off when it changes)."""
+    """(x - mean) / std with constants fixed at training time; features with a ``bound`` >= 0 are
+    clipped to +-bound (inputs-only columns: a status flag that barely changed in training must not
+    throw the network off when it changes; a column constant in training is held at its level)."""
 
     def __init__(self, mean, std, bound=None, **kwargs):
         super().__init__(**kwargs)
@@ -66,9 +66,9 @@ class Standardize(layers.Layer):
         mean = ops.convert_to_tensor(np.asarray(self.mean, dtype=np.float32))
         std = ops.convert_to_tensor(np.asarray(self.std, dtype=np.float32))
         z = (x - mean) / std
-        if self.bound is not None and any(b > 0 for b in self.bound):
+        if self.bound is not None and any(b >= 0 for b in self.bound):
             bound = np.asarray(self.bound, dtype=np.float32)
-            high = np.where(bound > 0, bound, np.float32(3e38)).astype(np.float32)
+            high = np.where(bound >= 0, bound, np.float32(3e38)).astype(np.float32)
             z = ops.minimum(ops.maximum(z, ops.convert_to_tensor(-high)),
                             ops.convert_to_tensor(high))
         return z
@@ -175,22 +175,30 @@ def training_pairs(normalized: np.ndarray, forecasts: bool) -> tuple[np.ndarray,
 
 
 INPUT_BOUND = 5.0  # inputs-only features are clipped to +-5 normal spreads
+NO_BOUND = -1.0
+
+
+def input_bounds(roles: tuple[str, ...]) -> np.ndarray:
+    """Per feature: -1 (scored, not clipped), 0 (constant in training: held at its level), or
+    ``INPUT_BOUND`` (another inputs-only column)."""
+    return np.array([NO_BOUND if r == "scored" else 0.0 if r == "constant" else INPUT_BOUND
+                     for r in roles], dtype=np.float64)
 
 
 def build_scoring_model(network: keras.Model, window: int, mean: np.ndarray, std: np.ndarray,
                         scale: np.ndarray, options: ModelOptions,
-                        scored: np.ndarray | None = None) -> keras.Model:
+                        bounds: np.ndarray | None = None) -> keras.Model:
     """Raw window in; (score, feature_errors) out. This is the model that is exported.
 
-    ``scored`` (bool per feature, default all) marks the features whose error makes the score;
-    the others are inputs only, clipped to +-``INPUT_BOUND`` after normalization.
+    ``bounds`` (``input_bounds`` of the feature roles; default: every feature scored) marks the
+    features whose error makes the score (-1); the others are inputs only, clipped.
     """
     features = len(mean)
     raw = keras.Input((window, features), name="window")
     weights = bound = None
-    if scored is not None and not np.all(scored):
-        weights = np.asarray(scored, dtype=np.float32)
-        bound = np.where(scored, 0.0, INPUT_BOUND)
+    if bounds is not None and np.any(np.asarray(bounds) >= 0):
+        weights = (np.asarray(bounds) < 0).astype(np.float32)
+        bound = np.asarray(bounds, dtype=np.float64)
     normalized = Standardize(mean, std, bound, name="standardize")(raw)
     target, produced = targets_and_outputs(network, normalized,
                                            Architecture(options.architecture).forecasts)

@@ -108,20 +108,20 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
         raise ValueError(f"`score_last` must be smaller than `window` ({window}); received "
                          f"{model_options.score_last}")
     network = sensor_model.build_network(window, n_features, model_options)
-    scored = np.array([role == SCORED for role in prepared.roles]) if prepared.roles else None
-    inputs_only = {f: r for f, r in zip(prepared.features, prepared.roles) if r != SCORED}
-    bound = (np.where(scored, np.inf, sensor_model.INPUT_BOUND) if inputs_only
-             else np.full(n_features, np.inf))
+    roles = prepared.roles or (SCORED,) * n_features
+    inputs_only = {f: r for f, r in zip(prepared.features, roles) if r != SCORED}
+    bounds = sensor_model.input_bounds(roles)
+    clip = np.where(bounds >= 0, bounds, np.inf)
 
     def normalize(x):
         z = (x - prepared.mean) / prepared.std
-        return np.clip(z, -bound, bound).astype(np.float32)
+        return np.clip(z, -clip, clip).astype(np.float32)
 
     history = sensor_model.fit(network, normalize(prepared.train), normalize(normal_val),
                                model_options, verbose=verbose)
     scale = sensor_model.feature_error_scale(network, normalize(prepared.train), model_options)
     scorer = sensor_model.build_scoring_model(network, window, prepared.mean, prepared.std, scale,
-                                              model_options, scored)
+                                              model_options, bounds)
     scores = score_windows(scorer, prepared.validation)
     labels = prepared.validation_labels
     if ThresholdMethod(options.calibration.method) is ThresholdMethod.F1 and not labels.any():
