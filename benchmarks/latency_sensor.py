@@ -27,7 +27,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def build_default(folder: Path) -> tuple[Path, Path, Path]:
     """Train the demo's model (64 x 8 windows) on synthetic data and export INT8 and FP32."""
     from vigil.export.export_sensor import ExportOptions, Precision, export_sensor
-    from vigil.training.sensor_data import DataOptions
     from vigil.training.synthetic import write_sensor_dataset
     from vigil.training.train_sensor import SensorTrainingOptions, train_sensor
     from dataclasses import replace

@@ -38,6 +38,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from vigil.export.export_sensor import ExportOptions, export_sensor  # noqa: E402
 from vigil.runtime import load  # noqa: E402
 from vigil.runtime.core import metrics  # noqa: E402
+from vigil.runtime.core.report import json_text  # noqa: E402
 from vigil.runtime.sensor.labels import NAB_WINDOWS, read_labels  # noqa: E402
 from vigil.runtime.sensor.nab_score import (PROFILES, corpus_score, onsets,  # noqa: E402
                                             probation_rows)
@@ -189,13 +190,13 @@ def main(argv: list[str] | None = None) -> int:
         result = nab_protocol(args.data, options, Path(scratch), limit=args.limit, only=only)
     result["options"] = json.loads(json.dumps(asdict(options),
                                               default=lambda v: getattr(v, "value", str(v))))
-    text = json.dumps(result, indent=2)
+    text = json_text(result)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(text)
     keys = ("nab_score_standard", "nab_score_low_fp", "nab_score_low_fn", "event_f1", "f1",
             "auroc_mean", "nab_score_standard_optimized")
-    print(json.dumps({k: result[k] for k in keys}))
+    print(json_text({k: result[k] for k in keys}, indent=None))
     return 0
 
 

@@ -13,7 +13,6 @@ columns training left out of the score (constant, binary or categorical in norma
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -28,6 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from vigil.export.export_sensor import ExportOptions, export_sensor  # noqa: E402
 from vigil.runtime import load  # noqa: E402
 from vigil.runtime.core import metrics  # noqa: E402
+from vigil.runtime.core.report import json_text  # noqa: E402
 from vigil.runtime.sensor.evaluation import score_file, summarize  # noqa: E402
 from vigil.training.train_sensor import SensorTrainingOptions, train_sensor  # noqa: E402
 
@@ -116,11 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         result = smd_protocol(args.data, options, Path(scratch), train_rows=args.train_rows)
     result["seconds"] = time.perf_counter() - started
-    text = json.dumps(result, indent=2)
+    text = json_text(result)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(text)
-    print(json.dumps({k: result[k] for k in ("f1", "event_f1", "auroc")}))
+    print(json_text({k: result[k] for k in ("f1", "event_f1", "auroc")}, indent=None))
     return 0
 
 

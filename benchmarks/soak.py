@@ -353,7 +353,7 @@ def sentinel_scores_match(detector, csv_path: Path, out: Path, sentinel: np.ndar
     wanted = set()
     for row in np.flatnonzero(sentinel).tolist():
         wanted.update(range(row, row + window))
-    values, times = {}, {}
+    values = {}
     options = dict(features=detector.features, time_column=detector.spec.time_column or "auto",
                    label_column=None, require_time=False)
     with open(csv_path, "rb") as handle:

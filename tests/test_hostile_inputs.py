@@ -5,7 +5,6 @@ state end the run cleanly with an exact summary."""
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import json
 import os
@@ -13,7 +12,6 @@ import signal
 import struct
 import subprocess
 import sys
-import threading
 import time
 import zlib
 
@@ -24,6 +22,7 @@ import pytest
 from vigil import runtime
 from vigil.runtime.camera.image_header import MAX_PIXELS, image_size
 from vigil.runtime.sensor.streaming import StreamingScorer
+from test_faults import read_health, wait_for
 
 pytest.importorskip("onnx")  # the tiny artifacts are written with onnx
 
@@ -63,23 +62,6 @@ def strict_lines(data: bytes) -> list[dict]:
     text = data.decode()
     assert text == "" or text.endswith("\n"), "the output ends in a partial line"
     return [json.loads(line, parse_constant=refuse) for line in text.splitlines()]
-
-
-def wait_for(condition, what: str):
-    deadline = time.monotonic() + HANG_GUARD_S
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.01)
-    pytest.fail(f"gave up waiting for {what}")
-
-
-def read_health(path):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 # --- 2, 6: the output path never destroys a file ------------------------------------------------
@@ -385,16 +367,42 @@ def test_image_headers_give_the_decoded_size(tmp_path, extension):
 
 # --- 9, 14: video damage, reconnect gaps, thresholds, wild timestamps ----------------------------
 
-def test_a_damaged_region_of_a_video_leaves_no_frame_unaccounted(tiny_image_artifact, tmp_path):
+def damaged_video(path, keep_index: bool):
+    """A 60-frame MJPG AVI with frames 20-39 and their chunk headers overwritten; without its
+    idx1 index when ``keep_index`` is false."""
     from test_sources import write_video
 
-    path = write_video(tmp_path / "clip.avi", 60)
+    write_video(path, 60)
     data = bytearray(path.read_bytes())
     starts = [i for i in range(len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xD8]
     rng = np.random.default_rng(0)
-    first, last = starts[20] + 2, starts[40] - 3  # twenty frames and their chunk headers
+    first, last = starts[20] + 2, starts[40] - 3
     data[first:last] = rng.integers(0, 256, last - first, np.uint8).tobytes()
+    if not keep_index:
+        data = data[:data.rfind(b"idx1")]
     path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_damaged_region_of_an_indexed_video_keeps_every_frame_number(tiny_image_artifact,
+                                                                        tmp_path):
+    from test_sources import write_video
+
+    clean = [json.loads(line)["score"] for line in vigil(
+        "score", tiny_image_artifact, write_video(tmp_path / "clean.avi", 60)).stdout.splitlines()]
+    path = damaged_video(tmp_path / "clip.avi", keep_index=True)
+    done = vigil("score", tiny_image_artifact, path)
+    assert done.returncode == 0, done.stderr
+    lines = strict_lines(done.stdout)
+    assert [r["frame"] for r in lines] == list(range(60))
+    skipped = [r["frame"] for r in lines if r["score"] is None]
+    assert skipped and set(skipped) <= set(range(20, 40))
+    assert [r["score"] for r in lines[40:]] == clean[40:], "frames after the damage keep their number"
+
+
+def test_a_damaged_region_without_an_index_leaves_no_frame_unaccounted(tiny_image_artifact,
+                                                                      tmp_path):
+    path = damaged_video(tmp_path / "clip.avi", keep_index=False)
     done = vigil("score", tiny_image_artifact, path)
     assert done.returncode == 0, done.stderr
     lines = strict_lines(done.stdout)

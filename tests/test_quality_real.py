@@ -45,3 +45,22 @@ def test_magnetic_tile_quality_floor(tmp_path):
     result = run(data, options, tmp_path, log=lambda _: None, verbose=0)
     assert result["image_auroc"] >= MT_IMAGE_AUROC_FLOOR, result
     assert result["pixel_auroc"] >= MT_PIXEL_AUROC_FLOOR, result
+
+
+# NAB, reduced to one category (realTraffic: 7 files, 14 windows) for CI's time limit; the whole
+# corpus's figures are in the README.
+NAB_CI_CATEGORY = "realTraffic"
+NAB_STANDARD_FLOOR = 40.0  # measured 58.1 for realTraffic in the full run (README)
+
+
+def test_nab_quality_floor(tmp_path):
+    pytest.importorskip("tensorflow")
+    from vigil.benchmarks.quality_nab import nab_protocol
+    from vigil.training.train_sensor import SensorTrainingOptions
+
+    data = shared_dataset("nab")
+    result = nab_protocol(data, SensorTrainingOptions(), tmp_path, log=lambda _: None,
+                          only=(NAB_CI_CATEGORY,))
+    assert len(result["files"]) == 7 and result["windows"] == 14
+    assert result["nab_score_standard"] >= NAB_STANDARD_FLOOR, result
+    assert {"nab_score_low_fp", "nab_score_low_fn", "event_f1", "f1"} <= set(result)

@@ -3,7 +3,6 @@ never part of the score: when such a column changes in use it must not swamp the
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest

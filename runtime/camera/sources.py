@@ -11,9 +11,11 @@
 * any other file is a *video file*: every frame is read in order, none is dropped; a frame that
   does not decode yields an error item and reading goes on, and a file that ends before the frame
   count its container reports yields an error item for each frame it is short (a damaged region
-  the demuxer skipped over, or a truncated file) rather than stopping silently. After a damaged
-  region of a container without a frame index (AVI without idx1 lookups, streams), OpenCV
-  numbers the frames it finds consecutively, so those items say that later numbers may be early.
+  the demuxer skipped over, or a truncated file) rather than stopping silently. An MJPG AVI with
+  its index (``idx1``) is read frame by frame at the positions the index gives, so a damaged
+  region fails frame by frame and every other frame keeps its number; elsewhere, after a damaged
+  region OpenCV numbers the frames it finds consecutively, and the items say that later numbers
+  may be early.
 
 Every source is a single-pass iterable of ``Frame`` items and a context manager; ``stats`` says
 what it read, dropped and reconnected.
@@ -37,6 +39,7 @@ import numpy as np
 
 from ..core import interrupts
 from . import datasets
+from .avi_index import mjpg_frames
 
 log = logging.getLogger("vigil")
 
@@ -292,6 +295,9 @@ class VideoFile:
         count = _prop(self._capture, cv2.CAP_PROP_FRAME_COUNT)
         rate = _prop(self._capture, cv2.CAP_PROP_FPS)
         self._fps = rate if rate and 0 < rate < 1000 else None
+        self._index = mjpg_frames(self.path)
+        if self._index is not None:
+            count = len(self._index)
         self._stats = SourceStats(expected=int(count) if count and count > 0 else None)
         self._iterated = False
 
@@ -307,6 +313,9 @@ class VideoFile:
         if self._iterated:
             raise RuntimeError(f"video source {self.name!r} can be iterated once")
         self._iterated = True
+        if self._index is not None:
+            yield from self._indexed()
+            return
         expected = self._stats.expected
         index = 0
         first_damage: int | None = None  # the first frame that did not decode
@@ -333,6 +342,25 @@ class VideoFile:
                 self._stats.read += 1
                 yield Frame(index, self.name, image, None, time.time())
                 index += 1
+        finally:
+            self.close()
+
+    def _indexed(self) -> Iterator[Frame]:
+        """Every frame the AVI index lists, decoded at its own position."""
+        try:
+            with open(self.path, "rb") as handle:
+                for index, (offset, size) in enumerate(zip(self._index.offsets, self._index.sizes)):
+                    handle.seek(offset)
+                    data = handle.read(size)
+                    image = (cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+                             if data else None)
+                    self._stats.read += 1
+                    if image is None:
+                        self._stats.errors += 1
+                        yield Frame(index, self.name, None, "this frame could not be decoded "
+                                    "(corrupt data); the video goes on", time.time())
+                    else:
+                        yield Frame(index, self.name, image, None, time.time())
         finally:
             self.close()
 

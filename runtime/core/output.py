@@ -342,7 +342,8 @@ def _last_newline_end(fd: int, size: int) -> int:
     position = size
     while position > 0:
         start = max(0, position - (1 << 16))
-        block = os.pread(fd, position - start, start)
+        os.lseek(fd, start, os.SEEK_SET)
+        block = os.read(fd, position - start)
         found = block.rfind(b"\n")
         if found >= 0:
             return start + found + 1

@@ -6,7 +6,6 @@ import logging
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO, Callable, Iterable
 
 from ..core import interrupts
