@@ -79,7 +79,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.keras and args.int8 and args.fp32:
             keras_path, int8_path, fp32_path = args.keras, args.int8, args.fp32
         else:
-            keras_path, int8_path, fp32_path = build_default(Path(scratch))
+            # Trained in a child process: TensorFlow's thread settings for the Keras baseline
+            # (one thread) can only be made before TensorFlow starts in this one.
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                keras_path, int8_path, fp32_path = pool.submit(build_default, Path(scratch)).result()
         base = baselines(keras_path, [int8_path, fp32_path], BenchOptions())
         from vigil.runtime import load
 
