@@ -52,7 +52,7 @@ def run_camera_demo(output: Path, seed: int = 0, quick: bool = False) -> dict:
     trained = train_image(root, output / "camera.keras", options)
     print(f"      {trained.seconds:.1f} s; image threshold {trained.threshold.value:.4g}, "
           f"pixel threshold {trained.pixel_threshold.value:.4g}")
-    print("[3/5] exporting static INT8 (QDQ, per-channel) with parity check")
+    print("[3/5] exporting ONNX (--precision auto: static INT8, QDQ per-channel, where it pays off)")
     exported = export_image(output / "camera.keras", output / "camera.onnx")
     for message in exported.messages:
         print(f"      {message}")
@@ -109,7 +109,7 @@ def run_sensor_demo(output: Path, seed: int = 0, quick: bool = False) -> dict:
     print(f"      {trained.epochs} epochs in {trained.seconds:.1f} s; threshold "
           f"{trained.threshold.value:.4g} ({trained.threshold.method})")
 
-    print("[3/5] exporting INT8 ONNX with parity check")
+    print("[3/5] exporting ONNX (--precision auto: INT8 where it holds parity and pays off)")
     exported = export_sensor(output / "sensor.keras", output / "sensor.onnx")
     for message in exported.messages:
         print(f"      {message}")
