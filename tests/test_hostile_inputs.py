@@ -214,6 +214,34 @@ def test_sigterm_while_stdout_is_back_pressured_loses_nothing(tiny_sensor, tmp_p
     assert [r["index"] for r in lines] == list(range(WINDOW - 1, WINDOW - 1 + len(lines)))
 
 
+def test_a_second_sigterm_abandons_the_final_lines_but_counts_them(tiny_sensor, tmp_path):
+    rows_csv(tmp_path / "rows.csv", 20000)
+    health = tmp_path / "health.json"
+    process = subprocess.Popen([sys.executable, "-m", "vigil", "score", str(tiny_sensor),
+                                str(tmp_path / "rows.csv"), "--health", str(health),
+                                "--health-interval", "0.05"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: (r := read_health(health)) and r["lines_written"] > 0
+                 and r["idle_s"] > 0.3 and r, "the writer to stall on a full pipe")
+        process.send_signal(signal.SIGTERM)
+        wait_for(lambda: (r := read_health(health)) and r["idle_s"] > 0.5, "the stop to be seen")
+        process.send_signal(signal.SIGTERM)  # the reader is still stalled: give up on the rest
+        received = b""
+        while chunk := process.stdout.read1(1 << 16):
+            received += chunk
+        errors = process.stderr.read()
+        assert process.wait(HANG_GUARD_S) == 0, errors[-2000:]
+    finally:
+        if process.poll() is None:
+            process.kill()
+    lines = strict_lines(received)
+    summary = summary_of(errors)
+    assert summary["stopped"] == "interrupted"
+    assert summary["lines_written"] == len(lines) and summary["lines_lost"] > 0
+    assert summary["lines_written"] + summary["lines_lost"] == summary["windows"]
+
+
 @pytest.mark.parametrize("after_rows", [1, 5, 37])
 def test_sigterm_on_stdin_accounts_for_every_row(tiny_sensor, tmp_path, after_rows):
     out = tmp_path / "scores.jsonl"

@@ -101,34 +101,21 @@ def check() -> None:
         stop.check()
 
 
-def stop_requested() -> bool:
-    stop = current()
-    return stop is not None and stop.requested is not None
-
-
-def second_stop_requested() -> bool:
-    """A second signal: stop even the final writing at the next line boundary."""
-    stop = current()
-    return stop is not None and stop.count > 1
-
-
 @contextlib.contextmanager
-def waiting() -> Iterator[None]:
+def _within(state: str) -> Iterator[None]:
+    stop = current()
+    if stop is None:
+        yield
+        return
+    with getattr(stop, state)():
+        yield
+
+
+def waiting() -> contextlib.AbstractContextManager[None]:
     """A blocking call during which a stop request interrupts at once."""
-    stop = current()
-    if stop is None:
-        yield
-        return
-    with stop.waiting():
-        yield
+    return _within("waiting")
 
 
-@contextlib.contextmanager
-def writing() -> Iterator[None]:
+def writing() -> contextlib.AbstractContextManager[None]:
     """A write that only a repeated stop request interrupts."""
-    stop = current()
-    if stop is None:
-        yield
-        return
-    with stop.writing():
-        yield
+    return _within("writing")

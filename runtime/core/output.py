@@ -11,9 +11,9 @@ the default: the run ends cleanly, its summary says where) or logs and carries o
 lines again (``continue``: scoring, alarms in the logs and the health file go on while the disk is
 full).
 
-Standard output and other pipes get one ``write`` per line: a line of up to ``PIPE_BUF`` bytes is
-written whole or not at all, so a stop request while a slow reader holds the pipe back never cuts
-a line, and the count of lines written is exact. A reader that closes standard output
+Standard output and other pipes get one ``write`` per line, once the pipe has room for it: a
+line of up to ``PIPE_BUF`` bytes is written whole or not at all, so a stop request while a slow
+reader holds the pipe back never cuts a line, and the count of lines written is exact. A reader that closes standard output
 (``vigil score ... | head``) ends the run quietly: that ``BrokenPipeError`` is passed on as it is.
 """
 
@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import os
+import select
 import stat
 import sys
 from pathlib import Path
@@ -134,6 +135,7 @@ class JsonLines:
         self.last_written: Any = None  # the mark of the last line written
         self.error: str | None = None  # the last write failure
         self._failing = False
+        self._abandoned = False  # a repeated stop request gave up on the output: count, not write
 
     def _use_stdout(self) -> None:
         stream = sys.stdout
@@ -203,6 +205,9 @@ class JsonLines:
 
     def write(self, record: dict, mark: Any = None) -> None:
         """Queue one record (``mark`` identifies it in messages: a row index, a frame number)."""
+        if self._abandoned:
+            self.lines_lost += 1
+            return
         line = strict_json(record) + "\n"
         self._pending.append((line, mark))
         self._pending_bytes += len(line)
@@ -216,6 +221,9 @@ class JsonLines:
         pending = self._pending
         self._pending = []
         self._pending_bytes = 0
+        if self._abandoned:
+            self.lines_lost += len(pending)
+            return
         written = 0
         self._counted = 0  # lines of this flush already in lines_written (per-line writes)
         try:
@@ -225,8 +233,8 @@ class JsonLines:
                 written = len(pending)
             elif self._per_line:
                 for line, mark in pending:
-                    with interrupts.writing():
-                        self._write_fd(line.encode("utf-8"))
+                    self._wait_for_room()
+                    self._write_fd(line.encode("utf-8"))  # a stop request never cuts this write
                     written += 1
                     # counted at once: a health report shows a reader that holds the pipe back
                     self.lines_written += 1
@@ -252,9 +260,15 @@ class JsonLines:
             self._failed(pending, written, OSError(errno.EPIPE, "broken pipe"))
         except (OSError, ValueError) as error:  # ENOSPC, EIO, EFBIG; ValueError: closed file
             self._failed(pending, written, error)
-        except BaseException:  # a repeated stop request while a reader stalls: whole lines only
+        except BaseException as error:  # a repeated stop request while a reader stalls
             self._cut_back()
             self._account(pending, written)
+            if isinstance(error, KeyboardInterrupt) and interrupts.current() is not None:
+                # The run stops at its next safe point (the request is recorded); until then every
+                # line is counted as lost, none half-written, so the totals stay exact.
+                self._abandoned = True
+                self.error = self.error or "a repeated stop request gave up on the final lines"
+                return
             raise
         else:
             self._account(pending, written)
@@ -262,6 +276,15 @@ class JsonLines:
                 log.warning("output %r is writable again; %d line%s lost in all", self.name,
                             self.lines_lost, "s" if self.lines_lost != 1 else "")
                 self._failing = False
+
+    def _wait_for_room(self) -> None:
+        """Wait until the pipe takes a line (a stalled reader): the one place where a repeated stop
+        request interrupts, before any byte of the line is written, so the count stays exact."""
+        with interrupts.writing():
+            try:
+                select.select([], [self._fd], [])
+            except (OSError, ValueError):  # not selectable here: the write itself will wait
+                pass
 
     def _account(self, pending: list[tuple[str, Any]], written: int) -> None:
         self.lines_written += written - self._counted
