@@ -32,7 +32,7 @@ from vigil.export.export_sensor import ExportOptions, export_sensor  # noqa: E40
 from vigil.runtime import load  # noqa: E402
 from vigil.runtime.core import metrics  # noqa: E402
 from vigil.runtime.core.report import json_text  # noqa: E402
-from vigil.runtime.sensor.evaluation import summarize  # noqa: E402
+from vigil.runtime.sensor.evaluation import row_decisions, summarize  # noqa: E402
 from vigil.runtime.sensor.tables import read_table  # noqa: E402
 from vigil.training.synthetic import write_csv  # noqa: E402
 from vigil.training.train_sensor import SensorTrainingOptions, train_sensor  # noqa: E402
@@ -60,14 +60,9 @@ def run_record(path: Path, options: SensorTrainingOptions, scratch: Path) -> dic
     report = export_sensor(scratch / f"{path.stem}.keras", scratch / f"{path.stem}.onnx",
                            ExportOptions())
     detector = load(report.path, threads=1)
-    ends, window_scores, _ = detector.score_signal(table.values)
-    scores = np.full(len(table), np.nan)
-    scores[ends] = window_scores
-    alarms = np.zeros(len(table), dtype=bool)
-    alarms[ends] = detector.alarms(window_scores)
+    scores, alarms = row_decisions(detector, table.values)
     last = np.maximum.accumulate(np.where(np.isnan(scores), -1, np.arange(len(scores))))
-    alarms = np.where(last >= 0, alarms[np.maximum(last, 0)], False)  # rows between windows
-    filled = np.where(last >= 0, scores[np.maximum(last, 0)], np.nan)
+    filled = np.where(last >= 0, scores[np.maximum(last, 0)], np.nan)  # rows between windows
     test = slice(split, None)
     return {"record": path.stem, "leads": list(leads), "alarms": alarms[test],
             "scores": filled[test], "labels": table.labels[test],
@@ -95,18 +90,12 @@ def ecg_protocol(root: Path, options: SensorTrainingOptions, scratch: Path, log=
     alarms = np.concatenate([r["alarms"] for r in runs])
     labels = np.concatenate([r["labels"] for r in runs])
     c = metrics.counts(alarms, labels)
-    events = [metrics.event_scores(r["alarms"], r["labels"]) for r in runs]
-    hit, total = sum(e["events_hit"] for e in events), sum(e["events"] for e in events)
-    alarm_runs = sum(e["alarm_runs"] for e in events)
-    true_runs = sum(e["alarm_runs"] - e["false_alarm_runs"] for e in events)
-    recall = hit / total if total else 0.0
-    precision = true_runs / alarm_runs if alarm_runs else 0.0
     aurocs = [r["auroc"] for r in per_record if r["auroc"] == r["auroc"]]
     return {
         "protocol": "ecg: each record trains on its first quarter (labeled rows left out) and "
                     "scores the rest through the runtime; no point adjustment",
         "f1": c.f1, "precision": c.precision, "recall": c.recall,
-        "event_f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+        "event_f1": metrics.pooled_event_f1((r["alarms"], r["labels"]) for r in runs),
         "auroc": float(np.mean(aurocs)) if aurocs else None,
         "records": per_record,
     }

@@ -105,25 +105,12 @@ def evaluate_runs(runs: dict[str, dict], factor: float = 1.0) -> dict:
         labels = np.concatenate([b for _, b in after])
         c = metrics.counts(alarms, labels)
         result.update(f1=c.f1, precision=c.precision, recall=c.recall,
-                      event_f1=_pooled_event_f1(after))
+                      event_f1=metrics.pooled_event_f1(after))
         return result
 
     total = part(list(runs))
     total["categories"] = {category: part(names) for category, names in sorted(categories.items())}
     return total
-
-
-def _pooled_event_f1(parts: list[tuple[np.ndarray, np.ndarray]]) -> float:
-    hit = events = true_runs = alarm_runs = 0
-    for alarms, labels in parts:
-        event = metrics.event_scores(alarms, labels)
-        events += event["events"]
-        hit += event["events_hit"]
-        alarm_runs += event["alarm_runs"]
-        true_runs += event["alarm_runs"] - event["false_alarm_runs"]
-    recall = hit / events if events else 0.0
-    precision = true_runs / alarm_runs if alarm_runs else 0.0
-    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
 
 
 def nab_protocol(root: Path, options: SensorTrainingOptions, scratch: Path, log=print,

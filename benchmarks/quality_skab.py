@@ -29,6 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from vigil.export.export_sensor import ExportOptions, Precision, export_sensor  # noqa: E402
 from vigil.runtime import load  # noqa: E402
 from vigil.runtime.core.metrics import counts  # noqa: E402
+from vigil.runtime.sensor.evaluation import row_decisions  # noqa: E402
 from vigil.runtime.sensor.tables import fill_gaps, read_table  # noqa: E402
 from vigil.training.synthetic import write_csv  # noqa: E402
 from vigil.training.train_sensor import SensorTrainingOptions, train_sensor  # noqa: E402
@@ -47,11 +48,7 @@ def labeled_files(root: Path) -> list[Path]:
 
 def predict_file(model_onnx: Path, values: np.ndarray) -> np.ndarray:
     """Per-row alarms (False before the first complete window) from the INT8 runtime."""
-    detector = load(model_onnx, threads=1)
-    ends, scores, _ = detector.score_signal(values)
-    alarms = np.zeros(len(values), dtype=bool)
-    alarms[ends] = detector.alarms(scores)
-    return alarms
+    return row_decisions(load(model_onnx, threads=1), values)[1]
 
 
 def skab_protocol(files: list[Path], options: SensorTrainingOptions, scratch: Path,

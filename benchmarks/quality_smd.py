@@ -79,18 +79,11 @@ def smd_protocol(root: Path, options: SensorTrainingOptions, scratch: Path, log=
     alarms = np.concatenate([p.alarms for p in parts])
     labels = np.concatenate([p.labels for p in parts])
     c = metrics.counts(alarms, labels)
-    events = [metrics.event_scores(p.alarms, p.labels) for p in parts]
-    hit = sum(e["events_hit"] for e in events)
-    total = sum(e["events"] for e in events)
-    runs = sum(e["alarm_runs"] for e in events)
-    true_runs = sum(e["alarm_runs"] - e["false_alarm_runs"] for e in events)
-    recall = hit / total if total else 0.0
-    precision = true_runs / runs if runs else 0.0
     return {
         "protocol": "smd: train on each machine's unlabeled train half with the defaults, score "
                     "its test half through the runtime; no point adjustment",
         "f1": c.f1, "precision": c.precision, "recall": c.recall,
-        "event_f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+        "event_f1": metrics.pooled_event_f1((p.alarms, p.labels) for p in parts),
         "auroc": float(np.mean([m["auroc"] for m in per_machine])),
         "machines": per_machine,
     }

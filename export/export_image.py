@@ -14,7 +14,7 @@ from vigil.training.image_thresholds import fit_image_thresholds
 from vigil.training.versions import library_versions
 
 from .convert import keras_to_onnx
-from .precision import Precision, batch1_cost, int8_decision, int8_pays_off
+from .precision import Precision, keep_int8
 from .export_sensor import ExportOptions, ExportReport, rank_correlation
 from .package import write_artifact
 from .quantize import quantize_static_int8
@@ -68,12 +68,9 @@ def export_image(model_path: str | Path, output: str | Path,
             misses.append(f"validation AUROC drop {parity['int8_auroc_drop']:.4f} > "
                           f"{options.max_f1_drop}")
         parity["int8_within_tolerance"] = not misses
-        keep, message = int8_decision(misses, options.force)
-        messages += [message] if message else []
-        if keep and precision is Precision.AUTO and not misses:
-            parity.update(batch1_cost(int8, fp32, {"image": images[:1]}))
-            keep, message = int8_pays_off(parity)
-            messages.append(message)
+        keep, said = keep_int8(misses, precision, options.force, int8, fp32,
+                               {"image": images[:1]}, parity)
+        messages += said
         if keep:
             chosen, scores, maps = int8, int8_scores, int8_maps
             precision = Precision.INT8

@@ -18,7 +18,7 @@ from vigil.training.versions import library_versions
 
 from .convert import keras_to_onnx
 from .package import write_artifact
-from .precision import Precision, batch1_cost, int8_decision, int8_pays_off
+from .precision import Precision, keep_int8
 from .quantize import quantize_static_int8
 
 log = logging.getLogger("vigil")
@@ -83,12 +83,9 @@ def export_sensor(model_path: str | Path, output: str | Path,
         if parity.get("int8_f1_drop", 0.0) > options.max_f1_drop:
             misses.append(f"validation F1 drop {parity['int8_f1_drop']:.4f} > {options.max_f1_drop}")
         parity["int8_within_tolerance"] = not misses
-        keep, message = int8_decision(misses, options.force)
-        messages += [message] if message else []
-        if keep and precision is Precision.AUTO and not misses:
-            parity.update(batch1_cost(int8, fp32, {"window": windows[:1]}))
-            keep, message = int8_pays_off(parity)
-            messages.append(message)
+        keep, said = keep_int8(misses, precision, options.force, int8, fp32,
+                               {"window": windows[:1]}, parity)
+        messages += said
         if keep:
             chosen, chosen_scores, threshold = int8, int8_scores, int8_threshold
             precision = Precision.INT8

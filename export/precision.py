@@ -36,6 +36,19 @@ def int8_decision(misses: list[str], force: bool) -> tuple[bool, str | None]:
     return False, reasons + "; wrote FP32 instead (use --force to keep INT8)"
 
 
+def keep_int8(misses: list[str], precision: Precision, force: bool, int8, fp32,
+              feed: dict[str, np.ndarray], parity: dict) -> tuple[bool, list[str]]:
+    """(keep INT8?, what to tell the user): the parity gate, then, for ``auto``, whether INT8 pays
+    off at batch 1 here (its timings and sizes are added to ``parity``)."""
+    keep, message = int8_decision(misses, force)
+    messages = [message] if message else []
+    if keep and precision is Precision.AUTO and not misses:
+        parity.update(batch1_cost(int8, fp32, feed))
+        keep, message = int8_pays_off(parity)
+        messages.append(message)
+    return keep, messages
+
+
 def batch1_cost(int8, fp32, feed: dict[str, np.ndarray]) -> dict:
     """Batch-1, one-thread p50 latency (ms) and serialized size (bytes) of both ModelProtos."""
     import onnxruntime as ort

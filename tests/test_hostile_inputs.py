@@ -184,7 +184,9 @@ def test_a_tiny_disk_keeps_every_whole_line_that_fits(tiny_sensor, tmp_path):
 
 # --- 3, 8, 10, 11: stop requests in every state ---------------------------------------------------
 
-def test_sigterm_while_stdout_is_back_pressured_loses_nothing(tiny_sensor, tmp_path):
+def stalled_writer(tiny_sensor, tmp_path):
+    """`vigil score` of 20,000 rows to a stdout nobody reads: (process, health file, the health
+    report once the pipe is full and the writer blocks with lines pending)."""
     rows_csv(tmp_path / "rows.csv", 20000)
     health = tmp_path / "health.json"
     process = subprocess.Popen([sys.executable, "-m", "vigil", "score", str(tiny_sensor),
@@ -192,9 +194,17 @@ def test_sigterm_while_stdout_is_back_pressured_loses_nothing(tiny_sensor, tmp_p
                                 "--health-interval", "0.05"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        # Nobody reads stdout: the pipe fills and the writer blocks with lines pending.
         stuck = wait_for(lambda: (r := read_health(health)) and r["lines_written"] > 0
                          and r["idle_s"] > 0.3 and r, "the writer to stall on a full pipe")
+    except BaseException:
+        process.kill()
+        raise
+    return process, health, stuck
+
+
+def test_sigterm_while_stdout_is_back_pressured_loses_nothing(tiny_sensor, tmp_path):
+    process, _, stuck = stalled_writer(tiny_sensor, tmp_path)
+    try:
         assert stuck["windows"] > stuck["lines_written"]
         process.send_signal(signal.SIGTERM)
         received = b""
@@ -215,15 +225,8 @@ def test_sigterm_while_stdout_is_back_pressured_loses_nothing(tiny_sensor, tmp_p
 
 
 def test_a_second_sigterm_abandons_the_final_lines_but_counts_them(tiny_sensor, tmp_path):
-    rows_csv(tmp_path / "rows.csv", 20000)
-    health = tmp_path / "health.json"
-    process = subprocess.Popen([sys.executable, "-m", "vigil", "score", str(tiny_sensor),
-                                str(tmp_path / "rows.csv"), "--health", str(health),
-                                "--health-interval", "0.05"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process, health, _ = stalled_writer(tiny_sensor, tmp_path)
     try:
-        wait_for(lambda: (r := read_health(health)) and r["lines_written"] > 0
-                 and r["idle_s"] > 0.3 and r, "the writer to stall on a full pipe")
         process.send_signal(signal.SIGTERM)
         wait_for(lambda: (r := read_health(health)) and r["idle_s"] > 0.5, "the stop to be seen")
         process.send_signal(signal.SIGTERM)  # the reader is still stalled: give up on the rest

@@ -138,4 +138,3 @@ def test_training_warns_when_its_threshold_would_catch_nothing_labeled():
     check, warnings = validation_check(scores, labels, fitting, ThresholdMethod.GAUSSIAN)
     assert check["caught"] == 20 and warnings == []
     assert validation_check(scores, np.zeros(200, bool), high, ThresholdMethod.GAUSSIAN) == (None, [])
-

@@ -32,15 +32,15 @@ class LabeledImage:
 def read_image(path: str | Path) -> np.ndarray:
     """Decode an image file as uint8 (gray or BGR); ValueError names the file when it cannot."""
     path = Path(path)
-    oversized = too_large(path)  # from the header: a small file can hold gigabytes of pixels
-    if oversized is not None:
-        raise ValueError(f"image {str(path)!r}: {oversized}")
     try:
         data = path.read_bytes()
     except OSError as error:
         raise ValueError(f"image {str(path)!r} cannot be read: {error.strerror or error}") from None
     if not data:
         raise ValueError(f"image {str(path)!r} is an empty file")
+    oversized = too_large(data)  # from the header: a small file can hold gigabytes of pixels
+    if oversized is not None:
+        raise ValueError(f"image {str(path)!r}: {oversized}")
     if path.suffix.lower() in (".jpg", ".jpeg", ".jpe") and _jpeg_truncated(data):
         raise ValueError(f"image {str(path)!r} is a truncated JPEG (no end-of-image marker "
                          "after the image data)")

@@ -102,6 +102,3 @@ class ImageDetector:
             anomaly_map = self.infer(frame)[1][0]
         full = map_to_frame(anomaly_map, np.asarray(frame).shape)
         return full, regions(full, self._pixel_threshold)
-
-
-

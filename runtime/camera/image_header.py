@@ -14,14 +14,18 @@ MAX_PIXELS = 1 << 26  # 67 megapixels: an 8192 x 8192 frame; larger files are re
 HEADER_BYTES = 1 << 16
 
 
-def image_size(path: str | Path) -> tuple[int, int] | None:
-    """(width, height) from the file's header, or None when the format is not one read here or
-    the header is malformed (the decoder then says what is wrong)."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(HEADER_BYTES)
-    except OSError:
-        return None
+def image_size(image: bytes | str | Path) -> tuple[int, int] | None:
+    """(width, height) from an image's header (its bytes, or a file to read them from), or None
+    when the format is not one read here or the header is malformed (the decoder then says what
+    is wrong)."""
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        head = bytes(image[:HEADER_BYTES])
+    else:
+        try:
+            with open(image, "rb") as handle:
+                head = handle.read(HEADER_BYTES)
+        except OSError:
+            return None
     try:
         for reader in (_png, _jpeg, _bmp, _tiff, _webp, _pnm):
             size = reader(head)
@@ -116,9 +120,9 @@ def _pnm(head: bytes) -> tuple[int, int] | None:
     return None
 
 
-def too_large(path: str | Path, max_pixels: int = MAX_PIXELS) -> str | None:
+def too_large(image: bytes | str | Path, max_pixels: int = MAX_PIXELS) -> str | None:
     """Why the image must not be decoded (its header says it is larger than ``max_pixels``)."""
-    size = image_size(path)
+    size = image_size(image)
     if size is None:
         return None
     width, height = size

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import numpy as np
 
 
-
 @dataclass(frozen=True)
 class Counts:
     tp: int
@@ -115,6 +114,21 @@ def event_scores(predicted: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     return {"event_precision": precision, "event_recall": recall, "event_f1": f1,
             "events": len(truth), "events_hit": hit, "alarm_runs": len(alarms),
             "false_alarm_runs": len(alarms) - true_alarms}
+
+
+def pooled_event_f1(parts) -> float:
+    """Event F1 over several files, from ``(predicted, labels)`` pairs: events and alarm runs are
+    found in each file (never across files) and counted together."""
+    hit = events_total = true_runs = alarm_runs = 0
+    for predicted, labels in parts:
+        part = event_scores(predicted, labels)
+        hit += part["events_hit"]
+        events_total += part["events"]
+        alarm_runs += part["alarm_runs"]
+        true_runs += part["alarm_runs"] - part["false_alarm_runs"]
+    recall = hit / events_total if events_total else 0.0
+    precision = true_runs / alarm_runs if alarm_runs else 0.0
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
 
 
 def point_adjusted(predicted: np.ndarray, labels: np.ndarray) -> np.ndarray:

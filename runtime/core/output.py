@@ -129,7 +129,6 @@ class JsonLines:
             self.name = str(getattr(target, "name", type(target).__name__))
         self._pending: list[tuple[str, Any]] = []
         self._pending_bytes = 0
-        self._counted = 0
         self.lines_written = 0
         self.lines_lost = 0
         self.last_written: Any = None  # the mark of the last line written
@@ -224,8 +223,7 @@ class JsonLines:
         if self._abandoned:
             self.lines_lost += len(pending)
             return
-        written = 0
-        self._counted = 0  # lines of this flush already in lines_written (per-line writes)
+        written = counted = 0  # lines of this flush out, and those already in lines_written
         try:
             if self._fd is None:
                 self._stream.write("".join(line for line, _ in pending))
@@ -235,11 +233,10 @@ class JsonLines:
                 for line, mark in pending:
                     self._wait_for_room()
                     self._write_fd(line.encode("utf-8"))  # a stop request never cuts this write
-                    written += 1
+                    written = counted = written + 1
                     # counted at once: a health report shows a reader that holds the pipe back
                     self.lines_written += 1
                     self.last_written = mark
-                    self._counted = written
             else:
                 data = "".join(line for line, _ in pending).encode("utf-8")
                 try:
@@ -252,17 +249,17 @@ class JsonLines:
                 self._offset += len(data)
                 written = len(pending)
         except _PartialWrite as partial:  # per-line writes: this line is cut back below
-            self._failed(pending, written, partial.error)
+            self._failed(pending, written, counted, partial.error)
         except BrokenPipeError:
             if not self._own:
-                self._account(pending, written)
+                self._account(pending, written, counted)
                 raise
-            self._failed(pending, written, OSError(errno.EPIPE, "broken pipe"))
+            self._failed(pending, written, counted, OSError(errno.EPIPE, "broken pipe"))
         except (OSError, ValueError) as error:  # ENOSPC, EIO, EFBIG; ValueError: closed file
-            self._failed(pending, written, error)
+            self._failed(pending, written, counted, error)
         except BaseException as error:  # a repeated stop request while a reader stalls
             self._cut_back()
-            self._account(pending, written)
+            self._account(pending, written, counted)
             if isinstance(error, KeyboardInterrupt) and interrupts.current() is not None:
                 # The run stops at its next safe point (the request is recorded); until then every
                 # line is counted as lost, none half-written, so the totals stay exact.
@@ -271,7 +268,7 @@ class JsonLines:
                 return
             raise
         else:
-            self._account(pending, written)
+            self._account(pending, written, counted)
             if self._failing:
                 log.warning("output %r is writable again; %d line%s lost in all", self.name,
                             self.lines_lost, "s" if self.lines_lost != 1 else "")
@@ -286,12 +283,13 @@ class JsonLines:
             except (OSError, ValueError):  # not selectable here: the write itself will wait
                 pass
 
-    def _account(self, pending: list[tuple[str, Any]], written: int) -> None:
-        self.lines_written += written - self._counted
+    def _account(self, pending: list[tuple[str, Any]], written: int, counted: int) -> None:
+        """Count a flush: ``written`` of ``pending`` lines went out, ``counted`` of them already
+        counted as they went (per-line writes); the rest are lost."""
+        self.lines_written += written - counted
         self.lines_lost += len(pending) - written
         if written:
             self.last_written = pending[written - 1][1]
-        self._counted = 0
 
     def _write_fd(self, data: bytes) -> None:
         view = memoryview(data)
@@ -308,9 +306,10 @@ class JsonLines:
                                                                 "(no space left?)"))
             done += count
 
-    def _failed(self, pending: list[tuple[str, Any]], written: int, error: BaseException) -> None:
+    def _failed(self, pending: list[tuple[str, Any]], written: int, counted: int,
+                error: BaseException) -> None:
         cut = self._cut_back()
-        self._account(pending, written)
+        self._account(pending, written, counted)
         count = len(pending) - written
         mark = pending[-1][1]
         reason = (getattr(error, "strerror", None) or str(error) or type(error).__name__)

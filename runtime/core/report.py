@@ -30,7 +30,6 @@ def format_cell(value) -> str:
     return str(value)
 
 
-
 def pyplot():
     """matplotlib's pyplot on the Agg backend, or a clear error naming the install command."""
     try:

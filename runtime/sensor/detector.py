@@ -125,4 +125,3 @@ class SensorDetector:
                 f"{self.features[bad[2]]!r} is {array[tuple(bad)]}"
             )
         return array
-

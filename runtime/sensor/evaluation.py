@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,25 +31,30 @@ def score_file(detector: SensorDetector, path: str | Path, label_column: str,
     given, else from its ``label_column``."""
     table = read_table(path, features=detector.features,
                        time_column=detector.spec.time_column or "auto", label_column=label_column,
-                       require_time=labels is None)
-    if labels is not None:
-        from dataclasses import replace
-
+                       require_time=False)
+    if labels is not None:  # says so clearly when the file has no timestamps to match
         table = replace(table, labels=labels.rows(table.times, path, root))
     if table.labels is None:
         raise ValueError(f"{table.source}: label column {label_column!r} is missing; evaluation "
                          f"needs labels (set `label_column`, or give a labels file with --labels); "
                          f"the header has {list(table.header)}")
     values = fill_gaps(table.values, detector.spec.max_gap, table.source, table.features)
+    scores, alarms = row_decisions(detector, values)
+    return FileScores(name or Path(path).name, scores, alarms, table.labels, table.times)
+
+
+def row_decisions(detector: SensorDetector, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row (scores, alarms) of a signal: a score on each window's last row (NaN elsewhere),
+    and the smoothed alarm of the last window that ended at or before each row."""
     ends, window_scores, _ = detector.score_signal(values)
-    scores = np.full(len(table), np.nan)
+    scores = np.full(len(values), np.nan)
     scores[ends] = window_scores
-    alarms = np.zeros(len(table), dtype=bool)
+    alarms = np.zeros(len(values), dtype=bool)
     alarms[ends] = detector.alarms(window_scores)
     if detector.spec.stride > 1:  # a row between windows takes the decision of the last window
         last = np.maximum.accumulate(np.where(np.isnan(scores), -1, np.arange(len(scores))))
         alarms = np.where(last >= 0, alarms[np.maximum(last, 0)], False)
-    return FileScores(name or Path(path).name, scores, alarms, table.labels, table.times)
+    return scores, alarms
 
 
 def summarize(scores: np.ndarray, alarms: np.ndarray, labels: np.ndarray) -> dict:

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.metrics import runs
+
 PROBATION_FRACTION = 0.15
 PROBATION_MAX_ROWS = 750  # 15 % of 5,000 rows
 
@@ -58,9 +60,7 @@ def probation_rows(rows: int) -> int:
 
 def window_rows(labels: np.ndarray) -> list[tuple[int, int]]:
     """``[left, right]`` row indices (inclusive) of each run of labeled rows."""
-    padded = np.concatenate([[False], np.asarray(labels, dtype=bool), [False]]).astype(np.int8)
-    edges = np.flatnonzero(np.diff(padded))
-    return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2])]
+    return [(start, stop - 1) for start, stop in runs(labels)]
 
 
 @dataclass(frozen=True)

@@ -204,7 +204,7 @@ def _live_lines(stream) -> Iterable[str | Line]:
     """Lines of a live text stream, read as bytes where it has them (bad bytes end only a row)."""
     binary = getattr(stream, "buffer", None)
     if binary is not None:
-        yield from read_lines(binary)
+        yield from read_lines(binary, live=True)
         return
     while True:
         with interrupts.waiting():

@@ -7,6 +7,7 @@ evaluation; ``fill_gaps`` repairs short runs of missing values and refuses long 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 from dataclasses import dataclass
@@ -68,15 +69,18 @@ class Line:
     terminated: bool = True  # it ended with a newline (else the input ended mid-line)
 
 
-def read_lines(stream: BinaryIO, max_bytes: int = MAX_LINE_BYTES) -> Iterator[Line]:
+def read_lines(stream: BinaryIO, max_bytes: int = MAX_LINE_BYTES,
+               live: bool = False) -> Iterator[Line]:
     """Lines of a binary stream, decoded one by one: a line that is not UTF-8, or is longer than
     ``max_bytes`` (read past, never kept), is a ``Line`` with its problem and reading goes on.
 
-    Each read may block (a live stream); a stop request interrupts it at once (no row is in flight).
+    With ``live`` each read may block (stdin); a stop request then interrupts it at once (no row
+    is in flight). A file's reads do not block, so they skip that bookkeeping.
     """
+    wait = interrupts.waiting if live else contextlib.nullcontext
     first = True
     while True:
-        with interrupts.waiting():
+        with wait():
             raw = stream.readline(max_bytes + 1)
         if not raw:
             return
@@ -84,7 +88,7 @@ def read_lines(stream: BinaryIO, max_bytes: int = MAX_LINE_BYTES) -> Iterator[Li
         if len(raw) > max_bytes and not terminated:
             length = len(raw)
             while True:
-                with interrupts.waiting():
+                with wait():
                     more = stream.readline(1 << 16)
                 length += len(more)
                 if not more or more.endswith(b"\n"):
