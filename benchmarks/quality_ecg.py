@@ -30,6 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from vigil.export.export_sensor import ExportOptions, export_sensor  # noqa: E402
 from vigil.runtime import load  # noqa: E402
+from vigil.benchmarks.score_dump import save_streams, stream_of  # noqa: E402
 from vigil.runtime.core import metrics  # noqa: E402
 from vigil.runtime.core.report import json_text  # noqa: E402
 from vigil.runtime.sensor.evaluation import row_decisions, summarize  # noqa: E402
@@ -56,7 +57,7 @@ def run_record(path: Path, options: SensorTrainingOptions, scratch: Path) -> dic
     train_csv = write_csv(scratch / f"{path.stem}-train.csv", table.values[:split],
                           features=leads, labels=table.labels[:split])
     started = time.perf_counter()
-    train_sensor(train_csv, scratch / f"{path.stem}.keras", options, verbose=0)
+    run = train_sensor(train_csv, scratch / f"{path.stem}.keras", options, verbose=0).run
     report = export_sensor(scratch / f"{path.stem}.keras", scratch / f"{path.stem}.onnx",
                            ExportOptions())
     detector = load(report.path, threads=1)
@@ -64,7 +65,9 @@ def run_record(path: Path, options: SensorTrainingOptions, scratch: Path) -> dic
     last = np.maximum.accumulate(np.where(np.isnan(scores), -1, np.arange(len(scores))))
     filled = np.where(last >= 0, scores[np.maximum(last, 0)], np.nan)  # rows between windows
     test = slice(split, None)
-    return {"record": path.stem, "leads": list(leads), "alarms": alarms[test],
+    stream = stream_of(path.stem, detector, scores, table.labels, split,
+                       run.validation[~run.validation_labels])
+    return {"stream": stream, "record": path.stem, "leads": list(leads), "alarms": alarms[test],
             "scores": filled[test], "labels": table.labels[test],
             "precision_chosen": report.precision, "seconds": time.perf_counter() - started}
 
@@ -97,7 +100,7 @@ def ecg_protocol(root: Path, options: SensorTrainingOptions, scratch: Path, log=
         "f1": c.f1, "precision": c.precision, "recall": c.recall,
         "event_f1": metrics.pooled_event_f1((r["alarms"], r["labels"]) for r in runs),
         "auroc": float(np.mean(aurocs)) if aurocs else None,
-        "records": per_record,
+        "records": per_record, "streams": [r["stream"] for r in runs],
     }
 
 
@@ -108,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stride", type=int, default=4, help="rows between windows")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--records", default="", help="only these records (comma-separated)")
+    parser.add_argument("--save-scores", type=Path, default=None, metavar="NPZ",
+                        help="save every stream's scores for benchmarks/sweep_alarms.py")
     args = parser.parse_args(argv)
     import tensorflow as tf
 
@@ -121,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         result = ecg_protocol(args.data, options, Path(scratch),
                               only=tuple(r for r in args.records.split(",") if r))
+    streams = result.pop("streams")
+    if args.save_scores:
+        save_streams(args.save_scores, "ecg", streams)
     result["seconds"] = time.perf_counter() - started
     result["stride"] = args.stride
     if args.json:

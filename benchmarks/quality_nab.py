@@ -44,6 +44,7 @@ from vigil.runtime.sensor.nab_score import (PROFILES, corpus_score, onsets,  # n
                                             probation_rows)
 from vigil.runtime.sensor.tables import fill_gaps, read_table  # noqa: E402
 from vigil.training.synthetic import write_csv  # noqa: E402
+from vigil.benchmarks.score_dump import save_streams, stream_of  # noqa: E402
 from vigil.training.train_sensor import SensorTrainingOptions, train_sensor  # noqa: E402
 
 SCOREBOARD = {"Numenta HTM": 70.5, "CAD OSE": 69.9, "KNN CAD": 58.0, "Random Cut Forest": 51.7,
@@ -69,14 +70,18 @@ def run_file(path: Path, root: Path, labels, options: SensorTrainingOptions, scr
     train_csv = write_csv(scratch / f"{number}-train.csv", values[:probation],
                           features=table.features)
     model = scratch / f"{number}.keras"
-    train_sensor(train_csv, model, options, verbose=0)
+    trained = train_sensor(train_csv, model, options, verbose=0)
     report = export_sensor(model, scratch / f"{number}.onnx", ExportOptions())
     detector = load(report.path, threads=1)
     ends, window_scores, _ = detector.score_signal(values)
     scores = np.full(len(values), np.nan)
     scores[ends] = window_scores
+    run = trained.run
+    stream = stream_of(f"{path.parent.name}/{path.name}", detector, scores, truth, probation,
+                       run.validation[~run.validation_labels])
     return {"scores": scores, "ends": ends, "window_scores": window_scores, "labels": truth,
-            "probation": probation, "detector": detector, "precision": report.precision}
+            "probation": probation, "detector": detector, "precision": report.precision,
+            "stream": stream}
 
 
 def alarms_at(run: dict, factor: float) -> np.ndarray:
@@ -152,6 +157,7 @@ def nab_protocol(root: Path, options: SensorTrainingOptions, scratch: Path, log=
         "optimized_threshold_factor": best,
         "scoreboard_standard": SCOREBOARD,
         "files": per_file, "seconds": time.perf_counter() - started,
+        "streams": [run["stream"] for run in runs.values()],
     })
     return result
 
@@ -164,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--categories", default="", help="only these categories (comma-separated)")
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the "
                                                                   "CLI's default)")
+    parser.add_argument("--save-scores", type=Path, default=None, metavar="NPZ",
+                        help="save every stream's scores for benchmarks/sweep_alarms.py")
     args = parser.parse_args(argv)
     import tensorflow as tf
 
@@ -175,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     only = tuple(c for c in args.categories.split(",") if c)
     with tempfile.TemporaryDirectory() as scratch:
         result = nab_protocol(args.data, options, Path(scratch), limit=args.limit, only=only)
+    if args.save_scores:
+        save_streams(args.save_scores, "nab", result.pop("streams"))
+    result.pop("streams", None)
     result["options"] = json.loads(json.dumps(asdict(options),
                                               default=lambda v: getattr(v, "value", str(v))))
     text = json_text(result)

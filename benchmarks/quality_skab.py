@@ -28,6 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from vigil.export.export_sensor import ExportOptions, Precision, export_sensor  # noqa: E402
 from vigil.runtime import load  # noqa: E402
+from vigil.benchmarks.score_dump import save_streams, stream_of  # noqa: E402
 from vigil.runtime.core.metrics import counts  # noqa: E402
 from vigil.runtime.sensor.evaluation import row_decisions  # noqa: E402
 from vigil.runtime.sensor.tables import fill_gaps, read_table  # noqa: E402
@@ -46,15 +47,12 @@ def labeled_files(root: Path) -> list[Path]:
     return files
 
 
-def predict_file(model_onnx: Path, values: np.ndarray) -> np.ndarray:
-    """Per-row alarms (False before the first complete window) from the INT8 runtime."""
-    return row_decisions(load(model_onnx, threads=1), values)[1]
 
 
 def skab_protocol(files: list[Path], options: SensorTrainingOptions, scratch: Path,
                   log=print) -> dict:
     """Train on each file's first 400 rows, test on the rest, pool the predictions."""
-    predicted, truth, per_file = [], [], []
+    predicted, truth, per_file, streams = [], [], [], []
     started = time.perf_counter()
     for number, path in enumerate(files, 1):
         table = read_table(path)
@@ -62,9 +60,14 @@ def skab_protocol(files: list[Path], options: SensorTrainingOptions, scratch: Pa
         train_csv = write_csv(scratch / f"{number}-train.csv", values[:TRAIN_ROWS],
                               features=table.features)
         model = scratch / f"{number}.keras"
-        train_sensor(train_csv, model, options, verbose=0)
-        artifact = export_sensor(model, scratch / f"{number}.onnx", ExportOptions(precision=Precision.INT8, force=True)).path
-        alarms = predict_file(artifact, values)[TRAIN_ROWS:]
+        run = train_sensor(train_csv, model, options, verbose=0).run
+        artifact = export_sensor(model, scratch / f"{number}.onnx",
+                                 ExportOptions(precision=Precision.INT8, force=True)).path
+        detector = load(artifact, threads=1)
+        scores, all_alarms = row_decisions(detector, values)
+        streams.append(stream_of(f"{path.parent.name}/{path.name}", detector, scores, table.labels,
+                                 TRAIN_ROWS, run.validation[~run.validation_labels]))
+        alarms = all_alarms[TRAIN_ROWS:]
         labels = table.labels[TRAIN_ROWS:]
         c = counts(alarms, labels)
         per_file.append({"file": f"{path.parent.name}/{path.name}", "f1": c.f1,
@@ -76,7 +79,7 @@ def skab_protocol(files: list[Path], options: SensorTrainingOptions, scratch: Pa
     return {"protocol": "skab: first 400 rows of each file train, the rest test",
             "f1": total.f1, "far": 100 * total.false_alarm_rate,
             "mar": 100 * total.missed_alarm_rate, "files": per_file,
-            "seconds": time.perf_counter() - started}
+            "seconds": time.perf_counter() - started, "streams": streams}
 
 
 def deployment_protocol(root: Path, options: SensorTrainingOptions, scratch: Path) -> dict:
@@ -87,12 +90,14 @@ def deployment_protocol(root: Path, options: SensorTrainingOptions, scratch: Pat
     started = time.perf_counter()
     model = scratch / "deployment.keras"
     train_sensor(train_csv, model, options, verbose=0)
-    artifact = export_sensor(model, scratch / "deployment.onnx", ExportOptions(precision=Precision.INT8, force=True)).path
+    artifact = export_sensor(model, scratch / "deployment.onnx",
+                             ExportOptions(precision=Precision.INT8, force=True)).path
+    detector = load(artifact, threads=1)
     predicted, truth = [], []
     for path in labeled_files(root):
         test = read_table(path)
         values = fill_gaps(test.values, options.data.max_gap, test.source, test.features)
-        predicted.append(predict_file(artifact, values))
+        predicted.append(row_decisions(detector, values)[1])
         truth.append(test.labels)
     total = counts(np.concatenate(predicted), np.concatenate(truth))
     return {"protocol": "deployment: train on anomaly-free.csv (minus last 572 rows), test all 34",
@@ -106,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--deployment", action="store_true", help="also run the deployment protocol")
     parser.add_argument("--limit", type=int, default=None, help="only the first N files (smoke runs)")
+    parser.add_argument("--save-scores", type=Path, default=None, metavar="NPZ",
+                        help="save every stream's scores for benchmarks/sweep_alarms.py")
     args = parser.parse_args(argv)
     import tensorflow as tf
 
@@ -117,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         result = {"skab": skab_protocol(files, options, Path(scratch))}
         if args.deployment:
             result["deployment"] = deployment_protocol(args.data, options, Path(scratch))
+    streams = result["skab"].pop("streams")
+    if args.save_scores:
+        save_streams(args.save_scores, "skab", streams)
     result.update(f1=result["skab"]["f1"], far=result["skab"]["far"], mar=result["skab"]["mar"])
     result["options"] = _options_json(options)
     text = json.dumps(result, indent=2)

@@ -26,6 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from vigil.export.export_sensor import ExportOptions, export_sensor  # noqa: E402
 from vigil.runtime import load  # noqa: E402
+from vigil.benchmarks.score_dump import save_streams, stream_of  # noqa: E402
 from vigil.runtime.core import metrics  # noqa: E402
 from vigil.runtime.core.report import json_text  # noqa: E402
 from vigil.runtime.sensor.evaluation import score_file, summarize  # noqa: E402
@@ -56,14 +57,18 @@ def run_machine(folder: Path, options: SensorTrainingOptions, scratch: Path,
     detector = load(report.path, threads=1)
     scored = score_file(detector, folder / "test.csv", "anomaly", name=folder.name)
     seconds = time.perf_counter() - started
+    run = result.run
+    stream = stream_of(folder.name, detector, scored.scores, scored.labels, 0,
+                       run.validation[~run.validation_labels])
     return {"scores": scored, "precision_chosen": report.precision, "seconds": seconds,
+            "stream": stream,
             "inputs_only": result.run.record["training"].get("inputs_only", {}),
             "threshold": detector.threshold}
 
 
 def smd_protocol(root: Path, options: SensorTrainingOptions, scratch: Path, log=print,
                  train_rows: int | None = None) -> dict:
-    per_machine, parts = [], []
+    per_machine, parts, streams = [], [], []
     for folder in machines(root):
         run = run_machine(folder, options, scratch, train_rows)
         scored = run["scores"]
@@ -76,6 +81,7 @@ def smd_protocol(root: Path, options: SensorTrainingOptions, scratch: Path, log=
         log(f"  {folder.name}: f1 {summary['f1']:.3f}  event_f1 {summary['event_f1']:.3f}  "
             f"auroc {summary['auroc']:.3f}  ({len(run['inputs_only'])} columns inputs only)")
         parts.append(scored)
+        streams.append(run["stream"])
     alarms = np.concatenate([p.alarms for p in parts])
     labels = np.concatenate([p.labels for p in parts])
     c = metrics.counts(alarms, labels)
@@ -85,7 +91,7 @@ def smd_protocol(root: Path, options: SensorTrainingOptions, scratch: Path, log=
         "f1": c.f1, "precision": c.precision, "recall": c.recall,
         "event_f1": metrics.pooled_event_f1((p.alarms, p.labels) for p in parts),
         "auroc": float(np.mean([m["auroc"] for m in per_machine])),
-        "machines": per_machine,
+        "machines": per_machine, "streams": streams,
     }
 
 
@@ -96,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-rows", type=int, default=None,
                         help="train on only the first N rows of each train half (smoke runs)")
     parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--save-scores", type=Path, default=None, metavar="NPZ",
+                        help="save every stream's scores for benchmarks/sweep_alarms.py")
     args = parser.parse_args(argv)
     import tensorflow as tf
 
@@ -108,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
         result = smd_protocol(args.data, options, Path(scratch), train_rows=args.train_rows)
+    streams = result.pop("streams")
+    if args.save_scores:
+        save_streams(args.save_scores, "smd", streams)
     result["seconds"] = time.perf_counter() - started
     text = json_text(result)
     if args.json:
