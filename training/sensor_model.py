@@ -21,10 +21,12 @@ class Architecture(str, enum.Enum):
     CONV_LSTM_AE = "conv-lstm-ae"  # strided Conv1D front, LSTM bottleneck, upsampling decoder
     LSTM_FORECAST = "lstm-forecast"  # causal LSTM predicting each next row of the window
     GRU_FORECAST = "gru-forecast"    # the same with GRU cells
+    TCN_FORECAST = "tcn-forecast"    # causal dilated 1-D convolutions (receptive field 31 rows)
 
     @property
     def forecasts(self) -> bool:
-        return self in (Architecture.LSTM_FORECAST, Architecture.GRU_FORECAST)
+        return self in (Architecture.LSTM_FORECAST, Architecture.GRU_FORECAST,
+                        Architecture.TCN_FORECAST)
 
 
 class ScoreReduction(str, enum.Enum):
@@ -130,6 +132,8 @@ def build_network(window: int, features: int, options: ModelOptions) -> keras.Mo
     ``window - 1`` rows to predictions of rows 1..window-1 (output t forecasts row t + 1).
     """
     arch = Architecture(options.architecture)
+    if arch is Architecture.TCN_FORECAST:
+        return _temporal_convolution(window, features, options.units)
     if arch.forecasts:
         cell = layers.GRU if arch is Architecture.GRU_FORECAST else layers.LSTM
         inputs = keras.Input((window - 1, features), name="history")
@@ -158,6 +162,21 @@ def build_network(window: int, features: int, options: ModelOptions) -> keras.Mo
         x = cell(options.units, return_sequences=True)(x)
     outputs = layers.TimeDistributed(layers.Dense(features))(x)
     return keras.Model(inputs, outputs, name=f"vigil_{arch.value.replace('-', '_')}")
+
+
+TCN_DILATIONS = (1, 2, 4, 8)  # kernel 3: each output sees the 31 rows up to its own
+
+
+def _temporal_convolution(window: int, features: int, units: int) -> keras.Model:
+    """Causal residual blocks of dilated Conv1D; output t forecasts row t + 1 from rows <= t."""
+    inputs = keras.Input((window - 1, features), name="history")
+    x = layers.Conv1D(units, 1)(inputs)
+    for dilation in TCN_DILATIONS:
+        step = layers.Conv1D(units, 3, padding="causal", dilation_rate=dilation,
+                             activation="relu")(x)
+        x = layers.Add()([x, step])
+    outputs = layers.Conv1D(features, 1)(x)
+    return keras.Model(inputs, outputs, name="vigil_tcn_forecast")
 
 
 def targets_and_outputs(network: keras.Model, normalized, forecasts: bool):

@@ -405,7 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
     sensor.add_argument("--relative-std-floor", type=float, default=None,
                         help="each feature's std is at least this fraction of its mean (default 0.01)")
     sensor.add_argument("--architecture", default=None,
-                        choices=["lstm-forecast", "gru-forecast", "lstm-ae", "gru-ae", "conv-lstm-ae"],
+                        choices=["lstm-forecast", "gru-forecast", "tcn-forecast", "lstm-ae", "gru-ae",
+                                 "conv-lstm-ae"],
                         help="default lstm-forecast")
     sensor.add_argument("--units", type=int, default=None)
     sensor.add_argument("--latent", type=int, default=None, help="autoencoder code size")

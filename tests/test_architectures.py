@@ -1,0 +1,60 @@
+"""Every sensor architecture trains, exports and scores the same in the runtime as in Keras."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+pytest.importorskip("onnx")
+
+from vigil import runtime  # noqa: E402
+from vigil.export.export_sensor import ExportOptions, Precision, export_sensor  # noqa: E402
+from vigil.training.checkpoint import load_run  # noqa: E402
+from vigil.training.sensor_data import DataOptions  # noqa: E402
+from vigil.training.sensor_model import Architecture, ModelOptions, build_network  # noqa: E402
+from vigil.training.synthetic import write_sensor_dataset  # noqa: E402
+from vigil.training.train_sensor import SensorTrainingOptions, train_sensor  # noqa: E402
+
+MAX_ABS_DIFF = 1e-4  # Keras vs ONNX FP32 scores
+
+
+@pytest.fixture(scope="module")
+def train_csv(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("architectures")
+    return write_sensor_dataset(folder, seed=5, train_rows=900, test_rows=300)[0]
+
+
+@pytest.mark.parametrize("architecture", [a.value for a in Architecture])
+def test_architecture_exports_with_keras_parity(architecture, train_csv, tmp_path):
+    import keras
+
+    options = SensorTrainingOptions(
+        data=DataOptions(window=16),
+        model=ModelOptions(architecture=Architecture(architecture), units=8, latent=4, epochs=1,
+                           score_last=8, burn_in=4))
+    model = tmp_path / "model.keras"
+    train_sensor(train_csv, model, options, verbose=0)
+    artifact = export_sensor(model, tmp_path / "model.onnx",
+                             ExportOptions(precision=Precision.FP32)).path
+    detector = runtime.load(artifact)
+    validation = load_run(model).validation[:64]
+    expected = np.asarray(keras.models.load_model(model, safe_mode=True)
+                          .predict(validation, verbose=0)["score"], dtype=np.float64).reshape(-1)
+    scores = detector.score(validation)
+    assert detector.spec.training["model"]["architecture"] == architecture
+    assert scores.shape == (len(validation),)
+    assert np.max(np.abs(scores - expected)) < MAX_ABS_DIFF * max(1.0, float(expected.max()))
+
+
+def test_temporal_convolution_is_causal():
+    """Output t (the forecast of row t + 1) must not see rows after t."""
+    network = build_network(48, 3, ModelOptions(architecture=Architecture.TCN_FORECAST, units=8))
+    rng = np.random.default_rng(0)
+    history = rng.normal(size=(1, 47, 3)).astype(np.float32)
+    changed = history.copy()
+    changed[:, 30:] += 5.0
+    before = np.asarray(network(history))
+    after = np.asarray(network(changed))
+    np.testing.assert_array_equal(before[:, :30], after[:, :30])
+    assert not np.allclose(before[:, 30:], after[:, 30:])
