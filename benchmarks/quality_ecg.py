@@ -30,6 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from vigil.export.export_sensor import ExportOptions, export_sensor  # noqa: E402
 from vigil.runtime import load  # noqa: E402
+from vigil.benchmarks.sensor_options import add_model_arguments, with_model_arguments  # noqa: E402
 from vigil.benchmarks.score_dump import save_streams, stream_of  # noqa: E402
 from vigil.runtime.core import metrics  # noqa: E402
 from vigil.runtime.core.report import json_text  # noqa: E402
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=Path("../shared/data/ecg-mitbih"))
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--stride", type=int, default=4, help="rows between windows")
-    parser.add_argument("--epochs", type=int, default=None)
+    add_model_arguments(parser)
     parser.add_argument("--records", default="", help="only these records (comma-separated)")
     parser.add_argument("--save-scores", type=Path, default=None, metavar="NPZ",
                         help="save every stream's scores for benchmarks/sweep_alarms.py")
@@ -120,8 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     tf.config.threading.set_inter_op_parallelism_threads(1)
     options = SensorTrainingOptions()
     options = replace(options, data=replace(options.data, stride=args.stride))
-    if args.epochs:
-        options = replace(options, model=replace(options.model, epochs=args.epochs))
+    options = with_model_arguments(options, args)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
         result = ecg_protocol(args.data, options, Path(scratch),

@@ -28,7 +28,7 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +44,7 @@ from vigil.runtime.sensor.nab_score import (PROFILES, corpus_score, onsets,  # n
                                             probation_rows)
 from vigil.runtime.sensor.tables import fill_gaps, read_table  # noqa: E402
 from vigil.training.synthetic import write_csv  # noqa: E402
+from vigil.benchmarks.sensor_options import add_model_arguments, with_model_arguments  # noqa: E402
 from vigil.benchmarks.score_dump import save_streams, stream_of  # noqa: E402
 from vigil.training.train_sensor import SensorTrainingOptions, train_sensor  # noqa: E402
 
@@ -168,8 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--limit", type=int, default=None, help="only the first N files (smoke runs)")
     parser.add_argument("--categories", default="", help="only these categories (comma-separated)")
-    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the "
-                                                                  "CLI's default)")
+    add_model_arguments(parser)
     parser.add_argument("--save-scores", type=Path, default=None, metavar="NPZ",
                         help="save every stream's scores for benchmarks/sweep_alarms.py")
     args = parser.parse_args(argv)
@@ -178,8 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     options = SensorTrainingOptions()
-    if args.epochs:
-        options = replace(options, model=replace(options.model, epochs=args.epochs))
+    options = with_model_arguments(options, args)
     only = tuple(c for c in args.categories.split(",") if c)
     with tempfile.TemporaryDirectory() as scratch:
         result = nab_protocol(args.data, options, Path(scratch), limit=args.limit, only=only)

@@ -28,6 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from vigil.export.export_sensor import ExportOptions, Precision, export_sensor  # noqa: E402
 from vigil.runtime import load  # noqa: E402
+from vigil.benchmarks.sensor_options import add_model_arguments, with_model_arguments  # noqa: E402
 from vigil.benchmarks.score_dump import save_streams, stream_of  # noqa: E402
 from vigil.runtime.core.metrics import counts  # noqa: E402
 from vigil.runtime.sensor.evaluation import row_decisions  # noqa: E402
@@ -111,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--deployment", action="store_true", help="also run the deployment protocol")
     parser.add_argument("--limit", type=int, default=None, help="only the first N files (smoke runs)")
+    add_model_arguments(parser)
     parser.add_argument("--save-scores", type=Path, default=None, metavar="NPZ",
                         help="save every stream's scores for benchmarks/sweep_alarms.py")
     args = parser.parse_args(argv)
@@ -118,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    options = SensorTrainingOptions()
+    options = with_model_arguments(SensorTrainingOptions(), args)
     files = labeled_files(args.data)[: args.limit]
     with tempfile.TemporaryDirectory() as scratch:
         result = {"skab": skab_protocol(files, options, Path(scratch))}

@@ -26,6 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from vigil.export.export_sensor import ExportOptions, export_sensor  # noqa: E402
 from vigil.runtime import load  # noqa: E402
+from vigil.benchmarks.sensor_options import add_model_arguments, with_model_arguments  # noqa: E402
 from vigil.benchmarks.score_dump import save_streams, stream_of  # noqa: E402
 from vigil.runtime.core import metrics  # noqa: E402
 from vigil.runtime.core.report import json_text  # noqa: E402
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--train-rows", type=int, default=None,
                         help="train on only the first N rows of each train half (smoke runs)")
-    parser.add_argument("--epochs", type=int, default=None)
+    add_model_arguments(parser)
     parser.add_argument("--save-scores", type=Path, default=None, metavar="NPZ",
                         help="save every stream's scores for benchmarks/sweep_alarms.py")
     args = parser.parse_args(argv)
@@ -111,8 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     tf.config.threading.set_inter_op_parallelism_threads(1)
     options = SensorTrainingOptions()
     options = replace(options, data=replace(options.data, time_column=TIME_COLUMN))
-    if args.epochs:
-        options = replace(options, model=replace(options.model, epochs=args.epochs))
+    options = with_model_arguments(options, args)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
         result = smd_protocol(args.data, options, Path(scratch), train_rows=args.train_rows)

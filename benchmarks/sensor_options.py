@@ -1,0 +1,30 @@
+"""Command-line overrides of the sensor training defaults, shared by the sensor quality benchmarks."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+
+from vigil.training.sensor_model import Architecture
+from vigil.training.train_sensor import SensorTrainingOptions
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="training epochs (default: the library's)")
+    parser.add_argument("--architecture", choices=[a.value for a in Architecture], default=None,
+                        help="sensor architecture (default: the library's)")
+    parser.add_argument("--window", type=int, default=None,
+                        help="rows per window (default: the library's)")
+
+
+def with_model_arguments(options: SensorTrainingOptions,
+                         args: argparse.Namespace) -> SensorTrainingOptions:
+    model, data = options.model, options.data
+    if args.epochs:
+        model = replace(model, epochs=args.epochs)
+    if args.architecture:
+        model = replace(model, architecture=Architecture(args.architecture))
+    if args.window:
+        data = replace(data, window=args.window)
+    return replace(options, model=model, data=data)
