@@ -10,9 +10,9 @@ import numpy as np
 
 from vigil.runtime import load
 from vigil.runtime.core.metrics import counts
-from vigil.runtime.core.spec import SensorSpec, ScoreStats, Threshold
+from vigil.runtime.core.spec import AdaptiveThresholdSpec, ScoreStats, SensorSpec, Threshold
 from vigil.runtime.core.thresholds import ThresholdMethod, calibrate, score_stats
-from vigil.runtime.sensor.windows import consecutive_alarms
+from vigil.runtime.sensor.alarms import consecutive_alarms
 from vigil.training.checkpoint import TrainingRun, load_run
 from vigil.training.versions import library_versions
 
@@ -206,4 +206,5 @@ def _spec(run: TrainingRun, threshold: Threshold, stats: ScoreStats, precision: 
         training={**record["training"], "calibration": record["calibration"],
                   "keras_threshold": record["threshold"], "keras_score_stats": record["score_stats"]},
         parity=parity,
+        adaptive=AdaptiveThresholdSpec(**record["adaptive"]) if record.get("adaptive") else None,
     )

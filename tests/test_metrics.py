@@ -10,8 +10,8 @@ import pytest
 from vigil.runtime.core import metrics
 from vigil.runtime.core.thresholds import ThresholdMethod, calibrate, score_stats
 from vigil.runtime.core.metrics import runs
-from vigil.runtime.sensor.windows import (AlarmFilter, consecutive_alarms, sliding_windows, window_count,
-                             window_ends)
+from vigil.runtime.sensor.alarms import AlarmFilter, consecutive_alarms
+from vigil.runtime.sensor.windows import sliding_windows, window_count, window_ends
 
 
 # -- point-wise counts -------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from vigil import runtime
 from vigil.cli import commands as cli
 from vigil.export.export_sensor import rank_correlation
 from vigil.runtime import ArtifactError
+from vigil.runtime.core.spec import SCHEMA_VERSION
 from vigil.runtime.sensor.tables import read_table
 from vigil.runtime.sensor.windows import sliding_windows
 from vigil.training.synthetic import FEATURES
@@ -264,8 +265,9 @@ BAD_ARTIFACTS = {
     "foreign-onnx": (lambda s, t: foreign_onnx(t), "has no 'vigil' metadata entry"),
     "metadata-not-json": (lambda s, t: rewrite_metadata(s, t, lambda text: text[:-7]),
                           "metadata entry is not valid JSON"),
-    "future-schema": (lambda s, t: rewrite_metadata(s, t, with_field("schema_version", 2)),
-                      "schema_version 2 is newer than this runtime understands"),
+    "future-schema": (lambda s, t: rewrite_metadata(s, t, with_field("schema_version",
+                                                                     SCHEMA_VERSION + 1)),
+                      f"schema_version {SCHEMA_VERSION + 1} is newer than this runtime understands"),
     "unknown-precision": (lambda s, t: rewrite_metadata(s, t, with_field("precision", "int4")),
                           "metadata precision must be one of"),
     # metadata says 32-row windows, the graph takes 16: the error names the metadata shape

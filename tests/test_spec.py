@@ -8,8 +8,9 @@ import math
 
 import pytest
 
-from vigil.runtime.core.spec import (SCHEMA_VERSION, ArtifactError, ScoreStats, SensorSpec, Threshold,
-                          spec_from_dict, spec_to_dict)
+from vigil.runtime.core.spec import (ADAPTIVE_SCHEMA_VERSION, SCHEMA_VERSION, AdaptiveThresholdSpec,
+                                     ArtifactError, ScoreStats, SensorSpec, Threshold,
+                                     spec_from_dict, spec_to_dict)
 
 FEATURES = ("flow", "pressure", "current")
 
@@ -49,10 +50,36 @@ def test_round_trip_through_json():
 
 def test_to_dict_is_plain_json(data):
     assert data["features"] == list(FEATURES)
-    assert data["schema_version"] == SCHEMA_VERSION
+    assert data["schema_version"] == 1  # what 0.2 runtimes read: nothing newer is used
+    assert "adaptive" not in data
     assert data["kind"] == "sensor"
     assert data["threshold"] == {"value": 2.5, "method": "gaussian",
                                  "params": {"k": 4.0, "mean": 1.0, "std": 0.375}}
+
+
+def test_adaptive_threshold_round_trips_and_needs_a_newer_runtime():
+    spec = SensorSpec(**{**make_spec().__dict__,
+                         "adaptive": AdaptiveThresholdSpec(memory=1000, warmup=200, z=6.0)})
+    data = json.loads(json.dumps(spec_to_dict(spec)))
+    assert data["adaptive"] == {"memory": 1000, "warmup": 200, "z": 6.0}
+    # a runtime that ignored it would alarm differently: older ones must refuse the file
+    assert data["schema_version"] == ADAPTIVE_SCHEMA_VERSION > 1
+    assert SCHEMA_VERSION >= ADAPTIVE_SCHEMA_VERSION
+    back = spec_from_dict(data)
+    assert back.adaptive == spec.adaptive
+
+
+@pytest.mark.parametrize("adaptive, message", [
+    ({"memory": 0, "warmup": 1, "z": 6.0}, "adaptive.memory must be an integer"),
+    ({"memory": 10, "warmup": 11, "z": 6.0}, "adaptive.warmup must be an integer in \\[1, 10\\]"),
+    ({"memory": 10, "warmup": 5, "z": -1.0}, "adaptive.z must be >= 0"),
+    ({"memory": 10, "warmup": 5, "z": "6"}, "adaptive.z must be a finite number"),
+    ([10, 5, 6.0], "adaptive must be a JSON object"),
+])
+def test_bad_adaptive_threshold_is_refused_by_name(data, adaptive, message):
+    data["adaptive"] = adaptive
+    with pytest.raises(ArtifactError, match=message):
+        spec_from_dict(data)
 
 
 def test_optional_fields_may_be_absent(data):

@@ -31,6 +31,10 @@ class CalibrationOptions:
     q: float = 99.5        # percentile
     consecutive: int = 1   # alarm after this many consecutive windows above threshold
     hold: int = 10         # keep an alarm on for this many windows after the score falls
+    adaptive: bool = False  # the threshold follows recent normal scores at run time
+    adaptive_memory: int = 1000  # recent normal window scores it keeps
+    adaptive_warmup: int = 200   # scores seen before the recent part applies
+    adaptive_z: float = 6.0      # max(threshold, recent mean + z * recent std)
 
     def params(self) -> dict[str, float]:
         method = ThresholdMethod(self.method)
@@ -39,6 +43,13 @@ class CalibrationOptions:
         if method is ThresholdMethod.PERCENTILE:
             return {"q": self.q}
         return {}
+
+    def adaptive_spec(self) -> dict | None:
+        if not self.adaptive:
+            return None
+        return {"memory": self.adaptive_memory, "warmup": min(self.adaptive_warmup,
+                                                               self.adaptive_memory),
+                "z": self.adaptive_z}
 
 
 @dataclass(frozen=True)
@@ -94,8 +105,14 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
                  options: SensorTrainingOptions = SensorTrainingOptions(),
                  verbose: int | str = "auto") -> SensorTrainingResult:
     """Train on ``data`` (CSV file, folder, or list of files) and write ``output`` (.keras)."""
-    if options.calibration.consecutive < 1:
-        raise ValueError(f"`consecutive` must be >= 1; received {options.calibration.consecutive}")
+    calibration = options.calibration
+    if calibration.consecutive < 1:
+        raise ValueError(f"`consecutive` must be >= 1; received {calibration.consecutive}")
+    if calibration.adaptive and (calibration.adaptive_memory < 1 or calibration.adaptive_warmup < 1
+                                 or not calibration.adaptive_z >= 0):
+        raise ValueError(f"the adaptive threshold needs `adaptive_memory` >= 1, `adaptive_warmup` "
+                         f">= 1 and `adaptive_z` >= 0; received {calibration.adaptive_memory}, "
+                         f"{calibration.adaptive_warmup} and {calibration.adaptive_z}")
     started = time.perf_counter()
     prepared = prepare(data, options.data)
     model_options = options.model
@@ -186,6 +203,7 @@ def _record(prepared: SensorData, options: SensorTrainingOptions, threshold: Thr
                         "params": options.calibration.params()},
         "consecutive": options.calibration.consecutive,
         "hold": options.calibration.hold,
+        "adaptive": options.calibration.adaptive_spec(),
         "score_stats": asdict(score_stats(normal_scores)),
         "training": {
             "files": list(prepared.files),

@@ -13,7 +13,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
 METADATA_KEY = "vigil"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2           # the newest this runtime reads
+ADAPTIVE_SCHEMA_VERSION = 2  # written by sensor artifacts with an adaptive threshold (older
+                             # runtimes would ignore it and alarm differently, so they refuse)
 
 SENSOR = "sensor"
 IMAGE = "image"
@@ -46,6 +48,15 @@ class ScoreStats:
 
 
 @dataclass(frozen=True)
+class AdaptiveThresholdSpec:
+    """A threshold that follows recent normal scores (``vigil.runtime.sensor.alarms``)."""
+
+    memory: int   # recent normal window scores kept
+    warmup: int   # scores needed before the recent part applies
+    z: float      # threshold: max(base, recent mean + z * recent std)
+
+
+@dataclass(frozen=True)
 class SensorSpec:
     """Everything the runtime needs to score windows of sensor readings."""
 
@@ -69,8 +80,9 @@ class SensorSpec:
     versions: Mapping[str, str] = field(default_factory=dict)
     training: Mapping[str, Any] = field(default_factory=dict)
     parity: Mapping[str, Any] = field(default_factory=dict)
+    adaptive: AdaptiveThresholdSpec | None = None
     kind: str = SENSOR
-    schema_version: int = SCHEMA_VERSION
+    schema_version: int = 1
 
     @property
     def input_shape(self) -> tuple[int, int]:
@@ -108,7 +120,7 @@ class ImageSpec:
     training: Mapping[str, Any] = field(default_factory=dict)
     parity: Mapping[str, Any] = field(default_factory=dict)
     kind: str = IMAGE
-    schema_version: int = SCHEMA_VERSION
+    schema_version: int = 1
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -120,7 +132,12 @@ Spec = SensorSpec | ImageSpec
 
 def spec_to_dict(spec: Spec) -> dict[str, Any]:
     """Plain JSON-ready dict of a spec (tuples become lists)."""
-    return _jsonable(asdict(spec))
+    data = _jsonable(asdict(spec))
+    if data.get("adaptive") is None:
+        data.pop("adaptive", None)
+    else:
+        data["schema_version"] = max(data["schema_version"], ADAPTIVE_SCHEMA_VERSION)
+    return data
 
 
 def spec_from_dict(data: Any) -> Spec:
@@ -169,6 +186,8 @@ def spec_from_dict(data: Any) -> Spec:
         versions=_str_map(data, "versions"),
         training=_mapping(data, "training"),
         parity=_mapping(data, "parity"),
+        adaptive=_nested(_adaptive, data, "adaptive") if data.get("adaptive") is not None else None,
+        schema_version=version,
     )
 
 
@@ -303,6 +322,15 @@ def _nested(parse, data: Mapping[str, Any], key: str):
         if message.startswith("metadata "):
             message = f"metadata {key}." + message[len("metadata "):]
         raise ArtifactError(message) from None
+
+
+def _adaptive(value: Mapping[str, Any]) -> AdaptiveThresholdSpec:
+    memory = _int(value, "memory", minimum=1, maximum=10_000_000)
+    z = _float(value, "z")
+    if z < 0:
+        raise ArtifactError(f"metadata z must be >= 0; received {z}")
+    return AdaptiveThresholdSpec(memory=memory, warmup=_int(value, "warmup", minimum=1,
+                                                            maximum=memory), z=z)
 
 
 def _threshold(value: Any) -> Threshold:

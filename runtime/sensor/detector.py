@@ -9,7 +9,8 @@ import numpy as np
 from ..core.artifact import Artifact
 from ..core.spec import ScoreStats, SensorSpec
 from ..core.thresholds import finite_number
-from .windows import consecutive_alarms, sliding_windows, window_ends
+from .alarms import AlarmDecider
+from .windows import sliding_windows, window_ends
 
 MAX_BATCH = 512  # windows per session run; a score never depends on how windows are batched
 
@@ -100,9 +101,17 @@ class SensorDetector:
         return ends, scores, errors
 
     def alarms(self, scores: np.ndarray) -> np.ndarray:
-        """Smoothed alarms of consecutive windows' scores (the artifact's ``consecutive``/``hold``)."""
-        return consecutive_alarms(np.asarray(scores) > self._threshold, self.spec.consecutive,
-                                  self.spec.hold)
+        """Alarms of consecutive windows' scores, in time order: the threshold (adaptive when the
+        artifact says so) and the alarm smoothing (``consecutive``/``hold``)."""
+        return self.decisions(scores)[1]
+
+    def decisions(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(threshold used, alarm) for each of consecutive windows' scores, in time order."""
+        return self.alarm_decider().run(scores, self._threshold)
+
+    def alarm_decider(self) -> AlarmDecider:
+        """A fresh decider for one stream (it keeps the stream's alarm and threshold state)."""
+        return AlarmDecider(self.spec.consecutive, self.spec.hold, self.spec.adaptive)
 
     def _check_windows(self, x: np.ndarray) -> np.ndarray:
         array = np.asarray(x)

@@ -187,7 +187,7 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
 def _counts(summary: ScoreSummary, current: list[StreamingScorer], sink: JsonLines) -> dict:
     scorers = list(current)  # read once: the scoring thread may clear it meanwhile
     part = scorers[0].summary() if scorers else {}
-    return {
+    counts = {
         "rows_in": summary.rows + part.get("rows", 0),
         "windows": summary.windows + part.get("windows", 0),
         "rows_skipped": summary.rows_skipped + part.get("rows_skipped", 0),
@@ -198,6 +198,9 @@ def _counts(summary: ScoreSummary, current: list[StreamingScorer], sink: JsonLin
         "lines_lost": sink.lines_lost,
         "last_error": sink.error or summary.last_error,
     }
+    if "adaptive_threshold" in part:  # the current stream's: what it learned, where it stands
+        counts["adaptive_threshold"] = part["adaptive_threshold"]
+    return counts
 
 
 def _live_lines(stream) -> Iterable[str | Line]:

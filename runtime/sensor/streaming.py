@@ -11,7 +11,6 @@ import numpy as np
 
 from .detector import SensorDetector
 from .tables import Row, time_key
-from .windows import AlarmFilter
 
 # A score that overflowed float32 (readings far beyond anything seen in training, 1e20 say) is
 # written as the largest finite double with ``score_overflow``: above any threshold, and valid JSON.
@@ -38,6 +37,7 @@ class Result:
     out_of_order: bool = False
     score_overflow: bool = False
     problem: str | None = None  # why a filled row's values were replaced
+    threshold: float | None = None  # the adaptive threshold this window was compared with
 
     def to_json(self) -> dict:
         record: dict = {"index": self.index}
@@ -49,6 +49,8 @@ class Result:
             record.update(score=None, anomaly=None, skipped=self.skipped)
             return record
         record.update(score=self.score, anomaly=self.anomaly, above_threshold=self.above_threshold)
+        if self.threshold is not None:
+            record["threshold"] = self.threshold
         if self.score_overflow:
             record["score_overflow"] = True
         if self.anomaly or self.above_threshold:
@@ -83,7 +85,7 @@ class StreamingScorer:
         self.max_gap = detector.spec.max_gap
         self.top_k = top_k
         self._ring = np.zeros((2 * self.window, self.features), dtype=np.float32)
-        self._alarm = AlarmFilter(detector.spec.consecutive, detector.spec.hold)
+        self._decider = detector.alarm_decider()
         self._recent_times: deque[tuple[int, tuple[int, float]]] = deque()  # (row, key), keys falling
         self.reset()
         self.rows_in = 0
@@ -100,7 +102,7 @@ class StreamingScorer:
         self._bad_streak = 0
         self._last_good: np.ndarray | None = None
         self._disorder_until = -1  # windows ending at positions up to this hold a late row
-        self._alarm.reset()
+        self._decider.filter.reset()  # the adaptive threshold keeps what it learned
 
     def push(self, values: np.ndarray, index: int, time: str | None = None,
              problem: str | None = None) -> list[Result]:
@@ -162,15 +164,16 @@ class StreamingScorer:
                 out.append(None)
         if batch:
             scores, errors = self.detector.score_with_features(np.stack(batch))
-            threshold = self.detector.threshold
+            base = self.detector.threshold
+            adaptive = self._decider.adaptive is not None
             for (slot, index, time, filled, late), score, error in zip(pending, scores, errors):
                 overflow = not np.isfinite(score)
-                above = bool(overflow or score > threshold)
-                anomaly = self._alarm.step(above)
+                threshold, above, anomaly = self._decider.step(float(score), base)
                 self.alarms += anomaly
                 out[slot] = Result(index, time, finite_or_max(score), above, anomaly,
                                    self._top(error), filled is not None, out_of_order=late,
-                                   score_overflow=overflow, problem=filled)
+                                   score_overflow=overflow, problem=filled,
+                                   threshold=threshold if adaptive else None)
             self.windows_scored += len(batch)
         return [r for r in out if r is not None]
 
@@ -209,6 +212,9 @@ class StreamingScorer:
         return tuple((self.detector.features[i], float(errors[i])) for i in order)
 
     def summary(self) -> dict:
-        return {"rows": self.rows_in, "windows": self.windows_scored, "alarms": int(self.alarms),
-                "rows_filled": self.rows_filled, "rows_skipped": self.rows_skipped,
-                "rows_out_of_order": self.rows_out_of_order}
+        summary = {"rows": self.rows_in, "windows": self.windows_scored, "alarms": int(self.alarms),
+                   "rows_filled": self.rows_filled, "rows_skipped": self.rows_skipped,
+                   "rows_out_of_order": self.rows_out_of_order}
+        if self._decider.adaptive is not None:
+            summary["adaptive_threshold"] = self._decider.adaptive.state(self.detector.threshold)
+        return summary

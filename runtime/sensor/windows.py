@@ -1,4 +1,4 @@
-"""Sliding windows over a signal, and alarm smoothing."""
+"""Sliding windows over a signal."""
 
 from __future__ import annotations
 
@@ -31,39 +31,3 @@ def window_count(rows: int, window: int, stride: int = 1) -> int:
 def window_ends(rows: int, window: int, stride: int = 1) -> np.ndarray:
     """Row index of the last sample of each window."""
     return np.arange(window_count(rows, window, stride)) * stride + window - 1
-
-
-class AlarmFilter:
-    """Alarm smoothing over consecutive windows.
-
-    An alarm starts when ``consecutive`` windows in a row are above threshold, and stays on for
-    ``hold`` windows after the last window above threshold (an off-delay, as alarm panels have).
-    """
-
-    def __init__(self, consecutive: int = 1, hold: int = 0) -> None:
-        if consecutive < 1 or hold < 0:
-            raise ValueError(f"`consecutive` must be >= 1 and `hold` >= 0; received "
-                             f"{consecutive} and {hold}")
-        self.consecutive = consecutive
-        self.hold = hold
-        self.reset()
-
-    def reset(self) -> None:
-        self._streak = 0
-        self._remaining = 0
-
-    def step(self, above: bool) -> bool:
-        self._streak = self._streak + 1 if above else 0
-        if self._streak >= self.consecutive:
-            self._remaining = self.hold + 1
-        if self._remaining > 0:
-            self._remaining -= 1
-            return True
-        return False
-
-
-def consecutive_alarms(above: np.ndarray, consecutive: int, hold: int = 0) -> np.ndarray:
-    """Smoothed alarms of a sequence of above-threshold flags (see ``AlarmFilter``)."""
-    alarm = AlarmFilter(consecutive, hold)
-    return np.fromiter((alarm.step(bool(a)) for a in np.asarray(above, dtype=bool)), dtype=bool,
-                       count=len(above))

@@ -74,6 +74,8 @@ def cmd_train_sensor(args) -> int:
                                                "score_last", "score_decay", "burn_in",
                                                "seed")),
         calibration=replace(defaults.calibration, **_given(args, "k", "q", "consecutive", "hold",
+                                                           "adaptive", "adaptive_memory",
+                                                           "adaptive_warmup", "adaptive_z",
                                                            method="threshold")),
     )
     result = train_sensor(args.data, args.output, options, verbose=0 if args.quiet else "auto")
@@ -428,6 +430,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="alarm after this many consecutive windows above threshold")
     sensor.add_argument("--hold", type=int, default=None,
                         help="keep an alarm on this many windows after the score falls")
+    sensor.add_argument("--adaptive", action=argparse.BooleanOptionalAction, default=None,
+                        help="at run time, raise the threshold to the recent normal scores' mean + "
+                             "z std when they run higher (learning pauses during alarms)")
+    sensor.add_argument("--adaptive-memory", type=int, default=None, metavar="WINDOWS",
+                        help="recent normal window scores the adaptive threshold keeps")
+    sensor.add_argument("--adaptive-warmup", type=int, default=None, metavar="WINDOWS",
+                        help="scores it sees before it applies")
+    sensor.add_argument("--adaptive-z", type=float, default=None, metavar="Z",
+                        help="recent mean + Z recent std")
     sensor.add_argument("--seed", type=int, default=None)
     sensor.add_argument("--quiet", action="store_true", help="no progress bar")
     sensor.set_defaults(run=cmd_train_sensor)

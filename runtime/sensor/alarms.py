@@ -1,0 +1,132 @@
+"""From window scores to alarms: the threshold (fixed, or following recent normal scores) and
+alarm smoothing over consecutive windows."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..core.spec import AdaptiveThresholdSpec
+
+
+class AlarmFilter:
+    """Alarm smoothing over consecutive windows.
+
+    An alarm starts when ``consecutive`` windows in a row are above threshold, and stays on for
+    ``hold`` windows after the last window above threshold (an off-delay, as alarm panels have).
+    """
+
+    def __init__(self, consecutive: int = 1, hold: int = 0) -> None:
+        if consecutive < 1 or hold < 0:
+            raise ValueError(f"`consecutive` must be >= 1 and `hold` >= 0; received "
+                             f"{consecutive} and {hold}")
+        self.consecutive = consecutive
+        self.hold = hold
+        self.reset()
+
+    def reset(self) -> None:
+        self._streak = 0
+        self._remaining = 0
+
+    def step(self, above: bool) -> bool:
+        self._streak = self._streak + 1 if above else 0
+        if self._streak >= self.consecutive:
+            self._remaining = self.hold + 1
+        if self._remaining > 0:
+            self._remaining -= 1
+            return True
+        return False
+
+
+def consecutive_alarms(above: np.ndarray, consecutive: int, hold: int = 0) -> np.ndarray:
+    """Smoothed alarms of a sequence of above-threshold flags (see ``AlarmFilter``)."""
+    alarm = AlarmFilter(consecutive, hold)
+    return np.fromiter((alarm.step(bool(a)) for a in np.asarray(above, dtype=bool)), dtype=bool,
+                       count=len(above))
+
+
+class AdaptiveThreshold:
+    """A threshold that follows the recent distribution of normal scores.
+
+    It is ``max(base, mean + z * std)`` of the last ``memory`` scores seen while no alarm was on
+    (the base threshold alone until ``warmup`` of them have been seen). Scores are not learned
+    while an alarm is on (nor NaN or infinite ones), so a lasting fault does not become normal;
+    a slow drift of the normal scores, or a noisier period, raises the threshold with it. Memory
+    is bounded: one ring of ``memory`` floats.
+    """
+
+    def __init__(self, spec: AdaptiveThresholdSpec) -> None:
+        self.spec = spec
+        self._ring = np.zeros(spec.memory, dtype=np.float64)
+        self._count = 0     # scores in the ring
+        self._next = 0      # slot the next score goes to
+        self._sum = 0.0
+        self._squares = 0.0
+        self._since_exact = 0
+        self.learned = 0    # scores learned in all
+        self.frozen = 0     # scores not learned because an alarm was on
+
+    def threshold(self, base: float) -> float:
+        """The threshold for the next window, given the artifact's (or the user's) ``base``."""
+        if self._count < self.spec.warmup:
+            return base
+        mean = self._sum / self._count
+        std = math.sqrt(max(self._squares / self._count - mean * mean, 0.0))
+        return max(base, mean + self.spec.z * std)
+
+    def observe(self, score: float, alarm: bool) -> None:
+        """Learn ``score`` unless an alarm is on (or it is not finite)."""
+        if alarm:
+            self.frozen += 1
+            return
+        if not math.isfinite(score):
+            return
+        if self._count == self.spec.memory:
+            old = self._ring[self._next]
+            self._sum -= old
+            self._squares -= old * old
+        else:
+            self._count += 1
+        self._ring[self._next] = score
+        self._next = (self._next + 1) % self.spec.memory
+        self._sum += score
+        self._squares += score * score
+        self.learned += 1
+        self._since_exact += 1
+        if self._since_exact >= self.spec.memory:  # running sums drift; recompute them exactly
+            kept = self._ring[:self._count]
+            self._sum, self._squares = float(kept.sum()), float(np.dot(kept, kept))
+            self._since_exact = 0
+
+    def state(self, base: float) -> dict:
+        """For the health report: how much it has learned and where the threshold stands."""
+        return {"warm": self._count >= self.spec.warmup, "recent_normal_scores": self._count,
+                "learned": self.learned, "frozen_during_alarms": self.frozen,
+                "threshold": self.threshold(base), "base_threshold": base}
+
+
+class AlarmDecider:
+    """Window score in, (threshold used, above it, alarm) out, one window at a time in order."""
+
+    def __init__(self, consecutive: int, hold: int,
+                 adaptive: AdaptiveThresholdSpec | None = None) -> None:
+        self.filter = AlarmFilter(consecutive, hold)
+        self.adaptive = AdaptiveThreshold(adaptive) if adaptive is not None else None
+
+    def step(self, score: float, base: float) -> tuple[float, bool, bool]:
+        threshold = self.adaptive.threshold(base) if self.adaptive is not None else base
+        above = bool(not math.isfinite(score) or score > threshold)
+        alarm = self.filter.step(above)
+        if self.adaptive is not None:
+            self.adaptive.observe(score, alarm)
+        return threshold, above, alarm
+
+    def run(self, scores: np.ndarray, base: float) -> tuple[np.ndarray, np.ndarray]:
+        """(thresholds, alarms) of a sequence of window scores."""
+        scores = np.asarray(scores, dtype=np.float64)
+        thresholds = np.empty(len(scores))
+        alarms = np.zeros(len(scores), dtype=bool)
+        for i, score in enumerate(scores.tolist()):
+            thresholds[i], _, alarms[i] = self.step(score, base)
+        return thresholds, alarms

@@ -1,0 +1,125 @@
+"""The adaptive threshold: warm-up, what it learns, the freeze during alarms, bounded memory, and
+the same decisions streamed row by row, in chunks, or over a whole signal."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from vigil.runtime import StreamingScorer
+from vigil.runtime.core.artifact import open_artifact
+from vigil.runtime.core.spec import AdaptiveThresholdSpec
+from vigil.runtime.sensor.alarms import AdaptiveThreshold, AlarmDecider
+from vigil.runtime.sensor.detector import SensorDetector
+
+BASE = 1.0
+
+
+def test_base_threshold_until_warm():
+    adaptive = AdaptiveThreshold(AdaptiveThresholdSpec(memory=50, warmup=10, z=3.0))
+    for score in [5.0] * 9:
+        assert adaptive.threshold(BASE) == BASE
+        adaptive.observe(score, alarm=False)
+    assert adaptive.threshold(BASE) == BASE
+    adaptive.observe(7.0, alarm=False)
+    recent = np.array([5.0] * 9 + [7.0])
+    assert adaptive.threshold(BASE) == pytest.approx(recent.mean() + 3.0 * recent.std())
+
+
+def test_threshold_is_recent_mean_plus_z_std_of_the_last_memory_scores():
+    spec = AdaptiveThresholdSpec(memory=100, warmup=20, z=4.0)
+    adaptive = AdaptiveThreshold(spec)
+    rng = np.random.default_rng(0)
+    scores = rng.lognormal(0.0, 0.5, 5_000) * np.linspace(1.0, 3.0, 5_000)  # drifting upwards
+    for score in scores:
+        adaptive.observe(float(score), alarm=False)
+    recent = scores[-spec.memory:]
+    assert adaptive.threshold(BASE) == pytest.approx(recent.mean() + spec.z * recent.std(),
+                                                     rel=1e-9)
+    # never below the base threshold
+    assert adaptive.threshold(1e6) == 1e6
+    state = adaptive.state(BASE)
+    assert state["recent_normal_scores"] == spec.memory and state["learned"] == len(scores)
+    assert state["warm"] is True
+
+
+def test_nothing_is_learned_while_an_alarm_is_on():
+    adaptive = AdaptiveThreshold(AdaptiveThresholdSpec(memory=30, warmup=5, z=3.0))
+    for _ in range(30):
+        adaptive.observe(1.0, alarm=False)
+    before = adaptive.threshold(BASE)
+    for _ in range(500):
+        adaptive.observe(100.0, alarm=True)  # a lasting fault
+    assert adaptive.threshold(BASE) == before
+    assert adaptive.state(BASE)["frozen_during_alarms"] == 500
+    adaptive.observe(float("nan"), alarm=False)
+    adaptive.observe(float("inf"), alarm=False)
+    assert adaptive.threshold(BASE) == before
+
+
+def test_a_lasting_fault_stays_in_alarm_and_a_noisier_normal_period_does_not():
+    decider = AlarmDecider(consecutive=1, hold=0,
+                           adaptive=AdaptiveThresholdSpec(memory=200, warmup=50, z=6.0))
+    rng = np.random.default_rng(1)
+    quiet = np.abs(rng.normal(0.5, 0.1, 300))
+    noisy = np.abs(rng.normal(0.5, 0.4, 300))   # often above the static threshold of 1.0
+    fault = np.full(300, 20.0)
+    _, alarms = decider.run(np.concatenate([quiet, noisy, fault]), BASE)
+    static = np.concatenate([quiet, noisy]) > BASE
+    assert static[300:].sum() > 20                      # the static threshold alarms on noise
+    assert alarms[400:600].sum() < static[400:600].sum() / 4  # the adaptive one, once it has seen it, rarely
+    assert alarms[600:].all()                           # the fault is never learned
+
+
+def test_decisions_do_not_depend_on_how_scores_are_chunked():
+    spec = AdaptiveThresholdSpec(memory=64, warmup=16, z=3.0)
+    scores = np.random.default_rng(2).lognormal(0, 1, 2_000)
+    whole = AlarmDecider(2, 3, spec).run(scores, BASE)
+    pieces = AlarmDecider(2, 3, spec)
+    parts = [pieces.run(scores[i:i + 37], BASE) for i in range(0, len(scores), 37)]
+    np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), whole[0])
+    np.testing.assert_array_equal(np.concatenate([p[1] for p in parts]), whole[1])
+
+
+def test_long_runs_keep_exact_running_sums():
+    spec = AdaptiveThresholdSpec(memory=10, warmup=10, z=2.0)
+    adaptive = AdaptiveThreshold(spec)
+    for score in np.full(100_000, 1e8):
+        adaptive.observe(float(score), alarm=False)
+    for score in range(10):
+        adaptive.observe(float(score), alarm=False)
+    recent = np.arange(10.0)
+    assert adaptive.threshold(0.0) == pytest.approx(recent.mean() + 2.0 * recent.std(), rel=1e-9)
+
+
+def adaptive_detector(path, spec: AdaptiveThresholdSpec) -> SensorDetector:
+    artifact = open_artifact(path)
+    return SensorDetector(dataclasses.replace(
+        artifact, spec=dataclasses.replace(artifact.spec, adaptive=spec, hold=2)))
+
+
+def test_streaming_equals_whole_signal_decisions_and_reports_the_threshold(sensor_artifacts):
+    from vigil.runtime.sensor.tables import read_table
+
+    detector = adaptive_detector(sensor_artifacts.fp32,
+                                 AdaptiveThresholdSpec(memory=200, warmup=40, z=3.0))
+    rows = read_table(sensor_artifacts.test_csv, features=detector.features).values
+    scores = detector.score_signal(rows)[1]
+    detector.threshold = float(np.quantile(scores, 0.5))
+    thresholds, expected = detector.decisions(scores)
+    assert (thresholds > detector.threshold).any(), "the adaptive part must matter here"
+
+    scorer, results = StreamingScorer(detector), []
+    for start in range(0, len(rows), 13):
+        results += scorer.push_rows((rows[i], i, None, None)
+                                    for i in range(start, min(len(rows), start + 13)))
+    np.testing.assert_array_equal([r.anomaly for r in results], expected)
+    np.testing.assert_allclose([r.threshold for r in results], thresholds)
+    line = json.loads(json.dumps(results[-1].to_json()))
+    assert line["threshold"] == pytest.approx(thresholds[-1])
+    state = scorer.summary()["adaptive_threshold"]
+    assert state["learned"] + state["frozen_during_alarms"] == len(scores)
+    assert state["base_threshold"] == detector.threshold
