@@ -1,0 +1,149 @@
+"""Choose the sensor alarm defaults on all four real sets at once, from saved scores.
+
+Each quality benchmark run with ``--save-scores`` leaves every stream's window scores, labels and
+held-out normal validation scores (``benchmarks/score_dump.py``). This script applies a grid of
+alarm policies to them with the runtime's own code (``calibrate`` for the Gaussian threshold on the
+validation scores, ``AlarmDecider`` for the adaptive threshold and the smoothing), so a policy's
+figures here are what an artifact with those settings gives through ``vigil score``; no training.
+
+Each set is judged by the metric its own benchmark leads with: NAB's standard score, SKAB's point
+F1, and event F1 for SMD and ECG (no point adjustment). The objective is the mean over the sets of
+each policy's figure divided by the best figure any policy reached on that set, so that no one set
+dominates; the worst set's ratio is reported beside it.
+
+    python benchmarks/sweep_alarms.py --scores results/scores --json results/sweep.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vigil.benchmarks.score_dump import ScoredStream, load_streams
+from vigil.runtime.core import metrics
+from vigil.runtime.core.report import json_text
+from vigil.runtime.core.spec import AdaptiveThresholdSpec
+from vigil.runtime.core.thresholds import ThresholdMethod, calibrate
+from vigil.runtime.sensor.alarms import AlarmDecider
+from vigil.runtime.sensor.nab_score import PROFILES, corpus_score, onsets
+
+SETS = ("nab", "skab", "smd", "ecg")
+PRIMARY = {"nab": "nab_score_standard", "skab": "f1", "smd": "event_f1", "ecg": "event_f1"}
+
+
+@dataclass(frozen=True)
+class Policy:
+    k: float
+    hold: int
+    adaptive: AdaptiveThresholdSpec | None = None
+    consecutive: int = 1
+
+    @property
+    def name(self) -> str:
+        a = self.adaptive
+        return (f"k={self.k:g} hold={self.hold}"
+                + (f" adaptive(memory={a.memory}, warmup={a.warmup}, z={a.z:g})" if a else ""))
+
+
+def grid() -> list[Policy]:
+    policies = []
+    for k, hold in itertools.product((3.0, 4.0, 5.0, 6.0, 8.0), (0, 10, 50)):
+        policies.append(Policy(k, hold))
+        if hold == 0:
+            continue
+        for memory, z in ((1000, 4.0), (1000, 6.0), (1000, 8.0), (1000, 12.0), (1000, 16.0),
+                          (300, 8.0), (3000, 8.0)):
+            policies.append(Policy(k, hold, AdaptiveThresholdSpec(memory, min(200, memory), z)))
+    return policies
+
+
+def row_alarms(stream: ScoredStream, policy: Policy) -> np.ndarray:
+    """Per-row alarms as ``vigil score`` gives them (rows between windows take the last one's)."""
+    ends = np.flatnonzero(~np.isnan(stream.scores))
+    base = calibrate(ThresholdMethod.GAUSSIAN, stream.validation_scores, k=policy.k).value
+    decider = AlarmDecider(policy.consecutive, policy.hold, policy.adaptive)
+    rows = np.zeros(len(stream.scores), dtype=bool)
+    rows[ends] = decider.run(stream.scores[ends], base)[1]
+    if len(ends) > 1 and np.any(np.diff(ends) > 1):
+        last = np.maximum.accumulate(np.where(np.isnan(stream.scores), -1,
+                                              np.arange(len(rows))))
+        rows = np.where(last >= 0, rows[np.maximum(last, 0)], False)
+    return rows
+
+
+def evaluate(benchmark: str, streams: list[ScoredStream], policy: Policy) -> dict:
+    alarms = [row_alarms(s, policy) for s in streams]
+    tested = [(a[s.test_start:], s.labels[s.test_start:]) for a, s in zip(alarms, streams)]
+    c = metrics.counts(np.concatenate([a for a, _ in tested]),
+                       np.concatenate([b for _, b in tested]))
+    result = {"f1": c.f1, "precision": c.precision, "recall": c.recall,
+              "event_f1": metrics.pooled_event_f1(tested)}
+    if benchmark == "nab":
+        pairs = [(onsets(a), s.labels) for a, s in zip(alarms, streams)]
+        for profile in PROFILES:
+            result[f"nab_score_{profile}"] = corpus_score(pairs, PROFILES[profile])["score"]
+    return result
+
+
+def sweep(sets: dict[str, list[ScoredStream]], policies: list[Policy], log=print) -> list[dict]:
+    rows = []
+    for policy in policies:
+        started = time.perf_counter()
+        figures = {name: evaluate(name, streams, policy) for name, streams in sets.items()}
+        rows.append({"policy": policy.name, "k": policy.k, "hold": policy.hold,
+                     "adaptive": None if policy.adaptive is None else vars(policy.adaptive),
+                     "figures": figures})
+        log(f"  {policy.name:<58} " + "  ".join(
+            f"{name} {figures[name][PRIMARY[name]]:.3f}" for name in sets)
+            + f"  ({time.perf_counter() - started:.1f} s)")
+    best = {name: max(r["figures"][name][PRIMARY[name]] for r in rows) for name in sets}
+    for r in rows:
+        ratios = {name: r["figures"][name][PRIMARY[name]] / best[name] if best[name] > 0 else 0.0
+                  for name in sets}
+        r.update(ratios=ratios, objective=float(np.mean(list(ratios.values()))),
+                 worst=float(min(ratios.values())))
+    return sorted(rows, key=lambda r: (-r["objective"], -r["worst"]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scores", type=Path, required=True,
+                        help="a folder of <set>.npz written by the benchmarks' --save-scores")
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--top", type=int, default=10, help="policies to print")
+    args = parser.parse_args(argv)
+    sets = {}
+    for name in SETS:
+        path = args.scores / f"{name}.npz"
+        if path.is_file():
+            benchmark, streams = load_streams(path)
+            if benchmark != name:
+                parser.error(f"{path} holds scores of {benchmark!r}, not {name!r}")
+            sets[name] = streams
+    if not sets:
+        parser.error(f"--scores {args.scores} holds none of {[f'{n}.npz' for n in SETS]}; run "
+                     "the quality benchmarks with --save-scores DIR/<set>.npz first")
+    rows = sweep(sets, grid())
+    result = {"sets": list(sets), "primary_metric": {n: PRIMARY[n] for n in sets},
+              "objective": "mean over sets of the policy's primary figure / the best policy's",
+              "policies": rows}
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json_text(result))
+    print("\nbest policies (objective, worst set ratio, figures):")
+    for r in rows[:args.top]:
+        print(f"  {r['objective']:.3f} {r['worst']:.3f}  {r['policy']:<58} " + "  ".join(
+            f"{n} {r['figures'][n][PRIMARY[n]]:.3f}" for n in sets))
+    print(json.dumps({"best": rows[0]["policy"], "objective": rows[0]["objective"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

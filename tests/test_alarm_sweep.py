@@ -1,0 +1,65 @@
+"""Saved benchmark scores round-trip without pickle, and the alarm sweep judges policies by the
+runtime's own decisions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vigil.benchmarks.score_dump import ScoredStream, load_streams, save_streams
+from vigil.benchmarks.sweep_alarms import Policy, evaluate, row_alarms, sweep
+from vigil.runtime.core.spec import AdaptiveThresholdSpec
+
+
+def stream(name: str, scores, labels, test_start=0, validation=(0.9, 1.0, 1.1)) -> ScoredStream:
+    return ScoredStream(name, np.asarray(scores, dtype=np.float64), np.asarray(labels, bool),
+                        test_start, 0.0, 1, 0, np.asarray(validation, dtype=np.float64))
+
+
+def test_streams_round_trip_without_pickle(tmp_path):
+    streams = [stream("a/1.csv", [np.nan, 1.0, 5.0], [0, 0, 1], 1),
+               stream("b.csv", [np.nan, np.nan, 2.0, 0.5], [0, 1, 1, 0], 2, (1.0, 2.0))]
+    save_streams(tmp_path / "x.npz", "smd", streams)
+    with np.load(tmp_path / "x.npz", allow_pickle=False) as data:  # nothing needs pickle
+        assert all(data[key].dtype != object for key in data.files)
+    benchmark, back = load_streams(tmp_path / "x.npz")
+    assert benchmark == "smd" and [s.name for s in back] == ["a/1.csv", "b.csv"]
+    for s, b in zip(streams, back):
+        np.testing.assert_array_equal(s.scores, b.scores)
+        np.testing.assert_array_equal(s.labels, b.labels)
+        np.testing.assert_array_equal(s.validation_scores, b.validation_scores)
+        assert s.test_start == b.test_start
+
+
+def test_rows_between_windows_take_the_last_windows_decision():
+    # windows end every 2 rows (stride 2); validation mean 1.0, std 0.0816: k=3 -> 1.245
+    s = stream("ecg", [np.nan, 0.5, np.nan, 3.0, np.nan, 0.5, np.nan], [0] * 7)
+    np.testing.assert_array_equal(row_alarms(s, Policy(k=3.0, hold=0)),
+                                  [0, 0, 0, 1, 1, 0, 0])
+    np.testing.assert_array_equal(row_alarms(s, Policy(k=3.0, hold=1)),
+                                  [0, 0, 0, 1, 1, 1, 1])
+
+
+def test_metrics_count_only_rows_after_the_training_part():
+    scores = [np.nan, 5.0, 0.5, 5.0, 0.5, 5.0]
+    labels = [0, 0, 0, 1, 0, 0]
+    result = evaluate("skab", [stream("f", scores, labels, test_start=3)], Policy(k=3.0, hold=0))
+    assert result["recall"] == 1.0 and result["precision"] == pytest.approx(0.5)
+    assert result["event_f1"] == pytest.approx(2 * 0.5 * 1.0 / 1.5)
+
+
+def test_sweep_ranks_by_the_mean_ratio_to_each_sets_best():
+    rng = np.random.default_rng(0)
+    normal = np.abs(rng.normal(1.0, 0.1, 2_000))
+    noisy = np.abs(rng.normal(1.0, 0.6, 2_000))  # a noisier normal period the adaptive one learns
+    fault = np.full(30, 30.0)
+    scores = np.concatenate([normal, noisy, fault, normal[:200]])
+    labels = np.zeros(len(scores), bool)
+    labels[4_000:4_030] = True
+    sets = {"smd": [stream("m", scores, labels, validation=normal[:300])],
+            "ecg": [stream("r", scores, labels, validation=normal[:300])]}
+    adaptive = Policy(3.0, 0, AdaptiveThresholdSpec(memory=500, warmup=100, z=6.0))
+    rows = sweep(sets, [Policy(3.0, 0), adaptive], log=lambda _: None)
+    assert rows[0]["policy"] == adaptive.name
+    assert rows[0]["objective"] == 1.0 and rows[0]["worst"] == 1.0
+    assert rows[1]["objective"] < 0.5  # the static threshold raises many false alarm runs
