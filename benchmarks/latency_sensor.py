@@ -24,17 +24,22 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def build_default(folder: Path) -> tuple[Path, Path, Path]:
-    """Train the demo's model (64 x 8 windows) on synthetic data and export INT8 and FP32."""
+def build_default(folder: Path, architecture: str | None = None) -> tuple[Path, Path, Path]:
+    """Train the demo's model (64 x 8 windows; the default architecture unless one is named) on
+    synthetic data and export INT8 and FP32."""
+    from dataclasses import replace
+
     from vigil.export.export_sensor import ExportOptions, Precision, export_sensor
+    from vigil.training.sensor_model import Architecture
     from vigil.training.synthetic import write_sensor_dataset
     from vigil.training.train_sensor import SensorTrainingOptions, train_sensor
-    from dataclasses import replace
 
     train_csv, _ = write_sensor_dataset(folder / "data", seed=0)
     defaults = SensorTrainingOptions()
     options = replace(defaults, data=replace(defaults.data, window=64),
-                      model=replace(defaults.model, epochs=5))
+                      model=replace(defaults.model, epochs=5,
+                                    architecture=Architecture(architecture
+                                                              or defaults.model.architecture)))
     keras_path = folder / "sensor.keras"
     train_sensor(train_csv, keras_path, options, verbose=0)
     int8 = export_sensor(keras_path, folder / "int8.onnx", ExportOptions(precision=Precision.INT8, force=True)).path
@@ -70,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--int8", type=Path)
     parser.add_argument("--fp32", type=Path)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--architecture", default=None,
+                        help="train this sensor architecture (default: the library's)")
     args = parser.parse_args(argv)
     from vigil.benchmarks.bench import BenchOptions, baselines
     from vigil.benchmarks.harness import cold_start
@@ -85,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
             from concurrent.futures import ProcessPoolExecutor
 
             with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-                keras_path, int8_path, fp32_path = pool.submit(build_default, Path(scratch)).result()
+                keras_path, int8_path, fp32_path = pool.submit(build_default, Path(scratch),
+                                                                   args.architecture).result()
         base = baselines(keras_path, [int8_path, fp32_path], BenchOptions())
         from vigil.runtime import load
 

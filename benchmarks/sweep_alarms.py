@@ -54,9 +54,9 @@ class Policy:
 
 def grid() -> list[Policy]:
     policies = []
-    for k, hold in itertools.product((3.0, 4.0, 5.0, 6.0, 8.0), (0, 10, 50)):
+    for k, hold in itertools.product((3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0), (0, 10, 50, 100)):
         policies.append(Policy(k, hold))
-        if hold == 0:
+        if hold not in (10, 50):
             continue
         for memory, z in ((1000, 4.0), (1000, 6.0), (1000, 8.0), (1000, 12.0), (1000, 16.0),
                           (300, 8.0), (3000, 8.0)):

@@ -62,6 +62,22 @@ def test_folder_yields_every_file_in_order_with_errors_for_bad_ones(tmp_path):
     assert source.stats.read == 6 and source.stats.errors == 3
 
 
+def test_folder_does_not_score_the_masks_beside_its_images(tmp_path, caplog):
+    """As training reads a folder: x.png beside x.jpg, and x_mask.png beside x.*, are masks."""
+    folder = tmp_path / "tiles"
+    folder.mkdir()
+    image = np.full((16, 16, 3), 90, np.uint8)
+    mask = np.zeros((16, 16), np.uint8)
+    for name, data in (("exp1.jpg", image), ("exp1.png", mask), ("b.png", image),
+                       ("b_mask.png", mask), ("c_mask.png", image)):
+        assert cv2.imwrite(str(folder / name), data)
+    with caplog.at_level("INFO", logger="vigil"):
+        names = [f.source.rsplit("/", 1)[-1] for f in open_source(str(folder))]
+    # c_mask.png has no image "c" beside it: it is an image that happens to end in _mask
+    assert names == ["b.png", "c_mask.png", "exp1.jpg"]
+    assert "2 mask file(s) beside their images are not scored" in caplog.text
+
+
 def test_glob_and_single_file(tmp_path):
     write_images(tmp_path / "images")
     pngs = list(open_source(str(tmp_path / "images" / "*.png")))

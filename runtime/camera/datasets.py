@@ -83,8 +83,19 @@ def images_in(folder: Path) -> list[Path]:
     not an image."""
     files = sorted(p for p in Path(folder).iterdir()
                    if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    stems_of_non_png = {p.stem for p in files if p.suffix.lower() != ".png"}
-    return [p for p in files if not (p.suffix.lower() == ".png" and p.stem in stems_of_non_png)]
+    masks = masks_among(files)
+    return [p for p in files if p not in masks]
+
+
+def masks_among(files: Sequence[Path]) -> set[Path]:
+    """The PNGs among ``files`` that are masks of another image there: ``x.png`` beside
+    ``x.jpg`` (the magnetic-tile layout) or ``x_mask.png`` beside ``x.<any image suffix>``."""
+    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    stems_of_non_png = {p.stem for p in images if p.suffix.lower() != ".png"}
+    stems = {p.stem for p in images}
+    return {p for p in images if p.suffix.lower() == ".png"
+            and (p.stem in stems_of_non_png
+                 or (p.stem.endswith("_mask") and p.stem[:-len("_mask")] in stems))}
 
 
 def is_mvtec(root: str | Path) -> bool:

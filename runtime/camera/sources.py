@@ -229,7 +229,14 @@ def redact(spec: str) -> str:
 
 
 def _folder_files(folder: Path) -> list[Path]:
+    """A folder's files in name order, without hidden files and the masks beside their images
+    (as training reads the folder); other files are kept, to be reported as unusable."""
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    masks = datasets.masks_among(files)
+    if masks:
+        log.info("%s: %d mask file(s) beside their images are not scored as frames (e.g. %s)",
+                 folder, len(masks), sorted(masks)[0].name)
+    files = [p for p in files if p not in masks]
     if not files:
         raise SourceError(f"`source` folder {str(folder)!r} contains no files")
     return files
