@@ -200,6 +200,23 @@ def test_score_csv_without_the_time_column(sensor_artifacts, tmp_path, capsys):
     assert first["index"] == 15 and "timestamp" not in first
 
 
+def test_score_of_a_csv_with_decimal_commas_says_so_and_exits_2(tmp_path, capsys):
+    pytest.importorskip("onnx")
+    from sensor_fixtures import write_tiny_sensor_artifact
+
+    model = write_tiny_sensor_artifact(tmp_path / "tiny.onnx")
+    rows = ["timestamp;a;b;c"] + [f"2020-01-01T00:00:{i:02d};0,{i % 9};1,5;0,2" for i in range(12)]
+    data = tmp_path / "comma.csv"
+    data.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "out.jsonl"
+    assert cli.main(["score", str(model), str(data), "--jsonl", str(out)]) == cli.EXIT_INPUT
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(lines) == 12 and all(line["score"] is None for line in lines)  # nothing lost
+    assert "a decimal comma?" in lines[0]["skipped"] and "sed -E" in lines[0]["skipped"]
+    error = capsys.readouterr().err
+    assert "no row could be scored: all 12 were skipped" in error
+
+
 def test_train_sensor_on_a_tiny_csv(tmp_path, capsys):
     pytest.importorskip("tensorflow")
     from vigil.training.synthetic import normal_stream, write_csv

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -226,6 +227,9 @@ class RowParser:
         return Row(number, values, time, label, problem)
 
 
+DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")
+
+
 def _number(cell: str) -> tuple[float, str | None]:
     text = cell.strip()
     if text.lower() in MISSING_CELLS:
@@ -233,6 +237,10 @@ def _number(cell: str) -> tuple[float, str | None]:
     try:
         value = float(text)
     except ValueError:
+        if DECIMAL_COMMA.fullmatch(text):
+            return math.nan, (f"has non-numeric value {text[:40]!r}: a decimal comma? Vigil reads "
+                              "decimal points; convert the file, e.g. "
+                              "sed -E 's/([0-9]),([0-9])/\\1.\\2/g' IN.csv > OUT.csv")
         return math.nan, f"has non-numeric value {text[:40]!r}"
     if math.isinf(value):
         return math.nan, f"has infinite value {text[:40]!r}"

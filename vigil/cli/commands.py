@@ -198,6 +198,13 @@ def _finish(args, summary) -> int:
     if summary.stopped == "source_lost":
         _error_line(summary.last_error, args.log_json)
         return EXIT_FAILURE
+    from vigil.runtime.sensor.scoring import ScoreSummary
+
+    if (isinstance(summary, ScoreSummary) and summary.rows
+            and summary.rows_skipped == summary.rows and summary.stopped == "end"):
+        _error_line(f"no row could be scored: all {summary.rows} were skipped (the last: "
+                    f"{summary.last_error}); each has its line with the reason", args.log_json)
+        return EXIT_INPUT
     return EXIT_OK
 
 
