@@ -256,12 +256,23 @@ def empty(source, target):
     return target
 
 
+def keras_zip(target):
+    import zipfile
+
+    target = target.with_suffix(".keras")
+    with zipfile.ZipFile(target, "w") as archive:
+        archive.writestr("config.json", "{}")
+    return target
+
+
 BAD_ARTIFACTS = {
     # name: (make(source artifact, target path) -> path, text the error must contain)
     "truncated": (truncated, "is not a loadable ONNX model"),
     "random-bytes": (random_bytes, "is not a loadable ONNX model"),
     "empty": (empty, "is empty; expected a Vigil .onnx artifact"),
     "missing": (lambda s, t: t, "does not exist"),
+    "keras-model": (lambda s, t: keras_zip(t), "is a Keras model, not a Vigil .onnx artifact; "
+                                               "export it first: vigil export"),
     "foreign-onnx": (lambda s, t: foreign_onnx(t), "has no 'vigil' metadata entry"),
     "metadata-not-json": (lambda s, t: rewrite_metadata(s, t, lambda text: text[:-7]),
                           "metadata entry is not valid JSON"),

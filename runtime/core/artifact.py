@@ -50,6 +50,9 @@ def sha256_of(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+ZIP_MAGIC = b"PK\x03\x04"  # .keras files (and other zip archives) start with it
+
+
 def open_artifact(
     path: str | Path,
     providers: Sequence[str] | None = None,
@@ -71,6 +74,10 @@ def open_artifact(
     digest = hashlib.sha256(data).hexdigest()
     if pin is not None and digest != pin:
         raise ArtifactError(f"model file {str(path)!r} has sha256 {digest}; expected {pin}")
+    if data.startswith(ZIP_MAGIC):
+        kind = "a Keras model" if path.suffix == ".keras" else "a zip archive, as Keras models are"
+        raise ArtifactError(f"model file {str(path)!r} is {kind}, not a Vigil .onnx artifact; "
+                            f"export it first: vigil export {path} -o {path.with_suffix('.onnx')}")
     scan = _check_self_contained(data, path)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
