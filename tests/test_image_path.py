@@ -701,9 +701,14 @@ def test_segmenter_trained_on_crops_runs_on_larger_frames_and_checks_their_side(
     scorer = build_scoring_model(segmenter, 1, options)
     out = scorer(np.zeros((2, 64, 64, 1), np.uint8))
     assert tuple(out["anomaly_map"].shape) == (2, 64, 64) and tuple(out["score"].shape) == (2,)
-    with pytest.raises(ValueError, match="`size / 2 \\(coarse_pass\\)` must be a multiple of 4"):
+    with pytest.raises(ValueError, match="the 1/2 pass \\(18 px\\) must be a multiple of 4 .*"
+                                         "the nearest sizes that do: 32, 48 \\(--size\\)"):
         build_segmenter(1, ImageModelOptions(size=36, train_view=0.9, coarse_pass=True,
                                              channels=(4, 8, 16), stem=0))
+    # the default model at --size 100: the stem halves the 50-px view to 25 px
+    with pytest.raises(ValueError, match="is 25 px, which must be even .* nearest sizes that do: "
+                                         "64, 128"):
+        build_segmenter(1, ImageModelOptions(size=100))
 
 
 def _gaussian_blur_2d(image: np.ndarray, sigma: float) -> np.ndarray:

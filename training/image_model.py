@@ -9,7 +9,7 @@ Layers after the network are named ``postprocess_*`` and stay float when quantiz
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import keras
 import numpy as np
@@ -128,6 +128,30 @@ def _conv(x, width: int, strides: int = 1):
     return layers.ReLU()(x)
 
 
+def working_side(options: ImageModelOptions) -> int:
+    size = train_side(options)
+    return size // 2 if options.stem else size
+
+
+def size_problem(options: ImageModelOptions) -> str | None:
+    """Why ``options.size`` does not fit the U-Net (every pass's side must pool evenly), or None."""
+    working = working_side(options)
+    if working % 2 or working < 4:
+        return (f"the training view ({options.size} x train_view {options.train_view:g}"
+                f"{', halved by the stem' if options.stem else ''}) is {working} px, which must be "
+                f"even and at least 4")
+    encoder = levels(working, options.channels)
+    multiple = 2 ** (len(encoder) - 1 + bool(options.stem))
+    sides = {"the full size": options.size}
+    for factor in downscales(options):
+        sides[f"the 1/{factor} pass"] = options.size // factor
+    for name, side in sides.items():
+        if side % multiple or side < multiple:
+            return (f"{name} ({side} px) must be a multiple of {multiple} ({len(encoder) - 1} "
+                    f"poolings{', and the stem' if options.stem else ''})")
+    return None
+
+
 def levels(working: int, channels: tuple[int, ...]) -> tuple[int, ...]:
     """The encoder widths that fit: each pooling halves the map, which must stay >= 2 pixels
     and even; deeper levels are dropped for small inputs, the bottleneck width is kept."""
@@ -144,22 +168,15 @@ def build_segmenter(channels_in: int, options: ImageModelOptions) -> keras.Model
 
     Decoders use bilinear upsampling + convolution (ConvTranspose does not quantize on CPU).
     """
-    size = train_side(options)
-    working = size // 2 if options.stem else size
-    if working % 2 or working < 4:
-        raise ValueError(f"`size` x `train_view` must be even and at least "
-                         f"{8 if options.stem else 4}; received {options.size} x "
-                         f"{options.train_view}")
-    encoder = levels(working, options.channels)
-    multiple = 2 ** (len(encoder) - 1 + bool(options.stem))
-    sides = {"size": options.size}
-    for factor in downscales(options):
-        sides[f"size / {factor} ({'coarse' if factor == 2 else 'quarter'}_pass)"] = (
-            options.size // factor)
-    for name, side in sides.items():
-        if side % multiple or side < multiple:
-            raise ValueError(f"`{name}` must be a multiple of {multiple} for this U-Net "
-                             f"({len(encoder) - 1} poolings, stem {options.stem}); received {side}")
+    problem = size_problem(options)
+    if problem is not None:
+        near = [side for side in range(max(8, options.size - 64), options.size + 65)
+                if size_problem(replace(options, size=side)) is None]
+        closest = sorted(near, key=lambda side: (abs(side - options.size), side))[:2]
+        raise ValueError(f"`size` {options.size} does not fit this U-Net: {problem}; the nearest "
+                         f"sizes that do: {', '.join(map(str, sorted(closest))) or 'none near'} "
+                         f"(--size)")
+    encoder = levels(working_side(options), options.channels)
     inputs = keras.Input((None, None, channels_in), name="pixels")
     x = _conv(inputs, options.stem, strides=2) if options.stem else inputs
     skips = []
