@@ -17,6 +17,7 @@ from vigil.runtime.core.spec import Threshold
 from vigil.runtime.core.thresholds import ThresholdMethod
 
 from . import image_model
+from .progress import StepProgress
 from .checkpoint import TrainingRun, save_run
 from .image_thresholds import fit_image_thresholds
 from .versions import library_versions
@@ -210,7 +211,7 @@ def _fit(segmenter, images: np.ndarray, options: image_model.ImageModelOptions,
 
     side = image_model.train_side(options)
     crop = side if side < options.size else 0
-    progress = keras.utils.Progbar(options.steps, verbose=verbose, stateful_metrics=["loss"])
+    progress = StepProgress(options.steps, verbose)
     for i in range(options.steps):
         rate = options.learning_rate * min(1.0, (i + 1) / warmup) * 0.5 * (
             1 + np.cos(np.pi * i / options.steps))
@@ -218,8 +219,7 @@ def _fit(segmenter, images: np.ndarray, options: image_model.ImageModelOptions,
         x, y = training_batch(rng, images, options.batch_size, options.anomaly_rate, crop,
                               crop if options.rescale_views else 0)
         loss = float(step(x, y))
-        if verbose:
-            progress.update(i + 1, [("loss", loss)])
+        progress.update(i + 1, loss)
 
 
 def _fingerprint(items: Sequence[LabeledImage]) -> dict:

@@ -11,6 +11,7 @@ wrong sha256); 4 the results could not be written (disk full, file closed).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -62,6 +63,7 @@ def cmd_train_sensor(args) -> int:
     _training_side("train sensor")
     from dataclasses import replace
 
+    from vigil.training.progress import keras_verbose
     from vigil.training.train_sensor import SensorTrainingOptions, train_sensor
 
     defaults = SensorTrainingOptions()
@@ -78,7 +80,9 @@ def cmd_train_sensor(args) -> int:
                                                            "adaptive_warmup", "adaptive_z",
                                                            method="threshold")),
     )
-    result = train_sensor(args.data, args.output, options, verbose=0 if args.quiet else "auto")
+    with contextlib.redirect_stdout(sys.stderr):  # progress on stderr; stdout has the result
+        result = train_sensor(args.data, args.output, options,
+                              verbose=keras_verbose(args.quiet, sys.stderr))
     print(json.dumps({"model": str(args.output), "threshold": result.threshold.value,
                       "threshold_method": result.threshold.method, "epochs": result.epochs,
                       "seconds": round(result.seconds, 1),
@@ -112,7 +116,8 @@ def cmd_train_image(args) -> int:
                                                "learning_rate", "seed")),
         calibration=replace(defaults.calibration, **_given(args, "k", "q", method="threshold")),
     )
-    result = train_image(data, args.output, options, verbose=0 if args.quiet else 1)
+    with contextlib.redirect_stdout(sys.stderr):  # progress on stderr; stdout has the result
+        result = train_image(data, args.output, options, verbose=0 if args.quiet else 1)
     print(json.dumps({"model": str(args.output), "threshold": result.threshold.value,
                       "pixel_threshold": result.pixel_threshold.value,
                       "seconds": round(result.seconds, 1),

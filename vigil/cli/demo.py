@@ -93,6 +93,7 @@ def run_sensor_demo(output: Path, seed: int = 0, quick: bool = False) -> dict:
     from vigil.runtime.sensor.scoring import score_source
     from vigil.training.sensor_model import ModelOptions
     from vigil.training.synthetic import write_sensor_dataset
+    from vigil.training.progress import keras_verbose
     from vigil.training.train_sensor import SensorTrainingOptions, train_sensor
 
     from vigil.export.export_sensor import export_sensor
@@ -105,7 +106,7 @@ def run_sensor_demo(output: Path, seed: int = 0, quick: bool = False) -> dict:
 
     print("[2/5] training an LSTM forecaster on normal data")
     options = SensorTrainingOptions(model=ModelOptions(epochs=2 if quick else 20, seed=seed))
-    trained = train_sensor(train_csv, output / "sensor.keras", options, verbose="auto")
+    trained = train_sensor(train_csv, output / "sensor.keras", options, verbose=keras_verbose(False))
     print(f"      {trained.epochs} epochs in {trained.seconds:.1f} s; threshold "
           f"{trained.threshold.value:.4g} ({trained.threshold.method})")
 

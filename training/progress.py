@@ -1,0 +1,59 @@
+"""Training progress that reads well on a terminal and in a log file."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+
+def keras_verbose(quiet: bool, stream: TextIO | None = None) -> int:
+    """Keras ``verbose``: 0 when quiet, the redrawing progress bar (1) on a terminal, and one line
+    per epoch (2) otherwise: Keras redraws its bar in place even when output is a file."""
+    if quiet:
+        return 0
+    stream = stream if stream is not None else sys.stdout
+    return 1 if _is_terminal(stream) else 2
+
+
+class StepProgress:
+    """Progress of a step loop: Keras' bar on a terminal; in a file, a line at every tenth of the
+    steps with the loss, the elapsed time and an estimate of the time left."""
+
+    def __init__(self, steps: int, verbose: int, stream: TextIO | None = None,
+                 label: str = "step") -> None:
+        self.steps, self.verbose, self.label = steps, verbose, label
+        self.stream = stream if stream is not None else sys.stdout
+        self.terminal = verbose == 1 and _is_terminal(self.stream)
+        self.started = time.perf_counter()
+        self._bar = None
+        if self.terminal:
+            import keras
+
+            self._bar = keras.utils.Progbar(steps, verbose=1, stateful_metrics=["loss"])
+        self._every = max(1, steps // 10)
+
+    def update(self, step: int, loss: float) -> None:
+        if not self.verbose:
+            return
+        if self._bar is not None:
+            self._bar.update(step, [("loss", loss)])
+            return
+        if step % self._every and step != self.steps:
+            return
+        elapsed = time.perf_counter() - self.started
+        left = elapsed / step * (self.steps - step)
+        print(f"{self.label} {step}/{self.steps}  loss {loss:.4f}  elapsed {_clock(elapsed)}  "
+              f"left ~{_clock(left)}", file=self.stream, flush=True)
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
