@@ -217,6 +217,29 @@ def test_score_of_a_csv_with_decimal_commas_says_so_and_exits_2(tmp_path, capsys
     assert "no row could be scored: all 12 were skipped" in error
 
 
+def test_train_logs_read_well_in_a_file(tmp_path):
+    """Redirected to files: stdout is the result alone; stderr has one line per epoch, none of
+    TensorFlow's start-up noise, and nothing that redraws in place."""
+    pytest.importorskip("tensorflow")
+    import subprocess
+    import sys
+
+    from vigil.training.synthetic import normal_stream, write_csv
+
+    data = write_csv(tmp_path / "tiny.csv", normal_stream(300, seed=1))
+    done = subprocess.run([sys.executable, "-m", "vigil", "train", "sensor", str(data), "-o",
+                           str(tmp_path / "m.keras"), "--epochs", "2", "--window", "8",
+                           "--units", "4"], capture_output=True, text=True, timeout=600,
+                          check=False, env={k: v for k, v in os.environ.items()
+                                            if not k.startswith("TF_")})
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["epochs"] == 2  # one JSON object, nothing else
+    for noise in ("absl", "cudart_stub", "cuInit", "oneDNN", "\b", "\x1b", "\r"):
+        assert noise not in done.stderr, (noise, done.stderr[:2000])
+    assert [line for line in done.stderr.splitlines() if line.startswith("Epoch")] == [
+        "Epoch 1/2", "Epoch 2/2"]
+
+
 def test_train_sensor_on_a_tiny_csv(tmp_path, capsys):
     pytest.importorskip("tensorflow")
     from vigil.training.synthetic import normal_stream, write_csv

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -115,8 +115,11 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
                          f"{calibration.adaptive_warmup} and {calibration.adaptive_z}")
     started = time.perf_counter()
     prepared = prepare(data, options.data)
-    model_options = options.model
     window, n_features = prepared.train.shape[1:]
+    if options.model.score_last is None:
+        options = replace(options, model=replace(
+            options.model, score_last=sensor_model.default_score_last(window)))
+    model_options = options.model
     normal_val = prepared.validation[~prepared.validation_labels]
     if len(normal_val) < 4:
         raise ValueError(f"validation has {len(normal_val)} normal windows; at least 4 are needed "

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,14 +30,38 @@ log = logging.getLogger("vigil")
 def _quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing advice meant for developers
+
+
+@contextlib.contextmanager
+def _start_up_noise_held_back():
+    """Hold back what TensorFlow's C++ start-up writes straight to file descriptor 2 (absl's
+    pre-init notice, CUDA probes on a machine without a GPU); replay it if start-up fails."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            held.seek(0)
+            sys.stderr.write(held.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _training_side(what: str):
     """Import the training stack, or say how to install it."""
     _quiet_tensorflow()
     try:
-        import tensorflow  # noqa: F401
-        import tf2onnx  # noqa: F401
+        with _start_up_noise_held_back():
+            import tensorflow
+            import tf2onnx  # noqa: F401
+
+            tensorflow.config.list_physical_devices("GPU")  # the CUDA probe logs here
     except ImportError:
         raise SystemExit(f"vigil: error: `vigil {what}` needs the training extras: "
                          "pip install 'vigil-edge[train]'") from None
@@ -429,7 +454,8 @@ def build_parser() -> argparse.ArgumentParser:
     sensor.add_argument("--learning-rate", type=float, default=None)
     sensor.add_argument("--score-reduction", choices=["mean", "max"], default=None)
     sensor.add_argument("--score-last", type=int, default=None,
-                        help="score the error of the last k steps of each window (default 32)")
+                        help="score the error of the last k steps of each window (default 32, or "
+                             "half a window of 32 rows or fewer)")
     sensor.add_argument("--score-decay", type=float, default=None,
                         help="weigh those steps by (1-decay)^age, newest heaviest (default 0.1)")
     sensor.add_argument("--burn-in", type=int, default=None,
@@ -584,6 +610,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _TextFormatter(logging.Formatter):
+    """``vigil: LEVEL: message`` for our messages; other libraries' carry their own name."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        name = "vigil" if record.name.split(".")[0] == "vigil" else record.name
+        return f"{name}: {record.levelname}: {super().format(record)}"
+
+
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
@@ -597,8 +631,7 @@ class _JsonFormatter(logging.Formatter):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = logging.StreamHandler()
-    handler.setFormatter(_JsonFormatter() if args.log_json else
-                         logging.Formatter("vigil: %(levelname)s: %(message)s"))
+    handler.setFormatter(_JsonFormatter() if args.log_json else _TextFormatter())
     logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
     log.setLevel(logging.INFO)
     from vigil.runtime.core.output import OutputError
