@@ -9,9 +9,30 @@ temporary folder, never in the working directory.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import tempfile
 from contextlib import chdir
 from pathlib import Path
+
+# onnxruntime.quantization advises this on the root logger even after quant_pre_process has run
+PRE_PROCESS_ADVICE = "Please consider to run pre-processing before quantization"
+
+
+@contextlib.contextmanager
+def _without_pre_process_advice():
+    def keep(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(PRE_PROCESS_ADVICE)
+
+    root = logging.getLogger()
+    filters = [root, *root.handlers]
+    for target in filters:
+        target.addFilter(keep)
+    try:
+        yield
+    finally:
+        for target in filters:
+            target.removeFilter(keep)
 
 
 def quantize_static_int8(proto, calibration, input_name: str, exclude_substrings=("postprocess",),
@@ -45,7 +66,7 @@ def quantize_static_int8(proto, calibration, input_name: str, exclude_substrings
         prepared = Path(scratch) / "prepared.onnx"
         target = Path(scratch) / "int8.onnx"
         onnx.save_model(proto, str(source))
-        with chdir(scratch):  # pre-processing and calibration write temporary files into the CWD
+        with chdir(scratch), _without_pre_process_advice():  # both write temporary files to the CWD
             quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
             model = onnx.load_model(str(prepared))
             excluded = [n.name for n in model.graph.node
