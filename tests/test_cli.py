@@ -256,3 +256,24 @@ def test_train_sensor_on_a_tiny_csv(tmp_path, capsys):
     assert printed["model"] == str(model)
     assert printed["epochs"] == 1
     assert np.isfinite(printed["threshold"])
+
+
+@pytest.mark.parametrize("command", [["demo"], ["train", "sensor"], ["train", "image"], ["export"],
+                                     ["score"], ["eval"], ["bench"]])
+def test_every_command_help_ends_with_examples(command, capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.main([*command, "--help"])
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    examples = text.split("examples:\n", 1)[1].splitlines()
+    assert examples and all(line.strip().startswith(("vigil ", "tail ")) for line in examples)
+
+
+def test_log_json_is_accepted_after_the_subcommand(tmp_path, capsys):
+    pytest.importorskip("onnx")
+    from sensor_fixtures import write_tiny_sensor_artifact
+
+    model = write_tiny_sensor_artifact(tmp_path / "tiny.onnx")
+    assert cli.main(["score", str(model), str(tmp_path / "missing.csv"), "--log-json"]) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert json.loads(line)["level"] == "error"

@@ -405,13 +405,48 @@ def cmd_demo(args) -> int:
     return EXIT_OK
 
 
+EXAMPLES = {
+    "demo": ["vigil demo                      # both paths on built-in data, into vigil-demo/",
+             "vigil demo --only sensor --output /tmp/demo"],
+    "sensor": ["vigil train sensor pump/ -o pump.keras              # a folder of normal CSVs",
+               "vigil train sensor line.csv -o line.keras --labels faults.json --threshold f1",
+               "vigil train sensor nab/ -o nab.keras               # NAB's root: data/ + labels/"],
+    "image": ["vigil train image mvtec/bottle -o bottle.keras       # an MVTec AD category",
+              "vigil train image good/ --anomalous bad/ --masks masks/ -o line.keras"],
+    "export": ["vigil export pump.keras -o pump.onnx               # INT8 where it pays off",
+               "vigil export pump.keras -o pump-fp32.onnx --precision fp32"],
+    "score": ["vigil score pump.onnx today.csv --jsonl results.jsonl",
+              "tail -n +1 -f live.csv | vigil score pump.onnx - --health health.json",
+              "vigil score line.onnx rtsp://camera/stream --overlay-dir alarms/"],
+    "eval": ["vigil eval pump.onnx labeled/ --json metrics.json --report report/",
+             "vigil eval nab.onnx nab/          # NAB's root brings its label windows",
+             "vigil eval line.onnx mvtec/bottle --report report/"],
+    "bench": ["vigil bench pump.onnx pump-fp32.onnx --batch 1,32",
+              "vigil bench line.onnx --device cpu,cuda --report bench/"],
+}
+
+
+def _command(commands, name: str, helptext: str, examples: str | None = None,
+             parents=()) -> argparse.ArgumentParser:
+    """A subcommand whose --help ends with examples, and that takes --log-json after its name."""
+    lines = EXAMPLES.get(examples or name, [])
+    return commands.add_parser(
+        name, help=helptext, description=helptext, parents=list(parents),
+        epilog="examples:\n" + "\n".join(f"  {line}" for line in lines) if lines else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vigil", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--log-json", action="store_true", help="log as JSON lines on stderr")
+    anywhere = argparse.ArgumentParser(add_help=False)  # --log-json after the subcommand too
+    anywhere.add_argument("--log-json", action="store_true", default=argparse.SUPPRESS,
+                          help="log as JSON lines on stderr")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    demo = commands.add_parser("demo", help="train, export and score on built-in synthetic data")
+    demo = _command(commands, "demo", "train, export and score on built-in synthetic data",
+                    parents=[anywhere])
     demo.add_argument("--output", default="vigil-demo", help="folder for the artifacts")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--quick", action="store_true", help="fewer epochs (for smoke tests)")
@@ -421,7 +456,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a detector")
     kinds = train.add_subparsers(dest="kind", required=True)
-    sensor = kinds.add_parser("sensor", help="an RNN on windows of sensor readings (CSV)")
+    sensor = _command(kinds, "sensor", "a sequence model on windows of sensor readings (CSV)",
+                      parents=[anywhere])
     sensor.add_argument("data", help="a CSV file or a folder of CSV files")
     sensor.add_argument("-o", "--output", required=True, help="MODEL.keras to write")
     sensor.add_argument("--features", type=_comma_list, default=None,
@@ -481,7 +517,8 @@ def build_parser() -> argparse.ArgumentParser:
     sensor.add_argument("--quiet", action="store_true", help="no progress bar")
     sensor.set_defaults(run=cmd_train_sensor)
 
-    image = kinds.add_parser("image", help="a CNN defect segmenter on images (MVTec AD or folders)")
+    image = _command(kinds, "image", "a CNN defect segmenter on images (MVTec AD or folders)",
+                     parents=[anywhere])
     image.add_argument("data", help="an MVTec AD category root, or a folder of normal images")
     image.add_argument("-o", "--output", required=True, help="MODEL.keras to write")
     image.add_argument("--normal", action="append", default=[],
@@ -521,7 +558,8 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument("--quiet", action="store_true")
     image.set_defaults(run=cmd_train_image)
 
-    export = commands.add_parser("export", help="Keras -> one self-describing .onnx (INT8 default)")
+    export = _command(commands, "export", "Keras -> one self-describing .onnx (INT8 where it pays)",
+                      parents=[anywhere])
     export.add_argument("model", help="MODEL.keras written by `vigil train`")
     export.add_argument("-o", "--output", required=True, help="MODEL.onnx to write")
     export.add_argument("--precision", choices=["auto", "int8", "fp32"], default="auto",
@@ -534,7 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, helptext in (("score", "score a source, one JSON line per window"),
                            ("eval", "metrics on labeled data")):
-        sub = commands.add_parser(name, help=helptext)
+        sub = _command(commands, name, helptext, parents=[anywhere])
         sub.add_argument("model", help="MODEL.onnx")
         sub.add_argument("source" if name == "score" else "data",
                          help="CSV file, folder of CSVs" + (
@@ -592,7 +630,8 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--report", default=None, help="write report.md and plots here")
             sub.set_defaults(run=cmd_eval)
 
-    bench = commands.add_parser("bench", help="latency and throughput of artifacts on this device")
+    bench = _command(commands, "bench", "latency and throughput of artifacts on this device",
+                     parents=[anywhere])
     bench.add_argument("models", nargs="*", help="MODEL.onnx files (e.g. the INT8 and FP32 exports)")
     bench.add_argument("--batch", type=_int_list, default=(1, 8, 32))
     bench.add_argument("--threads", type=_int_list, default=(1,))
