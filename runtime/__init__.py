@@ -6,10 +6,15 @@ output, health, metrics, thresholds), ``sensor/`` turns rows into windows and sc
 ``camera/`` reads frame sources and scores frames.
 """
 
+from typing import TYPE_CHECKING
+
 from .core.spec import ArtifactError, ImageSpec, SensorSpec
 from .loader import load
 from .sensor.detector import SensorDetector
 from .sensor.streaming import Result, StreamingScorer
+
+if TYPE_CHECKING:  # imported on first use (below); named here for type checkers and help()
+    from .camera.detector import ImageDetector
 
 
 def __getattr__(name: str):
@@ -19,6 +24,10 @@ def __getattr__(name: str):
 
         return ImageDetector
     raise AttributeError(f"module 'vigil.runtime' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
 
 
 __all__ = ["load", "SensorDetector", "ImageDetector", "SensorSpec", "ImageSpec", "StreamingScorer",

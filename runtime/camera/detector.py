@@ -63,8 +63,20 @@ class ImageDetector:
         """Scores of one frame (an array) or several (a list, or a 4-D uint8 batch)."""
         return self.infer(frames)[0]
 
+    def decision_function(self, frames) -> np.ndarray:
+        """The scores, under the name PyOD users know (higher is more anomalous)."""
+        return self.score(frames)
+
     def predict(self, frames) -> np.ndarray:
+        """True where a frame's score is above ``threshold``."""
         return self.score(frames) > self._threshold
+
+    def __repr__(self) -> str:
+        height, width, channels = self.input_shape
+        return (f"ImageDetector({str(self.path)!r}, input={height}x{width}x{channels} "
+                f"{self.spec.color}, threshold={self._threshold:.6g}, pixel_threshold="
+                f"{self._pixel_threshold:.6g}, precision={self.spec.precision!r}, "
+                f"providers={self.providers})")
 
     def infer(self, frames) -> tuple[np.ndarray, np.ndarray]:
         """(scores (n,), anomaly maps at model resolution (n, height, width))."""

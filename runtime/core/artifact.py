@@ -87,9 +87,9 @@ def open_artifact(
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    chosen = session_providers(providers)  # a bad device name is the caller's error, not the file's
     try:
-        session = ort.InferenceSession(data, sess_options=options,
-                                       providers=session_providers(providers))
+        session = ort.InferenceSession(data, sess_options=options, providers=chosen)
     except Exception as error:  # onnxruntime raises its own untyped errors for bad files
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ArtifactError(

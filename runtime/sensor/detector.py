@@ -32,6 +32,13 @@ class SensorDetector:
         # scores one window per run, so that no window's score depends on its neighbours.
         self._max_batch = MAX_BATCH if artifact.batch_independent else 1
 
+    def __repr__(self) -> str:
+        spec = self.spec
+        return (f"SensorDetector({str(self.path)!r}, window={spec.window}, features="
+                f"{list(spec.features)}, threshold={self._threshold:.6g}, precision="
+                f"{spec.precision!r}{', adaptive threshold' if spec.adaptive else ''}, "
+                f"providers={self.providers})")
+
     @property
     def path(self) -> Path:
         return self._artifact.path
@@ -68,6 +75,10 @@ class SensorDetector:
     def score(self, x: np.ndarray) -> np.ndarray:
         """Scores of one window (window, features) or a batch (n, window, features)."""
         return self.score_with_features(x)[0]
+
+    def decision_function(self, x: np.ndarray) -> np.ndarray:
+        """The scores, under the name PyOD users know (higher is more anomalous)."""
+        return self.score(x)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """True where a window's score is above ``threshold`` (no alarm smoothing)."""

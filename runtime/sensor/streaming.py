@@ -94,6 +94,7 @@ class StreamingScorer:
         self.rows_filled = 0
         self.rows_out_of_order = 0
         self.alarms = 0
+        self._next_index = 0
 
     def reset(self) -> None:
         """Forget buffered rows (after a long gap): the next window needs ``window`` new rows."""
@@ -104,10 +105,12 @@ class StreamingScorer:
         self._disorder_until = -1  # windows ending at positions up to this hold a late row
         self._decider.filter.reset()  # the adaptive threshold keeps what it learned
 
-    def push(self, values: np.ndarray, index: int, time: str | None = None,
+    def push(self, values: np.ndarray, index: int | None = None, time: str | None = None,
              problem: str | None = None) -> list[Result]:
-        """Add one row; returns the result of the window it completes, if any."""
-        return self.push_rows([(values, index, time, problem)])
+        """Add one row; returns the result of the window it completes, if any. ``index`` numbers
+        the row in results (default: one past the last row pushed, from 0)."""
+        return self.push_rows([(values, self._next_index if index is None else index, time,
+                                problem)])
 
     def skip(self, index: int, time: str | None, reason: str) -> Result:
         """Count a row that cannot be used at all (cut off mid-line) without touching the window."""
@@ -130,6 +133,7 @@ class StreamingScorer:
         out: list[Result | None] = []
         for values, index, time, problem in rows:
             self.rows_in += 1
+            self._next_index = index + 1
             late = self._late(time) if time else False
             values = np.asarray(values, dtype=np.float32)
             filled: str | None = None

@@ -67,6 +67,18 @@ def _training_side(what: str):
                          "pip install 'vigil-edge[train]'") from None
 
 
+DEVICES = ("auto", "cpu", "cuda", "tensorrt")
+
+
+def _device_list(text: str) -> tuple[str, ...]:
+    devices = _comma_list(text)
+    unknown = [d for d in devices if d not in DEVICES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"devices must be among {', '.join(DEVICES)}; received "
+                                         f"{', '.join(unknown)}")
+    return devices
+
+
 def _comma_list(text: str) -> tuple[str, ...]:
     items = tuple(t.strip() for t in text.split(",") if t.strip())
     if not items:
@@ -579,7 +591,9 @@ def build_parser() -> argparse.ArgumentParser:
                              ", or - for stdin (sensor models); a camera index, video file, image "
                              "file, folder or glob, or an rtsp:// or http(s):// URL (image models)"
                              if name == "score" else ""))
-        sub.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "tensorrt"])
+        sub.add_argument("--device", default="cpu", choices=list(DEVICES),
+                         help="execution provider; unavailable ones fall back to CPU with a "
+                              "warning (default cpu)")
         sub.add_argument("--threads", type=int, default=None)
         sub.add_argument("--threshold", type=float, default=None, help="override the artifact's threshold")
         if name == "score":
@@ -635,7 +649,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("models", nargs="*", help="MODEL.onnx files (e.g. the INT8 and FP32 exports)")
     bench.add_argument("--batch", type=_int_list, default=(1, 8, 32))
     bench.add_argument("--threads", type=_int_list, default=(1,))
-    bench.add_argument("--device", type=_comma_list, default=("cpu",),
+    bench.add_argument("--device", type=_device_list, default=("cpu",),
                        help="cpu,cuda,tensorrt (unavailable ones fall back to CPU with a warning)")
     bench.add_argument("--seconds", type=float, default=2.0, help="time budget per cell")
     bench.add_argument("--input", default=None, help="real inputs: a CSV, image folder or video")

@@ -1,0 +1,48 @@
+"""The Python API as the README shows it: load, score, decision_function, predict, repr, push."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import vigil
+
+pytest.importorskip("onnx")
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    from sensor_fixtures import write_tiny_sensor_artifact
+
+    return vigil.load(write_tiny_sensor_artifact(tmp_path / "tiny.onnx"))
+
+
+def test_readme_streaming_loop_numbers_rows_itself(tiny):
+    stream = vigil.StreamingScorer(tiny)
+    rows = np.zeros((7, 3))
+    rows[6] = 5.0
+    results = [result for row in rows for result in stream.push(row)]
+    assert [r.index for r in results] == [3, 4, 5, 6]
+    assert [r.anomaly for r in results] == [False, False, False, True]
+    (later,) = stream.push(np.zeros(3), index=100)  # an explicit index still wins
+    assert later.index == 100
+    assert stream.push(np.zeros(3))[0].index == 101
+
+
+def test_decision_function_predict_and_repr(tiny):
+    windows = np.zeros((3, 4, 3))
+    windows[1] = 5.0
+    np.testing.assert_array_equal(tiny.decision_function(windows), tiny.score(windows))
+    np.testing.assert_array_equal(tiny.predict(windows), [False, True, False])
+    text = repr(tiny)
+    assert text.startswith("SensorDetector(") and "window=4" in text and "threshold=1" in text
+
+
+def test_image_detector_repr_and_help_list_it(tiny_image_artifact):
+    import vigil.runtime as runtime
+
+    detector = vigil.load(tiny_image_artifact)
+    assert repr(detector).startswith("ImageDetector(") and "32x32x1" in repr(detector)
+    frame = np.zeros((32, 32), np.uint8)
+    np.testing.assert_array_equal(detector.decision_function(frame), detector.score(frame))
+    assert "ImageDetector" in dir(runtime)
