@@ -277,3 +277,19 @@ def test_log_json_is_accepted_after_the_subcommand(tmp_path, capsys):
     assert cli.main(["score", str(model), str(tmp_path / "missing.csv"), "--log-json"]) == 2
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert json.loads(line)["level"] == "error"
+
+
+def test_report_without_matplotlib_says_what_to_install_before_any_work(tmp_path, monkeypatch,
+                                                                         capsys):
+    import sys
+
+    pytest.importorskip("onnx")
+    from sensor_fixtures import write_tiny_sensor_artifact
+
+    model = write_tiny_sensor_artifact(tmp_path / "tiny.onnx")
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    for command in (["eval", str(model), str(tmp_path / "never-read.csv")],
+                    ["bench", str(model), "--no-cold-start"]):
+        assert cli.main([*command, "--report", str(tmp_path / "report")]) == cli.EXIT_FAILURE
+        assert "pip install 'vigil-edge[report]'" in capsys.readouterr().err
+    assert not (tmp_path / "report").exists()

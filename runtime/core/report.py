@@ -30,6 +30,10 @@ def format_cell(value) -> str:
     return str(value)
 
 
+class MissingDependency(RuntimeError):
+    """An optional package a feature needs is not installed; the message names the install."""
+
+
 def pyplot():
     """matplotlib's pyplot on the Agg backend, or a clear error naming the install command."""
     try:
@@ -38,5 +42,6 @@ def pyplot():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise RuntimeError("the report's plots need matplotlib: pip install 'vigil-edge[report]'") from None
+        raise MissingDependency("--report needs matplotlib for its plots, which is not installed: "
+                                "pip install 'vigil-edge[report]' (or leave out --report)") from None
     return plt

@@ -361,6 +361,10 @@ def cmd_eval(args) -> int:
     from vigil.runtime.sensor.evaluation import evaluate
     from vigil.runtime.core.report import json_text
 
+    if args.report:  # before any work: a missing plotting library is known now, not at the end
+        from vigil.runtime.core.report import pyplot
+
+        pyplot()
     detector = load(args.model, providers=args.device, threads=args.threads)
     if args.threshold is not None:
         detector.threshold = args.threshold
@@ -387,8 +391,10 @@ def cmd_eval(args) -> int:
 def cmd_bench(args) -> int:
     from vigil.benchmarks.bench import BenchOptions, bench, compare
     from vigil.benchmarks.bench_report import write_bench_report
-    from vigil.runtime.core.report import json_text
+    from vigil.runtime.core.report import json_text, pyplot
 
+    if args.report:
+        pyplot()  # a missing plotting library is known before the measurements, not after
     if args.compare:
         result = compare(args.compare)
     else:
@@ -688,10 +694,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
     log.setLevel(logging.INFO)
     from vigil.runtime.core.output import OutputError
+    from vigil.runtime.core.report import MissingDependency
     from vigil.runtime.core.spec import ArtifactError
 
     try:
         return args.run(args)
+    except MissingDependency as error:
+        _error_line(error, args.log_json)
+        return EXIT_FAILURE
     except ArtifactError as error:
         _error_line(error, args.log_json)
         return EXIT_ARTIFACT
