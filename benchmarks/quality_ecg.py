@@ -34,7 +34,7 @@ from vigil.benchmarks.sensor_options import add_model_arguments, with_model_argu
 from vigil.benchmarks.score_dump import save_streams, stream_of  # noqa: E402
 from vigil.runtime.core import metrics  # noqa: E402
 from vigil.runtime.core.report import json_text  # noqa: E402
-from vigil.runtime.sensor.evaluation import row_decisions, summarize  # noqa: E402
+from vigil.runtime.sensor.evaluation import episode_gap, row_decisions, summarize  # noqa: E402
 from vigil.runtime.sensor.tables import read_table  # noqa: E402
 from vigil.training.synthetic import write_csv  # noqa: E402
 from vigil.training.train_sensor import SensorTrainingOptions, train_sensor  # noqa: E402
@@ -68,7 +68,7 @@ def run_record(path: Path, options: SensorTrainingOptions, scratch: Path) -> dic
     test = slice(split, None)
     stream = stream_of(path.stem, detector, scores, table.labels, split,
                        run.validation[~run.validation_labels])
-    return {"stream": stream, "record": path.stem, "leads": list(leads), "alarms": alarms[test],
+    return {"stream": stream, "gap": episode_gap(detector), "record": path.stem, "leads": list(leads), "alarms": alarms[test],
             "scores": filled[test], "labels": table.labels[test],
             "precision_chosen": report.precision, "seconds": time.perf_counter() - started}
 
@@ -81,7 +81,7 @@ def ecg_protocol(root: Path, options: SensorTrainingOptions, scratch: Path, log=
             continue
         run = run_record(path, options, scratch)
         runs.append(run)
-        summary = summarize(run["scores"], run["alarms"], run["labels"])
+        summary = summarize(run["scores"], run["alarms"], run["labels"], run["gap"])
         per_record.append({"record": run["record"], "leads": run["leads"],
                            **{k: summary[k] for k in ("f1", "precision", "recall", "event_f1",
                                                       "events", "events_hit", "alarm_runs",
@@ -99,7 +99,8 @@ def ecg_protocol(root: Path, options: SensorTrainingOptions, scratch: Path, log=
         "protocol": "ecg: each record trains on its first quarter (labeled rows left out) and "
                     "scores the rest through the runtime; no point adjustment",
         "f1": c.f1, "precision": c.precision, "recall": c.recall,
-        "event_f1": metrics.pooled_event_f1((r["alarms"], r["labels"]) for r in runs),
+        "event_f1": metrics.pooled_event_f1(((r["alarms"], r["labels"]) for r in runs),
+                                            runs[0]["gap"] if runs else 0),
         "auroc": float(np.mean(aurocs)) if aurocs else None,
         "records": per_record, "streams": [r["stream"] for r in runs],
     }

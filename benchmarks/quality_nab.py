@@ -6,8 +6,9 @@ rows (no labels: NAB gives detectors none), exported as users get it (``--precis
 the whole file is scored through the runtime. Nothing else is peeked at: the threshold is the one
 calibrated on the probationary rows' held-out part.
 
-Detections are alarm onsets: the first row of each run of alarms (after the artifact's alarm
-smoothing), as a deployed detector raises an alarm once per event. They are scored with NAB's
+Detections are the alarm episodes' starts (``alarm_start`` in ``vigil score``'s lines): the first
+row of an alarm, unless it comes back within the artifact's re-arm time of the last one and so
+continues that episode, as a deployed detector notifies once per event. They are scored with NAB's
 score (``vigil.runtime.sensor.nab_score``: standard, reward-low-FP and reward-low-FN profiles,
 normalized between the null and the perfect detector), per category and in total. Beside it:
 point-wise ``f1`` and ``event_f1`` of the alarms against the label windows (rows after the
@@ -39,9 +40,9 @@ from vigil.export.export_sensor import ExportOptions, export_sensor  # noqa: E40
 from vigil.runtime import load  # noqa: E402
 from vigil.runtime.core import metrics  # noqa: E402
 from vigil.runtime.core.report import json_text  # noqa: E402
+from vigil.runtime.sensor.evaluation import episode_gap  # noqa: E402
 from vigil.runtime.sensor.labels import NAB_WINDOWS, read_labels  # noqa: E402
-from vigil.runtime.sensor.nab_score import (PROFILES, corpus_score, onsets,  # noqa: E402
-                                            probation_rows)
+from vigil.runtime.sensor.nab_score import PROFILES, corpus_score, probation_rows  # noqa: E402
 from vigil.runtime.sensor.tables import fill_gaps, read_table  # noqa: E402
 from vigil.training.synthetic import write_csv  # noqa: E402
 from vigil.benchmarks.sensor_options import add_model_arguments, with_model_arguments  # noqa: E402
@@ -81,15 +82,18 @@ def run_file(path: Path, root: Path, labels, options: SensorTrainingOptions, scr
     stream = stream_of(f"{path.parent.name}/{path.name}", detector, scores, truth, probation,
                        run.validation[~run.validation_labels])
     return {"scores": scores, "ends": ends, "window_scores": window_scores, "labels": truth,
+            "gap": episode_gap(detector),
             "probation": probation, "detector": detector, "precision": report.precision,
             "stream": stream}
 
 
-def alarms_at(run: dict, factor: float) -> np.ndarray:
+def alarms_at(run: dict, factor: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row (alarms, episode starts) with every threshold multiplied by ``factor``."""
     detector = run["detector"]
     alarms = np.zeros(len(run["labels"]), dtype=bool)
-    alarms[run["ends"]] = detector.alarms(run["window_scores"] / factor)
-    return alarms
+    starts = np.zeros(len(run["labels"]), dtype=bool)
+    _, alarms[run["ends"]], starts[run["ends"]] = detector.decisions(run["window_scores"] / factor)
+    return alarms, starts
 
 
 def evaluate_runs(runs: dict[str, dict], factor: float = 1.0) -> dict:
@@ -99,19 +103,20 @@ def evaluate_runs(runs: dict[str, dict], factor: float = 1.0) -> dict:
         categories.setdefault(name.split("/")[0], []).append(name)
 
     def part(names: list[str]) -> dict:
-        pairs = [(onsets(alarms_at(runs[n], factor)), runs[n]["labels"]) for n in names]
+        decided = {n: alarms_at(runs[n], factor) for n in names}
+        pairs = [(decided[n][1], runs[n]["labels"]) for n in names]
         result = {f"nab_score_{profile}": corpus_score(pairs, PROFILES[profile])["score"]
                   for profile in PROFILES}
         standard = corpus_score(pairs, PROFILES["standard"])
         result.update(windows=standard["windows"], windows_hit=standard["windows_hit"],
                       false_detections=standard["false_positives"])
-        after = [(alarms_at(runs[n], factor)[runs[n]["probation"]:],
+        after = [(decided[n][0][runs[n]["probation"]:],
                   runs[n]["labels"][runs[n]["probation"]:]) for n in names]
         alarms = np.concatenate([a for a, _ in after])
         labels = np.concatenate([b for _, b in after])
         c = metrics.counts(alarms, labels)
         result.update(f1=c.f1, precision=c.precision, recall=c.recall,
-                      event_f1=metrics.pooled_event_f1(after))
+                      event_f1=metrics.pooled_event_f1(after, gap=runs[names[0]]["gap"]))
         return result
 
     total = part(list(runs))
@@ -131,12 +136,12 @@ def nab_protocol(root: Path, options: SensorTrainingOptions, scratch: Path, log=
         run = run_file(path, root, labels, options, scratch, number)
         runs[name] = run
         after = slice(run["probation"], None)
-        alarms = alarms_at(run, 1.0)
+        alarms, starts = alarms_at(run, 1.0)
         c = metrics.counts(alarms[after], run["labels"][after])
         scored = ~np.isnan(run["scores"][after])
         auroc = (metrics.auroc(run["scores"][after][scored], run["labels"][after][scored])
                  if run["labels"][after][scored].any() else None)
-        nab = corpus_score([(onsets(alarms), run["labels"])], PROFILES["standard"])
+        nab = corpus_score([(starts, run["labels"])], PROFILES["standard"])
         per_file.append({"file": name, "rows": int(len(alarms)), "probation": run["probation"],
                          "precision_chosen": run["precision"], "f1": c.f1, "auroc": auroc,
                          "windows": nab["windows"], "windows_hit": nab["windows_hit"],
@@ -151,7 +156,7 @@ def nab_protocol(root: Path, options: SensorTrainingOptions, scratch: Path, log=
     aurocs = [f["auroc"] for f in per_file if f["auroc"] is not None]
     result.update({
         "protocol": "nab: train on each file's probationary period (first 15 %, at most 750 rows), "
-                    "score the whole file; detections are alarm onsets after the probationary "
+                    "score the whole file; detections are alarm episode starts after the probationary "
                     "period; thresholds calibrated without labels",
         "auroc_mean": float(np.mean(aurocs)) if aurocs else None,
         **{f"nab_score_{p}_optimized": v for p, v in optimized.items()},

@@ -30,7 +30,7 @@ from vigil.benchmarks.sensor_options import add_model_arguments, with_model_argu
 from vigil.benchmarks.score_dump import save_streams, stream_of  # noqa: E402
 from vigil.runtime.core import metrics  # noqa: E402
 from vigil.runtime.core.report import json_text  # noqa: E402
-from vigil.runtime.sensor.evaluation import score_file, summarize  # noqa: E402
+from vigil.runtime.sensor.evaluation import episode_gap, score_file, summarize  # noqa: E402
 from vigil.training.train_sensor import SensorTrainingOptions, train_sensor  # noqa: E402
 
 TIME_COLUMN = "t"  # SMD's row index: a time key, not a metric
@@ -62,7 +62,7 @@ def run_machine(folder: Path, options: SensorTrainingOptions, scratch: Path,
     stream = stream_of(folder.name, detector, scored.scores, scored.labels, 0,
                        run.validation[~run.validation_labels])
     return {"scores": scored, "precision_chosen": report.precision, "seconds": seconds,
-            "stream": stream,
+            "stream": stream, "gap": episode_gap(detector),
             "inputs_only": result.run.record["training"].get("inputs_only", {}),
             "threshold": detector.threshold}
 
@@ -73,7 +73,7 @@ def smd_protocol(root: Path, options: SensorTrainingOptions, scratch: Path, log=
     for folder in machines(root):
         run = run_machine(folder, options, scratch, train_rows)
         scored = run["scores"]
-        summary = summarize(scored.scores, scored.alarms, scored.labels)
+        summary = summarize(scored.scores, scored.alarms, scored.labels, run["gap"])
         per_machine.append({"machine": folder.name, **{k: summary[k] for k in (
             "f1", "precision", "recall", "event_f1", "event_precision", "event_recall", "auroc",
             "events", "events_hit", "alarm_runs", "false_alarm_runs")},
@@ -82,6 +82,7 @@ def smd_protocol(root: Path, options: SensorTrainingOptions, scratch: Path, log=
         log(f"  {folder.name}: f1 {summary['f1']:.3f}  event_f1 {summary['event_f1']:.3f}  "
             f"auroc {summary['auroc']:.3f}  ({len(run['inputs_only'])} columns inputs only)")
         parts.append(scored)
+        gap = run["gap"]
         streams.append(run["stream"])
     alarms = np.concatenate([p.alarms for p in parts])
     labels = np.concatenate([p.labels for p in parts])
@@ -90,7 +91,7 @@ def smd_protocol(root: Path, options: SensorTrainingOptions, scratch: Path, log=
         "protocol": "smd: train on each machine's unlabeled train half with the defaults, score "
                     "its test half through the runtime; no point adjustment",
         "f1": c.f1, "precision": c.precision, "recall": c.recall,
-        "event_f1": metrics.pooled_event_f1((p.alarms, p.labels) for p in parts),
+        "event_f1": metrics.pooled_event_f1(((p.alarms, p.labels) for p in parts), gap),
         "auroc": float(np.mean([m["auroc"] for m in per_machine])),
         "machines": per_machine, "streams": streams,
     }

@@ -200,6 +200,7 @@ def _spec(run: TrainingRun, threshold: Threshold, stats: ScoreStats, precision: 
         precision=precision.value,
         max_gap=int(record["max_gap"]),
         hold=int(record.get("hold", 0)),
+        rearm=int(record.get("rearm", 0)),
         time_column=record.get("time_column"),
         label_column=record.get("label_column"),
         versions={**record.get("versions", {}), **library_versions()},

@@ -48,7 +48,7 @@ def test_metrics_count_only_rows_after_the_training_part():
     assert result["event_f1"] == pytest.approx(2 * 0.5 * 1.0 / 1.5)
 
 
-def test_sweep_ranks_by_the_mean_ratio_to_each_sets_best():
+def test_sweep_ranks_by_the_worst_sets_ratio_to_its_best():
     rng = np.random.default_rng(0)
     normal = np.abs(rng.normal(1.0, 0.1, 2_000))
     noisy = np.abs(rng.normal(1.0, 0.6, 2_000))  # a noisier normal period the adaptive one learns

@@ -67,7 +67,7 @@ def test_a_lasting_fault_stays_in_alarm_and_a_noisier_normal_period_does_not():
     quiet = np.abs(rng.normal(0.5, 0.1, 300))
     noisy = np.abs(rng.normal(0.5, 0.4, 300))   # often above the static threshold of 1.0
     fault = np.full(300, 20.0)
-    _, alarms = decider.run(np.concatenate([quiet, noisy, fault]), BASE)
+    _, alarms, _ = decider.run(np.concatenate([quiet, noisy, fault]), BASE)
     static = np.concatenate([quiet, noisy]) > BASE
     assert static[300:].sum() > 20                      # the static threshold alarms on noise
     assert alarms[400:600].sum() < static[400:600].sum() / 4  # the adaptive one, once it has seen it, rarely
@@ -98,7 +98,7 @@ def test_long_runs_keep_exact_running_sums():
 def adaptive_detector(path, spec: AdaptiveThresholdSpec) -> SensorDetector:
     artifact = open_artifact(path)
     return SensorDetector(dataclasses.replace(
-        artifact, spec=dataclasses.replace(artifact.spec, adaptive=spec, hold=2)))
+        artifact, spec=dataclasses.replace(artifact.spec, adaptive=spec, hold=2, rearm=5)))
 
 
 def test_streaming_equals_whole_signal_decisions_and_reports_the_threshold(sensor_artifacts):
@@ -109,7 +109,7 @@ def test_streaming_equals_whole_signal_decisions_and_reports_the_threshold(senso
     rows = read_table(sensor_artifacts.test_csv, features=detector.features).values
     scores = detector.score_signal(rows)[1]
     detector.threshold = float(np.quantile(scores, 0.5))
-    thresholds, expected = detector.decisions(scores)
+    thresholds, expected, starts = detector.decisions(scores)
     assert (thresholds > detector.threshold).any(), "the adaptive part must matter here"
 
     scorer, results = StreamingScorer(detector), []
@@ -118,8 +118,37 @@ def test_streaming_equals_whole_signal_decisions_and_reports_the_threshold(senso
                                     for i in range(start, min(len(rows), start + 13)))
     np.testing.assert_array_equal([r.anomaly for r in results], expected)
     np.testing.assert_allclose([r.threshold for r in results], thresholds)
+    np.testing.assert_array_equal([r.alarm_start for r in results], starts)
     line = json.loads(json.dumps(results[-1].to_json()))
     assert line["threshold"] == pytest.approx(thresholds[-1])
+    assert scorer.summary()["alarm_episodes"] == starts.sum() > 0
     state = scorer.summary()["adaptive_threshold"]
     assert state["learned"] + state["frozen_during_alarms"] == len(scores)
     assert state["base_threshold"] == detector.threshold
+
+
+def test_an_alarm_back_within_the_rearm_time_continues_its_episode():
+    from vigil.runtime.sensor.alarms import Episodes
+
+    alarms = [0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 1, 0]
+    episodes = Episodes(rearm=3)
+    starts = [episodes.step(bool(a)) for a in alarms]
+    # back after 2 quiet windows: the same episode; after 4: a new one
+    assert starts == [False, True, False, False, False, False, False, False, False, False, True,
+                      False]
+    assert [Episodes(0).step(bool(a)) for a in [1, 0, 1]] == [True, False, True]
+    with pytest.raises(ValueError, match="`rearm` must be >= 0; received -1"):
+        Episodes(-1)
+
+
+def test_episodes_in_event_metrics_bridge_the_same_gaps():
+    from vigil.runtime.core import metrics
+
+    alarms = np.array([0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 1, 0], bool)
+    np.testing.assert_array_equal(metrics.bridged(alarms, 3),
+                                  [0, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 0])
+    labels = np.zeros(12, bool)
+    labels[1:3] = True
+    assert metrics.event_scores(alarms, labels)["false_alarm_runs"] == 2
+    assert metrics.event_scores(alarms, labels, gap=3)["false_alarm_runs"] == 1
+    assert metrics.event_scores(alarms, labels, gap=3)["alarm_runs"] == 2

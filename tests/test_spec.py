@@ -217,3 +217,13 @@ def test_nested_malformed_values_still_raise_artifact_error(data):
 
 def test_input_shape():
     assert make_spec().input_shape == (16, 3)
+
+
+def test_rearm_round_trips_and_defaults_to_zero(data):
+    spec = SensorSpec(**{**make_spec().__dict__, "rearm": 100})
+    assert spec_from_dict(json.loads(json.dumps(spec_to_dict(spec)))).rearm == 100
+    del data["rearm"]  # 0.2 artifacts have none
+    assert spec_from_dict(data).rearm == 0
+    data["rearm"] = -1
+    with pytest.raises(ArtifactError, match="metadata rearm must be an integer in \\[0, "):
+        spec_from_dict(data)

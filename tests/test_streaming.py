@@ -183,7 +183,7 @@ def test_row_with_wrong_field_count(fp32, rows):
     assert first.index == 0 and first.skipped.startswith(expected)
     extra = next(r for r in results if r.index == 20)
     assert extra.filled and extra.skipped is None
-    assert scorer.summary() == {"rows": 25, "windows": len(scored(results)), "alarms": 0,
+    assert scorer.summary() == {"rows": 25, "windows": len(scored(results)), "alarms": 0, "alarm_episodes": 0,
                                 "rows_filled": 1, "rows_skipped": 1, "rows_out_of_order": 0}
 
     # A pushed array of the wrong length is reported the same way.

@@ -31,6 +31,7 @@ class CalibrationOptions:
     q: float = 99.5        # percentile
     consecutive: int = 1   # alarm after this many consecutive windows above threshold
     hold: int = 10         # keep an alarm on for this many windows after the score falls
+    rearm: int = 0         # an alarm back within this many windows continues its episode
     adaptive: bool = False  # the threshold follows recent normal scores at run time
     adaptive_memory: int = 1000  # recent normal window scores it keeps
     adaptive_warmup: int = 200   # scores seen before the recent part applies
@@ -108,6 +109,9 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
     calibration = options.calibration
     if calibration.consecutive < 1:
         raise ValueError(f"`consecutive` must be >= 1; received {calibration.consecutive}")
+    if calibration.hold < 0 or calibration.rearm < 0:
+        raise ValueError(f"`hold` and `rearm` must be >= 0; received {calibration.hold} and "
+                         f"{calibration.rearm}")
     if calibration.adaptive and (calibration.adaptive_memory < 1 or calibration.adaptive_warmup < 1
                                  or not calibration.adaptive_z >= 0):
         raise ValueError(f"the adaptive threshold needs `adaptive_memory` >= 1, `adaptive_warmup` "
@@ -206,6 +210,7 @@ def _record(prepared: SensorData, options: SensorTrainingOptions, threshold: Thr
                         "params": options.calibration.params()},
         "consecutive": options.calibration.consecutive,
         "hold": options.calibration.hold,
+        "rearm": options.calibration.rearm,
         "adaptive": options.calibration.adaptive_spec(),
         "score_stats": asdict(score_stats(normal_scores)),
         "training": {

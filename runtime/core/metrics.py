@@ -97,15 +97,28 @@ def events(labels: np.ndarray) -> list[tuple[int, int]]:
     return runs(np.asarray(labels, dtype=bool))
 
 
-def event_scores(predicted: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+def bridged(mask: np.ndarray, gap: int) -> np.ndarray:
+    """``mask`` with every run of at most ``gap`` False between two True runs filled in: alarm
+    runs that belong to one episode (see ``vigil.runtime.sensor.alarms.Episodes``)."""
+    mask = np.asarray(mask, dtype=bool).copy()
+    if gap <= 0:
+        return mask
+    spans = runs(mask)
+    for (_, end), (start, _) in zip(spans, spans[1:]):
+        if start - end <= gap:
+            mask[end:start] = True
+    return mask
+
+
+def event_scores(predicted: np.ndarray, labels: np.ndarray, gap: int = 0) -> dict[str, float]:
     """Event-level precision, recall and F1.
 
-    An event (run of labeled rows) is hit if any alarm falls in it; an alarm run is false if it
-    overlaps no event.
+    An event (run of labeled rows) is hit if any alarm falls in it; an alarm episode (a run of
+    alarms, runs at most ``gap`` rows apart counting as one) is false if it overlaps no event.
     """
     predicted, labels = _pair(predicted, labels, "predicted")
     truth = events(labels)
-    alarms = runs(predicted)
+    alarms = runs(bridged(predicted, gap))
     hit = sum(1 for start, stop in truth if predicted[start:stop].any())
     true_alarms = sum(1 for start, stop in alarms if labels[start:stop].any())
     recall = hit / len(truth) if truth else 0.0
@@ -116,19 +129,24 @@ def event_scores(predicted: np.ndarray, labels: np.ndarray) -> dict[str, float]:
             "false_alarm_runs": len(alarms) - true_alarms}
 
 
-def pooled_event_f1(parts) -> float:
-    """Event F1 over several files, from ``(predicted, labels)`` pairs: events and alarm runs are
-    found in each file (never across files) and counted together."""
-    hit = events_total = true_runs = alarm_runs = 0
+def pooled_event_scores(parts, gap: int = 0) -> dict[str, float]:
+    """Event metrics over several files, from ``(predicted, labels)`` pairs: events and alarm
+    episodes are found in each file (never across files) and counted together."""
+    totals = {"events": 0, "events_hit": 0, "alarm_runs": 0, "false_alarm_runs": 0}
     for predicted, labels in parts:
-        part = event_scores(predicted, labels)
-        hit += part["events_hit"]
-        events_total += part["events"]
-        alarm_runs += part["alarm_runs"]
-        true_runs += part["alarm_runs"] - part["false_alarm_runs"]
-    recall = hit / events_total if events_total else 0.0
-    precision = true_runs / alarm_runs if alarm_runs else 0.0
-    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        part = event_scores(predicted, labels, gap)
+        for key in totals:
+            totals[key] += part[key]
+    recall = totals["events_hit"] / totals["events"] if totals["events"] else 0.0
+    true_runs = totals["alarm_runs"] - totals["false_alarm_runs"]
+    precision = true_runs / totals["alarm_runs"] if totals["alarm_runs"] else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"event_precision": precision, "event_recall": recall, "event_f1": f1, **totals}
+
+
+def pooled_event_f1(parts, gap: int = 0) -> float:
+    """Event F1 over several files (see ``pooled_event_scores``)."""
+    return pooled_event_scores(parts, gap)["event_f1"]
 
 
 def point_adjusted(predicted: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -81,6 +81,7 @@ class SensorSpec:
     training: Mapping[str, Any] = field(default_factory=dict)
     parity: Mapping[str, Any] = field(default_factory=dict)
     adaptive: AdaptiveThresholdSpec | None = None
+    rearm: int = 0  # windows within which a returning alarm continues its episode
     kind: str = SENSOR
     schema_version: int = 1
 
@@ -187,6 +188,7 @@ def spec_from_dict(data: Any) -> Spec:
         training=_mapping(data, "training"),
         parity=_mapping(data, "parity"),
         adaptive=_nested(_adaptive, data, "adaptive") if data.get("adaptive") is not None else None,
+        rearm=_int(data, "rearm", minimum=0, maximum=10_000_000) if "rearm" in data else 0,
         schema_version=version,
     )
 

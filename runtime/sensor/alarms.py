@@ -106,27 +106,64 @@ class AdaptiveThreshold:
                 "threshold": self.threshold(base), "base_threshold": base}
 
 
+class Episodes:
+    """Alarm episodes, as an operator is notified of them: an alarm that comes back within
+    ``rearm`` windows of the last one's end continues its episode instead of starting a new one
+    (the re-arm time of an alarm panel: one notification per event, not one per flicker)."""
+
+    def __init__(self, rearm: int = 0) -> None:
+        if rearm < 0:
+            raise ValueError(f"`rearm` must be >= 0; received {rearm}")
+        self.rearm = rearm
+        self.reset()
+
+    def reset(self) -> None:
+        self._on = False
+        self._since_end: int | None = None  # windows since the last alarm ended (None: never)
+
+    def step(self, alarm: bool) -> bool:
+        """Whether this window starts a new episode."""
+        start = False
+        if alarm and not self._on:
+            start = self._since_end is None or self._since_end > self.rearm
+        if alarm:
+            self._since_end = 0
+        elif self._since_end is not None:
+            self._since_end += 1
+        self._on = alarm
+        return start
+
+
 class AlarmDecider:
-    """Window score in, (threshold used, above it, alarm) out, one window at a time in order."""
+    """Window score in, (threshold used, above it, alarm, episode start) out, one window at a
+    time in order."""
 
     def __init__(self, consecutive: int, hold: int,
-                 adaptive: AdaptiveThresholdSpec | None = None) -> None:
+                 adaptive: AdaptiveThresholdSpec | None = None, rearm: int = 0) -> None:
         self.filter = AlarmFilter(consecutive, hold)
+        self.episodes = Episodes(rearm)
         self.adaptive = AdaptiveThreshold(adaptive) if adaptive is not None else None
 
-    def step(self, score: float, base: float) -> tuple[float, bool, bool]:
+    def reset(self) -> None:
+        """After a restart of the window (a long gap): smoothing and episodes start over; the
+        adaptive threshold keeps what it learned."""
+        self.filter.reset()
+        self.episodes.reset()
+
+    def step(self, score: float, base: float) -> tuple[float, bool, bool, bool]:
         threshold = self.adaptive.threshold(base) if self.adaptive is not None else base
         above = bool(not math.isfinite(score) or score > threshold)
         alarm = self.filter.step(above)
         if self.adaptive is not None:
             self.adaptive.observe(score, alarm)
-        return threshold, above, alarm
+        return threshold, above, alarm, self.episodes.step(alarm)
 
-    def run(self, scores: np.ndarray, base: float) -> tuple[np.ndarray, np.ndarray]:
-        """(thresholds, alarms) of a sequence of window scores."""
+    def run(self, scores: np.ndarray, base: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(thresholds, alarms, episode starts) of a sequence of window scores."""
         scores = np.asarray(scores, dtype=np.float64)
         thresholds = np.empty(len(scores))
         alarms = np.zeros(len(scores), dtype=bool)
+        starts = np.zeros(len(scores), dtype=bool)
         for i, score in enumerate(scores.tolist()):
-            thresholds[i], _, alarms[i] = self.step(score, base)
-        return thresholds, alarms
+            thresholds[i], _, alarms[i], starts[i] = self.step(score, base)
+        return thresholds, alarms, starts

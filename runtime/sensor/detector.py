@@ -116,13 +116,16 @@ class SensorDetector:
         artifact says so) and the alarm smoothing (``consecutive``/``hold``)."""
         return self.decisions(scores)[1]
 
-    def decisions(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(threshold used, alarm) for each of consecutive windows' scores, in time order."""
+    def decisions(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(threshold used, alarm, episode start) for each of consecutive windows' scores, in
+        time order; an episode starts where an alarm begins more than ``rearm`` windows after
+        the last one ended."""
         return self.alarm_decider().run(scores, self._threshold)
 
     def alarm_decider(self) -> AlarmDecider:
         """A fresh decider for one stream (it keeps the stream's alarm and threshold state)."""
-        return AlarmDecider(self.spec.consecutive, self.spec.hold, self.spec.adaptive)
+        return AlarmDecider(self.spec.consecutive, self.spec.hold, self.spec.adaptive,
+                            self.spec.rearm)
 
     def _check_windows(self, x: np.ndarray) -> np.ndarray:
         array = np.asarray(x)

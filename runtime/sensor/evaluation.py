@@ -57,15 +57,21 @@ def row_decisions(detector: SensorDetector, values: np.ndarray) -> tuple[np.ndar
     return scores, alarms
 
 
-def summarize(scores: np.ndarray, alarms: np.ndarray, labels: np.ndarray) -> dict:
-    """Every metric of one prediction over rows."""
+def episode_gap(detector: SensorDetector) -> int:
+    """The artifact's re-arm time in rows: alarm runs closer than this are one episode."""
+    return detector.spec.rearm * detector.spec.stride
+
+
+def summarize(scores: np.ndarray, alarms: np.ndarray, labels: np.ndarray, gap: int = 0) -> dict:
+    """Every metric of one prediction over rows (alarm runs at most ``gap`` rows apart are one
+    episode in the event metrics)."""
     c = metrics.counts(alarms, labels)
     adjusted = metrics.counts(metrics.point_adjusted(alarms, labels), labels)
     best_f1, best_threshold = metrics.best_f1(scores, labels)
     return {
         "precision": c.precision, "recall": c.recall, "f1": c.f1,
         "auroc": metrics.auroc(scores, labels), "auprc": metrics.auprc(scores, labels),
-        **metrics.event_scores(alarms, labels),
+        **metrics.event_scores(alarms, labels, gap),
         "point_adjusted_f1": adjusted.f1,
         "far": c.false_alarm_rate, "mar": c.missed_alarm_rate,
         "best_f1": best_f1, "best_f1_threshold": best_threshold,
@@ -91,12 +97,16 @@ def evaluate(detector: SensorDetector, data: str | Path, label_column: str = "an
     scores = np.concatenate([f.scores for f in files])
     alarms = np.concatenate([f.alarms for f in files])
     labels = np.concatenate([f.labels for f in files])
+    gap = episode_gap(detector)
     result = summarize(scores, alarms, labels)
+    # events and episodes never span two files
+    result.update(metrics.pooled_event_scores(((f.alarms, f.labels) for f in files), gap))
     result["threshold"] = detector.threshold
     result["consecutive"] = detector.spec.consecutive
     result["note"] = ("rows before a file's first complete window have no score and count as "
                       "normal predictions; event metrics: an event is hit if any alarm falls in "
                       "it, an alarm run is false if it overlaps no event; point_adjusted_f1 "
                       "flatters and is reported only beside f1")
-    result["files"] = [{"file": f.name, **summarize(f.scores, f.alarms, f.labels)} for f in files]
+    result["files"] = [{"file": f.name, **summarize(f.scores, f.alarms, f.labels, gap)}
+                       for f in files]
     return result, files

@@ -35,6 +35,7 @@ class ScoreSummary:
     rows: int = 0
     windows: int = 0
     alarms: int = 0
+    alarm_episodes: int = 0
     rows_filled: int = 0
     rows_skipped: int = 0
     rows_out_of_order: int = 0
@@ -52,6 +53,7 @@ class ScoreSummary:
         self.rows += part["rows"]
         self.windows += part["windows"]
         self.alarms += part["alarms"]
+        self.alarm_episodes += part["alarm_episodes"]
         self.rows_filled += part["rows_filled"]
         self.rows_skipped += part["rows_skipped"]
         self.rows_out_of_order += part["rows_out_of_order"]
@@ -60,7 +62,8 @@ class ScoreSummary:
         rate = self.windows / self.seconds if self.seconds > 0 else None
         return {"sources": self.sources, "files_skipped": self.files_skipped,
                 "rows": self.rows, "windows": self.windows,
-                "alarms": self.alarms, "rows_filled": self.rows_filled,
+                "alarms": self.alarms, "alarm_episodes": self.alarm_episodes,
+                "rows_filled": self.rows_filled,
                 "rows_skipped": self.rows_skipped, "rows_out_of_order": self.rows_out_of_order,
                 "seconds": round(self.seconds, 4),
                 "windows_per_s": round(rate, 1) if rate else None, "errors": self.errors,
@@ -194,6 +197,7 @@ def _counts(summary: ScoreSummary, current: list[StreamingScorer], sink: JsonLin
         "rows_filled": summary.rows_filled + part.get("rows_filled", 0),
         "rows_out_of_order": summary.rows_out_of_order + part.get("rows_out_of_order", 0),
         "alarms": summary.alarms + part.get("alarms", 0),
+        "alarm_episodes": summary.alarm_episodes + part.get("alarm_episodes", 0),
         "lines_written": sink.lines_written,
         "lines_lost": sink.lines_lost,
         "last_error": sink.error or summary.last_error,

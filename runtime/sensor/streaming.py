@@ -38,6 +38,7 @@ class Result:
     score_overflow: bool = False
     problem: str | None = None  # why a filled row's values were replaced
     threshold: float | None = None  # the adaptive threshold this window was compared with
+    alarm_start: bool = False  # this window's alarm starts a new episode (notify here)
 
     def to_json(self) -> dict:
         record: dict = {"index": self.index}
@@ -49,6 +50,8 @@ class Result:
             record.update(score=None, anomaly=None, skipped=self.skipped)
             return record
         record.update(score=self.score, anomaly=self.anomaly, above_threshold=self.above_threshold)
+        if self.alarm_start:
+            record["alarm_start"] = True
         if self.threshold is not None:
             record["threshold"] = self.threshold
         if self.score_overflow:
@@ -94,6 +97,7 @@ class StreamingScorer:
         self.rows_filled = 0
         self.rows_out_of_order = 0
         self.alarms = 0
+        self.episodes = 0
         self._next_index = 0
 
     def reset(self) -> None:
@@ -103,7 +107,7 @@ class StreamingScorer:
         self._bad_streak = 0
         self._last_good: np.ndarray | None = None
         self._disorder_until = -1  # windows ending at positions up to this hold a late row
-        self._decider.filter.reset()  # the adaptive threshold keeps what it learned
+        self._decider.reset()  # the adaptive threshold keeps what it learned
 
     def push(self, values: np.ndarray, index: int | None = None, time: str | None = None,
              problem: str | None = None) -> list[Result]:
@@ -172,12 +176,13 @@ class StreamingScorer:
             adaptive = self._decider.adaptive is not None
             for (slot, index, time, filled, late), score, error in zip(pending, scores, errors):
                 overflow = not np.isfinite(score)
-                threshold, above, anomaly = self._decider.step(float(score), base)
+                threshold, above, anomaly, start = self._decider.step(float(score), base)
                 self.alarms += anomaly
+                self.episodes += start
                 out[slot] = Result(index, time, finite_or_max(score), above, anomaly,
                                    self._top(error), filled is not None, out_of_order=late,
                                    score_overflow=overflow, problem=filled,
-                                   threshold=threshold if adaptive else None)
+                                   threshold=threshold if adaptive else None, alarm_start=start)
             self.windows_scored += len(batch)
         return [r for r in out if r is not None]
 
@@ -217,6 +222,7 @@ class StreamingScorer:
 
     def summary(self) -> dict:
         summary = {"rows": self.rows_in, "windows": self.windows_scored, "alarms": int(self.alarms),
+                   "alarm_episodes": self.episodes,
                    "rows_filled": self.rows_filled, "rows_skipped": self.rows_skipped,
                    "rows_out_of_order": self.rows_out_of_order}
         if self._decider.adaptive is not None:

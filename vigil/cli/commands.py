@@ -113,7 +113,7 @@ def cmd_train_sensor(args) -> int:
                                                "score_last", "score_decay", "burn_in",
                                                "seed")),
         calibration=replace(defaults.calibration, **_given(args, "k", "q", "consecutive", "hold",
-                                                           "adaptive", "adaptive_memory",
+                                                           "rearm", "adaptive", "adaptive_memory",
                                                            "adaptive_warmup", "adaptive_z",
                                                            method="threshold")),
     )
@@ -522,6 +522,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="alarm after this many consecutive windows above threshold")
     sensor.add_argument("--hold", type=int, default=None,
                         help="keep an alarm on this many windows after the score falls")
+    sensor.add_argument("--rearm", type=int, default=None, metavar="WINDOWS",
+                        help="an alarm that returns within this many windows of the last one's "
+                             "end continues its episode: no new alarm_start (one notification "
+                             "per event)")
     sensor.add_argument("--adaptive", action=argparse.BooleanOptionalAction, default=None,
                         help="at run time, raise the threshold to the recent normal scores' mean + "
                              "z std when they run higher (learning pauses during alarms)")
