@@ -31,7 +31,8 @@ class CalibrationOptions:
     q: float = 99.5        # percentile
     consecutive: int = 1   # alarm after this many consecutive windows above threshold
     hold: int = 10         # keep an alarm on for this many windows after the score falls
-    rearm: int = 0         # an alarm back within this many windows continues its episode
+    rearm: int = 50        # an alarm back within this many windows continues its episode
+                           # (chosen on NAB, SKAB, SMD and ECG: benchmarks/sweep_alarms.py)
     adaptive: bool = False  # the threshold follows recent normal scores at run time
     adaptive_memory: int = 1000  # recent normal window scores it keeps
     adaptive_warmup: int = 200   # scores seen before the recent part applies

@@ -525,7 +525,7 @@ def build_parser() -> argparse.ArgumentParser:
     sensor.add_argument("--rearm", type=int, default=None, metavar="WINDOWS",
                         help="an alarm that returns within this many windows of the last one's "
                              "end continues its episode: no new alarm_start (one notification "
-                             "per event)")
+                             "per event; default 50)")
     sensor.add_argument("--adaptive", action=argparse.BooleanOptionalAction, default=None,
                         help="at run time, raise the threshold to the recent normal scores' mean + "
                              "z std when they run higher (learning pauses during alarms)")
