@@ -31,3 +31,16 @@ def save_proto(proto, path: Path) -> None:
     import onnx
 
     onnx.save_model(proto, str(path))
+
+
+def cpu_session(proto, threads: int | None = None):
+    """An onnxruntime CPU session of a ModelProto, with its graph-cleanup warnings kept quiet."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # "Removing initializer ..." is not the user's business
+    if threads is not None:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    return ort.InferenceSession(proto.SerializeToString(), options,
+                                providers=["CPUExecutionProvider"])

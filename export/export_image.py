@@ -88,9 +88,9 @@ def export_image(model_path: str | Path, output: str | Path,
 
 
 def _onnx_outputs(proto, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    import onnxruntime as ort
+    from .convert import cpu_session
 
-    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = cpu_session(proto)
     scores, maps = [], []
     for start in range(0, len(images), CALIBRATION_BATCH):
         score, amap = session.run(["score", "anomaly_map"],

@@ -146,9 +146,9 @@ def _ranks(values: np.ndarray) -> np.ndarray:
 
 
 def _onnx_scores(proto, windows: np.ndarray) -> np.ndarray:
-    import onnxruntime as ort
+    from .convert import cpu_session
 
-    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = cpu_session(proto)
     out = [session.run(["score"], {"window": windows[i:i + 512]})[0]
            for i in range(0, len(windows), 512)]
     return np.concatenate(out).astype(np.float64).reshape(-1)

@@ -51,15 +51,10 @@ def keep_int8(misses: list[str], precision: Precision, force: bool, int8, fp32,
 
 def batch1_cost(int8, fp32, feed: dict[str, np.ndarray]) -> dict:
     """Batch-1, one-thread p50 latency (ms) and serialized size (bytes) of both ModelProtos."""
-    import onnxruntime as ort
+    from .convert import cpu_session
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    sessions = {name: ort.InferenceSession(proto.SerializeToString(), options,
-                                           providers=["CPUExecutionProvider"])
-                for name, proto in (("int8", int8), ("fp32", fp32))}
+    sessions = {name: cpu_session(proto, threads=1) for name, proto in (("int8", int8),
+                                                                         ("fp32", fp32))}
     for session in sessions.values():
         for _ in range(5):
             session.run(None, feed)
