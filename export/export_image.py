@@ -13,7 +13,7 @@ from vigil.training.checkpoint import TrainingRun, load_run
 from vigil.training.image_thresholds import fit_image_thresholds
 from vigil.training.versions import library_versions
 
-from .convert import keras_to_onnx
+from .convert import cpu_session, keras_to_onnx
 from .precision import Precision, keep_int8
 from .export_sensor import ExportOptions, ExportReport, rank_correlation
 from .package import write_artifact
@@ -88,8 +88,6 @@ def export_image(model_path: str | Path, output: str | Path,
 
 
 def _onnx_outputs(proto, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from .convert import cpu_session
-
     session = cpu_session(proto)
     scores, maps = [], []
     for start in range(0, len(images), CALIBRATION_BATCH):

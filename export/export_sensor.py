@@ -16,7 +16,7 @@ from vigil.runtime.sensor.alarms import consecutive_alarms
 from vigil.training.checkpoint import TrainingRun, load_run
 from vigil.training.versions import library_versions
 
-from .convert import keras_to_onnx
+from .convert import cpu_session, keras_to_onnx
 from .package import write_artifact
 from .precision import Precision, keep_int8
 from .quantize import quantize_static_int8
@@ -146,8 +146,6 @@ def _ranks(values: np.ndarray) -> np.ndarray:
 
 
 def _onnx_scores(proto, windows: np.ndarray) -> np.ndarray:
-    from .convert import cpu_session
-
     session = cpu_session(proto)
     out = [session.run(["score"], {"window": windows[i:i + 512]})[0]
            for i in range(0, len(windows), 512)]
