@@ -212,9 +212,31 @@ def test_score_of_a_csv_with_decimal_commas_says_so_and_exits_2(tmp_path, capsys
     assert cli.main(["score", str(model), str(data), "--jsonl", str(out)]) == cli.EXIT_INPUT
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(lines) == 12 and all(line["score"] is None for line in lines)  # nothing lost
-    assert "a decimal comma?" in lines[0]["skipped"] and "sed -E" in lines[0]["skipped"]
+    assert "a decimal comma? Read it with --decimal ," in lines[0]["skipped"]
     error = capsys.readouterr().err
     assert "no row could be scored: all 12 were skipped" in error
+
+    # read as the hint says: every row scored, the same as with decimal points
+    again = tmp_path / "again.jsonl"
+    assert cli.main(["score", str(model), str(data), "--jsonl", str(again), "--decimal", ","]) == 0
+    points = tmp_path / "points.csv"
+    points.write_text(data.read_text().replace(",", "."))
+    dotted = tmp_path / "dotted.jsonl"
+    assert cli.main(["score", str(model), str(points), "--jsonl", str(dotted)]) == 0
+    def lines_of(path):
+        return [{k: v for k, v in json.loads(line).items() if k != "source"}
+                for line in path.read_text().splitlines()]
+
+    scored = lines_of(again)
+    assert len(scored) == 9 and all(line["score"] is not None for line in scored)
+    assert scored == lines_of(dotted)
+
+    # a decimal comma with commas between columns cannot be told apart: refused by name
+    commas = tmp_path / "commas.csv"
+    commas.write_text("timestamp,a,b,c\n2020-01-01T00:00:00,0,1,2\n")
+    assert cli.main(["score", str(model), str(commas), "--decimal", ",", "--jsonl",
+                     str(tmp_path / "never.jsonl")]) == cli.EXIT_INPUT
+    assert "needs another column separator" in capsys.readouterr().err
 
 
 def test_train_logs_read_well_in_a_file(tmp_path):

@@ -219,3 +219,19 @@ def test_csv_files_errors(tmp_path):
         csv_files(tmp_path)
     with pytest.raises(ValueError, match="does not exist"):
         csv_files(tmp_path / "nope.csv")
+
+
+def test_decimal_comma_tables_read_like_decimal_point_ones(tmp_path):
+    comma = tmp_path / "comma.csv"
+    comma.write_text("timestamp;a;b;anomaly\n2020-01-01 00:00:00;1,5;-0,25;0\n"
+                     "2020-01-01 00:00:01;2;3,125;1\n")
+    point = tmp_path / "point.csv"
+    point.write_text(comma.read_text().replace(",", "."))
+    read = read_table(comma, decimal=",")
+    expected = read_table(point)
+    np.testing.assert_array_equal(read.values, expected.values)
+    np.testing.assert_array_equal(read.labels, [False, True])
+    with pytest.raises(ValueError, match="a decimal comma\\? Read it with --decimal ,"):
+        read_table(comma)
+    with pytest.raises(ValueError, match="`decimal` must be one of"):
+        read_table(point, decimal="'")

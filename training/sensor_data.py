@@ -77,6 +77,7 @@ class DataOptions:
     # (a temperature) seen over a short normal period otherwise looks far too quiet.
     relative_std_floor: float = 0.01
     labels: str | None = None  # a labels file of windows/points per data file (or NAB's)
+    decimal: str = "."  # "," for CSVs with decimal commas (and ; or tab between columns)
 
 
 def load_tables(data: str | Path | Sequence[Path], options: DataOptions) -> list[Table]:
@@ -94,7 +95,8 @@ def load_tables(data: str | Path | Sequence[Path], options: DataOptions) -> list
     features = options.features
     for path in files:
         table = read_table(path, features=features, time_column=options.time_column,
-                           label_column=options.label_column, excluded=options.excluded)
+                           label_column=options.label_column, excluded=options.excluded,
+                           decimal=options.decimal)
         features = features or table.features
         values = fill_gaps(table.values, options.max_gap, table.source, table.features)
         flags = table.labels

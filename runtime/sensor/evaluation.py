@@ -26,12 +26,12 @@ class FileScores:
 
 def score_file(detector: SensorDetector, path: str | Path, label_column: str,
                name: str | None = None, labels: Labels | None = None,
-               root: str | Path | None = None) -> FileScores:
+               root: str | Path | None = None, decimal: str = ".") -> FileScores:
     """Scores, alarms and labels of one file; labels from ``labels`` (windows by timestamp) when
     given, else from its ``label_column``."""
     table = read_table(path, features=detector.features,
                        time_column=detector.spec.time_column or "auto", label_column=label_column,
-                       require_time=False)
+                       require_time=False, decimal=decimal)
     if labels is not None:  # says so clearly when the file has no timestamps to match
         table = replace(table, labels=labels.rows(table.times, path, root))
     if table.labels is None:
@@ -81,7 +81,7 @@ def summarize(scores: np.ndarray, alarms: np.ndarray, labels: np.ndarray, gap: i
 
 
 def evaluate(detector: SensorDetector, data: str | Path, label_column: str = "anomaly",
-             labels: Labels | None = None) -> tuple[dict, list[FileScores]]:
+             labels: Labels | None = None, decimal: str = ".") -> tuple[dict, list[FileScores]]:
     """Metrics over all files together (rows concatenated) plus one row per file.
 
     ``labels`` (windows or points per file, see ``labels.read_labels``) replace the label column;
@@ -92,7 +92,7 @@ def evaluate(detector: SensorDetector, data: str | Path, label_column: str = "an
     root = Path(data)
     files = [score_file(detector, path, label_column,
                         str(path.relative_to(root)) if root.is_dir() else path.name,
-                        labels=labels, root=root if root.is_dir() else None)
+                        labels=labels, root=root if root.is_dir() else None, decimal=decimal)
              for path in csv_files(data)]
     scores = np.concatenate([f.scores for f in files])
     alarms = np.concatenate([f.alarms for f in files])

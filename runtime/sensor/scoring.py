@@ -75,7 +75,7 @@ class ScoreSummary:
 def score_lines(detector: SensorDetector, lines: Iterable[str | Line], source: str,
                 emit: Callable[[Result, str], None], live: bool = False,
                 header: list[str] | None = None,
-                scorer: StreamingScorer | None = None) -> StreamingScorer:
+                scorer: StreamingScorer | None = None, decimal: str = ".") -> StreamingScorer:
     """Score CSV lines (the first is the header unless ``header`` is given).
 
     ``live`` scores each row as it arrives; otherwise rows are scored in chunks. Columns are
@@ -86,7 +86,7 @@ def score_lines(detector: SensorDetector, lines: Iterable[str | Line], source: s
     """
     scorer = scorer or StreamingScorer(detector)
     options = dict(features=detector.features, time_column=detector.spec.time_column or "auto",
-                   label_column=None, require_time=False)
+                   label_column=None, require_time=False, decimal=decimal)
     pending: list = []
     index = 0
     for _, row in iter_rows(lines, options, source, header=header, cut_last_line=live):
@@ -114,7 +114,7 @@ def score_lines(detector: SensorDetector, lines: Iterable[str | Line], source: s
 
 def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines,
                  stdin: IO[str] | None = None, header: list[str] | None = None,
-                 health: HealthReporter | None = None) -> ScoreSummary:
+                 health: HealthReporter | None = None, decimal: str = ".") -> ScoreSummary:
     """Score a CSV file, a folder of CSVs, or ``-`` (stdin, live) and write JSON lines to ``out``.
 
     ``out`` is a text stream or a ``JsonLines`` (which says what happens when writing fails). A
@@ -139,7 +139,8 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
         scorer = StreamingScorer(detector)
         current[:] = [scorer]
         try:
-            score_lines(detector, lines, name, emit, live=live, header=header, scorer=scorer)
+            score_lines(detector, lines, name, emit, live=live, header=header, scorer=scorer,
+                        decimal=decimal)
         finally:
             current.clear()  # first, so a health report never counts this file twice
             summary.add(scorer)

@@ -155,7 +155,11 @@ class RowParser:
         label_column: str | None = DEFAULT_LABEL_COLUMN,
         excluded: Sequence[str] = DEFAULT_EXCLUDED_COLUMNS,
         require_time: bool = True,
+        decimal: str = ".",
     ) -> None:
+        if decimal not in DECIMAL_MARKS:
+            raise ValueError(f"`decimal` must be one of {list(DECIMAL_MARKS)}; received {decimal!r}")
+        self.decimal = decimal
         names = [cell.strip() for cell in header]
         if not names or all(not n for n in names):
             raise ValueError(f"{source}: the header line is empty; expected column names")
@@ -211,11 +215,11 @@ class RowParser:
                        f"row has {len(cells)} fields; the header has {len(self.header)}")
         label = None
         if self._label_index is not None:
-            label_value, problem = _number(cells[self._label_index])
+            label_value, problem = _number(cells[self._label_index], self.decimal)
             if problem is None and not math.isnan(label_value):
                 label = label_value
         for k, i in enumerate(self._feature_index):
-            value, problem = _number(cells[i])
+            value, problem = _number(cells[i], self.decimal)
             if problem is not None:
                 return Row(number, values, time, label,
                            f"column {self.features[k]!r} {problem}")
@@ -228,19 +232,20 @@ class RowParser:
 
 
 DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")
+DECIMAL_MARKS = (".", ",")
 
 
-def _number(cell: str) -> tuple[float, str | None]:
+def _number(cell: str, decimal: str = ".") -> tuple[float, str | None]:
     text = cell.strip()
     if text.lower() in MISSING_CELLS:
         return math.nan, None
     try:
-        value = float(text)
+        value = float(text.replace(",", ".") if decimal == "," else text)
     except ValueError:
-        if DECIMAL_COMMA.fullmatch(text):
-            return math.nan, (f"has non-numeric value {text[:40]!r}: a decimal comma? Vigil reads "
-                              "decimal points; convert the file, e.g. "
-                              "sed -E 's/([0-9]),([0-9])/\\1.\\2/g' IN.csv > OUT.csv")
+        if decimal == "." and DECIMAL_COMMA.fullmatch(text):
+            return math.nan, (f"has non-numeric value {text[:40]!r}: a decimal comma? Read it with "
+                              "--decimal , (or convert the file: sed -E "
+                              "'s/([0-9]),([0-9])/\\1.\\2/g' IN.csv > OUT.csv)")
         return math.nan, f"has non-numeric value {text[:40]!r}"
     if math.isinf(value):
         return math.nan, f"has infinite value {text[:40]!r}"
@@ -303,6 +308,9 @@ def iter_rows(lines: Iterable[str | Line], parser_options: dict, source: str,
             continue
         if parser is None:
             separator = detect_separator(text)
+            if parser_options.get("decimal") == "," and separator == ",":
+                raise ValueError(f"{source}: a decimal comma (--decimal ,) needs another column "
+                                 f"separator, ';' or a tab; the header is separated by commas")
             if header is not None:
                 parser = RowParser(header, source, **parser_options)
                 yield parser, None
@@ -330,6 +338,7 @@ def read_table(
     label_column: str | None = DEFAULT_LABEL_COLUMN,
     excluded: Sequence[str] = DEFAULT_EXCLUDED_COLUMNS,
     require_time: bool = True,
+    decimal: str = ".",
 ) -> Table:
     """Read a whole CSV file; any malformed cell is an error naming file, line and column.
 
@@ -338,7 +347,7 @@ def read_table(
     path = Path(path)
     source = str(path)
     options = dict(features=features, time_column=time_column, label_column=label_column,
-                   excluded=excluded, require_time=require_time)
+                   excluded=excluded, require_time=require_time, decimal=decimal)
     try:
         with open(path, encoding="utf-8-sig", newline="") as handle:
             rows, parser = [], None

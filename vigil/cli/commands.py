@@ -107,7 +107,8 @@ def cmd_train_sensor(args) -> int:
     options = SensorTrainingOptions(
         data=replace(defaults.data, **_given(args, "window", "stride", "validation_fraction",
                                              "max_gap", "label_column", "time_column",
-                                             "features", "relative_std_floor", "labels")),
+                                             "features", "relative_std_floor", "labels",
+                                             "decimal")),
         model=replace(defaults.model, **_given(args, "architecture", "units", "latent", "epochs",
                                                "batch_size", "learning_rate", "score_reduction",
                                                "score_last", "score_decay", "burn_in",
@@ -280,7 +281,7 @@ def _score(args) -> int:
     _check_outputs(args, [] if live else csv_files(args.source))  # the source first: it exists
     out, health = _open_outputs(args, detector, live)
     try:
-        summary = score_source(detector, args.source, out, health=health,
+        summary = score_source(detector, args.source, out, health=health, decimal=args.decimal,
                                header=list(args.columns) if args.columns else None)
     finally:
         out.close()
@@ -373,7 +374,8 @@ def cmd_eval(args) -> int:
     from vigil.runtime.sensor.labels import read_labels
 
     labels = read_labels(args.labels) if args.labels else None
-    result, files = evaluate(detector, args.data, label_column=args.label_column, labels=labels)
+    result, files = evaluate(detector, args.data, label_column=args.label_column, labels=labels,
+                             decimal=args.decimal)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json_text(result))
@@ -489,6 +491,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "file,start,end; rows they mark are not trained on (a NAB root folder "
                              "as DATA brings its own)")
     sensor.add_argument("--time-column", default=None, help="timestamp column (default: by name)")
+    sensor.add_argument("--decimal", choices=[".", ","], default=None,
+                        help="decimal mark of the numbers (default .; with , the columns must be "
+                             "separated by ; or a tab)")
     sensor.add_argument("--window", type=int, default=None, help="rows per window (default 48)")
     sensor.add_argument("--stride", type=int, default=None, help="rows between windows (default 1)")
     sensor.add_argument("--validation-fraction", type=float, default=None,
@@ -605,6 +610,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="execution provider; unavailable ones fall back to CPU with a "
                               "warning (default cpu)")
         sub.add_argument("--threads", type=int, default=None)
+        sub.add_argument("--decimal", choices=[".", ","], default=".",
+                         help="sensor CSVs: decimal mark of the numbers (default .; with , the "
+                              "columns must be separated by ; or a tab)")
         sub.add_argument("--threshold", type=float, default=None, help="override the artifact's threshold")
         if name == "score":
             sub.add_argument("--jsonl", default=None,
