@@ -315,3 +315,14 @@ def test_report_without_matplotlib_says_what_to_install_before_any_work(tmp_path
         assert cli.main([*command, "--report", str(tmp_path / "report")]) == cli.EXIT_FAILURE
         assert "pip install 'vigil-edge[report]'" in capsys.readouterr().err
     assert not (tmp_path / "report").exists()
+
+
+@pytest.mark.parametrize("kind", ["sensor", "image"])
+def test_train_threshold_method_has_one_name_and_the_old_spelling_still_works(kind, caplog):
+    parser = cli.build_parser()
+    args = parser.parse_args(["train", kind, "data", "-o", "m.keras", "--threshold-method", "f1"])
+    assert args.threshold_method == "f1" and not caplog.records
+    with caplog.at_level("WARNING", logger="vigil"):
+        old = parser.parse_args(["train", kind, "data", "-o", "m.keras", "--threshold", "percentile"])
+    assert old.threshold_method == "percentile"
+    assert "deprecated" in caplog.text and "--threshold-method percentile" in caplog.text

@@ -133,7 +133,7 @@ def test_training_warns_when_its_threshold_would_catch_nothing_labeled():
     high = Threshold(5.0, "gaussian")
     check, warnings = validation_check(scores, labels, high, ThresholdMethod.GAUSSIAN)
     assert check["caught"] == 0 and check["labeled_windows"] == 20 and check["auroc"] > 0.95
-    assert len(warnings) == 1 and "--threshold f1" in warnings[0] and "catches 0 of 20" in warnings[0]
+    assert len(warnings) == 1 and "--threshold-method f1" in warnings[0] and "catches 0 of 20" in warnings[0]
     fitting = Threshold(1.5, "gaussian")
     check, warnings = validation_check(scores, labels, fitting, ThresholdMethod.GAUSSIAN)
     assert check["caught"] == 20 and warnings == []

@@ -90,7 +90,7 @@ def validation_check(scores: np.ndarray, labels: np.ndarray, threshold: Threshol
             f"the {method.value} threshold {threshold.value:.4g} catches {check['caught']} of "
             f"{check['labeled_windows']} labeled validation windows (F1 {counts.f1:.3f}, AUROC "
             f"{check['auroc']:.3f}); an F1-optimal threshold ({cut:.4g}) would give F1 {best:.3f}: "
-            "train with --threshold f1 to use it")
+            "train with --threshold-method f1 to use it")
     return check, warnings
 
 

@@ -116,7 +116,7 @@ def cmd_train_sensor(args) -> int:
         calibration=replace(defaults.calibration, **_given(args, "k", "q", "consecutive", "hold",
                                                            "rearm", "adaptive", "adaptive_memory",
                                                            "adaptive_warmup", "adaptive_z",
-                                                           method="threshold")),
+                                                           method="threshold_method")),
     )
     with contextlib.redirect_stdout(sys.stderr):  # progress on stderr; stdout has the result
         result = train_sensor(args.data, args.output, options,
@@ -152,7 +152,7 @@ def cmd_train_image(args) -> int:
                                                "map_normalization", "steps",
                                                "batch_size",
                                                "learning_rate", "seed")),
-        calibration=replace(defaults.calibration, **_given(args, "k", "q", method="threshold")),
+        calibration=replace(defaults.calibration, **_given(args, "k", "q", method="threshold_method")),
     )
     with contextlib.redirect_stdout(sys.stderr):  # progress on stderr; stdout has the result
         result = train_image(data, args.output, options, verbose=0 if args.quiet else 1)
@@ -429,7 +429,7 @@ EXAMPLES = {
     "demo": ["vigil demo                      # both paths on built-in data, into vigil-demo/",
              "vigil demo --only sensor --output /tmp/demo"],
     "sensor": ["vigil train sensor pump/ -o pump.keras              # a folder of normal CSVs",
-               "vigil train sensor line.csv -o line.keras --labels faults.json --threshold f1",
+               "vigil train sensor line.csv -o line.keras --labels faults.json --threshold-method f1",
                "vigil train sensor nab/ -o nab.keras               # NAB's root: data/ + labels/"],
     "image": ["vigil train image mvtec/bottle -o bottle.keras       # an MVTec AD category",
               "vigil train image good/ --anomalous bad/ --masks masks/ -o line.keras"],
@@ -454,6 +454,29 @@ def _command(commands, name: str, helptext: str, examples: str | None = None,
         name, help=helptext, description=helptext, parents=list(parents),
         epilog="examples:\n" + "\n".join(f"  {line}" for line in lines) if lines else None,
         formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+THRESHOLD_METHODS = ("gaussian", "percentile", "f1")
+
+
+class _DeprecatedThresholdMethod(argparse.Action):
+    """0.2's `train --threshold METHOD`: still read for one release, with a warning (in `score`
+    and `eval`, --threshold is a number)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        log.warning("`train --threshold %s` is deprecated and will be removed in 0.4: use "
+                    "--threshold-method %s (in score and eval, --threshold is a number)",
+                    values, values)
+        setattr(namespace, "threshold_method", values)
+
+
+def _threshold_method_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threshold-method", choices=THRESHOLD_METHODS, default=None,
+                        help="how the threshold is calibrated: gaussian (mean + k std of held-out "
+                             "normal scores; default), percentile (--q), or f1 (F1-optimal on "
+                             "labeled validation data)")
+    parser.add_argument("--threshold", choices=THRESHOLD_METHODS, dest="threshold_method",
+                        action=_DeprecatedThresholdMethod, help=argparse.SUPPRESS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -519,8 +542,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="weigh those steps by (1-decay)^age, newest heaviest (default 0.1)")
     sensor.add_argument("--burn-in", type=int, default=None,
                         help="forecasters: no loss on the first steps of a window (default: a third)")
-    sensor.add_argument("--threshold", choices=["gaussian", "percentile", "f1"], default=None,
-                        help="calibration (default gaussian)")
+    _threshold_method_arguments(sensor)
     sensor.add_argument("--k", type=float, default=None, help="gaussian: mean + k*std")
     sensor.add_argument("--q", type=float, default=None, help="percentile of normal scores")
     sensor.add_argument("--consecutive", type=int, default=None,
@@ -578,7 +600,7 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument("--steps", type=int, default=None, help="training steps (default 5000)")
     image.add_argument("--batch-size", type=int, default=None)
     image.add_argument("--learning-rate", type=float, default=None)
-    image.add_argument("--threshold", choices=["gaussian", "percentile", "f1"], default=None)
+    _threshold_method_arguments(image)
     image.add_argument("--k", type=float, default=None)
     image.add_argument("--q", type=float, default=None)
     image.add_argument("--seed", type=int, default=None)
