@@ -194,11 +194,21 @@ def _bench_model(model: Path, options: BenchOptions, result: dict) -> dict:
         result["notes"].append("operation counts need the onnx package (pip install 'vigil-edge[train]')")
     if options.profile:
         entry["kernels"] = kernel_profile(model, items)
+    ran_on: set[tuple[str, int]] = set()
     for device in options.devices:
         for threads in options.threads:
             started = time.perf_counter()
             detector = load(model, providers=device, threads=threads)
             session_s = time.perf_counter() - started
+            actual = device_of(detector.providers)
+            if actual != device and device != "auto":
+                result["notes"].append(f"{Path(model).name}: --device {device} is not available "
+                                       f"here; it ran on {actual} ({detector.providers[0]})")
+            if (actual, threads) in ran_on:
+                result["notes"].append(f"{Path(model).name}: {device} with {threads} thread(s) "
+                                       f"repeated the {actual} cells; not measured twice")
+                continue
+            ran_on.add((actual, threads))
             run = _runner(detector)
             for batch in options.batches:
                 x = _batch(items, batch)
@@ -206,14 +216,31 @@ def _bench_model(model: Path, options: BenchOptions, result: dict) -> dict:
                 run(x)
                 first_s = time.perf_counter() - first
                 stats = latency_stats(time_calls(lambda: run(x), options.seconds), batch)
-                cell = {"model": str(model), "precision": probe.spec.precision, "device": device,
-                        "providers": detector.providers, "threads": threads,
-                        "session_create_s": session_s, "first_inference_s": first_s, **stats}
+                cell = {"model": str(model), "precision": probe.spec.precision, "device": actual,
+                        "requested_device": device, "providers": detector.providers,
+                        "threads": threads, "session_create_s": session_s,
+                        "first_inference_s": first_s, **stats}
+                if stats["p99_ms"] > UNSTABLE_P99_OVER_P50 * stats["p50_ms"]:
+                    cell["unstable"] = True
+                    result["notes"].append(
+                        f"{Path(model).name} {actual} t{threads} b{batch}: p99 {stats['p99_ms']:.3g} "
+                        f"ms is over {UNSTABLE_P99_OVER_P50:g}x p50 {stats['p50_ms']:.3g} ms: the "
+                        "machine was busy or throttling; rerun on a quiet machine before trusting "
+                        "the tail")
                 if entry.get("ops_per_item"):
                     cell["achieved_ops_per_s"] = entry["ops_per_item"] * stats["items_per_s"]
                 result["cells"].append(cell)
     _efficiency(entry, result)
     return entry
+
+
+UNSTABLE_P99_OVER_P50 = 3.0  # a tail this far from the median says the machine was not quiet
+DEVICE_OF_PROVIDER = {"TensorrtExecutionProvider": "tensorrt", "CUDAExecutionProvider": "cuda"}
+
+
+def device_of(providers: Sequence[str]) -> str:
+    """The device a session really runs on: its first provider's."""
+    return DEVICE_OF_PROVIDER.get(providers[0], "cpu") if providers else "cpu"
 
 
 def _efficiency(entry: dict, result: dict) -> None:
