@@ -46,3 +46,24 @@ def test_image_detector_repr_and_help_list_it(tiny_image_artifact):
     frame = np.zeros((32, 32), np.uint8)
     np.testing.assert_array_equal(detector.decision_function(frame), detector.score(frame))
     assert "ImageDetector" in dir(runtime)
+
+
+def test_the_readme_python_snippet_runs(tmp_path, monkeypatch, capsys):
+    """The README's Python block, run as written against a small artifact named as it names it."""
+    import re
+    from pathlib import Path
+
+    from sensor_fixtures import write_tiny_sensor_artifact
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    assert blocks, "the README has a Python snippet"
+    monkeypatch.chdir(tmp_path)
+    write_tiny_sensor_artifact(tmp_path / "model.onnx")
+    rows = np.zeros((8, 3))
+    rows[-4:] = 5.0  # the last window is all fives: above the snippet's threshold of 3.5
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"),  # noqa: S102 (our own README)
+             {"windows": np.zeros((2, 4, 3)), "rows": rows})
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-1].split()[0] == "7" and printed[-1].split()[-1] == "True"
