@@ -202,17 +202,25 @@ def stalled_writer(tiny_sensor, tmp_path):
     return process, health, stuck
 
 
+def drain(process, chunk: int, pause: float = 0.0) -> tuple[bytes, bytes]:
+    """Read a stopping run's stdout to its end (``pause`` between reads: a slow reader), then its
+    stderr; the run must exit 0."""
+    received = b""
+    while data := process.stdout.read1(chunk):
+        received += data
+        if pause:
+            time.sleep(pause)
+    errors = process.stderr.read()
+    assert process.wait(HANG_GUARD_S) == 0, errors[-2000:]
+    return received, errors
+
+
 def test_sigterm_while_stdout_is_back_pressured_loses_nothing(tiny_sensor, tmp_path):
     process, _, stuck = stalled_writer(tiny_sensor, tmp_path)
     try:
         assert stuck["windows"] > stuck["lines_written"]
         process.send_signal(signal.SIGTERM)
-        received = b""
-        while chunk := process.stdout.read1(4096):  # now a slow reader
-            received += chunk
-            time.sleep(0.001)
-        errors = process.stderr.read()
-        assert process.wait(HANG_GUARD_S) == 0, errors[-2000:]
+        received, errors = drain(process, 4096, pause=0.001)  # now a slow reader
     finally:
         if process.poll() is None:
             process.kill()
@@ -230,11 +238,7 @@ def test_a_second_sigterm_abandons_the_final_lines_but_counts_them(tiny_sensor, 
         process.send_signal(signal.SIGTERM)
         wait_for(lambda: (r := read_health(health)) and r["idle_s"] > 0.5, "the stop to be seen")
         process.send_signal(signal.SIGTERM)  # the reader is still stalled: give up on the rest
-        received = b""
-        while chunk := process.stdout.read1(1 << 16):
-            received += chunk
-        errors = process.stderr.read()
-        assert process.wait(HANG_GUARD_S) == 0, errors[-2000:]
+        received, errors = drain(process, 1 << 16)
     finally:
         if process.poll() is None:
             process.kill()
