@@ -32,6 +32,7 @@ from vigil.runtime.core.report import json_text
 from vigil.runtime.core.spec import AdaptiveThresholdSpec
 from vigil.runtime.core.thresholds import ThresholdMethod, calibrate
 from vigil.runtime.sensor.alarms import AlarmDecider
+from vigil.runtime.sensor.evaluation import between_windows
 from vigil.runtime.sensor.nab_score import PROFILES, corpus_score
 
 SETS = ("nab", "skab", "smd", "ecg")
@@ -78,9 +79,7 @@ def row_decisions(stream: ScoredStream, policy: Policy) -> tuple[np.ndarray, np.
     _, rows[ends], starts[ends] = decider.run(stream.scores[ends], base)
     stride = int(ends[1] - ends[0]) if len(ends) > 1 else 1
     if stride > 1:
-        last = np.maximum.accumulate(np.where(np.isnan(stream.scores), -1,
-                                              np.arange(len(rows))))
-        rows = np.where(last >= 0, rows[np.maximum(last, 0)], False)
+        rows = between_windows(stream.scores, rows)
     return rows, starts, policy.rearm * stride
 
 

@@ -51,10 +51,16 @@ def row_decisions(detector: SensorDetector, values: np.ndarray) -> tuple[np.ndar
     scores[ends] = window_scores
     alarms = np.zeros(len(values), dtype=bool)
     alarms[ends] = detector.alarms(window_scores)
-    if detector.spec.stride > 1:  # a row between windows takes the decision of the last window
-        last = np.maximum.accumulate(np.where(np.isnan(scores), -1, np.arange(len(scores))))
-        alarms = np.where(last >= 0, alarms[np.maximum(last, 0)], False)
+    if detector.spec.stride > 1:
+        alarms = between_windows(scores, alarms)
     return scores, alarms
+
+
+def between_windows(scores: np.ndarray, alarms: np.ndarray) -> np.ndarray:
+    """Per-row alarms where a row between window ends (NaN score) takes the decision of the last
+    window that ended before it (False before the first)."""
+    last = np.maximum.accumulate(np.where(np.isnan(scores), -1, np.arange(len(scores))))
+    return np.where(last >= 0, alarms[np.maximum(last, 0)], False)
 
 
 def episode_gap(detector: SensorDetector) -> int:
