@@ -11,7 +11,7 @@ import numpy as np
 
 from ..core import metrics
 from .frames import map_to_frame
-from .datasets import LabeledImage, is_mvtec, mvtec, read_image, read_mask
+from .datasets import LabeledImage, folders, is_mvtec, mvtec, read_image, read_mask
 from .detector import ImageDetector
 
 PIXEL_BINS = 20_000
@@ -27,12 +27,23 @@ class ImageScores:
     maps: list[np.ndarray]          # model-resolution maps, for overlays
 
 
-def test_items(data: str | Path) -> list[LabeledImage]:
-    """The labeled test images of an MVTec AD category root."""
-    if not is_mvtec(data):
-        raise ValueError(f"`data` {str(data)!r} must be an MVTec AD category (train/good, test/...) "
-                         "for image evaluation")
-    return mvtec(data)[1]
+def test_items(data: str | Path, normal: Sequence[str | Path] = (),
+               anomalous: Sequence[str | Path] = (),
+               masks: str | Path | None = None) -> list[LabeledImage]:
+    """Labeled test images in the forms ``vigil train image`` reads: an MVTec AD category root
+    (its test split), or plain folders (``data`` and ``normal`` of normal images, ``anomalous``
+    of defect images named by their folder, ``masks`` for them or masks beside them)."""
+    if is_mvtec(data):
+        return mvtec(data)[1] + (folders(normal, anomalous, masks) if normal or anomalous else [])
+    if not Path(data).is_dir():
+        raise ValueError(f"`data` {str(data)!r} is not a folder; expected an MVTec AD category "
+                         "(train/good, test/...) or a folder of normal images")
+    if not anomalous:
+        raise ValueError(f"`data` {str(data)!r} is not an MVTec AD category, so it is read as a "
+                         "folder of normal images, and `anomalous` is empty: image evaluation "
+                         "needs defect images too (vigil eval MODEL NORMAL_DIR --anomalous "
+                         "DEFECT_DIR [--masks MASK_DIR])")
+    return folders([data, *normal], anomalous, masks)
 
 
 def evaluate_images(detector: ImageDetector, items: Sequence[LabeledImage]) -> tuple[dict, ImageScores]:
@@ -69,6 +80,7 @@ def evaluate_images(detector: ImageDetector, items: Sequence[LabeledImage]) -> t
     predicted = scores > threshold
     c = metrics.counts(predicted, labels)
     best_f1, best_threshold = metrics.best_f1(scores, labels)
+    best_threshold = metrics.strict_threshold(scores, best_threshold)
     result = {
         "image_auroc": metrics.auroc(scores, labels),
         "image_auprc": metrics.auprc(scores, labels),
@@ -80,12 +92,26 @@ def evaluate_images(detector: ImageDetector, items: Sequence[LabeledImage]) -> t
         "images": len(items), "anomalous": int(labels.sum()),
         "tp": c.tp, "fp": c.fp, "fn": c.fn, "tn": c.tn,
         "per_defect": _per_defect(items, scores, labels, predicted),
+        **_mistakes(items, scores, threshold),
         "note": ("pixel_auroc over every pixel of every test image at its own resolution (the map "
                  "resized back), from 20,000-bin histograms; pro = normalized area under the "
                  f"per-region-overlap curve up to FPR {PRO_MAX_FPR}, on maps and masks shrunk to "
                  f"at most {PRO_SIDE} px"),
     }
     return result, ImageScores(list(items), scores, maps)
+
+
+def _mistakes(items, scores, threshold: float) -> dict[str, list[dict]]:
+    """Missed defect images (lowest score first) and false-alarm normal images (highest first)."""
+    missed, false = [], []
+    for item, score in zip(items, scores):
+        entry = {"image": str(item.path), "defect": item.defect, "score": float(score)}
+        if item.anomalous and score <= threshold:
+            missed.append(entry)
+        elif not item.anomalous and score > threshold:
+            false.append(entry)
+    return {"missed_images": sorted(missed, key=lambda e: e["score"]),
+            "false_alarm_images": sorted(false, key=lambda e: -e["score"])}
 
 
 def _per_defect(items, scores, labels, predicted) -> list[dict]:

@@ -82,8 +82,11 @@ def regions(anomaly_map: np.ndarray, threshold: float, min_area: int = 4) -> lis
 
 
 def overlay(frame: np.ndarray, anomaly_map: np.ndarray, spec: ImageSpec, boxes: list[dict],
-            label: str) -> np.ndarray:
-    """A BGR picture of the frame with the anomaly map as a heatmap and the regions boxed."""
+            label: str, mask: np.ndarray | None = None) -> np.ndarray:
+    """A BGR picture a person reads at a glance: the frame, the anomaly map coloured only where it
+    is above the pixel threshold, a colour bar on the right, regions boxed in red, the ground
+    truth ``mask`` (if given) outlined in green, and ``label`` in a band above the frame, at a
+    size that fits its width."""
     array = check_frame(frame)
     if array.ndim == 2 or array.shape[2] == 1:
         base = cv2.cvtColor(array.reshape(array.shape[:2]), cv2.COLOR_GRAY2BGR)
@@ -91,16 +94,68 @@ def overlay(frame: np.ndarray, anomaly_map: np.ndarray, spec: ImageSpec, boxes: 
         base = cv2.cvtColor(array, cv2.COLOR_BGRA2BGR)
     else:
         base = array.copy()
+    height, width = base.shape[:2]
     full = map_to_frame(anomaly_map, base.shape) if anomaly_map.shape != base.shape[:2] else anomaly_map
-    # From the median normal pixel (blue) to the brightest normal pixel or twice the threshold.
-    bottom = min(spec.map_stats.p50, spec.pixel_threshold.value)
-    top = max(spec.map_stats.max, spec.pixel_threshold.value * 2, bottom + 1e-6)
-    heat = cv2.applyColorMap(np.clip((full - bottom) / (top - bottom) * 255, 0, 255
-                                     ).astype(np.uint8), cv2.COLORMAP_JET)
-    blended = cv2.addWeighted(base, 0.6, heat, 0.4, 0)
+    low, high = _heat_range(spec)
+    heat = cv2.applyColorMap(_heat_level(full, low, high), cv2.COLORMAP_JET)
+    above = full > low
+    picture = base.copy()
+    picture[above] = cv2.addWeighted(base, 0.45, heat, 0.55, 0)[above]
+    line = max(1, round(min(height, width) / 200))
+    if mask is not None and np.any(mask):
+        contours, _ = cv2.findContours(np.asarray(mask, np.uint8), cv2.RETR_EXTERNAL,
+                                       cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(picture, contours, -1, (0, 255, 0), line)
     for box in boxes:
-        cv2.rectangle(blended, (box["x"], box["y"]), (box["x"] + box["w"], box["y"] + box["h"]),
-                      (0, 0, 255), 2)
-    cv2.putText(blended, label, (5, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 2)
-    cv2.putText(blended, label, (5, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1)
-    return blended
+        cv2.rectangle(picture, (box["x"], box["y"]), (box["x"] + box["w"], box["y"] + box["h"]),
+                      (0, 0, 255), line)
+    picture = np.hstack([picture, _colour_bar(height, low, high)])
+    return np.vstack([_label_band(label, picture.shape[1]), picture])
+
+
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+_INK = (255, 255, 255)
+_PANEL = (40, 40, 40)
+
+
+def _heat_range(spec: ImageSpec) -> tuple[float, float]:
+    """Colours run from the pixel threshold to the brightest normal pixel or twice the threshold."""
+    low = float(spec.pixel_threshold.value)
+    return low, max(float(spec.map_stats.max), low * 2, low + 1e-6)
+
+
+def _heat_level(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    return np.clip((values - low) / (high - low) * 255, 0, 255).astype(np.uint8)
+
+
+def _fitted_scale(text: str, width: int, largest: float = 0.6, smallest: float = 0.3) -> float:
+    """The font scale at which ``text`` fits ``width`` pixels (never above ``largest``)."""
+    (text_width, _), _ = cv2.getTextSize(text, _FONT, 1.0, 1)
+    return float(np.clip(width / max(text_width, 1), smallest, largest))
+
+
+def _label_band(label: str, width: int, largest: float = 0.6) -> np.ndarray:
+    """``label`` on a band as wide as the picture; the band's height does not depend on the label,
+    so consecutive frames of a video keep one size."""
+    scale = _fitted_scale(label, width - 8, largest)
+    (_, tallest), baseline = cv2.getTextSize("Ag", _FONT, largest, 1)
+    (_, text_height), _ = cv2.getTextSize(label, _FONT, scale, 1)
+    band = np.full((tallest + baseline + 8, width, 3), _PANEL, np.uint8)
+    cv2.putText(band, label, (4, 4 + (tallest + text_height) // 2), _FONT, scale, _INK, 1,
+                cv2.LINE_AA)
+    return band
+
+
+def _colour_bar(height: int, low: float, high: float) -> np.ndarray:
+    """A vertical colour bar for the map's colours, labeled with the values at its ends and the
+    middle (bottom: the pixel threshold, below which nothing is coloured)."""
+    ticks = [f"{v:.3g}" for v in (high, (low + high) / 2, low)]
+    scale = min(_fitted_scale(max(ticks, key=len), 40), max(0.3, height / 600))
+    (text_width, text_height), _ = cv2.getTextSize(max(ticks, key=len), _FONT, scale, 1)
+    bar_width = max(8, height // 30)
+    panel = np.full((height, bar_width + text_width + 10, 3), _PANEL, np.uint8)
+    levels = np.linspace(255, 0, height).astype(np.uint8)[:, None].repeat(bar_width, axis=1)
+    panel[:, 2:2 + bar_width] = cv2.applyColorMap(levels, cv2.COLORMAP_JET)[:, :bar_width]
+    for text, y in zip(ticks, (text_height + 1, (height + text_height) // 2, height - 2)):
+        cv2.putText(panel, text, (bar_width + 6, y), _FONT, scale, _INK, 1, cv2.LINE_AA)
+    return panel

@@ -1,4 +1,5 @@
-"""Camera evaluation reports: a metrics table and ``examples.png`` of overlays per defect type."""
+"""Camera evaluation reports: ``report.md`` for a line engineer, ``metrics.json``, and
+``examples.png`` of overlays (a row per defect type)."""
 
 from __future__ import annotations
 
@@ -7,46 +8,105 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..core.report import format_cell, json_text
-from .datasets import read_image
+from ..core.report import (best_threshold_lines, confusion_table, format_cell, glossary,
+                           json_text)
+from .datasets import read_image, read_mask
 from .frames import overlay
+
+TILE = 224          # overlays are drawn at this size, so their labels stay sharp
+MAX_LISTED = 100    # missed and false images listed in report.md; metrics.json has them all
 
 
 def write_image_report(result: dict, scored, detector, folder: str | Path, model_name: str,
-                       per_defect: int = 4) -> Path:
-    """``report.md``, ``metrics.json`` and ``examples.png`` (overlays, a row per defect type)."""
+                       data: str | None = None, per_defect: int = 4) -> Path:
+    """``report.md``, ``metrics.json`` and ``examples.png``; ``data`` (what was evaluated, as
+    typed after the model on the command line) completes the commands the report suggests."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    missed, false = result["missed_images"], result["false_alarm_images"]
     lines = [f"# Vigil image evaluation: {model_name}", "",
-             "| metric | value |", "|---|---:|"]
-    for key in ("image_auroc", "pixel_auroc", "pro", "precision", "recall", "f1", "best_f1",
-                "threshold", "pixel_threshold", "images", "anomalous"):
-        lines.append(f"| {key} | {format_cell(result.get(key))} |")
-    lines += ["", "| defect | images | image AUROC | recall at threshold |", "|---|---:|---:|---:|"]
+             f"An image is a defect when its score is above {detector.threshold:.6g}; pixels "
+             f"above {detector.pixel_threshold:.6g} are coloured and boxed in its map.", "",
+             "## Result", "", "| metric | value |", "|---|---:|",
+             *[f"| {key} | {format_cell(result.get(key))} |"
+               for key in ("image_auroc", "pixel_auroc", "pro", "precision", "recall", "f1")],
+             f"| images (defects) | {result['images']} ({result['anomalous']}) |", "",
+             "## Confusion counts", "", *confusion_table(result, "images"),
+             "## Best-F1 threshold", "",
+             *best_threshold_lines(result, f"vigil eval {model_name} {data or 'DATA'}"),
+             "## Per defect type", "",
+             "| defect | images | image AUROC | caught at the threshold |", "|---|---:|---:|---:|"]
     for row in result["per_defect"]:
-        recall = row.get("recall", row.get("false_positive_rate"))
-        label = row["defect"] + (" (false positive rate)" if row["defect"] == "good" else "")
-        lines.append(f"| {label} | {row['images']} | {format_cell(row['image_auroc'])} | {format_cell(recall)} |")
-    tiles_by_defect: dict[str, list] = {}
-    for item, score, amap in zip(scored.items, scored.scores, scored.maps):
-        tiles = tiles_by_defect.setdefault(item.defect, [])
-        if len(tiles) >= per_defect:
+        if row["defect"] == "good":
             continue
-        image = read_image(item.path)
-        full, boxes = detector.locate(image, amap)
-        picture = overlay(image, full, detector.spec, boxes,
-                          f"{item.defect} {score:.3f}{' ANOMALY' if score > detector.threshold else ''}")
-        tiles.append(cv2.resize(picture, (192, 192), interpolation=cv2.INTER_AREA))
-    rows = []
-    for tiles in tiles_by_defect.values():
-        while len(tiles) < per_defect:
-            tiles.append(np.zeros((192, 192, 3), np.uint8))
-        rows.append(np.hstack(tiles))
-    if rows:
-        cv2.imwrite(str(folder / "examples.png"), np.vstack(rows))
-        lines += ["", "![examples](examples.png)"]
-    lines += ["", result["note"], ""]
+        lines.append(f"| {row['defect']} | {row['images']} | {format_cell(row['image_auroc'])} | "
+                     f"{format_cell(row['recall'])} |")
+    good = next((r for r in result["per_defect"] if r["defect"] == "good"), None)
+    if good:
+        lines += ["", f"Normal images: {good['images']}, of which {len(false)} raised a false "
+                  "alarm."]
+    lines += ["", *_listing("Missed defects (score at or below the threshold)", missed,
+                            "No defect image was missed."),
+              *_listing("False alarms (normal images above the threshold)", false,
+                        "No normal image raised an alarm.")]
+    if _examples(scored, detector, folder / "examples.png", per_defect):
+        lines += ["## Examples", "",
+                  f"Up to {per_defect} images per defect type, first the ones the model got "
+                  "wrong. Coloured: map above the pixel threshold (colour bar on the right); red "
+                  "boxes: regions found; green outline: the ground-truth mask, where there is one.",
+                  "", "![examples](examples.png)", ""]
+    lines += glossary(("precision", "recall", "f1", "auroc", "pixel_auroc", "pro", "tp", "fp",
+                       "fn", "tn", "best_f1", "n/a"))
+    lines += [result["note"], ""]
     (folder / "metrics.json").write_text(json_text(result))
     report = folder / "report.md"
     report.write_text("\n".join(lines) + "\n")
     return report
+
+
+def _listing(title: str, entries: list[dict], none: str) -> list[str]:
+    lines = [f"## {title}", ""]
+    if not entries:
+        return lines + [none, ""]
+    lines += [f"{len(entries)} image(s).", "", "| image | defect | score |", "|---|---|---:|"]
+    lines += [f"| {e['image']} | {e['defect']} | {e['score']:.4g} |" for e in entries[:MAX_LISTED]]
+    if len(entries) > MAX_LISTED:
+        lines.append(f"\n... and {len(entries) - MAX_LISTED} more (all in metrics.json).")
+    return lines + [""]
+
+
+def _examples(scored, detector, path: Path, per_defect: int) -> bool:
+    """Write a grid of overlays, a row per defect type; False when there is nothing to show."""
+    threshold = detector.threshold
+    chosen: dict[str, list[int]] = {}
+    # wrong decisions first: they are what a line engineer has to look at
+    order = sorted(range(len(scored.items)), key=lambda n: (
+        (scored.scores[n] > threshold) == scored.items[n].anomalous, n))
+    for n in order:
+        picks = chosen.setdefault(scored.items[n].defect, [])
+        if len(picks) < per_defect:
+            picks.append(n)
+    rows = []
+    for defect in sorted(chosen, key=lambda d: (d == "good", d)):
+        tiles = [_tile(scored, detector, n) for n in sorted(chosen[defect])]
+        blank = np.zeros_like(tiles[0])
+        rows.append(np.hstack(tiles + [blank] * (per_defect - len(tiles))))
+    if not rows:
+        return False
+    cv2.imwrite(str(path), np.vstack(rows))
+    return True
+
+
+def _tile(scored, detector, n: int) -> np.ndarray:
+    item, score = scored.items[n], float(scored.scores[n])
+    image = read_image(item.path)
+    mask = read_mask(item.mask, image.shape) if item.mask is not None else None
+    small = cv2.resize(image, (TILE, TILE), interpolation=cv2.INTER_AREA)
+    if mask is not None:
+        mask = cv2.resize(mask.astype(np.uint8), (TILE, TILE), interpolation=cv2.INTER_NEAREST)
+    full, boxes = detector.locate(small, scored.maps[n])
+    flagged = score > detector.threshold
+    verdict = {(True, True): "caught", (True, False): "MISSED", (False, True): "FALSE ALARM",
+               (False, False): "ok"}[item.anomalous, flagged]
+    return overlay(small, full, detector.spec, boxes if flagged else [],
+                   f"{item.defect} {score:.3g} {verdict}", mask)

@@ -92,6 +92,24 @@ def best_f1(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     return float(f1[best]), float(thresholds[best])
 
 
+def strict_threshold(scores: np.ndarray, cut: float) -> float:
+    """A threshold ``t`` with ``scores > t`` exactly where ``scores >= cut`` (the detectors alarm
+    above their threshold), written with as few digits as keep that so (6 at least), so a
+    printed ``--threshold`` reproduces the same decisions."""
+    scores = np.asarray(scores, dtype=np.float64)
+    scores = scores[np.isfinite(scores)]
+    below = scores[scores < cut]
+    if not np.isfinite(cut):
+        return float(cut)
+    low = float(below.max()) if len(below) else cut - max(abs(cut), 1.0)
+    middle = (low + cut) / 2
+    for digits in range(6, 18):
+        candidate = float(f"{middle:.{digits}g}")
+        if low <= candidate < cut:
+            return candidate
+    return middle
+
+
 def events(labels: np.ndarray) -> list[tuple[int, int]]:
     """Labeled events: ``[start, stop)`` of each run of anomalous rows."""
     return runs(np.asarray(labels, dtype=bool))

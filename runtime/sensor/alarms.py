@@ -40,10 +40,16 @@ class AlarmFilter:
 
 
 def consecutive_alarms(above: np.ndarray, consecutive: int, hold: int = 0) -> np.ndarray:
-    """Smoothed alarms of a sequence of above-threshold flags (see ``AlarmFilter``)."""
-    alarm = AlarmFilter(consecutive, hold)
-    return np.fromiter((alarm.step(bool(a)) for a in np.asarray(above, dtype=bool)), dtype=bool,
-                       count=len(above))
+    """Smoothed alarms of a sequence of above-threshold flags: what ``AlarmFilter`` gives step by
+    step, computed at once (a window alarms when the run of flags up to it is ``consecutive``
+    long, or one did within the last ``hold`` windows)."""
+    AlarmFilter(consecutive, hold)  # the same argument checks
+    above = np.asarray(above, dtype=bool)
+    index = np.arange(len(above))
+    last_below = np.maximum.accumulate(np.where(above, -1, index))
+    triggered = index - last_below >= consecutive
+    last_trigger = np.maximum.accumulate(np.where(triggered, index, -hold - 2))
+    return index - last_trigger <= hold
 
 
 class AdaptiveThreshold:

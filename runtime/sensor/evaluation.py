@@ -8,9 +8,29 @@ from pathlib import Path
 import numpy as np
 
 from ..core import metrics
+from .alarms import consecutive_alarms
 from .detector import SensorDetector
 from .labels import Labels, nab_labels
 from .tables import csv_files, fill_gaps, read_table
+
+
+@dataclass(frozen=True)
+class AlarmEpisode:
+    """One alarm episode of a file, as an operator would be told of it: rows ``[start, stop)``,
+    its highest score, the feature with the largest share of the error over it, and whether it
+    overlaps a labeled anomaly."""
+
+    start: int
+    stop: int
+    peak_score: float
+    top_feature: str
+    labeled: bool
+    start_time: str | None = None
+
+    def as_dict(self) -> dict:
+        return {"start_row": self.start, "rows": self.stop - self.start,
+                "start_time": self.start_time, "peak_score": self.peak_score,
+                "top_feature": self.top_feature, "labeled": self.labeled}
 
 
 @dataclass(frozen=True)
@@ -22,6 +42,8 @@ class FileScores:
     alarms: np.ndarray
     labels: np.ndarray
     times: tuple[str, ...] | None
+    episodes: tuple[AlarmEpisode, ...] = ()
+    ends: np.ndarray | None = None   # each window's last row (where ``scores`` is set)
 
 
 def score_file(detector: SensorDetector, path: str | Path, label_column: str,
@@ -39,17 +61,26 @@ def score_file(detector: SensorDetector, path: str | Path, label_column: str,
                          f"needs labels (set `label_column`, or give a labels file with --labels); "
                          f"the header has {list(table.header)}")
     values = fill_gaps(table.values, detector.spec.max_gap, table.source, table.features)
-    scores, alarms = row_decisions(detector, values)
-    return FileScores(name or Path(path).name, scores, alarms, table.labels, table.times)
+    ends, window_scores, errors = detector.score_signal(values)
+    scores, alarms = _per_row(detector, len(values), ends, window_scores)
+    episodes = alarm_episodes(scores, alarms, table.labels, ends, errors, detector.features,
+                              episode_gap(detector), table.times)
+    return FileScores(name or Path(path).name, scores, alarms, table.labels, table.times,
+                      episodes, ends)
 
 
 def row_decisions(detector: SensorDetector, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-row (scores, alarms) of a signal: a score on each window's last row (NaN elsewhere),
     and the smoothed alarm of the last window that ended at or before each row."""
     ends, window_scores, _ = detector.score_signal(values)
-    scores = np.full(len(values), np.nan)
+    return _per_row(detector, len(values), ends, window_scores)
+
+
+def _per_row(detector: SensorDetector, rows: int, ends: np.ndarray,
+             window_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    scores = np.full(rows, np.nan)
     scores[ends] = window_scores
-    alarms = np.zeros(len(values), dtype=bool)
+    alarms = np.zeros(rows, dtype=bool)
     alarms[ends] = detector.alarms(window_scores)
     if detector.spec.stride > 1:
         alarms = between_windows(scores, alarms)
@@ -63,21 +94,81 @@ def between_windows(scores: np.ndarray, alarms: np.ndarray) -> np.ndarray:
     return np.where(last >= 0, alarms[np.maximum(last, 0)], False)
 
 
+def best_alarm_threshold(detector: SensorDetector, files: list[FileScores],
+                         candidates: int = 200) -> tuple[float, float]:
+    """(best point F1, threshold) over thresholds, applying the artifact's whole alarm rule
+    (smoothing, hold, adaptive threshold) to each file, so ``--threshold`` with the result gives
+    exactly that F1. Candidates are quantiles of the window scores; (nan, nan) without both
+    classes."""
+    labels = np.concatenate([f.labels for f in files]) if files else np.zeros(0, bool)
+    window_scores = [f.scores[f.ends] for f in files]
+    pooled = np.concatenate(window_scores) if files else np.zeros(0)
+    pooled = pooled[np.isfinite(pooled)]
+    if not len(pooled) or labels.all() or not labels.any():
+        return float("nan"), float("nan")
+    if detector.spec.adaptive is not None:
+        candidates = min(candidates, 40)  # its decisions are a loop over windows
+    best = (-1.0, float("nan"))
+    cuts = np.quantile(pooled, np.linspace(0.0, 1.0, candidates))
+    for threshold in np.unique([float(f"{c:.6g}") for c in cuts]):  # as --threshold prints it
+        alarms = [_alarms_at(detector, f, scores, float(threshold))
+                  for f, scores in zip(files, window_scores)]
+        f1 = metrics.counts(np.concatenate(alarms), labels).f1
+        if f1 > best[0]:
+            best = (f1, float(threshold))
+    return best
+
+
+def _alarms_at(detector: SensorDetector, scored: FileScores, window_scores: np.ndarray,
+               threshold: float) -> np.ndarray:
+    spec = detector.spec
+    if spec.adaptive is None:
+        above = ~np.isfinite(window_scores) | (window_scores > threshold)
+        decided = consecutive_alarms(above, spec.consecutive, spec.hold)
+    else:
+        decided = detector.alarm_decider().run(window_scores, threshold)[1]
+    alarms = np.zeros(len(scored.scores), dtype=bool)
+    alarms[scored.ends] = decided
+    return between_windows(scored.scores, alarms) if spec.stride > 1 else alarms
+
+
+def alarm_episodes(scores: np.ndarray, alarms: np.ndarray, labels: np.ndarray,
+                   ends: np.ndarray, errors: np.ndarray, features: tuple[str, ...], gap: int,
+                   times: tuple[str, ...] | None = None) -> tuple[AlarmEpisode, ...]:
+    """The alarm episodes of one file's per-row alarms (runs at most ``gap`` rows apart are one),
+    each with the feature whose error, summed over the episode's windows, is largest."""
+    episodes = []
+    for start, stop in metrics.runs(metrics.bridged(alarms, gap)):
+        inside = (ends >= start) & (ends < stop)
+        share = errors[inside].sum(axis=0) if inside.any() else np.zeros(len(features))
+        peak = scores[start:stop]
+        episodes.append(AlarmEpisode(
+            start, stop,
+            float(np.nanmax(peak)) if np.isfinite(peak).any() else float("nan"),
+            features[int(np.argmax(share))] if len(features) else "",
+            bool(labels[start:stop].any()),
+            times[start] if times is not None else None))
+    return tuple(episodes)
+
+
 def episode_gap(detector: SensorDetector) -> int:
     """The artifact's re-arm time in rows: alarm runs closer than this are one episode."""
     return detector.spec.rearm * detector.spec.stride
 
 
-def summarize(scores: np.ndarray, alarms: np.ndarray, labels: np.ndarray, gap: int = 0) -> dict:
+def summarize(scores: np.ndarray, alarms: np.ndarray, labels: np.ndarray, gap: int = 0,
+              events: dict | None = None) -> dict:
     """Every metric of one prediction over rows (alarm runs at most ``gap`` rows apart are one
-    episode in the event metrics)."""
+    episode in the event metrics; ``events`` gives event metrics computed elsewhere, e.g. per
+    file and pooled)."""
     c = metrics.counts(alarms, labels)
     adjusted = metrics.counts(metrics.point_adjusted(alarms, labels), labels)
     best_f1, best_threshold = metrics.best_f1(scores, labels)
+    best_threshold = metrics.strict_threshold(scores, best_threshold)
     return {
         "precision": c.precision, "recall": c.recall, "f1": c.f1,
         "auroc": metrics.auroc(scores, labels), "auprc": metrics.auprc(scores, labels),
-        **metrics.event_scores(alarms, labels, gap),
+        **(events if events is not None else metrics.event_scores(alarms, labels, gap)),
         "point_adjusted_f1": adjusted.f1,
         "far": c.false_alarm_rate, "mar": c.missed_alarm_rate,
         "best_f1": best_f1, "best_f1_threshold": best_threshold,
@@ -104,15 +195,21 @@ def evaluate(detector: SensorDetector, data: str | Path, label_column: str = "an
     alarms = np.concatenate([f.alarms for f in files])
     labels = np.concatenate([f.labels for f in files])
     gap = episode_gap(detector)
-    result = summarize(scores, alarms, labels)
     # events and episodes never span two files
-    result.update(metrics.pooled_event_scores(((f.alarms, f.labels) for f in files), gap))
+    result = summarize(scores, alarms, labels, gap, events=metrics.pooled_event_scores(
+        ((f.alarms, f.labels) for f in files), gap))
     result["threshold"] = detector.threshold
+    result["alarm_best_f1"], result["alarm_best_f1_threshold"] = best_alarm_threshold(
+        detector, files)
     result["consecutive"] = detector.spec.consecutive
+    result["hold"] = detector.spec.hold
+    result["rearm"] = detector.spec.rearm
+    result["stride"] = detector.spec.stride
+    result["adaptive"] = detector.spec.adaptive is not None
     result["note"] = ("rows before a file's first complete window have no score and count as "
                       "normal predictions; event metrics: an event is hit if any alarm falls in "
                       "it, an alarm run is false if it overlaps no event; point_adjusted_f1 "
                       "flatters and is reported only beside f1")
-    result["files"] = [{"file": f.name, **summarize(f.scores, f.alarms, f.labels, gap)}
-                       for f in files]
+    result["files"] = [{"file": f.name, **summarize(f.scores, f.alarms, f.labels, gap),
+                        "episodes": [e.as_dict() for e in f.episodes]} for f in files]
     return result, files

@@ -1,4 +1,4 @@
-"""Sensor evaluation reports: a markdown table and a score-over-time PNG per file."""
+"""Sensor evaluation reports: ``report.md`` for a line engineer, ``metrics.json``, a plot per file."""
 
 from __future__ import annotations
 
@@ -7,28 +7,44 @@ from pathlib import Path
 import numpy as np
 
 from ..core.metrics import runs
-from ..core.report import format_cell, json_text, pyplot
+from ..core.report import (best_threshold_lines, confusion_table, format_cell, glossary,
+                           json_text, pyplot)
 from .evaluation import FileScores
 
 COLUMNS = ("precision", "recall", "f1", "auroc", "auprc", "event_f1", "point_adjusted_f1",
            "far", "mar")
+MAX_EPISODES = 200  # listed in report.md; metrics.json has them all
 
 
 def write_report(result: dict, files: list[FileScores], folder: str | Path,
-                 model_name: str) -> Path:
-    """Write ``report.md``, ``metrics.json`` and one ``<file>.png`` per file; returns the .md path."""
+                 model_name: str, data: str | Path | None = None) -> Path:
+    """Write ``report.md``, ``metrics.json`` and one ``<file>.png`` per file; returns the .md path.
+    ``data`` (what was evaluated) completes the commands the report suggests."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    lines = [f"# Vigil evaluation: {model_name}", "",
-             f"Threshold {result['threshold']:.6g}, alarm after {result['consecutive']} "
-             "consecutive window(s) above it.", "",
-             "| file | rows | anomalous | " + " | ".join(COLUMNS) + " |",
-             "|---|---:|---:|" + "---:|" * len(COLUMNS)]
+    lines = [f"# Vigil evaluation: {model_name}", "", _decision_rule(result), ""]
+    lines += ["## Result", "", "| metric | value |", "|---|---:|",
+              *[f"| {key} | {format_cell(result.get(key))} |"
+                for key in ("precision", "recall", "f1", "event_f1", "auroc")],
+              f"| rows (labeled anomalous) | {result['rows']} ({result['anomalous_rows']}) |",
+              f"| labeled events caught | {result['events_hit']} of {result['events']} |",
+              f"| alarm episodes (false) | {result['alarm_runs']} ({result['false_alarm_runs']}) |",
+              ""]
+    lines += ["## Confusion counts", "", *confusion_table(result, "rows")]
+    lines += ["## Best-F1 threshold", "",
+              *best_threshold_lines(result, f"vigil eval {model_name} {data or 'DATA'}",
+                                    "alarm_best_f1")]
+    lines += ["## Per file", "",
+              "| file | rows | anomalous | episodes | " + " | ".join(COLUMNS) + " |",
+              "|---|---:|---:|---:|" + "---:|" * len(COLUMNS)]
     for row in [*result["files"], {"file": "**all**", **result}]:
         cells = [format_cell(row.get(c)) for c in COLUMNS]
         lines.append(f"| {row['file']} | {row['rows']} | {row['anomalous_rows']} | "
-                     + " | ".join(cells) + " |")
-    lines += ["", result["note"], ""]
+                     f"{row['alarm_runs']} | " + " | ".join(cells) + " |")
+    lines += ["", *_episode_lines(files), *glossary(
+        ("precision", "recall", "f1", "event_f1", "episode", "auroc", "auprc",
+         "point_adjusted_f1", "far", "mar", "tp", "fp", "fn", "tn", "best_f1", "n/a")),
+        result["note"], ""]
     for scored in files:
         png = _plot(scored, result["threshold"], folder)
         lines.append(f"![{scored.name}]({png.name})")
@@ -38,24 +54,66 @@ def write_report(result: dict, files: list[FileScores], folder: str | Path,
     return report
 
 
+def _decision_rule(result: dict) -> str:
+    rule = (f"Threshold {result['threshold']:.6g}"
+            + (" (raised at run time by the adaptive threshold)" if result.get("adaptive") else "")
+            + f"; an alarm starts after {result['consecutive']} consecutive window(s) above it")
+    if result.get("hold"):
+        rule += f" and is held {result['hold']} window(s) after the score falls"
+    if result.get("rearm"):
+        rule += (f"; an alarm within {result['rearm']} window(s) of the last one's end continues "
+                 "its episode")
+    if result.get("stride", 1) > 1:
+        rule += f"; a window ends every {result['stride']} rows"
+    return rule + "."
+
+
+def _episode_lines(files: list[FileScores]) -> list[str]:
+    episodes = [(f, e) for f in files for e in f.episodes]
+    lines = ["## Alarm episodes", ""]
+    if not episodes:
+        return lines + ["No alarm was raised.", ""]
+    false = sum(1 for _, e in episodes if not e.labeled)
+    lines += [f"{len(episodes)} episode(s), {false} on no labeled anomaly (false). Top feature: "
+              "the column with the largest share of the model's error over the episode.", "",
+              "| file | start row | start time | rows | peak score | top feature | on a label |",
+              "|---|---:|---|---:|---:|---|---|"]
+    for scored, e in episodes[:MAX_EPISODES]:
+        lines.append(f"| {scored.name} | {e.start} | {e.start_time or NO_TIME} | "
+                     f"{e.stop - e.start} | {format_cell(e.peak_score)} | {e.top_feature} | "
+                     f"{'yes' if e.labeled else 'no (false)'} |")
+    if len(episodes) > MAX_EPISODES:
+        lines.append(f"\n... and {len(episodes) - MAX_EPISODES} more (all in metrics.json, "
+                     "under files[].episodes).")
+    return lines + [""]
+
+
+NO_TIME = "(no time column)"
+
+
 def _plot(scored: FileScores, threshold: float, folder: Path) -> Path:
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(12, 3.2), dpi=100)
     x = np.arange(len(scored.scores))
-    for start, stop in runs(scored.labels):
-        axis.axvspan(start, stop, color="tab:red", alpha=0.15, lw=0)
+    for n, (start, stop) in enumerate(runs(scored.labels)):
+        axis.axvspan(start, stop, color="tab:red", alpha=0.15, lw=0,
+                     label="labeled anomaly" if n == 0 else None)
     axis.plot(x, scored.scores, lw=0.8, color="tab:blue", label="score")
     axis.axhline(threshold, color="black", ls="--", lw=0.8, label="threshold")
-    alarm_rows = np.flatnonzero(scored.alarms)
-    if len(alarm_rows):
-        axis.plot(alarm_rows, np.full(len(alarm_rows), np.nanmin(scored.scores)), "|",
-                  color="tab:orange", ms=6, label="alarm")
     finite = scored.scores[np.isfinite(scored.scores)]
-    if len(finite):
-        axis.set_ylim(0, max(threshold * 2.5, float(np.percentile(finite, 99.5)) * 1.1))
-    axis.set_title(f"{scored.name}: score over time (red: labeled anomaly)")
+    top = max(threshold * 2.5, float(np.percentile(finite, 99.5)) * 1.1) if len(finite) else 1.0
+    named = set()
+    for e in scored.episodes:
+        name = "alarm episode" if e.labeled else "false alarm episode"
+        axis.plot([e.start, e.stop], [top * 0.97] * 2, lw=4, solid_capstyle="butt",
+                  color="tab:orange" if e.labeled else "tab:purple",
+                  label=None if name in named else name)
+        named.add(name)
+    axis.set_ylim(0, top)
+    axis.set_title(f"{scored.name}: score over time")
     axis.set_xlabel("row")
-    axis.legend(loc="upper left", fontsize=8)
+    axis.set_ylabel("anomaly score")
+    axis.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     figure.tight_layout()
     path = folder / (str(Path(scored.name).with_suffix("")).replace("/", "_") + ".png")
     figure.savefig(path)

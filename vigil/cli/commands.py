@@ -345,16 +345,25 @@ def _eval_images(args, detector) -> int:
     from vigil.runtime.camera.report import write_image_report
     from vigil.runtime.core.report import json_text
 
-    result, scored = evaluate_images(detector, test_items(args.data))
+    items = test_items(args.data, args.normal, args.anomalous, args.masks)
+    result, scored = evaluate_images(detector, items)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json_text(result))
     if args.report:
-        report = write_image_report(result, scored, detector, args.report, Path(args.model).name)
+        report = write_image_report(result, scored, detector, args.report, args.model,
+                                    _typed_data(args))
         print(f"report: {report}", file=sys.stderr)
     keys = ("image_auroc", "pixel_auroc", "pro", "f1", "precision", "recall", "threshold")
     print(json_text({k: result[k] for k in keys}))
     return EXIT_OK
+
+
+def _typed_data(args) -> str:
+    """The data arguments of an image `vigil eval` as typed, for the commands a report suggests."""
+    parts = [args.data, *[f"--normal {f}" for f in args.normal],
+             *[f"--anomalous {f}" for f in args.anomalous]]
+    return " ".join(parts + ([f"--masks {args.masks}"] if args.masks else []))
 
 
 def cmd_eval(args) -> int:
@@ -371,6 +380,9 @@ def cmd_eval(args) -> int:
         detector.threshold = args.threshold
     if isinstance(detector, ImageDetector):
         return _eval_images(args, detector)
+    if args.normal or args.anomalous or args.masks:
+        raise ValueError(f"--normal, --anomalous and --masks are for image models; {args.model} "
+                         "is a sensor model (its labels come from --label-column or --labels)")
     from vigil.runtime.sensor.labels import read_labels
 
     labels = read_labels(args.labels) if args.labels else None
@@ -382,7 +394,7 @@ def cmd_eval(args) -> int:
     if args.report:
         from vigil.runtime.sensor.report import write_report
 
-        print(f"report: {write_report(result, files, args.report, Path(args.model).name)}",
+        print(f"report: {write_report(result, files, args.report, args.model, args.data)}",
               file=sys.stderr)
     keys = ("precision", "recall", "f1", "auroc", "auprc", "event_f1", "point_adjusted_f1",
             "threshold")
@@ -440,7 +452,8 @@ EXAMPLES = {
               "vigil score line.onnx rtsp://camera/stream --overlay-dir alarms/"],
     "eval": ["vigil eval pump.onnx labeled/ --json metrics.json --report report/",
              "vigil eval nab.onnx nab/          # NAB's root brings its label windows",
-             "vigil eval line.onnx mvtec/bottle --report report/"],
+             "vigil eval line.onnx mvtec/bottle --report report/",
+             "vigil eval line.onnx good/ --anomalous scratch/ --anomalous dent/ --masks masks/"],
     "bench": ["vigil bench pump.onnx pump-fp32.onnx --batch 1,32",
               "vigil bench line.onnx --device cpu,cuda --report bench/"],
 }
@@ -627,7 +640,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="CSV file, folder of CSVs" + (
                              ", or - for stdin (sensor models); a camera index, video file, image "
                              "file, folder or glob, or an rtsp:// or http(s):// URL (image models)"
-                             if name == "score" else ""))
+                             if name == "score" else
+                             ", or a NAB root (sensor models); an MVTec AD category, or a folder "
+                             "of normal images with --anomalous (image models)"))
         sub.add_argument("--device", default="cpu", choices=list(DEVICES),
                          help="execution provider; unavailable ones fall back to CPU with a "
                               "warning (default cpu)")
@@ -682,6 +697,15 @@ def build_parser() -> argparse.ArgumentParser:
                                   "or CSV file,start,end (a NAB root folder brings its own)")
             sub.add_argument("--json", default=None, help="write the metrics JSON here")
             sub.add_argument("--report", default=None, help="write report.md and plots here")
+            images = sub.add_argument_group("image models (the folder forms of `vigil train image`)")
+            images.add_argument("--normal", action="append", default=[],
+                                help="another folder of normal images (repeatable)")
+            images.add_argument("--anomalous", action="append", default=[],
+                                help="a folder of defect images; its name is the defect type "
+                                     "(repeatable)")
+            images.add_argument("--masks", default=None,
+                                help="folder of masks for --anomalous images (NAME.png or "
+                                     "NAME_mask.png; default: a .png beside each image)")
             sub.set_defaults(run=cmd_eval)
 
     bench = _command(commands, "bench", "latency and throughput of artifacts on this device",

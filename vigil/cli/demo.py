@@ -70,7 +70,8 @@ def run_camera_demo(output: Path, seed: int = 0, quick: bool = False) -> dict:
     false_alarms = sum(1 for r, k in zip(flagged, kinds) if r.get("anomaly") and k == "good")
     print("[5/5] evaluating on the synthetic test frames")
     result, scored = evaluate_images(detector, test_items(root))
-    report = write_image_report(result, scored, detector, output / "report", exported.path.name)
+    report = write_image_report(result, scored, detector, output / "report", str(exported.path),
+                                root)
     camera = {
         "metrics": {k: (round(result[k], 4) if isinstance(result[k], float) else result[k])
                     for k in ("image_auroc", "pixel_auroc", "pro", "precision", "recall", "f1")},
@@ -124,7 +125,7 @@ def run_sensor_demo(output: Path, seed: int = 0, quick: bool = False) -> dict:
     with open(output / "scores.jsonl", "w") as out:
         summary = score_source(detector, str(test_csv), out)
     result, files = evaluate(detector, test_csv)
-    report = write_report(result, files, output / "report", exported.path.name)
+    report = write_report(result, files, output / "report", str(exported.path), test_csv)
 
     print("[5/5] batch-1 latency through the runtime")
     window = _first_window(detector, test_csv)
