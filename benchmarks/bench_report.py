@@ -9,7 +9,7 @@ from vigil.runtime.core.report import json_text
 
 def _fmt(value, digits: int = 3) -> str:
     if value is None:
-        return ""
+        return "n/a"
     if isinstance(value, float):
         return f"{value:.{digits}g}"
     return str(value)
@@ -34,11 +34,13 @@ def write_bench_report(result: dict, folder: str | Path) -> Path:
     for model in result.get("models", []):
         eff = model.get("efficiency", {})
         cold = model.get("cold_start", {})
+        cold_text = (f"Cold start (import + load + first score, fresh process): "
+                     f"{_fmt(cold.get('import_load_first_score_s'))} s; peak RSS "
+                     f"{_fmt(cold.get('peak_rss_mb'))} MB." if cold else
+                     "Cold start: not measured (--no-cold-start).")
         lines += [f"## {Path(model['model']).name} ({model['kind']}, {model['precision']}, "
                   f"{model['file_bytes'] / 1e6:.2f} MB)", "",
-                  f"Input: {model['input']}. Cold start (import + load + first score, fresh "
-                  f"process): {_fmt(cold.get('import_load_first_score_s'))} s; peak RSS "
-                  f"{_fmt(cold.get('peak_rss_mb'))} MB.",
+                  f"Input: {model['input']}. {cold_text}",
                   f"Work per item: {_fmt((model.get('ops_per_item') or 0) / 1e6)} M op. "
                   + (f"Batch-1 one-thread: {_fmt(eff['achieved_ops_per_s'] / 1e9)} G op/s, "
                      f"{_fmt(eff['times_below_isa_peak'])}x below the ISA peak, "
@@ -62,6 +64,9 @@ def write_bench_report(result: dict, folder: str | Path) -> Path:
             lines.append(f"| {name} | {_fmt(s['p50_ms'])} | {_fmt(s['p99_ms'])} |")
         lines += ["", "| ratio | value |", "|---|---:|"]
         lines += [f"| {k} | {v:.2f}x |" for k, v in base["ratios"].items()]
+        failed = [n for n in base.get("notes", []) if "failed" in n]
+        if failed:
+            lines += ["", "Not measured:", *[f"- {n}" for n in failed]]
     if result.get("notes"):
         lines += ["", *[f"- {n}" for n in result["notes"]]]
     pngs = _plots(result, folder)
@@ -100,10 +105,16 @@ def _plots(result: dict, folder: Path) -> list[Path]:
 
     figure, axis = plt.subplots(figsize=(9, 4), dpi=100)
     names = [f"{label(c)} b{c['batch']}" for c in cells]
-    axis.barh(names, [c["p50_ms_per_item"] for c in cells], color="tab:blue", label="p50")
-    axis.barh(names, [c["p99_ms_per_item"] - c["p50_ms_per_item"] for c in cells],
-              left=[c["p50_ms_per_item"] for c in cells], color="tab:orange", label="p50..p99")
-    axis.set_xlabel("ms per item")
+    rows = range(len(cells))
+    # p50 as a dot and the spread to p99 as a bar, on a log axis: a 0.01 ms p50 beside a 10 ms
+    # p99 stays visible (bars from zero cannot be drawn on a log axis)
+    axis.hlines(rows, [c["p50_ms_per_item"] for c in cells], [c["p99_ms_per_item"] for c in cells],
+                color="tab:orange", lw=6, label="p50..p99")
+    axis.plot([c["p50_ms_per_item"] for c in cells], rows, "o", color="tab:blue", label="p50")
+    axis.set_yticks(list(rows), names)
+    axis.set_ylim(-0.6, len(cells) - 0.4)
+    axis.set_xscale("log")
+    axis.set_xlabel("ms per item (log scale)")
     axis.set_title("Latency per item (p50 and the spread to p99)")
     axis.legend(fontsize=7)
     axis.tick_params(axis="y", labelsize=7)

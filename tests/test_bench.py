@@ -24,3 +24,23 @@ def test_a_device_that_is_not_here_is_reported_as_what_ran(tmp_path):
     assert any("not measured twice" in n for n in result["notes"])
     assert device_of(["CUDAExecutionProvider", "CPUExecutionProvider"]) == "cuda"
     assert device_of(["TensorrtExecutionProvider", "CUDAExecutionProvider"]) == "tensorrt"
+
+
+def test_report_without_cold_start_says_so_and_lists_failed_baselines(tmp_path):
+    pytest.importorskip("matplotlib")
+    from sensor_fixtures import write_tiny_sensor_artifact
+
+    from vigil.benchmarks.bench import BenchOptions, bench
+    from vigil.benchmarks.bench_report import write_bench_report
+
+    model = write_tiny_sensor_artifact(tmp_path / "tiny.onnx")
+    result = bench([model], BenchOptions(batches=(1, 4), devices=("cpu",), seconds=0.05,
+                                         cold_start=False, profile=False))
+    failure = "tflite_int8 conversion failed: exit -11"
+    result["baselines"] = {"stats": {"runtime_int8": {"p50_ms": 0.1, "p99_ms": 0.2}},
+                           "ratios": {}, "notes": [failure]}
+    text = write_bench_report(result, tmp_path / "report").read_text()
+    assert "Cold start: not measured (--no-cold-start)." in text
+    assert " s; peak RSS  MB" not in text and "|  |" not in text
+    assert f"Not measured:\n- {failure}" in text
+    assert (tmp_path / "report" / "latency.png").read_bytes()[:4] == b"\x89PNG"
