@@ -23,6 +23,7 @@ import numpy as np
 import onnxruntime as ort
 
 from vigil.runtime import ImageDetector, load
+from vigil.runtime.core.progress import Progress, silent
 
 from .harness import cold_start, latency_stats, time_calls
 from .machine import cpu_info, peak_per_core
@@ -157,8 +158,10 @@ def measured_roof(seconds: float = 1.0) -> dict:
     return result
 
 
-def bench(models: Sequence[str | Path], options: BenchOptions = BenchOptions()) -> dict:
-    """Run the grid for every model; returns the machine-readable result."""
+def bench(models: Sequence[str | Path], options: BenchOptions = BenchOptions(),
+          progress: Progress = silent) -> dict:
+    """Run the grid for every model; returns the machine-readable result. ``progress`` hears
+    of each timed cell (model x device x threads x batch)."""
     info = cpu_info()
     result: dict = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -168,14 +171,26 @@ def bench(models: Sequence[str | Path], options: BenchOptions = BenchOptions()) 
         "cells": [], "models": [], "notes": list(options.notes),
     }
     result["measured_roof_one_thread"] = measured_roof()
+    cells = len(models) * len(options.devices) * len(options.threads) * len(options.batches)
+    timed = [0]
+
+    def cell_done() -> None:
+        timed[0] += 1
+        progress("bench: timing cells", timed[0], cells)
+
+    progress("bench: timing cells", 0, cells)
     for model in models:
-        result["models"].append(_bench_model(Path(model), options, result))
+        result["models"].append(_bench_model(Path(model), options, result, cell_done))
+    progress("bench: timing cells", cells, cells)
     if options.against:
+        progress("bench: Keras and TFLite baselines", 0, 1)
         result["baselines"] = baselines(options.against, models, options)
+        progress("bench: Keras and TFLite baselines", 1, 1)
     return result
 
 
-def _bench_model(model: Path, options: BenchOptions, result: dict) -> dict:
+def _bench_model(model: Path, options: BenchOptions, result: dict,
+                 cell_done: Callable[[], None] = lambda: None) -> dict:
     probe = load(model, threads=1)
     items, described = inputs_for(probe, options.input)
     entry = {"model": str(model), "kind": probe.spec.kind, "precision": probe.spec.precision,
@@ -230,6 +245,7 @@ def _bench_model(model: Path, options: BenchOptions, result: dict) -> dict:
                 if entry.get("ops_per_item"):
                     cell["achieved_ops_per_s"] = entry["ops_per_item"] * stats["items_per_s"]
                 result["cells"].append(cell)
+                cell_done()
     _efficiency(entry, result)
     return entry
 

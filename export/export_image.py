@@ -8,6 +8,7 @@ import numpy as np
 
 from vigil.runtime import load
 from vigil.runtime.core.metrics import auroc
+from vigil.runtime.core.progress import Progress, silent
 from vigil.runtime.core.spec import ImageSpec
 from vigil.training.checkpoint import TrainingRun, load_run
 from vigil.training.image_thresholds import fit_image_thresholds
@@ -23,7 +24,8 @@ CALIBRATION_BATCH = 8
 
 
 def export_image(model_path: str | Path, output: str | Path,
-                 options: ExportOptions = ExportOptions()) -> ExportReport:
+                 options: ExportOptions = ExportOptions(),
+                 progress: Progress = silent) -> ExportReport:
     """Write ``output`` (.onnx) from a model written by ``vigil train image``."""
     import keras
 
@@ -31,6 +33,7 @@ def export_image(model_path: str | Path, output: str | Path,
 
     run = load_run(model_path)
     record = run.record
+    progress("export: Keras to ONNX, FP32 parity", 0, 1)
     model = keras.models.load_model(model_path, safe_mode=True, compile=False)
     fp32 = keras_to_onnx(model, input_name="image", dtype="uint8")
     images = run.validation
@@ -48,14 +51,19 @@ def export_image(model_path: str | Path, output: str | Path,
     messages: list[str] = []
     precision = Precision(options.precision)
     chosen, scores, maps = fp32, fp32_scores, fp32_maps
+    progress("export: Keras to ONNX, FP32 parity", 1, 1)
     if precision in (Precision.INT8, Precision.AUTO):
         calibration = run.calibration
 
         def batches():
-            for start in range(0, len(calibration), CALIBRATION_BATCH):
+            starts = range(0, len(calibration), CALIBRATION_BATCH)
+            for n, start in enumerate(starts):
+                progress("export: INT8 calibration (batches)", n, len(starts))
                 yield calibration[start:start + CALIBRATION_BATCH]
+            progress("export: INT8 calibration (batches)", len(starts), len(starts))
 
         int8 = quantize_static_int8(fp32, batches, "image")
+        progress("export: INT8 parity and timing", 0, 1)
         int8_scores, int8_maps = _onnx_outputs(int8, images)
         parity.update(_int8_parity(run, fp32_scores, fp32_maps, int8_scores, int8_maps))
         misses = []
@@ -71,6 +79,7 @@ def export_image(model_path: str | Path, output: str | Path,
         keep, said = keep_int8(misses, precision, options.force, int8, fp32,
                                {"image": images[:1]}, parity)
         messages += said
+        progress("export: INT8 parity and timing", 1, 1)
         if keep:
             chosen, scores, maps = int8, int8_scores, int8_maps
             precision = Precision.INT8

@@ -10,6 +10,7 @@ import numpy as np
 
 from vigil.runtime import load
 from vigil.runtime.core.metrics import counts
+from vigil.runtime.core.progress import Progress, silent
 from vigil.runtime.core.spec import AdaptiveThresholdSpec, ScoreStats, SensorSpec, Threshold
 from vigil.runtime.core.thresholds import ThresholdMethod, calibrate, score_stats
 from vigil.runtime.sensor.alarms import consecutive_alarms
@@ -43,13 +44,15 @@ class ExportReport:
 
 
 def export_sensor(model_path: str | Path, output: str | Path,
-                  options: ExportOptions = ExportOptions()) -> ExportReport:
+                  options: ExportOptions = ExportOptions(),
+                  progress: Progress = silent) -> ExportReport:
     """Write ``output`` (.onnx) from a model written by ``vigil train sensor``."""
     import keras
 
     from vigil.training import sensor_model  # noqa: F401  (registers the custom layers)
 
     run = load_run(model_path)
+    progress("export: Keras to ONNX, FP32 parity", 0, 1)
     model = keras.models.load_model(model_path, safe_mode=True, compile=False)
     fp32 = keras_to_onnx(model)
     windows = run.validation
@@ -66,8 +69,10 @@ def export_sensor(model_path: str | Path, output: str | Path,
     chosen, chosen_scores = fp32, fp32_scores
     precision = Precision(options.precision)
     threshold = _refit(run, fp32_scores)
+    progress("export: Keras to ONNX, FP32 parity", 1, 1)
     if precision in (Precision.INT8, Precision.AUTO):
-        int8 = _quantize(fp32, run.calibration)
+        int8 = _quantize(fp32, run.calibration, progress)
+        progress("export: INT8 parity and timing", 0, 1)
         int8_scores = _onnx_scores(int8, windows)
         int8_threshold = _refit(run, int8_scores)
         # Fixed activation scales: a window scores the same alone as in a batch (to float
@@ -86,6 +91,7 @@ def export_sensor(model_path: str | Path, output: str | Path,
         keep, said = keep_int8(misses, precision, options.force, int8, fp32,
                                {"window": windows[:1]}, parity)
         messages += said
+        progress("export: INT8 parity and timing", 1, 1)
         if keep:
             chosen, chosen_scores, threshold = int8, int8_scores, int8_threshold
             precision = Precision.INT8
@@ -105,7 +111,7 @@ CALIBRATION_BATCH = 256
 QUANTIZED_OPS = ("MatMul", "Gemm")  # the dense layers; recurrent cells and the score stay float
 
 
-def _quantize(fp32, calibration: np.ndarray):
+def _quantize(fp32, calibration: np.ndarray, progress: Progress = silent):
     """Static INT8 of the dense layers, calibrated on normal training windows.
 
     The recurrent cells stay in float: onnxruntime has no static INT8 LSTM/GRU kernel (only a
@@ -116,8 +122,11 @@ def _quantize(fp32, calibration: np.ndarray):
     windows = np.asarray(calibration, dtype=np.float32)
 
     def batches():
-        for start in range(0, len(windows), CALIBRATION_BATCH):
+        starts = range(0, len(windows), CALIBRATION_BATCH)
+        for n, start in enumerate(starts):
+            progress("export: INT8 calibration (batches)", n, len(starts))
             yield windows[start:start + CALIBRATION_BATCH]
+        progress("export: INT8 calibration (batches)", len(starts), len(starts))
 
     return quantize_static_int8(fp32, batches, "window", exclude_substrings=(),
                                 op_types=QUANTIZED_OPS)

@@ -1,9 +1,14 @@
-"""Training progress: a redrawing bar only on a terminal; plain lines with an ETA in a file."""
+"""Progress of training, evaluation, export and bench: a redrawing bar only on a terminal; plain
+lines with an estimate of the time left in a file."""
 
 from __future__ import annotations
 
 import io
 
+import pytest
+
+from vigil.cli import commands as cli
+from vigil.cli.progress import ConsoleProgress
 from vigil.training.progress import StepProgress, keras_verbose
 
 
@@ -36,3 +41,46 @@ def test_quiet_progress_prints_nothing():
     for step in range(1, 11):
         progress.update(step, 0.5)
     assert out.getvalue() == ""
+
+
+def test_console_progress_in_a_file_is_plain_lines_with_an_estimate():
+    out = io.StringIO()
+    with ConsoleProgress(stream=out, every=0.0) as progress:
+        for done in range(0, 5):
+            progress("scoring files", done, 4)
+        progress("export: Keras to ONNX", 0, 1)
+        progress("export: Keras to ONNX", 1, 1)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "vigil: scoring files: 0/4, 0:00 elapsed"
+    assert lines[1].startswith("vigil: scoring files: 1/4, 0:00 elapsed, ~0:00 left")
+    assert lines[4] == "vigil: scoring files: 4/4, done in 0:00"
+    assert lines[-1] == "vigil: export: Keras to ONNX: done in 0:00"
+    text = out.getvalue()
+    assert "\b" not in text and "\x1b" not in text and "\r" not in text
+
+
+def test_console_progress_lines_are_rate_limited_but_the_end_is_always_said():
+    out = io.StringIO()
+    progress = ConsoleProgress(stream=out, every=3600.0)
+    for done in range(0, 101):
+        progress("scoring images", done, 100)
+    assert out.getvalue().splitlines() == ["vigil: scoring images: 100/100, done in 0:00"]
+
+
+def test_console_progress_on_a_terminal_draws_a_live_bar():
+    pytest.importorskip("rich")
+    out = FakeTerminal()
+    with ConsoleProgress(stream=out) as progress:
+        progress("bench: timing cells", 2, 4)
+        progress("bench: timing cells", 4, 4)
+    assert "bench: timing cells" in out.getvalue() and "4/4" in out.getvalue()
+
+
+def test_eval_reports_progress_on_stderr_unless_quiet(sensor_artifacts, capsys):
+    arguments = ["eval", str(sensor_artifacts.fp32), str(sensor_artifacts.test_csv)]
+    assert cli.main(arguments) == 0
+    err = capsys.readouterr().err
+    assert "vigil: scoring files: 1/1, done in" not in err  # one file: a single step
+    assert "vigil: scoring files" in err and "vigil: best-F1 threshold search" in err
+    assert cli.main(arguments + ["--quiet"]) == 0
+    assert "vigil: scoring" not in capsys.readouterr().err

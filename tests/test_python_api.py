@@ -67,3 +67,31 @@ def test_the_readme_python_snippet_runs(tmp_path, monkeypatch, capsys):
              {"windows": np.zeros((2, 4, 3)), "rows": rows})
     printed = capsys.readouterr().out.splitlines()
     assert printed[-1].split()[0] == "7" and printed[-1].split()[-1] == "True"
+
+
+def test_device_preference_lists_take_the_first_available_and_fall_back_to_cpu(caplog):
+    import onnxruntime as ort
+
+    from vigil.runtime.core.providers import providers_for_device
+
+    assert providers_for_device("cpu") == ["CPUExecutionProvider"]
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        assert providers_for_device("cuda,cpu") == ["CPUExecutionProvider"]
+        with caplog.at_level("WARNING", logger="vigil"):
+            assert providers_for_device("tensorrt,cuda") == ["CPUExecutionProvider"]
+        assert "none of the devices ['tensorrt', 'cuda'] is available" in caplog.text
+    with pytest.raises(ValueError, match="preference list"):
+        providers_for_device("cuda,tpu")
+
+
+def test_score_takes_a_device_preference_list_and_refuses_unknown_ones(sensor_artifacts,
+                                                                       tmp_path, capsys):
+    from vigil.cli import commands as cli
+
+    out = tmp_path / "s.jsonl"
+    assert cli.main(["score", str(sensor_artifacts.fp32), str(sensor_artifacts.test_csv),
+                     "--jsonl", str(out), "--device", "tensorrt,cuda,cpu"]) == 0
+    assert out.read_text().count("\n") > 0
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["score", str(sensor_artifacts.fp32), "-", "--device", "cuda,tpu"])
+    assert stopped.value.code == 2 and "tpu" in capsys.readouterr().err

@@ -6,6 +6,8 @@ import sys
 import time
 from typing import TextIO
 
+from vigil.runtime.core.progress import clock, is_terminal
+
 
 def keras_verbose(quiet: bool, stream: TextIO | None = None) -> int:
     """Keras ``verbose``: 0 when quiet, the redrawing progress bar (1) on a terminal, and one line
@@ -13,7 +15,7 @@ def keras_verbose(quiet: bool, stream: TextIO | None = None) -> int:
     if quiet:
         return 0
     stream = stream if stream is not None else sys.stdout
-    return 1 if _is_terminal(stream) else 2
+    return 1 if is_terminal(stream) else 2
 
 
 class StepProgress:
@@ -24,7 +26,7 @@ class StepProgress:
                  label: str = "step") -> None:
         self.steps, self.verbose, self.label = steps, verbose, label
         self.stream = stream if stream is not None else sys.stdout
-        self.terminal = verbose == 1 and _is_terminal(self.stream)
+        self.terminal = verbose == 1 and is_terminal(self.stream)
         self.started = time.perf_counter()
         self._bar = None
         if self.terminal:
@@ -43,17 +45,5 @@ class StepProgress:
             return
         elapsed = time.perf_counter() - self.started
         left = elapsed / step * (self.steps - step)
-        print(f"{self.label} {step}/{self.steps}  loss {loss:.4f}  elapsed {_clock(elapsed)}  "
-              f"left ~{_clock(left)}", file=self.stream, flush=True)
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 60}:{seconds % 60:02d}"
-
-
-def _is_terminal(stream: TextIO) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
+        print(f"{self.label} {step}/{self.steps}  loss {loss:.4f}  elapsed {clock(elapsed)}  "
+              f"left ~{clock(left)}", file=self.stream, flush=True)

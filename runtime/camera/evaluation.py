@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from ..core import metrics
+from ..core.progress import Progress, silent
 from .frames import map_to_frame
 from .datasets import LabeledImage, folders, is_mvtec, mvtec, read_image, read_mask
 from .detector import ImageDetector
@@ -46,7 +47,8 @@ def test_items(data: str | Path, normal: Sequence[str | Path] = (),
     return folders([data, *normal], anomalous, masks)
 
 
-def evaluate_images(detector: ImageDetector, items: Sequence[LabeledImage]) -> tuple[dict, ImageScores]:
+def evaluate_images(detector: ImageDetector, items: Sequence[LabeledImage],
+                    progress: Progress = silent) -> tuple[dict, ImageScores]:
     """Every metric over ``items``. Pixel metrics compare the map, resized back to each image's
     own size, with the mask at that size; images that fail to decode are errors."""
     if not items:
@@ -59,6 +61,7 @@ def evaluate_images(detector: ImageDetector, items: Sequence[LabeledImage]) -> t
     pro = _ProAccumulator()
     has_masks = any(i.mask is not None for i in items)
     for n, item in enumerate(items):
+        progress("scoring images", n, len(items))
         image = read_image(item.path)
         score, amap = detector.infer(image)
         scores[n] = score[0]
@@ -76,6 +79,7 @@ def evaluate_images(detector: ImageDetector, items: Sequence[LabeledImage]) -> t
         positive_hist += np.bincount(bins[mask.ravel()], minlength=PIXEL_BINS + 2)
         negative_hist += np.bincount(bins[~mask.ravel()], minlength=PIXEL_BINS + 2)
         pro.add(full, mask)
+    progress("scoring images", len(items), len(items))
     threshold = detector.threshold
     predicted = scores > threshold
     c = metrics.counts(predicted, labels)

@@ -17,11 +17,24 @@ DEVICES = {
 
 
 def providers_for_device(device: str) -> list[str]:
-    """Providers for ``auto``, ``cpu``, ``cuda`` or ``tensorrt``, keeping those installed.
+    """Providers for ``auto``, ``cpu``, ``cuda`` or ``tensorrt``, keeping those installed, or
+    for a preference list such as ``tensorrt,cuda,cpu`` (the first one available here wins).
 
     A requested accelerator that is not available falls back to CPU with a warning.
     """
     available = ort.get_available_providers()
+    if "," in device:
+        names = [d.strip() for d in device.split(",") if d.strip()]
+        unknown = [d for d in names if d != "auto" and d not in DEVICES]
+        if unknown or not names:
+            raise ValueError(f"`device` must be one of {['auto', *DEVICES]} or a comma-separated "
+                             f"preference list of them; received {device!r}")
+        for name in names:
+            if name in ("auto", "cpu") or DEVICES[name][0] in available:
+                return providers_for_device(name)
+        log.warning("none of the devices %s is available here (available: %s); using CPU",
+                    names, ", ".join(available))
+        return ["CPUExecutionProvider"]
     if device == "auto":
         for name in ("tensorrt", "cuda"):
             if DEVICES[name][0] in available:

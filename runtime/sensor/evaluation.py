@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core import metrics
+from ..core.progress import Progress, silent
 from .alarms import consecutive_alarms
 from .detector import SensorDetector
 from .labels import Labels, nab_labels
@@ -95,7 +96,8 @@ def between_windows(scores: np.ndarray, alarms: np.ndarray) -> np.ndarray:
 
 
 def best_alarm_threshold(detector: SensorDetector, files: list[FileScores],
-                         candidates: int = 200) -> tuple[float, float]:
+                         candidates: int = 200, progress: Progress = silent
+                         ) -> tuple[float, float]:
     """(best point F1, threshold) over thresholds, applying the artifact's whole alarm rule
     (smoothing, hold, adaptive threshold) to each file, so ``--threshold`` with the result gives
     exactly that F1. Candidates are quantiles of the window scores; (nan, nan) without both
@@ -109,13 +111,16 @@ def best_alarm_threshold(detector: SensorDetector, files: list[FileScores],
     if detector.spec.adaptive is not None:
         candidates = min(candidates, 40)  # its decisions are a loop over windows
     best = (-1.0, float("nan"))
-    cuts = np.quantile(pooled, np.linspace(0.0, 1.0, candidates))
-    for threshold in np.unique([float(f"{c:.6g}") for c in cuts]):  # as --threshold prints it
+    cuts = np.unique([float(f"{c:.6g}") for c in  # as --threshold prints it
+                      np.quantile(pooled, np.linspace(0.0, 1.0, candidates))])
+    for n, threshold in enumerate(cuts):
+        progress("best-F1 threshold search", n, len(cuts))
         alarms = [_alarms_at(detector, f, scores, float(threshold))
                   for f, scores in zip(files, window_scores)]
         f1 = metrics.counts(np.concatenate(alarms), labels).f1
         if f1 > best[0]:
             best = (f1, float(threshold))
+    progress("best-F1 threshold search", len(cuts), len(cuts))
     return best
 
 
@@ -178,7 +183,8 @@ def summarize(scores: np.ndarray, alarms: np.ndarray, labels: np.ndarray, gap: i
 
 
 def evaluate(detector: SensorDetector, data: str | Path, label_column: str = "anomaly",
-             labels: Labels | None = None, decimal: str = ".") -> tuple[dict, list[FileScores]]:
+             labels: Labels | None = None, decimal: str = ".",
+             progress: Progress = silent) -> tuple[dict, list[FileScores]]:
     """Metrics over all files together (rows concatenated) plus one row per file.
 
     ``labels`` (windows or points per file, see ``labels.read_labels``) replace the label column;
@@ -187,10 +193,15 @@ def evaluate(detector: SensorDetector, data: str | Path, label_column: str = "an
     if labels is None and (nab := nab_labels(data)) is not None:
         data, labels = nab
     root = Path(data)
-    files = [score_file(detector, path, label_column,
-                        str(path.relative_to(root)) if root.is_dir() else path.name,
-                        labels=labels, root=root if root.is_dir() else None, decimal=decimal)
-             for path in csv_files(data)]
+    paths = csv_files(data)
+    files = []
+    for n, path in enumerate(paths):
+        progress("scoring files", n, len(paths))
+        files.append(score_file(detector, path, label_column,
+                                str(path.relative_to(root)) if root.is_dir() else path.name,
+                                labels=labels, root=root if root.is_dir() else None,
+                                decimal=decimal))
+    progress("scoring files", len(paths), len(paths))
     scores = np.concatenate([f.scores for f in files])
     alarms = np.concatenate([f.alarms for f in files])
     labels = np.concatenate([f.labels for f in files])
@@ -200,7 +211,7 @@ def evaluate(detector: SensorDetector, data: str | Path, label_column: str = "an
         ((f.alarms, f.labels) for f in files), gap))
     result["threshold"] = detector.threshold
     result["alarm_best_f1"], result["alarm_best_f1_threshold"] = best_alarm_threshold(
-        detector, files)
+        detector, files, progress=progress)
     result["consecutive"] = detector.spec.consecutive
     result["hold"] = detector.spec.hold
     result["rearm"] = detector.spec.rearm

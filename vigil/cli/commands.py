@@ -79,6 +79,11 @@ def _device_list(text: str) -> tuple[str, ...]:
     return devices
 
 
+def _device_preference(text: str) -> str:
+    """score/eval: one device, or a preference list (the same form as bench's --device)."""
+    return ",".join(_device_list(text))
+
+
 def _comma_list(text: str) -> tuple[str, ...]:
     items = tuple(t.strip() for t in text.split(",") if t.strip())
     if not items:
@@ -171,7 +176,9 @@ def cmd_export(args) -> int:
 
     options = ExportOptions(precision=Precision(args.precision), force=args.force)
     kind = load_run(args.model).record.get("kind", "sensor")
-    report = (export_image if kind == "image" else export_sensor)(args.model, args.output, options)
+    with _progress(args) as progress:
+        report = (export_image if kind == "image" else export_sensor)(
+            args.model, args.output, options, progress=progress)
     for message in report.messages:
         log.warning(message)
     print(json.dumps({"artifact": str(report.path), "precision": report.precision,
@@ -346,7 +353,8 @@ def _eval_images(args, detector) -> int:
     from vigil.runtime.core.report import json_text
 
     items = test_items(args.data, args.normal, args.anomalous, args.masks)
-    result, scored = evaluate_images(detector, items)
+    with _progress(args) as progress:
+        result, scored = evaluate_images(detector, items, progress=progress)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json_text(result))
@@ -357,6 +365,14 @@ def _eval_images(args, detector) -> int:
     keys = ("image_auroc", "pixel_auroc", "pro", "f1", "precision", "recall", "threshold")
     print(json_text({k: result[k] for k in keys}))
     return EXIT_OK
+
+
+def _progress(args):
+    """Progress on stderr (a live bar on a terminal, lines in a file); none with --quiet or
+    --log-json, whose stderr is for JSON lines."""
+    from vigil.cli.progress import ConsoleProgress
+
+    return ConsoleProgress(quiet=getattr(args, "quiet", False) or getattr(args, "log_json", False))
 
 
 def _typed_data(args) -> str:
@@ -386,8 +402,9 @@ def cmd_eval(args) -> int:
     from vigil.runtime.sensor.labels import read_labels
 
     labels = read_labels(args.labels) if args.labels else None
-    result, files = evaluate(detector, args.data, label_column=args.label_column, labels=labels,
-                             decimal=args.decimal)
+    with _progress(args) as progress:
+        result, files = evaluate(detector, args.data, label_column=args.label_column,
+                                 labels=labels, decimal=args.decimal, progress=progress)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json_text(result))
@@ -416,9 +433,11 @@ def cmd_bench(args) -> int:
             raise ValueError("`vigil bench` needs MODEL.onnx (one or more) or --compare A.json ...")
         if args.against:
             _training_side("bench --against")
-        result = bench(args.models, BenchOptions(
-            batches=args.batch, threads=args.threads, devices=args.device, seconds=args.seconds,
-            input=args.input, against=args.against, cold_start=not args.no_cold_start))
+        with _progress(args) as progress:
+            result = bench(args.models, BenchOptions(
+                batches=args.batch, threads=args.threads, devices=args.device,
+                seconds=args.seconds, input=args.input, against=args.against,
+                cold_start=not args.no_cold_start), progress=progress)
     text = json_text(result)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -630,6 +649,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "parity; fp32: no quantization")
     export.add_argument("--force", action="store_true",
                         help="keep INT8 even if it misses the parity tolerance")
+    export.add_argument("--quiet", action="store_true", help="no progress on stderr")
     export.set_defaults(run=cmd_export)
 
     for name, helptext in (("score", "score a source, one JSON line per window"),
@@ -643,9 +663,11 @@ def build_parser() -> argparse.ArgumentParser:
                              if name == "score" else
                              ", or a NAB root (sensor models); an MVTec AD category, or a folder "
                              "of normal images with --anomalous (image models)"))
-        sub.add_argument("--device", default="cpu", choices=list(DEVICES),
-                         help="execution provider; unavailable ones fall back to CPU with a "
-                              "warning (default cpu)")
+        sub.add_argument("--device", default="cpu", type=_device_preference,
+                         help="auto, cpu, cuda or tensorrt, or a preference list such as "
+                              "tensorrt,cuda,cpu (the first one available here is used; as in "
+                              "`vigil bench`, where each listed device is measured); unavailable "
+                              "ones fall back to CPU with a warning (default cpu)")
         sub.add_argument("--threads", type=int, default=None)
         sub.add_argument("--decimal", choices=[".", ","], default=".",
                          help="sensor CSVs: decimal mark of the numbers (default .; with , the "
@@ -697,6 +719,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   "or CSV file,start,end (a NAB root folder brings its own)")
             sub.add_argument("--json", default=None, help="write the metrics JSON here")
             sub.add_argument("--report", default=None, help="write report.md and plots here")
+            sub.add_argument("--quiet", action="store_true", help="no progress on stderr")
             images = sub.add_argument_group("image models (the folder forms of `vigil train image`)")
             images.add_argument("--normal", action="append", default=[],
                                 help="another folder of normal images (repeatable)")
@@ -720,6 +743,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--against", default=None,
                        help="MODEL.keras: also time Keras and TFLite FP32/INT8 (needs vigil-edge[train])")
     bench.add_argument("--no-cold-start", action="store_true", help="skip the fresh-process runs")
+    bench.add_argument("--quiet", action="store_true", help="no progress on stderr")
     bench.add_argument("--compare", nargs="+", default=None, help="merge bench JSON files")
     bench.add_argument("--json", default=None)
     bench.add_argument("--report", default=None, help="write report.md and plots here")
