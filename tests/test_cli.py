@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import os
+import re
 import queue
 import subprocess
 import sys
@@ -289,6 +291,64 @@ def test_every_command_help_ends_with_examples(command, capsys):
     text = capsys.readouterr().out
     examples = text.split("examples:\n", 1)[1].splitlines()
     assert examples and all(line.strip().startswith(("vigil ", "tail ")) for line in examples)
+
+
+def _flags(parser, name="vigil"):
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub_name, sub in action.choices.items():
+                yield from _flags(sub, f"{name} {sub_name}")
+        elif not isinstance(action, argparse._HelpAction):
+            yield name, action
+
+
+def test_every_flag_has_help_and_shows_its_default():
+    for command, action in _flags(cli.build_parser()):
+        where = f"{command} {action.option_strings or action.dest}"
+        assert action.help, f"{where} has no help text"
+        if action.option_strings and action.default not in (None, False, argparse.SUPPRESS):
+            assert "default" in action.help, f"{where} does not show its default"
+
+
+def test_training_flags_show_the_library_defaults():
+    """The CLI cannot import the training code to build its help (no TensorFlow on a device),
+    so the defaults it shows are written out; this keeps them equal to the library's."""
+    from vigil.training.train_image import ImageTrainingOptions
+    from vigil.training.train_sensor import SensorTrainingOptions
+
+    sensor, image = SensorTrainingOptions(), ImageTrainingOptions()
+    expected = {
+        "train sensor --units": sensor.model.units, "train sensor --epochs": sensor.model.epochs,
+        "train sensor --batch-size": sensor.model.batch_size,
+        "train sensor --learning-rate": sensor.model.learning_rate,
+        "train sensor --score-reduction": sensor.model.score_reduction.value,
+        "train sensor --score-decay": sensor.model.score_decay,
+        "train sensor --seed": sensor.model.seed, "train sensor --k": sensor.calibration.k,
+        "train sensor --q": sensor.calibration.q,
+        "train sensor --consecutive": sensor.calibration.consecutive,
+        "train sensor --hold": sensor.calibration.hold,
+        "train sensor --rearm": sensor.calibration.rearm,
+        "train sensor --adaptive-memory": sensor.calibration.adaptive_memory,
+        "train sensor --adaptive-warmup": sensor.calibration.adaptive_warmup,
+        "train sensor --adaptive-z": sensor.calibration.adaptive_z,
+        "train sensor --architecture": sensor.model.architecture.value,
+        "train image --steps": image.model.steps, "train image --size": image.model.size,
+        "train image --batch-size": image.model.batch_size,
+        "train image --learning-rate": image.model.learning_rate,
+        "train image --k": image.calibration.k, "train image --q": image.calibration.q,
+        "train image --seed": image.model.seed, "train image --color": image.data.color,
+        "train image --validation-fraction": image.data.validation_fraction,
+    }
+    shown = {f"{command[len('vigil '):]} {action.option_strings[-1]}": action.help
+             for command, action in _flags(cli.build_parser()) if action.option_strings}
+    for flag, value in expected.items():
+        match = re.search(r"default:? (\S+?)[);,]", shown[flag] + ")")
+        assert match, f"{flag}: no default in {shown[flag]!r}"
+        written = match.group(1)
+        assert (written == str(value) if isinstance(value, str)
+                else float(written) == float(value)), f"{flag}: help says {written}, library {value}"
 
 
 def test_log_json_is_accepted_after_the_subcommand(tmp_path, capsys):

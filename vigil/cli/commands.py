@@ -522,11 +522,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = _command(commands, "demo", "train, export and score on built-in synthetic data",
                     parents=[anywhere])
-    demo.add_argument("--output", default="vigil-demo", help="folder for the artifacts")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--output", default="vigil-demo",
+                      help="folder for the artifacts (default vigil-demo)")
+    demo.add_argument("--seed", type=int, default=0,
+                      help="seed of the synthetic data and the training (default 0)")
     demo.add_argument("--quick", action="store_true", help="fewer epochs (for smoke tests)")
     demo.add_argument("--only", choices=["sensor", "camera"], default=None,
-                      help="run one of the two paths")
+                      help="run one of the two paths (default both)")
     demo.set_defaults(run=cmd_demo)
 
     train = commands.add_parser("train", help="train a detector")
@@ -561,12 +563,16 @@ def build_parser() -> argparse.ArgumentParser:
                         choices=["lstm-forecast", "gru-forecast", "tcn-forecast", "lstm-ae", "gru-ae",
                                  "conv-lstm-ae"],
                         help="default lstm-forecast")
-    sensor.add_argument("--units", type=int, default=None)
+    sensor.add_argument("--units", type=int, default=None,
+                        help="recurrent units, or TCN filters (default 32)")
     sensor.add_argument("--latent", type=int, default=None, help="autoencoder code size")
-    sensor.add_argument("--epochs", type=int, default=None)
-    sensor.add_argument("--batch-size", type=int, default=None)
-    sensor.add_argument("--learning-rate", type=float, default=None)
-    sensor.add_argument("--score-reduction", choices=["mean", "max"], default=None)
+    sensor.add_argument("--epochs", type=int, default=None, help="training epochs (default 30)")
+    sensor.add_argument("--batch-size", type=int, default=None,
+                        help="windows per training step (default 32)")
+    sensor.add_argument("--learning-rate", type=float, default=None,
+                        help="Adam's learning rate (default 0.001)")
+    sensor.add_argument("--score-reduction", choices=["mean", "max"], default=None,
+                        help="how per-feature errors make a window's score (default mean)")
     sensor.add_argument("--score-last", type=int, default=None,
                         help="score the error of the last k steps of each window (default 32, or "
                              "half a window of 32 rows or fewer)")
@@ -575,27 +581,29 @@ def build_parser() -> argparse.ArgumentParser:
     sensor.add_argument("--burn-in", type=int, default=None,
                         help="forecasters: no loss on the first steps of a window (default: a third)")
     _threshold_method_arguments(sensor)
-    sensor.add_argument("--k", type=float, default=None, help="gaussian: mean + k*std")
-    sensor.add_argument("--q", type=float, default=None, help="percentile of normal scores")
+    sensor.add_argument("--k", type=float, default=None,
+                        help="gaussian: mean + k std of held-out normal scores (default 5)")
+    sensor.add_argument("--q", type=float, default=None,
+                        help="percentile: this percentile of held-out normal scores (default 99.5)")
     sensor.add_argument("--consecutive", type=int, default=None,
-                        help="alarm after this many consecutive windows above threshold")
+                        help="alarm after this many consecutive windows above threshold (default 1)")
     sensor.add_argument("--hold", type=int, default=None,
-                        help="keep an alarm on this many windows after the score falls")
+                        help="keep an alarm on this many windows after the score falls (default 10)")
     sensor.add_argument("--rearm", type=int, default=None, metavar="WINDOWS",
                         help="an alarm that returns within this many windows of the last one's "
                              "end continues its episode: no new alarm_start (one notification "
                              "per event; default 50)")
     sensor.add_argument("--adaptive", action=argparse.BooleanOptionalAction, default=None,
                         help="at run time, raise the threshold to the recent normal scores' mean + "
-                             "z std when they run higher (learning pauses during alarms)")
+                             "z std when they run higher (learning pauses during alarms; default off)")
     sensor.add_argument("--adaptive-memory", type=int, default=None, metavar="WINDOWS",
-                        help="recent normal window scores the adaptive threshold keeps")
+                        help="recent normal window scores the adaptive threshold keeps (default 1000)")
     sensor.add_argument("--adaptive-warmup", type=int, default=None, metavar="WINDOWS",
-                        help="scores it sees before it applies")
+                        help="scores it sees before it applies (default 200)")
     sensor.add_argument("--adaptive-z", type=float, default=None, metavar="Z",
-                        help="recent mean + Z recent std")
-    sensor.add_argument("--seed", type=int, default=None)
-    sensor.add_argument("--quiet", action="store_true", help="no progress bar")
+                        help="recent mean + Z recent std (default 6)")
+    sensor.add_argument("--seed", type=int, default=None, help="training seed (default 0)")
+    sensor.add_argument("--quiet", action="store_true", help="no progress on stderr")
     sensor.set_defaults(run=cmd_train_sensor)
 
     image = _command(kinds, "image", "a CNN defect segmenter on images (MVTec AD or folders)",
@@ -603,13 +611,16 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument("data", help="an MVTec AD category root, or a folder of normal images")
     image.add_argument("-o", "--output", required=True, help="MODEL.keras to write")
     image.add_argument("--normal", action="append", default=[],
-                       help="another folder of normal images (repeatable)")
+                       help="another folder of normal images (repeatable; default none)")
     image.add_argument("--anomalous", action="append", default=[],
-                       help="a folder of defect images, used only to choose thresholds (repeatable)")
+                       help="a folder of defect images, used only to choose thresholds "
+                            "(repeatable; default none)")
     image.add_argument("--masks", default=None, help="folder of masks for --anomalous images")
     image.add_argument("--validation-fraction", type=float, default=None,
                        help="normal images held out for thresholds (default 0.15)")
-    image.add_argument("--color", choices=["auto", "gray", "bgr", "rgb"], default=None)
+    image.add_argument("--color", choices=["auto", "gray", "bgr", "rgb"], default=None,
+                       help="the model's colour order; auto: gray when the images are gray "
+                            "(default auto)")
     image.add_argument("--size", type=int, default=None,
                        help="model input side; frames are stretched to it (default 256)")
     image.add_argument("--train-view", type=float, default=None,
@@ -630,13 +641,18 @@ def build_parser() -> argparse.ArgumentParser:
                             "training images, so places that always look unusual (borders, "
                             "edges of a part) do not alarm (default on)")
     image.add_argument("--steps", type=int, default=None, help="training steps (default 5000)")
-    image.add_argument("--batch-size", type=int, default=None)
-    image.add_argument("--learning-rate", type=float, default=None)
+    image.add_argument("--batch-size", type=int, default=None,
+                       help="views per training step (default 16)")
+    image.add_argument("--learning-rate", type=float, default=None,
+                       help="Adam's learning rate (default 0.002)")
     _threshold_method_arguments(image)
-    image.add_argument("--k", type=float, default=None)
-    image.add_argument("--q", type=float, default=None)
-    image.add_argument("--seed", type=int, default=None)
-    image.add_argument("--quiet", action="store_true")
+    image.add_argument("--k", type=float, default=None,
+                       help="gaussian: mean + k std of held-out normal image scores (default 3)")
+    image.add_argument("--q", type=float, default=None,
+                       help="percentile: this percentile of held-out normal image scores "
+                            "(default 99.5)")
+    image.add_argument("--seed", type=int, default=None, help="training seed (default 0)")
+    image.add_argument("--quiet", action="store_true", help="no progress on stderr")
     image.set_defaults(run=cmd_train_image)
 
     export = _command(commands, "export", "Keras -> one self-describing .onnx (INT8 where it pays)",
@@ -668,7 +684,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "tensorrt,cuda,cpu (the first one available here is used; as in "
                               "`vigil bench`, where each listed device is measured); unavailable "
                               "ones fall back to CPU with a warning (default cpu)")
-        sub.add_argument("--threads", type=int, default=None)
+        sub.add_argument("--threads", type=int, default=None,
+                         help="inference threads (default: onnxruntime's choice, the cores here)")
         sub.add_argument("--decimal", choices=[".", ","], default=".",
                          help="sensor CSVs: decimal mark of the numbers (default .; with , the "
                               "columns must be separated by ; or a tab)")
@@ -712,7 +729,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "with backoff, or 'forever' (default 10)")
             sub.set_defaults(run=cmd_score)
         else:
-            sub.add_argument("--label-column", default="anomaly")
+            sub.add_argument("--label-column", default="anomaly",
+                             help="sensor CSVs: the 0/1 label column (default anomaly)")
             sub.add_argument("--labels", default=None, metavar="FILE",
                              help="sensor labels kept apart from the data: JSON of [start, end] "
                                   "windows or timestamps per file (NAB's combined_windows.json), "
@@ -722,10 +740,10 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--quiet", action="store_true", help="no progress on stderr")
             images = sub.add_argument_group("image models (the folder forms of `vigil train image`)")
             images.add_argument("--normal", action="append", default=[],
-                                help="another folder of normal images (repeatable)")
+                                help="another folder of normal images (repeatable; default none)")
             images.add_argument("--anomalous", action="append", default=[],
                                 help="a folder of defect images; its name is the defect type "
-                                     "(repeatable)")
+                                     "(repeatable; default none)")
             images.add_argument("--masks", default=None,
                                 help="folder of masks for --anomalous images (NAME.png or "
                                      "NAME_mask.png; default: a .png beside each image)")
@@ -734,18 +752,23 @@ def build_parser() -> argparse.ArgumentParser:
     bench = _command(commands, "bench", "latency and throughput of artifacts on this device",
                      parents=[anywhere])
     bench.add_argument("models", nargs="*", help="MODEL.onnx files (e.g. the INT8 and FP32 exports)")
-    bench.add_argument("--batch", type=_int_list, default=(1, 8, 32))
-    bench.add_argument("--threads", type=_int_list, default=(1,))
+    bench.add_argument("--batch", type=_int_list, default=(1, 8, 32),
+                       help="batch sizes to time, comma-separated (default 1,8,32)")
+    bench.add_argument("--threads", type=_int_list, default=(1,),
+                       help="thread counts to time, comma-separated (default 1)")
     bench.add_argument("--device", type=_device_list, default=("cpu",),
-                       help="cpu,cuda,tensorrt (unavailable ones fall back to CPU with a warning)")
-    bench.add_argument("--seconds", type=float, default=2.0, help="time budget per cell")
+                       help="devices to measure, comma-separated among auto, cpu, cuda, "
+                            "tensorrt; unavailable ones fall back to CPU with a warning and are "
+                            "labeled as what ran (default cpu)")
+    bench.add_argument("--seconds", type=float, default=2.0,
+                       help="time budget per cell (default 2)")
     bench.add_argument("--input", default=None, help="real inputs: a CSV, image folder or video")
     bench.add_argument("--against", default=None,
                        help="MODEL.keras: also time Keras and TFLite FP32/INT8 (needs vigil-edge[train])")
     bench.add_argument("--no-cold-start", action="store_true", help="skip the fresh-process runs")
     bench.add_argument("--quiet", action="store_true", help="no progress on stderr")
     bench.add_argument("--compare", nargs="+", default=None, help="merge bench JSON files")
-    bench.add_argument("--json", default=None)
+    bench.add_argument("--json", default=None, help="write the result JSON here")
     bench.add_argument("--report", default=None, help="write report.md and plots here")
     bench.set_defaults(run=cmd_bench)
     return parser
