@@ -6,8 +6,8 @@ import argparse
 import csv
 import json
 import os
-import re
 import queue
+import re
 import subprocess
 import sys
 import threading
