@@ -67,19 +67,20 @@ class HealthReporter:
     ends. ``snapshot()`` gives the current report without writing it.
 
     Args:
-        target: the health file, or ``"-"``.
+        target: the health file, ``"-"``, or ``None`` for no file (reports go only to
+            ``mirror``, e.g. an MQTT topic).
         interval_s: seconds between reports while the run goes on.
         model: the artifact (path and sha256 are put in each report), optional.
     """
 
-    def __init__(self, target: str | os.PathLike, interval_s: float = DEFAULT_INTERVAL_S,
+    def __init__(self, target: str | os.PathLike | None, interval_s: float = DEFAULT_INTERVAL_S,
                  model: Any = None) -> None:
         if isinstance(interval_s, bool) or not isinstance(interval_s, (int, float)) \
                 or not 0 < interval_s <= 86400:
             raise ValueError(f"`health_interval` must be a number of seconds in (0, 86400]; "
                              f"received {interval_s!r}")
         self.to_stderr = isinstance(target, str) and target == "-"
-        self.path = None if self.to_stderr else Path(target)
+        self.path = None if self.to_stderr or target is None else Path(target)
         if self.path is not None:
             if self.path.is_dir():
                 raise ValueError(f"`health` must be a file path (or - for stderr); "
@@ -106,6 +107,8 @@ class HealthReporter:
         self._thread: threading.Thread | None = None
         self._write_error: str | None = None
         self.reports = 0
+        self.mirror: Callable[[dict], None] | None = None   # also hands each report on (MQTT)
+        self.sections: dict[str, Callable[[], dict]] = {}   # more parts of the report by name
 
     def connecting(self, kind: str, source: str) -> None:
         """Report ``status: connecting`` while a live source is being opened (it may take many
@@ -166,15 +169,19 @@ class HealthReporter:
                 "last_error": last_error,
                 "rss_mb": round(rss / 2**20, 1) if rss is not None else None,
             }
+        for name, part in self.sections.items():
+            report[name] = part()
         return report
 
     def write(self) -> None:
         """Write the current report now; a failure is logged, never raised."""
         try:
             report = self.snapshot()
+            if self.mirror is not None:
+                self.mirror(report)
             if self.to_stderr:
                 print(json.dumps({"health": report}), file=sys.stderr, flush=True)
-            else:
+            elif self.path is not None:
                 write_atomically(self.path, json.dumps(report) + "\n")
             self.reports += 1
             if self._write_error is not None:

@@ -28,7 +28,7 @@ import select
 import stat
 import sys
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Callable
 
 from . import interrupts
 
@@ -135,6 +135,7 @@ class JsonLines:
         self.error: str | None = None  # the last write failure
         self._failing = False
         self._abandoned = False  # a repeated stop request gave up on the output: count, not write
+        self.mirror: Callable[[str], None] | None = None  # also hands each line on (MQTT)
 
     def _use_stdout(self) -> None:
         stream = sys.stdout
@@ -208,6 +209,8 @@ class JsonLines:
             self.lines_lost += 1
             return
         line = strict_json(record) + "\n"
+        if self.mirror is not None:
+            self.mirror(line)
         self._pending.append((line, mark))
         self._pending_bytes += len(line)
         if self.live or self._pending_bytes >= self.buffer_bytes:

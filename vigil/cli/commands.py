@@ -79,6 +79,15 @@ def _device_list(text: str) -> tuple[str, ...]:
     return devices
 
 
+def _mqtt_target(text: str):
+    from vigil.runtime.core.mqtt import MqttTarget
+
+    try:
+        return MqttTarget.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _device_preference(text: str) -> str:
     """score/eval: one device, or a preference list (the same form as bench's --device)."""
     return ",".join(_device_list(text))
@@ -217,16 +226,33 @@ def _check_outputs(args, inputs: list) -> None:
 
 
 def _open_outputs(args, detector, live: bool, health=None):
-    """The results writer and health reporter that --jsonl, --append/--overwrite,
-    --on-output-error and --health ask for (after the source is known good)."""
+    """The results writer, health reporter and MQTT publisher that --jsonl,
+    --append/--overwrite, --on-output-error, --health and --mqtt ask for (after the source is
+    known good)."""
     from vigil.runtime.core.health import HealthReporter
     from vigil.runtime.core.output import JsonLines
 
-    if health is None and args.health:  # validated before the results file is touched
+    publisher = None
+    if args.mqtt is not None:
+        from vigil.runtime.core.mqtt import MqttPublisher
+
+        publisher = MqttPublisher(args.mqtt, buffer=args.mqtt_buffer,
+                                  client_id=args.mqtt_client_id)
+    if health is None and (args.health or publisher is not None):
+        # validated before the results file is touched; with --mqtt alone, reports go only there
         health = HealthReporter(args.health, args.health_interval, model=detector)
     mode = "append" if args.append else "overwrite" if args.overwrite else "new"
     out = JsonLines(args.jsonl, on_error=args.on_output_error, live=live, mode=mode)
-    return out, health
+    if publisher is not None:
+        out.mirror = publisher.publish_line
+        health.mirror = publisher.publish_health
+        health.sections["mqtt"] = publisher.stats
+        publisher.start()
+    return out, health, publisher
+
+
+def _close_publisher(publisher) -> dict | None:
+    return publisher.close() if publisher is not None else None
 
 
 def _error_line(message: object, as_json: bool) -> None:
@@ -236,9 +262,10 @@ def _error_line(message: object, as_json: bool) -> None:
         print(f"vigil: error: {message}", file=sys.stderr)
 
 
-def _finish(args, summary) -> int:
-    """Print the summary; the exit code its ending calls for."""
-    print(json.dumps({"summary": summary.to_json()}), file=sys.stderr)
+def _finish(args, summary, mqtt: dict | None = None) -> int:
+    """Print the summary (and the MQTT publisher's counts); the exit code its ending calls for."""
+    print(json.dumps({"summary": summary.to_json(), **({"mqtt": mqtt} if mqtt else {})}),
+          file=sys.stderr)
     if summary.stopped == "output_failed" or (summary.lines_lost
                                                and summary.stopped != "interrupted"):
         _error_line(summary.last_error if summary.stopped == "output_failed" else
@@ -286,13 +313,16 @@ def _score(args) -> int:
                          f"models; {args.model!r} is a sensor model")
     live = args.source == "-"
     _check_outputs(args, [] if live else csv_files(args.source))  # the source first: it exists
-    out, health = _open_outputs(args, detector, live)
+    out, health, publisher = _open_outputs(args, detector, live)
     try:
         summary = score_source(detector, args.source, out, health=health, decimal=args.decimal,
                                header=list(args.columns) if args.columns else None)
     finally:
-        out.close()
-    return _finish(args, summary)
+        try:
+            out.close()
+        finally:
+            mqtt = _close_publisher(publisher)
+    return _finish(args, summary, mqtt)
 
 
 def _score_frames(args, detector) -> int:
@@ -329,7 +359,7 @@ def _score_frames(args, detector) -> int:
         raise
     try:
         _check_outputs(args, _source_files(source))
-        out, health = _open_outputs(args, detector, live=source.live, health=health)
+        out, health, publisher = _open_outputs(args, detector, live=source.live, health=health)
     except BaseException:
         source.close()
         raise
@@ -337,8 +367,11 @@ def _score_frames(args, detector) -> int:
         summary = score_frames(detector, source, out, options, health=health)
     finally:
         source.close()
-        out.close()
-    return _finish(args, summary)
+        try:
+            out.close()
+        finally:
+            mqtt = _close_publisher(publisher)
+    return _finish(args, summary, mqtt)
 
 
 def _source_files(source) -> list:
@@ -713,6 +746,16 @@ def build_parser() -> argparse.ArgumentParser:
                                   "on stderr")
             sub.add_argument("--health-interval", type=float, default=10.0, metavar="SECONDS",
                              help="seconds between health reports (default 10)")
+            sub.add_argument("--mqtt", type=_mqtt_target, default=None, metavar="URL",
+                             help="also publish each result line to mqtt://HOST:PORT/TOPIC (QoS 1; "
+                                  "mqtts:// for TLS, USER:PASSWORD@ before the host) and the "
+                                  "health report, retained, to TOPIC/health; needs "
+                                  "vigil-edge[mqtt]")
+            sub.add_argument("--mqtt-buffer", type=int, default=10_000, metavar="MESSAGES",
+                             help="messages kept while the broker is away; past that new ones "
+                                  "are dropped and counted, scoring never waits (default 10000)")
+            sub.add_argument("--mqtt-client-id", default=None, metavar="ID",
+                             help="MQTT client id (default vigil- and a random suffix)")
             images = sub.add_argument_group("image models")
             images.add_argument("--overlay-dir", default=None,
                                 help="write heatmap overlays of anomalous frames here")

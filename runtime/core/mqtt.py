@@ -1,0 +1,203 @@
+"""Results to the plant's message bus: each result line, and the health report, published over
+MQTT (``vigil score ... --mqtt mqtt://HOST:PORT/TOPIC``).
+
+Publishing never blocks scoring: lines go to the client's bounded queue and a network thread sends
+them with QoS 1 (at least once: kept until the broker acknowledges them, sent again after a
+reconnect). When the broker is gone the queue fills up to ``buffer`` messages; past that, new lines
+are dropped and counted, never waited for. The client reconnects on its own with backoff.
+
+Needs the ``paho-mqtt`` package (``pip install 'vigil-edge[mqtt]'``); nothing else of the runtime
+does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+from .report import MissingDependency
+
+log = logging.getLogger("vigil")
+
+DEFAULT_BUFFER = 10_000
+HEALTH_SUFFIX = "/health"
+
+
+@dataclass(frozen=True)
+class MqttTarget:
+    """Where to publish: ``mqtt://[USER[:PASSWORD]@]HOST[:PORT]/TOPIC`` (``mqtts://`` for TLS)."""
+
+    host: str
+    port: int
+    topic: str
+    tls: bool = False
+    username: str | None = None
+    password: str | None = None
+
+    @property
+    def health_topic(self) -> str:
+        return self.topic + HEALTH_SUFFIX
+
+    @classmethod
+    def parse(cls, url: str) -> "MqttTarget":
+        example = "mqtt://HOST:PORT/TOPIC, e.g. mqtt://127.0.0.1:1883/line1/vigil"
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts"):
+            raise ValueError(f"`mqtt` must be a URL like {example}; received {url!r} (scheme "
+                             f"{parts.scheme or 'missing'!r}, expected mqtt or mqtts)")
+        try:
+            port = parts.port
+        except ValueError:
+            raise ValueError(f"`mqtt` {url!r} has a port that is not a number 0-65535; expected "
+                             f"{example}") from None
+        topic = unquote(parts.path.lstrip("/"))
+        if parts.fragment or parts.query or url.endswith(("#", "?")):
+            topic += "#"  # a URL ends its path at # or ?: refused below with the wildcards
+        if not parts.hostname:
+            raise ValueError(f"`mqtt` {url!r} names no host; expected {example}")
+        if not topic or any(c in topic for c in "+#\0"):
+            raise ValueError(f"`mqtt` {url!r} needs a topic to publish to, without the wildcards "
+                             f"+ and #; expected {example}")
+        return cls(parts.hostname, port or (8883 if parts.scheme == "mqtts" else 1883), topic,
+                   parts.scheme == "mqtts", unquote(parts.username) if parts.username else None,
+                   unquote(parts.password) if parts.password else None)
+
+    def __str__(self) -> str:  # never the password
+        return f"mqtt{'s' if self.tls else ''}://{self.host}:{self.port}/{self.topic}"
+
+
+class MqttPublisher:
+    """Publishes result lines to ``target.topic`` and health reports (retained) to
+    ``target.topic + '/health'``, QoS 1, from a network thread of its own.
+
+    Args:
+        target: where to publish.
+        buffer: messages kept while they wait for the broker (sent or not yet acknowledged);
+            past that, new ones are dropped and counted.
+        client_id: the MQTT client id (default: ``vigil-`` and a random suffix).
+    """
+
+    def __init__(self, target: MqttTarget, buffer: int = DEFAULT_BUFFER,
+                 client_id: str | None = None) -> None:
+        if isinstance(buffer, bool) or not isinstance(buffer, int) or buffer < 1:
+            raise ValueError(f"`mqtt_buffer` must be a positive number of messages; received "
+                             f"{buffer!r}")
+        try:
+            import paho.mqtt.client as paho
+        except ImportError:
+            raise MissingDependency("--mqtt needs the paho-mqtt package, which is not installed: "
+                                    "pip install 'vigil-edge[mqtt]'") from None
+        self.target, self.buffer = target, buffer
+        self._paho = paho
+        self._lock = threading.Lock()
+        self.published = self.acknowledged = self.dropped = 0
+        self.connections = 0
+        self.connected = False
+        self.last_error: str | None = None
+        self._client = paho.Client(paho.CallbackAPIVersion.VERSION2,
+                                   client_id=client_id or f"vigil-{uuid.uuid4().hex[:12]}")
+        self._client.max_queued_messages_set(buffer)
+        self._client.reconnect_delay_set(min_delay=1, max_delay=30)
+        if target.username is not None:
+            self._client.username_pw_set(target.username, target.password)
+        if target.tls:
+            self._client.tls_set()
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_publish = self._on_publish
+        self._started = False
+
+    def start(self) -> "MqttPublisher":
+        """Begin connecting in the background; results published before the broker answers wait
+        in the buffer."""
+        self._client.connect_async(self.target.host, self.target.port, keepalive=30)
+        self._client.loop_start()
+        self._started = True
+        return self
+
+    def publish_line(self, line: str) -> None:
+        """Publish one result line (never blocks; dropped and counted when the buffer is full)."""
+        self._publish(self.target.topic, line.rstrip("\n"), retain=False)
+
+    def publish_health(self, report: dict) -> None:
+        """Publish a health report, retained, so a dashboard that connects later sees the last."""
+        self._publish(self.target.health_topic, json.dumps(report), retain=True)
+
+    def _publish(self, topic: str, payload: str, retain: bool) -> None:
+        try:
+            info = self._client.publish(topic, payload, qos=1, retain=retain)
+        except Exception as error:  # publishing must never take scoring down
+            with self._lock:
+                self.dropped += 1
+                self.last_error = f"publish to {topic!r} failed: {error}"
+            return
+        with self._lock:
+            if info.rc == self._paho.MQTT_ERR_QUEUE_SIZE:
+                self.dropped += 1
+                if self.dropped == 1:
+                    log.warning("MQTT buffer of %d messages is full (broker %s unreachable?): "
+                                "new results are dropped and counted until it drains",
+                                self.buffer, self.target)
+            else:
+                self.published += 1
+
+    def pending(self) -> int:
+        """Messages published here that the broker has not acknowledged yet."""
+        with self._lock:
+            return self.published - self.acknowledged
+
+    def stats(self) -> dict:
+        """For the summary and the health report."""
+        with self._lock:
+            return {"broker": str(self.target), "connected": self.connected,
+                    "published": self.published, "acknowledged": self.acknowledged,
+                    "pending": self.published - self.acknowledged, "dropped": self.dropped,
+                    "connections": self.connections, "last_error": self.last_error}
+
+    def close(self, timeout_s: float = 10.0) -> dict:
+        """Wait up to ``timeout_s`` for the broker to acknowledge what is pending, then
+        disconnect; returns the final ``stats()``."""
+        if self._started:
+            deadline = time.monotonic() + timeout_s
+            while self.pending() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self._client.disconnect()
+            self._client.loop_stop()
+            self._started = False
+        stats = self.stats()
+        if stats["pending"]:
+            log.warning("MQTT: %d result messages were not acknowledged by %s before the run "
+                        "ended", stats["pending"], self.target)
+        return stats
+
+    # paho's callbacks, on its network thread
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        with self._lock:
+            if reason_code.is_failure:
+                self.last_error = f"broker {self.target} refused the connection: {reason_code}"
+                return
+            self.connected = True
+            self.connections += 1
+            again = self.connections > 1
+        if again:
+            log.info("MQTT: reconnected to %s", self.target)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        with self._lock:
+            was = self.connected
+            self.connected = False
+            if reason_code.is_failure:
+                self.last_error = f"lost the broker {self.target}: {reason_code}"
+        if was and reason_code.is_failure:
+            log.warning("MQTT: lost %s (%s); reconnecting, results wait in the buffer",
+                        self.target, reason_code)
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        with self._lock:
+            self.acknowledged += 1

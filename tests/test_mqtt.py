@@ -1,0 +1,194 @@
+"""Results to the plant over MQTT, against a real broker (Debian's Mosquitto, started here on
+127.0.0.1 and stopped after): every line arrives, a broker restart loses nothing within the
+buffer, a missing broker never blocks scoring and what it drops is counted."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from vigil.cli import commands as cli
+
+paho = pytest.importorskip("paho.mqtt.client")
+
+from vigil.runtime.core.mqtt import MqttPublisher, MqttTarget  # noqa: E402
+
+TOPIC = "plant/line1/vigil"
+
+
+def _mosquitto() -> str:
+    found = shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto",) if os.access(p, os.X_OK)), None)
+    if found is None:
+        reason = "Mosquitto is not installed (apt-get install mosquitto); .ci/run installs it"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Broker:
+    """A Mosquitto on 127.0.0.1 with persistence, so subscribers' sessions survive a restart."""
+
+    def __init__(self, folder: Path) -> None:
+        self.port = _free_port()
+        folder.mkdir(parents=True, exist_ok=True)
+        self.config = folder / "mosquitto.conf"
+        self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+                               f"persistence true\npersistence_location {folder}/\n"
+                               "log_dest none\n")
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen([_mosquitto(), "-c", str(self.config)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("Mosquitto did not start listening")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)  # it saves its persistence file on the way out
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def url(self, topic: str = TOPIC) -> str:
+        return f"mqtt://127.0.0.1:{self.port}/{topic}"
+
+
+@pytest.fixture
+def broker(tmp_path):
+    running = Broker(tmp_path / "broker")
+    running.start()
+    yield running
+    running.stop()
+
+
+class Subscriber:
+    """A persistent-session QoS 1 subscriber that keeps every payload per topic, in order."""
+
+    def __init__(self, broker: Broker, topic: str) -> None:
+        self.received: dict[str, list[str]] = {}
+        self.subscribed = threading.Event()
+        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="test-subscriber",
+                                  clean_session=False)
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
+        self.client.on_subscribe = lambda *a: self.subscribed.set()
+        self.client.on_message = self._keep
+        self.client.reconnect_delay_set(min_delay=0.1, max_delay=0.5)
+        self.client.connect("127.0.0.1", broker.port)
+        self.client.loop_start()
+        assert self.subscribed.wait(10), "the subscription was not confirmed"
+
+    def _keep(self, client, userdata, message) -> None:
+        self.received.setdefault(message.topic, []).append(message.payload.decode())
+
+    def wait_for(self, topic: str, count: int, timeout: float = 20.0) -> list[str]:
+        deadline = time.monotonic() + timeout
+        while len(self.received.get(topic, [])) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.received.get(topic, [])
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def test_score_publishes_every_result_line_and_the_health_report(broker, sensor_artifacts,
+                                                                 tmp_path, capsys):
+    subscriber = Subscriber(broker, TOPIC + "/#")
+    try:
+        out = tmp_path / "scores.jsonl"
+        assert cli.main(["score", str(sensor_artifacts.fp32), str(sensor_artifacts.test_csv),
+                         "--jsonl", str(out), "--mqtt", broker.url()]) == 0
+        lines = out.read_text().splitlines()
+        received = subscriber.wait_for(TOPIC, len(lines))
+        assert received == lines  # every line, in order, as written to the file
+        health = json.loads(subscriber.wait_for(TOPIC + "/health", 1)[-1])
+        assert health["status"] == "stopped" and health["mqtt"]["broker"] == broker.url()
+    finally:
+        subscriber.close()
+    summary = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert summary["mqtt"]["dropped"] == 0 and summary["mqtt"]["pending"] == 0
+    # every line plus the health reports (at the start and at the end), all acknowledged
+    assert summary["mqtt"]["acknowledged"] == summary["mqtt"]["published"] >= len(lines) + 2
+
+
+def test_a_broker_restart_mid_run_loses_nothing_within_the_buffer(broker):
+    subscriber = Subscriber(broker, TOPIC)
+    publisher = MqttPublisher(MqttTarget.parse(broker.url()), buffer=1000).start()
+    sent = [json.dumps({"index": i, "score": i / 10}) for i in range(300)]
+    try:
+        for line in sent[:100]:
+            publisher.publish_line(line)
+        assert subscriber.wait_for(TOPIC, 100)[:100] == sent[:100]
+        broker.stop()
+        for line in sent[100:200]:  # the broker is gone: these wait in the buffer
+            publisher.publish_line(line)
+        time.sleep(0.5)
+        broker.start()
+        for line in sent[200:]:
+            publisher.publish_line(line)
+        stats = publisher.close(timeout_s=20)
+        received = subscriber.wait_for(TOPIC, len(sent))
+    finally:
+        subscriber.close()
+    assert stats["dropped"] == 0 and stats["pending"] == 0 and stats["connections"] >= 2
+    assert set(received) == set(sent)  # QoS 1: at least once; nothing lost
+    assert [line for line in sent if line not in received] == []
+
+
+def test_without_a_broker_scoring_never_waits_and_drops_are_counted():
+    target = MqttTarget.parse(f"mqtt://127.0.0.1:{_free_port()}/{TOPIC}")  # nobody listens
+    publisher = MqttPublisher(target, buffer=50).start()
+    started = time.perf_counter()
+    for i in range(2000):
+        publisher.publish_line(json.dumps({"index": i}))
+    elapsed = time.perf_counter() - started
+    stats = publisher.close(timeout_s=0.2)
+    assert elapsed < 5  # a generous bound: publishing queues, it never waits for a broker
+    assert stats["published"] == 50 and stats["dropped"] == 1950
+    assert stats["connected"] is False and stats["pending"] == 50
+
+
+@pytest.mark.parametrize("url, says", [
+    ("http://127.0.0.1:1883/t", "scheme 'http'"),
+    ("mqtt://127.0.0.1:1883", "needs a topic"),
+    ("mqtt://127.0.0.1:1883/line/#", "without the wildcards"),
+    ("mqtt://127.0.0.1:99999/t", "port that is not a number"),
+    ("mqtt:///t", "names no host"),
+])
+def test_a_bad_mqtt_url_is_exit_2_naming_the_form(url, says, sensor_artifacts, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["score", str(sensor_artifacts.fp32), str(sensor_artifacts.test_csv),
+                  "--mqtt", url])
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and says in err and "mqtt://HOST:PORT/TOPIC" in err
+
+
+def test_target_parsing_keeps_credentials_out_of_its_text():
+    target = MqttTarget.parse("mqtts://ops:s3cret@broker.local/plant/a%20b")
+    assert (target.host, target.port, target.topic, target.tls) == ("broker.local", 8883,
+                                                                     "plant/a b", True)
+    assert (target.username, target.password) == ("ops", "s3cret")
+    assert "s3cret" not in str(target) and target.health_topic == "plant/a b/health"
