@@ -452,6 +452,18 @@ def cmd_eval(args) -> int:
     return EXIT_OK
 
 
+def cmd_triton(args) -> int:
+    from vigil.export.triton import write_triton_repository
+
+    folder = write_triton_repository(args.model, args.repository, name=args.name,
+                                     max_batch_size=args.max_batch_size,
+                                     cpu_instances=args.cpu_instances)
+    print(json.dumps({"model_repository": str(Path(args.repository)), "model": folder.name,
+                      "config": str(folder / "config.pbtxt"),
+                      "gpu_config": str(folder / "configs" / "gpu.pbtxt")}, indent=2))
+    return EXIT_OK
+
+
 def cmd_bench(args) -> int:
     from vigil.benchmarks.bench import BenchOptions, bench, compare
     from vigil.benchmarks.bench_report import write_bench_report
@@ -499,6 +511,8 @@ EXAMPLES = {
               "vigil train image good/ --anomalous bad/ --masks masks/ -o line.keras"],
     "export": ["vigil export pump.keras -o pump.onnx               # INT8 where it pays off",
                "vigil export pump.keras -o pump-fp32.onnx --precision fp32"],
+    "triton": ["vigil triton pump.onnx models/             # then: tritonserver --model-repository models/",
+               "vigil triton line.onnx models/ --name line1 --max-batch-size 32"],
     "score": ["vigil score pump.onnx today.csv --jsonl results.jsonl",
               "tail -n +1 -f live.csv | vigil score pump.onnx - --health health.json",
               "vigil score line.onnx rtsp://camera/stream --overlay-dir alarms/"],
@@ -700,6 +714,18 @@ def build_parser() -> argparse.ArgumentParser:
                         help="keep INT8 even if it misses the parity tolerance")
     export.add_argument("--quiet", action="store_true", help="no progress on stderr")
     export.set_defaults(run=cmd_export)
+
+    triton = _command(commands, "triton", "a Triton Inference Server model repository for an "
+                      "artifact (onnxruntime backend)", parents=[anywhere])
+    triton.add_argument("model", help="MODEL.onnx written by `vigil export`")
+    triton.add_argument("repository", help="the model repository folder (created if missing)")
+    triton.add_argument("--name", default=None,
+                        help="the model's name in Triton (default: MODEL's file stem)")
+    triton.add_argument("--max-batch-size", type=int, default=64,
+                        help="largest batch the dynamic batcher forms (default 64)")
+    triton.add_argument("--cpu-instances", type=int, default=2,
+                        help="model instances in the CPU configuration (default 2)")
+    triton.set_defaults(run=cmd_triton)
 
     for name, helptext in (("score", "score a source, one JSON line per window"),
                            ("eval", "metrics on labeled data")):

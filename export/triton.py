@@ -1,0 +1,88 @@
+"""A Triton Inference Server model repository for a Vigil artifact.
+
+The artifact's graph already holds the preprocessing and the score reduction, so Triton's stock
+onnxruntime backend serves it as it is: ``REPO/<name>/1/model.onnx`` plus a ``config.pbtxt`` with
+the real input and output names, types and dims read from the graph, dynamic batching, and CPU
+instances; ``configs/gpu.pbtxt`` is the GPU variant (``tritonserver --model-config-name=gpu``),
+with TensorRT as the backend's accelerator. What stays on the client is written in the README
+("Serving on Triton"): windowing and alarm smoothing for sensors, boxes for frames.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import onnxruntime as ort
+
+from vigil.runtime import load
+
+TRITON_TYPES = {"tensor(float)": "TYPE_FP32", "tensor(float16)": "TYPE_FP16",
+                "tensor(double)": "TYPE_FP64", "tensor(uint8)": "TYPE_UINT8",
+                "tensor(int8)": "TYPE_INT8", "tensor(int32)": "TYPE_INT32",
+                "tensor(int64)": "TYPE_INT64", "tensor(bool)": "TYPE_BOOL"}
+NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def write_triton_repository(artifact: str | Path, repository: str | Path, name: str | None = None,
+                            max_batch_size: int = 64, cpu_instances: int = 2,
+                            queue_delay_us: int = 500) -> Path:
+    """Write ``repository/<name>/`` for ``artifact``; returns that folder.
+
+    Args:
+        artifact: a .onnx written by ``vigil export`` (checked by loading it).
+        repository: the model repository folder (created; other models in it are left alone).
+        name: the model's name in Triton (default: the artifact's file stem).
+        max_batch_size: the largest batch Triton's dynamic batcher forms.
+        cpu_instances: model instances in the CPU configuration.
+        queue_delay_us: how long the batcher waits to fill a batch.
+    """
+    artifact = Path(artifact)
+    detector = load(artifact)  # a Vigil artifact, or a clear error naming what is wrong
+    name = name or re.sub(r"[^A-Za-z0-9_.-]", "_", artifact.stem)
+    if not NAME.match(name):
+        raise ValueError(f"`name` must be letters, digits, '_', '.' or '-'; received {name!r}")
+    for label, value, lowest in (("max_batch_size", max_batch_size, 1),
+                                 ("cpu_instances", cpu_instances, 1),
+                                 ("queue_delay_us", queue_delay_us, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+            raise ValueError(f"`{label}` must be an integer >= {lowest}; received {value!r}")
+    session = ort.InferenceSession(str(artifact), providers=["CPUExecutionProvider"])
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    batched = all(not isinstance(t.shape[0], int) for t in [*inputs, *outputs])
+    folder = Path(repository) / name
+    (folder / "1").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(artifact, folder / "1" / "model.onnx")
+    header = (f"# Vigil {detector.spec.kind} artifact {artifact.name} (sha256 {detector.sha256});\n"
+              "# the graph holds preprocessing and the score reduction. Written by vigil triton.\n")
+    body = _config(name, inputs, outputs, max_batch_size if batched else 0, queue_delay_us)
+    (folder / "config.pbtxt").write_text(
+        header + body + f"instance_group [ {{ kind: KIND_CPU count: {cpu_instances} }} ]\n"
+        'parameters { key: "intra_op_thread_count" value: { string_value: "1" } }\n')
+    (folder / "configs").mkdir(exist_ok=True)
+    (folder / "configs" / "gpu.pbtxt").write_text(
+        header + body + "instance_group [ { kind: KIND_GPU count: 1 } ]\n"
+        "optimization { execution_accelerators {\n"
+        '  gpu_execution_accelerator: [ { name: "tensorrt" } ]\n} }\n')
+    return folder
+
+
+def _config(name: str, inputs, outputs, max_batch_size: int, queue_delay_us: int) -> str:
+    lines = [f'name: "{name}"', 'backend: "onnxruntime"', f"max_batch_size: {max_batch_size}"]
+    lines.append("input [\n" + ",\n".join(_tensor(t, max_batch_size) for t in inputs) + "\n]")
+    lines.append("output [\n" + ",\n".join(_tensor(t, max_batch_size) for t in outputs) + "\n]")
+    if max_batch_size:
+        lines.append(f"dynamic_batching {{ max_queue_delay_microseconds: {queue_delay_us} }}")
+    return "\n".join(lines) + "\n"
+
+
+def _tensor(tensor, max_batch_size: int) -> str:
+    if tensor.type not in TRITON_TYPES:
+        raise ValueError(f"tensor {tensor.name!r} has type {tensor.type}, which this writer "
+                         f"does not map to Triton (known: {sorted(TRITON_TYPES)})")
+    dims = [d if isinstance(d, int) else -1 for d in tensor.shape[1 if max_batch_size else 0:]]
+    text = f'  {{ name: "{tensor.name}" data_type: {TRITON_TYPES[tensor.type]} '
+    if not dims:  # one value per item: Triton needs a dim, reshaped away
+        return text + "dims: [ 1 ] reshape: { shape: [ ] } }"
+    return text + f"dims: [ {', '.join(map(str, dims))} ] }}"

@@ -1,0 +1,91 @@
+"""`vigil triton`: a model repository whose configs Triton's own protobuf schema (shipped in
+tritonclient) parses, with the artifact's real tensor names, types and dims."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from vigil import runtime
+from vigil.cli import commands as cli
+
+model_config_pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2")
+text_format = pytest.importorskip("google.protobuf.text_format")
+
+
+def _parse(path):
+    return text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
+
+
+def _triton_type(name: str) -> int:
+    return model_config_pb2.DataType.Value(name)
+
+
+@pytest.mark.parametrize("fixture", ["sensor", "image"])
+def test_repository_configs_parse_with_tritons_schema_and_match_the_graph(
+        fixture, tmp_path, tiny_image_artifact, capsys):
+    pytest.importorskip("onnx")
+    from sensor_fixtures import write_tiny_sensor_artifact
+
+    artifact = (write_tiny_sensor_artifact(tmp_path / "pump.onnx") if fixture == "sensor"
+                else tiny_image_artifact)
+    repo = tmp_path / "models"
+    assert cli.main(["triton", str(artifact), str(repo), "--max-batch-size", "16"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    folder = repo / printed["model"]
+    copied = folder / "1" / "model.onnx"
+    assert hashlib.sha256(copied.read_bytes()).hexdigest() == runtime.load(artifact).sha256
+
+    session = ort.InferenceSession(str(copied), providers=["CPUExecutionProvider"])
+    for config_path, kind in ((folder / "config.pbtxt", model_config_pb2.ModelInstanceGroup.KIND_CPU),
+                              (folder / "configs" / "gpu.pbtxt",
+                               model_config_pb2.ModelInstanceGroup.KIND_GPU)):
+        config = _parse(config_path)
+        assert config.name == folder.name and config.backend == "onnxruntime"
+        assert config.max_batch_size == 16 and config.dynamic_batching is not None
+        assert [g.kind for g in config.instance_group] == [kind]
+        for declared, actual in ((config.input, session.get_inputs()),
+                                 (config.output, session.get_outputs())):
+            assert [t.name for t in declared] == [t.name for t in actual]
+            for tensor, real in zip(declared, actual):
+                expected = {"tensor(float)": "TYPE_FP32", "tensor(uint8)": "TYPE_UINT8"}[real.type]
+                assert tensor.data_type == _triton_type(expected)
+                per_item = [d for d in real.shape[1:]]
+                if per_item:
+                    assert list(tensor.dims) == per_item
+                else:  # one value per item
+                    assert list(tensor.dims) == [1] and list(tensor.reshape.shape) == []
+    gpu = _parse(folder / "configs" / "gpu.pbtxt")
+    accelerators = gpu.optimization.execution_accelerators.gpu_execution_accelerator
+    assert [a.name for a in accelerators] == ["tensorrt"]
+
+
+def test_repository_model_scores_as_the_artifact(tmp_path, capsys):
+    pytest.importorskip("onnx")
+    from sensor_fixtures import write_tiny_sensor_artifact
+
+    artifact = write_tiny_sensor_artifact(tmp_path / "pump.onnx")
+    assert cli.main(["triton", str(artifact), str(tmp_path / "m"), "--name", "pump"]) == 0
+    capsys.readouterr()
+    detector = runtime.load(artifact)
+    windows = np.random.default_rng(0).normal(size=(5, *detector.input_shape)).astype(np.float32)
+    served = runtime.load(tmp_path / "m" / "pump" / "1" / "model.onnx")
+    np.testing.assert_array_equal(served.score(windows), detector.score(windows))
+
+
+@pytest.mark.parametrize("arguments, says", [
+    (["--name", "a b"], "`name` must be letters"),
+    (["--max-batch-size", "0"], "`max_batch_size` must be an integer >= 1"),
+])
+def test_bad_repository_arguments_are_exit_2(arguments, says, tmp_path, capsys):
+    pytest.importorskip("onnx")
+    from sensor_fixtures import write_tiny_sensor_artifact
+
+    artifact = write_tiny_sensor_artifact(tmp_path / "pump.onnx")
+    assert cli.main(["triton", str(artifact), str(tmp_path / "m"), *arguments]) == 2
+    assert says in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()  # nothing written before the arguments are known good
