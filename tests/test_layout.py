@@ -26,8 +26,10 @@ RANK = {name: rank for name, rank in LAYERS.values()}
 RUNTIME_ROOMS = {"vigil.runtime.core": {"vigil.runtime.core"},
                  "vigil.runtime.sensor": {"vigil.runtime.core", "vigil.runtime.sensor"},
                  "vigil.runtime.camera": {"vigil.runtime.core", "vigil.runtime.camera"}}
-# What a device installs, plus matplotlib (imported only inside report functions) and the stdlib.
-RUNTIME_THIRD_PARTY = {"numpy", "onnxruntime", "cv2", "matplotlib"}
+# What a device installs, plus the optional extras imported only inside the functions that need
+# them (matplotlib for --report, paho for --mqtt; a missing one is a MissingDependency error
+# naming the install), and the stdlib.
+RUNTIME_THIRD_PARTY = {"numpy", "onnxruntime", "cv2", "matplotlib", "paho"}
 OLD_TOP_LEVEL = {"runtime", "training", "export", "benchmarks"}
 
 

@@ -63,10 +63,68 @@ def test_the_readme_python_snippet_runs(tmp_path, monkeypatch, capsys):
     rows = np.zeros((8, 3))
     rows[-4:] = 5.0  # the last window is all fives: above the snippet's threshold of 3.5
     for block in blocks:
+        if "tritonclient" in block:
+            continue  # needs a server: test_the_readme_triton_client_snippet_runs
         exec(compile(block, "README.md", "exec"),  # noqa: S102 (our own README)
              {"windows": np.zeros((2, 4, 3)), "rows": rows})
     printed = capsys.readouterr().out.splitlines()
     assert printed[-1].split()[0] == "7" and printed[-1].split()[-1] == "True"
+
+
+def test_the_readme_triton_client_snippet_runs(tmp_path, monkeypatch):
+    """The README's Triton client block, run as written; the transport is replaced by the
+    repository's model.onnx run in-process (what a stock Triton onnxruntime backend runs), so the
+    client's windowing, tensor names and alarm rule are what is tested."""
+    import re
+    import sys
+    import types
+    from pathlib import Path
+
+    import onnxruntime as ort
+
+    from sensor_fixtures import write_tiny_sensor_artifact
+    from vigil.cli import commands as cli
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+                if "tritonclient" in b]
+    monkeypatch.chdir(tmp_path)
+    write_tiny_sensor_artifact(tmp_path / "pump.onnx")
+    assert cli.main(["triton", "pump.onnx", "models"]) == 0
+    served = ort.InferenceSession("models/pump/1/model.onnx", providers=["CPUExecutionProvider"])
+
+    class InferInput:
+        def __init__(self, name, shape, datatype):
+            assert datatype == "FP32"
+            self.name, self.shape = name, tuple(shape)
+
+        def set_data_from_numpy(self, array):
+            assert array.shape == self.shape and array.dtype == np.float32
+            self.array = array
+
+    class Client:
+        def __init__(self, url):
+            assert url == "127.0.0.1:8000"
+
+        def infer(self, model, inputs):
+            assert model == "pump"
+            outputs = served.run(None, {i.name: i.array for i in inputs})
+            named = dict(zip([o.name for o in served.get_outputs()], outputs))
+            return types.SimpleNamespace(as_numpy=named.__getitem__)
+
+    http = types.ModuleType("tritonclient.http")
+    http.InferenceServerClient, http.InferInput = Client, InferInput
+    monkeypatch.setitem(sys.modules, "tritonclient.http", http)
+    readings = np.zeros((10, 3))
+    readings[-4:] = 5.0
+    scope = {"readings": readings}
+    exec(compile(block, "README.md", "exec"), scope)  # noqa: S102 (our own README)
+    detector = scope["detector"]
+    expected = detector.score(np.lib.stride_tricks.sliding_window_view(
+        readings, (4, 3))[:, 0].astype(np.float32))
+    np.testing.assert_allclose(scope["scores"], expected, rtol=1e-6)
+    np.testing.assert_array_equal(scope["alarms"], detector.alarms(expected))
+    assert scope["alarms"][-1]
 
 
 def test_device_preference_lists_take_the_first_available_and_fall_back_to_cpu(caplog):

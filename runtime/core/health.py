@@ -196,3 +196,32 @@ class HealthReporter:
     def _loop(self) -> None:
         while not self._wake.wait(self.interval_s):
             self.write()
+
+
+def check_health(path: str | os.PathLike, max_age_s: float = 60.0,
+                 max_idle_s: float | None = None) -> str | None:
+    """What is wrong with the run a health file describes, or None when it looks alive.
+
+    For watchdogs (a container's HEALTHCHECK, a systemd timer): the file must exist and parse,
+    have been rewritten within ``max_age_s`` seconds (the reporter rewrites it every interval, so
+    an old file means a hung or dead scorer), say ``running`` or ``connecting``, and, with
+    ``max_idle_s``, show input that moved within that many seconds.
+    """
+    path = Path(path)
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+        updated = datetime.fromisoformat(report["updated"].replace("Z", "+00:00"))
+    except FileNotFoundError:
+        return f"no health file at {path} (is the scorer running with --health {path}?)"
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        return f"health file {path} cannot be read as a Vigil health report: {error}"
+    age = (datetime.now(timezone.utc) - updated).total_seconds()
+    if age > max_age_s:
+        return f"health file {path} was last rewritten {age:.0f} s ago (over {max_age_s:g} s)"
+    if report.get("status") not in ("running", "connecting"):
+        return (f"the run is {report.get('status')!r} (stopped: {report.get('stopped')!r}, "
+                f"last error: {report.get('last_error')!r})")
+    idle = report.get("idle_s")
+    if max_idle_s is not None and isinstance(idle, (int, float)) and idle > max_idle_s:
+        return f"no input for {idle:.0f} s (over {max_idle_s:g} s)"
+    return None

@@ -452,6 +452,17 @@ def cmd_eval(args) -> int:
     return EXIT_OK
 
 
+def cmd_health_check(args) -> int:
+    from vigil.runtime.core.health import check_health
+
+    problem = check_health(args.health, args.max_age, args.max_idle)
+    if problem is not None:
+        _error_line(f"unhealthy: {problem}", args.log_json)
+        return EXIT_FAILURE
+    print(f"healthy: {args.health}")
+    return EXIT_OK
+
+
 def cmd_triton(args) -> int:
     from vigil.export.triton import write_triton_repository
 
@@ -513,6 +524,8 @@ EXAMPLES = {
                "vigil export pump.keras -o pump-fp32.onnx --precision fp32"],
     "triton": ["vigil triton pump.onnx models/             # then: tritonserver --model-repository models/",
                "vigil triton line.onnx models/ --name line1 --max-batch-size 32"],
+    "health-check": ["vigil health-check /run/vigil/health.json --max-age 60",
+                     "vigil health-check health.json --max-age 30 --max-idle 300"],
     "score": ["vigil score pump.onnx today.csv --jsonl results.jsonl",
               "tail -n +1 -f live.csv | vigil score pump.onnx - --health health.json",
               "vigil score line.onnx rtsp://camera/stream --overlay-dir alarms/"],
@@ -726,6 +739,16 @@ def build_parser() -> argparse.ArgumentParser:
     triton.add_argument("--cpu-instances", type=int, default=2,
                         help="model instances in the CPU configuration (default 2)")
     triton.set_defaults(run=cmd_triton)
+
+    check = _command(commands, "health-check", "exit 0 while a scorer's health file says it is "
+                     "alive, 1 with the reason otherwise (for watchdogs)", parents=[anywhere])
+    check.add_argument("health", help="the --health file of a running `vigil score`")
+    check.add_argument("--max-age", type=float, default=60.0, metavar="SECONDS",
+                       help="the file must have been rewritten within this time (default 60; "
+                            "keep it above --health-interval)")
+    check.add_argument("--max-idle", type=float, default=None, metavar="SECONDS",
+                       help="also fail when no input arrived for this long (default: no limit)")
+    check.set_defaults(run=cmd_health_check)
 
     for name, helptext in (("score", "score a source, one JSON line per window"),
                            ("eval", "metrics on labeled data")):

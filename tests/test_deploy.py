@@ -1,0 +1,123 @@
+"""Running as a service: the systemd units pass `systemd-analyze verify`, their command line
+works as written (and a restart continues the results), `vigil health-check` tells a live run
+from a stale or stopped one, and the container recipe installs the runtime alone as non-root."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vigil.cli import commands as cli
+from vigil.runtime.core.health import HealthReporter
+
+DEPLOY = Path(__file__).resolve().parents[1] / "runtime" / "deploy"
+VIGIL = Path(sys.executable).with_name("vigil")
+
+
+def _units(tmp_path: Path) -> Path:
+    """The units, with the vigil this test suite runs instead of /usr/local/bin/vigil."""
+    folder = tmp_path / "units"
+    folder.mkdir()
+    for unit in DEPLOY.glob("vigil-*"):
+        (folder / unit.name).write_text(unit.read_text().replace("/usr/local/bin/vigil",
+                                                                 str(VIGIL)))
+    return folder
+
+
+def test_units_pass_systemd_analyze_verify(tmp_path):
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed here")
+    folder = _units(tmp_path)
+    units = ["vigil-score@line1.service", "vigil-watchdog@line1.service",
+             "vigil-watchdog@line1.timer"]
+    done = subprocess.run([analyze, "verify", "--man=no", *[f"./{u}" for u in units]],
+                          cwd=folder, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0 and not done.stderr.strip(), done.stderr
+    security = subprocess.run([analyze, "security", "--offline=true",
+                               "./vigil-score@line1.service"], cwd=folder, capture_output=True,
+                              text=True, timeout=120, check=False)
+    exposure = re.search(r"Overall exposure level for \S+: ([\d.]+)", security.stdout)
+    assert exposure and float(exposure.group(1)) <= 2.0, security.stdout[-2000:]
+
+
+def _exec_start(unit: str) -> str:
+    text = unit.replace("\\\n", " ")
+    return next(line.split("=", 1)[1] for line in text.splitlines()
+                if line.startswith("ExecStart="))
+
+
+def test_the_service_command_runs_as_written_and_a_restart_continues_the_results(
+        sensor_artifacts, tmp_path):
+    state, runtime_dir = tmp_path / "state", tmp_path / "run"
+    state.mkdir(), runtime_dir.mkdir()
+    environment = {"VIGIL_MODEL": str(sensor_artifacts.fp32),
+                   "VIGIL_SOURCE": str(sensor_artifacts.test_csv),
+                   "STATE_DIRECTORY": str(state), "RUNTIME_DIRECTORY": str(runtime_dir),
+                   "VIGIL_ARGS": "--threads 1"}
+    command = _exec_start((DEPLOY / "vigil-score@.service").read_text())
+    command = re.sub(r"\$\{(\w+)\}", lambda m: environment[m.group(1)], command)
+    words = [environment[w[1:]] if w.startswith("$") else w for w in command.split()]
+    words = [w for part in words for w in part.split()]  # $VIGIL_ARGS splits into words
+    words[0] = str(VIGIL)
+    for run in (1, 2):  # systemd's Restart= runs the same line again
+        done = subprocess.run(words, capture_output=True, text=True, timeout=300, check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+        lines = (state / "results.jsonl").read_text().splitlines()
+        health = json.loads((runtime_dir / "health.json").read_text())
+        assert health["status"] == "stopped" and health["stopped"] == "end"
+        assert len(lines) == run * health["windows"]
+
+
+def _health_file(tmp_path: Path, status: str) -> Path:
+    path = tmp_path / f"{status}.json"
+    reporter = HealthReporter(path, interval_s=3600)
+    reporter.start("sensor", "x.csv", lambda: {"rows": 1}, "rows")
+    if status == "stopped":
+        reporter.stop("end")
+    return path
+
+
+def test_health_check_tells_a_live_run_from_a_stale_stopped_or_missing_one(tmp_path, capsys):
+    assert cli.main(["health-check", str(_health_file(tmp_path, "running"))]) == 0
+    assert capsys.readouterr().out.startswith("healthy: ")
+
+    stale = _health_file(tmp_path, "running")
+    old = json.loads(stale.read_text())
+    old["updated"] = "2020-01-01T00:00:00.000Z"
+    stale.write_text(json.dumps(old))
+    assert cli.main(["health-check", str(stale), "--max-age", "60"]) == 1
+    assert "was last rewritten" in capsys.readouterr().err
+
+    assert cli.main(["health-check", str(_health_file(tmp_path, "stopped"))]) == 1
+    assert "the run is 'stopped' (stopped: 'end'" in capsys.readouterr().err
+    assert cli.main(["health-check", str(tmp_path / "none.json")]) == 1
+    assert "no health file at" in capsys.readouterr().err
+    idle = _health_file(tmp_path, "running")
+    assert cli.main(["health-check", str(idle), "--max-idle", "600"]) == 0
+    capsys.readouterr()
+    report = json.loads(idle.read_text())
+    report["idle_s"] = 900.0
+    idle.write_text(json.dumps(report))
+    assert cli.main(["health-check", str(idle), "--max-idle", "600"]) == 1
+    assert "no input for 900 s" in capsys.readouterr().err
+
+
+def test_container_recipe_installs_the_runtime_alone_as_a_non_root_user():
+    recipe = (DEPLOY / "Containerfile").read_text()
+    root = DEPLOY.parents[1]
+    for source in re.findall(r"^COPY (.+) \S+$", recipe, re.MULTILINE):
+        for name in source.split():
+            assert (root / name).exists(), f"COPY {name}: not in the project"
+    install = re.search(r"pip install [^\n&]*", recipe).group(0)
+    assert "[" not in install, "the runtime image installs no extras (no TensorFlow)"
+    assert re.search(r"^USER vigil$", recipe, re.MULTILINE)
+    health = re.search(r'CMD \["vigil", "health-check", "([^"]+)"', recipe).group(1)
+    assert f'"--health", "{health}"' in recipe  # the health check reads what the scorer writes
