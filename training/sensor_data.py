@@ -125,13 +125,13 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions) -> SensorDa
         train_values, train_labels = table.values[:split], labels[:split]
         normal_rows.append(train_values[~train_labels])
         windows = sliding_windows(train_values, w, stride)
-        clean = ~_window_any(train_labels, w, stride)
+        clean = ~window_any_labels(train_labels, w, stride)
         train_parts.append(windows[clean])
         # Validation windows may start in the training part: they end in the validation part.
         start = max(0, split - w + 1)
         val_windows = sliding_windows(table.values[start:], w, stride)
         val_parts.append(val_windows)
-        val_labels.append(_window_last(labels[start:], w, stride))
+        val_labels.append(window_last_labels(labels[start:], w, stride))
     train = np.concatenate(train_parts) if train_parts else np.empty((0, w, 0))
     validation = np.concatenate(val_parts)
     if len(train) < 8:
@@ -162,13 +162,15 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions) -> SensorDa
     )
 
 
-def _window_any(labels: np.ndarray, window: int, stride: int) -> np.ndarray:
+def window_any_labels(labels: np.ndarray, window: int, stride: int) -> np.ndarray:
+    """Per window: whether any of its rows is labeled."""
     if len(labels) < window:
         return np.zeros(0, dtype=bool)
     return sliding_windows(labels[:, None], window, stride)[:, :, 0].any(axis=1)
 
 
-def _window_last(labels: np.ndarray, window: int, stride: int) -> np.ndarray:
+def window_last_labels(labels: np.ndarray, window: int, stride: int) -> np.ndarray:
+    """Per window: the label of its last row (the row its score is reported on)."""
     if len(labels) < window:
         return np.zeros(0, dtype=bool)
     return sliding_windows(labels[:, None], window, stride)[:, -1, 0].copy()

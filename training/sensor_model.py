@@ -281,3 +281,51 @@ def fit(network: keras.Model, train: np.ndarray, validation: np.ndarray,
                        else (vx, vy, validation_weights),
                        epochs=options.epochs, batch_size=options.batch_size, shuffle=True,
                        callbacks=callbacks, verbose=verbose)
+
+
+@keras.saving.register_keras_serializable(package="vigil")
+class Deviation(layers.Layer):
+    """Each feature's mean squared normalized value over the last ``last`` steps: how far it is
+    from its normal level, in normal spreads (a supervised classifier's ``feature_errors``)."""
+
+    def __init__(self, last=0, **kwargs):
+        super().__init__(**kwargs)
+        self.last = int(last)
+
+    def call(self, normalized):
+        x = normalized[:, -self.last:, :] if self.last > 0 else normalized
+        return ops.mean(ops.square(x), axis=1)
+
+    def get_config(self):
+        return {**super().get_config(), "last": self.last}
+
+
+@keras.saving.register_keras_serializable(package="vigil")
+class FirstColumn(layers.Layer):
+    """(batch, 1) -> (batch,): a classifier's logit as a window score."""
+
+    def call(self, x):
+        return x[:, 0]
+
+
+def build_classifier(window: int, features: int, options: ModelOptions) -> keras.Model:
+    """Normalized window in, one logit out (supervised mode): a GRU for the GRU architectures,
+    else an LSTM, over the window, then a small dense head."""
+    inputs = keras.Input((window, features), name="window")
+    arch = Architecture(options.architecture)
+    cell = layers.GRU if arch in (Architecture.GRU_FORECAST, Architecture.GRU_AE) else layers.LSTM
+    x = cell(options.units)(inputs)
+    x = layers.Dense(max(8, options.units // 2), activation="relu")(x)
+    return keras.Model(inputs, layers.Dense(1)(x), name="vigil_supervised_classifier")
+
+
+def build_classifier_scoring_model(network: keras.Model, window: int, mean: np.ndarray,
+                                   std: np.ndarray, score_last: int) -> keras.Model:
+    """Raw window in; (score = the classifier's logit, feature_errors = ``Deviation``) out."""
+    raw = keras.Input((window, len(mean)), name="window")
+    normalized = Standardize(mean, std, name="standardize")(raw)
+    score = layers.Identity(name="score")(FirstColumn(name="logit")(network(normalized)))
+    deviation = layers.Identity(name="feature_errors")(
+        Deviation(score_last, name="deviation")(normalized))
+    return keras.Model(raw, {"score": score, "feature_errors": deviation},
+                       name="vigil_sensor_scorer")

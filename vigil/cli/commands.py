@@ -132,9 +132,23 @@ def cmd_train_sensor(args) -> int:
                                                            "adaptive_warmup", "adaptive_z",
                                                            method="threshold_method")),
     )
+    if args.synthetic_anomalies is not None and not args.supervised:
+        raise ValueError("--synthetic-anomalies applies to --supervised training")
     with contextlib.redirect_stdout(sys.stderr):  # progress on stderr; stdout has the result
-        result = train_sensor(args.data, args.output, options,
-                              verbose=keras_verbose(args.quiet, sys.stderr))
+        if args.supervised:
+            from vigil.training.train_supervised import SupervisedOptions, train_supervised
+
+            if args.threshold_method is None:  # labels are plentiful: F1-optimal by default
+                options = replace(options, calibration=replace(options.calibration,
+                                                                method="f1"))
+            result = train_supervised(
+                args.data, args.output, options,
+                SupervisedOptions(synthetic_fraction=args.synthetic_anomalies or 0.0,
+                                  class_weight=args.class_weight),
+                verbose=keras_verbose(args.quiet, sys.stderr))
+        else:
+            result = train_sensor(args.data, args.output, options,
+                                  verbose=keras_verbose(args.quiet, sys.stderr))
     print(json.dumps({"model": str(args.output), "threshold": result.threshold.value,
                       "threshold_method": result.threshold.method, "epochs": result.epochs,
                       "seconds": round(result.seconds, 1),
@@ -517,6 +531,7 @@ EXAMPLES = {
              "vigil demo --only sensor --output /tmp/demo"],
     "sensor": ["vigil train sensor pump/ -o pump.keras              # a folder of normal CSVs",
                "vigil train sensor line.csv -o line.keras --labels faults.json --threshold-method f1",
+               "vigil train sensor labeled/ -o clf.keras --supervised --synthetic-anomalies 0.1",
                "vigil train sensor nab/ -o nab.keras               # NAB's root: data/ + labels/"],
     "image": ["vigil train image mvtec/bottle -o bottle.keras       # an MVTec AD category",
               "vigil train image good/ --anomalous bad/ --masks masks/ -o line.keras"],
@@ -662,6 +677,19 @@ def build_parser() -> argparse.ArgumentParser:
                         help="scores it sees before it applies (default 200)")
     sensor.add_argument("--adaptive-z", type=float, default=None, metavar="Z",
                         help="recent mean + Z recent std (default 6)")
+    supervised = sensor.add_argument_group("supervised mode (many labeled anomalies)")
+    supervised.add_argument("--supervised", action="store_true",
+                            help="train a classifier on labeled windows instead of a model of "
+                                 "normal behaviour; its threshold is F1-optimal on the labeled "
+                                 "validation windows unless --threshold-method says otherwise "
+                                 "(default off)")
+    supervised.add_argument("--synthetic-anomalies", type=float, default=None, metavar="FRACTION",
+                            help="with --supervised: also turn this share of normal training "
+                                 "windows into synthetic anomalies (spikes, level shifts, drifts, "
+                                 "stuck values; default 0)")
+    supervised.add_argument("--class-weight", action=argparse.BooleanOptionalAction, default=True,
+                            help="with --supervised: weigh the rare class up so both weigh the "
+                                 "same (default on)")
     sensor.add_argument("--seed", type=int, default=None, help="training seed (default 0)")
     sensor.add_argument("--quiet", action="store_true", help="no progress on stderr")
     sensor.set_defaults(run=cmd_train_sensor)

@@ -1,0 +1,212 @@
+"""Supervised sensor training, for users with many labeled anomalies (``--supervised``).
+
+A recurrent classifier reads the same windows as the unsupervised models and says how likely the
+window's last row is anomalous. The rare class is weighed up (class weights, by default so that
+both classes weigh the same), and normal windows may be turned into synthetic anomalies (a spike,
+a level shift, a drift or a stuck sensor in the window's last rows) to widen what it has seen.
+
+The exported graph is the same one-file sensor artifact: raw window in, ``score`` (the classifier's
+logit: higher is more anomalous, unbounded like the other scores) and ``feature_errors`` out;
+for a classifier the latter is each feature's mean squared distance from its normal level over
+the scored steps, in normal spreads, so an alarm's ``why`` still names the columns that moved.
+``vigil train sensor --supervised`` calibrates the threshold F1-optimally on the labeled
+validation windows unless ``--threshold-method`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Sequence
+
+import keras
+import numpy as np
+
+from vigil.runtime.core.artifact import sha256_of
+from vigil.runtime.core.thresholds import ThresholdMethod, score_stats
+from vigil.runtime.sensor.windows import sliding_windows
+
+from . import sensor_model
+from .checkpoint import TrainingRun, save_run
+from .sensor_data import DataOptions, load_tables, window_last_labels
+from .train_sensor import (SensorTrainingOptions, SensorTrainingResult, fit_threshold,
+                           score_windows, validation_check)
+from .versions import library_versions
+
+log = logging.getLogger("vigil")
+
+MIN_POSITIVE_WINDOWS = 20   # fewer labeled anomalous training windows: train unsupervised
+SYNTHETIC_KINDS = ("spike", "level_shift", "drift", "stuck")
+
+
+@dataclass(frozen=True)
+class SupervisedOptions:
+    synthetic_fraction: float = 0.0  # this share of normal training windows becomes a synthetic
+                                     # anomaly (0: labeled data only)
+    class_weight: bool = True        # weigh each class by the inverse of its share
+    patience: int = 5                # early stopping on the validation loss (0: all epochs)
+    max_windows: int | None = None   # keep every anomalous training window and at most this
+                                     # many in all, drawing normal ones at random (long records)
+
+
+def inject_anomalies(windows: np.ndarray, std: np.ndarray, count: int,
+                     rng: np.random.Generator, last: int) -> np.ndarray:
+    """``count`` copies of random normal windows with a synthetic anomaly in their last rows."""
+    chosen = windows[rng.integers(0, len(windows), count)].copy()
+    steps = chosen.shape[1]
+    for window in chosen:
+        kind = SYNTHETIC_KINDS[int(rng.integers(len(SYNTHETIC_KINDS)))]
+        feature = int(rng.integers(window.shape[1]))
+        start = steps - int(rng.integers(1, max(2, last) + 1))
+        size = rng.uniform(3.0, 8.0) * std[feature] * rng.choice([-1.0, 1.0])
+        if kind == "spike":
+            window[-1, feature] += size
+        elif kind == "level_shift":
+            window[start:, feature] += size
+        elif kind == "drift":
+            window[start:, feature] += size * np.linspace(0, 1, steps - start + 1)[1:]
+        else:  # stuck: the sensor holds the value it had when the fault began
+            window[start:, feature] = window[start - 1, feature]
+    return chosen
+
+
+def train_supervised(data: str | Path | Sequence[Path], output: str | Path,
+                     options: SensorTrainingOptions = SensorTrainingOptions(),
+                     supervised: SupervisedOptions = SupervisedOptions(),
+                     verbose: int | str = "auto") -> SensorTrainingResult:
+    """Train a classifier on labeled windows of ``data`` and write ``output`` (.keras)."""
+    if not 0 <= supervised.synthetic_fraction <= 1:
+        raise ValueError(f"`synthetic_fraction` must be in [0, 1]; received "
+                         f"{supervised.synthetic_fraction}")
+    started = time.perf_counter()
+    data_options: DataOptions = options.data
+    model_options = options.model
+    window, stride = data_options.window, data_options.stride
+    score_last = (sensor_model.default_score_last(window) if model_options.score_last is None
+                  else model_options.score_last)
+    tables = load_tables(data, data_options)
+    train_x, train_y, val_x, val_y, normal_rows = [], [], [], [], []
+    for table in tables:
+        labels = table.labels if table.labels is not None else np.zeros(len(table), bool)
+        split = int(round(len(table) * (1 - data_options.validation_fraction)))
+        normal_rows.append(table.values[:split][~labels[:split]])
+        if split >= window:
+            train_x.append(sliding_windows(table.values[:split], window, stride))
+            train_y.append(window_last_labels(labels[:split], window, stride))
+        start = max(0, split - window + 1)
+        if len(table) - start >= window:
+            val_x.append(sliding_windows(table.values[start:], window, stride))
+            val_y.append(window_last_labels(labels[start:], window, stride))
+    if not train_x or not val_x:
+        raise ValueError(f"supervised training needs files of more than {window} rows in both "
+                         "the training and the validation part")
+    x, y = np.concatenate(train_x).astype(np.float32), np.concatenate(train_y)
+    vx, vy = np.concatenate(val_x).astype(np.float32), np.concatenate(val_y)
+    if y.sum() < MIN_POSITIVE_WINDOWS:
+        raise ValueError(
+            f"--supervised needs labeled anomalies to learn from: the training part holds "
+            f"{int(y.sum())} windows ending on a labeled row, at least {MIN_POSITIVE_WINDOWS} "
+            "are needed (train without --supervised, or give the labels with --label-column or "
+            "--labels)")
+    rows = np.concatenate(normal_rows)
+    mean = rows.mean(axis=0)
+    std = np.maximum(rows.std(axis=0), data_options.relative_std_floor * np.abs(mean))
+    std = np.where(std > 1e-8 * np.maximum(1.0, np.abs(mean)), std, 1.0)
+    rng = np.random.default_rng(model_options.seed)
+    if supervised.max_windows is not None and len(x) > supervised.max_windows:
+        normal = np.flatnonzero(~y)
+        room = max(0, supervised.max_windows - int(y.sum()))
+        keep = np.sort(np.concatenate([np.flatnonzero(y),
+                                       rng.choice(normal, min(room, len(normal)), replace=False)]))
+        x, y = x[keep], y[keep]
+    synthetic = int(round(supervised.synthetic_fraction * (~y).sum()))
+    if synthetic:
+        x = np.concatenate([x, inject_anomalies(x[~y], std, synthetic, rng, score_last)])
+        y = np.concatenate([y, np.ones(synthetic, bool)])
+
+    keras.utils.set_random_seed(model_options.seed)
+    network = sensor_model.build_classifier(window, x.shape[2], model_options)
+    normalize = lambda w: ((w - mean) / std).astype(np.float32)  # noqa: E731
+    network.compile(optimizer=keras.optimizers.Adam(model_options.learning_rate),
+                    loss=keras.losses.BinaryCrossentropy(from_logits=True))
+    positives = float(y.mean())
+    weights = ({0: 0.5 / (1 - positives), 1: 0.5 / positives} if supervised.class_weight
+               else None)
+    callbacks = ([keras.callbacks.EarlyStopping(patience=supervised.patience,
+                                                restore_best_weights=True)]
+                 if supervised.patience > 0 else [])
+    history = network.fit(normalize(x), y.astype(np.float32),
+                          validation_data=(normalize(vx), vy.astype(np.float32)),
+                          epochs=model_options.epochs, batch_size=model_options.batch_size,
+                          class_weight=weights, shuffle=True, callbacks=callbacks,
+                          verbose=verbose)
+    scorer = sensor_model.build_classifier_scoring_model(network, window, mean, std, score_last)
+    scores = score_windows(scorer, vx)
+    method = ThresholdMethod(options.calibration.method)
+    if method is ThresholdMethod.F1 and not vy.any():
+        log.warning("no labeled anomaly in the validation part: the threshold is calibrated on "
+                    "normal validation windows (gaussian) instead of F1-optimal")
+        options = replace(options, calibration=replace(options.calibration,
+                                                        method=ThresholdMethod.GAUSSIAN))
+        method = ThresholdMethod.GAUSSIAN
+    threshold = fit_threshold(options.calibration, scores, vy)
+    check, warnings = validation_check(scores, vy, threshold, method)
+    for warning in warnings:
+        log.warning("%s", warning)
+    record = _record(tables, options, supervised, window, stride, score_last, mean, std, threshold,
+                     scores[~vy], len(history.epoch), len(x), int(y.sum()), synthetic, len(vx))
+    if check is not None:
+        record["training"]["validation_check"] = check
+    calibration = x[~y][np.sort(rng.choice(int((~y).sum()), min(256, int((~y).sum())),
+                                           replace=False))]
+    run = TrainingRun(model_path=Path(output), record=record, validation=vx,
+                      validation_labels=vy, calibration=calibration)
+    save_run(scorer, run)
+    return SensorTrainingResult(run, threshold, time.perf_counter() - started,
+                                len(history.epoch), check, tuple(warnings))
+
+
+def _record(tables, options: SensorTrainingOptions, supervised: SupervisedOptions, window: int,
+            stride: int, score_last: int, mean, std, threshold, normal_scores, epochs: int,
+            train_windows: int, positive_windows: int, synthetic: int,
+            validation_windows: int) -> dict:
+    first = tables[0]
+    model = replace(options.model, score_last=score_last)
+    return {
+        "kind": "sensor",
+        "features": list(first.features),
+        "window": window,
+        "stride": stride,
+        "mean": np.asarray(mean).tolist(),
+        "std": np.asarray(std).tolist(),
+        "max_gap": options.data.max_gap,
+        "time_column": first.time_column,
+        "label_column": first.label_column,
+        "score_reduction": "supervised classifier's logit that the window's last row is "
+                           "anomalous; feature_errors: each feature's mean squared distance "
+                           f"from its normal level over the last {score_last} steps",
+        "threshold": asdict(threshold),
+        "calibration": {"method": ThresholdMethod(options.calibration.method).value,
+                        "params": options.calibration.params()},
+        "consecutive": options.calibration.consecutive,
+        "hold": options.calibration.hold,
+        "rearm": options.calibration.rearm,
+        "adaptive": options.calibration.adaptive_spec(),
+        "score_stats": asdict(score_stats(normal_scores)),
+        "training": {
+            "mode": "supervised",
+            "files": [{"name": Path(t.source).name, "sha256": sha256_of(t.source),
+                       "rows": len(t)} for t in tables],
+            "train_windows": train_windows,
+            "labeled_anomalous_windows": positive_windows - synthetic,
+            "synthetic_anomalous_windows": synthetic,
+            "class_weight": supervised.class_weight,
+            "validation_windows": validation_windows,
+            "validation_fraction": options.data.validation_fraction,
+            "epochs": epochs,
+            "model": {k: (v.value if hasattr(v, "value") else v) for k, v in asdict(model).items()},
+        },
+        "versions": library_versions(),
+    }
