@@ -195,7 +195,7 @@ def open_source(spec: str, options: SourceOptions = SourceOptions(),
         return LiveSource(target, options, capture_factory)
     path = Path(spec)
     if path.is_dir():
-        return ImageFiles(_folder_files(path), name=spec)
+        return ImageFiles(folder_files(path), name=spec)
     if path.is_file():
         if path.suffix.lower() in IMAGE_EXTENSIONS:
             return ImageFiles([path], name=spec)
@@ -228,7 +228,7 @@ def redact(spec: str) -> str:
     return re.sub(r"(://[^/@:]*):[^/@]*@", r"\1:***@", spec)
 
 
-def _folder_files(folder: Path) -> list[Path]:
+def folder_files(folder: Path) -> list[Path]:
     """A folder's files in name order, without hidden files and the masks beside their images
     (as training reads the folder); other files are kept, to be reported as unusable."""
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
@@ -243,14 +243,17 @@ def _folder_files(folder: Path) -> list[Path]:
 
 
 class ImageFiles:
-    """Image files in the given order; each yields one item, with an error if it is unusable."""
+    """Image files in the given order; each yields one item, with an error if it is unusable.
+    Frames are numbered from ``first_index`` (a part of a folder scored apart, as ``vigil batch``
+    does, keeps the numbers a run over the whole folder gives)."""
 
     live = False
     fps = None
 
-    def __init__(self, paths: list[Path], name: str) -> None:
+    def __init__(self, paths: list[Path], name: str, first_index: int = 0) -> None:
         self.paths = list(paths)
         self.name = name
+        self.first_index = first_index
         self._stats = SourceStats(expected=len(self.paths))
 
     @property
@@ -258,7 +261,7 @@ class ImageFiles:
         return self._stats
 
     def __iter__(self) -> Iterator[Frame]:
-        for index, path in enumerate(self.paths):
+        for index, path in enumerate(self.paths, self.first_index):
             image, error = read_image(path)
             self._stats.read += 1
             self._stats.errors += error is not None

@@ -466,6 +466,25 @@ def cmd_eval(args) -> int:
     return EXIT_OK
 
 
+def cmd_batch(args) -> int:
+    from vigil.cli.batch import plan_batch, run_batch
+    from vigil.runtime.core.output import JsonLines, refuse_inputs_as_output
+
+    if args.append and args.overwrite:
+        raise ValueError("--append and --overwrite exclude each other; give one")
+    items = plan_batch(args.model, args.inputs)  # the inputs are known good before the output
+    refuse_inputs_as_output(args.jsonl, [args.model, *args.inputs,
+                                         *[p for i in items for p in i.paths]], "--jsonl")
+    mode = "append" if args.append else "overwrite" if args.overwrite else "new"
+    with JsonLines(args.jsonl, mode=mode) as out:
+        summary = run_batch(args.model, items, out, use_ray=args.ray is not None,
+                            ray_address=None if args.ray in (None, "local") else args.ray,
+                            workers=args.workers, threads=args.threads,
+                            threshold=args.threshold)
+    print(json.dumps({"summary": summary}), file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_health_check(args) -> int:
     from vigil.runtime.core.health import check_health
 
@@ -539,6 +558,8 @@ EXAMPLES = {
                "vigil export pump.keras -o pump-fp32.onnx --precision fp32"],
     "triton": ["vigil triton pump.onnx models/             # then: tritonserver --model-repository models/",
                "vigil triton line.onnx models/ --name line1 --max-batch-size 32"],
+    "batch": ["vigil batch pump.onnx archive/2026-*/ --jsonl rescored.jsonl --ray",
+              "vigil batch line.onnx recordings/ --jsonl frames.jsonl --ray ray://head:10001"],
     "health-check": ["vigil health-check /run/vigil/health.json --max-age 60",
                      "vigil health-check health.json --max-age 30 --max-idle 300"],
     "score": ["vigil score pump.onnx today.csv --jsonl results.jsonl",
@@ -767,6 +788,31 @@ def build_parser() -> argparse.ArgumentParser:
     triton.add_argument("--cpu-instances", type=int, default=2,
                         help="model instances in the CPU configuration (default 2)")
     triton.set_defaults(run=cmd_triton)
+
+    batch = _command(commands, "batch", "re-score archives (CSV folders, image folders, videos), "
+                     "here or on a Ray cluster, writing the lines `vigil score` writes",
+                     parents=[anywhere])
+    batch.add_argument("model", help="MODEL.onnx")
+    batch.add_argument("inputs", nargs="+",
+                       help="CSV files or folders (sensor models); image folders, images or "
+                            "videos (image models)")
+    batch.add_argument("--jsonl", required=True,
+                       help="write the JSON lines here (a file that holds results needs "
+                            "--append or --overwrite)")
+    batch.add_argument("--append", action="store_true", help="continue an existing --jsonl file")
+    batch.add_argument("--overwrite", action="store_true", help="replace an existing --jsonl file")
+    batch.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                       help="score on Ray Data: a local Ray started for the run (--ray), or the "
+                            "cluster at ADDRESS (--ray ray://HOST:10001 or auto); the inputs "
+                            "must be readable at the same paths on every node (default: this "
+                            "process alone)")
+    batch.add_argument("--workers", type=int, default=None,
+                       help="Ray workers, one detector each (default: the cluster's CPUs)")
+    batch.add_argument("--threads", type=int, default=1,
+                       help="inference threads per detector (default 1)")
+    batch.add_argument("--threshold", type=float, default=None,
+                       help="override the artifact's threshold")
+    batch.set_defaults(run=cmd_batch)
 
     check = _command(commands, "health-check", "exit 0 while a scorer's health file says it is "
                      "alive, 1 with the reason otherwise (for watchdogs)", parents=[anywhere])
