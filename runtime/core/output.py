@@ -205,10 +205,15 @@ class JsonLines:
 
     def write(self, record: dict, mark: Any = None) -> None:
         """Queue one record (``mark`` identifies it in messages: a row index, a frame number)."""
+        self.write_line(strict_json(record), mark)
+
+    def write_line(self, line: str, mark: Any = None) -> None:
+        """Queue one line already written by ``write`` elsewhere (one strict JSON object, no
+        newline): results scored in another process pass through without being parsed again."""
         if self._abandoned:
             self.lines_lost += 1
             return
-        line = strict_json(record) + "\n"
+        line += "\n"
         if self.mirror is not None:
             self.mirror(line)
         self._pending.append((line, mark))

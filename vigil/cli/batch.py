@@ -177,7 +177,7 @@ def run_batch(model: str | Path, items: Sequence[WorkItem], out, use_ray: bool =
     totals = {"items": len(items), "lines": 0, "skipped": 0, "errors": []}
     for text, summary in results:
         for line in text.splitlines():
-            out.write(json.loads(line))
+            out.write_line(line)  # written by the same JsonLines code in the worker
             totals["lines"] += 1
         totals["skipped"] += summary.get("rows_skipped", summary.get("skipped", 0)) or 0
         totals["errors"] += summary.get("errors", [])
