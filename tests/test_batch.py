@@ -4,7 +4,6 @@ the lines `vigil score` writes for the same inputs."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import cv2
 import numpy as np

@@ -5,7 +5,6 @@ from a stale or stopped one, and the container recipe installs the runtime alone
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess

@@ -206,21 +206,34 @@ def _record(prepared: SensorData, options: SensorTrainingOptions, threshold: Thr
                            + " error in normalized units"
                            + (" / its normal mean" if model.scale_features else "") + ", over the "
                            + (f"last {model.score_last} steps" if model.score_last else "window"),
-        "threshold": asdict(threshold),
-        "calibration": {"method": ThresholdMethod(options.calibration.method).value,
-                        "params": options.calibration.params()},
-        "consecutive": options.calibration.consecutive,
-        "hold": options.calibration.hold,
-        "rearm": options.calibration.rearm,
-        "adaptive": options.calibration.adaptive_spec(),
-        "score_stats": asdict(score_stats(normal_scores)),
+        **decision_record(options.calibration, threshold, normal_scores),
         "training": {
             "files": list(prepared.files),
             "train_windows": int(len(prepared.train)),
             "validation_windows": int(len(prepared.validation)),
             "validation_fraction": options.data.validation_fraction,
             "epochs": epochs,
-            "model": {k: (v.value if hasattr(v, "value") else v) for k, v in asdict(model).items()},
+            "model": plain_options(model),
         },
         "versions": library_versions(),
     }
+
+
+def decision_record(calibration: CalibrationOptions, threshold: Threshold,
+                    normal_scores: np.ndarray) -> dict:
+    """The parts of a training record that say how scores become alarms (read by the export)."""
+    return {
+        "threshold": asdict(threshold),
+        "calibration": {"method": ThresholdMethod(calibration.method).value,
+                        "params": calibration.params()},
+        "consecutive": calibration.consecutive,
+        "hold": calibration.hold,
+        "rearm": calibration.rearm,
+        "adaptive": calibration.adaptive_spec(),
+        "score_stats": asdict(score_stats(normal_scores)),
+    }
+
+
+def plain_options(options) -> dict:
+    """A dataclass of options as JSON-ready values (enums by their value)."""
+    return {k: (v.value if hasattr(v, "value") else v) for k, v in asdict(options).items()}

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -25,14 +25,14 @@ import keras
 import numpy as np
 
 from vigil.runtime.core.artifact import sha256_of
-from vigil.runtime.core.thresholds import ThresholdMethod, score_stats
+from vigil.runtime.core.thresholds import ThresholdMethod
 from vigil.runtime.sensor.windows import sliding_windows
 
 from . import sensor_model
 from .checkpoint import TrainingRun, save_run
 from .sensor_data import DataOptions, load_tables, window_last_labels
-from .train_sensor import (SensorTrainingOptions, SensorTrainingResult, fit_threshold,
-                           score_windows, validation_check)
+from .train_sensor import (SensorTrainingOptions, SensorTrainingResult, decision_record,
+                           fit_threshold, plain_options, score_windows, validation_check)
 from .versions import library_versions
 
 log = logging.getLogger("vigil")
@@ -187,14 +187,7 @@ def _record(tables, options: SensorTrainingOptions, supervised: SupervisedOption
         "score_reduction": "supervised classifier's logit that the window's last row is "
                            "anomalous; feature_errors: each feature's mean squared distance "
                            f"from its normal level over the last {score_last} steps",
-        "threshold": asdict(threshold),
-        "calibration": {"method": ThresholdMethod(options.calibration.method).value,
-                        "params": options.calibration.params()},
-        "consecutive": options.calibration.consecutive,
-        "hold": options.calibration.hold,
-        "rearm": options.calibration.rearm,
-        "adaptive": options.calibration.adaptive_spec(),
-        "score_stats": asdict(score_stats(normal_scores)),
+        **decision_record(options.calibration, threshold, normal_scores),
         "training": {
             "mode": "supervised",
             "files": [{"name": Path(t.source).name, "sha256": sha256_of(t.source),
@@ -206,7 +199,7 @@ def _record(tables, options: SensorTrainingOptions, supervised: SupervisedOption
             "validation_windows": validation_windows,
             "validation_fraction": options.data.validation_fraction,
             "epochs": epochs,
-            "model": {k: (v.value if hasattr(v, "value") else v) for k, v in asdict(model).items()},
+            "model": plain_options(model),
         },
         "versions": library_versions(),
     }
