@@ -283,7 +283,7 @@ def test_train_sensor_on_a_tiny_csv(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("command", [["demo"], ["train", "sensor"], ["train", "image"], ["export"],
-                                     ["triton"],
+                                     ["triton"], ["serve"], ["batch"], ["health-check"],
                                      ["score"], ["eval"], ["bench"]])
 def test_every_command_help_ends_with_examples(command, capsys):
     with pytest.raises(SystemExit) as done:

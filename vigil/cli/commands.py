@@ -466,6 +466,17 @@ def cmd_eval(args) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args) -> int:
+    from vigil.cli.serve import serve_forever
+
+    if not 0 < args.port < 65536 or args.replicas < 1:
+        raise ValueError(f"--port must be 1-65535 and --replicas >= 1; received {args.port} and "
+                         f"{args.replicas}")
+    serve_forever(args.model, name=args.name, host=args.host, port=args.port,
+                  replicas=args.replicas, threads=args.threads)
+    return EXIT_OK
+
+
 def cmd_batch(args) -> int:
     from vigil.cli.batch import plan_batch, run_batch
     from vigil.runtime.core.output import JsonLines, refuse_inputs_as_output
@@ -558,6 +569,8 @@ EXAMPLES = {
                "vigil export pump.keras -o pump-fp32.onnx --precision fp32"],
     "triton": ["vigil triton pump.onnx models/             # then: tritonserver --model-repository models/",
                "vigil triton line.onnx models/ --name line1 --max-batch-size 32"],
+    "serve": ["vigil serve pump.onnx --port 8000   # then POST /v2/models/pump/infer",
+              "vigil serve line.onnx --host 0.0.0.0 --replicas 2"],
     "batch": ["vigil batch pump.onnx archive/2026-*/ --jsonl rescored.jsonl --ray",
               "vigil batch line.onnx recordings/ --jsonl frames.jsonl --ray ray://head:10001"],
     "health-check": ["vigil health-check /run/vigil/health.json --max-age 60",
@@ -788,6 +801,21 @@ def build_parser() -> argparse.ArgumentParser:
     triton.add_argument("--cpu-instances", type=int, default=2,
                         help="model instances in the CPU configuration (default 2)")
     triton.set_defaults(run=cmd_triton)
+
+    serve = _command(commands, "serve", "serve an artifact over HTTP (Ray Serve, KServe v2 "
+                     "protocol: Triton's clients work) until SIGTERM or Ctrl-C",
+                     parents=[anywhere])
+    serve.add_argument("model", help="MODEL.onnx")
+    serve.add_argument("--name", default=None,
+                       help="the model's name in the URL (default: MODEL's file stem)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
+    serve.add_argument("--replicas", type=int, default=1,
+                       help="model replicas, one detector and one CPU each (default 1)")
+    serve.add_argument("--threads", type=int, default=1,
+                       help="inference threads per replica (default 1)")
+    serve.set_defaults(run=cmd_serve)
 
     batch = _command(commands, "batch", "re-score archives (CSV folders, image folders, videos), "
                      "here or on a Ray cluster, writing the lines `vigil score` writes",

@@ -1,0 +1,123 @@
+"""`vigil serve`: a real model server (Ray Serve) on 127.0.0.1, called with Triton's own KServe v2
+client; its scores are the runtime's, and it stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vigil import runtime
+
+pytest.importorskip("ray.serve")
+triton = pytest.importorskip("tritonclient.http")
+
+from vigil.cli.serve import ProtocolError, parse_request, run_inference  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    pytest.importorskip("onnx")
+    from sensor_fixtures import write_tiny_sensor_artifact
+
+    model = write_tiny_sensor_artifact(tmp_path_factory.mktemp("serve") / "pump.onnx")
+    port = _free_port()
+    process = subprocess.Popen([str(Path(sys.executable).with_name("vigil")), "serve",
+                                str(model), "--port", str(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"vigil serve exited {process.returncode}: {process.stderr.read()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=2) as answer:
+                if answer.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        process.kill()
+        pytest.fail("vigil serve did not become ready within 180 s")
+    yield model, port, process
+    if process.poll() is None:
+        process.kill()
+        process.wait(timeout=30)
+
+
+def test_scores_over_the_protocol_equal_the_runtime(server):
+    model, port, _ = server
+    detector = runtime.load(model)
+    client = triton.InferenceServerClient(f"127.0.0.1:{port}")
+    assert client.is_server_live() and client.is_model_ready("pump")
+    metadata = client.get_model_metadata("pump")
+    assert [t["name"] for t in metadata["inputs"]] == ["window"]
+    windows = np.random.default_rng(0).normal(size=(6, *detector.input_shape)).astype(np.float32)
+    windows[-1] += 40.0  # far from normal: above the threshold
+    request = triton.InferInput("window", windows.shape, "FP32")
+    request.set_data_from_numpy(windows)  # tritonclient's binary-data extension
+    result = client.infer("pump", [request])
+    expected, errors = detector.score_with_features(windows)
+    np.testing.assert_array_equal(result.as_numpy("score"), expected.astype(np.float32))
+    np.testing.assert_array_equal(result.as_numpy("anomaly"), expected > detector.threshold)
+    assert result.as_numpy("anomaly")[-1]
+    np.testing.assert_allclose(result.as_numpy("feature_errors"), errors, rtol=1e-6)
+
+    plain = json.dumps({"inputs": [{"name": "window", "shape": list(windows[:2].shape),
+                                    "datatype": "FP32", "data": windows[:2].ravel().tolist()}]})
+    answer = urllib.request.urlopen(urllib.request.Request(
+        f"http://127.0.0.1:{port}/v2/models/pump/infer", plain.encode(),
+        {"Content-Type": "application/json"}), timeout=30)
+    outputs = {o["name"]: o for o in json.loads(answer.read())["outputs"]}
+    np.testing.assert_allclose(outputs["score"]["data"], expected[:2], rtol=1e-6)
+
+
+@pytest.mark.parametrize("path, body, status, says", [
+    ("/v2/models/pump/infer", {"inputs": [{"name": "window", "shape": [1, 2, 3],
+                                           "datatype": "FP32", "data": [0] * 6}]}, 400, "shape"),
+    ("/v2/models/other/infer", {"inputs": []}, 404, "unknown model 'other'"),
+])
+def test_bad_requests_get_an_error_naming_the_problem(server, path, body, status, says):
+    _, port, _ = server
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as failed:
+        urllib.request.urlopen(request, timeout=30)
+    assert failed.value.code == status and says in failed.value.read().decode()
+
+
+def test_sigterm_stops_the_server_cleanly(server):
+    _, port, process = server
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/live", timeout=2)
+
+
+def test_image_inference_and_protocol_errors_in_process(tiny_image_artifact):
+    detector = runtime.load(tiny_image_artifact)
+    frames = np.random.default_rng(1).integers(0, 255, (2, 40, 50, 1), np.uint8)  # any size
+    outputs = {o["name"]: o for o in run_inference(detector, {"image": frames})}
+    expected = np.concatenate([detector.infer(f)[0] for f in frames])
+    np.testing.assert_allclose(outputs["score"]["data"], expected, rtol=1e-6)
+    assert outputs["anomaly_map"]["shape"] == [2, *detector.input_shape[:2]]
+    with pytest.raises(ProtocolError, match="takes one input, `image`"):
+        run_inference(detector, {"window": frames})
+    with pytest.raises(ProtocolError, match="do not fill shape"):
+        parse_request(json.dumps({"inputs": [{"name": "image", "shape": [2, 2],
+                                              "datatype": "UINT8", "data": [1]}]}).encode(), None)

@@ -1,0 +1,223 @@
+"""`vigil serve`: an artifact behind a real model server, Ray Serve, speaking the KServe v2 REST
+protocol (the one Triton speaks), so Triton's own clients (``tritonclient.http``) and any other
+v2 client can call it.
+
+The model is our runtime, preprocessing and score reduction included: a sensor model takes
+``window`` FP32 ``[n, window, features]`` and returns ``score`` FP32 ``[n]``, ``anomaly`` BOOL
+``[n]`` (score above the threshold; each window on its own, so no alarm smoothing) and
+``feature_errors`` FP32 ``[n, features]``; an image model takes ``image`` UINT8
+``[n, height, width, channels]`` frames of any size (as OpenCV decodes them) and returns ``score``,
+``anomaly`` and ``anomaly_map`` FP32 ``[n, h, w]`` at the model's resolution. Inputs may come as
+JSON ``data`` or in the binary-data extension tritonclient uses by default.
+
+Routes: ``GET /v2/health/live``, ``/v2/health/ready``, ``/v2/models/NAME``,
+``/v2/models/NAME/ready``; ``POST /v2/models/NAME/infer``.
+"""
+
+# No `from __future__ import annotations` here: FastAPI reads the route handlers' annotations
+# (``Request``, imported inside ``build_app``) as objects.
+import json
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+
+import numpy as np
+
+DATATYPES = {"FP32": np.float32, "FP64": np.float64, "UINT8": np.uint8, "INT64": np.int64,
+             "INT32": np.int32, "BOOL": np.bool_}
+BINARY_HEADER = "inference-header-content-length"
+
+
+class ProtocolError(ValueError):
+    """A request that does not follow the protocol or does not fit the model (HTTP 400)."""
+
+
+def model_metadata(detector, name: str) -> dict:
+    """The v2 model metadata of a detector."""
+    kind = detector.spec.kind
+    if kind == "sensor":
+        window, features = detector.input_shape
+        inputs = [{"name": "window", "datatype": "FP32", "shape": [-1, window, features]}]
+        outputs = [{"name": "score", "datatype": "FP32", "shape": [-1]},
+                   {"name": "anomaly", "datatype": "BOOL", "shape": [-1]},
+                   {"name": "feature_errors", "datatype": "FP32", "shape": [-1, features]}]
+    else:
+        height, width, _ = detector.input_shape
+        inputs = [{"name": "image", "datatype": "UINT8", "shape": [-1, -1, -1, -1]}]
+        outputs = [{"name": "score", "datatype": "FP32", "shape": [-1]},
+                   {"name": "anomaly", "datatype": "BOOL", "shape": [-1]},
+                   {"name": "anomaly_map", "datatype": "FP32", "shape": [-1, height, width]}]
+    return {"name": name, "versions": ["1"], "platform": "vigil_onnxruntime",
+            "inputs": inputs, "outputs": outputs,
+            "parameters": {"threshold": detector.threshold, "kind": kind,
+                           "model_sha256": detector.sha256}}
+
+
+def parse_request(body: bytes, header_length: int | None) -> dict[str, np.ndarray]:
+    """The named input tensors of a v2 infer request (JSON, or JSON + binary data)."""
+    try:
+        header = json.loads(body[:header_length] if header_length is not None else body)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ProtocolError(f"the request body is not JSON: {error}") from None
+    if not isinstance(header, dict) or not isinstance(header.get("inputs"), list):
+        raise ProtocolError("the request must be a JSON object with an `inputs` list")
+    offset = header_length or 0
+    tensors = {}
+    for tensor in header["inputs"]:
+        try:
+            name, shape, datatype = tensor["name"], [int(d) for d in tensor["shape"]], \
+                tensor["datatype"]
+        except (KeyError, TypeError, ValueError):
+            raise ProtocolError("each input needs `name`, `shape` and `datatype`") from None
+        if datatype not in DATATYPES:
+            raise ProtocolError(f"input {name!r}: datatype {datatype!r} is not one of "
+                                f"{sorted(DATATYPES)}")
+        size = (tensor.get("parameters") or {}).get("binary_data_size")
+        if size is not None:
+            raw = body[offset:offset + int(size)]
+            offset += int(size)
+            array = np.frombuffer(raw, dtype=DATATYPES[datatype])
+        elif "data" in tensor:
+            array = np.asarray(tensor["data"], dtype=DATATYPES[datatype])
+        else:
+            raise ProtocolError(f"input {name!r} has neither `data` nor binary data")
+        if array.size != int(np.prod(shape)):
+            raise ProtocolError(f"input {name!r}: {array.size} values do not fill shape {shape}")
+        tensors[name] = array.reshape(shape)
+    return tensors
+
+
+def run_inference(detector, tensors: dict[str, np.ndarray]) -> list[dict]:
+    """The v2 output tensors of a detector for the request's inputs."""
+    if detector.spec.kind == "sensor":
+        if set(tensors) != {"window"}:
+            raise ProtocolError(f"a sensor model takes one input, `window` FP32 [n, "
+                                f"{', '.join(map(str, detector.input_shape))}]; received "
+                                f"{sorted(tensors)}")
+        try:
+            scores, errors = detector.score_with_features(tensors["window"].astype(np.float32))
+        except (ValueError, TypeError) as error:
+            raise ProtocolError(str(error)) from None
+        extra = ("feature_errors", errors)
+    else:
+        if set(tensors) != {"image"}:
+            raise ProtocolError(f"an image model takes one input, `image` UINT8 [n, height, "
+                                f"width, channels]; received {sorted(tensors)}")
+        try:
+            results = [detector.infer(frame) for frame in tensors["image"]]
+        except (ValueError, TypeError) as error:
+            raise ProtocolError(str(error)) from None
+        scores = np.concatenate([s for s, _ in results]) if results else np.empty(0)
+        extra = ("anomaly_map", np.concatenate([m for _, m in results]) if results
+                 else np.empty((0, *detector.input_shape[:2])))
+    outputs = [("score", np.asarray(scores, np.float32)),
+               ("anomaly", np.asarray(scores) > detector.threshold),
+               (extra[0], np.asarray(extra[1], np.float32))]
+    return [{"name": name, "datatype": "BOOL" if value.dtype == np.bool_ else "FP32",
+             "shape": list(value.shape), "data": value.ravel().tolist()}
+            for name, value in outputs]
+
+
+def build_app(model: str, name: str, replicas: int, threads: int | None):
+    """The Ray Serve application: FastAPI routes of the v2 protocol on one detector a replica."""
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse
+    from ray import serve
+
+    api = FastAPI()
+
+    @serve.deployment(num_replicas=replicas, ray_actor_options={"num_cpus": 1})
+    @serve.ingress(api)
+    class VigilModel:
+        def __init__(self) -> None:
+            from vigil.runtime import load
+
+            self.detector = load(model, threads=threads)
+
+        def _known(self, model_name: str) -> JSONResponse | None:
+            if model_name != name:
+                return JSONResponse({"error": f"unknown model {model_name!r}; this server "
+                                              f"serves {name!r}"}, status_code=404)
+            return None
+
+        @api.get("/v2/health/live")
+        def live(self) -> dict:
+            return {"live": True}
+
+        @api.get("/v2/health/ready")
+        def ready(self) -> dict:
+            return {"ready": True}
+
+        @api.get("/v2/models/{model_name}")
+        def metadata(self, model_name: str):
+            return self._known(model_name) or model_metadata(self.detector, name)
+
+        @api.get("/v2/models/{model_name}/ready")
+        def model_ready(self, model_name: str):
+            return self._known(model_name) or {"name": name, "ready": True}
+
+        @api.post("/v2/models/{model_name}/infer")
+        async def infer(self, model_name: str, request: Request):
+            unknown = self._known(model_name)
+            if unknown is not None:
+                return unknown
+            body = await request.body()
+            length = request.headers.get(BINARY_HEADER)
+            try:
+                tensors = parse_request(body, int(length) if length is not None else None)
+                outputs = run_inference(self.detector, tensors)
+            except ProtocolError as error:
+                return JSONResponse({"error": str(error)}, status_code=400)
+            header = json.loads(body[:int(length)] if length is not None else body)
+            return {"model_name": name, "model_version": "1", "id": header.get("id", ""),
+                    "outputs": outputs}
+
+    return VigilModel.bind()
+
+
+def serve_forever(model: str | Path, name: str | None = None, host: str = "127.0.0.1",
+                  port: int = 8000, replicas: int = 1, threads: int | None = 1,
+                  ready: threading.Event | None = None) -> None:
+    """Serve ``model`` until SIGTERM or Ctrl-C, then stop Ray Serve and Ray cleanly."""
+    from vigil.runtime import load
+
+    try:
+        import ray
+        from ray import serve
+    except ImportError:
+        from vigil.runtime.core.report import MissingDependency
+
+        raise MissingDependency("`vigil serve` needs Ray Serve, which is not installed: "
+                                "pip install 'vigil-edge[serve]'") from None
+    model = str(Path(model).resolve())
+    detector = load(model)  # a bad artifact fails here, before a server starts
+    name = name or Path(model).stem
+    for logger in ("ray", "ray.serve", "ray.data"):
+        logging.getLogger(logger).setLevel(logging.ERROR)
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+    stop = threading.Event()
+    ray.init(num_cpus=max(2, replicas + 1), include_dashboard=False, log_to_driver=False,
+             configure_logging=False)
+    # after ray.init, which installs handlers of its own: SIGTERM and Ctrl-C stop serving cleanly
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        serve.start(http_options={"host": host, "port": port}, logging_config={
+            "log_level": "ERROR", "enable_access_log": False})
+        serve.run(build_app(model, name, replicas, threads), name=name, route_prefix="/")
+        logging.getLogger("vigil").info("serving %s (%s model, threshold %.6g) at "
+                                        "http://%s:%d/v2/models/%s", model, detector.spec.kind,
+                                        detector.threshold, host, port, name)
+        print(json.dumps({"serving": name, "url": f"http://{host}:{port}/v2/models/{name}",
+                          "protocol": "KServe v2 REST"}), flush=True)
+        if ready is not None:
+            ready.set()
+        stop.wait()
+    finally:
+        try:
+            serve.shutdown()
+        finally:
+            ray.shutdown()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
