@@ -44,3 +44,24 @@ def test_report_without_cold_start_says_so_and_lists_failed_baselines(tmp_path):
     assert " s; peak RSS  MB" not in text and "|  |" not in text
     assert f"Not measured:\n- {failure}" in text
     assert (tmp_path / "report" / "latency.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_prepared_gpu_check_runs_here_and_says_what_it_could_not_test(tmp_path,
+                                                                          tiny_image_artifact):
+    import json
+
+    from sensor_fixtures import write_tiny_sensor_artifact
+
+    from vigil.benchmarks import gpu_check
+
+    sensor = write_tiny_sensor_artifact(tmp_path / "tiny.onnx")
+    out = tmp_path / "gpu.json"
+    assert gpu_check.main(["--models", str(sensor), str(tiny_image_artifact), "--seconds", "0.05",
+                           "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    for model in result["models"]:
+        cpu = next(r for r in model["devices"] if r["device"] == "cpu")
+        assert cpu["within_parity"] and cpu["max_abs_diff_vs_cpu"] == 0.0
+        assert cpu["batch1_p50_ms"] > 0 and cpu["batch32_items_per_s"] > 0
+    if not result["gpu_tested"]:
+        assert "the GPU path is untested" in result["verdict"]
