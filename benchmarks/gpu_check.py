@@ -1,7 +1,7 @@
 """The GPU check to run once when a session is lent a GPU machine.
 
-For each artifact (by default: the demo's sensor and camera models, trained here in a minute on
-the built-in data) and each execution provider onnxruntime offers among TensorRT, CUDA and CPU: do
+For each artifact (by default: a sensor and a camera model with the default architectures and
+sizes, trained briefly here on the built-in synthetic data) and each execution provider onnxruntime offers among TensorRT, CUDA and CPU: do
 the scores match the CPU's within the export's parity tolerance, and what are the p50/p99 latency
 at batch 1 and the throughput at batch 32. A provider that is not there is reported as missing,
 not skipped silently; on a machine without a GPU the script still runs (CPU only) and says so.
@@ -33,11 +33,27 @@ SCORE_TOLERANCE = 1e-3  # relative to the score's scale, as the export's FP32 pa
 
 
 def demo_models(folder: Path) -> list[Path]:
-    """The demo's sensor and camera artifacts, trained on the built-in data (quick settings)."""
-    from vigil.cli import commands
+    """A sensor and a camera artifact with the default architectures and input sizes, trained
+    briefly on the built-in synthetic data (their speed is what is measured, not their quality)."""
+    from dataclasses import replace
 
-    commands.main(["demo", "--quick", "--output", str(folder)])
-    return [folder / "sensor" / "sensor.onnx", folder / "camera" / "camera.onnx"]
+    from vigil.export.export_image import export_image
+    from vigil.export.export_sensor import export_sensor
+    from vigil.training.synthetic import write_sensor_dataset
+    from vigil.training.synthetic_frames import write_mvtec
+    from vigil.training.train_image import ImageTrainingOptions, train_image
+    from vigil.training.train_sensor import SensorTrainingOptions, train_sensor
+
+    train_csv, _ = write_sensor_dataset(folder / "sensor-data", seed=0)
+    sensor = SensorTrainingOptions()
+    train_sensor(train_csv, folder / "sensor.keras",
+                 replace(sensor, model=replace(sensor.model, epochs=3)), verbose=0)
+    category = write_mvtec(folder / "frames", seed=0)
+    image = ImageTrainingOptions()
+    train_image(category, folder / "camera.keras",
+                replace(image, model=replace(image.model, steps=100)), verbose=0)
+    return [export_sensor(folder / "sensor.keras", folder / "sensor.onnx").path,
+            export_image(folder / "camera.keras", folder / "camera.onnx").path]
 
 
 def check_model(model: Path, seconds: float) -> dict:
@@ -73,7 +89,8 @@ def check_model(model: Path, seconds: float) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", nargs="*", type=Path, default=None,
-                        help="artifacts to check (default: train the demo's two models here)")
+                        help="artifacts to check (default: a sensor and a camera model with the "
+                             "default architectures, trained briefly here on synthetic data)")
     parser.add_argument("--seconds", type=float, default=3.0, help="time budget per cell")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
