@@ -13,7 +13,6 @@ not skipped silently; on a machine without a GPU the script still runs (CPU only
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time

@@ -16,6 +16,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sensor architecture (default: the library's)")
     parser.add_argument("--window", type=int, default=None,
                         help="rows per window (default: the library's)")
+    parser.add_argument("--adapt", action="store_true",
+                        help="drift on the device: the adaptive threshold and running "
+                             "normalization on (default: off, as the library)")
 
 
 def with_model_arguments(options: SensorTrainingOptions,
@@ -27,4 +30,7 @@ def with_model_arguments(options: SensorTrainingOptions,
         model = replace(model, architecture=Architecture(args.architecture))
     if args.window:
         data = replace(data, window=args.window)
-    return replace(options, model=model, data=data)
+    calibration = options.calibration
+    if getattr(args, "adapt", False):
+        calibration = replace(calibration, adaptive=True, running_normalization=True)
+    return replace(options, model=model, data=data, calibration=calibration)

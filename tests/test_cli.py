@@ -334,6 +334,8 @@ def test_training_flags_show_the_library_defaults():
         "train sensor --adaptive-memory": sensor.calibration.adaptive_memory,
         "train sensor --adaptive-warmup": sensor.calibration.adaptive_warmup,
         "train sensor --adaptive-z": sensor.calibration.adaptive_z,
+        "train sensor --normalization-memory": sensor.calibration.normalization_memory,
+        "train sensor --normalization-warmup": sensor.calibration.normalization_warmup,
         "train sensor --architecture": sensor.model.architecture.value,
         "train image --steps": image.model.steps, "train image --size": image.model.size,
         "train image --batch-size": image.model.batch_size,

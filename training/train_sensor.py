@@ -37,6 +37,9 @@ class CalibrationOptions:
     adaptive_memory: int = 1000  # recent normal window scores it keeps
     adaptive_warmup: int = 200   # scores seen before the recent part applies
     adaptive_z: float = 6.0      # max(threshold, recent mean + z * recent std)
+    running_normalization: bool = False  # follow slow drift of the readings at run time
+    normalization_memory: int = 2000     # rows: its time constant (not yet chosen by measurement)
+    normalization_warmup: int = 500      # rows learned before it applies
 
     def params(self) -> dict[str, float]:
         method = ThresholdMethod(self.method)
@@ -45,6 +48,11 @@ class CalibrationOptions:
         if method is ThresholdMethod.PERCENTILE:
             return {"q": self.q}
         return {}
+
+    def running_normalization_spec(self) -> dict | None:
+        if not self.running_normalization:
+            return None
+        return {"memory": self.normalization_memory, "warmup": self.normalization_warmup}
 
     def adaptive_spec(self) -> dict | None:
         if not self.adaptive:
@@ -113,6 +121,11 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
     if calibration.hold < 0 or calibration.rearm < 0:
         raise ValueError(f"`hold` and `rearm` must be >= 0; received {calibration.hold} and "
                          f"{calibration.rearm}")
+    if calibration.running_normalization and (calibration.normalization_memory < 2
+                                              or calibration.normalization_warmup < 1):
+        raise ValueError(f"running normalization needs `normalization_memory` >= 2 and "
+                         f"`normalization_warmup` >= 1; received {calibration.normalization_memory}"
+                         f" and {calibration.normalization_warmup}")
     if calibration.adaptive and (calibration.adaptive_memory < 1 or calibration.adaptive_warmup < 1
                                  or not calibration.adaptive_z >= 0):
         raise ValueError(f"the adaptive threshold needs `adaptive_memory` >= 1, `adaptive_warmup` "
@@ -230,6 +243,7 @@ def decision_record(calibration: CalibrationOptions, threshold: Threshold,
         "hold": calibration.hold,
         "rearm": calibration.rearm,
         "adaptive": calibration.adaptive_spec(),
+        "running_normalization": calibration.running_normalization_spec(),
         "score_stats": asdict(score_stats(normal_scores)),
     }
 

@@ -14,8 +14,9 @@ from typing import Any, Mapping
 
 METADATA_KEY = "vigil"
 SCHEMA_VERSION = 2           # the newest this runtime reads
-ADAPTIVE_SCHEMA_VERSION = 2  # written by sensor artifacts with an adaptive threshold (older
-                             # runtimes would ignore it and alarm differently, so they refuse)
+ADAPTIVE_SCHEMA_VERSION = 2  # written by sensor artifacts with an adaptive threshold or running
+                             # normalization (older runtimes would ignore them and alarm
+                             # differently, so they refuse)
 
 SENSOR = "sensor"
 IMAGE = "image"
@@ -57,6 +58,14 @@ class AdaptiveThresholdSpec:
 
 
 @dataclass(frozen=True)
+class RunningNormalizationSpec:
+    """Normalization that follows slow drift of the readings (``vigil.runtime.sensor.drift``)."""
+
+    memory: int   # rows: the time constant of the running mean and variance
+    warmup: int   # rows learned before it applies
+
+
+@dataclass(frozen=True)
 class SensorSpec:
     """Everything the runtime needs to score windows of sensor readings."""
 
@@ -82,6 +91,7 @@ class SensorSpec:
     parity: Mapping[str, Any] = field(default_factory=dict)
     adaptive: AdaptiveThresholdSpec | None = None
     rearm: int = 0  # windows within which a returning alarm continues its episode
+    running_normalization: RunningNormalizationSpec | None = None
     kind: str = SENSOR
     schema_version: int = 1
 
@@ -134,10 +144,11 @@ Spec = SensorSpec | ImageSpec
 def spec_to_dict(spec: Spec) -> dict[str, Any]:
     """Plain JSON-ready dict of a spec (tuples become lists)."""
     data = _jsonable(asdict(spec))
-    if data.get("adaptive") is None:
-        data.pop("adaptive", None)
-    else:
-        data["schema_version"] = max(data["schema_version"], ADAPTIVE_SCHEMA_VERSION)
+    for adapts in ("adaptive", "running_normalization"):
+        if data.get(adapts) is None:
+            data.pop(adapts, None)
+        else:
+            data["schema_version"] = max(data["schema_version"], ADAPTIVE_SCHEMA_VERSION)
     return data
 
 
@@ -189,6 +200,8 @@ def spec_from_dict(data: Any) -> Spec:
         parity=_mapping(data, "parity"),
         adaptive=_nested(_adaptive, data, "adaptive") if data.get("adaptive") is not None else None,
         rearm=_int(data, "rearm", minimum=0, maximum=10_000_000) if "rearm" in data else 0,
+        running_normalization=(_nested(_running_normalization, data, "running_normalization")
+                               if data.get("running_normalization") is not None else None),
         schema_version=version,
     )
 
@@ -333,6 +346,12 @@ def _adaptive(value: Mapping[str, Any]) -> AdaptiveThresholdSpec:
         raise ArtifactError(f"metadata z must be >= 0; received {z}")
     return AdaptiveThresholdSpec(memory=memory, warmup=_int(value, "warmup", minimum=1,
                                                             maximum=memory), z=z)
+
+
+def _running_normalization(value: Mapping[str, Any]) -> RunningNormalizationSpec:
+    memory = _int(value, "memory", minimum=2, maximum=100_000_000)
+    return RunningNormalizationSpec(memory=memory, warmup=_int(value, "warmup", minimum=1,
+                                                               maximum=100_000_000))
 
 
 def _threshold(value: Any) -> Threshold:

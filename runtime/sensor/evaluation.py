@@ -62,7 +62,7 @@ def score_file(detector: SensorDetector, path: str | Path, label_column: str,
                          f"needs labels (set `label_column`, or give a labels file with --labels); "
                          f"the header has {list(table.header)}")
     values = fill_gaps(table.values, detector.spec.max_gap, table.source, table.features)
-    ends, window_scores, errors = detector.score_signal(values)
+    ends, window_scores, errors = window_scores_of(detector, values)
     scores, alarms = _per_row(detector, len(values), ends, window_scores)
     episodes = alarm_episodes(scores, alarms, table.labels, ends, errors, detector.features,
                               episode_gap(detector), table.times)
@@ -73,8 +73,30 @@ def score_file(detector: SensorDetector, path: str | Path, label_column: str,
 def row_decisions(detector: SensorDetector, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-row (scores, alarms) of a signal: a score on each window's last row (NaN elsewhere),
     and the smoothed alarm of the last window that ended at or before each row."""
-    ends, window_scores, _ = detector.score_signal(values)
+    ends, window_scores, _ = window_scores_of(detector, values)
     return _per_row(detector, len(values), ends, window_scores)
+
+
+def window_scores_of(detector: SensorDetector, values: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(end row of each window, scores, per-feature errors) of a signal. With running
+    normalization the signal is streamed window by window, as ``vigil score`` does (what a row is
+    normalized with depends on the alarms before it); otherwise all windows are scored at once."""
+    if detector.spec.running_normalization is None:
+        return detector.score_signal(values)
+    from .streaming import StreamingScorer
+
+    features = detector.features
+    scorer = StreamingScorer(detector, top_k=len(features))
+    results = [r for r in scorer.push_rows((row, i, None, None) for i, row in enumerate(values))
+               if r.score is not None]
+    position = {name: n for n, name in enumerate(features)}
+    errors = np.zeros((len(results), len(features)))
+    for n, result in enumerate(results):
+        for name, value in result.top_features:
+            errors[n, position[name]] = value
+    return (np.array([r.index for r in results], dtype=int),
+            np.array([r.score for r in results], dtype=np.float64), errors)
 
 
 def _per_row(detector: SensorDetector, rows: int, ends: np.ndarray,

@@ -20,6 +20,9 @@ log = logging.getLogger("vigil")
 CHUNK_ROWS = 1024
 
 
+ADAPTATION = ("adaptive_threshold", "running_normalization")
+
+
 @dataclass
 class ScoreSummary:
     """Totals of a run: every row is used in windows or reported skipped (``rows_skipped``).
@@ -46,9 +49,12 @@ class ScoreSummary:
     lines_written: int = 0
     lines_lost: int = 0
     last_written: str | None = None
+    # the last finished stream's adaptive state (threshold, normalization), for the final report
+    adaptation: dict = field(default_factory=dict)
 
     def add(self, scorer: StreamingScorer) -> None:
         part = scorer.summary()
+        self.adaptation = {k: part[k] for k in ADAPTATION if k in part}
         self.sources += 1
         self.rows += part["rows"]
         self.windows += part["windows"]
@@ -203,8 +209,8 @@ def _counts(summary: ScoreSummary, current: list[StreamingScorer], sink: JsonLin
         "lines_lost": sink.lines_lost,
         "last_error": sink.error or summary.last_error,
     }
-    if "adaptive_threshold" in part:  # the current stream's: what it learned, where it stands
-        counts["adaptive_threshold"] = part["adaptive_threshold"]
+    # what the current stream (or, between streams, the last one) learned, and where it stands
+    counts.update({k: part[k] for k in ADAPTATION if k in part} if scorers else summary.adaptation)
     return counts
 
 

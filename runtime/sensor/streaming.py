@@ -10,6 +10,7 @@ from typing import Iterable
 import numpy as np
 
 from .detector import SensorDetector
+from .drift import RunningNormalization
 from .tables import Row, time_key
 
 # A score that overflowed float32 (readings far beyond anything seen in training, 1e20 say) is
@@ -89,6 +90,12 @@ class StreamingScorer:
         self.top_k = top_k
         self._ring = np.zeros((2 * self.window, self.features), dtype=np.float32)
         self._decider = detector.alarm_decider()
+        spec = detector.spec
+        # with running normalization each window is scored as soon as it completes: what the
+        # next row is normalized with depends on whether this window alarmed
+        self._drift = (RunningNormalization(spec.running_normalization, spec.mean, spec.std)
+                       if spec.running_normalization is not None else None)
+        self._alarm_on = False
         self._recent_times: deque[tuple[int, tuple[int, float]]] = deque()  # (row, key), keys falling
         self.reset()
         self.rows_in = 0
@@ -107,7 +114,8 @@ class StreamingScorer:
         self._bad_streak = 0
         self._last_good: np.ndarray | None = None
         self._disorder_until = -1  # windows ending at positions up to this hold a late row
-        self._decider.reset()  # the adaptive threshold keeps what it learned
+        self._decider.reset()  # the adaptive threshold (and running normalization) keep what
+        self._alarm_on = False  # they learned
 
     def push(self, values: np.ndarray, index: int | None = None, time: str | None = None,
              problem: str | None = None) -> list[Result]:
@@ -157,6 +165,9 @@ class StreamingScorer:
             else:
                 self._bad_streak = 0
                 self._last_good = values
+            raw = values
+            if self._drift is not None:
+                values = self._drift.adapt(values)
             slot = self._position % self.window
             self._ring[slot] = values
             self._ring[slot + self.window] = values
@@ -170,21 +181,31 @@ class StreamingScorer:
                 pending.append((len(out), index, time, filled,
                                 self._position <= self._disorder_until))
                 out.append(None)
-        if batch:
-            scores, errors = self.detector.score_with_features(np.stack(batch))
-            base = self.detector.threshold
-            adaptive = self._decider.adaptive is not None
-            for (slot, index, time, filled, late), score, error in zip(pending, scores, errors):
-                overflow = not np.isfinite(score)
-                threshold, above, anomaly, start = self._decider.step(float(score), base)
-                self.alarms += anomaly
-                self.episodes += start
-                out[slot] = Result(index, time, finite_or_max(score), above, anomaly,
-                                   self._top(error), filled is not None, out_of_order=late,
-                                   score_overflow=overflow, problem=filled,
-                                   threshold=threshold if adaptive else None, alarm_start=start)
-            self.windows_scored += len(batch)
+            if self._drift is not None:
+                self._score(batch, pending, out)
+                batch, pending = [], []
+                self._drift.observe(raw, self._alarm_on)
+        self._score(batch, pending, out)
         return [r for r in out if r is not None]
+
+    def _score(self, batch: list[np.ndarray], pending: list[tuple], out: list) -> None:
+        """Score the completed windows in ``batch`` together and decide their alarms in order."""
+        if not batch:
+            return
+        scores, errors = self.detector.score_with_features(np.stack(batch))
+        base = self.detector.threshold
+        adaptive = self._decider.adaptive is not None
+        for (slot, index, time, filled, late), score, error in zip(pending, scores, errors):
+            overflow = not np.isfinite(score)
+            threshold, above, anomaly, start = self._decider.step(float(score), base)
+            self.alarms += anomaly
+            self.episodes += start
+            self._alarm_on = bool(anomaly)
+            out[slot] = Result(index, time, finite_or_max(score), above, anomaly,
+                               self._top(error), filled is not None, out_of_order=late,
+                               score_overflow=overflow, problem=filled,
+                               threshold=threshold if adaptive else None, alarm_start=start)
+        self.windows_scored += len(batch)
 
     def _late(self, time: str) -> bool:
         """Whether ``time`` is earlier than the latest timestamp of the last ``window`` rows."""
@@ -227,4 +248,6 @@ class StreamingScorer:
                    "rows_out_of_order": self.rows_out_of_order}
         if self._decider.adaptive is not None:
             summary["adaptive_threshold"] = self._decider.adaptive.state(self.detector.threshold)
+        if self._drift is not None:
+            summary["running_normalization"] = self._drift.state()
         return summary

@@ -130,6 +130,9 @@ def cmd_train_sensor(args) -> int:
         calibration=replace(defaults.calibration, **_given(args, "k", "q", "consecutive", "hold",
                                                            "rearm", "adaptive", "adaptive_memory",
                                                            "adaptive_warmup", "adaptive_z",
+                                                           "running_normalization",
+                                                           "normalization_memory",
+                                                           "normalization_warmup",
                                                            method="threshold_method")),
     )
     if args.synthetic_anomalies is not None and not args.supervised:
@@ -711,6 +714,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="scores it sees before it applies (default 200)")
     sensor.add_argument("--adaptive-z", type=float, default=None, metavar="Z",
                         help="recent mean + Z recent std (default 6)")
+    sensor.add_argument("--running-normalization", action=argparse.BooleanOptionalAction,
+                        default=None,
+                        help="at run time, follow slow drift of the readings: map each row from "
+                             "its recent level and spread onto the training ones (learning "
+                             "pauses during alarms; default off)")
+    sensor.add_argument("--normalization-memory", type=int, default=None, metavar="ROWS",
+                        help="its time constant in rows (default 2000)")
+    sensor.add_argument("--normalization-warmup", type=int, default=None, metavar="ROWS",
+                        help="rows it learns before it applies (default 500)")
     supervised = sensor.add_argument_group("supervised mode (many labeled anomalies)")
     supervised.add_argument("--supervised", action="store_true",
                             help="train a classifier on labeled windows instead of a model of "

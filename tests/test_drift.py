@@ -1,0 +1,119 @@
+"""Running normalization (drift on the device): it follows slow drift, pauses while alarms are
+on, is stored in the artifact, and scores the same whether a stream is evaluated or streamed."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from vigil import runtime
+from vigil.cli import commands as cli
+from vigil.runtime.core.spec import (RunningNormalizationSpec, spec_from_dict, spec_to_dict)
+from vigil.runtime.sensor.drift import RunningNormalization
+from vigil.runtime.sensor.evaluation import row_decisions
+from vigil.runtime.sensor.streaming import StreamingScorer
+
+SPEC = RunningNormalizationSpec(memory=200, warmup=50)
+
+
+def test_it_maps_the_recent_level_onto_the_training_one_after_warmup():
+    drift = RunningNormalization(SPEC, mean=[10.0, 0.0], std=[1.0, 2.0])
+    row = np.array([13.0, 4.0], dtype=np.float32)
+    np.testing.assert_array_equal(drift.adapt(row), row)  # not warm: unchanged
+    rng = np.random.default_rng(0)
+    for _ in range(1000):  # the readings now sit 3 higher (and 2 higher), same spread
+        drift.observe(np.array([13.0, 2.0]) + rng.normal(0, [1.0, 2.0]), alarm=False)
+    assert drift.warm
+    np.testing.assert_allclose(drift.adapt(np.array([13.0, 2.0])), [10.0, 0.0], atol=0.35)
+    state = drift.state()
+    assert state["rows_learned"] == 1000 and 2.5 < state["largest_shift_in_training_std"] < 3.5
+
+
+def test_it_learns_nothing_while_an_alarm_is_on():
+    drift = RunningNormalization(SPEC, mean=[0.0], std=[1.0])
+    for _ in range(100):
+        drift.observe(np.array([0.0]), alarm=False)
+    before = drift.mean.copy()
+    for _ in range(500):
+        drift.observe(np.array([50.0]), alarm=True)   # a lasting fault
+    np.testing.assert_array_equal(drift.mean, before)
+    assert drift.state()["frozen_during_alarms"] == 500
+    drift.observe(np.array([np.nan]), alarm=False)    # a missing value teaches nothing
+    assert drift.learned == 100
+
+
+def test_spec_round_trip_marks_the_artifact_for_newer_runtimes(sensor_artifacts):
+    spec = replace(runtime.load(sensor_artifacts.fp32).spec, running_normalization=SPEC)
+    data = spec_to_dict(spec)
+    assert data["schema_version"] == 2 and data["running_normalization"] == {"memory": 200,
+                                                                             "warmup": 50}
+    assert spec_from_dict(data).running_normalization == SPEC
+    data["running_normalization"] = {"memory": 1, "warmup": 5}
+    with pytest.raises(ValueError, match="running_normalization.memory"):
+        spec_from_dict(data)
+
+
+@pytest.fixture
+def drifting(sensor_artifacts, tmp_path):
+    """The fixture model, as is and with running normalization, and a stream whose first feature
+    drifts far beyond its training range, with one abrupt fault near the end."""
+    pytest.importorskip("onnx")
+    import onnx
+
+    from vigil.export.package import write_artifact
+    from vigil.training.synthetic import normal_stream
+
+    plain = runtime.load(sensor_artifacts.fp32)
+    adapting = write_artifact(onnx.load(str(sensor_artifacts.fp32)),
+                              replace(plain.spec, running_normalization=SPEC),
+                              tmp_path / "adapting.onnx")
+    values = normal_stream(3000, seed=9)[:, :len(plain.features)]
+    std = np.asarray(plain.spec.std)
+    values[:, 0] += np.linspace(0, 8 * std[0], len(values))   # slow drift: 8 spreads in 3000 rows
+    values[2700:2760, 1] += 10 * std[1]                        # an abrupt fault
+    return plain, runtime.load(adapting), values.astype(np.float32)
+
+
+def test_drift_raises_fewer_false_alarms_and_the_fault_still_alarms(drifting):
+    plain, adapting, values = drifting
+    _, plain_alarms = row_decisions(plain, values)
+    _, adapted_alarms = row_decisions(adapting, values)
+    normal = np.ones(len(values), bool)
+    normal[2700:2800] = False
+    assert adapted_alarms[normal].sum() < plain_alarms[normal].sum()
+    assert adapted_alarms[2700:2800].any()
+
+
+def test_evaluation_equals_streaming_row_by_row(drifting):
+    _, adapting, values = drifting
+    scores, _ = row_decisions(adapting, values)
+    scorer = StreamingScorer(adapting)
+    streamed = [r for row, i in zip(values, range(len(values)))
+                for r in scorer.push(row, index=i) if r.score is not None]
+    np.testing.assert_allclose([r.score for r in streamed],
+                               scores[~np.isnan(scores)], rtol=1e-6)
+    assert scorer.summary()["running_normalization"]["warm"]
+
+
+def test_training_flag_puts_it_in_the_artifact(tmp_path, capsys):
+    pytest.importorskip("tensorflow")
+    from vigil.training.synthetic import normal_stream, write_csv
+
+    data = write_csv(tmp_path / "normal.csv", normal_stream(800, seed=2))
+    model = tmp_path / "m.keras"
+    assert cli.main(["train", "sensor", str(data), "-o", str(model), "--window", "8",
+                     "--units", "4", "--epochs", "1", "--running-normalization",
+                     "--normalization-memory", "300", "--quiet"]) == 0
+    assert cli.main(["export", str(model), "-o", str(tmp_path / "m.onnx"), "--quiet"]) == 0
+    capsys.readouterr()
+    spec = runtime.load(tmp_path / "m.onnx").spec
+    assert spec.running_normalization == RunningNormalizationSpec(memory=300, warmup=500)
+    assert spec.schema_version == 2
+    out = tmp_path / "s.jsonl"
+    assert cli.main(["score", str(tmp_path / "m.onnx"), str(data), "--jsonl", str(out),
+                     "--health", str(tmp_path / "h.json")]) == 0
+    health = json.loads((tmp_path / "h.json").read_text())
+    assert health["running_normalization"]["rows_learned"] > 0
