@@ -25,6 +25,20 @@ def shared_dataset(name: str) -> Path:
     return path
 
 
+def require(module: str):
+    """Import ``module`` (a dev extra a test needs: Ray, paho, tritonclient); skip when absent,
+    but fail in CI, where `pip install -e ".[train,dev]"` must have brought it."""
+    if os.environ.get("CI", "").lower() == "true":
+        import importlib
+
+        try:
+            return importlib.import_module(module)
+        except ImportError as error:
+            pytest.fail(f"{module} is not importable in CI ({error}); .ci/run installs the dev "
+                        "extras")
+    return pytest.importorskip(module)
+
+
 @dataclass(frozen=True)
 class SensorArtifacts:
     folder: Path

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import require
 from vigil.cli import batch as batch_module
 from vigil.cli import commands as cli
 
@@ -64,7 +65,7 @@ def test_image_folders_are_split_but_numbered_as_one_run(tiny_image_artifact, im
 def test_batch_on_a_local_ray_writes_the_same_lines(sensor_artifacts, csv_folder,
                                                     tiny_image_artifact, image_folder, tmp_path,
                                                     capsys):
-    pytest.importorskip("ray")
+    require("ray")
     model = str(sensor_artifacts.fp32)
     assert cli.main(["score", model, str(csv_folder), "--jsonl", str(tmp_path / "s.jsonl")]) == 0
     assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(tmp_path / "r.jsonl"),

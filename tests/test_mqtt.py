@@ -18,7 +18,9 @@ import pytest
 
 from vigil.cli import commands as cli
 
-paho = pytest.importorskip("paho.mqtt.client")
+from conftest import require  # noqa: E402
+
+paho = require("paho.mqtt.client")
 
 from vigil.runtime.core.mqtt import MqttPublisher, MqttTarget  # noqa: E402
 

@@ -18,8 +18,10 @@ import pytest
 
 from vigil import runtime
 
-pytest.importorskip("ray.serve")
-triton = pytest.importorskip("tritonclient.http")
+from conftest import require  # noqa: E402
+
+require("ray.serve")
+triton = require("tritonclient.http")
 
 from vigil.cli.serve import ProtocolError, parse_request, run_inference  # noqa: E402
 

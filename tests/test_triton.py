@@ -13,7 +13,9 @@ import pytest
 from vigil import runtime
 from vigil.cli import commands as cli
 
-model_config_pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2")
+from conftest import require  # noqa: E402
+
+model_config_pb2 = require("tritonclient.grpc.model_config_pb2")
 text_format = pytest.importorskip("google.protobuf.text_format")
 
 
