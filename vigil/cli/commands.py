@@ -802,68 +802,6 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--quiet", action="store_true", help="no progress on stderr")
     export.set_defaults(run=cmd_export)
 
-    triton = _command(commands, "triton", "a Triton Inference Server model repository for an "
-                      "artifact (onnxruntime backend)", parents=[anywhere])
-    triton.add_argument("model", help="MODEL.onnx written by `vigil export`")
-    triton.add_argument("repository", help="the model repository folder (created if missing)")
-    triton.add_argument("--name", default=None,
-                        help="the model's name in Triton (default: MODEL's file stem)")
-    triton.add_argument("--max-batch-size", type=int, default=64,
-                        help="largest batch the dynamic batcher forms (default 64)")
-    triton.add_argument("--cpu-instances", type=int, default=2,
-                        help="model instances in the CPU configuration (default 2)")
-    triton.set_defaults(run=cmd_triton)
-
-    serve = _command(commands, "serve", "serve an artifact over HTTP (Ray Serve, KServe v2 "
-                     "protocol: Triton's clients work) until SIGTERM or Ctrl-C",
-                     parents=[anywhere])
-    serve.add_argument("model", help="MODEL.onnx")
-    serve.add_argument("--name", default=None,
-                       help="the model's name in the URL (default: MODEL's file stem)")
-    serve.add_argument("--host", default="127.0.0.1",
-                       help="address to listen on (default 127.0.0.1: this machine only)")
-    serve.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
-    serve.add_argument("--replicas", type=int, default=1,
-                       help="model replicas, one detector and one CPU each (default 1)")
-    serve.add_argument("--threads", type=int, default=1,
-                       help="inference threads per replica (default 1)")
-    serve.set_defaults(run=cmd_serve)
-
-    batch = _command(commands, "batch", "re-score archives (CSV folders, image folders, videos), "
-                     "here or on a Ray cluster, writing the lines `vigil score` writes",
-                     parents=[anywhere])
-    batch.add_argument("model", help="MODEL.onnx")
-    batch.add_argument("inputs", nargs="+",
-                       help="CSV files or folders (sensor models); image folders, images or "
-                            "videos (image models)")
-    batch.add_argument("--jsonl", required=True,
-                       help="write the JSON lines here (a file that holds results needs "
-                            "--append or --overwrite)")
-    batch.add_argument("--append", action="store_true", help="continue an existing --jsonl file")
-    batch.add_argument("--overwrite", action="store_true", help="replace an existing --jsonl file")
-    batch.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
-                       help="score on Ray Data: a local Ray started for the run (--ray), or the "
-                            "cluster at ADDRESS (--ray ray://HOST:10001 or auto); the inputs "
-                            "must be readable at the same paths on every node (default: this "
-                            "process alone)")
-    batch.add_argument("--workers", type=int, default=None,
-                       help="Ray workers, one detector each (default: the cluster's CPUs)")
-    batch.add_argument("--threads", type=int, default=1,
-                       help="inference threads per detector (default 1)")
-    batch.add_argument("--threshold", type=float, default=None,
-                       help="override the artifact's threshold")
-    batch.set_defaults(run=cmd_batch)
-
-    check = _command(commands, "health-check", "exit 0 while a scorer's health file says it is "
-                     "alive, 1 with the reason otherwise (for watchdogs)", parents=[anywhere])
-    check.add_argument("health", help="the --health file of a running `vigil score`")
-    check.add_argument("--max-age", type=float, default=60.0, metavar="SECONDS",
-                       help="the file must have been rewritten within this time (default 60; "
-                            "keep it above --health-interval)")
-    check.add_argument("--max-idle", type=float, default=None, metavar="SECONDS",
-                       help="also fail when no input arrived for this long (default: no limit)")
-    check.set_defaults(run=cmd_health_check)
-
     for name, helptext in (("score", "score a source, one JSON line per window"),
                            ("eval", "metrics on labeled data")):
         sub = _command(commands, name, helptext, parents=[anywhere])
@@ -977,6 +915,69 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", default=None, help="write the result JSON here")
     bench.add_argument("--report", default=None, help="write report.md and plots here")
     bench.set_defaults(run=cmd_bench)
+
+    triton = _command(commands, "triton", "a Triton Inference Server model repository for an "
+                      "artifact (onnxruntime backend)", parents=[anywhere])
+    triton.add_argument("model", help="MODEL.onnx written by `vigil export`")
+    triton.add_argument("repository", help="the model repository folder (created if missing)")
+    triton.add_argument("--name", default=None,
+                        help="the model's name in Triton (default: MODEL's file stem)")
+    triton.add_argument("--max-batch-size", type=int, default=64,
+                        help="largest batch the dynamic batcher forms (default 64)")
+    triton.add_argument("--cpu-instances", type=int, default=2,
+                        help="model instances in the CPU configuration (default 2)")
+    triton.set_defaults(run=cmd_triton)
+
+    serve = _command(commands, "serve", "serve an artifact over HTTP (Ray Serve, KServe v2 "
+                     "protocol: Triton's clients work) until SIGTERM or Ctrl-C",
+                     parents=[anywhere])
+    serve.add_argument("model", help="MODEL.onnx")
+    serve.add_argument("--name", default=None,
+                       help="the model's name in the URL (default: MODEL's file stem)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
+    serve.add_argument("--replicas", type=int, default=1,
+                       help="model replicas, one detector and one CPU each (default 1)")
+    serve.add_argument("--threads", type=int, default=1,
+                       help="inference threads per replica (default 1)")
+    serve.set_defaults(run=cmd_serve)
+
+    batch = _command(commands, "batch", "re-score archives (CSV folders, image folders, videos), "
+                     "here or on a Ray cluster, writing the lines `vigil score` writes",
+                     parents=[anywhere])
+    batch.add_argument("model", help="MODEL.onnx")
+    batch.add_argument("inputs", nargs="+",
+                       help="CSV files or folders (sensor models); image folders, images or "
+                            "videos (image models)")
+    batch.add_argument("--jsonl", required=True,
+                       help="write the JSON lines here (a file that holds results needs "
+                            "--append or --overwrite)")
+    batch.add_argument("--append", action="store_true", help="continue an existing --jsonl file")
+    batch.add_argument("--overwrite", action="store_true", help="replace an existing --jsonl file")
+    batch.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                       help="score on Ray Data: a local Ray started for the run (--ray), or the "
+                            "cluster at ADDRESS (--ray ray://HOST:10001 or auto); the inputs "
+                            "must be readable at the same paths on every node (default: this "
+                            "process alone)")
+    batch.add_argument("--workers", type=int, default=None,
+                       help="Ray workers, one detector each (default: the cluster's CPUs)")
+    batch.add_argument("--threads", type=int, default=1,
+                       help="inference threads per detector (default 1)")
+    batch.add_argument("--threshold", type=float, default=None,
+                       help="override the artifact's threshold")
+    batch.set_defaults(run=cmd_batch)
+
+    check = _command(commands, "health-check", "exit 0 while a scorer's health file says it is "
+                     "alive, 1 with the reason otherwise (for watchdogs)", parents=[anywhere])
+    check.add_argument("health", help="the --health file of a running `vigil score`")
+    check.add_argument("--max-age", type=float, default=60.0, metavar="SECONDS",
+                       help="the file must have been rewritten within this time (default 60; "
+                            "keep it above --health-interval)")
+    check.add_argument("--max-idle", type=float, default=None, metavar="SECONDS",
+                       help="also fail when no input arrived for this long (default: no limit)")
+    check.set_defaults(run=cmd_health_check)
+
     return parser
 
 
