@@ -68,7 +68,8 @@ class ImageDetector:
         return self.score(frames)
 
     def predict(self, frames) -> np.ndarray:
-        """True where a frame's score is above ``threshold``."""
+        """True where a frame's score is above ``threshold`` (booleans, which index; see the
+        sensor detector's ``predict`` for PyOD's 0/1 labels)."""
         return self.score(frames) > self._threshold
 
     def __repr__(self) -> str:

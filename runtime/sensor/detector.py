@@ -81,7 +81,8 @@ class SensorDetector:
         return self.score(x)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """True where a window's score is above ``threshold`` (no alarm smoothing)."""
+        """True where a window's score is above ``threshold`` (no alarm smoothing). Booleans, not
+        PyOD's 0/1 integers: they index (``x[predict(x)]``); ``.astype(int)`` gives PyOD's labels."""
         return self.score(x) > self._threshold
 
     def score_with_features(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
