@@ -19,6 +19,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--adapt", action="store_true",
                         help="drift on the device: the adaptive threshold and running "
                              "normalization on (default: off, as the library)")
+    parser.add_argument("--adaptive", action="store_true",
+                        help="the adaptive threshold alone on (default: off)")
+    parser.add_argument("--running-normalization", action="store_true",
+                        help="running normalization alone on (default: off)")
+    parser.add_argument("--normalization-memory", type=int, default=None, metavar="ROWS",
+                        help="running normalization's time constant (default: the library's)")
 
 
 def with_model_arguments(options: SensorTrainingOptions,
@@ -31,6 +37,11 @@ def with_model_arguments(options: SensorTrainingOptions,
     if args.window:
         data = replace(data, window=args.window)
     calibration = options.calibration
-    if getattr(args, "adapt", False):
-        calibration = replace(calibration, adaptive=True, running_normalization=True)
+    adapt = getattr(args, "adapt", False)
+    if adapt or getattr(args, "adaptive", False):
+        calibration = replace(calibration, adaptive=True)
+    if adapt or getattr(args, "running_normalization", False):
+        calibration = replace(calibration, running_normalization=True)
+    if getattr(args, "normalization_memory", None):
+        calibration = replace(calibration, normalization_memory=args.normalization_memory)
     return replace(options, model=model, data=data, calibration=calibration)

@@ -117,3 +117,25 @@ def test_training_flag_puts_it_in_the_artifact(tmp_path, capsys):
                      "--health", str(tmp_path / "h.json")]) == 0
     health = json.loads((tmp_path / "h.json").read_text())
     assert health["running_normalization"]["rows_learned"] > 0
+
+
+def test_benchmark_flags_turn_each_adaptation_on_alone():
+    import argparse
+
+    from vigil.benchmarks.sensor_options import add_model_arguments, with_model_arguments
+    from vigil.training.train_sensor import SensorTrainingOptions
+
+    parser = argparse.ArgumentParser()
+    add_model_arguments(parser)
+
+    def calibration(*flags):
+        return with_model_arguments(SensorTrainingOptions(), parser.parse_args(flags)).calibration
+
+    assert (calibration().adaptive, calibration().running_normalization) == (False, False)
+    assert (calibration("--adapt").adaptive, calibration("--adapt").running_normalization) == (
+        True, True)
+    alone = calibration("--running-normalization", "--normalization-memory", "500")
+    assert (alone.adaptive, alone.running_normalization, alone.normalization_memory) == (
+        False, True, 500)
+    assert (calibration("--adaptive").adaptive,
+            calibration("--adaptive").running_normalization) == (True, False)
