@@ -184,3 +184,14 @@ def test_overlay_colours_only_above_the_pixel_threshold_with_a_bar_a_band_and_th
     assert outline[1] > 200 and outline[0] < 50 and outline[2] < 50, "the ground truth in green"
     # the text fits: nothing is drawn in the band's last column but the background
     assert (picture[:band, -1] == picture[0, -1]).all()
+
+
+def test_score_axis_goes_logarithmic_only_when_scores_span_orders_of_magnitude():
+    from vigil.runtime.sensor.report import score_axis
+
+    rng = np.random.default_rng(0)
+    calm = rng.uniform(0.5, 2.0, 2000)
+    assert score_axis(calm, threshold=3.0) == (0.0, pytest.approx(7.5), False)
+    bursty = np.concatenate([rng.lognormal(-2.0, 1.0, 2000), [300.0, 800.0, 1200.0] * 10])
+    bottom, top, logarithmic = score_axis(np.concatenate([[np.nan] * 5, bursty]), threshold=0.12)
+    assert logarithmic and 0 < bottom < 0.12 < top and top > 800

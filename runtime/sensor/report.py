@@ -91,6 +91,19 @@ def _episode_lines(files: list[FileScores]) -> list[str]:
 NO_TIME = "(no time column)"
 
 
+def score_axis(scores: np.ndarray, threshold: float) -> tuple[float, float, bool]:
+    """(bottom, top, logarithmic) of the score axis: linear from 0, unless the scores span orders
+    of magnitude (bursty streams), where a linear axis would hide the threshold and most scores."""
+    finite = scores[np.isfinite(scores)]
+    top = max(threshold * 2.5, float(np.percentile(finite, 99.5)) * 1.1) if len(finite) else 1.0
+    positive = finite[finite > 0]
+    if len(positive):
+        bottom = min(float(np.percentile(positive, 1)), threshold if threshold > 0 else np.inf) * 0.5
+        if top / max(float(np.median(positive)), bottom) > 100:
+            return bottom, top, True
+    return 0.0, top, False
+
+
 def _plot(scored: FileScores, threshold: float, folder: Path) -> Path:
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(12, 3.2), dpi=100)
@@ -98,21 +111,24 @@ def _plot(scored: FileScores, threshold: float, folder: Path) -> Path:
     for n, (start, stop) in enumerate(runs(scored.labels)):
         axis.axvspan(start, stop, color="tab:red", alpha=0.15, lw=0,
                      label="labeled anomaly" if n == 0 else None)
-    axis.plot(x, scored.scores, lw=0.8, color="tab:blue", label="score")
+    scored_rows = np.isfinite(scored.scores)  # strided windows leave rows without a score
+    axis.plot(x[scored_rows], scored.scores[scored_rows], lw=0.8, color="tab:blue", label="score")
     axis.axhline(threshold, color="black", ls="--", lw=0.8, label="threshold")
-    finite = scored.scores[np.isfinite(scored.scores)]
-    top = max(threshold * 2.5, float(np.percentile(finite, 99.5)) * 1.1) if len(finite) else 1.0
+    bottom, top, logarithmic = score_axis(scored.scores, threshold)
+    bar = bottom * (top / bottom) ** 0.97 if logarithmic else top * 0.97
     named = set()
     for e in scored.episodes:
         name = "alarm episode" if e.labeled else "false alarm episode"
-        axis.plot([e.start, e.stop], [top * 0.97] * 2, lw=4, solid_capstyle="butt",
+        axis.plot([e.start, e.stop], [bar] * 2, lw=4, solid_capstyle="butt",
                   color="tab:orange" if e.labeled else "tab:purple",
                   label=None if name in named else name)
         named.add(name)
-    axis.set_ylim(0, top)
+    if logarithmic:
+        axis.set_yscale("log")
+    axis.set_ylim(bottom, top)
     axis.set_title(f"{scored.name}: score over time")
     axis.set_xlabel("row")
-    axis.set_ylabel("anomaly score")
+    axis.set_ylabel("anomaly score (log)" if logarithmic else "anomaly score")
     axis.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     figure.tight_layout()
     path = folder / (str(Path(scored.name).with_suffix("")).replace("/", "_") + ".png")
