@@ -40,7 +40,7 @@ from vigil.export.export_sensor import ExportOptions, export_sensor  # noqa: E40
 from vigil.runtime import load  # noqa: E402
 from vigil.runtime.core import metrics  # noqa: E402
 from vigil.runtime.core.report import json_text  # noqa: E402
-from vigil.runtime.sensor.evaluation import episode_gap  # noqa: E402
+from vigil.runtime.sensor.evaluation import episode_gap, window_scores_of  # noqa: E402
 from vigil.runtime.sensor.labels import NAB_WINDOWS, read_labels  # noqa: E402
 from vigil.runtime.sensor.nab_score import PROFILES, corpus_score, probation_rows  # noqa: E402
 from vigil.runtime.sensor.tables import fill_gaps, read_table  # noqa: E402
@@ -75,7 +75,8 @@ def run_file(path: Path, root: Path, labels, options: SensorTrainingOptions, scr
     trained = train_sensor(train_csv, model, options, verbose=0)
     report = export_sensor(model, scratch / f"{number}.onnx", ExportOptions())
     detector = load(report.path, threads=1)
-    ends, window_scores, _ = detector.score_signal(values)
+    # streamed window by window when the artifact uses running normalization, as `vigil score`
+    ends, window_scores, _ = window_scores_of(detector, values)
     scores = np.full(len(values), np.nan)
     scores[ends] = window_scores
     run = trained.run
