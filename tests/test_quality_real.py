@@ -10,7 +10,9 @@ pytestmark = pytest.mark.slow
 
 # Floors sit below the figures measured with the same code (see the README's Quality section),
 # leaving room for run-to-run training noise on other machines.
-SKAB_F1_FLOOR = 0.78
+# SKAB's protocol on every other of its 34 files (sorted), so that the suite stays under 20
+# minutes on 2 cores: measured 0.773 on those 17 (0.834 on all 34, the README's figure).
+SKAB_F1_FLOOR = 0.72
 
 
 def test_skab_protocol_f1_floor(tmp_path):
@@ -19,8 +21,10 @@ def test_skab_protocol_f1_floor(tmp_path):
     from vigil.training.train_sensor import SensorTrainingOptions
 
     data = shared_dataset("skab")
-    result = skab_protocol(labeled_files(data), SensorTrainingOptions(), tmp_path, log=lambda _: None)
-    assert len(result["files"]) == 34
+    files = labeled_files(data)
+    assert len(files) == 34
+    result = skab_protocol(files[::2], SensorTrainingOptions(), tmp_path, log=lambda _: None)
+    assert len(result["files"]) == 17
     assert result["f1"] >= SKAB_F1_FLOOR, result
     assert 0 <= result["far"] <= 100 and 0 <= result["mar"] <= 100
 
