@@ -130,16 +130,10 @@ FILE_KEYS = ("rows", "anomalous_rows", "f1", "precision", "recall", "event_f1", 
 def pooled(results: dict[str, dict]) -> dict:
     """Point F1 over every row, event F1 over every event and alarm run, mean AUROC."""
     c = metrics.Counts(*(sum(r[k] for r in results.values()) for k in ("tp", "fp", "fn", "tn")))
-    events = {k: sum(r[k] for r in results.values())
-              for k in ("events", "events_hit", "alarm_runs", "false_alarm_runs")}
-    recall = events["events_hit"] / events["events"] if events["events"] else 0.0
-    true_runs = events["alarm_runs"] - events["false_alarm_runs"]
-    precision = true_runs / events["alarm_runs"] if events["alarm_runs"] else 0.0
+    events = metrics.event_scores_of_totals(list(results.values()))
     aurocs = [r["auroc"] for r in results.values() if r.get("auroc") is not None
               and r.get("anomalous_rows")]
-    return {"f1": c.f1, "precision": c.precision, "recall": c.recall,
-            "event_f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
-            **events, "auroc_mean": float(np.mean(aurocs)) if aurocs else None,
+    return {"f1": c.f1, "precision": c.precision, "recall": c.recall, **events, "auroc_mean": float(np.mean(aurocs)) if aurocs else None,
             "files_with_labels": len(aurocs)}
 
 

@@ -150,11 +150,15 @@ def event_scores(predicted: np.ndarray, labels: np.ndarray, gap: int = 0) -> dic
 def pooled_event_scores(parts, gap: int = 0) -> dict[str, float]:
     """Event metrics over several files, from ``(predicted, labels)`` pairs: events and alarm
     episodes are found in each file (never across files) and counted together."""
-    totals = {"events": 0, "events_hit": 0, "alarm_runs": 0, "false_alarm_runs": 0}
-    for predicted, labels in parts:
-        part = event_scores(predicted, labels, gap)
-        for key in totals:
-            totals[key] += part[key]
+    return event_scores_of_totals([event_scores(predicted, labels, gap)
+                                   for predicted, labels in parts])
+
+
+def event_scores_of_totals(parts) -> dict[str, float]:
+    """Event precision, recall and F1 of several parts' summed event counts (dicts with
+    ``events``, ``events_hit``, ``alarm_runs``, ``false_alarm_runs``, as ``event_scores`` gives)."""
+    totals = {key: sum(part[key] for part in parts)
+              for key in ("events", "events_hit", "alarm_runs", "false_alarm_runs")}
     recall = totals["events_hit"] / totals["events"] if totals["events"] else 0.0
     true_runs = totals["alarm_runs"] - totals["false_alarm_runs"]
     precision = true_runs / totals["alarm_runs"] if totals["alarm_runs"] else 0.0
