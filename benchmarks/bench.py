@@ -303,7 +303,8 @@ def baselines(keras_path: str | Path, models: Sequence[str | Path], options: Ben
     tf.config.threading.set_inter_op_parallelism_threads(1)
     import keras
 
-    import vigil.training.image_model  # noqa: F401  (custom layers)
+    import vigil.training.feature_model  # noqa: F401  (custom layers)
+    import vigil.training.image_model  # noqa: F401
     import vigil.training.sensor_model  # noqa: F401
     from vigil.export.tflite import tflite_runner, to_tflite_isolated
 

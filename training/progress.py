@@ -23,8 +23,8 @@ class StepProgress:
     steps with the loss, the elapsed time and an estimate of the time left."""
 
     def __init__(self, steps: int, verbose: int, stream: TextIO | None = None,
-                 label: str = "step") -> None:
-        self.steps, self.verbose, self.label = steps, verbose, label
+                 label: str = "step", metric: str = "loss") -> None:
+        self.steps, self.verbose, self.label, self.metric = steps, verbose, label, metric
         self.stream = stream if stream is not None else sys.stdout
         self.terminal = verbose == 1 and is_terminal(self.stream)
         self.started = time.perf_counter()
@@ -32,18 +32,18 @@ class StepProgress:
         if self.terminal:
             import keras
 
-            self._bar = keras.utils.Progbar(steps, verbose=1, stateful_metrics=["loss"])
+            self._bar = keras.utils.Progbar(steps, verbose=1, stateful_metrics=[metric])
         self._every = max(1, steps // 10)
 
     def update(self, step: int, loss: float) -> None:
         if not self.verbose:
             return
         if self._bar is not None:
-            self._bar.update(step, [("loss", loss)])
+            self._bar.update(step, [(self.metric, loss)])
             return
         if step % self._every and step != self.steps:
             return
         elapsed = time.perf_counter() - self.started
         left = elapsed / step * (self.steps - step)
-        print(f"{self.label} {step}/{self.steps}  loss {loss:.4f}  elapsed {clock(elapsed)}  "
+        print(f"{self.label} {step}/{self.steps}  {self.metric} {loss:.4f}  elapsed {clock(elapsed)}  "
               f"left ~{clock(left)}", file=self.stream, flush=True)

@@ -16,13 +16,14 @@ from vigil.runtime.camera.datasets import LabeledImage, folders, is_mvtec, mvtec
 from vigil.runtime.core.spec import Threshold
 from vigil.runtime.core.thresholds import ThresholdMethod
 
-from . import image_model
+from . import feature_model, image_model
 from .progress import StepProgress
 from .checkpoint import TrainingRun, save_run
 from .image_thresholds import fit_image_thresholds
 from .versions import library_versions
 
 CALIBRATION_IMAGES = 64
+ARCHITECTURES = ("unet", "features")
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,13 @@ class ImageTrainingOptions:
     data: ImageDataOptions = field(default_factory=ImageDataOptions)
     model: image_model.ImageModelOptions = field(default_factory=image_model.ImageModelOptions)
     calibration: ImageCalibrationOptions = field(default_factory=ImageCalibrationOptions)
+    architecture: str = "unet"  # or "features": a memory bank of pretrained features
+    features: feature_model.FeatureModelOptions = field(
+        default_factory=feature_model.FeatureModelOptions)
+
+    @property
+    def size(self) -> int:
+        return self.features.size if self.architecture == "features" else self.model.size
 
 
 @dataclass(frozen=True)
@@ -122,7 +130,16 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
 
     started = time.perf_counter()
     model_options = options.model
-    image_model.train_side(model_options)  # a bad `train_view` fails before any image is read
+    # Bad model options fail before any image is read.
+    if options.architecture == "unet":
+        image_model.train_side(model_options)
+    elif options.architecture == "features":
+        problem = feature_model.size_problem(options.features)
+        if problem is not None:
+            raise ValueError(problem)
+    else:
+        raise ValueError(f"`architecture` must be one of {list(ARCHITECTURES)}; received "
+                         f"{options.architecture!r}")
     normal, anomalous = training_images(data, options.data)
     fraction = options.data.validation_fraction
     if not 0 < fraction < 1:
@@ -136,38 +153,49 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
     validation_items = [normal[i] for i in sorted(order[:held])] + list(anomalous)
     color = choose_color([i.path for i in train_items], options.data.color)
     channels = 1 if color == "gray" else 3
-    size = model_options.size
+    size = options.size
     train_images, _ = load_images(train_items, size, color)
     validation_images, validation_masks = load_images(validation_items, size, color)
     validation_labels = np.array([i.anomalous for i in validation_items])
 
-    keras.utils.set_random_seed(model_options.seed)
-    segmenter = image_model.build_segmenter(channels, model_options)
-    _fit(segmenter, train_images.astype(np.float32) / 255.0, model_options, rng, verbose, tf, keras)
-    statistics = None
-    if model_options.map_normalization:
-        native = image_model.native_map_model(segmenter, channels, model_options)
-        normal_maps = native.predict(train_images, batch_size=8, verbose=0)[..., 0]
-        statistics = image_model.normalization_statistics(normal_maps)
-    scorer = image_model.build_scoring_model(segmenter, channels, model_options, statistics)
+    if options.architecture == "features":
+        scorer, fitted = feature_model.fit(train_images, color, options.features, verbose)
+        probabilities = False
+        reduction = feature_model.score_reduction(options.features)
+        model_record = {**asdict(options.features), **fitted}
+    else:
+        keras.utils.set_random_seed(model_options.seed)
+        segmenter = image_model.build_segmenter(channels, model_options)
+        _fit(segmenter, train_images.astype(np.float32) / 255.0, model_options, rng, verbose,
+             tf, keras)
+        statistics = None
+        if model_options.map_normalization:
+            native = image_model.native_map_model(segmenter, channels, model_options)
+            normal_maps = native.predict(train_images, batch_size=8, verbose=0)[..., 0]
+            statistics = image_model.normalization_statistics(normal_maps)
+        scorer = image_model.build_scoring_model(segmenter, channels, model_options, statistics)
+        probabilities = not model_options.map_normalization
+        reduction = _score_reduction(model_options)
+        model_record = asdict(model_options)
     outputs = scorer.predict(validation_images, batch_size=8, verbose=0)
     scores = np.asarray(outputs["score"], dtype=np.float64).reshape(-1)
     maps = np.asarray(outputs["anomaly_map"])
-    calibration = options.calibration.record(probabilities=not model_options.map_normalization)
+    calibration = options.calibration.record(probabilities=probabilities)
     thresholds = fit_image_thresholds(calibration, scores, maps, validation_labels,
                                       validation_masks)
     calibration_images = train_images[rng.permutation(len(train_images))[:CALIBRATION_IMAGES]]
     record = {
         "kind": "image", "height": size, "width": size, "channels": channels, "color": color,
         "resize": "stretch",
-        "score_reduction": _score_reduction(model_options),
+        "score_reduction": reduction,
         "calibration": calibration,
         "training": {
             "images": len(train_items), "validation_normal": int((~validation_labels).sum()),
             "validation_anomalous": int(validation_labels.sum()),
             "files_sha256": _fingerprint(train_items),
+            "architecture": options.architecture,
             "model": {k: (list(v) if isinstance(v, tuple) else v)
-                      for k, v in asdict(model_options).items()},
+                      for k, v in model_record.items()},
             "seconds": round(time.perf_counter() - started, 1),
         },
         "versions": library_versions(),

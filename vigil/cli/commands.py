@@ -175,15 +175,23 @@ def cmd_train_image(args) -> int:
 
     defaults = ImageTrainingOptions()
     data = [args.data, *args.normal]
+    architecture = args.architecture or defaults.architecture
+    unet_only = _given(args, "train_view", "rescale_views", "coarse_pass", "quarter_pass",
+                       "map_normalization", "steps", "batch_size", "learning_rate")
+    features_only = _given(args, "bank")
+    wrong = unet_only if architecture == "features" else features_only
+    if wrong:
+        flags = ", ".join(f"--{name.replace('_', '-')}" for name in wrong)
+        other = "unet" if architecture == "features" else "features"
+        raise ValueError(f"{flags} appl{'ies' if len(wrong) == 1 else 'y'} to --architecture "
+                         f"{other}; this run trains --architecture {architecture}")
     options = ImageTrainingOptions(
         data=replace(defaults.data, anomalous=tuple(args.anomalous), masks=args.masks,
                      **_given(args, "validation_fraction", "color")),
-        model=replace(defaults.model, **_given(args, "size", "train_view", "rescale_views",
-                                               "coarse_pass", "quarter_pass",
-                                               "map_normalization", "steps",
-                                               "batch_size",
-                                               "learning_rate", "seed")),
+        model=replace(defaults.model, **unet_only, **_given(args, "size", "seed")),
         calibration=replace(defaults.calibration, **_given(args, "k", "q", method="threshold_method")),
+        architecture=architecture,
+        features=replace(defaults.features, **features_only, **_given(args, "size", "seed")),
     )
     with contextlib.redirect_stdout(sys.stderr):  # progress on stderr; stdout has the result
         result = train_image(data, args.output, options, verbose=0 if args.quiet else 1)
@@ -755,8 +763,15 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument("--color", choices=["auto", "gray", "bgr", "rgb"], default=None,
                        help="the model's colour order; auto: gray when the images are gray "
                             "(default auto)")
+    image.add_argument("--architecture", choices=["unet", "features"], default=None,
+                       help="unet: a defect segmenter trained from scratch on synthetic defects; "
+                            "features: nearest-neighbour distance to a memory bank of pretrained "
+                            "ImageNet EfficientNet-Lite0 patch features, no gradient training "
+                            "(default unet)")
     image.add_argument("--size", type=int, default=None,
                        help="model input side; frames are stretched to it (default 256)")
+    image.add_argument("--bank", type=int, default=None,
+                       help="features: memory-bank (coreset) entries (default 2048)")
     image.add_argument("--train-view", type=float, default=None,
                        help="train on square views of this fraction of --size (default 0.5; "
                             "1: whole frames)")

@@ -1,0 +1,204 @@
+"""Pretrained-feature image detector: nearest-neighbour distance to a memory bank of normal
+patch features (in the manner of PatchCore), on a frozen ImageNet EfficientNet-Lite0.
+
+Nothing is trained by gradient: the training images' patch features (stage 3 at stride 8 and
+stage 5 at stride 16, each averaged over its 3 x 3 neighbourhood, upsampled to stride 8 and
+concatenated) are reduced to a coreset by greedy k-centre selection, which becomes a constant of
+the exported graph. A patch's anomaly is its Euclidean distance to the nearest bank entry; the
+map is smoothed, upsampled to the input, and the image score is its maximum.
+Layers after the backbone are named ``postprocess_*`` and stay float when quantized.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from . import efficientnet_lite
+from .image_model import GaussianSmooth, MapScore
+from .progress import StepProgress
+
+
+@dataclass(frozen=True)
+class FeatureModelOptions:
+    size: int = 256                      # square model input (frames are stretched to it)
+    levels: tuple[int, ...] = (3, 5)     # EfficientNet-Lite0 stages whose features are used
+    neighbourhood: int = 3               # features averaged over k x k patches
+    bank: int = 2048                     # memory-bank (coreset) size
+    max_patches: int = 200_000           # training patches the coreset is chosen from
+    projection: int = 128                # coreset selection runs on a random projection
+    smoothing_sigma: float = 4.0         # Gaussian smoothing of the map, in input pixels
+    seed: int = 0
+
+
+FEATURE_STRIDE = 8  # the stride of the finest level used, (3,) or (3, 5): the map's resolution
+
+
+@keras.saving.register_keras_serializable(package="vigil")
+class ImageNetInput(layers.Layer):
+    """uint8 frames (gray, BGR or RGB) -> RGB normalized by ImageNet's mean and std."""
+
+    def __init__(self, color: str, **kwargs):
+        super().__init__(**kwargs)
+        if color not in ("gray", "bgr", "rgb"):
+            raise ValueError(f"`color` must be gray, bgr or rgb; received {color!r}")
+        self.color = color
+
+    def call(self, x):
+        x = ops.cast(x, "float32")
+        if self.color == "gray":
+            x = ops.concatenate([x, x, x], axis=-1)
+        elif self.color == "bgr":
+            x = ops.flip(x, axis=-1)
+        mean = np.array(efficientnet_lite.IMAGENET_MEAN_RGB, np.float32) * 255
+        std = np.array(efficientnet_lite.IMAGENET_STD_RGB, np.float32) * 255
+        return (x - mean) * (1.0 / std)
+
+    def get_config(self):
+        return {**super().get_config(), "color": self.color}
+
+
+@keras.saving.register_keras_serializable(package="vigil")
+class NearestDistance(layers.Layer):
+    """(batch, h, w, c) features -> (batch, h, w, 1) Euclidean distance to the nearest of the
+    bank's rows, a fixed (entries, c) weight."""
+
+    def __init__(self, entries: int, **kwargs):
+        super().__init__(**kwargs)
+        self.entries = int(entries)
+
+    def build(self, input_shape):
+        self.bank = self.add_weight(shape=(self.entries, int(input_shape[-1])),
+                                    initializer="zeros", trainable=False, name="bank")
+
+    def call(self, x):
+        shape = ops.shape(x)
+        flat = ops.reshape(x, (-1, shape[-1]))
+        squared = (ops.sum(flat * flat, axis=-1, keepdims=True)
+                   - 2.0 * ops.matmul(flat, ops.transpose(self.bank))
+                   + ops.sum(self.bank * self.bank, axis=-1)[None, :])
+        nearest = ops.sqrt(ops.maximum(ops.min(squared, axis=-1), 0.0))
+        return ops.reshape(nearest, (shape[0], shape[1], shape[2], 1))
+
+    def get_config(self):
+        return {**super().get_config(), "entries": self.entries}
+
+
+def size_problem(options: FeatureModelOptions) -> str | None:
+    """Why ``options`` do not fit the backbone, or None."""
+    coarsest = max(efficientnet_lite.STAGE_STRIDES[s - 1] for s in options.levels)
+    if options.size % coarsest or options.size < 4 * coarsest:
+        return (f"`size` must be a multiple of {coarsest} and at least {4 * coarsest} for stages "
+                f"{list(options.levels)}; received {options.size}")
+    if min(efficientnet_lite.STAGE_STRIDES[s - 1] for s in options.levels) != FEATURE_STRIDE:
+        return f"`levels` must include stage 3 (stride {FEATURE_STRIDE}); received {options.levels}"
+    if options.neighbourhood < 1 or options.neighbourhood % 2 == 0:
+        return f"`neighbourhood` must be odd and positive; received {options.neighbourhood}"
+    if options.bank < 16:
+        return f"`bank` must be at least 16; received {options.bank}"
+    return None
+
+
+def build_extractor(channels: int, color: str, options: FeatureModelOptions,
+                    weights: dict | None = None) -> keras.Model:
+    """uint8 frames (batch, size, size, channels) -> patch features at stride 8."""
+    problem = size_problem(options)
+    if problem is not None:
+        raise ValueError(problem)
+    frames = keras.Input((options.size, options.size, channels), dtype="uint8", name="image")
+    pixels = ImageNetInput(color, name="imagenet_input")(frames)
+    trunk = efficientnet_lite.build_trunk(max(options.levels), tuple(options.levels), weights)
+    outputs = trunk(pixels)
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    parts = []
+    for stage, x in zip(options.levels, outputs):
+        if options.neighbourhood > 1:
+            x = layers.AveragePooling2D(options.neighbourhood, strides=1, padding="same",
+                                        name=f"neighbourhood_{stage}")(x)
+        factor = efficientnet_lite.STAGE_STRIDES[stage - 1] // FEATURE_STRIDE
+        if factor > 1:
+            x = layers.UpSampling2D(factor, interpolation="bilinear", name=f"upsample_{stage}")(x)
+        parts.append(x)
+    features = parts[0] if len(parts) == 1 else layers.Concatenate(name="features")(parts)
+    return keras.Model(frames, features, name="vigil_feature_extractor")
+
+
+def build_scoring_model(extractor: keras.Model, bank: np.ndarray,
+                        options: FeatureModelOptions) -> keras.Model:
+    """uint8 frames in; score and anomaly_map (size x size) out, like the U-Net's scorer."""
+    frames = extractor.input
+    nearest = NearestDistance(len(bank), name="postprocess_nearest")
+    distance = nearest(extractor.output)
+    nearest.set_weights([np.asarray(bank, np.float32)])
+    smooth = GaussianSmooth(options.smoothing_sigma / FEATURE_STRIDE,
+                            name="postprocess_smooth")(distance)
+    amap = layers.UpSampling2D(FEATURE_STRIDE, interpolation="bilinear",
+                               name="postprocess_map_up")(smooth)
+    score, _ = MapScore(name="postprocess_score_max")(smooth)
+    _, amap = MapScore(name="postprocess_score")(amap)
+    score = layers.Identity(name="score")(score)
+    amap = layers.Identity(name="anomaly_map")(amap)
+    return keras.Model(frames, {"score": score, "anomaly_map": amap}, name="vigil_feature_scorer")
+
+
+def greedy_coreset(features: np.ndarray, size: int, projection: int,
+                   rng: np.random.Generator, progress=None) -> np.ndarray:
+    """Indices of ``size`` rows chosen by greedy k-centre selection (each next row is the one
+    farthest from those chosen), run on a random Gaussian projection of the rows."""
+    if size >= len(features):
+        return np.arange(len(features))
+    dims = features.shape[1]
+    if projection and projection < dims:
+        matrix = rng.normal(size=(dims, projection)).astype(np.float32) / np.sqrt(projection)
+        points = features @ matrix
+    else:
+        points = features
+    chosen = np.empty(size, np.int64)
+    chosen[0] = rng.integers(len(points))
+    distance = ((points - points[chosen[0]]) ** 2).sum(axis=1)
+    for i in range(1, size):
+        chosen[i] = int(distance.argmax())
+        np.minimum(distance, ((points - points[chosen[i]]) ** 2).sum(axis=1), out=distance)
+        if progress is not None:
+            progress.update(i + 1, float(distance.max()))
+    return chosen
+
+
+def fit(train_images: np.ndarray, color: str, options: FeatureModelOptions,
+        verbose: int = 1) -> tuple[keras.Model, dict]:
+    """(the scoring model, what was done) from uint8 normal images (n, size, size, c)."""
+    started = time.perf_counter()
+    extractor = build_extractor(train_images.shape[-1], color, options)
+    features = extractor.predict(train_images, batch_size=8, verbose=0)
+    n, h, w, c = features.shape
+    flat = features.reshape(-1, c)
+    rng = np.random.default_rng(options.seed)
+    if len(flat) > options.max_patches:
+        flat = flat[rng.choice(len(flat), options.max_patches, replace=False)]
+    extracted = time.perf_counter() - started
+    size = min(options.bank, len(flat))
+    progress = StepProgress(size, verbose, label="coreset", metric="radius")
+    bank = flat[greedy_coreset(flat, size, options.projection, rng, progress)]
+    scorer = build_scoring_model(extractor, bank, options)
+    return scorer, {"patches": int(n * h * w), "patches_used": int(len(flat)),
+                    "feature_channels": int(c), "bank": int(len(bank)),
+                    "feature_seconds": round(extracted, 1),
+                    "coreset_seconds": round(time.perf_counter() - started - extracted, 1),
+                    "backbone": {"name": "EfficientNet-Lite0 (ImageNet)",
+                                 "package": efficientnet_lite.DISTRIBUTION,
+                                 "weights_sha256": efficientnet_lite.WEIGHTS_SHA256}}
+
+
+def score_reduction(options: FeatureModelOptions) -> str:
+    stages = " and ".join(f"stage {s} (stride {efficientnet_lite.STAGE_STRIDES[s - 1]})"
+                          for s in options.levels)
+    return (f"Euclidean distance of each stride-{FEATURE_STRIDE} patch's features (frozen "
+            f"ImageNet EfficientNet-Lite0, {stages}, each averaged over "
+            f"{options.neighbourhood} x {options.neighbourhood} patches) to the nearest of a "
+            f"{options.bank}-entry coreset of the normal training patches; smoothed by a "
+            f"Gaussian of sigma {options.smoothing_sigma} input pixels and upsampled to the "
+            f"input size; the image score is the map's maximum")
