@@ -37,6 +37,7 @@ from vigil.runtime.camera.evaluation import evaluate_images, test_items  # noqa:
 from vigil.runtime.core import metrics  # noqa: E402
 from vigil.runtime.core.report import json_text  # noqa: E402
 from vigil.training.train_image import ImageTrainingOptions, train_image  # noqa: E402
+from vigil.benchmarks.image_runs import architecture_options, per_image  # noqa: E402
 
 TYPES = ("mono", "poly")
 TEST_EVERY = 3
@@ -78,15 +79,16 @@ def run_type(data: Path, cell_type: str, options: ImageTrainingOptions, scratch:
     exported = export_image(scratch / f"{cell_type}.keras", scratch / f"{cell_type}.onnx")
     detector = load(exported.path, threads=1)
     items = test_items(root)
-    result, _ = evaluate_images(detector, items)
+    result, scored = evaluate_images(detector, items)
     part = {"image_auroc": result["image_auroc"], "f1": result["f1"],
             "best_f1": result["best_f1"], "precision": result["precision"],
             "recall": result["recall"], "threshold": trained.threshold.value,
             "train_images": len(list((root / "train/good").iterdir())),
             "test_normal": int(sum(not i.anomalous for i in items)),
             "test_defect": int(sum(i.anomalous for i in items)),
-            "precision_format": exported.precision, "train_seconds": train_seconds,
-            **intensity_baselines(items)}
+            "precision_format": exported.precision, "parity": exported.parity,
+            "train_seconds": train_seconds, "architecture": options.architecture,
+            **intensity_baselines(items), "per_image": per_image(scored, detector)}
     log(f"  {cell_type}: image AUROC {part['image_auroc']:.3f} (mean brightness "
         f"{part['mean_brightness_auroc']:.3f}), F1 {part['f1']:.3f}, trained in "
         f"{train_seconds:.0f} s")
@@ -109,11 +111,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: library)")
     parser.add_argument("--types", default=",".join(TYPES), help="cell types (comma-separated)")
+    parser.add_argument("--architecture", choices=["unet", "features"], default=None,
+                        help="the image model (default: library)")
+    parser.add_argument("--bank", type=int, default=None, help="features: memory-bank entries")
     args = parser.parse_args(argv)
     types = tuple(t for t in args.types.split(",") if t)
     if not types or set(types) - set(TYPES):
         parser.error(f"--types must be among {list(TYPES)}; received {args.types!r}")
-    options = ImageTrainingOptions()
+    options = architecture_options(ImageTrainingOptions(), args.architecture, args.bank)
     if args.steps:
         options = replace(options, model=replace(options.model, steps=args.steps))
     started = time.perf_counter()

@@ -27,6 +27,7 @@ from vigil.runtime.camera.evaluation import evaluate_images, test_items  # noqa:
 from vigil.runtime.camera.report import write_image_report  # noqa: E402
 from vigil.runtime.core.report import json_text  # noqa: E402
 from vigil.training.train_image import ImageTrainingOptions, train_image  # noqa: E402
+from vigil.benchmarks.image_runs import architecture_options, per_image  # noqa: E402
 
 DEFECTS = ("MT_Blowhole", "MT_Break", "MT_Crack", "MT_Fray", "MT_Uneven")
 
@@ -69,8 +70,10 @@ def run(data: Path, options: ImageTrainingOptions, scratch: Path, report: Path |
             "f1": result["f1"], "pro": result["pro"], "best_f1": result["best_f1"],
             "precision": result["precision"], "recall": result["recall"],
             "train_seconds": train_seconds, "precision_format": exported.precision,
+            "architecture": options.architecture,
             "parity": exported.parity, "per_defect": result["per_defect"],
-            "thresholds": {"image": trained.threshold.value, "pixel": trained.pixel_threshold.value}}
+            "thresholds": {"image": trained.threshold.value, "pixel": trained.pixel_threshold.value},
+            "per_image": per_image(scored, detector)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,11 +82,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--report", type=Path, default=None, help="also write report.md + examples")
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: library)")
+    parser.add_argument("--architecture", choices=["unet", "features"], default=None,
+                        help="the image model (default: library)")
+    parser.add_argument("--bank", type=int, default=None, help="features: memory-bank entries")
     parser.add_argument("--keep", type=Path, default=None,
                         help="an empty folder to keep the split, model and artifact in "
                              "(default: a temporary one)")
     args = parser.parse_args(argv)
-    options = ImageTrainingOptions()
+    options = architecture_options(ImageTrainingOptions(), args.architecture, args.bank)
     if args.steps:
         options = replace(options, model=replace(options.model, steps=args.steps))
     if args.keep is not None:

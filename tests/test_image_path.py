@@ -326,6 +326,23 @@ def test_export_reports_int8_parity(image_artifacts):
     assert parity["int8_map_correlation"] >= INT8_MIN_MAP_CORRELATION
     assert parity["int8_max_abs_diff"] <= INT8_MAX_SCORE_DIFF
     assert parity["int8_within_tolerance"] is True and image_artifacts.int8_messages == ()
+    # No labeled defects in validation: the gate also compares the exports on synthetic ones.
+    assert parity["synthetic_images"] == 2 * parity["images"]
+    assert parity["int8_synthetic_map_correlation"] >= INT8_MIN_MAP_CORRELATION
+    assert parity["int8_synthetic_auroc_drop"] == pytest.approx(
+        parity["fp32_synthetic_auroc"] - parity["int8_synthetic_auroc"])
+
+
+def test_synthetic_defects_change_part_of_each_image_deterministically():
+    from vigil.export.export_image import synthetic_defects
+
+    rng = np.random.default_rng(0)
+    normal = np.stack([texture(rng, SIZE, SIZE) for _ in range(6)])
+    pasted = synthetic_defects(normal)
+    assert pasted.dtype == np.uint8 and pasted.shape == normal.shape
+    changed = (np.abs(pasted.astype(int) - normal).max(axis=-1) > 5).mean(axis=(1, 2))
+    assert (changed > 0).all() and (changed < 0.9).all(), changed
+    np.testing.assert_array_equal(pasted, synthetic_defects(normal))
 
 
 def constant_map_graph():
@@ -361,8 +378,11 @@ def test_int8_with_a_constant_map_is_refused(image_artifacts, tmp_path, monkeypa
     report = export_image_module.export_image(image_artifacts.keras_model,
                                               tmp_path / "refused.onnx", ExportOptions())
     assert report.precision == "fp32"
-    assert report.messages == ("INT8 misses the parity tolerance (anomaly-map correlation 0.0000 "
-                               "< 0.98); wrote FP32 instead (use --force to keep INT8)",)
+    (message,) = report.messages
+    assert message.startswith("INT8 misses the parity tolerance (anomaly-map correlation 0.0000 "
+                              "< 0.98")
+    assert message.endswith("; wrote FP32 instead (use --force to keep INT8)")
+    assert report.parity["int8_synthetic_map_correlation"] == 0.0
     assert report.parity["int8_map_correlation"] == 0.0
     assert report.parity["int8_rank_correlation"] == 0.0
     assert report.parity["int8_within_tolerance"] is False

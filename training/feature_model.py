@@ -78,11 +78,15 @@ class NearestDistance(layers.Layer):
     def call(self, x):
         shape = ops.shape(x)
         flat = ops.reshape(x, (-1, shape[-1]))
-        squared = (ops.sum(flat * flat, axis=-1, keepdims=True)
-                   - 2.0 * ops.matmul(flat, ops.transpose(self.bank))
-                   + ops.sum(self.bank * self.bank, axis=-1)[None, :])
-        nearest = ops.sqrt(ops.maximum(ops.min(squared, axis=-1), 0.0))
-        return ops.reshape(nearest, (shape[0], shape[1], shape[2], 1))
+        # |x - b|^2 = |x|^2 + (|b|^2 - 2 x.b): the bracket for every entry is one product of
+        # [x, 1] with the constant [-2 b; |b|^2], so nothing elementwise runs over the
+        # (patches x entries) matrix but its minimum.
+        augmented = ops.concatenate([flat, ops.ones_like(flat[:, :1])], axis=-1)
+        table = ops.concatenate([-2.0 * ops.transpose(self.bank),
+                                 ops.sum(self.bank * self.bank, axis=-1)[None, :]], axis=0)
+        nearest = ops.min(ops.matmul(augmented, table), axis=-1, keepdims=True)
+        squared = ops.sum(flat * flat, axis=-1, keepdims=True) + nearest
+        return ops.reshape(ops.sqrt(ops.maximum(squared, 0.0)), (shape[0], shape[1], shape[2], 1))
 
     def get_config(self):
         return {**super().get_config(), "entries": self.entries}
