@@ -304,6 +304,7 @@ def baselines(keras_path: str | Path, models: Sequence[str | Path], options: Ben
     import keras
 
     import vigil.training.feature_model  # noqa: F401  (custom layers)
+    import vigil.training.fused_model  # noqa: F401
     import vigil.training.image_model  # noqa: F401
     import vigil.training.sensor_model  # noqa: F401
     from vigil.export.tflite import tflite_runner, to_tflite_isolated

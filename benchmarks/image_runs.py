@@ -14,8 +14,8 @@ def architecture_options(options: ImageTrainingOptions, architecture: str | None
     if architecture is not None:
         options = replace(options, architecture=architecture)
     if bank is not None:
-        if options.architecture != "features":
-            raise ValueError(f"--bank applies to --architecture features; received "
+        if options.architecture not in ("features", "fused"):
+            raise ValueError(f"--bank applies to --architecture features or fused; received "
                              f"--architecture {options.architecture}")
         options = replace(options, features=replace(options.features, bank=bank))
     return options

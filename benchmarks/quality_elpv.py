@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: library)")
     parser.add_argument("--types", default=",".join(TYPES), help="cell types (comma-separated)")
-    parser.add_argument("--architecture", choices=["unet", "features"], default=None,
+    parser.add_argument("--architecture", choices=["unet", "features", "fused"], default=None,
                         help="the image model (default: library)")
     parser.add_argument("--bank", type=int, default=None, help="features: memory-bank entries")
     args = parser.parse_args(argv)

@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--report", type=Path, default=None, help="also write report.md + examples")
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: library)")
-    parser.add_argument("--architecture", choices=["unet", "features"], default=None,
+    parser.add_argument("--architecture", choices=["unet", "features", "fused"], default=None,
                         help="the image model (default: library)")
     parser.add_argument("--bank", type=int, default=None, help="features: memory-bank entries")
     parser.add_argument("--keep", type=Path, default=None,

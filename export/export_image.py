@@ -29,7 +29,7 @@ def export_image(model_path: str | Path, output: str | Path,
     """Write ``output`` (.onnx) from a model written by ``vigil train image``."""
     import keras
 
-    from vigil.training import feature_model, image_model  # noqa: F401  (register the layers)
+    from vigil.training import feature_model, fused_model, image_model  # noqa: F401  (layers)
 
     run = load_run(model_path)
     record = run.record

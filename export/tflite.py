@@ -51,7 +51,8 @@ _CONVERT = r"""
 import os, sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np, keras
-import vigil.training.feature_model, vigil.training.image_model, vigil.training.sensor_model
+import vigil.training.feature_model, vigil.training.fused_model, vigil.training.image_model
+import vigil.training.sensor_model
 from vigil.export.tflite import to_tflite
 model = keras.models.load_model(sys.argv[1], safe_mode=True, compile=False)
 int8 = sys.argv[2] == "int8"

@@ -4,7 +4,6 @@ synthetic MVTec category (train, export, score through the runtime, the CLI)."""
 
 from __future__ import annotations
 
-import collections
 import json
 import pickle
 import struct
@@ -219,8 +218,51 @@ def test_unet_flags_with_features_are_refused(features_category, tmp_path, capsy
                  "--architecture", "features", "--steps", "10"])
     assert code == 2
     err = capsys.readouterr().err
-    assert "--steps applies to --architecture unet" in err
+    assert "--steps applies to --architecture unet (or fused)" in err
     assert not (tmp_path / "f.keras").exists()
     assert main(["train", "image", str(features_category), "-o", str(tmp_path / "u.keras"),
                  "--bank", "64"]) == 2
-    assert "--bank applies to --architecture features" in capsys.readouterr().err
+    assert "--bank applies to --architecture features (or fused)" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_fused_model_sums_the_standardized_scores_and_exports(features_category, tmp_path):
+    from dataclasses import replace
+
+    from vigil import runtime
+    from vigil.export.export_image import export_image
+    from vigil.export.export_sensor import ExportOptions, Precision
+    from vigil.training.image_model import ImageModelOptions
+    from vigil.training.train_image import ImageTrainingOptions, train_image
+
+    defaults = ImageTrainingOptions()
+    options = replace(defaults, architecture="fused",
+                      model=ImageModelOptions(size=128, channels=(8, 16, 32), stem=8, steps=30,
+                                              batch_size=8, seed=2),
+                      features=replace(defaults.features, size=128, bank=128))
+    trained = train_image(features_category, tmp_path / "fused.keras", options, verbose=0)
+    record = trained.run.record["training"]
+    assert record["architecture"] == "fused"
+    (u_mean, u_std), (f_mean, f_std) = (record["model"]["standardization"][k]
+                                        for k in ("unet", "features"))
+    assert u_std > 0 and f_std > 0 and record["model"]["features"]["bank"] == 128
+
+    import keras
+
+    fused = keras.models.load_model(tmp_path / "fused.keras", compile=False)
+    unet = fused.get_layer("vigil_image_scorer")
+    features = fused.get_layer("vigil_feature_scorer")
+    images = trained.run.validation[:4]
+    want = ((np.asarray(unet(images)["score"]) - u_mean) / u_std
+            + (np.asarray(features(images)["score"]) - f_mean) / f_std)
+    np.testing.assert_allclose(np.asarray(fused(images)["score"]), want, rtol=1e-4, atol=1e-4)
+
+    report = export_image(tmp_path / "fused.keras", tmp_path / "fused.onnx",
+                          ExportOptions(precision=Precision.FP32))
+    detector = runtime.load(report.path)
+    assert detector.spec.score_reduction.startswith("the sum of two scores")
+    np.testing.assert_allclose(detector.score(images), np.asarray(fused(images)["score"]),
+                               rtol=1e-3, atol=1e-3)
+    with pytest.raises(ValueError, match="must share one input size"):
+        train_image(features_category, tmp_path / "x.keras",
+                    replace(options, features=replace(options.features, size=256)))

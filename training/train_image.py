@@ -23,7 +23,7 @@ from .image_thresholds import fit_image_thresholds
 from .versions import library_versions
 
 CALIBRATION_IMAGES = 64
-ARCHITECTURES = ("unet", "features")
+ARCHITECTURES = ("unet", "features", "fused")
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class ImageTrainingOptions:
     data: ImageDataOptions = field(default_factory=ImageDataOptions)
     model: image_model.ImageModelOptions = field(default_factory=image_model.ImageModelOptions)
     calibration: ImageCalibrationOptions = field(default_factory=ImageCalibrationOptions)
-    architecture: str = "unet"  # or "features": a memory bank of pretrained features
+    architecture: str = "unet"  # "features": a memory bank of pretrained features; "fused": both
     features: feature_model.FeatureModelOptions = field(
         default_factory=feature_model.FeatureModelOptions)
 
@@ -125,21 +125,22 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
                 options: ImageTrainingOptions = ImageTrainingOptions(),
                 verbose: int = 1) -> ImageTrainingResult:
     """Train on normal images in ``data`` and write ``output`` (.keras) with its sidecar."""
-    import keras
-    import tensorflow as tf
-
     started = time.perf_counter()
     model_options = options.model
     # Bad model options fail before any image is read.
-    if options.architecture == "unet":
+    if options.architecture not in ARCHITECTURES:
+        raise ValueError(f"`architecture` must be one of {list(ARCHITECTURES)}; received "
+                         f"{options.architecture!r}")
+    if options.architecture in ("unet", "fused"):
         image_model.train_side(model_options)
-    elif options.architecture == "features":
+    if options.architecture in ("features", "fused"):
         problem = feature_model.size_problem(options.features)
         if problem is not None:
             raise ValueError(problem)
-    else:
-        raise ValueError(f"`architecture` must be one of {list(ARCHITECTURES)}; received "
-                         f"{options.architecture!r}")
+        if options.architecture == "fused" and options.features.size != model_options.size:
+            raise ValueError(f"the fused models must share one input size; received "
+                             f"{model_options.size} (U-Net) and {options.features.size} "
+                             f"(features)")
     normal, anomalous = training_images(data, options.data)
     fraction = options.data.validation_fraction
     if not 0 < fraction < 1:
@@ -159,24 +160,31 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
     validation_labels = np.array([i.anomalous for i in validation_items])
 
     if options.architecture == "features":
-        scorer, fitted = feature_model.fit(train_images, color, options.features, verbose)
+        scorer, reduction, model_record = _fit_features(train_images, color, options, verbose)
         probabilities = False
-        reduction = feature_model.score_reduction(options.features)
-        model_record = {**asdict(options.features), **fitted}
-    else:
-        keras.utils.set_random_seed(model_options.seed)
-        segmenter = image_model.build_segmenter(channels, model_options)
-        _fit(segmenter, train_images.astype(np.float32) / 255.0, model_options, rng, verbose,
-             tf, keras)
-        statistics = None
-        if model_options.map_normalization:
-            native = image_model.native_map_model(segmenter, channels, model_options)
-            normal_maps = native.predict(train_images, batch_size=8, verbose=0)[..., 0]
-            statistics = image_model.normalization_statistics(normal_maps)
-        scorer = image_model.build_scoring_model(segmenter, channels, model_options, statistics)
+    elif options.architecture == "unet":
+        scorer, reduction, model_record = _fit_unet(train_images, channels, options, rng, verbose)
         probabilities = not model_options.map_normalization
-        reduction = _score_reduction(model_options)
-        model_record = asdict(model_options)
+    else:
+        from .fused_model import build_fused_model, normal_statistics
+
+        unet, unet_reduction, unet_record = _fit_unet(train_images, channels, options, rng,
+                                                      verbose)
+        features, features_reduction, features_record = _fit_features(train_images, color,
+                                                                      options, verbose)
+        normal_validation = validation_images[~validation_labels]
+        unet_stats = normal_statistics(unet, normal_validation)
+        feature_stats = normal_statistics(features, normal_validation)
+        scorer = build_fused_model(unet, features, unet_stats, feature_stats)
+        probabilities = False
+        reduction = (f"the sum of two scores, each standardized by the mean and std of its "
+                     f"scores on the held-out normal images (U-Net {unet_stats[0]:.4g} +- "
+                     f"{unet_stats[1]:.4g}, features {feature_stats[0]:.4g} +- "
+                     f"{feature_stats[1]:.4g}); the map is the sum of the two maps standardized "
+                     f"alike. U-Net: {unet_reduction}. Features: {features_reduction}")
+        model_record = {"unet": unet_record, "features": features_record,
+                        "standardization": {"unet": list(unet_stats),
+                                            "features": list(feature_stats)}}
     outputs = scorer.predict(validation_images, batch_size=8, verbose=0)
     scores = np.asarray(outputs["score"], dtype=np.float64).reshape(-1)
     maps = np.asarray(outputs["anomaly_map"])
@@ -194,8 +202,7 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
             "validation_anomalous": int(validation_labels.sum()),
             "files_sha256": _fingerprint(train_items),
             "architecture": options.architecture,
-            "model": {k: (list(v) if isinstance(v, tuple) else v)
-                      for k, v in model_record.items()},
+            "model": model_record,
             "seconds": round(time.perf_counter() - started, 1),
         },
         "versions": library_versions(),
@@ -205,6 +212,38 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
     save_run(scorer, run)
     return ImageTrainingResult(run, thresholds.image, thresholds.pixel,
                                time.perf_counter() - started)
+
+
+def _fit_unet(train_images: np.ndarray, channels: int, options: ImageTrainingOptions,
+              rng: np.random.Generator, verbose: int):
+    """(the U-Net scoring model, its score reduction in words, its record)."""
+    import keras
+    import tensorflow as tf
+
+    model_options = options.model
+    keras.utils.set_random_seed(model_options.seed)
+    segmenter = image_model.build_segmenter(channels, model_options)
+    _fit(segmenter, train_images.astype(np.float32) / 255.0, model_options, rng, verbose, tf,
+         keras)
+    statistics = None
+    if model_options.map_normalization:
+        native = image_model.native_map_model(segmenter, channels, model_options)
+        normal_maps = native.predict(train_images, batch_size=8, verbose=0)[..., 0]
+        statistics = image_model.normalization_statistics(normal_maps)
+    scorer = image_model.build_scoring_model(segmenter, channels, model_options, statistics)
+    return scorer, _score_reduction(model_options), _plain(asdict(model_options))
+
+
+def _fit_features(train_images: np.ndarray, color: str, options: ImageTrainingOptions,
+                  verbose: int):
+    """(the feature model's scoring model, its score reduction in words, its record)."""
+    scorer, fitted = feature_model.fit(train_images, color, options.features, verbose)
+    return (scorer, feature_model.score_reduction(options.features),
+            _plain({**asdict(options.features), **fitted}))
+
+
+def _plain(record: dict) -> dict:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in record.items()}
 
 
 def _score_reduction(options: image_model.ImageModelOptions) -> str:

@@ -179,12 +179,12 @@ def cmd_train_image(args) -> int:
     unet_only = _given(args, "train_view", "rescale_views", "coarse_pass", "quarter_pass",
                        "map_normalization", "steps", "batch_size", "learning_rate")
     features_only = _given(args, "bank")
-    wrong = unet_only if architecture == "features" else features_only
+    wrong = {"features": unet_only, "unet": features_only}.get(architecture)
     if wrong:
         flags = ", ".join(f"--{name.replace('_', '-')}" for name in wrong)
         other = "unet" if architecture == "features" else "features"
         raise ValueError(f"{flags} appl{'ies' if len(wrong) == 1 else 'y'} to --architecture "
-                         f"{other}; this run trains --architecture {architecture}")
+                         f"{other} (or fused); this run trains --architecture {architecture}")
     options = ImageTrainingOptions(
         data=replace(defaults.data, anomalous=tuple(args.anomalous), masks=args.masks,
                      **_given(args, "validation_fraction", "color")),
@@ -763,11 +763,11 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument("--color", choices=["auto", "gray", "bgr", "rgb"], default=None,
                        help="the model's colour order; auto: gray when the images are gray "
                             "(default auto)")
-    image.add_argument("--architecture", choices=["unet", "features"], default=None,
+    image.add_argument("--architecture", choices=["unet", "features", "fused"], default=None,
                        help="unet: a defect segmenter trained from scratch on synthetic defects; "
                             "features: nearest-neighbour distance to a memory bank of pretrained "
-                            "ImageNet EfficientNet-Lite0 patch features, no gradient training "
-                            "(default unet)")
+                            "ImageNet EfficientNet-Lite0 patch features, no gradient training; "
+                            "fused: both, their standardized scores summed (default unet)")
     image.add_argument("--size", type=int, default=None,
                        help="model input side; frames are stretched to it (default 256)")
     image.add_argument("--bank", type=int, default=None,
