@@ -154,9 +154,15 @@ def synthetic_defects(normal: np.ndarray, seed: int = SYNTHETIC_SEED) -> np.ndar
 
     rng = np.random.default_rng(seed)
     unit = normal.astype(np.float32) / 255.0
-    pasted = [paste_anomaly(rng, image, unit[(i + 1) % len(unit)])[0]
-              for i, image in enumerate(unit)]
-    return np.clip(np.round(np.stack(pasted) * 255.0), 0, 255).astype(np.uint8)
+    gray = unit.shape[-1] == 1
+    if gray:  # paste_anomaly takes (h, w) gray images, as training passes them
+        unit = unit[..., 0]
+    pasted = np.stack([paste_anomaly(rng, np.ascontiguousarray(image),
+                                     np.ascontiguousarray(unit[(i + 1) % len(unit)]))[0]
+                       for i, image in enumerate(unit)])
+    if gray:
+        pasted = pasted[..., None]
+    return np.clip(np.round(pasted * 255.0), 0, 255).astype(np.uint8)
 
 
 def _synthetic_parity(fp32, int8, normal: np.ndarray) -> dict:

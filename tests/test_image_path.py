@@ -333,11 +333,12 @@ def test_export_reports_int8_parity(image_artifacts):
         parity["fp32_synthetic_auroc"] - parity["int8_synthetic_auroc"])
 
 
-def test_synthetic_defects_change_part_of_each_image_deterministically():
+@pytest.mark.parametrize("channels", [1, 3])
+def test_synthetic_defects_change_part_of_each_image_deterministically(channels):
     from vigil.export.export_image import synthetic_defects
 
     rng = np.random.default_rng(0)
-    normal = np.stack([texture(rng, SIZE, SIZE) for _ in range(6)])
+    normal = np.stack([texture(rng, SIZE, SIZE, channels) for _ in range(12)])
     pasted = synthetic_defects(normal)
     assert pasted.dtype == np.uint8 and pasted.shape == normal.shape
     changed = (np.abs(pasted.astype(int) - normal).max(axis=-1) > 5).mean(axis=(1, 2))
