@@ -5,6 +5,7 @@ Also the end-to-end pipeline (decode JPEG + preprocess + infer + overlay) agains
 alone, in frames per second. Prints ratios; writes JSON.
 
     python benchmarks/latency_camera.py --json results/latency_camera.json
+    python benchmarks/latency_camera.py --architecture features --json results/latency_features.json
     python benchmarks/latency_camera.py --keras M.keras --int8 M.onnx --fp32 M32.onnx
 """
 
@@ -25,8 +26,9 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def build_default(folder: Path, steps: int) -> tuple[Path, Path, Path]:
-    """Train the demo's camera model briefly on synthetic frames; export INT8 and FP32."""
+def build_default(folder: Path, steps: int, architecture: str = "unet"
+                  ) -> tuple[Path, Path, Path]:
+    """Train a camera model (the U-Net briefly) on synthetic frames; export INT8 and FP32."""
     from vigil.export.export_image import export_image
     from vigil.export.export_sensor import ExportOptions, Precision
     from vigil.training.synthetic_frames import write_mvtec
@@ -34,7 +36,8 @@ def build_default(folder: Path, steps: int) -> tuple[Path, Path, Path]:
 
     root = write_mvtec(folder / "frames", seed=0, train=80, test_good=8, test_defects=8)
     defaults = ImageTrainingOptions()
-    options = replace(defaults, model=replace(defaults.model, steps=steps))
+    options = replace(defaults, architecture=architecture,
+                      model=replace(defaults.model, steps=steps))
     keras_path = folder / "camera.keras"
     train_image(root, keras_path, options, verbose=0)
     int8 = export_image(keras_path, folder / "int8.onnx", ExportOptions(precision=Precision.INT8, force=True)).path
@@ -77,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--int8", type=Path)
     parser.add_argument("--fp32", type=Path)
     parser.add_argument("--steps", type=int, default=60, help="training steps of the default model")
+    parser.add_argument("--architecture", choices=["unet", "features", "fused"], default="unet",
+                        help="the image model to train and time (default unet)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     from vigil.benchmarks.bench import BenchOptions, baselines
@@ -94,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
             with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
                 keras_path, int8_path, fp32_path = pool.submit(
-                    build_default, Path(scratch), args.steps).result()
+                    build_default, Path(scratch), args.steps, args.architecture).result()
         base = baselines(keras_path, [int8_path, fp32_path], BenchOptions())
         int8 = load(int8_path, threads=1)
         raw = [f.image for f in frames(24, seed=9, defect_rate=0.3, height=int8.spec.height,

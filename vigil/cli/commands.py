@@ -748,7 +748,7 @@ def build_parser() -> argparse.ArgumentParser:
     sensor.add_argument("--quiet", action="store_true", help="no progress on stderr")
     sensor.set_defaults(run=cmd_train_sensor)
 
-    image = _command(kinds, "image", "a CNN defect segmenter on images (MVTec AD or folders)",
+    image = _command(kinds, "image", "a CNN defect detector on images (MVTec AD or folders)",
                      parents=[anywhere])
     image.add_argument("data", help="an MVTec AD category root, or a folder of normal images")
     image.add_argument("-o", "--output", required=True, help="MODEL.keras to write")
