@@ -138,6 +138,25 @@ def test_trunk_inputs_to_batch_norms_have_the_variance_they_were_trained_with(we
         assert 0.8 < ratio < 1.25, (layer, ratio)
 
 
+@pytest.mark.parametrize("color", ["gray", "bgr", "rgb"])
+def test_folded_stem_equals_imagenet_normalization_then_the_stem(weights, color):
+    rng = np.random.default_rng(4)
+    rgb = rng.uniform(0, 1, (2, 32, 32, 3)).astype(np.float32)
+    if color == "gray":
+        rgb[..., 1] = rgb[..., 2] = rgb[..., 0]
+    given = {"gray": rgb[..., :1], "bgr": rgb[..., ::-1], "rgb": rgb}[color]
+    plain = efficientnet_lite.build_trunk(1, (1,), weights)
+    folded = efficientnet_lite.build_trunk(1, (1,), weights, color=color)
+    normalized = ((rgb - efficientnet_lite.IMAGENET_MEAN_RGB)
+                  / efficientnet_lite.IMAGENET_STD_RGB).astype(np.float32)
+    want = keras.Model(plain.input, plain.get_layer("stem").output)(normalized)
+    got = keras.Model(folded.input, folded.get_layer("stem").output)(
+        np.ascontiguousarray(given) * 255)
+    # Equal but on the last row and column, where "same" padding now pads raw zeros.
+    np.testing.assert_allclose(np.asarray(got)[:, :-1, :-1], np.asarray(want)[:, :-1, :-1],
+                               rtol=1e-4, atol=1e-4)
+
+
 def test_extractor_sizes_and_option_errors(weights):
     options = feature_model.FeatureModelOptions(size=64)
     extractor = feature_model.build_extractor(1, "gray", options, weights)

@@ -53,10 +53,36 @@ def read_weights() -> dict[str, np.ndarray]:
     return read_legacy_state_dict(path)
 
 
-def build_trunk(last_stage: int, outputs: tuple[int, ...], weights: dict[str, np.ndarray] | None = None):
-    """A Keras model from ImageNet-normalized RGB (batch, h, w, 3) to the outputs of the
-    ``outputs`` stages (1-based; stage s has stride ``STAGE_STRIDES[s - 1]``), built only up to
-    ``last_stage``, with the pretrained weights loaded and frozen."""
+def folded_stem(weights: dict[str, np.ndarray], color: str) -> tuple[np.ndarray, np.ndarray]:
+    """(stem kernel (32, channels, 3, 3), bias (32,)) that apply ImageNet's normalization and the
+    stem convolution in one step to pixel values in [0, 255] in ``color`` order (gray, bgr or
+    rgb).
+
+    The normalization is per-channel affine, so it folds into the convolution; only the zero
+    padding differs (it now pads raw zeros), on the last row and column of the stem's output.
+    """
+    kernel = np.asarray(weights["_conv_stem.weight"], np.float64)          # (out, RGB, kh, kw)
+    mean = np.asarray(IMAGENET_MEAN_RGB)[None, :, None, None]
+    std = np.asarray(IMAGENET_STD_RGB)[None, :, None, None]
+    bias = -(kernel * mean / std).sum(axis=(1, 2, 3))
+    scaled = kernel / (255.0 * std)
+    if color == "gray":
+        scaled = scaled.sum(axis=1, keepdims=True)
+    elif color == "bgr":
+        scaled = scaled[:, ::-1]
+    elif color != "rgb":
+        raise ValueError(f"`color` must be gray, bgr or rgb; received {color!r}")
+    return scaled.astype(np.float32), bias.astype(np.float32)
+
+
+def build_trunk(last_stage: int, outputs: tuple[int, ...], weights: dict[str, np.ndarray] | None = None,
+                color: str | None = None):
+    """A Keras model to the outputs of the ``outputs`` stages (1-based; stage s has stride
+    ``STAGE_STRIDES[s - 1]``), built only up to ``last_stage``, with the pretrained weights
+    loaded and frozen. Its input is ImageNet-normalized RGB (batch, h, w, 3), or with ``color``
+    pixel values in [0, 255] in that order (gray: one channel), normalized by the stem
+    (``folded_stem``).
+    """
     import keras
     from keras import layers
 
@@ -87,8 +113,16 @@ def build_trunk(last_stage: int, outputs: tuple[int, ...], weights: dict[str, np
                                ("weight", "bias", "running_mean", "running_var")]))
         return layers.ReLU(6.0, name=f"{name}_relu6")(x) if relu else x
 
-    pixels = keras.Input((None, None, 3), name="imagenet_rgb")
-    x = batch_norm(conv(pixels, weights["_conv_stem.weight"], 2, "stem"), "_bn0", "stem_bn")
+    if color is None:
+        pixels = keras.Input((None, None, 3), name="imagenet_rgb")
+        x = conv(pixels, weights["_conv_stem.weight"], 2, "stem")
+    else:
+        kernel, bias = folded_stem(weights, color)
+        pixels = keras.Input((None, None, kernel.shape[1]), name=f"unit_{color}")
+        stem = layers.Conv2D(kernel.shape[0], 3, 2, padding="same", name="stem")
+        x = stem(pixels)
+        assign.append((stem, [kernel.transpose(2, 3, 1, 0), bias]))
+    x = batch_norm(x, "_bn0", "stem_bn")
     block, features = 0, {}
     for stage, (kernel, stride, expansion, width, repeats) in enumerate(STAGES[:last_stage], 1):
         for r in range(repeats):

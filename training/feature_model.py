@@ -19,7 +19,7 @@ import numpy as np
 from keras import layers, ops
 
 from . import efficientnet_lite
-from .image_model import GaussianSmooth, MapScore
+from .image_model import GaussianSmooth, MapScore, ToFloat
 from .progress import StepProgress
 
 
@@ -36,30 +36,6 @@ class FeatureModelOptions:
 
 
 FEATURE_STRIDE = 8  # the stride of the finest level used, (3,) or (3, 5): the map's resolution
-
-
-@keras.saving.register_keras_serializable(package="vigil")
-class ImageNetInput(layers.Layer):
-    """uint8 frames (gray, BGR or RGB) -> RGB normalized by ImageNet's mean and std."""
-
-    def __init__(self, color: str, **kwargs):
-        super().__init__(**kwargs)
-        if color not in ("gray", "bgr", "rgb"):
-            raise ValueError(f"`color` must be gray, bgr or rgb; received {color!r}")
-        self.color = color
-
-    def call(self, x):
-        x = ops.cast(x, "float32")
-        if self.color == "gray":
-            x = ops.concatenate([x, x, x], axis=-1)
-        elif self.color == "bgr":
-            x = ops.flip(x, axis=-1)
-        mean = np.array(efficientnet_lite.IMAGENET_MEAN_RGB, np.float32) * 255
-        std = np.array(efficientnet_lite.IMAGENET_STD_RGB, np.float32) * 255
-        return (x - mean) * (1.0 / std)
-
-    def get_config(self):
-        return {**super().get_config(), "color": self.color}
 
 
 @keras.saving.register_keras_serializable(package="vigil")
@@ -113,9 +89,12 @@ def build_extractor(channels: int, color: str, options: FeatureModelOptions,
     problem = size_problem(options)
     if problem is not None:
         raise ValueError(problem)
+    if (color == "gray") != (channels == 1):
+        raise ValueError(f"`channels` {channels} does not match `color` {color!r}")
     frames = keras.Input((options.size, options.size, channels), dtype="uint8", name="image")
-    pixels = ImageNetInput(color, name="imagenet_input")(frames)
-    trunk = efficientnet_lite.build_trunk(max(options.levels), tuple(options.levels), weights)
+    pixels = ToFloat(name="to_float")(frames)
+    trunk = efficientnet_lite.build_trunk(max(options.levels), tuple(options.levels), weights,
+                                          color=color)
     outputs = trunk(pixels)
     outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
     parts = []

@@ -49,6 +49,29 @@ class ScaleToUnit(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="vigil")
+class ToFloat(layers.Layer):
+    """uint8 pixels -> float32 of the same values (the scaling is folded into the weights of the
+    first convolution, which spares a multiply over every pixel of the frame)."""
+
+    def call(self, x):
+        return ops.cast(x, "float32")
+
+
+def scaled_copy(conv: layers.Conv2D, scale: float, name: str) -> layers.Conv2D:
+    """A bias-free convolution like ``conv`` whose kernel is multiplied by ``scale``: on inputs
+    divided by ``scale`` it gives ``conv``'s output exactly, zero padding included."""
+    if conv.use_bias:
+        raise ValueError(f"only a bias-free convolution can absorb the input scale; {conv.name} "
+                         f"has a bias")
+    copy = layers.Conv2D(conv.filters, conv.kernel_size, strides=conv.strides,
+                         padding=conv.padding, use_bias=False, dilation_rate=conv.dilation_rate,
+                         name=name)
+    copy.build((None, None, None, int(conv.kernel.shape[2])))
+    copy.set_weights([np.asarray(conv.kernel) * np.float32(scale)])
+    return copy
+
+
+@keras.saving.register_keras_serializable(package="vigil")
 class GaussianSmooth(layers.Layer):
     """Fixed Gaussian blur of a one-channel map (batch, height, width, 1)."""
 
@@ -260,13 +283,16 @@ def _native_probability(frames, segmenter: keras.Model, options: ImageModelOptio
     """(the defect-probability map at native resolution (batch, h, w, 1), averaged over the
     full-size pass and the shrunk ones (``downscales``); its upsampling factor to the input)."""
     network, factor = _native_resolution(segmenter)
-    pixels = ScaleToUnit(name="scale_to_unit")(frames)
     shrinks = downscales(options)
-    if factor > 1 and shrinks:
+    if factor > 1:
+        # The stem takes the uint8 values as they are, its kernel divided by 255.
         stem, body = _stem_and_body(network)
+        stem = scaled_copy(stem, 1.0 / 255.0, "stem_from_uint8")
+        pixels = ToFloat(name="to_float")(frames)
         logits = body(stem(pixels))
         shrunk_logits = [body(_coarse_stem(stem, f)(pixels)) for f in shrinks]
     else:
+        pixels = ScaleToUnit(name="scale_to_unit")(frames)
         logits = network(pixels)
         shrunk_logits = [network(layers.AveragePooling2D(f, name=f"coarse_downscale_{f}")(pixels))
                          for f in shrinks]
