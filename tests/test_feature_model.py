@@ -275,6 +275,8 @@ def test_fused_model_sums_the_standardized_scores_and_exports(features_category,
     want = ((np.asarray(unet(images)["score"]) - u_mean) / u_std
             + (np.asarray(features(images)["score"]) - f_mean) / f_std)
     np.testing.assert_allclose(np.asarray(fused(images)["score"]), want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(fused(images)["anomaly_map"]),
+                               np.asarray(unet(images)["anomaly_map"]), rtol=1e-5, atol=1e-5)
 
     report = export_image(tmp_path / "fused.keras", tmp_path / "fused.onnx",
                           ExportOptions(precision=Precision.FP32))

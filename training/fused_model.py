@@ -1,9 +1,13 @@
-"""Two image detectors in one graph: the U-Net's and the pretrained-feature model's outputs, each
-standardized by the mean and std of its scores on the held-out normal images, then summed.
+"""Two image detectors in one graph: the image score is the sum of the U-Net's and the
+pretrained-feature model's scores, each standardized by the mean and std of its scores on the
+held-out normal images; the anomaly map is the U-Net's.
 
-The U-Net, trained on synthetic defects, finds thin and faint surface defects; the feature
-model compares against normal appearance and finds what ImageNet features tell apart. Their
-scores are on unrelated scales, so each is put in units of its own normal spread first.
+The U-Net, trained on synthetic defects, finds thin and faint surface defects and localizes them
+at full resolution; the feature model compares against normal appearance and finds what ImageNet
+features tell apart. Their scores are on unrelated scales, so each is put in units of its own
+normal spread first. The feature map (stride 8, a distance whose baseline varies from image to
+image) is not added to the map: summed alike, it took the tiles' pixel AUROC from the U-Net's
+0.858 down to 0.617.
 Layers after the two networks are named ``postprocess_*`` and stay float when quantized.
 """
 
@@ -43,21 +47,15 @@ def normal_statistics(scorer: keras.Model, normal: np.ndarray) -> tuple[float, f
 def build_fused_model(unet: keras.Model, features: keras.Model,
                       unet_stats: tuple[float, float], feature_stats: tuple[float, float]
                       ) -> keras.Model:
-    """uint8 frames in; the sum of the two standardized scores and maps out."""
+    """uint8 frames in; the sum of the two standardized scores, and the U-Net's map, out."""
     frames = keras.Input(unet.input.shape[1:], dtype="uint8", name="image")
     if tuple(features.input.shape[1:]) != tuple(unet.input.shape[1:]):
         raise ValueError(f"the two models must take the same frames; received "
                          f"{unet.input.shape[1:]} and {features.input.shape[1:]}")
-    outputs = []
-    for name, model, (mean, std) in (("unet", unet, unet_stats),
-                                     ("features", features, feature_stats)):
-        out = model(frames)
-        outputs.append((Standardize(mean, std, name=f"postprocess_standardize_score_{name}")(
-                            out["score"]),
-                        Standardize(mean, std, name=f"postprocess_standardize_map_{name}")(
-                            out["anomaly_map"])))
-    score = layers.Add(name="postprocess_fuse_score")([o[0] for o in outputs])
-    amap = layers.Add(name="postprocess_fuse_map")([o[1] for o in outputs])
-    score = layers.Identity(name="score")(score)
-    amap = layers.Identity(name="anomaly_map")(amap)
+    unet_out, feature_out = unet(frames), features(frames)
+    scores = [Standardize(*stats, name=f"postprocess_standardize_score_{name}")(out["score"])
+              for name, out, stats in (("unet", unet_out, unet_stats),
+                                       ("features", feature_out, feature_stats))]
+    score = layers.Identity(name="score")(layers.Add(name="postprocess_fuse_score")(scores))
+    amap = layers.Identity(name="anomaly_map")(unet_out["anomaly_map"])
     return keras.Model(frames, {"score": score, "anomaly_map": amap}, name="vigil_fused_scorer")

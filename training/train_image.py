@@ -180,8 +180,8 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
         reduction = (f"the sum of two scores, each standardized by the mean and std of its "
                      f"scores on the held-out normal images (U-Net {unet_stats[0]:.4g} +- "
                      f"{unet_stats[1]:.4g}, features {feature_stats[0]:.4g} +- "
-                     f"{feature_stats[1]:.4g}); the map is the sum of the two maps standardized "
-                     f"alike. U-Net: {unet_reduction}. Features: {features_reduction}")
+                     f"{feature_stats[1]:.4g}); the map is the U-Net's. U-Net: "
+                     f"{unet_reduction}. Features: {features_reduction}")
         model_record = {"unet": unet_record, "features": features_record,
                         "standardization": {"unet": list(unet_stats),
                                             "features": list(feature_stats)}}
