@@ -287,3 +287,17 @@ def test_fused_model_sums_the_standardized_scores_and_exports(features_category,
     with pytest.raises(ValueError, match="must share one input size"):
         train_image(features_category, tmp_path / "x.keras",
                     replace(options, features=replace(options.features, size=256)))
+
+
+def test_custom_layer_names_are_unique_across_the_training_modules():
+    """Keras registers custom layers by package and class name: two classes of one name would
+    load one model with the other's layer."""
+    import inspect
+
+    from vigil.training import feature_model, fused_model, image_model, sensor_model
+
+    names = [name for module in (feature_model, fused_model, image_model, sensor_model)
+             for name, value in vars(module).items()
+             if inspect.isclass(value) and issubclass(value, keras.layers.Layer)
+             and value.__module__ == module.__name__]
+    assert len(names) == len(set(names)), sorted(names)

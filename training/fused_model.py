@@ -19,7 +19,7 @@ from keras import layers
 
 
 @keras.saving.register_keras_serializable(package="vigil")
-class Standardize(layers.Layer):
+class ScoreStandardize(layers.Layer):
     """(x - mean) / std with fixed scalars."""
 
     def __init__(self, mean: float, std: float, **kwargs):
@@ -53,7 +53,8 @@ def build_fused_model(unet: keras.Model, features: keras.Model,
         raise ValueError(f"the two models must take the same frames; received "
                          f"{unet.input.shape[1:]} and {features.input.shape[1:]}")
     unet_out, feature_out = unet(frames), features(frames)
-    scores = [Standardize(*stats, name=f"postprocess_standardize_score_{name}")(out["score"])
+    scores = [ScoreStandardize(*stats, name=f"postprocess_standardize_score_{name}")(
+                  out["score"])
               for name, out, stats in (("unet", unet_out, unet_stats),
                                        ("features", feature_out, feature_stats))]
     score = layers.Identity(name="score")(layers.Add(name="postprocess_fuse_score")(scores))
