@@ -1,14 +1,14 @@
 """Read a legacy PyTorch state dict (the pre-1.6, non-zip ``torch.save`` format) into NumPy.
 
-No PyTorch is needed and no pickle code is run: the unpickler resolves only the three names a
-state dict of plain tensors holds (``collections.OrderedDict``, ``torch._utils._rebuild_tensor_v2``
-and the ``torch.*Storage`` types) to inert readers of our own, and refuses every other global.
+No PyTorch and no pickle module: a small interpreter of the few opcodes a state dict uses reads
+the records, resolves only the three names a state dict of plain tensors holds
+(``collections.OrderedDict``, ``torch._utils._rebuild_tensor_v2`` and the ``torch.*Storage``
+types) to inert readers of our own, and refuses every other global and opcode.
 """
 
 from __future__ import annotations
 
 import collections
-import pickle
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,26 +48,137 @@ def _rebuild_tensor(storage, offset, shape, stride, *_unused) -> _TensorRef:
     return _TensorRef(storage, int(offset), tuple(shape), tuple(stride))
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str):
-        if (module, name) == ("collections", "OrderedDict"):
-            return collections.OrderedDict
-        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
-            return _rebuild_tensor
-        if module == "torch" and name in STORAGE_DTYPES:
-            return _StorageType(np.dtype(STORAGE_DTYPES[name]))
-        raise pickle.UnpicklingError(f"refused to load {module}.{name}: a weights file may hold "
-                                     f"only tensors in ordered dicts")
+class WeightsFormatError(ValueError):
+    """The file is not a plain legacy state dict, or asks for something it may not have."""
 
-    def persistent_load(self, pid):
-        if not (isinstance(pid, tuple) and len(pid) == 6 and pid[0] == "storage"
-                and isinstance(pid[1], _StorageType)):
-            raise pickle.UnpicklingError(f"unexpected persistent id {pid!r}; expected a tensor "
-                                         f"storage")
-        _, storage_type, key, _location, elements, view = pid
-        if view is not None:
-            raise pickle.UnpicklingError("storage views are not supported")
-        return _StorageRef(str(key), storage_type.dtype, int(elements))
+
+def _resolve(module: str, name: str):
+    if (module, name) == ("collections", "OrderedDict"):
+        return collections.OrderedDict
+    if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+        return _rebuild_tensor
+    if module == "torch" and name in STORAGE_DTYPES:
+        return _StorageType(np.dtype(STORAGE_DTYPES[name]))
+    raise WeightsFormatError(f"refused to load {module}.{name}: a weights file may hold only "
+                             f"tensors in ordered dicts")
+
+
+def _storage_ref(pid) -> _StorageRef:
+    if not (isinstance(pid, tuple) and len(pid) == 6 and pid[0] == "storage"
+            and isinstance(pid[1], _StorageType)):
+        raise WeightsFormatError(f"unexpected persistent id {pid!r}; expected a tensor storage")
+    _, storage_type, key, _location, elements, view = pid
+    if view is not None:
+        raise WeightsFormatError("storage views are not supported")
+    return _StorageRef(str(key), storage_type.dtype, int(elements))
+
+
+_MARK = object()
+
+
+def _read_record(f) -> object:
+    """One pickled record, read by a small interpreter of the opcodes a state dict uses (protocol
+    2). It is not Python's pickle: globals resolve only through ``_resolve``, and nothing but our
+    own inert constructors is ever called."""
+    stack: list = []
+    memo: dict = {}
+
+    def take(n: int) -> bytes:
+        data = f.read(n)
+        if len(data) != n:
+            raise WeightsFormatError("the file ends inside a record")
+        return data
+
+    def pop_mark() -> list:
+        for i in range(len(stack) - 1, -1, -1):
+            if stack[i] is _MARK:
+                items = stack[i + 1:]
+                del stack[i:]
+                return items
+        raise WeightsFormatError("unbalanced mark")
+
+    while True:
+        op = take(1)
+        if op == b"\x80":
+            take(1)                                              # PROTO
+        elif op == b".":
+            return stack.pop()                                   # STOP
+        elif op == b"\x8a":
+            stack.append(int.from_bytes(take(take(1)[0]), "little", signed=True))  # LONG1
+        elif op == b"J":
+            stack.append(struct.unpack("<i", take(4))[0])        # BININT
+        elif op == b"K":
+            stack.append(take(1)[0])                             # BININT1
+        elif op == b"M":
+            stack.append(struct.unpack("<H", take(2))[0])        # BININT2
+        elif op == b"G":
+            stack.append(struct.unpack(">d", take(8))[0])        # BINFLOAT
+        elif op == b"X":
+            stack.append(take(struct.unpack("<I", take(4))[0]).decode("utf-8"))  # BINUNICODE
+        elif op == b"\x8c":
+            stack.append(take(take(1)[0]).decode("utf-8"))       # SHORT_BINUNICODE
+        elif op == b"T":
+            stack.append(take(struct.unpack("<i", take(4))[0]).decode("latin-1"))  # BINSTRING
+        elif op == b"U":
+            stack.append(take(take(1)[0]).decode("latin-1"))     # SHORT_BINSTRING
+        elif op == b"N":
+            stack.append(None)
+        elif op in (b"\x88", b"\x89"):
+            stack.append(op == b"\x88")                          # NEWTRUE, NEWFALSE
+        elif op == b"}":
+            stack.append({})
+        elif op == b"]":
+            stack.append([])
+        elif op == b")":
+            stack.append(())
+        elif op == b"(":
+            stack.append(_MARK)
+        elif op == b"t":
+            stack.append(tuple(pop_mark()))
+        elif op in (b"\x85", b"\x86", b"\x87"):
+            n = op[0] - 0x84
+            items = stack[-n:]
+            del stack[-n:]
+            stack.append(tuple(items))
+        elif op == b"s":
+            value, key = stack.pop(), stack.pop()
+            stack[-1][key] = value
+        elif op == b"u":
+            items = pop_mark()
+            for key, value in zip(items[::2], items[1::2]):
+                stack[-1][key] = value
+        elif op == b"a":
+            value = stack.pop()
+            stack[-1].append(value)
+        elif op == b"e":
+            items = pop_mark()
+            stack[-1].extend(items)
+        elif op == b"q":
+            memo[take(1)[0]] = stack[-1]                         # BINPUT
+        elif op == b"r":
+            memo[struct.unpack("<I", take(4))[0]] = stack[-1]    # LONG_BINPUT
+        elif op == b"h":
+            stack.append(memo[take(1)[0]])                       # BINGET
+        elif op == b"j":
+            stack.append(memo[struct.unpack("<I", take(4))[0]])  # LONG_BINGET
+        elif op == b"c":
+            module = f.readline().decode("ascii").rstrip("\n")
+            name = f.readline().decode("ascii").rstrip("\n")
+            stack.append(_resolve(module, name))                 # GLOBAL
+        elif op == b"R":
+            args, target = stack.pop(), stack.pop()
+            if target is collections.OrderedDict and args == ():
+                stack.append(collections.OrderedDict())
+            elif target is _rebuild_tensor:
+                stack.append(_rebuild_tensor(*args))
+            else:
+                raise WeightsFormatError(f"refused to call {target!r}")
+        elif op == b"b":
+            stack.pop()                  # BUILD: an ordered dict's attributes (_metadata)
+        elif op == b"Q":
+            stack.append(_storage_ref(stack.pop()))              # BINPERSID
+        else:
+            raise WeightsFormatError(f"unsupported pickle opcode {op!r}")
 
 
 def read_legacy_state_dict(path: str | Path) -> dict[str, np.ndarray]:
@@ -75,7 +186,7 @@ def read_legacy_state_dict(path: str | Path) -> dict[str, np.ndarray]:
     path = Path(path)
     with path.open("rb") as f:
         def load():
-            return _RestrictedUnpickler(f).load()
+            return _read_record(f)
 
         magic = load()
         if magic != LEGACY_MAGIC:
