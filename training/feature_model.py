@@ -19,7 +19,7 @@ import numpy as np
 from keras import layers, ops
 
 from . import efficientnet_lite
-from .image_model import GaussianSmooth, MapScore, ToFloat
+from .image_model import GaussianSmooth, ToFloat, scorer_from_maps
 from .progress import StepProgress
 
 
@@ -119,13 +119,7 @@ def build_scoring_model(extractor: keras.Model, bank: np.ndarray,
     nearest.set_weights([np.asarray(bank, np.float32)])
     smooth = GaussianSmooth(options.smoothing_sigma / FEATURE_STRIDE,
                             name="postprocess_smooth")(distance)
-    amap = layers.UpSampling2D(FEATURE_STRIDE, interpolation="bilinear",
-                               name="postprocess_map_up")(smooth)
-    score, _ = MapScore(name="postprocess_score_max")(smooth)
-    _, amap = MapScore(name="postprocess_score")(amap)
-    score = layers.Identity(name="score")(score)
-    amap = layers.Identity(name="anomaly_map")(amap)
-    return keras.Model(frames, {"score": score, "anomaly_map": amap}, name="vigil_feature_scorer")
+    return scorer_from_maps(frames, smooth, smooth, FEATURE_STRIDE, "vigil_feature_scorer")
 
 
 def greedy_coreset(features: np.ndarray, size: int, projection: int,

@@ -338,14 +338,20 @@ def build_scoring_model(segmenter: keras.Model, channels_in: int, options: Image
         normalize = MapNormalization(name="postprocess_map_normalization")
         amap = for_score = normalize(smooth)
         normalize.set_weights([mean, std])
+    return scorer_from_maps(frames, amap, for_score, factor, "vigil_image_scorer")
+
+
+def scorer_from_maps(frames, native_map, score_map, factor: int, name: str) -> keras.Model:
+    """The scoring model's outputs: ``score`` (the maximum of ``score_map``) and ``anomaly_map``
+    (``native_map`` upsampled ``factor`` times to the input size), both (batch, h, w, 1) maps."""
     if factor > 1:
-        amap = layers.UpSampling2D(factor, interpolation="bilinear",
-                                   name="postprocess_map_up")(amap)
-    score, _ = MapScore(name="postprocess_score_max")(for_score)
-    _, amap = MapScore(name="postprocess_score")(amap)
+        native_map = layers.UpSampling2D(factor, interpolation="bilinear",
+                                         name="postprocess_map_up")(native_map)
+    score, _ = MapScore(name="postprocess_score_max")(score_map)
+    _, amap = MapScore(name="postprocess_score")(native_map)
     score = layers.Identity(name="score")(score)
     amap = layers.Identity(name="anomaly_map")(amap)
-    return keras.Model(frames, {"score": score, "anomaly_map": amap}, name="vigil_image_scorer")
+    return keras.Model(frames, {"score": score, "anomaly_map": amap}, name=name)
 
 
 def segmentation_loss(labels, logits):
