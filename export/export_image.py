@@ -49,6 +49,7 @@ def export_image(model_path: str | Path, output: str | Path,
         raise RuntimeError(f"ONNX FP32 scores differ from Keras by up to {fp32_diff:.3g} "
                            f"(tolerance {tolerance:.3g}): conversion is broken")
     messages: list[str] = []
+    notes: list[str] = []
     precision = Precision(options.precision)
     chosen, scores, maps = fp32, fp32_scores, fp32_maps
     progress("export: Keras to ONNX, FP32 parity", 1, 1)
@@ -87,9 +88,10 @@ def export_image(model_path: str | Path, output: str | Path,
             misses.append(f"validation AUROC drop {parity['int8_auroc_drop']:.4f} > "
                           f"{options.max_f1_drop}")
         parity["int8_within_tolerance"] = not misses
-        keep, said = keep_int8(misses, precision, options.force, int8, fp32,
-                               {"image": images[:1]}, parity)
-        messages += said
+        keep, warned, noted = keep_int8(misses, precision, options.force, int8, fp32,
+                                        {"image": images[:1]}, parity)
+        messages += warned
+        notes += noted
         progress("export: INT8 parity and timing", 1, 1)
         if keep:
             chosen, scores, maps = int8, int8_scores, int8_maps
@@ -104,7 +106,8 @@ def export_image(model_path: str | Path, output: str | Path,
     check = detector.run_prepared(images[:CALIBRATION_BATCH])[0]
     if not np.allclose(check, scores[: len(check)], rtol=1e-4, atol=1e-5):
         raise RuntimeError(f"{path} scores differently when read back through the runtime")
-    return ExportReport(path, precision.value, thresholds.image, parity, tuple(messages))
+    return ExportReport(path, precision.value, thresholds.image, parity, tuple(messages),
+                        tuple(notes))
 
 
 def _onnx_outputs(proto, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -41,7 +41,8 @@ class ExportReport:
     precision: str
     threshold: Threshold
     parity: dict
-    messages: tuple[str, ...] = field(default_factory=tuple)
+    messages: tuple[str, ...] = field(default_factory=tuple)  # warnings: a parity tolerance missed
+    notes: tuple[str, ...] = field(default_factory=tuple)     # what --precision auto chose, and why
 
 
 def export_sensor(model_path: str | Path, output: str | Path,
@@ -67,6 +68,7 @@ def export_sensor(model_path: str | Path, output: str | Path,
         raise RuntimeError(f"ONNX FP32 scores differ from Keras by up to {fp32_diff:.3g} "
                            f"(tolerance {options.fp32_tolerance * scale:.3g}): conversion is broken")
     messages: list[str] = []
+    notes: list[str] = []
     chosen, chosen_scores = fp32, fp32_scores
     precision = Precision(options.precision)
     threshold = _refit(run, fp32_scores)
@@ -89,9 +91,10 @@ def export_sensor(model_path: str | Path, output: str | Path,
         if parity.get("int8_f1_drop", 0.0) > options.max_f1_drop:
             misses.append(f"validation F1 drop {parity['int8_f1_drop']:.4f} > {options.max_f1_drop}")
         parity["int8_within_tolerance"] = not misses
-        keep, said = keep_int8(misses, precision, options.force, int8, fp32,
-                               {"window": windows[:1]}, parity)
-        messages += said
+        keep, warned, noted = keep_int8(misses, precision, options.force, int8, fp32,
+                                        {"window": windows[:1]}, parity)
+        messages += warned
+        notes += noted
         progress("export: INT8 parity and timing", 1, 1)
         if keep:
             chosen, chosen_scores, threshold = int8, int8_scores, int8_threshold
@@ -105,7 +108,7 @@ def export_sensor(model_path: str | Path, output: str | Path,
     check = detector.score(windows[:512])  # the same batch as _onnx_scores: identical inputs
     if not np.allclose(check, chosen_scores[: len(check)], rtol=1e-4, atol=1e-5):
         raise RuntimeError(f"{path} scores differently when read back through the runtime")
-    return ExportReport(path, precision.value, threshold, parity, tuple(messages))
+    return ExportReport(path, precision.value, threshold, parity, tuple(messages), tuple(notes))
 
 
 CALIBRATION_BATCH = 256

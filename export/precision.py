@@ -37,16 +37,18 @@ def int8_decision(misses: list[str], force: bool) -> tuple[bool, str | None]:
 
 
 def keep_int8(misses: list[str], precision: Precision, force: bool, int8, fp32,
-              feed: dict[str, np.ndarray], parity: dict) -> tuple[bool, list[str]]:
-    """(keep INT8?, what to tell the user): the parity gate, then, for ``auto``, whether INT8 pays
-    off at batch 1 here (its timings and sizes are added to ``parity``)."""
+              feed: dict[str, np.ndarray], parity: dict) -> tuple[bool, list[str], list[str]]:
+    """(keep INT8?, warnings, notes): the parity gate, then, for ``auto``, whether INT8 pays off
+    at batch 1 here (its timings and sizes are added to ``parity``). A missed parity tolerance is
+    a warning; ``auto``'s choice between two graphs that both hold parity is a note."""
     keep, message = int8_decision(misses, force)
-    messages = [message] if message else []
+    warnings = [message] if message else []
+    notes = []
     if keep and precision is Precision.AUTO and not misses:
         parity.update(batch1_cost(int8, fp32, feed))
         keep, message = int8_pays_off(parity)
-        messages.append(message)
-    return keep, messages
+        notes.append(message)
+    return keep, warnings, notes
 
 
 def batch1_cost(int8, fp32, feed: dict[str, np.ndarray]) -> dict:

@@ -389,3 +389,19 @@ def test_train_threshold_method_has_one_name_and_the_old_spelling_still_works(ki
         old = parser.parse_args(["train", kind, "data", "-o", "m.keras", "--threshold", "percentile"])
     assert old.threshold_method == "percentile"
     assert "deprecated" in caplog.text and "--threshold-method percentile" in caplog.text
+
+
+def test_export_auto_says_its_choice_as_information_not_a_warning(sensor_artifacts, tmp_path,
+                                                                   capsys):
+    """Which precision ``--precision auto`` chose (with its timings) is the expected outcome, not
+    a problem: it is logged at INFO; only a missed parity tolerance is a WARNING."""
+    pytest.importorskip("tensorflow")
+    code = cli.main(["export", str(sensor_artifacts.keras_model), "-o",
+                     str(tmp_path / "auto.onnx"), "--log-json"])
+    assert code == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["precision"] in ("int8", "fp32")
+    said = [json.loads(line) for line in captured.err.splitlines() if line.startswith("{")]
+    choice = [e["level"] for e in said if e["message"].startswith(("kept INT8", "wrote FP32"))]
+    assert choice == ["info"], said
+    assert not [e for e in said if e["level"] in ("warning", "error")], said

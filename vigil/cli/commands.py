@@ -215,6 +215,8 @@ def cmd_export(args) -> int:
             args.model, args.output, options, progress=progress)
     for message in report.messages:
         log.warning(message)
+    for note in report.notes:
+        log.info(note)
     print(json.dumps({"artifact": str(report.path), "precision": report.precision,
                       "threshold": report.threshold.value, "parity": report.parity}, indent=2))
     return EXIT_OK

@@ -54,7 +54,7 @@ def run_camera_demo(output: Path, seed: int = 0, quick: bool = False) -> dict:
           f"pixel threshold {trained.pixel_threshold.value:.4g}")
     print("[3/5] exporting ONNX (--precision auto: static INT8, QDQ per-channel, where it pays off)")
     exported = export_image(output / "camera.keras", output / "camera.onnx")
-    for message in exported.messages:
+    for message in exported.messages + exported.notes:
         print(f"      {message}")
     print(f"      {exported.precision}; map correlation INT8 vs FP32 "
           f"{exported.parity.get('int8_map_correlation', float('nan')):.4f}")
@@ -113,7 +113,7 @@ def run_sensor_demo(output: Path, seed: int = 0, quick: bool = False) -> dict:
 
     print("[3/5] exporting ONNX (--precision auto: INT8 where it holds parity and pays off)")
     exported = export_sensor(output / "sensor.keras", output / "sensor.onnx")
-    for message in exported.messages:
+    for message in exported.messages + exported.notes:
         print(f"      {message}")
     parity = exported.parity
     print(f"      {exported.precision}: Keras vs FP32 max |diff| {parity['fp32_max_abs_diff']:.2e}"
