@@ -34,7 +34,8 @@ from vigil.benchmarks.sensor_options import add_model_arguments, with_model_argu
 from vigil.benchmarks.score_dump import save_streams, stream_of  # noqa: E402
 from vigil.runtime.core import metrics  # noqa: E402
 from vigil.runtime.core.report import json_text  # noqa: E402
-from vigil.runtime.sensor.evaluation import episode_gap, row_decisions, summarize  # noqa: E402
+from vigil.runtime.sensor.evaluation import (between_windows, episode_gap, row_decisions,  # noqa: E402
+                                              summarize)
 from vigil.runtime.sensor.tables import read_table  # noqa: E402
 from vigil.training.synthetic import write_csv  # noqa: E402
 from vigil.training.train_sensor import SensorTrainingOptions, train_sensor  # noqa: E402
@@ -63,8 +64,7 @@ def run_record(path: Path, options: SensorTrainingOptions, scratch: Path) -> dic
                            ExportOptions())
     detector = load(report.path, threads=1)
     scores, alarms = row_decisions(detector, table.values)
-    last = np.maximum.accumulate(np.where(np.isnan(scores), -1, np.arange(len(scores))))
-    filled = np.where(last >= 0, scores[np.maximum(last, 0)], np.nan)  # rows between windows
+    filled = between_windows(scores, scores, np.nan)  # rows between windows: the last window's
     test = slice(split, None)
     stream = stream_of(path.stem, detector, scores, table.labels, split,
                        run.validation[~run.validation_labels])

@@ -33,7 +33,7 @@ from vigil.export.export_sensor import ExportOptions, export_sensor  # noqa: E40
 from vigil.runtime import load  # noqa: E402
 from vigil.runtime.core import metrics  # noqa: E402
 from vigil.runtime.core.report import json_text  # noqa: E402
-from vigil.runtime.sensor.evaluation import episode_gap, row_decisions  # noqa: E402
+from vigil.runtime.sensor.evaluation import between_windows, episode_gap, row_decisions  # noqa: E402
 from vigil.runtime.sensor.tables import fill_gaps, read_table  # noqa: E402
 from vigil.training.synthetic import write_csv  # noqa: E402
 from vigil.training.train_sensor import SensorTrainingOptions  # noqa: E402
@@ -74,10 +74,7 @@ def run(name: str, root: Path, options: SensorTrainingOptions, supervised: Super
                                time_column=detector.spec.time_column or "auto")
             values = fill_gaps(table.values, detector.spec.max_gap, table.source, table.features)
             row_scores, row_alarms = row_decisions(detector, values)
-            last = np.maximum.accumulate(np.where(np.isnan(row_scores), -1,
-                                                  np.arange(len(row_scores))))
-            filled = np.where(last >= 0, row_scores[np.maximum(last, 0)], np.nan)
-            scores.append(filled[first:])
+            scores.append(between_windows(row_scores, row_scores, np.nan)[first:])
             alarms.append(row_alarms[first:])
             labels.append(table.labels[first:])
         gap = episode_gap(detector)

@@ -110,11 +110,12 @@ def _per_row(detector: SensorDetector, rows: int, ends: np.ndarray,
     return scores, alarms
 
 
-def between_windows(scores: np.ndarray, alarms: np.ndarray) -> np.ndarray:
-    """Per-row alarms where a row between window ends (NaN score) takes the decision of the last
-    window that ended before it (False before the first)."""
+def between_windows(scores: np.ndarray, values: np.ndarray, before=False) -> np.ndarray:
+    """Per-row ``values`` (alarms, or the scores themselves) where a row between window ends (NaN
+    score) takes the value of the last window that ended before it (``before`` ahead of the
+    first)."""
     last = np.maximum.accumulate(np.where(np.isnan(scores), -1, np.arange(len(scores))))
-    return np.where(last >= 0, alarms[np.maximum(last, 0)], False)
+    return np.where(last >= 0, values[np.maximum(last, 0)], before)
 
 
 def best_alarm_threshold(detector: SensorDetector, files: list[FileScores],
