@@ -18,9 +18,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help="rows per window (default: the library's)")
     parser.add_argument("--adapt", action="store_true",
                         help="drift on the device: the adaptive threshold and running "
-                             "normalization on (default: off, as the library)")
-    parser.add_argument("--adaptive", action="store_true",
-                        help="the adaptive threshold alone on (default: off)")
+                             "normalization on (default: the library's, adaptive threshold only)")
+    parser.add_argument("--adaptive", action=argparse.BooleanOptionalAction, default=None,
+                        help="the adaptive threshold on or off (default: the library's, on)")
     parser.add_argument("--running-normalization", action="store_true",
                         help="running normalization alone on (default: off)")
     parser.add_argument("--normalization-memory", type=int, default=None, metavar="ROWS",
@@ -38,8 +38,9 @@ def with_model_arguments(options: SensorTrainingOptions,
         data = replace(data, window=args.window)
     calibration = options.calibration
     adapt = getattr(args, "adapt", False)
-    if adapt or getattr(args, "adaptive", False):
-        calibration = replace(calibration, adaptive=True)
+    adaptive = getattr(args, "adaptive", None)
+    if adapt or adaptive is not None:
+        calibration = replace(calibration, adaptive=adapt or bool(adaptive))
     if adapt or getattr(args, "running_normalization", False):
         calibration = replace(calibration, running_normalization=True)
     if getattr(args, "normalization_memory", None):

@@ -59,12 +59,14 @@ def grid() -> list[Policy]:
     for k, hold, rearm in itertools.product((3.0, 4.0, 5.0, 6.0, 8.0), (0, 10, 50),
                                             (0, 50, 100, 200)):
         policies.append(Policy(k, hold, rearm=rearm))
-        if hold != 10 or rearm not in (0, 100):
+        if hold != 10 or rearm not in (0, 50, 100):
             continue
         for memory, z in ((1000, 4.0), (1000, 6.0), (1000, 8.0), (1000, 12.0), (300, 8.0),
                           (3000, 8.0)):
-            policies.append(Policy(k, hold, AdaptiveThresholdSpec(memory, min(200, memory), z),
-                                   rearm=rearm))
+            for warmup in (200, 1000):  # scores learned before it applies
+                if warmup <= memory:
+                    policies.append(Policy(k, hold, AdaptiveThresholdSpec(memory, warmup, z),
+                                           rearm=rearm))
     return policies
 
 

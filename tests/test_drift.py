@@ -119,7 +119,7 @@ def test_training_flag_puts_it_in_the_artifact(tmp_path, capsys):
     assert health["running_normalization"]["rows_learned"] > 0
 
 
-def test_benchmark_flags_turn_each_adaptation_on_alone():
+def test_benchmark_flags_turn_each_adaptation_on_or_off_alone():
     import argparse
 
     from vigil.benchmarks.sensor_options import add_model_arguments, with_model_arguments
@@ -131,11 +131,15 @@ def test_benchmark_flags_turn_each_adaptation_on_alone():
     def calibration(*flags):
         return with_model_arguments(SensorTrainingOptions(), parser.parse_args(flags)).calibration
 
-    assert (calibration().adaptive, calibration().running_normalization) == (False, False)
+    # The library's defaults: the adaptive threshold on, running normalization off.
+    assert (calibration().adaptive, calibration().running_normalization) == (True, False)
     assert (calibration("--adapt").adaptive, calibration("--adapt").running_normalization) == (
         True, True)
-    alone = calibration("--running-normalization", "--normalization-memory", "500")
+    alone = calibration("--no-adaptive", "--running-normalization", "--normalization-memory",
+                        "500")
     assert (alone.adaptive, alone.running_normalization, alone.normalization_memory) == (
         False, True, 500)
     assert (calibration("--adaptive").adaptive,
             calibration("--adaptive").running_normalization) == (True, False)
+    assert (calibration("--no-adaptive").adaptive,
+            calibration("--no-adaptive").running_normalization) == (False, False)

@@ -114,7 +114,10 @@ def test_metadata_contents(sensor_artifacts, precision):
     data = raw_metadata(path)
     detector = runtime.load(path)
     spec = detector.spec
-    assert data["schema_version"] == 1 and data["kind"] == "sensor"
+    # The default adaptive threshold is part of the alarm rule, so the artifact asks for a
+    # runtime that applies it (schema 2).
+    assert data["schema_version"] == 2 and data["kind"] == "sensor"
+    assert data["adaptive"] == {"memory": 1000, "warmup": 1000, "z": 8.0}
     assert spec.features == FEATURES == tuple(data["features"])
     assert spec.window == data["window"] == 16
     assert detector.input_shape == (16, len(FEATURES))

@@ -31,12 +31,13 @@ class CalibrationOptions:
     q: float = 99.5        # percentile
     consecutive: int = 1   # alarm after this many consecutive windows above threshold
     hold: int = 10         # keep an alarm on for this many windows after the score falls
-    rearm: int = 50        # an alarm back within this many windows continues its episode
-                           # (chosen on NAB, SKAB, SMD and ECG: benchmarks/sweep_alarms.py)
-    adaptive: bool = False  # the threshold follows recent normal scores at run time
+    rearm: int = 0         # an alarm back within this many windows continues its episode
+    adaptive: bool = True   # the threshold follows recent normal scores at run time
     adaptive_memory: int = 1000  # recent normal window scores it keeps
-    adaptive_warmup: int = 200   # scores seen before the recent part applies
-    adaptive_z: float = 6.0      # max(threshold, recent mean + z * recent std)
+    adaptive_warmup: int = 1000  # scores learned before the recent part applies
+    adaptive_z: float = 8.0      # max(threshold, recent mean + z * recent std)
+    # k, hold, rearm and the adaptive threshold's settings were chosen together on NAB, SKAB, SMD
+    # and ECG (benchmarks/sweep_alarms.py; the README's "Alarm defaults, chosen on four sets").
     running_normalization: bool = False  # follow slow drift of the readings at run time
     normalization_memory: int = 2000     # rows: its time constant (not yet chosen by measurement)
     normalization_warmup: int = 500      # rows learned before it applies

@@ -714,16 +714,17 @@ def build_parser() -> argparse.ArgumentParser:
     sensor.add_argument("--rearm", type=int, default=None, metavar="WINDOWS",
                         help="an alarm that returns within this many windows of the last one's "
                              "end continues its episode: no new alarm_start (one notification "
-                             "per event; default 50)")
+                             "per event; default 0)")
     sensor.add_argument("--adaptive", action=argparse.BooleanOptionalAction, default=None,
                         help="at run time, raise the threshold to the recent normal scores' mean + "
-                             "z std when they run higher (learning pauses during alarms; default off)")
+                             "z std when they run higher (learning pauses during alarms; default on: "
+                             "--no-adaptive for a fixed threshold)")
     sensor.add_argument("--adaptive-memory", type=int, default=None, metavar="WINDOWS",
                         help="recent normal window scores the adaptive threshold keeps (default 1000)")
     sensor.add_argument("--adaptive-warmup", type=int, default=None, metavar="WINDOWS",
-                        help="scores it sees before it applies (default 200)")
+                        help="normal scores it learns before it applies (default 1000)")
     sensor.add_argument("--adaptive-z", type=float, default=None, metavar="Z",
-                        help="recent mean + Z recent std (default 6)")
+                        help="recent mean + Z recent std (default 8)")
     sensor.add_argument("--running-normalization", action=argparse.BooleanOptionalAction,
                         default=None,
                         help="at run time, follow slow drift of the readings: map each row from "

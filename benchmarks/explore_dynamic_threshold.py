@@ -1,0 +1,150 @@
+"""Exploration: telemanom's nonparametric dynamic threshold on the four sensor sets' saved scores.
+
+Hundman et al., "Detecting Spacecraft Anomalies Using LSTMs and Nonparametric Dynamic
+Thresholding" (KDD 2018), applied causally, as a device would have to: the window scores are
+smoothed (an exponentially weighted mean of ``span`` windows); every ``batch`` windows the
+threshold is chosen again on the last ``history`` smoothed scores as the ``mean + z std`` whose
+removal of the points above it lowers the mean and std most per point and per sequence squared
+(``z`` from 2.5 to 12); optionally it never goes below the artifact's calibrated threshold
+(``floor``), and a window is an anomaly only if it exceeds the highest recent score below the
+threshold by the fraction ``prune`` (telemanom's pruning of weak sequences). Before ``warmup``
+windows the calibrated threshold applies alone. Alarm smoothing and episodes are the runtime's.
+
+It is not part of the runtime: on these sets it did not win (the README's "Alarm defaults" says
+what it scored); this script reproduces that comparison from ``--save-scores`` files.
+
+    python benchmarks/explore_dynamic_threshold.py --scores results/scores --json results/dyn.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vigil.benchmarks.score_dump import ScoredStream, load_streams
+from vigil.benchmarks.sweep_alarms import PRIMARY, SETS
+from vigil.runtime.core import metrics
+from vigil.runtime.core.report import json_text
+from vigil.runtime.core.thresholds import ThresholdMethod, calibrate
+from vigil.runtime.sensor.alarms import AlarmFilter, Episodes
+from vigil.runtime.sensor.evaluation import between_windows
+from vigil.runtime.sensor.nab_score import PROFILES, corpus_score
+
+Z_CHOICES = np.arange(2.5, 12.01, 0.5)
+K, HOLD = 5.0, 10  # the calibrated threshold and alarm hold of the library's defaults
+
+
+@dataclass(frozen=True)
+class DynamicThreshold:
+    span: int = 1           # windows in the exponentially weighted smoothing (1: none)
+    history: int = 2100     # smoothed scores the threshold is chosen on (telemanom: 30 x 70)
+    batch: int = 70         # windows between choices
+    warmup: int = 1000      # windows before it applies
+    prune: float | None = None  # minimum fractional excess over the highest normal score
+    floor: bool = True      # never below the calibrated threshold
+
+
+def epsilon(errors: np.ndarray) -> float:
+    """telemanom's threshold over one history of smoothed errors."""
+    mean, std = float(errors.mean()), float(errors.std())
+    if std <= 0 or mean <= 0:
+        return float("inf")
+    best, chosen = -np.inf, mean + Z_CHOICES[-1] * std
+    for z in Z_CHOICES:
+        cut = mean + z * std
+        above = errors > cut
+        count = int(above.sum())
+        if count == 0 or count == len(errors):
+            continue
+        below = errors[~above]
+        sequences = int(np.count_nonzero(np.diff(above.astype(np.int8), prepend=0) == 1))
+        gain = ((mean - below.mean()) / mean + (std - below.std()) / std) / (count + sequences ** 2)
+        if gain > best:
+            best, chosen = gain, cut
+    return chosen
+
+
+def decide(scores: np.ndarray, base: float, rule: DynamicThreshold) -> tuple[np.ndarray, np.ndarray]:
+    """(alarms, episode starts) of one stream's window scores, in order."""
+    alpha = 2.0 / (rule.span + 1)
+    smoothed = np.empty(len(scores))
+    level = None
+    for i, score in enumerate(scores):
+        value = score if np.isfinite(score) else (level if level is not None else 0.0)
+        level = value if level is None else alpha * value + (1 - alpha) * level
+        smoothed[i] = level
+    smoothing, episodes = AlarmFilter(1, HOLD), Episodes(0)
+    alarms = np.zeros(len(scores), dtype=bool)
+    starts = np.zeros(len(scores), dtype=bool)
+    cut, highest_normal = base, None
+    for i in range(len(scores)):
+        if i >= rule.warmup and (i - rule.warmup) % rule.batch == 0:
+            recent = smoothed[max(0, i - rule.history):i]
+            cut = max(epsilon(recent), base) if rule.floor else epsilon(recent)
+            normal = recent[recent <= cut]
+            highest_normal = float(normal.max()) if len(normal) else None
+        if i < rule.warmup:
+            above = not np.isfinite(scores[i]) or scores[i] > base
+        else:
+            above = smoothed[i] > cut
+            if above and rule.prune is not None and highest_normal is not None:
+                above = (smoothed[i] - highest_normal) / smoothed[i] >= rule.prune
+        alarms[i] = smoothing.step(bool(above))
+        starts[i] = episodes.step(bool(alarms[i]))
+    return alarms, starts
+
+
+def evaluate(benchmark: str, streams: list[ScoredStream], rule: DynamicThreshold) -> dict:
+    decided = []
+    for s in streams:
+        ends = np.flatnonzero(~np.isnan(s.scores))
+        base = calibrate(ThresholdMethod.GAUSSIAN, s.validation_scores, k=K).value
+        rows = np.zeros(len(s.scores), dtype=bool)
+        starts = np.zeros(len(s.scores), dtype=bool)
+        rows[ends], starts[ends] = decide(s.scores[ends], base, rule)
+        if len(ends) > 1 and ends[1] - ends[0] > 1:
+            rows = between_windows(s.scores, rows)
+        decided.append((rows, starts))
+    tested = [(a[s.test_start:], s.labels[s.test_start:]) for (a, _), s in zip(decided, streams)]
+    c = metrics.counts(np.concatenate([a for a, _ in tested]),
+                       np.concatenate([b for _, b in tested]))
+    result = {"f1": c.f1, "event_f1": metrics.pooled_event_f1(tested, 0)}
+    if benchmark == "nab":
+        pairs = [(starts, s.labels) for (_, starts), s in zip(decided, streams)]
+        for profile in PROFILES:
+            result[f"nab_score_{profile}"] = corpus_score(pairs, PROFILES[profile])["score"]
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scores", type=Path, required=True,
+                        help="a folder of <set>.npz written by the benchmarks' --save-scores")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    sets = {name: load_streams(args.scores / f"{name}.npz")[1] for name in SETS
+            if (args.scores / f"{name}.npz").is_file()}
+    if not sets:
+        parser.error(f"--scores {args.scores} holds none of {[f'{n}.npz' for n in SETS]}")
+    rows = []
+    for span, warmup, prune, floor in itertools.product((1, 10, 30), (200, 1000), (None, 0.13),
+                                                        (True, False)):
+        rule = DynamicThreshold(span=span, warmup=warmup, prune=prune, floor=floor)
+        figures = {name: evaluate(name, streams, rule) for name, streams in sets.items()}
+        rows.append({"rule": asdict(rule), "figures": figures})
+        print(f"span {span:>2} warmup {warmup:>4} prune {prune} floor {floor!s:<5}  " + "  ".join(
+            f"{n} {figures[n][PRIMARY[n]]:.3f}" for n in sets), flush=True)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json_text({"primary_metric": {n: PRIMARY[n] for n in sets},
+                                        "rules": rows}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
