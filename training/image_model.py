@@ -133,6 +133,32 @@ class MapScore(layers.Layer):
         return ops.max(amap, axis=(1, 2)), amap
 
 
+@keras.saving.register_keras_serializable(package="vigil")
+class TopMeanScore(layers.Layer):
+    """(batch, height, width, 1) map -> image score: the mean of its ``top_fraction`` highest
+    values (at least one). Where a map is noisy, its maximum is often one stray patch; the mean of
+    its highest few percent weighs how much of the image looks anomalous."""
+
+    def __init__(self, top_fraction: float, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 < top_fraction <= 1:
+            raise ValueError(f"`top_fraction` must be in (0, 1]; received {top_fraction}")
+        self.top_fraction = float(top_fraction)
+
+    def call(self, x):
+        cells = int(x.shape[1]) * int(x.shape[2])
+        values, _ = ops.top_k(ops.reshape(x, (-1, cells)), top_count(cells, self.top_fraction))
+        return ops.mean(values, axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "top_fraction": self.top_fraction}
+
+
+def top_count(cells: int, top_fraction: float) -> int:
+    """How many of a map's ``cells`` a ``TopMeanScore`` averages."""
+    return max(1, int(round(top_fraction * cells)))
+
+
 def train_side(options: ImageModelOptions) -> int:
     """The side of the square views the segmenter is trained on (even, at most ``size``)."""
     if not 0 < options.train_view <= 1:
@@ -341,13 +367,18 @@ def build_scoring_model(segmenter: keras.Model, channels_in: int, options: Image
     return scorer_from_maps(frames, amap, for_score, factor, "vigil_image_scorer")
 
 
-def scorer_from_maps(frames, native_map, score_map, factor: int, name: str) -> keras.Model:
-    """The scoring model's outputs: ``score`` (the maximum of ``score_map``) and ``anomaly_map``
-    (``native_map`` upsampled ``factor`` times to the input size), both (batch, h, w, 1) maps."""
+def scorer_from_maps(frames, native_map, score_map, factor: int, name: str,
+                     top_fraction: float = 0.0) -> keras.Model:
+    """The scoring model's outputs: ``score`` (the maximum of ``score_map``, or the mean of its
+    ``top_fraction`` highest values) and ``anomaly_map`` (``native_map`` upsampled ``factor`` times
+    to the input size), both (batch, h, w, 1) maps."""
     if factor > 1:
         native_map = layers.UpSampling2D(factor, interpolation="bilinear",
                                          name="postprocess_map_up")(native_map)
-    score, _ = MapScore(name="postprocess_score_max")(score_map)
+    if top_fraction > 0:
+        score = TopMeanScore(top_fraction, name="postprocess_score_top")(score_map)
+    else:
+        score, _ = MapScore(name="postprocess_score_max")(score_map)
     _, amap = MapScore(name="postprocess_score")(native_map)
     score = layers.Identity(name="score")(score)
     amap = layers.Identity(name="anomaly_map")(amap)
