@@ -63,3 +63,22 @@ def test_sweep_ranks_by_the_worst_sets_ratio_to_its_best():
     assert rows[0]["policy"] == adaptive.name
     assert rows[0]["objective"] == 1.0 and rows[0]["worst"] == 1.0
     assert rows[1]["objective"] < 0.5  # the static threshold raises many false alarm runs
+
+
+def test_telemanom_threshold_separates_rare_spikes_and_warms_up_on_the_base():
+    from vigil.benchmarks.explore_dynamic_threshold import DynamicThreshold, decide, epsilon
+
+    rng = np.random.default_rng(4)
+    noise = np.abs(rng.normal(1.0, 0.1, 2_000))
+    spiky = noise.copy()
+    spiky[[500, 1200, 1700]] = 5.0  # three rare, clear anomalies
+    cut = epsilon(spiky)
+    assert noise.max() < cut < 5.0
+    # Before the warm-up only the base threshold decides; after it, the chosen cut.
+    rule = DynamicThreshold(history=1_000, batch=100, warmup=1_000, floor=True)
+    alarms, starts = decide(spiky, base=0.5, rule=rule)
+    assert alarms[:1_000].mean() > 0.9             # base 0.5 is below every normal score
+    assert set(np.flatnonzero(starts[1_000:]) + 1_000) == {1200, 1700}
+    # With the floor, the threshold never goes below the base: a base above the spikes wins.
+    alarms, _ = decide(spiky, base=10.0, rule=rule)
+    assert not alarms.any()
