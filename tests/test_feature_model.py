@@ -165,6 +165,8 @@ def test_extractor_sizes_and_option_errors(weights):
         feature_model.build_extractor(1, "gray", feature_model.FeatureModelOptions(size=72),
                                       weights)
     assert "stage 3" in feature_model.size_problem(feature_model.FeatureModelOptions(levels=(4, 5)))
+    assert feature_model.size_problem(feature_model.FeatureModelOptions(score_top=1.5)) == (
+        "`score_top` must be in [0, 1] (0: the map's maximum); received 1.5")
 
 
 def test_greedy_coreset_covers_every_cluster():

@@ -83,6 +83,9 @@ def size_problem(options: FeatureModelOptions) -> str | None:
         return f"`neighbourhood` must be odd and positive; received {options.neighbourhood}"
     if options.bank < 16:
         return f"`bank` must be at least 16; received {options.bank}"
+    if not 0 <= options.score_top <= 1:
+        return (f"`score_top` must be in [0, 1] (0: the map's maximum); received "
+                f"{options.score_top}")
     return None
 
 
