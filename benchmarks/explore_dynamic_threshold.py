@@ -27,13 +27,11 @@ from pathlib import Path
 import numpy as np
 
 from vigil.benchmarks.score_dump import ScoredStream, load_streams
-from vigil.benchmarks.sweep_alarms import PRIMARY, SETS
-from vigil.runtime.core import metrics
+from vigil.benchmarks.sweep_alarms import PRIMARY, SETS, figures_of
 from vigil.runtime.core.report import json_text
 from vigil.runtime.core.thresholds import ThresholdMethod, calibrate
 from vigil.runtime.sensor.alarms import AlarmFilter, Episodes
 from vigil.runtime.sensor.evaluation import between_windows
-from vigil.runtime.sensor.nab_score import PROFILES, corpus_score
 
 Z_CHOICES = np.arange(2.5, 12.01, 0.5)
 K, HOLD = 5.0, 10  # the calibrated threshold and alarm hold of the library's defaults
@@ -110,15 +108,7 @@ def evaluate(benchmark: str, streams: list[ScoredStream], rule: DynamicThreshold
         if len(ends) > 1 and ends[1] - ends[0] > 1:
             rows = between_windows(s.scores, rows)
         decided.append((rows, starts))
-    tested = [(a[s.test_start:], s.labels[s.test_start:]) for (a, _), s in zip(decided, streams)]
-    c = metrics.counts(np.concatenate([a for a, _ in tested]),
-                       np.concatenate([b for _, b in tested]))
-    result = {"f1": c.f1, "event_f1": metrics.pooled_event_f1(tested, 0)}
-    if benchmark == "nab":
-        pairs = [(starts, s.labels) for (_, starts), s in zip(decided, streams)]
-        for profile in PROFILES:
-            result[f"nab_score_{profile}"] = corpus_score(pairs, PROFILES[profile])["score"]
-    return result
+    return figures_of(benchmark, streams, decided, 0)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -91,14 +91,21 @@ def row_alarms(stream: ScoredStream, policy: Policy) -> np.ndarray:
 
 def evaluate(benchmark: str, streams: list[ScoredStream], policy: Policy) -> dict:
     decided = [row_decisions(s, policy) for s in streams]
-    tested = [(a[s.test_start:], s.labels[s.test_start:]) for (a, _, _), s in zip(decided, streams)]
     gap = decided[0][2] if decided else 0
+    return figures_of(benchmark, streams, [(a, starts) for a, starts, _ in decided], gap)
+
+
+def figures_of(benchmark: str, streams: list[ScoredStream],
+               decided: list[tuple[np.ndarray, np.ndarray]], gap: int) -> dict:
+    """Point and event figures (and NAB's scores on NAB) of each stream's per-row (alarms,
+    episode starts); ``gap``: the re-arm time in rows, for the event metrics."""
+    tested = [(a[s.test_start:], s.labels[s.test_start:]) for (a, _), s in zip(decided, streams)]
     c = metrics.counts(np.concatenate([a for a, _ in tested]),
                        np.concatenate([b for _, b in tested]))
     result = {"f1": c.f1, "precision": c.precision, "recall": c.recall,
               "event_f1": metrics.pooled_event_f1(tested, gap)}
     if benchmark == "nab":
-        pairs = [(starts, s.labels) for (_, starts, _), s in zip(decided, streams)]
+        pairs = [(starts, s.labels) for (_, starts), s in zip(decided, streams)]
         for profile in PROFILES:
             result[f"nab_score_{profile}"] = corpus_score(pairs, PROFILES[profile])["score"]
     return result

@@ -185,18 +185,15 @@ def read_legacy_state_dict(path: str | Path) -> dict[str, np.ndarray]:
     """{parameter name: array} from a legacy ``torch.save`` file of a state dict."""
     path = Path(path)
     with path.open("rb") as f:
-        def load():
-            return _read_record(f)
-
-        magic = load()
+        magic = _read_record(f)
         if magic != LEGACY_MAGIC:
             raise ValueError(f"{path} is not a legacy PyTorch file (magic {magic!r})")
-        protocol = load()
+        protocol = _read_record(f)
         if protocol != LEGACY_PROTOCOL:
             raise ValueError(f"{path}: legacy protocol {protocol!r}, expected {LEGACY_PROTOCOL}")
-        load()  # system info (endianness, type sizes)
-        state = load()
-        keys = [str(k) for k in load()]
+        _read_record(f)  # system info (endianness, type sizes)
+        state = _read_record(f)
+        keys = [str(k) for k in _read_record(f)]
         if not isinstance(state, dict):
             raise ValueError(f"{path} holds a {type(state).__name__}, expected a state dict")
         tensors = {name: v for name, v in state.items() if isinstance(v, _TensorRef)}

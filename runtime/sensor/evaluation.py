@@ -110,7 +110,8 @@ def _per_row(detector: SensorDetector, rows: int, ends: np.ndarray,
     return scores, alarms
 
 
-def between_windows(scores: np.ndarray, values: np.ndarray, before=False) -> np.ndarray:
+def between_windows(scores: np.ndarray, values: np.ndarray,
+                    before: bool | float = False) -> np.ndarray:
     """Per-row ``values`` (alarms, or the scores themselves) where a row between window ends (NaN
     score) takes the value of the last window that ended before it (``before`` ahead of the
     first)."""
