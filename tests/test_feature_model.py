@@ -206,6 +206,35 @@ def test_top_mean_score_is_the_mean_of_the_highest_cells():
         TopMeanScore(0)
 
 
+def test_global_distance_is_the_mahalanobis_distance_of_the_frame_statistics():
+    rng = np.random.default_rng(4)
+    normal = rng.gamma(2.0, 1.0, size=(40, 4, 5, 3)).astype(np.float32)
+    weights = feature_model.global_statistics(normal, shrinkage=0.1)
+    layer = feature_model.GlobalDistance()
+    frames = np.concatenate([normal, normal[:2] * 2.0, normal[:2] + 3.0])
+    layer.build(frames.shape)
+    layer.set_weights(list(weights))
+    got = np.asarray(layer(frames))
+
+    def statistics(x):
+        flat = x.reshape(len(x), -1, x.shape[-1]).astype(np.float64)
+        return np.concatenate([flat.mean(1), flat.std(1)], 1)
+
+    reference = statistics(normal)
+    center, scale = reference.mean(0), reference.std(0)
+    scaled = (reference - center) / scale
+    covariance = 0.9 * np.cov(scaled, rowvar=False) + 0.1 * np.eye(6)
+    q = (statistics(frames) - center) / scale
+    want = np.sqrt(np.einsum("ij,jk,ik->i", q, np.linalg.inv(covariance), q))
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3)
+    # Frames with twice the contrast, or shifted, lie beyond every normal frame.
+    assert got[40:].min() > got[:40].max()
+    with pytest.raises(ValueError, match="`global_shrinkage` must be in \\(0, 1\\]; received 0"):
+        feature_model.global_statistics(normal, shrinkage=0)
+    with pytest.raises(ValueError, match="at least 2 training images; received 1"):
+        feature_model.global_statistics(normal[:1], shrinkage=0.1)
+
+
 # -- end to end ---------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -283,9 +312,10 @@ def test_fused_model_sums_the_standardized_scores_and_exports(features_category,
     trained = train_image(features_category, tmp_path / "fused.keras", options, verbose=0)
     record = trained.run.record["training"]
     assert record["architecture"] == "fused"
-    (u_mean, u_std), (f_mean, f_std) = (record["model"]["standardization"][k]
-                                        for k in ("unet", "features"))
-    assert u_std > 0 and f_std > 0 and record["model"]["features"]["bank"] == 128
+    (u_mean, u_std), (f_mean, f_std), (g_mean, g_std) = (
+        record["model"]["standardization"][k] for k in ("unet", "features", "global"))
+    assert u_std > 0 and f_std > 0 and g_std > 0 and record["model"]["features"]["bank"] == 128
+    assert record["model"]["features"]["global_branch"] is True
 
     import keras
 
@@ -293,8 +323,10 @@ def test_fused_model_sums_the_standardized_scores_and_exports(features_category,
     unet = fused.get_layer("vigil_image_scorer")
     features = fused.get_layer("vigil_feature_scorer")
     images = trained.run.validation[:4]
+    feature_out = features(images)
     want = ((np.asarray(unet(images)["score"]) - u_mean) / u_std
-            + (np.asarray(features(images)["score"]) - f_mean) / f_std)
+            + (np.asarray(feature_out["score"]) - f_mean) / f_std
+            + (np.asarray(feature_out["global_score"]) - g_mean) / g_std)
     np.testing.assert_allclose(np.asarray(fused(images)["score"]), want, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(np.asarray(fused(images)["anomaly_map"]),
                                np.asarray(unet(images)["anomaly_map"]), rtol=1e-5, atol=1e-5)
@@ -302,7 +334,7 @@ def test_fused_model_sums_the_standardized_scores_and_exports(features_category,
     report = export_image(tmp_path / "fused.keras", tmp_path / "fused.onnx",
                           ExportOptions(precision=Precision.FP32))
     detector = runtime.load(report.path)
-    assert detector.spec.score_reduction.startswith("the sum of two scores")
+    assert detector.spec.score_reduction.startswith("the sum of three scores")
     np.testing.assert_allclose(detector.score(images), np.asarray(fused(images)["score"]),
                                rtol=1e-3, atol=1e-3)
     with pytest.raises(ValueError, match="must share one input size"):

@@ -8,6 +8,11 @@ the exported graph. A patch's anomaly is its Euclidean distance to the nearest b
 map is smoothed and upsampled to the input; the image score is the mean of the smoothed map's
 highest 5 % (its maximum is often one stray patch: on the tiles, ELPV mono and poly the mean of
 the top 5 % scored higher than the maximum on all three; README, "Three image models").
+With ``global_branch`` the model also gives a ``global_score``: how far the whole frame's feature
+statistics (each channel's mean and std over the frame) lie from the normal training frames'
+(a Mahalanobis distance under a shrunk covariance). A part that is missing or moved, or a frame
+that is unusual as a whole, shifts these statistics where no single patch may stand out; the
+fused model adds it as a third score (README, "Three image models").
 Layers after the backbone are named ``postprocess_*`` and stay float when quantized.
 """
 
@@ -35,6 +40,7 @@ class FeatureModelOptions:
     projection: int = 128                # coreset selection runs on a random projection
     smoothing_sigma: float = 4.0         # Gaussian smoothing of the map, in input pixels
     score_top: float = 0.05              # image score: mean of the map's highest 5 % (0: its max)
+    global_shrinkage: float = 0.01       # the global branch's covariance shrinkage toward identity
     seed: int = 0
 
 
@@ -71,6 +77,56 @@ class NearestDistance(layers.Layer):
         return {**super().get_config(), "entries": self.entries}
 
 
+@keras.saving.register_keras_serializable(package="vigil")
+class GlobalDistance(layers.Layer):
+    """(batch, h, w, c) features -> (batch,) Mahalanobis distance of the frame's statistics
+    e = [each channel's mean, each channel's std] over the frame from the normal frames':
+    |((e - center) * inverse_scale) @ whitening|, with fixed center and inverse_scale (2c,) and
+    whitening (2c, 2c), the Cholesky factor of the inverse covariance of the scaled statistics."""
+
+    def build(self, input_shape):
+        width = 2 * int(input_shape[-1])
+        self.center = self.add_weight(shape=(width,), initializer="zeros", trainable=False,
+                                      name="center")
+        self.inverse_scale = self.add_weight(shape=(width,), initializer="ones",
+                                             trainable=False, name="inverse_scale")
+        self.whitening = self.add_weight(shape=(width, width), initializer="identity",
+                                         trainable=False, name="whitening")
+
+    def call(self, x):
+        statistics = frame_statistics(x)
+        whitened = ops.matmul((statistics - self.center) * self.inverse_scale, self.whitening)
+        return ops.sqrt(ops.sum(whitened * whitened, axis=-1))
+
+
+def frame_statistics(x):
+    """(batch, h, w, c) -> (batch, 2c): each channel's mean, then its std, over the frame."""
+    mean = ops.mean(x, axis=(1, 2))
+    spread = ops.sqrt(ops.maximum(ops.mean(x * x, axis=(1, 2)) - mean * mean, 0.0))
+    return ops.concatenate([mean, spread], axis=-1)
+
+
+def global_statistics(features: np.ndarray, shrinkage: float
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``GlobalDistance``'s (center, inverse_scale, whitening) from normal training frames'
+    features (n, h, w, c): the statistics are centred and scaled per dimension, their
+    correlation shrunk toward the identity by ``shrinkage`` and inverted."""
+    if len(features) < 2:
+        raise ValueError(f"the global branch needs at least 2 training images; received "
+                         f"{len(features)}")
+    if not 0 < shrinkage <= 1:
+        raise ValueError(f"`global_shrinkage` must be in (0, 1]; received {shrinkage}")
+    flat = features.reshape(len(features), -1, features.shape[-1]).astype(np.float64)
+    statistics = np.concatenate([flat.mean(axis=1), flat.std(axis=1)], axis=1)
+    center = statistics.mean(axis=0)
+    scale = np.maximum(statistics.std(axis=0), 1e-6)
+    scaled = (statistics - center) / scale
+    covariance = (1 - shrinkage) * np.cov(scaled, rowvar=False) + shrinkage * np.eye(len(center))
+    whitening = np.linalg.cholesky(np.linalg.inv(covariance))
+    return (center.astype(np.float32), (1 / scale).astype(np.float32),
+            whitening.astype(np.float32))
+
+
 def size_problem(options: FeatureModelOptions) -> str | None:
     """Why ``options`` do not fit the backbone, or None."""
     coarsest = max(efficientnet_lite.STAGE_STRIDES[s - 1] for s in options.levels)
@@ -83,6 +139,8 @@ def size_problem(options: FeatureModelOptions) -> str | None:
         return f"`neighbourhood` must be odd and positive; received {options.neighbourhood}"
     if options.bank < 16:
         return f"`bank` must be at least 16; received {options.bank}"
+    if not 0 < options.global_shrinkage <= 1:
+        return (f"`global_shrinkage` must be in (0, 1]; received {options.global_shrinkage}")
     if not 0 <= options.score_top <= 1:
         return (f"`score_top` must be in [0, 1] (0: the map's maximum); received "
                 f"{options.score_top}")
@@ -117,16 +175,25 @@ def build_extractor(channels: int, color: str, options: FeatureModelOptions,
 
 
 def build_scoring_model(extractor: keras.Model, bank: np.ndarray,
-                        options: FeatureModelOptions) -> keras.Model:
-    """uint8 frames in; score and anomaly_map (size x size) out, like the U-Net's scorer."""
+                        options: FeatureModelOptions,
+                        global_weights: tuple[np.ndarray, ...] | None = None) -> keras.Model:
+    """uint8 frames in; score and anomaly_map (size x size) out, like the U-Net's scorer; with
+    ``global_weights`` (from ``global_statistics``) also global_score (batch,)."""
     frames = extractor.input
     nearest = NearestDistance(len(bank), name="postprocess_nearest")
     distance = nearest(extractor.output)
     nearest.set_weights([np.asarray(bank, np.float32)])
     smooth = GaussianSmooth(options.smoothing_sigma / FEATURE_STRIDE,
                             name="postprocess_smooth")(distance)
-    return scorer_from_maps(frames, smooth, smooth, FEATURE_STRIDE, "vigil_feature_scorer",
-                            top_fraction=options.score_top)
+    scorer = scorer_from_maps(frames, smooth, smooth, FEATURE_STRIDE, "vigil_feature_scorer",
+                              top_fraction=options.score_top)
+    if global_weights is None:
+        return scorer
+    branch = GlobalDistance(name="postprocess_global")
+    global_score = branch(extractor.output)
+    branch.set_weights(list(global_weights))
+    outputs = {**scorer.output, "global_score": layers.Identity(name="global_score")(global_score)}
+    return keras.Model(frames, outputs, name="vigil_feature_scorer")
 
 
 def greedy_coreset(features: np.ndarray, size: int, projection: int,
@@ -153,11 +220,14 @@ def greedy_coreset(features: np.ndarray, size: int, projection: int,
 
 
 def fit(train_images: np.ndarray, color: str, options: FeatureModelOptions,
-        verbose: int = 1) -> tuple[keras.Model, dict]:
-    """(the scoring model, what was done) from uint8 normal images (n, size, size, c)."""
+        verbose: int = 1, global_branch: bool = False) -> tuple[keras.Model, dict]:
+    """(the scoring model, what was done) from uint8 normal images (n, size, size, c); with
+    ``global_branch`` the model also outputs ``global_score``."""
     started = time.perf_counter()
     extractor = build_extractor(train_images.shape[-1], color, options)
     features = extractor.predict(train_images, batch_size=8, verbose=0)
+    global_weights = (global_statistics(features, options.global_shrinkage)
+                      if global_branch else None)
     n, h, w, c = features.shape
     flat = features.reshape(-1, c)
     rng = np.random.default_rng(options.seed)
@@ -167,8 +237,8 @@ def fit(train_images: np.ndarray, color: str, options: FeatureModelOptions,
     size = min(options.bank, len(flat))
     progress = StepProgress(size, verbose, label="coreset", metric="radius")
     bank = flat[greedy_coreset(flat, size, options.projection, rng, progress)]
-    scorer = build_scoring_model(extractor, bank, options)
-    return scorer, {"patches": int(n * h * w), "patches_used": int(len(flat)),
+    scorer = build_scoring_model(extractor, bank, options, global_weights)
+    return scorer, {"global_branch": global_branch,"patches": int(n * h * w), "patches_used": int(len(flat)),
                     "feature_channels": int(c), "bank": int(len(bank)),
                     "feature_seconds": round(extracted, 1),
                     "coreset_seconds": round(time.perf_counter() - started - extracted, 1),

@@ -170,21 +170,27 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
 
         unet, unet_reduction, unet_record = _fit_unet(train_images, channels, options, rng,
                                                       verbose)
-        features, features_reduction, features_record = _fit_features(train_images, color,
-                                                                      options, verbose)
+        features, features_reduction, features_record = _fit_features(
+            train_images, color, options, verbose, global_branch=True)
         normal_validation = validation_images[~validation_labels]
-        unet_stats = normal_statistics(unet, normal_validation)
-        feature_stats = normal_statistics(features, normal_validation)
-        scorer = build_fused_model(unet, features, unet_stats, feature_stats)
+        (unet_stats,) = normal_statistics(unet, normal_validation)
+        feature_stats, global_stats = normal_statistics(features, normal_validation,
+                                                        ("score", "global_score"))
+        scorer = build_fused_model(unet, features, unet_stats, feature_stats, global_stats)
         probabilities = False
-        reduction = (f"the sum of two scores, each standardized by the mean and std of its "
+        reduction = (f"the sum of three scores, each standardized by the mean and std of its "
                      f"scores on the held-out normal images (U-Net {unet_stats[0]:.4g} +- "
                      f"{unet_stats[1]:.4g}, features {feature_stats[0]:.4g} +- "
-                     f"{feature_stats[1]:.4g}); the map is the U-Net's. U-Net: "
-                     f"{unet_reduction}. Features: {features_reduction}")
+                     f"{feature_stats[1]:.4g}, global {global_stats[0]:.4g} +- "
+                     f"{global_stats[1]:.4g}); the map is the U-Net's. U-Net: "
+                     f"{unet_reduction}. Features: {features_reduction}. Global: the Mahalanobis "
+                     f"distance of the frame's feature statistics (each channel's mean and std "
+                     f"over the frame) from the normal training frames' (covariance shrunk by "
+                     f"{options.features.global_shrinkage})")
         model_record = {"unet": unet_record, "features": features_record,
                         "standardization": {"unet": list(unet_stats),
-                                            "features": list(feature_stats)}}
+                                            "features": list(feature_stats),
+                                            "global": list(global_stats)}}
     outputs = scorer.predict(validation_images, batch_size=8, verbose=0)
     scores = np.asarray(outputs["score"], dtype=np.float64).reshape(-1)
     maps = np.asarray(outputs["anomaly_map"])
@@ -235,9 +241,10 @@ def _fit_unet(train_images: np.ndarray, channels: int, options: ImageTrainingOpt
 
 
 def _fit_features(train_images: np.ndarray, color: str, options: ImageTrainingOptions,
-                  verbose: int):
+                  verbose: int, global_branch: bool = False):
     """(the feature model's scoring model, its score reduction in words, its record)."""
-    scorer, fitted = feature_model.fit(train_images, color, options.features, verbose)
+    scorer, fitted = feature_model.fit(train_images, color, options.features, verbose,
+                                       global_branch)
     return (scorer, feature_model.score_reduction(options.features),
             _plain({**asdict(options.features), **fitted}))
 
