@@ -2,7 +2,9 @@
 
 Batch 1, one thread, medians of interleaved rounds (every engine sees the same machine noise).
 Also the end-to-end pipeline (decode JPEG + preprocess + infer + overlay) against inference
-alone, in frames per second. Prints ratios; writes JSON.
+alone, in frames per second, and the arithmetic limit: the INT8 graph's operations over this
+machine's measured one-thread u8s8 GEMM rate, the time no engine's kernels here beat, set beside
+the runtime and the times the speed goals ask for. Prints ratios; writes JSON.
 
     python benchmarks/latency_camera.py --json results/latency_camera.json
     python benchmarks/latency_camera.py --architecture features --json results/latency_features.json
@@ -74,6 +76,26 @@ def pipeline_fps(detector, raw: list[np.ndarray], folder: Path, repeats: int = 2
             "pipeline_over_inference": end_to_end / inference}
 
 
+def arithmetic_limit(int8_path: Path, p50_ms: dict[str, float]) -> dict:
+    """The INT8 graph's floor on this machine (its operations at the measured one-thread u8s8
+    GEMM rate) beside the runtime's p50 and the goals' times (1.2x faster than TFLite INT8, 5x
+    faster than Keras under tf.function), each as a multiple of the floor (below 1: faster
+    than the kernels can run)."""
+    from vigil.benchmarks.bench import measured_roof
+    from vigil.benchmarks.flops import count_flops
+
+    ops = count_flops(int8_path)["ops"]
+    roof = measured_roof()["u8s8_ops_per_s"]
+    floor_ms = ops / roof * 1e3
+    times = {"runtime_int8": p50_ms["runtime_int8"]}
+    if "tflite_int8" in p50_ms:
+        times["goal_1.2x_faster_than_tflite_int8"] = p50_ms["tflite_int8"] / 1.2
+    if "keras_tf_function" in p50_ms:
+        times["goal_5x_faster_than_keras_tf_function"] = p50_ms["keras_tf_function"] / 5
+    return {"ops_per_frame": ops, "u8s8_ops_per_s_one_thread": roof, "floor_ms": floor_ms,
+            "ms": times, "over_floor": {k: v / floor_ms for k, v in times.items()}}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--keras", type=Path)
@@ -104,8 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         int8 = load(int8_path, threads=1)
         raw = [f.image for f in frames(24, seed=9, defect_rate=0.3, height=int8.spec.height,
                                        width=int8.spec.width)]
+        p50 = {name: s["p50_ms"] for name, s in base["stats"].items()}
         result = {**base, "input": list(int8.input_shape),
-                  "pipeline_one_inference_thread": pipeline_fps(int8, raw, Path(scratch))}
+                  "pipeline_one_inference_thread": pipeline_fps(int8, raw, Path(scratch)),
+                  "arithmetic_limit": arithmetic_limit(int8_path, p50)}
     text = json.dumps(result, indent=2)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -113,6 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     for name, s in result["stats"].items():
         print(f"{name:>13}: p50 {s['p50_ms']:.3f} ms  p99 {s['p99_ms']:.3f} ms")
     print(", ".join(f"{k} = {v:.2f}x" for k, v in result["ratios"].items()))
+    limit = result["arithmetic_limit"]
+    print(f"arithmetic limit {limit['floor_ms']:.2f} ms ({limit['ops_per_frame'] / 1e9:.2f} G ops "
+          f"at {limit['u8s8_ops_per_s_one_thread'] / 1e9:.0f} G ops/s): "
+          + ", ".join(f"{k} {limit['ms'][k]:.2f} ms = {v:.2f}x"
+                      for k, v in limit["over_floor"].items()))
     p = result["pipeline_one_inference_thread"]
     print(f"pipeline {p['pipeline_fps']:.0f} fps vs inference {p['inference_fps']:.0f} fps "
           f"({p['pipeline_over_inference']:.2f})")

@@ -65,3 +65,28 @@ def test_the_prepared_gpu_check_runs_here_and_says_what_it_could_not_test(tmp_pa
         assert cpu["batch1_p50_ms"] > 0 and cpu["batch32_items_per_s"] > 0
     if not result["gpu_tested"]:
         assert "the GPU path is untested" in result["verdict"]
+
+
+def test_camera_latency_sets_the_goals_beside_the_arithmetic_limit(tmp_path):
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from vigil.benchmarks.latency_camera import arithmetic_limit
+
+    weights = numpy_helper.from_array(np.ones((64, 32), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 32])],
+                              [weights])
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    limit = arithmetic_limit(path, {"runtime_int8": 2.0, "tflite_int8": 3.0,
+                                    "keras_tf_function": 20.0})
+    assert limit["ops_per_frame"] == 2 * 64 * 32
+    floor = limit["ops_per_frame"] / limit["u8s8_ops_per_s_one_thread"] * 1e3
+    assert limit["floor_ms"] == pytest.approx(floor)
+    assert limit["ms"] == pytest.approx({"runtime_int8": 2.0,
+                                         "goal_1.2x_faster_than_tflite_int8": 2.5,
+                                         "goal_5x_faster_than_keras_tf_function": 4.0})
+    assert limit["over_floor"]["runtime_int8"] == pytest.approx(2.0 / floor)
