@@ -1,11 +1,17 @@
-"""What the image benchmarks share: the model choice as `vigil train image` spells it, and
-the per-image scores they record (so that models can be compared image by image later)."""
+"""What the image benchmarks share: the model choice as `vigil train image` spells it, the
+per-image scores they record (so that models can be compared image by image later), and, for a
+fused model, what each of its scores contributes."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+from itertools import combinations
+from pathlib import Path
 
-from vigil.training.train_image import ImageTrainingOptions
+import numpy as np
+
+from vigil.runtime.core import metrics
+from vigil.training.train_image import ImageTrainingOptions, load_images
 
 
 def architecture_options(options: ImageTrainingOptions, architecture: str | None,
@@ -28,3 +34,33 @@ def per_image(scored, detector) -> dict:
     return {"score_stats": {"count": stats.count, "mean": stats.mean, "std": stats.std},
             "images": [{"file": item.path.name, "defect": item.defect,
                         "score": float(score)} for item, score in zip(scored.items, scored.scores)]}
+
+
+FUSED_PARTS = ("unet", "features", "global")
+
+
+def fused_components(keras_path: str | Path, items, detector) -> dict:
+    """A fused model's ablation on the labeled test ``items``: image AUROC of each of its
+    standardized scores alone, of each sum of two and of the whole sum, computed with the Keras
+    model (FP32) on the frames the runtime would feed it."""
+    import keras
+
+    import vigil.training.feature_model  # noqa: F401  (custom layers)
+    import vigil.training.fused_model  # noqa: F401
+    import vigil.training.image_model  # noqa: F401
+
+    model = keras.models.load_model(keras_path, safe_mode=True, compile=False)
+    names = [n for n in FUSED_PARTS
+             if any(layer.name == f"postprocess_standardize_score_{n}" for layer in model.layers)]
+    parts = keras.Model(model.input, [model.get_layer(f"postprocess_standardize_score_{n}").output
+                                      for n in names])
+    spec = detector.spec
+    images, _ = load_images(items, spec.height, spec.color)
+    outputs = parts.predict(images, batch_size=8, verbose=0)
+    scores = {n: np.asarray(o, np.float64).reshape(-1) for n, o in zip(names, outputs)}
+    labels = np.array([i.anomalous for i in items])
+    result = {}
+    for count in range(1, len(names) + 1):
+        for group in combinations(names, count):
+            result["+".join(group)] = metrics.auroc(sum(scores[n] for n in group), labels)
+    return {"image_auroc": result, "note": "Keras FP32, each score standardized as the graph does"}

@@ -37,7 +37,8 @@ from vigil.runtime.camera.evaluation import evaluate_images, test_items  # noqa:
 from vigil.runtime.core import metrics  # noqa: E402
 from vigil.runtime.core.report import json_text  # noqa: E402
 from vigil.training.train_image import ImageTrainingOptions, train_image  # noqa: E402
-from vigil.benchmarks.image_runs import architecture_options, per_image  # noqa: E402
+from vigil.benchmarks.image_runs import (  # noqa: E402
+    architecture_options, fused_components, per_image)
 
 TYPES = ("mono", "poly")
 TEST_EVERY = 3
@@ -88,7 +89,10 @@ def run_type(data: Path, cell_type: str, options: ImageTrainingOptions, scratch:
             "test_defect": int(sum(i.anomalous for i in items)),
             "precision_format": exported.precision, "parity": exported.parity,
             "train_seconds": train_seconds, "architecture": options.architecture,
-            **intensity_baselines(items), "per_image": per_image(scored, detector)}
+            **intensity_baselines(items), "per_image": per_image(scored, detector),
+            **({"fused_components": fused_components(scratch / f"{cell_type}.keras", items,
+                                                     detector)}
+               if options.architecture == "fused" else {})}
     log(f"  {cell_type}: image AUROC {part['image_auroc']:.3f} (mean brightness "
         f"{part['mean_brightness_auroc']:.3f}), F1 {part['f1']:.3f}, trained in "
         f"{train_seconds:.0f} s")

@@ -27,7 +27,8 @@ from vigil.runtime.camera.evaluation import evaluate_images, test_items  # noqa:
 from vigil.runtime.camera.report import write_image_report  # noqa: E402
 from vigil.runtime.core.report import json_text  # noqa: E402
 from vigil.training.train_image import ImageTrainingOptions, train_image  # noqa: E402
-from vigil.benchmarks.image_runs import architecture_options, per_image  # noqa: E402
+from vigil.benchmarks.image_runs import (  # noqa: E402
+    architecture_options, fused_components, per_image)
 
 DEFECTS = ("MT_Blowhole", "MT_Break", "MT_Crack", "MT_Fray", "MT_Uneven")
 
@@ -63,7 +64,8 @@ def run(data: Path, options: ImageTrainingOptions, scratch: Path, report: Path |
     log(f"trained in {train_seconds:.0f} s")
     exported = export_image(scratch / "mt.keras", scratch / "mt.onnx")
     detector = load(exported.path, threads=1)
-    result, scored = evaluate_images(detector, test_items(root))
+    items = test_items(root)
+    result, scored = evaluate_images(detector, items)
     if report is not None:
         write_image_report(result, scored, detector, report, "magnetic-tile INT8")
     return {"image_auroc": result["image_auroc"], "pixel_auroc": result["pixel_auroc"],
@@ -73,7 +75,9 @@ def run(data: Path, options: ImageTrainingOptions, scratch: Path, report: Path |
             "architecture": options.architecture,
             "parity": exported.parity, "per_defect": result["per_defect"],
             "thresholds": {"image": trained.threshold.value, "pixel": trained.pixel_threshold.value},
-            "per_image": per_image(scored, detector)}
+            "per_image": per_image(scored, detector),
+            **({"fused_components": fused_components(scratch / "mt.keras", items, detector)}
+               if options.architecture == "fused" else {})}
 
 
 def main(argv: list[str] | None = None) -> int:

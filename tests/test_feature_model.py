@@ -337,6 +337,23 @@ def test_fused_model_sums_the_standardized_scores_and_exports(features_category,
     assert detector.spec.score_reduction.startswith("the sum of three scores")
     np.testing.assert_allclose(detector.score(images), np.asarray(fused(images)["score"]),
                                rtol=1e-3, atol=1e-3)
+
+    # The benchmarks' ablation: each score alone, each pair, and the whole sum, which ranks the
+    # test images as the artifact does.
+    from vigil.benchmarks.image_runs import fused_components
+    from vigil.runtime.camera.evaluation import test_items
+    from vigil.runtime.core import metrics
+
+    items = test_items(features_category)
+    ablation = fused_components(tmp_path / "fused.keras", items, detector)["image_auroc"]
+    assert set(ablation) == {"unet", "features", "global", "unet+features", "unet+global",
+                             "features+global", "unet+features+global"}
+    labels = np.array([i.anomalous for i in items])
+    from vigil.runtime.camera.datasets import read_image
+
+    artifact_scores = detector.score([read_image(i.path) for i in items])
+    assert ablation["unet+features+global"] == pytest.approx(
+        metrics.auroc(artifact_scores, labels), abs=0.02)
     with pytest.raises(ValueError, match="must share one input size"):
         train_image(features_category, tmp_path / "x.keras",
                     replace(options, features=replace(options.features, size=256)))
