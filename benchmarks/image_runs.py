@@ -39,28 +39,53 @@ def per_image(scored, detector) -> dict:
 FUSED_PARTS = ("unet", "features", "global")
 
 
-def fused_components(keras_path: str | Path, items, detector) -> dict:
+def fused_components(keras_path: str | Path, items, detector, held_out: np.ndarray | None = None,
+                     calibration: dict | None = None) -> dict:
     """A fused model's ablation on the labeled test ``items``: image AUROC of each of its
     standardized scores alone, of each sum of two and of the whole sum, computed with the Keras
-    model (FP32) on the frames the runtime would feed it."""
+    model (FP32) on the frames the runtime would feed it. With the ``held_out`` normal images
+    and the artifact's ``calibration`` rule, also each sum's threshold by that rule (as training
+    sets the fused model's) and the precision, recall and F1 it gives on ``items``."""
     import keras
 
     import vigil.training.feature_model  # noqa: F401  (custom layers)
     import vigil.training.fused_model  # noqa: F401
     import vigil.training.image_model  # noqa: F401
+    from vigil.runtime.core.thresholds import ThresholdMethod, calibrate
 
     model = keras.models.load_model(keras_path, safe_mode=True, compile=False)
     names = [n for n in FUSED_PARTS
              if any(layer.name == f"postprocess_standardize_score_{n}" for layer in model.layers)]
     parts = keras.Model(model.input, [model.get_layer(f"postprocess_standardize_score_{n}").output
                                       for n in names])
+
+    def scores_of(images: np.ndarray) -> dict[str, np.ndarray]:
+        outputs = parts.predict(images, batch_size=8, verbose=0)
+        return {n: np.asarray(o, np.float64).reshape(-1) for n, o in zip(names, outputs)}
+
     spec = detector.spec
     images, _ = load_images(items, spec.height, spec.color)
-    outputs = parts.predict(images, batch_size=8, verbose=0)
-    scores = {n: np.asarray(o, np.float64).reshape(-1) for n, o in zip(names, outputs)}
+    scores = scores_of(images)
+    normal = scores_of(held_out) if held_out is not None and calibration is not None else None
+    gaussian = calibration is not None and ThresholdMethod(calibration["method"]) in (
+        ThresholdMethod.GAUSSIAN, ThresholdMethod.PERCENTILE)
     labels = np.array([i.anomalous for i in items])
-    result = {}
+    auroc, at_threshold = {}, {}
     for count in range(1, len(names) + 1):
         for group in combinations(names, count):
-            result["+".join(group)] = metrics.auroc(sum(scores[n] for n in group), labels)
-    return {"image_auroc": result, "note": "Keras FP32, each score standardized as the graph does"}
+            key = "+".join(group)
+            total = sum(scores[n] for n in group)
+            auroc[key] = metrics.auroc(total, labels)
+            if normal is not None and gaussian:
+                threshold = calibrate(calibration["method"], sum(normal[n] for n in group),
+                                      **calibration.get("params", {})).value
+                alarms = total > threshold
+                hits = int((alarms & labels).sum())
+                precision = hits / max(int(alarms.sum()), 1)
+                recall = hits / max(int(labels.sum()), 1)
+                at_threshold[key] = {"threshold": threshold, "precision": precision,
+                                     "recall": recall, "f1": 2 * precision * recall /
+                                     max(precision + recall, 1e-12)}
+    return {"image_auroc": auroc, **({"at_threshold": at_threshold} if at_threshold else {}),
+            "note": "Keras FP32, each score standardized as the graph does; thresholds by the "
+                    "artifact's rule on the held-out normal images"}

@@ -90,8 +90,9 @@ def run_type(data: Path, cell_type: str, options: ImageTrainingOptions, scratch:
             "precision_format": exported.precision, "parity": exported.parity,
             "train_seconds": train_seconds, "architecture": options.architecture,
             **intensity_baselines(items), "per_image": per_image(scored, detector),
-            **({"fused_components": fused_components(scratch / f"{cell_type}.keras", items,
-                                                     detector)}
+            **({"fused_components": fused_components(
+                scratch / f"{cell_type}.keras", items, detector, trained.run.normal_validation,
+                trained.run.record["calibration"])}
                if options.architecture == "fused" else {})}
     log(f"  {cell_type}: image AUROC {part['image_auroc']:.3f} (mean brightness "
         f"{part['mean_brightness_auroc']:.3f}), F1 {part['f1']:.3f}, trained in "

@@ -76,7 +76,9 @@ def run(data: Path, options: ImageTrainingOptions, scratch: Path, report: Path |
             "parity": exported.parity, "per_defect": result["per_defect"],
             "thresholds": {"image": trained.threshold.value, "pixel": trained.pixel_threshold.value},
             "per_image": per_image(scored, detector),
-            **({"fused_components": fused_components(scratch / "mt.keras", items, detector)}
+            **({"fused_components": fused_components(
+                scratch / "mt.keras", items, detector, trained.run.normal_validation,
+                trained.run.record["calibration"])}
                if options.architecture == "fused" else {})}
 
 

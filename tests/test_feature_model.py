@@ -345,7 +345,9 @@ def test_fused_model_sums_the_standardized_scores_and_exports(features_category,
     from vigil.runtime.core import metrics
 
     items = test_items(features_category)
-    ablation = fused_components(tmp_path / "fused.keras", items, detector)["image_auroc"]
+    components = fused_components(tmp_path / "fused.keras", items, detector,
+                                  trained.run.normal_validation, trained.run.record["calibration"])
+    ablation = components["image_auroc"]
     assert set(ablation) == {"unet", "features", "global", "unet+features", "unet+global",
                              "features+global", "unet+features+global"}
     labels = np.array([i.anomalous for i in items])
@@ -354,6 +356,11 @@ def test_fused_model_sums_the_standardized_scores_and_exports(features_category,
     artifact_scores = detector.score([read_image(i.path) for i in items])
     assert ablation["unet+features+global"] == pytest.approx(
         metrics.auroc(artifact_scores, labels), abs=0.02)
+    # The whole sum's threshold by the artifact's rule is the one training chose.
+    whole = components["at_threshold"]["unet+features+global"]
+    assert whole["threshold"] == pytest.approx(trained.threshold.value, rel=1e-3, abs=1e-3)
+    alarms = artifact_scores > trained.threshold.value
+    assert whole["recall"] == pytest.approx(alarms[labels].mean(), abs=0.1)
     with pytest.raises(ValueError, match="must share one input size"):
         train_image(features_category, tmp_path / "x.keras",
                     replace(options, features=replace(options.features, size=256)))
