@@ -15,10 +15,16 @@ from vigil.training.train_image import ImageTrainingOptions, load_images
 
 
 def architecture_options(options: ImageTrainingOptions, architecture: str | None,
-                         bank: int | None) -> ImageTrainingOptions:
-    """``options`` with ``--architecture`` and ``--bank`` applied (None keeps the default)."""
+                         bank: int | None, global_score: bool = False) -> ImageTrainingOptions:
+    """``options`` with ``--architecture``, ``--bank`` and ``--global-score`` applied (None and
+    False keep the defaults)."""
     if architecture is not None:
         options = replace(options, architecture=architecture)
+    if global_score:
+        if options.architecture != "fused":
+            raise ValueError(f"--global-score applies to --architecture fused; received "
+                             f"--architecture {options.architecture}")
+        options = replace(options, features=replace(options.features, global_score=True))
     if bank is not None:
         if options.architecture not in ("features", "fused"):
             raise ValueError(f"--bank applies to --architecture features or fused; received "

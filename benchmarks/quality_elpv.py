@@ -118,12 +118,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--types", default=",".join(TYPES), help="cell types (comma-separated)")
     parser.add_argument("--architecture", choices=["unet", "features", "fused"], default=None,
                         help="the image model (default: library)")
+    parser.add_argument("--global-score", action="store_true",
+                        help="fused: add the global score as a third term")
     parser.add_argument("--bank", type=int, default=None, help="features: memory-bank entries")
     args = parser.parse_args(argv)
     types = tuple(t for t in args.types.split(",") if t)
     if not types or set(types) - set(TYPES):
         parser.error(f"--types must be among {list(TYPES)}; received {args.types!r}")
-    options = architecture_options(ImageTrainingOptions(), args.architecture, args.bank)
+    options = architecture_options(ImageTrainingOptions(), args.architecture, args.bank,
+                                   args.global_score)
     if args.steps:
         options = replace(options, model=replace(options.model, steps=args.steps))
     started = time.perf_counter()

@@ -90,12 +90,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: library)")
     parser.add_argument("--architecture", choices=["unet", "features", "fused"], default=None,
                         help="the image model (default: library)")
+    parser.add_argument("--global-score", action="store_true",
+                        help="fused: add the global score as a third term")
     parser.add_argument("--bank", type=int, default=None, help="features: memory-bank entries")
     parser.add_argument("--keep", type=Path, default=None,
                         help="an empty folder to keep the split, model and artifact in "
                              "(default: a temporary one)")
     args = parser.parse_args(argv)
-    options = architecture_options(ImageTrainingOptions(), args.architecture, args.bank)
+    options = architecture_options(ImageTrainingOptions(), args.architecture, args.bank,
+                                   args.global_score)
     if args.steps:
         options = replace(options, model=replace(options.model, steps=args.steps))
     if args.keep is not None:

@@ -292,6 +292,12 @@ def test_unet_flags_with_features_are_refused(features_category, tmp_path, capsy
     assert main(["train", "image", str(features_category), "-o", str(tmp_path / "u.keras"),
                  "--bank", "64"]) == 2
     assert "--bank applies to --architecture features (or fused)" in capsys.readouterr().err
+    for architecture in ("unet", "features"):
+        assert main(["train", "image", str(features_category), "-o", str(tmp_path / "g.keras"),
+                     "--architecture", architecture, "--global-score"]) == 2
+        assert ("--global-score applies to --architecture fused; this run trains "
+                f"--architecture {architecture}") in capsys.readouterr().err
+    assert not (tmp_path / "g.keras").exists()
 
 
 @pytest.mark.slow
@@ -308,7 +314,8 @@ def test_fused_model_sums_the_standardized_scores_and_exports(features_category,
     options = replace(defaults, architecture="fused",
                       model=ImageModelOptions(size=128, channels=(8, 16, 32), stem=8, steps=30,
                                               batch_size=8, seed=2),
-                      features=replace(defaults.features, size=128, bank=128))
+                      features=replace(defaults.features, size=128, bank=128,
+                                       global_score=True))
     trained = train_image(features_category, tmp_path / "fused.keras", options, verbose=0)
     record = trained.run.record["training"]
     assert record["architecture"] == "fused"
@@ -378,3 +385,17 @@ def test_custom_layer_names_are_unique_across_the_training_modules():
              if inspect.isclass(value) and issubclass(value, keras.layers.Layer)
              and value.__module__ == module.__name__]
     assert len(names) == len(set(names)), sorted(names)
+
+
+@pytest.mark.slow
+def test_fused_through_the_cli_sums_two_scores_by_default(features_category, tmp_path, capsys):
+    from vigil.cli import main
+    from vigil.training.checkpoint import load_run
+
+    model = tmp_path / "fused.keras"
+    assert main(["train", "image", str(features_category), "-o", str(model), "--architecture",
+                 "fused", "--size", "128", "--steps", "20", "--bank", "64", "--quiet"]) == 0
+    record = load_run(model).record
+    assert record["score_reduction"].startswith("the sum of two scores")
+    assert set(record["training"]["model"]["standardization"]) == {"unet", "features"}
+    assert record["training"]["model"]["features"]["global_branch"] is False

@@ -170,27 +170,33 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
 
         unet, unet_reduction, unet_record = _fit_unet(train_images, channels, options, rng,
                                                       verbose)
+        with_global = options.features.global_score
         features, features_reduction, features_record = _fit_features(
-            train_images, color, options, verbose, global_branch=True)
+            train_images, color, options, verbose, global_branch=with_global)
         normal_validation = validation_images[~validation_labels]
         (unet_stats,) = normal_statistics(unet, normal_validation)
-        feature_stats, global_stats = normal_statistics(features, normal_validation,
-                                                        ("score", "global_score"))
-        scorer = build_fused_model(unet, features, unet_stats, feature_stats, global_stats)
+        feature_stats, *global_stats = normal_statistics(
+            features, normal_validation, ("score", "global_score") if with_global else ("score",))
+        scorer = build_fused_model(unet, features, unet_stats, feature_stats,
+                                   global_stats[0] if with_global else None)
         probabilities = False
-        reduction = (f"the sum of three scores, each standardized by the mean and std of its "
-                     f"scores on the held-out normal images (U-Net {unet_stats[0]:.4g} +- "
-                     f"{unet_stats[1]:.4g}, features {feature_stats[0]:.4g} +- "
-                     f"{feature_stats[1]:.4g}, global {global_stats[0]:.4g} +- "
-                     f"{global_stats[1]:.4g}); the map is the U-Net's. U-Net: "
-                     f"{unet_reduction}. Features: {features_reduction}. Global: the Mahalanobis "
-                     f"distance of the frame's feature statistics (each channel's mean and std "
-                     f"over the frame) from the normal training frames' (covariance shrunk by "
-                     f"{options.features.global_shrinkage})")
+        parts = [f"U-Net {unet_stats[0]:.4g} +- {unet_stats[1]:.4g}",
+                 f"features {feature_stats[0]:.4g} +- {feature_stats[1]:.4g}"]
+        if with_global:
+            parts.append(f"global {global_stats[0][0]:.4g} +- {global_stats[0][1]:.4g}")
+        reduction = (f"the sum of {'three' if with_global else 'two'} scores, each standardized "
+                     f"by the mean and std of its scores on the held-out normal images ("
+                     f"{', '.join(parts)}); the map is the U-Net's. U-Net: {unet_reduction}. "
+                     f"Features: {features_reduction}"
+                     + (f". Global: the Mahalanobis distance of the frame's feature statistics "
+                        f"(each channel's mean and std over the frame) from the normal training "
+                        f"frames' (covariance shrunk by {options.features.global_shrinkage})"
+                        if with_global else ""))
+        standardization = {"unet": list(unet_stats), "features": list(feature_stats)}
+        if with_global:
+            standardization["global"] = list(global_stats[0])
         model_record = {"unet": unet_record, "features": features_record,
-                        "standardization": {"unet": list(unet_stats),
-                                            "features": list(feature_stats),
-                                            "global": list(global_stats)}}
+                        "standardization": standardization}
     outputs = scorer.predict(validation_images, batch_size=8, verbose=0)
     scores = np.asarray(outputs["score"], dtype=np.float64).reshape(-1)
     maps = np.asarray(outputs["anomaly_map"])

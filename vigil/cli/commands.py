@@ -179,6 +179,10 @@ def cmd_train_image(args) -> int:
     unet_only = _given(args, "train_view", "rescale_views", "coarse_pass", "quarter_pass",
                        "map_normalization", "steps", "batch_size", "learning_rate")
     features_only = _given(args, "bank")
+    if args.global_score and architecture != "fused":
+        raise ValueError(f"--global-score applies to --architecture fused; this run trains "
+                         f"--architecture {architecture}")
+    features_only.update(_given(args, "global_score"))
     wrong = {"features": unet_only, "unet": features_only}.get(architecture)
     if wrong:
         flags = ", ".join(f"--{name.replace('_', '-')}" for name in wrong)
@@ -773,6 +777,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "fused: both, their standardized scores summed (default unet)")
     image.add_argument("--size", type=int, default=None,
                        help="model input side; frames are stretched to it (default 256)")
+    image.add_argument("--global-score", action="store_true", default=None,
+                       help="fused: also add a global score, the frame's feature statistics "
+                            "(each channel's mean and std) against the normal frames' "
+                            "(default off)")
     image.add_argument("--bank", type=int, default=None,
                        help="features: memory-bank (coreset) entries (default 2048)")
     image.add_argument("--train-view", type=float, default=None,
