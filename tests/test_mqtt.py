@@ -53,6 +53,10 @@ class Broker:
         self.config = folder / "mosquitto.conf"
         self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
                                f"persistence true\npersistence_location {folder}/\n"
+                               # Mosquitto drops QoS 1 messages beyond 1,000 queued for a
+                               # subscriber by default; a subscriber slowed by a busy CI machine
+                               # then misses some of the 1,500 lines a test publishes at once.
+                               "max_queued_messages 0\n"
                                "log_dest none\n")
         self.process: subprocess.Popen | None = None
 
