@@ -73,7 +73,7 @@ def fused_components(keras_path: str | Path, items, detector, held_out: np.ndarr
     images, _ = load_images(items, spec.height, spec.color)
     scores = scores_of(images)
     normal = scores_of(held_out) if held_out is not None and calibration is not None else None
-    gaussian = calibration is not None and ThresholdMethod(calibration["method"]) in (
+    from_normal_scores = calibration is not None and ThresholdMethod(calibration["method"]) in (
         ThresholdMethod.GAUSSIAN, ThresholdMethod.PERCENTILE)
     labels = np.array([i.anomalous for i in items])
     auroc, at_threshold = {}, {}
@@ -82,16 +82,12 @@ def fused_components(keras_path: str | Path, items, detector, held_out: np.ndarr
             key = "+".join(group)
             total = sum(scores[n] for n in group)
             auroc[key] = metrics.auroc(total, labels)
-            if normal is not None and gaussian:
+            if normal is not None and from_normal_scores:
                 threshold = calibrate(calibration["method"], sum(normal[n] for n in group),
                                       **calibration.get("params", {})).value
-                alarms = total > threshold
-                hits = int((alarms & labels).sum())
-                precision = hits / max(int(alarms.sum()), 1)
-                recall = hits / max(int(labels.sum()), 1)
-                at_threshold[key] = {"threshold": threshold, "precision": precision,
-                                     "recall": recall, "f1": 2 * precision * recall /
-                                     max(precision + recall, 1e-12)}
+                c = metrics.counts(total > threshold, labels)
+                at_threshold[key] = {"threshold": threshold, "precision": c.precision,
+                                     "recall": c.recall, "f1": c.f1}
     return {"image_auroc": auroc, **({"at_threshold": at_threshold} if at_threshold else {}),
             "note": "Keras FP32, each score standardized as the graph does; thresholds by the "
                     "artifact's rule on the held-out normal images"}

@@ -322,7 +322,7 @@ def test_fused_model_sums_the_standardized_scores_and_exports(features_category,
     (u_mean, u_std), (f_mean, f_std), (g_mean, g_std) = (
         record["model"]["standardization"][k] for k in ("unet", "features", "global"))
     assert u_std > 0 and f_std > 0 and g_std > 0 and record["model"]["features"]["bank"] == 128
-    assert record["model"]["features"]["global_branch"] is True
+    assert record["model"]["features"]["global_score"] is True
 
     import keras
 
@@ -368,6 +368,10 @@ def test_fused_model_sums_the_standardized_scores_and_exports(features_category,
     assert whole["threshold"] == pytest.approx(trained.threshold.value, rel=1e-3, abs=1e-3)
     alarms = artifact_scores > trained.threshold.value
     assert whole["recall"] == pytest.approx(alarms[labels].mean(), abs=0.1)
+    with pytest.raises(ValueError, match="`global_score` applies to architecture 'fused'; "
+                                         "received architecture 'features'"):
+        train_image(features_category, tmp_path / "x.keras",
+                    replace(options, architecture="features"))
     with pytest.raises(ValueError, match="must share one input size"):
         train_image(features_category, tmp_path / "x.keras",
                     replace(options, features=replace(options.features, size=256)))
@@ -398,4 +402,4 @@ def test_fused_through_the_cli_sums_two_scores_by_default(features_category, tmp
     record = load_run(model).record
     assert record["score_reduction"].startswith("the sum of two scores")
     assert set(record["training"]["model"]["standardization"]) == {"unet", "features"}
-    assert record["training"]["model"]["features"]["global_branch"] is False
+    assert record["training"]["model"]["features"]["global_score"] is False

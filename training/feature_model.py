@@ -8,11 +8,11 @@ the exported graph. A patch's anomaly is its Euclidean distance to the nearest b
 map is smoothed and upsampled to the input; the image score is the mean of the smoothed map's
 highest 5 % (its maximum is often one stray patch: on the tiles, ELPV mono and poly the mean of
 the top 5 % scored higher than the maximum on all three; README, "Three image models").
-With ``global_branch`` the model also gives a ``global_score``: how far the whole frame's feature
-statistics (each channel's mean and std over the frame) lie from the normal training frames'
-(a Mahalanobis distance under a shrunk covariance). A part that is missing or moved, or a frame
-that is unusual as a whole, shifts these statistics where no single patch may stand out; the
-fused model adds it as a third score when asked (``global_score``; README, "Three image models":
+With ``global_score`` set the model also gives a ``global_score`` output: how far the whole
+frame's feature statistics (each channel's mean and std over the frame) lie from the normal
+training frames' (a Mahalanobis distance under a shrunk covariance). A part that is missing or
+moved, or a frame that is unusual as a whole, shifts these statistics where no single patch may
+stand out; the fused model adds it as a third score when asked (README, "Three image models":
 it raised image AUROC on two of three sets but lowered F1 at the calibrated threshold on all).
 Layers after the backbone are named ``postprocess_*`` and stay float when quantized.
 """
@@ -222,14 +222,14 @@ def greedy_coreset(features: np.ndarray, size: int, projection: int,
 
 
 def fit(train_images: np.ndarray, color: str, options: FeatureModelOptions,
-        verbose: int = 1, global_branch: bool = False) -> tuple[keras.Model, dict]:
+        verbose: int = 1) -> tuple[keras.Model, dict]:
     """(the scoring model, what was done) from uint8 normal images (n, size, size, c); with
-    ``global_branch`` the model also outputs ``global_score``."""
+    ``options.global_score`` the model also outputs ``global_score``."""
     started = time.perf_counter()
     extractor = build_extractor(train_images.shape[-1], color, options)
     features = extractor.predict(train_images, batch_size=8, verbose=0)
     global_weights = (global_statistics(features, options.global_shrinkage)
-                      if global_branch else None)
+                      if options.global_score else None)
     n, h, w, c = features.shape
     flat = features.reshape(-1, c)
     rng = np.random.default_rng(options.seed)
@@ -240,7 +240,7 @@ def fit(train_images: np.ndarray, color: str, options: FeatureModelOptions,
     progress = StepProgress(size, verbose, label="coreset", metric="radius")
     bank = flat[greedy_coreset(flat, size, options.projection, rng, progress)]
     scorer = build_scoring_model(extractor, bank, options, global_weights)
-    return scorer, {"global_branch": global_branch,"patches": int(n * h * w), "patches_used": int(len(flat)),
+    return scorer, {"patches": int(n * h * w), "patches_used": int(len(flat)),
                     "feature_channels": int(c), "bank": int(len(bank)),
                     "feature_seconds": round(extracted, 1),
                     "coreset_seconds": round(time.perf_counter() - started - extracted, 1),

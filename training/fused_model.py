@@ -1,15 +1,15 @@
-"""Two image detectors in one graph: the image score is the sum of the U-Net's score, the
-pretrained-feature model's patch score and its global score (the frame's feature statistics
-against the normal frames'), each standardized by the mean and std of its scores on the held-out
-normal images; the anomaly map is the U-Net's.
+"""Two image detectors in one graph: the image score is the sum of the U-Net's score and the
+pretrained-feature model's patch score (with ``global_score``, also its global score: the frame's
+feature statistics against the normal frames'), each standardized by the mean and std of its
+scores on the held-out normal images; the anomaly map is the U-Net's.
 
 The U-Net, trained on synthetic defects, finds thin and faint surface defects and localizes them
 at full resolution; the feature model compares against normal appearance and finds what ImageNet
-features tell apart; the global score catches what shifts the whole frame (a part missing or
-moved) more than any one patch. Their scores are on unrelated scales, so each is put in units of its own
-normal spread first. The feature map (stride 8, a distance whose baseline varies from image to
-image) is not added to the map: summed alike, it took the tiles' pixel AUROC from the U-Net's
-0.858 down to 0.617.
+features tell apart; the global score is meant for what shifts the whole frame (a part missing
+or moved) more than any one patch. Their scores are on unrelated scales, so each is put in units
+of its own normal spread first. The feature map (stride 8, a distance whose baseline varies from
+image to image) is not added to the map: summed alike, it took the tiles' pixel AUROC from the
+U-Net's 0.858 down to 0.617.
 Layers after the two networks are named ``postprocess_*`` and stay float when quantized.
 """
 

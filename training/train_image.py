@@ -137,6 +137,9 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
         problem = feature_model.size_problem(options.features)
         if problem is not None:
             raise ValueError(problem)
+        if options.features.global_score and options.architecture != "fused":
+            raise ValueError(f"`global_score` applies to architecture 'fused'; received "
+                             f"architecture {options.architecture!r}")
         if options.architecture == "fused" and options.features.size != model_options.size:
             raise ValueError(f"the fused models must share one input size; received "
                              f"{model_options.size} (U-Net) and {options.features.size} "
@@ -170,20 +173,21 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
 
         unet, unet_reduction, unet_record = _fit_unet(train_images, channels, options, rng,
                                                       verbose)
-        with_global = options.features.global_score
-        features, features_reduction, features_record = _fit_features(
-            train_images, color, options, verbose, global_branch=with_global)
+        features, features_reduction, features_record = _fit_features(train_images, color,
+                                                                      options, verbose)
         normal_validation = validation_images[~validation_labels]
+        with_global = options.features.global_score
         (unet_stats,) = normal_statistics(unet, normal_validation)
-        feature_stats, *global_stats = normal_statistics(
+        feature_stats, *rest = normal_statistics(
             features, normal_validation, ("score", "global_score") if with_global else ("score",))
-        scorer = build_fused_model(unet, features, unet_stats, feature_stats,
-                                   global_stats[0] if with_global else None)
+        global_stats = rest[0] if rest else None
+        scorer = build_fused_model(unet, features, unet_stats, feature_stats, global_stats)
         probabilities = False
-        parts = [f"U-Net {unet_stats[0]:.4g} +- {unet_stats[1]:.4g}",
-                 f"features {feature_stats[0]:.4g} +- {feature_stats[1]:.4g}"]
-        if with_global:
-            parts.append(f"global {global_stats[0][0]:.4g} +- {global_stats[0][1]:.4g}")
+        standardization = {"unet": unet_stats, "features": feature_stats}
+        if global_stats is not None:
+            standardization["global"] = global_stats
+        parts = [f"{'U-Net' if name == 'unet' else name} {mean:.4g} +- {std:.4g}"
+                 for name, (mean, std) in standardization.items()]
         reduction = (f"the sum of {'three' if with_global else 'two'} scores, each standardized "
                      f"by the mean and std of its scores on the held-out normal images ("
                      f"{', '.join(parts)}); the map is the U-Net's. U-Net: {unet_reduction}. "
@@ -192,11 +196,8 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
                         f"(each channel's mean and std over the frame) from the normal training "
                         f"frames' (covariance shrunk by {options.features.global_shrinkage})"
                         if with_global else ""))
-        standardization = {"unet": list(unet_stats), "features": list(feature_stats)}
-        if with_global:
-            standardization["global"] = list(global_stats[0])
         model_record = {"unet": unet_record, "features": features_record,
-                        "standardization": standardization}
+                        "standardization": {k: list(v) for k, v in standardization.items()}}
     outputs = scorer.predict(validation_images, batch_size=8, verbose=0)
     scores = np.asarray(outputs["score"], dtype=np.float64).reshape(-1)
     maps = np.asarray(outputs["anomaly_map"])
@@ -247,10 +248,9 @@ def _fit_unet(train_images: np.ndarray, channels: int, options: ImageTrainingOpt
 
 
 def _fit_features(train_images: np.ndarray, color: str, options: ImageTrainingOptions,
-                  verbose: int, global_branch: bool = False):
+                  verbose: int):
     """(the feature model's scoring model, its score reduction in words, its record)."""
-    scorer, fitted = feature_model.fit(train_images, color, options.features, verbose,
-                                       global_branch)
+    scorer, fitted = feature_model.fit(train_images, color, options.features, verbose)
     return (scorer, feature_model.score_reduction(options.features),
             _plain({**asdict(options.features), **fitted}))
 
