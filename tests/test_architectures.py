@@ -58,3 +58,19 @@ def test_temporal_convolution_is_causal():
     after = np.asarray(network(changed))
     np.testing.assert_array_equal(before[:, :30], after[:, :30])
     assert not np.allclose(before[:, 30:], after[:, 30:])
+
+
+@pytest.mark.parametrize("architecture", list(Architecture))
+def test_initial_weights_depend_on_the_seed_alone(architecture):
+    """Random draws made earlier in the process (another model, another file) must not change a
+    network's initial weights: training the same data twice in one process gives one model."""
+    options = ModelOptions(architecture=architecture, units=8, seed=3)
+    first = build_network(24, 2, options).get_weights()
+    import keras
+
+    keras.random.normal((16,))  # draws from the global seed generator, as training does
+    build_network(24, 2, ModelOptions(architecture=architecture, units=8, seed=4))
+    second = build_network(24, 2, options).get_weights()
+    assert len(first) == len(second)
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)

@@ -137,7 +137,9 @@ def build_network(window: int, features: int, options: ModelOptions) -> keras.Mo
 
     Autoencoders map (window, features) to its reconstruction. Forecasters map the first
     ``window - 1`` rows to predictions of rows 1..window-1 (output t forecasts row t + 1).
+    Its initial weights come from ``options.seed`` alone, whatever ran before in the process.
     """
+    keras.utils.set_random_seed(options.seed)
     arch = Architecture(options.architecture)
     if arch is Architecture.TCN_FORECAST:
         return _temporal_convolution(window, features, options.units)
