@@ -88,8 +88,13 @@ def export_image(model_path: str | Path, output: str | Path,
             misses.append(f"validation AUROC drop {parity['int8_auroc_drop']:.4f} > "
                           f"{options.max_f1_drop}")
         parity["int8_within_tolerance"] = not misses
-        keep, warned, noted = keep_int8(misses, precision, options.force, int8, fp32,
-                                        {"image": images[:1]}, parity)
+        unverified = _unverified_int8(run, precision, misses)
+        if unverified is not None:
+            keep, warned, noted = False, [], [unverified]
+            parity["int8_unverified"] = True
+        else:
+            keep, warned, noted = keep_int8(misses, precision, options.force, int8, fp32,
+                                            {"image": images[:1]}, parity)
         messages += warned
         notes += noted
         progress("export: INT8 parity and timing", 1, 1)
@@ -108,6 +113,31 @@ def export_image(model_path: str | Path, output: str | Path,
         raise RuntimeError(f"{path} scores differently when read back through the runtime")
     return ExportReport(path, precision.value, thresholds.image, parity, tuple(messages),
                         tuple(notes))
+
+
+# Architectures whose INT8 loss the synthetic probe does not show. Measured (test image AUROC,
+# default options, one run each): features, runtime FP32 -> INT8 of one model, ELPV mono 0.961 ->
+# 0.939, poly 0.871 -> 0.849, magnetic tiles 0.864 -> 0.866, while the probe's AUROC dropped
+# 0.002, 0.017 and 0.008 (and four fainter probes 0.001-0.023, no better aligned); fused with the
+# global score, Keras FP32 -> runtime INT8, mono 0.965 -> 0.940, poly 0.890 -> 0.864, tiles
+# 0.912 -> 0.915.
+PROBE_BLIND = ("features", "fused")
+
+
+def _unverified_int8(run: TrainingRun, precision: Precision, misses: list[str]) -> str | None:
+    """Why ``auto`` writes FP32 for a feature model that no labeled defect image can check, or
+    None where INT8 can be judged (another architecture, labeled defects, or a parity miss that
+    already decides)."""
+    architecture = run.record["training"].get("architecture", "unet")
+    if (precision is not Precision.AUTO or misses or architecture not in PROBE_BLIND
+            or run.validation_labels.any()):
+        return None
+    return (f"wrote FP32: the INT8 loss of a '{architecture}' model shows only on real defects "
+            "(measured: 0.02-0.026 image AUROC on ELPV mono and poly, none on magnetic tiles, "
+            "where synthetic defects moved neither), and this model was trained without labeled "
+            "defect images; train with --anomalous DIR so that the export can measure it, or "
+            "export with --precision int8 to keep INT8 (about 1.3x faster for 'features', 1.8x "
+            "for 'fused')")
 
 
 def _onnx_outputs(proto, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import pickle
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -256,7 +257,14 @@ def test_features_train_export_score_through_the_cli(features_category, tmp_path
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["model"] == str(model)
     artifact = tmp_path / "f.onnx"
     assert main(["export", str(model), "-o", str(artifact)]) == 0
-    capsys.readouterr()
+    # Without labeled defects, auto cannot see a feature model's INT8 loss: it writes FP32, says
+    # why and how to keep INT8; --precision int8 keeps it.
+    exported = json.loads(capsys.readouterr().out)
+    assert exported["precision"] == "fp32" and exported["parity"]["int8_unverified"] is True
+    assert main(["export", str(model), "-o", str(tmp_path / "f8.onnx"), "--precision",
+                 "int8"]) == 0
+    exported8 = json.loads(capsys.readouterr().out)
+    assert exported8["precision"] == "int8" and "int8_unverified" not in exported8["parity"]
     assert main(["eval", str(artifact), str(features_category)]) == 0
     result = json.loads(capsys.readouterr().out)
     # Measured 0.906 image and 0.929 pixel AUROC on these 20 test frames (0.865 and 0.930 with
@@ -403,3 +411,25 @@ def test_fused_through_the_cli_sums_two_scores_by_default(features_category, tmp
     assert record["score_reduction"].startswith("the sum of two scores")
     assert set(record["training"]["model"]["standardization"]) == {"unet", "features"}
     assert record["training"]["model"]["features"]["global_score"] is False
+
+
+def test_auto_export_of_a_feature_model_needs_labeled_defects_for_int8():
+    from vigil.export.export_image import _unverified_int8
+    from vigil.export.precision import Precision
+    from vigil.training.checkpoint import TrainingRun
+
+    def run(architecture, labels):
+        return TrainingRun(Path("m.keras"), {"training": {"architecture": architecture}},
+                           np.zeros((len(labels), 8, 8, 1), np.uint8), np.array(labels),
+                           np.zeros((1, 8, 8, 1), np.uint8))
+
+    for architecture in ("features", "fused"):
+        why = _unverified_int8(run(architecture, [False, False]), Precision.AUTO, [])
+        assert why.startswith("wrote FP32") and f"'{architecture}'" in why
+        assert "--anomalous DIR" in why and "--precision int8" in why
+        # labeled defects let the export measure the loss; a parity miss already decides; an
+        # explicit precision is the user's choice
+        assert _unverified_int8(run(architecture, [False, True]), Precision.AUTO, []) is None
+        assert _unverified_int8(run(architecture, [False]), Precision.AUTO, ["x"]) is None
+        assert _unverified_int8(run(architecture, [False]), Precision.INT8, []) is None
+    assert _unverified_int8(run("unet", [False, False]), Precision.AUTO, []) is None

@@ -169,35 +169,10 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
         scorer, reduction, model_record = _fit_unet(train_images, channels, options, rng, verbose)
         probabilities = not model_options.map_normalization
     else:
-        from .fused_model import build_fused_model, normal_statistics
-
-        unet, unet_reduction, unet_record = _fit_unet(train_images, channels, options, rng,
-                                                      verbose)
-        features, features_reduction, features_record = _fit_features(train_images, color,
-                                                                      options, verbose)
-        normal_validation = validation_images[~validation_labels]
-        with_global = options.features.global_score
-        (unet_stats,) = normal_statistics(unet, normal_validation)
-        feature_stats, *rest = normal_statistics(
-            features, normal_validation, ("score", "global_score") if with_global else ("score",))
-        global_stats = rest[0] if rest else None
-        scorer = build_fused_model(unet, features, unet_stats, feature_stats, global_stats)
+        scorer, reduction, model_record = _fit_fused(
+            train_images, validation_images[~validation_labels], channels, color, options, rng,
+            verbose)
         probabilities = False
-        standardization = {"unet": unet_stats, "features": feature_stats}
-        if global_stats is not None:
-            standardization["global"] = global_stats
-        parts = [f"{'U-Net' if name == 'unet' else name} {mean:.4g} +- {std:.4g}"
-                 for name, (mean, std) in standardization.items()]
-        reduction = (f"the sum of {'three' if with_global else 'two'} scores, each standardized "
-                     f"by the mean and std of its scores on the held-out normal images ("
-                     f"{', '.join(parts)}); the map is the U-Net's. U-Net: {unet_reduction}. "
-                     f"Features: {features_reduction}"
-                     + (f". Global: the Mahalanobis distance of the frame's feature statistics "
-                        f"(each channel's mean and std over the frame) from the normal training "
-                        f"frames' (covariance shrunk by {options.features.global_shrinkage})"
-                        if with_global else ""))
-        model_record = {"unet": unet_record, "features": features_record,
-                        "standardization": {k: list(v) for k, v in standardization.items()}}
     outputs = scorer.predict(validation_images, batch_size=8, verbose=0)
     scores = np.asarray(outputs["score"], dtype=np.float64).reshape(-1)
     maps = np.asarray(outputs["anomaly_map"])
@@ -245,6 +220,40 @@ def _fit_unet(train_images: np.ndarray, channels: int, options: ImageTrainingOpt
         statistics = image_model.normalization_statistics(normal_maps)
     scorer = image_model.build_scoring_model(segmenter, channels, model_options, statistics)
     return scorer, _score_reduction(model_options), _plain(asdict(model_options))
+
+
+def _fit_fused(train_images: np.ndarray, normal_validation: np.ndarray, channels: int,
+               color: str, options: ImageTrainingOptions, rng: np.random.Generator,
+               verbose: int):
+    """(the fused scoring model, its score reduction in words, its record): the U-Net and the
+    feature model fitted in turn, each score standardized by its held-out normal images' scores."""
+    from .fused_model import build_fused_model, normal_statistics
+
+    unet, unet_reduction, unet_record = _fit_unet(train_images, channels, options, rng, verbose)
+    features, features_reduction, features_record = _fit_features(train_images, color, options,
+                                                                  verbose)
+    with_global = options.features.global_score
+    (unet_stats,) = normal_statistics(unet, normal_validation)
+    feature_stats, *rest = normal_statistics(
+        features, normal_validation, ("score", "global_score") if with_global else ("score",))
+    global_stats = rest[0] if rest else None
+    scorer = build_fused_model(unet, features, unet_stats, feature_stats, global_stats)
+    standardization = {"unet": unet_stats, "features": feature_stats}
+    if global_stats is not None:
+        standardization["global"] = global_stats
+    parts = [f"{'U-Net' if name == 'unet' else name} {mean:.4g} +- {std:.4g}"
+             for name, (mean, std) in standardization.items()]
+    reduction = (f"the sum of {'three' if with_global else 'two'} scores, each standardized "
+                 f"by the mean and std of its scores on the held-out normal images ("
+                 f"{', '.join(parts)}); the map is the U-Net's. U-Net: {unet_reduction}. "
+                 f"Features: {features_reduction}"
+                 + (f". Global: the Mahalanobis distance of the frame's feature statistics "
+                    f"(each channel's mean and std over the frame) from the normal training "
+                    f"frames' (covariance shrunk by {options.features.global_shrinkage})"
+                    if with_global else ""))
+    record = {"unet": unet_record, "features": features_record,
+              "standardization": {k: list(v) for k, v in standardization.items()}}
+    return scorer, reduction, record
 
 
 def _fit_features(train_images: np.ndarray, color: str, options: ImageTrainingOptions,
