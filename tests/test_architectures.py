@@ -64,10 +64,10 @@ def test_temporal_convolution_is_causal():
 def test_initial_weights_depend_on_the_seed_alone(architecture):
     """Random draws made earlier in the process (another model, another file) must not change a
     network's initial weights: training the same data twice in one process gives one model."""
-    options = ModelOptions(architecture=architecture, units=8, seed=3)
-    first = build_network(24, 2, options).get_weights()
     import keras
 
+    options = ModelOptions(architecture=architecture, units=8, seed=3)
+    first = build_network(24, 2, options).get_weights()
     keras.random.normal((16,))  # draws from the global seed generator, as training does
     build_network(24, 2, ModelOptions(architecture=architecture, units=8, seed=4))
     second = build_network(24, 2, options).get_weights()
