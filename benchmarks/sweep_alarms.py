@@ -51,7 +51,7 @@ class Policy:
     def name(self) -> str:
         a = self.adaptive
         return (f"k={self.k:g} hold={self.hold} rearm={self.rearm}"
-                + (f" adaptive(memory={a.memory}, warmup={a.warmup}, z={a.z:g})" if a else ""))
+                + (f" adaptive(memory={a.memory}, warmup={a.warmup}, {a.rule})" if a else ""))
 
 
 def grid() -> list[Policy]:
@@ -67,6 +67,12 @@ def grid() -> list[Policy]:
                 if warmup <= memory:
                     policies.append(Policy(k, hold, AdaptiveThresholdSpec(memory, warmup, z),
                                            rearm=rearm))
+        if k != 5.0:  # the quantile rule was swept later, at the chosen k
+            continue
+        for memory, quantile, factor in itertools.product((1000, 3000), (0.99, 0.995, 0.999),
+                                                          (1.5, 2.0, 3.0)):
+            spec = AdaptiveThresholdSpec(memory, 1000, quantile=quantile, factor=factor)
+            policies.append(Policy(k, hold, spec, rearm=rearm))
     return policies
 
 

@@ -48,7 +48,8 @@ def test_it_learns_nothing_while_an_alarm_is_on():
 def test_spec_round_trip_marks_the_artifact_for_newer_runtimes(sensor_artifacts):
     spec = replace(runtime.load(sensor_artifacts.fp32).spec, running_normalization=SPEC)
     data = spec_to_dict(spec)
-    assert data["schema_version"] == 2 and data["running_normalization"] == {"memory": 200,
+    # 2 for running normalization; 3 here, for the default adaptive threshold's quantile rule
+    assert data["schema_version"] == 3 and data["running_normalization"] == {"memory": 200,
                                                                              "warmup": 50}
     assert spec_from_dict(data).running_normalization == SPEC
     data["running_normalization"] = {"memory": 1, "warmup": 5}
@@ -111,7 +112,7 @@ def test_training_flag_puts_it_in_the_artifact(tmp_path, capsys):
     capsys.readouterr()
     spec = runtime.load(tmp_path / "m.onnx").spec
     assert spec.running_normalization == RunningNormalizationSpec(memory=300, warmup=500)
-    assert spec.schema_version == 2
+    assert spec.schema_version == 3  # the default adaptive threshold's quantile rule
     out = tmp_path / "s.jsonl"
     assert cli.main(["score", str(tmp_path / "m.onnx"), str(data), "--jsonl", str(out),
                      "--health", str(tmp_path / "h.json")]) == 0

@@ -115,9 +115,9 @@ def test_metadata_contents(sensor_artifacts, precision):
     detector = runtime.load(path)
     spec = detector.spec
     # The default adaptive threshold is part of the alarm rule, so the artifact asks for a
-    # runtime that applies it (schema 2).
-    assert data["schema_version"] == 2 and data["kind"] == "sensor"
-    assert data["adaptive"] == {"memory": 1000, "warmup": 1000, "z": 8.0}
+    # runtime that applies it (schema 3: its quantile rule; 2 for mean + z std).
+    assert data["schema_version"] == 3 and data["kind"] == "sensor"
+    assert data["adaptive"] == {"memory": 1000, "warmup": 1000, "quantile": 0.99, "factor": 2.0}
     assert spec.features == FEATURES == tuple(data["features"])
     assert spec.window == data["window"] == 16
     assert detector.input_shape == (16, len(FEATURES))

@@ -8,7 +8,8 @@ import math
 
 import pytest
 
-from vigil.runtime.core.spec import (ADAPTIVE_SCHEMA_VERSION, SCHEMA_VERSION, AdaptiveThresholdSpec,
+from vigil.runtime.core.spec import (ADAPTIVE_SCHEMA_VERSION, QUANTILE_SCHEMA_VERSION,
+                                     SCHEMA_VERSION, AdaptiveThresholdSpec,
                                      ArtifactError, ScoreStats, SensorSpec, Threshold,
                                      spec_from_dict, spec_to_dict)
 
@@ -69,12 +70,31 @@ def test_adaptive_threshold_round_trips_and_needs_a_newer_runtime():
     assert back.adaptive == spec.adaptive
 
 
+def test_quantile_adaptive_threshold_round_trips_and_needs_a_newer_runtime_still():
+    spec = SensorSpec(**{**make_spec().__dict__, "adaptive": AdaptiveThresholdSpec(
+        memory=1000, warmup=1000, quantile=0.999, factor=1.5)})
+    data = json.loads(json.dumps(spec_to_dict(spec)))
+    assert data["adaptive"] == {"memory": 1000, "warmup": 1000, "quantile": 0.999, "factor": 1.5}
+    # a schema-2 runtime reads z alone and would refuse the file for its missing z at best;
+    # the version makes it say why (upgrade)
+    assert data["schema_version"] == QUANTILE_SCHEMA_VERSION > ADAPTIVE_SCHEMA_VERSION
+    assert SCHEMA_VERSION >= QUANTILE_SCHEMA_VERSION
+    assert spec_from_dict(data).adaptive == spec.adaptive
+
+
 @pytest.mark.parametrize("adaptive, message", [
     ({"memory": 0, "warmup": 1, "z": 6.0}, "adaptive.memory must be an integer"),
     ({"memory": 10, "warmup": 11, "z": 6.0}, "adaptive.warmup must be an integer in \\[1, 10\\]"),
     ({"memory": 10, "warmup": 5, "z": -1.0}, "adaptive.z must be >= 0"),
     ({"memory": 10, "warmup": 5, "z": "6"}, "adaptive.z must be a finite number"),
     ([10, 5, 6.0], "adaptive must be a JSON object"),
+    ({"memory": 10, "warmup": 5, "quantile": 1.0, "factor": 1.5},
+     "adaptive.quantile must be in \\(0, 1\\)"),
+    ({"memory": 10, "warmup": 5, "quantile": 0.99, "factor": 0.0}, "adaptive.factor must be > 0"),
+    ({"memory": 10, "warmup": 5, "quantile": 0.99},
+     "adaptive is missing the required field 'factor'"),
+    ({"memory": 10, "warmup": 5, "z": 6.0, "quantile": 0.99, "factor": 1.5},
+     "adaptive.z and quantile are exclusive"),
 ])
 def test_bad_adaptive_threshold_is_refused_by_name(data, adaptive, message):
     data["adaptive"] = adaptive

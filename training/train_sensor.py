@@ -35,7 +35,9 @@ class CalibrationOptions:
     adaptive: bool = True   # the threshold follows recent normal scores at run time
     adaptive_memory: int = 1000  # recent normal window scores it keeps
     adaptive_warmup: int = 1000  # scores learned before the recent part applies
-    adaptive_z: float = 8.0      # max(threshold, recent mean + z * recent std)
+    adaptive_quantile: float = 0.99   # max(threshold, factor * this quantile of recent scores)
+    adaptive_factor: float = 2.0
+    adaptive_z: float | None = None   # given: max(threshold, recent mean + z * recent std) instead
     # k, hold, rearm and the adaptive threshold's settings were chosen together on NAB, SKAB, SMD
     # and ECG (benchmarks/sweep_alarms.py; the README's "Alarm defaults, chosen on four sets").
     running_normalization: bool = False  # follow slow drift of the readings at run time
@@ -58,9 +60,10 @@ class CalibrationOptions:
     def adaptive_spec(self) -> dict | None:
         if not self.adaptive:
             return None
+        recent = ({"z": self.adaptive_z} if self.adaptive_z is not None
+                  else {"quantile": self.adaptive_quantile, "factor": self.adaptive_factor})
         return {"memory": self.adaptive_memory, "warmup": min(self.adaptive_warmup,
-                                                               self.adaptive_memory),
-                "z": self.adaptive_z}
+                                                               self.adaptive_memory), **recent}
 
 
 @dataclass(frozen=True)
@@ -128,10 +131,15 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
                          f"`normalization_warmup` >= 1; received {calibration.normalization_memory}"
                          f" and {calibration.normalization_warmup}")
     if calibration.adaptive and (calibration.adaptive_memory < 1 or calibration.adaptive_warmup < 1
-                                 or not calibration.adaptive_z >= 0):
+                                 or not (calibration.adaptive_z is None
+                                         or calibration.adaptive_z >= 0)
+                                 or not 0.0 < calibration.adaptive_quantile < 1.0
+                                 or not calibration.adaptive_factor > 0):
         raise ValueError(f"the adaptive threshold needs `adaptive_memory` >= 1, `adaptive_warmup` "
-                         f">= 1 and `adaptive_z` >= 0; received {calibration.adaptive_memory}, "
-                         f"{calibration.adaptive_warmup} and {calibration.adaptive_z}")
+                         f">= 1, `adaptive_z` >= 0 (or None), `adaptive_quantile` in (0, 1) and "
+                         f"`adaptive_factor` > 0; received {calibration.adaptive_memory}, "
+                         f"{calibration.adaptive_warmup}, {calibration.adaptive_z}, "
+                         f"{calibration.adaptive_quantile} and {calibration.adaptive_factor}")
     started = time.perf_counter()
     prepared = prepare(data, options.data)
     window, n_features = prepared.train.shape[1:]

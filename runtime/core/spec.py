@@ -13,10 +13,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
 METADATA_KEY = "vigil"
-SCHEMA_VERSION = 2           # the newest this runtime reads
+SCHEMA_VERSION = 3           # the newest this runtime reads
 ADAPTIVE_SCHEMA_VERSION = 2  # written by sensor artifacts with an adaptive threshold or running
                              # normalization (older runtimes would ignore them and alarm
                              # differently, so they refuse)
+QUANTILE_SCHEMA_VERSION = 3  # written by sensor artifacts whose adaptive threshold follows a
+                             # quantile of the recent scores (a 2 runtime would misread it)
 
 SENSOR = "sensor"
 IMAGE = "image"
@@ -50,11 +52,32 @@ class ScoreStats:
 
 @dataclass(frozen=True)
 class AdaptiveThresholdSpec:
-    """A threshold that follows recent normal scores (``vigil.runtime.sensor.alarms``)."""
+    """A threshold that follows recent normal scores (``vigil.runtime.sensor.alarms``).
 
-    memory: int   # recent normal window scores kept
-    warmup: int   # scores needed before the recent part applies
-    z: float      # threshold: max(base, recent mean + z * recent std)
+    Its recent part is either ``mean + z * std`` of the recent scores (``z`` set) or ``factor``
+    times their ``quantile`` (``quantile`` and ``factor`` set, ``z`` None); never both."""
+
+    memory: int                    # recent normal window scores kept
+    warmup: int                    # scores needed before the recent part applies
+    z: float | None = None         # max(base, recent mean + z * recent std)
+    quantile: float | None = None  # max(base, factor * this quantile of the recent scores)
+    factor: float | None = None
+
+    def __post_init__(self) -> None:
+        by_spread = self.z is not None and self.quantile is None and self.factor is None
+        by_quantile = (self.z is None and self.quantile is not None
+                       and self.factor is not None)
+        if not (by_spread or by_quantile):
+            raise ValueError(f"an adaptive threshold takes either `z` or both `quantile` and "
+                             f"`factor`; received z={self.z}, quantile={self.quantile}, "
+                             f"factor={self.factor}")
+
+    @property
+    def rule(self) -> str:
+        """The recent part in words."""
+        if self.z is not None:
+            return f"recent mean + {self.z:g} std"
+        return f"{self.factor:g} x recent {self.quantile:g} quantile"
 
 
 @dataclass(frozen=True)
@@ -149,6 +172,10 @@ def spec_to_dict(spec: Spec) -> dict[str, Any]:
             data.pop(adapts, None)
         else:
             data["schema_version"] = max(data["schema_version"], ADAPTIVE_SCHEMA_VERSION)
+    if "adaptive" in data:
+        data["adaptive"] = {k: v for k, v in data["adaptive"].items() if v is not None}
+        if "quantile" in data["adaptive"]:
+            data["schema_version"] = max(data["schema_version"], QUANTILE_SCHEMA_VERSION)
     return data
 
 
@@ -334,18 +361,31 @@ def _nested(parse, data: Mapping[str, Any], key: str):
         return parse(value)
     except ArtifactError as error:
         message = str(error)
-        if message.startswith("metadata "):
+        if message.startswith("metadata is "):  # a missing field
+            message = f"metadata {key} " + message[len("metadata "):]
+        elif message.startswith("metadata "):
             message = f"metadata {key}." + message[len("metadata "):]
         raise ArtifactError(message) from None
 
 
 def _adaptive(value: Mapping[str, Any]) -> AdaptiveThresholdSpec:
     memory = _int(value, "memory", minimum=1, maximum=10_000_000)
+    warmup = _int(value, "warmup", minimum=1, maximum=memory)
+    if "quantile" in value or "factor" in value:
+        if "z" in value:
+            raise ArtifactError("metadata z and quantile are exclusive: give either z, or quantile "
+                                "and factor")
+        quantile, factor = _float(value, "quantile"), _float(value, "factor")
+        if not 0.0 < quantile < 1.0:
+            raise ArtifactError(f"metadata quantile must be in (0, 1); received {quantile}")
+        if factor <= 0:
+            raise ArtifactError(f"metadata factor must be > 0; received {factor}")
+        return AdaptiveThresholdSpec(memory=memory, warmup=warmup, quantile=quantile,
+                                     factor=factor)
     z = _float(value, "z")
     if z < 0:
         raise ArtifactError(f"metadata z must be >= 0; received {z}")
-    return AdaptiveThresholdSpec(memory=memory, warmup=_int(value, "warmup", minimum=1,
-                                                            maximum=memory), z=z)
+    return AdaptiveThresholdSpec(memory=memory, warmup=warmup, z=z)
 
 
 def _running_normalization(value: Mapping[str, Any]) -> RunningNormalizationSpec:

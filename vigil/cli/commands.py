@@ -130,6 +130,7 @@ def cmd_train_sensor(args) -> int:
         calibration=replace(defaults.calibration, **_given(args, "k", "q", "consecutive", "hold",
                                                            "rearm", "adaptive", "adaptive_memory",
                                                            "adaptive_warmup", "adaptive_z",
+                                                           "adaptive_quantile", "adaptive_factor",
                                                            "running_normalization",
                                                            "normalization_memory",
                                                            "normalization_warmup",
@@ -137,6 +138,13 @@ def cmd_train_sensor(args) -> int:
     )
     if args.synthetic_anomalies is not None and not args.supervised:
         raise ValueError("--synthetic-anomalies applies to --supervised training")
+    if args.adaptive_z is not None and (args.adaptive_quantile is not None
+                                        or args.adaptive_factor is not None):
+        raise ValueError(f"--adaptive-z (recent mean + z std) and --adaptive-quantile/"
+                         f"--adaptive-factor (a multiple of a recent quantile) are two rules; "
+                         f"give one; received --adaptive-z {args.adaptive_z}, "
+                         f"--adaptive-quantile {args.adaptive_quantile}, --adaptive-factor "
+                         f"{args.adaptive_factor}")
     with contextlib.redirect_stdout(sys.stderr):  # progress on stderr; stdout has the result
         if args.supervised:
             from vigil.training.train_supervised import SupervisedOptions, train_supervised
@@ -720,15 +728,21 @@ def build_parser() -> argparse.ArgumentParser:
                              "end continues its episode: no new alarm_start (one notification "
                              "per event; default 0)")
     sensor.add_argument("--adaptive", action=argparse.BooleanOptionalAction, default=None,
-                        help="at run time, raise the threshold to the recent normal scores' mean + "
-                             "z std when they run higher (learning pauses during alarms; default on: "
-                             "--no-adaptive for a fixed threshold)")
+                        help="at run time, raise the threshold to --adaptive-factor times the "
+                             "recent normal scores' --adaptive-quantile when that runs higher "
+                             "(learning pauses during alarms; default on: --no-adaptive for a "
+                             "fixed threshold)")
     sensor.add_argument("--adaptive-memory", type=int, default=None, metavar="WINDOWS",
                         help="recent normal window scores the adaptive threshold keeps (default 1000)")
     sensor.add_argument("--adaptive-warmup", type=int, default=None, metavar="WINDOWS",
                         help="normal scores it learns before it applies (default 1000)")
+    sensor.add_argument("--adaptive-quantile", type=float, default=None, metavar="Q",
+                        help="the quantile of the recent normal scores it follows (default 0.99)")
+    sensor.add_argument("--adaptive-factor", type=float, default=None, metavar="F",
+                        help="threshold: F x that quantile (default 2)")
     sensor.add_argument("--adaptive-z", type=float, default=None, metavar="Z",
-                        help="recent mean + Z recent std (default 8)")
+                        help="follow recent mean + Z recent std instead of a quantile (the rule "
+                             "of 0.2, with Z 8)")
     sensor.add_argument("--running-normalization", action=argparse.BooleanOptionalAction,
                         default=None,
                         help="at run time, follow slow drift of the readings: map each row from "
