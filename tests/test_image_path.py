@@ -322,8 +322,8 @@ def test_fp32_and_int8_agree_within_tolerance_at_batch_1_and_batch_n(fp32, int8,
 
 def xfail_if_the_gate_refused(parity: dict) -> None:
     """Forced INT8 that the exporter's own parity gate refused (`--precision auto` writes FP32
-    for it): with the packages installed on 2026-11-30 (tensorflow 2.21.0) the fixtures' models
-    land here; the cause is open."""
+    for it, so no user gets it): the sensor fixture's LSTM lands there with the packages
+    installed on 2026-11-30 (test_sensor_artifact); this image fixture has not."""
     if not parity.get("int8_within_tolerance", True):
         pytest.xfail(f"the export's parity gate refused this INT8: map correlation "
                      f"{parity['int8_map_correlation']:.3f}, max score difference "
