@@ -403,12 +403,6 @@ def test_export_auto_says_its_choice_as_information_not_a_warning(sensor_artifac
     captured = capsys.readouterr()
     assert json.loads(captured.out)["precision"] in ("int8", "fp32")
     said = [json.loads(line) for line in captured.err.splitlines() if line.startswith("{")]
-    problems = [e for e in said if e["level"] in ("warning", "error")]
-    misses = [e for e in said if e["message"].startswith("INT8 misses the parity tolerance")]
-    if misses:  # the gate refused INT8 (it does for this fixture with some library versions)
-        assert problems == misses and [e["level"] for e in misses] == ["warning"], said
-        assert "wrote FP32 instead" in misses[0]["message"], said
-        return
     choice = [e["level"] for e in said if e["message"].startswith(("kept INT8", "wrote FP32"))]
     assert choice == ["info"], said
-    assert not problems, said
+    assert not [e for e in said if e["level"] in ("warning", "error")], said

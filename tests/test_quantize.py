@@ -1,0 +1,73 @@
+"""Static INT8 quantization gives the QDQ graph's scores on every x86 CPU.
+
+onnxruntime's u8s8 kernels on CPUs without VNNI (AVX2, most AVX-512) add pairs of uint8 x int8
+products in int16, which saturates when both are near full range. These tests build a dense layer
+where that happens, quantize it with the exporter's own function, and compare the fused kernels
+(what a device runs) with the unfused QDQ graph (the arithmetic the quantizer meant).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxruntime.quantization")
+
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from vigil.export.quantize import quantize_static_int8  # noqa: E402
+
+INPUTS, OUTPUTS = 32, 8
+
+
+def dense_graph(weights: np.ndarray):
+    """x (N, 32) -> x @ weights (N, 8): one MatMul, the layer type every exported model quantizes."""
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="dense")], "dense",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", INPUTS])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", OUTPUTS])],
+        [numpy_helper.from_array(weights.astype(np.float32), "w")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+def outputs(model, x: np.ndarray, level) -> np.ndarray:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = level
+    session = ort.InferenceSession(model.SerializeToString(), options,
+                                   providers=["CPUExecutionProvider"])
+    return session.run(None, {"x": x})[0]
+
+
+@pytest.fixture(scope="module")
+def saturating_case():
+    """Inputs near their calibrated maximum times weights near theirs: int16 pair sums overflow."""
+    rng = np.random.default_rng(0)
+    weights = rng.uniform(0.5, 1.0, size=(INPUTS, OUTPUTS))
+    x = rng.uniform(0.9, 1.0, size=(16, INPUTS)).astype(np.float32)
+    calibration = np.concatenate([rng.uniform(0.0, 1.0, size=(64, INPUTS)), x]).astype(np.float32)
+    fp32 = dense_graph(weights)
+    int8 = quantize_static_int8(fp32, lambda: iter([calibration]), "x")
+    return fp32, int8, x
+
+
+def test_int8_weights_leave_headroom_against_int16_saturation(saturating_case):
+    _, int8, _ = saturating_case
+    quantized = [numpy_helper.to_array(t) for t in int8.graph.initializer
+                 if t.data_type == TensorProto.INT8]
+    assert quantized, "the MatMul's weights were not quantized"
+    # 255 x 64 x 2 = 32,640 fits in int16; 255 x 127 x 2 = 64,770 does not
+    assert all(int(np.abs(q.astype(np.int32)).max()) <= 64 for q in quantized)
+
+
+def test_fused_int8_kernels_match_the_qdq_arithmetic(saturating_case):
+    fp32, int8, x = saturating_case
+    reference = outputs(fp32, x, ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+    simulated = outputs(int8, x, ort.GraphOptimizationLevel.ORT_DISABLE_ALL)  # QDQ in float
+    fused = outputs(int8, x, ort.GraphOptimizationLevel.ORT_ENABLE_ALL)      # integer kernels
+    scale = float(np.abs(reference).max())
+    assert np.abs(simulated - reference).max() < 0.02 * scale
+    assert np.abs(fused - simulated).max() < 1e-3 * scale, (
+        f"fused INT8 kernels differ from the QDQ graph by {np.abs(fused - simulated).max():.4g} "
+        f"(outputs up to {scale:.3g}): int16 saturation in the u8s8 kernels")
