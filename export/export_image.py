@@ -18,7 +18,7 @@ from .convert import cpu_session, keras_to_onnx
 from .precision import Precision, keep_int8
 from .export_sensor import ExportOptions, ExportReport, rank_correlation
 from .package import write_artifact
-from .quantize import quantize_static_int8
+from .quantize import INT8_WEIGHT_BITS, quantize_static_int8
 
 CALIBRATION_BATCH = 8
 
@@ -64,6 +64,7 @@ def export_image(model_path: str | Path, output: str | Path,
             progress("export: INT8 calibration (batches)", len(starts), len(starts))
 
         int8 = quantize_static_int8(fp32, batches, "image")
+        parity["int8_weight_bits"] = INT8_WEIGHT_BITS
         progress("export: INT8 parity and timing", 0, 1)
         int8_scores, int8_maps = _onnx_outputs(int8, images)
         parity.update(_int8_parity(run, fp32_scores, fp32_maps, int8_scores, int8_maps))

@@ -21,7 +21,7 @@ from vigil.training.versions import library_versions
 from .convert import cpu_session, keras_to_onnx
 from .package import write_artifact
 from .precision import Precision, keep_int8
-from .quantize import quantize_static_int8
+from .quantize import INT8_WEIGHT_BITS, quantize_static_int8
 
 log = logging.getLogger("vigil")
 
@@ -75,6 +75,7 @@ def export_sensor(model_path: str | Path, output: str | Path,
     progress("export: Keras to ONNX, FP32 parity", 1, 1)
     if precision in (Precision.INT8, Precision.AUTO):
         int8 = _quantize(fp32, run.calibration, progress)
+        parity["int8_weight_bits"] = INT8_WEIGHT_BITS
         progress("export: INT8 parity and timing", 0, 1)
         int8_scores = _onnx_scores(int8, windows)
         int8_threshold = _refit(run, int8_scores)

@@ -20,6 +20,8 @@ import tempfile
 from contextlib import chdir
 from pathlib import Path
 
+INT8_WEIGHT_BITS = 7  # recorded in the artifact's parity: the runtime warns about 8-bit ones
+
 # onnxruntime.quantization advises this on the root logger even after quant_pre_process has run
 PRE_PROCESS_ADVICE = "Please consider to run pre-processing before quantization"
 

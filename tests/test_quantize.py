@@ -71,3 +71,50 @@ def test_fused_int8_kernels_match_the_qdq_arithmetic(saturating_case):
     assert np.abs(fused - simulated).max() < 1e-3 * scale, (
         f"fused INT8 kernels differ from the QDQ graph by {np.abs(fused - simulated).max():.4g} "
         f"(outputs up to {scale:.3g}): int16 saturation in the u8s8 kernels")
+
+
+def test_exports_record_7_bit_weights_and_load_without_a_warning(sensor_artifacts, caplog):
+    from vigil import runtime
+
+    with caplog.at_level("WARNING", logger="vigil"):
+        detector = runtime.load(sensor_artifacts.int8)
+    assert detector.spec.precision == "int8"
+    assert detector.spec.parity["int8_weight_bits"] == 7
+    assert not [r for r in caplog.records if "saturate" in r.getMessage()]
+
+
+def test_older_int8_artifacts_are_flagged_on_x86_without_vnni(sensor_artifacts, tmp_path):
+    from dataclasses import replace
+
+    from vigil import runtime
+    from vigil.runtime.core.int8_kernels import saturation_warning
+
+    spec = runtime.load(sensor_artifacts.int8).spec
+    legacy = replace(spec, parity={k: v for k, v in spec.parity.items()
+                                   if k != "int8_weight_bits"})
+    avx2, vnni = tmp_path / "avx2", tmp_path / "vnni"
+    avx2.write_text("processor\t: 0\nflags\t\t: fpu sse4_2 avx avx2 fma\n")
+    vnni.write_text("processor\t: 0\nflags\t\t: fpu sse4_2 avx avx2 fma avx512_vnni\n")
+    message = saturation_warning(legacy, "/models/line3.onnx", "x86_64", avx2)
+    assert message is not None
+    assert "'/models/line3.onnx' is INT8 with 8-bit weights" in message
+    assert "this CPU has no VNNI" in message
+    assert message.endswith("vigil export MODEL.keras -o line3.onnx")
+    # Where the kernels cannot saturate, or the weights leave headroom, nothing is said.
+    assert saturation_warning(legacy, "m.onnx", "x86_64", vnni) is None
+    assert saturation_warning(legacy, "m.onnx", "aarch64", avx2) is None
+    assert saturation_warning(spec, "m.onnx", "x86_64", avx2) is None
+    assert saturation_warning(replace(legacy, precision="fp32"), "m.onnx", "x86_64", avx2) is None
+    # Unreadable flags (not Linux): the warning says the CPU may lack VNNI.
+    unknown = saturation_warning(legacy, "m.onnx", "AMD64", tmp_path / "missing")
+    assert unknown is not None and "may lack VNNI" in unknown
+
+
+def test_cpu_flags_reads_the_first_processor(tmp_path):
+    from vigil.runtime.core.int8_kernels import cpu_flags
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512_vnni\n\nprocessor\t: 1\n"
+                    "flags\t\t: fpu\n")
+    assert cpu_flags(info) == frozenset({"fpu", "avx2", "avx512_vnni"})
+    assert cpu_flags(tmp_path / "missing") is None

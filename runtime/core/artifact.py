@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Mapping, Sequence
 import onnxruntime as ort
 
 from .external_data import ModelScan, scan_model
+from .int8_kernels import saturation_warning
 from .providers import session_providers
 from .spec import METADATA_KEY, ArtifactError, ImageSpec, Spec, spec_from_dict
 
@@ -30,6 +32,7 @@ BATCH_DEPENDENT_OPS = frozenset({"DynamicQuantizeLinear", "DynamicQuantizeLSTM",
                                  "DynamicQuantizeMatMul", "MatMulIntegerToFloat"})
 MAX_MODEL_BYTES = 2**31  # protobuf's limit for one message: a bigger file is not one ONNX model
 SHA256_PATTERN = re.compile(r"[0-9a-fA-F]{64}")
+log = logging.getLogger("vigil")
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,9 @@ def open_artifact(
     except ArtifactError as error:
         raise ArtifactError(f"model file {str(path)!r}: {error}") from None
     _check_graph(session, spec, path)
+    warning = saturation_warning(spec, path)
+    if warning is not None:
+        log.warning("%s", warning)
     return Artifact(path=path, session=session, spec=spec, sha256=digest,
                     batch_independent=not scan.op_types & BATCH_DEPENDENT_OPS)
 
