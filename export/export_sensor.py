@@ -81,7 +81,9 @@ def export_sensor(model_path: str | Path, output: str | Path,
         int8_threshold = _refit(run, int8_scores)
         # Fixed activation scales: a window scores the same alone as in a batch (to float
         # rounding); measured here on the first windows.
-        single = np.concatenate([_onnx_scores(int8, windows[i:i + 1]) for i in range(min(64, len(windows)))])
+        int8_session = cpu_session(int8)
+        single = np.concatenate([_session_scores(int8_session, windows[i:i + 1])
+                                 for i in range(min(64, len(windows)))])
         parity["int8_batch1_max_abs_diff"] = float(np.max(np.abs(single - int8_scores[:len(single)]),
                                                           initial=0.0))
         parity.update(_int8_parity(run, fp32_scores, threshold, int8_scores, int8_threshold))
@@ -160,7 +162,10 @@ def _ranks(values: np.ndarray) -> np.ndarray:
 
 
 def _onnx_scores(proto, windows: np.ndarray) -> np.ndarray:
-    session = cpu_session(proto)
+    return _session_scores(cpu_session(proto), windows)
+
+
+def _session_scores(session, windows: np.ndarray) -> np.ndarray:
     out = [session.run(["score"], {"window": windows[i:i + 512]})[0]
            for i in range(0, len(windows), 512)]
     return np.concatenate(out).astype(np.float64).reshape(-1)
