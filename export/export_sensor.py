@@ -77,11 +77,11 @@ def export_sensor(model_path: str | Path, output: str | Path,
         int8 = _quantize(fp32, run.calibration, progress)
         parity["int8_weight_bits"] = INT8_WEIGHT_BITS
         progress("export: INT8 parity and timing", 0, 1)
-        int8_scores = _onnx_scores(int8, windows)
+        int8_session = cpu_session(int8)
+        int8_scores = _session_scores(int8_session, windows)
         int8_threshold = _refit(run, int8_scores)
         # Fixed activation scales: a window scores the same alone as in a batch (to float
         # rounding); measured here on the first windows.
-        int8_session = cpu_session(int8)
         single = np.concatenate([_session_scores(int8_session, windows[i:i + 1])
                                  for i in range(min(64, len(windows)))])
         parity["int8_batch1_max_abs_diff"] = float(np.max(np.abs(single - int8_scores[:len(single)]),
