@@ -345,6 +345,14 @@ def test_fused_model_sums_the_standardized_scores_and_exports(features_category,
     np.testing.assert_allclose(np.asarray(fused(images)["score"]), want, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(np.asarray(fused(images)["anomaly_map"]),
                                np.asarray(unet(images)["anomaly_map"]), rtol=1e-5, atol=1e-5)
+    # Without the global score (the CLI's default), the sum has two terms.
+    from vigil.training.fused_model import build_fused_model
+
+    two = build_fused_model(unet, features, (u_mean, u_std), (f_mean, f_std))
+    np.testing.assert_allclose(
+        np.asarray(two(images)["score"]),
+        (np.asarray(unet(images)["score"]) - u_mean) / u_std
+        + (np.asarray(feature_out["score"]) - f_mean) / f_std, rtol=1e-4, atol=1e-4)
 
     report = export_image(tmp_path / "fused.keras", tmp_path / "fused.onnx",
                           ExportOptions(precision=Precision.FP32))
@@ -400,17 +408,31 @@ def test_custom_layer_names_are_unique_across_the_training_modules():
 
 
 @pytest.mark.slow
-def test_fused_through_the_cli_sums_two_scores_by_default(features_category, tmp_path, capsys):
+def test_fused_through_the_cli_sums_two_scores_by_default(features_category, tmp_path,
+                                                         monkeypatch, capsys):
+    """The CLI's fused defaults: two scores (no global score) unless --global-score; the bank
+    and size reach the feature model. (Training with these options is checked above.)"""
     from vigil.cli import main
-    from vigil.training.checkpoint import load_run
+    from vigil.training import train_image as train_image_module
 
+    given = []
+
+    def spy(data, output, options, verbose=1):
+        given.append(options)
+        raise RuntimeError("spy: stop before training")
+
+    monkeypatch.setattr(train_image_module, "train_image", spy)
     model = tmp_path / "fused.keras"
-    assert main(["train", "image", str(features_category), "-o", str(model), "--architecture",
-                 "fused", "--size", "128", "--steps", "20", "--bank", "64", "--quiet"]) == 0
-    record = load_run(model).record
-    assert record["score_reduction"].startswith("the sum of two scores")
-    assert set(record["training"]["model"]["standardization"]) == {"unet", "features"}
-    assert record["training"]["model"]["features"]["global_score"] is False
+    for extra in ([], ["--global-score"]):
+        with pytest.raises(RuntimeError, match="spy"):
+            main(["train", "image", str(features_category), "-o", str(model), "--architecture",
+                  "fused", "--size", "128", "--steps", "20", "--bank", "64", "--quiet", *extra])
+    default, with_global = given
+    assert default.architecture == "fused" and default.features.global_score is False
+    assert with_global.features.global_score is True
+    assert (default.features.bank, default.features.size, default.model.size) == (64, 128, 128)
+    assert default.model.steps == 20
+    assert not model.exists()
 
 
 def test_auto_export_of_a_feature_model_needs_labeled_defects_for_int8():
