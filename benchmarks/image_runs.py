@@ -10,8 +10,21 @@ from pathlib import Path
 
 import numpy as np
 
+from vigil.export.export_sensor import ExportOptions, Precision
 from vigil.runtime.core import metrics
 from vigil.training.train_image import ImageTrainingOptions, load_images
+
+PRECISIONS = ("auto", "fp32", "int8")
+PRECISION_HELP = ("the artifact measured: auto (default, what `vigil export` writes), fp32, or "
+                  "int8 (kept whatever its parity, as `vigil export --precision int8 --force`)")
+
+
+def export_options(precision: str) -> ExportOptions:
+    """The export a benchmark's ``--precision`` names: ``int8`` is forced, so that its figures are
+    INT8's even where `auto` or the parity tolerances would write FP32."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"`precision` must be one of {list(PRECISIONS)}; received {precision!r}")
+    return ExportOptions(precision=Precision(precision), force=precision == "int8")
 
 
 def architecture_options(options: ImageTrainingOptions, architecture: str | None,

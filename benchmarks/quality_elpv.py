@@ -31,6 +31,7 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from vigil.export.export_image import export_image  # noqa: E402
+from vigil.export.export_sensor import ExportOptions  # noqa: E402
 from vigil.runtime import load  # noqa: E402
 from vigil.runtime.camera.datasets import read_image  # noqa: E402
 from vigil.runtime.camera.evaluation import evaluate_images, test_items  # noqa: E402
@@ -38,7 +39,7 @@ from vigil.runtime.core import metrics  # noqa: E402
 from vigil.runtime.core.report import json_text  # noqa: E402
 from vigil.training.train_image import ImageTrainingOptions, train_image  # noqa: E402
 from vigil.benchmarks.image_runs import (  # noqa: E402
-    architecture_options, fused_components, per_image)
+    PRECISION_HELP, PRECISIONS, architecture_options, export_options, fused_components, per_image)
 
 TYPES = ("mono", "poly")
 TEST_EVERY = 3
@@ -72,12 +73,13 @@ def intensity_baselines(items) -> dict:
 
 
 def run_type(data: Path, cell_type: str, options: ImageTrainingOptions, scratch: Path,
-             log=print, verbose: int = 0) -> dict:
+             log=print, verbose: int = 0, export: ExportOptions = ExportOptions()) -> dict:
     root = layout_as_mvtec(data, cell_type, scratch / cell_type)
     started = time.perf_counter()
     trained = train_image(root, scratch / f"{cell_type}.keras", options, verbose=verbose)
     train_seconds = time.perf_counter() - started
-    exported = export_image(scratch / f"{cell_type}.keras", scratch / f"{cell_type}.onnx")
+    exported = export_image(scratch / f"{cell_type}.keras", scratch / f"{cell_type}.onnx",
+                            export)
     detector = load(exported.path, threads=1)
     items = test_items(root)
     result, scored = evaluate_images(detector, items)
@@ -100,8 +102,9 @@ def run_type(data: Path, cell_type: str, options: ImageTrainingOptions, scratch:
     return part
 
 
-def run(data: Path, options: ImageTrainingOptions, scratch: Path, types=TYPES, log=print) -> dict:
-    per_type = {t: run_type(data, t, options, scratch, log) for t in types}
+def run(data: Path, options: ImageTrainingOptions, scratch: Path, types=TYPES, log=print,
+        export: ExportOptions = ExportOptions()) -> dict:
+    per_type = {t: run_type(data, t, options, scratch, log, export=export) for t in types}
     return {"protocol": "elpv: per cell type, every 3rd normal image (by name) and every defect "
                         "image to test, the other normal images train; the default export through "
                         "the runtime",
@@ -121,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--global-score", action="store_true",
                         help="fused: add the global score as a third term")
     parser.add_argument("--bank", type=int, default=None, help="features: memory-bank entries")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
     args = parser.parse_args(argv)
     types = tuple(t for t in args.types.split(",") if t)
     if not types or set(types) - set(TYPES):
@@ -131,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         options = replace(options, model=replace(options.model, steps=args.steps))
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
-        result = run(args.data.resolve(), options, Path(scratch), types)
+        result = run(args.data.resolve(), options, Path(scratch), types,
+                     export=export_options(args.precision))
     result["seconds"] = time.perf_counter() - started
     text = json_text(result)
     if args.json:

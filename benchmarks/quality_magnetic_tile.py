@@ -1,4 +1,4 @@
-"""Magnetic-tile quality benchmark: train on normal tiles, score the INT8 artifact through the runtime.
+"""Magnetic-tile quality benchmark: train on normal tiles, score the export through the runtime.
 
 Protocol: MT_Free sorted by file name, every 4th image (index % 4 == 0) to test and the rest to
 train; every defect image to test. The split is laid out as an MVTec AD category of symbolic
@@ -22,13 +22,14 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from vigil.export.export_image import export_image  # noqa: E402
+from vigil.export.export_sensor import ExportOptions  # noqa: E402
 from vigil.runtime import load  # noqa: E402
 from vigil.runtime.camera.evaluation import evaluate_images, test_items  # noqa: E402
 from vigil.runtime.camera.report import write_image_report  # noqa: E402
 from vigil.runtime.core.report import json_text  # noqa: E402
 from vigil.training.train_image import ImageTrainingOptions, train_image  # noqa: E402
 from vigil.benchmarks.image_runs import (  # noqa: E402
-    architecture_options, fused_components, per_image)
+    PRECISION_HELP, PRECISIONS, architecture_options, export_options, fused_components, per_image)
 
 DEFECTS = ("MT_Blowhole", "MT_Break", "MT_Crack", "MT_Fray", "MT_Uneven")
 
@@ -56,18 +57,19 @@ def layout_as_mvtec(data: Path, root: Path) -> Path:
 
 
 def run(data: Path, options: ImageTrainingOptions, scratch: Path, report: Path | None = None,
-        log=print, verbose: int = 1) -> dict:
+        log=print, verbose: int = 1, export: ExportOptions = ExportOptions()) -> dict:
     root = layout_as_mvtec(data, scratch / "mt")
     started = time.perf_counter()
     trained = train_image(root, scratch / "mt.keras", options, verbose=verbose)
     train_seconds = time.perf_counter() - started
     log(f"trained in {train_seconds:.0f} s")
-    exported = export_image(scratch / "mt.keras", scratch / "mt.onnx")
+    exported = export_image(scratch / "mt.keras", scratch / "mt.onnx", export)
     detector = load(exported.path, threads=1)
     items = test_items(root)
     result, scored = evaluate_images(detector, items)
     if report is not None:
-        write_image_report(result, scored, detector, report, "magnetic-tile INT8")
+        write_image_report(result, scored, detector, report,
+                           f"magnetic-tile {exported.precision.upper()}")
     return {"image_auroc": result["image_auroc"], "pixel_auroc": result["pixel_auroc"],
             "f1": result["f1"], "pro": result["pro"], "best_f1": result["best_f1"],
             "precision": result["precision"], "recall": result["recall"],
@@ -93,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--global-score", action="store_true",
                         help="fused: add the global score as a third term")
     parser.add_argument("--bank", type=int, default=None, help="features: memory-bank entries")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
     parser.add_argument("--keep", type=Path, default=None,
                         help="an empty folder to keep the split, model and artifact in "
                              "(default: a temporary one)")
@@ -106,10 +109,12 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--keep must be an empty or new folder; {args.keep} "
                          f"{'has files' if args.keep.is_dir() else 'is a file'}")
         args.keep.mkdir(parents=True, exist_ok=True)
-        result = run(args.data.resolve(), options, args.keep.resolve(), args.report)
+        result = run(args.data.resolve(), options, args.keep.resolve(), args.report,
+                     export=export_options(args.precision))
     else:
         with tempfile.TemporaryDirectory() as scratch:
-            result = run(args.data.resolve(), options, Path(scratch), args.report)
+            result = run(args.data.resolve(), options, Path(scratch), args.report,
+                         export=export_options(args.precision))
     text = json_text(result)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -261,6 +261,9 @@ def test_features_train_export_score_through_the_cli(features_category, tmp_path
     # why and how to keep INT8; --precision int8 keeps it.
     exported = json.loads(capsys.readouterr().out)
     assert exported["precision"] == "fp32" and exported["parity"]["int8_unverified"] is True
+    # ... without building an INT8 copy it could not keep
+    assert not any(key.startswith("int8_") and key != "int8_unverified"
+                   for key in exported["parity"])
     assert main(["export", str(model), "-o", str(tmp_path / "f8.onnx"), "--precision",
                  "int8"]) == 0
     exported8 = json.loads(capsys.readouterr().out)
@@ -446,12 +449,12 @@ def test_auto_export_of_a_feature_model_needs_labeled_defects_for_int8():
                            np.zeros((1, 8, 8, 1), np.uint8))
 
     for architecture in ("features", "fused"):
-        why = _unverified_int8(run(architecture, [False, False]), Precision.AUTO, [])
+        why = _unverified_int8(run(architecture, [False, False]), Precision.AUTO)
         assert why.startswith("wrote FP32") and f"'{architecture}'" in why
         assert "--anomalous DIR" in why and "--precision int8" in why
-        # labeled defects let the export measure the loss; a parity miss already decides; an
-        # explicit precision is the user's choice
-        assert _unverified_int8(run(architecture, [False, True]), Precision.AUTO, []) is None
-        assert _unverified_int8(run(architecture, [False]), Precision.AUTO, ["x"]) is None
-        assert _unverified_int8(run(architecture, [False]), Precision.INT8, []) is None
-    assert _unverified_int8(run("unet", [False, False]), Precision.AUTO, []) is None
+        # labeled defects let the export measure the loss; an explicit precision is the user's
+        # choice
+        assert _unverified_int8(run(architecture, [False, True]), Precision.AUTO) is None
+        assert _unverified_int8(run(architecture, [False]), Precision.INT8) is None
+        assert _unverified_int8(run(architecture, [False]), Precision.FP32) is None
+    assert _unverified_int8(run("unet", [False, False]), Precision.AUTO) is None

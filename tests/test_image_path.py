@@ -973,3 +973,17 @@ def test_magnetic_tile_benchmark_refuses_to_keep_its_run_in_a_folder_with_files(
     with pytest.raises(SystemExit):
         main(["--data", str(tmp_path), "--keep", str(tmp_path / "notes.txt")])
     assert f"{tmp_path / 'notes.txt'} is a file" in capsys.readouterr().err
+
+
+def test_image_benchmarks_name_the_precision_they_measure():
+    pytest.importorskip("tensorflow")
+    from vigil.benchmarks.image_runs import export_options
+    from vigil.export.export_sensor import Precision
+
+    assert export_options("auto").precision is Precision.AUTO and not export_options("auto").force
+    assert export_options("fp32").precision is Precision.FP32
+    forced = export_options("int8")
+    assert forced.precision is Precision.INT8 and forced.force
+    with pytest.raises(ValueError, match=r"`precision` must be one of \['auto', 'fp32', 'int8'\]; "
+                                         r"received 'int4'"):
+        export_options("int4")
