@@ -104,17 +104,17 @@ def main(argv: list[str] | None = None) -> int:
                                    args.global_score)
     if args.steps:
         options = replace(options, model=replace(options.model, steps=args.steps))
+    export = export_options(args.precision)
     if args.keep is not None:
         if args.keep.exists() and (not args.keep.is_dir() or any(args.keep.iterdir())):
             parser.error(f"--keep must be an empty or new folder; {args.keep} "
                          f"{'has files' if args.keep.is_dir() else 'is a file'}")
         args.keep.mkdir(parents=True, exist_ok=True)
         result = run(args.data.resolve(), options, args.keep.resolve(), args.report,
-                     export=export_options(args.precision))
+                     export=export)
     else:
         with tempfile.TemporaryDirectory() as scratch:
-            result = run(args.data.resolve(), options, Path(scratch), args.report,
-                         export=export_options(args.precision))
+            result = run(args.data.resolve(), options, Path(scratch), args.report, export=export)
     text = json_text(result)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
