@@ -10,10 +10,15 @@ removal of the points above it lowers the mean and std most per point and per se
 threshold by the fraction ``prune`` (telemanom's pruning of weak sequences). Before ``warmup``
 windows the calibrated threshold applies alone. Alarm smoothing and episodes are the runtime's.
 
+``--capped`` tries the rule held between a reference and ``cap`` times it, the pruning included:
+the reference is the calibrated threshold (``under="base"``) or the library's default adaptive
+threshold, learned as the runtime learns it (``under="adaptive"``).
+
 It is not part of the runtime: on these sets it did not win (the README's "Alarm defaults" says
 what it scored); this script reproduces that comparison from ``--save-scores`` files.
 
     python benchmarks/explore_dynamic_threshold.py --scores results/scores --json results/dyn.json
+    python benchmarks/explore_dynamic_threshold.py --scores results/scores --capped
 """
 
 from __future__ import annotations
@@ -29,12 +34,14 @@ import numpy as np
 from vigil.benchmarks.score_dump import ScoredStream, load_streams
 from vigil.benchmarks.sweep_alarms import PRIMARY, SETS, figures_of
 from vigil.runtime.core.report import json_text
+from vigil.runtime.core.spec import AdaptiveThresholdSpec
 from vigil.runtime.core.thresholds import ThresholdMethod, calibrate
-from vigil.runtime.sensor.alarms import AlarmFilter, Episodes
+from vigil.runtime.sensor.alarms import AdaptiveThreshold, AlarmFilter, Episodes
 from vigil.runtime.sensor.evaluation import between_windows
 
 Z_CHOICES = np.arange(2.5, 12.01, 0.5)
 K, HOLD = 5.0, 10  # the calibrated threshold and alarm hold of the library's defaults
+DEFAULT_ADAPTIVE = AdaptiveThresholdSpec(memory=1000, warmup=1000, quantile=0.99, factor=2.0)
 
 
 @dataclass(frozen=True)
@@ -44,7 +51,10 @@ class DynamicThreshold:
     batch: int = 70         # windows between choices
     warmup: int = 1000      # windows before it applies
     prune: float | None = None  # minimum fractional excess over the highest normal score
-    floor: bool = True      # never below the calibrated threshold
+    floor: bool = True      # never below the calibrated threshold (or `under`'s threshold)
+    cap: float | None = None  # never above this many times the `under` threshold
+    under: str = "base"     # "base": the calibrated threshold; "adaptive": the default
+                            # adaptive threshold (DEFAULT_ADAPTIVE), learned as the runtime does
 
 
 def epsilon(errors: np.ndarray) -> float:
@@ -77,23 +87,31 @@ def decide(scores: np.ndarray, base: float, rule: DynamicThreshold) -> tuple[np.
         level = value if level is None else alpha * value + (1 - alpha) * level
         smoothed[i] = level
     smoothing, episodes = AlarmFilter(1, HOLD), Episodes(0)
+    adaptive = AdaptiveThreshold(DEFAULT_ADAPTIVE) if rule.under == "adaptive" else None
     alarms = np.zeros(len(scores), dtype=bool)
     starts = np.zeros(len(scores), dtype=bool)
-    cut, highest_normal = base, None
+    chosen, highest_normal = None, None
     for i in range(len(scores)):
+        reference = adaptive.threshold(base) if adaptive is not None else base
         if i >= rule.warmup and (i - rule.warmup) % rule.batch == 0:
             recent = smoothed[max(0, i - rule.history):i]
-            cut = max(epsilon(recent), base) if rule.floor else epsilon(recent)
-            normal = recent[recent <= cut]
+            chosen = epsilon(recent)
+            normal = recent[recent <= chosen]
             highest_normal = float(normal.max()) if len(normal) else None
-        if i < rule.warmup:
-            above = not np.isfinite(scores[i]) or scores[i] > base
+        if chosen is None:
+            above = not np.isfinite(scores[i]) or scores[i] > reference
         else:
+            cut = max(chosen, reference) if rule.floor else chosen
+            if rule.prune is not None and highest_normal is not None:
+                # (score - highest normal) / score >= prune, for the positive scores
+                cut = max(cut, highest_normal / (1.0 - rule.prune))
+            if rule.cap is not None:
+                cut = min(cut, rule.cap * reference)
             above = smoothed[i] > cut
-            if above and rule.prune is not None and highest_normal is not None:
-                above = (smoothed[i] - highest_normal) / smoothed[i] >= rule.prune
         alarms[i] = smoothing.step(bool(above))
         starts[i] = episodes.step(bool(alarms[i]))
+        if adaptive is not None:
+            adaptive.observe(float(scores[i]), bool(alarms[i]))
     return alarms, starts
 
 
@@ -116,18 +134,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scores", type=Path, required=True,
                         help="a folder of <set>.npz written by the benchmarks' --save-scores")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--capped", action="store_true",
+                        help="the capped grid: telemanom's threshold held between the calibrated "
+                             "(or default adaptive) threshold and a multiple of it")
     args = parser.parse_args(argv)
     sets = {name: load_streams(args.scores / f"{name}.npz")[1] for name in SETS
             if (args.scores / f"{name}.npz").is_file()}
     if not sets:
         parser.error(f"--scores {args.scores} holds none of {[f'{n}.npz' for n in SETS]}")
     rows = []
-    for span, warmup, prune, floor in itertools.product((1, 10, 30), (200, 1000), (None, 0.13),
-                                                        (True, False)):
-        rule = DynamicThreshold(span=span, warmup=warmup, prune=prune, floor=floor)
+    if args.capped:
+        rules = [DynamicThreshold(span=span, warmup=1000, prune=prune, cap=cap, under=under)
+                 for span, prune, cap, under in itertools.product(
+                     (1, 10), (None, 0.13), (None, 2.0, 3.0, 5.0, 10.0), ("base", "adaptive"))]
+    else:
+        rules = [DynamicThreshold(span=span, warmup=warmup, prune=prune, floor=floor)
+                 for span, warmup, prune, floor in itertools.product(
+                     (1, 10, 30), (200, 1000), (None, 0.13), (True, False))]
+    for rule in rules:
         figures = {name: evaluate(name, streams, rule) for name, streams in sets.items()}
         rows.append({"rule": asdict(rule), "figures": figures})
-        print(f"span {span:>2} warmup {warmup:>4} prune {prune} floor {floor!s:<5}  " + "  ".join(
+        print(f"span {rule.span:>2} warmup {rule.warmup:>4} prune {rule.prune} floor {rule.floor!s:<5} "
+              f"cap {rule.cap} under {rule.under:<8}  " + "  ".join(
             f"{n} {figures[n][PRIMARY[n]]:.3f}" for n in sets), flush=True)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -82,3 +82,19 @@ def test_telemanom_threshold_separates_rare_spikes_and_warms_up_on_the_base():
     # With the floor, the threshold never goes below the base: a base above the spikes wins.
     alarms, _ = decide(spiky, base=10.0, rule=rule)
     assert not alarms.any()
+
+
+def test_telemanom_cap_bounds_the_threshold_by_its_reference():
+    from vigil.benchmarks.explore_dynamic_threshold import DynamicThreshold, decide
+
+    rng = np.random.default_rng(5)
+    scores = np.abs(rng.normal(1.0, 0.1, 2_000))
+    scores[[1200, 1700]] = 5.0
+    free = DynamicThreshold(history=1_000, batch=100, warmup=1_000, prune=0.13)
+    alarms, _ = decide(scores, base=0.2, rule=free)
+    # Its own cut sits above the normal scores (once the warm-up's alarms have held 10 windows).
+    assert not alarms[1_020:1_150].any()
+    # Capped at 2 x the base (0.4), every normal score (about 1.0) is above it.
+    capped = DynamicThreshold(history=1_000, batch=100, warmup=1_000, prune=0.13, cap=2.0)
+    alarms, _ = decide(scores, base=0.2, rule=capped)
+    assert alarms[1_000:].all()
