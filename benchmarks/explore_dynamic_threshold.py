@@ -28,6 +28,7 @@ import itertools
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -40,7 +41,9 @@ from vigil.runtime.sensor.alarms import AdaptiveThreshold, AlarmFilter, Episodes
 from vigil.runtime.sensor.evaluation import between_windows
 
 Z_CHOICES = np.arange(2.5, 12.01, 0.5)
-K, HOLD = 5.0, 10  # the calibrated threshold and alarm hold of the library's defaults
+# The library's alarm defaults (training's CalibrationOptions, which imports TensorFlow; a test
+# keeps these equal to it): the calibrated threshold's k, the alarm hold, the adaptive threshold.
+K, HOLD = 5.0, 10
 DEFAULT_ADAPTIVE = AdaptiveThresholdSpec(memory=1000, warmup=1000, quantile=0.99, factor=2.0)
 
 
@@ -53,8 +56,9 @@ class DynamicThreshold:
     prune: float | None = None  # minimum fractional excess over the highest normal score
     floor: bool = True      # never below the calibrated threshold (or `under`'s threshold)
     cap: float | None = None  # never above this many times the `under` threshold
-    under: str = "base"     # "base": the calibrated threshold; "adaptive": the default
-                            # adaptive threshold (DEFAULT_ADAPTIVE), learned as the runtime does
+    # "base": the calibrated threshold; "adaptive": the default adaptive threshold
+    # (DEFAULT_ADAPTIVE), learned as the runtime learns it
+    under: Literal["base", "adaptive"] = "base"
 
 
 def epsilon(errors: np.ndarray) -> float:

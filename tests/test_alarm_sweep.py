@@ -98,3 +98,13 @@ def test_telemanom_cap_bounds_the_threshold_by_its_reference():
     capped = DynamicThreshold(history=1_000, batch=100, warmup=1_000, prune=0.13, cap=2.0)
     alarms, _ = decide(scores, base=0.2, rule=capped)
     assert alarms[1_000:].all()
+
+
+def test_telemanom_exploration_uses_the_library_alarm_defaults():
+    from vigil.benchmarks.explore_dynamic_threshold import DEFAULT_ADAPTIVE, HOLD, K
+    from vigil.runtime.core.spec import AdaptiveThresholdSpec
+    from vigil.training.train_sensor import CalibrationOptions
+
+    defaults = CalibrationOptions()
+    assert (K, HOLD) == (defaults.k, defaults.hold)
+    assert DEFAULT_ADAPTIVE == AdaptiveThresholdSpec(**defaults.adaptive_spec())
