@@ -135,7 +135,7 @@ def _quantize(fp32, calibration: np.ndarray, progress: Progress = silent):
             yield windows[start:start + CALIBRATION_BATCH]
         progress("export: INT8 calibration (batches)", len(starts), len(starts))
 
-    return quantize_static_int8(fp32, batches, "window", exclude_substrings=(),
+    return quantize_static_int8(fp32, batches, "window", exclude_substrings=("neighbour_distance",),
                                 op_types=QUANTIZED_OPS)
 
 

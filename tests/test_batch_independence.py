@@ -20,8 +20,10 @@ pytest.importorskip("onnx")
 
 SENTINELS = (65535.0, -9999.0, 99999.0, 1e6, 1e20, -1e20)
 # Same inputs, other batch: only float rounding may differ (GEMM blocking), far below the parity
-# tolerance of INT8 against FP32 (1e-2 relative).
-TOLERANCE = dict(rtol=1e-5, atol=1e-6)
+# tolerance of INT8 against FP32 (1e-2 relative). Scores are standardized sums centred on 0 (a
+# threshold near 8 here), so near 0 the rounding is judged in absolute terms: 1e-5, about 1e-6
+# of the threshold.
+TOLERANCE = dict(rtol=1e-5, atol=1e-5)
 
 
 @pytest.fixture(scope="module")

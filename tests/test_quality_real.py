@@ -11,11 +11,13 @@ pytestmark = pytest.mark.slow
 # Floors sit below the figures measured with the same code (see the README's Quality section),
 # leaving room for run-to-run training noise on other machines.
 # SKAB's protocol on the first 4 of every 8th of its 34 files (sorted), so that the suite stays
-# under 20 minutes on 2 slow cores: measured 0.910 on those 4 in 59 s (0.897 on all 5 of every
-# 8th in 123 s; 0.834 on all 34, the README's figure; 0.831 on every 6th file, 0.773 on every
-# other).
+# under 20 minutes on 2 slow cores: measured 0.768 on those 4 in 76 s with the neighbour distance
+# in the score (the default since 0.3; the error alone measured 0.910 there, but its calibrated
+# threshold sits higher on other/4 and valve1/4 with the distance added, though AUROC rises on all
+# four; on all 34 files the saved scores give 0.837 with it against 0.832, README "Alarm
+# defaults"). Before it: 0.897 on all 5 of every 8th, 0.831 on every 6th file.
 SKAB_CI_STEP, SKAB_CI_FILES = 8, 4
-SKAB_F1_FLOOR = 0.78
+SKAB_F1_FLOOR = 0.70
 
 
 def test_skab_protocol_f1_floor(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -87,7 +88,7 @@ def test_runtime_scores_without_the_training_stack(sensor_artifacts, tmp_path):
     assert result["attempts"] == []
     assert result["loaded"] == []
     (score,) = result["scores"]
-    assert score > 0
+    assert math.isfinite(score)  # a standardized sum: a flat window at the mean may score below 0
     assert result["predict"] in ([True], [False])
 
 

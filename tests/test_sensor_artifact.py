@@ -19,7 +19,7 @@ from vigil.training.synthetic import FEATURES
 
 FP32_MAX_ABS_DIFF = 1e-4       # Keras vs ONNX FP32 on validation scores (about 0.4 .. 2.5)
 INT8_MIN_RANK_CORRELATION = 0.95
-INT8_MAX_REL_DIFF = 0.15       # |INT8 - FP32| / FP32 per window; measured 0.02 .. 0.07
+INT8_MAX_REL_DIFF = 0.15       # max |INT8 - FP32| over the FP32 scores' std
 BATCH1_WINDOWS = 12            # windows scored one at a time (Keras calls are slow)
 QUALITY_FLOOR_AUROC = 0.7      # synthetic test stream; the tiny fixture model reaches about 0.8-0.9
 
@@ -87,7 +87,8 @@ def test_int8_tracks_fp32(fp32, int8, validation, labeled_windows, batch):
         b = np.concatenate([int8.score(windows[i:i + batch]) for i in starts])
     assert len(a) > 20
     assert rank_correlation(a, b) >= INT8_MIN_RANK_CORRELATION
-    assert np.max(np.abs(b - a) / np.abs(a)) <= INT8_MAX_REL_DIFF
+    # scores are standardized sums centred on 0: the difference is judged against their spread
+    assert np.max(np.abs(b - a)) / np.std(a) <= INT8_MAX_REL_DIFF
 
 
 def test_scores_separate_anomalies(sensor_artifacts, int8, labeled_windows):
@@ -160,7 +161,7 @@ def test_threshold_override_changes_predict(sensor_artifacts, labeled_windows):
 
     detector.threshold = float(scores.max()) + 1
     assert not detector.predict(labeled_windows).any()
-    detector.threshold = 0
+    detector.threshold = float(scores.min()) - 1
     assert detector.predict(labeled_windows).all()
 
     for bad in (float("nan"), float("inf"), "1.0", True):

@@ -90,7 +90,7 @@ def test_pushing_in_chunks_equals_pushing_one_by_one_fp32(fp32, rows):
                                     for i in range(start, min(70, start + 9)))
     assert [r.index for r in chunked] == [r.index for r in one_by_one]
     np.testing.assert_allclose([r.score for r in chunked], [r.score for r in one_by_one],
-                               rtol=1e-5)
+                               rtol=1e-5, atol=1e-5)
 
 
 def test_results_explain_by_feature(fp32, rows):

@@ -50,6 +50,11 @@ class ModelOptions:
     burn_in: int | None = None  # forecasters: no loss on the first steps (too little
                                 # history); default a third of the window
     scale_features: bool = False  # divide each feature's error by its mean on normal windows
+    # Add the distance of the last rows' shape to the nearest normal one (``NeighbourDistance``),
+    # each part of the score standardized by its held-out normal scores (0: the error alone).
+    # 16 rows was chosen on NAB, SKAB, SMD and ECG together (README, "Alarm defaults").
+    neighbour_rows: int = 16
+    neighbour_entries: int = 8192  # normal shapes kept (evenly spaced) when training has more
     seed: int = 0
 
 
@@ -130,6 +135,103 @@ class WindowScore(layers.Layer):
     def get_config(self):
         return {**super().get_config(), "scale": self.scale, "reduction": self.reduction,
                 "last": self.last, "decay": self.decay, "weights": self.feature_weights}
+
+
+@keras.saving.register_keras_serializable(package="vigil")
+class NeighbourDistance(layers.Layer):
+    """Distance from a window's recent shape to the nearest normal one, in normalized units.
+
+    The shape is the window's last ``rows`` normalized rows of the scored ``features``, each
+    feature minus its mean over those rows; the bank holds the shapes of normal training windows
+    (a graph constant: a window's distance never depends on its batch). A forecaster's error is
+    small for a step it can follow even when the pattern around it was never seen; the nearest
+    normal shape sees the pattern (a nearest-neighbour score, as KNN-CAD's on NAB).
+    """
+
+    def __init__(self, rows, features, entries, **kwargs):
+        super().__init__(**kwargs)
+        self.rows = int(rows)
+        self.features = [int(f) for f in features]
+        self.entries = int(entries)
+
+    @property
+    def dimensions(self) -> int:
+        return self.rows * len(self.features)
+
+    def build(self, input_shape):
+        self.bank = self.add_weight(name="bank", shape=(self.dimensions, self.entries),
+                                    initializer="zeros", trainable=False)
+        self.bank_norms = self.add_weight(name="bank_norms", shape=(1, self.entries),
+                                          initializer="zeros", trainable=False)
+
+    def set_bank(self, shapes: np.ndarray) -> None:
+        """Fill the bank with ``shapes`` (entries, dimensions), as ``shapes_of`` gives them."""
+        shapes = np.asarray(shapes, dtype=np.float32)
+        if shapes.shape != (self.entries, self.dimensions):
+            raise ValueError(f"`shapes` must have shape {(self.entries, self.dimensions)}; "
+                             f"received {shapes.shape}")
+        self.bank.assign(shapes.T)
+        self.bank_norms.assign(np.sum(np.square(shapes), axis=1, keepdims=True).T)
+
+    def call(self, normalized):
+        x = shapes_of(normalized, self.rows, self.features)
+        # The nearest entry by |b|^2 - 2 x.b (|x|^2 is the same for all); its distance is then
+        # computed directly, free of that expansion's cancellation (and so of GEMM blocking).
+        import tensorflow as tf  # keras.ops.argmin's -0.0 handling exports a Bitcast ONNX lacks
+
+        nearest = tf.argmin(self.bank_norms - 2.0 * ops.matmul(x, self.bank), axis=1)
+        closest = ops.transpose(ops.take(self.bank, nearest, axis=1))
+        return ops.sqrt(ops.sum(ops.square(x - closest), axis=1))
+
+    def get_config(self):
+        return {**super().get_config(), "rows": self.rows, "features": self.features,
+                "entries": self.entries}
+
+
+def shapes_of(normalized, rows: int, features: list[int]):
+    """(windows, rows * features): the last ``rows`` rows of the chosen features, each feature
+    minus its mean over them, flattened (tensors or numpy arrays)."""
+    x = normalized[:, -rows:, :]
+    x = ops.take(x, np.asarray(features, dtype=np.int32), axis=2)
+    x = x - ops.mean(x, axis=1, keepdims=True)
+    return ops.reshape(x, (-1, rows * len(features)))
+
+
+def normal_shapes(normalized: np.ndarray, rows: int, features: list[int],
+                  entries: int) -> np.ndarray:
+    """The bank: the shapes of normal training windows, at most ``entries``, evenly spaced."""
+    shapes = np.asarray(shapes_of(normalized, rows, features), dtype=np.float32)
+    if len(shapes) > entries:
+        shapes = shapes[np.linspace(0, len(shapes) - 1, entries).round().astype(int)]
+    return shapes
+
+
+@keras.saving.register_keras_serializable(package="vigil")
+class StandardizedSum(layers.Layer):
+    """The sum of scores, each minus its held-out normal mean over its normal std: 0 is a
+    typical normal window, and each part weighs by how far it is from its own normal."""
+
+    def __init__(self, means, stds, **kwargs):
+        super().__init__(**kwargs)
+        self.means = [float(v) for v in means]
+        self.stds = [float(v) for v in stds]
+
+    def call(self, scores):
+        return sum((s - m) / d for s, m, d in zip(scores, self.means, self.stds))
+
+    def get_config(self):
+        return {**super().get_config(), "means": self.means, "stds": self.stds}
+
+
+@dataclass(frozen=True)
+class NeighbourScore:
+    """What ``build_scoring_model`` needs to add the neighbour distance to the error score."""
+
+    rows: int
+    features: tuple[int, ...]
+    shapes: np.ndarray           # (entries, rows * features), from ``normal_shapes``
+    means: tuple[float, float]   # (error, distance) on held-out normal windows
+    stds: tuple[float, float]
 
 
 def build_network(window: int, features: int, options: ModelOptions) -> keras.Model:
@@ -215,11 +317,14 @@ def input_bounds(roles: tuple[str, ...]) -> np.ndarray:
 
 def build_scoring_model(network: keras.Model, window: int, mean: np.ndarray, std: np.ndarray,
                         scale: np.ndarray, options: ModelOptions,
-                        bounds: np.ndarray | None = None) -> keras.Model:
+                        bounds: np.ndarray | None = None,
+                        neighbours: NeighbourScore | None = None) -> keras.Model:
     """Raw window in; (score, feature_errors) out. This is the model that is exported.
 
     ``bounds`` (``input_bounds`` of the feature roles; default: every feature scored) marks the
-    features whose error makes the score (-1); the others are inputs only, clipped.
+    features whose error makes the score (-1); the others are inputs only, clipped. With
+    ``neighbours`` the score is the standardized sum of the error score and the neighbour distance
+    (``feature_errors`` stay the forecast's or reconstruction's).
     """
     features = len(mean)
     raw = keras.Input((window, features), name="window")
@@ -233,6 +338,13 @@ def build_scoring_model(network: keras.Model, window: int, mean: np.ndarray, std
     score, feature_errors = WindowScore(scale, options.score_reduction, options.score_last,
                                         options.score_decay, weights,
                                         name="window_score")([target, produced])
+    if neighbours is not None:
+        layer = NeighbourDistance(neighbours.rows, neighbours.features, len(neighbours.shapes),
+                                  name="neighbour_distance")
+        distance = layer(normalized)
+        layer.set_bank(neighbours.shapes)
+        score = StandardizedSum(neighbours.means, neighbours.stds,
+                                name="standardized_sum")([score, distance])
     score = layers.Identity(name="score")(score)
     feature_errors = layers.Identity(name="feature_errors")(feature_errors)
     return keras.Model(raw, {"score": score, "feature_errors": feature_errors},

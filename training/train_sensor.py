@@ -140,6 +140,9 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
                          f"`adaptive_factor` > 0; received {calibration.adaptive_memory}, "
                          f"{calibration.adaptive_warmup}, {calibration.adaptive_z}, "
                          f"{calibration.adaptive_quantile} and {calibration.adaptive_factor}")
+    if options.model.neighbour_rows < 0 or options.model.neighbour_entries < 1:
+        raise ValueError(f"`neighbour_rows` must be >= 0 and `neighbour_entries` >= 1; received "
+                         f"{options.model.neighbour_rows} and {options.model.neighbour_entries}")
     started = time.perf_counter()
     prepared = prepare(data, options.data)
     window, n_features = prepared.train.shape[1:]
@@ -169,6 +172,11 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
     scale = sensor_model.feature_error_scale(network, normalize(prepared.train), model_options)
     scorer = sensor_model.build_scoring_model(network, window, prepared.mean, prepared.std, scale,
                                               model_options, bounds)
+    neighbours = None
+    if model_options.neighbour_rows > 0:
+        neighbours = neighbour_score(scorer, normalize, prepared, roles, model_options)
+        scorer = sensor_model.build_scoring_model(network, window, prepared.mean, prepared.std,
+                                                  scale, model_options, bounds, neighbours)
     scores = score_windows(scorer, prepared.validation)
     labels = prepared.validation_labels
     if ThresholdMethod(options.calibration.method) is ThresholdMethod.F1 and not labels.any():
@@ -181,6 +189,11 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
         log.warning("%s", warning)
     record = _record(prepared, options, threshold, scores[~labels], len(history.epoch))
     record["training"]["inputs_only"] = inputs_only
+    if neighbours is not None:
+        record["training"]["neighbours"] = {
+            "rows": neighbours.rows, "entries": int(len(neighbours.shapes)),
+            "features": [prepared.features[i] for i in neighbours.features],
+            "normal_means": list(neighbours.means), "normal_stds": list(neighbours.stds)}
     if inputs_only:
         log.info("not scored (inputs only): %s", ", ".join(f"{f} ({r})" for f, r in inputs_only.items()))
     if check is not None:
@@ -195,6 +208,30 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
     save_run(scorer, run)
     return SensorTrainingResult(run, threshold, time.perf_counter() - started, len(history.epoch),
                                 check, tuple(warnings))
+
+
+def neighbour_score(error_scorer, normalize, prepared: SensorData, roles: tuple[str, ...],
+                    options: sensor_model.ModelOptions) -> sensor_model.NeighbourScore:
+    """The bank of normal shapes, and the error's and the distance's mean and std on the held-out
+    normal windows, which put the two on one scale."""
+    rows = min(options.neighbour_rows, prepared.train.shape[1])
+    features = tuple(i for i, r in enumerate(roles) if r == SCORED)
+    shapes = sensor_model.normal_shapes(normalize(prepared.train), rows, list(features),
+                                        options.neighbour_entries)
+    normal = prepared.validation[~prepared.validation_labels]
+    errors = score_windows(error_scorer, normal)
+    layer = sensor_model.NeighbourDistance(rows, features, len(shapes))
+    layer.build(None)
+    layer.set_bank(shapes)
+    distances = np.concatenate([np.asarray(layer(normalize(normal[i:i + 1024])), dtype=np.float64)
+                                for i in range(0, len(normal), 1024)])
+    means = (float(errors.mean()), float(distances.mean()))
+    stds = tuple(max(float(v.std()), STD_FLOOR * max(1.0, abs(m)))
+                 for v, m in ((errors, means[0]), (distances, means[1])))
+    return sensor_model.NeighbourScore(rows, features, shapes, means, stds)
+
+
+STD_FLOOR = 1e-6  # relative: a part that never varied on normal windows still has a scale
 
 
 def score_windows(scorer, windows: np.ndarray, batch_size: int = 512) -> np.ndarray:
@@ -227,7 +264,11 @@ def _record(prepared: SensorData, options: SensorTrainingOptions, threshold: Thr
                               else "reconstruction")
                            + " error in normalized units"
                            + (" / its normal mean" if model.scale_features else "") + ", over the "
-                           + (f"last {model.score_last} steps" if model.score_last else "window"),
+                           + (f"last {model.score_last} steps" if model.score_last else "window")
+                           + (f"; plus the distance of the last {min(model.neighbour_rows, options.data.window)} "
+                              "rows' shape to the nearest normal one, the two standardized by their "
+                              "held-out normal mean and std and summed" if model.neighbour_rows > 0
+                              else ""),
         **decision_record(options.calibration, threshold, normal_scores),
         "training": {
             "files": list(prepared.files),

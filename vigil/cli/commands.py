@@ -126,6 +126,7 @@ def cmd_train_sensor(args) -> int:
         model=replace(defaults.model, **_given(args, "architecture", "units", "latent", "epochs",
                                                "batch_size", "learning_rate", "score_reduction",
                                                "score_last", "score_decay", "burn_in",
+                                               "neighbour_rows", "neighbour_entries",
                                                "seed")),
         calibration=replace(defaults.calibration, **_given(args, "k", "q", "consecutive", "hold",
                                                            "rearm", "adaptive", "adaptive_memory",
@@ -714,6 +715,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="weigh those steps by (1-decay)^age, newest heaviest (default 0.1)")
     sensor.add_argument("--burn-in", type=int, default=None,
                         help="forecasters: no loss on the first steps of a window (default: a third)")
+    sensor.add_argument("--neighbour-rows", type=int, default=None, metavar="ROWS",
+                        help="add the distance of the last ROWS rows' shape to the nearest normal "
+                             "one to the score (default 16; 0: the model's error alone)")
+    sensor.add_argument("--neighbour-entries", type=int, default=None, metavar="N",
+                        help="normal shapes kept for that distance (default 8192)")
     _threshold_method_arguments(sensor)
     sensor.add_argument("--k", type=float, default=None,
                         help="gaussian: mean + k std of held-out normal scores (default 5)")
