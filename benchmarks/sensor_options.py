@@ -25,6 +25,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help="running normalization alone on (default: off)")
     parser.add_argument("--normalization-memory", type=int, default=None, metavar="ROWS",
                         help="running normalization's time constant (default: the library's)")
+    parser.add_argument("--neighbour-rows", type=int, default=None, metavar="ROWS",
+                        help="rows of the shape distance added to the score (default: the "
+                             "library's; 0: the model's error alone)")
     parser.add_argument("--seed", type=int, default=None,
                         help="training seed: initial weights and shuffling (default: the "
                              "library's); a few seeds show how far a figure moves by chance")
@@ -39,6 +42,8 @@ def with_model_arguments(options: SensorTrainingOptions,
         model = replace(model, architecture=Architecture(args.architecture))
     if args.window:
         data = replace(data, window=args.window)
+    if getattr(args, "neighbour_rows", None) is not None:
+        model = replace(model, neighbour_rows=args.neighbour_rows)
     if getattr(args, "seed", None) is not None:
         model = replace(model, seed=args.seed)
     calibration = options.calibration

@@ -108,3 +108,17 @@ def test_telemanom_exploration_uses_the_library_alarm_defaults():
     defaults = CalibrationOptions()
     assert (K, HOLD) == (defaults.k, defaults.hold)
     assert DEFAULT_ADAPTIVE == AdaptiveThresholdSpec(**defaults.adaptive_spec())
+
+
+def test_neighbour_exploration_uses_the_library_defaults():
+    from vigil.benchmarks.explore_neighbours import BANK, DEFAULT_POLICY, STD_FLOOR, VALIDATION_FRACTION
+    from vigil.runtime.core.spec import AdaptiveThresholdSpec
+    from vigil.training.sensor_data import DataOptions
+    from vigil.training.train_sensor import CalibrationOptions, SensorTrainingOptions
+
+    defaults, data = CalibrationOptions(), DataOptions()
+    assert (DEFAULT_POLICY.k, DEFAULT_POLICY.hold, DEFAULT_POLICY.rearm) == (
+        defaults.k, defaults.hold, defaults.rearm)
+    assert DEFAULT_POLICY.adaptive == AdaptiveThresholdSpec(**defaults.adaptive_spec())
+    assert (VALIDATION_FRACTION, STD_FLOOR) == (data.validation_fraction, data.relative_std_floor)
+    assert BANK == SensorTrainingOptions().model.neighbour_entries

@@ -191,7 +191,13 @@ def test_score_axis_goes_logarithmic_only_when_scores_span_orders_of_magnitude()
 
     rng = np.random.default_rng(0)
     calm = rng.uniform(0.5, 2.0, 2000)
-    assert score_axis(calm, threshold=3.0) == (0.0, pytest.approx(7.5), False)
+    assert score_axis(calm, threshold=3.0) == (0.0, pytest.approx(7.5), "linear")
     bursty = np.concatenate([rng.lognormal(-2.0, 1.0, 2000), [300.0, 800.0, 1200.0] * 10])
-    bottom, top, logarithmic = score_axis(np.concatenate([[np.nan] * 5, bursty]), threshold=0.12)
-    assert logarithmic and 0 < bottom < 0.12 < top and top > 800
+    bottom, top, scale = score_axis(np.concatenate([[np.nan] * 5, bursty]), threshold=0.12)
+    assert scale == "log" and 0 < bottom < 0.12 < top and top > 800
+    # standardized scores (0: a typical normal window) go below 0: the axis shows them
+    standardized = rng.normal(0.0, 1.0, 2000)
+    bottom, top, scale = score_axis(standardized, threshold=8.0)
+    assert scale == "linear" and bottom < standardized.min() * 0.9 and top == pytest.approx(20.0)
+    bottom, top, scale = score_axis(np.concatenate([standardized, [5e3, 9e3] * 10]), threshold=8.0)
+    assert scale == "symlog" and bottom < 0 and top > 5e3

@@ -22,6 +22,7 @@ from .versions import library_versions
 log = logging.getLogger("vigil")
 
 CALIBRATION_WINDOWS = 256
+STD_FLOOR = 1e-6  # relative: a score part that never varied on normal windows still has a scale
 
 
 @dataclass(frozen=True)
@@ -229,9 +230,6 @@ def neighbour_score(error_scorer, normalize, prepared: SensorData, roles: tuple[
     stds = tuple(max(float(v.std()), STD_FLOOR * max(1.0, abs(m)))
                  for v, m in ((errors, means[0]), (distances, means[1])))
     return sensor_model.NeighbourScore(rows, features, shapes, means, stds)
-
-
-STD_FLOOR = 1e-6  # relative: a part that never varied on normal windows still has a scale
 
 
 def score_windows(scorer, windows: np.ndarray, batch_size: int = 512) -> np.ndarray:

@@ -91,17 +91,24 @@ def _episode_lines(files: list[FileScores]) -> list[str]:
 NO_TIME = "(no time column)"
 
 
-def score_axis(scores: np.ndarray, threshold: float) -> tuple[float, float, bool]:
-    """(bottom, top, logarithmic) of the score axis: linear from 0, unless the scores span orders
-    of magnitude (bursty streams), where a linear axis would hide the threshold and most scores."""
+def score_axis(scores: np.ndarray, threshold: float) -> tuple[float, float, str]:
+    """(bottom, top, scale) of the score axis: linear from 0 (or from the lowest scores, which
+    standardized scores put below 0), unless the scores span orders of magnitude (bursty
+    streams), where a linear axis would hide the threshold and most scores: then logarithmic, or
+    symmetric-logarithmic ("symlog", linear within the threshold) when scores go below 0."""
     finite = scores[np.isfinite(scores)]
     top = max(threshold * 2.5, float(np.percentile(finite, 99.5)) * 1.1) if len(finite) else 1.0
+    lowest = float(np.percentile(finite, 0.5)) if len(finite) else 0.0
+    if lowest < 0:
+        spread = float(np.percentile(np.abs(finite), 50))
+        bursty = top / max(spread, abs(threshold), 1e-12) > 100
+        return lowest * 1.1, top, "symlog" if bursty else "linear"
     positive = finite[finite > 0]
     if len(positive):
         bottom = min(float(np.percentile(positive, 1)), threshold if threshold > 0 else np.inf) * 0.5
         if top / max(float(np.median(positive)), bottom) > 100:
-            return bottom, top, True
-    return 0.0, top, False
+            return bottom, top, "log"
+    return 0.0, top, "linear"
 
 
 def _plot(scored: FileScores, threshold: float, folder: Path) -> Path:
@@ -114,8 +121,8 @@ def _plot(scored: FileScores, threshold: float, folder: Path) -> Path:
     scored_rows = np.isfinite(scored.scores)  # strided windows leave rows without a score
     axis.plot(x[scored_rows], scored.scores[scored_rows], lw=0.8, color="tab:blue", label="score")
     axis.axhline(threshold, color="black", ls="--", lw=0.8, label="threshold")
-    bottom, top, logarithmic = score_axis(scored.scores, threshold)
-    bar = bottom * (top / bottom) ** 0.97 if logarithmic else top * 0.97
+    bottom, top, scale = score_axis(scored.scores, threshold)
+    bar = bottom * (top / bottom) ** 0.97 if scale == "log" else top * 0.97
     named = set()
     for e in scored.episodes:
         name = "alarm episode" if e.labeled else "false alarm episode"
@@ -123,12 +130,15 @@ def _plot(scored: FileScores, threshold: float, folder: Path) -> Path:
                   color="tab:orange" if e.labeled else "tab:purple",
                   label=None if name in named else name)
         named.add(name)
-    if logarithmic:
+    if scale == "log":
         axis.set_yscale("log")
+    elif scale == "symlog":
+        axis.set_yscale("symlog", linthresh=max(abs(threshold), 1e-6))
     axis.set_ylim(bottom, top)
     axis.set_title(f"{scored.name}: score over time")
     axis.set_xlabel("row")
-    axis.set_ylabel("anomaly score (log)" if logarithmic else "anomaly score")
+    axis.set_ylabel("anomaly score" + {"log": " (log)", "symlog": " (log beyond the threshold)"}
+                    .get(scale, ""))
     axis.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     figure.tight_layout()
     path = folder / (str(Path(scored.name).with_suffix("")).replace("/", "_") + ".png")

@@ -1,0 +1,178 @@
+"""Exploration: a nearest-neighbour shape distance beside the sensor model's error, on saved scores.
+
+For every stream of the benchmarks' saved error-alone scores (run them with ``--neighbour-rows 0
+--save-scores DIR/<set>.npz``), this computes in numpy the distance of each window's last ``rows``
+normalized rows (optionally each column minus its mean over them: the shape) to the nearest such
+window of the stream's normal training rows, with the training split, normalization and feature
+roles that training uses, at the rows where the saved windows end. It then judges the distance
+alone and its sum with the error (each standardized by its held-out normal scores, or divided by
+their mean) with the library's default alarm policy and each benchmark's metrics
+(``sweep_alarms.evaluate``). This is how the default ``neighbour_rows`` (16, shape, standardized
+sum) was chosen on NAB, SKAB, SMD and ECG (README, "Alarm defaults"); the model computes the same
+distance in its graph (``training.sensor_model.NeighbourDistance``).
+
+    python benchmarks/explore_neighbours.py --scores DIR --data ../shared/data --variants 8:1,16:0,16:1,32:1
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from vigil.benchmarks.score_dump import ScoredStream, load_streams, save_streams
+from vigil.benchmarks.sweep_alarms import PRIMARY, SETS, Policy, evaluate
+from vigil.runtime.core import metrics
+from vigil.runtime.core.spec import AdaptiveThresholdSpec
+from vigil.runtime.sensor.tables import fill_gaps, read_table
+from vigil.runtime.sensor.windows import sliding_windows
+
+# The library's alarm defaults (k 5, hold 10, adaptive 2 x the 0.99 quantile over 1,000 scores,
+# warm-up 1,000); tests/test_alarm_sweep.py keeps them equal to CalibrationOptions'.
+DEFAULT_POLICY = Policy(5.0, 10, AdaptiveThresholdSpec(1000, 1000, quantile=0.99, factor=2.0))
+VALIDATION_FRACTION, STD_FLOOR, BANK = 0.25, 0.01, 8192
+
+
+def training_and_scored_rows(data: Path, bench: str, stream: ScoredStream):
+    """(training rows, their labels, the rows the saved scores index) as the benchmark read them."""
+    if bench == "smd":
+        folder = data / "smd" / "csv" / stream.name
+        train = read_table(folder / "train.csv", time_column="t", label_column=None)
+        test = read_table(folder / "test.csv", features=train.features, time_column="t",
+                          label_column="anomaly")
+        rows = fill_gaps(train.values, 3, train.source, train.features)
+        return rows, np.zeros(len(rows), dtype=bool), fill_gaps(test.values, 3, test.source,
+                                                                  test.features)
+    if bench == "ecg":
+        path = data / "ecg-mitbih" / "csv" / f"{stream.name}.csv"
+        leads = tuple(path.open().readline().strip().split(",")[1:3])
+        values = read_table(path, features=leads, time_column="time", label_column="anomaly").values
+    else:
+        table = read_table(data / ("nab/data" if bench == "nab" else "skab") / stream.name)
+        values = fill_gaps(table.values, 3, table.source, table.features)
+    n = stream.test_start
+    return values[:n], stream.labels[:n], values
+
+
+def nearest(queries: np.ndarray, bank: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    norms = (bank ** 2).sum(1)
+    out = np.empty(len(queries))
+    for i in range(0, len(queries), chunk):
+        q = queries[i:i + chunk]
+        d = (q ** 2).sum(1)[:, None] + norms[None, :] - 2 * q @ bank.T
+        out[i:i + chunk] = np.sqrt(np.maximum(d.min(1), 0))
+    return out
+
+
+def distance_stream(data: Path, bench: str, stream: ScoredStream, rows: int,
+                    shape: bool) -> ScoredStream:
+    from vigil.training.sensor_data import SCORED, feature_roles
+
+    train, labels, values = training_and_scored_rows(data, bench, stream)
+    ends = np.flatnonzero(~np.isnan(stream.scores))
+    stride = int(ends[1] - ends[0]) if len(ends) > 1 else 1
+    split = int(round(len(train) * (1 - VALIDATION_FRACTION)))
+    normal = train[:split][~labels[:split]].astype(np.float64)
+    mean, std = normal.mean(0), normal.std(0)
+    std = np.maximum(std, STD_FLOOR * np.abs(mean))
+    std = np.where(std > 1e-8 * np.maximum(1.0, np.abs(mean)), std, 1.0)
+    keep = [i for i, r in enumerate(feature_roles(normal, mean)) if r == SCORED]
+
+    def flat(windows):
+        if shape:
+            windows = windows - windows.mean(1, keepdims=True)
+        return np.ascontiguousarray(windows.reshape(len(windows), -1))
+
+    z_train = ((train - mean) / std)[:, keep]
+    z_all = ((values - mean) / std)[:, keep]
+    windows = sliding_windows(z_train[:split], rows, stride)
+    labeled = sliding_windows(labels[:split, None].astype(float), rows, stride)
+    bank = flat(windows[~labeled.reshape(len(windows), -1).any(1)])
+    if len(bank) > BANK:
+        bank = bank[np.linspace(0, len(bank) - 1, BANK).astype(int)]
+    scores = np.full(len(values), np.nan)
+    scored = ends[ends >= rows - 1]
+    scores[scored] = nearest(flat(sliding_windows(z_all, rows, 1)[scored - rows + 1]), bank)
+    held = np.arange(max(split, rows - 1), len(train), stride)
+    if (~labels[held]).any():
+        held = held[~labels[held]]
+    validation = nearest(flat(sliding_windows(z_train, rows, 1)[held - rows + 1]), bank)
+    return ScoredStream(stream.name, scores, stream.labels, stream.test_start, 0.0,
+                        stream.consecutive, stream.hold, validation)
+
+
+def summed(error: ScoredStream, distance: ScoredStream, weight: float,
+           how: str) -> ScoredStream:
+    """The two scores on one scale: standardized ('z') or divided by their normal mean ('mean')."""
+    def scaled(s: ScoredStream):
+        m = max(float(s.validation_scores.mean()), 1e-9)
+        d = float(s.validation_scores.std()) + 1e-12 if how == "z" else m
+        offset = m if how == "z" else 0.0
+        return (s.scores - offset) / d, (s.validation_scores - offset) / d
+    a, va = scaled(error)
+    b, vb = scaled(distance)
+    n = min(len(va), len(vb))
+    return ScoredStream(error.name, a + weight * b, error.labels, error.test_start, 0.0,
+                        error.consecutive, error.hold, va[-n:] + weight * vb[-n:])
+
+
+def mean_auroc(streams: list[ScoredStream]) -> float:
+    values = []
+    for s in streams:
+        scores, labels = s.scores[s.test_start:], s.labels[s.test_start:]
+        ok = ~np.isnan(scores)
+        if labels[ok].any() and (~labels[ok]).any():
+            values.append(metrics.auroc(scores[ok], labels[ok]))
+    return float(np.mean(values))
+
+
+def line(bench: str, label: str, streams: list[ScoredStream]) -> str:
+    f = evaluate(bench, streams, DEFAULT_POLICY)
+    nab = (f"  low-FP {f['nab_score_low_fp']:.1f}  low-FN {f['nab_score_low_fn']:.1f}"
+           if bench == "nab" else "")
+    return (f"{bench:4s} {label:<34} {PRIMARY[bench]} {f[PRIMARY[bench]]:.3f}  event_f1 "
+            f"{f['event_f1']:.3f}  f1 {f['f1']:.3f}  AUROC {mean_auroc(streams):.3f}{nab}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scores", type=Path, required=True,
+                        help="a folder of <set>.npz saved with --neighbour-rows 0 --save-scores")
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--variants", default="8:1,16:0,16:1,32:1",
+                        help="ROWS:SHAPE pairs (SHAPE 1: each column minus its mean)")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="keep each variant's distances here (<set>-<rows>-<shape>.npz)")
+    args = parser.parse_args(argv)
+    for bench in SETS:
+        path = args.scores / f"{bench}.npz"
+        if not path.is_file():
+            continue
+        _, errors = load_streams(path)
+        print(line(bench, "error alone", errors), flush=True)
+        for variant in args.variants.split(","):
+            rows, shape = int(variant.split(":")[0]), variant.split(":")[1] == "1"
+            cached = args.cache / f"{bench}-{rows}-{int(shape)}.npz" if args.cache else None
+            started = time.perf_counter()
+            if cached is not None and cached.is_file():
+                distances = load_streams(cached)[1]
+            else:
+                distances = [distance_stream(args.data, bench, s, rows, shape) for s in errors]
+                if cached is not None:
+                    save_streams(cached, bench, distances)
+            name = f"{rows} rows{', shape' if shape else ''}"
+            print(line(bench, f"distance, {name} ({time.perf_counter() - started:.0f} s)",
+                       distances), flush=True)
+            for how, weights in (("z", (0.5, 1.0, 2.0)), ("mean", (1.0,))):
+                for w in weights:
+                    print(line(bench, f"error + {w:g} x distance ({how}), {name}",
+                               [summed(e, d, w, how) for e, d in zip(errors, distances)]),
+                          flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
