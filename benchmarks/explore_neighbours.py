@@ -34,6 +34,7 @@ from vigil.runtime.sensor.windows import sliding_windows
 # warm-up 1,000); tests/test_alarm_sweep.py keeps them equal to CalibrationOptions'.
 DEFAULT_POLICY = Policy(5.0, 10, AdaptiveThresholdSpec(1000, 1000, quantile=0.99, factor=2.0))
 VALIDATION_FRACTION, STD_FLOOR, BANK = 0.25, 0.01, 8192
+RESOLUTION = 0.01  # training's least spread of each standardized part (train_sensor.RESOLUTION)
 
 
 def training_and_scored_rows(data: Path, bench: str, stream: ScoredStream):
@@ -100,20 +101,22 @@ def distance_stream(data: Path, bench: str, stream: ScoredStream, rows: int,
     if (~labels[held]).any():
         held = held[~labels[held]]
     validation = nearest(flat(sliding_windows(z_train, rows, 1)[held - rows + 1]), bank)
-    return ScoredStream(stream.name, scores, stream.labels, stream.test_start, 0.0,
+    # ``threshold`` carries the distance's least spread (the sweep recalibrates thresholds)
+    floor = RESOLUTION * float(np.sqrt(bank.shape[1]))
+    return ScoredStream(stream.name, scores, stream.labels, stream.test_start, floor,
                         stream.consecutive, stream.hold, validation)
 
 
 def summed(error: ScoredStream, distance: ScoredStream, weight: float,
            how: str) -> ScoredStream:
     """The two scores on one scale: standardized ('z') or divided by their normal mean ('mean')."""
-    def scaled(s: ScoredStream):
+    def scaled(s: ScoredStream, floor: float):
         m = max(float(s.validation_scores.mean()), 1e-9)
-        d = float(s.validation_scores.std()) + 1e-12 if how == "z" else m
+        d = max(float(s.validation_scores.std()), floor) if how == "z" else m
         offset = m if how == "z" else 0.0
         return (s.scores - offset) / d, (s.validation_scores - offset) / d
-    a, va = scaled(error)
-    b, vb = scaled(distance)
+    a, va = scaled(error, RESOLUTION ** 2)
+    b, vb = scaled(distance, distance.threshold)
     n = min(len(va), len(vb))
     return ScoredStream(error.name, a + weight * b, error.labels, error.test_start, 0.0,
                         error.consecutive, error.hold, va[-n:] + weight * vb[-n:])

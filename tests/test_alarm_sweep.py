@@ -111,9 +111,11 @@ def test_telemanom_exploration_uses_the_library_alarm_defaults():
 
 
 def test_neighbour_exploration_uses_the_library_defaults():
-    from vigil.benchmarks.explore_neighbours import BANK, DEFAULT_POLICY, STD_FLOOR, VALIDATION_FRACTION
+    from vigil.benchmarks.explore_neighbours import (BANK, DEFAULT_POLICY, RESOLUTION, STD_FLOOR,
+                                                     VALIDATION_FRACTION)
     from vigil.runtime.core.spec import AdaptiveThresholdSpec
     from vigil.training.sensor_data import DataOptions
+    from vigil.training.train_sensor import RESOLUTION as TRAINING_RESOLUTION
     from vigil.training.train_sensor import CalibrationOptions, SensorTrainingOptions
 
     defaults, data = CalibrationOptions(), DataOptions()
@@ -122,3 +124,4 @@ def test_neighbour_exploration_uses_the_library_defaults():
     assert DEFAULT_POLICY.adaptive == AdaptiveThresholdSpec(**defaults.adaptive_spec())
     assert (VALIDATION_FRACTION, STD_FLOOR) == (data.validation_fraction, data.relative_std_floor)
     assert BANK == SensorTrainingOptions().model.neighbour_entries
+    assert RESOLUTION == TRAINING_RESOLUTION

@@ -116,3 +116,26 @@ def test_negative_neighbour_rows_names_the_argument(train_csv, tmp_path):
     options = replace(options, model=replace(options.model, neighbour_rows=-1))
     with pytest.raises(ValueError, match="`neighbour_rows` must be >= 0.*received -1"):
         train_sensor(train_csv, tmp_path / "m.keras", options, verbose=0)
+
+
+def test_a_noise_free_periodic_stream_exports_with_parity(tmp_path):
+    """Its shapes repeat exactly, so normal distances are all 0: the distance's spread is floored
+    at a resolution of 1 % of a normal spread, or float rounding would decide its scores."""
+    from vigil.training.synthetic import write_csv
+
+    rows = np.arange(1200, dtype=np.float64)
+    values = (10 + np.sin(2 * np.pi * rows / 24)).reshape(-1, 1)
+    csv = write_csv(tmp_path / "periodic.csv", values, features=("value",))
+    model = tmp_path / "model.keras"
+    result = train_sensor(csv, model, small(8), verbose=0)
+    neighbours = result.run.record["training"]["neighbours"]
+    assert neighbours["normal_means"][1] < 1e-3
+    assert neighbours["normal_stds"][1] == pytest.approx(0.01 * np.sqrt(8))
+    detector = runtime.load(export_sensor(model, tmp_path / "m.onnx",
+                                          ExportOptions(precision=Precision.FP32)).path)
+    shifted = values.copy()
+    shifted[1000:1004] += 0.5  # a step the periodic pattern never had
+    from vigil.runtime.sensor.windows import sliding_windows
+    windows = sliding_windows(shifted.astype(np.float32), 24)
+    scores = detector.score(windows)
+    assert scores[1000 - 23:1004].max() > detector.threshold > scores[:900].max()

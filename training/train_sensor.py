@@ -22,7 +22,10 @@ from .versions import library_versions
 log = logging.getLogger("vigil")
 
 CALIBRATION_WINDOWS = 256
-STD_FLOOR = 1e-6  # relative: a score part that never varied on normal windows still has a scale
+# The least normal spread each score part is standardized by, at a resolution of 1 % of a
+# feature's normal spread per reading: a noise-free periodic stream repeats its shapes exactly, and
+# a spread of 0 would turn float rounding into alarms.
+RESOLUTION = 0.01
 
 
 @dataclass(frozen=True)
@@ -227,8 +230,8 @@ def neighbour_score(error_scorer, normalize, prepared: SensorData, roles: tuple[
     distances = np.concatenate([np.asarray(layer(normalize(normal[i:i + 1024])), dtype=np.float64)
                                 for i in range(0, len(normal), 1024)])
     means = (float(errors.mean()), float(distances.mean()))
-    stds = tuple(max(float(v.std()), STD_FLOOR * max(1.0, abs(m)))
-                 for v, m in ((errors, means[0]), (distances, means[1])))
+    floors = (RESOLUTION ** 2, RESOLUTION * float(np.sqrt(shapes.shape[1])))  # error; distance
+    stds = tuple(max(float(v.std()), floor) for v, floor in zip((errors, distances), floors))
     return sensor_model.NeighbourScore(rows, features, shapes, means, stds)
 
 
