@@ -126,6 +126,8 @@ def _quantize(fp32, calibration: np.ndarray, progress: Progress = silent):
     dense layers' calibrated input ranges hold for any reading. Normalization and the error that
     makes the score stay in float too, so an extreme reading is never clipped out of the score.
     """
+    from vigil.training.sensor_model import NEIGHBOUR_LAYER  # keras: loaded only to export
+
     windows = np.asarray(calibration, dtype=np.float32)
 
     def batches():
@@ -135,7 +137,7 @@ def _quantize(fp32, calibration: np.ndarray, progress: Progress = silent):
             yield windows[start:start + CALIBRATION_BATCH]
         progress("export: INT8 calibration (batches)", len(starts), len(starts))
 
-    return quantize_static_int8(fp32, batches, "window", exclude_substrings=("neighbour_distance",),
+    return quantize_static_int8(fp32, batches, "window", exclude_substrings=(NEIGHBOUR_LAYER,),
                                 op_types=QUANTIZED_OPS)
 
 

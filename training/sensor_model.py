@@ -137,6 +137,9 @@ class WindowScore(layers.Layer):
                 "last": self.last, "decay": self.decay, "weights": self.feature_weights}
 
 
+NEIGHBOUR_LAYER = "neighbour_distance"  # its nodes stay float in the INT8 export
+
+
 @keras.saving.register_keras_serializable(package="vigil")
 class NeighbourDistance(layers.Layer):
     """Distance from a window's recent shape to the nearest normal one, in normalized units.
@@ -340,7 +343,7 @@ def build_scoring_model(network: keras.Model, window: int, mean: np.ndarray, std
                                         name="window_score")([target, produced])
     if neighbours is not None:
         layer = NeighbourDistance(neighbours.rows, neighbours.features, len(neighbours.shapes),
-                                  name="neighbour_distance")
+                                  name=NEIGHBOUR_LAYER)
         distance = layer(normalized)
         layer.set_bank(neighbours.shapes)
         score = StandardizedSum(neighbours.means, neighbours.stds,

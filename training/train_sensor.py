@@ -171,14 +171,16 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
         z = (x - prepared.mean) / prepared.std
         return np.clip(z, -clip, clip).astype(np.float32)
 
-    history = sensor_model.fit(network, normalize(prepared.train), normalize(normal_val),
+    normalized_train = normalize(prepared.train)
+    history = sensor_model.fit(network, normalized_train, normalize(normal_val),
                                model_options, verbose=verbose)
-    scale = sensor_model.feature_error_scale(network, normalize(prepared.train), model_options)
+    scale = sensor_model.feature_error_scale(network, normalized_train, model_options)
     scorer = sensor_model.build_scoring_model(network, window, prepared.mean, prepared.std, scale,
                                               model_options, bounds)
     neighbours = None
     if model_options.neighbour_rows > 0:
-        neighbours = neighbour_score(scorer, normalize, prepared, roles, model_options)
+        neighbours = neighbour_score(scorer, normalize, normalized_train, prepared, roles,
+                                     model_options)
         scorer = sensor_model.build_scoring_model(network, window, prepared.mean, prepared.std,
                                                   scale, model_options, bounds, neighbours)
     scores = score_windows(scorer, prepared.validation)
@@ -194,6 +196,9 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
     record = _record(prepared, options, threshold, scores[~labels], len(history.epoch))
     record["training"]["inputs_only"] = inputs_only
     if neighbours is not None:
+        record["score_reduction"] += (f"; plus the distance of the last {neighbours.rows} rows' "
+                                      "shape to the nearest normal one, the two standardized by "
+                                      "their held-out normal mean and std and summed")
         record["training"]["neighbours"] = {
             "rows": neighbours.rows, "entries": int(len(neighbours.shapes)),
             "features": [prepared.features[i] for i in neighbours.features],
@@ -214,13 +219,14 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
                                 check, tuple(warnings))
 
 
-def neighbour_score(error_scorer, normalize, prepared: SensorData, roles: tuple[str, ...],
+def neighbour_score(error_scorer, normalize, normalized_train: np.ndarray, prepared: SensorData,
+                    roles: tuple[str, ...],
                     options: sensor_model.ModelOptions) -> sensor_model.NeighbourScore:
     """The bank of normal shapes, and the error's and the distance's mean and std on the held-out
     normal windows, which put the two on one scale."""
     rows = min(options.neighbour_rows, prepared.train.shape[1])
     features = tuple(i for i, r in enumerate(roles) if r == SCORED)
-    shapes = sensor_model.normal_shapes(normalize(prepared.train), rows, list(features),
+    shapes = sensor_model.normal_shapes(normalized_train, rows, list(features),
                                         options.neighbour_entries)
     normal = prepared.validation[~prepared.validation_labels]
     errors = score_windows(error_scorer, normal)
@@ -265,11 +271,7 @@ def _record(prepared: SensorData, options: SensorTrainingOptions, threshold: Thr
                               else "reconstruction")
                            + " error in normalized units"
                            + (" / its normal mean" if model.scale_features else "") + ", over the "
-                           + (f"last {model.score_last} steps" if model.score_last else "window")
-                           + (f"; plus the distance of the last {min(model.neighbour_rows, options.data.window)} "
-                              "rows' shape to the nearest normal one, the two standardized by their "
-                              "held-out normal mean and std and summed" if model.neighbour_rows > 0
-                              else ""),
+                           + (f"last {model.score_last} steps" if model.score_last else "window"),
         **decision_record(options.calibration, threshold, normal_scores),
         "training": {
             "files": list(prepared.files),
