@@ -33,7 +33,7 @@ from vigil.runtime.sensor.windows import sliding_windows
 # The library's alarm defaults (k 5, hold 10, adaptive 2 x the 0.99 quantile over 1,000 scores,
 # warm-up 1,000); tests/test_alarm_sweep.py keeps them equal to CalibrationOptions'.
 DEFAULT_POLICY = Policy(5.0, 10, AdaptiveThresholdSpec(1000, 1000, quantile=0.99, factor=2.0))
-VALIDATION_FRACTION, STD_FLOOR, BANK = 0.25, 0.01, 8192
+VALIDATION_FRACTION, STD_FLOOR, BANK = 0.25, 0.01, 2048
 RESOLUTION = 0.01  # training's least spread of each standardized part (train_sensor.RESOLUTION)
 
 
@@ -69,7 +69,7 @@ def nearest(queries: np.ndarray, bank: np.ndarray, chunk: int = 4096) -> np.ndar
 
 
 def distance_stream(data: Path, bench: str, stream: ScoredStream, rows: int,
-                    shape: bool) -> ScoredStream:
+                    shape: bool, entries: int = BANK) -> ScoredStream:
     from vigil.training.sensor_data import SCORED, feature_roles
 
     train, labels, values = training_and_scored_rows(data, bench, stream)
@@ -92,8 +92,8 @@ def distance_stream(data: Path, bench: str, stream: ScoredStream, rows: int,
     windows = sliding_windows(z_train[:split], rows, stride)
     labeled = sliding_windows(labels[:split, None].astype(float), rows, stride)
     bank = flat(windows[~labeled.reshape(len(windows), -1).any(1)])
-    if len(bank) > BANK:
-        bank = bank[np.linspace(0, len(bank) - 1, BANK).astype(int)]
+    if len(bank) > entries:
+        bank = bank[np.linspace(0, len(bank) - 1, entries).astype(int)]
     scores = np.full(len(values), np.nan)
     scored = ends[ends >= rows - 1]
     scores[scored] = nearest(flat(sliding_windows(z_all, rows, 1)[scored - rows + 1]), bank)
@@ -146,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="a folder of <set>.npz saved with --neighbour-rows 0 --save-scores")
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--variants", default="8:1,16:0,16:1,32:1",
-                        help="ROWS:SHAPE pairs (SHAPE 1: each column minus its mean)")
+                        help="ROWS:SHAPE[:ENTRIES] (SHAPE 1: each column minus its mean; "
+                             f"ENTRIES: the bank's most entries, default {BANK})")
     parser.add_argument("--cache", type=Path, default=None,
                         help="keep each variant's distances here (<set>-<rows>-<shape>.npz)")
     args = parser.parse_args(argv)
@@ -157,16 +158,22 @@ def main(argv: list[str] | None = None) -> int:
         _, errors = load_streams(path)
         print(line(bench, "error alone", errors), flush=True)
         for variant in args.variants.split(","):
-            rows, shape = int(variant.split(":")[0]), variant.split(":")[1] == "1"
-            cached = args.cache / f"{bench}-{rows}-{int(shape)}.npz" if args.cache else None
+            fields = variant.split(":")
+            rows, shape = int(fields[0]), fields[1] == "1"
+            entries = int(fields[2]) if len(fields) > 2 else BANK
+            suffix = "" if entries == BANK else f"-{entries}"
+            cached = (args.cache / f"{bench}-{rows}-{int(shape)}{suffix}.npz" if args.cache
+                      else None)
             started = time.perf_counter()
             if cached is not None and cached.is_file():
                 distances = load_streams(cached)[1]
             else:
-                distances = [distance_stream(args.data, bench, s, rows, shape) for s in errors]
+                distances = [distance_stream(args.data, bench, s, rows, shape, entries)
+                             for s in errors]
                 if cached is not None:
                     save_streams(cached, bench, distances)
-            name = f"{rows} rows{', shape' if shape else ''}"
+            name = (f"{rows} rows{', shape' if shape else ''}"
+                    f"{f', bank {entries}' if entries != BANK else ''}")
             print(line(bench, f"distance, {name} ({time.perf_counter() - started:.0f} s)",
                        distances), flush=True)
             for how, weights in (("z", (0.5, 1.0, 2.0)), ("mean", (1.0,))):

@@ -719,7 +719,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="add the distance of the last ROWS rows' shape to the nearest normal "
                              "one to the score (default 16; 0: the model's error alone)")
     sensor.add_argument("--neighbour-entries", type=int, default=None, metavar="N",
-                        help="normal shapes kept for that distance (default 8192)")
+                        help="normal shapes kept for that distance (default 2048)")
     _threshold_method_arguments(sensor)
     sensor.add_argument("--k", type=float, default=None,
                         help="gaussian: mean + k std of held-out normal scores (default 5)")
