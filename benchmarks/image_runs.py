@@ -12,6 +12,7 @@ import numpy as np
 
 from vigil.export.export_sensor import ExportOptions, Precision
 from vigil.runtime.core import metrics
+from vigil.training import image_model
 from vigil.training.train_image import ImageTrainingOptions, load_images
 
 PRECISIONS = ("auto", "fp32", "int8")
@@ -44,6 +45,16 @@ def architecture_options(options: ImageTrainingOptions, architecture: str | None
                              f"--architecture {options.architecture}")
         options = replace(options, features=replace(options.features, bank=bank))
     return options
+
+
+def width_options(options: ImageTrainingOptions, width: int | None) -> ImageTrainingOptions:
+    """``options`` with ``--width`` (the U-Net's first-level channels) applied (None keeps it)."""
+    if width is None:
+        return options
+    if options.architecture not in ("unet", "fused"):
+        raise ValueError(f"--width applies to --architecture unet or fused; received "
+                         f"--architecture {options.architecture}")
+    return replace(options, model=replace(options.model, channels=image_model.unet_channels(width)))
 
 
 def per_image(scored, detector) -> dict:

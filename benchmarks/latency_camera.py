@@ -28,8 +28,8 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def build_default(folder: Path, steps: int, architecture: str = "unet"
-                  ) -> tuple[Path, Path, Path]:
+def build_default(folder: Path, steps: int, architecture: str = "unet",
+                  width: int | None = None) -> tuple[Path, Path, Path]:
     """Train a camera model (the U-Net briefly) on synthetic frames; export INT8 and FP32."""
     from vigil.export.export_image import export_image
     from vigil.export.export_sensor import ExportOptions, Precision
@@ -38,8 +38,10 @@ def build_default(folder: Path, steps: int, architecture: str = "unet"
 
     root = write_mvtec(folder / "frames", seed=0, train=80, test_good=8, test_defects=8)
     defaults = ImageTrainingOptions()
-    options = replace(defaults, architecture=architecture,
-                      model=replace(defaults.model, steps=steps))
+    from vigil.benchmarks.image_runs import width_options
+
+    options = width_options(replace(defaults, architecture=architecture,
+                                    model=replace(defaults.model, steps=steps)), width)
     keras_path = folder / "camera.keras"
     train_image(root, keras_path, options, verbose=0)
     int8 = export_image(keras_path, folder / "int8.onnx", ExportOptions(precision=Precision.INT8, force=True)).path
@@ -104,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=60, help="training steps of the default model")
     parser.add_argument("--architecture", choices=["unet", "features", "fused"], default="unet",
                         help="the image model to train and time (default unet)")
+    parser.add_argument("--width", type=int, default=None,
+                        help="unet/fused: the U-Net's first-level channels (default: library)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     from vigil.benchmarks.bench import BenchOptions, baselines
@@ -121,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
 
             with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
                 keras_path, int8_path, fp32_path = pool.submit(
-                    build_default, Path(scratch), args.steps, args.architecture).result()
+                    build_default, Path(scratch), args.steps, args.architecture,
+                    args.width).result()
         base = baselines(keras_path, [int8_path, fp32_path], BenchOptions())
         int8 = load(int8_path, threads=1)
         raw = [f.image for f in frames(24, seed=9, defect_rate=0.3, height=int8.spec.height,

@@ -39,7 +39,8 @@ from vigil.runtime.core import metrics  # noqa: E402
 from vigil.runtime.core.report import json_text  # noqa: E402
 from vigil.training.train_image import ImageTrainingOptions, train_image  # noqa: E402
 from vigil.benchmarks.image_runs import (  # noqa: E402
-    PRECISION_HELP, PRECISIONS, architecture_options, export_options, fused_components, per_image)
+    PRECISION_HELP, PRECISIONS, architecture_options, export_options, fused_components, per_image,
+    width_options)
 
 TYPES = ("mono", "poly")
 TEST_EVERY = 3
@@ -124,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--global-score", action="store_true",
                         help="fused: add the global score as a third term")
     parser.add_argument("--bank", type=int, default=None, help="features: memory-bank entries")
+    parser.add_argument("--width", type=int, default=None,
+                        help="unet/fused: the U-Net's first-level channels (default: library)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
     args = parser.parse_args(argv)
     types = tuple(t for t in args.types.split(",") if t)
@@ -131,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--types must be among {list(TYPES)}; received {args.types!r}")
     options = architecture_options(ImageTrainingOptions(), args.architecture, args.bank,
                                    args.global_score)
+    options = width_options(options, args.width)
     if args.steps:
         options = replace(options, model=replace(options.model, steps=args.steps))
     started = time.perf_counter()

@@ -29,7 +29,8 @@ from vigil.runtime.camera.report import write_image_report  # noqa: E402
 from vigil.runtime.core.report import json_text  # noqa: E402
 from vigil.training.train_image import ImageTrainingOptions, train_image  # noqa: E402
 from vigil.benchmarks.image_runs import (  # noqa: E402
-    PRECISION_HELP, PRECISIONS, architecture_options, export_options, fused_components, per_image)
+    PRECISION_HELP, PRECISIONS, architecture_options, export_options, fused_components, per_image,
+    width_options)
 
 DEFECTS = ("MT_Blowhole", "MT_Break", "MT_Crack", "MT_Fray", "MT_Uneven")
 
@@ -95,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--global-score", action="store_true",
                         help="fused: add the global score as a third term")
     parser.add_argument("--bank", type=int, default=None, help="features: memory-bank entries")
+    parser.add_argument("--width", type=int, default=None,
+                        help="unet/fused: the U-Net's first-level channels (default: library)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
     parser.add_argument("--keep", type=Path, default=None,
                         help="an empty folder to keep the split, model and artifact in "
@@ -102,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     options = architecture_options(ImageTrainingOptions(), args.architecture, args.bank,
                                    args.global_score)
+    options = width_options(options, args.width)
     if args.steps:
         options = replace(options, model=replace(options.model, steps=args.steps))
     export = export_options(args.precision)

@@ -622,17 +622,18 @@ def test_cli_train_image_then_export(image_artifacts, tmp_path, capsys):
     assert detector.score(probe_frame(image_artifacts)).shape == (1,)
 
 
-def test_cli_train_image_passes_the_view_coarse_pass_and_normalization_flags(image_artifacts, tmp_path, capsys):
+def test_cli_train_image_passes_the_view_width_coarse_pass_and_normalization_flags(image_artifacts, tmp_path, capsys):
     from vigil.training.checkpoint import load_run
 
     model = tmp_path / "whole.keras"
     code = cli.main(["train", "image", str(image_artifacts.category), "-o", str(model),
                      "--size", "32", "--steps", "2", "--train-view", "1", "--no-coarse-pass",
                      "--no-quarter-pass", "--no-rescale-views", "--no-map-normalization",
-                     "--quiet"])
+                     "--width", "8", "--quiet"])
     assert code == 0, capsys.readouterr().err
     record = load_run(model).record
     options = record["training"]["model"]
+    assert list(options["channels"]) == [8, 16, 32, 64, 64, 64]
     assert (options["train_view"], options["coarse_pass"], options["rescale_views"],
             options["map_normalization"], options["quarter_pass"]) == (1.0, False, False, False,
                                                                       False)
@@ -640,6 +641,10 @@ def test_cli_train_image_passes_the_view_coarse_pass_and_normalization_flags(ima
     assert cli.main(["train", "image", str(image_artifacts.category), "-o", str(model),
                      "--train-view", "1.5", "--steps", "1", "--quiet"]) == 2
     assert "`train_view` must be in (0, 1]; received 1.5" in capsys.readouterr().err
+    assert cli.main(["train", "image", str(image_artifacts.category), "-o",
+                     str(tmp_path / "narrow.keras"), "--width", "2", "--quiet"]) == 2
+    assert "the U-Net `width` must be an integer >= 4; received 2" in capsys.readouterr().err
+    assert not (tmp_path / "narrow.keras").exists()
 
 
 def probe_frame(image_artifacts) -> np.ndarray:
@@ -987,3 +992,22 @@ def test_image_benchmarks_name_the_precision_they_measure():
     with pytest.raises(ValueError, match=r"`precision` must be one of \['auto', 'fp32', 'int8'\]; "
                                          r"received 'int4'"):
         export_options("int4")
+
+
+def test_unet_width_sets_every_level_and_applies_to_the_unet_only():
+    from dataclasses import replace
+
+    from vigil.benchmarks.image_runs import width_options
+    from vigil.training.image_model import ImageModelOptions, unet_channels
+    from vigil.training.train_image import ImageTrainingOptions
+
+    assert unet_channels(16) == ImageModelOptions().channels
+    assert unet_channels(8) == (8, 16, 32, 64, 64, 64)
+    for bad in (3, 8.0, True):
+        with pytest.raises(ValueError, match=f"integer >= 4; received {bad!r}"):
+            unet_channels(bad)
+    defaults = ImageTrainingOptions()
+    assert width_options(defaults, None) is defaults
+    assert width_options(defaults, 12).model.channels == (12, 24, 48, 96, 96, 96)
+    with pytest.raises(ValueError, match="--width applies to --architecture unet or fused"):
+        width_options(replace(defaults, architecture="features"), 8)

@@ -171,6 +171,14 @@ def score_sigma(options: ImageModelOptions) -> float:
     return options.smoothing_sigma if options.score_sigma is None else options.score_sigma
 
 
+def unet_channels(width: int) -> tuple[int, ...]:
+    """The U-Net's level widths for a first level of ``width`` channels: doubling to 8x, then
+    held (16 gives the default (16, 32, 64, 128, 128, 128))."""
+    if not isinstance(width, int) or isinstance(width, bool) or width < 4:
+        raise ValueError(f"the U-Net `width` must be an integer >= 4; received {width!r}")
+    return (width, 2 * width, 4 * width, 8 * width, 8 * width, 8 * width)
+
+
 def _conv(x, width: int, strides: int = 1):
     x = layers.Conv2D(width, 3, strides=strides, padding="same", use_bias=False)(x)
     x = layers.BatchNormalization()(x)

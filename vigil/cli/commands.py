@@ -186,7 +186,7 @@ def cmd_train_image(args) -> int:
     data = [args.data, *args.normal]
     architecture = args.architecture or defaults.architecture
     unet_only = _given(args, "train_view", "rescale_views", "coarse_pass", "quarter_pass",
-                       "map_normalization", "steps", "batch_size", "learning_rate")
+                       "map_normalization", "steps", "batch_size", "learning_rate", "width")
     features_only = _given(args, "bank")
     if args.global_score and architecture != "fused":
         raise ValueError(f"--global-score applies to --architecture fused; this run trains "
@@ -198,6 +198,10 @@ def cmd_train_image(args) -> int:
         other = "unet" if architecture == "features" else "features"
         raise ValueError(f"{flags} appl{'ies' if len(wrong) == 1 else 'y'} to --architecture "
                          f"{other} (or fused); this run trains --architecture {architecture}")
+    if "width" in unet_only:
+        from vigil.training.image_model import unet_channels
+
+        unet_only["channels"] = unet_channels(unet_only.pop("width"))
     options = ImageTrainingOptions(
         data=replace(defaults.data, anomalous=tuple(args.anomalous), masks=args.masks,
                      **_given(args, "validation_fraction", "color")),
@@ -820,6 +824,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="normalize each map pixel by its mean and std over the normal "
                             "training images, so places that always look unusual (borders, "
                             "edges of a part) do not alarm (default on)")
+    image.add_argument("--width", type=int, default=None,
+                       help="unet: channels of the U-Net's first level, doubling to 8x deeper "
+                            "(default 16; 8 trains about twice as fast)")
     image.add_argument("--steps", type=int, default=None, help="training steps (default 5000)")
     image.add_argument("--batch-size", type=int, default=None,
                        help="views per training step (default 16)")
