@@ -9,9 +9,12 @@ alone and its sum with the error (each standardized by its held-out normal score
 their mean) with the library's default alarm policy and each benchmark's metrics
 (``sweep_alarms.evaluate``). This is how the default ``neighbour_rows`` (16, shape, standardized
 sum) was chosen on NAB, SKAB, SMD and ECG (README, "Alarm defaults"); the model computes the same
-distance in its graph (``training.sensor_model.NeighbourDistance``).
+distance in its graph (``training.sensor_model.NeighbourDistance``). A variant's fourth field
+also puts the stream's own recent windows in the bank, a bank that learns along the stream as
+KNN-CAD's does (the README's "Alarm defaults" has what it gave).
 
     python benchmarks/explore_neighbours.py --scores DIR --data ../shared/data --variants 8:1,16:0,16:1,32:1
+    python benchmarks/explore_neighbours.py --scores DIR --variants 16:1:2048:2048
 """
 
 from __future__ import annotations
@@ -68,8 +71,31 @@ def nearest(queries: np.ndarray, bank: np.ndarray, chunk: int = 4096) -> np.ndar
     return out
 
 
+def nearest_recent(queries: np.ndarray, ends: np.ndarray, first: int, recent: int, lag: int,
+                   stride: int, chunk: int = 1024) -> np.ndarray:
+    """Each query's distance to the nearest of the stream's own earlier queries: those ending at
+    or after row ``first``, at least ``lag`` rows before it, and among its last ``recent``
+    (inf where there are none yet): a bank that also learns along the stream, as KNN-CAD's."""
+    own = np.flatnonzero(ends >= first)
+    own_ends, own_shapes = ends[own], queries[own]
+    own_norms = (own_shapes ** 2).sum(1)
+    out = np.full(len(queries), np.inf)
+    for i in range(0, len(queries), chunk):
+        q, e = queries[i:i + chunk], ends[i:i + chunk]
+        last, oldest = e - lag, e - lag - recent * stride
+        a = np.searchsorted(own_ends, oldest.min(), side="right")
+        b = np.searchsorted(own_ends, last.max(), side="right")
+        if b <= a:
+            continue
+        d = (q ** 2).sum(1)[:, None] + own_norms[None, a:b] - 2 * q @ own_shapes[a:b].T
+        window = own_ends[None, a:b]
+        d = np.where((window <= last[:, None]) & (window > oldest[:, None]), d, np.inf)
+        out[i:i + chunk] = np.sqrt(np.maximum(d.min(1), 0))
+    return out
+
+
 def distance_stream(data: Path, bench: str, stream: ScoredStream, rows: int,
-                    shape: bool, entries: int = BANK) -> ScoredStream:
+                    shape: bool, entries: int = BANK, recent: int = 0) -> ScoredStream:
     from vigil.training.sensor_data import SCORED, feature_roles
 
     train, labels, values = training_and_scored_rows(data, bench, stream)
@@ -96,7 +122,11 @@ def distance_stream(data: Path, bench: str, stream: ScoredStream, rows: int,
         bank = bank[np.linspace(0, len(bank) - 1, entries).astype(int)]
     scores = np.full(len(values), np.nan)
     scored = ends[ends >= rows - 1]
-    scores[scored] = nearest(flat(sliding_windows(z_all, rows, 1)[scored - rows + 1]), bank)
+    queries = flat(sliding_windows(z_all, rows, 1)[scored - rows + 1])
+    scores[scored] = nearest(queries, bank)
+    if recent:
+        scores[scored] = np.minimum(scores[scored], nearest_recent(
+            queries, scored, stream.test_start, recent, rows, stride))
     held = np.arange(max(split, rows - 1), len(train), stride)
     if (~labels[held]).any():
         held = held[~labels[held]]
@@ -146,8 +176,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="a folder of <set>.npz saved with --neighbour-rows 0 --save-scores")
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--variants", default="8:1,16:0,16:1,32:1",
-                        help="ROWS:SHAPE[:ENTRIES] (SHAPE 1: each column minus its mean; "
-                             f"ENTRIES: the bank's most entries, default {BANK})")
+                        help="ROWS:SHAPE[:ENTRIES[:RECENT]] (SHAPE 1: each column minus its "
+                             f"mean; ENTRIES: the bank's most entries, default {BANK}; RECENT: "
+                             "also the stream's own last RECENT scored windows, from its test "
+                             "part and ending ROWS rows or more before, default 0)")
     parser.add_argument("--cache", type=Path, default=None,
                         help="keep each variant's distances here (<set>-<rows>-<shape>.npz)")
     args = parser.parse_args(argv)
@@ -161,19 +193,21 @@ def main(argv: list[str] | None = None) -> int:
             fields = variant.split(":")
             rows, shape = int(fields[0]), fields[1] == "1"
             entries = int(fields[2]) if len(fields) > 2 else BANK
-            suffix = "" if entries == BANK else f"-{entries}"
+            recent = int(fields[3]) if len(fields) > 3 else 0
+            suffix = ("" if entries == BANK else f"-{entries}") + (f"-r{recent}" if recent else "")
             cached = (args.cache / f"{bench}-{rows}-{int(shape)}{suffix}.npz" if args.cache
                       else None)
             started = time.perf_counter()
             if cached is not None and cached.is_file():
                 distances = load_streams(cached)[1]
             else:
-                distances = [distance_stream(args.data, bench, s, rows, shape, entries)
+                distances = [distance_stream(args.data, bench, s, rows, shape, entries, recent)
                              for s in errors]
                 if cached is not None:
                     save_streams(cached, bench, distances)
             name = (f"{rows} rows{', shape' if shape else ''}"
-                    f"{f', bank {entries}' if entries != BANK else ''}")
+                    f"{f', bank {entries}' if entries != BANK else ''}"
+                    f"{f', recent {recent}' if recent else ''}")
             print(line(bench, f"distance, {name} ({time.perf_counter() - started:.0f} s)",
                        distances), flush=True)
             for how, weights in (("z", (0.5, 1.0, 2.0)), ("mean", (1.0,))):

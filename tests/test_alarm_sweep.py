@@ -125,3 +125,14 @@ def test_neighbour_exploration_uses_the_library_defaults():
     assert (VALIDATION_FRACTION, STD_FLOOR) == (data.validation_fraction, data.relative_std_floor)
     assert BANK == SensorTrainingOptions().model.neighbour_entries
     assert RESOLUTION == TRAINING_RESOLUTION
+
+
+def test_recent_bank_takes_only_earlier_windows_of_the_test_part():
+    from vigil.benchmarks.explore_neighbours import nearest_recent
+
+    # Shapes ending at rows 0, 10, ..., 50; the test part starts at row 20, lag 10, stride 10.
+    ends = np.arange(0, 60, 10)
+    queries = np.array([[0.0], [5.0], [1.0], [4.0], [1.5], [9.0]])
+    out = nearest_recent(queries, ends, first=20, recent=2, lag=10, stride=10, chunk=2)
+    # Row 30 sees row 20 only; 40 sees 20 and 30; 50 sees 30 and 40 (20 is beyond 2 recent).
+    np.testing.assert_allclose(out, [np.inf, np.inf, np.inf, 3.0, 0.5, 5.0])
