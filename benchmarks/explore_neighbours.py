@@ -34,8 +34,10 @@ from vigil.runtime.sensor.tables import fill_gaps, read_table
 from vigil.runtime.sensor.windows import sliding_windows
 
 # The library's alarm defaults (k 5, hold 10, adaptive 2 x the 0.99 quantile over 1,000 scores,
-# warm-up 1,000); tests/test_alarm_sweep.py keeps them equal to CalibrationOptions'.
-DEFAULT_POLICY = Policy(5.0, 10, AdaptiveThresholdSpec(1000, 1000, quantile=0.99, factor=2.0))
+# warm-up 1,000, the anomaly likelihood at z 4.27); tests/test_alarm_sweep.py keeps them equal to
+# CalibrationOptions'.
+DEFAULT_POLICY = Policy(5.0, 10, AdaptiveThresholdSpec(1000, 1000, quantile=0.99, factor=2.0),
+                        likelihood_z=4.27)
 VALIDATION_FRACTION, STD_FLOOR, BANK = 0.25, 0.01, 2048
 RESOLUTION = 0.01  # training's least spread of each standardized part (train_sensor.RESOLUTION)
 

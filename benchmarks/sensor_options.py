@@ -21,6 +21,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                              "normalization on (default: the library's, adaptive threshold only)")
     parser.add_argument("--adaptive", action=argparse.BooleanOptionalAction, default=None,
                         help="the adaptive threshold on or off (default: the library's, on)")
+    parser.add_argument("--likelihood", action=argparse.BooleanOptionalAction, default=None,
+                        help="the anomaly-likelihood alarm on or off (default: the library's, on)")
     parser.add_argument("--running-normalization", action="store_true",
                         help="running normalization alone on (default: off)")
     parser.add_argument("--normalization-memory", type=int, default=None, metavar="ROWS",
@@ -51,6 +53,8 @@ def with_model_arguments(options: SensorTrainingOptions,
     adaptive = getattr(args, "adaptive", None)
     if adapt or adaptive is not None:
         calibration = replace(calibration, adaptive=adapt or bool(adaptive))
+    if getattr(args, "likelihood", None) is not None:
+        calibration = replace(calibration, likelihood=bool(args.likelihood))
     if adapt or getattr(args, "running_normalization", False):
         calibration = replace(calibration, running_normalization=True)
     if getattr(args, "normalization_memory", None):

@@ -29,7 +29,7 @@ import numpy as np
 from vigil.benchmarks.score_dump import ScoredStream, load_streams
 from vigil.runtime.core import metrics
 from vigil.runtime.core.report import json_text
-from vigil.runtime.core.spec import AdaptiveThresholdSpec
+from vigil.runtime.core.spec import AdaptiveThresholdSpec, LikelihoodSpec
 from vigil.runtime.core.thresholds import ThresholdMethod, calibrate
 from vigil.runtime.sensor.alarms import AlarmDecider
 from vigil.runtime.sensor.evaluation import between_windows
@@ -46,12 +46,26 @@ class Policy:
     adaptive: AdaptiveThresholdSpec | None = None
     consecutive: int = 1
     rearm: int = 0
+    likelihood_z: float | None = None  # also the anomaly likelihood, at this z (training's
+                                       # other likelihood settings)
 
     @property
     def name(self) -> str:
         a = self.adaptive
         return (f"k={self.k:g} hold={self.hold} rearm={self.rearm}"
-                + (f" adaptive(memory={a.memory}, warmup={a.warmup}, {a.rule})" if a else ""))
+                + (f" adaptive(memory={a.memory}, warmup={a.warmup}, {a.rule})" if a else "")
+                + (f" likelihood(z={self.likelihood_z:g})" if self.likelihood_z is not None
+                   else ""))
+
+    def likelihood(self, validation_scores: np.ndarray) -> LikelihoodSpec | None:
+        """The anomaly likelihood as training would write it for these held-out scores."""
+        if self.likelihood_z is None:
+            return None
+        from vigil.training.train_sensor import CalibrationOptions
+
+        spec = CalibrationOptions(likelihood_z=self.likelihood_z).likelihood_spec(
+            validation_scores)
+        return LikelihoodSpec(**spec)
 
 
 def grid() -> list[Policy]:
@@ -73,6 +87,9 @@ def grid() -> list[Policy]:
                                                           (1.5, 2.0, 3.0)):
             spec = AdaptiveThresholdSpec(memory, 1000, quantile=quantile, factor=factor)
             policies.append(Policy(k, hold, spec, rearm=rearm))
+            if (memory, quantile, factor, rearm) == (1000, 0.99, 2.0, 0):  # and the likelihood,
+                for z in (3.5, 4.27, 5.0, 6.0):                           # swept last
+                    policies.append(Policy(k, hold, spec, rearm=rearm, likelihood_z=z))
     return policies
 
 
@@ -81,7 +98,8 @@ def row_decisions(stream: ScoredStream, policy: Policy) -> tuple[np.ndarray, np.
     the last window's alarm), and the re-arm time in rows."""
     ends = np.flatnonzero(~np.isnan(stream.scores))
     base = calibrate(ThresholdMethod.GAUSSIAN, stream.validation_scores, k=policy.k).value
-    decider = AlarmDecider(policy.consecutive, policy.hold, policy.adaptive, policy.rearm)
+    decider = AlarmDecider(policy.consecutive, policy.hold, policy.adaptive, policy.rearm,
+                           policy.likelihood(stream.validation_scores))
     rows = np.zeros(len(stream.scores), dtype=bool)
     starts = np.zeros(len(stream.scores), dtype=bool)
     _, rows[ends], starts[ends] = decider.run(stream.scores[ends], base)
@@ -123,7 +141,7 @@ def sweep(sets: dict[str, list[ScoredStream]], policies: list[Policy], log=print
         started = time.perf_counter()
         figures = {name: evaluate(name, streams, policy) for name, streams in sets.items()}
         rows.append({"policy": policy.name, "k": policy.k, "hold": policy.hold,
-                     "rearm": policy.rearm,
+                     "rearm": policy.rearm, "likelihood_z": policy.likelihood_z,
                      "adaptive": None if policy.adaptive is None else vars(policy.adaptive),
                      "figures": figures})
         log(f"  {policy.name:<58} " + "  ".join(

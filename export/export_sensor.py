@@ -11,8 +11,8 @@ import numpy as np
 from vigil.runtime import load
 from vigil.runtime.core.metrics import counts
 from vigil.runtime.core.progress import Progress, silent
-from vigil.runtime.core.spec import (AdaptiveThresholdSpec, RunningNormalizationSpec, ScoreStats,
-                                     SensorSpec, Threshold)
+from vigil.runtime.core.spec import (AdaptiveThresholdSpec, LikelihoodSpec,
+                                     RunningNormalizationSpec, ScoreStats, SensorSpec, Threshold)
 from vigil.runtime.core.thresholds import ThresholdMethod, calibrate, score_stats
 from vigil.runtime.sensor.alarms import consecutive_alarms
 from vigil.training.checkpoint import TrainingRun, load_run
@@ -229,4 +229,5 @@ def _spec(run: TrainingRun, threshold: Threshold, stats: ScoreStats, precision: 
         adaptive=AdaptiveThresholdSpec(**record["adaptive"]) if record.get("adaptive") else None,
         running_normalization=(RunningNormalizationSpec(**record["running_normalization"])
                                if record.get("running_normalization") else None),
+        likelihood=LikelihoodSpec(**record["likelihood"]) if record.get("likelihood") else None,
     )

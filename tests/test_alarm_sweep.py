@@ -122,6 +122,7 @@ def test_neighbour_exploration_uses_the_library_defaults():
     assert (DEFAULT_POLICY.k, DEFAULT_POLICY.hold, DEFAULT_POLICY.rearm) == (
         defaults.k, defaults.hold, defaults.rearm)
     assert DEFAULT_POLICY.adaptive == AdaptiveThresholdSpec(**defaults.adaptive_spec())
+    assert DEFAULT_POLICY.likelihood_z == (defaults.likelihood_z if defaults.likelihood else None)
     assert (VALIDATION_FRACTION, STD_FLOOR) == (data.validation_fraction, data.relative_std_floor)
     assert BANK == SensorTrainingOptions().model.neighbour_entries
     assert RESOLUTION == TRAINING_RESOLUTION

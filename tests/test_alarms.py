@@ -193,3 +193,62 @@ def test_episodes_in_event_metrics_bridge_the_same_gaps():
     assert metrics.event_scores(alarms, labels)["false_alarm_runs"] == 2
     assert metrics.event_scores(alarms, labels, gap=3)["false_alarm_runs"] == 1
     assert metrics.event_scores(alarms, labels, gap=3)["alarm_runs"] == 2
+
+
+def test_likelihood_is_the_recent_mean_against_the_earlier_means():
+    from vigil.runtime.core.spec import LikelihoodSpec
+    from vigil.runtime.sensor.alarms import AnomalyLikelihood
+
+    spec = LikelihoodSpec(short=2, long=4, z=2.0, warmup=3, std_floor=1e-6)
+    rule = AnomalyLikelihood(spec)
+    scores = [1.0, 3.0, 1.0, 3.0, 1.0, 9.0]
+    fired, zs = [], []
+    for s in scores:
+        fired.append(rule.step(s))
+        zs.append(rule.last_z)
+    # Means of the last 2: 1, 2, 2, 2, 2, 5. The 4th (2) against 1, 2, 2: mean 5/3, std
+    # sqrt(2)/3; the 6th (5) against the last 4 means 2, 2, 2, 2: std 0 -> the floor.
+    assert zs[:3] == [None, None, None]
+    assert zs[3] == pytest.approx((2 - 5 / 3) / (np.sqrt(2) / 3))
+    assert zs[4] == pytest.approx((2 - 7 / 4) / np.sqrt(np.mean(np.square([1, 2, 2, 2])) - 49 / 16))
+    assert zs[5] == pytest.approx(3 / 1e-6)
+    assert fired == [False, False, False, False, False, True]
+    assert not rule.step(float("nan")) and rule.last_z is None  # not learned, not judged
+    assert rule.state()["means_kept"] == 4 and rule.state()["learned"] == 6
+    assert rule.state()["warm"]
+
+
+def test_likelihood_alarms_below_the_threshold_and_learns_a_new_level():
+    from vigil.runtime.core.spec import LikelihoodSpec
+
+    spec = LikelihoodSpec(short=10, long=500, z=4.27, warmup=100, std_floor=1e-3)
+    scores = np.random.default_rng(4).normal(0.0, 1.0, 3_000)
+    scores[1_500:] += 3.0  # a shift that stays under the fixed threshold
+    with_rule = AlarmDecider(1, 0, None, 0, spec).run(scores, 10.0)[1]
+    without = AlarmDecider(1, 0).run(scores, 10.0)[1]
+    assert not without.any()
+    assert with_rule[1_500:1_520].any()
+    assert not with_rule[2_600:].any()  # 500 means later the new level is normal
+    assert not with_rule[:1_500].any()
+
+
+def test_streaming_reports_the_likelihood_and_equals_whole_signal_decisions(sensor_artifacts):
+    from vigil.runtime.core.spec import LikelihoodSpec
+    from vigil.runtime.sensor.tables import read_table
+
+    artifact = open_artifact(sensor_artifacts.fp32)
+    spec = LikelihoodSpec(short=3, long=50, z=1.0, warmup=10, std_floor=1e-6)
+    detector = SensorDetector(dataclasses.replace(
+        artifact, spec=dataclasses.replace(artifact.spec, likelihood=spec)))
+    rows = read_table(sensor_artifacts.test_csv, features=detector.features).values
+    scores = detector.score_signal(rows)[1]
+    _, expected, _ = detector.decisions(scores)
+    plain = SensorDetector(artifact).decisions(scores)[1]
+    assert (expected & ~plain).any(), "the likelihood must add alarms here"
+    scorer = StreamingScorer(detector)
+    results = scorer.push_rows((rows[i], i, None, None) for i in range(len(rows)))
+    np.testing.assert_array_equal([r.anomaly for r in results], expected)
+    lines = [json.loads(json.dumps(r.to_json())) for r in results]
+    assert "surprise" not in lines[0] and "surprise" in lines[-1]
+    state = scorer.summary()["anomaly_likelihood"]
+    assert (state["learned"], state["means_kept"]) == (len(scores), 50)

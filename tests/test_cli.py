@@ -68,9 +68,16 @@ def test_score_file_writes_one_json_line_per_window(sensor_artifacts, tmp_path, 
 def test_score_threshold_override(sensor_artifacts, tmp_path, capsys):
     out = tmp_path / "scores.jsonl"
     assert cli.main(["score", str(sensor_artifacts.int8), str(sensor_artifacts.test_csv),
-                     "--jsonl", str(out), "--threshold", "1e9"]) == 0
+                     "--jsonl", str(out), "--threshold", "1e9", "--no-likelihood"]) == 0
     assert not any(json.loads(line)["anomaly"] for line in out.read_text().splitlines())
     assert json.loads(capsys.readouterr().err.strip().splitlines()[-1])["summary"]["alarms"] == 0
+    # The anomaly likelihood does not follow the threshold: it still alarms on the test data's
+    # anomaly unless it is turned off.
+    assert cli.main(["score", str(sensor_artifacts.int8), str(sensor_artifacts.test_csv),
+                     "--jsonl", str(out), "--overwrite", "--threshold", "1e9"]) == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert any(line["anomaly"] and not line["above_threshold"] for line in lines)
+    assert all(line["surprise"] > 4.27 for line in lines if line["anomaly"])
 
 
 def test_score_stdin_streams_live(sensor_artifacts, tmp_path):

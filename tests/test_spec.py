@@ -82,6 +82,41 @@ def test_quantile_adaptive_threshold_round_trips_and_needs_a_newer_runtime_still
     assert spec_from_dict(data).adaptive == spec.adaptive
 
 
+def test_likelihood_round_trips_and_needs_a_newer_runtime_still():
+    from vigil.runtime.core.spec import LIKELIHOOD_SCHEMA_VERSION, LikelihoodSpec
+
+    likelihood = LikelihoodSpec(short=10, long=8640, z=4.27, warmup=388, std_floor=0.02)
+    spec = SensorSpec(**{**make_spec().__dict__, "likelihood": likelihood, "adaptive":
+                         AdaptiveThresholdSpec(memory=1000, warmup=1000, quantile=0.99,
+                                               factor=2.0)})
+    data = json.loads(json.dumps(spec_to_dict(spec)))
+    assert data["likelihood"] == {"short": 10, "long": 8640, "z": 4.27, "warmup": 388,
+                                  "std_floor": 0.02}
+    # a schema-3 runtime would ignore the rule and miss its alarms: it must refuse the file
+    assert data["schema_version"] == LIKELIHOOD_SCHEMA_VERSION > QUANTILE_SCHEMA_VERSION
+    assert SCHEMA_VERSION >= LIKELIHOOD_SCHEMA_VERSION
+    assert spec_from_dict(data).likelihood == likelihood
+    assert "likelihood" not in spec_to_dict(make_spec())
+
+
+@pytest.mark.parametrize("likelihood, message", [
+    ({"short": 0, "long": 10, "z": 4.0, "warmup": 5, "std_floor": 0.1},
+     "likelihood.short must be an integer"),
+    ({"short": 2, "long": 10, "z": 4.0, "warmup": 11, "std_floor": 0.1},
+     "likelihood.warmup must be an integer in \\[1, 10\\]"),
+    ({"short": 2, "long": 10, "z": 0.0, "warmup": 5, "std_floor": 0.1},
+     "likelihood.z must be > 0"),
+    ({"short": 2, "long": 10, "z": 4.0, "warmup": 5, "std_floor": 0.0},
+     "likelihood.std_floor must be > 0"),
+    ({"short": 2, "long": 10, "z": 4.0, "warmup": 5},
+     "likelihood is missing the required field 'std_floor'"),
+])
+def test_bad_likelihood_is_refused_by_name(data, likelihood, message):
+    data["likelihood"] = likelihood
+    with pytest.raises(ArtifactError, match=message):
+        spec_from_dict(data)
+
+
 @pytest.mark.parametrize("adaptive, message", [
     ({"memory": 0, "warmup": 1, "z": 6.0}, "adaptive.memory must be an integer"),
     ({"memory": 10, "warmup": 11, "z": 6.0}, "adaptive.warmup must be an integer in \\[1, 10\\]"),

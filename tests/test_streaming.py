@@ -187,6 +187,8 @@ def test_row_with_wrong_field_count(fp32, rows):
     # The default adaptive threshold reports what it has learned: every window, none warm yet.
     adaptive = summary.pop("adaptive_threshold")
     assert adaptive["learned"] == len(scored(results)) and adaptive["warm"] is False
+    likelihood = summary.pop("anomaly_likelihood")  # and so does the anomaly likelihood
+    assert likelihood["learned"] == len(scored(results)) and likelihood["warm"] is False
     assert summary == {"rows": 25, "windows": len(scored(results)), "alarms": 0, "alarm_episodes": 0,
                        "rows_filled": 1, "rows_skipped": 1, "rows_out_of_order": 0}
 

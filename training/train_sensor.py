@@ -26,6 +26,7 @@ CALIBRATION_WINDOWS = 256
 # feature's normal spread per reading: a noise-free periodic stream repeats its shapes exactly, and
 # a spread of 0 would turn float rounding into alarms.
 RESOLUTION = 0.01
+LIKELIHOOD_STD_FLOOR = 0.01  # the anomaly likelihood's least std, of the normal scores' std
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,11 @@ class CalibrationOptions:
     adaptive_z: float | None = None   # given: max(threshold, recent mean + z * recent std) instead
     # k, hold, rearm and the adaptive threshold's settings were chosen together on NAB, SKAB, SMD
     # and ECG (benchmarks/sweep_alarms.py; the README's "Alarm defaults, chosen on four sets").
+    likelihood: bool = True        # also alarm on HTM's anomaly likelihood of the recent scores
+    likelihood_short: int = 10     # scores averaged (HTM's published settings, not tuned here;
+    likelihood_long: int = 8640    # benchmarks/explore_likelihood.py measured them on the four
+    likelihood_z: float = 4.27     # sets: the README's "Alarm defaults")
+    likelihood_warmup: int = 388
     running_normalization: bool = False  # follow slow drift of the readings at run time
     normalization_memory: int = 2000     # rows: its time constant (not yet chosen by measurement)
     normalization_warmup: int = 500      # rows learned before it applies
@@ -60,6 +66,16 @@ class CalibrationOptions:
         if not self.running_normalization:
             return None
         return {"memory": self.normalization_memory, "warmup": self.normalization_warmup}
+
+    def likelihood_spec(self, normal_scores: np.ndarray) -> dict | None:
+        """The anomaly-likelihood rule; its std floor is a fraction of the held-out normal
+        scores' std (a noise-free stream's averages may not vary at all)."""
+        if not self.likelihood:
+            return None
+        spread = float(np.std(normal_scores)) if len(normal_scores) else 0.0
+        return {"short": self.likelihood_short, "long": self.likelihood_long,
+                "z": self.likelihood_z, "warmup": min(self.likelihood_warmup, self.likelihood_long),
+                "std_floor": max(LIKELIHOOD_STD_FLOOR * spread, 1e-12)}
 
     def adaptive_spec(self) -> dict | None:
         if not self.adaptive:
@@ -129,6 +145,14 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
     if calibration.hold < 0 or calibration.rearm < 0:
         raise ValueError(f"`hold` and `rearm` must be >= 0; received {calibration.hold} and "
                          f"{calibration.rearm}")
+    if calibration.likelihood and (calibration.likelihood_short < 1
+                                   or calibration.likelihood_long < 2
+                                   or calibration.likelihood_warmup < 1
+                                   or not calibration.likelihood_z > 0):
+        raise ValueError(f"the anomaly likelihood needs `likelihood_short` >= 1, `likelihood_long` "
+                         f">= 2, `likelihood_warmup` >= 1 and `likelihood_z` > 0; received "
+                         f"{calibration.likelihood_short}, {calibration.likelihood_long}, "
+                         f"{calibration.likelihood_warmup} and {calibration.likelihood_z}")
     if calibration.running_normalization and (calibration.normalization_memory < 2
                                               or calibration.normalization_warmup < 1):
         raise ValueError(f"running normalization needs `normalization_memory` >= 2 and "
@@ -297,6 +321,7 @@ def decision_record(calibration: CalibrationOptions, threshold: Threshold,
         "rearm": calibration.rearm,
         "adaptive": calibration.adaptive_spec(),
         "running_normalization": calibration.running_normalization_spec(),
+        "likelihood": calibration.likelihood_spec(normal_scores),
         "score_stats": asdict(score_stats(normal_scores)),
     }
 

@@ -13,12 +13,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
 METADATA_KEY = "vigil"
-SCHEMA_VERSION = 3           # the newest this runtime reads
+SCHEMA_VERSION = 4           # the newest this runtime reads
 ADAPTIVE_SCHEMA_VERSION = 2  # written by sensor artifacts with an adaptive threshold or running
                              # normalization (older runtimes would ignore them and alarm
                              # differently, so they refuse)
 QUANTILE_SCHEMA_VERSION = 3  # written by sensor artifacts whose adaptive threshold follows a
                              # quantile of the recent scores (a 2 runtime would misread it)
+LIKELIHOOD_SCHEMA_VERSION = 4  # written by sensor artifacts with the anomaly-likelihood alarm
+                               # (a 3 runtime would ignore it and miss its alarms)
 
 SENSOR = "sensor"
 IMAGE = "image"
@@ -81,6 +83,19 @@ class AdaptiveThresholdSpec:
 
 
 @dataclass(frozen=True)
+class LikelihoodSpec:
+    """A second alarm rule, HTM's anomaly likelihood (``vigil.runtime.sensor.alarms``): the mean
+    of the last ``short`` scores, ``z`` or more std above the mean of the ``long`` such means
+    before it, alarms whatever the threshold, once ``warmup`` means have been learned."""
+
+    short: int         # scores averaged
+    long: int          # averages the Gaussian is fitted to (all of them learned)
+    z: float           # the tail: 4.27 is a probability of 1e-5
+    warmup: int        # averages learned before it applies
+    std_floor: float   # least std of the averages (a constant stream's is 0), in score units
+
+
+@dataclass(frozen=True)
 class RunningNormalizationSpec:
     """Normalization that follows slow drift of the readings (``vigil.runtime.sensor.drift``)."""
 
@@ -115,6 +130,7 @@ class SensorSpec:
     adaptive: AdaptiveThresholdSpec | None = None
     rearm: int = 0  # windows within which a returning alarm continues its episode
     running_normalization: RunningNormalizationSpec | None = None
+    likelihood: LikelihoodSpec | None = None
     kind: str = SENSOR
     schema_version: int = 1
 
@@ -172,6 +188,10 @@ def spec_to_dict(spec: Spec) -> dict[str, Any]:
             data.pop(adapts, None)
         else:
             data["schema_version"] = max(data["schema_version"], ADAPTIVE_SCHEMA_VERSION)
+    if data.get("likelihood") is None:
+        data.pop("likelihood", None)
+    else:
+        data["schema_version"] = max(data["schema_version"], LIKELIHOOD_SCHEMA_VERSION)
     if "adaptive" in data:
         data["adaptive"] = {k: v for k, v in data["adaptive"].items() if v is not None}
         if "quantile" in data["adaptive"]:
@@ -229,6 +249,8 @@ def spec_from_dict(data: Any) -> Spec:
         rearm=_int(data, "rearm", minimum=0, maximum=10_000_000) if "rearm" in data else 0,
         running_normalization=(_nested(_running_normalization, data, "running_normalization")
                                if data.get("running_normalization") is not None else None),
+        likelihood=(_nested(_likelihood, data, "likelihood")
+                    if data.get("likelihood") is not None else None),
         schema_version=version,
     )
 
@@ -386,6 +408,18 @@ def _adaptive(value: Mapping[str, Any]) -> AdaptiveThresholdSpec:
     if z < 0:
         raise ArtifactError(f"metadata z must be >= 0; received {z}")
     return AdaptiveThresholdSpec(memory=memory, warmup=warmup, z=z)
+
+
+def _likelihood(value: Mapping[str, Any]) -> LikelihoodSpec:
+    long = _int(value, "long", minimum=2, maximum=10_000_000)
+    z, floor = _float(value, "z"), _float(value, "std_floor")
+    if not z > 0:
+        raise ArtifactError(f"metadata z must be > 0; received {z}")
+    if not floor > 0:
+        raise ArtifactError(f"metadata std_floor must be > 0; received {floor}")
+    return LikelihoodSpec(short=_int(value, "short", minimum=1, maximum=100_000), long=long, z=z,
+                          warmup=_int(value, "warmup", minimum=1, maximum=long),
+                          std_floor=floor)
 
 
 def _running_normalization(value: Mapping[str, Any]) -> RunningNormalizationSpec:

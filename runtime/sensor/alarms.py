@@ -1,5 +1,5 @@
-"""From window scores to alarms: the threshold (fixed, or following recent normal scores) and
-alarm smoothing over consecutive windows."""
+"""From window scores to alarms: the threshold (fixed, or following recent normal scores),
+alarm smoothing over consecutive windows, and the anomaly likelihood beside them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from ..core.spec import AdaptiveThresholdSpec
+from ..core.spec import AdaptiveThresholdSpec, LikelihoodSpec
 
 
 class AlarmFilter:
@@ -128,6 +128,72 @@ def _quantile(values: np.ndarray, q: float) -> float:
     return float(ordered[low] + (ordered[high] - ordered[low]) * (position - low))
 
 
+class AnomalyLikelihood:
+    """HTM's anomaly likelihood as an alarm rule (Ahmad et al., Neurocomputing 2017): the mean of
+    the last ``short`` scores is surprising when it lies ``z`` or more std above the mean of the
+    ``long`` such means before it. Every mean is learned, alarms or not, so a new normal level
+    stops being surprising; a sudden change is one until then. Memory is bounded: two rings.
+    """
+
+    def __init__(self, spec: LikelihoodSpec) -> None:
+        self.spec = spec
+        self._recent = np.zeros(spec.short, dtype=np.float64)
+        self._recent_count = 0
+        self._recent_next = 0
+        self._means = np.zeros(spec.long, dtype=np.float64)
+        self._count = 0
+        self._next = 0
+        self._sum = 0.0
+        self._squares = 0.0
+        self._since_exact = 0
+        self.learned = 0                  # means learned in all
+        self.last_z: float | None = None  # the last score's z (None before the warm-up)
+
+    def step(self, score: float) -> bool:
+        """Learn ``score``; whether the mean of the recent scores is surprising."""
+        self.last_z = None
+        if not math.isfinite(score):
+            return False  # the threshold already alarms on it; it would poison the means
+        spec = self.spec
+        self._recent[self._recent_next] = score
+        self._recent_next = (self._recent_next + 1) % spec.short
+        self._recent_count = min(self._recent_count + 1, spec.short)
+        mean = float(self._recent[:self._recent_count].sum()) / self._recent_count
+        surprising = False
+        if self._count >= spec.warmup:
+            centre = self._sum / self._count
+            spread = math.sqrt(max(self._squares / self._count - centre * centre,
+                                   spec.std_floor ** 2))
+            self.last_z = (mean - centre) / spread
+            surprising = self.last_z > spec.z
+        self._learn(mean)
+        return surprising
+
+    def _learn(self, mean: float) -> None:
+        if self._count == self.spec.long:
+            old = self._means[self._next]
+            self._sum -= old
+            self._squares -= old * old
+        else:
+            self._count += 1
+        self._means[self._next] = mean
+        self._next = (self._next + 1) % self.spec.long
+        self.learned += 1
+        self._sum += mean
+        self._squares += mean * mean
+        self._since_exact += 1
+        if self._since_exact >= self.spec.long:  # running sums drift; recompute them exactly
+            kept = self._means[:self._count]
+            self._sum, self._squares = float(kept.sum()), float(np.dot(kept, kept))
+            self._since_exact = 0
+
+    def state(self) -> dict:
+        """For the health report."""
+        return {"rule": f"mean of {self.spec.short} scores > {self.spec.z:g} std above the last "
+                        f"{self.spec.long} such means", "warm": self._count >= self.spec.warmup,
+                "means_kept": self._count, "learned": self.learned, "last_z": self.last_z}
+
+
 class Episodes:
     """Alarm episodes, as an operator is notified of them: an alarm that comes back within
     ``rearm`` windows of the last one's end continues its episode instead of starting a new one
@@ -161,10 +227,12 @@ class AlarmDecider:
     time in order."""
 
     def __init__(self, consecutive: int, hold: int,
-                 adaptive: AdaptiveThresholdSpec | None = None, rearm: int = 0) -> None:
+                 adaptive: AdaptiveThresholdSpec | None = None, rearm: int = 0,
+                 likelihood: LikelihoodSpec | None = None) -> None:
         self.filter = AlarmFilter(consecutive, hold)
         self.episodes = Episodes(rearm)
         self.adaptive = AdaptiveThreshold(adaptive) if adaptive is not None else None
+        self.likelihood = AnomalyLikelihood(likelihood) if likelihood is not None else None
 
     def reset(self) -> None:
         """After a restart of the window (a long gap): smoothing and episodes start over; the
@@ -177,7 +245,9 @@ class AlarmDecider:
         above = bool(not math.isfinite(score) or score > threshold)
         alarm = self.filter.step(above)
         if self.adaptive is not None:
-            self.adaptive.observe(score, alarm)
+            self.adaptive.observe(score, alarm)  # what the threshold's alarms leave normal
+        if self.likelihood is not None and self.likelihood.step(score):
+            alarm = True
         return threshold, above, alarm, self.episodes.step(alarm)
 
     def run(self, scores: np.ndarray, base: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

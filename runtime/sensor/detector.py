@@ -36,7 +36,8 @@ class SensorDetector:
         spec = self.spec
         return (f"SensorDetector({str(self.path)!r}, window={spec.window}, features="
                 f"{list(spec.features)}, threshold={self._threshold:.6g}, precision="
-                f"{spec.precision!r}{', adaptive threshold' if spec.adaptive else ''}, "
+                f"{spec.precision!r}{', adaptive threshold' if spec.adaptive else ''}"
+                f"{', anomaly likelihood' if spec.likelihood else ''}, "
                 f"providers={self.providers})")
 
     @property
@@ -114,7 +115,8 @@ class SensorDetector:
 
     def alarms(self, scores: np.ndarray) -> np.ndarray:
         """Alarms of consecutive windows' scores, in time order: the threshold (adaptive when the
-        artifact says so) and the alarm smoothing (``consecutive``/``hold``)."""
+        artifact says so) and the alarm smoothing (``consecutive``/``hold``), or the anomaly
+        likelihood when the artifact has it."""
         return self.decisions(scores)[1]
 
     def decisions(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -126,7 +128,7 @@ class SensorDetector:
     def alarm_decider(self) -> AlarmDecider:
         """A fresh decider for one stream (it keeps the stream's alarm and threshold state)."""
         return AlarmDecider(self.spec.consecutive, self.spec.hold, self.spec.adaptive,
-                            self.spec.rearm)
+                            self.spec.rearm, self.spec.likelihood)
 
     def _check_windows(self, x: np.ndarray) -> np.ndarray:
         array = np.asarray(x)

@@ -123,17 +123,17 @@ def best_alarm_threshold(detector: SensorDetector, files: list[FileScores],
                          candidates: int = 200, progress: Progress = silent
                          ) -> tuple[float, float]:
     """(best point F1, threshold) over thresholds, applying the artifact's whole alarm rule
-    (smoothing, hold, adaptive threshold) to each file, so ``--threshold`` with the result gives
-    exactly that F1. Candidates are quantiles of the window scores; (nan, nan) without both
-    classes."""
+    (smoothing, hold, adaptive threshold, likelihood) to each file, so ``--threshold`` with the
+    result gives exactly that F1. Candidates are quantiles of the window scores; (nan, nan)
+    without both classes."""
     labels = np.concatenate([f.labels for f in files]) if files else np.zeros(0, bool)
     window_scores = [f.scores[f.ends] for f in files]
     pooled = np.concatenate(window_scores) if files else np.zeros(0)
     pooled = pooled[np.isfinite(pooled)]
     if not len(pooled) or labels.all() or not labels.any():
         return float("nan"), float("nan")
-    if detector.spec.adaptive is not None:
-        candidates = min(candidates, 40)  # its decisions are a loop over windows
+    if detector.spec.adaptive is not None or detector.spec.likelihood is not None:
+        candidates = min(candidates, 40)  # their decisions are a loop over windows
     best = (-1.0, float("nan"))
     cuts = np.unique([float(f"{c:.6g}") for c in  # as --threshold prints it
                       np.quantile(pooled, np.linspace(0.0, 1.0, candidates))])
@@ -151,7 +151,7 @@ def best_alarm_threshold(detector: SensorDetector, files: list[FileScores],
 def _alarms_at(detector: SensorDetector, scored: FileScores, window_scores: np.ndarray,
                threshold: float) -> np.ndarray:
     spec = detector.spec
-    if spec.adaptive is None:
+    if spec.adaptive is None and spec.likelihood is None:
         above = ~np.isfinite(window_scores) | (window_scores > threshold)
         decided = consecutive_alarms(above, spec.consecutive, spec.hold)
     else:
@@ -241,6 +241,8 @@ def evaluate(detector: SensorDetector, data: str | Path, label_column: str = "an
     result["rearm"] = detector.spec.rearm
     result["stride"] = detector.spec.stride
     result["adaptive"] = detector.spec.adaptive is not None
+    result["likelihood_z"] = (detector.spec.likelihood.z if detector.spec.likelihood is not None
+                              else None)
     result["note"] = ("rows before a file's first complete window have no score and count as "
                       "normal predictions; event metrics: an event is hit if any alarm falls in "
                       "it, an alarm run is false if it overlaps no event; point_adjusted_f1 "

@@ -63,6 +63,10 @@ def _decision_rule(result: dict) -> str:
     if result.get("rearm"):
         rule += (f"; an alarm within {result['rearm']} window(s) of the last one's end continues "
                  "its episode")
+    if result.get("likelihood_z") is not None:
+        rule += (f"; an alarm also starts when the mean of the recent scores lies "
+                 f"{result['likelihood_z']:g} std or more above its own recent history (the "
+                 "anomaly likelihood)")
     if result.get("stride", 1) > 1:
         rule += f"; a window ends every {result['stride']} rows"
     return rule + "."

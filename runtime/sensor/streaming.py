@@ -40,6 +40,7 @@ class Result:
     problem: str | None = None  # why a filled row's values were replaced
     threshold: float | None = None  # the adaptive threshold this window was compared with
     alarm_start: bool = False  # this window's alarm starts a new episode (notify here)
+    surprise: float | None = None  # the anomaly likelihood's z of the recent scores' mean
 
     def to_json(self) -> dict:
         record: dict = {"index": self.index}
@@ -55,6 +56,8 @@ class Result:
             record["alarm_start"] = True
         if self.threshold is not None:
             record["threshold"] = self.threshold
+        if self.surprise is not None:
+            record["surprise"] = self.surprise
         if self.score_overflow:
             record["score_overflow"] = True
         if self.anomaly or self.above_threshold:
@@ -201,10 +204,13 @@ class StreamingScorer:
             self.alarms += anomaly
             self.episodes += start
             self._alarm_on = bool(anomaly)
+            surprise = (self._decider.likelihood.last_z if self._decider.likelihood is not None
+                        else None)
             out[slot] = Result(index, time, finite_or_max(score), above, anomaly,
                                self._top(error), filled is not None, out_of_order=late,
                                score_overflow=overflow, problem=filled,
-                               threshold=threshold if adaptive else None, alarm_start=start)
+                               threshold=threshold if adaptive else None, alarm_start=start,
+                               surprise=surprise)
         self.windows_scored += len(batch)
 
     def _late(self, time: str) -> bool:
@@ -248,6 +254,8 @@ class StreamingScorer:
                    "rows_out_of_order": self.rows_out_of_order}
         if self._decider.adaptive is not None:
             summary["adaptive_threshold"] = self._decider.adaptive.state(self.detector.threshold)
+        if self._decider.likelihood is not None:
+            summary["anomaly_likelihood"] = self._decider.likelihood.state()
         if self._drift is not None:
             summary["running_normalization"] = self._drift.state()
         return summary

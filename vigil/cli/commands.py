@@ -135,6 +135,7 @@ def cmd_train_sensor(args) -> int:
                                                            "running_normalization",
                                                            "normalization_memory",
                                                            "normalization_warmup",
+                                                           "likelihood", "likelihood_z",
                                                            method="threshold_method")),
     )
     if args.synthetic_anomalies is not None and not args.supervised:
@@ -340,6 +341,20 @@ def cmd_score(args) -> int:
         return _score(args)
 
 
+def _likelihood_option(args, detector) -> None:
+    """``--no-likelihood``: the sensor artifact's anomaly likelihood off for this run."""
+    if args.likelihood:
+        return
+    from dataclasses import replace
+
+    from vigil.runtime import ImageDetector
+
+    if isinstance(detector, ImageDetector):
+        raise ValueError(f"--no-likelihood applies to sensor models; {args.model!r} is an image "
+                         "model")
+    detector.spec = replace(detector.spec, likelihood=None)
+
+
 def _score(args) -> int:
     from vigil.runtime import ImageDetector, load
     from vigil.runtime.sensor.scoring import score_source
@@ -349,6 +364,7 @@ def _score(args) -> int:
                     expect_sha256=args.expect_sha256)
     if args.threshold is not None:
         detector.threshold = args.threshold
+    _likelihood_option(args, detector)
     if isinstance(detector, ImageDetector):
         return _score_frames(args, detector)
     given = [f"--{name.replace('_', '-')}" for name in IMAGE_FLAGS if getattr(args, name)]
@@ -471,6 +487,7 @@ def cmd_eval(args) -> int:
     detector = load(args.model, providers=args.device, threads=args.threads)
     if args.threshold is not None:
         detector.threshold = args.threshold
+    _likelihood_option(args, detector)
     if isinstance(detector, ImageDetector):
         return _eval_images(args, detector)
     if args.normal or args.anomalous or args.masks:
@@ -753,6 +770,13 @@ def build_parser() -> argparse.ArgumentParser:
     sensor.add_argument("--adaptive-z", type=float, default=None, metavar="Z",
                         help="follow recent mean + Z recent std instead of a quantile (the rule "
                              "of 0.2, with Z 8)")
+    sensor.add_argument("--likelihood", action=argparse.BooleanOptionalAction, default=None,
+                        help="also alarm when the mean of the last 10 scores lies --likelihood-z "
+                             "std or more above the means of the last 8,640 windows (HTM's "
+                             "anomaly likelihood, learning every window; default on: "
+                             "--no-likelihood for the threshold alone)")
+    sensor.add_argument("--likelihood-z", type=float, default=None, metavar="Z",
+                        help="its tail in std (default 4.27, a probability of 1e-5)")
     sensor.add_argument("--running-normalization", action=argparse.BooleanOptionalAction,
                         default=None,
                         help="at run time, follow slow drift of the readings: map each row from "
@@ -877,6 +901,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="sensor CSVs: decimal mark of the numbers (default .; with , the "
                               "columns must be separated by ; or a tab)")
         sub.add_argument("--threshold", type=float, default=None, help="override the artifact's threshold")
+        sub.add_argument("--no-likelihood", dest="likelihood", action="store_false",
+                         help="sensor models: alarms from the threshold alone, without the "
+                              "artifact's anomaly likelihood (\"Alarms\" in the README)")
         if name == "score":
             sub.add_argument("--jsonl", default=None,
                              help="write JSON lines here (default stdout); a file that already "
