@@ -137,9 +137,10 @@ class AnomalyLikelihood:
 
     def __init__(self, spec: LikelihoodSpec) -> None:
         self.spec = spec
-        self._recent = np.zeros(spec.short, dtype=np.float64)
+        self._recent = [0.0] * spec.short  # plain floats: a numpy call per score costs more
         self._recent_count = 0
         self._recent_next = 0
+        self._recent_sum = 0.0
         self._means = np.zeros(spec.long, dtype=np.float64)
         self._count = 0
         self._next = 0
@@ -155,10 +156,16 @@ class AnomalyLikelihood:
         if not math.isfinite(score):
             return False  # the threshold already alarms on it; it would poison the means
         spec = self.spec
+        if self._recent_count == spec.short:
+            self._recent_sum -= self._recent[self._recent_next]
+        else:
+            self._recent_count += 1
         self._recent[self._recent_next] = score
+        self._recent_sum += score
         self._recent_next = (self._recent_next + 1) % spec.short
-        self._recent_count = min(self._recent_count + 1, spec.short)
-        mean = float(self._recent[:self._recent_count].sum()) / self._recent_count
+        if self._recent_next == 0:  # once per ring: the exact sum, free of rounding drift
+            self._recent_sum = math.fsum(self._recent)
+        mean = self._recent_sum / self._recent_count
         surprising = False
         if self._count >= spec.warmup:
             centre = self._sum / self._count
