@@ -151,9 +151,10 @@ def nab_protocol(root: Path, options: SensorTrainingOptions, scratch: Path, log=
             f"  false detections {nab['false_positives']:3d}  AUROC "
             f"{'-' if auroc is None else f'{auroc:.3f}'}")
     result = evaluate_runs(runs)
-    best = max(OPTIMIZE_FACTORS, key=lambda f: evaluate_runs(runs, f)["nab_score_standard"])
-    optimized = {profile: max(evaluate_runs(runs, f)[f"nab_score_{profile}"]
-                              for f in OPTIMIZE_FACTORS) for profile in PROFILES}
+    by_factor = {f: evaluate_runs(runs, f) for f in OPTIMIZE_FACTORS}  # once each: a loop
+    best = max(OPTIMIZE_FACTORS, key=lambda f: by_factor[f]["nab_score_standard"])
+    optimized = {profile: max(by_factor[f][f"nab_score_{profile}"] for f in OPTIMIZE_FACTORS)
+                 for profile in PROFILES}
     aurocs = [f["auroc"] for f in per_file if f["auroc"] is not None]
     result.update({
         "protocol": "nab: train on each file's probationary period (first 15 %, at most 750 rows), "
