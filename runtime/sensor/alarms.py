@@ -52,6 +52,46 @@ def consecutive_alarms(above: np.ndarray, consecutive: int, hold: int = 0) -> np
     return index - last_trigger <= hold
 
 
+class RunningWindow:
+    """The last ``size`` values in a ring, with their running sum and sum of squares (recomputed
+    exactly once per ``size`` values, so rounding never drifts)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._ring = np.zeros(size, dtype=np.float64)
+        self.count = 0      # values in the ring
+        self._next = 0      # slot the next value goes to
+        self._sum = 0.0
+        self._squares = 0.0
+        self._since_exact = 0
+
+    @property
+    def values(self) -> np.ndarray:
+        return self._ring[:self.count]
+
+    def add(self, value: float) -> None:
+        if self.count == self.size:
+            old = self._ring[self._next]
+            self._sum -= old
+            self._squares -= old * old
+        else:
+            self.count += 1
+        self._ring[self._next] = value
+        self._next = (self._next + 1) % self.size
+        self._sum += value
+        self._squares += value * value
+        self._since_exact += 1
+        if self._since_exact >= self.size:
+            kept = self.values
+            self._sum, self._squares = float(kept.sum()), float(np.dot(kept, kept))
+            self._since_exact = 0
+
+    def mean_and_variance(self) -> tuple[float, float]:
+        """Of the values in the ring (at least one); the variance may round below 0."""
+        mean = self._sum / self.count
+        return mean, self._squares / self.count - mean * mean
+
+
 class AdaptiveThreshold:
     """A threshold that follows the recent distribution of normal scores.
 
@@ -66,25 +106,19 @@ class AdaptiveThreshold:
 
     def __init__(self, spec: AdaptiveThresholdSpec) -> None:
         self.spec = spec
-        self._ring = np.zeros(spec.memory, dtype=np.float64)
-        self._count = 0     # scores in the ring
-        self._next = 0      # slot the next score goes to
-        self._sum = 0.0
-        self._squares = 0.0
-        self._since_exact = 0
+        self._recent = RunningWindow(spec.memory)
         self.learned = 0    # scores learned in all
         self.frozen = 0     # scores not learned because an alarm was on
 
     def threshold(self, base: float) -> float:
         """The threshold for the next window, given the artifact's (or the user's) ``base``."""
-        if self._count < self.spec.warmup:
+        if self._recent.count < self.spec.warmup:
             return base
         if self.spec.quantile is not None:
-            return max(base, self.spec.factor * _quantile(self._ring[:self._count],
+            return max(base, self.spec.factor * _quantile(self._recent.values,
                                                           self.spec.quantile))
-        mean = self._sum / self._count
-        std = math.sqrt(max(self._squares / self._count - mean * mean, 0.0))
-        return max(base, mean + self.spec.z * std)
+        mean, variance = self._recent.mean_and_variance()
+        return max(base, mean + self.spec.z * math.sqrt(max(variance, 0.0)))
 
     def observe(self, score: float, alarm: bool) -> None:
         """Learn ``score`` unless an alarm is on (or it is not finite)."""
@@ -93,27 +127,14 @@ class AdaptiveThreshold:
             return
         if not math.isfinite(score):
             return
-        if self._count == self.spec.memory:
-            old = self._ring[self._next]
-            self._sum -= old
-            self._squares -= old * old
-        else:
-            self._count += 1
-        self._ring[self._next] = score
-        self._next = (self._next + 1) % self.spec.memory
-        self._sum += score
-        self._squares += score * score
+        self._recent.add(score)
         self.learned += 1
-        self._since_exact += 1
-        if self._since_exact >= self.spec.memory:  # running sums drift; recompute them exactly
-            kept = self._ring[:self._count]
-            self._sum, self._squares = float(kept.sum()), float(np.dot(kept, kept))
-            self._since_exact = 0
 
     def state(self, base: float) -> dict:
         """For the health report: how much it has learned and where the threshold stands."""
         return {"rule": self.spec.rule,
-                "warm": self._count >= self.spec.warmup, "recent_normal_scores": self._count,
+                "warm": self._recent.count >= self.spec.warmup,
+                "recent_normal_scores": self._recent.count,
                 "learned": self.learned, "frozen_during_alarms": self.frozen,
                 "threshold": self.threshold(base), "base_threshold": base}
 
@@ -141,12 +162,7 @@ class AnomalyLikelihood:
         self._recent_count = 0
         self._recent_next = 0
         self._recent_sum = 0.0
-        self._means = np.zeros(spec.long, dtype=np.float64)
-        self._count = 0
-        self._next = 0
-        self._sum = 0.0
-        self._squares = 0.0
-        self._since_exact = 0
+        self._means = RunningWindow(spec.long)
         self.learned = 0                  # means learned in all
         self.last_z: float | None = None  # the last score's z (None before the warm-up)
 
@@ -167,38 +183,19 @@ class AnomalyLikelihood:
             self._recent_sum = math.fsum(self._recent)
         mean = self._recent_sum / self._recent_count
         surprising = False
-        if self._count >= spec.warmup:
-            centre = self._sum / self._count
-            spread = math.sqrt(max(self._squares / self._count - centre * centre,
-                                   spec.std_floor ** 2))
-            self.last_z = (mean - centre) / spread
+        if self._means.count >= spec.warmup:
+            centre, variance = self._means.mean_and_variance()
+            self.last_z = (mean - centre) / math.sqrt(max(variance, spec.std_floor ** 2))
             surprising = self.last_z > spec.z
-        self._learn(mean)
-        return surprising
-
-    def _learn(self, mean: float) -> None:
-        if self._count == self.spec.long:
-            old = self._means[self._next]
-            self._sum -= old
-            self._squares -= old * old
-        else:
-            self._count += 1
-        self._means[self._next] = mean
-        self._next = (self._next + 1) % self.spec.long
+        self._means.add(mean)
         self.learned += 1
-        self._sum += mean
-        self._squares += mean * mean
-        self._since_exact += 1
-        if self._since_exact >= self.spec.long:  # running sums drift; recompute them exactly
-            kept = self._means[:self._count]
-            self._sum, self._squares = float(kept.sum()), float(np.dot(kept, kept))
-            self._since_exact = 0
+        return surprising
 
     def state(self) -> dict:
         """For the health report."""
         return {"rule": f"mean of {self.spec.short} scores > {self.spec.z:g} std above the last "
-                        f"{self.spec.long} such means", "warm": self._count >= self.spec.warmup,
-                "means_kept": self._count, "learned": self.learned, "last_z": self.last_z}
+                        f"{self.spec.long} such means", "warm": self._means.count >= self.spec.warmup,
+                "means_kept": self._means.count, "learned": self.learned, "last_z": self.last_z}
 
 
 class Episodes:
