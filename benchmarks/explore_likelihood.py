@@ -14,6 +14,8 @@ Alone, in place of the threshold, it lost on SKAB and ECG; beside it (an alarm f
 won on all four sets and is the runtime's default now (``AnomalyLikelihood`` in
 ``vigil.runtime.sensor.alarms``; the README's "Alarm defaults" has the figures). This script
 reproduces that comparison: the library's default policy without and with it, then it alone.
+Its long-run level (the mean of its means) also floors the threshold by default, once 1,000
+means are learned; the script shows the policy without that floor and with other warm-ups.
 
     python benchmarks/explore_likelihood.py --scores DIR --distances CACHE
 """
@@ -119,7 +121,12 @@ def main(argv: list[str] | None = None) -> int:
         print(line(bench, streams, [row_decisions(s, without) for s in streams],
                    "the default policy without the likelihood"), flush=True)
         print(line(bench, streams, [row_decisions(s, DEFAULT_POLICY) for s in streams],
-                   "the default policy (with it)"), flush=True)
+                   "the default policy (with it and its level)"), flush=True)
+        for level in (None, 388, 2000):
+            policy = replace(DEFAULT_POLICY, likelihood_level=level)
+            print(line(bench, streams, [row_decisions(s, policy) for s in streams],
+                       f"with it, {f'level after {level} means' if level else 'no level'}"),
+                  flush=True)
         for rule in rules:
             print(line(bench, streams, [decide(s, rule) for s in streams], rule.name),
                   flush=True)

@@ -48,14 +48,17 @@ class Policy:
     rearm: int = 0
     likelihood_z: float | None = None  # also the anomaly likelihood, at this z (training's
                                        # other likelihood settings)
+    likelihood_level: int | None = 1000  # with it: its long-run level floors the threshold
+                                         # after this many means (None: never)
 
     @property
     def name(self) -> str:
         a = self.adaptive
         return (f"k={self.k:g} hold={self.hold} rearm={self.rearm}"
                 + (f" adaptive(memory={a.memory}, warmup={a.warmup}, {a.rule})" if a else "")
-                + (f" likelihood(z={self.likelihood_z:g})" if self.likelihood_z is not None
-                   else ""))
+                + (f" likelihood(z={self.likelihood_z:g}"
+                   f"{f', level after {self.likelihood_level}' if self.likelihood_level else ''})"
+                   if self.likelihood_z is not None else ""))
 
     def likelihood(self, validation_scores: np.ndarray) -> LikelihoodSpec | None:
         """The anomaly likelihood as training would write it for these held-out scores."""
@@ -63,7 +66,10 @@ class Policy:
             return None
         from vigil.training.train_sensor import CalibrationOptions
 
-        spec = CalibrationOptions(likelihood_z=self.likelihood_z).likelihood_spec(
+        level = self.likelihood_level
+        spec = CalibrationOptions(likelihood_z=self.likelihood_z,
+                                  likelihood_level=level is not None,
+                                  likelihood_level_warmup=level or 1).likelihood_spec(
             validation_scores)
         return LikelihoodSpec(**spec)
 

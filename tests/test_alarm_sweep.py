@@ -123,6 +123,8 @@ def test_neighbour_exploration_uses_the_library_defaults():
         defaults.k, defaults.hold, defaults.rearm)
     assert DEFAULT_POLICY.adaptive == AdaptiveThresholdSpec(**defaults.adaptive_spec())
     assert DEFAULT_POLICY.likelihood_z == (defaults.likelihood_z if defaults.likelihood else None)
+    assert DEFAULT_POLICY.likelihood_level == (defaults.likelihood_level_warmup
+                                               if defaults.likelihood_level else None)
     assert (VALIDATION_FRACTION, STD_FLOOR) == (data.validation_fraction, data.relative_std_floor)
     assert BANK == SensorTrainingOptions().model.neighbour_entries
     assert RESOLUTION == TRAINING_RESOLUTION

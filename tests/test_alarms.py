@@ -232,6 +232,36 @@ def test_likelihood_alarms_below_the_threshold_and_learns_a_new_level():
     assert not with_rule[:1_500].any()
 
 
+def test_level_floors_the_threshold_with_the_mean_of_the_learned_means():
+    from vigil.runtime.core.spec import LikelihoodSpec
+
+    spec = LikelihoodSpec(short=2, long=4, z=100.0, warmup=1, std_floor=1.0, level_warmup=3)
+    decider = AlarmDecider(1, 0, None, 0, spec)
+    # Means of the last 2 scores: 1, 1.5, 2.5, 5.5, 5. The floor needs 3 means learned, so it
+    # first applies to the 4th score, at the mean of 1, 1.5 and 2.5 (5/3); the 5th score's is
+    # the mean of 1, 1.5, 2.5 and 5.5 (2.625), which the score 2 does not pass.
+    steps = [decider.step(score, 0.5) for score in (1.0, 2.0, 3.0, 8.0, 2.0)]
+    assert [t for t, *_ in steps] == pytest.approx([0.5, 0.5, 0.5, 5 / 3, 2.625])
+    assert [above for _, above, *_ in steps] == [True, True, True, True, False]
+    # the ring keeps the last 4 means: 1.5, 2.5, 5.5, 5
+    assert decider.likelihood.state()["level"] == pytest.approx(14.5 / 4)
+
+
+def test_level_lets_a_lasting_shift_alarm_until_it_fills_the_history():
+    from vigil.runtime.core.spec import LikelihoodSpec
+
+    scores = np.random.default_rng(5).normal(1.0, 0.1, 6_000)
+    scores[3_000:] += 5.0  # a lasting shift, far above the fixed threshold of 2
+    spec = LikelihoodSpec(short=10, long=2_000, z=1e6, warmup=100, std_floor=1e-3)
+    without = AlarmDecider(1, 0, None, 0, spec).run(scores, 2.0)[1]
+    leveled = AlarmDecider(1, 0, None, 0,
+                           dataclasses.replace(spec, level_warmup=100)).run(scores, 2.0)[1]
+    assert without[3_000:].all() and not without[:3_000].any()
+    assert leveled[3_000:4_800].all() and not leveled[:3_000].any()
+    # once the shift is the whole history, only the scores above its mean still alarm
+    assert 0.3 < leveled[5_000:].mean() < 0.7
+
+
 def test_streaming_reports_the_likelihood_and_equals_whole_signal_decisions(sensor_artifacts):
     from vigil.runtime.core.spec import LikelihoodSpec
     from vigil.runtime.sensor.tables import read_table

@@ -48,8 +48,8 @@ def test_it_learns_nothing_while_an_alarm_is_on():
 def test_spec_round_trip_marks_the_artifact_for_newer_runtimes(sensor_artifacts):
     spec = replace(runtime.load(sensor_artifacts.fp32).spec, running_normalization=SPEC)
     data = spec_to_dict(spec)
-    # 2 for running normalization; 4 here, for the default anomaly likelihood
-    assert data["schema_version"] == 4 and data["running_normalization"] == {"memory": 200,
+    # 2 for running normalization; 5 here, for the default anomaly likelihood with its level
+    assert data["schema_version"] == 5 and data["running_normalization"] == {"memory": 200,
                                                                              "warmup": 50}
     assert spec_from_dict(data).running_normalization == SPEC
     data["running_normalization"] = {"memory": 1, "warmup": 5}
@@ -107,12 +107,14 @@ def test_training_flag_puts_it_in_the_artifact(tmp_path, capsys):
     model = tmp_path / "m.keras"
     assert cli.main(["train", "sensor", str(data), "-o", str(model), "--window", "8",
                      "--units", "4", "--epochs", "1", "--running-normalization",
-                     "--normalization-memory", "300", "--likelihood-z", "5", "--quiet"]) == 0
+                     "--normalization-memory", "300", "--likelihood-z", "5",
+                     "--no-likelihood-level", "--quiet"]) == 0
     assert cli.main(["export", str(model), "-o", str(tmp_path / "m.onnx"), "--quiet"]) == 0
     capsys.readouterr()
     spec = runtime.load(tmp_path / "m.onnx").spec
     assert spec.running_normalization == RunningNormalizationSpec(memory=300, warmup=500)
-    assert spec.schema_version == 4  # the default anomaly likelihood
+    assert spec.schema_version == 4  # the anomaly likelihood, without its level floor
+    assert spec.likelihood.z == 5 and spec.likelihood.level_warmup is None
     assert (spec.likelihood.z, spec.likelihood.short, spec.likelihood.long) == (5.0, 10, 8640)
     out = tmp_path / "s.jsonl"
     assert cli.main(["score", str(tmp_path / "m.onnx"), str(data), "--jsonl", str(out),

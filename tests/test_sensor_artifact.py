@@ -116,13 +116,13 @@ def test_metadata_contents(sensor_artifacts, precision):
     detector = runtime.load(path)
     spec = detector.spec
     # The default adaptive threshold and anomaly likelihood are part of the alarm rule, so the
-    # artifact asks for a runtime that applies them (schema 4: the likelihood; 3 for the
-    # threshold's quantile rule; 2 for mean + z std).
-    assert data["schema_version"] == 4 and data["kind"] == "sensor"
+    # artifact asks for a runtime that applies them (schema 5: the likelihood's level floor; 4:
+    # the likelihood; 3 for the threshold's quantile rule; 2 for mean + z std).
+    assert data["schema_version"] == 5 and data["kind"] == "sensor"
     assert data["adaptive"] == {"memory": 1000, "warmup": 1000, "quantile": 0.99, "factor": 2.0}
     likelihood = data["likelihood"]
-    assert (likelihood["short"], likelihood["long"], likelihood["z"], likelihood["warmup"]) == (
-        10, 8640, 4.27, 388)
+    assert (likelihood["short"], likelihood["long"], likelihood["z"], likelihood["warmup"],
+            likelihood["level_warmup"]) == (10, 8640, 4.27, 388, 1000)
     assert likelihood["std_floor"] == pytest.approx(0.01 * data["training"][
         "keras_score_stats"]["std"], rel=1e-6)
     assert spec.features == FEATURES == tuple(data["features"])

@@ -99,6 +99,24 @@ def test_likelihood_round_trips_and_needs_a_newer_runtime_still():
     assert "likelihood" not in spec_to_dict(make_spec())
 
 
+def test_likelihood_level_round_trips_and_needs_a_newer_runtime_than_the_likelihood():
+    from vigil.runtime.core.spec import (LEVEL_FLOOR_SCHEMA_VERSION, LIKELIHOOD_SCHEMA_VERSION,
+                                         LikelihoodSpec)
+
+    likelihood = LikelihoodSpec(short=10, long=8640, z=4.27, warmup=388, std_floor=0.02,
+                                level_warmup=1000)
+    spec = SensorSpec(**{**make_spec().__dict__, "likelihood": likelihood})
+    data = json.loads(json.dumps(spec_to_dict(spec)))
+    assert data["likelihood"]["level_warmup"] == 1000
+    # a schema-4 runtime would apply the likelihood but not the floor, and alarm more
+    assert data["schema_version"] == LEVEL_FLOOR_SCHEMA_VERSION > LIKELIHOOD_SCHEMA_VERSION
+    assert SCHEMA_VERSION >= LEVEL_FLOOR_SCHEMA_VERSION
+    assert spec_from_dict(data).likelihood == likelihood
+    data["likelihood"]["level_warmup"] = 9000  # more than the means it keeps: never applies
+    with pytest.raises(ValueError, match="level_warmup"):
+        spec_from_dict(data)
+
+
 @pytest.mark.parametrize("likelihood, message", [
     ({"short": 0, "long": 10, "z": 4.0, "warmup": 5, "std_floor": 0.1},
      "likelihood.short must be an integer"),

@@ -50,6 +50,11 @@ class CalibrationOptions:
     likelihood_long: int = 8640    # benchmarks/explore_likelihood.py measured them on the four
     likelihood_z: float = 4.27     # sets: the README's "Alarm defaults")
     likelihood_warmup: int = 388
+    # the threshold's alarm also needs the score above the stream's long-run level (the mean of
+    # the likelihood's means), once that many are learned: a level that has held for most of the
+    # history is this stream's normal now (chosen on the four sets: the README's "Alarm defaults")
+    likelihood_level: bool = True
+    likelihood_level_warmup: int = 1000
     running_normalization: bool = False  # follow slow drift of the readings at run time
     normalization_memory: int = 2000     # rows: its time constant (not yet chosen by measurement)
     normalization_warmup: int = 500      # rows learned before it applies
@@ -75,7 +80,9 @@ class CalibrationOptions:
         spread = float(np.std(normal_scores)) if len(normal_scores) else 0.0
         return {"short": self.likelihood_short, "long": self.likelihood_long,
                 "z": self.likelihood_z, "warmup": min(self.likelihood_warmup, self.likelihood_long),
-                "std_floor": max(LIKELIHOOD_STD_FLOOR * spread, 1e-12)}
+                "std_floor": max(LIKELIHOOD_STD_FLOOR * spread, 1e-12),
+                "level_warmup": (min(self.likelihood_level_warmup, self.likelihood_long)
+                                 if self.likelihood_level else None)}
 
     def adaptive_spec(self) -> dict | None:
         if not self.adaptive:
@@ -148,11 +155,13 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
     if calibration.likelihood and (calibration.likelihood_short < 1
                                    or calibration.likelihood_long < 2
                                    or calibration.likelihood_warmup < 1
+                                   or calibration.likelihood_level_warmup < 1
                                    or not calibration.likelihood_z > 0):
         raise ValueError(f"the anomaly likelihood needs `likelihood_short` >= 1, `likelihood_long` "
-                         f">= 2, `likelihood_warmup` >= 1 and `likelihood_z` > 0; received "
-                         f"{calibration.likelihood_short}, {calibration.likelihood_long}, "
-                         f"{calibration.likelihood_warmup} and {calibration.likelihood_z}")
+                         f">= 2, `likelihood_warmup` >= 1, `likelihood_level_warmup` >= 1 and "
+                         f"`likelihood_z` > 0; received {calibration.likelihood_short}, "
+                         f"{calibration.likelihood_long}, {calibration.likelihood_warmup}, "
+                         f"{calibration.likelihood_level_warmup} and {calibration.likelihood_z}")
     if calibration.running_normalization and (calibration.normalization_memory < 2
                                               or calibration.normalization_warmup < 1):
         raise ValueError(f"running normalization needs `normalization_memory` >= 2 and "

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
 METADATA_KEY = "vigil"
-SCHEMA_VERSION = 4           # the newest this runtime reads
+SCHEMA_VERSION = 5           # the newest this runtime reads
 ADAPTIVE_SCHEMA_VERSION = 2  # written by sensor artifacts with an adaptive threshold or running
                              # normalization (older runtimes would ignore them and alarm
                              # differently, so they refuse)
@@ -21,6 +21,8 @@ QUANTILE_SCHEMA_VERSION = 3  # written by sensor artifacts whose adaptive thresh
                              # quantile of the recent scores (a 2 runtime would misread it)
 LIKELIHOOD_SCHEMA_VERSION = 4  # written by sensor artifacts with the anomaly-likelihood alarm
                                # (a 3 runtime would ignore it and miss its alarms)
+LEVEL_FLOOR_SCHEMA_VERSION = 5  # written when the likelihood also floors the threshold at the
+                                # stream's long-run mean score (a 4 runtime would alarm more)
 
 SENSOR = "sensor"
 IMAGE = "image"
@@ -86,13 +88,16 @@ class AdaptiveThresholdSpec:
 class LikelihoodSpec:
     """A second alarm rule, HTM's anomaly likelihood (``vigil.runtime.sensor.alarms``): the mean
     of the last ``short`` scores, ``z`` or more std above the mean of the ``long`` such means
-    before it, alarms whatever the threshold, once ``warmup`` means have been learned."""
+    before it, alarms whatever the threshold, once ``warmup`` means have been learned. Once
+    ``level_warmup`` means have been learned, the threshold's own alarm also needs the score above
+    their mean, the stream's long-run level (None: never)."""
 
     short: int         # scores averaged
     long: int          # averages the Gaussian is fitted to (all of them learned)
     z: float           # the tail: 4.27 is a probability of 1e-5
     warmup: int        # averages learned before it applies
     std_floor: float   # least std of the averages (a constant stream's is 0), in score units
+    level_warmup: int | None = None  # averages learned before the level floors the threshold
 
 
 @dataclass(frozen=True)
@@ -192,6 +197,10 @@ def spec_to_dict(spec: Spec) -> dict[str, Any]:
         data.pop("likelihood", None)
     else:
         data["schema_version"] = max(data["schema_version"], LIKELIHOOD_SCHEMA_VERSION)
+        if data["likelihood"].get("level_warmup") is None:
+            data["likelihood"].pop("level_warmup", None)
+        else:
+            data["schema_version"] = max(data["schema_version"], LEVEL_FLOOR_SCHEMA_VERSION)
     if "adaptive" in data:
         data["adaptive"] = {k: v for k, v in data["adaptive"].items() if v is not None}
         if "quantile" in data["adaptive"]:
@@ -417,9 +426,11 @@ def _likelihood(value: Mapping[str, Any]) -> LikelihoodSpec:
         raise ArtifactError(f"metadata z must be > 0; received {z}")
     if not floor > 0:
         raise ArtifactError(f"metadata std_floor must be > 0; received {floor}")
+    level_warmup = (_int(value, "level_warmup", minimum=1, maximum=long)
+                    if value.get("level_warmup") is not None else None)
     return LikelihoodSpec(short=_int(value, "short", minimum=1, maximum=100_000), long=long, z=z,
                           warmup=_int(value, "warmup", minimum=1, maximum=long),
-                          std_floor=floor)
+                          std_floor=floor, level_warmup=level_warmup)
 
 
 def _running_normalization(value: Mapping[str, Any]) -> RunningNormalizationSpec:

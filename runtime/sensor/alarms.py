@@ -166,6 +166,14 @@ class AnomalyLikelihood:
         self.learned = 0                  # means learned in all
         self.last_z: float | None = None  # the last score's z (None before the warm-up)
 
+    def level(self) -> float | None:
+        """The floor the threshold's alarm needs the next score above: the mean of the learned
+        means, the stream's long-run level (None before ``level_warmup`` of them, or without
+        one). A level that has held for most of the history is this stream's normal now."""
+        if self.spec.level_warmup is None or self._means.count < self.spec.level_warmup:
+            return None
+        return self._means.mean_and_variance()[0]
+
     def step(self, score: float) -> bool:
         """Learn ``score``; whether the mean of the recent scores is surprising."""
         self.last_z = None
@@ -195,6 +203,7 @@ class AnomalyLikelihood:
         """For the health report."""
         return {"rule": f"mean of {self.spec.short} scores > {self.spec.z:g} std above the last "
                         f"{self.spec.long} such means", "warm": self._means.count >= self.spec.warmup,
+                "level": self.level(),
                 "means_kept": self._means.count, "learned": self.learned, "last_z": self.last_z}
 
 
@@ -246,6 +255,9 @@ class AlarmDecider:
 
     def step(self, score: float, base: float) -> tuple[float, bool, bool, bool]:
         threshold = self.adaptive.threshold(base) if self.adaptive is not None else base
+        level = self.likelihood.level() if self.likelihood is not None else None
+        if level is not None:
+            threshold = max(threshold, level)
         above = bool(not math.isfinite(score) or score > threshold)
         alarm = self.filter.step(above)
         if self.adaptive is not None:

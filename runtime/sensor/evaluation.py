@@ -241,8 +241,10 @@ def evaluate(detector: SensorDetector, data: str | Path, label_column: str = "an
     result["rearm"] = detector.spec.rearm
     result["stride"] = detector.spec.stride
     result["adaptive"] = detector.spec.adaptive is not None
-    result["likelihood_z"] = (detector.spec.likelihood.z if detector.spec.likelihood is not None
-                              else None)
+    likelihood = detector.spec.likelihood
+    result["likelihood_z"] = likelihood.z if likelihood is not None else None
+    result["likelihood_level_warmup"] = (likelihood.level_warmup if likelihood is not None
+                                         else None)
     result["note"] = ("rows before a file's first complete window have no score and count as "
                       "normal predictions; event metrics: an event is hit if any alarm falls in "
                       "it, an alarm run is false if it overlaps no event; point_adjusted_f1 "

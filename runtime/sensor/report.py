@@ -55,8 +55,13 @@ def write_report(result: dict, files: list[FileScores], folder: str | Path,
 
 
 def _decision_rule(result: dict) -> str:
+    raised = [name for name, on in (("the adaptive threshold", result.get("adaptive")),
+                                    ("the stream's long-run level, the mean of the likelihood's "
+                                     f"means once {result.get('likelihood_level_warmup')} are "
+                                     "learned", result.get("likelihood_level_warmup")))
+              if on]
     rule = (f"Threshold {result['threshold']:.6g}"
-            + (" (raised at run time by the adaptive threshold)" if result.get("adaptive") else "")
+            + (f" (raised at run time by {' and by '.join(raised)})" if raised else "")
             + f"; an alarm starts after {result['consecutive']} consecutive window(s) above it")
     if result.get("hold"):
         rule += f" and is held {result['hold']} window(s) after the score falls"

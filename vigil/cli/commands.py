@@ -136,6 +136,7 @@ def cmd_train_sensor(args) -> int:
                                                            "normalization_memory",
                                                            "normalization_warmup",
                                                            "likelihood", "likelihood_z",
+                                                           "likelihood_level",
                                                            method="threshold_method")),
     )
     if args.synthetic_anomalies is not None and not args.supervised:
@@ -777,6 +778,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "--no-likelihood for the threshold alone)")
     sensor.add_argument("--likelihood-z", type=float, default=None, metavar="Z",
                         help="its tail in std (default 4.27, a probability of 1e-5)")
+    sensor.add_argument("--likelihood-level", action=argparse.BooleanOptionalAction, default=None,
+                        help="with the likelihood: once it has learned 1,000 means, the "
+                             "threshold's alarm also needs the score above their mean, the "
+                             "stream's long-run level, so a level that has held for most of the "
+                             "history stops alarming (default on)")
     sensor.add_argument("--running-normalization", action=argparse.BooleanOptionalAction,
                         default=None,
                         help="at run time, follow slow drift of the readings: map each row from "
