@@ -282,3 +282,22 @@ def test_streaming_reports_the_likelihood_and_equals_whole_signal_decisions(sens
     assert "surprise" not in lines[0] and "surprise" in lines[-1]
     state = scorer.summary()["anomaly_likelihood"]
     assert (state["learned"], state["means_kept"]) == (len(scores), 50)
+
+
+def test_streaming_reports_the_threshold_the_level_floors(sensor_artifacts):
+    from vigil.runtime.core.spec import LikelihoodSpec
+    from vigil.runtime.sensor.tables import read_table
+
+    artifact = open_artifact(sensor_artifacts.fp32)
+    spec = LikelihoodSpec(short=3, long=50, z=1e6, warmup=10, std_floor=1e-6, level_warmup=10)
+    detector = SensorDetector(dataclasses.replace(
+        artifact, spec=dataclasses.replace(artifact.spec, adaptive=None, likelihood=spec)))
+    rows = read_table(sensor_artifacts.test_csv, features=detector.features).values
+    scores = detector.score_signal(rows)[1]
+    thresholds, expected, _ = detector.decisions(scores)
+    results = StreamingScorer(detector).push_rows((rows[i], i, None, None)
+                                                  for i in range(len(rows)))
+    np.testing.assert_array_equal([r.anomaly for r in results], expected)
+    reported = np.array([r.to_json()["threshold"] for r in results])
+    np.testing.assert_allclose(reported, thresholds)
+    assert (reported[:10] == detector.threshold).all() and (reported[10:] >= detector.threshold).all()

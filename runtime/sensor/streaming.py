@@ -38,7 +38,8 @@ class Result:
     out_of_order: bool = False
     score_overflow: bool = False
     problem: str | None = None  # why a filled row's values were replaced
-    threshold: float | None = None  # the adaptive threshold this window was compared with
+    threshold: float | None = None  # the threshold this window was compared with, where it
+                                    # varies (adaptive, or floored by the likelihood's level)
     alarm_start: bool = False  # this window's alarm starts a new episode (notify here)
     surprise: float | None = None  # the anomaly likelihood's z of the recent scores' mean
 
@@ -197,7 +198,9 @@ class StreamingScorer:
             return
         scores, errors = self.detector.score_with_features(np.stack(batch))
         base = self.detector.threshold
-        adaptive = self._decider.adaptive is not None
+        likelihood = self._decider.likelihood
+        varies = self._decider.adaptive is not None or (
+            likelihood is not None and likelihood.spec.level_warmup is not None)
         for (slot, index, time, filled, late), score, error in zip(pending, scores, errors):
             overflow = not np.isfinite(score)
             threshold, above, anomaly, start = self._decider.step(float(score), base)
@@ -209,7 +212,7 @@ class StreamingScorer:
             out[slot] = Result(index, time, finite_or_max(score), above, anomaly,
                                self._top(error), filled is not None, out_of_order=late,
                                score_overflow=overflow, problem=filled,
-                               threshold=threshold if adaptive else None, alarm_start=start,
+                               threshold=threshold if varies else None, alarm_start=start,
                                surprise=surprise)
         self.windows_scored += len(batch)
 

@@ -909,8 +909,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--threshold", type=float, default=None, help="override the artifact's threshold")
         sub.add_argument("--no-likelihood", dest="likelihood", action="store_false",
                          help="sensor models: alarms from the threshold alone, without the "
-                              "artifact's anomaly likelihood (default: the artifact's rule, with "
-                              "the likelihood when it has one)")
+                              "artifact's anomaly likelihood or its level floor (default: the "
+                              "artifact's rule, with the likelihood when it has one)")
         if name == "score":
             sub.add_argument("--jsonl", default=None,
                              help="write JSON lines here (default stdout); a file that already "
