@@ -58,6 +58,10 @@ def test_sensor_report_lists_episodes_counts_and_a_reproducible_best_threshold(
                             "point_adjusted_f1", "far", "mar", "tp", "fp", "fn", "tn"))
     assert (f"| alarm | {result['tp']} (TP) | {result['fp']} (FP) |" in text
             and f"| no alarm | {result['fn']} (FN) | {result['tn']} (TN) |" in text)
+    # the decision rule names every part of the default alarm rule
+    assert result["likelihood_level_warmup"] == 1000
+    assert ("by the stream's long-run level, the mean of the likelihood's means once 1000 are "
+            "learned" in text and "(the anomaly likelihood)" in text)
 
     episodes = result["files"][0]["episodes"]
     assert len(episodes) == result["files"][0]["alarm_runs"] > 0
