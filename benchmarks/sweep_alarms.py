@@ -66,10 +66,9 @@ class Policy:
             return None
         from vigil.training.train_sensor import CalibrationOptions
 
-        level = self.likelihood_level
-        spec = CalibrationOptions(likelihood_z=self.likelihood_z,
-                                  likelihood_level=level is not None,
-                                  likelihood_level_warmup=level or 1).likelihood_spec(
+        level = ({"likelihood_level": False} if self.likelihood_level is None
+                 else {"likelihood_level_warmup": self.likelihood_level})
+        spec = CalibrationOptions(likelihood_z=self.likelihood_z, **level).likelihood_spec(
             validation_scores)
         return LikelihoodSpec(**spec)
 

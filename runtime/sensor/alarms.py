@@ -86,9 +86,13 @@ class RunningWindow:
             self._sum, self._squares = float(kept.sum()), float(np.dot(kept, kept))
             self._since_exact = 0
 
+    def mean(self) -> float:
+        """Of the values in the ring (at least one)."""
+        return self._sum / self.count
+
     def mean_and_variance(self) -> tuple[float, float]:
         """Of the values in the ring (at least one); the variance may round below 0."""
-        mean = self._sum / self.count
+        mean = self.mean()
         return mean, self._squares / self.count - mean * mean
 
 
@@ -172,7 +176,7 @@ class AnomalyLikelihood:
         one). A level that has held for most of the history is this stream's normal now."""
         if self.spec.level_warmup is None or self._means.count < self.spec.level_warmup:
             return None
-        return self._means.mean_and_variance()[0]
+        return self._means.mean()
 
     def step(self, score: float) -> bool:
         """Learn ``score``; whether the mean of the recent scores is surprising."""
@@ -246,6 +250,12 @@ class AlarmDecider:
         self.episodes = Episodes(rearm)
         self.adaptive = AdaptiveThreshold(adaptive) if adaptive is not None else None
         self.likelihood = AnomalyLikelihood(likelihood) if likelihood is not None else None
+
+    @property
+    def threshold_varies(self) -> bool:
+        """Whether ``step`` may compare a window with anything but the base threshold."""
+        return self.adaptive is not None or (self.likelihood is not None
+                                             and self.likelihood.spec.level_warmup is not None)
 
     def reset(self) -> None:
         """After a restart of the window (a long gap): smoothing and episodes start over; the

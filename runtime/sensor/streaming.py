@@ -198,9 +198,7 @@ class StreamingScorer:
             return
         scores, errors = self.detector.score_with_features(np.stack(batch))
         base = self.detector.threshold
-        likelihood = self._decider.likelihood
-        varies = self._decider.adaptive is not None or (
-            likelihood is not None and likelihood.spec.level_warmup is not None)
+        varies = self._decider.threshold_varies
         for (slot, index, time, filled, late), score, error in zip(pending, scores, errors):
             overflow = not np.isfinite(score)
             threshold, above, anomaly, start = self._decider.step(float(score), base)
