@@ -32,14 +32,19 @@ from vigil.runtime.core import metrics
 from vigil.runtime.core.spec import AdaptiveThresholdSpec
 from vigil.runtime.sensor.tables import fill_gaps, read_table
 from vigil.runtime.sensor.windows import sliding_windows
+from vigil.training.sensor_data import DataOptions
+from vigil.training.sensor_model import ModelOptions
+from vigil.training.train_sensor import RESOLUTION  # the least spread of each standardized part
 
 # The library's alarm defaults (k 5, hold 10, adaptive 2 x the 0.99 quantile over 1,000 scores,
 # warm-up 1,000, the anomaly likelihood at z 4.27); tests/test_alarm_sweep.py keeps them equal to
 # CalibrationOptions'.
 DEFAULT_POLICY = Policy(5.0, 10, AdaptiveThresholdSpec(1000, 1000, quantile=0.99, factor=2.0),
                         likelihood_z=4.27)
-VALIDATION_FRACTION, STD_FLOOR, BANK = 0.25, 0.01, 2048
-RESOLUTION = 0.01  # training's least spread of each standardized part (train_sensor.RESOLUTION)
+# training's held-out share, least std of a feature (relative to its mean) and bank size
+VALIDATION_FRACTION = DataOptions().validation_fraction
+STD_FLOOR = DataOptions().relative_std_floor
+BANK = ModelOptions().neighbour_entries
 
 
 def training_and_scored_rows(data: Path, bench: str, stream: ScoredStream):

@@ -111,23 +111,17 @@ def test_telemanom_exploration_uses_the_library_alarm_defaults():
 
 
 def test_neighbour_exploration_uses_the_library_defaults():
-    from vigil.benchmarks.explore_neighbours import (BANK, DEFAULT_POLICY, RESOLUTION, STD_FLOOR,
-                                                     VALIDATION_FRACTION)
+    from vigil.benchmarks.explore_neighbours import DEFAULT_POLICY
     from vigil.runtime.core.spec import AdaptiveThresholdSpec
-    from vigil.training.sensor_data import DataOptions
-    from vigil.training.train_sensor import RESOLUTION as TRAINING_RESOLUTION
-    from vigil.training.train_sensor import CalibrationOptions, SensorTrainingOptions
+    from vigil.training.train_sensor import CalibrationOptions
 
-    defaults, data = CalibrationOptions(), DataOptions()
+    defaults = CalibrationOptions()
     assert (DEFAULT_POLICY.k, DEFAULT_POLICY.hold, DEFAULT_POLICY.rearm) == (
         defaults.k, defaults.hold, defaults.rearm)
     assert DEFAULT_POLICY.adaptive == AdaptiveThresholdSpec(**defaults.adaptive_spec())
     assert DEFAULT_POLICY.likelihood_z == (defaults.likelihood_z if defaults.likelihood else None)
     assert DEFAULT_POLICY.likelihood_level == (defaults.likelihood_level_warmup
                                                if defaults.likelihood_level else None)
-    assert (VALIDATION_FRACTION, STD_FLOOR) == (data.validation_fraction, data.relative_std_floor)
-    assert BANK == SensorTrainingOptions().model.neighbour_entries
-    assert RESOLUTION == TRAINING_RESOLUTION
 
 
 def test_recent_bank_takes_only_earlier_windows_of_the_test_part():
