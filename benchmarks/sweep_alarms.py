@@ -98,11 +98,14 @@ def grid() -> list[Policy]:
     return policies
 
 
-def row_decisions(stream: ScoredStream, policy: Policy) -> tuple[np.ndarray, np.ndarray, int]:
+def row_decisions(stream: ScoredStream, policy: Policy,
+                  base: float | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     """Per-row (alarms, episode starts) as ``vigil score`` gives them (rows between windows take
-    the last window's alarm), and the re-arm time in rows."""
+    the last window's alarm), and the re-arm time in rows; ``base``: the calibrated threshold
+    (default: mean + ``policy.k`` std of the held-out normal scores)."""
     ends = np.flatnonzero(~np.isnan(stream.scores))
-    base = calibrate(ThresholdMethod.GAUSSIAN, stream.validation_scores, k=policy.k).value
+    if base is None:
+        base = calibrate(ThresholdMethod.GAUSSIAN, stream.validation_scores, k=policy.k).value
     decider = AlarmDecider(policy.consecutive, policy.hold, policy.adaptive, policy.rearm,
                            policy.likelihood(stream.validation_scores))
     rows = np.zeros(len(stream.scores), dtype=bool)

@@ -133,3 +133,18 @@ def test_recent_bank_takes_only_earlier_windows_of_the_test_part():
     out = nearest_recent(queries, ends, first=20, recent=2, lag=10, stride=10, chunk=2)
     # Row 30 sees row 20 only; 40 sees 20 and 30; 50 sees 30 and 40 (20 is beyond 2 recent).
     np.testing.assert_allclose(out, [np.inf, np.inf, np.inf, 3.0, 0.5, 5.0])
+
+
+def test_pot_threshold_recovers_a_known_pareto_tail():
+    from vigil.benchmarks.explore_pot import generalized_pareto_pwm, pot_threshold
+
+    rng = np.random.default_rng(0)
+    shape, scale = 0.2, 1.5
+    excesses = scale / shape * ((1 - rng.random(50_000)) ** -shape - 1)  # inverse CDF
+    fitted_shape, fitted_scale = generalized_pareto_pwm(excesses)
+    assert abs(fitted_shape - shape) < 0.03 and abs(fitted_scale - scale) < 0.05
+    # exponential scores (shape 0): the 1e-4 tail lies at -ln(1e-4) = 9.21
+    scores = rng.exponential(1.0, 200_000)
+    assert abs(pot_threshold(scores, 1e-4, 0.98) - 9.21) < 0.4
+    with pytest.raises(ValueError, match="at least 3 positive"):
+        generalized_pareto_pwm(np.array([1.0, 2.0]))

@@ -1,0 +1,105 @@
+"""Exploration: an extreme-value (peaks-over-threshold) calibrated threshold on the four sensor
+sets' saved scores.
+
+Siffer et al., "Anomaly Detection in Streams with Extreme Value Theory" (KDD 2017), the threshold
+OmniAnomaly and most papers on SMD use: the held-out normal scores above their ``initial``
+quantile are fitted with a generalized Pareto distribution, and the threshold is the score whose
+modelled exceedance probability is ``risk``. The fit here is Hosking and Wallis' probability-
+weighted moments (closed form, steady on the few dozen excesses a NAB file's held-out part has).
+Each variant replaces the library's calibrated threshold (mean + ``k`` std of the held-out normal
+scores) or floors it (the larger of the two); everything after it (adaptive threshold, anomaly
+likelihood and its level, hold, episodes) is the runtime's own alarm code with the defaults.
+
+It is not part of the library: it did not win on these sets (the README's "Alarm defaults" has
+the figures); this script reproduces that comparison from ``--save-scores`` files.
+
+    python benchmarks/explore_pot.py --scores DIR --distances CACHE
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from vigil.benchmarks.explore_neighbours import DEFAULT_POLICY, summed
+from vigil.benchmarks.score_dump import ScoredStream, load_streams
+from vigil.benchmarks.sweep_alarms import PRIMARY, SETS, figures_of, row_decisions
+from vigil.runtime.core.thresholds import ThresholdMethod, calibrate
+
+RISKS = (1e-3, 1e-4, 1e-5)
+INITIAL_QUANTILES = (0.9, 0.98)
+
+
+def generalized_pareto_pwm(excesses: np.ndarray) -> tuple[float, float]:
+    """(shape, scale) of a generalized Pareto distribution fitted to positive ``excesses`` by
+    probability-weighted moments (Hosking & Wallis 1987); shape > 0 is a heavy tail."""
+    y = np.sort(np.asarray(excesses, dtype=np.float64))
+    if len(y) < 3 or not np.all(y > 0):
+        raise ValueError(f"`excesses` must hold at least 3 positive values; received {len(y)} "
+                         f"(smallest {y.min() if len(y) else None})")
+    plotting = (np.arange(1, len(y) + 1) - 0.35) / len(y)
+    a0, a1 = y.mean(), np.mean((1.0 - plotting) * y)
+    k = a0 / (a0 - 2.0 * a1) - 2.0  # Hosking's k is minus the shape
+    return -k, 2.0 * a0 * a1 / (a0 - 2.0 * a1)
+
+
+def pot_threshold(normal: np.ndarray, risk: float, initial: float) -> float:
+    """The score exceeded with probability ``risk`` under a generalized Pareto tail fitted above
+    the ``initial`` quantile of ``normal`` scores (their maximum when too few lie above it)."""
+    normal = np.asarray(normal, dtype=np.float64)
+    start = float(np.quantile(normal, initial))
+    excesses = normal[normal > start] - start
+    if len(excesses) < 3:
+        return float(normal.max())
+    shape, scale = generalized_pareto_pwm(excesses)
+    ratio = risk * len(normal) / len(excesses)
+    if abs(shape) < 1e-6:
+        return start - scale * float(np.log(ratio))
+    return start + scale / shape * (ratio ** -shape - 1.0)
+
+
+def line(bench: str, streams: list[ScoredStream], label: str, base_of) -> str:
+    decided = [row_decisions(s, DEFAULT_POLICY, base_of(s)) for s in streams]
+    f = figures_of(bench, streams, [(a, s) for a, s, _ in decided], decided[0][2])
+    nab = (f" ({f['nab_score_low_fp']:.1f} / {f['nab_score_low_fn']:.1f})" if bench == "nab"
+           else "")
+    return f"{bench:4s} {label:<48} {PRIMARY[bench]} {f[PRIMARY[bench]]:.3f}{nab}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scores", type=Path, required=True,
+                        help="a folder of <set>.npz saved with --save-scores")
+    parser.add_argument("--distances", type=Path, default=None,
+                        help="explore_neighbours.py's --cache folder: sum <set>-16-1.npz's "
+                             "distances with the saved errors, as the default score does")
+    args = parser.parse_args(argv)
+
+    def gaussian(s: ScoredStream) -> float:
+        return calibrate(ThresholdMethod.GAUSSIAN, s.validation_scores, k=DEFAULT_POLICY.k).value
+
+    for bench in SETS:
+        path = args.scores / f"{bench}.npz"
+        if not path.is_file():
+            continue
+        streams = load_streams(path)[1]
+        if args.distances is not None:
+            distances = load_streams(args.distances / f"{bench}-16-1.npz")[1]
+            streams = [summed(e, d, 1.0, "z") for e, d in zip(streams, distances)]
+        print(line(bench, streams, f"mean + {DEFAULT_POLICY.k:g} std (the default)", gaussian),
+              flush=True)
+        for risk, initial, floor in itertools.product(RISKS, INITIAL_QUANTILES, (False, True)):
+            def base(s: ScoredStream, risk=risk, initial=initial, floor=floor) -> float:
+                pot = pot_threshold(s.validation_scores, risk, initial)
+                return max(pot, gaussian(s)) if floor else pot
+            label = (f"POT risk {risk:g}, above the {initial:g} quantile"
+                     + (", at least the default" if floor else ""))
+            print(line(bench, streams, label, base), flush=True)
+    return 0
+
+if __name__ == "__main__":
+    sys.exit(main())
