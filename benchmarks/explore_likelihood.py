@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vigil.benchmarks.score_dump import ScoredStream, load_streams
-from vigil.benchmarks.sweep_alarms import PRIMARY, SETS, figures_of, row_decisions
+from vigil.benchmarks.score_dump import ScoredStream
+from vigil.benchmarks.sweep_alarms import figure_line, row_decisions
 from vigil.runtime.core.thresholds import ThresholdMethod, calibrate
 from vigil.runtime.sensor.alarms import Episodes
 from vigil.runtime.sensor.evaluation import between_windows
@@ -89,13 +89,6 @@ def decide(stream: ScoredStream, rule: Likelihood) -> tuple[np.ndarray, np.ndarr
         rule.rearm * stride
 
 
-def line(bench: str, streams: list[ScoredStream], decided, label: str) -> str:
-    f = figures_of(bench, streams, [(a, s) for a, s, _ in decided], decided[0][2])
-    nab = (f" ({f['nab_score_low_fp']:.1f} / {f['nab_score_low_fn']:.1f})" if bench == "nab"
-           else "")
-    return f"{bench:4s} {label:<60} {PRIMARY[bench]} {f[PRIMARY[bench]]:.3f}{nab}"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scores", type=Path, required=True,
@@ -104,31 +97,24 @@ def main(argv: list[str] | None = None) -> int:
                         help="explore_neighbours.py's --cache folder: sum <set>-16-1.npz's "
                              "distances with the saved errors, as the default score does")
     args = parser.parse_args(argv)
-    from vigil.benchmarks.explore_neighbours import DEFAULT_POLICY, summed
+    from vigil.benchmarks.explore_neighbours import DEFAULT_POLICY, saved_sets
 
     rules = [Likelihood(short, long, z, 200 if long <= 1000 else 388, k, rearm)
              for short, long, z, k, rearm in itertools.product(
                  (1, 10), (1000, 8640), (3.0, 4.27, 6.0), (None, 5.0), (0, 10))]
-    for bench in SETS:
-        path = args.scores / f"{bench}.npz"
-        if not path.is_file():
-            continue
-        streams = load_streams(path)[1]
-        if args.distances is not None:
-            distances = load_streams(args.distances / f"{bench}-16-1.npz")[1]
-            streams = [summed(e, d, 1.0, "z") for e, d in zip(streams, distances)]
+    for bench, streams in saved_sets(args.scores, args.distances):
         without = replace(DEFAULT_POLICY, likelihood_z=None)
-        print(line(bench, streams, [row_decisions(s, without) for s in streams],
+        print(figure_line(bench, streams, [row_decisions(s, without) for s in streams],
                    "the default policy without the likelihood"), flush=True)
-        print(line(bench, streams, [row_decisions(s, DEFAULT_POLICY) for s in streams],
+        print(figure_line(bench, streams, [row_decisions(s, DEFAULT_POLICY) for s in streams],
                    "the default policy (with it and its level)"), flush=True)
         for level in (None, 388, 2000):
             policy = replace(DEFAULT_POLICY, likelihood_level=level)
-            print(line(bench, streams, [row_decisions(s, policy) for s in streams],
+            print(figure_line(bench, streams, [row_decisions(s, policy) for s in streams],
                        f"with it, {f'level after {level} means' if level else 'no level'}"),
                   flush=True)
         for rule in rules:
-            print(line(bench, streams, [decide(s, rule) for s in streams], rule.name),
+            print(figure_line(bench, streams, [decide(s, rule) for s in streams], rule.name),
                   flush=True)
     return 0
 

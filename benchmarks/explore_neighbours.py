@@ -159,6 +159,22 @@ def summed(error: ScoredStream, distance: ScoredStream, weight: float,
                         error.consecutive, error.hold, va[-n:] + weight * vb[-n:])
 
 
+
+def saved_sets(scores: Path, distances: Path | None):
+    """(set, streams) for each ``<set>.npz`` in ``scores``; with ``distances`` (this script's
+    ``--cache`` folder) each stream's error is summed with its ``<set>-16-1.npz`` distance, as the
+    library's default score does."""
+    for bench in SETS:
+        path = scores / f"{bench}.npz"
+        if not path.is_file():
+            continue
+        streams = load_streams(path)[1]
+        if distances is not None:
+            cached = load_streams(distances / f"{bench}-16-1.npz")[1]
+            streams = [summed(e, d, 1.0, "z") for e, d in zip(streams, cached)]
+        yield bench, streams
+
+
 def mean_auroc(streams: list[ScoredStream]) -> float:
     values = []
     for s in streams:

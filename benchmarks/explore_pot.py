@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vigil.benchmarks.explore_neighbours import DEFAULT_POLICY, summed
-from vigil.benchmarks.score_dump import ScoredStream, load_streams
-from vigil.benchmarks.sweep_alarms import PRIMARY, SETS, figures_of, row_decisions
+from vigil.benchmarks.explore_neighbours import DEFAULT_POLICY, saved_sets
+from vigil.benchmarks.score_dump import ScoredStream
+from vigil.benchmarks.sweep_alarms import figure_line, row_decisions
 from vigil.runtime.core.thresholds import ThresholdMethod, calibrate
 
 RISKS = (1e-3, 1e-4, 1e-5)
@@ -64,10 +64,7 @@ def pot_threshold(normal: np.ndarray, risk: float, initial: float) -> float:
 
 def line(bench: str, streams: list[ScoredStream], label: str, base_of) -> str:
     decided = [row_decisions(s, DEFAULT_POLICY, base_of(s)) for s in streams]
-    f = figures_of(bench, streams, [(a, s) for a, s, _ in decided], decided[0][2])
-    nab = (f" ({f['nab_score_low_fp']:.1f} / {f['nab_score_low_fn']:.1f})" if bench == "nab"
-           else "")
-    return f"{bench:4s} {label:<48} {PRIMARY[bench]} {f[PRIMARY[bench]]:.3f}{nab}"
+    return figure_line(bench, streams, decided, label, width=48)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,14 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     def gaussian(s: ScoredStream) -> float:
         return calibrate(ThresholdMethod.GAUSSIAN, s.validation_scores, k=DEFAULT_POLICY.k).value
 
-    for bench in SETS:
-        path = args.scores / f"{bench}.npz"
-        if not path.is_file():
-            continue
-        streams = load_streams(path)[1]
-        if args.distances is not None:
-            distances = load_streams(args.distances / f"{bench}-16-1.npz")[1]
-            streams = [summed(e, d, 1.0, "z") for e, d in zip(streams, distances)]
+    for bench, streams in saved_sets(args.scores, args.distances):
         print(line(bench, streams, f"mean + {DEFAULT_POLICY.k:g} std (the default)", gaussian),
               flush=True)
         for risk, initial, floor in itertools.product(RISKS, INITIAL_QUANTILES, (False, True)):
@@ -100,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
                      + (", at least the default" if floor else ""))
             print(line(bench, streams, label, base), flush=True)
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -143,6 +143,17 @@ def figures_of(benchmark: str, streams: list[ScoredStream],
     return result
 
 
+
+def figure_line(bench: str, streams: list[ScoredStream], decided, label: str,
+                width: int = 60) -> str:
+    """One exploration line: ``label`` and the set's leading figure (NAB's other profiles too)
+    for each stream's ``(alarms, episode starts, re-arm rows)``."""
+    f = figures_of(bench, streams, [(a, s) for a, s, _ in decided], decided[0][2])
+    nab = (f" ({f['nab_score_low_fp']:.1f} / {f['nab_score_low_fn']:.1f})" if bench == "nab"
+           else "")
+    return f"{bench:4s} {label:<{width}} {PRIMARY[bench]} {f[PRIMARY[bench]]:.3f}{nab}"
+
+
 def sweep(sets: dict[str, list[ScoredStream]], policies: list[Policy], log=print) -> list[dict]:
     rows = []
     for policy in policies:
