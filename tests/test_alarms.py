@@ -101,6 +101,23 @@ def test_nothing_is_learned_while_an_alarm_is_on():
     assert adaptive.threshold(BASE) == before
 
 
+def test_frequent_short_faults_waiting_for_confirmation_are_not_learned():
+    """With ``consecutive`` 2 the first window of each fault is above the threshold before an
+    alarm confirms it; learned as normal, faults on 2 % of the windows would lift the recent
+    0.99 quantile to their own level and the threshold (twice it) above them."""
+    rng = np.random.default_rng(5)
+    scores = rng.lognormal(0.0, 0.3, 20_000)
+    starts = np.arange(3_000, len(scores) - 3, 50)
+    for i in starts:
+        scores[i:i + 3] = 20.0  # three windows: confirmed at the second
+    spec = AdaptiveThresholdSpec(1000, 1000, quantile=0.99, factor=2.0)
+    decider = AlarmDecider(consecutive=2, hold=0, adaptive=spec)
+    thresholds, alarms, _ = decider.run(scores, 5.0)
+    assert thresholds.max() < 20.0
+    assert alarms[starts + 1].all() and alarms[starts + 2].all()
+    assert decider.adaptive.state(5.0)["frozen_during_alarms"] == 3 * len(starts)
+
+
 def test_a_lasting_fault_stays_in_alarm_and_a_noisier_normal_period_does_not():
     decider = AlarmDecider(consecutive=1, hold=0,
                            adaptive=AdaptiveThresholdSpec(memory=200, warmup=50, z=6.0))

@@ -103,16 +103,17 @@ class AdaptiveThreshold:
     scores seen while no alarm was on, or ``factor`` times their ``quantile`` (the spec says
     which; the base threshold alone until ``warmup`` of them have been seen). A quantile suits
     heavy-tailed scores (bursty streams), whose std the largest few dominate. Scores are not learned
-    while an alarm is on (nor NaN or infinite ones), so a lasting fault does not become normal;
-    a slow drift of the normal scores, or a noisier period, raises the threshold with it. Memory
-    is bounded: one ring of ``memory`` floats.
+    while an alarm is on, nor while they are above the threshold waiting for ``consecutive``
+    windows to confirm an alarm (nor NaN or infinite ones), so neither a lasting fault nor
+    frequent short ones become normal; a slow drift of the normal scores, or a noisier period,
+    raises the threshold with it. Memory is bounded: one ring of ``memory`` floats.
     """
 
     def __init__(self, spec: AdaptiveThresholdSpec) -> None:
         self.spec = spec
         self._recent = RunningWindow(spec.memory)
         self.learned = 0    # scores learned in all
-        self.frozen = 0     # scores not learned because an alarm was on
+        self.frozen = 0     # scores not learned because an alarm was on (or pending)
 
     def threshold(self, base: float) -> float:
         """The threshold for the next window, given the artifact's (or the user's) ``base``."""
@@ -125,7 +126,8 @@ class AdaptiveThreshold:
         return max(base, mean + self.spec.z * math.sqrt(max(variance, 0.0)))
 
     def observe(self, score: float, alarm: bool) -> None:
-        """Learn ``score`` unless an alarm is on (or it is not finite)."""
+        """Learn ``score`` unless ``alarm`` (an alarm is on, or the score is above the threshold
+        and waits for confirmation) or it is not finite."""
         if alarm:
             self.frozen += 1
             return
@@ -271,7 +273,10 @@ class AlarmDecider:
         above = bool(not math.isfinite(score) or score > threshold)
         alarm = self.filter.step(above)
         if self.adaptive is not None:
-            self.adaptive.observe(score, alarm)  # what the threshold's alarms leave normal
+            # what the threshold leaves normal: not a window above it, even before `consecutive`
+            # windows confirm an alarm (learned, the first windows of frequent short faults
+            # raise the threshold until it misses them)
+            self.adaptive.observe(score, alarm or above)
         if self.likelihood is not None and self.likelihood.step(score):
             alarm = True
         return threshold, above, alarm, self.episodes.step(alarm)
