@@ -22,11 +22,9 @@ means are learned; the script shows the policy without that floor and with other
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import sys
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 
@@ -90,15 +88,9 @@ def decide(stream: ScoredStream, rule: Likelihood) -> tuple[np.ndarray, np.ndarr
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--scores", type=Path, required=True,
-                        help="a folder of <set>.npz saved with --save-scores")
-    parser.add_argument("--distances", type=Path, default=None,
-                        help="explore_neighbours.py's --cache folder: sum <set>-16-1.npz's "
-                             "distances with the saved errors, as the default score does")
-    args = parser.parse_args(argv)
-    from vigil.benchmarks.explore_neighbours import DEFAULT_POLICY, saved_sets
+    from vigil.benchmarks.explore_neighbours import DEFAULT_POLICY, saved_sets, saved_sets_parser
 
+    args = saved_sets_parser(__doc__).parse_args(argv)
     rules = [Likelihood(short, long, z, 200 if long <= 1000 else 388, k, rearm)
              for short, long, z, k, rearm in itertools.product(
                  (1, 10), (1000, 8640), (3.0, 4.27, 6.0), (None, 5.0), (0, 10))]

@@ -160,6 +160,18 @@ def summed(error: ScoredStream, distance: ScoredStream, weight: float,
 
 
 
+def saved_sets_parser(doc: str) -> argparse.ArgumentParser:
+    """The command line of the explorations that read saved sets with ``saved_sets``:
+    ``--scores`` and the optional ``--distances``, under ``doc``'s first line."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--scores", type=Path, required=True,
+                        help="a folder of <set>.npz saved with --save-scores")
+    parser.add_argument("--distances", type=Path, default=None,
+                        help="explore_neighbours.py's --cache folder: sum <set>-16-1.npz's "
+                             "distances with the saved errors, as the default score does")
+    return parser
+
+
 def saved_sets(scores: Path, distances: Path | None):
     """(set, streams) for each ``<set>.npz`` in ``scores``; with ``distances`` (this script's
     ``--cache`` folder) each stream's error is summed with its ``<set>-16-1.npz`` distance, as the

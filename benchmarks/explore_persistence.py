@@ -12,12 +12,10 @@ README's "Alarm persistence" has the figures and why.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import replace
-from pathlib import Path
 
-from vigil.benchmarks.explore_neighbours import DEFAULT_POLICY, saved_sets
+from vigil.benchmarks.explore_neighbours import DEFAULT_POLICY, saved_sets, saved_sets_parser
 from vigil.benchmarks.sweep_alarms import Policy, figure_line, row_decisions
 
 VARIANTS = ((1, 10), (2, 10), (3, 10), (4, 10), (1, 5), (1, 20), (2, 5), (2, 20))
@@ -31,13 +29,7 @@ def policies() -> list[tuple[str, Policy]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--scores", type=Path, required=True,
-                        help="a folder of <set>.npz saved with --save-scores")
-    parser.add_argument("--distances", type=Path, default=None,
-                        help="explore_neighbours.py's --cache folder: sum <set>-16-1.npz's "
-                             "distances with the saved errors, as the default score does")
-    args = parser.parse_args(argv)
+    args = saved_sets_parser(__doc__).parse_args(argv)
     for bench, streams in saved_sets(args.scores, args.distances):
         for label, policy in policies():
             decided = [row_decisions(s, policy) for s in streams]

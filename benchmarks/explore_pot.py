@@ -18,14 +18,12 @@ the figures); this script reproduces that comparison from ``--save-scores`` file
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import sys
-from pathlib import Path
 
 import numpy as np
 
-from vigil.benchmarks.explore_neighbours import DEFAULT_POLICY, saved_sets
+from vigil.benchmarks.explore_neighbours import DEFAULT_POLICY, saved_sets, saved_sets_parser
 from vigil.benchmarks.score_dump import ScoredStream
 from vigil.benchmarks.sweep_alarms import figure_line, row_decisions
 from vigil.runtime.core.thresholds import ThresholdMethod, calibrate
@@ -68,13 +66,7 @@ def line(bench: str, streams: list[ScoredStream], label: str, base_of) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--scores", type=Path, required=True,
-                        help="a folder of <set>.npz saved with --save-scores")
-    parser.add_argument("--distances", type=Path, default=None,
-                        help="explore_neighbours.py's --cache folder: sum <set>-16-1.npz's "
-                             "distances with the saved errors, as the default score does")
-    args = parser.parse_args(argv)
+    args = saved_sets_parser(__doc__).parse_args(argv)
 
     def gaussian(s: ScoredStream) -> float:
         return calibrate(ThresholdMethod.GAUSSIAN, s.validation_scores, k=DEFAULT_POLICY.k).value
