@@ -42,7 +42,8 @@ def _without_pre_process_advice():
             target.removeFilter(keep)
 
 
-def quantize_static_int8(proto, calibration, input_name: str, exclude_substrings=("postprocess",),
+def quantize_static_int8(proto, calibration, input_name: str,
+                         exclude_substrings=("preprocess", "postprocess"),
                          op_types: tuple[str, ...] | None = None):
     """Static QDQ INT8 copy of a model: per-channel 7-bit int8 weights, uint8 activations.
 
@@ -52,7 +53,7 @@ def quantize_static_int8(proto, calibration, input_name: str, exclude_substrings
             that the calibration data can be read more than once.
         input_name: the graph input those batches feed.
         exclude_substrings: nodes whose names contain one of these stay in float (the score
-            reduction after the network).
+            reduction after the network, a frame's standardization before it).
         op_types: quantize only these operator types (None: every type onnxruntime can).
     """
     import onnx

@@ -189,7 +189,7 @@ def cmd_train_image(args) -> int:
     architecture = args.architecture or defaults.architecture
     unet_only = _given(args, "train_view", "rescale_views", "coarse_pass", "quarter_pass",
                        "map_normalization", "steps", "batch_size", "learning_rate", "width")
-    features_only = _given(args, "bank")
+    features_only = _given(args, "bank", "frame_contrast")
     if args.global_score and architecture != "fused":
         raise ValueError(f"--global-score applies to --architecture fused; this run trains "
                          f"--architecture {architecture}")
@@ -837,6 +837,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default off)")
     image.add_argument("--bank", type=int, default=None,
                        help="features: memory-bank (coreset) entries (default 2048)")
+    image.add_argument("--frame-contrast", action=argparse.BooleanOptionalAction, default=None,
+                       help="features: move each frame's pixels to one mean and spread before "
+                            "the backbone, so that exposure differences between frames do not "
+                            "count as anomalies (default on)")
     image.add_argument("--train-view", type=float, default=None,
                        help="train on square views of this fraction of --size (default 0.5; "
                             "1: whole frames)")
