@@ -44,7 +44,7 @@ class FeatureModelOptions:
     bank: int = 2048                     # memory-bank (coreset) size
     max_patches: int = 200_000           # training patches the coreset is chosen from
     projection: int = 128                # coreset selection runs on a random projection
-    frame_contrast: bool = True          # each frame's pixels to mean 128, std 50 first
+    frame_contrast: bool = True          # FrameContrast before the backbone
     smoothing_sigma: float = 4.0         # Gaussian smoothing of the map, in input pixels
     score_top: float = 0.05              # image score: mean of the map's highest 5 % (0: its max)
     global_score: bool = False           # fused only: add the global score as a third term
@@ -85,6 +85,9 @@ class NearestDistance(layers.Layer):
         return {**super().get_config(), "entries": self.entries}
 
 
+CONTRAST_MEAN, CONTRAST_STD = 128.0, 50.0   # what FrameContrast moves each frame's pixels to
+
+
 @keras.saving.register_keras_serializable(package="vigil")
 class FrameContrast(layers.Layer):
     """(batch, h, w, c) float pixels -> each frame's pixels moved to mean ``CONTRAST_MEAN`` and
@@ -96,9 +99,6 @@ class FrameContrast(layers.Layer):
         variance = ops.mean(ops.square(x - mean), axis=(1, 2, 3), keepdims=True)
         scale = CONTRAST_STD / ops.sqrt(ops.maximum(variance, 1.0))
         return ops.clip((x - mean) * scale + CONTRAST_MEAN, 0.0, 255.0)
-
-
-CONTRAST_MEAN, CONTRAST_STD = 128.0, 50.0
 
 
 @keras.saving.register_keras_serializable(package="vigil")
@@ -276,8 +276,8 @@ def fit(train_images: np.ndarray, color: str, options: FeatureModelOptions,
 def score_reduction(options: FeatureModelOptions) -> str:
     stages = " and ".join(f"stage {s} (stride {efficientnet_lite.STAGE_STRIDES[s - 1]})"
                           for s in options.levels)
-    return (("each frame's pixels moved to mean 128 and std 50 over the frame; "
-             if options.frame_contrast else "")
+    return ((f"each frame's pixels moved to mean {CONTRAST_MEAN:g} and std {CONTRAST_STD:g} "
+             f"over the frame; " if options.frame_contrast else "")
             + f"Euclidean distance of each stride-{FEATURE_STRIDE} patch's features (frozen "
             f"ImageNet EfficientNet-Lite0, {stages}, each averaged over "
             f"{options.neighbourhood} x {options.neighbourhood} patches) to the nearest of a "
