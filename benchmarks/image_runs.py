@@ -29,9 +29,10 @@ def export_options(precision: str) -> ExportOptions:
 
 
 def architecture_options(options: ImageTrainingOptions, architecture: str | None,
-                         bank: int | None, global_score: bool = False) -> ImageTrainingOptions:
-    """``options`` with ``--architecture``, ``--bank`` and ``--global-score`` applied (None and
-    False keep the defaults)."""
+                         bank: int | None, global_score: bool = False,
+                         neighbourhood: int | None = None) -> ImageTrainingOptions:
+    """``options`` with ``--architecture``, ``--bank``, ``--global-score`` and
+    ``--neighbourhood`` applied (None and False keep the defaults)."""
     if architecture is not None:
         options = replace(options, architecture=architecture)
     if global_score:
@@ -44,6 +45,11 @@ def architecture_options(options: ImageTrainingOptions, architecture: str | None
             raise ValueError(f"--bank applies to --architecture features or fused; received "
                              f"--architecture {options.architecture}")
         options = replace(options, features=replace(options.features, bank=bank))
+    if neighbourhood is not None:
+        if options.architecture not in ("features", "fused"):
+            raise ValueError(f"--neighbourhood applies to --architecture features or fused; "
+                             f"received --architecture {options.architecture}")
+        options = replace(options, features=replace(options.features, neighbourhood=neighbourhood))
     return options
 
 

@@ -96,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--global-score", action="store_true",
                         help="fused: add the global score as a third term")
     parser.add_argument("--bank", type=int, default=None, help="features: memory-bank entries")
+    parser.add_argument("--neighbourhood", type=int, default=None,
+                        help="features: K x K neighbourhood averaging, K odd (default: library)")
     parser.add_argument("--width", type=int, default=None,
                         help="unet/fused: the U-Net's first-level channels (default: library)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
@@ -104,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                              "(default: a temporary one)")
     args = parser.parse_args(argv)
     options = architecture_options(ImageTrainingOptions(), args.architecture, args.bank,
-                                   args.global_score)
+                                   args.global_score, args.neighbourhood)
     options = width_options(options, args.width)
     if args.steps:
         options = replace(options, model=replace(options.model, steps=args.steps))

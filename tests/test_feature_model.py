@@ -303,6 +303,8 @@ def test_features_train_export_score_through_the_cli(features_category, tmp_path
     assert "the mean of the smoothed map's highest 5%" in detector.spec.score_reduction
     assert training["model"]["score_top"] == 0.05
     assert training["model"]["frame_contrast"] is True
+    assert training["model"]["neighbourhood"] == 3
+    assert "each averaged over 3 x 3 patches" in detector.spec.score_reduction
     assert detector.spec.score_reduction.startswith("each frame's pixels moved to mean 128")
     frame = np.full((100, 140, 3), 128, np.uint8)
     single = detector.score(frame[None])
@@ -322,6 +324,10 @@ def test_unet_flags_with_features_are_refused(features_category, tmp_path, capsy
     assert main(["train", "image", str(features_category), "-o", str(tmp_path / "u.keras"),
                  "--bank", "64"]) == 2
     assert "--bank applies to --architecture features (or fused)" in capsys.readouterr().err
+    assert main(["train", "image", str(features_category), "-o", str(tmp_path / "n.keras"),
+                 "--architecture", "features", "--neighbourhood", "4"]) == 2
+    assert "`neighbourhood` must be odd and positive; received 4" in capsys.readouterr().err
+    assert not (tmp_path / "n.keras").exists()
     for architecture in ("unet", "features"):
         assert main(["train", "image", str(features_category), "-o", str(tmp_path / "g.keras"),
                      "--architecture", architecture, "--global-score"]) == 2

@@ -189,7 +189,7 @@ def cmd_train_image(args) -> int:
     architecture = args.architecture or defaults.architecture
     unet_only = _given(args, "train_view", "rescale_views", "coarse_pass", "quarter_pass",
                        "map_normalization", "steps", "batch_size", "learning_rate", "width")
-    features_only = _given(args, "bank", "frame_contrast")
+    features_only = _given(args, "bank", "neighbourhood", "frame_contrast")
     if args.global_score and architecture != "fused":
         raise ValueError(f"--global-score applies to --architecture fused; this run trains "
                          f"--architecture {architecture}")
@@ -837,6 +837,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default off)")
     image.add_argument("--bank", type=int, default=None,
                        help="features: memory-bank (coreset) entries (default 2048)")
+    image.add_argument("--neighbourhood", type=int, default=None, metavar="K",
+                       help="features: average each patch's features over its K x K "
+                            "neighbours, K odd (default 3; 5 scored higher on the magnetic "
+                            "tiles' broad defects and lower on ELPV: README)")
     image.add_argument("--frame-contrast", action=argparse.BooleanOptionalAction, default=None,
                        help="features: move each frame's pixels to one mean and spread before "
                             "the backbone, so that exposure differences between frames do not "
