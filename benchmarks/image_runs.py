@@ -40,17 +40,13 @@ def architecture_options(options: ImageTrainingOptions, architecture: str | None
             raise ValueError(f"--global-score applies to --architecture fused; received "
                              f"--architecture {options.architecture}")
         options = replace(options, features=replace(options.features, global_score=True))
-    if bank is not None:
+    given = {name: value for name, value in (("bank", bank), ("neighbourhood", neighbourhood))
+             if value is not None}
+    for name in given:
         if options.architecture not in ("features", "fused"):
-            raise ValueError(f"--bank applies to --architecture features or fused; received "
+            raise ValueError(f"--{name} applies to --architecture features or fused; received "
                              f"--architecture {options.architecture}")
-        options = replace(options, features=replace(options.features, bank=bank))
-    if neighbourhood is not None:
-        if options.architecture not in ("features", "fused"):
-            raise ValueError(f"--neighbourhood applies to --architecture features or fused; "
-                             f"received --architecture {options.architecture}")
-        options = replace(options, features=replace(options.features, neighbourhood=neighbourhood))
-    return options
+    return replace(options, features=replace(options.features, **given)) if given else options
 
 
 def width_options(options: ImageTrainingOptions, width: int | None) -> ImageTrainingOptions:

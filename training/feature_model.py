@@ -40,7 +40,7 @@ from .progress import StepProgress
 class FeatureModelOptions:
     size: int = 256                      # square model input (frames are stretched to it)
     levels: tuple[int, ...] = (3, 5)     # EfficientNet-Lite0 stages whose features are used
-    neighbourhood: int = 3               # features averaged over k x k patches (README)
+    neighbourhood: int = 3               # features averaged over k x k patches
     bank: int = 2048                     # memory-bank (coreset) size
     max_patches: int = 200_000           # training patches the coreset is chosen from
     projection: int = 128                # coreset selection runs on a random projection
