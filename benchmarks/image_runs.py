@@ -15,17 +15,19 @@ from vigil.runtime.core import metrics
 from vigil.training import image_model
 from vigil.training.train_image import ImageTrainingOptions, load_images
 
-PRECISIONS = ("auto", "fp32", "int8")
-PRECISION_HELP = ("the artifact measured: auto (default, what `vigil export` writes), fp32, or "
-                  "int8 (kept whatever its parity, as `vigil export --precision int8 --force`)")
+PRECISIONS = ("auto", "fp32", "int8", "mixed")
+PRECISION_HELP = ("the artifact measured: auto (default, what `vigil export` writes), fp32, "
+                  "int8 (kept whatever its parity, as `vigil export --precision int8 --force`) "
+                  "or mixed (feature models: only the memory-bank product INT8, kept whatever "
+                  "its parity)")
 
 
 def export_options(precision: str) -> ExportOptions:
-    """The export a benchmark's ``--precision`` names: ``int8`` is forced, so that its figures are
-    INT8's even where `auto` or the parity tolerances would write FP32."""
+    """The export a benchmark's ``--precision`` names: ``int8`` and ``mixed`` are forced, so that
+    their figures are theirs even where `auto` or the parity tolerances would write FP32."""
     if precision not in PRECISIONS:
         raise ValueError(f"`precision` must be one of {list(PRECISIONS)}; received {precision!r}")
-    return ExportOptions(precision=Precision(precision), force=precision == "int8")
+    return ExportOptions(precision=Precision(precision), force=precision in ("int8", "mixed"))
 
 
 def architecture_options(options: ImageTrainingOptions, architecture: str | None,

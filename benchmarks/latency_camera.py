@@ -9,6 +9,9 @@ the runtime and the times the speed goals ask for. Prints ratios; writes JSON.
     python benchmarks/latency_camera.py --json results/latency_camera.json
     python benchmarks/latency_camera.py --architecture features --json results/latency_features.json
     python benchmarks/latency_camera.py --keras M.keras --int8 M.onnx --fp32 M32.onnx
+
+Feature models (``features``, ``fused``) are also timed in mixed precision (the network FP32,
+the memory-bank product INT8: what ``vigil export`` writes for them without labeled defects).
 """
 
 from __future__ import annotations
@@ -29,8 +32,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def build_default(folder: Path, steps: int, architecture: str = "unet",
-                  width: int | None = None) -> tuple[Path, Path, Path]:
-    """Train a camera model (the U-Net briefly) on synthetic frames; export INT8 and FP32."""
+                  width: int | None = None) -> tuple[Path, Path, Path, Path | None]:
+    """Train a camera model (the U-Net briefly) on synthetic frames; export INT8, FP32 and, for
+    feature models, mixed precision (else None)."""
     from vigil.export.export_image import export_image
     from vigil.export.export_sensor import ExportOptions, Precision
     from vigil.training.synthetic_frames import write_mvtec
@@ -47,7 +51,10 @@ def build_default(folder: Path, steps: int, architecture: str = "unet",
     int8 = export_image(keras_path, folder / "int8.onnx", ExportOptions(precision=Precision.INT8, force=True)).path
     fp32 = export_image(keras_path, folder / "fp32.onnx",
                         ExportOptions(precision=Precision.FP32)).path
-    return keras_path, int8, fp32
+    mixed = (export_image(keras_path, folder / "mixed.onnx",
+                          ExportOptions(precision=Precision.MIXED, force=True)).path
+             if architecture in ("features", "fused") else None)
+    return keras_path, int8, fp32, mixed
 
 
 def pipeline_fps(detector, raw: list[np.ndarray], folder: Path, repeats: int = 20) -> dict:
@@ -103,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keras", type=Path)
     parser.add_argument("--int8", type=Path)
     parser.add_argument("--fp32", type=Path)
+    parser.add_argument("--mixed", type=Path, help="with --keras, --int8, --fp32: a mixed-"
+                        "precision export of the same feature model to time beside them")
     parser.add_argument("--steps", type=int, default=60, help="training steps of the default model")
     parser.add_argument("--architecture", choices=["unet", "features", "fused"], default="unet",
                         help="the image model to train and time (default unet)")
@@ -116,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as scratch:
         if args.keras and args.int8 and args.fp32:
-            keras_path, int8_path, fp32_path = args.keras, args.int8, args.fp32
+            keras_path, int8_path, fp32_path, mixed_path = (args.keras, args.int8, args.fp32,
+                                                            args.mixed)
         else:
             # Trained in a child process: TensorFlow's thread settings for the Keras baseline
             # (one thread) can only be made before TensorFlow starts in this one.
@@ -124,10 +134,11 @@ def main(argv: list[str] | None = None) -> int:
             from concurrent.futures import ProcessPoolExecutor
 
             with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-                keras_path, int8_path, fp32_path = pool.submit(
+                keras_path, int8_path, fp32_path, mixed_path = pool.submit(
                     build_default, Path(scratch), args.steps, args.architecture,
                     args.width).result()
-        base = baselines(keras_path, [int8_path, fp32_path], BenchOptions())
+        artifacts = [int8_path, fp32_path] + ([mixed_path] if mixed_path else [])
+        base = baselines(keras_path, artifacts, BenchOptions())
         int8 = load(int8_path, threads=1)
         raw = [f.image for f in frames(24, seed=9, defect_rate=0.3, height=int8.spec.height,
                                        width=int8.spec.width)]

@@ -33,6 +33,9 @@ def export_image(model_path: str | Path, output: str | Path,
 
     run = load_run(model_path)
     record = run.record
+    if (Precision(options.precision) is Precision.MIXED
+            and record["training"].get("architecture", "unet") not in PROBE_BLIND):
+        raise ValueError(_no_bank_product(model_path))
     progress("export: Keras to ONNX, FP32 parity", 0, 1)
     model = keras.models.load_model(model_path, safe_mode=True, compile=False)
     fp32 = keras_to_onnx(model, input_name="image", dtype="uint8")
@@ -54,12 +57,14 @@ def export_image(model_path: str | Path, output: str | Path,
     chosen, scores, maps = fp32, fp32_scores, fp32_maps
     progress("export: Keras to ONNX, FP32 parity", 1, 1)
     unverified = _unverified_int8(run, precision)
-    if unverified is not None:  # auto could only write FP32: no INT8 copy is built or timed
+    target = Precision.INT8 if precision in (Precision.INT8, Precision.AUTO) else precision
+    if unverified is not None:  # auto may quantize only the bank's product: the network stays FP32
         notes.append(unverified)
         parity["int8_unverified"] = True
-        precision = Precision.FP32
-    if precision in (Precision.INT8, Precision.AUTO):
+        target = Precision.MIXED
+    if target in (Precision.INT8, Precision.MIXED):
         calibration = run.calibration
+        quantized = "INT8" if target is Precision.INT8 else "the INT8 bank product"
 
         def batches():
             starts = range(0, len(calibration), CALIBRATION_BATCH)
@@ -68,8 +73,16 @@ def export_image(model_path: str | Path, output: str | Path,
                 yield calibration[start:start + CALIBRATION_BATCH]
             progress("export: INT8 calibration (batches)", len(starts), len(starts))
 
-        int8 = quantize_static_int8(fp32, batches, "image")
+        # The feature model's one Gemm is its product with the memory bank: its results stay
+        # float (rounded to 8 bits, they would blur the nearest entry's distance). Mixed
+        # precision quantizes that product alone.
+        int8 = quantize_static_int8(fp32, batches, "image",
+                                    op_types=BANK_PRODUCT_OPS if target is Precision.MIXED else None,
+                                    float_output_op_types=BANK_PRODUCT_OPS)
+        if target is Precision.MIXED and not _quantized_nodes(int8):
+            raise ValueError(_no_bank_product(model_path))
         parity["int8_weight_bits"] = INT8_WEIGHT_BITS
+        parity["int8_scope"] = "network" if target is Precision.INT8 else "bank product"
         progress("export: INT8 parity and timing", 0, 1)
         int8_scores, int8_maps = _onnx_outputs(int8, images)
         parity.update(_int8_parity(run, fp32_scores, fp32_maps, int8_scores, int8_maps))
@@ -95,15 +108,17 @@ def export_image(model_path: str | Path, output: str | Path,
                           f"{options.max_f1_drop}")
         parity["int8_within_tolerance"] = not misses
         keep, warned, noted = keep_int8(misses, precision, options.force, int8, fp32,
-                                        {"image": images[:1]}, parity)
+                                        {"image": images[:1]}, parity, quantized)
         messages += warned
         notes += noted
         progress("export: INT8 parity and timing", 1, 1)
         if keep:
             chosen, scores, maps = int8, int8_scores, int8_maps
-            precision = Precision.INT8
+            precision = target
         else:
             precision = Precision.FP32
+    else:
+        precision = Precision.FP32
     thresholds = fit_image_thresholds(record["calibration"], scores, maps, run.validation_labels,
                                       run.validation_masks)
     spec = _spec(run, thresholds, precision, parity)
@@ -123,23 +138,44 @@ def export_image(model_path: str | Path, output: str | Path,
 # 0.961 -> 0.929, 0.871 -> 0.854, 0.864 -> 0.852 (pixel 0.737 -> 0.730), the probe's map
 # correlation 0.955, 0.970 and 0.972 (the 0.98 gate would refuse all three, but its AUROC dropped
 # 0.000, 0.019 and 0.012). `fused` with the global score, Keras FP32 -> runtime INT8 (8-bit
-# weights): mono 0.965 -> 0.940, poly 0.890 -> 0.864, tiles 0.912 -> 0.915.
+# weights): mono 0.965 -> 0.940, poly 0.890 -> 0.864, tiles 0.912 -> 0.915. With each frame's
+# contrast standardized (the default since), `features` FP32 -> INT8 (one run each): mono 0.972 ->
+# 0.972, poly 0.916 -> 0.909, tiles 0.925 -> 0.923 (pixel 0.769 -> 0.765); the memory-bank product
+# alone in INT8 (mixed): 0.972, 0.915, 0.924 (pixel 0.769).
 PROBE_BLIND = ("features", "fused")
 
 
+# The operator that holds a feature model's product with its memory bank (``BankSimilarity``,
+# written by tf2onnx as MatMul + Add and fused to a Gemm before quantization).
+BANK_PRODUCT_OPS = ("Gemm", "MatMul")
+
+
 def _unverified_int8(run: TrainingRun, precision: Precision) -> str | None:
-    """Why ``auto`` writes FP32 for a feature model that no labeled defect image can check
-    (decided before any INT8 copy is built), or None where INT8 can be judged (another
-    architecture, labeled defects, or a precision the user chose)."""
+    """Why ``auto`` keeps a feature model's network in FP32 when no labeled defect image can
+    check its INT8 loss (decided before any INT8 copy is built), or None where INT8 can be
+    judged (another architecture, labeled defects, or a precision the user chose)."""
     architecture = run.record["training"].get("architecture", "unet")
     if (precision is not Precision.AUTO or architecture not in PROBE_BLIND
             or run.validation_labels.any()):
         return None
-    return (f"wrote FP32: the INT8 loss of a '{architecture}' model shows only on real defects "
-            "(measured: 0.017-0.032 image AUROC on ELPV mono and poly, 0.012 on magnetic tiles), "
-            "and this model was trained without labeled defect images; train with --anomalous DIR "
-            "so that the export can measure it, or export with --precision int8 to keep INT8 "
-            "(about 1.3x faster for 'features', 1.8x for 'fused')")
+    return (f"kept the network in FP32: the INT8 loss of a '{architecture}' model's network shows "
+            "only on real defects (measured: 0.017-0.032 image AUROC on ELPV mono and poly, 0.012 "
+            "on magnetic tiles before the frame contrast, up to 0.007 with it), and this model "
+            "was trained without labeled defect images; only its memory-bank product may be INT8 "
+            "(precision 'mixed': at most 0.0015 image AUROC on the same sets); train with "
+            "--anomalous DIR so that the export can measure the network's loss, or export with "
+            "--precision int8 to quantize it anyway")
+
+
+def _quantized_nodes(proto) -> int:
+    return sum(node.op_type == "DequantizeLinear" for node in proto.graph.node)
+
+
+def _no_bank_product(model_path) -> str:
+    return (f"--precision mixed quantizes a feature model's memory-bank product, and "
+            f"{str(model_path)!r} has none that can be quantized (a 'unet' model, or a feature "
+            f"model trained before that product became its own layer); use --precision fp32 or "
+            f"int8, or retrain it: vigil train image DATA -o MODEL.keras --architecture features")
 
 
 def _onnx_outputs(proto, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -53,6 +53,10 @@ def export_sensor(model_path: str | Path, output: str | Path,
 
     from vigil.training import sensor_model  # noqa: F401  (registers the custom layers)
 
+    if Precision(options.precision) is Precision.MIXED:
+        raise ValueError(f"--precision mixed applies to image feature models (it quantizes their "
+                         f"memory-bank product); {str(model_path)!r} is a sensor model: use "
+                         f"--precision auto, int8 or fp32")
     run = load_run(model_path)
     progress("export: Keras to ONNX, FP32 parity", 0, 1)
     model = keras.models.load_model(model_path, safe_mode=True, compile=False)

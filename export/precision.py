@@ -3,7 +3,10 @@
 ``auto`` (the default) keeps INT8 when it is within the parity tolerances *and* is faster at batch
 1 on one thread, or much smaller at no cost in speed, than the FP32 graph, both timed here,
 interleaved. Otherwise it writes FP32 and says why with the figures. ``int8`` keeps INT8 whenever
-it holds parity (``--force``: even when it does not); ``fp32`` never quantizes.
+it holds parity (``--force``: even when it does not); ``fp32`` never quantizes. ``mixed`` (image
+feature models only) quantizes the memory bank's product alone and keeps the network in FP32;
+``auto`` chooses it, by the same tests, for feature models whose INT8 network no labeled defect
+can check.
 """
 
 from __future__ import annotations
@@ -24,29 +27,34 @@ class Precision(str, enum.Enum):
     AUTO = "auto"
     INT8 = "int8"
     FP32 = "fp32"
+    MIXED = "mixed"   # the network FP32, the memory bank's product INT8 (feature models)
 
 
-def int8_decision(misses: list[str], force: bool) -> tuple[bool, str | None]:
-    """(keep INT8?, what to tell the user) given the parity tolerances INT8 missed."""
+def int8_decision(misses: list[str], force: bool,
+                  quantized: str = "INT8") -> tuple[bool, str | None]:
+    """(keep the quantized copy?, what to tell the user) given the parity tolerances it missed;
+    ``quantized`` names the copy."""
     if not misses:
         return True, None
-    reasons = "INT8 misses the parity tolerance (" + "; ".join(misses) + ")"
+    reasons = f"{quantized} misses the parity tolerance (" + "; ".join(misses) + ")"
     if force:
         return True, reasons + "; kept because of --force"
-    return False, reasons + "; wrote FP32 instead (use --force to keep INT8)"
+    return False, reasons + f"; wrote FP32 instead (use --force to keep {quantized})"
 
 
 def keep_int8(misses: list[str], precision: Precision, force: bool, int8, fp32,
-              feed: dict[str, np.ndarray], parity: dict) -> tuple[bool, list[str], list[str]]:
-    """(keep INT8?, warnings, notes): the parity gate, then, for ``auto``, whether INT8 pays off
-    at batch 1 here (its timings and sizes are added to ``parity``). A missed parity tolerance is
-    a warning; ``auto``'s choice between two graphs that both hold parity is a note."""
-    keep, message = int8_decision(misses, force)
+              feed: dict[str, np.ndarray], parity: dict,
+              quantized: str = "INT8") -> tuple[bool, list[str], list[str]]:
+    """(keep the quantized copy ``int8``?, warnings, notes): the parity gate, then, for
+    ``auto``, whether it pays off at batch 1 here (its timings and sizes are added to
+    ``parity``). A missed parity tolerance is a warning; ``auto``'s choice between two graphs
+    that both hold parity is a note. ``quantized`` names the copy in the messages."""
+    keep, message = int8_decision(misses, force, quantized)
     warnings = [message] if message else []
     notes = []
     if keep and precision is Precision.AUTO and not misses:
         parity.update(batch1_cost(int8, fp32, feed))
-        keep, message = int8_pays_off(parity)
+        keep, message = int8_pays_off(parity, quantized)
         notes.append(message)
     return keep, warnings, notes
 
@@ -74,14 +82,16 @@ def batch1_cost(int8, fp32, feed: dict[str, np.ndarray]) -> dict:
             "timed_pairs": len(times["int8"])}
 
 
-def int8_pays_off(cost: dict) -> tuple[bool, str]:
-    """(keep INT8?, the reason with the figures) from ``batch1_cost``."""
+def int8_pays_off(cost: dict, quantized: str = "INT8") -> tuple[bool, str]:
+    """(keep the quantized copy?, the reason with the figures) from ``batch1_cost``;
+    ``quantized`` names that copy in the reason."""
     speed = cost["int8_p50_ms"] / cost["fp32_p50_ms"]
     size = cost["int8_bytes"] / cost["fp32_bytes"]
-    figures = (f"INT8 {cost['int8_p50_ms']:.3f} ms and {cost['int8_bytes'] / 1e3:.0f} KB against "
-               f"FP32 {cost['fp32_p50_ms']:.3f} ms and {cost['fp32_bytes'] / 1e3:.0f} KB at batch 1 "
-               "on one thread of this machine")
+    figures = (f"{quantized} {cost['int8_p50_ms']:.3f} ms and {cost['int8_bytes'] / 1e3:.0f} KB "
+               f"against FP32 {cost['fp32_p50_ms']:.3f} ms and {cost['fp32_bytes'] / 1e3:.0f} KB at "
+               "batch 1 on one thread of this machine")
     if speed <= FASTER or (size <= SMALLER and speed <= NOT_SLOWER):
-        return True, f"kept INT8: {figures}"
-    return False, (f"wrote FP32: INT8 is neither faster nor smaller ({figures}); "
-                   "use --precision int8 to keep INT8 anyway")
+        return True, f"kept {quantized}: {figures}"
+    flag = "int8" if quantized == "INT8" else "mixed"
+    return False, (f"wrote FP32: {quantized} is neither faster nor smaller ({figures}); "
+                   f"use --precision {flag} to keep {quantized} anyway")

@@ -44,7 +44,8 @@ def _without_pre_process_advice():
 
 def quantize_static_int8(proto, calibration, input_name: str,
                          exclude_substrings=("preprocess", "postprocess"),
-                         op_types: tuple[str, ...] | None = None):
+                         op_types: tuple[str, ...] | None = None,
+                         float_output_op_types: tuple[str, ...] = ()):
     """Static QDQ INT8 copy of a model: per-channel 7-bit int8 weights, uint8 activations.
 
     Args:
@@ -55,6 +56,9 @@ def quantize_static_int8(proto, calibration, input_name: str,
         exclude_substrings: nodes whose names contain one of these stay in float (the score
             reduction after the network, a frame's standardization before it).
         op_types: quantize only these operator types (None: every type onnxruntime can).
+        float_output_op_types: these operator types take quantized inputs but give float
+            outputs (a MatMul then runs as one uint8 x int8 product with a float result,
+            instead of having its result rounded to 8 bits).
     """
     import onnx
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
@@ -85,5 +89,7 @@ def quantize_static_int8(proto, calibration, input_name: str,
                             weight_type=QuantType.QInt8,
                             calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=excluded,
                             op_types_to_quantize=list(op_types) if op_types else None,
-                            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
+                            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True,
+                                           "OpTypesToExcludeOutputQuantization":
+                                               list(float_output_op_types)})
         return onnx.load_model(str(target))

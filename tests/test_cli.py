@@ -415,3 +415,9 @@ def test_export_auto_says_its_choice_as_information_not_a_warning(sensor_artifac
     choice = [e["level"] for e in said if e["message"].startswith(("kept INT8", "wrote FP32"))]
     assert choice == ["info"], said
     assert not [e for e in said if e["level"] in ("warning", "error")], said
+    # mixed precision quantizes a feature model's memory-bank product: refused, nothing written
+    assert cli.main(["export", str(sensor_artifacts.keras_model), "-o",
+                     str(tmp_path / "mixed.onnx"), "--precision", "mixed"]) == 2
+    err = capsys.readouterr().err
+    assert "--precision mixed applies to image feature models" in err and "is a sensor model" in err
+    assert not (tmp_path / "mixed.onnx").exists()

@@ -179,16 +179,24 @@ def test_greedy_coreset_covers_every_cluster():
     assert len(feature_model.greedy_coreset(points[:3], 5, 8, rng)) == 3
 
 
-def test_nearest_distance_layer_is_the_exact_euclidean_distance():
+def test_nearest_distance_is_the_exact_euclidean_distance():
+    import keras
+
     rng = np.random.default_rng(1)
     bank = rng.normal(size=(32, 6)).astype(np.float32)
     x = rng.normal(size=(2, 3, 4, 6)).astype(np.float32)
-    layer = feature_model.NearestDistance(32)
-    layer.build(x.shape)
-    layer.set_weights([bank])
-    got = np.asarray(layer(x))[..., 0]
     want = np.sqrt(((x[..., None, :] - bank) ** 2).sum(-1)).min(-1)
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    inputs = keras.Input((3, 4, 6))
+    model = keras.Model(inputs, feature_model.nearest_distance(inputs, bank))
+    np.testing.assert_allclose(np.asarray(model(x))[..., 0], want, rtol=1e-4, atol=1e-4)
+    # The product is its own layer (quantizable), the rest is named postprocess_* (kept float).
+    names = [layer.name for layer in model.layers[1:]]
+    assert names == ["bank_similarity", "postprocess_nearest"]
+    # Models saved before the split hold the one-layer form; it still loads and agrees.
+    legacy = feature_model.NearestDistance(32)
+    legacy.build(x.shape)
+    legacy.set_weights([bank])
+    np.testing.assert_allclose(np.asarray(legacy(x))[..., 0], want, rtol=1e-4, atol=1e-4)
 
 
 def test_frame_contrast_removes_each_frame_exposure():
@@ -273,17 +281,31 @@ def test_features_train_export_score_through_the_cli(features_category, tmp_path
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["model"] == str(model)
     artifact = tmp_path / "f.onnx"
     assert main(["export", str(model), "-o", str(artifact)]) == 0
-    # Without labeled defects, auto cannot see a feature model's INT8 loss: it writes FP32, says
-    # why and how to keep INT8; --precision int8 keeps it.
+    # Without labeled defects, auto cannot see the INT8 loss of a feature model's network: it
+    # keeps the network in FP32 and judges only the memory-bank product in INT8 (mixed), by
+    # parity and by its batch-1 time here; --precision int8 quantizes the network too.
     exported = json.loads(capsys.readouterr().out)
-    assert exported["precision"] == "fp32" and exported["parity"]["int8_unverified"] is True
-    # ... without building an INT8 copy it could not keep
-    assert not any(key.startswith("int8_") and key != "int8_unverified"
-                   for key in exported["parity"])
+    parity = exported["parity"]
+    assert parity["int8_unverified"] is True and parity["int8_scope"] == "bank product"
+    assert parity["int8_map_correlation"] > 0.99 and parity["int8_p50_ms"] > 0
+    assert exported["precision"] in ("mixed", "fp32")
     assert main(["export", str(model), "-o", str(tmp_path / "f8.onnx"), "--precision",
                  "int8"]) == 0
     exported8 = json.loads(capsys.readouterr().out)
     assert exported8["precision"] == "int8" and "int8_unverified" not in exported8["parity"]
+    assert exported8["parity"]["int8_scope"] == "network"
+    mixed = tmp_path / "fm.onnx"
+    assert main(["export", str(model), "-o", str(mixed), "--precision", "mixed"]) == 0
+    exported_mixed = json.loads(capsys.readouterr().out)
+    assert exported_mixed["precision"] == "mixed"
+    import onnx
+
+    operators = {node.op_type for node in onnx.load(str(mixed)).graph.node}
+    # the bank product alone is quantized (a QDQ Gemm); every convolution stays float
+    assert "Gemm" in operators and "QuantizeLinear" in operators and "Conv" in operators
+    convolution_inputs = [node.input[0] for node in onnx.load(str(mixed)).graph.node
+                          if node.op_type == "Conv"]
+    assert not any(name.endswith("DequantizeLinear_Output") for name in convolution_inputs)
     assert main(["eval", str(artifact), str(features_category)]) == 0
     result = json.loads(capsys.readouterr().out)
     # Measured 0.802 image and 0.897 pixel AUROC on these 20 test frames with each frame's
@@ -291,6 +313,10 @@ def test_features_train_export_score_through_the_cli(features_category, tmp_path
     # image score before); chance is 0.5.
     assert result["image_auroc"] > 0.75, result
     assert result["pixel_auroc"] > 0.85, result
+    assert main(["eval", str(mixed), str(features_category)]) == 0
+    result_mixed = json.loads(capsys.readouterr().out)
+    assert abs(result_mixed["image_auroc"] - result["image_auroc"]) <= 0.05, (result, result_mixed)
+    assert abs(result_mixed["pixel_auroc"] - result["pixel_auroc"]) <= 0.01, (result, result_mixed)
 
     from vigil import runtime
 
@@ -475,8 +501,8 @@ def test_auto_export_of_a_feature_model_needs_labeled_defects_for_int8():
 
     for architecture in ("features", "fused"):
         why = _unverified_int8(run(architecture, [False, False]), Precision.AUTO)
-        assert why.startswith("wrote FP32") and f"'{architecture}'" in why
-        assert "--anomalous DIR" in why and "--precision int8" in why
+        assert why.startswith("kept the network in FP32") and f"'{architecture}'" in why
+        assert "--anomalous DIR" in why and "--precision int8" in why and "'mixed'" in why
         # labeled defects let the export measure the loss; an explicit precision is the user's
         # choice
         assert _unverified_int8(run(architecture, [False, True]), Precision.AUTO) is None

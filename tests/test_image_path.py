@@ -381,7 +381,7 @@ def test_int8_with_a_constant_map_is_refused(image_artifacts, tmp_path, monkeypa
     from vigil.export.export_sensor import ExportOptions
 
     monkeypatch.setattr(export_image_module, "quantize_static_int8",
-                        lambda proto, calibration, input_name: constant_map_graph())
+                        lambda proto, calibration, input_name, **options: constant_map_graph())
     report = export_image_module.export_image(image_artifacts.keras_model,
                                               tmp_path / "refused.onnx", ExportOptions())
     assert report.precision == "fp32"
@@ -620,6 +620,11 @@ def test_cli_train_image_then_export(image_artifacts, tmp_path, capsys):
     assert exported["precision"] == detector.spec.precision in ("int8", "fp32")
     assert exported["threshold"] == detector.threshold
     assert detector.score(probe_frame(image_artifacts)).shape == (1,)
+    # a U-Net has no memory-bank product for mixed precision to quantize: refused, nothing written
+    assert cli.main(["export", str(model), "-o", str(tmp_path / "mixed.onnx"), "--precision",
+                     "mixed"]) == 2
+    assert "has none that can be quantized (a 'unet' model" in capsys.readouterr().err
+    assert not (tmp_path / "mixed.onnx").exists()
 
 
 def test_cli_train_image_passes_the_view_width_coarse_pass_and_normalization_flags(image_artifacts, tmp_path, capsys):
@@ -989,8 +994,10 @@ def test_image_benchmarks_name_the_precision_they_measure():
     assert export_options("fp32").precision is Precision.FP32
     forced = export_options("int8")
     assert forced.precision is Precision.INT8 and forced.force
-    with pytest.raises(ValueError, match=r"`precision` must be one of \['auto', 'fp32', 'int8'\]; "
-                                         r"received 'int4'"):
+    mixed = export_options("mixed")
+    assert mixed.precision is Precision.MIXED and mixed.force
+    with pytest.raises(ValueError, match=r"`precision` must be one of \['auto', 'fp32', 'int8', "
+                                         r"'mixed'\]; received 'int4'"):
         export_options("int4")
 
 

@@ -19,7 +19,8 @@ moved, or a frame that is unusual as a whole, shifts these statistics where no s
 stand out; the fused model adds it as a third score when asked (README, "Three image models":
 it raised image AUROC on two of three sets but lowered F1 at the calibrated threshold on all).
 Layers after the backbone are named ``postprocess_*``, the frame's standardization before it
-``preprocess_*``; both stay float when quantized.
+``preprocess_*``; both stay float when quantized. The one exception is the distance's product
+with the bank (``bank_similarity``), which INT8 export quantizes.
 """
 
 from __future__ import annotations
@@ -56,9 +57,65 @@ FEATURE_STRIDE = 8  # the stride of the finest level used, (3,) or (3, 5): the m
 
 
 @keras.saving.register_keras_serializable(package="vigil")
+class BankSimilarity(layers.Layer):
+    """(batch, h, w, c) features -> (batch * h * w, entries): x.b - |b|^2 / 2 for each patch x and
+    each row b of the bank, a fixed (entries, c) weight; that is (|x|^2 - |x - b|^2) / 2, largest
+    for the nearest row.
+
+    It is the distance's whole cost (1,024 patches x 2,048 entries at 256 px) and the one part of
+    it that INT8 export quantizes (its name carries no ``postprocess``): one product with a bias,
+    which tf2onnx writes as a Gemm and onnxruntime runs as a uint8 x int8 product with a float
+    result, the bias added in int32. Folding |b|^2 into the weights instead would let it set each
+    entry's weight scale, which destroyed the scores (README, "Where the time goes"). The rows
+    stay flat so that nothing after the product is quantizable."""
+
+    def __init__(self, entries: int, **kwargs):
+        super().__init__(**kwargs)
+        self.entries = int(entries)
+
+    def build(self, input_shape):
+        self.bank = self.add_weight(shape=(self.entries, int(input_shape[-1])),
+                                    initializer="zeros", trainable=False, name="bank")
+
+    def call(self, x):
+        flat = ops.reshape(x, (-1, ops.shape(x)[-1]))
+        offsets = -0.5 * ops.sum(self.bank * self.bank, axis=-1)
+        return ops.matmul(flat, ops.transpose(self.bank)) + offsets
+
+    def get_config(self):
+        return {**super().get_config(), "entries": self.entries}
+
+
+@keras.saving.register_keras_serializable(package="vigil")
+class NearestFromSimilarity(layers.Layer):
+    """[features (batch, h, w, c), their ``BankSimilarity`` (batch * h * w, entries)] ->
+    (batch, h, w, 1) Euclidean distance to the nearest bank row: sqrt(|x|^2 - 2 max_b s). Stays
+    in float."""
+
+    def call(self, inputs):
+        x, similarity = inputs
+        shape = ops.shape(x)
+        best = ops.reshape(ops.max(similarity, axis=-1), (shape[0], shape[1], shape[2], 1))
+        # |x|^2 as a product with ones: onnxruntime's ReduceSum over the channels took 0.5 ms
+        # of the graph's 11 at 256 px, the product a fraction of it
+        squared = ops.matmul(x * x, ops.ones((x.shape[-1], 1), x.dtype)) - 2.0 * best
+        return ops.sqrt(ops.maximum(squared, 0.0))
+
+
+def nearest_distance(features, bank: np.ndarray):
+    """The (batch, h, w, 1) Euclidean distance of each patch of ``features`` (a Keras tensor) to
+    the nearest row of ``bank`` (entries, c): a quantizable product, then float arithmetic."""
+    similarity = BankSimilarity(len(bank), name="bank_similarity")
+    nearness = similarity(features)
+    similarity.set_weights([np.asarray(bank, np.float32)])
+    return NearestFromSimilarity(name="postprocess_nearest")([features, nearness])
+
+
+@keras.saving.register_keras_serializable(package="vigil")
 class NearestDistance(layers.Layer):
-    """(batch, h, w, c) features -> (batch, h, w, 1) Euclidean distance to the nearest of the
-    bank's rows, a fixed (entries, c) weight."""
+    """The distance as one float layer, as models saved before the split into ``BankSimilarity``
+    and ``NearestFromSimilarity`` hold it; kept so that they load. (batch, h, w, c) features ->
+    (batch, h, w, 1) Euclidean distance to the nearest of the fixed (entries, c) bank's rows."""
 
     def __init__(self, entries: int, **kwargs):
         super().__init__(**kwargs)
@@ -71,9 +128,6 @@ class NearestDistance(layers.Layer):
     def call(self, x):
         shape = ops.shape(x)
         flat = ops.reshape(x, (-1, shape[-1]))
-        # |x - b|^2 = |x|^2 + (|b|^2 - 2 x.b): the bracket for every entry is one product of
-        # [x, 1] with the constant [-2 b; |b|^2], so nothing elementwise runs over the
-        # (patches x entries) matrix but its minimum.
         augmented = ops.concatenate([flat, ops.ones_like(flat[:, :1])], axis=-1)
         table = ops.concatenate([-2.0 * ops.transpose(self.bank),
                                  ops.sum(self.bank * self.bank, axis=-1)[None, :]], axis=0)
@@ -206,9 +260,7 @@ def build_scoring_model(extractor: keras.Model, bank: np.ndarray,
     """uint8 frames in; score and anomaly_map (size x size) out, like the U-Net's scorer; with
     ``global_weights`` (from ``global_statistics``) also global_score (batch,)."""
     frames = extractor.input
-    nearest = NearestDistance(len(bank), name="postprocess_nearest")
-    distance = nearest(extractor.output)
-    nearest.set_weights([np.asarray(bank, np.float32)])
+    distance = nearest_distance(extractor.output, bank)
     smooth = GaussianSmooth(options.smoothing_sigma / FEATURE_STRIDE,
                             name="postprocess_smooth")(distance)
     scorer = scorer_from_maps(frames, smooth, smooth, FEATURE_STRIDE, "vigil_feature_scorer",

@@ -39,7 +39,7 @@ def saturation_warning(spec: Spec, path: str | Path, machine: str | None = None,
 
     ``machine`` defaults to this host's ``platform.machine()``; the flags come from ``cpuinfo``.
     """
-    if spec.precision != "int8":
+    if spec.precision == "fp32":   # int8 and mixed hold INT8 weights
         return None
     bits = spec.parity.get("int8_weight_bits", 8)
     if isinstance(bits, (int, float)) and bits <= SAFE_WEIGHT_BITS:

@@ -146,6 +146,8 @@ class SensorSpec:
 
 COLOR_ORDERS = ("gray", "bgr", "rgb")
 RESIZE_MODES = ("stretch",)
+# mixed: a feature model's network in FP32 and its memory-bank product in INT8
+IMAGE_PRECISIONS = ("fp32", "int8", "mixed")
 
 
 @dataclass(frozen=True)
@@ -280,7 +282,7 @@ def _image_spec(data: Mapping[str, Any]) -> ImageSpec:
         score_reduction=_str(data, "score_reduction"),
         score_stats=_nested(_score_stats, data, "score_stats"),
         map_stats=_nested(_score_stats, data, "map_stats"),
-        precision=_choice(data, "precision", ("fp32", "int8")),
+        precision=_choice(data, "precision", IMAGE_PRECISIONS),
         input_name=_str(data, "input_name"),
         score_output=_str(data, "score_output"),
         map_output=_str(data, "map_output"),

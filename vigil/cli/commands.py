@@ -884,10 +884,12 @@ def build_parser() -> argparse.ArgumentParser:
                       parents=[anywhere])
     export.add_argument("model", help="MODEL.keras written by `vigil train`")
     export.add_argument("-o", "--output", required=True, help="MODEL.onnx to write")
-    export.add_argument("--precision", choices=["auto", "int8", "fp32"], default="auto",
+    export.add_argument("--precision", choices=["auto", "int8", "fp32", "mixed"], default="auto",
                         help="auto (default): INT8 where it holds parity and is faster or smaller "
-                             "at batch 1 on this machine, else FP32; int8: INT8 whenever it holds "
-                             "parity; fp32: no quantization")
+                             "at batch 1 on this machine, else FP32 (feature models without "
+                             "labeled defects: mixed or FP32); int8: INT8 whenever it holds "
+                             "parity; fp32: no quantization; mixed (image feature models): the "
+                             "network FP32, the memory-bank product INT8")
     export.add_argument("--force", action="store_true",
                         help="keep INT8 even if it misses the parity tolerance")
     export.add_argument("--quiet", action="store_true", help="no progress on stderr")
