@@ -203,6 +203,7 @@ def _bench_model(model: Path, options: BenchOptions, result: dict,
 
         flops = count_flops(model, batch=1)
         entry["ops_per_item"] = flops["ops"]
+        entry["int8_ops_per_item"] = flops["int8_ops"]
         entry["ops_by_type"] = flops["by_op"]
     except ImportError:
         entry["ops_per_item"] = None
@@ -267,8 +268,15 @@ def _efficiency(entry: dict, result: dict) -> None:
         return
     achieved = cells[0]["achieved_ops_per_s"]
     int8 = entry["precision"] == "int8"
-    peak = result["peak_per_core_estimate"]["int8_ops" if int8 else "fp32_flops"]
-    roof = result["measured_roof_one_thread"].get("u8s8_ops_per_s" if int8 else "fp32_ops_per_s")
+    estimate, measured = result["peak_per_core_estimate"], result["measured_roof_one_thread"]
+    if entry["precision"] == "mixed":
+        # the quantized nodes' operations at the INT8 rate, the rest at the float rate
+        share = entry.get("int8_ops_per_item", 0.0) / entry["ops_per_item"]
+        peak = _blended_rate(share, estimate["int8_ops"], estimate["fp32_flops"])
+        roof = _blended_rate(share, measured.get("u8s8_ops_per_s"), measured.get("fp32_ops_per_s"))
+    else:
+        peak = estimate["int8_ops" if int8 else "fp32_flops"]
+        roof = measured.get("u8s8_ops_per_s" if int8 else "fp32_ops_per_s")
     kernels = entry.get("kernels", {})
     entry["efficiency"] = {
         "achieved_ops_per_s": achieved,
@@ -281,6 +289,15 @@ def _efficiency(entry: dict, result: dict) -> None:
         "verdict": _verdict(int8, kernels.get("int8_kernel_time_share"), max(peak, roof or 0),
                             achieved),
     }
+
+
+def _blended_rate(int8_share: float, int8_rate: float | None,
+                  float_rate: float | None) -> float | None:
+    """Operations per second of a graph whose ``int8_share`` of operations run at ``int8_rate``
+    and the rest at ``float_rate``: its total over the sum of both parts' times."""
+    if not int8_rate or not float_rate:
+        return None
+    return 1.0 / (int8_share / int8_rate + (1.0 - int8_share) / float_rate)
 
 
 def _verdict(int8: bool, share: float | None, peak: float, achieved: float) -> str:

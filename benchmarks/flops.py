@@ -32,7 +32,10 @@ def count_flops(model_path: str | Path, batch: int = 1) -> dict:
         shapes[value.name] = [d.dim_value if d.HasField("dim_value") else None for d in dims]
     for tensor in model.graph.initializer:
         shapes[tensor.name] = list(tensor.dims)
+    dequantized = {out for node in model.graph.node if node.op_type == "DequantizeLinear"
+                   for out in node.output}
     by_op: dict[str, float] = {}
+    int8 = 0.0
     uncounted: set[str] = set()
     for node in model.graph.node:
         ops = _node_ops(node, shapes)
@@ -42,9 +45,12 @@ def count_flops(model_path: str | Path, batch: int = 1) -> dict:
             uncounted.add(node.op_type)
             continue
         by_op[node.op_type] = by_op.get(node.op_type, 0.0) + ops
+        # a QDQ node (its data input dequantized) runs as an integer kernel once fused
+        if node.op_type in INT8_OPS or (node.input and node.input[0] in dequantized):
+            int8 += ops
     total = sum(by_op.values())
-    int8 = sum(v for k, v in by_op.items() if k in INT8_OPS)
-    return {"ops": total, "by_op": by_op, "int8_ops_fraction": int8 / total if total else 0.0,
+    return {"ops": total, "by_op": by_op, "int8_ops": int8,
+            "int8_ops_fraction": int8 / total if total else 0.0,
             "uncounted_op_types": sorted(uncounted), "batch": batch}
 
 

@@ -90,3 +90,35 @@ def test_camera_latency_sets_the_goals_beside_the_arithmetic_limit(tmp_path):
                                          "goal_1.2x_faster_than_tflite_int8": 2.5,
                                          "goal_5x_faster_than_keras_tf_function": 4.0})
     assert limit["over_floor"]["runtime_int8"] == pytest.approx(2.0 / floor)
+
+
+def test_mixed_precision_limit_counts_quantized_nodes_at_the_int8_rate(tmp_path):
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from vigil.benchmarks.bench import _blended_rate
+    from vigil.benchmarks.flops import count_flops
+
+    # a float MatMul (64 -> 32), then a QDQ one (32 -> 16) whose data input is dequantized
+    initializers = [numpy_helper.from_array(np.ones((64, 32), np.float32), "w1"),
+                    numpy_helper.from_array(np.ones((32, 16), np.float32), "w2"),
+                    numpy_helper.from_array(np.array(0.1, np.float32), "scale"),
+                    numpy_helper.from_array(np.array(0, np.uint8), "zero")]
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h"]),
+             helper.make_node("QuantizeLinear", ["h", "scale", "zero"], ["hq"]),
+             helper.make_node("DequantizeLinear", ["hq", "scale", "zero"], ["hd"]),
+             helper.make_node("MatMul", ["hd", "w2"], ["y"])]
+    graph = helper.make_graph(nodes, "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])],
+                              initializers)
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    counted = count_flops(path)
+    assert counted["ops"] == 2 * 64 * 32 + 2 * 32 * 16
+    assert counted["int8_ops"] == 2 * 32 * 16
+    # a graph with a quarter of its operations at 4x the rate of the rest: 1 / (0.25/4 + 0.75/1)
+    assert _blended_rate(0.25, 4.0, 1.0) == pytest.approx(1 / 0.8125)
+    assert _blended_rate(0.0, 4.0, 1.0) == pytest.approx(1.0)
+    assert _blended_rate(0.5, None, 1.0) is None
