@@ -62,25 +62,17 @@ def export_image(model_path: str | Path, output: str | Path,
         notes.append(unverified)
         parity["int8_unverified"] = True
         target = Precision.MIXED
-    if target in (Precision.INT8, Precision.MIXED):
-        calibration = run.calibration
-        quantized = "INT8" if target is Precision.INT8 else "the INT8 bank product"
-
-        def batches():
-            starts = range(0, len(calibration), CALIBRATION_BATCH)
-            for n, start in enumerate(starts):
-                progress("export: INT8 calibration (batches)", n, len(starts))
-                yield calibration[start:start + CALIBRATION_BATCH]
-            progress("export: INT8 calibration (batches)", len(starts), len(starts))
-
-        # The feature model's one Gemm is its product with the memory bank: its results stay
-        # float (rounded to 8 bits, they would blur the nearest entry's distance). Mixed
-        # precision quantizes that product alone.
-        int8 = quantize_static_int8(fp32, batches, "image",
-                                    op_types=BANK_PRODUCT_OPS if target is Precision.MIXED else None,
-                                    float_output_op_types=BANK_PRODUCT_OPS)
-        if target is Precision.MIXED and not _quantized_nodes(int8):
+    int8 = (_quantize(fp32, run.calibration, target, progress)
+            if target in (Precision.INT8, Precision.MIXED) else None)
+    if int8 is not None and target is Precision.MIXED and not _quantized_nodes(int8):
+        if precision is not Precision.AUTO:
             raise ValueError(_no_bank_product(model_path))
+        notes.append("wrote FP32: this feature model was saved before its memory-bank product "
+                     "became its own layer, so only its network could be quantized; retrain it "
+                     "for the mixed precision")
+        int8 = None
+    if int8 is not None:
+        quantized = "INT8" if target is Precision.INT8 else "the INT8 bank product"
         parity["int8_weight_bits"] = INT8_WEIGHT_BITS
         parity["int8_scope"] = "network" if target is Precision.INT8 else "bank product"
         progress("export: INT8 parity and timing", 0, 1)
@@ -129,6 +121,22 @@ def export_image(model_path: str | Path, output: str | Path,
         raise RuntimeError(f"{path} scores differently when read back through the runtime")
     return ExportReport(path, precision.value, thresholds.image, parity, tuple(messages),
                         tuple(notes))
+
+
+def _quantize(fp32, calibration: np.ndarray, target: Precision, progress: Progress):
+    """The static INT8 copy ``target`` names: the whole network (INT8) or only the memory-bank
+    product (MIXED). The feature model's one Gemm is that product: its results stay float
+    (rounded to 8 bits, they would blur the nearest entry's distance)."""
+    def batches():
+        starts = range(0, len(calibration), CALIBRATION_BATCH)
+        for n, start in enumerate(starts):
+            progress("export: INT8 calibration (batches)", n, len(starts))
+            yield calibration[start:start + CALIBRATION_BATCH]
+        progress("export: INT8 calibration (batches)", len(starts), len(starts))
+
+    return quantize_static_int8(fp32, batches, "image",
+                                op_types=BANK_PRODUCT_OPS if target is Precision.MIXED else None,
+                                float_output_op_types=BANK_PRODUCT_OPS)
 
 
 # Architectures whose INT8 loss the synthetic probe did not show when it was chosen. Measured

@@ -272,7 +272,8 @@ def features_category(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_features_train_export_score_through_the_cli(features_category, tmp_path, capsys):
+def test_features_train_export_score_through_the_cli(features_category, tmp_path, capsys,
+                                                      monkeypatch):
     from vigil.cli import main
 
     model = tmp_path / "f.keras"
@@ -336,6 +337,22 @@ def test_features_train_export_score_through_the_cli(features_category, tmp_path
     single = detector.score(frame[None])
     batch = detector.score(np.stack([frame, 255 - frame, frame]))
     np.testing.assert_allclose(batch[[0, 2]], [single[0], single[0]], rtol=1e-5)
+
+    # A feature model saved before the product was its own layer has nothing mixed precision can
+    # quantize (here: a quantizer that quantizes nothing): auto writes FP32 and says why,
+    # --precision mixed is refused before anything is written.
+    from vigil.export import export_image as export_image_module
+
+    monkeypatch.setattr(export_image_module, "quantize_static_int8",
+                        lambda proto, calibration, input_name, **options: proto)
+    assert main(["export", str(model), "-o", str(tmp_path / "legacy.onnx"), "--log-json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["precision"] == "fp32"
+    assert "saved before its memory-bank product became its own layer" in captured.err
+    assert main(["export", str(model), "-o", str(tmp_path / "legacy_mixed.onnx"), "--precision",
+                 "mixed"]) == 2
+    assert "has none that can be quantized" in capsys.readouterr().err
+    assert not (tmp_path / "legacy_mixed.onnx").exists()
 
 
 def test_unet_flags_with_features_are_refused(features_category, tmp_path, capsys):
