@@ -18,7 +18,7 @@ from .convert import cpu_session, keras_to_onnx
 from .precision import Precision, keep_int8
 from .export_sensor import ExportOptions, ExportReport, rank_correlation
 from .package import write_artifact
-from .quantize import INT8_WEIGHT_BITS, quantize_static_int8
+from .quantize import INT8_WEIGHT_BITS, calibration_batches, quantize_static_int8
 
 CALIBRATION_BATCH = 8
 
@@ -127,13 +127,7 @@ def _quantize(fp32, calibration: np.ndarray, target: Precision, progress: Progre
     """The static INT8 copy ``target`` names: the whole network (INT8) or only the memory-bank
     product (MIXED). The feature model's one Gemm is that product: its results stay float
     (rounded to 8 bits, they would blur the nearest entry's distance)."""
-    def batches():
-        starts = range(0, len(calibration), CALIBRATION_BATCH)
-        for n, start in enumerate(starts):
-            progress("export: INT8 calibration (batches)", n, len(starts))
-            yield calibration[start:start + CALIBRATION_BATCH]
-        progress("export: INT8 calibration (batches)", len(starts), len(starts))
-
+    batches = calibration_batches(calibration, CALIBRATION_BATCH, progress)
     return quantize_static_int8(fp32, batches, "image",
                                 op_types=BANK_PRODUCT_OPS if target is Precision.MIXED else None,
                                 float_output_op_types=BANK_PRODUCT_OPS)

@@ -21,7 +21,7 @@ from vigil.training.versions import library_versions
 from .convert import cpu_session, keras_to_onnx
 from .package import write_artifact
 from .precision import Precision, keep_int8
-from .quantize import INT8_WEIGHT_BITS, quantize_static_int8
+from .quantize import INT8_WEIGHT_BITS, calibration_batches, quantize_static_int8
 
 log = logging.getLogger("vigil")
 
@@ -133,14 +133,7 @@ def _quantize(fp32, calibration: np.ndarray, progress: Progress = silent):
     from vigil.training.sensor_model import NEIGHBOUR_LAYER  # keras: loaded only to export
 
     windows = np.asarray(calibration, dtype=np.float32)
-
-    def batches():
-        starts = range(0, len(windows), CALIBRATION_BATCH)
-        for n, start in enumerate(starts):
-            progress("export: INT8 calibration (batches)", n, len(starts))
-            yield windows[start:start + CALIBRATION_BATCH]
-        progress("export: INT8 calibration (batches)", len(starts), len(starts))
-
+    batches = calibration_batches(windows, CALIBRATION_BATCH, progress)
     return quantize_static_int8(fp32, batches, "window", exclude_substrings=(NEIGHBOUR_LAYER,),
                                 op_types=QUANTIZED_OPS)
 

@@ -42,6 +42,19 @@ def _without_pre_process_advice():
             target.removeFilter(keep)
 
 
+def calibration_batches(data, batch: int, progress):
+    """A function returning a fresh iterator over ``data`` in batches of ``batch`` (what
+    ``quantize_static_int8`` takes), reporting each batch to ``progress``."""
+    def batches():
+        starts = range(0, len(data), batch)
+        for n, start in enumerate(starts):
+            progress("export: INT8 calibration (batches)", n, len(starts))
+            yield data[start:start + batch]
+        progress("export: INT8 calibration (batches)", len(starts), len(starts))
+
+    return batches
+
+
 def quantize_static_int8(proto, calibration, input_name: str,
                          exclude_substrings=("preprocess", "postprocess"),
                          op_types: tuple[str, ...] | None = None,

@@ -112,18 +112,11 @@ def nearest_distance(features, bank: np.ndarray):
 
 
 @keras.saving.register_keras_serializable(package="vigil")
-class NearestDistance(layers.Layer):
+class NearestDistance(BankSimilarity):
     """The distance as one float layer, as models saved before the split into ``BankSimilarity``
     and ``NearestFromSimilarity`` hold it; kept so that they load. (batch, h, w, c) features ->
-    (batch, h, w, 1) Euclidean distance to the nearest of the fixed (entries, c) bank's rows."""
-
-    def __init__(self, entries: int, **kwargs):
-        super().__init__(**kwargs)
-        self.entries = int(entries)
-
-    def build(self, input_shape):
-        self.bank = self.add_weight(shape=(self.entries, int(input_shape[-1])),
-                                    initializer="zeros", trainable=False, name="bank")
+    (batch, h, w, 1) Euclidean distance to the nearest of the fixed (entries, c) bank's rows
+    (the same ``entries`` and ``bank`` weight as ``BankSimilarity``)."""
 
     def call(self, x):
         shape = ops.shape(x)
@@ -134,9 +127,6 @@ class NearestDistance(layers.Layer):
         nearest = ops.min(ops.matmul(augmented, table), axis=-1, keepdims=True)
         squared = ops.sum(flat * flat, axis=-1, keepdims=True) + nearest
         return ops.reshape(ops.sqrt(ops.maximum(squared, 0.0)), (shape[0], shape[1], shape[2], 1))
-
-    def get_config(self):
-        return {**super().get_config(), "entries": self.entries}
 
 
 CONTRAST_MEAN, CONTRAST_STD = 128.0, 50.0   # what FrameContrast moves each frame's pixels to
