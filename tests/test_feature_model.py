@@ -158,6 +158,35 @@ def test_folded_stem_equals_imagenet_normalization_then_the_stem(weights, color)
                                rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("color", ["gray", "rgb"])
+def test_space_to_depth_stem_equals_the_strided_stem(weights, color):
+    """The 2 x 2 stem over 2 x 2 blocks gives the 3 x 3, stride-2 stem's output everywhere,
+    padding included, and so the same features."""
+    rng = np.random.default_rng(5)
+    pixels = rng.uniform(0, 255, (2, 32, 48, 1 if color == "gray" else 3)).astype(np.float32)
+    strided = efficientnet_lite.build_trunk(3, (3,), weights, color=color)
+    blocked = efficientnet_lite.build_trunk(3, (3,), weights, color=color, space_to_depth=True)
+    arranged = np.asarray(feature_model.SpaceToDepth()(pixels))
+    assert arranged.shape == (2, 16, 24, 4 * pixels.shape[-1])
+    assert blocked.get_layer("stem").kernel.shape[:2] == (2, 2)
+    np.testing.assert_allclose(np.asarray(blocked(arranged)), np.asarray(strided(pixels)),
+                               rtol=1e-4, atol=1e-3)
+    with pytest.raises(ValueError, match="`kernel` must be 3 x 3"):
+        efficientnet_lite.space_to_depth_kernel(np.zeros((5, 5, 3, 8), np.float32))
+    with pytest.raises(ValueError, match="`space_to_depth` needs `color`"):
+        efficientnet_lite.build_trunk(1, (1,), weights, space_to_depth=True)
+
+
+@pytest.mark.parametrize("size", [3, 5])
+def test_neighbourhood_mean_equals_average_pooling_without_the_padding(size):
+    import keras
+
+    x = np.random.default_rng(6).normal(size=(2, 7, 9, 4)).astype(np.float32)
+    want = keras.layers.AveragePooling2D(size, strides=1, padding="same")(x)
+    got = feature_model.NeighbourhoodMean(size)(x)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-6)
+
+
 def test_extractor_sizes_and_option_errors(weights):
     options = feature_model.FeatureModelOptions(size=64)
     extractor = feature_model.build_extractor(1, "gray", options, weights)
@@ -197,6 +226,27 @@ def test_nearest_distance_is_the_exact_euclidean_distance():
     legacy.build(x.shape)
     legacy.set_weights([bank])
     np.testing.assert_allclose(np.asarray(legacy(x))[..., 0], want, rtol=1e-4, atol=1e-4)
+    # A product layer saved before it had parts reads as one part.
+    assert feature_model.BankSimilarity.from_config({"entries": 32}).chunks == 1
+
+
+def test_nearest_distance_over_a_bank_in_parts_is_exact():
+    """A bank of 1,300 entries is multiplied in 3 parts (about 512 entries each, the last
+    uneven); the nearest entry is the same wherever it lies."""
+    import keras
+
+    rng = np.random.default_rng(2)
+    bank = rng.normal(size=(1300, 6)).astype(np.float32)
+    x = np.concatenate([rng.normal(size=(1, 3, 4, 6)),        # nearest anywhere
+                        bank[[5, 700, 1299, 433, 900, 1000, 0, 1, 2, 3, 4, 6]].reshape(
+                            1, 3, 4, 6)]).astype(np.float32)  # exactly on entries of each part
+    want = np.sqrt(((x[..., None, :] - bank) ** 2).sum(-1)).min(-1)
+    inputs = keras.Input((3, 4, 6))
+    model = keras.Model(inputs, feature_model.nearest_distance(inputs, bank))
+    assert model.get_layer("bank_similarity").chunks == 3
+    np.testing.assert_allclose(np.asarray(model(x))[..., 0], want, rtol=1e-3, atol=2e-3)
+    with pytest.raises(ValueError, match=r"`chunks` must be in \[1, entries=4\]; received 5"):
+        feature_model.BankSimilarity(4, 5)
 
 
 def test_frame_contrast_removes_each_frame_exposure():

@@ -118,3 +118,44 @@ def test_cpu_flags_reads_the_first_processor(tmp_path):
                     "flags\t\t: fpu\n")
     assert cpu_flags(info) == frozenset({"fpu", "avx2", "avx512_vnni"})
     assert cpu_flags(tmp_path / "missing") is None
+
+
+def _clip_graph(first: str, second: str, shared: bool = False):
+    """x -> first(x, c1) -> second(., c2) -> y, as tf2onnx writes a clip; with ``shared`` the
+    first result is also a graph output, so it cannot be folded away."""
+    bounds = {"Min": 6.0, "Max": -1.0}
+    nodes = [helper.make_node(first, ["x", "a"], ["t"], name="first"),
+             helper.make_node(second, ["t", "b"], ["y"], name="second")]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N"])]
+    if shared:
+        outputs.append(helper.make_tensor_value_info("t", TensorProto.FLOAT, ["N"]))
+    graph = helper.make_graph(
+        nodes, "clip", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N"])], outputs,
+        [numpy_helper.from_array(np.array(bounds[first], np.float32), "a"),
+         numpy_helper.from_array(np.array([bounds[second]], np.float32), "b")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("first, second", [("Min", "Max"), ("Max", "Min")])
+def test_fuse_clips_makes_one_clip_with_the_same_values(first, second):
+    from vigil.export.convert import cpu_session, fuse_clips
+
+    x = np.linspace(-5, 10, 31).astype(np.float32)
+    model = _clip_graph(first, second)
+    want = cpu_session(model).run(None, {"x": x})[0]
+    assert fuse_clips(model) == 1
+    onnx.checker.check_model(model)
+    assert [node.op_type for node in model.graph.node] == ["Clip"]
+    assert len(model.graph.initializer) == 2  # the old bounds are gone
+    np.testing.assert_array_equal(cpu_session(model).run(None, {"x": x})[0], want)
+    np.testing.assert_array_equal(want, np.clip(x, -1, 6))
+
+
+def test_fuse_clips_leaves_a_result_used_elsewhere_and_other_pairs():
+    from vigil.export.convert import fuse_clips
+
+    shared = _clip_graph("Min", "Max", shared=True)
+    assert fuse_clips(shared) == 0
+    assert [node.op_type for node in shared.graph.node] == ["Min", "Max"]
+    same = _clip_graph("Min", "Min")
+    assert fuse_clips(same) == 0

@@ -60,18 +60,24 @@ FEATURE_STRIDE = 8  # the stride of the finest level used, (3,) or (3, 5): the m
 class BankSimilarity(layers.Layer):
     """(batch, h, w, c) features -> (batch * h * w, entries): x.b - |b|^2 / 2 for each patch x and
     each row b of the bank, a fixed (entries, c) weight; that is (|x|^2 - |x - b|^2) / 2, largest
-    for the nearest row.
+    for the nearest row. With ``chunks`` > 1, a list of that many (batch * h * w, part) products
+    over consecutive parts of the bank instead.
 
     It is the distance's whole cost (1,024 patches x 2,048 entries at 256 px) and the one part of
     it that INT8 export quantizes (its name carries no ``postprocess``): one product with a bias,
     which tf2onnx writes as a Gemm and onnxruntime runs as a uint8 x int8 product with a float
     result, the bias added in int32. Folding |b|^2 into the weights instead would let it set each
     entry's weight scale, which destroyed the scores (README, "Where the time goes"). The rows
-    stay flat so that nothing after the product is quantizable."""
+    stay flat so that nothing after the product is quantizable. In parts of about 512 entries each
+    product's result stays in the cache for the maximum that follows it: the product and the
+    maximum took 2.65 ms instead of 2.97 (onnxruntime, one thread)."""
 
-    def __init__(self, entries: int, **kwargs):
+    def __init__(self, entries: int, chunks: int = 1, **kwargs):
         super().__init__(**kwargs)
         self.entries = int(entries)
+        self.chunks = int(chunks)
+        if not 1 <= self.chunks <= self.entries:
+            raise ValueError(f"`chunks` must be in [1, entries={self.entries}]; received {chunks}")
 
     def build(self, input_shape):
         self.bank = self.add_weight(shape=(self.entries, int(input_shape[-1])),
@@ -79,36 +85,51 @@ class BankSimilarity(layers.Layer):
 
     def call(self, x):
         flat = ops.reshape(x, (-1, ops.shape(x)[-1]))
-        offsets = -0.5 * ops.sum(self.bank * self.bank, axis=-1)
-        return ops.matmul(flat, ops.transpose(self.bank)) + offsets
+        bounds = np.linspace(0, self.entries, self.chunks + 1).round().astype(int)
+        parts = []
+        for start, stop in zip(bounds[:-1], bounds[1:]):
+            bank = self.bank[int(start):int(stop)]
+            # an Add of the negated offsets, not a Sub: onnxruntime fuses only the Add into a Gemm
+            parts.append(ops.matmul(flat, ops.transpose(bank))
+                         + -0.5 * ops.sum(bank * bank, axis=-1))
+        return parts[0] if self.chunks == 1 else parts
 
     def get_config(self):
-        return {**super().get_config(), "entries": self.entries}
+        return {**super().get_config(), "entries": self.entries, "chunks": self.chunks}
+
+
+BANK_CHUNK_ENTRIES = 512  # entries per part of the bank product (``BankSimilarity``)
 
 
 @keras.saving.register_keras_serializable(package="vigil")
 class NearestFromSimilarity(layers.Layer):
-    """[features (batch, h, w, c), their ``BankSimilarity`` (batch * h * w, entries)] ->
-    (batch, h, w, 1) Euclidean distance to the nearest bank row: sqrt(|x|^2 - 2 max_b s). Stays
-    in float."""
+    """[features (batch, h, w, c), then their ``BankSimilarity`` (batch * h * w, entries), or its
+    parts] -> (batch, h, w, 1) Euclidean distance to the nearest bank row: sqrt(|x|^2 - 2 max_b
+    s). Stays in float."""
 
     def call(self, inputs):
-        x, similarity = inputs
-        shape = ops.shape(x)
-        best = ops.reshape(ops.max(similarity, axis=-1), (shape[0], shape[1], shape[2], 1))
-        # |x|^2 as a product with ones: onnxruntime's ReduceSum over the channels took 0.5 ms
-        # of the graph's 11 at 256 px, the product a fraction of it
-        squared = ops.matmul(x * x, ops.ones((x.shape[-1], 1), x.dtype)) - 2.0 * best
-        return ops.sqrt(ops.maximum(squared, 0.0))
+        x, *similarities = inputs
+        height, width, channels = x.shape[1:]
+        best = ops.max(similarities[0], axis=-1, keepdims=True)
+        for part in similarities[1:]:
+            best = ops.maximum(best, ops.max(part, axis=-1, keepdims=True))
+        # Static shapes and flat rows: reading x's shape at run time made onnxruntime dequantize
+        # and transpose the whole feature map just to learn it. |x|^2 is a product with ones:
+        # onnxruntime's ReduceSum over the channels took 0.5 ms of the graph's 11 at 256 px.
+        flat = ops.reshape(x, (-1, channels))
+        squared = ops.matmul(flat * flat, ops.ones((channels, 1), x.dtype)) - 2.0 * best
+        return ops.reshape(ops.sqrt(ops.maximum(squared, 0.0)), (-1, height, width, 1))
 
 
 def nearest_distance(features, bank: np.ndarray):
     """The (batch, h, w, 1) Euclidean distance of each patch of ``features`` (a Keras tensor) to
     the nearest row of ``bank`` (entries, c): a quantizable product, then float arithmetic."""
-    similarity = BankSimilarity(len(bank), name="bank_similarity")
+    chunks = max(1, round(len(bank) / BANK_CHUNK_ENTRIES))
+    similarity = BankSimilarity(len(bank), chunks, name="bank_similarity")
     nearness = similarity(features)
     similarity.set_weights([np.asarray(bank, np.float32)])
-    return NearestFromSimilarity(name="postprocess_nearest")([features, nearness])
+    parts = nearness if isinstance(nearness, (list, tuple)) else [nearness]
+    return NearestFromSimilarity(name="postprocess_nearest")([features, *parts])
 
 
 @keras.saving.register_keras_serializable(package="vigil")
@@ -129,6 +150,50 @@ class NearestDistance(BankSimilarity):
         return ops.reshape(ops.sqrt(ops.maximum(squared, 0.0)), (shape[0], shape[1], shape[2], 1))
 
 
+@keras.saving.register_keras_serializable(package="vigil")
+class NeighbourhoodMean(layers.Layer):
+    """(batch, h, w, c) -> each position's mean over its ``size`` x ``size`` neighbourhood inside
+    the frame, as ``AveragePooling2D(size, strides=1, padding="same")`` gives it (the padding is
+    not counted): a depthwise convolution with weights 1 / size^2, then a fixed per-position
+    factor size^2 / (the neighbours inside the frame). Quantized, onnxruntime runs it as a
+    depthwise convolution and a product; its quantized average pool took 0.64 ms of the
+    feature model's 10 at 256 px (README, "Where the time goes")."""
+
+    def __init__(self, size: int, **kwargs):
+        super().__init__(**kwargs)
+        self.size = int(size)
+
+    def call(self, x):
+        height, width, channels = x.shape[1:]
+        kernel = ops.full((self.size, self.size, channels, 1), 1.0 / self.size ** 2, x.dtype)
+        total = ops.depthwise_conv(x, kernel, strides=1, padding="same")
+        return total * ops.convert_to_tensor(self._border_factor(height, width), x.dtype)
+
+    def _border_factor(self, height: int, width: int) -> np.ndarray:
+        reach = self.size // 2
+
+        def inside(n: int) -> np.ndarray:
+            index = np.arange(n)
+            return np.minimum(index + reach, n - 1) - np.maximum(index - reach, 0) + 1
+
+        counts = np.outer(inside(height), inside(width)).astype(np.float32)
+        return (self.size ** 2 / counts)[None, :, :, None]
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size}
+
+
+@keras.saving.register_keras_serializable(package="vigil")
+class SpaceToDepth(layers.Layer):
+    """(batch, h, w, c) -> (batch, h/2, w/2, 4c): each 2 x 2 block's pixels side by side in row,
+    column, channel order (``tf.nn.space_to_depth`` with block 2; ONNX's SpaceToDepth)."""
+
+    def call(self, x):
+        import tensorflow as tf  # keras.ops has no space-to-depth; a reshape and 6-D transpose
+        # exported as a generic Transpose that took 0.6 ms in onnxruntime, SpaceToDepth 0.13
+        return tf.nn.space_to_depth(x, 2)
+
+
 CONTRAST_MEAN, CONTRAST_STD = 128.0, 50.0   # what FrameContrast moves each frame's pixels to
 
 
@@ -136,7 +201,8 @@ CONTRAST_MEAN, CONTRAST_STD = 128.0, 50.0   # what FrameContrast moves each fram
 class FrameContrast(layers.Layer):
     """(batch, h, w, c) float pixels -> each frame's pixels moved to mean ``CONTRAST_MEAN`` and
     std ``CONTRAST_STD`` (over all its pixels and channels; a std under 1 counts as 1) and
-    clipped to [0, 255]."""
+    clipped to [0, 255]. The export makes the clip one ONNX Clip (``convert.fuse_clips``), which
+    onnxruntime drops before the quantization that follows it in INT8."""
 
     def call(self, x):
         mean = ops.mean(x, axis=(1, 2, 3), keepdims=True)
@@ -224,18 +290,20 @@ def build_extractor(channels: int, color: str, options: FeatureModelOptions,
     if (color == "gray") != (channels == 1):
         raise ValueError(f"`channels` {channels} does not match `color` {color!r}")
     frames = keras.Input((options.size, options.size, channels), dtype="uint8", name="image")
-    pixels = ToFloat(name="to_float")(frames)
+    # The stem reads 2 x 2 blocks (``build_trunk``'s space_to_depth); the frame contrast is
+    # per-pixel arithmetic with statistics over the whole frame, so it may follow the arrangement.
+    # It is made in float: TFLite has no uint8 space-to-depth.
+    pixels = SpaceToDepth(name="space_to_depth")(ToFloat(name="to_float")(frames))
     if options.frame_contrast:
         pixels = FrameContrast(name="preprocess_frame_contrast")(pixels)
     trunk = efficientnet_lite.build_trunk(max(options.levels), tuple(options.levels), weights,
-                                          color=color)
+                                          color=color, space_to_depth=True)
     outputs = trunk(pixels)
     outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
     parts = []
     for stage, x in zip(options.levels, outputs):
         if options.neighbourhood > 1:
-            x = layers.AveragePooling2D(options.neighbourhood, strides=1, padding="same",
-                                        name=f"neighbourhood_{stage}")(x)
+            x = NeighbourhoodMean(options.neighbourhood, name=f"neighbourhood_{stage}")(x)
         factor = efficientnet_lite.STAGE_STRIDES[stage - 1] // FEATURE_STRIDE
         if factor > 1:
             x = layers.UpSampling2D(factor, interpolation="bilinear", name=f"upsample_{stage}")(x)
