@@ -57,7 +57,7 @@ def fuse_clips(proto) -> int:
 
     fused, removed = 0, set()
     for first in list(graph.node):
-        if first.op_type not in ("Min", "Max") or id(first) in removed:
+        if first.op_type not in ("Min", "Max") or first.output[0] in removed:
             continue
         users = consumers.get(first.output[0], [])
         if len(users) != 1 or first.output[0] in outputs:
@@ -80,7 +80,7 @@ def fuse_clips(proto) -> int:
         graph.node.insert(index, clip)
         graph.node.remove(first)
         graph.node.remove(second)
-        removed.update((id(first), id(second)))
+        removed.update((first.output[0], second.output[0]))
         fused += 1
     if fused:  # the old bounds, unless something else reads them
         used = {name for node in graph.node for name in node.input}
