@@ -39,7 +39,7 @@ def fuse_clips(proto) -> int:
 
     graph = proto.graph
     scalars = {i.name: numpy_helper.to_array(i) for i in graph.initializer
-               if i.data_type == 1 and _size(i.dims) == 1}  # float32, one element
+               if i.data_type == 1 and np.prod(i.dims) == 1}  # float32, one element
     consumers: dict[str, list] = {}
     for node in graph.node:
         for name in node.input:
@@ -88,10 +88,6 @@ def fuse_clips(proto) -> int:
                             and i.name not in used]:
             graph.initializer.remove(initializer)
     return fused
-
-
-def _size(dims) -> int:
-    return int(np.prod(dims)) if len(dims) else 1
 
 
 def save_proto(proto, path: Path) -> None:
