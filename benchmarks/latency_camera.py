@@ -7,7 +7,7 @@ machine's measured one-thread u8s8 GEMM rate, the time no engine's kernels here 
 the runtime and the times the speed goals ask for. Prints ratios; writes JSON.
 
     python benchmarks/latency_camera.py --json results/latency_camera.json
-    python benchmarks/latency_camera.py --architecture features --json results/latency_features.json
+    python benchmarks/latency_camera.py --architecture unet --json results/latency_unet.json
     python benchmarks/latency_camera.py --keras M.keras --int8 M.onnx --fp32 M32.onnx
 
 Feature models (``features``, ``fused``) are also timed in mixed precision (the network FP32,
@@ -31,7 +31,7 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def build_default(folder: Path, steps: int, architecture: str = "unet",
+def build_default(folder: Path, steps: int, architecture: str = "features",
                   width: int | None = None) -> tuple[Path, Path, Path, Path | None]:
     """Train a camera model (the U-Net briefly) on synthetic frames; export INT8, FP32 and, for
     feature models, mixed precision (else None)."""
@@ -113,8 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mixed", type=Path, help="with --keras, --int8, --fp32: a mixed-"
                         "precision export of the same feature model to time beside them")
     parser.add_argument("--steps", type=int, default=60, help="training steps of the default model")
-    parser.add_argument("--architecture", choices=["unet", "features", "fused"], default="unet",
-                        help="the image model to train and time (default unet)")
+    parser.add_argument("--architecture", choices=["unet", "features", "fused"],
+                        default="features",
+                        help="the image model to train and time (default features, as "
+                             "`vigil train image`)")
     parser.add_argument("--width", type=int, default=None,
                         help="unet/fused: the U-Net's first-level channels (default: library)")
     parser.add_argument("--json", type=Path)

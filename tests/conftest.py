@@ -106,7 +106,7 @@ def image_artifacts(tmp_path_factory) -> ImageArtifacts:
     folder = tmp_path_factory.mktemp("image-model")
     category = write_mvtec(folder / "category", seed=5, train=48, test_good=6, test_defects=9,
                            size=64)
-    options = ImageTrainingOptions(model=ImageModelOptions(
+    options = ImageTrainingOptions(architecture="unet", model=ImageModelOptions(
         size=64, channels=(8, 16, 32), stem=0, steps=60, batch_size=8, seed=5))
     keras_model = folder / "unet.keras"
     train_image(category, keras_model, options, verbose=0)

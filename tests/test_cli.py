@@ -347,6 +347,7 @@ def test_training_flags_show_the_library_defaults():
         "train sensor --normalization-memory": sensor.calibration.normalization_memory,
         "train sensor --normalization-warmup": sensor.calibration.normalization_warmup,
         "train sensor --architecture": sensor.model.architecture.value,
+        "train image --architecture": image.architecture,
         "train image --steps": image.model.steps, "train image --size": image.model.size,
         "train image --batch-size": image.model.batch_size,
         "train image --learning-rate": image.model.learning_rate,

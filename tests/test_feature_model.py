@@ -327,8 +327,9 @@ def test_features_train_export_score_through_the_cli(features_category, tmp_path
     from vigil.cli import main
 
     model = tmp_path / "f.keras"
-    assert main(["train", "image", str(features_category), "-o", str(model), "--architecture",
-                 "features", "--size", "128", "--bank", "256", "--quiet"]) == 0
+    # no --architecture: `features` is the default since 0.3
+    assert main(["train", "image", str(features_category), "-o", str(model), "--size", "128",
+                 "--bank", "256", "--quiet"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["model"] == str(model)
     artifact = tmp_path / "f.onnx"
     assert main(["export", str(model), "-o", str(artifact)]) == 0
@@ -422,7 +423,7 @@ def test_unet_flags_with_features_are_refused(features_category, tmp_path, capsy
     assert "--steps applies to --architecture unet (or fused)" in err
     assert not (tmp_path / "f.keras").exists()
     assert main(["train", "image", str(features_category), "-o", str(tmp_path / "u.keras"),
-                 "--bank", "64"]) == 2
+                 "--architecture", "unet", "--bank", "64"]) == 2
     assert "--bank applies to --architecture features (or fused)" in capsys.readouterr().err
     assert main(["train", "image", str(features_category), "-o", str(tmp_path / "n.keras"),
                  "--architecture", "features", "--neighbourhood", "4"]) == 2

@@ -229,7 +229,7 @@ def test_training_on_gray_plain_folders_makes_a_gray_artifact(tmp_path):
         mask[5:15, 5:15] = 255
         write(tmp_path / "defects" / f"d{i}.png", mask)
     options = ImageTrainingOptions(
-        data=ImageDataOptions(anomalous=(str(tmp_path / "defects"),)),
+        architecture="unet", data=ImageDataOptions(anomalous=(str(tmp_path / "defects"),)),
         model=ImageModelOptions(size=32, channels=(4, 8), stem=0, steps=2, batch_size=4))
     result = train_image(tmp_path / "normal", tmp_path / "gray.keras", options, verbose=0)
     record = result.run.record
@@ -608,6 +608,10 @@ def test_cli_train_image_then_export(image_artifacts, tmp_path, capsys):
     assert code == 0, captured.err
     trained = strict_json(captured.out.strip().splitlines()[-1])
     assert trained["model"] == str(model) and trained["images"] > 0
+    # The default is `features` since 0.3; 0.2's U-Net flags alone still train a U-Net, with a
+    # deprecation warning that names the flag to add.
+    assert "--steps given without --architecture: training a U-Net" in captured.err
+    assert "deprecated" in captured.err and "add --architecture unet" in captured.err
     assert model.is_file() and (tmp_path / "m.vigil.npz").is_file()
     code = cli.main(["export", str(model), "-o", str(tmp_path / "m.onnx")])
     captured = capsys.readouterr()
@@ -618,6 +622,7 @@ def test_cli_train_image_then_export(image_artifacts, tmp_path, capsys):
     assert detector.spec.kind == "image" and detector.input_shape == (32, 32, 3)
     assert exported["artifact"] == str(tmp_path / "m.onnx")
     assert exported["precision"] == detector.spec.precision in ("int8", "fp32")
+    assert detector.spec.training["architecture"] == "unet"
     assert exported["threshold"] == detector.threshold
     assert detector.score(probe_frame(image_artifacts)).shape == (1,)
     # a U-Net has no memory-bank product for mixed precision to quantize: refused, nothing written
@@ -1013,7 +1018,7 @@ def test_unet_width_sets_every_level_and_applies_to_the_unet_only():
     for bad in (3, 8.0, True):
         with pytest.raises(ValueError, match=f"integer >= 4; received {bad!r}"):
             unet_channels(bad)
-    defaults = ImageTrainingOptions()
+    defaults = ImageTrainingOptions(architecture="unet")
     assert width_options(defaults, None) is defaults
     assert width_options(defaults, 12).model.channels == (12, 24, 48, 96, 96, 96)
     with pytest.raises(ValueError, match="--width applies to --architecture unet or fused"):

@@ -60,7 +60,8 @@ class ImageTrainingOptions:
     data: ImageDataOptions = field(default_factory=ImageDataOptions)
     model: image_model.ImageModelOptions = field(default_factory=image_model.ImageModelOptions)
     calibration: ImageCalibrationOptions = field(default_factory=ImageCalibrationOptions)
-    architecture: str = "unet"  # "features": a memory bank of pretrained features; "fused": both
+    architecture: str = "features"  # a memory bank of pretrained features; "unet": a defect
+    # segmenter trained from scratch (0.3's default); "fused": both
     features: feature_model.FeatureModelOptions = field(
         default_factory=feature_model.FeatureModelOptions)
 

@@ -186,9 +186,16 @@ def cmd_train_image(args) -> int:
 
     defaults = ImageTrainingOptions()
     data = [args.data, *args.normal]
-    architecture = args.architecture or defaults.architecture
     unet_only = _given(args, "train_view", "rescale_views", "coarse_pass", "quarter_pass",
                        "map_normalization", "steps", "batch_size", "learning_rate", "width")
+    architecture = args.architecture or defaults.architecture
+    if args.architecture is None and unet_only and architecture == "features":
+        # 0.2 trained a U-Net by default; its flags alone still ask for one, for one release.
+        flags = ", ".join(f"--{name.replace('_', '-')}" for name in unet_only)
+        log.warning("`vigil train image` trains --architecture features by default since 0.3; "
+                    "%s given without --architecture: training a U-Net, as 0.2 did. This is "
+                    "deprecated and will be removed in 0.4: add --architecture unet", flags)
+        architecture = "unet"
     features_only = _given(args, "bank", "neighbourhood", "frame_contrast")
     if args.global_score and architecture != "fused":
         raise ValueError(f"--global-score applies to --architecture fused; this run trains "
@@ -600,7 +607,8 @@ def cmd_demo(args) -> int:
     _training_side("demo")
     from .demo import run_demo
 
-    run_demo(Path(args.output), seed=args.seed, quick=args.quick, only=args.only)
+    run_demo(Path(args.output), seed=args.seed, quick=args.quick, only=args.only,
+             architecture=args.architecture)
     return EXIT_OK
 
 
@@ -686,6 +694,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quick", action="store_true", help="fewer epochs (for smoke tests)")
     demo.add_argument("--only", choices=["sensor", "camera"], default=None,
                       help="run one of the two paths (default both)")
+    demo.add_argument("--architecture", choices=["unet", "features", "fused"], default=None,
+                      help="the camera path's image model (default features, as vigil train "
+                           "image's)")
     demo.set_defaults(run=cmd_demo)
 
     train = commands.add_parser("train", help="train a detector")
@@ -828,7 +839,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="unet: a defect segmenter trained from scratch on synthetic defects; "
                             "features: nearest-neighbour distance to a memory bank of pretrained "
                             "ImageNet EfficientNet-Lite0 patch features, no gradient training; "
-                            "fused: both, their standardized scores summed (default unet)")
+                            "fused: both, their standardized scores summed (default features; "
+                            "0.2's default was unet)")
     image.add_argument("--size", type=int, default=None,
                        help="model input side; frames are stretched to it (default 256)")
     image.add_argument("--global-score", action="store_true", default=None,

@@ -9,14 +9,17 @@ from pathlib import Path
 import numpy as np
 
 
-def run_demo(output: Path, seed: int = 0, quick: bool = False, only: str | None = None) -> dict:
-    """Both demos (or ``only`` one of ``sensor``, ``camera``); returns their summaries."""
+def run_demo(output: Path, seed: int = 0, quick: bool = False, only: str | None = None,
+             architecture: str | None = None) -> dict:
+    """Both demos (or ``only`` one of ``sensor``, ``camera``); returns their summaries. The
+    camera demo trains ``architecture`` (default: ``vigil train image``'s)."""
     started = time.perf_counter()
     result = {}
     if only in (None, "sensor"):
         result["sensor"] = run_sensor_demo(Path(output) / "sensor", seed, quick)
     if only in (None, "camera"):
-        result["camera"] = run_camera_demo(Path(output) / "camera", seed, quick)
+        result["camera"] = run_camera_demo(Path(output) / "camera", seed, quick,
+                                            architecture)
     result["seconds"] = round(time.perf_counter() - started, 1)
     (Path(output) / "demo.json").write_text(json.dumps(result, indent=2))
     print(f"\nall artifacts and reports are in {Path(output).resolve()} "
@@ -24,8 +27,10 @@ def run_demo(output: Path, seed: int = 0, quick: bool = False, only: str | None 
     return result
 
 
-def run_camera_demo(output: Path, seed: int = 0, quick: bool = False) -> dict:
-    """Synthetic textured frames -> U-Net -> INT8 -> a video -> the live-source scoring loop."""
+def run_camera_demo(output: Path, seed: int = 0, quick: bool = False,
+                    architecture: str | None = None) -> dict:
+    """Synthetic textured frames -> the image model (``architecture``, default the training
+    default) -> ONNX -> a video -> the live-source scoring loop."""
     from dataclasses import replace
 
     from vigil.runtime import load
@@ -44,15 +49,24 @@ def run_camera_demo(output: Path, seed: int = 0, quick: bool = False) -> dict:
     print(f"\n== camera path ==\n[1/5] synthetic textured frames with scratches, spots and cracks "
           f"(seed {seed}) -> {output / 'frames'} (MVTec AD layout)")
     root = write_mvtec(output / "frames", seed=seed)
-    print("[2/5] training a U-Net defect segmenter on normal frames + synthetic anomalies")
     defaults = ImageTrainingOptions()
+    architecture = architecture or defaults.architecture
+    print("[2/5] " + {"unet": "training a U-Net defect segmenter on normal frames + synthetic "
+                              "anomalies",
+                      "features": "fitting a memory bank of pretrained patch features of the "
+                                  "normal frames",
+                      "fused": "training a U-Net and fitting a memory bank of pretrained "
+                               "features"}[architecture])
     # The synthetic frames are 128 px: the model takes them at their own size.
-    options = replace(defaults, model=replace(defaults.model, size=128,
-                                              steps=40 if quick else 400, seed=seed))
+    options = replace(defaults, architecture=architecture,
+                      model=replace(defaults.model, size=128, steps=40 if quick else 400,
+                                    seed=seed),
+                      features=replace(defaults.features, size=128, seed=seed))
     trained = train_image(root, output / "camera.keras", options)
     print(f"      {trained.seconds:.1f} s; image threshold {trained.threshold.value:.4g}, "
           f"pixel threshold {trained.pixel_threshold.value:.4g}")
-    print("[3/5] exporting ONNX (--precision auto: static INT8, QDQ per-channel, where it pays off)")
+    print("[3/5] exporting ONNX (--precision auto: static INT8, QDQ per-channel, where it pays "
+          "off)")
     exported = export_image(output / "camera.keras", output / "camera.onnx")
     for message in exported.messages + exported.notes:
         print(f"      {message}")
@@ -73,6 +87,7 @@ def run_camera_demo(output: Path, seed: int = 0, quick: bool = False) -> dict:
     report = write_image_report(result, scored, detector, output / "report", str(exported.path),
                                 root)
     camera = {
+        "architecture": architecture,
         "metrics": {k: (round(result[k], 4) if isinstance(result[k], float) else result[k])
                     for k in ("image_auroc", "pixel_auroc", "pro", "precision", "recall", "f1")},
         "video": {"frames": len(kinds), "defective": sum(k != "good" for k in kinds),
