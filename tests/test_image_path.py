@@ -969,7 +969,9 @@ def test_camera_demo_quick(tmp_path, monkeypatch, capsys):
     assert written == summary["frames_in"]
     lines = (tmp_path / "demo" / "frames.jsonl").read_text().splitlines()
     assert len(lines) == summary["frames_in"]
-    assert camera["precision"] in ("int8", "fp32")
+    # the default image model since 0.3; auto writes its memory-bank product in INT8 or all FP32
+    assert camera["architecture"] == "features"
+    assert camera["precision"] in ("mixed", "fp32")
     assert runtime.load(camera["artifact"]).spec.precision == camera["precision"]
     assert (tmp_path / "demo" / "report" / "report.md").is_file()
     assert list(work.iterdir()) == []

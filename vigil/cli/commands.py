@@ -858,30 +858,31 @@ def build_parser() -> argparse.ArgumentParser:
                             "the backbone, so that exposure differences between frames do not "
                             "count as anomalies (default on)")
     image.add_argument("--train-view", type=float, default=None,
-                       help="train on square views of this fraction of --size (default 0.5; "
-                            "1: whole frames)")
+                       help="unet: train on square views of this fraction of --size "
+                            "(default 0.5; 1: whole frames)")
     image.add_argument("--rescale-views", action=argparse.BooleanOptionalAction, default=None,
-                       help="take views from frames rescaled between the view's side and "
+                       help="unet: take views from frames rescaled between the view's side and "
                             "--size, so defects of many sizes are seen (default on)")
     image.add_argument("--coarse-pass", action=argparse.BooleanOptionalAction, default=None,
-                       help="also segment each frame at half size and average the maps "
+                       help="unet: also segment each frame at half size and average the maps "
                             "(default on)")
     image.add_argument("--quarter-pass", action=argparse.BooleanOptionalAction, default=None,
-                       help="with --coarse-pass, also at quarter size: large, faint regions "
-                            "(default on)")
+                       help="unet: with --coarse-pass, also at quarter size: large, faint "
+                            "regions (default on)")
     image.add_argument("--map-normalization", action=argparse.BooleanOptionalAction,
                        default=None,
-                       help="normalize each map pixel by its mean and std over the normal "
+                       help="unet: normalize each map pixel by its mean and std over the normal "
                             "training images, so places that always look unusual (borders, "
                             "edges of a part) do not alarm (default on)")
     image.add_argument("--width", type=int, default=None,
                        help="unet: channels of the U-Net's first level, doubling to 8x deeper "
                             "(default 16; 8 trains about twice as fast)")
-    image.add_argument("--steps", type=int, default=None, help="training steps (default 5000)")
+    image.add_argument("--steps", type=int, default=None,
+                       help="unet: training steps (default 5000)")
     image.add_argument("--batch-size", type=int, default=None,
-                       help="views per training step (default 16)")
+                       help="unet: views per training step (default 16)")
     image.add_argument("--learning-rate", type=float, default=None,
-                       help="Adam's learning rate (default 0.002)")
+                       help="unet: Adam's learning rate (default 0.002)")
     _threshold_method_arguments(image)
     image.add_argument("--k", type=float, default=None,
                        help="gaussian: mean + k std of held-out normal image scores (default 3)")

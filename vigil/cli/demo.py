@@ -61,7 +61,8 @@ def run_camera_demo(output: Path, seed: int = 0, quick: bool = False,
     options = replace(defaults, architecture=architecture,
                       model=replace(defaults.model, size=128, steps=40 if quick else 400,
                                     seed=seed),
-                      features=replace(defaults.features, size=128, seed=seed))
+                      features=replace(defaults.features, size=128, seed=seed,
+                                       bank=256 if quick else defaults.features.bank))
     trained = train_image(root, output / "camera.keras", options)
     print(f"      {trained.seconds:.1f} s; image threshold {trained.threshold.value:.4g}, "
           f"pixel threshold {trained.pixel_threshold.value:.4g}")
