@@ -33,8 +33,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def build_default(folder: Path, steps: int, architecture: str = "features",
                   width: int | None = None) -> tuple[Path, Path, Path, Path | None]:
-    """Train a camera model (the U-Net briefly) on synthetic frames; export INT8, FP32 and, for
-    feature models, mixed precision (else None)."""
+    """Fit a camera model on synthetic frames (a U-Net is trained ``steps`` steps); export INT8,
+    FP32 and, for feature models, mixed precision (else None)."""
     from vigil.export.export_image import export_image
     from vigil.export.export_sensor import ExportOptions, Precision
     from vigil.training.synthetic_frames import write_mvtec
@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fp32", type=Path)
     parser.add_argument("--mixed", type=Path, help="with --keras, --int8, --fp32: a mixed-"
                         "precision export of the same feature model to time beside them")
-    parser.add_argument("--steps", type=int, default=60, help="training steps of the default model")
+    parser.add_argument("--steps", type=int, default=60,
+                        help="unet/fused: the U-Net's training steps (default 60)")
     parser.add_argument("--architecture", choices=["unet", "features", "fused"],
                         default="features",
                         help="the image model to train and time (default features, as "

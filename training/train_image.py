@@ -61,7 +61,7 @@ class ImageTrainingOptions:
     model: image_model.ImageModelOptions = field(default_factory=image_model.ImageModelOptions)
     calibration: ImageCalibrationOptions = field(default_factory=ImageCalibrationOptions)
     architecture: str = "features"  # a memory bank of pretrained features; "unet": a defect
-    # segmenter trained from scratch (0.3's default); "fused": both
+    # segmenter trained from scratch (0.2's default); "fused": both
     features: feature_model.FeatureModelOptions = field(
         default_factory=feature_model.FeatureModelOptions)
 
