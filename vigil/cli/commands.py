@@ -178,6 +178,11 @@ def _given(args, *names: str, **renamed: str) -> dict:
     return {field: getattr(args, arg) for field, arg in pairs if getattr(args, arg) is not None}
 
 
+def _flag_list(names) -> str:
+    """Option names as the user typed them: "--steps, --batch-size"."""
+    return ", ".join(f"--{name.replace('_', '-')}" for name in names)
+
+
 def cmd_train_image(args) -> int:
     _training_side("train image")
     from dataclasses import replace
@@ -191,7 +196,7 @@ def cmd_train_image(args) -> int:
     architecture = args.architecture or defaults.architecture
     if args.architecture is None and unet_only and architecture == "features":
         # 0.2 trained a U-Net by default; its flags alone still ask for one, for one release.
-        flags = ", ".join(f"--{name.replace('_', '-')}" for name in unet_only)
+        flags = _flag_list(unet_only)
         log.warning("`vigil train image` trains --architecture features by default since 0.3; "
                     "%s given without --architecture: training a U-Net, as 0.2 did. This is "
                     "deprecated and will be removed in 0.4: add --architecture unet", flags)
@@ -203,7 +208,7 @@ def cmd_train_image(args) -> int:
     features_only.update(_given(args, "global_score"))
     wrong = {"features": unet_only, "unet": features_only}.get(architecture)
     if wrong:
-        flags = ", ".join(f"--{name.replace('_', '-')}" for name in wrong)
+        flags = _flag_list(wrong)
         other = "unet" if architecture == "features" else "features"
         raise ValueError(f"{flags} appl{'ies' if len(wrong) == 1 else 'y'} to --architecture "
                          f"{other} (or fused); this run trains --architecture {architecture}")
