@@ -61,6 +61,13 @@ def width_options(options: ImageTrainingOptions, width: int | None) -> ImageTrai
     return replace(options, model=replace(options.model, channels=image_model.unet_channels(width)))
 
 
+def frame_contrast(record: dict) -> bool | None:
+    """Whether the trained feature model (or ``fused``'s feature half) standardizes each frame's
+    contrast, from the training record; None for the U-Net."""
+    model = record["training"]["model"]
+    return model.get("features", model).get("frame_contrast")
+
+
 def per_image(scored, detector) -> dict:
     """Each test image's file name, label (its defect folder, or "good") and score, with the
     artifact's statistics of held-out normal scores (mean, std) to standardize them by."""

@@ -39,8 +39,8 @@ from vigil.runtime.core import metrics  # noqa: E402
 from vigil.runtime.core.report import json_text  # noqa: E402
 from vigil.training.train_image import ImageTrainingOptions, train_image  # noqa: E402
 from vigil.benchmarks.image_runs import (  # noqa: E402
-    PRECISION_HELP, PRECISIONS, architecture_options, export_options, fused_components, per_image,
-    width_options)
+    PRECISION_HELP, PRECISIONS, architecture_options, export_options, frame_contrast,
+    fused_components, per_image, width_options)
 
 TYPES = ("mono", "poly")
 TEST_EVERY = 3
@@ -92,6 +92,7 @@ def run_type(data: Path, cell_type: str, options: ImageTrainingOptions, scratch:
             "test_defect": int(sum(i.anomalous for i in items)),
             "precision_format": exported.precision, "parity": exported.parity,
             "train_seconds": train_seconds, "architecture": options.architecture,
+            "frame_contrast": frame_contrast(trained.run.record),
             **intensity_baselines(items), "per_image": per_image(scored, detector),
             **({"fused_components": fused_components(
                 scratch / f"{cell_type}.keras", items, detector, trained.run.normal_validation,

@@ -29,8 +29,8 @@ from vigil.runtime.camera.report import write_image_report  # noqa: E402
 from vigil.runtime.core.report import json_text  # noqa: E402
 from vigil.training.train_image import ImageTrainingOptions, train_image  # noqa: E402
 from vigil.benchmarks.image_runs import (  # noqa: E402
-    PRECISION_HELP, PRECISIONS, architecture_options, export_options, fused_components, per_image,
-    width_options)
+    PRECISION_HELP, PRECISIONS, architecture_options, export_options, frame_contrast,
+    fused_components, per_image, width_options)
 
 DEFECTS = ("MT_Blowhole", "MT_Break", "MT_Crack", "MT_Fray", "MT_Uneven")
 
@@ -76,6 +76,7 @@ def run(data: Path, options: ImageTrainingOptions, scratch: Path, report: Path |
             "precision": result["precision"], "recall": result["recall"],
             "train_seconds": train_seconds, "precision_format": exported.precision,
             "architecture": options.architecture,
+            "frame_contrast": frame_contrast(trained.run.record),
             "parity": exported.parity, "per_defect": result["per_defect"],
             "thresholds": {"image": trained.threshold.value, "pixel": trained.pixel_threshold.value},
             "per_image": per_image(scored, detector),

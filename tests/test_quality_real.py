@@ -59,6 +59,7 @@ def test_magnetic_tile_quality_floor(tmp_path):
     options = replace(options, features=replace(options.features, max_patches=MT_CI_PATCHES))
     result = run(data, options, tmp_path, log=lambda _: None, verbose=0)
     assert result["architecture"] == "features"
+    assert result["frame_contrast"] is True    # the tiles' contrast varies from photo to photo
     assert len(result["per_image"]["images"]) == 630
     assert result["image_auroc"] >= MT_IMAGE_AUROC_FLOOR, result
     assert result["pixel_auroc"] >= MT_PIXEL_AUROC_FLOOR, result
@@ -84,6 +85,7 @@ def test_elpv_quality_floor(tmp_path):
     options = replace(options, features=replace(options.features, max_patches=ELPV_CI_PATCHES))
     result = run_type(data, ELPV_CI_TYPE, options, tmp_path, log=lambda _: None)
     assert result["architecture"] == "features"
+    assert result["frame_contrast"] is True    # each module's cells have their own exposure
     assert (result["train_images"], result["test_normal"], result["test_defect"]) == (200, 100, 150)
     assert result["image_auroc"] >= ELPV_IMAGE_AUROC_FLOOR, result
     assert result["image_auroc"] > result["mean_brightness_auroc"] + 0.1, result

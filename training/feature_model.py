@@ -4,7 +4,9 @@ patch features (in the manner of PatchCore), on a frozen ImageNet EfficientNet-L
 Each frame's pixels are first moved to one mean and spread (``frame_contrast``): the backbone then
 sees a frame's pattern rather than its exposure, which differs from module to module in
 electroluminescence images (it raised image AUROC on ELPV mono, poly and the magnetic tiles;
-README, "Three image models").
+README, "Three image models"). Where the normal frames all have about the same contrast it only
+takes information away (it lost on the synthetic frames), so by default it is chosen from the
+training frames: on when their contrast varies between images (``choose_frame_contrast``).
 Nothing is trained by gradient: the training images' patch features (stage 3 at stride 8 and
 stage 5 at stride 16, each averaged over its 3 x 3 neighbourhood, upsampled to stride 8 and
 concatenated) are reduced to a coreset by greedy k-centre selection, which becomes a constant of
@@ -26,7 +28,7 @@ with the bank (``bank_similarity``), which INT8 export quantizes.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import keras
 import numpy as np
@@ -45,7 +47,8 @@ class FeatureModelOptions:
     bank: int = 2048                     # memory-bank (coreset) size
     max_patches: int = 200_000           # training patches the coreset is chosen from
     projection: int = 128                # coreset selection runs on a random projection
-    frame_contrast: bool = True          # FrameContrast before the backbone
+    frame_contrast: bool | None = None   # FrameContrast before the backbone (None: chosen
+                                         # from the training frames, choose_frame_contrast)
     smoothing_sigma: float = 4.0         # Gaussian smoothing of the map, in input pixels
     score_top: float = 0.05              # image score: mean of the map's highest 5 % (0: its max)
     global_score: bool = False           # fused only: add the global score as a third term
@@ -54,6 +57,11 @@ class FeatureModelOptions:
 
 
 FEATURE_STRIDE = 8  # the stride of the finest level used, (3,) or (3, 5): the map's resolution
+# The frame contrast is on when the normal frames' contrast varies more than this between images
+# (the coefficient of variation of their pixel std): ELPV mono 0.185, poly 0.235 and the
+# magnetic tiles 0.335, where it gained, against 0.024 for the synthetic frames, where it lost;
+# 0.07 lies midway between on a log scale (README, "Three image models").
+CONTRAST_VARIATION = 0.07
 
 
 @keras.saving.register_keras_serializable(package="vigil")
@@ -355,11 +363,40 @@ def greedy_coreset(features: np.ndarray, size: int, projection: int,
     return chosen
 
 
+def contrast_variation(images: np.ndarray) -> float:
+    """How much the contrast differs between ``images`` (uint8, (n, h, w, c)): the coefficient
+    of variation of each image's pixel std."""
+    stds = np.array([image.std(dtype=np.float64) for image in images])
+    return float(stds.std() / max(stds.mean(), 1.0))
+
+
+def choose_frame_contrast(options: FeatureModelOptions, images: np.ndarray
+                          ) -> tuple[FeatureModelOptions, dict]:
+    """(``options`` with ``frame_contrast`` decided, what was decided and why): a given value is
+    kept; None turns it on when the training ``images``' contrast varies more than
+    ``CONTRAST_VARIATION`` between them."""
+    variation = contrast_variation(images)
+    record = {"frame_contrast_choice": "given" if options.frame_contrast is not None else "chosen",
+              "contrast_variation": round(variation, 4),
+              "contrast_variation_limit": CONTRAST_VARIATION}
+    if options.frame_contrast is None:
+        options = replace(options, frame_contrast=variation > CONTRAST_VARIATION)
+    return options, {**record, "frame_contrast": options.frame_contrast}
+
+
 def fit(train_images: np.ndarray, color: str, options: FeatureModelOptions,
         verbose: int = 1) -> tuple[keras.Model, dict]:
     """(the scoring model, what was done) from uint8 normal images (n, size, size, c); with
-    ``options.global_score`` the model also outputs ``global_score``."""
+    ``options.global_score`` the model also outputs ``global_score``. An undecided
+    ``frame_contrast`` is chosen from ``train_images`` (``choose_frame_contrast``)."""
     started = time.perf_counter()
+    options, contrast = choose_frame_contrast(options, train_images)
+    if verbose and contrast["frame_contrast_choice"] == "chosen":
+        print(f"frame contrast {'on' if options.frame_contrast else 'off'}: the normal frames' "
+              f"contrast varies {contrast['contrast_variation']:.1%} between images ("
+              f"{'above' if options.frame_contrast else 'at most'} "
+              f"{CONTRAST_VARIATION:.0%}; --frame-contrast / --no-frame-contrast to set it)",
+              flush=True)
     extractor = build_extractor(train_images.shape[-1], color, options)
     features = extractor.predict(train_images, batch_size=8, verbose=0)
     global_weights = (global_statistics(features, options.global_shrinkage)
@@ -374,7 +411,7 @@ def fit(train_images: np.ndarray, color: str, options: FeatureModelOptions,
     progress = StepProgress(size, verbose, label="coreset", metric="radius")
     bank = flat[greedy_coreset(flat, size, options.projection, rng, progress)]
     scorer = build_scoring_model(extractor, bank, options, global_weights)
-    return scorer, {"patches": int(n * h * w), "patches_used": int(len(flat)),
+    return scorer, {**contrast, "patches": int(n * h * w), "patches_used": int(len(flat)),
                     "feature_channels": int(c), "bank": int(len(bank)),
                     "feature_seconds": round(extracted, 1),
                     "coreset_seconds": round(time.perf_counter() - started - extracted, 1),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -261,8 +261,9 @@ def _fit_features(train_images: np.ndarray, color: str, options: ImageTrainingOp
                   verbose: int):
     """(the feature model's scoring model, its score reduction in words, its record)."""
     scorer, fitted = feature_model.fit(train_images, color, options.features, verbose)
-    return (scorer, feature_model.score_reduction(options.features),
-            _plain({**asdict(options.features), **fitted}))
+    features = replace(options.features, frame_contrast=fitted["frame_contrast"])
+    return (scorer, feature_model.score_reduction(features),
+            _plain({**asdict(features), **fitted}))
 
 
 def _plain(record: dict) -> dict:

@@ -861,7 +861,9 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument("--frame-contrast", action=argparse.BooleanOptionalAction, default=None,
                        help="features: move each frame's pixels to one mean and spread before "
                             "the backbone, so that exposure differences between frames do not "
-                            "count as anomalies (default on)")
+                            "count as anomalies (default: chosen from the normal training "
+                            "frames, on when their contrast varies more than 7 %% between "
+                            "images)")
     image.add_argument("--train-view", type=float, default=None,
                        help="unet: train on square views of this fraction of --size "
                             "(default 0.5; 1: whole frames)")
