@@ -12,7 +12,7 @@ import numpy as np
 
 from vigil.export.export_sensor import ExportOptions, Precision
 from vigil.runtime.core import metrics
-from vigil.training import image_model
+from vigil.training import feature_model, image_model
 from vigil.training.train_image import ImageTrainingOptions, load_images
 
 PRECISIONS = ("auto", "fp32", "int8", "mixed")
@@ -32,9 +32,10 @@ def export_options(precision: str) -> ExportOptions:
 
 def architecture_options(options: ImageTrainingOptions, architecture: str | None,
                          bank: int | None, global_score: bool = False,
-                         neighbourhood: int | None = None) -> ImageTrainingOptions:
-    """``options`` with ``--architecture``, ``--bank``, ``--global-score`` and
-    ``--neighbourhood`` applied (None and False keep the defaults)."""
+                         neighbourhood: int | None = None,
+                         levels: str | None = None) -> ImageTrainingOptions:
+    """``options`` with ``--architecture``, ``--bank``, ``--global-score``, ``--neighbourhood``
+    and ``--levels`` applied (None and False keep the defaults)."""
     if architecture is not None:
         options = replace(options, architecture=architecture)
     if global_score:
@@ -42,8 +43,10 @@ def architecture_options(options: ImageTrainingOptions, architecture: str | None
             raise ValueError(f"--global-score applies to --architecture fused; received "
                              f"--architecture {options.architecture}")
         options = replace(options, features=replace(options.features, global_score=True))
-    given = {name: value for name, value in (("bank", bank), ("neighbourhood", neighbourhood))
-             if value is not None}
+    given = {name: value for name, value in (
+        ("bank", bank), ("neighbourhood", neighbourhood),
+        ("levels", None if levels is None else feature_model.parse_levels(levels)))
+        if value is not None}
     for name in given:
         if options.architecture not in ("features", "fused"):
             raise ValueError(f"--{name} applies to --architecture features or fused; received "
@@ -61,11 +64,11 @@ def width_options(options: ImageTrainingOptions, width: int | None) -> ImageTrai
     return replace(options, model=replace(options.model, channels=image_model.unet_channels(width)))
 
 
-def frame_contrast(record: dict) -> bool | None:
-    """Whether the trained feature model (or ``fused``'s feature half) standardizes each frame's
-    contrast, from the training record; None for the U-Net."""
+def feature_option(record: dict, name: str):
+    """The trained feature model's (or ``fused``'s feature half's) option ``name`` as training
+    decided it (``frame_contrast``, ``levels``), from the training record; None for the U-Net."""
     model = record["training"]["model"]
-    return model.get("features", model).get("frame_contrast")
+    return model.get("features", model).get(name)
 
 
 def per_image(scored, detector) -> dict:

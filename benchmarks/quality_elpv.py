@@ -39,7 +39,7 @@ from vigil.runtime.core import metrics  # noqa: E402
 from vigil.runtime.core.report import json_text  # noqa: E402
 from vigil.training.train_image import ImageTrainingOptions, train_image  # noqa: E402
 from vigil.benchmarks.image_runs import (  # noqa: E402
-    PRECISION_HELP, PRECISIONS, architecture_options, export_options, frame_contrast,
+    PRECISION_HELP, PRECISIONS, architecture_options, export_options, feature_option,
     fused_components, per_image, width_options)
 
 TYPES = ("mono", "poly")
@@ -92,7 +92,8 @@ def run_type(data: Path, cell_type: str, options: ImageTrainingOptions, scratch:
             "test_defect": int(sum(i.anomalous for i in items)),
             "precision_format": exported.precision, "parity": exported.parity,
             "train_seconds": train_seconds, "architecture": options.architecture,
-            "frame_contrast": frame_contrast(trained.run.record),
+            "frame_contrast": feature_option(trained.run.record, "frame_contrast"),
+            "levels": feature_option(trained.run.record, "levels"),
             **intensity_baselines(items), "per_image": per_image(scored, detector),
             **({"fused_components": fused_components(
                 scratch / f"{cell_type}.keras", items, detector, trained.run.normal_validation,
@@ -128,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bank", type=int, default=None, help="features: memory-bank entries")
     parser.add_argument("--neighbourhood", type=int, default=None,
                         help="features: K x K neighbourhood averaging, K odd (default: library)")
+    parser.add_argument("--levels", default=None, metavar="S,S,...",
+                        help="features: EfficientNet-Lite0 stages, e.g. 3,5,6 (default: library)")
     parser.add_argument("--width", type=int, default=None,
                         help="unet/fused: the U-Net's first-level channels (default: library)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
@@ -136,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     if not types or set(types) - set(TYPES):
         parser.error(f"--types must be among {list(TYPES)}; received {args.types!r}")
     options = architecture_options(ImageTrainingOptions(), args.architecture, args.bank,
-                                   args.global_score, args.neighbourhood)
+                                   args.global_score, args.neighbourhood, args.levels)
     options = width_options(options, args.width)
     if args.steps:
         options = replace(options, model=replace(options.model, steps=args.steps))

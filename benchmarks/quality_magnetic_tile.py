@@ -29,7 +29,7 @@ from vigil.runtime.camera.report import write_image_report  # noqa: E402
 from vigil.runtime.core.report import json_text  # noqa: E402
 from vigil.training.train_image import ImageTrainingOptions, train_image  # noqa: E402
 from vigil.benchmarks.image_runs import (  # noqa: E402
-    PRECISION_HELP, PRECISIONS, architecture_options, export_options, frame_contrast,
+    PRECISION_HELP, PRECISIONS, architecture_options, export_options, feature_option,
     fused_components, per_image, width_options)
 
 DEFECTS = ("MT_Blowhole", "MT_Break", "MT_Crack", "MT_Fray", "MT_Uneven")
@@ -76,7 +76,8 @@ def run(data: Path, options: ImageTrainingOptions, scratch: Path, report: Path |
             "precision": result["precision"], "recall": result["recall"],
             "train_seconds": train_seconds, "precision_format": exported.precision,
             "architecture": options.architecture,
-            "frame_contrast": frame_contrast(trained.run.record),
+            "frame_contrast": feature_option(trained.run.record, "frame_contrast"),
+            "levels": feature_option(trained.run.record, "levels"),
             "parity": exported.parity, "per_defect": result["per_defect"],
             "thresholds": {"image": trained.threshold.value, "pixel": trained.pixel_threshold.value},
             "per_image": per_image(scored, detector),
@@ -99,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bank", type=int, default=None, help="features: memory-bank entries")
     parser.add_argument("--neighbourhood", type=int, default=None,
                         help="features: K x K neighbourhood averaging, K odd (default: library)")
+    parser.add_argument("--levels", default=None, metavar="S,S,...",
+                        help="features: EfficientNet-Lite0 stages, e.g. 3,5,6 (default: library)")
     parser.add_argument("--width", type=int, default=None,
                         help="unet/fused: the U-Net's first-level channels (default: library)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
@@ -107,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                              "(default: a temporary one)")
     args = parser.parse_args(argv)
     options = architecture_options(ImageTrainingOptions(), args.architecture, args.bank,
-                                   args.global_score, args.neighbourhood)
+                                   args.global_score, args.neighbourhood, args.levels)
     options = width_options(options, args.width)
     if args.steps:
         options = replace(options, model=replace(options.model, steps=args.steps))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import pickle
 import struct
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -195,6 +196,19 @@ def test_extractor_sizes_and_option_errors(weights):
         feature_model.build_extractor(1, "gray", feature_model.FeatureModelOptions(size=72),
                                       weights)
     assert "stage 3" in feature_model.size_problem(feature_model.FeatureModelOptions(levels=(4, 5)))
+    context = feature_model.FeatureModelOptions(size=128, levels=(3, 5, 6))
+    assert feature_model.build_extractor(1, "gray", context, weights).output.shape[1:] == (
+        16, 16, 40 + 112 + 192)
+    assert feature_model.size_problem(replace(context, size=80)) == (
+        "`size` must be a multiple of 32 and at least 128 for stages [3, 5, 6]; received 80")
+    for levels in ((3, 9), (5, 3), (3, 3)):
+        assert feature_model.size_problem(replace(context, levels=levels)) == (
+            f"`levels` must be distinct EfficientNet-Lite0 stages in 1..7, in increasing order; "
+            f"received {list(levels)}")
+    assert feature_model.parse_levels("3,5,6") == (3, 5, 6)
+    with pytest.raises(ValueError, match="comma-separated EfficientNet-Lite0 stage numbers such "
+                                         "as 3,5,6; received '3;5'"):
+        feature_model.parse_levels("3;5")
     assert feature_model.size_problem(feature_model.FeatureModelOptions(score_top=1.5)) == (
         "`score_top` must be in [0, 1] (0: the map's maximum); received 1.5")
 
@@ -266,8 +280,6 @@ def test_frame_contrast_removes_each_frame_exposure():
 
 
 def test_frame_contrast_is_chosen_from_how_much_the_normal_frames_contrast_varies():
-    from dataclasses import replace
-
     rng = np.random.default_rng(4)
     pattern = rng.uniform(60, 190, (12, 32, 32, 1))
     even = pattern.astype(np.uint8)
@@ -457,6 +469,15 @@ def test_unet_flags_with_features_are_refused(features_category, tmp_path, capsy
                  "--architecture", "features", "--neighbourhood", "4"]) == 2
     assert "`neighbourhood` must be odd and positive; received 4" in capsys.readouterr().err
     assert not (tmp_path / "n.keras").exists()
+    for levels, message in (("3,x", "such as 3,5,6; received '3,x'"),
+                            ("2,5", "`levels` must include stage 3 (stride 8); received (2, 5)")):
+        assert main(["train", "image", str(features_category), "-o", str(tmp_path / "l.keras"),
+                     "--levels", levels]) == 2
+        assert message in capsys.readouterr().err
+    assert main(["train", "image", str(features_category), "-o", str(tmp_path / "l.keras"),
+                 "--architecture", "unet", "--levels", "3,5,6"]) == 2
+    assert "--levels applies to --architecture features (or fused)" in capsys.readouterr().err
+    assert not (tmp_path / "l.keras").exists()
     for architecture in ("unet", "features"):
         assert main(["train", "image", str(features_category), "-o", str(tmp_path / "g.keras"),
                      "--architecture", architecture, "--global-score"]) == 2
@@ -467,8 +488,6 @@ def test_unet_flags_with_features_are_refused(features_category, tmp_path, capsy
 
 @pytest.mark.slow
 def test_fused_model_sums_the_standardized_scores_and_exports(features_category, tmp_path):
-    from dataclasses import replace
-
     from vigil import runtime
     from vigil.export.export_image import export_image
     from vigil.export.export_sensor import ExportOptions, Precision

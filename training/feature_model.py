@@ -43,6 +43,7 @@ from .progress import StepProgress
 class FeatureModelOptions:
     size: int = 256                      # square model input (frames are stretched to it)
     levels: tuple[int, ...] = (3, 5)     # EfficientNet-Lite0 stages whose features are used
+                                         # ((3, 5, 6) adds stride-32 context: README)
     neighbourhood: int = 3               # features averaged over k x k patches
     bank: int = 2048                     # memory-bank (coreset) size
     max_patches: int = 200_000           # training patches the coreset is chosen from
@@ -271,6 +272,11 @@ def global_statistics(features: np.ndarray, shrinkage: float
 
 def size_problem(options: FeatureModelOptions) -> str | None:
     """Why ``options`` do not fit the backbone, or None."""
+    stages = len(efficientnet_lite.STAGE_STRIDES)
+    if (not options.levels or any(not 1 <= s <= stages for s in options.levels)
+            or list(options.levels) != sorted(set(options.levels))):
+        return (f"`levels` must be distinct EfficientNet-Lite0 stages in 1..{stages}, in "
+                f"increasing order; received {list(options.levels)}")
     coarsest = max(efficientnet_lite.STAGE_STRIDES[s - 1] for s in options.levels)
     if options.size % coarsest or options.size < 4 * coarsest:
         return (f"`size` must be a multiple of {coarsest} and at least {4 * coarsest} for stages "
@@ -287,6 +293,15 @@ def size_problem(options: FeatureModelOptions) -> str | None:
         return (f"`score_top` must be in [0, 1] (0: the map's maximum); received "
                 f"{options.score_top}")
     return None
+
+
+def parse_levels(text: str) -> tuple[int, ...]:
+    """``--levels``' comma-separated stage numbers ("3,5,6") as a tuple."""
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(f"`levels` must be comma-separated EfficientNet-Lite0 stage numbers "
+                         f"such as 3,5,6; received {text!r}") from None
 
 
 def build_extractor(channels: int, color: str, options: FeatureModelOptions,

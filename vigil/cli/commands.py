@@ -201,7 +201,11 @@ def cmd_train_image(args) -> int:
                     "%s given without --architecture: training a U-Net, as 0.2 did. This is "
                     "deprecated and will be removed in 0.4: add --architecture unet", flags)
         architecture = "unet"
-    features_only = _given(args, "bank", "neighbourhood", "frame_contrast")
+    features_only = _given(args, "bank", "neighbourhood", "levels", "frame_contrast")
+    if "levels" in features_only:
+        from vigil.training.feature_model import parse_levels
+
+        features_only["levels"] = parse_levels(features_only["levels"])
     if args.global_score and architecture != "fused":
         raise ValueError(f"--global-score applies to --architecture fused; this run trains "
                          f"--architecture {architecture}")
@@ -858,6 +862,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="features: average each patch's features over its K x K "
                             "neighbours, K odd (default 3; 5 scored higher on the magnetic "
                             "tiles' broad defects and lower on ELPV: README)")
+    image.add_argument("--levels", default=None, metavar="S,S,...",
+                       help="features: the EfficientNet-Lite0 stages whose features are "
+                            "compared, including 3 (stride 8); 3,5,6 adds stage 6's stride-32 "
+                            "context: higher image AUROC on the magnetic tiles, lower on ELPV "
+                            "poly, about 1.8x the arithmetic (default 3,5; README)")
     image.add_argument("--frame-contrast", action=argparse.BooleanOptionalAction, default=None,
                        help="features: move each frame's pixels to one mean and spread before "
                             "the backbone, so that exposure differences between frames do not "
