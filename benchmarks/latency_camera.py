@@ -8,7 +8,7 @@ the runtime and the times the speed goals ask for. Prints ratios; writes JSON.
 
     python benchmarks/latency_camera.py --json results/latency_camera.json
     python benchmarks/latency_camera.py --architecture unet --json results/latency_unet.json
-    python benchmarks/latency_camera.py --levels 3,5,6 --json results/latency_356.json
+    python benchmarks/latency_camera.py --levels 3,5,6 [--neighbourhood 5] --json results/latency_356.json
     python benchmarks/latency_camera.py --keras M.keras --int8 M.onnx --fp32 M32.onnx
 
 Feature models (``features``, ``fused``) are also timed in mixed precision (the network FP32,
@@ -33,8 +33,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def build_default(folder: Path, steps: int, architecture: str = "features",
-                  width: int | None = None, levels: str | None = None
-                  ) -> tuple[Path, Path, Path, Path | None]:
+                  width: int | None = None, levels: str | None = None,
+                  neighbourhood: int | None = None) -> tuple[Path, Path, Path, Path | None]:
     """Fit a camera model on synthetic frames (a U-Net is trained ``steps`` steps); export INT8,
     FP32 and, for feature models, mixed precision (else None)."""
     from vigil.export.export_image import export_image
@@ -52,7 +52,8 @@ def build_default(folder: Path, steps: int, architecture: str = "features",
                                     model=replace(defaults.model, steps=steps),
                                     features=replace(defaults.features, frame_contrast=True)),
                             width)
-    options = architecture_options(options, None, None, levels=levels)
+    options = architecture_options(options, None, None, neighbourhood=neighbourhood,
+                                   levels=levels)
     keras_path = folder / "camera.keras"
     train_image(root, keras_path, options, verbose=0)
     int8 = export_image(keras_path, folder / "int8.onnx", ExportOptions(precision=Precision.INT8, force=True)).path
@@ -130,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--levels", default=None, metavar="S,S,...",
                         help="features/fused: EfficientNet-Lite0 stages, e.g. 3,5,6 (default: "
                              "library)")
+    parser.add_argument("--neighbourhood", type=int, default=None,
+                        help="features/fused: K x K neighbourhood averaging, K odd (default: "
+                             "library)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     from vigil.benchmarks.bench import BenchOptions, baselines
@@ -149,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
                 keras_path, int8_path, fp32_path, mixed_path = pool.submit(
                     build_default, Path(scratch), args.steps, args.architecture,
-                    args.width, args.levels).result()
+                    args.width, args.levels, args.neighbourhood).result()
         artifacts = [int8_path, fp32_path] + ([mixed_path] if mixed_path else [])
         base = baselines(keras_path, artifacts, BenchOptions())
         int8 = load(int8_path, threads=1)
