@@ -57,7 +57,7 @@ class FeatureModelOptions:
     seed: int = 0
 
 
-FEATURE_STRIDE = 8  # the stride of the finest level used, (3,) or (3, 5): the map's resolution
+FEATURE_STRIDE = 8  # the stride of stage 3, the finest level used: the map's resolution
 # The frame contrast is on when the normal frames' contrast varies more than this between images
 # (the coefficient of variation of their pixel std): ELPV mono 0.185, poly 0.235 and the
 # magnetic tiles 0.335, where it gained, against 0.024 for the synthetic frames, where it lost;
