@@ -505,6 +505,14 @@ def test_unet_flags_with_features_are_refused(features_category, tmp_path, capsy
                      "--architecture", architecture, "--global-score"]) == 2
         assert ("--global-score applies to --architecture fused; this run trains "
                 f"--architecture {architecture}") in capsys.readouterr().err
+        assert main(["train", "image", str(features_category), "-o", str(tmp_path / "g.keras"),
+                     "--architecture", architecture, "--fused-map-weight", "0.5"]) == 2
+        assert ("--fused-map-weight applies to --architecture fused; this run trains "
+                f"--architecture {architecture}") in capsys.readouterr().err
+    assert main(["train", "image", str(features_category), "-o", str(tmp_path / "g.keras"),
+                 "--architecture", "fused", "--fused-map-weight", "-1"]) == 2
+    assert ("`fused_map_weight` must be 0 or more (0: the U-Net's map alone); received -1.0"
+            in capsys.readouterr().err)
     assert not (tmp_path / "g.keras").exists()
 
 
@@ -541,21 +549,39 @@ def test_fused_model_sums_the_standardized_scores_and_exports(features_category,
             + (np.asarray(feature_out["score"]) - f_mean) / f_std
             + (np.asarray(feature_out["global_score"]) - g_mean) / g_std)
     np.testing.assert_allclose(np.asarray(fused(images)["score"]), want, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(np.asarray(fused(images)["anomaly_map"]),
-                               np.asarray(unet(images)["anomaly_map"]), rtol=1e-5, atol=1e-5)
-    # Without the global score (the CLI's default), the sum has two terms.
+    # The map: the U-Net's plus a quarter of the feature model's, each standardized by the
+    # held-out normal images' pixels.
     from vigil.training.fused_model import build_fused_model
+
+    (um_mean, um_std), (fm_mean, fm_std) = (
+        record["model"]["map_standardization"][k] for k in ("unet", "features"))
+    assert um_std > 0 and fm_std > 0 and record["model"]["fused_map_weight"] == 0.25
+    want_map = ((np.asarray(unet(images)["anomaly_map"]) - um_mean) / um_std
+                + 0.25 * (np.asarray(feature_out["anomaly_map"]) - fm_mean) / fm_std)
+    np.testing.assert_allclose(np.asarray(fused(images)["anomaly_map"]), want_map,
+                               rtol=1e-4, atol=1e-4)
+    # Without map statistics (models fitted before the map sum), the map is the U-Net's; without
+    # the global score (the CLI's default), the score's sum has two terms.
 
     two = build_fused_model(unet, features, (u_mean, u_std), (f_mean, f_std))
     np.testing.assert_allclose(
         np.asarray(two(images)["score"]),
         (np.asarray(unet(images)["score"]) - u_mean) / u_std
         + (np.asarray(feature_out["score"]) - f_mean) / f_std, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(two(images)["anomaly_map"]),
+                               np.asarray(unet(images)["anomaly_map"]), rtol=1e-5, atol=1e-5)
+    # Weight 0 (`--fused-map-weight 0`) keeps the U-Net's map too.
+    unet_map_only = build_fused_model(unet, features, (u_mean, u_std), (f_mean, f_std), None,
+                                      ((um_mean, um_std), (fm_mean, fm_std)), 0.0)
+    np.testing.assert_allclose(np.asarray(unet_map_only(images)["anomaly_map"]),
+                               np.asarray(unet(images)["anomaly_map"]), rtol=1e-5, atol=1e-5)
 
     report = export_image(tmp_path / "fused.keras", tmp_path / "fused.onnx",
                           ExportOptions(precision=Precision.FP32))
     detector = runtime.load(report.path)
     assert detector.spec.score_reduction.startswith("the sum of three scores")
+    assert "the map is the U-Net's map plus 0.25 x the feature model's" in (
+        detector.spec.score_reduction)
     np.testing.assert_allclose(detector.score(images), np.asarray(fused(images)["score"]),
                                rtol=1e-3, atol=1e-3)
 

@@ -285,3 +285,44 @@ def test_runs():
     assert runs(np.zeros(4, bool)) == []
     assert runs(np.ones(3, bool)) == [(0, 3)]
     assert runs(np.array([], bool)) == []
+
+
+# -- pixel AUROC of image maps -----------------------------------------------------------------
+
+def test_pixel_auroc_ranks_maps_below_zero(tmp_path):
+    """A fused model's map sums standardized maps, so most normal pixels are negative: the
+    pixel AUROC's histograms must still tell them apart (they all fell in one bin once)."""
+    import cv2
+
+    from vigil.runtime.camera.datasets import LabeledImage
+    from vigil.runtime.camera.evaluation import evaluate_images
+    from vigil.runtime.core.spec import ScoreStats
+
+    mask = np.zeros((16, 16), np.uint8)
+    mask[4:8, 4:8] = 255
+    items = []
+    for name, anomalous in (("good", False), ("bad", True)):
+        cv2.imwrite(str(tmp_path / f"{name}.png"), np.full((16, 16), 128, np.uint8))
+        if anomalous:
+            cv2.imwrite(str(tmp_path / f"{name}_mask.png"), mask)
+        items.append(LabeledImage(tmp_path / f"{name}.png", anomalous, name,
+                                  tmp_path / f"{name}_mask.png" if anomalous else None))
+    rng = np.random.default_rng(0)
+    # Normal pixels around -2, defect pixels around -1: all below 0, perfectly separable.
+    maps = {"good": rng.uniform(-3.0, -1.5, (16, 16)), "bad": rng.uniform(-3.0, -1.5, (16, 16))}
+    maps["bad"][4:8, 4:8] = rng.uniform(-1.4, -0.5, (4, 4))
+
+    order = iter(["good", "bad"])  # evaluate_images infers the items in order
+
+    class Stub:
+        class spec:
+            map_stats = ScoreStats(count=256, mean=-2.25, std=0.43, p50=-2.25, p95=-1.6,
+                                   p99=-1.5, max=-1.5)
+        threshold, pixel_threshold = -1.0, -1.45
+
+        def infer(self, image):
+            amap = maps[next(order)]
+            return np.array([amap.max()]), amap[None].astype(np.float32)
+
+    result, _ = evaluate_images(Stub(), items)
+    assert result["pixel_auroc"] == pytest.approx(1.0)

@@ -234,26 +234,41 @@ def _fit_fused(train_images: np.ndarray, normal_validation: np.ndarray, channels
     features, features_reduction, features_record = _fit_features(train_images, color, options,
                                                                   verbose)
     with_global = options.features.global_score
-    (unet_stats,) = normal_statistics(unet, normal_validation)
-    feature_stats, *rest = normal_statistics(
-        features, normal_validation, ("score", "global_score") if with_global else ("score",))
+    unet_stats, unet_map_stats = normal_statistics(unet, normal_validation,
+                                                   ("score", "anomaly_map"))
+    feature_stats, feature_map_stats, *rest = normal_statistics(
+        features, normal_validation,
+        ("score", "anomaly_map", "global_score") if with_global else ("score", "anomaly_map"))
     global_stats = rest[0] if rest else None
-    scorer = build_fused_model(unet, features, unet_stats, feature_stats, global_stats)
+    weight = options.features.fused_map_weight
+    scorer = build_fused_model(unet, features, unet_stats, feature_stats, global_stats,
+                               (unet_map_stats, feature_map_stats), weight)
     standardization = {"unet": unet_stats, "features": feature_stats}
     if global_stats is not None:
         standardization["global"] = global_stats
-    parts = [f"{'U-Net' if name == 'unet' else name} {mean:.4g} +- {std:.4g}"
-             for name, (mean, std) in standardization.items()]
+    map_standardization = {"unet": unet_map_stats, "features": feature_map_stats}
+
+    def listed(statistics: dict) -> str:
+        return ", ".join(f"{'U-Net' if name == 'unet' else name} {mean:.4g} +- {std:.4g}"
+                         for name, (mean, std) in statistics.items())
+
     reduction = (f"the sum of {'three' if with_global else 'two'} scores, each standardized "
                  f"by the mean and std of its scores on the held-out normal images ("
-                 f"{', '.join(parts)}); the map is the U-Net's. U-Net: {unet_reduction}. "
+                 f"{listed(standardization)}); "
+                 + (f"the map is the U-Net's map plus {weight:g} x the feature model's, each "
+                    f"standardized by the mean and std of its pixels on those images ("
+                    f"{listed(map_standardization)}). "
+                    if weight > 0 else "the map is the U-Net's. ")
+                 + f"U-Net: {unet_reduction}. "
                  f"Features: {features_reduction}"
                  + (f". Global: the Mahalanobis distance of the frame's feature statistics "
                     f"(each channel's mean and std over the frame) from the normal training "
                     f"frames' (covariance shrunk by {options.features.global_shrinkage})"
                     if with_global else ""))
     record = {"unet": unet_record, "features": features_record,
-              "standardization": {k: list(v) for k, v in standardization.items()}}
+              "standardization": {k: list(v) for k, v in standardization.items()},
+              "map_standardization": {k: list(v) for k, v in map_standardization.items()},
+              "fused_map_weight": weight}
     return scorer, reduction, record
 
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..core import metrics
 from ..core.progress import Progress, silent
+from ..core.spec import ScoreStats
 from .frames import map_to_frame
 from .datasets import LabeledImage, folders, is_mvtec, mvtec, read_image, read_mask
 from .detector import ImageDetector
@@ -71,8 +72,7 @@ def evaluate_images(detector: ImageDetector, items: Sequence[LabeledImage],
         full = map_to_frame(amap[0], image.shape)
         mask = read_mask(item.mask, image.shape)
         if edges is None:
-            top = max(float(detector.spec.map_stats.max) * 4, 1.0)
-            edges = np.linspace(0.0, top, PIXEL_BINS + 1)
+            edges = _pixel_edges(detector.spec.map_stats)
             positive_hist = np.zeros(PIXEL_BINS + 2, np.int64)
             negative_hist = np.zeros(PIXEL_BINS + 2, np.int64)
         bins = np.searchsorted(edges, full.ravel(), side="right")
@@ -131,6 +131,16 @@ def _per_defect(items, scores, labels, predicted) -> list[dict]:
     rows.append({"defect": "good", "images": int(normal.sum()), "image_auroc": None,
                  "false_positive_rate": float(predicted[normal].mean()) if normal.any() else None})
     return rows
+
+
+def _pixel_edges(stats: ScoreStats) -> np.ndarray:
+    """The pixel-AUROC histograms' bin edges, from the held-out normal pixels' ``stats``: from 0,
+    or 10 normal spreads under their mean where that is lower (a fused map sums standardized
+    maps and is negative on most normal pixels), to 4 x the brightest of them; values outside
+    fall in the end bins, tied."""
+    low = min(0.0, float(stats.mean) - 10 * float(stats.std))
+    top = max(float(stats.max) * 4, float(stats.max) + (float(stats.max) - low), low + 1.0)
+    return np.linspace(low, top, PIXEL_BINS + 1)
 
 
 def _histogram_auroc(positive: np.ndarray, negative: np.ndarray) -> float | None:

@@ -206,10 +206,12 @@ def cmd_train_image(args) -> int:
         from vigil.training.feature_model import parse_levels
 
         features_only["levels"] = parse_levels(features_only["levels"])
-    if args.global_score and architecture != "fused":
-        raise ValueError(f"--global-score applies to --architecture fused; this run trains "
-                         f"--architecture {architecture}")
-    features_only.update(_given(args, "global_score"))
+    fused_only = _given(args, "global_score", "fused_map_weight")
+    if fused_only and architecture != "fused":
+        raise ValueError(f"{_flag_list(fused_only)} appl{'ies' if len(fused_only) == 1 else 'y'} "
+                         f"to --architecture fused; this run trains --architecture "
+                         f"{architecture}")
+    features_only.update(fused_only)
     wrong = {"features": unet_only, "unet": features_only}.get(architecture)
     if wrong:
         flags = _flag_list(wrong)
@@ -856,6 +858,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="fused: also add a global score, the frame's feature statistics "
                             "(each channel's mean and std) against the normal frames' "
                             "(default off)")
+    image.add_argument("--fused-map-weight", type=float, default=None, metavar="W",
+                       help="fused: the feature model's map's weight in the fused map, beside "
+                            "the U-Net's, each standardized by the held-out normal images' "
+                            "pixels (default 0.25; 0: the U-Net's map alone, as before 0.3)")
     image.add_argument("--bank", type=int, default=None,
                        help="features: memory-bank (coreset) entries (default 2048)")
     image.add_argument("--neighbourhood", type=int, default=None, metavar="K",
