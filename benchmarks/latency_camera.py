@@ -8,7 +8,8 @@ the runtime and the times the speed goals ask for. Prints ratios; writes JSON.
 
     python benchmarks/latency_camera.py --json results/latency_camera.json
     python benchmarks/latency_camera.py --architecture unet --json results/latency_unet.json
-    python benchmarks/latency_camera.py --levels 3,5,6 [--neighbourhood 5] --json results/latency_356.json
+    python benchmarks/latency_camera.py --levels 3,5,6 [--neighbourhood 5] \
+        --json results/latency_356.json
     python benchmarks/latency_camera.py --keras M.keras --int8 M.onnx --fp32 M32.onnx
 
 Feature models (``features``, ``fused``) are also timed in mixed precision (the network FP32,

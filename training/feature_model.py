@@ -60,10 +60,10 @@ class FeatureModelOptions:
 
 
 # ``fused_map_weight``: pixel AUROC of the fused map, each map standardized by the held-out
-# normal images' pixels (explored on a fused model fitted to each set; README, "Explored on
-# 2026-12-03, the third part"): the magnetic tiles 0.861 with the U-Net's map alone, 0.872 / 0.877 / 0.878 with the
-# feature map at weight 1 / 0.5 / 0.25; the synthetic frames 0.997 alone, 0.994 / 0.996 / 0.997.
-# 0.25 was the best of the three on both sets.
+# normal images' pixels (a fused model fitted to each set; README, "Explored on 2026-12-03, the
+# third part"): the magnetic tiles 0.861 with the U-Net's map alone, 0.872 / 0.877 / 0.878 with
+# the feature map at weight 1 / 0.5 / 0.25; the synthetic frames 0.997 alone, 0.994 / 0.996 /
+# 0.997. 0.25 was the best of the three on both sets.
 FEATURE_STRIDE = 8  # the stride of stage 3, the finest level used: the map's resolution
 # The frame contrast is on when the normal frames' contrast varies more than this between images
 # (the coefficient of variation of their pixel std): ELPV mono 0.185, poly 0.235 and the

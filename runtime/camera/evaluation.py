@@ -139,7 +139,8 @@ def _pixel_edges(stats: ScoreStats) -> np.ndarray:
     maps and is negative on most normal pixels), to 4 x the brightest of them; values outside
     fall in the end bins, tied."""
     low = min(0.0, float(stats.mean) - 10 * float(stats.std))
-    top = max(float(stats.max) * 4, float(stats.max) + (float(stats.max) - low), low + 1.0)
+    brightest = float(stats.max)
+    top = max(4 * brightest, 2 * brightest - low, low + 1.0)
     return np.linspace(low, top, PIXEL_BINS + 1)
 
 
