@@ -12,7 +12,9 @@ the runtime and the times the speed goals ask for. Prints ratios; writes JSON.
         --json results/latency_356.json
     python benchmarks/latency_camera.py --keras M.keras --int8 M.onnx --fp32 M32.onnx
 
-Feature models (``features``, ``fused``) are also timed in mixed precision (the network FP32,
+Feature models are fitted with stages 3 and 5 unless ``--levels`` says otherwise: training
+chooses those or 3,5,6 from the data, so each is timed on its own. Feature models (``features``,
+``fused``) are also timed in mixed precision (the network FP32,
 the memory-bank product INT8: what ``vigil export`` writes for them without labeled defects).
 """
 
@@ -53,6 +55,8 @@ def build_default(folder: Path, steps: int, architecture: str = "features",
                                     model=replace(defaults.model, steps=steps),
                                     features=replace(defaults.features, frame_contrast=True)),
                             width)
+    if levels is None and architecture != "unet":
+        levels = "3,5"  # training chooses these or 3,5,6 from the data: each is timed alone
     options = architecture_options(options, None, None, neighbourhood=neighbourhood,
                                    levels=levels)
     keras_path = folder / "camera.keras"
@@ -130,8 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=None,
                         help="unet/fused: the U-Net's first-level channels (default: library)")
     parser.add_argument("--levels", default=None, metavar="S,S,...",
-                        help="features/fused: EfficientNet-Lite0 stages, e.g. 3,5,6 (default: "
-                             "library)")
+                        help="features/fused: EfficientNet-Lite0 stages (default 3,5: training "
+                             "chooses 3,5 or 3,5,6 from the data, so each is timed on its own; "
+                             "3,5,6 for the other)")
     parser.add_argument("--neighbourhood", type=int, default=None,
                         help="features/fused: K x K neighbourhood averaging, K odd (default: "
                              "library)")

@@ -94,6 +94,7 @@ def run_type(data: Path, cell_type: str, options: ImageTrainingOptions, scratch:
             "train_seconds": train_seconds, "architecture": options.architecture,
             "frame_contrast": feature_option(trained.run.record, "frame_contrast"),
             "levels": feature_option(trained.run.record, "levels"),
+            "levels_separation": feature_option(trained.run.record, "levels_separation"),
             **intensity_baselines(items), "per_image": per_image(scored, detector),
             **({"fused_components": fused_components(
                 scratch / f"{cell_type}.keras", items, detector, trained.run.normal_validation,

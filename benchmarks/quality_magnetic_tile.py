@@ -78,6 +78,7 @@ def run(data: Path, options: ImageTrainingOptions, scratch: Path, report: Path |
             "architecture": options.architecture,
             "frame_contrast": feature_option(trained.run.record, "frame_contrast"),
             "levels": feature_option(trained.run.record, "levels"),
+            "levels_separation": feature_option(trained.run.record, "levels_separation"),
             "parity": exported.parity, "per_defect": result["per_defect"],
             "thresholds": {"image": trained.threshold.value, "pixel": trained.pixel_threshold.value},
             "per_image": per_image(scored, detector),

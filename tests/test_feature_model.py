@@ -301,6 +301,103 @@ def test_frame_contrast_is_chosen_from_how_much_the_normal_frames_contrast_varie
         assert chosen.frame_contrast is given and record["frame_contrast_choice"] == "given"
 
 
+def _textured(rng, count: int, side: int = 128) -> np.ndarray:
+    """Gray frames of one smooth random texture each, uint8 (count, side, side, 1)."""
+    import cv2
+
+    frames = [cv2.GaussianBlur(rng.uniform(40, 215, (side, side)), (0, 0), 2) for _ in range(count)]
+    return np.stack(frames).astype(np.uint8)[..., None]
+
+
+@pytest.mark.parametrize("separations, chosen", [((4.0, 4.5), [3, 5, 6]), ((4.0, 4.3), [3, 5]),
+                                                 ((4.0, 3.0), [3, 5])])
+def test_stage_six_is_kept_only_where_it_separates_synthetic_defects_by_the_margin(
+        monkeypatch, separations, chosen):
+    rng = np.random.default_rng(8)
+    train, held = _textured(rng, 12), _textured(rng, feature_model.LEVELS_MIN_HELD_OUT)
+    fitted = []
+
+    def fake_fit(images, color, options, verbose, features=None, extracted=0.0):
+        fitted.append(options.levels)
+        assert features.shape[-1] == (152 if options.levels == (3, 5) else 344)
+        return f"scorer {options.levels}", {"frame_contrast": options.frame_contrast,
+                                           "levels": list(options.levels)}
+
+    def fake_separation(scorer, normal, defects):
+        assert len(normal) == len(held)
+        assert defects.shape == (len(held) * feature_model.LEVELS_COPIES, *held.shape[1:])
+        assert defects.dtype == np.uint8 and not np.array_equal(defects[:len(held)], held)
+        return separations[0] if scorer == "scorer (3, 5)" else separations[1]
+
+    monkeypatch.setattr(feature_model, "_fit_levels", fake_fit)
+    monkeypatch.setattr(feature_model, "defect_separation", fake_separation)
+    options = feature_model.FeatureModelOptions(size=128, frame_contrast=False)
+    assert options.levels is None                  # chosen from the data by default
+    scorer, record = feature_model.fit(train, "gray", options, verbose=0, held_out=held)
+    assert fitted == [(3, 5), (3, 5, 6)]
+    assert record["levels"] == chosen and scorer == f"scorer {tuple(chosen)}"
+    assert record["levels_choice"] == "chosen"
+    assert record["levels_separation"] == {"3,5": separations[0], "3,5,6": separations[1]}
+    assert record["levels_margin"] == feature_model.LEVELS_MARGIN
+
+
+def test_levels_fall_back_to_the_base_where_they_cannot_be_chosen(monkeypatch):
+    rng = np.random.default_rng(9)
+    train = _textured(rng, 12)
+    fitted = []
+    monkeypatch.setattr(feature_model, "_fit_levels", lambda images, color, options, *args: (
+        fitted.append(options.levels) or "scorer", {"levels": list(options.levels)}))
+    options = feature_model.FeatureModelOptions(size=128, frame_contrast=False)
+    few = _textured(rng, feature_model.LEVELS_MIN_HELD_OUT - 1)
+    for size, held, reason in (
+            (128, few, f"{len(few)} held-out normal images, fewer than the 10 the choice needs"),
+            (128, None, "0 held-out normal images, fewer than the 10 the choice needs"),
+            (112, _textured(rng, 12, 112), "`size` must be a multiple of 32 and at least 128 "
+                                           "for stages [3, 5, 6]; received 112")):
+        _, record = feature_model.fit(train, "gray", replace(options, size=size), verbose=0,
+                                      held_out=held)
+        assert record["levels"] == [3, 5] and record["levels_choice"] == "default"
+        assert record["levels_reason"] == reason
+    assert fitted == [(3, 5)] * 3
+    _, record = feature_model.fit(train, "gray", replace(options, levels=(3, 5, 6)), verbose=0,
+                                  held_out=few)
+    assert record["levels"] == [3, 5, 6] and record["levels_choice"] == "given"
+
+
+def test_the_base_levels_features_are_the_context_levels_first_channels(weights):
+    # choose_levels extracts the context levels once and fits the base levels on their slice
+    frames = _textured(np.random.default_rng(11), 2)
+    options = feature_model.FeatureModelOptions(size=128, frame_contrast=True)
+    base, context = (feature_model.build_extractor(1, "gray", replace(options, levels=levels),
+                                                   weights).predict(frames, verbose=0)
+                     for levels in (feature_model.BASE_LEVELS, feature_model.CONTEXT_LEVELS))
+    assert base.shape[-1] == 152 and context.shape[-1] == 152 + 192
+    np.testing.assert_allclose(context[..., :152], base, rtol=1e-5, atol=1e-5)
+
+
+def test_levels_are_chosen_by_fitting_both_on_real_features(capsys):
+    rng = np.random.default_rng(10)
+    train, held = _textured(rng, 16), _textured(rng, 10)
+    options = feature_model.FeatureModelOptions(size=128, bank=64, frame_contrast=False)
+    scorer, record = feature_model.fit(train, "gray", options, verbose=1, held_out=held)
+    separations = record["levels_separation"]
+    base, context = separations["3,5"], separations["3,5,6"]
+    assert base > 0 and context > 0       # pasted defects score above the clean images
+    want = [3, 5, 6] if context > base * (1 + feature_model.LEVELS_MARGIN) else [3, 5]
+    assert record["levels"] == want and record["feature_channels"] == (
+        40 + 112 + (192 if want == [3, 5, 6] else 0))
+    assert scorer.predict(held[:2], verbose=0)["score"].shape[0] == 2
+    message = capsys.readouterr().out
+    assert f"levels {','.join(map(str, want))}: synthetic defects in the 10 held-out normal " in (
+        message) and "--levels 3,5 or --levels 3,5,6 to set it" in message
+    # the separation is the defects' mean score above the normal images', in their std
+    defects = feature_model.synthetic_defects(held, train, 1, np.random.default_rng(0))
+    normal = np.asarray(scorer.predict(held, verbose=0)["score"], np.float64).reshape(-1)
+    pasted = np.asarray(scorer.predict(defects, verbose=0)["score"], np.float64).reshape(-1)
+    assert feature_model.defect_separation(scorer, held, defects) == pytest.approx(
+        (pasted.mean() - normal.mean()) / normal.std(), rel=1e-6)
+
+
 def test_top_mean_score_is_the_mean_of_the_highest_cells():
     from vigil.training.image_model import TopMeanScore, top_count
 

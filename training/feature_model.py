@@ -9,8 +9,9 @@ takes information away (it lost on the synthetic frames), so by default it is ch
 training frames: on when their contrast varies between images (``choose_frame_contrast``).
 Nothing is trained by gradient: the training images' patch features (stage 3 at stride 8 and
 stage 5 at stride 16, each averaged over its 3 x 3 neighbourhood, upsampled to stride 8 and
-concatenated) are reduced to a coreset by greedy k-centre selection, which becomes a constant of
-the exported graph. A patch's anomaly is its Euclidean distance to the nearest bank entry; the
+concatenated; stage 6 at stride 32 as well where synthetic defects in the held-out normal images
+say it pays, ``choose_levels``) are reduced to a coreset by greedy k-centre selection, which
+becomes a constant of the exported graph. A patch's anomaly is its Euclidean distance to the nearest bank entry; the
 map is smoothed and upsampled to the input; the image score is the mean of the smoothed map's
 highest 5 % (its maximum is often one stray patch: on the tiles, ELPV mono and poly the mean of
 the top 5 % scored higher than the maximum on all three; README, "Three image models").
@@ -42,8 +43,9 @@ from .progress import StepProgress
 @dataclass(frozen=True)
 class FeatureModelOptions:
     size: int = 256                      # square model input (frames are stretched to it)
-    levels: tuple[int, ...] = (3, 5)     # EfficientNet-Lite0 stages whose features are used
-                                         # ((3, 5, 6) adds stride-32 context: README)
+    levels: tuple[int, ...] | None = None  # EfficientNet-Lite0 stages whose features are
+                                         # used; None: (3, 5) or (3, 5, 6), which adds stride-32
+                                         # context, chosen from the data (choose_levels)
     neighbourhood: int = 3               # features averaged over k x k patches
     bank: int = 2048                     # memory-bank (coreset) size
     max_patches: int = 200_000           # training patches the coreset is chosen from
@@ -64,6 +66,21 @@ class FeatureModelOptions:
 # third part"): the magnetic tiles 0.861 with the U-Net's map alone, 0.872 / 0.877 / 0.878 with
 # the feature map at weight 1 / 0.5 / 0.25; the synthetic frames 0.997 alone, 0.994 / 0.996 /
 # 0.997. 0.25 was the best of the three on both sets.
+# ``levels``' candidates: stages 3 and 5, and with them stage 6 (stride 32). Image AUROC of each
+# fitted to a set's training split (Keras FP32; README, "Levels chosen from the data"): the
+# magnetic tiles 0.925 / 0.943, ELPV poly 0.916 / 0.896, mono 0.972 / 0.973, the synthetic frames
+# 0.955 / 0.967 (pixel AUROC 0.951 / 0.896). No one set of levels serves every set, so training
+# chooses: it pastes synthetic defects (``anomaly_synthesis``) into the held-out normal images
+# and keeps stage 6 where it lifts them above the clean ones, in the clean ones' std, by more
+# than the margin, since it costs about 1.8x the arithmetic. That separation, base / stage 6:
+# tiles 9.2 / 11.8, poly 8.1 / 6.3, mono 10.8 / 8.9, synthetic frames 12.06 / 12.17: the margin
+# keeps stage 6 on the tiles alone. (Synthetic-defect AUROC instead of the separation chose
+# stage 6 on the tiles by 0.003 only.)
+BASE_LEVELS = (3, 5)
+CONTEXT_LEVELS = (3, 5, 6)
+LEVELS_MARGIN = 0.10        # stage 6's separation must exceed the base's by this fraction
+LEVELS_COPIES = 3           # synthetic defects pasted into each held-out normal image
+LEVELS_MIN_HELD_OUT = 10    # fewer held-out normal images: the base levels, unchosen
 FEATURE_STRIDE = 8  # the stride of stage 3, the finest level used: the map's resolution
 # The frame contrast is on when the normal frames' contrast varies more than this between images
 # (the coefficient of variation of their pixel std): ELPV mono 0.185, poly 0.235 and the
@@ -278,7 +295,10 @@ def global_statistics(features: np.ndarray, shrinkage: float
 
 
 def size_problem(options: FeatureModelOptions) -> str | None:
-    """Why ``options`` do not fit the backbone, or None."""
+    """Why ``options`` do not fit the backbone, or None. Undecided ``levels`` are checked as the
+    default, ``BASE_LEVELS``; ``choose_levels`` tries the wider ones only where the size fits."""
+    if options.levels is None:
+        options = replace(options, levels=BASE_LEVELS)
     stages = len(efficientnet_lite.STAGE_STRIDES)
     if (not options.levels or any(not 1 <= s <= stages for s in options.levels)
             or list(options.levels) != sorted(set(options.levels))):
@@ -316,7 +336,10 @@ def parse_levels(text: str) -> tuple[int, ...]:
 
 def build_extractor(channels: int, color: str, options: FeatureModelOptions,
                     weights: dict | None = None) -> keras.Model:
-    """uint8 frames (batch, size, size, channels) -> patch features at stride 8."""
+    """uint8 frames (batch, size, size, channels) -> patch features at stride 8 (undecided
+    ``levels``: ``BASE_LEVELS``)."""
+    if options.levels is None:
+        options = replace(options, levels=BASE_LEVELS)
     problem = size_problem(options)
     if problem is not None:
         raise ValueError(problem)
@@ -410,11 +433,11 @@ def choose_frame_contrast(options: FeatureModelOptions, images: np.ndarray
 
 
 def fit(train_images: np.ndarray, color: str, options: FeatureModelOptions,
-        verbose: int = 1) -> tuple[keras.Model, dict]:
+        verbose: int = 1, held_out: np.ndarray | None = None) -> tuple[keras.Model, dict]:
     """(the scoring model, what was done) from uint8 normal images (n, size, size, c); with
     ``options.global_score`` the model also outputs ``global_score``. An undecided
-    ``frame_contrast`` is chosen from ``train_images`` (``choose_frame_contrast``)."""
-    started = time.perf_counter()
+    ``frame_contrast`` is chosen from ``train_images`` (``choose_frame_contrast``), undecided
+    ``levels`` with the ``held_out`` normal images, never trained on (``choose_levels``)."""
     options, contrast = choose_frame_contrast(options, train_images)
     if verbose and contrast["frame_contrast_choice"] == "chosen":
         print(f"frame contrast {'on' if options.frame_contrast else 'off'}: the normal frames' "
@@ -422,8 +445,94 @@ def fit(train_images: np.ndarray, color: str, options: FeatureModelOptions,
               f"{'above' if options.frame_contrast else 'at most'} "
               f"{CONTRAST_VARIATION:.0%}; --frame-contrast / --no-frame-contrast to set it)",
               flush=True)
+    if options.levels is not None:
+        scorer, fitted = _fit_levels(train_images, color, options, verbose)
+        return scorer, {**contrast, "levels_choice": "given", **fitted}
+    return choose_levels(train_images, color, options, held_out, contrast, verbose)
+
+
+def choose_levels(train_images: np.ndarray, color: str, options: FeatureModelOptions,
+                  held_out: np.ndarray | None, record: dict, verbose: int = 1
+                  ) -> tuple[keras.Model, dict]:
+    """(the scoring model, what was done) for ``BASE_LEVELS`` or ``CONTEXT_LEVELS``: both are
+    fitted and stage 6 is kept where synthetic defects pasted into the ``held_out`` normal
+    images stand further above those images' own scores, in their std, by more than
+    ``LEVELS_MARGIN`` of the base levels' separation. Where the size does not suit stage 6, or
+    fewer than ``LEVELS_MIN_HELD_OUT`` images are held out, the base levels are fitted alone."""
+    held = 0 if held_out is None else len(held_out)
+    reason = (size_problem(replace(options, levels=CONTEXT_LEVELS))
+              or (f"{held} held-out normal images, fewer than the {LEVELS_MIN_HELD_OUT} the "
+                  f"choice needs" if held < LEVELS_MIN_HELD_OUT else None))
+    if reason is not None:
+        scorer, fitted = _fit_levels(train_images, color, replace(options, levels=BASE_LEVELS),
+                                     verbose)
+        return scorer, {**record, "levels_choice": "default", "levels_reason": reason, **fitted}
+    rng = np.random.default_rng(options.seed)
+    defects = synthetic_defects(held_out, train_images, LEVELS_COPIES, rng)
+    # The base levels' features are the context levels' first channels: extracted once.
+    started = time.perf_counter()
+    context_options = replace(options, levels=CONTEXT_LEVELS)
+    features = build_extractor(train_images.shape[-1], color, context_options).predict(
+        train_images, batch_size=8, verbose=0)
+    extracted = time.perf_counter() - started
+    base_channels = sum(efficientnet_lite.STAGES[s - 1][3] for s in BASE_LEVELS)
+    fits, separations = {}, {}
+    for levels, part in ((BASE_LEVELS, features[..., :base_channels]),
+                         (CONTEXT_LEVELS, features)):
+        fits[levels] = _fit_levels(train_images, color, replace(options, levels=levels), verbose,
+                                   part, extracted)
+        separations[levels] = defect_separation(fits[levels][0], held_out, defects)
+    base, context = separations[BASE_LEVELS], separations[CONTEXT_LEVELS]
+    chosen = CONTEXT_LEVELS if context > base * (1 + LEVELS_MARGIN) else BASE_LEVELS
+    if verbose:
+        print(f"levels {','.join(map(str, chosen))}: synthetic defects in the {held} held-out "
+              f"normal images score {context:.2f} of those images' std above them with stage 6, "
+              f"{base:.2f} without (stage 6 is kept above {1 + LEVELS_MARGIN:.2f}x; --levels 3,5 "
+              f"or --levels 3,5,6 to set it)", flush=True)
+    scorer, fitted = fits[chosen]
+    return scorer, {**record, "levels_choice": "chosen",
+                    "levels_separation": {",".join(map(str, k)): round(float(v), 3)
+                                          for k, v in separations.items()},
+                    "levels_margin": LEVELS_MARGIN, "levels_defects": int(len(defects)),
+                    **fitted}
+
+
+def synthetic_defects(images: np.ndarray, sources: np.ndarray, copies: int,
+                      rng: np.random.Generator) -> np.ndarray:
+    """``copies`` of each uint8 image (n, h, w, c) with a synthetic defect pasted in
+    (``anomaly_synthesis.paste_anomaly``; textures from random ``sources``), uint8."""
+    from .anomaly_synthesis import paste_anomaly
+
+    out = []
+    for _ in range(copies):
+        for image in images:
+            other = sources[rng.integers(len(sources))]
+            plain = lambda x: np.ascontiguousarray(  # noqa: E731
+                (x[:, :, 0] if x.shape[-1] == 1 else x).astype(np.float32) / 255.0)
+            pasted, _ = paste_anomaly(rng, plain(image), plain(other))
+            out.append(np.clip(np.round(pasted * 255.0), 0, 255).astype(np.uint8)
+                       .reshape(image.shape))
+    return np.stack(out)
+
+
+def defect_separation(scorer: keras.Model, normal: np.ndarray, defects: np.ndarray) -> float:
+    """How far ``defects``' mean image score lies above the ``normal`` images' mean, in the
+    normal images' std."""
+    score = lambda x: np.asarray(  # noqa: E731
+        scorer.predict(x, batch_size=8, verbose=0)["score"], np.float64).reshape(-1)
+    clean = score(normal)
+    return float((score(defects).mean() - clean.mean()) / max(clean.std(), 1e-12))
+
+
+def _fit_levels(train_images: np.ndarray, color: str, options: FeatureModelOptions,
+                verbose: int, features: np.ndarray | None = None, extracted: float = 0.0
+                ) -> tuple[keras.Model, dict]:
+    """``fit`` for decided ``frame_contrast`` and ``levels``; ``features``, when given, are
+    the extractor's for ``train_images``, extracted in ``extracted`` seconds."""
+    started = time.perf_counter() - extracted
     extractor = build_extractor(train_images.shape[-1], color, options)
-    features = extractor.predict(train_images, batch_size=8, verbose=0)
+    if features is None:
+        features = extractor.predict(train_images, batch_size=8, verbose=0)
     global_weights = (global_statistics(features, options.global_shrinkage)
                       if options.global_score else None)
     n, h, w, c = features.shape
@@ -436,7 +545,8 @@ def fit(train_images: np.ndarray, color: str, options: FeatureModelOptions,
     progress = StepProgress(size, verbose, label="coreset", metric="radius")
     bank = flat[greedy_coreset(flat, size, options.projection, rng, progress)]
     scorer = build_scoring_model(extractor, bank, options, global_weights)
-    return scorer, {**contrast, "patches": int(n * h * w), "patches_used": int(len(flat)),
+    return scorer, {"frame_contrast": options.frame_contrast, "levels": list(options.levels),
+                    "patches": int(n * h * w), "patches_used": int(len(flat)),
                     "feature_channels": int(c), "bank": int(len(bank)),
                     "feature_seconds": round(extracted, 1),
                     "coreset_seconds": round(time.perf_counter() - started - extracted, 1),

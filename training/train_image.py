@@ -164,7 +164,8 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
     validation_labels = np.array([i.anomalous for i in validation_items])
 
     if options.architecture == "features":
-        scorer, reduction, model_record = _fit_features(train_images, color, options, verbose)
+        scorer, reduction, model_record = _fit_features(
+            train_images, validation_images[~validation_labels], color, options, verbose)
         probabilities = False
     elif options.architecture == "unet":
         scorer, reduction, model_record = _fit_unet(train_images, channels, options, rng, verbose)
@@ -231,8 +232,8 @@ def _fit_fused(train_images: np.ndarray, normal_validation: np.ndarray, channels
     from .fused_model import build_fused_model, normal_statistics
 
     unet, unet_reduction, unet_record = _fit_unet(train_images, channels, options, rng, verbose)
-    features, features_reduction, features_record = _fit_features(train_images, color, options,
-                                                                  verbose)
+    features, features_reduction, features_record = _fit_features(
+        train_images, normal_validation, color, options, verbose)
     with_global = options.features.global_score
     unet_stats, unet_map_stats = normal_statistics(unet, normal_validation,
                                                    ("score", "anomaly_map"))
@@ -272,11 +273,14 @@ def _fit_fused(train_images: np.ndarray, normal_validation: np.ndarray, channels
     return scorer, reduction, record
 
 
-def _fit_features(train_images: np.ndarray, color: str, options: ImageTrainingOptions,
-                  verbose: int):
-    """(the feature model's scoring model, its score reduction in words, its record)."""
-    scorer, fitted = feature_model.fit(train_images, color, options.features, verbose)
-    features = replace(options.features, frame_contrast=fitted["frame_contrast"])
+def _fit_features(train_images: np.ndarray, normal_validation: np.ndarray, color: str,
+                  options: ImageTrainingOptions, verbose: int):
+    """(the feature model's scoring model, its score reduction in words, its record); the
+    held-out ``normal_validation`` images choose undecided levels."""
+    scorer, fitted = feature_model.fit(train_images, color, options.features, verbose,
+                                       held_out=normal_validation)
+    features = replace(options.features, frame_contrast=fitted["frame_contrast"],
+                       levels=tuple(fitted["levels"]))
     return (scorer, feature_model.score_reduction(features),
             _plain({**asdict(features), **fitted}))
 
