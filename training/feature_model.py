@@ -503,13 +503,14 @@ def synthetic_defects(images: np.ndarray, sources: np.ndarray, copies: int,
     (``anomaly_synthesis.paste_anomaly``; textures from random ``sources``), uint8."""
     from .anomaly_synthesis import paste_anomaly
 
+    def unit(image: np.ndarray) -> np.ndarray:  # paste_anomaly's form: [0, 1], gray as 2-D
+        return np.ascontiguousarray(
+            (image[:, :, 0] if image.shape[-1] == 1 else image).astype(np.float32) / 255.0)
+
     out = []
     for _ in range(copies):
         for image in images:
-            other = sources[rng.integers(len(sources))]
-            plain = lambda x: np.ascontiguousarray(  # noqa: E731
-                (x[:, :, 0] if x.shape[-1] == 1 else x).astype(np.float32) / 255.0)
-            pasted, _ = paste_anomaly(rng, plain(image), plain(other))
+            pasted, _ = paste_anomaly(rng, unit(image), unit(sources[rng.integers(len(sources))]))
             out.append(np.clip(np.round(pasted * 255.0), 0, 255).astype(np.uint8)
                        .reshape(image.shape))
     return np.stack(out)
