@@ -9,12 +9,13 @@ takes information away (it lost on the synthetic frames), so by default it is ch
 training frames: on when their contrast varies between images (``choose_frame_contrast``).
 Nothing is trained by gradient: the training images' patch features (stage 3 at stride 8 and
 stage 5 at stride 16, each averaged over its 3 x 3 neighbourhood, upsampled to stride 8 and
-concatenated; stage 6 at stride 32 as well where synthetic defects in the held-out normal images
-say it pays, ``choose_levels``) are reduced to a coreset by greedy k-centre selection, which
-becomes a constant of the exported graph. A patch's anomaly is its Euclidean distance to the nearest bank entry; the
-map is smoothed and upsampled to the input; the image score is the mean of the smoothed map's
-highest 5 % (its maximum is often one stray patch: on the tiles, ELPV mono and poly the mean of
-the top 5 % scored higher than the maximum on all three; README, "Three image models").
+concatenated; stage 6 at stride 32 as well where synthetic defects in the held-out normal
+images say it pays, ``choose_levels``) are reduced to a coreset by greedy k-centre selection,
+which becomes a constant of the exported graph. A patch's anomaly is its Euclidean distance to
+the nearest bank entry; the map is smoothed and upsampled to the input; the image score is the
+mean of the smoothed map's highest 5 % (its maximum is often one stray patch: on the tiles,
+ELPV mono and poly the mean of the top 5 % scored higher than the maximum on all three; README,
+"Three image models").
 With ``global_score`` set the model also gives a ``global_score`` output: how far the whole
 frame's feature statistics (each channel's mean and std over the frame) lie from the normal
 training frames' (a Mahalanobis distance under a shrunk covariance). A part that is missing or
