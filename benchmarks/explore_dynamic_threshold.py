@@ -14,7 +14,7 @@ windows the calibrated threshold applies alone. Alarm smoothing and episodes are
 the reference is the calibrated threshold (``under="base"``) or the library's default adaptive
 threshold, learned as the runtime learns it (``under="adaptive"``).
 
-It is not part of the runtime: on these sets it did not win (the README's "Alarm defaults" says
+It is not part of the runtime: on these sets it did not win (docs/quality.md, "Alarm defaults" says
 what it scored); this script reproduces that comparison from ``--save-scores`` files.
 
     python benchmarks/explore_dynamic_threshold.py --scores results/scores --json results/dyn.json

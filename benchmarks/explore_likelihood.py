@@ -12,7 +12,7 @@ runtime's. With ``--distances`` (the folder ``explore_neighbours.py --cache`` fi
 
 Alone, in place of the threshold, it lost on SKAB and ECG; beside it (an alarm from either) it
 won on all four sets and is the runtime's default now (``AnomalyLikelihood`` in
-``vigil.runtime.sensor.alarms``; the README's "Alarm defaults" has the figures). This script
+``vigil.runtime.sensor.alarms``; docs/quality.md, "Alarm defaults" has the figures). This script
 reproduces that comparison: the library's default policy without and with it, then it alone.
 Its long-run level (the mean of its means) also floors the threshold by default, once 1,000
 means are learned; the script shows the policy without that floor and with other warm-ups.

@@ -8,10 +8,10 @@ roles that training uses, at the rows where the saved windows end. It then judge
 alone and its sum with the error (each standardized by its held-out normal scores, or divided by
 their mean) with the library's default alarm policy and each benchmark's metrics
 (``sweep_alarms.evaluate``). This is how the default ``neighbour_rows`` (16, shape, standardized
-sum) was chosen on NAB, SKAB, SMD and ECG (README, "Alarm defaults"); the model computes the same
-distance in its graph (``training.sensor_model.NeighbourDistance``). A variant's fourth field
-also puts the stream's own recent windows in the bank, a bank that learns along the stream as
-KNN-CAD's does (the README's "Alarm defaults" has what it gave).
+sum) was chosen on NAB, SKAB, SMD and ECG (docs/quality.md, "Alarm defaults"); the model computes
+the same distance in its graph (``training.sensor_model.NeighbourDistance``). A variant's
+fourth field also puts the stream's own recent windows in the bank, a bank that learns along the
+stream as KNN-CAD's does (docs/quality.md, "Alarm defaults" has what it gave).
 
     python benchmarks/explore_neighbours.py --scores DIR --data ../shared/data --variants 8:1,16:0,16:1,32:1
     python benchmarks/explore_neighbours.py --scores DIR --variants 16:1:2048:2048

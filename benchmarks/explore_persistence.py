@@ -5,7 +5,7 @@ Each variant is the library's default alarm policy (the adaptive threshold, the 
 likelihood and its level, no re-arm) with another ``consecutive`` and ``hold``, applied with the
 runtime's own alarm code (``sweep_alarms.row_decisions``), so a line is what an artifact trained
 with ``--consecutive C --hold H`` gives through ``vigil score``. The default (1 and 10) stays: the
-README's "Alarm persistence" has the figures and why.
+docs/quality.md's "Alarm persistence" has the figures and why.
 
     python benchmarks/explore_persistence.py --scores DIR --distances CACHE
 """

@@ -10,7 +10,7 @@ Each variant replaces the library's calibrated threshold (mean + ``k`` std of th
 scores) or floors it (the larger of the two); everything after it (adaptive threshold, anomaly
 likelihood and its level, hold, episodes) is the runtime's own alarm code with the defaults.
 
-It is not part of the library: it did not win on these sets (the README's "Alarm defaults" has
+It is not part of the library: it did not win on these sets (docs/quality.md, "Alarm defaults" has
 the figures); this script reproduces that comparison from ``--save-scores`` files.
 
     python benchmarks/explore_pot.py --scores DIR --distances CACHE

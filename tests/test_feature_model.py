@@ -491,7 +491,7 @@ def test_features_train_export_score_through_the_cli(features_category, tmp_path
     convolution_inputs = [node.input[0] for node in onnx.load(str(mixed)).graph.node
                           if node.op_type == "Conv"]
     assert not any(name.endswith("DequantizeLinear_Output") for name in convolution_inputs)
-    # The graph onnxruntime runs fast (README, the `--architecture features` latency row): a
+    # The graph onnxruntime runs fast (docs/quality.md, the `features` latency row): a
     # space-to-depth stem, neighbourhood means as depthwise convolutions, the bank product in
     # parts, each clip one Clip, and no shape read at run time.
     int8_operators = [node.op_type for node in onnx.load(str(tmp_path / "f8.onnx")).graph.node]

@@ -8,14 +8,14 @@ from conftest import shared_dataset
 
 pytestmark = pytest.mark.slow
 
-# Floors sit below the figures measured with the same code (see the README's Quality section),
+# Floors sit below the figures measured with the same code (see docs/quality.md),
 # leaving room for run-to-run training noise on other machines.
 # SKAB's protocol on the first 4 of every 8th of its 34 files (sorted), so that the suite stays
 # under 20 minutes on 2 slow cores: measured 0.798 on those 4 in 50 s with the neighbour distance
 # in the score and the one-Dense head (0.768 with the TimeDistributed head; the distance is the
 # default since 0.3; the error alone measured 0.910 there, but its calibrated
 # threshold sits higher on other/4 and valve1/4 with the distance added, though AUROC rises on all
-# four; on all 34 files the saved scores give 0.837 with it against 0.832, README "Alarm
+# four; on all 34 files the saved scores give 0.837 with it against 0.832, docs/quality.md, "Alarm
 # defaults"). Before it: 0.897 on all 5 of every 8th, 0.831 on every 6th file.
 SKAB_CI_STEP, SKAB_CI_FILES = 8, 4
 SKAB_F1_FLOOR = 0.70
@@ -39,11 +39,11 @@ def test_skab_protocol_f1_floor(tmp_path):
 # Tiles, reduced for CI's time limit: the pretrained-features model with a 1,024-entry bank chosen
 # from 50,000 patches (153 s here; the default U-Net needs ~9 minutes of training for a useful
 # figure: 600 steps gave 0.780 / 0.648 in 540 s of training, 300 steps at 128 px 0.554 / 0.545).
-# The U-Net's full-length figures are in the README; on real data CI checks the features model.
+# The U-Net's full-length figures are in docs/quality.md; on real data CI checks the features model.
 MT_CI_BANK, MT_CI_PATCHES = 1024, 50_000
 MT_IMAGE_AUROC_FLOOR = 0.83  # measured 0.920 with stage 6, which training chooses here
                              # (separation 9.72 against 8.18); 0.888 with stages 3 and 5 (0.943
-                             # and 0.925 with the full bank, README); 0.842 without the contrast
+                             # and 0.925 with the full bank, docs); 0.842 without the contrast
 MT_PIXEL_AUROC_FLOOR = 0.68  # measured 0.768 (0.761 with stages 3 and 5; 0.787 with the full
                              # bank); 0.739 without the contrast
 
@@ -98,7 +98,7 @@ def test_elpv_quality_floor(tmp_path):
 
 
 # NAB, reduced for CI's time limit to the first 3 files of realAdExchange (short files, 6
-# windows, 51 s here); the whole corpus's figures are in the README.
+# windows, 51 s here); the whole corpus's figures are in docs/quality.md.
 NAB_CI_CATEGORY, NAB_CI_FILES = "realAdExchange", 3
 NAB_STANDARD_FLOOR = 50.0  # measured 74.4 with the neighbour distance in the score, either head
                            # (61.1 with the error alone; first 4 files: 65.7; all 6: 60.3, seeds
@@ -121,7 +121,7 @@ def test_nab_quality_floor(tmp_path):
 # SMD, reduced for CI's time limit: the first 4,000 rows of each train half, 6 epochs (89 s here).
 SMD_CI_TRAIN_ROWS, SMD_CI_EPOCHS = 4000, 6
 SMD_AUROC_FLOOR = 0.65      # measured 0.829 with the reduced protocol and the defaults now (bank
-                            # 2,048; 0.830 at 8,192; 0.808 with the error alone; 0.850 full, README)
+                            # 2,048; 0.830 at 8,192; 0.808 with the error alone; 0.850 full, docs)
 SMD_EVENT_F1_FLOOR = 0.15   # measured 0.435 (0.384 at 8,192; 0.403 the error alone; 0.424 full:
                             # 22 events)
 

@@ -4,9 +4,10 @@ patch features (in the manner of PatchCore), on a frozen ImageNet EfficientNet-L
 Each frame's pixels are first moved to one mean and spread (``frame_contrast``): the backbone then
 sees a frame's pattern rather than its exposure, which differs from module to module in
 electroluminescence images (it raised image AUROC on ELPV mono, poly and the magnetic tiles;
-README, "Three image models"). Where the normal frames all have about the same contrast it only
-takes information away (it lost on the synthetic frames), so by default it is chosen from the
-training frames: on when their contrast varies between images (``choose_frame_contrast``).
+docs/quality.md, "Three image models"). Where the normal frames all have about the same
+contrast it only takes information away (it lost on the synthetic frames), so by default it is
+chosen from the training frames: on when their contrast varies between images
+(``choose_frame_contrast``).
 Nothing is trained by gradient: the training images' patch features (stage 3 at stride 8 and
 stage 5 at stride 16, each averaged over its 3 x 3 neighbourhood, upsampled to stride 8 and
 concatenated; stage 6 at stride 32 as well where synthetic defects in the held-out normal
@@ -14,14 +15,15 @@ images say it pays, ``choose_levels``) are reduced to a coreset by greedy k-cent
 which becomes a constant of the exported graph. A patch's anomaly is its Euclidean distance to
 the nearest bank entry; the map is smoothed and upsampled to the input; the image score is the
 mean of the smoothed map's highest 5 % (its maximum is often one stray patch: on the tiles,
-ELPV mono and poly the mean of the top 5 % scored higher than the maximum on all three; README,
-"Three image models").
+ELPV mono and poly the mean of the top 5 % scored higher than the maximum on all three;
+docs/quality.md, "Three image models").
 With ``global_score`` set the model also gives a ``global_score`` output: how far the whole
 frame's feature statistics (each channel's mean and std over the frame) lie from the normal
 training frames' (a Mahalanobis distance under a shrunk covariance). A part that is missing or
 moved, or a frame that is unusual as a whole, shifts these statistics where no single patch may
-stand out; the fused model adds it as a third score when asked (README, "Three image models":
-it raised image AUROC on two of three sets but lowered F1 at the calibrated threshold on all).
+stand out; the fused model adds it as a third score when asked (docs/quality.md, "Three image
+models": it raised image AUROC on two of three sets but lowered F1 at the calibrated threshold on
+all).
 Layers after the backbone are named ``postprocess_*``, the frame's standardization before it
 ``preprocess_*``; both stay float when quantized. The one exception is the distance's product
 with the bank (``bank_similarity``), which INT8 export quantizes.
@@ -62,21 +64,21 @@ class FeatureModelOptions:
     seed: int = 0
 
 
-# ``fused_map_weight``: pixel AUROC of the fused map, each map standardized by the held-out
-# normal images' pixels (a fused model fitted to each set; README, "Explored on 2026-12-03, the
-# third part"): the magnetic tiles 0.861 with the U-Net's map alone, 0.872 / 0.877 / 0.878 with
-# the feature map at weight 1 / 0.5 / 0.25; the synthetic frames 0.997 alone, 0.994 / 0.996 /
-# 0.997. 0.25 was the best of the three on both sets.
+# ``fused_map_weight``: pixel AUROC of the fused map, each map standardized by the held-out normal
+# images' pixels (a fused model fitted to each set; docs/quality.md, "Explored on 2026-12-03, the
+# third part"): the magnetic tiles 0.861 with the U-Net's map alone, 0.872 / 0.877 / 0.878 with the
+# feature map at weight 1 / 0.5 / 0.25; the synthetic frames 0.997 alone, 0.994 / 0.996 / 0.997.
+# 0.25 was the best of the three on both sets.
 # ``levels``' candidates: stages 3 and 5, and with them stage 6 (stride 32). Image AUROC of each
-# fitted to a set's training split (Keras FP32; README, "Levels chosen from the data"): the
+# fitted to a set's training split (Keras FP32; docs/quality.md, "Levels chosen from the data"): the
 # magnetic tiles 0.925 / 0.943, ELPV poly 0.916 / 0.896, mono 0.972 / 0.973, the synthetic frames
 # 0.955 / 0.967 (pixel AUROC 0.951 / 0.896). No one set of levels serves every set, so training
-# chooses: it pastes synthetic defects (``anomaly_synthesis``) into the held-out normal images
-# and keeps stage 6 where it lifts them above the clean ones, in the clean ones' std, by more
-# than the margin, since it costs about 1.8x the arithmetic. That separation, base / stage 6:
-# tiles 9.2 / 11.8, poly 8.1 / 6.3, mono 10.8 / 8.9, synthetic frames 12.06 / 12.17: the margin
-# keeps stage 6 on the tiles alone. (Synthetic-defect AUROC instead of the separation chose
-# stage 6 on the tiles by 0.003 only.)
+# chooses: it pastes synthetic defects (``anomaly_synthesis``) into the held-out normal images and
+# keeps stage 6 where it lifts them above the clean ones, in the clean ones' std, by more than the
+# margin, since it costs about 1.8x the arithmetic. That separation, base / stage 6: tiles 9.2 /
+# 11.8, poly 8.1 / 6.3, mono 10.8 / 8.9, synthetic frames 12.06 / 12.17: the margin keeps stage 6 on
+# the tiles alone. (Synthetic-defect AUROC instead of the separation chose stage 6 on the tiles by
+# 0.003 only.)
 BASE_LEVELS = (3, 5)
 CONTEXT_LEVELS = (3, 5, 6)
 LEVELS_MARGIN = 0.10        # stage 6's separation must exceed the base's by this fraction
@@ -86,7 +88,7 @@ FEATURE_STRIDE = 8  # the stride of stage 3, the finest level used: the map's re
 # The frame contrast is on when the normal frames' contrast varies more than this between images
 # (the coefficient of variation of their pixel std): ELPV mono 0.185, poly 0.235 and the
 # magnetic tiles 0.335, where it gained, against 0.024 for the synthetic frames, where it lost;
-# 0.07 lies midway between on a log scale (README, "Three image models").
+# 0.07 lies midway between on a log scale (docs/quality.md, "Three image models").
 CONTRAST_VARIATION = 0.07
 
 
@@ -101,9 +103,9 @@ class BankSimilarity(layers.Layer):
     it that INT8 export quantizes (its name carries no ``postprocess``): one product with a bias,
     which tf2onnx writes as a Gemm and onnxruntime runs as a uint8 x int8 product with a float
     result, the bias added in int32. Folding |b|^2 into the weights instead would let it set each
-    entry's weight scale, which destroyed the scores (README, "Where the time goes"). The rows
-    stay flat so that nothing after the product is quantizable. In parts of about 512 entries each
-    product's result stays in the cache for the maximum that follows it: the product and the
+    entry's weight scale, which destroyed the scores (docs/quality.md, "Where the time goes"). The
+    rows stay flat so that nothing after the product is quantizable. In parts of about 512 entries
+    each product's result stays in the cache for the maximum that follows it: the product and the
     maximum took 2.65 ms instead of 2.97 (onnxruntime, one thread)."""
 
     def __init__(self, entries: int, chunks: int = 1, **kwargs):
@@ -191,7 +193,7 @@ class NeighbourhoodMean(layers.Layer):
     not counted): a depthwise convolution with weights 1 / size^2, then a fixed per-position
     factor size^2 / (the neighbours inside the frame). Quantized, onnxruntime runs it as a
     depthwise convolution and a product; its quantized average pool took 0.64 ms of the
-    feature model's 10 at 256 px (README, "Where the time goes")."""
+    feature model's 10 at 256 px (docs/quality.md, "Where the time goes")."""
 
     def __init__(self, size: int, **kwargs):
         super().__init__(**kwargs)

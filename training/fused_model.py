@@ -10,9 +10,9 @@ at full resolution; the feature model compares against normal appearance and fin
 features tell apart; the global score is meant for what shifts the whole frame (a part missing
 or moved) more than any one patch. Their scores are on unrelated scales, so each is put in units
 of its own normal spread first. On the magnetic tiles the summed maps localize better than the
-U-Net's alone (README, "Explored on 2026-12-03, the third part"); before each frame's contrast
-was standardized in the feature model, its map's baseline varied from image to image and the
-sum lost, so models fitted without map statistics (``map_stats`` None) keep the U-Net's map.
+U-Net's alone (docs/quality.md, "Explored on 2026-12-03, the third part"); before each frame's
+contrast was standardized in the feature model, its map's baseline varied from image to image and
+the sum lost, so models fitted without map statistics (``map_stats`` None) keep the U-Net's map.
 Layers after the two networks are named ``postprocess_*`` and stay float when quantized.
 """
 

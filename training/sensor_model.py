@@ -52,7 +52,7 @@ class ModelOptions:
     scale_features: bool = False  # divide each feature's error by its mean on normal windows
     # Add the distance of the last rows' shape to the nearest normal one (``NeighbourDistance``),
     # each part of the score standardized by its held-out normal scores (0: the error alone).
-    # 16 rows was chosen on NAB, SKAB, SMD and ECG together (README, "Alarm defaults").
+    # 16 rows was chosen on NAB, SKAB, SMD and ECG together (docs/quality.md, "Alarm defaults").
     neighbour_rows: int = 16
     # Normal shapes kept (evenly spaced) when training has more: 2,048 was as good as 8,192 on the
     # four sets (SMD and ECG gained a little; NAB and SKAB never fill it) at a quarter of the cost.

@@ -44,15 +44,16 @@ class CalibrationOptions:
     adaptive_factor: float = 2.0
     adaptive_z: float | None = None   # given: max(threshold, recent mean + z * recent std) instead
     # k, hold, rearm and the adaptive threshold's settings were chosen together on NAB, SKAB, SMD
-    # and ECG (benchmarks/sweep_alarms.py; the README's "Alarm defaults, chosen on four sets").
+    # and ECG (benchmarks/sweep_alarms.py; docs/quality.md, "Alarm defaults, chosen on four sets").
     likelihood: bool = True        # also alarm on HTM's anomaly likelihood of the recent scores
     likelihood_short: int = 10     # scores averaged (HTM's published settings, not tuned here;
     likelihood_long: int = 8640    # benchmarks/explore_likelihood.py measured them on the four
-    likelihood_z: float = 4.27     # sets: the README's "Alarm defaults")
+    likelihood_z: float = 4.27     # sets: docs/quality.md, "Alarm defaults")
     likelihood_warmup: int = 388
     # the threshold's alarm also needs the score above the stream's long-run level (the mean of
     # the likelihood's means), once that many are learned: a level that has held for most of the
-    # history is this stream's normal now (chosen on the four sets: the README's "Alarm defaults")
+    # history is this stream's normal now (chosen on the four sets: docs/quality.md, "Alarm
+    # defaults")
     likelihood_level: bool = True
     likelihood_level_warmup: int = 1000
     running_normalization: bool = False  # follow slow drift of the readings at run time

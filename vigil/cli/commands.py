@@ -867,14 +867,14 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument("--neighbourhood", type=int, default=None, metavar="K",
                        help="features: average each patch's features over its K x K "
                             "neighbours, K odd (default 3; 5 scored higher on the magnetic "
-                            "tiles' broad defects and lower on ELPV: README)")
+                            "tiles' broad defects and lower on ELPV: docs/quality.md)")
     image.add_argument("--levels", default=None, metavar="S,S,...",
                        help="features: the EfficientNet-Lite0 stages whose features are "
                             "compared, including 3 (stride 8); 3,5,6 adds stage 6's stride-32 "
                             "context: higher image AUROC on the magnetic tiles, lower on ELPV "
                             "poly, about 1.8x the arithmetic (default: 3,5 or 3,5,6, chosen by "
                             "how far synthetic defects in the held-out normal images score above "
-                            "them; README)")
+                            "them; docs/quality.md)")
     image.add_argument("--frame-contrast", action=argparse.BooleanOptionalAction, default=None,
                        help="features: move each frame's pixels to one mean and spread before "
                             "the backbone, so that exposure differences between frames do not "
