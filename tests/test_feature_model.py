@@ -222,6 +222,19 @@ def test_greedy_coreset_covers_every_cluster():
     assert len(feature_model.greedy_coreset(points[:3], 5, 8, rng)) == 3
 
 
+def test_greedy_coreset_chooses_the_rows_the_direct_distances_choose():
+    # The coreset's distances are |x|^2 - 2 x.c + |c|^2; computed as differences of the rows,
+    # the same greedy rule must choose the same rows.
+    points = np.abs(np.random.default_rng(1).normal(size=(3000, 48))).astype(np.float32)
+    chosen = feature_model.greedy_coreset(points, 64, 0, np.random.default_rng(2))
+    expected = [int(np.random.default_rng(2).integers(len(points)))]
+    distance = ((points - points[expected[0]]) ** 2).sum(axis=1)
+    for _ in range(63):
+        expected.append(int(distance.argmax()))
+        distance = np.minimum(distance, ((points - points[expected[-1]]) ** 2).sum(axis=1))
+    assert chosen.tolist() == expected
+
+
 def test_nearest_distance_is_the_exact_euclidean_distance():
     import keras
 
