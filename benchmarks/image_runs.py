@@ -54,6 +54,16 @@ def architecture_options(options: ImageTrainingOptions, architecture: str | None
     return replace(options, features=replace(options.features, **given)) if given else options
 
 
+def seed_options(options: ImageTrainingOptions, seed: int | None) -> ImageTrainingOptions:
+    """``options`` with ``--seed`` applied to both models, as `vigil train image --seed` does: it
+    draws the held-out split, the U-Net's training and the feature model's coreset (None keeps
+    the library's)."""
+    if seed is None:
+        return options
+    return replace(options, model=replace(options.model, seed=seed),
+                   features=replace(options.features, seed=seed))
+
+
 def width_options(options: ImageTrainingOptions, width: int | None) -> ImageTrainingOptions:
     """``options`` with ``--width`` (the U-Net's first-level channels) applied (None keeps it)."""
     if width is None:

@@ -40,7 +40,7 @@ from vigil.runtime.core.report import json_text  # noqa: E402
 from vigil.training.train_image import ImageTrainingOptions, train_image  # noqa: E402
 from vigil.benchmarks.image_runs import (  # noqa: E402
     PRECISION_HELP, PRECISIONS, architecture_options, export_options, feature_option,
-    fused_components, per_image, width_options)
+    fused_components, per_image, seed_options, width_options)
 
 TYPES = ("mono", "poly")
 TEST_EVERY = 3
@@ -92,6 +92,7 @@ def run_type(data: Path, cell_type: str, options: ImageTrainingOptions, scratch:
             "test_defect": int(sum(i.anomalous for i in items)),
             "precision_format": exported.precision, "parity": exported.parity,
             "train_seconds": train_seconds, "architecture": options.architecture,
+            "seed": options.features.seed,
             "frame_contrast": feature_option(trained.run.record, "frame_contrast"),
             "levels": feature_option(trained.run.record, "levels"),
             "levels_separation": feature_option(trained.run.record, "levels_separation"),
@@ -135,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=None,
                         help="unet/fused: the U-Net's first-level channels (default: library)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
+    parser.add_argument("--seed", type=int, default=None,
+                        help="training seed: the held-out split, the U-Net, the coreset (default: "
+                             "library, 0)")
     args = parser.parse_args(argv)
     types = tuple(t for t in args.types.split(",") if t)
     if not types or set(types) - set(TYPES):
@@ -142,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     options = architecture_options(ImageTrainingOptions(), args.architecture, args.bank,
                                    args.global_score, args.neighbourhood, args.levels)
     options = width_options(options, args.width)
+    options = seed_options(options, args.seed)
     if args.steps:
         options = replace(options, model=replace(options.model, steps=args.steps))
     started = time.perf_counter()

@@ -30,7 +30,7 @@ from vigil.runtime.core.report import json_text  # noqa: E402
 from vigil.training.train_image import ImageTrainingOptions, train_image  # noqa: E402
 from vigil.benchmarks.image_runs import (  # noqa: E402
     PRECISION_HELP, PRECISIONS, architecture_options, export_options, feature_option,
-    fused_components, per_image, width_options)
+    fused_components, per_image, seed_options, width_options)
 
 DEFECTS = ("MT_Blowhole", "MT_Break", "MT_Crack", "MT_Fray", "MT_Uneven")
 
@@ -75,7 +75,7 @@ def run(data: Path, options: ImageTrainingOptions, scratch: Path, report: Path |
             "f1": result["f1"], "pro": result["pro"], "best_f1": result["best_f1"],
             "precision": result["precision"], "recall": result["recall"],
             "train_seconds": train_seconds, "precision_format": exported.precision,
-            "architecture": options.architecture,
+            "architecture": options.architecture, "seed": options.features.seed,
             "frame_contrast": feature_option(trained.run.record, "frame_contrast"),
             "levels": feature_option(trained.run.record, "levels"),
             "levels_separation": feature_option(trained.run.record, "levels_separation"),
@@ -106,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=None,
                         help="unet/fused: the U-Net's first-level channels (default: library)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
+    parser.add_argument("--seed", type=int, default=None,
+                        help="training seed: the held-out split, the U-Net, the coreset (default: "
+                             "library, 0)")
     parser.add_argument("--keep", type=Path, default=None,
                         help="an empty folder to keep the split, model and artifact in "
                              "(default: a temporary one)")
@@ -113,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     options = architecture_options(ImageTrainingOptions(), args.architecture, args.bank,
                                    args.global_score, args.neighbourhood, args.levels)
     options = width_options(options, args.width)
+    options = seed_options(options, args.seed)
     if args.steps:
         options = replace(options, model=replace(options.model, steps=args.steps))
     export = export_options(args.precision)

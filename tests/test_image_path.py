@@ -1025,3 +1025,14 @@ def test_unet_width_sets_every_level_and_applies_to_the_unet_only():
     assert width_options(defaults, 12).model.channels == (12, 24, 48, 96, 96, 96)
     with pytest.raises(ValueError, match="--width applies to --architecture unet or fused"):
         width_options(replace(defaults, architecture="features"), 8)
+
+
+def test_image_benchmark_seed_reaches_both_models_as_the_cli_seed_does():
+    from vigil.benchmarks.image_runs import seed_options
+    from vigil.training.train_image import ImageTrainingOptions
+
+    defaults = ImageTrainingOptions()
+    assert seed_options(defaults, None) is defaults
+    seeded = seed_options(defaults, 2)
+    assert (seeded.model.seed, seeded.features.seed) == (2, 2)
+    assert seeded.architecture == defaults.architecture
