@@ -401,10 +401,10 @@ def test_levels_are_chosen_by_fitting_both_on_real_features(capsys):
         40 + 112 + (192 if want == [3, 5, 6] else 0))
     assert scorer.predict(held[:2], verbose=0)["score"].shape[0] == 2
     message = capsys.readouterr().out
-    assert f"levels {','.join(map(str, want))}: synthetic defects in the 10 held-out normal " in (
+    assert f"levels {','.join(map(str, want))}: faint thin cracks drawn into the 10 held-out " in (
         message) and "--levels 3,5 or --levels 3,5,6 to set it" in message
     # the separation is the defects' mean score above the normal images', in their std
-    defects = feature_model.synthetic_defects(held, train, 1, np.random.default_rng(0))
+    defects = feature_model.synthetic_defects(held, 1, np.random.default_rng(0))
     normal = np.asarray(scorer.predict(held, verbose=0)["score"], np.float64).reshape(-1)
     pasted = np.asarray(scorer.predict(defects, verbose=0)["score"], np.float64).reshape(-1)
     assert feature_model.defect_separation(scorer, held, defects) == pytest.approx(

@@ -944,6 +944,26 @@ def test_paste_anomaly_labels_a_subset_of_the_visibly_changed_pixels(channels):
     assert labeled >= 30
 
 
+@pytest.mark.parametrize("channels", [1, 3])
+def test_thin_crack_changes_a_faint_thin_line_and_nothing_far_from_it(channels):
+    from vigil.training.anomaly_synthesis import thin_crack
+
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        image = texture(rng, 64, 64, channels).astype(np.float32) / 255.0
+        if channels == 1:
+            image = image[:, :, 0]
+        out, mask = thin_crack(rng, image)
+        assert out.shape == image.shape and out.dtype == np.float32
+        assert mask.shape == (64, 64) and set(np.unique(mask)) == {0.0, 1.0}
+        assert mask.mean() < 0.15                       # a line, not a region
+        change = np.abs(out - image)
+        change = change.max(axis=2) if change.ndim == 3 else change
+        assert change.max() <= 0.2 + 1e-6               # faint: at most 0.2 of the range
+        near = cv2.dilate(mask, np.ones((7, 7), np.uint8)) > 0
+        assert (change[~near] < 1e-3).all()             # the softened edge stays beside the line
+
+
 # -- the demo's camera path --------------------------------------------------------------------
 
 def test_camera_demo_quick(tmp_path, monkeypatch, capsys):

@@ -107,6 +107,28 @@ def paste_anomaly(rng: np.random.Generator, image: np.ndarray, other: np.ndarray
     return out, label
 
 
+def thin_crack(rng: np.random.Generator, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(``image`` with one or two faint thin cracks drawn in, their float32 {0,1} mask): random-walk
+    polylines 1-2 px wide, darker (70 %) or brighter by 0.05-0.2 of the range, edges softened.
+    The hardest common defect for a patch model; training's choice of feature levels judges the
+    candidates on these (``feature_model.choose_levels``)."""
+    height, width = image.shape[:2]
+    mask = np.zeros((height, width), np.float32)
+    for _ in range(int(rng.integers(1, 3))):
+        points = [rng.uniform(0, [width, height])]
+        for _ in range(int(rng.integers(4, 10))):
+            points.append(np.clip(points[-1] + rng.normal(0, min(height, width) / 10, 2), 0,
+                                  [width - 1, height - 1]))
+        cv2.polylines(mask, [np.array(points, np.int32).reshape(-1, 1, 2)], False, 1.0,
+                      int(rng.integers(1, 3)))
+    soft = cv2.GaussianBlur(mask, (0, 0), 0.7)
+    if image.ndim == 3:
+        soft = soft[:, :, None]
+    shift = rng.uniform(0.05, 0.2) * (-1 if rng.random() < 0.7 else 1)
+    out = (image * (1 - soft) + np.clip(image + shift, 0, 1) * soft).astype(np.float32)
+    return out, mask
+
+
 def random_view(rng: np.random.Generator, image: np.ndarray, crop: int = 0,
                 min_side: int = 0) -> np.ndarray:
     """A random square ``crop`` of ``image`` (height, width, channels), first resized to a random
