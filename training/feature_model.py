@@ -10,7 +10,7 @@ chosen from the training frames: on when their contrast varies between images
 (``choose_frame_contrast``).
 Nothing is trained by gradient: the training images' patch features (stage 3 at stride 8 and
 stage 5 at stride 16, each averaged over its 3 x 3 neighbourhood, upsampled to stride 8 and
-concatenated; stage 6 at stride 32 as well where synthetic defects in the held-out normal
+concatenated; stage 6 at stride 32 as well where thin cracks drawn into the held-out normal
 images say it pays, ``choose_levels``) are reduced to a coreset by greedy k-centre selection,
 which becomes a constant of the exported graph. A patch's anomaly is its Euclidean distance to
 the nearest bank entry; the map is smoothed and upsampled to the input; the image score is the

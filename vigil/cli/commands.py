@@ -873,8 +873,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "compared, including 3 (stride 8); 3,5,6 adds stage 6's stride-32 "
                             "context: higher image AUROC on the magnetic tiles, lower on ELPV "
                             "poly, about 1.8x the arithmetic (default: 3,5 or 3,5,6, chosen by "
-                            "how far synthetic defects in the held-out normal images score above "
-                            "them; docs/quality.md)")
+                            "how far faint thin cracks drawn into the held-out normal images score "
+                            "above them; docs/quality.md)")
     image.add_argument("--frame-contrast", action=argparse.BooleanOptionalAction, default=None,
                        help="features: move each frame's pixels to one mean and spread before "
                             "the backbone, so that exposure differences between frames do not "
