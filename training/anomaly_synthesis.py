@@ -34,6 +34,21 @@ def perlin_noise(rng: np.random.Generator, shape: tuple[int, int], cells: tuple[
     return np.sqrt(2) * (top * (1 - v) + bottom * v)
 
 
+def draw_random_walks(rng: np.random.Generator, mask: np.ndarray, steps: tuple[int, int],
+                      spread: float, widths: tuple[int, int]) -> None:
+    """Draw one or two random-walk polylines (scratches, cracks) into ``mask`` (height, width):
+    ``steps`` (low, high) steps each of std min(height, width) / ``spread`` px, ``widths``
+    (low, high) px wide, high exclusive."""
+    height, width = mask.shape
+    for _ in range(int(rng.integers(1, 3))):
+        points = [rng.uniform(0, [width, height])]
+        for _ in range(int(rng.integers(*steps))):
+            points.append(np.clip(points[-1] + rng.normal(0, min(height, width) / spread, 2), 0,
+                                  [width - 1, height - 1]))
+        cv2.polylines(mask, [np.array(points, np.int32).reshape(-1, 1, 2)], False, 1.0,
+                      int(rng.integers(*widths)))
+
+
 def region_mask(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
     """One random anomaly region as a float32 mask in {0, 1}."""
     height, width = shape
@@ -54,13 +69,7 @@ def region_mask(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
             axes = (int(rng.integers(1, max(2, width // 8))), int(rng.integers(1, max(2, height // 8))))
             cv2.ellipse(mask, centre, axes, rng.uniform(0, 180), 0, 360, 1.0, -1)
     elif kind < 0.85:
-        for _ in range(int(rng.integers(1, 3))):
-            points = [rng.uniform(0, [width, height])]
-            for _ in range(int(rng.integers(2, 6))):
-                points.append(np.clip(points[-1] + rng.normal(0, min(height, width) / 8, 2), 0,
-                                      [width - 1, height - 1]))
-            cv2.polylines(mask, [np.array(points, np.int32).reshape(-1, 1, 2)], False, 1.0,
-                          int(rng.integers(1, 4)))
+        draw_random_walks(rng, mask, steps=(2, 6), spread=8, widths=(1, 4))
     else:
         side = int(rng.integers(4))
         along = int(rng.integers(0, width if side < 2 else height))
@@ -112,15 +121,8 @@ def thin_crack(rng: np.random.Generator, image: np.ndarray) -> tuple[np.ndarray,
     polylines 1-2 px wide, darker (70 %) or brighter by 0.05-0.2 of the range, edges softened.
     The hardest common defect for a patch model; training's choice of feature levels judges the
     candidates on these (``feature_model.choose_levels``)."""
-    height, width = image.shape[:2]
-    mask = np.zeros((height, width), np.float32)
-    for _ in range(int(rng.integers(1, 3))):
-        points = [rng.uniform(0, [width, height])]
-        for _ in range(int(rng.integers(4, 10))):
-            points.append(np.clip(points[-1] + rng.normal(0, min(height, width) / 10, 2), 0,
-                                  [width - 1, height - 1]))
-        cv2.polylines(mask, [np.array(points, np.int32).reshape(-1, 1, 2)], False, 1.0,
-                      int(rng.integers(1, 3)))
+    mask = np.zeros(image.shape[:2], np.float32)
+    draw_random_walks(rng, mask, steps=(4, 10), spread=10, widths=(1, 3))
     soft = cv2.GaussianBlur(mask, (0, 0), 0.7)
     if image.ndim == 3:
         soft = soft[:, :, None]

@@ -78,11 +78,10 @@ class FeatureModelOptions:
 # than the margin, since it costs about 1.8x the arithmetic. Over training's splits at seeds 0, 1
 # and 2 stage 6 gains real image AUROC on the tiles at every seed (0.019-0.024) and loses on poly at
 # every seed (0.019-0.030); the cracks' separation with stage 6 against without it was tiles +57 /
-# +27 / +36 % (the benchmark's runs), poly -21 / -8 / -30 %, mono -19 / -4 / -10 % (seed 0 the
-# benchmark's, 1 and 2 an exploration's draws), the synthetic frames -8 % at seed 0: the margin
-# keeps stage 6 on the tiles alone. The U-Net's pasted defects, the first judge, kept it on the
-# tiles at seeds 0 (+27 %) and 2 (+11 %) but not at seed 1 (+4 %; docs/quality.md, "the sixth
-# part").
+# +27 / +36 %, poly -21 / -3 / -25 %, mono -19 / -4 / -8 % (the benchmarks' runs), the synthetic
+# frames -7 % (`vigil demo`): the margin keeps stage 6 on the tiles alone. The U-Net's pasted
+# defects, the first judge, kept it on the tiles at seeds 0 (+27 %) and 2 (+11 %) but not at seed 1
+# (+4 %; docs/quality.md, "the sixth part").
 BASE_LEVELS = (3, 5)
 CONTEXT_LEVELS = (3, 5, 6)
 LEVELS_MARGIN = 0.10        # stage 6's separation must exceed the base's by this fraction
