@@ -33,9 +33,10 @@ def export_options(precision: str) -> ExportOptions:
 def architecture_options(options: ImageTrainingOptions, architecture: str | None,
                          bank: int | None, global_score: bool = False,
                          neighbourhood: int | None = None,
-                         levels: str | None = None) -> ImageTrainingOptions:
-    """``options`` with ``--architecture``, ``--bank``, ``--global-score``, ``--neighbourhood``
-    and ``--levels`` applied (None and False keep the defaults)."""
+                         levels: str | None = None,
+                         components: int | None = None) -> ImageTrainingOptions:
+    """``options`` with ``--architecture``, ``--bank``, ``--global-score``, ``--neighbourhood``,
+    ``--levels`` and ``--components`` applied (None and False keep the defaults)."""
     if architecture is not None:
         options = replace(options, architecture=architecture)
     if global_score:
@@ -44,7 +45,7 @@ def architecture_options(options: ImageTrainingOptions, architecture: str | None
                              f"--architecture {options.architecture}")
         options = replace(options, features=replace(options.features, global_score=True))
     given = {name: value for name, value in (
-        ("bank", bank), ("neighbourhood", neighbourhood),
+        ("bank", bank), ("neighbourhood", neighbourhood), ("components", components),
         ("levels", None if levels is None else feature_model.parse_levels(levels)))
         if value is not None}
     for name in given:

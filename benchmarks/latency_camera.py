@@ -8,7 +8,7 @@ the runtime and the times the speed goals ask for. Prints ratios; writes JSON.
 
     python benchmarks/latency_camera.py --json results/latency_camera.json
     python benchmarks/latency_camera.py --architecture unet --json results/latency_unet.json
-    python benchmarks/latency_camera.py --levels 3,5,6 [--neighbourhood 5] \
+    python benchmarks/latency_camera.py --levels 3,5,6 [--bank 8192] [--components 96] \
         --json results/latency_356.json
     python benchmarks/latency_camera.py --keras M.keras --int8 M.onnx --fp32 M32.onnx
 
@@ -37,7 +37,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def build_default(folder: Path, steps: int, architecture: str = "features",
                   width: int | None = None, levels: str | None = None,
-                  neighbourhood: int | None = None) -> tuple[Path, Path, Path, Path | None]:
+                  neighbourhood: int | None = None, bank: int | None = None,
+                  components: int | None = None) -> tuple[Path, Path, Path, Path | None]:
     """Fit a camera model on synthetic frames (a U-Net is trained ``steps`` steps); export INT8,
     FP32 and, for feature models, mixed precision (else None)."""
     from vigil.export.export_image import export_image
@@ -57,8 +58,8 @@ def build_default(folder: Path, steps: int, architecture: str = "features",
                             width)
     if levels is None and architecture != "unet":
         levels = "3,5"  # training chooses these or 3,5,6 from the data: each is timed alone
-    options = architecture_options(options, None, None, neighbourhood=neighbourhood,
-                                   levels=levels)
+    options = architecture_options(options, None, bank, neighbourhood=neighbourhood,
+                                   levels=levels, components=components)
     keras_path = folder / "camera.keras"
     train_image(root, keras_path, options, verbose=0)
     int8 = export_image(keras_path, folder / "int8.onnx", ExportOptions(precision=Precision.INT8, force=True)).path
@@ -140,6 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--neighbourhood", type=int, default=None,
                         help="features/fused: K x K neighbourhood averaging, K odd (default: "
                              "library)")
+    parser.add_argument("--bank", type=int, default=None,
+                        help="features/fused: memory-bank entries (default: library)")
+    parser.add_argument("--components", type=int, default=None,
+                        help="features/fused: principal components the patch features are "
+                             "projected on before the bank (default: library; 0: none)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     from vigil.benchmarks.bench import BenchOptions, baselines
@@ -159,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
             with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
                 keras_path, int8_path, fp32_path, mixed_path = pool.submit(
                     build_default, Path(scratch), args.steps, args.architecture,
-                    args.width, args.levels, args.neighbourhood).result()
+                    args.width, args.levels, args.neighbourhood, args.bank,
+                    args.components).result()
         artifacts = [int8_path, fp32_path] + ([mixed_path] if mixed_path else [])
         base = baselines(keras_path, artifacts, BenchOptions())
         int8 = load(int8_path, threads=1)

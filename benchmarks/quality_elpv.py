@@ -129,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--global-score", action="store_true",
                         help="fused: add the global score as a third term")
     parser.add_argument("--bank", type=int, default=None, help="features: memory-bank entries")
+    parser.add_argument("--components", type=int, default=None,
+                        help="features: principal components the patch features are projected "
+                             "on before the bank (default: library; 0: none)")
     parser.add_argument("--neighbourhood", type=int, default=None,
                         help="features: K x K neighbourhood averaging, K odd (default: library)")
     parser.add_argument("--levels", default=None, metavar="S,S,...",
@@ -144,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     if not types or set(types) - set(TYPES):
         parser.error(f"--types must be among {list(TYPES)}; received {args.types!r}")
     options = architecture_options(ImageTrainingOptions(), args.architecture, args.bank,
-                                   args.global_score, args.neighbourhood, args.levels)
+                                   args.global_score, args.neighbourhood, args.levels,
+                                   args.components)
     options = width_options(options, args.width)
     options = seed_options(options, args.seed)
     if args.steps:

@@ -99,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--global-score", action="store_true",
                         help="fused: add the global score as a third term")
     parser.add_argument("--bank", type=int, default=None, help="features: memory-bank entries")
+    parser.add_argument("--components", type=int, default=None,
+                        help="features: principal components the patch features are projected "
+                             "on before the bank (default: library; 0: none)")
     parser.add_argument("--neighbourhood", type=int, default=None,
                         help="features: K x K neighbourhood averaging, K odd (default: library)")
     parser.add_argument("--levels", default=None, metavar="S,S,...",
@@ -114,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
                              "(default: a temporary one)")
     args = parser.parse_args(argv)
     options = architecture_options(ImageTrainingOptions(), args.architecture, args.bank,
-                                   args.global_score, args.neighbourhood, args.levels)
+                                   args.global_score, args.neighbourhood, args.levels,
+                                   args.components)
     options = width_options(options, args.width)
     options = seed_options(options, args.seed)
     if args.steps:

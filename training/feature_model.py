@@ -50,7 +50,9 @@ class FeatureModelOptions:
                                          # used; None: (3, 5) or (3, 5, 6), which adds stride-32
                                          # context, chosen from the data (choose_levels)
     neighbourhood: int = 3               # features averaged over k x k patches
-    bank: int = 2048                     # memory-bank (coreset) size
+    bank: int = 4096                     # memory-bank (coreset) size
+    components: int = 96                 # patch features projected on their first principal
+                                         # components before the bank (0: as they are)
     max_patches: int = 200_000           # training patches the coreset is chosen from
     projection: int = 128                # coreset selection runs on a random projection
     frame_contrast: bool | None = None   # FrameContrast before the backbone (None: chosen
@@ -64,6 +66,14 @@ class FeatureModelOptions:
     seed: int = 0
 
 
+# ``bank`` and ``components``: image AUROC (numpy scoring of cached features on training's split at
+# seed 0; docs/quality.md, "the seventh part") of the magnetic tiles (stage 6) / ELPV mono / poly /
+# the synthetic frames: 2,048 entries as they were 0.949 / 0.972 / 0.915 / 0.973; 4,096 0.963 /
+# 0.974 / 0.915 / 0.973; 8,192 0.967 / 0.972 / 0.920 / 0.968; on 96 principal components, 4,096
+# entries 0.967 / 0.971 / 0.920 / 0.973 (8,192: 0.969 / 0.972 / 0.923 / 0.963; 64 components lose
+# on the synthetic frames). A larger bank covers the tiles' varied texture; the projection pays
+# for it: 4,096 x 96 costs 1.26x the product of 2,048 x 152 (stages 3 and 5) and 0.56x that of
+# 2,048 x 344 (with stage 6). End to end over seeds 0-2 the tiles rose from 0.946 to 0.958.
 # ``fused_map_weight``: pixel AUROC of the fused map, each map standardized by the held-out normal
 # images' pixels (a fused model fitted to each set; docs/quality.md, "Explored on 2026-12-03, the
 # third part"): the magnetic tiles 0.861 with the U-Net's map alone, 0.872 / 0.877 / 0.878 with the
@@ -75,13 +85,16 @@ class FeatureModelOptions:
 # 0.955 / 0.967 (pixel AUROC 0.951 / 0.896). No one set of levels serves every set, so training
 # chooses: it draws faint thin cracks (``anomaly_synthesis.thin_crack``) into the held-out normal
 # images and keeps stage 6 where it lifts them above the clean ones, in the clean ones' std, by more
-# than the margin, since it costs about 1.8x the arithmetic. Over training's splits at seeds 0, 1
+# than the margin, since it costs more arithmetic (1.8x before the projection on 96 principal
+# components, about 1.2x with it). Over training's splits at seeds 0, 1
 # and 2 stage 6 gains real image AUROC on the tiles at every seed (0.019-0.024) and loses on poly at
 # every seed (0.019-0.030); the cracks' separation with stage 6 against without it was tiles +57 /
 # +27 / +36 %, poly -21 / -3 / -25 %, mono -19 / -4 / -8 % (the benchmarks' runs), the synthetic
 # frames -7 % (`vigil demo`): the margin keeps stage 6 on the tiles alone. The U-Net's pasted
 # defects, the first judge, kept it on the tiles at seeds 0 (+27 %) and 2 (+11 %) but not at seed 1
-# (+4 %; docs/quality.md, "the sixth part").
+# (+4 %; docs/quality.md, "the sixth part"). With both projected on 96 principal components
+# (the default since) stage 6's lead shrinks: the tiles +9 / +19 / 0 % at seeds 0-2 (kept at seed
+# 1 only), poly -23 / -21 / -25 %, mono -30 / -25 / -22 %; the tiles score 0.955-0.962 either way.
 BASE_LEVELS = (3, 5)
 CONTEXT_LEVELS = (3, 5, 6)
 LEVELS_MARGIN = 0.10        # stage 6's separation must exceed the base's by this fraction
@@ -102,7 +115,7 @@ class BankSimilarity(layers.Layer):
     for the nearest row. With ``chunks`` > 1, a list of that many (batch * h * w, part) products
     over consecutive parts of the bank instead.
 
-    It is the distance's whole cost (1,024 patches x 2,048 entries at 256 px) and the one part of
+    It is the distance's whole cost (1,024 patches x 4,096 entries at 256 px) and the one part of
     it that INT8 export quantizes (its name carries no ``postprocess``): one product with a bias,
     which tf2onnx writes as a Gemm and onnxruntime runs as a uint8 x int8 product with a float
     result, the bias added in int32. Folding |b|^2 into the weights instead would let it set each
@@ -320,6 +333,9 @@ def size_problem(options: FeatureModelOptions) -> str | None:
         return f"`neighbourhood` must be odd and positive; received {options.neighbourhood}"
     if options.bank < 16:
         return f"`bank` must be at least 16; received {options.bank}"
+    if options.components < 0:
+        return (f"`components` must be 0 (the features as they are) or more; received "
+                f"{options.components}")
     if not 0 < options.global_shrinkage <= 1:
         return (f"`global_shrinkage` must be in (0, 1]; received {options.global_shrinkage}")
     if not 0 <= options.fused_map_weight < float("inf"):
@@ -374,13 +390,68 @@ def build_extractor(channels: int, color: str, options: FeatureModelOptions,
     return keras.Model(frames, features, name="vigil_feature_extractor")
 
 
+def principal_axes(features: np.ndarray, components: int) -> tuple[np.ndarray, np.ndarray,
+                                                                     float]:
+    """(mean (c,), axes (c, components), the share of the variance they hold) of the rows of
+    ``features`` (n, c): the projection on their first principal components."""
+    mean = features.mean(axis=0, dtype=np.float64)
+    centred = features - mean.astype(np.float32)
+    covariance = (centred.T.astype(np.float64) @ centred) / max(len(features) - 1, 1)
+    variances, vectors = np.linalg.eigh(covariance)
+    order = np.argsort(variances)[::-1][:components]
+    held = float(variances[order].sum() / max(variances.sum(), 1e-30))
+    return mean.astype(np.float32), vectors[:, order].astype(np.float32), held
+
+
+@keras.saving.register_keras_serializable(package="vigil")
+class FeatureProjection(layers.Layer):
+    """(batch, h, w, c) -> (batch, h, w, components): each patch's features on fixed principal
+    axes, x @ axes + offset (offset = -mean @ axes). One product on flat rows with static shapes:
+    a Dense layer on the 4-D map read its shape at run time, which made onnxruntime dequantize
+    and transpose the whole map (as ``NearestFromSimilarity`` notes)."""
+
+    def __init__(self, components: int, **kwargs):
+        super().__init__(**kwargs)
+        self.components = int(components)
+
+    def build(self, input_shape):
+        channels = int(input_shape[-1])
+        self.axes = self.add_weight(shape=(channels, self.components), initializer="zeros",
+                                    trainable=False, name="axes")
+        self.offset = self.add_weight(shape=(self.components,), initializer="zeros",
+                                      trainable=False, name="offset")
+
+    def call(self, x):
+        height, width, channels = x.shape[1:]
+        flat = ops.reshape(x, (-1, channels))
+        return ops.reshape(ops.matmul(flat, self.axes) + self.offset,
+                           (-1, height, width, self.components))
+
+    def get_config(self):
+        return {**super().get_config(), "components": self.components}
+
+
+def project_features(features, projection: tuple[np.ndarray, np.ndarray]):
+    """``features`` (a Keras tensor, (batch, h, w, c)) on the fixed ``projection`` (mean (c,),
+    axes (c, k)): (x - mean) @ axes."""
+    mean, axes = projection
+    layer = FeatureProjection(axes.shape[1], name="feature_projection")
+    projected = layer(features)
+    layer.set_weights([axes, -(mean @ axes)])
+    return projected
+
+
 def build_scoring_model(extractor: keras.Model, bank: np.ndarray,
                         options: FeatureModelOptions,
-                        global_weights: tuple[np.ndarray, ...] | None = None) -> keras.Model:
+                        global_weights: tuple[np.ndarray, ...] | None = None,
+                        projection: tuple[np.ndarray, np.ndarray] | None = None) -> keras.Model:
     """uint8 frames in; score and anomaly_map (size x size) out, like the U-Net's scorer; with
-    ``global_weights`` (from ``global_statistics``) also global_score (batch,)."""
+    ``global_weights`` (from ``global_statistics``) also global_score (batch,); with
+    ``projection`` (``principal_axes``' mean and axes) the bank holds projected features."""
     frames = extractor.input
-    distance = nearest_distance(extractor.output, bank)
+    features = (extractor.output if projection is None
+                else project_features(extractor.output, projection))
+    distance = nearest_distance(features, bank)
     smooth = GaussianSmooth(options.smoothing_sigma / FEATURE_STRIDE,
                             name="postprocess_smooth")(distance)
     scorer = scorer_from_maps(frames, smooth, smooth, FEATURE_STRIDE, "vigil_feature_scorer",
@@ -559,14 +630,20 @@ def _fit_levels(train_images: np.ndarray, color: str, options: FeatureModelOptio
     rng = np.random.default_rng(options.seed)
     if len(flat) > options.max_patches:
         flat = flat[rng.choice(len(flat), options.max_patches, replace=False)]
+    projection, reduced = None, {}
+    if 0 < options.components < c:
+        mean, axes, held = principal_axes(flat, options.components)
+        projection = (mean, axes)
+        flat = (flat - mean) @ axes
+        reduced = {"components": int(options.components), "components_variance": round(held, 4)}
     extracted = time.perf_counter() - started
     size = min(options.bank, len(flat))
     progress = StepProgress(size, verbose, label="coreset", metric="radius")
     bank = flat[greedy_coreset(flat, size, options.projection, rng, progress)]
-    scorer = build_scoring_model(extractor, bank, options, global_weights)
+    scorer = build_scoring_model(extractor, bank, options, global_weights, projection)
     return scorer, {"frame_contrast": options.frame_contrast, "levels": list(options.levels),
                     "patches": int(n * h * w), "patches_used": int(len(flat)),
-                    "feature_channels": int(c), "bank": int(len(bank)),
+                    "feature_channels": int(c), **reduced, "bank": int(len(bank)),
                     "feature_seconds": round(extracted, 1),
                     "coreset_seconds": round(time.perf_counter() - started - extracted, 1),
                     "backbone": {"name": "EfficientNet-Lite0 (ImageNet)",
@@ -581,7 +658,10 @@ def score_reduction(options: FeatureModelOptions) -> str:
              f"over the frame; " if options.frame_contrast else "")
             + f"Euclidean distance of each stride-{FEATURE_STRIDE} patch's features (frozen "
             f"ImageNet EfficientNet-Lite0, {stages}, each averaged over "
-            f"{options.neighbourhood} x {options.neighbourhood} patches) to the nearest of a "
+            f"{options.neighbourhood} x {options.neighbourhood} patches"
+            + (f", projected on their first {options.components} principal components"
+               if options.components else "")
+            + f") to the nearest of a "
             f"{options.bank}-entry coreset of the normal training patches; smoothed by a "
             f"Gaussian of sigma {options.smoothing_sigma} input pixels and upsampled to the "
             f"input size; the image score is "

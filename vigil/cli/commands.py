@@ -201,7 +201,8 @@ def cmd_train_image(args) -> int:
                     "%s given without --architecture: training a U-Net, as 0.2 did. This is "
                     "deprecated and will be removed in 0.4: add --architecture unet", flags)
         architecture = "unet"
-    features_only = _given(args, "bank", "neighbourhood", "levels", "frame_contrast")
+    features_only = _given(args, "bank", "components", "neighbourhood", "levels",
+                           "frame_contrast")
     if "levels" in features_only:
         from vigil.training.feature_model import parse_levels
 
@@ -863,7 +864,13 @@ def build_parser() -> argparse.ArgumentParser:
                             "the U-Net's, each standardized by the held-out normal images' "
                             "pixels (default 0.25; 0: the U-Net's map alone, as before 0.3)")
     image.add_argument("--bank", type=int, default=None,
-                       help="features: memory-bank (coreset) entries (default 2048)")
+                       help="features: memory-bank (coreset) entries (default 4096; 2048 "
+                            "before 2026-12-03)")
+    image.add_argument("--components", type=int, default=None, metavar="K",
+                       help="features: project each patch's features on their first K "
+                            "principal components before the memory bank, so that a larger "
+                            "bank costs about what a smaller one did (default 96; 0: as they "
+                            "are, as before 2026-12-03)")
     image.add_argument("--neighbourhood", type=int, default=None, metavar="K",
                        help="features: average each patch's features over its K x K "
                             "neighbours, K odd (default 3; 5 scored higher on the magnetic "
@@ -872,7 +879,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="features: the EfficientNet-Lite0 stages whose features are "
                             "compared, including 3 (stride 8); 3,5,6 adds stage 6's stride-32 "
                             "context: higher image AUROC on the magnetic tiles, lower on ELPV "
-                            "poly, about 1.8x the arithmetic (default: 3,5 or 3,5,6, chosen by "
+                            "poly, about 1.2x the arithmetic (default: 3,5 or 3,5,6, chosen by "
                             "how far faint thin cracks drawn into the held-out normal images score "
                             "above them; docs/quality.md)")
     image.add_argument("--frame-contrast", action=argparse.BooleanOptionalAction, default=None,
