@@ -275,6 +275,13 @@ def test_principal_axes_hold_the_directions_of_largest_variance():
     model = keras.Model(inputs, feature_model.project_features(inputs, (mean, axes)))
     x = rows[:6].reshape(1, 2, 3, 5)
     np.testing.assert_allclose(np.asarray(model(x)), (x - mean) @ axes, rtol=1e-4, atol=1e-4)
+    # only fewer components than the levels' channels project (stage 3 alone has 40)
+    options = feature_model.FeatureModelOptions(levels=(3, 5), components=96)
+    assert feature_model.projected(options)
+    assert "projected on their first 96" in feature_model.score_reduction(options)
+    options = replace(options, levels=(3,))
+    assert not feature_model.projected(options)
+    assert "principal components" not in feature_model.score_reduction(options)
     assert feature_model.size_problem(feature_model.FeatureModelOptions(components=-1)) == (
         "`components` must be 0 (the features as they are) or more; received -1")
 

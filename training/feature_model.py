@@ -631,7 +631,7 @@ def _fit_levels(train_images: np.ndarray, color: str, options: FeatureModelOptio
     if len(flat) > options.max_patches:
         flat = flat[rng.choice(len(flat), options.max_patches, replace=False)]
     projection, reduced = None, {}
-    if 0 < options.components < c:
+    if projected(options):
         mean, axes, held = principal_axes(flat, options.components)
         projection = (mean, axes)
         flat = (flat - mean) @ axes
@@ -651,6 +651,13 @@ def _fit_levels(train_images: np.ndarray, color: str, options: FeatureModelOptio
                                  "weights_sha256": efficientnet_lite.WEIGHTS_SHA256}}
 
 
+def projected(options: FeatureModelOptions) -> bool:
+    """Whether decided ``levels``' features are projected on ``components`` principal
+    components (only when they are fewer than the levels' channels)."""
+    channels = sum(efficientnet_lite.STAGES[s - 1][3] for s in options.levels)
+    return 0 < options.components < channels
+
+
 def score_reduction(options: FeatureModelOptions) -> str:
     stages = " and ".join(f"stage {s} (stride {efficientnet_lite.STAGE_STRIDES[s - 1]})"
                           for s in options.levels)
@@ -660,7 +667,7 @@ def score_reduction(options: FeatureModelOptions) -> str:
             f"ImageNet EfficientNet-Lite0, {stages}, each averaged over "
             f"{options.neighbourhood} x {options.neighbourhood} patches"
             + (f", projected on their first {options.components} principal components"
-               if options.components else "")
+               if projected(options) else "")
             + f") to the nearest of a "
             f"{options.bank}-entry coreset of the normal training patches; smoothed by a "
             f"Gaussian of sigma {options.smoothing_sigma} input pixels and upsampled to the "
