@@ -125,7 +125,8 @@ def export_image(model_path: str | Path, output: str | Path,
 
 def _quantize(fp32, calibration: np.ndarray, target: Precision, progress: Progress):
     """The static INT8 copy ``target`` names: the whole network (INT8) or only the memory-bank
-    product (MIXED). The feature model's one Gemm is that product: its results stay float
+    product (MIXED). The feature model's Gemms are that product and, where the features are
+    projected on principal components, the projection before it: their results stay float
     (rounded to 8 bits, they would blur the nearest entry's distance)."""
     batches = calibration_batches(calibration, CALIBRATION_BATCH, progress)
     return quantize_static_int8(fp32, batches, "image",
@@ -163,8 +164,9 @@ def _unverified_int8(run: TrainingRun, precision: Precision) -> str | None:
     return (f"kept the network in FP32: the INT8 loss of a '{architecture}' model's network shows "
             "only on real defects (measured: 0.017-0.032 image AUROC on ELPV mono and poly, 0.012 "
             "on magnetic tiles before the frame contrast, up to 0.007 with it), and this model "
-            "was trained without labeled defect images; only its memory-bank product may be INT8 "
-            "(precision 'mixed': at most 0.0015 image AUROC on the same sets); train with "
+            "was trained without labeled defect images; only its memory-bank product (and the "
+            "projection before it) may be INT8 (precision 'mixed': at most 0.0015 image AUROC "
+            "on the same sets before the projection); train with "
             "--anomalous DIR so that the export can measure the network's loss, or export with "
             "--precision int8 to quantize it anyway")
 

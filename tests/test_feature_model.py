@@ -257,8 +257,10 @@ def test_nearest_distance_is_the_exact_euclidean_distance():
     assert feature_model.BankSimilarity.from_config({"entries": 32}).chunks == 1
 
 
-def test_principal_axes_hold_the_directions_of_largest_variance():
+def test_principal_axes_hold_the_directions_of_largest_variance(monkeypatch):
     import keras
+
+    monkeypatch.setattr(feature_model, "PCA_BLOCK_ROWS", 1000)  # the covariance in 4 blocks
 
     rng = np.random.default_rng(2)
     # 5 channels, most of the variance along two known directions
@@ -282,6 +284,8 @@ def test_principal_axes_hold_the_directions_of_largest_variance():
     options = replace(options, levels=(3,))
     assert not feature_model.projected(options)
     assert "principal components" not in feature_model.score_reduction(options)
+    with pytest.raises(ValueError, match="`components` must be at least 1; received 0"):
+        feature_model.FeatureProjection(0)
     assert feature_model.size_problem(feature_model.FeatureModelOptions(components=-1)) == (
         "`components` must be 0 (the features as they are) or more; received -1")
 

@@ -151,6 +151,7 @@ class BankSimilarity(layers.Layer):
 
 
 BANK_CHUNK_ENTRIES = 512  # entries per part of the bank product (``BankSimilarity``)
+PCA_BLOCK_ROWS = 20_000   # rows per block of ``principal_axes``' covariance sum
 
 
 @keras.saving.register_keras_serializable(package="vigil")
@@ -390,13 +391,17 @@ def build_extractor(channels: int, color: str, options: FeatureModelOptions,
     return keras.Model(frames, features, name="vigil_feature_extractor")
 
 
-def principal_axes(features: np.ndarray, components: int) -> tuple[np.ndarray, np.ndarray,
-                                                                     float]:
+def principal_axes(features: np.ndarray, components: int
+                   ) -> tuple[np.ndarray, np.ndarray, float]:
     """(mean (c,), axes (c, components), the share of the variance they hold) of the rows of
-    ``features`` (n, c): the projection on their first principal components."""
+    ``features`` (n, c): the projection on their first principal components. The covariance is
+    summed over blocks of rows in float64 (200,000 x 344 at once would take about 1.4 GB)."""
     mean = features.mean(axis=0, dtype=np.float64)
-    centred = features - mean.astype(np.float32)
-    covariance = (centred.T.astype(np.float64) @ centred) / max(len(features) - 1, 1)
+    covariance = np.zeros((features.shape[1],) * 2)
+    for start in range(0, len(features), PCA_BLOCK_ROWS):
+        block = features[start:start + PCA_BLOCK_ROWS].astype(np.float64) - mean
+        covariance += block.T @ block
+    covariance /= max(len(features) - 1, 1)
     variances, vectors = np.linalg.eigh(covariance)
     order = np.argsort(variances)[::-1][:components]
     held = float(variances[order].sum() / max(variances.sum(), 1e-30))
@@ -413,6 +418,8 @@ class FeatureProjection(layers.Layer):
     def __init__(self, components: int, **kwargs):
         super().__init__(**kwargs)
         self.components = int(components)
+        if self.components < 1:
+            raise ValueError(f"`components` must be at least 1; received {components}")
 
     def build(self, input_shape):
         channels = int(input_shape[-1])
@@ -630,12 +637,14 @@ def _fit_levels(train_images: np.ndarray, color: str, options: FeatureModelOptio
     rng = np.random.default_rng(options.seed)
     if len(flat) > options.max_patches:
         flat = flat[rng.choice(len(flat), options.max_patches, replace=False)]
-    projection, reduced = None, {}
+    projection = None
     if projected(options):
         mean, axes, held = principal_axes(flat, options.components)
         projection = (mean, axes)
         flat = (flat - mean) @ axes
         reduced = {"components": int(options.components), "components_variance": round(held, 4)}
+    else:
+        reduced = {"components": 0}  # as many as the levels' channels, or more: not projected
     extracted = time.perf_counter() - started
     size = min(options.bank, len(flat))
     progress = StepProgress(size, verbose, label="coreset", metric="radius")

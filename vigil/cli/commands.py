@@ -870,7 +870,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="features: project each patch's features on their first K "
                             "principal components before the memory bank, so that a larger "
                             "bank costs about what a smaller one did (default 96; 0: as they "
-                            "are, as before 2026-12-03)")
+                            "are, as before 2026-12-03; no projection where the levels have "
+                            "no more channels than K: stage 3 alone has 40)")
     image.add_argument("--neighbourhood", type=int, default=None, metavar="K",
                        help="features: average each patch's features over its K x K "
                             "neighbours, K odd (default 3; 5 scored higher on the magnetic "
@@ -879,9 +880,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="features: the EfficientNet-Lite0 stages whose features are "
                             "compared, including 3 (stride 8); 3,5,6 adds stage 6's stride-32 "
                             "context: higher image AUROC on the magnetic tiles, lower on ELPV "
-                            "poly, about 1.2x the arithmetic (default: 3,5 or 3,5,6, chosen by "
-                            "how far faint thin cracks drawn into the held-out normal images score "
-                            "above them; docs/quality.md)")
+                            "poly, about 1.2x the arithmetic with the default --components "
+                            "(default: 3,5 or 3,5,6, chosen by how far faint thin cracks drawn "
+                            "into the held-out normal images score above them; docs/quality.md)")
     image.add_argument("--frame-contrast", action=argparse.BooleanOptionalAction, default=None,
                        help="features: move each frame's pixels to one mean and spread before "
                             "the backbone, so that exposure differences between frames do not "
