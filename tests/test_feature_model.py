@@ -598,17 +598,28 @@ def test_features_train_export_score_through_the_cli(features_category, tmp_path
     assert not (tmp_path / "legacy_mixed.onnx").exists()
 
 
+def _train_and_export_fp32(category, folder: Path, capsys, name: str, *flags: str
+                           ) -> tuple[Path, Path]:
+    """(the .keras model, its FP32 artifact): a feature model trained through the CLI on
+    ``category`` at 128 px with ``flags``, exported in FP32 with its parity checked."""
+    from vigil.cli import main
+
+    model, artifact = folder / f"{name}.keras", folder / f"{name}.onnx"
+    assert main(["train", "image", str(category), "-o", str(model), "--size", "128", *flags,
+                 "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["export", str(model), "-o", str(artifact), "--precision", "fp32"]) == 0
+    assert json.loads(capsys.readouterr().out)["parity"]["fp32_max_abs_diff"] < 1e-3
+    return model, artifact
+
+
 @pytest.mark.slow
 def test_stage_six_context_trains_exports_and_is_recorded(features_category, tmp_path, capsys):
     from vigil import runtime
     from vigil.cli import main
 
-    model, artifact = tmp_path / "s6.keras", tmp_path / "s6.onnx"
-    assert main(["train", "image", str(features_category), "-o", str(model), "--size", "128",
-                 "--bank", "128", "--levels", "3,5,6", "--quiet"]) == 0
-    capsys.readouterr()
-    assert main(["export", str(model), "-o", str(artifact), "--precision", "fp32"]) == 0
-    assert json.loads(capsys.readouterr().out)["parity"]["fp32_max_abs_diff"] < 1e-3
+    _, artifact = _train_and_export_fp32(features_category, tmp_path, capsys, "s6",
+                                         "--bank", "128", "--levels", "3,5,6")
     detector = runtime.load(artifact)
     assert detector.spec.training["model"]["levels"] == [3, 5, 6]
     assert "stage 3 (stride 8) and stage 5 (stride 16) and stage 6 (stride 32)" in (
@@ -625,12 +636,8 @@ def test_projected_features_train_export_and_are_recorded(features_category, tmp
     from vigil import runtime
     from vigil.cli import main
 
-    model, artifact = tmp_path / "pc.keras", tmp_path / "pc.onnx"
-    assert main(["train", "image", str(features_category), "-o", str(model), "--size", "128",
-                 "--bank", "256", "--components", "48", "--quiet"]) == 0
-    capsys.readouterr()
-    assert main(["export", str(model), "-o", str(artifact), "--precision", "fp32"]) == 0
-    assert json.loads(capsys.readouterr().out)["parity"]["fp32_max_abs_diff"] < 1e-3
+    model, artifact = _train_and_export_fp32(features_category, tmp_path, capsys, "pc",
+                                             "--bank", "256", "--components", "48")
     detector = runtime.load(artifact)
     record = detector.spec.training["model"]
     assert record["components"] == 48 and 0.5 < record["components_variance"] < 1.0
