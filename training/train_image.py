@@ -280,7 +280,7 @@ def _fit_features(train_images: np.ndarray, normal_validation: np.ndarray, color
     scorer, fitted = feature_model.fit(train_images, color, options.features, verbose,
                                        held_out=normal_validation)
     features = replace(options.features, frame_contrast=fitted["frame_contrast"],
-                       levels=tuple(fitted["levels"]))
+                       levels=tuple(fitted["levels"]), bank=fitted["bank"])
     return (scorer, feature_model.score_reduction(features),
             _plain({**asdict(features), **fitted}))
 

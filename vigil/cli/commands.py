@@ -864,8 +864,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "the U-Net's, each standardized by the held-out normal images' "
                             "pixels (default 0.25; 0: the U-Net's map alone, as before 0.3)")
     image.add_argument("--bank", type=int, default=None,
-                       help="features: memory-bank (coreset) entries (default 4096; 2048 "
-                            "before 2026-12-03)")
+                       help="features: memory-bank (coreset) entries (default 4096, held "
+                            "to 1/16 of the training patches where they are fewer than "
+                            "65,536; 2048 before 2026-12-03)")
     image.add_argument("--components", type=int, default=None, metavar="K",
                        help="features: project each patch's features on their first K "
                             "principal components before the memory bank, so that a larger "
