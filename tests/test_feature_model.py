@@ -271,6 +271,11 @@ def test_bank_is_held_to_one_entry_per_16_patches_unless_given():
     assert feature_model.bank_size(given, 1000) == (1000, "given")
     assert "at least 16" in feature_model.size_problem(feature_model.FeatureModelOptions(bank=8))
     assert feature_model.size_problem(chosen) is None
+    # the score reduction names the bank training used; unfitted options, the rule
+    fitted = replace(chosen, levels=(3, 5), bank=2176)
+    assert "nearest of a 2176-entry coreset" in feature_model.score_reduction(fitted)
+    assert ("nearest of a 4096-entry (at most one entry per 16 patches) coreset"
+            in feature_model.score_reduction(replace(fitted, bank=None)))
 
 
 def test_principal_axes_hold_the_directions_of_largest_variance(monkeypatch):
@@ -454,7 +459,7 @@ def test_levels_are_chosen_by_fitting_both_on_real_features(capsys):
     message = capsys.readouterr().out
     assert f"levels {','.join(map(str, want))}: faint thin cracks drawn into the 10 held-out " in (
         message) and "--levels 3,5 or --levels 3,5,6 to set it" in message
-    assert "memory bank: 256 entries, 1/16 of the 4,096 training patches" in message
+    assert "memory bank: 256 entries for the 4,096 training patches (at most one per 16" in message
     # the separation is the defects' mean score above the normal images', in their std
     defects = feature_model.synthetic_defects(held, 1, np.random.default_rng(0))
     normal = np.asarray(scorer.predict(held, verbose=0)["score"], np.float64).reshape(-1)

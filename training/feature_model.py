@@ -82,7 +82,7 @@ class FeatureModelOptions:
 # (1/8.5, 1/17, 1/34 of them): the demo's synthetic frames at 128 px, seed 0, 0.954 / 0.981 /
 # 0.984; seed 1 0.890 / 0.908 / 0.891; 40 magnetic tiles 0.781 / 0.781 / 0.790; 40 ELPV mono
 # cells 0.960 / 0.961 / 0.954. The full sets' 200,000 patches, and the latency benchmark's
-# 70,000, keep 4,096 entries.
+# 69,632, keep 4,096 entries.
 # ``fused_map_weight``: pixel AUROC of the fused map, each map standardized by the held-out normal
 # images' pixels (a fused model fitted to each set; docs/quality.md, "Explored on 2026-12-03, the
 # third part"): the magnetic tiles 0.861 with the U-Net's map alone, 0.872 / 0.877 / 0.878 with the
@@ -559,10 +559,10 @@ def fit(train_images: np.ndarray, color: str, options: FeatureModelOptions,
     else:
         scorer, fitted = choose_levels(train_images, color, options, held_out, contrast, verbose)
     if verbose and fitted["bank_choice"] == "chosen" and fitted["bank"] < BANK_ENTRIES:
-        print(f"memory bank: {fitted['bank']} entries, 1/{BANK_PATCHES_PER_ENTRY} of the "
-              f"{fitted['patches_used']:,} training patches (a larger bank takes in their rarest "
-              f"patches; more training images allow up to {BANK_ENTRIES}; --bank N to set it)",
-              flush=True)
+        print(f"memory bank: {fitted['bank']} entries for the {fitted['patches_used']:,} "
+              f"training patches (at most one per {BANK_PATCHES_PER_ENTRY}, at least 16: a "
+              f"larger bank takes in their rarest patches; more training images allow up to "
+              f"{BANK_ENTRIES}; --bank N to set it)", flush=True)
     return scorer, fitted
 
 
@@ -706,8 +706,10 @@ def score_reduction(options: FeatureModelOptions) -> str:
             f"{options.neighbourhood} x {options.neighbourhood} patches"
             + (f", projected on their first {options.components} principal components"
                if projected(options) else "")
-            + f") to the nearest of a "
-            f"{options.bank}-entry coreset of the normal training patches; smoothed by a "
+            + ") to the nearest of a "
+            + (f"{options.bank}-entry" if options.bank is not None else
+               f"{BANK_ENTRIES}-entry (at most one entry per {BANK_PATCHES_PER_ENTRY} patches)")
+            + " coreset of the normal training patches; smoothed by a "
             f"Gaussian of sigma {options.smoothing_sigma} input pixels and upsampled to the "
             f"input size; the image score is "
             + (f"the mean of the smoothed map's highest {options.score_top:.0%}"
