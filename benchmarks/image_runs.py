@@ -65,6 +65,15 @@ def seed_options(options: ImageTrainingOptions, seed: int | None) -> ImageTraini
                    features=replace(options.features, seed=seed))
 
 
+def size_options(options: ImageTrainingOptions, size: int | None) -> ImageTrainingOptions:
+    """``options`` with ``--size`` (the model's square input side) applied to both models, as
+    `vigil train image --size` does (None keeps the library's)."""
+    if size is None:
+        return options
+    return replace(options, model=replace(options.model, size=size),
+                   features=replace(options.features, size=size))
+
+
 def width_options(options: ImageTrainingOptions, width: int | None) -> ImageTrainingOptions:
     """``options`` with ``--width`` (the U-Net's first-level channels) applied (None keeps it)."""
     if width is None:

@@ -10,6 +10,7 @@ the runtime and the times the speed goals ask for. Prints ratios; writes JSON.
     python benchmarks/latency_camera.py --architecture unet --json results/latency_unet.json
     python benchmarks/latency_camera.py --levels 3,5,6 [--bank 8192] [--components 96] \
         --json results/latency_356.json
+    python benchmarks/latency_camera.py --size 192 --json results/latency_192.json
     python benchmarks/latency_camera.py --keras M.keras --int8 M.onnx --fp32 M32.onnx
 
 Feature models are fitted with stages 3 and 5 unless ``--levels`` says otherwise: training
@@ -38,7 +39,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def build_default(folder: Path, steps: int, architecture: str = "features",
                   width: int | None = None, levels: str | None = None,
                   neighbourhood: int | None = None, bank: int | None = None,
-                  components: int | None = None) -> tuple[Path, Path, Path, Path | None]:
+                  components: int | None = None, size: int | None = None
+                  ) -> tuple[Path, Path, Path, Path | None]:
     """Fit a camera model on synthetic frames (a U-Net is trained ``steps`` steps); export INT8,
     FP32 and, for feature models, mixed precision (else None)."""
     from vigil.export.export_image import export_image
@@ -48,7 +50,7 @@ def build_default(folder: Path, steps: int, architecture: str = "features",
 
     root = write_mvtec(folder / "frames", seed=0, train=80, test_good=8, test_defects=8)
     defaults = ImageTrainingOptions()
-    from vigil.benchmarks.image_runs import architecture_options, width_options
+    from vigil.benchmarks.image_runs import architecture_options, size_options, width_options
 
     # The frame contrast on, as training chooses it on the real sets (ELPV, the magnetic tiles);
     # the synthetic frames' even contrast would leave it out.
@@ -60,6 +62,7 @@ def build_default(folder: Path, steps: int, architecture: str = "features",
         levels = "3,5"  # training chooses these or 3,5,6 from the data: each is timed alone
     options = architecture_options(options, None, bank, neighbourhood=neighbourhood,
                                    levels=levels, components=components)
+    options = size_options(options, size)
     keras_path = folder / "camera.keras"
     train_image(root, keras_path, options, verbose=0)
     int8 = export_image(keras_path, folder / "int8.onnx", ExportOptions(precision=Precision.INT8, force=True)).path
@@ -146,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--components", type=int, default=None,
                         help="features/fused: principal components the patch features are "
                              "projected on before the bank (default: library; 0: none)")
+    parser.add_argument("--size", type=int, default=None,
+                        help="the model's square input side in pixels (default: library, 256)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     from vigil.benchmarks.bench import BenchOptions, baselines
@@ -166,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                 keras_path, int8_path, fp32_path, mixed_path = pool.submit(
                     build_default, Path(scratch), args.steps, args.architecture,
                     args.width, args.levels, args.neighbourhood, args.bank,
-                    args.components).result()
+                    args.components, args.size).result()
         artifacts = [int8_path, fp32_path] + ([mixed_path] if mixed_path else [])
         base = baselines(keras_path, artifacts, BenchOptions())
         int8 = load(int8_path, threads=1)

@@ -40,7 +40,7 @@ from vigil.runtime.core.report import json_text  # noqa: E402
 from vigil.training.train_image import ImageTrainingOptions, train_image  # noqa: E402
 from vigil.benchmarks.image_runs import (  # noqa: E402
     PRECISION_HELP, PRECISIONS, architecture_options, export_options, feature_option,
-    fused_components, per_image, seed_options, width_options)
+    fused_components, per_image, seed_options, size_options, width_options)
 
 TYPES = ("mono", "poly")
 TEST_EVERY = 3
@@ -139,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=None,
                         help="unet/fused: the U-Net's first-level channels (default: library)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
+    parser.add_argument("--size", type=int, default=None,
+                        help="the model's square input side in pixels (default: library, 256)")
     parser.add_argument("--seed", type=int, default=None,
                         help="training seed: the held-out split, the U-Net, the coreset (default: "
                              "library, 0)")
@@ -151,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                                    args.components)
     options = width_options(options, args.width)
     options = seed_options(options, args.seed)
+    options = size_options(options, args.size)
     if args.steps:
         options = replace(options, model=replace(options.model, steps=args.steps))
     started = time.perf_counter()

@@ -1056,3 +1056,19 @@ def test_image_benchmark_seed_reaches_both_models_as_the_cli_seed_does():
     seeded = seed_options(defaults, 2)
     assert (seeded.model.seed, seeded.features.seed) == (2, 2)
     assert seeded.architecture == defaults.architecture
+
+
+def test_image_benchmark_size_reaches_both_models_as_the_cli_size_does():
+    from vigil.benchmarks.image_runs import size_options
+    from vigil.training import feature_model
+    from vigil.training.train_image import ImageTrainingOptions
+
+    defaults = ImageTrainingOptions()
+    assert size_options(defaults, None) is defaults
+    sized = size_options(defaults, 192)
+    assert (sized.model.size, sized.features.size) == (192, 192)
+    assert sized.architecture == defaults.architecture
+    # a size the backbone cannot take is named before any work
+    assert feature_model.size_problem(sized.features) is None
+    assert "`size` must be a multiple of 16" in feature_model.size_problem(
+        size_options(defaults, 200).features)
