@@ -153,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="the model's square input side in pixels (default: library, 256)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
+    if args.size is not None and args.keras and args.int8 and args.fp32:
+        parser.error(f"--size {args.size} applies to the model this benchmark trains; the "
+                     f"given --keras, --int8 and --fp32 keep their own input size")
     from vigil.benchmarks.bench import BenchOptions, baselines
     from vigil.runtime import load
     from vigil.training.synthetic_frames import frames

@@ -92,7 +92,7 @@ def run_type(data: Path, cell_type: str, options: ImageTrainingOptions, scratch:
             "test_defect": int(sum(i.anomalous for i in items)),
             "precision_format": exported.precision, "parity": exported.parity,
             "train_seconds": train_seconds, "architecture": options.architecture,
-            "seed": options.features.seed,
+            "seed": options.features.seed, "input": list(detector.input_shape),
             "frame_contrast": feature_option(trained.run.record, "frame_contrast"),
             "levels": feature_option(trained.run.record, "levels"),
             "levels_separation": feature_option(trained.run.record, "levels_separation"),

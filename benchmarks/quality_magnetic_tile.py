@@ -76,6 +76,7 @@ def run(data: Path, options: ImageTrainingOptions, scratch: Path, report: Path |
             "precision": result["precision"], "recall": result["recall"],
             "train_seconds": train_seconds, "precision_format": exported.precision,
             "architecture": options.architecture, "seed": options.features.seed,
+            "input": list(detector.input_shape),
             "frame_contrast": feature_option(trained.run.record, "frame_contrast"),
             "levels": feature_option(trained.run.record, "levels"),
             "levels_separation": feature_option(trained.run.record, "levels_separation"),

@@ -61,7 +61,7 @@ def test_magnetic_tile_quality_floor(tmp_path):
     options = architecture_options(ImageTrainingOptions(), "features", MT_CI_BANK)
     options = replace(options, features=replace(options.features, max_patches=MT_CI_PATCHES))
     result = run(data, options, tmp_path, log=lambda _: None, verbose=0)
-    assert result["architecture"] == "features"
+    assert result["architecture"] == "features" and result["input"] == [256, 256, 1]
     assert result["frame_contrast"] is True    # the tiles' contrast varies from photo to photo
     assert result["levels"] == [3, 5, 6]         # stage 6's context, chosen for broad defects
     assert len(result["per_image"]["images"]) == 630
@@ -90,7 +90,7 @@ def test_elpv_quality_floor(tmp_path):
     options = architecture_options(ImageTrainingOptions(), "features", ELPV_CI_BANK)
     options = replace(options, features=replace(options.features, max_patches=ELPV_CI_PATCHES))
     result = run_type(data, ELPV_CI_TYPE, options, tmp_path, log=lambda _: None)
-    assert result["architecture"] == "features"
+    assert result["architecture"] == "features" and result["input"] == [256, 256, 1]
     assert result["frame_contrast"] is True    # each module's cells have their own exposure
     assert result["levels"] == [3, 5]            # stage 6 did not pay here (it lost on poly)
     assert (result["train_images"], result["test_normal"], result["test_defect"]) == (200, 100, 150)
