@@ -106,6 +106,7 @@ class FeatureModelOptions:
 # 1 only), poly -23 / -21 / -25 %, mono -30 / -25 / -22 %; the tiles score 0.955-0.962 either way.
 BANK_ENTRIES = 4096         # the bank's entries where the training patches allow (bank_size)
 BANK_PATCHES_PER_ENTRY = 16  # a chosen bank holds at most one entry per this many patches
+BANK_MIN_ENTRIES = 16        # the smallest bank, given or chosen
 BASE_LEVELS = (3, 5)
 CONTEXT_LEVELS = (3, 5, 6)
 LEVELS_MARGIN = 0.10        # stage 6's separation must exceed the base's by this fraction
@@ -343,8 +344,9 @@ def size_problem(options: FeatureModelOptions) -> str | None:
         return f"`levels` must include stage 3 (stride {FEATURE_STRIDE}); received {options.levels}"
     if options.neighbourhood < 1 or options.neighbourhood % 2 == 0:
         return f"`neighbourhood` must be odd and positive; received {options.neighbourhood}"
-    if options.bank is not None and options.bank < 16:
-        return f"`bank` must be at least 16 (or None: chosen); received {options.bank}"
+    if options.bank is not None and options.bank < BANK_MIN_ENTRIES:
+        return (f"`bank` must be at least {BANK_MIN_ENTRIES} (or None: chosen); received "
+                f"{options.bank}")
     if options.components < 0:
         return (f"`components` must be 0 (the features as they are) or more; received "
                 f"{options.components}")
@@ -560,9 +562,9 @@ def fit(train_images: np.ndarray, color: str, options: FeatureModelOptions,
         scorer, fitted = choose_levels(train_images, color, options, held_out, contrast, verbose)
     if verbose and fitted["bank_choice"] == "chosen" and fitted["bank"] < BANK_ENTRIES:
         print(f"memory bank: {fitted['bank']} entries for the {fitted['patches_used']:,} "
-              f"training patches (at most one per {BANK_PATCHES_PER_ENTRY}, at least 16: a "
-              f"larger bank takes in their rarest patches; more training images allow up to "
-              f"{BANK_ENTRIES}; --bank N to set it)", flush=True)
+              f"training patches (at most one per {BANK_PATCHES_PER_ENTRY}, at least "
+              f"{BANK_MIN_ENTRIES}: a larger bank takes in their rarest patches; more training "
+              f"images allow up to {BANK_ENTRIES}; --bank N to set it)", flush=True)
     return scorer, fitted
 
 
@@ -682,10 +684,10 @@ def _fit_levels(train_images: np.ndarray, color: str, options: FeatureModelOptio
 def bank_size(options: FeatureModelOptions, patches: int) -> tuple[int, str]:
     """(the coreset's entries, "given" or "chosen") for ``patches`` to choose them from: a given
     ``bank``, or ``BANK_ENTRIES`` held to one entry per ``BANK_PATCHES_PER_ENTRY`` patches (at
-    least 16); never more than ``patches``."""
+    least ``BANK_MIN_ENTRIES``); never more than ``patches``."""
     if options.bank is not None:
         return min(options.bank, patches), "given"
-    chosen = max(min(BANK_ENTRIES, patches // BANK_PATCHES_PER_ENTRY), 16)
+    chosen = max(min(BANK_ENTRIES, patches // BANK_PATCHES_PER_ENTRY), BANK_MIN_ENTRIES)
     return min(chosen, patches), "chosen"
 
 
