@@ -1047,28 +1047,19 @@ def test_unet_width_sets_every_level_and_applies_to_the_unet_only():
         width_options(replace(defaults, architecture="features"), 8)
 
 
-def test_image_benchmark_seed_reaches_both_models_as_the_cli_seed_does():
-    from vigil.benchmarks.image_runs import seed_options
-    from vigil.training.train_image import ImageTrainingOptions
-
-    defaults = ImageTrainingOptions()
-    assert seed_options(defaults, None) is defaults
-    seeded = seed_options(defaults, 2)
-    assert (seeded.model.seed, seeded.features.seed) == (2, 2)
-    assert seeded.architecture == defaults.architecture
-
-
-def test_image_benchmark_size_reaches_both_models_as_the_cli_size_does():
-    from vigil.benchmarks.image_runs import size_options
+@pytest.mark.parametrize("field", ["seed", "size"])
+def test_image_benchmark_seed_and_size_reach_both_models_as_the_cli_flags_do(field):
+    from vigil.benchmarks.image_runs import seed_options, size_options
     from vigil.training import feature_model
     from vigil.training.train_image import ImageTrainingOptions
 
+    helper, value = {"seed": (seed_options, 2), "size": (size_options, 192)}[field]
     defaults = ImageTrainingOptions()
-    assert size_options(defaults, None) is defaults
-    sized = size_options(defaults, 192)
-    assert (sized.model.size, sized.features.size) == (192, 192)
-    assert sized.architecture == defaults.architecture
-    # a size the backbone cannot take is named before any work
-    assert feature_model.size_problem(sized.features) is None
-    assert "`size` must be a multiple of 16" in feature_model.size_problem(
-        size_options(defaults, 200).features)
+    assert helper(defaults, None) is defaults
+    applied = helper(defaults, value)
+    assert (getattr(applied.model, field), getattr(applied.features, field)) == (value, value)
+    assert applied.architecture == defaults.architecture
+    if field == "size":  # a size the backbone cannot take is named before any work
+        assert feature_model.size_problem(applied.features) is None
+        assert "`size` must be a multiple of 16" in feature_model.size_problem(
+            size_options(defaults, 200).features)
