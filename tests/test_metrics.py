@@ -326,3 +326,51 @@ def test_pixel_auroc_ranks_maps_below_zero(tmp_path):
 
     result, _ = evaluate_images(Stub(), items)
     assert result["pixel_auroc"] == pytest.approx(1.0)
+
+
+def test_pixel_auroc_per_defect_type(tmp_path):
+    """Each defect type's pixel AUROC ranks its own images' defect pixels against the defect-free
+    pixels of its images and of the normal ones: a map that lights a spot scores 1, one that
+    lights the edge of a marked band but not the band scores below chance, and the pooled figure
+    lies between them."""
+    import cv2
+
+    from vigil.runtime.camera.datasets import LabeledImage
+    from vigil.runtime.camera.evaluation import evaluate_images
+    from vigil.runtime.core.spec import ScoreStats
+
+    rng = np.random.default_rng(0)
+    masks = {"spot": np.zeros((16, 16), np.uint8), "band": np.zeros((16, 16), np.uint8)}
+    masks["spot"][4:8, 4:8] = 255
+    masks["band"][:6] = 255
+    maps = {name: rng.uniform(0.0, 1.0, (16, 16)) for name in ("good", "spot", "band")}
+    maps["spot"][4:8, 4:8] = rng.uniform(2.0, 3.0, (4, 4))
+    maps["band"][6] = 3.0  # the band's edge, outside its mask
+    items = []
+    for name in maps:
+        cv2.imwrite(str(tmp_path / f"{name}.png"), np.full((16, 16), 128, np.uint8))
+        mask = None
+        if name in masks:
+            mask = tmp_path / f"{name}_mask.png"
+            cv2.imwrite(str(mask), masks[name])
+        items.append(LabeledImage(tmp_path / f"{name}.png", name in masks, name, mask))
+    order = iter(maps)
+
+    class Stub:
+        class spec:
+            map_stats = ScoreStats(count=256, mean=0.5, std=0.29, p50=0.5, p95=0.95, p99=0.99,
+                                   max=1.0)
+        threshold, pixel_threshold = 1.5, 1.5
+
+        def infer(self, image):
+            amap = maps[next(order)]
+            return np.array([amap.max()]), amap[None].astype(np.float32)
+
+    result, _ = evaluate_images(Stub(), items)
+    rows = {row["defect"]: row for row in result["per_defect"]}
+    assert rows["spot"]["pixel_auroc"] == pytest.approx(1.0)
+    # band: 96 positives, uniform like the 256 + 144 negatives but for 16 negatives above all
+    expected = (96 * 384 * 0.5) / (96 * 400)
+    assert rows["band"]["pixel_auroc"] == pytest.approx(expected, abs=0.05)
+    assert rows["band"]["pixel_auroc"] < result["pixel_auroc"] < rows["spot"]["pixel_auroc"]
+    assert "pixel_auroc" not in rows["good"]

@@ -59,6 +59,8 @@ def evaluate_images(detector: ImageDetector, items: Sequence[LabeledImage],
     maps = []
     edges = None
     positive_hist = negative_hist = None
+    by_defect: dict[str, np.ndarray] = {}  # per defect type: its images' (positive, negative);
+                                           # under "": the normal images' (0, negative)
     pro = _ProAccumulator()
     has_masks = any(i.mask is not None for i in items)
     for n, item in enumerate(items):
@@ -76,8 +78,13 @@ def evaluate_images(detector: ImageDetector, items: Sequence[LabeledImage],
             positive_hist = np.zeros(PIXEL_BINS + 2, np.int64)
             negative_hist = np.zeros(PIXEL_BINS + 2, np.int64)
         bins = np.searchsorted(edges, full.ravel(), side="right")
-        positive_hist += np.bincount(bins[mask.ravel()], minlength=PIXEL_BINS + 2)
-        negative_hist += np.bincount(bins[~mask.ravel()], minlength=PIXEL_BINS + 2)
+        positive = np.bincount(bins[mask.ravel()], minlength=PIXEL_BINS + 2)
+        negative = np.bincount(bins[~mask.ravel()], minlength=PIXEL_BINS + 2)
+        positive_hist += positive
+        negative_hist += negative
+        key = item.defect if item.anomalous else ""
+        pair = by_defect.setdefault(key, np.zeros((2, PIXEL_BINS + 2), np.int64))
+        pair += (positive, negative)
         pro.add(full, mask)
     progress("scoring images", len(items), len(items))
     threshold = detector.threshold
@@ -95,7 +102,7 @@ def evaluate_images(detector: ImageDetector, items: Sequence[LabeledImage],
         "threshold": threshold, "pixel_threshold": detector.pixel_threshold,
         "images": len(items), "anomalous": int(labels.sum()),
         "tp": c.tp, "fp": c.fp, "fn": c.fn, "tn": c.tn,
-        "per_defect": _per_defect(items, scores, labels, predicted),
+        "per_defect": _per_defect(items, scores, labels, predicted, by_defect),
         **_mistakes(items, scores, threshold),
         "note": ("pixel_auroc over every pixel of every test image at its own resolution (the map "
                  "resized back), from 20,000-bin histograms; pro = normalized area under the "
@@ -118,16 +125,26 @@ def _mistakes(items, scores, threshold: float) -> dict[str, list[dict]]:
             "false_alarm_images": sorted(false, key=lambda e: -e["score"])}
 
 
-def _per_defect(items, scores, labels, predicted) -> list[dict]:
+def _per_defect(items, scores, labels, predicted,
+                pixels: dict[str, np.ndarray]) -> list[dict]:
+    """Image AUROC and recall per defect type (its images against the normal ones); with masks
+    also pixel AUROC: its images' defect pixels against the defect-free pixels of its own images
+    and of every normal image (``pixels``: per defect type, its images' defect and defect-free
+    pixel histograms; under "", the normal images' defect-free ones)."""
     defects = sorted({i.defect for i in items if i.anomalous})
     normal = ~labels
+    normal_pixels = pixels[""][1] if "" in pixels else 0
     rows = []
     for defect in defects:
         chosen = np.array([i.defect == defect for i in items])
         subset = chosen | normal
-        rows.append({"defect": defect, "images": int(chosen.sum()),
-                     "image_auroc": metrics.auroc(scores[subset], labels[subset]),
-                     "recall": float(predicted[chosen].mean())})
+        row = {"defect": defect, "images": int(chosen.sum()),
+               "image_auroc": metrics.auroc(scores[subset], labels[subset]),
+               "recall": float(predicted[chosen].mean())}
+        if defect in pixels:
+            positive, negative = pixels[defect]
+            row["pixel_auroc"] = _histogram_auroc(positive, negative + normal_pixels)
+        rows.append(row)
     rows.append({"defect": "good", "images": int(normal.sum()), "image_auroc": None,
                  "false_positive_rate": float(predicted[normal].mean()) if normal.any() else None})
     return rows

@@ -35,12 +35,13 @@ def write_image_report(result: dict, scored, detector, folder: str | Path, model
              "## Best-F1 threshold", "",
              *best_threshold_lines(result, f"vigil eval {model_name} {data or 'DATA'}"),
              "## Per defect type", "",
-             "| defect | images | image AUROC | caught at the threshold |", "|---|---:|---:|---:|"]
+             "| defect | images | image AUROC | pixel AUROC | caught at the threshold |",
+             "|---|---:|---:|---:|---:|"]
     for row in result["per_defect"]:
         if row["defect"] == "good":
             continue
         lines.append(f"| {row['defect']} | {row['images']} | {format_cell(row['image_auroc'])} | "
-                     f"{format_cell(row['recall'])} |")
+                     f"{format_cell(row.get('pixel_auroc'))} | {format_cell(row['recall'])} |")
     good = next((r for r in result["per_defect"] if r["defect"] == "good"), None)
     if good:
         lines += ["", f"Normal images: {good['images']}, of which {len(false)} raised a false "
