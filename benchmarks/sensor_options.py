@@ -30,6 +30,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--neighbour-rows", type=int, default=None, metavar="ROWS",
                         help="rows of the shape distance added to the score (default: the "
                              "library's; 0: the model's error alone)")
+    parser.add_argument("--members", type=int, default=None, metavar="N",
+                        help="networks whose errors are averaged (default: the library's, 1)")
     parser.add_argument("--seed", type=int, default=None,
                         help="training seed: initial weights and shuffling (default: the "
                              "library's); a few seeds show how far a figure moves by chance")
@@ -46,6 +48,8 @@ def with_model_arguments(options: SensorTrainingOptions,
         data = replace(data, window=args.window)
     if getattr(args, "neighbour_rows", None) is not None:
         model = replace(model, neighbour_rows=args.neighbour_rows)
+    if getattr(args, "members", None) is not None:
+        model = replace(model, members=args.members)
     if getattr(args, "seed", None) is not None:
         model = replace(model, seed=args.seed)
     calibration = options.calibration

@@ -8,6 +8,7 @@ the .onnx file scores raw readings by itself.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import keras
@@ -57,6 +58,8 @@ class ModelOptions:
     # Normal shapes kept (evenly spaced) when training has more: 2,048 was as good as 8,192 on the
     # four sets (SMD and ECG gained a little; NAB and SKAB never fill it) at a quarter of the cost.
     neighbour_entries: int = 2048
+    # Networks trained alike from seeds seed, seed + 1, ...; the score averages their errors.
+    members: int = 1
     seed: int = 0
 
 
@@ -239,17 +242,20 @@ class NeighbourScore:
     stds: tuple[float, float]
 
 
-def build_network(window: int, features: int, options: ModelOptions) -> keras.Model:
+def build_network(window: int, features: int, options: ModelOptions,
+                  member: int = 0) -> keras.Model:
     """The trainable network on normalized windows.
 
     Autoencoders map (window, features) to its reconstruction. Forecasters map the first
     ``window - 1`` rows to predictions of rows 1..window-1 (output t forecasts row t + 1).
-    Its initial weights come from ``options.seed`` alone, whatever ran before in the process.
+    Its initial weights come from ``options.seed`` alone, whatever ran before in the process;
+    ``member`` n > 0 (of ``options.members``) starts from seed + n and has its own name.
     """
-    keras.utils.set_random_seed(options.seed)
+    keras.utils.set_random_seed(options.seed + member)
     arch = Architecture(options.architecture)
+    name = f"vigil_{arch.value.replace('-', '_')}" + (f"_{member}" if member else "")
     if arch is Architecture.TCN_FORECAST:
-        return _temporal_convolution(window, features, options.units)
+        return _temporal_convolution(window, features, options.units, name)
     if arch.forecasts:
         cell = layers.GRU if arch is Architecture.GRU_FORECAST else layers.LSTM
         inputs = keras.Input((window - 1, features), name="history")
@@ -257,7 +263,7 @@ def build_network(window: int, features: int, options: ModelOptions) -> keras.Mo
         # Dense acts on a sequence's last axis as it is; TimeDistributed around it exported as
         # one Slice, MatMul and Squeeze per step (about 250 ONNX nodes for a window of 64)
         outputs = layers.Dense(features)(x)
-        return keras.Model(inputs, outputs, name=f"vigil_{arch.value.replace('-', '_')}")
+        return keras.Model(inputs, outputs, name=name)
     inputs = keras.Input((window, features), name="window")
     if arch is Architecture.CONV_LSTM_AE:
         if window % 4:
@@ -279,13 +285,14 @@ def build_network(window: int, features: int, options: ModelOptions) -> keras.Mo
         x = cell(options.latent, return_sequences=True)(x)
         x = cell(options.units, return_sequences=True)(x)
     outputs = layers.Dense(features)(x)  # one MatMul for every step (see above)
-    return keras.Model(inputs, outputs, name=f"vigil_{arch.value.replace('-', '_')}")
+    return keras.Model(inputs, outputs, name=name)
 
 
 TCN_DILATIONS = (1, 2, 4, 8)  # kernel 3: each output sees the 31 rows up to its own
 
 
-def _temporal_convolution(window: int, features: int, units: int) -> keras.Model:
+def _temporal_convolution(window: int, features: int, units: int,
+                          name: str = "vigil_tcn_forecast") -> keras.Model:
     """Causal residual blocks of dilated Conv1D; output t forecasts row t + 1 from rows <= t."""
     inputs = keras.Input((window - 1, features), name="history")
     x = layers.Conv1D(units, 1)(inputs)
@@ -294,7 +301,7 @@ def _temporal_convolution(window: int, features: int, units: int) -> keras.Model
                              activation="relu")(x)
         x = layers.Add()([x, step])
     outputs = layers.Conv1D(features, 1)(x)
-    return keras.Model(inputs, outputs, name="vigil_tcn_forecast")
+    return keras.Model(inputs, outputs, name=name)
 
 
 def targets_and_outputs(network: keras.Model, normalized, forecasts: bool):
@@ -322,17 +329,25 @@ def input_bounds(roles: tuple[str, ...]) -> np.ndarray:
                      for r in roles], dtype=np.float64)
 
 
-def build_scoring_model(network: keras.Model, window: int, mean: np.ndarray, std: np.ndarray,
-                        scale: np.ndarray, options: ModelOptions,
+def build_scoring_model(network: keras.Model | Sequence[keras.Model], window: int,
+                        mean: np.ndarray, std: np.ndarray,
+                        scale: np.ndarray | Sequence[np.ndarray], options: ModelOptions,
                         bounds: np.ndarray | None = None,
                         neighbours: NeighbourScore | None = None) -> keras.Model:
     """Raw window in; (score, feature_errors) out. This is the model that is exported.
 
-    ``bounds`` (``input_bounds`` of the feature roles; default: every feature scored) marks the
-    features whose error makes the score (-1); the others are inputs only, clipped. With
-    ``neighbours`` the score is the standardized sum of the error score and the neighbour distance
-    (``feature_errors`` stay the forecast's or reconstruction's).
+    ``network`` may be several networks (``members``), each with its ``scale``: their window
+    scores and feature errors are averaged. ``bounds`` (``input_bounds`` of the feature roles;
+    default: every feature scored) marks the features whose error makes the score (-1); the
+    others are inputs only, clipped. With ``neighbours`` the score is the standardized sum of the
+    error score and the neighbour distance (``feature_errors`` stay the forecast's or
+    reconstruction's).
     """
+    networks = list(network) if isinstance(network, (list, tuple)) else [network]
+    scales = list(scale) if isinstance(network, (list, tuple)) else [scale]
+    if len(scales) != len(networks):
+        raise ValueError(f"`scale` must hold one scale per network ({len(networks)}); received "
+                         f"{len(scales)}")
     features = len(mean)
     raw = keras.Input((window, features), name="window")
     weights = bound = None
@@ -340,11 +355,19 @@ def build_scoring_model(network: keras.Model, window: int, mean: np.ndarray, std
         weights = (np.asarray(bounds) < 0).astype(np.float32)
         bound = np.asarray(bounds, dtype=np.float64)
     normalized = Standardize(mean, std, bound, name="standardize")(raw)
-    target, produced = targets_and_outputs(network, normalized,
-                                           Architecture(options.architecture).forecasts)
-    score, feature_errors = WindowScore(scale, options.score_reduction, options.score_last,
-                                        options.score_decay, weights,
-                                        name="window_score")([target, produced])
+    scores, errors = [], []
+    for n, (member, member_scale) in enumerate(zip(networks, scales)):
+        target, produced = targets_and_outputs(member, normalized,
+                                               Architecture(options.architecture).forecasts)
+        member_score, member_errors = WindowScore(
+            member_scale, options.score_reduction, options.score_last, options.score_decay,
+            weights, name="window_score" + (f"_{n}" if n else ""))([target, produced])
+        scores.append(member_score)
+        errors.append(member_errors)
+    score, feature_errors = scores[0], errors[0]
+    if len(networks) > 1:
+        score = layers.Average(name="members_score")(scores)
+        feature_errors = layers.Average(name="members_feature_errors")(errors)
     if neighbours is not None:
         layer = NeighbourDistance(neighbours.rows, neighbours.features, len(neighbours.shapes),
                                   name=NEIGHBOUR_LAYER)
@@ -376,9 +399,11 @@ def feature_error_scale(network: keras.Model, normalized: np.ndarray,
 
 
 def fit(network: keras.Model, train: np.ndarray, validation: np.ndarray,
-        options: ModelOptions, verbose: int | str = "auto") -> keras.callbacks.History:
-    """Fit the network on normal windows (normalized); early stopping when ``patience`` > 0."""
-    keras.utils.set_random_seed(options.seed)
+        options: ModelOptions, verbose: int | str = "auto",
+        member: int = 0) -> keras.callbacks.History:
+    """Fit the network on normal windows (normalized); early stopping when ``patience`` > 0.
+    Shuffling comes from ``options.seed`` (plus ``member``, as in ``build_network``)."""
+    keras.utils.set_random_seed(options.seed + member)
     forecasts = Architecture(options.architecture).forecasts
     network.compile(optimizer=keras.optimizers.Adam(options.learning_rate), loss="mse")
     callbacks = []

@@ -178,6 +178,9 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
                          f"`adaptive_factor` > 0; received {calibration.adaptive_memory}, "
                          f"{calibration.adaptive_warmup}, {calibration.adaptive_z}, "
                          f"{calibration.adaptive_quantile} and {calibration.adaptive_factor}")
+    if options.model.members < 1:
+        raise ValueError(f"`members` must be >= 1 (networks whose errors are averaged); received "
+                         f"{options.model.members}")
     if options.model.neighbour_rows < 0 or options.model.neighbour_entries < 1:
         raise ValueError(f"`neighbour_rows` must be >= 0 and `neighbour_entries` >= 1; received "
                          f"{options.model.neighbour_rows} and {options.model.neighbour_entries}")
@@ -195,7 +198,8 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
     if 0 < model_options.score_last and model_options.score_last >= window:
         raise ValueError(f"`score_last` must be smaller than `window` ({window}); received "
                          f"{model_options.score_last}")
-    network = sensor_model.build_network(window, n_features, model_options)
+    networks = [sensor_model.build_network(window, n_features, model_options, member)
+                for member in range(model_options.members)]
     roles = prepared.roles or (SCORED,) * n_features
     inputs_only = {f: r for f, r in zip(prepared.features, roles) if r != SCORED}
     bounds = sensor_model.input_bounds(roles)
@@ -206,9 +210,12 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
         return np.clip(z, -clip, clip).astype(np.float32)
 
     normalized_train = normalize(prepared.train)
-    history = sensor_model.fit(network, normalized_train, normalize(normal_val),
-                               model_options, verbose=verbose)
-    scale = sensor_model.feature_error_scale(network, normalized_train, model_options)
+    histories = [sensor_model.fit(network, normalized_train, normalize(normal_val),
+                                  model_options, verbose=verbose, member=member)
+                 for member, network in enumerate(networks)]
+    scales = [sensor_model.feature_error_scale(network, normalized_train, model_options)
+              for network in networks]
+    network, scale = (networks, scales) if len(networks) > 1 else (networks[0], scales[0])
     scorer = sensor_model.build_scoring_model(network, window, prepared.mean, prepared.std, scale,
                                               model_options, bounds)
     neighbours = None
@@ -227,7 +234,8 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
                                        ThresholdMethod(options.calibration.method))
     for warning in warnings:
         log.warning("%s", warning)
-    record = _record(prepared, options, threshold, scores[~labels], len(history.epoch))
+    epochs = len(histories[0].epoch)
+    record = _record(prepared, options, threshold, scores[~labels], epochs)
     record["training"]["inputs_only"] = inputs_only
     if neighbours is not None:
         record["score_reduction"] += (f"; plus the distance of the last {neighbours.rows} rows' "
@@ -249,7 +257,7 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
         calibration=_calibration_windows(prepared, model_options.seed),
     )
     save_run(scorer, run)
-    return SensorTrainingResult(run, threshold, time.perf_counter() - started, len(history.epoch),
+    return SensorTrainingResult(run, threshold, time.perf_counter() - started, epochs,
                                 check, tuple(warnings))
 
 
@@ -305,7 +313,10 @@ def _record(prepared: SensorData, options: SensorTrainingOptions, threshold: Thr
                               else "reconstruction")
                            + " error in normalized units"
                            + (" / its normal mean" if model.scale_features else "") + ", over the "
-                           + (f"last {model.score_last} steps" if model.score_last else "window"),
+                           + (f"last {model.score_last} steps" if model.score_last else "window")
+                           + (f", averaged over {model.members} networks trained from seeds "
+                              f"{model.seed}-{model.seed + model.members - 1}"
+                              if model.members > 1 else ""),
         **decision_record(options.calibration, threshold, normal_scores),
         "training": {
             "files": list(prepared.files),

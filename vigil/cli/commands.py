@@ -127,7 +127,7 @@ def cmd_train_sensor(args) -> int:
                                                "batch_size", "learning_rate", "score_reduction",
                                                "score_last", "score_decay", "burn_in",
                                                "neighbour_rows", "neighbour_entries",
-                                               "seed")),
+                                               "members", "seed")),
         calibration=replace(defaults.calibration, **_given(args, "k", "q", "consecutive", "hold",
                                                            "rearm", "adaptive", "adaptive_memory",
                                                            "adaptive_warmup", "adaptive_z",
@@ -765,6 +765,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "one to the score (default 16; 0: the model's error alone)")
     sensor.add_argument("--neighbour-entries", type=int, default=None, metavar="N",
                         help="normal shapes kept for that distance (default 2048)")
+    sensor.add_argument("--members", type=int, default=None, metavar="N",
+                        help="train N networks from seeds SEED..SEED+N-1 and average their "
+                             "errors: steadier scores for N times the training and scoring "
+                             "time (default 1)")
     _threshold_method_arguments(sensor)
     sensor.add_argument("--k", type=float, default=None,
                         help="gaussian: mean + k std of held-out normal scores (default 5)")
