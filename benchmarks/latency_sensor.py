@@ -5,7 +5,7 @@ alike (the same harness as ``vigil bench --against``); streaming throughput (row
 StreamingScorer on one thread); cold start (import + load + first score in a fresh process).
 Prints ratios; writes JSON.
 
-    python benchmarks/latency_sensor.py --json results/latency_sensor.json
+    python benchmarks/latency_sensor.py --json results/latency_sensor.json [--members N]
     python benchmarks/latency_sensor.py --keras M.keras --int8 M.onnx --fp32 M32.onnx
 """
 
@@ -24,9 +24,10 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def build_default(folder: Path, architecture: str | None = None) -> tuple[Path, Path, Path]:
-    """Train the demo's model (64 x 8 windows; the default architecture unless one is named) on
-    synthetic data and export INT8 and FP32."""
+def build_default(folder: Path, architecture: str | None = None,
+                  members: int | None = None) -> tuple[Path, Path, Path]:
+    """Train the demo's model (64 x 8 windows; the default architecture and number of networks
+    unless given) on synthetic data and export INT8 and FP32."""
     from dataclasses import replace
 
     from vigil.export.export_sensor import ExportOptions, Precision, export_sensor
@@ -39,7 +40,8 @@ def build_default(folder: Path, architecture: str | None = None) -> tuple[Path, 
     options = replace(defaults, data=replace(defaults.data, window=64),
                       model=replace(defaults.model, epochs=5,
                                     architecture=Architecture(architecture
-                                                              or defaults.model.architecture)))
+                                                              or defaults.model.architecture),
+                                    members=members or defaults.model.members))
     keras_path = folder / "sensor.keras"
     train_sensor(train_csv, keras_path, options, verbose=0)
     int8 = export_sensor(keras_path, folder / "int8.onnx", ExportOptions(precision=Precision.INT8, force=True)).path
@@ -77,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--architecture", default=None,
                         help="train this sensor architecture (default: the library's)")
+    parser.add_argument("--members", type=int, default=None, metavar="N",
+                        help="networks whose errors are averaged (default: the library's, 1)")
     args = parser.parse_args(argv)
     from vigil.benchmarks.bench import BenchOptions, baselines
     from vigil.benchmarks.harness import cold_start
@@ -92,8 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             from concurrent.futures import ProcessPoolExecutor
 
             with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-                keras_path, int8_path, fp32_path = pool.submit(build_default, Path(scratch),
-                                                                   args.architecture).result()
+                keras_path, int8_path, fp32_path = pool.submit(
+                    build_default, Path(scratch), args.architecture, args.members).result()
         base = baselines(keras_path, [int8_path, fp32_path], BenchOptions())
         from vigil.runtime import load
 
