@@ -25,9 +25,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def build_default(folder: Path, architecture: str | None = None,
-                  members: int | None = None) -> tuple[Path, Path, Path]:
+                  members: int | None = None) -> tuple[Path, Path, Path, int]:
     """Train the demo's model (64 x 8 windows; the default architecture and number of networks
-    unless given) on synthetic data and export INT8 and FP32."""
+    unless given) on synthetic data and export INT8 and FP32; also the number of networks."""
     from dataclasses import replace
 
     from vigil.export.export_sensor import ExportOptions, Precision, export_sensor
@@ -47,7 +47,7 @@ def build_default(folder: Path, architecture: str | None = None,
     int8 = export_sensor(keras_path, folder / "int8.onnx", ExportOptions(precision=Precision.INT8, force=True)).path
     fp32 = export_sensor(keras_path, folder / "fp32.onnx",
                          ExportOptions(precision=Precision.FP32)).path
-    return keras_path, int8, fp32
+    return keras_path, int8, fp32, options.model.members
 
 
 def streaming_rate(int8_path: Path, values: np.ndarray) -> dict:
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--architecture", default=None,
                         help="train this sensor architecture (default: the library's)")
     parser.add_argument("--members", type=int, default=None, metavar="N",
-                        help="networks whose errors are averaged (default: the library's, 1)")
+                        help="networks whose errors are averaged (default: the library's, 3)")
     args = parser.parse_args(argv)
     from vigil.benchmarks.bench import BenchOptions, baselines
     from vigil.benchmarks.harness import cold_start
@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         if args.keras and args.int8 and args.fp32:
             keras_path, int8_path, fp32_path = args.keras, args.int8, args.fp32
+            members = None  # the given model's own, not read here
         else:
             # Trained in a child process: TensorFlow's thread settings for the Keras baseline
             # (one thread) can only be made before TensorFlow starts in this one.
@@ -96,14 +97,15 @@ def main(argv: list[str] | None = None) -> int:
             from concurrent.futures import ProcessPoolExecutor
 
             with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-                keras_path, int8_path, fp32_path = pool.submit(
+                keras_path, int8_path, fp32_path, members = pool.submit(
                     build_default, Path(scratch), args.architecture, args.members).result()
         base = baselines(keras_path, [int8_path, fp32_path], BenchOptions())
         from vigil.runtime import load
 
         features = load(int8_path).input_shape[1]
         values = normal_stream(20_000, seed=5)[:, :features].astype(np.float32)
-        result = {**base, "streaming_one_thread": streaming_rate(int8_path, values),
+        result = {**base, "members": members,
+                  "streaming_one_thread": streaming_rate(int8_path, values),
                   "cold_start": cold_start(int8_path)}
     text = json.dumps(result, indent=2)
     if args.json:

@@ -210,9 +210,13 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
         return np.clip(z, -clip, clip).astype(np.float32)
 
     normalized_train = normalize(prepared.train)
-    histories = [sensor_model.fit(network, normalized_train, normalize(normal_val),
-                                  model_options, verbose=verbose, member=member)
-                 for member, network in enumerate(networks)]
+    histories = []
+    for member, network in enumerate(networks):
+        if len(networks) > 1 and verbose != 0:
+            log.info("network %d of %d (seed %d)", member + 1, len(networks),
+                     model_options.seed + member)
+        histories.append(sensor_model.fit(network, normalized_train, normalize(normal_val),
+                                          model_options, verbose=verbose, member=member))
     scales = [sensor_model.feature_error_scale(network, normalized_train, model_options)
               for network in networks]
     network, scale = (networks, scales) if len(networks) > 1 else (networks[0], scales[0])
