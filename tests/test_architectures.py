@@ -32,7 +32,7 @@ def test_architecture_exports_with_keras_parity(architecture, train_csv, tmp_pat
     options = SensorTrainingOptions(
         data=DataOptions(window=16),
         model=ModelOptions(architecture=Architecture(architecture), units=8, latent=4, epochs=1,
-                           score_last=8, burn_in=4))
+                           score_last=8, burn_in=4, members=1))  # members: tests/test_members.py
     model = tmp_path / "model.keras"
     train_sensor(train_csv, model, options, verbose=0)
     artifact = export_sensor(model, tmp_path / "model.onnx",

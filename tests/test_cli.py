@@ -249,8 +249,8 @@ def test_score_of_a_csv_with_decimal_commas_says_so_and_exits_2(tmp_path, capsys
 
 
 def test_train_logs_read_well_in_a_file(tmp_path):
-    """Redirected to files: stdout is the result alone; stderr has one line per epoch, none of
-    TensorFlow's start-up noise, and nothing that redraws in place."""
+    """Redirected to files: stdout is the result alone; stderr has one line per epoch under a line
+    per network, none of TensorFlow's start-up noise, and nothing that redraws in place."""
     pytest.importorskip("tensorflow")
     import subprocess
     import sys
@@ -267,8 +267,11 @@ def test_train_logs_read_well_in_a_file(tmp_path):
     assert json.loads(done.stdout)["epochs"] == 2  # one JSON object, nothing else
     for noise in ("absl", "cudart_stub", "cuInit", "oneDNN", "\b", "\x1b", "\r"):
         assert noise not in done.stderr, (noise, done.stderr[:2000])
-    assert [line for line in done.stderr.splitlines() if line.startswith("Epoch")] == [
-        "Epoch 1/2", "Epoch 2/2"]
+    lines = [line for line in done.stderr.splitlines()
+             if line.startswith("Epoch") or "network" in line]
+    assert lines == [line for member in range(3)  # the default averages three networks
+                     for line in (f"vigil: INFO: network {member + 1} of 3 (seed {member})",
+                                  "Epoch 1/2", "Epoch 2/2")]
 
 
 def test_train_sensor_on_a_tiny_csv(tmp_path, capsys):

@@ -72,7 +72,7 @@ def train_csv(tmp_path_factory):
 def small(rows: int) -> SensorTrainingOptions:
     return SensorTrainingOptions(data=DataOptions(window=24),
                                  model=ModelOptions(units=8, epochs=1, score_last=12, burn_in=4,
-                                                    neighbour_rows=rows))
+                                                    neighbour_rows=rows, members=1))
 
 
 def test_score_is_the_standardized_sum_and_int8_keeps_the_distance_in_float(train_csv, tmp_path):

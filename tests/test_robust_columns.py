@@ -44,7 +44,7 @@ def test_a_status_column_that_changes_in_use_does_not_swamp_the_score(tmp_path):
     (tmp_path / "test.csv").write_text(header + "\n".join(lines[2000:]) + "\n")
     options = SensorTrainingOptions(data=DataOptions(window=16),
                                     model=ModelOptions(units=16, epochs=4, seed=1, score_last=8,
-                                                       burn_in=4))
+                                                       burn_in=4, members=1))
     result = train_sensor(tmp_path / "train.csv", tmp_path / "m.keras", options, verbose=0)
     assert result.run.record["training"]["inputs_only"] == {"mode": "constant", "status": "constant"}
     report = export_sensor(tmp_path / "m.keras", tmp_path / "m.onnx",

@@ -768,7 +768,7 @@ def build_parser() -> argparse.ArgumentParser:
     sensor.add_argument("--members", type=int, default=None, metavar="N",
                         help="train N networks from seeds SEED..SEED+N-1 and average their "
                              "errors: steadier scores for N times the training and scoring "
-                             "time (default 1)")
+                             "time (default 3; 1: one network)")
     _threshold_method_arguments(sensor)
     sensor.add_argument("--k", type=float, default=None,
                         help="gaussian: mean + k std of held-out normal scores (default 5)")

@@ -121,8 +121,11 @@ def run_sensor_demo(output: Path, seed: int = 0, quick: bool = False) -> dict:
     print(f"== sensor path ==\n[1/5] synthetic sensor data (seed {seed}) -> {output / 'data'}")
     train_csv, test_csv = write_sensor_dataset(output / "data", seed=seed)
 
-    print("[2/5] training an LSTM forecaster on normal data")
     options = SensorTrainingOptions(model=ModelOptions(epochs=2 if quick else 20, seed=seed))
+    members = options.model.members
+    print("[2/5] training " + ("an LSTM forecaster" if members == 1 else
+                               f"{members} LSTM forecasters (seeds {seed}-{seed + members - 1}; "
+                               "their errors averaged)") + " on normal data")
     trained = train_sensor(train_csv, output / "sensor.keras", options, verbose=keras_verbose(False))
     print(f"      {trained.epochs} epochs in {trained.seconds:.1f} s; threshold "
           f"{trained.threshold.value:.4g} ({trained.threshold.method})")
