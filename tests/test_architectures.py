@@ -32,7 +32,7 @@ def test_architecture_exports_with_keras_parity(architecture, train_csv, tmp_pat
     options = SensorTrainingOptions(
         data=DataOptions(window=16),
         model=ModelOptions(architecture=Architecture(architecture), units=8, latent=4, epochs=1,
-                           score_last=8, burn_in=4, members=1))  # members: tests/test_members.py
+                           score_last=8, burn_in=4, members=2))  # averaged, as by default
     model = tmp_path / "model.keras"
     train_sensor(train_csv, model, options, verbose=0)
     artifact = export_sensor(model, tmp_path / "model.onnx",
@@ -43,6 +43,7 @@ def test_architecture_exports_with_keras_parity(architecture, train_csv, tmp_pat
                           .predict(validation, verbose=0)["score"], dtype=np.float64).reshape(-1)
     scores = detector.score(validation)
     assert detector.spec.training["model"]["architecture"] == architecture
+    assert detector.spec.training["model"]["members"] == 2
     assert scores.shape == (len(validation),)
     assert np.max(np.abs(scores - expected)) < MAX_ABS_DIFF * max(1.0, float(expected.max()))
 
