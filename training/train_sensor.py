@@ -209,13 +209,13 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
         z = (x - prepared.mean) / prepared.std
         return np.clip(z, -clip, clip).astype(np.float32)
 
-    normalized_train = normalize(prepared.train)
+    normalized_train, normalized_val = normalize(prepared.train), normalize(normal_val)
     histories = []
     for member, network in enumerate(networks):
         if len(networks) > 1 and verbose != 0:
             log.info("network %d of %d (seed %d)", member + 1, len(networks),
                      model_options.seed + member)
-        histories.append(sensor_model.fit(network, normalized_train, normalize(normal_val),
+        histories.append(sensor_model.fit(network, normalized_train, normalized_val,
                                           model_options, verbose=verbose, member=member))
     scales = [sensor_model.feature_error_scale(network, normalized_train, model_options)
               for network in networks]
