@@ -767,8 +767,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="normal shapes kept for that distance (default 2048)")
     sensor.add_argument("--members", type=int, default=None, metavar="N",
                         help="train N networks from seeds SEED..SEED+N-1 and average their "
-                             "errors: steadier scores for N times the training and scoring "
-                             "time (default 3; 1: one network)")
+                             "errors: steadier scores for N times the training time and a "
+                             "longer scoring time (three: 1.7-2x at batch 1; default 3; 1: one "
+                             "network)")
     _threshold_method_arguments(sensor)
     sensor.add_argument("--k", type=float, default=None,
                         help="gaussian: mean + k std of held-out normal scores (default 5)")
