@@ -31,7 +31,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help="rows of the shape distance added to the score (default: the "
                              "library's; 0: the model's error alone)")
     parser.add_argument("--members", type=int, default=None, metavar="N",
-                        help="networks whose errors are averaged (default: the library's, 1)")
+                        help="networks whose errors are averaged (default: the library's, 3)")
+    parser.add_argument("--epoch-windows", type=int, default=None, metavar="N",
+                        help="training windows drawn afresh each epoch (default: the library's; "
+                             "0: every window)")
     parser.add_argument("--seed", type=int, default=None,
                         help="training seed: initial weights and shuffling (default: the "
                              "library's); a few seeds show how far a figure moves by chance")
@@ -50,6 +53,8 @@ def with_model_arguments(options: SensorTrainingOptions,
         model = replace(model, neighbour_rows=args.neighbour_rows)
     if getattr(args, "members", None) is not None:
         model = replace(model, members=args.members)
+    if getattr(args, "epoch_windows", None) is not None:
+        model = replace(model, epoch_windows=args.epoch_windows)
     if getattr(args, "seed", None) is not None:
         model = replace(model, seed=args.seed)
     calibration = options.calibration

@@ -269,9 +269,14 @@ def test_train_logs_read_well_in_a_file(tmp_path):
         assert noise not in done.stderr, (noise, done.stderr[:2000])
     lines = [line for line in done.stderr.splitlines()
              if line.startswith("Epoch") or "network" in line]
-    assert lines == [line for member in range(3)  # the default averages three networks
-                     for line in (f"vigil: INFO: network {member + 1} of 3 (seed {member})",
-                                  "Epoch 1/2", "Epoch 2/2")]
+    expected = [line for member in range(3)  # the default averages three networks
+                for line in (f"vigil: INFO: network {member + 1} of 3 (seed {member})",
+                             "Epoch 1/2", "Epoch 2/2", f"{member + 1} of 3 networks trained")]
+    assert len(lines) == len(expected) - 1  # no time-left line after the last network
+    for line, start in zip(lines, expected):
+        assert line.startswith(start) or line.startswith(f"vigil: INFO: {start}"), (line, start)
+    assert re.search(r"2 of 3 networks trained in \d+:\d\d; about \d+:\d\d left for the others",
+                     done.stderr)
 
 
 def test_train_sensor_on_a_tiny_csv(tmp_path, capsys):

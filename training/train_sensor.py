@@ -11,6 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from vigil.runtime.core import metrics
+from vigil.runtime.core.progress import clock
 from vigil.runtime.core.spec import Threshold
 from vigil.runtime.core.thresholds import ThresholdMethod, calibrate, score_stats
 
@@ -181,6 +182,9 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
     if options.model.members < 1:
         raise ValueError(f"`members` must be >= 1 (networks whose errors are averaged); received "
                          f"{options.model.members}")
+    if options.model.epoch_windows < 0:
+        raise ValueError(f"`epoch_windows` must be >= 0 (training windows drawn per epoch; 0: "
+                         f"all); received {options.model.epoch_windows}")
     if options.model.neighbour_rows < 0 or options.model.neighbour_entries < 1:
         raise ValueError(f"`neighbour_rows` must be >= 0 and `neighbour_entries` >= 1; received "
                          f"{options.model.neighbour_rows} and {options.model.neighbour_entries}")
@@ -210,13 +214,22 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
         return np.clip(z, -clip, clip).astype(np.float32)
 
     normalized_train, normalized_val = normalize(prepared.train), normalize(normal_val)
+    if 0 < model_options.epoch_windows < len(normalized_train) and verbose != 0:
+        log.info("each epoch trains on %d of the %d training windows, drawn afresh "
+                 "(--epoch-windows)", model_options.epoch_windows, len(normalized_train))
     histories = []
+    fitting = time.perf_counter()
     for member, network in enumerate(networks):
         if len(networks) > 1 and verbose != 0:
             log.info("network %d of %d (seed %d)", member + 1, len(networks),
                      model_options.seed + member)
         histories.append(sensor_model.fit(network, normalized_train, normalized_val,
                                           model_options, verbose=verbose, member=member))
+        if len(networks) > 1 and verbose != 0 and member + 1 < len(networks):
+            elapsed = time.perf_counter() - fitting
+            log.info("%d of %d networks trained in %s; about %s left for the others",
+                     member + 1, len(networks), clock(elapsed),
+                     clock(elapsed / (member + 1) * (len(networks) - member - 1)))
     scales = [sensor_model.feature_error_scale(network, normalized_train, model_options)
               for network in networks]
     network, scale = (networks, scales) if len(networks) > 1 else (networks[0], scales[0])

@@ -127,7 +127,7 @@ def cmd_train_sensor(args) -> int:
                                                "batch_size", "learning_rate", "score_reduction",
                                                "score_last", "score_decay", "burn_in",
                                                "neighbour_rows", "neighbour_entries",
-                                               "members", "seed")),
+                                               "members", "epoch_windows", "seed")),
         calibration=replace(defaults.calibration, **_given(args, "k", "q", "consecutive", "hold",
                                                            "rearm", "adaptive", "adaptive_memory",
                                                            "adaptive_warmup", "adaptive_z",
@@ -770,6 +770,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "errors: steadier scores for N times the training time and a "
                              "longer scoring time (three: 1.7-2x at batch 1; default 3; 1: one "
                              "network)")
+    sensor.add_argument("--epoch-windows", type=int, default=None, metavar="N",
+                        help="train each epoch on N windows drawn afresh from all of them, so a "
+                             "long history trains in bounded time (default 0: every window)")
     _threshold_method_arguments(sensor)
     sensor.add_argument("--k", type=float, default=None,
                         help="gaussian: mean + k std of held-out normal scores (default 5)")
