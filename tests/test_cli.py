@@ -343,6 +343,7 @@ def test_training_flags_show_the_library_defaults():
         "train sensor --score-decay": sensor.model.score_decay,
         "train sensor --neighbour-rows": sensor.model.neighbour_rows,
         "train sensor --neighbour-entries": sensor.model.neighbour_entries,
+        "train sensor --epoch-windows": sensor.model.epoch_windows,
         "train sensor --seed": sensor.model.seed, "train sensor --k": sensor.calibration.k,
         "train sensor --q": sensor.calibration.q,
         "train sensor --consecutive": sensor.calibration.consecutive,

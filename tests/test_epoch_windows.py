@@ -87,3 +87,17 @@ def test_training_logs_and_records_the_draw_and_rejects_a_negative_one(tmp_path,
                                 model=ModelOptions(members=1, epoch_windows=-1))
     with pytest.raises(ValueError, match="`epoch_windows` must be >= 0.*received -1"):
         train_sensor(csv, tmp_path / "bad.keras", bad, verbose=0)
+
+
+def test_a_draw_as_large_as_the_windows_trains_exactly_as_every_window():
+    train = np.random.default_rng(1).normal(size=(120, 12, 2)).astype(np.float32)
+    weights = []
+    for epoch_windows in (0, 120, 32768):
+        options = ModelOptions(units=4, epochs=2, batch_size=16, burn_in=2,
+                               epoch_windows=epoch_windows)
+        network = build_network(12, 2, options)
+        fit(network, train, train[:20], options, verbose=0)
+        weights.append(network.get_weights())
+    for other in weights[1:]:
+        for a, b in zip(weights[0], other):
+            np.testing.assert_array_equal(a, b)

@@ -771,8 +771,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "longer scoring time (three: 1.7-2x at batch 1; default 3; 1: one "
                              "network)")
     sensor.add_argument("--epoch-windows", type=int, default=None, metavar="N",
-                        help="train each epoch on N windows drawn afresh from all of them, so a "
-                             "long history trains in bounded time (default 0: every window)")
+                        help="train each epoch on at most N windows, drawn afresh from all of "
+                             "them, so a long history trains in bounded time (default 32768; 0: "
+                             "every window every epoch)")
     _threshold_method_arguments(sensor)
     sensor.add_argument("--k", type=float, default=None,
                         help="gaussian: mean + k std of held-out normal scores (default 5)")
