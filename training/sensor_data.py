@@ -122,17 +122,23 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions) -> SensorDa
     for table in tables:
         labels = table.labels if table.labels is not None else np.zeros(len(table), dtype=bool)
         split = int(round(len(table) * (1 - options.validation_fraction)))
-        train_values, train_labels = table.values[:split], labels[:split]
-        normal_rows.append(train_values[~train_labels])
-        windows = sliding_windows(train_values, w, stride)
-        clean = ~window_any_labels(train_labels, w, stride)
-        train_parts.append(windows[clean])
+        normal_rows.append(table.values[:split][~labels[:split]])
+        # Windows are views of the float32 rows until the memory they need is known.
+        values = table.values.astype(np.float32)
+        clean = ~window_any_labels(labels[:split], w, stride)
+        train_parts.append((sliding_windows(values[:split], w, stride), np.flatnonzero(clean)))
         # Validation windows may start in the training part: they end in the validation part.
         start = max(0, split - w + 1)
-        val_windows = sliding_windows(table.values[start:], w, stride)
-        val_parts.append(val_windows)
+        val_parts.append(sliding_windows(values[start:], w, stride))
         val_labels.append(window_last_labels(labels[start:], w, stride))
-    train = np.concatenate(train_parts) if train_parts else np.empty((0, w, 0))
+    features = tables[0].values.shape[1]
+    count = sum(len(kept) for _, kept in train_parts)
+    check_memory(count, sum(len(v) for v in val_parts), w, features, stride)
+    train = np.empty((count, w, features), dtype=np.float32)
+    filled = 0
+    for windows, kept in train_parts:
+        np.take(windows, kept, axis=0, out=train[filled:filled + len(kept)])
+        filled += len(kept)
     validation = np.concatenate(val_parts)
     if len(train) < 8:
         raise ValueError(f"training needs at least 8 normal windows of {w} rows; the data gives "
@@ -148,8 +154,8 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions) -> SensorDa
     first = tables[0]
     return SensorData(
         features=first.features,
-        train=train.astype(np.float32),
-        validation=validation.astype(np.float32),
+        train=train,
+        validation=validation,
         validation_labels=np.concatenate(val_labels),
         mean=mean,
         std=std,
@@ -160,6 +166,38 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions) -> SensorDa
         train_rows=rows,
         roles=feature_roles(rows, mean),
     )
+
+
+# Training holds the windows about twice over (as read and normalized) besides its networks.
+WINDOW_COPIES = 2
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation now (Linux's MemAvailable), or None where
+    it cannot be read."""
+    try:
+        with open("/proc/meminfo") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def check_memory(train: int, validation: int, window: int, features: int, stride: int) -> None:
+    """Refuse, before anything is allocated or written, windows that would not fit in memory."""
+    needed = (train + validation) * window * features * 4 * WINDOW_COPIES
+    available = available_memory()
+    if available is None or needed <= available:
+        return
+    factor = int(np.ceil(needed / (0.9 * available)))  # a margin for the windows' ends
+    raise ValueError(
+        f"the data gives {train:,} training and {validation:,} validation windows of {window} x "
+        f"{features} values, about {needed / 1e9:.1f} GB to train on, and this machine has "
+        f"{available / 1e9:.1f} GB available: train on fewer rows, or take a window every "
+        f"{stride * factor} rows (`vigil train sensor --stride {stride * factor}`; the model then "
+        f"scores a window every {stride * factor} rows)")
 
 
 def window_any_labels(labels: np.ndarray, window: int, stride: int) -> np.ndarray:

@@ -1,0 +1,69 @@
+"""Training windows are cut in float32 straight from the rows, and data whose windows would not
+fit in memory is refused before anything is allocated or written."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vigil.runtime.sensor.windows import sliding_windows
+from vigil.training import sensor_data
+from vigil.training.sensor_data import DataOptions, prepare
+from vigil.training.synthetic import anomalous_stream, normal_stream, write_csv
+
+
+def two_files(folder):
+    first = anomalous_stream(700, seed=2)
+    write_csv(folder / "a.csv", first.values, first.labels)
+    write_csv(folder / "b.csv", normal_stream(500, seed=3), np.zeros(500, dtype=bool))
+    return folder
+
+
+def reference(folder, options: DataOptions) -> tuple[np.ndarray, np.ndarray]:
+    """The windows as training cut them before: float64 windows, labeled ones left out."""
+    train, validation = [], []
+    for table in sensor_data.load_tables(folder, options):
+        split = int(round(len(table) * (1 - options.validation_fraction)))
+        windows = sliding_windows(table.values[:split], options.window, options.stride)
+        labeled = sliding_windows(table.labels[:split, None], options.window,
+                                  options.stride)[:, :, 0].any(axis=1)
+        train.append(windows[~labeled])
+        start = max(0, split - options.window + 1)
+        validation.append(sliding_windows(table.values[start:], options.window, options.stride))
+    return (np.concatenate(train).astype(np.float32),
+            np.concatenate(validation).astype(np.float32))
+
+
+@pytest.mark.parametrize("stride", [1, 3])
+def test_windows_are_the_same_values_as_before(tmp_path, stride):
+    options = DataOptions(window=24, stride=stride)
+    data = prepare(two_files(tmp_path), options)
+    train, validation = reference(tmp_path, options)
+    assert data.train.dtype == data.validation.dtype == np.float32
+    np.testing.assert_array_equal(data.train, train)
+    np.testing.assert_array_equal(data.validation, validation)
+
+
+def test_windows_that_do_not_fit_in_memory_are_refused_with_the_stride_that_fits(tmp_path,
+                                                                                 monkeypatch):
+    two_files(tmp_path)
+    monkeypatch.setattr(sensor_data, "available_memory", lambda: 100_000)
+    with pytest.raises(ValueError) as refused:
+        prepare(tmp_path, DataOptions(window=24))
+    message = str(refused.value)
+    assert "validation windows of 24 x 8 values" in message
+    assert "GB available" in message and "--stride" in message
+    stride = int(message.split("--stride ")[1].split("`")[0])
+    assert len(prepare(tmp_path, DataOptions(window=24, stride=stride)).train) > 8
+
+
+def test_train_sensor_writes_nothing_when_the_windows_do_not_fit(tmp_path, monkeypatch):
+    pytest.importorskip("tensorflow")
+    from vigil.training.train_sensor import train_sensor
+
+    two_files(tmp_path)
+    monkeypatch.setattr(sensor_data, "available_memory", lambda: 100_000)
+    output = tmp_path / "out" / "m.keras"
+    with pytest.raises(ValueError, match="GB available"):
+        train_sensor(tmp_path, output, verbose=0)
+    assert not (tmp_path / "out").exists()
