@@ -43,8 +43,44 @@ def test_each_epoch_draws_distinct_windows_afresh_and_keeps_weights_aligned():
         sample.on_epoch_end()
     assert len({frozenset(e) for e in epochs}) == 6
     assert len(set().union(*epochs)) > 80  # over epochs the draw reaches most windows
-    again = EpochSample(x, y, w, size=30, batch_size=8, seed=4)
-    np.testing.assert_array_equal(again[0][0], EpochSample(x, y, w, 30, 8, seed=4)[0][0])
+
+
+def test_the_draws_repeat_from_the_seed_epoch_after_epoch():
+    x, y, w = pairs(100)
+    first, second = (EpochSample(x, y, w, size=30, batch_size=8, seed=4) for _ in range(2))
+    other = EpochSample(x, y, w, size=30, batch_size=8, seed=5)
+    for _ in range(3):
+        np.testing.assert_array_equal(first.order, second.order)
+        assert not np.array_equal(first.order, other.order)
+        for sample in (first, second, other):
+            sample.on_epoch_end()
+
+
+def test_a_real_fit_trains_each_epoch_on_a_new_draw(monkeypatch):
+    from vigil.training import sensor_model
+
+    served: list[set[int]] = []
+
+    class Recording(EpochSample):
+        def __getitem__(self, index):
+            batch = super().__getitem__(index)
+            self.__dict__.setdefault("seen", set()).update(
+                np.round(batch[0][:, 0, 0]).astype(int).tolist())
+            return batch
+
+        def on_epoch_end(self):
+            served.append(getattr(self, "seen", set()))
+            self.seen = set()
+            super().on_epoch_end()
+
+    monkeypatch.setattr(sensor_model, "EpochSample", Recording)
+    options = ModelOptions(units=4, epochs=3, batch_size=16, epoch_windows=48, burn_in=2)
+    train = np.arange(400, dtype=np.float32)[:, None, None] * np.ones((1, 12, 2), np.float32)
+    fit(build_network(12, 2, options), train, train[:40], options, verbose=0)
+    epochs = served[-3:]  # before them Keras may read a first batch to learn the shapes
+    assert len([rows for rows in served if rows]) in (3, 4)
+    assert all(len(rows) == 48 for rows in epochs)
+    assert len({frozenset(rows) for rows in epochs}) == 3
 
 
 def test_fit_takes_the_drawn_windows_per_epoch_when_there_are_more():

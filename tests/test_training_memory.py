@@ -44,6 +44,17 @@ def test_windows_are_the_same_values_as_before(tmp_path, stride):
     np.testing.assert_array_equal(data.validation, validation)
 
 
+def test_a_file_shorter_than_the_window_or_labeled_throughout_gives_no_windows(tmp_path):
+    two_files(tmp_path)
+    write_csv(tmp_path / "c.csv", normal_stream(300, seed=4)[:20], np.zeros(20, dtype=bool))
+    write_csv(tmp_path / "d.csv", normal_stream(300, seed=5), np.ones(300, dtype=bool))
+    options = DataOptions(window=24)
+    data = prepare(tmp_path, options)
+    train, validation = reference(tmp_path, options)
+    np.testing.assert_array_equal(data.train, train)
+    np.testing.assert_array_equal(data.validation, validation)
+
+
 def test_windows_that_do_not_fit_in_memory_are_refused_with_the_stride_that_fits(tmp_path,
                                                                                  monkeypatch):
     two_files(tmp_path)
@@ -52,9 +63,12 @@ def test_windows_that_do_not_fit_in_memory_are_refused_with_the_stride_that_fits
         prepare(tmp_path, DataOptions(window=24))
     message = str(refused.value)
     assert "validation windows of 24 x 8 values" in message
-    assert "GB available" in message and "--stride" in message
+    assert "GB available" in message and "vigil train sensor DATA -o MODEL.keras --stride" in message
     stride = int(message.split("--stride ")[1].split("`")[0])
     assert len(prepare(tmp_path, DataOptions(window=24, stride=stride)).train) > 8
+    monkeypatch.setattr(sensor_data, "available_memory", lambda: 1_000)
+    with pytest.raises(ValueError, match="train on fewer rows \\(a window every \\d+ rows"):
+        prepare(tmp_path, DataOptions(window=24))
 
 
 def test_train_sensor_writes_nothing_when_the_windows_do_not_fit(tmp_path, monkeypatch):

@@ -137,8 +137,10 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions) -> SensorDa
     train = np.empty((count, w, features), dtype=np.float32)
     filled = 0
     for windows, kept in train_parts:
-        np.take(windows, kept, axis=0, out=train[filled:filled + len(kept)])
-        filled += len(kept)
+        for chunk in range(0, len(kept), COPY_CHUNK):  # in chunks: no whole-file temporary
+            rows = kept[chunk:chunk + COPY_CHUNK]
+            train[filled:filled + len(rows)] = windows[rows]
+            filled += len(rows)
     validation = np.concatenate(val_parts)
     if len(train) < 8:
         raise ValueError(f"training needs at least 8 normal windows of {w} rows; the data gives "
@@ -168,21 +170,31 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions) -> SensorDa
     )
 
 
-# Training holds the windows about twice over (as read and normalized) besides its networks.
-WINDOW_COPIES = 2
+# Training holds the windows about three times over (as read, normalized, and the normal
+# validation windows' copies) besides its networks.
+WINDOW_COPIES = 3
+COPY_CHUNK = 4096
 
 
 def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation now (Linux's MemAvailable), or None where
-    it cannot be read."""
+    """Bytes of memory a new allocation can have now: Linux's MemAvailable, or the cgroup's
+    (container's) remaining limit when lower; None where neither can be read."""
+    found = []
     try:
         with open("/proc/meminfo") as info:
             for line in info:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+                    found.append(int(line.split()[1]) * 1024)
     except (OSError, ValueError, IndexError):
-        return None
-    return None
+        pass
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            used = int(Path("/sys/fs/cgroup/memory.current").read_text().strip())
+            found.append(max(0, int(limit) - used))
+    except (OSError, ValueError):
+        pass
+    return min(found) if found else None
 
 
 def check_memory(train: int, validation: int, window: int, features: int, stride: int) -> None:
@@ -191,13 +203,17 @@ def check_memory(train: int, validation: int, window: int, features: int, stride
     available = available_memory()
     if available is None or needed <= available:
         return
-    factor = int(np.ceil(needed / (0.9 * available)))  # a margin for the windows' ends
+    wider = stride * int(np.ceil(needed / (0.9 * available)))  # a margin for the windows' ends
+    fix = (f"train on fewer rows, or take a window every {wider} rows (`vigil train sensor DATA "
+           f"-o MODEL.keras --stride {wider}`, `DataOptions(stride={wider})`; the model then "
+           f"scores a window every {wider} rows)")
+    if wider > window:
+        fix = (f"train on fewer rows (a window every {wider} rows, `--stride {wider}`, would fit "
+               f"but skip the rows between windows of {window})")
     raise ValueError(
         f"the data gives {train:,} training and {validation:,} validation windows of {window} x "
         f"{features} values, about {needed / 1e9:.1f} GB to train on, and this machine has "
-        f"{available / 1e9:.1f} GB available: train on fewer rows, or take a window every "
-        f"{stride * factor} rows (`vigil train sensor --stride {stride * factor}`; the model then "
-        f"scores a window every {stride * factor} rows)")
+        f"{available / 1e9:.1f} GB available: {fix}")
 
 
 def window_any_labels(labels: np.ndarray, window: int, stride: int) -> np.ndarray:

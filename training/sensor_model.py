@@ -437,8 +437,12 @@ def fit(network: keras.Model, train: np.ndarray, validation: np.ndarray,
     if 0 < options.epoch_windows < len(x):
         sample = EpochSample(x, y, weights, options.epoch_windows, options.batch_size,
                              options.seed + member)
+        if len(vx) > options.epoch_windows:  # the validation loss on as many, evenly spaced
+            rows = np.linspace(0, len(vx) - 1, options.epoch_windows).round().astype(int)
+            validation_data = tuple(part[rows] for part in validation_data)
         return network.fit(sample, validation_data=validation_data, epochs=options.epochs,
-                           callbacks=callbacks, verbose=verbose)
+                           validation_batch_size=options.batch_size, callbacks=callbacks,
+                           verbose=verbose)
     return network.fit(x, y, sample_weight=weights, validation_data=validation_data,
                        epochs=options.epochs, batch_size=options.batch_size, shuffle=True,
                        callbacks=callbacks, verbose=verbose)

@@ -210,8 +210,11 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
     clip = np.where(bounds >= 0, bounds, np.inf)
 
     def normalize(x):
-        z = (x - prepared.mean) / prepared.std
-        return np.clip(z, -clip, clip).astype(np.float32)
+        out = np.empty(x.shape, dtype=np.float32)
+        for start in range(0, len(x), 4096):  # in chunks: no float64 copy of a long history
+            z = (x[start:start + 4096] - prepared.mean) / prepared.std
+            out[start:start + 4096] = np.clip(z, -clip, clip)
+        return out
 
     normalized_train, normalized_val = normalize(prepared.train), normalize(normal_val)
     if 0 < model_options.epoch_windows < len(normalized_train) and verbose != 0:
