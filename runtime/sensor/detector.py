@@ -13,6 +13,7 @@ from .alarms import AlarmDecider
 from .windows import sliding_windows, window_ends
 
 MAX_BATCH = 512  # windows per session run; a score never depends on how windows are batched
+CHECK_CHUNK = 4096  # windows checked for non-finite values at a time
 
 
 class SensorDetector:
@@ -91,7 +92,8 @@ class SensorDetector:
         batch = self._check_windows(x)
         scores, errors = [], []
         for start in range(0, len(batch), self._max_batch):
-            chunk = batch[start:start + self._max_batch]
+            # Copied a batch at a time: a long signal's windows are a view of its rows.
+            chunk = np.ascontiguousarray(batch[start:start + self._max_batch], dtype=np.float32)
             score, error = self._session.run(self._outputs, {self.spec.input_name: chunk})
             scores.append(score.reshape(-1))
             errors.append(error.reshape(len(chunk), -1))
@@ -143,11 +145,13 @@ class SensorDetector:
                 f"model (window {expected[0]}, features {list(self.features)}); "
                 f"received {np.shape(x)}"
             )
-        array = np.ascontiguousarray(array, dtype=np.float32)
-        if not np.isfinite(array).all():
-            bad = np.argwhere(~np.isfinite(array))[0]
-            raise ValueError(
-                f"`x` must be finite; window {bad[0]}, step {bad[1]}, feature "
-                f"{self.features[bad[2]]!r} is {array[tuple(bad)]}"
-            )
+        for start in range(0, len(array), CHECK_CHUNK):  # in chunks: no copy of every window
+            part = array[start:start + CHECK_CHUNK]
+            finite = np.isfinite(part)
+            if not finite.all():
+                bad = np.argwhere(~finite)[0]
+                raise ValueError(
+                    f"`x` must be finite; window {start + bad[0]}, step {bad[1]}, feature "
+                    f"{self.features[bad[2]]!r} is {part[tuple(bad)]}"
+                )
         return array
