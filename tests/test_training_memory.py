@@ -81,3 +81,52 @@ def test_train_sensor_writes_nothing_when_the_windows_do_not_fit(tmp_path, monke
     with pytest.raises(ValueError, match="GB available"):
         train_sensor(tmp_path, output, verbose=0)
     assert not (tmp_path / "out").exists()
+
+
+def test_the_sidecar_keeps_overlapping_windows_as_rows_and_gives_them_back_exactly():
+    from vigil.training.checkpoint import _pack_windows, _unpack_windows
+
+    rng = np.random.default_rng(0)
+    first, second = rng.normal(size=(60, 3)), rng.normal(size=(40, 3))
+    odd = rng.normal(size=(1, 12, 3))
+    odd[0, 5, 1] = np.nan
+    windows = np.concatenate([sliding_windows(first, 12, 2), odd, sliding_windows(second, 12, 2),
+                              odd]).astype(np.float32)
+    rows, starts = _pack_windows(windows, {"kind": "sensor", "window": 12, "stride": 2})
+    assert len(rows) == 60 + 12 + 40 + 12 and len(starts) == len(windows)
+    np.testing.assert_array_equal(_unpack_windows(rows, starts, 12), windows)
+    for record in ({"kind": "image", "window": 12, "stride": 2},
+                   {"kind": "sensor", "window": 12, "stride": 12}):
+        assert _pack_windows(windows, record) is None
+
+
+def test_a_trained_sensor_run_reads_back_the_same_validation_windows(tmp_path):
+    pytest.importorskip("tensorflow")
+    from vigil.training.checkpoint import load_run, sidecar_path
+    from vigil.training.sensor_model import ModelOptions
+    from vigil.training.train_sensor import SensorTrainingOptions, train_sensor
+
+    two_files(tmp_path)
+    options = SensorTrainingOptions(data=DataOptions(window=24),
+                                    model=ModelOptions(units=4, epochs=1, score_last=12,
+                                                       burn_in=4, neighbour_rows=0, members=1))
+    result = train_sensor(tmp_path, tmp_path / "m.keras", options, verbose=0)
+    with np.load(sidecar_path(tmp_path / "m.keras")) as sidecar:
+        assert "validation" not in sidecar.files
+        assert sidecar["validation_rows"].nbytes * 10 < result.run.validation.nbytes
+    np.testing.assert_array_equal(load_run(tmp_path / "m.keras").validation,
+                                  result.run.validation)
+
+
+def test_a_sidecar_written_before_rows_were_kept_still_loads(tmp_path):
+    import json
+
+    from vigil.training.checkpoint import load_run, sidecar_path
+
+    (tmp_path / "old.keras").write_bytes(b"")
+    windows = np.arange(2 * 4 * 3, dtype=np.float32).reshape(2, 4, 3)
+    np.savez(sidecar_path(tmp_path / "old.keras"),
+             record=np.array(json.dumps({"kind": "sensor", "window": 4, "stride": 1})),
+             validation=windows, validation_labels=np.zeros(2, dtype=bool),
+             calibration=windows)
+    np.testing.assert_array_equal(load_run(tmp_path / "old.keras").validation, windows)

@@ -47,9 +47,14 @@ def save_run(model, run: TrainingRun) -> None:
         model.save(temporary)
     with atomic_path(sidecar_path(path)) as temporary:
         with open(temporary, "wb") as handle:
-            arrays = dict(record=np.array(json.dumps(run.record)), validation=run.validation,
+            arrays = dict(record=np.array(json.dumps(run.record)),
                           validation_labels=run.validation_labels.astype(bool),
                           calibration=run.calibration)
+            packed = _pack_windows(run.validation, run.record)
+            if packed is None:
+                arrays["validation"] = run.validation
+            else:
+                arrays["validation_rows"], arrays["validation_starts"] = packed
             if run.validation_masks is not None:
                 arrays["validation_masks"] = run.validation_masks.astype(bool)
             np.savez(handle, **arrays)
@@ -69,10 +74,39 @@ def load_run(model_path: str | Path) -> TrainingRun:
         with np.load(sidecar, allow_pickle=False) as data:
             record = json.loads(str(data["record"]))
             masks = data["validation_masks"] if "validation_masks" in data.files else None
-            return TrainingRun(model_path, record, data["validation"],
+            validation = (_unpack_windows(data["validation_rows"], data["validation_starts"],
+                                          int(record["window"]))
+                          if "validation_rows" in data.files else data["validation"])
+            return TrainingRun(model_path, record, validation,
                                data["validation_labels"], data["calibration"], masks)
     except (KeyError, ValueError, OSError) as error:
         raise ValueError(f"{str(sidecar)!r} is not a readable Vigil training sidecar: {error}") from None
+
+
+def _pack_windows(windows: np.ndarray, record: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    """Sensor windows that overlap their predecessor by all but ``stride`` rows as (rows, the
+    row each window starts at): a long history's validation windows in a window's fraction of
+    the space. Exact, since a window shares its first rows with the one before only where they
+    are equal; None for anything else (images, a stride as long as the window)."""
+    stride, window = record.get("stride"), record.get("window")
+    if (record.get("kind") != "sensor" or windows.ndim != 3 or not isinstance(stride, int)
+            or not isinstance(window, int) or windows.shape[1] != window or not 0 < stride < window
+            or len(windows) < 2):
+        return None
+    follows = np.concatenate([[False], [
+        bool(np.array_equal(windows[i, :-stride], windows[i - 1, stride:]))
+        for i in range(1, len(windows))]])
+    counts = np.where(follows, stride, window)
+    ends = np.cumsum(counts)
+    starts = ends - window
+    rows = np.empty((int(ends[-1]), windows.shape[2]), dtype=windows.dtype)
+    for i in range(len(windows)):
+        rows[ends[i] - counts[i]:ends[i]] = windows[i, window - counts[i]:]
+    return rows, starts.astype(np.int64)
+
+
+def _unpack_windows(rows: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:
+    return rows[starts[:, None] + np.arange(window)]
 
 
 class atomic_path:
