@@ -17,7 +17,7 @@ from vigil.runtime.core.thresholds import ThresholdMethod, calibrate, score_stat
 
 from . import sensor_model
 from .checkpoint import TrainingRun, save_run
-from .sensor_data import SCORED, DataOptions, SensorData, prepare
+from .sensor_data import COPY_CHUNK, SCORED, DataOptions, SensorData, prepare
 from .versions import library_versions
 
 log = logging.getLogger("vigil")
@@ -211,9 +211,9 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
 
     def normalize(x):
         out = np.empty(x.shape, dtype=np.float32)
-        for start in range(0, len(x), 4096):  # in chunks: no float64 copy of a long history
-            z = (x[start:start + 4096] - prepared.mean) / prepared.std
-            out[start:start + 4096] = np.clip(z, -clip, clip)
+        for start in range(0, len(x), COPY_CHUNK):  # in chunks: no float64 copy of the history
+            z = (x[start:start + COPY_CHUNK] - prepared.mean) / prepared.std
+            out[start:start + COPY_CHUNK] = np.clip(z, -clip, clip)
         return out
 
     normalized_train, normalized_val = normalize(prepared.train), normalize(normal_val)
