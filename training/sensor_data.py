@@ -30,9 +30,21 @@ class SensorData:
     label_column: str | None
     train_rows: np.ndarray       # normal training rows, for normalization and calibration
     roles: tuple[str, ...] = ()  # per feature: "scored", or why it is an input only
+    # Per feature: the scale of the heavy-tail compression (``heavy_tail_scales``; 0: none), and
+    # the mean and std the model standardizes the compressed values with (``mean``, ``std``: the
+    # readings' own, in their units, for the artifact's spec).
+    compression: np.ndarray | None = None
+    model_mean: np.ndarray | None = None
+    model_std: np.ndarray | None = None
 
 
 SCORED = "scored"
+# A scored column whose normal training rows are all >= 0 and skewed above this is compressed
+# when that at least halves the skew (HEAVY_TAIL_GAIN): counts, bytes and request rates, where one
+# burst otherwise dwarfs everything the model learned. The two figures are the rule's first
+# trial, on NAB (docs/quality.md, "Heavy-tailed columns compressed").
+HEAVY_TAIL_SKEW = 2.0
+HEAVY_TAIL_GAIN = 2.0
 NEAR_CONSTANT_SHARE = 0.99   # one value in at least this share of the normal training rows
 CATEGORICAL_LEVELS = 10      # at most this many distinct whole-number values: a status/command
 
@@ -63,6 +75,52 @@ def feature_roles(rows: np.ndarray, mean: np.ndarray) -> tuple[str, ...]:
     return tuple(roles)
 
 
+def skewness(column: np.ndarray) -> float:
+    """The column's sample skewness (0 for a constant column)."""
+    column = np.asarray(column, dtype=np.float64)
+    std = column.std()
+    if std <= 0:
+        return 0.0
+    return float(np.mean(((column - column.mean()) / std) ** 3))
+
+
+def heavy_tail_scales(rows: np.ndarray, roles: Sequence[str]) -> np.ndarray:
+    """Per feature, the scale ``m`` of ``compress``: the median of the positive training values of
+    a scored, non-negative column skewed above ``HEAVY_TAIL_SKEW`` whose compressed values are at
+    most half as skewed; 0 (left as it is) for every other column. Chosen from the normal
+    training rows alone."""
+    rows = np.asarray(rows, dtype=np.float64)
+    scales = np.zeros(rows.shape[1])
+    for i, (column, role) in enumerate(zip(rows.T, roles)):
+        if role != SCORED or len(column) < 2 or column.min() < 0:
+            continue
+        skew = skewness(column)
+        if skew <= HEAVY_TAIL_SKEW:
+            continue
+        scale = float(np.median(column[column > 0]))
+        if abs(skewness(np.log1p(column / scale))) * HEAVY_TAIL_GAIN <= skew:
+            scales[i] = scale
+    return scales
+
+
+def compress(values: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """``sign(x) log(1 + |x| / m)`` in the features whose scale ``m`` > 0; the others as they are
+    (the same as the model's ``Standardize`` layer computes)."""
+    values = np.asarray(values)
+    squeezed = np.sign(values) * np.log1p(np.abs(values) / np.where(scales > 0, scales, 1.0))
+    return np.where(scales > 0, squeezed, values).astype(values.dtype, copy=False)
+
+
+def standardization(rows: np.ndarray, relative_std_floor: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each feature's mean and std over ``rows``; the std at least ``relative_std_floor`` of the
+    mean's magnitude, and 1 for a constant feature."""
+    mean = rows.mean(axis=0)
+    std = rows.std(axis=0)
+    std = np.maximum(std, relative_std_floor * np.abs(mean))
+    std = np.where(std > 1e-8 * np.maximum(1.0, np.abs(mean)), std, 1.0)
+    return mean, std
+
+
 @dataclass(frozen=True)
 class DataOptions:
     window: int = 48
@@ -76,6 +134,7 @@ class DataOptions:
     # Each feature's std is at least this fraction of its mean level: a slowly drifting sensor
     # (a temperature) seen over a short normal period otherwise looks far too quiet.
     relative_std_floor: float = 0.01
+    compress_heavy_tails: bool = True  # ``heavy_tail_scales``; False: every column as it is
     labels: str | None = None  # a labels file of windows/points per data file (or NAB's)
     decimal: str = "."  # "," for CSVs with decimal commas (and ; or tab between columns)
 
@@ -149,10 +208,13 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions) -> SensorDa
         raise ValueError(f"validation needs at least 4 windows of {w} rows; the data gives "
                          f"{len(validation)} (raise `validation_fraction` or add rows)")
     rows = np.concatenate(normal_rows)
-    mean = rows.mean(axis=0)
-    std = rows.std(axis=0)
-    std = np.maximum(std, options.relative_std_floor * np.abs(mean))
-    std = np.where(std > 1e-8 * np.maximum(1.0, np.abs(mean)), std, 1.0)
+    mean, std = standardization(rows, options.relative_std_floor)
+    roles = feature_roles(rows, mean)
+    scales = (heavy_tail_scales(rows, roles) if options.compress_heavy_tails
+              else np.zeros(len(mean)))
+    model_mean, model_std = mean, std
+    if scales.any():
+        model_mean, model_std = standardization(compress(rows, scales), options.relative_std_floor)
     first = tables[0]
     return SensorData(
         features=first.features,
@@ -166,7 +228,10 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions) -> SensorDa
         time_column=first.time_column,
         label_column=first.label_column,
         train_rows=rows,
-        roles=feature_roles(rows, mean),
+        roles=roles,
+        compression=scales,
+        model_mean=model_mean,
+        model_std=model_std,
     )
 
 

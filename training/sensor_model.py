@@ -86,15 +86,27 @@ def default_score_last(window: int) -> int:
 class Standardize(layers.Layer):
     """(x - mean) / std with constants fixed at training time; features with a ``bound`` >= 0 are
     clipped to +-bound (inputs-only columns: a status flag that barely changed in training must not
-    throw the network off when it changes; a column constant in training is held at its level)."""
+    throw the network off when it changes; a column constant in training is held at its level).
+    Features with a ``compress`` scale m > 0 are first compressed to sign(x) log(1 + |x| / m)
+    (heavy-tailed columns, ``sensor_data.heavy_tail_scales``; ``mean`` and ``std`` are then the
+    compressed values')."""
 
-    def __init__(self, mean, std, bound=None, **kwargs):
+    def __init__(self, mean, std, bound=None, compress=None, **kwargs):
         super().__init__(**kwargs)
         self.mean = [float(v) for v in mean]
         self.std = [float(v) for v in std]
         self.bound = [float(v) for v in bound] if bound is not None else None
+        self.compress = ([float(v) for v in compress]
+                         if compress is not None and any(v > 0 for v in compress) else None)
 
     def call(self, x):
+        if self.compress is not None:
+            scales = np.asarray(self.compress, dtype=np.float64)
+            chosen = (scales > 0).astype(np.float32)
+            inverse = (chosen / np.where(scales > 0, scales, 1.0)).astype(np.float32)
+            # log(1 + .) rather than log1p: tf2onnx has no Log1p
+            squeezed = ops.sign(x) * ops.log(1.0 + ops.abs(x) * ops.convert_to_tensor(inverse))
+            x = squeezed + x * ops.convert_to_tensor(1.0 - chosen)  # 0 + x where not compressed
         mean = ops.convert_to_tensor(np.asarray(self.mean, dtype=np.float32))
         std = ops.convert_to_tensor(np.asarray(self.std, dtype=np.float32))
         z = (x - mean) / std
@@ -106,7 +118,10 @@ class Standardize(layers.Layer):
         return z
 
     def get_config(self):
-        return {**super().get_config(), "mean": self.mean, "std": self.std, "bound": self.bound}
+        config = {**super().get_config(), "mean": self.mean, "std": self.std, "bound": self.bound}
+        if self.compress is not None:
+            config["compress"] = self.compress
+        return config
 
 
 @keras.saving.register_keras_serializable(package="vigil")
@@ -346,7 +361,8 @@ def build_scoring_model(network: keras.Model | Sequence[keras.Model], window: in
                         mean: np.ndarray, std: np.ndarray,
                         scale: np.ndarray | Sequence[np.ndarray], options: ModelOptions,
                         bounds: np.ndarray | None = None,
-                        neighbours: NeighbourScore | None = None) -> keras.Model:
+                        neighbours: NeighbourScore | None = None,
+                        compress: np.ndarray | None = None) -> keras.Model:
     """Raw window in; (score, feature_errors) out. This is the model that is exported.
 
     ``network`` may be several networks (``members``), each with its ``scale``: their window
@@ -354,7 +370,8 @@ def build_scoring_model(network: keras.Model | Sequence[keras.Model], window: in
     default: every feature scored) marks the features whose error makes the score (-1); the
     others are inputs only, clipped. With ``neighbours`` the score is the standardized sum of the
     error score and the neighbour distance (``feature_errors`` stay the forecast's or
-    reconstruction's).
+    reconstruction's). ``compress`` (``sensor_data.heavy_tail_scales``) compresses heavy-tailed
+    features before ``mean`` and ``std``, which are then the compressed values'.
     """
     networks = list(network) if isinstance(network, (list, tuple)) else [network]
     scales = list(scale) if isinstance(network, (list, tuple)) else [scale]
@@ -367,7 +384,7 @@ def build_scoring_model(network: keras.Model | Sequence[keras.Model], window: in
     if bounds is not None and np.any(np.asarray(bounds) >= 0):
         weights = (np.asarray(bounds) < 0).astype(np.float32)
         bound = np.asarray(bounds, dtype=np.float64)
-    normalized = Standardize(mean, std, bound, name="standardize")(raw)
+    normalized = Standardize(mean, std, bound, compress, name="standardize")(raw)
     scores, errors = [], []
     for n, (member, member_scale) in enumerate(zip(networks, scales)):
         target, produced = targets_and_outputs(member, normalized,

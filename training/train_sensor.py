@@ -17,7 +17,7 @@ from vigil.runtime.core.thresholds import ThresholdMethod, calibrate, score_stat
 
 from . import sensor_model
 from .checkpoint import TrainingRun, save_run
-from .sensor_data import COPY_CHUNK, SCORED, DataOptions, SensorData, prepare
+from .sensor_data import COPY_CHUNK, SCORED, DataOptions, SensorData, compress, prepare
 from .versions import library_versions
 
 log = logging.getLogger("vigil")
@@ -209,10 +209,16 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
     bounds = sensor_model.input_bounds(roles)
     clip = np.where(bounds >= 0, bounds, np.inf)
 
+    compression = (prepared.compression if prepared.compression is not None
+                   else np.zeros(n_features))
+    mean, std = ((prepared.model_mean, prepared.model_std) if compression.any()
+                 else (prepared.mean, prepared.std))
+
     def normalize(x):
         out = np.empty(x.shape, dtype=np.float32)
         for start in range(0, len(x), COPY_CHUNK):  # in chunks: no float64 copy of the history
-            z = (x[start:start + COPY_CHUNK] - prepared.mean) / prepared.std
+            part = x[start:start + COPY_CHUNK]
+            z = ((compress(part, compression) if compression.any() else part) - mean) / std
             out[start:start + COPY_CHUNK] = np.clip(z, -clip, clip)
         return out
 
@@ -236,14 +242,15 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
     scales = [sensor_model.feature_error_scale(network, normalized_train, model_options)
               for network in networks]
     network, scale = (networks, scales) if len(networks) > 1 else (networks[0], scales[0])
-    scorer = sensor_model.build_scoring_model(network, window, prepared.mean, prepared.std, scale,
-                                              model_options, bounds)
+    scorer = sensor_model.build_scoring_model(network, window, mean, std, scale, model_options,
+                                              bounds, compress=compression)
     neighbours = None
     if model_options.neighbour_rows > 0:
         neighbours = neighbour_score(scorer, normalize, normalized_train, prepared, roles,
                                      model_options)
-        scorer = sensor_model.build_scoring_model(network, window, prepared.mean, prepared.std,
-                                                  scale, model_options, bounds, neighbours)
+        scorer = sensor_model.build_scoring_model(network, window, mean, std, scale,
+                                                  model_options, bounds, neighbours,
+                                                  compression)
     scores = score_windows(scorer, prepared.validation)
     labels = prepared.validation_labels
     if ThresholdMethod(options.calibration.method) is ThresholdMethod.F1 and not labels.any():
@@ -257,6 +264,8 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
     epochs = len(histories[0].epoch)
     record = _record(prepared, options, threshold, scores[~labels], epochs)
     record["training"]["inputs_only"] = inputs_only
+    compressed = {f: float(m) for f, m in zip(prepared.features, compression) if m > 0}
+    record["training"]["compressed"] = compressed
     if neighbours is not None:
         record["score_reduction"] += (f"; plus the distance of the last {neighbours.rows} rows' "
                                       "shape to the nearest normal one, the two standardized by "
@@ -265,8 +274,14 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
             "rows": neighbours.rows, "entries": int(len(neighbours.shapes)),
             "features": [prepared.features[i] for i in neighbours.features],
             "normal_means": list(neighbours.means), "normal_stds": list(neighbours.stds)}
+    if compressed:
+        record["score_reduction"] += ("; heavy-tailed features (training.compressed: f -> m) enter "
+                                      "as sign(x) log(1 + |x| / m) before their normalization")
     if inputs_only:
         log.info("not scored (inputs only): %s", ", ".join(f"{f} ({r})" for f, r in inputs_only.items()))
+    if compressed:
+        log.info("heavy-tailed, compressed to log(1 + x / m) before scaling: %s",
+                 ", ".join(f"{f} (m {m:.4g})" for f, m in compressed.items()))
     if check is not None:
         record["training"]["validation_check"] = check
     run = TrainingRun(

@@ -122,7 +122,7 @@ def cmd_train_sensor(args) -> int:
         data=replace(defaults.data, **_given(args, "window", "stride", "validation_fraction",
                                              "max_gap", "label_column", "time_column",
                                              "features", "relative_std_floor", "labels",
-                                             "decimal")),
+                                             "decimal", "compress_heavy_tails")),
         model=replace(defaults.model, **_given(args, "architecture", "units", "latent", "epochs",
                                                "batch_size", "learning_rate", "score_reduction",
                                                "score_last", "score_decay", "burn_in",
@@ -739,6 +739,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="longest run of missing values filled (default 3)")
     sensor.add_argument("--relative-std-floor", type=float, default=None,
                         help="each feature's std is at least this fraction of its mean (default 0.01)")
+    sensor.add_argument("--no-compress", dest="compress_heavy_tails", action="store_false",
+                        default=None,
+                        help="leave heavy-tailed columns as they are (default: a non-negative "
+                             "column skewed above 2 in training is scaled as log(1 + x / m), "
+                             "m its median positive value, when that halves its skew)")
     sensor.add_argument("--architecture", default=None,
                         choices=["lstm-forecast", "gru-forecast", "tcn-forecast", "lstm-ae", "gru-ae",
                                  "conv-lstm-ae"],
