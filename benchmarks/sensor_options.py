@@ -35,6 +35,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epoch-windows", type=int, default=None, metavar="N",
                         help="training windows drawn afresh each epoch (default: the library's; "
                              "0: every window)")
+    parser.add_argument("--compress-heavy-tails", action="store_true",
+                        help="compress each heavy-tailed non-negative column to log(1 + x / m) "
+                             "before normalization (default: off, the library's)")
     parser.add_argument("--seed", type=int, default=None,
                         help="training seed: initial weights and shuffling (default: the "
                              "library's); a few seeds show how far a figure moves by chance")
@@ -49,6 +52,8 @@ def with_model_arguments(options: SensorTrainingOptions,
         model = replace(model, architecture=Architecture(args.architecture))
     if args.window:
         data = replace(data, window=args.window)
+    if getattr(args, "compress_heavy_tails", False):
+        data = replace(data, compress_heavy_tails=True)
     if getattr(args, "neighbour_rows", None) is not None:
         model = replace(model, neighbour_rows=args.neighbour_rows)
     if getattr(args, "members", None) is not None:
