@@ -81,6 +81,22 @@ def test_sensor_report_lists_episodes_counts_and_a_reproducible_best_threshold(
     assert result["alarm_best_f1"] >= result["f1"]
 
 
+def test_a_report_offers_a_threshold_only_when_it_beats_the_one_in_use():
+    from vigil.runtime.core.report import best_threshold_lines
+
+    # the alarm rules in use (adaptive threshold, likelihood) can beat every threshold tried
+    lines = best_threshold_lines({"threshold": 9.2, "f1": 0.314, "alarm_best_f1": 0.285,
+                                  "alarm_best_f1_threshold": 3.97}, "vigil eval M D",
+                                 "alarm_best_f1")
+    assert lines[0] == ("At the threshold in use (9.2) F1 is 0.314; no other threshold tried does "
+                        "better on this data.")
+    assert not any("--threshold" in line for line in lines)
+    lines = best_threshold_lines({"threshold": 9.2, "f1": 0.314, "best_f1": 0.5,
+                                  "best_f1_threshold": 3.97}, "vigil eval M D")
+    assert "the best F1 on this data is 0.500, at threshold 3.97." in lines[0]
+    assert "    vigil eval M D --threshold 3.97" in lines
+
+
 def test_vectorized_alarm_smoothing_equals_the_step_by_step_filter():
     rng = np.random.default_rng(7)
     for _ in range(200):

@@ -74,14 +74,14 @@ def best_threshold_lines(result: dict, eval_command: str, best_key: str = "best_
     if best is None or at is None or not np.isfinite(at):
         return ["No best-F1 threshold: the data holds only one class.", ""]
     exact = f"{at:.6g}" if float(f"{at:.6g}") == at else repr(at)
-    lines = [f"At the threshold in use ({result['threshold']:.6g}) F1 is {result['f1']:.3f}; "
-             f"the best F1 on this data is {best:.3f}, at threshold {exact}."]
-    if best > result["f1"] + 1e-9:
-        lines += ["It was chosen on the data it is measured on, so expect less on new data. "
-                  "To check it, then to score with it:", "",
-                  f"    {eval_command} --threshold {exact}",
-                  f"    vigil score MODEL INPUT --threshold {exact}"]
-    return lines + [""]
+    head = f"At the threshold in use ({result['threshold']:.6g}) F1 is {result['f1']:.3f}; "
+    if best <= result["f1"] + 1e-9:
+        return [head + "no other threshold tried does better on this data.", ""]
+    return [head + f"the best F1 on this data is {best:.3f}, at threshold {exact}.",
+            "It was chosen on the data it is measured on, so expect less on new data. "
+            "To check it, then to score with it:", "",
+            f"    {eval_command} --threshold {exact}",
+            f"    vigil score MODEL INPUT --threshold {exact}", ""]
 
 
 def format_cell(value) -> str:

@@ -124,8 +124,8 @@ def best_alarm_threshold(detector: SensorDetector, files: list[FileScores],
                          ) -> tuple[float, float]:
     """(best point F1, threshold) over thresholds, applying the artifact's whole alarm rule
     (smoothing, hold, adaptive threshold, likelihood) to each file, so ``--threshold`` with the
-    result gives exactly that F1. Candidates are quantiles of the window scores; (nan, nan)
-    without both classes."""
+    result gives exactly that F1. Candidates are quantiles of the window scores and the
+    threshold in use; (nan, nan) without both classes."""
     labels = np.concatenate([f.labels for f in files]) if files else np.zeros(0, bool)
     window_scores = [f.scores[f.ends] for f in files]
     pooled = np.concatenate(window_scores) if files else np.zeros(0)
@@ -136,7 +136,8 @@ def best_alarm_threshold(detector: SensorDetector, files: list[FileScores],
         candidates = min(candidates, 40)  # their decisions are a loop over windows
     best = (-1.0, float("nan"))
     cuts = np.unique([float(f"{c:.6g}") for c in  # as --threshold prints it
-                      np.quantile(pooled, np.linspace(0.0, 1.0, candidates))])
+                      np.quantile(pooled, np.linspace(0.0, 1.0, candidates))]
+                     + [float(detector.threshold)])  # never "best" below the one in use
     for n, threshold in enumerate(cuts):
         progress("best-F1 threshold search", n, len(cuts))
         alarms = [_alarms_at(detector, f, scores, float(threshold))
