@@ -42,7 +42,7 @@ SCORED = "scored"
 # With `compress_heavy_tails`, a scored column whose normal training rows are all >= 0 and skewed
 # above this is compressed when that at least halves the skew (HEAVY_TAIL_GAIN): counts, bytes and
 # request rates, where one burst otherwise dwarfs everything the model learned. The two figures
-# come from the rule's first trial, on NAB (docs/quality.md, "Heavy-tailed columns").
+# come from the rule's first trial, on NAB (docs/quality.md, "Heavy-tailed columns compressed").
 HEAVY_TAIL_SKEW = 2.0
 HEAVY_TAIL_GAIN = 2.0
 NEAR_CONSTANT_SHARE = 0.99   # one value in at least this share of the normal training rows
@@ -135,7 +135,8 @@ class DataOptions:
     # (a temperature) seen over a short normal period otherwise looks far too quiet.
     relative_std_floor: float = 0.01
     # ``heavy_tail_scales``; off by default: on NAB and SMD it moved the leading figures by less
-    # than the seed spread and lowered SMD's AUROC (docs/quality.md, "Heavy-tailed columns")
+    # than the seed spread and lowered SMD's AUROC (docs/quality.md, "Heavy-tailed columns
+    # compressed")
     compress_heavy_tails: bool = False
     labels: str | None = None  # a labels file of windows/points per data file (or NAB's)
     decimal: str = "."  # "," for CSVs with decimal commas (and ; or tab between columns)
