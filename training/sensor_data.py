@@ -30,9 +30,10 @@ class SensorData:
     label_column: str | None
     train_rows: np.ndarray       # normal training rows, for normalization and calibration
     roles: tuple[str, ...] = ()  # per feature: "scored", or why it is an input only
-    # Per feature: the scale of the heavy-tail compression (``heavy_tail_scales``; 0: none), and
-    # the mean and std the model standardizes the compressed values with (``mean``, ``std``: the
-    # readings' own, in their units, for the artifact's spec).
+    # Set by ``prepare``. Per feature: the scale of the heavy-tail compression
+    # (``heavy_tail_scales``; 0: none), and the mean and std the model standardizes the compressed
+    # values with (``mean`` and ``std`` where nothing is compressed; those two stay the readings'
+    # own, in their units, for the artifact's spec).
     compression: np.ndarray | None = None
     model_mean: np.ndarray | None = None
     model_std: np.ndarray | None = None

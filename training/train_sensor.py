@@ -209,10 +209,7 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
     bounds = sensor_model.input_bounds(roles)
     clip = np.where(bounds >= 0, bounds, np.inf)
 
-    compression = (prepared.compression if prepared.compression is not None
-                   else np.zeros(n_features))
-    mean, std = ((prepared.model_mean, prepared.model_std) if compression.any()
-                 else (prepared.mean, prepared.std))
+    compression, mean, std = prepared.compression, prepared.model_mean, prepared.model_std
 
     def normalize(x):
         out = np.empty(x.shape, dtype=np.float32)

@@ -30,7 +30,7 @@ from vigil.runtime.sensor.windows import sliding_windows
 
 from . import sensor_model
 from .checkpoint import TrainingRun, save_run
-from .sensor_data import DataOptions, load_tables, window_last_labels
+from .sensor_data import DataOptions, load_tables, standardization, window_last_labels
 from .train_sensor import (SensorTrainingOptions, SensorTrainingResult, decision_record,
                            fit_threshold, plain_options, score_windows, validation_check)
 from .versions import library_versions
@@ -110,10 +110,7 @@ def train_supervised(data: str | Path | Sequence[Path], output: str | Path,
             f"{int(y.sum())} windows ending on a labeled row, at least {MIN_POSITIVE_WINDOWS} "
             "are needed (train without --supervised, or give the labels with --label-column or "
             "--labels)")
-    rows = np.concatenate(normal_rows)
-    mean = rows.mean(axis=0)
-    std = np.maximum(rows.std(axis=0), data_options.relative_std_floor * np.abs(mean))
-    std = np.where(std > 1e-8 * np.maximum(1.0, np.abs(mean)), std, 1.0)
+    mean, std = standardization(np.concatenate(normal_rows), data_options.relative_std_floor)
     rng = np.random.default_rng(model_options.seed)
     if supervised.max_windows is not None and len(x) > supervised.max_windows:
         normal = np.flatnonzero(~y)
