@@ -431,3 +431,45 @@ def test_export_auto_says_its_choice_as_information_not_a_warning(sensor_artifac
     err = capsys.readouterr().err
     assert "--precision mixed applies to image feature models" in err and "is a sensor model" in err
     assert not (tmp_path / "mixed.onnx").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "sensor", "d.csv", "-o", "m.keras", "--epochs", "0"],
+     "argument --epochs: expected an integer >= 1; received '0'"),
+    (["train", "sensor", "d.csv", "-o", "m.keras", "--k", "nan"],
+     "argument --k: expected a finite number; received 'nan'"),
+    (["train", "sensor", "d.csv", "-o", "m.keras", "--q", "150"],
+     "argument --q: expected a number >= 0 and <= 100; received '150'"),
+    (["train", "sensor", "d.csv", "-o", "m.keras", "--learning-rate", "-1"],
+     "argument --learning-rate: expected a number > 0; received '-1'"),
+    (["train", "image", "d", "-o", "m.keras", "--batch-size", "0"],
+     "argument --batch-size: expected an integer >= 1; received '0'"),
+    (["train", "image", "d", "-o", "m.keras", "--seed", "-1"],
+     "argument --seed: expected an integer >= 0; received '-1'"),
+    (["health-check", "h.json", "--max-age", "-5"],
+     "argument --max-age: expected a number > 0; received '-5'"),
+    (["bench", "m.onnx", "--seconds", "0"], "argument --seconds: expected a number > 0"),
+])
+def test_numeric_options_are_checked_before_any_work(args, message, capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.main(args)
+    assert done.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_repeated_features_and_empty_files_are_refused_with_the_reason(sensor_artifacts,
+                                                                       tmp_path, capsys):
+    artifact = sensor_artifacts.int8
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    assert cli.main(["score", str(artifact), str(empty)]) == cli.EXIT_INPUT
+    assert "the file is empty; expected a header line" in capsys.readouterr().err
+    header_only = tmp_path / "header.csv"
+    with open(header_only, "w") as handle:
+        handle.write(",".join(runtime.load(artifact).features) + "\n")
+    assert cli.main(["score", str(artifact), str(header_only)]) == cli.EXIT_OK
+    assert "0 data rows, fewer than the model's window" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"`features` must name each column once; repeated: "
+                                         r"\['a'\]"):
+        from vigil.runtime.sensor.tables import RowParser
+        RowParser(["a", "b"], "x.csv", features=["a", "a"])

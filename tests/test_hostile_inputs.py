@@ -505,3 +505,57 @@ def test_one_wild_timestamp_marks_at_most_a_window_of_rows(tiny_sensor):
     late = [r.index for r in results if r.out_of_order]
     assert scorer.rows_out_of_order == WINDOW  # the rows after the 2099 one, within a window
     assert late and max(late) < 10 + 2 * WINDOW
+
+
+def test_bad_input_leaves_every_output_as_it_was(tiny_sensor, tmp_path):
+    rows_csv(tmp_path / "rows.csv", 20)
+    results = tmp_path / "results.jsonl"
+    assert vigil("score", tiny_sensor, tmp_path / "rows.csv", "--jsonl", results).returncode == 0
+    old = results.read_bytes()
+    (tmp_path / "short.csv").write_text("timestamp,a,b\n1,0.1,0.2\n")  # column c is missing
+    for extra in ("--overwrite", "--append"):
+        refused = vigil("score", tiny_sensor, tmp_path / "short.csv", "--jsonl", results, extra)
+        assert refused.returncode == 2 and b"'c'" in refused.stderr, refused.stderr
+        assert results.read_bytes() == old, extra
+    fresh = tmp_path / "new" / "results.jsonl"
+    refused = vigil("score", tiny_sensor, tmp_path / "short.csv", "--jsonl", fresh)
+    assert refused.returncode == 2 and not fresh.parent.exists()
+
+
+def test_a_good_run_without_lines_still_leaves_its_output(tiny_sensor, tmp_path):
+    rows_csv(tmp_path / "rows.csv", WINDOW - 1)  # too few rows for one window
+    results = tmp_path / "results.jsonl"
+    results.write_text('{"index": 0}\n')
+    done = vigil("score", tiny_sensor, tmp_path / "rows.csv", "--jsonl", results, "--overwrite")
+    assert done.returncode == 0, done.stderr
+    assert results.read_bytes() == b""  # replaced, as asked, by this run's (no) lines
+    fresh = tmp_path / "fresh.jsonl"
+    assert vigil("score", tiny_sensor, tmp_path / "rows.csv", "--jsonl", fresh).returncode == 0
+    assert fresh.read_bytes() == b""
+
+
+@pytest.mark.parametrize("flag, folder", [("--jsonl", False), ("--health", False)])
+def test_an_output_path_that_cannot_be_written_is_refused_before_scoring(tiny_sensor, tmp_path,
+                                                                         flag, folder):
+    rows_csv(tmp_path / "rows.csv", 20)
+    (tmp_path / "afile").write_text("keep me\n")
+    (tmp_path / "adir").mkdir()
+    for path, says in ((tmp_path / "afile" / "out.json", b"is a file, not a folder"),
+                       (tmp_path / "adir", b"is a folder")):
+        refused = vigil("score", tiny_sensor, tmp_path / "rows.csv", flag, path)
+        assert refused.returncode == 2, refused.stderr
+        assert flag.encode() in refused.stderr and says in refused.stderr
+        assert b"Traceback" not in refused.stderr
+    assert (tmp_path / "afile").read_text() == "keep me\n"
+    assert list((tmp_path / "adir").iterdir()) == []
+
+
+def test_a_closed_stdout_is_not_blamed_on_the_input(tiny_sensor, tmp_path):
+    rows_csv(tmp_path / "rows.csv", 3000)
+    command = [sys.executable, "-m", "vigil", "score", str(tiny_sensor), str(tmp_path / "rows.csv")]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.readline()
+    process.stdout.close()  # what `| head -1` does
+    errors = process.communicate(timeout=HANG_GUARD_S)[1]
+    assert process.returncode == 0, errors
+    assert b"cannot be read" not in errors

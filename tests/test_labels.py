@@ -57,6 +57,31 @@ def test_csv_labels_with_and_without_a_file_column(tmp_path):
     assert np.flatnonzero(read_labels(every).rows(TIMES, tmp_path / "x.csv")).tolist() == [10, 11]
 
 
+def test_a_row_by_row_labels_csv_labels_only_the_rows_it_marks(tmp_path):
+    flags = tmp_path / "flags.csv"
+    flags.write_text("timestamp,anomaly\n" + "".join(
+        f"{t},{1 if i in (3, 4) else 0}\n" for i, t in enumerate(TIMES)))
+    assert np.flatnonzero(read_labels(flags).rows(TIMES, tmp_path / "a.csv")).tolist() == [3, 4]
+    words = tmp_path / "words.csv"
+    words.write_text("file,timestamp,label\n" + "".join(
+        f"a.csv,{t},{'yes' if i == 7 else 'no'}\n" for i, t in enumerate(TIMES)))
+    assert np.flatnonzero(read_labels(words).rows(TIMES, tmp_path / "a.csv")).tolist() == [7]
+    none = tmp_path / "none.csv"  # a labeled file with no anomaly: every row normal, no error
+    none.write_text("file,timestamp,anomaly\na.csv,2014-02-19 10:01:00,0\n")
+    assert not read_labels(none).rows(TIMES, tmp_path / "a.csv").any()
+
+
+def test_a_data_file_given_as_labels_is_refused(tmp_path):
+    data = tmp_path / "data.csv"
+    data.write_text("timestamp,a,b,anomaly\n2014-02-19 10:01:00,1,2,0\n")
+    with pytest.raises(ValueError, match=r"unexpected columns \['a', 'b'\].*--label-column"):
+        read_labels(data)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("timestamp,anomaly\n2014-02-19 10:01:00,maybe\n")
+    with pytest.raises(ValueError, match=r"line 2: column 'anomaly' has 'maybe'; expected 0/1"):
+        read_labels(bad)
+
+
 @pytest.mark.parametrize("text, message", [
     ("{not json", "not valid JSON"),
     ("[1, 2]", "must map each data file"),

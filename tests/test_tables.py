@@ -235,3 +235,12 @@ def test_decimal_comma_tables_read_like_decimal_point_ones(tmp_path):
         read_table(comma)
     with pytest.raises(ValueError, match="`decimal` must be one of"):
         read_table(point, decimal="'")
+
+
+def test_label_words_are_read_and_an_unreadable_label_is_an_error(tmp_path):
+    table = read_table(write(tmp_path / "data.csv",
+                             "a,anomaly\n1,yes\n2,No\n3,TRUE\n4,false\n5,1\n6,0\n7,\n"))
+    assert table.labels.tolist() == [True, False, True, False, True, False, False]
+    with pytest.raises(ValueError, match=r"line 3: label column 'anomaly' has 'maybe'; "
+                                         r"expected 0/1.*--label-column"):
+        read_table(write(tmp_path / "bad.csv", "a,anomaly\n1,0\n2,maybe\n"))

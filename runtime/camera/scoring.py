@@ -287,6 +287,7 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
                 summary.stopped = "max_frames"
                 break
         sink.flush()
+        sink.commit()  # the source was read to its end: the output exists even without a line
     except OutputError as error:
         summary.stopped, summary.last_error = "output_failed", str(error)
     except KeyboardInterrupt:

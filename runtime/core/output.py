@@ -4,7 +4,9 @@ error when the output cannot be written (disk full, file closed).
 ``JsonLines`` buffers lines and writes them in blocks (each line at once for live sources). A file
 is opened without truncating it and locked against a second writer; a file that already holds
 results is refused unless the caller says ``append`` (continue it, after cutting off a partial last
-line an earlier crash may have left) or ``overwrite``. When a write fails, a file it opened itself
+line an earlier crash may have left) or ``overwrite``. Nothing on disk changes until the first line
+is written or the run ``commit``s (its input was good): a new file is created, an old one cut back
+or emptied, only then, so a run refused for bad input leaves every file as it was. When a write fails, a file it opened itself
 is cut back to its last whole line, so a reader never sees half a record; the lines that could not
 be written are counted in ``lines_lost``. Then, by its policy, it raises ``OutputError`` (``stop``,
 the default: the run ends cleanly, its summary says where) or logs and carries on, trying the next
@@ -118,6 +120,7 @@ class JsonLines:
         self._per_line = False           # a pipe or terminal: one atomic write per line
         self._stream: IO[str] | None = None
         self._offset = 0                 # bytes of whole lines in a regular file opened here
+        self._deferred: tuple[Path, str] | None = None  # (path, mode) not yet made or prepared
         if target is None or (isinstance(target, str) and target == "-"):
             self.name = "stdout"
             self._use_stdout()
@@ -157,23 +160,77 @@ class JsonLines:
         self._per_line = not stat.S_ISREG(mode)
 
     def _open_file(self, path: Path, mode: str) -> None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
-        except OSError as error:
-            raise ValueError(f"`jsonl` {self.name!r} cannot be opened for writing: "
-                             f"{error.strerror or error}") from None
+        """Check ``path`` now; open an existing file (locked, unchanged), or defer creating it.
+        A regular file is prepared for ``mode`` (cut back or emptied) by ``_materialize``."""
+        if not path.exists():
+            check_writable(path, "jsonl")
+            self._deferred = (path, mode)
+            return
+        if path.is_dir():
+            raise ValueError(f"`jsonl` {self.name!r} is a folder; expected a file to write "
+                             "results to (name one inside it)")
+        fd = self._open_fd(path, create=False)
         try:
             info = os.fstat(fd)
             regular = stat.S_ISREG(info.st_mode)
             if regular:
                 self._lock(fd)
-                self._offset = self._prepare(fd, info.st_size, mode)
+                if info.st_size and mode == "new":
+                    self._refuse_results(info.st_size)
+                self._deferred = (path, mode)
             self._per_line = not regular
         except BaseException:
             os.close(fd)
             raise
         self._fd, self._own = fd, True
+
+    def _open_fd(self, path: Path, create: bool) -> int:
+        flags = os.O_RDWR | getattr(os, "O_CLOEXEC", 0) | (os.O_CREAT if create else 0)
+        try:
+            if create:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(path, flags, 0o644)
+        except OSError as error:
+            raise ValueError(f"`jsonl` {self.name!r} cannot be opened for writing: "
+                             f"{error.strerror or error}") from None
+
+    def _refuse_results(self, size: int) -> None:
+        raise ValueError(f"`jsonl` {self.name!r} already holds {size} bytes of results; "
+                         "add --append to continue it or --overwrite to replace it")
+
+    def _materialize(self) -> None:
+        """Create the deferred file, or cut back / empty the open one by its mode: the first
+        change on disk, made once the run has a line to write or ``commit``s."""
+        if self._deferred is None:
+            return
+        path, mode = self._deferred
+        if self._fd is None:
+            fd = self._open_fd(path, create=True)
+            try:
+                info = os.fstat(fd)
+                if stat.S_ISREG(info.st_mode):
+                    self._lock(fd)
+                self._per_line = not stat.S_ISREG(info.st_mode)
+            except BaseException:
+                os.close(fd)
+                raise
+            self._fd, self._own = fd, True
+        info = os.fstat(self._fd)
+        if stat.S_ISREG(info.st_mode):
+            self._offset = self._prepare(self._fd, info.st_size, mode)
+        self._deferred = None
+
+    def commit(self) -> None:
+        """The run's input was good (or it was stopped on request): create (or empty, for
+        ``overwrite``) the output file even if no line was written, so that such a run always
+        leaves its file. OutputError when it cannot be made."""
+        if self._deferred is None:
+            return
+        try:
+            self._materialize()
+        except (OSError, ValueError) as error:
+            self.error = f"output {self.name!r} could not be made: {error}"
+            raise OutputError(self.error) from None
 
     def _lock(self, fd: int) -> None:
         if fcntl is None:
@@ -193,8 +250,7 @@ class JsonLines:
             os.ftruncate(fd, 0)
             return 0
         if mode == "new":
-            raise ValueError(f"`jsonl` {self.name!r} already holds {size} bytes of results; "
-                             "add --append to continue it or --overwrite to replace it")
+            self._refuse_results(size)
         whole = _last_newline_end(fd, size)
         if whole < size:
             os.ftruncate(fd, whole)
@@ -233,6 +289,8 @@ class JsonLines:
             return
         written = counted = 0  # lines of this flush out, and those already in lines_written
         try:
+            if self._deferred is not None:
+                self._materialize()
             if self._fd is None:
                 self._stream.write("".join(line for line, _ in pending))
                 self._stream.flush()
@@ -334,8 +392,8 @@ class JsonLines:
 
     def _cut_back(self) -> str:
         """Truncate a file opened here to its last whole line; a note if that was not possible."""
-        if not self._own or self._fd is None:
-            return ""
+        if not self._own or self._fd is None or self._deferred is not None:
+            return ""  # not ours, or not yet prepared: what it holds is an earlier run's
         try:
             if not stat.S_ISREG(os.fstat(self._fd).st_mode):
                 return ""  # a device or pipe: nothing written there can be taken back
@@ -367,6 +425,32 @@ class JsonLines:
         self.close()
 
 
+def check_writable(path: str | os.PathLike, flag: str, folder: bool = False) -> None:
+    """ValueError, naming ``flag``, unless ``path`` can be written as a file (or, with ``folder``,
+    used as a folder): an existing one of the right kind, or one whose nearest existing parent is
+    a writable folder. Nothing is created: an output is checked before the run's input is known
+    good and made only after."""
+    path = Path(path)
+    kind = "folder" if folder else "file"
+    if path.exists():
+        if path.is_dir() != folder:
+            raise ValueError(f"`{flag}` {str(path)!r} is a {'file' if folder else 'folder'}; "
+                             f"expected a {kind} (name {'another path' if folder else 'a file inside it'})")
+        if not os.access(path, os.W_OK):
+            raise ValueError(f"`{flag}` {str(path)!r} is not writable by this user; name a {kind} "
+                             "you can write")
+        return
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"`{flag}` {str(path)!r} cannot be created: {str(parent)!r} is a file, "
+                         f"not a folder; name a {kind} in a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"`{flag}` {str(path)!r} cannot be created: the folder {str(parent)!r} "
+                         f"is not writable by this user; name a {kind} in a folder you can write")
+
+
 def _last_newline_end(fd: int, size: int) -> int:
     """The length of the file's whole lines: just past its last newline (0 if it has none)."""
     position = size
@@ -385,6 +469,7 @@ def flush_quietly(sink: JsonLines, summary) -> None:
     """Write what is pending after a stop; a second stop request abandons it (lines counted)."""
     try:
         sink.flush()
+        sink.commit()
     except OutputError as error:
         summary.last_error = str(error)
     except KeyboardInterrupt:

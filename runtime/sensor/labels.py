@@ -6,7 +6,9 @@ Two layouts are read:
   ``[start, end]`` timestamp windows, ends inclusive) or ``combined_labels.json`` (a list of point
   timestamps); a file may mix both;
 * CSV with a header: ``file,start,end`` (windows), ``file,timestamp`` (points), or ``start,end``
-  / ``timestamp`` without a file column (the labels of every data file).
+  / ``timestamp`` without a file column (the labels of every data file). A 0/1 column named
+  ``anomaly``, ``label`` or ``is_anomaly`` beside them keeps only the rows it marks (true/false
+  and yes/no too), so a row-by-row ``timestamp,anomaly`` file labels only its anomalous rows.
 
 A data file's key is matched by its path relative to the data root, then by the longest key that
 ends its path (``realKnownCause/nyc_taxi.csv``), then by its name when that is unique. A row is
@@ -23,10 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .tables import time_key
+from .tables import label_value, time_key
 
 ALL_FILES = "*"
 NAB_WINDOWS = Path("labels") / "combined_windows.json"
+CSV_COLUMNS = ("file", "start", "end", "timestamp")
+FLAG_COLUMNS = ("anomaly", "label", "is_anomaly")  # a 0/1 column: only its true rows are labels
 
 
 @dataclass(frozen=True)
@@ -130,9 +134,25 @@ def _from_csv(text: str, source: str) -> dict[str, tuple[tuple[str, str], ...]]:
     if not ({"start", "end"} <= columns or "timestamp" in columns):
         raise ValueError(f"labels {source!r}: expected a header with start,end or timestamp "
                          f"(and optionally file); received {sorted(columns)}")
+    extra = sorted(c for c in columns if c not in CSV_COLUMNS and c is not None)
+    flags = [c for c in extra if c.strip().lower() in FLAG_COLUMNS]
+    unexpected = [c for c in extra if c not in flags] or flags
+    if len(flags) > 1 or len(extra) > len(flags):
+        raise ValueError(f"labels {source!r}: unexpected columns {unexpected}; a labels CSV has "
+                         f"{list(CSV_COLUMNS)} and at most one 0/1 column named one of "
+                         f"{list(FLAG_COLUMNS)} (a data file's own label column is read from the "
+                         f"data with --label-column, not with --labels)")
+    flag = flags[0] if flags else None
     windows: dict[str, list[tuple[str, str]]] = {}
-    for row in rows:
+    for number, row in enumerate(rows, start=2):
         key = (row.get("file") or ALL_FILES).strip()
+        if flag is not None:
+            value, problem = label_value(row.get(flag) or "")
+            if problem is not None:
+                raise ValueError(f"labels {source!r}, line {number}: column {flag!r} {problem}")
+            if not value:
+                windows.setdefault(key, [])  # the file is labeled, this row normal (or unlabeled)
+                continue
         if "start" in row and row.get("start"):
             item = (row["start"].strip(), (row.get("end") or row["start"]).strip())
         else:

@@ -95,7 +95,9 @@ def score_lines(detector: SensorDetector, lines: Iterable[str | Line], source: s
                    label_column=None, require_time=False, decimal=decimal)
     pending: list = []
     index = 0
+    read_header = header is not None
     for _, row in iter_rows(lines, options, source, header=header, cut_last_line=live):
+        read_header = True
         if row is None:
             continue
         if row.cut:
@@ -115,6 +117,9 @@ def score_lines(detector: SensorDetector, lines: Iterable[str | Line], source: s
     if pending:
         for result in scorer.push_rows(pending):
             emit(result, source)
+    if not read_header and not live:
+        raise ValueError(f"{source}: the file is empty; expected a header line (the model's "
+                         f"columns: {','.join(detector.features)}) and data rows")
     return scorer
 
 
@@ -150,6 +155,12 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
         finally:
             current.clear()  # first, so a health report never counts this file twice
             summary.add(scorer)
+        window = detector.spec.window
+        if not live and scorer.rows_in < window:
+            note = (f"{name}: {scorer.rows_in} data rows, fewer than the model's window of "
+                    f"{window}: no window could be scored")
+            summary.errors.append(note)
+            log.warning("%s", note)
 
     files = [] if live else csv_files(source)
     if health is not None:
@@ -163,6 +174,8 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
                 try:
                     with open(path, "rb") as handle:
                         run(read_lines(handle), str(path))
+                except BrokenPipeError:
+                    raise  # the reader of standard output went away: not this file's fault
                 except (ValueError, OSError) as error:  # a bad header, an unreadable file
                     if len(files) == 1:
                         raise ValueError(str(error) if isinstance(error, ValueError) else
@@ -174,6 +187,7 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
                     summary.last_error = reason
                     log.error("%s; the other files go on", reason)
         sink.flush()
+        sink.commit()  # the input was read to its end: the output exists even without a line
     except OutputError as error:
         summary.stopped, summary.last_error = "output_failed", str(error)
     except KeyboardInterrupt:

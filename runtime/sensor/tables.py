@@ -59,6 +59,7 @@ class Row:
     label: float | None
     problem: str | None = None
     cut: bool = False  # the input ended in the middle of this line: it is not used at all
+    label_problem: str | None = None  # the label cell is neither a number nor a yes/no word
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,9 @@ class RowParser:
             )
         if not features:
             raise ValueError(f"{source}: no feature columns left in header {list(names)}")
+        repeated = sorted({f for f in features if list(features).count(f) > 1})
+        if repeated:
+            raise ValueError(f"`features` must name each column once; repeated: {repeated}")
         self.features = tuple(features)
         self._feature_index = [index[f] for f in features]
         self._time_index = index.get(self.time_column) if self.time_column else None
@@ -213,22 +217,22 @@ class RowParser:
         if len(cells) != len(self.header):
             return Row(number, values, time, None,
                        f"row has {len(cells)} fields; the header has {len(self.header)}")
-        label = None
+        label, label_problem = None, None
         if self._label_index is not None:
-            label_value, problem = _number(cells[self._label_index], self.decimal)
-            if problem is None and not math.isnan(label_value):
-                label = label_value
+            label, label_problem = label_value(cells[self._label_index], self.decimal)
+            if label_problem is not None:
+                label_problem = f"label column {self.label_column!r} {label_problem}"
         for k, i in enumerate(self._feature_index):
             value, problem = _number(cells[i], self.decimal)
             if problem is not None:
                 return Row(number, values, time, label,
-                           f"column {self.features[k]!r} {problem}")
+                           f"column {self.features[k]!r} {problem}", label_problem=label_problem)
             values[k] = value
         problem = None
         bad = [self.features[k] for k in range(n) if math.isnan(values[k])]
         if bad:
             problem = f"missing or NaN value in {bad}"
-        return Row(number, values, time, label, problem)
+        return Row(number, values, time, label, problem, label_problem=label_problem)
 
 
 DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")
@@ -252,6 +256,24 @@ def _number(cell: str, decimal: str = ".") -> tuple[float, str | None]:
     if abs(value) > FLOAT32_MAX:  # models compute in float32: this would become infinite
         return math.nan, f"has value {text[:40]!r} beyond the float32 range (+-3.4e38)"
     return value, None
+
+
+LABEL_WORDS = {"true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0, "y": 1.0, "n": 0.0,
+               "anomaly": 1.0, "anomalous": 1.0, "normal": 0.0}
+
+
+def label_value(cell: str, decimal: str = ".") -> tuple[float | None, str | None]:
+    """(the label as a number, or None when the cell is empty; why it cannot be read): numbers
+    (0 normal, anything else anomalous) and the words in ``LABEL_WORDS``, in any case."""
+    text = cell.strip()
+    word = LABEL_WORDS.get(text.lower())
+    if word is not None:
+        return word, None
+    value, problem = _number(cell, decimal)
+    if problem is not None:
+        return None, (f"has {text[:40]!r}; expected 0/1 (or true/false, yes/no, "
+                      f"anomaly/normal), or an empty cell for unlabeled")
+    return (None if math.isnan(value) else value), None
 
 
 def time_key(text: str | None) -> tuple[int, float] | None:
@@ -356,6 +378,9 @@ def read_table(
                     continue
                 if row.problem and not row.problem.startswith("missing"):
                     raise ValueError(f"{source}, line {row.number}: {row.problem}")
+                if row.label_problem:
+                    raise ValueError(f"{source}, line {row.number}: {row.label_problem}; or name "
+                                     f"another label column (--label-column)")
                 rows.append(row)
     except UnicodeDecodeError as error:
         raise ValueError(f"{source}: expected a UTF-8 text CSV file; {error}") from None

@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import json
 import logging
+import math
 import os
 import sys
 import tempfile
@@ -98,6 +99,43 @@ def _comma_list(text: str) -> tuple[str, ...]:
     if not items:
         raise argparse.ArgumentTypeError(f"expected a comma-separated list; received {text!r}")
     return items
+
+
+def _integer(minimum: int):
+    """An argparse type: an integer >= ``minimum`` (the message names what was received)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}; received "
+                                             f"{text!r}")
+        return value
+    return parse
+
+
+def _number(low: float | None = None, high: float | None = None, low_open: bool = False):
+    """An argparse type: a finite number, at least ``low`` (above it with ``low_open``) and at
+    most ``high`` where given."""
+    if low is None:
+        wanted = "a finite number"
+    else:
+        wanted = f"a number {'>' if low_open else '>='} {low:g}"
+    if high is not None:
+        wanted += f" and <= {high:g}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if (not math.isfinite(value) or (low is not None and (value <= low if low_open
+                                                               else value < low))
+                or (high is not None and value > high)):
+            raise argparse.ArgumentTypeError(f"expected {wanted}; received {text!r}")
+        return value
+    return parse
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -559,6 +597,7 @@ def cmd_batch(args) -> int:
                             ray_address=None if args.ray in (None, "local") else args.ray,
                             workers=args.workers, threads=args.threads,
                             threshold=args.threshold)
+        out.commit()  # every input was read: the output exists even without a line
     print(json.dumps({"summary": summary}), file=sys.stderr)
     return EXIT_OK
 
@@ -701,7 +740,7 @@ def build_parser() -> argparse.ArgumentParser:
                     parents=[anywhere])
     demo.add_argument("--output", default="vigil-demo",
                       help="folder for the artifacts (default vigil-demo)")
-    demo.add_argument("--seed", type=int, default=0,
+    demo.add_argument("--seed", type=_integer(0), default=0,
                       help="seed of the synthetic data and the training (default 0)")
     demo.add_argument("--quick", action="store_true", help="fewer epochs (for smoke tests)")
     demo.add_argument("--only", choices=["sensor", "camera"], default=None,
@@ -731,11 +770,11 @@ def build_parser() -> argparse.ArgumentParser:
     sensor.add_argument("--decimal", choices=[".", ","], default=None,
                         help="decimal mark of the numbers (default .; with , the columns must be "
                              "separated by ; or a tab)")
-    sensor.add_argument("--window", type=int, default=None, help="rows per window (default 48)")
-    sensor.add_argument("--stride", type=int, default=None, help="rows between windows (default 1)")
+    sensor.add_argument("--window", type=_integer(2), default=None, help="rows per window (default 48)")
+    sensor.add_argument("--stride", type=_integer(1), default=None, help="rows between windows (default 1)")
     sensor.add_argument("--validation-fraction", type=float, default=None,
                         help="last fraction of each file held out (default 0.25)")
-    sensor.add_argument("--max-gap", type=int, default=None,
+    sensor.add_argument("--max-gap", type=_integer(0), default=None,
                         help="longest run of missing values filled (default 3)")
     sensor.add_argument("--relative-std-floor", type=float, default=None,
                         help="each feature's std is at least this fraction of its mean (default 0.01)")
@@ -751,26 +790,26 @@ def build_parser() -> argparse.ArgumentParser:
     sensor.add_argument("--units", type=int, default=None,
                         help="recurrent units, or TCN filters (default 32)")
     sensor.add_argument("--latent", type=int, default=None, help="autoencoder code size")
-    sensor.add_argument("--epochs", type=int, default=None, help="training epochs (default 30)")
-    sensor.add_argument("--batch-size", type=int, default=None,
+    sensor.add_argument("--epochs", type=_integer(1), default=None, help="training epochs (default 30)")
+    sensor.add_argument("--batch-size", type=_integer(1), default=None,
                         help="windows per training step (default 32)")
-    sensor.add_argument("--learning-rate", type=float, default=None,
+    sensor.add_argument("--learning-rate", type=_number(0, low_open=True), default=None,
                         help="Adam's learning rate (default 0.001)")
     sensor.add_argument("--score-reduction", choices=["mean", "max"], default=None,
                         help="how per-feature errors make a window's score (default mean)")
     sensor.add_argument("--score-last", type=int, default=None,
                         help="score the error of the last k steps of each window (default 32, or "
                              "half a window of 32 rows or fewer)")
-    sensor.add_argument("--score-decay", type=float, default=None,
+    sensor.add_argument("--score-decay", type=_number(0, 1, low_open=False), default=None,
                         help="weigh those steps by (1-decay)^age, newest heaviest (default 0.1)")
-    sensor.add_argument("--burn-in", type=int, default=None,
+    sensor.add_argument("--burn-in", type=_integer(0), default=None,
                         help="forecasters: no loss on the first steps of a window (default: a third)")
     sensor.add_argument("--neighbour-rows", type=int, default=None, metavar="ROWS",
                         help="add the distance of the last ROWS rows' shape to the nearest normal "
                              "one to the score (default 16; 0: the model's error alone)")
     sensor.add_argument("--neighbour-entries", type=int, default=None, metavar="N",
                         help="normal shapes kept for that distance (default 2048)")
-    sensor.add_argument("--members", type=int, default=None, metavar="N",
+    sensor.add_argument("--members", type=_integer(1), default=None, metavar="N",
                         help="train N networks from seeds SEED..SEED+N-1 and average their "
                              "errors: steadier scores for N times the training time and a "
                              "longer scoring time (three: 1.7-2x at batch 1; default 3; 1: one "
@@ -780,15 +819,15 @@ def build_parser() -> argparse.ArgumentParser:
                              "them, so a long history trains in bounded time (default 32768; 0: "
                              "every window every epoch)")
     _threshold_method_arguments(sensor)
-    sensor.add_argument("--k", type=float, default=None,
+    sensor.add_argument("--k", type=_number(), default=None,
                         help="gaussian: mean + k std of held-out normal scores (default 5)")
-    sensor.add_argument("--q", type=float, default=None,
+    sensor.add_argument("--q", type=_number(0, 100), default=None,
                         help="percentile: this percentile of held-out normal scores (default 99.5)")
-    sensor.add_argument("--consecutive", type=int, default=None,
+    sensor.add_argument("--consecutive", type=_integer(1), default=None,
                         help="alarm after this many consecutive windows above threshold (default 1)")
-    sensor.add_argument("--hold", type=int, default=None,
+    sensor.add_argument("--hold", type=_integer(0), default=None,
                         help="keep an alarm on this many windows after the score falls (default 10)")
-    sensor.add_argument("--rearm", type=int, default=None, metavar="WINDOWS",
+    sensor.add_argument("--rearm", type=_integer(0), default=None, metavar="WINDOWS",
                         help="an alarm that returns within this many windows of the last one's "
                              "end continues its episode: no new alarm_start (one notification "
                              "per event; default 0)")
@@ -842,7 +881,7 @@ def build_parser() -> argparse.ArgumentParser:
     supervised.add_argument("--class-weight", action=argparse.BooleanOptionalAction, default=True,
                             help="with --supervised: weigh the rare class up so both weigh the "
                                  "same (default on)")
-    sensor.add_argument("--seed", type=int, default=None, help="training seed (default 0)")
+    sensor.add_argument("--seed", type=_integer(0), default=None, help="training seed (default 0)")
     sensor.add_argument("--quiet", action="store_true", help="no progress on stderr")
     sensor.set_defaults(run=cmd_train_sensor)
 
@@ -924,19 +963,19 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument("--width", type=int, default=None,
                        help="unet: channels of the U-Net's first level, doubling to 8x deeper "
                             "(default 16; 8 trains about twice as fast)")
-    image.add_argument("--steps", type=int, default=None,
+    image.add_argument("--steps", type=_integer(1), default=None,
                        help="unet: training steps (default 5000)")
-    image.add_argument("--batch-size", type=int, default=None,
+    image.add_argument("--batch-size", type=_integer(1), default=None,
                        help="unet: views per training step (default 16)")
-    image.add_argument("--learning-rate", type=float, default=None,
+    image.add_argument("--learning-rate", type=_number(0, low_open=True), default=None,
                        help="unet: Adam's learning rate (default 0.002)")
     _threshold_method_arguments(image)
-    image.add_argument("--k", type=float, default=None,
+    image.add_argument("--k", type=_number(), default=None,
                        help="gaussian: mean + k std of held-out normal image scores (default 3)")
-    image.add_argument("--q", type=float, default=None,
+    image.add_argument("--q", type=_number(0, 100), default=None,
                        help="percentile: this percentile of held-out normal image scores "
                             "(default 99.5)")
-    image.add_argument("--seed", type=int, default=None, help="training seed (default 0)")
+    image.add_argument("--seed", type=_integer(0), default=None, help="training seed (default 0)")
     image.add_argument("--quiet", action="store_true", help="no progress on stderr")
     image.set_defaults(run=cmd_train_image)
 
@@ -1061,7 +1100,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="devices to measure, comma-separated among auto, cpu, cuda, "
                             "tensorrt; unavailable ones fall back to CPU with a warning and are "
                             "labeled as what ran (default cpu)")
-    bench.add_argument("--seconds", type=float, default=2.0,
+    bench.add_argument("--seconds", type=_number(0, low_open=True), default=2.0,
                        help="time budget per cell (default 2)")
     bench.add_argument("--input", default=None, help="real inputs: a CSV, image folder or video")
     bench.add_argument("--against", default=None,
@@ -1117,7 +1156,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "cluster at ADDRESS (--ray ray://HOST:10001 or auto); the inputs "
                             "must be readable at the same paths on every node (default: this "
                             "process alone)")
-    batch.add_argument("--workers", type=int, default=None,
+    batch.add_argument("--workers", type=_integer(1), default=None,
                        help="Ray workers, one detector each (default: the cluster's CPUs)")
     batch.add_argument("--threads", type=int, default=1,
                        help="inference threads per detector (default 1)")
@@ -1128,10 +1167,10 @@ def build_parser() -> argparse.ArgumentParser:
     check = _command(commands, "health-check", "exit 0 while a scorer's health file says it is "
                      "alive, 1 with the reason otherwise (for watchdogs)", parents=[anywhere])
     check.add_argument("health", help="the --health file of a running `vigil score`")
-    check.add_argument("--max-age", type=float, default=60.0, metavar="SECONDS",
+    check.add_argument("--max-age", type=_number(0, low_open=True), default=60.0, metavar="SECONDS",
                        help="the file must have been rewritten within this time (default 60; "
                             "keep it above --health-interval)")
-    check.add_argument("--max-idle", type=float, default=None, metavar="SECONDS",
+    check.add_argument("--max-idle", type=_number(0, low_open=True), default=None, metavar="SECONDS",
                        help="also fail when no input arrived for this long (default: no limit)")
     check.set_defaults(run=cmd_health_check)
 
@@ -1156,6 +1195,29 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
+# Output options by what they name: a file, or a folder that is created (nothing is created here).
+FILE_OUTPUTS = {"json": "--json", "jsonl": "--jsonl", "health": "--health",
+                "overlay_video": "--overlay-video"}
+FOLDER_OUTPUTS = {"report": "--report", "overlay_dir": "--overlay-dir", "repository": "repository"}
+
+
+def _check_output_paths(args) -> None:
+    """Refuse, before any work, an output path that cannot be written: a folder where a file
+    is expected (or the reverse), or a path under a file or in a folder this user cannot write.
+    Only checked; every output is made once the run's input is known good."""
+    from vigil.runtime.core.output import check_writable
+
+    if args.run is cmd_health_check:  # its `health` is the file it reads
+        return
+    outputs = [(name, flag, False) for name, flag in FILE_OUTPUTS.items()]
+    outputs += [(name, flag, True) for name, flag in FOLDER_OUTPUTS.items()]
+    outputs.append(("output", "--output", args.run is cmd_demo))  # demo writes a folder
+    for name, flag, folder in outputs:
+        path = getattr(args, name, None)
+        if isinstance(path, (str, os.PathLike)) and str(path) not in ("", "-"):
+            check_writable(path, flag, folder=folder)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = logging.StreamHandler()
@@ -1167,6 +1229,7 @@ def main(argv: list[str] | None = None) -> int:
     from vigil.runtime.core.spec import ArtifactError
 
     try:
+        _check_output_paths(args)
         return args.run(args)
     except MissingDependency as error:
         _error_line(error, args.log_json)
@@ -1182,6 +1245,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INPUT
     except BrokenPipeError:
         return EXIT_OK
+    except OSError as error:  # an output that could not be written after all (checked first)
+        where = f"{error.filename!r}: " if error.filename else ""
+        _error_line(f"{where}cannot be written ({error.strerror or error}); name a path in a "
+                    f"folder you can write", args.log_json)
+        return EXIT_OUTPUT
     except KeyboardInterrupt:
         return 130
 
