@@ -559,3 +559,10 @@ def test_a_closed_stdout_is_not_blamed_on_the_input(tiny_sensor, tmp_path):
     errors = process.communicate(timeout=HANG_GUARD_S)[1]
     assert process.returncode == 0, errors
     assert b"cannot be read" not in errors
+
+
+def test_text_pushed_as_readings_is_a_skipped_row_with_its_reason(tiny_sensor):
+    scorer = StreamingScorer(runtime.load(tiny_sensor))
+    [result] = scorer.push(["a", "b", "c"])
+    assert result.skipped is not None and "values are not numbers" in result.skipped
+    assert scorer.rows_skipped == 1

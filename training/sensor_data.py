@@ -160,6 +160,14 @@ def load_tables(data: str | Path | Sequence[Path], options: DataOptions) -> list
         table = read_table(path, features=features, time_column=options.time_column,
                            label_column=options.label_column, excluded=options.excluded,
                            decimal=options.decimal)
+        if options.features is None and tables:
+            skip = {*features, table.time_column, table.label_column, *options.excluded, ""}
+            extra = [c for c in table.header if c not in skip]
+            if extra:
+                raise ValueError(f"{table.source}: columns {extra} are not in "
+                                 f"{tables[0].source}'s; every file needs the same feature "
+                                 f"columns (or name the features with --features "
+                                 f"{','.join(features)})")
         features = features or table.features
         values = fill_gaps(table.values, options.max_gap, table.source, table.features)
         flags = table.labels
@@ -214,6 +222,11 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions) -> SensorDa
     rows = np.concatenate(normal_rows)
     mean, std = standardization(rows, options.relative_std_floor)
     roles = feature_roles(rows, mean)
+    if all(np.ptp(column) == 0 for column in rows.T):
+        raise ValueError(f"every feature is constant in the normal training rows "
+                         f"({', '.join(f'{f}={v:g}' for f, v in zip(tables[0].features, rows[0]))}"
+                         f"): there is nothing to learn, and any change would alarm; train on "
+                         f"rows where the readings vary (or name varying columns with --features)")
     scales = (heavy_tail_scales(rows, roles) if options.compress_heavy_tails
               else np.zeros(len(mean)))
     model_mean, model_std = mean, std

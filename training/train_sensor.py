@@ -195,6 +195,12 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
         options = replace(options, model=replace(
             options.model, score_last=sensor_model.default_score_last(window)))
     model_options = options.model
+    if (ThresholdMethod(options.calibration.method) is ThresholdMethod.F1
+            and not prepared.validation_labels.any()):  # known before any training
+        raise ValueError("--threshold-method f1 needs labeled anomalies in the validation part "
+                         "(the last `validation_fraction` of each file); none found: label them "
+                         "(an `anomaly` column or --labels FILE), or use --threshold-method "
+                         "gaussian or percentile")
     normal_val = prepared.validation[~prepared.validation_labels]
     if len(normal_val) < 4:
         raise ValueError(f"validation has {len(normal_val)} normal windows; at least 4 are needed "
@@ -250,9 +256,6 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
                                                   compression)
     scores = score_windows(scorer, prepared.validation)
     labels = prepared.validation_labels
-    if ThresholdMethod(options.calibration.method) is ThresholdMethod.F1 and not labels.any():
-        raise ValueError("threshold method 'f1' needs labeled anomalies in the validation part; "
-                         "none found (use 'gaussian' or 'percentile')")
     threshold = fit_threshold(options.calibration, scores, labels)
     check, warnings = validation_check(scores, labels, threshold,
                                        ThresholdMethod(options.calibration.method))

@@ -130,6 +130,9 @@ def mvtec(root: str | Path) -> tuple[list[LabeledImage], list[LabeledImage]]:
 def folders(normal: Sequence[str | Path], anomalous: Sequence[str | Path] = (),
             masks: str | Path | None = None) -> list[LabeledImage]:
     """Labeled images from plain folders (the defect type is the anomalous folder's name)."""
+    if masks is not None and not Path(masks).is_dir():
+        raise ValueError(f"`masks` {str(masks)!r} is not a folder; expected the folder of masks "
+                         f"(NAME.png or NAME_mask.png) for the --anomalous images")
     items: list[LabeledImage] = []
     for folder in normal:
         items += [LabeledImage(p, False, GOOD) for p in _images_or_error(folder)]
@@ -141,6 +144,9 @@ def folders(normal: Sequence[str | Path], anomalous: Sequence[str | Path] = (),
 
 def _images_or_error(folder: str | Path) -> list[Path]:
     folder = Path(folder)
+    if folder.is_file():
+        raise ValueError(f"image folder {str(folder)!r} is a file; expected a folder of images "
+                         f"(or an MVTec AD category)")
     if not folder.is_dir():
         raise ValueError(f"image folder {str(folder)!r} does not exist")
     found = images_in(folder)

@@ -22,6 +22,10 @@ class ImageDetector:
     """
 
     def __init__(self, artifact: Artifact) -> None:
+        if not isinstance(artifact, Artifact):
+            raise TypeError(f"`artifact` must be a loaded artifact; load a model with "
+                            f"vigil.load('MODEL.onnx'), which returns the detector; received "
+                            f"{type(artifact).__name__} {str(artifact)[:80]!r}")
         self._artifact = artifact
         self._session = artifact.session
         self.spec: ImageSpec = artifact.spec

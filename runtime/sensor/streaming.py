@@ -87,6 +87,10 @@ class StreamingScorer:
     """
 
     def __init__(self, detector: SensorDetector, top_k: int = 3) -> None:
+        if not isinstance(detector, SensorDetector):
+            raise TypeError(f"`detector` must be a sensor detector, as vigil.load('MODEL.onnx') "
+                            f"returns for a sensor artifact; received {type(detector).__name__} "
+                            f"{str(detector)[:80]!r}")
         self.detector = detector
         self.window, self.features = detector.input_shape
         self.stride = detector.spec.stride
@@ -151,7 +155,11 @@ class StreamingScorer:
             self.rows_in += 1
             self._next_index = index + 1
             late = self._late(time) if time else False
-            values = np.asarray(values, dtype=np.float32)
+            try:
+                values = np.asarray(values, dtype=np.float32)
+            except (TypeError, ValueError) as error:  # text where readings belong
+                values = np.full(self.features, np.nan, dtype=np.float32)
+                problem = problem or f"values are not numbers ({error})"
             filled: str | None = None
             if problem is not None or values.shape != (self.features,) or not np.isfinite(values).all():
                 reason = problem or self._problem(values)

@@ -164,6 +164,12 @@ class RowParser:
         names = [cell.strip() for cell in header]
         if not names or all(not n for n in names):
             raise ValueError(f"{source}: the header line is empty; expected column names")
+        if all(_looks_numeric(n) for n in names):
+            raise ValueError(f"{source}: the first line {','.join(names)[:80]!r} is numbers, not "
+                             f"column names; expected a header line (add one, e.g. "
+                             f"timestamp,{','.join(f'x{i}' for i in range(1, min(len(names), 3)))}"
+                             f"{',...' if len(names) > 3 else ''}, or give the names with "
+                             f"--columns when scoring)")
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"{source}: column names must be unique; repeated: {duplicates}")
@@ -233,6 +239,14 @@ class RowParser:
         if bad:
             problem = f"missing or NaN value in {bad}"
         return Row(number, values, time, label, problem, label_problem=label_problem)
+
+
+def _looks_numeric(cell: str) -> bool:
+    try:
+        float(cell.replace(",", "."))
+    except ValueError:
+        return False
+    return True
 
 
 DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")

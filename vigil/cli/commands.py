@@ -284,6 +284,10 @@ def cmd_export(args) -> int:
     from vigil.export.export_sensor import ExportOptions, Precision, export_sensor
     from vigil.training.checkpoint import load_run
 
+    _keras_model(args.model, "model")
+    if Path(args.output).suffix != ".onnx":
+        raise ValueError(f"`--output` must end in .onnx; received {args.output!r} (for example "
+                         f"-o {Path(args.output).with_suffix('.onnx').name})")
     options = ExportOptions(precision=Precision(args.precision), force=args.force)
     kind = load_run(args.model).record.get("kind", "sensor")
     with _progress(args) as progress:
@@ -296,6 +300,17 @@ def cmd_export(args) -> int:
     print(json.dumps({"artifact": str(report.path), "precision": report.precision,
                       "threshold": report.threshold.value, "parity": report.parity}, indent=2))
     return EXIT_OK
+
+
+def _keras_model(path: str, flag: str) -> None:
+    """ValueError unless ``path`` names a .keras model (what `vigil train` writes)."""
+    if Path(path).suffix == ".keras":
+        return
+    hint = (f"; {path!r} is already an exported artifact: score it with `vigil score {path} "
+            f"DATA`, or give the .keras it was exported from" if Path(path).suffix == ".onnx"
+            else "")
+    raise ValueError(f"`{flag}` must be a .keras model written by `vigil train`; received "
+                     f"{path!r}{hint}")
 
 
 def _attempts(text: str) -> int | None:
@@ -638,6 +653,7 @@ def cmd_bench(args) -> int:
         if not args.models:
             raise ValueError("`vigil bench` needs MODEL.onnx (one or more) or --compare A.json ...")
         if args.against:
+            _keras_model(args.against, "--against")
             _training_side("bench --against")
         with _progress(args) as progress:
             result = bench(args.models, BenchOptions(

@@ -1,0 +1,89 @@
+"""Mistakes a new user makes with inputs, each refused before any work with what was wrong, what
+was expected and how to fix it: data without a header, constant data, files whose columns differ,
+a mask folder or image folder that is not one, a model of the wrong kind, the Python API given a
+path where a detector belongs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vigil.cli import commands as cli
+from vigil.runtime.camera.datasets import folders
+from vigil.runtime.sensor.tables import read_table
+
+
+def write_rows(path, header: str, rows: int, extra: str = "", seed: int = 0):
+    rng = np.random.default_rng(seed)
+    lines = [header + extra] + [f"{i},{rng.normal():.4f},{rng.normal():.4f}"
+                                + ("," + "1" if extra else "") for i in range(rows)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_data_without_a_header_is_named_as_such(tmp_path):
+    path = tmp_path / "rows.csv"
+    path.write_text("1.5,2.5,3\n2.5,3.5,4\n")
+    with pytest.raises(ValueError, match=r"rows.csv: the first line '1.5,2.5,3' is numbers, not "
+                                         r"column names; expected a header line"):
+        read_table(path)
+
+
+def test_training_on_constant_data_is_refused(tmp_path):
+    from vigil.training.sensor_data import DataOptions, prepare
+
+    path = tmp_path / "flat.csv"
+    path.write_text("timestamp,a,b\n" + "".join(f"{i},1,2\n" for i in range(200)))
+    with pytest.raises(ValueError, match=r"every feature is constant .*a=1, b=2.*nothing to learn"):
+        prepare(path, DataOptions(window=8))
+
+
+def test_a_folder_whose_files_have_different_columns_is_refused_in_any_order(tmp_path):
+    from vigil.training.sensor_data import DataOptions, prepare
+
+    for first, second in (("a.csv", "b.csv"), ("b.csv", "a.csv")):
+        folder = tmp_path / first.split(".")[0]
+        folder.mkdir()
+        write_rows(folder / first, "timestamp,x,y", 200)
+        write_rows(folder / second, "timestamp,x,y", 200, extra=",extra", seed=1)
+        with pytest.raises(ValueError, match=r"(columns \['extra'\] are not in|feature columns "
+                                             r"\['extra'\] are missing)"):
+            prepare(folder, DataOptions(window=8))
+    chosen = tmp_path / "chosen"
+    chosen.mkdir()
+    write_rows(chosen / "a.csv", "timestamp,x,y", 200)
+    write_rows(chosen / "b.csv", "timestamp,x,y", 200, extra=",extra", seed=1)
+    data = prepare(chosen, DataOptions(window=8, features=("x", "y")))
+    assert data.features == ("x", "y")
+
+
+def test_mask_and_image_folders_that_are_not_folders_are_refused(tmp_path):
+    good = tmp_path / "good"
+    good.mkdir()
+    (tmp_path / "note.txt").write_text("x")
+    with pytest.raises(ValueError, match=r"`masks` .*nothere' is not a folder; expected the "
+                                         r"folder of masks"):
+        folders([good], [good], masks=tmp_path / "nothere")
+    with pytest.raises(ValueError, match=r"image folder .*note.txt' is a file; expected a folder"):
+        folders([tmp_path / "note.txt"])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["export", "m.onnx", "-o", "x.onnx"],
+     "`model` must be a .keras model written by `vigil train`; received 'm.onnx'; 'm.onnx' is "
+     "already an exported artifact"),
+    (["export", "m.keras", "-o", "x.keras"], "`--output` must end in .onnx; received 'x.keras'"),
+    (["bench", "m.onnx", "--against", "d.csv"], "`--against` must be a .keras model"),
+])
+def test_a_model_of_the_wrong_kind_is_refused_before_any_work(args, message, capsys):
+    assert cli.main(args) == cli.EXIT_INPUT
+    assert message in capsys.readouterr().err
+
+
+def test_the_python_api_names_a_path_given_where_a_detector_belongs(tmp_path):
+    from vigil.runtime import ImageDetector, SensorDetector, StreamingScorer
+
+    for kind in (StreamingScorer, SensorDetector, ImageDetector):
+        with pytest.raises(TypeError, match=r"vigil.load\('MODEL.onnx'\).*received str "
+                                            r"'m.onnx'"):
+            kind("m.onnx")
