@@ -419,9 +419,9 @@ def test_health_file_that_cannot_be_written_never_stops_the_run(tmp_path, caplog
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--health-interval", "0"], "`health_interval` must be a number of seconds in (0, 86400]"),
+    (["--health-interval", "0"], "`--health-interval` must be a number of seconds in (0, 86400]"),
     (["--health", "{tmp}"], "is a folder; expected a file"),
-    (["--expect-sha256", "abc"], "`expect_sha256` must be 64 hexadecimal characters"),
+    (["--expect-sha256", "abc"], "`--expect-sha256` must be 64 hexadecimal characters"),
 ])
 def test_unattended_flags_are_validated(tiny_sensor, tmp_path, capsys, args, message):
     csv_path = faulty_csv(tmp_path / "rows.csv")

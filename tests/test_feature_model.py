@@ -691,10 +691,10 @@ def test_unet_flags_with_features_are_refused(features_category, tmp_path, capsy
     assert "--bank applies to --architecture features (or fused)" in capsys.readouterr().err
     assert main(["train", "image", str(features_category), "-o", str(tmp_path / "n.keras"),
                  "--architecture", "features", "--neighbourhood", "4"]) == 2
-    assert "`neighbourhood` must be odd and positive; received 4" in capsys.readouterr().err
+    assert "`--neighbourhood` must be odd and positive; received 4" in capsys.readouterr().err
     assert not (tmp_path / "n.keras").exists()
     for levels, message in (("3,x", "such as 3,5,6; received '3,x'"),
-                            ("2,5", "`levels` must include stage 3 (stride 8); received (2, 5)")):
+                            ("2,5", "`--levels` must include stage 3 (stride 8); received (2, 5)")):
         assert main(["train", "image", str(features_category), "-o", str(tmp_path / "l.keras"),
                      "--levels", levels]) == 2
         assert message in capsys.readouterr().err
@@ -713,7 +713,7 @@ def test_unet_flags_with_features_are_refused(features_category, tmp_path, capsy
                 f"--architecture {architecture}") in capsys.readouterr().err
     assert main(["train", "image", str(features_category), "-o", str(tmp_path / "g.keras"),
                  "--architecture", "fused", "--fused-map-weight", "-1"]) == 2
-    assert ("`fused_map_weight` must be 0 or more (0: the U-Net's map alone); received -1.0"
+    assert ("`--fused-map-weight` must be 0 or more (0: the U-Net's map alone); received -1.0"
             in capsys.readouterr().err)
     assert not (tmp_path / "g.keras").exists()
 

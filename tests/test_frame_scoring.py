@@ -269,8 +269,15 @@ def test_cli_errors(tiny_image_artifact, tmp_path, capsys):
     assert "--columns applies to sensor models" in capsys.readouterr().err
     assert cli.main(["score", model, str(tmp_path / "nothing-here")]) == cli.EXIT_INPUT
     assert "is not a camera index" in capsys.readouterr().err
-    assert cli.main(["score", model, images, "--max-frames", "0"]) == cli.EXIT_INPUT
-    assert "`max_frames` must be" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as done:
+        cli.main(["score", model, images, "--max-frames", "0"])
+    assert done.value.code == cli.EXIT_INPUT
+    assert "--max-frames: expected an integer >= 1; received '0'" in capsys.readouterr().err
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "readme.txt").write_text("not an image")
+    assert cli.main(["score", model, str(notes)]) == cli.EXIT_INPUT
+    assert "no frame could be scored: all 1 were skipped" in capsys.readouterr().err
 
 
 # --- no TensorFlow ------------------------------------------------------------------------------

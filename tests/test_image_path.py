@@ -650,10 +650,10 @@ def test_cli_train_image_passes_the_view_width_coarse_pass_and_normalization_fla
     assert "mean and std" not in record["score_reduction"]
     assert cli.main(["train", "image", str(image_artifacts.category), "-o", str(model),
                      "--train-view", "1.5", "--steps", "1", "--quiet"]) == 2
-    assert "`train_view` must be in (0, 1]; received 1.5" in capsys.readouterr().err
+    assert "`--train-view` must be in (0, 1]; received 1.5" in capsys.readouterr().err
     assert cli.main(["train", "image", str(image_artifacts.category), "-o",
                      str(tmp_path / "narrow.keras"), "--width", "2", "--quiet"]) == 2
-    assert "the U-Net `width` must be an integer >= 4; received 2" in capsys.readouterr().err
+    assert "the U-Net `--width` must be an integer >= 4; received 2" in capsys.readouterr().err
     assert not (tmp_path / "narrow.keras").exists()
 
 

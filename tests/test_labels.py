@@ -163,3 +163,22 @@ def test_training_warns_when_its_threshold_would_catch_nothing_labeled():
     check, warnings = validation_check(scores, labels, fitting, ThresholdMethod.GAUSSIAN)
     assert check["caught"] == 20 and warnings == []
     assert validation_check(scores, np.zeros(200, bool), high, ThresholdMethod.GAUSSIAN) == (None, [])
+
+
+def test_eval_says_when_labels_miss_the_data_or_no_window_fits(tiny_sensor, tmp_path, caplog):
+    from vigil import runtime
+    from vigil.runtime.sensor.evaluation import evaluate
+
+    detector = runtime.load(tiny_sensor)
+    data = tmp_path / "one.csv"
+    data.write_text("timestamp,a,b,c\n" + "".join(f"{t},0.1,0.2,0.{i % 9}\n"
+                                                  for i, t in enumerate(TIMES)))
+    far = tmp_path / "far.csv"
+    far.write_text("start,end\n2030-01-01 00:00:00,2030-01-01 01:00:00\n")
+    evaluate(detector, data, labels=read_labels(far))
+    assert "no row of" in caplog.text and "2014-02-19 10:00:00 .. 2014-02-19 10:59:00" in caplog.text
+    short = tmp_path / "short.csv"
+    short.write_text("timestamp,a,b,c,anomaly\n1,0.1,0.2,0.3,0\n2,0.1,0.2,0.3,1\n")
+    with pytest.raises(ValueError, match=r"no window could be scored: 2 rows in 1 file, each "
+                                         r"shorter than the model's window of 4 rows"):
+        evaluate(detector, short)

@@ -80,8 +80,8 @@ def test_repository_model_scores_as_the_artifact(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("arguments, says", [
-    (["--name", "a b"], "`name` must be letters"),
-    (["--max-batch-size", "0"], "`max_batch_size` must be an integer >= 1"),
+    (["--name", "a b"], "`--name` must be letters"),
+    (["--max-batch-size", "0"], "`--max-batch-size` must be an integer >= 1"),
 ])
 def test_bad_repository_arguments_are_exit_2(arguments, says, tmp_path, capsys):
     pytest.importorskip("onnx")

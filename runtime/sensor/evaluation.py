@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from .alarms import consecutive_alarms
 from .detector import SensorDetector
 from .labels import Labels, nab_labels
 from .tables import csv_files, fill_gaps, read_table
+
+log = logging.getLogger("vigil")
 
 
 @dataclass(frozen=True)
@@ -227,6 +230,16 @@ def evaluate(detector: SensorDetector, data: str | Path, label_column: str = "an
                                 labels=labels, root=root if root.is_dir() else None,
                                 decimal=decimal))
     progress("scoring files", len(paths), len(paths))
+    window = detector.spec.window
+    if not any(f.ends is not None and len(f.ends) for f in files):
+        rows = sum(len(f.scores) for f in files)
+        raise ValueError(f"{data}: no window could be scored: {rows} rows in {len(files)} "
+                         f"file{'s' if len(files) != 1 else ''}, each shorter than the model's "
+                         f"window of {window} rows; evaluate on longer recordings")
+    if labels is not None and not any(f.labels.any() for f in files):
+        spans = [f"{f.name} {f.times[0]} .. {f.times[-1]}" for f in files if f.times]
+        log.warning("no row of %s falls in a label window or point: do the labels' timestamps "
+                    "match the data's (%s)?", data, "; ".join(spans[:3]) or "no timestamps")
     scores = np.concatenate([f.scores for f in files])
     alarms = np.concatenate([f.alarms for f in files])
     labels = np.concatenate([f.labels for f in files])

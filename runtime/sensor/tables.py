@@ -391,7 +391,11 @@ def read_table(
                 if row is None:
                     continue
                 if row.problem and not row.problem.startswith("missing"):
-                    raise ValueError(f"{source}, line {row.number}: {row.problem}")
+                    hint = ("; a text column (a status, a name) is not a reading: name the "
+                            "numeric columns with --features a,b,c"
+                            if features is None and "non-numeric" in row.problem
+                            and "decimal comma" not in row.problem else "")
+                    raise ValueError(f"{source}, line {row.number}: {row.problem}{hint}")
                 if row.label_problem:
                     raise ValueError(f"{source}, line {row.number}: {row.label_problem}; or name "
                                      f"another label column (--label-column)")

@@ -393,11 +393,17 @@ def _finish(args, summary, mqtt: dict | None = None) -> int:
     if summary.stopped == "source_lost":
         _error_line(summary.last_error, args.log_json)
         return EXIT_FAILURE
+    from vigil.runtime.camera.scoring import FrameSummary
     from vigil.runtime.sensor.scoring import ScoreSummary
 
     if (isinstance(summary, ScoreSummary) and summary.rows
             and summary.rows_skipped == summary.rows and summary.stopped == "end"):
         _error_line(f"no row could be scored: all {summary.rows} were skipped (the last: "
+                    f"{summary.last_error}); each has its line with the reason", args.log_json)
+        return EXIT_INPUT
+    if (isinstance(summary, FrameSummary) and summary.frames_in
+            and summary.skipped == summary.frames_in and summary.stopped == "end"):
+        _error_line(f"no frame could be scored: all {summary.frames_in} were skipped (the last: "
                     f"{summary.last_error}); each has its line with the reason", args.log_json)
         return EXIT_INPUT
     return EXIT_OK
@@ -440,7 +446,8 @@ def _score(args) -> int:
     _likelihood_option(args, detector)
     if isinstance(detector, ImageDetector):
         return _score_frames(args, detector)
-    given = [f"--{name.replace('_', '-')}" for name in IMAGE_FLAGS if getattr(args, name)]
+    given = [f"--{name.replace('_', '-')}" for name in IMAGE_FLAGS
+             if getattr(args, name) not in (None, False)]
     if given:
         raise ValueError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to image "
                          f"models; {args.model!r} is a sensor model")
@@ -773,7 +780,8 @@ def build_parser() -> argparse.ArgumentParser:
     sensor.add_argument("data", help="a CSV file or a folder of CSV files")
     sensor.add_argument("-o", "--output", required=True, help="MODEL.keras to write")
     sensor.add_argument("--features", type=_comma_list, default=None,
-                        help="feature columns a,b,c (default: every numeric column but time/label)")
+                        help="feature columns a,b,c (default: every column but the time and label "
+                             "columns; they must all be numeric)")
     sensor.add_argument("--label-column", default=None,
                         help="0/1 label column, used when present (default anomaly; labeled rows "
                              "are not trained on)")
@@ -1078,7 +1086,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 help="write an annotated video of every frame (.mp4 or .avi)")
             images.add_argument("--show", action="store_true",
                                 help="preview window (needs OpenCV with a GUI; q or Esc stops)")
-            images.add_argument("--max-frames", type=int, default=None,
+            images.add_argument("--max-frames", type=_integer(1), default=None,
                                 help="stop after this many frames")
             images.add_argument("--reconnect-attempts", type=_attempts, default=10,
                                 help="live sources: retries after a failed open or a lost stream, "
@@ -1234,8 +1242,31 @@ def _check_output_paths(args) -> None:
             check_writable(path, flag, folder=folder)
 
 
+def _flag_names(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """``{"`max_gap`": "`--max-gap`", ...}``: the library's option names, as error messages
+    spell them, and the flags that set them, over every subcommand."""
+    names: dict[str, str] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                names.update(_flag_names(sub))
+        elif action.option_strings and action.dest not in ("help", "output"):
+            flag = max(action.option_strings, key=len)
+            if flag.startswith("--") and flag[2:].replace("-", "_") == action.dest:
+                names[f"`{action.dest}`"] = f"`{flag}`"
+    return names
+
+
+def _as_flags(message: str, parser: argparse.ArgumentParser) -> str:
+    """``message`` with each library option name it quotes given as its flag."""
+    for name, flag in _flag_names(parser).items():
+        message = message.replace(name, flag)
+    return message
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     handler = logging.StreamHandler()
     handler.setFormatter(_JsonFormatter() if args.log_json else _TextFormatter())
     logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
@@ -1257,7 +1288,7 @@ def main(argv: list[str] | None = None) -> int:
         _error_line(error, args.log_json)
         return EXIT_OUTPUT
     except (ValueError, TypeError, FileNotFoundError) as error:
-        _error_line(error, args.log_json)
+        _error_line(_as_flags(str(error), parser), args.log_json)
         return EXIT_INPUT
     except BrokenPipeError:
         return EXIT_OK
