@@ -369,13 +369,25 @@ def compare(paths: Sequence[str | Path]) -> dict:
     """Merge several bench JSON files (from different machines) into one table."""
     rows = []
     for path in paths:
-        data = json.loads(Path(path).read_text())
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as error:
+            raise ValueError(f"--compare {str(path)!r} cannot be read ({error.strerror or error});"
+                             f" expected a `vigil bench --json` output") from None
+        except ValueError as error:
+            raise ValueError(f"--compare {str(path)!r} is not JSON ({error}); expected a `vigil "
+                             f"bench --json` output") from None
+        cells = data.get("cells") if isinstance(data, dict) else None
+        if not isinstance(cells, list) or not all(isinstance(c, dict) and "p50_ms" in c
+                                                  for c in cells):
+            raise ValueError(f"--compare {str(path)!r} is not a `vigil bench --json` output (it "
+                             f"has no list of timed cells)")
         machine = data.get("machine", {})
         label = f"{Path(path).stem} ({machine.get('model', '?')}, {machine.get('cores', '?')} cores)"
-        for cell in data.get("cells", []):
+        for cell in cells:
             rows.append({"run": label, **{k: cell.get(k) for k in (
                 "model", "precision", "device", "threads", "batch", "p50_ms", "p99_ms",
-                "p50_ms_per_item", "items_per_s")}})
+                "p50_ms_per_item", "p99_ms_per_item", "items_per_s")}})
     if not rows:
         raise ValueError(f"no benchmark cells in {list(map(str, paths))}; expected `vigil bench "
                          "--json` outputs")

@@ -122,3 +122,26 @@ def test_mixed_precision_limit_counts_quantized_nodes_at_the_int8_rate(tmp_path)
     assert _blended_rate(0.25, 4.0, 1.0) == pytest.approx(1 / 0.8125)
     assert _blended_rate(0.0, 4.0, 1.0) == pytest.approx(1.0)
     assert _blended_rate(0.5, None, 1.0) is None
+
+
+def test_compare_merges_runs_into_one_report_and_names_a_file_that_is_not_one(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from sensor_fixtures import write_tiny_sensor_artifact
+
+    from vigil.cli import commands as cli
+
+    model = write_tiny_sensor_artifact(tmp_path / "tiny.onnx")
+    for name in ("a.json", "b.json"):
+        assert cli.main(["bench", str(model), "--batch", "1", "--seconds", "0.05",
+                         "--no-cold-start", "--quiet", "--json", str(tmp_path / name)]) == 0
+    capsys.readouterr()
+    assert cli.main(["bench", "--compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"),
+                     "--report", str(tmp_path / "report")]) == 0
+    assert (tmp_path / "report" / "report.md").is_file()
+    assert (tmp_path / "report" / "latency.png").is_file()
+    (tmp_path / "data.csv").write_text("timestamp,a\n1,2\n")
+    assert cli.main(["bench", "--compare", str(tmp_path / "data.csv")]) == cli.EXIT_INPUT
+    assert "--compare" in capsys.readouterr().err
+    assert cli.main(["bench", "--compare", str(tmp_path / "a.json"), "--json",
+                     str(tmp_path / "a.json")]) == cli.EXIT_INPUT
+    assert "an input of this run" in capsys.readouterr().err

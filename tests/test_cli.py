@@ -445,7 +445,7 @@ def test_export_auto_says_its_choice_as_information_not_a_warning(sensor_artifac
     (["train", "image", "d", "-o", "m.keras", "--batch-size", "0"],
      "argument --batch-size: expected an integer >= 1; received '0'"),
     (["train", "image", "d", "-o", "m.keras", "--seed", "-1"],
-     "argument --seed: expected an integer >= 0; received '-1'"),
+     "argument --seed: expected an integer >= 0 and <= 4294967295; received '-1'"),
     (["health-check", "h.json", "--max-age", "-5"],
      "argument --max-age: expected a number > 0; received '-5'"),
     (["bench", "m.onnx", "--seconds", "0"], "argument --seconds: expected a number > 0"),

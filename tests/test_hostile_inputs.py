@@ -566,3 +566,45 @@ def test_text_pushed_as_readings_is_a_skipped_row_with_its_reason(tiny_sensor):
     [result] = scorer.push(["a", "b", "c"])
     assert result.skipped is not None and "values are not numbers" in result.skipped
     assert scorer.rows_skipped == 1
+
+
+def test_a_folder_of_only_bad_files_or_an_empty_stdin_leaves_old_results(tiny_sensor, tmp_path):
+    results = tmp_path / "results.jsonl"
+    results.write_text('{"index": 0}\n')
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "one.csv").write_text("timestamp,a\n1,0.1\n")
+    (bad / "two.csv").write_text("")
+    refused = vigil("score", tiny_sensor, bad, "--jsonl", results, "--overwrite")
+    assert refused.returncode == 2 and b"none of its 2 files could be scored" in refused.stderr
+    empty = vigil("score", tiny_sensor, "-", "--jsonl", results, "--overwrite", stdin=b"")
+    assert empty.returncode == 0, empty.stderr
+    assert results.read_text() == '{"index": 0}\n'
+
+
+def test_batch_checks_every_file_before_writing_and_exits_2_when_nothing_scores(tiny_sensor,
+                                                                                  tmp_path):
+    rows_csv(tmp_path / "good.csv", 20)
+    (tmp_path / "bad.csv").write_text("timestamp,a\n1,0.1\n")
+    results = tmp_path / "results.jsonl"
+    results.write_text('{"index": 0}\n')
+    refused = vigil("batch", tiny_sensor, tmp_path / "good.csv", tmp_path / "bad.csv",
+                    "--jsonl", results, "--overwrite")
+    assert refused.returncode == 2 and b"bad.csv" in refused.stderr
+    assert results.read_text() == '{"index": 0}\n'
+    (tmp_path / "text.csv").write_text("timestamp,a,b,c\n" + "1,x,y,z\n" * 10)
+    nothing = vigil("batch", tiny_sensor, tmp_path / "text.csv", "--jsonl", tmp_path / "t.jsonl")
+    assert nothing.returncode == 2 and b"nothing could be scored" in nothing.stderr
+
+
+def test_models_and_health_files_are_readable_by_others(tmp_path):
+    from vigil.runtime.core.health import write_atomically
+    from vigil.runtime.core.output import FILE_MODE
+    from vigil.training.checkpoint import atomic_path
+
+    with atomic_path(tmp_path / "model.onnx") as temporary:
+        with open(temporary, "w") as handle:
+            handle.write("x")
+    write_atomically(tmp_path / "health.json", "{}")
+    for name in ("model.onnx", "health.json"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == FILE_MODE  # not mkstemp's 0600

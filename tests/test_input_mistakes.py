@@ -24,8 +24,11 @@ def write_rows(path, header: str, rows: int, extra: str = "", seed: int = 0):
 def test_data_without_a_header_is_named_as_such(tmp_path):
     path = tmp_path / "rows.csv"
     path.write_text("1.5,2.5,3\n2.5,3.5,4\n")
-    with pytest.raises(ValueError, match=r"rows.csv: the first line '1.5,2.5,3' is numbers, not "
-                                         r"column names; expected a header line"):
+    with pytest.raises(ValueError, match=r"rows.csv: the first line '1.5,2.5,3' is data \(numbers "
+                                         r"or times\), not column names; expected a header line"):
+        read_table(path)
+    path.write_text("2024-01-01T00:00:00,0.5,1\n2024-01-01T00:00:01,0.6,1\n")
+    with pytest.raises(ValueError, match=r"is data \(numbers or times\), not column names"):
         read_table(path)
 
 

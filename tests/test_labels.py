@@ -28,7 +28,7 @@ def write_nab_like(root, spike_rows=(30, 31, 32)):
     (root / "labels").mkdir()
     rows = ["timestamp,a,b,c"]
     for i, time in enumerate(TIMES):
-        value = 5.0 if i in spike_rows else 0.1
+        value = 5.0 if i in spike_rows else 0.1 + 0.01 * (i % 3)  # varying: something to learn
         rows.append(f"{time},{value},{value},{value}")
     (root / "data" / "realThings" / "one.csv").write_text("\n".join(rows) + "\n")
     windows = {"realThings/one.csv": [["2014-02-19 10:29:00.000000", "2014-02-19 10:34:00.000000"]]}

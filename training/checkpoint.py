@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from vigil.runtime.core.output import FILE_MODE
+
 
 @dataclass(frozen=True)
 class TrainingRun:
@@ -123,6 +125,7 @@ class atomic_path:
 
     def __exit__(self, kind, value, traceback) -> None:
         if kind is None:
+            os.chmod(self.temporary, FILE_MODE)  # not mkstemp's 0600: others read models too
             os.replace(self.temporary, self.target)
         elif os.path.exists(self.temporary):
             os.unlink(self.temporary)

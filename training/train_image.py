@@ -151,6 +151,10 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
         raise ValueError(f"`validation_fraction` must be in (0, 1); received {fraction}")
     if len(normal) < 8:
         raise ValueError(f"training needs at least 8 normal images; found {len(normal)}")
+    if ThresholdMethod(options.calibration.method) is ThresholdMethod.F1 and not anomalous:
+        raise ValueError("--threshold-method f1 needs labeled defect images (--anomalous DIR; "
+                         "an MVTec AD category's test set is never used in training); none "
+                         "given: add them, or use --threshold-method gaussian or percentile")
     rng = np.random.default_rng(model_options.seed)
     order = rng.permutation(len(normal))
     held = max(2, int(round(len(normal) * fraction)))

@@ -23,6 +23,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from .output import FILE_MODE
+
 log = logging.getLogger("vigil")
 
 HEALTH_VERSION = 1
@@ -45,6 +47,7 @@ def write_atomically(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` via a temporary file in the same folder and a rename."""
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, FILE_MODE)  # not mkstemp's 0600: a watchdog may run as another user
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.replace(temporary, path)
@@ -213,6 +216,9 @@ def check_health(path: str | os.PathLike, max_age_s: float = 60.0,
         updated = datetime.fromisoformat(report["updated"].replace("Z", "+00:00"))
     except FileNotFoundError:
         return f"no health file at {path} (is the scorer running with --health {path}?)"
+    except (KeyError, TypeError):
+        return (f"health file {path} is not a Vigil health report: expected a JSON object with "
+                f"an 'updated' time, as `vigil score --health {path}` writes")
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         return f"health file {path} cannot be read as a Vigil health report: {error}"
     age = (datetime.now(timezone.utc) - updated).total_seconds()

@@ -41,6 +41,17 @@ except ImportError:  # not POSIX: no advisory locks
 
 log = logging.getLogger("vigil")
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Files written through a temporary file (mkstemp makes it 0600) get the permissions a plain write
+# would give, so that other users (a watchdog, a model server) can read them. Read once, at import:
+# os.umask is process-wide, and setting it while a health thread writes would race.
+FILE_MODE = 0o666 & ~_umask()
+
 OUTPUT_POLICIES = ("stop", "continue")
 OPEN_MODES = ("new", "append", "overwrite")
 BUFFER_BYTES = 1 << 16

@@ -86,7 +86,8 @@ def read_labels(path: str | Path) -> Labels:
     path = Path(path)
     source = str(path)
     if not path.is_file():
-        raise ValueError(f"labels file {source!r} does not exist (expected a JSON or CSV file of "
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise ValueError(f"labels file {source!r} {what} (expected a JSON or CSV file of "
                          "label windows per data file)")
     text = path.read_text(encoding="utf-8-sig")
     if path.suffix.lower() == ".json" or text.lstrip().startswith("{"):

@@ -186,8 +186,12 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
                     summary.errors.append(reason)
                     summary.last_error = reason
                     log.error("%s; the other files go on", reason)
+            if files and summary.files_skipped == len(files):
+                raise ValueError(f"{source}: none of its {len(files)} files could be scored; "
+                                 f"the first: {summary.errors[0]}")
         sink.flush()
-        sink.commit()  # the input was read to its end: the output exists even without a line
+        if not live or summary.rows:  # an empty stdin is no run: an old output stays as it was
+            sink.commit()  # the input was read to its end: the output exists even without a line
     except OutputError as error:
         summary.stopped, summary.last_error = "output_failed", str(error)
     except KeyboardInterrupt:

@@ -164,9 +164,9 @@ class RowParser:
         names = [cell.strip() for cell in header]
         if not names or all(not n for n in names):
             raise ValueError(f"{source}: the header line is empty; expected column names")
-        if all(_looks_numeric(n) for n in names):
-            raise ValueError(f"{source}: the first line {','.join(names)[:80]!r} is numbers, not "
-                             f"column names; expected a header line (add one, e.g. "
+        if all(_looks_numeric(n) or time_key(n) is not None for n in names):
+            raise ValueError(f"{source}: the first line {','.join(names)[:80]!r} is data (numbers "
+                             f"or times), not column names; expected a header line (add one, e.g. "
                              f"timestamp,{','.join(f'x{i}' for i in range(1, min(len(names), 3)))}"
                              f"{',...' if len(names) > 3 else ''}, or give the names with "
                              f"--columns when scoring)")

@@ -101,16 +101,17 @@ def _comma_list(text: str) -> tuple[str, ...]:
     return items
 
 
-def _integer(minimum: int):
-    """An argparse type: an integer >= ``minimum`` (the message names what was received)."""
+def _integer(minimum: int, maximum: int | None = None):
+    """An argparse type: an integer >= ``minimum`` (and <= ``maximum``, where given)."""
+    wanted = f"an integer >= {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
+
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             value = None
-        if value is None or value < minimum:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}; received "
-                                             f"{text!r}")
+        if value is None or value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"expected {wanted}; received {text!r}")
         return value
     return parse
 
@@ -621,6 +622,10 @@ def cmd_batch(args) -> int:
                             threshold=args.threshold)
         out.commit()  # every input was read: the output exists even without a line
     print(json.dumps({"summary": summary}), file=sys.stderr)
+    if summary["lines"] and summary["skipped"] == summary["lines"]:
+        _error_line(f"nothing could be scored: all {summary['lines']} lines are skipped rows or "
+                    f"frames, each with its reason", args.log_json)
+        return EXIT_INPUT
     return EXIT_OK
 
 
@@ -763,7 +768,7 @@ def build_parser() -> argparse.ArgumentParser:
                     parents=[anywhere])
     demo.add_argument("--output", default="vigil-demo",
                       help="folder for the artifacts (default vigil-demo)")
-    demo.add_argument("--seed", type=_integer(0), default=0,
+    demo.add_argument("--seed", type=_integer(0, 2**32 - 1), default=0,
                       help="seed of the synthetic data and the training (default 0)")
     demo.add_argument("--quick", action="store_true", help="fewer epochs (for smoke tests)")
     demo.add_argument("--only", choices=["sensor", "camera"], default=None,
@@ -800,7 +805,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="last fraction of each file held out (default 0.25)")
     sensor.add_argument("--max-gap", type=_integer(0), default=None,
                         help="longest run of missing values filled (default 3)")
-    sensor.add_argument("--relative-std-floor", type=float, default=None,
+    sensor.add_argument("--relative-std-floor", type=_number(0), default=None,
                         help="each feature's std is at least this fraction of its mean (default 0.01)")
     sensor.add_argument("--compress-heavy-tails", action="store_true", default=None,
                         help="scale each non-negative column skewed above 2 in training (counts, "
@@ -821,7 +826,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Adam's learning rate (default 0.001)")
     sensor.add_argument("--score-reduction", choices=["mean", "max"], default=None,
                         help="how per-feature errors make a window's score (default mean)")
-    sensor.add_argument("--score-last", type=int, default=None,
+    sensor.add_argument("--score-last", type=_integer(0), default=None,
                         help="score the error of the last k steps of each window (default 32, or "
                              "half a window of 32 rows or fewer)")
     sensor.add_argument("--score-decay", type=_number(0, 1, low_open=False), default=None,
@@ -905,7 +910,8 @@ def build_parser() -> argparse.ArgumentParser:
     supervised.add_argument("--class-weight", action=argparse.BooleanOptionalAction, default=True,
                             help="with --supervised: weigh the rare class up so both weigh the "
                                  "same (default on)")
-    sensor.add_argument("--seed", type=_integer(0), default=None, help="training seed (default 0)")
+    sensor.add_argument("--seed", type=_integer(0, 2**32 - 1), default=None,
+                        help="training seed (default 0)")
     sensor.add_argument("--quiet", action="store_true", help="no progress on stderr")
     sensor.set_defaults(run=cmd_train_sensor)
 
@@ -999,7 +1005,8 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument("--q", type=_number(0, 100), default=None,
                        help="percentile: this percentile of held-out normal image scores "
                             "(default 99.5)")
-    image.add_argument("--seed", type=_integer(0), default=None, help="training seed (default 0)")
+    image.add_argument("--seed", type=_integer(0, 2**32 - 1), default=None,
+                       help="training seed (default 0)")
     image.add_argument("--quiet", action="store_true", help="no progress on stderr")
     image.set_defaults(run=cmd_train_image)
 
@@ -1223,23 +1230,39 @@ class _JsonFormatter(logging.Formatter):
 FILE_OUTPUTS = {"json": "--json", "jsonl": "--jsonl", "health": "--health",
                 "overlay_video": "--overlay-video"}
 FOLDER_OUTPUTS = {"report": "--report", "overlay_dir": "--overlay-dir", "repository": "repository"}
+# Arguments that name a run's input files (never to be written over by an output).
+INPUT_ARGUMENTS = ("model", "models", "data", "source", "input", "inputs", "compare", "against",
+                   "labels", "normal", "anomalous")
 
 
 def _check_output_paths(args) -> None:
     """Refuse, before any work, an output path that cannot be written: a folder where a file
     is expected (or the reverse), or a path under a file or in a folder this user cannot write.
     Only checked; every output is made once the run's input is known good."""
-    from vigil.runtime.core.output import check_writable
+    from vigil.runtime.core.output import check_writable, refuse_inputs_as_output
 
     if args.run is cmd_health_check:  # its `health` is the file it reads
         return
     outputs = [(name, flag, False) for name, flag in FILE_OUTPUTS.items()]
     outputs += [(name, flag, True) for name, flag in FOLDER_OUTPUTS.items()]
     outputs.append(("output", "--output", args.run is cmd_demo))  # demo writes a folder
+    inputs = []
+    for name in INPUT_ARGUMENTS:
+        value = getattr(args, name, None)
+        values = value if isinstance(value, (list, tuple)) else [value]
+        inputs += [v for v in values if isinstance(v, (str, os.PathLike)) and os.path.isfile(v)]
     for name, flag, folder in outputs:
         path = getattr(args, name, None)
         if isinstance(path, (str, os.PathLike)) and str(path) not in ("", "-"):
             check_writable(path, flag, folder=folder)
+            if not folder:
+                refuse_inputs_as_output(path, inputs, flag)
+    if args.run in (cmd_train_sensor, cmd_train_image):
+        if Path(args.output).suffix != ".keras":
+            raise ValueError(f"`--output` must end in .keras; received {args.output!r} (for "
+                             f"example -o {Path(args.output).with_suffix('.keras').name})")
+        model = Path(args.output)  # and the calibration data written beside it
+        check_writable(model.with_name(model.stem + ".vigil.npz"), "--output's sidecar")
 
 
 def _flag_names(parser: argparse.ArgumentParser) -> dict[str, str]:
@@ -1250,7 +1273,7 @@ def _flag_names(parser: argparse.ArgumentParser) -> dict[str, str]:
         if isinstance(action, argparse._SubParsersAction):
             for sub in action.choices.values():
                 names.update(_flag_names(sub))
-        elif action.option_strings and action.dest not in ("help", "output"):
+        elif action.option_strings and action.dest != "help":
             flag = max(action.option_strings, key=len)
             if flag.startswith("--") and flag[2:].replace("-", "_") == action.dest:
                 names[f"`{action.dest}`"] = f"`{flag}`"
