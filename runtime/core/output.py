@@ -6,12 +6,12 @@ is opened without truncating it and locked against a second writer; a file that 
 results is refused unless the caller says ``append`` (continue it, after cutting off a partial last
 line an earlier crash may have left) or ``overwrite``. Nothing on disk changes until the first line
 is written or the run ``commit``s (its input was good): a new file is created, an old one cut back
-or emptied, only then, so a run refused for bad input leaves every file as it was. When a write fails, a file it opened itself
-is cut back to its last whole line, so a reader never sees half a record; the lines that could not
-be written are counted in ``lines_lost``. Then, by its policy, it raises ``OutputError`` (``stop``,
-the default: the run ends cleanly, its summary says where) or logs and carries on, trying the next
-lines again (``continue``: scoring, alarms in the logs and the health file go on while the disk is
-full).
+or emptied, only then, so a run refused for bad input leaves every file as it was. When a write
+fails, a file it opened itself is cut back to its last whole line, so a reader never sees half a
+record; the lines that could not be written are counted in ``lines_lost``. Then, by its policy, it
+raises ``OutputError`` (``stop``, the default: the run ends cleanly, its summary says where) or
+logs and carries on, trying the next lines again (``continue``: scoring, alarms in the logs and the
+health file go on while the disk is full).
 
 Standard output and other pipes get one ``write`` per line, once the pipe has room for it: a
 line of up to ``PIPE_BUF`` bytes is written whole or not at all, so a stop request while a slow
@@ -445,8 +445,9 @@ def check_writable(path: str | os.PathLike, flag: str, folder: bool = False) -> 
     kind = "folder" if folder else "file"
     if path.exists():
         if path.is_dir() != folder:
+            fix = "another path" if folder else "a file inside it"
             raise ValueError(f"`{flag}` {str(path)!r} is a {'file' if folder else 'folder'}; "
-                             f"expected a {kind} (name {'another path' if folder else 'a file inside it'})")
+                             f"expected a {kind} (name {fix})")
         if not os.access(path, os.W_OK):
             raise ValueError(f"`{flag}` {str(path)!r} is not writable by this user; name a {kind} "
                              "you can write")

@@ -799,8 +799,10 @@ def build_parser() -> argparse.ArgumentParser:
     sensor.add_argument("--decimal", choices=[".", ","], default=None,
                         help="decimal mark of the numbers (default .; with , the columns must be "
                              "separated by ; or a tab)")
-    sensor.add_argument("--window", type=_integer(2), default=None, help="rows per window (default 48)")
-    sensor.add_argument("--stride", type=_integer(1), default=None, help="rows between windows (default 1)")
+    sensor.add_argument("--window", type=_integer(2), default=None,
+                        help="rows per window (default 48)")
+    sensor.add_argument("--stride", type=_integer(1), default=None,
+                        help="rows between windows (default 1)")
     sensor.add_argument("--validation-fraction", type=float, default=None,
                         help="last fraction of each file held out (default 0.25)")
     sensor.add_argument("--max-gap", type=_integer(0), default=None,
@@ -819,7 +821,8 @@ def build_parser() -> argparse.ArgumentParser:
     sensor.add_argument("--units", type=int, default=None,
                         help="recurrent units, or TCN filters (default 32)")
     sensor.add_argument("--latent", type=int, default=None, help="autoencoder code size")
-    sensor.add_argument("--epochs", type=_integer(1), default=None, help="training epochs (default 30)")
+    sensor.add_argument("--epochs", type=_integer(1), default=None,
+                        help="training epochs (default 30)")
     sensor.add_argument("--batch-size", type=_integer(1), default=None,
                         help="windows per training step (default 32)")
     sensor.add_argument("--learning-rate", type=_number(0, low_open=True), default=None,
@@ -1201,7 +1204,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--max-age", type=_number(0, low_open=True), default=60.0, metavar="SECONDS",
                        help="the file must have been rewritten within this time (default 60; "
                             "keep it above --health-interval)")
-    check.add_argument("--max-idle", type=_number(0, low_open=True), default=None, metavar="SECONDS",
+    check.add_argument("--max-idle", type=_number(0, low_open=True), default=None,
+                       metavar="SECONDS",
                        help="also fail when no input arrived for this long (default: no limit)")
     check.set_defaults(run=cmd_health_check)
 
