@@ -90,3 +90,16 @@ def test_the_python_api_names_a_path_given_where_a_detector_belongs(tmp_path):
         with pytest.raises(TypeError, match=r"vigil.load\('MODEL.onnx'\).*received str "
                                             r"'m.onnx'"):
             kind("m.onnx")
+
+
+def test_a_label_column_or_labels_file_that_matches_nothing_is_said(tmp_path, caplog):
+    from vigil.training.sensor_data import DataOptions, prepare
+
+    data = write_rows(tmp_path / "rows.csv", "timestamp,x,y", 200)
+    with pytest.raises(ValueError, match=r"`label_column` 'status' is in none of the data's "
+                                         r"headers"):
+        prepare(data, DataOptions(window=8, label_column="status"))
+    far = tmp_path / "far.csv"
+    far.write_text("start,end\n5000,6000\n")
+    prepare(data, DataOptions(window=8, labels=str(far)))
+    assert "no row of" in caplog.text and "do their timestamps match" in caplog.text

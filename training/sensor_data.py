@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -10,9 +11,11 @@ import numpy as np
 
 from vigil.runtime.core.artifact import sha256_of
 from vigil.runtime.sensor.labels import nab_labels, read_labels
-from vigil.runtime.sensor.tables import (DEFAULT_EXCLUDED_COLUMNS, Table, csv_files, fill_gaps,
-                                         read_table)
+from vigil.runtime.sensor.tables import (DEFAULT_EXCLUDED_COLUMNS, DEFAULT_LABEL_COLUMN, Table,
+                                         csv_files, fill_gaps, read_table)
 from vigil.runtime.sensor.windows import sliding_windows
+
+log = logging.getLogger("vigil")
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,14 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions) -> SensorDa
         raise ValueError(f"`validation_fraction` must be in (0, 1); received "
                          f"{options.validation_fraction}")
     tables = load_tables(data, options)
+    if (options.label_column not in (None, DEFAULT_LABEL_COLUMN)
+            and all(t.label_column is None for t in tables)):
+        raise ValueError(f"`label_column` {options.label_column!r} is in none of the data's "
+                         f"headers (the first: {list(tables[0].header)}); name one of its columns, "
+                         f"or leave it out")
+    if options.labels and not any(t.labels is not None and t.labels.any() for t in tables):
+        log.warning("no row of %s falls in a window or point of the labels %s: do their "
+                    "timestamps match the data's?", data, options.labels)
     w, stride = options.window, options.stride
     train_parts, val_parts, val_labels, normal_rows = [], [], [], []
     for table in tables:
