@@ -818,9 +818,9 @@ def build_parser() -> argparse.ArgumentParser:
                         choices=["lstm-forecast", "gru-forecast", "tcn-forecast", "lstm-ae", "gru-ae",
                                  "conv-lstm-ae"],
                         help="default lstm-forecast")
-    sensor.add_argument("--units", type=int, default=None,
+    sensor.add_argument("--units", type=_integer(1), default=None,
                         help="recurrent units, or TCN filters (default 32)")
-    sensor.add_argument("--latent", type=int, default=None, help="autoencoder code size")
+    sensor.add_argument("--latent", type=_integer(1), default=None, help="autoencoder code size")
     sensor.add_argument("--epochs", type=_integer(1), default=None,
                         help="training epochs (default 30)")
     sensor.add_argument("--batch-size", type=_integer(1), default=None,
