@@ -40,9 +40,12 @@ def write_triton_repository(artifact: str | Path, repository: str | Path, name: 
     """
     artifact = Path(artifact)
     detector = load(artifact)  # a Vigil artifact, or a clear error naming what is wrong
+    if name is not None and not name:
+        raise ValueError("`name` must not be empty; leave it out to use the artifact's file name")
     name = name or re.sub(r"[^A-Za-z0-9_.-]", "_", artifact.stem)
-    if not NAME.match(name):
-        raise ValueError(f"`name` must be letters, digits, '_', '.' or '-'; received {name!r}")
+    if not NAME.match(name) or set(name) == {"."}:
+        raise ValueError(f"`name` must be letters, digits, '_', '.' or '-', and not only dots "
+                         f"(it names a folder inside the repository); received {name!r}")
     for label, value, lowest in (("max_batch_size", max_batch_size, 1),
                                  ("cpu_instances", cpu_instances, 1),
                                  ("queue_delay_us", queue_delay_us, 0)):

@@ -103,3 +103,21 @@ def test_a_label_column_or_labels_file_that_matches_nothing_is_said(tmp_path, ca
     far.write_text("start,end\n5000,6000\n")
     prepare(data, DataOptions(window=8, labels=str(far)))
     assert "no row of" in caplog.text and "do their timestamps match" in caplog.text
+
+
+def test_odd_names_values_and_files_are_refused_with_the_reason(tmp_path, tiny_image_artifact):
+    from vigil.runtime.camera.sources import SourceError, open_source
+    from vigil.runtime.core.thresholds import finite_number
+
+    for name in ("..", "."):
+        assert cli.main(["triton", str(tiny_image_artifact), str(tmp_path / "repo"),
+                         "--name", name]) == cli.EXIT_INPUT
+    assert not (tmp_path / "repo").exists() and not (tmp_path / "config.pbtxt").exists()
+    with pytest.raises(ValueError, match="`threshold` must be a finite number"):
+        finite_number(10 ** 400, "threshold")
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    with pytest.raises(SourceError, match="is an empty file"):
+        open_source(str(tmp_path / "empty.mp4"))
+    (tmp_path / "cut.mp4").write_bytes(b"\0" * 512)
+    with pytest.raises(SourceError, match="may be truncated or damaged"):
+        open_source(str(tmp_path / "cut.mp4"))

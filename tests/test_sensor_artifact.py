@@ -199,13 +199,17 @@ def test_score_refuses_wrong_shapes(int8, shape):
 def test_score_refuses_nan_naming_the_feature(int8, labeled_windows):
     window = labeled_windows[0].copy()
     window[5, FEATURES.index("current")] = np.nan
-    with pytest.raises(ValueError,
-                       match=r"must be finite; window 0, step 5, feature 'current' is nan"):
+    with pytest.raises(ValueError, match=r"must be finite in float32 \(\|x\| <= 3.4e38\); "
+                                         r"window 0, step 5, feature 'current' is nan"):
         int8.score(window)
     batch = labeled_windows[:3].copy()
     batch[2, 0, FEATURES.index("speed")] = np.inf
     with pytest.raises(ValueError, match="window 2, step 0, feature 'speed' is inf"):
         int8.score(batch)
+    beyond = labeled_windows[:2].astype(np.float64)  # finite in float64, infinite in float32
+    beyond[1, 3, FEATURES.index("flow")] = 1e39
+    with pytest.raises(ValueError, match="window 1, step 3, feature 'flow' is 1e"):
+        int8.predict(beyond)
 
 
 @pytest.mark.parametrize("array", [np.full((16, 8), "1.0"), np.full((16, 8), None, dtype=object),

@@ -4,6 +4,7 @@ client; its scores are the runtime's, and it stops cleanly on SIGTERM."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -123,3 +124,43 @@ def test_image_inference_and_protocol_errors_in_process(tiny_image_artifact):
     with pytest.raises(ProtocolError, match="do not fill shape"):
         parse_request(json.dumps({"inputs": [{"name": "image", "shape": [2, 2],
                                               "datatype": "UINT8", "data": [1]}]}).encode(), None)
+
+
+@pytest.mark.parametrize("tensor, says", [
+    ({"name": "window", "shape": [1], "datatype": "FP32", "data": ["a"]}, "list of numbers"),
+    ({"name": "window", "shape": [2, 2], "datatype": "FP32", "data": [[1, 2], [3]]},
+     "rectangular"),
+    ({"name": "window", "shape": [1], "datatype": "FP32", "data": {"a": 1}}, "list of numbers"),
+    ({"name": ["w"], "shape": [1], "datatype": "FP32", "data": [1]}, "`name` (a string)"),
+    ({"name": "w", "shape": [-1, -1], "datatype": "FP32", "data": [1]}, "non-negative integers"),
+    ({"name": "w", "shape": [1.5], "datatype": "FP32", "data": [1]}, "non-negative integers"),
+    ({"name": "image", "shape": [2], "datatype": "UINT8", "data": [-1, 300]},
+     "whole numbers in [0, 255]"),
+    ({"name": "w", "shape": [1], "datatype": "INT64", "data": [0.5]}, "whole numbers"),
+    ({"name": "w", "shape": [1], "datatype": "FP32", "data": [1], "parameters": [1]},
+     "`parameters` must be an object"),
+    ({"name": "w", "shape": [1], "datatype": "FP32", "parameters": {"binary_data_size": 3}},
+     "multiple of 4 bytes"),
+])
+def test_every_malformed_request_is_a_protocol_error(tensor, says):
+    with pytest.raises(ProtocolError, match=re.escape(says)):
+        parse_request(json.dumps({"inputs": [tensor]}).encode(), None)
+
+
+def test_non_finite_scores_go_out_as_json_and_a_frame_needs_its_batch_axis(tmp_path,
+                                                                           tiny_image_artifact):
+    pytest.importorskip("onnx")
+    from sensor_fixtures import write_tiny_sensor_artifact
+
+    from vigil.cli.serve import header_length
+
+    tiny_sensor_path = write_tiny_sensor_artifact(tmp_path / "pump.onnx")
+    with pytest.raises(ProtocolError, match="0 to 10; received 'abc'"):
+        header_length("abc", 10)
+    detector = runtime.load(tiny_sensor_path)
+    window = np.full((1, *detector.input_shape), 3e38, np.float32)
+    outputs = run_inference(detector, {"window": window})
+    json.dumps(outputs, allow_nan=False)  # strict JSON, even where the score overflows
+    image = runtime.load(tiny_image_artifact)
+    with pytest.raises(ProtocolError, match=r"\[n, height, width, channels\]"):
+        run_inference(image, {"image": np.zeros((40, 50, 1), np.uint8)})

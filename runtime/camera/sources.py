@@ -45,6 +45,8 @@ log = logging.getLogger("vigil")
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff",
                               ".webp", ".pbm", ".pgm", ".ppm", ".pnm", ".jp2", ".ras", ".sr"})
+VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg",
+                              ".mpeg", ".ts", ".wmv", ".flv", ".3gp"})
 LIVE_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 GLOB_CHARACTERS = re.compile(r"[*?\[]")
 STREAM_TIMEOUT_MS = 5000  # open/read timeout for network streams, so a cut stream is noticed
@@ -296,12 +298,19 @@ class VideoFile:
     def __init__(self, path: Path, capture_factory: CaptureFactory = default_capture) -> None:
         self.path = Path(path)
         self.name = str(path)
+        if path.stat().st_size == 0:
+            raise SourceError(f"`source` {self.name!r} is an empty file; expected a video, an "
+                              f"image, a folder or a stream")
         self._capture = capture_factory(str(path))
         if not self._capture.isOpened():
             self._capture.release()
+            if path.suffix.lower() in VIDEO_EXTENSIONS:
+                hint = ("it may be truncated or damaged (a recording cut off before its index "
+                        "was written); check it with ffprobe, or re-encode what is left")
+            else:
+                hint = f"images must end in one of {', '.join(sorted(IMAGE_EXTENSIONS))}"
             raise SourceError(f"`source` {self.name!r} cannot be opened as a video (OpenCV could "
-                              f"not read it); images must end in one of "
-                              f"{', '.join(sorted(IMAGE_EXTENSIONS))}")
+                              f"not read it); {hint}")
         count = _prop(self._capture, cv2.CAP_PROP_FRAME_COUNT)
         rate = _prop(self._capture, cv2.CAP_PROP_FPS)
         self._fps = rate if rate and 0 < rate < 1000 else None

@@ -15,9 +15,13 @@ from .spec import ScoreStats, Threshold
 def finite_number(value, name: str) -> float:
     """``value`` as a float if it is a finite real number (numpy scalars included), else ValueError
     naming ``name``: used for thresholds set at run time."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) \
-            or not math.isfinite(value):
-        raise ValueError(f"`{name}` must be a finite number; received {value!r}")
+    try:
+        finite = (not isinstance(value, (bool, np.bool_)) and isinstance(value, numbers.Real)
+                  and math.isfinite(value) and math.isfinite(float(value)))
+    except OverflowError:  # an int beyond float's range
+        finite = False
+    if not finite:
+        raise ValueError(f"`{name}` must be a finite number; received {repr(value)[:60]}")
     return float(value)
 
 

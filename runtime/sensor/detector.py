@@ -14,6 +14,7 @@ from .windows import sliding_windows, window_ends
 
 MAX_BATCH = 512  # windows per session run; a score never depends on how windows are batched
 CHECK_CHUNK = 4096  # windows checked for non-finite values at a time
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class SensorDetector:
@@ -137,7 +138,11 @@ class SensorDetector:
                             self.spec.rearm, self.spec.likelihood)
 
     def _check_windows(self, x: np.ndarray) -> np.ndarray:
-        array = np.asarray(x)
+        try:
+            array = np.asarray(x)
+        except ValueError as error:  # a ragged list
+            raise ValueError(f"`x` must be an array (n, window, features) or (window, features) "
+                             f"of numbers; received a list numpy cannot shape ({error})") from None
         if array.dtype.kind not in "fiu":
             raise TypeError(f"`x` must be numeric; received dtype {array.dtype}")
         expected = self.input_shape
@@ -152,10 +157,12 @@ class SensorDetector:
         for start in range(0, len(array), CHECK_CHUNK):  # in chunks: no copy of every window
             part = array[start:start + CHECK_CHUNK]
             finite = np.isfinite(part)
+            if part.dtype.itemsize > 4 or part.dtype.kind in "iu":  # the model computes in float32
+                finite &= np.abs(part) <= FLOAT32_MAX
             if not finite.all():
                 bad = np.argwhere(~finite)[0]
                 raise ValueError(
-                    f"`x` must be finite; window {start + bad[0]}, step {bad[1]}, feature "
-                    f"{self.features[bad[2]]!r} is {part[tuple(bad)]}"
+                    f"`x` must be finite in float32 (|x| <= 3.4e38); window {start + bad[0]}, "
+                    f"step {bad[1]}, feature {self.features[bad[2]]!r} is {part[tuple(bad)]}"
                 )
         return array

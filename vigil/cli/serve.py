@@ -28,6 +28,7 @@ import numpy as np
 DATATYPES = {"FP32": np.float32, "FP64": np.float64, "UINT8": np.uint8, "INT64": np.int64,
              "INT32": np.int32, "BOOL": np.bool_}
 BINARY_HEADER = "inference-header-content-length"
+MAX_BODY_BYTES = 256 << 20  # a larger request is refused (413) before it is read whole
 
 
 class ProtocolError(ValueError):
@@ -55,8 +56,23 @@ def model_metadata(detector, name: str) -> dict:
                            "model_sha256": detector.sha256}}
 
 
+def header_length(value: str | None, body_size: int) -> int | None:
+    """The binary-data extension's JSON header length, from its HTTP header (None: all JSON)."""
+    if value is None:
+        return None
+    try:
+        length = int(value)
+    except ValueError:
+        length = -1
+    if not 0 <= length <= body_size:
+        raise ProtocolError(f"header {BINARY_HEADER} must be the JSON part's length in bytes, "
+                            f"0 to {body_size}; received {value!r}")
+    return length
+
+
 def parse_request(body: bytes, header_length: int | None) -> dict[str, np.ndarray]:
-    """The named input tensors of a v2 infer request (JSON, or JSON + binary data)."""
+    """The named input tensors of a v2 infer request (JSON, or JSON + binary data); a request
+    that does not fit the protocol is a ProtocolError saying what is wrong, never another error."""
     try:
         header = json.loads(body[:header_length] if header_length is not None else body)
     except (ValueError, UnicodeDecodeError) as error:
@@ -66,27 +82,59 @@ def parse_request(body: bytes, header_length: int | None) -> dict[str, np.ndarra
     offset = header_length or 0
     tensors = {}
     for tensor in header["inputs"]:
-        try:
-            name, shape, datatype = tensor["name"], [int(d) for d in tensor["shape"]], \
-                tensor["datatype"]
-        except (KeyError, TypeError, ValueError):
-            raise ProtocolError("each input needs `name`, `shape` and `datatype`") from None
+        if not isinstance(tensor, dict):
+            raise ProtocolError(f"each input must be a JSON object; received {tensor!r:.80}")
+        name, shape, datatype = tensor.get("name"), tensor.get("shape"), tensor.get("datatype")
+        if (not isinstance(name, str) or not isinstance(datatype, str)
+                or not isinstance(shape, list)
+                or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                           for d in shape)):
+            raise ProtocolError("each input needs `name` (a string), `shape` (a list of "
+                                "non-negative integers) and `datatype` (a string); received "
+                                f"{ {k: tensor.get(k) for k in ('name', 'shape', 'datatype')} }")
         if datatype not in DATATYPES:
             raise ProtocolError(f"input {name!r}: datatype {datatype!r} is not one of "
                                 f"{sorted(DATATYPES)}")
-        size = (tensor.get("parameters") or {}).get("binary_data_size")
+        if name in tensors:
+            raise ProtocolError(f"input {name!r} is given twice")
+        parameters = tensor.get("parameters") or {}
+        if not isinstance(parameters, dict):
+            raise ProtocolError(f"input {name!r}: `parameters` must be an object")
+        size = parameters.get("binary_data_size")
+        dtype = np.dtype(DATATYPES[datatype])
         if size is not None:
-            raw = body[offset:offset + int(size)]
-            offset += int(size)
-            array = np.frombuffer(raw, dtype=DATATYPES[datatype])
+            if (not isinstance(size, int) or size < 0 or offset + size > len(body)
+                    or size % dtype.itemsize):
+                raise ProtocolError(f"input {name!r}: binary_data_size {size!r} must be a "
+                                    f"multiple of {dtype.itemsize} bytes within the "
+                                    f"{len(body) - offset} bytes left in the body")
+            array = np.frombuffer(body[offset:offset + size], dtype=dtype)
+            offset += size
         elif "data" in tensor:
-            array = np.asarray(tensor["data"], dtype=DATATYPES[datatype])
+            array = _values(tensor["data"], dtype, name)
         else:
             raise ProtocolError(f"input {name!r} has neither `data` nor binary data")
         if array.size != int(np.prod(shape)):
             raise ProtocolError(f"input {name!r}: {array.size} values do not fill shape {shape}")
         tensors[name] = array.reshape(shape)
     return tensors
+
+
+def _values(data, dtype: np.dtype, name: str) -> np.ndarray:
+    """JSON ``data`` as an array of ``dtype``: numbers that fit it, nothing else."""
+    try:
+        values = np.asarray(data, dtype=np.float64 if dtype.kind != "b" else np.bool_)
+    except (ValueError, TypeError):
+        raise ProtocolError(f"input {name!r}: `data` must be a (flat or nested, rectangular) list "
+                            f"of numbers; received {str(data)[:80]}") from None
+    if values.dtype.kind == "f" and dtype.kind in "iu":
+        finite = values[np.isfinite(values)]
+        info = np.iinfo(dtype)
+        if (finite.size < values.size or (finite != np.round(finite)).any()
+                or (finite.size and (finite.min() < info.min or finite.max() > info.max))):
+            raise ProtocolError(f"input {name!r}: `data` must be whole numbers in "
+                                f"[{info.min}, {info.max}] for {dtype.name}")
+    return values.astype(dtype)
 
 
 def run_inference(detector, tensors: dict[str, np.ndarray]) -> list[dict]:
@@ -105,6 +153,10 @@ def run_inference(detector, tensors: dict[str, np.ndarray]) -> list[dict]:
         if set(tensors) != {"image"}:
             raise ProtocolError(f"an image model takes one input, `image` UINT8 [n, height, "
                                 f"width, channels]; received {sorted(tensors)}")
+        if tensors["image"].ndim != 4:
+            raise ProtocolError(f"input 'image' must be [n, height, width, channels] (a gray "
+                                f"frame has 1 channel); received shape "
+                                f"{list(tensors['image'].shape)}")
         try:
             results = [detector.infer(frame) for frame in tensors["image"]]
         except (ValueError, TypeError) as error:
@@ -115,9 +167,17 @@ def run_inference(detector, tensors: dict[str, np.ndarray]) -> list[dict]:
     outputs = [("score", np.asarray(scores, np.float32)),
                ("anomaly", np.asarray(scores) > detector.threshold),
                (extra[0], np.asarray(extra[1], np.float32))]
+    # JSON has no infinity: a score beyond float32 (readings far outside training's) is sent as
+    # the largest float32, as `vigil score` writes the largest double; NaN as null
     return [{"name": name, "datatype": "BOOL" if value.dtype == np.bool_ else "FP32",
-             "shape": list(value.shape), "data": value.ravel().tolist()}
+             "shape": list(value.shape), "data": _finite(value.ravel().tolist())}
             for name, value in outputs]
+
+
+def _finite(values: list) -> list:
+    big = float(np.finfo(np.float32).max)
+    return [None if isinstance(v, float) and v != v else
+            (max(-big, min(big, v)) if isinstance(v, float) else v) for v in values]
 
 
 def build_app(model: str, name: str, replicas: int, threads: int | None):
@@ -163,14 +223,22 @@ def build_app(model: str, name: str, replicas: int, threads: int | None):
             unknown = self._known(model_name)
             if unknown is not None:
                 return unknown
+            declared = request.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+                return JSONResponse({"error": f"the request body is {int(declared)} bytes, over "
+                                              f"this server's {MAX_BODY_BYTES} bytes; send fewer "
+                                              f"windows or frames per request"}, status_code=413)
             body = await request.body()
-            length = request.headers.get(BINARY_HEADER)
             try:
-                tensors = parse_request(body, int(length) if length is not None else None)
+                if len(body) > MAX_BODY_BYTES:
+                    raise ProtocolError(f"the request body is over {MAX_BODY_BYTES} bytes; send "
+                                        f"fewer windows or frames per request")
+                length = header_length(request.headers.get(BINARY_HEADER), len(body))
+                tensors = parse_request(body, length)
                 outputs = run_inference(self.detector, tensors)
             except ProtocolError as error:
                 return JSONResponse({"error": str(error)}, status_code=400)
-            header = json.loads(body[:int(length)] if length is not None else body)
+            header = json.loads(body[:length] if length is not None else body)
             return {"model_name": name, "model_version": "1", "id": header.get("id", ""),
                     "outputs": outputs}
 
