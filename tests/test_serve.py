@@ -164,3 +164,13 @@ def test_non_finite_scores_go_out_as_json_and_a_frame_needs_its_batch_axis(tmp_p
     image = runtime.load(tiny_image_artifact)
     with pytest.raises(ProtocolError, match=r"\[n, height, width, channels\]"):
         run_inference(image, {"image": np.zeros((40, 50, 1), np.uint8)})
+
+
+def test_a_vigil_folder_in_the_working_directory_is_named_before_ray_starts(tmp_path,
+                                                                            monkeypatch):
+    from vigil.cli.serve import _shadowing_folder
+
+    monkeypatch.chdir(tmp_path)
+    assert _shadowing_folder() is None
+    (tmp_path / "vigil").mkdir()  # e.g. a clone of this repository beside the shell's folder
+    assert _shadowing_folder() == tmp_path / "vigil"

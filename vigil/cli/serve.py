@@ -245,6 +245,17 @@ def build_app(model: str, name: str, replicas: int, threads: int | None):
     return VigilModel.bind()
 
 
+def _shadowing_folder() -> Path | None:
+    """A ``vigil`` folder in the working directory that is not the installed package's."""
+    import vigil
+
+    here = Path.cwd() / "vigil"
+    if not here.is_dir():
+        return None
+    installed = {Path(p).resolve() for p in getattr(vigil, "__path__", [])}
+    return None if here.resolve() in installed else here
+
+
 def serve_forever(model: str | Path, name: str | None = None, host: str = "127.0.0.1",
                   port: int = 8000, replicas: int = 1, threads: int | None = 1,
                   ready: threading.Event | None = None) -> None:
@@ -261,6 +272,11 @@ def serve_forever(model: str | Path, name: str | None = None, host: str = "127.0
                                 "pip install 'vigil-edge[serve]'") from None
     model = str(Path(model).resolve())
     detector = load(model)  # a bad artifact fails here, before a server starts
+    shadow = _shadowing_folder()
+    if shadow is not None:
+        raise ValueError(f"the current folder holds {str(shadow)!r}, which Ray's workers would "
+                         f"import in place of the installed vigil package (they start in this "
+                         f"folder); run `vigil serve` from another folder (cd elsewhere first)")
     name = name or Path(model).stem
     for logger in ("ray", "ray.serve", "ray.data"):
         logging.getLogger(logger).setLevel(logging.ERROR)
