@@ -219,7 +219,7 @@ def check_health(path: str | os.PathLike, max_age_s: float = 60.0,
     except (KeyError, TypeError):
         return (f"health file {path} is not a Vigil health report: expected a JSON object with "
                 f"an 'updated' time, as `vigil score --health {path}` writes")
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+    except (OSError, ValueError, AttributeError) as error:
         return f"health file {path} cannot be read as a Vigil health report: {error}"
     age = (datetime.now(timezone.utc) - updated).total_seconds()
     if age > max_age_s:

@@ -157,7 +157,7 @@ class SensorDetector:
         for start in range(0, len(array), CHECK_CHUNK):  # in chunks: no copy of every window
             part = array[start:start + CHECK_CHUNK]
             finite = np.isfinite(part)
-            if part.dtype.itemsize > 4 or part.dtype.kind in "iu":  # the model computes in float32
+            if part.dtype.kind == "f" and part.dtype.itemsize > 4:  # the model runs in float32
                 finite &= np.abs(part) <= FLOAT32_MAX
             if not finite.all():
                 bad = np.argwhere(~finite)[0]

@@ -6,6 +6,7 @@ import logging
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Callable, Iterable
 
 from ..core import interrupts
@@ -118,9 +119,27 @@ def score_lines(detector: SensorDetector, lines: Iterable[str | Line], source: s
         for result in scorer.push_rows(pending):
             emit(result, source)
     if not read_header and not live:
-        raise ValueError(f"{source}: the file is empty; expected a header line (the model's "
-                         f"columns: {','.join(detector.features)}) and data rows")
+        raise _empty_file(detector, source)
     return scorer
+
+
+def _empty_file(detector: SensorDetector, source: str) -> ValueError:
+    return ValueError(f"{source}: the file is empty; expected a header line (the model's "
+                      f"columns: {','.join(detector.features)}) and data rows")
+
+
+def check_header(detector: SensorDetector, path: str | Path) -> None:
+    """ValueError naming ``path`` unless its header holds ``detector``'s columns, read as
+    ``score_lines`` reads it: a bad file is found before any output is made, not halfway."""
+    options = dict(features=detector.features, time_column=detector.spec.time_column or "auto",
+                   label_column=None, require_time=False)
+    try:
+        with open(path, "rb") as handle:
+            for _ in iter_rows(read_lines(handle), options, str(path)):
+                return  # the header is read and matches
+    except OSError as error:
+        raise ValueError(f"{path}: cannot be read ({error.strerror or error})") from None
+    raise _empty_file(detector, str(path))
 
 
 def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines,

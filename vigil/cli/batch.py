@@ -158,6 +158,7 @@ def score_on_ray(model: Path, items: Sequence[WorkItem], address: str | None,
 def plan_batch(model: str | Path, inputs: Sequence[str]) -> list[WorkItem]:
     """The work items of ``inputs`` for ``model`` (checked: before any output is opened)."""
     from vigil.runtime import load
+    from vigil.runtime.sensor.scoring import check_header
 
     detector = load(model)
     items = work_items(detector.spec.kind, inputs)
@@ -167,23 +168,6 @@ def plan_batch(model: str | Path, inputs: Sequence[str]) -> list[WorkItem]:
         for item in items:
             check_header(detector, item.paths[0])
     return items
-
-
-def check_header(detector, path: str) -> None:
-    """ValueError naming ``path`` unless its header holds the sensor ``detector``'s columns (as
-    scoring reads it): a bad file is found before any output is made, not halfway through."""
-    from vigil.runtime.sensor.tables import iter_rows, read_lines
-
-    options = dict(features=detector.features, time_column=detector.spec.time_column or "auto",
-                   label_column=None, require_time=False)
-    try:
-        with open(path, "rb") as handle:
-            for _ in iter_rows(read_lines(handle), options, str(path)):
-                return  # the header is read and matches
-    except OSError as error:
-        raise ValueError(f"{path}: cannot be read ({error.strerror or error})") from None
-    raise ValueError(f"{path}: the file is empty; expected a header line (the model's columns: "
-                     f"{','.join(detector.features)}) and data rows")
 
 
 def run_batch(model: str | Path, items: Sequence[WorkItem], out, use_ray: bool = False,
