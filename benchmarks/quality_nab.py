@@ -69,6 +69,8 @@ def run_file(path: Path, root: Path, labels, options: SensorTrainingOptions, scr
     values = fill_gaps(table.values, options.data.max_gap, table.source, table.features)
     truth = labels.rows(table.times, path, root / "data")
     probation = probation_rows(len(values))
+    if not np.ptp(values[:probation], axis=0).any():
+        return untrained_run(values, truth, probation)
     train_csv = write_csv(scratch / f"{number}-train.csv", values[:probation],
                           features=table.features)
     model = scratch / f"{number}.keras"
@@ -88,11 +90,23 @@ def run_file(path: Path, root: Path, labels, options: SensorTrainingOptions, scr
             "stream": stream}
 
 
+def untrained_run(values: np.ndarray, truth: np.ndarray, probation: int) -> dict:
+    """A file whose probationary rows are constant (``artificialNoAnomaly/art_flatline``):
+    ``vigil train`` refuses such data (nothing to learn), so no detector runs and the file gets
+    no detection, which NAB scores like a detector that stays silent."""
+    return {"scores": np.full(len(values), np.nan), "ends": np.zeros(0, dtype=np.int64),
+            "window_scores": np.zeros(0), "labels": truth, "gap": None, "probation": probation,
+            "detector": None, "precision": "none (constant probationary period: not trained)",
+            "stream": None}
+
+
 def alarms_at(run: dict, factor: float) -> tuple[np.ndarray, np.ndarray]:
     """Per-row (alarms, episode starts) with every threshold multiplied by ``factor``."""
     detector = run["detector"]
     alarms = np.zeros(len(run["labels"]), dtype=bool)
     starts = np.zeros(len(run["labels"]), dtype=bool)
+    if detector is None:
+        return alarms, starts
     _, alarms[run["ends"]], starts[run["ends"]] = detector.decisions(run["window_scores"] / factor)
     return alarms, starts
 
@@ -116,8 +130,9 @@ def evaluate_runs(runs: dict[str, dict], factor: float = 1.0) -> dict:
         alarms = np.concatenate([a for a, _ in after])
         labels = np.concatenate([b for _, b in after])
         c = metrics.counts(alarms, labels)
+        gaps = [runs[n]["gap"] for n in names if runs[n]["gap"] is not None]
         result.update(f1=c.f1, precision=c.precision, recall=c.recall,
-                      event_f1=metrics.pooled_event_f1(after, gap=runs[names[0]]["gap"]))
+                      event_f1=metrics.pooled_event_f1(after, gap=gaps[0] if gaps else 0))
         return result
 
     total = part(list(runs))
@@ -149,7 +164,9 @@ def nab_protocol(root: Path, options: SensorTrainingOptions, scratch: Path, log=
                          "false_detections": nab["false_positives"]})
         log(f"  {number:2d}/{len(files)} {name:<58} windows {nab['windows_hit']}/{nab['windows']}"
             f"  false detections {nab['false_positives']:3d}  AUROC "
-            f"{'-' if auroc is None else f'{auroc:.3f}'}")
+            f"{'-' if auroc is None else f'{auroc:.3f}'}"
+            + ("  (constant probationary period: not trained, no detections)"
+               if run["detector"] is None else ""))
     result = evaluate_runs(runs)
     by_factor = {f: evaluate_runs(runs, f) for f in OPTIMIZE_FACTORS}  # once each: a loop
     best = max(OPTIMIZE_FACTORS, key=lambda f: by_factor[f]["nab_score_standard"])
@@ -165,7 +182,9 @@ def nab_protocol(root: Path, options: SensorTrainingOptions, scratch: Path, log=
         "optimized_threshold_factor": best,
         "scoreboard_standard": SCOREBOARD,
         "files": per_file, "seconds": time.perf_counter() - started,
-        "streams": [run["stream"] for run in runs.values()],
+        "files_not_trained": [f["file"] for f in per_file
+                              if runs[f["file"]]["detector"] is None],
+        "streams": [run["stream"] for run in runs.values() if run["stream"] is not None],
     })
     return result
 

@@ -81,3 +81,36 @@ def test_corpus_normalization_null_zero_perfect_hundred():
 def test_onsets_are_the_first_row_of_each_alarm_run():
     alarms = np.array([0, 1, 1, 0, 1, 0, 0, 1, 1, 1], dtype=bool)
     assert np.flatnonzero(onsets(alarms)).tolist() == [1, 4, 7]
+
+
+def test_the_benchmark_scores_a_flat_probationary_period_as_silence(tmp_path):
+    """NAB's art_flatline is constant throughout; ``vigil train`` refuses constant data, so the
+    benchmark gives that file no detector and no detection instead of stopping."""
+    pytest.importorskip("tensorflow")
+    import json
+
+    from vigil.benchmarks.quality_nab import nab_protocol
+    from vigil.training.sensor_data import DataOptions
+    from vigil.training.sensor_model import ModelOptions
+    from vigil.training.train_sensor import SensorTrainingOptions
+
+    times = [f"2014-01-01 {h:02d}:{m:02d}:00" for h in range(24) for m in range(0, 60, 2)][:700]
+    for category, name, value in (("artificialNoAnomaly", "flat.csv", lambda i: 45.0),
+                                  ("realThings", "wave.csv",
+                                   lambda i: 9.0 if 500 <= i < 505 else math.sin(i / 5.0))):
+        folder = tmp_path / "data" / category
+        folder.mkdir(parents=True)
+        (folder / name).write_text("timestamp,value\n" + "".join(
+            f"{t},{value(i)}\n" for i, t in enumerate(times)))
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels" / "combined_windows.json").write_text(json.dumps({
+        "artificialNoAnomaly/flat.csv": [],
+        "realThings/wave.csv": [[f"{times[490]}.000000", f"{times[520]}.000000"]]}))
+    options = SensorTrainingOptions(data=DataOptions(window=16),
+                                    model=ModelOptions(units=8, epochs=2, members=1))
+    result = nab_protocol(tmp_path, options, tmp_path / "scratch", log=lambda _: None)
+    assert result["files_not_trained"] == ["artificialNoAnomaly/flat.csv"]
+    flat = next(f for f in result["files"] if f["file"] == "artificialNoAnomaly/flat.csv")
+    assert flat["false_detections"] == 0 and flat["windows"] == 0
+    assert result["windows"] == 1 and len(result["streams"]) == 1
+    assert math.isfinite(result["nab_score_standard"])
