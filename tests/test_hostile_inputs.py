@@ -568,6 +568,29 @@ def test_text_pushed_as_readings_is_a_skipped_row_with_its_reason(tiny_sensor):
     assert scorer.rows_skipped == 1
 
 
+def test_a_file_that_cannot_be_scored_leaves_the_health_report_and_results_untouched(
+        tiny_sensor, tmp_path):
+    health = tmp_path / "health.json"
+    health.write_text('{"updated": "a run before"}')
+    results = tmp_path / "results.jsonl"
+    results.write_text('{"index": 0}\n')
+    bad = tmp_path / "other_machine.csv"
+    bad.write_text("timestamp,x,y\n1,0.1,0.2\n")
+    refused = vigil("score", tiny_sensor, bad, "--jsonl", results, "--overwrite",
+                    "--health", health)
+    assert refused.returncode == 2
+    assert b"other_machine.csv" in refused.stderr and b"header" in refused.stderr
+    assert health.read_text() == '{"updated": "a run before"}'
+    assert results.read_text() == '{"index": 0}\n'
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "one.csv").write_text("timestamp,a\n1,0.1\n")
+    (folder / "two.csv").write_text("")
+    refused = vigil("score", tiny_sensor, folder, "--health", tmp_path / "new.json")
+    assert refused.returncode == 2 and b"none of its 2 files could be scored" in refused.stderr
+    assert not (tmp_path / "new.json").exists()
+
+
 def test_a_folder_of_only_bad_files_or_an_empty_stdin_leaves_old_results(tiny_sensor, tmp_path):
     results = tmp_path / "results.jsonl"
     results.write_text('{"index": 0}\n')

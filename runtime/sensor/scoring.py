@@ -128,18 +128,40 @@ def _empty_file(detector: SensorDetector, source: str) -> ValueError:
                       f"columns: {','.join(detector.features)}) and data rows")
 
 
-def check_header(detector: SensorDetector, path: str | Path) -> None:
-    """ValueError naming ``path`` unless its header holds ``detector``'s columns, read as
-    ``score_lines`` reads it: a bad file is found before any output is made, not halfway."""
+def check_header(detector: SensorDetector, path: str | Path,
+                 header: list[str] | None = None) -> None:
+    """ValueError naming ``path`` unless its header (or ``header``, for a file without one)
+    holds ``detector``'s columns, read as ``score_lines`` reads it: a bad file is found before
+    any output is made, not halfway."""
     options = dict(features=detector.features, time_column=detector.spec.time_column or "auto",
                    label_column=None, require_time=False)
     try:
         with open(path, "rb") as handle:
-            for _ in iter_rows(read_lines(handle), options, str(path)):
+            for _ in iter_rows(read_lines(handle), options, str(path), header=header):
                 return  # the header is read and matches
     except OSError as error:
         raise ValueError(f"{path}: cannot be read ({error.strerror or error})") from None
     raise _empty_file(detector, str(path))
+
+
+def check_source(detector: SensorDetector, source: str, header: list[str] | None = None) -> None:
+    """ValueError unless at least one CSV of ``source`` (a file or a folder) has the model's
+    columns in its header, so that a run that could score nothing never opens its results file,
+    health report or message-bus connection. A folder's other bad files are skipped while it is
+    scored, each named in the summary."""
+    files = csv_files(source)
+    problems = []
+    for path in files:
+        try:
+            check_header(detector, path, header)
+        except ValueError as error:
+            problems.append(str(error))
+        else:
+            return
+    if len(problems) == 1:
+        raise ValueError(problems[0])
+    raise ValueError(f"{source}: none of its {len(files)} files could be scored; the first: "
+                     f"{problems[0]}")
 
 
 def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines,

@@ -186,7 +186,9 @@ class RowParser:
         missing = [f for f in features if f not in index]
         if missing:
             raise ValueError(
-                f"{source}: feature columns {missing} are missing; the header has {list(names)}"
+                f"{source}: feature columns {missing} are missing; the header has {list(names)}; "
+                f"expected a header naming each of {list(features)} in any order (a file without "
+                f"a header line: give its column names with --columns when scoring)"
             )
         if not features:
             raise ValueError(f"{source}: no feature columns left in header {list(names)}")

@@ -437,7 +437,7 @@ def _likelihood_option(args, detector) -> None:
 
 def _score(args) -> int:
     from vigil.runtime import ImageDetector, load
-    from vigil.runtime.sensor.scoring import score_source
+    from vigil.runtime.sensor.scoring import check_source, score_source
     from vigil.runtime.sensor.tables import csv_files
 
     detector = load(args.model, providers=args.device, threads=args.threads,
@@ -454,6 +454,9 @@ def _score(args) -> int:
                          f"models; {args.model!r} is a sensor model")
     live = args.source == "-"
     _check_outputs(args, [] if live else csv_files(args.source))  # the source first: it exists
+    if not live:
+        # before the results file, the health report or the broker is touched
+        check_source(detector, args.source, list(args.columns) if args.columns else None)
     out, health, publisher = _open_outputs(args, detector, live)
     try:
         summary = score_source(detector, args.source, out, health=health, decimal=args.decimal,
