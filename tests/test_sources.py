@@ -306,6 +306,32 @@ def test_camera_that_does_not_exist_is_a_clear_error():
     assert len(camera.captures) == 3 and all(not c.open for c in camera.captures)
 
 
+def test_a_stream_that_does_not_open_says_what_its_address_answered():
+    import socket
+
+    policy = ReconnectPolicy(initial_delay_s=0.0, max_delay_s=0.0, max_attempts=0)
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen()
+    port = listening.getsockname()[1]
+    try:
+        camera = FakeCamera("", openable=False)
+        with pytest.raises(SourceError, match=rf"127.0.0.1:{port} accepts connections, so the "
+                                              r"stream itself did not open.*credentials") as error:
+            open_source(f"rtsp://viewer:secret@127.0.0.1:{port}/line3", SourceOptions(
+                reconnect=policy), camera.factory)
+        assert "secret" not in str(error.value)
+    finally:
+        listening.close()  # now nothing listens on that port
+    with pytest.raises(SourceError, match=rf"nothing accepts connections at 127.0.0.1:{port} "
+                                          r"\(connection refused"):
+        open_source(f"http://127.0.0.1:{port}/video", SourceOptions(reconnect=policy),
+                    FakeCamera("", openable=False).factory)
+    with pytest.raises(SourceError, match=r"not a valid address"):
+        open_source("rtsp://127.0.0.1:99999/x", SourceOptions(reconnect=policy),
+                    FakeCamera("", openable=False).factory)
+
+
 def test_real_opencv_camera_index_that_does_not_exist():
     policy = ReconnectPolicy(initial_delay_s=0.0, max_delay_s=0.0, max_attempts=0)
     with pytest.raises(SourceError, match="camera 9998 could not be opened after 1 attempt"):

@@ -27,12 +27,14 @@ import glob
 import logging
 import queue
 import re
+import socket
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
+from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
@@ -223,6 +225,41 @@ def live_target(spec: str) -> int | str | None:
     if text.lower().startswith(LIVE_SCHEMES) or re.fullmatch(r"/dev/video\d+", text):
         return text
     return None
+
+
+DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "rtmp": 1935, "http": 80, "https": 443}
+PROBE_TIMEOUT_S = 2.0
+
+
+def network_reason(url: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
+    """Why a TCP stream URL may not open, from one connection attempt to its host and port (the
+    capture itself gives no reason): the name does not resolve, nothing listens, no answer, or
+    the server answers (so the path, credentials or codec failed). None for other targets."""
+    if not isinstance(url, str):
+        return None
+    try:
+        parts = urlsplit(url)
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme.lower())
+    except ValueError:
+        return f"the URL {redact(url)!r} is not a valid address (expected scheme://host[:port]/path)"
+    host = parts.hostname
+    if not host or port is None or parts.scheme.lower() not in (*DEFAULT_PORTS, "tcp"):
+        return None
+    where = f"{host}:{port}"
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except socket.gaierror:
+        return f"the host name {host!r} does not resolve (check the address, or DNS)"
+    except ConnectionRefusedError:
+        return f"nothing accepts connections at {where} (connection refused: is the camera or " \
+               f"server on, and is the port right?)"
+    except (socket.timeout, TimeoutError):
+        return f"{where} did not answer within {timeout:g} s (a firewall, or the wrong address)"
+    except OSError as error:
+        return f"{where} cannot be reached ({error.strerror or error})"
+    return (f"{where} accepts connections, so the stream itself did not open: check the URL's "
+            f"path, the credentials and the codec")
 
 
 def redact(spec: str) -> str:
@@ -476,7 +513,8 @@ class LiveSource:
             return capture, ""
         if capture is not None:
             capture.release()
-        return None, "the capture did not open"
+        reason = network_reason(self.target) if isinstance(self.target, str) else None
+        return None, "the capture did not open" + (f": {reason}" if reason else "")
 
     def _open_with_retries(self) -> Capture:
         policy = self.options.reconnect
