@@ -92,7 +92,8 @@ def test_scores_over_the_protocol_equal_the_runtime(server):
 
 @pytest.mark.parametrize("path, body, status, says", [
     ("/v2/models/pump/infer", {"inputs": [{"name": "window", "shape": [1, 2, 3],
-                                           "datatype": "FP32", "data": [0] * 6}]}, 400, "shape"),
+                                           "datatype": "FP32", "data": [0] * 6}]}, 400,
+     "input 'window' (the Python API's x): `x` must have shape"),
     ("/v2/models/other/infer", {"inputs": []}, 404, "unknown model 'other'"),
 ])
 def test_bad_requests_get_an_error_naming_the_problem(server, path, body, status, says):

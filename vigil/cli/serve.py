@@ -146,8 +146,8 @@ def run_inference(detector, tensors: dict[str, np.ndarray]) -> list[dict]:
                                 f"{sorted(tensors)}")
         try:
             scores, errors = detector.score_with_features(tensors["window"].astype(np.float32))
-        except (ValueError, TypeError) as error:
-            raise ProtocolError(str(error)) from None
+        except (ValueError, TypeError) as error:  # the library's message names its argument, x
+            raise ProtocolError(f"input 'window' (the Python API's x): {error}") from None
         extra = ("feature_errors", errors)
     else:
         if set(tensors) != {"image"}:
@@ -159,8 +159,8 @@ def run_inference(detector, tensors: dict[str, np.ndarray]) -> list[dict]:
                                 f"{list(tensors['image'].shape)}")
         try:
             results = [detector.infer(frame) for frame in tensors["image"]]
-        except (ValueError, TypeError) as error:
-            raise ProtocolError(str(error)) from None
+        except (ValueError, TypeError) as error:  # the library's message names its argument
+            raise ProtocolError(f"input 'image' (each of its frames): {error}") from None
         scores = np.concatenate([s for s, _ in results]) if results else np.empty(0)
         extra = ("anomaly_map", np.concatenate([m for _, m in results]) if results
                  else np.empty((0, *detector.input_shape[:2])))
