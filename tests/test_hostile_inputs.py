@@ -336,6 +336,31 @@ def test_a_bad_byte_or_a_bad_header_ends_only_its_row_or_file(tiny_sensor, tmp_p
     assert summary["rows"] == 4100
 
 
+def test_a_lasting_alarm_is_reported_once_with_where_it_began(tiny_sensor, tmp_path):
+    # 200 quiet rows, then a level the model never saw for 1,300 rows, then quiet again
+    levels = [0.1] * 200 + [5.0] * 1300 + [0.1] * 50
+    shifted = tmp_path / "after_maintenance.csv"
+    shifted.write_text("timestamp,a,b,c\n" + "".join(f"{i},{v},{v},{v}\n"
+                                                       for i, v in enumerate(levels)))
+    done = vigil("score", tiny_sensor, shifted, "--jsonl", tmp_path / "out.jsonl")
+    assert done.returncode == 0, done.stderr
+    records = strict_lines((tmp_path / "out.jsonl").read_bytes())
+    alarmed = [r["index"] for r in records if r["anomaly"]]
+    first, last = alarmed[0], alarmed[-1]
+    assert len(alarmed) == last - first + 1 > 1000  # one alarm, on from the shift to its end
+    warnings = [line for line in done.stderr.decode().splitlines()
+                if "stayed on for 1000 windows" in line]
+    assert len(warnings) == 1 and f"since row {first}" in warnings[0]
+    assert "after_maintenance.csv" in warnings[0] and "new normal" in warnings[0]
+    assert summary_of(done.stderr)["longest_alarm"] == {
+        "source": str(shifted), "windows": len(alarmed), "first_row": first, "last_row": last}
+    quiet = tmp_path / "quiet.csv"
+    rows_csv(quiet, 50)
+    calm = vigil("score", tiny_sensor, quiet, "--jsonl", tmp_path / "quiet.jsonl")
+    assert calm.returncode == 0 and summary_of(calm.stderr)["longest_alarm"] is None
+    assert b"stayed on" not in calm.stderr
+
+
 def test_a_bad_byte_on_stdin_ends_only_its_row(tiny_sensor):
     rows = b"".join(b"%d,0.1,0.2,0.3\n" % i for i in range(10))
     stdin = b"timestamp,a,b,c\n" + rows + b"10,0.\xe9,0.2,0.3\n" + rows.replace(b"0.1,", b"0.2,")

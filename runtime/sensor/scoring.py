@@ -13,7 +13,7 @@ from ..core import interrupts
 from ..core.health import HealthReporter
 from ..core.output import JsonLines, OutputError, flush_quietly
 from .detector import SensorDetector
-from .streaming import Result, StreamingScorer
+from .streaming import LASTING_ALARM_WINDOWS, Result, StreamingScorer
 from .tables import Line, csv_files, iter_rows, read_lines
 
 log = logging.getLogger("vigil")
@@ -52,9 +52,14 @@ class ScoreSummary:
     last_written: str | None = None
     # the last finished stream's adaptive state (threshold, normalization), for the final report
     adaptation: dict = field(default_factory=dict)
+    longest_alarm: dict | None = None  # the longest alarm of any stream, and where
 
-    def add(self, scorer: StreamingScorer) -> None:
+    def add(self, scorer: StreamingScorer, source: str | None = None) -> None:
         part = scorer.summary()
+        longest = part.get("longest_alarm")
+        if longest is not None and (self.longest_alarm is None
+                                    or longest["windows"] > self.longest_alarm["windows"]):
+            self.longest_alarm = {"source": source, **longest}
         self.adaptation = {k: part[k] for k in ADAPTATION if k in part}
         self.sources += 1
         self.rows += part["rows"]
@@ -76,7 +81,7 @@ class ScoreSummary:
                 "windows_per_s": round(rate, 1) if rate else None, "errors": self.errors,
                 "stopped": self.stopped, "last_error": self.last_error,
                 "lines_written": self.lines_written, "lines_lost": self.lines_lost,
-                "last_written": self.last_written}
+                "last_written": self.last_written, "longest_alarm": self.longest_alarm}
 
 
 def score_lines(detector: SensorDetector, lines: Iterable[str | Line], source: str,
@@ -186,6 +191,15 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
         if result.skipped is not None:
             summary.last_error = f"row {result.index} of {name}: {result.skipped}"
         sink.write(record, mark=f"row {result.index} of {name}")
+        scorers = list(current)
+        lasting = scorers[0].lasting_alarm if scorers else None
+        if result.anomaly and lasting is not None and lasting[1] == result.index:
+            log.warning("%s: the alarm has stayed on for %d windows, since row %d: a lasting "
+                        "change. The adaptive threshold learns no score while an alarm is on, so "
+                        "it alarms until the readings return; if this is the process's new "
+                        "normal, train a model on rows from after the change (vigil train sensor "
+                        "NEW.csv -o MODEL.keras, then vigil export)", name, LASTING_ALARM_WINDOWS,
+                        lasting[0])
 
     def run(lines: Iterable[str], name: str) -> None:
         scorer = StreamingScorer(detector)
@@ -195,7 +209,7 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
                         decimal=decimal)
         finally:
             current.clear()  # first, so a health report never counts this file twice
-            summary.add(scorer)
+            summary.add(scorer, name)
         window = detector.spec.window
         if not live and scorer.rows_in < window:
             note = (f"{name}: {scorer.rows_in} data rows, fewer than the model's window of "

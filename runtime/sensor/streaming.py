@@ -16,6 +16,9 @@ from .tables import Row, time_key
 # A score that overflowed float32 (readings far beyond anything seen in training, 1e20 say) is
 # written as the largest finite double with ``score_overflow``: above any threshold, and valid JSON.
 OVERFLOW_SCORE = sys.float_info.max
+# An alarm on for this many windows in a row is a lasting change, reported once per alarm: as
+# many as the adaptive threshold's default memory, past which a fault is no longer a burst.
+LASTING_ALARM_WINDOWS = 1000
 
 
 def finite_or_max(value: float) -> float:
@@ -114,6 +117,11 @@ class StreamingScorer:
         self.alarms = 0
         self.episodes = 0
         self._next_index = 0
+        self.alarm_run = 0  # windows in a row the current alarm has been on (0: none is on)
+        self.alarm_first_row = -1  # the row whose window began the current alarm
+        self.longest_alarm: tuple[int, int, int] | None = None  # (windows, first row, last row)
+        # the latest alarm that lasted LASTING_ALARM_WINDOWS: (its first row, the row it got there)
+        self.lasting_alarm: tuple[int, int] | None = None
 
     def reset(self) -> None:
         """Forget buffered rows (after a long gap): the next window needs ``window`` new rows."""
@@ -124,6 +132,7 @@ class StreamingScorer:
         self._disorder_until = -1  # windows ending at positions up to this hold a late row
         self._decider.reset()  # the adaptive threshold (and running normalization) keep what
         self._alarm_on = False  # they learned
+        self.alarm_run = 0
 
     def push(self, values: np.ndarray, index: int | None = None, time: str | None = None,
              problem: str | None = None) -> list[Result]:
@@ -213,6 +222,7 @@ class StreamingScorer:
             self.alarms += anomaly
             self.episodes += start
             self._alarm_on = bool(anomaly)
+            self._track_alarm(bool(anomaly), index)
             surprise = (self._decider.likelihood.last_z if self._decider.likelihood is not None
                         else None)
             out[slot] = Result(index, time, finite_or_max(score), above, anomaly,
@@ -221,6 +231,18 @@ class StreamingScorer:
                                threshold=threshold if varies else None, alarm_start=start,
                                surprise=surprise)
         self.windows_scored += len(batch)
+
+    def _track_alarm(self, anomaly: bool, index: int) -> None:
+        if not anomaly:
+            self.alarm_run = 0
+            return
+        if self.alarm_run == 0:
+            self.alarm_first_row = index
+        self.alarm_run += 1
+        if self.alarm_run == LASTING_ALARM_WINDOWS:
+            self.lasting_alarm = (self.alarm_first_row, index)
+        if self.longest_alarm is None or self.alarm_run > self.longest_alarm[0]:
+            self.longest_alarm = (self.alarm_run, self.alarm_first_row, index)
 
     def _late(self, time: str) -> bool:
         """Whether ``time`` is earlier than the latest timestamp of the last ``window`` rows."""
@@ -261,6 +283,9 @@ class StreamingScorer:
                    "alarm_episodes": self.episodes,
                    "rows_filled": self.rows_filled, "rows_skipped": self.rows_skipped,
                    "rows_out_of_order": self.rows_out_of_order}
+        if self.longest_alarm is not None:
+            windows, first, last = self.longest_alarm
+            summary["longest_alarm"] = {"windows": windows, "first_row": first, "last_row": last}
         if self._decider.adaptive is not None:
             summary["adaptive_threshold"] = self._decider.adaptive.state(self.detector.threshold)
         if self._decider.likelihood is not None:
