@@ -361,6 +361,23 @@ def test_a_lasting_alarm_is_reported_once_with_where_it_began(tiny_sensor, tmp_p
     assert b"stayed on" not in calm.stderr
 
 
+def test_the_health_report_says_how_long_the_current_alarm_has_been_on(tiny_sensor):
+    import io
+
+    from vigil.runtime.core.output import JsonLines
+    from vigil.runtime.sensor.scoring import ScoreSummary, _counts
+
+    scorer = StreamingScorer(runtime.load(tiny_sensor))
+    scorer.push_rows((np.full(3, 0.1), i, None, None) for i in range(10))
+    scorer.push_rows((np.full(3, 5.0), i, None, None) for i in range(10, 40))
+    sink = JsonLines(io.StringIO())
+    assert _counts(ScoreSummary(), [scorer], sink)["alarm_on_windows"] == 30
+    scorer.push_rows((np.full(3, 0.1), i, None, None) for i in range(40, 50))
+    assert _counts(ScoreSummary(), [scorer], sink)["alarm_on_windows"] == 0
+    # the windows ending at rows 40-42 still hold a reading of 5.0
+    assert scorer.summary()["longest_alarm"] == {"windows": 33, "first_row": 10, "last_row": 42}
+
+
 def test_a_bad_byte_on_stdin_ends_only_its_row(tiny_sensor):
     rows = b"".join(b"%d,0.1,0.2,0.3\n" % i for i in range(10))
     stdin = b"timestamp,a,b,c\n" + rows + b"10,0.\xe9,0.2,0.3\n" + rows.replace(b"0.1,", b"0.2,")

@@ -278,6 +278,8 @@ def _counts(summary: ScoreSummary, current: list[StreamingScorer], sink: JsonLin
         "rows_out_of_order": summary.rows_out_of_order + part.get("rows_out_of_order", 0),
         "alarms": summary.alarms + part.get("alarms", 0),
         "alarm_episodes": summary.alarm_episodes + part.get("alarm_episodes", 0),
+        # windows in a row the current alarm has been on (0: none), for a watchdog's "still?"
+        "alarm_on_windows": scorers[0].alarm_run if scorers else 0,
         "lines_written": sink.lines_written,
         "lines_lost": sink.lines_lost,
         "last_error": sink.error or summary.last_error,
