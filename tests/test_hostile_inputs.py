@@ -376,6 +376,15 @@ def test_the_health_report_says_how_long_the_current_alarm_has_been_on(tiny_sens
     assert _counts(ScoreSummary(), [scorer], sink)["alarm_on_windows"] == 0
     # the windows ending at rows 40-42 still hold a reading of 5.0
     assert scorer.summary()["longest_alarm"] == {"windows": 33, "first_row": 10, "last_row": 42}
+    # over several streams: the longest alarm of any, and the last stream's state at its end
+    ending = StreamingScorer(runtime.load(tiny_sensor))
+    ending.push_rows((np.full(3, 5.0), i, None, None) for i in range(20))
+    run = ScoreSummary()
+    run.add(scorer, "first.csv")
+    run.add(ending, "second.csv")
+    assert run.to_json()["longest_alarm"] == {"source": "first.csv", "windows": 33,
+                                              "first_row": 10, "last_row": 42}
+    assert _counts(run, [], sink)["alarm_on_windows"] == 17  # windows ending at rows 3-19
 
 
 def test_a_bad_byte_on_stdin_ends_only_its_row(tiny_sensor):
@@ -621,9 +630,28 @@ def test_a_file_that_cannot_be_scored_leaves_the_health_report_and_results_untou
     refused = vigil("score", tiny_sensor, bad, "--jsonl", results, "--overwrite",
                     "--health", health)
     assert refused.returncode == 2
-    assert b"other_machine.csv" in refused.stderr and b"header" in refused.stderr
+    message = refused.stderr.decode()
+    assert "other_machine.csv: feature columns ['a', 'b', 'c'] are missing" in message
+    assert "expected a header naming each of ['a', 'b', 'c']" in message
+    assert f"vigil score MODEL {bad} --columns a,b,c" in message
     assert health.read_text() == '{"updated": "a run before"}'
     assert results.read_text() == '{"index": 0}\n'
+    # numbers with a decimal comma in a comma-separated file: refused before the outputs too
+    commas = tmp_path / "commas.csv"
+    commas.write_text("timestamp,a,b,c\n1,0,1,0,2,0,3\n")
+    refused = vigil("score", tiny_sensor, commas, "--decimal", ",", "--jsonl", results,
+                    "--overwrite", "--health", health)
+    assert refused.returncode == 2
+    assert b"a decimal comma (--decimal ,) needs another column separator" in refused.stderr
+    assert b"--columns" not in refused.stderr  # no header advice for a separator problem
+    assert health.read_text() == '{"updated": "a run before"}'
+    # with the columns given, an empty file is no error: nothing to score, and the run says so
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    done = vigil("score", tiny_sensor, empty, "--columns", "timestamp,a,b,c", "--jsonl",
+                 tmp_path / "empty.jsonl")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "empty.jsonl").read_text() == ""
     folder = tmp_path / "bad"
     folder.mkdir()
     (folder / "one.csv").write_text("timestamp,a\n1,0.1\n")

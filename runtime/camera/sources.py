@@ -222,7 +222,16 @@ def live_target(spec: str) -> int | str | None:
             raise SourceError(f"`source` {spec!r} is both a camera index and an existing path; "
                               f"write ./{spec} to read the path")
         return int(text)
-    if text.lower().startswith(LIVE_SCHEMES) or re.fullmatch(r"/dev/video\d+", text):
+    if text.lower().startswith(LIVE_SCHEMES):
+        try:
+            urlsplit(text).port  # a port outside 0-65535, or not a number, fails here
+        except ValueError:  # its text may quote part of a password: not repeated here
+            raise SourceError(f"`source` {redact(text)!r} is not a valid stream address (what "
+                              f"follows the host's : is not a port number); expected scheme://[user:password@]host[:port]/path with a port "
+                              f"in 1-65535 (a / ? # or @ in the user name or password is "
+                              f"written %2F %3F %23 %40)") from None
+        return text
+    if re.fullmatch(r"/dev/video\d+", text):
         return text
     return None
 
@@ -240,12 +249,12 @@ def network_reason(url: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
     try:
         parts = urlsplit(url)
         port = parts.port or DEFAULT_PORTS.get(parts.scheme.lower())
-    except ValueError:
-        return f"the URL {redact(url)!r} is not a valid address (expected scheme://host[:port]/path)"
+    except ValueError:  # live_target refuses such an address before any attempt
+        return None
     host = parts.hostname
     if not host or port is None or parts.scheme.lower() not in (*DEFAULT_PORTS, "tcp"):
         return None
-    where = f"{host}:{port}"
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
         with socket.create_connection((host, port), timeout=timeout):
             pass
@@ -264,7 +273,8 @@ def network_reason(url: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
 
 def redact(spec: str) -> str:
     """The source's text with any password in a URL replaced, safe to print and log."""
-    return re.sub(r"(://[^/@:]*):[^/@]*@", r"\1:***@", spec)
+    # up to the last @: a password may hold a / (over-redacting a rare @ in a path is safe)
+    return re.sub(r"(://[^/@:]*):.*@", r"\1:***@", spec)
 
 
 def folder_files(folder: Path) -> list[Path]:
@@ -513,8 +523,7 @@ class LiveSource:
             return capture, ""
         if capture is not None:
             capture.release()
-        reason = network_reason(self.target) if isinstance(self.target, str) else None
-        return None, "the capture did not open" + (f": {reason}" if reason else "")
+        return None, "the capture did not open"
 
     def _open_with_retries(self) -> Capture:
         policy = self.options.reconnect
@@ -525,6 +534,9 @@ class LiveSource:
             if capture is not None:
                 return capture
             attempt += 1
+            if attempt == 1 or policy.exhausted(attempt):  # the address's answer, once or twice
+                reason = network_reason(self.target) if isinstance(self.target, str) else None
+                why += f": {reason}" if reason else ""
             if policy.exhausted(attempt):
                 hint = (" (does that camera exist? on Linux see ls /dev/video*)"
                         if isinstance(self.target, int) else "")

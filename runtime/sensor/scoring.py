@@ -14,7 +14,7 @@ from ..core.health import HealthReporter
 from ..core.output import JsonLines, OutputError, flush_quietly
 from .detector import SensorDetector
 from .streaming import LASTING_ALARM_WINDOWS, Result, StreamingScorer
-from .tables import Line, csv_files, iter_rows, read_lines
+from .tables import Line, MissingColumns, csv_files, iter_rows, read_lines
 
 log = logging.getLogger("vigil")
 
@@ -53,9 +53,11 @@ class ScoreSummary:
     # the last finished stream's adaptive state (threshold, normalization), for the final report
     adaptation: dict = field(default_factory=dict)
     longest_alarm: dict | None = None  # the longest alarm of any stream, and where
+    alarm_on_windows: int = 0  # windows in a row the last stream's alarm was on at its end
 
     def add(self, scorer: StreamingScorer, source: str | None = None) -> None:
         part = scorer.summary()
+        self.alarm_on_windows = scorer.alarm_run
         longest = part.get("longest_alarm")
         if longest is not None and (self.longest_alarm is None
                                     or longest["windows"] > self.longest_alarm["windows"]):
@@ -134,39 +136,48 @@ def _empty_file(detector: SensorDetector, source: str) -> ValueError:
 
 
 def check_header(detector: SensorDetector, path: str | Path,
-                 header: list[str] | None = None) -> None:
+                 header: list[str] | None = None, decimal: str = ".") -> None:
     """ValueError naming ``path`` unless its header (or ``header``, for a file without one)
     holds ``detector``'s columns, read as ``score_lines`` reads it: a bad file is found before
     any output is made, not halfway."""
     options = dict(features=detector.features, time_column=detector.spec.time_column or "auto",
-                   label_column=None, require_time=False)
+                   label_column=None, require_time=False, decimal=decimal)
     try:
         with open(path, "rb") as handle:
             for _ in iter_rows(read_lines(handle), options, str(path), header=header):
                 return  # the header is read and matches
     except OSError as error:
         raise ValueError(f"{path}: cannot be read ({error.strerror or error})") from None
-    raise _empty_file(detector, str(path))
+    if header is None:  # with the columns given, an empty file is no error (score_lines)
+        raise _empty_file(detector, str(path))
 
 
-def check_source(detector: SensorDetector, source: str, header: list[str] | None = None) -> None:
+def check_source(detector: SensorDetector, source: str, header: list[str] | None = None,
+                 decimal: str = ".") -> None:
     """ValueError unless at least one CSV of ``source`` (a file or a folder) has the model's
     columns in its header, so that a run that could score nothing never opens its results file,
     health report or message-bus connection. A folder's other bad files are skipped while it is
     scored, each named in the summary."""
     files = csv_files(source)
-    problems = []
+    problems: list[ValueError] = []
     for path in files:
         try:
-            check_header(detector, path, header)
+            check_header(detector, path, header, decimal)
         except ValueError as error:
-            problems.append(str(error))
+            problems.append(error)
         else:
             return
+    first = str(problems[0])
+    if isinstance(problems[0], MissingColumns) and header is None:
+        first += (f" (a file without a header line: vigil score MODEL {source} --columns "
+                  f"{','.join(detector.features)}, the file's columns in their order)")
     if len(problems) == 1:
-        raise ValueError(problems[0])
-    raise ValueError(f"{source}: none of its {len(files)} files could be scored; the first: "
-                     f"{problems[0]}")
+        raise ValueError(first)
+    raise _nothing_to_score(source, len(files), first)
+
+
+def _nothing_to_score(source: str, files: int, first: str) -> ValueError:
+    return ValueError(f"{source}: none of its {files} files could be scored; the first: {first}")
 
 
 def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines,
@@ -195,10 +206,10 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
         lasting = scorers[0].lasting_alarm if scorers else None
         if result.anomaly and lasting is not None and lasting[1] == result.index:
             log.warning("%s: the alarm has stayed on for %d windows, since row %d: a lasting "
-                        "change. The adaptive threshold learns no score while an alarm is on, so "
-                        "it alarms until the readings return; if this is the process's new "
-                        "normal, train a model on rows from after the change (vigil train sensor "
-                        "NEW.csv -o MODEL.keras, then vigil export)", name, LASTING_ALARM_WINDOWS,
+                        "change, which alarms until the readings return to what the model "
+                        "learned; if this is the process's new normal, train a model on rows from "
+                        "after the change (vigil train sensor NEW.csv -o MODEL.keras, then vigil "
+                        "export)", name, LASTING_ALARM_WINDOWS,
                         lasting[0])
 
     def run(lines: Iterable[str], name: str) -> None:
@@ -242,8 +253,7 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
                     summary.last_error = reason
                     log.error("%s; the other files go on", reason)
             if files and summary.files_skipped == len(files):
-                raise ValueError(f"{source}: none of its {len(files)} files could be scored; "
-                                 f"the first: {summary.errors[0]}")
+                raise _nothing_to_score(source, len(files), summary.errors[0])
         sink.flush()
         if not live or summary.rows:  # an empty stdin is no run: an old output stays as it was
             sink.commit()  # the input was read to its end: the output exists even without a line
@@ -279,7 +289,7 @@ def _counts(summary: ScoreSummary, current: list[StreamingScorer], sink: JsonLin
         "alarms": summary.alarms + part.get("alarms", 0),
         "alarm_episodes": summary.alarm_episodes + part.get("alarm_episodes", 0),
         # windows in a row the current alarm has been on (0: none), for a watchdog's "still?"
-        "alarm_on_windows": scorers[0].alarm_run if scorers else 0,
+        "alarm_on_windows": scorers[0].alarm_run if scorers else summary.alarm_on_windows,
         "lines_written": sink.lines_written,
         "lines_lost": sink.lines_lost,
         "last_error": sink.error or summary.last_error,

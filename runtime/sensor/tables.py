@@ -32,6 +32,10 @@ MAX_LINE_BYTES = 1 << 20  # a longer line is reported and skipped, never held in
 MAX_TIME_CHARS = 64       # a timestamp cell is echoed into results at most this long
 
 
+class MissingColumns(ValueError):
+    """A header without some of the columns a model or ``features`` names."""
+
+
 @dataclass(frozen=True)
 class Table:
     """Readings of one file: ``values`` is (rows, features); NaN marks a missing cell."""
@@ -185,10 +189,9 @@ class RowParser:
             features = [n for n in names if n not in skip]
         missing = [f for f in features if f not in index]
         if missing:
-            raise ValueError(
+            raise MissingColumns(
                 f"{source}: feature columns {missing} are missing; the header has {list(names)}; "
-                f"expected a header naming each of {list(features)} in any order (a file without "
-                f"a header line: give its column names with --columns when scoring)"
+                f"expected a header naming each of {list(features)}, in any order"
             )
         if not features:
             raise ValueError(f"{source}: no feature columns left in header {list(names)}")

@@ -456,7 +456,8 @@ def _score(args) -> int:
     _check_outputs(args, [] if live else csv_files(args.source))  # the source first: it exists
     if not live:
         # before the results file, the health report or the broker is touched
-        check_source(detector, args.source, list(args.columns) if args.columns else None)
+        check_source(detector, args.source, list(args.columns) if args.columns else None,
+                     args.decimal)
     out, health, publisher = _open_outputs(args, detector, live)
     try:
         summary = score_source(detector, args.source, out, health=health, decimal=args.decimal,
