@@ -40,6 +40,8 @@ class ModelOptions:
     architecture: Architecture = Architecture.LSTM_FORECAST
     units: int = 32
     latent: int = 16
+    # 30 beat 15 on NAB, SKAB and ECG (SMD the same) and 45 on NAB, one run each
+    # (docs/quality.md, "Training epochs")
     epochs: int = 30
     batch_size: int = 32
     learning_rate: float = 1e-3
