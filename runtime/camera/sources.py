@@ -227,9 +227,10 @@ def live_target(spec: str) -> int | str | None:
             urlsplit(text).port  # a port outside 0-65535, or not a number, fails here
         except ValueError:  # its text may quote part of a password: not repeated here
             raise SourceError(f"`source` {redact(text)!r} is not a valid stream address (what "
-                              f"follows the host's : is not a port number); expected scheme://[user:password@]host[:port]/path with a port "
-                              f"in 1-65535 (a / ? # or @ in the user name or password is "
-                              f"written %2F %3F %23 %40)") from None
+                              f"follows the host's : is not a port number); expected "
+                              f"scheme://[user:password@]host[:port]/path with a port in "
+                              f"1-65535 (a / ? # or @ in the user name or password is written "
+                              f"%2F %3F %23 %40)") from None
         return text
     if re.fullmatch(r"/dev/video\d+", text):
         return text
@@ -240,7 +241,7 @@ DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "rtmp": 1935, "http": 80, "https": 4
 PROBE_TIMEOUT_S = 2.0
 
 
-def network_reason(url: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
+def network_reason(url: int | str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
     """Why a TCP stream URL may not open, from one connection attempt to its host and port (the
     capture itself gives no reason): the name does not resolve, nothing listens, no answer, or
     the server answers (so the path, credentials or codec failed). None for other targets."""
@@ -535,7 +536,7 @@ class LiveSource:
                 return capture
             attempt += 1
             if attempt == 1 or policy.exhausted(attempt):  # the address's answer, once or twice
-                reason = network_reason(self.target) if isinstance(self.target, str) else None
+                reason = network_reason(self.target)  # None for a camera index
                 why += f": {reason}" if reason else ""
             if policy.exhausted(attempt):
                 hint = (" (does that camera exist? on Linux see ls /dev/video*)"

@@ -202,9 +202,9 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
         if result.skipped is not None:
             summary.last_error = f"row {result.index} of {name}: {result.skipped}"
         sink.write(record, mark=f"row {result.index} of {name}")
-        scorers = list(current)
-        lasting = scorers[0].lasting_alarm if scorers else None
-        if result.anomaly and lasting is not None and lasting[1] == result.index:
+        # `current` changes only in this thread; most lines are no alarm and stop at the first test
+        lasting = current[0].lasting_alarm if result.anomaly and current else None
+        if lasting is not None and lasting[1] == result.index:
             log.warning("%s: the alarm has stayed on for %d windows, since row %d: a lasting "
                         "change, which alarms until the readings return to what the model "
                         "learned; if this is the process's new normal, train a model on rows from "
