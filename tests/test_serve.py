@@ -165,6 +165,12 @@ def test_non_finite_scores_go_out_as_json_and_a_frame_needs_its_batch_axis(tmp_p
     image = runtime.load(tiny_image_artifact)
     with pytest.raises(ProtocolError, match=r"\[n, height, width, channels\]"):
         run_inference(image, {"image": np.zeros((40, 50, 1), np.uint8)})
+    # a frame the library refuses: the message names the tensor, then the library's argument
+    with pytest.raises(ProtocolError, match=r"input 'image' \(each of its frames\): `frame` must "
+                                            r"have shape .*received \(40, 50, 5\)"):
+        run_inference(image, {"image": np.zeros((1, 40, 50, 5), np.uint8)})
+    with pytest.raises(ProtocolError, match=r"input 'image' .* must be uint8"):
+        run_inference(image, {"image": np.zeros((1, 40, 50, 1), np.float64)})
 
 
 def test_a_vigil_folder_in_the_working_directory_is_named_before_ray_starts(tmp_path,
