@@ -4,6 +4,7 @@ the lines `vigil score` writes for the same inputs."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -87,3 +88,150 @@ def test_bad_inputs_are_exit_2_and_no_output_is_opened(sensor_artifacts, tmp_pat
     assert cli.main(["batch", str(sensor_artifacts.fp32), str(sensor_artifacts.test_csv),
                      "--jsonl", str(existing)]) == 2
     assert "--append" in capsys.readouterr().err and existing.read_text() == '{"index": 0}\n'
+
+
+def test_resume_scores_only_what_an_interrupted_run_left_undone(sensor_artifacts, csv_folder,
+                                                                tmp_path, capsys):
+    model, whole = str(sensor_artifacts.fp32), tmp_path / "whole.jsonl"
+    assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(whole)]) == 0
+    text = whole.read_bytes()
+    sources = [json.loads(line)["source"] for line in text.splitlines()]
+    first_of_day1 = sources.index(str(csv_folder / "day1.csv"))
+    # a crash in the middle of day1.csv's lines, the last one written in part
+    cut = sum(len(line) + 1 for line in text.splitlines()[:first_of_day1 + 40]) + 25
+    resumed = tmp_path / "resumed.jsonl"
+    resumed.write_bytes(text[:cut])
+    capsys.readouterr()
+    assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(resumed), "--resume"]) == 0
+    assert resumed.read_bytes() == text  # the same file as the uninterrupted run's
+    summary = json.loads(capsys.readouterr().err.strip().splitlines()[-1])["summary"]
+    assert summary["items"] == 2  # day1 again and day2; day0 was whole
+    assert summary["resumed"] == {"items_done_before": 1, "lines_kept": first_of_day1,
+                                  "lines_cut": 40}
+    # a finished run resumed scores its last item again and changes nothing
+    assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(resumed), "--resume"]) == 0
+    assert resumed.read_bytes() == text
+    # no file yet: a new run
+    fresh = tmp_path / "fresh.jsonl"
+    assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(fresh), "--resume"]) == 0
+    assert fresh.read_bytes() == text
+
+
+def test_resume_refuses_a_file_written_from_other_inputs_and_leaves_it(sensor_artifacts,
+                                                                        csv_folder, tmp_path,
+                                                                        capsys):
+    model, out = str(sensor_artifacts.fp32), tmp_path / "out.jsonl"
+    assert cli.main(["batch", model, str(csv_folder / "day2.csv"), str(csv_folder / "day0.csv"),
+                     "--jsonl", str(out)]) == 0
+    before = out.read_bytes()
+    capsys.readouterr()
+    # the same files in another order: day0's lines come after day2's in the file
+    assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(out), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "day0.csv" in err and "comes before an item written after it" in err
+    assert "--overwrite" in err and out.read_bytes() == before
+    assert cli.main(["batch", model, str(csv_folder / "day1.csv"), "--jsonl", str(out),
+                     "--resume"]) == 2
+    assert "is not among the inputs" in capsys.readouterr().err and out.read_bytes() == before
+    assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(out), "--resume",
+                     "--append"]) == 2
+    assert "exclude each other" in capsys.readouterr().err and out.read_bytes() == before
+
+
+def test_resume_of_an_image_folder_continues_at_its_part(tiny_image_artifact, image_folder,
+                                                         tmp_path, monkeypatch):
+    monkeypatch.setattr(batch_module, "IMAGES_PER_ITEM", 3)
+    model, whole = str(tiny_image_artifact), tmp_path / "whole.jsonl"
+    assert cli.main(["batch", model, str(image_folder), "--jsonl", str(whole)]) == 0
+    lines = whole.read_text().splitlines(keepends=True)
+    resumed = tmp_path / "resumed.jsonl"
+    resumed.write_text("".join(lines[:4]))  # frames 0-3: the part of frames 3-5 cut short
+    items = batch_module.plan_batch(model, [str(image_folder)])
+    point = batch_module.resume_point(resumed, items)
+    assert (point.items_done, point.lines_kept, point.lines_cut) == (1, 3, 1)
+    assert cli.main(["batch", model, str(image_folder), "--jsonl", str(resumed), "--resume"]) == 0
+    assert _lines(resumed) == _lines(whole)
+
+
+def test_batch_reads_csvs_as_score_does(sensor_artifacts, tmp_path, tiny_image_artifact, capsys):
+    """--decimal, --columns and --no-likelihood mean what they mean in `vigil score`."""
+    model = str(sensor_artifacts.fp32)
+    rows = sensor_artifacts.test_csv.read_text().splitlines()[:400]
+    european = tmp_path / "comma.csv"
+    european.write_text("\n".join(r.replace(",", ";").replace(".", ",") for r in rows) + "\n")
+    headless = tmp_path / "headless.csv"
+    headless.write_text("\n".join(rows[1:]) + "\n")
+    for source, options in ((european, ["--decimal", ","]),
+                            (headless, ["--columns", rows[0]]),
+                            (sensor_artifacts.test_csv, ["--no-likelihood"])):
+        score, batch = tmp_path / "s.jsonl", tmp_path / "b.jsonl"
+        assert cli.main(["score", model, str(source), "--jsonl", str(score), "--overwrite",
+                         *options]) == 0
+        assert cli.main(["batch", model, str(source), "--jsonl", str(batch), "--overwrite",
+                         *options]) == 0
+        assert batch.read_text() == score.read_text()
+    # without it, as in `vigil score`: every row skipped with the hint, exit 2
+    unread = tmp_path / "unread.jsonl"
+    assert cli.main(["batch", model, str(european), "--jsonl", str(unread)]) == 2
+    assert "nothing could be scored" in capsys.readouterr().err
+    assert "Read it with --decimal ," in json.loads(unread.read_text().splitlines()[0])["skipped"]
+    assert cli.main(["batch", str(tiny_image_artifact), str(tmp_path), "--decimal", ",",
+                     "--jsonl", str(tmp_path / "no.jsonl")]) == 2
+    assert "--decimal applies to sensor models" in capsys.readouterr().err
+
+
+def test_ctrl_c_says_how_to_resume_and_resume_finishes_the_file(sensor_artifacts, csv_folder,
+                                                                 tmp_path, monkeypatch, capsys):
+    """Ctrl-C in the middle of a file: that file's lines are not written, the batch stops with
+    exit 130 and says how to go on, and --resume then writes the file an uninterrupted run does."""
+    import os
+    import signal
+
+    model, whole, out = str(sensor_artifacts.fp32), tmp_path / "whole.jsonl", tmp_path / "o.jsonl"
+    assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(whole)]) == 0
+    score = batch_module.Scorer.score
+
+    def ctrl_c_while_scoring_day1(self, item):
+        if item.name.endswith("day1.csv"):
+            os.kill(os.getpid(), signal.SIGINT)  # recorded; honoured at the next safe point
+        return score(self, item)
+
+    monkeypatch.setattr(batch_module.Scorer, "score", ctrl_c_while_scoring_day1)
+    # a safe point every 100 rows, so that the stop lands inside day1.csv, as in a long file
+    monkeypatch.setattr("vigil.runtime.sensor.scoring.CHUNK_ROWS", 100)
+    capsys.readouterr()
+    assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(out)]) == 130
+    assert "run the same command with --resume" in capsys.readouterr().err
+    sources = {json.loads(line)["source"] for line in out.read_text().splitlines()}
+    assert sources == {str(csv_folder / "day0.csv")}  # day0 whole, nothing of day1
+    assert whole.read_text().startswith(out.read_text())
+    monkeypatch.setattr(batch_module.Scorer, "score", score)
+    assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(out), "--resume"]) == 0
+    assert out.read_bytes() == whole.read_bytes()
+
+
+def test_repeated_inputs_are_refused_and_a_folder_of_videos_is_scored_video_by_video(
+        tiny_image_artifact, csv_folder, sensor_artifacts, tmp_path, capsys):
+    model = str(sensor_artifacts.fp32)
+    assert cli.main(["batch", model, str(csv_folder), str(csv_folder / "day1.csv"),
+                     "--jsonl", str(tmp_path / "twice.jsonl")]) == 2
+    assert "repeats" in capsys.readouterr().err and not (tmp_path / "twice.jsonl").exists()
+    recordings = tmp_path / "recordings"
+    recordings.mkdir()
+    for name, level in (("cam1.avi", 40), ("cam2.avi", 200)):
+        writer = cv2.VideoWriter(str(recordings / name), cv2.VideoWriter_fourcc(*"MJPG"), 5,
+                                 (32, 32), isColor=False)
+        for _ in range(3):
+            writer.write(np.full((32, 32), level, np.uint8))
+        writer.release()
+    out = tmp_path / "videos.jsonl"
+    assert cli.main(["batch", str(tiny_image_artifact), str(recordings), "--jsonl", str(out)]) == 0
+    lines = _lines(out)
+    assert [(Path(r["source"]).name, r["frame"]) for r in lines] == [
+        ("cam1.avi", 0), ("cam1.avi", 1), ("cam1.avi", 2),
+        ("cam2.avi", 0), ("cam2.avi", 1), ("cam2.avi", 2)]
+    assert all(r["score"] is not None for r in lines)
+    (recordings / "cam3.avi").write_bytes(b"RIFF" + bytes(60))  # a damaged recording
+    assert cli.main(["batch", str(tiny_image_artifact), str(recordings), "--jsonl",
+                     str(tmp_path / "bad.jsonl")]) == 2
+    assert "cam3.avi" in capsys.readouterr().err and not (tmp_path / "bad.jsonl").exists()

@@ -30,7 +30,7 @@ import select
 import stat
 import sys
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any, Callable, Iterator
 
 from . import interrupts
 
@@ -114,15 +114,23 @@ class JsonLines:
         live: write each line as soon as it is given (for live sources), instead of in blocks.
         mode: for a path that already holds data: ``"new"`` refuses it (ValueError naming the
             flags), ``"append"`` continues it, ``"overwrite"`` replaces it.
+        keep: with ``"append"``, keep only the file's first ``keep`` bytes (whole lines, as
+            ``read_results`` counts them) and continue after them: ``vigil batch --resume``
+            scores again the lines it cuts.
     """
 
     def __init__(self, target: str | os.PathLike | IO[str] | None = None, on_error: str = "stop",
-                 live: bool = False, buffer_bytes: int = BUFFER_BYTES, mode: str = "new") -> None:
+                 live: bool = False, buffer_bytes: int = BUFFER_BYTES, mode: str = "new",
+                 keep: int | None = None) -> None:
         if on_error not in OUTPUT_POLICIES:
             raise ValueError(f"`on_error` must be one of {list(OUTPUT_POLICIES)}; "
                              f"received {on_error!r}")
         if mode not in OPEN_MODES:
             raise ValueError(f"`mode` must be one of {list(OPEN_MODES)}; received {mode!r}")
+        if keep is not None and (mode != "append" or keep < 0):
+            raise ValueError(f"`keep` needs mode 'append' and at least 0 bytes; received "
+                             f"keep={keep!r} with mode {mode!r}")
+        self._keep = keep
         self.on_error = on_error
         self.live = live
         self.buffer_bytes = buffer_bytes
@@ -263,7 +271,10 @@ class JsonLines:
         if mode == "new":
             self._refuse_results(size)
         whole = _last_newline_end(fd, size)
-        if whole < size:
+        if self._keep is not None and self._keep < whole:
+            whole = self._keep  # the caller reads the lines after it again (batch --resume)
+            os.ftruncate(fd, whole)
+        elif whole < size:
             os.ftruncate(fd, whole)
             log.warning("output %r ended in a partial line (%d bytes, left by an interrupted "
                         "run); it was cut off before appending", self.name, size - whole)
@@ -461,6 +472,27 @@ def check_writable(path: str | os.PathLike, flag: str, folder: bool = False) -> 
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ValueError(f"`{flag}` {str(path)!r} cannot be created: the folder {str(parent)!r} "
                          f"is not writable by this user; name a {kind} in a folder you can write")
+
+
+def read_results(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
+    """The result lines a ``JsonLines`` wrote to ``path``: (the byte offset where the line
+    begins, its record) for each whole line; a partial last line (an interrupted run's) is left
+    out. ValueError naming the line when one is not a JSON object."""
+    start = 0
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.endswith(b"\n"):
+                return
+            begins, start = start, start + len(line)
+            try:
+                record = json.loads(line)
+            except (UnicodeDecodeError, json.JSONDecodeError) as error:
+                record = error
+            if not isinstance(record, dict):
+                raise ValueError(f"line {number} of {str(path)!r} is not a JSON object of results "
+                                 f"({str(record)[:80]}); expected the lines `vigil score` or "
+                                 "`vigil batch` writes")
+            yield begins, record
 
 
 def _last_newline_end(fd: int, size: int) -> int:

@@ -18,7 +18,9 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
+
+from vigil.runtime.core import interrupts
 
 IMAGES_PER_ITEM = 64
 
@@ -34,12 +36,15 @@ class WorkItem:
 
 
 def work_items(model_kind: str, inputs: Sequence[str]) -> list[WorkItem]:
-    """The work items of ``inputs`` for a ``sensor`` or ``image`` model, in input order; an input
-    that does not exist or holds nothing to score is a ValueError naming it."""
-    from vigil.runtime.camera.sources import IMAGE_EXTENSIONS, folder_files
+    """The work items of ``inputs`` for a ``sensor`` or ``image`` model, in input order. A
+    folder's videos are items of their own; its other files are one run of frames, numbered as
+    `vigil score` numbers a folder of images. An input that does not exist or holds nothing to
+    score, or one that repeats another's files, is a ValueError naming it."""
+    from vigil.runtime.camera.sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, folder_files
     from vigil.runtime.sensor.tables import csv_files
 
     items: list[WorkItem] = []
+    given: dict[str, str] = {}  # a file's resolved path -> the input that brought it
     for spec in inputs:
         path = Path(spec)
         if not path.exists():
@@ -47,11 +52,25 @@ def work_items(model_kind: str, inputs: Sequence[str]) -> list[WorkItem]:
                              "folders (sensor models), image folders, images or videos (image "
                              "models)")
         if model_kind == "sensor":
-            items += [WorkItem("csv", (str(p),), str(p)) for p in csv_files(spec)]
+            files = [str(p) for p in csv_files(spec)]
         elif path.is_dir():
             files = [str(p) for p in folder_files(path)]
-            items += [WorkItem("images", tuple(files[i:i + IMAGES_PER_ITEM]), spec, i)
-                      for i in range(0, len(files), IMAGES_PER_ITEM)]
+        else:
+            files = [spec]
+        for file in files:
+            earlier = given.setdefault(os.path.realpath(file), spec)
+            if earlier != spec:
+                raise ValueError(f"input {spec!r} repeats {file!r}, which input {earlier!r} "
+                                 "already holds; give each file once (its lines would be written "
+                                 "twice, with nothing to tell them apart)")
+        if model_kind == "sensor":
+            items += [WorkItem("csv", (file,), file) for file in files]
+        elif path.is_dir():
+            videos = [f for f in files if Path(f).suffix.lower() in VIDEO_EXTENSIONS]
+            frames = [f for f in files if f not in videos]
+            items += [WorkItem("images", tuple(frames[i:i + IMAGES_PER_ITEM]), spec, i)
+                      for i in range(0, len(frames), IMAGES_PER_ITEM)]
+            items += [WorkItem("video", (video,), video) for video in videos]
         elif path.suffix.lower() in IMAGE_EXTENSIONS:
             items.append(WorkItem("images", (spec,), spec))
         else:
@@ -59,16 +78,45 @@ def work_items(model_kind: str, inputs: Sequence[str]) -> list[WorkItem]:
     return items
 
 
+@dataclass(frozen=True)
+class Reading:
+    """How to read and decide, as `vigil score`'s options of the same names say: ``threshold``
+    overrides the artifact's; for sensor CSVs, ``decimal`` is the decimal mark, ``header`` the
+    column names of files without a header line, and ``likelihood`` False turns the artifact's
+    anomaly likelihood off."""
+
+    threshold: float | None = None
+    decimal: str = "."
+    header: tuple[str, ...] | None = None
+    likelihood: bool = True
+
+    def check(self, model_kind: str) -> None:
+        """ValueError naming the options that do not apply to an image model."""
+        if model_kind == "sensor":
+            return
+        given = [flag for flag, used in (("--decimal", self.decimal != "."),
+                                          ("--columns", self.header is not None),
+                                          ("--no-likelihood", not self.likelihood)) if used]
+        if given:
+            raise ValueError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to "
+                             "sensor models; the model is an image model")
+
+
 class Scorer:
     """Scores work items with one detector (a Ray Data worker holds one of these)."""
 
     def __init__(self, model: str, threads: int | None = 1,
-                 threshold: float | None = None) -> None:
+                 reading: Reading = Reading()) -> None:
+        from dataclasses import replace
+
         from vigil.runtime import load
 
         self.detector = load(model, threads=threads)
-        if threshold is not None:
-            self.detector.threshold = threshold
+        self.reading = reading
+        if reading.threshold is not None:
+            self.detector.threshold = reading.threshold
+        if not reading.likelihood and self.detector.spec.kind == "sensor":
+            self.detector.spec = replace(self.detector.spec, likelihood=None)
 
     def score(self, item: WorkItem) -> tuple[str, dict]:
         """(the JSON lines of ``item``, its summary)."""
@@ -77,8 +125,11 @@ class Scorer:
         from vigil.runtime.sensor.scoring import score_source
 
         out = io.StringIO()
+        summary: Any
         if item.kind == "csv":
-            summary = score_source(self.detector, item.paths[0], out)
+            header = list(self.reading.header) if self.reading.header else None
+            summary = score_source(self.detector, item.paths[0], out, header=header,
+                                   decimal=self.reading.decimal)
         else:
             source = (ImageFiles([Path(p) for p in item.paths], item.name, item.first_index)
                       if item.kind == "images" else VideoFile(Path(item.paths[0])))
@@ -86,6 +137,10 @@ class Scorer:
                 summary = score_frames(self.detector, source, out)
             finally:
                 source.close()
+        if summary.stopped == "interrupted":
+            # the scoring loop ends an item at Ctrl-C with what it had: the item is not whole,
+            # so the batch stops here and its lines are not written (--resume scores it again)
+            raise KeyboardInterrupt
         return out.getvalue(), summary.to_json()
 
     def __call__(self, batch: dict) -> dict:
@@ -98,27 +153,27 @@ class Scorer:
         return {"lines": lines, "summary": summaries}
 
 
-def _bound_scorer(model: str, threads: int | None, threshold: float | None) -> type:
+def _bound_scorer(model: str, threads: int | None, reading: Reading) -> type:
     """A ``Scorer`` class with its arguments built in: Ray Data then needs no constructor
     arguments (which it would keep in the object store, and warn about on every worker)."""
     class BoundScorer(Scorer):
         def __init__(self) -> None:
-            super().__init__(model, threads, threshold)
+            super().__init__(model, threads, reading)
 
     return BoundScorer
 
 
 def score_locally(model: Path, items: Sequence[WorkItem], threads: int | None,
-                  threshold: float | None) -> Iterator[tuple[str, dict]]:
+                  reading: Reading) -> Iterator[tuple[str, dict]]:
     """The single-process path: every item in turn, in this process."""
-    scorer = Scorer(str(model), threads, threshold)
+    scorer = Scorer(str(model), threads, reading)
     for item in items:
         yield scorer.score(item)
 
 
 def score_on_ray(model: Path, items: Sequence[WorkItem], address: str | None,
                  workers: int | None, threads: int | None,
-                 threshold: float | None) -> Iterator[tuple[str, dict]]:
+                 reading: Reading) -> Iterator[tuple[str, dict]]:
     """Every item on Ray Data (a local Ray when ``address`` is None), in input order."""
     try:
         import ray
@@ -147,40 +202,124 @@ def score_on_ray(model: Path, items: Sequence[WorkItem], address: str | None,
         dataset = ray.data.from_items([{"item": json.dumps(asdict(i))} for i in items],
                                       override_num_blocks=max(1, len(items)))
         scored = dataset.map_batches(
-            _bound_scorer(str(model.resolve()), threads, threshold), batch_size=1, concurrency=min(pool, max(1, len(items))), num_cpus=1)
-        for row in scored.iter_rows():
+            _bound_scorer(str(model.resolve()), threads, reading), batch_size=1, concurrency=min(pool, max(1, len(items))), num_cpus=1)
+        rows = iter(scored.iter_rows())
+        while True:
+            try:
+                with interrupts.waiting():  # Ctrl-C stops the wait for the workers at once
+                    row = next(rows)
+            except StopIteration:
+                break
+            except Exception as error:  # a worker's exception, wrapped by Ray
+                cause = getattr(error, "cause", None)
+                if isinstance(cause, ValueError):  # a bad input found by the worker
+                    raise ValueError(f"on Ray: {cause}") from None
+                raise
             yield row["lines"], json.loads(row["summary"])
     finally:
         if started_here:
             ray.shutdown()
 
 
-def plan_batch(model: str | Path, inputs: Sequence[str]) -> list[WorkItem]:
+def plan_batch(model: str | Path, inputs: Sequence[str],
+               reading: Reading = Reading()) -> list[WorkItem]:
     """The work items of ``inputs`` for ``model`` (checked: before any output is opened)."""
     from vigil.runtime import load
     from vigil.runtime.sensor.scoring import check_header
 
     detector = load(model)
+    reading.check(detector.spec.kind)
     items = work_items(detector.spec.kind, inputs)
     if not items:
         raise ValueError(f"the inputs {list(inputs)} hold nothing to score")
     if detector.spec.kind == "sensor":
+        header = list(reading.header) if reading.header else None
         for item in items:
-            check_header(detector, item.paths[0])
+            check_header(detector, item.paths[0], header, reading.decimal)
+    for item in items:
+        if item.kind == "video":
+            _check_video(item.paths[0])
     return items
+
+
+def _check_video(path: str) -> None:
+    """SourceError (a ValueError) naming ``path`` unless OpenCV opens it as a video."""
+    from vigil.runtime.camera.sources import VideoFile
+
+    VideoFile(Path(path)).close()
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where ``--resume`` continues: ``items_done`` items are in the output whole, in its first
+    ``keep_bytes`` bytes (``lines_kept`` lines); the item after them is scored again, from its
+    first line (its lines, perhaps cut short by the interruption, are ``lines_cut``)."""
+
+    items_done: int
+    keep_bytes: int
+    lines_kept: int
+    lines_cut: int
+
+
+def resume_point(jsonl: str | Path, items: Sequence[WorkItem]) -> ResumePoint:
+    """Where an interrupted batch into ``jsonl`` continues with ``items``. Items are written in
+    their order, one after another, so every item before the last one with lines in the file is
+    complete; that last one is scored again. ValueError naming the line when the file holds a
+    line of no item, or lines out of the items' order (another run's inputs or another order)."""
+    owner: dict[str, list[int]] = {}  # a source's name -> the items that produce it, in order
+    for number, item in enumerate(items):
+        for name in (item.paths if item.kind == "images" else (item.name,)):
+            owner.setdefault(_path_key(name), []).append(number)
+    current, start, lines_before, lines = -1, 0, 0, 0
+    for begins, record in _results(jsonl):
+        source = record.get("source")
+        candidates = [n for n in owner.get(_path_key(str(source)), []) if n >= current]
+        if not candidates:
+            where = ("comes before an item written after it" if owner.get(_path_key(str(source)))
+                     else "is not among the inputs")
+            raise ValueError(
+                f"--resume: line {lines + 1} of {str(jsonl)!r} is from source {source!r}, which "
+                f"{where}; --resume continues the run that wrote the file, with the same model "
+                "and the same inputs in the same order (give them as before, or start again with "
+                "--overwrite)")
+        if candidates[0] != current:
+            current, start, lines_before = candidates[0], begins, lines
+        lines += 1
+    if current < 0:
+        return ResumePoint(0, 0, 0, 0)
+    return ResumePoint(current, start, lines_before, lines - lines_before)
+
+
+def _results(jsonl: str | Path) -> Iterator[tuple[int, dict]]:
+    """``read_results`` of an existing file (nothing for a missing one), read errors named."""
+    from vigil.runtime.core.output import read_results
+
+    if not Path(jsonl).is_file():
+        return
+    try:
+        yield from read_results(jsonl)
+    except OSError as error:
+        raise ValueError(f"--resume: {str(jsonl)!r} cannot be read ({error.strerror or error}); "
+                         "it must be the results file of the run to continue") from None
+
+
+def _path_key(name: str) -> str:
+    """A source name compared as a path: the same file however its path is spelled."""
+    return os.path.normcase(os.path.abspath(name))
 
 
 def run_batch(model: str | Path, items: Sequence[WorkItem], out, use_ray: bool = False,
               ray_address: str | None = None, workers: int | None = None,
-              threads: int | None = 1, threshold: float | None = None) -> dict:
+              threads: int | None = 1, reading: Reading = Reading()) -> dict:
     """Score ``items`` (``plan_batch``) with ``model`` and write their lines to ``out`` (a
     ``JsonLines``); returns the run's summary (items, lines, seconds, throughput, errors)."""
     model = Path(model)
     started = time.perf_counter()
-    results = (score_on_ray(model, items, ray_address, workers, threads, threshold) if use_ray
-               else score_locally(model, items, threads, threshold))
+    results = (score_on_ray(model, items, ray_address, workers, threads, reading) if use_ray
+               else score_locally(model, items, threads, reading))
     totals = {"items": len(items), "lines": 0, "skipped": 0, "errors": []}
     for text, summary in results:
+        interrupts.check()  # a stop request between items: this item's lines are not written
         for line in text.splitlines():
             out.write_line(line)  # written by the same JsonLines code in the worker
             totals["lines"] += 1

@@ -24,6 +24,7 @@ from pathlib import Path
 from vigil import __version__
 
 EXIT_OK, EXIT_FAILURE, EXIT_INPUT, EXIT_ARTIFACT, EXIT_OUTPUT = 0, 1, 2, 3, 4
+EXIT_INTERRUPTED = 130  # a batch stopped by Ctrl-C before its end (the shell's code for SIGINT)
 
 log = logging.getLogger("vigil")
 
@@ -610,21 +611,53 @@ def cmd_serve(args) -> int:
 
 
 def cmd_batch(args) -> int:
-    from vigil.cli.batch import plan_batch, run_batch
+    from vigil.runtime.core.interrupts import StopSignals
+
+    # SIGTERM and Ctrl-C stop the batch between rows or frames; the item then being scored is
+    # not written, so every item in the output is whole and --resume continues after them
+    with StopSignals():
+        return _batch(args)
+
+
+def _batch(args) -> int:
+    from vigil.cli.batch import Reading, plan_batch, resume_point, run_batch
     from vigil.runtime.core.output import JsonLines, refuse_inputs_as_output
 
-    if args.append and args.overwrite:
-        raise ValueError("--append and --overwrite exclude each other; give one")
-    items = plan_batch(args.model, args.inputs)  # the inputs are known good before the output
+    given = [flag for flag, used in (("--append", args.append), ("--overwrite", args.overwrite),
+                                     ("--resume", args.resume)) if used]
+    if len(given) > 1:
+        raise ValueError(f"{' and '.join(given)} exclude each other; give one")
+    reading = Reading(threshold=args.threshold, decimal=args.decimal,
+                      header=tuple(args.columns) if args.columns else None,
+                      likelihood=args.likelihood)
+    items = plan_batch(args.model, args.inputs, reading)  # the inputs are known good first
     refuse_inputs_as_output(args.jsonl, [args.model, *args.inputs,
                                          *[p for i in items for p in i.paths]], "--jsonl")
-    mode = "append" if args.append else "overwrite" if args.overwrite else "new"
-    with JsonLines(args.jsonl, mode=mode) as out:
-        summary = run_batch(args.model, items, out, use_ray=args.ray is not None,
-                            ray_address=None if args.ray in (None, "local") else args.ray,
-                            workers=args.workers, threads=args.threads,
-                            threshold=args.threshold)
+    resumed = None
+    if args.resume:
+        resumed = resume_point(args.jsonl, items)
+        log.info("--resume: %d of %d items are in %s whole (%d lines); scoring from %s%s",
+                 resumed.items_done, len(items), args.jsonl, resumed.lines_kept,
+                 items[resumed.items_done].name if resumed.items_done < len(items) else "none",
+                 f", whose {resumed.lines_cut} lines are written again" if resumed.lines_cut
+                 else "")
+    mode = "append" if args.append or resumed else "overwrite" if args.overwrite else "new"
+    with JsonLines(args.jsonl, mode=mode, keep=resumed.keep_bytes if resumed else None) as out:
+        try:
+            summary = run_batch(args.model, items[resumed.items_done:] if resumed else items,
+                                out, use_ray=args.ray is not None,
+                                ray_address=None if args.ray in (None, "local") else args.ray,
+                                workers=args.workers, threads=args.threads, reading=reading)
+        except KeyboardInterrupt:
+            out.flush()  # the whole items' lines
+            _error_line(f"interrupted after {out.lines_written} lines were written to "
+                        f"{args.jsonl}; to continue, run the same command with --resume "
+                        "(the items already written are not scored again)", args.log_json)
+            return EXIT_INTERRUPTED
         out.commit()  # every input was read: the output exists even without a line
+    if resumed:
+        summary["resumed"] = {"items_done_before": resumed.items_done,
+                              "lines_kept": resumed.lines_kept, "lines_cut": resumed.lines_cut}
     print(json.dumps({"summary": summary}), file=sys.stderr)
     if summary["lines"] and summary["skipped"] == summary["lines"]:
         _error_line(f"nothing could be scored: all {summary['lines']} lines are skipped rows or "
@@ -711,6 +744,8 @@ EXAMPLES = {
     "serve": ["vigil serve pump.onnx --port 8000   # then POST /v2/models/pump/infer",
               "vigil serve line.onnx --host 0.0.0.0 --replicas 2"],
     "batch": ["vigil batch pump.onnx archive/2026-*/ --jsonl rescored.jsonl --ray",
+              "vigil batch pump.onnx archive/2026-*/ --jsonl rescored.jsonl --resume   # after "
+              "an interruption",
               "vigil batch line.onnx recordings/ --jsonl frames.jsonl --ray ray://head:10001"],
     "health-check": ["vigil health-check /run/vigil/health.json --max-age 60",
                      "vigil health-check health.json --max-age 30 --max-idle 300"],
@@ -1187,8 +1222,15 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--jsonl", required=True,
                        help="write the JSON lines here (a file that holds results needs "
                             "--append or --overwrite)")
-    batch.add_argument("--append", action="store_true", help="continue an existing --jsonl file")
+    batch.add_argument("--append", action="store_true",
+                       help="add this run's lines at the end of an existing --jsonl file (every "
+                            "input is scored; to continue an interrupted batch, use --resume)")
     batch.add_argument("--overwrite", action="store_true", help="replace an existing --jsonl file")
+    batch.add_argument("--resume", action="store_true",
+                       help="continue an interrupted batch (the same model and inputs): the "
+                            "items whose lines are in --jsonl are not scored again, the last of "
+                            "them, perhaps cut short, is scored again from its first line (a "
+                            "missing --jsonl starts a new run)")
     batch.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                        help="score on Ray Data: a local Ray started for the run (--ray), or the "
                             "cluster at ADDRESS (--ray ray://HOST:10001 or auto); the inputs "
@@ -1200,6 +1242,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="inference threads per detector (default 1)")
     batch.add_argument("--threshold", type=float, default=None,
                        help="override the artifact's threshold")
+    batch.add_argument("--decimal", choices=[".", ","], default=".",
+                       help="sensor CSVs: decimal mark of the numbers (default .; with , the "
+                            "columns must be separated by ; or a tab)")
+    batch.add_argument("--columns", type=_comma_list, default=None,
+                       help="sensor CSVs: column names when the files have no header line")
+    batch.add_argument("--no-likelihood", dest="likelihood", action="store_false",
+                       help="sensor models: alarms from the threshold alone, without the "
+                            "artifact's anomaly likelihood or its level floor (default: the "
+                            "artifact's rule, as in vigil score)")
     batch.set_defaults(run=cmd_batch)
 
     check = _command(commands, "health-check", "exit 0 while a scorer's health file says it is "
@@ -1329,7 +1380,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"folder you can write", args.log_json)
         return EXIT_OUTPUT
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":
