@@ -32,6 +32,16 @@ def test_it_maps_the_recent_level_onto_the_training_one_after_warmup():
     assert state["rows_learned"] == 1000 and 2.5 < state["largest_shift_in_training_std"] < 3.5
 
 
+def test_a_reading_near_the_float32_limit_stays_finite_once_the_spread_is_mapped():
+    drift = RunningNormalization(SPEC, mean=[0.0], std=[1.0])
+    rng = np.random.default_rng(1)
+    for _ in range(100):  # a quiet spell: a quarter of training's spread, so readings are x4
+        drift.observe(rng.normal(0, 0.25, 1), alarm=False)
+    adapted = drift.adapt(np.array([3e38, -3e38, np.nan], dtype=np.float32).reshape(3, 1))
+    assert np.isfinite(adapted[:2]).all() and abs(adapted[0, 0]) == np.finfo(np.float32).max
+    assert np.isnan(adapted[2, 0])  # a missing value stays missing
+
+
 def test_it_learns_nothing_while_an_alarm_is_on():
     drift = RunningNormalization(SPEC, mean=[0.0], std=[1.0])
     for _ in range(100):

@@ -21,6 +21,7 @@ import numpy as np
 from ..core.spec import RunningNormalizationSpec
 
 MAX_SPREAD_RATIO = 4.0
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class RunningNormalization:
@@ -46,7 +47,10 @@ class RunningNormalization:
             return row
         ratio = np.clip(self.training_std / np.sqrt(np.maximum(self.var, 1e-12)),
                         1 / MAX_SPREAD_RATIO, MAX_SPREAD_RATIO)
-        return (self.training_mean + (row - self.mean) * ratio).astype(np.float32)
+        adapted = self.training_mean + (row - self.mean) * ratio
+        # a reading near float32's limit (a PLC's "no value" sentinel) stays within it, so it
+        # scores as an overflow alarm instead of an infinity the model cannot take
+        return np.clip(adapted, -FLOAT32_MAX, FLOAT32_MAX).astype(np.float32)
 
     def observe(self, row: np.ndarray, alarm: bool) -> None:
         """Learn the raw ``row`` unless an alarm is on (or it has missing values)."""
