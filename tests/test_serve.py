@@ -142,6 +142,9 @@ def test_image_inference_and_protocol_errors_in_process(tiny_image_artifact):
      "`parameters` must be an object"),
     ({"name": "w", "shape": [1], "datatype": "FP32", "parameters": {"binary_data_size": 3}},
      "multiple of 4 bytes"),
+    # a shape whose size wraps around in 64 bits (to 0) is still a shape no data fills
+    ({"name": "w", "shape": [2 ** 32, 2 ** 32], "datatype": "FP32", "data": []},
+     "0 values do not fill shape"),
 ])
 def test_every_malformed_request_is_a_protocol_error(tensor, says):
     with pytest.raises(ProtocolError, match=re.escape(says)):

@@ -18,6 +18,7 @@ Routes: ``GET /v2/health/live``, ``/v2/health/ready``, ``/v2/models/NAME``,
 # (``Request``, imported inside ``build_app``) as objects.
 import json
 import logging
+import math
 import os
 import signal
 import threading
@@ -114,7 +115,7 @@ def parse_request(body: bytes, header_length: int | None) -> dict[str, np.ndarra
             array = _values(tensor["data"], dtype, name)
         else:
             raise ProtocolError(f"input {name!r} has neither `data` nor binary data")
-        if array.size != int(np.prod(shape)):
+        if array.size != math.prod(shape):  # Python's integers: a huge shape cannot wrap to 0
             raise ProtocolError(f"input {name!r}: {array.size} values do not fill shape {shape}")
         tensors[name] = array.reshape(shape)
     return tensors
