@@ -106,7 +106,10 @@ class AdaptiveThreshold:
     while an alarm is on, nor while they are above the threshold waiting for ``consecutive``
     windows to confirm an alarm (nor NaN or infinite ones), so neither a lasting fault nor
     frequent short ones become normal; a slow drift of the normal scores, or a noisier period,
-    raises the threshold with it. Memory is bounded: one ring of ``memory`` floats.
+    raises the threshold with it. ``AlarmDecider`` does learn the windows that the anomaly
+    likelihood alone alarms on (below the threshold): measured on the four sets, not learning
+    them lost on NAB and changed nothing elsewhere. Memory is bounded: one ring of ``memory``
+    floats.
     """
 
     def __init__(self, spec: AdaptiveThresholdSpec) -> None:
@@ -275,7 +278,8 @@ class AlarmDecider:
         if self.adaptive is not None:
             # what the threshold leaves normal: not a window above it, even before `consecutive`
             # windows confirm an alarm (learned, the first windows of frequent short faults
-            # raise the threshold until it misses them)
+            # raise the threshold until it misses them); a likelihood alarm below the threshold
+            # is learned (docs/quality.md, "The adaptive threshold during likelihood alarms")
             self.adaptive.observe(score, alarm or above)
         if self.likelihood is not None and self.likelihood.step(score):
             alarm = True
