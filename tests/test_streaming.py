@@ -274,3 +274,12 @@ def test_consecutive_streak_state(smoothed, rows):
     push_each(scorer, gap, first=100)
     flags = [r.anomaly for r in push_each(scorer, rows[:window + 2], first=200)]
     assert flags == [False, False, True]
+
+
+def test_a_skipped_row_takes_its_number_and_push_numbers_the_next(fp32, rows):
+    scorer = StreamingScorer(fp32)
+    scorer.push(rows[0])  # row 0
+    assert scorer.skip(1, None, "cut off mid-line").index == 1
+    for row in rows[1:fp32.spec.window + 1]:
+        results = scorer.push(row)  # rows 2 .. window + 1, numbered after the skipped one
+    assert [r.index for r in results] == [fp32.spec.window + 1]

@@ -124,7 +124,9 @@ class StreamingScorer:
         self.lasting_alarm: tuple[int, int] | None = None
 
     def reset(self) -> None:
-        """Forget buffered rows (after a long gap): the next window needs ``window`` new rows."""
+        """Forget buffered rows (after a long gap): the next window needs ``window`` new rows.
+        The stream's counts, timestamps and what it learned stay: another stream (the next file)
+        needs a ``StreamingScorer`` of its own."""
         self._filled_rows = 0
         self._position = 0
         self._bad_streak = 0
@@ -143,6 +145,7 @@ class StreamingScorer:
 
     def skip(self, index: int, time: str | None, reason: str) -> Result:
         """Count a row that cannot be used at all (cut off mid-line) without touching the window."""
+        self._next_index = index + 1  # a following push() without an index numbers the next row
         self.rows_in += 1
         self.rows_skipped += 1
         return Result(index, time, skipped=reason)
