@@ -10,7 +10,7 @@ from vigil.runtime import load
 from vigil.runtime.core.metrics import auroc
 from vigil.runtime.core.progress import Progress, silent
 from vigil.runtime.core.spec import ImageSpec
-from vigil.training.checkpoint import TrainingRun, load_run
+from vigil.training.checkpoint import TrainingRun, load_keras_model, load_run
 from vigil.training.image_thresholds import fit_image_thresholds
 from vigil.training.versions import library_versions
 
@@ -27,8 +27,6 @@ def export_image(model_path: str | Path, output: str | Path,
                  options: ExportOptions = ExportOptions(),
                  progress: Progress = silent) -> ExportReport:
     """Write ``output`` (.onnx) from a model written by ``vigil train image``."""
-    import keras
-
     from vigil.training import feature_model, fused_model, image_model  # noqa: F401  (layers)
 
     run = load_run(model_path)
@@ -37,7 +35,7 @@ def export_image(model_path: str | Path, output: str | Path,
             and record["training"].get("architecture", "unet") not in PROBE_BLIND):
         raise ValueError(_no_bank_product(model_path))
     progress("export: Keras to ONNX, FP32 parity", 0, 1)
-    model = keras.models.load_model(model_path, safe_mode=True, compile=False)
+    model = load_keras_model(model_path)
     fp32 = keras_to_onnx(model, input_name="image", dtype="uint8")
     images = run.validation
     keras_out = model.predict(images, batch_size=CALIBRATION_BATCH, verbose=0)

@@ -15,7 +15,7 @@ from vigil.runtime.core.spec import (AdaptiveThresholdSpec, LikelihoodSpec,
                                      RunningNormalizationSpec, ScoreStats, SensorSpec, Threshold)
 from vigil.runtime.core.thresholds import ThresholdMethod, calibrate, score_stats
 from vigil.runtime.sensor.alarms import consecutive_alarms
-from vigil.training.checkpoint import TrainingRun, load_run
+from vigil.training.checkpoint import TrainingRun, load_keras_model, load_run
 from vigil.training.versions import library_versions
 
 from .convert import cpu_session, keras_to_onnx
@@ -49,8 +49,6 @@ def export_sensor(model_path: str | Path, output: str | Path,
                   options: ExportOptions = ExportOptions(),
                   progress: Progress = silent) -> ExportReport:
     """Write ``output`` (.onnx) from a model written by ``vigil train sensor``."""
-    import keras
-
     from vigil.training import sensor_model  # noqa: F401  (registers the custom layers)
 
     if Precision(options.precision) is Precision.MIXED:
@@ -59,7 +57,7 @@ def export_sensor(model_path: str | Path, output: str | Path,
                          f"--precision auto, int8 or fp32")
     run = load_run(model_path)
     progress("export: Keras to ONNX, FP32 parity", 0, 1)
-    model = keras.models.load_model(model_path, safe_mode=True, compile=False)
+    model = load_keras_model(model_path)
     fp32 = keras_to_onnx(model)
     windows = run.validation
     keras_scores = np.asarray(model.predict(windows, batch_size=512, verbose=0)["score"],

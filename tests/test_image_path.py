@@ -669,6 +669,22 @@ def test_cli_export_without_the_sidecar_is_exit_2(image_artifacts, tmp_path, cap
     assert code == 2
     assert "lonely.vigil.npz" in err and "is missing" in err and "vigil train" in err
     assert not (tmp_path / "lonely.onnx").exists()
+    # a sidecar cut short, or another file in its place: named, no traceback, no pickle advice
+    sidecar = tmp_path / "lonely.vigil.npz"
+    whole = image_artifacts.keras_model.with_name(image_artifacts.keras_model.stem + ".vigil.npz")
+    for broken in (whole.read_bytes()[:3000], b"garbage"):
+        sidecar.write_bytes(broken)
+        assert cli.main(["export", str(model), "-o", str(tmp_path / "lonely.onnx")]) == 2
+        err = capsys.readouterr().err
+        assert "is not a readable Vigil training sidecar" in err and "train again" in err
+        assert "allow_pickle" not in err and "Traceback" not in err
+        assert not (tmp_path / "lonely.onnx").exists()
+    # the model itself cut short (Keras would say "file not found")
+    shutil.copy(whole, sidecar)
+    model.write_bytes(image_artifacts.keras_model.read_bytes()[:100_000])
+    assert cli.main(["export", str(model), "-o", str(tmp_path / "lonely.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "is not a readable .keras model" in err and "not found" not in err
 
 
 def test_int8_export_writes_nothing_to_the_working_directory(image_artifacts, tmp_path,

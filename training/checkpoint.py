@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,8 +82,32 @@ def load_run(model_path: str | Path) -> TrainingRun:
                           if "validation_rows" in data.files else data["validation"])
             return TrainingRun(model_path, record, validation,
                                data["validation_labels"], data["calibration"], masks)
-    except (KeyError, ValueError, OSError) as error:
-        raise ValueError(f"{str(sidecar)!r} is not a readable Vigil training sidecar: {error}") from None
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
+        # numpy's own advice for a file it takes for a pickle (allow_pickle) is not given: the
+        # sidecar never holds one, and a pickle is never loaded
+        reason = ("it is not the .npz archive `vigil train` writes (truncated, or another file)"
+                  if isinstance(error, (zipfile.BadZipFile, EOFError)) or "pickle" in str(error)
+                  else str(error))
+        raise ValueError(f"{str(sidecar)!r} is not a readable Vigil training sidecar: {reason}; "
+                         f"train again to write both files (vigil train ... -o "
+                         f"{model_path.name})") from None
+
+
+def load_keras_model(model_path: str | Path):
+    """The Keras model ``vigil train`` wrote (safe mode, no compiling); ValueError naming the file
+    when it is cut short or not a .keras archive (Keras itself says "file not found")."""
+    import keras
+
+    model_path = Path(model_path)
+    if not zipfile.is_zipfile(model_path):
+        raise ValueError(f"`model` {str(model_path)!r} is not a readable .keras model (truncated, "
+                         "or another file); train again to write it (vigil train ... -o "
+                         f"{model_path.name})")
+    try:
+        return keras.models.load_model(model_path, safe_mode=True, compile=False)
+    except (OSError, zipfile.BadZipFile, EOFError) as error:
+        raise ValueError(f"`model` {str(model_path)!r} is not a readable .keras model ({error}); "
+                         f"train again to write it (vigil train ... -o {model_path.name})") from None
 
 
 def _pack_windows(windows: np.ndarray, record: dict) -> tuple[np.ndarray, np.ndarray] | None:
