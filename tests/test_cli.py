@@ -218,12 +218,13 @@ def test_score_of_a_csv_with_decimal_commas_says_so_and_exits_2(tmp_path, capsys
     data = tmp_path / "comma.csv"
     data.write_text("\n".join(rows) + "\n")
     out = tmp_path / "out.jsonl"
-    assert cli.main(["score", str(model), str(data), "--jsonl", str(out)]) == cli.EXIT_INPUT
-    lines = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(lines) == 12 and all(line["score"] is None for line in lines)  # nothing lost
-    assert "a decimal comma? Read it with --decimal ," in lines[0]["skipped"]
+    out.write_text('{"index": 0, "score": 1.0}\n')  # earlier results, asked to be replaced
+    assert cli.main(["score", str(model), str(data), "--jsonl", str(out),
+                     "--overwrite"]) == cli.EXIT_INPUT
     error = capsys.readouterr().err
-    assert "no row could be scored: all 12 were skipped" in error
+    assert "none of its 12 data rows can be scored; the first, line 2" in error
+    assert "a decimal comma? Read it with --decimal ," in error
+    assert out.read_text() == '{"index": 0, "score": 1.0}\n'  # known bad before it is emptied
 
     # read as the hint says: every row scored, the same as with decimal points
     again = tmp_path / "again.jsonl"

@@ -687,7 +687,8 @@ def test_batch_checks_every_file_before_writing_and_exits_2_when_nothing_scores(
     assert results.read_text() == '{"index": 0}\n'
     (tmp_path / "text.csv").write_text("timestamp,a,b,c\n" + "1,x,y,z\n" * 10)
     nothing = vigil("batch", tiny_sensor, tmp_path / "text.csv", "--jsonl", tmp_path / "t.jsonl")
-    assert nothing.returncode == 2 and b"nothing could be scored" in nothing.stderr
+    assert nothing.returncode == 2 and b"none of its 10 data rows can be scored" in nothing.stderr
+    assert not (tmp_path / "t.jsonl").exists()  # found before the output is made
 
 
 def test_models_and_health_files_are_readable_by_others(tmp_path):
