@@ -93,6 +93,21 @@ def test_an_output_that_is_an_input_or_the_model_is_refused(tiny_sensor, tmp_pat
     assert (folder / "rows.csv").read_bytes() == data
 
 
+def test_an_output_folder_that_is_an_input_folder_is_refused(tiny_image_artifact, tmp_path):
+    """Overlays or a report written into the folder being scored would be scored next time."""
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    cv2.imwrite(str(frames / "000.png"), np.full((32, 32), 90, np.uint8))
+    for flag in ("--overlay-dir", "--report"):
+        command = (("score", tiny_image_artifact, frames, "--overlay-dir", frames, "--overlay-all")
+                   if flag == "--overlay-dir" else
+                   ("eval", tiny_image_artifact, frames, "--anomalous", frames, "--report",
+                    tmp_path / "frames"))
+        done = vigil(*command)
+        assert done.returncode == 2 and b"an input folder of this run" in done.stderr, done.stderr
+        assert [p.name for p in frames.iterdir()] == ["000.png"]
+
+
 def test_existing_results_need_append_or_overwrite(tiny_sensor, tmp_path):
     rows_csv(tmp_path / "rows.csv", 20)
     results = tmp_path / "results.jsonl"

@@ -1305,17 +1305,27 @@ def _check_output_paths(args) -> None:
     outputs = [(name, flag, False) for name, flag in FILE_OUTPUTS.items()]
     outputs += [(name, flag, True) for name, flag in FOLDER_OUTPUTS.items()]
     outputs.append(("output", "--output", args.run is cmd_demo))  # demo writes a folder
-    inputs = []
+    inputs, input_folders = [], []
     for name in INPUT_ARGUMENTS:
         value = getattr(args, name, None)
-        values = value if isinstance(value, (list, tuple)) else [value]
-        inputs += [v for v in values if isinstance(v, (str, os.PathLike)) and os.path.isfile(v)]
+        values = [v for v in (value if isinstance(value, (list, tuple)) else [value])
+                  if isinstance(v, (str, os.PathLike))]
+        inputs += [v for v in values if os.path.isfile(v)]
+        input_folders += [v for v in values if os.path.isdir(v)]
     for name, flag, folder in outputs:
         path = getattr(args, name, None)
         if isinstance(path, (str, os.PathLike)) and str(path) not in ("", "-"):
             check_writable(path, flag, folder=folder)
             if not folder:
                 refuse_inputs_as_output(path, inputs, flag)
+            elif os.path.isdir(path):
+                for given in input_folders:
+                    if os.path.samefile(path, given):
+                        raise ValueError(
+                            f"`{flag}` {str(path)!r} is {str(given)!r}, an input folder of this "
+                            "run; what it writes there would be read as data by the next run "
+                            f"on that folder: name another folder ({flag} "
+                            f"{Path(given).name}-{flag.strip('-').split('-')[0]}, say)")
     if args.run in (cmd_train_sensor, cmd_train_image):
         if Path(args.output).suffix != ".keras":
             raise ValueError(f"`--output` must end in .keras; received {args.output!r} (for "
