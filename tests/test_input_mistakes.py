@@ -121,3 +121,20 @@ def test_odd_names_values_and_files_are_refused_with_the_reason(tmp_path, tiny_i
     (tmp_path / "cut.mp4").write_bytes(b"\0" * 512)
     with pytest.raises(SourceError, match="may be truncated or damaged"):
         open_source(str(tmp_path / "cut.mp4"))
+
+
+def test_a_validation_fraction_that_leaves_too_few_images_to_train_on_names_the_flag(tmp_path,
+                                                                                      capsys):
+    pytest.importorskip("tensorflow")
+    import cv2
+
+    folder = tmp_path / "good"
+    folder.mkdir()
+    for n in range(20):
+        cv2.imwrite(str(folder / f"{n:02d}.png"), np.full((32, 32), 10 * n, np.uint8))
+    model = tmp_path / "m.keras"
+    assert cli.main(["train", "image", str(folder), "-o", str(model),
+                     "--validation-fraction", "0.99"]) == 2
+    err = capsys.readouterr().err
+    assert "holds out 20 of the 20 normal images, leaving 0" in err
+    assert "--validation-fraction 0.60 or less" in err and not model.exists()

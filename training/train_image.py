@@ -158,6 +158,12 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
     rng = np.random.default_rng(model_options.seed)
     order = rng.permutation(len(normal))
     held = max(2, int(round(len(normal) * fraction)))
+    if len(normal) - held < 8:
+        keep = (len(normal) - 8) / len(normal)
+        raise ValueError(f"`validation_fraction` {fraction} holds out {held} of the {len(normal)} "
+                         f"normal images, leaving {len(normal) - held} to train on; training "
+                         f"needs at least 8: give a smaller fraction (--validation-fraction "
+                         f"{max(0.01, int(keep * 100) / 100):.2f} or less) or more normal images")
     train_items = [normal[i] for i in sorted(order[held:])]
     validation_items = [normal[i] for i in sorted(order[:held])] + list(anomalous)
     color = choose_color([i.path for i in train_items], options.data.color)
