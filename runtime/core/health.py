@@ -224,6 +224,10 @@ def check_health(path: str | os.PathLike, max_age_s: float = 60.0,
     age = (datetime.now(timezone.utc) - updated).total_seconds()
     if age > max_age_s:
         return f"health file {path} was last rewritten {age:.0f} s ago (over {max_age_s:g} s)"
+    if age < -max_age_s:  # a live scorer rewrites it with the corrected clock within an interval
+        return (f"health file {path} was last rewritten {-age:.0f} s in the future (its "
+                f"'updated' time is {report['updated']}): the clock was set back since, and the "
+                "scorer has not rewritten it with the new time")
     if report.get("status") not in ("running", "connecting"):
         return (f"the run is {report.get('status')!r} (stopped: {report.get('stopped')!r}, "
                 f"last error: {report.get('last_error')!r})")
