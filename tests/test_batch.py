@@ -207,6 +207,15 @@ def test_ctrl_c_says_how_to_resume_and_resume_finishes_the_file(sensor_artifacts
     monkeypatch.setattr(batch_module.Scorer, "score", score)
     assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(out), "--resume"]) == 0
     assert out.read_bytes() == whole.read_bytes()
+    # stopped before its first item was whole: the earlier file is as it was, and said so
+    def ctrl_c_at_once(self, item):
+        os.kill(os.getpid(), signal.SIGINT)
+        return score(self, item)
+
+    monkeypatch.setattr(batch_module.Scorer, "score", ctrl_c_at_once)
+    assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(out), "--overwrite"]) == 130
+    assert "is as it was; run the same command again" in capsys.readouterr().err
+    assert out.read_bytes() == whole.read_bytes()
 
 
 def test_repeated_inputs_are_refused_and_a_folder_of_videos_is_scored_video_by_video(

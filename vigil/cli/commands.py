@@ -650,9 +650,18 @@ def _batch(args) -> int:
                                 workers=args.workers, threads=args.threads, reading=reading)
         except KeyboardInterrupt:
             out.flush()  # the whole items' lines
+            if out.lines_written == 0 and not (resumed and resumed.lines_kept):
+                advice = f"{args.jsonl} is as it was; run the same command again"
+            elif args.append:
+                advice = ("they follow the file's earlier lines, so --resume cannot tell this "
+                          "run's items apart: append the rest by giving the inputs not yet "
+                          "scored")
+            else:
+                advice = ("to continue, run the same command with --resume"
+                          + (" in place of --overwrite" if args.overwrite else "")
+                          + " (the items already written are not scored again)")
             _error_line(f"interrupted after {out.lines_written} lines were written to "
-                        f"{args.jsonl}; to continue, run the same command with --resume "
-                        "(the items already written are not scored again)", args.log_json)
+                        f"{args.jsonl}; {advice}", args.log_json)
             return EXIT_INTERRUPTED
         out.commit()  # every input was read: the output exists even without a line
     if resumed:
