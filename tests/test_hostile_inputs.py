@@ -135,6 +135,16 @@ def test_existing_results_need_append_or_overwrite(tiny_sensor, tmp_path):
                  "--overwrite")
     assert both.returncode == 2 and results.read_bytes() == old
 
+    notes = tmp_path / "notes.txt"  # not a results file: its last line is data, not a crash's
+    notes.write_bytes(b"line one\nthe last line, without a newline")
+    other = vigil("score", tiny_sensor, tmp_path / "rows.csv", "--jsonl", notes, "--append")
+    assert other.returncode == 2 and b"does not hold result lines" in other.stderr
+    assert notes.read_bytes() == b"line one\nthe last line, without a newline"
+    cut = tmp_path / "cut.jsonl"  # a crash within the very first line is still a results file
+    cut.write_bytes(b'{"index": 0, "sco')
+    again = vigil("score", tiny_sensor, tmp_path / "rows.csv", "--jsonl", cut, "--append")
+    assert again.returncode == 0 and cut.read_bytes() == old
+
 
 def test_a_second_writer_on_one_output_is_refused(tiny_sensor, tmp_path):
     rows_csv(tmp_path / "rows.csv", 20)

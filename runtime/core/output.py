@@ -196,6 +196,8 @@ class JsonLines:
                 self._lock(fd)
                 if info.st_size and mode == "new":
                     self._refuse_results(info.st_size)
+                if info.st_size and mode == "append":
+                    self._refuse_other_content(fd)
                 self._deferred = (path, mode)
             self._per_line = not regular
         except BaseException:
@@ -212,6 +214,20 @@ class JsonLines:
         except OSError as error:
             raise ValueError(f"`jsonl` {self.name!r} cannot be opened for writing: "
                              f"{error.strerror or error}") from None
+
+    def _refuse_other_content(self, fd: int) -> None:
+        """ValueError unless the file's first line is a JSON object (a results file): appending
+        cuts off a partial last line, which in another kind of file is its data."""
+        block = os.pread(fd, 1 << 16, 0)
+        first = block.split(b"\n", 1)[0]
+        try:
+            ok = isinstance(json.loads(first), dict)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            ok = b"\n" not in block and first.startswith(b"{")  # a crash within the first line
+        if not ok:
+            raise ValueError(f"`jsonl` {self.name!r} does not hold result lines (its first line "
+                             f"is not a JSON object: {first[:60]!r}); --append continues a "
+                             "results file: name another file")
 
     def _refuse_results(self, size: int) -> None:
         raise ValueError(f"`jsonl` {self.name!r} already holds {size} bytes of results; "
