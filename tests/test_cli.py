@@ -474,3 +474,17 @@ def test_repeated_features_and_empty_files_are_refused_with_the_reason(sensor_ar
                                          r"\['a'\]"):
         from vigil.runtime.sensor.tables import RowParser
         RowParser(["a", "b"], "x.csv", features=["a", "a"])
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--append"], "--append applies only with --jsonl FILE, which is not given (the results go "
+                   "to stdout); add --jsonl FILE or leave --append out"),
+    (["--overwrite"], "--overwrite applies only with --jsonl FILE"),
+    (["--health-interval", "5"], "--health-interval applies only with --health PATH"),
+    (["--mqtt-client-id", "line1"], "--mqtt-client-id applies only with --mqtt URL"),
+    (["--overlay-all"], "--overlay-all applies only with --overlay-dir DIR"),
+])
+def test_a_score_flag_without_the_one_it_qualifies_is_refused(flags, message, tmp_path, capsys):
+    """Given alone, each would do nothing while the user thinks it did."""
+    assert cli.main(["score", str(tmp_path / "m.onnx"), str(tmp_path), *flags]) == 2
+    assert message in capsys.readouterr().err

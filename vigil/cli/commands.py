@@ -416,10 +416,29 @@ def cmd_score(args) -> int:
 
     if args.append and args.overwrite:
         raise ValueError("--append and --overwrite exclude each other; give one")
+    _refuse_orphan_flags(args)
     # SIGTERM and Ctrl-C stop the run at the next safe point (between rows or frames, or at
     # once while waiting for input or a connection), so every input read has its line.
     with StopSignals():
         return _score(args)
+
+
+def _refuse_orphan_flags(args) -> None:
+    """ValueError for a `vigil score` flag given without the one it qualifies (it would do
+    nothing, and the user would think it did)."""
+    orphans = [(flag, needs) for flag, given, needs, present in (
+        ("--append", args.append, "--jsonl FILE", args.jsonl),
+        ("--overwrite", args.overwrite, "--jsonl FILE", args.jsonl),
+        ("--health-interval", args.health_interval != 10.0, "--health PATH", args.health),
+        ("--mqtt-buffer", args.mqtt_buffer != 10_000, "--mqtt URL", args.mqtt),
+        ("--mqtt-client-id", args.mqtt_client_id is not None, "--mqtt URL", args.mqtt),
+        ("--overlay-all", args.overlay_all, "--overlay-dir DIR", args.overlay_dir),
+    ) if given and not present]
+    if orphans:
+        flag, needs = orphans[0]
+        where = " (the results go to stdout)" if needs.startswith("--jsonl") else ""
+        raise ValueError(f"{flag} applies only with {needs}, which is not given{where}; add "
+                         f"{needs} or leave {flag} out")
 
 
 def _likelihood_option(args, detector) -> None:
