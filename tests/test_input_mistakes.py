@@ -138,3 +138,19 @@ def test_a_validation_fraction_that_leaves_too_few_images_to_train_on_names_the_
     err = capsys.readouterr().err
     assert "holds out 20 of the 20 normal images, leaving 0" in err
     assert "--validation-fraction 0.60 or less" in err and not model.exists()
+
+
+def test_image_eval_refuses_sensor_flags_and_one_folder_as_both_labels(tiny_image_artifact,
+                                                                       tmp_path, capsys):
+    import cv2
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for n in range(3):
+        cv2.imwrite(str(frames / f"{n}.png"), np.full((32, 32), 40 * n, np.uint8))
+    model = str(tiny_image_artifact)
+    assert cli.main(["eval", model, str(frames), "--anomalous", str(frames)]) == 2
+    assert "is also given as normal images" in capsys.readouterr().err
+    for flags in (["--labels", "x.json"], ["--label-column", "fault"], ["--decimal", ","]):
+        assert cli.main(["eval", model, str(frames), "--anomalous", str(tmp_path), *flags]) == 2
+        assert f"{flags[0]} applies to sensor models" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -34,7 +35,15 @@ def test_items(data: str | Path, normal: Sequence[str | Path] = (),
                masks: str | Path | None = None) -> list[LabeledImage]:
     """Labeled test images in the forms ``vigil train image`` reads: an MVTec AD category root
     (its test split), or plain folders (``data`` and ``normal`` of normal images, ``anomalous``
-    of defect images named by their folder, ``masks`` for them or masks beside them)."""
+    of defect images named by their folder, ``masks`` for them or masks beside them). A folder
+    given as both normal and defect images is a ValueError naming it."""
+    normal_folders = list(normal) if is_mvtec(data) else [data, *normal]
+    for folder in anomalous:
+        for other in normal_folders:
+            if Path(folder).is_dir() and Path(other).is_dir() and os.path.samefile(folder, other):
+                raise ValueError(f"`anomalous` {str(folder)!r} is also given as normal images "
+                                 f"({str(other)!r}); each image would count as both: give the "
+                                 "folder of defect images")
     if is_mvtec(data):
         return mvtec(data)[1] + (folders(normal, anomalous, masks) if normal or anomalous else [])
     if not Path(data).is_dir():

@@ -550,6 +550,13 @@ def _eval_images(args, detector) -> int:
     from vigil.runtime.camera.report import write_image_report
     from vigil.runtime.core.report import json_text
 
+    given = [flag for flag, used in (("--labels", args.labels is not None),
+                                      ("--label-column", args.label_column != "anomaly"),
+                                      ("--decimal", args.decimal != ".")) if used]
+    if given:
+        raise ValueError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to sensor "
+                         f"models; {args.model!r} is an image model (its labels are the "
+                         "folders: an MVTec AD category, or --normal and --anomalous)")
     items = test_items(args.data, args.normal, args.anomalous, args.masks)
     with _progress(args) as progress:
         result, scored = evaluate_images(detector, items, progress=progress)
