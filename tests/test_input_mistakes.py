@@ -154,3 +154,29 @@ def test_image_eval_refuses_sensor_flags_and_one_folder_as_both_labels(tiny_imag
     for flags in (["--labels", "x.json"], ["--label-column", "fault"], ["--decimal", ","]):
         assert cli.main(["eval", model, str(frames), "--anomalous", str(tmp_path), *flags]) == 2
         assert f"{flags[0]} applies to sensor models" in capsys.readouterr().err
+
+
+def test_data_for_the_other_kind_of_model_is_named_with_the_model(tiny_image_artifact, tmp_path,
+                                                                  capsys):
+    import cv2
+    from sensor_fixtures import write_tiny_sensor_artifact
+
+    sensor = str(write_tiny_sensor_artifact(tmp_path / "pump.onnx"))
+    image = str(tiny_image_artifact)
+    table = tmp_path / "rows.csv"
+    table.write_text("timestamp,a,b,c\n1,0.1,0.2,0.3\n")
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    cv2.imwrite(str(frames / "0.png"), np.zeros((32, 32), np.uint8))
+    for command, model, given, says in (
+            ("score", image, table, "is an image model and"),
+            ("eval", image, table, "is an image model and"),
+            ("batch", image, table, "is an image model and"),
+            ("score", sensor, frames / "0.png", "is a sensor model and"),
+            ("score", sensor, frames, "is a sensor model and"),
+            ("eval", sensor, frames, "is a sensor model and")):
+        out = ["--jsonl", str(tmp_path / "out.jsonl")] if command == "batch" else []
+        assert cli.main([command, model, str(given), *out]) == 2, (command, given)
+        err = capsys.readouterr().err
+        assert says in err and "vigil train" in err, err
+        assert not (tmp_path / "out.jsonl").exists()

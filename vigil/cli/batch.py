@@ -18,7 +18,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from vigil.runtime.core import interrupts
 
@@ -221,14 +221,17 @@ def score_on_ray(model: Path, items: Sequence[WorkItem], address: str | None,
             ray.shutdown()
 
 
-def plan_batch(model: str | Path, inputs: Sequence[str],
-               reading: Reading = Reading()) -> list[WorkItem]:
-    """The work items of ``inputs`` for ``model`` (checked: before any output is opened)."""
+def plan_batch(model: str | Path, inputs: Sequence[str], reading: Reading = Reading(),
+               check: Callable[[str, str], None] | None = None) -> list[WorkItem]:
+    """The work items of ``inputs`` for ``model`` (checked: before any output is opened);
+    ``check(kind, input)`` may refuse an input for the model's kind first."""
     from vigil.runtime import load
     from vigil.runtime.sensor.scoring import check_header
 
     detector = load(model)
     reading.check(detector.spec.kind)
+    for given in inputs if check is not None else ():
+        check(detector.spec.kind, given)
     items = work_items(detector.spec.kind, inputs)
     if not items:
         raise ValueError(f"the inputs {list(inputs)} hold nothing to score")

@@ -423,6 +423,41 @@ def cmd_score(args) -> int:
         return _score(args)
 
 
+def _refuse_other_kind(model: str, kind: str, source: str) -> None:
+    """ValueError when ``source`` is plainly data for the other kind of model (a CSV given to
+    an image model, images to a sensor model), naming both: the reader's own error would not
+    mention the model."""
+    from vigil.runtime.camera.sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+
+    path, media = Path(source), IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
+    tables = {".csv", ".tsv"}
+    if path.is_dir():
+        try:
+            names = [p.suffix.lower() for p in path.iterdir() if p.is_file()]
+        except OSError:
+            return
+        holds_media = any(n in media for n in names)
+        holds_tables = any(n in tables for n in names)
+        if kind == "sensor" and holds_media and not holds_tables:
+            what = "a folder of images or videos"
+        elif kind == "image" and holds_tables and not holds_media:
+            what = "a folder of CSV files (sensor data)"
+        else:
+            return
+    elif path.is_file() and kind == "sensor" and path.suffix.lower() in media:
+        what = "an image or a video"
+    elif path.is_file() and kind == "image" and path.suffix.lower() in tables:
+        what = "a CSV file (sensor data)"
+    else:
+        return
+    fix = ("score it with an image model (vigil train image ..., then vigil export)"
+           if kind == "sensor" else "score it with a sensor model (vigil train sensor ..., then "
+           "vigil export)")
+    raise ValueError(f"{model!r} is {'a sensor' if kind == 'sensor' else 'an image'} model and "
+                     f"{source!r} is {what}: {fix}, or give this model "
+                     f"{'CSV data' if kind == 'sensor' else 'images or video'}")
+
+
 def _refuse_orphan_flags(args) -> None:
     """ValueError for a `vigil score` flag given without the one it qualifies (it would do
     nothing, and the user would think it did)."""
@@ -473,6 +508,8 @@ def _score(args) -> int:
         raise ValueError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to image "
                          f"models; {args.model!r} is a sensor model")
     live = args.source == "-"
+    if not live:
+        _refuse_other_kind(args.model, "sensor", args.source)
     _check_outputs(args, [] if live else csv_files(args.source))  # the source first: it exists
     if not live:
         # before the results file, the health report or the broker is touched
@@ -499,6 +536,7 @@ def _score_frames(args, detector) -> int:
 
     if args.columns:
         raise ValueError(f"--columns applies to sensor models; {args.model!r} is an image model")
+    _refuse_other_kind(args.model, "image", args.source)
     if args.show and preview_unavailable():
         raise ValueError(preview_unavailable())
     options = FrameScoringOptions(overlay_dir=args.overlay_dir, overlay_all=args.overlay_all,
@@ -600,6 +638,8 @@ def cmd_eval(args) -> int:
     if args.threshold is not None:
         detector.threshold = args.threshold
     _likelihood_option(args, detector)
+    _refuse_other_kind(args.model, "image" if isinstance(detector, ImageDetector) else "sensor",
+                       args.data)
     if isinstance(detector, ImageDetector):
         return _eval_images(args, detector)
     if args.normal or args.anomalous or args.masks:
@@ -656,7 +696,8 @@ def _batch(args) -> int:
     reading = Reading(threshold=args.threshold, decimal=args.decimal,
                       header=tuple(args.columns) if args.columns else None,
                       likelihood=args.likelihood)
-    items = plan_batch(args.model, args.inputs, reading)  # the inputs are known good first
+    items = plan_batch(args.model, args.inputs, reading,  # the inputs are known good first
+                       check=lambda kind, given: _refuse_other_kind(args.model, kind, given))
     refuse_inputs_as_output(args.jsonl, [args.model, *args.inputs,
                                          *[p for i in items for p in i.paths]], "--jsonl")
     resumed = None
