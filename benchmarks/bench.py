@@ -40,13 +40,15 @@ class BenchOptions:
     devices: tuple[str, ...] = ("cpu",)
     seconds: float = 2.0
     input: str | None = None          # a CSV, image folder or video: real inputs
+    decimal: str = "."                # the decimal mark of an ``input`` CSV
     against: str | None = None        # MODEL.keras: Keras and TFLite baselines
     cold_start: bool = True
     profile: bool = True
     notes: list[str] = field(default_factory=list)
 
 
-def inputs_for(detector, source: str | None, count: int = 64) -> tuple[np.ndarray, str]:
+def inputs_for(detector, source: str | None, count: int = 64,
+               decimal: str = ".") -> tuple[np.ndarray, str]:
     """(prepared items (n, ...) for the model, a description of where they came from)."""
     if isinstance(detector, ImageDetector):
         if source:
@@ -75,7 +77,7 @@ def inputs_for(detector, source: str | None, count: int = 64) -> tuple[np.ndarra
         from vigil.runtime.sensor.windows import sliding_windows
 
         table = read_table(csv_files(source)[0], features=detector.features, require_time=False,
-                           label_column=None)
+                           label_column=None, decimal=decimal)
         values = fill_gaps(table.values, detector.spec.max_gap, table.source, table.features)
         windows = sliding_windows(values.astype(np.float32), window, detector.spec.stride)
         if len(windows) == 0:
@@ -192,7 +194,7 @@ def bench(models: Sequence[str | Path], options: BenchOptions = BenchOptions(),
 def _bench_model(model: Path, options: BenchOptions, result: dict,
                  cell_done: Callable[[], None] = lambda: None) -> dict:
     probe = load(model, threads=1)
-    items, described = inputs_for(probe, options.input)
+    items, described = inputs_for(probe, options.input, decimal=options.decimal)
     entry = {"model": str(model), "kind": probe.spec.kind, "precision": probe.spec.precision,
              "file_bytes": model.stat().st_size, "input": described,
              "input_shape": list(probe.input_shape)}
@@ -332,7 +334,7 @@ def baselines(keras_path: str | Path, models: Sequence[str | Path], options: Ben
     for path in models:
         detector = load(path, threads=1)
         if items is None:
-            items, _ = inputs_for(detector, options.input, count=32)
+            items, _ = inputs_for(detector, options.input, count=32, decimal=options.decimal)
         callers[f"runtime_{detector.spec.precision}"] = _runner(detector)
     for name, int8 in (("tflite_fp32", False), ("tflite_int8", True)):
         try:

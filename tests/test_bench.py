@@ -145,3 +145,23 @@ def test_compare_merges_runs_into_one_report_and_names_a_file_that_is_not_one(tm
     assert cli.main(["bench", "--compare", str(tmp_path / "a.json"), "--json",
                      str(tmp_path / "a.json")]) == cli.EXIT_INPUT
     assert "an input of this run" in capsys.readouterr().err
+
+
+def test_bench_reads_a_decimal_comma_input_and_refuses_an_against_of_the_other_kind(
+        sensor_artifacts, image_artifacts, tmp_path, capsys):
+    import json
+
+    from vigil.cli import commands as cli
+
+    rows = sensor_artifacts.test_csv.read_text().splitlines()[:200]
+    comma = tmp_path / "comma.csv"
+    comma.write_text("\n".join(r.replace(",", ";").replace(".", ",") for r in rows) + "\n")
+    run = ["bench", str(sensor_artifacts.fp32), "--batch", "1", "--seconds", "0.05",
+           "--no-cold-start", "--input", str(comma)]
+    assert cli.main(run) == cli.EXIT_INPUT
+    assert "Read it with --decimal ," in capsys.readouterr().err
+    assert cli.main([*run, "--decimal", ","]) == cli.EXIT_OK
+    assert "windows from" in json.loads(capsys.readouterr().out)["models"][0]["input"]
+    assert cli.main(["bench", str(sensor_artifacts.fp32), "--against",
+                     str(image_artifacts.keras_model)]) == cli.EXIT_INPUT
+    assert "is an image model and" in capsys.readouterr().err

@@ -780,11 +780,12 @@ def cmd_bench(args) -> int:
         if args.against:
             _keras_model(args.against, "--against")
             _training_side("bench --against")
+            _same_kind_as_against(args.models, args.against)
         with _progress(args) as progress:
             result = bench(args.models, BenchOptions(
                 batches=args.batch, threads=args.threads, devices=args.device,
-                seconds=args.seconds, input=args.input, against=args.against,
-                cold_start=not args.no_cold_start), progress=progress)
+                seconds=args.seconds, input=args.input, decimal=args.decimal,
+                against=args.against, cold_start=not args.no_cold_start), progress=progress)
     text = json_text(result)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -793,6 +794,22 @@ def cmd_bench(args) -> int:
         print(f"report: {write_bench_report(result, args.report)}", file=sys.stderr)
     print(text)
     return EXIT_OK
+
+
+def _same_kind_as_against(models: list[str], against: str) -> None:
+    """ValueError, before any timing, when ``--against`` is another kind of model than an
+    artifact (the baselines would feed it the artifact's inputs)."""
+    from vigil.runtime import load
+    from vigil.training.checkpoint import load_run
+
+    kind = load_run(against).record.get("kind")
+    for model in models:
+        mine = load(model).spec.kind
+        if kind is not None and mine != kind:
+            raise ValueError(f"`--against` {against!r} is {'an' if kind == 'image' else 'a'} "
+                             f"{kind} model and {model!r} is {'an' if mine == 'image' else 'a'} "
+                             f"{mine} model: give the .keras model the artifact was exported "
+                             "from")
 
 
 def cmd_demo(args) -> int:
@@ -1252,6 +1269,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seconds", type=_number(0, low_open=True), default=2.0,
                        help="time budget per cell (default 2)")
     bench.add_argument("--input", default=None, help="real inputs: a CSV, image folder or video")
+    bench.add_argument("--decimal", choices=[".", ","], default=".",
+                       help="decimal mark of an --input CSV (default .; with , the columns must "
+                            "be separated by ; or a tab)")
     bench.add_argument("--against", default=None,
                        help="MODEL.keras: also time Keras and TFLite FP32/INT8 (needs vigil-edge[train])")
     bench.add_argument("--no-cold-start", action="store_true", help="skip the fresh-process runs")
