@@ -302,6 +302,9 @@ def neighbour_score(error_scorer, normalize, normalized_train: np.ndarray, prepa
     """The bank of normal shapes, and the error's and the distance's mean and std on the held-out
     normal windows, which put the two on one scale."""
     rows = min(options.neighbour_rows, prepared.train.shape[1])
+    if rows < options.neighbour_rows and options.neighbour_rows != sensor_model.ModelOptions().neighbour_rows:
+        log.warning("--neighbour-rows %d is longer than the window of %d rows: the distance "
+                    "compares the window's %d rows", options.neighbour_rows, rows, rows)
     features = tuple(i for i, r in enumerate(roles) if r == SCORED)
     shapes = sensor_model.normal_shapes(normalized_train, rows, list(features),
                                         options.neighbour_entries)
