@@ -111,6 +111,12 @@ def test_neighbour_rows_zero_scores_the_error_alone(train_csv, tmp_path):
     assert float(detector.score(load_run(model).validation[:32]).min()) >= 0.0  # squared errors
 
 
+def test_neighbour_rows_longer_than_the_window_says_what_is_compared(train_csv, tmp_path, caplog):
+    caplog.set_level("WARNING", logger="vigil")
+    train_sensor(train_csv, tmp_path / "model.keras", small(40), verbose=0)
+    assert "--neighbour-rows 40 is longer than the window of 24 rows" in caplog.text
+
+
 def test_negative_neighbour_rows_names_the_argument(train_csv, tmp_path):
     options = small(8)
     options = replace(options, model=replace(options.model, neighbour_rows=-1))
