@@ -57,6 +57,14 @@ def test_csv_labels_with_and_without_a_file_column(tmp_path):
     assert np.flatnonzero(read_labels(every).rows(TIMES, tmp_path / "x.csv")).tolist() == [10, 11]
 
 
+def test_a_labels_csv_separated_by_semicolons_or_tabs_reads_as_one_with_commas(tmp_path):
+    for separator in (";", "\t"):
+        path = tmp_path / "labels.csv"
+        path.write_text(separator.join(["file", "start", "end"]) + "\n"
+                        + separator.join(["a.csv", TIMES[1], TIMES[2]]) + "\n")
+        assert np.flatnonzero(read_labels(path).rows(TIMES, tmp_path / "a.csv")).tolist() == [1, 2]
+
+
 def test_a_row_by_row_labels_csv_labels_only_the_rows_it_marks(tmp_path):
     flags = tmp_path / "flags.csv"
     flags.write_text("timestamp,anomaly\n" + "".join(

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .tables import label_value, time_key
+from .tables import detect_separator, label_value, time_key
 
 ALL_FILES = "*"
 NAB_WINDOWS = Path("labels") / "combined_windows.json"
@@ -130,7 +130,9 @@ def _from_json(text: str, source: str) -> dict[str, tuple[tuple[str, str], ...]]
 
 
 def _from_csv(text: str, source: str) -> dict[str, tuple[tuple[str, str], ...]]:
-    rows = list(csv.DictReader(text.splitlines()))
+    lines = text.splitlines()
+    separator = detect_separator(lines[0]) if lines else ","  # as data files: , ; or a tab
+    rows = list(csv.DictReader(lines, delimiter=separator))
     columns = set(rows[0]) if rows else set()
     if not ({"start", "end"} <= columns or "timestamp" in columns):
         raise ValueError(f"labels {source!r}: expected a header with start,end or timestamp "
