@@ -163,6 +163,17 @@ def test_utf8_bom_is_ignored(tmp_path):
     assert table.features == ("a",)
 
 
+def test_text_in_another_encoding_names_the_command_that_converts_it(tmp_path):
+    utf16 = tmp_path / "unicode.csv"
+    utf16.write_bytes("timestamp,a\nt0,1\n".encode("utf-16"))
+    with pytest.raises(ValueError, match=r"UTF-16 .*iconv -f UTF-16 -t UTF-8 IN.csv > OUT.csv"):
+        read_table(utf16)
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("timestamp,a,note\nt0,1,Größe\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"UTF-8.*iconv -f WINDOWS-1252 -t UTF-8"):
+        read_table(latin)
+
+
 def test_quoted_cells(tmp_path):
     text = ('"timestamp","flow, l/min","pressure"\n'
             '"2026-01-01 00:00:00","1.5","2"\n'

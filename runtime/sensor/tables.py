@@ -84,7 +84,7 @@ def read_lines(stream: BinaryIO, max_bytes: int = MAX_LINE_BYTES,
     is in flight). A file's reads do not block, so they skip that bookkeeping.
     """
     wait = interrupts.waiting if live else contextlib.nullcontext
-    first = True
+    first, utf16 = True, False
     while True:
         with wait():
             raw = stream.readline(max_bytes + 1)
@@ -107,14 +107,25 @@ def read_lines(stream: BinaryIO, max_bytes: int = MAX_LINE_BYTES,
         body = raw.rstrip(b"\r\n")
         if first and body.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark
             body = body[3:]
+        if first and (body[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in body):
+            utf16 = True
         first = False
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError as error:
             yield Line(None, f"the line is not valid UTF-8 text (byte 0x{body[error.start]:02x} at "
-                             f"position {error.start})", terminated)
+                             f"position {error.start}); {_encoding_fix(utf16)}", terminated)
             continue
         yield Line(text, None, terminated)
+
+
+def _encoding_fix(utf16: bool) -> str:
+    """The command that converts a CSV that is not UTF-8 (UTF-16, or a Windows code page)."""
+    if utf16:
+        return ("the file is UTF-16 text (Windows' 'Unicode'): convert it with iconv -f UTF-16 "
+                "-t UTF-8 IN.csv > OUT.csv")
+    return ("if the file was written in a Windows or Latin-1 encoding, convert it with iconv -f "
+            "WINDOWS-1252 -t UTF-8 IN.csv > OUT.csv")
 
 
 def detect_separator(header: str) -> str:
@@ -406,7 +417,11 @@ def read_table(
                                      f"another label column (--label-column)")
                 rows.append(row)
     except UnicodeDecodeError as error:
-        raise ValueError(f"{source}: expected a UTF-8 text CSV file; {error}") from None
+        with open(path, "rb") as handle:
+            start = handle.read(4096)
+        utf16 = start[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in start
+        raise ValueError(f"{source}: expected a UTF-8 text CSV file; {error}; "
+                         f"{_encoding_fix(utf16)}") from None
     if parser is None:
         raise ValueError(f"{source}: the file is empty; expected a header line and data rows")
     if not rows:
