@@ -727,3 +727,10 @@ def test_models_and_health_files_are_readable_by_others(tmp_path):
     write_atomically(tmp_path / "health.json", "{}")
     for name in ("model.onnx", "health.json"):
         assert (tmp_path / name).stat().st_mode & 0o777 == FILE_MODE  # not mkstemp's 0600
+
+
+def test_an_empty_stdin_is_said_as_an_empty_file_is(tiny_sensor):
+    for given, says in ((b"", b"no line (not even a header)"),
+                        (b"timestamp,a,b,c\n", b"ended after 0 data rows")):
+        done = vigil("score", tiny_sensor, "-", stdin=given)
+        assert done.returncode == 0 and says in done.stderr, done.stderr

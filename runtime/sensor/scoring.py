@@ -129,6 +129,10 @@ def score_lines(detector: SensorDetector, lines: Iterable[str | Line], source: s
             emit(result, source)
     if not read_header and not live:
         raise _empty_file(detector, source)
+    if live and scorer.rows_in < detector.spec.window:  # a pipe may close early: said, not an error
+        log.warning("%s ended after %s; no window of %d rows was scored", source,
+                    f"{scorer.rows_in} data rows" if read_header else "no line (not even a "
+                    "header)", detector.spec.window)
     return scorer
 
 
