@@ -62,3 +62,18 @@ def test_a_status_column_that_changes_in_use_does_not_swamp_the_score(tmp_path):
     assert fault > 10 * quiet, "the analog fault still stands out"
     assert switched < fault / 5, "the status switch does not swamp the score"
     assert np.all(errors[:, 1:] == 0), "inputs-only features contribute nothing to `why`"
+
+
+def test_a_sentinel_reading_in_the_training_rows_is_named():
+    from vigil.training.sensor_data import sentinel_readings
+
+    rng = np.random.default_rng(0)
+    rows = np.column_stack([rng.normal(0.03, 0.01, 500), rng.normal(75, 1, 500)])
+    assert sentinel_readings(rows, ("vibration", "temperature")) == []
+    rows[100, 0] = 1e20  # a PLC's "no value"
+    (line,) = sentinel_readings(rows, ("vibration", "temperature"))
+    assert line.startswith("'vibration': 1 of 500 readings of 1e+20")
+    spiky = rows.copy()
+    spiky[100, 0] = 0.03
+    spiky[::50, 1] = 5e4  # spikes of a bursty column are readings, however far
+    assert sentinel_readings(spiky, ("vibration", "temperature")) == []

@@ -182,6 +182,36 @@ def load_tables(data: str | Path | Sequence[Path], options: DataOptions) -> list
     return tables
 
 
+# A reading at least this large, far from the rest of its column, is taken for a sentinel code
+# ("no value": 1e20, float32's limit) rather than a reading. Spread alone cannot tell one: on
+# the real sets, NAB's network traffic spikes lie 2e5 robust spreads from their median, and a
+# nearly binary SMD column 1e5 (every file of SKAB, NAB and SMD and the ten ECG records read
+# whole were scanned on 2026-12-05; none fires).
+SENTINEL_MAGNITUDE = 1e15
+SENTINEL_SPREADS = 1e3
+
+
+def sentinel_readings(rows: np.ndarray, features: Sequence[str]) -> list[str]:
+    """One line per feature whose normal training rows hold readings of a sentinel's size far
+    from the rest (they set its mean and spread, so the model hardly sees the feature)."""
+    found = []
+    for j, name in enumerate(features):
+        column = rows[:, j].astype(np.float64)
+        column = column[np.isfinite(column)]
+        huge = np.abs(column) >= SENTINEL_MAGNITUDE
+        if not huge.any() or huge.all():
+            continue
+        rest = column[~huge]
+        median = float(np.median(rest))
+        spread = max(1.4826 * float(np.median(np.abs(rest - median))), float(np.std(rest)), 1e-12)
+        far = huge & (np.abs(column - median) > SENTINEL_SPREADS * spread)
+        if far.any():
+            worst = column[far][np.argmax(np.abs(column[far] - median))]
+            found.append(f"{name!r}: {int(far.sum())} of {len(column)} readings of {worst:g} or "
+                         f"the like, where the others lie within {rest.min():g} .. {rest.max():g}")
+    return found
+
+
 def prepare(data: str | Path | Sequence[Path], options: DataOptions) -> SensorData:
     """Split each file chronologically, fit normalization on normal training rows, cut windows.
 
@@ -231,6 +261,11 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions) -> SensorDa
         raise ValueError(f"validation needs at least 4 windows of {w} rows; the data gives "
                          f"{len(validation)} (raise `validation_fraction` or add rows)")
     rows = np.concatenate(normal_rows)
+    for line in sentinel_readings(rows, tables[0].features):
+        log.warning("training rows of %s: %s: a sentinel code ('no value') rather than a reading? "
+                    "It sets the column's mean and spread, so the model hardly sees the column; "
+                    "blank those cells (they are then filled as gaps) or drop the rows, and train "
+                    "again", data, line)
     mean, std = standardization(rows, options.relative_std_floor)
     roles = feature_roles(rows, mean)
     if all(np.ptp(column) == 0 for column in rows.T):
