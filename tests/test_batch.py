@@ -239,6 +239,17 @@ def test_repeated_inputs_are_refused_and_a_folder_of_videos_is_scored_video_by_v
         ("cam1.avi", 0), ("cam1.avi", 1), ("cam1.avi", 2),
         ("cam2.avi", 0), ("cam2.avi", 1), ("cam2.avi", 2)]
     assert all(r["score"] is not None for r in lines)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "a.png").write_bytes(b"not an image")
+    (broken / "b.png").write_bytes(b"")
+    previous = tmp_path / "previous.jsonl"
+    previous.write_text('{"frame": 0}\n')
+    for command in ("score", "batch"):  # nothing decodes: refused before the output is emptied
+        assert cli.main([command, str(tiny_image_artifact), str(broken), "--jsonl",
+                         str(previous), "--overwrite"]) == 2
+        assert "none of its 2 files is an image that can be read" in capsys.readouterr().err
+        assert previous.read_text() == '{"frame": 0}\n'
     (recordings / "cam3.avi").write_bytes(b"RIFF" + bytes(60))  # a damaged recording
     assert cli.main(["batch", str(tiny_image_artifact), str(recordings), "--jsonl",
                      str(tmp_path / "bad.jsonl")]) == 2

@@ -277,7 +277,8 @@ def test_cli_errors(tiny_image_artifact, tmp_path, capsys):
     notes.mkdir()
     (notes / "readme.txt").write_text("not an image")
     assert cli.main(["score", model, str(notes)]) == cli.EXIT_INPUT
-    assert "no frame could be scored: all 1 were skipped" in capsys.readouterr().err
+    assert ("none of its 1 files is an image that can be read; the first, readme.txt: not an "
+            "image file") in capsys.readouterr().err
 
 
 # --- no TensorFlow ------------------------------------------------------------------------------

@@ -327,6 +327,19 @@ class ImageFiles:
         self.close()
 
 
+def check_images(paths: list[Path], source: str) -> None:
+    """SourceError naming ``source`` unless one of ``paths`` decodes: a run that could score no
+    frame is refused before its output is made (files are read until the first good one)."""
+    first = None
+    for path in paths:
+        image, error = read_image(Path(path))
+        if image is not None:
+            return
+        first = first or f"{Path(path).name}: {error}"
+    raise SourceError(f"`source` {source!r}: none of its {len(paths)} files is an image that "
+                      f"can be read; the first, {first}")
+
+
 def read_image(path: Path) -> tuple[np.ndarray | None, str | None]:
     """(uint8 image, None) or (None, why it cannot be used)."""
     suffix = path.suffix.lower()

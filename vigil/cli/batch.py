@@ -239,9 +239,16 @@ def plan_batch(model: str | Path, inputs: Sequence[str], reading: Reading = Read
         header = list(reading.header) if reading.header else None
         for item in items:
             check_header(detector, item.paths[0], header, reading.decimal)
+    frames: dict[str, list[str]] = {}
     for item in items:
         if item.kind == "video":
             _check_video(item.paths[0])
+        elif item.kind == "images":
+            frames.setdefault(item.name, []).extend(item.paths)
+    for name, paths in frames.items():  # a folder none of whose images decodes is refused
+        from vigil.runtime.camera.sources import check_images
+
+        check_images([Path(p) for p in paths], name)
     return items
 
 

@@ -530,8 +530,9 @@ def _score(args) -> int:
 def _score_frames(args, detector) -> int:
     from vigil.runtime.camera.scoring import (FrameScoringOptions, FrameSummary,
                                               preview_unavailable, score_frames)
-    from vigil.runtime.camera.sources import (ReconnectPolicy, SourceOptions, live_target,
-                                              open_source, prefetched, redact)
+    from vigil.runtime.camera.sources import (ImageFiles, ReconnectPolicy, SourceOptions,
+                                              check_images, live_target, open_source,
+                                              prefetched, redact)
     from vigil.runtime.core.health import HealthReporter
 
     if args.columns:
@@ -550,7 +551,10 @@ def _score_frames(args, detector) -> int:
         health = HealthReporter(args.health, args.health_interval, model=detector)
         health.connecting("frames", redact(args.source))
     try:
-        source = prefetched(open_source(args.source, SourceOptions(reconnect=reconnect)))
+        opened = open_source(args.source, SourceOptions(reconnect=reconnect))
+        if isinstance(opened, ImageFiles):
+            check_images(opened.paths, args.source)  # before any output is made or emptied
+        source = prefetched(opened)
     except KeyboardInterrupt:
         summary = FrameSummary(source=redact(args.source), stopped="interrupted")
         if health is not None:
