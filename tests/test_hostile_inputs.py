@@ -734,3 +734,36 @@ def test_an_empty_stdin_is_said_as_an_empty_file_is(tiny_sensor):
                         (b"timestamp,a,b,c\n", b"ended after 0 data rows")):
         done = vigil("score", tiny_sensor, "-", stdin=given)
         assert done.returncode == 0 and says in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_a_restart_ends_the_alarm_in_a_chunk_as_row_by_row_with_a_stride(tiny_sensor, stride):
+    from dataclasses import replace
+
+    detector = runtime.load(tiny_sensor)
+    detector.spec = replace(detector.spec, stride=stride)
+    scorer = StreamingScorer(detector)
+    gap = detector.spec.max_gap + 1  # missing rows enough to restart the window
+    values = [np.full(3, 0.1)] * 10 + [np.full(3, 5.0)] * 30 + [np.full(3, np.nan)] * gap \
+        + [np.full(3, 5.0)] * 20 + [np.full(3, 0.1)] * 10
+    results = scorer.push_rows((v, i, None, None) for i, v in enumerate(values))
+    runs, current = [], []  # the alarm runs the lines show; a skipped row ends one
+    for result in results:
+        if result.anomaly:
+            current.append(result.index)
+        elif current:
+            runs.append(current)
+            current = []
+    runs.append(current) if current else None
+    longest = max(runs, key=len)
+    assert len(runs) == 2  # the restart split the alarm in two
+    assert scorer.summary()["longest_alarm"] == {"windows": len(longest), "first_row": longest[0],
+                                                 "last_row": longest[-1]}
+    assert len(longest) < 40 // stride  # windows, not rows
+    # the same rows pushed one by one: the same lines (before the fix of 2026-12-05, windows
+    # before a restart were decided after it when they arrived in one chunk, so the alarm after
+    # the gap was no new episode and the alarm run spanned the gap)
+    alone = StreamingScorer(detector)
+    one_by_one = [r for i, v in enumerate(values) for r in alone.push(v, i)]
+    assert [r.to_json() for r in one_by_one] == [r.to_json() for r in results]
+    assert sum(r.alarm_start for r in results) == 2

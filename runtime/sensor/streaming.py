@@ -179,6 +179,10 @@ class StreamingScorer:
                 if self._last_good is None or self._bad_streak > self.max_gap:
                     self.rows_skipped += 1
                     if self._filled_rows:
+                        # the windows before the restart are decided before it, as they would be
+                        # pushed one by one: smoothing, episodes and alarm runs end here
+                        self._score(batch, pending, out)
+                        batch, pending = [], []
                         self.reset()
                     out.append(Result(index, time, skipped=f"{reason}; window restarts",
                                       out_of_order=late))
