@@ -67,7 +67,7 @@ def run_record(path: Path, options: SensorTrainingOptions, scratch: Path) -> dic
     filled = between_windows(scores, scores, np.nan)  # rows between windows: the last window's
     test = slice(split, None)
     stream = stream_of(path.stem, detector, scores, table.labels, split,
-                       run.validation[~run.validation_labels])
+                       run.normal_validation)
     return {"stream": stream, "gap": episode_gap(detector), "record": path.stem, "leads": list(leads), "alarms": alarms[test],
             "scores": filled[test], "labels": table.labels[test],
             "precision_chosen": report.precision, "seconds": time.perf_counter() - started}

@@ -83,7 +83,7 @@ def run_file(path: Path, root: Path, labels, options: SensorTrainingOptions, scr
     scores[ends] = window_scores
     run = trained.run
     stream = stream_of(f"{path.parent.name}/{path.name}", detector, scores, truth, probation,
-                       run.validation[~run.validation_labels])
+                       run.normal_validation)
     return {"scores": scores, "ends": ends, "window_scores": window_scores, "labels": truth,
             "gap": episode_gap(detector),
             "probation": probation, "detector": detector, "precision": report.precision,

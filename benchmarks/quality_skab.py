@@ -67,7 +67,7 @@ def skab_protocol(files: list[Path], options: SensorTrainingOptions, scratch: Pa
         detector = load(artifact, threads=1)
         scores, all_alarms = row_decisions(detector, values)
         streams.append(stream_of(f"{path.parent.name}/{path.name}", detector, scores, table.labels,
-                                 TRAIN_ROWS, run.validation[~run.validation_labels]))
+                                 TRAIN_ROWS, run.normal_validation))
         alarms = all_alarms[TRAIN_ROWS:]
         labels = table.labels[TRAIN_ROWS:]
         c = counts(alarms, labels)

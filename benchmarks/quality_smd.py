@@ -60,7 +60,7 @@ def run_machine(folder: Path, options: SensorTrainingOptions, scratch: Path,
     seconds = time.perf_counter() - started
     run = result.run
     stream = stream_of(folder.name, detector, scored.scores, scored.labels, 0,
-                       run.validation[~run.validation_labels])
+                       run.normal_validation)
     return {"scores": scored, "precision_chosen": report.precision, "seconds": seconds,
             "stream": stream, "gap": episode_gap(detector),
             "inputs_only": result.run.record["training"].get("inputs_only", {}),

@@ -106,8 +106,7 @@ def export_sensor(model_path: str | Path, output: str | Path,
             precision = Precision.INT8
         else:
             precision = Precision.FP32
-    labels = run.validation_labels
-    spec = _spec(run, threshold, score_stats(chosen_scores[~labels]), precision, parity)
+    spec = _spec(run, threshold, score_stats(chosen_scores[run.normal_mask]), precision, parity)
     path = write_artifact(chosen, spec, output)
     detector = load(path)
     check = detector.score(windows[:512])  # the same batch as _onnx_scores: identical inputs
@@ -171,7 +170,8 @@ def _session_scores(session, windows: np.ndarray) -> np.ndarray:
 def _refit(run: TrainingRun, scores: np.ndarray) -> Threshold:
     """The training threshold rule applied to this model's own validation scores."""
     calibration = run.record["calibration"]
-    labels = run.validation_labels
+    use = run.calibration_mask  # the normal windows and the labeled ones, as training fitted
+    scores, labels = scores[use], run.validation_labels[use]
     method = ThresholdMethod(calibration["method"])
     if method is ThresholdMethod.F1:
         return calibrate(method, scores[~labels], scores=scores, labels=labels)

@@ -191,3 +191,41 @@ def test_eval_says_when_labels_miss_the_data_or_no_window_fits(tiny_sensor, tmp_
     with pytest.raises(ValueError, match=r"no window could be scored: 2 rows in 1 file, each "
                                          r"shorter than the model's window of 4 rows"):
         evaluate(detector, short)
+
+
+def test_windows_that_only_touch_a_labeled_row_set_no_normal_statistic(tmp_path):
+    """A window that holds a labeled spike but ends after it is neither normal nor an anomaly:
+    counted as normal, such windows set the threshold above every labeled one."""
+    pytest.importorskip("tensorflow")
+    import csv
+
+    from vigil.training.checkpoint import load_run
+    from vigil.training.sensor_data import DataOptions
+    from vigil.training.sensor_model import ModelOptions
+    from vigil.training.train_sensor import SensorTrainingOptions, train_sensor
+
+    rng = np.random.default_rng(0)
+    n = 1600
+    t = np.arange(n)
+    a = np.sin(2 * np.pi * t / 50) + 0.05 * rng.normal(size=n)
+    b = np.cos(2 * np.pi * t / 80) + 0.05 * rng.normal(size=n)
+    fault = np.zeros(n, int)
+    for start in (500, 1250, 1350, 1450, 1540):  # one spike in training, four in validation
+        a[start:start + 3] += 6.0
+        fault[start:start + 3] = 1
+    data = tmp_path / "data.csv"
+    with open(data, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["timestamp", "a", "b", "fault"])
+        writer.writerows([i, f"{a[i]:.5f}", f"{b[i]:.5f}", fault[i]] for i in range(n))
+    options = SensorTrainingOptions(data=DataOptions(label_column="fault", window=24),
+                                    model=ModelOptions(units=8, epochs=2, members=1))
+    result = train_sensor(data, tmp_path / "m.keras", options, verbose=0)
+    run = load_run(tmp_path / "m.keras")
+    assert run.validation_clean is not None  # kept in the sidecar, for export's refit
+    touched = ~run.validation_clean & ~run.validation_labels
+    assert touched.sum() > 20  # the windows after each spike that still hold it
+    assert len(run.normal_validation) == int(run.validation_clean.sum())
+    check = result.validation  # judged on the clean windows and the labeled ones
+    assert check["normal_windows"] == int(run.validation_clean.sum())
+    assert check["caught"] >= check["labeled_windows"] // 2, check  # before the fix: none

@@ -29,10 +29,26 @@ class TrainingRun:
     validation_labels: np.ndarray     # (n,) bool
     calibration: np.ndarray           # normal inputs for quantization
     validation_masks: np.ndarray | None = None  # images: (n, height, width) bool defect masks
+    # sensor windows: True where no row of the window is labeled (None: every window not labeled
+    # as an anomaly is normal, as for images and sidecars written before 2026-12-05)
+    validation_clean: np.ndarray | None = None
+
+    @property
+    def normal_mask(self) -> np.ndarray:
+        """The validation items that are normal: no labeled row in a sensor window. A window that
+        holds a labeled row but ends after it is neither normal nor an anomaly."""
+        return (self.validation_clean if self.validation_clean is not None
+                else ~self.validation_labels)
+
+    @property
+    def calibration_mask(self) -> np.ndarray:
+        """The validation items a threshold is fitted and judged on: the normal ones and those
+        labeled anomalous, not the windows that only touch a labeled row."""
+        return self.normal_mask | self.validation_labels
 
     @property
     def normal_validation(self) -> np.ndarray:
-        return self.validation[~self.validation_labels]
+        return self.validation[self.normal_mask]
 
 
 def sidecar_path(model_path: str | Path) -> Path:
@@ -60,6 +76,8 @@ def save_run(model, run: TrainingRun) -> None:
                 arrays["validation_rows"], arrays["validation_starts"] = packed
             if run.validation_masks is not None:
                 arrays["validation_masks"] = run.validation_masks.astype(bool)
+            if run.validation_clean is not None:
+                arrays["validation_clean"] = run.validation_clean.astype(bool)
             np.savez(handle, **arrays)
 
 
@@ -80,8 +98,9 @@ def load_run(model_path: str | Path) -> TrainingRun:
             validation = (_unpack_windows(data["validation_rows"], data["validation_starts"],
                                           int(record["window"]))
                           if "validation_rows" in data.files else data["validation"])
+            clean = data["validation_clean"] if "validation_clean" in data.files else None
             return TrainingRun(model_path, record, validation,
-                               data["validation_labels"], data["calibration"], masks)
+                               data["validation_labels"], data["calibration"], masks, clean)
     except (KeyError, ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
         # numpy's own advice for a file it takes for a pickle (allow_pickle) is not given: the
         # sidecar never holds one, and a pickle is never loaded

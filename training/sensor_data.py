@@ -26,6 +26,7 @@ class SensorData:
     train: np.ndarray            # (n, window, features) normal windows
     validation: np.ndarray       # (m, window, features) all validation windows
     validation_labels: np.ndarray  # (m,) True where the window ends on a labeled anomaly
+    validation_clean: np.ndarray   # (m,) True where no row of the window is labeled: normal
     mean: np.ndarray
     std: np.ndarray
     files: tuple[dict, ...]      # name, sha256, rows of every file used
@@ -230,7 +231,7 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions) -> SensorDa
         log.warning("no row of %s falls in a window or point of the labels %s: do their "
                     "timestamps match the data's?", data, options.labels)
     w, stride = options.window, options.stride
-    train_parts, val_parts, val_labels, normal_rows = [], [], [], []
+    train_parts, val_parts, val_labels, val_clean, normal_rows = [], [], [], [], []
     for table in tables:
         labels = table.labels if table.labels is not None else np.zeros(len(table), dtype=bool)
         split = int(round(len(table) * (1 - options.validation_fraction)))
@@ -243,6 +244,7 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions) -> SensorDa
         start = max(0, split - w + 1)
         val_parts.append(sliding_windows(values[start:], w, stride))
         val_labels.append(window_last_labels(labels[start:], w, stride))
+        val_clean.append(~window_any_labels(labels[start:], w, stride))
     features = tables[0].values.shape[1]
     count = sum(len(kept) for _, kept in train_parts)
     check_memory(count, sum(len(v) for v in val_parts), w, features, stride)
@@ -284,6 +286,7 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions) -> SensorDa
         train=train,
         validation=validation,
         validation_labels=np.concatenate(val_labels),
+        validation_clean=np.concatenate(val_clean),
         mean=mean,
         std=std,
         files=tuple({"name": Path(t.source).name, "sha256": sha256_of(t.source),

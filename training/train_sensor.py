@@ -201,7 +201,7 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
                          "(the last `validation_fraction` of each file); none found: label them "
                          "(an `anomaly` column or --labels FILE), or use --threshold-method "
                          "gaussian or percentile")
-    normal_val = prepared.validation[~prepared.validation_labels]
+    normal_val = prepared.validation[prepared.validation_clean]  # no labeled row in the window
     if len(normal_val) < 4:
         raise ValueError(f"validation has {len(normal_val)} normal windows; at least 4 are needed "
                          "to calibrate a threshold")
@@ -255,14 +255,17 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
                                                   model_options, bounds, neighbours,
                                                   compression)
     scores = score_windows(scorer, prepared.validation)
-    labels = prepared.validation_labels
-    threshold = fit_threshold(options.calibration, scores, labels)
-    check, warnings = validation_check(scores, labels, threshold,
+    labels, clean = prepared.validation_labels, prepared.validation_clean
+    # fitted and judged on the normal windows and the labeled ones; a window that only touches
+    # a labeled row (it ends after the anomaly) is neither
+    use = clean | labels
+    threshold = fit_threshold(options.calibration, scores[use], labels[use])
+    check, warnings = validation_check(scores[use], labels[use], threshold,
                                        ThresholdMethod(options.calibration.method))
     for warning in warnings:
         log.warning("%s", warning)
     epochs = len(histories[0].epoch)
-    record = _record(prepared, options, threshold, scores[~labels], epochs)
+    record = _record(prepared, options, threshold, scores[clean], epochs)
     record["training"]["inputs_only"] = inputs_only
     compressed = {f: float(m) for f, m in zip(prepared.features, compression) if m > 0}
     record["training"]["compressed"] = compressed
@@ -290,6 +293,7 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
         validation=prepared.validation,
         validation_labels=labels,
         calibration=_calibration_windows(prepared, model_options.seed),
+        validation_clean=clean,
     )
     save_run(scorer, run)
     return SensorTrainingResult(run, threshold, time.perf_counter() - started, epochs,
@@ -308,7 +312,7 @@ def neighbour_score(error_scorer, normalize, normalized_train: np.ndarray, prepa
     features = tuple(i for i, r in enumerate(roles) if r == SCORED)
     shapes = sensor_model.normal_shapes(normalized_train, rows, list(features),
                                         options.neighbour_entries)
-    normal = prepared.validation[~prepared.validation_labels]
+    normal = prepared.validation[prepared.validation_clean]
     errors = score_windows(error_scorer, normal)
     layer = sensor_model.NeighbourDistance(rows, features, len(shapes))
     layer.build(None)
