@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vigil.runtime import load
+from vigil.runtime.core.artifact import ArtifactError
 from vigil.runtime.core.metrics import auroc
 from vigil.runtime.core.progress import Progress, silent
 from vigil.runtime.core.spec import ImageSpec
@@ -112,11 +112,13 @@ def export_image(model_path: str | Path, output: str | Path,
     thresholds = fit_image_thresholds(record["calibration"], scores, maps, run.validation_labels,
                                       run.validation_masks)
     spec = _spec(run, thresholds, precision, parity)
-    path = write_artifact(chosen, spec, output)
-    detector = load(path)
-    check = detector.run_prepared(images[:CALIBRATION_BATCH])[0]
-    if not np.allclose(check, scores[: len(check)], rtol=1e-4, atol=1e-5):
-        raise RuntimeError(f"{path} scores differently when read back through the runtime")
+
+    def read_back(detector) -> None:
+        check = detector.run_prepared(images[:CALIBRATION_BATCH])[0]
+        if not np.allclose(check, scores[: len(check)], rtol=1e-4, atol=1e-5):
+            raise ArtifactError("it scores differently when read back through the runtime")
+
+    path = write_artifact(chosen, spec, output, verify=read_back)
     return ExportReport(path, precision.value, thresholds.image, parity, tuple(messages),
                         tuple(notes))
 

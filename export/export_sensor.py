@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vigil.runtime import load
+from vigil.runtime.core.artifact import ArtifactError
 from vigil.runtime.core.metrics import counts
 from vigil.runtime.core.progress import Progress, silent
 from vigil.runtime.core.spec import (AdaptiveThresholdSpec, LikelihoodSpec,
@@ -107,11 +107,13 @@ def export_sensor(model_path: str | Path, output: str | Path,
         else:
             precision = Precision.FP32
     spec = _spec(run, threshold, score_stats(chosen_scores[run.normal_mask]), precision, parity)
-    path = write_artifact(chosen, spec, output)
-    detector = load(path)
-    check = detector.score(windows[:512])  # the same batch as _onnx_scores: identical inputs
-    if not np.allclose(check, chosen_scores[: len(check)], rtol=1e-4, atol=1e-5):
-        raise RuntimeError(f"{path} scores differently when read back through the runtime")
+
+    def read_back(detector) -> None:
+        check = detector.score(windows[:512])  # the same batch as _onnx_scores: identical inputs
+        if not np.allclose(check, chosen_scores[: len(check)], rtol=1e-4, atol=1e-5):
+            raise ArtifactError("it scores differently when read back through the runtime")
+
+    path = write_artifact(chosen, spec, output, verify=read_back)
     return ExportReport(path, precision.value, threshold, parity, tuple(messages), tuple(notes))
 
 

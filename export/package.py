@@ -5,18 +5,24 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any, Callable
 
+from vigil.runtime.core.artifact import ArtifactError
 from vigil.runtime.core.spec import METADATA_KEY, SensorSpec, spec_to_dict
 from vigil.training.checkpoint import atomic_path
 
 
-def write_artifact(proto, spec: SensorSpec, path: str | Path) -> Path:
+def write_artifact(proto, spec: SensorSpec, path: str | Path,
+                   verify: Callable[[Any], None] | None = None) -> Path:
     """Attach ``spec`` as the ``vigil`` metadata entry and write the model atomically.
 
     The model goes to a temporary file in the same folder, is synced to disk and renamed over
     ``path``: an interrupted write leaves any previous file at ``path`` whole, and no temporary
-    file behind.
+    file behind. ``verify(detector)`` gets the temporary file loaded by the runtime before the
+    rename; if it raises (or the runtime refuses the file), the previous file stays too, and the
+    refusal is an ArtifactError naming ``path``.
     """
+    from vigil.runtime import load
     import onnx
 
     path = Path(path)
@@ -35,6 +41,14 @@ def write_artifact(proto, spec: SensorSpec, path: str | Path) -> Path:
     with atomic_path(path) as temporary:
         onnx.save_model(model, temporary)
         _sync(temporary)
+        if verify is not None:
+            try:
+                verify(load(temporary))
+            except ArtifactError as error:
+                reason = str(error).replace(f"model file {temporary!r}: ", "")
+                raise ArtifactError(f"{str(path)!r} was not written: the runtime refuses the "
+                                    f"model as exported ({reason.replace(temporary, 'it')}); any "
+                                    "previous file there is kept") from None
     return path
 
 

@@ -488,3 +488,33 @@ def test_a_score_flag_without_the_one_it_qualifies_is_refused(flags, message, tm
     """Given alone, each would do nothing while the user thinks it did."""
     assert cli.main(["score", str(tmp_path / "m.onnx"), str(tmp_path), *flags]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_counts_beyond_an_artifacts_limits_are_refused_at_training_and_export_keeps_the_old_file(
+        sensor_artifacts, tmp_path, capsys):
+    """Before, `--hold 200000` trained, and export replaced a good .onnx with one the runtime
+    refuses."""
+    pytest.importorskip("tensorflow")
+    import shutil
+
+    assert cli.main(["train", "sensor", str(sensor_artifacts.train_csv), "-o",
+                     str(tmp_path / "m.keras"), "--hold", "200000"]) == 2
+    assert "`--hold` must be at most 100,000" in capsys.readouterr().err
+    assert not (tmp_path / "m.keras").exists()
+    # a sidecar holding such a count (as a model trained before this check would): not written
+    model = tmp_path / "old.keras"
+    shutil.copy(sensor_artifacts.keras_model, model)
+    keras_model = sensor_artifacts.keras_model
+    sidecar = dict(np.load(keras_model.with_name(keras_model.stem + ".vigil.npz")))
+    record = json.loads(str(sidecar["record"]))
+    record["hold"] = 200_000
+    sidecar["record"] = np.array(json.dumps(record))
+    np.savez(tmp_path / "old.vigil.npz", **sidecar)
+    previous = tmp_path / "line.onnx"
+    shutil.copy(sensor_artifacts.fp32, previous)
+    before = previous.read_bytes()
+    assert cli.main(["export", str(model), "-o", str(previous), "--precision", "fp32"]) == 3
+    err = capsys.readouterr().err
+    assert "was not written" in err and "hold must be an integer in [0, 100000]" in err
+    assert previous.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp-")] == []

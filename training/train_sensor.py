@@ -144,11 +144,34 @@ def fit_threshold(calibration: CalibrationOptions, scores: np.ndarray,
     return calibrate(method, scores[~labels], **calibration.params())
 
 
+def _within_artifact_limits(options: SensorTrainingOptions) -> None:
+    """ValueError naming the option when a count exceeds what an artifact may hold (the
+    runtime's reader would refuse the exported model)."""
+    from vigil.runtime.core.spec import MAX_HISTORY, MAX_NORMALIZATION, MAX_ROWS
+
+    c, d = options.calibration, options.data
+    for name, value, limit in (("window", d.window, MAX_ROWS), ("stride", d.stride, MAX_ROWS),
+                               ("max_gap", d.max_gap, MAX_ROWS),
+                               ("consecutive", c.consecutive, MAX_ROWS),
+                               ("hold", c.hold, MAX_ROWS), ("rearm", c.rearm, MAX_HISTORY),
+                               ("adaptive_memory", c.adaptive_memory, MAX_HISTORY),
+                               ("likelihood_short", c.likelihood_short, MAX_ROWS),
+                               ("likelihood_long", c.likelihood_long, MAX_HISTORY),
+                               ("normalization_memory", c.normalization_memory,
+                                MAX_NORMALIZATION),
+                               ("normalization_warmup", c.normalization_warmup,
+                                MAX_NORMALIZATION)):
+        if value > limit:
+            raise ValueError(f"`{name}` must be at most {limit:,} (the most an artifact holds); "
+                             f"received {value:,}")
+
+
 def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
                  options: SensorTrainingOptions = SensorTrainingOptions(),
                  verbose: int | str = "auto") -> SensorTrainingResult:
     """Train on ``data`` (CSV file, folder, or list of files) and write ``output`` (.keras)."""
     calibration = options.calibration
+    _within_artifact_limits(options)
     if calibration.consecutive < 1:
         raise ValueError(f"`consecutive` must be >= 1; received {calibration.consecutive}")
     if calibration.hold < 0 or calibration.rearm < 0:

@@ -32,6 +32,14 @@ class ArtifactError(ValueError):
     """A model file is unreadable, not a Vigil artifact, or describes itself inconsistently."""
 
 
+# The largest counts an artifact may hold: windows, strides, gaps, holds and short averages in
+# rows or windows; the adaptive threshold's and the likelihood's histories; the running
+# normalization's time constant. Training refuses larger ones, so it never writes a model whose
+# artifact this reader would refuse.
+MAX_ROWS = 100_000
+MAX_HISTORY = 10_000_000
+MAX_NORMALIZATION = 100_000_000
+
 @dataclass(frozen=True)
 class Threshold:
     """Decision threshold on the score, and how it was chosen."""
@@ -237,27 +245,27 @@ def spec_from_dict(data: Any) -> Spec:
         raise ArtifactError(f"metadata std must be positive for every feature; received {std}")
     return SensorSpec(
         features=tuple(features),
-        window=_int(data, "window", minimum=1, maximum=100_000),
-        stride=_int(data, "stride", minimum=1, maximum=100_000),
+        window=_int(data, "window", minimum=1, maximum=MAX_ROWS),
+        stride=_int(data, "stride", minimum=1, maximum=MAX_ROWS),
         mean=tuple(mean),
         std=tuple(std),
         score_reduction=_str(data, "score_reduction"),
         threshold=_nested(_threshold, data, "threshold"),
-        consecutive=_int(data, "consecutive", minimum=1, maximum=100_000),
+        consecutive=_int(data, "consecutive", minimum=1, maximum=MAX_ROWS),
         score_stats=_nested(_score_stats, data, "score_stats"),
         precision=_choice(data, "precision", ("fp32", "int8")),
         input_name=_str(data, "input_name"),
         score_output=_str(data, "score_output"),
         feature_output=_str(data, "feature_output"),
-        max_gap=_int(data, "max_gap", minimum=0, maximum=100_000),
-        hold=_int(data, "hold", minimum=0, maximum=100_000) if "hold" in data else 0,
+        max_gap=_int(data, "max_gap", minimum=0, maximum=MAX_ROWS),
+        hold=_int(data, "hold", minimum=0, maximum=MAX_ROWS) if "hold" in data else 0,
         time_column=_optional_str(data, "time_column"),
         label_column=_optional_str(data, "label_column"),
         versions=_str_map(data, "versions"),
         training=_mapping(data, "training"),
         parity=_mapping(data, "parity"),
         adaptive=_nested(_adaptive, data, "adaptive") if data.get("adaptive") is not None else None,
-        rearm=_int(data, "rearm", minimum=0, maximum=10_000_000) if "rearm" in data else 0,
+        rearm=_int(data, "rearm", minimum=0, maximum=MAX_HISTORY) if "rearm" in data else 0,
         running_normalization=(_nested(_running_normalization, data, "running_normalization")
                                if data.get("running_normalization") is not None else None),
         likelihood=(_nested(_likelihood, data, "likelihood")
@@ -402,7 +410,7 @@ def _nested(parse, data: Mapping[str, Any], key: str):
 
 
 def _adaptive(value: Mapping[str, Any]) -> AdaptiveThresholdSpec:
-    memory = _int(value, "memory", minimum=1, maximum=10_000_000)
+    memory = _int(value, "memory", minimum=1, maximum=MAX_HISTORY)
     warmup = _int(value, "warmup", minimum=1, maximum=memory)
     if "quantile" in value or "factor" in value:
         if "z" in value:
@@ -422,7 +430,7 @@ def _adaptive(value: Mapping[str, Any]) -> AdaptiveThresholdSpec:
 
 
 def _likelihood(value: Mapping[str, Any]) -> LikelihoodSpec:
-    long = _int(value, "long", minimum=2, maximum=10_000_000)
+    long = _int(value, "long", minimum=2, maximum=MAX_HISTORY)
     z, floor = _float(value, "z"), _float(value, "std_floor")
     if not z > 0:
         raise ArtifactError(f"metadata z must be > 0; received {z}")
@@ -430,15 +438,15 @@ def _likelihood(value: Mapping[str, Any]) -> LikelihoodSpec:
         raise ArtifactError(f"metadata std_floor must be > 0; received {floor}")
     level_warmup = (_int(value, "level_warmup", minimum=1, maximum=long)
                     if value.get("level_warmup") is not None else None)
-    return LikelihoodSpec(short=_int(value, "short", minimum=1, maximum=100_000), long=long, z=z,
+    return LikelihoodSpec(short=_int(value, "short", minimum=1, maximum=MAX_ROWS), long=long, z=z,
                           warmup=_int(value, "warmup", minimum=1, maximum=long),
                           std_floor=floor, level_warmup=level_warmup)
 
 
 def _running_normalization(value: Mapping[str, Any]) -> RunningNormalizationSpec:
-    memory = _int(value, "memory", minimum=2, maximum=100_000_000)
+    memory = _int(value, "memory", minimum=2, maximum=MAX_NORMALIZATION)
     return RunningNormalizationSpec(memory=memory, warmup=_int(value, "warmup", minimum=1,
-                                                               maximum=100_000_000))
+                                                               maximum=MAX_NORMALIZATION))
 
 
 def _threshold(value: Any) -> Threshold:
