@@ -95,3 +95,39 @@ def int8_pays_off(cost: dict, quantized: str = "INT8") -> tuple[bool, str]:
     flag = "int8" if quantized == "INT8" else "mixed"
     return False, (f"wrote FP32: {quantized} is neither faster nor smaller ({figures}); "
                    f"use --precision {flag} to keep {quantized} anyway")
+
+
+def max_finite_diff(a: np.ndarray, b: np.ndarray) -> float:
+    """The largest |a - b| over the items both score finitely (0 when none does)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    both = np.isfinite(a) & np.isfinite(b)
+    return float(np.max(np.abs(a[both] - b[both]), initial=0.0))
+
+
+def check_fp32_parity(keras_scores: np.ndarray, onnx_scores: np.ndarray, tolerance: float,
+                      parity: dict) -> None:
+    """Record the ONNX FP32 graph's difference from Keras in ``parity`` and refuse a broken
+    conversion: each item within ``tolerance`` x max(1, |its Keras score|), and finite exactly
+    where Keras is (a labeled reading far outside training may overflow both to infinity).
+    ArtifactError naming the worst item otherwise."""
+    from vigil.runtime.core.spec import ArtifactError
+
+    keras_scores = np.asarray(keras_scores, dtype=np.float64)
+    onnx_scores = np.asarray(onnx_scores, dtype=np.float64)
+    finite = np.isfinite(keras_scores)
+    if not np.array_equal(finite, np.isfinite(onnx_scores)):
+        item = int(np.flatnonzero(finite != np.isfinite(onnx_scores))[0])
+        raise ArtifactError(f"the ONNX FP32 graph's score of validation item {item} is "
+                            f"{onnx_scores[item]} where Keras gives {keras_scores[item]}: the "
+                            "conversion is broken (please report it, with the model)")
+    diff = np.abs(onnx_scores[finite] - keras_scores[finite])
+    allowed = tolerance * np.maximum(1.0, np.abs(keras_scores[finite]))
+    parity["fp32_max_abs_diff"] = float(np.max(diff, initial=0.0))
+    if (~finite).any():
+        parity["fp32_nonfinite_items"] = int((~finite).sum())
+    if (diff > allowed).any():
+        worst = int(np.argmax(diff / allowed))
+        raise ArtifactError(f"the ONNX FP32 graph's scores differ from Keras by up to "
+                            f"{diff[worst]:.3g} on a score of {keras_scores[finite][worst]:.4g} "
+                            f"(tolerance {allowed[worst]:.3g}): the conversion is broken (please "
+                            "report it, with the model)")
