@@ -229,3 +229,10 @@ def test_windows_that_only_touch_a_labeled_row_set_no_normal_statistic(tmp_path)
     check = result.validation  # judged on the clean windows and the labeled ones
     assert check["normal_windows"] == int(run.validation_clean.sum())
     assert check["caught"] >= check["labeled_windows"] // 2, check  # before the fix: none
+    # the artifact remembers its label column: `vigil eval` reads it without --label-column
+    from vigil.cli import commands as cli
+
+    artifact = tmp_path / "m.onnx"
+    assert cli.main(["export", str(tmp_path / "m.keras"), "-o", str(artifact), "--precision",
+                     "fp32", "--quiet"]) == 0
+    assert cli.main(["eval", str(artifact), str(data), "--quiet"]) == 0

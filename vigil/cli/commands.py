@@ -593,7 +593,7 @@ def _eval_images(args, detector) -> int:
     from vigil.runtime.core.report import json_text
 
     given = [flag for flag, used in (("--labels", args.labels is not None),
-                                      ("--label-column", args.label_column != "anomaly"),
+                                      ("--label-column", args.label_column is not None),
                                       ("--decimal", args.decimal != ".")) if used]
     if given:
         raise ValueError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to sensor "
@@ -653,7 +653,8 @@ def cmd_eval(args) -> int:
 
     labels = read_labels(args.labels) if args.labels else None
     with _progress(args) as progress:
-        result, files = evaluate(detector, args.data, label_column=args.label_column,
+        label_column = args.label_column or detector.spec.label_column or "anomaly"
+        result, files = evaluate(detector, args.data, label_column=label_column,
                                  labels=labels, decimal=args.decimal, progress=progress)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -1239,8 +1240,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      "with backoff, or 'forever' (default 10)")
             sub.set_defaults(run=cmd_score)
         else:
-            sub.add_argument("--label-column", default="anomaly",
-                             help="sensor CSVs: the 0/1 label column (default anomaly)")
+            sub.add_argument("--label-column", default=None,
+                             help="sensor CSVs: the 0/1 label column (default: the one the model "
+                                  "was trained with, else anomaly)")
             sub.add_argument("--labels", default=None, metavar="FILE",
                              help="sensor labels kept apart from the data: JSON of [start, end] "
                                   "windows or timestamps per file (NAB's combined_windows.json), "
