@@ -518,3 +518,21 @@ def test_counts_beyond_an_artifacts_limits_are_refused_at_training_and_export_ke
     assert "was not written" in err and "hold must be an integer in [0, 100000]" in err
     assert previous.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp-")] == []
+
+
+def test_a_sidecar_left_from_another_model_is_refused_at_export(sensor_artifacts, image_artifacts,
+                                                                tmp_path, capsys):
+    """A crash between the two renames of `vigil train` leaves a new model beside the old
+    sidecar: its calibration must not be applied to the new network."""
+    pytest.importorskip("tensorflow")
+    import shutil
+
+    keras_model = sensor_artifacts.keras_model
+    model = tmp_path / "line.keras"
+    shutil.copy(image_artifacts.keras_model, model)  # the "new" model
+    shutil.copy(keras_model.with_name(keras_model.stem + ".vigil.npz"),
+                tmp_path / "line.vigil.npz")  # the sidecar of another
+    assert cli.main(["export", str(model), "-o", str(tmp_path / "line.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "was written with another version of line.keras" in err and "train again" in err
+    assert not (tmp_path / "line.onnx").exists()

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from vigil.runtime.core.artifact import sha256_of
 from vigil.runtime.core.output import FILE_MODE
 
 
@@ -64,9 +65,12 @@ def save_run(model, run: TrainingRun) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as temporary:
         model.save(temporary)
+        # the sidecar names its model: one left from an earlier run (a crash between the two
+        # renames) is refused at export instead of calibrating another network
+        record = {**run.record, "model_sha256": sha256_of(temporary)}
     with atomic_path(sidecar_path(path)) as temporary:
         with open(temporary, "wb") as handle:
-            arrays = dict(record=np.array(json.dumps(run.record)),
+            arrays = dict(record=np.array(json.dumps(record)),
                           validation_labels=run.validation_labels.astype(bool),
                           calibration=run.calibration)
             packed = _pack_windows(run.validation, run.record)
@@ -79,6 +83,10 @@ def save_run(model, run: TrainingRun) -> None:
             if run.validation_clean is not None:
                 arrays["validation_clean"] = run.validation_clean.astype(bool)
             np.savez(handle, **arrays)
+
+
+class _OtherModel(ValueError):
+    """A sidecar that belongs to another model file."""
 
 
 def load_run(model_path: str | Path) -> TrainingRun:
@@ -99,8 +107,17 @@ def load_run(model_path: str | Path) -> TrainingRun:
                                           int(record["window"]))
                           if "validation_rows" in data.files else data["validation"])
             clean = data["validation_clean"] if "validation_clean" in data.files else None
+            written_with = record.get("model_sha256")
+            if written_with is not None and written_with != sha256_of(model_path):
+                raise _OtherModel(f"{str(sidecar)!r} was written with another version of "
+                                  f"{model_path.name} (an interrupted or overlapping training, "
+                                  "or a model copied without its sidecar); its calibration does "
+                                  "not fit this model: train again (vigil train ... -o "
+                                  f"{model_path.name})")
             return TrainingRun(model_path, record, validation,
                                data["validation_labels"], data["calibration"], masks, clean)
+    except _OtherModel:
+        raise
     except (KeyError, ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
         # numpy's own advice for a file it takes for a pickle (allow_pickle) is not given: the
         # sidecar never holds one, and a pickle is never loaded
