@@ -108,7 +108,8 @@ def load_run(model_path: str | Path) -> TrainingRun:
                           if "validation_rows" in data.files else data["validation"])
             clean = data["validation_clean"] if "validation_clean" in data.files else None
             written_with = record.get("model_sha256")
-            if written_with is not None and written_with != sha256_of(model_path):
+            if (written_with is not None and zipfile.is_zipfile(model_path)  # else: unreadable
+                    and written_with != sha256_of(model_path)):
                 raise _OtherModel(f"{str(sidecar)!r} was written with another version of "
                                   f"{model_path.name} (an interrupted or overlapping training, "
                                   "or a model copied without its sidecar); its calibration does "
