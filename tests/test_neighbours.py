@@ -145,3 +145,13 @@ def test_a_noise_free_periodic_stream_exports_with_parity(tmp_path):
     windows = sliding_windows(shifted.astype(np.float32), 24)
     scores = detector.score(windows)
     assert scores[1000 - 23:1004].max() > detector.threshold > scores[:900].max()
+
+
+def test_an_adaptive_warmup_longer_than_its_memory_says_what_applies(train_csv, tmp_path, caplog):
+    from vigil.training.train_sensor import CalibrationOptions
+
+    caplog.set_level("WARNING", logger="vigil")
+    options = replace(small(8), calibration=CalibrationOptions(adaptive_memory=500,
+                                                               adaptive_warmup=5000))
+    train_sensor(train_csv, tmp_path / "model.keras", options, verbose=0)
+    assert "--adaptive-warmup 5000 is longer than --adaptive-memory 500" in caplog.text

@@ -172,6 +172,12 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
     """Train on ``data`` (CSV file, folder, or list of files) and write ``output`` (.keras)."""
     calibration = options.calibration
     _within_artifact_limits(options)
+    if (calibration.adaptive and calibration.adaptive_warmup > calibration.adaptive_memory
+            and calibration.adaptive_warmup != CalibrationOptions().adaptive_warmup):
+        log.warning("--adaptive-warmup %d is longer than --adaptive-memory %d: the adaptive "
+                    "threshold applies once its memory is full, after %d scores",
+                    calibration.adaptive_warmup, calibration.adaptive_memory,
+                    calibration.adaptive_memory)
     if calibration.consecutive < 1:
         raise ValueError(f"`consecutive` must be >= 1; received {calibration.consecutive}")
     if calibration.hold < 0 or calibration.rearm < 0:
