@@ -67,7 +67,7 @@ def work_items(model_kind: str, inputs: Sequence[str]) -> list[WorkItem]:
             items += [WorkItem("csv", (file,), file) for file in files]
         elif path.is_dir():
             videos = [f for f in files if Path(f).suffix.lower() in VIDEO_EXTENSIONS]
-            frames = [f for f in files if f not in videos]
+            frames = [f for f in files if Path(f).suffix.lower() not in VIDEO_EXTENSIONS]
             items += [WorkItem("images", tuple(frames[i:i + IMAGES_PER_ITEM]), spec, i)
                       for i in range(0, len(frames), IMAGES_PER_ITEM)]
             items += [WorkItem("video", (video,), video) for video in videos]
