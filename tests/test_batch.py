@@ -125,11 +125,14 @@ def test_resume_refuses_a_file_written_from_other_inputs_and_leaves_it(sensor_ar
                      "--jsonl", str(out)]) == 0
     before = out.read_bytes()
     capsys.readouterr()
-    # the same files in another order: day0's lines come after day2's in the file
+    # the same files in another order: the file begins with day2, passing over day0 and day1
     assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(out), "--resume"]) == 2
     err = capsys.readouterr().err
-    assert "day0.csv" in err and "comes before an item written after it" in err
+    assert "day0.csv' has no line in" in err
     assert "--overwrite" in err and out.read_bytes() == before
+    assert cli.main(["batch", model, str(csv_folder / "day0.csv"), str(csv_folder / "day2.csv"),
+                     "--jsonl", str(out), "--resume"]) == 2  # its own items in another order
+    assert "day0.csv' has no line in" in capsys.readouterr().err and out.read_bytes() == before
     assert cli.main(["batch", model, str(csv_folder / "day1.csv"), "--jsonl", str(out),
                      "--resume"]) == 2
     assert "is not among the inputs" in capsys.readouterr().err and out.read_bytes() == before
@@ -232,6 +235,7 @@ def test_repeated_inputs_are_refused_and_a_folder_of_videos_is_scored_video_by_v
         for _ in range(3):
             writer.write(np.full((32, 32), level, np.uint8))
         writer.release()
+    (recordings / "index.txt").write_text("cam1: line 1, cam2: line 2\n")  # no frame
     out = tmp_path / "videos.jsonl"
     assert cli.main(["batch", str(tiny_image_artifact), str(recordings), "--jsonl", str(out)]) == 0
     lines = _lines(out)
@@ -254,3 +258,41 @@ def test_repeated_inputs_are_refused_and_a_folder_of_videos_is_scored_video_by_v
     assert cli.main(["batch", str(tiny_image_artifact), str(recordings), "--jsonl",
                      str(tmp_path / "bad.jsonl")]) == 2
     assert "cam3.avi" in capsys.readouterr().err and not (tmp_path / "bad.jsonl").exists()
+
+
+def test_resume_refuses_a_file_added_since_and_batch_scores_a_folder_as_score_does(
+        sensor_artifacts, csv_folder, tmp_path, monkeypatch, capsys):
+    import os
+    import signal
+    import time
+
+    model = str(sensor_artifacts.fp32)
+    out = tmp_path / "out.jsonl"
+    assert cli.main(["batch", model, str(csv_folder / "day0.csv"), str(csv_folder / "day2.csv"),
+                     "--jsonl", str(out)]) == 0
+    before = out.read_bytes()
+    capsys.readouterr()
+    # day1.csv sorts between the two: the run that wrote the file never scored it
+    assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(out), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "day1.csv' has no line in" in err and "added since" in err
+    assert out.read_bytes() == before
+    # a day whose sensor was dead (no usable row) is skipped in a folder, as `vigil score` does
+    rows = (csv_folder / "day0.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    dead = [",".join("" if name == header[1] else cell
+                     for name, cell in zip(header, row.split(","))) for row in rows[1:]]
+    (csv_folder / "day3.csv").write_text("\n".join([rows[0], *dead]) + "\n")
+    scored, batched = tmp_path / "s.jsonl", tmp_path / "b.jsonl"
+    assert cli.main(["score", model, str(csv_folder), "--jsonl", str(scored)]) == 0
+    assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(batched)]) == 0
+    assert batched.read_text() == scored.read_text()
+    # Ctrl-C while the inputs are being checked ends the run at once
+    def slow_plan(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)
+
+    monkeypatch.setattr(batch_module, "plan_batch", slow_plan)
+    started = time.monotonic()
+    assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(tmp_path / "x.jsonl")]) == 130
+    assert time.monotonic() - started < 4

@@ -140,6 +140,11 @@ def test_existing_results_need_append_or_overwrite(tiny_sensor, tmp_path):
     other = vigil("score", tiny_sensor, tmp_path / "rows.csv", "--jsonl", notes, "--append")
     assert other.returncode == 2 and b"does not hold result lines" in other.stderr
     assert notes.read_bytes() == b"line one\nthe last line, without a newline"
+    config = tmp_path / "config.json"  # one JSON object, no newline: not a results line
+    config.write_bytes(b'{"broker": "mqtt://x", "topic": "plant/line1"}')
+    refused = vigil("score", tiny_sensor, tmp_path / "rows.csv", "--jsonl", config, "--append")
+    assert refused.returncode == 2 and b"does not hold result lines" in refused.stderr
+    assert config.read_bytes() == b'{"broker": "mqtt://x", "topic": "plant/line1"}'
     cut = tmp_path / "cut.jsonl"  # a crash within the very first line is still a results file
     cut.write_bytes(b'{"index": 0, "sco')
     again = vigil("score", tiny_sensor, tmp_path / "rows.csv", "--jsonl", cut, "--append")

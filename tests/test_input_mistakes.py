@@ -180,3 +180,16 @@ def test_data_for_the_other_kind_of_model_is_named_with_the_model(tiny_image_art
         err = capsys.readouterr().err
         assert says in err and "vigil train" in err, err
         assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_a_sensor_archive_with_subfolders_and_a_picture_is_not_taken_for_images(tmp_path, capsys):
+    import cv2
+    from sensor_fixtures import write_tiny_sensor_artifact
+
+    sensor = str(write_tiny_sensor_artifact(tmp_path / "pump.onnx"))
+    archive = tmp_path / "archive"
+    (archive / "2026-01").mkdir(parents=True)
+    (archive / "2026-01" / "a.csv").write_text(
+        "timestamp,a,b,c\n" + "".join(f"{i},0.1,0.2,0.3\n" for i in range(10)))
+    cv2.imwrite(str(archive / "overview.png"), np.zeros((8, 8), np.uint8))
+    assert cli.main(["score", sensor, str(archive), "--jsonl", str(tmp_path / "o.jsonl")]) == 0

@@ -221,7 +221,10 @@ class JsonLines:
         block = os.pread(fd, 1 << 16, 0)
         first = block.split(b"\n", 1)[0]
         try:
-            ok = isinstance(json.loads(first), dict)
+            record = json.loads(first)
+            # a result line names its source (and, from older releases, its window or frame)
+            ok = isinstance(record, dict) and ("source" in record or "score" in record
+                                               and ("index" in record or "frame" in record))
         except (UnicodeDecodeError, json.JSONDecodeError):
             ok = b"\n" not in block and first.startswith(b"{")  # a crash within the first line
         if not ok:

@@ -142,29 +142,31 @@ def _empty_file(detector: SensorDetector, source: str) -> ValueError:
 
 
 def check_header(detector: SensorDetector, path: str | Path,
-                 header: list[str] | None = None, decimal: str = ".") -> None:
+                 header: list[str] | None = None, decimal: str = ".", rows: bool = True) -> None:
     """ValueError naming ``path`` unless its header (or ``header``, for a file without one)
-    holds ``detector``'s columns and, if it has data rows, one of them can be scored, read as
-    ``score_lines`` reads it: a bad file (the wrong columns, every row written with decimal
-    commas or in another encoding) is found before any output is made or emptied, not halfway.
-    Reading stops at the first usable row."""
+    holds ``detector``'s columns and, with ``rows``, if it has data rows, one of them can be
+    scored, read as ``score_lines`` reads it: a bad file (the wrong columns, every row written
+    with decimal commas or in another encoding) is found before any output is made or emptied,
+    not halfway. Reading stops at the first usable row."""
     options = dict(features=detector.features, time_column=detector.spec.time_column or "auto",
                    label_column=None, require_time=False, decimal=decimal)
-    read_header, first_bad, rows = header is not None, None, 0
+    read_header, first_bad, bad = header is not None, None, 0
     try:
         with open(path, "rb") as handle:
             for _, row in iter_rows(read_lines(handle), options, str(path), header=header):
                 read_header = True  # the header is read and matches
+                if not rows:
+                    return
                 if row is None:
                     continue
                 if row.problem is None and not row.cut and np.isfinite(row.values).all():
                     return
-                rows += 1
+                bad += 1
                 first_bad = first_bad or row
     except OSError as error:
         raise ValueError(f"{path}: cannot be read ({error.strerror or error})") from None
     if first_bad is not None:
-        raise ValueError(f"{path}: none of its {rows} data rows can be scored; the first, line "
+        raise ValueError(f"{path}: none of its {bad} data rows can be scored; the first, line "
                          f"{first_bad.number}: {first_bad.problem or 'it was cut off'}")
     if not read_header:  # with the columns given, an empty file is no error (score_lines)
         raise _empty_file(detector, str(path))

@@ -12,6 +12,7 @@ and are written by this process. ``latency_ms`` of frames is measured where they
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import logging
 import os
@@ -67,7 +68,10 @@ def work_items(model_kind: str, inputs: Sequence[str]) -> list[WorkItem]:
             items += [WorkItem("csv", (file,), file) for file in files]
         elif path.is_dir():
             videos = [f for f in files if Path(f).suffix.lower() in VIDEO_EXTENSIONS]
-            frames = [f for f in files if Path(f).suffix.lower() not in VIDEO_EXTENSIONS]
+            # beside recordings, other files (notes, indexes) are no frames; in a folder of
+            # images they are, each reported unusable, as `vigil score` reports them
+            frames = [f for f in files if Path(f).suffix.lower() not in VIDEO_EXTENSIONS
+                      and (not videos or Path(f).suffix.lower() in IMAGE_EXTENSIONS)]
             items += [WorkItem("images", tuple(frames[i:i + IMAGES_PER_ITEM]), spec, i)
                       for i in range(0, len(frames), IMAGES_PER_ITEM)]
             items += [WorkItem("video", (video,), video) for video in videos]
@@ -226,7 +230,7 @@ def plan_batch(model: str | Path, inputs: Sequence[str], reading: Reading = Read
     """The work items of ``inputs`` for ``model`` (checked: before any output is opened);
     ``check(kind, input)`` may refuse an input for the model's kind first."""
     from vigil.runtime import load
-    from vigil.runtime.sensor.scoring import check_header
+    from vigil.runtime.sensor.scoring import check_header, check_source
 
     detector = load(model)
     reading.check(detector.spec.kind)
@@ -237,8 +241,10 @@ def plan_batch(model: str | Path, inputs: Sequence[str], reading: Reading = Read
         raise ValueError(f"the inputs {list(inputs)} hold nothing to score")
     if detector.spec.kind == "sensor":
         header = list(reading.header) if reading.header else None
-        for item in items:
-            check_header(detector, item.paths[0], header, reading.decimal)
+        for item in items:  # every file's header; rows as `vigil score` wants them: per input,
+            check_header(detector, item.paths[0], header, reading.decimal, rows=False)
+        for given in inputs:  # a file, or at least one file of a folder, with a usable row
+            check_source(detector, given, header, reading.decimal)
     frames: dict[str, list[str]] = {}
     for item in items:
         if item.kind == "video":
@@ -271,11 +277,15 @@ class ResumePoint:
     lines_cut: int
 
 
-def resume_point(jsonl: str | Path, items: Sequence[WorkItem]) -> ResumePoint:
+def resume_point(jsonl: str | Path, items: Sequence[WorkItem],
+                 window: int | None = None, header: bool = True) -> ResumePoint:
     """Where an interrupted batch into ``jsonl`` continues with ``items``. Items are written in
     their order, one after another, so every item before the last one with lines in the file is
     complete; that last one is scored again. ValueError naming the line when the file holds a
-    line of no item, or lines out of the items' order (another run's inputs or another order)."""
+    line of no item, or lines out of the items' order (another run's inputs or another order),
+    and naming the item when one the file passes over could have written lines (an input added
+    since): only a CSV of fewer than ``window`` data rows (a sensor model's window; ``header``:
+    the files have a header line) writes none."""
     owner: dict[str, list[int]] = {}  # a source's name -> the items that produce it, in order
     for number, item in enumerate(items):
         for name in (item.paths if item.kind == "images" else (item.name,)):
@@ -293,11 +303,27 @@ def resume_point(jsonl: str | Path, items: Sequence[WorkItem]) -> ResumePoint:
                 "and the same inputs in the same order (give them as before, or start again with "
                 "--overwrite)")
         if candidates[0] != current:
+            for passed in items[current + 1:candidates[0]]:
+                if not _writes_nothing(passed, window, header):
+                    raise ValueError(
+                        f"--resume: {passed.name!r} has no line in {str(jsonl)!r}, but items "
+                        f"after it do: it was not among the inputs of the run that wrote the "
+                        "file (added since?); resume with the inputs as they were, or start "
+                        "again with --overwrite")
             current, start, lines_before = candidates[0], begins, lines
         lines += 1
     if current < 0:
         return ResumePoint(0, 0, 0, 0)
     return ResumePoint(current, start, lines_before, lines - lines_before)
+
+
+def _writes_nothing(item: WorkItem, window: int | None, header: bool) -> bool:
+    """Whether scoring ``item`` writes no line: a CSV with fewer data rows than the window."""
+    if item.kind != "csv" or window is None:
+        return False
+    with open(item.paths[0], "rb") as handle:
+        lines = sum(1 for _ in itertools.islice(handle, window + 1))
+    return lines - (1 if header else 0) < window
 
 
 def _results(jsonl: str | Path) -> Iterator[tuple[int, dict]]:

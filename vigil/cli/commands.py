@@ -438,6 +438,8 @@ def _refuse_other_kind(model: str, kind: str, source: str) -> None:
             return
         holds_media = any(n in media for n in names)
         holds_tables = any(n in tables for n in names)
+        if kind == "sensor" and not holds_tables:  # sensor folders are read with their subfolders
+            holds_tables = next(path.rglob("*.csv"), None) is not None
         if kind == "sensor" and holds_media and not holds_tables:
             what = "a folder of images or videos"
         elif kind == "image" and holds_tables and not holds_media:
@@ -692,6 +694,7 @@ def cmd_batch(args) -> int:
 
 def _batch(args) -> int:
     from vigil.cli.batch import Reading, plan_batch, resume_point, run_batch
+    from vigil.runtime.core.interrupts import waiting
     from vigil.runtime.core.output import JsonLines, refuse_inputs_as_output
 
     given = [flag for flag, used in (("--append", args.append), ("--overwrite", args.overwrite),
@@ -701,13 +704,16 @@ def _batch(args) -> int:
     reading = Reading(threshold=args.threshold, decimal=args.decimal,
                       header=tuple(args.columns) if args.columns else None,
                       likelihood=args.likelihood)
-    items = plan_batch(args.model, args.inputs, reading,  # the inputs are known good first
-                       check=lambda kind, given: _refuse_other_kind(args.model, kind, given))
-    refuse_inputs_as_output(args.jsonl, [args.model, *args.inputs,
-                                         *[p for i in items for p in i.paths]], "--jsonl")
-    resumed = None
-    if args.resume:
-        resumed = resume_point(args.jsonl, items)
+    with waiting():  # nothing is in flight while planning: a stop request ends it at once
+        items = plan_batch(args.model, args.inputs, reading,  # the inputs are known good first
+                           check=lambda kind, given: _refuse_other_kind(args.model, kind, given))
+        refuse_inputs_as_output(args.jsonl, [args.model, *args.inputs,
+                                             *[p for i in items for p in i.paths]], "--jsonl")
+        resumed = None
+        if args.resume:
+            resumed = resume_point(args.jsonl, items, _sensor_window(args.model),
+                                   header=not args.columns)
+    if resumed:
         log.info("--resume: %d of %d items are in %s whole (%d lines); scoring from %s%s",
                  resumed.items_done, len(items), args.jsonl, resumed.lines_kept,
                  items[resumed.items_done].name if resumed.items_done < len(items) else "none",
@@ -799,6 +805,14 @@ def cmd_bench(args) -> int:
         print(f"report: {write_bench_report(result, args.report)}", file=sys.stderr)
     print(text)
     return EXIT_OK
+
+
+def _sensor_window(model: str) -> int | None:
+    """A sensor artifact's window (None for an image model)."""
+    from vigil.runtime import load
+
+    spec = load(model).spec
+    return spec.window if spec.kind == "sensor" else None
 
 
 def _same_kind_as_against(models: list[str], against: str) -> None:
@@ -1427,7 +1441,8 @@ def _check_output_paths(args) -> None:
                             f"`{flag}` {str(path)!r} is {str(given)!r}, an input folder of this "
                             "run; what it writes there would be read as data by the next run "
                             f"on that folder: name another folder ({flag} "
-                            f"{Path(given).name}-{flag.strip('-').split('-')[0]}, say)")
+                            f"{Path(given).resolve().name}-{flag.strip('-').split('-')[0]}, "
+                            "say)")
     if args.run in (cmd_train_sensor, cmd_train_image):
         if Path(args.output).suffix != ".keras":
             raise ValueError(f"`--output` must end in .keras; received {args.output!r} (for "
