@@ -16,6 +16,8 @@ import time
 
 import numpy as np
 
+from vigil.runtime.core.spec import ArtifactError
+
 FASTER = 0.95        # INT8 p50 at most this share of FP32's counts as faster
 SMALLER = 0.8        # or a file at most this share of FP32's ...
 NOT_SLOWER = 1.05    # ... at a p50 at most this share of FP32's
@@ -110,8 +112,6 @@ def check_fp32_parity(keras_scores: np.ndarray, onnx_scores: np.ndarray, toleran
     conversion: each item within ``tolerance`` x max(1, |its Keras score|), and finite exactly
     where Keras is (a labeled reading far outside training may overflow both to infinity).
     ArtifactError naming the worst item otherwise."""
-    from vigil.runtime.core.spec import ArtifactError
-
     keras_scores = np.asarray(keras_scores, dtype=np.float64)
     onnx_scores = np.asarray(onnx_scores, dtype=np.float64)
     finite = np.isfinite(keras_scores)

@@ -117,17 +117,23 @@ def test_resume_scores_only_what_an_interrupted_run_left_undone(sensor_artifacts
     assert fresh.read_bytes() == text
 
 
+def _resume_refused(model: str, written: list, folder, out, capsys) -> tuple[str, bytes]:
+    """Batch ``written`` into ``out``, then resume it over ``folder``, which must be refused:
+    (its error, the file as the first run left it)."""
+    assert cli.main(["batch", model, *map(str, written), "--jsonl", str(out)]) == 0
+    before = out.read_bytes()
+    capsys.readouterr()
+    assert cli.main(["batch", model, str(folder), "--jsonl", str(out), "--resume"]) == 2
+    return capsys.readouterr().err, before
+
+
 def test_resume_refuses_a_file_written_from_other_inputs_and_leaves_it(sensor_artifacts,
                                                                         csv_folder, tmp_path,
                                                                         capsys):
     model, out = str(sensor_artifacts.fp32), tmp_path / "out.jsonl"
-    assert cli.main(["batch", model, str(csv_folder / "day2.csv"), str(csv_folder / "day0.csv"),
-                     "--jsonl", str(out)]) == 0
-    before = out.read_bytes()
-    capsys.readouterr()
     # the same files in another order: the file begins with day2, passing over day0 and day1
-    assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(out), "--resume"]) == 2
-    err = capsys.readouterr().err
+    err, before = _resume_refused(model, [csv_folder / "day2.csv", csv_folder / "day0.csv"],
+                                  csv_folder, out, capsys)
     assert "day0.csv' has no line in" in err
     assert "--overwrite" in err and out.read_bytes() == before
     assert cli.main(["batch", model, str(csv_folder / "day0.csv"), str(csv_folder / "day2.csv"),
@@ -268,13 +274,9 @@ def test_resume_refuses_a_file_added_since_and_batch_scores_a_folder_as_score_do
 
     model = str(sensor_artifacts.fp32)
     out = tmp_path / "out.jsonl"
-    assert cli.main(["batch", model, str(csv_folder / "day0.csv"), str(csv_folder / "day2.csv"),
-                     "--jsonl", str(out)]) == 0
-    before = out.read_bytes()
-    capsys.readouterr()
     # day1.csv sorts between the two: the run that wrote the file never scored it
-    assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(out), "--resume"]) == 2
-    err = capsys.readouterr().err
+    err, before = _resume_refused(model, [csv_folder / "day0.csv", csv_folder / "day2.csv"],
+                                  csv_folder, out, capsys)
     assert "day1.csv' has no line in" in err and "added since" in err
     assert out.read_bytes() == before
     # a day whose sensor was dead (no usable row) is skipped in a folder, as `vigil score` does

@@ -40,6 +40,7 @@ MAX_ROWS = 100_000
 MAX_HISTORY = 10_000_000
 MAX_NORMALIZATION = 100_000_000
 
+
 @dataclass(frozen=True)
 class Threshold:
     """Decision threshold on the score, and how it was chosen."""

@@ -226,13 +226,15 @@ def score_on_ray(model: Path, items: Sequence[WorkItem], address: str | None,
 
 
 def plan_batch(model: str | Path, inputs: Sequence[str], reading: Reading = Reading(),
-               check: Callable[[str, str], None] | None = None) -> list[WorkItem]:
+               check: Callable[[str, str], None] | None = None,
+               detector=None) -> list[WorkItem]:
     """The work items of ``inputs`` for ``model`` (checked: before any output is opened);
-    ``check(kind, input)`` may refuse an input for the model's kind first."""
+    ``check(kind, input)`` may refuse an input for the model's kind first. ``detector``: the
+    model already loaded, if the caller has it."""
     from vigil.runtime import load
     from vigil.runtime.sensor.scoring import check_header, check_source
 
-    detector = load(model)
+    detector = detector if detector is not None else load(model)
     reading.check(detector.spec.kind)
     for given in inputs if check is not None else ():
         check(detector.spec.kind, given)

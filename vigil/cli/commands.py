@@ -694,6 +694,7 @@ def cmd_batch(args) -> int:
 
 def _batch(args) -> int:
     from vigil.cli.batch import Reading, plan_batch, resume_point, run_batch
+    from vigil.runtime import load
     from vigil.runtime.core.interrupts import waiting
     from vigil.runtime.core.output import JsonLines, refuse_inputs_as_output
 
@@ -705,14 +706,16 @@ def _batch(args) -> int:
                       header=tuple(args.columns) if args.columns else None,
                       likelihood=args.likelihood)
     with waiting():  # nothing is in flight while planning: a stop request ends it at once
+        detector = load(args.model)
         items = plan_batch(args.model, args.inputs, reading,  # the inputs are known good first
-                           check=lambda kind, given: _refuse_other_kind(args.model, kind, given))
+                           check=lambda kind, given: _refuse_other_kind(args.model, kind, given),
+                           detector=detector)
         refuse_inputs_as_output(args.jsonl, [args.model, *args.inputs,
                                              *[p for i in items for p in i.paths]], "--jsonl")
         resumed = None
         if args.resume:
-            resumed = resume_point(args.jsonl, items, _sensor_window(args.model),
-                                   header=not args.columns)
+            window = detector.spec.window if detector.spec.kind == "sensor" else None
+            resumed = resume_point(args.jsonl, items, window, header=not args.columns)
     if resumed:
         log.info("--resume: %d of %d items are in %s whole (%d lines); scoring from %s%s",
                  resumed.items_done, len(items), args.jsonl, resumed.lines_kept,
@@ -805,14 +808,6 @@ def cmd_bench(args) -> int:
         print(f"report: {write_bench_report(result, args.report)}", file=sys.stderr)
     print(text)
     return EXIT_OK
-
-
-def _sensor_window(model: str) -> int | None:
-    """A sensor artifact's window (None for an image model)."""
-    from vigil.runtime import load
-
-    spec = load(model).spec
-    return spec.window if spec.kind == "sensor" else None
 
 
 def _same_kind_as_against(models: list[str], against: str) -> None:
