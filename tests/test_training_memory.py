@@ -19,8 +19,10 @@ def two_files(folder):
     return folder
 
 
-def reference(folder, options: DataOptions) -> tuple[np.ndarray, np.ndarray]:
-    """The windows as training cut them before: float64 windows, labeled ones left out."""
+def reference(folder, options: DataOptions,
+              scored_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The windows as training cut them before: float64 windows, labeled ones left out; the
+    validation windows begin the window's unscored rows before the split."""
     train, validation = [], []
     for table in sensor_data.load_tables(folder, options):
         split = int(round(len(table) * (1 - options.validation_fraction)))
@@ -28,20 +30,38 @@ def reference(folder, options: DataOptions) -> tuple[np.ndarray, np.ndarray]:
         labeled = sliding_windows(table.labels[:split, None], options.window,
                                   options.stride)[:, :, 0].any(axis=1)
         train.append(windows[~labeled])
-        start = max(0, split - options.window + 1)
+        start = max(0, split - options.window + (scored_rows or options.window))
         validation.append(sliding_windows(table.values[start:], options.window, options.stride))
     return (np.concatenate(train).astype(np.float32),
             np.concatenate(validation).astype(np.float32))
 
 
-@pytest.mark.parametrize("stride", [1, 3])
-def test_windows_are_the_same_values_as_before(tmp_path, stride):
+@pytest.mark.parametrize("stride,scored_rows", [(1, None), (3, None), (1, 16), (3, 16)])
+def test_windows_are_the_same_values_as_before(tmp_path, stride, scored_rows):
     options = DataOptions(window=24, stride=stride)
-    data = prepare(two_files(tmp_path), options)
-    train, validation = reference(tmp_path, options)
+    data = prepare(two_files(tmp_path), options, scored_rows=scored_rows)
+    train, validation = reference(tmp_path, options, scored_rows)
     assert data.train.dtype == data.validation.dtype == np.float32
     np.testing.assert_array_equal(data.train, train)
     np.testing.assert_array_equal(data.validation, validation)
+
+
+@pytest.mark.parametrize("scored_rows", [None, 1, 10, 24])
+def test_no_validation_score_reads_a_row_the_networks_learned_to_predict(tmp_path, scored_rows):
+    """Each row holds its own number: the scored end of every validation window lies after the
+    last training row, while its context may reach back into the training part."""
+    rows = np.arange(400, dtype=np.float32)[:, None] * np.ones((1, 2), dtype=np.float32)
+    write_csv(tmp_path / "counted.csv", rows, np.zeros(400, dtype=bool), features=("a", "b"))
+    data = prepare(tmp_path, DataOptions(window=24, validation_fraction=0.25),
+                   scored_rows=scored_rows)
+    last_trained = data.train[:, :, 0].max()
+    scored = scored_rows or 24
+    assert last_trained == 299
+    assert data.validation[:, -scored:, 0].min() == 300
+    assert data.validation[0, 0, 0] == 300 - (24 - scored)
+    assert len(data.validation) == 100 - scored + 1
+    with pytest.raises(ValueError, match="`scored_rows` must be in \\[1, window=24\\]; received 25"):
+        prepare(tmp_path, DataOptions(window=24), scored_rows=25)
 
 
 def test_a_file_shorter_than_the_window_or_labeled_throughout_gives_no_windows(tmp_path):

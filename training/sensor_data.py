@@ -213,10 +213,14 @@ def sentinel_readings(rows: np.ndarray, features: Sequence[str]) -> list[str]:
     return found
 
 
-def prepare(data: str | Path | Sequence[Path], options: DataOptions) -> SensorData:
+def prepare(data: str | Path | Sequence[Path], options: DataOptions,
+            scored_rows: int | None = None) -> SensorData:
     """Split each file chronologically, fit normalization on normal training rows, cut windows.
 
-    Windows never cross file boundaries; training windows contain no labeled anomaly.
+    Windows never cross file boundaries; training windows contain no labeled anomaly. A
+    validation window may begin in the training part for context, but its last ``scored_rows``
+    rows (those its score reads; None: the whole window) all lie in the validation part, so no
+    validation score reads a row the networks were trained to predict.
     """
     if not 0 < options.validation_fraction < 1:
         raise ValueError(f"`validation_fraction` must be in (0, 1); received "
@@ -231,6 +235,9 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions) -> SensorDa
         log.warning("no row of %s falls in a window or point of the labels %s: do their "
                     "timestamps match the data's?", data, options.labels)
     w, stride = options.window, options.stride
+    if scored_rows is not None and not 1 <= scored_rows <= w:
+        raise ValueError(f"`scored_rows` must be in [1, window={w}]; received {scored_rows}")
+    context = w - (w if scored_rows is None else scored_rows)
     train_parts, val_parts, val_labels, val_clean, normal_rows = [], [], [], [], []
     for table in tables:
         labels = table.labels if table.labels is not None else np.zeros(len(table), dtype=bool)
@@ -240,8 +247,8 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions) -> SensorDa
         values = table.values.astype(np.float32)
         clean = ~window_any_labels(labels[:split], w, stride)
         train_parts.append((sliding_windows(values[:split], w, stride), np.flatnonzero(clean)))
-        # Validation windows may start in the training part: they end in the validation part.
-        start = max(0, split - w + 1)
+        # Validation windows may start in the training part (their context), never their scored rows.
+        start = max(0, split - context)
         val_parts.append(sliding_windows(values[start:], w, stride))
         val_labels.append(window_last_labels(labels[start:], w, stride))
         val_clean.append(~window_any_labels(labels[start:], w, stride))

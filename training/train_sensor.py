@@ -171,6 +171,12 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
                  verbose: int | str = "auto") -> SensorTrainingResult:
     """Train on ``data`` (CSV file, folder, or list of files) and write ``output`` (.keras)."""
     calibration = options.calibration
+    if options.data.window < 2 or options.data.stride < 1:
+        raise ValueError(f"`window` must be >= 2 rows and `stride` >= 1; received "
+                         f"{options.data.window} and {options.data.stride}")
+    if options.model.score_last is not None and options.model.score_last < 0:
+        raise ValueError(f"`score_last` must be >= 0 (the last steps scored; 0: the whole "
+                         f"window); received {options.model.score_last}")
     _within_artifact_limits(options)
     if (calibration.adaptive and calibration.adaptive_warmup > calibration.adaptive_memory
             and calibration.adaptive_warmup != CalibrationOptions().adaptive_warmup):
@@ -218,12 +224,16 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
         raise ValueError(f"`neighbour_rows` must be >= 0 and `neighbour_entries` >= 1; received "
                          f"{options.model.neighbour_rows} and {options.model.neighbour_entries}")
     started = time.perf_counter()
-    prepared = prepare(data, options.data)
-    window, n_features = prepared.train.shape[1:]
+    window = options.data.window
     if options.model.score_last is None:
         options = replace(options, model=replace(
             options.model, score_last=sensor_model.default_score_last(window)))
     model_options = options.model
+    if 0 < model_options.score_last and model_options.score_last >= window:
+        raise ValueError(f"`score_last` must be smaller than `window` ({window}); received "
+                         f"{model_options.score_last}")
+    prepared = prepare(data, options.data, scored_rows=scored_rows(window, model_options))
+    n_features = prepared.train.shape[2]
     if (ThresholdMethod(options.calibration.method) is ThresholdMethod.F1
             and not prepared.validation_labels.any()):  # known before any training
         raise ValueError("--threshold-method f1 needs labeled anomalies in the validation part "
@@ -234,9 +244,6 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
     if len(normal_val) < 4:
         raise ValueError(f"validation has {len(normal_val)} normal windows; at least 4 are needed "
                          "to calibrate a threshold")
-    if 0 < model_options.score_last and model_options.score_last >= window:
-        raise ValueError(f"`score_last` must be smaller than `window` ({window}); received "
-                         f"{model_options.score_last}")
     networks = [sensor_model.build_network(window, n_features, model_options, member)
                 for member in range(model_options.members)]
     roles = prepared.roles or (SCORED,) * n_features
@@ -352,6 +359,13 @@ def neighbour_score(error_scorer, normalize, normalized_train: np.ndarray, prepa
     floors = (RESOLUTION ** 2, RESOLUTION * float(np.sqrt(shapes.shape[1])))  # error; distance
     stds = tuple(max(float(v.std()), floor) for v, floor in zip((errors, distances), floors))
     return sensor_model.NeighbourScore(rows, features, shapes, means, stds)
+
+
+def scored_rows(window: int, model: sensor_model.ModelOptions) -> int:
+    """The rows at the end of a window that its score reads: the steps scored (``score_last``;
+    0: the whole window) and the rows the neighbour distance compares, whichever reach further."""
+    scored = model.score_last if 0 < model.score_last < window else window
+    return min(window, max(scored, model.neighbour_rows))
 
 
 def score_windows(scorer, windows: np.ndarray, batch_size: int = 512) -> np.ndarray:
