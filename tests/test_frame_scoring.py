@@ -281,6 +281,34 @@ def test_cli_errors(tiny_image_artifact, tmp_path, capsys):
             "image file") in capsys.readouterr().err
 
 
+def test_videos_in_an_image_folder_are_named_with_the_commands_that_score_them(
+        tiny_image_artifact, tmp_path, capsys):
+    model = str(tiny_image_artifact)
+    recordings = tmp_path / "recordings"
+    recordings.mkdir()
+    write_video(recordings / "line1.avi", 3)
+    write_video(recordings / "line2.avi", 3)
+    out = tmp_path / "out.jsonl"
+    assert cli.main(["score", model, str(recordings), "--jsonl", str(out)]) == cli.EXIT_INPUT
+    error = capsys.readouterr().err
+    assert "none of its 2 files is an image that can be read" in error
+    assert f"it holds 2 video(s): score a video on its own (vigil score {model} " in error
+    assert f"vigil batch {model} {recordings} --jsonl OUT" in error
+    assert not out.exists()
+    write_folder(recordings)  # 3 usable images beside the videos: scored, the videos named
+    assert cli.main(["score", model, str(recordings), "--jsonl", str(out)]) == cli.EXIT_OK
+    assert "2 video(s) in it (e.g. line1.avi) are not frames" in capsys.readouterr().err
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sum(line.get("score") is not None for line in lines) == 3
+
+
+def test_reconnect_attempts_on_a_file_is_said_to_do_nothing(tiny_image_artifact, tmp_path, capsys):
+    video = write_video(tmp_path / "line.avi", 2)
+    assert cli.main(["score", str(tiny_image_artifact), str(video), "--jsonl",
+                     str(tmp_path / "out.jsonl"), "--reconnect-attempts", "3"]) == cli.EXIT_OK
+    assert "--reconnect-attempts applies to live sources" in capsys.readouterr().err
+
+
 # --- no TensorFlow ------------------------------------------------------------------------------
 
 FRAMES_SCRIPT = BLOCKER + textwrap.dedent('''

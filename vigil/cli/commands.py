@@ -533,8 +533,7 @@ def _score_frames(args, detector) -> int:
     from vigil.runtime.camera.scoring import (FrameScoringOptions, FrameSummary,
                                               preview_unavailable, score_frames)
     from vigil.runtime.camera.sources import (ImageFiles, ReconnectPolicy, SourceOptions,
-                                              check_images, live_target, open_source,
-                                              prefetched, redact)
+                                              live_target, open_source, prefetched, redact)
     from vigil.runtime.core.health import HealthReporter
 
     if args.columns:
@@ -555,7 +554,10 @@ def _score_frames(args, detector) -> int:
     try:
         opened = open_source(args.source, SourceOptions(reconnect=reconnect))
         if isinstance(opened, ImageFiles):
-            check_images(opened.paths, args.source)  # before any output is made or emptied
+            _check_frames(opened.paths, args)  # before any output is made or emptied
+        elif not opened.live and args.reconnect_attempts != 10:
+            log.warning("--reconnect-attempts applies to live sources (a camera index, an "
+                        "rtsp/http URL); %r is a file, read once", args.source)
         source = prefetched(opened)
     except KeyboardInterrupt:
         summary = FrameSummary(source=redact(args.source), stopped="interrupted")
@@ -581,6 +583,26 @@ def _score_frames(args, detector) -> int:
         finally:
             mqtt = _close_publisher(publisher)
     return _finish(args, summary, mqtt)
+
+
+def _check_frames(paths: list, args) -> None:
+    """SourceError unless one of an image source's files decodes; videos in it (which are not
+    frames) are named with the commands that score them."""
+    from vigil.runtime.camera.sources import VIDEO_EXTENSIONS, SourceError, check_images
+
+    videos = [Path(p) for p in paths if Path(p).suffix.lower() in VIDEO_EXTENSIONS]
+    fix = (f"score a video on its own (vigil score {args.model} {videos[0]}) or the folder, "
+           f"videos included, with vigil batch {args.model} {args.source} --jsonl OUT"
+           if videos else "")
+    try:
+        check_images(paths, args.source)
+    except SourceError as error:
+        if not videos:
+            raise
+        raise SourceError(f"{error}; it holds {len(videos)} video(s): {fix}") from None
+    if videos:
+        log.warning("%s: %d video(s) in it (e.g. %s) are not frames: each gets an 'unusable' "
+                    "line; %s", args.source, len(videos), videos[0].name, fix)
 
 
 def _source_files(source) -> list:
