@@ -165,6 +165,11 @@ def test_non_finite_scores_go_out_as_json_and_a_frame_needs_its_batch_axis(tmp_p
     window = np.full((1, *detector.input_shape), 3e38, np.float32)
     outputs = run_inference(detector, {"window": window})
     json.dumps(outputs, allow_nan=False)  # strict JSON, even where the score overflows
+    with pytest.raises(ProtocolError, match="'window' must hold readings .*received datatype BOOL"):
+        run_inference(detector, {"window": np.ones((1, *detector.input_shape), np.bool_)})
+    integers = run_inference(detector, {"window": np.ones((1, *detector.input_shape), np.int64)})
+    assert integers[0]["data"] == run_inference(
+        detector, {"window": np.ones((1, *detector.input_shape), np.float32)})[0]["data"]
     image = runtime.load(tiny_image_artifact)
     with pytest.raises(ProtocolError, match=r"\[n, height, width, channels\]"):
         run_inference(image, {"image": np.zeros((40, 50, 1), np.uint8)})

@@ -145,6 +145,9 @@ def run_inference(detector, tensors: dict[str, np.ndarray]) -> list[dict]:
             raise ProtocolError(f"a sensor model takes one input, `window` FP32 [n, "
                                 f"{', '.join(map(str, detector.input_shape))}]; received "
                                 f"{sorted(tensors)}")
+        if tensors["window"].dtype == np.bool_:
+            raise ProtocolError("input 'window' must hold readings (FP32; FP64 and integers are "
+                                "converted to FP32); received datatype BOOL")
         try:
             scores, errors = detector.score_with_features(tensors["window"].astype(np.float32))
         except (ValueError, TypeError) as error:  # the library's message names its argument, x
