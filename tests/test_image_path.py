@@ -208,6 +208,7 @@ def test_choose_color(tmp_path):
     assert choose_color([*gray, replicated], "auto") == "gray"
     assert choose_color([*gray, color], "auto") == "bgr"
     assert choose_color([color], "auto") == "bgr"
+    assert choose_color([*gray * 20, color], "auto") == "bgr"  # color only after 60 gray images
     assert choose_color(gray, "rgb") == "rgb"
     with pytest.raises(ValueError, match="`color` must be auto, gray, bgr or rgb; received 'hsv'"):
         choose_color(gray, "hsv")
@@ -1079,3 +1080,17 @@ def test_image_benchmark_seed_and_size_reach_both_models_as_the_cli_flags_do(fie
         assert feature_model.size_problem(applied.features) is None
         assert "`size` must be a multiple of 16" in feature_model.size_problem(
             size_options(defaults, 200).features)
+
+
+def test_the_held_out_split_follows_the_seed_of_the_model_that_is_trained():
+    from dataclasses import replace
+
+    from vigil.training import feature_model
+    from vigil.training.image_model import ImageModelOptions
+    from vigil.training.train_image import ImageTrainingOptions
+
+    options = ImageTrainingOptions(model=ImageModelOptions(seed=1),
+                                   features=feature_model.FeatureModelOptions(seed=7))
+    assert replace(options, architecture="features").seed == 7
+    assert replace(options, architecture="unet").seed == 1
+    assert replace(options, architecture="fused").seed == 1

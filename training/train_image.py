@@ -69,6 +69,11 @@ class ImageTrainingOptions:
     def size(self) -> int:
         return self.features.size if self.architecture == "features" else self.model.size
 
+    @property
+    def seed(self) -> int:
+        """The seed of the held-out split: the model's that is trained (the U-Net's for fused)."""
+        return self.features.seed if self.architecture == "features" else self.model.seed
+
 
 @dataclass(frozen=True)
 class ImageTrainingResult:
@@ -99,8 +104,9 @@ def choose_color(paths: Sequence[Path], requested: str) -> str:
         if requested not in ("gray", "bgr", "rgb"):
             raise ValueError(f"`color` must be auto, gray, bgr or rgb; received {requested!r}")
         return requested
-    for path in paths[:32]:
-        image = read_image(path)
+    # up to 32 images spread over the set: a folder whose first images are gray may hold color
+    for index in np.unique(np.linspace(0, len(paths) - 1, min(32, len(paths))).round().astype(int)):
+        image = read_image(paths[index])
         if image.ndim == 3 and image.shape[2] >= 3 and not (
                 np.array_equal(image[:, :, 0], image[:, :, 1])
                 and np.array_equal(image[:, :, 1], image[:, :, 2])):
@@ -155,7 +161,7 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
         raise ValueError("--threshold-method f1 needs labeled defect images (--anomalous DIR; "
                          "an MVTec AD category's test set is never used in training); none "
                          "given: add them, or use --threshold-method gaussian or percentile")
-    rng = np.random.default_rng(model_options.seed)
+    rng = np.random.default_rng(options.seed)
     order = rng.permutation(len(normal))
     held = max(2, int(round(len(normal) * fraction)))
     if len(normal) - held < 8:
