@@ -3,6 +3,7 @@ score, and that it stays in float and batch-independent through export."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -122,6 +123,20 @@ def test_negative_neighbour_rows_names_the_argument(train_csv, tmp_path):
     options = replace(options, model=replace(options.model, neighbour_rows=-1))
     with pytest.raises(ValueError, match="`neighbour_rows` must be >= 0.*received -1"):
         train_sensor(train_csv, tmp_path / "m.keras", options, verbose=0)
+
+
+@pytest.mark.parametrize("part,field,value,says", [
+    ("data", "window", 1, "`window` must be >= 2 rows and `stride` >= 1; received 1 and 1"),
+    ("data", "stride", 0, "`window` must be >= 2 rows and `stride` >= 1; received 24 and 0"),
+    ("model", "score_last", -1, "`score_last` must be >= 0 (the last steps scored; 0: the whole "
+                                "window); received -1")])
+def test_window_stride_and_scored_steps_outside_their_range_are_named(train_csv, tmp_path, part,
+                                                                      field, value, says):
+    options = small(8)
+    options = replace(options, **{part: replace(getattr(options, part), **{field: value})})
+    with pytest.raises(ValueError, match=re.escape(says)):
+        train_sensor(train_csv, tmp_path / "m.keras", options, verbose=0)
+    assert not (tmp_path / "m.keras").exists()
 
 
 def test_a_noise_free_periodic_stream_exports_with_parity(tmp_path):
