@@ -530,6 +530,58 @@ def test_a_damaged_region_without_an_index_leaves_no_frame_unaccounted(tiny_imag
     assert summary["frames_in"] == 60 and summary["scored"] + summary["skipped"] == 60
 
 
+def rewrite_index(path, move) -> None:
+    """``path``'s idx1 entries with each offset replaced by ``move(offset)``."""
+    import struct
+
+    data = bytearray(path.read_bytes())
+    start = data.rfind(b"idx1")
+    length = struct.unpack("<I", data[start + 4:start + 8])[0]
+    for entry in range(start + 8, start + 8 + length, 16):
+        chunk, flags, offset, size = struct.unpack("<4sIII", data[entry:entry + 16])
+        struct.pack_into("<4sIII", data, entry, chunk, flags, move(offset), size)
+    path.write_bytes(bytes(data))
+
+
+def test_an_index_with_offsets_from_the_file_start_is_read_as_such(tiny_image_artifact, tmp_path):
+    """The AVI format lets idx1 count from the start of the file instead of from 'movi' (some
+    cameras write it so): every frame is found either way, none reported corrupt."""
+    from test_sources import write_video
+    from vigil.runtime.camera.avi_index import mjpg_frames
+
+    clean = write_video(tmp_path / "clean.avi", 200)
+    movi = clean.read_bytes().find(b"movi")
+    absolute = tmp_path / "absolute.avi"
+    absolute.write_bytes(clean.read_bytes())
+    rewrite_index(absolute, lambda offset: offset + movi)
+    assert mjpg_frames(absolute).offsets == mjpg_frames(clean).offsets
+    scores = [[json.loads(line)["score"] for line in vigil(
+        "score", tiny_image_artifact, path).stdout.splitlines()] for path in (clean, absolute)]
+    assert len(scores[0]) == 200 and None not in scores[0] and scores[1] == scores[0]
+    misplaced = tmp_path / "misplaced.avi"  # an index pointing nowhere: OpenCV reads the file
+    misplaced.write_bytes(clean.read_bytes())
+    rewrite_index(misplaced, lambda offset: offset + 3)
+    assert mjpg_frames(misplaced) is None
+
+
+def test_an_avi_that_goes_on_past_its_index_is_read_whole(tmp_path):
+    """Past 1 GB OpenCV's writer goes on in OpenDML 'AVIX' parts whose frames idx1 does not list:
+    the index is not used for such a file, or every frame after the first part would be lost."""
+    import struct
+
+    from test_sources import write_video
+    from vigil.runtime.camera.avi_index import mjpg_frames
+
+    path = write_video(tmp_path / "long.avi", 20)
+    assert len(mjpg_frames(path)) == 20
+    data = path.read_bytes()
+    frame = data[data.find(b"00dc"):]
+    frame = frame[:8 + struct.unpack("<I", frame[4:8])[0]]
+    movi = b"LIST" + struct.pack("<I", 4 + len(frame)) + b"movi" + frame
+    path.write_bytes(data + b"RIFF" + struct.pack("<I", 4 + len(movi)) + b"AVIX" + movi)
+    assert mjpg_frames(path) is None
+
+
 class TimingOutCamera:
     """Reads succeed, except the third, which blocks for ``timeout_s`` (a stream's read timeout)
     and fails; after six reads the camera is gone."""

@@ -30,7 +30,9 @@ class AviFrames:
 
 
 def mjpg_frames(path: str | Path) -> AviFrames | None:
-    """The frame index of an MJPG AVI file, or None when it is not one or has no usable index."""
+    """The frame index of an MJPG AVI file, or None when it is not one or has no usable index
+    (then OpenCV reads the file front to back): an OpenDML file past 1 GB ('AVIX' parts, whose
+    frames idx1 does not list), or an idx1 whose first entry is not where it points."""
     path = Path(path)
     try:
         with open(path, "rb") as handle:
@@ -38,34 +40,50 @@ def mjpg_frames(path: str | Path) -> AviFrames | None:
             if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"AVI ":
                 return None
             size = path.stat().st_size
-            movi, index, codec = _chunks(handle, size)
-            if movi is None or index is None or codec not in (b"MJPG", b"mjpg"):
+            movi, index, codec, extended = _chunks(handle, size)
+            if (movi is None or index is None or codec not in (b"MJPG", b"mjpg")
+                    or extended):
                 return None
             handle.seek(index[0])
             entries = handle.read(index[1])
+            chunks, offsets, sizes = [], [], []
+            for start in range(0, len(entries) - 15, 16):
+                chunk, _, offset, length = struct.unpack("<4sIII", entries[start:start + 16])
+                if chunk[:2] == b"00" and chunk[2:] in (b"dc", b"db"):
+                    chunks.append(chunk)
+                    offsets.append(offset)
+                    sizes.append(length)
+                    if len(offsets) > MAX_FRAMES:
+                        return None
+            if not offsets:
+                return None
+            # idx1 offsets count from the 'movi' fourcc (usual) or from the start of the file:
+            # the one where the first entry's chunk id lies is the one the file uses.
+            base = _offset_base(handle, chunks[0], offsets[0], (movi, 0))
     except OSError:
         return None
-    offsets, sizes = [], []
-    for start in range(0, len(entries) - 15, 16):
-        chunk, _, offset, length = struct.unpack("<4sIII", entries[start:start + 16])
-        if chunk[:2] == b"00" and chunk[2:] in (b"dc", b"db"):
-            offsets.append(offset)
-            sizes.append(length)
-            if len(offsets) > MAX_FRAMES:
-                return None
-    if not offsets:
+    if base is None:
         return None
-    # idx1 offsets count from the 'movi' fourcc (usual) or from the start of the file.
-    base = movi if offsets[0] + movi + 8 <= size else 0
     absolute = tuple(base + o + 8 for o in offsets)
     if any(a + s > size for a, s in zip(absolute, sizes)):
         return None
     return AviFrames(path, absolute, tuple(sizes))
 
 
-def _chunks(handle, size: int) -> tuple[int | None, tuple[int, int] | None, bytes | None]:
-    """(position of the 'movi' fourcc, (data position, length) of idx1, the video codec)."""
+def _offset_base(handle, chunk: bytes, offset: int, bases: tuple[int, ...]) -> int | None:
+    """The first of ``bases`` from which ``offset`` lands on ``chunk``'s id, or None."""
+    for base in bases:
+        handle.seek(base + offset)
+        if handle.read(4) == chunk:
+            return base
+    return None
+
+
+def _chunks(handle, size: int) -> tuple[int | None, tuple[int, int] | None, bytes | None, bool]:
+    """(position of the 'movi' fourcc, (data position, length) of idx1, the video codec, whether
+    the file goes on in OpenDML 'AVIX' parts)."""
     movi = index = codec = None
+    extended = False
     position = 12
     while position + 8 <= size:
         handle.seek(position)
@@ -78,8 +96,10 @@ def _chunks(handle, size: int) -> tuple[int | None, tuple[int, int] | None, byte
                 codec = _codec(handle.read(min(length - 4, 1 << 16)))
         elif kind == b"idx1":
             index = (position + 8, length)
+        elif kind == b"RIFF":
+            extended = True
         position += 8 + length + (length & 1)
-    return movi, index, codec
+    return movi, index, codec, extended
 
 
 def _codec(header: bytes) -> bytes | None:

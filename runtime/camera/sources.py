@@ -351,6 +351,17 @@ def read_image(path: Path) -> tuple[np.ndarray | None, str | None]:
         return None, str(error)
 
 
+def _decode_frame(data: bytes) -> np.ndarray | None:
+    """A JPEG frame of an MJPG AVI, or None when it does not decode (OpenCV raises, rather than
+    returning None, for a header claiming more pixels than it allows)."""
+    if not data:
+        return None
+    try:
+        return cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:
+        return None
+
+
 class VideoFile:
     """Every frame of a video file, in order; a read failure before the end is an error item."""
 
@@ -376,6 +387,8 @@ class VideoFile:
         rate = _prop(self._capture, cv2.CAP_PROP_FPS)
         self._fps = rate if rate and 0 < rate < 1000 else None
         self._index = mjpg_frames(self.path)
+        if self._index is not None and count and count > len(self._index):
+            self._index = None  # the container holds frames its idx1 does not list: read them all
         if self._index is not None:
             count = len(self._index)
         self._stats = SourceStats(expected=int(count) if count and count > 0 else None)
@@ -432,8 +445,7 @@ class VideoFile:
                 for index, (offset, size) in enumerate(zip(self._index.offsets, self._index.sizes)):
                     handle.seek(offset)
                     data = handle.read(size)
-                    image = (cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
-                             if data else None)
+                    image = _decode_frame(data)
                     self._stats.read += 1
                     if image is None:
                         self._stats.errors += 1
