@@ -470,6 +470,40 @@ def test_a_huge_image_is_skipped_from_its_header(tiny_image_artifact, tmp_path):
     assert lines[0]["score"] is not None and lines[2]["score"] is not None
 
 
+def jpeg_claiming(width: int, height: int, padding: int) -> bytes:
+    """A JPEG whose frame header, behind ``padding`` bytes of APP15 metadata (as EXIF, ICC and
+    XMP blocks put it), claims width x height."""
+    real = cv2.imencode(".jpg", np.full((16, 16), 100, np.uint8))[1].tobytes()
+    sof = real.find(b"\xff\xc0")
+    claimed = real[:sof + 5] + struct.pack(">HH", height, width) + real[sof + 9:]
+    segments = b"".join(b"\xff\xef" + struct.pack(">H", 65000) + b"\0" * 64998
+                        for _ in range(padding // 65000 + 1))
+    return claimed[:2] + segments + claimed[2:]
+
+
+def test_a_huge_image_is_skipped_whatever_its_metadata_or_format(tiny_image_artifact, tmp_path):
+    """The frame header of a JPEG behind 130 KB of metadata, a TIFF's directory after its pixels,
+    and a format whose header is not read here (OpenCV's own check): each is refused before it
+    is decoded, as a skipped frame, and the folder goes on."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), np.full((32, 32), 90, np.uint8))
+    (folder / "b.jpg").write_bytes(jpeg_claiming(60000, 60000, 130_000))
+    tiff = cv2.imencode(".tiff", np.random.default_rng(0).integers(0, 255, (300, 300), np.uint8)
+                        )[1].tobytes()
+    assert image_size(tiff) == (300, 300) and len(tiff) > 1 << 16
+    (folder / "c.ras").write_bytes(struct.pack(">8I", 0x59A66A95, 40000, 40000, 8, 40000 ** 2,
+                                               1, 0, 0) + bytes(1000))
+    cv2.imwrite(str(folder / "d.png"), np.full((32, 32), 120, np.uint8))
+    done = vigil("score", tiny_image_artifact, folder)
+    assert done.returncode == 0, done.stderr
+    lines = strict_lines(done.stdout)
+    assert [r["frame"] for r in lines] == [0, 1, 2, 3]
+    assert lines[1]["score"] is None and "60000 x 60000" in lines[1]["skipped"]
+    assert lines[2]["score"] is None and "so it was not decoded" in lines[2]["skipped"]
+    assert lines[0]["score"] is not None and lines[3]["score"] is not None
+
+
 @pytest.mark.parametrize("extension", [".png", ".jpg", ".bmp", ".tiff", ".webp", ".ppm", ".pgm"])
 def test_image_headers_give_the_decoded_size(tmp_path, extension):
     image = np.random.default_rng(1).integers(0, 255, (37, 53, 3 if extension != ".pgm" else 1),

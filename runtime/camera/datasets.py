@@ -8,6 +8,7 @@ folder(s); a mask is a same-stem ``.png`` beside a non-PNG image, or ``<stem>.pn
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -44,7 +45,15 @@ def read_image(path: str | Path) -> np.ndarray:
     if path.suffix.lower() in (".jpg", ".jpeg", ".jpe") and _jpeg_truncated(data):
         raise ValueError(f"image {str(path)!r} is a truncated JPEG (no end-of-image marker "
                          "after the image data)")
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as error:  # OpenCV raises for a header over its own pixel limit
+        limit = os.environ.get("OPENCV_IO_MAX_IMAGE_PIXELS", str(1 << 30))
+        why = (f"its header claims more than OpenCV's limit of {int(limit) / 1e6:.0f} MP "
+               f"(OPENCV_IO_MAX_IMAGE_PIXELS), so it was not decoded"
+               if "CV_IO_MAX_IMAGE_PIXELS" in str(error) and limit.isdigit()
+               else f"OpenCV refused it: {' '.join(str(error).split())[-160:]}")
+        raise ValueError(f"image {str(path)!r}: {why}") from None
     if image is None or image.size == 0:
         raise ValueError(f"image {str(path)!r} cannot be decoded as an image ({len(data)} bytes; "
                          "corrupt or truncated?)")

@@ -2,7 +2,8 @@
 
 A 390 KB PNG can hold 20000 x 20000 pixels and take gigabytes to decode; the frame sources refuse
 such a file by its header (``MAX_PIXELS``) instead of running out of memory. PNG, JPEG, BMP, TIFF,
-WebP and PNM headers are read here; for other formats OpenCV's own limit applies.
+WebP and PNM headers are read here; for other formats OpenCV's own check applies, at the same
+limit when ``vigil.runtime.camera`` is imported before OpenCV (``OPENCV_IO_MAX_IMAGE_PIXELS``).
 """
 
 from __future__ import annotations
@@ -19,16 +20,19 @@ def image_size(image: bytes | str | Path) -> tuple[int, int] | None:
     when the format is not one read here or the header is malformed (the decoder then says what
     is wrong)."""
     if isinstance(image, (bytes, bytearray, memoryview)):
-        head = bytes(image[:HEADER_BYTES])
+        data = bytes(image)
     else:
         try:
-            with open(image, "rb") as handle:
-                head = handle.read(HEADER_BYTES)
+            data = Path(image).read_bytes()
         except OSError:
             return None
+    head = data[:HEADER_BYTES]
     try:
-        for reader in (_png, _jpeg, _bmp, _tiff, _webp, _pnm):
-            size = reader(head)
+        # A JPEG's metadata (EXIF, ICC, XMP) may put its frame header past the first 64 KB, and
+        # a TIFF's directory usually follows the pixels: those two read the whole file.
+        for reader, given in ((_png, head), (_jpeg, data), (_bmp, head), (_tiff, data),
+                              (_webp, head), (_pnm, head)):
+            size = reader(given)
             if size is not None:
                 return size
     except (struct.error, ValueError, IndexError):
