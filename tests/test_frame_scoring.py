@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import textwrap
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -131,6 +132,23 @@ def test_overlays_for_anomalous_frames_only_unless_all(detector, tmp_path):
                      overlay_all=True)
     written = sorted(p.name for p in (tmp_path / "all").iterdir())
     assert written == ["000000_a.jpg", "000001_b.jpg", "000002_c.jpg"] and summary.overlays == 3
+
+
+def test_an_overlay_never_replaces_another(detector, tmp_path):
+    """Two videos' (or two runs') frames of the same number: the second overlay is written beside
+    the first, and each line names its own picture."""
+    from test_sources import write_video
+
+    overlays = tmp_path / "alarms"
+    first, _ = run(detector, str(write_video(tmp_path / "cam1.avi", 2)), overlay_dir=overlays,
+                   overlay_all=True)
+    kept = (overlays / "00000000.jpg").read_bytes()
+    second, _ = run(detector, str(write_video(tmp_path / "cam2.avi", 2, size=(48, 64))),
+                    overlay_dir=overlays, overlay_all=True)
+    assert (overlays / "00000000.jpg").read_bytes() == kept
+    assert [Path(r["overlay"]).name for r in first + second] == [
+        "00000000.jpg", "00000001.jpg", "00000000-2.jpg", "00000001-2.jpg"]
+    assert cv2.imread(second[0]["overlay"]).shape != cv2.imread(first[0]["overlay"]).shape
 
 
 def test_video_every_frame_accounted_and_annotated_video_written(detector, tmp_path):

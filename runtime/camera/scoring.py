@@ -267,9 +267,10 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
                 if picture is not None:
                     if overlay_dir is not None and (anomaly or options.overlay_all):
                         path = overlay_dir / _overlay_name(frame.index, frame.source, per_file)
-                        if _write_picture(path, picture):
+                        written = _write_picture(path, picture)
+                        if written is not None:
                             summary.overlays += 1
-                            record["overlay"] = str(path)
+                            record["overlay"] = str(written)
                         else:
                             summary.last_error = f"could not write the overlay {path}"
                             log.warning("%s", summary.last_error)
@@ -339,8 +340,24 @@ def _overlay_name(index: int, source: str, per_file: bool) -> str:
     return f"{index:08d}.jpg"
 
 
-def _write_picture(path: Path, picture: np.ndarray) -> bool:
+def _write_picture(path: Path, picture: np.ndarray) -> Path | None:
+    """Write ``picture`` as a JPEG at ``path``, or beside it as ``<stem>-2.jpg``, ``-3``, ...
+    when a file of that name exists (an earlier run's, another video's frame of the same
+    number): an overlay never replaces another. The path written, or None."""
     try:
-        return bool(cv2.imwrite(str(path), picture, [cv2.IMWRITE_JPEG_QUALITY, 90]))
+        ok, encoded = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, 90])
     except cv2.error:
-        return False
+        return None
+    if not ok:
+        return None
+    for attempt in range(1, 1000):
+        target = path if attempt == 1 else path.with_name(f"{path.stem}-{attempt}{path.suffix}")
+        try:
+            with open(target, "xb") as handle:
+                handle.write(encoded.tobytes())
+            return target
+        except FileExistsError:
+            continue
+        except OSError:
+            return None
+    return None
