@@ -84,7 +84,8 @@ def read_mask(path: Path | None, shape: tuple[int, ...]) -> np.ndarray:
         mask = mask.max(axis=2)
     if mask.shape != (height, width):
         mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
-    return mask >= 128
+    # 0/255 masks (MVTec AD's); labelling tools also write class indices, 0 and 1
+    return mask >= 128 if mask.max() > 1 else mask > 0
 
 
 def images_in(folder: Path) -> list[Path]:
@@ -112,8 +113,10 @@ def is_mvtec(root: str | Path) -> bool:
     return (root / "train" / GOOD).is_dir() and (root / "test").is_dir()
 
 
-def mvtec(root: str | Path) -> tuple[list[LabeledImage], list[LabeledImage]]:
-    """(train, test) of an MVTec AD category folder; masks may be missing."""
+def mvtec(root: str | Path, need_train: bool = True
+          ) -> tuple[list[LabeledImage], list[LabeledImage]]:
+    """(train, test) of an MVTec AD category folder; masks may be missing. An empty train/good
+    is a ValueError when ``need_train`` (training reads it; evaluation does not)."""
     root = Path(root)
     if not is_mvtec(root):
         raise ValueError(f"`data` {str(root)!r} is not an MVTec AD category: expected "
@@ -131,7 +134,7 @@ def mvtec(root: str | Path) -> tuple[list[LabeledImage], list[LabeledImage]]:
                         mask = candidate
                         break
             test.append(LabeledImage(image, defect != GOOD, defect, mask))
-    if not train:
+    if not train and need_train:
         raise ValueError(f"{str(root / 'train' / GOOD)!r} holds no images")
     return train, test
 
@@ -148,6 +151,13 @@ def folders(normal: Sequence[str | Path], anomalous: Sequence[str | Path] = (),
     for folder in anomalous:
         for image in _images_or_error(folder):
             items.append(LabeledImage(image, True, Path(folder).name, _mask_for(image, masks)))
+    defects = [i for i in items if i.anomalous]
+    if masks is not None and defects and all(i.mask is None for i in defects):
+        example = defects[0].path
+        raise ValueError(f"`masks` {str(masks)!r} holds a mask for none of the {len(defects)} "
+                         f"defect images: for {example.name!r} it needs {example.stem}.png or "
+                         f"{example.stem}_mask.png; rename the masks to their images' names, or "
+                         f"leave --masks out (image metrics only)")
     return items
 
 

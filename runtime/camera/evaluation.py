@@ -45,7 +45,12 @@ def test_items(data: str | Path, normal: Sequence[str | Path] = (),
                                  f"({str(other)!r}); each image would count as both: give the "
                                  "folder of defect images")
     if is_mvtec(data):
-        return mvtec(data)[1] + (folders(normal, anomalous, masks) if normal or anomalous else [])
+        items = mvtec(data, need_train=False)[1]
+        if not items:
+            raise ValueError(f"`data` {str(data)!r} is an MVTec AD category with no images under "
+                             f"test/: expected test/good/ and test/<defect>/ folders of images "
+                             f"(masks in ground_truth/<defect>/)")
+        return items + (folders(normal, anomalous, masks) if normal or anomalous else [])
     if not Path(data).is_dir():
         raise ValueError(f"`data` {str(data)!r} is not a folder; expected an MVTec AD category "
                          "(train/good, test/...) or a folder of normal images")
@@ -72,13 +77,16 @@ def evaluate_images(detector: ImageDetector, items: Sequence[LabeledImage],
                                            # under "": the normal images' (0, negative)
     pro = _ProAccumulator()
     has_masks = any(i.mask is not None for i in items)
+    # a defect image without a mask has no known defect pixels: counting all of its pixels as
+    # normal would mark its defect a false positive, so it stays out of the pixel metrics
+    unmasked = [i for i in items if i.anomalous and i.mask is None] if has_masks else []
     for n, item in enumerate(items):
         progress("scoring images", n, len(items))
         image = read_image(item.path)
         score, amap = detector.infer(image)
         scores[n] = score[0]
         maps.append(amap[0])
-        if not has_masks:
+        if not has_masks or (item.anomalous and item.mask is None):
             continue
         full = map_to_frame(amap[0], image.shape)
         mask = read_mask(item.mask, image.shape)
@@ -113,10 +121,14 @@ def evaluate_images(detector: ImageDetector, items: Sequence[LabeledImage],
         "tp": c.tp, "fp": c.fp, "fn": c.fn, "tn": c.tn,
         "per_defect": _per_defect(items, scores, labels, predicted, by_defect),
         **_mistakes(items, scores, threshold),
+        "pixel_unmasked_defects": len(unmasked),
         "note": ("pixel_auroc over every pixel of every test image at its own resolution (the map "
                  "resized back), from 20,000-bin histograms; pro = normalized area under the "
                  f"per-region-overlap curve up to FPR {PRO_MAX_FPR}, on maps and masks shrunk to "
-                 f"at most {PRO_SIDE} px"),
+                 f"at most {PRO_SIDE} px"
+                 + (f"; {len(unmasked)} defect image(s) without a mask (e.g. "
+                    f"{unmasked[0].path.name}) are left out of the pixel metrics"
+                    if unmasked else "")),
     }
     return result, ImageScores(list(items), scores, maps)
 

@@ -626,6 +626,11 @@ def _eval_images(args, detector) -> int:
     items = test_items(args.data, args.normal, args.anomalous, args.masks)
     with _progress(args) as progress:
         result, scored = evaluate_images(detector, items, progress=progress)
+    if result["pixel_unmasked_defects"]:
+        log.warning("%d defect image(s) have no mask and are left out of pixel_auroc and pro "
+                    "(their defect pixels are unknown); give their masks (ground_truth/<defect>/"
+                    "NAME_mask.png, or --masks DIR with NAME.png or NAME_mask.png)",
+                    result["pixel_unmasked_defects"])
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json_text(result))

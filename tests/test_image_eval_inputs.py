@@ -1,0 +1,121 @@
+"""Image evaluation with masks as real data sets hold them: some defect images without a mask,
+masks named otherwise than their images, masks stored as class indices, a category holding only
+its test split."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from image_fixtures import defect_frame, normal_frame
+from vigil.cli import commands as cli
+
+BOX = (16, 8, 24, 20)  # x, y, w, h of the white patch in defect frames
+
+
+def write(path, image) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), image)
+
+
+def box_mask(value: int = 255) -> np.ndarray:
+    mask = np.zeros((48, 64), np.uint8)
+    x, y, w, h = BOX
+    mask[y:y + h, x:x + w] = value
+    return mask
+
+
+def category(root, masked: bool = True, train: bool = True):
+    """An MVTec AD category of 48 x 64 frames: 3 good and 3 'patch' test images with masks
+    (when ``masked``), and a train/good folder of 2 images (empty unless ``train``)."""
+    rng = np.random.default_rng(0)
+    (root / "train" / "good").mkdir(parents=True)
+    for i in range(2 if train else 0):
+        write(root / "train" / "good" / f"{i:03d}.png", normal_frame(rng))
+    for i in range(3):
+        write(root / "test" / "good" / f"{i:03d}.png", normal_frame(rng))
+        write(root / "test" / "patch" / f"{i:03d}.png", defect_frame(rng, box=BOX))
+        if masked:
+            write(root / "ground_truth" / "patch" / f"{i:03d}_mask.png", box_mask())
+    return root
+
+
+def evaluate(model, *arguments, capsys) -> tuple[int, dict, str]:
+    code = cli.main(["eval", str(model), *map(str, arguments)])
+    captured = capsys.readouterr()
+    return code, (json.loads(captured.out) if code == 0 else {}), captured.err
+
+
+def test_defect_images_without_a_mask_stay_out_of_the_pixel_metrics(tiny_image_artifact,
+                                                                    tmp_path, capsys):
+    root = category(tmp_path / "parts")
+    code, masked, _ = evaluate(tiny_image_artifact, root, capsys=capsys)
+    assert code == 0 and masked["pixel_auroc"] > 0.99
+    rng = np.random.default_rng(1)  # a second defect type, found by the model, with no masks
+    for i in range(3):
+        write(root / "test" / "dent" / f"{i:03d}.png", defect_frame(rng, box=BOX))
+    code, result, error = evaluate(tiny_image_artifact, root, "--json", tmp_path / "r.json",
+                                   capsys=capsys)
+    assert code == 0 and result["pixel_auroc"] == masked["pixel_auroc"]
+    assert result["pro"] == masked["pro"]
+    assert "3 defect image(s) have no mask and are left out of pixel_auroc and pro" in error
+    written = json.loads((tmp_path / "r.json").read_text())
+    assert written["pixel_unmasked_defects"] == 3 and "are left out of the pixel" in written["note"]
+
+
+def test_masks_that_match_no_image_are_refused_with_the_names_looked_for(tiny_image_artifact,
+                                                                        tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    for i in range(3):
+        write(tmp_path / "good" / f"img{i:03d}.png", normal_frame(rng))
+        write(tmp_path / "bad" / f"img{i:03d}.png", defect_frame(rng, box=BOX))
+        write(tmp_path / "masks" / f"{i:03d}.png", box_mask())  # not named after the images
+    code, _, error = evaluate(tiny_image_artifact, tmp_path / "good", "--anomalous",
+                              tmp_path / "bad", "--masks", tmp_path / "masks", capsys=capsys)
+    assert code == cli.EXIT_INPUT
+    assert "holds a mask for none of the 3 defect images" in error
+    assert "it needs img000.png or img000_mask.png" in error
+
+
+def test_masks_stored_as_class_indices_mark_their_pixels(tiny_image_artifact, tmp_path, capsys):
+    """Labelling tools write 0/1 masks; 0/255 masks (MVTec AD's) and 0/1 masks give the same
+    pixel metrics."""
+    rng = np.random.default_rng(3)
+    for i in range(3):
+        write(tmp_path / "good" / f"{i}.png", normal_frame(rng))
+        write(tmp_path / "bad" / f"{i}.png", defect_frame(rng, box=BOX))
+        write(tmp_path / "masks255" / f"{i}.png", box_mask(255))
+        write(tmp_path / "masks01" / f"{i}.png", box_mask(1))
+    results = [evaluate(tiny_image_artifact, tmp_path / "good", "--anomalous", tmp_path / "bad",
+                        "--masks", tmp_path / masks, capsys=capsys) for masks in
+               ("masks255", "masks01")]
+    assert [code for code, _, _ in results] == [0, 0]
+    assert results[0][1]["pixel_auroc"] > 0.99
+    assert results[1][1]["pixel_auroc"] == results[0][1]["pixel_auroc"]
+
+
+def test_a_category_with_only_its_test_split_evaluates(tiny_image_artifact, tmp_path, capsys):
+    code, result, _ = evaluate(tiny_image_artifact, category(tmp_path / "copy", train=False),
+                               capsys=capsys)
+    assert code == 0 and result["image_auroc"] == 1.0
+    empty = tmp_path / "empty"
+    (empty / "train" / "good").mkdir(parents=True)
+    (empty / "test").mkdir()
+    code, _, error = evaluate(tiny_image_artifact, empty, capsys=capsys)
+    assert code == cli.EXIT_INPUT
+    assert "is an MVTec AD category with no images under test/" in error
+    assert "`items`" not in error
+
+
+@pytest.mark.parametrize("value,expected", [(255, True), (200, True), (100, False), (1, True)])
+def test_read_mask_levels(tmp_path, value, expected):
+    from vigil.runtime.camera.datasets import read_mask
+
+    path = tmp_path / "m.png"
+    write(path, box_mask(value))
+    mask = read_mask(path, (48, 64))
+    x, y, w, h = BOX
+    assert bool(mask[y:y + h, x:x + w].all()) is expected and mask.sum() == (w * h if expected else 0)
