@@ -366,3 +366,17 @@ def test_cli_scores_frames_without_the_training_stack(tiny_image_artifact, tmp_p
                          tmp_path / "images", out)
     assert result["code"] == 0 and result["attempts"] == [] and result["loaded"] == []
     assert len(out.read_text().splitlines()) == 5
+
+
+def test_each_region_reports_its_own_peak():
+    """A faint ring around a separate strong spot: the ring's box holds the spot, but its peak is
+    its own."""
+    from vigil.runtime.camera.frames import regions
+
+    amap = np.zeros((40, 40), np.float32)
+    amap[5:35, 5:35] = 0.45
+    amap[8:32, 8:32] = 0.0
+    amap[18:22, 18:22] = 0.9
+    boxes = regions(amap, 0.3)
+    assert [(b["area"], b["peak"]) for b in boxes] == [(30 * 30 - 24 * 24, pytest.approx(0.45)),
+                                                      (16, pytest.approx(0.9))]

@@ -71,12 +71,13 @@ def map_to_frame(anomaly_map: np.ndarray, frame_shape: tuple[int, ...]) -> np.nd
 def regions(anomaly_map: np.ndarray, threshold: float, min_area: int = 4) -> list[dict]:
     """Bounding boxes of connected regions of the map above ``threshold``, largest first."""
     mask = (np.asarray(anomaly_map) > threshold).astype(np.uint8)
-    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     boxes = []
     for label in range(1, count):
         x, y, w, h, area = (int(v) for v in stats[label])
-        if area >= min_area:
-            peak = float(np.max(anomaly_map[y:y + h, x:x + w]))
+        if area >= min_area:  # the region's own peak: its box may hold part of another region
+            box = np.asarray(anomaly_map)[y:y + h, x:x + w]
+            peak = float(np.max(box[labels[y:y + h, x:x + w] == label]))
             boxes.append({"x": x, "y": y, "w": w, "h": h, "area": area, "peak": peak})
     return sorted(boxes, key=lambda b: -b["area"])
 
