@@ -380,3 +380,29 @@ def test_each_region_reports_its_own_peak():
     boxes = regions(amap, 0.3)
     assert [(b["area"], b["peak"]) for b in boxes] == [(30 * 30 - 24 * 24, pytest.approx(0.45)),
                                                       (16, pytest.approx(0.9))]
+
+
+@pytest.mark.parametrize("keep_index", [True, False])
+def test_a_video_none_of_whose_frames_decodes_leaves_the_output_alone(tiny_image_artifact,
+                                                                     tmp_path, capsys, keep_index):
+    from test_sources import write_video
+
+    out = tmp_path / "results.jsonl"
+    model = str(tiny_image_artifact)
+    assert cli.main(["score", model, str(write_video(tmp_path / "good.avi", 5)), "--jsonl",
+                     str(out)]) == cli.EXIT_OK
+    kept = out.read_bytes()
+    broken = write_video(tmp_path / "broken.avi", 5)
+    data = bytearray(broken.read_bytes())
+    start = 0
+    while (start := data.find(b"\xff\xd8", start)) >= 0:  # every JPEG frame's bytes zeroed
+        end = data.find(b"\xff\xd9", start) + 2
+        data[start:end] = bytes(end - start)
+    if not keep_index:
+        data = data[:data.rfind(b"idx1")]
+    broken.write_bytes(bytes(data))
+    capsys.readouterr()
+    assert cli.main(["score", model, str(broken), "--jsonl", str(out),
+                     "--overwrite"]) == cli.EXIT_INPUT
+    assert "none of its frames decodes" in capsys.readouterr().err
+    assert out.read_bytes() == kept

@@ -373,6 +373,7 @@ class VideoFile:
         if path.stat().st_size == 0:
             raise SourceError(f"`source` {self.name!r} is an empty file; expected a video, an "
                               f"image, a folder or a stream")
+        self._capture_factory = capture_factory
         self._capture = capture_factory(str(path))
         if not self._capture.isOpened():
             self._capture.release()
@@ -401,6 +402,32 @@ class VideoFile:
     @property
     def fps(self) -> float | None:
         return self._fps
+
+    def check(self) -> None:
+        """SourceError naming the video unless one of its frames decodes (read on a capture of
+        its own, up to the first that does: a run that could score no frame is refused before
+        its output is made)."""
+        if self._index is not None:
+            with open(self.path, "rb") as handle:
+                for offset, size in zip(self._index.offsets, self._index.sizes):
+                    handle.seek(offset)
+                    if _decode_frame(handle.read(size)) is not None:
+                        return
+            tried = len(self._index)
+        else:
+            capture = self._capture_factory(str(self.path))
+            tried, limit = 0, max(self._stats.expected or 0, MAX_CORRUPT_RUN)
+            try:
+                while tried < limit:
+                    ok, image = capture.read()
+                    if ok and image is not None:
+                        return
+                    tried += 1
+            finally:
+                capture.release()
+        raise SourceError(f"`source` {self.name!r}: none of its frames decodes ({tried} read; "
+                          f"the video is damaged, or its codec is one this OpenCV cannot "
+                          f"decode): check it with ffprobe, or re-encode it")
 
     def __iter__(self) -> Iterator[Frame]:
         if self._iterated:

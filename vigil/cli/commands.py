@@ -533,7 +533,8 @@ def _score_frames(args, detector) -> int:
     from vigil.runtime.camera.scoring import (FrameScoringOptions, FrameSummary,
                                               preview_unavailable, score_frames)
     from vigil.runtime.camera.sources import (ImageFiles, ReconnectPolicy, SourceOptions,
-                                              live_target, open_source, prefetched, redact)
+                                              SourceError, VideoFile, live_target, open_source,
+                                              prefetched, redact)
     from vigil.runtime.core.health import HealthReporter
 
     if args.columns:
@@ -555,7 +556,13 @@ def _score_frames(args, detector) -> int:
         opened = open_source(args.source, SourceOptions(reconnect=reconnect))
         if isinstance(opened, ImageFiles):
             _check_frames(opened.paths, args)  # before any output is made or emptied
-        elif not opened.live and args.reconnect_attempts != 10:
+        elif isinstance(opened, VideoFile):
+            try:
+                opened.check()
+            except SourceError:
+                opened.close()
+                raise
+        if not opened.live and args.reconnect_attempts != 10:
             log.warning("--reconnect-attempts applies to live sources (a camera index, an "
                         "rtsp/http URL); %r is a file, read once", args.source)
         source = prefetched(opened)
