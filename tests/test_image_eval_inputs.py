@@ -119,3 +119,15 @@ def test_read_mask_levels(tmp_path, value, expected):
     mask = read_mask(path, (48, 64))
     x, y, w, h = BOX
     assert bool(mask[y:y + h, x:x + w].all()) is expected and mask.sum() == (w * h if expected else 0)
+
+
+@pytest.mark.parametrize("inside", ["test/good", "ground_truth/patch/report", "train"])
+def test_a_report_inside_the_category_it_reads_is_refused(tiny_image_artifact, tmp_path, capsys,
+                                                         inside):
+    root = category(tmp_path / "parts")
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    code, _, error = evaluate(tiny_image_artifact, root, "--report", root / inside,
+                              capsys=capsys)
+    assert code == cli.EXIT_INPUT
+    assert "which this run reads as an MVTec AD category" in error
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before

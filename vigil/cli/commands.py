@@ -1463,7 +1463,9 @@ def _check_output_paths(args) -> None:
             check_writable(path, flag, folder=folder)
             if not folder:
                 refuse_inputs_as_output(path, inputs, flag)
-            elif os.path.isdir(path):
+            else:
+                _refuse_output_in_a_category(path, flag, input_folders)
+            if folder and os.path.isdir(path):
                 for given in input_folders:
                     if os.path.samefile(path, given):
                         raise ValueError(
@@ -1478,6 +1480,26 @@ def _check_output_paths(args) -> None:
                              f"example -o {Path(args.output).with_suffix('.keras').name})")
         model = Path(args.output)  # and the calibration data written beside it
         check_writable(model.with_name(model.stem + ".vigil.npz"), "--output's sidecar")
+
+
+def _refuse_output_in_a_category(path, flag: str, input_folders: list) -> None:
+    """ValueError for an output folder inside an input MVTec AD category's train/, test/ or
+    ground_truth/ (read with their subfolders: a report's pictures there would be scored as
+    images of the category by the next run)."""
+    from vigil.runtime.camera.datasets import is_mvtec
+
+    target = Path(path).resolve()
+    for given in input_folders:
+        if not is_mvtec(given):
+            continue
+        for part in ("train", "test", "ground_truth"):
+            read = (Path(given) / part).resolve()
+            if target == read or read in target.parents:
+                raise ValueError(
+                    f"`{flag}` {str(path)!r} is inside {str(Path(given) / part)!r}, which this "
+                    "run reads as an MVTec AD category: what it writes there would be scored as "
+                    f"images of the category by the next run; name a folder outside it ({flag} "
+                    f"{Path(given).resolve().name}-{flag.strip('-').split('-')[0]}, say)")
 
 
 def _flag_names(parser: argparse.ArgumentParser) -> dict[str, str]:
