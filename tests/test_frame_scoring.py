@@ -406,3 +406,21 @@ def test_a_video_none_of_whose_frames_decodes_leaves_the_output_alone(tiny_image
                      "--overwrite"]) == cli.EXIT_INPUT
     assert "none of its frames decodes" in capsys.readouterr().err
     assert out.read_bytes() == kept
+
+
+def test_an_annotated_video_the_encoder_refuses_ends_neither_the_run_nor_a_line(
+        tiny_image_artifact, tmp_path, capsys):
+    """Line-scan frames wider than MPEG-4 takes: every frame is still scored; the warning names
+    the size and the container that takes it."""
+    rng = np.random.default_rng(4)
+    folder = tmp_path / "wide"
+    folder.mkdir()
+    for i in range(2):
+        assert cv2.imwrite(str(folder / f"{i}.png"), normal_frame(rng, 64, 8400))
+    out = tmp_path / "out.jsonl"
+    assert cli.main(["score", str(tiny_image_artifact), str(folder), "--jsonl", str(out),
+                     "--overlay-video", str(tmp_path / "wide.mp4")]) == cli.EXIT_OK
+    error = capsys.readouterr().err
+    assert "cannot be written at the frames' size" in error and "wide.avi (MJPG)" in error
+    assert [json.loads(line)["score"] is not None for line in out.read_text().splitlines()] == [
+        True, True]

@@ -92,6 +92,11 @@ def test_sources_that_cannot_open_say_why(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(SourceError, match="contains no files"):
         open_source(str(tmp_path / "empty"))
+    (tmp_path / "category" / "good").mkdir(parents=True)
+    (tmp_path / "category" / "crack").mkdir()
+    with pytest.raises(SourceError, match=r"holds no files, only folders \(crack, good\), and "
+                                          r"subfolders are not read: .*/category/\*\*/\*\.png'"):
+        open_source(str(tmp_path / "category"))
     with pytest.raises(SourceError, match="matches no files"):
         open_source(str(tmp_path / "*.png"))
     with pytest.raises(SourceError, match="not a camera index, a stream URL"):

@@ -169,9 +169,13 @@ class _VideoOut:
             self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, size)
             if not self._writer.isOpened():
                 self._writer = None
-                raise ValueError(f"`overlay_video` {str(self.path)!r} cannot be written: this "
-                                 f"OpenCV has no {VIDEO_CODECS[self.path.suffix.lower()]} encoder "
-                                 "for it, or the folder is not writable")
+                codec = VIDEO_CODECS[self.path.suffix.lower()]
+                other = (f"; --overlay-video {self.path.with_suffix('.avi').name} (MJPG) takes "
+                         "most sizes" if codec != "MJPG" else "")
+                raise ValueError(f"`overlay_video` {str(self.path)!r} cannot be written at the "
+                                 f"frames' size, {size[0]} x {size[1]}: this OpenCV's {codec} "
+                                 f"encoder refused it (a size beyond what the codec takes, or "
+                                 f"no such encoder in this build){other}")
             self._size = size
         if size != self._size:
             picture = cv2.resize(picture, self._size, interpolation=cv2.INTER_AREA)
@@ -275,7 +279,13 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
                             summary.last_error = f"could not write the overlay {path}"
                             log.warning("%s", summary.last_error)
                     if video is not None:
-                        video.write(picture)
+                        try:
+                            video.write(picture)
+                        except ValueError as error:  # the scores matter more than the video
+                            summary.last_error = str(error)
+                            log.warning("%s; the run goes on without the video", error)
+                            video.close()
+                            video = None
                     if options.show:
                         cv2.imshow(window, picture)
                         if cv2.waitKey(1) & 0xFF in PREVIEW_KEYS:

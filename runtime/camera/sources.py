@@ -288,6 +288,14 @@ def folder_files(folder: Path) -> list[Path]:
                  folder, len(masks), sorted(masks)[0].name)
     files = [p for p in files if p not in masks]
     if not files:
+        subfolders = sorted(p.name for p in folder.iterdir()
+                            if p.is_dir() and not p.name.startswith("."))
+        if subfolders:
+            shown = ", ".join(subfolders[:5]) + (", ..." if len(subfolders) > 5 else "")
+            raise SourceError(
+                f"`source` folder {str(folder)!r} holds no files, only folders ({shown}), and "
+                f"subfolders are not read: give one of them, or a glob that reaches into them "
+                f"('{folder}/**/*.png', quoted)")
         raise SourceError(f"`source` folder {str(folder)!r} contains no files")
     return files
 
