@@ -490,6 +490,13 @@ def test_a_score_flag_without_the_one_it_qualifies_is_refused(flags, message, tm
     assert message in capsys.readouterr().err
 
 
+def test_health_interval_with_mqtt_alone_is_accepted(tmp_path, capsys):
+    """Health reports go to TOPIC/health with --mqtt alone: its interval applies there."""
+    code = cli.main(["score", str(tmp_path / "m.onnx"), str(tmp_path), "--health-interval", "5",
+                     "--mqtt", "mqtt://127.0.0.1:1/line"])
+    assert code != 0 and "--health-interval applies only" not in capsys.readouterr().err
+
+
 def test_counts_beyond_an_artifacts_limits_are_refused_at_training_and_export_keeps_the_old_file(
         sensor_artifacts, tmp_path, capsys):
     """Before, `--hold 200000` trained, and export replaced a good .onnx with one the runtime

@@ -98,6 +98,10 @@ def test_health_check_tells_a_live_run_from_a_stale_stopped_or_missing_one(tmp_p
     stale.write_text(json.dumps(old))
     assert cli.main(["health-check", str(stale), "--max-age", "60"]) == 1
     assert "in the future" in capsys.readouterr().err
+    old["updated"] = "2020-01-01T00:00:00"  # no zone: read as UTC, not a Python error (exit 2)
+    stale.write_text(json.dumps(old))
+    assert cli.main(["health-check", str(stale), "--max-age", "60"]) == 1
+    assert "was last rewritten" in capsys.readouterr().err
 
     assert cli.main(["health-check", str(_health_file(tmp_path, "stopped"))]) == 1
     assert "the run is 'stopped' (stopped: 'end'" in capsys.readouterr().err

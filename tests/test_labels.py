@@ -4,6 +4,7 @@ matched to data files, applied to rows, never trained on, and used by `vigil eva
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -105,6 +106,42 @@ def test_malformed_labels_say_what_is_wrong(tmp_path, text, message):
         read_labels(path)
 
 
+def test_a_key_with_folders_names_only_its_own_file(tmp_path):
+    """``a/x.csv``'s labels are not applied to ``b/x.csv``; a bare name still names its file
+    wherever it lies, when no other key does."""
+    path = tmp_path / "labels.json"
+    path.write_text(json.dumps({"a/x.csv": [TIMES[3]], "y.csv": [TIMES[4]]}))
+    labels = read_labels(path)
+    root = tmp_path / "data"
+    assert np.flatnonzero(labels.rows(TIMES, root / "a" / "x.csv", root)).tolist() == [3]
+    with pytest.raises(ValueError, match="have no entry for"):
+        labels.rows(TIMES, root / "b" / "x.csv", root)
+    assert np.flatnonzero(labels.rows(TIMES, root / "c" / "y.csv", root)).tolist() == [4]
+
+
+def test_labels_for_every_file_add_to_each_files_own(tmp_path):
+    """A labels CSV row with an empty `file` cell labels every file, beside their own rows."""
+    path = tmp_path / "labels.csv"
+    path.write_text(f"file,start,end\na.csv,{TIMES[20]},{TIMES[24]}\n,{TIMES[35]},{TIMES[36]}\n")
+    labels = read_labels(path)
+    assert np.flatnonzero(labels.rows(TIMES, tmp_path / "a.csv")).tolist() == [
+        20, 21, 22, 23, 24, 35, 36]
+    assert np.flatnonzero(labels.rows(TIMES, tmp_path / "b.csv")).tolist() == [35, 36]
+
+
+@pytest.mark.parametrize("text, message", [
+    (f"start,end\n{TIMES[1]},{TIMES[2]}\n,{TIMES[3]}\n", "line 3: no start (an empty cell)"),
+    (f"file,start,end\na.csv,{TIMES[1]},{TIMES[2]}\na.csv\n",
+     "line 3: 1 cells where the header has 3"),
+    ("file,start,end\n", "have a header (end, file, start) but no label rows"),
+])
+def test_labels_csv_rows_with_missing_cells_are_named(tmp_path, text, message):
+    path = tmp_path / "labels.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        read_labels(path)
+
+
 def test_a_data_file_the_labels_do_not_name_is_an_error(tmp_path):
     path = tmp_path / "labels.json"
     path.write_text(json.dumps({"cat/a.csv": []}))
@@ -151,6 +188,52 @@ def test_vigil_eval_with_a_labels_file_and_with_a_nab_root(tiny_sensor, tmp_path
     code = cli.main(["eval", str(tiny_sensor), str(root / "data"), "--labels",
                      str(tmp_path / "missing.json")])
     assert code == 2 and "does not exist" in capsys.readouterr().err
+
+
+def test_with_a_labels_file_the_datas_own_label_column_is_not_read(tiny_sensor, tmp_path, capsys):
+    from vigil.cli import commands as cli
+
+    root = write_nab_like(tmp_path / "nab")
+    data = root / "data" / "realThings" / "one.csv"
+    lines = data.read_text().splitlines()
+    data.write_text("\n".join([lines[0] + ",anomaly"] + [line + (",pending" if i == 3 else ",0")
+                                                         for i, line in enumerate(lines[1:])]))
+    out = tmp_path / "metrics.json"
+    code = cli.main(["eval", str(tiny_sensor), str(data), "--labels",
+                     str(root / "labels" / "combined_windows.json"), "--json", str(out)])
+    assert code == 0, capsys.readouterr().err
+    assert json.loads(out.read_text())["anomalous_rows"] == 6
+
+
+def test_times_without_a_zone_are_utc_whatever_the_devices_zone(monkeypatch):
+    """On a device set to Berlin time, 02:00-03:00 on 2024-03-31 does not exist locally: read as
+    local time, minutes of a UTC log would come out of order and label windows would break."""
+    import time
+
+    from vigil.runtime.sensor.tables import time_key
+
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    try:
+        minutes = [f"2024-03-31T{h:02d}:{m:02d}:00" for h in (1, 2, 3) for m in range(0, 60, 10)]
+        keys = [time_key(t)[1] for t in minutes]
+        assert np.all(np.diff(keys) == 600.0)
+        assert time_key("2024-03-31T02:30:00+00:00") == time_key("2024-03-31T02:30:00")
+        path_labels = read_labels_text("start,end\n2024-03-31T02:30:00,2024-03-31T03:10:00\n")
+        assert path_labels.windows["*"] == (("2024-03-31T02:30:00", "2024-03-31T03:10:00"),)
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
+def read_labels_text(text: str):
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "labels.csv"
+        path.write_text(text)
+        return read_labels(path)
 
 
 def test_training_warns_when_its_threshold_would_catch_nothing_labeled():

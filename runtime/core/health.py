@@ -214,6 +214,8 @@ def check_health(path: str | os.PathLike, max_age_s: float = 60.0,
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
         updated = datetime.fromisoformat(report["updated"].replace("Z", "+00:00"))
+        if updated.tzinfo is None:  # the reporter writes UTC with its zone; a bare time is UTC
+            updated = updated.replace(tzinfo=timezone.utc)
     except FileNotFoundError:
         return f"no health file at {path} (is the scorer running with --health {path}?)"
     except (KeyError, TypeError):

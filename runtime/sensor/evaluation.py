@@ -55,8 +55,10 @@ def score_file(detector: SensorDetector, path: str | Path, label_column: str,
                root: str | Path | None = None, decimal: str = ".") -> FileScores:
     """Scores, alarms and labels of one file; labels from ``labels`` (windows by timestamp) when
     given, else from its ``label_column``."""
+    # with a labels file the data's own label column is not read (nor checked)
     table = read_table(path, features=detector.features,
-                       time_column=detector.spec.time_column or "auto", label_column=label_column,
+                       time_column=detector.spec.time_column or "auto",
+                       label_column=None if labels is not None else label_column,
                        require_time=False, decimal=decimal)
     if labels is not None:  # says so clearly when the file has no timestamps to match
         table = replace(table, labels=labels.rows(table.times, path, root))

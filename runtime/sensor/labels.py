@@ -41,10 +41,21 @@ class Labels:
     windows: dict[str, tuple[tuple[str, str], ...]]
 
     def for_file(self, path: str | Path, root: str | Path | None = None) -> tuple[tuple[str, str], ...]:
-        """The windows of one data file; ValueError if the labels do not name it."""
-        if ALL_FILES in self.windows:
-            return self.windows[ALL_FILES]
-        path = Path(path)
+        """The windows of one data file (with those labels give every file); ValueError if the
+        labels do not name it."""
+        shared = self.windows.get(ALL_FILES, ())
+        if shared and len(self.windows) == 1:
+            return shared
+        try:
+            return shared + self._own(Path(path), root)
+        except ValueError:
+            if shared:
+                return shared
+            raise
+
+    def _own(self, path: Path, root: str | Path | None) -> tuple[tuple[str, str], ...]:
+        """The windows whose key names ``path``: its path relative to ``root``, the longest key
+        that ends its path, or a key of a bare file name that names no other file."""
         candidates = []
         if root is not None and Path(root).is_dir():
             try:
@@ -58,7 +69,9 @@ class Labels:
         suffixes = [k for k in self.windows if text == k or text.endswith("/" + k.lstrip("/"))]
         if suffixes:
             return self.windows[max(suffixes, key=len)]
-        named = [k for k in self.windows if Path(k).name == path.name]
+        # a bare name only: a key with folders ("a/x.csv") names no file in another folder
+        named = [k for k in self.windows if k != ALL_FILES and "/" not in k.strip("/")
+                 and Path(k).name == path.name]
         if len(named) == 1:
             return self.windows[named[0]]
         raise ValueError(f"labels {self.source!r} have no entry for {str(path)!r}; expected a key "
@@ -132,8 +145,9 @@ def _from_json(text: str, source: str) -> dict[str, tuple[tuple[str, str], ...]]
 def _from_csv(text: str, source: str) -> dict[str, tuple[tuple[str, str], ...]]:
     lines = text.splitlines()
     separator = detect_separator(lines[0]) if lines else ","  # as data files: , ; or a tab
-    rows = list(csv.DictReader(lines, delimiter=separator))
-    columns = set(rows[0]) if rows else set()
+    reader = csv.DictReader(lines, delimiter=separator)
+    rows = list(reader)
+    columns = {c.strip() for c in reader.fieldnames or []}
     if not ({"start", "end"} <= columns or "timestamp" in columns):
         raise ValueError(f"labels {source!r}: expected a header with start,end or timestamp "
                          f"(and optionally file); received {sorted(columns)}")
@@ -145,6 +159,9 @@ def _from_csv(text: str, source: str) -> dict[str, tuple[tuple[str, str], ...]]:
                          f"{list(CSV_COLUMNS)} and at most one 0/1 column named one of "
                          f"{list(FLAG_COLUMNS)} (a data file's own label column is read from the "
                          f"data with --label-column, not with --labels)")
+    if not rows:
+        raise ValueError(f"labels {source!r} have a header ({', '.join(sorted(columns))}) but no "
+                         f"label rows; add a row per anomaly window or point")
     flag = flags[0] if flags else None
     windows: dict[str, list[tuple[str, str]]] = {}
     for number, row in enumerate(rows, start=2):
@@ -156,10 +173,17 @@ def _from_csv(text: str, source: str) -> dict[str, tuple[tuple[str, str], ...]]:
             if not value:
                 windows.setdefault(key, [])  # the file is labeled, this row normal (or unlabeled)
                 continue
-        if "start" in row and row.get("start"):
-            item = (row["start"].strip(), (row.get("end") or row["start"]).strip())
-        else:
-            item = (row["timestamp"].strip(), row["timestamp"].strip())
+        if None in row or None in row.values():
+            cells = sum(v is not None for k, v in row.items() if k is not None)
+            cells += len(row.get(None) or [])
+            raise ValueError(f"labels {source!r}, line {number}: {cells} cells where the header "
+                             f"has {len(columns)} ({sorted(columns)})")
+        start = (row.get("start") or row.get("timestamp") or "").strip()
+        if not start:
+            raise ValueError(f"labels {source!r}, line {number}: no "
+                             f"{'start' if 'start' in columns else 'timestamp'} (an empty cell); "
+                             f"each row needs one")
+        item = (start, (row.get("end") or start).strip())
         windows.setdefault(key, []).append(item)
     return {k: tuple(v) for k, v in windows.items()}
 

@@ -12,7 +12,7 @@ import csv
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator, Sequence
 
@@ -310,7 +310,8 @@ def time_key(text: str | None) -> tuple[int, float] | None:
     """A comparable key of a timestamp cell, or None when it is neither a number nor ISO 8601.
 
     Numbers (epoch seconds, sample counters) give ``(0, value)``; ISO 8601 date-times give
-    ``(1, seconds)`` (naive ones in local time). Keys of different kinds are not comparable.
+    ``(1, seconds)``; one without a time zone is read as UTC, so that a device's own zone (and
+    its daylight-saving changes) never reorders rows. Keys of different kinds are not comparable.
     """
     if not text:
         return None
@@ -321,7 +322,10 @@ def time_key(text: str | None) -> tuple[int, float] | None:
     else:
         return (0, value) if math.isfinite(value) else None
     try:
-        return 1, datetime.fromisoformat(text).timestamp()
+        moment = datetime.fromisoformat(text)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return 1, moment.timestamp()
     except (ValueError, OverflowError, OSError):
         return None
 

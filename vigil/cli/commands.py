@@ -466,7 +466,8 @@ def _refuse_orphan_flags(args) -> None:
     orphans = [(flag, needs) for flag, given, needs, present in (
         ("--append", args.append, "--jsonl FILE", args.jsonl),
         ("--overwrite", args.overwrite, "--jsonl FILE", args.jsonl),
-        ("--health-interval", args.health_interval != 10.0, "--health PATH", args.health),
+        ("--health-interval", args.health_interval != 10.0, "--health PATH or --mqtt URL",
+         args.health or args.mqtt),
         ("--mqtt-buffer", args.mqtt_buffer != 10_000, "--mqtt URL", args.mqtt),
         ("--mqtt-client-id", args.mqtt_client_id is not None, "--mqtt URL", args.mqtt),
         ("--overlay-all", args.overlay_all, "--overlay-dir DIR", args.overlay_dir),
