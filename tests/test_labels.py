@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -205,6 +206,23 @@ def test_with_a_labels_file_the_datas_own_label_column_is_not_read(tiny_sensor, 
     assert json.loads(out.read_text())["anomalous_rows"] == 6
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_a_result_file_that_cannot_be_written_keeps_the_printed_metrics(tiny_sensor, tmp_path,
+                                                                       capsys):
+    from vigil.cli import commands as cli
+
+    root = write_nab_like(tmp_path / "nab")
+    code = cli.main(["eval", str(tiny_sensor), str(root), "--json", "/dev/full"])
+    captured = capsys.readouterr()
+    assert code == cli.EXIT_OUTPUT and Path("/dev/full").is_char_device()
+    assert json.loads(captured.out)["f1"] > 0
+    assert "cannot be written (--json /dev/full: No space left on device)" in captured.err
+    out = tmp_path / "deep" / "metrics.json"  # written whole through a temporary file
+    assert cli.main(["eval", str(tiny_sensor), str(root), "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["anomalous_rows"] == 6
+    assert [p.name for p in out.parent.iterdir()] == ["metrics.json"]
+
+
 def test_times_without_a_zone_are_utc_whatever_the_devices_zone(monkeypatch):
     """On a device set to Berlin time, 02:00-03:00 on 2024-03-31 does not exist locally: read as
     local time, minutes of a UTC log would come out of order and label windows would break."""
@@ -228,7 +246,6 @@ def test_times_without_a_zone_are_utc_whatever_the_devices_zone(monkeypatch):
 
 def read_labels_text(text: str):
     import tempfile
-    from pathlib import Path
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "labels.csv"

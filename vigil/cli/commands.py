@@ -639,15 +639,14 @@ def _eval_images(args, detector) -> int:
                     "(their defect pixels are unknown); give their masks (ground_truth/<defect>/"
                     "NAME_mask.png, or --masks DIR with NAME.png or NAME_mask.png)",
                     result["pixel_unmasked_defects"])
+    keys = ("image_auroc", "pixel_auroc", "pro", "f1", "precision", "recall", "threshold")
+    print(json_text({k: result[k] for k in keys}), flush=True)  # first: kept if a file fails
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json_text(result))
+        _write_result(args.json, json_text(result))
     if args.report:
         report = write_image_report(result, scored, detector, args.report, args.model,
                                     _typed_data(args))
         print(f"report: {report}", file=sys.stderr)
-    keys = ("image_auroc", "pixel_auroc", "pro", "f1", "precision", "recall", "threshold")
-    print(json_text({k: result[k] for k in keys}))
     return EXIT_OK
 
 
@@ -693,17 +692,16 @@ def cmd_eval(args) -> int:
         label_column = args.label_column or detector.spec.label_column or "anomaly"
         result, files = evaluate(detector, args.data, label_column=label_column,
                                  labels=labels, decimal=args.decimal, progress=progress)
+    keys = ("precision", "recall", "f1", "auroc", "auprc", "event_f1", "point_adjusted_f1",
+            "threshold")
+    print(json_text({k: result[k] for k in keys}), flush=True)  # first: kept if a file fails
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json_text(result))
+        _write_result(args.json, json_text(result))
     if args.report:
         from vigil.runtime.sensor.report import write_report
 
         print(f"report: {write_report(result, files, args.report, args.model, args.data)}",
               file=sys.stderr)
-    keys = ("precision", "recall", "f1", "auroc", "auprc", "event_f1", "point_adjusted_f1",
-            "threshold")
-    print(json_text({k: result[k] for k in keys}))
     return EXIT_OK
 
 
@@ -836,13 +834,31 @@ def cmd_bench(args) -> int:
                 seconds=args.seconds, input=args.input, decimal=args.decimal,
                 against=args.against, cold_start=not args.no_cold_start), progress=progress)
     text = json_text(result)
+    print(text, flush=True)  # first: the measurements are kept if a file cannot be written
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(text)
+        _write_result(args.json, text)
     if args.report:
         print(f"report: {write_bench_report(result, args.report)}", file=sys.stderr)
-    print(text)
     return EXIT_OK
+
+
+def _write_result(path: str, text: str, flag: str = "--json") -> None:
+    """Write a result file whole or not at all (a temporary file beside it, then renamed; a
+    device or a pipe is written as it is); an OSError names the flag and the path."""
+    target = Path(path)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    special = target.exists() and not target.is_file()
+    try:
+        if special:
+            target.write_text(text)
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(text)
+        os.replace(temporary, target)
+    except OSError as error:
+        if not special:
+            temporary.unlink(missing_ok=True)
+        raise OSError(error.errno, f"{flag} {path}: {error.strerror or error}") from None
 
 
 def _same_kind_as_against(models: list[str], against: str) -> None:
