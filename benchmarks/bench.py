@@ -282,14 +282,15 @@ def _efficiency(entry: dict, result: dict) -> None:
     kernels = entry.get("kernels", {})
     entry["efficiency"] = {
         "achieved_ops_per_s": achieved,
-        "isa_peak_ops_per_s": peak, "times_below_isa_peak": peak / achieved if achieved else None,
+        "isa_peak_ops_per_s": peak,
+        "times_below_isa_peak": peak / achieved if peak and achieved else None,
         "measured_roof_ops_per_s": roof,
         "times_below_measured_roof": roof / achieved if roof and achieved else None,
         "int8_kernel_time_share": kernels.get("int8_kernel_time_share"),
         # The ISA estimate is a model; where this machine measurably beats it, the measured
         # GEMM roof is the better limit.
-        "verdict": _verdict(int8, kernels.get("int8_kernel_time_share"), max(peak, roof or 0),
-                            achieved),
+        "verdict": _verdict(int8, kernels.get("int8_kernel_time_share"),
+                            max(peak or 0, roof or 0), achieved),
     }
 
 

@@ -7,6 +7,10 @@ from pathlib import Path
 from vigil.runtime.core.report import json_text
 
 
+def _giga(value: float | None) -> float | None:
+    return None if value is None else value / 1e9
+
+
 def _fmt(value, digits: int = 3) -> str:
     if value is None:
         return "n/a"
@@ -27,10 +31,11 @@ def write_bench_report(result: dict, folder: str | Path) -> Path:
         lines += [f"Machine: {machine['model']} ({machine['vendor']}), {machine['cores']} cores, "
                   f"{_fmt(machine.get('ghz'))} GHz, ISA: {' '.join(machine['isa'])}; onnxruntime "
                   f"{machine['onnxruntime']}, providers {', '.join(machine['providers_available'])}.",
-                  "", f"Estimated peak per core: {_fmt(peak.get('fp32_flops', 0) / 1e9)} GFLOP/s FP32, "
-                  f"{_fmt(peak.get('int8_ops', 0) / 1e9)} G op/s INT8 ({peak.get('int8_kind')}); "
-                  f"measured one-thread GEMM roof: FP32 {_fmt(roof.get('fp32_ops_per_s', 0) / 1e9)} "
-                  f"GFLOP/s, u8s8 {_fmt(roof.get('u8s8_ops_per_s', 0) / 1e9)} G op/s.", ""]
+                  "", f"Estimated peak per core: {_fmt(_giga(peak.get('fp32_flops')))} GFLOP/s "
+                  f"FP32, {_fmt(_giga(peak.get('int8_ops')))} G op/s INT8 "
+                  f"({peak.get('int8_kind')}); measured one-thread GEMM roof: FP32 "
+                  f"{_fmt(_giga(roof.get('fp32_ops_per_s')))} GFLOP/s, u8s8 "
+                  f"{_fmt(_giga(roof.get('u8s8_ops_per_s')))} G op/s.", ""]
     for model in result.get("models", []):
         eff = model.get("efficiency", {})
         cold = model.get("cold_start", {})

@@ -165,3 +165,35 @@ def test_bench_reads_a_decimal_comma_input_and_refuses_an_against_of_the_other_k
     assert cli.main(["bench", str(sensor_artifacts.fp32), "--against",
                      str(image_artifacts.keras_model)]) == cli.EXIT_INPUT
     assert "is an image model and" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("family,bits", [(0x19, 256), (0x1A, 512), (None, 256)])
+def test_the_isa_peak_knows_zen5s_full_width_vectors(family, bits):
+    from vigil.benchmarks.machine import peak_per_core
+
+    info = {"vendor": "AuthenticAMD", "model": "AMD EPYC", "family": family, "ghz": 2.0,
+            "isa": ["avx2", "avx512f", "avx512_vnni"]}
+    peak = peak_per_core(info)
+    assert peak["vector_bits"] == bits
+    assert peak["fp32_flops"] == bits // 32 * 4 * 2.0e9
+
+
+def test_an_unknown_clock_gives_no_peak_and_no_crash(tmp_path):
+    """An ARM VM with no cpufreq and no 'cpu MHz': the efficiency has no ISA peak, the measured
+    roof still judges the model."""
+    from vigil.benchmarks.bench import _efficiency
+    from vigil.benchmarks.machine import peak_per_core
+
+    estimate = peak_per_core({"vendor": "ARM", "model": "", "ghz": None, "isa": []})
+    assert estimate["fp32_flops"] is None and estimate["int8_ops"] is None
+    result = {"cells": [{"model": "m", "batch": 1, "threads": 1, "device": "cpu",
+                         "achieved_ops_per_s": 1e9}],
+              "peak_per_core_estimate": estimate,
+              "measured_roof_one_thread": {"fp32_ops_per_s": 2e9, "u8s8_ops_per_s": 8e9}}
+    for precision in ("fp32", "mixed"):
+        entry = {"model": "m", "ops_per_item": 1e6, "int8_ops_per_item": 5e5,
+                 "precision": precision}
+        _efficiency(entry, result)
+        assert entry["efficiency"]["isa_peak_ops_per_s"] is None
+        assert entry["efficiency"]["times_below_isa_peak"] is None
+        assert "arithmetic limit" in entry["efficiency"]["verdict"]
