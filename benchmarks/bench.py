@@ -164,6 +164,8 @@ def bench(models: Sequence[str | Path], options: BenchOptions = BenchOptions(),
           progress: Progress = silent) -> dict:
     """Run the grid for every model; returns the machine-readable result. ``progress`` hears
     of each timed cell (model x device x threads x batch)."""
+    # every model loaded and its input read before any timing: a bad one fails at once
+    prepared = [_prepare(Path(model), options) for model in models]
     info = cpu_info()
     result: dict = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -181,8 +183,9 @@ def bench(models: Sequence[str | Path], options: BenchOptions = BenchOptions(),
         progress("bench: timing cells", timed[0], cells)
 
     progress("bench: timing cells", 0, cells)
-    for model in models:
-        result["models"].append(_bench_model(Path(model), options, result, cell_done))
+    for model, (probe, items, described) in zip(models, prepared):
+        result["models"].append(_bench_model(Path(model), probe, items, described, options,
+                                             result, cell_done))
     progress("bench: timing cells", cells, cells)
     if options.against:
         progress("bench: Keras and TFLite baselines", 0, 1)
@@ -191,10 +194,23 @@ def bench(models: Sequence[str | Path], options: BenchOptions = BenchOptions(),
     return result
 
 
-def _bench_model(model: Path, options: BenchOptions, result: dict,
-                 cell_done: Callable[[], None] = lambda: None) -> dict:
+def _prepare(model: Path, options: BenchOptions) -> tuple:
+    """(the model loaded on one thread, its timing inputs, their description); a ValueError about
+    ``--input`` names the flag and the model."""
     probe = load(model, threads=1)
-    items, described = inputs_for(probe, options.input, decimal=options.decimal)
+    try:
+        items, described = inputs_for(probe, options.input, decimal=options.decimal)
+    except ValueError as error:
+        if options.input is None:
+            raise
+        kind = "an image" if probe.spec.kind == "image" else "a sensor"
+        raise ValueError(f"--input {str(options.input)!r} cannot be read for {model.name} "
+                         f"({kind} model): {error}") from None
+    return probe, items, described
+
+
+def _bench_model(model: Path, probe, items, described: str, options: BenchOptions,
+                 result: dict, cell_done: Callable[[], None] = lambda: None) -> dict:
     entry = {"model": str(model), "kind": probe.spec.kind, "precision": probe.spec.precision,
              "file_bytes": model.stat().st_size, "input": described,
              "input_shape": list(probe.input_shape)}

@@ -197,3 +197,28 @@ def test_an_unknown_clock_gives_no_peak_and_no_crash(tmp_path):
         assert entry["efficiency"]["isa_peak_ops_per_s"] is None
         assert entry["efficiency"]["times_below_isa_peak"] is None
         assert "arithmetic limit" in entry["efficiency"]["verdict"]
+
+
+def test_a_bad_model_or_input_fails_before_anything_is_timed(tmp_path, monkeypatch):
+    from image_fixtures import write_tiny_image_artifact
+    from sensor_fixtures import write_tiny_sensor_artifact
+
+    from vigil.benchmarks import bench as bench_module
+    from vigil.runtime.core.spec import ArtifactError
+
+    def timed(*args, **kwargs):
+        raise AssertionError("timing began before every model and input was checked")
+
+    monkeypatch.setattr(bench_module, "measured_roof", timed)
+    monkeypatch.setattr(bench_module, "time_calls", timed)
+    sensor = write_tiny_sensor_artifact(tmp_path / "sensor.onnx")
+    image = write_tiny_image_artifact(tmp_path / "image.onnx")
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(sensor.read_bytes()[:500])
+    with pytest.raises(ArtifactError):
+        bench_module.bench([sensor, truncated])
+    rows = tmp_path / "rows.csv"
+    rows.write_text("timestamp,a,b,c\n" + "".join(f"{i},1,2,3\n" for i in range(40)))
+    with pytest.raises(ValueError, match=r"--input '.*rows.csv' cannot be read for image.onnx "
+                                         r"\(an image model\)"):
+        bench_module.bench([sensor, image], bench_module.BenchOptions(input=str(rows)))
