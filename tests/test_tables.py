@@ -207,7 +207,8 @@ def test_fill_gaps_refuses_a_long_gap_naming_the_column():
     message = str(error.value)
     assert "s.csv" in message
     assert "column 'b' is missing 3 consecutive values" in message
-    assert "data rows 1..3" in message
+    assert "data rows 2..4, counted from 1 after the header" in message
+    assert "train with a larger --max-gap" in message
     assert "at most 2" in message
 
 
@@ -255,3 +256,32 @@ def test_label_words_are_read_and_an_unreadable_label_is_an_error(tmp_path):
     with pytest.raises(ValueError, match=r"line 3: label column 'anomaly' has 'maybe'; "
                                          r"expected 0/1.*--label-column"):
         read_table(write(tmp_path / "bad.csv", "a,anomaly\n1,0\n2,maybe\n"))
+
+
+def test_a_one_column_csv_reads_decimal_commas(tmp_path):
+    one = tmp_path / "one.csv"
+    one.write_text("value\n0,5\n1,25\n-2\n")
+    table = read_table(one, decimal=",", time_column=None)
+    np.testing.assert_array_equal(table.values[:, 0], [0.5, 1.25, -2.0])
+
+
+def test_trailing_separators_of_a_spreadsheet_export_name_no_column(tmp_path):
+    trailing = tmp_path / "export.csv"
+    trailing.write_text("timestamp,a,b,anomaly,,\n1,0.5,1.5,0,,\n2,0.6,1.4,1,,\n")
+    table = read_table(trailing)
+    assert table.features == ("a", "b")
+    np.testing.assert_array_equal(table.values, [[0.5, 1.5], [0.6, 1.4]])
+    np.testing.assert_array_equal(table.labels, [False, True])
+    repeated = tmp_path / "repeated.csv"
+    repeated.write_text("timestamp,a,a\n1,2,3\n")
+    with pytest.raises(ValueError, match=r"repeated: \['a'\]"):
+        read_table(repeated)
+
+
+@pytest.mark.parametrize("signature", [b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"])
+def test_a_workbook_is_named_as_one_not_as_utf16(tmp_path, signature):
+    book = tmp_path / "book.csv"
+    book.write_bytes(signature + b"\x00\x14\x00\x06\x00" + bytes(range(256)) * 4)
+    with pytest.raises(ValueError, match="spreadsheet workbook .*CSV UTF-8") as error:
+        read_table(book)
+    assert "UTF-16" not in str(error.value)

@@ -107,6 +107,9 @@ def read_lines(stream: BinaryIO, max_bytes: int = MAX_LINE_BYTES,
         body = raw.rstrip(b"\r\n")
         if first and body.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark
             body = body[3:]
+        if first and body.startswith(WORKBOOK_SIGNATURES):
+            yield Line(None, WORKBOOK_PROBLEM, terminated)
+            return
         if first and (body[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in body):
             utf16 = True
         first = False
@@ -117,6 +120,13 @@ def read_lines(stream: BinaryIO, max_bytes: int = MAX_LINE_BYTES,
                              f"position {error.start}); {_encoding_fix(utf16)}", terminated)
             continue
         yield Line(text, None, terminated)
+
+
+# zip (.xlsx, .ods) and OLE (.xls) files: a workbook given where a CSV is expected
+WORKBOOK_SIGNATURES = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")
+WORKBOOK_PROBLEM = ("the file is a spreadsheet workbook (Excel .xlsx or .xls), not CSV text: save "
+                    "it as 'CSV UTF-8' (Excel: File > Save As), or convert it with libreoffice "
+                    "--headless --convert-to csv FILE")
 
 
 def _encoding_fix(utf16: bool) -> str:
@@ -185,7 +195,8 @@ class RowParser:
                              f"timestamp,{','.join(f'x{i}' for i in range(1, min(len(names), 3)))}"
                              f"{',...' if len(names) > 3 else ''}, or give the names with "
                              f"--columns when scoring)")
-        duplicates = sorted({n for n in names if names.count(n) > 1})
+        # empty names (trailing separators, as spreadsheets export them) name no column
+        duplicates = sorted({n for n in names if n and names.count(n) > 1})
         if duplicates:
             raise ValueError(f"{source}: column names must be unique; repeated: {duplicates}")
         self.source = source
@@ -365,8 +376,11 @@ def iter_rows(lines: Iterable[str | Line], parser_options: dict, source: str,
         if parser is None:
             separator = detect_separator(text)
             if parser_options.get("decimal") == "," and separator == ",":
-                raise ValueError(f"{source}: a decimal comma (--decimal ,) needs another column "
-                                 f"separator, ';' or a tab; the header is separated by commas")
+                if "," in text:
+                    raise ValueError(f"{source}: a decimal comma (--decimal ,) needs another "
+                                     f"column separator, ';' or a tab; the header is separated "
+                                     f"by commas")
+                separator = ";"  # one column: a comma in its rows is the decimal mark
             if header is not None:
                 parser = RowParser(header, source, **parser_options)
                 yield parser, None
@@ -423,6 +437,8 @@ def read_table(
     except UnicodeDecodeError as error:
         with open(path, "rb") as handle:
             start = handle.read(4096)
+        if start.startswith(WORKBOOK_SIGNATURES):
+            raise ValueError(f"{source}: {WORKBOOK_PROBLEM}") from None
         utf16 = start[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in start
         raise ValueError(f"{source}: expected a UTF-8 text CSV file; {error}; "
                          f"{_encoding_fix(utf16)}") from None
@@ -456,8 +472,9 @@ def fill_gaps(values: np.ndarray, max_gap: int, source: str, features: Sequence[
             if stop - start > max_gap:
                 raise ValueError(
                     f"{source}: column {features[j]!r} is missing {stop - start} consecutive "
-                    f"values (data rows {start}..{stop - 1}); at most {max_gap} are filled "
-                    f"(raise `max_gap` or clean the file)"
+                    f"values (data rows {start + 1}..{stop}, counted from 1 after the header); "
+                    f"at most {max_gap} are filled (the model's max_gap, set in training with "
+                    f"--max-gap): fill or drop those rows, or train with a larger --max-gap"
                 )
         known = np.flatnonzero(~missing)
         column[missing] = np.interp(np.flatnonzero(missing), known, column[known])
