@@ -336,3 +336,18 @@ def test_windows_that_only_touch_a_labeled_row_set_no_normal_statistic(tmp_path)
     assert cli.main(["export", str(tmp_path / "m.keras"), "-o", str(artifact), "--precision",
                      "fp32", "--quiet"]) == 0
     assert cli.main(["eval", str(artifact), str(data), "--quiet"]) == 0
+
+
+def test_a_time_column_named_otherwise_than_in_training_is_found(tiny_sensor, tmp_path, capsys):
+    """The model's time column is `timestamp`; a file calling it `time` is still matched to the
+    labels by its times."""
+    from vigil.cli import commands as cli
+
+    root = write_nab_like(tmp_path / "nab")
+    data = root / "data" / "realThings" / "one.csv"
+    data.write_text(data.read_text().replace("timestamp,", "time,", 1))
+    out = tmp_path / "metrics.json"
+    code = cli.main(["eval", str(tiny_sensor), str(data), "--labels",
+                     str(root / "labels" / "combined_windows.json"), "--json", str(out)])
+    assert code == 0, capsys.readouterr().err
+    assert json.loads(out.read_text())["anomalous_rows"] == 6

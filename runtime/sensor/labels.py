@@ -83,7 +83,8 @@ class Labels:
         windows = self.for_file(path, root)
         if times is None:
             raise ValueError(f"{path}: labels in {self.source!r} are timestamps, but the file has "
-                             "no time column (name it with --time-column)")
+                             "no time column (a column named timestamp, datetime, time, date or ts; "
+                             "rename the file's time column to one of those)")
         keys = [time_key(t) for t in times]
         kinds = np.array([k[0] if k is not None else -1 for k in keys])
         values = np.array([k[1] if k is not None else np.nan for k in keys], dtype=np.float64)

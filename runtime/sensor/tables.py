@@ -203,7 +203,11 @@ class RowParser:
         self.header = tuple(names)
         index = {name: i for i, name in enumerate(names)}
         if not require_time and time_column not in (None, "auto") and time_column not in names:
-            time_column = None  # scoring data may come without the training data's timestamps
+            # scoring data may come without the training data's timestamps, or name them
+            # otherwise (`time` for `timestamp`): then a column found by its name is the time,
+            # unless the model reads it as a feature
+            found = self._time_column("auto", names, source)
+            time_column = found if found is not None and found not in (features or ()) else None
         self.time_column = self._time_column(time_column, names, source)
         self.label_column = label_column if label_column in index else None
         if features is None:
