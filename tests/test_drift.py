@@ -160,3 +160,33 @@ def test_benchmark_flags_turn_each_adaptation_on_or_off_alone():
     # The anomaly likelihood is on by default and turns off alone.
     assert (calibration().likelihood, calibration("--no-likelihood").likelihood,
             calibration("--no-likelihood").adaptive) == (True, False, True)
+
+
+def test_eval_offers_no_replayed_threshold_for_running_normalization(tmp_path, capsys):
+    """With running normalization a window's score depends on the threshold (learning pauses
+    during alarms): a threshold found by replaying these scores would not give its F1 on the
+    device, so none is offered, and the report says why."""
+    pytest.importorskip("onnx")
+    import sensor_fixtures
+
+    from vigil.export.package import write_artifact
+    from vigil.runtime.core.report import best_threshold_lines
+
+    spec = replace(sensor_fixtures.tiny_sensor_spec(),
+                   running_normalization=RunningNormalizationSpec(memory=20, warmup=5))
+    model = write_artifact(sensor_fixtures.tiny_sensor_graph(), spec, tmp_path / "rn.onnx")
+    rng = np.random.default_rng(0)
+    rows = ["timestamp,a,b,c,anomaly"]
+    for i in range(300):
+        anomalous = i % 60 in range(30, 36)
+        values = 0.01 * i + rng.normal(0, 0.3, 3) + (2.5 if anomalous else 0)
+        rows.append(f"{i}," + ",".join(f"{v:.4f}" for v in values) + f",{int(anomalous)}")
+    data = tmp_path / "rn.csv"
+    data.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "metrics.json"
+    assert cli.main(["eval", str(model), str(data), "--json", str(out)]) == 0, capsys.readouterr()
+    result = json.loads(out.read_text())
+    assert result["alarm_best_f1"] is None and result["alarm_best_f1_threshold"] is None
+    assert "depends on the threshold" in result["alarm_best_f1_note"]
+    assert "depends on the threshold" in best_threshold_lines(result, "vigil eval M D",
+                                                              "alarm_best_f1")[0]

@@ -71,6 +71,8 @@ def best_threshold_lines(result: dict, eval_command: str, best_key: str = "best_
     """The best-F1 threshold (``result[best_key]`` at ``result[best_key + '_threshold']``)
     against the one in use, with the commands that apply it."""
     best, at = result.get(best_key), result.get(best_key + "_threshold")
+    if result.get(best_key + "_note"):
+        return [f"No best-F1 threshold: {result[best_key + '_note']}.", ""]
     if best is None or at is None or not np.isfinite(at):
         return ["No best-F1 threshold: the data holds only one class.", ""]
     exact = f"{at:.6g}" if float(f"{at:.6g}") == at else repr(at)

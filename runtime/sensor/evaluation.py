@@ -250,8 +250,15 @@ def evaluate(detector: SensorDetector, data: str | Path, label_column: str = "an
     result = summarize(scores, alarms, labels, gap, events=metrics.pooled_event_scores(
         ((f.alarms, f.labels) for f in files), gap))
     result["threshold"] = detector.threshold
-    result["alarm_best_f1"], result["alarm_best_f1_threshold"] = best_alarm_threshold(
-        detector, files, progress=progress)
+    if detector.spec.running_normalization is None:
+        result["alarm_best_f1"], result["alarm_best_f1_threshold"] = best_alarm_threshold(
+            detector, files, progress=progress)
+    else:  # its scores were made at this threshold: replayed at another, they would not hold
+        result["alarm_best_f1"] = result["alarm_best_f1_threshold"] = None
+        result["alarm_best_f1_note"] = (
+            "not searched: with running normalization a window's score depends on the threshold "
+            "(the normalization stops learning during alarms), so these scores replayed at "
+            "another threshold would not give its F1; try one with vigil eval --threshold T")
     result["consecutive"] = detector.spec.consecutive
     result["hold"] = detector.spec.hold
     result["rearm"] = detector.spec.rearm
