@@ -21,7 +21,7 @@ import pytest
 from vigil import runtime
 from vigil.cli import commands as cli
 from vigil.runtime.camera.scoring import FrameScoringOptions, score_frames
-from vigil.runtime.core.health import HealthReporter
+from vigil.runtime.core.health import IDLE_RESOLUTION_S, HealthReporter
 from vigil.runtime.core.output import JsonLines, OutputError
 from vigil.runtime.sensor.scoring import score_source
 from vigil.runtime.camera.sources import ReconnectPolicy, SourceOptions, open_source
@@ -433,3 +433,21 @@ def test_unattended_flags_are_validated(tiny_sensor, tmp_path, capsys, args, mes
     assert code == cli.EXIT_INPUT
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out.jsonl").exists()  # refused before anything was written
+
+
+def test_idle_time_counts_from_when_input_stopped_not_from_the_last_report(tmp_path):
+    """Rows stop 0.1 s into a run reported every 1.5 s: the report at 3 s says about 2.9 s idle
+    (the count is looked at twice a second), not the 1.5 s since the report that first saw it."""
+    path = tmp_path / "health.json"
+    counts = {"rows_in": 0}
+    health = HealthReporter(path, interval_s=1.5)
+    health.start("rows", "stdin", lambda: dict(counts), "rows_in")
+    try:
+        time.sleep(0.1)
+        counts["rows_in"] = 6
+        second = wait_for(lambda: (r := read_health(path)) and r["uptime_s"] >= 2.9 and r,
+                          "the second report")
+    finally:
+        health.stop("end")
+    assert second["rows_in"] == 6
+    assert second["idle_s"] >= second["uptime_s"] - 0.1 - IDLE_RESOLUTION_S - 0.2

@@ -28,6 +28,7 @@ from .output import FILE_MODE
 log = logging.getLogger("vigil")
 
 HEALTH_VERSION = 1
+IDLE_RESOLUTION_S = 0.5  # how often the input count is looked at between reports
 DEFAULT_INTERVAL_S = 10.0
 
 
@@ -149,9 +150,7 @@ class HealthReporter:
         with self._lock:
             counts = dict(self._counts())
             now = time.monotonic()
-            value = counts.get(self._input_key) if self._input_key else None
-            if value != self._last_input:
-                self._last_input, self._last_input_change = value, now
+            self._note_input(counts, now)
             last_error = counts.pop("last_error", None)
             if self._final_error:
                 last_error = self._final_error
@@ -196,9 +195,25 @@ class HealthReporter:
                 log.warning("%s", message)
             self._write_error = message
 
+    def _note_input(self, counts: dict, now: float) -> None:
+        """Remember when the input count last moved (under the lock)."""
+        value = counts.get(self._input_key) if self._input_key else None
+        if value != self._last_input:
+            self._last_input, self._last_input_change = value, now
+
     def _loop(self) -> None:
-        while not self._wake.wait(self.interval_s):
-            self.write()
+        # the input count is looked at every IDLE_RESOLUTION_S between reports, so `idle_s` is
+        # right to that, not to a whole interval
+        next_report = time.monotonic() + self.interval_s
+        while not self._wake.wait(max(0.0, min(IDLE_RESOLUTION_S,
+                                               next_report - time.monotonic()))):
+            now = time.monotonic()
+            if now >= next_report:
+                self.write()
+                next_report = now + self.interval_s
+            else:
+                with self._lock:
+                    self._note_input(dict(self._counts()), now)
 
 
 def check_health(path: str | os.PathLike, max_age_s: float = 60.0,
