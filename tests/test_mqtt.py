@@ -175,6 +175,22 @@ def test_without_a_broker_scoring_never_waits_and_drops_are_counted():
     assert elapsed < 5  # a generous bound: publishing queues, it never waits for a broker
     assert stats["published"] == 50 and stats["dropped"] == 1950
     assert stats["connected"] is False and stats["pending"] == 50
+    assert "cannot reach the broker" in (stats["last_error"] or "")
+
+
+def test_a_refused_broker_is_named_in_the_stats_and_each_fill_of_the_buffer_warned(caplog):
+    target = MqttTarget.parse(f"mqtt://127.0.0.1:{_free_port()}/{TOPIC}")  # nobody listens
+    publisher = MqttPublisher(target, buffer=2)
+    publisher._started = False  # never connects: only the buffer is exercised
+    with caplog.at_level("WARNING", logger="vigil"):
+        for _ in range(3):
+            publisher.publish_line("{}")
+        publisher._full = False  # as if it had drained and one message got through
+        for _ in range(2):
+            publisher.publish_line("{}")
+    assert caplog.text.count("MQTT buffer of 2 messages is full") == 2
+    publisher._on_connect_fail(None, None)
+    assert "cannot reach the broker" in publisher.stats()["last_error"]
 
 
 @pytest.mark.parametrize("url, says", [
@@ -183,6 +199,7 @@ def test_without_a_broker_scoring_never_waits_and_drops_are_counted():
     ("mqtt://127.0.0.1:1883/line/#", "without the wildcards"),
     ("mqtt://127.0.0.1:99999/t", "port that is not a number"),
     ("mqtt:///t", "names no host"),
+    ("mqtt://127.0.0.1:0/t", "names port 0"),
 ])
 def test_a_bad_mqtt_url_is_exit_2_naming_the_form(url, says, sensor_artifacts, capsys):
     with pytest.raises(SystemExit) as stopped:

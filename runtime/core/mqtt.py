@@ -60,6 +60,9 @@ class MqttTarget:
             topic += "#"  # a URL ends its path at # or ?: refused below with the wildcards
         if not parts.hostname:
             raise ValueError(f"`mqtt` {url!r} names no host; expected {example}")
+        if port == 0:
+            raise ValueError(f"`mqtt` {url!r} names port 0, which no broker listens on; give the "
+                             f"broker's port (1883, 8883 for mqtts) or none; expected {example}")
         if not topic or any(c in topic for c in "+#\0"):
             raise ValueError(f"`mqtt` {url!r} needs a topic to publish to, without the wildcards "
                              f"+ and #; expected {example}")
@@ -109,6 +112,8 @@ class MqttPublisher:
             self._client.tls_set()
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
+        self._client.on_connect_fail = self._on_connect_fail
+        self._full = False  # the buffer is full now (warned once per time it fills)
         self._client.on_publish = self._on_publish
         self._started = False
 
@@ -139,12 +144,14 @@ class MqttPublisher:
         with self._lock:
             if info.rc == self._paho.MQTT_ERR_QUEUE_SIZE:
                 self.dropped += 1
-                if self.dropped == 1:
+                if not self._full:  # each time it fills, not only the first
                     log.warning("MQTT buffer of %d messages is full (broker %s unreachable?): "
-                                "new results are dropped and counted until it drains",
-                                self.buffer, self.target)
+                                "new results are dropped and counted until it drains (%d "
+                                "dropped so far)", self.buffer, self.target, self.dropped)
+                self._full = True
             else:
                 self.published += 1
+                self._full = False
 
     def pending(self) -> int:
         """Messages published here that the broker has not acknowledged yet."""
@@ -187,6 +194,11 @@ class MqttPublisher:
             again = self.connections > 1
         if again:
             log.info("MQTT: reconnected to %s", self.target)
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        with self._lock:
+            self.last_error = (f"cannot reach the broker {self.target} (refused or timed out); "
+                               f"retrying, results wait in the buffer")
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         with self._lock:
