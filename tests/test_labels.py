@@ -108,16 +108,20 @@ def test_malformed_labels_say_what_is_wrong(tmp_path, text, message):
 
 
 def test_a_key_with_folders_names_only_its_own_file(tmp_path):
-    """``a/x.csv``'s labels are not applied to ``b/x.csv``; a bare name still names its file
-    wherever it lies, when no other key does."""
+    """``a/x.csv``'s labels are not applied to ``b/x.csv`` of the same data folder; a bare name
+    still names its file wherever it lies, and a copy scored on its own takes its name's key."""
     path = tmp_path / "labels.json"
     path.write_text(json.dumps({"a/x.csv": [TIMES[3]], "y.csv": [TIMES[4]]}))
     labels = read_labels(path)
     root = tmp_path / "data"
+    for folder in ("a", "b", "c"):
+        (root / folder).mkdir(parents=True)
     assert np.flatnonzero(labels.rows(TIMES, root / "a" / "x.csv", root)).tolist() == [3]
     with pytest.raises(ValueError, match="have no entry for"):
         labels.rows(TIMES, root / "b" / "x.csv", root)
     assert np.flatnonzero(labels.rows(TIMES, root / "c" / "y.csv", root)).tolist() == [4]
+    # a copy scored on its own (no data folder around it) is still named by its file name
+    assert np.flatnonzero(labels.rows(TIMES, tmp_path / "copy" / "x.csv")).tolist() == [3]
 
 
 def test_labels_for_every_file_add_to_each_files_own(tmp_path):

@@ -11,7 +11,8 @@ Two layouts are read:
   and yes/no too), so a row-by-row ``timestamp,anomaly`` file labels only its anomalous rows.
 
 A data file's key is matched by its path relative to the data root, then by the longest key that
-ends its path (``realKnownCause/nyc_taxi.csv``), then by its name when that is unique. A row is
+ends its path (``realKnownCause/nyc_taxi.csv``), then by its name when that is unique (a file in a subfolder
+of the data folder only by a key without folders: ``a/x.csv`` does not name ``b/x.csv``). A row is
 anomalous when its timestamp falls in one of its file's windows or equals one of its points.
 Timestamps are compared as numbers or ISO 8601 date-times (``2014-02-19 10:50:00.000000``).
 """
@@ -55,7 +56,7 @@ class Labels:
 
     def _own(self, path: Path, root: str | Path | None) -> tuple[tuple[str, str], ...]:
         """The windows whose key names ``path``: its path relative to ``root``, the longest key
-        that ends its path, or a key of a bare file name that names no other file."""
+        that ends its path, or the one key of its name (see below)."""
         candidates = []
         if root is not None and Path(root).is_dir():
             try:
@@ -69,9 +70,12 @@ class Labels:
         suffixes = [k for k in self.windows if text == k or text.endswith("/" + k.lstrip("/"))]
         if suffixes:
             return self.windows[max(suffixes, key=len)]
-        # a bare name only: a key with folders ("a/x.csv") names no file in another folder
-        named = [k for k in self.windows if k != ALL_FILES and "/" not in k.strip("/")
-                 and Path(k).name == path.name]
+        # By its name alone: a file scored on its own (a copy of a NAB file elsewhere) takes the
+        # key of that name; one in a subfolder of the data folder (b/x.csv) takes no key whose
+        # folders name another (a/x.csv), only a bare name.
+        in_subfolder = any("/" in key for key in candidates)
+        named = [k for k in self.windows if k != ALL_FILES and Path(k).name == path.name
+                 and not (in_subfolder and "/" in k.strip("/"))]
         if len(named) == 1:
             return self.windows[named[0]]
         raise ValueError(f"labels {self.source!r} have no entry for {str(path)!r}; expected a key "
