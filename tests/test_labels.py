@@ -124,6 +124,20 @@ def test_a_key_with_folders_names_only_its_own_file(tmp_path):
     assert np.flatnonzero(labels.rows(TIMES, tmp_path / "copy" / "x.csv")).tolist() == [3]
 
 
+def test_spaces_after_the_header_commas_and_an_all_normal_flag_file(tmp_path):
+    spaced = tmp_path / "spaced.csv"
+    spaced.write_text(f"file, start, end\na.csv, {TIMES[3]}, {TIMES[5]}\n")
+    assert np.flatnonzero(read_labels(spaced).rows(TIMES, tmp_path / "a.csv")).tolist() == [
+        3, 4, 5]
+    flags = tmp_path / "flags.csv"
+    flags.write_text("timestamp, anomaly\n" + "".join(
+        f"{t}, {1 if i == 7 else 0}\n" for i, t in enumerate(TIMES)))
+    assert np.flatnonzero(read_labels(flags).rows(TIMES, tmp_path / "a.csv")).tolist() == [7]
+    normal = tmp_path / "normal.csv"  # no file column, every row normal: no anomaly anywhere
+    normal.write_text("timestamp,anomaly\n" + "".join(f"{t},0\n" for t in TIMES[:5]))
+    assert not read_labels(normal).rows(TIMES, tmp_path / "any.csv").any()
+
+
 def test_labels_for_every_file_add_to_each_files_own(tmp_path):
     """A labels CSV row with an empty `file` cell labels every file, beside their own rows."""
     path = tmp_path / "labels.csv"

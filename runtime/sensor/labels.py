@@ -45,12 +45,12 @@ class Labels:
         """The windows of one data file (with those labels give every file); ValueError if the
         labels do not name it."""
         shared = self.windows.get(ALL_FILES, ())
-        if shared and len(self.windows) == 1:
-            return shared
+        if ALL_FILES in self.windows and len(self.windows) == 1:
+            return shared  # labels of every file (possibly none: all its rows normal)
         try:
             return shared + self._own(Path(path), root)
         except ValueError:
-            if shared:
+            if ALL_FILES in self.windows:
                 return shared
             raise
 
@@ -151,8 +151,9 @@ def _from_csv(text: str, source: str) -> dict[str, tuple[tuple[str, str], ...]]:
     lines = text.splitlines()
     separator = detect_separator(lines[0]) if lines else ","  # as data files: , ; or a tab
     reader = csv.DictReader(lines, delimiter=separator)
+    reader.fieldnames = [c.strip() for c in reader.fieldnames or []]  # rows keyed by these too
     rows = list(reader)
-    columns = {c.strip() for c in reader.fieldnames or []}
+    columns = set(reader.fieldnames)
     if not ({"start", "end"} <= columns or "timestamp" in columns):
         raise ValueError(f"labels {source!r}: expected a header with start,end or timestamp "
                          f"(and optionally file); received {sorted(columns)}")
