@@ -239,6 +239,13 @@ def test_a_result_file_that_cannot_be_written_keeps_the_printed_metrics(tiny_sen
     assert cli.main(["eval", str(tiny_sensor), str(root), "--json", str(out)]) == 0
     assert json.loads(out.read_text())["anomalous_rows"] == 6
     assert [p.name for p in out.parent.iterdir()] == ["metrics.json"]
+    out.chmod(0o600)  # a link to it is written through, the file keeps its mode
+    link = tmp_path / "link.json"
+    link.symlink_to(out)
+    out.write_text("{}")
+    assert cli.main(["eval", str(tiny_sensor), str(root), "--json", str(link)]) == 0
+    assert link.is_symlink() and json.loads(out.read_text())["anomalous_rows"] == 6
+    assert out.stat().st_mode & 0o777 == 0o600
 
 
 def test_times_without_a_zone_are_utc_whatever_the_devices_zone(monkeypatch):

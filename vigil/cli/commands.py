@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import os
+import stat
 import sys
 import tempfile
 import time
@@ -843,21 +844,34 @@ def cmd_bench(args) -> int:
 
 
 def _write_result(path: str, text: str, flag: str = "--json") -> None:
-    """Write a result file whole or not at all (a temporary file beside it, then renamed; a
-    device or a pipe is written as it is); an OSError names the flag and the path."""
-    target = Path(path)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    special = target.exists() and not target.is_file()
+    """Write a result file whole or not at all: a temporary file beside it (the link's target
+    for a symbolic link, the existing file's mode kept), then a rename. A device, a pipe, or a
+    file in a folder this user cannot write is written in place. An OSError names the flag and
+    the path."""
+    target = Path(os.path.realpath(path))
     try:
-        if special:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if ((target.exists() and not target.is_file())
+                or (target.is_file() and not os.access(target.parent, os.W_OK))):
             target.write_text(text)
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary.write_text(text)
-        os.replace(temporary, target)
+        mode = stat.S_IMODE(target.stat().st_mode) if target.is_file() else None
+        fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
+                                         suffix=".tmp")
+        try:
+            if mode is not None:
+                os.fchmod(fd, mode)
+            else:  # what a plain open() would give: 0666 less the umask
+                umask = os.umask(0)
+                os.umask(umask)
+                os.fchmod(fd, 0o666 & ~umask)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.replace(temporary, target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
     except OSError as error:
-        if not special:
-            temporary.unlink(missing_ok=True)
         raise OSError(error.errno, f"{flag} {path}: {error.strerror or error}") from None
 
 
