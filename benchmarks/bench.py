@@ -323,6 +323,9 @@ def _verdict(int8: bool, share: float | None, peak: float, achieved: float) -> s
     if int8 and share is not None and share < 0.5:
         return (f"only {share:.0%} of kernel time is in INT8 kernels: most of the graph runs in "
                 "float (unquantized ops, or DequantizeLinear fallbacks); INT8 will not pay off")
+    if not peak:
+        return ("no arithmetic limit known here (no clock for the ISA peak and no measured "
+                "roof): compare the p50 with other runs instead")
     ratio = peak / achieved if achieved else float("inf")
     if ratio <= 3:
         return f"within {ratio:.1f}x of the arithmetic limit: compute-bound and efficient"

@@ -48,9 +48,10 @@ def peak_per_core(info: dict) -> dict:
     ghz = info.get("ghz")
     amd = "AMD" in (info.get("vendor") or "") or "AMD" in (info.get("model") or "")
     width = 512 if "avx512f" in isa else 256 if "avx2" in isa or "avx" in isa else 128
-    # Zen 4 (family 0x19) runs 512-bit vectors as two 256-bit halves; Zen 5 (0x1A) has full
-    # 512-bit data paths
-    if amd and width == 512 and (info.get("family") or 0) < 0x1A:
+    # Zen 4 (family 0x19) runs 512-bit vectors as two 256-bit halves; Zen 5 (0x1A) desktop and
+    # server parts have full 512-bit data paths, its mobile parts ("Ryzen AI") 256-bit ones
+    full = (info.get("family") or 0) >= 0x1A and "Ryzen AI" not in (info.get("model") or "")
+    if amd and width == 512 and not full:
         width = 256  # double-pumped
     fp32_lanes = width // 32
     fp32_per_cycle = fp32_lanes * 2 * 2  # FMA = 2 flops, two pipes

@@ -167,11 +167,14 @@ def test_bench_reads_a_decimal_comma_input_and_refuses_an_against_of_the_other_k
     assert "is an image model and" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("family,bits", [(0x19, 256), (0x1A, 512), (None, 256)])
-def test_the_isa_peak_knows_zen5s_full_width_vectors(family, bits):
+@pytest.mark.parametrize("family,model,bits", [(0x19, "AMD EPYC 9654", 256),
+                                               (0x1A, "AMD EPYC 9555", 512),
+                                               (0x1A, "AMD Ryzen AI 9 HX 370", 256),
+                                               (None, "AMD EPYC", 256)])
+def test_the_isa_peak_knows_zen5s_full_width_vectors(family, model, bits):
     from vigil.benchmarks.machine import peak_per_core
 
-    info = {"vendor": "AuthenticAMD", "model": "AMD EPYC", "family": family, "ghz": 2.0,
+    info = {"vendor": "AuthenticAMD", "model": model, "family": family, "ghz": 2.0,
             "isa": ["avx2", "avx512f", "avx512_vnni"]}
     peak = peak_per_core(info)
     assert peak["vector_bits"] == bits
@@ -197,6 +200,10 @@ def test_an_unknown_clock_gives_no_peak_and_no_crash(tmp_path):
         assert entry["efficiency"]["isa_peak_ops_per_s"] is None
         assert entry["efficiency"]["times_below_isa_peak"] is None
         assert "arithmetic limit" in entry["efficiency"]["verdict"]
+    result["measured_roof_one_thread"] = {}  # a runtime-only install: no roof either
+    entry = {"model": "m", "ops_per_item": 1e6, "precision": "fp32"}
+    _efficiency(entry, result)
+    assert entry["efficiency"]["verdict"].startswith("no arithmetic limit known here")
 
 
 def test_a_bad_model_or_input_fails_before_anything_is_timed(tmp_path, monkeypatch):

@@ -179,18 +179,42 @@ def test_without_a_broker_scoring_never_waits_and_drops_are_counted():
 
 
 def test_a_refused_broker_is_named_in_the_stats_and_each_fill_of_the_buffer_warned(caplog):
-    target = MqttTarget.parse(f"mqtt://127.0.0.1:{_free_port()}/{TOPIC}")  # nobody listens
-    publisher = MqttPublisher(target, buffer=2)
-    publisher._started = False  # never connects: only the buffer is exercised
+    """Warned when the buffer fills, again only after it has drained (a broker acknowledging one
+    message per two results must not warn per result); a broker reached clears the error."""
+    from types import SimpleNamespace
+
+    import paho.mqtt.client as paho
+
+    class Queue:  # paho's client, as far as publishing goes: a bounded queue
+        def __init__(self):
+            self.queued = 0
+
+        def publish(self, topic, payload, qos, retain):
+            if self.queued >= 2:
+                return SimpleNamespace(rc=paho.MQTT_ERR_QUEUE_SIZE)
+            self.queued += 1
+            return SimpleNamespace(rc=paho.MQTT_ERR_SUCCESS)
+
+    publisher = MqttPublisher(MqttTarget.parse(f"mqtt://127.0.0.1:{_free_port()}/{TOPIC}"),
+                              buffer=2)
+    queue = publisher._client = Queue()
     with caplog.at_level("WARNING", logger="vigil"):
         for _ in range(3):
             publisher.publish_line("{}")
-        publisher._full = False  # as if it had drained and one message got through
-        for _ in range(2):
+        for _ in range(10):  # the broker frees one slot per two results
+            queue.queued -= 1
+            publisher.acknowledged += 1
+            publisher.publish_line("{}")
+            publisher.publish_line("{}")
+        assert caplog.text.count("MQTT buffer of 2 messages is full") == 1
+        queue.queued, publisher.acknowledged = 0, publisher.published  # drained
+        for _ in range(3):
             publisher.publish_line("{}")
     assert caplog.text.count("MQTT buffer of 2 messages is full") == 2
     publisher._on_connect_fail(None, None)
     assert "cannot reach the broker" in publisher.stats()["last_error"]
+    publisher._on_connect(None, None, None, SimpleNamespace(is_failure=False), None)
+    assert publisher.stats()["last_error"] is None and publisher.stats()["connected"]
 
 
 @pytest.mark.parametrize("url, says", [

@@ -151,7 +151,8 @@ class MqttPublisher:
                 self._full = True
             else:
                 self.published += 1
-                self._full = False
+                if self._full and self.published - self.acknowledged <= self.buffer // 2:
+                    self._full = False  # drained: the next time it fills is warned again
 
     def pending(self) -> int:
         """Messages published here that the broker has not acknowledged yet."""
@@ -191,6 +192,8 @@ class MqttPublisher:
                 return
             self.connected = True
             self.connections += 1
+            if self.last_error and self.last_error.startswith("cannot reach the broker"):
+                self.last_error = None  # reached now
             again = self.connections > 1
         if again:
             log.info("MQTT: reconnected to %s", self.target)
