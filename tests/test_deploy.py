@@ -115,6 +115,12 @@ def test_health_check_tells_a_live_run_from_a_stale_stopped_or_missing_one(tmp_p
     idle.write_text(json.dumps(report))
     assert cli.main(["health-check", str(idle), "--max-idle", "600"]) == 1
     assert "no input for 900 s" in capsys.readouterr().err
+    from datetime import datetime, timedelta, timezone  # idle 5 s when written 20 s ago: 25 s
+    report["idle_s"] = 5.0
+    report["updated"] = (datetime.now(timezone.utc) - timedelta(seconds=20)).isoformat()
+    idle.write_text(json.dumps(report))
+    assert cli.main(["health-check", str(idle), "--max-idle", "15", "--max-age", "60"]) == 1
+    assert "no input for 25 s" in capsys.readouterr().err
 
 
 def test_container_recipe_installs_the_runtime_alone_as_a_non_root_user():

@@ -13,6 +13,7 @@ from pathlib import Path
 
 MAX_PIXELS = 1 << 26  # 67 megapixels: an 8192 x 8192 frame; larger files are refused
 HEADER_BYTES = 1 << 16
+MAX_HEADER_SEARCH = 1 << 26  # a JPEG's or TIFF's header is looked for in a file's first 64 MB
 
 
 def image_size(image: bytes | str | Path) -> tuple[int, int] | None:
@@ -23,7 +24,10 @@ def image_size(image: bytes | str | Path) -> tuple[int, int] | None:
         data = bytes(image)
     else:
         try:
-            data = Path(image).read_bytes()
+            with open(image, "rb") as handle:
+                data = handle.read(HEADER_BYTES)
+                if data[:2] in (b"\xff\xd8", b"II", b"MM"):  # JPEG, TIFF: read on, to a limit
+                    data += handle.read(MAX_HEADER_SEARCH - HEADER_BYTES)
         except OSError:
             return None
     head = data[:HEADER_BYTES]

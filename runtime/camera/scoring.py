@@ -363,11 +363,16 @@ def _write_picture(path: Path, picture: np.ndarray) -> Path | None:
     for attempt in range(1, 1000):
         target = path if attempt == 1 else path.with_name(f"{path.stem}-{attempt}{path.suffix}")
         try:
-            with open(target, "xb") as handle:
-                handle.write(encoded.tobytes())
-            return target
+            handle = open(target, "xb")
         except FileExistsError:
             continue
         except OSError:
+            return None
+        try:
+            with handle:
+                handle.write(encoded.tobytes())
+            return target
+        except OSError:  # a full disk: no partial picture left behind
+            target.unlink(missing_ok=True)
             return None
     return None

@@ -424,7 +424,7 @@ class VideoFile:
             tried = len(self._index)
         else:
             capture = self._capture_factory(str(self.path))
-            tried, limit = 0, max(self._stats.expected or 0, MAX_CORRUPT_RUN)
+            tried, limit = 0, MAX_CORRUPT_RUN  # as far as scoring reads before it gives up
             try:
                 while tried < limit:
                     ok, image = capture.read()

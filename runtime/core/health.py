@@ -249,6 +249,8 @@ def check_health(path: str | os.PathLike, max_age_s: float = 60.0,
         return (f"the run is {report.get('status')!r} (stopped: {report.get('stopped')!r}, "
                 f"last error: {report.get('last_error')!r})")
     idle = report.get("idle_s")
+    if isinstance(idle, (int, float)):
+        idle += max(0.0, age)  # idle when written, and since
     if max_idle_s is not None and isinstance(idle, (int, float)) and idle > max_idle_s:
         return f"no input for {idle:.0f} s (over {max_idle_s:g} s)"
     return None

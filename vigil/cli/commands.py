@@ -566,7 +566,7 @@ def _score_frames(args, detector) -> int:
                 raise
         if not opened.live and args.reconnect_attempts != 10:
             log.warning("--reconnect-attempts applies to live sources (a camera index, an "
-                        "rtsp/http URL); %r is a file, read once", args.source)
+                        "rtsp/http URL); %r is read once, not reconnected", args.source)
         source = prefetched(opened)
     except KeyboardInterrupt:
         summary = FrameSummary(source=redact(args.source), stopped="interrupted")
