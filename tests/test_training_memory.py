@@ -64,6 +64,22 @@ def test_no_validation_score_reads_a_row_the_networks_learned_to_predict(tmp_pat
         prepare(tmp_path, DataOptions(window=24), scored_rows=25)
 
 
+def test_too_few_rows_after_the_split_say_what_a_held_out_window_needs(tmp_path, caplog):
+    rows = np.arange(600, dtype=np.float32)[:, None] * np.ones((1, 2), dtype=np.float32)
+    write_csv(tmp_path / "long.csv", rows, np.zeros(600, dtype=bool), features=("a", "b"))
+    write_csv(tmp_path / "short.csv", rows[:40], np.zeros(40, dtype=bool), features=("a", "b"))
+    with caplog.at_level("WARNING", logger="vigil"):
+        data = prepare(tmp_path, DataOptions(window=24), scored_rows=16)
+    assert len(data.validation) == 150 - 16 + 1  # the long file's; the short one gives none
+    assert "1 file(s) give no held-out window (a window's last 16 rows" in caplog.text
+    assert "short.csv (10 rows after it)" in caplog.text
+    with pytest.raises(ValueError, match=r"whose last 16 \(the rows a score reads\) .* gives 0: "
+                                         r"a file gives one per row after its training part "
+                                         r"beyond the first 15"):
+        prepare(tmp_path / "short.csv", DataOptions(window=24, validation_fraction=0.17),
+                scored_rows=16)
+
+
 def test_a_file_shorter_than_the_window_or_labeled_throughout_gives_no_windows(tmp_path):
     two_files(tmp_path)
     write_csv(tmp_path / "c.csv", normal_stream(300, seed=4)[:20], np.zeros(20, dtype=bool))

@@ -239,6 +239,7 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions,
         raise ValueError(f"`scored_rows` must be in [1, window={w}]; received {scored_rows}")
     context = w - (w if scored_rows is None else scored_rows)
     train_parts, val_parts, val_labels, val_clean, normal_rows = [], [], [], [], []
+    unvalidated: list[str] = []  # files too short after the split for a held-out window
     for table in tables:
         labels = table.labels if table.labels is not None else np.zeros(len(table), dtype=bool)
         split = int(round(len(table) * (1 - options.validation_fraction)))
@@ -250,6 +251,8 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions,
         # Validation windows may start in the training part (their context), never their scored rows.
         start = max(0, split - context)
         val_parts.append(sliding_windows(values[start:], w, stride))
+        if not len(val_parts[-1]):
+            unvalidated.append(f"{Path(table.source).name} ({len(table) - split} rows after it)")
         val_labels.append(window_last_labels(labels[start:], w, stride))
         val_clean.append(~window_any_labels(labels[start:], w, stride))
     features = tables[0].values.shape[1]
@@ -266,9 +269,17 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions,
     if len(train) < 8:
         raise ValueError(f"training needs at least 8 normal windows of {w} rows; the data gives "
                          f"{len(train)} (use more rows or a smaller `window`)")
+    scored = w - context
     if len(validation) < 4:
-        raise ValueError(f"validation needs at least 4 windows of {w} rows; the data gives "
-                         f"{len(validation)} (raise `validation_fraction` or add rows)")
+        raise ValueError(f"validation needs at least 4 windows of {w} rows whose last {scored} "
+                         f"(the rows a score reads) lie after each file's training part; the data "
+                         f"gives {len(validation)}: a file gives one per row after its training "
+                         f"part beyond the first {scored - 1} (raise `validation_fraction` or add "
+                         f"rows)")
+    if unvalidated:
+        log.warning("%d file(s) give no held-out window (a window's last %d rows, which its score "
+                    "reads, must lie after the file's training part): %s", len(unvalidated),
+                    scored, ", ".join(unvalidated[:3]) + (", ..." if len(unvalidated) > 3 else ""))
     rows = np.concatenate(normal_rows)
     for line in sentinel_readings(rows, tables[0].features):
         log.warning("training rows of %s: %s: a sentinel code ('no value') rather than a reading? "
