@@ -1094,3 +1094,16 @@ def test_the_held_out_split_follows_the_seed_of_the_model_that_is_trained():
     assert replace(options, architecture="features").seed == 7
     assert replace(options, architecture="unet").seed == 1
     assert replace(options, architecture="fused").seed == 1
+
+
+def test_a_unet_size_given_to_the_feature_model_is_refused_not_ignored(tmp_path):
+    from vigil.training import feature_model
+    from vigil.training.image_model import ImageModelOptions
+    from vigil.training.train_image import ImageTrainingOptions, train_image
+
+    options = ImageTrainingOptions(architecture="features", model=ImageModelOptions(size=128))
+    with pytest.raises(ValueError, match=r"takes its input size from `features.size` \(256\); "
+                                         r"`model.size` \(128\) is the U-Net's"):
+        train_image(tmp_path, tmp_path / "m.keras", options, verbose=0)
+    assert feature_model.FeatureModelOptions().size == 256
+    assert not (tmp_path / "m.keras").exists()

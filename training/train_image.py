@@ -151,6 +151,12 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
             raise ValueError(f"the fused models must share one input size; received "
                              f"{model_options.size} (U-Net) and {options.features.size} "
                              f"(features)")
+        if options.architecture == "features" and options.features.size != model_options.size:
+            # `model` holds the U-Net's options: its size would be silently ignored
+            raise ValueError(f"architecture 'features' takes its input size from `features.size` "
+                             f"({options.features.size}); `model.size` ({model_options.size}) is "
+                             f"the U-Net's: set both, or only features=FeatureModelOptions("
+                             f"size=...) (`vigil train image --size` sets both)")
     normal, anomalous = training_images(data, options.data)
     fraction = options.data.validation_fraction
     if not 0 < fraction < 1:
