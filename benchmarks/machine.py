@@ -41,8 +41,8 @@ def peak_per_core(info: dict) -> dict:
     """Estimated peak FP32 FLOP/s and INT8 op/s of one core, from ISA flags and clock.
 
     Assumptions (stated in the output): two FMA pipes; AMD cores before Zen 5 (CPU family
-    0x1A) run 512-bit vectors as two 256-bit halves; VNNI does 4 int8 multiply-adds per 32-bit lane; AMX-INT8
-    does 1024 multiply-adds per cycle.
+    0x1A) and Zen 5's mobile parts run 512-bit vectors as two 256-bit halves; VNNI does 4 int8
+    multiply-adds per 32-bit lane; AMX-INT8 does 1024 multiply-adds per cycle.
     """
     isa = set(info.get("isa", []))
     ghz = info.get("ghz")

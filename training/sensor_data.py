@@ -237,7 +237,7 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions,
     w, stride = options.window, options.stride
     if scored_rows is not None and not 1 <= scored_rows <= w:
         raise ValueError(f"`scored_rows` must be in [1, window={w}]; received {scored_rows}")
-    context = w - (w if scored_rows is None else scored_rows)
+    scored = w if scored_rows is None else scored_rows
     train_parts, val_parts, val_labels, val_clean, normal_rows = [], [], [], [], []
     unvalidated: list[str] = []  # files too short after the split for a held-out window
     for table in tables:
@@ -248,8 +248,8 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions,
         values = table.values.astype(np.float32)
         clean = ~window_any_labels(labels[:split], w, stride)
         train_parts.append((sliding_windows(values[:split], w, stride), np.flatnonzero(clean)))
-        # Validation windows may start in the training part (their context), never their scored rows.
-        start = max(0, split - context)
+        # A validation window may start in the training part (its context), never its scored rows.
+        start = max(0, split - (w - scored))
         val_parts.append(sliding_windows(values[start:], w, stride))
         if not len(val_parts[-1]):
             unvalidated.append(f"{Path(table.source).name} ({len(table) - split} rows after it)")
@@ -269,7 +269,6 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions,
     if len(train) < 8:
         raise ValueError(f"training needs at least 8 normal windows of {w} rows; the data gives "
                          f"{len(train)} (use more rows or a smaller `window`)")
-    scored = w - context
     if len(validation) < 4:
         raise ValueError(f"validation needs at least 4 windows of {w} rows whose last {scored} "
                          f"(the rows a score reads) lie after each file's training part; the data "

@@ -364,8 +364,7 @@ def neighbour_score(error_scorer, normalize, normalized_train: np.ndarray, prepa
 def scored_rows(window: int, model: sensor_model.ModelOptions) -> int:
     """The rows at the end of a window that its score reads: the steps scored (``score_last``;
     0: the whole window) and the rows the neighbour distance compares, whichever reach further."""
-    scored = model.score_last if 0 < model.score_last < window else window
-    return min(window, max(scored, model.neighbour_rows))
+    return min(window, max(model.score_last or window, model.neighbour_rows))
 
 
 def score_windows(scorer, windows: np.ndarray, batch_size: int = 512) -> np.ndarray:

@@ -33,7 +33,7 @@ def image_size(image: bytes | str | Path) -> tuple[int, int] | None:
     head = data[:HEADER_BYTES]
     try:
         # A JPEG's metadata (EXIF, ICC, XMP) may put its frame header past the first 64 KB, and
-        # a TIFF's directory usually follows the pixels: those two read the whole file.
+        # a TIFF's directory usually follows the pixels: those two read all that was read.
         for reader, given in ((_png, head), (_jpeg, data), (_bmp, head), (_tiff, data),
                               (_webp, head), (_pnm, head)):
             size = reader(given)

@@ -44,11 +44,12 @@ def rss_bytes() -> int | None:
     return None
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` via a temporary file in the same folder and a rename."""
+def write_atomically(path: Path, text: str, mode: int = FILE_MODE) -> None:
+    """Replace ``path`` with ``text`` via a temporary file in the same folder and a rename; the
+    file gets ``mode`` (by default what a plain open gives)."""
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, FILE_MODE)  # not mkstemp's 0600: a watchdog may run as another user
+        os.fchmod(fd, mode)  # not mkstemp's 0600: a watchdog may run as another user
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.replace(temporary, path)

@@ -11,10 +11,10 @@ Two layouts are read:
   and yes/no too), so a row-by-row ``timestamp,anomaly`` file labels only its anomalous rows.
 
 A data file's key is matched by its path relative to the data root, then by the longest key that
-ends its path (``realKnownCause/nyc_taxi.csv``), then by its name when that is unique (a file in a subfolder
-of the data folder only by a key without folders: ``a/x.csv`` does not name ``b/x.csv``). A row is
-anomalous when its timestamp falls in one of its file's windows or equals one of its points.
-Timestamps are compared as numbers or ISO 8601 date-times (``2014-02-19 10:50:00.000000``).
+ends its path (``realKnownCause/nyc_taxi.csv``), then by its name when that is unique (a file in a
+subfolder of the data folder only by a key without folders: ``a/x.csv`` does not name ``b/x.csv``).
+A row is anomalous when its timestamp falls in one of its file's windows or equals one of its
+points. Timestamps are compared as numbers or ISO 8601 date-times (``2014-02-19 10:50:00.000000``).
 """
 
 from __future__ import annotations
@@ -87,8 +87,8 @@ class Labels:
         windows = self.for_file(path, root)
         if times is None:
             raise ValueError(f"{path}: labels in {self.source!r} are timestamps, but the file has "
-                             "no time column (a column named timestamp, datetime, time, date or ts; "
-                             "rename the file's time column to one of those)")
+                             "no time column (a column named timestamp, datetime, time, date or "
+                             "ts; rename the file's time column to one of those)")
         keys = [time_key(t) for t in times]
         kinds = np.array([k[0] if k is not None else -1 for k in keys])
         values = np.array([k[1] if k is not None else np.nan for k in keys], dtype=np.float64)

@@ -848,6 +848,9 @@ def _write_result(path: str, text: str, flag: str = "--json") -> None:
     for a symbolic link, the existing file's mode kept), then a rename. A device, a pipe, or a
     file in a folder this user cannot write is written in place. An OSError names the flag and
     the path."""
+    from vigil.runtime.core.health import write_atomically
+    from vigil.runtime.core.output import FILE_MODE
+
     target = Path(os.path.realpath(path))
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -855,22 +858,8 @@ def _write_result(path: str, text: str, flag: str = "--json") -> None:
                 or (target.is_file() and not os.access(target.parent, os.W_OK))):
             target.write_text(text)
             return
-        mode = stat.S_IMODE(target.stat().st_mode) if target.is_file() else None
-        fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
-                                         suffix=".tmp")
-        try:
-            if mode is not None:
-                os.fchmod(fd, mode)
-            else:  # what a plain open() would give: 0666 less the umask
-                umask = os.umask(0)
-                os.umask(umask)
-                os.fchmod(fd, 0o666 & ~umask)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        mode = stat.S_IMODE(target.stat().st_mode) if target.is_file() else FILE_MODE
+        write_atomically(target, text, mode)
     except OSError as error:
         raise OSError(error.errno, f"{flag} {path}: {error.strerror or error}") from None
 
