@@ -402,10 +402,11 @@ def test_a_video_none_of_whose_frames_decodes_leaves_the_output_alone(tiny_image
         data = data[:data.rfind(b"idx1")]
     broken.write_bytes(bytes(data))
     capsys.readouterr()
-    assert cli.main(["score", model, str(broken), "--jsonl", str(out),
-                     "--overwrite"]) == cli.EXIT_INPUT
-    assert "none of its frames decodes" in capsys.readouterr().err
-    assert out.read_bytes() == kept
+    for command in ("score", "batch"):
+        assert cli.main([command, model, str(broken), "--jsonl", str(out),
+                         "--overwrite"]) == cli.EXIT_INPUT
+        assert "none of its frames decodes" in capsys.readouterr().err
+        assert out.read_bytes() == kept
 
 
 def test_an_annotated_video_the_encoder_refuses_ends_neither_the_run_nor_a_line(

@@ -261,10 +261,15 @@ def plan_batch(model: str | Path, inputs: Sequence[str], reading: Reading = Read
 
 
 def _check_video(path: str) -> None:
-    """SourceError (a ValueError) naming ``path`` unless OpenCV opens it as a video."""
+    """SourceError (a ValueError) naming ``path`` unless OpenCV opens it as a video and one of
+    its frames decodes (as `vigil score` refuses such a video before its output is made)."""
     from vigil.runtime.camera.sources import VideoFile
 
-    VideoFile(Path(path)).close()
+    video = VideoFile(Path(path))
+    try:
+        video.check()
+    finally:
+        video.close()
 
 
 @dataclass(frozen=True)
