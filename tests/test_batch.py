@@ -12,6 +12,7 @@ import pytest
 
 from conftest import require
 from vigil.cli import batch as batch_module
+from vigil.runtime import load
 from vigil.cli import commands as cli
 
 
@@ -261,9 +262,25 @@ def test_repeated_inputs_are_refused_and_a_folder_of_videos_is_scored_video_by_v
         assert "none of its 2 files is an image that can be read" in capsys.readouterr().err
         assert previous.read_text() == '{"frame": 0}\n'
     (recordings / "cam3.avi").write_bytes(b"RIFF" + bytes(60))  # a damaged recording
+    (recordings / "cam4.mts").write_bytes(b"")  # no suffix of ours: named, not scored
+    capsys.readouterr()
     assert cli.main(["batch", str(tiny_image_artifact), str(recordings), "--jsonl",
-                     str(tmp_path / "bad.jsonl")]) == 2
-    assert "cam3.avi" in capsys.readouterr().err and not (tmp_path / "bad.jsonl").exists()
+                     str(tmp_path / "bad.jsonl")]) == 0  # in a folder: skipped, the others go on
+    err = capsys.readouterr().err
+    assert "skipped: `source`" in err and "cam3.avi" in err and "cam4.mts" in err
+    assert _lines(tmp_path / "bad.jsonl") == lines
+    summary = json.loads(err.strip().splitlines()[-1])["summary"]
+    assert summary["files_skipped"] == 1 and "cam3.avi" in summary["errors"][0]
+    assert cli.main(["batch", str(tiny_image_artifact), str(recordings / "cam3.avi"), "--jsonl",
+                     str(tmp_path / "bad2.jsonl")]) == 2  # given itself: refused
+    assert "cam3.avi" in capsys.readouterr().err and not (tmp_path / "bad2.jsonl").exists()
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "cam3.avi").write_bytes(b"RIFF" + bytes(60))
+    assert cli.main(["batch", str(tiny_image_artifact), str(damaged), "--jsonl",
+                     str(tmp_path / "bad3.jsonl")]) == 2  # nothing in the folder can be scored
+    assert "none of its 1 files could be scored" in capsys.readouterr().err
+    assert not (tmp_path / "bad3.jsonl").exists()
 
 
 def test_resume_refuses_a_file_added_since_and_batch_scores_a_folder_as_score_does(
@@ -298,3 +315,113 @@ def test_resume_refuses_a_file_added_since_and_batch_scores_a_folder_as_score_do
     started = time.monotonic()
     assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(tmp_path / "x.jsonl")]) == 130
     assert time.monotonic() - started < 4
+
+
+def test_resume_refuses_an_image_added_inside_a_written_part(tiny_image_artifact, image_folder,
+                                                            tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(batch_module, "IMAGES_PER_ITEM", 3)
+    model, whole = str(tiny_image_artifact), tmp_path / "whole.jsonl"
+    assert cli.main(["batch", model, str(image_folder), "--jsonl", str(whole)]) == 0
+    resumed = tmp_path / "resumed.jsonl"
+    resumed.write_text("".join(whole.read_text().splitlines(keepends=True)[:5]))
+    before = resumed.read_bytes()
+    # a frame added among those already written: every frame after it would be numbered anew
+    (image_folder / "000a.png").write_bytes((image_folder / "000.png").read_bytes())
+    capsys.readouterr()
+    assert cli.main(["batch", model, str(image_folder), "--jsonl", str(resumed),
+                     "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "000a.png' has no line in" in err and "--overwrite" in err
+    assert resumed.read_bytes() == before
+
+
+def test_a_file_reached_twice_is_refused_whatever_the_spelling(sensor_artifacts, csv_folder,
+                                                               tmp_path, capsys):
+    model = str(sensor_artifacts.fp32)
+    out = tmp_path / "out.jsonl"
+    assert cli.main(["batch", model, str(csv_folder), str(csv_folder), "--jsonl", str(out)]) == 2
+    assert "given twice" in capsys.readouterr().err and not out.exists()
+    (csv_folder / "current.csv").symlink_to(csv_folder / "day1.csv")
+    assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "current.csv" in err and "day1.csv" in err and "the same file" in err
+    assert not out.exists()
+
+
+def test_a_folders_unusable_files_are_skipped_as_score_skips_them(sensor_artifacts, csv_folder,
+                                                                  tmp_path, capsys):
+    model = str(sensor_artifacts.fp32)
+    (csv_folder / "DAY3.CSV").write_text((csv_folder / "day2.csv").read_text())  # scored too
+    (csv_folder / "day1b.csv").write_bytes(b"")  # an empty file: named and skipped
+    (csv_folder / "day1c.csv").write_text("x,y\n1,2\n")  # other columns: named and skipped
+    scored, batched = tmp_path / "s.jsonl", tmp_path / "b.jsonl"
+    assert cli.main(["score", model, str(csv_folder), "--jsonl", str(scored)]) == 0
+    capsys.readouterr()
+    assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(batched)]) == 0
+    assert batched.read_text() == scored.read_text()
+    assert str(csv_folder / "DAY3.CSV") in {r["source"] for r in _lines(batched)}
+    err = capsys.readouterr().err
+    summary = json.loads(err.strip().splitlines()[-1])["summary"]
+    assert summary["files_skipped"] == 2 and len(summary["errors"]) == 2
+    assert "day1b.csv" in err.split('{"summary"')[0]  # named before the run, not only after
+    # resume passes over the skipped files, as over a short file ending in blank lines
+    window = load(model).spec.window  # fewer data rows than a window, then blank lines
+    short = csv_folder / "day1d.csv"
+    short.write_text("\n".join((csv_folder / "day0.csv").read_text().splitlines()[:window])
+                     + "\n" * (window + 2))
+    whole = tmp_path / "whole.jsonl"
+    assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(whole)]) == 0
+    text = whole.read_bytes()
+    day2 = text.rindex(b"\n", 0, text.index(str(csv_folder / "day2.csv").encode())) + 1
+    resumed = tmp_path / "resumed.jsonl"
+    resumed.write_bytes(text[:day2 + 500])  # cut inside day2.csv's lines
+    assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(resumed), "--resume"]) == 0
+    assert resumed.read_bytes() == text
+
+
+def test_a_file_gone_during_the_run_is_skipped_and_the_others_go_on(sensor_artifacts,
+                                                                    csv_folder):
+    import io
+
+    from vigil.runtime.core.output import JsonLines
+
+    model = str(sensor_artifacts.fp32)
+    items = batch_module.plan_batch(model, [str(csv_folder)])
+    (csv_folder / "day1.csv").unlink()  # a retention job, after the batch was planned
+    out = io.StringIO()
+    summary = batch_module.run_batch(model, items, JsonLines(out))
+    sources = {json.loads(line)["source"] for line in out.getvalue().splitlines()}
+    assert sources == {str(csv_folder / "day0.csv"), str(csv_folder / "day2.csv")}
+    assert summary["files_skipped"] == 1 and "day1.csv" in summary["errors"][0]
+
+
+def test_outputs_inside_an_image_folder_and_flags_without_their_mode_are_refused(
+        tiny_image_artifact, image_folder, sensor_artifacts, csv_folder, tmp_path, capsys):
+    model = str(tiny_image_artifact)
+    for command in ("batch", "score"):  # the next run would read the file as a frame
+        inside = image_folder / f"{command}.jsonl"
+        assert cli.main([command, model, str(image_folder), "--jsonl", str(inside)]) == 2
+        err = capsys.readouterr().err
+        assert "lies in the image folder" in err and str(tmp_path / inside.name) in err
+        assert not inside.exists()
+    out = tmp_path / "w.jsonl"
+    assert cli.main(["batch", str(sensor_artifacts.fp32), str(csv_folder), "--jsonl", str(out),
+                     "--workers", "4"]) == 2
+    assert "--workers 4 applies to Ray workers" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_ray_cluster_that_cannot_be_joined_is_an_input_error(sensor_artifacts, csv_folder,
+                                                               tmp_path, capsys, monkeypatch):
+    require("ray")
+    import ray
+
+    def no_cluster(*args, **kwargs):
+        raise ConnectionError("Could not find any running Ray instance.")
+
+    monkeypatch.setattr(ray, "init", no_cluster)
+    out = tmp_path / "r.jsonl"
+    assert cli.main(["batch", str(sensor_artifacts.fp32), str(csv_folder), "--jsonl", str(out),
+                     "--ray", "auto"]) == 2
+    err = capsys.readouterr().err
+    assert "--ray auto: no Ray cluster could be joined" in err and "ray start --head" in err
+    assert not out.exists()

@@ -66,13 +66,43 @@ def test_the_service_command_runs_as_written_and_a_restart_continues_the_results
     words = [environment[w[1:]] if w.startswith("$") else w for w in command.split()]
     words = [w for part in words for w in part.split()]  # $VIGIL_ARGS splits into words
     words[0] = str(VIGIL)
-    for run in (1, 2):  # systemd's Restart= runs the same line again
+    for run in (1, 2):  # systemd's Restart= (after a failure) runs the same line again
         done = subprocess.run(words, capture_output=True, text=True, timeout=300, check=False)
         assert done.returncode == 0, done.stderr[-2000:]
         lines = (state / "results.jsonl").read_text().splitlines()
         health = json.loads((runtime_dir / "health.json").read_text())
         assert health["status"] == "stopped" and health["stopped"] == "end"
         assert len(lines) == run * health["windows"]
+
+
+@pytest.mark.parametrize("active, healthy, restarted", [
+    (True, True, False),    # a live run: left alone
+    (True, False, True),    # running, but its health file is stale or says it stopped: hung
+    (False, False, False),  # ended (a finite source read to its end): done, not re-scored
+])
+def test_the_watchdog_restarts_a_hung_scorer_and_leaves_an_ended_one(tmp_path, active, healthy,
+                                                                    restarted):
+    """The watchdog's command, run by sh as systemd runs it, with systemctl and vigil stubbed."""
+    unit = (DEPLOY / "vigil-watchdog@.service").read_text()
+    assert "Restart=on-failure" in (DEPLOY / "vigil-score@.service").read_text()
+    script = _exec_start(unit).split("/bin/sh -c ", 1)[1].strip("'")
+    calls = tmp_path / "calls"
+    stubs = {"systemctl": f'echo "systemctl $*" >> {calls}; '
+                          f'[ "$1" != is-active ] || exit {0 if active else 3}',
+             "vigil": f'echo "vigil $*" >> {calls}; exit {0 if healthy else 1}'}
+    for name, body in stubs.items():
+        stub = tmp_path / name
+        stub.write_text(f"#!/bin/sh\n{body}\n")
+        stub.chmod(0o755)
+    script = (script.replace("/bin/systemctl", str(tmp_path / "systemctl"))
+              .replace("/usr/local/bin/vigil", str(tmp_path / "vigil")).replace("%i", "line1"))
+    done = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    lines = calls.read_text().splitlines()
+    assert lines[0] == "systemctl is-active --quiet vigil-score@line1.service"
+    assert ("systemctl restart vigil-score@line1.service" in lines) == restarted
+    assert any(line.startswith("vigil health-check") for line in lines) == active
 
 
 def _health_file(tmp_path: Path, status: str) -> Path:

@@ -88,6 +88,11 @@ def test_scores_over_the_protocol_equal_the_runtime(server):
         {"Content-Type": "application/json"}), timeout=30)
     outputs = {o["name"]: o for o in json.loads(answer.read())["outputs"]}
     np.testing.assert_allclose(outputs["score"]["data"], expected[:2], rtol=1e-6)
+    asked = json.dumps({**json.loads(plain), "outputs": [{"name": "anomaly"}, {"name": "score"}]})
+    answer = urllib.request.urlopen(urllib.request.Request(  # only the outputs asked for
+        f"http://127.0.0.1:{port}/v2/models/pump/infer", asked.encode(),
+        {"Content-Type": "application/json"}), timeout=30)
+    assert [o["name"] for o in json.loads(answer.read())["outputs"]] == ["anomaly", "score"]
 
 
 @pytest.mark.parametrize("path, body, status, says", [
@@ -95,6 +100,9 @@ def test_scores_over_the_protocol_equal_the_runtime(server):
                                            "datatype": "FP32", "data": [0] * 6}]}, 400,
      "input 'window' (the Python API's x): `x` must have shape"),
     ("/v2/models/other/infer", {"inputs": []}, 404, "unknown model 'other'"),
+    ("/v2/models/pump/infer", {"inputs": [{"name": "window", "shape": [1, 4, 3],
+                                           "datatype": "FP32", "data": [0] * 12}],
+                               "outputs": [{"name": "map"}]}, 400, "unknown output(s) ['map']"),
 ])
 def test_bad_requests_get_an_error_naming_the_problem(server, path, body, status, says):
     _, port, _ = server
@@ -189,3 +197,25 @@ def test_a_vigil_folder_in_the_working_directory_is_named_before_ray_starts(tmp_
     assert _shadowing_folder() is None
     (tmp_path / "vigil").mkdir()  # e.g. a clone of this repository beside the shell's folder
     assert _shadowing_folder() == tmp_path / "vigil"
+
+
+def test_start_up_mistakes_are_named_before_ray_starts(tmp_path, capsys, monkeypatch):
+    from sensor_fixtures import write_tiny_sensor_artifact
+
+    from vigil.cli import commands as cli
+
+    model = write_tiny_sensor_artifact(tmp_path / "pump.onnx")
+    started = []
+    monkeypatch.setattr("ray.init", lambda *a, **k: started.append(a))
+    assert cli.main(["serve", str(model), "--threads", "0"]) == 2
+    assert "`--threads` must be >= 1" in capsys.readouterr().err
+    assert cli.main(["serve", str(model), "--name", "pump/1"]) == 2
+    assert "--name must be letters, digits" in capsys.readouterr().err
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert cli.main(["serve", str(model), "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"--port {port}: cannot listen there" in err and "give another --port" in err
+    assert not started

@@ -219,11 +219,13 @@ def test_fill_gaps_refuses_a_column_without_values():
 
 
 def test_csv_files_of_a_folder_are_sorted_and_recursive(tmp_path):
-    for name in ("b.csv", "a.csv", "sub/c.csv"):
+    for name in ("b.csv", "a.csv", "sub/c.csv", "D.CSV"):  # the suffix in any case
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("a\n1\n")
     (tmp_path / "notes.txt").write_text("not data")
-    assert csv_files(tmp_path) == [tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "sub/c.csv"]
+    (tmp_path / "x.csv.bak").write_text("a\n1\n")
+    assert csv_files(tmp_path) == [tmp_path / "D.CSV", tmp_path / "a.csv", tmp_path / "b.csv",
+                                   tmp_path / "sub/c.csv"]
 
 
 def test_csv_files_errors(tmp_path):

@@ -146,12 +146,13 @@ def detect_separator(header: str) -> str:
 
 
 def csv_files(path: str | Path) -> list[Path]:
-    """The CSV files at ``path``: the file itself, or every ``*.csv`` below a folder, sorted."""
+    """The CSV files at ``path``: the file itself, or every ``.csv`` file below a folder (the
+    suffix in any case: ``DAY1.CSV`` too), sorted."""
     path = Path(path)
     if path.is_file():
         return [path]
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*.csv") if p.is_file())
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() == ".csv" and p.is_file())
         if not files:
             raise ValueError(f"`data` folder {str(path)!r} must contain .csv files; found none")
         return files

@@ -17,13 +17,15 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from vigil.runtime.core import interrupts
 
 IMAGES_PER_ITEM = 64
+
+log = logging.getLogger("vigil")
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,9 @@ class WorkItem:
     paths: tuple[str, ...]
     name: str              # the source name the local run would print
     first_index: int = 0   # images: the first frame's number in its folder
+    given: str = ""        # the input that brought it
+    skip: str | None = None  # why a folder's file is skipped (found before the run), as `vigil
+                             # score` skips it: no line, the reason in the summary
 
 
 def work_items(model_kind: str, inputs: Sequence[str]) -> list[WorkItem]:
@@ -45,7 +50,8 @@ def work_items(model_kind: str, inputs: Sequence[str]) -> list[WorkItem]:
     from vigil.runtime.sensor.tables import csv_files
 
     items: list[WorkItem] = []
-    given: dict[str, str] = {}  # a file's resolved path -> the input that brought it
+    given: dict[str, tuple[str, str]] = {}  # a file's resolved path -> (the input, its name)
+    seen_inputs: set[str] = set()
     for spec in inputs:
         path = Path(spec)
         if not path.exists():
@@ -59,26 +65,39 @@ def work_items(model_kind: str, inputs: Sequence[str]) -> list[WorkItem]:
         else:
             files = [spec]
         for file in files:
-            earlier = given.setdefault(os.path.realpath(file), spec)
-            if earlier != spec:
-                raise ValueError(f"input {spec!r} repeats {file!r}, which input {earlier!r} "
-                                 "already holds; give each file once (its lines would be written "
-                                 "twice, with nothing to tell them apart)")
+            earlier, earlier_file = given.setdefault(os.path.realpath(file), (spec, file))
+            if earlier_file == file and earlier == spec:
+                continue
+            where = (f"input {spec!r} holds {file!r} and {earlier_file!r}, the same file (a link "
+                     "to it)" if earlier == spec and path.is_dir() else
+                     f"input {spec!r} repeats {file!r}, which input {earlier!r} already holds")
+            raise ValueError(f"{where}; give each file once (its lines would be written twice, "
+                             "with nothing to tell them apart)")
+        if spec in seen_inputs:
+            raise ValueError(f"input {spec!r} is given twice; give each input once (its lines "
+                             "would be written twice, with nothing to tell them apart)")
+        seen_inputs.add(spec)
         if model_kind == "sensor":
-            items += [WorkItem("csv", (file,), file) for file in files]
+            items += [WorkItem("csv", (file,), file, given=spec) for file in files]
         elif path.is_dir():
             videos = [f for f in files if Path(f).suffix.lower() in VIDEO_EXTENSIONS]
             # beside recordings, other files (notes, indexes) are no frames; in a folder of
             # images they are, each reported unusable, as `vigil score` reports them
             frames = [f for f in files if Path(f).suffix.lower() not in VIDEO_EXTENSIONS
                       and (not videos or Path(f).suffix.lower() in IMAGE_EXTENSIONS)]
-            items += [WorkItem("images", tuple(frames[i:i + IMAGES_PER_ITEM]), spec, i)
+            left = [Path(f).name for f in files if f not in frames and f not in videos]
+            if left:
+                log.warning("%s: %d file(s) beside its videos are neither videos nor images and "
+                            "are not scored (%s%s); a recording with another suffix is scored "
+                            "when given as an input itself", spec, len(left),
+                            ", ".join(left[:5]), ", ..." if len(left) > 5 else "")
+            items += [WorkItem("images", tuple(frames[i:i + IMAGES_PER_ITEM]), spec, i, spec)
                       for i in range(0, len(frames), IMAGES_PER_ITEM)]
-            items += [WorkItem("video", (video,), video) for video in videos]
+            items += [WorkItem("video", (video,), video, given=spec) for video in videos]
         elif path.suffix.lower() in IMAGE_EXTENSIONS:
-            items.append(WorkItem("images", (spec,), spec))
+            items.append(WorkItem("images", (spec,), spec, given=spec))
         else:
-            items.append(WorkItem("video", (spec,), spec))
+            items.append(WorkItem("video", (spec,), spec, given=spec))
     return items
 
 
@@ -111,8 +130,6 @@ class Scorer:
 
     def __init__(self, model: str, threads: int | None = 1,
                  reading: Reading = Reading()) -> None:
-        from dataclasses import replace
-
         from vigil.runtime import load
 
         self.detector = load(model, threads=threads)
@@ -123,7 +140,19 @@ class Scorer:
             self.detector.spec = replace(self.detector.spec, likelihood=None)
 
     def score(self, item: WorkItem) -> tuple[str, dict]:
-        """(the JSON lines of ``item``, its summary)."""
+        """(the JSON lines of ``item``, its summary). A file that cannot be scored (skipped
+        when the batch was planned, or gone or changed since) gives no line and its reason."""
+        if item.skip is not None:
+            return "", {"errors": [f"skipped: {item.skip}"], "files_skipped": 1}
+        try:
+            return self._score(item)
+        except (ValueError, OSError) as error:  # the file went or changed since it was checked
+            reason = str(error) if isinstance(error, ValueError) else \
+                f"{item.name}: cannot be read ({error.strerror or error})"
+            log.error("skipped: %s; the other items go on", reason)
+            return "", {"errors": [f"skipped: {reason}"], "files_skipped": 1}
+
+    def _score(self, item: WorkItem) -> tuple[str, dict]:
         from vigil.runtime.camera.scoring import score_frames
         from vigil.runtime.camera.sources import ImageFiles, VideoFile
         from vigil.runtime.sensor.scoring import score_source
@@ -197,7 +226,15 @@ def score_on_ray(model: Path, items: Sequence[WorkItem], address: str | None,
             ray.init(num_cpus=workers or os.cpu_count(), include_dashboard=False,
                      log_to_driver=False, configure_logging=False)
         else:
-            ray.init(address=address, log_to_driver=False, configure_logging=False)
+            try:
+                ray.init(address=address, log_to_driver=False, configure_logging=False)
+            except (ConnectionError, TimeoutError, RuntimeError) as error:
+                why = str(error).splitlines()[0] if str(error) else type(error).__name__
+                raise ValueError(f"--ray {address}: no Ray cluster could be joined there "
+                                 f"({why}); "
+                                 "start one (`ray start --head` on its head node), check the "
+                                 "address (ray://HEAD:10001, or auto on a cluster node), or "
+                                 "give --ray alone for a local Ray") from None
     try:
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True
@@ -243,21 +280,41 @@ def plan_batch(model: str | Path, inputs: Sequence[str], reading: Reading = Read
         raise ValueError(f"the inputs {list(inputs)} hold nothing to score")
     if detector.spec.kind == "sensor":
         header = list(reading.header) if reading.header else None
-        for item in items:  # every file's header; rows as `vigil score` wants them: per input,
-            check_header(detector, item.paths[0], header, reading.decimal, rows=False)
         for given in inputs:  # a file, or at least one file of a folder, with a usable row
             check_source(detector, given, header, reading.decimal)
-    frames: dict[str, list[str]] = {}
+
+        def check_item(item: WorkItem) -> None:
+            check_header(detector, item.paths[0], header, reading.decimal, rows=False)
+    else:
+        def check_item(item: WorkItem) -> None:
+            if item.kind == "video":
+                _check_video(item.paths[0])
+    # every file is checked before the output is made: an input that is a file itself is
+    # refused, a folder's file skipped (named now, and in the summary) as `vigil score` skips it
+    checked = []
     for item in items:
-        if item.kind == "video":
-            _check_video(item.paths[0])
-        elif item.kind == "images":
+        try:
+            check_item(item)
+        except ValueError as error:
+            if item.name == item.given:
+                raise
+            log.warning("skipped: %s; the other files go on", error)
+            item = replace(item, skip=str(error))
+        checked.append(item)
+    for given in inputs:
+        skipped = [i.skip for i in checked if i.given == given and i.skip is not None]
+        if skipped and len(skipped) == sum(i.given == given for i in checked):
+            raise ValueError(f"{given}: none of its {len(skipped)} files could be scored; the "
+                             f"first: {skipped[0]}")
+    frames: dict[str, list[str]] = {}
+    for item in checked:
+        if item.kind == "images":
             frames.setdefault(item.name, []).extend(item.paths)
     for name, paths in frames.items():  # a folder none of whose images decodes is refused
         from vigil.runtime.camera.sources import check_images
 
         check_images([Path(p) for p in paths], name)
-    return items
+    return checked
 
 
 def _check_video(path: str) -> None:
@@ -298,6 +355,7 @@ def resume_point(jsonl: str | Path, items: Sequence[WorkItem],
         for name in (item.paths if item.kind == "images" else (item.name,)):
             owner.setdefault(_path_key(name), []).append(number)
     current, start, lines_before, lines = -1, 0, 0, 0
+    seen: dict[int, list[str]] = {}  # an item -> the sources of its lines, in order
     for begins, record in _results(jsonl):
         source = record.get("source")
         candidates = [n for n in owner.get(_path_key(str(source)), []) if n >= current]
@@ -318,18 +376,33 @@ def resume_point(jsonl: str | Path, items: Sequence[WorkItem],
                         "file (added since?); resume with the inputs as they were, or start "
                         "again with --overwrite")
             current, start, lines_before = candidates[0], begins, lines
+        seen.setdefault(current, []).append(_path_key(str(source)))
         lines += 1
     if current < 0:
         return ResumePoint(0, 0, 0, 0)
+    for number in range(current):  # a folder's images: one line each, as the folder is now
+        item = items[number]
+        if item.kind == "images" and seen.get(number, []) != [_path_key(p) for p in item.paths]:
+            written = set(seen.get(number, []))
+            missing = next((p for p in item.paths if _path_key(p) not in written), item.paths[0])
+            raise ValueError(
+                f"--resume: {missing!r} has no line in {str(jsonl)!r} (or the folder's images are "
+                "not those of the run that wrote the file), but images after it do: it was "
+                "added since, and the frames after it would be numbered anew; resume with the "
+                "inputs as they were, or start again with --overwrite")
     return ResumePoint(current, start, lines_before, lines - lines_before)
 
 
 def _writes_nothing(item: WorkItem, window: int | None, header: bool) -> bool:
-    """Whether scoring ``item`` writes no line: a CSV with fewer data rows than the window."""
+    """Whether scoring ``item`` writes no line: a file skipped when the batch was planned, or a
+    CSV with fewer data rows than the window (blank lines are no rows)."""
+    if item.skip is not None:
+        return True
     if item.kind != "csv" or window is None:
         return False
     with open(item.paths[0], "rb") as handle:
-        lines = sum(1 for _ in itertools.islice(handle, window + 1))
+        lines = sum(1 for _ in itertools.islice((line for line in handle if line.strip()),
+                                                window + 1))
     return lines - (1 if header else 0) < window
 
 
@@ -360,13 +433,14 @@ def run_batch(model: str | Path, items: Sequence[WorkItem], out, use_ray: bool =
     started = time.perf_counter()
     results = (score_on_ray(model, items, ray_address, workers, threads, reading) if use_ray
                else score_locally(model, items, threads, reading))
-    totals = {"items": len(items), "lines": 0, "skipped": 0, "errors": []}
+    totals = {"items": len(items), "lines": 0, "skipped": 0, "files_skipped": 0, "errors": []}
     for text, summary in results:
         interrupts.check()  # a stop request between items: this item's lines are not written
         for line in text.splitlines():
             out.write_line(line)  # written by the same JsonLines code in the worker
             totals["lines"] += 1
         totals["skipped"] += summary.get("rows_skipped", summary.get("skipped", 0)) or 0
+        totals["files_skipped"] += summary.get("files_skipped", 0)
         totals["errors"] += summary.get("errors", [])
     out.flush()
     seconds = time.perf_counter() - started

@@ -346,6 +346,23 @@ def _check_outputs(args, inputs: list) -> None:
                 raise ValueError(f"`{flag}` and `--jsonl` name the same file {path!r}")
 
 
+def _refuse_outputs_in_image_folders(args, folders: list) -> None:
+    """Refuse an output written into an image folder that is an input: every file of such a
+    folder is read as a frame, so the next run over the folder would take it for one (and
+    refuse to write over its own input)."""
+    outputs = {"--jsonl": args.jsonl, "--health": getattr(args, "health", None),
+               "--overlay-video": getattr(args, "overlay_video", None)}
+    for folder in folders:
+        inside = Path(folder).resolve()
+        for flag, path in outputs.items():
+            if path not in (None, "-") and Path(path).resolve().parent == inside:
+                raise ValueError(
+                    f"`{flag}` {path!r} lies in the image folder {str(folder)!r}, an input: every "
+                    "file there is read as a frame, so a later run over the folder would score "
+                    f"it as one; write it beside the folder ({flag} "
+                    f"{inside.parent / Path(path).name})")
+
+
 def _open_outputs(args, detector, live: bool, health=None):
     """The results writer, health reporter and MQTT publisher that --jsonl,
     --append/--overwrite, --on-output-error, --health and --mqtt ask for (after the source is
@@ -578,6 +595,8 @@ def _score_frames(args, detector) -> int:
             health.stop("error", str(error))
         raise
     try:
+        if isinstance(opened, ImageFiles) and Path(args.source).is_dir():
+            _refuse_outputs_in_image_folders(args, [args.source])
         _check_outputs(args, _source_files(source))
         out, health, publisher = _open_outputs(args, detector, live=source.live, health=health)
     except BaseException:
@@ -712,6 +731,9 @@ def cmd_serve(args) -> int:
     if not 0 < args.port < 65536 or args.replicas < 1:
         raise ValueError(f"--port must be 1-65535 and --replicas >= 1; received {args.port} and "
                          f"{args.replicas}")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"`--threads` must be >= 1 (onnxruntime threads per replica); "
+                         f"received {args.threads}")
     serve_forever(args.model, name=args.name, host=args.host, port=args.port,
                   replicas=args.replicas, threads=args.threads)
     return EXIT_OK
@@ -736,6 +758,10 @@ def _batch(args) -> int:
                                      ("--resume", args.resume)) if used]
     if len(given) > 1:
         raise ValueError(f"{' and '.join(given)} exclude each other; give one")
+    if args.workers is not None and args.ray is None:
+        raise ValueError(f"--workers {args.workers} applies to Ray workers; without --ray the "
+                         "batch is scored in this process: add --ray (a local Ray) or leave "
+                         "--workers out")
     reading = Reading(threshold=args.threshold, decimal=args.decimal,
                       header=tuple(args.columns) if args.columns else None,
                       likelihood=args.likelihood)
@@ -744,6 +770,8 @@ def _batch(args) -> int:
         items = plan_batch(args.model, args.inputs, reading,  # the inputs are known good first
                            check=lambda kind, given: _refuse_other_kind(args.model, kind, given),
                            detector=detector)
+        if detector.spec.kind == "image":
+            _refuse_outputs_in_image_folders(args, [i for i in args.inputs if Path(i).is_dir()])
         refuse_inputs_as_output(args.jsonl, [args.model, *args.inputs,
                                              *[p for i in items for p in i.paths]], "--jsonl")
         resumed = None

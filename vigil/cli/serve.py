@@ -20,6 +20,7 @@ import json
 import logging
 import math
 import os
+import re
 import signal
 import threading
 from pathlib import Path
@@ -29,6 +30,7 @@ import numpy as np
 DATATYPES = {"FP32": np.float32, "FP64": np.float64, "UINT8": np.uint8, "INT64": np.int64,
              "INT32": np.int32, "BOOL": np.bool_}
 BINARY_HEADER = "inference-header-content-length"
+MODEL_NAME = re.compile(r"[A-Za-z0-9_.-]+")  # one segment of the routes' paths
 MAX_BODY_BYTES = 256 << 20  # a larger request is refused (413) before it is read whole
 
 
@@ -178,6 +180,22 @@ def run_inference(detector, tensors: dict[str, np.ndarray]) -> list[dict]:
             for name, value in outputs]
 
 
+def select_outputs(outputs: list[dict], requested) -> list[dict]:
+    """The request's ``outputs`` (v2: a list of ``{"name": ...}``) of ``outputs``, in the order
+    asked; all of them when the request names none."""
+    if requested is None:
+        return outputs
+    by_name = {o["name"]: o for o in outputs}
+    if not isinstance(requested, list) or not all(
+            isinstance(r, dict) and isinstance(r.get("name"), str) for r in requested):
+        raise ProtocolError(f"`outputs` must be a list of objects with a `name`; received "
+                            f"{str(requested)[:80]}")
+    unknown = [r["name"] for r in requested if r["name"] not in by_name]
+    if unknown:
+        raise ProtocolError(f"unknown output(s) {unknown}; this model gives {list(by_name)}")
+    return [by_name[r["name"]] for r in requested]
+
+
 def _finite(values: list) -> list:
     big = float(np.finfo(np.float32).max)
     return [None if isinstance(v, float) and v != v else
@@ -239,14 +257,35 @@ def build_app(model: str, name: str, replicas: int, threads: int | None):
                                         f"fewer windows or frames per request")
                 length = header_length(request.headers.get(BINARY_HEADER), len(body))
                 tensors = parse_request(body, length)
-                outputs = run_inference(self.detector, tensors)
+                header = json.loads(body[:length] if length is not None else body)
+                requested = header.get("outputs")
+                outputs = select_outputs(run_inference(self.detector, tensors), requested)
             except ProtocolError as error:
                 return JSONResponse({"error": str(error)}, status_code=400)
-            header = json.loads(body[:length] if length is not None else body)
             return {"model_name": name, "model_version": "1", "id": header.get("id", ""),
                     "outputs": outputs}
 
     return VigilModel.bind()
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """ValueError naming the address unless ``host:port`` can be listened on now (Ray Serve's
+    own failure to bind comes as a traceback of its deployment, after Ray has started)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise ValueError(f"--host {host!r} is not an address of this machine ({error}); give "
+                         "an IP address or a name it resolves, e.g. 127.0.0.1") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        try:
+            probe.bind(address)
+        except OSError as error:
+            raise ValueError(f"--host {host} --port {port}: cannot listen there "
+                             f"({error.strerror or error}; another program may use the port): "
+                             "give another --port") from None
 
 
 def _shadowing_folder() -> Path | None:
@@ -276,12 +315,18 @@ def serve_forever(model: str | Path, name: str | None = None, host: str = "127.0
                                 "pip install 'vigil-edge[serve]'") from None
     model = str(Path(model).resolve())
     detector = load(model)  # a bad artifact fails here, before a server starts
+    name = name or Path(model).stem
+    if not MODEL_NAME.fullmatch(name):
+        raise ValueError(f"--name must be letters, digits, '_', '-' and '.' (it is a part of "
+                         f"the URL, /v2/models/NAME); received {name!r}"
+                         + ("" if name != Path(model).stem else
+                            ", the model file's name: give --name"))
+    _check_port_free(host, port)
     shadow = _shadowing_folder()
     if shadow is not None:
         raise ValueError(f"the current folder holds {str(shadow)!r}, which Ray's workers would "
                          f"import in place of the installed vigil package (they start in this "
                          f"folder); run `vigil serve` from another folder (cd elsewhere first)")
-    name = name or Path(model).stem
     for logger in ("ray", "ray.serve", "ray.data"):
         logging.getLogger(logger).setLevel(logging.ERROR)
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
