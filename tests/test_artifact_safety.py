@@ -260,3 +260,40 @@ def test_the_code_check_sees_keras_loads():
              if isinstance(node, ast.Call) and dotted(node.func).endswith("load_model")
              and "keras" in dotted(node.func)]
     assert len(loads) >= 2 and all(keyword(node, "safe_mode") is True for node in loads)
+
+
+@pytest.mark.parametrize("interruption", [OSError(28, "No space left on device"),
+                                          KeyboardInterrupt()], ids=["disk-full", "ctrl-c"])
+def test_a_training_that_fails_writing_its_sidecar_keeps_the_earlier_pair(tmp_path, monkeypatch,
+                                                                          interruption):
+    import io
+    import zipfile
+
+    from vigil.training import checkpoint
+
+    class Model:  # what save_run needs of a Keras model: save() writing a .keras (zip) file
+        def __init__(self, text: str) -> None:
+            self.text = text
+
+        def save(self, path: str) -> None:
+            with zipfile.ZipFile(path, "w") as archive:
+                archive.writestr("model.txt", self.text)
+
+    def run(window: int) -> checkpoint.TrainingRun:
+        return checkpoint.TrainingRun(tmp_path / "m.keras", {"kind": "sensor", "window": window},
+                                      np.zeros((4, window, 1), np.float32), np.zeros(4, bool),
+                                      np.zeros((4, window, 1), np.float32))
+
+    checkpoint.save_run(Model("first"), run(8))
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def fail(*args, **kwargs):
+        raise interruption
+
+    monkeypatch.setattr(np, "savez", fail)
+    with pytest.raises(type(interruption)):
+        checkpoint.save_run(Model("second"), run(16))
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no temporary left
+    monkeypatch.undo()
+    assert checkpoint.load_run(tmp_path / "m.keras").record["window"] == 8
+    assert zipfile.ZipFile(io.BytesIO(before["m.keras"])).read("model.txt") == b"first"

@@ -287,7 +287,7 @@ def test_train_sensor_on_a_tiny_csv(tmp_path, capsys):
     data = write_csv(tmp_path / "tiny.csv", normal_stream(240, seed=1))
     model = tmp_path / "models" / "tiny.keras"
     code = cli.main(["train", "sensor", str(data), "-o", str(model), "--epochs", "1",
-                     "--window", "8", "--score-last", "0", "--units", "4", "--latent", "2",
+                     "--window", "8", "--score-last", "0", "--units", "4",
                      "--batch-size", "32", "--quiet"])
     assert code == 0
     assert model.is_file()
@@ -439,6 +439,10 @@ def test_export_auto_says_its_choice_as_information_not_a_warning(sensor_artifac
      "argument --epochs: expected an integer >= 1; received '0'"),
     (["train", "sensor", "d.csv", "-o", "m.keras", "--k", "nan"],
      "argument --k: expected a finite number; received 'nan'"),
+    (["train", "sensor", "d.csv", "-o", "m.keras", "--likelihood-z", "inf"],
+     "argument --likelihood-z: expected a finite number; received 'inf'"),
+    (["train", "sensor", "d.csv", "-o", "m.keras", "--adaptive-factor", "inf"],
+     "argument --adaptive-factor: expected a finite number; received 'inf'"),
     (["train", "sensor", "d.csv", "-o", "m.keras", "--q", "150"],
      "argument --q: expected a number >= 0 and <= 100; received '150'"),
     (["train", "sensor", "d.csv", "-o", "m.keras", "--learning-rate", "-1"],
@@ -456,6 +460,47 @@ def test_numeric_options_are_checked_before_any_work(args, message, capsys):
         cli.main(args)
     assert done.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--q", "50"], "--q applies to --threshold-method percentile; this run's is gaussian"),
+    (["--threshold-method", "percentile", "--k", "3"],
+     "--k applies to --threshold-method gaussian; this run's is percentile"),
+    (["--latent", "8"], "--latent applies to the autoencoders"),
+    (["--architecture", "lstm-ae", "--burn-in", "4"], "--burn-in applies to the forecasters"),
+    (["--no-adaptive", "--adaptive-memory", "10"],
+     "--adaptive-memory applies to the adaptive threshold, which --no-adaptive turns off"),
+    (["--normalization-memory", "100"],
+     "--normalization-memory applies to --running-normalization"),
+    (["--no-likelihood", "--likelihood-z", "5"], "which --no-likelihood turns off"),
+    (["--neighbour-rows", "0", "--neighbour-entries", "5"],
+     "--neighbour-entries applies to the neighbour distance"),
+    (["--no-class-weight"], "--no-class-weight applies to --supervised training"),
+])
+def test_training_options_that_would_do_nothing_are_refused(args, message, tmp_path, capsys):
+    pytest.importorskip("tensorflow")
+    data = tmp_path / "d.csv"
+    data.write_text("a\n1\n")
+    assert cli.main(["train", "sensor", str(data), "-o", str(tmp_path / "m.keras"),
+                     *args]) == cli.EXIT_INPUT
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "m.keras").exists()
+
+
+def test_image_and_export_options_that_would_do_nothing_are_refused(tmp_path, capsys):
+    pytest.importorskip("tensorflow")
+    (tmp_path / "good").mkdir()
+    assert cli.main(["train", "image", str(tmp_path / "good"), "-o", str(tmp_path / "m.keras"),
+                     "--masks", str(tmp_path)]) == cli.EXIT_INPUT
+    assert "--masks applies to the defect images of --anomalous" in capsys.readouterr().err
+    assert cli.main(["train", "image", str(tmp_path / "good"), "-o", str(tmp_path / "m.keras"),
+                     "--q", "90"]) == cli.EXIT_INPUT
+    assert "--q applies to --threshold-method percentile" in capsys.readouterr().err
+    keras_file = tmp_path / "m2.keras"
+    keras_file.write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip: checked after the flags
+    assert cli.main(["export", str(keras_file), "-o", str(tmp_path / "m.onnx"), "--precision",
+                     "fp32", "--force"]) == cli.EXIT_INPUT
+    assert "--force keeps INT8" in capsys.readouterr().err
 
 
 def test_repeated_features_and_empty_files_are_refused_with_the_reason(sensor_artifacts,

@@ -58,31 +58,36 @@ def sidecar_path(model_path: str | Path) -> Path:
 
 
 def save_run(model, run: TrainingRun) -> None:
-    """Write the Keras model and its sidecar, each atomically."""
+    """Write the Keras model and its sidecar, each atomically: both are written whole before
+    either replaces an earlier pair, so a failed write (a full disk) keeps the earlier pair."""
     path = Path(run.model_path)
     if path.suffix != ".keras":
         raise ValueError(f"`output` must end in .keras; received {str(path)!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as temporary:
-        model.save(temporary)
+    with atomic_path(path) as model_temporary:  # renamed last, after the sidecar
+        model.save(model_temporary)
         # the sidecar names its model: one left from an earlier run (a crash between the two
         # renames) is refused at export instead of calibrating another network
-        record = {**run.record, "model_sha256": sha256_of(temporary)}
-    with atomic_path(sidecar_path(path)) as temporary:
-        with open(temporary, "wb") as handle:
-            arrays = dict(record=np.array(json.dumps(record)),
-                          validation_labels=run.validation_labels.astype(bool),
-                          calibration=run.calibration)
-            packed = _pack_windows(run.validation, run.record)
-            if packed is None:
-                arrays["validation"] = run.validation
-            else:
-                arrays["validation_rows"], arrays["validation_starts"] = packed
-            if run.validation_masks is not None:
-                arrays["validation_masks"] = run.validation_masks.astype(bool)
-            if run.validation_clean is not None:
-                arrays["validation_clean"] = run.validation_clean.astype(bool)
-            np.savez(handle, **arrays)
+        record = {**run.record, "model_sha256": sha256_of(model_temporary)}
+        with atomic_path(sidecar_path(path)) as temporary:
+            _write_sidecar(temporary, run, record)
+
+
+def _write_sidecar(temporary: str, run: TrainingRun, record: dict) -> None:
+    with open(temporary, "wb") as handle:
+        arrays = dict(record=np.array(json.dumps(record)),
+                      validation_labels=run.validation_labels.astype(bool),
+                      calibration=run.calibration)
+        packed = _pack_windows(run.validation, run.record)
+        if packed is None:
+            arrays["validation"] = run.validation
+        else:
+            arrays["validation_rows"], arrays["validation_starts"] = packed
+        if run.validation_masks is not None:
+            arrays["validation_masks"] = run.validation_masks.astype(bool)
+        if run.validation_clean is not None:
+            arrays["validation_clean"] = run.validation_clean.astype(bool)
+        np.savez(handle, **arrays)
 
 
 class _OtherModel(ValueError):

@@ -466,11 +466,13 @@ class JsonLines:
         self.close()
 
 
-def check_writable(path: str | os.PathLike, flag: str, folder: bool = False) -> None:
+def check_writable(path: str | os.PathLike, flag: str, folder: bool = False,
+                   replaced: bool = False) -> None:
     """ValueError, naming ``flag``, unless ``path`` can be written as a file (or, with ``folder``,
     used as a folder): an existing one of the right kind, or one whose nearest existing parent is
-    a writable folder. Nothing is created: an output is checked before the run's input is known
-    good and made only after."""
+    a writable folder; with ``replaced`` (a file written to a temporary file beside it, then
+    renamed over it) its folder must be writable even when the file exists. Nothing is created:
+    an output is checked before the run's input is known good and made only after."""
     path = Path(path)
     kind = "folder" if folder else "file"
     if path.exists():
@@ -481,6 +483,10 @@ def check_writable(path: str | os.PathLike, flag: str, folder: bool = False) -> 
         if not os.access(path, os.W_OK):
             raise ValueError(f"`{flag}` {str(path)!r} is not writable by this user; name a {kind} "
                              "you can write")
+        if replaced and not os.access(path.parent, os.W_OK | os.X_OK):
+            raise ValueError(f"`{flag}` {str(path)!r} is replaced through a temporary file beside "
+                             f"it, but its folder {str(path.parent)!r} is not writable by this "
+                             f"user; name a {kind} in a folder you can write")
         return
     parent = path.parent
     while not parent.exists() and parent != parent.parent:

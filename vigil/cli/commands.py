@@ -182,6 +182,26 @@ def cmd_train_sensor(args) -> int:
     )
     if args.synthetic_anomalies is not None and not args.supervised:
         raise ValueError("--synthetic-anomalies applies to --supervised training")
+    if not args.class_weight and not args.supervised:
+        raise ValueError("--no-class-weight applies to --supervised training; leave it out")
+    architecture = args.architecture or defaults.model.architecture.value
+    _refuse_unused(args, [
+        *_threshold_rules(args, "f1" if args.supervised else "gaussian"),
+        (("latent",), architecture not in AUTOENCODERS,
+         f"the autoencoders (--architecture {', '.join(AUTOENCODERS)}); this run trains "
+         f"{architecture}"),
+        (("burn_in",), architecture in AUTOENCODERS,
+         f"the forecasters; this run trains the autoencoder {architecture}"),
+        (("adaptive_memory", "adaptive_warmup", "adaptive_quantile", "adaptive_factor",
+          "adaptive_z"), args.adaptive is False,
+         "the adaptive threshold, which --no-adaptive turns off"),
+        (("normalization_memory", "normalization_warmup"), not args.running_normalization,
+         "--running-normalization"),
+        (("likelihood_z", "likelihood_level"), args.likelihood is False,
+         "the anomaly likelihood, which --no-likelihood turns off"),
+        (("neighbour_entries",), args.neighbour_rows == 0,
+         "the neighbour distance, which --neighbour-rows 0 turns off"),
+    ])
     if args.adaptive_z is not None and (args.adaptive_quantile is not None
                                         or args.adaptive_factor is not None):
         raise ValueError(f"--adaptive-z (recent mean + z std) and --adaptive-quantile/"
@@ -224,6 +244,27 @@ def _flag_list(names) -> str:
     return ", ".join(f"--{name.replace('_', '-')}" for name in names)
 
 
+def _refuse_unused(args, rules) -> None:
+    """ValueError naming options given where they do nothing: ``rules`` holds (option names,
+    whether this run ignores them, what they apply to)."""
+    for names, ignored, applies_to in rules:
+        given = [n for n in names if getattr(args, n, None) is not None]
+        if given and ignored:
+            raise ValueError(f"{_flag_list(given)} appl{'ies' if len(given) == 1 else 'y'} to "
+                             f"{applies_to}; leave {'it' if len(given) == 1 else 'them'} out")
+
+
+AUTOENCODERS = ("lstm-ae", "gru-ae", "conv-lstm-ae")
+
+
+def _threshold_rules(args, default_method: str) -> list:
+    method = args.threshold_method or default_method
+    return [(("k",), method != "gaussian",
+             f"--threshold-method gaussian; this run's is {method}"),
+            (("q",), method != "percentile",
+             f"--threshold-method percentile; this run's is {method}")]
+
+
 def cmd_train_image(args) -> int:
     _training_side("train image")
     from dataclasses import replace
@@ -231,6 +272,10 @@ def cmd_train_image(args) -> int:
     from vigil.training.train_image import ImageTrainingOptions, train_image
 
     defaults = ImageTrainingOptions()
+    _refuse_unused(args, _threshold_rules(args, "gaussian"))
+    if args.masks is not None and not args.anomalous:
+        raise ValueError("--masks applies to the defect images of --anomalous DIR (their "
+                         "masks); give --anomalous, or leave --masks out")
     data = [args.data, *args.normal]
     unet_only = _given(args, "train_view", "rescale_views", "coarse_pass", "quarter_pass",
                        "map_normalization", "steps", "batch_size", "learning_rate", "width")
@@ -291,6 +336,9 @@ def cmd_export(args) -> int:
     if Path(args.output).suffix != ".onnx":
         raise ValueError(f"`--output` must end in .onnx; received {args.output!r} (for example "
                          f"-o {Path(args.output).with_suffix('.onnx').name})")
+    if args.force and args.precision == "fp32":
+        raise ValueError("--force keeps INT8 where it misses the parity tolerance; --precision "
+                         "fp32 quantizes nothing: leave --force out")
     options = ExportOptions(precision=Precision(args.precision), force=args.force)
     kind = load_run(args.model).record.get("kind", "sensor")
     with _progress(args) as progress:
@@ -1031,7 +1079,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="rows per window (default 48)")
     sensor.add_argument("--stride", type=_integer(1), default=None,
                         help="rows between windows (default 1)")
-    sensor.add_argument("--validation-fraction", type=float, default=None,
+    sensor.add_argument("--validation-fraction", type=_number(), default=None,
                         help="last fraction of each file held out (default 0.25)")
     sensor.add_argument("--max-gap", type=_integer(0), default=None,
                         help="longest run of missing values filled (default 3)")
@@ -1100,11 +1148,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="recent normal window scores the adaptive threshold keeps (default 1000)")
     sensor.add_argument("--adaptive-warmup", type=int, default=None, metavar="WINDOWS",
                         help="normal scores it learns before it applies (default 1000)")
-    sensor.add_argument("--adaptive-quantile", type=float, default=None, metavar="Q",
+    sensor.add_argument("--adaptive-quantile", type=_number(), default=None, metavar="Q",
                         help="the quantile of the recent normal scores it follows (default 0.99)")
-    sensor.add_argument("--adaptive-factor", type=float, default=None, metavar="F",
+    sensor.add_argument("--adaptive-factor", type=_number(), default=None, metavar="F",
                         help="threshold: F x that quantile (default 2)")
-    sensor.add_argument("--adaptive-z", type=float, default=None, metavar="Z",
+    sensor.add_argument("--adaptive-z", type=_number(), default=None, metavar="Z",
                         help="follow recent mean + Z recent std instead of a quantile (the rule "
                              "of 0.2, with Z 8)")
     sensor.add_argument("--likelihood", action=argparse.BooleanOptionalAction, default=None,
@@ -1112,7 +1160,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "std or more above the means of the last 8,640 windows (HTM's "
                              "anomaly likelihood, learning every window; default on: "
                              "--no-likelihood for the threshold alone)")
-    sensor.add_argument("--likelihood-z", type=float, default=None, metavar="Z",
+    sensor.add_argument("--likelihood-z", type=_number(), default=None, metavar="Z",
                         help="its tail in std (default 4.27, a probability of 1e-5)")
     sensor.add_argument("--likelihood-level", action=argparse.BooleanOptionalAction, default=None,
                         help="with the likelihood: once it has learned 1,000 means, the "
@@ -1134,7 +1182,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  "normal behaviour; its threshold is F1-optimal on the labeled "
                                  "validation windows unless --threshold-method says otherwise "
                                  "(default off)")
-    supervised.add_argument("--synthetic-anomalies", type=float, default=None, metavar="FRACTION",
+    supervised.add_argument("--synthetic-anomalies", type=_number(), default=None, metavar="FRACTION",
                             help="with --supervised: also turn this share of normal training "
                                  "windows into synthetic anomalies (spikes, level shifts, drifts, "
                                  "stuck values; default 0)")
@@ -1156,7 +1204,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a folder of defect images, used only to choose thresholds "
                             "(repeatable; default none)")
     image.add_argument("--masks", default=None, help="folder of masks for --anomalous images")
-    image.add_argument("--validation-fraction", type=float, default=None,
+    image.add_argument("--validation-fraction", type=_number(), default=None,
                        help="normal images held out for thresholds (default 0.15)")
     image.add_argument("--color", choices=["auto", "gray", "bgr", "rgb"], default=None,
                        help="the model's colour order; auto: gray when the images are gray "
@@ -1173,7 +1221,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="fused: also add a global score, the frame's feature statistics "
                             "(each channel's mean and std) against the normal frames' "
                             "(default off)")
-    image.add_argument("--fused-map-weight", type=float, default=None, metavar="W",
+    image.add_argument("--fused-map-weight", type=_number(), default=None, metavar="W",
                        help="fused: the feature model's map's weight in the fused map, beside "
                             "the U-Net's, each standardized by the held-out normal images' "
                             "pixels (default 0.25; 0: the U-Net's map alone, as before 0.3)")
@@ -1204,7 +1252,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "count as anomalies (default: chosen from the normal training "
                             "frames, on when their contrast varies more than 7 %% between "
                             "images)")
-    image.add_argument("--train-view", type=float, default=None,
+    image.add_argument("--train-view", type=_number(), default=None,
                        help="unet: train on square views of this fraction of --size "
                             "(default 0.5; 1: whole frames)")
     image.add_argument("--rescale-views", action=argparse.BooleanOptionalAction, default=None,
@@ -1277,7 +1325,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--decimal", choices=[".", ","], default=".",
                          help="sensor CSVs: decimal mark of the numbers (default .; with , the "
                               "columns must be separated by ; or a tab)")
-        sub.add_argument("--threshold", type=float, default=None, help="override the artifact's threshold")
+        sub.add_argument("--threshold", type=_number(), default=None, help="override the artifact's threshold")
         sub.add_argument("--no-likelihood", dest="likelihood", action="store_false",
                          help="sensor models: alarms from the threshold alone, without the "
                               "artifact's anomaly likelihood or its level floor (default: the "
@@ -1303,7 +1351,7 @@ def build_parser() -> argparse.ArgumentParser:
                              help="keep a JSON health report here (rewritten atomically every "
                                   "--health-interval seconds and at exit), or - for JSON lines "
                                   "on stderr")
-            sub.add_argument("--health-interval", type=float, default=10.0, metavar="SECONDS",
+            sub.add_argument("--health-interval", type=_number(), default=10.0, metavar="SECONDS",
                              help="seconds between health reports (default 10)")
             sub.add_argument("--mqtt", type=_mqtt_target, default=None, metavar="URL",
                              help="also publish each result line to mqtt://HOST:PORT/TOPIC (QoS 1; "
@@ -1433,7 +1481,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="Ray workers, one detector each (default: the cluster's CPUs)")
     batch.add_argument("--threads", type=int, default=1,
                        help="inference threads per detector (default 1)")
-    batch.add_argument("--threshold", type=float, default=None,
+    batch.add_argument("--threshold", type=_number(), default=None,
                        help="override the artifact's threshold")
     batch.add_argument("--decimal", choices=[".", ","], default=".",
                        help="sensor CSVs: decimal mark of the numbers (default .; with , the "
@@ -1508,7 +1556,8 @@ def _check_output_paths(args) -> None:
     for name, flag, folder in outputs:
         path = getattr(args, name, None)
         if isinstance(path, (str, os.PathLike)) and str(path) not in ("", "-"):
-            check_writable(path, flag, folder=folder)
+            check_writable(path, flag, folder=folder,  # models: written beside, then renamed
+                           replaced=name == "output" and not folder)
             if not folder:
                 refuse_inputs_as_output(path, inputs, flag)
             else:
@@ -1527,7 +1576,8 @@ def _check_output_paths(args) -> None:
             raise ValueError(f"`--output` must end in .keras; received {args.output!r} (for "
                              f"example -o {Path(args.output).with_suffix('.keras').name})")
         model = Path(args.output)  # and the calibration data written beside it
-        check_writable(model.with_name(model.stem + ".vigil.npz"), "--output's sidecar")
+        check_writable(model.with_name(model.stem + ".vigil.npz"), "--output's sidecar",
+                       replaced=True)
 
 
 def _refuse_output_in_a_category(path, flag: str, input_folders: list) -> None:
@@ -1601,9 +1651,15 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return EXIT_OK
     except OSError as error:  # an output that could not be written after all (checked first)
-        where = f"{error.filename!r}: " if error.filename else ""
-        _error_line(f"{where}cannot be written ({error.strerror or error}); name a path in a "
-                    f"folder you can write", args.log_json)
+        import errno
+
+        path = error.filename or getattr(args, "output", None)
+        where = f"{str(path)!r}: " if path else ""
+        advice = ("the disk is full: free space there, or name a path on another disk"
+                  if error.errno in (errno.ENOSPC, errno.EDQUOT)
+                  else "name a path in a folder you can write")
+        _error_line(f"{where}cannot be written ({error.strerror or error}); {advice}",
+                    args.log_json)
         return EXIT_OUTPUT
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
