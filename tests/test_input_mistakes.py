@@ -5,6 +5,8 @@ path where a detector belongs."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -193,3 +195,92 @@ def test_a_sensor_archive_with_subfolders_and_a_picture_is_not_taken_for_images(
         "timestamp,a,b,c\n" + "".join(f"{i},0.1,0.2,0.3\n" for i in range(10)))
     cv2.imwrite(str(archive / "overview.png"), np.zeros((8, 8), np.uint8))
     assert cli.main(["score", sensor, str(archive), "--jsonl", str(tmp_path / "o.jsonl")]) == 0
+
+
+def _timed(path, times, rows=None):
+    rng = np.random.default_rng(0)
+    lines = ["timestamp,a,b"] + [f"{t},{rng.normal():.4f},{rng.normal():.4f}" for t in times]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_newest_first_rows_are_refused_and_a_step_back_is_named(tmp_path, caplog):
+    from vigil.training.sensor_data import DataOptions, load_tables
+
+    stamps = [f"2024-01-01T{i // 60:02d}:{i % 60:02d}:00" for i in range(300)]
+    newest_first = _timed(tmp_path / "desc.csv", stamps[::-1])
+    with pytest.raises(ValueError, match=r"desc.csv: its rows run back in time .* sort the file "
+                                         r"oldest first"):
+        load_tables(newest_first, DataOptions())
+    glitch = stamps[:100] + [stamps[50]] + stamps[101:]  # one clock step back, as NAB has
+    caplog.set_level("WARNING", logger="vigil")
+    load_tables(_timed(tmp_path / "glitch.csv", glitch), DataOptions())
+    assert "1 of " in caplog.text and "step back in time" in caplog.text
+
+
+def test_an_unnamed_column_with_values_is_named_and_causes_of_too_few_windows_are_told(
+        tmp_path, caplog):
+    from vigil.training.sensor_data import DataOptions, load_tables, prepare
+
+    rng = np.random.default_rng(1)
+    data = tmp_path / "unnamed.csv"
+    data.write_text("timestamp,a,b,\n" + "".join(
+        f"{i},{rng.normal():.3f},{rng.normal():.3f},{rng.normal():.3f}\n" for i in range(200)))
+    caplog.set_level("WARNING", logger="vigil")
+    assert load_tables(data, DataOptions())[0].features == ("a", "b")
+    assert "column(s) 4 have no name in the header but hold values" in caplog.text
+    caplog.clear()
+    trailing = tmp_path / "trailing.csv"  # a spreadsheet's trailing separator: no warning
+    trailing.write_text("timestamp,a,b,\n" + "".join(f"{i},{i % 7},{i % 5},\n"
+                                                     for i in range(200)))
+    load_tables(trailing, DataOptions())
+    assert "no name" not in caplog.text
+    labeled = tmp_path / "labeled.csv"
+    labeled.write_text("timestamp,a,b,anomaly\n" + "".join(
+        f"{i},{rng.normal():.3f},{rng.normal():.3f},{int(i % 40 != 0)}\n" for i in range(400)))
+    with pytest.raises(ValueError, match=r"8 normal windows .* training rows are labeled "
+                                         r"anomalous, and a window with one is never trained"):
+        prepare(labeled, DataOptions(window=16))
+    with pytest.raises(ValueError, match=r"a smaller `stride` \(now 60\)"):
+        prepare(trailing, DataOptions(window=16, stride=60))
+
+
+def test_overlapping_image_folders_are_refused(tmp_path):
+    import cv2
+
+    from vigil.training.train_image import ImageDataOptions, training_images
+
+    good = tmp_path / "good"
+    good.mkdir()
+    for n in range(4):
+        cv2.imwrite(str(good / f"{n}.png"), np.full((16, 16), 40 * n, np.uint8))
+    with pytest.raises(ValueError, match=r"is given twice .* as a normal image: the folders "
+                                         r"given overlap"):
+        training_images([good, good], ImageDataOptions())
+    with pytest.raises(ValueError, match=r"a defect image \(--anomalous\) and a normal image"):
+        training_images(good, ImageDataOptions(anomalous=(str(good),)))
+    category = tmp_path / "bottle"
+    (category / "train" / "good").mkdir(parents=True)
+    (category / "test" / "good").mkdir(parents=True)
+    for n in range(2):
+        cv2.imwrite(str(category / "train" / "good" / f"{n}.png"), np.zeros((16, 16), np.uint8))
+        cv2.imwrite(str(category / "test" / "good" / f"{n}.png"), np.zeros((16, 16), np.uint8))
+    with pytest.raises(ValueError, match=r"is an MVTec AD category .* give it alone"):
+        training_images([category, good], ImageDataOptions())
+
+
+def test_a_model_replaced_in_a_folder_this_user_cannot_write_is_refused_first(tmp_path,
+                                                                              monkeypatch):
+    import os
+
+    from vigil.runtime.core import output
+
+    model = tmp_path / "m.keras"
+    model.write_bytes(b"old")
+    real = os.access
+    monkeypatch.setattr(output.os, "access",
+                        lambda path, mode: False if Path(path) == tmp_path else real(path, mode))
+    output.check_writable(model, "--output")  # the file itself can be written in place
+    with pytest.raises(ValueError, match=r"replaced through a temporary file beside it, but its "
+                                         r"folder .* is not writable"):
+        output.check_writable(model, "--output", replaced=True)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
-from vigil.runtime.sensor.tables import RowParser, csv_files, detect_separator, fill_gaps, iter_rows, read_table
+from vigil.runtime.sensor.tables import (RowParser, csv_files, detect_separator, fill_gaps,
+                                         iter_rows, read_lines, read_table)
 
 
 def write(path, text: str, newline: str = "\n"):
@@ -287,3 +290,26 @@ def test_a_workbook_is_named_as_one_not_as_utf16(tmp_path, signature):
     with pytest.raises(ValueError, match="spreadsheet workbook .*CSV UTF-8") as error:
         read_table(book)
     assert "UTF-16" not in str(error.value)
+
+
+def test_other_files_given_as_csv_are_named_with_their_fix(tmp_path):
+    import gzip
+    import zipfile
+
+    text = "timestamp,a,b\n" + "".join(f"{i},{i / 10},{i / 5}\n" for i in range(50))
+    files = {"d.csv.gz": gzip.compress(text.encode()),
+             "u16.csv": text.encode("utf-16-le"),  # no byte-order mark: NULs decode as UTF-8
+             "d.npy": b"\x93NUMPY\x01\x00v\x00{'descr': '<f8'" + bytes(64)}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    with zipfile.ZipFile(tmp_path / "m.keras", "w") as archive:
+        archive.writestr("metadata.json", "{}")
+    expected = {"d.csv.gz": "gzip-compressed: decompress it first", "u16.csv": "UTF-16 text",
+                "d.npy": "a NumPy array (.npy)", "m.keras": "a Keras model (.keras)"}
+    for name, says in expected.items():
+        with pytest.raises(ValueError, match=re.escape(says)):
+            read_table(tmp_path / name)
+        lines = list(read_lines(open(tmp_path / name, "rb")))  # as `vigil score` reads them
+        assert len(lines) == 1 and says in lines[0].problem
+    (tmp_path / "u8.csv").write_text(text)
+    assert read_table(tmp_path / "u8.csv").values.shape == (50, 2)

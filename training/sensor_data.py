@@ -12,7 +12,8 @@ import numpy as np
 from vigil.runtime.core.artifact import sha256_of
 from vigil.runtime.sensor.labels import nab_labels, read_labels
 from vigil.runtime.sensor.tables import (DEFAULT_EXCLUDED_COLUMNS, DEFAULT_LABEL_COLUMN, Table,
-                                         csv_files, fill_gaps, read_table)
+                                         csv_files, detect_separator, fill_gaps,
+                                         read_table, time_key)
 from vigil.runtime.sensor.windows import sliding_windows
 
 log = logging.getLogger("vigil")
@@ -172,7 +173,10 @@ def load_tables(data: str | Path | Sequence[Path], options: DataOptions) -> list
                                  f"{tables[0].source}'s; every file needs the same feature "
                                  f"columns (or name the features with --features "
                                  f"{','.join(features)})")
+        if options.features is None:
+            _warn_unnamed_columns(path, table)
         features = features or table.features
+        _check_time_order(table)
         values = fill_gaps(table.values, options.max_gap, table.source, table.features)
         flags = table.labels
         if labels is not None:
@@ -181,6 +185,63 @@ def load_tables(data: str | Path | Sequence[Path], options: DataOptions) -> list
         tables.append(Table(table.source, table.features, values, table.times, flags,
                             table.time_column, table.label_column, table.header))
     return tables
+
+
+def _warn_unnamed_columns(path: Path, table: Table, lines: int = 200) -> None:
+    """Warn about columns with no name in the header that hold readings in the first ``lines``
+    data lines: they are not read as features (a trailing separator's empty column is fine)."""
+    unnamed = [i for i, name in enumerate(table.header) if not name]
+    if not unnamed:
+        return
+    with open(path, encoding="utf-8-sig", errors="replace") as handle:
+        header = handle.readline()
+        separator = detect_separator(header)
+        holding = set()
+        for _, line in zip(range(lines), handle):
+            cells = line.rstrip("\r\n").split(separator)
+            holding.update(i for i in unnamed if i < len(cells) and cells[i].strip())
+    if holding:
+        numbers = ", ".join(str(i + 1) for i in sorted(holding))
+        log.warning("%s: column(s) %s have no name in the header but hold values; they are not "
+                    "read as features (a spreadsheet's index column is fine to leave out; "
+                    "otherwise name them in the header line)", table.source, numbers)
+
+
+TIME_ORDER_PAIRS = 2000  # pairs of neighbouring rows whose times are compared, spread evenly
+
+
+def _check_time_order(table: Table) -> None:
+    """ValueError naming the file when most of its rows run back in time (a newest-first
+    export: windows and the chronological split would read time reversed); a warning when some
+    do. Compares the times of up to ``TIME_ORDER_PAIRS`` neighbouring rows, spread evenly."""
+    times = table.times
+    if times is None or len(times) < 3:
+        return
+    starts = np.unique(np.linspace(0, len(times) - 2, min(TIME_ORDER_PAIRS, len(times) - 1))
+                       .astype(int))
+    backward = compared = 0
+    first = None
+    for i in starts:
+        a, b = time_key(times[i]), time_key(times[i + 1])
+        if a is None or b is None or a[0] != b[0]:
+            continue
+        compared += 1
+        if b[1] < a[1]:
+            backward += 1
+            first = i if first is None else first
+    if not backward:
+        return
+    if backward * 2 > compared:
+        raise ValueError(
+            f"{table.source}: its rows run back in time (column {table.time_column!r} falls "
+            f"between {backward} of {compared} neighbouring rows compared, from data row "
+            f"{first + 1}: {times[first]!r} then {times[first + 1]!r}): windows and "
+            "the chronological split need the oldest row first; sort the file oldest first "
+            "(e.g. keep the header line and reverse the rest: (head -1 F; tail -n +2 F | tac))")
+    log.warning("%s: %d of %d neighbouring rows compared step back in time in column %r (the "
+                "first after data row %d); windows take rows in file order, so sort the file "
+                "oldest first if they are misplaced", table.source, backward, compared,
+                table.time_column, first + 1)
 
 
 # A reading at least this large, far from the rest of its column, is taken for a sentinel code
@@ -267,8 +328,20 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions,
             filled += len(rows)
     validation = np.concatenate(val_parts)
     if len(train) < 8:
+        rows = sum(int(round(len(t) * (1 - options.validation_fraction))) for t in tables)
+        windows = sum(len(windows) for windows, _ in train_parts)
+        if windows - len(train) > len(train):  # most windows touch a labeled row
+            labeled = sum(int(t.labels[:int(round(len(t) * (1 - options.validation_fraction)))]
+                              .sum()) for t in tables if t.labels is not None)
+            fix = (f"{labeled} of the {rows} training rows are labeled anomalous, and a window "
+                   "with one is never trained on: check the label column (1 or a word such as "
+                   "'anomaly' marks an anomaly; --label-column names another) or the labels file")
+        elif stride > 1:
+            fix = f"use more rows, or a smaller `stride` (now {stride})"
+        else:
+            fix = "use more rows or a smaller `window`"
         raise ValueError(f"training needs at least 8 normal windows of {w} rows; the data gives "
-                         f"{len(train)} (use more rows or a smaller `window`)")
+                         f"{len(train)} ({fix})")
     if len(validation) < 4:
         raise ValueError(f"validation needs at least 4 windows of {w} rows whose last {scored} "
                          f"(the rows a score reads) lie after each file's training part; the data "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -94,9 +95,31 @@ def training_images(data: str | Path | Sequence[str | Path], options: ImageDataO
     if len(paths) == 1 and is_mvtec(paths[0]):
         normal, _ = mvtec(paths[0])
         anomalous = folders([], options.anomalous, options.masks) if options.anomalous else []
-        return normal, anomalous
+        return _once(normal, anomalous)
+    for path in paths:
+        if len(paths) > 1 and is_mvtec(path):
+            good = str(Path(path) / "train" / "good")
+            raise ValueError(f"{str(path)!r} is an MVTec AD category (its train/good holds the "
+                             f"normal images): give it alone, or give {good!r} beside the "
+                             "other folders of normal images")
     items = folders(paths, options.anomalous, options.masks)
-    return [i for i in items if not i.anomalous], [i for i in items if i.anomalous]
+    return _once([i for i in items if not i.anomalous], [i for i in items if i.anomalous])
+
+
+def _once(normal: list[LabeledImage], anomalous: list[LabeledImage]
+          ) -> tuple[list[LabeledImage], list[LabeledImage]]:
+    """``(normal, anomalous)``, refused when a file comes twice (folders given twice, or one
+    inside another): it would be trained on and held out at once, or be normal and a defect."""
+    seen: dict[str, LabeledImage] = {}
+    for item in [*normal, *anomalous]:
+        earlier = seen.setdefault(os.path.realpath(item.path), item)
+        if earlier is not item:
+            roles = " and ".join(sorted({"a defect image (--anomalous)" if i.anomalous else
+                                         "a normal image" for i in (earlier, item)}))
+            raise ValueError(f"{str(item.path)!r} is given twice (also as "
+                             f"{str(earlier.path)!r}), as {roles}: the folders given overlap; "
+                             "DATA, --normal and --anomalous must each name other images")
+    return normal, anomalous
 
 
 def choose_color(paths: Sequence[Path], requested: str) -> str:

@@ -84,7 +84,7 @@ def read_lines(stream: BinaryIO, max_bytes: int = MAX_LINE_BYTES,
     is in flight). A file's reads do not block, so they skip that bookkeeping.
     """
     wait = interrupts.waiting if live else contextlib.nullcontext
-    first, utf16 = True, False
+    first = True
     while True:
         with wait():
             raw = stream.readline(max_bytes + 1)
@@ -107,17 +107,19 @@ def read_lines(stream: BinaryIO, max_bytes: int = MAX_LINE_BYTES,
         body = raw.rstrip(b"\r\n")
         if first and body.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark
             body = body[3:]
-        if first and body.startswith(WORKBOOK_SIGNATURES):
-            yield Line(None, WORKBOOK_PROBLEM, terminated)
+        problem = binary_problem(body) if first else None
+        if problem is not None:
+            yield Line(None, problem, terminated)
             return
-        if first and (body[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in body):
-            utf16 = True
+        if first and looks_utf16(body):  # NUL bytes decode as UTF-8: its lines would be garbage
+            yield Line(None, f"expected UTF-8 text; {_encoding_fix(True)}", terminated)
+            return
         first = False
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError as error:
             yield Line(None, f"the line is not valid UTF-8 text (byte 0x{body[error.start]:02x} at "
-                             f"position {error.start}); {_encoding_fix(utf16)}", terminated)
+                             f"position {error.start}); {_encoding_fix(False)}", terminated)
             continue
         yield Line(text, None, terminated)
 
@@ -127,6 +129,56 @@ WORKBOOK_SIGNATURES = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")
 WORKBOOK_PROBLEM = ("the file is a spreadsheet workbook (Excel .xlsx or .xls), not CSV text: save "
                     "it as 'CSV UTF-8' (Excel: File > Save As), or convert it with libreoffice "
                     "--headless --convert-to csv FILE")
+
+
+# other files given where a CSV is expected: (their first bytes, what they are and the fix)
+BINARY_FORMATS = (
+    (b"\x1f\x8b", "gzip-compressed: decompress it first (gunzip -k FILE.gz)"),
+    (b"BZh", "bzip2-compressed: decompress it first (bunzip2 -k FILE.bz2)"),
+    (b"\xfd7zXZ\x00", "xz-compressed: decompress it first (unxz -k FILE.xz)"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed: decompress it first (unzstd FILE.zst)"),
+    (b"\x93NUMPY", "a NumPy array (.npy), not CSV text: write it as CSV with a header line "
+                   "(numpy.savetxt(OUT, x, delimiter=',', header='a,b,c', comments=''))"),
+    (b"\x89HDF", "an HDF5 file, not CSV text: export the table as CSV"),
+    (b"PAR1", "a Parquet file, not CSV text: convert it "
+              "(pandas.read_parquet(FILE).to_csv(OUT, index=False))"),
+)
+
+
+def binary_problem(start: bytes) -> str | None:
+    """What a file that begins with ``start`` is, when it is a known binary format and not CSV
+    text (None otherwise: text, or UTF-16 text)."""
+    for signature, what in BINARY_FORMATS:
+        if start.startswith(signature):
+            return f"the file is {what}"
+    if start.startswith(b"PK\x03\x04"):  # zip: a workbook, a Keras model or another archive
+        if any(name in start for name in (b"config.json", b"metadata.json", b"model.weights")):
+            return ("the file is a Keras model (.keras), not CSV data: give the CSV it was "
+                    "trained on, or export the model (vigil export MODEL.keras -o MODEL.onnx)")
+        if any(name in start for name in (b"xl/", b"[Content_Types]", b"mimetype", b"docProps")):
+            return WORKBOOK_PROBLEM
+        return f"{WORKBOOK_PROBLEM}; if it is another zip archive, unzip it first (unzip FILE)"
+    if start.startswith(WORKBOOK_SIGNATURES):
+        return WORKBOOK_PROBLEM
+    if start[:1] == b"\x08" and start[2:3] == b"\x12":  # ONNX's protobuf: ir_version, producer
+        return ("the file is an ONNX model, not CSV data: give the model as MODEL and the CSV "
+                "as the data")
+    if b"\x00" in start and not looks_utf16(start):
+        return "the file is binary (it holds NUL bytes), not CSV text: give a CSV file"
+    return None
+
+
+def looks_utf16(start: bytes) -> bool:
+    """Whether ``start`` is UTF-16 text: a byte-order mark, or NUL bytes at every other
+    position (ASCII characters in UTF-16), not scattered as in binary files."""
+    if start[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return True
+    if len(start) < 4:
+        return False
+    even, odd = start[0::2], start[1::2]
+    share = max(even.count(0) / len(even), odd.count(0) / len(odd))
+    other = min(even.count(0) / len(even), odd.count(0) / len(odd))
+    return share > 0.5 and other < 0.1
 
 
 def _encoding_fix(utf16: bool) -> str:
@@ -423,6 +475,13 @@ def read_table(
     source = str(path)
     options = dict(features=features, time_column=time_column, label_column=label_column,
                    excluded=excluded, require_time=require_time, decimal=decimal)
+    with open(path, "rb") as handle:
+        start = handle.read(4096)
+    problem = binary_problem(start)
+    if problem is None and looks_utf16(start):
+        problem = f"expected UTF-8 text; {_encoding_fix(True)}"
+    if problem is not None:
+        raise ValueError(f"{source}: {problem}")
     try:
         with open(path, encoding="utf-8-sig", newline="") as handle:
             rows, parser = [], None
@@ -440,13 +499,8 @@ def read_table(
                                      f"another label column (--label-column)")
                 rows.append(row)
     except UnicodeDecodeError as error:
-        with open(path, "rb") as handle:
-            start = handle.read(4096)
-        if start.startswith(WORKBOOK_SIGNATURES):
-            raise ValueError(f"{source}: {WORKBOOK_PROBLEM}") from None
-        utf16 = start[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in start
         raise ValueError(f"{source}: expected a UTF-8 text CSV file; {error}; "
-                         f"{_encoding_fix(utf16)}") from None
+                         f"{_encoding_fix(False)}") from None
     if parser is None:
         raise ValueError(f"{source}: the file is empty; expected a header line and data rows")
     if not rows:
@@ -472,7 +526,10 @@ def fill_gaps(values: np.ndarray, max_gap: int, source: str, features: Sequence[
         if not missing.any():
             continue
         if missing.all():
-            raise ValueError(f"{source}: column {features[j]!r} has no numeric value at all")
+            others = [f for f in features if f != features[j]]
+            fix = (f": leave it out (--features {','.join(others)} in training)" if others
+                   else "")
+            raise ValueError(f"{source}: column {features[j]!r} has no numeric value at all{fix}")
         for start, stop in runs(missing):
             if stop - start > max_gap:
                 raise ValueError(
