@@ -284,3 +284,30 @@ def test_a_model_replaced_in_a_folder_this_user_cannot_write_is_refused_first(tm
     with pytest.raises(ValueError, match=r"replaced through a temporary file beside it, but its "
                                          r"folder .* is not writable"):
         output.check_writable(model, "--output", replaced=True)
+
+
+def test_sentinel_readings_in_the_held_out_rows_are_named_before_training(tmp_path, caplog):
+    from vigil.training.sensor_data import DataOptions, prepare
+
+    steps = np.arange(400)
+    values = np.stack([np.sin(steps / 5), np.cos(steps / 7)], axis=1)
+    rng = np.random.default_rng(2)
+    values += rng.normal(0, 0.05, values.shape)
+
+    def write(name, row, value):
+        cells = values.copy()
+        cells[row, 0] = value
+        path = tmp_path / name
+        path.write_text("timestamp,a,b\n" + "".join(f"{i},{a:.4f},{b:.4f}\n"
+                                                    for i, (a, b) in enumerate(cells)))
+        return path
+
+    caplog.set_level("WARNING", logger="vigil")
+    prepare(write("clean.csv", 350, values[350, 0]), DataOptions(window=16))
+    assert "held-out reading" not in caplog.text
+    prepare(write("sentinel.csv", 350, -9999), DataOptions(window=16))  # in the last quarter
+    assert ("1 held-out reading(s) lie more than 1000 spreads" in caplog.text
+            and "sentinel.csv data row 351 column 'a': -9999" in caplog.text)
+    with pytest.raises(ValueError, match=r"huge.csv, data row 351, column 'a': 1e\+30 in the "
+                                         r"held-out rows .* a sentinel code"):
+        prepare(write("huge.csv", 350, 1e30), DataOptions(window=16))

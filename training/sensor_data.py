@@ -274,6 +274,54 @@ def sentinel_readings(rows: np.ndarray, features: Sequence[str]) -> list[str]:
     return found
 
 
+HELD_OUT_CELLS_NAMED = 3
+
+
+def _check_held_out_readings(tables: Sequence[Table], train_rows: np.ndarray,
+                             validation_fraction: float, roles: Sequence[str]) -> None:
+    """Held-out normal rows set the score's statistics and the threshold: a reading far beyond
+    every training row (a sentinel code such as -9999 left in the data) inflates them until
+    nothing alarms. A warning names such cells (``SENTINEL_SPREADS`` spreads of the training
+    rows from their median); one of a sentinel's size (``SENTINEL_MAGNITUDE``), whose squared
+    distances overflow, is refused before training. Only scored features are warned about:
+    a status or constant column (``roles``) changes by whole steps."""
+    finite = np.where(np.isfinite(train_rows), train_rows, np.nan)
+    median = np.nanmedian(finite, axis=0)
+    spread = np.maximum(np.maximum(1.4826 * np.nanmedian(np.abs(finite - median), axis=0),
+                                   np.nanstd(finite, axis=0)), 1e-12)
+    named: list[str] = []
+    far_cells = 0
+    for table in tables:
+        split = int(round(len(table) * (1 - validation_fraction)))
+        held = table.values[split:].astype(np.float64)
+        if table.labels is not None:  # a labeled anomaly may lie anywhere
+            held = np.where(table.labels[split:, None], np.nan, held)
+        with np.errstate(invalid="ignore"):
+            far = np.abs(held - median) > SENTINEL_SPREADS * spread
+        huge = far & (np.abs(held) >= SENTINEL_MAGNITUDE)
+        if huge.any():
+            row, column = np.argwhere(huge)[0]
+            raise ValueError(
+                f"{table.source}, data row {split + row + 1}, column "
+                f"{table.features[column]!r}: {held[row, column]:g} in the held-out rows (the "
+                f"last {validation_fraction:g} of the file), where the training rows lie within "
+                f"{np.nanmin(finite[:, column]):g} .. {np.nanmax(finite[:, column]):g}: a sentinel "
+                "code ('no value')? It would set the threshold's statistics; blank those cells "
+                "(they are then filled as gaps) or drop the rows, and train again")
+        far &= np.array([role == SCORED for role in roles])
+        far_cells += int(far.sum())
+        for row, column in np.argwhere(far)[:HELD_OUT_CELLS_NAMED - len(named)]:
+            named.append(f"{Path(table.source).name} data row {split + row + 1} column "
+                         f"{table.features[column]!r}: {held[row, column]:g}")
+    if named:
+        log.warning("%d held-out reading(s) lie more than %g spreads of the training rows from "
+                    "their median (%s%s); held-out rows set the score's statistics and the "
+                    "threshold, so a sentinel code ('no value', e.g. -9999) left there can keep "
+                    "every alarm off: blank such cells (they are filled as gaps) or drop the rows",
+                    far_cells, SENTINEL_SPREADS, "; ".join(named),
+                    "; ..." if far_cells > len(named) else "")
+
+
 def prepare(data: str | Path | Sequence[Path], options: DataOptions,
             scored_rows: int | None = None) -> SensorData:
     """Split each file chronologically, fit normalization on normal training rows, cut windows.
@@ -360,6 +408,7 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions,
                     "again", data, line)
     mean, std = standardization(rows, options.relative_std_floor)
     roles = feature_roles(rows, mean)
+    _check_held_out_readings(tables, rows, options.validation_fraction, roles)
     if all(np.ptp(column) == 0 for column in rows.T):
         raise ValueError(f"every feature is constant in the normal training rows "
                          f"({', '.join(f'{f}={v:g}' for f, v in zip(tables[0].features, rows[0]))}"

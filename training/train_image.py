@@ -144,7 +144,10 @@ def load_images(items: Sequence[LabeledImage], size: int, color: str
     images, masks = [], []
     for item in items:
         image = read_image(item.path)
-        images.append(convert_frame(image, size, size, color))
+        try:
+            images.append(convert_frame(image, size, size, color))
+        except ValueError as error:
+            raise ValueError(f"{item.path}: {error}; leave the image out of the folder") from None
         mask = read_mask(item.mask, image.shape)
         masks.append(cv2.resize(mask.astype(np.uint8), (size, size),
                                 interpolation=cv2.INTER_NEAREST).astype(bool))
