@@ -425,3 +425,12 @@ def test_a_ray_cluster_that_cannot_be_joined_is_an_input_error(sensor_artifacts,
     err = capsys.readouterr().err
     assert "--ray auto: no Ray cluster could be joined" in err and "ray start --head" in err
     assert not out.exists()
+
+
+def test_a_full_disk_names_the_item_and_how_to_continue(sensor_artifacts, csv_folder, capsys):
+    if not Path("/dev/full").exists():
+        pytest.skip("/dev/full (a device that is always full) exists on Linux only")
+    assert cli.main(["batch", str(sensor_artifacts.fp32), str(csv_folder), "--jsonl",
+                     "/dev/full"]) == cli.EXIT_OUTPUT
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and ".csv lost" in err and "--resume" in err

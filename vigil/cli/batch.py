@@ -434,10 +434,10 @@ def run_batch(model: str | Path, items: Sequence[WorkItem], out, use_ray: bool =
     results = (score_on_ray(model, items, ray_address, workers, threads, reading) if use_ray
                else score_locally(model, items, threads, reading))
     totals = {"items": len(items), "lines": 0, "skipped": 0, "files_skipped": 0, "errors": []}
-    for text, summary in results:
+    for item, (text, summary) in zip(items, results):
         interrupts.check()  # a stop request between items: this item's lines are not written
         for line in text.splitlines():
-            out.write_line(line)  # written by the same JsonLines code in the worker
+            out.write_line(line, mark=item.name)  # written by the same code in the worker
             totals["lines"] += 1
         totals["skipped"] += summary.get("rows_skipped", summary.get("skipped", 0)) or 0
         totals["files_skipped"] += summary.get("files_skipped", 0)

@@ -800,7 +800,7 @@ def _batch(args) -> int:
     from vigil.cli.batch import Reading, plan_batch, resume_point, run_batch
     from vigil.runtime import load
     from vigil.runtime.core.interrupts import waiting
-    from vigil.runtime.core.output import JsonLines, refuse_inputs_as_output
+    from vigil.runtime.core.output import JsonLines, OutputError, refuse_inputs_as_output
 
     given = [flag for flag, used in (("--append", args.append), ("--overwrite", args.overwrite),
                                      ("--resume", args.resume)) if used]
@@ -854,6 +854,10 @@ def _batch(args) -> int:
             _error_line(f"interrupted after {out.lines_written} lines were written to "
                         f"{args.jsonl}; {advice}", args.log_json)
             return EXIT_INTERRUPTED
+        except OutputError as error:  # a full disk: the items before the failed one are whole
+            _error_line(f"{error}; once it can be written, the same command with --resume "
+                        "continues after the items written whole", args.log_json)
+            return EXIT_OUTPUT
         out.commit()  # every input was read: the output exists even without a line
     if resumed:
         summary["resumed"] = {"items_done_before": resumed.items_done,
