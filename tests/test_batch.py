@@ -198,14 +198,14 @@ def test_ctrl_c_says_how_to_resume_and_resume_finishes_the_file(sensor_artifacts
 
     model, whole, out = str(sensor_artifacts.fp32), tmp_path / "whole.jsonl", tmp_path / "o.jsonl"
     assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(whole)]) == 0
-    score = batch_module.Scorer.score
+    score = batch_module.Scorer.score_into
 
-    def ctrl_c_while_scoring_day1(self, item):
+    def ctrl_c_while_scoring_day1(self, item, out):
         if item.name.endswith("day1.csv"):
             os.kill(os.getpid(), signal.SIGINT)  # recorded; honoured at the next safe point
-        return score(self, item)
+        return score(self, item, out)
 
-    monkeypatch.setattr(batch_module.Scorer, "score", ctrl_c_while_scoring_day1)
+    monkeypatch.setattr(batch_module.Scorer, "score_into", ctrl_c_while_scoring_day1)
     # a safe point every 100 rows, so that the stop lands inside day1.csv, as in a long file
     monkeypatch.setattr("vigil.runtime.sensor.scoring.CHUNK_ROWS", 100)
     capsys.readouterr()
@@ -214,15 +214,15 @@ def test_ctrl_c_says_how_to_resume_and_resume_finishes_the_file(sensor_artifacts
     sources = {json.loads(line)["source"] for line in out.read_text().splitlines()}
     assert sources == {str(csv_folder / "day0.csv")}  # day0 whole, nothing of day1
     assert whole.read_text().startswith(out.read_text())
-    monkeypatch.setattr(batch_module.Scorer, "score", score)
+    monkeypatch.setattr(batch_module.Scorer, "score_into", score)
     assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(out), "--resume"]) == 0
     assert out.read_bytes() == whole.read_bytes()
     # stopped before its first item was whole: the earlier file is as it was, and said so
-    def ctrl_c_at_once(self, item):
+    def ctrl_c_at_once(self, item, out):
         os.kill(os.getpid(), signal.SIGINT)
-        return score(self, item)
+        return score(self, item, out)
 
-    monkeypatch.setattr(batch_module.Scorer, "score", ctrl_c_at_once)
+    monkeypatch.setattr(batch_module.Scorer, "score_into", ctrl_c_at_once)
     assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(out), "--overwrite"]) == 130
     assert "is as it was; run the same command again" in capsys.readouterr().err
     assert out.read_bytes() == whole.read_bytes()
@@ -434,3 +434,24 @@ def test_a_full_disk_names_the_item_and_how_to_continue(sensor_artifacts, csv_fo
                      "/dev/full"]) == cli.EXIT_OUTPUT
     err = capsys.readouterr().err
     assert "No space left on device" in err and ".csv lost" in err and "--resume" in err
+
+
+def test_an_items_lines_wait_in_a_temporary_file_past_the_spool_size(sensor_artifacts,
+                                                                     csv_folder, tmp_path,
+                                                                     monkeypatch):
+    """A long file's lines are handed on whole, from disk past SPOOL_BYTES: the same file."""
+    model = str(sensor_artifacts.fp32)
+    assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(tmp_path / "a.jsonl")]) == 0
+    monkeypatch.setattr(batch_module, "SPOOL_BYTES", 1024)
+    spooled = []
+    real = batch_module.tempfile.SpooledTemporaryFile
+
+    def watched(*args, **kwargs):
+        spool = real(*args, **kwargs)
+        spooled.append(spool)
+        return spool
+
+    monkeypatch.setattr(batch_module.tempfile, "SpooledTemporaryFile", watched)
+    assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(tmp_path / "b.jsonl")]) == 0
+    assert (tmp_path / "b.jsonl").read_bytes() == (tmp_path / "a.jsonl").read_bytes()
+    assert len(spooled) == 3 and all(s._rolled for s in spooled)  # each item went to disk

@@ -16,14 +16,16 @@ import itertools
 import json
 import logging
 import os
+import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import IO, Any, Callable, Iterable, Iterator, Sequence
 
 from vigil.runtime.core import interrupts
 
 IMAGES_PER_ITEM = 64
+SPOOL_BYTES = 16 << 20  # an item's lines beyond this wait in a temporary file ($TMPDIR), not memory
 
 log = logging.getLogger("vigil")
 
@@ -140,24 +142,33 @@ class Scorer:
             self.detector.spec = replace(self.detector.spec, likelihood=None)
 
     def score(self, item: WorkItem) -> tuple[str, dict]:
-        """(the JSON lines of ``item``, its summary). A file that cannot be scored (skipped
-        when the batch was planned, or gone or changed since) gives no line and its reason."""
+        """(the JSON lines of ``item``, its summary)."""
+        text = io.StringIO()
+        summary = self.score_into(item, text)
+        return text.getvalue(), summary
+
+    def score_into(self, item: WorkItem, out: IO[str]) -> dict:
+        """Write the JSON lines of ``item`` to ``out``; its summary. A file that cannot be scored
+        (skipped when the batch was planned, or gone or changed since) gives no line and its
+        reason."""
         if item.skip is not None:
-            return "", {"errors": [f"skipped: {item.skip}"], "files_skipped": 1}
+            return {"errors": [f"skipped: {item.skip}"], "files_skipped": 1}
+        start = out.tell()
         try:
-            return self._score(item)
+            return self._score(item, out)
         except (ValueError, OSError) as error:  # the file went or changed since it was checked
+            out.seek(start)
+            out.truncate()  # the lines of a file that failed part-way are not kept
             reason = str(error) if isinstance(error, ValueError) else \
                 f"{item.name}: cannot be read ({error.strerror or error})"
             log.error("skipped: %s; the other items go on", reason)
-            return "", {"errors": [f"skipped: {reason}"], "files_skipped": 1}
+            return {"errors": [f"skipped: {reason}"], "files_skipped": 1}
 
-    def _score(self, item: WorkItem) -> tuple[str, dict]:
+    def _score(self, item: WorkItem, out: IO[str]) -> dict:
         from vigil.runtime.camera.scoring import score_frames
         from vigil.runtime.camera.sources import ImageFiles, VideoFile
         from vigil.runtime.sensor.scoring import score_source
 
-        out = io.StringIO()
         summary: Any
         if item.kind == "csv":
             header = list(self.reading.header) if self.reading.header else None
@@ -174,7 +185,7 @@ class Scorer:
             # the scoring loop ends an item at Ctrl-C with what it had: the item is not whole,
             # so the batch stops here and its lines are not written (--resume scores it again)
             raise KeyboardInterrupt
-        return out.getvalue(), summary.to_json()
+        return summary.to_json()
 
     def __call__(self, batch: dict) -> dict:
         """Ray Data's entry: a batch of JSON-encoded items in, their lines and summaries out."""
@@ -197,11 +208,17 @@ def _bound_scorer(model: str, threads: int | None, reading: Reading) -> type:
 
 
 def score_locally(model: Path, items: Sequence[WorkItem], threads: int | None,
-                  reading: Reading) -> Iterator[tuple[str, dict]]:
-    """The single-process path: every item in turn, in this process."""
+                  reading: Reading) -> Iterator[tuple[Iterable[str], dict]]:
+    """The single-process path: every item in turn, in this process. An item's lines are
+    handed on once it is whole; past ``SPOOL_BYTES`` they wait in a temporary file, so that a
+    year of readings in one CSV does not wait in memory."""
     scorer = Scorer(str(model), threads, reading)
     for item in items:
-        yield scorer.score(item)
+        with tempfile.SpooledTemporaryFile(SPOOL_BYTES, mode="w+", encoding="utf-8",
+                                           newline="\n") as spool:
+            summary = scorer.score_into(item, spool)
+            spool.seek(0)
+            yield (line.rstrip("\n") for line in spool), summary
 
 
 def score_on_ray(model: Path, items: Sequence[WorkItem], address: str | None,
@@ -434,9 +451,9 @@ def run_batch(model: str | Path, items: Sequence[WorkItem], out, use_ray: bool =
     results = (score_on_ray(model, items, ray_address, workers, threads, reading) if use_ray
                else score_locally(model, items, threads, reading))
     totals = {"items": len(items), "lines": 0, "skipped": 0, "files_skipped": 0, "errors": []}
-    for item, (text, summary) in zip(items, results):
+    for item, (lines, summary) in zip(items, results):
         interrupts.check()  # a stop request between items: this item's lines are not written
-        for line in text.splitlines():
+        for line in lines.splitlines() if isinstance(lines, str) else lines:
             out.write_line(line, mark=item.name)  # written by the same code in the worker
             totals["lines"] += 1
         totals["skipped"] += summary.get("rows_skipped", summary.get("skipped", 0)) or 0
