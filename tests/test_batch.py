@@ -433,7 +433,8 @@ def test_a_full_disk_names_the_item_and_how_to_continue(sensor_artifacts, csv_fo
     assert cli.main(["batch", str(sensor_artifacts.fp32), str(csv_folder), "--jsonl",
                      "/dev/full"]) == cli.EXIT_OUTPUT
     err = capsys.readouterr().err
-    assert "No space left on device" in err and ".csv lost" in err and "--resume" in err
+    assert "No space left on device" in err and "the batch stopped at" in err
+    assert ".csv" in err and "--resume" in err
 
 
 def test_an_items_lines_wait_in_a_temporary_file_past_the_spool_size(sensor_artifacts,
@@ -455,3 +456,41 @@ def test_an_items_lines_wait_in_a_temporary_file_past_the_spool_size(sensor_arti
     assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(tmp_path / "b.jsonl")]) == 0
     assert (tmp_path / "b.jsonl").read_bytes() == (tmp_path / "a.jsonl").read_bytes()
     assert len(spooled) == 3 and all(s._rolled for s in spooled)  # each item went to disk
+
+
+def test_a_full_temporary_folder_stops_the_batch_before_the_item(sensor_artifacts, csv_folder,
+                                                                 tmp_path, monkeypatch, capsys):
+    """An item's lines that cannot be held in $TMPDIR are not handed on cut short: exit 4."""
+    import errno
+
+    monkeypatch.setattr(batch_module, "SPOOL_BYTES", 1024)
+    real = batch_module.tempfile.SpooledTemporaryFile
+
+    class Full(real):
+        def write(self, text):
+            if self.tell() > 4096:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return super().write(text)
+
+    monkeypatch.setattr(batch_module.tempfile, "SpooledTemporaryFile", Full)
+    out = tmp_path / "out.jsonl"
+    assert cli.main(["batch", str(sensor_artifacts.fp32), str(csv_folder), "--jsonl",
+                     str(out)]) == cli.EXIT_OUTPUT
+    err = capsys.readouterr().err
+    assert "could not be held in a temporary file" in err and "TMPDIR" in err
+    assert "day0.csv" in err and "--resume" in err
+    assert not out.exists() or not out.read_text()  # no item handed on cut short
+
+
+def test_an_output_beside_recordings_is_no_frame(tiny_image_artifact, tmp_path):
+    from test_sources import write_video
+
+    recordings = tmp_path / "recordings"
+    recordings.mkdir()
+    write_video(recordings / "cam1.avi", 3)
+    out = recordings / "results.jsonl"  # a folder of videos reads only videos and images
+    assert cli.main(["batch", str(tiny_image_artifact), str(recordings), "--jsonl",
+                     str(out)]) == 0
+    assert cli.main(["batch", str(tiny_image_artifact), str(recordings), "--jsonl",
+                     str(out), "--overwrite"]) == 0
+    assert len(_lines(out)) == 3

@@ -487,6 +487,21 @@ def test_training_options_that_would_do_nothing_are_refused(args, message, tmp_p
     assert not (tmp_path / "m.keras").exists()
 
 
+def test_supervised_k_sets_the_gaussian_fallback_and_is_accepted(tmp_path, monkeypatch):
+    pytest.importorskip("tensorflow")
+    from vigil.training import train_supervised
+
+    def reached(*args, **kwargs):
+        raise RuntimeError("training reached")
+
+    monkeypatch.setattr(train_supervised, "train_supervised", reached)
+    data = tmp_path / "d.csv"
+    data.write_text("a,anomaly\n1,0\n")
+    with pytest.raises(RuntimeError, match="training reached"):
+        cli.main(["train", "sensor", str(data), "-o", str(tmp_path / "m.keras"), "--supervised",
+                  "--k", "4"])
+
+
 def test_image_and_export_options_that_would_do_nothing_are_refused(tmp_path, capsys):
     pytest.importorskip("tensorflow")
     (tmp_path / "good").mkdir()

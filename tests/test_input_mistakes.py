@@ -212,6 +212,9 @@ def test_newest_first_rows_are_refused_and_a_step_back_is_named(tmp_path, caplog
     with pytest.raises(ValueError, match=r"desc.csv: its rows run back in time .* sort the file "
                                          r"oldest first"):
         load_tables(newest_first, DataOptions())
+    repeated = [stamps[i // 4] for i in range(300)][::-1]  # 4 readings a second, newest first
+    with pytest.raises(ValueError, match="its rows run back in time"):
+        load_tables(_timed(tmp_path / "repeated.csv", repeated), DataOptions())
     glitch = stamps[:100] + [stamps[50]] + stamps[101:]  # one clock step back, as NAB has
     caplog.set_level("WARNING", logger="vigil")
     load_tables(_timed(tmp_path / "glitch.csv", glitch), DataOptions())
@@ -243,6 +246,8 @@ def test_an_unnamed_column_with_values_is_named_and_causes_of_too_few_windows_ar
         prepare(labeled, DataOptions(window=16))
     with pytest.raises(ValueError, match=r"a smaller `stride` \(now 60\)"):
         prepare(trailing, DataOptions(window=16, stride=60))
+    with pytest.raises(ValueError, match=r"use more rows or a smaller `window`"):
+        prepare(trailing, DataOptions(window=160, stride=2))  # 150 training rows: no window
 
 
 def test_overlapping_image_folders_are_refused(tmp_path):

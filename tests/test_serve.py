@@ -219,3 +219,16 @@ def test_start_up_mistakes_are_named_before_ray_starts(tmp_path, capsys, monkeyp
     err = capsys.readouterr().err
     assert f"--port {port}: cannot listen there" in err and "give another --port" in err
     assert not started
+    from vigil.cli.serve import _check_port_free
+
+    server = socket.socket()  # a port left in TIME_WAIT by a server (Ray Serve's proxy, which
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # reuses addresses) that
+    server.bind(("127.0.0.1", 0))                                 # stopped first
+    server.listen()
+    port = server.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = server.accept()
+    accepted.close()
+    server.close()
+    client.close()
+    _check_port_free("127.0.0.1", port)  # free to a server that reuses the address, as Ray's

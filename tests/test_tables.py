@@ -313,3 +313,5 @@ def test_other_files_given_as_csv_are_named_with_their_fix(tmp_path):
         assert len(lines) == 1 and says in lines[0].problem
     (tmp_path / "u8.csv").write_text(text)
     assert read_table(tmp_path / "u8.csv").values.shape == (50, 2)
+    (tmp_path / "par.csv").write_text("PAR1,PAR2\n1,2\n3,4\n")  # text that begins like Parquet
+    assert read_table(tmp_path / "par.csv").features == ("PAR1", "PAR2")

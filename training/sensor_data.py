@@ -223,8 +223,8 @@ def _check_time_order(table: Table) -> None:
     first = None
     for i in starts:
         a, b = time_key(times[i]), time_key(times[i + 1])
-        if a is None or b is None or a[0] != b[0]:
-            continue
+        if a is None or b is None or a[0] != b[0] or a[1] == b[1]:
+            continue  # rows of the same time (several readings a second) say nothing of order
         compared += 1
         if b[1] < a[1]:
             backward += 1
@@ -384,7 +384,8 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions,
             fix = (f"{labeled} of the {rows} training rows are labeled anomalous, and a window "
                    "with one is never trained on: check the label column (1 or a word such as "
                    "'anomaly' marks an anomaly; --label-column names another) or the labels file")
-        elif stride > 1:
+        elif stride > 1 and any(round(len(t) * (1 - options.validation_fraction)) >= w
+                                for t in tables):
             fix = f"use more rows, or a smaller `stride` (now {stride})"
         else:
             fix = "use more rows or a smaller `window`"

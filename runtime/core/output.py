@@ -426,7 +426,9 @@ class JsonLines:
                       f"line{'s' if count != 1 else ''} up to {mark} lost; {self.lines_written} "
                       f"written, {where}{cut}")
         if self.on_error == "stop":
-            raise OutputError(self.error)
+            failure = OutputError(self.error)
+            failure.reason = reason  # what the system said, for callers that word their own
+            raise failure
         if not self._failing:
             log.error("%s; scoring goes on (on_error=continue)", self.error)
             self._failing = True

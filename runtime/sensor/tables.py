@@ -147,7 +147,11 @@ BINARY_FORMATS = (
 
 def binary_problem(start: bytes) -> str | None:
     """What a file that begins with ``start`` is, when it is a known binary format and not CSV
-    text (None otherwise: text, or UTF-16 text)."""
+    text (None otherwise: text, or UTF-16 text). Text never holds control bytes other than tab,
+    line and page breaks, so a header that happens to begin like a signature (``PAR1,PAR2``)
+    stays text."""
+    if not any(byte < 9 or 13 < byte < 32 or byte == 127 for byte in start[:1024]):
+        return None
     for signature, what in BINARY_FORMATS:
         if start.startswith(signature):
             return f"the file is {what}"

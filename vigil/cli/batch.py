@@ -185,6 +185,13 @@ class Scorer:
             # the scoring loop ends an item at Ctrl-C with what it had: the item is not whole,
             # so the batch stops here and its lines are not written (--resume scores it again)
             raise KeyboardInterrupt
+        if summary.stopped == "output_failed":  # the temporary file that holds its lines
+            from vigil.runtime.core.output import OutputError
+
+            raise OutputError(f"the lines of {item.name!r} could not be held in a temporary "
+                              f"file in {tempfile.gettempdir()!r} ($TMPDIR; "
+                              f"{summary.last_error}): free space there or set TMPDIR to a "
+                              "folder with room; the batch stopped before that item")
         return summary.to_json()
 
     def __call__(self, batch: dict) -> dict:
@@ -446,6 +453,8 @@ def run_batch(model: str | Path, items: Sequence[WorkItem], out, use_ray: bool =
               threads: int | None = 1, reading: Reading = Reading()) -> dict:
     """Score ``items`` (``plan_batch``) with ``model`` and write their lines to ``out`` (a
     ``JsonLines``); returns the run's summary (items, lines, seconds, throughput, errors)."""
+    from vigil.runtime.core.output import OutputError
+
     model = Path(model)
     started = time.perf_counter()
     results = (score_on_ray(model, items, ray_address, workers, threads, reading) if use_ray
@@ -453,9 +462,15 @@ def run_batch(model: str | Path, items: Sequence[WorkItem], out, use_ray: bool =
     totals = {"items": len(items), "lines": 0, "skipped": 0, "files_skipped": 0, "errors": []}
     for item, (lines, summary) in zip(items, results):
         interrupts.check()  # a stop request between items: this item's lines are not written
-        for line in lines.splitlines() if isinstance(lines, str) else lines:
-            out.write_line(line, mark=item.name)  # written by the same code in the worker
-            totals["lines"] += 1
+        try:
+            for line in lines.splitlines() if isinstance(lines, str) else lines:
+                out.write_line(line, mark=item.name)  # written by the same code in the worker
+                totals["lines"] += 1
+        except OutputError as error:
+            raise OutputError(f"{out.name!r} could not be written "
+                              f"({getattr(error, 'reason', error)}); the batch stopped at "
+                              f"{item.name!r}: {out.lines_written} lines were written, the "
+                              "items before it whole") from None
         totals["skipped"] += summary.get("rows_skipped", summary.get("skipped", 0)) or 0
         totals["files_skipped"] += summary.get("files_skipped", 0)
         totals["errors"] += summary.get("errors", [])

@@ -186,7 +186,8 @@ def cmd_train_sensor(args) -> int:
         raise ValueError("--no-class-weight applies to --supervised training; leave it out")
     architecture = args.architecture or defaults.model.architecture.value
     _refuse_unused(args, [
-        *_threshold_rules(args, "f1" if args.supervised else "gaussian"),
+        *_threshold_rules(args, "f1" if args.supervised else "gaussian",
+                          gaussian_fallback=args.supervised),
         (("latent",), architecture not in AUTOENCODERS,
          f"the autoencoders (--architecture {', '.join(AUTOENCODERS)}); this run trains "
          f"{architecture}"),
@@ -257,9 +258,11 @@ def _refuse_unused(args, rules) -> None:
 AUTOENCODERS = ("lstm-ae", "gru-ae", "conv-lstm-ae")
 
 
-def _threshold_rules(args, default_method: str) -> list:
+def _threshold_rules(args, default_method: str, gaussian_fallback: bool = False) -> list:
+    """``gaussian_fallback``: the F1-optimal threshold falls back to a Gaussian one (with --k)
+    when the validation part holds no labeled anomaly, as supervised training's does."""
     method = args.threshold_method or default_method
-    return [(("k",), method != "gaussian",
+    return [(("k",), method != "gaussian" and not (gaussian_fallback and method == "f1"),
              f"--threshold-method gaussian; this run's is {method}"),
             (("q",), method != "percentile",
              f"--threshold-method percentile; this run's is {method}")]
@@ -819,7 +822,10 @@ def _batch(args) -> int:
                            check=lambda kind, given: _refuse_other_kind(args.model, kind, given),
                            detector=detector)
         if detector.spec.kind == "image":
-            _refuse_outputs_in_image_folders(args, [i for i in args.inputs if Path(i).is_dir()])
+            # a folder of recordings reads only videos and images: other files are not frames
+            _refuse_outputs_in_image_folders(args, [
+                given for given in args.inputs if Path(given).is_dir()
+                and not any(i.kind == "video" and i.given == given for i in items)])
         refuse_inputs_as_output(args.jsonl, [args.model, *args.inputs,
                                              *[p for i in items for p in i.paths]], "--jsonl")
         resumed = None
@@ -855,7 +861,7 @@ def _batch(args) -> int:
                         f"{args.jsonl}; {advice}", args.log_json)
             return EXIT_INTERRUPTED
         except OutputError as error:  # a full disk: the items before the failed one are whole
-            _error_line(f"{error}; once it can be written, the same command with --resume "
+            _error_line(f"{error}; once there is room, the same command with --resume "
                         "continues after the items written whole", args.log_json)
             return EXIT_OUTPUT
         out.commit()  # every input was read: the output exists even without a line

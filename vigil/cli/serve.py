@@ -280,6 +280,8 @@ def _check_port_free(host: str, port: int) -> None:
                          "an IP address or a name it resolves, e.g. 127.0.0.1") from None
     family, kind, proto, _, address = infos[0]
     with socket.socket(family, kind, proto) as probe:
+        # as Ray Serve's proxy binds: a port in TIME_WAIT after a restart is free to it
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(address)
         except OSError as error:
