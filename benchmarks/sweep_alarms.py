@@ -95,7 +95,18 @@ def grid() -> list[Policy]:
             if (memory, quantile, factor, rearm) == (1000, 0.99, 2.0, 0):  # and the likelihood,
                 for z in (3.5, 4.27, 5.0, 6.0):                           # swept last
                     policies.append(Policy(k, hold, spec, rearm=rearm, likelihood_z=z))
-    return policies
+    # around the default, with the likelihood: k, hold and re-arm again (added 2026-12-05, after
+    # the held-out windows stopped scoring training rows: docs/quality.md, "Alarm policy swept
+    # again")
+    spec = AdaptiveThresholdSpec(1000, 1000, quantile=0.99, factor=2.0)
+    for k, hold, rearm, z in itertools.product((4.0, 4.5, 5.0, 5.5, 6.0), (0, 10, 20, 50),
+                                               (0, 50, 100), (4.27, 5.0)):
+        policies.append(Policy(k, hold, spec, rearm=rearm, likelihood_z=z))
+    policies.append(Policy(5.0, 10, spec, likelihood_z=4.27, likelihood_level=None))
+    unique: dict[str, Policy] = {}
+    for policy in policies:
+        unique.setdefault(policy.name, policy)
+    return list(unique.values())
 
 
 def row_decisions(stream: ScoredStream, policy: Policy,
