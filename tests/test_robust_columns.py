@@ -77,3 +77,12 @@ def test_a_sentinel_reading_in_the_training_rows_is_named():
     spiky[100, 0] = 0.03
     spiky[::50, 1] = 5e4  # spikes of a bursty column are readings, however far
     assert sentinel_readings(spiky, ("vibration", "temperature")) == []
+    coded = rows.copy()
+    coded[100, 0] = 0.03
+    coded[7, 1] = -9999  # a logger's "no value" code, far from the rest
+    (line,) = sentinel_readings(coded, ("vibration", "temperature"))
+    assert line.startswith("'temperature': 1 of 500 readings of -9999")
+    near = coded.copy()
+    near[:, 1] = rng.normal(9990, 10, 500)
+    near[7, 1] = 9999  # the code's value among readings of its size: a reading
+    assert sentinel_readings(near, ("vibration", "temperature")) == []

@@ -251,16 +251,22 @@ def _check_time_order(table: Table) -> None:
 # whole were scanned on 2026-12-05; none fires).
 SENTINEL_MAGNITUDE = 1e15
 SENTINEL_SPREADS = 1e3
+# codes that loggers and exports write for "no value": taken for sentinels as well when they lie
+# as far from the rest of the column (none fires on the real sets, training parts or whole
+# files, scanned on 2026-12-05)
+SENTINEL_CODES = (-9999.0, -99999.0, -999999.0, 9999.0, 99999.0, 999999.0, -32768.0, 32767.0,
+                  65535.0)
 
 
 def sentinel_readings(rows: np.ndarray, features: Sequence[str]) -> list[str]:
-    """One line per feature whose normal training rows hold readings of a sentinel's size far
-    from the rest (they set its mean and spread, so the model hardly sees the feature)."""
+    """One line per feature whose normal training rows hold readings of a sentinel's size, or a
+    common sentinel code (-9999, 65535, ...), far from the rest (they set its mean and spread, so
+    the model hardly sees the feature)."""
     found = []
     for j, name in enumerate(features):
         column = rows[:, j].astype(np.float64)
         column = column[np.isfinite(column)]
-        huge = np.abs(column) >= SENTINEL_MAGNITUDE
+        huge = (np.abs(column) >= SENTINEL_MAGNITUDE) | np.isin(column, SENTINEL_CODES)
         if not huge.any() or huge.all():
             continue
         rest = column[~huge]
