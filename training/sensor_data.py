@@ -283,6 +283,11 @@ def sentinel_readings(rows: np.ndarray, features: Sequence[str]) -> list[str]:
 HELD_OUT_CELLS_NAMED = 3
 
 
+def training_rows(table: Table, validation_fraction: float) -> int:
+    """How many of a file's first rows are its training part (the rest is held out)."""
+    return int(round(len(table) * (1 - validation_fraction)))
+
+
 def _check_held_out_readings(tables: Sequence[Table], train_rows: np.ndarray,
                              validation_fraction: float, roles: Sequence[str]) -> None:
     """Held-out normal rows set the score's statistics and the threshold: a reading far beyond
@@ -298,7 +303,7 @@ def _check_held_out_readings(tables: Sequence[Table], train_rows: np.ndarray,
     named: list[str] = []
     far_cells = 0
     for table in tables:
-        split = int(round(len(table) * (1 - validation_fraction)))
+        split = training_rows(table, validation_fraction)
         held = table.values[split:].astype(np.float64)
         if table.labels is not None:  # a labeled anomaly may lie anywhere
             held = np.where(table.labels[split:, None], np.nan, held)
@@ -357,7 +362,7 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions,
     unvalidated: list[str] = []  # files too short after the split for a held-out window
     for table in tables:
         labels = table.labels if table.labels is not None else np.zeros(len(table), dtype=bool)
-        split = int(round(len(table) * (1 - options.validation_fraction)))
+        split = training_rows(table, options.validation_fraction)
         normal_rows.append(table.values[:split][~labels[:split]])
         # Windows are views of the float32 rows until the memory they need is known.
         values = table.values.astype(np.float32)
@@ -382,16 +387,16 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions,
             filled += len(rows)
     validation = np.concatenate(val_parts)
     if len(train) < 8:
-        rows = sum(int(round(len(t) * (1 - options.validation_fraction))) for t in tables)
+        splits = [training_rows(t, options.validation_fraction) for t in tables]
         windows = sum(len(windows) for windows, _ in train_parts)
         if windows - len(train) > len(train):  # most windows touch a labeled row
-            labeled = sum(int(t.labels[:int(round(len(t) * (1 - options.validation_fraction)))]
-                              .sum()) for t in tables if t.labels is not None)
+            rows = sum(splits)
+            labeled = sum(int(t.labels[:split].sum()) for t, split in zip(tables, splits)
+                          if t.labels is not None)
             fix = (f"{labeled} of the {rows} training rows are labeled anomalous, and a window "
                    "with one is never trained on: check the label column (1 or a word such as "
                    "'anomaly' marks an anomaly; --label-column names another) or the labels file")
-        elif stride > 1 and any(round(len(t) * (1 - options.validation_fraction)) >= w
-                                for t in tables):
+        elif stride > 1 and max(splits) >= w:
             fix = f"use more rows, or a smaller `stride` (now {stride})"
         else:
             fix = "use more rows or a smaller `window`"

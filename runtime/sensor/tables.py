@@ -107,12 +107,9 @@ def read_lines(stream: BinaryIO, max_bytes: int = MAX_LINE_BYTES,
         body = raw.rstrip(b"\r\n")
         if first and body.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark
             body = body[3:]
-        problem = binary_problem(body) if first else None
+        problem = not_utf8_text(body) if first else None
         if problem is not None:
             yield Line(None, problem, terminated)
-            return
-        if first and looks_utf16(body):  # NUL bytes decode as UTF-8: its lines would be garbage
-            yield Line(None, f"expected UTF-8 text; {_encoding_fix(True)}", terminated)
             return
         first = False
         try:
@@ -170,6 +167,15 @@ def binary_problem(start: bytes) -> str | None:
     if b"\x00" in start and not looks_utf16(start):
         return "the file is binary (it holds NUL bytes), not CSV text: give a CSV file"
     return None
+
+
+def not_utf8_text(start: bytes) -> str | None:
+    """Why a file that begins with ``start`` cannot be read as UTF-8 CSV text: a known binary
+    format, or UTF-16 (whose NUL bytes decode as UTF-8 into garbage); None when it can."""
+    problem = binary_problem(start)
+    if problem is None and looks_utf16(start):
+        problem = f"expected UTF-8 text; {_encoding_fix(True)}"
+    return problem
 
 
 def looks_utf16(start: bytes) -> bool:
@@ -481,9 +487,7 @@ def read_table(
                    excluded=excluded, require_time=require_time, decimal=decimal)
     with open(path, "rb") as handle:
         start = handle.read(4096)
-    problem = binary_problem(start)
-    if problem is None and looks_utf16(start):
-        problem = f"expected UTF-8 text; {_encoding_fix(True)}"
+    problem = not_utf8_text(start)
     if problem is not None:
         raise ValueError(f"{source}: {problem}")
     try:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator, Sequence
 
 from vigil.runtime.core import interrupts
+from vigil.runtime.core.output import OutputError
 
 IMAGES_PER_ITEM = 64
 SPOOL_BYTES = 16 << 20  # an item's lines beyond this wait in a temporary file ($TMPDIR), not memory
@@ -186,8 +187,6 @@ class Scorer:
             # so the batch stops here and its lines are not written (--resume scores it again)
             raise KeyboardInterrupt
         if summary.stopped == "output_failed":  # the temporary file that holds its lines
-            from vigil.runtime.core.output import OutputError
-
             raise OutputError(f"the lines of {item.name!r} could not be held in a temporary "
                               f"file in {tempfile.gettempdir()!r} ($TMPDIR; "
                               f"{summary.last_error}): free space there or set TMPDIR to a "
@@ -453,8 +452,6 @@ def run_batch(model: str | Path, items: Sequence[WorkItem], out, use_ray: bool =
               threads: int | None = 1, reading: Reading = Reading()) -> dict:
     """Score ``items`` (``plan_batch``) with ``model`` and write their lines to ``out`` (a
     ``JsonLines``); returns the run's summary (items, lines, seconds, throughput, errors)."""
-    from vigil.runtime.core.output import OutputError
-
     model = Path(model)
     started = time.perf_counter()
     results = (score_on_ray(model, items, ray_address, workers, threads, reading) if use_ray
