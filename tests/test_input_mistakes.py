@@ -237,6 +237,10 @@ def test_an_unnamed_column_with_values_is_named_and_causes_of_too_few_windows_ar
     trailing.write_text("timestamp,a,b,\n" + "".join(f"{i},{i % 7},{i % 5},\n"
                                                      for i in range(200)))
     load_tables(trailing, DataOptions())
+    quoted = tmp_path / "quoted.csv"  # a quoted cell holding the separator shifts nothing
+    quoted.write_text("timestamp,a,b,note,\n" + "".join(f'{i},{i % 7},{i % 5},"x, y",\n'
+                                                         for i in range(200)))
+    load_tables(quoted, DataOptions(excluded=("note",)))
     assert "no name" not in caplog.text
     labeled = tmp_path / "labeled.csv"
     labeled.write_text("timestamp,a,b,anomaly\n" + "".join(

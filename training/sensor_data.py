@@ -13,7 +13,7 @@ from vigil.runtime.core.artifact import sha256_of
 from vigil.runtime.sensor.labels import nab_labels, read_labels
 from vigil.runtime.sensor.tables import (DEFAULT_EXCLUDED_COLUMNS, DEFAULT_LABEL_COLUMN, Table,
                                          csv_files, detect_separator, fill_gaps,
-                                         read_table, time_key)
+                                         read_table, split_cells, time_key)
 from vigil.runtime.sensor.windows import sliding_windows
 
 log = logging.getLogger("vigil")
@@ -198,7 +198,7 @@ def _warn_unnamed_columns(path: Path, table: Table, lines: int = 200) -> None:
         separator = detect_separator(header)
         holding = set()
         for _, line in zip(range(lines), handle):
-            cells = line.rstrip("\r\n").split(separator)
+            cells = split_cells(line.rstrip("\r\n"), separator)
             holding.update(i for i in unnamed if i < len(cells) and cells[i].strip())
     if holding:
         numbers = ", ".join(str(i + 1) for i in sorted(holding))

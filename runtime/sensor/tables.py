@@ -452,13 +452,14 @@ def iter_rows(lines: Iterable[str | Line], parser_options: dict, source: str,
                 parser = RowParser(header, source, **parser_options)
                 yield parser, None
             else:
-                parser = RowParser(_split(text, separator), source, **parser_options)
+                parser = RowParser(split_cells(text, separator), source, **parser_options)
                 yield parser, None
                 continue
-        yield parser, parser.parse(_split(text, separator), number)
+        yield parser, parser.parse(split_cells(text, separator), number)
 
 
-def _split(line: str, separator: str) -> list[str]:
+def split_cells(line: str, separator: str) -> list[str]:
+    """One CSV line's cells; a quoted cell may hold the separator."""
     if '"' not in line:
         return line.split(separator)
     try:  # one line at a time: a quoted cell cannot swallow the lines after it
