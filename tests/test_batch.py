@@ -66,9 +66,10 @@ def test_image_folders_are_split_but_numbered_as_one_run(tiny_image_artifact, im
 
 def test_batch_on_a_local_ray_writes_the_same_lines(sensor_artifacts, csv_folder,
                                                     tiny_image_artifact, image_folder, tmp_path,
-                                                    capsys):
+                                                    capsys, monkeypatch):
     require("ray")
     model = str(sensor_artifacts.fp32)
+    monkeypatch.setattr(batch_module, "RAY_CHUNK_CHARS", 3000)  # each file's lines in parts
     assert cli.main(["score", model, str(csv_folder), "--jsonl", str(tmp_path / "s.jsonl")]) == 0
     assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(tmp_path / "r.jsonl"),
                      "--ray", "--workers", "2"]) == 0
@@ -456,6 +457,33 @@ def test_an_items_lines_wait_in_a_temporary_file_past_the_spool_size(sensor_arti
     assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(tmp_path / "b.jsonl")]) == 0
     assert (tmp_path / "b.jsonl").read_bytes() == (tmp_path / "a.jsonl").read_bytes()
     assert len(spooled) == 3 and all(s._rolled for s in spooled)  # each item went to disk
+
+
+def test_a_ray_worker_hands_an_items_lines_on_in_whole_line_parts(sensor_artifacts, csv_folder,
+                                                                   tmp_path, monkeypatch):
+    """On Ray a worker yields an item's lines in parts of about ``part_chars`` (spooled to disk
+    past SPOOL_BYTES, never one string), whole lines each, the summary with the last part."""
+    model = str(sensor_artifacts.fp32)
+    items = batch_module.plan_batch(model, [str(csv_folder)])
+    local = [("".join(line + "\n" for line in lines), summary) for lines, summary
+             in batch_module.score_locally(Path(model), items, 1, batch_module.Reading())]
+    monkeypatch.setattr(batch_module, "SPOOL_BYTES", 1024)
+    scorer = batch_module.Scorer(model)
+    scorer.part_chars = 2000
+    for item, (expected, summary) in zip(items, local):
+        parts = list(scorer({"item": [json.dumps(batch_module.asdict(item))]}))
+        texts = [p["lines"][0] for p in parts]
+        assert len(expected) > 4000 and 1 < len(parts) <= -(-len(expected) // 2000)
+        assert "".join(texts) == expected and all(t.endswith("\n") for t in texts)
+        assert [p["summary"][0] for p in parts[:-1]] == [""] * (len(parts) - 1)
+        timed = ("seconds", "windows_per_s", "frames_per_s")
+        last = json.loads(parts[-1]["summary"][0])
+        assert {k: v for k, v in last.items() if k not in timed} == \
+            {k: v for k, v in summary.items() if k not in timed}
+    empty = batch_module.WorkItem("csv", (str(csv_folder / "gone.csv"),), "gone.csv",
+                                  skip="it went")
+    (only,) = scorer({"item": [json.dumps(batch_module.asdict(empty))]})
+    assert only["lines"] == [""] and json.loads(only["summary"][0])["files_skipped"] == 1
 
 
 def test_a_full_temporary_folder_stops_the_batch_before_the_item(sensor_artifacts, csv_folder,

@@ -11,7 +11,6 @@ and are written by this process. ``latency_ms`` of frames is measured where they
 
 from __future__ import annotations
 
-import io
 import itertools
 import json
 import logging
@@ -27,6 +26,7 @@ from vigil.runtime.core.output import OutputError
 
 IMAGES_PER_ITEM = 64
 SPOOL_BYTES = 16 << 20  # an item's lines beyond this wait in a temporary file ($TMPDIR), not memory
+RAY_CHUNK_CHARS = 8 << 20  # on Ray, a worker hands an item's lines on in parts of about this size
 
 log = logging.getLogger("vigil")
 
@@ -131,6 +131,8 @@ class Reading:
 class Scorer:
     """Scores work items with one detector (a Ray Data worker holds one of these)."""
 
+    part_chars = RAY_CHUNK_CHARS  # on Ray: an item's lines are handed on in parts of this size
+
     def __init__(self, model: str, threads: int | None = 1,
                  reading: Reading = Reading()) -> None:
         from vigil.runtime import load
@@ -141,12 +143,6 @@ class Scorer:
             self.detector.threshold = reading.threshold
         if not reading.likelihood and self.detector.spec.kind == "sensor":
             self.detector.spec = replace(self.detector.spec, likelihood=None)
-
-    def score(self, item: WorkItem) -> tuple[str, dict]:
-        """(the JSON lines of ``item``, its summary)."""
-        text = io.StringIO()
-        summary = self.score_into(item, text)
-        return text.getvalue(), summary
 
     def score_into(self, item: WorkItem, out: IO[str]) -> dict:
         """Write the JSON lines of ``item`` to ``out``; its summary. A file that cannot be scored
@@ -193,20 +189,31 @@ class Scorer:
                               "folder with room; the batch stopped before that item")
         return summary.to_json()
 
-    def __call__(self, batch: dict) -> dict:
-        """Ray Data's entry: a batch of JSON-encoded items in, their lines and summaries out."""
-        lines, summaries = [], []
+    def __call__(self, batch: dict) -> Iterator[dict]:
+        """Ray Data's entry: a batch of JSON-encoded items in; each item's lines out in parts of
+        about ``part_chars`` (whole lines), its summary with the last part. The lines wait
+        in a temporary file on the worker past ``SPOOL_BYTES``, so a long item's text is never
+        held whole in the worker's memory or in one object of Ray's store."""
         for encoded in batch["item"]:
-            text, summary = self.score(WorkItem(**json.loads(encoded)))
-            lines.append(text)
-            summaries.append(json.dumps(summary))
-        return {"lines": lines, "summary": summaries}
+            with _spool() as spool:
+                summary = self.score_into(WorkItem(**json.loads(encoded)), spool)
+                spool.seek(0)
+                part = spool.read(self.part_chars)
+                while True:
+                    part += spool.readline()  # to the end of the line the part cut into
+                    following = spool.read(self.part_chars)
+                    yield {"lines": [part], "summary": ["" if following else json.dumps(summary)]}
+                    if not following:
+                        break
+                    part = following
 
 
 def _bound_scorer(model: str, threads: int | None, reading: Reading) -> type:
     """A ``Scorer`` class with its arguments built in: Ray Data then needs no constructor
     arguments (which it would keep in the object store, and warn about on every worker)."""
     class BoundScorer(Scorer):
+        part_chars = RAY_CHUNK_CHARS  # as the driver has it (this class travels by value)
+
         def __init__(self) -> None:
             super().__init__(model, threads, reading)
 
@@ -220,17 +227,24 @@ def score_locally(model: Path, items: Sequence[WorkItem], threads: int | None,
     year of readings in one CSV does not wait in memory."""
     scorer = Scorer(str(model), threads, reading)
     for item in items:
-        with tempfile.SpooledTemporaryFile(SPOOL_BYTES, mode="w+", encoding="utf-8",
-                                           newline="\n") as spool:
+        with _spool() as spool:
             summary = scorer.score_into(item, spool)
             spool.seek(0)
             yield (line.rstrip("\n") for line in spool), summary
 
 
+def _spool() -> IO[str]:
+    """Text that stays in memory up to ``SPOOL_BYTES``, then moves to a file in $TMPDIR."""
+    return tempfile.SpooledTemporaryFile(SPOOL_BYTES, mode="w+", encoding="utf-8",
+                                         newline="\n")
+
+
 def score_on_ray(model: Path, items: Sequence[WorkItem], address: str | None,
                  workers: int | None, threads: int | None,
-                 reading: Reading) -> Iterator[tuple[str, dict]]:
-    """Every item on Ray Data (a local Ray when ``address`` is None), in input order."""
+                 reading: Reading) -> Iterator[tuple[Iterable[str], dict]]:
+    """Every item on Ray Data (a local Ray when ``address`` is None), in input order. Each item's
+    parts are gathered here as ``score_locally`` gathers its lines, and handed on once the item
+    is whole."""
     try:
         import ray
         import ray.data
@@ -262,6 +276,7 @@ def score_on_ray(model: Path, items: Sequence[WorkItem], address: str | None,
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True
         context.enable_progress_bars = False
+        context.target_max_block_size = 2 * RAY_CHUNK_CHARS  # a worker's parts go on as made
         pool = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         dataset = ray.data.from_items([{"item": json.dumps(asdict(i))} for i in items],
                                       override_num_blocks=max(1, len(items)))
@@ -269,17 +284,23 @@ def score_on_ray(model: Path, items: Sequence[WorkItem], address: str | None,
             _bound_scorer(str(model.resolve()), threads, reading), batch_size=1, concurrency=min(pool, max(1, len(items))), num_cpus=1)
         rows = iter(scored.iter_rows())
         while True:
-            try:
-                with interrupts.waiting():  # Ctrl-C stops the wait for the workers at once
-                    row = next(rows)
-            except StopIteration:
-                break
-            except Exception as error:  # a worker's exception, wrapped by Ray
-                cause = getattr(error, "cause", None)
-                if isinstance(cause, ValueError):  # a bad input found by the worker
-                    raise ValueError(f"on Ray: {cause}") from None
-                raise
-            yield row["lines"], json.loads(row["summary"])
+            with _spool() as spool:
+                while True:  # the parts of one item, up to the one that carries its summary
+                    try:
+                        with interrupts.waiting():  # Ctrl-C stops the wait for the workers
+                            row = next(rows)
+                    except StopIteration:
+                        return
+                    except Exception as error:  # a worker's exception, wrapped by Ray
+                        cause = getattr(error, "cause", None)
+                        if isinstance(cause, ValueError):  # a bad input found by the worker
+                            raise ValueError(f"on Ray: {cause}") from None
+                        raise
+                    spool.write(row["lines"])
+                    if row["summary"]:
+                        break
+                spool.seek(0)
+                yield (line.rstrip("\n") for line in spool), json.loads(row["summary"])
     finally:
         if started_here:
             ray.shutdown()
@@ -460,7 +481,7 @@ def run_batch(model: str | Path, items: Sequence[WorkItem], out, use_ray: bool =
     for item, (lines, summary) in zip(items, results):
         interrupts.check()  # a stop request between items: this item's lines are not written
         try:
-            for line in lines.splitlines() if isinstance(lines, str) else lines:
+            for line in lines:
                 out.write_line(line, mark=item.name)  # written by the same code in the worker
                 totals["lines"] += 1
         except OutputError as error:
