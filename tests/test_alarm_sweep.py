@@ -16,6 +16,20 @@ def stream(name: str, scores, labels, test_start=0, validation=(0.9, 1.0, 1.1)) 
                         test_start, 0.0, 1, 0, np.asarray(validation, dtype=np.float64))
 
 
+def save_fault(folder, seed: int, rows: int, fault: slice, blip: int | None = None) -> None:
+    """``folder/skab.npz``: one stream of normal scores near 1 with a labeled fault of score 30
+    (and, with ``blip``, one unlabeled window of 30 there)."""
+    rng = np.random.default_rng(seed)
+    scores = np.abs(rng.normal(1.0, 0.1, rows))
+    if blip is not None:
+        scores[blip] = 30.0
+    scores[fault] = 30.0
+    labels = np.zeros(rows, bool)
+    labels[fault] = True
+    save_streams(folder / "skab.npz", "skab",
+                 [stream("f", scores, labels, validation=np.abs(rng.normal(1.0, 0.1, 300)))])
+
+
 def test_streams_round_trip_without_pickle(tmp_path):
     streams = [stream("a/1.csv", [np.nan, 1.0, 5.0], [0, 0, 1], 1),
                stream("b.csv", [np.nan, np.nan, 2.0, 0.5], [0, 1, 1, 0], 2, (1.0, 2.0))]
@@ -155,17 +169,33 @@ def test_persistence_exploration_runs_each_variant_through_the_runtime_alarms(tm
     two windows above the threshold drops the blip's false alarm and keeps the fault."""
     from vigil.benchmarks.explore_persistence import VARIANTS, main
 
-    rng = np.random.default_rng(1)
-    scores = np.abs(rng.normal(1.0, 0.1, 3_000))
-    scores[200] = 30.0
-    scores[2_000:2_050] = 30.0
-    labels = np.zeros(len(scores), bool)
-    labels[2_000:2_050] = True
-    save_streams(tmp_path / "skab.npz", "skab",
-                 [stream("f", scores, labels, validation=np.abs(rng.normal(1.0, 0.1, 300)))])
+    save_fault(tmp_path, 1, 3_000, slice(2_000, 2_050), blip=200)
     assert main(["--scores", str(tmp_path)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == len(VARIANTS)
     f1 = {line.split(" f1 ")[0].split("skab ")[1].strip(): float(line.split(" f1 ")[1])
           for line in lines}
     assert f1["consecutive 2, hold 10"] > f1["consecutive 1, hold 10 (the default)"] > 0.7
+
+
+def test_threshold_learning_exploration_learns_held_windows_and_robust_thresholds(tmp_path,
+                                                                                   capsys):
+    """The exploration's decider learns the windows an alarm is held over, as the runtime's does
+    not; its robust threshold is median + k robust std; it prints each variant per set."""
+    from vigil.benchmarks.explore_threshold_learning import HeldLearned, main, robust_threshold
+    from vigil.runtime.sensor.alarms import AlarmDecider
+
+    spec = AdaptiveThresholdSpec(100, 10, quantile=0.99, factor=2.0)
+    scores = [1.0] * 20 + [50.0] + [1.5] * 5  # an alarm, then 5 windows held below the threshold
+    runtime, held = AlarmDecider(1, 5, spec), HeldLearned(1, 5, spec)
+    runtime.run(np.array(scores), 3.0)
+    held.run(np.array(scores), 3.0)
+    assert (runtime.adaptive.learned, runtime.adaptive.frozen) == (20, 6)
+    assert (held.adaptive.learned, held.adaptive.frozen) == (25, 1)
+    assert robust_threshold(np.array([1.0, 2.0, 3.0, 100.0]), 2.0) == pytest.approx(
+        2.5 + 2 * 1.4826 * 1.0)
+    save_fault(tmp_path, 2, 2_000, slice(1_500, 1_520))
+    assert main(["--scores", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 * 4 + 4 and all(line.startswith("skab ") for line in lines)
+    assert all(float(line.split(" f1 ")[1].split()[0]) > 0.5 for line in lines)

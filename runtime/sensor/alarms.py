@@ -268,6 +268,12 @@ class AlarmDecider:
         self.filter.reset()
         self.episodes.reset()
 
+    @staticmethod
+    def unlearned(above: bool, alarm: bool) -> bool:
+        """Whether the adaptive threshold leaves a window unlearned: above the threshold (also
+        while it waits on ``consecutive``), or under an alarm (also while the alarm is held)."""
+        return alarm or above
+
     def step(self, score: float, base: float) -> tuple[float, bool, bool, bool]:
         threshold = self.adaptive.threshold(base) if self.adaptive is not None else base
         level = self.likelihood.level() if self.likelihood is not None else None
@@ -280,7 +286,7 @@ class AlarmDecider:
             # windows confirm an alarm (learned, the first windows of frequent short faults
             # raise the threshold until it misses them); a likelihood alarm below the threshold
             # is learned (docs/quality.md, "The adaptive threshold during likelihood alarms")
-            self.adaptive.observe(score, alarm or above)
+            self.adaptive.observe(score, self.unlearned(above, alarm))
         if self.likelihood is not None and self.likelihood.step(score):
             alarm = True
         return threshold, above, alarm, self.episodes.step(alarm)

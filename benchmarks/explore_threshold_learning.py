@@ -1,0 +1,88 @@
+"""Exploration: two changes to how the alarm threshold is set, on the four sets' saved scores.
+
+- ``robust``: the calibrated threshold from the held-out normal scores' median + k x 1.4826 MAD
+  instead of their mean + k std (at k, k + 2 and 1.5 k).
+- ``held learned``: the adaptive threshold also learns the windows an alarm is held over below
+  it (``hold``), which the runtime leaves unlearned (``AlarmDecider.unlearned``).
+
+Each under the default alarm policy and the leaders of the 2026-12-05 sweep, applied with the
+runtime's alarm code (``sweep_alarms.row_decisions``). Neither is kept: docs/quality.md, "Alarm
+policy swept again on the new scores", has the figures and why.
+
+    python benchmarks/explore_threshold_learning.py --scores DIR
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from dataclasses import replace
+
+import numpy as np
+
+from vigil.benchmarks import sweep_alarms
+from vigil.benchmarks.explore_neighbours import DEFAULT_POLICY, saved_sets, saved_sets_parser
+from vigil.benchmarks.sweep_alarms import PRIMARY, Policy, figures_of, row_decisions
+from vigil.runtime.sensor.alarms import AlarmDecider
+
+HOLD_ZERO = (replace(DEFAULT_POLICY, k=4.5, hold=0, rearm=50),
+             replace(DEFAULT_POLICY, k=4.0, hold=0, rearm=50))
+HELD = (replace(DEFAULT_POLICY, k=4.5), replace(DEFAULT_POLICY, rearm=50),
+        replace(DEFAULT_POLICY, hold=20))
+MAD_TO_STD = 1.4826  # a normal distribution's std per median absolute deviation
+
+
+def robust_threshold(scores: np.ndarray, k: float) -> float:
+    """Median + ``k`` robust std (1.4826 MAD) of held-out normal scores."""
+    median = float(np.median(scores))
+    return median + k * max(MAD_TO_STD * float(np.median(np.abs(scores - median))), 1e-12)
+
+
+class HeldLearned(AlarmDecider):
+    """The runtime's decider, but the adaptive threshold learns every window below it."""
+
+    @staticmethod
+    def unlearned(above: bool, alarm: bool) -> bool:
+        return above
+
+
+@contextmanager
+def held_windows_learned():
+    """``row_decisions`` builds ``HeldLearned`` deciders inside the block."""
+    sweep_alarms.AlarmDecider = HeldLearned
+    try:
+        yield
+    finally:
+        sweep_alarms.AlarmDecider = AlarmDecider
+
+
+def line(bench: str, streams: list, decided: list, what: str, policy: Policy) -> str:
+    """One line: the set's leading figure (NAB's three profiles) and point F1."""
+    f = figures_of(bench, streams, [(a, s) for a, s, _ in decided], decided[0][2])
+    nab = (f" / {f['nab_score_low_fp']:.1f} / {f['nab_score_low_fn']:.1f}" if bench == "nab"
+           else "")
+    point = "" if PRIMARY[bench] == "f1" else f"  f1 {f['f1']:.3f}"
+    rule = f"k {policy.k:g}, hold {policy.hold}, re-arm {policy.rearm}"
+    return (f"{bench:4s} {what + ',':<18} {rule:<27} {PRIMARY[bench]} "
+            f"{f[PRIMARY[bench]]:.3f}{nab}{point}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = saved_sets_parser(__doc__).parse_args(argv)
+    for bench, streams in saved_sets(args.scores, args.distances):
+        for policy in (DEFAULT_POLICY, *HOLD_ZERO):
+            decided = [row_decisions(s, policy) for s in streams]
+            print(line(bench, streams, decided, "mean + k std", policy))
+            for name, k in (("k", policy.k), ("k + 2", policy.k + 2), ("1.5 k", 1.5 * policy.k)):
+                decided = [row_decisions(s, policy, robust_threshold(s.validation_scores, k))
+                           for s in streams]
+                print(line(bench, streams, decided, f"robust at {name}", policy))
+        with held_windows_learned():
+            for policy in (DEFAULT_POLICY, *HELD):
+                decided = [row_decisions(s, policy) for s in streams]
+                print(line(bench, streams, decided, "held learned", policy), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
