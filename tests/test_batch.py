@@ -71,9 +71,16 @@ def test_batch_on_a_local_ray_writes_the_same_lines(sensor_artifacts, csv_folder
     model = str(sensor_artifacts.fp32)
     monkeypatch.setattr(batch_module, "RAY_CHUNK_CHARS", 3000)  # each file's lines in parts
     assert cli.main(["score", model, str(csv_folder), "--jsonl", str(tmp_path / "s.jsonl")]) == 0
+    import ray.data
+
+    context = ray.data.DataContext.get_current()
+    before = (context.execution_options.preserve_order, context.enable_progress_bars,
+              context.target_max_block_size)
     assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(tmp_path / "r.jsonl"),
                      "--ray", "--workers", "2"]) == 0
     assert (tmp_path / "r.jsonl").read_text() == (tmp_path / "s.jsonl").read_text()
+    assert (context.execution_options.preserve_order, context.enable_progress_bars,
+            context.target_max_block_size) == before  # the caller's Ray settings are its own
     err = capsys.readouterr().err
     assert json.loads(err.strip().splitlines()[-1])["summary"]["engine"] == "ray local"
     assert "streaming_executor" not in err and "Progress bars" not in err  # Ray kept quiet

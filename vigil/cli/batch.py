@@ -17,6 +17,7 @@ import logging
 import os
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator, Sequence
@@ -239,6 +240,22 @@ def _spool() -> IO[str]:
                                          newline="\n")
 
 
+@contextmanager
+def _our_data_context(context) -> Iterator[None]:
+    """Ray Data's settings for our dataset, set on the process-wide ``context`` only while the
+    dataset is made (it keeps its own copy), then put back as the caller had them."""
+    before = (context.execution_options.preserve_order, context.enable_progress_bars,
+              context.target_max_block_size)
+    context.execution_options.preserve_order = True
+    context.enable_progress_bars = False
+    context.target_max_block_size = 2 * RAY_CHUNK_CHARS  # a worker's parts go on as made
+    try:
+        yield
+    finally:
+        (context.execution_options.preserve_order, context.enable_progress_bars,
+         context.target_max_block_size) = before
+
+
 def score_on_ray(model: Path, items: Sequence[WorkItem], address: str | None,
                  workers: int | None, threads: int | None,
                  reading: Reading) -> Iterator[tuple[Iterable[str], dict]]:
@@ -273,13 +290,10 @@ def score_on_ray(model: Path, items: Sequence[WorkItem], address: str | None,
                                  "address (ray://HEAD:10001, or auto on a cluster node), or "
                                  "give --ray alone for a local Ray") from None
     try:
-        context = ray.data.DataContext.get_current()
-        context.execution_options.preserve_order = True
-        context.enable_progress_bars = False
-        context.target_max_block_size = 2 * RAY_CHUNK_CHARS  # a worker's parts go on as made
         pool = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        dataset = ray.data.from_items([{"item": json.dumps(asdict(i))} for i in items],
-                                      override_num_blocks=max(1, len(items)))
+        with _our_data_context(ray.data.DataContext.get_current()):  # the dataset keeps a copy
+            dataset = ray.data.from_items([{"item": json.dumps(asdict(i))} for i in items],
+                                          override_num_blocks=max(1, len(items)))
         scored = dataset.map_batches(
             _bound_scorer(str(model.resolve()), threads, reading), batch_size=1, concurrency=min(pool, max(1, len(items))), num_cpus=1)
         rows = iter(scored.iter_rows())
