@@ -4,9 +4,11 @@
   instead of their mean + k std (at k, k + 2 and 1.5 k).
 - ``held learned``: the adaptive threshold also learns the windows an alarm is held over below
   it (``hold``), which the runtime leaves unlearned (``AlarmDecider.unlearned``).
+- ``held learned after L``: the same, but only once the alarm has been on for more than ``L``
+  windows (a lasting alarm's quiet windows become normal; a short one's stay out).
 
 Each under the default alarm policy and the leaders of the 2026-12-05 sweep, applied with the
-runtime's alarm code (``sweep_alarms.row_decisions``). Neither is kept: docs/quality.md, "Alarm
+runtime's alarm code (``sweep_alarms.row_decisions``). None is kept: docs/quality.md, "Alarm
 policy swept again on the new scores", has the figures and why.
 
     python benchmarks/explore_threshold_learning.py --scores DIR
@@ -29,6 +31,7 @@ HOLD_ZERO = (replace(DEFAULT_POLICY, k=4.5, hold=0, rearm=50),
              replace(DEFAULT_POLICY, k=4.0, hold=0, rearm=50))
 HELD = (replace(DEFAULT_POLICY, k=4.5), replace(DEFAULT_POLICY, rearm=50),
         replace(DEFAULT_POLICY, hold=20))
+LEARNED_AFTER = (10, 20, 40, 80)  # alarm lengths (windows) after which held windows are learned
 MAD_TO_STD = 1.4826  # a normal distribution's std per median absolute deviation
 
 
@@ -46,10 +49,30 @@ class HeldLearned(AlarmDecider):
         return above
 
 
+class HeldLearnedAfter(AlarmDecider):
+    """The runtime's decider, but the adaptive threshold learns the windows below it once an
+    alarm has been on for more than ``after`` windows in a row."""
+
+    after = 20
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._alarm_run = 0  # windows the alarm has been on in a row, this one included
+
+    def unlearned(self, above: bool, alarm: bool) -> bool:
+        self._alarm_run = self._alarm_run + 1 if alarm else 0
+        return above or (alarm and self._alarm_run <= self.after)
+
+
+def learned_after(windows: int) -> type[HeldLearnedAfter]:
+    """``HeldLearnedAfter`` with ``after`` set to ``windows``."""
+    return type(f"HeldLearnedAfter{windows}", (HeldLearnedAfter,), {"after": windows})
+
+
 @contextmanager
-def held_windows_learned():
-    """``row_decisions`` builds ``HeldLearned`` deciders inside the block."""
-    sweep_alarms.AlarmDecider = HeldLearned
+def held_windows_learned(decider: type[AlarmDecider] = HeldLearned):
+    """``row_decisions`` builds ``decider`` deciders inside the block."""
+    sweep_alarms.AlarmDecider = decider
     try:
         yield
     finally:
@@ -81,6 +104,11 @@ def main(argv: list[str] | None = None) -> int:
             for policy in (DEFAULT_POLICY, *HELD):
                 decided = [row_decisions(s, policy) for s in streams]
                 print(line(bench, streams, decided, "held learned", policy), flush=True)
+        for windows in LEARNED_AFTER:
+            with held_windows_learned(learned_after(windows)):
+                decided = [row_decisions(s, DEFAULT_POLICY) for s in streams]
+                print(line(bench, streams, decided, f"learned after {windows}", DEFAULT_POLICY),
+                      flush=True)
     return 0
 
 

@@ -182,7 +182,9 @@ def test_threshold_learning_exploration_learns_held_windows_and_robust_threshold
                                                                                    capsys):
     """The exploration's decider learns the windows an alarm is held over, as the runtime's does
     not; its robust threshold is median + k robust std; it prints each variant per set."""
-    from vigil.benchmarks.explore_threshold_learning import HeldLearned, main, robust_threshold
+    from vigil.benchmarks.explore_threshold_learning import (LEARNED_AFTER, HeldLearned,
+                                                             learned_after, main,
+                                                             robust_threshold)
     from vigil.runtime.sensor.alarms import AlarmDecider
 
     spec = AdaptiveThresholdSpec(100, 10, quantile=0.99, factor=2.0)
@@ -192,10 +194,13 @@ def test_threshold_learning_exploration_learns_held_windows_and_robust_threshold
     held.run(np.array(scores), 3.0)
     assert (runtime.adaptive.learned, runtime.adaptive.frozen) == (20, 6)
     assert (held.adaptive.learned, held.adaptive.frozen) == (25, 1)
+    after = learned_after(3)(1, 5, spec)  # the alarm's first 3 windows frozen, then learned
+    after.run(np.array(scores), 3.0)
+    assert (after.adaptive.learned, after.adaptive.frozen) == (23, 3)
     assert robust_threshold(np.array([1.0, 2.0, 3.0, 100.0]), 2.0) == pytest.approx(
         2.5 + 2 * 1.4826 * 1.0)
     save_fault(tmp_path, 2, 2_000, slice(1_500, 1_520))
     assert main(["--scores", str(tmp_path)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 3 * 4 + 4 and all(line.startswith("skab ") for line in lines)
+    assert len(lines) == 3 * 4 + 4 + len(LEARNED_AFTER) and all(line.startswith("skab ") for line in lines)
     assert all(float(line.split(" f1 ")[1].split()[0]) > 0.5 for line in lines)
