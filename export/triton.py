@@ -10,6 +10,8 @@ with TensorRT as the backend's accelerator. What stays on the client is written 
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 import shutil
 from pathlib import Path
@@ -23,6 +25,7 @@ TRITON_TYPES = {"tensor(float)": "TYPE_FP32", "tensor(float16)": "TYPE_FP16",
                 "tensor(int8)": "TYPE_INT8", "tensor(int32)": "TYPE_INT32",
                 "tensor(int64)": "TYPE_INT64", "tensor(bool)": "TYPE_BOOL"}
 NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+log = logging.getLogger("vigil")
 
 
 def write_triton_repository(artifact: str | Path, repository: str | Path, name: str | None = None,
@@ -56,7 +59,13 @@ def write_triton_repository(artifact: str | Path, repository: str | Path, name: 
     batched = all(not isinstance(t.shape[0], int) for t in [*inputs, *outputs])
     folder = Path(repository) / name
     (folder / "1").mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(artifact, folder / "1" / "model.onnx")
+    _place_model(artifact, folder / "1" / "model.onnx")
+    others = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name.isdigit()
+                    and p.name != "1")
+    if others:
+        log.warning("%s: version folders %s are left as they were and not served: the configs "
+                    "serve version 1, the model written now (remove them, or serve them with "
+                    "a model name of their own)", folder, others)
     header = (f"# Vigil {detector.spec.kind} artifact {artifact.name} (sha256 {detector.sha256});\n"
               "# the graph holds preprocessing and the score reduction. Written by vigil triton.\n")
     body = _config(name, inputs, outputs, max_batch_size if batched else 0, queue_delay_us)
@@ -71,8 +80,26 @@ def write_triton_repository(artifact: str | Path, repository: str | Path, name: 
     return folder
 
 
+def _place_model(artifact: Path, target: Path) -> None:
+    """Copy ``artifact`` to ``target`` whole or not at all (a temporary file, then a rename):
+    a server that loads the repository meanwhile never reads half a model. Nothing to do when
+    ``artifact`` is ``target`` already."""
+    if target.exists() and os.path.samefile(artifact, target):
+        return
+    if target.exists():
+        log.info("%s: replaced by %s", target, artifact)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        shutil.copyfile(artifact, temporary)
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 def _config(name: str, inputs, outputs, max_batch_size: int, queue_delay_us: int) -> str:
-    lines = [f'name: "{name}"', 'backend: "onnxruntime"', f"max_batch_size: {max_batch_size}"]
+    lines = [f'name: "{name}"', 'backend: "onnxruntime"', f"max_batch_size: {max_batch_size}",
+             # version 1 only: older or later version folders never take its place unseen
+             "version_policy: { specific: { versions: [ 1 ] } }"]
     lines.append("input [\n" + ",\n".join(_tensor(t, max_batch_size) for t in inputs) + "\n]")
     lines.append("output [\n" + ",\n".join(_tensor(t, max_batch_size) for t in outputs) + "\n]")
     if max_batch_size:

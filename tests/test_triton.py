@@ -91,3 +91,28 @@ def test_bad_repository_arguments_are_exit_2(arguments, says, tmp_path, capsys):
     assert cli.main(["triton", str(artifact), str(tmp_path / "m"), *arguments]) == 2
     assert says in capsys.readouterr().err
     assert not (tmp_path / "m").exists()  # nothing written before the arguments are known good
+
+
+def test_a_model_written_again_replaces_version_1_which_alone_is_served(tmp_path, capsys,
+                                                                        tiny_image_artifact):
+    """Version 1 is replaced whole, other version folders are named and never served, and the
+    repository's own copy given as the artifact is left in place."""
+    pytest.importorskip("onnx")
+    from sensor_fixtures import write_tiny_sensor_artifact
+
+    sensor = write_tiny_sensor_artifact(tmp_path / "pump.onnx")
+    repo, served = tmp_path / "m", tmp_path / "m" / "pump" / "1" / "model.onnx"
+    assert cli.main(["triton", str(tiny_image_artifact), str(repo), "--name", "pump"]) == 0
+    (repo / "pump" / "2").mkdir()
+    (repo / "pump" / "2" / "model.onnx").write_bytes(tiny_image_artifact.read_bytes())
+    capsys.readouterr()
+    assert cli.main(["triton", str(sensor), str(repo), "--name", "pump"]) == 0
+    assert "version folders ['2'] are left as they were and not served" in \
+        capsys.readouterr().err
+    assert served.read_bytes() == sensor.read_bytes()
+    assert [p.name for p in served.parent.iterdir()] == ["model.onnx"]  # no temporary left
+    for config in ("config.pbtxt", "configs/gpu.pbtxt"):
+        policy = _parse(repo / "pump" / config).version_policy
+        assert list(policy.specific.versions) == [1]
+    assert cli.main(["triton", str(served), str(repo), "--name", "pump"]) == 0
+    assert served.read_bytes() == sensor.read_bytes()
