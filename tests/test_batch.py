@@ -156,6 +156,25 @@ def test_resume_refuses_a_file_written_from_other_inputs_and_leaves_it(sensor_ar
     assert "exclude each other" in capsys.readouterr().err and out.read_bytes() == before
 
 
+def test_resume_refuses_a_file_written_by_another_model_and_leaves_it(sensor_artifacts,
+                                                                       csv_folder, tmp_path,
+                                                                       capsys):
+    """The FP32 and INT8 exports of one network score within a hair of each other: --resume
+    still tells them apart, and the same model resumes as before."""
+    fp32, int8, out = str(sensor_artifacts.fp32), str(sensor_artifacts.int8), tmp_path / "o.jsonl"
+    assert cli.main(["batch", fp32, str(csv_folder), "--jsonl", str(out)]) == 0
+    whole = out.read_bytes()
+    out.write_bytes(whole[:len(whole) // 2 - whole[:len(whole) // 2][::-1].index(b"\n")])
+    cut = out.read_bytes()
+    capsys.readouterr()
+    assert cli.main(["batch", int8, str(csv_folder), "--jsonl", str(out), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "the file was written by another model" in err and "--overwrite" in err
+    assert out.read_bytes() == cut
+    assert cli.main(["batch", fp32, str(csv_folder), "--jsonl", str(out), "--resume"]) == 0
+    assert out.read_bytes() == whole
+
+
 def test_resume_of_an_image_folder_continues_at_its_part(tiny_image_artifact, image_folder,
                                                          tmp_path, monkeypatch):
     monkeypatch.setattr(batch_module, "IMAGES_PER_ITEM", 3)

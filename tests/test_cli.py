@@ -143,6 +143,21 @@ def test_eval_writes_json_and_report(sensor_artifacts, tmp_path, capsys):
     assert f"]({pngs[0].name})" in text
     printed = json.loads(capsys.readouterr().out)
     assert printed["f1"] == pytest.approx(result["f1"])
+    # run again, --json replaces its own earlier result; never data or a results file
+    assert cli.main(["eval", str(sensor_artifacts.int8), str(sensor_artifacts.test_csv),
+                     "--json", str(metrics_path)]) == 0
+    assert json.loads(metrics_path.read_text())["f1"] == pytest.approx(result["f1"])
+    data, lines = tmp_path / "data.csv", tmp_path / "lines.jsonl"
+    data.write_text(sensor_artifacts.test_csv.read_text())
+    lines.write_text('{"index": 0, "score": 1.0}\n{"index": 1, "score": 2.0}\n')
+    for flags, kept in ((["eval", "--json"], data), (["eval", "--json"], lines),
+                        (["score", "--health"], data)):
+        before = kept.read_bytes()
+        capsys.readouterr()
+        assert cli.main([flags[0], str(sensor_artifacts.int8), str(sensor_artifacts.test_csv),
+                         flags[1], str(kept)]) == cli.EXIT_INPUT
+        assert "exists and holds something else" in capsys.readouterr().err
+        assert kept.read_bytes() == before
 
 
 @pytest.mark.parametrize("command", ["score", "eval"])
@@ -528,8 +543,17 @@ def test_repeated_features_and_empty_files_are_refused_with_the_reason(sensor_ar
     header_only = tmp_path / "header.csv"
     with open(header_only, "w") as handle:
         handle.write(",".join(runtime.load(artifact).features) + "\n")
-    assert cli.main(["score", str(artifact), str(header_only)]) == cli.EXIT_OK
-    assert "0 data rows, fewer than the model's window" in capsys.readouterr().err
+    results = tmp_path / "results.jsonl"
+    results.write_text('{"index": 0}\n')
+    short = tmp_path / "short.csv"
+    short.write_text(header_only.read_text() + "\n".join(
+        ",".join("1.0" for _ in runtime.load(artifact).features) for _ in range(5)) + "\n")
+    for source, rows in ((header_only, "0 data rows"), (short, "5 data rows")):
+        # nothing to score: refused before the earlier results are emptied
+        assert cli.main(["score", str(artifact), str(source), "--jsonl", str(results),
+                         "--overwrite"]) == cli.EXIT_INPUT
+        assert f"{rows}, fewer than the model's window" in capsys.readouterr().err
+        assert results.read_text() == '{"index": 0}\n'
     with pytest.raises(ValueError, match=r"`features` must name each column once; repeated: "
                                          r"\['a'\]"):
         from vigil.runtime.sensor.tables import RowParser

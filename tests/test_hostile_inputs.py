@@ -131,6 +131,11 @@ def test_existing_results_need_append_or_overwrite(tiny_sensor, tmp_path):
 
     replaced = vigil("score", tiny_sensor, tmp_path / "rows.csv", "--jsonl", results, "--overwrite")
     assert replaced.returncode == 0 and results.read_bytes() == old
+    results.write_bytes(old.rstrip(b"\n"))  # a whole last line without its newline is kept
+    appended = vigil("score", tiny_sensor, tmp_path / "rows.csv", "--jsonl", results, "--append")
+    assert appended.returncode == 0 and b"partial line" not in appended.stderr
+    assert results.read_bytes() == old + old
+    results.write_bytes(old)
     both = vigil("score", tiny_sensor, tmp_path / "rows.csv", "--jsonl", results, "--append",
                  "--overwrite")
     assert both.returncode == 2 and results.read_bytes() == old
@@ -689,16 +694,44 @@ def test_bad_input_leaves_every_output_as_it_was(tiny_sensor, tmp_path):
     assert refused.returncode == 2 and not fresh.parent.exists()
 
 
-def test_a_good_run_without_lines_still_leaves_its_output(tiny_sensor, tmp_path):
-    rows_csv(tmp_path / "rows.csv", WINDOW - 1)  # too few rows for one window
+def test_a_file_shorter_than_a_window_is_refused_and_leaves_the_output(tiny_sensor, tmp_path):
+    rows_csv(tmp_path / "rows.csv", WINDOW - 1)  # too few rows for one window: nothing to score
     results = tmp_path / "results.jsonl"
     results.write_text('{"index": 0}\n')
     done = vigil("score", tiny_sensor, tmp_path / "rows.csv", "--jsonl", results, "--overwrite")
-    assert done.returncode == 0, done.stderr
-    assert results.read_bytes() == b""  # replaced, as asked, by this run's (no) lines
+    assert done.returncode == 2, done.stderr
+    assert f"{WINDOW - 1} data rows, fewer than the model's window of {WINDOW}".encode() in \
+        done.stderr
+    assert results.read_bytes() == b'{"index": 0}\n'  # the earlier results, whole
     fresh = tmp_path / "fresh.jsonl"
-    assert vigil("score", tiny_sensor, tmp_path / "rows.csv", "--jsonl", fresh).returncode == 0
-    assert fresh.read_bytes() == b""
+    assert vigil("score", tiny_sensor, tmp_path / "rows.csv", "--jsonl", fresh).returncode == 2
+    assert not fresh.exists()
+    (tmp_path / "folder").mkdir()
+    rows_csv(tmp_path / "folder" / "short.csv", WINDOW - 1)
+    rows_csv(tmp_path / "folder" / "long.csv", WINDOW + 2)
+    done = vigil("score", tiny_sensor, tmp_path / "folder", "--jsonl", fresh)  # a folder goes on
+    assert done.returncode == 0, done.stderr
+    assert len(fresh.read_text().splitlines()) == 3 and b"short.csv" in done.stderr
+
+
+def test_the_file_header_with_columns_given_or_an_empty_or_pipe_path_are_refused(tiny_sensor,
+                                                                               tmp_path):
+    rows_csv(tmp_path / "rows.csv", 20)
+    results = tmp_path / "results.jsonl"
+    # --columns for a file that has its own header, in another order: it would swap columns
+    done = vigil("score", tiny_sensor, tmp_path / "rows.csv", "--columns", "timestamp,c,b,a",
+                 "--jsonl", results)
+    assert done.returncode == 2 and b"its first line is a header line" in done.stderr
+    assert b"drop --columns" in done.stderr and not results.exists()
+    for args in (("score", tiny_sensor, ""), ("score", "", tmp_path / "rows.csv"),
+                 ("batch", tiny_sensor, tmp_path / "rows.csv", "", "--jsonl", results)):
+        done = vigil(*args, cwd=tmp_path)  # an empty path is not the working folder
+        assert done.returncode == 2 and b"is an empty path" in done.stderr, args
+        assert not results.exists()
+    os.mkfifo(tmp_path / "pipe")
+    done = vigil("score", tiny_sensor, tmp_path / "pipe")
+    assert done.returncode == 2 and b"is neither (a pipe or a device" in done.stderr
+    assert b"| vigil score MODEL -" in done.stderr
 
 
 @pytest.mark.parametrize("flag, folder", [("--jsonl", False), ("--health", False)])
@@ -761,13 +794,13 @@ def test_a_file_that_cannot_be_scored_leaves_the_health_report_and_results_untou
     assert b"a decimal comma (--decimal ,) needs another column separator" in refused.stderr
     assert b"--columns" not in refused.stderr  # no header advice for a separator problem
     assert health.read_text() == '{"updated": "a run before"}'
-    # with the columns given, an empty file is no error: nothing to score, and the run says so
+    # with the columns given, an empty file has no row to score: refused, no output made
     empty = tmp_path / "empty.csv"
     empty.write_text("")
     done = vigil("score", tiny_sensor, empty, "--columns", "timestamp,a,b,c", "--jsonl",
                  tmp_path / "empty.jsonl")
-    assert done.returncode == 0, done.stderr
-    assert (tmp_path / "empty.jsonl").read_text() == ""
+    assert done.returncode == 2 and b"0 data rows, fewer than the model's window" in done.stderr
+    assert not (tmp_path / "empty.jsonl").exists()
     folder = tmp_path / "bad"
     folder.mkdir()
     (folder / "one.csv").write_text("timestamp,a\n1,0.1\n")

@@ -293,6 +293,9 @@ class JsonLines:
         if self._keep is not None and self._keep < whole:
             whole = self._keep  # the caller reads the lines after it again (batch --resume)
             os.ftruncate(fd, whole)
+        elif whole < size <= whole + (1 << 20) and _whole_record(os.pread(fd, size - whole, whole)):
+            os.pwrite(fd, b"\n", size)  # a whole result that lacks only its newline: kept
+            whole = size + 1
         elif whole < size:
             os.ftruncate(fd, whole)
             log.warning("output %r ended in a partial line (%d bytes, left by an interrupted "
@@ -520,6 +523,15 @@ def read_results(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
                                  f"({str(record)[:80]}); expected the lines `vigil score` or "
                                  "`vigil batch` writes")
             yield begins, record
+
+
+def _whole_record(tail: bytes) -> bool:
+    """Whether a file's last line, which lacks its newline, is a whole JSON object (a line
+    written or edited by hand) rather than one cut short by an interrupted run."""
+    try:
+        return isinstance(json.loads(tail), dict)
+    except (UnicodeDecodeError, ValueError):
+        return False
 
 
 def _last_newline_end(fd: int, size: int) -> int:

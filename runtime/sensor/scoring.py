@@ -145,12 +145,14 @@ def check_header(detector: SensorDetector, path: str | Path,
                  header: list[str] | None = None, decimal: str = ".", rows: bool = True) -> None:
     """ValueError naming ``path`` unless its header (or ``header``, for a file without one)
     holds ``detector``'s columns and, with ``rows``, if it has data rows, one of them can be
-    scored, read as ``score_lines`` reads it: a bad file (the wrong columns, every row written
-    with decimal commas or in another encoding) is found before any output is made or emptied,
-    not halfway. Reading stops at the first usable row."""
+    scored, read as ``score_lines`` reads it, and it has the model's window of data rows: a bad
+    file (the wrong columns, every row written with decimal commas or in another encoding, too
+    short for one window) is found before any output is made or emptied, not halfway. Reading
+    stops once a usable row and a window's rows have been read."""
     options = dict(features=detector.features, time_column=detector.spec.time_column or "auto",
                    label_column=None, require_time=False, decimal=decimal)
     read_header, first_bad, bad = header is not None, None, 0
+    usable, data_rows, window = False, 0, detector.spec.window
     try:
         with open(path, "rb") as handle:
             for _, row in iter_rows(read_lines(handle), options, str(path), header=header):
@@ -159,12 +161,21 @@ def check_header(detector: SensorDetector, path: str | Path,
                     return
                 if row is None:
                     continue
+                data_rows += 1
                 if row.problem is None and not row.cut and np.isfinite(row.values).all():
+                    usable = True
+                else:
+                    bad += 1
+                    first_bad = first_bad or row
+                if usable and data_rows >= window:
                     return
-                bad += 1
-                first_bad = first_bad or row
     except OSError as error:
         raise ValueError(f"{path}: cannot be read ({error.strerror or error})") from None
+    if read_header and (usable or data_rows == 0):
+        raise ValueError(f"{path}: {data_rows} data row{'s' if data_rows != 1 else ''}, fewer "
+                         f"than the model's window of {window} rows: no window can be scored; "
+                         f"expected at least {window} rows (score a longer recording of the same "
+                         f"columns)")
     if first_bad is not None:
         raise ValueError(f"{path}: none of its {bad} data rows can be scored; the first, line "
                          f"{first_bad.number}: {first_bad.problem or 'it was cut off'}")

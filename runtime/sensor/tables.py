@@ -218,6 +218,10 @@ def csv_files(path: str | Path) -> list[Path]:
         if not files:
             raise ValueError(f"`data` folder {str(path)!r} must contain .csv files; found none")
         return files
+    if path.exists():  # a named pipe, /dev/stdin, <(...) or a device: read once, not twice
+        raise ValueError(f"`data` must be a CSV file or a folder of CSV files; {str(path)!r} is "
+                         f"neither (a pipe or a device, read only once); give its rows on "
+                         f"standard input instead: cat {str(path)} | vigil score MODEL -")
     raise ValueError(f"`data` must be a CSV file or a folder of CSV files; {str(path)!r} does not exist")
 
 
@@ -261,7 +265,8 @@ class RowParser:
         # empty names (trailing separators, as spreadsheets export them) name no column
         duplicates = sorted({n for n in names if n and names.count(n) > 1})
         if duplicates:
-            raise ValueError(f"{source}: column names must be unique; repeated: {duplicates}")
+            raise ValueError(f"{source}: column names must be unique; repeated: {duplicates} "
+                             f"(rename all but one of each in the header line)")
         self.source = source
         self.header = tuple(names)
         index = {name: i for i, name in enumerate(names)}
@@ -450,12 +455,25 @@ def iter_rows(lines: Iterable[str | Line], parser_options: dict, source: str,
                 separator = ";"  # one column: a comma in its rows is the decimal mark
             if header is not None:
                 parser = RowParser(header, source, **parser_options)
+                _refuse_own_header(split_cells(text, separator), parser, source)
                 yield parser, None
             else:
                 parser = RowParser(split_cells(text, separator), source, **parser_options)
                 yield parser, None
                 continue
         yield parser, parser.parse(split_cells(text, separator), number)
+
+
+def _refuse_own_header(cells: Sequence[str], parser: RowParser, source: str) -> None:
+    """ValueError if the first line, with the column names given apart (``--columns``), is a
+    header line of its own: read as data it would shift every row's number, and names given in
+    another order than the file's would swap columns silently."""
+    named = [c.strip() for c in cells if c.strip() in parser.features]
+    if named:
+        raise ValueError(f"{source}: its first line is a header line (it names the columns "
+                         f"{named}), but the column names were given as well (--columns); "
+                         f"drop --columns to read the file's own header, or remove its header "
+                         f"line to use --columns")
 
 
 def split_cells(line: str, separator: str) -> list[str]:
@@ -498,10 +516,16 @@ def read_table(
                 if row is None:
                     continue
                 if row.problem and not row.problem.startswith("missing"):
-                    hint = ("; a text column (a status, a name) is not a reading: name the "
-                            "numeric columns with --features a,b,c"
-                            if features is None and "non-numeric" in row.problem
-                            and "decimal comma" not in row.problem else "")
+                    if features is None and "non-numeric" in row.problem \
+                            and "decimal comma" not in row.problem:
+                        hint = ("; a text column (a status, a name) is not a reading: name the "
+                                "numeric columns with --features a,b,c")
+                    elif "decimal comma" in row.problem:
+                        hint = ""
+                    else:
+                        hint = (f"; expected the header's {len(parser.header)} fields with a "
+                                f"finite number in each feature column: correct or delete that "
+                                f"line (an empty cell is read as missing and filled)")
                     raise ValueError(f"{source}, line {row.number}: {row.problem}{hint}")
                 if row.label_problem:
                     raise ValueError(f"{source}, line {row.number}: {row.label_problem}; or name "

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import math
 import os
 import tempfile
 import time
@@ -449,6 +450,56 @@ def resume_point(jsonl: str | Path, items: Sequence[WorkItem],
                 "added since, and the frames after it would be numbered anew; resume with the "
                 "inputs as they were, or start again with --overwrite")
     return ResumePoint(current, start, lines_before, lines - lines_before)
+
+
+def check_same_model(jsonl: str | Path, items: Sequence[WorkItem], scorer: Scorer,
+                     lines: int = 64) -> None:
+    """ValueError unless ``scorer``'s model gives the scores the file's first scored lines hold
+    (up to ``lines`` of one source, scored again alone): --resume must not add one model's
+    results to another's. A CSV's rows are scored again from the lines up to them; an image
+    alone; a video's frames are not checked (it would mean decoding the video up to them)."""
+    owner = {_path_key(name): item for item in items
+             for name in (item.paths if item.kind == "images" else (item.name,))}
+    written: dict[int, float] = {}  # the first scored lines of one source: row or frame -> score
+    source, key = None, "index"
+    for _, record in _results(jsonl):
+        if not isinstance(record.get("score"), (int, float)):
+            continue
+        if source is None:
+            source = str(record.get("source"))
+            key = "index" if "index" in record else "frame"
+        elif str(record.get("source")) != source or len(written) >= lines:
+            break
+        written[int(record.get(key, 0))] = float(record["score"])
+    item = owner.get(_path_key(str(source)))
+    if not written or item is None or item.kind == "video":
+        return
+    with tempfile.TemporaryDirectory() as folder, _spool() as spool:
+        if item.kind == "csv":
+            probe_path = Path(folder) / Path(item.paths[0]).name
+            with open(item.paths[0], "rb") as given, open(probe_path, "wb") as probe:
+                # the header, the rows up to the last compared, a margin for blank or cut lines
+                probe.writelines(itertools.islice(given, max(written) + 2 + lines))
+            probe_item = WorkItem("csv", (str(probe_path),), str(probe_path))
+        else:
+            frame = min(written)
+            probe_item = WorkItem("images", (str(source),), str(source), first_index=frame)
+            written = {frame: written[frame]}
+        scorer.score_into(probe_item, spool)
+        spool.seek(0)
+        again = {int(line[key]): line.get("score") for line in map(json.loads, spool)
+                 if line.get(key) in written}
+    for number, score in written.items():
+        rescored = again.get(number)
+        if not (isinstance(rescored, (int, float))
+                and math.isclose(rescored, score, rel_tol=1e-5, abs_tol=1e-7)):
+            rescored_text = "no score" if rescored is None else f"{rescored:.7g}"
+            raise ValueError(
+                f"--resume: {str(jsonl)!r} holds score {score:.7g} for {source}, {key} {number}, "
+                f"and this model, scoring it again, gives {rescored_text}: the file was written "
+                "by another model (or the input changed since); --resume continues the run that "
+                "wrote the file, with the same model and the same inputs (give that model, or "
+                "start again with --overwrite)")
 
 
 def _writes_nothing(item: WorkItem, window: int | None, header: bool) -> bool:

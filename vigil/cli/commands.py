@@ -800,7 +800,8 @@ def cmd_batch(args) -> int:
 
 
 def _batch(args) -> int:
-    from vigil.cli.batch import Reading, plan_batch, resume_point, run_batch
+    from vigil.cli.batch import (Reading, Scorer, check_same_model, plan_batch,
+                                 resume_point, run_batch)
     from vigil.runtime import load
     from vigil.runtime.core.interrupts import waiting
     from vigil.runtime.core.output import JsonLines, OutputError, refuse_inputs_as_output
@@ -832,6 +833,7 @@ def _batch(args) -> int:
         if args.resume:
             window = detector.spec.window if detector.spec.kind == "sensor" else None
             resumed = resume_point(args.jsonl, items, window, header=not args.columns)
+            check_same_model(args.jsonl, items, Scorer(args.model, args.threads, reading))
     if resumed:
         log.info("--resume: %d of %d items are in %s whole (%d lines); scoring from %s%s",
                  resumed.items_done, len(items), args.jsonl, resumed.lines_kept,
@@ -1539,10 +1541,25 @@ class _JsonFormatter(logging.Formatter):
 # Output options by what they name: a file, or a folder that is created (nothing is created here).
 FILE_OUTPUTS = {"json": "--json", "jsonl": "--jsonl", "health": "--health",
                 "overlay_video": "--overlay-video"}
+JSON_DOCUMENT_OUTPUTS = ("json", "health")  # each replaces an earlier run's JSON object
 FOLDER_OUTPUTS = {"report": "--report", "overlay_dir": "--overlay-dir", "repository": "repository"}
 # Arguments that name a run's input files (never to be written over by an output).
 INPUT_ARGUMENTS = ("model", "models", "data", "source", "input", "inputs", "compare", "against",
                    "labels", "normal", "anomalous")
+
+
+def _refuse_empty_paths(args) -> None:
+    """ValueError for an input path given as an empty string (what an unset shell variable
+    gives): read as a path, it would be the working folder, and every CSV below it would be
+    read as the data."""
+    for name in INPUT_ARGUMENTS:
+        value = getattr(args, name, None)
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if any(isinstance(v, str) and not v.strip() for v in values):
+            among = f" among {list(values)}" if len(values) > 1 else ""
+            raise ValueError(f"`{name}` is an empty path{among} (an unset shell variable gives "
+                             f"one); expected a file or folder path: run `vigil {args.command} "
+                             f"--help` for what it takes")
 
 
 def _check_output_paths(args) -> None:
@@ -1570,6 +1587,8 @@ def _check_output_paths(args) -> None:
                            replaced=name == "output" and not folder)
             if not folder:
                 refuse_inputs_as_output(path, inputs, flag)
+                if name in JSON_DOCUMENT_OUTPUTS:
+                    _refuse_replacing_other_files(path, flag)
             else:
                 _refuse_output_in_a_category(path, flag, input_folders)
             if folder and os.path.isdir(path):
@@ -1588,6 +1607,27 @@ def _check_output_paths(args) -> None:
         model = Path(args.output)  # and the calibration data written beside it
         check_writable(model.with_name(model.stem + ".vigil.npz"), "--output's sidecar",
                        replaced=True)
+
+
+def _refuse_replacing_other_files(path, flag: str) -> None:
+    """ValueError for an existing file that a JSON document output (``--json``, ``--health``)
+    would replace though it holds something else (data, a results file): those outputs
+    replace only what an earlier run wrote, a JSON object."""
+    if not os.path.isfile(path):  # missing, or a device or pipe (/dev/stdout): nothing kept
+        return
+    try:
+        with open(path, "rb") as handle:
+            start = handle.read(4096)
+    except OSError:
+        return  # nothing to lose, or check_writable's case
+    first_line = start.lstrip().split(b"\n", 1)[0]
+    if not start.strip() or (first_line.startswith(b"{") and b"\n{" not in start.strip()):
+        return  # empty, or one JSON object (not a results file's lines)
+    shown = first_line[:60].decode("utf-8", "replace")
+    suggested = f"{Path(path).stem}-{'health' if flag == '--health' else 'result'}.json"
+    raise ValueError(f"`{flag}` {str(path)!r} exists and holds something else ({shown!r}...): "
+                     f"{flag} replaces only the JSON document an earlier run wrote there; name "
+                     f"a new file ({flag} {suggested}, say), or remove that one first")
 
 
 def _refuse_output_in_a_category(path, flag: str, input_folders: list) -> None:
@@ -1644,6 +1684,7 @@ def main(argv: list[str] | None = None) -> int:
     from vigil.runtime.core.spec import ArtifactError
 
     try:
+        _refuse_empty_paths(args)
         _check_output_paths(args)
         return args.run(args)
     except MissingDependency as error:
