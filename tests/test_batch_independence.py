@@ -168,3 +168,34 @@ def test_extreme_readings_give_strict_json(sensor_artifacts, tmp_path):
     assert overflowed, "some window's score must overflow float32 with readings of 1e20"
     assert all(r["anomaly"] and r["above_threshold"] and r["score"] > 1e300 for r in overflowed)
     json.loads(done.stderr.strip().splitlines()[-1], parse_constant=refuse)
+
+
+def test_readings_that_overflow_inside_the_graph_score_infinite_and_are_predicted(
+        sensor_artifacts):
+    """Finite readings near float32's limit pass the input check but overflow inside the graph
+    (inf - inf is NaN there): the Python API scores them +inf, and `predict` flags them as
+    `alarms` and the CLI do."""
+    detector = runtime.load(sensor_artifacts.fp32)
+    windows = np.zeros((3, *detector.input_shape), np.float32)
+    windows[1, -1, :] = 3.4e38
+    windows[2, -1, :] = 1.5e38
+    scores = detector.score(windows)
+    assert np.isfinite(scores[0]) and not np.isnan(scores).any()
+    assert scores[1] == np.inf and scores[2] == np.inf
+    assert detector.predict(windows).tolist() == [bool(scores[0] > detector.threshold), True,
+                                                  True]
+
+
+def test_a_dataframe_is_read_by_its_column_names(sensor_artifacts):
+    """As the CLI reads a CSV header: named columns in any order score as the model's order;
+    a missing name is refused; unnamed columns (DataFrame(array)) are read by position."""
+    pd = pytest.importorskip("pandas")
+    detector = runtime.load(sensor_artifacts.fp32)
+    window = np.random.default_rng(0).normal(size=detector.input_shape).astype(np.float32)
+    frame = pd.DataFrame(window, columns=list(detector.features))
+    expected = detector.score(window)
+    np.testing.assert_array_equal(detector.score(frame[list(reversed(detector.features))]),
+                                  expected)
+    np.testing.assert_array_equal(detector.score(pd.DataFrame(window)), expected)
+    with pytest.raises(ValueError, match=r"`x` has columns .* without the model's"):
+        detector.score(frame.rename(columns={detector.features[0]: "other"}))

@@ -492,6 +492,12 @@ def test_threshold_and_pixel_threshold_overrides_change_predict_and_locate(image
     assert [(b["x"], b["y"], b["w"], b["h"]) for b in boxes] == [(0, 0, 96, 72)]
     detector.pixel_threshold = float(full.max()) + 1.0
     assert detector.locate(frame)[1] == []
+    map_of_frame = detector.infer(frame)[1]
+    np.testing.assert_array_equal(detector.locate(frame, map_of_frame)[0], full)  # (1, h, w) too
+    with pytest.raises(ValueError, match=r"`frame` must have shape \(height, width\)"):
+        detector.locate(np.stack([frame, frame]))  # one frame at a time, never a batch cut
+    with pytest.raises(ValueError, match=r"`anomaly_map` must be one frame's map"):
+        detector.locate(frame, detector.infer(np.stack([frame, frame]))[1])
     for bad in (float("nan"), float("inf"), "0.5", True):
         with pytest.raises(ValueError, match="`threshold` must be a finite number"):
             detector.threshold = bad

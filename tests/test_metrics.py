@@ -97,6 +97,20 @@ def test_best_f1_without_positives():
     assert metrics.best_f1([0.1, 0.2], [0, 0]) == (0.0, float("inf"))
 
 
+def test_an_infinite_score_ranks_first_and_an_unscored_positive_is_a_miss():
+    """A score that overflowed (+inf) is the most anomalous, not left out of the ranking; a
+    labeled row without a score (NaN, before the first window) is a miss at every cut."""
+    inf, nan = float("inf"), float("nan")
+    scores = np.array([nan, 0.1, 0.4, inf, inf, 0.2])
+    labels = np.array([1, 0, 0, 1, 1, 0], bool)
+    assert metrics.auroc(scores, labels) == 1.0  # both scored positives above every negative
+    assert metrics.auprc(scores, labels) == 1.0
+    f1, threshold = metrics.best_f1(scores, labels)
+    assert threshold == inf and f1 == pytest.approx(2 / (2 + 0.5))  # tp 2, fn 1 (the NaN row)
+    assert f1 == pytest.approx(metrics.counts(scores >= threshold, labels).f1)
+    assert metrics.auroc([0.3, inf, inf, 0.1], [0, 1, 0, 0]) == pytest.approx(5 / 6)  # a tie
+
+
 # -- events ------------------------------------------------------------------------------------
 
 def event_example():

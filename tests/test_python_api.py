@@ -38,6 +38,20 @@ def test_decision_function_predict_and_repr(tiny):
     assert text.startswith("SensorDetector(") and "window=4" in text and "threshold=1" in text
 
 
+def test_load_names_a_bad_argument(tmp_path):
+    from sensor_fixtures import write_tiny_sensor_artifact
+
+    path = write_tiny_sensor_artifact(tmp_path / "tiny.onnx")
+    for kwargs, says in (({"path": None}, "`path` must be the path"),
+                         ({"path": 123}, "`path` must be the path"),
+                         ({"path": path, "threads": "2"}, "`threads` must be an integer"),
+                         ({"path": path, "threads": 2.5}, "`threads` must be an integer"),
+                         ({"path": path, "providers": 123}, "`providers` must be a device name")):
+        with pytest.raises(TypeError, match=says):
+            vigil.load(**kwargs)
+    assert vigil.load(path, threads=np.int64(1)).threshold == vigil.load(path).threshold
+
+
 def test_image_detector_repr_and_help_list_it(tiny_image_artifact):
     import vigil.runtime as runtime
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.artifact import Artifact
-from .frames import map_to_frame, regions, to_model_input
+from .frames import check_frame, map_to_frame, regions, to_model_input
 from ..core.spec import ImageSpec, ScoreStats
 from ..core.thresholds import finite_number
 
@@ -114,8 +114,17 @@ class ImageDetector:
 
     def locate(self, frame: np.ndarray, anomaly_map: np.ndarray | None = None
                ) -> tuple[np.ndarray, list[dict]]:
-        """(anomaly map at the frame's size, boxes of regions above ``pixel_threshold``)."""
+        """(anomaly map at the frame's size, boxes of regions above ``pixel_threshold``) of one
+        frame; ``anomaly_map``: that frame's map from ``infer`` (2-D), if already computed."""
+        frame = check_frame(frame)  # one frame: a batch's maps would be cut to its shape
         if anomaly_map is None:
             anomaly_map = self.infer(frame)[1][0]
-        full = map_to_frame(anomaly_map, np.asarray(frame).shape)
+        anomaly_map = np.asarray(anomaly_map)
+        if anomaly_map.ndim == 3 and anomaly_map.shape[0] == 1:
+            anomaly_map = anomaly_map[0]  # infer(frame)[1] of one frame
+        if anomaly_map.ndim != 2 or anomaly_map.dtype.kind != "f" or not anomaly_map.size:
+            raise ValueError(f"`anomaly_map` must be one frame's map, a 2-D float array (as "
+                             f"infer(frame)[1][0]); received shape {anomaly_map.shape}, dtype "
+                             f"{anomaly_map.dtype}")
+        full = map_to_frame(anomaly_map, frame.shape)
         return full, regions(full, self._pixel_threshold)

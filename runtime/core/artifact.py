@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import numbers
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +65,12 @@ def open_artifact(
     expect_sha256: str | None = None,
 ) -> Artifact:
     """Open ``path`` as a Vigil artifact; raises ArtifactError saying what is wrong with it."""
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise TypeError(f"`path` must be the path of a Vigil .onnx artifact (a str or Path); "
+                        f"received {path!r}")
+    if threads is not None and (isinstance(threads, bool)
+                                or not isinstance(threads, numbers.Integral)):
+        raise TypeError(f"`threads` must be an integer >= 1 or None; received {threads!r}")
     path = Path(path)
     pin = check_sha256_pin(expect_sha256)
     if not path.is_file():
@@ -87,7 +95,7 @@ def open_artifact(
     if threads is not None:
         if threads < 1:
             raise ValueError(f"`threads` must be >= 1; received {threads}")
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = int(threads)
         options.inter_op_num_threads = 1
     options.log_severity_level = 3
     chosen = session_providers(providers)  # a bad device name is the caller's error, not the file's

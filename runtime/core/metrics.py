@@ -81,9 +81,11 @@ def auprc(scores: np.ndarray, labels: np.ndarray) -> float:
 
 
 def best_f1(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    """(best F1, the threshold reaching it) over all cut points; alarm means score >= threshold."""
+    """(best F1, the threshold reaching it) over all cut points; alarm means score >= threshold.
+    A labeled row without a score (NaN: before a file's first window) is a miss at every cut,
+    as the F1 at a threshold counts it."""
+    positives = int(np.asarray(labels, dtype=bool).sum())
     scores, labels = _scored(scores, labels)
-    positives = int(labels.sum())
     if positives == 0 or len(scores) == 0:
         return 0.0, float("inf")
     thresholds, tp, fp = _curve(scores, labels)
@@ -199,7 +201,7 @@ def _scored(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndar
     if scores.shape != labels.shape:
         raise ValueError(f"`scores` and `labels` must have the same length; "
                          f"received {len(scores)} and {len(labels)}")
-    keep = np.isfinite(scores)
+    keep = ~np.isnan(scores)  # an infinite score (one that overflowed) ranks first; NaN: none
     return scores[keep], labels[keep]
 
 
@@ -207,7 +209,7 @@ def _curve(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarr
     """Distinct thresholds (descending) with cumulative TP and FP at score >= threshold."""
     order = np.argsort(-scores, kind="mergesort")
     scores, labels = scores[order], labels[order]
-    last = np.flatnonzero(np.diff(scores)) if len(scores) > 1 else np.array([], dtype=int)
+    last = np.flatnonzero(scores[1:] != scores[:-1])  # not np.diff: inf - inf is no tie
     last = np.concatenate([last, [len(scores) - 1]])
     tp = np.cumsum(labels)[last].astype(np.float64)
     fp = (last + 1 - tp).astype(np.float64)
@@ -218,7 +220,8 @@ def _average_ranks(values: np.ndarray) -> np.ndarray:
     order = np.argsort(values, kind="mergesort")
     sorted_values = values[order]
     ranks = np.empty(len(values), dtype=np.float64)
-    boundaries = np.concatenate([[0], np.flatnonzero(np.diff(sorted_values)) + 1, [len(values)]])
+    boundaries = np.concatenate([[0], np.flatnonzero(sorted_values[1:] != sorted_values[:-1]) + 1,
+                                 [len(values)]])
     for start, stop in zip(boundaries[:-1], boundaries[1:]):
         ranks[order[start:stop]] = (start + stop + 1) / 2
     return ranks

@@ -55,6 +55,9 @@ def session_providers(providers: Sequence[str] | None) -> list[str]:
         return ["CPUExecutionProvider"]
     if isinstance(providers, str):
         return providers_for_device(providers)
+    if not isinstance(providers, (list, tuple)) or not all(isinstance(p, str) for p in providers):
+        raise TypeError(f"`providers` must be a device name ('auto', 'cpu', 'cuda', 'tensorrt') "
+                        f"or a list of onnxruntime provider names; received {providers!r}")
     available = ort.get_available_providers()
     chosen = [p for p in providers if p in available]
     dropped = [p for p in providers if p not in available]

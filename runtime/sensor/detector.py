@@ -90,7 +90,7 @@ class SensorDetector:
     def predict(self, x: np.ndarray) -> np.ndarray:
         """True where a window's score is above ``threshold`` (no alarm smoothing). Booleans, not
         PyOD's 0/1 integers: they index (``x[predict(x)]``); ``.astype(int)`` gives PyOD's labels."""
-        return self.score(x) > self._threshold
+        return ~(self.score(x) <= self._threshold)  # a score that is no number alarms too
 
     def score_with_features(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(scores (n,), per-feature errors (n, features)) for one window or a batch."""
@@ -104,7 +104,12 @@ class SensorDetector:
             errors.append(error.reshape(len(chunk), -1))
         if not scores:
             return np.empty(0), np.empty((0, len(self.features)))
-        return np.concatenate(scores).astype(np.float64), np.concatenate(errors).astype(np.float64)
+        scores = np.concatenate(scores).astype(np.float64)
+        errors = np.concatenate(errors).astype(np.float64)
+        # the input is finite (checked), so a NaN is arithmetic that overflowed float32 inside
+        # the graph (inf - inf): readings that far out are as anomalous as a score can say
+        return (np.where(np.isnan(scores), np.inf, scores),
+                np.where(np.isnan(errors), np.inf, errors))
 
     def score_signal(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Score every window of a signal (rows, features).
@@ -137,7 +142,24 @@ class SensorDetector:
         return AlarmDecider(self.spec.consecutive, self.spec.hold, self.spec.adaptive,
                             self.spec.rearm, self.spec.likelihood)
 
+    def _by_name(self, x):
+        """A table with named columns (a pandas DataFrame: one window) read by the names, as the
+        CLI reads a CSV's header, not by position; other inputs as they are."""
+        columns = getattr(x, "columns", None)
+        if columns is None or not hasattr(x, "iloc"):
+            return x
+        names = [str(c) for c in columns]
+        if names == [str(i) for i in range(len(names))]:
+            return x  # unnamed columns (DataFrame(array)): by position, as an array
+        missing = [f for f in self.features if f not in names]
+        if missing:
+            raise ValueError(f"`x` has columns {names}, without the model's {missing}; expected "
+                             f"columns named {list(self.features)} (in any order), or a plain "
+                             f"array with the features in that order")
+        return x.iloc[:, [names.index(f) for f in self.features]]
+
     def _check_windows(self, x: np.ndarray) -> np.ndarray:
+        x = self._by_name(x)
         try:
             array = np.asarray(x)
         except ValueError as error:  # a ragged list

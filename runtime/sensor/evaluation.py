@@ -179,7 +179,7 @@ def alarm_episodes(scores: np.ndarray, alarms: np.ndarray, labels: np.ndarray,
         peak = scores[start:stop]
         episodes.append(AlarmEpisode(
             start, stop,
-            float(np.nanmax(peak)) if np.isfinite(peak).any() else float("nan"),
+            float(np.nanmax(peak)) if (~np.isnan(peak)).any() else float("nan"),
             features[int(np.argmax(share))] if len(features) else "",
             bool(labels[start:stop].any()),
             times[start] if times is not None else None))
