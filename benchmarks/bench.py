@@ -59,7 +59,12 @@ def inputs_for(detector, source: str | None, count: int = 64,
             try:
                 for frame in with_source:
                     if frame.image is not None:
-                        items.append(detector.prepare(frame.image)[0])
+                        try:
+                            items.append(detector.prepare(frame.image)[0])
+                        except ValueError as error:  # a frame the model cannot take (1 x 1)
+                            raise ValueError(f"`input` {source!r}, frame {frame.index} "
+                                             f"({frame.source}): {error}; benchmark with "
+                                             f"frames the model scores") from None
                     if len(items) >= count:
                         break
             finally:

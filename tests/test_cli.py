@@ -123,6 +123,15 @@ def test_score_stdin_streams_live(sensor_artifacts, tmp_path):
     assert summary["rows"] == window + 3 and summary["windows"] == 4
 
 
+def test_a_negative_threshold_in_exponent_form_is_read_as_the_flags_value(sensor_artifacts,
+                                                                          tmp_path):
+    out = tmp_path / "low.jsonl"
+    assert cli.main(["score", str(sensor_artifacts.int8), str(sensor_artifacts.test_csv),
+                     "--jsonl", str(out), "--threshold", "-1e3", "--no-likelihood"]) == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert lines and all(line["above_threshold"] for line in lines if line["score"] is not None)
+
+
 def test_eval_writes_json_and_report(sensor_artifacts, tmp_path, capsys):
     metrics_path, report = tmp_path / "eval.json", tmp_path / "report"
     assert cli.main(["eval", str(sensor_artifacts.int8), str(sensor_artifacts.test_csv),

@@ -196,6 +196,9 @@ def test_row_with_wrong_field_count(fp32, rows):
     n = len(fp32.features)
     (short,) = StreamingScorer(fp32).push(np.zeros(n - 1), 0)
     assert short.skipped.startswith(f"row has {n - 1} values; the model needs {n}")
+    (nested,) = StreamingScorer(fp32).push(np.zeros((1, n)), 0)  # one row, but as a 2-D array
+    assert nested.skipped.startswith(f"row has shape (1, {n}); the model needs one reading per "
+                                     f"feature, shape ({n},)")
 
 
 def test_every_row_is_accounted_for(fp32, rows):

@@ -277,7 +277,10 @@ class StreamingScorer:
 
     def _problem(self, values: np.ndarray) -> str:
         if values.shape != (self.features,):
-            return f"row has {values.size} values; the model needs {self.features}"
+            if values.ndim == 1:
+                return f"row has {values.size} values; the model needs {self.features}"
+            return (f"row has shape {values.shape}; the model needs one reading per feature, "
+                    f"shape ({self.features},)")
         names = [self.detector.features[i] for i in np.flatnonzero(~np.isfinite(values))]
         return f"NaN or infinite value in {names}"
 

@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import os
+import re
 import stat
 import sys
 import tempfile
@@ -1672,9 +1673,38 @@ def _as_flags(message: str, parser: argparse.ArgumentParser) -> str:
     return message
 
 
+NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+def _value_flags(parser: argparse.ArgumentParser) -> set[str]:
+    """The long options, in every subcommand, that take a value."""
+    flags: set[str] = set()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                flags |= _value_flags(sub)
+        elif action.nargs != 0:
+            flags |= {o for o in action.option_strings if o.startswith("--")}
+    return flags
+
+
+def _joined_negative_numbers(argv: list[str], flags: set[str]) -> list[str]:
+    """``--threshold -1e3`` as ``--threshold=-1e3`` for the ``flags`` that take a value:
+    argparse reads ``-1e3`` (a negative number in exponent form, as scores may be) as an option,
+    not as the flag's value."""
+    joined: list[str] = []
+    for text in argv:
+        if joined and joined[-1] in flags and NEGATIVE_NUMBER.match(text):
+            joined[-1] = f"{joined[-1]}={text}"
+        else:
+            joined.append(text)
+    return joined
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_joined_negative_numbers(sys.argv[1:] if argv is None else argv,
+                                                      _value_flags(parser)))
     handler = logging.StreamHandler()
     handler.setFormatter(_JsonFormatter() if args.log_json else _TextFormatter())
     logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
