@@ -72,12 +72,23 @@ def test_batch_on_a_local_ray_writes_the_same_lines(sensor_artifacts, csv_folder
     monkeypatch.setattr(batch_module, "RAY_CHUNK_CHARS", 3000)  # each file's lines in parts
     assert cli.main(["score", model, str(csv_folder), "--jsonl", str(tmp_path / "s.jsonl")]) == 0
     import ray.data
+    from listeners import listening, off_loopback
 
     context = ray.data.DataContext.get_current()
     before = (context.execution_options.preserve_order, context.enable_progress_bars,
               context.target_max_block_size)
+    exposed_before, while_running = off_loopback(listening()), []
+    shutdown = ray.shutdown
+
+    def look_then_shut_down(*args, **kwargs):  # while the local Ray's services still listen
+        while_running.append(listening())
+        shutdown(*args, **kwargs)
+
+    monkeypatch.setattr(ray, "shutdown", look_then_shut_down)
     assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(tmp_path / "r.jsonl"),
                      "--ray", "--workers", "2"]) == 0
+    assert while_running and while_running[0] - exposed_before  # Ray's own sockets were seen
+    assert off_loopback(while_running[0]) - exposed_before == set()  # all on 127.0.0.1
     assert (tmp_path / "r.jsonl").read_text() == (tmp_path / "s.jsonl").read_text()
     assert (context.execution_options.preserve_order, context.enable_progress_bars,
             context.target_max_block_size) == before  # the caller's Ray settings are its own

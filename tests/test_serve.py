@@ -19,7 +19,8 @@ import pytest
 
 from vigil import runtime
 
-from conftest import require  # noqa: E402
+from conftest import require
+from listeners import listening, off_loopback, owners  # noqa: E402
 
 require("ray.serve")
 triton = require("tritonclient.http")
@@ -33,6 +34,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+EXPOSED_BEFORE_SERVE: set = set()  # sockets off loopback before the server started
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     pytest.importorskip("onnx")
@@ -40,6 +44,7 @@ def server(tmp_path_factory):
 
     model = write_tiny_sensor_artifact(tmp_path_factory.mktemp("serve") / "pump.onnx")
     port = _free_port()
+    EXPOSED_BEFORE_SERVE.update(off_loopback(listening()))
     process = subprocess.Popen([str(Path(sys.executable).with_name("vigil")), "serve",
                                 str(model), "--port", str(port)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -61,6 +66,18 @@ def server(tmp_path_factory):
     if process.poll() is None:
         process.kill()
         process.wait(timeout=30)
+
+
+def test_ray_behind_the_server_listens_on_loopback_only(server):
+    """Ray's own services (GCS, raylet, workers, agents) run code for whoever reaches them: with
+    the default --host they listen on 127.0.0.1. The one exception is Ray Serve's: each replica's
+    gRPC server for calls between deployments, bound to every interface by Ray Serve itself
+    (it runs only our scoring; README, "A model server")."""
+    _, port, _ = server
+    held = owners()
+    assert ("127.0.0.1", port) in held
+    exposed = off_loopback(set(held)) - EXPOSED_BEFORE_SERVE
+    assert {held[socket] for socket in exposed} <= {"ray::ServeRepli"}, exposed
 
 
 def test_scores_over_the_protocol_equal_the_runtime(server):

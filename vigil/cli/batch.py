@@ -263,6 +263,10 @@ def score_on_ray(model: Path, items: Sequence[WorkItem], address: str | None,
     """Every item on Ray Data (a local Ray when ``address`` is None), in input order. Each item's
     parts are gathered here as ``score_locally`` gathers its lines, and handed on once the item
     is whole."""
+    if address is None:
+        from vigil.cli.local_ray import keep_on_loopback
+
+        keep_on_loopback()  # a local Ray's services: on 127.0.0.1, never on the network
     try:
         import ray
         import ray.data

@@ -305,8 +305,10 @@ def serve_forever(model: str | Path, name: str | None = None, host: str = "127.0
                   port: int = 8000, replicas: int = 1, threads: int | None = 1,
                   ready: threading.Event | None = None) -> None:
     """Serve ``model`` until SIGTERM or Ctrl-C, then stop Ray Serve and Ray cleanly."""
+    from vigil.cli.local_ray import keep_on_loopback
     from vigil.runtime import load
 
+    keep_on_loopback()  # Ray's own services: never on the network (--host is the HTTP side's)
     try:
         import ray
         from ray import serve
