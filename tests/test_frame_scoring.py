@@ -164,6 +164,13 @@ def test_video_every_frame_accounted_and_annotated_video_written(detector, tmp_p
         count += 1
     written.release()
     assert count == 15
+    assert summary.video == str(tmp_path / "out" / "annotated.avi")
+    # a second run never replaces the first run's video: it writes beside it, and says where
+    before = (tmp_path / "out" / "annotated.avi").read_bytes()
+    _, again = run(detector, str(write_video(tmp_path / "short.avi", 3)),
+                   overlay_video=tmp_path / "out" / "annotated.avi")
+    assert (tmp_path / "out" / "annotated.avi").read_bytes() == before
+    assert again.video == str(tmp_path / "out" / "annotated-2.avi") and again.video_frames == 3
 
 
 def test_truncated_video_is_a_counted_skip(detector, tmp_path):

@@ -95,6 +95,7 @@ class FrameSummary:
     reconnects: int = 0
     overlays: int = 0
     video_frames: int = 0
+    video: str | None = None  # the annotated video's path (beside an existing one: <stem>-2...)
     seconds: float = 0.0
     p50_ms: float | None = None
     p99_ms: float | None = None
@@ -152,7 +153,9 @@ def preview_unavailable() -> str | None:
 
 
 class _VideoOut:
-    """An annotated video, opened at the first frame's size; later frames are resized to it."""
+    """An annotated video, opened at the first frame's size; later frames are resized to it.
+    It never replaces a file: where ``path`` exists (an earlier run's video), it is written
+    beside it as ``<stem>-2<suffix>``, ``-3``, ..., as overlay pictures are, and says so."""
 
     def __init__(self, path: Path, fps: float) -> None:
         self.path = path
@@ -165,6 +168,7 @@ class _VideoOut:
         size = (picture.shape[1], picture.shape[0])
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path = _unused_path(self.path)
             fourcc = cv2.VideoWriter_fourcc(*VIDEO_CODECS[self.path.suffix.lower()])
             self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, size)
             if not self._writer.isOpened():
@@ -312,6 +316,7 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
         if video is not None:
             video.close()
             summary.video_frames = video.frames
+            summary.video = str(video.path) if video.frames else None
         if options.show:
             cv2.destroyAllWindows()
         summary.seconds = time.perf_counter() - started
@@ -348,6 +353,18 @@ def _overlay_name(index: int, source: str, per_file: bool) -> str:
         stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(source).stem)[:80]
         return f"{index:06d}_{stem}.jpg"
     return f"{index:08d}.jpg"
+
+
+def _unused_path(path: Path) -> Path:
+    """``path``, or the first of ``<stem>-2<suffix>``, ``-3``, ... that does not exist."""
+    target, attempt = path, 1
+    while target.exists():
+        attempt += 1
+        target = path.with_name(f"{path.stem}-{attempt}{path.suffix}")
+    if target != path:
+        log.warning("--overlay-video %s exists (an earlier run's video, kept); this run's video "
+                    "is %s", path, target)
+    return target
 
 
 def _write_picture(path: Path, picture: np.ndarray) -> Path | None:
