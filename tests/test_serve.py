@@ -165,8 +165,8 @@ def test_image_inference_and_protocol_errors_in_process(tiny_image_artifact):
     ({"name": "w", "shape": [1], "datatype": "INT64", "data": [0.5]}, "whole numbers"),
     ({"name": "w", "shape": [1], "datatype": "FP32", "data": [1], "parameters": [1]},
      "`parameters` must be an object"),
-    ({"name": "w", "shape": [1], "datatype": "FP32", "parameters": {"binary_data_size": 3}},
-     "multiple of 4 bytes"),
+    ({"name": "w", "shape": [1], "datatype": "FP32", "parameters": {"binary_data_size": 4}},
+     "no Inference-Header-Content-Length header"),  # else the JSON's own bytes were the data
     # a shape whose size wraps around in 64 bits (to 0) is still a shape no data fills
     ({"name": "w", "shape": [2 ** 32, 2 ** 32], "datatype": "FP32", "data": []},
      "0 values do not fill shape"),
@@ -174,6 +174,22 @@ def test_image_inference_and_protocol_errors_in_process(tiny_image_artifact):
 def test_every_malformed_request_is_a_protocol_error(tensor, says):
     with pytest.raises(ProtocolError, match=re.escape(says)):
         parse_request(json.dumps({"inputs": [tensor]}).encode(), None)
+
+
+def test_binary_data_is_read_exactly_and_deep_nesting_is_a_protocol_error():
+    def request(size: int, data: bytes) -> tuple[bytes, int]:
+        header = json.dumps({"inputs": [{"name": "w", "shape": [1], "datatype": "FP32",
+                                         "parameters": {"binary_data_size": size}}]}).encode()
+        return header + data, len(header)
+
+    value = np.float32(2.5).tobytes()
+    assert parse_request(*request(4, value))["w"].tolist() == [2.5]
+    with pytest.raises(ProtocolError, match="multiple of 4 bytes"):
+        parse_request(*request(3, value))
+    with pytest.raises(ProtocolError, match="holds 2 bytes after the inputs' binary data"):
+        parse_request(*request(4, value + b"xx"))
+    with pytest.raises(ProtocolError, match="nested too deep"):
+        parse_request(b"[" * 100_000 + b"]" * 100_000, None)
 
 
 def test_non_finite_scores_go_out_as_json_and_a_frame_needs_its_batch_axis(tmp_path,

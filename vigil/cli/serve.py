@@ -80,6 +80,10 @@ def parse_request(body: bytes, header_length: int | None) -> dict[str, np.ndarra
         header = json.loads(body[:header_length] if header_length is not None else body)
     except (ValueError, UnicodeDecodeError) as error:
         raise ProtocolError(f"the request body is not JSON: {error}") from None
+    except RecursionError:  # brackets nested thousands deep: no request of ours looks so
+        raise ProtocolError("the request body's JSON is nested too deep to read; expected the "
+                            "v2 protocol's inputs (a tensor's `data` flat or nested by its "
+                            "shape)") from None
     if not isinstance(header, dict) or not isinstance(header.get("inputs"), list):
         raise ProtocolError("the request must be a JSON object with an `inputs` list")
     offset = header_length or 0
@@ -105,6 +109,10 @@ def parse_request(body: bytes, header_length: int | None) -> dict[str, np.ndarra
             raise ProtocolError(f"input {name!r}: `parameters` must be an object")
         size = parameters.get("binary_data_size")
         dtype = np.dtype(DATATYPES[datatype])
+        if size is not None and header_length is None:
+            raise ProtocolError(f"input {name!r}: binary_data_size is given, but the request has "
+                                "no Inference-Header-Content-Length header to say where the "
+                                "JSON ends and the binary data begins")
         if size is not None:
             if (not isinstance(size, int) or size < 0 or offset + size > len(body)
                     or size % dtype.itemsize):
@@ -120,6 +128,10 @@ def parse_request(body: bytes, header_length: int | None) -> dict[str, np.ndarra
         if array.size != math.prod(shape):  # Python's integers: a huge shape cannot wrap to 0
             raise ProtocolError(f"input {name!r}: {array.size} values do not fill shape {shape}")
         tensors[name] = array.reshape(shape)
+    if header_length is not None and offset != len(body):
+        raise ProtocolError(f"the body holds {len(body) - offset} bytes after the inputs' binary "
+                            f"data (binary_data_size of each input, after the "
+                            f"{header_length}-byte JSON header); expected none")
     return tensors
 
 
