@@ -24,6 +24,7 @@ from listeners import listening, off_loopback, owners  # noqa: E402
 
 require("ray.serve")
 triton = require("tritonclient.http")
+triton_utils = require("tritonclient.utils")
 
 from vigil.cli.serve import ProtocolError, parse_request, run_inference  # noqa: E402
 
@@ -110,6 +111,29 @@ def test_scores_over_the_protocol_equal_the_runtime(server):
         f"http://127.0.0.1:{port}/v2/models/pump/infer", asked.encode(),
         {"Content-Type": "application/json"}), timeout=30)
     assert [o["name"] for o in json.loads(answer.read())["outputs"]] == ["anomaly", "score"]
+
+
+def test_triton_clients_that_name_the_version_or_read_server_metadata_work(server):
+    model, port, _ = server
+    detector = runtime.load(model)
+    client = triton.InferenceServerClient(f"127.0.0.1:{port}")
+    assert client.get_server_metadata()["name"] == "vigil"
+    assert client.is_model_ready("pump", "1") and not client.is_model_ready("pump", "2")
+    assert client.get_model_metadata("pump", "1")["versions"] == ["1"]
+    windows = np.zeros((2, *detector.input_shape), np.float32)
+    request = triton.InferInput("window", windows.shape, "FP32")
+    request.set_data_from_numpy(windows)
+    result = client.infer("pump", [request], model_version="1")
+    np.testing.assert_array_equal(result.as_numpy("score"),
+                                  detector.score(windows).astype(np.float32))
+    with pytest.raises(triton_utils.InferenceServerException, match="has no version '2'"):
+        client.infer("pump", [request], model_version="2")
+    for path, status in (("/v2/nothing/here", 404), ("/v2/health/live", 405)):
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", b"{}",
+                                         {"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as failed:  # the protocol's error form
+            urllib.request.urlopen(request, timeout=30)
+        assert failed.value.code == status and "error" in json.loads(failed.value.read())
 
 
 @pytest.mark.parametrize("path, body, status, says", [

@@ -32,6 +32,7 @@ DATATYPES = {"FP32": np.float32, "FP64": np.float64, "UINT8": np.uint8, "INT64":
 BINARY_HEADER = "inference-header-content-length"
 MODEL_NAME = re.compile(r"[A-Za-z0-9_.-]+")  # one segment of the routes' paths
 MAX_BODY_BYTES = 256 << 20  # a larger request is refused (413) before it is read whole
+MODEL_VERSION = "1"  # the one version served (Triton's routes may name it)
 
 
 class ProtocolError(ValueError):
@@ -53,7 +54,7 @@ def model_metadata(detector, name: str) -> dict:
         outputs = [{"name": "score", "datatype": "FP32", "shape": [-1]},
                    {"name": "anomaly", "datatype": "BOOL", "shape": [-1]},
                    {"name": "anomaly_map", "datatype": "FP32", "shape": [-1, height, width]}]
-    return {"name": name, "versions": ["1"], "platform": "vigil_onnxruntime",
+    return {"name": name, "versions": [MODEL_VERSION], "platform": "vigil_onnxruntime",
             "inputs": inputs, "outputs": outputs,
             "parameters": {"threshold": detector.threshold, "kind": kind,
                            "model_sha256": detector.sha256}}
@@ -217,10 +218,25 @@ def _finite(values: list) -> list:
 def build_app(model: str, name: str, replicas: int, threads: int | None):
     """The Ray Serve application: FastAPI routes of the v2 protocol on one detector a replica."""
     from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
     from ray import serve
+    from starlette.exceptions import HTTPException
+
+    from vigil import __version__
 
     api = FastAPI()
+
+    # every error in the protocol's form, {"error": ...}: Triton's clients read no other
+    @api.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": f"{request.method} {request.url.path}: {error.detail}"},
+                            status_code=error.status_code)
+
+    @api.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"error": f"{request.method} {request.url.path}: "
+                                      f"{error.errors()}"[:500]}, status_code=400)
 
     @serve.deployment(num_replicas=replicas, ray_actor_options={"num_cpus": 1})
     @serve.ingress(api)
@@ -230,11 +246,19 @@ def build_app(model: str, name: str, replicas: int, threads: int | None):
 
             self.detector = load(model, threads=threads)
 
-        def _known(self, model_name: str) -> JSONResponse | None:
+        def _known(self, model_name: str, version: str) -> JSONResponse | None:
             if model_name != name:
                 return JSONResponse({"error": f"unknown model {model_name!r}; this server "
                                               f"serves {name!r}"}, status_code=404)
+            if version != MODEL_VERSION:
+                return JSONResponse({"error": f"model {name!r} has no version {version!r}; this "
+                                              f"server serves version {MODEL_VERSION}"},
+                                    status_code=404)
             return None
+
+        @api.get("/v2")
+        def server_metadata(self) -> dict:
+            return {"name": "vigil", "version": __version__, "extensions": ["binary_tensor_data"]}
 
         @api.get("/v2/health/live")
         def live(self) -> dict:
@@ -245,16 +269,19 @@ def build_app(model: str, name: str, replicas: int, threads: int | None):
             return {"ready": True}
 
         @api.get("/v2/models/{model_name}")
-        def metadata(self, model_name: str):
-            return self._known(model_name) or model_metadata(self.detector, name)
+        @api.get("/v2/models/{model_name}/versions/{version}")
+        def metadata(self, model_name: str, version: str = MODEL_VERSION):
+            return self._known(model_name, version) or model_metadata(self.detector, name)
 
         @api.get("/v2/models/{model_name}/ready")
-        def model_ready(self, model_name: str):
-            return self._known(model_name) or {"name": name, "ready": True}
+        @api.get("/v2/models/{model_name}/versions/{version}/ready")
+        def model_ready(self, model_name: str, version: str = MODEL_VERSION):
+            return self._known(model_name, version) or {"name": name, "ready": True}
 
         @api.post("/v2/models/{model_name}/infer")
-        async def infer(self, model_name: str, request: Request):
-            unknown = self._known(model_name)
+        @api.post("/v2/models/{model_name}/versions/{version}/infer")
+        async def infer(self, model_name: str, request: Request, version: str = MODEL_VERSION):
+            unknown = self._known(model_name, version)
             if unknown is not None:
                 return unknown
             declared = request.headers.get("content-length", "")
@@ -274,8 +301,8 @@ def build_app(model: str, name: str, replicas: int, threads: int | None):
                 outputs = select_outputs(run_inference(self.detector, tensors), requested)
             except ProtocolError as error:
                 return JSONResponse({"error": str(error)}, status_code=400)
-            return {"model_name": name, "model_version": "1", "id": header.get("id", ""),
-                    "outputs": outputs}
+            return {"model_name": name, "model_version": MODEL_VERSION,
+                    "id": header.get("id", ""), "outputs": outputs}
 
     return VigilModel.bind()
 
