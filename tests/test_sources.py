@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -86,6 +87,18 @@ def test_glob_and_single_file(tmp_path):
     assert len(nested) == 2 and all(f.error is None for f in nested)
     (single,) = list(open_source(str(tmp_path / "images" / "a.png")))
     assert single.error is None and single.image.shape == (24, 32, 3)
+
+
+def test_a_folders_subfolders_are_named_and_a_dangling_link_gets_its_line(tmp_path, caplog):
+    folder = tmp_path / "line"
+    (folder / "later").mkdir(parents=True)
+    cv2.imwrite(str(folder / "a.png"), np.full((24, 32, 3), 100, np.uint8))
+    cv2.imwrite(str(folder / "later" / "b.png"), np.full((24, 32, 3), 100, np.uint8))
+    (folder / "gone.png").symlink_to(folder / "removed.png")
+    frames = list(open_source(str(folder)))
+    assert [(Path(f.source).name, f.error is None) for f in frames] == [("a.png", True),
+                                                                         ("gone.png", False)]
+    assert "its subfolders (later) are not read" in caplog.text
 
 
 def test_sources_that_cannot_open_say_why(tmp_path):

@@ -281,15 +281,20 @@ def redact(spec: str) -> str:
 def folder_files(folder: Path) -> list[Path]:
     """A folder's files in name order, without hidden files and the masks beside their images
     (as training reads the folder); other files are kept, to be reported as unusable."""
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    # a link whose target is gone is a file that cannot be read: kept, to get its skipped line
+    files = [p for p in entries if p.is_file() or (p.is_symlink() and not p.exists())]
+    subfolders = [p.name for p in entries if p.is_dir()]
     masks = datasets.masks_among(files)
     if masks:
         log.info("%s: %d mask file(s) beside their images are not scored as frames (e.g. %s)",
                  folder, len(masks), sorted(masks)[0].name)
     files = [p for p in files if p not in masks]
+    if files and subfolders:
+        shown = ", ".join(subfolders[:5]) + (", ..." if len(subfolders) > 5 else "")
+        log.warning("%s: its subfolders (%s) are not read; give each, or a glob that reaches "
+                    "into them ('%s/**/*.png', quoted)", folder, shown, folder)
     if not files:
-        subfolders = sorted(p.name for p in folder.iterdir()
-                            if p.is_dir() and not p.name.startswith("."))
         if subfolders:
             shown = ", ".join(subfolders[:5]) + (", ..." if len(subfolders) > 5 else "")
             raise SourceError(
