@@ -211,10 +211,17 @@ def test_a_refused_broker_is_named_in_the_stats_and_each_fill_of_the_buffer_warn
         for _ in range(3):
             publisher.publish_line("{}")
     assert caplog.text.count("MQTT buffer of 2 messages is full") == 2
-    publisher._on_connect_fail(None, None)
+    with caplog.at_level("WARNING", logger="vigil"):
+        publisher._on_connect_fail(None, None)
+        publisher._on_connect_fail(None, None)  # a retry: not warned again
     assert "cannot reach the broker" in publisher.stats()["last_error"]
+    assert caplog.text.count("MQTT: cannot reach the broker") == 1
+    assert "(refused or timed out)" in publisher.stats()["last_error"]
     publisher._on_connect(None, None, None, SimpleNamespace(is_failure=False), None)
     assert publisher.stats()["last_error"] is None and publisher.stats()["connected"]
+    unknown = MqttPublisher(MqttTarget.parse(f"mqtt://no-such-host.invalid/{TOPIC}"))
+    unknown._on_connect_fail(None, None)  # a name that does not resolve is said as such
+    assert "the name 'no-such-host.invalid' does not resolve" in unknown.stats()["last_error"]
 
 
 @pytest.mark.parametrize("url, says", [

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 import time
 import uuid
@@ -179,8 +180,9 @@ class MqttPublisher:
             self._started = False
         stats = self.stats()
         if stats["pending"]:
-            log.warning("MQTT: %d result messages were not acknowledged by %s before the run "
-                        "ended", stats["pending"], self.target)
+            log.warning("MQTT: %d messages (result lines and health reports) were not "
+                        "acknowledged by %s before the run ended%s", stats["pending"],
+                        self.target, f" ({stats['last_error']})" if stats["last_error"] else "")
         return stats
 
     # paho's callbacks, on its network thread
@@ -199,9 +201,13 @@ class MqttPublisher:
             log.info("MQTT: reconnected to %s", self.target)
 
     def _on_connect_fail(self, client, userdata) -> None:
+        why = _unreachable_reason(self.target.host, self.target.port, self.target.tls)
         with self._lock:
-            self.last_error = (f"cannot reach the broker {self.target} (refused or timed out); "
-                               f"retrying, results wait in the buffer")
+            first = self.last_error is None or not self.last_error.startswith("cannot reach")
+            self.last_error = (f"cannot reach the broker {self.target} ({why}); retrying, "
+                               f"results wait in the buffer")
+        if first:  # said once per outage, not at each retry
+            log.warning("MQTT: %s", self.last_error)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         with self._lock:
@@ -216,3 +222,15 @@ class MqttPublisher:
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         with self._lock:
             self.acknowledged += 1
+
+
+def _unreachable_reason(host: str, port: int, tls: bool) -> str:
+    """Why a connection to ``host:port`` failed, as far as a name lookup can tell (paho says
+    nothing): a name that does not resolve, or an address that refused, timed out or (with
+    TLS) failed the handshake."""
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as error:
+        return f"the name {host!r} does not resolve: {error}"
+    return ("refused, timed out, or the TLS handshake failed: is it an mqtts:// listener?"
+            if tls else "refused or timed out")
