@@ -229,3 +229,11 @@ def test_a_bad_model_or_input_fails_before_anything_is_timed(tmp_path, monkeypat
     with pytest.raises(ValueError, match=r"--input '.*rows.csv' cannot be read for image.onnx "
                                          r"\(an image model\)"):
         bench_module.bench([sensor, image], bench_module.BenchOptions(input=str(rows)))
+
+
+def test_throughput_is_given_at_the_median_call_and_sustained_over_every_call():
+    from vigil.benchmarks.harness import latency_stats
+
+    stats = latency_stats([0.001, 0.001, 0.001, 0.010], items=2)  # one slow call in four
+    assert stats["items_per_s"] == pytest.approx(2 / 0.001)
+    assert stats["sustained_items_per_s"] == pytest.approx(4 * 2 / 0.013)
