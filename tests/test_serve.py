@@ -144,6 +144,10 @@ def test_triton_clients_that_name_the_version_or_read_server_metadata_work(serve
     ("/v2/models/pump/infer", {"inputs": [{"name": "window", "shape": [1, 4, 3],
                                            "datatype": "FP32", "data": [0] * 12}],
                                "outputs": [{"name": "map"}]}, 400, "unknown output(s) ['map']"),
+    ("/v2/models/pump/infer", {"inputs": [{"name": "window", "shape": [1, 4, 3],
+                                           "datatype": "FP32", "data": [0] * 12}],
+                               "outputs": [{"name": "score"}, {"name": "score"}]}, 400,
+     "output(s) ['score'] asked for more than once"),
 ])
 def test_bad_requests_get_an_error_naming_the_problem(server, path, body, status, says):
     _, port, _ = server

@@ -206,6 +206,10 @@ def select_outputs(outputs: list[dict], requested) -> list[dict]:
     unknown = [r["name"] for r in requested if r["name"] not in by_name]
     if unknown:
         raise ProtocolError(f"unknown output(s) {unknown}; this model gives {list(by_name)}")
+    names = [r["name"] for r in requested]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ProtocolError(f"output(s) {twice} asked for more than once; name each once")
     return [by_name[r["name"]] for r in requested]
 
 
