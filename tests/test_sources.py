@@ -161,8 +161,35 @@ def test_truncated_video_ends_with_an_error_item(tmp_path):
     assert good and all(f.error is None for f in frames[:len(good)])
     assert [f.index for f in frames] == list(range(20)), "every frame the container has, once"
     assert all(f.image is None and "truncated or corrupt" in f.error for f in missing)
-    assert all(f"of the {source.stats.expected} its container reports" in f.error for f in missing)
+    cut = [f for f in missing if "this frame was cut off" in f.error]  # where the cut fell
+    assert len(cut) <= 1 and (not cut or cut[0] is missing[0])
+    assert all(f"of the {source.stats.expected} its container reports" in f.error
+               for f in missing if f not in cut)
     assert 0 < len(good) < 20
+
+
+@pytest.mark.parametrize("short_by", [1, 16, 40])
+def test_a_frame_cut_off_by_the_end_of_the_file_is_not_scored_as_whole(tmp_path, short_by):
+    """A recording cut short has no index: its frames are found chunk by chunk, and the last,
+    whose chunk runs past the end of the file, is an error item, not a frame a JPEG decoder
+    filled in; the frames the header counted after it are missing items."""
+    import struct
+
+    data = write_video(tmp_path / "full.avi", 20).read_bytes()
+    position = data.find(b"movi") + 4
+    for _ in range(8):  # to the 9th frame's chunk
+        position += 8 + struct.unpack("<I", data[position + 4:position + 8])[0]
+        position += position & 1
+    size = struct.unpack("<I", data[position + 4:position + 8])[0]
+    path = tmp_path / "cut.avi"
+    path.write_bytes(data[:position + 8 + size - short_by])
+    frames = list(open_source(str(path)))
+    assert [f.index for f in frames] == list(range(20))
+    assert all(f.error is None for f in frames[:8])
+    assert f"this frame was cut off: the file ends {size - short_by} bytes into its {size}" in \
+        frames[8].error
+    assert all("frame missing: the file ends after 9 frames, of the 20" in f.error
+               for f in frames[9:])
 
 
 # --- live sources -------------------------------------------------------------------------------

@@ -6,6 +6,10 @@ number is early by the frames it skipped. An AVI written by OpenCV (and most cam
 ``idx1`` chunk that gives the offset and size of every frame, outside the damaged region. For
 MJPG, where each frame is a whole JPEG image, the frames can then be decoded one by one at their
 true positions: a damaged frame fails alone and every other frame keeps its number.
+
+A recording cut short (power lost, a copy interrupted) has no ``idx1``: its frames are then found
+by walking the ``movi`` list's chunks, and a last frame whose chunk runs past the end of the file
+is known to be cut off, which a JPEG decoder would otherwise fill in and return as a whole frame.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ class AviFrames:
     path: Path
     offsets: tuple[int, ...]
     sizes: tuple[int, ...]
+    listed: bool = True      # from the file's idx1; False: found by walking the 'movi' list
+    last_cut: bool = False   # the last frame's chunk runs past the end of the file
 
     def __len__(self) -> int:
         return len(self.offsets)
@@ -41,9 +47,10 @@ def mjpg_frames(path: str | Path) -> AviFrames | None:
                 return None
             size = path.stat().st_size
             movi, index, codec, extended = _chunks(handle, size)
-            if (movi is None or index is None or codec not in (b"MJPG", b"mjpg")
-                    or extended):
+            if movi is None or codec not in (b"MJPG", b"mjpg") or extended:
                 return None
+            if index is None:  # cut short before its index was written
+                return _walk_movi(handle, path, movi, size)
             handle.seek(index[0])
             entries = handle.read(index[1])
             chunks, offsets, sizes = [], [], []
@@ -68,6 +75,41 @@ def mjpg_frames(path: str | Path) -> AviFrames | None:
     if any(a + s > size for a, s in zip(absolute, sizes)):
         return None
     return AviFrames(path, absolute, tuple(sizes))
+
+
+def _walk_movi(handle, path: Path, movi: int, size: int) -> AviFrames | None:
+    """The frames of the 'movi' list (its fourcc at ``movi``), chunk by chunk to the end of the
+    file, for a file without idx1; None when it holds no video frame."""
+    offsets, sizes, cut = [], [], False
+    position = movi + 4
+    while position + 8 <= size:
+        handle.seek(position)
+        kind, length = struct.unpack("<4sI", handle.read(8))
+        if kind == b"LIST":  # a 'rec ' group of chunks: its chunks follow its form
+            position += 12
+            continue
+        if not _stream_chunk(kind):  # damaged data: OpenCV's demuxer resynchronizes past it
+            return None
+        if kind[:2] == b"00" and kind[2:] in (b"dc", b"db"):
+            offsets.append(position + 8)
+            sizes.append(length)
+            if len(offsets) > MAX_FRAMES:
+                return None
+            if position + 8 + length > size:
+                cut = True
+        if position + 8 + length >= size:
+            break
+        position += 8 + length + (length & 1)
+    if not offsets:
+        return None
+    return AviFrames(path, tuple(offsets), tuple(sizes), listed=False, last_cut=cut)
+
+
+def _stream_chunk(kind: bytes) -> bool:
+    """Whether ``kind`` is a chunk id a 'movi' list holds: a stream's data ('00dc', '01wb', ...),
+    its index ('ix00'), or padding ('JUNK')."""
+    return (kind == b"JUNK" or (kind[:2] == b"ix" and kind[2:].isdigit())
+            or (kind[:2].isdigit() and kind[2:] in (b"dc", b"db", b"wb", b"pc", b"tx")))
 
 
 def _offset_base(handle, chunk: bytes, offset: int, bases: tuple[int, ...]) -> int | None:

@@ -401,10 +401,11 @@ class VideoFile:
         rate = _prop(self._capture, cv2.CAP_PROP_FPS)
         self._fps = rate if rate and 0 < rate < 1000 else None
         self._index = mjpg_frames(self.path)
-        if self._index is not None and count and count > len(self._index):
+        if self._index is not None and self._index.listed and count and count > len(self._index):
             self._index = None  # the container holds frames its idx1 does not list: read them all
-        if self._index is not None:
-            count = len(self._index)
+        if self._index is not None:  # a file cut short: as many as its header counted
+            count = (len(self._index) if self._index.listed
+                     else max(int(count or 0), len(self._index)))
         self._stats = SourceStats(expected=int(count) if count and count > 0 else None)
         self._iterated = False
 
@@ -485,14 +486,33 @@ class VideoFile:
                 for index, (offset, size) in enumerate(zip(self._index.offsets, self._index.sizes)):
                     handle.seek(offset)
                     data = handle.read(size)
-                    image = _decode_frame(data)
                     self._stats.read += 1
+                    if len(data) < size:  # a decoder would fill in the rest and call it whole
+                        self._stats.errors += 1
+                        yield Frame(index, self.name, None, f"this frame was cut off: the file "
+                                    f"ends {len(data)} bytes into its {size} (truncated or "
+                                    f"corrupt: a recording cut short)", time.time())
+                        continue
+                    image = _decode_frame(data)
                     if image is None:
                         self._stats.errors += 1
                         yield Frame(index, self.name, None, "this frame could not be decoded "
                                     "(corrupt data); the video goes on", time.time())
                     else:
                         yield Frame(index, self.name, image, None, time.time())
+            expected = self._stats.expected or 0
+            if expected > len(self._index):  # counted by the header, gone with the cut
+                message = (f"frame missing: the file ends after {len(self._index)} frames, of "
+                           f"the {expected} its container reports (truncated or corrupt: a "
+                           f"recording cut short)")
+                if expected - len(self._index) > MAX_MISSING_ITEMS:
+                    message += (f"; {expected - len(self._index)} frames missing in all, "
+                                "reported in this one item")
+                    expected = len(self._index) + 1
+                for number in range(len(self._index), expected):
+                    self._stats.read += 1
+                    self._stats.errors += 1
+                    yield Frame(number, self.name, None, message, time.time())
         finally:
             self.close()
 
