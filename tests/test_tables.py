@@ -196,6 +196,16 @@ def test_iter_rows_with_a_given_header_parses_the_first_line_as_data():
     assert rows[1].problem == "column 'b' has non-numeric value 'x'"
 
 
+def test_a_given_header_refuses_the_files_own_header_but_not_a_reading_named_like_a_column():
+    with pytest.raises(ValueError, match=r"its first line is a header line \(it names the "
+                                         r"columns \['b', 'a'\]\)"):
+        list(iter_rows(["b,a\n", "1,2\n"], {}, "x.csv", header=["a", "b"]))
+    # columns named "1" and "2": a first row of those readings is data, not a header
+    rows = [row for _, row in iter_rows(["2026-01-01 00:00,2,1\n"], {}, "x.csv",
+                                        header=["time", "1", "2"]) if row is not None]
+    np.testing.assert_array_equal(rows[0].values, [2, 1])
+
+
 def test_fill_gaps_interpolates_a_short_gap():
     values = np.array([[1.0, 10], [np.nan, 20], [np.nan, 30], [4.0, 40]])
     filled = fill_gaps(values, max_gap=2, source="s.csv", features=("a", "b"))

@@ -468,7 +468,9 @@ def _refuse_own_header(cells: Sequence[str], parser: RowParser, source: str) -> 
     """ValueError if the first line, with the column names given apart (``--columns``), is a
     header line of its own: read as data it would shift every row's number, and names given in
     another order than the file's would swap columns silently."""
-    named = [c.strip() for c in cells if c.strip() in parser.features]
+    # a number is never taken for a name: a feature may be called "1", and so may a reading be
+    named = [c.strip() for c in cells
+             if c.strip() in parser.features and not _looks_numeric(c.strip())]
     if named:
         raise ValueError(f"{source}: its first line is a header line (it names the columns "
                          f"{named}), but the column names were given as well (--columns); "
