@@ -28,8 +28,7 @@ class AviFrames:
     path: Path
     offsets: tuple[int, ...]
     sizes: tuple[int, ...]
-    listed: bool = True      # from the file's idx1; False: found by walking the 'movi' list
-    last_cut: bool = False   # the last frame's chunk runs past the end of the file
+    listed: bool = True  # from the file's idx1; False: found by walking the 'movi' list
 
     def __len__(self) -> int:
         return len(self.offsets)
@@ -80,7 +79,7 @@ def mjpg_frames(path: str | Path) -> AviFrames | None:
 def _walk_movi(handle, path: Path, movi: int, size: int) -> AviFrames | None:
     """The frames of the 'movi' list (its fourcc at ``movi``), chunk by chunk to the end of the
     file, for a file without idx1; None when it holds no video frame."""
-    offsets, sizes, cut = [], [], False
+    offsets, sizes = [], []
     position = movi + 4
     while position + 8 <= size:
         handle.seek(position)
@@ -95,14 +94,12 @@ def _walk_movi(handle, path: Path, movi: int, size: int) -> AviFrames | None:
             sizes.append(length)
             if len(offsets) > MAX_FRAMES:
                 return None
-            if position + 8 + length > size:
-                cut = True
         if position + 8 + length >= size:
             break
         position += 8 + length + (length & 1)
     if not offsets:
         return None
-    return AviFrames(path, tuple(offsets), tuple(sizes), listed=False, last_cut=cut)
+    return AviFrames(path, tuple(offsets), tuple(sizes), listed=False)
 
 
 def _stream_chunk(kind: bytes) -> bool:

@@ -355,12 +355,17 @@ def _overlay_name(index: int, source: str, per_file: bool) -> str:
     return f"{index:08d}.jpg"
 
 
+def _numbered(path: Path, attempt: int) -> Path:
+    """``<stem>-<attempt><suffix>`` beside ``path``: where an output goes when ``path`` is taken."""
+    return path.with_name(f"{path.stem}-{attempt}{path.suffix}")
+
+
 def _unused_path(path: Path) -> Path:
     """``path``, or the first of ``<stem>-2<suffix>``, ``-3``, ... that does not exist."""
     target, attempt = path, 1
     while target.exists():
         attempt += 1
-        target = path.with_name(f"{path.stem}-{attempt}{path.suffix}")
+        target = _numbered(path, attempt)
     if target != path:
         log.warning("--overlay-video %s exists (an earlier run's video, kept); this run's video "
                     "is %s", path, target)
@@ -378,7 +383,7 @@ def _write_picture(path: Path, picture: np.ndarray) -> Path | None:
     if not ok:
         return None
     for attempt in range(1, 1000):
-        target = path if attempt == 1 else path.with_name(f"{path.stem}-{attempt}{path.suffix}")
+        target = path if attempt == 1 else _numbered(path, attempt)
         try:
             handle = open(target, "xb")
         except FileExistsError:

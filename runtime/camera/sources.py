@@ -290,13 +290,12 @@ def folder_files(folder: Path) -> list[Path]:
         log.info("%s: %d mask file(s) beside their images are not scored as frames (e.g. %s)",
                  folder, len(masks), sorted(masks)[0].name)
     files = [p for p in files if p not in masks]
+    shown = ", ".join(subfolders[:5]) + (", ..." if len(subfolders) > 5 else "")
     if files and subfolders:
-        shown = ", ".join(subfolders[:5]) + (", ..." if len(subfolders) > 5 else "")
         log.warning("%s: its subfolders (%s) are not read; give each, or a glob that reaches "
                     "into them ('%s/**/*.png', quoted)", folder, shown, folder)
     if not files:
         if subfolders:
-            shown = ", ".join(subfolders[:5]) + (", ..." if len(subfolders) > 5 else "")
             raise SourceError(
                 f"`source` folder {str(folder)!r} holds no files, only folders ({shown}), and "
                 f"subfolders are not read: give one of them, or a glob that reaches into them "
@@ -500,19 +499,11 @@ class VideoFile:
                                     "(corrupt data); the video goes on", time.time())
                     else:
                         yield Frame(index, self.name, image, None, time.time())
-            expected = self._stats.expected or 0
-            if expected > len(self._index):  # counted by the header, gone with the cut
-                message = (f"frame missing: the file ends after {len(self._index)} frames, of "
-                           f"the {expected} its container reports (truncated or corrupt: a "
-                           f"recording cut short)")
-                if expected - len(self._index) > MAX_MISSING_ITEMS:
-                    message += (f"; {expected - len(self._index)} frames missing in all, "
-                                "reported in this one item")
-                    expected = len(self._index) + 1
-                for number in range(len(self._index), expected):
-                    self._stats.read += 1
-                    self._stats.errors += 1
-                    yield Frame(number, self.name, None, message, time.time())
+            found, expected = len(self._index), self._stats.expected or 0
+            if expected > found:  # counted by the header, gone with the cut
+                yield from self._missing_items(found, expected - found, (
+                    f"frame missing: the file ends after {found} frames, of the {expected} its "
+                    f"container reports (truncated or corrupt: a recording cut short)"))
         finally:
             self.close()
 
@@ -526,11 +517,15 @@ class VideoFile:
         if first_damage is not None and first_damage < index:
             message += (f"; frames after the damage at frame {first_damage} may be numbered "
                         "early, as the demuxer skipped over it")
-        missing = max(1, (expected or 0) - index)
+        yield from self._missing_items(index, max(1, (expected or 0) - index), message)
+
+    def _missing_items(self, first: int, missing: int, message: str) -> Iterator[Frame]:
+        """``missing`` error items from frame ``first`` on, or one that counts them past
+        ``MAX_MISSING_ITEMS``."""
         if missing > MAX_MISSING_ITEMS:
             message += f"; {missing} frames missing in all, reported in this one item"
             missing = 1
-        for number in range(index, index + missing):
+        for number in range(first, first + missing):
             self._stats.read += 1
             self._stats.errors += 1
             yield Frame(number, self.name, None, message, time.time())

@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 from vigil import __version__
 
@@ -1549,13 +1550,19 @@ INPUT_ARGUMENTS = ("model", "models", "data", "source", "input", "inputs", "comp
                    "labels", "normal", "anomalous")
 
 
+def _input_paths(args) -> Iterator[tuple[str, list]]:
+    """(argument name, the paths it gives) for each of ``INPUT_ARGUMENTS`` the command has."""
+    for name in INPUT_ARGUMENTS:
+        value = getattr(args, name, None)
+        yield name, [v for v in (value if isinstance(value, (list, tuple)) else [value])
+                     if isinstance(v, (str, os.PathLike))]
+
+
 def _refuse_empty_paths(args) -> None:
     """ValueError for an input path given as an empty string (what an unset shell variable
     gives): read as a path, it would be the working folder, and every CSV below it would be
     read as the data."""
-    for name in INPUT_ARGUMENTS:
-        value = getattr(args, name, None)
-        values = value if isinstance(value, (list, tuple)) else [value]
+    for name, values in _input_paths(args):
         if any(isinstance(v, str) and not v.strip() for v in values):
             among = f" among {list(values)}" if len(values) > 1 else ""
             raise ValueError(f"`{name}` is an empty path{among} (an unset shell variable gives "
@@ -1575,10 +1582,7 @@ def _check_output_paths(args) -> None:
     outputs += [(name, flag, True) for name, flag in FOLDER_OUTPUTS.items()]
     outputs.append(("output", "--output", args.run is cmd_demo))  # demo writes a folder
     inputs, input_folders = [], []
-    for name in INPUT_ARGUMENTS:
-        value = getattr(args, name, None)
-        values = [v for v in (value if isinstance(value, (list, tuple)) else [value])
-                  if isinstance(v, (str, os.PathLike))]
+    for _, values in _input_paths(args):
         inputs += [v for v in values if os.path.isfile(v)]
         input_folders += [v for v in values if os.path.isdir(v)]
     for name, flag, folder in outputs:
