@@ -167,6 +167,20 @@ def test_eval_writes_json_and_report(sensor_artifacts, tmp_path, capsys):
                          flags[1], str(kept)]) == cli.EXIT_INPUT
         assert "exists and holds something else" in capsys.readouterr().err
         assert kept.read_bytes() == before
+    # --report replaces its own earlier report; never a folder of other files
+    assert cli.main(["eval", str(sensor_artifacts.int8), str(sensor_artifacts.test_csv),
+                     "--report", str(report)]) == 0
+    assert (report / "report.md").read_text().startswith("# Vigil evaluation")
+    own = tmp_path / "work"
+    own.mkdir()
+    (own / "metrics.json").write_text('{"mine": 1}')
+    capsys.readouterr()
+    assert cli.main(["eval", str(sensor_artifacts.int8), str(sensor_artifacts.test_csv),
+                     "--report", str(own)]) == cli.EXIT_INPUT
+    error = capsys.readouterr().err
+    assert "holds other files (metrics.json)" in error and "no earlier Vigil report" in error
+    assert (own / "metrics.json").read_text() == '{"mine": 1}'
+    assert sorted(p.name for p in own.iterdir()) == ["metrics.json"]
 
 
 @pytest.mark.parametrize("command", ["score", "eval"])

@@ -1544,6 +1544,7 @@ class _JsonFormatter(logging.Formatter):
 FILE_OUTPUTS = {"json": "--json", "jsonl": "--jsonl", "health": "--health",
                 "overlay_video": "--overlay-video"}
 JSON_DOCUMENT_OUTPUTS = ("json", "health")  # each replaces an earlier run's JSON object
+REPORT_FOLDER_OUTPUTS = ("report",)  # each replaces an earlier run's report.md, metrics.json
 FOLDER_OUTPUTS = {"report": "--report", "overlay_dir": "--overlay-dir", "repository": "repository"}
 # Arguments that name a run's input files (never to be written over by an output).
 INPUT_ARGUMENTS = ("model", "models", "data", "source", "input", "inputs", "compare", "against",
@@ -1596,6 +1597,8 @@ def _check_output_paths(args) -> None:
                     _refuse_replacing_other_files(path, flag)
             else:
                 _refuse_output_in_a_category(path, flag, input_folders)
+                if name in REPORT_FOLDER_OUTPUTS:
+                    _refuse_replacing_other_folders(path, flag)
             if folder and os.path.isdir(path):
                 for given in input_folders:
                     if os.path.samefile(path, given):
@@ -1633,6 +1636,32 @@ def _refuse_replacing_other_files(path, flag: str) -> None:
     raise ValueError(f"`{flag}` {str(path)!r} exists and holds something else ({shown!r}...): "
                      f"{flag} replaces only the JSON document an earlier run wrote there; name "
                      f"a new file ({flag} {suggested}, say), or remove that one first")
+
+
+REPORT_HEADING = b"# Vigil "  # the first line of every report.md Vigil writes
+
+
+def _refuse_replacing_other_folders(path, flag: str) -> None:
+    """ValueError for an existing folder with files in it that a report (``--report``) would
+    write into though no earlier report is there: its ``report.md``, ``metrics.json`` and
+    pictures would replace a user's files of those names (the working folder, ``--report .``)."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return
+    try:
+        entries = sorted(p.name for p in folder.iterdir())
+        if not entries:
+            return
+        with open(folder / "report.md", "rb") as handle:
+            if handle.read(len(REPORT_HEADING)) == REPORT_HEADING:
+                return  # an earlier run's report: replaced
+    except OSError:
+        pass  # no report.md (or unreadable): the folder holds something else
+    shown = ", ".join(entries[:3]) + (f" and {len(entries) - 3} more" if len(entries) > 3 else "")
+    raise ValueError(f"`{flag}` {str(path)!r} is a folder that holds other files ({shown}) and "
+                     f"no earlier Vigil report: its report.md, metrics.json and pictures could "
+                     f"replace files there; name a new or empty folder ({flag} "
+                     f"{folder.resolve().name}-report, say), or one an earlier {flag} wrote")
 
 
 def _refuse_output_in_a_category(path, flag: str, input_folders: list) -> None:
