@@ -191,6 +191,11 @@ def test_image_inference_and_protocol_errors_in_process(tiny_image_artifact):
     ({"name": "image", "shape": [2], "datatype": "UINT8", "data": [-1, 300]},
      "whole numbers in [0, 255]"),
     ({"name": "w", "shape": [1], "datatype": "INT64", "data": [0.5]}, "whole numbers"),
+    # JSON's true is not the number 1, nor 2 a truth value
+    ({"name": "image", "shape": [2], "datatype": "UINT8", "data": [[True], [1]]},
+     "numbers for datatype UINT8, not true or false"),
+    ({"name": "w", "shape": [2], "datatype": "BOOL", "data": [True, 2]},
+     "only true and false for datatype BOOL"),
     ({"name": "w", "shape": [1], "datatype": "FP32", "data": [1], "parameters": [1]},
      "`parameters` must be an object"),
     ({"name": "w", "shape": [1], "datatype": "FP32", "parameters": {"binary_data_size": 4}},

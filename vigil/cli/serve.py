@@ -137,7 +137,14 @@ def parse_request(body: bytes, header_length: int | None) -> dict[str, np.ndarra
 
 
 def _values(data, dtype: np.dtype, name: str) -> np.ndarray:
-    """JSON ``data`` as an array of ``dtype``: numbers that fit it, nothing else."""
+    """JSON ``data`` as an array of ``dtype``: numbers that fit it, nothing else (JSON's true
+    and false only for BOOL, and only they)."""
+    booleans = dtype.kind == "b"
+    if any((type(v) is bool) != booleans for v in _leaves(data)):
+        raise ProtocolError(f"input {name!r}: `data` must hold "
+                            + ("only true and false for datatype BOOL" if booleans else
+                               f"numbers for datatype {_datatype_name(dtype)}, not true or false")
+                            + f"; received {str(data)[:80]}")
     try:
         values = np.asarray(data, dtype=np.float64 if dtype.kind != "b" else np.bool_)
     except (ValueError, TypeError):
@@ -151,6 +158,21 @@ def _values(data, dtype: np.dtype, name: str) -> np.ndarray:
             raise ProtocolError(f"input {name!r}: `data` must be whole numbers in "
                                 f"[{info.min}, {info.max}] for {dtype.name}")
     return values.astype(dtype)
+
+
+def _leaves(data):
+    """The values of a (nested) JSON list, depth first; the value itself if it is not one."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        else:
+            yield item
+
+
+def _datatype_name(dtype: np.dtype) -> str:
+    return next(name for name, t in DATATYPES.items() if np.dtype(t) == dtype)
 
 
 def run_inference(detector, tensors: dict[str, np.ndarray]) -> list[dict]:
