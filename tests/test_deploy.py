@@ -153,6 +153,39 @@ def test_health_check_tells_a_live_run_from_a_stale_stopped_or_missing_one(tmp_p
     assert "no input for 25 s" in capsys.readouterr().err
 
 
+@pytest.mark.skipif(not Path("/proc/self/ns/pid").exists(), reason="needs Linux's /proc")
+def test_health_check_tells_a_killed_scorer_at_once_though_its_file_is_fresh(tmp_path, capsys):
+    path = tmp_path / "health.json"
+    scorer = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "from vigil.runtime.core.health import HealthReporter\n"
+        f"r = HealthReporter({str(path)!r}, interval_s=3600)\n"
+        "r.start('sensor', 'x.csv', lambda: {'rows': 1}, 'rows')\n"
+        "print('written', flush=True)\n"
+        "time.sleep(600)\n")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert scorer.stdout.readline().strip() == "written"
+        assert cli.main(["health-check", str(path)]) == 0
+        capsys.readouterr()
+    finally:
+        scorer.kill()  # as the kernel's out-of-memory killer would: no final report
+        scorer.wait()
+    report = json.loads(path.read_text())
+    assert report["status"] == "running" and report["pid"] == scorer.pid
+    assert cli.main(["health-check", str(path), "--max-age", "3600"]) == 1
+    assert f"the scorer (pid {scorer.pid}) is no longer running" in capsys.readouterr().err
+    # a check from another boot or process-ID namespace cannot tell: the file's age decides
+    report["process"]["pid_namespace"] = "pid:[1]"
+    path.write_text(json.dumps(report))
+    assert cli.main(["health-check", str(path), "--max-age", "3600"]) == 0
+    # the process ID reused by another process (a later start) is no scorer either
+    live = json.loads(_health_file(tmp_path, "running").read_text())
+    live["process"]["start_ticks"] -= 1
+    path.write_text(json.dumps(live))
+    assert cli.main(["health-check", str(path)]) == 1
+    assert "is no longer running" in capsys.readouterr().err
+
+
 def test_container_recipe_installs_the_runtime_alone_as_a_non_root_user():
     recipe = (DEPLOY / "Containerfile").read_text()
     root = DEPLOY.parents[1]

@@ -32,6 +32,22 @@ IDLE_RESOLUTION_S = 0.5  # how often the input count is looked at between report
 DEFAULT_INTERVAL_S = 10.0
 
 
+def process_identity(pid: int | str = "self") -> dict | None:
+    """What tells process ``pid`` apart from any other, on Linux: the boot, the process-ID
+    namespace and the process's start time (a reused process ID starts later); None where
+    /proc cannot tell (another system, the process gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            # the command name (field 2) may hold spaces and parentheses: fields after the last ")"
+            start = int(handle.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as handle:
+            boot = handle.read().strip()
+        namespace = os.readlink(f"/proc/{pid}/ns/pid")
+    except (OSError, ValueError, IndexError):
+        return None
+    return {"boot_id": boot, "pid_namespace": namespace, "start_ticks": start}
+
+
 def rss_bytes() -> int | None:
     """This process's resident memory now (Linux /proc), or None where it cannot be read."""
     try:
@@ -100,6 +116,7 @@ class HealthReporter:
                         "model_sha256": getattr(model, "sha256", None)} if model is not None
                        else {})
         self._started_wall = _now()
+        self._identity = process_identity()  # lets health-check tell a killed scorer at once
         self._started = time.monotonic()
         self._counts: Callable[[], dict] = dict
         self._input_key: str | None = None
@@ -164,6 +181,7 @@ class HealthReporter:
                 "source": self._source,
                 **self._model,
                 "pid": os.getpid(),
+                "process": self._identity,
                 "started": self._started_wall,
                 "updated": _now(),
                 "uptime_s": round(now - self._started, 3),
@@ -239,6 +257,10 @@ def check_health(path: str | os.PathLike, max_age_s: float = 60.0,
                 f"an 'updated' time, as `vigil score --health {path}` writes")
     except (OSError, ValueError, AttributeError) as error:
         return f"health file {path} cannot be read as a Vigil health report: {error}"
+    if report.get("status") in ("running", "connecting"):
+        gone = _process_gone(report)
+        if gone is not None:
+            return f"{gone}; health file {path} still says {report['status']!r}"
     age = (datetime.now(timezone.utc) - updated).total_seconds()
     if age > max_age_s:
         return f"health file {path} was last rewritten {age:.0f} s ago (over {max_age_s:g} s)"
@@ -255,3 +277,21 @@ def check_health(path: str | os.PathLike, max_age_s: float = 60.0,
     if max_idle_s is not None and isinstance(idle, (int, float)) and idle > max_idle_s:
         return f"no input for {idle:.0f} s (over {max_idle_s:g} s)"
     return None
+
+
+def _process_gone(report: dict) -> str | None:
+    """Why the scorer a report describes is known to have ended (killed, crashed, out of memory)
+    before it could write a final report, or None where it runs or this process cannot tell:
+    only a check from the same boot and process-ID namespace can (a container's own health
+    check, a systemd timer on the same machine; not a sidecar with its own namespace)."""
+    recorded, pid = report.get("process"), report.get("pid")
+    here = process_identity()
+    if (not isinstance(recorded, dict) or type(pid) is not int or pid <= 0 or here is None
+            or recorded.get("boot_id") != here["boot_id"]
+            or recorded.get("pid_namespace") != here["pid_namespace"]):
+        return None
+    now = process_identity(pid)
+    if now is not None and now["start_ticks"] == recorded.get("start_ticks"):
+        return None
+    return (f"the scorer (pid {pid}) is no longer running: it ended without a final report "
+            "(killed, crashed or out of memory)")
