@@ -1597,8 +1597,6 @@ def _check_output_paths(args) -> None:
                     _refuse_replacing_other_files(path, flag)
             else:
                 _refuse_output_in_a_category(path, flag, input_folders)
-                if name in REPORT_FOLDER_OUTPUTS:
-                    _refuse_replacing_other_folders(path, flag)
             if folder and os.path.isdir(path):
                 for given in input_folders:
                     if os.path.samefile(path, given):
@@ -1608,6 +1606,8 @@ def _check_output_paths(args) -> None:
                             f"on that folder: name another folder ({flag} "
                             f"{Path(given).resolve().name}-{flag.strip('-').split('-')[0]}, "
                             "say)")
+            if name in REPORT_FOLDER_OUTPUTS:
+                _refuse_replacing_other_folders(path, flag)
     if args.run in (cmd_train_sensor, cmd_train_image):
         if Path(args.output).suffix != ".keras":
             raise ValueError(f"`--output` must end in .keras; received {args.output!r} (for "
