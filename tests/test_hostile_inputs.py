@@ -603,22 +603,120 @@ def test_an_index_with_offsets_from_the_file_start_is_read_as_such(tiny_image_ar
     assert mjpg_frames(misplaced) is None
 
 
-def test_an_avi_that_goes_on_past_its_index_is_read_whole(tmp_path):
-    """Past 1 GB OpenCV's writer goes on in OpenDML 'AVIX' parts whose frames idx1 does not list:
-    the index is not used for such a file, or every frame after the first part would be lost."""
+def write_opendml(path: Path, frames: int, first_part: int, cut: int | None = None) -> Path:
+    """An OpenDML MJPG AVI laid out as FFmpeg writes one past 1 GB (checked against a 1.18 GB
+    file of FFmpeg's): a first 'AVI ' part with ``first_part`` frames, an 'ix00' standard index
+    in its 'movi' list and idx1 after it; an 'AVIX' part with the rest and its own 'ix00'; the
+    stream's 'indx' master index listing both 'ix00' chunks. With ``cut``, the file is cut
+    ``cut`` bytes into the second part's last frame before that part's index was written, and
+    the master index lists the first part's alone, as a recording stopped by a power cut leaves
+    it. Frame i shows a bar i + 1 steps wide (as ``write_video``'s frames)."""
     import struct
 
-    from test_sources import write_video
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return kind + struct.pack("<I", len(data)) + data + b"\0" * (len(data) & 1)
+
+    def form(kind: bytes, name: bytes, body: bytes) -> bytes:
+        return kind + struct.pack("<I", 4 + len(body)) + name + body
+
+    images = []
+    for i in range(frames):
+        image = np.full((48, 64, 3), 40, np.uint8)
+        image[:, : (i + 1) * 64 // (frames + 1)] = 200
+        images.append(cv2.imencode(".jpg", image)[1].tobytes())
+    avih = struct.pack("<14I", 100_000, 0, 0, 0x910, first_part, 0, 1, 1 << 20, 64, 48, 0, 0, 0, 0)
+    strh = struct.pack("<4s4s3I5I2I4h", b"vids", b"MJPG", 0, 0, 0, 1, 10, 0, frames, 1 << 20,
+                       0xFFFFFFFF, 0, 0, 0, 64, 48)
+    strf = struct.pack("<IiiHH4sIiiII", 40, 64, 48, 1, 24, b"MJPG", 64 * 48 * 3, 0, 0, 0, 0)
+    parts_listed = 1 if cut is not None else 2
+    indx_body_size = 24 + 16 * 2
+    hdrl = form(b"LIST", b"hdrl", chunk(b"avih", avih) + form(b"LIST", b"strl", chunk(
+        b"strh", strh) + chunk(b"strf", strf) + chunk(b"indx", b"\0" * indx_body_size))
+        + form(b"LIST", b"odml", chunk(b"dmlh", struct.pack("<I", frames) + b"\0" * 244)))
+    indx_at = len(b"RIFF....AVI ") + hdrl.index(b"indx")
+
+    def movi(start: int, part: list[bytes], with_index: bool) -> tuple[bytes, int]:
+        """A 'movi' list whose 'LIST' lies at file position ``start``, and its ix00's position."""
+        body, entries, position = b"", [], start + 12
+        for data in part:
+            entries.append((position + 8, len(data)))
+            body += chunk(b"00dc", data)
+            position = start + 12 + len(body)
+        ix_at = start + 12 + len(body)
+        if with_index:
+            body += chunk(b"ix00", struct.pack("<HBBI4sQI", 2, 0, 1, len(entries), b"00dc", start, 0)
+                          + b"".join(struct.pack("<II", o - start, n) for o, n in entries))
+        return form(b"LIST", b"movi", body), ix_at
+
+    first_at = 12 + len(hdrl)
+    first, first_ix = movi(first_at, images[:first_part], True)
+    idx1 = chunk(b"idx1", b"".join(
+        struct.pack("<4sIII", b"00dc", 0x10, o - (first_at + 8) - 8, n) for o, n in [
+            (first_at + 12 + sum(8 + len(d) + (len(d) & 1) for d in images[:k]) + 8, len(images[k]))
+            for k in range(first_part)]))
+    riff = b"RIFF" + struct.pack("<I", 4 + len(hdrl) + len(first) + len(idx1)) + b"AVI " + hdrl
+    riff += first + idx1
+    second_at = len(riff) + 12
+    second, second_ix = movi(second_at, images[first_part:], cut is None)
+    data = bytearray(riff + form(b"RIFF", b"AVIX", second))
+    listed = [(first_ix, 8 + 24 + 8 * first_part), (second_ix, 8 + 24 + 8 * (frames - first_part))]
+    struct.pack_into("<HBBI4s3I", data, indx_at + 8, 4, 0, 0, parts_listed, b"00dc", 0, 0, 0)
+    for k, (at, size) in enumerate(listed[:parts_listed]):
+        struct.pack_into("<QII", data, indx_at + 8 + 24 + 16 * k, at, size, 1)
+    if cut is not None:
+        data = data[:len(data) - len(images[-1]) - (len(images[-1]) & 1) + cut]
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_an_opendml_avi_past_1_gb_is_read_part_by_part_from_its_own_indexes(tiny_image_artifact,
+                                                                            tmp_path):
+    """Past 1 GB FFmpeg goes on in 'AVIX' parts whose frames idx1 does not list: each part's
+    'ix00' index finds them, so every frame keeps its number after a damaged one and decodes
+    as the same JPEG would in an image folder (OpenCV's own reading of such a file, which
+    resynchronizes after damage, was used before)."""
     from vigil.runtime.camera.avi_index import mjpg_frames
 
-    path = write_video(tmp_path / "long.avi", 20)
-    assert len(mjpg_frames(path)) == 20
-    data = path.read_bytes()
-    frame = data[data.find(b"00dc"):]
-    frame = frame[:8 + struct.unpack("<I", frame[4:8])[0]]
-    movi = b"LIST" + struct.pack("<I", 4 + len(frame)) + b"movi" + frame
-    path.write_bytes(data + b"RIFF" + struct.pack("<I", 4 + len(movi)) + b"AVIX" + movi)
-    assert mjpg_frames(path) is None
+    path = write_opendml(tmp_path / "long.avi", 40, first_part=25)
+    found = mjpg_frames(path)
+    assert len(found) == 40 and found.listed
+    capture = cv2.VideoCapture(str(path))  # FFmpeg reads the same file alike
+    assert capture.get(cv2.CAP_PROP_FRAME_COUNT) == 40
+    assert sum(1 for _ in iter(lambda: capture.read()[0], False)) == 40
+    with open(path, "rb") as handle:
+        widths = []
+        for offset, size in zip(found.offsets, found.sizes):
+            handle.seek(offset)
+            image = cv2.imdecode(np.frombuffer(handle.read(size), np.uint8), cv2.IMREAD_COLOR)
+            widths.append(int((image[0, :, 0] > 120).sum()))
+    assert widths == [(i + 1) * 64 // 41 for i in range(40)], "every frame, in order"
+    clean = strict_lines(vigil("score", tiny_image_artifact, path).stdout)
+    damaged = bytearray(path.read_bytes())  # frame 30's data, in the AVIX part, overwritten
+    start = found.offsets[30]
+    damaged[start:start + found.sizes[30]] = b"\xff" * found.sizes[30]
+    path.write_bytes(bytes(damaged))
+    done = vigil("score", tiny_image_artifact, path)
+    assert done.returncode == 0, done.stderr
+    lines = strict_lines(done.stdout)
+    assert [r["frame"] for r in lines] == list(range(40))
+    assert [r["frame"] for r in lines if r["score"] is None] == [30]
+    assert [r["score"] for r in lines[31:]] == [r["score"] for r in clean[31:]]
+
+
+def test_an_opendml_avi_cut_short_in_its_last_part_is_walked_there(tiny_image_artifact, tmp_path):
+    """A recording past 1 GB stopped by a power cut: the last part has no index yet; its frames
+    are found by walking its chunks, and the frame the file ends inside is a skipped line."""
+    from vigil.runtime.camera.avi_index import mjpg_frames
+
+    path = write_opendml(tmp_path / "cut.avi", 40, first_part=25, cut=100)
+    found = mjpg_frames(path)
+    assert len(found) == 40 and not found.listed
+    done = vigil("score", tiny_image_artifact, path)
+    assert done.returncode == 0, done.stderr
+    lines = strict_lines(done.stdout)
+    assert [r["frame"] for r in lines] == list(range(40))
+    assert [r["frame"] for r in lines if r["score"] is None] == [39]
+    assert "cut off" in lines[39]["skipped"]
 
 
 class TimingOutCamera:
