@@ -57,6 +57,12 @@ def write_triton_repository(artifact: str | Path, repository: str | Path, name: 
     session = ort.InferenceSession(str(artifact), providers=["CPUExecutionProvider"])
     inputs, outputs = session.get_inputs(), session.get_outputs()
     batched = all(not isinstance(t.shape[0], int) for t in [*inputs, *outputs])
+    if batched and not detector.batch_independent:
+        log.warning("%s quantizes its activations per run (an INT8 artifact of 0.1): a batch "
+                    "Triton forms would let one request's readings change every other's "
+                    "scores, so the configs turn dynamic batching off (max_batch_size 0); "
+                    "re-export it with this release to batch it", artifact)
+        batched = False
     folder = Path(repository) / name
     (folder / "1").mkdir(parents=True, exist_ok=True)
     _place_model(artifact, folder / "1" / "model.onnx")

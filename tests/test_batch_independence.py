@@ -100,13 +100,26 @@ def test_the_dynamic_graph_really_depends_on_its_batch(dynamic_int8, test_rows):
     import onnxruntime as ort
 
     detector = runtime.load(dynamic_int8)
-    assert not detector._artifact.batch_independent
+    assert not detector.batch_independent
     windows = windows_with(test_rows, detector.spec.window, [(250, 0, 65535.0)])
     session = ort.InferenceSession(str(dynamic_int8), providers=["CPUExecutionProvider"])
     raw = session.run(["score"], {"window": windows})[0].reshape(-1)
     alone = detector.score(windows)
     first = slice(0, 200)  # windows that end before the sentinel row
     assert np.max(np.abs(raw[first] - alone[first]) / np.abs(alone[first])) > 0.01
+
+
+def test_triton_never_batches_a_graph_that_quantizes_per_run(dynamic_int8, tmp_path, caplog):
+    """Triton's dynamic batcher would put other clients' windows into one run of the graph."""
+    from vigil.export.triton import write_triton_repository
+
+    assert not runtime.load(dynamic_int8).batch_independent
+    folder = write_triton_repository(dynamic_int8, tmp_path / "repo", name="old")
+    for config in (folder / "config.pbtxt", folder / "configs" / "gpu.pbtxt"):
+        text = config.read_text()
+        assert "max_batch_size: 0" in text and "dynamic_batching" not in text
+        assert "dims: [ -1, " in text  # the batch axis stays in the tensor, as one request sent it
+    assert "turn dynamic batching off" in caplog.text
 
 
 def test_default_export_never_quantizes_per_call(sensor_artifacts):

@@ -36,6 +36,11 @@ class ImageDetector:
 
     path = property(lambda self: self._artifact.path)
     sha256 = property(lambda self: self._artifact.sha256)
+    batch_independent = property(
+        lambda self: self._artifact.batch_independent,
+        doc="Whether the graph scores each frame alone in a batch; False for graphs that "
+            "quantize activations per run, which this detector feeds one frame at a time and a "
+            "server must not batch.")
     providers = property(lambda self: self._session.get_providers())
 
     @property

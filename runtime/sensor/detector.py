@@ -55,6 +55,13 @@ class SensorDetector:
         return self._artifact.sha256
 
     @property
+    def batch_independent(self) -> bool:
+        """Whether the graph scores each item alone in a batch; False for graphs that quantize
+        activations per run (0.1's INT8 artifacts), which this detector feeds one item at a
+        time and a server must not batch."""
+        return self._artifact.batch_independent
+
+    @property
     def providers(self) -> list[str]:
         return self._session.get_providers()
 
