@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vigil import runtime
+from vigil.runtime.sensor.streaming import StreamingScorer
 from vigil.runtime.sensor.tables import read_table
 
 pytest.importorskip("onnx")
@@ -212,3 +213,31 @@ def test_a_dataframe_is_read_by_its_column_names(sensor_artifacts):
     np.testing.assert_array_equal(detector.score(pd.DataFrame(window)), expected)
     with pytest.raises(ValueError, match=r"`x` has columns .* without the model's"):
         detector.score(frame.rename(columns={detector.features[0]: "other"}))
+
+
+def test_a_signal_and_streamed_rows_are_read_by_their_names_and_a_mask_is_refused(
+        sensor_artifacts):
+    """score_signal reads a DataFrame's columns, StreamingScorer.push a Series' or a dict's
+    entries by name, as score does: reordered columns scored a million-fold before."""
+    pd = pytest.importorskip("pandas")
+    detector = runtime.load(sensor_artifacts.fp32)
+    rows = read_table(sensor_artifacts.test_csv, features=detector.features).values[:80]
+    signal = pd.DataFrame(rows, columns=list(detector.features))
+    reversed_signal = signal[list(reversed(detector.features))]
+    _, expected, _ = detector.score_signal(rows)
+    np.testing.assert_array_equal(detector.score_signal(reversed_signal)[1], expected)
+
+    def streamed(each_row) -> list[float]:
+        scorer = StreamingScorer(detector)
+        return [r.score for k in range(len(rows)) for r in scorer.push(each_row(k))
+                if r.score is not None]
+
+    in_order = streamed(lambda k: rows[k])
+    assert len(in_order) == len(rows) - detector.spec.window + 1
+    assert streamed(lambda k: reversed_signal.iloc[k]) == in_order
+    assert streamed(lambda k: dict(reversed_signal.iloc[k])) == in_order
+    with pytest.raises(ValueError, match=r"`values` has keys .* without the model's"):
+        StreamingScorer(detector).push({"other": 1.0})
+    for call in (lambda m: detector.score(m), lambda m: detector.score_signal(m[0])):
+        with pytest.raises(TypeError, match="masked array: its mask would be ignored"):
+            call(np.ma.masked_array(rows[None, :detector.spec.window], mask=False))

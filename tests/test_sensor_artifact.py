@@ -254,6 +254,35 @@ def foreign_onnx(target):
     return target
 
 
+def handmade(source, target, *, window_type="FLOAT", batch=None, score="mean", opset=17,
+             operator="ReduceMean"):
+    """A graph made by hand with ``source``'s metadata: windows (batch, 16, 8) in, each
+    feature's mean error and their mean as the score out; each keyword bends one thing."""
+    from onnx import TensorProto, helper
+
+    window = helper.make_tensor_value_info("window", getattr(TensorProto, window_type),
+                                           [batch, 16, 8])
+    nodes = [helper.make_node(operator, ["window"], ["feature_errors"], axes=[1], keepdims=0)]
+    if score == "per-step":  # one score per step of each window
+        nodes.append(helper.make_node("ReduceMean", ["window"], ["score"], axes=[2], keepdims=0))
+        shape, kind = [batch, 16], TensorProto.FLOAT
+    else:
+        nodes.append(helper.make_node("ReduceMean", ["feature_errors"], ["mean"], axes=[1],
+                                      keepdims=0))
+        kind = TensorProto.INT64 if score == "int64" else TensorProto.FLOAT
+        nodes.append(helper.make_node("Cast", ["mean"], ["score"], to=kind))
+        shape = [batch]
+    errors_type = TensorProto.DOUBLE if window_type == "DOUBLE" else TensorProto.FLOAT
+    graph = helper.make_graph(nodes, "handmade", [window], [
+        helper.make_tensor_value_info("feature_errors", errors_type, [batch, 8]),
+        helper.make_tensor_value_info("score", kind, shape)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    helper.set_model_props(model, {e.key: e.value for e in onnx.load(str(source)).metadata_props})
+    onnx.save(model, str(target))
+    return target
+
+
 def truncated(source, target):
     data = source.read_bytes()
     target.write_bytes(data[: len(data) // 2])
@@ -270,10 +299,10 @@ def empty(source, target):
     return target
 
 
-def keras_zip(target):
+def keras_zip(target, suffix: str = ".keras"):
     import zipfile
 
-    target = target.with_suffix(".keras")
+    target = target.with_name(target.stem + suffix)
     with zipfile.ZipFile(target, "w") as archive:
         archive.writestr("config.json", "{}")
     return target
@@ -287,6 +316,9 @@ BAD_ARTIFACTS = {
     "missing": (lambda s, t: t, "does not exist"),
     "keras-model": (lambda s, t: keras_zip(t), "is a Keras model, not a Vigil .onnx artifact; "
                                                "export it first: vigil export"),
+    "training-sidecar": (lambda s, t: keras_zip(t, ".vigil.npz"),
+                         "the calibration data `vigil train` writes beside a Keras model, not a "
+                         "Vigil .onnx artifact; export the model it belongs to: vigil export"),
     "foreign-onnx": (lambda s, t: foreign_onnx(t), "has no 'vigil' metadata entry"),
     "metadata-not-json": (lambda s, t: rewrite_metadata(s, t, lambda text: text[:-7]),
                           "metadata entry is not valid JSON"),
@@ -298,7 +330,30 @@ BAD_ARTIFACTS = {
     # metadata says 32-row windows, the graph takes 16: the error names the metadata shape
     "window-mismatch": (lambda s, t: rewrite_metadata(s, t, with_field("window", 32)),
                         "[32, 8]"),
+    # graphs that do not take or give what the detector feeds and reads: refused at load, not
+    # met as a wrong score (one per step, misaligned with the windows) or a traceback
+    "input-double": (lambda s, t: handmade(s, t, window_type="DOUBLE"),
+                     "graph input 'window' takes tensor(double); a sensor artifact takes "
+                     "tensor(float)"),
+    "fixed-batch": (lambda s, t: handmade(s, t, batch=1), "has a fixed batch of 1"),
+    "score-per-step": (lambda s, t: handmade(s, t, score="per-step"),
+                       "graph output 'score' has shape [None, 16]; expected [batch] (one value "
+                       "per window)"),
+    "score-int64": (lambda s, t: handmade(s, t, score="int64"),
+                    "graph output 'score' is tensor(int64); expected tensor(float)"),
+    # a graph newer than the installed onnxruntime is not called corrupt
+    "newer-opset": (lambda s, t: handmade(s, t, opset=99),
+                    "needs a newer onnxruntime: the installed"),
+    "unknown-operator": (lambda s, t: handmade(s, t, operator="FancyNewOp"),
+                         "(operator FancyNewOp, which it does not have)"),
 }
+
+
+def test_the_handmade_graph_unbent_loads_and_scores(sensor_artifacts, tmp_path):
+    """So that each handmade case above is refused for what it bends."""
+    detector = runtime.load(handmade(sensor_artifacts.fp32, tmp_path / "handmade.onnx"))
+    windows = np.arange(2 * 16 * 8, dtype=np.float32).reshape(2, 16, 8)
+    np.testing.assert_allclose(detector.score(windows), windows.mean(axis=(1, 2)), rtol=1e-6)
 
 
 @pytest.mark.parametrize("name", list(BAD_ARTIFACTS))

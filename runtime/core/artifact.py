@@ -11,12 +11,14 @@ that runs is exactly the one that was hashed and checked.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import numbers
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -86,9 +88,7 @@ def open_artifact(
     if pin is not None and digest != pin:
         raise ArtifactError(f"model file {str(path)!r} has sha256 {digest}; expected {pin}")
     if data.startswith(ZIP_MAGIC):
-        kind = "a Keras model" if path.suffix == ".keras" else "a zip archive, as Keras models are"
-        raise ArtifactError(f"model file {str(path)!r} is {kind}, not a Vigil .onnx artifact; "
-                            f"export it first: vigil export {path} -o {path.with_suffix('.onnx')}")
+        raise ArtifactError(_zip_archive(path))
     scan = _check_self_contained(data, path)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -100,13 +100,11 @@ def open_artifact(
     options.log_severity_level = 3
     chosen = session_providers(providers)  # a bad device name is the caller's error, not the file's
     try:
-        session = ort.InferenceSession(data, sess_options=options, providers=chosen)
+        # onnxruntime prints its provider-fallback banner on stdout, where results go
+        with contextlib.redirect_stdout(sys.stderr):
+            session = ort.InferenceSession(data, sess_options=options, providers=chosen)
     except Exception as error:  # onnxruntime raises its own untyped errors for bad files
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ArtifactError(
-            f"model file {str(path)!r} is not a loadable ONNX model (truncated or corrupt?): "
-            f"{first_line[:300]}"
-        ) from None
+        raise ArtifactError(_load_failure(path, error)) from None
     try:
         try:
             entries = session.get_modelmeta().custom_metadata_map
@@ -121,6 +119,41 @@ def open_artifact(
         log.warning("%s", warning)
     return Artifact(path=path, session=session, spec=spec, sha256=digest,
                     batch_independent=not scan.op_types & BATCH_DEPENDENT_OPS)
+
+
+def _zip_archive(path: Path) -> str:
+    """What to do with a zip archive given as an artifact: a Keras model, the calibration data
+    training writes beside one, or another archive (a Keras model renamed, say)."""
+    head = f"model file {str(path)!r} is"
+    if path.suffix == ".keras":
+        return (f"{head} a Keras model, not a Vigil .onnx artifact; export it first: vigil export "
+                f"{path} -o {path.with_suffix('.onnx')}")
+    if path.name.endswith(".vigil.npz"):
+        model = path.with_name(path.name.removesuffix(".vigil.npz") + ".keras")
+        return (f"{head} the calibration data `vigil train` writes beside a Keras model, not a "
+                f"Vigil .onnx artifact; export the model it belongs to: vigil export {model} -o "
+                f"{model.with_suffix('.onnx')}")
+    return (f"{head} a zip archive (as Keras models are), not a Vigil .onnx artifact; if it is a "
+            f"Keras model, give it the .keras suffix and export it: vigil export "
+            f"{path.with_suffix('.keras')} -o {path.with_name(path.stem + '-exported.onnx')}")
+
+
+def _load_failure(path: Path, error: Exception) -> str:
+    """What onnxruntime's error on loading ``path`` means, without its source locations: a
+    graph newer than this onnxruntime (an opset or operator it lacks) is not a corrupt file."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    text = re.sub(r"Load model from .*? failed:\s*", "", text)
+    text = re.sub(r"/\S+\.(?:h|cc|cpp):\d+ .*?\(.*?\)\s*(?=[A-Z])", "", text)
+    opset = re.search(r"Opset (\d+)\b.*?till opset (\d+)", text)
+    operator = re.search(r"No Op registered for (\S+)", text)
+    if opset or operator:
+        needs = (f"ONNX opset {opset.group(1)}, where it supports up to {opset.group(2)}"
+                 if opset else f"operator {operator.group(1)}, which it does not have")
+        return (f"model file {str(path)!r} needs a newer onnxruntime: the installed "
+                f"{ort.__version__} cannot run it ({needs}); upgrade onnxruntime (pip install -U "
+                "onnxruntime) or export the model with the onnxruntime this device has")
+    return (f"model file {str(path)!r} is not a loadable ONNX model (truncated or corrupt?): "
+            f"{text[:300]}")
 
 
 def check_sha256_pin(expect_sha256: str | None) -> str | None:
@@ -202,3 +235,35 @@ def _check_graph(session: ort.InferenceSession, spec: Spec, path: Path) -> None:
                                            for d in shape[1:]] != expected:
         raise ArtifactError(f"model file {str(path)!r}: graph input shape {shape} does not match "
                             f"the metadata's {expected}")
+    # What the detectors feed and read, checked here rather than met as a wrong score or an
+    # onnxruntime error at the first frame or window (a graph edited or made by hand).
+    image = isinstance(spec, ImageSpec)
+    fed = "tensor(uint8)" if image else "tensor(float)"
+    given = inputs[spec.input_name]
+    problem = None
+    if given.type != fed:
+        problem = (f"graph input {spec.input_name!r} takes {given.type}; "
+                   f"{'an image' if image else 'a sensor'} artifact takes {fed}")
+    elif isinstance(shape[0], int):
+        problem = (f"graph input {spec.input_name!r} has a fixed batch of {shape[0]} (shape "
+                   f"{shape}); a Vigil artifact takes any batch")
+    else:
+        by_name = {o.name: o for o in session.get_outputs()}
+        per_item = {spec.score_output: [],
+                    named[1]: list(spec.input_shape[:2]) if image else [len(spec.features)]}
+        for name, dims in per_item.items():
+            output = by_name[name]
+            known = [d if isinstance(d, int) else None for d in output.shape]
+            if output.type != "tensor(float)":
+                problem = f"graph output {name!r} is {output.type}; expected tensor(float)"
+            elif output.shape and (len(known) != len(dims) + 1 or isinstance(known[0], int) or any(
+                    k is not None and k != d for k, d in zip(known[1:], dims))):
+                problem = (f"graph output {name!r} has shape {list(output.shape)}; expected "
+                           f"[batch{''.join(f', {d}' for d in dims)}] (one "
+                           f"{'value' if not dims else 'map' if image else 'row'} per "
+                           f"{'frame' if image else 'window'})")
+            if problem:
+                break
+    if problem:
+        raise ArtifactError(f"model file {str(path)!r}: {problem}: it was not written by `vigil "
+                            f"export`, or was changed since (export the model again)")

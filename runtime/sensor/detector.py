@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -123,7 +124,7 @@ class SensorDetector:
 
         Returns (end row of each window, scores, per-feature errors).
         """
-        values = np.asarray(values, dtype=np.float32)
+        values = np.asarray(self._by_name(values, "values"), dtype=np.float32)
         window, stride = self.spec.window, self.spec.stride
         if values.ndim != 2 or values.shape[1] != len(self.features):
             raise ValueError(f"`values` must have shape (rows, {len(self.features)}) to match the "
@@ -149,21 +150,43 @@ class SensorDetector:
         return AlarmDecider(self.spec.consecutive, self.spec.hold, self.spec.adaptive,
                             self.spec.rearm, self.spec.likelihood)
 
-    def _by_name(self, x):
-        """A table with named columns (a pandas DataFrame: one window) read by the names, as the
-        CLI reads a CSV's header, not by position; other inputs as they are."""
+    def _by_name(self, x, argument: str = "x"):
+        """A table with named columns (a pandas DataFrame: one window, or a signal's rows) read
+        by the names, as the CLI reads a CSV's header, not by position; other inputs as they
+        are, but a masked array, whose mask would be ignored."""
+        _refuse_masked(x, argument)
         columns = getattr(x, "columns", None)
         if columns is None or not hasattr(x, "iloc"):
             return x
         names = [str(c) for c in columns]
         if names == [str(i) for i in range(len(names))]:
             return x  # unnamed columns (DataFrame(array)): by position, as an array
+        return x.iloc[:, self._positions(names, argument, "columns")]
+
+    def row_by_name(self, row, argument: str = "values"):
+        """One row as the model's features in order: a mapping (a dict) or a pandas Series with
+        named entries read by the names; a plain sequence or array as it is (in the model's
+        feature order)."""
+        _refuse_masked(row, argument)
+        if isinstance(row, Mapping):
+            names = [str(k) for k in row]
+            values = list(row.values())
+            return [values[i] for i in self._positions(names, argument, "keys")]
+        index = getattr(row, "index", None)
+        if index is None or not hasattr(row, "iloc") or getattr(row, "ndim", 1) != 1:
+            return row
+        names = [str(k) for k in index]
+        if names == [str(i) for i in range(len(names))]:
+            return row  # unnamed entries (Series(array)): by position, as an array
+        return row.iloc[self._positions(names, argument, "entries")]
+
+    def _positions(self, names: list[str], argument: str, what: str) -> list[int]:
         missing = [f for f in self.features if f not in names]
         if missing:
-            raise ValueError(f"`x` has columns {names}, without the model's {missing}; expected "
-                             f"columns named {list(self.features)} (in any order), or a plain "
-                             f"array with the features in that order")
-        return x.iloc[:, [names.index(f) for f in self.features]]
+            raise ValueError(f"`{argument}` has {what} {names}, without the model's {missing}; "
+                             f"expected {what} named {list(self.features)} (in any order), or a "
+                             f"plain array with the features in that order")
+        return [names.index(f) for f in self.features]
 
     def _check_windows(self, x: np.ndarray) -> np.ndarray:
         x = self._by_name(x)
@@ -195,3 +218,12 @@ class SensorDetector:
                     f"step {bad[1]}, feature {self.features[bad[2]]!r} is {part[tuple(bad)]}"
                 )
         return array
+
+
+def _refuse_masked(x, argument: str) -> None:
+    """TypeError for a numpy masked array: scoring reads its data, so the readings it masks
+    would be scored as if they were good."""
+    if np.ma.isMaskedArray(x):
+        raise TypeError(f"`{argument}` is a masked array: its mask would be ignored and the "
+                        f"masked readings scored; fill them first (`{argument}.filled(value)`) "
+                        f"or leave those rows out")

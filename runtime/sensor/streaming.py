@@ -139,7 +139,9 @@ class StreamingScorer:
     def push(self, values: np.ndarray, index: int | None = None, time: str | None = None,
              problem: str | None = None) -> list[Result]:
         """Add one row; returns the result of the window it completes, if any. ``index`` numbers
-        the row in results (default: one past the last row pushed, from 0)."""
+        the row in results (default: one past the last row pushed, from 0). ``values`` is the
+        model's features in order, or a dict or pandas Series of them by name."""
+        values = self.detector.row_by_name(values)
         return self.push_rows([(values, self._next_index if index is None else index, time,
                                 problem)])
 
