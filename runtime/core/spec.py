@@ -231,7 +231,7 @@ def spec_from_dict(data: Any) -> Spec:
         )
     kind = _str(data, "kind")
     if kind == IMAGE:
-        return _image_spec(data)
+        return _image_spec(data, version)
     if kind != SENSOR:
         raise ArtifactError(f"metadata kind must be one of {[SENSOR, IMAGE]}; received {kind!r}")
     features = _str_list(data, "features")
@@ -275,12 +275,13 @@ def spec_from_dict(data: Any) -> Spec:
     )
 
 
-def _image_spec(data: Mapping[str, Any]) -> ImageSpec:
+def _image_spec(data: Mapping[str, Any], version: int) -> ImageSpec:
     channels = _int(data, "channels", minimum=1, maximum=3)
     color = _choice(data, "color", COLOR_ORDERS)
     if (channels == 1) != (color == "gray"):
         raise ArtifactError(f"metadata color {color!r} does not fit channels {channels}")
     return ImageSpec(
+        schema_version=version,
         height=_int(data, "height", minimum=8, maximum=8192),
         width=_int(data, "width", minimum=8, maximum=8192),
         channels=channels,
@@ -396,7 +397,9 @@ def _str_map(data: Mapping[str, Any], key: str) -> dict[str, str]:
 
 def _nested(parse, data: Mapping[str, Any], key: str):
     """Parse an object field, naming it in errors about its members (``threshold.value``)."""
-    value = data.get(key)
+    if key not in data:
+        raise ArtifactError(f"metadata is missing the required field {key!r}")
+    value = data[key]
     if not isinstance(value, Mapping):
         raise ArtifactError(f"metadata {key} must be a JSON object; received {_short(value)}")
     try:
