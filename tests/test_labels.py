@@ -376,3 +376,64 @@ def test_a_time_column_named_otherwise_than_in_training_is_found(tiny_sensor, tm
                      str(root / "labels" / "combined_windows.json"), "--json", str(out)])
     assert code == 0, capsys.readouterr().err
     assert json.loads(out.read_text())["anomalous_rows"] == 6
+
+
+def spiky_csv(path: Path, label: str | None = "anomaly", times=TIMES) -> Path:
+    """timestamp,a,b,c rows with a spike at rows 30-32, marked in a column ``label``."""
+    header = "timestamp,a,b,c" + (f",{label}" if label else "")
+    rows = [header]
+    for i, time in enumerate(times):
+        value = 5.0 if i in (30, 31, 32) else 0.1 + 0.01 * (i % 3)
+        rows.append(f"{time},{value},{value},{value}" + (f",{int(i in (30, 31, 32))}"
+                                                           if label else ""))
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("label", ["Anomaly", "label", "IS_ANOMALY"])
+def test_a_label_column_in_another_spelling_is_read_as_labels_not_trained_on(tmp_path, label):
+    from vigil.training.sensor_data import DataOptions, prepare
+
+    data = prepare(spiky_csv(tmp_path / "x.csv", label), DataOptions(window=4,
+                                                                     validation_fraction=0.25))
+    assert data.features == ("a", "b", "c")
+    assert not (data.train == 5.0).any(), "a training window holds a labeled row"
+    with pytest.raises(ValueError, match=r"`features` names 'anomaly', the label column"):
+        prepare(spiky_csv(tmp_path / "y.csv"), DataOptions(window=4, features=("a", "anomaly")))
+    both = tmp_path / "both.csv"  # two names that could be the label, neither the default
+    both.write_text(spiky_csv(tmp_path / "z.csv", "is_anomaly").read_text().replace(
+        "timestamp,a,", "timestamp,Label,", 1))
+    with pytest.raises(ValueError, match=r"could each be the label column; name the one"):
+        prepare(both, DataOptions(window=4))
+
+
+def test_labels_on_times_that_cannot_be_read_or_in_another_zone_are_told(tmp_path, caplog):
+    from vigil.training.sensor_data import DataOptions, prepare
+
+    labels = tmp_path / "labels.csv"
+    labels.write_text(f"file,start,end\nx.csv,{TIMES[29]},{TIMES[33]}\n")
+    american = tuple(f"02/19/2014 10:{m:02d}:00" for m in range(60))
+    with pytest.raises(ValueError, match=r"are neither numbers nor ISO 8601, so no label can be "
+                                         r"matched to a row; write them in ISO 8601"):
+        prepare(spiky_csv(tmp_path / "x.csv", None, american),
+                DataOptions(window=4, labels=str(labels)))
+    zoned = tuple(t.replace(" ", "T") + "+01:00" for t in TIMES)
+    prepare(spiky_csv(tmp_path / "x.csv", None, zoned), DataOptions(window=4, labels=str(labels)))
+    assert "its times carry a time zone and the labels'" in caplog.text
+
+
+def test_a_bare_file_name_that_several_data_files_share_is_refused(tmp_path):
+    from vigil.training.sensor_data import DataOptions, prepare
+
+    for folder in ("valve1", "valve2"):
+        (tmp_path / "data" / folder).mkdir(parents=True)
+        spiky_csv(tmp_path / "data" / folder / "1.csv", None)
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps({"1.csv": [[TIMES[29], TIMES[33]]]}))
+    with pytest.raises(ValueError, match=r"key '1.csv' names no folder, and the data folder "
+                                         r"holds 2 files of that name"):
+        prepare(tmp_path / "data", DataOptions(window=4, labels=str(labels)))
+    labels.write_text(json.dumps({"valve1/1.csv": [[TIMES[29], TIMES[33]]],
+                                  "valve2/1.csv": []}))
+    data = prepare(tmp_path / "data", DataOptions(window=4, labels=str(labels)))
+    assert (data.train == 5.0).any(), "valve2's spike is unlabeled: trained on, as keyed"

@@ -21,17 +21,20 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
-from .tables import detect_separator, label_value, time_key
+from .tables import LABEL_COLUMN_NAMES, detect_separator, label_value, time_key
 
 ALL_FILES = "*"
 NAB_WINDOWS = Path("labels") / "combined_windows.json"
 CSV_COLUMNS = ("file", "start", "end", "timestamp")
-FLAG_COLUMNS = ("anomaly", "label", "is_anomaly")  # a 0/1 column: only its true rows are labels
+log = logging.getLogger("vigil")
+FLAG_COLUMNS = LABEL_COLUMN_NAMES  # a 0/1 column: only its true rows are labels
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,9 @@ class Labels:
         text = path.resolve().as_posix()
         suffixes = [k for k in self.windows if text == k or text.endswith("/" + k.lstrip("/"))]
         if suffixes:
-            return self.windows[max(suffixes, key=len)]
+            key = max(suffixes, key=len)
+            self._refuse_shared_name(key, path, root)
+            return self.windows[key]
         # By its name alone: a file scored on its own (a copy of a NAB file elsewhere) takes the
         # key of that name; one in a subfolder of the data folder (b/x.csv) takes no key whose
         # folders name another (a/x.csv), only a bare name.
@@ -77,10 +82,23 @@ class Labels:
         named = [k for k in self.windows if k != ALL_FILES and Path(k).name == path.name
                  and not (in_subfolder and "/" in k.strip("/"))]
         if len(named) == 1:
+            self._refuse_shared_name(named[0], path, root)
             return self.windows[named[0]]
         raise ValueError(f"labels {self.source!r} have no entry for {str(path)!r}; expected a key "
                          f"like its path relative to the data folder (keys such as "
                          f"{sorted(self.windows)[:3]})")
+
+    def _refuse_shared_name(self, key: str, path: Path, root) -> None:
+        """ValueError when ``key`` is a bare file name that several files in the data folder
+        ``root`` share (valve1/1.csv, valve2/1.csv): it would label each of them alike."""
+        if "/" in key.strip("/") or root is None or not Path(root).is_dir():
+            return
+        shared = sorted(p.relative_to(root).as_posix() for p in Path(root).rglob(path.name)
+                        if p.is_file())
+        if len(shared) > 1:
+            raise ValueError(f"labels {self.source!r}: key {key!r} names no folder, and the data "
+                             f"folder holds {len(shared)} files of that name ({shared[:3]}); "
+                             f"key their windows by path relative to it ({shared[0]!r}, ...)")
 
     def rows(self, times: tuple[str, ...] | None, path: str | Path, root=None) -> np.ndarray:
         """True for each row whose timestamp falls in one of the file's windows."""
@@ -90,6 +108,24 @@ class Labels:
                              "no time column (a column named timestamp, datetime, time, date or "
                              "ts; rename the file's time column to one of those)")
         keys = [time_key(t) for t in times]
+        unread = [i for i, k in enumerate(keys) if k is None]
+        if windows and unread:
+            example = times[unread[0]]
+            if len(unread) == len(keys):
+                raise ValueError(
+                    f"{path}: labels in {self.source!r} are timestamps, but the file's times "
+                    f"(the first: {example!r}) are neither numbers nor ISO 8601, so no label "
+                    f"can be matched to a row; write them in ISO 8601 (2024-03-01T05:00:00)")
+            log.warning("%s: %d row(s) have a time that is neither a number nor ISO 8601 (the "
+                        "first: row %d, %r): no label can be matched to them", path, len(unread),
+                        unread[0] + 1, example)
+        data_zone = _zoned(times)
+        label_zone = _zoned([bound for window in windows for bound in window])
+        if None not in (data_zone, label_zone) and data_zone != label_zone:
+            log.warning("%s: its times %s a time zone and the labels' in %s %s: times without "
+                        "one are read as UTC, so the labels may be hours off; give both a zone "
+                        "or neither", path, "carry" if data_zone else "lack", self.source,
+                        "do" if label_zone else "do not")
         kinds = np.array([k[0] if k is not None else -1 for k in keys])
         values = np.array([k[1] if k is not None else np.nan for k in keys], dtype=np.float64)
         flags = np.zeros(len(times), dtype=bool)
@@ -199,4 +235,22 @@ def nab_labels(data: str | Path) -> tuple[Path, Labels] | None:
     root = Path(data)
     if root.is_dir() and (root / NAB_WINDOWS).is_file() and (root / "data").is_dir():
         return root / "data", read_labels(root / NAB_WINDOWS)
+    return None
+
+
+def _zoned(times) -> bool | None:
+    """Whether the first ISO 8601 date-time among ``times`` carries a time zone; None where
+    none is one (numbers, or nothing readable)."""
+    for text in times:
+        if not text:
+            continue
+        try:
+            float(text)
+            continue
+        except ValueError:
+            pass
+        try:
+            return datetime.fromisoformat(text).tzinfo is not None
+        except ValueError:
+            continue
     return None

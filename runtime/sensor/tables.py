@@ -24,6 +24,10 @@ from ..core.metrics import runs
 SEPARATORS = (",", ";", "\t")
 TIME_COLUMN_NAMES = ("timestamp", "datetime", "time", "date", "ts")
 DEFAULT_LABEL_COLUMN = "anomaly"
+# A label column under the default is found by any of these names, in any case ("Anomaly",
+# "label", "is_anomaly"), as a labels file's flag column is: read as a feature, its labeled rows
+# would be trained on.
+LABEL_COLUMN_NAMES = ("anomaly", "label", "is_anomaly")
 # Annotation columns of public benchmarks that are labels, not readings (SKAB's changepoint).
 DEFAULT_EXCLUDED_COLUMNS = ("changepoint",)
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -277,7 +281,15 @@ class RowParser:
             found = self._time_column("auto", names, source)
             time_column = found if found is not None and found not in (features or ()) else None
         self.time_column = self._time_column(time_column, names, source)
-        self.label_column = label_column if label_column in index else None
+        self.label_column = self._label_column(label_column, names, source, features)
+        for role, column in (("label", self.label_column),
+                             ("time", self.time_column if require_time else None)):
+            if features is not None and column is not None and column in features:
+                raise ValueError(
+                    f"{source}: `features` names {column!r}, the {role} column, which is never "
+                    f"read as a reading; leave it out of --features"
+                    + (" (or name another label column with --label-column)" if role == "label"
+                       else " (or name another time column with --time-column)"))
         if features is None:
             skip = {self.time_column, self.label_column, *excluded, ""}
             features = [n for n in names if n not in skip]
@@ -296,6 +308,22 @@ class RowParser:
         self._feature_index = [index[f] for f in features]
         self._time_index = index.get(self.time_column) if self.time_column else None
         self._label_index = index.get(self.label_column) if self.label_column else None
+
+    @staticmethod
+    def _label_column(given: str | None, names: Sequence[str], source: str,
+                      features: Sequence[str] | None) -> str | None:
+        """The header's label column: ``given`` itself, else the one name that matches it in
+        another case (or, for the default, any of ``LABEL_COLUMN_NAMES``) and is not one of
+        ``features``; None where none is."""
+        if given is None or given in names:
+            return given
+        accepted = (LABEL_COLUMN_NAMES if given == DEFAULT_LABEL_COLUMN
+                    else (given.strip().lower(),))
+        found = [n for n in names if n.strip().lower() in accepted and n not in (features or ())]
+        if len(found) > 1:
+            raise ValueError(f"{source}: columns {found} could each be the label column; name "
+                             f"the one that is with --label-column {found[0]}")
+        return found[0] if found else None
 
     @staticmethod
     def _time_column(time_column: str | None, names: list[str], source: str) -> str | None:
