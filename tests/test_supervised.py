@@ -73,6 +73,20 @@ def test_synthetic_anomalies_need_supervised_mode(labeled, tmp_path, capsys):
     assert "--synthetic-anomalies applies to --supervised" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flags, says", [
+    (["--members", "3"], "--members applies to the normal-only models"),
+    (["--neighbour-rows", "4"], "--neighbour-rows applies to the normal-only models"),
+    (["--compress-heavy-tails"], "--compress-heavy-tails applies to the normal-only models"),
+    (["--architecture", "tcn-forecast"], "--architecture tcn-forecast has neither cell"),
+])
+def test_supervised_refuses_options_it_would_ignore(labeled, tmp_path, capsys, flags, says):
+    """They were recorded in the model as if applied, one LSTM classifier trained whatever."""
+    output = tmp_path / "m.keras"
+    assert cli.main(["train", "sensor", str(labeled[0]), "-o", str(output), "--supervised",
+                     *flags]) == 2
+    assert says in capsys.readouterr().err and not output.exists()
+
+
 def test_synthetic_anomalies_change_only_the_last_rows():
     from vigil.training.train_supervised import inject_anomalies
 
