@@ -476,7 +476,10 @@ def test_export_auto_says_its_choice_as_information_not_a_warning(sensor_artifac
     (["train", "sensor", "d.csv", "-o", "m.keras", "--epochs", "0"],
      "argument --epochs: expected an integer >= 1; received '0'"),
     (["train", "sensor", "d.csv", "-o", "m.keras", "--k", "nan"],
-     "argument --k: expected a finite number; received 'nan'"),
+     "argument --k: expected a number >= 0; received 'nan'"),
+    # below the normal mean: a quarter of a normal file's windows alarmed in a reviewer's run
+    (["train", "image", "d", "-o", "m.keras", "--k", "-1"],
+     "argument --k: expected a number >= 0; received '-1'"),
     (["train", "sensor", "d.csv", "-o", "m.keras", "--likelihood-z", "inf"],
      "argument --likelihood-z: expected a finite number; received 'inf'"),
     (["train", "sensor", "d.csv", "-o", "m.keras", "--adaptive-factor", "inf"],

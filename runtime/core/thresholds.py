@@ -62,8 +62,12 @@ def calibrate(
     if method is ThresholdMethod.GAUSSIAN:
         logit = bool(merged.get("logit", 0))
         values = _logit(normal_scores) if logit else normal_scores
+        k = float(merged["k"])
+        if not k >= 0:  # below the normal mean: most normal items would alarm
+            raise ValueError(f"`k` must be a number >= 0 (mean + k std of the normal scores); "
+                             f"received {merged['k']!r}")
         mean, std = float(np.mean(values)), float(np.std(values))
-        value = mean + merged["k"] * std
+        value = mean + k * std
         fitted = {"k": float(merged["k"]), "mean": mean, "std": std}
         if logit:
             return Threshold(float(1.0 / (1.0 + np.exp(-value))), method.value,

@@ -1150,7 +1150,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "them, so a long history trains in bounded time (default 32768; 0: "
                              "every window every epoch)")
     _threshold_method_arguments(sensor)
-    sensor.add_argument("--k", type=_number(), default=None,
+    sensor.add_argument("--k", type=_number(0), default=None,
                         help="gaussian: mean + k std of held-out normal scores (default 5)")
     sensor.add_argument("--q", type=_number(0, 100), default=None,
                         help="percentile: this percentile of held-out normal scores (default 99.5)")
@@ -1302,7 +1302,7 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument("--learning-rate", type=_number(0, low_open=True), default=None,
                        help="unet: Adam's learning rate (default 0.002)")
     _threshold_method_arguments(image)
-    image.add_argument("--k", type=_number(), default=None,
+    image.add_argument("--k", type=_number(0), default=None,
                        help="gaussian: mean + k std of held-out normal image scores (default 3)")
     image.add_argument("--q", type=_number(0, 100), default=None,
                        help="percentile: this percentile of held-out normal image scores "
