@@ -450,6 +450,30 @@ def test_train_threshold_method_has_one_name_and_the_old_spelling_still_works(ki
     assert "deprecated" in caplog.text and "--threshold-method percentile" in caplog.text
 
 
+def test_a_model_output_never_replaces_a_file_that_is_no_model(sensor_artifacts, tmp_path,
+                                                              capsys):
+    """-o replaces an earlier model (export again, train again), never notes or data."""
+    notes = tmp_path / "notes.onnx"
+    notes.write_text("my precious notes")
+    keras_named = tmp_path / "data.keras"
+    keras_named.write_text("timestamp,a\n1,2\n")
+    for argv, kept, says in (
+            (["export", str(sensor_artifacts.keras_model), "-o", str(notes)], notes,
+             "is not an ONNX model: writing the model would replace it; name a new file "
+             "(-o notes-model.onnx, say)"),
+            (["train", "sensor", str(sensor_artifacts.test_csv), "-o", str(keras_named)],
+             keras_named, "is not a Keras model")):
+        before = kept.read_bytes()
+        assert cli.main(argv) == cli.EXIT_INPUT
+        assert says in capsys.readouterr().err
+        assert kept.read_bytes() == before
+    earlier = tmp_path / "earlier.onnx"
+    earlier.write_bytes(sensor_artifacts.int8.read_bytes())
+    assert cli.main(["export", str(sensor_artifacts.keras_model), "-o", str(earlier),
+                     "--precision", "fp32"]) == 0
+    assert runtime.load(earlier).spec.precision == "fp32"
+
+
 def test_export_auto_says_its_choice_as_information_not_a_warning(sensor_artifacts, tmp_path,
                                                                    capsys):
     """Which precision ``--precision auto`` chose (with its timings) is the expected outcome, not

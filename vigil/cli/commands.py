@@ -1604,6 +1604,9 @@ def _check_output_paths(args) -> None:
                 refuse_inputs_as_output(path, inputs, flag)
                 if name in JSON_DOCUMENT_OUTPUTS:
                     _refuse_replacing_other_files(path, flag)
+                if name == "output" and args.run in (cmd_export, cmd_train_sensor,
+                                                     cmd_train_image):
+                    _refuse_replacing_other_than_a_model(path, args.run is cmd_export)
             else:
                 _refuse_output_in_a_category(path, flag, input_folders)
             if folder and os.path.isdir(path):
@@ -1624,6 +1627,38 @@ def _check_output_paths(args) -> None:
         model = Path(args.output)  # and the calibration data written beside it
         check_writable(model.with_name(model.stem + ".vigil.npz"), "--output's sidecar",
                        replaced=True)
+
+
+def _refuse_replacing_other_than_a_model(path, onnx_model: bool) -> None:
+    """ValueError for an existing ``-o`` file that a model written there would replace though
+    it is no model of that kind (an ONNX model for export, a Keras zip for training): notes or
+    data named by mistake are kept."""
+    if not os.path.isfile(path):
+        return
+    try:
+        with open(path, "rb") as handle:
+            start = handle.read(4)
+    except OSError:
+        return  # check_writable's case
+    if not start:
+        return  # empty: nothing to lose
+    if onnx_model:
+        import onnx
+
+        try:
+            model = onnx.load(str(path), load_external_data=False)
+            if model.ir_version > 0 and model.HasField("graph"):
+                return
+        except Exception:  # noqa: BLE001 - whatever protobuf says, it is no ONNX model
+            pass
+        what, suggested = "an ONNX model", Path(path).with_name(Path(path).stem + "-model.onnx")
+    else:
+        if start == b"PK\x03\x04":
+            return
+        what, suggested = "a Keras model", Path(path).with_name(Path(path).stem + "-model.keras")
+    raise ValueError(f"`--output` {str(path)!r} exists and is not {what}: writing the model "
+                     f"would replace it; name a new file (-o {suggested.name}, say), or remove "
+                     f"that one first")
 
 
 def _refuse_replacing_other_files(path, flag: str) -> None:
