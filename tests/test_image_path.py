@@ -140,6 +140,19 @@ def test_plain_folders_with_same_stem_png_masks_beside_jpgs(tmp_path):
     assert masks[3, :, 8:].sum() == 0  # the masked square is in the left part of the image
 
 
+def test_images_in_a_folders_subfolders_are_named_not_passed_over(tmp_path, caplog):
+    """Training and eval read a folder's own images; those of its subfolders are named."""
+    rng = np.random.default_rng(2)
+    write(tmp_path / "top" / "a.png", texture(rng, 32, 32))
+    write(tmp_path / "top" / "sub" / "b.png", texture(rng, 32, 32))
+    write(tmp_path / "nested" / "only" / "c.png", texture(rng, 32, 32))
+    assert [i.path.name for i in folders([tmp_path / "top"])] == ["a.png"]
+    assert "the images in its subfolders (sub) are not read" in caplog.text
+    with pytest.raises(ValueError, match=r"holds no images .*; its subfolders only do, and "
+                                         r"subfolders are not read: give each of them"):
+        folders([tmp_path / "nested"])
+
+
 def test_plain_folders_with_a_separate_mask_folder(tmp_path):
     rng = np.random.default_rng(1)
     write(tmp_path / "good" / "g.png", texture(rng, 32, 32))

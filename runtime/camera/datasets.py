@@ -8,6 +8,7 @@ folder(s); a mask is a same-stem ``.png`` beside a non-PNG image, or ``<stem>.pn
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ import numpy as np
 
 from .image_header import too_large
 
+log = logging.getLogger("vigil")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 GOOD = "good"
 
@@ -169,9 +171,23 @@ def _images_or_error(folder: str | Path) -> list[Path]:
     if not folder.is_dir():
         raise ValueError(f"image folder {str(folder)!r} does not exist")
     found = images_in(folder)
+    nested = _subfolders_with_images(folder)
+    shown = ", ".join(nested[:5]) + (", ..." if len(nested) > 5 else "")
     if not found:
-        raise ValueError(f"image folder {str(folder)!r} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise ValueError(f"image folder {str(folder)!r} holds no images "
+                         f"({', '.join(IMAGE_SUFFIXES)})"
+                         + (f"; its subfolders {shown} do, and subfolders are not read: give "
+                            f"each of them" if nested else ""))
+    if nested:
+        log.warning("%s: the images in its subfolders (%s) are not read; give each subfolder "
+                    "to read them too", folder, shown)
     return found
+
+
+def _subfolders_with_images(folder: Path) -> list[str]:
+    """Names of ``folder``'s (not hidden) subfolders that hold images themselves."""
+    return [p.name for p in sorted(folder.iterdir())
+            if p.is_dir() and not p.name.startswith(".") and images_in(p)]
 
 
 def _mask_for(image: Path, masks: str | Path | None) -> Path | None:
