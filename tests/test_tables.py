@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 
 import numpy as np
 import pytest
@@ -262,6 +263,28 @@ def test_decimal_comma_tables_read_like_decimal_point_ones(tmp_path):
         read_table(comma)
     with pytest.raises(ValueError, match="`decimal` must be one of"):
         read_table(point, decimal="'")
+
+
+def test_decimal_comma_mistakes_get_a_fix_that_works(tmp_path):
+    """A '.' under --decimal , (a thousands separator, 1.000) read as 1.0 before; the hints for
+    a comma-separated file's quoted decimal commas (a spreadsheet's export) did not work."""
+    thousands = write(tmp_path / "eu.csv", "timestamp;druck\n2020-01-01;1.000\n2020-01-02;987\n")
+    with pytest.raises(ValueError, match=r"'1.000' with a '.', where --decimal , reads ','"):
+        read_table(thousands, decimal=",")
+    sheet = write(tmp_path / "sheet.csv", 'timestamp,count,temp\n2024-03-01 00:00:00,5,"21,02"\n'
+                  '2024-03-01 00:01:00,6,"20,96"\n')
+    with pytest.raises(ValueError, match="a decimal comma in a comma-separated file") as error:
+        read_table(sheet)
+    command = re.search(r'(python3 -c ".*?") < IN.csv > OUT.csv', str(error.value)).group(1)
+    converted = tmp_path / "converted.csv"
+    with open(sheet) as source, open(converted, "w") as target:
+        subprocess.run(command, shell=True, stdin=source, stdout=target, check=True)
+    table = read_table(converted, decimal=",")
+    np.testing.assert_array_equal(table.values, [[5, 21.02], [6, 20.96]])
+    text = write(tmp_path / "text.csv", "timestamp,a,status,b\n1,0.5,ok,2\n")
+    with pytest.raises(ValueError, match=r"correct that cell if it is a typo; .* name the numeric "
+                                         r"columns \(--features a,b, say\)"):
+        read_table(text)
 
 
 def test_label_words_are_read_and_an_unreadable_label_is_an_error(tmp_path):

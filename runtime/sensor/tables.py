@@ -11,7 +11,7 @@ import contextlib
 import csv
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator, Sequence
@@ -377,6 +377,15 @@ def _looks_numeric(cell: str) -> bool:
 
 
 DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")
+DECIMAL_COMMA_HINT = ("a decimal comma? Read it with --decimal , (or convert the file: sed -E "
+                      "'s/([0-9]),([0-9])/\\1.\\2/g' IN.csv > OUT.csv)")
+# In a comma-separated file (its decimal commas quoted, as spreadsheets export them) neither
+# works: --decimal , needs another separator, and sed would join columns; re-separated by
+# semicolons, the file reads with --decimal ,
+COMMA_FILE_HINT = ("a decimal comma in a comma-separated file: rewrite the file separated by "
+                   "semicolons, python3 -c \"import csv, sys; csv.writer(sys.stdout, "
+                   "delimiter=';').writerows(csv.reader(sys.stdin))\" < IN.csv > OUT.csv, and "
+                   "read OUT.csv with --decimal ,")
 DECIMAL_MARKS = (".", ",")
 
 
@@ -384,13 +393,16 @@ def _number(cell: str, decimal: str = ".") -> tuple[float, str | None]:
     text = cell.strip()
     if text.lower() in MISSING_CELLS:
         return math.nan, None
+    if decimal == "," and "." in text:  # a thousands separator (1.000) would read as 1.0
+        return math.nan, (f"has value {text[:40]!r} with a '.', where --decimal , reads ',' as "
+                          f"the decimal mark: a thousands separator? Remove the '.' from such "
+                          f"numbers (1000,5), or read a file with decimal points without "
+                          f"--decimal ,")
     try:
         value = float(text.replace(",", ".") if decimal == "," else text)
     except ValueError:
         if decimal == "." and DECIMAL_COMMA.fullmatch(text):
-            return math.nan, (f"has non-numeric value {text[:40]!r}: a decimal comma? Read it with "
-                              "--decimal , (or convert the file: sed -E "
-                              "'s/([0-9]),([0-9])/\\1.\\2/g' IN.csv > OUT.csv)")
+            return math.nan, (f"has non-numeric value {text[:40]!r}: {DECIMAL_COMMA_HINT}")
         return math.nan, f"has non-numeric value {text[:40]!r}"
     if math.isinf(value):
         return math.nan, f"has infinite value {text[:40]!r}"
@@ -489,7 +501,10 @@ def iter_rows(lines: Iterable[str | Line], parser_options: dict, source: str,
                 parser = RowParser(split_cells(text, separator), source, **parser_options)
                 yield parser, None
                 continue
-        yield parser, parser.parse(split_cells(text, separator), number)
+        row = parser.parse(split_cells(text, separator), number)
+        if separator == "," and row.problem and DECIMAL_COMMA_HINT in row.problem:
+            row = replace(row, problem=row.problem.replace(DECIMAL_COMMA_HINT, COMMA_FILE_HINT))
+        yield parser, row
 
 
 def _refuse_own_header(cells: Sequence[str], parser: RowParser, source: str) -> None:
@@ -548,8 +563,12 @@ def read_table(
                 if row.problem and not row.problem.startswith("missing"):
                     if features is None and "non-numeric" in row.problem \
                             and "decimal comma" not in row.problem:
-                        hint = ("; a text column (a status, a name) is not a reading: name the "
-                                "numeric columns with --features a,b,c")
+                        others = [f for f in parser.features if f"column {f!r} " not in
+                                  row.problem]
+                        hint = ("; correct that cell if it is a typo; a text column (a status, "
+                                "a name) is not a reading: name the numeric columns"
+                                + (f" (--features {','.join(others)}, say)" if others else
+                                   " with --features"))
                     elif "decimal comma" in row.problem:
                         hint = ""
                     else:
