@@ -312,7 +312,7 @@ def test_principal_axes_hold_the_directions_of_largest_variance(monkeypatch):
 
 
 def test_nearest_distance_over_a_bank_in_parts_is_exact():
-    """A bank of 1,300 entries is multiplied in 3 parts (about 512 entries each, the last
+    """A bank of 1,300 entries is multiplied in 5 parts (about 256 entries each, the last
     uneven); the nearest entry is the same wherever it lies."""
     import keras
 
@@ -324,7 +324,7 @@ def test_nearest_distance_over_a_bank_in_parts_is_exact():
     want = np.sqrt(((x[..., None, :] - bank) ** 2).sum(-1)).min(-1)
     inputs = keras.Input((3, 4, 6))
     model = keras.Model(inputs, feature_model.nearest_distance(inputs, bank))
-    assert model.get_layer("bank_similarity").chunks == 3
+    assert model.get_layer("bank_similarity").chunks == 5
     np.testing.assert_allclose(np.asarray(model(x))[..., 0], want, rtol=1e-3, atol=2e-3)
     with pytest.raises(ValueError, match=r"`chunks` must be in \[1, entries=4\]; received 5"):
         feature_model.BankSimilarity(4, 5)
