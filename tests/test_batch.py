@@ -465,6 +465,46 @@ def test_a_ray_cluster_that_cannot_be_joined_is_an_input_error(sensor_artifacts,
     assert not out.exists()
 
 
+def test_a_ray_address_where_nothing_listens_is_refused_before_ray_joins(
+        sensor_artifacts, csv_folder, tmp_path, capsys, monkeypatch):
+    """Joining HOST:PORT where nothing listens, Ray retried for ever, deaf to Ctrl-C."""
+    require("ray")
+    import socket
+
+    import ray
+
+    monkeypatch.setattr(ray, "init", lambda *a, **k: pytest.fail("ray.init was reached"))
+    with socket.socket() as probe:  # a port nothing listens on: bound, never listening
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        out = tmp_path / "r.jsonl"
+        for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+            assert cli.main(["batch", str(sensor_artifacts.fp32), str(csv_folder), "--jsonl",
+                             str(out), "--ray", address]) == 2
+            err = capsys.readouterr().err
+            assert f"--ray {address}: nothing accepts a connection there" in err
+            assert not out.exists()
+
+
+def test_a_signal_while_ray_starts_is_a_stop_request_not_rays_exit(monkeypatch):
+    """Ray's own SIGTERM handler exits with 15 and a stack dump; a run stops as after Ctrl-C,
+    and the run's handlers are back once Ray has started."""
+    import signal
+
+    def ours(*args):
+        pass
+
+    before = signal.signal(signal.SIGTERM, ours)
+    try:
+        with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+            with batch_module._our_signal_handlers():
+                signal.signal(signal.SIGTERM, lambda *a: None)  # as ray.init does
+                raise SystemExit(signal.SIGTERM)  # what its handler does on the signal
+        assert signal.getsignal(signal.SIGTERM) is ours
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def test_a_full_disk_names_the_item_and_how_to_continue(sensor_artifacts, csv_folder, capsys):
     if not Path("/dev/full").exists():
         pytest.skip("/dev/full (a device that is always full) exists on Linux only")

@@ -257,6 +257,49 @@ def _our_data_context(context) -> Iterator[None]:
          context.target_max_block_size) = before
 
 
+@contextmanager
+def _our_signal_handlers():
+    """Keep this process's SIGTERM and SIGINT handlers (the run's stop requests) over a
+    ``ray.init``, which installs its own: under it, SIGTERM ended a run with exit 15 and a
+    stack dump, without the summary and the --resume advice."""
+    import signal
+
+    names = ("SIGTERM", "SIGINT")
+    before = {n: signal.getsignal(getattr(signal, n)) for n in names}
+    try:
+        yield
+    except SystemExit as stop:  # Ray's handler, for a signal that came while Ray started
+        if stop.code in (signal.SIGTERM, signal.SIGINT):
+            raise KeyboardInterrupt(signal.Signals(stop.code).name) from None
+        raise
+    finally:
+        for name, handler in before.items():
+            if handler is not None:
+                signal.signal(getattr(signal, name), handler)
+
+
+RAY_CONNECT_TIMEOUT_S = 5.0
+
+
+def _refuse_silent_address(address: str) -> None:
+    """ValueError for a ``HOST:PORT`` (or ``ray://HOST:PORT``) where nothing accepts a
+    connection: joining one, Ray retries for ever inside its C++ core, deaf to Ctrl-C."""
+    import socket
+
+    target = address.removeprefix("ray://")
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto", or a form Ray reads itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), RAY_CONNECT_TIMEOUT_S).close()
+    except OSError as error:
+        raise ValueError(f"--ray {address}: nothing accepts a connection there "
+                         f"({error.strerror or error}); start a cluster (`ray start --head` on "
+                         f"its head node), check the address (ray://HEAD:10001 for a client, "
+                         f"HEAD:6379 on a cluster node, or auto there), or give --ray alone "
+                         f"for a local Ray") from None
+
+
 def score_on_ray(model: Path, items: Sequence[WorkItem], address: str | None,
                  workers: int | None, threads: int | None,
                  reading: Reading) -> Iterator[tuple[Iterable[str], dict]]:
@@ -282,11 +325,14 @@ def score_on_ray(model: Path, items: Sequence[WorkItem], address: str | None,
     started_here = not ray.is_initialized()
     if started_here:
         if address is None:
-            ray.init(num_cpus=workers or os.cpu_count(), include_dashboard=False,
-                     log_to_driver=False, configure_logging=False)
+            with _our_signal_handlers():
+                ray.init(num_cpus=workers or os.cpu_count(), include_dashboard=False,
+                         log_to_driver=False, configure_logging=False)
         else:
+            _refuse_silent_address(address)
             try:
-                ray.init(address=address, log_to_driver=False, configure_logging=False)
+                with _our_signal_handlers():
+                    ray.init(address=address, log_to_driver=False, configure_logging=False)
             except (ConnectionError, TimeoutError, RuntimeError) as error:
                 why = str(error).splitlines()[0] if str(error) else type(error).__name__
                 raise ValueError(f"--ray {address}: no Ray cluster could be joined there "
