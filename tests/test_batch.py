@@ -186,6 +186,39 @@ def test_resume_refuses_a_file_written_by_another_model_and_leaves_it(sensor_art
     assert out.read_bytes() == whole
 
 
+def test_resume_refuses_other_alarm_options_and_inputs_changed_since(sensor_artifacts,
+                                                                     csv_folder, tmp_path,
+                                                                     capsys):
+    """--threshold or --no-likelihood given to a resume mixed two decision rules in one file; a
+    file already written whole that grew since kept its stale lines; blank lines early in the
+    first file made the model check fail for the same model."""
+    import os
+
+    model, out = str(sensor_artifacts.fp32), tmp_path / "o.jsonl"
+    first = csv_folder / "day0.csv"
+    rows = first.read_text().splitlines()
+    first.write_text("\n".join(rows[:1] + [""] * 80 + rows[1:]) + "\n")  # blank lines: no rows
+    assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(out)]) == 0
+    whole = out.read_bytes()
+    keep = whole.index(b'"source": "' + str(csv_folder / "day2.csv").encode())
+    out.write_bytes(whole[:whole[:keep].rindex(b"\n") + 1])  # interrupted in the last file
+    cut = out.read_bytes()
+    for flags, says in ((["--threshold", "-1e3"], "this run decides anomaly true"),
+                        (["--no-likelihood"], "and this run decides no surprise")):
+        capsys.readouterr()
+        assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(out), "--resume",
+                         *flags]) == 2
+        err = capsys.readouterr().err
+        assert says in err and "its alarm options" in err and out.read_bytes() == cut
+    later = out.stat().st_mtime + 60  # day0.csv, written whole, changed after the results
+    os.utime(first, (later, later))
+    assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(out), "--resume"]) == 2
+    assert "day0.csv' was changed after" in capsys.readouterr().err and out.read_bytes() == cut
+    os.utime(first, (later - 3600, later - 3600))
+    assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(out), "--resume"]) == 0
+    assert out.read_bytes() == whole
+
+
 def test_resume_of_an_image_folder_continues_at_its_part(tiny_image_artifact, image_folder,
                                                          tmp_path, monkeypatch):
     monkeypatch.setattr(batch_module, "IMAGES_PER_ITEM", 3)

@@ -479,6 +479,7 @@ def resume_point(jsonl: str | Path, items: Sequence[WorkItem],
         if candidates[0] != current:
             for passed in items[current + 1:candidates[0]]:
                 if not _writes_nothing(passed, window, header):
+                    _refuse_changed_since(passed, jsonl)  # it wrote nothing then
                     raise ValueError(
                         f"--resume: {passed.name!r} has no line in {str(jsonl)!r}, but items "
                         f"after it do: it was not among the inputs of the run that wrote the "
@@ -499,18 +500,40 @@ def resume_point(jsonl: str | Path, items: Sequence[WorkItem],
                 "not those of the run that wrote the file), but images after it do: it was "
                 "added since, and the frames after it would be numbered anew; resume with the "
                 "inputs as they were, or start again with --overwrite")
+        _refuse_changed_since(item, jsonl)
     return ResumePoint(current, start, lines_before, lines - lines_before)
 
 
+def _refuse_changed_since(item: WorkItem, jsonl: str | Path) -> None:
+    """ValueError when a file of ``item``, which the results file holds whole, was changed
+    after the results file was last written: its lines are another content's (rows appended to
+    a log since, say), and resuming would keep them stale."""
+    written_at = Path(jsonl).stat().st_mtime
+    for path in item.paths:
+        try:
+            changed_at = Path(path).stat().st_mtime
+        except OSError:
+            continue  # gone: the run reports it in its turn
+        if changed_at > written_at:
+            raise ValueError(
+                f"--resume: {path!r} was changed after {str(jsonl)!r} was last written, so its "
+                "lines there may be another content's (rows added since?); --resume continues "
+                "the run that wrote the file, with the inputs as they were: restore it, or "
+                "start again with --overwrite")
+
+
+CHECKED_LINES = 1100  # past the warm-ups of the adaptive threshold (1,000) and the likelihood
+
+
 def check_same_model(jsonl: str | Path, items: Sequence[WorkItem], scorer: Scorer,
-                     lines: int = 64) -> None:
-    """ValueError unless ``scorer``'s model gives the scores the file's first scored lines hold
-    (up to ``lines`` of one source, scored again alone): --resume must not add one model's
-    results to another's. A CSV's rows are scored again from the lines up to them; an image
+                     lines: int = CHECKED_LINES) -> None:
+    """ValueError unless ``scorer``'s model gives the scores and alarm decisions the file's
+    first scored lines hold (up to ``lines`` of one source, scored again alone): --resume must
+    not add one model's results, or one set of alarm options', to another's. A CSV's rows are scored again from the lines up to them; an image
     alone; a video's frames are not checked (it would mean decoding the video up to them)."""
     owner = {_path_key(name): item for item in items
              for name in (item.paths if item.kind == "images" else (item.name,))}
-    written: dict[int, float] = {}  # the first scored lines of one source: row or frame -> score
+    written: dict[int, dict] = {}  # the first scored lines of one source: row or frame -> line
     source, key = None, "index"
     for _, record in _results(jsonl):
         if not isinstance(record.get("score"), (int, float)):
@@ -520,7 +543,7 @@ def check_same_model(jsonl: str | Path, items: Sequence[WorkItem], scorer: Score
             key = "index" if "index" in record else "frame"
         elif str(record.get("source")) != source or len(written) >= lines:
             break
-        written[int(record.get(key, 0))] = float(record["score"])
+        written[int(record.get(key, 0))] = record
     item = owner.get(_path_key(str(source)))
     if not written or item is None or item.kind == "video":
         return
@@ -528,8 +551,14 @@ def check_same_model(jsonl: str | Path, items: Sequence[WorkItem], scorer: Score
         if item.kind == "csv":
             probe_path = Path(folder) / Path(item.paths[0]).name
             with open(item.paths[0], "rb") as given, open(probe_path, "wb") as probe:
-                # the header, the rows up to the last compared, a margin for blank or cut lines
-                probe.writelines(itertools.islice(given, max(written) + 2 + lines))
+                # the header and the rows up to the last compared (blank lines are no rows), and
+                # a margin for cut lines
+                rows = 0
+                for line in given:
+                    probe.write(line)
+                    rows += bool(line.strip())
+                    if rows >= max(written) + 2 + lines:
+                        break
             probe_item = WorkItem("csv", (str(probe_path),), str(probe_path))
         else:
             frame = min(written)
@@ -537,10 +566,10 @@ def check_same_model(jsonl: str | Path, items: Sequence[WorkItem], scorer: Score
             written = {frame: written[frame]}
         scorer.score_into(probe_item, spool)
         spool.seek(0)
-        again = {int(line[key]): line.get("score") for line in map(json.loads, spool)
+        again = {int(line[key]): line for line in map(json.loads, spool)
                  if line.get(key) in written}
-    for number, score in written.items():
-        rescored = again.get(number)
+    for number, line in written.items():
+        score, rescored = float(line["score"]), again.get(number, {}).get("score")
         if not (isinstance(rescored, (int, float))
                 and math.isclose(rescored, score, rel_tol=1e-5, abs_tol=1e-7)):
             rescored_text = "no score" if rescored is None else f"{rescored:.7g}"
@@ -550,6 +579,30 @@ def check_same_model(jsonl: str | Path, items: Sequence[WorkItem], scorer: Score
                 "by another model (or the input changed since); --resume continues the run that "
                 "wrote the file, with the same model and the same inputs (give that model, or "
                 "start again with --overwrite)")
+        differs = _decision_difference(line, again[number])
+        if differs:
+            raise ValueError(
+                f"--resume: {str(jsonl)!r} holds {differs[0]} for {source}, {key} {number}, and "
+                f"this run decides {differs[1]}: its alarm options (--threshold, "
+                "--no-likelihood, --consecutive, ...) are not those of the run that wrote the "
+                "file; --resume continues that run: give them as before, or start again with "
+                "--overwrite")
+
+
+DECISION_KEYS = ("anomaly", "above_threshold", "alarm_start", "threshold", "surprise")
+
+
+def _decision_difference(written: dict, again: dict) -> tuple[str, str] | None:
+    """(what the file says, what this run says) of the first alarm decision of a line that
+    differs (its value, or whether the line has it), or None."""
+    for name in DECISION_KEYS:
+        before, now = written.get(name), again.get(name)
+        same = (before == now if not (isinstance(before, float) and isinstance(now, float))
+                else math.isclose(before, now, rel_tol=1e-5, abs_tol=1e-7))
+        if not same:
+            return (f"{name} {json.dumps(before)}" if name in written else f"no {name}",
+                    f"{name} {json.dumps(now)}" if name in again else f"no {name}")
+    return None
 
 
 def _writes_nothing(item: WorkItem, window: int | None, header: bool) -> bool:
