@@ -210,6 +210,9 @@ def test_resume_refuses_other_alarm_options_and_inputs_changed_since(sensor_arti
                          *flags]) == 2
         err = capsys.readouterr().err
         assert says in err and "its alarm options" in err and out.read_bytes() == cut
+    assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(out)]) == 2
+    err = capsys.readouterr().err  # not --append, which would write every item again after them
+    assert "add --resume to continue the batch that wrote it" in err and "--append" not in err
     later = out.stat().st_mtime + 60  # day0.csv, written whole, changed after the results
     os.utime(first, (later, later))
     assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(out), "--resume"]) == 2

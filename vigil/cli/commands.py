@@ -852,6 +852,14 @@ def _batch(args) -> int:
                  f", whose {resumed.lines_cut} lines are written again" if resumed.lines_cut
                  else "")
     mode = "append" if args.append or resumed else "overwrite" if args.overwrite else "new"
+    if mode == "new" and not args.resume and os.path.isfile(args.jsonl) \
+            and os.path.getsize(args.jsonl) > 0:
+        # JsonLines' own refusal names --append, which after an interrupted batch would write
+        # every item's lines again after those already there
+        raise ValueError(f"`--jsonl` {args.jsonl!r} already holds {os.path.getsize(args.jsonl)} "
+                         "bytes of results: add --resume to continue the batch that wrote it "
+                         "(the items already written are not scored again), or --overwrite to "
+                         "replace it")
     with JsonLines(args.jsonl, mode=mode, keep=resumed.keep_bytes if resumed else None) as out:
         try:
             summary = run_batch(args.model, items[resumed.items_done:] if resumed else items,
