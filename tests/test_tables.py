@@ -242,6 +242,21 @@ def test_csv_files_of_a_folder_are_sorted_and_recursive(tmp_path):
                                    tmp_path / "sub/c.csv"]
 
 
+def test_csv_files_follow_linked_folders_once_and_name_dangling_links(tmp_path, caplog):
+    """A month's folder linked into the archive was passed over without a word, as was a
+    .csv link whose target is gone."""
+    archive = tmp_path / "archive"
+    for folder in (tmp_path / "elsewhere" / "2026-01", archive / "2026-02"):
+        folder.mkdir(parents=True)
+        write(folder / "day.csv", "a\n1\n")
+    (archive / "2026-01").symlink_to(tmp_path / "elsewhere" / "2026-01")
+    (archive / "2026-02" / "loop").symlink_to(archive)  # a link back up: read once
+    (archive / "day3.csv").symlink_to(tmp_path / "gone.csv")
+    assert csv_files(archive) == [archive / "2026-01" / "day.csv", archive / "2026-02" / "day.csv"]
+    assert "1 .csv link(s) whose target is gone are not read" in caplog.text
+    assert "day3.csv" in caplog.text
+
+
 def test_csv_files_errors(tmp_path):
     with pytest.raises(ValueError, match="must contain .csv files; found none"):
         csv_files(tmp_path)

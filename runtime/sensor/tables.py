@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import logging
 import math
+import os
 import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -23,6 +25,7 @@ from ..core.metrics import runs
 
 SEPARATORS = (",", ";", "\t")
 TIME_COLUMN_NAMES = ("timestamp", "datetime", "time", "date", "ts")
+log = logging.getLogger("vigil")
 DEFAULT_LABEL_COLUMN = "anomaly"
 # A label column under the default is found by any of these names, in any case ("Anomaly",
 # "label", "is_anomaly"), as a labels file's flag column is: read as a feature, its labeled rows
@@ -213,12 +216,27 @@ def detect_separator(header: str) -> str:
 
 def csv_files(path: str | Path) -> list[Path]:
     """The CSV files at ``path``: the file itself, or every ``.csv`` file below a folder (the
-    suffix in any case: ``DAY1.CSV`` too), sorted."""
+    suffix in any case: ``DAY1.CSV`` too; through linked folders, each folder once), sorted. A
+    link named ``.csv`` whose target is gone is named in a warning."""
     path = Path(path)
     if path.is_file():
         return [path]
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix.lower() == ".csv" and p.is_file())
+        files, dangling, visited = [], [], set()
+        for folder, subfolders, names in os.walk(path, followlinks=True):
+            real = os.path.realpath(folder)
+            if real in visited:  # a link back up the tree, or a second link to one folder
+                subfolders[:] = []
+                continue
+            visited.add(real)
+            for name in names:
+                if name.lower().endswith(".csv"):
+                    file = Path(folder) / name
+                    (files if file.is_file() else dangling).append(file)
+        files.sort()
+        if dangling:
+            log.warning("%s: %d .csv link(s) whose target is gone are not read (the first: %s)",
+                        path, len(dangling), sorted(dangling)[0])
         if not files:
             raise ValueError(f"`data` folder {str(path)!r} must contain .csv files; found none")
         return files
