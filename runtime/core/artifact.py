@@ -34,6 +34,7 @@ from .spec import METADATA_KEY, ArtifactError, ImageSpec, Spec, spec_from_dict
 # window's score would depend on which other windows share its batch.
 BATCH_DEPENDENT_OPS = frozenset({"DynamicQuantizeLinear", "DynamicQuantizeLSTM",
                                  "DynamicQuantizeMatMul", "MatMulIntegerToFloat"})
+MAX_THREADS = 1024  # inference threads: more than the largest machines have cores
 MAX_MODEL_BYTES = 2**31  # protobuf's limit for one message: a bigger file is not one ONNX model
 SHA256_PATTERN = re.compile(r"[0-9a-fA-F]{64}")
 log = logging.getLogger("vigil")
@@ -93,8 +94,8 @@ def open_artifact(
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads is not None:
-        if threads < 1:
-            raise ValueError(f"`threads` must be >= 1; received {threads}")
+        if not 1 <= threads <= MAX_THREADS:  # each is a thread with its own stack and buffers
+            raise ValueError(f"`threads` must be in [1, {MAX_THREADS}]; received {threads}")
         options.intra_op_num_threads = int(threads)
         options.inter_op_num_threads = 1
     options.log_severity_level = 3

@@ -105,6 +105,9 @@ def _comma_list(text: str) -> tuple[str, ...]:
     return items
 
 
+MAX_THREADS = 1024  # as vigil.runtime.core.artifact allows: more than machines have cores
+
+
 def _integer(minimum: int, maximum: int | None = None):
     """An argparse type: an integer >= ``minimum`` (and <= ``maximum``, where given)."""
     wanted = f"an integer >= {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
@@ -793,9 +796,9 @@ def cmd_serve(args) -> int:
     if not 0 < args.port < 65536 or args.replicas < 1:
         raise ValueError(f"--port must be 1-65535 and --replicas >= 1; received {args.port} and "
                          f"{args.replicas}")
-    if args.threads is not None and args.threads < 1:
-        raise ValueError(f"`--threads` must be >= 1 (onnxruntime threads per replica); "
-                         f"received {args.threads}")
+    if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
+        raise ValueError(f"`--threads` must be >= 1 and <= {MAX_THREADS} (onnxruntime threads "
+                         f"per replica); received {args.threads}")
     serve_forever(args.model, name=args.name, host=args.host, port=args.port,
                   replicas=args.replicas, threads=args.threads)
     return EXIT_OK
@@ -1351,7 +1354,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "tensorrt,cuda,cpu (the first one available here is used; as in "
                               "`vigil bench`, where each listed device is measured); unavailable "
                               "ones fall back to CPU with a warning (default cpu)")
-        sub.add_argument("--threads", type=int, default=None,
+        sub.add_argument("--threads", type=_integer(1, MAX_THREADS), default=None,
                          help="inference threads (default: onnxruntime's choice, the cores here)")
         sub.add_argument("--decimal", choices=[".", ","], default=".",
                          help="sensor CSVs: decimal mark of the numbers (default .; with , the "
@@ -1510,7 +1513,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "process alone)")
     batch.add_argument("--workers", type=_integer(1), default=None,
                        help="Ray workers, one detector each (default: the cluster's CPUs)")
-    batch.add_argument("--threads", type=int, default=1,
+    batch.add_argument("--threads", type=_integer(1, MAX_THREADS), default=1,
                        help="inference threads per detector (default 1)")
     batch.add_argument("--threshold", type=_number(), default=None,
                        help="override the artifact's threshold")
