@@ -222,6 +222,21 @@ def test_resume_refuses_other_alarm_options_and_inputs_changed_since(sensor_arti
     assert out.read_bytes() == whole
 
 
+def test_a_folder_of_subfolders_gets_a_hint_batch_can_follow(tiny_image_artifact, image_folder,
+                                                             tmp_path, capsys):
+    """`vigil batch` takes no glob: the hint names the subfolders as inputs instead."""
+    category = tmp_path / "category"
+    category.mkdir()
+    image_folder.rename(category / "good")
+    out = tmp_path / "o.jsonl"
+    assert cli.main(["batch", str(tiny_image_artifact), str(category), "--jsonl", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"them all as inputs ({category}/*/ unquoted" in err and "**" not in err
+    assert cli.main(["batch", str(tiny_image_artifact), f"{category}/good/", "--jsonl",
+                     str(out)]) == 0
+    assert len(_lines(out)) == len(list((category / "good").iterdir()))
+
+
 def test_resume_of_an_image_folder_continues_at_its_part(tiny_image_artifact, image_folder,
                                                          tmp_path, monkeypatch):
     monkeypatch.setattr(batch_module, "IMAGES_PER_ITEM", 3)

@@ -278,9 +278,12 @@ def redact(spec: str) -> str:
     return re.sub(r"(://[^/@:]*):.*@", r"\1:***@", spec)
 
 
-def folder_files(folder: Path) -> list[Path]:
+def folder_files(folder: Path, subfolders_hint: str | None = None) -> list[Path]:
     """A folder's files in name order, without hidden files and the masks beside their images
-    (as training reads the folder); other files are kept, to be reported as unusable."""
+    (as training reads the folder); other files are kept, to be reported as unusable.
+    ``subfolders_hint`` says how to read its subfolders (default: a quoted glob, as `vigil
+    score` takes one)."""
+    hint = subfolders_hint or f"a glob that reaches into them ('{folder}/**/*.png', quoted)"
     entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
     # a link whose target is gone is a file that cannot be read: kept, to get its skipped line
     files = [p for p in entries if p.is_file() or (p.is_symlink() and not p.exists())]
@@ -292,14 +295,12 @@ def folder_files(folder: Path) -> list[Path]:
     files = [p for p in files if p not in masks]
     shown = ", ".join(subfolders[:5]) + (", ..." if len(subfolders) > 5 else "")
     if files and subfolders:
-        log.warning("%s: its subfolders (%s) are not read; give each, or a glob that reaches "
-                    "into them ('%s/**/*.png', quoted)", folder, shown, folder)
+        log.warning("%s: its subfolders (%s) are not read; give each, or %s", folder, shown, hint)
     if not files:
         if subfolders:
             raise SourceError(
                 f"`source` folder {str(folder)!r} holds no files, only folders ({shown}), and "
-                f"subfolders are not read: give one of them, or a glob that reaches into them "
-                f"('{folder}/**/*.png', quoted)")
+                f"subfolders are not read: give one of them, or {hint}")
         raise SourceError(f"`source` folder {str(folder)!r} contains no files")
     return files
 

@@ -66,7 +66,9 @@ def work_items(model_kind: str, inputs: Sequence[str]) -> list[WorkItem]:
         if model_kind == "sensor":
             files = [str(p) for p in csv_files(spec)]
         elif path.is_dir():
-            files = [str(p) for p in folder_files(path)]
+            files = [str(p) for p in folder_files(path, (
+                f"them all as inputs ({str(path).rstrip('/')}/*/ unquoted: the shell lists "
+                f"them; `vigil batch` takes no glob of its own)"))]
         else:
             files = [spec]
         for file in files:
