@@ -493,6 +493,11 @@ def test_outputs_inside_an_image_folder_and_flags_without_their_mode_are_refused
         err = capsys.readouterr().err
         assert "lies in the image folder" in err and str(tmp_path / inside.name) in err
         assert not inside.exists()
+    inside = csv_folder / "scores.csv"  # read as data by the next run on the folder
+    for command in ("batch", "score"):
+        assert cli.main([command, str(sensor_artifacts.fp32), str(csv_folder), "--jsonl",
+                         str(inside)]) == 2
+        assert "is a .csv inside" in capsys.readouterr().err and not inside.exists()
     out = tmp_path / "w.jsonl"
     assert cli.main(["batch", str(sensor_artifacts.fp32), str(csv_folder), "--jsonl", str(out),
                      "--workers", "4"]) == 2

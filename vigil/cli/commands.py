@@ -1613,6 +1613,7 @@ def _check_output_paths(args) -> None:
                            replaced=name == "output" and not folder)
             if not folder:
                 refuse_inputs_as_output(path, inputs, flag)
+                _refuse_csv_in_an_input_folder(path, flag, input_folders)
                 if name in JSON_DOCUMENT_OUTPUTS:
                     _refuse_replacing_other_files(path, flag)
                 if name == "output" and args.run in (cmd_export, cmd_train_sensor,
@@ -1638,6 +1639,20 @@ def _check_output_paths(args) -> None:
         model = Path(args.output)  # and the calibration data written beside it
         check_writable(model.with_name(model.stem + ".vigil.npz"), "--output's sidecar",
                        replaced=True)
+
+
+def _refuse_csv_in_an_input_folder(path, flag: str, input_folders: list) -> None:
+    """ValueError for an output named .csv inside an input folder: every CSV below a folder is
+    read as data, so the next run on that folder would read it (and refuse it as its output)."""
+    if Path(path).suffix.lower() != ".csv":
+        return
+    target = Path(path).resolve()
+    for given in input_folders:
+        if Path(given).resolve() in target.parents:
+            raise ValueError(f"`{flag}` {str(path)!r} is a .csv inside {str(given)!r}, an input "
+                             f"folder of this run: the next run on that folder would read it as "
+                             f"data; name it .jsonl ({flag} {Path(path).with_suffix('.jsonl')}, "
+                             f"say) or put it outside the folder")
 
 
 def _refuse_replacing_other_than_a_model(path, onnx_model: bool) -> None:
