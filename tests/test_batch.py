@@ -107,7 +107,7 @@ def test_bad_inputs_are_exit_2_and_no_output_is_opened(sensor_artifacts, tmp_pat
     existing.write_text('{"index": 0}\n')
     assert cli.main(["batch", str(sensor_artifacts.fp32), str(sensor_artifacts.test_csv),
                      "--jsonl", str(existing)]) == 2
-    assert "--append" in capsys.readouterr().err and existing.read_text() == '{"index": 0}\n'
+    assert "--resume" in capsys.readouterr().err and existing.read_text() == '{"index": 0}\n'
 
 
 def test_resume_scores_only_what_an_interrupted_run_left_undone(sensor_artifacts, csv_folder,

@@ -119,6 +119,10 @@ def test_nan_row_within_max_gap_is_filled_from_the_last_good_row(fp32, rows):
     assert result.score == fp32.score(repaired)[0]
     assert not any(r.filled for r in results if r.index != 20)
     assert scorer.summary()["rows_filled"] == 1
+    # every window holding the filled row says so (a repeated row may look anomalous in itself)
+    holding = [r.index for r in results if r.to_json().get("filled_in_window") == 1]
+    assert holding == [i for i in range(window - 1, 30) if i - window < 20 <= i]
+    assert all("filled_in_window" not in r.to_json() for r in results if r.index not in holding)
 
 
 def test_gap_of_exactly_max_gap_rows_is_filled_without_restart(fp32, rows):

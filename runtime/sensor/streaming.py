@@ -45,6 +45,8 @@ class Result:
                                     # varies (adaptive, or floored by the likelihood's level)
     alarm_start: bool = False  # this window's alarm starts a new episode (notify here)
     surprise: float | None = None  # the anomaly likelihood's z of the recent scores' mean
+    filled_in_window: int = 0  # rows of this window filled from the last good row: a run of
+                               # repeated rows can look anomalous in itself
 
     def to_json(self) -> dict:
         record: dict = {"index": self.index}
@@ -71,6 +73,8 @@ class Result:
             record["filled"] = True
             if self.problem:
                 record["problem"] = self.problem
+        if self.filled_in_window:
+            record["filled_in_window"] = self.filled_in_window
         return record
 
 
@@ -128,6 +132,7 @@ class StreamingScorer:
         The stream's counts, timestamps and what it learned stay: another stream (the next file)
         needs a ``StreamingScorer`` of its own."""
         self._filled_rows = 0
+        self._fill_positions: deque[int] = deque()  # positions of filled rows, oldest first
         self._position = 0
         self._bad_streak = 0
         self._last_good: np.ndarray | None = None
@@ -202,6 +207,10 @@ class StreamingScorer:
             self._ring[slot] = values
             self._ring[slot + self.window] = values
             self._position += 1
+            if filled is not None:
+                self._fill_positions.append(self._position)
+            while self._fill_positions and self._fill_positions[0] <= self._position - self.window:
+                self._fill_positions.popleft()
             if late:
                 self._disorder_until = self._position + self.window - 1
             self._filled_rows = min(self._filled_rows + 1, self.window)
@@ -209,7 +218,8 @@ class StreamingScorer:
                 start = self._position % self.window
                 batch.append(self._ring[start:start + self.window].copy())
                 pending.append((len(out), index, time, filled,
-                                self._position <= self._disorder_until))
+                                self._position <= self._disorder_until,
+                                len(self._fill_positions)))
                 out.append(None)
             if self._drift is not None:
                 self._score(batch, pending, out)
@@ -225,7 +235,8 @@ class StreamingScorer:
         scores, errors = self.detector.score_with_features(np.stack(batch))
         base = self.detector.threshold
         varies = self._decider.threshold_varies
-        for (slot, index, time, filled, late), score, error in zip(pending, scores, errors):
+        for (slot, index, time, filled, late, fills), score, error in zip(pending, scores,
+                                                                           errors):
             overflow = not np.isfinite(score)
             threshold, above, anomaly, start = self._decider.step(float(score), base)
             self.alarms += anomaly
@@ -238,7 +249,7 @@ class StreamingScorer:
                                self._top(error), filled is not None, out_of_order=late,
                                score_overflow=overflow, problem=filled,
                                threshold=threshold if varies else None, alarm_start=start,
-                               surprise=surprise)
+                               surprise=surprise, filled_in_window=fills)
         self.windows_scored += len(batch)
 
     def _track_alarm(self, anomaly: bool, index: int) -> None:

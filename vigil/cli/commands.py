@@ -1644,8 +1644,8 @@ def _check_output_paths(args) -> None:
 def _refuse_csv_in_an_input_folder(path, flag: str, input_folders: list) -> None:
     """ValueError for an output named .csv inside an input folder: every CSV below a folder is
     read as data, so the next run on that folder would read it (and refuse it as its output)."""
-    if Path(path).suffix.lower() != ".csv":
-        return
+    if Path(path).suffix.lower() != ".csv" or os.path.exists(path):
+        return  # an existing CSV there is one of the inputs, refused as such once they are read
     target = Path(path).resolve()
     for given in input_folders:
         if Path(given).resolve() in target.parents:
