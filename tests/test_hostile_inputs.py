@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import zlib
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -717,6 +718,30 @@ def test_an_opendml_avi_cut_short_in_its_last_part_is_walked_there(tiny_image_ar
     assert [r["frame"] for r in lines] == list(range(40))
     assert [r["frame"] for r in lines if r["score"] is None] == [39]
     assert "cut off" in lines[39]["skipped"]
+
+
+def _catches_sigterm(pid: int) -> bool:
+    """Whether process ``pid`` has a handler for SIGTERM (Linux: its SigCgt mask)."""
+    with open(f"/proc/{pid}/status") as status:
+        caught = next(line for line in status if line.startswith("SigCgt:")).split()[1]
+    return bool(int(caught, 16) & (1 << (signal.SIGTERM - 1)))
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux's /proc")
+def test_sigterm_stops_bench_as_ctrl_c_does(tiny_sensor):
+    """systemctl stop, or a container stopped: it ended with 143 and not a word."""
+    run = subprocess.Popen([sys.executable, "-m", "vigil", "bench", str(tiny_sensor),
+                            "--seconds", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + HANG_GUARD_S
+        while not _catches_sigterm(run.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)  # until the run's handler is in place
+        run.send_signal(signal.SIGTERM)
+        _, err = run.communicate(timeout=HANG_GUARD_S)
+    finally:
+        run.kill()
+    assert run.returncode == 130
+    assert b"stopped by SIGTERM before the work was done" in err
 
 
 class TimingOutCamera:

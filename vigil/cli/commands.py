@@ -70,6 +70,13 @@ def _training_side(what: str):
     except ImportError:
         raise SystemExit(f"vigil: error: `vigil {what}` needs the training extras: "
                          "pip install 'vigil-edge[train]'") from None
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        # TensorFlow's failure-signal handler took SIGTERM over below Python's: give it back to
+        # the handler Python has for it (the run's stop, or the default)
+        signal.signal(signal.SIGTERM, signal.getsignal(signal.SIGTERM))
 
 
 DEVICES = ("auto", "cpu", "cuda", "tensorrt")
@@ -1819,7 +1826,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _refuse_empty_paths(args)
         _check_output_paths(args)
-        return args.run(args)
+        with _sigterm_as_interrupt(args.run in SIGTERM_AS_CTRL_C):
+            return args.run(args)
     except MissingDependency as error:
         _error_line(error, args.log_json)
         return EXIT_FAILURE
@@ -1845,8 +1853,39 @@ def main(argv: list[str] | None = None) -> int:
         _error_line(f"{where}cannot be written ({error.strerror or error}); {advice}",
                     args.log_json)
         return EXIT_OUTPUT
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
+        if str(stop) == "SIGTERM":
+            _error_line("stopped by SIGTERM before the work was done; nothing more was written",
+                        args.log_json)
         return EXIT_INTERRUPTED
+
+
+# Commands that stop on SIGTERM as on Ctrl-C (exit 130; their outputs are written whole or not
+# at all); score, serve and batch stop at their own safe points, and health-check is too short
+SIGTERM_AS_CTRL_C = (cmd_train_sensor, cmd_train_image, cmd_export, cmd_eval, cmd_bench,
+                     cmd_demo, cmd_triton)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt(active: bool):
+    """SIGTERM raises KeyboardInterrupt("SIGTERM") while ``active`` (in the main thread); the
+    previous handler comes back after. Without it the signal's default ended the process with
+    143, without a word."""
+    import signal
+    import threading
+
+    if not active or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(number, frame):
+        raise KeyboardInterrupt("SIGTERM")
+
+    before = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 if __name__ == "__main__":
