@@ -239,6 +239,14 @@ def with_field(key, value):
     return change
 
 
+def without_field(key):
+    def change(text: str) -> str:
+        data = json.loads(text)
+        del data[key]
+        return json.dumps(data)
+    return change
+
+
 def foreign_onnx(target):
     """A valid ONNX model shaped like ours, without our metadata."""
     from onnx import TensorProto, helper
@@ -327,6 +335,8 @@ BAD_ARTIFACTS = {
                       f"schema_version {SCHEMA_VERSION + 1} is newer than this runtime understands"),
     "unknown-precision": (lambda s, t: rewrite_metadata(s, t, with_field("precision", "int4")),
                           "metadata precision must be one of"),
+    "missing-threshold": (lambda s, t: rewrite_metadata(s, t, without_field("threshold")),
+                          "metadata is missing the required field 'threshold'"),
     # metadata says 32-row windows, the graph takes 16: the error names the metadata shape
     "window-mismatch": (lambda s, t: rewrite_metadata(s, t, with_field("window", 32)),
                         "[32, 8]"),
@@ -373,7 +383,7 @@ def test_bad_artifact_is_refused_by_load_and_cli(sensor_artifacts, tmp_path, cap
 
 FILE_LEVEL = ("truncated", "random-bytes", "empty", "missing", "foreign-onnx", "metadata-not-json",
               "window-mismatch")
-METADATA_LEVEL = ("future-schema", "unknown-precision")
+METADATA_LEVEL = ("future-schema", "unknown-precision", "missing-threshold")
 
 
 @pytest.mark.parametrize("name", [
