@@ -531,8 +531,9 @@ def check_same_model(jsonl: str | Path, items: Sequence[WorkItem], scorer: Score
                      lines: int = CHECKED_LINES) -> None:
     """ValueError unless ``scorer``'s model gives the scores and alarm decisions the file's
     first scored lines hold (up to ``lines`` of one source, scored again alone): --resume must
-    not add one model's results, or one set of alarm options', to another's. A CSV's rows are scored again from the lines up to them; an image
-    alone; a video's frames are not checked (it would mean decoding the video up to them)."""
+    not add one model's results, or one set of alarm options', to another's. A CSV's rows are
+    scored again from the lines up to them; an image alone; a video's frames are not checked
+    (it would mean decoding the video up to them)."""
     owner = {_path_key(name): item for item in items
              for name in (item.paths if item.kind == "images" else (item.name,))}
     written: dict[int, dict] = {}  # the first scored lines of one source: row or frame -> line
@@ -553,13 +554,12 @@ def check_same_model(jsonl: str | Path, items: Sequence[WorkItem], scorer: Score
         if item.kind == "csv":
             probe_path = Path(folder) / Path(item.paths[0]).name
             with open(item.paths[0], "rb") as given, open(probe_path, "wb") as probe:
-                # the header and the rows up to the last compared (blank lines are no rows), and
-                # a margin for cut lines
+                # the header and the rows up to the last compared (blank lines are no rows)
                 rows = 0
                 for line in given:
                     probe.write(line)
                     rows += bool(line.strip())
-                    if rows >= max(written) + 2 + lines:
+                    if rows >= max(written) + 2:
                         break
             probe_item = WorkItem("csv", (str(probe_path),), str(probe_path))
         else:
@@ -572,8 +572,7 @@ def check_same_model(jsonl: str | Path, items: Sequence[WorkItem], scorer: Score
                  if line.get(key) in written}
     for number, line in written.items():
         score, rescored = float(line["score"]), again.get(number, {}).get("score")
-        if not (isinstance(rescored, (int, float))
-                and math.isclose(rescored, score, rel_tol=1e-5, abs_tol=1e-7)):
+        if not (isinstance(rescored, (int, float)) and _same_number(rescored, score)):
             rescored_text = "no score" if rescored is None else f"{rescored:.7g}"
             raise ValueError(
                 f"--resume: {str(jsonl)!r} holds score {score:.7g} for {source}, {key} {number}, "
@@ -599,12 +598,18 @@ def _decision_difference(written: dict, again: dict) -> tuple[str, str] | None:
     differs (its value, or whether the line has it), or None."""
     for name in DECISION_KEYS:
         before, now = written.get(name), again.get(name)
-        same = (before == now if not (isinstance(before, float) and isinstance(now, float))
-                else math.isclose(before, now, rel_tol=1e-5, abs_tol=1e-7))
+        same = (_same_number(before, now) if isinstance(before, float) and isinstance(now, float)
+                else before == now)
         if not same:
             return (f"{name} {json.dumps(before)}" if name in written else f"no {name}",
                     f"{name} {json.dumps(now)}" if name in again else f"no {name}")
     return None
+
+
+def _same_number(a: float, b: float) -> bool:
+    """Equal to the rounding of a batch scored in other parts (float32 products blocked
+    otherwise), far below what tells two models or two thresholds apart."""
+    return math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-7)
 
 
 def _writes_nothing(item: WorkItem, window: int | None, header: bool) -> bool:

@@ -1686,7 +1686,9 @@ def _refuse_replacing_other_than_a_model(path, onnx_model: bool) -> None:
             pass
         what, suggested = "an ONNX model", Path(path).with_name(Path(path).stem + "-model.onnx")
     else:
-        if start == b"PK\x03\x04":
+        from vigil.runtime.core.artifact import ZIP_MAGIC
+
+        if start == ZIP_MAGIC:
             return
         what, suggested = "a Keras model", Path(path).with_name(Path(path).stem + "-model.keras")
     raise ValueError(f"`--output` {str(path)!r} exists and is not {what}: writing the model "
