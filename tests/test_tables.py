@@ -284,8 +284,10 @@ def test_decimal_comma_mistakes_get_a_fix_that_works(tmp_path):
     """A '.' under --decimal , (a thousands separator, 1.000) read as 1.0 before; the hints for
     a comma-separated file's quoted decimal commas (a spreadsheet's export) did not work."""
     thousands = write(tmp_path / "eu.csv", "timestamp;druck\n2020-01-01;1.000\n2020-01-02;987\n")
-    with pytest.raises(ValueError, match=r"'1.000' with a '.', where --decimal , reads ','"):
+    with pytest.raises(ValueError, match=r"'1.000' with a '.', where --decimal , reads ','") \
+            as error:
         read_table(thousands, decimal=",")
+    assert "correct or delete that line" not in str(error.value)  # the decimal mark is the fix
     sheet = write(tmp_path / "sheet.csv", 'timestamp,count,temp\n2024-03-01 00:00:00,5,"21,02"\n'
                   '2024-03-01 00:01:00,6,"20,96"\n')
     with pytest.raises(ValueError, match="a decimal comma in a comma-separated file") as error:

@@ -587,8 +587,8 @@ def read_table(
                                 "a name) is not a reading: name the numeric columns"
                                 + (f" (--features {','.join(others)}, say)" if others else
                                    " with --features"))
-                    elif "decimal comma" in row.problem:
-                        hint = ""
+                    elif "decimal comma" in row.problem or "--decimal ," in row.problem:
+                        hint = ""  # the problem says what to do with the decimal mark
                     else:
                         hint = (f"; expected the header's {len(parser.header)} fields with a "
                                 f"finite number in each feature column: correct or delete that "
