@@ -88,6 +88,9 @@ def parse_request(body: bytes, header_length: int | None) -> dict[str, np.ndarra
     if not isinstance(header, dict) or not isinstance(header.get("inputs"), list):
         raise ProtocolError("the request must be a JSON object with an `inputs` list")
     offset = header_length or 0
+    # only a body that spells true or false can hold a boolean: numbers need no walk for one
+    literals = any(word in (body[:header_length] if header_length is not None else body)
+                   for word in (b"true", b"false"))
     tensors = {}
     for tensor in header["inputs"]:
         if not isinstance(tensor, dict):
@@ -123,7 +126,7 @@ def parse_request(body: bytes, header_length: int | None) -> dict[str, np.ndarra
             array = np.frombuffer(body[offset:offset + size], dtype=dtype)
             offset += size
         elif "data" in tensor:
-            array = _values(tensor["data"], dtype, name)
+            array = _values(tensor["data"], dtype, name, literals)
         else:
             raise ProtocolError(f"input {name!r} has neither `data` nor binary data")
         if array.size != math.prod(shape):  # Python's integers: a huge shape cannot wrap to 0
@@ -136,11 +139,12 @@ def parse_request(body: bytes, header_length: int | None) -> dict[str, np.ndarra
     return tensors
 
 
-def _values(data, dtype: np.dtype, name: str) -> np.ndarray:
+def _values(data, dtype: np.dtype, name: str, literals: bool = True) -> np.ndarray:
     """JSON ``data`` as an array of ``dtype``: numbers that fit it, nothing else (JSON's true
-    and false only for BOOL, and only they)."""
+    and false only for BOOL, and only they; ``literals``: whether the request's JSON spells
+    either, without which no value is one)."""
     booleans = dtype.kind == "b"
-    if any((type(v) is bool) != booleans for v in _leaves(data)):
+    if (booleans or literals) and any((type(v) is bool) != booleans for v in _leaves(data)):
         raise ProtocolError(f"input {name!r}: `data` must hold "
                             + ("only true and false for datatype BOOL" if booleans else
                                f"numbers for datatype {_datatype_name(dtype)}, not true or false")
