@@ -158,8 +158,8 @@ def test_corrupt_frames_in_a_video_are_skipped_and_the_video_goes_on(frames_dete
     assert [r["frame"] for r in records] == list(range(30))  # every frame has its line
     skipped = [r for r in records if r["score"] is None]
     assert [r["frame"] for r in skipped] == [7, 19]
-    assert all("could not be decoded (corrupt data); the video goes on" in r["skipped"]
-               for r in skipped)
+    assert all("damaged JPEG" in r["skipped"] and "(corrupt data); the video goes on"
+               in r["skipped"] for r in skipped)
     assert summary.scored + summary.skipped == summary.frames_in == 30
     assert summary.stopped == "end"
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import textwrap
+import time
+from datetime import datetime
 from pathlib import Path
 
 import cv2
@@ -106,7 +108,7 @@ def test_folder_json_lines_and_summary(detector, tmp_path):
     assert scored[0]["boxes"] == [] and len(scored[1]["boxes"]) == 1
     box = scored[1]["boxes"][0]
     assert iou((box["x"], box["y"], box["w"], box["h"]), DEFECT_BOX) > 0.7
-    for record, reason in zip(records[3:], ("truncated JPEG", "not an image file")):
+    for record, reason in zip(records[3:], ("damaged JPEG: it was cut off", "not an image file")):
         assert record["score"] is None and record["anomaly"] is None
         assert reason in record["skipped"]
 
@@ -155,7 +157,7 @@ def test_video_every_frame_accounted_and_annotated_video_written(detector, tmp_p
     path = write_video(tmp_path / "clip.avi", 15)
     records, summary = run(detector, str(path), overlay_video=tmp_path / "out" / "annotated.avi")
     assert [r["frame"] for r in records] == list(range(15))
-    assert all(r["score"] is not None for r in records)
+    assert all(r["score"] is not None and "time" not in r for r in records)  # live lines only
     assert (summary.frames_in, summary.scored, summary.skipped, summary.dropped) == (15, 15, 0, 0)
     assert summary.video_frames == 15
     written = cv2.VideoCapture(str(tmp_path / "out" / "annotated.avi"))
@@ -195,6 +197,10 @@ def test_live_run_reports_reconnect_and_gives_up_cleanly(detector):
     assert summary.stopped == "source_lost"
     assert "gave up after 3 reconnect attempts" in summary.last_error
     assert summary.scored == 8 and summary.skipped == 0
+    # each live line says when its frame was read: numbers start again at 0 after a restart
+    times = [datetime.strptime(r["time"], "%Y-%m-%dT%H:%M:%S.%f%z") for r in records]
+    assert times == sorted(times) and abs(times[0].timestamp() - time.time()) < 600
+    assert all(r["time"].endswith("Z") and len(r["time"]) == 24 for r in records)
 
 
 def test_live_bad_frames_are_skipped_and_the_run_goes_on(detector):

@@ -131,3 +131,65 @@ def test_a_report_inside_the_category_it_reads_is_refused(tiny_image_artifact, t
     assert code == cli.EXIT_INPUT
     assert "which this run reads as an MVTec AD category" in error
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
+
+
+def plain_defect_folders(root, kinds=("patch", "dent")):
+    """good/ and one folder per defect kind, each holding 000.png-002.png (names reused across
+    folders, as MVTec AD's test folders reuse them), and masks/<kind>/NNN_mask.png. Each kind's
+    patch lies elsewhere, so a mask read for the wrong folder marks the wrong pixels."""
+    rng = np.random.default_rng(4)
+    boxes = {kind: (8 + 24 * n, 8 + 12 * n, 16, 12) for n, kind in enumerate(kinds)}
+    for i in range(3):
+        write(root / "good" / f"{i:03d}.png", normal_frame(rng))
+        for kind, (x, y, w, h) in boxes.items():
+            write(root / kind / f"{i:03d}.png", defect_frame(rng, box=(x, y, w, h)))
+            mask = np.zeros((48, 64), np.uint8)
+            mask[y:y + h, x:x + w] = 255
+            write(root / "masks" / kind / f"{i:03d}_mask.png", mask)
+    return root
+
+
+def test_each_defect_folder_takes_its_own_masks(tiny_image_artifact, tmp_path, capsys):
+    """One --masks per --anomalous, or one folder with a subfolder per defect folder: the same
+    figures; one flat folder shared by folders that reuse names is refused, not guessed."""
+    root = plain_defect_folders(tmp_path / "set")
+    paired = evaluate(tiny_image_artifact, root / "good", "--anomalous", root / "patch",
+                      "--masks", root / "masks" / "patch", "--anomalous", root / "dent",
+                      "--masks", root / "masks" / "dent", capsys=capsys)
+    nested = evaluate(tiny_image_artifact, root / "good", "--anomalous", root / "patch",
+                      "--anomalous", root / "dent", "--masks", root / "masks", capsys=capsys)
+    assert paired[0] == nested[0] == 0
+    assert paired[1]["pixel_auroc"] > 0.99 and nested[1]["pixel_auroc"] == paired[1]["pixel_auroc"]
+    code, _, error = evaluate(tiny_image_artifact, root / "good", "--anomalous", root / "patch",
+                              "--anomalous", root / "dent", "--masks", root / "masks" / "patch",
+                              capsys=capsys)
+    assert code == cli.EXIT_INPUT
+    assert "would both take the mask" in error and "one --masks per --anomalous" in error
+    code, _, error = evaluate(tiny_image_artifact, root / "good", "--anomalous", root / "patch",
+                              "--masks", root / "masks" / "patch", "--masks",
+                              root / "masks" / "dent", capsys=capsys)
+    assert code == cli.EXIT_INPUT and "`--masks` is given 2 times for 1 anomalous folder" in error
+
+
+def test_masks_named_name_mask_beside_png_images_are_used(tiny_image_artifact, tmp_path, capsys):
+    root = plain_defect_folders(tmp_path / "set", kinds=("patch",))
+    for mask in (root / "masks" / "patch").iterdir():
+        mask.rename(root / "patch" / mask.name)  # 000.png beside 000_mask.png
+    code, result, _ = evaluate(tiny_image_artifact, root / "good", "--anomalous", root / "patch",
+                               "--json", tmp_path / "r.json", capsys=capsys)
+    assert code == 0 and result["pixel_auroc"] > 0.99
+    assert json.loads((tmp_path / "r.json").read_text())["images"] == 6  # the masks not scored
+
+
+def test_unreadable_test_images_are_named_before_anything_is_scored(tiny_image_artifact,
+                                                                    tmp_path, capsys):
+    root = category(tmp_path / "parts")
+    good = root / "test" / "good" / "001.png"
+    good.write_bytes(good.read_bytes()[:200])
+    mask = root / "ground_truth" / "patch" / "002_mask.png"
+    mask.write_bytes(b"not a png")
+    output = tmp_path / "r.json"
+    code, _, error = evaluate(tiny_image_artifact, root, "--json", output, capsys=capsys)
+    assert code == cli.EXIT_INPUT and not output.exists()
+    assert "2 of the 6 test images (or their masks) cannot be read, so nothing was scored" in error
+    assert "001.png" in error and "002_mask.png" in error and "move them out" in error

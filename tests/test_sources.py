@@ -57,7 +57,8 @@ def test_folder_yields_every_file_in_order_with_errors_for_bad_ones(tmp_path):
     by_name = dict(zip(names, frames))
     np.testing.assert_array_equal(by_name["a.png"].image, images["a.png"])
     assert by_name["c.jpg"].error is None and by_name["c.jpg"].image.shape == (24, 32, 3)
-    assert "truncated JPEG" in by_name["d.jpg"].error and by_name["d.jpg"].image is None
+    assert "damaged JPEG: it was cut off" in by_name["d.jpg"].error
+    assert by_name["d.jpg"].image is None
     assert "cannot be decoded" in by_name["e.png"].error
     assert "not an image file" in by_name["notes.txt"].error
     assert source.stats.read == 6 and source.stats.errors == 3
@@ -76,7 +77,21 @@ def test_folder_does_not_score_the_masks_beside_its_images(tmp_path, caplog):
         names = [f.source.rsplit("/", 1)[-1] for f in open_source(str(folder))]
     # c_mask.png has no image "c" beside it: it is an image that happens to end in _mask
     assert names == ["b.png", "c_mask.png", "exp1.jpg"]
-    assert "2 mask file(s) beside their images are not scored" in caplog.text
+    assert "2 mask file(s) of images it holds are not scored" in caplog.text
+
+
+def test_a_glob_over_an_mvtec_category_does_not_score_its_masks(tmp_path):
+    """The glob `vigil score` suggests for a folder of subfolders reaches ground_truth/ too."""
+    image, mask = np.full((16, 16, 3), 90, np.uint8), np.zeros((16, 16), np.uint8)
+    for name, data in (("test/crack/000.png", image), ("test/good/000.png", image),
+                       ("ground_truth/crack/000_mask.png", mask), ("a/7.jpg", image),
+                       ("b/7.png", image)):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        assert cv2.imwrite(str(tmp_path / name), data)
+    names = [Path(f.source).relative_to(tmp_path).as_posix()
+             for f in open_source(f"{tmp_path}/**/*.*")]
+    # b/7.png is a frame: the mask of a/7.jpg would lie beside it, in a/
+    assert names == ["a/7.jpg", "b/7.png", "test/crack/000.png", "test/good/000.png"]
 
 
 def test_glob_and_single_file(tmp_path):
@@ -425,3 +440,76 @@ def test_options_are_validated():
     policy = ReconnectPolicy(initial_delay_s=0.5, max_delay_s=4, max_attempts=None)
     assert [policy.delay(a) for a in (1, 2, 3, 4, 5)] == [0.5, 1.0, 2.0, 4.0, 4.0]
     assert not policy.exhausted(10**6)
+
+
+class MjpegServer:
+    """An MJPEG camera on 127.0.0.1 (multipart/x-mixed-replace, as IP cameras serve it). Its first
+    connection sends ``whole_first`` frames, then half of the next, and closes; later connections
+    send whole frames until the client goes. Frame ``i`` is ``jpegs[i % len(jpegs)]``."""
+
+    def __init__(self, jpegs: list[bytes], whole_first: int) -> None:
+        import http.server
+        import socketserver
+
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                server.connections += 1
+                first = server.connections == 1
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                try:
+                    for number in range(10_000):
+                        data = jpegs[number % len(jpegs)]
+                        cut = first and number == whole_first
+                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\n"
+                                         b"Content-Length: %d\r\n\r\n" % len(data))
+                        self.wfile.write(data[:len(data) // 2] if cut else data + b"\r\n")
+                        self.wfile.flush()
+                        if cut:
+                            return
+                        time.sleep(0.02)
+                except OSError:  # the client went away
+                    return
+
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+
+        self.connections = 0
+        self.httpd = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/stream"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_an_mjpeg_frame_cut_off_in_transit_is_an_error_item_not_a_frame(tmp_path):
+    """FFmpeg decodes a frame cut off mid-transfer with the previous frame's pixels in its lower
+    part and only warns: the source reads the stream's JPEG packets and checks each instead."""
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, size=(48, 64, 3), dtype=np.uint8) for _ in range(4)]
+    jpegs = [cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+             for image in images]
+    server = MjpegServer(jpegs, whole_first=3)
+    try:
+        source = open_source(server.url, SourceOptions(queue_size=64, reconnect=FAST))
+        frames = collect(source, limit=6)
+    finally:
+        server.close()
+    assert [f.index for f in frames] == list(range(6))
+    assert all(f.error is None for f in frames[:3] + frames[4:])
+    expected = [cv2.imdecode(np.frombuffer(jpegs[n % 4], np.uint8), cv2.IMREAD_COLOR)
+                for n in (0, 1, 2)]
+    assert all(np.array_equal(f.image, e) for f, e in zip(frames[:3], expected))
+    assert frames[3].image is None and "damaged JPEG" in frames[3].error
+    assert "the stream goes on" in frames[3].error
+    assert frames[4].gap_s is not None and source.stats.reconnects == 1
+    assert source.stats.errors == 1

@@ -30,7 +30,7 @@ ARCHITECTURES = ("unet", "features", "fused")
 @dataclass(frozen=True)
 class ImageDataOptions:
     anomalous: tuple[str, ...] = ()   # plain layout: labeled defect folders (validation only)
-    masks: str | None = None          # plain layout: folder of masks
+    masks: tuple[str, ...] = ()       # plain layout: folder(s) of masks (datasets.folders)
     validation_fraction: float = 0.15  # normal images held out for thresholds
     color: str = "auto"               # gray, bgr, rgb; auto: gray when every image is gray
 

@@ -2,8 +2,9 @@
 
 MVTec AD: ``ROOT/train/good/``, ``ROOT/test/good/``, ``ROOT/test/<defect>/`` and optional
 ``ROOT/ground_truth/<defect>/<name>_mask.png``. Plain folders: normal folder(s) and anomalous
-folder(s); a mask is a same-stem ``.png`` beside a non-PNG image, or ``<stem>.png`` /
-``<stem>_mask.png`` in a mask folder.
+folder(s); a mask is a same-stem ``.png`` beside a non-PNG image or a ``<stem>_mask.png`` beside
+any image, or ``<stem>.png`` / ``<stem>_mask.png`` in a mask folder (or in its subfolder named as
+the anomalous folder).
 """
 
 from __future__ import annotations
@@ -12,15 +13,18 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import cv2
 import numpy as np
 
+from . import jpeg
 from .image_header import too_large
 
 log = logging.getLogger("vigil")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+# Every still-image format OpenCV reads: `vigil score`, `eval` and `train image` take the same.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".jpe", ".bmp", ".dib", ".tif", ".tiff", ".webp",
+                  ".pbm", ".pgm", ".ppm", ".pnm", ".jp2", ".ras", ".sr")
 GOOD = "good"
 
 
@@ -44,9 +48,10 @@ def read_image(path: str | Path) -> np.ndarray:
     oversized = too_large(data)  # from the header: a small file can hold gigabytes of pixels
     if oversized is not None:
         raise ValueError(f"image {str(path)!r}: {oversized}")
-    if path.suffix.lower() in (".jpg", ".jpeg", ".jpe") and _jpeg_truncated(data):
-        raise ValueError(f"image {str(path)!r} is a truncated JPEG (no end-of-image marker "
-                         "after the image data)")
+    is_jpeg = data.startswith(b"\xff\xd8")
+    damaged = jpeg.damage(data) if is_jpeg else None  # libjpeg would fill it in and only warn
+    if damaged is not None:
+        raise ValueError(f"image {str(path)!r} is a damaged JPEG: {damaged}")
     try:
         image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     except cv2.error as error:  # OpenCV raises for a header over its own pixel limit
@@ -60,20 +65,29 @@ def read_image(path: str | Path) -> np.ndarray:
         raise ValueError(f"image {str(path)!r} cannot be decoded as an image ({len(data)} bytes; "
                          "corrupt or truncated?)")
     if image.dtype == np.uint16:
+        if image.max() < 4096:
+            _warn_once_dark(path)
         image = (image >> 8).astype(np.uint8)
     elif image.dtype != np.uint8:
         raise ValueError(f"image {str(path)!r} has unsupported pixel type {image.dtype}")
     if image.ndim == 3 and image.shape[2] == 4:
         image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    return image
+    # IMREAD_UNCHANGED ignores the EXIF orientation that cv2.imread and image viewers apply
+    return jpeg.upright(image, jpeg.orientation(data)) if is_jpeg else image
 
 
-def _jpeg_truncated(data: bytes) -> bool:
-    # libjpeg fills a cut-off JPEG with gray and only warns, so check the markers: the last
-    # start-of-scan must be followed by an end-of-image (0xFFD9 cannot occur inside scan data).
-    if not data.startswith(b"\xff\xd8"):
-        return False  # not a JPEG at all: let the decoder say so
-    return data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda")
+_DARK_16_BIT_WARNED: list[Path] = []
+
+
+def _warn_once_dark(path: Path) -> None:
+    """A 16-bit image whose pixels all lie below 4096 (a 12-bit camera's, stored in 16 bits) is
+    almost black by its top 8 bits: said once per process, as every frame of a run is alike."""
+    if not _DARK_16_BIT_WARNED:
+        _DARK_16_BIT_WARNED.append(path)
+        log.warning("%s: a 16-bit image whose pixels are all below 4096 (12-bit data?); it is "
+                    "read by its top 8 bits, so it is almost black. Convert such images to "
+                    "8 bits from their own range first (a 12-bit camera's: shift right by 4)",
+                    path)
 
 
 def read_mask(path: Path | None, shape: tuple[int, ...]) -> np.ndarray:
@@ -101,12 +115,13 @@ def images_in(folder: Path) -> list[Path]:
 
 def masks_among(files: Sequence[Path]) -> set[Path]:
     """The PNGs among ``files`` that are masks of another image there: ``x.png`` beside
-    ``x.jpg`` (the magnetic-tile layout) or ``x_mask.png`` beside ``x.<any image suffix>``."""
+    ``x.jpg`` in one folder (the magnetic-tile layout), or ``x_mask.png`` where an ``x.<any image
+    suffix>`` is among them (beside it, or in MVTec AD's ``ground_truth/`` for ``test/``)."""
     images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
-    stems_of_non_png = {p.stem for p in images if p.suffix.lower() != ".png"}
+    non_png = {(p.parent, p.stem) for p in images if p.suffix.lower() != ".png"}
     stems = {p.stem for p in images}
     return {p for p in images if p.suffix.lower() == ".png"
-            and (p.stem in stems_of_non_png
+            and ((p.parent, p.stem) in non_png
                  or (p.stem.endswith("_mask") and p.stem[:-len("_mask")] in stems))}
 
 
@@ -142,25 +157,57 @@ def mvtec(root: str | Path, need_train: bool = True
 
 
 def folders(normal: Sequence[str | Path], anomalous: Sequence[str | Path] = (),
-            masks: str | Path | None = None) -> list[LabeledImage]:
-    """Labeled images from plain folders (the defect type is the anomalous folder's name)."""
-    if masks is not None and not Path(masks).is_dir():
-        raise ValueError(f"`masks` {str(masks)!r} is not a folder; expected the folder of masks "
-                         f"(NAME.png or NAME_mask.png) for the --anomalous images")
+            masks: str | Path | Sequence[str | Path] | None = None) -> list[LabeledImage]:
+    """Labeled images from plain folders (the defect type is the anomalous folder's name).
+
+    ``masks`` is one folder for every anomalous folder (its masks flat, or in a subfolder named
+    as the anomalous folder, MVTec AD's ``ground_truth/<defect>/``), or one folder per anomalous
+    folder, in order; without it a mask lies beside its image (``x.png`` beside ``x.jpg``, or
+    ``x_mask.png``). Two images given one mask are a ValueError naming both."""
+    mask_folders = _mask_folders(anomalous, masks)
     items: list[LabeledImage] = []
     for folder in normal:
         items += [LabeledImage(p, False, GOOD) for p in _images_or_error(folder)]
-    for folder in anomalous:
+    for folder, mask_folder in zip(anomalous, mask_folders):
+        defect = Path(folder).name
         for image in _images_or_error(folder):
-            items.append(LabeledImage(image, True, Path(folder).name, _mask_for(image, masks)))
+            items.append(LabeledImage(image, True, defect, _mask_for(image, mask_folder, defect)))
     defects = [i for i in items if i.anomalous]
-    if masks is not None and defects and all(i.mask is None for i in defects):
-        example = defects[0].path
-        raise ValueError(f"`masks` {str(masks)!r} holds a mask for none of the {len(defects)} "
+    if masks and defects and all(i.mask is None for i in defects):
+        example, folder = defects[0].path, mask_folders[0]
+        raise ValueError(f"`masks` {str(folder)!r} holds a mask for none of the {len(defects)} "
                          f"defect images: for {example.name!r} it needs {example.stem}.png or "
-                         f"{example.stem}_mask.png; rename the masks to their images' names, or "
+                         f"{example.stem}_mask.png (in it, or in its subfolder "
+                         f"{example.parent.name}/); rename the masks to their images' names, or "
                          f"leave --masks out (image metrics only)")
+    taken: dict[Path, Path] = {}
+    for item in defects:
+        other = taken.setdefault(item.mask, item.path) if item.mask is not None else item.path
+        if other != item.path:
+            raise ValueError(
+                f"`masks`: {str(other)!r} and {str(item.path)!r} would both take the mask "
+                f"{str(item.mask)!r} (defect folders that reuse file names, as MVTec AD's do); "
+                f"give one --masks per --anomalous, in the same order, or put each folder's "
+                f"masks in a subfolder named as it (masks/{item.defect}/)")
     return items
+
+
+def _mask_folders(anomalous: Sequence[str | Path],
+                  masks: str | Path | Sequence[str | Path] | None) -> list[Path | None]:
+    """The mask folder of each anomalous folder (None: masks beside the images)."""
+    given = ([] if masks is None else [masks] if isinstance(masks, (str, Path))
+             else list(masks))
+    for folder in given:
+        if not Path(folder).is_dir():
+            raise ValueError(f"`masks` {str(folder)!r} is not a folder; expected the folder of "
+                             f"masks (NAME.png or NAME_mask.png) for the --anomalous images")
+    if len(given) > 1 and len(given) != len(anomalous):
+        raise ValueError(f"`masks` is given {len(given)} times for {len(anomalous)} anomalous "
+                         f"folder{'s' if len(anomalous) != 1 else ''}; give one --masks for all "
+                         "of them, or one per --anomalous, in the same order")
+    if len(given) == 1:
+        return [Path(given[0])] * len(anomalous)
+    return [Path(folder) for folder in given] or [None] * len(anomalous)
 
 
 def _images_or_error(folder: str | Path) -> list[Path]:
@@ -190,10 +237,11 @@ def _subfolders_with_images(folder: Path) -> list[str]:
             if p.is_dir() and not p.name.startswith(".") and images_in(p)]
 
 
-def _mask_for(image: Path, masks: str | Path | None) -> Path | None:
-    candidates: Iterable[Path] = []
+def _mask_for(image: Path, masks: Path | None, defect: str) -> Path | None:
     if masks is not None:
-        candidates = [Path(masks) / f"{image.stem}.png", Path(masks) / f"{image.stem}_mask.png"]
-    elif image.suffix.lower() != ".png":
-        candidates = [image.with_suffix(".png")]
-    return next((c for c in candidates if c.is_file()), None)
+        candidates = [folder / name for folder in (masks / defect, masks)
+                      for name in (f"{image.stem}.png", f"{image.stem}_mask.png")]
+    else:  # beside the image: x.png beside x.jpg, or x_mask.png beside x.<any suffix>
+        candidates = ([image.with_suffix(".png")] if image.suffix.lower() != ".png" else [])
+        candidates.append(image.with_name(f"{image.stem}_mask.png"))
+    return next((c for c in candidates if c.is_file() and c != image), None)

@@ -32,7 +32,7 @@ class ImageScores:
 
 def test_items(data: str | Path, normal: Sequence[str | Path] = (),
                anomalous: Sequence[str | Path] = (),
-               masks: str | Path | None = None) -> list[LabeledImage]:
+               masks: str | Path | Sequence[str | Path] | None = None) -> list[LabeledImage]:
     """Labeled test images in the forms ``vigil train image`` reads: an MVTec AD category root
     (its test split), or plain folders (``data`` and ``normal`` of normal images, ``anomalous``
     of defect images named by their folder, ``masks`` for them or masks beside them). A folder
@@ -65,9 +65,11 @@ def test_items(data: str | Path, normal: Sequence[str | Path] = (),
 def evaluate_images(detector: ImageDetector, items: Sequence[LabeledImage],
                     progress: Progress = silent) -> tuple[dict, ImageScores]:
     """Every metric over ``items``. Pixel metrics compare the map, resized back to each image's
-    own size, with the mask at that size; images that fail to decode are errors."""
+    own size, with the mask at that size. Every image and mask is read first: one that cannot be
+is a ValueError naming it before anything is scored."""
     if not items:
         raise ValueError("`items` is empty; expected labeled images")
+    check_readable(items, progress)
     labels = np.array([i.anomalous for i in items])
     scores = np.empty(len(items))
     maps = []
@@ -131,6 +133,28 @@ def evaluate_images(detector: ImageDetector, items: Sequence[LabeledImage],
                     if unmasked else "")),
     }
     return result, ImageScores(list(items), scores, maps)
+
+
+def check_readable(items: Sequence[LabeledImage], progress: Progress = silent) -> None:
+    """ValueError naming the images and masks among ``items`` that cannot be read (damaged,
+    truncated, not images), so that a long evaluation does not stop at the first of them."""
+    unreadable = []
+    for n, item in enumerate(items):
+        progress("checking images", n, len(items))
+        for path in (item.path, item.mask):
+            if path is None:
+                continue
+            try:
+                read_image(path)
+            except ValueError as error:
+                unreadable.append(str(error))
+    progress("checking images", len(items), len(items))
+    if unreadable:
+        shown = "; ".join(unreadable[:5]) + (f"; and {len(unreadable) - 5} more"
+                                             if len(unreadable) > 5 else "")
+        raise ValueError(f"{len(unreadable)} of the {len(items)} test images (or their masks) "
+                         f"cannot be read, so nothing was scored: {shown}. Replace them, or "
+                         "move them out of the test folders, and run again")
 
 
 def _mistakes(items, scores, threshold: float) -> dict[str, list[dict]]:

@@ -3,7 +3,8 @@
 ``score_frames(detector, source, out)`` reads every item a source delivers and writes one JSON
 line for it: ``frame``, ``source``, ``score``, ``anomaly``, ``latency_ms`` and ``boxes`` (the
 regions above the pixel threshold, for anomalous frames), or ``score: null`` and ``skipped``
-with the reason for an item that could not be scored. Live sources add ``dropped_before`` (frames
+with the reason for an item that could not be scored. Live sources add ``time`` (when the frame
+was read, ISO 8601 UTC to the millisecond), ``dropped_before`` (frames
 replaced by newer ones since the last line) and ``gap_s`` (seconds without frames before a
 reconnect). Optionally it writes heatmap overlays to a folder, an annotated video, and shows a
 preview window. A bad frame is a counted skip; it never ends a run.
@@ -17,6 +18,7 @@ import re
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO
 
@@ -192,6 +194,12 @@ class _VideoOut:
             self._writer = None
 
 
+def utc_time(timestamp: float) -> str:
+    """``time.time()`` as ISO 8601 UTC to the millisecond: 2026-12-05T21:41:32.123Z."""
+    moment = datetime.fromtimestamp(timestamp, timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
 def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | JsonLines,
                  options: FrameScoringOptions = FrameScoringOptions(),
                  health: HealthReporter | None = None) -> FrameSummary:
@@ -234,6 +242,8 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
         for frame in source:
             summary.frames_in += 1
             record: dict = {"frame": frame.index, "source": frame.source}
+            if source.live:  # frame numbers start again at 0 when a supervisor restarts a run
+                record["time"] = utc_time(frame.timestamp)
             if source.live and last_index is not None and frame.index > last_index + 1:
                 record["dropped_before"] = frame.index - last_index - 1
             last_index = frame.index

@@ -40,13 +40,12 @@ import cv2
 import numpy as np
 
 from ..core import interrupts
-from . import datasets
+from . import datasets, jpeg
 from .avi_index import mjpg_frames
 
 log = logging.getLogger("vigil")
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff",
-                              ".webp", ".pbm", ".pgm", ".ppm", ".pnm", ".jp2", ".ras", ".sr"})
+IMAGE_EXTENSIONS = frozenset(datasets.IMAGE_SUFFIXES)
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg",
                               ".mpeg", ".ts", ".wmv", ".flv", ".3gp"})
 LIVE_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
@@ -208,7 +207,8 @@ def open_source(spec: str, options: SourceOptions = SourceOptions(),
         matches = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
         if not matches:
             raise SourceError(f"`source` glob {spec!r} matches no files")
-        return ImageFiles(matches, name=spec)
+        frames = _without_masks(matches, f"glob {spec!r}")  # MVTec AD's ground_truth/ too
+        return ImageFiles(frames or matches, name=spec)
     raise SourceError(f"`source` {spec!r} is not a camera index, a stream URL "
                       f"({', '.join(s[:-3] for s in LIVE_SCHEMES)}), or an existing file, folder "
                       "or glob")
@@ -288,11 +288,7 @@ def folder_files(folder: Path, subfolders_hint: str | None = None) -> list[Path]
     # a link whose target is gone is a file that cannot be read: kept, to get its skipped line
     files = [p for p in entries if p.is_file() or (p.is_symlink() and not p.exists())]
     subfolders = [p.name for p in entries if p.is_dir()]
-    masks = datasets.masks_among(files)
-    if masks:
-        log.info("%s: %d mask file(s) beside their images are not scored as frames (e.g. %s)",
-                 folder, len(masks), sorted(masks)[0].name)
-    files = [p for p in files if p not in masks]
+    files = _without_masks(files, str(folder))
     shown = ", ".join(subfolders[:5]) + (", ..." if len(subfolders) > 5 else "")
     if files and subfolders:
         log.warning("%s: its subfolders (%s) are not read; give each, or %s", folder, shown, hint)
@@ -303,6 +299,16 @@ def folder_files(folder: Path, subfolders_hint: str | None = None) -> list[Path]
                 f"subfolders are not read: give one of them, or {hint}")
         raise SourceError(f"`source` folder {str(folder)!r} contains no files")
     return files
+
+
+def _without_masks(files: list[Path], where: str) -> list[Path]:
+    """``files`` without the masks of images among them (``x.png`` beside ``x.jpg``, or
+    ``x_mask.png`` beside ``x.png``: ``datasets.masks_among``), as training reads them."""
+    masks = datasets.masks_among(files)
+    if masks:
+        log.info("%s: %d mask file(s) of images it holds are not scored as frames (e.g. %s)",
+                 where, len(masks), sorted(masks)[0].name)
+    return [p for p in files if p not in masks]
 
 
 class ImageFiles:
@@ -364,15 +370,20 @@ def read_image(path: Path) -> tuple[np.ndarray | None, str | None]:
         return None, str(error)
 
 
-def _decode_frame(data: bytes) -> np.ndarray | None:
-    """A JPEG frame of an MJPG AVI, or None when it does not decode (OpenCV raises, rather than
+def decode_jpeg_frame(data: bytes) -> tuple[np.ndarray | None, str | None]:
+    """(image, None) for a whole JPEG frame (of an MJPG AVI or an MJPEG stream), or (None, why
+    it cannot be scored): damaged, cut off, or refused by the decoder (OpenCV raises, rather than
     returning None, for a header claiming more pixels than it allows)."""
     if not data:
-        return None
+        return None, "this frame is empty"
+    why = jpeg.damage(data)  # libjpeg would fill in what is lost and only warn
+    if why is not None:
+        return None, f"this frame is a damaged JPEG: {why}"
     try:
-        return cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     except cv2.error:
-        return None
+        image = None
+    return (image, None) if image is not None else (None, "this frame could not be decoded")
 
 
 class VideoFile:
@@ -425,7 +436,7 @@ class VideoFile:
             with open(self.path, "rb") as handle:
                 for offset, size in zip(self._index.offsets, self._index.sizes):
                     handle.seek(offset)
-                    if _decode_frame(handle.read(size)) is not None:
+                    if decode_jpeg_frame(handle.read(size))[0] is not None:
                         return
             tried = len(self._index)
         else:
@@ -493,11 +504,11 @@ class VideoFile:
                                     f"ends {len(data)} bytes into its {size} (truncated or "
                                     f"corrupt: a recording cut short)", time.time())
                         continue
-                    image = _decode_frame(data)
+                    image, why = decode_jpeg_frame(data)
                     if image is None:
                         self._stats.errors += 1
-                        yield Frame(index, self.name, None, "this frame could not be decoded "
-                                    "(corrupt data); the video goes on", time.time())
+                        yield Frame(index, self.name, None, f"{why} (corrupt data); the video "
+                                    "goes on", time.time())
                     else:
                         yield Frame(index, self.name, image, None, time.time())
             found, expected = len(self._index), self._stats.expected or 0
@@ -543,6 +554,21 @@ class VideoFile:
         self.close()
 
 
+def jpeg_packets(capture: Capture) -> bool:
+    """Switch an FFmpeg capture of an MJPEG stream to its undecoded JPEG packets, so that each
+    frame is checked before it is decoded (``decode_jpeg_frame``): FFmpeg fills a frame cut off in
+    transit with the previous frame's pixels and only warns. Whether it did."""
+    try:
+        if capture.getBackendName() != "FFMPEG":
+            return False
+        fourcc = int(capture.get(cv2.CAP_PROP_FOURCC)) & 0xFFFFFFFF
+        if fourcc.to_bytes(4, "little").upper() != b"MJPG":
+            return False
+        return bool(capture.set(cv2.CAP_PROP_FORMAT, -1))
+    except (AttributeError, cv2.error, TypeError, ValueError):
+        return False
+
+
 def _prop(capture: Capture, prop: int) -> float | None:
     get = getattr(capture, "get", None)
     if get is None:
@@ -579,6 +605,8 @@ class LiveSource:
         self._stop = threading.Event()
         self._finished = False
         self._thread: threading.Thread | None = None
+        self._packets_allowed = True  # off once a stream's packets turn out not to be JPEGs
+        self._packets = False  # the open capture gives undecoded JPEG packets (jpeg_packets)
         self._capture = self._open_with_retries()
         self._fps = _prop(self._capture, cv2.CAP_PROP_FPS)
         if not (self._fps and 0 < self._fps < 1000):
@@ -602,6 +630,7 @@ class LiveSource:
         except (cv2.error, OSError, RuntimeError) as error:
             return None, f"{type(error).__name__}: {error}"
         if capture is not None and capture.isOpened():
+            self._packets = self._packets_allowed and jpeg_packets(capture)
             return capture, ""
         if capture is not None:
             capture.release()
@@ -655,6 +684,7 @@ class LiveSource:
     def _put(self, frame: Frame) -> None:
         with self._ready:
             self._stats.read += 1
+            self._stats.errors += frame.error is not None
             if len(self._queue) >= self.options.queue_size:
                 old = self._queue.popleft()
                 self._stats.dropped += 1
@@ -710,7 +740,21 @@ class LiveSource:
                                 "s" if attempt > 1 else "", gap, index)
                     pending_gap, lost_at, attempt = gap, None, 0
                 last_frame_at = time.monotonic()
-                self._put(Frame(index, self.name, image, None, time.time(), pending_gap))
+                why = None
+                if self._packets:
+                    data = np.asarray(image).tobytes()
+                    if not data.startswith(b"\xff\xd8"):  # not JFIF after all: FFmpeg decodes
+                        log.warning("%s: its MJPEG packets are not JPEG files; FFmpeg decodes "
+                                    "them, and a frame damaged in transit may not be noticed",
+                                    self._describe())
+                        self._packets_allowed = False
+                        capture.release()
+                        capture = None
+                        continue
+                    image, why = decode_jpeg_frame(data)
+                    if why is not None:
+                        why += " (damaged in transit, or sent cut short); the stream goes on"
+                self._put(Frame(index, self.name, image, why, time.time(), pending_gap))
                 pending_gap = None
                 index += 1
         except Exception as failure:  # a capture backend failing must end the run cleanly

@@ -334,7 +334,7 @@ def cmd_train_image(args) -> int:
 
         unet_only["channels"] = unet_channels(unet_only.pop("width"))
     options = ImageTrainingOptions(
-        data=replace(defaults.data, anomalous=tuple(args.anomalous), masks=args.masks,
+        data=replace(defaults.data, anomalous=tuple(args.anomalous), masks=tuple(args.masks or ()),
                      **_given(args, "validation_fraction", "color")),
         model=replace(defaults.model, **unet_only, **_given(args, "size", "seed")),
         calibration=replace(defaults.calibration, **_given(args, "k", "q", method="threshold_method")),
@@ -754,7 +754,7 @@ def _typed_data(args) -> str:
     """The data arguments of an image `vigil eval` as typed, for the commands a report suggests."""
     parts = [args.data, *[f"--normal {f}" for f in args.normal],
              *[f"--anomalous {f}" for f in args.anomalous]]
-    return " ".join(parts + ([f"--masks {args.masks}"] if args.masks else []))
+    return " ".join(parts + [f"--masks {folder}" for folder in args.masks or ()])
 
 
 def cmd_eval(args) -> int:
@@ -1244,7 +1244,10 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument("--anomalous", action="append", default=[],
                        help="a folder of defect images, used only to choose thresholds "
                             "(repeatable; default none)")
-    image.add_argument("--masks", default=None, help="folder of masks for --anomalous images")
+    image.add_argument("--masks", action="append", default=None,
+                       help="folder of masks for the --anomalous images (NAME.png or "
+                            "NAME_mask.png, flat or in a subfolder per defect folder), or one "
+                            "per --anomalous, in the same order (default: beside each image)")
     image.add_argument("--validation-fraction", type=_number(), default=None,
                        help="normal images held out for thresholds (default 0.15)")
     image.add_argument("--color", choices=["auto", "gray", "bgr", "rgb"], default=None,
@@ -1436,9 +1439,11 @@ def build_parser() -> argparse.ArgumentParser:
             images.add_argument("--anomalous", action="append", default=[],
                                 help="a folder of defect images; its name is the defect type "
                                      "(repeatable; default none)")
-            images.add_argument("--masks", default=None,
-                                help="folder of masks for --anomalous images (NAME.png or "
-                                     "NAME_mask.png; default: a .png beside each image)")
+            images.add_argument("--masks", action="append", default=None,
+                                help="folder of masks for the --anomalous images (NAME.png or "
+                                     "NAME_mask.png, flat or in a subfolder per defect "
+                                     "folder), or one per --anomalous, in the same order "
+                                     "(default: NAME.png or NAME_mask.png beside each image)")
             sub.set_defaults(run=cmd_eval)
 
     bench = _command(commands, "bench", "latency and throughput of artifacts on this device",

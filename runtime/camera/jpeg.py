@@ -1,0 +1,136 @@
+"""What OpenCV's JPEG decoder does not say, read from a JPEG's own bytes: damage and orientation.
+
+libjpeg, behind ``cv2.imdecode``, only warns on stderr ("Corrupt JPEG data: premature end of data
+segment") when a JPEG is cut off or its compressed data is damaged, and returns a whole image
+with the rest filled in: gray, or in FFmpeg's decoder the previous frame's pixels. A defect in the
+lost part then passes unseen, and the damage itself scores as a defect. ``damage`` walks the
+marker structure instead: a JPEG is whole when every segment fits, its compressed data holds only
+stuffed bytes and restart markers in order, and an end-of-image marker closes it. Damage that
+keeps that structure (a changed byte with no 0xFF near it) still decodes to wrong pixels.
+
+OpenCV also ignores the EXIF orientation when it decodes with ``IMREAD_UNCHANGED`` (and applies it
+otherwise): ``orientation`` reads it, ``upright`` applies it as ``cv2.imread`` does.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import cv2
+import numpy as np
+
+SOI, EOI, SOS = 0xD8, 0xD9, 0xDA
+RESTARTS = range(0xD0, 0xD8)
+# Markers with no length field that may not stand between segments: a restart outside compressed
+# data, TEM, or the 0x00 of a stuffed byte.
+STRAY = frozenset(RESTARTS) | {0x00, 0x01}
+# Frame headers (SOF0-SOF15 without DHT, JPG and DAC): a second one is a damaged file.
+FRAME_HEADERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+ORIENTATION_TAG = 0x0112
+
+
+def damage(data: bytes) -> str | None:
+    """Why ``data`` (a whole JPEG file or an MJPEG frame) is not a whole JPEG, or None."""
+    array = np.frombuffer(data, dtype=np.uint8)
+    size = len(array)
+    if size < 4 or array[0] != 0xFF or array[1] != SOI:
+        return "it does not begin with a JPEG start-of-image marker"
+    position, scans, frames = 2, 0, 0
+    while True:
+        cut = ("its image data is damaged or cut off (no end-of-image marker where its structure "
+               f"ends, at byte {position})" if scans else
+               "it was cut off before its image data")
+        if position >= size:
+            return cut
+        if array[position] != 0xFF:
+            return f"bytes where a marker belongs, at byte {position}"
+        while position < size and array[position] == 0xFF:  # fill bytes before a marker
+            position += 1
+        if position >= size:
+            return cut
+        marker = int(array[position])
+        position += 1
+        if marker == EOI:
+            return None if scans else "it ends before any image data"
+        if marker in STRAY or marker < 0xC0:
+            return f"a stray marker 0xFF{marker:02X} at byte {position - 2}"
+        if position + 2 > size:
+            return cut
+        length = int(array[position]) << 8 | int(array[position + 1])
+        if length < 2:
+            return f"a segment of impossible length {length} at byte {position - 2}"
+        if position + length > size:
+            return cut
+        if marker in FRAME_HEADERS:
+            frames += 1
+            if frames > 1:
+                return f"a second frame header at byte {position - 2}"
+        position += length
+        if marker == SOS:
+            if not frames:
+                return "image data before its frame header"
+            scans += 1
+            position, problem = _scan_end(array, position)
+            if problem:
+                return problem
+
+
+def _scan_end(array: np.ndarray, start: int) -> tuple[int, str | None]:
+    """(the position of the marker that ends the compressed data from ``start``, or why it is
+    damaged): inside it an 0xFF is followed only by a stuffed 0x00 or by the next restart marker,
+    RST0 to RST7 in turn."""
+    ffs = np.flatnonzero(array[start:-1] == 0xFF) + start
+    following = array[ffs + 1]
+    inside = (following == 0x00) | ((following >= 0xD0) & (following <= 0xD7))
+    ends = np.flatnonzero(~inside)
+    if not len(ends):
+        return len(array), "it was cut off (no end-of-image marker after its image data)"
+    end = int(ends[0])
+    restarts = following[:end][following[:end] != 0x00].astype(np.int64) - 0xD0
+    if len(restarts) and (restarts[0] != 0 or np.any(np.diff(restarts) % 8 != 1)):
+        return 0, ("its compressed data is damaged (restart markers out of order near byte "
+                   f"{int(ffs[0])})")
+    return int(ffs[end]), None
+
+
+def orientation(data: bytes) -> int:
+    """The EXIF orientation of a JPEG (1-8; 1, upright, when it has none or it cannot be read)."""
+    position, size = 2, len(data)
+    while position + 4 <= size and data[position] == 0xFF:
+        marker = data[position + 1]
+        if marker == 0xFF:
+            position += 1
+            continue
+        if marker in (SOS, EOI):
+            break
+        length = int.from_bytes(data[position + 2:position + 4], "big")
+        if marker == 0xE1 and data[position + 4:position + 10] == b"Exif\x00\x00":
+            return _tiff_orientation(data[position + 10:position + 2 + length])
+        position += 2 + length
+    return 1
+
+
+def _tiff_orientation(tiff: bytes) -> int:
+    order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
+    if order is None:
+        return 1
+    try:
+        (directory,) = struct.unpack_from(order + "I", tiff, 4)
+        (entries,) = struct.unpack_from(order + "H", tiff, directory)
+        for number in range(entries):
+            entry = directory + 2 + 12 * number
+            tag, kind = struct.unpack_from(order + "HH", tiff, entry)
+            if tag == ORIENTATION_TAG and kind == 3:  # SHORT
+                (value,) = struct.unpack_from(order + "H", tiff, entry + 8)
+                return value if 1 <= value <= 8 else 1
+    except struct.error:
+        pass
+    return 1
+
+
+def upright(image: np.ndarray, code: int) -> np.ndarray:
+    """``image`` turned as EXIF orientation ``code`` asks (as ``cv2.imread`` turns it)."""
+    if code in (5, 6, 7, 8):
+        image = cv2.transpose(image)
+    flip = {2: 1, 3: -1, 4: 0, 6: 1, 7: -1, 8: 0}.get(code)
+    return image if flip is None else cv2.flip(image, flip)

@@ -1,0 +1,118 @@
+"""A JPEG's damage and EXIF orientation, read from its bytes (``vigil.runtime.camera.jpeg``), and
+what the frame readers do with them: a damaged JPEG is a skipped item, never a frame libjpeg
+filled in; an EXIF-rotated photo is scored as viewers and ``cv2.imread`` show it."""
+
+from __future__ import annotations
+
+import struct
+
+import cv2
+import numpy as np
+import pytest
+
+from vigil.runtime.camera import jpeg
+from vigil.runtime.camera.datasets import read_image
+from vigil.runtime.camera.sources import decode_jpeg_frame, open_source
+
+
+def photo(height: int = 48, width: int = 64) -> np.ndarray:
+    """A picture with structure in every block (so its JPEG has 0xFF bytes to stuff)."""
+    rng = np.random.default_rng(0)
+    rows, cols = np.mgrid[0:height, 0:width]
+    image = np.stack([rows * 4, cols * 3, (rows + cols) * 2], axis=-1) % 256
+    return (image + rng.integers(0, 40, image.shape)).clip(0, 255).astype(np.uint8)
+
+
+def encoded(image: np.ndarray, *params: int) -> bytes:
+    ok, data = cv2.imencode(".jpg", image, list(params))
+    assert ok
+    return data.tobytes()
+
+
+@pytest.mark.parametrize("params", [
+    (), (cv2.IMWRITE_JPEG_QUALITY, 20), (cv2.IMWRITE_JPEG_QUALITY, 100),
+    (cv2.IMWRITE_JPEG_PROGRESSIVE, 1), (cv2.IMWRITE_JPEG_OPTIMIZE, 1),
+    (cv2.IMWRITE_JPEG_RST_INTERVAL, 2)], ids=str)
+@pytest.mark.parametrize("gray", [False, True])
+def test_whole_jpegs_of_every_kind_are_whole(params, gray):
+    image = photo(120, 160)
+    data = encoded(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if gray else image, *params)
+    assert jpeg.damage(data) is None
+    assert jpeg.damage(data + b"trailing bytes some cameras append") is None
+
+
+def test_damage_is_named():
+    data = encoded(photo(240, 320), cv2.IMWRITE_JPEG_QUALITY, 95)
+    assert "cut off" in jpeg.damage(data[:len(data) // 2])
+    assert "cut off" in jpeg.damage(data[:-1])  # the end-of-image marker's last byte
+    assert "start-of-image" in jpeg.damage(b"\x89PNG\r\n\x1a\n" + data)
+    assert "before its image data" in jpeg.damage(data[:300])
+    scan = data.index(b"\xff\xda")
+    stray = bytearray(data)
+    stray[scan + 200:scan + 202] = b"\xff\x29"  # no such marker inside compressed data
+    assert "stray marker 0xFF29" in jpeg.damage(bytes(stray))
+    restarts = bytearray(encoded(photo(240, 320), cv2.IMWRITE_JPEG_RST_INTERVAL, 1))
+    second = restarts.index(b"\xff\xd1")
+    restarts[second + 1] = 0xD3  # RST3 where RST1 belongs: a block of data lost
+    assert "restart markers out of order" in jpeg.damage(bytes(restarts))
+
+
+def test_random_bytes_written_over_the_image_data_are_found():
+    """Damage that puts an 0xFF where the compressed data holds none; a byte or two that keep
+    the structure are not found (the module says so)."""
+    data = encoded(photo(480, 640), cv2.IMWRITE_JPEG_QUALITY, 90)
+    rng = np.random.default_rng(1)
+    found = 0
+    for _ in range(50):
+        damaged = bytearray(data)
+        start = int(rng.integers(1000, len(data) - 3000))
+        damaged[start:start + 2000] = rng.integers(0, 256, 2000, dtype=np.uint8).tobytes()
+        found += jpeg.damage(bytes(damaged)) is not None
+    assert found >= 48
+
+
+def with_orientation(data: bytes, code: int, big_endian: bool = False) -> bytes:
+    """``data`` with an EXIF APP1 segment holding one orientation entry, after its SOI."""
+    order = ">" if big_endian else "<"
+    tiff = (b"MM" if big_endian else b"II") + struct.pack(order + "HI", 42, 8)
+    tiff += struct.pack(order + "H", 1) + struct.pack(order + "HHIHH", 0x0112, 3, 1, code, 0)
+    tiff += struct.pack(order + "I", 0)
+    body = b"Exif\x00\x00" + tiff
+    return data[:2] + b"\xff\xe1" + struct.pack(">H", len(body) + 2) + body + data[2:]
+
+
+@pytest.mark.parametrize("code", range(1, 9))
+def test_exif_orientation_is_applied_as_imread_applies_it(tmp_path, code):
+    path = tmp_path / f"turned{code}.jpg"
+    path.write_bytes(with_orientation(encoded(photo()), code, big_endian=code % 2 == 0))
+    assert jpeg.orientation(path.read_bytes()) == code
+    assert np.array_equal(read_image(path), cv2.imread(str(path)))
+    gray = tmp_path / f"gray{code}.jpg"
+    gray.write_bytes(with_orientation(encoded(cv2.cvtColor(photo(), cv2.COLOR_BGR2GRAY)), code))
+    assert read_image(gray).shape == cv2.imread(str(gray), cv2.IMREAD_GRAYSCALE).shape
+
+
+def test_a_malformed_exif_block_leaves_the_image_as_stored(tmp_path):
+    data = encoded(photo())
+    broken = data[:2] + b"\xff\xe1\x00\x10Exif\x00\x00II*\x00\xff\xff\xff\x7f" + data[2:]
+    assert jpeg.orientation(broken) == 1
+    path = tmp_path / "broken.jpg"
+    path.write_bytes(broken)
+    assert read_image(path).shape == (48, 64, 3)
+
+
+def test_damaged_jpeg_files_and_frames_are_refused_with_the_reason(tmp_path):
+    data = encoded(photo(240, 320), cv2.IMWRITE_JPEG_QUALITY, 95)
+    scan = data.index(b"\xff\xda")
+    damaged = bytearray(data)
+    damaged[scan + 300:scan + 302] = b"\xff\x29"
+    path = tmp_path / "damaged.jpg"
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(ValueError, match="is a damaged JPEG: a stray marker"):
+        read_image(path)
+    frames = list(open_source(str(path)))
+    assert frames[0].image is None and "damaged JPEG" in frames[0].error
+    image, why = decode_jpeg_frame(data[:len(data) // 2])
+    assert image is None and "cut off" in why
+    image, why = decode_jpeg_frame(data)
+    assert why is None and image.shape == (240, 320, 3)
