@@ -130,3 +130,28 @@ def test_the_blocker_really_blocks(tmp_path):
     result = run_blocked(tmp_path, script, TRAINING_SIDE)
     assert result["attempts"] == ["onnx"]
     assert result["loaded"] == []
+
+
+# Added in numpy 2.0 (mostly the array-API names); the runtime's bound is numpy>=1.24, so a device
+# pinned to numpy 1.x must not meet them (np.trapezoid ended camera `vigil eval` there).
+NUMPY_2_ONLY = ("trapezoid", "isdtype", "unique_values", "unique_counts", "unique_all",
+                "unique_inverse", "vecdot", "matrix_transpose", "permute_dims", "concat",
+                "astype", "cumulative_sum", "cumulative_prod", "matvec", "vecmat",
+                "bitwise_left_shift",
+                "bitwise_right_shift", "bitwise_invert", "acos", "asin", "atan", "atan2", "acosh",
+                "asinh", "atanh", "pow")
+
+
+def test_the_runtime_calls_nothing_numpy_1_lacks():
+    import re
+    from pathlib import Path
+
+    import vigil.runtime
+
+    pattern = re.compile(r"\bnp\.(" + "|".join(NUMPY_2_ONLY) + r")\(")
+    calls = [f"{path.name}:{number}: {line.strip()}"
+             for path in Path(vigil.runtime.__file__).parent.rglob("*.py")
+             for number, line in enumerate(path.read_text().splitlines(), 1)
+             if pattern.search(line)]
+    assert calls == [], "numpy 2-only calls in the runtime (give a numpy 1 fallback):\n" + \
+        "\n".join(calls)

@@ -6,7 +6,7 @@
 ``import vigil`` stays cheap.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 _RUNTIME_NAMES = ("load", "SensorDetector", "ImageDetector", "StreamingScorer", "ArtifactError")
 

@@ -30,6 +30,10 @@ class ImageScores:
     maps: list[np.ndarray]          # model-resolution maps, for overlays
 
 
+# numpy 2 renamed trapz to trapezoid; the runtime supports numpy 1.24 and later
+_trapezoid = getattr(np, "trapezoid", None) or getattr(np, "trapz")
+
+
 def test_items(data: str | Path, normal: Sequence[str | Path] = (),
                anomalous: Sequence[str | Path] = (),
                masks: str | Path | Sequence[str | Path] | None = None) -> list[LabeledImage]:
@@ -259,4 +263,4 @@ class _ProAccumulator:
             return None
         x, y = fpr[keep], pro[keep]
         order = np.argsort(x)
-        return float(np.trapezoid(y[order], x[order]) / PRO_MAX_FPR)
+        return float(_trapezoid(y[order], x[order]) / PRO_MAX_FPR)
