@@ -12,6 +12,7 @@ runtime at batch 1 on one thread, as ratios.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import time
@@ -28,6 +29,7 @@ from vigil.runtime.core.progress import Progress, silent
 from .harness import cold_start, latency_stats, time_calls
 from .machine import cpu_info, peak_per_core
 
+log = logging.getLogger("vigil")
 INT8_KERNELS = ("QLinear", "Integer", "DynamicQuantize", "QGemm", "QAttention")
 BASELINE_ROUNDS = 15
 BASELINE_PER_ROUND = 10
@@ -171,6 +173,8 @@ def bench(models: Sequence[str | Path], options: BenchOptions = BenchOptions(),
     of each timed cell (model x device x threads x batch)."""
     # every model loaded and its input read before any timing: a bad one fails at once
     prepared = [_prepare(Path(model), options) for model in models]
+    for model, (_, items, _) in zip(models, prepared):
+        _check_batch_memory(Path(model), items, max(options.batches))
     info = cpu_info()
     result: dict = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -187,16 +191,37 @@ def bench(models: Sequence[str | Path], options: BenchOptions = BenchOptions(),
         timed[0] += 1
         progress("bench: timing cells", timed[0], cells)
 
+    cores = os.cpu_count() or 1
+    if max(options.threads) > cores:
+        result["notes"].append(
+            f"--threads {max(options.threads)} is more than this machine's {cores} cores: those "
+            "cells time threads waiting for each other, not a device with more cores")
+        log.warning("%s", result["notes"][-1])
     progress("bench: timing cells", 0, cells)
     for model, (probe, items, described) in zip(models, prepared):
         result["models"].append(_bench_model(Path(model), probe, items, described, options,
-                                             result, cell_done))
-    progress("bench: timing cells", cells, cells)
+                                             result, cell_done))  # the last says "done"
     if options.against:
         progress("bench: Keras and TFLite baselines", 0, 1)
         result["baselines"] = baselines(options.against, models, options)
         progress("bench: Keras and TFLite baselines", 1, 1)
     return result
+
+
+def _check_batch_memory(model: Path, items: np.ndarray, batch: int) -> None:
+    """ValueError when ``batch`` of ``model``'s inputs would take more than a quarter of this
+    machine's memory (the runtime splits a batch into runs of its own size, so the input is what
+    grows with it)."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return
+    needed = batch * items[0].nbytes
+    if needed > memory / 4:
+        largest = max(1, int(memory / 4 // items[0].nbytes))
+        raise ValueError(f"--batch {batch:,} of {model.name}'s inputs ({items[0].nbytes:,} bytes "
+                         f"each) takes {needed / 2**30:.1f} GiB, more than a quarter of this "
+                         f"machine's {memory / 2**30:.1f} GiB: give --batch {largest:,} or less")
 
 
 def _prepare(model: Path, options: BenchOptions) -> tuple:
@@ -382,19 +407,27 @@ def baselines(keras_path: str | Path, models: Sequence[str | Path], options: Ben
                 timings[name].append(time.perf_counter() - start)
     stats = {name: latency_stats(t, 1) for name, t in timings.items()}
     p50 = {name: s["p50_ms"] for name, s in stats.items()}
-    ratios = {}
-    if "runtime_int8" in p50:
-        for other in ("keras_call", "keras_tf_function", "tflite_int8", "tflite_fp32",
-                      "runtime_fp32"):
-            if other in p50:
-                ratios[f"{other}_over_runtime_int8"] = p50[other] / p50["runtime_int8"]
-    return {"keras": str(keras_path), "batch": 1, "threads": 1, "stats": stats, "ratios": ratios,
+    return {"keras": str(keras_path), "batch": 1, "threads": 1, "stats": stats,
+            "ratios": baseline_ratios(p50),
             "notes": list(options.notes)}
 
 
+def baseline_ratios(p50: dict[str, float]) -> dict[str, float]:
+    """Each engine's p50 over each runtime artifact's, ``{other}_over_runtime_{precision}``: over
+    the INT8, FP32 and mixed artifacts alike (the defaults are FP32 for sensors and mixed for
+    feature camera models)."""
+    runtimes = [name for name in p50 if name.startswith("runtime_")]
+    return {f"{other}_over_{base}": p50[other] / p50[base]
+            for base in runtimes
+            for other in ("keras_call", "keras_tf_function", "tflite_int8", "tflite_fp32",
+                          *runtimes)
+            if other != base and other in p50}
+
+
 def compare(paths: Sequence[str | Path]) -> dict:
-    """Merge several bench JSON files (from different machines) into one table."""
-    rows = []
+    """Merge several bench JSON files (from different machines) into one table; each run's
+    notes (an unstable tail, a device that fell back) are kept, named by their run."""
+    rows, notes = [], []
     for path in paths:
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -414,8 +447,10 @@ def compare(paths: Sequence[str | Path]) -> dict:
         for cell in cells:
             rows.append({"run": label, **{k: cell.get(k) for k in (
                 "model", "precision", "device", "threads", "batch", "p50_ms", "p99_ms",
-                "p50_ms_per_item", "p99_ms_per_item", "items_per_s")}})
+                "p50_ms_per_item", "p99_ms_per_item", "items_per_s")},
+                "unstable": bool(cell.get("unstable", False))})
+        notes += [f"{label}: {note}" for note in data.get("notes", []) if isinstance(note, str)]
     if not rows:
         raise ValueError(f"no benchmark cells in {list(map(str, paths))}; expected `vigil bench "
                          "--json` outputs")
-    return {"compare": [str(p) for p in paths], "cells": rows}
+    return {"compare": [str(p) for p in paths], "cells": rows, "notes": notes}

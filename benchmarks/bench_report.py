@@ -39,7 +39,8 @@ def write_bench_report(result: dict, folder: str | Path) -> Path:
     for model in result.get("models", []):
         eff = model.get("efficiency", {})
         cold = model.get("cold_start", {})
-        cold_text = (f"Cold start (import + load + first score, fresh process): "
+        cold_text = (f"Cold start (import + load + first score, fresh process, CPU, one "
+                     f"thread): "
                      f"{_fmt(cold.get('import_load_first_score_s'))} s; peak RSS "
                      f"{_fmt(cold.get('peak_rss_mb'))} MB." if cold else
                      "Cold start: not measured (--no-cold-start).")
@@ -58,7 +59,8 @@ def write_bench_report(result: dict, folder: str | Path) -> Path:
         lines.append(f"| {Path(c['model']).name if 'run' not in c else c['run']} | "
                      f"{c.get('precision', '')} | {c.get('device', '')} | {c.get('threads')} | "
                      f"{c.get('batch')} | {_fmt(c.get('p50_ms'))} | {_fmt(c.get('p90_ms'))} | "
-                     f"{_fmt(c.get('p99_ms'))} | {_fmt(c.get('max_ms'))} | "
+                     f"{_fmt(c.get('p99_ms'))}{' (unstable)' if c.get('unstable') else ''} | "
+                     f"{_fmt(c.get('max_ms'))} | "
                      f"{_fmt(c.get('p50_ms_per_item'))} | {_fmt(c.get('items_per_s'), 4)} | "
                      f"{_fmt(c.get('iqr_ms'))} |")
     base = result.get("baselines")

@@ -80,8 +80,19 @@ def to_tflite_isolated(keras_path, int8: bool, representative: np.ndarray | None
                                "int8" if int8 else "fp32", data, target],
                               capture_output=True, text=True, timeout=timeout_s)
         if done.returncode != 0 or not os.path.exists(target):
-            tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            raise RuntimeError(f"TFLite {'INT8' if int8 else 'FP32'} conversion failed "
-                               f"(exit {done.returncode}): {tail[:200]}")
+            kind = "INT8" if int8 else "FP32"
+            if done.returncode < 0:  # killed by a signal: its last line is TensorFlow's chatter
+                import signal
+
+                try:
+                    name = signal.Signals(-done.returncode).name
+                except ValueError:
+                    name = f"signal {-done.returncode}"
+                raise RuntimeError(f"the TFLite {kind} converter crashed ({name}); TFLite cannot "
+                                   "convert this graph on this machine")
+            errors = [line for line in done.stderr.strip().splitlines()
+                      if "Error" in line or "error" in line] or done.stderr.strip().splitlines()
+            raise RuntimeError(f"TFLite {kind} conversion failed (exit {done.returncode}): "
+                               f"{(errors or ['no output'])[-1][:200]}")
         with open(target, "rb") as handle:
             return handle.read()

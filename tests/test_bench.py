@@ -237,3 +237,56 @@ def test_throughput_is_given_at_the_median_call_and_sustained_over_every_call():
     stats = latency_stats([0.001, 0.001, 0.001, 0.010], items=2)  # one slow call in four
     assert stats["items_per_s"] == pytest.approx(2 / 0.001)
     assert stats["sustained_items_per_s"] == pytest.approx(4 * 2 / 0.013)
+
+
+def test_ratios_are_given_over_every_runtime_precision():
+    from vigil.benchmarks.bench import baseline_ratios
+
+    ratios = baseline_ratios({"runtime_fp32": 0.15, "tflite_fp32": 0.6, "keras_tf_function": 3.0})
+    assert ratios == {"tflite_fp32_over_runtime_fp32": pytest.approx(4.0),
+                      "keras_tf_function_over_runtime_fp32": pytest.approx(20.0)}
+    both = baseline_ratios({"runtime_int8": 2.0, "runtime_mixed": 4.0, "tflite_int8": 3.0})
+    assert both["tflite_int8_over_runtime_int8"] == pytest.approx(1.5)
+    assert both["runtime_mixed_over_runtime_int8"] == pytest.approx(2.0)
+    assert both["tflite_int8_over_runtime_mixed"] == pytest.approx(0.75)
+
+
+def test_bench_limits_are_checked_before_anything_is_timed(tmp_path, monkeypatch, capsys):
+    from sensor_fixtures import write_tiny_sensor_artifact
+
+    from vigil.benchmarks import bench as bench_module
+    from vigil.cli import commands as cli
+
+    def timed(*args, **kwargs):
+        raise AssertionError("timing began before the options were checked")
+
+    monkeypatch.setattr(bench_module, "measured_roof", timed)
+    monkeypatch.setattr(bench_module, "time_calls", timed)
+    model = write_tiny_sensor_artifact(tmp_path / "tiny.onnx")
+    for flag, value in (("--threads", "1,2000"), ("--batch", "1,1000000000")):
+        with pytest.raises(SystemExit) as stopped:  # argparse's own exit, as it reads the command
+            cli.main(["bench", str(model), flag, value, "--no-cold-start"])
+        assert stopped.value.code == cli.EXIT_INPUT
+        assert "expected integers from 1 to" in capsys.readouterr().err
+    pages = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 1024}  # a 4 MiB machine
+    monkeypatch.setattr(bench_module.os, "sysconf", lambda name: pages[name])
+    with pytest.raises(ValueError, match=r"--batch 60,000 of tiny.onnx's inputs .* more than a "
+                                         r"quarter of this machine's 0.0 GiB: give --batch"):
+        bench_module.bench([model], bench_module.BenchOptions(batches=(1, 60_000)))
+    monkeypatch.undo()
+    assert cli.main(["bench", str(model), "--compare", str(tmp_path / "a.json")]) == cli.EXIT_INPUT
+    assert "would be ignored" in capsys.readouterr().err
+
+
+def test_compare_keeps_each_runs_unstable_cells_and_notes(tmp_path):
+    import json
+
+    from vigil.benchmarks.bench import compare
+
+    run = {"machine": {"model": "cpu", "cores": 2}, "notes": ["m.onnx cpu t1 b1: p99 is over 3x"],
+           "cells": [{"model": "m.onnx", "p50_ms": 0.1, "p99_ms": 3.3, "unstable": True},
+                     {"model": "m.onnx", "p50_ms": 0.2, "p99_ms": 0.3}]}
+    (tmp_path / "a.json").write_text(json.dumps(run))
+    merged = compare([tmp_path / "a.json"])
+    assert [c["unstable"] for c in merged["cells"]] == [True, False]
+    assert merged["notes"] == ["a (cpu, 2 cores): m.onnx cpu t1 b1: p99 is over 3x"]

@@ -14,6 +14,9 @@ DEVICES = {
     "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
     "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
 }
+# onnxruntime's CPU wheel has no GPU providers; the README's Install has the full recipe
+GPU_BUILD_HINT = ("; for a GPU, onnxruntime's GPU build replaces the CPU one: pip uninstall -y "
+                  "onnxruntime && pip install 'onnxruntime-gpu>=1.17' (with CUDA and cuDNN)")
 
 
 def providers_for_device(device: str) -> list[str]:
@@ -32,8 +35,8 @@ def providers_for_device(device: str) -> list[str]:
         for name in names:
             if name in ("auto", "cpu") or DEVICES[name][0] in available:
                 return providers_for_device(name)
-        log.warning("none of the devices %s is available here (available: %s); using CPU",
-                    names, ", ".join(available))
+        log.warning("none of the devices %s is available here (available: %s); using CPU%s",
+                    names, ", ".join(available), GPU_BUILD_HINT)
         return ["CPUExecutionProvider"]
     if device == "auto":
         for name in ("tensorrt", "cuda"):
@@ -44,8 +47,8 @@ def providers_for_device(device: str) -> list[str]:
         raise ValueError(f"`device` must be one of {['auto', *DEVICES]}; received {device!r}")
     wanted = DEVICES[device]
     if wanted[0] not in available:
-        log.warning("device %r requested but onnxruntime has no %s (available: %s); using CPU",
-                    device, wanted[0], ", ".join(available))
+        log.warning("device %r requested but onnxruntime has no %s (available: %s); using CPU%s",
+                    device, wanted[0], ", ".join(available), GPU_BUILD_HINT)
     return [p for p in wanted if p in available] or ["CPUExecutionProvider"]
 
 

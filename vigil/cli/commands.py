@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from vigil import __version__
 
@@ -113,6 +113,7 @@ def _comma_list(text: str) -> tuple[str, ...]:
 
 
 MAX_THREADS = 1024  # as vigil.runtime.core.artifact allows: more than machines have cores
+MAX_BENCH_BATCH = 65_536  # items per timed call of `vigil bench` (memory is checked too)
 
 
 def _integer(minimum: int, maximum: int | None = None):
@@ -153,14 +154,23 @@ def _number(low: float | None = None, high: float | None = None, low_open: bool 
     return parse
 
 
-def _int_list(text: str) -> tuple[int, ...]:
+def _int_list(text: str, most: int | None = None) -> tuple[int, ...]:
     try:
         values = tuple(int(t) for t in _comma_list(text))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected integers like 1,8,32; received {text!r}") from None
     if any(v < 1 for v in values):
         raise argparse.ArgumentTypeError(f"expected positive integers; received {text!r}")
+    if most is not None and any(v > most for v in values):
+        raise argparse.ArgumentTypeError(f"expected integers from 1 to {most:,}; received {text!r}")
     return values
+
+
+def _int_list_up_to(most: int) -> Callable[[str], tuple[int, ...]]:
+    """``_int_list`` whose values are at most ``most`` (refused as the command is read)."""
+    def parse(text: str) -> tuple[int, ...]:
+        return _int_list(text, most)
+    return parse
 
 
 def cmd_train_sensor(args) -> int:
@@ -938,6 +948,12 @@ def cmd_bench(args) -> int:
     if args.report:
         pyplot()  # a missing plotting library is known before the measurements, not after
     if args.compare:
+        if args.models or args.against or args.input:
+            given = [*args.models, *(["--against"] if args.against else []),
+                     *(["--input"] if args.input else [])]
+            raise ValueError(f"--compare merges earlier `vigil bench --json` results and times "
+                             f"nothing, so {', '.join(given)} would be ignored: run `vigil bench "
+                             f"MODEL.onnx --json OUT.json` first, then --compare the JSON files")
         result = compare(args.compare)
     else:
         if not args.models:
@@ -1449,9 +1465,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench = _command(commands, "bench", "latency and throughput of artifacts on this device",
                      parents=[anywhere])
     bench.add_argument("models", nargs="*", help="MODEL.onnx files (e.g. the INT8 and FP32 exports)")
-    bench.add_argument("--batch", type=_int_list, default=(1, 8, 32),
-                       help="batch sizes to time, comma-separated (default 1,8,32)")
-    bench.add_argument("--threads", type=_int_list, default=(1,),
+    bench.add_argument("--batch", type=_int_list_up_to(MAX_BENCH_BATCH), default=(1, 8, 32),
+                       help=f"batch sizes to time, comma-separated, each at most "
+                            f"{MAX_BENCH_BATCH:,} (default 1,8,32)")
+    bench.add_argument("--threads", type=_int_list_up_to(MAX_THREADS), default=(1,),
                        help="thread counts to time, comma-separated (default 1)")
     bench.add_argument("--device", type=_device_list, default=("cpu",),
                        help="devices to measure, comma-separated among auto, cpu, cuda, "
