@@ -155,6 +155,9 @@ class SensorDetector:
         by the names, as the CLI reads a CSV's header, not by position; other inputs as they
         are, but a masked array, whose mask would be ignored."""
         _refuse_masked(x, argument)
+        if isinstance(x, (list, tuple)) and any(hasattr(w, "columns") for w in x):
+            # a batch built as [frame.iloc[i:i + window] for i in ...]: each window by its names
+            return [np.asarray(self._by_name(w, f"{argument}[{k}]")) for k, w in enumerate(x)]
         columns = getattr(x, "columns", None)
         if columns is None or not hasattr(x, "iloc"):
             return x

@@ -106,7 +106,8 @@ def score_lines(detector: SensorDetector, lines: Iterable[str | Line], source: s
     pending: list = []
     index = 0
     read_header = header is not None
-    for _, row in iter_rows(lines, options, source, header=header, cut_last_line=live):
+    for _, row in iter_rows(lines, options, source, header=header, cut_last_line=live,
+                            doubt_last_line=not live):
         read_header = True
         if row is None:
             continue

@@ -175,7 +175,7 @@ class StreamingScorer:
             self._next_index = index + 1
             late = self._late(time) if time else False
             try:
-                values = np.asarray(values, dtype=np.float32)
+                values = _as_float32(values)
             except (TypeError, ValueError) as error:  # text where readings belong
                 values = np.full(self.features, np.nan, dtype=np.float32)
                 problem = problem or f"values are not numbers ({error})"
@@ -316,3 +316,21 @@ class StreamingScorer:
         if self._drift is not None:
             summary["running_normalization"] = self._drift.state()
         return summary
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _as_float32(values) -> np.ndarray:
+    """``values`` as float32, a finite reading beyond float32's range at its limit (it then
+    scores as an overflow and alarms, as a reading of 3e38 does), not infinite (a missing value
+    that would be filled)."""
+    array = np.asarray(values)
+    if array.dtype.kind in "fiuO" and array.dtype != np.float32:
+        try:
+            wide = array.astype(np.float64)
+        except (TypeError, ValueError):
+            wide = None  # the float32 conversion below says what is wrong
+        if wide is not None:
+            array = np.where(np.isfinite(wide), np.clip(wide, -FLOAT32_MAX, FLOAT32_MAX), wide)
+    return np.asarray(array, dtype=np.float32)

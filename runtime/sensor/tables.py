@@ -365,6 +365,10 @@ class RowParser:
         time = None
         if self._time_index is not None and self._time_index < len(cells):
             time = cells[self._time_index].strip()[:MAX_TIME_CHARS]
+        if len(cells) == len(self.header) + 1 and not cells[-1].strip():
+            cells = cells[:-1]  # a separator after the last value that the header lacks
+        elif len(cells) == len(self.header) - 1 and not self.header[-1]:
+            cells = [*cells, ""]  # the header's own trailing separator, that the rows lack
         if len(cells) != len(self.header):
             return Row(number, values, time, None,
                        f"row has {len(cells)} fields; the header has {len(self.header)}")
@@ -405,6 +409,9 @@ COMMA_FILE_HINT = ("a decimal comma in a comma-separated file: rewrite the file 
                    "delimiter=';').writerows(csv.reader(sys.stdin))\" < IN.csv > OUT.csv, and "
                    "read OUT.csv with --decimal ,")
 DECIMAL_MARKS = (".", ",")
+# what float() reads that is a number as loggers write them: no 1_000, no non-ASCII digits
+ASCII_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(nan|inf|infinity)",
+                          re.IGNORECASE | re.ASCII)
 
 
 def _number(cell: str, decimal: str = ".") -> tuple[float, str | None]:
@@ -424,9 +431,12 @@ def _number(cell: str, decimal: str = ".") -> tuple[float, str | None]:
         return math.nan, f"has non-numeric value {text[:40]!r}"
     if math.isinf(value):
         return math.nan, f"has infinite value {text[:40]!r}"
-    if abs(value) > FLOAT32_MAX:  # models compute in float32: this would become infinite
-        return math.nan, f"has value {text[:40]!r} beyond the float32 range (+-3.4e38)"
-    return value, None
+    if not ASCII_NUMBER.fullmatch(text if decimal == "." else text.replace(",", ".")):
+        # float() also reads Python's 1_000 and other scripts' digits; a logger writes neither
+        return math.nan, f"has non-numeric value {text[:40]!r}"
+    # models compute in float32: a finite reading beyond it is read at its limit, where it
+    # scores as an overflow and alarms (as infinity, it would be a missing value, filled)
+    return max(-FLOAT32_MAX, min(FLOAT32_MAX, value)), None
 
 
 LABEL_WORDS = {"true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0, "y": 1.0, "n": 0.0,
@@ -472,17 +482,21 @@ def time_key(text: str | None) -> tuple[int, float] | None:
 
 
 def iter_rows(lines: Iterable[str | Line], parser_options: dict, source: str,
-              header: Sequence[str] | None = None,
-              cut_last_line: bool = False) -> Iterator[tuple[RowParser, Row | None]]:
+              header: Sequence[str] | None = None, cut_last_line: bool = False,
+              doubt_last_line: bool = False) -> Iterator[tuple[RowParser, Row | None]]:
     """Parse lines lazily (a live stream yields each row as soon as its line arrives).
 
     The first non-empty line is the header unless ``header`` is given; the separator is detected
     from it. Once the header is known, ``(parser, None)`` is yielded; then ``(parser, row)`` for
     each data line. Line numbers count from 1 at the file's first line. A ``Line`` that cannot be
     read is a row with its problem (in the header: ValueError). With ``cut_last_line`` (a live
-    stream), a last line without a newline was cut off mid-line: its row is marked ``cut``.
+    stream), a last line without a newline was cut off mid-line: its row is marked ``cut``; with
+    ``doubt_last_line`` (a file scored) it may have been (copied while its logger wrote it, or cut
+    by a power loss): its row carries that problem, so its values are filled, not scored. A line
+    that names every feature again is a header: the rows after it are read by its names.
     """
     parser: RowParser | None = None
+    unusable: str | None = None  # why rows after a repeated header cannot be read, if they can't
     separator = ","
     number = 0
     for line in lines:
@@ -519,10 +533,41 @@ def iter_rows(lines: Iterable[str | Line], parser_options: dict, source: str,
                 parser = RowParser(split_cells(text, separator), source, **parser_options)
                 yield parser, None
                 continue
-        row = parser.parse(split_cells(text, separator), number)
+        cells = split_cells(text, separator)
+        if _repeats_a_header(cells, parser):  # files joined, a logger restarted, a log rotated
+            try:
+                renamed = RowParser(cells, source, **parser_options)
+            except ValueError as error:  # not the model's columns: no row is read by it
+                unusable = (f"line {number} is a header line that cannot be read "
+                            f"({str(error).removeprefix(f'{source}: ')})")
+                yield parser, Row(number, np.full(len(parser.features), np.nan), None, None,
+                                  unusable)
+                continue
+            if renamed.header != parser.header:
+                log.warning("%s, line %d: a header line again, naming the columns in another "
+                            "order; the rows after it are read by its names", source, number)
+            parser, unusable = renamed, None
+            continue
+        if unusable is not None:  # the columns of these rows are unknown
+            yield parser, Row(number, np.full(len(parser.features), np.nan), None, None,
+                              f"{unusable}, and this row follows it")
+            continue
+        row = parser.parse(cells, number)
+        if doubt_last_line and not line.terminated and row.problem is None:
+            row = replace(row, values=np.full(len(parser.features), np.nan), problem=(
+                f"line {number}, the last, ends without a newline: it may have been cut off "
+                "mid-write, so its values are not used"))
         if separator == "," and row.problem and DECIMAL_COMMA_HINT in row.problem:
             row = replace(row, problem=row.problem.replace(DECIMAL_COMMA_HINT, COMMA_FILE_HINT))
         yield parser, row
+
+
+def _repeats_a_header(cells: Sequence[str], parser: RowParser) -> bool:
+    """Whether a data line is a header line again: it names every feature column (and is not
+    made of numbers: a feature may be called "1")."""
+    names = {c.strip() for c in cells}
+    return (all(feature in names for feature in parser.features)
+            and not all(_looks_numeric(feature) for feature in parser.features))
 
 
 def _refuse_own_header(cells: Sequence[str], parser: RowParser, source: str) -> None:

@@ -1,0 +1,131 @@
+"""Sensor files as loggers, spreadsheets and people leave them: a header repeated where files were
+joined or a logger restarted, a last line cut off mid-write, a separator after each row but not
+the header, numbers only Python reads, readings beyond float32, windows given as DataFrames.
+Scored with the tiny closed-form model (score = mean |reading| over a 4-row window of a, b, c)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+import vigil
+from sensor_fixtures import THRESHOLD, write_tiny_sensor_artifact
+from vigil.cli import commands as cli
+from vigil.runtime.sensor.tables import iter_rows, read_lines, read_table
+
+OPTIONS = dict(features=("a", "b", "c"), time_column="auto", label_column=None,
+               require_time=False)
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    return write_tiny_sensor_artifact(tmp_path / "tiny.onnx")
+
+
+def score(model, path, capsys) -> tuple[int, list[dict], str]:
+    code = cli.main(["score", str(model), str(path)])
+    captured = capsys.readouterr()
+    lines = [json.loads(line) for line in captured.out.splitlines()]
+    return code, [line for line in lines if "summary" not in line], captured.err
+
+
+def rows_of(path) -> list:
+    with open(path, "rb") as handle:
+        return [row for _, row in iter_rows(read_lines(handle), OPTIONS, str(path),
+                                            doubt_last_line=True) if row is not None]
+
+
+def test_a_header_repeated_in_another_order_reads_the_rows_after_it_by_its_names(tmp_path, tiny,
+                                                                               capsys):
+    path = tmp_path / "joined.csv"
+    path.write_text("timestamp,a,b,c\n" + "".join(f"{i},0.1,0.2,0.3\n" for i in range(6))
+                    + "timestamp,c,b,a\n" + "".join(f"{i},0.3,0.2,0.1\n" for i in range(6, 12)))
+    rows = rows_of(path)
+    assert len(rows) == 12 and all(r.problem is None for r in rows)
+    assert all(np.allclose(r.values, [0.1, 0.2, 0.3]) for r in rows)
+    code, lines, error = score(tiny, path, capsys)
+    assert code == 0 and [line["index"] for line in lines] == list(range(3, 12))
+    assert all(line["score"] == pytest.approx(0.2) and "problem" not in line for line in lines)
+    assert "line 8: a header line again, naming the columns in another order" in error
+
+
+def test_rows_under_a_repeated_header_without_the_models_columns_are_not_read(tmp_path):
+    path = tmp_path / "other.csv"
+    path.write_text("timestamp,a,b,c\n1,1,2,3\ntimestamp,a,b,x,c\n2,1,2,3,4\n")
+    assert rows_of(path)[0].problem is None
+    path.write_text("timestamp,a,b,c\n1,1,2,3\ntimestamp,a,b,c,c\n2,1,2,3\n")
+    unread = rows_of(path)[1:]
+    assert [r.number for r in unread] == [3, 4] and all(np.isnan(r.values).all() for r in unread)
+    assert "line 3 is a header line that cannot be read (column names must be unique" in \
+        unread[0].problem
+    assert unread[1].problem.endswith("and this row follows it")
+
+
+def test_a_files_last_line_without_a_newline_is_filled_not_scored(tmp_path, tiny, capsys):
+    """A file copied while its logger wrote it: the last reading may be cut (140 for 14000)."""
+    path = tmp_path / "copied.csv"
+    path.write_bytes(b"timestamp,a,b,c\n" + b"".join(b"%d,0.5,0.5,0.5\n" % i for i in range(5))
+                     + b"5,0.5,0.5,14")
+    code, lines, _ = score(tiny, path, capsys)
+    assert code == 0 and lines[-1]["index"] == 5 and lines[-1]["filled"] is True
+    assert lines[-1]["score"] == pytest.approx(0.5) and lines[-1]["anomaly"] is False
+    assert "ends without a newline: it may have been cut off mid-write" in lines[-1]["problem"]
+    # training reads the same file whole: a file without a final newline is common
+    table = read_table(path)
+    assert len(table.values) == 6 and table.values[-1, 2] == 14
+
+
+@pytest.mark.parametrize("text", [
+    "timestamp,a,b,c\n" + "".join(f"{i},1,1,1,\n" for i in range(6)),    # rows end in a separator
+    "timestamp,a,b,c,\n" + "".join(f"{i},1,1,1\n" for i in range(6)),    # the header does
+], ids=["rows", "header"])
+def test_a_trailing_separator_on_the_rows_or_the_header_alone_is_read(tmp_path, tiny, capsys,
+                                                                     text):
+    path = tmp_path / "trailing.csv"
+    path.write_text(text)
+    code, lines, _ = score(tiny, path, capsys)
+    assert code == 0 and len(lines) == 3
+    assert all(line["score"] == pytest.approx(1.0) and "problem" not in line for line in lines)
+
+
+def test_numbers_only_python_reads_are_not_readings(tmp_path):
+    path = tmp_path / "odd.csv"
+    path.write_text("timestamp,a,b,c\n1,1_000,1,1\n2,\u0663,1,1\n3,1.5e3,-.5,+2.\n")
+    rows = rows_of(path)
+    assert "column 'a' has non-numeric value '1_000'" in rows[0].problem
+    assert "column 'a' has non-numeric value" in rows[1].problem
+    assert rows[2].problem is None and list(rows[2].values) == [1500.0, -0.5, 2.0]
+
+
+def test_a_reading_beyond_float32_alarms_as_an_overflow_in_files_and_the_api(tmp_path, tiny,
+                                                                           capsys):
+    """1e300 (a float64 sentinel) is not a missing value to fill: it alarms, as 3e38 does."""
+    path = tmp_path / "huge.csv"
+    path.write_text("timestamp,a,b,c\n" + "".join(
+        f"{i},{'1e300' if i == 4 else '0.1'},0.1,0.1\n" for i in range(8)))
+    code, lines, _ = score(tiny, path, capsys)
+    assert code == 0
+    over = [line for line in lines if line["index"] in (4, 5, 6, 7)]
+    assert all(line["anomaly"] and line["score"] > 1e37 for line in over)  # at float32's limit
+    assert all("filled" not in line for line in lines)
+    stream = vigil.StreamingScorer(vigil.load(tiny))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "overflow encountered in cast"
+        results = [r for k in range(5) for r in stream.push([1e39 if k == 3 else 0.1, 0.1, 0.1])]
+    assert results[-1].anomaly and results[-1].score > 1e37 and not results[-1].filled
+
+
+def test_a_batch_of_dataframe_windows_is_read_by_their_names(tiny):
+    pandas = pytest.importorskip("pandas")
+    detector = vigil.load(tiny)
+    window = pandas.DataFrame({"a": [1.0] * 4, "b": [2.0] * 4, "c": [6.0] * 4})
+    reordered = window[["c", "b", "a"]]
+    assert detector.score([reordered, reordered]) == pytest.approx([3.0, 3.0])
+    assert detector.score(reordered) == pytest.approx([3.0])
+    assert THRESHOLD < 3.0
+    with pytest.raises(ValueError, match=r"`x\[1\]` has columns \['a', 'b'\], without the "
+                                         r"model's \['c'\]"):
+        detector.score([window, window[["a", "b"]]])
