@@ -129,3 +129,33 @@ def test_a_batch_of_dataframe_windows_is_read_by_their_names(tiny):
     with pytest.raises(ValueError, match=r"`x\[1\]` has columns \['a', 'b'\], without the "
                                          r"model's \['c'\]"):
         detector.score([window, window[["a", "b"]]])
+
+
+def test_eval_reads_and_scores_a_file_as_the_device_does(tmp_path, tiny, capsys):
+    """A cell a logger garbled and a gap longer than max_gap (2) are filled and skipped, as
+    `vigil score` does, not refused: eval's alarms are the device's, window for window."""
+    rows = [f"{i},{'abc' if i == 9 else '' if 14 <= i <= 17 else 0.2},0.2,"
+            f"{15 if 24 <= i <= 27 else 0.2},{int(24 <= i <= 27)}\n" for i in range(40)]
+    path = tmp_path / "rec.csv"
+    path.write_text("timestamp,a,b,c,anomaly\n" + "".join(rows))
+    output = tmp_path / "e.json"
+    assert cli.main(["eval", str(tiny), str(path), "--json", str(output)]) == 0
+    error = capsys.readouterr().err
+    assert "rec.csv: 3 row(s) filled from the row before and 2 skipped, as vigil score" in error
+    result = json.loads(output.read_text())
+    assert result["rows"] == 40 and result["recall"] == 1.0
+    code, lines, _ = score(tiny, path, capsys)
+    scored = {line["index"]: line["anomaly"] for line in lines if line.get("score") is not None}
+    assert code == 0 and sum(scored.values()) == result["tp"] + result["fp"]
+
+
+def test_labels_written_as_numbers_for_iso_times_are_refused_not_matched_to_nothing(tmp_path,
+                                                                                   tiny, capsys):
+    path = tmp_path / "rec.csv"
+    path.write_text("timestamp,a,b,c\n" + "".join(
+        f"2026-01-01T00:00:{i:02d},0.2,0.2,0.2\n" for i in range(10)))
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps({"rec.csv": [[1767225604, 1767225606]]}))
+    assert cli.main(["eval", str(tiny), str(path), "--labels", str(labels)]) == cli.EXIT_INPUT
+    error = capsys.readouterr().err
+    assert "are numbers (epoch seconds, counters) but the file's times are ISO 8601" in error

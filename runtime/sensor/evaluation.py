@@ -13,7 +13,7 @@ from ..core.progress import Progress, silent
 from .alarms import consecutive_alarms
 from .detector import SensorDetector
 from .labels import Labels, nab_labels
-from .tables import csv_files, fill_gaps, read_table
+from .tables import csv_files, iter_rows, not_utf8_text, read_lines
 
 log = logging.getLogger("vigil")
 
@@ -48,31 +48,107 @@ class FileScores:
     times: tuple[str, ...] | None
     episodes: tuple[AlarmEpisode, ...] = ()
     ends: np.ndarray | None = None   # each window's last row (where ``scores`` is set)
+    rows_filled: int = 0             # rows whose values were filled from the row before
+    rows_skipped: int = 0            # rows of a longer gap: no window ends there
 
 
 def score_file(detector: SensorDetector, path: str | Path, label_column: str,
                name: str | None = None, labels: Labels | None = None,
                root: str | Path | None = None, decimal: str = ".") -> FileScores:
     """Scores, alarms and labels of one file; labels from ``labels`` (windows by timestamp) when
-    given, else from its ``label_column``."""
+    given, else from its ``label_column``. The file is read and scored as ``vigil score`` reads
+    and scores it on a device (``StreamingScorer``): a bad cell or a short gap is filled from the
+    row before, the rows of a longer gap are skipped and the window restarts (counted in
+    ``rows_filled`` and ``rows_skipped``), so the metrics are those of what the device decides."""
+    from .scoring import CHUNK_ROWS
+    from .streaming import StreamingScorer
+
+    source = str(path)
+    features = detector.features
+    with open(path, "rb") as handle:
+        problem = not_utf8_text(handle.read(4096))
+    if problem is not None:
+        raise ValueError(f"{source}: {problem}")
     # with a labels file the data's own label column is not read (nor checked)
-    table = read_table(path, features=detector.features,
-                       time_column=detector.spec.time_column or "auto",
-                       label_column=None if labels is not None else label_column,
-                       require_time=False, decimal=decimal)
-    if labels is not None:  # says so clearly when the file has no timestamps to match
-        table = replace(table, labels=labels.rows(table.times, path, root))
-    if table.labels is None:
-        raise ValueError(f"{table.source}: label column {label_column!r} is missing; evaluation "
-                         f"needs labels (set `label_column`, or give a labels file with --labels); "
-                         f"the header has {list(table.header)}")
-    values = fill_gaps(table.values, detector.spec.max_gap, table.source, table.features)
-    ends, window_scores, errors = window_scores_of(detector, values)
-    scores, alarms = _per_row(detector, len(values), ends, window_scores)
-    episodes = alarm_episodes(scores, alarms, table.labels, ends, errors, detector.features,
-                              episode_gap(detector), table.times)
-    return FileScores(name or Path(path).name, scores, alarms, table.labels, table.times,
-                      episodes, ends)
+    options = dict(features=features, time_column=detector.spec.time_column or "auto",
+                   label_column=None if labels is not None else label_column,
+                   require_time=False, decimal=decimal)
+    scorer = StreamingScorer(detector, top_k=len(features))
+    row_labels: list[bool] = []
+    times: list[str] = []
+    ends: list[int] = []
+    window_scores: list[float] = []
+    decided: list[bool] = []
+    errors: list[np.ndarray] = []
+    position = {feature: n for n, feature in enumerate(features)}
+
+    def push(pending: list) -> None:
+        for result in scorer.push_rows(pending):
+            if result.score is None:
+                continue
+            ends.append(result.index)
+            window_scores.append(result.score)
+            decided.append(result.anomaly)
+            error = np.zeros(len(features))
+            for feature, value in result.top_features:
+                error[position[feature]] = value
+            errors.append(error)
+
+    parser = None
+    blocks: list[np.ndarray] = []     # the rows' values, CHUNK_ROWS rows a block
+    block: list[np.ndarray] = []
+    problems: dict[int, str] = {}     # why a row's values are not used, by row
+    with open(path, "rb") as handle:
+        for parser, row in iter_rows(read_lines(handle), options, source, doubt_last_line=True):
+            if row is None:
+                if labels is None and parser.label_column is None:
+                    raise ValueError(
+                        f"{source}: label column {label_column!r} is missing; evaluation needs "
+                        f"labels (set `label_column`, or give a labels file with --labels); the "
+                        f"header has {list(parser.header)}")
+                continue
+            if row.label_problem:
+                raise ValueError(f"{source}, line {row.number}: {row.label_problem}; or name "
+                                 f"another label column (--label-column)")
+            if row.problem is not None:
+                problems[len(row_labels)] = row.problem
+            block.append(row.values)
+            if len(block) == CHUNK_ROWS:
+                blocks.append(np.array(block))
+                block = []
+            row_labels.append(bool(row.label) if row.label is not None else False)
+            times.append(row.time or "")
+    if block:
+        blocks.append(np.array(block))
+    if parser is None:
+        raise ValueError(f"{source}: the file is empty; expected a header line and data rows")
+    if not row_labels:
+        raise ValueError(f"{source}: the file has a header but no data rows")
+    file_times = tuple(times) if parser.time_column else None
+    # the labels are matched before any scoring: a labels file that fits no row says so first
+    row_labels_array = (labels.rows(file_times, path, root) if labels is not None
+                        else np.array(row_labels))
+    has_time = parser.time_column is not None
+    for number, values in enumerate(blocks):
+        first = number * CHUNK_ROWS
+        push([(row, first + k, times[first + k] if has_time else None, problems.get(first + k))
+              for k, row in enumerate(values)])
+    if scorer.rows_filled or scorer.rows_skipped:
+        log.warning("%s: %d row(s) filled from the row before and %d skipped, as vigil score "
+                    "reads them (their lines there say why)", source, scorer.rows_filled,
+                    scorer.rows_skipped)
+    ends_array = np.array(ends, dtype=int)
+    scores = np.full(len(row_labels), np.nan)
+    scores[ends_array] = window_scores
+    alarms = np.zeros(len(row_labels), dtype=bool)
+    alarms[ends_array] = decided
+    if detector.spec.stride > 1:
+        alarms = between_windows(scores, alarms)
+    error_array = np.array(errors) if errors else np.zeros((0, len(features)))
+    episodes = alarm_episodes(scores, alarms, row_labels_array, ends_array, error_array,
+                              features, episode_gap(detector), file_times)
+    return FileScores(name or Path(path).name, scores, alarms, row_labels_array, file_times,
+                      episodes, ends_array, scorer.rows_filled, scorer.rows_skipped)
 
 
 def row_decisions(detector: SensorDetector, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -250,6 +326,8 @@ def evaluate(detector: SensorDetector, data: str | Path, label_column: str = "an
     result = summarize(scores, alarms, labels, gap, events=metrics.pooled_event_scores(
         ((f.alarms, f.labels) for f in files), gap))
     result["threshold"] = detector.threshold
+    result["rows_filled"] = sum(f.rows_filled for f in files)
+    result["rows_skipped"] = sum(f.rows_skipped for f in files)
     if detector.spec.running_normalization is None:
         result["alarm_best_f1"], result["alarm_best_f1_threshold"] = best_alarm_threshold(
             detector, files, progress=progress)
@@ -273,5 +351,6 @@ def evaluate(detector: SensorDetector, data: str | Path, label_column: str = "an
                       "it, an alarm run is false if it overlaps no event; point_adjusted_f1 "
                       "flatters and is reported only beside f1")
     result["files"] = [{"file": f.name, **summarize(f.scores, f.alarms, f.labels, gap),
+                        "rows_filled": f.rows_filled, "rows_skipped": f.rows_skipped,
                         "episodes": [e.as_dict() for e in f.episodes]} for f in files]
     return result, files

@@ -128,6 +128,13 @@ class Labels:
                         "do" if label_zone else "do not")
         kinds = np.array([k[0] if k is not None else -1 for k in keys])
         values = np.array([k[1] if k is not None else np.nan for k in keys], dtype=np.float64)
+        label_kinds = {time_key(start)[0] for start, _ in windows}
+        if windows and not label_kinds & set(kinds.tolist()):
+            written = {0: "numbers (epoch seconds, counters)", 1: "ISO 8601 date-times"}
+            raise ValueError(
+                f"{path}: labels in {self.source!r} are {written[label_kinds.pop()]} but the "
+                f"file's times are {written[int(kinds.max())]} (the first: {times[0]!r}), so "
+                f"no label can match a row; write the labels as the data's times are written")
         flags = np.zeros(len(times), dtype=bool)
         for start, end in windows:
             low, high = time_key(start), time_key(end)
