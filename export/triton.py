@@ -19,6 +19,7 @@ from pathlib import Path
 import onnxruntime as ort
 
 from vigil.runtime import load
+from vigil.runtime.core.health import write_atomically
 
 TRITON_TYPES = {"tensor(float)": "TYPE_FP32", "tensor(float16)": "TYPE_FP16",
                 "tensor(double)": "TYPE_FP64", "tensor(uint8)": "TYPE_UINT8",
@@ -75,11 +76,14 @@ def write_triton_repository(artifact: str | Path, repository: str | Path, name: 
     header = (f"# Vigil {detector.spec.kind} artifact {artifact.name} (sha256 {detector.sha256});\n"
               "# the graph holds preprocessing and the score reduction. Written by vigil triton.\n")
     body = _config(name, inputs, outputs, max_batch_size if batched else 0, queue_delay_us)
-    (folder / "config.pbtxt").write_text(
+    # whole or not at all, as the model: a server polling the repository never reads half a config
+    write_atomically(
+        folder / "config.pbtxt",
         header + body + f"instance_group [ {{ kind: KIND_CPU count: {cpu_instances} }} ]\n"
         'parameters { key: "intra_op_thread_count" value: { string_value: "1" } }\n')
     (folder / "configs").mkdir(exist_ok=True)
-    (folder / "configs" / "gpu.pbtxt").write_text(
+    write_atomically(
+        folder / "configs" / "gpu.pbtxt",
         header + body + "instance_group [ { kind: KIND_GPU count: 1 } ]\n"
         "optimization { execution_accelerators {\n"
         '  gpu_execution_accelerator: [ { name: "tensorrt" } ]\n} }\n')

@@ -513,3 +513,9 @@ def test_an_mjpeg_frame_cut_off_in_transit_is_an_error_item_not_a_frame(tmp_path
     assert "the stream goes on" in frames[3].error
     assert frames[4].gap_s is not None and source.stats.reconnects == 1
     assert source.stats.errors == 1
+
+
+def test_a_video_with_no_frames_is_called_an_empty_recording(tmp_path):
+    source = open_source(str(write_video(tmp_path / "empty.avi", 0)))
+    with pytest.raises(SourceError, match=r"empty.avi' holds no frames \(its container reports 0"):
+        source.check()

@@ -409,6 +409,7 @@ class VideoFile:
             raise SourceError(f"`source` {self.name!r} cannot be opened as a video (OpenCV could "
                               f"not read it); {hint}")
         count = _prop(self._capture, cv2.CAP_PROP_FRAME_COUNT)
+        self._reported_count = count
         rate = _prop(self._capture, cv2.CAP_PROP_FPS)
         self._fps = rate if rate and 0 < rate < 1000 else None
         self._index = mjpg_frames(self.path)
@@ -450,6 +451,9 @@ class VideoFile:
                     tried += 1
             finally:
                 capture.release()
+        if self._index is None and self._reported_count == 0:  # stopped before its first frame
+            raise SourceError(f"`source` {self.name!r} holds no frames (its container reports 0 "
+                              f"and none could be read): an empty recording")
         raise SourceError(f"`source` {self.name!r}: none of its frames decodes ({tried} read; "
                           f"the video is damaged, or its codec is one this OpenCV cannot "
                           f"decode): check it with ffprobe, or re-encode it")
