@@ -201,6 +201,8 @@ def bench(models: Sequence[str | Path], options: BenchOptions = BenchOptions(),
     for model, (probe, items, described) in zip(models, prepared):
         result["models"].append(_bench_model(Path(model), probe, items, described, options,
                                              result, cell_done))  # the last says "done"
+    if timed[0] < cells:  # cells of a device that fell back to one already timed were skipped
+        progress("bench: timing cells", cells, cells)
     if options.against:
         progress("bench: Keras and TFLite baselines", 0, 1)
         result["baselines"] = baselines(options.against, models, options)
