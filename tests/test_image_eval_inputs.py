@@ -169,6 +169,15 @@ def test_each_defect_folder_takes_its_own_masks(tiny_image_artifact, tmp_path, c
                               "--masks", root / "masks" / "patch", "--masks",
                               root / "masks" / "dent", capsys=capsys)
     assert code == cli.EXIT_INPUT and "`--masks` is given 2 times for 1 anomalous folder" in error
+    code, _, error = evaluate(tiny_image_artifact, root / "good", "--anomalous", root / "patch",
+                              "--anomalous", root / "dent", "--masks", root / "masks" / "dent",
+                              "--masks", root / "masks" / "patch", capsys=capsys)  # swapped
+    assert code == cli.EXIT_INPUT and "is paired with the anomalous folder 'patch'" in error
+    (root / "elsewhere").mkdir()
+    code, _, error = evaluate(tiny_image_artifact, root / "good", "--anomalous", root / "patch",
+                              "--masks", root / "masks" / "patch", "--anomalous", root / "dent",
+                              "--masks", root / "elsewhere", capsys=capsys)
+    assert code == cli.EXIT_INPUT and "holds a mask for none of the 3 images of" in error
 
 
 def test_masks_named_name_mask_beside_png_images_are_used(tiny_image_artifact, tmp_path, capsys):

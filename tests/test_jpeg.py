@@ -116,3 +116,17 @@ def test_damaged_jpeg_files_and_frames_are_refused_with_the_reason(tmp_path):
     assert image is None and "cut off" in why
     image, why = decode_jpeg_frame(data)
     assert why is None and image.shape == (240, 320, 3)
+
+
+def test_fill_bytes_and_stray_bytes_between_segments_are_not_damage():
+    """The standard allows 0xFF fill before any marker, restart markers inside the compressed
+    data included; libjpeg reads past bytes between segments. Both decode to the same pixels."""
+    data = encoded(photo(240, 320), cv2.IMWRITE_JPEG_RST_INTERVAL, 4)
+    first_restart = data.index(b"\xff\xd0")
+    filled = data[:first_restart] + b"\xff" + data[first_restart:]
+    quantization = data.index(b"\xff\xdb")
+    stray = data[:quantization] + b"\x00\x17" + data[quantization:]
+    for variant in (filled, stray):
+        assert jpeg.damage(variant) is None
+        assert np.array_equal(cv2.imdecode(np.frombuffer(variant, np.uint8), cv2.IMREAD_COLOR),
+                              cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR))

@@ -52,6 +52,15 @@ def test_a_header_repeated_in_another_order_reads_the_rows_after_it_by_its_names
     assert "line 8: a header line again, naming the columns in another order" in error
 
 
+def test_a_text_column_whose_value_is_a_features_name_is_not_a_header(tmp_path):
+    """A valve's position logged beside its flow: a row naming `a` in a text cell is data."""
+    path = tmp_path / "valve.csv"
+    path.write_text("timestamp,valve,a,b,c\n" + "".join(
+        f"{i},{'a' if i % 2 else 'closed'},0.1,0.2,0.3\n" for i in range(8)))
+    rows = rows_of(path)
+    assert len(rows) == 8 and all(r.problem is None for r in rows)
+
+
 def test_rows_under_a_repeated_header_without_the_models_columns_are_not_read(tmp_path):
     path = tmp_path / "other.csv"
     path.write_text("timestamp,a,b,c\n1,1,2,3\ntimestamp,a,b,x,c\n2,1,2,3,4\n")
@@ -64,18 +73,25 @@ def test_rows_under_a_repeated_header_without_the_models_columns_are_not_read(tm
     assert unread[1].problem.endswith("and this row follows it")
 
 
-def test_a_files_last_line_without_a_newline_is_filled_not_scored(tmp_path, tiny, capsys):
-    """A file copied while its logger wrote it: the last reading may be cut (140 for 14000)."""
+def test_a_files_last_line_cut_mid_write_is_filled_and_a_whole_one_scored(tmp_path, tiny,
+                                                                           capsys):
+    """A file copied while its logger wrote it ends in a line without a newline whose last
+    value is cut short (1.25 for 1.2500): filled from the row before, said why. A file whose
+    writer left out the final newline ends in a whole line: scored with its own values."""
     path = tmp_path / "copied.csv"
-    path.write_bytes(b"timestamp,a,b,c\n" + b"".join(b"%d,0.5,0.5,0.5\n" % i for i in range(5))
-                     + b"5,0.5,0.5,14")
+    body = b"timestamp,a,b,c\n" + b"".join(b"%d,0.5,0.5,1.2500\n" % i for i in range(5))
+    path.write_bytes(body + b"5,0.5,0.5,9")
     code, lines, _ = score(tiny, path, capsys)
     assert code == 0 and lines[-1]["index"] == 5 and lines[-1]["filled"] is True
-    assert lines[-1]["score"] == pytest.approx(0.5) and lines[-1]["anomaly"] is False
-    assert "ends without a newline: it may have been cut off mid-write" in lines[-1]["problem"]
-    # training reads the same file whole: a file without a final newline is common
-    table = read_table(path)
-    assert len(table.values) == 6 and table.values[-1, 2] == 14
+    assert lines[-1]["score"] == pytest.approx(0.75)
+    assert "ends without a newline and its last value is shorter" in lines[-1]["problem"]
+    path.write_bytes(body + b"5,0.5,0.5,9.2500")
+    code, lines, _ = score(tiny, path, capsys)
+    assert code == 0 and "filled" not in lines[-1] and lines[-1]["anomaly"] is True
+    assert lines[-1]["score"] == pytest.approx((0.5 * 8 + 1.25 * 3 + 9.25) / 12)
+    # training reads a cut file whole: it has no row before to take values from at the cut
+    table = read_table(tmp_path / "copied.csv")
+    assert len(table.values) == 6 and table.values[-1, 2] == 9.25
 
 
 @pytest.mark.parametrize("text", [
@@ -93,11 +109,14 @@ def test_a_trailing_separator_on_the_rows_or_the_header_alone_is_read(tmp_path, 
 
 def test_numbers_only_python_reads_are_not_readings(tmp_path):
     path = tmp_path / "odd.csv"
-    path.write_text("timestamp,a,b,c\n1,1_000,1,1\n2,\u0663,1,1\n3,1.5e3,-.5,+2.\n")
+    path.write_text("timestamp,a,b,c\n1,1_000,1,1\n2,\u0663,1,1\n3,1.5e3,-.5,+2.\n"
+                    "4,-nan,NaN,1\n")
     rows = rows_of(path)
     assert "column 'a' has non-numeric value '1_000'" in rows[0].problem
     assert "column 'a' has non-numeric value" in rows[1].problem
     assert rows[2].problem is None and list(rows[2].values) == [1500.0, -0.5, 2.0]
+    # C's printf writes a negative NaN as -nan: missing, not the largest float32
+    assert np.isnan(rows[3].values[:2]).all() and "missing or NaN" in rows[3].problem
 
 
 def test_a_reading_beyond_float32_alarms_as_an_overflow_in_files_and_the_api(tmp_path, tiny,
@@ -159,3 +178,27 @@ def test_labels_written_as_numbers_for_iso_times_are_refused_not_matched_to_noth
     assert cli.main(["eval", str(tiny), str(path), "--labels", str(labels)]) == cli.EXIT_INPUT
     error = capsys.readouterr().err
     assert "are numbers (epoch seconds, counters) but the file's times are ISO 8601" in error
+
+
+def test_evals_threshold_replay_gives_the_devices_alarms_across_a_long_gap(tmp_path):
+    """alarm_best_f1 replays the alarm rule at other thresholds; at the artifact's own it must
+    give what the streaming scorer decided, smoothing restarted after a gap longer than max_gap
+    (2) as the device restarts it, or the --threshold eval prints would not reproduce its F1."""
+    from dataclasses import replace
+
+    from sensor_fixtures import tiny_sensor_graph, tiny_sensor_spec
+    from vigil.export.package import write_artifact
+    from vigil.runtime.sensor.evaluation import _alarms_at, score_file
+
+    model = write_artifact(tiny_sensor_graph(), replace(tiny_sensor_spec(), consecutive=3),
+                           tmp_path / "three.onnx")
+    values = ["0"] * 10 + ["9"] * 2 + [""] * 3 + ["9"] * 5 + ["0"] * 10
+    path = tmp_path / "gap.csv"
+    path.write_text("timestamp,a,b,c,anomaly\n" + "".join(
+        f"{i},{v},{v},{v},{int(v == '9')}\n" for i, v in enumerate(values)))
+    detector = vigil.load(model)
+    scored = score_file(detector, path, "anomaly")
+    assert scored.rows_skipped == 1 and list(scored.restarts) == [11]  # windows 3..13, then 18
+    replayed = _alarms_at(detector, scored, scored.scores[scored.ends], detector.threshold)
+    assert np.flatnonzero(scored.alarms).tolist() == [12, 13, 20, 21, 22]
+    assert np.array_equal(replayed, scored.alarms)

@@ -173,6 +173,14 @@ def folders(normal: Sequence[str | Path], anomalous: Sequence[str | Path] = (),
         for image in _images_or_error(folder):
             items.append(LabeledImage(image, True, defect, _mask_for(image, mask_folder, defect)))
     defects = [i for i in items if i.anomalous]
+    if len(set(mask_folders)) > 1:  # one --masks per --anomalous: each must mask its own
+        for folder, mask_folder in zip(anomalous, mask_folders):
+            own = [i for i in defects if i.path.parent == Path(folder)]
+            if own and all(i.mask is None for i in own):
+                raise ValueError(f"`masks` {str(mask_folder)!r} holds a mask for none of the "
+                                 f"{len(own)} images of {str(folder)!r} (for "
+                                 f"{own[0].path.name!r} it needs {own[0].path.stem}.png or "
+                                 f"{own[0].path.stem}_mask.png): is it that folder's masks?")
     if masks and defects and all(i.mask is None for i in defects):
         example, folder = defects[0].path, mask_folders[0]
         raise ValueError(f"`masks` {str(folder)!r} holds a mask for none of the {len(defects)} "
@@ -207,6 +215,13 @@ def _mask_folders(anomalous: Sequence[str | Path],
                          "of them, or one per --anomalous, in the same order")
     if len(given) == 1:
         return [Path(given[0])] * len(anomalous)
+    names = [Path(folder).name for folder in anomalous]
+    for folder, masks_folder in zip(names, given):
+        named = Path(masks_folder).name
+        if named != folder and named in names:
+            raise ValueError(f"`masks` {str(masks_folder)!r} is paired with the anomalous folder "
+                             f"{folder!r} (the same order), but is named as the anomalous folder "
+                             f"{named!r}: give each --masks right after its --anomalous")
     return [Path(folder) for folder in given] or [None] * len(anomalous)
 
 

@@ -42,8 +42,11 @@ def damage(data: bytes) -> str | None:
                "it was cut off before its image data")
         if position >= size:
             return cut
-        if array[position] != 0xFF:
-            return f"bytes where a marker belongs, at byte {position}"
+        if array[position] != 0xFF:  # bytes between segments: libjpeg skips them to the next
+            following = np.flatnonzero(array[position:] == 0xFF)  # marker, and so do we
+            if not len(following):
+                return cut
+            position += int(following[0])
         while position < size and array[position] == 0xFF:  # fill bytes before a marker
             position += 1
         if position >= size:
@@ -81,6 +84,8 @@ def _scan_end(array: np.ndarray, start: int) -> tuple[int, str | None]:
     RST0 to RST7 in turn."""
     ffs = np.flatnonzero(array[start:-1] == 0xFF) + start
     following = array[ffs + 1]
+    last = following != 0xFF  # the last 0xFF of a run: fill bytes may stand before any marker
+    ffs, following = ffs[last], following[last]
     inside = (following == 0x00) | ((following >= 0xD0) & (following <= 0xD7))
     ends = np.flatnonzero(~inside)
     if not len(ends):

@@ -4,6 +4,7 @@ alarm smoothing over consecutive windows, and the anomaly likelihood beside them
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import numpy as np
 
@@ -291,12 +292,17 @@ class AlarmDecider:
             alarm = True
         return threshold, above, alarm, self.episodes.step(alarm)
 
-    def run(self, scores: np.ndarray, base: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(thresholds, alarms, episode starts) of a sequence of window scores."""
+    def run(self, scores: np.ndarray, base: float, restarts: Sequence[int] = ()
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(thresholds, alarms, episode starts) of a sequence of window scores; before each
+        window numbered in ``restarts`` the window restarted (a long gap): ``reset``."""
         scores = np.asarray(scores, dtype=np.float64)
         thresholds = np.empty(len(scores))
         alarms = np.zeros(len(scores), dtype=bool)
         starts = np.zeros(len(scores), dtype=bool)
+        restarting = set(int(r) for r in restarts)
         for i, score in enumerate(scores.tolist()):
+            if i in restarting:
+                self.reset()
             thresholds[i], _, alarms[i], starts[i] = self.step(score, base)
         return thresholds, alarms, starts

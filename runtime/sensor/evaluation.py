@@ -50,6 +50,7 @@ class FileScores:
     ends: np.ndarray | None = None   # each window's last row (where ``scores`` is set)
     rows_filled: int = 0             # rows whose values were filled from the row before
     rows_skipped: int = 0            # rows of a longer gap: no window ends there
+    restarts: np.ndarray | None = None  # windows (by number) scored after the window restarted
 
 
 def score_file(detector: SensorDetector, path: str | Path, label_column: str,
@@ -82,10 +83,18 @@ def score_file(detector: SensorDetector, path: str | Path, label_column: str,
     errors: list[np.ndarray] = []
     position = {feature: n for n, feature in enumerate(features)}
 
+    restarts: list[int] = []  # windows scored right after the window restarted (a long gap)
+    restarting = [False]
+
     def push(pending: list) -> None:
         for result in scorer.push_rows(pending):
+            if result.skipped is not None:
+                restarting[0] = True
             if result.score is None:
                 continue
+            if restarting[0]:
+                restarts.append(len(ends))
+                restarting[0] = False
             ends.append(result.index)
             window_scores.append(result.score)
             decided.append(result.anomaly)
@@ -110,6 +119,12 @@ def score_file(detector: SensorDetector, path: str | Path, label_column: str,
             if row.label_problem:
                 raise ValueError(f"{source}, line {row.number}: {row.label_problem}; or name "
                                  f"another label column (--label-column)")
+            if labels is None and parser.label_column is None:  # under a header met again
+                raise ValueError(
+                    f"{source}, line {row.number}: the header line above it has no label "
+                    f"column {label_column!r} (the file's first header has), so its rows' "
+                    f"labels are unknown; give each part its header with the label column, or "
+                    f"split the file where the header changes")
             if row.problem is not None:
                 problems[len(row_labels)] = row.problem
             block.append(row.values)
@@ -148,7 +163,8 @@ def score_file(detector: SensorDetector, path: str | Path, label_column: str,
     episodes = alarm_episodes(scores, alarms, row_labels_array, ends_array, error_array,
                               features, episode_gap(detector), file_times)
     return FileScores(name or Path(path).name, scores, alarms, row_labels_array, file_times,
-                      episodes, ends_array, scorer.rows_filled, scorer.rows_skipped)
+                      episodes, ends_array, scorer.rows_filled, scorer.rows_skipped,
+                      np.array(restarts, dtype=int))
 
 
 def row_decisions(detector: SensorDetector, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -233,11 +249,13 @@ def best_alarm_threshold(detector: SensorDetector, files: list[FileScores],
 def _alarms_at(detector: SensorDetector, scored: FileScores, window_scores: np.ndarray,
                threshold: float) -> np.ndarray:
     spec = detector.spec
-    if spec.adaptive is None and spec.likelihood is None:
+    restarts = scored.restarts if scored.restarts is not None else np.zeros(0, int)
+    if spec.adaptive is None and spec.likelihood is None:  # smoothing starts over at a restart
         above = ~np.isfinite(window_scores) | (window_scores > threshold)
-        decided = consecutive_alarms(above, spec.consecutive, spec.hold)
+        decided = np.concatenate([consecutive_alarms(part, spec.consecutive, spec.hold)
+                                  for part in np.split(above, restarts)])
     else:
-        decided = detector.alarm_decider().run(window_scores, threshold)[1]
+        decided = detector.alarm_decider().run(window_scores, threshold, restarts)[1]
     alarms = np.zeros(len(scored.scores), dtype=bool)
     alarms[scored.ends] = decided
     return between_windows(scored.scores, alarms) if spec.stride > 1 else alarms

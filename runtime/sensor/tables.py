@@ -429,6 +429,8 @@ def _number(cell: str, decimal: str = ".") -> tuple[float, str | None]:
         if decimal == "." and DECIMAL_COMMA.fullmatch(text):
             return math.nan, (f"has non-numeric value {text[:40]!r}: {DECIMAL_COMMA_HINT}")
         return math.nan, f"has non-numeric value {text[:40]!r}"
+    if math.isnan(value):  # -nan (C's printf of a negative NaN) and other spellings
+        return math.nan, None
     if math.isinf(value):
         return math.nan, f"has infinite value {text[:40]!r}"
     if not ASCII_NUMBER.fullmatch(text if decimal == "." else text.replace(",", ".")):
@@ -492,11 +494,13 @@ def iter_rows(lines: Iterable[str | Line], parser_options: dict, source: str,
     read is a row with its problem (in the header: ValueError). With ``cut_last_line`` (a live
     stream), a last line without a newline was cut off mid-line: its row is marked ``cut``; with
     ``doubt_last_line`` (a file scored) it may have been (copied while its logger wrote it, or cut
-    by a power loss): its row carries that problem, so its values are filled, not scored. A line
+    by a power loss) when its last value is two or more characters shorter than the line
+    before's: its row then carries that problem, so its values are filled, not scored. A line
     that names every feature again is a header: the rows after it are read by its names.
     """
     parser: RowParser | None = None
     unusable: str | None = None  # why rows after a repeated header cannot be read, if they can't
+    last_cell_length = 0  # of the line before: a last line cut mid-write ends in a shorter one
     separator = ","
     number = 0
     for line in lines:
@@ -544,8 +548,11 @@ def iter_rows(lines: Iterable[str | Line], parser_options: dict, source: str,
                                   unusable)
                 continue
             if renamed.header != parser.header:
-                log.warning("%s, line %d: a header line again, naming the columns in another "
-                            "order; the rows after it are read by its names", source, number)
+                changed = ("the columns in another order" if sorted(renamed.header)
+                           == sorted(parser.header) else f"other columns ({list(renamed.header)}"
+                           f" after {list(parser.header)})")
+                log.warning("%s, line %d: a header line again, naming %s; the rows after it "
+                            "are read by its names", source, number, changed)
             parser, unusable = renamed, None
             continue
         if unusable is not None:  # the columns of these rows are unknown
@@ -553,21 +560,27 @@ def iter_rows(lines: Iterable[str | Line], parser_options: dict, source: str,
                               f"{unusable}, and this row follows it")
             continue
         row = parser.parse(cells, number)
-        if doubt_last_line and not line.terminated and row.problem is None:
+        if (doubt_last_line and not line.terminated and row.problem is None
+                and len(cells[-1].strip()) + 2 <= last_cell_length):
             row = replace(row, values=np.full(len(parser.features), np.nan), problem=(
-                f"line {number}, the last, ends without a newline: it may have been cut off "
-                "mid-write, so its values are not used"))
+                f"line {number}, the last, ends without a newline and its last value is shorter "
+                f"than the line before's: it may have been cut off mid-write, so its values are "
+                f"not used"))
+        last_cell_length = len(cells[-1].strip()) if cells else 0
         if separator == "," and row.problem and DECIMAL_COMMA_HINT in row.problem:
             row = replace(row, problem=row.problem.replace(DECIMAL_COMMA_HINT, COMMA_FILE_HINT))
         yield parser, row
 
 
 def _repeats_a_header(cells: Sequence[str], parser: RowParser) -> bool:
-    """Whether a data line is a header line again: it names every feature column (and is not
-    made of numbers: a feature may be called "1")."""
-    names = {c.strip() for c in cells}
+    """Whether a data line is a header line again: the first header's names in any order, or
+    every feature's name and no cell that is a number or a time (a text column whose value
+    happens to be a feature's name is not a header; a feature may be called "1")."""
+    names = [c.strip() for c in cells]
+    if sorted(names) == sorted(parser.header):
+        return not all(_looks_numeric(n) or time_key(n) is not None for n in names if n)
     return (all(feature in names for feature in parser.features)
-            and not all(_looks_numeric(feature) for feature in parser.features))
+            and not any(_looks_numeric(n) or time_key(n) is not None for n in names if n))
 
 
 def _refuse_own_header(cells: Sequence[str], parser: RowParser, source: str) -> None:
