@@ -202,3 +202,19 @@ def test_evals_threshold_replay_gives_the_devices_alarms_across_a_long_gap(tmp_p
     replayed = _alarms_at(detector, scored, scored.scores[scored.ends], detector.threshold)
     assert np.flatnonzero(scored.alarms).tolist() == [12, 13, 20, 21, 22]
     assert np.array_equal(replayed, scored.alarms)
+
+
+def test_eval_can_leave_out_the_threshold_search(tmp_path, tiny, capsys):
+    path = tmp_path / "rec.csv"
+    path.write_text("timestamp,a,b,c,anomaly\n" + "".join(
+        f"{i},{5 if i == 20 else 0.2},0.2,0.2,{int(i == 20)}\n" for i in range(40)))
+    searched, skipped = tmp_path / "s.json", tmp_path / "n.json"
+    assert cli.main(["eval", str(tiny), str(path), "--json", str(searched)]) == 0
+    assert cli.main(["eval", str(tiny), str(path), "--json", str(skipped),
+                     "--no-threshold-search"]) == 0
+    full, quick = json.loads(searched.read_text()), json.loads(skipped.read_text())
+    assert full["alarm_best_f1"] is not None and quick["alarm_best_f1"] is None
+    assert quick["alarm_best_f1_note"] == "not searched (--no-threshold-search)"
+    assert {k: v for k, v in full.items() if not k.startswith("alarm_best_f1")} == \
+        {k: v for k, v in quick.items() if not k.startswith("alarm_best_f1")}
+    capsys.readouterr()

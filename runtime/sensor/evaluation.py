@@ -308,8 +308,10 @@ def summarize(scores: np.ndarray, alarms: np.ndarray, labels: np.ndarray, gap: i
 
 def evaluate(detector: SensorDetector, data: str | Path, label_column: str = "anomaly",
              labels: Labels | None = None, decimal: str = ".",
-             progress: Progress = silent) -> tuple[dict, list[FileScores]]:
-    """Metrics over all files together (rows concatenated) plus one row per file.
+             progress: Progress = silent, threshold_search: bool = True
+             ) -> tuple[dict, list[FileScores]]:
+    """Metrics over all files together (rows concatenated) plus one row per file. Without
+    ``threshold_search`` the best-F1 threshold is not searched (most of the time on long files).
 
     ``labels`` (windows or points per file, see ``labels.read_labels``) replace the label column;
     a NAB root folder (``data/`` and ``labels/combined_windows.json``) brings its own.
@@ -346,7 +348,10 @@ def evaluate(detector: SensorDetector, data: str | Path, label_column: str = "an
     result["threshold"] = detector.threshold
     result["rows_filled"] = sum(f.rows_filled for f in files)
     result["rows_skipped"] = sum(f.rows_skipped for f in files)
-    if detector.spec.running_normalization is None:
+    if not threshold_search:
+        result["alarm_best_f1"] = result["alarm_best_f1_threshold"] = None
+        result["alarm_best_f1_note"] = "not searched (--no-threshold-search)"
+    elif detector.spec.running_normalization is None:
         result["alarm_best_f1"], result["alarm_best_f1_threshold"] = best_alarm_threshold(
             detector, files, progress=progress)
     else:  # its scores were made at this threshold: replayed at another, they would not hold

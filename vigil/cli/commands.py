@@ -728,7 +728,9 @@ def _eval_images(args, detector) -> int:
 
     given = [flag for flag, used in (("--labels", args.labels is not None),
                                       ("--label-column", args.label_column is not None),
-                                      ("--decimal", args.decimal != ".")) if used]
+                                      ("--decimal", args.decimal != "."),
+                                      ("--no-threshold-search", args.no_threshold_search))
+             if used]
     if given:
         raise ValueError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to sensor "
                          f"models; {args.model!r} is an image model (its labels are the "
@@ -793,7 +795,8 @@ def cmd_eval(args) -> int:
     with _progress(args) as progress:
         label_column = args.label_column or detector.spec.label_column or "anomaly"
         result, files = evaluate(detector, args.data, label_column=label_column,
-                                 labels=labels, decimal=args.decimal, progress=progress)
+                                 labels=labels, decimal=args.decimal, progress=progress,
+                                 threshold_search=not args.no_threshold_search)
     keys = ("precision", "recall", "f1", "auroc", "auprc", "event_f1", "point_adjusted_f1",
             "threshold")
     print(json_text({k: result[k] for k in keys}), flush=True)  # first: kept if a file fails
@@ -1446,6 +1449,9 @@ def build_parser() -> argparse.ArgumentParser:
                              help="sensor labels kept apart from the data: JSON of [start, end] "
                                   "windows or timestamps per file (NAB's combined_windows.json), "
                                   "or CSV file,start,end (a NAB root folder brings its own)")
+            sub.add_argument("--no-threshold-search", action="store_true",
+                             help="sensor models: skip the best-F1 threshold search, most of "
+                                  "eval's time on long files (alarm_best_f1 is then null)")
             sub.add_argument("--json", default=None, help="write the metrics JSON here")
             sub.add_argument("--report", default=None, help="write report.md and plots here")
             sub.add_argument("--quiet", action="store_true", help="no progress on stderr")
