@@ -519,3 +519,26 @@ def test_a_video_with_no_frames_is_called_an_empty_recording(tmp_path):
     source = open_source(str(write_video(tmp_path / "empty.avi", 0)))
     with pytest.raises(SourceError, match=r"empty.avi' holds no frames \(its container reports 0"):
         source.check()
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mov"])
+def test_a_damaged_frame_of_an_mjpg_video_opencv_reads_is_an_error_item(tmp_path, suffix):
+    """MJPG in MKV or MOV (read by FFmpeg, not by an AVI index) is read as its JPEG packets, each
+    checked before it is decoded: FFmpeg would fill a damaged frame in and only warn."""
+    path = write_video(tmp_path / f"clip{suffix}", 10)
+    whole = [f.image for f in open_source(str(path))]
+    assert len(whole) == 10 and all(image is not None for image in whole)
+    reference = cv2.VideoCapture(str(path))  # FFmpeg's decoder: another IDCT than libjpeg's
+    assert all(np.abs(image.astype(int) - reference.read()[1]).mean() < 2 for image in whole)
+    reference.release()
+    data = bytearray(path.read_bytes())
+    starts = [i for i in range(len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xD8]
+    scan = data.index(b"\xff\xda", starts[4])
+    data[scan + 40:scan + 42] = b"\xff\x29"  # a marker no JPEG holds inside its image data
+    path.write_bytes(bytes(data))
+    source = open_source(str(path))
+    source.check()
+    frames = list(source)
+    assert [f.index for f in frames] == list(range(10))
+    assert frames[4].image is None and "damaged JPEG: a stray marker 0xFF29" in frames[4].error
+    assert all(f.error is None for f in frames[:4] + frames[5:])

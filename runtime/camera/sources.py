@@ -420,6 +420,9 @@ class VideoFile:
                      else max(int(count or 0), len(self._index)))
         self._stats = SourceStats(expected=int(count) if count and count > 0 else None)
         self._iterated = False
+        # an MJPG video OpenCV reads (MOV, MKV, MP4, an AVI without its index): its JPEG packets,
+        # each checked before it is decoded, as an indexed AVI's frames are
+        self._packets = self._index is None and jpeg_packets(self._capture)
 
     @property
     def stats(self) -> SourceStats:
@@ -442,12 +445,16 @@ class VideoFile:
             tried = len(self._index)
         else:
             capture = self._capture_factory(str(self.path))
+            packets = self._packets and jpeg_packets(capture)
             tried, limit = 0, MAX_CORRUPT_RUN  # as far as scoring reads before it gives up
             try:
                 while tried < limit:
                     ok, image = capture.read()
                     if ok and image is not None:
-                        return
+                        data = np.asarray(image).tobytes() if packets else b""
+                        if not packets or not data.startswith(b"\xff\xd8") \
+                                or decode_jpeg_frame(data)[0] is not None:
+                            return  # (packets that are not JPEGs: FFmpeg decodes them)
                     tried += 1
             finally:
                 capture.release()
@@ -472,7 +479,19 @@ class VideoFile:
         try:
             while True:
                 ok, image = self._capture.read()
-                if not ok or image is None:
+                why = None
+                if ok and image is not None and self._packets:
+                    data = np.asarray(image).tobytes()
+                    if index == 0 and failed == 0 and not data.startswith(b"\xff\xd8"):
+                        log.info("%s: its MJPG packets are not JPEG files; FFmpeg decodes "
+                                 "them", self.name)  # read it again, decoded, from the start
+                        self._capture.release()
+                        self._capture = self._capture_factory(str(self.path))
+                        self._packets = False
+                        continue
+                    image, why = decode_jpeg_frame(data)
+                    ok = True  # a damaged frame is read: an error item, and the video goes on
+                if not ok or (image is None and why is None):
                     first_damage = index if first_damage is None else first_damage
                     failed += 1
                     more = expected is None or index + failed < expected
@@ -489,7 +508,12 @@ class VideoFile:
                     index += 1
                 failed = 0
                 self._stats.read += 1
-                yield Frame(index, self.name, image, None, time.time())
+                if why is not None:
+                    self._stats.errors += 1
+                    yield Frame(index, self.name, None, f"{why} (corrupt data); the video goes "
+                                "on", time.time())
+                else:
+                    yield Frame(index, self.name, image, None, time.time())
                 index += 1
         finally:
             self.close()
