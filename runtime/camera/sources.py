@@ -491,6 +491,8 @@ class VideoFile:
                         continue
                     image, why = decode_jpeg_frame(data)
                     ok = True  # a damaged frame is read: an error item, and the video goes on
+                    if why is not None and first_damage is None:
+                        first_damage = index  # the demuxer may have skipped frames with it
                 if not ok or (image is None and why is None):
                     first_damage = index if first_damage is None else first_damage
                     failed += 1
