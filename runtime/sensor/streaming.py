@@ -147,6 +147,10 @@ class StreamingScorer:
         the row in results (default: one past the last row pushed, from 0). ``values`` is the
         model's features in order, or a dict or pandas Series of them by name."""
         values = self.detector.row_by_name(values)
+        try:
+            values = _as_float32(values)
+        except (TypeError, ValueError):
+            pass  # push_rows says what is wrong with it
         return self.push_rows([(values, self._next_index if index is None else index, time,
                                 problem)])
 
@@ -174,8 +178,8 @@ class StreamingScorer:
             self.rows_in += 1
             self._next_index = index + 1
             late = self._late(time) if time else False
-            try:
-                values = _as_float32(values)
+            try:  # (a CSV's readings beyond float32 are at its limit already: tables._number)
+                values = np.asarray(values, dtype=np.float32)
             except (TypeError, ValueError) as error:  # text where readings belong
                 values = np.full(self.features, np.nan, dtype=np.float32)
                 problem = problem or f"values are not numbers ({error})"

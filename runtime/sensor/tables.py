@@ -409,9 +409,6 @@ COMMA_FILE_HINT = ("a decimal comma in a comma-separated file: rewrite the file 
                    "delimiter=';').writerows(csv.reader(sys.stdin))\" < IN.csv > OUT.csv, and "
                    "read OUT.csv with --decimal ,")
 DECIMAL_MARKS = (".", ",")
-# what float() reads that is a number as loggers write them: no 1_000, no non-ASCII digits
-ASCII_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(nan|inf|infinity)",
-                          re.IGNORECASE | re.ASCII)
 
 
 def _number(cell: str, decimal: str = ".") -> tuple[float, str | None]:
@@ -433,7 +430,7 @@ def _number(cell: str, decimal: str = ".") -> tuple[float, str | None]:
         return math.nan, None
     if math.isinf(value):
         return math.nan, f"has infinite value {text[:40]!r}"
-    if not ASCII_NUMBER.fullmatch(text if decimal == "." else text.replace(",", ".")):
+    if "_" in text or not text.isascii():
         # float() also reads Python's 1_000 and other scripts' digits; a logger writes neither
         return math.nan, f"has non-numeric value {text[:40]!r}"
     # models compute in float32: a finite reading beyond it is read at its limit, where it
