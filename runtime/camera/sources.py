@@ -489,8 +489,7 @@ class VideoFile:
                         self._capture = self._capture_factory(str(self.path))
                         self._packets = False
                         continue
-                    image, why = decode_jpeg_frame(data)
-                    ok = True  # a damaged frame is read: an error item, and the video goes on
+                    image, why = decode_jpeg_frame(data)  # damaged: an error item, and on
                     if why is not None and first_damage is None:
                         first_damage = index  # the demuxer may have skipped frames with it
                 if not ok or (image is None and why is None):

@@ -326,6 +326,7 @@ class RowParser:
         self._feature_index = [index[f] for f in features]
         self._time_index = index.get(self.time_column) if self.time_column else None
         self._label_index = index.get(self.label_column) if self.label_column else None
+        self._numeric_names = any(_looks_numeric(n) for n in names)  # see _repeats_a_header
 
     @staticmethod
     def _label_column(given: str | None, names: Sequence[str], source: str,
@@ -573,6 +574,10 @@ def _repeats_a_header(cells: Sequence[str], parser: RowParser) -> bool:
     """Whether a data line is a header line again: the first header's names in any order, or
     every feature's name and no cell that is a number or a time (a text column whose value
     happens to be a feature's name is not a header; a feature may be called "1")."""
+    first = parser._feature_index[0]
+    if (not parser._numeric_names and first < len(cells)
+            and _looks_numeric(cells[first].strip())):
+        return False  # a reading where the first feature's name would stand: the common case
     names = [c.strip() for c in cells]
     if sorted(names) == sorted(parser.header):
         return not all(_looks_numeric(n) or time_key(n) is not None for n in names if n)
