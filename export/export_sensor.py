@@ -219,7 +219,16 @@ def _spec(run: TrainingRun, threshold: Threshold, stats: ScoreStats, precision: 
                   "keras_threshold": record["threshold"], "keras_score_stats": record["score_stats"]},
         parity=parity,
         adaptive=AdaptiveThresholdSpec(**record["adaptive"]) if record.get("adaptive") else None,
-        running_normalization=(RunningNormalizationSpec(**record["running_normalization"])
-                               if record.get("running_normalization") else None),
+        running_normalization=_running_normalization(record.get("running_normalization")),
         likelihood=LikelihoodSpec(**record["likelihood"]) if record.get("likelihood") else None,
     )
+
+
+def _running_normalization(record: dict | None) -> RunningNormalizationSpec | None:
+    """The training record's running normalization (models trained before 0.3.1 have no
+    ``spread``: the runtime then maps onto the model's std, as it did)."""
+    if not record:
+        return None
+    spread = record.get("spread")
+    return RunningNormalizationSpec(memory=int(record["memory"]), warmup=int(record["warmup"]),
+                                    spread=tuple(float(s) for s in spread) if spread else None)

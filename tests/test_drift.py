@@ -32,6 +32,38 @@ def test_it_maps_the_recent_level_onto_the_training_one_after_warmup():
     assert state["rows_learned"] == 1000 and 2.5 < state["largest_shift_in_training_std"] < 3.5
 
 
+def test_a_stream_that_does_not_drift_is_left_as_it_is_when_the_std_was_floored():
+    """Mains voltage: mean 230, spread 1.2, so the model's std is floored at 1 % of the mean
+    (2.3). Mapping onto that std doubled every deviation; the training spread keeps them."""
+    rng = np.random.default_rng(3)
+    spec = RunningNormalizationSpec(memory=200, warmup=50, spread=(1.2,))
+    drift = RunningNormalization(spec, mean=[230.0], std=[2.3])
+    for _ in range(2000):
+        drift.observe(230.0 + rng.normal(0, 1.2, 1), alarm=False)
+    readings = 230.0 + np.array([[-3.0], [0.0], [3.0]])
+    np.testing.assert_allclose(drift.adapt(readings), readings, atol=0.35)
+    assert drift.state()["largest_shift_in_training_std"] < 0.3
+    old = RunningNormalization(replace(spec, spread=None), mean=[230.0], std=[2.3])
+    for _ in range(2000):
+        old.observe(230.0 + rng.normal(0, 1.2, 1), alarm=False)
+    assert abs(old.adapt(readings)[2, 0] - 230.0) > 5.0  # what artifacts without it still do
+
+
+def test_the_spread_round_trips_and_must_fit_the_features(sensor_artifacts):
+    from vigil.runtime.core.spec import ArtifactError
+
+    base = runtime.load(sensor_artifacts.fp32).spec
+    spread = tuple(float(i + 1) for i in range(len(base.features)))
+    data = spec_to_dict(replace(base, running_normalization=replace(SPEC, spread=spread)))
+    assert spec_from_dict(data).running_normalization.spread == spread
+    assert "spread" not in spec_to_dict(replace(base, running_normalization=SPEC))[
+        "running_normalization"]
+    for bad in (list(spread[:-1]), [0.0] * len(spread)):
+        data["running_normalization"]["spread"] = bad
+        with pytest.raises(ArtifactError, match="spread"):
+            spec_from_dict(data)
+
+
 def test_a_reading_near_the_float32_limit_stays_finite_once_the_spread_is_mapped():
     drift = RunningNormalization(SPEC, mean=[0.0], std=[1.0])
     rng = np.random.default_rng(1)
@@ -109,6 +141,25 @@ def test_evaluation_equals_streaming_row_by_row(drifting):
     assert scorer.summary()["running_normalization"]["warm"]
 
 
+def test_the_python_signal_api_scores_as_the_streaming_scorer_does(drifting):
+    """score_signal (and decisions of its scores) give `vigil score`'s figures with running
+    normalization, not the windows as given."""
+    plain, adapting, values = drifting
+    ends, scores, errors = adapting.score_signal(values)
+    scorer = StreamingScorer(adapting)
+    streamed = [r for i, row in enumerate(values) for r in scorer.push(row, index=i)]
+    assert [r.index for r in streamed] == ends.tolist()
+    np.testing.assert_array_equal(scores, [r.score for r in streamed])
+    np.testing.assert_array_equal(adapting.alarms(scores), [r.anomaly for r in streamed])
+    assert errors.shape == (len(ends), len(adapting.features)) and np.isfinite(errors).all()
+    top = streamed[-1].top_features[0]
+    assert errors[-1, adapting.features.index(top[0])] == pytest.approx(top[1])
+    # the same rows without running normalization: windows as given, here far from it
+    assert np.abs(plain.score_signal(values)[1] - scores).max() > 1.0
+    with pytest.raises(ValueError, match="finite"):
+        adapting.score_signal(np.where(np.arange(len(values))[:, None] == 5, np.nan, values))
+
+
 def test_training_flag_puts_it_in_the_artifact(tmp_path, capsys):
     pytest.importorskip("tensorflow")
     from vigil.training.synthetic import normal_stream, write_csv
@@ -122,7 +173,14 @@ def test_training_flag_puts_it_in_the_artifact(tmp_path, capsys):
     assert cli.main(["export", str(model), "-o", str(tmp_path / "m.onnx"), "--quiet"]) == 0
     capsys.readouterr()
     spec = runtime.load(tmp_path / "m.onnx").spec
-    assert spec.running_normalization == RunningNormalizationSpec(memory=300, warmup=500)
+    normalization = spec.running_normalization
+    assert (normalization.memory, normalization.warmup) == (300, 500)
+    # the training rows' own spread: the model's std where no floor applied, below it where one
+    # did (the voltage: mean 230, spread 1.2, std floored to 1 % of the mean)
+    spread, std = np.array(normalization.spread), np.array(spec.std)
+    assert len(spread) == len(spec.features) and (spread > 0).all() and (spread <= std).all()
+    voltage = spec.features.index("voltage")
+    assert spread[voltage] < 0.6 * std[voltage]
     assert spec.schema_version == 4  # the anomaly likelihood, without its level floor
     assert spec.likelihood.z == 5 and spec.likelihood.level_warmup is None
     assert (spec.likelihood.z, spec.likelihood.short, spec.likelihood.long) == (5.0, 10, 8640)
@@ -190,3 +248,26 @@ def test_eval_offers_no_replayed_threshold_for_running_normalization(tmp_path, c
     assert "depends on the threshold" in result["alarm_best_f1_note"]
     assert "depends on the threshold" in best_threshold_lines(result, "vigil eval M D",
                                                               "alarm_best_f1")[0]
+
+
+def test_an_artifact_without_the_spread_whose_std_was_floored_is_named_at_load(tmp_path, caplog):
+    pytest.importorskip("onnx")
+    import sensor_fixtures
+
+    from vigil.export.package import write_artifact
+
+    floored = replace(sensor_fixtures.tiny_sensor_spec(), mean=(230.0, 0.0, 0.0),
+                      std=(0.01 * 230.0, 1.0, 1.0))
+    old = write_artifact(sensor_fixtures.tiny_sensor_graph(),
+                         replace(floored, running_normalization=SPEC), tmp_path / "old.onnx")
+    with caplog.at_level("WARNING", logger="vigil"):
+        runtime.load(old)
+    assert "running normalization without the training rows' spread" in caplog.text
+    assert "['a']" in caplog.text and "Retrain" in caplog.text
+    caplog.clear()
+    new = write_artifact(sensor_fixtures.tiny_sensor_graph(),
+                         replace(floored, running_normalization=replace(SPEC, spread=(1.2, 1, 1))),
+                         tmp_path / "new.onnx")
+    with caplog.at_level("WARNING", logger="vigil"):
+        runtime.load(new)
+    assert not caplog.records

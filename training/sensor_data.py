@@ -127,6 +127,13 @@ def standardization(rows: np.ndarray, relative_std_floor: float) -> tuple[np.nda
     return mean, std
 
 
+def training_spread(rows: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """Each feature's std over ``rows`` before ``standardization``'s floor (``std`` where the
+    feature is constant): the spread running normalization maps readings back onto."""
+    spread = rows.std(axis=0)
+    return np.where(spread > 1e-8 * np.maximum(1.0, np.abs(rows.mean(axis=0))), spread, std)
+
+
 @dataclass(frozen=True)
 class DataOptions:
     window: int = 48

@@ -17,7 +17,8 @@ from vigil.runtime.core.thresholds import ThresholdMethod, calibrate, score_stat
 
 from . import sensor_model
 from .checkpoint import TrainingRun, save_run
-from .sensor_data import COPY_CHUNK, SCORED, DataOptions, SensorData, compress, prepare
+from .sensor_data import (COPY_CHUNK, SCORED, DataOptions, SensorData, compress, prepare,
+                          training_spread)
 from .versions import library_versions
 
 log = logging.getLogger("vigil")
@@ -69,10 +70,11 @@ class CalibrationOptions:
             return {"q": self.q}
         return {}
 
-    def running_normalization_spec(self) -> dict | None:
+    def running_normalization_spec(self, spread: np.ndarray) -> dict | None:
         if not self.running_normalization:
             return None
-        return {"memory": self.normalization_memory, "warmup": self.normalization_warmup}
+        return {"memory": self.normalization_memory, "warmup": self.normalization_warmup,
+                "spread": [float(s) for s in spread]}
 
     def likelihood_spec(self, normal_scores: np.ndarray) -> dict | None:
         """The anomaly-likelihood rule; its std floor is a fraction of the held-out normal
@@ -401,7 +403,8 @@ def _record(prepared: SensorData, options: SensorTrainingOptions, threshold: Thr
                            + (f", averaged over {model.members} networks trained from seeds "
                               f"{model.seed}-{model.seed + model.members - 1}"
                               if model.members > 1 else ""),
-        **decision_record(options.calibration, threshold, normal_scores),
+        **decision_record(options.calibration, threshold, normal_scores,
+                          training_spread(prepared.train_rows, prepared.std)),
         "training": {
             "files": list(prepared.files),
             "train_windows": int(len(prepared.train)),
@@ -415,8 +418,9 @@ def _record(prepared: SensorData, options: SensorTrainingOptions, threshold: Thr
 
 
 def decision_record(calibration: CalibrationOptions, threshold: Threshold,
-                    normal_scores: np.ndarray) -> dict:
-    """The parts of a training record that say how scores become alarms (read by the export)."""
+                    normal_scores: np.ndarray, spread: np.ndarray) -> dict:
+    """The parts of a training record that say how scores become alarms (read by the export);
+    ``spread``: each feature's std over the normal training rows (``training_spread``)."""
     return {
         "threshold": asdict(threshold),
         "calibration": {"method": ThresholdMethod(calibration.method).value,
@@ -425,7 +429,7 @@ def decision_record(calibration: CalibrationOptions, threshold: Threshold,
         "hold": calibration.hold,
         "rearm": calibration.rearm,
         "adaptive": calibration.adaptive_spec(),
-        "running_normalization": calibration.running_normalization_spec(),
+        "running_normalization": calibration.running_normalization_spec(spread),
         "likelihood": calibration.likelihood_spec(normal_scores),
         "score_stats": asdict(score_stats(normal_scores)),
     }

@@ -30,7 +30,8 @@ from vigil.runtime.sensor.windows import sliding_windows
 
 from . import sensor_model
 from .checkpoint import TrainingRun, save_run
-from .sensor_data import DataOptions, load_tables, standardization, window_last_labels
+from .sensor_data import (DataOptions, load_tables, standardization, training_spread,
+                          window_last_labels)
 from .train_sensor import (SensorTrainingOptions, SensorTrainingResult, decision_record,
                            fit_threshold, plain_options, score_windows, validation_check)
 from .versions import library_versions
@@ -110,7 +111,9 @@ def train_supervised(data: str | Path | Sequence[Path], output: str | Path,
             f"{int(y.sum())} windows ending on a labeled row, at least {MIN_POSITIVE_WINDOWS} "
             "are needed (train without --supervised, or give the labels with --label-column or "
             "--labels)")
-    mean, std = standardization(np.concatenate(normal_rows), data_options.relative_std_floor)
+    normal_readings = np.concatenate(normal_rows)
+    mean, std = standardization(normal_readings, data_options.relative_std_floor)
+    spread = training_spread(normal_readings, std)
     rng = np.random.default_rng(model_options.seed)
     if supervised.max_windows is not None and len(x) > supervised.max_windows:
         normal = np.flatnonzero(~y)
@@ -152,8 +155,8 @@ def train_supervised(data: str | Path | Sequence[Path], output: str | Path,
     check, warnings = validation_check(scores, vy, threshold, method)
     for warning in warnings:
         log.warning("%s", warning)
-    record = _record(tables, options, supervised, window, stride, score_last, mean, std, threshold,
-                     scores[~vy], len(history.epoch), len(x), int(y.sum()), synthetic, len(vx))
+    record = _record(tables, options, supervised, window, stride, score_last, mean, std, spread,
+                     threshold, scores[~vy], len(history.epoch), len(x), int(y.sum()), synthetic, len(vx))
     if check is not None:
         record["training"]["validation_check"] = check
     calibration = x[~y][np.sort(rng.choice(int((~y).sum()), min(256, int((~y).sum())),
@@ -166,7 +169,7 @@ def train_supervised(data: str | Path | Sequence[Path], output: str | Path,
 
 
 def _record(tables, options: SensorTrainingOptions, supervised: SupervisedOptions, window: int,
-            stride: int, score_last: int, mean, std, threshold, normal_scores, epochs: int,
+            stride: int, score_last: int, mean, std, spread, threshold, normal_scores, epochs: int,
             train_windows: int, positive_windows: int, synthetic: int,
             validation_windows: int) -> dict:
     first = tables[0]
@@ -184,7 +187,7 @@ def _record(tables, options: SensorTrainingOptions, supervised: SupervisedOption
         "score_reduction": "supervised classifier's logit that the window's last row is "
                            "anomalous; feature_errors: each feature's mean squared distance "
                            f"from its normal level over the last {score_last} steps",
-        **decision_record(options.calibration, threshold, normal_scores),
+        **decision_record(options.calibration, threshold, normal_scores, spread),
         "training": {
             "mode": "supervised",
             "files": [{"name": Path(t.source).name, "sha256": sha256_of(t.source),

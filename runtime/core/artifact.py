@@ -115,9 +115,9 @@ def open_artifact(
     except ArtifactError as error:
         raise ArtifactError(f"model file {str(path)!r}: {error}") from None
     _check_graph(session, spec, path)
-    warning = saturation_warning(spec, path)
-    if warning is not None:
-        log.warning("%s", warning)
+    for warning in (saturation_warning(spec, path), _floored_spread_warning(spec, path)):
+        if warning is not None:
+            log.warning("%s", warning)
     return Artifact(path=path, session=session, spec=spec, sha256=digest,
                     batch_independent=not scan.op_types & BATCH_DEPENDENT_OPS)
 
@@ -268,3 +268,24 @@ def _check_graph(session: ort.InferenceSession, spec: Spec, path: Path) -> None:
     if problem:
         raise ArtifactError(f"model file {str(path)!r}: {problem}: it was not written by `vigil "
                             f"export`, or was changed since (export the model again)")
+
+
+TRAINING_STD_FLOOR = 0.01  # training's default --relative-std-floor: a std of 1 % of |mean|
+
+
+def _floored_spread_warning(spec: Spec, path: str | Path) -> str | None:
+    """A warning for running normalization written before artifacts recorded the training
+    rows' spread, where a feature's std was floored: once warm it maps that feature's readings
+    onto the floored std, scaling their deviations up."""
+    normalization = getattr(spec, "running_normalization", None)
+    if normalization is None or normalization.spread is not None:
+        return None
+    floored = [name for name, mean, std in zip(spec.features, spec.mean, spec.std)
+               if mean != 0 and abs(std - TRAINING_STD_FLOOR * abs(mean)) <= 1e-6 * std]
+    if not floored:
+        return None
+    return (f"model file {str(path)!r} uses running normalization without the training rows' "
+            f"spread (written before vigil recorded it), and the std of {floored} was floored "
+            f"at 1 % of the mean: once warm, their deviations are scaled up (a mains voltage's "
+            f"about 2x) and false alarms follow. Retrain it with --running-normalization and "
+            f"export it again")

@@ -115,6 +115,10 @@ class RunningNormalizationSpec:
 
     memory: int   # rows: the time constant of the running mean and variance
     warmup: int   # rows learned before it applies
+    # each feature's std over the normal training rows, before ``std``'s floor (1 % of the mean's
+    # magnitude): the spread the readings are mapped back onto. None (artifacts before 0.3.1):
+    # ``std``, which doubled a mains voltage's deviations (std 1.2 floored to 2.3 at mean 230)
+    spread: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -204,6 +208,8 @@ def spec_to_dict(spec: Spec) -> dict[str, Any]:
             data.pop(adapts, None)
         else:
             data["schema_version"] = max(data["schema_version"], ADAPTIVE_SCHEMA_VERSION)
+    if "running_normalization" in data and data["running_normalization"].get("spread") is None:
+        data["running_normalization"].pop("spread", None)
     if data.get("likelihood") is None:
         data.pop("likelihood", None)
     else:
@@ -267,7 +273,8 @@ def spec_from_dict(data: Any) -> Spec:
         parity=_mapping(data, "parity"),
         adaptive=_nested(_adaptive, data, "adaptive") if data.get("adaptive") is not None else None,
         rearm=_int(data, "rearm", minimum=0, maximum=MAX_HISTORY) if "rearm" in data else 0,
-        running_normalization=(_nested(_running_normalization, data, "running_normalization")
+        running_normalization=(_nested(lambda value: _running_normalization(value, n), data,
+                                       "running_normalization")
                                if data.get("running_normalization") is not None else None),
         likelihood=(_nested(_likelihood, data, "likelihood")
                     if data.get("likelihood") is not None else None),
@@ -447,10 +454,17 @@ def _likelihood(value: Mapping[str, Any]) -> LikelihoodSpec:
                           std_floor=floor, level_warmup=level_warmup)
 
 
-def _running_normalization(value: Mapping[str, Any]) -> RunningNormalizationSpec:
+def _running_normalization(value: Mapping[str, Any], features: int) -> RunningNormalizationSpec:
     memory = _int(value, "memory", minimum=2, maximum=MAX_NORMALIZATION)
+    spread = None
+    if value.get("spread") is not None:
+        spread = tuple(_float_list(value, "spread", length=features))
+        if any(s <= 0 for s in spread):
+            raise ArtifactError(f"metadata spread must be positive for every feature; received "
+                                f"{_short(list(spread))}")
     return RunningNormalizationSpec(memory=memory, warmup=_int(value, "warmup", minimum=1,
-                                                               maximum=MAX_NORMALIZATION))
+                                                               maximum=MAX_NORMALIZATION),
+                                    spread=spread)
 
 
 def _threshold(value: Any) -> Threshold:

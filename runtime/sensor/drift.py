@@ -30,7 +30,10 @@ class RunningNormalization:
     def __init__(self, spec: RunningNormalizationSpec, mean, std) -> None:
         self.spec = spec
         self.training_mean = np.asarray(mean, dtype=np.float64)
-        self.training_std = np.asarray(std, dtype=np.float64)
+        # the training rows' own spread, not the model's floored std: mapping onto that would
+        # scale every deviation of a feature whose std was floored (a large mean, a small spread)
+        self.training_std = np.asarray(std if spec.spread is None else spec.spread,
+                                       dtype=np.float64)
         self.mean = self.training_mean.copy()
         self.var = self.training_std ** 2
         self.learned = 0   # rows learned in all
