@@ -67,6 +67,7 @@ def test_the_readme_python_snippet_runs(tmp_path, monkeypatch, capsys):
     import re
     from pathlib import Path
 
+    from image_fixtures import defect_frame, write_tiny_image_artifact
     from sensor_fixtures import write_tiny_sensor_artifact
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
@@ -74,15 +75,23 @@ def test_the_readme_python_snippet_runs(tmp_path, monkeypatch, capsys):
     assert blocks, "the README has a Python snippet"
     monkeypatch.chdir(tmp_path)
     write_tiny_sensor_artifact(tmp_path / "model.onnx")
+    write_tiny_image_artifact(tmp_path / "camera.onnx")
     rows = np.zeros((8, 3))
     rows[-4:] = 5.0  # the last window is all fives: above the snippet's threshold of 3.5
+    frame = defect_frame(np.random.default_rng(0))
+    names = {"windows": np.zeros((2, 4, 3)), "rows": rows, "frames": [frame, frame],
+             "frame": frame}
+    ran = []
     for block in blocks:
         if "tritonclient" in block:
             continue  # needs a server: test_the_readme_triton_client_snippet_runs
-        exec(compile(block, "README.md", "exec"),  # noqa: S102 (our own README)
-             {"windows": np.zeros((2, 4, 3)), "rows": rows})
+        scope = dict(names)
+        exec(compile(block, "README.md", "exec"), scope)  # noqa: S102 (our own README)
+        ran.append(scope)
     printed = capsys.readouterr().out.splitlines()
     assert printed[-1].split()[0] == "7" and printed[-1].split()[-1] == "True"
+    camera = next(scope for scope in ran if "camera" in scope)
+    assert len(camera["scores"]) == 2 and camera["heat"].shape == frame.shape[:2]
 
 
 def test_the_readme_triton_client_snippet_runs(tmp_path, monkeypatch):
@@ -169,3 +178,22 @@ def test_score_takes_a_device_preference_list_and_refuses_unknown_ones(sensor_ar
     with pytest.raises(SystemExit) as stopped:
         cli.main(["score", str(sensor_artifacts.fp32), "-", "--device", "cuda,tpu"])
     assert stopped.value.code == 2 and "tpu" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("backend", ["numpy_nullable", "pyarrow"])
+def test_nullable_and_arrow_dataframes_score_as_plain_ones(tiny, backend):
+    pd = pytest.importorskip("pandas")
+    if backend == "pyarrow":
+        pytest.importorskip("pyarrow")
+    rng = np.random.default_rng(0)
+    plain = pd.DataFrame(rng.normal(size=(12, 3)).round(3), columns=["c", "a", "b"])
+    typed = plain.convert_dtypes(dtype_backend=backend)
+    np.testing.assert_array_equal(tiny.score_signal(typed)[1], tiny.score_signal(plain)[1])
+    np.testing.assert_array_equal(tiny.score(typed.iloc[:4]), tiny.score(plain.iloc[:4]))
+    typed.loc[5, "b"] = pd.NA  # a missing cell is named, not a float() error
+    with pytest.raises(ValueError, match="finite.*feature 'b' is nan"):
+        tiny.score_signal(typed)
+    words = plain.astype({"a": object})
+    words.loc[2, "a"] = "abc"
+    with pytest.raises(ValueError, match="column 'a' must hold numbers"):
+        tiny.score(words.iloc[:4])

@@ -290,3 +290,23 @@ def test_a_skipped_row_takes_its_number_and_push_numbers_the_next(fp32, rows):
     for row in rows[1:fp32.spec.window + 1]:
         results = scorer.push(row)  # rows 2 .. window + 1, numbered after the skipped one
     assert [r.index for r in results] == [fp32.spec.window + 1]
+
+
+def test_a_pushed_row_with_a_text_cell_fills_that_cell_as_the_csv_reader_does(fp32, rows):
+    """push(row) and the CLI's reader of the same row agree: the text cell alone is filled."""
+    header = ",".join(fp32.features)
+    text = [",".join(f"{v:.6g}" for v in row) for row in rows[:fp32.input_shape[0] + 5]]
+    broken = text[-1].split(",")
+    broken[1] = "abc"
+    text[-1] = ",".join(broken)
+    parsed = [row for _, row in iter_rows([header, *text], {}, "f.csv") if row is not None]
+    from_csv = StreamingScorer(fp32).push_parsed(parsed, 0)
+    pushed_rows = [[float(v) for v in line.split(",")] for line in text[:-1]]
+    pushed_rows.append([float(v) if k != 1 else "abc" for k, v in enumerate(broken)])
+    scorer = StreamingScorer(fp32)
+    pushed = [r for k, row in enumerate(pushed_rows) for r in scorer.push(row, index=k)]
+    assert pushed[-1].problem == from_csv[-1].problem == (
+        f"column {fp32.features[1]!r} has non-numeric value 'abc'")
+    assert pushed[-1].filled and pushed[-1].score == pytest.approx(from_csv[-1].score, abs=1e-5)
+    assert [r.score for r in pushed[:-1]] == pytest.approx([r.score for r in from_csv[:-1]],
+                                                           abs=1e-5)

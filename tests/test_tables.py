@@ -365,3 +365,13 @@ def test_other_files_given_as_csv_are_named_with_their_fix(tmp_path):
     assert read_table(tmp_path / "u8.csv").values.shape == (50, 2)
     (tmp_path / "par.csv").write_text("PAR1,PAR2\n1,2\n3,4\n")  # text that begins like Parquet
     assert read_table(tmp_path / "par.csv").features == ("PAR1", "PAR2")
+
+
+def test_a_cell_that_is_no_number_leaves_the_rest_of_its_row_read():
+    """Only the unreadable cells are missing (and filled from the last good row when scored):
+    the readings beside them and after them are kept."""
+    lines = ["a,b,c,d\n", "1,x,3,y\n"]
+    (row,) = [row for _, row in iter_rows(lines, {}, "f.csv") if row is not None]
+    np.testing.assert_array_equal(np.isnan(row.values), [False, True, False, True])
+    np.testing.assert_array_equal(row.values[[0, 2]], [1, 3])
+    assert row.problem == "column 'b' has non-numeric value 'x' (also non-numeric: ['d'])"

@@ -122,7 +122,10 @@ class SensorDetector:
     def score_signal(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Score every window of a signal (rows, features).
 
-        Returns (end row of each window, scores, per-feature errors).
+        Returns (end row of each window, scores, per-feature errors). With running normalization
+        in the artifact, the windows are scored in order as ``vigil score`` scores them (each row
+        mapped by what the rows before it taught; ``score`` and ``predict`` score windows as
+        given, without it), so ``decisions`` of these scores are the CLI's.
         """
         values = np.asarray(self._by_name(values, "values"), dtype=np.float32)
         window, stride = self.spec.window, self.spec.stride
@@ -130,8 +133,29 @@ class SensorDetector:
             raise ValueError(f"`values` must have shape (rows, {len(self.features)}) to match the "
                              f"model's features; received {values.shape}")
         ends = window_ends(len(values), window, stride)
-        scores, errors = self.score_with_features(sliding_windows(values, window, stride))
+        windows = sliding_windows(values, window, stride)
+        if self.spec.running_normalization is not None:
+            self._check_windows(windows)  # finite, as the windows' own path requires
+            return ends, *self._streamed(values, len(ends))
+        scores, errors = self.score_with_features(windows)
         return ends, scores, errors
+
+    def _streamed(self, values: np.ndarray, windows: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, per-feature errors) of a signal's windows scored in order, as `vigil score`
+        scores them: running normalization maps each row by what the stream taught it before,
+        and learns nothing while an alarm (at ``threshold``) is on."""
+        from .streaming import StreamingScorer
+
+        scorer = StreamingScorer(self, top_k=len(self.features))
+        results = scorer.push_rows((row, i, None, None) for i, row in enumerate(values))
+        position = {name: i for i, name in enumerate(self.features)}
+        scores = np.empty(windows)
+        errors = np.empty((windows, len(self.features)))
+        for k, result in enumerate(results):
+            scores[k] = result.score if not result.score_overflow else np.inf
+            for name, error in result.top_features:
+                errors[k, position[name]] = error
+        return scores, errors
 
     def alarms(self, scores: np.ndarray) -> np.ndarray:
         """Alarms of consecutive windows' scores, in time order: the threshold (adaptive when the
@@ -162,9 +186,9 @@ class SensorDetector:
         if columns is None or not hasattr(x, "iloc"):
             return x
         names = [str(c) for c in columns]
-        if names == [str(i) for i in range(len(names))]:
-            return x  # unnamed columns (DataFrame(array)): by position, as an array
-        return x.iloc[:, self._positions(names, argument, "columns")]
+        if names != [str(i) for i in range(len(names))]:  # else by position, as an array
+            x = x.iloc[:, self._positions(names, argument, "columns")]
+        return _frame_values(x, argument)
 
     def row_by_name(self, row, argument: str = "values"):
         """One row as the model's features in order: a mapping (a dict) or a pandas Series with
@@ -230,3 +254,18 @@ def _refuse_masked(x, argument: str) -> None:
         raise TypeError(f"`{argument}` is a masked array: its mask would be ignored and the "
                         f"masked readings scored; fill them first (`{argument}.filled(value)`) "
                         f"or leave those rows out")
+
+
+def _frame_values(frame, argument: str) -> np.ndarray:
+    """A DataFrame's readings as float64, its missing cells (NaN, None, ``pd.NA`` of nullable and
+    Arrow-backed columns) as NaN, so that the finite check names them; ValueError naming a
+    column that holds no numbers."""
+    for name in frame.columns:
+        kind = getattr(frame[name].dtype, "kind", "O")
+        if kind not in "fiub":
+            try:
+                frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"`{argument}` column {str(name)!r} must hold numbers; received "
+                                 f"dtype {frame[name].dtype} ({error})") from None
+    return frame.to_numpy(dtype=np.float64, na_value=np.nan)

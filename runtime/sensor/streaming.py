@@ -150,9 +150,27 @@ class StreamingScorer:
         try:
             values = _as_float32(values)
         except (TypeError, ValueError):
-            pass  # push_rows says what is wrong with it
+            values, cells = self._cell_by_cell(values)  # only such cells are filled, as in a CSV
+            problem = problem or cells
         return self.push_rows([(values, self._next_index if index is None else index, time,
                                 problem)])
+
+    def _cell_by_cell(self, values) -> tuple[object, str | None]:
+        """A row with a cell that is no number: its numbers, NaN in each such cell, and what is
+        wrong with them, as the CSV reader says it; the row as it was where it is no flat
+        sequence of the model's length (``push_rows`` says why)."""
+        cells = (values.tolist() if hasattr(values, "tolist")  # an array, a pandas Series
+                 else list(values) if isinstance(values, (list, tuple)) else None)
+        if cells is None or len(cells) != self.features or np.ndim(values) != 1:
+            return values, None
+        numbers, bad = [], []
+        for name, cell in zip(self.detector.features, cells):
+            try:
+                numbers.append(float(_as_float32(cell)))
+            except (TypeError, ValueError):
+                numbers.append(float("nan"))
+                bad.append(f"column {name!r} has non-numeric value {str(cell)[:40]!r}")
+        return np.asarray(numbers, dtype=np.float32), "; ".join(bad) or None
 
     def skip(self, index: int, time: str | None, reason: str) -> Result:
         """Count a row that cannot be used at all (cut off mid-line) without touching the window."""

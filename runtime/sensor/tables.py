@@ -214,10 +214,10 @@ def detect_separator(header: str) -> str:
     return best if counts[best] > 0 else ","
 
 
-def csv_files(path: str | Path) -> list[Path]:
+def csv_files(path: str | Path, argument: str = "data") -> list[Path]:
     """The CSV files at ``path``: the file itself, or every ``.csv`` file below a folder (the
     suffix in any case: ``DAY1.CSV`` too; through linked folders, each folder once), sorted. A
-    link named ``.csv`` whose target is gone is named in a warning."""
+    link named ``.csv`` whose target is gone is named in a warning. Errors name ``argument``."""
     path = Path(path)
     if path.is_file():
         return [path]
@@ -238,13 +238,16 @@ def csv_files(path: str | Path) -> list[Path]:
             log.warning("%s: %d .csv link(s) whose target is gone are not read (the first: %s)",
                         path, len(dangling), sorted(dangling)[0])
         if not files:
-            raise ValueError(f"`data` folder {str(path)!r} must contain .csv files; found none")
+            raise ValueError(f"`{argument}` folder {str(path)!r} must contain .csv files; found "
+                             "none")
         return files
     if path.exists():  # a named pipe, /dev/stdin, <(...) or a device: read once, not twice
-        raise ValueError(f"`data` must be a CSV file or a folder of CSV files; {str(path)!r} is "
+        raise ValueError(f"`{argument}` must be a CSV file or a folder of CSV files; {str(path)!r} is "
                          f"neither (a pipe or a device, read only once); give its rows on "
                          f"standard input instead: cat {str(path)} | vigil score MODEL -")
-    raise ValueError(f"`data` must be a CSV file or a folder of CSV files; {str(path)!r} does not exist")
+    stdin = " (or -, its rows on standard input)" if argument == "source" else ""
+    raise ValueError(f"`{argument}` must be a CSV file or a folder of CSV files{stdin}; "
+                     f"{str(path)!r} does not exist")
 
 
 class RowParser:
@@ -378,12 +381,18 @@ class RowParser:
             label, label_problem = label_value(cells[self._label_index], self.decimal)
             if label_problem is not None:
                 label_problem = f"label column {self.label_column!r} {label_problem}"
+        unreadable: list[str] = []  # the row's other cells are still read: only these are filled
         for k, i in enumerate(self._feature_index):
             value, problem = _number(cells[i], self.decimal)
             if problem is not None:
-                return Row(number, values, time, label,
-                           f"column {self.features[k]!r} {problem}", label_problem=label_problem)
+                if not unreadable:
+                    first = f"column {self.features[k]!r} {problem}"
+                unreadable.append(self.features[k])
+                continue
             values[k] = value
+        if unreadable:
+            more = (f" (also non-numeric: {unreadable[1:]})" if len(unreadable) > 1 else "")
+            return Row(number, values, time, label, first + more, label_problem=label_problem)
         problem = None
         bad = [self.features[k] for k in range(n) if math.isnan(values[k])]
         if bad:
