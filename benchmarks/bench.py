@@ -83,7 +83,7 @@ def inputs_for(detector, source: str | None, count: int = 64,
         from vigil.runtime.sensor.tables import csv_files, fill_gaps, read_table
         from vigil.runtime.sensor.windows import sliding_windows
 
-        table = read_table(csv_files(source)[0], features=detector.features, require_time=False,
+        table = read_table(csv_files(source, "--input")[0], features=detector.features, require_time=False,
                            label_column=None, decimal=decimal)
         values = fill_gaps(table.values, detector.spec.max_gap, table.source, table.features)
         windows = sliding_windows(values.astype(np.float32), window, detector.spec.stride)

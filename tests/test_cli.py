@@ -440,14 +440,22 @@ def test_report_without_matplotlib_says_what_to_install_before_any_work(tmp_path
 
 
 @pytest.mark.parametrize("kind", ["sensor", "image"])
-def test_train_threshold_method_has_one_name_and_the_old_spelling_still_works(kind, caplog):
+def test_train_threshold_method_has_one_name_and_the_old_spelling_still_works(kind, tmp_path,
+                                                                             capsys):
     parser = cli.build_parser()
     args = parser.parse_args(["train", kind, "data", "-o", "m.keras", "--threshold-method", "f1"])
-    assert args.threshold_method == "f1" and not caplog.records
-    with caplog.at_level("WARNING", logger="vigil"):
-        old = parser.parse_args(["train", kind, "data", "-o", "m.keras", "--threshold", "percentile"])
+    assert args.threshold_method == "f1" and not getattr(args, "deprecations", [])
+    old = parser.parse_args(["train", kind, "data", "-o", "m.keras", "--threshold", "percentile"])
     assert old.threshold_method == "percentile"
-    assert "deprecated" in caplog.text and "--threshold-method percentile" in caplog.text
+    # warned once logging is set up, so --log-json (even after the flag) makes it a JSON line
+    missing = str(tmp_path / "missing")
+    code = cli.main(["train", kind, missing, "-o", str(tmp_path / "m.keras"),
+                     "--threshold", "percentile", "--log-json"])
+    assert code == cli.EXIT_INPUT
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    warning = [line for line in lines if line["level"] == "warning"]
+    assert len(warning) == 1 and "deprecated" in warning[0]["message"]
+    assert "--threshold-method percentile" in warning[0]["message"]
 
 
 def test_a_model_output_never_replaces_a_file_that_is_no_model(sensor_artifacts, tmp_path,
@@ -683,3 +691,21 @@ def test_a_sidecar_left_from_another_model_is_refused_at_export(sensor_artifacts
     err = capsys.readouterr().err
     assert "was written with another version of line.keras" in err and "train again" in err
     assert not (tmp_path / "line.onnx").exists()
+
+
+def test_help_says_what_the_tool_does_and_names_each_value(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")  # argparse wraps to the terminal's width
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    top = capsys.readouterr().out
+    assert "Edge anomaly detection" in top and "vigil demo" in top and "``" not in top
+    with pytest.raises(SystemExit):
+        cli.main(["score", "--help"])
+    score = capsys.readouterr().out
+    for shown in ("--jsonl OUT", "--expect-sha256 HEX", "--reconnect-attempts N|forever",
+                  "--decimal MARK", "--threshold SCORE"):
+        assert shown in score
+    with pytest.raises(SystemExit):
+        cli.main(["batch", "--help"])
+    text = capsys.readouterr().out  # its description wraps (the examples are one line each)
+    assert all(len(line) <= 80 for line in text.splitlines() if not line.startswith("  vigil "))

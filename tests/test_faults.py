@@ -402,6 +402,26 @@ def test_health_on_stderr_and_json_logs(tiny_sensor, tmp_path, capsys):
     assert logs[-1]["message"] == "22 result lines could not be written; 0 were"
 
 
+def test_final_health_report_says_what_the_anomaly_likelihood_learned(tmp_path, capsys):
+    """The README's migration note: a run with the likelihood reports its state at exit."""
+    from dataclasses import replace
+
+    from sensor_fixtures import tiny_sensor_graph, tiny_sensor_spec
+    from vigil.export.package import write_artifact
+    from vigil.runtime.core.spec import LikelihoodSpec
+
+    spec = replace(tiny_sensor_spec(), likelihood=LikelihoodSpec(
+        short=2, long=8, z=4.27, warmup=3, std_floor=1e-3, level_warmup=5))
+    model = write_artifact(tiny_sensor_graph(), spec, tmp_path / "likelihood.onnx")
+    health = tmp_path / "health.json"
+    code = cli.main(["score", str(model), str(faulty_csv(tmp_path / "rows.csv")), "--jsonl",
+                     str(tmp_path / "out.jsonl"), "--health", str(health)])
+    assert code == cli.EXIT_OK, capsys.readouterr().err
+    state = json.loads(health.read_text())["anomaly_likelihood"]
+    assert state["means_kept"] == 8 and state["learned"] > 8 and state["warm"]
+    assert state["level"] is not None and isinstance(state["last_z"], float)
+
+
 def test_health_file_that_cannot_be_written_never_stops_the_run(tmp_path, caplog):
     path = tmp_path / "health.json"
     reporter = HealthReporter(path, interval_s=3600)

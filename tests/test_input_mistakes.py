@@ -158,6 +158,30 @@ def test_image_eval_refuses_sensor_flags_and_one_folder_as_both_labels(tiny_imag
         assert f"{flags[0]} applies to sensor models" in capsys.readouterr().err
 
 
+def test_score_and_bench_refuse_flags_that_would_do_nothing(tiny_image_artifact, tmp_path,
+                                                            capsys):
+    from sensor_fixtures import write_tiny_sensor_artifact
+
+    import cv2
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    cv2.imwrite(str(frames / "0.png"), np.zeros((32, 32), np.uint8))
+    sensor = str(write_tiny_sensor_artifact(tmp_path / "sensor.onnx"))
+    rows = tmp_path / "rows.csv"
+    rows.write_text("timestamp,a,b,c\n" + "".join(f"{i},0,0,0\n" for i in range(6)))
+    out = tmp_path / "out.jsonl"
+    assert cli.main(["score", str(tiny_image_artifact), str(frames), "--decimal", ",",
+                     "--jsonl", str(out)]) == 2
+    assert "--decimal applies to sensor models" in capsys.readouterr().err
+    assert cli.main(["score", sensor, str(rows), "--reconnect-attempts", "3",
+                     "--jsonl", str(out)]) == 2
+    assert "--reconnect-attempts applies to image models" in capsys.readouterr().err
+    assert cli.main(["bench", sensor, "--decimal", ","]) == 2
+    assert "--decimal applies to an --input CSV" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_data_for_the_other_kind_of_model_is_named_with_the_model(tiny_image_artifact, tmp_path,
                                                                   capsys):
     import cv2

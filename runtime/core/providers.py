@@ -15,8 +15,9 @@ DEVICES = {
     "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
 }
 # onnxruntime's CPU wheel has no GPU providers; the README's Install has the full recipe
-GPU_BUILD_HINT = ("; for a GPU, onnxruntime's GPU build replaces the CPU one: pip uninstall -y "
-                  "onnxruntime && pip install 'onnxruntime-gpu>=1.17' (with CUDA and cuDNN)")
+GPU_BUILD_HINT = ("; for a GPU, onnxruntime's GPU build replaces the CPU one (the two share "
+                  "files, so both go first): pip uninstall -y onnxruntime onnxruntime-gpu && pip "
+                  "install 'onnxruntime-gpu>=1.17' (with CUDA and cuDNN)")
 
 
 def providers_for_device(device: str) -> list[str]:

@@ -23,7 +23,7 @@ log = logging.getLogger("vigil")
 CHUNK_ROWS = 1024
 
 
-ADAPTATION = ("adaptive_threshold", "running_normalization")
+ADAPTATION = ("adaptive_threshold", "anomaly_likelihood", "running_normalization")
 
 
 @dataclass
@@ -190,7 +190,7 @@ def check_source(detector: SensorDetector, source: str, header: list[str] | None
     columns in its header, so that a run that could score nothing never opens its results file,
     health report or message-bus connection. A folder's other bad files are skipped while it is
     scored, each named in the summary."""
-    files = csv_files(source)
+    files = csv_files(source, "source")
     problems: list[ValueError] = []
     for path in files:
         try:
@@ -260,7 +260,7 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
             summary.errors.append(note)
             log.warning("%s", note)
 
-    files = [] if live else csv_files(source)
+    files = [] if live else csv_files(source, "source")
     if health is not None:
         health.start("sensor", source, lambda: _counts(summary, current, sink), "rows_in")
     failure: BaseException | None = None

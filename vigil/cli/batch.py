@@ -64,7 +64,7 @@ def work_items(model_kind: str, inputs: Sequence[str]) -> list[WorkItem]:
                              "folders (sensor models), image folders, images or videos (image "
                              "models)")
         if model_kind == "sensor":
-            files = [str(p) for p in csv_files(spec)]
+            files = [str(p) for p in csv_files(spec, "inputs")]
         elif path.is_dir():
             files = [str(p) for p in folder_files(path, (
                 f"them all as inputs ({str(path).rstrip('/')}/*/ unquoted: the shell lists "
