@@ -110,6 +110,19 @@ def test_a_category_with_only_its_test_split_evaluates(tiny_image_artifact, tmp_
     assert "`items`" not in error
 
 
+def test_a_category_whose_normal_test_folder_is_not_named_good_is_refused(tiny_image_artifact,
+                                                                          tmp_path, capsys):
+    """test/normal/ is read as a defect type: every test image a defect, and AUPRC and best F1
+    a perfect 1.0 over one class. Refused, naming the folder to rename."""
+    root = category(tmp_path / "cat")
+    (root / "test" / "good").rename(root / "test" / "normal")
+    code, _, error = evaluate(tiny_image_artifact, root, "--json", tmp_path / "m.json",
+                              capsys=capsys)
+    assert code == cli.EXIT_INPUT and not (tmp_path / "m.json").exists()
+    assert "without normal test images" in error and "['normal', 'patch']" in error
+    assert "rename the normal folder to test/good" in error
+
+
 @pytest.mark.parametrize("value,expected", [(255, True), (200, True), (100, False), (1, True)])
 def test_read_mask_levels(tmp_path, value, expected):
     from vigil.runtime.camera.datasets import read_mask

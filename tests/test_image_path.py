@@ -149,7 +149,9 @@ def test_images_in_a_folders_subfolders_are_named_not_passed_over(tmp_path, capl
     assert [i.path.name for i in folders([tmp_path / "top"])] == ["a.png"]
     assert "the images in its subfolders (sub) are not read" in caplog.text
     with pytest.raises(ValueError, match=r"holds no images .*; its subfolders only do, and "
-                                         r"subfolders are not read: give each of them"):
+                                         r"subfolders are not read: give the folder of normal "
+                                         r"images as DATA .* each folder of defect images with "
+                                         r"--anomalous DIR"):
         folders([tmp_path / "nested"])
 
 
@@ -222,6 +224,8 @@ def test_choose_color(tmp_path):
     assert choose_color([*gray, color], "auto") == "bgr"
     assert choose_color([color], "auto") == "bgr"
     assert choose_color([*gray * 20, color], "auto") == "bgr"  # color only after 60 gray images
+    # one color image among 100 gray ones, where no evenly spread sample of 32 would fall
+    assert choose_color([*gray * 12, color, *gray * 21], "auto") == "bgr"
     assert choose_color(gray, "rgb") == "rgb"
     with pytest.raises(ValueError, match="`color` must be auto, gray, bgr or rgb; received 'hsv'"):
         choose_color(gray, "hsv")

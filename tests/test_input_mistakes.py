@@ -5,6 +5,7 @@ path where a detector belongs."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -344,3 +345,21 @@ def test_sentinel_readings_in_the_held_out_rows_are_named_before_training(tmp_pa
     with pytest.raises(ValueError, match=r"huge.csv, data row 351, column 'a': 1e\+30 in the "
                                          r"held-out rows .* a sentinel code"):
         prepare(write("huge.csv", 350, 1e30), DataOptions(window=16))
+
+
+def test_a_time_column_of_another_name_and_a_large_validation_fraction_name_their_flags(
+        tmp_path):
+    from vigil.training.sensor_data import DataOptions, prepare
+
+    stamps = [f"2024-01-01T{i // 60:02d}:{i % 60:02d}:00" for i in range(300)]
+    data = _timed(tmp_path / "zoned.csv", stamps)
+    data.write_text(data.read_text().replace("timestamp,", "Time (UTC),", 1))
+    with pytest.raises(ValueError, match=re.escape("is 'Time (UTC)' the time column? Name it "
+                                                   "(--time-column 'Time (UTC)')")):
+        read_table(data)
+    named = read_table(data, time_column="Time (UTC)")
+    assert named.features == ("a", "b") and named.times[0] == stamps[0]
+    plain = _timed(tmp_path / "plain.csv", stamps)
+    with pytest.raises(ValueError, match=r"`validation_fraction` 0.95 holds back all but 15 of "
+                                         r"the rows: lower it"):
+        prepare(plain, DataOptions(window=16, validation_fraction=0.95))

@@ -164,10 +164,19 @@ def test_labels_csv_rows_with_missing_cells_are_named(tmp_path, text, message):
 def test_a_data_file_the_labels_do_not_name_is_an_error(tmp_path):
     path = tmp_path / "labels.json"
     path.write_text(json.dumps({"cat/a.csv": []}))
-    with pytest.raises(ValueError, match="have no entry for"):
+    with pytest.raises(ValueError, match="have no entry for") as refused:
         read_labels(path).rows(TIMES, tmp_path / "other.csv")
+    assert '"other.csv": [] in JSON, a row other.csv,, in a CSV' in str(refused.value)
     with pytest.raises(ValueError, match="no time column"):
         read_labels(path).rows(None, tmp_path / "cat" / "a.csv")
+
+
+def test_a_labels_csv_lists_a_file_without_anomalies_by_a_row_without_a_window(tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_text(f"file,start,end\na.csv,{TIMES[1]},{TIMES[2]}\nb.csv,,\n")
+    labels = read_labels(path)
+    assert not labels.rows(TIMES, tmp_path / "b.csv").any()
+    assert labels.rows(TIMES, tmp_path / "a.csv")[1:3].all()
 
 
 def test_nab_root_is_recognized(tmp_path):

@@ -32,6 +32,8 @@ def test_supervised_training_exports_an_artifact_the_runtime_scores(labeled, cap
                      "--synthetic-anomalies", "0.05", "--quiet"]) == 0
     trained = json.loads(capsys.readouterr().out)
     assert trained["threshold_method"] == "f1"  # labels are plentiful: F1-optimal by default
+    assert trained["synthetic_anomalous_windows"] > 0  # counted among train_windows, and said
+    assert trained["labeled_anomalous_windows"] > 0
     assert cli.main(["export", str(model), "-o", str(folder / "clf.onnx"), "--quiet"]) == 0
     capsys.readouterr()
     detector = runtime.load(folder / "clf.onnx")
@@ -65,6 +67,27 @@ def test_supervised_without_enough_labels_says_how_to_train(tmp_path, capsys):
                      "--supervised", "--window", "16", "--epochs", "1", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "--supervised needs labeled anomalies" in err and "train without --supervised" in err
+
+
+def test_supervised_refuses_a_label_column_no_file_has_and_windows_that_do_not_fit(
+        labeled, tmp_path, capsys, monkeypatch):
+    """A typo in --label-column would leave the file's real label column among the features
+    (validation F1 inflated, an artifact no device can feed); too many windows were a
+    traceback. Both are refused before any work, as without --supervised."""
+    from vigil.training import sensor_data
+
+    train_csv, _, _ = labeled
+    model = tmp_path / "m.keras"
+    assert cli.main(["train", "sensor", str(train_csv), "-o", str(model), "--supervised",
+                     "--label-column", "Fault", "--window", "16", "--epochs", "1",
+                     "--quiet"]) == 2
+    assert "'Fault' is in none of the data's headers" in capsys.readouterr().err
+    monkeypatch.setattr(sensor_data, "available_memory", lambda: 1_000_000)
+    assert cli.main(["train", "sensor", str(train_csv), "-o", str(model), "--supervised",
+                     "--window", "16", "--epochs", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "to train on, and this machine has" in err and "--stride" in err
+    assert not model.exists()
 
 
 def test_synthetic_anomalies_need_supervised_mode(labeled, tmp_path, capsys):

@@ -31,6 +31,7 @@ with the bank (``bank_similarity``), which INT8 export quantizes.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, replace
 
@@ -41,6 +42,8 @@ from keras import layers, ops
 from . import efficientnet_lite
 from .image_model import GaussianSmooth, ToFloat, scorer_from_maps
 from .progress import StepProgress
+
+log = logging.getLogger("vigil")
 
 
 @dataclass(frozen=True)
@@ -669,6 +672,9 @@ def _fit_levels(train_images: np.ndarray, color: str, options: FeatureModelOptio
         reduced = {"components": 0}  # as many as the levels' channels, or more: not projected
     extracted = time.perf_counter() - started
     size, choice = bank_size(options, len(flat))
+    if options.bank is not None and options.bank > size:
+        log.warning("--bank %d is more than the %d patches of the training images: the bank "
+                    "holds all %d", options.bank, len(flat), size)
     progress = StepProgress(size, verbose, label="coreset", metric="radius")
     bank = flat[greedy_coreset(flat, size, options.projection, rng, progress)]
     scorer = build_scoring_model(extractor, bank, options, global_weights, projection)

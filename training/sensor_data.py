@@ -340,6 +340,36 @@ def _check_held_out_readings(tables: Sequence[Table], train_rows: np.ndarray,
                     "; ..." if far_cells > len(named) else "")
 
 
+def labeled_tables(data: str | Path | Sequence[Path], options: DataOptions) -> list[Table]:
+    """``load_tables``, refusing a ``label_column`` that no file has (a typo would leave the
+    real label column among the features) and warning when a labels file labels no row."""
+    tables = load_tables(data, options)
+    if (options.label_column not in (None, DEFAULT_LABEL_COLUMN)
+            and all(t.label_column is None for t in tables)):
+        raise ValueError(f"`label_column` {options.label_column!r} is in none of the data's "
+                         f"headers (the first: {list(tables[0].header)}); name one of its columns, "
+                         f"or leave it out")
+    if options.labels and not any(t.labels is not None and t.labels.any() for t in tables):
+        log.warning("no row of %s falls in a window or point of the labels %s: do their "
+                    "timestamps match the data's?", data, options.labels)
+    return tables
+
+
+def check_normal_rows(rows: np.ndarray, tables: Sequence[Table], data) -> None:
+    """Warn of sentinel codes among the normal training rows; refuse rows that are all
+    constant (nothing to learn)."""
+    for line in sentinel_readings(rows, tables[0].features):
+        log.warning("training rows of %s: %s: a sentinel code ('no value') rather than a reading? "
+                    "It sets the column's mean and spread, so the model hardly sees the column; "
+                    "blank those cells (they are then filled as gaps) or drop the rows, and train "
+                    "again", data, line)
+    if all(np.ptp(column) == 0 for column in rows.T):
+        raise ValueError(f"every feature is constant in the normal training rows "
+                         f"({', '.join(f'{f}={v:g}' for f, v in zip(tables[0].features, rows[0]))}"
+                         f"): there is nothing to learn, and any change would alarm; train on "
+                         f"rows where the readings vary (or name varying columns with --features)")
+
+
 def prepare(data: str | Path | Sequence[Path], options: DataOptions,
             scored_rows: int | None = None) -> SensorData:
     """Split each file chronologically, fit normalization on normal training rows, cut windows.
@@ -352,15 +382,7 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions,
     if not 0 < options.validation_fraction < 1:
         raise ValueError(f"`validation_fraction` must be in (0, 1); received "
                          f"{options.validation_fraction}")
-    tables = load_tables(data, options)
-    if (options.label_column not in (None, DEFAULT_LABEL_COLUMN)
-            and all(t.label_column is None for t in tables)):
-        raise ValueError(f"`label_column` {options.label_column!r} is in none of the data's "
-                         f"headers (the first: {list(tables[0].header)}); name one of its columns, "
-                         f"or leave it out")
-    if options.labels and not any(t.labels is not None and t.labels.any() for t in tables):
-        log.warning("no row of %s falls in a window or point of the labels %s: do their "
-                    "timestamps match the data's?", data, options.labels)
+    tables = labeled_tables(data, options)
     w, stride = options.window, options.stride
     if scored_rows is not None and not 1 <= scored_rows <= w:
         raise ValueError(f"`scored_rows` must be in [1, window={w}]; received {scored_rows}")
@@ -405,6 +427,9 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions,
                    "'anomaly' marks an anomaly; --label-column names another) or the labels file")
         elif stride > 1 and max(splits) >= w:
             fix = f"use more rows, or a smaller `stride` (now {stride})"
+        elif options.validation_fraction > 0.5:
+            fix = (f"`validation_fraction` {options.validation_fraction:g} holds back all but "
+                   f"{sum(splits)} of the rows: lower it (default 0.25), or use more rows")
         else:
             fix = "use more rows or a smaller `window`"
         raise ValueError(f"training needs at least 8 normal windows of {w} rows; the data gives "
@@ -420,19 +445,10 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions,
                     "reads, must lie after the file's training part): %s", len(unvalidated),
                     scored, ", ".join(unvalidated[:3]) + (", ..." if len(unvalidated) > 3 else ""))
     rows = np.concatenate(normal_rows)
-    for line in sentinel_readings(rows, tables[0].features):
-        log.warning("training rows of %s: %s: a sentinel code ('no value') rather than a reading? "
-                    "It sets the column's mean and spread, so the model hardly sees the column; "
-                    "blank those cells (they are then filled as gaps) or drop the rows, and train "
-                    "again", data, line)
+    check_normal_rows(rows, tables, data)
     mean, std = standardization(rows, options.relative_std_floor)
     roles = feature_roles(rows, mean)
     _check_held_out_readings(tables, rows, options.validation_fraction, roles)
-    if all(np.ptp(column) == 0 for column in rows.T):
-        raise ValueError(f"every feature is constant in the normal training rows "
-                         f"({', '.join(f'{f}={v:g}' for f, v in zip(tables[0].features, rows[0]))}"
-                         f"): there is nothing to learn, and any change would alarm; train on "
-                         f"rows where the readings vary (or name varying columns with --features)")
     scales = (heavy_tail_scales(rows, roles) if options.compress_heavy_tails
               else np.zeros(len(mean)))
     model_mean, model_std = mean, std

@@ -127,9 +127,10 @@ def choose_color(paths: Sequence[Path], requested: str) -> str:
         if requested not in ("gray", "bgr", "rgb"):
             raise ValueError(f"`color` must be auto, gray, bgr or rgb; received {requested!r}")
         return requested
-    # up to 32 images spread over the set: a folder whose first images are gray may hold color
-    for index in np.unique(np.linspace(0, len(paths) - 1, min(32, len(paths))).round().astype(int)):
-        image = read_image(paths[index])
+    # every image (color found ends it): one color image among gray ones would otherwise be
+    # trained and scored as gray, its color defects unseen
+    for path in paths:
+        image = read_image(path)
         if image.ndim == 3 and image.shape[2] >= 3 and not (
                 np.array_equal(image[:, :, 0], image[:, :, 1])
                 and np.array_equal(image[:, :, 1], image[:, :, 2])):

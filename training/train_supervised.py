@@ -30,8 +30,8 @@ from vigil.runtime.sensor.windows import sliding_windows
 
 from . import sensor_model
 from .checkpoint import TrainingRun, save_run
-from .sensor_data import (DataOptions, load_tables, standardization, training_spread,
-                          window_last_labels)
+from .sensor_data import (DataOptions, check_memory, check_normal_rows, labeled_tables,
+                          standardization, training_spread, window_last_labels)
 from .train_sensor import (SensorTrainingOptions, SensorTrainingResult, decision_record,
                            fit_threshold, plain_options, score_windows, validation_check)
 from .versions import library_versions
@@ -73,6 +73,22 @@ def inject_anomalies(windows: np.ndarray, std: np.ndarray, count: int,
     return chosen
 
 
+def _check_windows_fit(tables, options: DataOptions) -> None:
+    """Refuse, before any window is cut, windows that would not fit in memory (the check the
+    unsupervised path makes), counting each file's training and validation windows."""
+    window, stride = options.window, options.stride
+
+    def count(rows: int) -> int:
+        return (rows - window) // stride + 1 if rows >= window else 0
+
+    train = validation = 0
+    for table in tables:
+        split = int(round(len(table) * (1 - options.validation_fraction)))
+        train += count(split)
+        validation += count(len(table) - max(0, split - window + 1))
+    check_memory(train, validation, window, len(tables[0].features), stride)
+
+
 def train_supervised(data: str | Path | Sequence[Path], output: str | Path,
                      options: SensorTrainingOptions = SensorTrainingOptions(),
                      supervised: SupervisedOptions = SupervisedOptions(),
@@ -87,7 +103,8 @@ def train_supervised(data: str | Path | Sequence[Path], output: str | Path,
     window, stride = data_options.window, data_options.stride
     score_last = (sensor_model.default_score_last(window) if model_options.score_last is None
                   else model_options.score_last)
-    tables = load_tables(data, data_options)
+    tables = labeled_tables(data, data_options)
+    _check_windows_fit(tables, data_options)
     train_x, train_y, val_x, val_y, normal_rows = [], [], [], [], []
     for table in tables:
         labels = table.labels if table.labels is not None else np.zeros(len(table), bool)
@@ -103,8 +120,8 @@ def train_supervised(data: str | Path | Sequence[Path], output: str | Path,
     if not train_x or not val_x:
         raise ValueError(f"supervised training needs files of more than {window} rows in both "
                          "the training and the validation part")
-    x, y = np.concatenate(train_x).astype(np.float32), np.concatenate(train_y)
-    vx, vy = np.concatenate(val_x).astype(np.float32), np.concatenate(val_y)
+    x, y = np.concatenate(train_x, dtype=np.float32), np.concatenate(train_y)
+    vx, vy = np.concatenate(val_x, dtype=np.float32), np.concatenate(val_y)
     if y.sum() < MIN_POSITIVE_WINDOWS:
         raise ValueError(
             f"--supervised needs labeled anomalies to learn from: the training part holds "
@@ -112,6 +129,7 @@ def train_supervised(data: str | Path | Sequence[Path], output: str | Path,
             "are needed (train without --supervised, or give the labels with --label-column or "
             "--labels)")
     normal_readings = np.concatenate(normal_rows)
+    check_normal_rows(normal_readings, tables, data)
     mean, std = standardization(normal_readings, data_options.relative_std_floor)
     spread = training_spread(normal_readings, std)
     rng = np.random.default_rng(model_options.seed)

@@ -239,7 +239,9 @@ def _images_or_error(folder: str | Path) -> list[Path]:
         raise ValueError(f"image folder {str(folder)!r} holds no images "
                          f"({', '.join(IMAGE_SUFFIXES)})"
                          + (f"; its subfolders {shown} do, and subfolders are not read: give "
-                            f"each of them" if nested else ""))
+                            f"the folder of normal images as DATA (more with --normal DIR) and "
+                            f"each folder of defect images with --anomalous DIR"
+                            if nested else ""))
     if nested:
         log.warning("%s: the images in its subfolders (%s) are not read; give each subfolder "
                     "to read them too", folder, shown)

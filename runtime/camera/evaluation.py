@@ -54,7 +54,14 @@ def test_items(data: str | Path, normal: Sequence[str | Path] = (),
             raise ValueError(f"`data` {str(data)!r} is an MVTec AD category with no images under "
                              f"test/: expected test/good/ and test/<defect>/ folders of images "
                              f"(masks in ground_truth/<defect>/)")
-        return items + (folders(normal, anomalous, masks) if normal or anomalous else [])
+        items += folders(normal, anomalous, masks) if normal or anomalous else []
+        if all(item.anomalous for item in items):  # every metric would be one-class
+            named = sorted({item.defect for item in items})
+            raise ValueError(f"`data` {str(data)!r} is an MVTec AD category without normal test "
+                             f"images: its test/ folders {named} are all read as defects, since "
+                             f"only test/good/ holds normal ones: rename the normal folder to "
+                             f"test/good")
+        return items
     if not Path(data).is_dir():
         raise ValueError(f"`data` {str(data)!r} is not a folder; expected an MVTec AD category "
                          "(train/good, test/...) or a folder of normal images")

@@ -86,7 +86,9 @@ class Labels:
             return self.windows[named[0]]
         raise ValueError(f"labels {self.source!r} have no entry for {str(path)!r}; expected a key "
                          f"like its path relative to the data folder (keys such as "
-                         f"{sorted(self.windows)[:3]})")
+                         f"{sorted(self.windows)[:3]}); a file without anomalies is listed with "
+                         f"no window: \"{path.name}\": [] in JSON, a row {path.name},, in a CSV "
+                         f"of file,start,end")
 
     def _refuse_shared_name(self, key: str, path: Path, root) -> None:
         """ValueError when ``key`` is a bare file name that several files in the data folder
@@ -228,6 +230,9 @@ def _from_csv(text: str, source: str) -> dict[str, tuple[tuple[str, str], ...]]:
             raise ValueError(f"labels {source!r}, line {number}: {cells} cells where the header "
                              f"has {len(columns)} ({sorted(columns)})")
         start = (row.get("start") or row.get("timestamp") or "").strip()
+        if not start and key != ALL_FILES and not (row.get("end") or "").strip():
+            windows.setdefault(key, [])  # a file listed without a window: it has no anomaly
+            continue
         if not start:
             raise ValueError(f"labels {source!r}, line {number}: no "
                              f"{'start' if 'start' in columns else 'timestamp'} (an empty cell); "

@@ -648,7 +648,13 @@ def read_table(
                 if row is None:
                     continue
                 if row.problem and not row.problem.startswith("missing"):
-                    if features is None and "non-numeric" in row.problem \
+                    dated = [f for f in parser.features if f"column {f!r} has non-numeric "
+                             f"value" in row.problem and time_key(_cell(row.problem, f)) is not None]
+                    if features is None and dated and parser.time_column is None:
+                        hint = (f"; a date-time: is {dated[0]!r} the time column? Name it "
+                                f"(--time-column {dated[0]!r}); the time column is found by its "
+                                f"name (timestamp, datetime, time, date or ts)")
+                    elif features is None and "non-numeric" in row.problem \
                             and "decimal comma" not in row.problem:
                         others = [f for f in parser.features if f"column {f!r} " not in
                                   row.problem]
@@ -681,6 +687,14 @@ def read_table(
         labels = np.array([bool(r.label) if r.label is not None else False for r in rows])
     return Table(source, parser.features, values, times, labels, parser.time_column,
                  parser.label_column, parser.header)
+
+
+def _cell(problem: str, feature: str) -> str | None:
+    """The value a row's problem quotes for ``feature`` ("column 'x' has non-numeric value
+    '...'"), or None."""
+    match = re.search(re.escape(f"column {feature!r} has non-numeric value ") + r"'([^']*)'",
+                      problem)
+    return match.group(1) if match else None
 
 
 def fill_gaps(values: np.ndarray, max_gap: int, source: str, features: Sequence[str]) -> np.ndarray:

@@ -257,11 +257,15 @@ def cmd_train_sensor(args) -> int:
         else:
             result = train_sensor(args.data, args.output, options,
                                   verbose=keras_verbose(args.quiet, sys.stderr))
+    training = result.run.record["training"]
+    windows = {"train_windows": training["train_windows"]}
+    if "synthetic_anomalous_windows" in training:  # supervised: what the windows are
+        windows.update({k: training[k] for k in ("labeled_anomalous_windows",
+                                                 "synthetic_anomalous_windows")})
     print(json.dumps({"model": str(args.output), "threshold": result.threshold.value,
                       "threshold_method": result.threshold.method, "epochs": result.epochs,
-                      "seconds": round(result.seconds, 1),
-                      "train_windows": result.run.record["training"]["train_windows"],
-                      "inputs_only": result.run.record["training"].get("inputs_only", {}),
+                      "seconds": round(result.seconds, 1), **windows,
+                      "inputs_only": training.get("inputs_only", {}),
                       "validation": result.validation}))
     return EXIT_OK
 
