@@ -709,3 +709,16 @@ def test_help_says_what_the_tool_does_and_names_each_value(capsys, monkeypatch):
         cli.main(["batch", "--help"])
     text = capsys.readouterr().out  # its description wraps (the examples are one line each)
     assert all(len(line) <= 80 for line in text.splitlines() if not line.startswith("  vigil "))
+
+
+def test_reconnect_attempts_forever_has_no_limit_and_the_default_is_ten():
+    parser = cli.build_parser()
+
+    def limit(*flags):
+        args = parser.parse_args(["score", "m.onnx", "rtsp://127.0.0.1/x", *flags])
+        return cli.reconnect_limit(args.reconnect_attempts)
+
+    assert limit("--reconnect-attempts", "forever") is None
+    assert limit("--reconnect-attempts", "FOREVER") is None
+    assert limit("--reconnect-attempts", "3") == 3 and limit("--reconnect-attempts", "0") == 0
+    assert limit() == cli.DEFAULT_RECONNECT_ATTEMPTS == 10

@@ -403,9 +403,21 @@ def _keras_model(path: str, flag: str) -> None:
                      f"{path!r}{hint}")
 
 
-def _attempts(text: str) -> int | None:
-    if text.strip().lower() == "forever":
+FOREVER = "forever"
+
+
+def reconnect_limit(given: int | str | None) -> int | None:
+    """``--reconnect-attempts`` as ``ReconnectPolicy.max_attempts``: None (no limit) for
+    ``forever``, the default when not given."""
+    if given == FOREVER:
         return None
+    return DEFAULT_RECONNECT_ATTEMPTS if given is None else int(given)
+
+
+def _attempts(text: str) -> int | str:
+    """A count of reconnect attempts, or ``FOREVER`` (the flag's default, None, means 10)."""
+    if text.strip().lower() == FOREVER:
+        return FOREVER
     try:
         value = int(text)
     except ValueError:
@@ -656,9 +668,8 @@ def _score_frames(args, detector) -> int:
     options = FrameScoringOptions(overlay_dir=args.overlay_dir, overlay_all=args.overlay_all,
                                   overlay_video=args.overlay_video, show=args.show,
                                   max_frames=args.max_frames)
-    attempts = args.reconnect_attempts
-    reconnect = ReconnectPolicy(max_attempts=DEFAULT_RECONNECT_ATTEMPTS if attempts is None
-                                else attempts)
+    attempts = args.reconnect_attempts  # None: not given
+    reconnect = ReconnectPolicy(max_attempts=reconnect_limit(attempts))
     health = None
     if args.health and live_target(args.source) is not None:
         # Connecting may take many attempts: the health report says so while it goes on.
