@@ -167,6 +167,21 @@ def test_resume_refuses_a_file_written_from_other_inputs_and_leaves_it(sensor_ar
     assert "exclude each other" in capsys.readouterr().err and out.read_bytes() == before
 
 
+def test_resume_refuses_the_same_inputs_spelled_otherwise(sensor_artifacts, csv_folder,
+                                                           tmp_path, capsys, monkeypatch):
+    """A folder given relative, then absolute: one file would name its sources both ways."""
+    model, out = str(sensor_artifacts.fp32), tmp_path / "out.jsonl"
+    monkeypatch.chdir(csv_folder.parent)
+    assert cli.main(["batch", model, csv_folder.name, "--jsonl", str(out)]) == 0
+    before = out.read_bytes()
+    capsys.readouterr()
+    assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(out), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "this run names the same file" in err and "as the run that wrote it did" in err
+    assert out.read_bytes() == before
+    assert cli.main(["batch", model, csv_folder.name, "--jsonl", str(out), "--resume"]) == 0
+
+
 def test_resume_refuses_a_file_written_by_another_model_and_leaves_it(sensor_artifacts,
                                                                        csv_folder, tmp_path,
                                                                        capsys):
@@ -540,6 +555,42 @@ def test_a_ray_address_where_nothing_listens_is_refused_before_ray_joins(
             err = capsys.readouterr().err
             assert f"--ray {address}: nothing accepts a connection there" in err
             assert not out.exists()
+
+
+def test_a_ray_address_where_something_else_listens_is_refused_before_ray_joins(
+        sensor_artifacts, csv_folder, tmp_path, capsys, monkeypatch):
+    """A web server (a Ray dashboard, say) at the address: Ray waited ten minutes, deaf to
+    Ctrl-C. A gRPC server, as Ray's GCS and client server are, passes the check."""
+    require("ray")
+    import http.server
+    import threading
+    from concurrent import futures
+
+    import grpc
+    import ray
+
+    monkeypatch.setattr(ray, "init", lambda *a, **k: pytest.fail("ray.init was reached"))
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    out = tmp_path / "r.jsonl"
+    try:
+        port = web.server_address[1]
+        for address in (f"127.0.0.1:{port}", f"http://127.0.0.1:{port}"):
+            assert cli.main(["batch", str(sensor_artifacts.fp32), str(csv_folder), "--jsonl",
+                             str(out), "--ray", address]) == 2
+            err = capsys.readouterr().err
+            assert f"--ray {address}: " in err and ("is not Ray" in err or "not a http://" in err)
+            assert not out.exists()
+    finally:
+        web.shutdown()
+    server = grpc.server(futures.ThreadPoolExecutor(1))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        batch_module._refuse_silent_address(f"127.0.0.1:{port}")  # accepted: gRPC answers
+        batch_module._refuse_silent_address(f"ray://127.0.0.1:{port}")
+    finally:
+        server.stop(None)
 
 
 def test_a_signal_while_ray_starts_is_a_stop_request_not_rays_exit(monkeypatch):

@@ -164,6 +164,33 @@ def test_a_broker_restart_mid_run_loses_nothing_within_the_buffer(broker):
     assert [line for line in sent if line not in received] == []
 
 
+def test_a_broker_that_refuses_the_credentials_is_warned_and_its_reason_kept(tmp_path, caplog):
+    """A wrong password: said at once, and the refusal, not a later disconnect, stays the
+    last error."""
+    running = Broker(tmp_path / "closed")
+    running.config.write_text(running.config.read_text().replace("allow_anonymous true",
+                                                                 "allow_anonymous false"))
+    running.start()
+    caplog.set_level("WARNING", logger="vigil")
+    target = MqttTarget.parse(f"mqtt://plant:wrong@127.0.0.1:{running.port}/{TOPIC}")
+    publisher = MqttPublisher(target, buffer=10).start()
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and "refused" not in (publisher.stats()["last_error"]
+                                                                or ""):
+            time.sleep(0.05)
+        publisher.publish_line('{"index": 0}')
+        time.sleep(1.5)  # paho retries (and is refused) again meanwhile
+        stats = publisher.close(timeout_s=1)
+    finally:
+        running.stop()
+    assert "refused the connection" in stats["last_error"]
+    assert "user name and password" in stats["last_error"] and "wrong" not in stats["last_error"]
+    warned = [r.getMessage() for r in caplog.records
+              if r.getMessage().startswith("MQTT: broker") and "refused" in r.getMessage()]
+    assert len(warned) == 1  # once, not at each retry
+
+
 def test_without_a_broker_scoring_never_waits_and_drops_are_counted():
     target = MqttTarget.parse(f"mqtt://127.0.0.1:{_free_port()}/{TOPIC}")  # nobody listens
     publisher = MqttPublisher(target, buffer=50).start()

@@ -47,7 +47,7 @@ def server(tmp_path_factory):
     port = _free_port()
     EXPOSED_BEFORE_SERVE.update(off_loopback(listening()))
     process = subprocess.Popen([str(Path(sys.executable).with_name("vigil")), "serve",
-                                str(model), "--port", str(port)],
+                                str(model), "--port", str(port), "--max-request-mb", "1"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
@@ -158,6 +158,20 @@ def test_bad_requests_get_an_error_naming_the_problem(server, path, body, status
     assert failed.value.code == status and says in failed.value.read().decode()
 
 
+def test_a_chunked_body_over_the_limit_is_refused_before_it_is_read_whole(server):
+    """Without a Content-Length the limit (here --max-request-mb 1) holds all the same: 413."""
+    import http.client
+
+    _, port, _ = server
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    chunks = (b"[" + b"0," * 50_000 + b"0]" for _ in range(40))  # 4 MB, chunked, never JSON
+    connection.request("POST", "/v2/models/pump/infer", body=chunks,
+                       headers={"Content-Type": "application/json"}, encode_chunked=True)
+    answer = connection.getresponse()
+    assert answer.status == 413 and "over 1048576 bytes" in json.loads(answer.read())["error"]
+    connection.close()
+
+
 def test_sigterm_stops_the_server_cleanly(server):
     _, port, process = server
     process.send_signal(signal.SIGTERM)
@@ -178,6 +192,20 @@ def test_image_inference_and_protocol_errors_in_process(tiny_image_artifact):
     with pytest.raises(ProtocolError, match="do not fill shape"):
         parse_request(json.dumps({"inputs": [{"name": "image", "shape": [2, 2],
                                               "datatype": "UINT8", "data": [1]}]}).encode(), None)
+
+
+def test_text_among_numbers_a_boolean_size_and_an_id_no_response_can_carry_are_refused():
+    with pytest.raises(ProtocolError, match="list of numbers"):
+        parse_request(json.dumps({"inputs": [{"name": "w", "shape": [2], "datatype": "FP32",
+                                              "data": [1.5, "12.5"]}]}).encode(), None)
+    body = json.dumps({"inputs": [{"name": "w", "shape": [1], "datatype": "FP32",
+                                   "parameters": {"binary_data_size": True}}]}).encode()
+    with pytest.raises(ProtocolError, match="binary_data_size True"):
+        parse_request(body + b"\0" * 4, len(body))
+    with pytest.raises(ProtocolError, match="`id` must be text"):
+        parse_request(b'{"inputs": [], "id": "x\\ud800"}', None)
+    with pytest.raises(ProtocolError, match="`id` must be text"):
+        parse_request(b'{"inputs": [], "id": 7}', None)
 
 
 @pytest.mark.parametrize("tensor, says", [

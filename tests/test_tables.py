@@ -242,6 +242,16 @@ def test_csv_files_of_a_folder_are_sorted_and_recursive(tmp_path):
                                    tmp_path / "sub/c.csv"]
 
 
+def test_compressed_and_rotated_csvs_in_a_folder_are_named_not_skipped_silently(tmp_path,
+                                                                                 caplog):
+    for name in ("a.csv", "b.csv.gz", "c.csv.1", "notes.txt"):
+        (tmp_path / name).write_text("t,x\n1,2\n")
+    caplog.set_level("WARNING", logger="vigil")
+    assert csv_files(tmp_path) == [tmp_path / "a.csv"]
+    assert "2 file(s) named as a compressed or rotated CSV are not read" in caplog.text
+    assert "b.csv.gz" in caplog.text and "gunzip -k" in caplog.text
+
+
 def test_csv_files_follow_linked_folders_once_and_name_dangling_links(tmp_path, caplog):
     """A month's folder linked into the archive was passed over without a word, as was a
     .csv link whose target is gone."""

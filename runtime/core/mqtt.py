@@ -190,7 +190,13 @@ class MqttPublisher:
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         with self._lock:
             if reason_code.is_failure:
-                self.last_error = f"broker {self.target} refused the connection: {reason_code}"
+                first = self.last_error is None or "refused the connection" not in self.last_error
+                self.last_error = (f"broker {self.target} refused the connection: {reason_code} "
+                                   f"(check the user name and password in --mqtt, and the "
+                                   f"broker's access rules for this client); retrying, results "
+                                   f"wait in the buffer")
+                if first:  # said once, not at each retry
+                    log.warning("MQTT: %s", self.last_error)
                 return
             self.connected = True
             self.connections += 1
@@ -213,7 +219,7 @@ class MqttPublisher:
         with self._lock:
             was = self.connected
             self.connected = False
-            if reason_code.is_failure:
+            if reason_code.is_failure and was:  # a refusal's own reason stays the last error
                 self.last_error = f"lost the broker {self.target}: {reason_code}"
         if was and reason_code.is_failure:
             log.warning("MQTT: lost %s (%s); reconnecting, results wait in the buffer",

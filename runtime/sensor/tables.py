@@ -214,6 +214,9 @@ def detect_separator(header: str) -> str:
     return best if counts[best] > 0 else ","
 
 
+CSV_VARIANT = re.compile(r"\.csv\.[A-Za-z0-9]+$", re.IGNORECASE)  # .csv.gz, .csv.1, .csv.bak
+
+
 def csv_files(path: str | Path, argument: str = "data") -> list[Path]:
     """The CSV files at ``path``: the file itself, or every ``.csv`` file below a folder (the
     suffix in any case: ``DAY1.CSV`` too; through linked folders, each folder once), sorted. A
@@ -222,7 +225,7 @@ def csv_files(path: str | Path, argument: str = "data") -> list[Path]:
     if path.is_file():
         return [path]
     if path.is_dir():
-        files, dangling, visited = [], [], set()
+        files, dangling, unread, visited = [], [], [], set()
         for folder, subfolders, names in os.walk(path, followlinks=True):
             real = os.path.realpath(folder)
             if real in visited:  # a link back up the tree, or a second link to one folder
@@ -233,10 +236,16 @@ def csv_files(path: str | Path, argument: str = "data") -> list[Path]:
                 if name.lower().endswith(".csv"):
                     file = Path(folder) / name
                     (files if file.is_file() else dangling).append(file)
+                elif CSV_VARIANT.search(name):  # day1.csv.gz, day1.csv.1: not read as they are
+                    unread.append(Path(folder) / name)
         files.sort()
         if dangling:
             log.warning("%s: %d .csv link(s) whose target is gone are not read (the first: %s)",
                         path, len(dangling), sorted(dangling)[0])
+        if unread:
+            log.warning("%s: %d file(s) named as a compressed or rotated CSV are not read (the "
+                        "first: %s); decompress them (gunzip -k) or rename them to end in .csv "
+                        "to read them", path, len(unread), sorted(unread)[0])
         if not files:
             raise ValueError(f"`{argument}` folder {str(path)!r} must contain .csv files; found "
                              "none")

@@ -288,18 +288,55 @@ def _refuse_silent_address(address: str) -> None:
     connection: joining one, Ray retries for ever inside its C++ core, deaf to Ctrl-C."""
     import socket
 
+    addresses = ("check the address (ray://HEAD:10001 for a client, HEAD:6379 on a cluster node, "
+                 "or auto there)")
+    scheme = address.split("://", 1)[0] if "://" in address else None
+    if scheme not in (None, "ray"):
+        raise ValueError(f"--ray {address}: expected HOST:PORT, ray://HOST:PORT or auto, not a "
+                         f"{scheme}:// address (a Ray dashboard's web address is no cluster "
+                         f"address); {addresses}")
     target = address.removeprefix("ray://")
     host, _, port = target.rpartition(":")
     if not host or not port.isdigit():
         return  # "auto", or a form Ray reads itself
     try:
-        socket.create_connection((host.strip("[]"), int(port)), RAY_CONNECT_TIMEOUT_S).close()
+        with socket.create_connection((host.strip("[]"), int(port)),
+                                      RAY_CONNECT_TIMEOUT_S) as connection:
+            answer = _grpc_answer(connection)
     except OSError as error:
         raise ValueError(f"--ray {address}: nothing accepts a connection there "
                          f"({error.strerror or error}); start a cluster (`ray start --head` on "
-                         f"its head node), check the address (ray://HEAD:10001 for a client, "
-                         f"HEAD:6379 on a cluster node, or auto there), or give --ray alone "
+                         f"its head node), {addresses}, or give --ray alone "
                          f"for a local Ray") from None
+    if answer is not None:
+        raise ValueError(f"--ray {address}: what listens there is not Ray: it does not speak "
+                         f"gRPC ({answer}), and Ray would wait for it for minutes, deaf to "
+                         f"Ctrl-C; a dashboard (port 8265) or a web server is no cluster "
+                         f"address: {addresses}")
+
+
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def _grpc_answer(connection) -> str | None:
+    """None when the server on ``connection`` answers an HTTP/2 client preface as a gRPC server
+    (Ray's GCS and its client server) does, with a SETTINGS frame; else what it did instead."""
+    import socket
+
+    connection.settimeout(RAY_CONNECT_TIMEOUT_S)
+    try:
+        connection.sendall(HTTP2_PREFACE)
+        first = connection.recv(9)
+    except socket.timeout:
+        return f"no answer in {RAY_CONNECT_TIMEOUT_S:g} s"
+    except OSError as error:
+        return f"the connection failed: {error.strerror or error}"
+    if len(first) >= 4 and first[3] == 4:  # a frame header whose type is SETTINGS
+        return None
+    if not first:
+        return "it closed the connection"
+    text = first.decode("latin-1")
+    return f"it answered {text!r}" if text.isprintable() else f"it answered bytes {first!r}"
 
 
 def score_on_ray(model: Path, items: Sequence[WorkItem], address: str | None,
@@ -462,9 +499,11 @@ def resume_point(jsonl: str | Path, items: Sequence[WorkItem],
     since): only a CSV of fewer than ``window`` data rows (a sensor model's window; ``header``:
     the files have a header line) writes none."""
     owner: dict[str, list[int]] = {}  # a source's name -> the items that produce it, in order
+    spelled: dict[str, str] = {}  # a source's name -> as this run writes it
     for number, item in enumerate(items):
         for name in (item.paths if item.kind == "images" else (item.name,)):
             owner.setdefault(_path_key(name), []).append(number)
+            spelled.setdefault(_path_key(name), str(name))
     current, start, lines_before, lines = -1, 0, 0, 0
     seen: dict[int, list[str]] = {}  # an item -> the sources of its lines, in order
     for begins, record in _results(jsonl):
@@ -478,6 +517,12 @@ def resume_point(jsonl: str | Path, items: Sequence[WorkItem],
                 f"{where}; --resume continues the run that wrote the file, with the same model "
                 "and the same inputs in the same order (give them as before, or start again with "
                 "--overwrite)")
+        if str(source) != spelled[_path_key(str(source))]:
+            raise ValueError(
+                f"--resume: line {lines + 1} of {str(jsonl)!r} names its source {source!r}, and "
+                f"this run names the same file {spelled[_path_key(str(source))]!r}: one file "
+                f"would hold both spellings; give the inputs as the run that wrote it did "
+                f"(relative or absolute, as then), or start again with --overwrite")
         if candidates[0] != current:
             for passed in items[current + 1:candidates[0]]:
                 if not _writes_nothing(passed, window, header):

@@ -842,8 +842,12 @@ def cmd_serve(args) -> int:
     if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
         raise ValueError(f"`--threads` must be >= 1 and <= {MAX_THREADS} (onnxruntime threads "
                          f"per replica); received {args.threads}")
+    if not 0 < args.max_request_mb <= 4096:
+        raise ValueError(f"`--max-request-mb` must be > 0 and <= 4096; received "
+                         f"{args.max_request_mb:g}")
     serve_forever(args.model, name=args.name, host=args.host, port=args.port,
-                  replicas=args.replicas, threads=args.threads)
+                  replicas=args.replicas, threads=args.threads,
+                  max_body_mb=args.max_request_mb)
     return EXIT_OK
 
 
@@ -1560,6 +1564,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="model replicas, one detector and one CPU each (default 1)")
     serve.add_argument("--threads", type=int, default=1,
                        help="inference threads per replica (default 1)")
+    serve.add_argument("--max-request-mb", type=_number(), default=256.0, metavar="MB",
+                       help="larger requests are refused (413) before they are read whole "
+                            "(default 256; a JSON body takes several times its size in memory)")
     serve.set_defaults(run=cmd_serve)
 
     batch = _command(commands, "batch", "re-score archives (CSV folders, image folders, videos), "

@@ -31,7 +31,7 @@ DATATYPES = {"FP32": np.float32, "FP64": np.float64, "UINT8": np.uint8, "INT64":
              "INT32": np.int32, "BOOL": np.bool_}
 BINARY_HEADER = "inference-header-content-length"
 MODEL_NAME = re.compile(r"[A-Za-z0-9_.-]+")  # one segment of the routes' paths
-MAX_BODY_BYTES = 256 << 20  # a larger request is refused (413) before it is read whole
+MAX_BODY_MB = 256  # a larger request is refused (413) before it is read whole (--max-request-mb)
 MODEL_VERSION = "1"  # the one version served (Triton's routes may name it)
 
 
@@ -57,7 +57,9 @@ def model_metadata(detector, name: str) -> dict:
     return {"name": name, "versions": [MODEL_VERSION], "platform": "vigil_onnxruntime",
             "inputs": inputs, "outputs": outputs,
             "parameters": {"threshold": detector.threshold, "kind": kind,
-                           "model_sha256": detector.sha256}}
+                           "model_sha256": detector.sha256,
+                           **({"channel_order": "BGR (as OpenCV decodes), or 1 gray channel"}
+                              if kind != "sensor" else {})}}
 
 
 def header_length(value: str | None, body_size: int) -> int | None:
@@ -77,6 +79,12 @@ def header_length(value: str | None, body_size: int) -> int | None:
 def parse_request(body: bytes, header_length: int | None) -> dict[str, np.ndarray]:
     """The named input tensors of a v2 infer request (JSON, or JSON + binary data); a request
     that does not fit the protocol is a ProtocolError saying what is wrong, never another error."""
+    return parse_request_and_header(body, header_length)[1]
+
+
+def parse_request_and_header(body: bytes, header_length: int | None
+                             ) -> tuple[dict, dict[str, np.ndarray]]:
+    """(the request's JSON object, its input tensors), the JSON read once."""
     try:
         header = json.loads(body[:header_length] if header_length is not None else body)
     except (ValueError, UnicodeDecodeError) as error:
@@ -118,7 +126,8 @@ def parse_request(body: bytes, header_length: int | None) -> dict[str, np.ndarra
                                 "no Inference-Header-Content-Length header to say where the "
                                 "JSON ends and the binary data begins")
         if size is not None:
-            if (not isinstance(size, int) or size < 0 or offset + size > len(body)
+            if (not isinstance(size, int) or isinstance(size, bool) or size < 0
+                    or offset + size > len(body)
                     or size % dtype.itemsize):
                 raise ProtocolError(f"input {name!r}: binary_data_size {size!r} must be a "
                                     f"multiple of {dtype.itemsize} bytes within the "
@@ -136,7 +145,19 @@ def parse_request(body: bytes, header_length: int | None) -> dict[str, np.ndarra
         raise ProtocolError(f"the body holds {len(body) - offset} bytes after the inputs' binary "
                             f"data (binary_data_size of each input, after the "
                             f"{header_length}-byte JSON header); expected none")
-    return tensors
+    request_id = header.get("id", "")
+    if not isinstance(request_id, str) or not _encodable(request_id):
+        raise ProtocolError(f"`id` must be text (it is echoed in the response); received "
+                            f"{request_id!r:.80}")
+    return header, tensors
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (JSON's "\ud800"): no response could carry it
+        return False
+    return True
 
 
 def _values(data, dtype: np.dtype, name: str, literals: bool = True) -> np.ndarray:
@@ -150,7 +171,10 @@ def _values(data, dtype: np.dtype, name: str, literals: bool = True) -> np.ndarr
                                f"numbers for datatype {_datatype_name(dtype)}, not true or false")
                             + f"; received {str(data)[:80]}")
     try:
-        values = np.asarray(data, dtype=np.float64 if dtype.kind != "b" else np.bool_)
+        values = np.asarray(data)  # text among the numbers makes it text, not a number read
+        if values.dtype.kind not in "fiub":
+            raise TypeError(values.dtype)
+        values = values.astype(np.float64 if dtype.kind != "b" else np.bool_)
     except (ValueError, TypeError):
         raise ProtocolError(f"input {name!r}: `data` must be a (flat or nested, rectangular) list "
                             f"of numbers; received {str(data)[:80]}") from None
@@ -189,8 +213,12 @@ def run_inference(detector, tensors: dict[str, np.ndarray]) -> list[dict]:
         if tensors["window"].dtype == np.bool_:
             raise ProtocolError("input 'window' must hold readings (FP32; FP64 and integers are "
                                 "converted to FP32); received datatype BOOL")
+        window = tensors["window"]
+        if window.dtype == np.float64:  # a finite reading beyond float32 at its limit (it then
+            limit = float(np.finfo(np.float32).max)  # alarms, as `vigil score` reads a CSV's)
+            window = np.where(np.isfinite(window), np.clip(window, -limit, limit), window)
         try:
-            scores, errors = detector.score_with_features(tensors["window"].astype(np.float32))
+            scores, errors = detector.score_with_features(window.astype(np.float32))
         except (ValueError, TypeError) as error:  # the library's message names its argument, x
             raise ProtocolError(f"input 'window' (the Python API's x): {error}") from None
         extra = ("feature_errors", errors)
@@ -245,16 +273,19 @@ def _finite(values: list) -> list:
             (max(-big, min(big, v)) if isinstance(v, float) else v) for v in values]
 
 
-def build_app(model: str, name: str, replicas: int, threads: int | None):
+def build_app(model: str, name: str, replicas: int, threads: int | None,
+              max_body_mb: float = MAX_BODY_MB):
     """The Ray Serve application: FastAPI routes of the v2 protocol on one detector a replica."""
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
     from ray import serve
+    from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException
 
     from vigil import __version__
 
+    max_body = int(max_body_mb * (1 << 20))
     api = FastAPI()
 
     # every error in the protocol's form, {"error": ...}: Triton's clients read no other
@@ -315,24 +346,35 @@ def build_app(model: str, name: str, replicas: int, threads: int | None):
             if unknown is not None:
                 return unknown
             declared = request.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            if declared.isdigit() and int(declared) > max_body:
                 return JSONResponse({"error": f"the request body is {int(declared)} bytes, over "
-                                              f"this server's {MAX_BODY_BYTES} bytes; send fewer "
+                                              f"this server's {max_body} bytes; send fewer "
                                               f"windows or frames per request"}, status_code=413)
-            body = await request.body()
+            chunks, size = [], 0
+            async for chunk in request.stream():  # a chunked body has no Content-Length
+                size += len(chunk)
+                if size > max_body:  # refused before the rest is read
+                    return JSONResponse({"error": f"the request body is over {max_body} "
+                                                  f"bytes; send fewer windows or frames per "
+                                                  f"request"}, status_code=413)
+                chunks.append(chunk)
+            body = b"".join(chunks)
+            del chunks
             try:
-                if len(body) > MAX_BODY_BYTES:
-                    raise ProtocolError(f"the request body is over {MAX_BODY_BYTES} bytes; send "
-                                        f"fewer windows or frames per request")
-                length = header_length(request.headers.get(BINARY_HEADER), len(body))
-                tensors = parse_request(body, length)
-                header = json.loads(body[:length] if length is not None else body)
-                requested = header.get("outputs")
-                outputs = select_outputs(run_inference(self.detector, tensors), requested)
+                # off the event loop: health probes are answered while a large request runs
+                header, outputs = await run_in_threadpool(
+                    self._answer, body, request.headers.get(BINARY_HEADER))
             except ProtocolError as error:
                 return JSONResponse({"error": str(error)}, status_code=400)
             return {"model_name": name, "model_version": MODEL_VERSION,
                     "id": header.get("id", ""), "outputs": outputs}
+
+        def _answer(self, body: bytes, binary_header: str | None) -> tuple[dict, list[dict]]:
+            length = header_length(binary_header, len(body))
+            header, tensors = parse_request_and_header(body, length)
+            del body
+            return header, select_outputs(run_inference(self.detector, tensors),
+                                          header.get("outputs"))
 
     return VigilModel.bind()
 
@@ -372,7 +414,7 @@ def _shadowing_folder() -> Path | None:
 
 def serve_forever(model: str | Path, name: str | None = None, host: str = "127.0.0.1",
                   port: int = 8000, replicas: int = 1, threads: int | None = 1,
-                  ready: threading.Event | None = None) -> None:
+                  ready: threading.Event | None = None, max_body_mb: float = MAX_BODY_MB) -> None:
     """Serve ``model`` until SIGTERM or Ctrl-C, then stop Ray Serve and Ray cleanly."""
     from vigil.cli.local_ray import keep_on_loopback
     from vigil.runtime import load
@@ -411,7 +453,8 @@ def serve_forever(model: str | Path, name: str | None = None, host: str = "127.0
     try:
         serve.start(http_options={"host": host, "port": port}, logging_config={
             "log_level": "ERROR", "enable_access_log": False})
-        serve.run(build_app(model, name, replicas, threads), name=name, route_prefix="/")
+        serve.run(build_app(model, name, replicas, threads, max_body_mb), name=name,
+                  route_prefix="/")
         logging.getLogger("vigil").info("serving %s (%s model, threshold %.6g) at "
                                         "http://%s:%d/v2/models/%s", model, detector.spec.kind,
                                         detector.threshold, host, port, name)
