@@ -297,3 +297,86 @@ def test_a_training_that_fails_writing_its_sidecar_keeps_the_earlier_pair(tmp_pa
     monkeypatch.undo()
     assert checkpoint.load_run(tmp_path / "m.keras").record["window"] == 8
     assert zipfile.ZipFile(io.BytesIO(before["m.keras"])).read("model.txt") == b"first"
+
+
+def _edited_copy(source, target, edit):
+    import onnx
+
+    model = onnx.load(str(source))
+    edit(model)
+    onnx.save(model, str(target))
+    return target
+
+
+def test_duplicated_or_oversized_metadata_and_compressed_files_are_refused(tiny_image_artifact,
+                                                                            tmp_path, monkeypatch):
+    import gzip
+
+    from vigil.runtime.core import artifact
+
+    def twice(model):  # a second entry, as a hand edit leaves it: onnxruntime keeps the last
+        entry = model.metadata_props.add()
+        entry.key, entry.value = "vigil", model.metadata_props[0].value
+
+    with pytest.raises(ArtifactError, match="has 2 'vigil' metadata entries"):
+        runtime.load(_edited_copy(tiny_image_artifact, tmp_path / "twice.onnx", twice))
+
+    def repeated_key(model):
+        entry = next(e for e in model.metadata_props if e.key == "vigil")
+        entry.value = entry.value[:-1] + ', "threshold": {"value": 1e30, "method": "fixed"}}'
+
+    with pytest.raises(ArtifactError, match=r"names \['threshold'\] more than once"):
+        runtime.load(_edited_copy(tiny_image_artifact, tmp_path / "key.onnx", repeated_key))
+    monkeypatch.setattr(artifact, "MAX_METADATA_BYTES", 64)
+    with pytest.raises(ArtifactError, match="metadata entry is .* bytes, over the 64"):
+        runtime.load(tiny_image_artifact)
+    monkeypatch.undo()
+    packed = tmp_path / "model.onnx"
+    packed.write_bytes(gzip.compress(Path(tiny_image_artifact).read_bytes()))
+    with pytest.raises(ArtifactError, match=r"is gzip-compressed; decompress it first \(gunzip -k"):
+        runtime.load(packed)
+
+
+def test_a_custom_operator_is_named_as_such(tiny_image_artifact, tmp_path):
+    def custom(model):
+        node = model.graph.node[0]
+        node.op_type, node.domain = "Frobnicate", "com.example"
+        model.opset_import.add(domain="com.example", version=1)
+
+    with pytest.raises(ArtifactError, match="uses operator com.example:Frobnicate.*custom operator"):
+        runtime.load(_edited_copy(tiny_image_artifact, tmp_path / "custom.onnx", custom))
+
+
+def _sliced_scores(stop: int):
+    """The tiny sensor graph, its scores cut to the first ``stop`` of the batch."""
+    from sensor_fixtures import tiny_sensor_graph
+
+    model = tiny_sensor_graph()
+    graph = model.graph
+    graph.node[-1].output[0] = "all_scores"
+    graph.initializer.extend([numpy_helper.from_array(np.array([0]), "starts"),
+                              numpy_helper.from_array(np.array([stop]), "ends")])
+    graph.node.append(helper.make_node("Slice", ["all_scores", "starts", "ends"], ["score"]))
+    return model
+
+
+def test_a_graph_that_does_not_answer_each_item_is_refused_at_load_or_when_it_runs(
+        tmp_path, capsys):
+    from sensor_fixtures import tiny_sensor_spec
+
+    from vigil.export.package import write_artifact
+
+    first = write_artifact(_sliced_scores(1), tiny_sensor_spec(), tmp_path / "first.onnx")
+    with pytest.raises(ArtifactError, match="for a batch of 2 it returned 1 scores"):
+        runtime.load(first)
+    # two scores whatever the batch: the load's probe passes, the first larger batch fails
+    two = runtime.load(write_artifact(_sliced_scores(2), tiny_sensor_spec(),
+                                      tmp_path / "two.onnx"))
+    with pytest.raises(ArtifactError, match="returned 2 scores and 15 feature errors for 5 "
+                                            "windows"):
+        two.score(np.zeros((5, 4, 3), np.float32))
+    rows = tmp_path / "rows.csv"
+    rows.write_text("timestamp,a,b,c\n" + "".join(f"{i},0,0,0\n" for i in range(12)))
+    out = tmp_path / "out.jsonl"
+    assert cli.main(["score", str(two.path), str(rows), "--jsonl", str(out)]) == cli.EXIT_ARTIFACT
+    assert "returned 2 scores" in capsys.readouterr().err

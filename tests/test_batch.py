@@ -182,6 +182,24 @@ def test_resume_refuses_the_same_inputs_spelled_otherwise(sensor_artifacts, csv_
     assert cli.main(["batch", model, csv_folder.name, "--jsonl", str(out), "--resume"]) == 0
 
 
+def test_resume_takes_the_same_image_files_spelled_as_before(tiny_image_artifact, image_folder,
+                                                              tmp_path, capsys, monkeypatch):
+    """./frames/000.png is written as frames/000.png: the same command resumes."""
+    monkeypatch.chdir(image_folder.parent)
+    files = [f"./{image_folder.name}/{n:03d}.png" for n in range(3)]
+    out = tmp_path / "out.jsonl"
+    command = ["batch", str(tiny_image_artifact), *files, "--jsonl", str(out)]
+    assert cli.main(command) == 0
+
+    def lines():  # as written, but for each frame's measured latency
+        return [{k: v for k, v in json.loads(line).items() if k != "latency_ms"}
+                for line in out.read_text().splitlines()]
+
+    before = lines()
+    assert cli.main([*command, "--resume"]) == 0
+    assert lines() == before and before[0]["source"] == f"{image_folder.name}/000.png"
+
+
 def test_resume_refuses_a_file_written_by_another_model_and_leaves_it(sensor_artifacts,
                                                                        csv_folder, tmp_path,
                                                                        capsys):
@@ -562,6 +580,7 @@ def test_a_ray_address_where_something_else_listens_is_refused_before_ray_joins(
     """A web server (a Ray dashboard, say) at the address: Ray waited ten minutes, deaf to
     Ctrl-C. A gRPC server, as Ray's GCS and client server are, passes the check."""
     require("ray")
+    require("cryptography")  # the test's throwaway TLS certificate
     import http.server
     import threading
     from concurrent import futures
@@ -585,12 +604,38 @@ def test_a_ray_address_where_something_else_listens_is_refused_before_ray_joins(
         web.shutdown()
     server = grpc.server(futures.ThreadPoolExecutor(1))
     port = server.add_insecure_port("127.0.0.1:0")
+    tls = grpc.server(futures.ThreadPoolExecutor(1))  # a cluster run with RAY_USE_TLS=1
+    tls_port = tls.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials([_self_signed()]))
     server.start()
+    tls.start()
     try:
-        batch_module._refuse_silent_address(f"127.0.0.1:{port}")  # accepted: gRPC answers
-        batch_module._refuse_silent_address(f"ray://127.0.0.1:{port}")
+        for accepted in (port, tls_port):  # gRPC answers, in plain text or over TLS
+            batch_module._refuse_silent_address(f"127.0.0.1:{accepted}")
+            batch_module._refuse_silent_address(f"ray://127.0.0.1:{accepted}")
+        batch_module._refuse_silent_address("module://some.client.builder")  # Ray reads it
     finally:
         server.stop(None)
+        tls.stop(None)
+
+
+def _self_signed() -> tuple[bytes, bytes]:
+    """(private key, certificate) PEM of a throwaway certificate for 127.0.0.1."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                   .public_key(key.public_key()).serial_number(1).not_valid_before(now)
+                   .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    return (key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()),
+            certificate.public_bytes(serialization.Encoding.PEM))
 
 
 def test_a_signal_while_ray_starts_is_a_stop_request_not_rays_exit(monkeypatch):

@@ -711,12 +711,22 @@ def test_help_says_what_the_tool_does_and_names_each_value(capsys, monkeypatch):
     assert all(len(line) <= 80 for line in text.splitlines() if not line.startswith("  vigil "))
 
 
-def test_reconnect_attempts_forever_has_no_limit_and_the_default_is_ten():
-    parser = cli.build_parser()
+def test_reconnect_attempts_forever_has_no_limit_and_the_default_is_ten(tiny_image_artifact,
+                                                                        monkeypatch, capsys):
+    from vigil.runtime.camera import sources
+
+    policies = []
+
+    def opened(spec, options, *rest):  # what `vigil score` asks of the source, then no camera
+        policies.append(options.reconnect.max_attempts)
+        raise sources.SourceError("no camera here")
+
+    monkeypatch.setattr(sources, "open_source", opened)
 
     def limit(*flags):
-        args = parser.parse_args(["score", "m.onnx", "rtsp://127.0.0.1/x", *flags])
-        return cli.reconnect_limit(args.reconnect_attempts)
+        code = cli.main(["score", str(tiny_image_artifact), "rtsp://127.0.0.1:9/x", *flags])
+        assert code == cli.EXIT_INPUT and "no camera here" in capsys.readouterr().err
+        return policies.pop()
 
     assert limit("--reconnect-attempts", "forever") is None
     assert limit("--reconnect-attempts", "FOREVER") is None

@@ -153,6 +153,38 @@ def test_health_check_tells_a_live_run_from_a_stale_stopped_or_missing_one(tmp_p
     assert "no input for 25 s" in capsys.readouterr().err
 
 
+def test_a_sensor_run_that_skips_every_row_is_warned_and_health_check_can_tell(tmp_path,
+                                                                               capsys):
+    """A dead column: every row skipped, nothing detected, yet the scorer is alive and fed."""
+    from sensor_fixtures import write_tiny_sensor_artifact
+
+    from vigil.runtime.sensor.streaming import UNSCORED_ROWS_WARNING
+
+    model = write_tiny_sensor_artifact(tmp_path / "tiny.onnx")
+    rows = [f"{i},0.1,{'' if i >= 20 else 0.2},0.3" for i in range(20 + UNSCORED_ROWS_WARNING + 5)]
+    rows += [f"{i},0.1,0.2,0.3" for i in range(len(rows), len(rows) + 6)]  # it comes back
+    data = tmp_path / "dead.csv"
+    data.write_text("timestamp,a,b,c\n" + "\n".join(rows) + "\n")
+    health = tmp_path / "health.json"
+    assert cli.main(["score", str(model), str(data), "--jsonl", str(tmp_path / "o.jsonl"),
+                     "--health", str(health)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    warned = [line for line in err if "no window scored" in line]
+    assert len(warned) == 1 and f"for {UNSCORED_ROWS_WARNING} rows in a row, since row 22" in (
+        warned[0]) and "missing or NaN value in ['b']" in warned[0]
+    assert any("windows are scored again from row" in line for line in err)
+    report = json.loads(health.read_text())
+    assert report["rows_unscored"] == 0  # scoring again at the end
+    report.update(status="running", rows_unscored=UNSCORED_ROWS_WARNING + 5,
+                  updated=json.loads(_health_file(tmp_path, "running").read_text())["updated"])
+    report.pop("process", None)
+    health.write_text(json.dumps(report))
+    capsys.readouterr()
+    assert cli.main(["health-check", str(health)]) == 0
+    assert cli.main(["health-check", str(health), "--max-unscored", "500"]) == 1
+    assert "no window scored for the last 1005 rows (over 500)" in capsys.readouterr().err
+
+
 @pytest.mark.skipif(not Path("/proc/self/ns/pid").exists(), reason="needs Linux's /proc")
 def test_health_check_tells_a_killed_scorer_at_once_though_its_file_is_fresh(tmp_path, capsys):
     path = tmp_path / "health.json"

@@ -56,6 +56,7 @@ def test_the_spread_round_trips_and_must_fit_the_features(sensor_artifacts):
     spread = tuple(float(i + 1) for i in range(len(base.features)))
     data = spec_to_dict(replace(base, running_normalization=replace(SPEC, spread=spread)))
     assert spec_from_dict(data).running_normalization.spread == spread
+    assert data["schema_version"] == 6  # a runtime before it would ignore it: it refuses
     assert "spread" not in spec_to_dict(replace(base, running_normalization=SPEC))[
         "running_normalization"]
     for bad in (list(spread[:-1]), [0.0] * len(spread)):
@@ -181,7 +182,8 @@ def test_training_flag_puts_it_in_the_artifact(tmp_path, capsys):
     assert len(spread) == len(spec.features) and (spread > 0).all() and (spread <= std).all()
     voltage = spec.features.index("voltage")
     assert spread[voltage] < 0.6 * std[voltage]
-    assert spec.schema_version == 4  # the anomaly likelihood, without its level floor
+    assert spec.schema_version == 6  # running normalization's training spread (the likelihood
+    # without its level floor alone would write 4)
     assert spec.likelihood.z == 5 and spec.likelihood.level_warmup is None
     assert (spec.likelihood.z, spec.likelihood.short, spec.likelihood.long) == (5.0, 10, 8640)
     out = tmp_path / "s.jsonl"

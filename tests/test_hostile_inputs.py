@@ -887,8 +887,14 @@ def test_a_closed_stdout_is_not_blamed_on_the_input(tiny_sensor, tmp_path):
 def test_text_pushed_as_readings_is_a_skipped_row_with_its_reason(tiny_sensor):
     scorer = StreamingScorer(runtime.load(tiny_sensor))
     [result] = scorer.push(["a", "b", "c"])
-    assert result.skipped is not None and "values are not numbers" in result.skipped
+    assert result.skipped == ("column 'a' has non-numeric value 'a' (other unreadable cells: "
+                              "['b', 'c']); window restarts")
     assert scorer.rows_skipped == 1
+    # a cell that is a list (a message's nested value) is one more unreadable cell, not a crash
+    for _ in range(4):
+        scorer.push([0.1, 0.2, 0.3])
+    [result] = scorer.push([[26.1, 26.3], 0.2, 0.3])
+    assert result.filled and result.problem == "column 'a' has non-numeric value '[26.1, 26.3]'"
 
 
 def test_a_file_that_cannot_be_scored_leaves_the_health_report_and_results_untouched(

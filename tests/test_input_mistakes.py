@@ -175,9 +175,10 @@ def test_score_and_bench_refuse_flags_that_would_do_nothing(tiny_image_artifact,
     assert cli.main(["score", str(tiny_image_artifact), str(frames), "--decimal", ",",
                      "--jsonl", str(out)]) == 2
     assert "--decimal applies to sensor models" in capsys.readouterr().err
-    assert cli.main(["score", sensor, str(rows), "--reconnect-attempts", "3",
-                     "--jsonl", str(out)]) == 2
-    assert "--reconnect-attempts applies to image models" in capsys.readouterr().err
+    for attempts in ("3", "0", "forever"):
+        assert cli.main(["score", sensor, str(rows), "--reconnect-attempts", attempts,
+                         "--jsonl", str(out)]) == 2
+        assert "--reconnect-attempts applies to image models" in capsys.readouterr().err
     assert cli.main(["bench", sensor, "--decimal", ","]) == 2
     assert "--decimal applies to an --input CSV" in capsys.readouterr().err
     assert not out.exists()

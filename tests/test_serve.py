@@ -159,17 +159,30 @@ def test_bad_requests_get_an_error_naming_the_problem(server, path, body, status
 
 
 def test_a_chunked_body_over_the_limit_is_refused_before_it_is_read_whole(server):
-    """Without a Content-Length the limit (here --max-request-mb 1) holds all the same: 413."""
-    import http.client
+    """Without a Content-Length the limit (here --max-request-mb 1) holds all the same: 413,
+    answered while the client is still sending (a server that read the whole body first would
+    answer only after the last of 256 MB)."""
+    import select
 
     _, port, _ = server
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    chunks = (b"[" + b"0," * 50_000 + b"0]" for _ in range(40))  # 4 MB, chunked, never JSON
-    connection.request("POST", "/v2/models/pump/infer", body=chunks,
-                       headers={"Content-Type": "application/json"}, encode_chunked=True)
-    answer = connection.getresponse()
-    assert answer.status == 413 and "over 1048576 bytes" in json.loads(answer.read())["error"]
-    connection.close()
+    chunk = b"0," * 32_768  # 64 kB
+    sent, answer = 0, b""
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as connection:
+        connection.sendall(b"POST /v2/models/pump/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                           b"Content-Type: application/json\r\n"
+                           b"Transfer-Encoding: chunked\r\n\r\n")
+        try:
+            while sent < 256 << 20 and not answer:
+                connection.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                sent += len(chunk)
+                if select.select([connection], [], [], 0)[0]:
+                    answer = connection.recv(4096)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server stopped reading: its answer waits in the socket
+        if not answer:
+            answer = connection.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 413") and b"over 1048576 bytes" in answer
+    assert sent < 128 << 20  # answered long before the whole body (buffers between hold some)
 
 
 def test_sigterm_stops_the_server_cleanly(server):
@@ -206,6 +219,10 @@ def test_text_among_numbers_a_boolean_size_and_an_id_no_response_can_carry_are_r
         parse_request(b'{"inputs": [], "id": "x\\ud800"}', None)
     with pytest.raises(ProtocolError, match="`id` must be text"):
         parse_request(b'{"inputs": [], "id": 7}', None)
+    # an integer beyond 64 bits is still a number (a reading far out, which alarms)
+    big = parse_request(b'{"inputs": [{"name": "w", "shape": [2], "datatype": "FP64", '
+                        b'"data": [100000000000000000000, 1.5]}]}', None)["w"]
+    assert big.tolist() == [1e20, 1.5]
 
 
 @pytest.mark.parametrize("tensor, says", [

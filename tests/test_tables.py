@@ -384,4 +384,4 @@ def test_a_cell_that_is_no_number_leaves_the_rest_of_its_row_read():
     (row,) = [row for _, row in iter_rows(lines, {}, "f.csv") if row is not None]
     np.testing.assert_array_equal(np.isnan(row.values), [False, True, False, True])
     np.testing.assert_array_equal(row.values[[0, 2]], [1, 3])
-    assert row.problem == "column 'b' has non-numeric value 'x' (also non-numeric: ['d'])"
+    assert row.problem == "column 'b' has non-numeric value 'x' (other unreadable cells: ['d'])"

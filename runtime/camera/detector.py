@@ -6,7 +6,7 @@ import numpy as np
 
 from ..core.artifact import Artifact
 from .frames import check_frame, map_to_frame, regions, to_model_input
-from ..core.spec import ImageSpec, ScoreStats
+from ..core.spec import ArtifactError, ImageSpec, ScoreStats
 from ..core.thresholds import finite_number
 
 MAX_BATCH = 32
@@ -111,8 +111,13 @@ class ImageDetector:
                              f"{expected[1]}, {expected[2]}); received {batch.dtype} {batch.shape}")
         scores, maps = [], []
         for start in range(0, len(batch), self._max_batch):
-            score, amap = self._session.run(
-                self._outputs, {self.spec.input_name: batch[start:start + self._max_batch]})
+            chunk = batch[start:start + self._max_batch]
+            score, amap = self._session.run(self._outputs, {self.spec.input_name: chunk})
+            if score.size != len(chunk) or amap.size != len(chunk) * expected[0] * expected[1]:
+                raise ArtifactError(f"model file {str(self.path)!r} returned {score.size} scores "
+                                    f"and {amap.size} map values for {len(chunk)} frames; "
+                                    f"expected one score and one {expected[0]}x{expected[1]} map "
+                                    f"each (its graph was changed after export)")
             scores.append(score.reshape(-1))
             maps.append(amap.reshape(len(score), expected[0], expected[1]))
         return np.concatenate(scores).astype(np.float64), np.concatenate(maps)

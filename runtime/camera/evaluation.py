@@ -57,10 +57,12 @@ def test_items(data: str | Path, normal: Sequence[str | Path] = (),
         items += folders(normal, anomalous, masks) if normal or anomalous else []
         if all(item.anomalous for item in items):  # every metric would be one-class
             named = sorted({item.defect for item in items})
+            fix = ("its test/good/ holds no images: put the normal test images there, or give "
+                   "a folder of them with --normal DIR" if (Path(data) / "test" / "good").is_dir()
+                   else f"its test/ folders {named} are all read as defects, since only "
+                        f"test/good/ holds normal ones: rename the normal folder to test/good")
             raise ValueError(f"`data` {str(data)!r} is an MVTec AD category without normal test "
-                             f"images: its test/ folders {named} are all read as defects, since "
-                             f"only test/good/ holds normal ones: rename the normal folder to "
-                             f"test/good")
+                             f"images: {fix}")
         return items
     if not Path(data).is_dir():
         raise ValueError(f"`data` {str(data)!r} is not a folder; expected an MVTec AD category "

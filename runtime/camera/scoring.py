@@ -30,6 +30,7 @@ from ..core import interrupts
 from ..core.health import HealthReporter
 from .detector import ImageDetector
 from ..core.output import JsonLines, OutputError, flush_quietly
+from ..core.spec import ArtifactError
 from .sources import FrameSource, ImageFiles
 
 log = logging.getLogger("vigil")
@@ -270,6 +271,8 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
                     if wants_picture:
                         label = f"#{frame.index} score {score:.4g}" + (" ANOMALY" * anomaly)
                         picture = overlay(frame.image, full, detector.spec, boxes, label)
+                except ArtifactError:
+                    raise  # the model, not the frame: no frame would score
                 except (ValueError, TypeError, cv2.error) as error:
                     reason = str(error).strip() or type(error).__name__
             if reason is not None:

@@ -36,6 +36,9 @@ BATCH_DEPENDENT_OPS = frozenset({"DynamicQuantizeLinear", "DynamicQuantizeLSTM",
                                  "DynamicQuantizeMatMul", "MatMulIntegerToFloat"})
 MAX_THREADS = 1024  # inference threads: more than the largest machines have cores
 MAX_MODEL_BYTES = 2**31  # protobuf's limit for one message: a bigger file is not one ONNX model
+# the metadata entry: ours are a few kB (a training record naming thousands of files, under 1 MB);
+# a bigger one costs several times its size in memory while onnxruntime and json read it
+MAX_METADATA_BYTES = 16 << 20
 SHA256_PATTERN = re.compile(r"[0-9a-fA-F]{64}")
 log = logging.getLogger("vigil")
 
@@ -90,7 +93,13 @@ def open_artifact(
         raise ArtifactError(f"model file {str(path)!r} has sha256 {digest}; expected {pin}")
     if data.startswith(ZIP_MAGIC):
         raise ArtifactError(_zip_archive(path))
+    compressed = next((name for name, magic in COMPRESSED_MAGIC if data.startswith(magic)), None)
+    if compressed is not None:
+        raise ArtifactError(f"model file {str(path)!r} is {compressed}-compressed; decompress it "
+                            f"first ({COMPRESSED_FIX[compressed]} {path.name}) and load the .onnx "
+                            f"inside")
     scan = _check_self_contained(data, path)
+    _check_metadata_entries(scan, path)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads is not None:
@@ -153,6 +162,14 @@ def _load_failure(path: Path, error: Exception) -> str:
         return (f"model file {str(path)!r} needs a newer onnxruntime: the installed "
                 f"{ort.__version__} cannot run it ({needs}); upgrade onnxruntime (pip install -U "
                 "onnxruntime) or export the model with the onnxruntime this device has")
+    custom = re.search(r"(\S+:\S+)\(-?\d+\) is not a registered function/op", text)
+    if custom and not custom.group(1).startswith(("com.microsoft:", "ai.onnx")):
+        return (f"model file {str(path)!r} uses operator {custom.group(1)}, of a domain "
+                f"onnxruntime does not know (a custom operator): `vigil export` writes none, so "
+                f"the graph was edited or comes from elsewhere; export the model again")
+    if "Type Error" in text or "Type (" in text and "does not match" in text:
+        return (f"model file {str(path)!r} has a graph whose types do not fit together (edited "
+                f"after export?): {text[:300]}")
     return (f"model file {str(path)!r} is not a loadable ONNX model (truncated or corrupt?): "
             f"{text[:300]}")
 
@@ -168,6 +185,35 @@ def check_sha256_pin(expect_sha256: str | None) -> str | None:
     return text.lower()
 
 
+COMPRESSED_MAGIC = (("gzip", b"\x1f\x8b"), ("bzip2", b"BZh"), ("xz", b"\xfd7zXZ\x00"),
+                    ("zstd", b"\x28\xb5\x2f\xfd"))
+COMPRESSED_FIX = {"gzip": "gunzip -k", "bzip2": "bunzip2 -k", "xz": "unxz -k", "zstd": "unzstd"}
+
+
+def _check_metadata_entries(scan: ModelScan, path: Path) -> None:
+    """Refuse a ``vigil`` entry given twice (onnxruntime keeps the last, a reader of the file
+    may see the first) or too large to be ours, before onnxruntime reads it."""
+    ours = [size for key, size in scan.metadata if key == METADATA_KEY]
+    if len(ours) > 1:
+        raise ArtifactError(f"model file {str(path)!r} has {len(ours)} {METADATA_KEY!r} metadata "
+                            f"entries; an artifact has one (the file was edited after export)")
+    if ours and ours[0] > MAX_METADATA_BYTES:
+        raise ArtifactError(f"model file {str(path)!r}: its {METADATA_KEY!r} metadata entry is "
+                            f"{ours[0]:,} bytes, over the {MAX_METADATA_BYTES:,} an artifact's "
+                            f"can be; it was not written by `vigil export`, or was edited")
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object whose keys are unique: a repeated key (the last would win silently) is an
+    ArtifactError naming it."""
+    keys = [key for key, _ in pairs]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise ArtifactError(f"the {METADATA_KEY!r} metadata entry names {repeated} more than once "
+                            f"in one object; each field is given once")
+    return dict(pairs)
+
+
 def parse_metadata(entries: Mapping[str, str]) -> Spec:
     """The spec in a model's metadata map; ArtifactError if the entry is missing or malformed."""
     if METADATA_KEY not in entries:
@@ -177,7 +223,9 @@ def parse_metadata(entries: Mapping[str, str]) -> Spec:
         )
     text = entries[METADATA_KEY]
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_unique_keys)
+    except ArtifactError:
+        raise
     except (ValueError, RecursionError) as error:  # JSONDecodeError, or an int of 4300+ digits
         raise ArtifactError(
             f"the {METADATA_KEY!r} metadata entry is not valid JSON ({str(error)[:200]})"
@@ -265,9 +313,36 @@ def _check_graph(session: ort.InferenceSession, spec: Spec, path: Path) -> None:
                            f"{'frame' if image else 'window'})")
             if problem:
                 break
+    if problem is None:
+        problem = _probe_problem(session, spec, named)
     if problem:
         raise ArtifactError(f"model file {str(path)!r}: {problem}: it was not written by `vigil "
                             f"export`, or was changed since (export the model again)")
+
+
+PROBE_BATCH = 2
+
+
+def _probe_problem(session: ort.InferenceSession, spec: Spec, named: Sequence[str]) -> str | None:
+    """Run the graph once on a batch of two blank items: what is wrong with its answer (one
+    score per item, one map or row of errors per item), or None. A graph's declared shapes may
+    leave the batch symbolic, so only a run shows that it answers for each item."""
+    import numpy as np
+
+    image = isinstance(spec, ImageSpec)
+    item = spec.input_shape if image else (spec.window, len(spec.features))
+    blank = np.zeros((PROBE_BATCH, *item), dtype=np.uint8 if image else np.float32)
+    try:
+        score, other = session.run(list(named), {spec.input_name: blank})
+    except Exception as error:  # onnxruntime's own untyped errors
+        return f"the graph fails on a batch of {PROBE_BATCH} blank items ({str(error)[:200]})"
+    per_item = (spec.input_shape[0] * spec.input_shape[1]) if image else len(spec.features)
+    if np.size(score) != PROBE_BATCH or np.size(other) != PROBE_BATCH * per_item:
+        return (f"for a batch of {PROBE_BATCH} it returned {np.size(score)} scores and "
+                f"{np.size(other)} values of {named[1]!r}; expected {PROBE_BATCH} and "
+                f"{PROBE_BATCH * per_item} (one score and one "
+                f"{'map' if image else 'row of errors'} per {'frame' if image else 'window'})")
+    return None
 
 
 TRAINING_STD_FLOOR = 0.01  # training's default --relative-std-floor: a std of 1 % of |mean|

@@ -13,7 +13,9 @@ more than a pass over the tags. Anything that is not well-formed protobuf raises
 
 The same walk collects the operator types of every node (subgraphs and functions included), so
 the runtime can tell, without onnx, whether a graph quantizes its activations per call
-(``DynamicQuantizeLinear``), which makes a window's score depend on the batch it is scored in.
+(``DynamicQuantizeLinear``), which makes a window's score depend on the batch it is scored in,
+and the model's metadata keys with their sizes, so that a duplicated or oversized entry is
+refused before onnxruntime reads the file.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ CHILDREN = {
 }
 TENSOR_NAME, TENSOR_EXTERNAL_DATA, TENSOR_DATA_LOCATION = 8, 13, 14
 NODE_OP_TYPE = 4
+MODEL_METADATA = 14  # ModelProto.metadata_props
 ENTRY_KEY, ENTRY_VALUE = 1, 2
 EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
 
@@ -54,14 +57,20 @@ class ModelScan:
 
     external: tuple[ExternalTensor, ...]
     op_types: frozenset[str]
+    metadata: tuple[tuple[str, int], ...] = ()  # (key, bytes of its value) of each entry
 
 
 def scan_model(data: bytes | memoryview) -> ModelScan:
     """External tensors and operator types of a serialized ModelProto (ValueError if malformed)."""
     found: list[ExternalTensor] = []
     op_types: set[str] = set()
-    _walk(memoryview(data), MODEL, 0, found, op_types)
-    return ModelScan(tuple(found), frozenset(op_types))
+    metadata: list[tuple[str, int]] = []
+    view = memoryview(data)
+    _walk(view, MODEL, 0, found, op_types)
+    for number, wire, value in _fields(view):
+        if number == MODEL_METADATA and wire == 2:
+            metadata.append(_entry_size(value))
+    return ModelScan(tuple(found), frozenset(op_types), tuple(metadata))
 
 
 def external_tensors(data: bytes | memoryview) -> list[ExternalTensor]:
@@ -102,6 +111,17 @@ def _entry(data: memoryview) -> tuple[str, str]:
         elif wire == 2 and number == ENTRY_VALUE:
             text = _text(value)
     return key, text
+
+
+def _entry_size(data: memoryview) -> tuple[str, int]:
+    """(key, bytes of the value) of a StringStringEntryProto."""
+    key, size = "", 0
+    for number, wire, value in _fields(data):
+        if wire == 2 and number == ENTRY_KEY:
+            key = _text(value)
+        elif wire == 2 and number == ENTRY_VALUE:
+            size = len(value)
+    return key, size
 
 
 def _text(value: memoryview) -> str:

@@ -236,13 +236,16 @@ class HealthReporter:
 
 
 def check_health(path: str | os.PathLike, max_age_s: float = 60.0,
-                 max_idle_s: float | None = None) -> str | None:
+                 max_idle_s: float | None = None,
+                 max_unscored_rows: int | None = None) -> str | None:
     """What is wrong with the run a health file describes, or None when it looks alive.
 
     For watchdogs (a container's HEALTHCHECK, a systemd timer): the file must exist and parse,
     have been rewritten within ``max_age_s`` seconds (the reporter rewrites it every interval, so
-    an old file means a hung or dead scorer), say ``running`` or ``connecting``, and, with
-    ``max_idle_s``, show input that moved within that many seconds.
+    an old file means a hung or dead scorer), say ``running`` or ``connecting``, with
+    ``max_idle_s``, show input that moved within that many seconds, and with
+    ``max_unscored_rows``, a sensor run skipping no more rows than that in a row (a dead column
+    leaves a scorer alive that detects nothing).
     """
     path = Path(path)
     try:
@@ -276,6 +279,11 @@ def check_health(path: str | os.PathLike, max_age_s: float = 60.0,
         idle += max(0.0, age)  # idle when written, and since
     if max_idle_s is not None and isinstance(idle, (int, float)) and idle > max_idle_s:
         return f"no input for {idle:.0f} s (over {max_idle_s:g} s)"
+    unscored = report.get("rows_unscored")
+    if (max_unscored_rows is not None and type(unscored) is int
+            and unscored > max_unscored_rows):
+        return (f"no window scored for the last {unscored} rows (over {max_unscored_rows}): "
+                f"rows arrive but each is skipped (last error: {report.get('last_error')!r})")
     return None
 
 

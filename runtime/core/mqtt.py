@@ -219,7 +219,8 @@ class MqttPublisher:
         with self._lock:
             was = self.connected
             self.connected = False
-            if reason_code.is_failure and was:  # a refusal's own reason stays the last error
+            refused = self.last_error is not None and "refused the connection" in self.last_error
+            if reason_code.is_failure and (was or not refused):  # a refusal's reason stays
                 self.last_error = f"lost the broker {self.target}: {reason_code}"
         if was and reason_code.is_failure:
             log.warning("MQTT: lost %s (%s); reconnecting, results wait in the buffer",

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
 METADATA_KEY = "vigil"
-SCHEMA_VERSION = 5           # the newest this runtime reads
+SCHEMA_VERSION = 6           # the newest this runtime reads
 ADAPTIVE_SCHEMA_VERSION = 2  # written by sensor artifacts with an adaptive threshold or running
                              # normalization (older runtimes would ignore them and alarm
                              # differently, so they refuse)
@@ -23,6 +23,8 @@ LIKELIHOOD_SCHEMA_VERSION = 4  # written by sensor artifacts with the anomaly-li
                                # (a 3 runtime would ignore it and miss its alarms)
 LEVEL_FLOOR_SCHEMA_VERSION = 5  # written when the likelihood also floors the threshold at the
                                 # stream's long-run mean score (a 4 runtime would alarm more)
+SPREAD_SCHEMA_VERSION = 6  # written when running normalization records the training rows' spread
+                           # (a 5 runtime would map onto the floored std and alarm more)
 
 SENSOR = "sensor"
 IMAGE = "image"
@@ -208,8 +210,11 @@ def spec_to_dict(spec: Spec) -> dict[str, Any]:
             data.pop(adapts, None)
         else:
             data["schema_version"] = max(data["schema_version"], ADAPTIVE_SCHEMA_VERSION)
-    if "running_normalization" in data and data["running_normalization"].get("spread") is None:
-        data["running_normalization"].pop("spread", None)
+    if "running_normalization" in data:
+        if data["running_normalization"].get("spread") is None:
+            data["running_normalization"].pop("spread", None)
+        else:
+            data["schema_version"] = max(data["schema_version"], SPREAD_SCHEMA_VERSION)
     if data.get("likelihood") is None:
         data.pop("likelihood", None)
     else:

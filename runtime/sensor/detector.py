@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.artifact import Artifact
-from ..core.spec import ScoreStats, SensorSpec
+from ..core.spec import ArtifactError, ScoreStats, SensorSpec
 from ..core.thresholds import finite_number
 from .alarms import AlarmDecider
 from .windows import sliding_windows, window_ends
@@ -108,6 +108,11 @@ class SensorDetector:
             # Copied a batch at a time: a long signal's windows are a view of its rows.
             chunk = np.ascontiguousarray(batch[start:start + self._max_batch], dtype=np.float32)
             score, error = self._session.run(self._outputs, {self.spec.input_name: chunk})
+            if score.size != len(chunk) or error.size != len(chunk) * len(self.features):
+                raise ArtifactError(f"model file {str(self.path)!r} returned {score.size} scores "
+                                    f"and {error.size} feature errors for {len(chunk)} windows; "
+                                    f"expected one score and {len(self.features)} errors each "
+                                    f"(its graph was changed after export)")
             scores.append(score.reshape(-1))
             errors.append(error.reshape(len(chunk), -1))
         if not scores:

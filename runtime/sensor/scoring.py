@@ -14,8 +14,9 @@ import numpy as np
 from ..core import interrupts
 from ..core.health import HealthReporter
 from ..core.output import JsonLines, OutputError, flush_quietly
+from ..core.spec import ArtifactError
 from .detector import SensorDetector
-from .streaming import LASTING_ALARM_WINDOWS, Result, StreamingScorer
+from .streaming import LASTING_ALARM_WINDOWS, UNSCORED_ROWS_WARNING, Result, StreamingScorer
 from .tables import Line, MissingColumns, csv_files, iter_rows, read_lines
 
 log = logging.getLogger("vigil")
@@ -56,10 +57,12 @@ class ScoreSummary:
     adaptation: dict = field(default_factory=dict)
     longest_alarm: dict | None = None  # the longest alarm of any stream, and where
     alarm_on_windows: int = 0  # windows in a row the last stream's alarm was on at its end
+    rows_unscored: int = 0  # rows the last stream skipped in a row at its end (none scored)
 
     def add(self, scorer: StreamingScorer, source: str | None = None) -> None:
         part = scorer.summary()
         self.alarm_on_windows = scorer.alarm_run
+        self.rows_unscored = scorer.skip_run
         longest = part.get("longest_alarm")
         if longest is not None and (self.longest_alarm is None
                                     or longest["windows"] > self.longest_alarm["windows"]):
@@ -228,12 +231,26 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
     sink = out if isinstance(out, JsonLines) else JsonLines(out, live=live)
     current: list[StreamingScorer] = []
 
+    unscored = {"rows": 0, "first": -1}  # the current run of skipped result lines
+
     def emit(result: Result, name: str) -> None:
         record = result.to_json()
         record["source"] = name
         if result.skipped is not None:
             summary.last_error = f"row {result.index} of {name}: {result.skipped}"
         sink.write(record, mark=f"row {result.index} of {name}")
+        if result.skipped is not None:
+            unscored["rows"] += 1
+            if unscored["rows"] == 1:
+                unscored["first"] = result.index
+            elif unscored["rows"] == UNSCORED_ROWS_WARNING:
+                log.warning("%s: no window scored for %d rows in a row, since row %d: nothing "
+                            "is detected while this lasts; the last row's reason: %s", name,
+                            UNSCORED_ROWS_WARNING, unscored["first"], result.skipped)
+        elif result.score is not None:
+            if unscored["rows"] >= UNSCORED_ROWS_WARNING:
+                log.warning("%s: windows are scored again from row %d", name, result.index)
+            unscored["rows"] = 0
         # `current` changes only in this thread; most lines are no alarm and stop at the first test
         lasting = current[0].lasting_alarm if result.anomaly and current else None
         if lasting is not None and lasting[1] == result.index:
@@ -247,6 +264,7 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
     def run(lines: Iterable[str], name: str) -> None:
         scorer = StreamingScorer(detector)
         current[:] = [scorer]
+        unscored.update(rows=0, first=-1)  # each file's own run of skipped rows
         try:
             score_lines(detector, lines, name, emit, live=live, header=header, scorer=scorer,
                         decimal=decimal)
@@ -272,8 +290,8 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
                 try:
                     with open(path, "rb") as handle:
                         run(read_lines(handle), str(path))
-                except BrokenPipeError:
-                    raise  # the reader of standard output went away: not this file's fault
+                except (BrokenPipeError, ArtifactError):
+                    raise  # the reader of standard output went away, or the model is at fault
                 except (ValueError, OSError) as error:  # a bad header, an unreadable file
                     if len(files) == 1:
                         raise ValueError(str(error) if isinstance(error, ValueError) else
@@ -322,6 +340,8 @@ def _counts(summary: ScoreSummary, current: list[StreamingScorer], sink: JsonLin
         "alarm_episodes": summary.alarm_episodes + part.get("alarm_episodes", 0),
         # windows in a row the current alarm has been on (0: none), for a watchdog's "still?"
         "alarm_on_windows": scorers[0].alarm_run if scorers else summary.alarm_on_windows,
+        # rows skipped in a row since the last window scored (0: scoring): nothing is detected
+        "rows_unscored": scorers[0].skip_run if scorers else summary.rows_unscored,
         "lines_written": sink.lines_written,
         "lines_lost": sink.lines_lost,
         "last_error": sink.error or summary.last_error,

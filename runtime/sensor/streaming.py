@@ -19,6 +19,9 @@ OVERFLOW_SCORE = sys.float_info.max
 # An alarm on for this many windows in a row is a lasting change, reported once per alarm: as
 # many as the adaptive threshold's default memory, past which a fault is no longer a burst.
 LASTING_ALARM_WINDOWS = 1000
+# rows skipped in a row (none scored) after which a run is said to detect nothing: a dead sensor
+# column, a logger writing text; 1,000 is 17 minutes of 1 Hz rows, far beyond any gap filled
+UNSCORED_ROWS_WARNING = 1000
 
 
 def finite_or_max(value: float) -> float:
@@ -126,6 +129,7 @@ class StreamingScorer:
         self.longest_alarm: tuple[int, int, int] | None = None  # (windows, first row, last row)
         # the latest alarm that lasted LASTING_ALARM_WINDOWS: (its first row, the row it got there)
         self.lasting_alarm: tuple[int, int] | None = None
+        self.skip_run = 0  # rows skipped since the last window scored (none: 0)
 
     def reset(self) -> None:
         """Forget buffered rows (after a long gap): the next window needs ``window`` new rows.
@@ -159,18 +163,26 @@ class StreamingScorer:
         """A row with a cell that is no number: its numbers, NaN in each such cell, and what is
         wrong with them, as the CSV reader says it; the row as it was where it is no flat
         sequence of the model's length (``push_rows`` says why)."""
+        flat = getattr(values, "ndim", 1) == 1  # a list's cells are looked at one by one
         cells = (values.tolist() if hasattr(values, "tolist")  # an array, a pandas Series
                  else list(values) if isinstance(values, (list, tuple)) else None)
-        if cells is None or len(cells) != self.features or np.ndim(values) != 1:
+        if cells is None or not flat or len(cells) != self.features:
             return values, None
         numbers, bad = [], []
         for name, cell in zip(self.detector.features, cells):
             try:
+                if isinstance(cell, (list, tuple, dict, set)) or np.ndim(cell) != 0:
+                    raise TypeError("not one value")
                 numbers.append(float(_as_float32(cell)))
             except (TypeError, ValueError):
                 numbers.append(float("nan"))
-                bad.append(f"column {name!r} has non-numeric value {str(cell)[:40]!r}")
-        return np.asarray(numbers, dtype=np.float32), "; ".join(bad) or None
+                bad.append(name)
+        if not bad:
+            return np.asarray(numbers, dtype=np.float32), None
+        first = cells[self.detector.features.index(bad[0])]
+        problem = f"column {bad[0]!r} has non-numeric value {str(first)[:40]!r}" + (
+            f" (other unreadable cells: {bad[1:]})" if len(bad) > 1 else "")
+        return np.asarray(numbers, dtype=np.float32), problem
 
     def skip(self, index: int, time: str | None, reason: str) -> Result:
         """Count a row that cannot be used at all (cut off mid-line) without touching the window."""
@@ -207,6 +219,7 @@ class StreamingScorer:
                 self._bad_streak += 1
                 if self._last_good is None or self._bad_streak > self.max_gap:
                     self.rows_skipped += 1
+                    self.skip_run += 1
                     if self._filled_rows:
                         # the windows before the restart are decided before it, as they would be
                         # pushed one by one: smoothing, episodes and alarm runs end here
@@ -255,6 +268,7 @@ class StreamingScorer:
         if not batch:
             return
         scores, errors = self.detector.score_with_features(np.stack(batch))
+        self.skip_run = 0
         base = self.detector.threshold
         varies = self._decider.threshold_varies
         for (slot, index, time, filled, late, fills), score, error in zip(pending, scores,

@@ -214,7 +214,9 @@ def detect_separator(header: str) -> str:
     return best if counts[best] > 0 else ","
 
 
-CSV_VARIANT = re.compile(r"\.csv\.[A-Za-z0-9]+$", re.IGNORECASE)  # .csv.gz, .csv.1, .csv.bak
+# compressed or rotated CSVs (day1.csv.gz, day1.csv.1), not checksums or editors' files
+CSV_VARIANT = re.compile(r"\.csv\.(?:gz|bz2|xz|zst|zip|\d+)$", re.IGNORECASE)
+_told_unread: set[str] = set()  # folders whose unread CSV variants were named (once a process)
 
 
 def csv_files(path: str | Path, argument: str = "data") -> list[Path]:
@@ -242,7 +244,8 @@ def csv_files(path: str | Path, argument: str = "data") -> list[Path]:
         if dangling:
             log.warning("%s: %d .csv link(s) whose target is gone are not read (the first: %s)",
                         path, len(dangling), sorted(dangling)[0])
-        if unread:
+        if unread and str(path.resolve()) not in _told_unread:
+            _told_unread.add(str(path.resolve()))
             log.warning("%s: %d file(s) named as a compressed or rotated CSV are not read (the "
                         "first: %s); decompress them (gunzip -k) or rename them to end in .csv "
                         "to read them", path, len(unread), sorted(unread)[0])
@@ -400,7 +403,7 @@ class RowParser:
                 continue
             values[k] = value
         if unreadable:
-            more = (f" (also non-numeric: {unreadable[1:]})" if len(unreadable) > 1 else "")
+            more = (f" (other unreadable cells: {unreadable[1:]})" if len(unreadable) > 1 else "")
             return Row(number, values, time, label, first + more, label_problem=label_problem)
         problem = None
         bad = [self.features[k] for k in range(n) if math.isnan(values[k])]
@@ -665,8 +668,7 @@ def read_table(
                                 f"name (timestamp, datetime, time, date or ts)")
                     elif features is None and "non-numeric" in row.problem \
                             and "decimal comma" not in row.problem:
-                        others = [f for f in parser.features if f"column {f!r} " not in
-                                  row.problem]
+                        others = [f for f in parser.features if f"{f!r}" not in row.problem]
                         hint = ("; correct that cell if it is a typo; a text column (a status, "
                                 "a name) is not a reading: name the numeric columns"
                                 + (f" (--features {','.join(others)}, say)" if others else

@@ -290,11 +290,13 @@ def _refuse_silent_address(address: str) -> None:
 
     addresses = ("check the address (ray://HEAD:10001 for a client, HEAD:6379 on a cluster node, "
                  "or auto there)")
-    scheme = address.split("://", 1)[0] if "://" in address else None
-    if scheme not in (None, "ray"):
+    scheme = address.split("://", 1)[0].lower() if "://" in address else None
+    if scheme in ("http", "https"):
         raise ValueError(f"--ray {address}: expected HOST:PORT, ray://HOST:PORT or auto, not a "
                          f"{scheme}:// address (a Ray dashboard's web address is no cluster "
                          f"address); {addresses}")
+    if scheme not in (None, "ray"):
+        return  # module://... and the like: a client builder Ray reads itself
     target = address.removeprefix("ray://")
     host, _, port = target.rpartition(":")
     if not host or not port.isdigit():
@@ -318,6 +320,27 @@ def _refuse_silent_address(address: str) -> None:
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
 
 
+NOT_TLS = ("WRONG_VERSION_NUMBER", "HTTP_REQUEST", "UNEXPECTED_EOF_WHILE_READING")
+
+
+def _speaks_tls(address: tuple) -> bool:
+    """Whether the server at ``address`` answers a TLS handshake (its certificate unchecked:
+    only whether TLS is spoken there is asked)."""
+    import socket
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    try:
+        with socket.create_connection(address, RAY_CONNECT_TIMEOUT_S) as raw:
+            with context.wrap_socket(raw):
+                return True
+    except ssl.SSLError as error:  # a TLS alert (a client certificate wanted, say) is TLS; a
+        return error.reason not in NOT_TLS  # reply that is no TLS record, or none, is not
+    except OSError:
+        return False
+
+
 def _grpc_answer(connection) -> str | None:
     """None when the server on ``connection`` answers an HTTP/2 client preface as a gRPC server
     (Ray's GCS and its client server) does, with a SETTINGS frame; else what it did instead."""
@@ -333,8 +356,8 @@ def _grpc_answer(connection) -> str | None:
         return f"the connection failed: {error.strerror or error}"
     if len(first) >= 4 and first[3] == 4:  # a frame header whose type is SETTINGS
         return None
-    if not first:
-        return "it closed the connection"
+    if not first:  # a TLS server (a cluster run with RAY_USE_TLS=1) closes on plain text
+        return None if _speaks_tls(connection.getpeername()[:2]) else "it closed the connection"
     text = first.decode("latin-1")
     return f"it answered {text!r}" if text.isprintable() else f"it answered bytes {first!r}"
 
@@ -503,7 +526,7 @@ def resume_point(jsonl: str | Path, items: Sequence[WorkItem],
     for number, item in enumerate(items):
         for name in (item.paths if item.kind == "images" else (item.name,)):
             owner.setdefault(_path_key(name), []).append(number)
-            spelled.setdefault(_path_key(name), str(name))
+            spelled.setdefault(_path_key(name), str(Path(name)))  # as its lines name it
     current, start, lines_before, lines = -1, 0, 0, 0
     seen: dict[int, list[str]] = {}  # an item -> the sources of its lines, in order
     for begins, record in _results(jsonl):
@@ -517,7 +540,7 @@ def resume_point(jsonl: str | Path, items: Sequence[WorkItem],
                 f"{where}; --resume continues the run that wrote the file, with the same model "
                 "and the same inputs in the same order (give them as before, or start again with "
                 "--overwrite)")
-        if str(source) != spelled[_path_key(str(source))]:
+        if str(Path(str(source))) != spelled[_path_key(str(source))]:
             raise ValueError(
                 f"--resume: line {lines + 1} of {str(jsonl)!r} names its source {source!r}, and "
                 f"this run names the same file {spelled[_path_key(str(source))]!r}: one file "

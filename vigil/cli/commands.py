@@ -624,8 +624,8 @@ def _score(args) -> int:
     _likelihood_option(args, detector)
     if isinstance(detector, ImageDetector):
         return _score_frames(args, detector)
-    given = [f"--{name.replace('_', '-')}" for name in IMAGE_FLAGS
-             if getattr(args, name) not in (None, False)]
+    given = [f"--{name.replace('_', '-')}" for name in IMAGE_FLAGS  # 0 is a value given too
+             if getattr(args, name) is not None and getattr(args, name) is not False]
     if given:
         raise ValueError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to image "
                          f"models; {args.model!r} is a sensor model")
@@ -950,7 +950,7 @@ def _batch(args) -> int:
 def cmd_health_check(args) -> int:
     from vigil.runtime.core.health import check_health
 
-    problem = check_health(args.health, args.max_age, args.max_idle)
+    problem = check_health(args.health, args.max_age, args.max_idle, args.max_unscored)
     if problem is not None:
         _error_line(f"unhealthy: {problem}", args.log_json)
         return EXIT_FAILURE
@@ -1619,6 +1619,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--max-idle", type=_number(0, low_open=True), default=None,
                        metavar="SECONDS",
                        help="also fail when no input arrived for this long (default: no limit)")
+    check.add_argument("--max-unscored", type=_integer(1), default=None, metavar="ROWS",
+                       help="sensor runs: also fail when this many rows in a row were skipped, "
+                            "none scored (a dead column; default: no limit)")
     check.set_defaults(run=cmd_health_check)
 
     _name_values(parser)

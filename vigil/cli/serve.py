@@ -172,6 +172,9 @@ def _values(data, dtype: np.dtype, name: str, literals: bool = True) -> np.ndarr
                             + f"; received {str(data)[:80]}")
     try:
         values = np.asarray(data)  # text among the numbers makes it text, not a number read
+        if values.dtype.kind == "O" and all(  # integers beyond 64 bits: numbers all the same
+                isinstance(v, (int, float)) for v in _leaves(data)):
+            values = np.asarray(data, dtype=np.float64)
         if values.dtype.kind not in "fiub":
             raise TypeError(values.dtype)
         values = values.astype(np.float64 if dtype.kind != "b" else np.bool_)
