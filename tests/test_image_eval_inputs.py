@@ -121,6 +121,10 @@ def test_a_category_whose_normal_test_folder_is_not_named_good_is_refused(tiny_i
     assert code == cli.EXIT_INPUT and not (tmp_path / "m.json").exists()
     assert "without normal test images" in error and "['normal', 'patch']" in error
     assert "rename the normal folder to test/good" in error
+    (root / "test" / "good").mkdir()  # there, but empty
+    code, _, error = evaluate(tiny_image_artifact, root, capsys=capsys)
+    assert code == cli.EXIT_INPUT and "its test/good/ holds no images" in error
+    assert "--normal DIR" in error
 
 
 @pytest.mark.parametrize("value,expected", [(255, True), (200, True), (100, False), (1, True)])

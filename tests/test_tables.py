@@ -364,8 +364,12 @@ def test_other_files_given_as_csv_are_named_with_their_fix(tmp_path):
         (tmp_path / name).write_bytes(data)
     with zipfile.ZipFile(tmp_path / "m.keras", "w") as archive:
         archive.writestr("metadata.json", "{}")
+    with zipfile.ZipFile(tmp_path / "n.keras", "w") as archive:  # a newline byte in its header
+        archive.writestr(zipfile.ZipInfo("metadata.json", (1980, 1, 1, 0, 0, 20)), "{}")
+    assert b"\n" in (tmp_path / "n.keras").read_bytes()[:30]  # its DOS time: 0x000a
     expected = {"d.csv.gz": "gzip-compressed: decompress it first", "u16.csv": "UTF-16 text",
-                "d.npy": "a NumPy array (.npy)", "m.keras": "a Keras model (.keras)"}
+                "d.npy": "a NumPy array (.npy)", "m.keras": "a Keras model (.keras)",
+                "n.keras": "a Keras model (.keras)"}
     for name, says in expected.items():
         with pytest.raises(ValueError, match=re.escape(says)):
             read_table(tmp_path / name)

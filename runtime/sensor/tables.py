@@ -111,6 +111,9 @@ def read_lines(stream: BinaryIO, max_bytes: int = MAX_LINE_BYTES,
                              "bytes are not read", terminated)
             first = False
             continue
+        if first and raw.startswith(b"PK\x03\x04") and len(raw) < 4096:
+            with wait():  # a zip (a workbook, a .keras): the names that tell which may lie past a
+                raw += stream.read(4096 - len(raw))  # newline byte of its binary header
         body = raw.rstrip(b"\r\n")
         if first and body.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark
             body = body[3:]
