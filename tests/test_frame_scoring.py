@@ -120,6 +120,30 @@ def test_folder_json_lines_and_summary(detector, tmp_path):
     assert json.loads(json.dumps(summary.to_json()))["frames_in"] == 5
 
 
+def test_a_reject_always_says_where_even_below_the_pixel_threshold(detector, tmp_path, capsys):
+    """An image threshold set below what the pixel threshold marks (eval's best-F1 suggestion):
+    each anomalous frame still gets a box, around its map's peak, marked as such."""
+    from vigil.runtime.camera.frames import frame_boxes
+
+    heat = np.zeros((40, 60), np.float32)
+    heat[10:14, 20:26] = 5.0
+    heat[30, 50] = 2.0
+    assert frame_boxes(heat, 10.0, anomaly=False) == []
+    (weak,) = frame_boxes(heat, 10.0, anomaly=True)
+    assert (weak["x"], weak["y"], weak["w"], weak["h"]) == (20, 10, 6, 4)
+    assert weak["below_pixel_threshold"] and weak["peak"] == 5.0
+    assert "below_pixel_threshold" not in frame_boxes(heat, 1.0, anomaly=True)[0]
+    assert frame_boxes(np.zeros((8, 8)), 1.0, anomaly=True) == []  # a flat map points nowhere
+    write_folder(tmp_path / "images")
+    out = tmp_path / "out.jsonl"
+    assert cli.main(["score", str(detector.path), str(tmp_path / "images"), "--jsonl", str(out),
+                     "--threshold", "-1000", "--pixel-threshold", "1000"]) == 0
+    scored = [json.loads(line) for line in out.read_text().splitlines()][:3]
+    assert all(r["anomaly"] and r["boxes"] for r in scored)
+    assert all(r["boxes"][0]["below_pixel_threshold"] for r in scored)
+    capsys.readouterr()
+
+
 def test_overlays_for_anomalous_frames_only_unless_all(detector, tmp_path):
     write_folder(tmp_path / "images")
     records, summary = run(detector, str(tmp_path / "images"), overlay_dir=tmp_path / "some")

@@ -116,6 +116,24 @@ def test_a_folders_subfolders_are_named_and_a_dangling_link_gets_its_line(tmp_pa
     assert "its subfolders (later) are not read" in caplog.text
 
 
+def test_the_glob_a_folder_suggests_matches_its_images_not_their_masks(tmp_path):
+    """An MVTec AD category of JPEG images with PNG masks: the suggested glob names .jpg, and a
+    glob that matches only the masks is refused (each mask scored a whole-frame defect)."""
+    category = tmp_path / "tiles"
+    for name in ("train/good/0.jpg", "test/good/1.jpg", "test/crack/2.jpg"):
+        (category / name).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(category / name), np.full((24, 32, 3), 100, np.uint8))
+    (category / "ground_truth" / "crack").mkdir(parents=True)
+    cv2.imwrite(str(category / "ground_truth" / "crack" / "2_mask.png"),
+                np.zeros((24, 32), np.uint8))
+    with pytest.raises(SourceError, match=r"\('[^']*/tiles/\*\*/\*\.jpg', quoted\)"):
+        open_source(str(category))
+    with pytest.raises(SourceError, match=r"matches only masks \(1 files named NAME_mask or "
+                                          r"under ground_truth/"):
+        open_source(str(category / "**" / "*.png"))
+    assert len(list(open_source(str(category / "**" / "*.jpg")))) == 3
+
+
 def test_sources_that_cannot_open_say_why(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(SourceError, match="contains no files"):

@@ -87,6 +87,25 @@ def regions(anomaly_map: np.ndarray, threshold: float, min_area: int = 4) -> lis
     return sorted(boxes, key=lambda b: -b["area"])
 
 
+def frame_boxes(anomaly_map: np.ndarray, pixel_threshold: float, anomaly: bool) -> list[dict]:
+    """The boxes a frame decided ``anomaly`` carries: its regions above the pixel threshold, or,
+    when none is (an image threshold set below what the pixel threshold marks), the region
+    around its map's peak (pixels above halfway from the map's median to its peak), marked
+    ``below_pixel_threshold``, so that a reject always says where. A normal frame has none."""
+    if not anomaly:
+        return []
+    found = regions(anomaly_map, pixel_threshold)
+    if found:
+        return found
+    values = np.asarray(anomaly_map)
+    peak, middle = float(values.max()), float(np.median(values))
+    if not peak > middle:
+        return []  # a flat map points nowhere
+    around = regions(values, (peak + middle) / 2, min_area=1)
+    strongest = max(around, key=lambda box: box["peak"])
+    return [{**strongest, "below_pixel_threshold": True}]
+
+
 def overlay(frame: np.ndarray, anomaly_map: np.ndarray, spec: ImageSpec, boxes: list[dict],
             label: str, mask: np.ndarray | None = None) -> np.ndarray:
     """A BGR picture a person reads at a glance: the frame, the anomaly map coloured only where it

@@ -11,7 +11,7 @@ import numpy as np
 from ..core.report import (best_threshold_lines, confusion_table, format_cell, glossary,
                            json_text)
 from .datasets import read_image, read_mask
-from .frames import overlay
+from .frames import frame_boxes, overlay
 
 TILE = 224          # overlays are drawn at this size, so their labels stay sharp
 MAX_LISTED = 100    # missed and false images listed in report.md; metrics.json has them all
@@ -26,7 +26,8 @@ def write_image_report(result: dict, scored, detector, folder: str | Path, model
     missed, false = result["missed_images"], result["false_alarm_images"]
     lines = [f"# Vigil image evaluation: {model_name}", "",
              f"An image is a defect when its score is above {detector.threshold:.6g}; pixels "
-             f"above {detector.pixel_threshold:.6g} are coloured and boxed in its map.", "",
+             f"above {detector.pixel_threshold:.6g} are coloured in its map, and boxed in a "
+             f"defect's (one with none above it gets a box around its map's peak).", "",
              "## Result", "", "| metric | value |", "|---|---:|",
              *[f"| {key} | {format_cell(result.get(key))} |"
                for key in ("image_auroc", "pixel_auroc", "pro", "precision", "recall", "f1")],
@@ -105,9 +106,10 @@ def _tile(scored, detector, n: int) -> np.ndarray:
     small = cv2.resize(image, (TILE, TILE), interpolation=cv2.INTER_AREA)
     if mask is not None:
         mask = cv2.resize(mask.astype(np.uint8), (TILE, TILE), interpolation=cv2.INTER_NEAREST)
-    full, boxes = detector.locate(small, scored.maps[n])
+    full, _ = detector.locate(small, scored.maps[n])
     flagged = score > detector.threshold
+    boxes = frame_boxes(full, detector.pixel_threshold, flagged)
     verdict = {(True, True): "caught", (True, False): "MISSED", (False, True): "FALSE ALARM",
                (False, False): "ok"}[item.anomalous, flagged]
-    return overlay(small, full, detector.spec, boxes if flagged else [],
-                   f"{item.defect} {score:.3g} {verdict}", mask)
+    return overlay(small, full, detector.spec, boxes, f"{item.defect} {score:.3g} {verdict}",
+                   mask)

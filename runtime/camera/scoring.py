@@ -25,7 +25,7 @@ from typing import IO
 import cv2
 import numpy as np
 
-from .frames import overlay, to_model_input
+from .frames import frame_boxes, overlay, to_model_input
 from ..core import interrupts
 from ..core.health import HealthReporter
 from .detector import ImageDetector
@@ -265,8 +265,8 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
                     boxes: list[dict] = []
                     full = None
                     if anomaly or wants_picture:
-                        full, found = detector.locate(frame.image, maps[0])
-                        boxes = found if anomaly else []
+                        full, _ = detector.locate(frame.image, maps[0])
+                        boxes = frame_boxes(full, detector.pixel_threshold, anomaly)
                     latency = time.perf_counter() - began
                     if wants_picture:
                         label = f"#{frame.index} score {score:.4g}" + (" ANOMALY" * anomaly)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import os
 import queue
 import re
 import socket
@@ -207,6 +208,11 @@ def open_source(spec: str, options: SourceOptions = SourceOptions(),
         matches = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
         if not matches:
             raise SourceError(f"`source` glob {spec!r} matches no files")
+        if _only_masks(matches):
+            raise SourceError(f"`source` glob {spec!r} matches only masks ({len(matches)} files "
+                              f"named NAME_mask or under ground_truth/, e.g. "
+                              f"{str(matches[0])!r}), not camera frames: are the images of "
+                              f"another suffix (.jpg)? Match them instead")
         frames = _without_masks(matches, f"glob {spec!r}")  # MVTec AD's ground_truth/ too
         return ImageFiles(frames or matches, name=spec)
     raise SourceError(f"`source` {spec!r} is not a camera index, a stream URL "
@@ -283,7 +289,8 @@ def folder_files(folder: Path, subfolders_hint: str | None = None) -> list[Path]
     (as training reads the folder); other files are kept, to be reported as unusable.
     ``subfolders_hint`` says how to read its subfolders (default: a quoted glob, as `vigil
     score` takes one)."""
-    hint = subfolders_hint or f"a glob that reaches into them ('{folder}/**/*.png', quoted)"
+    hint = subfolders_hint or (f"a glob that reaches into them ('{folder}/**/*"
+                               f"{_common_image_suffix(folder)}', quoted)")
     entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
     # a link whose target is gone is a file that cannot be read: kept, to get its skipped line
     files = [p for p in entries if p.is_file() or (p.is_symlink() and not p.exists())]
@@ -299,6 +306,29 @@ def folder_files(folder: Path, subfolders_hint: str | None = None) -> list[Path]
                 f"subfolders are not read: give one of them, or {hint}")
         raise SourceError(f"`source` folder {str(folder)!r} contains no files")
     return files
+
+
+def _common_image_suffix(folder: Path, limit: int = 2000) -> str:
+    """The commonest image suffix below ``folder`` (its masks aside: MVTec AD's ground_truth/,
+    ``_mask`` names), looking at ``limit`` files at most; ``.png`` when none is found."""
+    counts: dict[str, int] = {}
+    seen = 0
+    for root, subfolders, names in os.walk(folder):
+        subfolders[:] = sorted(d for d in subfolders if d != "ground_truth"
+                               and not d.startswith("."))
+        for name in names:
+            suffix = Path(name).suffix.lower()
+            if suffix in IMAGE_EXTENSIONS and not Path(name).stem.endswith("_mask"):
+                counts[suffix] = counts.get(suffix, 0) + 1
+            seen += 1
+        if seen >= limit:
+            break
+    return max(counts, key=counts.get) if counts else ".png"
+
+
+def _only_masks(files: list[Path]) -> bool:
+    """Whether every file is named as a mask (``NAME_mask.*``, or under ``ground_truth/``)."""
+    return all(p.stem.endswith("_mask") or "ground_truth" in p.parts for p in files)
 
 
 def _without_masks(files: list[Path], where: str) -> list[Path]:

@@ -83,7 +83,11 @@ def best_threshold_lines(result: dict, eval_command: str, best_key: str = "best_
             "It was chosen on the data it is measured on, so expect less on new data. "
             "To check it, then to score with it:", "",
             f"    {eval_command} --threshold {exact}",
-            f"    vigil score MODEL INPUT --threshold {exact}", ""]
+            f"    vigil score MODEL INPUT --threshold {exact}", "",
+            *([f"Boxes mark map values above the pixel threshold "
+               f"({result['pixel_threshold']:.6g}); a defect with none above it is boxed around "
+               f"its map's peak, and `vigil score --pixel-threshold` moves it.", ""]
+              if result.get("pixel_threshold") is not None else [])]
 
 
 def format_cell(value) -> str:

@@ -429,7 +429,7 @@ def _attempts(text: str) -> int | str:
 
 
 IMAGE_FLAGS = ("overlay_dir", "overlay_all", "overlay_video", "show", "max_frames",
-               "reconnect_attempts")
+               "reconnect_attempts", "pixel_threshold")
 DEFAULT_RECONNECT_ATTEMPTS = 10
 
 
@@ -623,6 +623,8 @@ def _score(args) -> int:
         detector.threshold = args.threshold
     _likelihood_option(args, detector)
     if isinstance(detector, ImageDetector):
+        if args.pixel_threshold is not None:
+            detector.pixel_threshold = args.pixel_threshold
         return _score_frames(args, detector)
     given = [f"--{name.replace('_', '-')}" for name in IMAGE_FLAGS  # 0 is a value given too
              if getattr(args, name) is not None and getattr(args, name) is not False]
@@ -1470,6 +1472,10 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--mqtt-client-id", default=None, metavar="ID",
                              help="MQTT client id (default vigil- and a random suffix)")
             images = sub.add_argument_group("image models")
+            images.add_argument("--pixel-threshold", type=_number(), default=None,
+                                metavar="SCORE",
+                                help="override the artifact's pixel threshold: map values above "
+                                     "it are coloured and boxed")
             images.add_argument("--overlay-dir", default=None,
                                 help="write heatmap overlays of anomalous frames here")
             images.add_argument("--overlay-all", action="store_true",
