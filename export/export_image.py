@@ -60,43 +60,42 @@ def export_image(model_path: str | Path, output: str | Path,
         notes.append(unverified)
         parity["int8_unverified"] = True
         target = Precision.MIXED
-    int8 = (_quantize(fp32, run.calibration, target, progress)
-            if target in (Precision.INT8, Precision.MIXED) else None)
-    if int8 is not None and target is Precision.MIXED and not _quantized_nodes(int8):
-        if precision is not Precision.AUTO:
-            raise ValueError(_no_bank_product(model_path))
-        notes.append("wrote FP32: this feature model was saved before its memory-bank product "
-                     "became its own layer, so only its network could be quantized; retrain it "
-                     "for the mixed precision")
-        int8 = None
-    if int8 is not None:
-        quantized = "INT8" if target is Precision.INT8 else "the INT8 bank product"
-        parity["int8_weight_bits"] = INT8_WEIGHT_BITS
-        parity["int8_scope"] = "network" if target is Precision.INT8 else "bank product"
+    # auto with labeled defects tries the whole network in INT8 first, then the bank's product
+    # alone (a network whose INT8 maps drift may keep parity with only its product quantized)
+    banked = record["training"].get("architecture", "unet") in PROBE_BLIND
+    attempts = ([target, Precision.MIXED] if precision is Precision.AUTO
+                and target is Precision.INT8 and banked else
+                [target] if target in (Precision.INT8, Precision.MIXED) else [])
+    final = Precision.FP32
+    for number, attempt in enumerate(attempts):
+        int8 = _quantize(fp32, run.calibration, attempt, progress)
+        if attempt is Precision.MIXED and not _quantized_nodes(int8):
+            if precision is not Precision.AUTO:
+                raise ValueError(_no_bank_product(model_path))
+            if number == 0:
+                notes.append("wrote FP32: this feature model was saved before its memory-bank "
+                             "product became its own layer, so only its network could be "
+                             "quantized; retrain it for the mixed precision")
+            continue  # no bank product (a U-Net): nothing more to try
+        quantized = "INT8" if attempt is Precision.INT8 else "the INT8 bank product"
+        later = number + 1 < len(attempts)
+        tried: dict = {}
+        tried["int8_weight_bits"] = INT8_WEIGHT_BITS
+        tried["int8_scope"] = "network" if attempt is Precision.INT8 else "bank product"
         progress("export: INT8 parity and timing", 0, 1)
         int8_scores, int8_maps = _onnx_outputs(int8, images)
-        parity.update(_int8_parity(run, fp32_scores, fp32_maps, int8_scores, int8_maps))
+        tried.update(_int8_parity(run, fp32_scores, fp32_maps, int8_scores, int8_maps))
         if not run.validation_labels.any():
-            parity.update(_synthetic_parity(fp32, int8, images[~run.validation_labels]))
-        misses = []
-        # Normal images' scores nearly tie, so their rank correlation says little: gate on the
-        # maps' agreement and, when labeled images exist, on the AUROC they give.
-        # Without labeled defects, the maps are compared on the normal images plus the same
-        # images with synthetic defects pasted in: normal maps alone vary little, so their
-        # correlation measures quantization noise against noise, not whether defects still show.
-        correlation = parity.get("int8_synthetic_map_correlation", parity["int8_map_correlation"])
-        if correlation < options.min_rank_correlation:
-            misses.append(f"anomaly-map correlation {correlation:.4f} < "
-                          f"{options.min_rank_correlation}")
-        # An AUROC over n normal and n pasted images moves by up to 1/n when one image moves.
-        synthetic_tolerance = max(options.max_f1_drop, 2.0 / parity.get("synthetic_images", 2))
-        if parity.get("int8_synthetic_auroc_drop", 0.0) > synthetic_tolerance:
-            misses.append(f"AUROC drop on synthetic defects "
-                          f"{parity['int8_synthetic_auroc_drop']:.4f} > {synthetic_tolerance:.4f}")
-        if parity.get("int8_auroc_drop", 0.0) > options.max_f1_drop:
-            misses.append(f"validation AUROC drop {parity['int8_auroc_drop']:.4f} > "
-                          f"{options.max_f1_drop}")
-        parity["int8_within_tolerance"] = not misses
+            tried.update(_synthetic_parity(fp32, int8, images[~run.validation_labels]))
+        misses = _parity_misses(tried, options)
+        tried["int8_within_tolerance"] = not misses
+        if misses and later and not options.force:  # the next attempt may hold: no warning yet
+            notes.append(f"{quantized} missed the parity tolerance ({'; '.join(misses)}); "
+                         f"tried the INT8 bank product alone")
+            parity["network_int8_misses"] = misses
+            progress("export: INT8 parity and timing", 1, 1)
+            continue
+        parity.update(tried)
         keep, warned, noted = keep_int8(misses, precision, options.force, int8, fp32,
                                         {"image": images[:1]}, parity, quantized)
         messages += warned
@@ -104,13 +103,18 @@ def export_image(model_path: str | Path, output: str | Path,
         progress("export: INT8 parity and timing", 1, 1)
         if keep:
             chosen, scores, maps = int8, int8_scores, int8_maps
-            precision = target
-        else:
-            precision = Precision.FP32
-    else:
-        precision = Precision.FP32
+            final = attempt
+        break
+    precision = final
     thresholds = fit_image_thresholds(record["calibration"], scores, maps, run.validation_labels,
                                       run.validation_masks)
+    if precision is not Precision.FP32:  # training printed the float model's thresholds
+        floating = fit_image_thresholds(record["calibration"], fp32_scores, fp32_maps,
+                                        run.validation_labels, run.validation_masks)
+        notes.append(f"thresholds fitted on this {precision.value} artifact's own scores of the "
+                     f"held-out images: image {thresholds.image.value:.6g}, pixel "
+                     f"{thresholds.pixel.value:.6g} (the float model's, as training gave them: "
+                     f"{floating.image.value:.6g}, {floating.pixel.value:.6g})")
     spec = _spec(run, thresholds, precision, parity)
 
     def read_back(detector) -> None:
@@ -121,6 +125,30 @@ def export_image(model_path: str | Path, output: str | Path,
     path = write_artifact(chosen, spec, output, verify=read_back)
     return ExportReport(path, precision.value, thresholds.image, parity, tuple(messages),
                         tuple(notes))
+
+
+def _parity_misses(parity: dict, options: ExportOptions) -> list[str]:
+    """The parity tolerances a quantized copy missed (``parity``: its ``_int8_parity`` and
+    ``_synthetic_parity`` figures)."""
+    misses = []
+    # Normal images' scores nearly tie, so their rank correlation says little: gate on the
+    # maps' agreement and, when labeled images exist, on the AUROC they give.
+    # Without labeled defects, the maps are compared on the normal images plus the same
+    # images with synthetic defects pasted in: normal maps alone vary little, so their
+    # correlation measures quantization noise against noise, not whether defects still show.
+    correlation = parity.get("int8_synthetic_map_correlation", parity["int8_map_correlation"])
+    if correlation < options.min_rank_correlation:
+        misses.append(f"anomaly-map correlation {correlation:.4f} < "
+                      f"{options.min_rank_correlation}")
+    # An AUROC over n normal and n pasted images moves by up to 1/n when one image moves.
+    synthetic_tolerance = max(options.max_f1_drop, 2.0 / parity.get("synthetic_images", 2))
+    if parity.get("int8_synthetic_auroc_drop", 0.0) > synthetic_tolerance:
+        misses.append(f"AUROC drop on synthetic defects "
+                      f"{parity['int8_synthetic_auroc_drop']:.4f} > {synthetic_tolerance:.4f}")
+    if parity.get("int8_auroc_drop", 0.0) > options.max_f1_drop:
+        misses.append(f"validation AUROC drop {parity['int8_auroc_drop']:.4f} > "
+                      f"{options.max_f1_drop}")
+    return misses
 
 
 def _quantize(fp32, calibration: np.ndarray, target: Precision, progress: Progress):

@@ -861,6 +861,32 @@ def test_fused_through_the_cli_sums_two_scores_by_default(features_category, tmp
     assert not model.exists()
 
 
+@pytest.mark.slow
+def test_auto_export_with_labeled_defects_tries_the_bank_product_when_int8_misses(
+        features_category, tmp_path, capsys, monkeypatch):
+    """With labeled defects auto tries the whole network in INT8; where that misses parity it
+    tries the INT8 bank product alone before FP32 (it had gone to FP32, 1.3x slower)."""
+    from vigil.cli import main
+    from vigil.export import export_image
+
+    defects = sorted(p for p in (features_category / "test").iterdir() if p.name != "good")
+    model = tmp_path / "labeled.keras"
+    assert main(["train", "image", str(features_category / "train" / "good"), "-o", str(model),
+                 *[a for d in defects for a in ("--anomalous", str(d))], "--size", "128",
+                 "--bank", "256", "--quiet"]) == 0
+    capsys.readouterr()
+    real = export_image._parity_misses
+    monkeypatch.setattr(export_image, "_parity_misses", lambda parity, options: (
+        ["a forced miss"] if parity["int8_scope"] == "network" else real(parity, options)))
+    assert main(["export", str(model), "-o", str(tmp_path / "m.onnx")]) == 0
+    captured = capsys.readouterr()
+    exported = json.loads(captured.out)
+    assert exported["parity"]["network_int8_misses"] == ["a forced miss"]
+    assert exported["parity"]["int8_scope"] == "bank product"
+    assert exported["precision"] in ("mixed", "fp32")  # fp32 only where mixed is not faster
+    assert "tried the INT8 bank product alone" in captured.err
+
+
 def test_auto_export_of_a_feature_model_needs_labeled_defects_for_int8():
     from vigil.export.export_image import _unverified_int8
     from vigil.export.precision import Precision

@@ -219,3 +219,19 @@ def test_unreadable_test_images_are_named_before_anything_is_scored(tiny_image_a
     assert code == cli.EXIT_INPUT and not output.exists()
     assert "2 of the 6 test images (or their masks) cannot be read, so nothing was scored" in error
     assert "001.png" in error and "002_mask.png" in error and "move them out" in error
+
+
+def test_pro_integrates_the_overlap_curve_up_to_its_false_positive_limit():
+    """A map that marks each defect region wholly before any normal pixel: its PRO is 1 (the
+    curve, 1 from FPR 0, taken up to 0.3 itself, not stopped at the last threshold below it)."""
+    from vigil.runtime.camera.evaluation import _ProAccumulator
+
+    rng = np.random.default_rng(0)
+    pro = _ProAccumulator()
+    for _ in range(3):
+        heat = rng.uniform(0.0, 0.5, (64, 64)).astype(np.float32)
+        mask = np.zeros((64, 64), bool)
+        mask[10:20, 30:44] = True
+        heat[mask] = 1.0
+        pro.add(heat, mask)
+    assert 0.997 < pro.value() <= 1.0  # 0.9955 when the curve stopped short of FPR 0.3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -22,6 +23,8 @@ from .progress import StepProgress
 from .checkpoint import TrainingRun, save_run
 from .image_thresholds import fit_image_thresholds
 from .versions import library_versions
+
+log = logging.getLogger("vigil")
 
 CALIBRATION_IMAGES = 64
 ARCHITECTURES = ("unet", "features", "fused")
@@ -194,6 +197,12 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
         raise ValueError("--threshold-method f1 needs labeled defect images (--anomalous DIR; "
                          "an MVTec AD category's test set is never used in training); none "
                          "given: add them, or use --threshold-method gaussian or percentile")
+    if anomalous and ThresholdMethod(options.calibration.method) is not ThresholdMethod.F1:
+        log.info("the %d defect images are not trained on; with --threshold-method %s they set "
+                 "no threshold (the held-out normal images do): they measure the validation "
+                 "figures and let `vigil export` measure INT8's loss; --threshold-method f1 "
+                 "chooses the threshold on them", len(anomalous),
+                 ThresholdMethod(options.calibration.method).value)
     rng = np.random.default_rng(options.seed)
     order = rng.permutation(len(normal))
     held = max(2, int(round(len(normal) * fraction)))

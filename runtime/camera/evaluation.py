@@ -267,9 +267,15 @@ class _ProAccumulator:
                     overlaps.append(above[:, region].mean(axis=1))
         fpr /= max(negatives, 1)
         pro = np.mean(overlaps, axis=0)
+        order = np.argsort(fpr, kind="stable")
+        fpr, pro = fpr[order], pro[order]
         keep = fpr <= PRO_MAX_FPR
         if keep.sum() < 2:
             return None
         x, y = fpr[keep], pro[keep]
-        order = np.argsort(x)
-        return float(_trapezoid(y[order], x[order]) / PRO_MAX_FPR)
+        beyond = np.flatnonzero(~keep)
+        if beyond.size and x[-1] < PRO_MAX_FPR:  # the curve up to the limit itself, interpolated
+            x0, y0, x1, y1 = x[-1], y[-1], fpr[beyond[0]], pro[beyond[0]]
+            x = np.append(x, PRO_MAX_FPR)
+            y = np.append(y, y0 + (y1 - y0) * (PRO_MAX_FPR - x0) / (x1 - x0))
+        return float(_trapezoid(y, x) / PRO_MAX_FPR)

@@ -88,11 +88,17 @@ def _examples(scored, detector, path: Path, per_defect: int) -> bool:
         picks = chosen.setdefault(scored.items[n].defect, [])
         if len(picks) < per_defect:
             picks.append(n)
+    grid = {defect: [_tile(scored, detector, n) for n in sorted(chosen[defect])]
+            for defect in sorted(chosen, key=lambda d: (d == "good", d))}
+    # each image keeps its own aspect ratio: tiles are padded to the largest, not stretched
+    height = max(t.shape[0] for tiles in grid.values() for t in tiles)
+    width = max(t.shape[1] for tiles in grid.values() for t in tiles)
     rows = []
-    for defect in sorted(chosen, key=lambda d: (d == "good", d)):
-        tiles = [_tile(scored, detector, n) for n in sorted(chosen[defect])]
-        blank = np.zeros_like(tiles[0])
-        rows.append(np.hstack(tiles + [blank] * (per_defect - len(tiles))))
+    for tiles in grid.values():
+        padded = [cv2.copyMakeBorder(t, 0, height - t.shape[0], 0, width - t.shape[1],
+                                     cv2.BORDER_CONSTANT, value=(0, 0, 0)) for t in tiles]
+        blank = np.zeros((height, width, 3), np.uint8)
+        rows.append(np.hstack(padded + [blank] * (per_defect - len(tiles))))
     if not rows:
         return False
     cv2.imwrite(str(path), np.vstack(rows))
@@ -103,9 +109,11 @@ def _tile(scored, detector, n: int) -> np.ndarray:
     item, score = scored.items[n], float(scored.scores[n])
     image = read_image(item.path)
     mask = read_mask(item.mask, image.shape) if item.mask is not None else None
-    small = cv2.resize(image, (TILE, TILE), interpolation=cv2.INTER_AREA)
+    scale = TILE / max(image.shape[:2])  # the longer side to TILE, the aspect ratio kept
+    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     if mask is not None:
-        mask = cv2.resize(mask.astype(np.uint8), (TILE, TILE), interpolation=cv2.INTER_NEAREST)
+        mask = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
     full, _ = detector.locate(small, scored.maps[n])
     flagged = score > detector.threshold
     boxes = frame_boxes(full, detector.pixel_threshold, flagged)

@@ -1306,8 +1306,9 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument("--normal", action="append", default=[],
                        help="another folder of normal images (repeatable; default none)")
     image.add_argument("--anomalous", action="append", default=[],
-                       help="a folder of defect images, used only to choose thresholds "
-                            "(repeatable; default none)")
+                       help="a folder of defect images, never trained on: they measure the "
+                            "validation figures and export's INT8 loss, and choose the "
+                            "threshold with --threshold-method f1 (repeatable; default none)")
     image.add_argument("--masks", action="append", default=None,
                        help="folder of masks for the --anomalous images (NAME.png or "
                             "NAME_mask.png, flat or in a subfolder per defect folder), or one "
