@@ -103,25 +103,26 @@ def _walk(data: memoryview, kind: int, depth: int, found: list[ExternalTensor],
         found.append(ExternalTensor(name, location))
 
 
-def _entry(data: memoryview) -> tuple[str, str]:
-    key = text = ""
+def _entry_parts(data: memoryview) -> tuple[str, memoryview]:
+    """(key, the value's bytes) of a StringStringEntryProto."""
+    key, text = "", memoryview(b"")
     for number, wire, value in _fields(data):
         if wire == 2 and number == ENTRY_KEY:
             key = _text(value)
         elif wire == 2 and number == ENTRY_VALUE:
-            text = _text(value)
+            text = value
     return key, text
+
+
+def _entry(data: memoryview) -> tuple[str, str]:
+    key, value = _entry_parts(data)
+    return key, _text(value)
 
 
 def _entry_size(data: memoryview) -> tuple[str, int]:
     """(key, bytes of the value) of a StringStringEntryProto."""
-    key, size = "", 0
-    for number, wire, value in _fields(data):
-        if wire == 2 and number == ENTRY_KEY:
-            key = _text(value)
-        elif wire == 2 and number == ENTRY_VALUE:
-            size = len(value)
-    return key, size
+    key, value = _entry_parts(data)
+    return key, len(value)
 
 
 def _text(value: memoryview) -> str:
