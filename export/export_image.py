@@ -67,16 +67,16 @@ def export_image(model_path: str | Path, output: str | Path,
                 and target is Precision.INT8 and banked else
                 [target] if target in (Precision.INT8, Precision.MIXED) else [])
     final = Precision.FP32
+    deferred = None  # the network's parity miss, warned as before if nothing else is tried
     for number, attempt in enumerate(attempts):
         int8 = _quantize(fp32, run.calibration, attempt, progress)
         if attempt is Precision.MIXED and not _quantized_nodes(int8):
             if precision is not Precision.AUTO:
                 raise ValueError(_no_bank_product(model_path))
-            if number == 0:
-                notes.append("wrote FP32: this feature model was saved before its memory-bank "
-                             "product became its own layer, so only its network could be "
-                             "quantized; retrain it for the mixed precision")
-            continue  # no bank product (a U-Net): nothing more to try
+            notes.append("wrote FP32: this feature model was saved before its memory-bank "
+                         "product became its own layer, so only its network could be "
+                         "quantized; retrain it for the mixed precision")
+            continue  # nothing more to try
         quantized = "INT8" if attempt is Precision.INT8 else "the INT8 bank product"
         later = number + 1 < len(attempts)
         tried: dict = {}
@@ -93,18 +93,27 @@ def export_image(model_path: str | Path, output: str | Path,
             notes.append(f"{quantized} missed the parity tolerance ({'; '.join(misses)}); "
                          f"tried the INT8 bank product alone")
             parity["network_int8_misses"] = misses
+            deferred = (tried, misses, quantized)
             progress("export: INT8 parity and timing", 1, 1)
             continue
+        deferred = None
         parity.update(tried)
         keep, warned, noted = keep_int8(misses, precision, options.force, int8, fp32,
                                         {"image": images[:1]}, parity, quantized)
         messages += warned
-        notes += noted
+        # a copy that does not pay off is not yet FP32 where another attempt follows
+        notes += [n.removeprefix("wrote FP32: ") if later and not keep else n for n in noted]
         progress("export: INT8 parity and timing", 1, 1)
         if keep:
             chosen, scores, maps = int8, int8_scores, int8_maps
             final = attempt
-        break
+            break
+        if later:  # it held parity but does not pay off here: the bank product alone may
+            notes.append("tried the INT8 bank product alone")
+    if deferred is not None:  # the network missed, and no bank product could be tried
+        tried, misses, quantized = deferred
+        parity.update(tried)
+        messages += keep_int8(misses, precision, False, None, fp32, {}, parity, quantized)[1]
     precision = final
     thresholds = fit_image_thresholds(record["calibration"], scores, maps, run.validation_labels,
                                       run.validation_masks)

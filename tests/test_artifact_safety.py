@@ -328,7 +328,7 @@ def test_duplicated_or_oversized_metadata_and_compressed_files_are_refused(tiny_
     with pytest.raises(ArtifactError, match=r"names \['threshold'\] more than once"):
         runtime.load(_edited_copy(tiny_image_artifact, tmp_path / "key.onnx", repeated_key))
     monkeypatch.setattr(artifact, "MAX_METADATA_BYTES", 64)
-    with pytest.raises(ArtifactError, match="metadata entry is .* bytes, over the 64"):
+    with pytest.raises(ArtifactError, match="metadata entries hold .* bytes, over the 64"):
         runtime.load(tiny_image_artifact)
     monkeypatch.undo()
     packed = tmp_path / "model.onnx"
@@ -380,3 +380,25 @@ def test_a_graph_that_does_not_answer_each_item_is_refused_at_load_or_when_it_ru
     out = tmp_path / "out.jsonl"
     assert cli.main(["score", str(two.path), str(rows), "--jsonl", str(out)]) == cli.EXIT_ARTIFACT
     assert "returned 2 scores" in capsys.readouterr().err
+
+
+def test_batch_and_serve_blame_a_model_that_does_not_answer_each_item(tmp_path, capsys):
+    """The count check's ArtifactError is the model's fault: exit 3 in `vigil batch` (not a
+    skipped file), a server error in `vigil serve` (not the client's 400)."""
+    from sensor_fixtures import tiny_sensor_spec
+
+    from vigil.cli.serve import ProtocolError, run_inference
+    from vigil.export.package import write_artifact
+
+    model = write_artifact(_sliced_scores(2), tiny_sensor_spec(), tmp_path / "two.onnx")
+    folder = tmp_path / "rows"
+    folder.mkdir()
+    for name in ("a.csv", "b.csv"):
+        (folder / name).write_text("timestamp,a,b,c\n" + "".join(f"{i},0,0,0\n" for i in range(12)))
+    out = tmp_path / "out.jsonl"
+    assert cli.main(["batch", str(model), str(folder), "--jsonl", str(out)]) == cli.EXIT_ARTIFACT
+    assert "returned 2 scores" in capsys.readouterr().err
+    window = np.zeros((5, 4, 3), np.float32)
+    with pytest.raises(ArtifactError, match="returned 2 scores") as raised:
+        run_inference(runtime.load(model), {"window": window})
+    assert not isinstance(raised.value, ProtocolError)

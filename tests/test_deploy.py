@@ -170,7 +170,7 @@ def test_a_sensor_run_that_skips_every_row_is_warned_and_health_check_can_tell(t
                      "--health", str(health)]) == 0
     err = capsys.readouterr().err.splitlines()
     warned = [line for line in err if "no window scored" in line]
-    assert len(warned) == 1 and f"for {UNSCORED_ROWS_WARNING} rows in a row, since row 22" in (
+    assert len(warned) == 1 and f"for {UNSCORED_ROWS_WARNING} rows, since row 22" in (
         warned[0]) and "missing or NaN value in ['b']" in warned[0]
     assert any("windows are scored again from row" in line for line in err)
     report = json.loads(health.read_text())
@@ -182,7 +182,17 @@ def test_a_sensor_run_that_skips_every_row_is_warned_and_health_check_can_tell(t
     capsys.readouterr()
     assert cli.main(["health-check", str(health)]) == 0
     assert cli.main(["health-check", str(health), "--max-unscored", "500"]) == 1
-    assert "no window scored for the last 1005 rows (over 500)" in capsys.readouterr().err
+    assert "no window scored for the last 1005 rows (at least 500)" in capsys.readouterr().err
+    assert cli.main(["health-check", str(health), "--max-unscored", "1005"]) == 1  # this many
+    capsys.readouterr()
+    # one good row, then three missing cells (two filled, the third restarts the 4-row window):
+    # no run of skipped rows is long, yet no window ever completes: counted all the same
+    rows = [f"{i},0.1,{'' if i % 4 else 0.2},0.3" for i in range(1500)]
+    data.write_text("timestamp,a,b,c\n" + "\n".join(rows) + "\n")
+    assert cli.main(["score", str(model), str(data), "--jsonl", str(tmp_path / "o.jsonl"),
+                     "--overwrite", "--health", str(health)]) == 0
+    assert any("no window scored" in line for line in capsys.readouterr().err.splitlines())
+    assert json.loads(health.read_text())["rows_unscored"] >= 1000
 
 
 @pytest.mark.skipif(not Path("/proc/self/ns/pid").exists(), reason="needs Linux's /proc")

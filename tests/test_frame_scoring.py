@@ -134,6 +134,21 @@ def test_a_reject_always_says_where_even_below_the_pixel_threshold(detector, tmp
     assert weak["below_pixel_threshold"] and weak["peak"] == 5.0
     assert "below_pixel_threshold" not in frame_boxes(heat, 1.0, anomaly=True)[0]
     assert frame_boxes(np.zeros((8, 8)), 1.0, anomaly=True) == []  # a flat map points nowhere
+    # a peak above the pixel threshold in a region too small to box there is not "below" it
+    dot = np.zeros((40, 60), np.float32)
+    dot[5, 5] = 3.0
+    (small,) = frame_boxes(dot, 2.0, anomaly=True)
+    assert (small["x"], small["y"]) == (5, 5) and small["below_pixel_threshold"] is False
+    # an infinite pixel is the peak; NaN pixels mark nothing
+    odd = heat.copy()
+    odd[0, 0], odd[39, 59] = np.inf, np.nan
+    (peak,) = frame_boxes(odd, 1e30, anomaly=True)
+    assert (peak["x"], peak["y"], peak["w"], peak["h"]) == (0, 0, 1, 1)
+    assert frame_boxes(np.full((4, 4), np.nan), 1.0, anomaly=True) == []
+    from vigil.runtime.camera.frames import _heat_range
+
+    assert _heat_range(detector.spec, 7.5)[0] == 7.5  # --pixel-threshold colours from it too
+    assert _heat_range(detector.spec)[0] == detector.spec.pixel_threshold.value
     write_folder(tmp_path / "images")
     out = tmp_path / "out.jsonl"
     assert cli.main(["score", str(detector.path), str(tmp_path / "images"), "--jsonl", str(out),

@@ -128,10 +128,27 @@ def test_the_glob_a_folder_suggests_matches_its_images_not_their_masks(tmp_path)
                 np.zeros((24, 32), np.uint8))
     with pytest.raises(SourceError, match=r"\('[^']*/tiles/\*\*/\*\.jpg', quoted\)"):
         open_source(str(category))
-    with pytest.raises(SourceError, match=r"matches only masks \(1 files named NAME_mask or "
-                                          r"under ground_truth/"):
+    with pytest.raises(SourceError, match=r"matches only masks \(1 files named NAME_mask"):
         open_source(str(category / "**" / "*.png"))
     assert len(list(open_source(str(category / "**" / "*.jpg")))) == 3
+    # the magnetic tiles' layout: each x.jpg with its mask x.png beside it, in folders per defect
+    tiles = tmp_path / "MT_Crack"
+    (tiles / "Imgs").mkdir(parents=True)
+    for n in range(3):
+        cv2.imwrite(str(tiles / "Imgs" / f"exp{n}.jpg"), np.full((24, 32, 3), 90, np.uint8))
+        cv2.imwrite(str(tiles / "Imgs" / f"exp{n}.png"), np.zeros((24, 32), np.uint8))
+    with pytest.raises(SourceError, match=r"\('[^']*/MT_Crack/\*\*/\*\.jpg', quoted\)"):
+        open_source(str(tiles))
+    with pytest.raises(SourceError, match="matches only masks"):
+        open_source(str(tiles / "**" / "*.png"))
+    # frames kept in a folder named ground_truth are frames; a suffix in capitals is kept so
+    station = tmp_path / "ground_truth" / "station1"
+    station.mkdir(parents=True)
+    for n in range(2):
+        cv2.imwrite(str(station / f"IMG_{n}.JPG"), np.full((24, 32, 3), 90, np.uint8))
+    assert len(list(open_source(str(station / "*.JPG")))) == 2
+    with pytest.raises(SourceError, match=r"/\*\*/\*\.JPG', quoted"):
+        open_source(str(tmp_path / "ground_truth"))
 
 
 def test_sources_that_cannot_open_say_why(tmp_path):
@@ -141,7 +158,7 @@ def test_sources_that_cannot_open_say_why(tmp_path):
     (tmp_path / "category" / "good").mkdir(parents=True)
     (tmp_path / "category" / "crack").mkdir()
     with pytest.raises(SourceError, match=r"holds no files, only folders \(crack, good\), and "
-                                          r"subfolders are not read: .*/category/\*\*/\*\.png'"):
+                                          r"subfolders are not read: .*/category/\*\*/\*'"):
         open_source(str(tmp_path / "category"))
     with pytest.raises(SourceError, match="matches no files"):
         open_source(str(tmp_path / "*.png"))

@@ -11,6 +11,8 @@ import numpy as np
 
 from ..core.spec import ImageSpec
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 
 def check_frame(frame: object, name: str = "frame") -> np.ndarray:
     """The frame as an array, or ValueError/TypeError saying what is wrong with it."""
@@ -87,27 +89,36 @@ def regions(anomaly_map: np.ndarray, threshold: float, min_area: int = 4) -> lis
     return sorted(boxes, key=lambda b: -b["area"])
 
 
-def frame_boxes(anomaly_map: np.ndarray, pixel_threshold: float, anomaly: bool) -> list[dict]:
-    """The boxes a frame decided ``anomaly`` carries: its regions above the pixel threshold, or,
-    when none is (an image threshold set below what the pixel threshold marks), the region
-    around its map's peak (pixels above halfway from the map's median to its peak), marked
-    ``below_pixel_threshold``, so that a reject always says where. A normal frame has none."""
+def frame_boxes(anomaly_map: np.ndarray, pixel_threshold: float, anomaly: bool,
+                found: list[dict] | None = None) -> list[dict]:
+    """The boxes a frame decided ``anomaly`` carries: its regions above the pixel threshold
+    (``found``, when ``regions`` already gave them), or, when none is (an image threshold set
+    below what the pixel threshold marks), the region around its map's peak (pixels above
+    halfway from the map's median to its peak), marked ``below_pixel_threshold`` when its peak
+    is, so that a reject always says where. A normal frame has none."""
     if not anomaly:
         return []
-    found = regions(anomaly_map, pixel_threshold)
+    found = regions(anomaly_map, pixel_threshold) if found is None else found
     if found:
         return found
-    values = np.asarray(anomaly_map)
+    values = np.asarray(anomaly_map, dtype=np.float64)
+    finite = np.isfinite(values)
+    if not finite.any():
+        return []
+    # an infinite pixel (a reading beyond float32) is the peak; NaN marks nothing
+    values = np.where(np.isnan(values), np.min(values[finite]), values)
+    values = np.clip(values, -FLOAT32_MAX, FLOAT32_MAX)
     peak, middle = float(values.max()), float(np.median(values))
     if not peak > middle:
         return []  # a flat map points nowhere
-    around = regions(values, (peak + middle) / 2, min_area=1)
+    around = regions(values, middle + (peak - middle) / 2, min_area=1)
     strongest = max(around, key=lambda box: box["peak"])
-    return [{**strongest, "below_pixel_threshold": True}]
+    return [{**strongest, "below_pixel_threshold": strongest["peak"] <= pixel_threshold}]
 
 
 def overlay(frame: np.ndarray, anomaly_map: np.ndarray, spec: ImageSpec, boxes: list[dict],
-            label: str, mask: np.ndarray | None = None) -> np.ndarray:
+            label: str, mask: np.ndarray | None = None,
+            pixel_threshold: float | None = None) -> np.ndarray:
     """A BGR picture a person reads at a glance: the frame, the anomaly map coloured only where it
     is above the pixel threshold, a colour bar on the right, regions boxed in red, the ground
     truth ``mask`` (if given) outlined in green, and ``label`` in a band above the frame, at a
@@ -121,7 +132,7 @@ def overlay(frame: np.ndarray, anomaly_map: np.ndarray, spec: ImageSpec, boxes: 
         base = array.copy()
     height, width = base.shape[:2]
     full = map_to_frame(anomaly_map, base.shape) if anomaly_map.shape != base.shape[:2] else anomaly_map
-    low, high = _heat_range(spec)
+    low, high = _heat_range(spec, pixel_threshold)
     heat = cv2.applyColorMap(_heat_level(full, low, high), cv2.COLORMAP_JET)
     above = full > low
     picture = base.copy()
@@ -143,11 +154,12 @@ _INK = (255, 255, 255)
 _PANEL = (40, 40, 40)
 
 
-def _heat_range(spec: ImageSpec) -> tuple[float, float]:
-    """Colours run from the pixel threshold (blue) to three times its height above the normal
-    pixels' mean (red), or the brightest normal pixel if higher. (Up to twice the threshold, the
-    feature model's defects, 1-16 above a threshold of 29 over a mean of 23, were all blue.)"""
-    low = float(spec.pixel_threshold.value)
+def _heat_range(spec: ImageSpec, pixel_threshold: float | None = None) -> tuple[float, float]:
+    """Colours run from the pixel threshold (blue; ``pixel_threshold`` where one is set apart
+    from the artifact's) to three times its height above the normal pixels' mean (red), or the
+    brightest normal pixel if higher. (Up to twice the threshold, the feature model's defects,
+    1-16 above a threshold of 29 over a mean of 23, were all blue.)"""
+    low = float(spec.pixel_threshold.value if pixel_threshold is None else pixel_threshold)
     rise = max(low - float(spec.map_stats.mean), abs(low) * 1e-3, 1e-6)
     return low, max(float(spec.map_stats.max), low + 2 * rise)
 

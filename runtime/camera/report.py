@@ -114,10 +114,11 @@ def _tile(scored, detector, n: int) -> np.ndarray:
     small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     if mask is not None:
         mask = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
-    full, _ = detector.locate(small, scored.maps[n])
+    full, found = detector.locate(small, scored.maps[n])
     flagged = score > detector.threshold
-    boxes = frame_boxes(full, detector.pixel_threshold, flagged)
+    boxes = frame_boxes(full, detector.pixel_threshold, flagged, found)
     verdict = {(True, True): "caught", (True, False): "MISSED", (False, True): "FALSE ALARM",
                (False, False): "ok"}[item.anomalous, flagged]
-    return overlay(small, full, detector.spec, boxes, f"{item.defect} {score:.3g} {verdict}",
-                   mask)
+    # the verdict first: on a narrow (tall) image the label's end may not fit
+    return overlay(small, full, detector.spec, boxes, f"{verdict} {score:.3g} {item.defect}",
+                   mask, pixel_threshold=detector.pixel_threshold)

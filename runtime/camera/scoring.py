@@ -265,12 +265,13 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
                     boxes: list[dict] = []
                     full = None
                     if anomaly or wants_picture:
-                        full, _ = detector.locate(frame.image, maps[0])
-                        boxes = frame_boxes(full, detector.pixel_threshold, anomaly)
+                        full, found = detector.locate(frame.image, maps[0])
+                        boxes = frame_boxes(full, detector.pixel_threshold, anomaly, found)
                     latency = time.perf_counter() - began
                     if wants_picture:
                         label = f"#{frame.index} score {score:.4g}" + (" ANOMALY" * anomaly)
-                        picture = overlay(frame.image, full, detector.spec, boxes, label)
+                        picture = overlay(frame.image, full, detector.spec, boxes, label,
+                                          pixel_threshold=detector.pixel_threshold)
                 except ArtifactError:
                     raise  # the model, not the frame: no frame would score
                 except (ValueError, TypeError, cv2.error) as error:

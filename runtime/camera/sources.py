@@ -210,9 +210,9 @@ def open_source(spec: str, options: SourceOptions = SourceOptions(),
             raise SourceError(f"`source` glob {spec!r} matches no files")
         if _only_masks(matches):
             raise SourceError(f"`source` glob {spec!r} matches only masks ({len(matches)} files "
-                              f"named NAME_mask or under ground_truth/, e.g. "
-                              f"{str(matches[0])!r}), not camera frames: are the images of "
-                              f"another suffix (.jpg)? Match them instead")
+                              f"named NAME_mask, or PNGs beside an image of their name, e.g. "
+                              f"{str(matches[0])!r}), not camera frames: match the images "
+                              f"(their suffix, .jpg say) instead")
         frames = _without_masks(matches, f"glob {spec!r}")  # MVTec AD's ground_truth/ too
         return ImageFiles(frames or matches, name=spec)
     raise SourceError(f"`source` {spec!r} is not a camera index, a stream URL "
@@ -289,14 +289,13 @@ def folder_files(folder: Path, subfolders_hint: str | None = None) -> list[Path]
     (as training reads the folder); other files are kept, to be reported as unusable.
     ``subfolders_hint`` says how to read its subfolders (default: a quoted glob, as `vigil
     score` takes one)."""
-    hint = subfolders_hint or (f"a glob that reaches into them ('{folder}/**/*"
-                               f"{_common_image_suffix(folder)}', quoted)")
     entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
     # a link whose target is gone is a file that cannot be read: kept, to get its skipped line
     files = [p for p in entries if p.is_file() or (p.is_symlink() and not p.exists())]
     subfolders = [p.name for p in entries if p.is_dir()]
     files = _without_masks(files, str(folder))
     shown = ", ".join(subfolders[:5]) + (", ..." if len(subfolders) > 5 else "")
+    hint = subfolders_hint or (_glob_hint(folder) if subfolders else "")
     if files and subfolders:
         log.warning("%s: its subfolders (%s) are not read; give each, or %s", folder, shown, hint)
     if not files:
@@ -308,27 +307,40 @@ def folder_files(folder: Path, subfolders_hint: str | None = None) -> list[Path]
     return files
 
 
-def _common_image_suffix(folder: Path, limit: int = 2000) -> str:
-    """The commonest image suffix below ``folder`` (its masks aside: MVTec AD's ground_truth/,
-    ``_mask`` names), looking at ``limit`` files at most; ``.png`` when none is found."""
+def _glob_hint(folder: Path, limit: int = 2000) -> str:
+    """A quoted glob that reaches the camera images below ``folder``: by their suffix as
+    written (``*.JPG`` where they are so named) when one suffix holds them all, else every file
+    (``_without_masks`` then leaves the masks out). Masks are not counted: ``NAME_mask`` files,
+    and PNGs beside an image of the same name (the magnetic-tile layout). At most ``limit``
+    files are looked at."""
     counts: dict[str, int] = {}
     seen = 0
     for root, subfolders, names in os.walk(folder):
-        subfolders[:] = sorted(d for d in subfolders if d != "ground_truth"
-                               and not d.startswith("."))
-        for name in names:
-            suffix = Path(name).suffix.lower()
-            if suffix in IMAGE_EXTENSIONS and not Path(name).stem.endswith("_mask"):
-                counts[suffix] = counts.get(suffix, 0) + 1
-            seen += 1
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+        images = [Path(root) / n for n in names if Path(n).suffix.lower() in IMAGE_EXTENSIONS]
+        masks = datasets.masks_among(images)
+        for image in images:
+            if image not in masks and not image.stem.endswith("_mask"):
+                counts[image.suffix] = counts.get(image.suffix, 0) + 1
+        seen += len(names)
         if seen >= limit:
             break
-    return max(counts, key=counts.get) if counts else ".png"
+    pattern = f"*{next(iter(counts))}" if len(counts) == 1 else "*"
+    return f"a glob that reaches into them ('{folder}/**/{pattern}', quoted)"
 
 
 def _only_masks(files: list[Path]) -> bool:
-    """Whether every file is named as a mask (``NAME_mask.*``, or under ``ground_truth/``)."""
-    return all(p.stem.endswith("_mask") or "ground_truth" in p.parts for p in files)
+    """Whether every file is a mask: named ``NAME_mask``, or a PNG beside an image of its name
+    (``x.png`` beside ``x.jpg``), as ``datasets.masks_among`` reads them on disk."""
+    for path in files:
+        if path.stem.endswith("_mask"):
+            continue
+        if path.suffix.lower() == ".png" and any(
+                path.with_suffix(suffix).exists() for suffix in IMAGE_EXTENSIONS
+                if suffix != ".png"):
+            continue
+        return False
+    return True
 
 
 def _without_masks(files: list[Path], where: str) -> list[Path]:

@@ -19,6 +19,7 @@ import numbers
 import os
 import re
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -197,17 +198,18 @@ def _check_metadata_entries(scan: ModelScan, path: Path) -> None:
     if len(ours) > 1:
         raise ArtifactError(f"model file {str(path)!r} has {len(ours)} {METADATA_KEY!r} metadata "
                             f"entries; an artifact has one (the file was edited after export)")
-    if ours and ours[0] > MAX_METADATA_BYTES:
-        raise ArtifactError(f"model file {str(path)!r}: its {METADATA_KEY!r} metadata entry is "
-                            f"{ours[0]:,} bytes, over the {MAX_METADATA_BYTES:,} an artifact's "
-                            f"can be; it was not written by `vigil export`, or was edited")
+    total = sum(size for _, size in scan.metadata)  # onnxruntime copies every entry
+    if total > MAX_METADATA_BYTES:
+        raise ArtifactError(f"model file {str(path)!r}: its metadata entries hold {total:,} "
+                            f"bytes, over the {MAX_METADATA_BYTES:,} an artifact's can; it was "
+                            f"not written by `vigil export`, or was edited")
 
 
 def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
     """A JSON object whose keys are unique: a repeated key (the last would win silently) is an
     ArtifactError naming it."""
-    keys = [key for key, _ in pairs]
-    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    counts = Counter(key for key, _ in pairs)
+    repeated = sorted(key for key, count in counts.items() if count > 1)
     if repeated:
         raise ArtifactError(f"the {METADATA_KEY!r} metadata entry names {repeated} more than once "
                             f"in one object; each field is given once")

@@ -281,9 +281,10 @@ def check_health(path: str | os.PathLike, max_age_s: float = 60.0,
         return f"no input for {idle:.0f} s (over {max_idle_s:g} s)"
     unscored = report.get("rows_unscored")
     if (max_unscored_rows is not None and type(unscored) is int
-            and unscored > max_unscored_rows):
-        return (f"no window scored for the last {unscored} rows (over {max_unscored_rows}): "
-                f"rows arrive but each is skipped (last error: {report.get('last_error')!r})")
+            and unscored >= max_unscored_rows):
+        return (f"no window scored for the last {unscored} rows (at least "
+                f"{max_unscored_rows}): rows arrive but none completes a window (last error: "
+                f"{report.get('last_error')!r})")
     return None
 
 

@@ -62,7 +62,7 @@ class ScoreSummary:
     def add(self, scorer: StreamingScorer, source: str | None = None) -> None:
         part = scorer.summary()
         self.alarm_on_windows = scorer.alarm_run
-        self.rows_unscored = scorer.skip_run
+        self.rows_unscored = scorer.rows_unscored
         longest = part.get("longest_alarm")
         if longest is not None and (self.longest_alarm is None
                                     or longest["windows"] > self.longest_alarm["windows"]):
@@ -231,7 +231,7 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
     sink = out if isinstance(out, JsonLines) else JsonLines(out, live=live)
     current: list[StreamingScorer] = []
 
-    unscored = {"rows": 0, "first": -1}  # the current run of skipped result lines
+    unscored = {"last": -1, "warned": False}  # the last row a window was scored at
 
     def emit(result: Result, name: str) -> None:
         record = result.to_json()
@@ -239,18 +239,19 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
         if result.skipped is not None:
             summary.last_error = f"row {result.index} of {name}: {result.skipped}"
         sink.write(record, mark=f"row {result.index} of {name}")
-        if result.skipped is not None:
-            unscored["rows"] += 1
-            if unscored["rows"] == 1:
-                unscored["first"] = result.index
-            elif unscored["rows"] == UNSCORED_ROWS_WARNING:
-                log.warning("%s: no window scored for %d rows in a row, since row %d: nothing "
-                            "is detected while this lasts; the last row's reason: %s", name,
-                            UNSCORED_ROWS_WARNING, unscored["first"], result.skipped)
-        elif result.score is not None:
-            if unscored["rows"] >= UNSCORED_ROWS_WARNING:
+        # rows since the last window scored, by row numbers: rows that complete no window (a
+        # window refilling after each long gap) count as well as skipped ones, in chunks or live
+        if result.score is not None:
+            if unscored["warned"]:
                 log.warning("%s: windows are scored again from row %d", name, result.index)
-            unscored["rows"] = 0
+            unscored.update(last=result.index, warned=False)
+        elif (not unscored["warned"]
+              and result.index - unscored["last"] >= UNSCORED_ROWS_WARNING):
+            unscored["warned"] = True
+            log.warning("%s: no window scored for %d rows, since row %d: nothing is detected "
+                        "while this lasts; the last row's reason: %s", name,
+                        result.index - unscored["last"], unscored["last"] + 1,
+                        result.skipped or "none given")
         # `current` changes only in this thread; most lines are no alarm and stop at the first test
         lasting = current[0].lasting_alarm if result.anomaly and current else None
         if lasting is not None and lasting[1] == result.index:
@@ -264,7 +265,7 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
     def run(lines: Iterable[str], name: str) -> None:
         scorer = StreamingScorer(detector)
         current[:] = [scorer]
-        unscored.update(rows=0, first=-1)  # each file's own run of skipped rows
+        unscored.update(last=-1, warned=False)  # each file's own rows
         try:
             score_lines(detector, lines, name, emit, live=live, header=header, scorer=scorer,
                         decimal=decimal)
@@ -341,7 +342,7 @@ def _counts(summary: ScoreSummary, current: list[StreamingScorer], sink: JsonLin
         # windows in a row the current alarm has been on (0: none), for a watchdog's "still?"
         "alarm_on_windows": scorers[0].alarm_run if scorers else summary.alarm_on_windows,
         # rows skipped in a row since the last window scored (0: scoring): nothing is detected
-        "rows_unscored": scorers[0].skip_run if scorers else summary.rows_unscored,
+        "rows_unscored": scorers[0].rows_unscored if scorers else summary.rows_unscored,
         "lines_written": sink.lines_written,
         "lines_lost": sink.lines_lost,
         "last_error": sink.error or summary.last_error,

@@ -129,7 +129,7 @@ class StreamingScorer:
         self.longest_alarm: tuple[int, int, int] | None = None  # (windows, first row, last row)
         # the latest alarm that lasted LASTING_ALARM_WINDOWS: (its first row, the row it got there)
         self.lasting_alarm: tuple[int, int] | None = None
-        self.skip_run = 0  # rows skipped since the last window scored (none: 0)
+        self._rows_at_window = 0  # rows_in when the last window was completed
 
     def reset(self) -> None:
         """Forget buffered rows (after a long gap): the next window needs ``window`` new rows.
@@ -144,6 +144,12 @@ class StreamingScorer:
         self._decider.reset()  # the adaptive threshold (and running normalization) keep what
         self._alarm_on = False  # they learned
         self.alarm_run = 0
+
+    @property
+    def rows_unscored(self) -> int:
+        """Rows taken since the last one that completed a window (skipped rows, and rows of a
+        window still filling): while it grows past a window, nothing is detected."""
+        return self.rows_in - self._rows_at_window
 
     def push(self, values: np.ndarray, index: int | None = None, time: str | None = None,
              problem: str | None = None) -> list[Result]:
@@ -219,7 +225,6 @@ class StreamingScorer:
                 self._bad_streak += 1
                 if self._last_good is None or self._bad_streak > self.max_gap:
                     self.rows_skipped += 1
-                    self.skip_run += 1
                     if self._filled_rows:
                         # the windows before the restart are decided before it, as they would be
                         # pushed one by one: smoothing, episodes and alarm runs end here
@@ -252,6 +257,7 @@ class StreamingScorer:
             if self._filled_rows == self.window and (self._position - self.window) % self.stride == 0:
                 start = self._position % self.window
                 batch.append(self._ring[start:start + self.window].copy())
+                self._rows_at_window = self.rows_in
                 pending.append((len(out), index, time, filled,
                                 self._position <= self._disorder_until,
                                 len(self._fill_positions)))
@@ -268,7 +274,6 @@ class StreamingScorer:
         if not batch:
             return
         scores, errors = self.detector.score_with_features(np.stack(batch))
-        self.skip_run = 0
         base = self.detector.threshold
         varies = self._decider.threshold_varies
         for (slot, index, time, filled, late, fills), score, error in zip(pending, scores,

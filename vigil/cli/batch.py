@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator, Sequence
 
+from vigil.runtime.core.spec import ArtifactError
 from vigil.runtime.core import interrupts
 from vigil.runtime.core.output import OutputError
 
@@ -157,6 +158,8 @@ class Scorer:
         start = out.tell()
         try:
             return self._score(item, out)
+        except ArtifactError:
+            raise  # the model, not the item: no item would score
         except (ValueError, OSError) as error:  # the file went or changed since it was checked
             out.seek(start)
             out.truncate()  # the lines of a file that failed part-way are not kept

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vigil.runtime.core.spec import ArtifactError
+
 DATATYPES = {"FP32": np.float32, "FP64": np.float64, "UINT8": np.uint8, "INT64": np.int64,
              "INT32": np.int32, "BOOL": np.bool_}
 BINARY_HEADER = "inference-header-content-length"
@@ -174,7 +176,7 @@ def _values(data, dtype: np.dtype, name: str, literals: bool = True) -> np.ndarr
         values = np.asarray(data)  # text among the numbers makes it text, not a number read
         if values.dtype.kind == "O" and all(  # integers beyond 64 bits: numbers all the same
                 isinstance(v, (int, float)) for v in _leaves(data)):
-            values = np.asarray(data, dtype=np.float64)
+            values = np.frompyfunc(_wide_float, 1, 1)(values).astype(np.float64)
         if values.dtype.kind not in "fiub":
             raise TypeError(values.dtype)
         values = values.astype(np.float64 if dtype.kind != "b" else np.bool_)
@@ -189,6 +191,15 @@ def _values(data, dtype: np.dtype, name: str, literals: bool = True) -> np.ndarr
             raise ProtocolError(f"input {name!r}: `data` must be whole numbers in "
                                 f"[{info.min}, {info.max}] for {dtype.name}")
     return values.astype(dtype)
+
+
+def _wide_float(value) -> float:
+    """A JSON number as a float; an integer beyond float's range as an infinity of its sign
+    (a reading that far out, which alarms as one near float32's limit does)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def _leaves(data):
@@ -222,6 +233,8 @@ def run_inference(detector, tensors: dict[str, np.ndarray]) -> list[dict]:
             window = np.where(np.isfinite(window), np.clip(window, -limit, limit), window)
         try:
             scores, errors = detector.score_with_features(window.astype(np.float32))
+        except ArtifactError:
+            raise  # the model's fault, not the request's
         except (ValueError, TypeError) as error:  # the library's message names its argument, x
             raise ProtocolError(f"input 'window' (the Python API's x): {error}") from None
         extra = ("feature_errors", errors)
@@ -235,6 +248,8 @@ def run_inference(detector, tensors: dict[str, np.ndarray]) -> list[dict]:
                                 f"{list(tensors['image'].shape)}")
         try:
             results = [detector.infer(frame) for frame in tensors["image"]]
+        except ArtifactError:
+            raise  # the model's fault, not the request's
         except (ValueError, TypeError) as error:  # the library's message names its argument
             raise ProtocolError(f"input 'image' (each of its frames): {error}") from None
         scores = np.concatenate([s for s, _ in results]) if results else np.empty(0)
@@ -369,6 +384,8 @@ def build_app(model: str, name: str, replicas: int, threads: int | None,
                     self._answer, body, request.headers.get(BINARY_HEADER))
             except ProtocolError as error:
                 return JSONResponse({"error": str(error)}, status_code=400)
+            except ArtifactError as error:  # the served model is at fault: a server error
+                return JSONResponse({"error": str(error)}, status_code=500)
             return {"model_name": name, "model_version": MODEL_VERSION,
                     "id": header.get("id", ""), "outputs": outputs}
 
