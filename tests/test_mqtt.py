@@ -191,6 +191,37 @@ def test_a_broker_that_refuses_the_credentials_is_warned_and_its_reason_kept(tmp
     assert len(warned) == 1  # once, not at each retry
 
 
+def test_a_broker_that_drops_the_connection_before_answering_is_the_last_error():
+    """A plain mqtt:// URL at a TLS listener, say: the server closes before CONNACK."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+
+    def close_each():
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            connection.recv(1024)
+            connection.close()
+
+    import threading
+
+    threading.Thread(target=close_each, daemon=True).start()
+    publisher = MqttPublisher(MqttTarget.parse(f"mqtt://127.0.0.1:{port}/{TOPIC}"),
+                              buffer=10).start()
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not publisher.stats()["last_error"]:
+            time.sleep(0.05)
+        stats = publisher.close(timeout_s=1)
+    finally:
+        listener.close()
+    assert stats["last_error"] and str(port) in stats["last_error"]
+
+
 def test_without_a_broker_scoring_never_waits_and_drops_are_counted():
     target = MqttTarget.parse(f"mqtt://127.0.0.1:{_free_port()}/{TOPIC}")  # nobody listens
     publisher = MqttPublisher(target, buffer=50).start()

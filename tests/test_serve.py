@@ -227,6 +227,9 @@ def test_text_among_numbers_a_boolean_size_and_an_id_no_response_can_carry_are_r
     big = parse_request(b'{"inputs": [{"name": "w", "shape": [2], "datatype": "FP64", '
                         b'"data": [100000000000000000000, 1.5]}]}', None)["w"]
     assert big.tolist() == [1e20, 1.5]
+    huge = parse_request(b'{"inputs": [{"name": "w", "shape": [2], "datatype": "FP64", '
+                         b'"data": [1' + b"0" * 400 + b', -1' + b"0" * 400 + b']}]}', None)["w"]
+    assert huge.tolist() == [np.inf, -np.inf]  # beyond float's range: no 500
 
 
 @pytest.mark.parametrize("tensor, says", [

@@ -250,6 +250,10 @@ def test_compressed_and_rotated_csvs_in_a_folder_are_named_not_skipped_silently(
     assert csv_files(tmp_path) == [tmp_path / "a.csv"]
     assert "2 file(s) named as a compressed or rotated CSV are not read" in caplog.text
     assert "b.csv.gz" in caplog.text and "gunzip -k" in caplog.text
+    caplog.clear()
+    (tmp_path / "a.csv.sha256").write_text("checksum")  # not a CSV variant
+    assert csv_files(tmp_path) == [tmp_path / "a.csv"]
+    assert "not read" not in caplog.text  # said once a run, however often the folder is read
 
 
 def test_csv_files_follow_linked_folders_once_and_name_dangling_links(tmp_path, caplog):
