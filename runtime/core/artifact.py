@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import numpy as np
 import onnxruntime as ort
 
 from .external_data import ModelScan, scan_model
@@ -193,7 +194,7 @@ COMPRESSED_FIX = {"gzip": "gunzip -k", "bzip2": "bunzip2 -k", "xz": "unxz -k", "
 
 def _check_metadata_entries(scan: ModelScan, path: Path) -> None:
     """Refuse a ``vigil`` entry given twice (onnxruntime keeps the last, a reader of the file
-    may see the first) or too large to be ours, before onnxruntime reads it."""
+    may see the first), or entries too large in all to be ours, before onnxruntime reads them."""
     ours = [size for key, size in scan.metadata if key == METADATA_KEY]
     if len(ours) > 1:
         raise ArtifactError(f"model file {str(path)!r} has {len(ours)} {METADATA_KEY!r} metadata "
@@ -329,8 +330,6 @@ def _probe_problem(session: ort.InferenceSession, spec: Spec, named: Sequence[st
     """Run the graph once on a batch of two blank items: what is wrong with its answer (one
     score per item, one map or row of errors per item), or None. A graph's declared shapes may
     leave the batch symbolic, so only a run shows that it answers for each item."""
-    import numpy as np
-
     image = isinstance(spec, ImageSpec)
     item = spec.input_shape if image else (spec.window, len(spec.features))
     blank = np.zeros((PROBE_BATCH, *item), dtype=np.uint8 if image else np.float32)

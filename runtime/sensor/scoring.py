@@ -57,7 +57,7 @@ class ScoreSummary:
     adaptation: dict = field(default_factory=dict)
     longest_alarm: dict | None = None  # the longest alarm of any stream, and where
     alarm_on_windows: int = 0  # windows in a row the last stream's alarm was on at its end
-    rows_unscored: int = 0  # rows the last stream skipped in a row at its end (none scored)
+    rows_unscored: int = 0  # rows the last stream took since its last window, at its end
 
     def add(self, scorer: StreamingScorer, source: str | None = None) -> None:
         part = scorer.summary()
@@ -341,7 +341,7 @@ def _counts(summary: ScoreSummary, current: list[StreamingScorer], sink: JsonLin
         "alarm_episodes": summary.alarm_episodes + part.get("alarm_episodes", 0),
         # windows in a row the current alarm has been on (0: none), for a watchdog's "still?"
         "alarm_on_windows": scorers[0].alarm_run if scorers else summary.alarm_on_windows,
-        # rows skipped in a row since the last window scored (0: scoring): nothing is detected
+        # rows taken since the last one that completed a window: nothing is detected meanwhile
         "rows_unscored": scorers[0].rows_unscored if scorers else summary.rows_unscored,
         "lines_written": sink.lines_written,
         "lines_lost": sink.lines_lost,

@@ -19,8 +19,8 @@ OVERFLOW_SCORE = sys.float_info.max
 # An alarm on for this many windows in a row is a lasting change, reported once per alarm: as
 # many as the adaptive threshold's default memory, past which a fault is no longer a burst.
 LASTING_ALARM_WINDOWS = 1000
-# rows skipped in a row (none scored) after which a run is said to detect nothing: a dead sensor
-# column, a logger writing text; 1,000 is 17 minutes of 1 Hz rows, far beyond any gap filled
+# rows with no window scored after which a run is said to detect nothing: a dead sensor column,
+# a logger writing text; 1,000 is 17 minutes of 1 Hz rows, far beyond any gap filled
 UNSCORED_ROWS_WARNING = 1000
 
 

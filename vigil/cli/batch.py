@@ -534,19 +534,20 @@ def resume_point(jsonl: str | Path, items: Sequence[WorkItem],
     seen: dict[int, list[str]] = {}  # an item -> the sources of its lines, in order
     for begins, record in _results(jsonl):
         source = record.get("source")
-        candidates = [n for n in owner.get(_path_key(str(source)), []) if n >= current]
+        key = _path_key(str(source))  # once a line: a results file may hold millions
+        candidates = [n for n in owner.get(key, []) if n >= current]
         if not candidates:
-            where = ("comes before an item written after it" if owner.get(_path_key(str(source)))
+            where = ("comes before an item written after it" if owner.get(key)
                      else "is not among the inputs")
             raise ValueError(
                 f"--resume: line {lines + 1} of {str(jsonl)!r} is from source {source!r}, which "
                 f"{where}; --resume continues the run that wrote the file, with the same model "
                 "and the same inputs in the same order (give them as before, or start again with "
                 "--overwrite)")
-        if str(Path(str(source))) != spelled[_path_key(str(source))]:
+        if str(Path(str(source))) != spelled[key]:
             raise ValueError(
                 f"--resume: line {lines + 1} of {str(jsonl)!r} names its source {source!r}, and "
-                f"this run names the same file {spelled[_path_key(str(source))]!r}: one file "
+                f"this run names the same file {spelled[key]!r}: one file "
                 f"would hold both spellings; give the inputs as the run that wrote it did "
                 f"(relative or absolute, as then), or start again with --overwrite")
         if candidates[0] != current:
@@ -559,7 +560,7 @@ def resume_point(jsonl: str | Path, items: Sequence[WorkItem],
                         "file (added since?); resume with the inputs as they were, or start "
                         "again with --overwrite")
             current, start, lines_before = candidates[0], begins, lines
-        seen.setdefault(current, []).append(_path_key(str(source)))
+        seen.setdefault(current, []).append(key)
         lines += 1
     if current < 0:
         return ResumePoint(0, 0, 0, 0)

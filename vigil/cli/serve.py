@@ -179,7 +179,7 @@ def _values(data, dtype: np.dtype, name: str, literals: bool = True) -> np.ndarr
             values = np.frompyfunc(_wide_float, 1, 1)(values).astype(np.float64)
         if values.dtype.kind not in "fiub":
             raise TypeError(values.dtype)
-        values = values.astype(np.float64 if dtype.kind != "b" else np.bool_)
+        values = values.astype(np.float64 if dtype.kind != "b" else np.bool_, copy=False)
     except (ValueError, TypeError):
         raise ProtocolError(f"input {name!r}: `data` must be a (flat or nested, rectangular) list "
                             f"of numbers; received {str(data)[:80]}") from None
