@@ -272,6 +272,28 @@ def test_live_max_frames_with_a_slow_consumer_counts_drops(detector, tmp_path):
     assert summary.scored + summary.skipped == summary.frames_in
 
 
+def test_a_stream_that_ends_at_max_frames_is_not_a_lost_source(detector, caplog):
+    camera = FakeCamera("f" * 8, read_delay_s=0.0)
+    stream = open_source("0", SourceOptions(queue_size=64, reconnect=FAST), camera.factory)
+
+    class GivenUpFirst:  # the stream is read to its end and given up on before scoring ends
+        live, name, fps = True, stream.name, stream.fps
+        stats = property(lambda self: stream.stats)
+        close = stream.close
+
+        def __iter__(self):
+            for frame in stream:
+                deadline = time.monotonic() + 30
+                while stream.stats.error is None and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                yield frame
+
+    records, summary = run(detector, GivenUpFirst(), max_frames=8)
+    assert len(records) == 8 and summary.stopped == "max_frames"
+    assert summary.last_error is None
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
 class InterruptedSource:
     """One frame, then Ctrl-C."""
 

@@ -361,6 +361,32 @@ def test_live_source_reconnects_without_repeating_frames(tmp_path):
     assert all(not capture.open for capture in camera.captures)  # every capture released
 
 
+def test_a_loss_is_logged_after_the_frames_read_before_it_and_not_past_a_stop(caplog):
+    camera = FakeCamera("f" * 5, read_delay_s=0.0)
+    source = open_source("0", SourceOptions(queue_size=64, reconnect=FAST), camera.factory)
+    frames = iter(source)
+    first = next(frames)
+    deadline = time.monotonic() + HANG_GUARD_S
+    while source.stats.error is None and time.monotonic() < deadline:  # the camera runs out
+        time.sleep(0.01)
+    assert first.index == 0 and "gave up" in source.stats.error
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]  # 4 frames still to come
+    rest = list(frames)
+    assert [f.index for f in rest] == [1, 2, 3, 4]
+    (error,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert "camera 0 lost: gave up after 5 reconnect attempts" in error.getMessage()
+
+    caplog.clear()  # a consumer that stops at its limit first is not told of the loss after it
+    camera = FakeCamera("f" * 5, read_delay_s=0.0)
+    source = open_source("0", SourceOptions(queue_size=64, reconnect=FAST), camera.factory)
+    frames = iter(source)
+    taken = [next(frames) for _ in range(5)]
+    while source.stats.error is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    frames.close()
+    assert len(taken) == 5 and not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
 def test_slow_consumer_drops_the_oldest_frames(tmp_path):
     camera = FakeCamera("f" * 100_000, read_delay_s=0.001)
     source = open_source("1", SourceOptions(queue_size=2, reconnect=FAST), camera.factory)

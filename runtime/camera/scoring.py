@@ -340,7 +340,7 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
         summary.dropped = stats.dropped
         summary.reconnects = stats.reconnects
         summary.gaps = [asdict(gap) for gap in stats.gaps]
-        if stats.error is not None and summary.stopped != "output_failed":
+        if stats.error is not None and summary.stopped not in ("output_failed", "max_frames"):
             summary.last_error = stats.error
             if summary.stopped == "end":
                 summary.stopped = "source_lost"

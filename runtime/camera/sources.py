@@ -747,6 +747,11 @@ class LiveSource:
                     if self._queue:
                         frame = self._queue.popleft()
                     else:
+                        if self._stats.error and not self._stop.is_set():
+                            # said here, once every frame read before the loss was delivered, not
+                            # by the capture thread: a run that stops at --max-frames first is
+                            # not told of a loss after the frames it asked for
+                            log.error("%s", self._stats.error)
                         return
                 yield frame
         finally:
@@ -830,7 +835,6 @@ class LiveSource:
                 index += 1
         except Exception as failure:  # a capture backend failing must end the run cleanly
             error = f"{self._describe()} failed: {type(failure).__name__}: {failure}"
-            log.error("%s", error)
         finally:
             if capture is not None:
                 capture.release()
@@ -847,8 +851,7 @@ class LiveSource:
         if policy.exhausted(attempt):
             error = (f"{self._describe()} lost: gave up after {attempt - 1} reconnect "
                      f"attempt{'s' if attempt - 1 != 1 else ''} ({why})")
-            log.error("%s", error)
-            return attempt, error
+            return attempt, error  # logged by __iter__ when the frames before it are delivered
         delay = policy.delay(attempt)
         log.warning("%s: %s; retrying in %.1f s (attempt %d of %s)", self._describe(), why,
                     delay, attempt, policy.describe())
