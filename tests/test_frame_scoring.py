@@ -272,6 +272,20 @@ def test_live_max_frames_with_a_slow_consumer_counts_drops(detector, tmp_path):
     assert summary.scored + summary.skipped == summary.frames_in
 
 
+def test_a_live_video_holds_a_picture_over_dropped_frames(detector, tmp_path):
+    camera = FakeCamera("f" * 100_000)
+    source = open_source("0", SourceOptions(queue_size=1, reconnect=FAST), camera.factory)
+    video = tmp_path / "line.avi"
+    records, summary = run(detector, source, max_frames=12, overlay_video=video, video_fps=25.0)
+    indices = [r["frame"] for r in records]
+    assert sum(r.get("dropped_before", 0) for r in records) > 0  # the slow consumer dropped some
+    span = indices[-1] - indices[0] + 1  # the stream's frames from the first scored to the last
+    assert summary.video_frames == span
+    capture = cv2.VideoCapture(str(video))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == span  # plays in the stream's time
+    capture.release()
+
+
 def test_a_stream_that_ends_at_max_frames_is_not_a_lost_source(detector, caplog):
     camera = FakeCamera("f" * 8, read_delay_s=0.0)
     stream = open_source("0", SourceOptions(queue_size=64, reconnect=FAST), camera.factory)

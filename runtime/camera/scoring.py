@@ -37,6 +37,7 @@ log = logging.getLogger("vigil")
 
 VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG"}
 DEFAULT_VIDEO_FPS = 10.0
+HELD_FRAMES_MAX_S = 10.0  # a live video holds its last picture over at most this long a drop
 PREVIEW_KEYS = (27, ord("q"))  # Esc or q closes the preview and ends the run
 
 
@@ -46,9 +47,11 @@ class FrameScoringOptions:
 
     ``overlay_dir``: heatmap overlays (JPEG) of anomalous frames, or of every scored frame with
     ``overlay_all``. ``overlay_video``: an annotated video of every scored frame (.mp4 or .avi) at
-    ``video_fps`` (default: the source's rate, else 10). ``show``: a preview window (needs an
-    OpenCV with a GUI). ``max_frames``: stop after this many items. ``latency_window``: the p50/p99
-    latencies cover this many most recent frames.
+    ``video_fps`` (default: the source's rate, else 10); from a live source, a picture is held
+    over the frames after it that were dropped or skipped (up to 10 s of them), so the video
+    keeps the stream's time. ``show``: a preview window (needs an OpenCV with a GUI).
+    ``max_frames``: stop after this many items. ``latency_window``: the p50/p99 latencies cover
+    this many most recent frames.
     """
 
     overlay_dir: str | os.PathLike | None = None
@@ -166,6 +169,7 @@ class _VideoOut:
         self.frames = 0
         self._writer: cv2.VideoWriter | None = None
         self._size: tuple[int, int] | None = None
+        self._last: np.ndarray | None = None
 
     def write(self, picture: np.ndarray) -> None:
         size = (picture.shape[1], picture.shape[0])
@@ -188,6 +192,17 @@ class _VideoOut:
             picture = cv2.resize(picture, self._size, interpolation=cv2.INTER_AREA)
         self._writer.write(picture)
         self.frames += 1
+        self._last = picture
+
+    def hold(self, count: int) -> None:
+        """Write the last picture ``count`` more times (up to 10 s of the video's rate) over
+        frames of a live stream that have no picture, so the video plays in the stream's time."""
+        count = min(count, int(self.fps * HELD_FRAMES_MAX_S))
+        if self._writer is None or self._last is None or count <= 0:
+            return
+        for _ in range(count):
+            self._writer.write(self._last)
+        self.frames += count
 
     def close(self) -> None:
         if self._writer is not None:
@@ -235,6 +250,7 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
     latencies = LatencyWindow(options.latency_window)
     batch = np.empty((1, *detector.input_shape), dtype=np.uint8)  # reused for every frame
     last_index: int | None = None
+    held = 0  # live frames since the video's last picture that have none (dropped or skipped)
     if health is not None:
         health.start("frames", source.name, lambda: _counts(summary, source, sink), "frames_in")
     failure: BaseException | None = None
@@ -247,6 +263,7 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
                 record["time"] = utc_time(frame.timestamp)
             if source.live and last_index is not None and frame.index > last_index + 1:
                 record["dropped_before"] = frame.index - last_index - 1
+                held += record["dropped_before"]
             last_index = frame.index
             if frame.gap_s is not None:
                 record["gap_s"] = round(frame.gap_s, 3)
@@ -280,6 +297,7 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
                 summary.skipped += 1
                 summary.last_error = f"frame {frame.index} of {frame.source}: {reason}"
                 record.update(score=None, anomaly=None, skipped=reason)
+                held += source.live
             else:
                 summary.scored += 1
                 summary.anomalies += anomaly
@@ -298,7 +316,9 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
                             log.warning("%s", summary.last_error)
                     if video is not None:
                         try:
+                            video.hold(held)
                             video.write(picture)
+                            held = 0
                         except ValueError as error:  # the scores matter more than the video
                             summary.last_error = str(error)
                             log.warning("%s; the run goes on without the video", error)
