@@ -346,7 +346,10 @@ def _probe_problem(session: ort.InferenceSession, spec: Spec, named: Sequence[st
     return None
 
 
-TRAINING_STD_FLOOR = 0.01  # training's default --relative-std-floor: a std of 1 % of |mean|
+# training's default --relative-std-floor (1 % of |mean|) when artifacts did not yet record the
+# training rows' spread (schema_version < 6): a fact about those old files, fixed, not a
+# restatement of today's default, which new artifacts never need (they carry the spread)
+LEGACY_STD_FLOOR = 0.01
 
 
 def _floored_spread_warning(spec: Spec, path: str | Path) -> str | None:
@@ -357,7 +360,7 @@ def _floored_spread_warning(spec: Spec, path: str | Path) -> str | None:
     if normalization is None or normalization.spread is not None:
         return None
     floored = [name for name, mean, std in zip(spec.features, spec.mean, spec.std)
-               if mean != 0 and abs(std - TRAINING_STD_FLOOR * abs(mean)) <= 1e-6 * std]
+               if mean != 0 and abs(std - LEGACY_STD_FLOOR * abs(mean)) <= 1e-6 * std]
     if not floored:
         return None
     return (f"model file {str(path)!r} uses running normalization without the training rows' "
