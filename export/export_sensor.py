@@ -15,6 +15,7 @@ from vigil.runtime.core.spec import (AdaptiveThresholdSpec, LikelihoodSpec,
                                      RunningNormalizationSpec, ScoreStats, SensorSpec, Threshold)
 from vigil.runtime.core.thresholds import ThresholdMethod, calibrate, score_stats
 from vigil.runtime.sensor.alarms import consecutive_alarms
+from vigil.runtime.sensor.detector import MAX_BATCH
 from vigil.training.checkpoint import TrainingRun, load_keras_model, load_run
 from vigil.training.versions import library_versions
 
@@ -60,7 +61,7 @@ def export_sensor(model_path: str | Path, output: str | Path,
     model = load_keras_model(model_path)
     fp32 = keras_to_onnx(model)
     windows = run.validation
-    keras_scores = np.asarray(model.predict(windows, batch_size=512, verbose=0)["score"],
+    keras_scores = np.asarray(model.predict(windows, batch_size=MAX_BATCH, verbose=0)["score"],
                               dtype=np.float64).reshape(-1)
     fp32_scores = _onnx_scores(fp32, windows)
     parity: dict = {"windows": int(len(windows))}
@@ -104,7 +105,7 @@ def export_sensor(model_path: str | Path, output: str | Path,
     spec = _spec(run, threshold, score_stats(chosen_scores[run.normal_mask]), precision, parity)
 
     def read_back(detector) -> None:
-        check = detector.score(windows[:512])  # the same batch as _onnx_scores: identical inputs
+        check = detector.score(windows[:MAX_BATCH])  # the runtime's batch, as _onnx_scores runs
         if not np.allclose(check, chosen_scores[: len(check)], rtol=1e-4, atol=1e-5):
             raise ArtifactError("it scores differently when read back through the runtime")
 
@@ -159,8 +160,8 @@ def _onnx_scores(proto, windows: np.ndarray) -> np.ndarray:
 
 
 def _session_scores(session, windows: np.ndarray) -> np.ndarray:
-    out = [session.run(["score"], {"window": windows[i:i + 512]})[0]
-           for i in range(0, len(windows), 512)]
+    out = [session.run(["score"], {"window": windows[i:i + MAX_BATCH]})[0]
+           for i in range(0, len(windows), MAX_BATCH)]
     return np.concatenate(out).astype(np.float64).reshape(-1)
 
 

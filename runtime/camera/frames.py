@@ -9,9 +9,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..core.spec import ImageSpec
+from ..core.spec import FLOAT32_MAX, ImageSpec
 
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def check_frame(frame: object, name: str = "frame") -> np.ndarray:

@@ -30,13 +30,12 @@ import onnxruntime as ort
 from .external_data import ModelScan, scan_model
 from .int8_kernels import saturation_warning
 from .providers import session_providers
-from .spec import METADATA_KEY, ArtifactError, ImageSpec, Spec, spec_from_dict
+from .spec import MAX_THREADS, METADATA_KEY, ArtifactError, ImageSpec, Spec, spec_from_dict
 
 # Operators that quantize activations with a scale taken from the whole batch at run time: a
 # window's score would depend on which other windows share its batch.
 BATCH_DEPENDENT_OPS = frozenset({"DynamicQuantizeLinear", "DynamicQuantizeLSTM",
                                  "DynamicQuantizeMatMul", "MatMulIntegerToFloat"})
-MAX_THREADS = 1024  # inference threads: more than the largest machines have cores
 MAX_MODEL_BYTES = 2**31  # protobuf's limit for one message: a bigger file is not one ONNX model
 # the metadata entry: ours are a few kB (a training record naming thousands of files, under 1 MB);
 # a bigger one costs several times its size in memory while onnxruntime and json read it

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
 METADATA_KEY = "vigil"
+FLOAT32_MAX = 3.4028234663852886e38  # the largest float32: the models' inputs hold no more
+MAX_THREADS = 1024  # inference threads: more than the largest machines have cores
 SCHEMA_VERSION = 6           # the newest this runtime reads
 ADAPTIVE_SCHEMA_VERSION = 2  # written by sensor artifacts with an adaptive threshold or running
                              # normalization (older runtimes would ignore them and alarm

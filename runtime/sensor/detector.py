@@ -8,14 +8,13 @@ from pathlib import Path
 import numpy as np
 
 from ..core.artifact import Artifact
-from ..core.spec import ArtifactError, ScoreStats, SensorSpec
+from ..core.spec import FLOAT32_MAX, ArtifactError, ScoreStats, SensorSpec
 from ..core.thresholds import finite_number
 from .alarms import AlarmDecider
 from .windows import sliding_windows, window_ends
 
 MAX_BATCH = 512  # windows per session run; a score never depends on how windows are batched
 CHECK_CHUNK = 4096  # windows checked for non-finite values at a time
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class SensorDetector:

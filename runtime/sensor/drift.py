@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.spec import RunningNormalizationSpec
+from ..core.spec import FLOAT32_MAX, RunningNormalizationSpec
 
 MAX_SPREAD_RATIO = 4.0
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class RunningNormalization:

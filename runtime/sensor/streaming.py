@@ -9,6 +9,7 @@ from typing import Iterable
 
 import numpy as np
 
+from ..core.spec import FLOAT32_MAX
 from .detector import SensorDetector
 from .drift import RunningNormalization
 from .tables import Row, time_key
@@ -359,7 +360,6 @@ class StreamingScorer:
         return summary
 
 
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _as_float32(values) -> np.ndarray:

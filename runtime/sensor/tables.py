@@ -22,6 +22,7 @@ import numpy as np
 
 from ..core import interrupts
 from ..core.metrics import runs
+from ..core.spec import FLOAT32_MAX
 
 SEPARATORS = (",", ";", "\t")
 TIME_COLUMN_NAMES = ("timestamp", "datetime", "time", "date", "ts")
@@ -33,7 +34,6 @@ DEFAULT_LABEL_COLUMN = "anomaly"
 LABEL_COLUMN_NAMES = ("anomaly", "label", "is_anomaly")
 # Annotation columns of public benchmarks that are labels, not readings (SKAB's changepoint).
 DEFAULT_EXCLUDED_COLUMNS = ("changepoint",)
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 MISSING_CELLS = frozenset({"", "nan", "na", "n/a", "null", "none", "?"})
 MAX_LINE_BYTES = 1 << 20  # a longer line is reported and skipped, never held in memory whole
 MAX_TIME_CHARS = 64       # a timestamp cell is echoed into results at most this long

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vigil.runtime.core.spec import ArtifactError
+from vigil.runtime.core.spec import FLOAT32_MAX, ArtifactError
 
 DATATYPES = {"FP32": np.float32, "FP64": np.float64, "UINT8": np.uint8, "INT64": np.int64,
              "INT32": np.int32, "BOOL": np.bool_}
@@ -229,8 +229,8 @@ def run_inference(detector, tensors: dict[str, np.ndarray]) -> list[dict]:
                                 "converted to FP32); received datatype BOOL")
         window = tensors["window"]
         if window.dtype == np.float64:  # a finite reading beyond float32 at its limit (it then
-            limit = float(np.finfo(np.float32).max)  # alarms, as `vigil score` reads a CSV's)
-            window = np.where(np.isfinite(window), np.clip(window, -limit, limit), window)
+            window = np.where(np.isfinite(window),  # alarms, as `vigil score` reads a CSV's)
+                              np.clip(window, -FLOAT32_MAX, FLOAT32_MAX), window)
         try:
             scores, errors = detector.score_with_features(window.astype(np.float32))
         except ArtifactError:
@@ -286,9 +286,8 @@ def select_outputs(outputs: list[dict], requested) -> list[dict]:
 
 
 def _finite(values: list) -> list:
-    big = float(np.finfo(np.float32).max)
     return [None if isinstance(v, float) and v != v else
-            (max(-big, min(big, v)) if isinstance(v, float) else v) for v in values]
+            (max(-FLOAT32_MAX, min(FLOAT32_MAX, v)) if isinstance(v, float) else v) for v in values]
 
 
 def build_app(model: str, name: str, replicas: int, threads: int | None,
