@@ -53,7 +53,7 @@ def time_calls(call: Callable[[], object], budget_s: float, min_runs: int = MIN_
 
 
 COLD_START = r"""
-import resource, sys, time
+import json, resource, sys, time
 started = time.perf_counter()
 import numpy as np
 from vigil import runtime
@@ -76,8 +76,8 @@ try:
     peak_kb = int(status.split()[0])
 except (OSError, IndexError, ValueError):
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print({"import_load_s": imported_loaded, "import_load_first_score_s": first,
-       "peak_rss_mb": peak_kb / 1024})
+print(json.dumps({"import_load_s": imported_loaded, "import_load_first_score_s": first,
+                  "peak_rss_mb": peak_kb / 1024}))
 """
 
 
@@ -87,4 +87,4 @@ def cold_start(model: str | Path, scores: int = 200) -> dict:
     out = subprocess.run([sys.executable, "-c", COLD_START, str(model), str(scores)],
                          capture_output=True, text=True, check=True)
     line = out.stdout.strip().splitlines()[-1]
-    return json.loads(line.replace("'", '"'))
+    return json.loads(line)

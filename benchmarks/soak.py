@@ -347,6 +347,7 @@ def strict_json_lines(path: Path) -> bool:
 
 def sentinel_scores_match(detector, csv_path: Path, out: Path, sentinel: np.ndarray) -> dict:
     """Windows holding a sentinel reading, scored again one by one, against the run's lines."""
+    from vigil.runtime.core.output import read_results
     from vigil.runtime.sensor.tables import iter_rows, read_lines
 
     window = detector.spec.window
@@ -365,12 +366,10 @@ def sentinel_scores_match(detector, csv_path: Path, out: Path, sentinel: np.ndar
                 values[index] = row.values
             index += 1
     lines = {}
-    with open(out, "rb") as handle:
-        for line in handle:
-            record = json.loads(line)
-            if record["index"] in wanted and record.get("score") is not None \
-                    and not record.get("filled"):
-                lines[record["index"]] = record["score"]
+    for _, record in read_results(out):
+        if record["index"] in wanted and record.get("score") is not None \
+                and not record.get("filled"):
+            lines[record["index"]] = record["score"]
     worst, compared = 0.0, 0
     for end, score in lines.items():
         rows = [values.get(end - window + 1 + k) for k in range(window)]

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from vigil.runtime.core.artifact import ArtifactError
 from vigil.runtime.core.spec import METADATA_KEY, SensorSpec, spec_to_dict
-from vigil.training.checkpoint import atomic_path
+from vigil.runtime.core.output import atomic_path
 
 
 def write_artifact(proto, spec: SensorSpec, path: str | Path,

@@ -19,7 +19,7 @@ from pathlib import Path
 import onnxruntime as ort
 
 from vigil.runtime import load
-from vigil.runtime.core.health import write_atomically
+from vigil.runtime.core.output import atomic_path, write_atomically
 
 TRITON_TYPES = {"tensor(float)": "TYPE_FP32", "tensor(float16)": "TYPE_FP16",
                 "tensor(double)": "TYPE_FP64", "tensor(uint8)": "TYPE_UINT8",
@@ -98,12 +98,8 @@ def _place_model(artifact: Path, target: Path) -> None:
         return
     if target.exists():
         log.info("%s: replaced by %s", target, artifact)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(target) as temporary:
         shutil.copyfile(artifact, temporary)
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def _config(name: str, inputs, outputs, max_batch_size: int, queue_delay_us: int) -> str:

@@ -970,9 +970,7 @@ def test_batch_checks_every_file_before_writing_and_exits_2_when_nothing_scores(
 
 
 def test_models_and_health_files_are_readable_by_others(tmp_path):
-    from vigil.runtime.core.health import write_atomically
-    from vigil.runtime.core.output import FILE_MODE
-    from vigil.training.checkpoint import atomic_path
+    from vigil.runtime.core.output import FILE_MODE, atomic_path, write_atomically
 
     with atomic_path(tmp_path / "model.onnx") as temporary:
         with open(temporary, "w") as handle:

@@ -9,8 +9,6 @@ writes that pair.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from vigil.runtime.core.artifact import sha256_of
-from vigil.runtime.core.output import FILE_MODE
+from vigil.runtime.core.output import atomic_path
+from vigil.runtime.core.spec import SIDECAR_SUFFIX
 
 
 @dataclass(frozen=True)
@@ -54,7 +53,7 @@ class TrainingRun:
 
 def sidecar_path(model_path: str | Path) -> Path:
     model_path = Path(model_path)
-    return model_path.with_name(model_path.stem + ".vigil.npz")
+    return model_path.with_name(model_path.stem + SIDECAR_SUFFIX)
 
 
 def save_run(model, run: TrainingRun) -> None:
@@ -176,23 +175,3 @@ def _pack_windows(windows: np.ndarray, record: dict) -> tuple[np.ndarray, np.nda
 
 def _unpack_windows(rows: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:
     return rows[starts[:, None] + np.arange(window)]
-
-
-class atomic_path:
-    """Context manager yielding a temporary path in the target's folder, renamed on success."""
-
-    def __init__(self, target: Path) -> None:
-        self.target = Path(target)
-
-    def __enter__(self) -> str:
-        fd, self.temporary = tempfile.mkstemp(dir=self.target.parent, prefix=".tmp-",
-                                              suffix=self.target.suffix)
-        os.close(fd)
-        return self.temporary
-
-    def __exit__(self, kind, value, traceback) -> None:
-        if kind is None:
-            os.chmod(self.temporary, FILE_MODE)  # not mkstemp's 0600: others read models too
-            os.replace(self.temporary, self.target)
-        elif os.path.exists(self.temporary):
-            os.unlink(self.temporary)

@@ -30,7 +30,8 @@ import onnxruntime as ort
 from .external_data import ModelScan, scan_model
 from .int8_kernels import saturation_warning
 from .providers import session_providers
-from .spec import MAX_THREADS, METADATA_KEY, ArtifactError, ImageSpec, Spec, spec_from_dict
+from .spec import (MAX_THREADS, METADATA_KEY, SIDECAR_SUFFIX, ArtifactError, ImageSpec, Spec,
+                   spec_from_dict)
 
 # Operators that quantize activations with a scale taken from the whole batch at run time: a
 # window's score would depend on which other windows share its batch.
@@ -139,8 +140,8 @@ def _zip_archive(path: Path) -> str:
     if path.suffix == ".keras":
         return (f"{head} a Keras model, not a Vigil .onnx artifact; export it first: vigil export "
                 f"{path} -o {path.with_suffix('.onnx')}")
-    if path.name.endswith(".vigil.npz"):
-        model = path.with_name(path.name.removesuffix(".vigil.npz") + ".keras")
+    if path.name.endswith(SIDECAR_SUFFIX):
+        model = path.with_name(path.name.removesuffix(SIDECAR_SUFFIX) + ".keras")
         return (f"{head} the calibration data `vigil train` writes beside a Keras model, not a "
                 f"Vigil .onnx artifact; export the model it belongs to: vigil export {model} -o "
                 f"{model.with_suffix('.onnx')}")

@@ -16,14 +16,13 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from .output import FILE_MODE
+from .output import write_atomically
 
 log = logging.getLogger("vigil")
 
@@ -58,23 +57,6 @@ def rss_bytes() -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
-
-
-def write_atomically(path: Path, text: str, mode: int = FILE_MODE) -> None:
-    """Replace ``path`` with ``text`` via a temporary file in the same folder and a rename; the
-    file gets ``mode`` (by default what a plain open gives)."""
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)  # not mkstemp's 0600: a watchdog may run as another user
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise
 
 
 def _now() -> str:

@@ -29,6 +29,7 @@ import os
 import select
 import stat
 import sys
+import tempfile
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
@@ -53,6 +54,37 @@ def _umask() -> int:
 FILE_MODE = 0o666 & ~_umask()
 
 OUTPUT_POLICIES = ("stop", "continue")
+
+
+class atomic_path:
+    """A temporary path in ``target``'s folder (with its suffix, which writers such as Keras
+    require), renamed onto ``target`` when the block ends without an error and removed when it
+    raises: readers of ``target`` see the old file or the new one whole, never half of one. The
+    file gets ``mode`` (by default what a plain open gives, not mkstemp's 0600)."""
+
+    def __init__(self, target: str | os.PathLike, mode: int | None = None) -> None:
+        self.target = Path(target)
+        self.mode = FILE_MODE if mode is None else mode
+
+    def __enter__(self) -> str:
+        fd, self.temporary = tempfile.mkstemp(dir=self.target.parent, prefix=".tmp-",
+                                              suffix=self.target.suffix)
+        os.close(fd)
+        return self.temporary
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is None:
+            os.chmod(self.temporary, self.mode)  # others (a watchdog, a model server) read it
+            os.replace(self.temporary, self.target)
+        elif os.path.exists(self.temporary):
+            os.unlink(self.temporary)
+
+
+def write_atomically(path: str | os.PathLike, text: str, mode: int | None = None) -> None:
+    """Replace ``path`` with ``text`` (UTF-8) whole or not at all (``atomic_path``)."""
+    with atomic_path(path, mode) as temporary:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            handle.write(text)
 OPEN_MODES = ("new", "append", "overwrite")
 BUFFER_BYTES = 1 << 16
 

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 METADATA_KEY = "vigil"
 FLOAT32_MAX = 3.4028234663852886e38  # the largest float32: the models' inputs hold no more
+SIDECAR_SUFFIX = ".vigil.npz"  # training's calibration data beside NAME.keras: NAME.vigil.npz
 MAX_THREADS = 1024  # inference threads: more than the largest machines have cores
 SCHEMA_VERSION = 6           # the newest this runtime reads
 ADAPTIVE_SCHEMA_VERSION = 2  # written by sensor artifacts with an adaptive threshold or running

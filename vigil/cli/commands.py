@@ -1016,7 +1016,7 @@ def _write_result(path: str, text: str, flag: str = "--json") -> None:
     for a symbolic link, the existing file's mode kept), then a rename. A device, a pipe, or a
     file in a folder this user cannot write is written in place. An OSError names the flag and
     the path."""
-    from vigil.runtime.core.health import write_atomically
+    from vigil.runtime.core.output import write_atomically
     from vigil.runtime.core.output import FILE_MODE
 
     target = Path(os.path.realpath(path))
@@ -1757,9 +1757,9 @@ def _check_output_paths(args) -> None:
         if Path(args.output).suffix != ".keras":
             raise ValueError(f"`--output` must end in .keras; received {args.output!r} (for "
                              f"example -o {Path(args.output).with_suffix('.keras').name})")
-        model = Path(args.output)  # and the calibration data written beside it
-        check_writable(model.with_name(model.stem + ".vigil.npz"), "--output's sidecar",
-                       replaced=True)
+        from vigil.training.checkpoint import sidecar_path
+
+        check_writable(sidecar_path(args.output), "--output's sidecar", replaced=True)
 
 
 def _refuse_csv_in_an_input_folder(path, flag: str, input_folders: list) -> None:

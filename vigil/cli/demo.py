@@ -38,6 +38,7 @@ def run_camera_demo(output: Path, seed: int = 0, quick: bool = False,
     from vigil.runtime.camera.evaluation import evaluate_images, test_items
     from vigil.runtime.camera.report import write_image_report
     from vigil.runtime.camera.sources import open_source, prefetched
+    from vigil.runtime.core.output import read_results
     from vigil.training.synthetic_frames import write_mvtec, write_video
     from vigil.training.train_image import ImageTrainingOptions, train_image
 
@@ -80,7 +81,7 @@ def run_camera_demo(output: Path, seed: int = 0, quick: bool = False,
         summary = score_frames(detector, prefetched(open_source(str(video))), out,
                                FrameScoringOptions(overlay_dir=output / "overlays",
                                                    overlay_video=output / "annotated.avi"))
-    flagged = [json.loads(line) for line in open(output / "frames.jsonl")]
+    flagged = [record for _, record in read_results(output / "frames.jsonl")]
     hits = sum(1 for r, k in zip(flagged, kinds) if r.get("anomaly") and k != "good")
     false_alarms = sum(1 for r, k in zip(flagged, kinds) if r.get("anomaly") and k == "good")
     print("[5/5] evaluating on the synthetic test frames")
