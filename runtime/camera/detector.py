@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Sequence, Union
+
 import numpy as np
 
 from ..core.artifact import Artifact
@@ -10,6 +12,8 @@ from ..core.spec import ArtifactError, ImageSpec, ScoreStats
 from ..core.thresholds import finite_number
 
 MAX_BATCH = 32
+# one frame (an H x W x C or H x W array), several (a list), or a 4-D uint8 batch
+Frames = Union[np.ndarray, Sequence[np.ndarray]]
 
 
 class ImageDetector:
@@ -68,15 +72,15 @@ class ImageDetector:
     def pixel_threshold(self, value: float) -> None:
         self._pixel_threshold = finite_number(value, "pixel_threshold")
 
-    def score(self, frames) -> np.ndarray:
+    def score(self, frames: Frames) -> np.ndarray:
         """Scores of one frame (an array) or several (a list, or a 4-D uint8 batch)."""
         return self.infer(frames)[0]
 
-    def decision_function(self, frames) -> np.ndarray:
+    def decision_function(self, frames: Frames) -> np.ndarray:
         """The scores, under the name PyOD users know (higher is more anomalous)."""
         return self.score(frames)
 
-    def predict(self, frames) -> np.ndarray:
+    def predict(self, frames: Frames) -> np.ndarray:
         """True where a frame's score is above ``threshold`` (booleans, which index; see the
         sensor detector's ``predict`` for PyOD's 0/1 labels)."""
         return self.score(frames) > self._threshold
@@ -88,12 +92,12 @@ class ImageDetector:
                 f"{self._pixel_threshold:.6g}, precision={self.spec.precision!r}, "
                 f"providers={self.providers})")
 
-    def infer(self, frames) -> tuple[np.ndarray, np.ndarray]:
+    def infer(self, frames: Frames) -> tuple[np.ndarray, np.ndarray]:
         """(scores (n,), anomaly maps at model resolution (n, height, width))."""
         batch = self.prepare(frames)
         return self.run_prepared(batch)
 
-    def prepare(self, frames) -> np.ndarray:
+    def prepare(self, frames: Frames) -> np.ndarray:
         """Model input (n, height, width, channels) uint8 for one frame or several."""
         if isinstance(frames, np.ndarray) and frames.ndim == 4:
             frames = list(frames)

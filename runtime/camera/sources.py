@@ -373,7 +373,7 @@ class ImageFiles:
 
     def __iter__(self) -> Iterator[Frame]:
         for index, path in enumerate(self.paths, self.first_index):
-            image, error = read_image(path)
+            image, error = try_read_image(path)
             self._stats.read += 1
             self._stats.errors += error is not None
             yield Frame(index, str(path), image, error, time.time())
@@ -393,7 +393,7 @@ def check_images(paths: list[Path], source: str) -> None:
     frame is refused before its output is made (files are read until the first good one)."""
     first = None
     for path in paths:
-        image, error = read_image(Path(path))
+        image, error = try_read_image(Path(path))
         if image is not None:
             return
         first = first or f"{Path(path).name}: {error}"
@@ -401,7 +401,7 @@ def check_images(paths: list[Path], source: str) -> None:
                       f"can be read; the first, {first}")
 
 
-def read_image(path: Path) -> tuple[np.ndarray | None, str | None]:
+def try_read_image(path: Path) -> tuple[np.ndarray | None, str | None]:
     """(uint8 image, None) or (None, why it cannot be used)."""
     suffix = path.suffix.lower()
     if suffix not in IMAGE_EXTENSIONS:

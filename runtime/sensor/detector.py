@@ -194,7 +194,7 @@ class SensorDetector:
             x = x.iloc[:, self._positions(names, argument, "columns")]
         return _frame_values(x, argument)
 
-    def row_by_name(self, row, argument: str = "values"):
+    def row_by_name(self, row: object, argument: str = "values") -> object:
         """One row as the model's features in order: a mapping (a dict) or a pandas Series with
         named entries read by the names; a plain sequence or array as it is (in the model's
         feature order)."""
