@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vigil.export.export_sensor import ExportOptions, Precision
+from vigil.export import ExportOptions, Precision
 from vigil.runtime.core import metrics
 from vigil.training import feature_model, image_model
 from vigil.training.train_image import ImageTrainingOptions, load_images

@@ -44,7 +44,7 @@ def build_default(folder: Path, steps: int, architecture: str = "features",
     """Fit a camera model on synthetic frames (a U-Net is trained ``steps`` steps); export INT8,
     FP32 and, for feature models, mixed precision (else None)."""
     from vigil.export.export_image import export_image
-    from vigil.export.export_sensor import ExportOptions, Precision
+    from vigil.export import ExportOptions, Precision
     from vigil.training.synthetic_frames import write_mvtec
     from vigil.training.train_image import ImageTrainingOptions, train_image
 

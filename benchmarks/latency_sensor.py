@@ -30,7 +30,9 @@ def build_default(folder: Path, architecture: str | None = None,
     unless given) on synthetic data and export INT8 and FP32; also the number of networks."""
     from dataclasses import replace
 
-    from vigil.export.export_sensor import ExportOptions, Precision, export_sensor
+    from vigil.export import ExportOptions, Precision
+
+    from vigil.export.export_sensor import export_sensor
     from vigil.training.sensor_model import Architecture
     from vigil.training.synthetic import write_sensor_dataset
     from vigil.training.train_sensor import SensorTrainingOptions, train_sensor

@@ -28,7 +28,9 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from vigil.export.export_sensor import ExportOptions, export_sensor  # noqa: E402
+from vigil.export import ExportOptions  # noqa: E402
+
+from vigil.export.export_sensor import export_sensor  # noqa: E402
 from vigil.runtime import load  # noqa: E402
 from vigil.benchmarks.sensor_options import add_model_arguments, with_model_arguments  # noqa: E402
 from vigil.benchmarks.score_dump import save_streams, stream_of  # noqa: E402

@@ -31,7 +31,7 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from vigil.export.export_image import export_image  # noqa: E402
-from vigil.export.export_sensor import ExportOptions  # noqa: E402
+from vigil.export import ExportOptions  # noqa: E402
 from vigil.runtime import load  # noqa: E402
 from vigil.runtime.camera.datasets import read_image  # noqa: E402
 from vigil.runtime.camera.evaluation import evaluate_images, test_items  # noqa: E402

@@ -22,7 +22,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from vigil.export.export_image import export_image  # noqa: E402
-from vigil.export.export_sensor import ExportOptions  # noqa: E402
+from vigil.export import ExportOptions  # noqa: E402
 from vigil.runtime import load  # noqa: E402
 from vigil.runtime.camera.evaluation import evaluate_images, test_items  # noqa: E402
 from vigil.runtime.camera.report import write_image_report  # noqa: E402

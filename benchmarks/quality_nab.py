@@ -36,7 +36,9 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from vigil.export.export_sensor import ExportOptions, export_sensor  # noqa: E402
+from vigil.export import ExportOptions  # noqa: E402
+
+from vigil.export.export_sensor import export_sensor  # noqa: E402
 from vigil.runtime import load  # noqa: E402
 from vigil.runtime.core import metrics  # noqa: E402
 from vigil.runtime.core.report import json_text  # noqa: E402

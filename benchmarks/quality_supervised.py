@@ -29,7 +29,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from vigil.benchmarks.quality_ecg import TRAIN_FRACTION, records  # noqa: E402
 from vigil.benchmarks.quality_skab import TRAIN_ROWS, labeled_files  # noqa: E402
 from vigil.benchmarks.sensor_options import add_model_arguments, with_model_arguments  # noqa: E402
-from vigil.export.export_sensor import ExportOptions, export_sensor  # noqa: E402
+from vigil.export import ExportOptions  # noqa: E402
+from vigil.export.export_sensor import export_sensor  # noqa: E402
 from vigil.runtime import load  # noqa: E402
 from vigil.runtime.core import metrics  # noqa: E402
 from vigil.runtime.core.report import json_text  # noqa: E402

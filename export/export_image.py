@@ -15,8 +15,9 @@ from vigil.training.image_thresholds import fit_image_thresholds
 from vigil.training.versions import library_versions
 
 from .convert import cpu_session, keras_to_onnx
-from .precision import Precision, check_fp32_parity, keep_int8, max_finite_diff
-from .export_sensor import ExportOptions, ExportReport, rank_correlation
+from .options import ExportOptions, ExportReport
+from .precision import (Precision, check_fp32_parity, keep_int8, max_finite_diff,
+                        rank_correlation)
 from .package import write_artifact
 from .quantize import INT8_WEIGHT_BITS, calibration_batches, quantize_static_int8
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,30 +19,13 @@ from vigil.training.checkpoint import TrainingRun, load_keras_model, load_run
 from vigil.training.versions import library_versions
 
 from .convert import cpu_session, keras_to_onnx
+from .options import ExportOptions, ExportReport
 from .package import write_artifact
-from .precision import Precision, check_fp32_parity, keep_int8, max_finite_diff
+from .precision import (Precision, check_fp32_parity, keep_int8, max_finite_diff,
+                        rank_correlation)
 from .quantize import INT8_WEIGHT_BITS, calibration_batches, quantize_static_int8
 
 log = logging.getLogger("vigil")
-
-
-@dataclass(frozen=True)
-class ExportOptions:
-    precision: Precision = Precision.AUTO  # auto: INT8 where it holds parity and pays off
-    force: bool = False                 # keep INT8 even when it misses the parity tolerance
-    min_rank_correlation: float = 0.98  # Spearman of INT8 vs FP32 validation scores
-    max_f1_drop: float = 0.02           # validation F1 loss allowed (when labels exist)
-    fp32_tolerance: float = 1e-3        # max |Keras - ONNX FP32| per item, x max(1, |Keras|)
-
-
-@dataclass(frozen=True)
-class ExportReport:
-    path: Path
-    precision: str
-    threshold: Threshold
-    parity: dict
-    messages: tuple[str, ...] = field(default_factory=tuple)  # warnings: a parity tolerance missed
-    notes: tuple[str, ...] = field(default_factory=tuple)     # what --precision auto chose, and why
 
 
 def export_sensor(model_path: str | Path, output: str | Path,
@@ -131,28 +113,6 @@ def _quantize(fp32, calibration: np.ndarray, progress: Progress = silent):
     batches = calibration_batches(windows, CALIBRATION_BATCH, progress)
     return quantize_static_int8(fp32, batches, "window", exclude_substrings=(NEIGHBOUR_LAYER,),
                                 op_types=QUANTIZED_OPS)
-
-
-def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman's rank correlation (average ranks for ties)."""
-    ra, rb = _ranks(np.asarray(a)), _ranks(np.asarray(b))
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    denominator = float(np.sqrt((ra ** 2).sum() * (rb ** 2).sum()))
-    if not denominator:  # constant scores: same ranking only if both are constant
-        return 1.0 if not ra.any() and not rb.any() else 0.0
-    return float((ra * rb).sum() / denominator)
-
-
-def _ranks(values: np.ndarray) -> np.ndarray:
-    order = np.argsort(values, kind="mergesort")
-    ranks = np.empty(len(values))
-    ranks[order] = np.arange(len(values), dtype=np.float64)
-    sorted_values = values[order]
-    start = 0
-    for stop in list(np.flatnonzero(np.diff(sorted_values)) + 1) + [len(values)]:
-        ranks[order[start:stop]] = (start + stop - 1) / 2
-        start = stop
-    return ranks
 
 
 def _onnx_scores(proto, windows: np.ndarray) -> np.ndarray:

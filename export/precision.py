@@ -131,3 +131,25 @@ def check_fp32_parity(keras_scores: np.ndarray, onnx_scores: np.ndarray, toleran
                             f"{diff[worst]:.3g} on a score of {keras_scores[finite][worst]:.4g} "
                             f"(tolerance {allowed[worst]:.3g}): the conversion is broken (please "
                             "report it, with the model)")
+
+
+def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rank correlation (average ranks for ties)."""
+    ra, rb = _ranks(np.asarray(a)), _ranks(np.asarray(b))
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    denominator = float(np.sqrt((ra ** 2).sum() * (rb ** 2).sum()))
+    if not denominator:  # constant scores: same ranking only if both are constant
+        return 1.0 if not ra.any() and not rb.any() else 0.0
+    return float((ra * rb).sum() / denominator)
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    order = np.argsort(values, kind="mergesort")
+    ranks = np.empty(len(values))
+    ranks[order] = np.arange(len(values), dtype=np.float64)
+    sorted_values = values[order]
+    start = 0
+    for stop in list(np.flatnonzero(np.diff(sorted_values)) + 1) + [len(values)]:
+        ranks[order[start:stop]] = (start + stop - 1) / 2
+        start = stop
+    return ranks

@@ -53,7 +53,8 @@ class SensorArtifacts:
 def sensor_artifacts(tmp_path_factory) -> SensorArtifacts:
     """A small LSTM forecaster (the default model) on synthetic data, as INT8 and FP32 (~20 s)."""
     pytest.importorskip("tensorflow")
-    from vigil.export.export_sensor import ExportOptions, Precision, export_sensor
+    from vigil.export import ExportOptions, Precision
+    from vigil.export.export_sensor import export_sensor
     from vigil.training.sensor_data import DataOptions
     from vigil.training.sensor_model import ModelOptions
     from vigil.training.synthetic import write_sensor_dataset
@@ -98,7 +99,7 @@ def image_artifacts(tmp_path_factory) -> ImageArtifacts:
     """A tiny U-Net on a synthetic MVTec category, as INT8 (forced) and FP32 artifacts (~15 s)."""
     pytest.importorskip("tensorflow")
     from vigil.export.export_image import export_image
-    from vigil.export.export_sensor import ExportOptions, Precision
+    from vigil.export import ExportOptions, Precision
     from vigil.training.image_model import ImageModelOptions
     from vigil.training.synthetic_frames import write_mvtec
     from vigil.training.train_image import ImageTrainingOptions, train_image

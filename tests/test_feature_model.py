@@ -722,7 +722,7 @@ def test_unet_flags_with_features_are_refused(features_category, tmp_path, capsy
 def test_fused_model_sums_the_standardized_scores_and_exports(features_category, tmp_path):
     from vigil import runtime
     from vigil.export.export_image import export_image
-    from vigil.export.export_sensor import ExportOptions, Precision
+    from vigil.export import ExportOptions, Precision
     from vigil.training.image_model import ImageModelOptions
     from vigil.training.train_image import ImageTrainingOptions, train_image
 

@@ -57,7 +57,8 @@ def _write(path, values) -> None:
 def test_a_heavy_tailed_column_is_compressed_end_to_end(tmp_path):
     pytest.importorskip("tensorflow")
     from vigil import runtime
-    from vigil.export.export_sensor import ExportOptions, Precision, export_sensor
+    from vigil.export import ExportOptions, Precision
+    from vigil.export.export_sensor import export_sensor
     from vigil.training.sensor_data import DataOptions
     from vigil.training.sensor_model import ModelOptions
     from vigil.training.train_sensor import SensorTrainingOptions, train_sensor

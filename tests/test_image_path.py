@@ -233,7 +233,7 @@ def test_choose_color(tmp_path):
 
 def test_training_on_gray_plain_folders_makes_a_gray_artifact(tmp_path):
     from vigil.export.export_image import export_image
-    from vigil.export.export_sensor import ExportOptions, Precision
+    from vigil.export import ExportOptions, Precision
     from vigil.training.checkpoint import load_run
     from vigil.training.image_model import ImageModelOptions
     from vigil.training.train_image import ImageDataOptions, ImageTrainingOptions, train_image
@@ -396,7 +396,7 @@ def test_int8_with_a_constant_map_is_refused(image_artifacts, tmp_path, monkeypa
     gate must refuse it and write FP32 (it used to fail writing a NaN correlation into the
     metadata)."""
     import vigil.export.export_image as export_image_module
-    from vigil.export.export_sensor import ExportOptions
+    from vigil.export import ExportOptions
 
     monkeypatch.setattr(export_image_module, "quantize_static_int8",
                         lambda proto, calibration, input_name, **options: constant_map_graph())
@@ -416,7 +416,7 @@ def test_int8_with_a_constant_map_is_refused(image_artifacts, tmp_path, monkeypa
 
 
 def test_rank_correlation_of_constant_scores():
-    from vigil.export.export_sensor import rank_correlation
+    from vigil.export.precision import rank_correlation
 
     assert rank_correlation(np.array([1.0, 2.0, 3.0]), np.array([5.0, 5.0, 5.0])) == 0.0
     assert rank_correlation(np.array([4.0, 4.0]), np.array([7.0, 7.0])) == 1.0
@@ -714,7 +714,7 @@ def test_cli_export_without_the_sidecar_is_exit_2(image_artifacts, tmp_path, cap
 def test_int8_export_writes_nothing_to_the_working_directory(image_artifacts, tmp_path,
                                                              monkeypatch):
     from vigil.export.export_image import export_image
-    from vigil.export.export_sensor import ExportOptions, Precision
+    from vigil.export import ExportOptions, Precision
 
     work = tmp_path / "cwd"
     work.mkdir()
@@ -1055,7 +1055,7 @@ def test_magnetic_tile_benchmark_refuses_to_keep_its_run_in_a_folder_with_files(
 def test_image_benchmarks_name_the_precision_they_measure():
     pytest.importorskip("tensorflow")
     from vigil.benchmarks.image_runs import export_options
-    from vigil.export.export_sensor import Precision
+    from vigil.export import Precision
 
     assert export_options("auto").precision is Precision.AUTO and not export_options("auto").force
     assert export_options("fp32").precision is Precision.FP32

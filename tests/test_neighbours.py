@@ -13,7 +13,8 @@ pytest.importorskip("tensorflow")
 pytest.importorskip("onnx")
 
 from vigil import runtime  # noqa: E402
-from vigil.export.export_sensor import ExportOptions, Precision, export_sensor  # noqa: E402
+from vigil.export import ExportOptions, Precision  # noqa: E402
+from vigil.export.export_sensor import export_sensor  # noqa: E402
 from vigil.training.checkpoint import load_run  # noqa: E402
 from vigil.training.sensor_data import DataOptions  # noqa: E402
 from vigil.training.sensor_model import (ModelOptions, NeighbourDistance,  # noqa: E402

@@ -27,7 +27,8 @@ def test_constant_binary_and_status_columns_are_inputs_not_scores():
 def test_a_status_column_that_changes_in_use_does_not_swamp_the_score(tmp_path):
     pytest.importorskip("tensorflow")
     from vigil import runtime
-    from vigil.export.export_sensor import ExportOptions, Precision, export_sensor
+    from vigil.export import ExportOptions, Precision
+    from vigil.export.export_sensor import export_sensor
     from vigil.training.sensor_data import DataOptions
     from vigil.training.sensor_model import ModelOptions
     from vigil.training.train_sensor import SensorTrainingOptions, train_sensor

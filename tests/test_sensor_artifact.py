@@ -10,7 +10,7 @@ import pytest
 
 from vigil import runtime
 from vigil.cli import commands as cli
-from vigil.export.export_sensor import rank_correlation
+from vigil.export.precision import rank_correlation
 from vigil.runtime import ArtifactError
 from vigil.runtime.core.spec import SCHEMA_VERSION
 from vigil.runtime.sensor.tables import read_table

@@ -368,7 +368,8 @@ def cmd_train_image(args) -> int:
 def cmd_export(args) -> int:
     _training_side("export")
     from vigil.export.export_image import export_image
-    from vigil.export.export_sensor import ExportOptions, Precision, export_sensor
+    from vigil.export import ExportOptions, Precision
+    from vigil.export.export_sensor import export_sensor
     from vigil.training.checkpoint import load_run
 
     _keras_model(args.model, "model")
