@@ -145,7 +145,13 @@ def test_labels_for_every_file_add_to_each_files_own(tmp_path):
     labels = read_labels(path)
     assert np.flatnonzero(labels.rows(TIMES, tmp_path / "a.csv")).tolist() == [
         20, 21, 22, 23, 24, 35, 36]
-    assert np.flatnonzero(labels.rows(TIMES, tmp_path / "b.csv")).tolist() == [35, 36]
+    # b.csv has no key: with files keyed by name, a misspelt key (sny.csv) must not leave it
+    # with the shared windows alone, its own anomalies read as normal
+    with pytest.raises(ValueError, match=r"no entry for .*b\.csv.*add to each file's own; they do "
+                                         r"not stand in for a file's key.*a row b\.csv,,"):
+        labels.rows(TIMES, tmp_path / "b.csv")
+    path.write_text(path.read_text() + "b.csv,,\n")  # listed without windows of its own
+    assert np.flatnonzero(read_labels(path).rows(TIMES, tmp_path / "b.csv")).tolist() == [35, 36]
 
 
 @pytest.mark.parametrize("text, message", [
@@ -318,7 +324,7 @@ def test_eval_says_when_labels_miss_the_data_or_no_window_fits(tiny_sensor, tmp_
     far = tmp_path / "far.csv"
     far.write_text("start,end\n2030-01-01 00:00:00,2030-01-01 01:00:00\n")
     evaluate(detector, data, labels=read_labels(far))
-    assert "no row of" in caplog.text
+    assert "none of the 1 label window(s) or point(s)" in caplog.text
     assert "2014-02-19 10:00:00 .. 2014-02-19 10:59:00" in caplog.text
     short = tmp_path / "short.csv"
     short.write_text("timestamp,a,b,c,anomaly\n1,0.1,0.2,0.3,0\n2,0.1,0.2,0.3,1\n")
@@ -446,3 +452,52 @@ def test_a_bare_file_name_that_several_data_files_share_is_refused(tmp_path):
                                   "valve2/1.csv": []}))
     data = prepare(tmp_path / "data", DataOptions(window=4, labels=str(labels)))
     assert (data.train == 5.0).any(), "valve2's spike is unlabeled: trained on, as keyed"
+
+
+def test_a_file_whose_windows_fall_on_none_of_its_rows_is_named_alone(tmp_path, caplog):
+    """One file's windows typed in another year are warned of by name (its anomalies would be
+    trained on), while a file listed without windows, the way to say "no anomaly", is not."""
+    path = tmp_path / "labels.json"
+    path.write_text(json.dumps({"a.csv": [[TIMES[20], TIMES[24]]],
+                                "b.csv": [[TIMES[20].replace("2014", "2013"),
+                                           TIMES[24].replace("2014", "2013")]],
+                                "c.csv": []}))
+    labels = read_labels(path)
+    assert labels.rows(TIMES, tmp_path / "a.csv").sum() == 5 and not caplog.records
+    assert labels.rows(TIMES, tmp_path / "c.csv").sum() == 0 and not caplog.records
+    assert labels.rows(TIMES, tmp_path / "b.csv").sum() == 0
+    (warning,) = caplog.records
+    assert "b.csv: none of the 1 label window(s) or point(s)" in warning.getMessage()
+    assert "2013-02-19 10:20:00 .. 2013-02-19 10:24:00" in warning.getMessage()
+
+
+def test_a_window_without_an_end_is_refused_and_a_date_alone_is_its_whole_day(tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_text(f"file,start,end\na.csv,{TIMES[5]},\n")
+    with pytest.raises(ValueError, match=r"line 2: a start .* but no end \(an empty cell\)"):
+        read_labels(path)
+    times = tuple(f"2014-02-{d:02d} {h:02d}:00:00" for d in (18, 19, 20) for h in range(24))
+    path.write_text("start,end\n2014-02-19,2014-02-19\n")
+    assert np.flatnonzero(read_labels(path).rows(times, tmp_path / "a.csv")).tolist() == list(
+        range(24, 48))  # every hour of the 19th, none of the 18th or the 20th
+    days = tmp_path / "days.json"
+    days.write_text(json.dumps({"a.csv": ["2014-02-20"]}))  # a point that is a date: the day
+    assert np.flatnonzero(read_labels(days).rows(times, tmp_path / "a.csv")).tolist() == list(
+        range(48, 72))
+
+
+def test_training_with_a_labels_file_does_not_read_the_datas_label_column(tmp_path):
+    """As `vigil eval` does not: the labels file alone says which rows are anomalous, a bad cell
+    in the column blocks nothing, and the column stays out of the features."""
+    from vigil.training.sensor_data import DataOptions, labeled_tables
+
+    data = tmp_path / "one.csv"
+    flagged = {40, 41, 42, 50}  # rows the column marks, which the labels file does not
+    data.write_text("timestamp,a,b,anomaly\n" + "".join(
+        f"{t},{0.1 + 0.01 * (i % 3)},0.2,{'maybe' if i == 7 else int(i in flagged)}\n"
+        for i, t in enumerate(TIMES)))
+    labels = tmp_path / "labels.csv"
+    labels.write_text(f"file,start,end\none.csv,{TIMES[20]},{TIMES[24]}\n")
+    (table,) = labeled_tables(data, DataOptions(labels=str(labels)))
+    assert np.flatnonzero(table.labels).tolist() == [20, 21, 22, 23, 24]
+    assert table.features == ("a", "b") and table.label_column == "anomaly"

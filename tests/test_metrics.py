@@ -209,6 +209,17 @@ def test_calibrate_f1_alarms_above_threshold_reach_the_best_f1():
     assert metrics.counts(scores > threshold.value, labels).f1 == pytest.approx(0.8)
 
 
+def test_calibrate_f1_sits_in_the_middle_of_the_gap_not_at_the_weakest_anomaly():
+    """Normal windows score up to 4.84, labeled ones from 211.5: every threshold between gives
+    F1 1.0, and one at 211.49 would miss a fault a little weaker than those labeled."""
+    scores = np.array([1.0, 2.5, 4.84, 211.5, 300.0, 250.0])
+    labels = np.array([0, 0, 0, 1, 1, 1], bool)
+    threshold = calibrate("f1", scores[~labels], scores=scores, labels=labels)
+    assert threshold.params["f1"] == 1.0
+    assert threshold.value == pytest.approx((4.84 + 211.5) / 2, rel=1e-5)
+    assert metrics.counts(scores > threshold.value, labels).f1 == 1.0
+
+
 def test_calibrate_rejects_unknown_method_and_bad_scores():
     with pytest.raises(ValueError,
                        match=r"`method` must be one of \['gaussian', 'percentile', 'f1'\]"):

@@ -69,6 +69,24 @@ def test_supervised_without_enough_labels_says_how_to_train(tmp_path, capsys):
     assert "--supervised needs labeled anomalies" in err and "train without --supervised" in err
 
 
+def test_supervised_refuses_a_validation_part_without_normal_windows_before_training(
+        tmp_path, capsys, monkeypatch):
+    """SKAB's other/4.csv is labeled to its end: the threshold had no normal window to be set on,
+    found after the network was trained, in words of the code (`normal_scores` is empty)."""
+    from vigil.training import train_supervised
+    from vigil.training.synthetic import normal_stream
+
+    values = normal_stream(2000, seed=1)
+    labels = np.zeros(len(values), bool)
+    labels[300:400] = labels[1400:] = True  # the held-out last quarter is all labeled
+    data = write_csv(tmp_path / "tail.csv", values, labels)
+    monkeypatch.setattr(train_supervised.sensor_model, "build_classifier", None)  # never reached
+    assert cli.main(["train", "sensor", str(data), "-o", str(tmp_path / "m.keras"),
+                     "--supervised", "--window", "16", "--epochs", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "validation has 0 normal windows" in err and "--validation-fraction" in err
+
+
 def test_supervised_refuses_a_label_column_no_file_has_and_windows_that_do_not_fit(
         labeled, tmp_path, capsys, monkeypatch):
     """A typo in --label-column would leave the file's real label column among the features

@@ -158,8 +158,9 @@ class DataOptions:
 def load_tables(data: str | Path | Sequence[Path], options: DataOptions) -> list[Table]:
     """Read and clean every CSV; all must share the feature columns of the first.
 
-    Labels come from the label column and, when ``options.labels`` names a labels file (or
-    ``data`` is a NAB root), from its windows too: a row labeled by either is anomalous.
+    Labels come from the label column or, when ``options.labels`` names a labels file (or
+    ``data`` is a NAB root), from its windows alone: the label column is then not read (as
+    ``vigil eval`` does not), only kept out of the features.
     """
     labels = read_labels(options.labels) if options.labels else None
     if labels is None and not isinstance(data, (list, tuple)) and (nab := nab_labels(data)):
@@ -168,12 +169,15 @@ def load_tables(data: str | Path | Sequence[Path], options: DataOptions) -> list
     files = list(data) if isinstance(data, (list, tuple)) else csv_files(data)
     tables: list[Table] = []
     features = options.features
+    label_column, excluded = options.label_column, tuple(options.excluded)
+    if labels is not None and label_column is not None:
+        label_column, excluded = None, (*excluded, options.label_column)
     for path in files:
         table = read_table(path, features=features, time_column=options.time_column,
-                           label_column=options.label_column, excluded=options.excluded,
+                           label_column=label_column, excluded=excluded,
                            decimal=options.decimal)
         if options.features is None and tables:
-            skip = {*features, table.time_column, table.label_column, *options.excluded, ""}
+            skip = {*features, table.time_column, table.label_column, *excluded, ""}
             extra = [c for c in table.header if c not in skip]
             if extra:
                 raise ValueError(f"{table.source}: columns {extra} are not in "
@@ -185,12 +189,12 @@ def load_tables(data: str | Path | Sequence[Path], options: DataOptions) -> list
         features = features or table.features
         _check_time_order(table)
         values = fill_gaps(table.values, options.max_gap, table.source, table.features)
-        flags = table.labels
+        flags, named = table.labels, table.label_column
         if labels is not None:
-            windows = labels.rows(table.times, path, root)
-            flags = windows if flags is None else (flags | windows)
+            flags = labels.rows(table.times, path, root)
+            named = options.label_column if options.label_column in table.header else None
         tables.append(Table(table.source, table.features, values, table.times, flags,
-                            table.time_column, table.label_column, table.header))
+                            table.time_column, named, table.header))
     return tables
 
 
@@ -342,16 +346,14 @@ def _check_held_out_readings(tables: Sequence[Table], train_rows: np.ndarray,
 
 def labeled_tables(data: str | Path | Sequence[Path], options: DataOptions) -> list[Table]:
     """``load_tables``, refusing a ``label_column`` that no file has (a typo would leave the
-    real label column among the features) and warning when a labels file labels no row."""
+    real label column among the features). A labels file's windows that fall on none of a
+    file's rows are warned of per file, where they are matched (``Labels.rows``)."""
     tables = load_tables(data, options)
     if (options.label_column not in (None, DEFAULT_LABEL_COLUMN)
-            and all(t.label_column is None for t in tables)):
+            and all(options.label_column not in t.header for t in tables)):
         raise ValueError(f"`label_column` {options.label_column!r} is in none of the data's "
                          f"headers (the first: {list(tables[0].header)}); name one of its columns, "
                          f"or leave it out")
-    if options.labels and not any(t.labels is not None and t.labels.any() for t in tables):
-        log.warning("no row of %s falls in a window or point of the labels %s: do their "
-                    "timestamps match the data's?", data, options.labels)
     return tables
 
 

@@ -24,6 +24,7 @@ from .versions import library_versions
 log = logging.getLogger("vigil")
 
 CALIBRATION_WINDOWS = 256
+MIN_NORMAL_VALIDATION = 4  # normal held-out windows a threshold is calibrated on, at least
 # The least normal spread each score part is standardized by, at a resolution of 1 % of a
 # feature's normal spread per reading: a noise-free periodic stream repeats its shapes exactly, and
 # a spread of 0 would turn float rounding into alarms.
@@ -127,6 +128,10 @@ def validation_check(scores: np.ndarray, labels: np.ndarray, threshold: Threshol
              "false_alarms": int((above & ~labels).sum()), "normal_windows": int((~labels).sum()),
              "f1": counts.f1, "auroc": metrics.auroc(scores, labels),
              "f1_optimal": best, "f1_optimal_threshold": cut}
+    if method is ThresholdMethod.F1:
+        check["note"] = ("the F1 threshold was chosen on these windows, so their F1 is in-sample "
+                         "(as high as any threshold gives them); `vigil eval` on other data says "
+                         "what it catches")
     warnings = []
     if method is not ThresholdMethod.F1 and best > 0 and counts.f1 < 0.5 * best:
         warnings.append(
@@ -243,9 +248,12 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
                          "(an `anomaly` column or --labels FILE), or use --threshold-method "
                          "gaussian or percentile")
     normal_val = prepared.validation[prepared.validation_clean]  # no labeled row in the window
-    if len(normal_val) < 4:
-        raise ValueError(f"validation has {len(normal_val)} normal windows; at least 4 are needed "
-                         "to calibrate a threshold")
+    if len(normal_val) < MIN_NORMAL_VALIDATION:
+        raise ValueError(f"validation has {len(normal_val)} normal windows; at least "
+                         f"{MIN_NORMAL_VALIDATION} are needed to calibrate a threshold: the "
+                         f"last {options.data.validation_fraction:g} of each file is held out "
+                         f"for it, and there its rows are labeled or too few; give more data, "
+                         f"or a --validation-fraction that reaches normal rows")
     networks = [sensor_model.build_network(window, n_features, model_options, member)
                 for member in range(model_options.members)]
     roles = prepared.roles or (SCORED,) * n_features

@@ -32,8 +32,9 @@ from . import sensor_model
 from .checkpoint import TrainingRun, save_run
 from .sensor_data import (DataOptions, check_memory, check_normal_rows, labeled_tables,
                           standardization, training_spread, window_last_labels)
-from .train_sensor import (SensorTrainingOptions, SensorTrainingResult, decision_record,
-                           fit_threshold, plain_options, score_windows, validation_check)
+from .train_sensor import (MIN_NORMAL_VALIDATION, SensorTrainingOptions, SensorTrainingResult,
+                           decision_record, fit_threshold, plain_options, score_windows,
+                           validation_check)
 from .versions import library_versions
 
 log = logging.getLogger("vigil")
@@ -122,6 +123,12 @@ def train_supervised(data: str | Path | Sequence[Path], output: str | Path,
                          "the training and the validation part")
     x, y = np.concatenate(train_x, dtype=np.float32), np.concatenate(train_y)
     vx, vy = np.concatenate(val_x, dtype=np.float32), np.concatenate(val_y)
+    if (~vy).sum() < MIN_NORMAL_VALIDATION:  # known before any training
+        raise ValueError(f"validation has {int((~vy).sum())} normal windows (of {len(vy)}); at "
+                         f"least {MIN_NORMAL_VALIDATION} are needed to calibrate a threshold: the "
+                         f"last {data_options.validation_fraction:g} of each file is held out for "
+                         f"it, and there its rows are labeled; give more data, or a "
+                         f"--validation-fraction that reaches normal rows")
     if y.sum() < MIN_POSITIVE_WINDOWS:
         raise ValueError(
             f"--supervised needs labeled anomalies to learn from: the training part holds "

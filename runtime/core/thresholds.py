@@ -8,7 +8,7 @@ import numbers
 
 import numpy as np
 
-from .metrics import best_f1
+from .metrics import best_f1, strict_threshold
 from .spec import ScoreStats, Threshold
 
 
@@ -83,10 +83,12 @@ def calibrate(
     labels = np.asarray(labels, dtype=bool)
     if not labels.any():
         raise ValueError("method 'f1' needs at least one anomalous label; received none")
-    f1, value = best_f1(scores, labels)
-    # Alarms are score > threshold at run time; step just below the best cut point.
-    value = float(np.nextafter(value, -np.inf))
-    return Threshold(value, method.value, {"f1": f1})
+    f1, cut = best_f1(scores, labels)
+    # Alarms are score > threshold at run time. Every threshold between the best cut and the
+    # score below it gives the same F1 here; the middle of that gap (not the cut itself, the
+    # weakest labeled anomaly's score) leaves room for an anomaly a little weaker than those
+    # labeled, as the threshold `vigil eval` offers does.
+    return Threshold(strict_threshold(scores, cut), method.value, {"f1": f1})
 
 
 def score_stats(normal_scores: np.ndarray) -> ScoreStats:

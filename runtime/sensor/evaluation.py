@@ -334,10 +334,6 @@ def evaluate(detector: SensorDetector, data: str | Path, label_column: str = "an
         raise ValueError(f"{data}: no window could be scored: {rows} rows in {len(files)} "
                          f"file{'s' if len(files) != 1 else ''}, each shorter than the model's "
                          f"window of {window} rows; evaluate on longer recordings")
-    if labels is not None and not any(f.labels.any() for f in files):
-        spans = [f"{f.name} {f.times[0]} .. {f.times[-1]}" for f in files if f.times]
-        log.warning("no row of %s falls in a label window or point: do the labels' timestamps "
-                    "match the data's (%s)?", data, "; ".join(spans[:3]) or "no timestamps")
     scores = np.concatenate([f.scores for f in files])
     alarms = np.concatenate([f.alarms for f in files])
     labels = np.concatenate([f.labels for f in files])

@@ -13,8 +13,13 @@ Two layouts are read:
 A data file's key is matched by its path relative to the data root, then by the longest key that
 ends its path (``realKnownCause/nyc_taxi.csv``), then by its name when that is unique (a file in a
 subfolder of the data folder only by a key without folders: ``a/x.csv`` does not name ``b/x.csv``).
-A row is anomalous when its timestamp falls in one of its file's windows or equals one of its
-points. Timestamps are compared as numbers or ISO 8601 date-times (``2014-02-19 10:50:00.000000``).
+Labels without a file (``*``: a CSV row whose ``file`` cell is empty, or a CSV without a file
+column) add to every file's own; where some files are keyed by name, every data file must be, so
+that a misnamed key is never read as "no anomaly". A row is anomalous when its timestamp falls in
+one of its file's windows or equals one of its points (a date without a time, as an end or a
+point, means that whole day). Timestamps are compared as numbers or ISO 8601 date-times
+(``2014-02-19 10:50:00.000000``). A file given windows of which none falls on any of its rows is
+warned about (are the labels' times the data's?).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +37,7 @@ import numpy as np
 from .tables import LABEL_COLUMN_NAMES, detect_separator, label_value, time_key
 
 ALL_FILES = "*"
+DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 NAB_WINDOWS = Path("labels") / "combined_windows.json"
 CSV_COLUMNS = ("file", "start", "end", "timestamp")
 log = logging.getLogger("vigil")
@@ -50,12 +57,7 @@ class Labels:
         shared = self.windows.get(ALL_FILES, ())
         if ALL_FILES in self.windows and len(self.windows) == 1:
             return shared  # labels of every file (possibly none: all its rows normal)
-        try:
-            return shared + self._own(Path(path), root)
-        except ValueError:
-            if ALL_FILES in self.windows:
-                return shared
-            raise
+        return shared + self._own(Path(path), root)  # keyed by name: every file must be
 
     def _own(self, path: Path, root: str | Path | None) -> tuple[tuple[str, str], ...]:
         """The windows whose key names ``path``: its path relative to ``root``, the longest key
@@ -84,11 +86,13 @@ class Labels:
         if len(named) == 1:
             self._refuse_shared_name(named[0], path, root)
             return self.windows[named[0]]
+        shared = (" (the windows of rows without a file add to each file's own; they do not "
+                  "stand in for a file's key)" if ALL_FILES in self.windows else "")
         raise ValueError(f"labels {self.source!r} have no entry for {str(path)!r}; expected a key "
                          f"like its path relative to the data folder (keys such as "
-                         f"{sorted(self.windows)[:3]}); a file without anomalies is listed with "
-                         f"no window: \"{path.name}\": [] in JSON, a row {path.name},, in a CSV "
-                         f"of file,start,end")
+                         f"{sorted(k for k in self.windows if k != ALL_FILES)[:3]}){shared}; a "
+                         f"file without anomalies is listed with no window: \"{path.name}\": [] "
+                         f"in JSON, a row {path.name},, in a CSV of file,start,end")
 
     def _refuse_shared_name(self, key: str, path: Path, root) -> None:
         """ValueError when ``key`` is a bare file name that several files in the data folder
@@ -139,9 +143,24 @@ class Labels:
                 f"no label can match a row; write the labels as the data's times are written")
         flags = np.zeros(len(times), dtype=bool)
         for start, end in windows:
-            low, high = time_key(start), time_key(end)
+            low, high = time_key(start), _end_key(end)
             flags |= (kinds == low[0]) & (values >= low[1]) & (values <= high[1])
+        if windows and not flags.any():
+            known = [t for t, k in zip(times, keys) if k is not None]
+            span = f"{known[0]} .. {known[-1]}" if known else "no readable time"
+            log.warning("%s: none of the %d label window(s) or point(s) that %s gives it falls on "
+                        "any of its rows (its times: %s; the first window: %s .. %s): do the "
+                        "labels' times match the data's? Its rows are all read as normal", path,
+                        len(windows), self.source, span, windows[0][0], windows[0][1])
         return flags
+
+
+def _end_key(text: str) -> tuple[int, float] | None:
+    """``time_key`` of a window's end; a date without a time (2024-03-01) ends with its day."""
+    key = time_key(text)
+    if key is not None and key[0] == 1 and DATE_ONLY.fullmatch(text.strip()):
+        return 1, key[1] + 86400 - 1e-6
+    return key
 
 
 def read_labels(path: str | Path) -> Labels:
@@ -159,7 +178,7 @@ def read_labels(path: str | Path) -> Labels:
         windows = _from_csv(text, source)
     for key, items in windows.items():
         for start, end in items:
-            low, high = time_key(start), time_key(end)
+            low, high = time_key(start), _end_key(end)
             if low is None or high is None or low[0] != high[0] or low[1] > high[1]:
                 raise ValueError(f"labels {source!r}, {key!r}: window [{start!r}, {end!r}] is not "
                                  "two timestamps (numbers or ISO 8601) with start <= end")
@@ -237,7 +256,12 @@ def _from_csv(text: str, source: str) -> dict[str, tuple[tuple[str, str], ...]]:
             raise ValueError(f"labels {source!r}, line {number}: no "
                              f"{'start' if 'start' in columns else 'timestamp'} (an empty cell); "
                              f"each row needs one")
-        item = (start, (row.get("end") or start).strip())
+        end = (row.get("end") or "").strip()
+        if "end" in columns and not end:
+            raise ValueError(f"labels {source!r}, line {number}: a start ({start!r}) but no end "
+                             f"(an empty cell); give the window's end (the start again for a "
+                             f"single time)")
+        item = (start, end or start)
         windows.setdefault(key, []).append(item)
     return {k: tuple(v) for k, v in windows.items()}
 
