@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -24,7 +25,9 @@ import numpy as np
 import onnxruntime as ort
 
 from vigil.runtime import ImageDetector, load
+from vigil.runtime.camera.detector import MAX_BATCH as CAMERA_MAX_BATCH
 from vigil.runtime.core.progress import Progress, silent
+from vigil.runtime.sensor.detector import MAX_BATCH as SENSOR_MAX_BATCH
 
 from .harness import cold_start, latency_stats, time_calls
 from .machine import cpu_info, peak_per_core
@@ -56,13 +59,16 @@ def inputs_for(detector, source: str | None, count: int = 64,
         if source:
             from vigil.runtime.camera.sources import open_source
 
-            items = []
+            items, prepare_s, sizes = [], [], set()
             with_source = open_source(source)
             try:
                 for frame in with_source:
                     if frame.image is not None:
                         try:
+                            began = time.perf_counter()
                             items.append(detector.prepare(frame.image)[0])
+                            prepare_s.append(time.perf_counter() - began)
+                            sizes.add(f"{frame.image.shape[1]}x{frame.image.shape[0]}")
                         except ValueError as error:  # a frame the model cannot take (1 x 1)
                             raise ValueError(f"`input` {source!r}, frame {frame.index} "
                                              f"({frame.source}): {error}; benchmark with "
@@ -73,7 +79,11 @@ def inputs_for(detector, source: str | None, count: int = 64,
                 with_source.close()
             if not items:
                 raise ValueError(f"`input` {source!r} gave no decodable frame")
-            return np.stack(items), f"{len(items)} frames from {source}"
+            h, w, _ = detector.input_shape
+            return np.stack(items), (
+                f"{len(items)} frames from {source} ({', '.join(sorted(sizes))}), prepared for "
+                f"the model ({w}x{h}) before timing: preparing one took "
+                f"{np.median(prepare_s) * 1e3:.3g} ms (median), not in the timings")
         h, w, c = detector.input_shape
         rng = np.random.default_rng(0)
         base = rng.integers(90, 170, (count, h, w, c), dtype=np.uint8)
@@ -191,6 +201,13 @@ def bench(models: Sequence[str | Path], options: BenchOptions = BenchOptions(),
         timed[0] += 1
         progress("bench: timing cells", timed[0], cells)
 
+    for model, (probe, _, _) in zip(models, prepared):
+        most = CAMERA_MAX_BATCH if probe.spec.kind == "image" else SENSOR_MAX_BATCH
+        if max(options.batches) > most:
+            result["notes"].append(
+                f"{Path(model).name}: the runtime scores at most {most} items per model run, so "
+                f"a batch above it is several runs of {most} (`runs_per_call` in its cells): "
+                "items/s stops rising there")
     cores = os.cpu_count() or 1
     if max(options.threads) > cores:
         result["notes"].append(
@@ -243,9 +260,14 @@ def _prepare(model: Path, options: BenchOptions) -> tuple:
 
 def _bench_model(model: Path, probe, items, described: str, options: BenchOptions,
                  result: dict, cell_done: Callable[[], None] = lambda: None) -> dict:
+    image = probe.spec.kind == "image"
     entry = {"model": str(model), "kind": probe.spec.kind, "precision": probe.spec.precision,
              "file_bytes": model.stat().st_size, "input": described,
-             "input_shape": list(probe.input_shape)}
+             "input_shape": list(probe.input_shape),
+             "timed": ("the model run on frames already at its input size (run_prepared): "
+                       "decoding and resizing a camera's frames come on top" if image else
+                       "score_with_features on windows: the input check and the model run"),
+             "max_batch_per_run": CAMERA_MAX_BATCH if image else SENSOR_MAX_BATCH}
     if options.cold_start:
         entry["cold_start"] = cold_start(model)
     try:
@@ -285,7 +307,8 @@ def _bench_model(model: Path, probe, items, described: str, options: BenchOption
                 cell = {"model": str(model), "precision": probe.spec.precision, "device": actual,
                         "requested_device": device, "providers": detector.providers,
                         "threads": threads, "session_create_s": session_s,
-                        "first_inference_s": first_s, **stats}
+                        "first_inference_s": first_s, **stats,
+                        "runs_per_call": -(-batch // entry["max_batch_per_run"])}
                 if stats["p99_ms"] > UNSTABLE_P99_OVER_P50 * stats["p50_ms"]:
                     cell["unstable"] = True
                     result["notes"].append(
@@ -314,13 +337,24 @@ def _efficiency(entry: dict, result: dict) -> None:
     """How far the batch-1 one-thread CPU cell runs from this core's peak, and from the roof."""
     cells = [c for c in result["cells"] if c["model"] == entry["model"] and c["batch"] == 1
              and c["threads"] == 1 and c["device"] == "cpu"]
+    int8 = entry["precision"] == "int8"
+    share = entry.get("kernels", {}).get("int8_kernel_time_share")
     if not cells or not entry.get("ops_per_item"):
+        why = ("no operation count (it needs the onnx package)" if not entry.get("ops_per_item")
+               else "no batch-1 one-thread CPU cell (add --batch 1 --threads 1)")
+        # the kernel profile (batch 1, one thread, onnxruntime alone) still says whether INT8 runs
+        entry["efficiency"] = {
+            "achieved_ops_per_s": None, "isa_peak_ops_per_s": None, "times_below_isa_peak": None,
+            "measured_roof_ops_per_s": None, "times_below_measured_roof": None,
+            "int8_kernel_time_share": share,
+            "verdict": (_verdict(int8, share, 0.0, 0.0) if int8 and share is not None
+                        and share < 0.5 else f"no arithmetic limit: {why}")}
         return
     achieved = cells[0]["achieved_ops_per_s"]
-    int8 = entry["precision"] == "int8"
     estimate, measured = result["peak_per_core_estimate"], result["measured_roof_one_thread"]
-    if entry["precision"] == "mixed":
-        # the quantized nodes' operations at the INT8 rate, the rest at the float rate
+    if entry["precision"] in ("mixed", "int8"):
+        # the quantized nodes' operations at the INT8 rate, the rest (an INT8 sensor model's
+        # LSTMs, most of its work) at the float rate
         share = entry.get("int8_ops_per_item", 0.0) / entry["ops_per_item"]
         peak = _blended_rate(share, estimate["int8_ops"], estimate["fp32_flops"])
         roof = _blended_rate(share, measured.get("u8s8_ops_per_s"), measured.get("fp32_ops_per_s"))
@@ -383,11 +417,18 @@ def baselines(keras_path: str | Path, models: Sequence[str | Path], options: Ben
     model = keras.models.load_model(keras_path, safe_mode=True, compile=False)
     callers: dict[str, Callable] = {}
     items = None
-    for path in models:
-        detector = load(path, threads=1)
+    detectors = [load(path, threads=1) for path in models]
+    precisions = [d.spec.precision for d in detectors]
+    for path, detector in zip(models, detectors):
         if items is None:
             items, _ = inputs_for(detector, options.input, count=32, decimal=options.decimal)
-        callers[f"runtime_{detector.spec.precision}"] = _runner(detector)
+        name = f"runtime_{detector.spec.precision}"
+        if precisions.count(detector.spec.precision) > 1:  # each artifact its own ratios
+            name += "_" + re.sub(r"[^A-Za-z0-9]+", "_", Path(path).stem)
+        if name in callers:
+            raise ValueError(f"--against: two artifacts named {Path(path).stem!r} of precision "
+                             f"{detector.spec.precision}; give each once")
+        callers[name] = _runner(detector)
     for name, int8 in (("tflite_fp32", False), ("tflite_int8", True)):
         try:
             callers[name] = tflite_runner(to_tflite_isolated(keras_path, int8, items))
@@ -447,9 +488,10 @@ def compare(paths: Sequence[str | Path]) -> dict:
         machine = data.get("machine", {})
         label = f"{Path(path).stem} ({machine.get('model', '?')}, {machine.get('cores', '?')} cores)"
         for cell in cells:
-            rows.append({"run": label, **{k: cell.get(k) for k in (
-                "model", "precision", "device", "threads", "batch", "p50_ms", "p99_ms",
-                "p50_ms_per_item", "p99_ms_per_item", "items_per_s")},
+            model = Path(str(cell.get("model"))).name
+            rows.append({"run": f"{label}: {model}", **{k: cell.get(k) for k in (
+                "model", "precision", "device", "threads", "batch", "p50_ms", "p90_ms", "p99_ms",
+                "max_ms", "iqr_ms", "p50_ms_per_item", "p99_ms_per_item", "items_per_s")},
                 "unstable": bool(cell.get("unstable", False))})
         notes += [f"{label}: {note}" for note in data.get("notes", []) if isinstance(note, str)]
     if not rows:

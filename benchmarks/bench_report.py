@@ -11,6 +11,10 @@ def _giga(value: float | None) -> float | None:
     return None if value is None else value / 1e9
 
 
+def _mega(value: float | None) -> float | None:
+    return None if value is None else value / 1e6
+
+
 def _fmt(value, digits: int = 3) -> str:
     if value is None:
         return "n/a"
@@ -47,8 +51,9 @@ def write_bench_report(result: dict, folder: str | Path) -> Path:
         lines += [f"## {Path(model['model']).name} ({model['kind']}, {model['precision']}, "
                   f"{model['file_bytes'] / 1e6:.2f} MB)", "",
                   f"Input: {model['input']}. {cold_text}",
-                  f"Work per item: {_fmt((model.get('ops_per_item') or 0) / 1e6)} M op. "
-                  + (f"Batch-1 one-thread: {_fmt(eff['achieved_ops_per_s'] / 1e9)} G op/s, "
+                  f"Timed: {model.get('timed', 'n/a')}.",
+                  f"Work per item: {_fmt(_mega(model.get('ops_per_item')))} M op. "
+                  + (f"Batch-1 one-thread: {_fmt(_giga(eff['achieved_ops_per_s']))} G op/s, "
                      f"{_fmt(eff['times_below_isa_peak'])}x below the ISA peak, "
                      f"{_fmt(eff['times_below_measured_roof'])}x below the measured roof; INT8 "
                      f"kernels {_fmt(eff['int8_kernel_time_share'])} of kernel time. "
@@ -94,7 +99,8 @@ def _plots(result: dict, folder: Path) -> list[Path]:
         return []
     cells = result["cells"]
     out = []
-    label = lambda c: (c.get("run", Path(c["model"]).name) + f" {c.get('device')} t{c['threads']}")  # noqa: E731
+    label = lambda c: (c.get("run", Path(c["model"]).name)  # noqa: E731
+                       + f" {c.get('precision')} {c.get('device')} t{c['threads']}")
     figure, axis = plt.subplots(figsize=(9, 4), dpi=100)
     for key in sorted({label(c) for c in cells}):
         chosen = sorted((c for c in cells if label(c) == key), key=lambda c: c["batch"])
@@ -132,12 +138,12 @@ def _plots(result: dict, folder: Path) -> list[Path]:
 
     base = result.get("baselines")
     if base and base["ratios"]:
-        figure, axis = plt.subplots(figsize=(7, 3), dpi=100)
         keys = list(base["ratios"])
+        figure, axis = plt.subplots(figsize=(8, 1.2 + 0.3 * len(keys)), dpi=100)
         axis.barh(keys, [base["ratios"][k] for k in keys], color="tab:green")
         axis.axvline(1.0, color="black", lw=0.8)
         axis.set_xscale("log")
-        axis.set_xlabel("p50 latency relative to runtime INT8 (higher: runtime INT8 faster)")
+        axis.set_xlabel("A_over_B: A's p50 over B's (above 1: B faster)", fontsize=8)
         figure.tight_layout()
         out.append(folder / "ratios.png")
         figure.savefig(out[-1])

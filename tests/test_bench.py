@@ -290,3 +290,82 @@ def test_compare_keeps_each_runs_unstable_cells_and_notes(tmp_path):
     merged = compare([tmp_path / "a.json"])
     assert [c["unstable"] for c in merged["cells"]] == [True, False]
     assert merged["notes"] == ["a (cpu, 2 cores): m.onnx cpu t1 b1: p99 is over 3x"]
+
+
+def test_an_int8_graph_whose_work_stays_float_is_judged_at_the_blended_rate():
+    """An INT8 sensor model's LSTMs stay float (3.5 % of its operations are INT8): judged at the
+    pure INT8 rate it read 107x below the roof instead of about 13x. Without an operation count
+    (no onnx package) or a batch-1 one-thread cell, the kernel profile still names INT8 that
+    does not run."""
+    from vigil.benchmarks.bench import _blended_rate, _efficiency
+
+    result = {"cells": [{"model": "m", "batch": 1, "threads": 1, "device": "cpu",
+                         "achieved_ops_per_s": 1e9}],
+              "peak_per_core_estimate": {"fp32_flops": 1e10, "int8_ops": 1e12},
+              "measured_roof_one_thread": {"fp32_ops_per_s": 2e9, "u8s8_ops_per_s": 8e10}}
+    entry = {"model": "m", "ops_per_item": 2e6, "int8_ops_per_item": 7e4, "precision": "int8",
+             "kernels": {"int8_kernel_time_share": 0.05}}
+    _efficiency(entry, result)
+    roof = _blended_rate(0.035, 8e10, 2e9)
+    assert entry["efficiency"]["times_below_measured_roof"] == pytest.approx(roof / 1e9)
+    assert entry["efficiency"]["times_below_measured_roof"] < 2.1
+    assert "only 5% of kernel time is in INT8 kernels" in entry["efficiency"]["verdict"]
+    for missing in ({"ops_per_item": None}, {"model": "other"}):
+        entry = {"model": "m", "ops_per_item": 2e6, "precision": "int8",
+                 "kernels": {"int8_kernel_time_share": 0.05}, **missing}
+        _efficiency(entry, result)
+        assert entry["efficiency"]["times_below_measured_roof"] is None
+        assert "only 5% of kernel time is in INT8 kernels" in entry["efficiency"]["verdict"]
+
+
+def test_compare_names_each_model_of_a_run_and_keeps_every_figure(tmp_path):
+    import json
+
+    from vigil.benchmarks.bench import compare
+
+    cells = [{"model": f"/x/{name}.onnx", "precision": name, "batch": 1, "p50_ms": 0.1,
+              "p90_ms": 0.15, "p99_ms": 0.2, "max_ms": 0.3, "iqr_ms": 0.01} for name in
+             ("fp32", "int8")]
+    (tmp_path / "a.json").write_text(json.dumps({"machine": {"model": "cpu", "cores": 2},
+                                                 "cells": cells}))
+    merged = compare([tmp_path / "a.json"])
+    assert [c["run"] for c in merged["cells"]] == ["a (cpu, 2 cores): fp32.onnx",
+                                                   "a (cpu, 2 cores): int8.onnx"]
+    assert all(c["p90_ms"] == 0.15 and c["max_ms"] == 0.3 and c["iqr_ms"] == 0.01
+               for c in merged["cells"])
+
+
+def test_bench_says_what_it_timed_and_when_a_batch_is_several_runs(tmp_path, capsys):
+    import json
+
+    from sensor_fixtures import write_tiny_sensor_artifact
+
+    from vigil.cli import commands as cli
+
+    model = write_tiny_sensor_artifact(tmp_path / "tiny.onnx")
+    assert cli.main(["bench", str(model), "--batch", "1,600", "--seconds", "0.05",
+                     "--no-cold-start", "--quiet", "--json", str(tmp_path / "b.json")]) == 0
+    result = json.loads((tmp_path / "b.json").read_text())
+    (entry,) = result["models"]
+    assert entry["timed"].startswith("score_with_features") and entry["max_batch_per_run"] == 512
+    assert [c["runs_per_call"] for c in result["cells"]] == [1, 2]
+    assert any("at most 512 items per model run" in note for note in result["notes"])
+
+
+def test_real_frames_are_prepared_before_timing_and_the_cost_of_preparing_is_said(tmp_path):
+    import cv2
+    import numpy as np
+    from image_fixtures import normal_frame, write_tiny_image_artifact
+
+    from vigil.benchmarks.bench import inputs_for
+    from vigil.runtime import load
+
+    detector = load(write_tiny_image_artifact(tmp_path / "tiny.onnx"))
+    (tmp_path / "frames").mkdir()
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / "frames" / f"{i}.png"), normal_frame(np.random.default_rng(i),
+                                                                        200, 150))
+    items, described = inputs_for(detector, str(tmp_path / "frames"))
+    assert items.shape == (3, *detector.input_shape)
+    assert "3 frames from" in described and "(150x200), prepared for the model" in described
+    assert "not in the timings" in described

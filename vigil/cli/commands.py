@@ -1533,7 +1533,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "tensorrt; unavailable ones fall back to CPU with a warning and are "
                             "labeled as what ran (default cpu)")
     bench.add_argument("--seconds", type=_number(0, low_open=True), default=2.0,
-                       help="time budget per cell (default 2)")
+                       help="time per cell after 10 warm-up calls (default 2); at least 30 "
+                            "calls are timed, so a cell of a large batch takes longer")
     bench.add_argument("--input", default=None, help="real inputs: a CSV, image folder or video")
     bench.add_argument("--decimal", choices=[".", ","], metavar="MARK", default=".",
                        help="decimal mark of an --input CSV, . or , (default .; with , the columns must "
