@@ -26,12 +26,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def build_default(folder: Path, architecture: str | None = None,
                   members: int | None = None) -> tuple[Path, Path, Path, int]:
-    """Train the demo's model (64 x 8 windows; the default architecture and number of networks
-    unless given) on synthetic data and export INT8 and FP32; also the number of networks."""
+    """Train the default model (the default window, on the demo's 8 synthetic columns; the
+    default architecture and number of networks unless given) for 5 epochs and export INT8
+    and FP32; also the number of networks."""
     from dataclasses import replace
 
     from vigil.export import ExportOptions, Precision
-
     from vigil.export.export_sensor import export_sensor
     from vigil.training.sensor_model import Architecture
     from vigil.training.synthetic import write_sensor_dataset
@@ -39,11 +39,10 @@ def build_default(folder: Path, architecture: str | None = None,
 
     train_csv, _ = write_sensor_dataset(folder / "data", seed=0)
     defaults = SensorTrainingOptions()
-    options = replace(defaults, data=replace(defaults.data, window=64),
-                      model=replace(defaults.model, epochs=5,
-                                    architecture=Architecture(architecture
-                                                              or defaults.model.architecture),
-                                    members=members or defaults.model.members))
+    options = replace(defaults, model=replace(
+        defaults.model, epochs=5,
+        architecture=Architecture(architecture or defaults.model.architecture),
+        members=members or defaults.model.members))
     keras_path = folder / "sensor.keras"
     train_sensor(train_csv, keras_path, options, verbose=0)
     int8 = export_sensor(keras_path, folder / "int8.onnx", ExportOptions(precision=Precision.INT8, force=True)).path
