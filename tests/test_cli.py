@@ -731,4 +731,6 @@ def test_reconnect_attempts_forever_has_no_limit_and_the_default_is_ten(tiny_ima
     assert limit("--reconnect-attempts", "forever") is None
     assert limit("--reconnect-attempts", "FOREVER") is None
     assert limit("--reconnect-attempts", "3") == 3 and limit("--reconnect-attempts", "0") == 0
-    assert limit() == cli.DEFAULT_RECONNECT_ATTEMPTS == 10
+    from vigil.cli import arguments
+
+    assert limit() == arguments.DEFAULT_RECONNECT_ATTEMPTS == 10
