@@ -222,6 +222,21 @@ def build_parser() -> argparse.ArgumentParser:
                           help="log as JSON lines on stderr")
     commands = parser.add_subparsers(dest="command", required=True)
 
+    _add_demo(commands, anywhere)
+    _add_train(commands, anywhere)
+    _add_export(commands, anywhere)
+    _add_score_and_eval(commands, anywhere)
+    _add_bench(commands, anywhere)
+    _add_triton(commands, anywhere)
+    _add_serve(commands, anywhere)
+    _add_batch(commands, anywhere)
+    _add_health_check(commands, anywhere)
+    _name_values(parser)
+    return parser
+
+
+def _add_demo(commands, anywhere: argparse.ArgumentParser) -> None:
+    """The arguments of vigil demo."""
     demo = _command(commands, "demo", "train, export and score on built-in synthetic data",
                     parents=[anywhere])
     demo.add_argument("--output", default="vigil-demo",
@@ -236,11 +251,20 @@ def build_parser() -> argparse.ArgumentParser:
                            "image's)")
     demo.set_defaults(command="demo")
 
+
+def _add_train(commands, anywhere: argparse.ArgumentParser) -> None:
+    """The arguments of vigil train sensor and vigil train image."""
     train = commands.add_parser("train", help="train a detector",
                                 description="train a detector on normal data: `vigil train "
                                             "sensor` for CSV readings, `vigil train image` for "
                                             "camera frames (each has --help)")
     kinds = train.add_subparsers(dest="kind", required=True)
+    _add_train_sensor(kinds, anywhere)
+    _add_train_image(kinds, anywhere)
+
+
+def _add_train_sensor(kinds, anywhere: argparse.ArgumentParser) -> None:
+    """The arguments of vigil train sensor."""
     sensor = _command(kinds, "sensor", "a sequence model on windows of sensor readings (CSV)",
                       parents=[anywhere])
     sensor.add_argument("data", help="a CSV file, a folder of CSV files, or NAB's root (its "
@@ -382,6 +406,10 @@ def build_parser() -> argparse.ArgumentParser:
     sensor.add_argument("--quiet", action="store_true", help="no progress on stderr")
     sensor.set_defaults(command="train sensor")
 
+
+
+def _add_train_image(kinds, anywhere: argparse.ArgumentParser) -> None:
+    """The arguments of vigil train image."""
     image = _command(kinds, "image", "a CNN defect detector on images (MVTec AD or folders)",
                      parents=[anywhere])
     image.add_argument("data", help="an MVTec AD category root, or a folder of normal images")
@@ -481,6 +509,10 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument("--quiet", action="store_true", help="no progress on stderr")
     image.set_defaults(command="train image")
 
+
+
+def _add_export(commands, anywhere: argparse.ArgumentParser) -> None:
+    """The arguments of vigil export."""
     export = _command(commands, "export", "Keras -> one self-describing .onnx (INT8 where it pays)",
                       parents=[anywhere])
     export.add_argument("model", help="MODEL.keras written by `vigil train`")
@@ -496,6 +528,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--quiet", action="store_true", help="no progress on stderr")
     export.set_defaults(command="export")
 
+
+def _add_score_and_eval(commands, anywhere: argparse.ArgumentParser) -> None:
+    """The arguments of vigil score and vigil eval (one set of source options)."""
     for name, helptext in (("score", "score a source, one JSON line per window"),
                            ("eval", "metrics on labeled data")):
         sub = _command(commands, name, helptext, parents=[anywhere])
@@ -602,6 +637,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      "(default: NAME.png or NAME_mask.png beside each image)")
             sub.set_defaults(command="eval")
 
+
+def _add_bench(commands, anywhere: argparse.ArgumentParser) -> None:
+    """The arguments of vigil bench."""
     bench = _command(commands, "bench", "latency and throughput of artifacts on this device",
                      parents=[anywhere])
     bench.add_argument("models", nargs="*", help="MODEL.onnx files (e.g. the INT8 and FP32 exports)")
@@ -630,6 +668,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--report", default=None, help="write report.md and plots here")
     bench.set_defaults(command="bench")
 
+
+def _add_triton(commands, anywhere: argparse.ArgumentParser) -> None:
+    """The arguments of vigil triton."""
     triton = _command(commands, "triton", "a Triton Inference Server model repository for an "
                       "artifact (onnxruntime backend)", parents=[anywhere])
     triton.add_argument("model", help="MODEL.onnx written by `vigil export`")
@@ -642,6 +683,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="model instances in the CPU configuration (default 2)")
     triton.set_defaults(command="triton")
 
+
+def _add_serve(commands, anywhere: argparse.ArgumentParser) -> None:
+    """The arguments of vigil serve."""
     serve = _command(commands, "serve", "serve an artifact over HTTP (Ray Serve, KServe v2 "
                      "protocol: Triton's clients work) until SIGTERM or Ctrl-C",
                      parents=[anywhere])
@@ -660,6 +704,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default 256; a JSON body takes several times its size in memory)")
     serve.set_defaults(command="serve")
 
+
+def _add_batch(commands, anywhere: argparse.ArgumentParser) -> None:
+    """The arguments of vigil batch."""
     batch = _command(commands, "batch", "re-score archives (CSV folders, image folders, videos), "
                      "here or on a Ray cluster, writing the lines `vigil score` writes",
                      parents=[anywhere])
@@ -701,6 +748,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "artifact's rule, as in vigil score)")
     batch.set_defaults(command="batch")
 
+
+def _add_health_check(commands, anywhere: argparse.ArgumentParser) -> None:
+    """The arguments of vigil health-check."""
     check = _command(commands, "health-check", "exit 0 while a scorer's health file says it is "
                      "alive, 1 with the reason otherwise (for watchdogs)", parents=[anywhere])
     check.add_argument("health", help="the --health file of a running `vigil score`")
@@ -714,9 +764,6 @@ def build_parser() -> argparse.ArgumentParser:
                        help="sensor runs: also fail when this many rows in a row were skipped, "
                             "none scored (a dead column; default: no limit)")
     check.set_defaults(command="health-check")
-
-    _name_values(parser)
-    return parser
 
 
 # What each option's value is, in --help, where argparse would show its name in capitals.
