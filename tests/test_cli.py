@@ -734,3 +734,34 @@ def test_reconnect_attempts_forever_has_no_limit_and_the_default_is_ten(tiny_ima
     from vigil.cli import arguments
 
     assert limit() == arguments.DEFAULT_RECONNECT_ATTEMPTS == 10
+
+
+def test_the_parsers_choices_are_the_librarys():
+    """The parser restates the library's choices (importing them would load onnxruntime or
+    TensorFlow for every `vigil --help`); this keeps the two the same."""
+    pytest.importorskip("tensorflow")
+    from vigil.cli import arguments
+    from vigil.export.precision import Precision
+    from vigil.runtime.core.output import OUTPUT_POLICIES
+    from vigil.runtime.core.providers import DEVICES
+    from vigil.runtime.core.thresholds import ThresholdMethod
+    from vigil.training.sensor_model import Architecture, ScoreReduction
+    from vigil.training.train_image import ARCHITECTURES
+
+    def choices(command: list[str], flag: str) -> list:
+        parser = arguments.build_parser()
+        sub = parser
+        for name in command:
+            sub = next(a for a in sub._actions if isinstance(a, argparse._SubParsersAction)
+                       ).choices[name]
+        return list(next(a for a in sub._actions if flag in a.option_strings).choices)
+
+    assert list(arguments.THRESHOLD_METHODS) == [m.value for m in ThresholdMethod]
+    assert sorted(choices(["train", "sensor"], "--architecture")) == sorted(a.value
+                                                                            for a in Architecture)
+    assert choices(["train", "image"], "--architecture") == list(ARCHITECTURES)
+    assert choices(["demo"], "--architecture") == list(ARCHITECTURES)
+    assert choices(["train", "sensor"], "--score-reduction") == [r.value for r in ScoreReduction]
+    assert choices(["export"], "--precision") == [p.value for p in Precision]
+    assert choices(["score"], "--on-output-error") == list(OUTPUT_POLICIES)
+    assert set(arguments.DEVICES) == {"auto", *DEVICES}
