@@ -260,7 +260,7 @@ def _int8_parity(run: TrainingRun, fp32_scores, fp32_maps, int8_scores, int8_map
 SYNTHETIC_SEED = 0
 
 
-def synthetic_defects(normal: np.ndarray, seed: int = SYNTHETIC_SEED) -> np.ndarray:
+def pasted_defects(normal: np.ndarray, seed: int = SYNTHETIC_SEED) -> np.ndarray:
     """Each uint8 normal image with one synthetic defect pasted in (``anomaly_synthesis``, as in
     training), the texture source being the next image."""
     from vigil.training.anomaly_synthesis import paste_anomaly
@@ -281,7 +281,7 @@ def synthetic_defects(normal: np.ndarray, seed: int = SYNTHETIC_SEED) -> np.ndar
 def _synthetic_parity(fp32, int8, normal: np.ndarray) -> dict:
     """INT8 vs FP32 on the normal validation images and their synthetic-defect copies: the map
     correlation over both, and the AUROC each gives the copies against the originals."""
-    probe = np.concatenate([normal, synthetic_defects(normal)])
+    probe = np.concatenate([normal, pasted_defects(normal)])
     labels = np.repeat([False, True], len(normal))
     fp32_scores, fp32_maps = _onnx_outputs(fp32, probe)
     int8_scores, int8_maps = _onnx_outputs(int8, probe)

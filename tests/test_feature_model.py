@@ -461,7 +461,7 @@ def test_levels_are_chosen_by_fitting_both_on_real_features(capsys):
         message) and "--levels 3,5 or --levels 3,5,6 to set it" in message
     assert "memory bank: 256 entries for the 4,096 training patches (at most one per 16" in message
     # the separation is the defects' mean score above the normal images', in their std
-    defects = feature_model.synthetic_defects(held, 1, np.random.default_rng(0))
+    defects = feature_model.crack_copies(held, 1, np.random.default_rng(0))
     normal = np.asarray(scorer.predict(held, verbose=0)["score"], np.float64).reshape(-1)
     pasted = np.asarray(scorer.predict(defects, verbose=0)["score"], np.float64).reshape(-1)
     assert feature_model.defect_separation(scorer, held, defects) == pytest.approx(

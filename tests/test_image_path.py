@@ -359,15 +359,15 @@ def test_export_reports_int8_parity(image_artifacts, fp32, probe):
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_synthetic_defects_change_part_of_each_image_deterministically(channels):
-    from vigil.export.export_image import synthetic_defects
+    from vigil.export.export_image import pasted_defects
 
     rng = np.random.default_rng(0)
     normal = np.stack([texture(rng, SIZE, SIZE, channels) for _ in range(12)])
-    pasted = synthetic_defects(normal)
+    pasted = pasted_defects(normal)
     assert pasted.dtype == np.uint8 and pasted.shape == normal.shape
     changed = (np.abs(pasted.astype(int) - normal).max(axis=-1) > 5).mean(axis=(1, 2))
     assert (changed > 0).all() and (changed < 0.9).all(), changed
-    np.testing.assert_array_equal(pasted, synthetic_defects(normal))
+    np.testing.assert_array_equal(pasted, pasted_defects(normal))
 
 
 def constant_map_graph():

@@ -590,7 +590,7 @@ def choose_levels(train_images: np.ndarray, color: str, options: FeatureModelOpt
                                      verbose)
         return scorer, {**record, "levels_choice": "default", "levels_reason": reason, **fitted}
     rng = np.random.default_rng(options.seed)
-    defects = synthetic_defects(held_out, LEVELS_COPIES, rng)
+    defects = crack_copies(held_out, LEVELS_COPIES, rng)
     # The base levels' features are the context levels' first channels: extracted once.
     started = time.perf_counter()
     context_options = replace(options, levels=CONTEXT_LEVELS)
@@ -619,7 +619,7 @@ def choose_levels(train_images: np.ndarray, color: str, options: FeatureModelOpt
                     **fitted}
 
 
-def synthetic_defects(images: np.ndarray, copies: int, rng: np.random.Generator) -> np.ndarray:
+def crack_copies(images: np.ndarray, copies: int, rng: np.random.Generator) -> np.ndarray:
     """``copies`` of each uint8 image (n, h, w, c) with faint thin cracks drawn in
     (``anomaly_synthesis.thin_crack``), uint8."""
     from .anomaly_synthesis import thin_crack
