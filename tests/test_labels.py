@@ -486,7 +486,7 @@ def test_a_window_without_an_end_is_refused_and_a_date_alone_is_its_whole_day(tm
         range(48, 72))
 
 
-def test_training_with_a_labels_file_does_not_read_the_datas_label_column(tmp_path):
+def test_training_with_a_labels_file_does_not_read_the_datas_label_column(tmp_path, caplog):
     """As `vigil eval` does not: the labels file alone says which rows are anomalous, a bad cell
     in the column blocks nothing, and the column stays out of the features."""
     from vigil.training.sensor_data import DataOptions, labeled_tables
@@ -501,3 +501,25 @@ def test_training_with_a_labels_file_does_not_read_the_datas_label_column(tmp_pa
     (table,) = labeled_tables(data, DataOptions(labels=str(labels)))
     assert np.flatnonzero(table.labels).tolist() == [20, 21, 22, 23, 24]
     assert table.features == ("a", "b") and table.label_column == "anomaly"
+    (warning,) = [r for r in caplog.records if "is not read" in r.getMessage()]
+    assert "its column 'anomaly' marks 4 row(s) the labels" in warning.getMessage()
+    # the column in another spelling is still found, and kept out of the features
+    for spelling in ("label", "Anomaly", "is_anomaly"):
+        text = data.read_text().splitlines()
+        renamed = tmp_path / f"{spelling}.csv"
+        renamed.write_text("\n".join([text[0].replace("anomaly", spelling)] + text[1:]) + "\n")
+        other = tmp_path / f"labels-{spelling}.csv"
+        other.write_text(f"file,start,end\n{spelling}.csv,{TIMES[20]},{TIMES[24]}\n")
+        (table,) = labeled_tables(renamed, DataOptions(labels=str(other)))
+        assert table.features == ("a", "b") and table.label_column == spelling
+
+
+def test_a_label_column_named_in_another_case_is_found_in_training(tmp_path):
+    from vigil.training.sensor_data import DataOptions, labeled_tables
+
+    data = tmp_path / "one.csv"
+    data.write_text("timestamp,a,fault\n" + "".join(
+        f"{t},{0.1 + 0.01 * (i % 3)},{int(i in (30, 31))}\n" for i, t in enumerate(TIMES)))
+    (table,) = labeled_tables(data, DataOptions(label_column="Fault"))
+    assert table.label_column == "fault" and table.features == ("a",)
+    assert np.flatnonzero(table.labels).tolist() == [30, 31]

@@ -169,15 +169,12 @@ def load_tables(data: str | Path | Sequence[Path], options: DataOptions) -> list
     files = list(data) if isinstance(data, (list, tuple)) else csv_files(data)
     tables: list[Table] = []
     features = options.features
-    label_column, excluded = options.label_column, tuple(options.excluded)
-    if labels is not None and label_column is not None:
-        label_column, excluded = None, (*excluded, options.label_column)
     for path in files:
         table = read_table(path, features=features, time_column=options.time_column,
-                           label_column=label_column, excluded=excluded,
-                           decimal=options.decimal)
+                           label_column=options.label_column, excluded=options.excluded,
+                           decimal=options.decimal, strict_labels=labels is None)
         if options.features is None and tables:
-            skip = {*features, table.time_column, table.label_column, *excluded, ""}
+            skip = {*features, table.time_column, table.label_column, *options.excluded, ""}
             extra = [c for c in table.header if c not in skip]
             if extra:
                 raise ValueError(f"{table.source}: columns {extra} are not in "
@@ -189,12 +186,17 @@ def load_tables(data: str | Path | Sequence[Path], options: DataOptions) -> list
         features = features or table.features
         _check_time_order(table)
         values = fill_gaps(table.values, options.max_gap, table.source, table.features)
-        flags, named = table.labels, table.label_column
+        flags = table.labels
         if labels is not None:
             flags = labels.rows(table.times, path, root)
-            named = options.label_column if options.label_column in table.header else None
+            if table.labels is not None and (table.labels & ~flags).any():
+                log.warning("%s: its column %r marks %d row(s) the labels %s do not; with "
+                            "--labels that column is not read, so they are trained on as normal "
+                            "(label them in the labels file, or train without --labels)",
+                            table.source, table.label_column, int((table.labels & ~flags).sum()),
+                            labels.source)
         tables.append(Table(table.source, table.features, values, table.times, flags,
-                            table.time_column, named, table.header))
+                            table.time_column, table.label_column, table.header))
     return tables
 
 
@@ -350,7 +352,7 @@ def labeled_tables(data: str | Path | Sequence[Path], options: DataOptions) -> l
     file's rows are warned of per file, where they are matched (``Labels.rows``)."""
     tables = load_tables(data, options)
     if (options.label_column not in (None, DEFAULT_LABEL_COLUMN)
-            and all(options.label_column not in t.header for t in tables)):
+            and all(t.label_column is None for t in tables)):
         raise ValueError(f"`label_column` {options.label_column!r} is in none of the data's "
                          f"headers (the first: {list(tables[0].header)}); name one of its columns, "
                          f"or leave it out")

@@ -642,10 +642,13 @@ def read_table(
     excluded: Sequence[str] = DEFAULT_EXCLUDED_COLUMNS,
     require_time: bool = True,
     decimal: str = ".",
+    strict_labels: bool = True,
 ) -> Table:
     """Read a whole CSV file; any malformed cell is an error naming file, line and column.
 
-    Missing cells stay NaN here (see ``fill_gaps``).
+    Missing cells stay NaN here (see ``fill_gaps``). With ``strict_labels`` off, a label cell
+    that cannot be read is unlabeled rather than an error (labels a caller takes from elsewhere:
+    the column is still found, in any of its spellings, and kept out of the features).
     """
     path = Path(path)
     source = str(path)
@@ -683,7 +686,7 @@ def read_table(
                                 f"finite number in each feature column: correct or delete that "
                                 f"line (an empty cell is read as missing and filled)")
                     raise ValueError(f"{source}, line {row.number}: {row.problem}{hint}")
-                if row.label_problem:
+                if row.label_problem and strict_labels:
                     raise ValueError(f"{source}, line {row.number}: {row.label_problem}; or name "
                                      f"another label column (--label-column)")
                 rows.append(row)
