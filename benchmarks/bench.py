@@ -25,9 +25,7 @@ import numpy as np
 import onnxruntime as ort
 
 from vigil.runtime import ImageDetector, load
-from vigil.runtime.camera.detector import MAX_BATCH as CAMERA_MAX_BATCH
 from vigil.runtime.core.progress import Progress, silent
-from vigil.runtime.sensor.detector import MAX_BATCH as SENSOR_MAX_BATCH
 
 from .harness import cold_start, latency_stats, time_calls
 from .machine import cpu_info, peak_per_core
@@ -202,7 +200,7 @@ def bench(models: Sequence[str | Path], options: BenchOptions = BenchOptions(),
         progress("bench: timing cells", timed[0], cells)
 
     for model, (probe, _, _) in zip(models, prepared):
-        most = CAMERA_MAX_BATCH if probe.spec.kind == "image" else SENSOR_MAX_BATCH
+        most = probe.max_batch
         if max(options.batches) > most:
             result["notes"].append(
                 f"{Path(model).name}: the runtime scores at most {most} items per model run, so "
@@ -267,7 +265,7 @@ def _bench_model(model: Path, probe, items, described: str, options: BenchOption
              "timed": ("the model run on frames already at its input size (run_prepared): "
                        "decoding and resizing a camera's frames come on top" if image else
                        "score_with_features on windows: the input check and the model run"),
-             "max_batch_per_run": CAMERA_MAX_BATCH if image else SENSOR_MAX_BATCH}
+             "max_batch_per_run": probe.max_batch}
     if options.cold_start:
         entry["cold_start"] = cold_start(model)
     try:
@@ -341,7 +339,8 @@ def _efficiency(entry: dict, result: dict) -> None:
     share = entry.get("kernels", {}).get("int8_kernel_time_share")
     if not cells or not entry.get("ops_per_item"):
         why = ("no operation count (it needs the onnx package)" if not entry.get("ops_per_item")
-               else "no batch-1 one-thread CPU cell (add --batch 1 --threads 1)")
+               else "no batch-1 one-thread cell on the CPU (add --batch 1 --threads 1 and, "
+                    "beside another device, --device cpu)")
         # the kernel profile (batch 1, one thread, onnxruntime alone) still says whether INT8 runs
         entry["efficiency"] = {
             "achieved_ops_per_s": None, "isa_peak_ops_per_s": None, "times_below_isa_peak": None,
@@ -418,16 +417,10 @@ def baselines(keras_path: str | Path, models: Sequence[str | Path], options: Ben
     callers: dict[str, Callable] = {}
     items = None
     detectors = [load(path, threads=1) for path in models]
-    precisions = [d.spec.precision for d in detectors]
-    for path, detector in zip(models, detectors):
+    for name, detector in zip(runtime_names(models, [d.spec.precision for d in detectors]),
+                              detectors):
         if items is None:
             items, _ = inputs_for(detector, options.input, count=32, decimal=options.decimal)
-        name = f"runtime_{detector.spec.precision}"
-        if precisions.count(detector.spec.precision) > 1:  # each artifact its own ratios
-            name += "_" + re.sub(r"[^A-Za-z0-9]+", "_", Path(path).stem)
-        if name in callers:
-            raise ValueError(f"--against: two artifacts named {Path(path).stem!r} of precision "
-                             f"{detector.spec.precision}; give each once")
         callers[name] = _runner(detector)
     for name, int8 in (("tflite_fp32", False), ("tflite_int8", True)):
         try:
@@ -453,6 +446,23 @@ def baselines(keras_path: str | Path, models: Sequence[str | Path], options: Ben
     return {"keras": str(keras_path), "batch": 1, "threads": 1, "stats": stats,
             "ratios": baseline_ratios(p50),
             "notes": list(options.notes)}
+
+
+def runtime_names(models: Sequence[str | Path], precisions: Sequence[str]) -> list[str]:
+    """Each artifact's name in the ratios: ``runtime_<precision>``, and where several share a
+    precision, its file's stem after it (``runtime_fp32_sensor``), numbered where stems repeat
+    (``runtime_fp32_sensor_2``)."""
+    names = []
+    for path, precision in zip(models, precisions):
+        name = f"runtime_{precision}"
+        if list(precisions).count(precision) > 1:
+            name += "_" + re.sub(r"[^A-Za-z0-9]+", "_", Path(path).stem).strip("_")
+        base, number = name, 1
+        while name in names:
+            number += 1
+            name = f"{base}_{number}"
+        names.append(name)
+    return names
 
 
 def baseline_ratios(p50: dict[str, float]) -> dict[str, float]:

@@ -369,3 +369,16 @@ def test_real_frames_are_prepared_before_timing_and_the_cost_of_preparing_is_sai
     assert items.shape == (3, *detector.input_shape)
     assert "3 frames from" in described and "(150x200), prepared for the model" in described
     assert "not in the timings" in described
+
+
+def test_artifacts_of_one_precision_keep_a_ratio_each():
+    from vigil.benchmarks.bench import baseline_ratios, runtime_names
+
+    assert runtime_names(["a/m.onnx", "b/q.onnx"], ["fp32", "int8"]) == ["runtime_fp32",
+                                                                         "runtime_int8"]
+    names = runtime_names(["a/sensor.onnx", "b/sensor.onnx", "c/x-a.onnx", "d/x_a.onnx", "i.onnx"],
+                          ["fp32"] * 4 + ["int8"])
+    assert names == ["runtime_fp32_sensor", "runtime_fp32_sensor_2", "runtime_fp32_x_a",
+                     "runtime_fp32_x_a_2", "runtime_int8"]
+    ratios = baseline_ratios({"keras_tf_function": 3.0, **{n: 1.0 for n in names}})
+    assert all(f"keras_tf_function_over_{n}" in ratios for n in names)

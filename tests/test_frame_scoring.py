@@ -523,3 +523,19 @@ def test_an_annotated_video_the_encoder_refuses_ends_neither_the_run_nor_a_line(
     assert "cannot be written at the frames' size" in error and "wide.avi (MJPG)" in error
     assert [json.loads(line)["score"] is not None for line in out.read_text().splitlines()] == [
         True, True]
+
+
+def test_holding_a_picture_never_costs_more_than_a_quarter_of_the_time_it_stands_for(tmp_path):
+    """A 1080p picture takes several ms to encode: holding it over 300 dropped frames took
+    seconds inside the scoring loop. Now a hold writes as many as encode in a quarter of the
+    dropped frames' time, and at most 10 s of them."""
+    from vigil.runtime.camera.scoring import _VideoOut
+
+    video = _VideoOut(tmp_path / "v.avi", fps=10.0)
+    video.write(np.zeros((48, 64, 3), np.uint8))
+    video._encode_s = 0.1  # as if each picture took 100 ms to encode
+    assert video.hold(40) == 10  # 40 frames stand for 4 s: 1 s of encoding, 10 pictures
+    video._encode_s = 1e-4
+    assert video.hold(500) == 100  # 10 s at 10 frames/s, whatever the budget
+    assert video.hold(0) == 0 and video.frames == 1 + 10 + 100
+    video.close()

@@ -978,6 +978,10 @@ def test_models_and_health_files_are_readable_by_others(tmp_path):
     write_atomically(tmp_path / "health.json", "{}")
     for name in ("model.onnx", "health.json"):
         assert (tmp_path / name).stat().st_mode & 0o777 == FILE_MODE  # not mkstemp's 0600
+    (tmp_path / "taken").mkdir()  # the rename fails: no temporary file is left behind
+    with pytest.raises(OSError):
+        write_atomically(tmp_path / "taken", "{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["health.json", "model.onnx", "taken"]
 
 
 def test_an_empty_stdin_is_said_as_an_empty_file_is(tiny_sensor):

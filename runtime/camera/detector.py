@@ -48,6 +48,12 @@ class ImageDetector:
     providers = property(lambda self: self._session.get_providers())
 
     @property
+    def max_batch(self) -> int:
+        """The most frames one model run scores: a larger batch is several runs (1 for a
+        graph whose scores would depend on the batch, see ``BATCH_DEPENDENT_OPS``)."""
+        return self._max_batch
+
+    @property
     def input_shape(self) -> tuple[int, int, int]:
         """(height, width, channels) the model sees."""
         return self.spec.input_shape

@@ -38,6 +38,9 @@ log = logging.getLogger("vigil")
 VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG"}
 DEFAULT_VIDEO_FPS = 10.0
 HELD_FRAMES_MAX_S = 10.0  # a live video holds its last picture over at most this long a drop
+# ... and spends at most this share of the time the held frames stand for on encoding them, so
+# a slow encoder (1080p) never slows the scoring by more than a third (1 / (1 - 0.25))
+HOLD_ENCODING_SHARE = 0.25
 PREVIEW_KEYS = (27, ord("q"))  # Esc or q closes the preview and ends the run
 
 
@@ -48,8 +51,8 @@ class FrameScoringOptions:
     ``overlay_dir``: heatmap overlays (JPEG) of anomalous frames, or of every scored frame with
     ``overlay_all``. ``overlay_video``: an annotated video of every scored frame (.mp4 or .avi) at
     ``video_fps`` (default: the source's rate, else 10); from a live source, a picture is held
-    over the frames after it that were dropped or skipped (up to 10 s of them), so the video
-    keeps the stream's time. ``show``: a preview window (needs an OpenCV with a GUI).
+    over the frames after it that were dropped or skipped (up to 10 s of them, and as many as
+    encode in a quarter of the time they stand for), so the video keeps the stream's time. ``show``: a preview window (needs an OpenCV with a GUI).
     ``max_frames``: stop after this many items. ``latency_window``: the p50/p99 latencies cover
     this many most recent frames.
     """
@@ -170,6 +173,7 @@ class _VideoOut:
         self._writer: cv2.VideoWriter | None = None
         self._size: tuple[int, int] | None = None
         self._last: np.ndarray | None = None
+        self._encode_s = 0.0  # the last encoding's time
 
     def write(self, picture: np.ndarray) -> None:
         size = (picture.shape[1], picture.shape[0])
@@ -190,19 +194,25 @@ class _VideoOut:
             self._size = size
         if size != self._size:
             picture = cv2.resize(picture, self._size, interpolation=cv2.INTER_AREA)
+        began = time.perf_counter()
         self._writer.write(picture)
+        self._encode_s = time.perf_counter() - began
         self.frames += 1
         self._last = picture
 
-    def hold(self, count: int) -> None:
-        """Write the last picture ``count`` more times (up to 10 s of the video's rate) over
-        frames of a live stream that have no picture, so the video plays in the stream's time."""
-        count = min(count, int(self.fps * HELD_FRAMES_MAX_S))
+    def hold(self, count: int) -> int:
+        """Write the last picture again over ``count`` frames of a live stream that have no
+        picture, so the video plays in the stream's time: up to 10 s of them, and only as many
+        as encode in a quarter of the time they stand for (the scoring comes first). How many
+        were written."""
         if self._writer is None or self._last is None or count <= 0:
-            return
+            return 0
+        affordable = HOLD_ENCODING_SHARE * count / self.fps / max(self._encode_s, 1e-6)
+        count = min(count, int(self.fps * HELD_FRAMES_MAX_S), int(affordable))
         for _ in range(count):
             self._writer.write(self._last)
         self.frames += count
+        return count
 
     def close(self) -> None:
         if self._writer is not None:

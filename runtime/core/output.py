@@ -73,11 +73,13 @@ class atomic_path:
         return self.temporary
 
     def __exit__(self, kind, value, traceback) -> None:
-        if kind is None:
-            os.chmod(self.temporary, self.mode)  # others (a watchdog, a model server) read it
-            os.replace(self.temporary, self.target)
-        elif os.path.exists(self.temporary):
-            os.unlink(self.temporary)
+        try:
+            if kind is None:
+                os.chmod(self.temporary, self.mode)  # others (a watchdog, a model server) read it
+                os.replace(self.temporary, self.target)
+        finally:
+            if os.path.exists(self.temporary):  # an error in the block, or the rename failed
+                os.unlink(self.temporary)
 
 
 def write_atomically(path: str | os.PathLike, text: str, mode: int | None = None) -> None:

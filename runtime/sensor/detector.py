@@ -66,6 +66,12 @@ class SensorDetector:
         return self._session.get_providers()
 
     @property
+    def max_batch(self) -> int:
+        """The most windows one model run scores: a larger batch is several runs (1 for a
+        graph whose scores would depend on the batch, see ``BATCH_DEPENDENT_OPS``)."""
+        return self._max_batch
+
+    @property
     def input_shape(self) -> tuple[int, int]:
         """(window, features) of one window."""
         return self.spec.input_shape
