@@ -751,3 +751,28 @@ def test_an_output_beside_recordings_is_no_frame(tiny_image_artifact, tmp_path):
     assert cli.main(["batch", str(tiny_image_artifact), str(recordings), "--jsonl",
                      str(out), "--overwrite"]) == 0
     assert len(_lines(out)) == 3
+
+
+def test_resume_of_frames_refuses_another_threshold_for_videos_and_image_folders(
+        tiny_image_artifact, image_folder, tmp_path, capsys):
+    """Frame lines carried no threshold and a video's frames were not checked: a --resume with
+    another --threshold mixed two thresholds' decisions in one file."""
+    from test_sources import write_video
+
+    video = write_video(tmp_path / "line.avi", frames=12)
+    model = str(tiny_image_artifact)
+    for inputs in ([str(video)], [str(image_folder)]):
+        whole = tmp_path / "whole.jsonl"
+        assert cli.main(["batch", model, *inputs, "--jsonl", str(whole), "--overwrite",
+                         "--threshold", "1e-9"]) == 0
+        first = json.loads(whole.read_text().splitlines()[0])
+        assert first["threshold"] == 1e-9 and first["anomaly"] is True
+        cut = tmp_path / "cut.jsonl"
+        cut.write_text("".join(whole.read_text().splitlines(keepends=True)[:2]))
+        capsys.readouterr()
+        assert cli.main(["batch", model, *inputs, "--jsonl", str(cut), "--resume"]) == 2
+        err = capsys.readouterr().err
+        assert "this run decides" in err and "alarm options (--threshold" in err
+        assert cli.main(["batch", model, *inputs, "--jsonl", str(cut), "--resume",
+                         "--threshold", "1e-9"]) == 0
+        assert _lines(cut) == _lines(whole)

@@ -312,7 +312,8 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
                 summary.scored += 1
                 summary.anomalies += anomaly
                 latencies.add(latency)
-                record.update(score=score, anomaly=anomaly, latency_ms=round(latency * 1e3, 3),
+                record.update(score=score, anomaly=anomaly, threshold=detector.threshold,
+                              latency_ms=round(latency * 1e3, 3),
                               boxes=boxes)
                 if picture is not None:
                     if overlay_dir is not None and (anomaly or options.overlay_all):

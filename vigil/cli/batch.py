@@ -604,8 +604,9 @@ def check_same_model(jsonl: str | Path, items: Sequence[WorkItem], scorer: Score
     """ValueError unless ``scorer``'s model gives the scores and alarm decisions the file's
     first scored lines hold (up to ``lines`` of one source, scored again alone): --resume must
     not add one model's results, or one set of alarm options', to another's. A CSV's rows are
-    scored again from the lines up to them; an image alone; a video's frames are not checked
-    (it would mean decoding the video up to them)."""
+    scored again from the lines up to them; an image alone; a video's first frames by decoding
+    it up to them (at most ``VIDEO_PROBE_FRAMES``). Frame lines carry the threshold they were
+    decided by (those written before they did are compared by their decisions alone)."""
     owner = {_path_key(name): item for item in items
              for name in (item.paths if item.kind == "images" else (item.name,))}
     written: dict[int, dict] = {}  # the first scored lines of one source: row or frame -> line
@@ -620,10 +621,14 @@ def check_same_model(jsonl: str | Path, items: Sequence[WorkItem], scorer: Score
             break
         written[int(record.get(key, 0))] = record
     item = owner.get(_path_key(str(source)))
-    if not written or item is None or item.kind == "video":
+    if item is not None and item.kind == "video":
+        written = {k: v for k, v in written.items() if k < VIDEO_PROBE_FRAMES}
+    if not written or item is None:
         return
     with tempfile.TemporaryDirectory() as folder, _spool() as spool:
-        if item.kind == "csv":
+        if item.kind == "video":
+            _score_first_frames(scorer, item, max(written) + 1, spool)
+        elif item.kind == "csv":
             probe_path = Path(folder) / Path(item.paths[0]).name
             with open(item.paths[0], "rb") as given, open(probe_path, "wb") as probe:
                 # the header and the rows up to the last compared (blank lines are no rows)
@@ -638,7 +643,8 @@ def check_same_model(jsonl: str | Path, items: Sequence[WorkItem], scorer: Score
             frame = min(written)
             probe_item = WorkItem("images", (str(source),), str(source), first_index=frame)
             written = {frame: written[frame]}
-        scorer.score_into(probe_item, spool)
+        if item.kind != "video":
+            scorer.score_into(probe_item, spool)
         spool.seek(0)
         again = {int(line[key]): line for line in map(json.loads, spool)
                  if line.get(key) in written}
@@ -663,12 +669,27 @@ def check_same_model(jsonl: str | Path, items: Sequence[WorkItem], scorer: Score
 
 
 DECISION_KEYS = ("anomaly", "above_threshold", "alarm_start", "threshold", "surprise")
+VIDEO_PROBE_FRAMES = 64  # a video's first frames, decoded again to check a --resume
+
+
+def _score_first_frames(scorer: Scorer, item: WorkItem, frames: int, out) -> None:
+    """The lines of the first ``frames`` frames of a video item, as its run wrote them."""
+    from vigil.runtime.camera.scoring import FrameScoringOptions, score_frames
+    from vigil.runtime.camera.sources import VideoFile
+
+    source = VideoFile(Path(item.paths[0]))
+    try:
+        score_frames(scorer.detector, source, out, FrameScoringOptions(max_frames=frames))
+    finally:
+        source.close()
 
 
 def _decision_difference(written: dict, again: dict) -> tuple[str, str] | None:
     """(what the file says, what this run says) of the first alarm decision of a line that
     differs (its value, or whether the line has it), or None."""
     for name in DECISION_KEYS:
+        if name == "threshold" and "frame" in written and name not in written:
+            continue  # a frame line written before frame lines carried their threshold
         before, now = written.get(name), again.get(name)
         same = (_same_number(before, now) if isinstance(before, float) and isinstance(now, float)
                 else before == now)
