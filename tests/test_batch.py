@@ -776,3 +776,30 @@ def test_resume_of_frames_refuses_another_threshold_for_videos_and_image_folders
         assert cli.main(["batch", model, *inputs, "--jsonl", str(cut), "--resume",
                          "--threshold", "1e-9"]) == 0
         assert _lines(cut) == _lines(whole)
+
+
+def test_the_batch_summary_adds_up_what_score_says_of_each_source(sensor_artifacts, tmp_path,
+                                                                   capsys):
+    """Someone re-scoring months of files read `"errors": []` and nothing of rows filled, out
+    of order, or the alarms: the summary adds up `vigil score`'s counts over the items."""
+    model = str(sensor_artifacts.fp32)
+    rows = sensor_artifacts.test_csv.read_text().splitlines()[:300]
+    folder = tmp_path / "month"
+    folder.mkdir()
+    dirty = rows[:50] + [rows[50].replace(rows[50].split(",")[1], "oops", 1)] + rows[51:]
+    (folder / "a.csv").write_text("\n".join(dirty) + "\n")
+    (folder / "b.csv").write_text("\n".join(rows) + "\n")
+    capsys.readouterr()
+    def summary() -> dict:  # the last JSON line either command printed
+        said = capsys.readouterr()
+        lines = [line for line in (said.out + said.err).splitlines() if line.startswith("{")]
+        record = json.loads(lines[-1])
+        return record.get("summary", record)
+
+    assert cli.main(["score", model, str(folder), "--jsonl", str(tmp_path / "s.jsonl")]) == 0
+    scored = summary()
+    assert cli.main(["batch", model, str(folder), "--jsonl", str(tmp_path / "b.jsonl")]) == 0
+    batch = summary()
+    for key in ("rows", "windows", "rows_filled", "rows_out_of_order", "alarms", "alarm_episodes"):
+        assert batch[key] == scored[key], key
+    assert batch["rows_filled"] == 1

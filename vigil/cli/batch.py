@@ -736,6 +736,12 @@ def _path_key(name: str) -> str:
     return os.path.normcase(os.path.abspath(name))
 
 
+# The counts of `vigil score`'s summary that a batch adds up over its items: sensor rows filled
+# (a gap or an unreadable cell) or out of order, and the alarms; frames read, scored, anomalous
+SUMMED_COUNTS = ("rows", "windows", "rows_filled", "rows_out_of_order", "alarms",
+                 "alarm_episodes", "frames_in", "scored", "anomalies")
+
+
 def run_batch(model: str | Path, items: Sequence[WorkItem], out, use_ray: bool = False,
               ray_address: str | None = None, workers: int | None = None,
               threads: int | None = 1, reading: Reading = Reading()) -> dict:
@@ -760,6 +766,9 @@ def run_batch(model: str | Path, items: Sequence[WorkItem], out, use_ray: bool =
         totals["skipped"] += summary.get("rows_skipped", summary.get("skipped", 0)) or 0
         totals["files_skipped"] += summary.get("files_skipped", 0)
         totals["errors"] += summary.get("errors", [])
+        for key in SUMMED_COUNTS:  # what `vigil score` says of each source, over them all
+            if isinstance(summary.get(key), int):
+                totals[key] = totals.get(key, 0) + summary[key]
     out.flush()
     seconds = time.perf_counter() - started
     return {"engine": ("ray " + (ray_address or "local")) if use_ray else "single process",
