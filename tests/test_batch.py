@@ -803,3 +803,12 @@ def test_the_batch_summary_adds_up_what_score_says_of_each_source(sensor_artifac
     for key in ("rows", "windows", "rows_filled", "rows_out_of_order", "alarms", "alarm_episodes"):
         assert batch[key] == scored[key], key
     assert batch["rows_filled"] == 1
+
+
+def test_standard_output_is_neither_resumed_nor_shared_with_ray(sensor_artifacts, csv_folder,
+                                                                capsys):
+    model = str(sensor_artifacts.fp32)
+    assert cli.main(["batch", model, str(csv_folder), "--jsonl", "-", "--resume"]) == 2
+    assert "`--jsonl -` is standard output, which cannot be read back" in capsys.readouterr().err
+    assert cli.main(["batch", model, str(csv_folder), "--jsonl", "-", "--ray"]) == 2
+    assert "Ray's own processes print to standard output too" in capsys.readouterr().err

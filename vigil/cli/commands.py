@@ -755,6 +755,13 @@ def _batch(args) -> int:
         raise ValueError(f"--workers {args.workers} applies to Ray workers; without --ray the "
                          "batch is scored in this process: add --ray (a local Ray) or leave "
                          "--workers out")
+    if args.jsonl == "-" and args.resume:
+        raise ValueError("--resume continues a results file, and `--jsonl -` is standard "
+                         "output, which cannot be read back: give --jsonl a file")
+    if args.jsonl == "-" and args.ray is not None:
+        raise ValueError("with --ray, Ray's own processes print to standard output too, so "
+                         "`--jsonl -` would mix their messages into the results: give --jsonl a "
+                         "file (or a named pipe, made with mkfifo, to stream them)")
     reading = Reading(threshold=args.threshold, decimal=args.decimal,
                       header=tuple(args.columns) if args.columns else None,
                       likelihood=args.likelihood)
@@ -798,7 +805,10 @@ def _batch(args) -> int:
                                 workers=args.workers, threads=args.threads, reading=reading)
         except KeyboardInterrupt:
             out.flush()  # the whole items' lines
-            if out.lines_written == 0 and not (resumed and resumed.lines_kept):
+            if args.jsonl == "-":
+                advice = ("standard output cannot be resumed: give --jsonl a file to continue "
+                          "a batch with --resume")
+            elif out.lines_written == 0 and not (resumed and resumed.lines_kept):
                 advice = f"{args.jsonl} is as it was; run the same command again"
             elif args.append:
                 advice = ("they follow the file's earlier lines, so --resume cannot tell this "
