@@ -284,11 +284,12 @@ def redact(spec: str) -> str:
     return re.sub(r"(://[^/@:]*):.*@", r"\1:***@", spec)
 
 
-def folder_files(folder: Path, subfolders_hint: str | None = None) -> list[Path]:
+def folder_files(folder: Path, subfolders_hint: str | None = None,
+                 argument: str = "source") -> list[Path]:
     """A folder's files in name order, without hidden files and the masks beside their images
     (as training reads the folder); other files are kept, to be reported as unusable.
     ``subfolders_hint`` says how to read its subfolders (default: a quoted glob, as `vigil
-    score` takes one)."""
+    score` takes one); ``argument`` names the folder in errors."""
     entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
     # a link whose target is gone is a file that cannot be read: kept, to get its skipped line
     files = [p for p in entries if p.is_file() or (p.is_symlink() and not p.exists())]
@@ -301,9 +302,9 @@ def folder_files(folder: Path, subfolders_hint: str | None = None) -> list[Path]
     if not files:
         if subfolders:
             raise SourceError(
-                f"`source` folder {str(folder)!r} holds no files, only folders ({shown}), and "
+                f"`{argument}` folder {str(folder)!r} holds no files, only folders ({shown}), and "
                 f"subfolders are not read: give one of them, or {hint}")
-        raise SourceError(f"`source` folder {str(folder)!r} contains no files")
+        raise SourceError(f"`{argument}` folder {str(folder)!r} contains no files")
     return files
 
 

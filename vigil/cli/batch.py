@@ -69,7 +69,7 @@ def work_items(model_kind: str, inputs: Sequence[str]) -> list[WorkItem]:
         elif path.is_dir():
             files = [str(p) for p in folder_files(path, (
                 f"them all as inputs ({str(path).rstrip('/')}/*/ unquoted: the shell lists "
-                f"them; `vigil batch` takes no glob of its own)"))]
+                f"them; `vigil batch` takes no glob of its own)"), argument="inputs")]
         else:
             files = [spec]
         for file in files:
@@ -557,7 +557,8 @@ def resume_point(jsonl: str | Path, items: Sequence[WorkItem],
                     raise ValueError(
                         f"--resume: {passed.name!r} has no line in {str(jsonl)!r}, but items "
                         f"after it do: it was not among the inputs of the run that wrote the "
-                        "file (added since?); resume with the inputs as they were, or start "
+                        "file (added since?), or the inputs were given in another order; "
+                        "resume with the inputs as they were, in the same order, or start "
                         "again with --overwrite")
             current, start, lines_before = candidates[0], begins, lines
         seen.setdefault(current, []).append(key)
