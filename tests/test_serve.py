@@ -350,3 +350,33 @@ def test_start_up_mistakes_are_named_before_ray_starts(tmp_path, capsys, monkeyp
     server.close()
     client.close()
     _check_port_free("127.0.0.1", port)  # free to a server that reuses the address, as Ray's
+
+
+def test_a_replica_scores_one_request_holds_a_few_and_turns_the_rest_away_at_once():
+    """Requests queued without bound (probes waited 25 s behind them, 7.5 GB held): a replica
+    now admits one scored and `queued` waiting, and answers the next 503 before its body."""
+    import asyncio
+
+    from vigil.cli.serve import Admission
+
+    async def run() -> list:
+        admission = Admission(queued=2)
+        order: list = []
+
+        async def request(number: int) -> str:
+            if not admission.enter():
+                return f"{number}: 503"
+            try:
+                async with admission.scoring:
+                    order.append(number)
+                    await asyncio.sleep(0.01)
+                return f"{number}: 200"
+            finally:
+                admission.leave()
+
+        answers = await asyncio.gather(*(request(n) for n in range(5)))
+        assert admission.held == 0 and order == [0, 1, 2]  # one at a time, in their order
+        assert admission.enter()  # room again once they are answered
+        return answers
+
+    assert asyncio.run(run()) == ["0: 200", "1: 200", "2: 200", "3: 503", "4: 503"]

@@ -702,6 +702,11 @@ def _add_serve(commands, anywhere: argparse.ArgumentParser) -> None:
     serve.add_argument("--max-request-mb", type=_number(), default=256.0, metavar="MB",
                        help="larger requests are refused (413) before they are read whole "
                             "(default 256; a JSON body takes several times its size in memory)")
+    serve.add_argument("--max-queued", type=_integer(0, 10_000), default=4, metavar="N",
+                       help="inference requests a replica holds waiting while it scores one; "
+                            "more are answered 503 with Retry-After at once, before their body "
+                            "is read (default 4: memory stays under (N + 1) x --max-request-mb "
+                            "a replica)")
     serve.set_defaults(command="serve")
 
 

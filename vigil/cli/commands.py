@@ -727,7 +727,7 @@ def cmd_serve(args) -> int:
                          f"{args.max_request_mb:g}")
     serve_forever(args.model, name=args.name, host=args.host, port=args.port,
                   replicas=args.replicas, threads=args.threads,
-                  max_body_mb=args.max_request_mb)
+                  max_body_mb=args.max_request_mb, max_queued=args.max_queued)
     return EXIT_OK
 
 

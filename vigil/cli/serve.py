@@ -34,7 +34,36 @@ DATATYPES = {"FP32": np.float32, "FP64": np.float64, "UINT8": np.uint8, "INT64":
 BINARY_HEADER = "inference-header-content-length"
 MODEL_NAME = re.compile(r"[A-Za-z0-9_.-]+")  # one segment of the routes' paths
 MAX_BODY_MB = 256  # a larger request is refused (413) before it is read whole (--max-request-mb)
+MAX_QUEUED = 4  # requests a replica holds beyond the one it scores; more get 503 (--max-queued)
+# requests a replica takes at once: far more than it scores, so that health and metadata probes
+# are answered while inference requests wait for the replica's one scoring slot
+MAX_ONGOING = 256
 MODEL_VERSION = "1"  # the one version served (Triton's routes may name it)
+
+
+class Admission:
+    """A replica's inference requests: one is scored at a time, ``queued`` more may wait, and
+    one beyond them is turned away (503; its body read and dropped, never held), so the
+    requests a replica holds in memory are bounded (``queued + 1`` bodies of at most
+    --max-request-mb) and health probes never wait behind them. One per replica, used on its
+    event loop."""
+
+    def __init__(self, queued: int) -> None:
+        import asyncio
+
+        self.queued = queued
+        self.held = 0  # requests admitted: the one scored and those waiting
+        self.scoring = asyncio.Semaphore(1)  # held while a request is scored
+
+    def enter(self) -> bool:
+        """Admit a request (True), or say that the replica is full (False)."""
+        if self.held > self.queued:
+            return False
+        self.held += 1
+        return True
+
+    def leave(self) -> None:
+        self.held -= 1
 
 
 class ProtocolError(ValueError):
@@ -291,7 +320,7 @@ def _finite(values: list) -> list:
 
 
 def build_app(model: str, name: str, replicas: int, threads: int | None,
-              max_body_mb: float = MAX_BODY_MB):
+              max_body_mb: float = MAX_BODY_MB, max_queued: int = MAX_QUEUED):
     """The Ray Serve application: FastAPI routes of the v2 protocol on one detector a replica."""
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
@@ -316,13 +345,15 @@ def build_app(model: str, name: str, replicas: int, threads: int | None,
         return JSONResponse({"error": f"{request.method} {request.url.path}: "
                                       f"{error.errors()}"[:500]}, status_code=400)
 
-    @serve.deployment(num_replicas=replicas, ray_actor_options={"num_cpus": 1})
+    @serve.deployment(num_replicas=replicas, ray_actor_options={"num_cpus": 1},
+                      max_ongoing_requests=MAX_ONGOING)
     @serve.ingress(api)
     class VigilModel:
         def __init__(self) -> None:
             from vigil.runtime import load
 
             self.detector = load(model, threads=threads)
+            self.admission = Admission(max_queued)
 
         def _known(self, model_name: str, version: str) -> JSONResponse | None:
             if model_name != name:
@@ -362,6 +393,23 @@ def build_app(model: str, name: str, replicas: int, threads: int | None,
             unknown = self._known(model_name, version)
             if unknown is not None:
                 return unknown
+            if not self.admission.enter():  # the body is never held: bounded memory
+                drained = 0
+                async for chunk in request.stream():  # read and dropped, so that the client
+                    drained += len(chunk)            # hears the 503 rather than a reset
+                    if drained > max_body:
+                        break
+                return JSONResponse(
+                    {"error": f"this replica is busy: it scores one request at a time and "
+                              f"holds at most {self.admission.queued} waiting; retry shortly, "
+                              f"or serve with more --replicas (or a larger --max-queued)"},
+                    status_code=503, headers={"Retry-After": "1"})
+            try:
+                return await self._admitted(request, max_body)
+            finally:
+                self.admission.leave()
+
+        async def _admitted(self, request: Request, max_body: int):
             declared = request.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > max_body:
                 return JSONResponse({"error": f"the request body is {int(declared)} bytes, over "
@@ -378,9 +426,10 @@ def build_app(model: str, name: str, replicas: int, threads: int | None,
             body = b"".join(chunks)
             del chunks
             try:
-                # off the event loop: health probes are answered while a large request runs
-                header, outputs = await run_in_threadpool(
-                    self._answer, body, request.headers.get(BINARY_HEADER))
+                async with self.admission.scoring:  # one scored at a time, the rest wait here
+                    # off the event loop: health probes are answered while a request is scored
+                    header, outputs = await run_in_threadpool(
+                        self._answer, body, request.headers.get(BINARY_HEADER))
             except ProtocolError as error:
                 return JSONResponse({"error": str(error)}, status_code=400)
             except ArtifactError as error:  # the served model is at fault: a server error
@@ -433,7 +482,8 @@ def _shadowing_folder() -> Path | None:
 
 def serve_forever(model: str | Path, name: str | None = None, host: str = "127.0.0.1",
                   port: int = 8000, replicas: int = 1, threads: int | None = 1,
-                  ready: threading.Event | None = None, max_body_mb: float = MAX_BODY_MB) -> None:
+                  ready: threading.Event | None = None, max_body_mb: float = MAX_BODY_MB,
+                  max_queued: int = MAX_QUEUED) -> None:
     """Serve ``model`` until SIGTERM or Ctrl-C, then stop Ray Serve and Ray cleanly."""
     from vigil.cli.local_ray import keep_on_loopback
     from vigil.runtime import load
@@ -472,7 +522,7 @@ def serve_forever(model: str | Path, name: str | None = None, host: str = "127.0
     try:
         serve.start(http_options={"host": host, "port": port}, logging_config={
             "log_level": "ERROR", "enable_access_log": False})
-        serve.run(build_app(model, name, replicas, threads, max_body_mb), name=name,
+        serve.run(build_app(model, name, replicas, threads, max_body_mb, max_queued), name=name,
                   route_prefix="/")
         logging.getLogger("vigil").info("serving %s (%s model, threshold %.6g) at "
                                         "http://%s:%d/v2/models/%s", model, detector.spec.kind,
