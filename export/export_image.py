@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 
-from vigil.runtime.core.artifact import ArtifactError
 from vigil.runtime.core.metrics import auroc
 from vigil.runtime.core.progress import Progress, silent
 from vigil.runtime.core.spec import ImageSpec
@@ -16,8 +15,8 @@ from vigil.training.versions import library_versions
 
 from .convert import cpu_session, keras_to_onnx
 from .options import ExportOptions, ExportReport
-from .precision import (Precision, check_fp32_parity, keep_int8, max_finite_diff,
-                        rank_correlation)
+from .precision import (Precision, check_fp32_parity, check_read_back, keep_int8,
+                        max_finite_diff, rank_correlation)
 from .package import write_artifact
 from .quantize import INT8_WEIGHT_BITS, calibration_batches, quantize_static_int8
 
@@ -128,9 +127,7 @@ def export_image(model_path: str | Path, output: str | Path,
     spec = _spec(run, thresholds, precision, parity)
 
     def read_back(detector) -> None:
-        check = detector.run_prepared(images[:CALIBRATION_BATCH])[0]
-        if not np.allclose(check, scores[: len(check)], rtol=1e-4, atol=1e-5):
-            raise ArtifactError("it scores differently when read back through the runtime")
+        check_read_back(detector.run_prepared(images[:CALIBRATION_BATCH])[0], scores)
 
     path = write_artifact(chosen, spec, output, verify=read_back)
     return ExportReport(path, precision.value, thresholds.image, parity, tuple(messages),

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 
-from vigil.runtime.core.artifact import ArtifactError
 from vigil.runtime.core.metrics import counts
 from vigil.runtime.core.progress import Progress, silent
 from vigil.runtime.core.spec import (AdaptiveThresholdSpec, LikelihoodSpec,
@@ -21,8 +20,8 @@ from vigil.training.versions import library_versions
 from .convert import cpu_session, keras_to_onnx
 from .options import ExportOptions, ExportReport
 from .package import write_artifact
-from .precision import (Precision, check_fp32_parity, keep_int8, max_finite_diff,
-                        rank_correlation)
+from .precision import (Precision, check_fp32_parity, check_read_back, keep_int8,
+                        max_finite_diff, rank_correlation)
 from .quantize import INT8_WEIGHT_BITS, calibration_batches, quantize_static_int8
 
 log = logging.getLogger("vigil")
@@ -87,9 +86,8 @@ def export_sensor(model_path: str | Path, output: str | Path,
     spec = _spec(run, threshold, score_stats(chosen_scores[run.normal_mask]), precision, parity)
 
     def read_back(detector) -> None:
-        check = detector.score(windows[:MAX_BATCH])  # the runtime's batch, as _onnx_scores runs
-        if not np.allclose(check, chosen_scores[: len(check)], rtol=1e-4, atol=1e-5):
-            raise ArtifactError("it scores differently when read back through the runtime")
+        # the runtime's batch, as _onnx_scores runs
+        check_read_back(detector.score(windows[:MAX_BATCH]), chosen_scores)
 
     path = write_artifact(chosen, spec, output, verify=read_back)
     return ExportReport(path, precision.value, threshold, parity, tuple(messages), tuple(notes))

@@ -153,3 +153,11 @@ def _ranks(values: np.ndarray) -> np.ndarray:
         ranks[order[start:stop]] = (start + stop - 1) / 2
         start = stop
     return ranks
+
+
+def check_read_back(read_back_scores: np.ndarray, exported_scores: np.ndarray) -> None:
+    """ArtifactError unless the written artifact, read back through the runtime, scores as the
+    graph that was exported did (to float rounding)."""
+    if not np.allclose(read_back_scores, exported_scores[: len(read_back_scores)], rtol=1e-4,
+                       atol=1e-5):
+        raise ArtifactError("it scores differently when read back through the runtime")

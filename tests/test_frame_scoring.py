@@ -100,7 +100,8 @@ def test_folder_json_lines_and_summary(detector, tmp_path):
     assert [r["frame"] for r in records] == list(range(5))
     scored = records[:3]
     for record in scored:
-        assert set(record) == {"frame", "source", "score", "anomaly", "latency_ms", "boxes"}
+        assert set(record) == {"frame", "source", "score", "anomaly", "threshold", "latency_ms",
+                               "boxes"}
         assert record["latency_ms"] > 0
     expected = reference_scores(list(frames.values()))
     np.testing.assert_allclose([r["score"] for r in scored], expected, atol=1e-6)

@@ -105,7 +105,8 @@ def test_a_label_column_or_labels_file_that_matches_nothing_is_said(tmp_path, ca
     far = tmp_path / "far.csv"
     far.write_text("start,end\n5000,6000\n")
     prepare(data, DataOptions(window=8, labels=str(far)))
-    assert "no row of" in caplog.text and "do their timestamps match" in caplog.text
+    assert "none of the 1 label window(s)" in caplog.text
+    assert "do the labels' times match" in caplog.text
 
 
 def test_odd_names_values_and_files_are_refused_with_the_reason(tmp_path, tiny_image_artifact):
