@@ -108,8 +108,6 @@ def _int_list_up_to(most: int) -> Callable[[str], tuple[int, ...]]:
     return parse
 
 
-
-
 FOREVER = "forever"
 
 
@@ -133,8 +131,6 @@ def _attempts(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0 or 'forever'; "
                                          f"received {text!r}")
     return value
-
-
 
 
 DEFAULT_RECONNECT_ATTEMPTS = 10
@@ -407,7 +403,6 @@ def _add_train_sensor(kinds, anywhere: argparse.ArgumentParser) -> None:
     sensor.set_defaults(command="train sensor")
 
 
-
 def _add_train_image(kinds, anywhere: argparse.ArgumentParser) -> None:
     """The arguments of vigil train image."""
     image = _command(kinds, "image", "a CNN defect detector on images (MVTec AD or folders)",
@@ -508,7 +503,6 @@ def _add_train_image(kinds, anywhere: argparse.ArgumentParser) -> None:
                        help="training seed (default 0)")
     image.add_argument("--quiet", action="store_true", help="no progress on stderr")
     image.set_defaults(command="train image")
-
 
 
 def _add_export(commands, anywhere: argparse.ArgumentParser) -> None:
@@ -704,9 +698,9 @@ def _add_serve(commands, anywhere: argparse.ArgumentParser) -> None:
                             "(default 256; a JSON body takes several times its size in memory)")
     serve.add_argument("--max-queued", type=_integer(0, 10_000), default=4, metavar="N",
                        help="inference requests a replica holds waiting while it scores one; "
-                            "more are answered 503 with Retry-After at once, before their body "
-                            "is read (default 4: memory stays under (N + 1) x --max-request-mb "
-                            "a replica)")
+                            "more are answered 503 with Retry-After at once, their body dropped, "
+                            "never held (default 4: memory stays under (N + 1) x "
+                            "--max-request-mb a replica)")
     serve.set_defaults(command="serve")
 
 
@@ -797,8 +791,6 @@ def _name_values(parser: argparse.ArgumentParser) -> None:
         elif (action.option_strings and action.metavar is None and action.choices is None
               and action.nargs != 0 and action.dest in VALUE_NAMES):
             action.metavar = VALUE_NAMES[action.dest]
-
-
 
 
 def _flag_names(parser: argparse.ArgumentParser) -> dict[str, str]:
