@@ -380,3 +380,73 @@ def test_a_replica_scores_one_request_holds_a_few_and_turns_the_rest_away_at_onc
         return answers
 
     assert asyncio.run(run()) == ["0: 200", "1: 200", "2: 200", "3: 503", "4: 503"]
+
+
+def _replica(model: Path, max_queued: int):
+    """The deployment's class from build_app, made without Ray (its ingress wrapper's __init__
+    needs Ray): what VigilModel.__init__ sets, and a Starlette request maker."""
+    from starlette.requests import Request
+
+    from vigil.cli.serve import Admission, build_app
+
+    app = build_app(str(model), "pump", 1, 1, max_body_mb=1, max_queued=max_queued)
+    cls = app._bound_deployment.func_or_class
+    replica = object.__new__(cls)
+    replica.detector = runtime.load(model)
+    replica.admission = Admission(max_queued)
+
+    def request(total: int, declared: bool = True) -> Request:
+        sent = [0]
+
+        async def receive() -> dict:
+            piece = min(64 << 10, total - sent[0])
+            sent[0] += piece
+            return {"type": "http.request", "body": b"x" * piece, "more_body": sent[0] < total}
+
+        headers = [(b"content-length", str(total).encode())] if declared else []
+        return Request({"type": "http", "method": "POST", "path": "/v2/models/pump/infer",
+                        "headers": headers, "query_string": b""}, receive)
+
+    return cls, replica, request
+
+
+def test_a_client_that_hangs_up_keeps_its_slot_until_its_scoring_ends_and_too_large_is_413(
+        tmp_path):
+    """A disconnect cancelled the handler, which freed the slot while its body was still scored
+    on a thread (7 at once under --max-queued 0); a body over the limit got a retryable 503
+    from a busy replica, after up to the limit was read."""
+    import asyncio
+    import threading
+
+    pytest.importorskip("onnx")
+    from sensor_fixtures import write_tiny_sensor_artifact
+
+    cls, replica, request = _replica(write_tiny_sensor_artifact(tmp_path / "pump.onnx"), 0)
+    running, most, lock = [0], [0], threading.Lock()
+
+    def slow_answer(body, header):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.3)
+        with lock:
+            running[0] -= 1
+        return {}, []
+
+    replica._answer = slow_answer
+
+    async def run():
+        first = asyncio.create_task(cls.infer(replica, "pump", request(1000)))
+        await asyncio.sleep(0.05)
+        first.cancel()  # the client went away while its request is scored
+        await asyncio.sleep(0.05)
+        assert replica.admission.held == 1 and running[0] == 1
+        busy = await cls.infer(replica, "pump", request(1000))
+        assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
+        big = await cls.infer(replica, "pump", request(200 << 20))
+        assert big.status_code == 413 and "over this server's" in json.loads(big.body)["error"]
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        assert replica.admission.held == 0 and running[0] == 0 and most[0] == 1
+
+    asyncio.run(run())

@@ -678,11 +678,18 @@ def _score_first_frames(scorer: Scorer, item: WorkItem, frames: int, out) -> Non
     from vigil.runtime.camera.scoring import FrameScoringOptions, score_frames
     from vigil.runtime.camera.sources import VideoFile
 
+    from vigil.runtime.core.output import OutputError
+
     source = VideoFile(Path(item.paths[0]))
     try:
-        score_frames(scorer.detector, source, out, FrameScoringOptions(max_frames=frames))
+        summary = score_frames(scorer.detector, source, out, FrameScoringOptions(max_frames=frames))
     finally:
         source.close()
+    if summary.stopped == "interrupted":  # Ctrl-C or SIGTERM while checking: not a mismatch
+        raise KeyboardInterrupt
+    if summary.stopped == "output_failed":
+        raise OutputError(f"--resume's check of {item.name!r} could not be written to a "
+                          f"temporary file ({summary.last_error})")
 
 
 def _decision_difference(written: dict, again: dict) -> tuple[str, str] | None:

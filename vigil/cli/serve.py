@@ -16,6 +16,8 @@ Routes: ``GET /v2/health/live``, ``/v2/health/ready``, ``/v2/models/NAME``,
 
 # No `from __future__ import annotations` here: FastAPI reads the route handlers' annotations
 # (``Request``, imported inside ``build_app``) as objects.
+import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -35,9 +37,10 @@ BINARY_HEADER = "inference-header-content-length"
 MODEL_NAME = re.compile(r"[A-Za-z0-9_.-]+")  # one segment of the routes' paths
 MAX_BODY_MB = 256  # a larger request is refused (413) before it is read whole (--max-request-mb)
 MAX_QUEUED = 4  # requests a replica holds beyond the one it scores; more get 503 (--max-queued)
-# requests a replica takes at once: far more than it scores, so that health and metadata probes
-# are answered while inference requests wait for the replica's one scoring slot
-MAX_ONGOING = 256
+# requests a replica takes beside the admitted ones, so that health and metadata probes (and the
+# requests it turns away) are answered while inference requests wait for its one scoring slot
+PROBE_ROOM = 64
+BODY_READ_TIMEOUT_S = 120.0  # a request's body must arrive within this (408 otherwise)
 MODEL_VERSION = "1"  # the one version served (Triton's routes may name it)
 
 
@@ -345,8 +348,9 @@ def build_app(model: str, name: str, replicas: int, threads: int | None,
         return JSONResponse({"error": f"{request.method} {request.url.path}: "
                                       f"{error.errors()}"[:500]}, status_code=400)
 
+    # room at each replica for every admitted request and for probes beside them
     @serve.deployment(num_replicas=replicas, ray_actor_options={"num_cpus": 1},
-                      max_ongoing_requests=MAX_ONGOING)
+                      max_ongoing_requests=max_queued + 1 + PROBE_ROOM)
     @serve.ingress(api)
     class VigilModel:
         def __init__(self) -> None:
@@ -393,12 +397,20 @@ def build_app(model: str, name: str, replicas: int, threads: int | None,
             unknown = self._known(model_name, version)
             if unknown is not None:
                 return unknown
+            declared = request.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > max_body:  # busy or not: never accepted
+                return _too_large(f"is {int(declared)} bytes, over this server's {max_body} "
+                                  f"bytes")
             if not self.admission.enter():  # the body is never held: bounded memory
-                drained = 0
-                async for chunk in request.stream():  # read and dropped, so that the client
-                    drained += len(chunk)            # hears the 503 rather than a reset
-                    if drained > max_body:
-                        break
+                try:  # read and dropped, so that the client hears the 503 rather than a reset
+                    async with asyncio.timeout(BODY_READ_TIMEOUT_S):
+                        drained = 0
+                        async for chunk in request.stream():
+                            drained += len(chunk)
+                            if drained > max_body:
+                                return _too_large(f"is over {max_body} bytes")
+                except TimeoutError:
+                    pass
                 return JSONResponse(
                     {"error": f"this replica is busy: it scores one request at a time and "
                               f"holds at most {self.admission.queued} waiting; retry shortly, "
@@ -410,26 +422,36 @@ def build_app(model: str, name: str, replicas: int, threads: int | None,
                 self.admission.leave()
 
         async def _admitted(self, request: Request, max_body: int):
-            declared = request.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > max_body:
-                return JSONResponse({"error": f"the request body is {int(declared)} bytes, over "
-                                              f"this server's {max_body} bytes; send fewer "
-                                              f"windows or frames per request"}, status_code=413)
             chunks, size = [], 0
-            async for chunk in request.stream():  # a chunked body has no Content-Length
-                size += len(chunk)
-                if size > max_body:  # refused before the rest is read
-                    return JSONResponse({"error": f"the request body is over {max_body} "
-                                                  f"bytes; send fewer windows or frames per "
-                                                  f"request"}, status_code=413)
-                chunks.append(chunk)
+            try:
+                async with asyncio.timeout(BODY_READ_TIMEOUT_S):  # a stalled upload holds a slot
+                    async for chunk in request.stream():  # a chunked body has no Content-Length
+                        size += len(chunk)
+                        if size > max_body:  # refused before the rest is read
+                            return _too_large(f"is over {max_body} bytes")
+                        chunks.append(chunk)
+            except TimeoutError:
+                return JSONResponse({"error": f"the request body did not arrive within "
+                                              f"{BODY_READ_TIMEOUT_S:g} s ({size} bytes read); "
+                                              f"send it faster, or fewer windows or frames per "
+                                              f"request"}, status_code=408)
             body = b"".join(chunks)
             del chunks
             try:
                 async with self.admission.scoring:  # one scored at a time, the rest wait here
-                    # off the event loop: health probes are answered while a request is scored
-                    header, outputs = await run_in_threadpool(
-                        self._answer, body, request.headers.get(BINARY_HEADER))
+                    # off the event loop: health probes are answered while a request is scored;
+                    # shielded, so that a client who hangs up does not free the slot while its
+                    # request is still being scored on a thread
+                    work = asyncio.ensure_future(run_in_threadpool(
+                        self._answer, body, request.headers.get(BINARY_HEADER)))
+                    del body
+                    try:
+                        header, outputs = await asyncio.shield(work)
+                    except asyncio.CancelledError:
+                        while not work.done():
+                            with contextlib.suppress(asyncio.CancelledError):
+                                await asyncio.shield(work)
+                        raise
             except ProtocolError as error:
                 return JSONResponse({"error": str(error)}, status_code=400)
             except ArtifactError as error:  # the served model is at fault: a server error
@@ -445,6 +467,13 @@ def build_app(model: str, name: str, replicas: int, threads: int | None,
                                           header.get("outputs"))
 
     return VigilModel.bind()
+
+
+def _too_large(what: str):
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse({"error": f"the request body {what}; send fewer windows or frames per "
+                                  f"request"}, status_code=413)
 
 
 def _check_port_free(host: str, port: int) -> None:
