@@ -218,3 +218,71 @@ def test_eval_can_leave_out_the_threshold_search(tmp_path, tiny, capsys):
     assert {k: v for k, v in full.items() if not k.startswith("alarm_best_f1")} == \
         {k: v for k, v in quick.items() if not k.startswith("alarm_best_f1")}
     capsys.readouterr()
+
+
+def test_a_logger_restarted_with_a_column_renamed_or_dropped_is_not_read_by_old_positions(
+        tmp_path):
+    """The restart's header named `b` `b_rpm` and swapped `a` and `c`: it was read as a data row
+    and every later row by the old positions (swapped readings, all alarms). Now such a header
+    is recognised, and the rows under it are not read, each naming why."""
+    for header in ("timestamp,c,b_rpm,a", "timestamp,c,a"):
+        path = tmp_path / "restart.csv"
+        path.write_text("timestamp,a,b,c\n" + "".join(f"{i},0.1,0.2,0.3\n" for i in range(6))
+                        + header + "\n" + "".join(f"{i},0.3,0.2,0.1\n" for i in range(6, 9)))
+        rows = rows_of(path)
+        assert len(rows) == 6 + 1 + 3 and all(r.problem is None for r in rows[:6])  # + the header
+        assert all("is a header line that cannot be read" in r.problem for r in rows[6:])
+        assert all("feature columns ['b'] are missing" in r.problem for r in rows[6:])
+
+
+def test_line_ends_as_loggers_write_them_and_a_byte_order_mark_after_a_restart(tmp_path):
+    """A lone CR ended no line (the whole file was one header line with repeated names); a
+    Windows logger's restart wrote its header again with a BOM, whose time column was lost."""
+    rows = "".join(f"{i},0.1,0.2,0.3" + end for i, end in zip(range(6), ["\r", "\r\n", "\n"] * 2))
+    path = tmp_path / "cr.csv"
+    path.write_bytes(("timestamp,a,b,c\r" + rows).encode())
+    read = rows_of(path)
+    assert len(read) == 6 and all(r.problem is None for r in read)
+    assert [r.time for r in read] == [str(i) for i in range(6)]
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbftimestamp,a,b,c\r\n1,0.1,0.2,0.3\r\n"
+                    b"\xef\xbb\xbftimestamp,a,b,c\r\n2,0.1,0.2,0.3\r\n")
+    assert [r.time for r in rows_of(bom)] == ["1", "2"]
+
+
+def test_a_live_stream_with_lone_cr_line_ends_is_read_as_each_line_arrives():
+    """Read as stdin is read (what has arrived): each row as it ends, an LF after a CR at the end
+    of one read dropped from the next."""
+    import io
+
+    class Arriving(io.RawIOBase):
+        def __init__(self, parts):
+            self.parts = list(parts)
+
+        def readable(self):
+            return True
+
+        def readinto(self, buffer):
+            if not self.parts:
+                return 0
+            part = self.parts.pop(0)
+            buffer[:len(part)] = part
+            return len(part)
+
+    stream = io.BufferedReader(Arriving([b"timestamp,a\r", b"\n1,0.5\r", b"2,0.6\r", b"\n3,0.7"]))
+    lines = list(read_lines(stream, live=True))
+    assert [line.text for line in lines] == ["timestamp,a", "1,0.5", "2,0.6", "3,0.7"]
+    assert [line.terminated for line in lines] == [True, True, True, False]
+
+
+def test_a_reading_written_beyond_float64_alarms_and_text_cells_read_as_the_cli_does(tmp_path):
+    """1e400 overflows float(): it was filled as an infinite value while 1e300 alarmed; and
+    StreamingScorer.push given text cells (csv.reader's) cast 1e300 to inf, with a warning."""
+    from vigil.runtime.sensor.streaming import _as_float32
+    from vigil.runtime.sensor.tables import FLOAT32_MAX, _number
+
+    assert _number("1e400") == (FLOAT32_MAX, None) and _number("-1e400") == (-FLOAT32_MAX, None)
+    assert np.isnan(_number("inf")[0]) and "infinite" in _number("-Infinity")[1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _as_float32(["1e300", "2.5"]).tolist() == [np.float32(FLOAT32_MAX), 2.5]

@@ -367,7 +367,7 @@ def _as_float32(values) -> np.ndarray:
     scores as an overflow and alarms, as a reading of 3e38 does), not infinite (a missing value
     that would be filled)."""
     array = np.asarray(values)
-    if array.dtype.kind in "fiuO" and array.dtype != np.float32:
+    if array.dtype.kind in "fiuOUS" and array.dtype != np.float32:  # numbers, objects, text
         try:
             wide = array.astype(np.float64)
         except (TypeError, ValueError):

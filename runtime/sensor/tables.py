@@ -86,38 +86,26 @@ def read_lines(stream: BinaryIO, max_bytes: int = MAX_LINE_BYTES,
                live: bool = False) -> Iterator[Line]:
     """Lines of a binary stream, decoded one by one: a line that is not UTF-8, or is longer than
     ``max_bytes`` (read past, never kept), is a ``Line`` with its problem and reading goes on.
+    Lines end with LF, CRLF or a lone CR (loggers that write old Mac line ends); a byte-order
+    mark at a line's start (a logger restarted on Windows writes it again) is dropped.
 
     With ``live`` each read may block (stdin); a stop request then interrupts it at once (no row
     is in flight). A file's reads do not block, so they skip that bookkeeping.
     """
     wait = interrupts.waiting if live else contextlib.nullcontext
     first = True
-    while True:
-        with wait():
-            raw = stream.readline(max_bytes + 1)
-        if not raw:
-            return
-        terminated = raw.endswith(b"\n")
-        if len(raw) > max_bytes and not terminated:
-            length = len(raw)
-            while True:
-                with wait():
-                    more = stream.readline(1 << 16)
-                length += len(more)
-                if not more or more.endswith(b"\n"):
-                    terminated = bool(more)
-                    break
-            yield Line(None, f"the line is {length} bytes long; lines longer than {max_bytes} "
+    for body, terminated, too_long, start in _split_lines(stream, max_bytes, wait):
+        if too_long is not None:
+            yield Line(None, f"the line is {too_long} bytes long; lines longer than {max_bytes} "
                              "bytes are not read", terminated)
             first = False
             continue
-        if first and raw.startswith(b"PK\x03\x04") and len(raw) < 4096:
-            with wait():  # a zip (a workbook, a .keras): the names that tell which may lie past a
-                raw += stream.read(4096 - len(raw))  # newline byte of its binary header
-        body = raw.rstrip(b"\r\n")
-        if first and body.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark
+        if body.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark
             body = body[3:]
-        problem = not_utf8_text(body) if first else None
+        # a zip's (a workbook's, a .keras's) names that tell which may lie past a newline byte
+        # of its binary header: the file's start is looked at, not only its first line
+        problem = not_utf8_text(start if start.startswith(b"PK\x03\x04") else body) \
+            if first else None
         if problem is not None:
             yield Line(None, problem, terminated)
             return
@@ -129,6 +117,67 @@ def read_lines(stream: BinaryIO, max_bytes: int = MAX_LINE_BYTES,
                              f"position {error.start}); {_encoding_fix(False)}", terminated)
             continue
         yield Line(text, None, terminated)
+
+
+READ_CHUNK = 1 << 16
+
+
+def _split_lines(stream: BinaryIO, max_bytes: int,
+                 wait) -> Iterator[tuple[bytes, bool, int | None, bytes]]:
+    """(a line's bytes without its end, whether an end was met, its length when over
+    ``max_bytes`` (its bytes then dropped), the stream's first 4,096 bytes for the first line
+    else b""). Reads what is there (``read1``), so a live stream's line is yielded as it ends;
+    a CR that ends what has arrived ends its line, and an LF right after it is dropped."""
+    read = getattr(stream, "read1", None) or stream.read
+    buffer = bytearray()
+    eof, skip_lf, first, too_long = False, False, True, None
+    while True:
+        cr, lf = buffer.find(b"\r"), buffer.find(b"\n")
+        ends = [i for i in (cr, lf) if i >= 0]
+        if ends:
+            i = min(ends)
+            width = 1
+            if buffer[i] == 13:  # CR
+                if i + 1 < len(buffer):
+                    width = 2 if buffer[i + 1] == 10 else 1
+                elif not eof:
+                    skip_lf = True  # the LF of a CRLF may be in the next read
+            line = bytes(buffer[:i])
+            del buffer[:i + width]
+            if too_long is not None or i > max_bytes:
+                yield b"", True, (too_long or 0) + i, b""
+                too_long = None
+            else:
+                start = b""
+                if first and line.startswith(b"PK\x03\x04"):
+                    while len(line) + len(buffer) < 4096 and not eof:
+                        with wait():
+                            more = read(4096)
+                        eof = not more
+                        buffer += more
+                    start = (line + b"\n" + bytes(buffer))[:4096]
+                yield line, True, None, start
+            first = False
+            continue
+        if eof:
+            if too_long is not None:
+                yield b"", False, too_long + len(buffer), b""
+            elif buffer:
+                yield bytes(buffer), False, None, bytes(buffer[:4096]) if first else b""
+            return
+        if len(buffer) > max_bytes:  # no end in sight: count it, keep none of it
+            too_long = (too_long or 0) + len(buffer)
+            buffer.clear()
+        with wait():
+            chunk = read(READ_CHUNK)
+        if not chunk:
+            eof = True
+            continue
+        if skip_lf:
+            skip_lf = False
+            if chunk.startswith(b"\n"):
+                chunk = chunk[1:]
+        buffer += chunk
 
 
 # zip (.xlsx, .ods) and OLE (.xls) files: a workbook given where a CSV is expected
@@ -453,7 +502,7 @@ def _number(cell: str, decimal: str = ".") -> tuple[float, str | None]:
         return math.nan, f"has non-numeric value {text[:40]!r}"
     if math.isnan(value):  # -nan (C's printf of a negative NaN) and other spellings
         return math.nan, None
-    if math.isinf(value):
+    if math.isinf(value) and "inf" in text.lower():  # written as infinity: no reading
         return math.nan, f"has infinite value {text[:40]!r}"
     if "_" in text or not text.isascii():
         # float() also reads Python's 1_000 and other scripts' digits; a logger writes neither
@@ -595,9 +644,11 @@ def iter_rows(lines: Iterable[str | Line], parser_options: dict, source: str,
 
 
 def _repeats_a_header(cells: Sequence[str], parser: RowParser) -> bool:
-    """Whether a data line is a header line again: the first header's names in any order, or
-    every feature's name and no cell that is a number or a time (a text column whose value
-    happens to be a feature's name is not a header; a feature may be called "1")."""
+    """Whether a data line is a header line again: the first header's names in any order, or,
+    with no cell that is a number or a time, every feature's name or at least half of the first
+    header's names (a logger restarted with a column renamed or dropped: its rows are then not
+    read by the old positions). A text column whose value happens to be a feature's name is
+    not a header; a feature may be called "1"."""
     first = parser._feature_index[0]
     if (not parser._numeric_names and first < len(cells)
             and _looks_numeric(cells[first].strip())):
@@ -605,8 +656,11 @@ def _repeats_a_header(cells: Sequence[str], parser: RowParser) -> bool:
     names = [c.strip() for c in cells]
     if sorted(names) == sorted(parser.header):
         return not all(_looks_numeric(n) or time_key(n) is not None for n in names if n)
+    if any(_looks_numeric(n) or time_key(n) is not None for n in names if n):
+        return False
+    known = len(set(names) & {h for h in parser.header if h})
     return (all(feature in names for feature in parser.features)
-            and not any(_looks_numeric(n) or time_key(n) is not None for n in names if n))
+            or known >= max(2, (len(parser.header) + 1) // 2))
 
 
 def _refuse_own_header(cells: Sequence[str], parser: RowParser, source: str) -> None:
