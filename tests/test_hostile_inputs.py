@@ -127,6 +127,8 @@ def test_existing_results_need_append_or_overwrite(tiny_sensor, tmp_path):
     appended = vigil("score", tiny_sensor, tmp_path / "rows.csv", "--jsonl", results, "--append")
     assert appended.returncode == 0, appended.stderr
     assert b"partial line" in appended.stderr
+    # the same file scored again: its numbers repeat after the earlier run's, and it is said
+    assert b"the numbers repeat from here" in appended.stderr and b"--resume" in appended.stderr
     data = results.read_bytes()
     assert data.startswith(old) and len(strict_lines(data)) == 2 * len(strict_lines(old))
 

@@ -270,9 +270,9 @@ class JsonLines:
         raise ValueError(f"`jsonl` {self.name!r} already holds {size} bytes of results; "
                          "add --append to continue it or --overwrite to replace it")
 
-    def _materialize(self) -> None:
+    def _materialize(self, first_line: str | None = None) -> None:
         """Create the deferred file, or cut back / empty the open one by its mode: the first
-        change on disk, made once the run has a line to write or ``commit``s."""
+        change on disk, made once the run has a line to write (``first_line``) or ``commit``s."""
         if self._deferred is None:
             return
         path, mode = self._deferred
@@ -290,7 +290,32 @@ class JsonLines:
         info = os.fstat(self._fd)
         if stat.S_ISREG(info.st_mode):
             self._offset = self._prepare(self._fd, info.st_size, mode)
+            if mode == "append" and self._keep is None and first_line is not None:
+                self._warn_of_repeated_numbers(self._fd, self._offset, first_line)
         self._deferred = None
+
+    def _warn_of_repeated_numbers(self, fd: int, whole: int, first_line: str) -> None:
+        """A warning when this run's first line numbers its source's rows (or frames) again
+        where the file's last line left off at a later one: a restarted run counts from 0, so
+        the two runs' lines share numbers (a finite file scored again says so too)."""
+        start = max(0, whole - (1 << 16))
+        last = os.pread(fd, whole - start, start).rstrip(b"\n").rsplit(b"\n", 1)[-1]
+        try:
+            before, now = json.loads(last), json.loads(first_line)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return
+        if not (isinstance(before, dict) and isinstance(now, dict)):
+            return
+        key = "index" if "index" in now else "frame" if "frame" in now else None
+        if key is None or before.get("source") != now.get("source"):
+            return
+        old, new = before.get(key), now.get(key)
+        if isinstance(old, int) and isinstance(new, int) and new <= old:
+            log.warning("%s: this run's lines for %s start at %s %d, and the file's last line is "
+                        "%s %d of the same source: the numbers repeat from here (a restarted "
+                        "run counts from 0; a file scored again is in the results twice: `vigil "
+                        "batch ... --resume` continues a finite file instead)", self.name,
+                        now.get("source"), key, new, key, old)
 
     def commit(self) -> None:
         """The run's input was good (or it was stopped on request): create (or empty, for
@@ -368,7 +393,7 @@ class JsonLines:
         written = counted = 0  # lines of this flush out, and those already in lines_written
         try:
             if self._deferred is not None:
-                self._materialize()
+                self._materialize(pending[0][0] if pending else None)
             if self._fd is None:
                 self._stream.write("".join(line for line, _ in pending))
                 self._stream.flush()
