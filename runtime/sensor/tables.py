@@ -120,6 +120,7 @@ def read_lines(stream: BinaryIO, max_bytes: int = MAX_LINE_BYTES,
 
 
 READ_CHUNK = 1 << 16
+LINE_END = re.compile(rb"\r\n?|\n")
 
 
 def _split_lines(stream: BinaryIO, max_bytes: int,
@@ -129,44 +130,43 @@ def _split_lines(stream: BinaryIO, max_bytes: int,
     else b""). Reads what is there (``read1``), so a live stream's line is yielded as it ends;
     a CR that ends what has arrived ends its line, and an LF right after it is dropped."""
     read = getattr(stream, "read1", None) or stream.read
-    buffer = bytearray()
+    buffer, pos = bytearray(), 0  # lines before ``pos`` are yielded
     eof, skip_lf, first, too_long = False, False, True, None
     while True:
-        cr, lf = buffer.find(b"\r"), buffer.find(b"\n")
-        ends = [i for i in (cr, lf) if i >= 0]
-        if ends:
-            i = min(ends)
-            width = 1
-            if buffer[i] == 13:  # CR
-                if i + 1 < len(buffer):
-                    width = 2 if buffer[i + 1] == 10 else 1
-                elif not eof:
-                    skip_lf = True  # the LF of a CRLF may be in the next read
-            line = bytes(buffer[:i])
-            del buffer[:i + width]
-            if too_long is not None or i > max_bytes:
-                yield b"", True, (too_long or 0) + i, b""
+        end = LINE_END.search(buffer, pos)
+        if end is not None:
+            length = end.start() - pos
+            if end.group() == b"\r" and end.end() == len(buffer) and not eof:
+                skip_lf = True  # the LF of a CRLF may be in the next read
+            line = bytes(buffer[pos:end.start()])
+            pos = end.end()
+            if too_long is not None or length > max_bytes:
+                yield b"", True, (too_long or 0) + length, b""
                 too_long = None
             else:
                 start = b""
                 if first and line.startswith(b"PK\x03\x04"):
-                    while len(line) + len(buffer) < 4096 and not eof:
+                    while len(line) + len(buffer) - pos < 4096 and not eof:
                         with wait():
                             more = read(4096)
                         eof = not more
                         buffer += more
-                    start = (line + b"\n" + bytes(buffer))[:4096]
+                    start = (line + b"\n" + bytes(buffer[pos:]))[:4096]
                 yield line, True, None, start
             first = False
             continue
+        rest = len(buffer) - pos
         if eof:
             if too_long is not None:
-                yield b"", False, too_long + len(buffer), b""
-            elif buffer:
-                yield bytes(buffer), False, None, bytes(buffer[:4096]) if first else b""
+                yield b"", False, too_long + rest, b""
+            elif rest:
+                line = bytes(buffer[pos:])
+                yield line, False, None, line[:4096] if first else b""
             return
-        if len(buffer) > max_bytes:  # no end in sight: count it, keep none of it
-            too_long = (too_long or 0) + len(buffer)
+        del buffer[:pos]
+        pos = 0
+        if rest > max_bytes:  # no end in sight: count it, keep none of it
+            too_long = (too_long or 0) + rest
             buffer.clear()
         with wait():
             chunk = read(READ_CHUNK)
