@@ -52,8 +52,6 @@ class Admission:
     event loop."""
 
     def __init__(self, queued: int) -> None:
-        import asyncio
-
         self.queued = queued
         self.held = 0  # requests admitted: the one scored and those waiting
         self.scoring = asyncio.Semaphore(1)  # held while a request is scored
@@ -402,15 +400,10 @@ def build_app(model: str, name: str, replicas: int, threads: int | None,
                 return _too_large(f"is {int(declared)} bytes, over this server's {max_body} "
                                   f"bytes")
             if not self.admission.enter():  # the body is never held: bounded memory
-                try:  # read and dropped, so that the client hears the 503 rather than a reset
-                    async with asyncio.timeout(BODY_READ_TIMEOUT_S):
-                        drained = 0
-                        async for chunk in request.stream():
-                            drained += len(chunk)
-                            if drained > max_body:
-                                return _too_large(f"is over {max_body} bytes")
-                except TimeoutError:
-                    pass
+                # read and dropped, so that the client hears the 503 rather than a reset
+                _, _, outcome = await _read_body(request, max_body, keep=False)
+                if outcome == "too large":
+                    return _too_large(f"is over {max_body} bytes")
                 return JSONResponse(
                     {"error": f"this replica is busy: it scores one request at a time and "
                               f"holds at most {self.admission.queued} waiting; retry shortly, "
@@ -422,21 +415,14 @@ def build_app(model: str, name: str, replicas: int, threads: int | None,
                 self.admission.leave()
 
         async def _admitted(self, request: Request, max_body: int):
-            chunks, size = [], 0
-            try:
-                async with asyncio.timeout(BODY_READ_TIMEOUT_S):  # a stalled upload holds a slot
-                    async for chunk in request.stream():  # a chunked body has no Content-Length
-                        size += len(chunk)
-                        if size > max_body:  # refused before the rest is read
-                            return _too_large(f"is over {max_body} bytes")
-                        chunks.append(chunk)
-            except TimeoutError:
+            body, size, outcome = await _read_body(request, max_body, keep=True)
+            if outcome == "too large":  # refused before the rest is read
+                return _too_large(f"is over {max_body} bytes")
+            if outcome == "timeout":  # a stalled upload would hold its slot
                 return JSONResponse({"error": f"the request body did not arrive within "
                                               f"{BODY_READ_TIMEOUT_S:g} s ({size} bytes read); "
                                               f"send it faster, or fewer windows or frames per "
                                               f"request"}, status_code=408)
-            body = b"".join(chunks)
-            del chunks
             try:
                 async with self.admission.scoring:  # one scored at a time, the rest wait here
                     # off the event loop: health probes are answered while a request is scored;
@@ -467,6 +453,24 @@ def build_app(model: str, name: str, replicas: int, threads: int | None,
                                           header.get("outputs"))
 
     return VigilModel.bind()
+
+
+async def _read_body(request, max_body: int, keep: bool) -> tuple[bytes, int, str]:
+    """(the body, or b"" when not ``keep``; the bytes read; ``whole``, ``too large`` where
+    reading stopped past ``max_body``, or ``timeout`` past ``BODY_READ_TIMEOUT_S``). A chunked
+    body has no Content-Length, so its size is counted as it arrives."""
+    chunks, size = [], 0
+    try:
+        async with asyncio.timeout(BODY_READ_TIMEOUT_S):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > max_body:
+                    return b"", size, "too large"
+                if keep:
+                    chunks.append(chunk)
+    except TimeoutError:
+        return b"", size, "timeout"
+    return b"".join(chunks), size, "whole"
 
 
 def _too_large(what: str):
