@@ -149,15 +149,15 @@ class Scorer:
         if not reading.likelihood and self.detector.spec.kind == "sensor":
             self.detector.spec = replace(self.detector.spec, likelihood=None)
 
-    def score_into(self, item: WorkItem, out: IO[str]) -> dict:
-        """Write the JSON lines of ``item`` to ``out``; its summary. A file that cannot be scored
-        (skipped when the batch was planned, or gone or changed since) gives no line and its
-        reason."""
+    def score_into(self, item: WorkItem, out: IO[str], max_frames: int | None = None) -> dict:
+        """Write the JSON lines of ``item`` to ``out`` (of its first ``max_frames`` frames, where
+        given); its summary. A file that cannot be scored (skipped when the batch was planned,
+        or gone or changed since) gives no line and its reason."""
         if item.skip is not None:
             return {"errors": [f"skipped: {item.skip}"], "files_skipped": 1}
         start = out.tell()
         try:
-            return self._score(item, out)
+            return self._score(item, out, max_frames)
         except ArtifactError:
             raise  # the model, not the item: no item would score
         except (ValueError, OSError) as error:  # the file went or changed since it was checked
@@ -168,8 +168,8 @@ class Scorer:
             log.error("skipped: %s; the other items go on", reason)
             return {"errors": [f"skipped: {reason}"], "files_skipped": 1}
 
-    def _score(self, item: WorkItem, out: IO[str]) -> dict:
-        from vigil.runtime.camera.scoring import score_frames
+    def _score(self, item: WorkItem, out: IO[str], max_frames: int | None = None) -> dict:
+        from vigil.runtime.camera.scoring import FrameScoringOptions, score_frames
         from vigil.runtime.camera.sources import ImageFiles, VideoFile
         from vigil.runtime.sensor.scoring import score_source
 
@@ -182,7 +182,8 @@ class Scorer:
             source = (ImageFiles([Path(p) for p in item.paths], item.name, item.first_index)
                       if item.kind == "images" else VideoFile(Path(item.paths[0])))
             try:
-                summary = score_frames(self.detector, source, out)
+                summary = score_frames(self.detector, source, out,
+                                       FrameScoringOptions(max_frames=max_frames))
             finally:
                 source.close()
         if summary.stopped == "interrupted":
@@ -627,8 +628,8 @@ def check_same_model(jsonl: str | Path, items: Sequence[WorkItem], scorer: Score
     if not written or item is None:
         return
     with tempfile.TemporaryDirectory() as folder, _spool() as spool:
-        if item.kind == "video":
-            _score_first_frames(scorer, item, max(written) + 1, spool)
+        if item.kind == "video":  # its first frames, decoded again up to the last compared
+            probe_item, max_frames = item, max(written) + 1
         elif item.kind == "csv":
             probe_path = Path(folder) / Path(item.paths[0]).name
             with open(item.paths[0], "rb") as given, open(probe_path, "wb") as probe:
@@ -639,13 +640,12 @@ def check_same_model(jsonl: str | Path, items: Sequence[WorkItem], scorer: Score
                     rows += bool(line.strip())
                     if rows >= max(written) + 2:
                         break
-            probe_item = WorkItem("csv", (str(probe_path),), str(probe_path))
+            probe_item, max_frames = WorkItem("csv", (str(probe_path),), str(probe_path)), None
         else:
             frame = min(written)
             probe_item = WorkItem("images", (str(source),), str(source), first_index=frame)
-            written = {frame: written[frame]}
-        if item.kind != "video":
-            scorer.score_into(probe_item, spool)
+            written, max_frames = {frame: written[frame]}, None
+        scorer.score_into(probe_item, spool, max_frames)
         spool.seek(0)
         again = {int(line[key]): line for line in map(json.loads, spool)
                  if line.get(key) in written}
@@ -671,25 +671,6 @@ def check_same_model(jsonl: str | Path, items: Sequence[WorkItem], scorer: Score
 
 DECISION_KEYS = ("anomaly", "above_threshold", "alarm_start", "threshold", "surprise")
 VIDEO_PROBE_FRAMES = 64  # a video's first frames, decoded again to check a --resume
-
-
-def _score_first_frames(scorer: Scorer, item: WorkItem, frames: int, out) -> None:
-    """The lines of the first ``frames`` frames of a video item, as its run wrote them."""
-    from vigil.runtime.camera.scoring import FrameScoringOptions, score_frames
-    from vigil.runtime.camera.sources import VideoFile
-
-    from vigil.runtime.core.output import OutputError
-
-    source = VideoFile(Path(item.paths[0]))
-    try:
-        summary = score_frames(scorer.detector, source, out, FrameScoringOptions(max_frames=frames))
-    finally:
-        source.close()
-    if summary.stopped == "interrupted":  # Ctrl-C or SIGTERM while checking: not a mismatch
-        raise KeyboardInterrupt
-    if summary.stopped == "output_failed":
-        raise OutputError(f"--resume's check of {item.name!r} could not be written to a "
-                          f"temporary file ({summary.last_error})")
 
 
 def _decision_difference(written: dict, again: dict) -> tuple[str, str] | None:
