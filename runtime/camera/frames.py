@@ -12,7 +12,6 @@ import numpy as np
 from ..core.spec import FLOAT32_MAX, ImageSpec
 
 
-
 def check_frame(frame: object, name: str = "frame") -> np.ndarray:
     """The frame as an array, or ValueError/TypeError saying what is wrong with it."""
     if frame is None:

@@ -54,6 +54,8 @@ def _umask() -> int:
 FILE_MODE = 0o666 & ~_umask()
 
 OUTPUT_POLICIES = ("stop", "continue")
+OPEN_MODES = ("new", "append", "overwrite")
+BUFFER_BYTES = 1 << 16
 
 
 class atomic_path:
@@ -87,8 +89,6 @@ def write_atomically(path: str | os.PathLike, text: str, mode: int | None = None
     with atomic_path(path, mode) as temporary:
         with open(temporary, "w", encoding="utf-8") as handle:
             handle.write(text)
-OPEN_MODES = ("new", "append", "overwrite")
-BUFFER_BYTES = 1 << 16
 
 
 def strict_json(record: dict) -> str:

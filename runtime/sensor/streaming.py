@@ -360,8 +360,6 @@ class StreamingScorer:
         return summary
 
 
-
-
 def _as_float32(values) -> np.ndarray:
     """``values`` as float32, a finite reading beyond float32's range at its limit (it then
     scores as an overflow and alarms, as a reading of 3e38 does), not infinite (a missing value
