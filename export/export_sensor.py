@@ -10,7 +10,8 @@ import numpy as np
 from vigil.runtime.core.metrics import counts
 from vigil.runtime.core.progress import Progress, silent
 from vigil.runtime.core.spec import (AdaptiveThresholdSpec, LikelihoodSpec,
-                                     RunningNormalizationSpec, ScoreStats, SensorSpec, Threshold)
+                                     RunningNormalizationSpec, ScoreStats, SensorSpec, Threshold,
+                                     TimeStepSpec)
 from vigil.runtime.core.thresholds import ThresholdMethod, calibrate, score_stats
 from vigil.runtime.sensor.alarms import consecutive_alarms
 from vigil.runtime.sensor.detector import MAX_BATCH
@@ -180,6 +181,7 @@ def _spec(run: TrainingRun, threshold: Threshold, stats: ScoreStats, precision: 
         adaptive=AdaptiveThresholdSpec(**record["adaptive"]) if record.get("adaptive") else None,
         running_normalization=_running_normalization(record.get("running_normalization")),
         likelihood=LikelihoodSpec(**record["likelihood"]) if record.get("likelihood") else None,
+        time_step=TimeStepSpec(**record["time_step"]) if record.get("time_step") else None,
     )
 
 

@@ -248,6 +248,71 @@ def test_out_of_order_flags_every_window_holding_the_late_row(sensor):
                for r in results)
 
 
+@pytest.fixture(scope="module")
+def sensor_with_time_step(tmp_path_factory):
+    """The tiny sensor model with the time step of 1 Hz training rows (gaps beyond 4.5 s)."""
+    from dataclasses import replace
+
+    from sensor_fixtures import tiny_sensor_graph, tiny_sensor_spec
+    from vigil.export.package import write_artifact
+    from vigil.runtime.core.spec import TimeStepSpec
+
+    spec = replace(tiny_sensor_spec(), time_step=TimeStepSpec(numeric=False, typical=1.0,
+                                                              limit=4.5))
+    path = tmp_path_factory.mktemp("time-step") / "tiny-time-step.onnx"
+    return runtime.load(write_artifact(tiny_sensor_graph(), spec, path))
+
+
+def test_a_gap_in_time_flags_every_window_holding_both_rows(sensor_with_time_step):
+    scorer = StreamingScorer(sensor_with_time_step)
+    seconds = [0, 1, 2, 3, 4, 5, 3605, 3606, 3607, 3608, 3609, 3613, 3614]
+    results = []
+    for i, second in enumerate(seconds):
+        results += scorer.push(np.zeros(3), i, time=f"2024-05-01T{second // 3600 + 10:02d}:"
+                                                    f"{second % 3600 // 60:02d}:{second % 60:02d}")
+    # the window (4 rows) holds rows 5 and 6 when it ends at 6, 7 or 8; a step of 4 s (rows
+    # 10 and 11) is within the limit
+    assert [r.index for r in results if r.time_gap] == [6, 7, 8]
+    assert [r.index for r in results] == list(range(3, 13))  # scored as before: nothing dropped
+    assert scorer.time_gaps == 1 and scorer.last_time_gap == (5, 6, 3600.0)
+    assert scorer.summary()["time_gaps"] == 1
+    assert all(r.to_json().get("time_gap") is (True if r.time_gap else None) for r in results)
+
+
+def test_time_gaps_are_checked_only_between_buffered_rows_of_the_training_kind(
+        sensor_with_time_step, sensor):
+    scorer = StreamingScorer(sensor_with_time_step)
+    # numbers where the training rows had ISO times, an unreadable cell: not compared
+    for i, stamp in enumerate(["0", "100000", "n/a", "2024-05-01T10:00:00",
+                               "2024-05-01T10:00:01"]):
+        scorer.push(np.zeros(3), i, time=stamp)
+    assert scorer.time_gaps == 0
+    # a long run of bad rows restarts the window: the rows after it are not compared with those
+    # before it (no window holds both)
+    for i in range(5, 9):
+        scorer.push(np.full(3, np.nan), i, time=f"2024-05-01T10:00:{i:02d}")
+    assert scorer.rows_skipped >= 1
+    scorer.push(np.zeros(3), 9, time="2024-05-01T11:00:00")
+    assert scorer.time_gaps == 0
+    # an artifact without a recorded step (trained before it, or without times) checks nothing
+    plain = StreamingScorer(sensor)
+    for i, stamp in enumerate(["2024-05-01T10:00:00", "2024-05-09T10:00:00"]):
+        plain.push(np.zeros(3), i, time=stamp)
+    assert plain.time_gaps == 0 and "time_gaps" not in plain.summary()
+
+
+def test_vigil_score_warns_of_the_first_gap_and_counts_them_all(sensor_with_time_step, caplog):
+    lines = ["timestamp,a,b,c"] + [f"2024-05-01T10:{t // 60:02d}:{t % 60:02d},0,0,0" for t in
+                                   (0, 1, 2, 3, 4, 5, 100, 101, 102, 103, 104, 500, 501)]
+    summary = score_source(sensor_with_time_step, "-", io.StringIO(),
+                           stdin=io.StringIO("\n".join(lines) + "\n"))
+    assert summary.time_gaps == 2 and summary.to_json()["time_gaps"] == 2
+    warned = [r.getMessage() for r in caplog.records if "time_gap" in r.getMessage()]
+    assert len(warned) == 1
+    assert ("stdin: rows 5 and 6 are 95 s apart, where the training rows were 1 s apart (at most "
+            "4.5 s)") in warned[0]
+
+
 # --- outputs that fail --------------------------------------------------------------------------
 
 class ClosingStream(io.StringIO):

@@ -137,6 +137,10 @@ def test_metadata_contents(sensor_artifacts, precision):
     assert len(spec.mean) == len(spec.std) == len(FEATURES)
     assert all(s > 0 for s in spec.std)
     assert spec.time_column == "timestamp"
+    # the 1 Hz training rows' step, and the gap beyond which windows are flagged
+    from vigil.training.sensor_data import GAP_SLACK
+    assert spec.time_step.typical == 1.0 and not spec.time_step.numeric
+    assert spec.time_step.limit == (spec.max_gap + GAP_SLACK) * 1.0
     stats = detector.score_stats
     assert stats.count > 0 and stats.p50 <= stats.p95 <= stats.p99 <= stats.max
     for name in ("vigil", "onnxruntime", "numpy", "tensorflow", "keras", "tf2onnx", "onnx"):

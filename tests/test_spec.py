@@ -300,3 +300,28 @@ def test_rearm_round_trips_and_defaults_to_zero(data):
     data["rearm"] = -1
     with pytest.raises(ArtifactError, match="metadata rearm must be an integer in \\[0, "):
         spec_from_dict(data)
+
+
+def test_time_step_round_trips_without_a_newer_schema():
+    from vigil.runtime.core.spec import TimeStepSpec
+
+    step = TimeStepSpec(numeric=False, typical=1.0, limit=4.5)
+    spec = SensorSpec(**{**make_spec().__dict__, "time_step": step})
+    data = json.loads(json.dumps(spec_to_dict(spec)))
+    assert data["time_step"] == {"numeric": False, "typical": 1.0, "limit": 4.5}
+    # it only flags windows: a runtime that ignores it decides the same, so no newer schema
+    assert data["schema_version"] == 1
+    assert spec_from_dict(data).time_step == step
+    assert "time_step" not in spec_to_dict(make_spec())
+
+
+@pytest.mark.parametrize("step, message", [
+    ({"numeric": "no", "typical": 1.0, "limit": 4.5}, "numeric must be true or false"),
+    ({"numeric": False, "typical": 0.0, "limit": 4.5}, "0 < typical <= limit"),
+    ({"numeric": False, "typical": 5.0, "limit": 4.5}, "0 < typical <= limit"),
+    ({"numeric": False, "typical": 1.0}, "limit"),
+])
+def test_bad_time_step_is_refused_by_name(data, step, message):
+    data["time_step"] = step
+    with pytest.raises(ArtifactError, match=message):
+        spec_from_dict(data)

@@ -42,6 +42,7 @@ class SensorData:
     compression: np.ndarray | None = None
     model_mean: np.ndarray | None = None
     model_std: np.ndarray | None = None
+    time_step: dict | None = None  # ``time_step``'s record: the artifact's ``TimeStepSpec``
 
 
 SCORED = "scored"
@@ -301,6 +302,38 @@ def training_rows(table: Table, validation_fraction: float) -> int:
     return int(round(len(table) * (1 - validation_fraction)))
 
 
+TIME_STEP_PAIRS = 100_000  # neighbouring training rows per file whose time step is measured
+MIN_TIME_STEPS = 10        # fewer measured steps say nothing of the record's rhythm
+# A step is a gap when longer than this share of the training steps (a logger that skips often
+# skips in training too: that is its normal) and than max_gap + GAP_SLACK typical steps (as many
+# rows missing as a gap of cells that would be filled, plus half a step of clock jitter).
+GAP_QUANTILE = 0.99
+GAP_SLACK = 1.5
+
+
+def time_step(tables: Sequence[Table], splits: Sequence[int], max_gap: int) -> dict | None:
+    """The training rows' typical time step and the step beyond which the runtime flags a gap
+    in the record (``TimeStepSpec``), or None where the training rows have no readable, rising
+    timestamps. Steps of 0 (several rows a time) and back in time are not counted."""
+    steps: dict[int, list[float]] = {0: [], 1: []}  # by key kind: numbers, ISO 8601
+    for table, split in zip(tables, splits):
+        times = table.times
+        if times is None or split < 2:
+            continue
+        pairs = np.unique(np.linspace(0, split - 2, min(TIME_STEP_PAIRS, split - 1)).astype(int))
+        for i in pairs:
+            a, b = time_key(times[i]), time_key(times[i + 1])
+            if a is not None and b is not None and a[0] == b[0] and b[1] > a[1]:
+                steps[a[0]].append(b[1] - a[1])
+    kind = max(steps, key=lambda k: len(steps[k]))
+    found = np.asarray(steps[kind])
+    if len(found) < MIN_TIME_STEPS:
+        return None
+    typical = float(np.median(found))
+    limit = max((max_gap + GAP_SLACK) * typical, float(np.quantile(found, GAP_QUANTILE)))
+    return {"numeric": kind == 0, "typical": typical, "limit": limit}
+
+
 def _check_held_out_readings(tables: Sequence[Table], train_rows: np.ndarray,
                              validation_fraction: float, roles: Sequence[str]) -> None:
     """Held-out normal rows set the score's statistics and the threshold: a reading far beyond
@@ -476,6 +509,8 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions,
         compression=scales,
         model_mean=model_mean,
         model_std=model_std,
+        time_step=time_step(tables, [training_rows(t, options.validation_fraction)
+                                     for t in tables], options.max_gap),
     )
 
 

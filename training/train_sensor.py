@@ -401,6 +401,7 @@ def _record(prepared: SensorData, options: SensorTrainingOptions, threshold: Thr
         "std": prepared.std.tolist(),
         "max_gap": options.data.max_gap,
         "time_column": prepared.time_column,
+        "time_step": prepared.time_step,
         "label_column": prepared.label_column,
         "score_reduction": f"{sensor_model.ScoreReduction(model.score_reduction).value} over features of the squared "
                            + ("next-row forecast" if sensor_model.Architecture(model.architecture).forecasts

@@ -31,7 +31,8 @@ from vigil.runtime.sensor.windows import sliding_windows
 from . import sensor_model
 from .checkpoint import TrainingRun, save_run
 from .sensor_data import (DataOptions, check_memory, check_normal_rows, labeled_tables,
-                          standardization, training_spread, window_last_labels)
+                          standardization, time_step, training_rows, training_spread,
+                          window_last_labels)
 from .train_sensor import (MIN_NORMAL_VALIDATION, SensorTrainingOptions, SensorTrainingResult,
                            decision_record, fit_threshold, plain_options, score_windows,
                            validation_check)
@@ -208,6 +209,8 @@ def _record(tables, options: SensorTrainingOptions, supervised: SupervisedOption
         "std": np.asarray(std).tolist(),
         "max_gap": options.data.max_gap,
         "time_column": first.time_column,
+        "time_step": time_step(tables, [training_rows(t, options.data.validation_fraction)
+                                        for t in tables], options.data.max_gap),
         "label_column": first.label_column,
         "score_reduction": "supervised classifier's logit that the window's last row is "
                            "anomalous; feature_errors: each feature's mean squared distance "

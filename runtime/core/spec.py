@@ -127,6 +127,18 @@ class RunningNormalizationSpec:
 
 
 @dataclass(frozen=True)
+class TimeStepSpec:
+    """How far apart the training rows' timestamps lay: ``typical`` is their median step and a
+    step beyond ``limit`` is a gap in the record (a logger off for an hour): a window across it
+    joins readings from before and after, so the runtime flags it. Seconds for ISO 8601 times,
+    the column's own unit where the times are numbers (``numeric``)."""
+
+    numeric: bool
+    typical: float
+    limit: float
+
+
+@dataclass(frozen=True)
 class SensorSpec:
     """Everything the runtime needs to score windows of sensor readings."""
 
@@ -154,6 +166,7 @@ class SensorSpec:
     rearm: int = 0  # windows within which a returning alarm continues its episode
     running_normalization: RunningNormalizationSpec | None = None
     likelihood: LikelihoodSpec | None = None
+    time_step: TimeStepSpec | None = None  # None: trained without readable timestamps
     kind: str = SENSOR
     schema_version: int = 1
 
@@ -218,6 +231,8 @@ def spec_to_dict(spec: Spec) -> dict[str, Any]:
             data["running_normalization"].pop("spread", None)
         else:
             data["schema_version"] = max(data["schema_version"], SPREAD_SCHEMA_VERSION)
+    if data.get("time_step", 0) is None:  # (older runtimes ignore it: it only flags windows)
+        data.pop("time_step")
     if data.get("likelihood") is None:
         data.pop("likelihood", None)
     else:
@@ -286,6 +301,8 @@ def spec_from_dict(data: Any) -> Spec:
                                if data.get("running_normalization") is not None else None),
         likelihood=(_nested(_likelihood, data, "likelihood")
                     if data.get("likelihood") is not None else None),
+        time_step=(_nested(_time_step, data, "time_step")
+                   if data.get("time_step") is not None else None),
         schema_version=version,
     )
 
@@ -460,6 +477,17 @@ def _likelihood(value: Mapping[str, Any]) -> LikelihoodSpec:
     return LikelihoodSpec(short=_int(value, "short", minimum=1, maximum=MAX_ROWS), long=long, z=z,
                           warmup=_int(value, "warmup", minimum=1, maximum=long),
                           std_floor=floor, level_warmup=level_warmup)
+
+
+def _time_step(value: Mapping[str, Any]) -> TimeStepSpec:
+    numeric = value.get("numeric")
+    if not isinstance(numeric, bool):
+        raise ArtifactError(f"metadata numeric must be true or false; received {_short(numeric)}")
+    typical, limit = _float(value, "typical"), _float(value, "limit")
+    if not 0 < typical <= limit:
+        raise ArtifactError(f"metadata typical and limit must satisfy 0 < typical <= limit; "
+                            f"received {typical} and {limit}")
+    return TimeStepSpec(numeric=numeric, typical=typical, limit=limit)
 
 
 def _running_normalization(value: Mapping[str, Any], features: int) -> RunningNormalizationSpec:

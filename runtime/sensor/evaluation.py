@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -152,6 +152,12 @@ def score_file(detector: SensorDetector, path: str | Path, label_column: str,
         log.warning("%s: %d row(s) filled from the row before and %d skipped, as vigil score "
                     "reads them (their lines there say why)", source, scorer.rows_filled,
                     scorer.rows_skipped)
+    if scorer.time_gaps:
+        before, after, step = scorer.last_time_gap
+        log.warning("%s: %d gap(s) in time longer than the training rows' (%g at most), the last "
+                    "between rows %d and %d (%g): windows across a gap join readings from before "
+                    "and after it, as on a device (vigil score flags them time_gap)", source,
+                    scorer.time_gaps, detector.spec.time_step.limit, before, after, step)
     ends_array = np.array(ends, dtype=int)
     scores = np.full(len(row_labels), np.nan)
     scores[ends_array] = window_scores

@@ -46,6 +46,7 @@ class ScoreSummary:
     rows_filled: int = 0
     rows_skipped: int = 0
     rows_out_of_order: int = 0
+    time_gaps: int | None = None  # steps between rows beyond the model's limit (None: unchecked)
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
     stopped: str = "end"
@@ -76,6 +77,8 @@ class ScoreSummary:
         self.rows_filled += part["rows_filled"]
         self.rows_skipped += part["rows_skipped"]
         self.rows_out_of_order += part["rows_out_of_order"]
+        if "time_gaps" in part:
+            self.time_gaps = (self.time_gaps or 0) + part["time_gaps"]
 
     def to_json(self) -> dict:
         rate = self.windows / self.seconds if self.seconds > 0 else None
@@ -84,7 +87,7 @@ class ScoreSummary:
                 "alarms": self.alarms, "alarm_episodes": self.alarm_episodes,
                 "rows_filled": self.rows_filled,
                 "rows_skipped": self.rows_skipped, "rows_out_of_order": self.rows_out_of_order,
-                "seconds": round(self.seconds, 4),
+                "time_gaps": self.time_gaps, "seconds": round(self.seconds, 4),
                 "windows_per_s": round(rate, 1) if rate else None, "errors": self.errors,
                 "stopped": self.stopped, "last_error": self.last_error,
                 "lines_written": self.lines_written, "lines_lost": self.lines_lost,
@@ -232,6 +235,7 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
     current: list[StreamingScorer] = []
 
     unscored = {"last": -1, "warned": False}  # the last row a window was scored at
+    gaps = {"warned": False}  # a file's first gap in time is warned of, the rest counted
 
     def emit(result: Result, name: str) -> None:
         record = result.to_json()
@@ -252,6 +256,16 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
                         "while this lasts; the last row's reason: %s", name,
                         result.index - unscored["last"], unscored["last"] + 1,
                         result.skipped or "none given")
+        if result.time_gap and not gaps["warned"] and current and current[0].last_time_gap:
+            gaps["warned"] = True
+            before, after, step = current[0].last_time_gap
+            spec = detector.spec.time_step
+            unit = "" if spec.numeric else " s"
+            log.warning("%s: rows %d and %d are %g%s apart, where the training rows were %g%s "
+                        "apart (at most %g%s): the windows holding both join readings from before "
+                        "and after a gap in the record and are flagged time_gap (their scores "
+                        "stand; further gaps are counted in the summary's time_gaps)", name,
+                        before, after, step, unit, spec.typical, unit, spec.limit, unit)
         # `current` changes only in this thread; most lines are no alarm and stop at the first test
         lasting = current[0].lasting_alarm if result.anomaly and current else None
         if lasting is not None and lasting[1] == result.index:
@@ -266,6 +280,7 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
         scorer = StreamingScorer(detector)
         current[:] = [scorer]
         unscored.update(last=-1, warned=False)  # each file's own rows
+        gaps.update(warned=False)
         try:
             score_lines(detector, lines, name, emit, live=live, header=header, scorer=scorer,
                         decimal=decimal)
@@ -281,7 +296,7 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
 
     files = [] if live else csv_files(source, "source")
     if health is not None:
-        health.start("sensor", source, lambda: _counts(summary, current, sink), "rows_in")
+        health.start("sensor", source, lambda: _counts(detector, summary, current, sink), "rows_in")
     failure: BaseException | None = None
     try:
         if live:
@@ -328,7 +343,8 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
     return summary
 
 
-def _counts(summary: ScoreSummary, current: list[StreamingScorer], sink: JsonLines) -> dict:
+def _counts(detector: SensorDetector, summary: ScoreSummary, current: list[StreamingScorer],
+            sink: JsonLines) -> dict:
     scorers = list(current)  # read once: the scoring thread may clear it meanwhile
     part = scorers[0].summary() if scorers else {}
     counts = {
@@ -337,6 +353,8 @@ def _counts(summary: ScoreSummary, current: list[StreamingScorer], sink: JsonLin
         "rows_skipped": summary.rows_skipped + part.get("rows_skipped", 0),
         "rows_filled": summary.rows_filled + part.get("rows_filled", 0),
         "rows_out_of_order": summary.rows_out_of_order + part.get("rows_out_of_order", 0),
+        "time_gaps": ((summary.time_gaps or 0) + part.get("time_gaps", 0)
+                      if detector.spec.time_step is not None else None),
         "alarms": summary.alarms + part.get("alarms", 0),
         "alarm_episodes": summary.alarm_episodes + part.get("alarm_episodes", 0),
         # windows in a row the current alarm has been on (0: none), for a watchdog's "still?"

@@ -43,6 +43,7 @@ class Result:
     filled: bool = False
     skipped: str | None = None
     out_of_order: bool = False
+    time_gap: bool = False  # the window holds two rows further apart than the training's limit
     score_overflow: bool = False
     problem: str | None = None  # why a filled row's values were replaced
     threshold: float | None = None  # the threshold this window was compared with, where it
@@ -68,6 +69,8 @@ class Result:
             record["threshold"] = self.threshold
         if self.surprise is not None:
             record["surprise"] = self.surprise
+        if self.time_gap:
+            record["time_gap"] = True
         if self.score_overflow:
             record["score_overflow"] = True
         if self.anomaly or self.above_threshold:
@@ -95,6 +98,11 @@ class StreamingScorer:
     its own line if it is skipped). Repeated timestamps are not out of order. Comparing with the
     last ``window`` rows only bounds the effect of one wild timestamp (a clock jump to 2099): it
     marks at most ``window`` later rows, not the rest of the run.
+
+    Where the artifact records the training rows' time step (``spec.time_step``), a step between
+    two rows beyond its ``limit`` is a gap in the record: it is counted in ``time_gaps`` (the
+    latest in ``last_time_gap``) and every window holding both rows is flagged ``time_gap``,
+    since it joins readings from before and after the gap. Scores are not changed.
     """
 
     def __init__(self, detector: SensorDetector, top_k: int = 3) -> None:
@@ -116,6 +124,9 @@ class StreamingScorer:
                        if spec.running_normalization is not None else None)
         self._alarm_on = False
         self._recent_times: deque[tuple[int, tuple[int, float]]] = deque()  # (row, key), keys falling
+        self._time_step = spec.time_step
+        self.time_gaps = 0
+        self.last_time_gap: tuple[int, int, float] | None = None  # (row before, row after, step)
         self.reset()
         self.rows_in = 0
         self.windows_scored = 0
@@ -142,6 +153,9 @@ class StreamingScorer:
         self._bad_streak = 0
         self._last_good: np.ndarray | None = None
         self._disorder_until = -1  # windows ending at positions up to this hold a late row
+        self._gap_until = -1  # windows ending at positions up to this span a gap in time
+        self._last_time: tuple[int, tuple[int, float]] | None = None  # (row, time key) of the
+                                                                      # last buffered timed row
         self._decider.reset()  # the adaptive threshold (and running normalization) keep what
         self._alarm_on = False  # they learned
         self.alarm_run = 0
@@ -214,7 +228,8 @@ class StreamingScorer:
         for values, index, time, problem in rows:
             self.rows_in += 1
             self._next_index = index + 1
-            late = self._late(time) if time else False
+            key = time_key(time) if time else None
+            late = self._late(key) if time else False
             try:  # (a CSV's readings beyond float32 are at its limit already: tables._number)
                 values = np.asarray(values, dtype=np.float32)
             except (TypeError, ValueError) as error:  # text where readings belong
@@ -254,6 +269,8 @@ class StreamingScorer:
                 self._fill_positions.popleft()
             if late:
                 self._disorder_until = self._position + self.window - 1
+            if key is not None and self._time_step is not None:
+                self._note_step(index, key)
             self._filled_rows = min(self._filled_rows + 1, self.window)
             if self._filled_rows == self.window and (self._position - self.window) % self.stride == 0:
                 start = self._position % self.window
@@ -261,7 +278,7 @@ class StreamingScorer:
                 self._rows_at_window = self.rows_in
                 pending.append((len(out), index, time, filled,
                                 self._position <= self._disorder_until,
-                                len(self._fill_positions)))
+                                len(self._fill_positions), self._position <= self._gap_until))
                 out.append(None)
             if self._drift is not None:
                 self._score(batch, pending, out)
@@ -277,8 +294,8 @@ class StreamingScorer:
         scores, errors = self.detector.score_with_features(np.stack(batch))
         base = self.detector.threshold
         varies = self._decider.threshold_varies
-        for (slot, index, time, filled, late, fills), score, error in zip(pending, scores,
-                                                                           errors):
+        for (slot, index, time, filled, late, fills, gap), score, error in zip(pending, scores,
+                                                                                errors):
             overflow = not np.isfinite(score)
             threshold, above, anomaly, start = self._decider.step(float(score), base)
             self.alarms += anomaly
@@ -291,7 +308,7 @@ class StreamingScorer:
                                self._top(error), filled is not None, out_of_order=late,
                                score_overflow=overflow, problem=filled,
                                threshold=threshold if varies else None, alarm_start=start,
-                               surprise=surprise, filled_in_window=fills)
+                               surprise=surprise, filled_in_window=fills, time_gap=gap)
         self.windows_scored += len(batch)
 
     def _track_alarm(self, anomaly: bool, index: int) -> None:
@@ -306,9 +323,9 @@ class StreamingScorer:
         if self.longest_alarm is None or self.alarm_run > self.longest_alarm[0]:
             self.longest_alarm = (self.alarm_run, self.alarm_first_row, index)
 
-    def _late(self, time: str) -> bool:
-        """Whether ``time`` is earlier than the latest timestamp of the last ``window`` rows."""
-        key = time_key(time)
+    def _late(self, key: tuple[int, float] | None) -> bool:
+        """Whether the time ``key`` is earlier than the latest timestamp of the last ``window``
+        rows (None: a cell that is no time)."""
         recent = self._recent_times
         while recent and recent[0][0] <= self.rows_in - self.window - 1:
             recent.popleft()
@@ -321,6 +338,22 @@ class StreamingScorer:
             recent.pop()  # a monotonic queue: its head is the latest key of the recent rows
         recent.append((self.rows_in, key))
         return late
+
+    def _note_step(self, index: int, key: tuple[int, float]) -> None:
+        """Compare a buffered row's time with the previous buffered row's (times of the kind
+        the training rows had): a step beyond the limit flags the windows holding both."""
+        step_spec = self._time_step
+        if key[0] != (0 if step_spec.numeric else 1):
+            return
+        last, self._last_time = self._last_time, (index, key)
+        if last is None:
+            return
+        step = key[1] - last[1][1]
+        if step > step_spec.limit:
+            self.time_gaps += 1
+            self.last_time_gap = (last[0], index, step)
+            # windows ending at this row up to the last one that still holds the row before it
+            self._gap_until = self._position + self.window - 2
 
     def _repair(self, values: np.ndarray) -> np.ndarray:
         if values.shape != (self.features,):
@@ -348,6 +381,8 @@ class StreamingScorer:
                    "alarm_episodes": self.episodes,
                    "rows_filled": self.rows_filled, "rows_skipped": self.rows_skipped,
                    "rows_out_of_order": self.rows_out_of_order}
+        if self._time_step is not None:
+            summary["time_gaps"] = self.time_gaps
         if self.longest_alarm is not None:
             windows, first, last = self.longest_alarm
             summary["longest_alarm"] = {"windows": windows, "first_row": first, "last_row": last}
