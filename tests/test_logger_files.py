@@ -6,6 +6,7 @@ Scored with the tiny closed-form model (score = mean |reading| over a 4-row wind
 from __future__ import annotations
 
 import json
+import re
 import warnings
 
 import numpy as np
@@ -14,7 +15,7 @@ import pytest
 import vigil
 from sensor_fixtures import THRESHOLD, write_tiny_sensor_artifact
 from vigil.cli import commands as cli
-from vigil.runtime.sensor.tables import iter_rows, read_lines, read_table
+from vigil.runtime.sensor.tables import PREAMBLE_LINES, iter_rows, read_lines, read_table
 
 OPTIONS = dict(features=("a", "b", "c"), time_column="auto", label_column=None,
                require_time=False)
@@ -286,3 +287,38 @@ def test_a_reading_written_beyond_float64_alarms_and_text_cells_read_as_the_cli_
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert _as_float32(["1e300", "2.5"]).tolist() == [np.float32(FLOAT32_MAX), 2.5]
+
+
+def test_lines_before_the_header_are_passed_over_with_a_warning(tmp_path, tiny, capsys):
+    """A logger's boot banner, an instrument's title lines: the header comes later."""
+    path = tmp_path / "logger.csv"
+    path.write_text("Plot Title: pump 3\nSample interval,1,s\n\ntimestamp,a,b,c\n"
+                    + "".join(f"{i},0.1,0.2,0.3\n" for i in range(6)))
+    code, lines, error = score(tiny, path, capsys)
+    assert code == 0 and [line["index"] for line in lines] == [3, 4, 5]
+    assert error.count("passed over") == 1  # the check before the run says nothing of its own
+    assert "2 line(s) before the header (line 4) passed over, the first: 'Plot Title: pump 3'" in (
+        error)
+    rows = rows_of(path)
+    assert [r.number for r in rows] == list(range(5, 11)) and all(r.problem is None for r in rows)
+
+
+@pytest.mark.parametrize("text, named", [
+    ("banner\nx,y,z\n1,2,3\n", "['x', 'y', 'z']"),    # data under another header: it is named
+    ("x,y,z\n", "['x', 'y', 'z']"),                   # a header alone, as before
+    ("banner\nbooting\n", "['banner']"),               # no header ever comes: the first line
+    ("timestamp,a,b\n1,2,3\n", "['timestamp', 'a', 'b']"),  # some of the model's columns
+])
+def test_a_header_of_other_columns_is_still_refused_by_name(tmp_path, text, named):
+    path = tmp_path / "other.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=rf"are missing; the header has {re.escape(named)}"):
+        rows_of(path)
+
+
+def test_the_lines_passed_over_are_bounded(tmp_path):
+    path = tmp_path / "noise.csv"
+    path.write_text("".join(f"log line {i}\n" for i in range(PREAMBLE_LINES + 5))
+                    + "timestamp,a,b,c\n1,1,2,3\n")
+    with pytest.raises(ValueError, match=r"the header has \['log line 0'\]"):
+        rows_of(path)

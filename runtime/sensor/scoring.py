@@ -162,7 +162,8 @@ def check_header(detector: SensorDetector, path: str | Path,
     usable, data_rows, window = False, 0, detector.spec.window
     try:
         with open(path, "rb") as handle:
-            for _, row in iter_rows(read_lines(handle), options, str(path), header=header):
+            for _, row in iter_rows(read_lines(handle), options, str(path), header=header,
+                                    quiet=True):  # scoring it says what it passes over
                 read_header = True  # the header is read and matches
                 if not rows:
                     return
@@ -296,7 +297,7 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
 
     files = [] if live else csv_files(source, "source")
     if health is not None:
-        health.start("sensor", source, lambda: _counts(detector, summary, current, sink), "rows_in")
+        health.start("sensor", source, lambda: _counts(summary, current, sink), "rows_in")
     failure: BaseException | None = None
     try:
         if live:
@@ -343,8 +344,7 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
     return summary
 
 
-def _counts(detector: SensorDetector, summary: ScoreSummary, current: list[StreamingScorer],
-            sink: JsonLines) -> dict:
+def _counts(summary: ScoreSummary, current: list[StreamingScorer], sink: JsonLines) -> dict:
     scorers = list(current)  # read once: the scoring thread may clear it meanwhile
     part = scorers[0].summary() if scorers else {}
     counts = {
@@ -353,8 +353,8 @@ def _counts(detector: SensorDetector, summary: ScoreSummary, current: list[Strea
         "rows_skipped": summary.rows_skipped + part.get("rows_skipped", 0),
         "rows_filled": summary.rows_filled + part.get("rows_filled", 0),
         "rows_out_of_order": summary.rows_out_of_order + part.get("rows_out_of_order", 0),
-        "time_gaps": ((summary.time_gaps or 0) + part.get("time_gaps", 0)
-                      if detector.spec.time_step is not None else None),
+        "time_gaps": (None if summary.time_gaps is None and "time_gaps" not in part
+                      else (summary.time_gaps or 0) + part.get("time_gaps", 0)),
         "alarms": summary.alarms + part.get("alarms", 0),
         "alarm_episodes": summary.alarm_episodes + part.get("alarm_episodes", 0),
         # windows in a row the current alarm has been on (0: none), for a watchdog's "still?"

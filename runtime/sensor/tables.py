@@ -554,9 +554,15 @@ def time_key(text: str | None) -> tuple[int, float] | None:
         return None
 
 
+# Lines before the header that a reader with the model's columns passes over (a logger's boot
+# banner, an instrument's title and settings lines), at most this many
+PREAMBLE_LINES = 100
+
+
 def iter_rows(lines: Iterable[str | Line], parser_options: dict, source: str,
               header: Sequence[str] | None = None, cut_last_line: bool = False,
-              doubt_last_line: bool = False) -> Iterator[tuple[RowParser, Row | None]]:
+              doubt_last_line: bool = False,
+              quiet: bool = False) -> Iterator[tuple[RowParser, Row | None]]:
     """Parse lines lazily (a live stream yields each row as soon as its line arrives).
 
     The first non-empty line is the header unless ``header`` is given; the separator is detected
@@ -568,12 +574,18 @@ def iter_rows(lines: Iterable[str | Line], parser_options: dict, source: str,
     by a power loss) when its last value is two or more characters shorter than the line
     before's: its row then carries that problem, so its values are filled, not scored. A line
     that names every feature again is a header: the rows after it are read by its names.
+
+    Where the features are known (``parser_options["features"]``), lines before the header that
+    name none of them and are no data row (a logger's boot banner, an instrument's title lines) are
+    passed over, up to ``PREAMBLE_LINES``, with a warning unless ``quiet``; a data line first
+    (a header of other columns) raises the first line's error.
     """
     parser: RowParser | None = None
     unusable: str | None = None  # why rows after a repeated header cannot be read, if they can't
     last_cell_length = 0  # of the line before: a last line cut mid-write ends in a shorter one
     separator = ","
     number = 0
+    preamble: list[tuple[int, str, MissingColumns]] = []  # lines before the header: number, text
     for line in lines:
         number += 1
         if not isinstance(line, Line):
@@ -605,7 +617,13 @@ def iter_rows(lines: Iterable[str | Line], parser_options: dict, source: str,
                 _refuse_own_header(split_cells(text, separator), parser, source)
                 yield parser, None
             else:
-                parser = RowParser(split_cells(text, separator), source, **parser_options)
+                parser = _header_or_preamble(split_cells(text, separator), number, text, source,
+                                             parser_options, preamble)
+                if parser is None:
+                    continue
+                if preamble and not quiet:
+                    log.warning("%s: %d line(s) before the header (line %d) passed over, the "
+                                "first: %r", source, len(preamble), number, preamble[0][1][:80])
                 yield parser, None
                 continue
         cells = split_cells(text, separator)
@@ -641,6 +659,32 @@ def iter_rows(lines: Iterable[str | Line], parser_options: dict, source: str,
         if separator == "," and row.problem and DECIMAL_COMMA_HINT in row.problem:
             row = replace(row, problem=row.problem.replace(DECIMAL_COMMA_HINT, COMMA_FILE_HINT))
         yield parser, row
+    if parser is None and preamble:  # lines, none of them a header of the model's columns
+        raise preamble[0][2]
+
+
+def _header_or_preamble(cells: list[str], number: int, text: str, source: str,
+                        parser_options: dict,
+                        preamble: list[tuple[int, str, MissingColumns]]) -> RowParser | None:
+    """The parser of a header line; None for a line before the header (added to ``preamble``).
+    A line is taken for one before the header only where the features are known, it names none
+    of them and it is not all numbers and times (``RowParser`` refuses data). After
+    ``PREAMBLE_LINES`` such lines the first line's error is raised; at a data line, the error of
+    the line before it (a header of other columns); ``iter_rows`` raises the first line's where
+    no header comes."""
+    try:
+        return RowParser(cells, source, **parser_options)
+    except MissingColumns as error:
+        features = parser_options.get("features")
+        names = {c.strip() for c in cells}
+        if not features or names & set(features) or len(preamble) >= PREAMBLE_LINES:
+            raise (preamble[0][2] if preamble else error) from None
+        preamble.append((number, text, error))
+        return None
+    except ValueError:
+        if preamble:  # data, say, under the line before: that was a header of other columns
+            raise preamble[-1][2] from None
+        raise
 
 
 def _repeats_a_header(cells: Sequence[str], parser: RowParser) -> bool:
