@@ -504,11 +504,17 @@ def test_threshold_and_pixel_threshold_overrides_change_predict_and_locate(image
     assert not detector.predict(probe).any()
     frame = cv2.resize(probe[0], (96, 72))
     detector.pixel_threshold = 0.0                   # every pixel (softplus > 0) is above it
+    # a frame decided normal has no box, as in `vigil score`; a map without its score, regions
+    assert detector.locate(frame)[1] == [] and not detector.predict(frame)[0]
+    full, regions_only = detector.locate(frame, detector.infer(frame)[1][0])
+    assert [(b["x"], b["y"], b["w"], b["h"]) for b in regions_only] == [(0, 0, 96, 72)]
+    detector.threshold = float(scores.min()) - 1e-3  # a reject: its regions
     full, boxes = detector.locate(frame)
-    assert full.shape == (72, 96)
+    assert full.shape == (72, 96) and detector.predict(frame)[0]
     assert [(b["x"], b["y"], b["w"], b["h"]) for b in boxes] == [(0, 0, 96, 72)]
-    detector.pixel_threshold = float(full.max()) + 1.0
-    assert detector.locate(frame)[1] == []
+    detector.pixel_threshold = float(full.max()) + 1.0  # a reject with no pixel above: its peak
+    (peak,) = detector.locate(frame)[1]
+    assert peak["below_pixel_threshold"] is True
     map_of_frame = detector.infer(frame)[1]
     np.testing.assert_array_equal(detector.locate(frame, map_of_frame)[0], full)  # (1, h, w) too
     with pytest.raises(ValueError, match=r"`frame` must have shape \(height, width\)"):

@@ -197,3 +197,103 @@ def test_nullable_and_arrow_dataframes_score_as_plain_ones(tiny, backend):
     words.loc[2, "a"] = "abc"
     with pytest.raises(ValueError, match="column 'a' must hold numbers"):
         tiny.score(words.iloc[:4])
+
+
+def test_a_feature_named_twice_or_with_spaces_around_it(tiny):
+    pd = pytest.importorskip("pandas")
+    window = pd.DataFrame(np.zeros((4, 3)), columns=["a", "b", "c"])
+    doubled = pd.concat([window[["a"]] * 1000 + 1, window], axis=1)  # another `a` first
+    with pytest.raises(ValueError, match=r"names \['a'\] more than once among its columns"):
+        tiny.score(doubled)
+    with pytest.raises(ValueError, match=r"names \['a'\] more than once among its entries"):
+        vigil.StreamingScorer(tiny).push(doubled.iloc[0])
+    spaced = window.rename(columns={"b": " b "})  # read as a CSV header is: spaces dropped
+    np.testing.assert_array_equal(tiny.score(spaced), tiny.score(window))
+
+
+def test_alarms_of_a_stream_scored_in_parts_carry_its_state(tiny):
+    scores = np.r_[np.zeros(5), np.full(3, 5.0), np.zeros(4), np.full(6, 5.0)]
+    whole = tiny.decisions(scores)
+    decider = tiny.alarm_decider()
+    parts = [tiny.decisions(part, decider) for part in np.array_split(scores, 4)]
+    for n in range(3):
+        np.testing.assert_array_equal(np.concatenate([p[n] for p in parts]), whole[n])
+    np.testing.assert_array_equal(tiny.alarms(scores[:9], tiny.alarm_decider()),
+                                  tiny.alarms(scores[:9]))
+    for bad, says in ((None, "`scores` must be one-dimensional"),
+                      (["a"], "`scores` must be a sequence of numbers"),
+                      (np.ones((3, 2)), r"received shape \(3, 2\)"),
+                      ([1.0, np.nan], "NaN; received one at position 1")):
+        with pytest.raises((TypeError, ValueError), match=says):
+            tiny.alarms(bad)
+    with pytest.raises(TypeError, match="`decider` must be what detector.alarm_decider"):
+        tiny.alarms(scores, decider="fresh")
+
+
+def test_push_takes_times_as_python_numpy_and_pandas_hold_them(tiny):
+    from datetime import datetime, timedelta, timezone
+
+    pd = pytest.importorskip("pandas")
+    start = datetime(2024, 5, 1, 10, tzinfo=timezone.utc)
+    stream = vigil.StreamingScorer(tiny)
+    stamps = [start, pd.Timestamp(start + timedelta(seconds=1)),
+              np.datetime64("2024-05-01T10:00:02"), "2024-05-01T10:00:03", 1714557604,
+              1714557605.5]
+    results = [r for stamp in stamps for r in stream.push(np.zeros(3), time=stamp)]
+    assert [r.time for r in results] == ["2024-05-01T10:00:03", "1714557604", "1714557605.5"]
+    assert stream.rows_out_of_order == 0
+    with pytest.raises(TypeError, match="`time` must be ISO 8601 text, a number, a datetime"):
+        stream.push(np.zeros(3), time=object())
+    with pytest.raises(TypeError, match="`index` must be a whole number"):
+        stream.push(np.zeros(3), index="7")
+    with pytest.raises(ValueError, match="`top_k` must be a whole number >= 0"):
+        vigil.StreamingScorer(tiny, top_k=-1)
+
+
+def test_score_signal_names_the_row_of_a_missing_reading(tiny):
+    rows = np.zeros((20, 3))
+    rows[13, 1] = np.nan
+    with pytest.raises(ValueError, match=r"`values` must be finite .*; row 13, feature 'b' is nan"):
+        tiny.score_signal(rows)
+
+
+def test_device_names_in_a_provider_list_and_any_case(tmp_path, monkeypatch, caplog):
+    import onnxruntime as ort
+
+    from sensor_fixtures import write_tiny_sensor_artifact
+    from vigil.runtime.core.providers import session_providers
+
+    # a machine with CUDA, as onnxruntime's GPU build reports it
+    monkeypatch.setattr(ort, "get_available_providers",
+                        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert session_providers(["cuda"]) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert session_providers("CUDA") == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    with caplog.at_level("WARNING", logger="vigil"):
+        assert session_providers(["TensorrtExecutionProvider", "cpu"]) == ["CPUExecutionProvider"]
+    assert "['TensorrtExecutionProvider'] are not available here" in caplog.text
+    with pytest.raises(ValueError, match=r"`providers` names \['gpu'\], which are neither"):
+        session_providers(["gpu"])
+    monkeypatch.undo()
+    # asked for a provider onnxruntime then does not start: said, not silent
+    monkeypatch.setattr("vigil.runtime.core.artifact.session_providers",
+                        lambda providers: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="vigil"):
+        vigil.load(write_tiny_sensor_artifact(tmp_path / "tiny.onnx"))
+    assert "onnxruntime could not start CUDAExecutionProvider and runs the model on " in (
+        caplog.text)
+
+
+def test_a_bad_frame_in_a_batch_is_named_and_channels_first_is_recognised(tiny_image_artifact):
+    camera = vigil.load(tiny_image_artifact)
+    frames = [np.zeros((32, 32), np.uint8)] * 5
+    with pytest.raises(TypeError, match=r"`frames\[3\]` must be uint8"):
+        camera.score(frames[:3] + [np.zeros((32, 32), np.float32)] + frames[3:])
+    with pytest.raises(ValueError, match=r"`frames\[1\]` is None"):
+        camera.score([frames[0], None])
+    with pytest.raises(ValueError, match=r"channels first.*frame.transpose\(1, 2, 0\)"):
+        camera.score(np.zeros((3, 32, 32), np.uint8))
+
+
+def test_dir_lists_the_public_names():
+    assert {"load", "StreamingScorer", "ImageDetector", "SensorDetector"} <= set(dir(vigil))

@@ -19,4 +19,8 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'vigil' has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_RUNTIME_NAMES})
+
+
 __all__ = ["__version__", *_RUNTIME_NAMES]

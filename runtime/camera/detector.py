@@ -7,7 +7,7 @@ from typing import Sequence, Union
 import numpy as np
 
 from ..core.artifact import Artifact
-from .frames import check_frame, map_to_frame, regions, to_model_input
+from .frames import check_frame, frame_boxes, map_to_frame, regions, to_model_input
 from ..core.spec import ArtifactError, ImageSpec, ScoreStats
 from ..core.thresholds import finite_number
 
@@ -111,7 +111,10 @@ class ImageDetector:
             frames = [frames]
         if not frames:
             raise ValueError("`frames` is empty; expected at least one frame")
-        return np.stack([to_model_input(f, self.spec) for f in frames])
+        if len(frames) == 1:
+            return to_model_input(frames[0], self.spec)[None]
+        return np.stack([to_model_input(check_frame(f, f"frames[{k}]"), self.spec)
+                         for k, f in enumerate(frames)])
 
     def run_prepared(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Run the graph on already-prepared input (n, height, width, channels) uint8."""
@@ -132,13 +135,18 @@ class ImageDetector:
             maps.append(amap.reshape(len(score), expected[0], expected[1]))
         return np.concatenate(scores).astype(np.float64), np.concatenate(maps)
 
-    def locate(self, frame: np.ndarray, anomaly_map: np.ndarray | None = None
-               ) -> tuple[np.ndarray, list[dict]]:
-        """(anomaly map at the frame's size, boxes of regions above ``pixel_threshold``) of one
-        frame; ``anomaly_map``: that frame's map from ``infer`` (2-D), if already computed."""
+    def locate(self, frame: np.ndarray, anomaly_map: np.ndarray | None = None,
+               score: float | None = None) -> tuple[np.ndarray, list[dict]]:
+        """(anomaly map at the frame's size, boxes) of one frame, the boxes `vigil score` gives:
+        none for a frame decided normal (score <= ``threshold``); for a reject, its regions above
+        ``pixel_threshold`` or, where none is, the region around its map's peak, marked
+        ``below_pixel_threshold``. ``anomaly_map``: that frame's map from ``infer`` (2-D), if
+        already computed, with its ``score``; a map given without a score gives the regions
+        above ``pixel_threshold`` whatever the decision."""
         frame = check_frame(frame)  # one frame: a batch's maps would be cut to its shape
         if anomaly_map is None:
-            anomaly_map = self.infer(frame)[1][0]
+            scores, maps = self.infer(frame)
+            anomaly_map, score = maps[0], float(scores[0])
         anomaly_map = np.asarray(anomaly_map)
         if anomaly_map.ndim == 3 and anomaly_map.shape[0] == 1:
             anomaly_map = anomaly_map[0]  # infer(frame)[1] of one frame
@@ -147,4 +155,7 @@ class ImageDetector:
                              f"infer(frame)[1][0]); received shape {anomaly_map.shape}, dtype "
                              f"{anomaly_map.dtype}")
         full = map_to_frame(anomaly_map, frame.shape)
-        return full, regions(full, self._pixel_threshold)
+        found = regions(full, self._pixel_threshold)
+        if score is None:
+            return full, found
+        return full, frame_boxes(full, self._pixel_threshold, bool(score > self.threshold), found)

@@ -24,8 +24,13 @@ def check_frame(frame: object, name: str = "frame") -> np.ndarray:
         raise TypeError(f"`{name}` must be uint8 (as OpenCV decodes images); received dtype "
                         f"{array.dtype}{hint}")
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
-        stacked = (f" (for {array.shape[0]} gray frames stacked, pass a list of frames or an "
-                   f"array (n, height, width, 1))" if array.ndim == 3 else "")
+        stacked = ""
+        if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[2] > 4:
+            stacked = (f" (channels first, as PyTorch holds images? pass "
+                       f"{name}.transpose(1, 2, 0), channels last)")
+        elif array.ndim == 3 and array.shape[2] > 4:
+            stacked = (f" (for {array.shape[0]} gray frames stacked, pass a list of frames or an "
+                       f"array (n, height, width, 1))")
         raise ValueError(f"`{name}` must have shape (height, width) or (height, width, 1|3|4); "
                          f"received {array.shape}{stacked}")
     if array.shape[0] < 2 or array.shape[1] < 2:

@@ -126,6 +126,10 @@ def open_artifact(
     except ArtifactError as error:
         raise ArtifactError(f"model file {str(path)!r}: {error}") from None
     _check_graph(session, spec, path)
+    running = session.get_providers()
+    if chosen[0] not in running:  # onnxruntime could not start it (a missing CUDA library)
+        log.warning("%s: onnxruntime could not start %s and runs the model on %s (its own "
+                    "message above says why)", path.name, chosen[0], ", ".join(running))
     for warning in (saturation_warning(spec, path), _floored_spread_warning(spec, path)):
         if warning is not None:
             log.warning("%s", warning)

@@ -27,6 +27,7 @@ def providers_for_device(device: str) -> list[str]:
     A requested accelerator that is not available falls back to CPU with a warning.
     """
     available = ort.get_available_providers()
+    device = device.strip().lower()  # "CUDA" is "cuda"
     if "," in device:
         names = [d.strip() for d in device.split(",") if d.strip()]
         unknown = [d for d in names if d != "auto" and d not in DEVICES]
@@ -63,11 +64,21 @@ def session_providers(providers: Sequence[str] | None) -> list[str]:
         raise TypeError(f"`providers` must be a device name ('auto', 'cpu', 'cuda', 'tensorrt') "
                         f"or a list of onnxruntime provider names; received {providers!r}")
     available = ort.get_available_providers()
-    chosen = [p for p in providers if p in available]
-    dropped = [p for p in providers if p not in available]
+    # a device name in the list ("cuda") stands for its providers, as it does alone
+    expanded = [name for p in providers
+                for name in (DEVICES.get(p.strip().lower(), [p]) if p.strip().lower() in DEVICES
+                             else [p])]
+    chosen = list(dict.fromkeys(p for p in expanded if p in available))
+    dropped = [p for p in dict.fromkeys(expanded) if p not in available]
+    unknown = [p for p in dropped if p not in ort.get_all_providers()]
+    if unknown:
+        raise ValueError(f"`providers` names {unknown}, which are neither devices "
+                         f"({', '.join(DEVICES)}) nor onnxruntime providers (such as "
+                         f"{', '.join(ort.get_all_providers()[:3])}); received {list(providers)}")
     if dropped:
-        log.warning("execution providers %s are not available here (available: %s); skipping them",
-                    dropped, ", ".join(available))
+        log.warning("execution providers %s are not available here (available: %s); skipping "
+                    "them%s", dropped, ", ".join(available),
+                    GPU_BUILD_HINT if any(p != "CPUExecutionProvider" for p in dropped) else "")
     if "CPUExecutionProvider" not in chosen:
         chosen.append("CPUExecutionProvider")
     return chosen

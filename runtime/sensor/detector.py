@@ -142,6 +142,13 @@ class SensorDetector:
         if values.ndim != 2 or values.shape[1] != len(self.features):
             raise ValueError(f"`values` must have shape (rows, {len(self.features)}) to match the "
                              f"model's features; received {values.shape}")
+        finite = np.isfinite(values)
+        if not finite.all():
+            row, column = np.argwhere(~finite)[0]
+            raise ValueError(f"`values` must be finite in float32 (|x| <= 3.4e38); row {row}, "
+                             f"feature {self.features[column]!r} is {values[row, column]} (fill "
+                             f"missing readings first, or push the rows through StreamingScorer, "
+                             f"which fills short gaps and restarts the window after long ones)")
         ends = window_ends(len(values), window, stride)
         windows = sliding_windows(values, window, stride)
         if self.spec.running_normalization is not None:
@@ -167,17 +174,23 @@ class SensorDetector:
                 errors[k, position[name]] = error
         return scores, errors
 
-    def alarms(self, scores: np.ndarray) -> np.ndarray:
+    def alarms(self, scores: np.ndarray, decider: AlarmDecider | None = None) -> np.ndarray:
         """Alarms of consecutive windows' scores, in time order: the threshold (adaptive when the
         artifact says so) and the alarm smoothing (``consecutive``/``hold``), or the anomaly
-        likelihood when the artifact has it."""
-        return self.decisions(scores)[1]
+        likelihood when the artifact has it. Each call decides one whole stream from its start;
+        to decide a stream in parts (scores of one request at a time), pass the same
+        ``decider = detector.alarm_decider()`` to every call: it carries the stream's state."""
+        return self.decisions(scores, decider)[1]
 
-    def decisions(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def decisions(self, scores: np.ndarray, decider: AlarmDecider | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(threshold used, alarm, episode start) for each of consecutive windows' scores, in
         time order; an episode starts where an alarm begins more than ``rearm`` windows after
-        the last one ended."""
-        return self.alarm_decider().run(scores, self._threshold)
+        the last one ended. Without ``decider`` the scores are a whole stream (see ``alarms``)."""
+        if decider is not None and not isinstance(decider, AlarmDecider):
+            raise TypeError(f"`decider` must be what detector.alarm_decider() returns; received "
+                            f"{type(decider).__name__}")
+        return (decider or self.alarm_decider()).run(_score_sequence(scores), self._threshold)
 
     def alarm_decider(self) -> AlarmDecider:
         """A fresh decider for one stream (it keeps the stream's alarm and threshold state)."""
@@ -218,11 +231,19 @@ class SensorDetector:
         return row.iloc[self._positions(names, argument, "entries")]
 
     def _positions(self, names: list[str], argument: str, what: str) -> list[int]:
+        """Where each feature stands among ``names``, spaces around a name ignored (as the CLI
+        reads a CSV header); a feature named twice is refused, as in a CSV's header."""
+        names = [name.strip() for name in names]
         missing = [f for f in self.features if f not in names]
         if missing:
             raise ValueError(f"`{argument}` has {what} {names}, without the model's {missing}; "
                              f"expected {what} named {list(self.features)} (in any order), or a "
                              f"plain array with the features in that order")
+        repeated = sorted({f for f in self.features if names.count(f) > 1})
+        if repeated:
+            raise ValueError(f"`{argument}` names {repeated} more than once among its {what}; "
+                             f"expected each of the model's features once (drop or rename the "
+                             f"copies, e.g. df.loc[:, ~df.columns.duplicated()])")
         return [names.index(f) for f in self.features]
 
     def _check_windows(self, x: np.ndarray) -> np.ndarray:
@@ -255,6 +276,24 @@ class SensorDetector:
                     f"step {bad[1]}, feature {self.features[bad[2]]!r} is {part[tuple(bad)]}"
                 )
         return array
+
+
+def _score_sequence(scores) -> np.ndarray:
+    """``scores`` as a 1-D float64 array; TypeError or ValueError naming it otherwise (an
+    overflowing score, +inf, is a score: it alarms)."""
+    try:
+        array = np.asarray(scores, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"`scores` must be a sequence of numbers, the windows' scores in time "
+                        f"order (detector.score(windows)); received {type(scores).__name__} "
+                        f"({error})") from None
+    if array.ndim != 1:
+        raise ValueError(f"`scores` must be one-dimensional, a score per window in time order; "
+                         f"received shape {array.shape}")
+    if np.isnan(array).any():
+        raise ValueError(f"`scores` must not hold NaN; received one at position "
+                         f"{int(np.flatnonzero(np.isnan(array))[0])}")
+    return array
 
 
 def _refuse_masked(x, argument: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections import deque
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Iterable
 
 import numpy as np
@@ -106,6 +107,9 @@ class StreamingScorer:
     """
 
     def __init__(self, detector: SensorDetector, top_k: int = 3) -> None:
+        if not isinstance(top_k, (int, np.integer)) or isinstance(top_k, bool) or top_k < 0:
+            raise ValueError(f"`top_k` must be a whole number >= 0 (features named in an alarm's "
+                             f"`why`); received {top_k!r}")
         if not isinstance(detector, SensorDetector):
             raise TypeError(f"`detector` must be a sensor detector, as vigil.load('MODEL.onnx') "
                             f"returns for a sensor artifact; received {type(detector).__name__} "
@@ -170,7 +174,14 @@ class StreamingScorer:
              problem: str | None = None) -> list[Result]:
         """Add one row; returns the result of the window it completes, if any. ``index`` numbers
         the row in results (default: one past the last row pushed, from 0). ``values`` is the
-        model's features in order, or a dict or pandas Series of them by name."""
+        model's features in order, or a dict or pandas Series of them by name. ``time`` is the
+        row's timestamp as the CSV would hold it: ISO 8601 text or a number, or a ``datetime``,
+        pandas ``Timestamp`` or ``numpy.datetime64`` (written in ISO 8601)."""
+        if index is not None and (not isinstance(index, (int, np.integer))
+                                  or isinstance(index, bool)):
+            raise TypeError(f"`index` must be a whole number (the row's number in results) or "
+                            f"None; received {type(index).__name__} {index!r}")
+        time = _time_text(time)
         values = self.detector.row_by_name(values)
         try:
             values = _as_float32(values)
@@ -393,6 +404,21 @@ class StreamingScorer:
         if self._drift is not None:
             summary["running_normalization"] = self._drift.state()
         return summary
+
+
+def _time_text(time: object) -> str | None:
+    """A row's timestamp as text, as a CSV cell holds it; TypeError naming ``time`` for what is
+    no time."""
+    if time is None or isinstance(time, str):
+        return time
+    if isinstance(time, datetime):  # a pandas Timestamp is one too
+        return time.isoformat()
+    if isinstance(time, np.datetime64):
+        return str(np.datetime_as_string(time))
+    if isinstance(time, (int, float, np.integer, np.floating)) and not isinstance(time, bool):
+        return repr(float(time)) if isinstance(time, (float, np.floating)) else str(int(time))
+    raise TypeError(f"`time` must be ISO 8601 text, a number, a datetime, a pandas Timestamp or a "
+                    f"numpy datetime64; received {type(time).__name__} {str(time)[:40]!r}")
 
 
 def _as_float32(values) -> np.ndarray:
