@@ -18,7 +18,8 @@ from .options import ExportOptions, ExportReport
 from .precision import (Precision, check_fp32_parity, check_read_back, keep_int8,
                         max_finite_diff, rank_correlation)
 from .package import write_artifact
-from .quantize import INT8_WEIGHT_BITS, calibration_batches, quantize_static_int8
+from .quantize import (INT8_WEIGHT_BITS, calibration_batches, quantize_static_int8,
+                       quantized_nodes)
 
 CALIBRATION_BATCH = 8
 
@@ -35,7 +36,7 @@ def export_image(model_path: str | Path, output: str | Path,
             and record["training"].get("architecture", "unet") not in PROBE_BLIND):
         raise ValueError(_no_bank_product(model_path))
     progress("export: Keras to ONNX, FP32 parity", 0, 1)
-    model = load_keras_model(model_path)
+    model = load_keras_model(model_path, "image")
     fp32 = keras_to_onnx(model, input_name="image", dtype="uint8")
     images = run.validation
     keras_out = model.predict(images, batch_size=CALIBRATION_BATCH, verbose=0)
@@ -70,7 +71,7 @@ def export_image(model_path: str | Path, output: str | Path,
     deferred = None  # the network's parity miss, warned as before if nothing else is tried
     for number, attempt in enumerate(attempts):
         int8 = _quantize(fp32, run.calibration, attempt, progress)
-        if attempt is Precision.MIXED and not _quantized_nodes(int8):
+        if attempt is Precision.MIXED and not quantized_nodes(int8):
             if precision is not Precision.AUTO:
                 raise ValueError(_no_bank_product(model_path))
             notes.append("wrote FP32: this feature model was saved before its memory-bank "
@@ -131,7 +132,7 @@ def export_image(model_path: str | Path, output: str | Path,
 
     path = write_artifact(chosen, spec, output, verify=read_back)
     return ExportReport(path, precision.value, thresholds.image, parity, tuple(messages),
-                        tuple(notes))
+                        tuple(notes), pixel_threshold=thresholds.pixel)
 
 
 def _parity_misses(parity: dict, options: ExportOptions) -> list[str]:
@@ -204,10 +205,6 @@ def _unverified_int8(run: TrainingRun, precision: Precision) -> str | None:
             "on the same sets before the projection); train with "
             "--anomalous DIR so that the export can measure the network's loss, or export with "
             "--precision int8 to quantize it anyway")
-
-
-def _quantized_nodes(proto) -> int:
-    return sum(node.op_type == "DequantizeLinear" for node in proto.graph.node)
 
 
 def _no_bank_product(model_path) -> str:

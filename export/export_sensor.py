@@ -23,7 +23,8 @@ from .options import ExportOptions, ExportReport
 from .package import write_artifact
 from .precision import (Precision, check_fp32_parity, check_read_back, keep_int8,
                         max_finite_diff, rank_correlation)
-from .quantize import INT8_WEIGHT_BITS, calibration_batches, quantize_static_int8
+from .quantize import (INT8_WEIGHT_BITS, calibration_batches, quantize_static_int8,
+                       quantized_nodes)
 
 log = logging.getLogger("vigil")
 
@@ -40,7 +41,7 @@ def export_sensor(model_path: str | Path, output: str | Path,
                          f"--precision auto, int8 or fp32")
     run = load_run(model_path)
     progress("export: Keras to ONNX, FP32 parity", 0, 1)
-    model = load_keras_model(model_path)
+    model = load_keras_model(model_path, "sensor")
     fp32 = keras_to_onnx(model)
     windows = run.validation
     keras_scores = np.asarray(model.predict(windows, batch_size=MAX_BATCH, verbose=0)["score"],
@@ -54,8 +55,20 @@ def export_sensor(model_path: str | Path, output: str | Path,
     precision = Precision(options.precision)
     threshold = _refit(run, fp32_scores)
     progress("export: Keras to ONNX, FP32 parity", 1, 1)
-    if precision in (Precision.INT8, Precision.AUTO):
-        int8 = _quantize(fp32, run.calibration, progress)
+    int8 = (_quantize(fp32, run.calibration, progress)
+            if precision in (Precision.INT8, Precision.AUTO) else None)
+    if int8 is not None and not quantized_nodes(int8):  # no dense layer outside what stays float
+        architecture = run.record.get("training", {}).get("model", {}).get("architecture", "?")
+        if precision is Precision.INT8:
+            raise ValueError(f"--precision int8: {str(model_path)!r} (architecture "
+                             f"{architecture!r}) has no layer that quantizes (sensor models "
+                             f"quantize their dense layers; its convolutions and score stay "
+                             f"float), so an INT8 artifact would be FP32 under another name; use "
+                             f"--precision fp32 (or auto)")
+        notes.append(f"wrote FP32: nothing in this model quantizes (architecture "
+                     f"{architecture!r}: sensor models quantize their dense layers)")
+        int8, precision = None, Precision.FP32
+    if int8 is not None:
         parity["int8_weight_bits"] = INT8_WEIGHT_BITS
         progress("export: INT8 parity and timing", 0, 1)
         int8_session = cpu_session(int8)
@@ -69,10 +82,10 @@ def export_sensor(model_path: str | Path, output: str | Path,
         parity.update(_int8_parity(run, fp32_scores, threshold, int8_scores, int8_threshold))
         misses = []
         if parity["int8_rank_correlation"] < options.min_rank_correlation:
-            misses.append(f"rank correlation {parity['int8_rank_correlation']:.4f} < "
+            misses.append(f"rank correlation {parity['int8_rank_correlation']:.6g} < "
                           f"{options.min_rank_correlation}")
         if parity.get("int8_f1_drop", 0.0) > options.max_f1_drop:
-            misses.append(f"validation F1 drop {parity['int8_f1_drop']:.4f} > {options.max_f1_drop}")
+            misses.append(f"validation F1 drop {parity['int8_f1_drop']:.6g} > {options.max_f1_drop}")
         parity["int8_within_tolerance"] = not misses
         keep, warned, noted = keep_int8(misses, precision, options.force, int8, fp32,
                                         {"window": windows[:1]}, parity)

@@ -28,3 +28,4 @@ class ExportReport:
     parity: dict
     messages: tuple[str, ...] = field(default_factory=tuple)  # warnings: a parity tolerance missed
     notes: tuple[str, ...] = field(default_factory=tuple)     # what --precision auto chose, and why
+    pixel_threshold: Threshold | None = None  # image models: the map's, refitted as ``threshold``

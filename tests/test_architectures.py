@@ -76,3 +76,20 @@ def test_initial_weights_depend_on_the_seed_alone(architecture):
     assert len(first) == len(second)
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_model_with_nothing_to_quantize_is_never_labelled_int8(train_csv, tmp_path):
+    """The temporal-convolution forecaster has no dense layer: INT8 would be FP32 renamed."""
+    options = SensorTrainingOptions(
+        data=DataOptions(window=16),
+        model=ModelOptions(architecture=Architecture.TCN_FORECAST, units=8, epochs=1,
+                           score_last=8, burn_in=4, members=1))
+    model = tmp_path / "tcn.keras"
+    train_sensor(train_csv, model, options, verbose=0)
+    with pytest.raises(ValueError, match="has no layer that quantizes.*use --precision fp32"):
+        export_sensor(model, tmp_path / "int8.onnx", ExportOptions(precision=Precision.INT8))
+    assert not (tmp_path / "int8.onnx").exists()
+    report = export_sensor(model, tmp_path / "auto.onnx", ExportOptions(precision=Precision.AUTO))
+    assert report.precision == "fp32"
+    assert any("nothing in this model quantizes" in note for note in report.notes)
+    assert runtime.load(report.path).spec.precision == "fp32"

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import json
 import os
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from vigil import runtime
@@ -402,3 +404,28 @@ def test_batch_and_serve_blame_a_model_that_does_not_answer_each_item(tmp_path, 
     with pytest.raises(ArtifactError, match="returned 2 scores") as raised:
         run_inference(runtime.load(model), {"window": window})
     assert not isinstance(raised.value, ProtocolError)
+
+
+def test_export_names_a_model_that_is_not_what_its_sidecar_describes(sensor_artifacts, tmp_path,
+                                                                     capsys):
+    """A plain Keras model beside a Vigil sidecar (one without the model's hash, as older ones
+    are), and a folder named like a model: each refused by name, nothing written."""
+    import keras
+
+    from vigil.cli import commands as cli
+    from vigil.training.checkpoint import sidecar_path
+
+    foreign = tmp_path / "foreign.keras"
+    keras.Sequential([keras.layers.Dense(1)]).save(foreign)
+    with np.load(sidecar_path(sensor_artifacts.keras_model)) as data:
+        files = {name: data[name] for name in data.files}
+    record = json.loads(str(files["record"]))
+    record.pop("model_sha256", None)
+    files["record"] = np.array(json.dumps(record))
+    np.savez(sidecar_path(foreign), **files)
+    assert cli.main(["export", str(foreign), "-o", str(tmp_path / "f.onnx")]) == 2
+    assert "is not a model `vigil train sensor` wrote" in capsys.readouterr().err
+    (tmp_path / "folder.keras").mkdir()
+    assert cli.main(["export", str(tmp_path / "folder.keras"), "-o", str(tmp_path / "g.onnx")]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.onnx"))

@@ -141,6 +141,8 @@ def test_metadata_contents(sensor_artifacts, precision):
     from vigil.training.sensor_data import GAP_SLACK
     assert spec.time_step.typical == 1.0 and not spec.time_step.numeric
     assert spec.time_step.limit == (spec.max_gap + GAP_SLACK) * 1.0
+    decay = spec.training["model"]["score_decay"]
+    assert decay > 0 and f"weighted by (1 - {decay:g})^age, newest heaviest" in spec.score_reduction
     stats = detector.score_stats
     assert stats.count > 0 and stats.p50 <= stats.p95 <= stats.p99 <= stats.max
     for name in ("vigil", "onnxruntime", "numpy", "tensorflow", "keras", "tf2onnx", "onnx"):

@@ -97,12 +97,16 @@ def load_run(model_path: str | Path) -> TrainingRun:
     """Read the sidecar of a trained model (the Keras model itself is loaded by the caller)."""
     model_path = Path(model_path)
     if not model_path.is_file():
-        raise ValueError(f"`model` {str(model_path)!r} does not exist; expected a .keras file "
+        what = "is a folder" if model_path.is_dir() else "does not exist"
+        raise ValueError(f"`model` {str(model_path)!r} {what}; expected a .keras file "
                          "written by `vigil train`")
     sidecar = sidecar_path(model_path)
     if not sidecar.is_file():
         raise ValueError(f"{str(sidecar)!r} is missing: `vigil export` needs the calibration "
-                         f"data that `vigil train` writes beside {model_path.name}")
+                         f"data that `vigil train` writes beside {model_path.name}; a model "
+                         f"copied or renamed needs its NAME{SIDECAR_SUFFIX} copied or renamed "
+                         f"with it (the file beside the original model), else train again "
+                         f"(vigil train ... -o {model_path.name})")
     try:
         with np.load(sidecar, allow_pickle=False) as data:
             record = json.loads(str(data["record"]))
@@ -114,11 +118,11 @@ def load_run(model_path: str | Path) -> TrainingRun:
             written_with = record.get("model_sha256")
             if (written_with is not None and zipfile.is_zipfile(model_path)  # else: unreadable
                     and written_with != sha256_of(model_path)):
-                raise _OtherModel(f"{str(sidecar)!r} was written with another version of "
-                                  f"{model_path.name} (an interrupted or overlapping training, "
-                                  "or a model copied without its sidecar); its calibration does "
-                                  "not fit this model: train again (vigil train ... -o "
-                                  f"{model_path.name})")
+                raise _OtherModel(f"{str(sidecar)!r} was not written with this "
+                                  f"{model_path.name} (their hashes differ: an interrupted or "
+                                  "overlapping training, a model copied without its sidecar, or "
+                                  "either file damaged since); its calibration does not fit this "
+                                  f"model: train again (vigil train ... -o {model_path.name})")
             return TrainingRun(model_path, record, validation,
                                data["validation_labels"], data["calibration"], masks, clean)
     except _OtherModel:
@@ -134,21 +138,37 @@ def load_run(model_path: str | Path) -> TrainingRun:
                          f"{model_path.name})") from None
 
 
-def load_keras_model(model_path: str | Path):
+def load_keras_model(model_path: str | Path, kind: str):
     """The Keras model ``vigil train`` wrote (safe mode, no compiling); ValueError naming the file
-    when it is cut short or not a .keras archive (Keras itself says "file not found")."""
+    when it is cut short, not a .keras archive (Keras itself says "file not found"), or not a
+    model ``vigil train {kind}`` wrote (``kind``: what its sidecar says it is)."""
     import keras
 
     model_path = Path(model_path)
+    again = f"train again to write it (vigil train {kind} ... -o {model_path.name})"
     if not zipfile.is_zipfile(model_path):
         raise ValueError(f"`model` {str(model_path)!r} is not a readable .keras model (truncated, "
-                         "or another file); train again to write it (vigil train ... -o "
-                         f"{model_path.name})")
+                         f"or another file); {again}")
     try:
-        return keras.models.load_model(model_path, safe_mode=True, compile=False)
+        model = keras.models.load_model(model_path, safe_mode=True, compile=False)
     except (OSError, zipfile.BadZipFile, EOFError) as error:
         raise ValueError(f"`model` {str(model_path)!r} is not a readable .keras model ({error}); "
-                         f"train again to write it (vigil train ... -o {model_path.name})") from None
+                         f"{again}") from None
+    except (TypeError, ValueError, KeyError) as error:  # layers Keras cannot rebuild
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+        raise ValueError(f"`model` {str(model_path)!r} cannot be read as the {kind} model its "
+                         f"sidecar ({sidecar_path(model_path).name}) describes ({first}); a "
+                         f"model of another kind, damaged, or not written by vigil train: "
+                         f"{again}") from None
+    try:
+        output = model.output
+    except (AttributeError, ValueError):  # a model never built: no outputs at all
+        output = None
+    if not isinstance(output, dict) or "score" not in output:
+        raise ValueError(f"`model` {str(model_path)!r} is not a model `vigil train {kind}` wrote "
+                         f"(a {type(model).__name__} without its `score` output), though its "
+                         f"sidecar ({sidecar_path(model_path).name}) describes one; {again}")
+    return model
 
 
 def _pack_windows(windows: np.ndarray, record: dict) -> tuple[np.ndarray, np.ndarray] | None:

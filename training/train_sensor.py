@@ -409,6 +409,8 @@ def _record(prepared: SensorData, options: SensorTrainingOptions, threshold: Thr
                            + " error in normalized units"
                            + (" / its normal mean" if model.scale_features else "") + ", over the "
                            + (f"last {model.score_last} steps" if model.score_last else "window")
+                           + (f" weighted by (1 - {model.score_decay:g})^age, newest heaviest"
+                              if model.score_decay > 0 else "")
                            + (f", averaged over {model.members} networks trained from seeds "
                               f"{model.seed}-{model.seed + model.members - 1}"
                               if model.members > 1 else ""),

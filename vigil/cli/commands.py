@@ -291,8 +291,11 @@ def cmd_export(args) -> int:
         log.warning(message)
     for note in report.notes:
         log.info(note)
+    pixel = ({"pixel_threshold": report.pixel_threshold.value}
+             if report.pixel_threshold is not None else {})
     print(json.dumps({"artifact": str(report.path), "precision": report.precision,
-                      "threshold": report.threshold.value, "parity": report.parity}, indent=2))
+                      "threshold": report.threshold.value, **pixel, "parity": report.parity},
+                     indent=2))
     return EXIT_OK
 
 
