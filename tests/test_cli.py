@@ -765,3 +765,22 @@ def test_the_parsers_choices_are_the_librarys():
     assert choices(["export"], "--precision") == [p.value for p in Precision]
     assert choices(["score"], "--on-output-error") == list(OUTPUT_POLICIES)
     assert set(arguments.DEVICES) == {"auto", *DEVICES}
+
+
+def test_train_image_names_every_unreadable_image_at_once(tmp_path, capsys):
+    pytest.importorskip("tensorflow")
+    import cv2
+
+    good = tmp_path / "good"
+    good.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(10):
+        cv2.imwrite(str(good / f"{i:02d}.png"), rng.integers(0, 255, (32, 32), np.uint8))
+    (good / "l_trunc.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(20))
+    (good / "m_trunc.png").write_bytes((good / "00.png").read_bytes()[:60])
+    assert cli.main(["train", "image", str(good), "-o", str(tmp_path / "m.keras")]) == (
+        cli.EXIT_INPUT)
+    error = capsys.readouterr().err
+    assert "2 of the 12 images (or their masks) cannot be read, so nothing was trained" in error
+    assert "l_trunc.jpg" in error and "m_trunc.png" in error
+    assert not (tmp_path / "m.keras").exists()

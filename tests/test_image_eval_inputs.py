@@ -127,15 +127,55 @@ def test_a_category_whose_normal_test_folder_is_not_named_good_is_refused(tiny_i
     assert "--normal DIR" in error
 
 
-@pytest.mark.parametrize("value,expected", [(255, True), (200, True), (100, False), (1, True)])
-def test_read_mask_levels(tmp_path, value, expected):
+@pytest.mark.parametrize("value,dtype", [(255, np.uint8), (200, np.uint8), (100, np.uint8),
+                                         (1, np.uint8), (3, np.uint8), (1, np.uint16),
+                                         (255, np.uint16), (65535, np.uint16)])
+def test_read_mask_levels(tmp_path, value, dtype):
+    """A mask's one marked value is a defect at any bit depth: class indices (1, 3), drawn 8-bit
+    (100, 200, 255) and 16-bit (1, 255, 65535) masks alike."""
     from vigil.runtime.camera.datasets import read_mask
 
     path = tmp_path / "m.png"
-    write(path, box_mask(value))
+    write(path, box_mask(1).astype(dtype) * value)
     mask = read_mask(path, (48, 64))
     x, y, w, h = BOX
-    assert bool(mask[y:y + h, x:x + w].all()) is expected and mask.sum() == (w * h if expected else 0)
+    assert mask[y:y + h, x:x + w].all() and mask.sum() == w * h
+
+
+def test_a_drawn_mask_keeps_its_upper_half_and_a_turned_one_is_refused(tmp_path):
+    from vigil.runtime.camera.datasets import read_mask
+
+    path = tmp_path / "m.png"
+    drawn = box_mask(255)
+    drawn[0, 0] = 90  # a JPEG's or an anti-aliased edge's faint pixel is no defect
+    write(path, drawn)
+    assert not read_mask(path, (48, 64))[0, 0] and read_mask(path, (48, 64)).sum() == (
+        BOX[2] * BOX[3])
+    write(path, cv2.resize(box_mask(), (32, 24), interpolation=cv2.INTER_NEAREST))
+    assert read_mask(path, (48, 64)).shape == (48, 64)  # half the size, its aspect: scaled up
+    write(path, box_mask().T)
+    with pytest.raises(ValueError, match=r"is 48x64 px but its image is 64x48, another aspect"):
+        read_mask(path, (48, 64))
+
+
+def test_defect_images_whose_mask_marks_nothing_are_named_and_left_out(tiny_image_artifact,
+                                                                      tmp_path, capsys):
+    root = category(tmp_path / "parts")
+    code, masked, _ = evaluate(tiny_image_artifact, root, capsys=capsys)
+    write(root / "ground_truth" / "patch" / "001_mask.png", np.zeros((48, 64), np.uint8))
+    output = tmp_path / "r.json"
+    code, _, error = evaluate(tiny_image_artifact, root, "--json", output, capsys=capsys)
+    result = json.loads(output.read_text())
+    assert code == 0 and result["pixel_blank_mask_defects"] == 1
+    assert "1 defect image(s) have a mask that marks no pixel (the first: " in error
+    assert "001_mask.png) are left out of them too" in result["note"]
+    for i in (0, 2):
+        write(root / "ground_truth" / "patch" / f"{i:03d}_mask.png", np.zeros((48, 64), np.uint8))
+    code, _, error = evaluate(tiny_image_artifact, root, "--json", tmp_path / "r2.json",
+                              capsys=capsys)
+    result = json.loads((tmp_path / "r2.json").read_text())
+    assert code == 0 and result["pixel_auroc"] is None
+    assert "no defect pixel is marked in any mask" in result["note"]
 
 
 @pytest.mark.parametrize("inside", ["test/good", "ground_truth/patch/report", "train"])
@@ -219,6 +259,9 @@ def test_unreadable_test_images_are_named_before_anything_is_scored(tiny_image_a
     assert code == cli.EXIT_INPUT and not output.exists()
     assert "2 of the 6 test images (or their masks) cannot be read, so nothing was scored" in error
     assert "001.png" in error and "002_mask.png" in error and "move them out" in error
+    mask.write_bytes(cv2.imencode(".png", box_mask().T)[1].tobytes())  # a mask of another shape
+    code, _, error = evaluate(tiny_image_artifact, root, "--json", output, capsys=capsys)
+    assert code == cli.EXIT_INPUT and "002_mask.png' is 48x64 px but its image is 64x48" in error
 
 
 def test_pro_integrates_the_overlap_curve_up_to_its_false_positive_limit():

@@ -14,7 +14,8 @@ import numpy as np
 
 from vigil.runtime.core.artifact import sha256_of
 from vigil.runtime.camera.frames import convert_frame
-from vigil.runtime.camera.datasets import LabeledImage, folders, is_mvtec, mvtec, read_image, read_mask
+from vigil.runtime.camera.datasets import (LabeledImage, check_readable, folders, is_mvtec,
+                                           mvtec, read_image, read_mask)
 from vigil.runtime.core.spec import Threshold
 from vigil.runtime.core.thresholds import ThresholdMethod
 
@@ -214,6 +215,7 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
                          f"{max(0.01, int(keep * 100) / 100):.2f} or less) or more normal images")
     train_items = [normal[i] for i in sorted(order[held:])]
     validation_items = [normal[i] for i in sorted(order[:held])] + list(anomalous)
+    check_readable([*normal, *anomalous], "images", "trained")  # every bad file named at once
     color = choose_color([i.path for i in train_items], options.data.color)
     channels = 1 if color == "gray" else 3
     size = options.size

@@ -18,6 +18,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from ..core.progress import Progress, silent
 from . import jpeg
 from .image_header import too_large
 
@@ -39,6 +40,19 @@ class LabeledImage:
 def read_image(path: str | Path) -> np.ndarray:
     """Decode an image file as uint8 (gray or BGR); ValueError names the file when it cannot."""
     path = Path(path)
+    image = _decoded(path)
+    if image.dtype == np.uint16:
+        if image.max() < 4096:
+            _warn_once_dark(path)
+        image = (image >> 8).astype(np.uint8)
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return image
+
+
+def _decoded(path: Path) -> np.ndarray:
+    """An image file's pixels as stored (uint8 or uint16; gray, BGR or BGRA), turned upright by
+    a JPEG's EXIF orientation; ValueError naming the file when it cannot be decoded."""
     try:
         data = path.read_bytes()
     except OSError as error:
@@ -64,14 +78,8 @@ def read_image(path: str | Path) -> np.ndarray:
     if image is None or image.size == 0:
         raise ValueError(f"image {str(path)!r} cannot be decoded as an image ({len(data)} bytes; "
                          "corrupt or truncated?)")
-    if image.dtype == np.uint16:
-        if image.max() < 4096:
-            _warn_once_dark(path)
-        image = (image >> 8).astype(np.uint8)
-    elif image.dtype != np.uint8:
+    if image.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"image {str(path)!r} has unsupported pixel type {image.dtype}")
-    if image.ndim == 3 and image.shape[2] == 4:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
     # IMREAD_UNCHANGED ignores the EXIF orientation that cv2.imread and image viewers apply
     return jpeg.upright(image, jpeg.orientation(data)) if is_jpeg else image
 
@@ -90,18 +98,61 @@ def _warn_once_dark(path: Path) -> None:
                     path)
 
 
+# A mask whose height/width ratio differs from its image's by more than this share was drawn on
+# another picture (or on a JPEG's stored pixels where the image is turned by its EXIF tag)
+MASK_ASPECT_TOLERANCE = 0.02
+# Masks whose largest value is below this hold class indices (0, 1, 2, ...): any non-zero pixel
+# is a defect; from it up, a drawn mask (0/255, 0/65535, or a JPEG's noisy 0/255): its upper half
+CLASS_INDEX_LIMIT = 128
+
+
 def read_mask(path: Path | None, shape: tuple[int, ...]) -> np.ndarray:
-    """Boolean defect mask at ``shape[:2]`` (all False when there is no mask file)."""
+    """Boolean defect mask at ``shape[:2]`` (all False when there is no mask file), read by value
+    at any bit depth; ValueError naming the file when its aspect ratio is not its image's."""
     height, width = shape[:2]
     if path is None:
         return np.zeros((height, width), dtype=bool)
-    mask = read_image(path)
+    mask = _decoded(Path(path))
     if mask.ndim == 3:
-        mask = mask.max(axis=2)
+        mask = mask[:, :, :3].max(axis=2)  # an alpha channel marks no defect
     if mask.shape != (height, width):
+        ratio, expected = mask.shape[0] / mask.shape[1], height / width
+        if abs(ratio - expected) > MASK_ASPECT_TOLERANCE * expected:
+            raise ValueError(f"mask {str(path)!r} is {mask.shape[1]}x{mask.shape[0]} px but its "
+                             f"image is {width}x{height}, another aspect ratio: drawn on another "
+                             f"image, turned, or on a JPEG's stored pixels where the image is "
+                             f"turned by its EXIF orientation; expected a mask of the image as "
+                             f"it is shown, {width}x{height}")
         mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
-    # 0/255 masks (MVTec AD's); labelling tools also write class indices, 0 and 1
-    return mask >= 128 if mask.max() > 1 else mask > 0
+    top = int(mask.max())
+    return mask > 0 if top < CLASS_INDEX_LIMIT else mask >= top / 2
+
+
+def check_readable(items: Sequence[LabeledImage], what: str, done: str,
+                   progress: Progress = silent) -> None:
+    """ValueError naming every image and mask among ``items`` (``what``: "test images", say;
+    ``done``: what did not happen, "scored") that cannot be read (damaged, truncated, not images, a mask that does not fit its image),
+    so that a long run does not stop at the first of them."""
+    unreadable = []
+    for n, item in enumerate(items):
+        progress("checking images", n, len(items))
+        try:
+            image = read_image(item.path)
+        except ValueError as error:
+            unreadable.append(str(error))
+            image = None
+        if item.mask is not None:
+            try:
+                read_mask(item.mask, image.shape) if image is not None else _decoded(item.mask)
+            except ValueError as error:
+                unreadable.append(str(error))
+    progress("checking images", len(items), len(items))
+    if unreadable:
+        shown = "; ".join(unreadable[:5]) + (f"; and {len(unreadable) - 5} more"
+                                             if len(unreadable) > 5 else "")
+        raise ValueError(f"{len(unreadable)} of the {len(items)} {what} (or their masks) "
+                         f"cannot be read, so nothing was {done}: {shown}. Replace them, or move "
+                         "them out of the folders, and run again")
 
 
 def images_in(folder: Path) -> list[Path]:

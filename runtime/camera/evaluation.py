@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,8 +15,11 @@ from ..core import metrics
 from ..core.progress import Progress, silent
 from ..core.spec import ScoreStats
 from .frames import map_to_frame
-from .datasets import LabeledImage, folders, is_mvtec, mvtec, read_image, read_mask
+from .datasets import (LabeledImage, check_readable, folders, is_mvtec, mvtec, read_image,
+                       read_mask)
 from .detector import ImageDetector
+
+log = logging.getLogger("vigil")
 
 PIXEL_BINS = 20_000
 PRO_THRESHOLDS = 100
@@ -82,7 +86,7 @@ def evaluate_images(detector: ImageDetector, items: Sequence[LabeledImage],
 is a ValueError naming it before anything is scored."""
     if not items:
         raise ValueError("`items` is empty; expected labeled images")
-    check_readable(items, progress)
+    check_readable(items, "test images", "scored", progress)
     labels = np.array([i.anomalous for i in items])
     scores = np.empty(len(items))
     maps = []
@@ -95,6 +99,7 @@ is a ValueError naming it before anything is scored."""
     # a defect image without a mask has no known defect pixels: counting all of its pixels as
     # normal would mark its defect a false positive, so it stays out of the pixel metrics
     unmasked = [i for i in items if i.anomalous and i.mask is None] if has_masks else []
+    blank: list[LabeledImage] = []  # defect images whose mask marks no pixel
     for n, item in enumerate(items):
         progress("scoring images", n, len(items))
         image = read_image(item.path)
@@ -103,8 +108,11 @@ is a ValueError naming it before anything is scored."""
         maps.append(amap[0])
         if not has_masks or (item.anomalous and item.mask is None):
             continue
-        full = map_to_frame(amap[0], image.shape)
         mask = read_mask(item.mask, image.shape)
+        if item.anomalous and not mask.any():  # no defect pixel known: left out, as unmasked
+            blank.append(item)
+            continue
+        full = map_to_frame(amap[0], image.shape)
         if edges is None:
             edges = _pixel_edges(detector.spec.map_stats)
             positive_hist = np.zeros(PIXEL_BINS + 2, np.int64)
@@ -137,37 +145,26 @@ is a ValueError naming it before anything is scored."""
         "per_defect": _per_defect(items, scores, labels, predicted, by_defect),
         **_mistakes(items, scores, threshold),
         "pixel_unmasked_defects": len(unmasked),
+        "pixel_blank_mask_defects": len(blank),
         "note": ("pixel_auroc over every pixel of every test image at its own resolution (the map "
                  "resized back), from 20,000-bin histograms; pro = normalized area under the "
                  f"per-region-overlap curve up to FPR {PRO_MAX_FPR}, on maps and masks shrunk to "
                  f"at most {PRO_SIDE} px"
                  + (f"; {len(unmasked)} defect image(s) without a mask (e.g. "
                     f"{unmasked[0].path.name}) are left out of the pixel metrics"
-                    if unmasked else "")),
+                    if unmasked else "")
+                 + (f"; {len(blank)} defect image(s) whose mask marks no pixel (e.g. "
+                    f"{blank[0].mask.name}) are left out of them too" if blank else "")
+                 + ("; no defect pixel is marked in any mask, so there are no pixel metrics"
+                    if has_masks and positive_hist is not None and not positive_hist.any()
+                    else "")),
     }
+    if blank:
+        log.warning("%d defect image(s) have a mask that marks no pixel (the first: %s): they "
+                    "are left out of the pixel metrics; a mask marks defect pixels with any "
+                    "non-zero value (0/1 class indices) or the upper half of its range (0/255, "
+                    "0/65535)", len(blank), blank[0].mask)
     return result, ImageScores(list(items), scores, maps)
-
-
-def check_readable(items: Sequence[LabeledImage], progress: Progress = silent) -> None:
-    """ValueError naming the images and masks among ``items`` that cannot be read (damaged,
-    truncated, not images), so that a long evaluation does not stop at the first of them."""
-    unreadable = []
-    for n, item in enumerate(items):
-        progress("checking images", n, len(items))
-        for path in (item.path, item.mask):
-            if path is None:
-                continue
-            try:
-                read_image(path)
-            except ValueError as error:
-                unreadable.append(str(error))
-    progress("checking images", len(items), len(items))
-    if unreadable:
-        shown = "; ".join(unreadable[:5]) + (f"; and {len(unreadable) - 5} more"
-                                             if len(unreadable) > 5 else "")
-        raise ValueError(f"{len(unreadable)} of the {len(items)} test images (or their masks) "
-                         f"cannot be read, so nothing was scored: {shown}. Replace them, or "
-                         "move them out of the test folders, and run again")
 
 
 def _mistakes(items, scores, threshold: float) -> dict[str, list[dict]]:
