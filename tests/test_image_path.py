@@ -581,6 +581,35 @@ def test_gray_bgra_and_mixed_size_frames_score_like_their_bgr_equivalents(int8, 
     np.testing.assert_array_equal(int8.score(batch), int8.score([probe[0], probe[1]]))
 
 
+def test_gray_frames_for_a_colour_model_are_said_once(image_artifacts, probe, tmp_path, caplog,
+                                                      capsys):
+    from dataclasses import replace
+
+    from vigil.runtime.camera.frames import gray_for_color
+
+    bgr = probe[-1]
+    gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    spec = runtime.load(image_artifacts.fp32).spec
+    assert spec.color == "bgr"
+    assert gray_for_color(gray, spec) and gray_for_color(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR),
+                                                         spec)  # a gray JPEG decoded as colour
+    assert not gray_for_color(bgr, spec) and not gray_for_color(gray, replace(spec, color="gray"))
+    detector = runtime.load(image_artifacts.fp32)
+    with caplog.at_level("WARNING", logger="vigil"):
+        detector.score(bgr)
+        assert "frames are gray" not in caplog.text
+        detector.score([gray, gray])
+        detector.score(gray)
+    assert caplog.text.count("frames are gray but the model was trained on colour (bgr)") == 1
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for name, frame in (("a.png", bgr), ("b.png", gray), ("c.png", gray)):
+        cv2.imwrite(str(folder / name), frame)
+    assert cli.main(["score", str(image_artifacts.fp32), str(folder)]) == 0
+    error = capsys.readouterr().err
+    assert error.count("frames are gray but the model") == 1 and "b.png: frames are gray" in error
+
+
 # -- CLI ---------------------------------------------------------------------------------------
 
 def test_cli_eval_writes_strict_json_and_a_report(image_artifacts, tmp_path, capsys):

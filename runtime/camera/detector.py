@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Sequence, Union
 
 import numpy as np
 
 from ..core.artifact import Artifact
-from .frames import check_frame, frame_boxes, map_to_frame, regions, to_model_input
+from .frames import (GRAY_FOR_COLOR, check_frame, frame_boxes, gray_for_color, map_to_frame,
+                     regions, to_model_input)
 from ..core.spec import ArtifactError, ImageSpec, ScoreStats
 from ..core.thresholds import finite_number
+
+log = logging.getLogger("vigil")
 
 MAX_BATCH = 32
 # one frame (an H x W x C or H x W array), several (a list), or a 4-D uint8 batch
@@ -20,8 +24,8 @@ class ImageDetector:
     """Scores frames with a Vigil image artifact.
 
     ``score(frames)`` gives one float per frame (higher is more anomalous), ``predict`` compares it
-    with ``threshold``; ``locate`` returns the anomaly map at frame size and the boxes of regions
-    above ``pixel_threshold``. Frames are uint8 arrays as OpenCV decodes them (BGR or gray), of any
+    with ``threshold``; ``locate`` returns the anomaly map at frame size and the boxes `vigil
+    score` gives. Frames are uint8 arrays as OpenCV decodes them (BGR or gray), of any
     size: they are converted and resized as the artifact says.
     """
 
@@ -37,6 +41,7 @@ class ImageDetector:
         self._pixel_threshold = float(self.spec.pixel_threshold.value)
         self._outputs = [self.spec.score_output, self.spec.map_output]
         self._max_batch = MAX_BATCH if artifact.batch_independent else 1
+        self._warned_gray = False  # a colour model given gray frames is said once
 
     path = property(lambda self: self._artifact.path)
     sha256 = property(lambda self: self._artifact.sha256)
@@ -111,10 +116,13 @@ class ImageDetector:
             frames = [frames]
         if not frames:
             raise ValueError("`frames` is empty; expected at least one frame")
-        if len(frames) == 1:
-            return to_model_input(frames[0], self.spec)[None]
-        return np.stack([to_model_input(check_frame(f, f"frames[{k}]"), self.spec)
-                         for k, f in enumerate(frames)])
+        checked = [check_frame(f, "frame" if len(frames) == 1 else f"frames[{k}]")
+                   for k, f in enumerate(frames)]
+        if not self._warned_gray and any(gray_for_color(f, self.spec) for f in checked):
+            self._warned_gray = True
+            log.warning("%s: %s (said once per detector)", self.path.name,
+                        GRAY_FOR_COLOR.format(color=self.spec.color))
+        return np.stack([to_model_input(f, self.spec) for f in checked])
 
     def run_prepared(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Run the graph on already-prepared input (n, height, width, channels) uint8."""

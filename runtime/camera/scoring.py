@@ -25,7 +25,7 @@ from typing import IO
 import cv2
 import numpy as np
 
-from .frames import frame_boxes, overlay, to_model_input
+from .frames import GRAY_FOR_COLOR, frame_boxes, gray_for_color, overlay, to_model_input
 from ..core import interrupts
 from ..core.health import HealthReporter
 from .detector import ImageDetector
@@ -34,6 +34,8 @@ from ..core.spec import ArtifactError
 from .sources import FrameSource, ImageFiles
 
 log = logging.getLogger("vigil")
+
+GRAY_CHECKS = 10  # the first frames of a run are looked at for gray pictures (a colour model)
 
 VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG"}
 DEFAULT_VIDEO_FPS = 10.0
@@ -261,6 +263,7 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
     batch = np.empty((1, *detector.input_shape), dtype=np.uint8)  # reused for every frame
     last_index: int | None = None
     held = 0  # live frames since the video's last picture that have none (dropped or skipped)
+    gray_checks = 0  # frames looked at for gray pictures given to a colour model (-1: found)
     if health is not None:
         health.start("frames", source.name, lambda: _counts(summary, source, sink), "frames_in")
     failure: BaseException | None = None
@@ -282,6 +285,13 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
             if reason is None:
                 try:
                     began = time.perf_counter()
+                    # a stream's first frames tell; in a folder each file may differ
+                    if (gray_checks < GRAY_CHECKS or per_file) and gray_checks >= 0:
+                        gray_checks += 1
+                        if gray_for_color(frame.image, detector.spec):
+                            gray_checks = -1  # said once a run
+                            log.warning("%s: %s (said once a run)", frame.source,
+                                        GRAY_FOR_COLOR.format(color=detector.spec.color))
                     batch[0] = to_model_input(frame.image, detector.spec)
                     scores, maps = detector.run_prepared(batch)
                     score = float(scores[0])
