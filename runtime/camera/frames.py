@@ -111,6 +111,9 @@ def regions(anomaly_map: np.ndarray, threshold: float, min_area: int = 4) -> lis
     return sorted(boxes, key=lambda b: -b["area"])
 
 
+MEDIAN_STEP = 4
+
+
 def frame_boxes(anomaly_map: np.ndarray, pixel_threshold: float, anomaly: bool,
                 found: list[dict] | None = None) -> list[dict]:
     """The boxes a frame decided ``anomaly`` carries: its regions above the pixel threshold
@@ -123,14 +126,18 @@ def frame_boxes(anomaly_map: np.ndarray, pixel_threshold: float, anomaly: bool,
     found = regions(anomaly_map, pixel_threshold) if found is None else found
     if found:
         return found
-    values = np.asarray(anomaly_map, dtype=np.float64)
+    values = np.asarray(anomaly_map, dtype=np.float32)
     finite = np.isfinite(values)
-    if not finite.any():
-        return []
-    # an infinite pixel (a reading beyond float32) is the peak; NaN marks nothing
-    values = np.where(np.isnan(values), np.min(values[finite]), values)
-    values = np.clip(values, -FLOAT32_MAX, FLOAT32_MAX)
-    peak, middle = float(values.max()), float(np.median(values))
+    if not finite.all():  # rare: the common case skips these whole-frame passes
+        if not finite.any():
+            return []
+        # an infinite pixel (a reading beyond float32) is the peak; NaN marks nothing
+        values = np.where(np.isnan(values), np.min(values[finite]), values)
+        values = np.clip(values, -FLOAT32_MAX, FLOAT32_MAX)
+    # the median of a large map from every MEDIAN_STEP-th pixel each way (a 1080p frame's map:
+    # 130,000 of 2 million pixels), a fraction of the frame time of the whole
+    step = MEDIAN_STEP if values.size > MEDIAN_STEP ** 2 * 1024 else 1
+    peak, middle = float(values.max()), float(np.median(values[::step, ::step]))
     if not peak > middle:
         return []  # a flat map points nowhere
     around = regions(values, middle + (peak - middle) / 2, min_area=1)
