@@ -71,6 +71,30 @@ def test_random_bytes_written_over_the_image_data_are_found():
     assert found >= 48
 
 
+@pytest.mark.parametrize("size", [32, 100, 1000, 2000])
+def test_a_stretch_of_zeros_in_a_cameras_jpeg_is_found(size):
+    """USB packet loss or a DMA buffer never filled leaves zeros, with no 0xFF to give it away:
+    found where the frame uses JPEG's example Huffman tables (cameras' MJPEG, encoders' default),
+    in every place it can fall."""
+    data = encoded(photo(480, 640), cv2.IMWRITE_JPEG_QUALITY, 90)
+    scan = data.index(b"\xff\xda") + 20
+    for start in np.linspace(scan, len(data) - size - 10, 20).astype(int):
+        damaged = bytearray(data)
+        damaged[start:start + size] = bytes(size)
+        problem = jpeg.damage(bytes(damaged))
+        assert problem is not None and "zero bytes in a row" in problem
+
+
+@pytest.mark.parametrize("params", [(), (cv2.IMWRITE_JPEG_OPTIMIZE, 1),
+                                    (cv2.IMWRITE_JPEG_PROGRESSIVE, 1)], ids=str)
+@pytest.mark.parametrize("level", [0, 128, 255])
+def test_flat_frames_are_whole_whatever_their_tables(params, level):
+    """A lens cap's black frame: optimized and progressive tables code flat blocks as zeros
+    (hundreds of zero bytes), so zeros are looked for only under the example tables."""
+    for frame in (np.full((480, 640, 3), level, np.uint8), np.full((480, 640), level, np.uint8)):
+        assert jpeg.damage(encoded(frame, *params)) is None
+
+
 def with_orientation(data: bytes, code: int, big_endian: bool = False) -> bytes:
     """``data`` with an EXIF APP1 segment holding one orientation entry, after its SOI."""
     order = ">" if big_endian else "<"

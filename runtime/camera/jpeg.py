@@ -5,8 +5,10 @@ segment") when a JPEG is cut off or its compressed data is damaged, and returns 
 with the rest filled in: gray, or in FFmpeg's decoder the previous frame's pixels. A defect in the
 lost part then passes unseen, and the damage itself scores as a defect. ``damage`` walks the
 marker structure instead: a JPEG is whole when every segment fits, its compressed data holds only
-stuffed bytes and restart markers in order, and an end-of-image marker closes it. Damage that
-keeps that structure (a changed byte with no 0xFF near it) still decodes to wrong pixels.
+stuffed bytes and restart markers in order, and an end-of-image marker closes it; with JPEG's
+example Huffman tables (cameras' MJPEG), a run of zero bytes in it is a stretch lost in transfer.
+Damage that keeps that structure (a changed byte with no 0xFF near it) still decodes to wrong
+pixels.
 
 OpenCV also ignores the EXIF orientation when it decodes with ``IMREAD_UNCHANGED`` (and applies it
 otherwise): ``orientation`` reads it, ``upright`` applies it as ``cv2.imread`` does.
@@ -27,6 +29,22 @@ STRAY = frozenset(RESTARTS) | {0x00, 0x01}
 # Frame headers (SOF0-SOF15 without DHT, JPG and DAC): a second one is a damaged file.
 FRAME_HEADERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 ORIENTATION_TAG = 0x0112
+DHT = 0xC4
+BASELINE_HUFFMAN = frozenset({0xC0, 0xC1})  # sequential Huffman frames (others: progressive, ...)
+# The code-length counts (lengths 1 to 16) of JPEG's example Huffman tables (ITU T.81, Annex K.3),
+# which cameras' MJPEG frames use (most leave them out, as MJPEG allows) and encoders write by
+# default. With them, image data never holds ZERO_RUN zero bytes in a row: every luminance block
+# of a natural image ends in a code with a 1 bit (measured: at most 3 in a row over 400 magnetic
+# tile JPEGs and synthetic frames); a run of zeros is a stretch of the frame lost in transfer
+# (USB packet loss, a DMA buffer never filled), which libjpeg decodes into a block of wrong
+# pixels. Optimized or progressive encodings give flat areas all-zero codes: not checked.
+STANDARD_TABLES = frozenset({
+    (0, (0, 1, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0)),           # DC luminance, 12 symbols
+    (0, (0, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0)),           # DC chrominance
+    (1, (0, 2, 1, 3, 3, 2, 4, 3, 5, 5, 4, 4, 0, 0, 1, 0x7D)),        # AC luminance, 162 symbols
+    (1, (0, 2, 1, 2, 4, 4, 3, 4, 7, 5, 4, 4, 0, 1, 2, 0x77)),        # AC chrominance
+})
+ZERO_RUN = 32
 
 
 def damage(data: bytes) -> str | None:
@@ -36,6 +54,7 @@ def damage(data: bytes) -> str | None:
     if size < 4 or array[0] != 0xFF or array[1] != SOI:
         return "it does not begin with a JPEG start-of-image marker"
     position, scans, frames = 2, 0, 0
+    standard = True  # the example Huffman tables (or none given) and a sequential frame
     while True:
         cut = ("its image data is damaged or cut off (no end-of-image marker where its structure "
                f"ends, at byte {position})" if scans else
@@ -68,20 +87,35 @@ def damage(data: bytes) -> str | None:
             frames += 1
             if frames > 1:
                 return f"a second frame header at byte {position - 2}"
+            standard &= marker in BASELINE_HUFFMAN
+        if marker == DHT:
+            standard &= _standard_tables(array[position + 2:position + length])
         position += length
         if marker == SOS:
             if not frames:
                 return "image data before its frame header"
             scans += 1
-            position, problem = _scan_end(array, position)
+            position, problem = _scan_end(array, position, zero_run=ZERO_RUN if standard else 0)
             if problem:
                 return problem
 
 
-def _scan_end(array: np.ndarray, start: int) -> tuple[int, str | None]:
+def _standard_tables(segment: np.ndarray) -> bool:
+    """Whether every Huffman table a DHT segment defines is one of JPEG's example tables."""
+    position = 0
+    while position + 17 <= len(segment):
+        kind = int(segment[position]) >> 4
+        counts = tuple(int(c) for c in segment[position + 1:position + 17])
+        if (kind, counts) not in STANDARD_TABLES:
+            return False
+        position += 17 + sum(counts)
+    return position == len(segment)
+
+
+def _scan_end(array: np.ndarray, start: int, zero_run: int = 0) -> tuple[int, str | None]:
     """(the position of the marker that ends the compressed data from ``start``, or why it is
     damaged): inside it an 0xFF is followed only by a stuffed 0x00 or by the next restart marker,
-    RST0 to RST7 in turn."""
+    RST0 to RST7 in turn, and, with ``zero_run``, no that many zero bytes stand in a row."""
     ffs = np.flatnonzero(array[start:-1] == 0xFF) + start
     following = array[ffs + 1]
     last = following != 0xFF  # the last 0xFF of a run: fill bytes may stand before any marker
@@ -95,7 +129,16 @@ def _scan_end(array: np.ndarray, start: int) -> tuple[int, str | None]:
     if len(restarts) and (restarts[0] != 0 or np.any(np.diff(restarts) % 8 != 1)):
         return 0, ("its compressed data is damaged (restart markers out of order near byte "
                    f"{int(ffs[0])})")
-    return int(ffs[end]), None
+    stop = int(ffs[end])
+    if zero_run:
+        zeros = np.flatnonzero(array[start:stop] != 0)  # the bytes that are not zero, in order
+        bounds = np.concatenate([[-1], zeros, [stop - start]])
+        longest = int(np.max(np.diff(bounds))) - 1 if len(bounds) > 1 else 0
+        if longest >= zero_run:
+            at = start + int(bounds[int(np.argmax(np.diff(bounds)))]) + 1
+            return 0, (f"its compressed data is damaged ({longest} zero bytes in a row from "
+                       f"byte {at}: a stretch lost in transfer)")
+    return stop, None
 
 
 def orientation(data: bytes) -> int:
