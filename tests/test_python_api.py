@@ -297,3 +297,25 @@ def test_a_bad_frame_in_a_batch_is_named_and_channels_first_is_recognised(tiny_i
 
 def test_dir_lists_the_public_names():
     assert {"load", "StreamingScorer", "ImageDetector", "SensorDetector"} <= set(dir(vigil))
+
+
+def test_the_readme_plain_onnxruntime_snippet_scores_as_the_runtime(tmp_path, monkeypatch):
+    """The README's "Without Vigil" block, run as written on the tiny artifact."""
+    import re
+    from pathlib import Path
+
+    from sensor_fixtures import write_tiny_sensor_artifact
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+                if "get_modelmeta" in b]
+    monkeypatch.chdir(tmp_path)
+    write_tiny_sensor_artifact(tmp_path / "pump.onnx")
+    readings = np.zeros((10, 3))
+    readings[-4:] = 5.0
+    scope = {"readings": readings}
+    exec(compile(block, "README.md", "exec"), scope)  # noqa: S102 (our own README)
+    detector = vigil.load(tmp_path / "pump.onnx")
+    expected = detector.score(np.lib.stride_tricks.sliding_window_view(readings, (4, 3))[:, 0])
+    np.testing.assert_allclose(scope["scores"], expected, rtol=1e-6)
+    np.testing.assert_array_equal(scope["above"], expected > detector.threshold)
