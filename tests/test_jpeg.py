@@ -154,3 +154,19 @@ def test_fill_bytes_and_stray_bytes_between_segments_are_not_damage():
         assert jpeg.damage(variant) is None
         assert np.array_equal(cv2.imdecode(np.frombuffer(variant, np.uint8), cv2.IMREAD_COLOR),
                               cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR))
+
+
+def test_a_tiff_of_several_pages_is_said(tmp_path, caplog):
+    gray = np.tile(np.arange(64, dtype=np.uint8), (48, 1))
+    path = tmp_path / "stack.tiff"
+    assert cv2.imwritemulti(str(path), [gray, 255 - gray])
+    with caplog.at_level("WARNING", logger="vigil"):
+        np.testing.assert_array_equal(read_image(path), gray)
+        read_image(path)  # once a file
+    assert caplog.text.count("a TIFF of 2 pages; only its first page is read") == 1
+    single = tmp_path / "one.tiff"
+    assert cv2.imwrite(str(single), gray)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="vigil"):
+        read_image(single)
+    assert "pages" not in caplog.text

@@ -41,6 +41,7 @@ def read_image(path: str | Path) -> np.ndarray:
     """Decode an image file as uint8 (gray or BGR); ValueError names the file when it cannot."""
     path = Path(path)
     image = _decoded(path)
+    _warn_once_pages(path)
     if image.dtype == np.uint16:
         if image.max() < 4096:
             _warn_once_dark(path)
@@ -96,6 +97,28 @@ def _warn_once_dark(path: Path) -> None:
                     "read by its top 8 bits, so it is almost black. Convert such images to "
                     "8 bits from their own range first (a 12-bit camera's: shift right by 4)",
                     path)
+
+
+_PAGES_WARNED: set[Path] = set()
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
+
+
+def _warn_once_pages(path: Path) -> None:
+    """A TIFF of several pages (a camera's burst, a scanner's stack): only its first is read, as
+    OpenCV decodes it; said once per file."""
+    if path in _PAGES_WARNED:
+        return
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(4) not in TIFF_MAGIC:
+                return
+        pages = cv2.imcount(str(path))
+    except (OSError, cv2.error):
+        return
+    if pages > 1:
+        _PAGES_WARNED.add(path)
+        log.warning("%s: a TIFF of %d pages; only its first page is read (save each page as an "
+                    "image of its own to score them all)", path, pages)
 
 
 # A mask whose height/width ratio differs from its image's by more than this share was drawn on
