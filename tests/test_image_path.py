@@ -601,6 +601,7 @@ def test_gray_frames_for_a_colour_model_are_said_once(image_artifacts, probe, tm
         detector.score([gray, gray])
         detector.score(gray)
     assert caplog.text.count("frames are gray but the model was trained on colour (bgr)") == 1
+    capsys.readouterr()  # (an earlier test's closed log stream may have been written to)
     folder = tmp_path / "frames"
     folder.mkdir()
     for name, frame in (("a.png", bgr), ("b.png", gray), ("c.png", gray)):
