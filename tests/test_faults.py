@@ -301,7 +301,8 @@ def test_time_gaps_are_checked_only_between_buffered_rows_of_the_training_kind(
     assert plain.time_gaps == 0 and "time_gaps" not in plain.summary()
 
 
-def test_vigil_score_warns_of_the_first_gap_and_counts_them_all(sensor_with_time_step, caplog):
+def test_vigil_score_warns_of_the_first_gap_and_counts_them_all(sensor_with_time_step, caplog,
+                                                               tmp_path):
     lines = ["timestamp,a,b,c"] + [f"2024-05-01T10:{t // 60:02d}:{t % 60:02d},0,0,0" for t in
                                    (0, 1, 2, 3, 4, 5, 100, 101, 102, 103, 104, 500, 501)]
     summary = score_source(sensor_with_time_step, "-", io.StringIO(),
@@ -311,6 +312,14 @@ def test_vigil_score_warns_of_the_first_gap_and_counts_them_all(sensor_with_time
     assert len(warned) == 1
     assert ("stdin: rows 5 and 6 are 95 s apart, where the training rows were 1 s apart (at most "
             "4.5 s)") in warned[0]
+    # a file is scored in chunks, where later gaps are known when the first window is written:
+    # the warning still names the first
+    path = tmp_path / "gaps.csv"
+    path.write_text("\n".join(lines) + "\n")
+    caplog.clear()
+    summary = score_source(sensor_with_time_step, str(path), io.StringIO())
+    assert summary.time_gaps == 2
+    assert "rows 5 and 6 are 95 s apart" in caplog.text and "rows 10 and 11" not in caplog.text
 
 
 # --- outputs that fail --------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from vigil.runtime.sensor.tables import Table
-from vigil.training.sensor_data import GAP_SLACK, time_step
+from vigil.training.sensor_data import GAP_FACTOR, GAP_SLACK, time_step
 
 
 def table(times: list[str] | None) -> Table:
@@ -37,7 +37,7 @@ def test_only_the_training_part_is_measured():
 def test_a_logger_that_skips_often_in_training_has_its_skips_as_normal():
     seconds = np.cumsum([60 if k % 20 == 19 else 1 for k in range(400)]).tolist()
     step = time_step([table(iso(seconds))], [400], max_gap=3)
-    assert step["typical"] == 1.0 and step["limit"] == pytest.approx(60.0)
+    assert step["typical"] == 1.0 and step["limit"] == pytest.approx(GAP_FACTOR * 60.0)
 
 
 def test_numbers_repeats_and_steps_back_in_time():

@@ -153,11 +153,13 @@ def score_file(detector: SensorDetector, path: str | Path, label_column: str,
                     "reads them (their lines there say why)", source, scorer.rows_filled,
                     scorer.rows_skipped)
     if scorer.time_gaps:
-        before, after, step = scorer.last_time_gap
-        log.warning("%s: %d gap(s) in time longer than the training rows' (%g at most), the last "
-                    "between rows %d and %d (%g): windows across a gap join readings from before "
-                    "and after it, as on a device (vigil score flags them time_gap)", source,
-                    scorer.time_gaps, detector.spec.time_step.limit, before, after, step)
+        before, after, step = scorer.first_time_gap
+        unit = "" if detector.spec.time_step.numeric else " s"
+        log.warning("%s: %d gap(s) in time longer than the training rows' (%g%s at most), the "
+                    "first between rows %d and %d (%g%s): windows across a gap join readings from "
+                    "before and after it, as on a device (vigil score flags them time_gap)",
+                    source, scorer.time_gaps, detector.spec.time_step.limit, unit, before, after,
+                    step, unit)
     ends_array = np.array(ends, dtype=int)
     scores = np.full(len(row_labels), np.nan)
     scores[ends_array] = window_scores

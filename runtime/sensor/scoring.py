@@ -257,9 +257,9 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
                         "while this lasts; the last row's reason: %s", name,
                         result.index - unscored["last"], unscored["last"] + 1,
                         result.skipped or "none given")
-        if result.time_gap and not gaps["warned"] and current and current[0].last_time_gap:
-            gaps["warned"] = True
-            before, after, step = current[0].last_time_gap
+        if result.time_gap and not gaps["warned"] and current and current[0].first_time_gap:
+            gaps["warned"] = True  # (in chunks, later gaps may be known already: the first)
+            before, after, step = current[0].first_time_gap
             spec = detector.spec.time_step
             unit = "" if spec.numeric else " s"
             log.warning("%s: rows %d and %d are %g%s apart, where the training rows were %g%s "

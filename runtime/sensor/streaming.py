@@ -102,7 +102,7 @@ class StreamingScorer:
 
     Where the artifact records the training rows' time step (``spec.time_step``), a step between
     two rows beyond its ``limit`` is a gap in the record: it is counted in ``time_gaps`` (the
-    latest in ``last_time_gap``) and every window holding both rows is flagged ``time_gap``,
+    first in ``first_time_gap``, the latest in ``last_time_gap``) and every window holding both rows is flagged ``time_gap``,
     since it joins readings from before and after the gap. Scores are not changed.
     """
 
@@ -130,7 +130,9 @@ class StreamingScorer:
         self._recent_times: deque[tuple[int, tuple[int, float]]] = deque()  # (row, key), keys falling
         self._time_step = spec.time_step
         self.time_gaps = 0
-        self.last_time_gap: tuple[int, int, float] | None = None  # (row before, row after, step)
+        # (row before, row after, step) of the stream's first and latest gap in time
+        self.first_time_gap: tuple[int, int, float] | None = None
+        self.last_time_gap: tuple[int, int, float] | None = None
         self.reset()
         self.rows_in = 0
         self.windows_scored = 0
@@ -363,6 +365,7 @@ class StreamingScorer:
         if step > step_spec.limit:
             self.time_gaps += 1
             self.last_time_gap = (last[0], index, step)
+            self.first_time_gap = self.first_time_gap or self.last_time_gap
             # windows ending at this row up to the last one that still holds the row before it
             self._gap_until = self._position + self.window - 2
 
