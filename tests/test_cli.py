@@ -456,6 +456,16 @@ def test_train_threshold_method_has_one_name_and_the_old_spelling_still_works(ki
     warning = [line for line in lines if line["level"] == "warning"]
     assert len(warning) == 1 and "deprecated" in warning[0]["message"]
     assert "--threshold-method percentile" in warning[0]["message"]
+    # both spellings naming two methods: refused, not the last one silently
+    for flags in (["--threshold", "f1", "--threshold-method", "gaussian"],
+                  ["--threshold-method", "gaussian", "--threshold", "f1"]):
+        with pytest.raises(SystemExit) as stopped:
+            parser.parse_args(["train", kind, "data", "-o", "m.keras", *flags])
+        assert stopped.value.code == 2
+        assert "two threshold methods given" in capsys.readouterr().err
+    same = parser.parse_args(["train", kind, "data", "-o", "m.keras", "--threshold", "f1",
+                              "--threshold-method", "f1"])
+    assert same.threshold_method == "f1"
 
 
 def test_a_model_output_never_replaces_a_file_that_is_no_model(sensor_artifacts, tmp_path,

@@ -1071,6 +1071,17 @@ def test_camera_demo_quick(tmp_path, monkeypatch, capsys):
     assert runtime.load(camera["artifact"]).spec.precision == camera["precision"]
     assert (tmp_path / "demo" / "report" / "report.md").is_file()
     assert list(work.iterdir()) == []
+    # run again: the folder holds this run's pictures alone, under their plain names; a file of
+    # the user's there stays
+    overlays = tmp_path / "demo" / "overlays"
+    (overlays / "00000099.jpg").write_bytes(b"an earlier run's")
+    (overlays / "mine.jpg").write_bytes(b"the user's")
+    again = run_camera_demo(tmp_path / "demo", quick=True)
+    capsys.readouterr()
+    assert not (tmp_path / "demo" / "annotated-2.avi").exists()
+    assert len([p for p in overlays.iterdir() if p.name != "mine.jpg"]) == (
+        again["video"]["summary"]["overlays"])
+    assert (overlays / "mine.jpg").read_bytes() == b"the user's"
 
 
 def test_magnetic_tile_benchmark_refuses_to_keep_its_run_in_a_folder_with_files(tmp_path, capsys):

@@ -313,6 +313,30 @@ def test_training_warns_when_its_threshold_would_catch_nothing_labeled():
     assert validation_check(scores, np.zeros(200, bool), high, ThresholdMethod.GAUSSIAN) == (None, [])
 
 
+def test_training_recommends_no_threshold_that_only_alarms_on_everything():
+    """Scores that do not separate the labels: the best F1 is alarming on every window, which
+    training must not recommend; a threshold that flags every normal window is said."""
+    pytest.importorskip("tensorflow")
+    from vigil.runtime.core.spec import Threshold
+    from vigil.runtime.core.thresholds import ThresholdMethod
+    from vigil.training.train_sensor import validation_check
+
+    rng = np.random.default_rng(1)
+    labels = np.zeros(800, dtype=bool)
+    labels[300:540] = True
+    scores = rng.normal(1.0, 0.1, 800)  # labels unrelated to the scores: AUROC near 0.5
+    check, warnings = validation_check(scores, labels, Threshold(5.0, "gaussian"),
+                                       ThresholdMethod.GAUSSIAN)
+    always = 2 * 240 / (2 * 240 + 560)
+    assert check["f1_alarming_always"] == pytest.approx(always)
+    assert check["f1_optimal"] <= always + 0.01
+    assert len(warnings) == 1 and "--threshold-method f1" not in warnings[0]
+    assert "no threshold gives a better F1 than alarming on every window" in warnings[0]
+    check, warnings = validation_check(scores, labels, Threshold(-1.0, "f1"), ThresholdMethod.F1)
+    assert check["false_alarms"] == check["normal_windows"] == 560
+    assert any("alarms on every one of the 560 normal validation windows" in w for w in warnings)
+
+
 def test_eval_says_when_labels_miss_the_data_or_no_window_fits(tiny_sensor, tmp_path, caplog):
     from vigil import runtime
     from vigil.runtime.sensor.evaluation import evaluate

@@ -124,22 +124,39 @@ def validation_check(scores: np.ndarray, labels: np.ndarray, threshold: Threshol
     above = scores > threshold.value
     counts = metrics.counts(above, labels)
     best, cut = metrics.best_f1(scores, labels)
+    # alarming on every window: the F1 any threshold reaches without telling windows apart
+    everything = 2 * int(labels.sum()) / (2 * int(labels.sum()) + int((~labels).sum()))
     check = {"labeled_windows": int(labels.sum()), "caught": int((above & labels).sum()),
              "false_alarms": int((above & ~labels).sum()), "normal_windows": int((~labels).sum()),
              "f1": counts.f1, "auroc": metrics.auroc(scores, labels),
-             "f1_optimal": best, "f1_optimal_threshold": cut}
+             "f1_optimal": best, "f1_optimal_threshold": cut, "f1_alarming_always": everything}
     if method is ThresholdMethod.F1:
         check["note"] = ("the F1 threshold was chosen on these windows, so their F1 is in-sample "
                          "(as high as any threshold gives them); `vigil eval` on other data says "
                          "what it catches")
     warnings = []
-    if method is not ThresholdMethod.F1 and best > 0 and counts.f1 < 0.5 * best:
+    separates = best > everything + F1_OVER_ALWAYS
+    if not separates:
+        warnings.append(
+            f"the validation scores do not tell labeled windows from normal ones (AUROC "
+            f"{check['auroc']:.3f}): no threshold gives a better F1 than alarming on every window "
+            f"({everything:.3f}); check the labels and the features (--features), or train on "
+            "more normal data")
+    elif method is not ThresholdMethod.F1 and counts.f1 < 0.5 * best:
         warnings.append(
             f"the {method.value} threshold {threshold.value:.4g} catches {check['caught']} of "
             f"{check['labeled_windows']} labeled validation windows (F1 {counts.f1:.3f}, AUROC "
             f"{check['auroc']:.3f}); an F1-optimal threshold ({cut:.4g}) would give F1 {best:.3f}: "
             "train with --threshold-method f1 to use it")
+    if check["false_alarms"] == check["normal_windows"]:
+        warnings.append(f"the {method.value} threshold {threshold.value:.4g} alarms on every one "
+                        f"of the {check['normal_windows']} normal validation windows")
     return check, warnings
+
+
+# The best threshold's F1 must beat alarming on every window by this much for training to
+# recommend it (a review's NAB and SKAB files offered F1s that were exactly that level)
+F1_OVER_ALWAYS = 0.01
 
 
 def fit_threshold(calibration: CalibrationOptions, scores: np.ndarray,
@@ -306,8 +323,13 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
     # a labeled row (it ends after the anomaly) is neither
     use = clean | labels
     threshold = fit_threshold(options.calibration, scores[use], labels[use])
-    check, warnings = validation_check(scores[use], labels[use], threshold,
+    # judged as `vigil eval` judges them: every held-out window by its last row's label
+    check, warnings = validation_check(scores, labels, threshold,
                                        ThresholdMethod(options.calibration.method))
+    if check is not None and (~use).any():
+        check["note_fitted"] = (f"the threshold was fitted without the {int((~use).sum())} "
+                                "window(s) that hold a labeled row but end on a normal one; "
+                                "these figures count them, as vigil eval does")
     for warning in warnings:
         log.warning("%s", warning)
     epochs = len(histories[0].epoch)

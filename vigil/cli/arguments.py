@@ -187,6 +187,7 @@ class _DeprecatedThresholdMethod(argparse.Action):
     and `eval`, --threshold is a number)."""
 
     def __call__(self, parser, namespace, values, option_string=None):
+        _refuse_two_methods(parser, namespace, values)
         # logged by main() once logging is set up (--log-json may come later on the line)
         setattr(namespace, "deprecations", [*getattr(namespace, "deprecations", []), (
             f"`train --threshold {values}` is deprecated and will be removed in 0.4: use "
@@ -194,8 +195,25 @@ class _DeprecatedThresholdMethod(argparse.Action):
         setattr(namespace, "threshold_method", values)
 
 
+class _ThresholdMethod(argparse.Action):
+    """--threshold-method, refused beside the deprecated spelling naming another method."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        _refuse_two_methods(parser, namespace, values)
+        setattr(namespace, "threshold_method", values)
+
+
+def _refuse_two_methods(parser, namespace, values) -> None:
+    given = getattr(namespace, "threshold_method", None)
+    if given is not None and given != values:
+        parser.error(f"two threshold methods given ({given} and {values}, by --threshold-method "
+                     f"or its deprecated spelling `train --threshold`); give --threshold-method "
+                     f"once")
+
+
 def _threshold_method_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold-method", choices=THRESHOLD_METHODS, default=None,
+                        action=_ThresholdMethod,
                         help="how the threshold is calibrated: gaussian (mean + k std of held-out "
                              "normal scores; default), percentile (--q), or f1 (F1-optimal on "
                              "labeled validation data)")

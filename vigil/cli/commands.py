@@ -160,7 +160,8 @@ def cmd_train_sensor(args) -> int:
         else:
             result = train_sensor(args.data, args.output, options,
                                   verbose=keras_verbose(args.quiet, sys.stderr))
-    training = result.run.record["training"]
+    record = result.run.record
+    training = record["training"]
     windows = {"train_windows": training["train_windows"]}
     if "synthetic_anomalous_windows" in training:  # supervised: what the windows are
         windows.update({k: training[k] for k in ("labeled_anomalous_windows",
@@ -168,6 +169,10 @@ def cmd_train_sensor(args) -> int:
     print(json.dumps({"model": str(args.output), "threshold": result.threshold.value,
                       "threshold_method": result.threshold.method, "epochs": result.epochs,
                       "seconds": round(result.seconds, 1), **windows,
+                      # the columns read as what: a row number read as a reading shows here
+                      "features": record["features"], "time_column": record.get("time_column"),
+                      "label_column": record.get("label_column"),
+                      "time_step": record.get("time_step"),
                       "inputs_only": training.get("inputs_only", {}),
                       "validation": result.validation}))
     return EXIT_OK

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
+import sys
 import time
 from pathlib import Path
 
@@ -25,6 +28,18 @@ def run_demo(output: Path, seed: int = 0, quick: bool = False, only: str | None 
     print(f"\nall artifacts and reports are in {Path(output).resolve()} "
           f"({result['seconds']} s)")
     return result
+
+
+def _clear_earlier_pictures(output: Path) -> None:
+    """Remove an earlier demo run's overlays and annotated video from the demo's own folder, so
+    that a run again leaves only its own (`vigil score` never replaces a picture; a demo folder is
+    the demo's). Only files named as the demo names them are removed."""
+    names = re.compile(r"(\d{8}(-\d+)?\.jpg|annotated(-\d+)?\.avi)")
+    for folder in (output / "overlays", output):
+        if folder.is_dir():
+            for path in folder.iterdir():
+                if path.is_file() and names.fullmatch(path.name):
+                    path.unlink()
 
 
 def run_camera_demo(output: Path, seed: int = 0, quick: bool = False,
@@ -67,8 +82,8 @@ def run_camera_demo(output: Path, seed: int = 0, quick: bool = False,
     trained = train_image(root, output / "camera.keras", options)
     print(f"      {trained.seconds:.1f} s; image threshold {trained.threshold.value:.4g}, "
           f"pixel threshold {trained.pixel_threshold.value:.4g}")
-    print("[3/5] exporting ONNX (--precision auto: static INT8, QDQ per-channel, where it pays "
-          "off)")
+    print("[3/5] exporting ONNX (--precision auto: static INT8, QDQ per-channel, of the whole "
+          "network or of its memory-bank product alone, where it holds parity and pays off)")
     exported = export_image(output / "camera.keras", output / "camera.onnx")
     for message in exported.messages + exported.notes:
         print(f"      {message}")
@@ -77,6 +92,7 @@ def run_camera_demo(output: Path, seed: int = 0, quick: bool = False,
     detector = load(exported.path)
     print("[4/5] writing a video with OpenCV and scoring it through the live-source loop")
     video, kinds = write_video(output / "line.avi", seed=seed + 11)
+    _clear_earlier_pictures(output)
     with open(output / "frames.jsonl", "w") as out:
         summary = score_frames(detector, prefetched(open_source(str(video))), out,
                                FrameScoringOptions(overlay_dir=output / "overlays",
@@ -127,7 +143,9 @@ def run_sensor_demo(output: Path, seed: int = 0, quick: bool = False) -> dict:
     print("[2/5] training " + ("an LSTM forecaster" if members == 1 else
                                f"{members} LSTM forecasters (seeds {seed}-{seed + members - 1}; "
                                "their errors averaged)") + " on normal data")
-    trained = train_sensor(train_csv, output / "sensor.keras", options, verbose=keras_verbose(False))
+    with contextlib.redirect_stdout(sys.stderr):  # Keras' epoch lines, as `vigil train` has them
+        trained = train_sensor(train_csv, output / "sensor.keras", options,
+                               verbose=keras_verbose(False, sys.stderr))
     print(f"      {trained.epochs} epochs in {trained.seconds:.1f} s; threshold "
           f"{trained.threshold.value:.4g} ({trained.threshold.method})")
 
