@@ -390,8 +390,10 @@ def test_windows_that_only_touch_a_labeled_row_set_no_normal_statistic(tmp_path)
     touched = ~run.validation_clean & ~run.validation_labels
     assert touched.sum() > 20  # the windows after each spike that still hold it
     assert len(run.normal_validation) == int(run.validation_clean.sum())
-    check = result.validation  # judged on the clean windows and the labeled ones
-    assert check["normal_windows"] == int(run.validation_clean.sum())
+    check = result.validation  # fitted on the clean windows and the labeled ones; judged as
+    assert check["normal_windows"] == int((~run.validation_labels).sum())  # vigil eval does
+    assert f"without the {int(touched.sum())} window(s) that hold a labeled row" in (
+        check["note_fitted"])
     assert check["caught"] >= check["labeled_windows"] // 2, check  # before the fix: none
     # the artifact remembers its label column: `vigil eval` reads it without --label-column
     from vigil.cli import commands as cli

@@ -322,3 +322,30 @@ def test_the_lines_passed_over_are_bounded(tmp_path):
                     + "timestamp,a,b,c\n1,1,2,3\n")
     with pytest.raises(ValueError, match=r"the header has \['log line 0'\]"):
         rows_of(path)
+
+
+def test_training_passes_over_a_banner_and_keeps_rows_that_hold_text(tmp_path, caplog):
+    """No columns are known when training reads a file: the header is the line of names before
+    the first row of numbers, with as many cells."""
+    path = tmp_path / "train.csv"
+    path.write_text("Logger XYZ-200 firmware 1.4\nSite: Minneapolis; sensor 6005\n\n"
+                    "timestamp,a,b\n" + "".join(f"{i},{i % 3},{i % 5}\n" for i in range(30)))
+    with caplog.at_level("WARNING", logger="vigil"):
+        table = read_table(path, label_column=None)
+    assert table.features == ("a", "b") and len(table) == 30 and table.time_column == "timestamp"
+    assert "2 line(s) before the header (line 4) passed over, the first: 'Logger XYZ-200" in (
+        caplog.text)
+    # a row of readings with a text cell before a row of numbers alone is no header: nothing is
+    # passed over, and rows without a banner are read as always
+    path.write_text("t,status,x\n1,ok,2.0\n2,ok,2.5\n3,,3.0\n")
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="vigil"):
+        rows = rows_of_unknown(path)
+    assert [r.number for r in rows] == [2, 3, 4] and "passed over" not in caplog.text
+
+
+def rows_of_unknown(path) -> list:
+    options = dict(features=None, time_column="auto", label_column=None, require_time=False,
+                   excluded=("status",))
+    with open(path, "rb") as handle:
+        return [row for _, row in iter_rows(read_lines(handle), options, str(path)) if row]

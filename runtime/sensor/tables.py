@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import itertools
 import logging
 import math
 import os
@@ -586,6 +587,11 @@ def iter_rows(lines: Iterable[str | Line], parser_options: dict, source: str,
     separator = ","
     number = 0
     preamble: list[tuple[int, str, MissingColumns]] = []  # lines before the header: number, text
+    if header is None and not parser_options.get("features"):
+        lines, number, passed = _after_preamble(lines)  # no columns known: told by the data
+        if passed and not quiet:
+            log.warning("%s: %d line(s) before the header (line %d) passed over, the first: %r",
+                        source, len(passed), number + 1, passed[0][:80])
     for line in lines:
         number += 1
         if not isinstance(line, Line):
@@ -661,6 +667,58 @@ def iter_rows(lines: Iterable[str | Line], parser_options: dict, source: str,
         yield parser, row
     if parser is None and preamble:  # lines, none of them a header of the model's columns
         raise preamble[0][2]
+
+
+def _after_preamble(lines: Iterable[str | Line]) -> tuple[Iterator[str | Line], int, list[str]]:
+    """Where no column is known (training reads every column): ``(the lines from the header on,
+    the lines before it, the non-empty ones among them)``. The header is the last line before the
+    first data line (numbers and times alone) that has as many cells as it; the lines before it
+    are passed over (a logger's banner, an instrument's title lines), at most ``PREAMBLE_LINES``.
+    Where no such header is found within them, nothing is passed over."""
+    iterator = iter(lines)
+    held: list[str | Line] = []
+    for line in iterator:
+        held.append(line)
+        text = line.text if isinstance(line, Line) else line.rstrip("\r\n")
+        if isinstance(line, Line) and line.problem is not None:
+            break  # an unreadable line: the header is read as it is
+        cells = [c.strip() for c in split_cells(text, detect_separator(text))]
+        filled = [c for c in cells if c]
+        if filled and all(_looks_numeric(c) or time_key(c) is not None for c in filled):
+            header = _header_before(held[:-1], text)
+            if header:
+                skipped = [_text(l) for l in held[:header] if _text(l).strip()]
+                return itertools.chain(held[header:], iterator), header, skipped
+            break
+        if len(held) > PREAMBLE_LINES + 1:
+            break
+    return itertools.chain(held, iterator), 0, []
+
+
+def _text(line: str | Line) -> str:
+    return line.text if isinstance(line, Line) else line.rstrip("\r\n")
+
+
+def _header_before(held: list[str | Line], data: str) -> int:
+    """The position among ``held`` of the last non-empty line, where it holds names alone and as
+    many cells as the data line ``data`` (by its separator; empty trailing cells aside), or 0."""
+    separator = detect_separator(data)
+
+    def width(text: str) -> int:
+        cells = split_cells(text, separator)
+        while cells and not cells[-1].strip():
+            cells.pop()
+        return len(cells)
+
+    wanted = width(data)
+    for position in range(len(held) - 1, -1, -1):
+        text = _text(held[position])
+        if text.strip():
+            names = [c.strip() for c in split_cells(text, separator) if c.strip()]
+            # names only: a row of readings with a text cell is no header
+            named = not any(_looks_numeric(n) or time_key(n) is not None for n in names)
+            return position if named and width(text) == wanted else 0
+    return 0
 
 
 def _header_or_preamble(cells: list[str], number: int, text: str, source: str,
