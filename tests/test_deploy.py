@@ -133,8 +133,16 @@ def test_health_check_tells_a_live_run_from_a_stale_stopped_or_missing_one(tmp_p
     assert cli.main(["health-check", str(stale), "--max-age", "60"]) == 1
     assert "was last rewritten" in capsys.readouterr().err
 
-    assert cli.main(["health-check", str(_health_file(tmp_path, "stopped"))]) == 1
-    assert "the run is 'stopped' (stopped: 'end'" in capsys.readouterr().err
+    # a run at its source's end may still be closing its outputs (an MQTT broker acknowledging
+    # the last lines): not restarted, which would score a finished source again
+    assert cli.main(["health-check", str(_health_file(tmp_path, "stopped"))]) == 0
+    assert "finished: " in capsys.readouterr().out
+    failed = tmp_path / "failed.json"
+    reporter = HealthReporter(failed, interval_s=3600)
+    reporter.start("sensor", "x.csv", lambda: {"rows": 1}, "rows")
+    reporter.stop("error", "the model file is unreadable")
+    assert cli.main(["health-check", str(failed)]) == 1
+    assert "the run is 'stopped' (stopped: 'error'" in capsys.readouterr().err
     assert cli.main(["health-check", str(tmp_path / "none.json")]) == 1
     assert "no health file at" in capsys.readouterr().err
     idle = _health_file(tmp_path, "running")

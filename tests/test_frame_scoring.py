@@ -243,6 +243,30 @@ def test_live_run_reports_reconnect_and_gives_up_cleanly(detector):
     assert all(r["time"].endswith("Z") and len(r["time"]) == 24 for r in records)
 
 
+def test_the_health_counts_say_while_a_live_source_is_being_reopened(detector):
+    from vigil.runtime.camera.scoring import _counts
+    from vigil.runtime.core.output import JsonLines
+
+    camera = FakeCamera("ff" + "x" * 3, hold_at=None)
+    source = open_source("0", SourceOptions(queue_size=64, reconnect=FAST), camera.factory)
+    _, summary = run(detector, source)
+    counts = _counts(summary, source, JsonLines(io.StringIO()))
+    # it gave up: the giving up is the error; the last attempt's reason stays with it
+    assert counts["reconnecting"] is True and "gave up" in counts["last_error"]
+    assert "reconnecting (attempt" in source.stats.reconnecting
+    # reopened: said no more while frames come again
+    recovered = FakeCamera("ff" + "x" + "fff", hold_at=5)
+    source = open_source("0", SourceOptions(queue_size=64, reconnect=FAST), recovered.factory)
+    try:
+        frames = iter(source)
+        for _ in range(3):  # two before the outage, one after it
+            assert next(frames).image is not None
+        assert source.stats.reconnects == 1 and source.stats.reconnecting is None
+    finally:
+        recovered.resume.set()
+        source.close()
+
+
 def test_live_bad_frames_are_skipped_and_the_run_goes_on(detector):
     rng = np.random.default_rng(2)
     images = [normal_frame(rng), np.zeros((0, 0, 3), np.uint8), np.zeros((48, 64, 2), np.uint8),

@@ -126,12 +126,18 @@ def test_score_publishes_every_result_line_and_the_health_report(broker, sensor_
     try:
         out = tmp_path / "scores.jsonl"
         assert cli.main(["score", str(sensor_artifacts.fp32), str(sensor_artifacts.test_csv),
-                         "--jsonl", str(out), "--mqtt", broker.url()]) == 0
+                         "--jsonl", str(out), "--mqtt", broker.url(),
+                         "--health", str(tmp_path / "health.json")]) == 0
         lines = out.read_text().splitlines()
         received = subscriber.wait_for(TOPIC, len(lines))
         assert received == lines  # every line, in order, as written to the file
         health = json.loads(subscriber.wait_for(TOPIC + "/health", 1)[-1])
         assert health["status"] == "stopped" and health["mqtt"]["broker"] == broker.url()
+        # the final report is written again once the broker acknowledged the results: every
+        # result line counted as acknowledged (it said them pending while in flight)
+        final = json.loads((tmp_path / "health.json").read_text())
+        assert final["status"] == "stopped" and final["mqtt"]["pending"] == 0
+        assert final["mqtt"]["acknowledged"] >= len(lines)
     finally:
         subscriber.close()
     summary = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
@@ -234,6 +240,31 @@ def test_without_a_broker_scoring_never_waits_and_drops_are_counted():
     assert stats["published"] == 50 and stats["dropped"] == 1950
     assert stats["connected"] is False and stats["pending"] == 50
     assert "cannot reach the broker" in (stats["last_error"] or "")
+
+
+def test_health_reports_during_an_outage_never_take_a_result_lines_place(broker):
+    """A quiet line in an outage: each periodic report would queue beside the results; only the
+    latest is kept, and sent when the broker answers."""
+    target = MqttTarget.parse(f"mqtt://127.0.0.1:{_free_port()}/{TOPIC}")  # nobody listens
+    publisher = MqttPublisher(target, buffer=5).start()
+    for i in range(100):
+        publisher.publish_health({"report": i})
+    for i in range(5):
+        publisher.publish_line(json.dumps({"index": i}))
+    stats = publisher.close(timeout_s=0.2)
+    assert stats["published"] == 5 and stats["dropped"] == 0
+    # with a broker, the report held while connecting is the one sent, once
+    subscriber = Subscriber(broker, TOPIC + "/#")
+    try:
+        publisher = MqttPublisher(MqttTarget.parse(broker.url()), buffer=5)
+        for i in range(3):
+            publisher.publish_health({"report": i})  # before it connects
+        publisher.start()
+        assert [json.loads(m) for m in subscriber.wait_for(TOPIC + "/health", 1)] == [
+            {"report": 2}]
+        publisher.close()
+    finally:
+        subscriber.close()
 
 
 def test_a_refused_broker_is_named_in_the_stats_and_each_fill_of_the_buffer_warned(caplog):

@@ -398,9 +398,12 @@ def _counts(summary: FrameSummary, source: FrameSource, sink: JsonLines) -> dict
     stats = source.stats
     return {"frames_in": summary.frames_in, "scored": summary.scored,
             "skipped": summary.skipped, "dropped": stats.dropped, "reconnects": stats.reconnects,
+            # a live source lost and being reopened: no frame comes meanwhile
+            "reconnecting": stats.reconnecting is not None,
             "anomalies": summary.anomalies, "lines_written": sink.lines_written,
             "lines_lost": sink.lines_lost,
-            "last_error": sink.error or stats.error or summary.last_error}
+            "last_error": (sink.error or stats.error or stats.reconnecting
+                           or summary.last_error)}
 
 
 def _overlay_name(index: int, source: str, per_file: bool) -> str:

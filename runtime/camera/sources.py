@@ -104,6 +104,7 @@ class SourceStats:
     expected: int | None = None
     gaps: list[Gap] = field(default_factory=list)
     error: str | None = None  # why a live source gave up, if it did
+    reconnecting: str | None = None  # while a live source is lost: why, and the attempt
 
 
 @dataclass(frozen=True)
@@ -809,6 +810,7 @@ class LiveSource:
                     gap = time.monotonic() - lost_at
                     with self._lock:
                         self._stats.reconnects += 1
+                        self._stats.reconnecting = None
                         self._stats.gaps.append(Gap(index - 1 if index else None, index, gap,
                                                     attempt))
                         del self._stats.gaps[:-MAX_GAPS_KEPT]
@@ -854,6 +856,9 @@ class LiveSource:
                      f"attempt{'s' if attempt - 1 != 1 else ''} ({why})")
             return attempt, error  # logged by __iter__ when the frames before it are delivered
         delay = policy.delay(attempt)
+        with self._lock:  # for the health report while it lasts
+            self._stats.reconnecting = (f"{self._describe()}: {why}; reconnecting (attempt "
+                                        f"{attempt} of {policy.describe()})")
         log.warning("%s: %s; retrying in %.1f s (attempt %d of %s)", self._describe(), why,
                     delay, attempt, policy.describe())
         self._stop.wait(delay)

@@ -217,6 +217,12 @@ class HealthReporter:
                     self._note_input(dict(self._counts()), now)
 
 
+# How a run ends that is no fault: its source's end, or Ctrl-C/SIGTERM. A watchdog that restarted
+# it while it still closes its outputs (an MQTT broker acknowledging the last results) would score
+# a finished source again.
+FINISHED = ("end", "interrupted")
+
+
 def check_health(path: str | os.PathLike, max_age_s: float = 60.0,
                  max_idle_s: float | None = None,
                  max_unscored_rows: int | None = None) -> str | None:
@@ -224,7 +230,8 @@ def check_health(path: str | os.PathLike, max_age_s: float = 60.0,
 
     For watchdogs (a container's HEALTHCHECK, a systemd timer): the file must exist and parse,
     have been rewritten within ``max_age_s`` seconds (the reporter rewrites it every interval, so
-    an old file means a hung or dead scorer), say ``running`` or ``connecting``, with
+    an old file means a hung or dead scorer), say ``running`` or ``connecting`` (or ``stopped``
+    at its source's end or on request: a finished run is no fault), with
     ``max_idle_s``, show input that moved within that many seconds, and with
     ``max_unscored_rows``, a sensor run skipping no more rows than that in a row (a dead column
     leaves a scorer alive that detects nothing).
@@ -253,6 +260,8 @@ def check_health(path: str | os.PathLike, max_age_s: float = 60.0,
         return (f"health file {path} was last rewritten {-age:.0f} s in the future (its "
                 f"'updated' time is {report['updated']}): the clock was set back since, and the "
                 "scorer has not rewritten it with the new time")
+    if report.get("status") == "stopped" and report.get("stopped") in FINISHED:
+        return None  # it ended as asked or at its source's end, and may still be closing outputs
     if report.get("status") not in ("running", "connecting"):
         return (f"the run is {report.get('status')!r} (stopped: {report.get('stopped')!r}, "
                 f"last error: {report.get('last_error')!r})")

@@ -3,7 +3,8 @@ MQTT (``vigil score ... --mqtt mqtt://HOST:PORT/TOPIC``).
 
 Publishing never blocks scoring: lines go to the client's bounded queue and a network thread sends
 them with QoS 1 (at least once: kept until the broker acknowledges them, sent again after a
-reconnect). When the broker is gone the queue fills up to ``buffer`` messages; past that, new lines
+reconnect). When the broker is gone the queue fills up to ``buffer`` messages (result lines: of
+the health reports only the latest is kept, apart); past that, new lines
 are dropped and counted, never waited for. The client reconnects on its own with backoff.
 
 Needs the ``paho-mqtt`` package (``pip install 'vigil-edge[mqtt]'``); nothing else of the runtime
@@ -26,6 +27,7 @@ from .report import MissingDependency
 log = logging.getLogger("vigil")
 
 DEFAULT_BUFFER = 10_000
+MAX_BUFFER = 65_535  # packet identifiers are 16-bit: more would collide in paho's queue
 HEALTH_SUFFIX = "/health"
 
 
@@ -88,8 +90,10 @@ class MqttPublisher:
 
     def __init__(self, target: MqttTarget, buffer: int = DEFAULT_BUFFER,
                  client_id: str | None = None) -> None:
-        if isinstance(buffer, bool) or not isinstance(buffer, int) or buffer < 1:
-            raise ValueError(f"`mqtt_buffer` must be a positive number of messages; received "
+        if (isinstance(buffer, bool) or not isinstance(buffer, int)
+                or not 1 <= buffer <= MAX_BUFFER):
+            raise ValueError(f"`mqtt_buffer` must be a number of messages from 1 to {MAX_BUFFER} "
+                             f"(MQTT numbers a client's messages in flight in 16 bits); received "
                              f"{buffer!r}")
         try:
             import paho.mqtt.client as paho
@@ -115,6 +119,7 @@ class MqttPublisher:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_connect_fail = self._on_connect_fail
         self._full = False  # the buffer is full now (warned once per time it fills)
+        self._held_health: str | None = None  # the latest health report while disconnected
         self._client.on_publish = self._on_publish
         self._started = False
 
@@ -131,8 +136,15 @@ class MqttPublisher:
         self._publish(self.target.topic, line.rstrip("\n"), retain=False)
 
     def publish_health(self, report: dict) -> None:
-        """Publish a health report, retained, so a dashboard that connects later sees the last."""
-        self._publish(self.target.health_topic, json.dumps(report), retain=True)
+        """Publish a health report, retained, so a dashboard that connects later sees the last.
+        While the broker is away only the latest report is kept, outside the buffer, and sent
+        once it is back: reports that a later one replaces never take a result line's place."""
+        payload = json.dumps(report)
+        with self._lock:
+            if not self.connected:
+                self._held_health = payload
+                return
+        self._publish(self.target.health_topic, payload, retain=True)
 
     def _publish(self, topic: str, payload: str, retain: bool) -> None:
         try:
@@ -168,13 +180,18 @@ class MqttPublisher:
                     "pending": self.published - self.acknowledged, "dropped": self.dropped,
                     "connections": self.connections, "last_error": self.last_error}
 
-    def close(self, timeout_s: float = 10.0) -> dict:
-        """Wait up to ``timeout_s`` for the broker to acknowledge what is pending, then
-        disconnect; returns the final ``stats()``."""
+    def drain(self, timeout_s: float = 10.0) -> None:
+        """Wait up to ``timeout_s`` for the broker to acknowledge what is pending."""
         if self._started:
             deadline = time.monotonic() + timeout_s
             while self.pending() and time.monotonic() < deadline:
                 time.sleep(0.05)
+
+    def close(self, timeout_s: float = 10.0) -> dict:
+        """Wait up to ``timeout_s`` for the broker to acknowledge what is pending, then
+        disconnect; returns the final ``stats()``."""
+        if self._started:
+            self.drain(timeout_s)
             self._client.disconnect()
             self._client.loop_stop()
             self._started = False
@@ -203,6 +220,9 @@ class MqttPublisher:
             if self.last_error and self.last_error.startswith("cannot reach the broker"):
                 self.last_error = None  # reached now
             again = self.connections > 1
+            held, self._held_health = self._held_health, None
+        if held is not None:  # the latest report while it was away
+            self._publish(self.target.health_topic, held, retain=True)
         if again:
             log.info("MQTT: reconnected to %s", self.target)
 

@@ -13,6 +13,7 @@ import textwrap
 from typing import Callable
 
 from vigil import __version__
+from vigil.runtime.core.mqtt import MAX_BUFFER as MQTT_MAX_BUFFER
 
 DEVICES = ("auto", "cpu", "cuda", "tensorrt")
 
@@ -597,9 +598,12 @@ def _add_score_and_eval(commands, anywhere: argparse.ArgumentParser) -> None:
                                   "mqtts:// for TLS, USER:PASSWORD@ before the host) and the "
                                   "health report, retained, to TOPIC/health; needs "
                                   "vigil-edge[mqtt]")
-            sub.add_argument("--mqtt-buffer", type=int, default=10_000, metavar="MESSAGES",
+            sub.add_argument("--mqtt-buffer", type=_integer(1, MQTT_MAX_BUFFER), default=10_000,
+                             metavar="MESSAGES",
                              help="messages kept while the broker is away; past that new ones "
-                                  "are dropped and counted, scoring never waits (default 10000)")
+                                  "are dropped and counted, scoring never waits (default 10000, "
+                                  f"at most {MQTT_MAX_BUFFER}: MQTT numbers a client's messages "
+                                  "in flight in 16 bits)")
             sub.add_argument("--mqtt-client-id", default=None, metavar="ID",
                              help="MQTT client id (default vigil- and a random suffix)")
             images = sub.add_argument_group("image models")

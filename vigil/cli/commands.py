@@ -376,8 +376,16 @@ def _open_outputs(args, detector, live: bool, health=None):
     return out, health, publisher
 
 
-def _close_publisher(publisher) -> dict | None:
-    return publisher.close() if publisher is not None else None
+def _close_publisher(publisher, health=None) -> dict | None:
+    """Close the MQTT publisher once what is pending is acknowledged; the run's final health
+    report is written (and published) again then, with the publisher's counts after draining
+    (written at the run's end, it counted the results still in flight as pending)."""
+    if publisher is None:
+        return None
+    publisher.drain()
+    if health is not None:
+        health.write()
+    return publisher.close(timeout_s=2.0)
 
 
 def _error_line(message: object, as_json: bool) -> None:
@@ -533,7 +541,7 @@ def _score(args) -> int:
         try:
             out.close()
         finally:
-            mqtt = _close_publisher(publisher)
+            mqtt = _close_publisher(publisher, health)
     return _finish(args, summary, mqtt)
 
 
@@ -602,7 +610,7 @@ def _score_frames(args, detector) -> int:
         try:
             out.close()
         finally:
-            mqtt = _close_publisher(publisher)
+            mqtt = _close_publisher(publisher, health)
     return _finish(args, summary, mqtt)
 
 
@@ -852,7 +860,14 @@ def cmd_health_check(args) -> int:
     if problem is not None:
         _error_line(f"unhealthy: {problem}", args.log_json)
         return EXIT_FAILURE
-    print(f"healthy: {args.health}")
+    try:
+        report = json.loads(Path(args.health).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # rewritten meanwhile: it was healthy when checked
+        report = {}
+    if report.get("status") == "stopped":  # at its source's end or on request: no fault
+        print(f"finished: {args.health} (stopped: {report.get('stopped')}; not to be restarted)")
+    else:
+        print(f"healthy: {args.health}")
     return EXIT_OK
 
 
