@@ -794,3 +794,19 @@ def test_train_image_names_every_unreadable_image_at_once(tmp_path, capsys):
     assert "2 of the 12 images (or their masks) cannot be read, so nothing was trained" in error
     assert "l_trunc.jpg" in error and "m_trunc.png" in error
     assert not (tmp_path / "m.keras").exists()
+
+
+def test_a_command_line_mistake_is_a_json_line_under_log_json(capsys, monkeypatch):
+    """A typo in a service's arguments, read by a log shipper: JSON like every other line."""
+    monkeypatch.setenv("OPENCV_LOG_LEVEL", "INFO")  # the user's own setting is kept
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["score", "m.onnx", "data.csv", "--log-json", "--health-intervl", "5"])
+    assert stopped.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    entry = json.loads(line)
+    assert entry["level"] == "error" and "unrecognized arguments: --health-intervl 5" in (
+        entry["message"])
+    assert os.environ["OPENCV_LOG_LEVEL"] == "INFO"
+    with pytest.raises(SystemExit):  # without --log-json, argparse's own text
+        cli.main(["score", "m.onnx", "data.csv", "--health-intervl", "5"])
+    assert "vigil: error: unrecognized arguments" in capsys.readouterr().err

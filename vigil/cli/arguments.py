@@ -222,8 +222,29 @@ def _threshold_method_arguments(parser: argparse.ArgumentParser) -> None:
                         action=_DeprecatedThresholdMethod, help=argparse.SUPPRESS)
 
 
+class JsonErrorParser(argparse.ArgumentParser):
+    """argparse's parser, whose errors are a JSON line like every other stderr line where the
+    command line asks for --log-json (a typo in a service's arguments, read by a log shipper)."""
+
+    json_errors = False  # set by the CLI before parsing; subcommand parsers are of this class
+
+    def error(self, message: str):
+        if not JsonErrorParser.json_errors:
+            super().error(message)
+        import json
+        import sys
+        import time
+
+        now = time.time()
+        print(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+                          + f".{int(now % 1 * 1000):03d}Z", "level": "error",
+                          "message": f"{self.prog}: {message}", "logger": "vigil"}),
+              file=sys.stderr)
+        self.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = JsonErrorParser(
         prog="vigil", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Edge anomaly detection in one file: train a Keras model on normal sensor "
                     "windows or camera\nframes, export it to one self-describing .onnx, and "
@@ -232,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
                "built-in data\n  vigil COMMAND --help       each command's options and examples")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--log-json", action="store_true", help="log as JSON lines on stderr")
-    anywhere = argparse.ArgumentParser(add_help=False)  # --log-json after the subcommand too
+    anywhere = JsonErrorParser(add_help=False)  # --log-json after the subcommand too
     anywhere.add_argument("--log-json", action="store_true", default=argparse.SUPPRESS,
                           help="log as JSON lines on stderr")
     commands = parser.add_subparsers(dest="command", required=True)
