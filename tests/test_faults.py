@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
@@ -294,6 +295,18 @@ def test_time_gaps_are_checked_only_between_buffered_rows_of_the_training_kind(
     assert scorer.rows_skipped >= 1
     scorer.push(np.zeros(3), 9, time="2024-05-01T11:00:00")
     assert scorer.time_gaps == 0
+    # one late row (a clock set back), or a wild time far back, is out of order, never a gap
+    for seconds in ([0, 1, 2, 3, 4, 5, 6, -4, 8, 9, 10], [0, 1, 2, 3, 4, 5, 6, -10**8, 8, 9]):
+        scorer = StreamingScorer(sensor_with_time_step)
+        for i, second in enumerate(seconds):
+            stamp = (datetime(2024, 5, 1, 10) + timedelta(seconds=second)).isoformat()
+            scorer.push(np.zeros(3), i, time=stamp)
+        assert scorer.rows_out_of_order == 1 and scorer.time_gaps == 0
+    # times of another kind than the training's, or none: unchecked, not "no gap"
+    numbers = StreamingScorer(sensor_with_time_step)
+    for i in range(8):
+        numbers.push(np.zeros(3), i, time=str(1714557600 + 100 * i))
+    assert "time_gaps" not in numbers.summary()
     # an artifact without a recorded step (trained before it, or without times) checks nothing
     plain = StreamingScorer(sensor)
     for i, stamp in enumerate(["2024-05-01T10:00:00", "2024-05-09T10:00:00"]):

@@ -349,3 +349,29 @@ def rows_of_unknown(path) -> list:
                    excluded=("status",))
     with open(path, "rb") as handle:
         return [row for _, row in iter_rows(read_lines(handle), options, str(path)) if row]
+
+
+def test_a_units_line_under_the_header_is_refused_by_name_not_taken_for_the_header(tmp_path):
+    path = tmp_path / "units.csv"
+    path.write_text("timestamp,a,b\n,volt,bar\n" + "".join(f"{i},{i % 3},{i % 5}\n"
+                                                         for i in range(30)))
+    with pytest.raises(ValueError, match=r"line 2: column 'a' has non-numeric value 'volt'"):
+        read_table(path, label_column=None)
+
+
+def test_title_lines_with_a_comma_or_bad_bytes_pass_before_a_decimal_comma_header(tmp_path,
+                                                                                tiny, capsys):
+    path = tmp_path / "logger.csv"
+    path.write_bytes(b"\xc3\x28\xff boot noise\r\nDatalogger CR1000, firmware 3.1\n"
+                     b"timestamp;a;b;c\n" + b"".join(f"{i};0,1;0,2;0,3\n".encode()
+                                                     for i in range(6)))
+    code, lines, error = score(tiny, path, capsys)
+    assert code != 0  # decimal commas without --decimal ,: refused as before, naming the fix
+    code = cli.main(["score", str(tiny), str(path), "--decimal", ","])
+    captured = capsys.readouterr()
+    assert code == 0 and len(captured.out.splitlines()) == 3  # windows ending at rows 3, 4, 5
+    assert "2 line(s) before the header (line 3) passed over" in captured.err
+    # a comma-separated header with a decimal comma is still refused, naming the separator
+    path.write_text("timestamp,a,b,c\n1,0,0,0\n")
+    assert cli.main(["score", str(tiny), str(path), "--decimal", ","]) == cli.EXIT_INPUT
+    assert "needs another column separator" in capsys.readouterr().err

@@ -131,9 +131,9 @@ def validation_check(scores: np.ndarray, labels: np.ndarray, threshold: Threshol
              "f1": counts.f1, "auroc": metrics.auroc(scores, labels),
              "f1_optimal": best, "f1_optimal_threshold": cut, "f1_alarming_always": everything}
     if method is ThresholdMethod.F1:
-        check["note"] = ("the F1 threshold was chosen on these windows, so their F1 is in-sample "
-                         "(as high as any threshold gives them); `vigil eval` on other data says "
-                         "what it catches")
+        check["note"] = ("the F1 threshold was chosen on these windows (those that only touch "
+                         "a labeled row aside), so their F1 is in-sample, about as high as any "
+                         "threshold gives them; `vigil eval` on other data says what it catches")
     warnings = []
     separates = best > everything + F1_OVER_ALWAYS
     if not separates:

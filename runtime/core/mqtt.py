@@ -197,9 +197,9 @@ class MqttPublisher:
             self._started = False
         stats = self.stats()
         if stats["pending"]:
-            log.warning("MQTT: %d messages (result lines and health reports) were not "
-                        "acknowledged by %s before the run ended%s", stats["pending"],
-                        self.target, f" ({stats['last_error']})" if stats["last_error"] else "")
+            log.warning("MQTT: %d messages were not acknowledged by %s before the run ended%s",
+                        stats["pending"], self.target,
+                        f" ({stats['last_error']})" if stats["last_error"] else "")
         return stats
 
     # paho's callbacks, on its network thread

@@ -100,8 +100,9 @@ class StreamingScorer:
     last ``window`` rows only bounds the effect of one wild timestamp (a clock jump to 2099): it
     marks at most ``window`` later rows, not the rest of the run.
 
-    Where the artifact records the training rows' time step (``spec.time_step``), a step between
-    two rows beyond its ``limit`` is a gap in the record: it is counted in ``time_gaps`` (the
+    Where the artifact records the training rows' time step (``spec.time_step``), a step from
+    the latest time of the last ``window`` rows beyond its ``limit`` is a gap in the record (a
+    late row is out of order, not a gap): it is counted in ``time_gaps`` (the
     first in ``first_time_gap``, the latest in ``last_time_gap``) and every window holding both rows is flagged ``time_gap``,
     since it joins readings from before and after the gap. Scores are not changed.
     """
@@ -127,9 +128,11 @@ class StreamingScorer:
         self._drift = (RunningNormalization(spec.running_normalization, spec.mean, spec.std)
                        if spec.running_normalization is not None else None)
         self._alarm_on = False
-        self._recent_times: deque[tuple[int, tuple[int, float]]] = deque()  # (row, key), keys falling
+        # (rows_in, key, index) of recent timed rows, keys falling
+        self._recent_times: deque[tuple[int, tuple[int, float], int]] = deque()
         self._time_step = spec.time_step
         self.time_gaps = 0
+        self.steps_compared = 0  # steps between timed rows compared with the limit
         # (row before, row after, step) of the stream's first and latest gap in time
         self.first_time_gap: tuple[int, int, float] | None = None
         self.last_time_gap: tuple[int, int, float] | None = None
@@ -160,8 +163,8 @@ class StreamingScorer:
         self._last_good: np.ndarray | None = None
         self._disorder_until = -1  # windows ending at positions up to this hold a late row
         self._gap_until = -1  # windows ending at positions up to this span a gap in time
-        self._last_time: tuple[int, tuple[int, float]] | None = None  # (row, time key) of the
-                                                                      # last buffered timed row
+        # (row, time key) of the last timed row buffered since the window restarted
+        self._last_time: tuple[int, tuple[int, float]] | None = None
         self._decider.reset()  # the adaptive threshold (and running normalization) keep what
         self._alarm_on = False  # they learned
         self.alarm_run = 0
@@ -242,7 +245,7 @@ class StreamingScorer:
             self.rows_in += 1
             self._next_index = index + 1
             key = time_key(time) if time else None
-            late = self._late(key) if time else False
+            late, latest = self._late(key, index) if time else (False, None)
             try:  # (a CSV's readings beyond float32 are at its limit already: tables._number)
                 values = np.asarray(values, dtype=np.float32)
             except (TypeError, ValueError) as error:  # text where readings belong
@@ -283,7 +286,7 @@ class StreamingScorer:
             if late:
                 self._disorder_until = self._position + self.window - 1
             if key is not None and self._time_step is not None:
-                self._note_step(index, key)
+                self._note_step(index, key, latest)
             self._filled_rows = min(self._filled_rows + 1, self.window)
             if self._filled_rows == self.window and (self._position - self.window) % self.stride == 0:
                 start = self._position % self.window
@@ -336,35 +339,42 @@ class StreamingScorer:
         if self.longest_alarm is None or self.alarm_run > self.longest_alarm[0]:
             self.longest_alarm = (self.alarm_run, self.alarm_first_row, index)
 
-    def _late(self, key: tuple[int, float] | None) -> bool:
+    def _late(self, key: tuple[int, float] | None, index: int
+              ) -> tuple[bool, tuple[int, tuple[int, float]] | None]:
         """Whether the time ``key`` is earlier than the latest timestamp of the last ``window``
-        rows (None: a cell that is no time)."""
+        rows (None: a cell that is no time), and that latest one's ``(row, key)`` (None: none
+        of its kind)."""
         recent = self._recent_times
         while recent and recent[0][0] <= self.rows_in - self.window - 1:
             recent.popleft()
         if key is None:
-            return False
-        late = bool(recent) and key[0] == recent[0][1][0] and key[1] < recent[0][1][1]
+            return False, None
+        head = recent[0] if recent and key[0] == recent[0][1][0] else None
+        late = head is not None and key[1] < head[1][1]
         if late:
             self.rows_out_of_order += 1
         while recent and (recent[-1][1][0] != key[0] or recent[-1][1][1] <= key[1]):
             recent.pop()  # a monotonic queue: its head is the latest key of the recent rows
-        recent.append((self.rows_in, key))
-        return late
+        recent.append((self.rows_in, key, index))
+        return late, (head[2], head[1]) if head is not None else None
 
-    def _note_step(self, index: int, key: tuple[int, float]) -> None:
-        """Compare a buffered row's time with the previous buffered row's (times of the kind
-        the training rows had): a step beyond the limit flags the windows holding both."""
+    def _note_step(self, index: int, key: tuple[int, float],
+                   latest: tuple[int, tuple[int, float]] | None) -> None:
+        """Compare a buffered row's time (of the kind the training rows had) with the latest of
+        the last ``window`` rows' (``latest``), once a row is buffered since the window last
+        restarted: a step beyond the limit flags the windows holding both. A late row (or a
+        clock set back) is out of order, never a gap; one wild time marks at most a window."""
         step_spec = self._time_step
         if key[0] != (0 if step_spec.numeric else 1):
             return
-        last, self._last_time = self._last_time, (index, key)
-        if last is None:
+        since_restart, self._last_time = self._last_time, (index, key)
+        if since_restart is None or latest is None:
             return
-        step = key[1] - last[1][1]
+        self.steps_compared += 1
+        step = key[1] - latest[1][1]
         if step > step_spec.limit:
             self.time_gaps += 1
-            self.last_time_gap = (last[0], index, step)
+            self.last_time_gap = (latest[0], index, step)
             self.first_time_gap = self.first_time_gap or self.last_time_gap
             # windows ending at this row up to the last one that still holds the row before it
             self._gap_until = self._position + self.window - 2
@@ -395,7 +405,7 @@ class StreamingScorer:
                    "alarm_episodes": self.episodes,
                    "rows_filled": self.rows_filled, "rows_skipped": self.rows_skipped,
                    "rows_out_of_order": self.rows_out_of_order}
-        if self._time_step is not None:
+        if self.steps_compared:  # else unchecked: no times, or not of the training's kind
             summary["time_gaps"] = self.time_gaps
         if self.longest_alarm is not None:
             windows, first, last = self.longest_alarm

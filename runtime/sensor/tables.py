@@ -598,7 +598,11 @@ def iter_rows(lines: Iterable[str | Line], parser_options: dict, source: str,
             line = Line(line.rstrip("\r\n"), None, line.endswith("\n"))
         if line.problem is not None:
             if parser is None:
-                raise ValueError(f"{source}, line {number} (the header): {line.problem}")
+                problem = ValueError(f"{source}, line {number} (the header): {line.problem}")
+                if _may_precede_header(header, parser_options, preamble):  # boot noise
+                    preamble.append((number, "(unreadable bytes)", problem))
+                    continue
+                raise problem
             yield parser, Row(number, np.full(len(parser.features), np.nan), None, None,
                               f"line {number}: {line.problem}")
             continue
@@ -614,9 +618,15 @@ def iter_rows(lines: Iterable[str | Line], parser_options: dict, source: str,
             separator = detect_separator(text)
             if parser_options.get("decimal") == "," and separator == ",":
                 if "," in text:
-                    raise ValueError(f"{source}: a decimal comma (--decimal ,) needs another "
-                                     f"column separator, ';' or a tab; the header is separated "
-                                     f"by commas")
+                    problem = ValueError(f"{source}: a decimal comma (--decimal ,) needs another "
+                                         f"column separator, ';' or a tab; the header is "
+                                         f"separated by commas")
+                    features = set(parser_options.get("features") or ())
+                    if (_may_precede_header(header, parser_options, preamble)
+                            and not {c.strip() for c in text.split(",")} & features):
+                        preamble.append((number, text, problem))  # a title line with a comma
+                        continue
+                    raise problem
                 separator = ";"  # one column: a comma in its rows is the decimal mark
             if header is not None:
                 parser = RowParser(header, source, **parser_options)
@@ -700,8 +710,9 @@ def _text(line: str | Line) -> str:
 
 
 def _header_before(held: list[str | Line], data: str) -> int:
-    """The position among ``held`` of the last non-empty line, where it holds names alone and as
-    many cells as the data line ``data`` (by its separator; empty trailing cells aside), or 0."""
+    """The position among ``held`` of the first of the non-empty lines just above the data line
+    ``data`` that hold names alone and as many cells as it (by its separator; empty trailing
+    cells aside), or 0."""
     separator = detect_separator(data)
 
     def width(text: str) -> int:
@@ -711,14 +722,25 @@ def _header_before(held: list[str | Line], data: str) -> int:
         return len(cells)
 
     wanted = width(data)
+    header = 0
     for position in range(len(held) - 1, -1, -1):
         text = _text(held[position])
-        if text.strip():
-            names = [c.strip() for c in split_cells(text, separator) if c.strip()]
-            # names only: a row of readings with a text cell is no header
-            named = not any(_looks_numeric(n) or time_key(n) is not None for n in names)
-            return position if named and width(text) == wanted else 0
-    return 0
+        if not text.strip():
+            continue
+        names = [c.strip() for c in split_cells(text, separator) if c.strip()]
+        # names only: a row of readings with a text cell is no header
+        if any(_looks_numeric(n) or time_key(n) is not None for n in names) or (
+                width(text) != wanted):
+            break
+        header = position  # the first of the lines of names just above the data: a units line
+    return header           # under the header is then read as a row, and refused by name
+
+
+def _may_precede_header(header, parser_options: dict, preamble: list) -> bool:
+    """Whether a line that cannot be the header may be one before it: the model's columns are
+    known (scoring, or training with --features), none given apart, and room is left."""
+    return (header is None and bool(parser_options.get("features"))
+            and len(preamble) < PREAMBLE_LINES)
 
 
 def _header_or_preamble(cells: list[str], number: int, text: str, source: str,
