@@ -375,3 +375,11 @@ def test_title_lines_with_a_comma_or_bad_bytes_pass_before_a_decimal_comma_heade
     path.write_text("timestamp,a,b,c\n1,0,0,0\n")
     assert cli.main(["score", str(tiny), str(path), "--decimal", ","]) == cli.EXIT_INPUT
     assert "needs another column separator" in capsys.readouterr().err
+
+
+def test_training_passes_over_a_banner_before_rows_with_a_text_label(tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_text("Pump 4 export\nSerial,123\ntimestamp,a,b,anomaly\n" + "".join(
+        f"{i},{i % 3},{i % 5},{'anomaly' if i == 7 else 'normal'}\n" for i in range(30)))
+    table = read_table(path)
+    assert table.features == ("a", "b") and len(table) == 30 and table.labels.sum() == 1

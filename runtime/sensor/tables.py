@@ -681,8 +681,9 @@ def iter_rows(lines: Iterable[str | Line], parser_options: dict, source: str,
 
 def _after_preamble(lines: Iterable[str | Line]) -> tuple[Iterator[str | Line], int, list[str]]:
     """Where no column is known (training reads every column): ``(the lines from the header on,
-    the lines before it, the non-empty ones among them)``. The header is the last line before the
-    first data line (numbers and times alone) that has as many cells as it; the lines before it
+    the lines before it, the non-empty ones among them)``. The header is the first of the lines of
+    names just above the first data line (most of its cells, and two at least, numbers and
+    times: a text label may stand beside them) that have as many cells as it; the lines before it
     are passed over (a logger's banner, an instrument's title lines), at most ``PREAMBLE_LINES``.
     Where no such header is found within them, nothing is passed over."""
     iterator = iter(lines)
@@ -694,7 +695,9 @@ def _after_preamble(lines: Iterable[str | Line]) -> tuple[Iterator[str | Line], 
             break  # an unreadable line: the header is read as it is
         cells = [c.strip() for c in split_cells(text, detect_separator(text))]
         filled = [c for c in cells if c]
-        if filled and all(_looks_numeric(c) or time_key(c) is not None for c in filled):
+        readings = sum(_looks_numeric(c) or time_key(c) is not None for c in filled)
+        if readings >= 2 and 2 * readings > len(filled):  # a row: mostly readings, a text label
+            # aside (a "Serial,123" title line is not)
             header = _header_before(held[:-1], text)
             if header:
                 skipped = [_text(l) for l in held[:header] if _text(l).strip()]
