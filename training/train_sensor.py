@@ -115,6 +115,11 @@ class SensorTrainingResult:
     warnings: tuple[str, ...] = ()
 
 
+# The best threshold's F1 must beat alarming on every window by this much for training to
+# recommend it (a review's NAB and SKAB files offered F1s that were exactly that level)
+F1_OVER_ALWAYS = 0.01
+
+
 def validation_check(scores: np.ndarray, labels: np.ndarray, threshold: Threshold,
                      method: ThresholdMethod) -> tuple[dict | None, list[str]]:
     """What the threshold would catch on labeled validation windows, and a warning when it
@@ -152,11 +157,6 @@ def validation_check(scores: np.ndarray, labels: np.ndarray, threshold: Threshol
         warnings.append(f"the {method.value} threshold {threshold.value:.4g} alarms on every one "
                         f"of the {check['normal_windows']} normal validation windows")
     return check, warnings
-
-
-# The best threshold's F1 must beat alarming on every window by this much for training to
-# recommend it (a review's NAB and SKAB files offered F1s that were exactly that level)
-F1_OVER_ALWAYS = 0.01
 
 
 def fit_threshold(calibration: CalibrationOptions, scores: np.ndarray,

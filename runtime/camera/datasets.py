@@ -41,7 +41,6 @@ def read_image(path: str | Path) -> np.ndarray:
     """Decode an image file as uint8 (gray or BGR); ValueError names the file when it cannot."""
     path = Path(path)
     image = _decoded(path)
-    _warn_once_pages(path)
     if image.dtype == np.uint16:
         if image.max() < 4096:
             _warn_once_dark(path)
@@ -81,6 +80,8 @@ def _decoded(path: Path) -> np.ndarray:
                          "corrupt or truncated?)")
     if image.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"image {str(path)!r} has unsupported pixel type {image.dtype}")
+    if data[:4] in TIFF_MAGIC:
+        _warn_once_pages(path)
     # IMREAD_UNCHANGED ignores the EXIF orientation that cv2.imread and image viewers apply
     return jpeg.upright(image, jpeg.orientation(data)) if is_jpeg else image
 
@@ -109,11 +110,8 @@ def _warn_once_pages(path: Path) -> None:
     if path in _PAGES_WARNED:
         return
     try:
-        with open(path, "rb") as handle:
-            if handle.read(4) not in TIFF_MAGIC:
-                return
         pages = cv2.imcount(str(path))
-    except (OSError, cv2.error):
+    except cv2.error:
         return
     if pages > 1:
         _PAGES_WARNED.add(path)
@@ -154,8 +152,9 @@ def read_mask(path: Path | None, shape: tuple[int, ...]) -> np.ndarray:
 def check_readable(items: Sequence[LabeledImage], what: str, done: str,
                    progress: Progress = silent) -> None:
     """ValueError naming every image and mask among ``items`` (``what``: "test images", say;
-    ``done``: what did not happen, "scored") that cannot be read (damaged, truncated, not images, a mask that does not fit its image),
-    so that a long run does not stop at the first of them."""
+    ``done``: what did not happen, "scored") that cannot be read (damaged, truncated, not
+    images, a mask that does not fit its image), so that a long run does not stop at the first
+    of them."""
     unreadable = []
     for n, item in enumerate(items):
         progress("checking images", n, len(items))

@@ -38,6 +38,13 @@ def check_frame(frame: object, name: str = "frame") -> np.ndarray:
     return array
 
 
+GRAY_SAMPLE_STEP = 7  # every 7th row and column: enough pixels to tell, at 2 % of the work
+GRAY_CHECKS = 10  # the first frames looked at for gray pictures given to a colour model
+GRAY_FOR_COLOR = ("frames are gray but the model was trained on colour ({color}) frames: colour "
+                  "defects are invisible in them and scores shift; score the camera's colour "
+                  "frames, or train a model on gray ones")
+
+
 def gray_for_color(frame: np.ndarray, spec: ImageSpec) -> bool:
     """Whether a gray frame goes to a model trained on colour frames: its colour defects are
     invisible there and its scores shift (9 of the demo video's 90 frames decided otherwise)."""
@@ -46,15 +53,8 @@ def gray_for_color(frame: np.ndarray, spec: ImageSpec) -> bool:
     if frame.ndim == 2 or frame.shape[2] == 1:
         return True
     sample = frame[::GRAY_SAMPLE_STEP, ::GRAY_SAMPLE_STEP, :3]  # a gray JPEG decoded as colour
-    return bool((sample[..., 0] == sample[..., 1]).all() and (sample[..., 1] == sample[..., 2]).all())
-
-
-GRAY_SAMPLE_STEP = 7  # every 7th row and column: enough pixels to tell, at 2 % of the work
-
-
-GRAY_FOR_COLOR = ("frames are gray but the model was trained on colour ({color}) frames: colour "
-                  "defects are invisible in them and scores shift; score the camera's colour "
-                  "frames, or train a model on gray ones")
+    return bool((sample[..., 0] == sample[..., 1]).all()
+                and (sample[..., 1] == sample[..., 2]).all())
 
 
 def to_model_input(frame: np.ndarray, spec: ImageSpec) -> np.ndarray:

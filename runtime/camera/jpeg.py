@@ -131,11 +131,12 @@ def _scan_end(array: np.ndarray, start: int, zero_run: int = 0) -> tuple[int, st
                    f"{int(ffs[0])})")
     stop = int(ffs[end])
     if zero_run:
-        zeros = np.flatnonzero(array[start:stop] != 0)  # the bytes that are not zero, in order
-        bounds = np.concatenate([[-1], zeros, [stop - start]])
-        longest = int(np.max(np.diff(bounds))) - 1 if len(bounds) > 1 else 0
+        # the bytes that are not zero, with both ends: zero runs lie between neighbours
+        bounds = np.concatenate([[-1], np.flatnonzero(array[start:stop]), [stop - start]])
+        gaps = np.diff(bounds)
+        longest = int(gaps.max()) - 1
         if longest >= zero_run:
-            at = start + int(bounds[int(np.argmax(np.diff(bounds)))]) + 1
+            at = start + int(bounds[int(np.argmax(gaps))]) + 1
             return 0, (f"its compressed data is damaged ({longest} zero bytes in a row from "
                        f"byte {at}: a stretch lost in transfer)")
     return stop, None

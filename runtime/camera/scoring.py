@@ -25,7 +25,8 @@ from typing import IO
 import cv2
 import numpy as np
 
-from .frames import GRAY_FOR_COLOR, frame_boxes, gray_for_color, overlay, to_model_input
+from .frames import (GRAY_CHECKS, GRAY_FOR_COLOR, frame_boxes, gray_for_color, overlay,
+                     to_model_input)
 from ..core import interrupts
 from ..core.health import HealthReporter
 from .detector import ImageDetector
@@ -34,8 +35,6 @@ from ..core.spec import ArtifactError
 from .sources import FrameSource, ImageFiles
 
 log = logging.getLogger("vigil")
-
-GRAY_CHECKS = 10  # the first frames of a run are looked at for gray pictures (a colour model)
 
 VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG"}
 DEFAULT_VIDEO_FPS = 10.0

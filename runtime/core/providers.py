@@ -65,16 +65,15 @@ def session_providers(providers: Sequence[str] | None) -> list[str]:
                         f"or a list of onnxruntime provider names; received {providers!r}")
     available = ort.get_available_providers()
     # a device name in the list ("cuda") stands for its providers, as it does alone
-    expanded = [name for p in providers
-                for name in (DEVICES.get(p.strip().lower(), [p]) if p.strip().lower() in DEVICES
-                             else [p])]
+    expanded = [name for p in providers for name in DEVICES.get(p.strip().lower(), [p])]
     chosen = list(dict.fromkeys(p for p in expanded if p in available))
     dropped = [p for p in dict.fromkeys(expanded) if p not in available]
-    unknown = [p for p in dropped if p not in ort.get_all_providers()]
+    known = ort.get_all_providers()
+    unknown = [p for p in dropped if p not in known]
     if unknown:
         raise ValueError(f"`providers` names {unknown}, which are neither devices "
                          f"({', '.join(DEVICES)}) nor onnxruntime providers (such as "
-                         f"{', '.join(ort.get_all_providers()[:3])}); received {list(providers)}")
+                         f"{', '.join(known[:3])}); received {list(providers)}")
     if dropped:
         log.warning("execution providers %s are not available here (available: %s); skipping "
                     "them%s", dropped, ", ".join(available),

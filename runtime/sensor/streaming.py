@@ -102,9 +102,10 @@ class StreamingScorer:
 
     Where the artifact records the training rows' time step (``spec.time_step``), a step from
     the latest time of the last ``window`` rows beyond its ``limit`` is a gap in the record (a
-    late row is out of order, not a gap): it is counted in ``time_gaps`` (the
-    first in ``first_time_gap``, the latest in ``last_time_gap``) and every window holding both rows is flagged ``time_gap``,
-    since it joins readings from before and after the gap. Scores are not changed.
+    late row is out of order, not a gap): it is counted in ``time_gaps`` (the first in
+    ``first_time_gap``, the latest in ``last_time_gap``) and every window holding both rows is
+    flagged ``time_gap``, since it joins readings from before and after the gap. Scores are not
+    changed.
     """
 
     def __init__(self, detector: SensorDetector, top_k: int = 3) -> None:

@@ -586,7 +586,8 @@ def iter_rows(lines: Iterable[str | Line], parser_options: dict, source: str,
     last_cell_length = 0  # of the line before: a last line cut mid-write ends in a shorter one
     separator = ","
     number = 0
-    preamble: list[tuple[int, str, MissingColumns]] = []  # lines before the header: number, text
+    # lines before the header: (number, text, the error it would be as the header)
+    preamble: list[tuple[int, str, ValueError]] = []
     if header is None and not parser_options.get("features"):
         lines, number, passed = _after_preamble(lines)  # no columns known: told by the data
         if passed and not quiet:
@@ -599,7 +600,7 @@ def iter_rows(lines: Iterable[str | Line], parser_options: dict, source: str,
         if line.problem is not None:
             if parser is None:
                 problem = ValueError(f"{source}, line {number} (the header): {line.problem}")
-                if _may_precede_header(header, parser_options, preamble):  # boot noise
+                if header is None and _may_precede_header(parser_options, preamble):  # boot noise
                     preamble.append((number, "(unreadable bytes)", problem))
                     continue
                 raise problem
@@ -622,7 +623,7 @@ def iter_rows(lines: Iterable[str | Line], parser_options: dict, source: str,
                                          f"column separator, ';' or a tab; the header is "
                                          f"separated by commas")
                     features = set(parser_options.get("features") or ())
-                    if (_may_precede_header(header, parser_options, preamble)
+                    if (header is None and _may_precede_header(parser_options, preamble)
                             and not {c.strip() for c in text.split(",")} & features):
                         preamble.append((number, text, problem))  # a title line with a comma
                         continue
@@ -690,7 +691,7 @@ def _after_preamble(lines: Iterable[str | Line]) -> tuple[Iterator[str | Line], 
     held: list[str | Line] = []
     for line in iterator:
         held.append(line)
-        text = line.text if isinstance(line, Line) else line.rstrip("\r\n")
+        text = _text(line)
         if isinstance(line, Line) and line.problem is not None:
             break  # an unreadable line: the header is read as it is
         cells = [c.strip() for c in split_cells(text, detect_separator(text))]
@@ -739,16 +740,15 @@ def _header_before(held: list[str | Line], data: str) -> int:
     return header           # under the header is then read as a row, and refused by name
 
 
-def _may_precede_header(header, parser_options: dict, preamble: list) -> bool:
+def _may_precede_header(parser_options: dict, preamble: list) -> bool:
     """Whether a line that cannot be the header may be one before it: the model's columns are
-    known (scoring, or training with --features), none given apart, and room is left."""
-    return (header is None and bool(parser_options.get("features"))
-            and len(preamble) < PREAMBLE_LINES)
+    known (scoring, or training with --features) and room is left."""
+    return bool(parser_options.get("features")) and len(preamble) < PREAMBLE_LINES
 
 
 def _header_or_preamble(cells: list[str], number: int, text: str, source: str,
                         parser_options: dict,
-                        preamble: list[tuple[int, str, MissingColumns]]) -> RowParser | None:
+                        preamble: list[tuple[int, str, ValueError]]) -> RowParser | None:
     """The parser of a header line; None for a line before the header (added to ``preamble``).
     A line is taken for one before the header only where the features are known, it names none
     of them and it is not all numbers and times (``RowParser`` refuses data). After
@@ -758,9 +758,9 @@ def _header_or_preamble(cells: list[str], number: int, text: str, source: str,
     try:
         return RowParser(cells, source, **parser_options)
     except MissingColumns as error:
-        features = parser_options.get("features")
         names = {c.strip() for c in cells}
-        if not features or names & set(features) or len(preamble) >= PREAMBLE_LINES:
+        if (not _may_precede_header(parser_options, preamble)
+                or names & set(parser_options["features"])):
             raise (preamble[0][2] if preamble else error) from None
         preamble.append((number, text, error))
         return None

@@ -231,15 +231,14 @@ class JsonErrorParser(argparse.ArgumentParser):
     def error(self, message: str):
         if not JsonErrorParser.json_errors:
             super().error(message)
-        import json
+        import logging
         import sys
-        import time
 
-        now = time.time()
-        print(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
-                          + f".{int(now % 1 * 1000):03d}Z", "level": "error",
-                          "message": f"{self.prog}: {message}", "logger": "vigil"}),
-              file=sys.stderr)
+        from vigil.cli.log_format import JsonFormatter
+
+        record = logging.LogRecord("vigil", logging.ERROR, __file__, 0, f"{self.prog}: {message}",
+                                   None, None)
+        print(JsonFormatter().format(record), file=sys.stderr)
         self.exit(2)
 
 

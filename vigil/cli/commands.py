@@ -17,11 +17,11 @@ import os
 import stat
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from vigil.cli.arguments import (MAX_THREADS, JsonErrorParser, as_flags, build_parser,
                                  joined_negative_numbers, reconnect_limit, value_flags)
+from vigil.cli.log_format import JsonFormatter, TextFormatter, quiet_native_logs
 from vigil.cli.output_paths import check_output_paths, refuse_empty_paths
 
 EXIT_OK, EXIT_FAILURE, EXIT_INPUT, EXIT_ARTIFACT, EXIT_OUTPUT = 0, 1, 2, 3, 4
@@ -968,47 +968,13 @@ def cmd_demo(args) -> int:
     return EXIT_OK
 
 
-class _TextFormatter(logging.Formatter):
-    """``vigil: LEVEL: message`` for our messages; other libraries' carry their own name."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        name = "vigil" if record.name.split(".")[0] == "vigil" else record.name
-        return f"{name}: {record.levelname}: {super().format(record)}"
-
-
-def _quiet_native_logs() -> None:
-    """Under --log-json, where every stderr line is JSON: OpenCV's and FFmpeg's own messages
-    ("[ WARN:0@4.3] ...", "[tcp @ 0x...] Connection refused") are turned off; what they say is
-    logged as JSON by the sources (a lost stream, each reconnect attempt and its reason). Set
-    before OpenCV starts FFmpeg."""
-    os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's AV_LOG_QUIET
-    if "cv2" in sys.modules:  # imported already: its logging level is read at import time
-        try:
-            from cv2.utils import logging as cv2_logging
-
-            cv2_logging.setLogLevel(cv2_logging.LOG_LEVEL_SILENT)
-        except (ImportError, AttributeError):  # an OpenCV without it: the variable does it
-            pass
-
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-                 + f".{int(record.msecs):03d}Z", "level": record.levelname.lower(),
-                 "message": record.getMessage(), "logger": record.name}
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
-
-
 # Output options by what they name: a file, or a folder that is created (nothing is created here).
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     as_json = "--log-json" in argv
     if as_json:
-        _quiet_native_logs()
+        quiet_native_logs()
     JsonErrorParser.json_errors = as_json
     try:
         args = parser.parse_args(joined_negative_numbers(argv, value_flags(parser)))
@@ -1016,7 +982,7 @@ def main(argv: list[str] | None = None) -> int:
         JsonErrorParser.json_errors = False
     args.run = HANDLERS[args.command]
     handler = logging.StreamHandler()
-    handler.setFormatter(_JsonFormatter() if args.log_json else _TextFormatter())
+    handler.setFormatter(JsonFormatter() if args.log_json else TextFormatter())
     logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
     log.setLevel(logging.INFO)
     for message in getattr(args, "deprecations", []):
