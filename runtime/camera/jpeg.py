@@ -35,9 +35,9 @@ BASELINE_HUFFMAN = frozenset({0xC0, 0xC1})  # sequential Huffman frames (others:
 # which cameras' MJPEG frames use (most leave them out, as MJPEG allows) and encoders write by
 # default. With them, image data never holds ZERO_RUN zero bytes in a row: every luminance block
 # of a natural image ends in a code with a 1 bit (measured: at most 4 in a row over the 1,344
-# magnetic-tile JPEGs, 3 over ELPV's 900 cells encoded at quality 75 and 95, none flagged: the
-# scripts jpeg_check.py and jpeg_check_elpv.py of 2026-12-06, docs/quality.md "Zero runs in
-# JPEG data"); a run of zeros is a stretch of the frame lost in transfer
+# magnetic-tile JPEGs, 3 over ELPV's 900 cells encoded at quality 75 and 95, none flagged;
+# docs/quality.md, "Zero runs in JPEG data"); a run of zeros is a stretch of the frame lost in
+# transfer
 # (USB packet loss, a DMA buffer never filled), which libjpeg decodes into a block of wrong
 # pixels. Optimized or progressive encodings give flat areas all-zero codes: not checked.
 STANDARD_TABLES = frozenset({
