@@ -37,9 +37,8 @@ BASELINE_HUFFMAN = frozenset({0xC0, 0xC1})  # sequential Huffman frames (others:
 # of a natural image ends in a code with a 1 bit (measured: at most 4 in a row over the 1,344
 # magnetic-tile JPEGs, 3 over ELPV's 900 cells encoded at quality 75 and 95, none flagged;
 # docs/quality.md, "Zero runs in JPEG data"); a run of zeros is a stretch of the frame lost in
-# transfer
-# (USB packet loss, a DMA buffer never filled), which libjpeg decodes into a block of wrong
-# pixels. Optimized or progressive encodings give flat areas all-zero codes: not checked.
+# transfer (USB packet loss, a DMA buffer never filled), which libjpeg decodes into a block of
+# wrong pixels. Optimized or progressive encodings give flat areas all-zero codes: not checked.
 STANDARD_TABLES = frozenset({
     (0, (0, 1, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0)),           # DC luminance, 12 symbols
     (0, (0, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0)),           # DC chrominance
