@@ -319,3 +319,23 @@ def test_the_readme_plain_onnxruntime_snippet_scores_as_the_runtime(tmp_path, mo
     expected = detector.score(np.lib.stride_tricks.sliding_window_view(readings, (4, 3))[:, 0])
     np.testing.assert_allclose(scope["scores"], expected, rtol=1e-6)
     np.testing.assert_array_equal(scope["above"], expected > detector.threshold)
+
+
+def test_a_nan_frame_score_is_an_anomaly_as_a_nan_window_score_is(tmp_path):
+    """An image graph giving NaN (broken after export) passed the frame as normal, where the
+    sensor detector alarms on a NaN score."""
+    from image_fixtures import normal_frame, write_tiny_image_artifact
+
+    detector = vigil.load(write_tiny_image_artifact(tmp_path / "camera.onnx"))
+    session = detector._session
+    real_run = session.run
+
+    class NanScores:
+        def run(self, names, feeds):
+            score, amap = real_run(names, feeds)
+            return np.full_like(score, np.nan), amap
+
+    detector._session = NanScores()
+    frame = normal_frame(np.random.default_rng(0))
+    assert np.isposinf(detector.score(frame)).all()
+    assert detector.predict(frame).all()

@@ -118,7 +118,7 @@ def test_synthetic_anomalies_need_supervised_mode(labeled, tmp_path, capsys):
     (["--members", "3"], "--members applies to the normal-only models"),
     (["--neighbour-rows", "4"], "--neighbour-rows applies to the normal-only models"),
     (["--compress-heavy-tails"], "--compress-heavy-tails applies to the normal-only models"),
-    (["--architecture", "tcn-forecast"], "--architecture tcn-forecast has neither cell"),
+    (["--architecture", "tcn-forecast"], "`--architecture` tcn-forecast has neither cell"),
 ])
 def test_supervised_refuses_options_it_would_ignore(labeled, tmp_path, capsys, flags, says):
     """They were recorded in the model as if applied, one LSTM classifier trained whatever."""
@@ -138,3 +138,19 @@ def test_synthetic_anomalies_change_only_the_last_rows():
     originals = windows[np.random.default_rng(1).integers(0, 200, 300)]
     assert np.array_equal(injected[:, :16], originals[:, :16])  # only the scored rows move
     assert (np.abs(injected - originals).max(axis=(1, 2)) > 0).mean() > 0.9
+
+
+@pytest.mark.parametrize("architecture", ["tcn-forecast", "conv-lstm-ae"])
+def test_library_refuses_an_architecture_without_a_cell(labeled, tmp_path, architecture):
+    """The library trained an LSTM for them without a word; only the CLI refused."""
+    from dataclasses import replace
+
+    from vigil.training.train_sensor import SensorTrainingOptions
+    from vigil.training.train_supervised import train_supervised
+
+    defaults = SensorTrainingOptions()
+    options = replace(defaults, model=replace(defaults.model, architecture=architecture))
+    output = tmp_path / "m.keras"
+    with pytest.raises(ValueError, match=f"`architecture` {architecture} has neither cell"):
+        train_supervised(labeled[0], output, options)
+    assert not output.exists()

@@ -523,12 +523,22 @@ class FirstColumn(layers.Layer):
         return x[:, 0]
 
 
+def classifier_cell(architecture: Architecture | str) -> type:
+    """The recurrent cell a supervised classifier uses for ``architecture``: GRU for the GRU
+    architectures, LSTM for the LSTM ones; ValueError for one with neither cell."""
+    arch = Architecture(architecture)
+    if arch in (Architecture.TCN_FORECAST, Architecture.CONV_LSTM_AE):
+        raise ValueError(f"supervised training trains an LSTM or a GRU classifier; "
+                         f"`architecture` {arch.value} has neither cell: give lstm-forecast or "
+                         f"gru-forecast (the cell it uses), or leave `architecture` out")
+    return layers.GRU if arch in (Architecture.GRU_FORECAST, Architecture.GRU_AE) else layers.LSTM
+
+
 def build_classifier(window: int, features: int, options: ModelOptions) -> keras.Model:
     """Normalized window in, one logit out (supervised mode): a GRU for the GRU architectures,
-    else an LSTM, over the window, then a small dense head."""
+    an LSTM for the LSTM ones (``classifier_cell``), over the window, then a small dense head."""
     inputs = keras.Input((window, features), name="window")
-    arch = Architecture(options.architecture)
-    cell = layers.GRU if arch in (Architecture.GRU_FORECAST, Architecture.GRU_AE) else layers.LSTM
+    cell = classifier_cell(options.architecture)
     x = cell(options.units)(inputs)
     x = layers.Dense(max(8, options.units // 2), activation="relu")(x)
     return keras.Model(inputs, layers.Dense(1)(x), name="vigil_supervised_classifier")

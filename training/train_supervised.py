@@ -96,6 +96,7 @@ def train_supervised(data: str | Path | Sequence[Path], output: str | Path,
                      supervised: SupervisedOptions = SupervisedOptions(),
                      verbose: int | str = "auto") -> SensorTrainingResult:
     """Train a classifier on labeled windows of ``data`` and write ``output`` (.keras)."""
+    sensor_model.classifier_cell(options.model.architecture)  # refused before any reading
     if not 0 <= supervised.synthetic_fraction <= 1:
         raise ValueError(f"`synthetic_fraction` must be in [0, 1]; received "
                          f"{supervised.synthetic_fraction}")

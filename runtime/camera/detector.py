@@ -141,7 +141,10 @@ class ImageDetector:
                                     f"each (its graph was changed after export)")
             scores.append(score.reshape(-1))
             maps.append(amap.reshape(len(score), expected[0], expected[1]))
-        return np.concatenate(scores).astype(np.float64), np.concatenate(maps)
+        scores = np.concatenate(scores).astype(np.float64)
+        # a NaN score (a graph broken after export) is as anomalous as a score can say, as the
+        # sensor detector's is: a frame is never passed because its score could not be compared
+        return np.where(np.isnan(scores), np.inf, scores), np.concatenate(maps)
 
     def locate(self, frame: np.ndarray, anomaly_map: np.ndarray | None = None,
                score: float | None = None) -> tuple[np.ndarray, list[dict]]:

@@ -134,10 +134,6 @@ def cmd_train_sensor(args) -> int:
          args.supervised, "the normal-only models (forecasters and autoencoders); --supervised "
                           "trains one classifier"),
     ])
-    if args.supervised and architecture in ("tcn-forecast", "conv-lstm-ae"):
-        raise ValueError(f"--supervised trains an LSTM or a GRU classifier; --architecture "
-                         f"{architecture} has neither cell: give lstm-forecast or gru-forecast "
-                         f"(the cell it uses), or leave --architecture out")
     if args.adaptive_z is not None and (args.adaptive_quantile is not None
                                         or args.adaptive_factor is not None):
         raise ValueError(f"--adaptive-z (recent mean + z std) and --adaptive-quantile/"
