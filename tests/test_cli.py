@@ -810,3 +810,18 @@ def test_a_command_line_mistake_is_a_json_line_under_log_json(capsys, monkeypatc
     with pytest.raises(SystemExit):  # without --log-json, argparse's own text
         cli.main(["score", "m.onnx", "data.csv", "--health-intervl", "5"])
     assert "vigil: error: unrecognized arguments" in capsys.readouterr().err
+
+
+def test_missing_training_extras_are_a_json_line_under_log_json(tmp_path, capsys, monkeypatch):
+    """It was plain text outside the exit-code table (SystemExit), whatever --log-json said."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tf2onnx", None)  # `import tf2onnx` fails as if absent
+    assert cli.main(["--log-json", "export", str(tmp_path / "m.keras"), "-o",
+                     str(tmp_path / "m.onnx")]) == 1
+    line = capsys.readouterr().err.splitlines()[-1]  # after TensorFlow's start-up lines, replayed
+    entry = json.loads(line)
+    assert entry["level"] == "error"
+    assert "needs the training extras (tf2onnx is not installed)" in entry["message"]
+    assert "pip install 'vigil-edge[train]'" in entry["message"]
+    assert not (tmp_path / "m.onnx").exists()

@@ -325,8 +325,10 @@ def test_start_up_mistakes_are_named_before_ray_starts(tmp_path, capsys, monkeyp
     model = write_tiny_sensor_artifact(tmp_path / "pump.onnx")
     started = []
     monkeypatch.setattr("ray.init", lambda *a, **k: started.append(a))
-    assert cli.main(["serve", str(model), "--threads", "0"]) == 2
-    assert "`--threads` must be >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stopped:  # argparse's own check, as every command's
+        cli.main(["serve", str(model), "--threads", "0"])
+    assert stopped.value.code == 2
+    assert "--threads: expected an integer >= 1 and <= 1024" in capsys.readouterr().err
     assert cli.main(["serve", str(model), "--name", "pump/1"]) == 2
     assert "--name must be letters, digits" in capsys.readouterr().err
     with socket.socket() as busy:

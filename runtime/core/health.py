@@ -18,6 +18,7 @@ import os
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -223,10 +224,29 @@ class HealthReporter:
 FINISHED = ("end", "interrupted")
 
 
+@dataclass(frozen=True)
+class HealthVerdict:
+    """One reading of a health file: ``problem`` (None when healthy) and, where the run has
+    finished (stopped at its source's end or on request: no fault, nothing to restart), why it
+    stopped (``finished``: the report's ``stopped``)."""
+
+    problem: str | None
+    finished: str | None = None
+
+
 def check_health(path: str | os.PathLike, max_age_s: float = 60.0,
                  max_idle_s: float | None = None,
                  max_unscored_rows: int | None = None) -> str | None:
-    """What is wrong with the run a health file describes, or None when it looks alive.
+    """What is wrong with the run a health file describes, or None when it looks alive (the
+    rules: ``health_verdict``)."""
+    return health_verdict(path, max_age_s, max_idle_s, max_unscored_rows).problem
+
+
+def health_verdict(path: str | os.PathLike, max_age_s: float = 60.0,
+                   max_idle_s: float | None = None,
+                   max_unscored_rows: int | None = None) -> HealthVerdict:
+    """What is wrong with the run a health file describes, and whether it finished, from one
+    reading of the file.
 
     For watchdogs (a container's HEALTHCHECK, a systemd timer): the file must exist and parse,
     have been rewritten within ``max_age_s`` seconds (the reporter rewrites it every interval, so
@@ -243,40 +263,46 @@ def check_health(path: str | os.PathLike, max_age_s: float = 60.0,
         if updated.tzinfo is None:  # the reporter writes UTC with its zone; a bare time is UTC
             updated = updated.replace(tzinfo=timezone.utc)
     except FileNotFoundError:
-        return f"no health file at {path} (is the scorer running with --health {path}?)"
+        return HealthVerdict(f"no health file at {path} (is the scorer running with --health "
+                             f"{path}?)")
     except (KeyError, TypeError):
-        return (f"health file {path} is not a Vigil health report: expected a JSON object with "
-                f"an 'updated' time, as `vigil score --health {path}` writes")
+        return HealthVerdict(f"health file {path} is not a Vigil health report: expected a JSON "
+                             f"object with an 'updated' time, as `vigil score --health {path}` "
+                             f"writes")
     except (OSError, ValueError, AttributeError) as error:
-        return f"health file {path} cannot be read as a Vigil health report: {error}"
+        return HealthVerdict(f"health file {path} cannot be read as a Vigil health report: "
+                             f"{error}")
     if report.get("status") in ("running", "connecting"):
         gone = _process_gone(report)
         if gone is not None:
-            return f"{gone}; health file {path} still says {report['status']!r}"
+            return HealthVerdict(f"{gone}; health file {path} still says {report['status']!r}")
     age = (datetime.now(timezone.utc) - updated).total_seconds()
     if age > max_age_s:
-        return f"health file {path} was last rewritten {age:.0f} s ago (over {max_age_s:g} s)"
+        return HealthVerdict(f"health file {path} was last rewritten {age:.0f} s ago (over "
+                             f"{max_age_s:g} s)")
     if age < -max_age_s:  # a live scorer rewrites it with the corrected clock within an interval
-        return (f"health file {path} was last rewritten {-age:.0f} s in the future (its "
-                f"'updated' time is {report['updated']}): the clock was set back since, and the "
-                "scorer has not rewritten it with the new time")
+        return HealthVerdict(f"health file {path} was last rewritten {-age:.0f} s in the future "
+                             f"(its 'updated' time is {report['updated']}): the clock was set "
+                             f"back since, and the scorer has not rewritten it with the new time")
     if report.get("status") == "stopped" and report.get("stopped") in FINISHED:
-        return None  # it ended as asked or at its source's end, and may still be closing outputs
+        # it ended as asked or at its source's end, and may still be closing outputs
+        return HealthVerdict(None, finished=str(report["stopped"]))
     if report.get("status") not in ("running", "connecting"):
-        return (f"the run is {report.get('status')!r} (stopped: {report.get('stopped')!r}, "
-                f"last error: {report.get('last_error')!r})")
+        return HealthVerdict(f"the run is {report.get('status')!r} (stopped: "
+                             f"{report.get('stopped')!r}, last error: "
+                             f"{report.get('last_error')!r})")
     idle = report.get("idle_s")
     if isinstance(idle, (int, float)):
         idle += max(0.0, age)  # idle when written, and since
     if max_idle_s is not None and isinstance(idle, (int, float)) and idle > max_idle_s:
-        return f"no input for {idle:.0f} s (over {max_idle_s:g} s)"
+        return HealthVerdict(f"no input for {idle:.0f} s (over {max_idle_s:g} s)")
     unscored = report.get("rows_unscored")
     if (max_unscored_rows is not None and type(unscored) is int
             and unscored >= max_unscored_rows):
-        return (f"no window scored for the last {unscored} rows (at least "
-                f"{max_unscored_rows}): rows arrive but none completes a window (last error: "
-                f"{report.get('last_error')!r})")
-    return None
+        return HealthVerdict(f"no window scored for the last {unscored} rows (at least "
+                             f"{max_unscored_rows}): rows arrive but none completes a window "
+                             f"(last error: {report.get('last_error')!r})")
+    return HealthVerdict(None)
 
 
 def _process_gone(report: dict) -> str | None:

@@ -14,8 +14,10 @@ from typing import Callable
 
 from vigil import __version__
 from vigil.runtime.core.mqtt import MAX_BUFFER as MQTT_MAX_BUFFER
+from vigil.runtime.core.providers import DEVICES as PROVIDER_DEVICES
+from vigil.runtime.core.spec import MAX_THREADS  # what an artifact's session allows
 
-DEVICES = ("auto", "cpu", "cuda", "tensorrt")
+DEVICES = ("auto", *PROVIDER_DEVICES)  # what --device names (runtime/core/providers.py)
 
 
 def _device_list(text: str) -> tuple[str, ...]:
@@ -48,7 +50,6 @@ def _comma_list(text: str) -> tuple[str, ...]:
     return items
 
 
-MAX_THREADS = 1024  # as vigil.runtime.core.artifact allows: more than machines have cores
 MAX_BENCH_BATCH = 65_536  # items per timed call of `vigil bench` (memory is checked too)
 
 
@@ -730,10 +731,11 @@ def _add_serve(commands, anywhere: argparse.ArgumentParser) -> None:
                        help="the model's name in the URL (default: MODEL's file stem)")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (default 127.0.0.1: this machine only)")
-    serve.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
-    serve.add_argument("--replicas", type=int, default=1,
+    serve.add_argument("--port", type=_integer(1, 65535), default=8000,
+                       help="HTTP port (default 8000)")
+    serve.add_argument("--replicas", type=_integer(1), default=1,
                        help="model replicas, one detector and one CPU each (default 1)")
-    serve.add_argument("--threads", type=int, default=1,
+    serve.add_argument("--threads", type=_integer(1, MAX_THREADS), default=1,
                        help="inference threads per replica (default 1)")
     serve.add_argument("--max-request-mb", type=_number(), default=256.0, metavar="MB",
                        help="larger requests are refused (413) before they are read whole "
@@ -850,9 +852,22 @@ def _flag_names(parser: argparse.ArgumentParser) -> dict[str, str]:
     return names
 
 
-def as_flags(message: str, parser: argparse.ArgumentParser) -> str:
-    """``message`` with each library option name it quotes given as its flag."""
-    for name, flag in _flag_names(parser).items():
+def _command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    """The parser of ``command`` ("train sensor", "score"), or ``parser`` where none is found."""
+    for word in command.split():
+        subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subparsers or word not in subparsers[0].choices:
+            break
+        parser = subparsers[0].choices[word]
+    return parser
+
+
+def as_flags(message: str, parser: argparse.ArgumentParser, command: str | None = None) -> str:
+    """``message`` with each library option name it quotes given as its flag: the flags of
+    ``command`` alone where it is given (`features` is no flag of `vigil score`, which names
+    columns with --columns), else of every subcommand."""
+    chosen = parser if command is None else _command_parser(parser, command)
+    for name, flag in _flag_names(chosen).items():
         message = message.replace(name, flag)
     return message
 

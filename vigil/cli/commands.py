@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from vigil.cli.arguments import (MAX_THREADS, JsonErrorParser, as_flags, build_parser,
+from vigil.cli.arguments import (JsonErrorParser, as_flags, build_parser,
                                  joined_negative_numbers, reconnect_limit, value_flags)
 from vigil.cli.log_format import JsonFormatter, TextFormatter, quiet_native_logs
 from vigil.cli.output_paths import check_output_paths, refuse_empty_paths
@@ -65,9 +65,12 @@ def _training_side(what: str):
             import tf2onnx  # noqa: F401
 
             tensorflow.config.list_physical_devices("GPU")  # the CUDA probe logs here
-    except ImportError:
-        raise SystemExit(f"vigil: error: `vigil {what}` needs the training extras: "
-                         "pip install 'vigil-edge[train]'") from None
+    except ImportError as missing:
+        from vigil.runtime.core.report import MissingDependency
+
+        package = missing.name or "a package of them"
+        raise MissingDependency(f"`vigil {what}` needs the training extras ({package} is not "
+                                f"installed): pip install 'vigil-edge[train]'") from None
     import signal
     import threading
 
@@ -728,12 +731,6 @@ def cmd_eval(args) -> int:
 def cmd_serve(args) -> int:
     from vigil.cli.serve import serve_forever
 
-    if not 0 < args.port < 65536 or args.replicas < 1:
-        raise ValueError(f"--port must be 1-65535 and --replicas >= 1; received {args.port} and "
-                         f"{args.replicas}")
-    if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
-        raise ValueError(f"`--threads` must be >= 1 and <= {MAX_THREADS} (onnxruntime threads "
-                         f"per replica); received {args.threads}")
     if not 0 < args.max_request_mb <= 4096:
         raise ValueError(f"`--max-request-mb` must be > 0 and <= 4096; received "
                          f"{args.max_request_mb:g}")
@@ -850,18 +847,14 @@ def _batch(args) -> int:
 
 
 def cmd_health_check(args) -> int:
-    from vigil.runtime.core.health import check_health
+    from vigil.runtime.core.health import health_verdict
 
-    problem = check_health(args.health, args.max_age, args.max_idle, args.max_unscored)
-    if problem is not None:
-        _error_line(f"unhealthy: {problem}", args.log_json)
+    verdict = health_verdict(args.health, args.max_age, args.max_idle, args.max_unscored)
+    if verdict.problem is not None:
+        _error_line(f"unhealthy: {verdict.problem}", args.log_json)
         return EXIT_FAILURE
-    try:
-        report = json.loads(Path(args.health).read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # rewritten meanwhile: it was healthy when checked
-        report = {}
-    if report.get("status") == "stopped":  # at its source's end or on request: no fault
-        print(f"finished: {args.health} (stopped: {report.get('stopped')}; not to be restarted)")
+    if verdict.finished:  # at its source's end or on request: no fault
+        print(f"finished: {args.health} (stopped: {verdict.finished}; not to be restarted)")
     else:
         print(f"healthy: {args.health}")
     return EXIT_OK
@@ -1002,7 +995,7 @@ def main(argv: list[str] | None = None) -> int:
         _error_line(error, args.log_json)
         return EXIT_OUTPUT
     except (ValueError, TypeError, FileNotFoundError) as error:
-        _error_line(as_flags(str(error), parser), args.log_json)
+        _error_line(as_flags(str(error), parser, args.command), args.log_json)
         return EXIT_INPUT
     except BrokenPipeError:
         return EXIT_OK
