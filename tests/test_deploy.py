@@ -247,3 +247,17 @@ def test_container_recipe_installs_the_runtime_alone_as_a_non_root_user():
     assert re.search(r"^USER vigil$", recipe, re.MULTILINE)
     health = re.search(r'CMD \["vigil", "health-check", "([^"]+)"', recipe).group(1)
     assert f'"--health", "{health}"' in recipe  # the health check reads what the scorer writes
+
+
+def test_a_non_finite_count_keeps_the_health_file_strict_json(tmp_path, capsys):
+    """Plain json.dumps wrote Infinity/NaN, which strict parsers (a watchdog, a dashboard, the
+    health check itself in other languages) refuse."""
+    path = tmp_path / "health.json"
+    reporter = HealthReporter(path, interval_s=3600)
+    reporter.start("sensor", "x.csv", lambda: {"rows": 1, "rate": float("inf"),
+                                               "score": float("nan")}, "rows")
+    reporter.stop("end")
+    report = json.loads(path.read_text(), parse_constant=lambda name: pytest.fail(name))
+    assert report["rate"] > 1e300 and report["score"] is None
+    assert cli.main(["health-check", str(path)]) == 0
+    assert "(stopped: end; not to be restarted)" in capsys.readouterr().out

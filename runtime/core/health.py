@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from .output import write_atomically
+from .output import strict_json, write_atomically
 
 log = logging.getLogger("vigil")
 
@@ -184,9 +184,9 @@ class HealthReporter:
             if self.mirror is not None:
                 self.mirror(report)
             if self.to_stderr:
-                print(json.dumps({"health": report}), file=sys.stderr, flush=True)
+                print(strict_json({"health": report}), file=sys.stderr, flush=True)
             elif self.path is not None:
-                write_atomically(self.path, json.dumps(report) + "\n")
+                write_atomically(self.path, strict_json(report) + "\n")
             self.reports += 1
             if self._write_error is not None:
                 log.warning("health file %s is writable again", self.path)

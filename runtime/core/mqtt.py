@@ -13,7 +13,6 @@ does.
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import threading
@@ -22,6 +21,7 @@ import uuid
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
+from .output import strict_json
 from .report import MissingDependency
 
 log = logging.getLogger("vigil")
@@ -139,7 +139,7 @@ class MqttPublisher:
         """Publish a health report, retained, so a dashboard that connects later sees the last.
         While the broker is away only the latest report is kept, outside the buffer, and sent
         once it is back: reports that a later one replaces never take a result line's place."""
-        payload = json.dumps(report)
+        payload = strict_json(report)  # a dashboard parses it: RFC 8259 only
         with self._lock:
             if not self.connected:
                 self._held_health = payload

@@ -23,6 +23,8 @@ from vigil.cli.arguments import (JsonErrorParser, as_flags, build_parser,
                                  joined_negative_numbers, reconnect_limit, value_flags)
 from vigil.cli.log_format import JsonFormatter, TextFormatter, quiet_native_logs
 from vigil.cli.output_paths import check_output_paths, refuse_empty_paths
+from vigil.runtime.core.output import strict_json
+from vigil.runtime.core.report import json_text
 
 EXIT_OK, EXIT_FAILURE, EXIT_INPUT, EXIT_ARTIFACT, EXIT_OUTPUT = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED = 130  # a batch stopped by Ctrl-C before its end (the shell's code for SIGINT)
@@ -165,15 +167,15 @@ def cmd_train_sensor(args) -> int:
     if "synthetic_anomalous_windows" in training:  # supervised: what the windows are
         windows.update({k: training[k] for k in ("labeled_anomalous_windows",
                                                  "synthetic_anomalous_windows")})
-    print(json.dumps({"model": str(args.output), "threshold": result.threshold.value,
-                      "threshold_method": result.threshold.method, "epochs": result.epochs,
-                      "seconds": round(result.seconds, 1), **windows,
-                      # the columns read as what: a row number read as a reading shows here
-                      "features": record["features"], "time_column": record.get("time_column"),
-                      "label_column": record.get("label_column"),
-                      "time_step": record.get("time_step"),
-                      "inputs_only": training.get("inputs_only", {}),
-                      "validation": result.validation}))
+    print(json_text({"model": str(args.output), "threshold": result.threshold.value,
+                     "threshold_method": result.threshold.method, "epochs": result.epochs,
+                     "seconds": round(result.seconds, 1), **windows,
+                     # the columns read as what: a row number read as a reading shows here
+                     "features": record["features"], "time_column": record.get("time_column"),
+                     "label_column": record.get("label_column"),
+                     "time_step": record.get("time_step"),
+                     "inputs_only": training.get("inputs_only", {}),
+                     "validation": result.validation}, indent=None))
     return EXIT_OK
 
 
@@ -265,10 +267,10 @@ def cmd_train_image(args) -> int:
     )
     with contextlib.redirect_stdout(sys.stderr):  # progress on stderr; stdout has the result
         result = train_image(data, args.output, options, verbose=0 if args.quiet else 1)
-    print(json.dumps({"model": str(args.output), "threshold": result.threshold.value,
-                      "pixel_threshold": result.pixel_threshold.value,
-                      "seconds": round(result.seconds, 1),
-                      "images": result.run.record["training"]["images"]}))
+    print(json_text({"model": str(args.output), "threshold": result.threshold.value,
+                     "pixel_threshold": result.pixel_threshold.value,
+                     "seconds": round(result.seconds, 1),
+                     "images": result.run.record["training"]["images"]}, indent=None))
     return EXIT_OK
 
 
@@ -297,9 +299,8 @@ def cmd_export(args) -> int:
         log.info(note)
     pixel = ({"pixel_threshold": report.pixel_threshold.value}
              if report.pixel_threshold is not None else {})
-    print(json.dumps({"artifact": str(report.path), "precision": report.precision,
-                      "threshold": report.threshold.value, **pixel, "parity": report.parity},
-                     indent=2))
+    print(json_text({"artifact": str(report.path), "precision": report.precision,
+                     "threshold": report.threshold.value, **pixel, "parity": report.parity}))
     return EXIT_OK
 
 
@@ -396,7 +397,7 @@ def _error_line(message: object, as_json: bool) -> None:
 
 def _finish(args, summary, mqtt: dict | None = None) -> int:
     """Print the summary (and the MQTT publisher's counts); the exit code its ending calls for."""
-    print(json.dumps({"summary": summary.to_json(), **({"mqtt": mqtt} if mqtt else {})}),
+    print(strict_json({"summary": summary.to_json(), **({"mqtt": mqtt} if mqtt else {})}),
           file=sys.stderr)
     if summary.stopped == "output_failed" or (summary.lines_lost
                                                and summary.stopped != "interrupted"):
@@ -838,7 +839,7 @@ def _batch(args) -> int:
     if resumed:
         summary["resumed"] = {"items_done_before": resumed.items_done,
                               "lines_kept": resumed.lines_kept, "lines_cut": resumed.lines_cut}
-    print(json.dumps({"summary": summary}), file=sys.stderr)
+    print(strict_json({"summary": summary}), file=sys.stderr)
     if summary["lines"] and summary["skipped"] == summary["lines"]:
         _error_line(f"nothing could be scored: all {summary['lines']} lines are skipped rows or "
                     f"frames, each with its reason", args.log_json)
