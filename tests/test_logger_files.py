@@ -6,6 +6,7 @@ Scored with the tiny closed-form model (score = mean |reading| over a 4-row wind
 from __future__ import annotations
 
 import json
+import logging
 import re
 import warnings
 
@@ -67,11 +68,11 @@ def test_rows_under_a_repeated_header_without_the_models_columns_are_not_read(tm
     path.write_text("timestamp,a,b,c\n1,1,2,3\ntimestamp,a,b,x,c\n2,1,2,3,4\n")
     assert rows_of(path)[0].problem is None
     path.write_text("timestamp,a,b,c\n1,1,2,3\ntimestamp,a,b,c,c\n2,1,2,3\n")
-    unread = rows_of(path)[1:]
-    assert [r.number for r in unread] == [3, 4] and all(np.isnan(r.values).all() for r in unread)
+    unread = rows_of(path)[1:]  # the header line takes no row number, as a readable one
+    assert [r.number for r in unread] == [4] and all(np.isnan(r.values).all() for r in unread)
     assert "line 3 is a header line that cannot be read (column names must be unique" in \
         unread[0].problem
-    assert unread[1].problem.endswith("and this row follows it")
+    assert unread[0].problem.endswith("and this row follows it")
 
 
 def test_a_files_last_line_cut_mid_write_is_filled_and_a_whole_one_scored(tmp_path, tiny,
@@ -231,8 +232,8 @@ def test_a_logger_restarted_with_a_column_renamed_or_dropped_is_not_read_by_old_
         path.write_text("timestamp,a,b,c\n" + "".join(f"{i},0.1,0.2,0.3\n" for i in range(6))
                         + header + "\n" + "".join(f"{i},0.3,0.2,0.1\n" for i in range(6, 9)))
         rows = rows_of(path)
-        assert len(rows) == 6 + 1 + 3 and all(r.problem is None for r in rows[:6])  # + the header
-        assert all("is a header line that cannot be read" in r.problem for r in rows[6:])
+        assert len(rows) == 6 + 3 and all(r.problem is None for r in rows[:6])
+        assert all("line 8 is a header line that cannot be read" in r.problem for r in rows[6:])
         assert all("feature columns ['b'] are missing" in r.problem for r in rows[6:])
 
 
@@ -383,3 +384,31 @@ def test_training_passes_over_a_banner_before_rows_with_a_text_label(tmp_path):
         f"{i},{i % 3},{i % 5},{'anomaly' if i == 7 else 'normal'}\n" for i in range(30)))
     table = read_table(path)
     assert table.features == ("a", "b") and len(table) == 30 and table.labels.sum() == 1
+
+
+@pytest.mark.parametrize("cut", ["0.1,0.", "0.1,0.2,", "5,0.1"])
+def test_a_restart_header_glued_onto_a_row_cut_mid_line_is_a_header(tmp_path, cut, caplog):
+    """The logger died mid-line and its restart wrote the header (columns in another order) on
+    the same line: the joined line was one filled row and every later row was read by the old
+    positions (249 alarms on SKAB rows, exit 0, no word)."""
+    path = tmp_path / "glued.csv"
+    path.write_text("timestamp,a,b,c\n" + "".join(f"{i},0.1,0.2,0.3\n" for i in range(5))
+                    + cut + "timestamp,c,b,a\n"
+                    + "".join(f"{i},0.3,0.2,0.1\n" for i in range(5, 8)))
+    with caplog.at_level(logging.WARNING, logger="vigil"):
+        rows = rows_of(path)
+    assert len(rows) == 5 + 1 + 3
+    assert "a row cut off mid-line and then a header line" in rows[5].problem
+    assert np.isnan(rows[5].values).all()
+    for row in rows[6:]:  # read by the new header's names: a, b, c as before
+        assert row.problem is None
+        np.testing.assert_allclose(row.values, [0.1, 0.2, 0.3])
+    assert "a logger restarted mid-write" in caplog.text
+
+
+def test_a_row_with_extra_text_cells_is_no_glued_header(tmp_path):
+    """Only the header's own names make a glued header: a row with extra cells stays a row."""
+    path = tmp_path / "extra.csv"
+    path.write_text("timestamp,a,b,c\n1,0.1,0.2,0.3\n2,0.1,0.2,0.3,b,x,c\n")
+    rows = rows_of(path)
+    assert len(rows) == 2 and "fields" in rows[1].problem

@@ -325,6 +325,11 @@ def test_label_words_are_read_and_an_unreadable_label_is_an_error(tmp_path):
     with pytest.raises(ValueError, match=r"line 3: label column 'anomaly' has 'maybe'; "
                                          r"expected 0/1.*--label-column"):
         read_table(write(tmp_path / "bad.csv", "a,anomaly\n1,0\n2,maybe\n"))
+    # a reading's missing value, but no label's: a stretch marked so was read as normal
+    for missing in ("NaN", "?", "n/a", "None"):
+        with pytest.raises(ValueError, match=f"line 3: label column 'anomaly' has "
+                                             f"'{re.escape(missing)}'; expected 0/1"):
+            read_table(write(tmp_path / "missing.csv", f"a,anomaly\n1,0\n2,{missing}\n"))
 
 
 def test_a_one_column_csv_reads_decimal_commas(tmp_path):

@@ -525,7 +525,9 @@ def label_value(cell: str, decimal: str = ".") -> tuple[float | None, str | None
     if word is not None:
         return word, None
     value, problem = _number(cell, decimal)
-    if problem is not None:
+    if problem is not None or (text and math.isnan(value)):
+        # NaN, ?, n/a: a reading's missing value, but no label's: a stretch marked so would be
+        # read as normal (only an empty cell is unlabeled)
         return None, (f"has {text[:40]!r}; expected 0/1 (or true/false, yes/no, "
                       f"anomaly/normal), or an empty cell for unlabeled")
     return (None if math.isnan(value) else value), None
@@ -644,14 +646,27 @@ def iter_rows(lines: Iterable[str | Line], parser_options: dict, source: str,
                 yield parser, None
                 continue
         cells = split_cells(text, separator)
-        if _repeats_a_header(cells, parser):  # files joined, a logger restarted, a log rotated
-            try:
+        glued = _header_glued_on(cells, parser)
+        if glued is not None:  # a logger that died mid-line wrote its restart header after it
+            yield parser, Row(number, np.full(len(parser.features), np.nan), None, None,
+                              f"line {number} holds a row cut off mid-line and then a header "
+                              f"line (a logger restarted mid-write): the row is not used")
+            if not quiet:
+                log.warning("%s, line %d: a row cut off mid-line, then a header line on the "
+                            "same line (a logger restarted mid-write); the row is not used and "
+                            "the rows after are read by that header's names", source, number)
+            cells = glued
+        if glued is not None or _repeats_a_header(cells, parser):  # files joined, a logger
+            try:                                                   # restarted, a log rotated
                 renamed = RowParser(cells, source, **parser_options)
             except ValueError as error:  # not the model's columns: no row is read by it
                 unusable = (f"line {number} is a header line that cannot be read "
                             f"({str(error).removeprefix(f'{source}: ')})")
-                yield parser, Row(number, np.full(len(parser.features), np.nan), None, None,
-                                  unusable)
+                if not quiet:  # said once here: its rows say it too, but only in results
+                    log.warning("%s, line %d: a header line again, which cannot be read (%s); "
+                                "no row after it is scored until a header line naming the "
+                                "model's columns", source, number,
+                                str(error).removeprefix(f"{source}: "))
                 continue
             if renamed.header != parser.header:
                 changed = ("the columns in another order" if sorted(renamed.header)
@@ -788,6 +803,27 @@ def _repeats_a_header(cells: Sequence[str], parser: RowParser) -> bool:
     known = len(set(names) & {h for h in parser.header if h})
     return (all(feature in names for feature in parser.features)
             or known >= max(2, (len(parser.header) + 1) // 2))
+
+
+def _header_glued_on(cells: Sequence[str], parser: RowParser) -> list[str] | None:
+    """The header line at the end of a line that holds more cells than the header, after a row
+    cut off mid-line (a logger that died mid-write and wrote its header on restart), or None.
+    The cut row's last cell may hold the header's first name (``0.2timestamp``). Only a header
+    of the same names, in any order, is taken: its cells are neither numbers nor times."""
+    width = len(parser.header)
+    if len(cells) <= width or width < 2:
+        return None
+    names = [c.strip() for c in cells[-width:]]
+    if any(not n or _looks_numeric(n) or time_key(n) is not None for n in names[1:]):
+        return None
+    if sorted(names) == sorted(parser.header):  # the cut row ended at a separator
+        return names
+    missing = set(parser.header) - set(names[1:])
+    if len(missing) == 1 and len(set(names[1:])) == width - 1:
+        first = missing.pop()
+        if first and names[0].endswith(first):  # glued onto the cut row's last cell
+            return [first, *names[1:]]
+    return None
 
 
 def _refuse_own_header(cells: Sequence[str], parser: RowParser, source: str) -> None:
