@@ -288,6 +288,10 @@ def test_time_gaps_are_checked_only_between_buffered_rows_of_the_training_kind(
                                "2024-05-01T10:00:01"]):
         scorer.push(np.zeros(3), i, time=stamp)
     assert scorer.time_gaps == 0
+    # ... and said: counted, the first named with why
+    assert scorer.times_unchecked == 3 and scorer.summary()["times_unchecked"] == 3
+    assert scorer.first_time_unchecked == (0, "0", "a number, where the training rows had ISO "
+                                                    "8601 times")
     # a long run of bad rows restarts the window: the rows after it are not compared with those
     # before it (no window holds both)
     for i in range(5, 9):
@@ -333,6 +337,18 @@ def test_vigil_score_warns_of_the_first_gap_and_counts_them_all(sensor_with_time
     summary = score_source(sensor_with_time_step, str(path), io.StringIO())
     assert summary.time_gaps == 2
     assert "rows 5 and 6 are 95 s apart" in caplog.text and "rows 10 and 11" not in caplog.text
+
+
+def test_vigil_score_warns_of_times_it_cannot_check(sensor_with_time_step, caplog, tmp_path):
+    """Day-first times (08.02.2020) turned the order and gap checks off without a word."""
+    lines = ["timestamp,a,b,c"] + [f"01.05.2024 10:00:{t:02d},0,0,0" for t in range(8)]
+    path = tmp_path / "day-first.csv"
+    path.write_text("\n".join(lines) + "\n")
+    summary = score_source(sensor_with_time_step, str(path), io.StringIO())
+    assert summary.times_unchecked == 8 and summary.to_json()["time_gaps"] is None
+    assert ("row 0's time '01.05.2024 10:00:00' is neither a number nor an ISO 8601 time"
+            in caplog.text)
+    assert caplog.text.count("is neither a number") == 1  # once per file
 
 
 # --- outputs that fail --------------------------------------------------------------------------

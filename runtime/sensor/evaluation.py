@@ -62,7 +62,7 @@ def score_file(detector: SensorDetector, path: str | Path, label_column: str,
     row before, the rows of a longer gap are skipped and the window restarts (counted in
     ``rows_filled`` and ``rows_skipped``), so the metrics are those of what the device decides."""
     from .scoring import CHUNK_ROWS
-    from .streaming import StreamingScorer
+    from .streaming import StreamingScorer, unchecked_times_note
 
     source = str(path)
     features = detector.features
@@ -152,6 +152,8 @@ def score_file(detector: SensorDetector, path: str | Path, label_column: str,
         log.warning("%s: %d row(s) filled from the row before and %d skipped, as vigil score "
                     "reads them (their lines there say why)", source, scorer.rows_filled,
                     scorer.rows_skipped)
+    if scorer.first_time_unchecked is not None:
+        log.warning("%s: %s", source, unchecked_times_note(scorer))
     if scorer.time_gaps:
         before, after, step = scorer.first_time_gap
         unit = "" if detector.spec.time_step.numeric else " s"

@@ -16,7 +16,8 @@ from ..core.health import HealthReporter
 from ..core.output import JsonLines, OutputError, flush_quietly
 from ..core.spec import ArtifactError
 from .detector import SensorDetector
-from .streaming import LASTING_ALARM_WINDOWS, UNSCORED_ROWS_WARNING, Result, StreamingScorer
+from .streaming import (LASTING_ALARM_WINDOWS, UNSCORED_ROWS_WARNING, Result, StreamingScorer,
+                        unchecked_times_note)
 from .tables import Line, MissingColumns, csv_files, iter_rows, read_lines
 
 log = logging.getLogger("vigil")
@@ -47,6 +48,7 @@ class ScoreSummary:
     rows_skipped: int = 0
     rows_out_of_order: int = 0
     time_gaps: int | None = None  # steps between rows beyond the model's limit (None: unchecked)
+    times_unchecked: int = 0  # rows whose time is no time read here, or not the training's kind
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
     stopped: str = "end"
@@ -79,6 +81,7 @@ class ScoreSummary:
         self.rows_out_of_order += part["rows_out_of_order"]
         if "time_gaps" in part:
             self.time_gaps = (self.time_gaps or 0) + part["time_gaps"]
+        self.times_unchecked += part.get("times_unchecked", 0)
 
     def to_json(self) -> dict:
         rate = self.windows / self.seconds if self.seconds > 0 else None
@@ -87,7 +90,8 @@ class ScoreSummary:
                 "alarms": self.alarms, "alarm_episodes": self.alarm_episodes,
                 "rows_filled": self.rows_filled,
                 "rows_skipped": self.rows_skipped, "rows_out_of_order": self.rows_out_of_order,
-                "time_gaps": self.time_gaps, "seconds": round(self.seconds, 4),
+                "time_gaps": self.time_gaps, "times_unchecked": self.times_unchecked,
+                "seconds": round(self.seconds, 4),
                 "windows_per_s": round(rate, 1) if rate else None, "errors": self.errors,
                 "stopped": self.stopped, "last_error": self.last_error,
                 "lines_written": self.lines_written, "lines_lost": self.lines_lost,
@@ -236,7 +240,8 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
     current: list[StreamingScorer] = []
 
     unscored = {"last": -1, "warned": False}  # the last row a window was scored at
-    gaps = {"warned": False}  # a file's first gap in time is warned of, the rest counted
+    # a file's first gap in time, and its first time that cannot be checked, are warned of
+    gaps = {"warned": False, "unchecked_warned": False}
 
     def emit(result: Result, name: str) -> None:
         record = result.to_json()
@@ -257,6 +262,10 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
                         "while this lasts; the last row's reason: %s", name,
                         result.index - unscored["last"], unscored["last"] + 1,
                         result.skipped or "none given")
+        if (not gaps["unchecked_warned"] and current
+                and current[0].first_time_unchecked is not None):
+            gaps["unchecked_warned"] = True
+            log.warning("%s: %s", name, unchecked_times_note(current[0]))
         if result.time_gap and not gaps["warned"] and current and current[0].first_time_gap:
             gaps["warned"] = True  # (in chunks, later gaps may be known already: the first)
             before, after, step = current[0].first_time_gap
@@ -281,7 +290,7 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
         scorer = StreamingScorer(detector)
         current[:] = [scorer]
         unscored.update(last=-1, warned=False)  # each file's own rows
-        gaps.update(warned=False)
+        gaps.update(warned=False, unchecked_warned=False)
         try:
             score_lines(detector, lines, name, emit, live=live, header=header, scorer=scorer,
                         decimal=decimal)
@@ -355,6 +364,7 @@ def _counts(summary: ScoreSummary, current: list[StreamingScorer], sink: JsonLin
         "rows_out_of_order": summary.rows_out_of_order + part.get("rows_out_of_order", 0),
         "time_gaps": (None if summary.time_gaps is None and "time_gaps" not in part
                       else (summary.time_gaps or 0) + part.get("time_gaps", 0)),
+        "times_unchecked": summary.times_unchecked + part.get("times_unchecked", 0),
         "alarms": summary.alarms + part.get("alarms", 0),
         "alarm_episodes": summary.alarm_episodes + part.get("alarm_episodes", 0),
         # windows in a row the current alarm has been on (0: none), for a watchdog's "still?"

@@ -86,6 +86,15 @@ class Result:
         return record
 
 
+def unchecked_times_note(scorer: "StreamingScorer") -> str:
+    """What the first time cell a scorer could not check was, and what that means."""
+    index, text, why = scorer.first_time_unchecked
+    return (f"row {index}'s time {text[:40]!r} is {why}: rows with such times are not checked "
+            f"for order or gaps in time (counted in the summary's times_unchecked); times are "
+            f"read as numbers (epoch seconds) or ISO 8601 (2020-02-08 14:24:17, an optional "
+            f"zone), of the kind the model was trained on")
+
+
 class StreamingScorer:
     """Keeps the last ``window`` rows in a ring buffer and scores each completed window.
 
@@ -106,6 +115,10 @@ class StreamingScorer:
     ``first_time_gap``, the latest in ``last_time_gap``) and every window holding both rows is
     flagged ``time_gap``, since it joins readings from before and after the gap. Scores are not
     changed.
+
+    A time cell that is no time this reader knows (neither a number nor ISO 8601), or of another
+    kind than the training rows' (a number among ISO times), cannot be checked for order or gaps:
+    such rows are counted in ``times_unchecked`` (the first in ``first_time_unchecked``).
     """
 
     def __init__(self, detector: SensorDetector, top_k: int = 3) -> None:
@@ -134,6 +147,9 @@ class StreamingScorer:
         self._time_step = spec.time_step
         self.time_gaps = 0
         self.steps_compared = 0  # steps between timed rows compared with the limit
+        # rows whose time cell could not be compared: (row, its cell, why) of the first
+        self.times_unchecked = 0
+        self.first_time_unchecked: tuple[int, str, str] | None = None
         # (row before, row after, step) of the stream's first and latest gap in time
         self.first_time_gap: tuple[int, int, float] | None = None
         self.last_time_gap: tuple[int, int, float] | None = None
@@ -246,6 +262,9 @@ class StreamingScorer:
             self.rows_in += 1
             self._next_index = index + 1
             key = time_key(time) if time else None
+            if time and (key is None or (self._time_step is not None
+                                         and key[0] != (0 if self._time_step.numeric else 1))):
+                self._note_unchecked(index, time, key)
             late, latest = self._late(key, index) if time else (False, None)
             try:  # (a CSV's readings beyond float32 are at its limit already: tables._number)
                 values = np.asarray(values, dtype=np.float32)
@@ -380,6 +399,14 @@ class StreamingScorer:
             # windows ending at this row up to the last one that still holds the row before it
             self._gap_until = self._position + self.window - 2
 
+    def _note_unchecked(self, index: int, time: str, key: tuple[int, float] | None) -> None:
+        self.times_unchecked += 1
+        if self.first_time_unchecked is None:
+            why = ("neither a number nor an ISO 8601 time" if key is None
+                   else "a number, where the training rows had ISO 8601 times" if key[0] == 0
+                   else "an ISO 8601 time, where the training rows had numbers")
+            self.first_time_unchecked = (index, time, why)
+
     def _repair(self, values: np.ndarray) -> np.ndarray:
         if values.shape != (self.features,):
             return self._last_good.copy()
@@ -408,6 +435,8 @@ class StreamingScorer:
                    "rows_out_of_order": self.rows_out_of_order}
         if self.steps_compared:  # else unchecked: no times, or not of the training's kind
             summary["time_gaps"] = self.time_gaps
+        if self.times_unchecked:  # their order and steps are unknown: time_gaps is partial
+            summary["times_unchecked"] = self.times_unchecked
         if self.longest_alarm is not None:
             windows, first, last = self.longest_alarm
             summary["longest_alarm"] = {"windows": windows, "first_row": first, "last_row": last}
