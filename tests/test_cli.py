@@ -542,9 +542,10 @@ def test_export_auto_says_its_choice_as_information_not_a_warning(sensor_artifac
     (["bench", "m.onnx", "--seconds", "0"], "argument --seconds: expected a number > 0"),
 ])
 def test_numeric_options_are_checked_before_any_work(args, message, capsys):
+    from vigil.cli import arguments
     from vigil.runtime.core import artifact
 
-    assert cli.MAX_THREADS == artifact.MAX_THREADS  # the CLI's bound is the library's
+    assert arguments.MAX_THREADS is artifact.MAX_THREADS  # the CLI's bound is the library's
     with pytest.raises(SystemExit) as done:
         cli.main(args)
     assert done.value.code == 2

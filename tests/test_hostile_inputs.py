@@ -148,6 +148,12 @@ def test_existing_results_need_append_or_overwrite(tiny_sensor, tmp_path):
     other = vigil("score", tiny_sensor, tmp_path / "rows.csv", "--jsonl", notes, "--append")
     assert other.returncode == 2 and b"does not hold result lines" in other.stderr
     assert notes.read_bytes() == b"line one\nthe last line, without a newline"
+    data = tmp_path / "rows.csv"  # a data file named by a typo in a unit file: never replaced
+    before = data.read_bytes()
+    typo = vigil("score", tiny_sensor, tmp_path / "rows.csv", "--jsonl", notes, "--overwrite")
+    assert typo.returncode == 2 and b"--overwrite replaces a results file" in typo.stderr
+    assert notes.read_bytes() == b"line one\nthe last line, without a newline"
+    assert data.read_bytes() == before
     config = tmp_path / "config.json"  # one JSON object, no newline: not a results line
     config.write_bytes(b'{"broker": "mqtt://x", "topic": "plant/line1"}')
     refused = vigil("score", tiny_sensor, tmp_path / "rows.csv", "--jsonl", config, "--append")

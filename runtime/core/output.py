@@ -230,8 +230,8 @@ class JsonLines:
                 self._lock(fd)
                 if info.st_size and mode == "new":
                     self._refuse_results(info.st_size)
-                if info.st_size and mode == "append":
-                    self._refuse_other_content(fd)
+                if info.st_size and mode in ("append", "overwrite"):
+                    self._refuse_other_content(fd, mode)
                 self._deferred = (path, mode)
             self._per_line = not regular
         except BaseException:
@@ -249,22 +249,27 @@ class JsonLines:
             raise ValueError(f"`jsonl` {self.name!r} cannot be opened for writing: "
                              f"{error.strerror or error}") from None
 
-    def _refuse_other_content(self, fd: int) -> None:
+    def _refuse_other_content(self, fd: int, mode: str) -> None:
         """ValueError unless the file's first line is a JSON object (a results file): appending
-        cuts off a partial last line, which in another kind of file is its data."""
+        cuts off a partial last line, which in another kind of file is its data, and overwriting
+        another kind of file (a data CSV named by a typo) would lose it."""
         block = os.pread(fd, 1 << 16, 0)
         first = block.split(b"\n", 1)[0]
         try:
             record = json.loads(first)
             # a result line names its source (and, from older releases, its window or frame)
-            ok = isinstance(record, dict) and ("source" in record or "score" in record
+            # overwriting needs JSON lines at least (never a data CSV)
+            ok = isinstance(record, dict) and (mode == "overwrite" or "source" in record
+                                               or "score" in record
                                                and ("index" in record or "frame" in record))
         except (UnicodeDecodeError, json.JSONDecodeError):
             ok = b"\n" not in block and first.startswith(b"{")  # a crash within the first line
         if not ok:
+            does = ("--append continues a results file" if mode == "append"
+                    else "--overwrite replaces a results file, never other data")
             raise ValueError(f"`jsonl` {self.name!r} does not hold result lines (its first line "
-                             f"is not a JSON object: {first[:60]!r}); --append continues a "
-                             "results file: name another file")
+                             f"is not a JSON object: {first[:60]!r}); {does}: name another "
+                             f"file, or delete this one first if it is to go")
 
     def _refuse_results(self, size: int) -> None:
         raise ValueError(f"`jsonl` {self.name!r} already holds {size} bytes of results; "
