@@ -210,7 +210,7 @@ def test_mixed_sizes_and_gray_and_color_images_load_through_the_runtime_preproce
     np.testing.assert_array_equal(rgb[0], bgr[0][:, :, ::-1])
 
 
-def test_choose_color(tmp_path):
+def test_choose_color(tmp_path, caplog):
     rng = np.random.default_rng(3)
     gray = [tmp_path / f"g{i}.png" for i in range(3)]
     for path in gray:
@@ -226,6 +226,12 @@ def test_choose_color(tmp_path):
     assert choose_color([*gray * 20, color], "auto") == "bgr"  # color only after 60 gray images
     # one color image among 100 gray ones, where no evenly spread sample of 32 would fall
     assert choose_color([*gray * 12, color, *gray * 21], "auto") == "bgr"
+    # ... and warned of, naming it: a stray colour image turned the model to colour silently
+    assert "1 of the 100 normal images are in colour (color.png)" in caplog.text
+    assert "--color gray" in caplog.text
+    caplog.clear()
+    assert choose_color([color, color, *gray[:1]], "auto") == "bgr"
+    assert "are in colour (" not in caplog.text  # most in colour: no doubt to warn of
     assert choose_color(gray, "rgb") == "rgb"
     with pytest.raises(ValueError, match="`color` must be auto, gray, bgr or rgb; received 'hsv'"):
         choose_color(gray, "hsv")
@@ -585,15 +591,20 @@ def test_gray_frames_for_a_colour_model_are_said_once(image_artifacts, probe, tm
                                                       capsys):
     from dataclasses import replace
 
-    from vigil.runtime.camera.frames import gray_for_color
+    from vigil.runtime.camera.frames import color_mismatch
 
     bgr = probe[-1]
     gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
     spec = runtime.load(image_artifacts.fp32).spec
     assert spec.color == "bgr"
-    assert gray_for_color(gray, spec) and gray_for_color(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR),
-                                                         spec)  # a gray JPEG decoded as colour
-    assert not gray_for_color(bgr, spec) and not gray_for_color(gray, replace(spec, color="gray"))
+    assert "frames are gray" in color_mismatch(gray, spec)
+    assert "frames are gray" in color_mismatch(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR), spec)
+    assert color_mismatch(bgr, spec) is None  # (above: a gray JPEG decoded as colour)
+    gray_spec = replace(spec, color="gray")
+    assert color_mismatch(gray, gray_spec) is None
+    # colour frames for a gray model: read as gray, colour-only defects unseen (was silent)
+    assert "frames are in colour but the model was trained on gray" in color_mismatch(bgr,
+                                                                                   gray_spec)
     detector = runtime.load(image_artifacts.fp32)
     with caplog.at_level("WARNING", logger="vigil"):
         detector.score(bgr)

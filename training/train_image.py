@@ -127,19 +127,33 @@ def _once(normal: list[LabeledImage], anomalous: list[LabeledImage]
 
 
 def choose_color(paths: Sequence[Path], requested: str) -> str:
+    """The colour a model is trained in: ``requested``, or with ``auto`` from ``paths`` (every
+    normal image, the held-out ones too, so the choice never depends on the split): bgr where
+    any is in colour, else gray; said, and warned of where colour images are a minority."""
     if requested != "auto":
         if requested not in ("gray", "bgr", "rgb"):
             raise ValueError(f"`color` must be auto, gray, bgr or rgb; received {requested!r}")
         return requested
-    # every image (color found ends it): one color image among gray ones would otherwise be
-    # trained and scored as gray, its color defects unseen
-    for path in paths:
-        image = read_image(path)
-        if image.ndim == 3 and image.shape[2] >= 3 and not (
-                np.array_equal(image[:, :, 0], image[:, :, 1])
-                and np.array_equal(image[:, :, 1], image[:, :, 2])):
-            return "bgr"
-    return "gray"
+    coloured = [path for path in paths if _in_colour(read_image(path))]
+    if not coloured:
+        log.info("color: gray (every normal image is gray; --color chooses)")
+        return "gray"
+    if len(coloured) * 2 < len(paths):  # a stray colour image turns the whole model to colour
+        shown = ", ".join(p.name for p in coloured[:5]) + (", ..." if len(coloured) > 5 else "")
+        log.warning("%d of the %d normal images are in colour (%s) and the rest gray: the "
+                    "model is trained in colour (bgr), and gray frames will be warned of when "
+                    "scored; if the camera is gray, remove those images or give --color gray",
+                    len(coloured), len(paths), shown)
+    else:
+        log.info("color: bgr (%d of the %d normal images are in colour; --color chooses)",
+                 len(coloured), len(paths))
+    return "bgr"
+
+
+def _in_colour(image: np.ndarray) -> bool:
+    return bool(image.ndim == 3 and image.shape[2] >= 3 and not (
+        np.array_equal(image[:, :, 0], image[:, :, 1])
+        and np.array_equal(image[:, :, 1], image[:, :, 2])))
 
 
 def load_images(items: Sequence[LabeledImage], size: int, color: str
@@ -216,7 +230,7 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
     train_items = [normal[i] for i in sorted(order[held:])]
     validation_items = [normal[i] for i in sorted(order[:held])] + list(anomalous)
     check_readable([*normal, *anomalous], "images", "trained")  # every bad file named at once
-    color = choose_color([i.path for i in train_items], options.data.color)
+    color = choose_color([i.path for i in normal], options.data.color)
     channels = 1 if color == "gray" else 3
     size = options.size
     train_images, _ = load_images(train_items, size, color)

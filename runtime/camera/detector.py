@@ -8,8 +8,8 @@ from typing import Sequence, Union
 import numpy as np
 
 from ..core.artifact import Artifact
-from .frames import (GRAY_FOR_COLOR, check_frame, frame_boxes, gray_for_color, map_to_frame,
-                     regions, to_model_input)
+from .frames import (check_frame, color_mismatch, frame_boxes, map_to_frame, regions,
+                     to_model_input)
 from ..core.spec import ArtifactError, ImageSpec, ScoreStats
 from ..core.thresholds import finite_number
 
@@ -118,10 +118,12 @@ class ImageDetector:
             raise ValueError("`frames` is empty; expected at least one frame")
         checked = [check_frame(f, "frame" if len(frames) == 1 else f"frames[{k}]")
                    for k, f in enumerate(frames)]
-        if not self._warned_gray and any(gray_for_color(f, self.spec) for f in checked):
-            self._warned_gray = True
-            log.warning("%s: %s (said once per detector)", self.path.name,
-                        GRAY_FOR_COLOR.format(color=self.spec.color))
+        if not self._warned_gray:
+            mismatch = next((m for m in (color_mismatch(f, self.spec) for f in checked)
+                             if m is not None), None)
+            if mismatch is not None:
+                self._warned_gray = True
+                log.warning("%s: %s (said once per detector)", self.path.name, mismatch)
         return np.stack([to_model_input(f, self.spec) for f in checked])
 
     def run_prepared(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -45,16 +45,31 @@ GRAY_FOR_COLOR = ("frames are gray but the model was trained on colour ({color})
                   "frames, or train a model on gray ones")
 
 
-def gray_for_color(frame: np.ndarray, spec: ImageSpec) -> bool:
-    """Whether a gray frame goes to a model trained on colour frames: its colour defects are
-    invisible there and its scores shift (9 of the demo video's 90 frames decided otherwise)."""
-    if spec.color == "gray":
-        return False
+COLOR_FOR_GRAY = ("frames are in colour but the model was trained on gray frames: they are read "
+                  "as gray, so defects seen only in colour are invisible; score the camera's gray "
+                  "frames, or train a model on colour ones (vigil train image ... --color bgr)")
+
+
+def _is_gray_picture(frame: np.ndarray) -> bool:
+    """One channel, or three equal ones (a gray JPEG decoded as colour), on a sample. A gray
+    frame given to a colour model hides colour defects and shifts scores (9 of the demo video's
+    90 frames decided otherwise)."""
     if frame.ndim == 2 or frame.shape[2] == 1:
         return True
-    sample = frame[::GRAY_SAMPLE_STEP, ::GRAY_SAMPLE_STEP, :3]  # a gray JPEG decoded as colour
+    sample = frame[::GRAY_SAMPLE_STEP, ::GRAY_SAMPLE_STEP, :3]
     return bool((sample[..., 0] == sample[..., 1]).all()
                 and (sample[..., 1] == sample[..., 2]).all())
+
+
+def color_mismatch(frame: np.ndarray, spec: ImageSpec) -> str | None:
+    """Why a frame's colour does not suit the model (gray for a colour model, colour for a gray
+    one), or None."""
+    gray = _is_gray_picture(frame)
+    if spec.color != "gray" and gray:
+        return GRAY_FOR_COLOR.format(color=spec.color)
+    if spec.color == "gray" and not gray:
+        return COLOR_FOR_GRAY
+    return None
 
 
 def to_model_input(frame: np.ndarray, spec: ImageSpec) -> np.ndarray:

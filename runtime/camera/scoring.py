@@ -25,8 +25,7 @@ from typing import IO
 import cv2
 import numpy as np
 
-from .frames import (GRAY_CHECKS, GRAY_FOR_COLOR, frame_boxes, gray_for_color, overlay,
-                     to_model_input)
+from .frames import GRAY_CHECKS, color_mismatch, frame_boxes, overlay, to_model_input
 from ..core import interrupts
 from ..core.health import HealthReporter
 from .detector import ImageDetector
@@ -287,10 +286,10 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
                     # a stream's first frames tell; in a folder each file may differ
                     if (gray_checks < GRAY_CHECKS or per_file) and gray_checks >= 0:
                         gray_checks += 1
-                        if gray_for_color(frame.image, detector.spec):
+                        mismatch = color_mismatch(frame.image, detector.spec)
+                        if mismatch is not None:
                             gray_checks = -1  # said once a run
-                            log.warning("%s: %s (said once a run)", frame.source,
-                                        GRAY_FOR_COLOR.format(color=detector.spec.color))
+                            log.warning("%s: %s (said once a run)", frame.source, mismatch)
                     batch[0] = to_model_input(frame.image, detector.spec)
                     scores, maps = detector.run_prepared(batch)
                     score = float(scores[0])
