@@ -278,3 +278,50 @@ def test_pro_integrates_the_overlap_curve_up_to_its_false_positive_limit():
         heat[mask] = 1.0
         pro.add(heat, mask)
     assert 0.997 < pro.value() <= 1.0  # 0.9955 when the curve stopped short of FPR 0.3
+
+
+@pytest.mark.parametrize("image_suffix, mask_name", [(".jpg", "{stem}.png"),
+                                                      (".JPG", "{stem}.PNG"),
+                                                      (".png", "{stem}_mask.png")])
+def test_an_mvtec_category_reads_masks_beside_its_test_images(tiny_image_artifact, tmp_path,
+                                                              capsys, image_suffix, mask_name):
+    """The magnetic-tile layout copied under test/<defect>/ (x.png beside x.jpg), or a camera's
+    upper-case names: the masks were set aside as masks and never read (pixel metrics null,
+    no word)."""
+    root = category(tmp_path / "beside", masked=False)
+    rng = np.random.default_rng(5)
+    for i in range(3):
+        (root / "test" / "patch" / f"{i:03d}.png").unlink()
+        write(root / "test" / "patch" / f"{i:03d}{image_suffix}", defect_frame(rng, box=BOX))
+        write(root / "test" / "patch" / mask_name.format(stem=f"{i:03d}"), box_mask())
+    code, result, _ = evaluate(tiny_image_artifact, root, "--json", tmp_path / "r.json",
+                               capsys=capsys)
+    assert code == 0 and result["pixel_auroc"] > 0.99
+    assert json.loads((tmp_path / "r.json").read_text())["pixel_unmasked_defects"] == 0
+
+
+def test_hidden_files_and_subfolders_of_a_category_are_passed_over_and_said(
+        tiny_image_artifact, tmp_path, capsys):
+    """macOS's ._NAME files stopped evaluation as corrupt images (vigil score passed over
+    them); a test/<defect>/ subfolder was left out without a word."""
+    root = category(tmp_path / "copied")
+    (root / "test" / "patch" / "._000.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    write(root / "test" / "patch" / "more" / "010.png", defect_frame(np.random.default_rng(6),
+                                                                     box=BOX))
+    code, result, error = evaluate(tiny_image_artifact, root, "--json", tmp_path / "r.json",
+                                   capsys=capsys)
+    assert code == 0 and result["image_auroc"] == 1.0
+    assert "1 hidden file(s)" in error and "._000.png" in error
+    assert "the images in its subfolders (more) are not read" in error
+
+
+def test_defects_without_any_mask_are_counted_and_noted_not_warned(tiny_image_artifact, tmp_path,
+                                                                   capsys):
+    root = category(tmp_path / "labels-only", masked=False)
+    code, result, error = evaluate(tiny_image_artifact, root, "--json", tmp_path / "r.json",
+                                   capsys=capsys)
+    written = json.loads((tmp_path / "r.json").read_text())
+    assert code == 0 and result["pixel_auroc"] is None and written["pixel_unmasked_defects"] == 3
+    assert "no defect image has a mask" in written["note"]
+    assert "no defect image has a mask: image metrics only" in error
+    assert "have no mask" not in error  # image labels only: nothing meant is missing

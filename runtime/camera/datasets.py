@@ -177,12 +177,34 @@ def check_readable(items: Sequence[LabeledImage], what: str, done: str,
                          "them out of the folders, and run again")
 
 
-def images_in(folder: Path) -> list[Path]:
-    """Image files in a folder, sorted by name; a PNG that is the mask of a same-stem image is
-    not an image."""
-    files = sorted(p for p in Path(folder).iterdir()
-                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+# Image formats OpenCV does not read (or not here): passed over, and said, where found in a folder
+OTHER_IMAGE_SUFFIXES = (".gif", ".heic", ".heif", ".avif", ".jxl", ".dng", ".cr2", ".nef",
+                        ".arw", ".raw")
+
+
+def images_in(folder: Path, say: bool = False) -> list[Path]:
+    """Image files in a folder, sorted by name, as `vigil score` reads it: hidden files (a
+    name starting with '.', such as macOS's ``._x.jpg``) are not images, and a PNG that is the
+    mask of a same-stem image is not one; a link whose target is gone is kept (its reading then
+    fails, naming it). With ``say``, what was passed over is logged."""
+    entries = sorted(Path(folder).iterdir())
+    hidden = [p for p in entries if p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES]
+    files = [p for p in entries if not p.name.startswith(".")
+             and p.suffix.lower() in IMAGE_SUFFIXES
+             and (p.is_file() or (p.is_symlink() and not p.exists()))]
     masks = masks_among(files)
+    if say:
+        other = [p for p in entries if p.suffix.lower() in OTHER_IMAGE_SUFFIXES]
+        for found, what in ((hidden, "hidden file(s) (a name starting with '.': macOS copies "
+                                     "leave ._NAME files) are not read"),
+                            (other, "file(s) in a format not read here are passed over "
+                                    "(convert them to PNG to use them)"),
+                            (sorted(masks), "PNG(s) beside same-named images are read as their "
+                                            "masks, not as images (rename one where both are "
+                                            "pictures)")):
+            if found:
+                shown = ", ".join(p.name for p in found[:3]) + (", ..." if len(found) > 3 else "")
+                log.info("%s: %d %s: %s", folder, len(found), what, shown)
     return [p for p in files if p not in masks]
 
 
@@ -211,22 +233,33 @@ def mvtec(root: str | Path, need_train: bool = True
     if not is_mvtec(root):
         raise ValueError(f"`data` {str(root)!r} is not an MVTec AD category: expected "
                          "train/good/ and test/ folders in it")
-    train = [LabeledImage(p, False, GOOD) for p in images_in(root / "train" / GOOD)]
+    train = [LabeledImage(p, False, GOOD) for p in _category_images(root / "train" / GOOD)]
     test = []
-    for folder in sorted(p for p in (root / "test").iterdir() if p.is_dir()):
+    for folder in sorted(p for p in (root / "test").iterdir()
+                         if p.is_dir() and not p.name.startswith(".")):
         defect = folder.name
-        for image in images_in(folder):
+        for image in _category_images(folder):
             mask = None
-            if defect != GOOD:
-                for candidate in (root / "ground_truth" / defect / f"{image.stem}_mask.png",
-                                  root / "ground_truth" / defect / f"{image.stem}.png"):
-                    if candidate.is_file():
-                        mask = candidate
-                        break
+            if defect != GOOD:  # in ground_truth/<defect>/, else beside the image
+                mask = (_mask_for(image, root / "ground_truth", defect)
+                        if (root / "ground_truth" / defect).is_dir() else None)
+                mask = mask or _mask_for(image, None, defect)
             test.append(LabeledImage(image, defect != GOOD, defect, mask))
     if not train and need_train:
         raise ValueError(f"{str(root / 'train' / GOOD)!r} holds no images")
     return train, test
+
+
+def _category_images(folder: Path) -> list[Path]:
+    """An MVTec AD folder's images, saying what is passed over and which subfolders are not
+    read, as for plain folders."""
+    found = images_in(folder, say=True)
+    nested = _subfolders_with_images(folder)
+    if nested:
+        shown = ", ".join(nested[:5]) + (", ..." if len(nested) > 5 else "")
+        log.warning("%s: the images in its subfolders (%s) are not read; move them up into it "
+                    "to read them", folder, shown)
+    return found
 
 
 def folders(normal: Sequence[str | Path], anomalous: Sequence[str | Path] = (),
@@ -305,7 +338,7 @@ def _images_or_error(folder: str | Path) -> list[Path]:
                          f"(or an MVTec AD category)")
     if not folder.is_dir():
         raise ValueError(f"image folder {str(folder)!r} does not exist")
-    found = images_in(folder)
+    found = images_in(folder, say=True)
     nested = _subfolders_with_images(folder)
     shown = ", ".join(nested[:5]) + (", ..." if len(nested) > 5 else "")
     if not found:
@@ -328,10 +361,22 @@ def _subfolders_with_images(folder: Path) -> list[str]:
 
 
 def _mask_for(image: Path, masks: Path | None, defect: str) -> Path | None:
+    """The mask file of ``image``: NAME.png or NAME_mask.png in ``masks/defect/`` or ``masks/``,
+    or beside the image (``x.png`` beside ``x.jpg``, ``x_mask.png`` beside any); the suffix
+    in any case (``x.PNG`` beside ``x.JPG``, as cameras and Windows tools name files)."""
     if masks is not None:
-        candidates = [folder / name for folder in (masks / defect, masks)
+        candidates = [(folder, name) for folder in (masks / defect, masks)
                       for name in (f"{image.stem}.png", f"{image.stem}_mask.png")]
     else:  # beside the image: x.png beside x.jpg, or x_mask.png beside x.<any suffix>
-        candidates = ([image.with_suffix(".png")] if image.suffix.lower() != ".png" else [])
-        candidates.append(image.with_name(f"{image.stem}_mask.png"))
-    return next((c for c in candidates if c.is_file() and c != image), None)
+        candidates = ([(image.parent, f"{image.stem}.png")] if image.suffix.lower() != ".png"
+                      else [])
+        candidates.append((image.parent, f"{image.stem}_mask.png"))
+    for folder, name in candidates:
+        exact = folder / name
+        if exact.is_file() and exact != image:
+            return exact
+        stem = name[:-len(".png")]
+        for other in (folder / f"{stem}.PNG", folder / f"{stem}.Png"):
+            if other.is_file() and other != image:
+                return other
+    return None

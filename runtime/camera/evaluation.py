@@ -98,7 +98,7 @@ is a ValueError naming it before anything is scored."""
     has_masks = any(i.mask is not None for i in items)
     # a defect image without a mask has no known defect pixels: counting all of its pixels as
     # normal would mark its defect a false positive, so it stays out of the pixel metrics
-    unmasked = [i for i in items if i.anomalous and i.mask is None] if has_masks else []
+    unmasked = [i for i in items if i.anomalous and i.mask is None]
     blank: list[LabeledImage] = []  # defect images whose mask marks no pixel
     for n, item in enumerate(items):
         progress("scoring images", n, len(items))
@@ -152,7 +152,9 @@ is a ValueError naming it before anything is scored."""
                  f"at most {PRO_SIDE} px"
                  + (f"; {len(unmasked)} defect image(s) without a mask (e.g. "
                     f"{unmasked[0].path.name}) are left out of the pixel metrics"
-                    if unmasked else "")
+                    if unmasked and has_masks else "")
+                 + ("; no defect image has a mask, so there are no pixel metrics"
+                    if unmasked and not has_masks else "")
                  + (f"; {len(blank)} defect image(s) whose mask marks no pixel (e.g. "
                     f"{blank[0].mask.name}) are left out of them too" if blank else "")
                  + ("; no defect pixel is marked in any mask, so there are no pixel metrics"

@@ -657,11 +657,15 @@ def _eval_images(args, detector) -> int:
     items = test_items(args.data, args.normal, args.anomalous, args.masks)
     with _progress(args) as progress:
         result, scored = evaluate_images(detector, items, progress=progress)
-    if result["pixel_unmasked_defects"]:
+    unmasked = result["pixel_unmasked_defects"]
+    where = ("ground_truth/<defect>/NAME_mask.png, NAME.png beside NAME.jpg, or --masks DIR with "
+             "NAME.png or NAME_mask.png")
+    if unmasked and unmasked < result["anomalous"]:
         log.warning("%d defect image(s) have no mask and are left out of pixel_auroc and pro "
-                    "(their defect pixels are unknown); give their masks (ground_truth/<defect>/"
-                    "NAME_mask.png, or --masks DIR with NAME.png or NAME_mask.png)",
-                    result["pixel_unmasked_defects"])
+                    "(their defect pixels are unknown); give their masks (%s)", unmasked, where)
+    elif unmasked:  # image labels only (as ELPV's): nothing is missing that was meant to be there
+        log.info("no defect image has a mask: image metrics only (pixel metrics need masks: %s)",
+                 where)
     keys = ("image_auroc", "pixel_auroc", "pro", "f1", "precision", "recall", "threshold")
     print(json_text({k: result[k] for k in keys}), flush=True)  # first: kept if a file fails
     if args.json:
