@@ -959,6 +959,10 @@ def test_a_folder_of_only_bad_files_or_an_empty_stdin_leaves_old_results(tiny_se
     empty = vigil("score", tiny_sensor, "-", "--jsonl", results, "--overwrite", stdin=b"")
     assert empty.returncode == 0, empty.stderr
     assert results.read_text() == '{"index": 0}\n'
+    short = b"timestamp,a,b,c\n" + b"1,0.1,0.2,0.3\n" * (WINDOW - 1)  # no window: no line
+    ended = vigil("score", tiny_sensor, "-", "--jsonl", results, "--overwrite", stdin=short)
+    assert ended.returncode == 0 and b"no window of" in ended.stderr  # it emptied the file
+    assert results.read_text() == '{"index": 0}\n'
 
 
 def test_batch_checks_every_file_before_writing_and_exits_2_when_nothing_scores(tiny_sensor,

@@ -412,3 +412,16 @@ def test_a_row_with_extra_text_cells_is_no_glued_header(tmp_path):
     path.write_text("timestamp,a,b,c\n1,0.1,0.2,0.3\n2,0.1,0.2,0.3,b,x,c\n")
     rows = rows_of(path)
     assert len(rows) == 2 and "fields" in rows[1].problem
+
+
+def test_nul_bytes_from_storage_damage_are_a_named_problem_not_a_clean_row(tmp_path):
+    """An SD card after a power loss: a zeroed block glued to a row was scored as clean, its
+    timestamp echoed as NUL characters; a zeroed tail became a row of one field."""
+    path = tmp_path / "sd.csv"
+    path.write_bytes(b"timestamp,a,b,c\n1,0.1,0.2,0.3\n" + b"\x00" * 64 + b"2,0.1,0.2,0.3\n"
+                     + b"3,0.1,0.2,0.3\n" + b"\x00" * 512)
+    rows = rows_of(path)
+    assert [r.problem is None for r in rows] == [True, False, True, False]
+    for row in (rows[1], rows[3]):
+        assert "holds NUL bytes (storage damage" in row.problem and row.time is None
+        assert np.isnan(row.values).all()

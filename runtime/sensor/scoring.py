@@ -331,8 +331,10 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
             if files and summary.files_skipped == len(files):
                 raise _nothing_to_score(source, len(files), summary.errors[0])
         sink.flush()
-        if not live or summary.rows:  # an empty stdin is no run: an old output stays as it was
-            sink.commit()  # the input was read to its end: the output exists even without a line
+        # the input was read to its end: the output exists even without a line; a stdin that
+        # gave no line (empty, or fewer rows than a window) is no run: an old output stays
+        if not live or sink.lines_written:
+            sink.commit()
     except OutputError as error:
         summary.stopped, summary.last_error = "output_failed", str(error)
     except KeyboardInterrupt:

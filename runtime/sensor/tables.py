@@ -612,6 +612,11 @@ def iter_rows(lines: Iterable[str | Line], parser_options: dict, source: str,
         text = line.text
         if not text.strip():
             continue
+        if "\x00" in text and parser is not None:  # zeroed blocks: no reading to trust
+            yield parser, Row(number, np.full(len(parser.features), np.nan), None, None,
+                              f"line {number} holds NUL bytes (storage damage: the file was "
+                              f"being written when power was lost?), so its values are not used")
+            continue
         if cut_last_line and not line.terminated and parser is not None:
             yield parser, Row(number, np.full(len(parser.features), np.nan), None, None,
                               f"line {number} ends without a newline: the input was cut off "
