@@ -407,12 +407,10 @@ def baselines(keras_path: str | Path, models: Sequence[str | Path], options: Ben
     tf.config.threading.set_inter_op_parallelism_threads(1)
     import keras
 
-    import vigil.training.feature_model  # noqa: F401  (custom layers)
-    import vigil.training.fused_model  # noqa: F401
-    import vigil.training.image_model  # noqa: F401
-    import vigil.training.sensor_model  # noqa: F401
     from vigil.export.tflite import tflite_runner, to_tflite_isolated
+    from vigil.training.checkpoint import register_layers
 
+    register_layers()
     model = keras.models.load_model(keras_path, safe_mode=True, compile=False)
     callers: dict[str, Callable] = {}
     items = None

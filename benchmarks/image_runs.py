@@ -112,12 +112,10 @@ def fused_components(keras_path: str | Path, items, detector, held_out: np.ndarr
     sets the fused model's) and the precision, recall and F1 it gives on ``items``."""
     import keras
 
-    import vigil.training.feature_model  # noqa: F401  (custom layers)
-    import vigil.training.fused_model  # noqa: F401
-    import vigil.training.image_model  # noqa: F401
     from vigil.runtime.core.thresholds import ThresholdMethod, calibrate
+    from vigil.training.checkpoint import load_keras_model
 
-    model = keras.models.load_model(keras_path, safe_mode=True, compile=False)
+    model = load_keras_model(keras_path, "image")
     names = [n for n in FUSED_PARTS
              if any(layer.name == f"postprocess_standardize_score_{n}" for layer in model.layers)]
     parts = keras.Model(model.input, [model.get_layer(f"postprocess_standardize_score_{n}").output

@@ -28,8 +28,6 @@ def export_image(model_path: str | Path, output: str | Path,
                  options: ExportOptions = ExportOptions(),
                  progress: Progress = silent) -> ExportReport:
     """Write ``output`` (.onnx) from a model written by ``vigil train image``."""
-    from vigil.training import feature_model, fused_model, image_model  # noqa: F401  (layers)
-
     run = load_run(model_path)
     record = run.record
     if (Precision(options.precision) is Precision.MIXED

@@ -33,8 +33,6 @@ def export_sensor(model_path: str | Path, output: str | Path,
                   options: ExportOptions = ExportOptions(),
                   progress: Progress = silent) -> ExportReport:
     """Write ``output`` (.onnx) from a model written by ``vigil train sensor``."""
-    from vigil.training import sensor_model  # noqa: F401  (registers the custom layers)
-
     if Precision(options.precision) is Precision.MIXED:
         raise ValueError(f"--precision mixed applies to image feature models (it quantizes their "
                          f"memory-bank product); {str(model_path)!r} is a sensor model: use "

@@ -51,9 +51,9 @@ _CONVERT = r"""
 import os, sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np, keras
-import vigil.training.feature_model, vigil.training.fused_model, vigil.training.image_model
-import vigil.training.sensor_model
 from vigil.export.tflite import to_tflite
+from vigil.training.checkpoint import register_layers
+register_layers()
 model = keras.models.load_model(sys.argv[1], safe_mode=True, compile=False)
 int8 = sys.argv[2] == "int8"
 data = np.load(sys.argv[3]) if int8 else None

@@ -138,11 +138,19 @@ def load_run(model_path: str | Path) -> TrainingRun:
                          f"{model_path.name})") from None
 
 
+def register_layers() -> None:
+    """Register every custom Keras layer a Vigil model may hold (Keras finds them by name only
+    once their modules are imported), so that any of our models loads."""
+    from . import feature_model, fused_model, image_model, sensor_model  # noqa: F401
+
+
 def load_keras_model(model_path: str | Path, kind: str):
     """The Keras model ``vigil train`` wrote (safe mode, no compiling); ValueError naming the file
     when it is cut short, not a .keras archive (Keras itself says "file not found"), or not a
     model ``vigil train {kind}`` wrote (``kind``: what its sidecar says it is)."""
     import keras
+
+    register_layers()
 
     model_path = Path(model_path)
     again = f"train again to write it (vigil train {kind} ... -o {model_path.name})"
