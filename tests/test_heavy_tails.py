@@ -106,11 +106,11 @@ def test_a_heavy_tailed_column_is_compressed_end_to_end(tmp_path):
 
 
 def test_the_cli_flag_turns_it_on():
-    from vigil.cli import commands
+    from vigil.cli import commands, train_commands
 
     parser = commands.build_parser()
     args = parser.parse_args(["train", "sensor", "data.csv", "-o", "m.keras",
                               "--compress-heavy-tails"])
-    assert commands._given(args, "compress_heavy_tails") == {"compress_heavy_tails": True}
+    assert train_commands._given(args, "compress_heavy_tails") == {"compress_heavy_tails": True}
     args = parser.parse_args(["train", "sensor", "data.csv", "-o", "m.keras"])
-    assert commands._given(args, "compress_heavy_tails") == {}
+    assert train_commands._given(args, "compress_heavy_tails") == {}
