@@ -52,6 +52,26 @@ def time_calls(call: Callable[[], object], budget_s: float, min_runs: int = MIN_
     return timings
 
 
+def time_interleaved(calls: dict[str, Callable[[], object]], budget_s: float,
+                     min_runs: int = MIN_RUNS, block: int = 5) -> dict[str, list[float]]:
+    """Warm up each, then time ``calls`` in turn, ``block`` calls each per round, until
+    ``budget_s`` has passed and each has ``min_runs``: every one sees the same machine noise,
+    so their ratios hold on a busy machine where one after the other they would not."""
+    for call in calls.values():
+        for _ in range(WARMUP_RUNS):
+            call()
+    timings: dict[str, list[float]] = {name: [] for name in calls}
+    deadline = time.perf_counter() + budget_s
+    while (min(len(t) for t in timings.values()) < min_runs
+           or time.perf_counter() < deadline):
+        for name, call in calls.items():
+            for _ in range(block):
+                start = time.perf_counter()
+                call()
+                timings[name].append(time.perf_counter() - start)
+    return timings
+
+
 COLD_START = r"""
 import json, resource, sys, time
 started = time.perf_counter()

@@ -382,3 +382,37 @@ def test_artifacts_of_one_precision_keep_a_ratio_each():
                      "runtime_fp32_x_a_2", "runtime_int8"]
     ratios = baseline_ratios({"keras_tf_function": 3.0, **{n: 1.0 for n in names}})
     assert all(f"keras_tf_function_over_{n}" in ratios for n in names)
+
+
+def test_several_artifacts_are_timed_side_by_side_in_each_cell(tmp_path, monkeypatch):
+    """They were timed one after the other: on a busy machine two copies of one file came out
+    3x apart. Now each cell interleaves them, and their p50 ratios are given."""
+    from sensor_fixtures import write_tiny_sensor_artifact
+
+    from vigil.benchmarks import bench as bench_module
+
+    first = write_tiny_sensor_artifact(tmp_path / "a.onnx")
+    second = tmp_path / "b.onnx"
+    second.write_bytes(first.read_bytes())
+    order = []
+    real_runner = bench_module._runner
+
+    def recording_runner(detector):
+        run = real_runner(detector)
+        name = detector.path.name
+
+        def call(x):
+            order.append(name)
+            return run(x)
+        return call
+
+    monkeypatch.setattr(bench_module, "_runner", recording_runner)
+    result = bench_module.bench([first, second], bench_module.BenchOptions(
+        batches=(1, 2), devices=("cpu",), seconds=0.05, cold_start=False, profile=False))
+    switches = sum(1 for a, b in zip(order, order[1:]) if a != b)
+    assert switches > 10  # turns of a few calls each, not one model's whole cell then the other's
+    (one, two) = result["side_by_side"]
+    assert [one["batch"], two["batch"]] == [1, 2]
+    assert set(one["p50_ms"]) == {"a.onnx", "b.onnx"}
+    assert one["p50_over_a.onnx"]["a.onnx"] == 1.0
+    assert len(result["cells"]) == 4 and len(result["models"]) == 2
