@@ -33,6 +33,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vigil.benchmarks.script_args import check_given_artifacts, positive_integer
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -149,11 +151,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--components", type=int, default=None,
                         help="features/fused: principal components the patch features are "
                              "projected on before the bank (default: library; 0: none)")
-    parser.add_argument("--size", type=int, default=None,
+    parser.add_argument("--size", type=positive_integer, default=None,
                         help="the model's square input side in pixels (default: library, 256)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    if args.size is not None and args.keras and args.int8 and args.fp32:
+    given = check_given_artifacts(parser, args, {"int8": "int8", "fp32": "fp32",
+                                                 "mixed": "mixed"})
+    if args.size is not None and given:
         parser.error(f"--size {args.size} applies to the model this benchmark trains; the "
                      f"given --keras, --int8 and --fp32 keep their own input size")
     from vigil.benchmarks.bench import BenchOptions, baselines
@@ -161,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     from vigil.training.synthetic_frames import frames
 
     with tempfile.TemporaryDirectory() as scratch:
-        if args.keras and args.int8 and args.fp32:
+        if given:
             keras_path, int8_path, fp32_path, mixed_path = (args.keras, args.int8, args.fp32,
                                                             args.mixed)
         else:
@@ -171,10 +175,13 @@ def main(argv: list[str] | None = None) -> int:
             from concurrent.futures import ProcessPoolExecutor
 
             with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-                keras_path, int8_path, fp32_path, mixed_path = pool.submit(
-                    build_default, Path(scratch), args.steps, args.architecture,
-                    args.width, args.levels, args.neighbourhood, args.bank,
-                    args.components, args.size).result()
+                try:
+                    keras_path, int8_path, fp32_path, mixed_path = pool.submit(
+                        build_default, Path(scratch), args.steps, args.architecture,
+                        args.width, args.levels, args.neighbourhood, args.bank,
+                        args.components, args.size).result()
+                except ValueError as error:  # an option the training refuses, said as one
+                    parser.error(str(error))
         artifacts = [int8_path, fp32_path] + ([mixed_path] if mixed_path else [])
         base = baselines(keras_path, artifacts, BenchOptions())
         int8 = load(int8_path, threads=1)

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vigil.benchmarks.script_args import check_given_artifacts, load_detector, positive_integer
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -80,17 +82,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--architecture", default=None,
                         help="train this sensor architecture (default: the library's)")
-    parser.add_argument("--members", type=int, default=None, metavar="N",
+    parser.add_argument("--members", type=positive_integer, default=None, metavar="N",
                         help="networks whose errors are averaged (default: the library's, 3)")
     args = parser.parse_args(argv)
+    given = check_given_artifacts(parser, args, {"int8": "int8", "fp32": "fp32"})
+    if given and (args.members is not None or args.architecture is not None):
+        parser.error("--members and --architecture apply to the model this benchmark trains; "
+                     "the given --keras, --int8 and --fp32 keep their own")
     from vigil.benchmarks.bench import BenchOptions, baselines
     from vigil.benchmarks.harness import cold_start
     from vigil.training.synthetic import normal_stream
 
     with tempfile.TemporaryDirectory() as scratch:
-        if args.keras and args.int8 and args.fp32:
+        if given:
             keras_path, int8_path, fp32_path = args.keras, args.int8, args.fp32
-            members = None  # the given model's own, not read here
+            members = load_detector(fp32_path).spec.training.get("members")
         else:
             # Trained in a child process: TensorFlow's thread settings for the Keras baseline
             # (one thread) can only be made before TensorFlow starts in this one.
@@ -98,8 +104,11 @@ def main(argv: list[str] | None = None) -> int:
             from concurrent.futures import ProcessPoolExecutor
 
             with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-                keras_path, int8_path, fp32_path, members = pool.submit(
-                    build_default, Path(scratch), args.architecture, args.members).result()
+                try:
+                    keras_path, int8_path, fp32_path, members = pool.submit(
+                        build_default, Path(scratch), args.architecture, args.members).result()
+                except ValueError as error:  # an option the training refuses, said as one
+                    parser.error(str(error))
         base = baselines(keras_path, [int8_path, fp32_path], BenchOptions())
         from vigil.runtime import load
 

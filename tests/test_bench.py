@@ -416,3 +416,27 @@ def test_several_artifacts_are_timed_side_by_side_in_each_cell(tmp_path, monkeyp
     assert set(one["p50_ms"]) == {"a.onnx", "b.onnx"}
     assert one["p50_over_a.onnx"]["a.onnx"] == 1.0
     assert len(result["cells"]) == 4 and len(result["models"]) == 2
+
+
+def test_the_latency_scripts_refuse_a_partial_or_mislabelled_set_of_artifacts(tmp_path, capsys):
+    """A set without --fp32 trained and timed a model of the script's own, without a word; an
+    --int8 that was a mixed artifact ended in a KeyError after a minute of timing."""
+    import argparse
+
+    from sensor_fixtures import write_tiny_sensor_artifact
+
+    from vigil.benchmarks.script_args import check_given_artifacts
+
+    parser = argparse.ArgumentParser(prog="latency_sensor.py")
+    model = write_tiny_sensor_artifact(tmp_path / "tiny.onnx")  # an fp32 artifact
+    precisions = {"int8": "int8", "fp32": "fp32"}
+    partial = argparse.Namespace(keras=tmp_path / "m.keras", int8=model, fp32=None)
+    with pytest.raises(SystemExit):
+        check_given_artifacts(parser, partial, precisions)
+    assert "--keras, --int8 given without --fp32" in capsys.readouterr().err
+    mislabelled = argparse.Namespace(keras=tmp_path / "m.keras", int8=model, fp32=model)
+    with pytest.raises(SystemExit):
+        check_given_artifacts(parser, mislabelled, precisions)
+    assert "--int8 " in (err := capsys.readouterr().err) and "is an fp32 artifact" in err
+    none = argparse.Namespace(keras=None, int8=None, fp32=None)
+    assert check_given_artifacts(parser, none, precisions) is False
