@@ -334,8 +334,15 @@ def test_duplicated_or_oversized_metadata_and_compressed_files_are_refused(tiny_
     monkeypatch.undo()
     packed = tmp_path / "model.onnx"
     packed.write_bytes(gzip.compress(Path(tiny_image_artifact).read_bytes()))
-    with pytest.raises(ArtifactError, match=r"is gzip-compressed; decompress it first \(gunzip -k"):
+    # `gunzip -k model.onnx` refuses a name without .gz: the command given works as written
+    with pytest.raises(ArtifactError, match=r"is gzip-compressed; decompress it first \(gunzip -c "
+                                            r"model.onnx > model-unpacked.onnx\)"):
         runtime.load(packed)
+    csv = tmp_path / "rows.onnx"  # data given where the model goes
+    csv.write_text("timestamp,a,b\n1,0.5,0.2\n")
+    with pytest.raises(ArtifactError, match=r"is a text file \(it begins 'timestamp,a,b'\), not "
+                                            r"an ONNX model"):
+        runtime.load(csv)
 
 
 def test_a_custom_operator_is_named_as_such(tiny_image_artifact, tmp_path):

@@ -97,9 +97,15 @@ def open_artifact(
         raise ArtifactError(_zip_archive(path))
     compressed = next((name for name, magic in COMPRESSED_MAGIC if data.startswith(magic)), None)
     if compressed is not None:
+        fix = COMPRESSED_FIX[compressed].split()[0]  # gunzip -k ignores a name without .gz
         raise ArtifactError(f"model file {str(path)!r} is {compressed}-compressed; decompress it "
-                            f"first ({COMPRESSED_FIX[compressed]} {path.name}) and load the .onnx "
-                            f"inside")
+                            f"first ({fix} -c {path.name} > {path.stem}-unpacked.onnx) and load "
+                            f"the .onnx inside")
+    text = _text_start(data)
+    if text is not None:
+        raise ArtifactError(f"model file {str(path)!r} is a text file (it begins {text!r}), not "
+                            f"an ONNX model: give the .onnx that `vigil export` wrote (a CSV or "
+                            f"folder of data goes after the model: vigil score MODEL.onnx DATA)")
     scan = _check_self_contained(data, path)
     _check_metadata_entries(scan, path)
     options = ort.SessionOptions()
@@ -135,6 +141,19 @@ def open_artifact(
             log.warning("%s", warning)
     return Artifact(path=path, session=session, spec=spec, sha256=digest,
                     batch_independent=not scan.op_types & BATCH_DEPENDENT_OPS)
+
+
+def _text_start(data: bytes) -> str | None:
+    """The first line of ``data`` where its first bytes are plain text (an ONNX model's are
+    binary protobuf), else None."""
+    head = data[:256]
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if not text or any(c < " " and c not in "\t\r\n" for c in text):
+        return None
+    return text.splitlines()[0][:60] if text.strip() else None
 
 
 def _zip_archive(path: Path) -> str:
