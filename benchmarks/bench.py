@@ -182,8 +182,8 @@ def bench(models: Sequence[str | Path], options: BenchOptions = BenchOptions(),
     of each timed cell (model x device x threads x batch)."""
     # every model loaded and its input read before any timing: a bad one fails at once
     prepared = [_prepare(Path(model), options) for model in models]
-    for model, (_, items, _) in zip(models, prepared):
-        _check_batch_memory(Path(model), items, max(options.batches))
+    for model, (probe, items, _) in zip(models, prepared):
+        _check_batch_memory(Path(model), probe, items, max(options.batches))
     info = cpu_info()
     result: dict = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -235,20 +235,26 @@ def bench(models: Sequence[str | Path], options: BenchOptions = BenchOptions(),
     return result
 
 
-def _check_batch_memory(model: Path, items: np.ndarray, batch: int) -> None:
-    """ValueError when ``batch`` of ``model``'s inputs would take more than a quarter of this
-    machine's memory (the runtime splits a batch into runs of its own size, so the input is what
-    grows with it)."""
+def _check_batch_memory(model: Path, probe, items: np.ndarray, batch: int) -> None:
+    """ValueError when ``batch`` of ``model``'s inputs, and what a call returns for them, would
+    take more than a quarter of this machine's memory (the runtime splits a batch into runs of
+    its own size, so the input and the joined outputs are what grow with it: an image model's
+    float32 maps, held twice while they are joined, outweigh its uint8 frames)."""
     try:
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError):
         return
-    needed = batch * items[0].nbytes
+    per_item = items[0].nbytes
+    if probe.spec.kind == "image":
+        height, width, _ = probe.input_shape
+        per_item += 2 * height * width * 4  # the maps, and their copy while concatenated
+    needed = batch * per_item
     if needed > memory / 4:
-        largest = max(1, int(memory / 4 // items[0].nbytes))
-        raise ValueError(f"--batch {batch:,} of {model.name}'s inputs ({items[0].nbytes:,} bytes "
-                         f"each) takes {needed / 2**30:.1f} GiB, more than a quarter of this "
-                         f"machine's {memory / 2**30:.1f} GiB: give --batch {largest:,} or less")
+        largest = max(1, int(memory / 4 // per_item))
+        raise ValueError(f"--batch {batch:,} of {model.name}'s inputs and outputs ({per_item:,} "
+                         f"bytes each) takes {needed / 2**30:.1f} GiB, more than a quarter of "
+                         f"this machine's {memory / 2**30:.1f} GiB: give --batch {largest:,} or "
+                         f"less")
 
 
 def _prepare(model: Path, options: BenchOptions) -> tuple:

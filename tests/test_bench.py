@@ -217,7 +217,7 @@ def test_a_bad_model_or_input_fails_before_anything_is_timed(tmp_path, monkeypat
         raise AssertionError("timing began before every model and input was checked")
 
     monkeypatch.setattr(bench_module, "measured_roof", timed)
-    monkeypatch.setattr(bench_module, "time_calls", timed)
+    monkeypatch.setattr(bench_module, "time_interleaved", timed)
     sensor = write_tiny_sensor_artifact(tmp_path / "sensor.onnx")
     image = write_tiny_image_artifact(tmp_path / "image.onnx")
     truncated = tmp_path / "truncated.onnx"
@@ -261,7 +261,7 @@ def test_bench_limits_are_checked_before_anything_is_timed(tmp_path, monkeypatch
         raise AssertionError("timing began before the options were checked")
 
     monkeypatch.setattr(bench_module, "measured_roof", timed)
-    monkeypatch.setattr(bench_module, "time_calls", timed)
+    monkeypatch.setattr(bench_module, "time_interleaved", timed)
     model = write_tiny_sensor_artifact(tmp_path / "tiny.onnx")
     for flag, value in (("--threads", "1,2000"), ("--batch", "1,1000000000")):
         with pytest.raises(SystemExit) as stopped:  # argparse's own exit, as it reads the command
@@ -270,9 +270,18 @@ def test_bench_limits_are_checked_before_anything_is_timed(tmp_path, monkeypatch
         assert "expected integers from 1 to" in capsys.readouterr().err
     pages = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 1024}  # a 4 MiB machine
     monkeypatch.setattr(bench_module.os, "sysconf", lambda name: pages[name])
-    with pytest.raises(ValueError, match=r"--batch 60,000 of tiny.onnx's inputs .* more than a "
-                                         r"quarter of this machine's 0.0 GiB: give --batch"):
+    with pytest.raises(ValueError, match=r"--batch 60,000 of tiny.onnx's inputs and outputs .* "
+                                         r"more than a quarter of this machine's 0.0 GiB: give "
+                                         r"--batch"):
         bench_module.bench([model], bench_module.BenchOptions(batches=(1, 60_000)))
+    from image_fixtures import write_tiny_image_artifact
+
+    camera = write_tiny_image_artifact(tmp_path / "camera.onnx")  # its float maps counted too
+    probe = bench_module.load(camera)
+    height, width, channels = probe.input_shape
+    per_frame = height * width * channels + 8 * height * width
+    with pytest.raises(ValueError, match=rf"inputs and outputs \({per_frame:,} bytes each\)"):
+        bench_module.bench([camera], bench_module.BenchOptions(batches=(1, 60_000)))
     monkeypatch.undo()
     assert cli.main(["bench", str(model), "--compare", str(tmp_path / "a.json")]) == cli.EXIT_INPUT
     assert "would be ignored" in capsys.readouterr().err
