@@ -536,7 +536,8 @@ def baseline_ratios(p50: dict[str, float]) -> dict[str, float]:
 def compare(paths: Sequence[str | Path]) -> dict:
     """Merge several bench JSON files (from different machines) into one table; each run's
     notes (an unstable tail, a device that fell back) are kept, named by their run."""
-    rows, notes = [], []
+    rows, notes, runs = [], [], []
+    labels: dict[str, int] = {}
     for path in paths:
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -553,14 +554,24 @@ def compare(paths: Sequence[str | Path]) -> dict:
                              f"has no list of timed cells)")
         machine = data.get("machine", {})
         label = f"{Path(path).stem} ({machine.get('model', '?')}, {machine.get('cores', '?')} cores)"
+        labels[label] = labels.get(label, 0) + 1
+        if labels[label] > 1:  # the same file (or a same-named one) twice: rows told apart
+            label = f"{label} #{labels[label]}"
         for cell in cells:
             model = Path(str(cell.get("model"))).name
             rows.append({"run": f"{label}: {model}", **{k: cell.get(k) for k in (
                 "model", "precision", "device", "threads", "batch", "p50_ms", "p90_ms", "p99_ms",
-                "max_ms", "iqr_ms", "p50_ms_per_item", "p99_ms_per_item", "items_per_s")},
+                "max_ms", "iqr_ms", "p50_ms_per_item", "p99_ms_per_item", "items_per_s",
+                "sustained_items_per_s", "runs", "runs_per_call", "session_create_s",
+                "first_inference_s")},
                 "unstable": bool(cell.get("unstable", False))})
         notes += [f"{label}: {note}" for note in data.get("notes", []) if isinstance(note, str)]
+        # what a run measured besides its cells: per model (cold start, efficiency), the Keras
+        # and TFLite baselines, the side-by-side ratios, the machine
+        runs.append({"run": label, "file": str(path), "machine": machine,
+                     **{key: data[key] for key in ("models", "baselines", "side_by_side",
+                                                   "measured_roof_one_thread") if key in data}})
     if not rows:
         raise ValueError(f"no benchmark cells in {list(map(str, paths))}; expected `vigil bench "
                          "--json` outputs")
-    return {"compare": [str(p) for p in paths], "cells": rows, "notes": notes}
+    return {"compare": [str(p) for p in paths], "cells": rows, "runs": runs, "notes": notes}

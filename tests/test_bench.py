@@ -342,6 +342,17 @@ def test_compare_names_each_model_of_a_run_and_keeps_every_figure(tmp_path):
                                                    "a (cpu, 2 cores): int8.onnx"]
     assert all(c["p90_ms"] == 0.15 and c["max_ms"] == 0.3 and c["iqr_ms"] == 0.01
                for c in merged["cells"])
+    # a run's baselines (Keras, TFLite) and per-model figures come along; a file given twice
+    # gives rows told apart
+    baselines = {"stats": {"keras_call": {"p50_ms": 3.0}}, "ratios": {"k": 30.0}}
+    (tmp_path / "b.json").write_text(json.dumps({"machine": {"model": "cpu", "cores": 2},
+                                                 "cells": cells, "baselines": baselines,
+                                                 "models": [{"model": "/x/fp32.onnx"}]}))
+    merged = compare([tmp_path / "b.json", tmp_path / "b.json"])
+    assert merged["runs"][0]["baselines"] == baselines
+    assert merged["runs"][0]["models"] == [{"model": "/x/fp32.onnx"}]
+    assert [r["run"] for r in merged["runs"]] == ["b (cpu, 2 cores)", "b (cpu, 2 cores) #2"]
+    assert merged["cells"][2]["run"] == "b (cpu, 2 cores) #2: fp32.onnx"
 
 
 def test_bench_says_what_it_timed_and_when_a_batch_is_several_runs(tmp_path, capsys):
