@@ -8,10 +8,11 @@ from typing import Sequence, Union
 import numpy as np
 
 from ..core.artifact import Artifact
+from ..core.detector import Detector
+from ..core.spec import ArtifactError, ImageSpec
+from ..core.thresholds import finite_number
 from .frames import (check_frame, color_mismatch, frame_boxes, map_to_frame, regions,
                      to_model_input)
-from ..core.spec import ArtifactError, ImageSpec, ScoreStats
-from ..core.thresholds import finite_number
 
 log = logging.getLogger("vigil")
 
@@ -20,60 +21,26 @@ MAX_BATCH = 32
 Frames = Union[np.ndarray, Sequence[np.ndarray]]
 
 
-class ImageDetector:
+class ImageDetector(Detector):
     """Scores frames with a Vigil image artifact.
 
-    ``score(frames)`` gives one float per frame (higher is more anomalous), ``predict`` compares it
-    with ``threshold``; ``locate`` returns the anomaly map at frame size and the boxes `vigil
+    ``score(frames)`` gives one float per frame (higher is more anomalous), ``predict`` compares
+    it with ``threshold``; ``locate`` returns the anomaly map at frame size and the boxes `vigil
     score` gives. Frames are uint8 arrays as OpenCV decodes them (BGR or gray), of any
     size: they are converted and resized as the artifact says.
     """
 
     def __init__(self, artifact: Artifact) -> None:
-        if not isinstance(artifact, Artifact):
-            raise TypeError(f"`artifact` must be a loaded artifact; load a model with "
-                            f"vigil.load('MODEL.onnx'), which returns the detector; received "
-                            f"{type(artifact).__name__} {str(artifact)[:80]!r}")
-        self._artifact = artifact
-        self._session = artifact.session
+        super().__init__(artifact, MAX_BATCH)
         self.spec: ImageSpec = artifact.spec
-        self._threshold = float(self.spec.threshold.value)
         self._pixel_threshold = float(self.spec.pixel_threshold.value)
         self._outputs = [self.spec.score_output, self.spec.map_output]
-        self._max_batch = MAX_BATCH if artifact.batch_independent else 1
-        self._warned_gray = False  # a colour model given gray frames is said once
-
-    path = property(lambda self: self._artifact.path)
-    sha256 = property(lambda self: self._artifact.sha256)
-    batch_independent = property(
-        lambda self: self._artifact.batch_independent,
-        doc="Whether the graph scores each frame alone in a batch; False for graphs that "
-            "quantize activations per run, which this detector feeds one frame at a time and a "
-            "server must not batch.")
-    providers = property(lambda self: self._session.get_providers())
-
-    @property
-    def max_batch(self) -> int:
-        """The most frames one model run scores: a larger batch is several runs (1 for a
-        graph whose scores would depend on the batch, see ``BATCH_DEPENDENT_OPS``)."""
-        return self._max_batch
+        self._warned_gray = False  # a colour mismatch is said once
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
         """(height, width, channels) the model sees."""
         return self.spec.input_shape
-
-    @property
-    def score_stats(self) -> ScoreStats:
-        return self.spec.score_stats
-
-    @property
-    def threshold(self) -> float:
-        return self._threshold
-
-    @threshold.setter
-    def threshold(self, value: float) -> None:
-        self._threshold = finite_number(value, "threshold")
 
     @property
     def pixel_threshold(self) -> float:
@@ -86,15 +53,6 @@ class ImageDetector:
     def score(self, frames: Frames) -> np.ndarray:
         """Scores of one frame (an array) or several (a list, or a 4-D uint8 batch)."""
         return self.infer(frames)[0]
-
-    def decision_function(self, frames: Frames) -> np.ndarray:
-        """The scores, under the name PyOD users know (higher is more anomalous)."""
-        return self.score(frames)
-
-    def predict(self, frames: Frames) -> np.ndarray:
-        """True where a frame's score is above ``threshold`` (booleans, which index; see the
-        sensor detector's ``predict`` for PyOD's 0/1 labels)."""
-        return self.score(frames) > self._threshold
 
     def __repr__(self) -> str:
         height, width, channels = self.input_shape

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 import numpy as np
 
 from ..core.artifact import Artifact
-from ..core.spec import FLOAT32_MAX, ArtifactError, ScoreStats, SensorSpec
-from ..core.thresholds import finite_number
+from ..core.detector import Detector
+from ..core.spec import FLOAT32_MAX, ArtifactError, SensorSpec
 from .alarms import AlarmDecider
 from .windows import sliding_windows, window_ends
 
@@ -17,7 +16,7 @@ MAX_BATCH = 512  # windows per session run; a score never depends on how windows
 CHECK_CHUNK = 4096  # windows checked for non-finite values at a time
 
 
-class SensorDetector:
+class SensorDetector(Detector):
     """Scores windows of sensor readings with a Vigil artifact.
 
     ``score(x)`` returns one float per window (higher is more anomalous); ``predict(x)`` compares
@@ -25,18 +24,9 @@ class SensorDetector:
     """
 
     def __init__(self, artifact: Artifact) -> None:
-        if not isinstance(artifact, Artifact):
-            raise TypeError(f"`artifact` must be a loaded artifact; load a model with "
-                            f"vigil.load('MODEL.onnx'), which returns the detector; received "
-                            f"{type(artifact).__name__} {str(artifact)[:80]!r}")
-        self._artifact = artifact
-        self._session = artifact.session
+        super().__init__(artifact, MAX_BATCH)
         self.spec: SensorSpec = artifact.spec
-        self._threshold = float(artifact.spec.threshold.value)
         self._outputs = [self.spec.score_output, self.spec.feature_output]
-        # A graph that quantizes activations per call (0.1 artifacts' DynamicQuantizeLinear)
-        # scores one window per run, so that no window's score depends on its neighbours.
-        self._max_batch = MAX_BATCH if artifact.batch_independent else 1
 
     def __repr__(self) -> str:
         spec = self.spec
@@ -47,31 +37,6 @@ class SensorDetector:
                 f"providers={self.providers})")
 
     @property
-    def path(self) -> Path:
-        return self._artifact.path
-
-    @property
-    def sha256(self) -> str:
-        return self._artifact.sha256
-
-    @property
-    def batch_independent(self) -> bool:
-        """Whether the graph scores each item alone in a batch; False for graphs that quantize
-        activations per run (0.1's INT8 artifacts), which this detector feeds one item at a
-        time and a server must not batch."""
-        return self._artifact.batch_independent
-
-    @property
-    def providers(self) -> list[str]:
-        return self._session.get_providers()
-
-    @property
-    def max_batch(self) -> int:
-        """The most windows one model run scores: a larger batch is several runs (1 for a
-        graph whose scores would depend on the batch, see ``BATCH_DEPENDENT_OPS``)."""
-        return self._max_batch
-
-    @property
     def input_shape(self) -> tuple[int, int]:
         """(window, features) of one window."""
         return self.spec.input_shape
@@ -80,30 +45,9 @@ class SensorDetector:
     def features(self) -> tuple[str, ...]:
         return self.spec.features
 
-    @property
-    def score_stats(self) -> ScoreStats:
-        return self.spec.score_stats
-
-    @property
-    def threshold(self) -> float:
-        return self._threshold
-
-    @threshold.setter
-    def threshold(self, value: float) -> None:
-        self._threshold = finite_number(value, "threshold")
-
     def score(self, x: np.ndarray) -> np.ndarray:
         """Scores of one window (window, features) or a batch (n, window, features)."""
         return self.score_with_features(x)[0]
-
-    def decision_function(self, x: np.ndarray) -> np.ndarray:
-        """The scores, under the name PyOD users know (higher is more anomalous)."""
-        return self.score(x)
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """True where a window's score is above ``threshold`` (no alarm smoothing). Booleans, not
-        PyOD's 0/1 integers: they index (``x[predict(x)]``); ``.astype(int)`` gives PyOD's labels."""
-        return ~(self.score(x) <= self._threshold)  # a score that is no number alarms too
 
     def score_with_features(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(scores (n,), per-feature errors (n, features)) for one window or a batch."""

@@ -1,0 +1,80 @@
+"""What every detector shares: its artifact, session, threshold and decisions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .artifact import Artifact
+from .spec import ScoreStats
+from .thresholds import finite_number
+
+
+class Detector:
+    """A loaded artifact that scores items (sensor windows, camera frames): ``score`` gives one
+    float per item (higher is more anomalous), ``predict`` compares it with ``threshold``, which
+    may be changed without re-exporting the model."""
+
+    def __init__(self, artifact: Artifact, max_batch: int) -> None:
+        if not isinstance(artifact, Artifact):
+            raise TypeError(f"`artifact` must be a loaded artifact; load a model with "
+                            f"vigil.load('MODEL.onnx'), which returns the detector; received "
+                            f"{type(artifact).__name__} {str(artifact)[:80]!r}")
+        self._artifact = artifact
+        self._session = artifact.session
+        self.spec = artifact.spec  # what the artifact says (SensorSpec or ImageSpec)
+        self._threshold = float(artifact.spec.threshold.value)
+        # A graph that quantizes activations per call (0.1 artifacts' DynamicQuantizeLinear)
+        # scores one item per run, so that no item's score depends on its neighbours.
+        self._max_batch = max_batch if artifact.batch_independent else 1
+
+    @property
+    def path(self) -> Path:
+        return self._artifact.path
+
+    @property
+    def sha256(self) -> str:
+        return self._artifact.sha256
+
+    @property
+    def batch_independent(self) -> bool:
+        """Whether the graph scores each item alone in a batch; False for graphs that quantize
+        activations per run (0.1's INT8 artifacts), which this detector feeds one item at a
+        time and a server must not batch."""
+        return self._artifact.batch_independent
+
+    @property
+    def providers(self) -> list[str]:
+        return self._session.get_providers()
+
+    @property
+    def max_batch(self) -> int:
+        """The most items one model run scores: a larger batch is several runs (1 for a graph
+        whose scores would depend on the batch, see ``BATCH_DEPENDENT_OPS``)."""
+        return self._max_batch
+
+    @property
+    def score_stats(self) -> ScoreStats:
+        return self.spec.score_stats
+
+    @property
+    def threshold(self) -> float:
+        return self._threshold
+
+    @threshold.setter
+    def threshold(self, value: float) -> None:
+        self._threshold = finite_number(value, "threshold")
+
+    def score(self, items) -> np.ndarray:
+        raise NotImplementedError
+
+    def decision_function(self, items) -> np.ndarray:
+        """The scores, under the name PyOD users know (higher is more anomalous)."""
+        return self.score(items)
+
+    def predict(self, items) -> np.ndarray:
+        """True where an item's score is above ``threshold`` (a score that is no number too).
+        Booleans, not PyOD's 0/1 integers: they index (``x[predict(x)]``); ``.astype(int)``
+        gives PyOD's labels."""
+        return ~(self.score(items) <= self._threshold)
