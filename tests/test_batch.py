@@ -812,3 +812,23 @@ def test_standard_output_is_neither_resumed_nor_shared_with_ray(sensor_artifacts
     assert "`--jsonl -` is standard output, which cannot be read back" in capsys.readouterr().err
     assert cli.main(["batch", model, str(csv_folder), "--jsonl", "-", "--ray"]) == 2
     assert "Ray's own processes print to standard output too" in capsys.readouterr().err
+
+
+def test_a_file_none_of_whose_rows_scored_is_an_error_of_the_batch(tmp_path, capsys):
+    """A decimal-comma file gave only skipped lines and no error in the batch's summary, where
+    `vigil score` refuses it; a long batch also said nothing until its end."""
+    from sensor_fixtures import write_tiny_sensor_artifact
+
+    tiny_sensor = write_tiny_sensor_artifact(tmp_path / "tiny.onnx")
+    archive = tmp_path / "archive"  # a folder's files are checked as they are scored
+    archive.mkdir()
+    good, comma = archive / "good.csv", archive / "comma.csv"
+    good.write_text("timestamp,a,b,c\n" + "".join(f"{i},0.1,0.2,0.3\n" for i in range(20)))
+    comma.write_text("timestamp;a;b;c\n" + "".join(f"{i};0,1;0,2;0,3\n" for i in range(20)))
+    assert cli.main(["batch", str(tiny_sensor), str(archive), "--jsonl",
+                     str(tmp_path / "b.jsonl")]) == 0
+    err = capsys.readouterr().err
+    summary = json.loads(err.strip().splitlines()[-1])["summary"]
+    assert any("comma.csv: none of its 20 rows could be scored" in e for e in summary["errors"])
+    assert not any("good.csv" in e for e in summary["errors"])
+    assert "batch: items scored" in err  # progress on stderr

@@ -730,7 +730,9 @@ def _add_serve(commands, anywhere: argparse.ArgumentParser) -> None:
     serve.add_argument("--name", default=None,
                        help="the model's name in the URL (default: MODEL's file stem)")
     serve.add_argument("--host", default="127.0.0.1",
-                       help="address to listen on (default 127.0.0.1: this machine only)")
+                       help="address the HTTP server listens on (default 127.0.0.1: this "
+                            "machine only; Ray Serve's replica gRPC server listens on every "
+                            "interface whatever this says: let a firewall pass only --port)")
     serve.add_argument("--port", type=_integer(1, 65535), default=8000,
                        help="HTTP port (default 8000)")
     serve.add_argument("--replicas", type=_integer(1), default=1,

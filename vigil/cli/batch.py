@@ -26,6 +26,7 @@ from typing import IO, Any, Callable, Iterable, Iterator, Sequence
 from vigil.runtime.core.spec import ArtifactError
 from vigil.runtime.core import interrupts
 from vigil.runtime.core.output import OutputError
+from vigil.runtime.core.progress import Progress, silent
 
 IMAGES_PER_ITEM = 64
 SPOOL_BYTES = 16 << 20  # an item's lines beyond this wait in a temporary file ($TMPDIR), not memory
@@ -195,7 +196,18 @@ class Scorer:
                               f"file in {tempfile.gettempdir()!r} ($TMPDIR; "
                               f"{summary.last_error}): free space there or set TMPDIR to a "
                               "folder with room; the batch stopped before that item")
-        return summary.to_json()
+        result = summary.to_json()
+        # an item read whole whose every row (or frame) was skipped scored nothing: an error of
+        # the batch, as `vigil score` refuses such a file (a decimal comma, columns renamed)
+        counted, scored = (("rows", "windows") if item.kind == "csv" else ("frames_in", "scored"))
+        if (result.get(counted) and not result.get(scored)
+                and (item.kind != "csv" or result["rows"] >= self.detector.spec.window)):
+            note = (f"{item.name}: none of its {result[counted]} "
+                    f"{'rows' if item.kind == 'csv' else 'frames'} could be scored (the last "
+                    f"reason: {summary.last_error})")
+            result["errors"] = [*result.get("errors", []), note]
+            log.error("%s", note)
+        return result
 
     def __call__(self, batch: dict) -> Iterator[dict]:
         """Ray Data's entry: a batch of JSON-encoded items in; each item's lines out in parts of
@@ -733,15 +745,18 @@ SUMMED_COUNTS = ("rows", "windows", "rows_filled", "rows_out_of_order", "time_ga
 
 def run_batch(model: str | Path, items: Sequence[WorkItem], out, use_ray: bool = False,
               ray_address: str | None = None, workers: int | None = None,
-              threads: int | None = 1, reading: Reading = Reading()) -> dict:
+              threads: int | None = 1, reading: Reading = Reading(),
+              progress: Progress = silent) -> dict:
     """Score ``items`` (``plan_batch``) with ``model`` and write their lines to ``out`` (a
-    ``JsonLines``); returns the run's summary (items, lines, seconds, throughput, errors)."""
+    ``JsonLines``); returns the run's summary (items, lines, seconds, throughput, errors).
+    ``progress`` hears of each item written."""
     model = Path(model)
     started = time.perf_counter()
     results = (score_on_ray(model, items, ray_address, workers, threads, reading) if use_ray
                else score_locally(model, items, threads, reading))
     totals = {"items": len(items), "lines": 0, "skipped": 0, "files_skipped": 0, "errors": []}
-    for item, (lines, summary) in zip(items, results):
+    progress("batch: items scored", 0, len(items))
+    for done, (item, (lines, summary)) in enumerate(zip(items, results), 1):
         interrupts.check()  # a stop request between items: this item's lines are not written
         try:
             for line in lines:
@@ -758,6 +773,7 @@ def run_batch(model: str | Path, items: Sequence[WorkItem], out, use_ray: bool =
         for key in SUMMED_COUNTS:  # what `vigil score` says of each source, over them all
             if isinstance(summary.get(key), int):
                 totals[key] = totals.get(key, 0) + summary[key]
+        progress("batch: items scored", done, len(items))
     out.flush()
     seconds = time.perf_counter() - started
     return {"engine": ("ray " + (ray_address or "local")) if use_ray else "single process",

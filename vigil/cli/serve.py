@@ -560,6 +560,12 @@ def serve_forever(model: str | Path, name: str | None = None, host: str = "127.0
         logging.getLogger("vigil").info("serving %s (%s model, threshold %.6g) at "
                                         "http://%s:%d/v2/models/%s", model, detector.spec.kind,
                                         detector.threshold, host, port, name)
+        # Ray Serve binds each replica's gRPC server (calls between deployments, which score) to
+        # every interface whatever --host says: said at each start, not only in the README
+        logging.getLogger("vigil").warning(
+            "Ray Serve's replica gRPC server%s listen%s on every network interface (Ray's "
+            "choice, not --host's); on a network you do not trust, let the firewall pass only "
+            "port %d", "s" if replicas > 1 else "", "" if replicas > 1 else "s", port)
         print(json.dumps({"serving": name, "url": f"http://{host}:{port}/v2/models/{name}",
                           "protocol": "KServe v2 REST"}), flush=True)
         if ready is not None:

@@ -92,12 +92,14 @@ def _batch(args) -> int:
                          "bytes of results: add --resume to continue the batch that wrote it "
                          "(the items already written are not scored again), or --overwrite to "
                          "replace it")
-    with JsonLines(args.jsonl, mode=mode, keep=resumed.keep_bytes if resumed else None) as out:
+    with JsonLines(args.jsonl, mode=mode, keep=resumed.keep_bytes if resumed else None) as out, \
+            progress_for(args) as progress:
         try:
             summary = run_batch(args.model, items[resumed.items_done:] if resumed else items,
                                 out, use_ray=args.ray is not None,
                                 ray_address=None if args.ray in (None, "local") else args.ray,
-                                workers=args.workers, threads=args.threads, reading=reading)
+                                workers=args.workers, threads=args.threads, reading=reading,
+                                progress=progress)
         except KeyboardInterrupt:
             out.flush()  # the whole items' lines
             if args.jsonl == "-":
