@@ -832,3 +832,25 @@ def test_a_file_none_of_whose_rows_scored_is_an_error_of_the_batch(tmp_path, cap
     assert any("comma.csv: none of its 20 rows could be scored" in e for e in summary["errors"])
     assert not any("good.csv" in e for e in summary["errors"])
     assert "batch: items scored" in err  # progress on stderr
+
+
+def test_resume_on_an_output_another_run_writes_is_refused_before_reading_it(tmp_path, capsys,
+                                                                            monkeypatch):
+    """A second --resume scanned and re-scored the whole file before its lock refused it."""
+    import fcntl
+
+    from sensor_fixtures import write_tiny_sensor_artifact
+
+    tiny_sensor = write_tiny_sensor_artifact(tmp_path / "tiny.onnx")
+    data = tmp_path / "day.csv"
+    data.write_text("timestamp,a,b,c\n" + "".join(f"{i},0.1,0.2,0.3\n" for i in range(20)))
+    results = tmp_path / "b.jsonl"
+    assert cli.main(["batch", str(tiny_sensor), str(data), "--jsonl", str(results)]) == 0
+    capsys.readouterr()
+    read = []
+    monkeypatch.setattr(batch_module, "resume_point", lambda *a, **k: read.append(a))
+    with open(results, "rb") as held:  # the other run
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        assert cli.main(["batch", str(tiny_sensor), str(data), "--jsonl", str(results),
+                         "--resume"]) == cli.EXIT_INPUT
+    assert "is being written by another process" in capsys.readouterr().err and not read

@@ -535,6 +535,28 @@ class JsonLines:
         self.close()
 
 
+def refuse_locked(path: str | os.PathLike) -> None:
+    """ValueError when another process holds the lock of the results file ``path`` (a run
+    writing it), found before any work that reads it (a batch's --resume scans every line);
+    nothing is held after."""
+    if fcntl is None or not os.path.isfile(path):
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return  # unreadable: opening it for the run says why
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    except OSError as error:
+        if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise ValueError(f"`jsonl` {str(path)!r} is being written by another process (it "
+                             "holds the file's lock); two runs must not share one output: wait "
+                             "for it to end, or name another file") from None
+    finally:
+        os.close(fd)
+
+
 def check_writable(path: str | os.PathLike, flag: str, folder: bool = False,
                    replaced: bool = False) -> None:
     """ValueError, naming ``flag``, unless ``path`` can be written as a file (or, with ``folder``,

@@ -40,7 +40,8 @@ def _batch(args) -> int:
                                  resume_point, run_batch)
     from vigil.runtime import load
     from vigil.runtime.core.interrupts import waiting
-    from vigil.runtime.core.output import JsonLines, OutputError, refuse_inputs_as_output
+    from vigil.runtime.core.output import (JsonLines, OutputError, refuse_inputs_as_output,
+                                           refuse_locked)
 
     given = [flag for flag, used in (("--append", args.append), ("--overwrite", args.overwrite),
                                      ("--resume", args.resume)) if used]
@@ -74,6 +75,7 @@ def _batch(args) -> int:
                                              *[p for i in items for p in i.paths]], "--jsonl")
         resumed = None
         if args.resume:
+            refuse_locked(args.jsonl)  # before its lines are read and checked again
             window = detector.spec.window if detector.spec.kind == "sensor" else None
             resumed = resume_point(args.jsonl, items, window, header=not args.columns)
             check_same_model(args.jsonl, items, Scorer(args.model, args.threads, reading))
