@@ -398,3 +398,20 @@ def test_a_cell_that_is_no_number_leaves_the_rest_of_its_row_read():
     np.testing.assert_array_equal(np.isnan(row.values), [False, True, False, True])
     np.testing.assert_array_equal(row.values[[0, 2]], [1, 3])
     assert row.problem == "column 'b' has non-numeric value 'x' (other unreadable cells: ['d'])"
+
+
+@pytest.mark.parametrize("cell", ["broken", "decimal comma", "'b'"])
+def test_the_hint_for_an_unreadable_cell_follows_the_cell_not_the_words_it_holds(tmp_path, cell):
+    """The hint was chosen by searching the problem's text, which quotes the cell: a cell
+    reading "decimal comma" lost the hint, and one reading 'b' dropped column b from it."""
+    path = tmp_path / "x.csv"
+    path.write_text(f"timestamp,a,b,c\n1,{cell},2,3\n2,3,4,5\n")
+    with pytest.raises(ValueError, match=r"name the numeric columns \(--features b,c, say\)"):
+        read_table(path)
+    path.write_text("timestamp,a,b\n1,1,5,2\n2,3,4\n")  # a decimal comma in a comma file
+    with pytest.raises(ValueError, match="row has 4 fields; the header has 3"):
+        read_table(path)
+    path.write_text("timestamp;a;b\n1;1,5;2\n")
+    with pytest.raises(ValueError, match=r"a decimal comma\? Read it with --decimal ,") as raised:
+        read_table(path)
+    assert "name the numeric columns" not in str(raised.value)

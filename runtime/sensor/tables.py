@@ -72,6 +72,13 @@ class Row:
     problem: str | None = None
     cut: bool = False  # the input ended in the middle of this line: it is not used at all
     label_problem: str | None = None  # the label cell is neither a number nor a yes/no word
+    # what ``problem`` says, for a reader that chooses a hint by it (never by its text, which
+    # quotes the cells): "fields" (a count unlike the header's), "cells" (cells that are no
+    # number: ``unreadable`` has each (feature, cell)), "missing" (empty or NaN cells); None
+    # for a line that could not be read at all
+    kind: str | None = None
+    unreadable: tuple[tuple[str, str], ...] = ()
+    decimal_mark: bool = False  # a first unreadable cell that a decimal mark explains
 
 
 @dataclass(frozen=True)
@@ -440,29 +447,34 @@ class RowParser:
             cells = [*cells, ""]  # the header's own trailing separator, that the rows lack
         if len(cells) != len(self.header):
             return Row(number, values, time, None,
-                       f"row has {len(cells)} fields; the header has {len(self.header)}")
+                       f"row has {len(cells)} fields; the header has {len(self.header)}",
+                       kind="fields")
         label, label_problem = None, None
         if self._label_index is not None:
             label, label_problem = label_value(cells[self._label_index], self.decimal)
             if label_problem is not None:
                 label_problem = f"label column {self.label_column!r} {label_problem}"
-        unreadable: list[str] = []  # the row's other cells are still read: only these are filled
-        for k, i in enumerate(self._feature_index):
+        unreadable: list[tuple[str, str]] = []  # the row's other cells are still read: only
+        for k, i in enumerate(self._feature_index):  # these are filled
             value, problem = _number(cells[i], self.decimal)
             if problem is not None:
                 if not unreadable:
                     first = f"column {self.features[k]!r} {problem}"
-                unreadable.append(self.features[k])
+                unreadable.append((self.features[k], cells[i].strip()))
                 continue
             values[k] = value
         if unreadable:
-            more = (f" (other unreadable cells: {unreadable[1:]})" if len(unreadable) > 1 else "")
-            return Row(number, values, time, label, first + more, label_problem=label_problem)
+            names = [name for name, _ in unreadable]
+            more = (f" (other unreadable cells: {names[1:]})" if len(unreadable) > 1 else "")
+            return Row(number, values, time, label, first + more, label_problem=label_problem,
+                       kind="cells", unreadable=tuple(unreadable),
+                       decimal_mark=_decimal_mark_problem(unreadable[0][1], self.decimal))
         problem = None
         bad = [self.features[k] for k in range(n) if math.isnan(values[k])]
         if bad:
             problem = f"missing or NaN value in {bad}"
-        return Row(number, values, time, label, problem, label_problem=label_problem)
+        return Row(number, values, time, label, problem, label_problem=label_problem,
+                   kind="missing" if bad else None)
 
 
 def _looks_numeric(cell: str) -> bool:
@@ -484,6 +496,13 @@ COMMA_FILE_HINT = ("a decimal comma in a comma-separated file: rewrite the file 
                    "delimiter=';').writerows(csv.reader(sys.stdin))\" < IN.csv > OUT.csv, and "
                    "read OUT.csv with --decimal ,")
 DECIMAL_MARKS = (".", ",")
+
+
+def _decimal_mark_problem(cell: str, decimal: str) -> bool:
+    """Whether an unreadable cell is a number in the other decimal mark's writing (its
+    problem then says what to do with the mark)."""
+    text = cell.strip()
+    return ("." in text if decimal == "," else bool(DECIMAL_COMMA.fullmatch(text)))
 
 
 def _number(cell: str, decimal: str = ".") -> tuple[float, str | None]:
@@ -887,22 +906,21 @@ def read_table(
             for parser, row in iter_rows(handle, options, source):
                 if row is None:
                     continue
-                if row.problem and not row.problem.startswith("missing"):
-                    dated = [f for f in parser.features if f"column {f!r} has non-numeric "
-                             f"value" in row.problem and time_key(_cell(row.problem, f)) is not None]
+                if row.problem and row.kind != "missing":
+                    dated = [f for f, cell in row.unreadable if time_key(cell) is not None]
                     if features is None and dated and parser.time_column is None:
                         hint = (f"; a date-time: is {dated[0]!r} the time column? Name it "
                                 f"(--time-column {dated[0]!r}); the time column is found by its "
                                 f"name (timestamp, datetime, time, date or ts)")
-                    elif features is None and "non-numeric" in row.problem \
-                            and "decimal comma" not in row.problem:
-                        others = [f for f in parser.features if f"{f!r}" not in row.problem]
+                    elif row.decimal_mark:
+                        hint = ""  # the problem says what to do with the decimal mark
+                    elif features is None and row.kind == "cells":
+                        text = {f for f, _ in row.unreadable}
+                        others = [f for f in parser.features if f not in text]
                         hint = ("; correct that cell if it is a typo; a text column (a status, "
                                 "a name) is not a reading: name the numeric columns"
                                 + (f" (--features {','.join(others)}, say)" if others else
                                    " with --features"))
-                    elif "decimal comma" in row.problem or "--decimal ," in row.problem:
-                        hint = ""  # the problem says what to do with the decimal mark
                     else:
                         hint = (f"; expected the header's {len(parser.header)} fields with a "
                                 f"finite number in each feature column: correct or delete that "
@@ -926,14 +944,6 @@ def read_table(
         labels = np.array([bool(r.label) if r.label is not None else False for r in rows])
     return Table(source, parser.features, values, times, labels, parser.time_column,
                  parser.label_column, parser.header)
-
-
-def _cell(problem: str, feature: str) -> str | None:
-    """The value a row's problem quotes for ``feature`` ("column 'x' has non-numeric value
-    '...'"), or None."""
-    match = re.search(re.escape(f"column {feature!r} has non-numeric value ") + r"'([^']*)'",
-                      problem)
-    return match.group(1) if match else None
 
 
 def fill_gaps(values: np.ndarray, max_gap: int, source: str, features: Sequence[str]) -> np.ndarray:
