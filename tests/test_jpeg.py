@@ -170,3 +170,32 @@ def test_a_tiff_of_several_pages_is_said(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="vigil"):
         read_image(single)
     assert "pages" not in caplog.text
+
+
+def exif_tiff(code: int) -> bytes:
+    """A TIFF block holding one orientation entry, as EXIF stores it."""
+    tiff = b"II" + struct.pack("<HI", 42, 8) + struct.pack("<H", 1)
+    return tiff + struct.pack("<HHIHH", 0x0112, 3, 1, code, 0) + struct.pack("<I", 0)
+
+
+@pytest.mark.parametrize("code", [3, 6, 8])
+def test_a_pngs_and_a_webps_exif_orientation_is_applied_as_imread_applies_it(tmp_path, code):
+    """Only a JPEG's was: a PNG saved turned was read as stored, and a mask drawn on it as
+    shown was refused as of another aspect ratio."""
+    import zlib
+
+    png = bytes(cv2.imencode(".png", photo())[1])
+    body = exif_tiff(code)
+    chunk = (struct.pack(">I", len(body)) + b"eXIf" + body
+             + struct.pack(">I", zlib.crc32(b"eXIf" + body) & 0xFFFFFFFF))
+    header_end = 8 + 8 + 13 + 4  # the signature, then IHDR (length, type, 13 bytes, CRC)
+    path = tmp_path / f"turned{code}.png"
+    path.write_bytes(png[:header_end] + chunk + png[header_end:])
+    assert jpeg.orientation(path.read_bytes()) == code
+    assert np.array_equal(read_image(path), jpeg.upright(photo(), code))
+    webp = b"RIFF" + struct.pack("<I", 4) + b"WEBP"
+    exif = b"Exif\x00\x00" + body  # some writers keep JPEG's prefix in the chunk
+    webp += b"VP8X" + struct.pack("<I", 10) + bytes(10) + b"EXIF" + struct.pack("<I", len(exif))
+    webp += exif + bytes(len(exif) & 1)
+    assert jpeg.orientation(webp) == code
+    assert jpeg.orientation(png) == 1  # none: as stored

@@ -52,7 +52,8 @@ def read_image(path: str | Path) -> np.ndarray:
 
 def _decoded(path: Path) -> np.ndarray:
     """An image file's pixels as stored (uint8 or uint16; gray, BGR or BGRA), turned upright by
-    a JPEG's EXIF orientation; ValueError naming the file when it cannot be decoded."""
+    its EXIF orientation (JPEG, PNG, WebP); ValueError naming the file when it cannot be
+    decoded."""
     try:
         data = path.read_bytes()
     except OSError as error:
@@ -82,8 +83,9 @@ def _decoded(path: Path) -> np.ndarray:
         raise ValueError(f"image {str(path)!r} has unsupported pixel type {image.dtype}")
     if data[:4] in TIFF_MAGIC:
         _warn_once_pages(path)
-    # IMREAD_UNCHANGED ignores the EXIF orientation that cv2.imread and image viewers apply
-    return jpeg.upright(image, jpeg.orientation(data)) if is_jpeg else image
+    # IMREAD_UNCHANGED ignores the EXIF orientation that cv2.imread and image viewers apply (a
+    # JPEG's, a PNG's eXIf, a WebP's EXIF; a TIFF's OpenCV applies itself)
+    return jpeg.upright(image, jpeg.orientation(data))
 
 
 _DARK_16_BIT_WARNED: list[Path] = []

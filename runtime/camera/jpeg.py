@@ -144,7 +144,12 @@ def _scan_end(array: np.ndarray, start: int, zero_run: int = 0) -> tuple[int, st
 
 
 def orientation(data: bytes) -> int:
-    """The EXIF orientation of a JPEG (1-8; 1, upright, when it has none or it cannot be read)."""
+    """The EXIF orientation of a JPEG, PNG (its eXIf chunk) or WebP (its EXIF chunk): 1-8; 1,
+    upright, when it has none or it cannot be read."""
+    if data.startswith(PNG_SIGNATURE):
+        return _png_orientation(data)
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return _webp_orientation(data)
     position, size = 2, len(data)
     while position + 4 <= size and data[position] == 0xFF:
         marker = data[position + 1]
@@ -157,6 +162,34 @@ def orientation(data: bytes) -> int:
         if marker == 0xE1 and data[position + 4:position + 10] == b"Exif\x00\x00":
             return _tiff_orientation(data[position + 10:position + 2 + length])
         position += 2 + length
+    return 1
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_orientation(data: bytes) -> int:
+    position = len(PNG_SIGNATURE)
+    while position + 8 <= len(data):
+        length = int.from_bytes(data[position:position + 4], "big")
+        kind = data[position + 4:position + 8]
+        if kind == b"eXIf":
+            return _tiff_orientation(data[position + 8:position + 8 + length])
+        if kind == b"IEND":
+            break
+        position += 12 + length  # length, type, data, CRC
+    return 1
+
+
+def _webp_orientation(data: bytes) -> int:
+    position = 12
+    while position + 8 <= len(data):
+        kind = data[position:position + 4]
+        length = int.from_bytes(data[position + 4:position + 8], "little")
+        if kind == b"EXIF":
+            chunk = data[position + 8:position + 8 + length]
+            return _tiff_orientation(chunk[6:] if chunk.startswith(b"Exif\x00\x00") else chunk)
+        position += 8 + length + (length & 1)  # chunks are padded to an even size
     return 1
 
 
