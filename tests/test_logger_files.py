@@ -425,3 +425,33 @@ def test_nul_bytes_from_storage_damage_are_a_named_problem_not_a_clean_row(tmp_p
     for row in (rows[1], rows[3]):
         assert "holds NUL bytes (storage damage" in row.problem and row.time is None
         assert np.isnan(row.values).all()
+
+
+def test_a_restart_header_after_a_zeroed_block_is_read(tmp_path, caplog):
+    """A power loss leaves zeros; the restarted logger writes its header right after them:
+    the whole line was one damaged row and the rows after it were read by the old positions."""
+    path = tmp_path / "sd.csv"
+    path.write_bytes(b"timestamp,a,b,c\n" + b"".join(b"%d,0.1,0.2,0.3\n" % i for i in range(4))
+                     + b"\x00" * 50 + b"timestamp,c,b,a\n"
+                     + b"".join(b"%d,0.3,0.2,0.1\n" % i for i in range(4, 7)))
+    with caplog.at_level(logging.WARNING, logger="vigil"):
+        rows = rows_of(path)
+    assert len(rows) == 4 + 1 + 3 and "holds NUL bytes" in rows[4].problem
+    for row in rows[5:]:
+        assert row.problem is None
+        np.testing.assert_allclose(row.values, [0.1, 0.2, 0.3])
+    assert "NUL bytes (storage damage" in caplog.text and "a header line again" in caplog.text
+
+
+def test_a_restart_header_glued_inside_the_cut_rows_timestamp_is_a_header(tmp_path):
+    """Cut within its first cell, the line has the header's width: it was taken for a header
+    of other columns (its time column named '2026-01-01T00timestamp'), the times lost."""
+    path = tmp_path / "cut.csv"
+    path.write_text("timestamp,a,b,c\n" + "".join(f"2026-01-01T00:00:0{i},0.1,0.2,0.3\n"
+                                                  for i in range(4))
+                    + "2026-01-01T00timestamp,a,b,c\n"
+                    + "".join(f"2026-01-01T00:01:0{i},0.1,0.2,0.3\n" for i in range(3)))
+    rows = rows_of(path)
+    assert len(rows) == 4 + 1 + 3
+    assert "a row cut off mid-line and then a header line" in rows[4].problem
+    assert all(r.problem is None and r.time.startswith("2026-01-01T00:01") for r in rows[5:])

@@ -604,6 +604,7 @@ def iter_rows(lines: Iterable[str | Line], parser_options: dict, source: str,
     """
     parser: RowParser | None = None
     unusable: str | None = None  # why rows after a repeated header cannot be read, if they can't
+    nul_warned = False  # NUL bytes (storage damage) are warned of once a file
     last_cell_length = 0  # of the line before: a last line cut mid-write ends in a shorter one
     separator = ","
     number = 0
@@ -635,7 +636,16 @@ def iter_rows(lines: Iterable[str | Line], parser_options: dict, source: str,
             yield parser, Row(number, np.full(len(parser.features), np.nan), None, None,
                               f"line {number} holds NUL bytes (storage damage: the file was "
                               f"being written when power was lost?), so its values are not used")
-            continue
+            if not nul_warned and not quiet:
+                nul_warned = True
+                log.warning("%s, line %d: NUL bytes (storage damage: a power loss while the "
+                            "file was written?); such lines are not used", source, number)
+            # the logger's restart often writes its header right after the zeroed block
+            text = text.rsplit("\x00", 1)[1]
+            after = split_cells(text, separator) if text.strip() else []
+            if not after or (_header_glued_on(after, parser) is None
+                             and not _repeats_a_header(after, parser)):
+                continue
         if cut_last_line and not line.terminated and parser is not None:
             yield parser, Row(number, np.full(len(parser.features), np.nan), None, None,
                               f"line {number} ends without a newline: the input was cut off "
@@ -835,17 +845,19 @@ def _header_glued_on(cells: Sequence[str], parser: RowParser) -> list[str] | Non
     The cut row's last cell may hold the header's first name (``0.2timestamp``). Only a header
     of the same names, in any order, is taken: its cells are neither numbers nor times."""
     width = len(parser.header)
-    if len(cells) <= width or width < 2:
+    if len(cells) < width or width < 2:
         return None
     names = [c.strip() for c in cells[-width:]]
     if any(not n or _looks_numeric(n) or time_key(n) is not None for n in names[1:]):
         return None
-    if sorted(names) == sorted(parser.header):  # the cut row ended at a separator
+    if len(cells) > width and sorted(names) == sorted(parser.header):  # cut at a separator
         return names
     missing = set(parser.header) - set(names[1:])
     if len(missing) == 1 and len(set(names[1:])) == width - 1:
         first = missing.pop()
-        if first and names[0].endswith(first):  # glued onto the cut row's last cell
+        # glued onto the cut row's last cell, or inside its first (cut within the timestamp:
+        # the line then has the header's width)
+        if first and names[0].endswith(first) and len(names[0]) > len(first):
             return [first, *names[1:]]
     return None
 
