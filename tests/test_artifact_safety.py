@@ -343,6 +343,12 @@ def test_duplicated_or_oversized_metadata_and_compressed_files_are_refused(tiny_
     with pytest.raises(ArtifactError, match=r"is a text file \(it begins 'timestamp,a,b'\), not "
                                             r"an ONNX model"):
         runtime.load(csv)
+    for name, data in (("wide.onnx", ("温度センサー,".join(str(i) for i in range(40)) + "\n")
+                        .encode()),                    # a character cut at byte 256
+                       ("excel.onnx", "timestamp,a\n1,2\n".encode("utf-16"))):  # "Unicode text"
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(ArtifactError, match="is a text file"):
+            runtime.load(tmp_path / name)
 
 
 def test_a_custom_operator_is_named_as_such(tiny_image_artifact, tmp_path):

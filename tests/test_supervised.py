@@ -118,7 +118,7 @@ def test_synthetic_anomalies_need_supervised_mode(labeled, tmp_path, capsys):
     (["--members", "3"], "--members applies to the normal-only models"),
     (["--neighbour-rows", "4"], "--neighbour-rows applies to the normal-only models"),
     (["--compress-heavy-tails"], "--compress-heavy-tails applies to the normal-only models"),
-    (["--architecture", "tcn-forecast"], "`--architecture` tcn-forecast has neither cell"),
+    (["--architecture", "tcn-forecast"], "`--architecture` tcn-forecast is none of its"),
 ])
 def test_supervised_refuses_options_it_would_ignore(labeled, tmp_path, capsys, flags, says):
     """They were recorded in the model as if applied, one LSTM classifier trained whatever."""
@@ -151,6 +151,6 @@ def test_library_refuses_an_architecture_without_a_cell(labeled, tmp_path, archi
     defaults = SensorTrainingOptions()
     options = replace(defaults, model=replace(defaults.model, architecture=architecture))
     output = tmp_path / "m.keras"
-    with pytest.raises(ValueError, match=f"`architecture` {architecture} has neither cell"):
+    with pytest.raises(ValueError, match=f"`architecture` {architecture} is none of its"):
         train_supervised(labeled[0], output, options)
     assert not output.exists()

@@ -528,9 +528,10 @@ def classifier_cell(architecture: Architecture | str) -> type:
     architectures, LSTM for the LSTM ones; ValueError for one with neither cell."""
     arch = Architecture(architecture)
     if arch in (Architecture.TCN_FORECAST, Architecture.CONV_LSTM_AE):
-        raise ValueError(f"supervised training trains an LSTM or a GRU classifier; "
-                         f"`architecture` {arch.value} has neither cell: give lstm-forecast or "
-                         f"gru-forecast (the cell it uses), or leave `architecture` out")
+        raise ValueError(f"supervised training trains a recurrent classifier, an LSTM or a GRU "
+                         f"over the window; `architecture` {arch.value} is none of its "
+                         f"architectures: give lstm-forecast or gru-forecast (the cell it uses), "
+                         f"or leave `architecture` out")
     return layers.GRU if arch in (Architecture.GRU_FORECAST, Architecture.GRU_AE) else layers.LSTM
 
 

@@ -64,7 +64,8 @@ def _is_gray_picture(frame: np.ndarray) -> bool:
 def color_mismatch(frame: np.ndarray, spec: ImageSpec) -> str | None:
     """Why a frame's colour does not suit the model (gray for a colour model, colour for a gray
     one), or None (also for an array that is no frame: converting it says why)."""
-    if frame.ndim not in (2, 3) or frame.size == 0:
+    if not (frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] in (1, 3, 4))) \
+            or frame.size == 0:
         return None
     gray = _is_gray_picture(frame)
     if spec.color != "gray" and gray:

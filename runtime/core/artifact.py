@@ -147,13 +147,26 @@ def _text_start(data: bytes) -> str | None:
     """The first line of ``data`` where its first bytes are plain text (an ONNX model's are
     binary protobuf), else None."""
     head = data[:256]
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError:
+    for bom, encoding in ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
+        if head.startswith(bom):  # a CSV saved as "Unicode text"
+            head = head[2:].decode(encoding, errors="ignore").encode("utf-8")
+            break
+    try:  # the cut may fall inside a character: up to 3 of its bytes may be left out
+        text = next(head[:len(head) - cut].decode("utf-8") for cut in range(4)
+                    if _decodes(head[:len(head) - cut]))
+    except StopIteration:
         return None
     if not text or any(c < " " and c not in "\t\r\n" for c in text):
         return None
     return text.splitlines()[0][:60] if text.strip() else None
+
+
+def _decodes(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _zip_archive(path: Path) -> str:
