@@ -216,6 +216,8 @@ def bench(models: Sequence[str | Path], options: BenchOptions = BenchOptions(),
     progress("bench: timing cells", 0, cells)
     result["models"] = [_model_entry(Path(model), probe, items, described, options, result)
                         for model, (probe, items, described) in zip(models, prepared)]
+    for entry, label in zip(result["models"], model_labels(models)):
+        entry["label"] = label  # told apart where two share a name, or one is given twice
     _time_cells([Path(m) for m in models], prepared, options, result, cell_done)
     # measured again after the cells, the larger kept: one 1-s measure on a busy machine varied
     # 2x between runs (identical files got opposite verdicts)
@@ -307,6 +309,7 @@ def _time_cells(models: list[Path], prepared: list[tuple], options: BenchOptions
     that each sees the same machine noise: their ratios (``side_by_side``) hold on a busy
     machine, where timed one after the other they did not (3x between two copies of one file)."""
     ran_on: list[set[tuple[str, int]]] = [set() for _ in models]
+    labels = model_labels(models)
     for device in options.devices:
         for threads in options.threads:
             loaded: dict[int, tuple] = {}  # model index -> (detector, runner, session_s, actual)
@@ -335,15 +338,13 @@ def _time_cells(models: list[Path], prepared: list[tuple], options: BenchOptions
                     first_s[k] = time.perf_counter() - first
                 timings = time_interleaved(
                     {k: (lambda run=run, x=inputs[k]: run(x))
-                     for k, (_, run, _, _) in loaded.items()},
-                    options.seconds * len(loaded))
+                     for k, (_, run, _, _) in loaded.items()}, options.seconds)
                 p50 = {}
                 for k, (detector, _, session_s, actual) in loaded.items():
                     cell = _cell(models[k], prepared[k][0], result["models"][k], detector,
                                  device, threads, batch, session_s, first_s[k], actual,
                                  timings[k], result)
-                    p50[models[k].name if len(set(m.name for m in models)) == len(models)
-                        else str(models[k])] = cell["p50_ms"]
+                    p50[labels[k]] = cell["p50_ms"]
                     cell_done()
                 if len(p50) > 1:
                     first_name = next(iter(p50))
@@ -353,12 +354,23 @@ def _time_cells(models: list[Path], prepared: list[tuple], options: BenchOptions
                                                     for n, v in p50.items()}})
 
 
+def model_labels(models: Sequence[str | Path]) -> list[str]:
+    """How each model is named beside the others: its file name, its path where two share a
+    name, and ``#2``, ``#3`` ... where one file is given twice."""
+    paths = [Path(m) for m in models]
+    labels = [str(p) if any(q.name == p.name and q != p for q in paths) else p.name
+              for p in paths]
+    return [label if labels[:k].count(label) == 0 else f"{label} #{labels[:k].count(label) + 1}"
+            for k, label in enumerate(labels)]
+
+
 def _cell(model: Path, probe, entry: dict, detector, device: str, threads: int, batch: int,
           session_s: float, first_s: float, actual: str, timings: list[float],
           result: dict) -> dict:
     """One model's timed cell, added to ``result["cells"]``."""
     stats = latency_stats(timings, batch)
-    cell = {"model": str(model), "precision": probe.spec.precision, "device": actual,
+    cell = {"model": str(model), "label": entry["label"], "precision": probe.spec.precision,
+            "device": actual,
             "requested_device": device, "providers": detector.providers,
             "threads": threads, "session_create_s": session_s,
             "first_inference_s": first_s, **stats,
@@ -387,7 +399,8 @@ def device_of(providers: Sequence[str]) -> str:
 
 def _efficiency(entry: dict, result: dict) -> None:
     """How far the batch-1 one-thread CPU cell runs from this core's peak, and from the roof."""
-    cells = [c for c in result["cells"] if c["model"] == entry["model"] and c["batch"] == 1
+    own = entry.get("label", entry["model"])  # a label tells one file given twice apart
+    cells = [c for c in result["cells"] if c.get("label", c["model"]) == own and c["batch"] == 1
              and c["threads"] == 1 and c["device"] == "cpu"]
     int8 = entry["precision"] == "int8"
     share = entry.get("kernels", {}).get("int8_kernel_time_share")
@@ -558,7 +571,7 @@ def compare(paths: Sequence[str | Path]) -> dict:
         if labels[label] > 1:  # the same file (or a same-named one) twice: rows told apart
             label = f"{label} #{labels[label]}"
         for cell in cells:
-            model = Path(str(cell.get("model"))).name
+            model = cell.get("label") or Path(str(cell.get("model"))).name
             rows.append({"run": f"{label}: {model}", **{k: cell.get(k) for k in (
                 "model", "precision", "device", "threads", "batch", "p50_ms", "p90_ms", "p99_ms",
                 "max_ms", "iqr_ms", "p50_ms_per_item", "p99_ms_per_item", "items_per_s",

@@ -52,23 +52,33 @@ def time_calls(call: Callable[[], object], budget_s: float, min_runs: int = MIN_
     return timings
 
 
-def time_interleaved(calls: dict[str, Callable[[], object]], budget_s: float,
-                     min_runs: int = MIN_RUNS, block: int = 5) -> dict[str, list[float]]:
-    """Warm up each, then time ``calls`` in turn, ``block`` calls each per round, until
-    ``budget_s`` has passed and each has ``min_runs``: every one sees the same machine noise,
-    so their ratios hold on a busy machine where one after the other they would not."""
+def time_interleaved(calls: dict, budget_s: float, min_runs: int = MIN_RUNS, block: int = 5,
+                     max_runs: int = 100_000) -> dict[object, list[float]]:
+    """Warm up each, then time ``calls`` in turn, ``block`` calls each per round, each until
+    its own timed calls add up to ``budget_s`` and number ``min_runs`` (or reach ``max_runs``):
+    while several run, every one sees the same machine noise, so their ratios hold on a busy
+    machine where one after the other they would not; a fast one is not cut short by a slow
+    one's time."""
     for call in calls.values():
         for _ in range(WARMUP_RUNS):
             call()
-    timings: dict[str, list[float]] = {name: [] for name in calls}
-    deadline = time.perf_counter() + budget_s
-    while (min(len(t) for t in timings.values()) < min_runs
-           or time.perf_counter() < deadline):
+    timings: dict[object, list[float]] = {name: [] for name in calls}
+    spent = dict.fromkeys(calls, 0.0)
+
+    def needs_more(name) -> bool:
+        runs = len(timings[name])
+        return runs < max_runs and (runs < min_runs or spent[name] < budget_s)
+
+    while any(needs_more(name) for name in calls):
         for name, call in calls.items():
             for _ in range(block):
+                if not needs_more(name):
+                    break
                 start = time.perf_counter()
                 call()
-                timings[name].append(time.perf_counter() - start)
+                elapsed = time.perf_counter() - start
+                timings[name].append(elapsed)
+                spent[name] += elapsed
     return timings
 
 

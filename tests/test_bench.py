@@ -460,3 +460,28 @@ def test_the_latency_scripts_refuse_a_partial_or_mislabelled_set_of_artifacts(tm
     assert "--int8 " in (err := capsys.readouterr().err) and "is an fp32 artifact" in err
     none = argparse.Namespace(keras=None, int8=None, fp32=None)
     assert check_given_artifacts(parser, none, precisions) is False
+
+
+def test_models_that_share_a_name_are_told_apart_in_every_table(tmp_path):
+    """The same file twice gave no side_by_side (one key); two s1.onnx in other folders shared
+    one label in --compare."""
+    import json
+
+    from sensor_fixtures import write_tiny_sensor_artifact
+
+    from vigil.benchmarks import bench as bench_module
+
+    model = write_tiny_sensor_artifact(tmp_path / "s1.onnx")
+    (tmp_path / "other").mkdir()
+    other = tmp_path / "other" / "s1.onnx"
+    other.write_bytes(model.read_bytes())
+    assert bench_module.model_labels([model, model, other]) == [
+        str(model), f"{model} #2", str(other)]
+    assert bench_module.model_labels([model, model]) == ["s1.onnx", "s1.onnx #2"]
+    result = bench_module.bench([model, model], bench_module.BenchOptions(
+        batches=(1,), devices=("cpu",), seconds=0.02, cold_start=False, profile=False))
+    (side,) = result["side_by_side"]
+    assert set(side["p50_ms"]) == {"s1.onnx", "s1.onnx #2"}
+    (tmp_path / "run.json").write_text(json.dumps(result))
+    rows = bench_module.compare([tmp_path / "run.json"])["cells"]
+    assert [r["run"].split(": ", 1)[1] for r in rows] == ["s1.onnx", "s1.onnx #2"]
