@@ -319,10 +319,10 @@ def _time_cells(models: list[Path], prepared: list[tuple], options: BenchOptions
                 session_s = time.perf_counter() - started
                 actual = device_of(detector.providers)
                 if actual != device and device != "auto":
-                    result["notes"].append(f"{model.name}: --device {device} is not available "
+                    result["notes"].append(f"{labels[k]}: --device {device} is not available "
                                            f"here; it ran on {actual} ({detector.providers[0]})")
                 if (actual, threads) in ran_on[k]:
-                    result["notes"].append(f"{model.name}: {device} with {threads} thread(s) "
+                    result["notes"].append(f"{labels[k]}: {device} with {threads} thread(s) "
                                            f"repeated the {actual} cells; not measured twice")
                     continue
                 ran_on[k].add((actual, threads))
@@ -378,7 +378,7 @@ def _cell(model: Path, probe, entry: dict, detector, device: str, threads: int, 
     if stats["p99_ms"] > UNSTABLE_P99_OVER_P50 * stats["p50_ms"]:
         cell["unstable"] = True
         result["notes"].append(
-            f"{model.name} {actual} t{threads} b{batch}: p99 {stats['p99_ms']:.3g} ms (of "
+            f"{entry['label']} {actual} t{threads} b{batch}: p99 {stats['p99_ms']:.3g} ms (of "
             f"{stats['runs']} runs) is over {UNSTABLE_P99_OVER_P50:g}x p50 {stats['p50_ms']:.3g} "
             "ms: the machine was busy or throttling; rerun on a quiet machine before trusting "
             "the tail")

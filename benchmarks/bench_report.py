@@ -48,7 +48,8 @@ def write_bench_report(result: dict, folder: str | Path) -> Path:
                      f"{_fmt(cold.get('import_load_first_score_s'))} s; peak RSS "
                      f"{_fmt(cold.get('peak_rss_mb'))} MB." if cold else
                      "Cold start: not measured (--no-cold-start).")
-        lines += [f"## {Path(model['model']).name} ({model['kind']}, {model['precision']}, "
+        lines += [f"## {model.get('label') or Path(model['model']).name} ({model['kind']}, "
+                  f"{model['precision']}, "
                   f"{model['file_bytes'] / 1e6:.2f} MB)", "",
                   f"Input: {model['input']}. {cold_text}",
                   f"Timed: {model.get('timed', 'n/a')}.",
@@ -61,7 +62,7 @@ def write_bench_report(result: dict, folder: str | Path) -> Path:
     lines += ["| model | precision | device | threads | batch | p50 ms | p90 ms | p99 ms | max ms "
               "| p50 ms/item | items/s | IQR ms |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for c in result["cells"]:
-        lines.append(f"| {Path(c['model']).name if 'run' not in c else c['run']} | "
+        lines.append(f"| {c['run'] if 'run' in c else c.get('label') or Path(c['model']).name} | "
                      f"{c.get('precision', '')} | {c.get('device', '')} | {c.get('threads')} | "
                      f"{c.get('batch')} | {_fmt(c.get('p50_ms'))} | {_fmt(c.get('p90_ms'))} | "
                      f"{_fmt(c.get('p99_ms'))}{' (unstable)' if c.get('unstable') else ''} | "
@@ -99,7 +100,7 @@ def _plots(result: dict, folder: Path) -> list[Path]:
         return []
     cells = result["cells"]
     out = []
-    label = lambda c: (c.get("run", Path(c["model"]).name)  # noqa: E731
+    label = lambda c: (c.get("run") or c.get("label") or Path(c["model"]).name  # noqa: E731
                        + f" {c.get('precision')} {c.get('device')} t{c['threads']}")
     figure, axis = plt.subplots(figsize=(9, 4), dpi=100)
     for key in sorted({label(c) for c in cells}):

@@ -455,3 +455,25 @@ def test_a_restart_header_glued_inside_the_cut_rows_timestamp_is_a_header(tmp_pa
     assert len(rows) == 4 + 1 + 3
     assert "a row cut off mid-line and then a header line" in rows[4].problem
     assert all(r.problem is None and r.time.startswith("2026-01-01T00:01") for r in rows[5:])
+
+
+@pytest.mark.parametrize("renamed", ["datetime,a,b,c", "timestamp,raw_a,b,c"])
+def test_a_restart_header_that_renames_a_column_is_not_taken_for_a_glued_one(tmp_path, renamed):
+    """`datetime` ends with `time`, `raw_a` with `a`: such headers were taken for a cut row and
+    the old header, and the renamed column read as the old one."""
+    path = tmp_path / "renamed.csv"
+    path.write_text("time,a,b,c\n" if renamed.startswith("datetime") else "timestamp,a,b,c\n")
+    path.write_text(path.read_text() + "".join(f"{i},0.1,0.2,0.3\n" for i in range(3))
+                    + renamed + "\n" + "".join(f"{i},0.1,0.2,0.3\n" for i in range(3, 5)))
+    rows = rows_of(path)
+    assert not any("a row cut off mid-line" in (r.problem or "") for r in rows)
+    assert len(rows) == 5
+
+
+def test_nul_bytes_then_a_glued_header_are_one_damaged_row(tmp_path):
+    path = tmp_path / "sd.csv"
+    path.write_bytes(b"timestamp,a,b,c\n1,0.1,0.2,0.3\n" + b"\x00" * 20 + b"2,0.1,0.timestamp,a,b,c\n"
+                     + b"3,0.1,0.2,0.3\n")
+    rows = rows_of(path)
+    assert [r.number for r in rows] == [2, 3, 4]
+    assert "holds NUL bytes" in rows[1].problem and rows[2].problem is None

@@ -415,3 +415,31 @@ def test_the_hint_for_an_unreadable_cell_follows_the_cell_not_the_words_it_holds
     with pytest.raises(ValueError, match=r"a decimal comma\? Read it with --decimal ,") as raised:
         read_table(path)
     assert "name the numeric columns" not in str(raised.value)
+
+
+def test_an_infinite_reading_or_a_thousands_separator_gets_its_own_hint(tmp_path):
+    """`inf` got the text-column hint (drop the column); `1.500` under --decimal , a date-time
+    hint (`time_key` reads it as a number)."""
+    path = tmp_path / "x.csv"
+    path.write_text("timestamp,a,b,c\n1,inf,2,3\n")
+    with pytest.raises(ValueError, match="infinite value") as raised:
+        read_table(path)
+    assert "text column" not in str(raised.value) and "finite number" in str(raised.value)
+    path.write_text("timestamp;temp;b\n1;1.500;2\n")
+    with pytest.raises(ValueError, match="thousands separator") as raised:
+        read_table(path, decimal=",")
+    assert "time column" not in str(raised.value)
+
+
+def test_training_refuses_a_file_whose_header_changes_its_columns(tmp_path):
+    """Read by position, a renamed column's readings joined the old column's (raw_a as a),
+    and a header of another width ended in a numpy shape error."""
+    path = tmp_path / "renamed.csv"
+    path.write_text("a,b,c\n0.1,0.2,0.3\nraw_a,b,c\n9,9,9\n")
+    with pytest.raises(ValueError, match=r"naming other columns \(\['raw_a', 'b', 'c'\] after "
+                                         r"\['a', 'b', 'c'\]\).*--features b,c"):
+        read_table(path, time_column=None)
+    joined = tmp_path / "joined.csv"  # two files joined with cat, the second with its BOM
+    joined.write_bytes(b"timestamp,a\n1,0.1\n\xef\xbb\xbftimestamp,a\n2,0.2\n")
+    table = read_table(joined)
+    assert table.features == ("a",) and table.values[:, 0].tolist() == [0.1, 0.2]

@@ -530,8 +530,8 @@ def classifier_cell(architecture: Architecture | str) -> type:
     if arch in (Architecture.TCN_FORECAST, Architecture.CONV_LSTM_AE):
         raise ValueError(f"supervised training trains a recurrent classifier, an LSTM or a GRU "
                          f"over the window; `architecture` {arch.value} is none of its "
-                         f"architectures: give lstm-forecast or gru-forecast (the cell it uses), "
-                         f"or leave `architecture` out")
+                         f"architectures: give lstm-forecast, gru-forecast, lstm-ae or gru-ae "
+                         f"(the cell it uses), or leave `architecture` out")
     return layers.GRU if arch in (Architecture.GRU_FORECAST, Architecture.GRU_AE) else layers.LSTM
 
 

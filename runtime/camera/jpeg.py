@@ -186,9 +186,8 @@ def _webp_orientation(data: bytes) -> int:
     while position + 8 <= len(data):
         kind = data[position:position + 4]
         length = int.from_bytes(data[position + 4:position + 8], "little")
-        if kind == b"EXIF":
-            chunk = data[position + 8:position + 8 + length]
-            return _tiff_orientation(chunk[6:] if chunk.startswith(b"Exif\x00\x00") else chunk)
+        if kind == b"EXIF":  # the TIFF block itself; with JPEG's "Exif" prefix cv2.imread reads
+            return _tiff_orientation(data[position + 8:position + 8 + length])  # none: 1
         position += 8 + length + (length & 1)  # chunks are padded to an even size
     return 1
 

@@ -74,10 +74,11 @@ class Row:
     label_problem: str | None = None  # the label cell is neither a number nor a yes/no word
     # what ``problem`` says, for a reader that chooses a hint by it (never by its text, which
     # quotes the cells): "fields" (a count unlike the header's), "cells" (cells that are no
-    # number: ``unreadable`` has each (feature, cell)), "missing" (empty or NaN cells); None
-    # for a line that could not be read at all
+    # number: ``unreadable`` has each (feature, cell, cause), cause "text", "infinite" or
+    # "decimal" (the other decimal mark's writing)), "missing" (empty or NaN cells); None for a
+    # line that could not be read at all
     kind: str | None = None
-    unreadable: tuple[tuple[str, str], ...] = ()
+    unreadable: tuple[tuple[str, str, str], ...] = ()
     decimal_mark: bool = False  # a first unreadable cell that a decimal mark explains
 
 
@@ -454,21 +455,24 @@ class RowParser:
             label, label_problem = label_value(cells[self._label_index], self.decimal)
             if label_problem is not None:
                 label_problem = f"label column {self.label_column!r} {label_problem}"
-        unreadable: list[tuple[str, str]] = []  # the row's other cells are still read: only
-        for k, i in enumerate(self._feature_index):  # these are filled
+        unreadable: list[tuple[str, str, str]] = []  # the row's other cells are still read:
+        for k, i in enumerate(self._feature_index):  # only these are filled
             value, problem = _number(cells[i], self.decimal)
             if problem is not None:
                 if not unreadable:
                     first = f"column {self.features[k]!r} {problem}"
-                unreadable.append((self.features[k], cells[i].strip()))
+                cell = cells[i].strip()
+                cause = ("decimal" if _decimal_mark_problem(cell, self.decimal)
+                         else "infinite" if problem.startswith("has infinite") else "text")
+                unreadable.append((self.features[k], cell, cause))
                 continue
             values[k] = value
         if unreadable:
-            names = [name for name, _ in unreadable]
+            names = [name for name, _, _ in unreadable]
             more = (f" (other unreadable cells: {names[1:]})" if len(unreadable) > 1 else "")
             return Row(number, values, time, label, first + more, label_problem=label_problem,
                        kind="cells", unreadable=tuple(unreadable),
-                       decimal_mark=_decimal_mark_problem(unreadable[0][1], self.decimal))
+                       decimal_mark=unreadable[0][2] == "decimal")
         problem = None
         bad = [self.features[k] for k in range(n) if math.isnan(values[k])]
         if bad:
@@ -632,6 +636,7 @@ def iter_rows(lines: Iterable[str | Line], parser_options: dict, source: str,
         text = line.text
         if not text.strip():
             continue
+        after_damage = False  # the line's damage is reported already (its NUL bytes)
         if "\x00" in text and parser is not None:  # zeroed blocks: no reading to trust
             yield parser, Row(number, np.full(len(parser.features), np.nan), None, None,
                               f"line {number} holds NUL bytes (storage damage: the file was "
@@ -646,6 +651,7 @@ def iter_rows(lines: Iterable[str | Line], parser_options: dict, source: str,
             if not after or (_header_glued_on(after, parser) is None
                              and not _repeats_a_header(after, parser)):
                 continue
+            after_damage = True
         if cut_last_line and not line.terminated and parser is not None:
             yield parser, Row(number, np.full(len(parser.features), np.nan), None, None,
                               f"line {number} ends without a newline: the input was cut off "
@@ -680,8 +686,11 @@ def iter_rows(lines: Iterable[str | Line], parser_options: dict, source: str,
                 yield parser, None
                 continue
         cells = split_cells(text, separator)
+        if cells and cells[0].startswith("\ufeff"):  # a file joined on with its own BOM
+            cells[0] = cells[0][1:]
         glued = _header_glued_on(cells, parser)
-        if glued is not None:  # a logger that died mid-line wrote its restart header after it
+        # a logger that died mid-line wrote its restart header after the cut row
+        if glued is not None and not after_damage:
             yield parser, Row(number, np.full(len(parser.features), np.nan), None, None,
                               f"line {number} holds a row cut off mid-line and then a header "
                               f"line (a logger restarted mid-write): the row is not used")
@@ -689,6 +698,7 @@ def iter_rows(lines: Iterable[str | Line], parser_options: dict, source: str,
                 log.warning("%s, line %d: a row cut off mid-line, then a header line on the "
                             "same line (a logger restarted mid-write); the row is not used and "
                             "the rows after are read by that header's names", source, number)
+        if glued is not None:
             cells = glued
         if glued is not None or _repeats_a_header(cells, parser):  # files joined, a logger
             try:                                                   # restarted, a log rotated
@@ -856,10 +866,17 @@ def _header_glued_on(cells: Sequence[str], parser: RowParser) -> list[str] | Non
     if len(missing) == 1 and len(set(names[1:])) == width - 1:
         first = missing.pop()
         # glued onto the cut row's last cell, or inside its first (cut within the timestamp:
-        # the line then has the header's width)
-        if first and names[0].endswith(first) and len(names[0]) > len(first):
+        # the line then has the header's width, and what precedes the name must be the start
+        # of a reading, not a renamed column's: raw_a, datetime)
+        prefix = names[0][:len(names[0]) - len(first)]
+        if first and names[0].endswith(first) and prefix and (
+                len(cells) > width or READING_START.fullmatch(prefix)):
             return [first, *names[1:]]
     return None
+
+
+# the start of a reading or a timestamp cut off mid-write: digits and what numbers and times hold
+READING_START = re.compile(r"(?=.*\d)[0-9+\-.:TZ /]+")
 
 
 def _refuse_own_header(cells: Sequence[str], parser: RowParser, source: str) -> None:
@@ -914,20 +931,32 @@ def read_table(
         raise ValueError(f"{source}: {problem}")
     try:
         with open(path, encoding="utf-8-sig", newline="") as handle:
-            rows, parser = [], None
+            rows, parser, first = [], None, None
             for parser, row in iter_rows(handle, options, source):
+                first = first or parser
+                if parser is not first and parser.features != first.features:
+                    # the rows after a header of other columns cannot join a table of the
+                    # first header's columns (read by position, a renamed column was the old)
+                    raise ValueError(
+                        f"{source}: a header line again, naming other columns "
+                        f"({list(parser.header)} after {list(first.header)}): a table keeps "
+                        f"one set of columns; split the file at that header (or name the "
+                        f"columns both parts share: --features "
+                        f"{','.join(f for f in first.features if f in parser.features) or 'A,B'})")
                 if row is None:
                     continue
                 if row.problem and row.kind != "missing":
-                    dated = [f for f, cell in row.unreadable if time_key(cell) is not None]
-                    if features is None and dated and parser.time_column is None:
+                    dated = [f for f, cell, cause in row.unreadable
+                             if cause == "text" and time_key(cell) is not None]
+                    if row.decimal_mark:
+                        hint = ""  # the problem says what to do with the decimal mark
+                    elif features is None and dated and parser.time_column is None:
                         hint = (f"; a date-time: is {dated[0]!r} the time column? Name it "
                                 f"(--time-column {dated[0]!r}); the time column is found by its "
                                 f"name (timestamp, datetime, time, date or ts)")
-                    elif row.decimal_mark:
-                        hint = ""  # the problem says what to do with the decimal mark
-                    elif features is None and row.kind == "cells":
-                        text = {f for f, _ in row.unreadable}
+                    elif (features is None and row.kind == "cells"
+                          and row.unreadable[0][2] == "text"):
+                        text = {f for f, _, _ in row.unreadable}
                         others = [f for f in parser.features if f not in text]
                         hint = ("; correct that cell if it is a typo; a text column (a status, "
                                 "a name) is not a reading: name the numeric columns"
