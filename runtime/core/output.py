@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
 from . import interrupts
+from .results import is_result_line, position_key
 
 try:
     import fcntl
@@ -257,11 +258,8 @@ class JsonLines:
         first = block.split(b"\n", 1)[0]
         try:
             record = json.loads(first)
-            # a result line names its source (and, from older releases, its window or frame)
             # overwriting needs JSON lines at least (never a data CSV)
-            ok = isinstance(record, dict) and (mode == "overwrite" or "source" in record
-                                               or "score" in record
-                                               and ("index" in record or "frame" in record))
+            ok = (isinstance(record, dict) and mode == "overwrite") or is_result_line(record)
         except (UnicodeDecodeError, json.JSONDecodeError):
             ok = b"\n" not in block and first.startswith(b"{")  # a crash within the first line
         if not ok:
@@ -311,7 +309,7 @@ class JsonLines:
             return
         if not (isinstance(before, dict) and isinstance(now, dict)):
             return
-        key = "index" if "index" in now else "frame" if "frame" in now else None
+        key = position_key(now)
         if key is None or before.get("source") != now.get("source"):
             return
         old, new = before.get(key), now.get(key)

@@ -26,6 +26,7 @@ from typing import IO, Any, Callable, Iterable, Iterator, Sequence
 from vigil.runtime.core.spec import ArtifactError
 from vigil.runtime.core import interrupts
 from vigil.runtime.core.output import OutputError
+from vigil.runtime.core.results import DECISION_KEYS, position_key
 from vigil.runtime.core.progress import Progress, silent
 
 IMAGES_PER_ITEM = 64
@@ -630,7 +631,7 @@ def check_same_model(jsonl: str | Path, items: Sequence[WorkItem], scorer: Score
             continue
         if source is None:
             source = str(record.get("source"))
-            key = "index" if "index" in record else "frame"
+            key = position_key(record) or "index"
         elif str(record.get("source")) != source or len(written) >= lines:
             break
         written[int(record.get(key, 0))] = record
@@ -681,7 +682,6 @@ def check_same_model(jsonl: str | Path, items: Sequence[WorkItem], scorer: Score
                 "--overwrite")
 
 
-DECISION_KEYS = ("anomaly", "above_threshold", "alarm_start", "threshold", "surprise")
 VIDEO_PROBE_FRAMES = 64  # a video's first frames, decoded again to check a --resume
 
 
@@ -689,7 +689,7 @@ def _decision_difference(written: dict, again: dict) -> tuple[str, str] | None:
     """(what the file says, what this run says) of the first alarm decision of a line that
     differs (its value, or whether the line has it), or None."""
     for name in DECISION_KEYS:
-        if name == "threshold" and "frame" in written and name not in written:
+        if name == "threshold" and position_key(written) == "frame" and name not in written:
             continue  # a frame line written before frame lines carried their threshold
         before, now = written.get(name), again.get(name)
         same = (_same_number(before, now) if isinstance(before, float) and isinstance(now, float)
