@@ -689,16 +689,16 @@ def iter_rows(lines: Iterable[str | Line], parser_options: dict, source: str,
         if cells and cells[0].startswith("\ufeff"):  # a file joined on with its own BOM
             cells[0] = cells[0][1:]
         glued = _header_glued_on(cells, parser)
-        # a logger that died mid-line wrote its restart header after the cut row
-        if glued is not None and not after_damage:
-            yield parser, Row(number, np.full(len(parser.features), np.nan), None, None,
-                              f"line {number} holds a row cut off mid-line and then a header "
-                              f"line (a logger restarted mid-write): the row is not used")
-            if not quiet:
-                log.warning("%s, line %d: a row cut off mid-line, then a header line on the "
-                            "same line (a logger restarted mid-write); the row is not used and "
-                            "the rows after are read by that header's names", source, number)
-        if glued is not None:
+        if glued is not None:  # a logger that died mid-line wrote its restart header after the
+            if not after_damage:  # cut row (after NUL bytes, that line is reported already)
+                yield parser, Row(number, np.full(len(parser.features), np.nan), None, None,
+                                  f"line {number} holds a row cut off mid-line and then a header "
+                                  f"line (a logger restarted mid-write): the row is not used")
+                if not quiet:
+                    log.warning("%s, line %d: a row cut off mid-line, then a header line on the "
+                                "same line (a logger restarted mid-write); the row is not used "
+                                "and the rows after are read by that header's names", source,
+                                number)
             cells = glued
         if glued is not None or _repeats_a_header(cells, parser):  # files joined, a logger
             try:                                                   # restarted, a log rotated
@@ -850,14 +850,19 @@ def _repeats_a_header(cells: Sequence[str], parser: RowParser) -> bool:
 
 
 def _header_glued_on(cells: Sequence[str], parser: RowParser) -> list[str] | None:
-    """The header line at the end of a line that holds more cells than the header, after a row
-    cut off mid-line (a logger that died mid-write and wrote its header on restart), or None.
-    The cut row's last cell may hold the header's first name (``0.2timestamp``). Only a header
-    of the same names, in any order, is taken: its cells are neither numbers nor times."""
+    """The header line at the end of a line, after a row cut off mid-line (a logger that died
+    mid-write and wrote its header on restart), or None. The cut row's last cell may hold the
+    header's first name (``0.2timestamp``), or the cut may fall inside the row's first cell
+    (the line then has the header's width). Only a header of the same names, in any order, is
+    taken: its cells are neither numbers nor times."""
     width = len(parser.header)
     if len(cells) < width or width < 2:
         return None
-    names = [c.strip() for c in cells[-width:]]
+    start = len(cells) - width
+    second = cells[start + 1].strip()  # every data line comes here: its reading ends it
+    if not second or _looks_numeric(second):
+        return None
+    names = [c.strip() for c in cells[start:]]
     if any(not n or _looks_numeric(n) or time_key(n) is not None for n in names[1:]):
         return None
     if len(cells) > width and sorted(names) == sorted(parser.header):  # cut at a separator
