@@ -11,6 +11,7 @@ that runs is exactly the one that was hashed and checked.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import hashlib
 import json
@@ -151,22 +152,13 @@ def _text_start(data: bytes) -> str | None:
         if head.startswith(bom):  # a CSV saved as "Unicode text"
             head = head[2:].decode(encoding, errors="ignore").encode("utf-8")
             break
-    try:  # the cut may fall inside a character: up to 3 of its bytes may be left out
-        text = next(head[:len(head) - cut].decode("utf-8") for cut in range(4)
-                    if _decodes(head[:len(head) - cut]))
-    except StopIteration:
+    try:  # not final: a character the cut falls inside is left out, not an error
+        text = codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
         return None
     if not text or any(c < " " and c not in "\t\r\n" for c in text):
         return None
     return text.splitlines()[0][:60] if text.strip() else None
-
-
-def _decodes(data: bytes) -> bool:
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def _zip_archive(path: Path) -> str:
