@@ -309,7 +309,7 @@ def _time_cells(models: list[Path], prepared: list[tuple], options: BenchOptions
     that each sees the same machine noise: their ratios (``side_by_side``) hold on a busy
     machine, where timed one after the other they did not (3x between two copies of one file)."""
     ran_on: list[set[tuple[str, int]]] = [set() for _ in models]
-    labels = model_labels(models)
+    labels = [entry["label"] for entry in result["models"]]
     for device in options.devices:
         for threads in options.threads:
             loaded: dict[int, tuple] = {}  # model index -> (detector, runner, session_s, actual)

@@ -40,16 +40,9 @@ def latency_stats(seconds: Sequence[float], items: int) -> dict:
 
 def time_calls(call: Callable[[], object], budget_s: float, min_runs: int = MIN_RUNS,
                max_runs: int = 100_000) -> list[float]:
-    """Warm up, then time ``call`` until ``budget_s`` has passed and ``min_runs`` are done."""
-    for _ in range(WARMUP_RUNS):
-        call()
-    timings: list[float] = []
-    deadline = time.perf_counter() + budget_s
-    while len(timings) < max_runs and (len(timings) < min_runs or time.perf_counter() < deadline):
-        start = time.perf_counter()
-        call()
-        timings.append(time.perf_counter() - start)
-    return timings
+    """Warm up, then time ``call`` until its calls add up to ``budget_s`` and ``min_runs`` are
+    done (``time_interleaved`` of one call)."""
+    return time_interleaved({None: call}, budget_s, min_runs, block=1, max_runs=max_runs)[None]
 
 
 def time_interleaved(calls: dict, budget_s: float, min_runs: int = MIN_RUNS, block: int = 5,
