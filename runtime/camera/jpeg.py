@@ -11,7 +11,8 @@ Damage that keeps that structure (a changed byte with no 0xFF near it) still dec
 pixels.
 
 OpenCV also ignores the EXIF orientation when it decodes with ``IMREAD_UNCHANGED`` (and applies it
-otherwise): ``orientation`` reads it, ``upright`` applies it as ``cv2.imread`` does.
+otherwise): ``orientation`` reads it (a JPEG's, and a PNG's eXIf or a WebP's EXIF chunk, which
+the same decoding ignores), ``upright`` applies it as ``cv2.imread`` does.
 """
 
 from __future__ import annotations

@@ -26,8 +26,8 @@ from typing import IO, Any, Callable, Iterable, Iterator, Sequence
 from vigil.runtime.core.spec import ArtifactError
 from vigil.runtime.core import interrupts
 from vigil.runtime.core.output import OutputError
-from vigil.runtime.core.results import DECISION_KEYS, position_key
 from vigil.runtime.core.progress import Progress, silent
+from vigil.runtime.core.results import DECISION_KEYS, position_key
 
 IMAGES_PER_ITEM = 64
 SPOOL_BYTES = 16 << 20  # an item's lines beyond this wait in a temporary file ($TMPDIR), not memory
