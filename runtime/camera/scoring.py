@@ -30,6 +30,7 @@ from ..core import interrupts
 from ..core.health import HealthReporter
 from .detector import ImageDetector
 from ..core.output import JsonLines, OutputError, flush_quietly
+from ..core.results import decide_line, result_line, skip_line
 from ..core.spec import ArtifactError
 from .sources import FrameSource, ImageFiles
 
@@ -269,15 +270,15 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
     try:
         for frame in source:
             summary.frames_in += 1
-            record: dict = {"frame": frame.index, "source": frame.source}
-            if source.live:  # frame numbers start again at 0 when a supervisor restarts a run
-                record["time"] = utc_time(frame.timestamp)
-            if source.live and last_index is not None and frame.index > last_index + 1:
-                record["dropped_before"] = frame.index - last_index - 1
-                held += record["dropped_before"]
+            dropped = (frame.index - last_index - 1 if source.live and last_index is not None
+                       and frame.index > last_index + 1 else None)
+            held += dropped or 0
             last_index = frame.index
-            if frame.gap_s is not None:
-                record["gap_s"] = round(frame.gap_s, 3)
+            # a live frame's time: frame numbers start again at 0 when a supervisor restarts a run
+            record = result_line("frame", frame.index, frame.source,
+                                 time=utc_time(frame.timestamp) if source.live else None,
+                                 dropped_before=dropped,
+                                 gap_s=round(frame.gap_s, 3) if frame.gap_s is not None else None)
             picture = None
             reason = frame.error
             if reason is None:
@@ -314,15 +315,14 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
             if reason is not None:
                 summary.skipped += 1
                 summary.last_error = f"frame {frame.index} of {frame.source}: {reason}"
-                record.update(score=None, anomaly=None, skipped=reason)
+                skip_line(record, reason)
                 held += source.live
             else:
                 summary.scored += 1
                 summary.anomalies += anomaly
                 latencies.add(latency)
-                record.update(score=score, anomaly=anomaly, threshold=detector.threshold,
-                              latency_ms=round(latency * 1e3, 3),
-                              boxes=boxes)
+                decide_line(record, score, anomaly, threshold=detector.threshold,
+                            latency_ms=round(latency * 1e3, 3), boxes=boxes)
                 if picture is not None:
                     if overlay_dir is not None and (anomaly or options.overlay_all):
                         path = overlay_dir / _overlay_name(frame.index, frame.source, per_file)

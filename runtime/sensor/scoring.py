@@ -244,8 +244,7 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
     gaps = {"warned": False, "unchecked_warned": False}
 
     def emit(result: Result, name: str) -> None:
-        record = result.to_json()
-        record["source"] = name
+        record = result.to_json(name)
         if result.skipped is not None:
             summary.last_error = f"row {result.index} of {name}: {result.skipped}"
         sink.write(record, mark=f"row {result.index} of {name}")

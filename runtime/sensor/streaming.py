@@ -10,6 +10,7 @@ from typing import Iterable
 
 import numpy as np
 
+from ..core.results import decide_line, present, result_line, skip_line
 from ..core.spec import FLOAT32_MAX
 from .detector import SensorDetector
 from .drift import RunningNormalization
@@ -54,33 +55,21 @@ class Result:
     filled_in_window: int = 0  # rows of this window filled from the last good row: a run of
                                # repeated rows can look anomalous in itself
 
-    def to_json(self) -> dict:
-        record: dict = {"index": self.index}
-        if self.time is not None:
-            record["timestamp"] = self.time
-        if self.out_of_order:
-            record["out_of_order"] = True
+    def to_json(self, source: str | None = None) -> dict:
+        """This window's result line (``core.results``), naming ``source`` where given."""
+        record = result_line("index", self.index, source, timestamp=self.time,
+                             out_of_order=self.out_of_order)
         if self.skipped is not None:
-            record.update(score=None, anomaly=None, skipped=self.skipped)
-            return record
-        record.update(score=self.score, anomaly=self.anomaly, above_threshold=self.above_threshold)
-        if self.alarm_start:
-            record["alarm_start"] = True
-        if self.threshold is not None:
-            record["threshold"] = self.threshold
-        if self.surprise is not None:
-            record["surprise"] = self.surprise
-        if self.time_gap:
-            record["time_gap"] = True
-        if self.score_overflow:
-            record["score_overflow"] = True
+            return skip_line(record, self.skipped)
+        decide_line(record, self.score, self.anomaly, above_threshold=self.above_threshold)
+        record.update(present(dict(alarm_start=self.alarm_start, threshold=self.threshold,
+                                   surprise=self.surprise, time_gap=self.time_gap,
+                                   score_overflow=self.score_overflow)))
         if self.anomaly or self.above_threshold:
             record["why"] = [{"feature": f, "contribution": round(finite_or_max(c), 6)}
                              for f, c in self.top_features]
         if self.filled:
-            record["filled"] = True
-            if self.problem:
-                record["problem"] = self.problem
+            record.update(present(dict(filled=True, problem=self.problem or None)))
         if self.filled_in_window:
             record["filled_in_window"] = self.filled_in_window
         return record
