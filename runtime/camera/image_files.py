@@ -1,0 +1,146 @@
+"""Image files as a frame source: a folder's files in name order, one item per file (an
+unreadable one with its error), the masks of an MVTec AD or magnetic-tile layout left out."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from . import datasets
+from .frame_source import IMAGE_EXTENSIONS, Frame, SourceError, SourceStats
+
+log = logging.getLogger("vigil")
+
+
+def folder_files(folder: Path, subfolders_hint: str | None = None,
+                 argument: str = "source") -> list[Path]:
+    """A folder's files in name order, without hidden files and the masks beside their images
+    (as training reads the folder); other files are kept, to be reported as unusable.
+    ``subfolders_hint`` says how to read its subfolders (default: a quoted glob, as `vigil
+    score` takes one); ``argument`` names the folder in errors."""
+    entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    # a link whose target is gone is a file that cannot be read: kept, to get its skipped line
+    files = [p for p in entries if p.is_file() or (p.is_symlink() and not p.exists())]
+    subfolders = [p.name for p in entries if p.is_dir()]
+    files = without_masks(files, str(folder))
+    shown = ", ".join(subfolders[:5]) + (", ..." if len(subfolders) > 5 else "")
+    hint = subfolders_hint or (_glob_hint(folder) if subfolders else "")
+    if files and subfolders:
+        log.warning("%s: its subfolders (%s) are not read; give each, or %s", folder, shown, hint)
+    if not files:
+        if subfolders:
+            raise SourceError(
+                f"`{argument}` folder {str(folder)!r} holds no files, only folders ({shown}), and "
+                f"subfolders are not read: give one of them, or {hint}")
+        raise SourceError(f"`{argument}` folder {str(folder)!r} contains no files")
+    return files
+
+
+def _glob_hint(folder: Path, limit: int = 2000) -> str:
+    """A quoted glob that reaches the camera images below ``folder``: by their suffix as
+    written (``*.JPG`` where they are so named) when one suffix holds them all, else every file
+    (``without_masks`` then leaves the masks out). Masks are not counted: ``NAME_mask`` files,
+    and PNGs beside an image of the same name (the magnetic-tile layout). At most ``limit``
+    files are looked at."""
+    counts: dict[str, int] = {}
+    seen = 0
+    for root, subfolders, names in os.walk(folder):
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+        images = [Path(root) / n for n in names if Path(n).suffix.lower() in IMAGE_EXTENSIONS]
+        masks = datasets.masks_among(images)
+        for image in images:
+            if image not in masks and not image.stem.endswith("_mask"):
+                counts[image.suffix] = counts.get(image.suffix, 0) + 1
+        seen += len(names)
+        if seen >= limit:
+            break
+    pattern = f"*{next(iter(counts))}" if len(counts) == 1 else "*"
+    return f"a glob that reaches into them ('{folder}/**/{pattern}', quoted)"
+
+
+def only_masks(files: list[Path]) -> bool:
+    """Whether every file is a mask: named ``NAME_mask``, or a PNG beside an image of its name
+    (``x.png`` beside ``x.jpg``), as ``datasets.masks_among`` reads them on disk."""
+    for path in files:
+        if path.stem.endswith("_mask"):
+            continue
+        if path.suffix.lower() == ".png" and any(
+                path.with_suffix(suffix).exists() for suffix in IMAGE_EXTENSIONS
+                if suffix != ".png"):
+            continue
+        return False
+    return True
+
+
+def without_masks(files: list[Path], where: str) -> list[Path]:
+    """``files`` without the masks of images among them (``x.png`` beside ``x.jpg``, or
+    ``x_mask.png`` beside ``x.png``: ``datasets.masks_among``), as training reads them."""
+    masks = datasets.masks_among(files)
+    if masks:
+        log.info("%s: %d mask file(s) of images it holds are not scored as frames (e.g. %s)",
+                 where, len(masks), sorted(masks)[0].name)
+    return [p for p in files if p not in masks]
+
+
+class ImageFiles:
+    """Image files in the given order; each yields one item, with an error if it is unusable.
+    Frames are numbered from ``first_index`` (a part of a folder scored apart, as ``vigil batch``
+    does, keeps the numbers a run over the whole folder gives)."""
+
+    live = False
+    fps = None
+
+    def __init__(self, paths: list[Path], name: str, first_index: int = 0) -> None:
+        self.paths = list(paths)
+        self.name = name
+        self.first_index = first_index
+        self._stats = SourceStats(expected=len(self.paths))
+
+    @property
+    def stats(self) -> SourceStats:
+        return self._stats
+
+    def __iter__(self) -> Iterator[Frame]:
+        for index, path in enumerate(self.paths, self.first_index):
+            image, error = try_read_image(path)
+            self._stats.read += 1
+            self._stats.errors += error is not None
+            yield Frame(index, str(path), image, error, time.time())
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> ImageFiles:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def check_images(paths: list[Path], source: str) -> None:
+    """SourceError naming ``source`` unless one of ``paths`` decodes: a run that could score no
+    frame is refused before its output is made (files are read until the first good one)."""
+    first = None
+    for path in paths:
+        image, error = try_read_image(Path(path))
+        if image is not None:
+            return
+        first = first or f"{Path(path).name}: {error}"
+    raise SourceError(f"`source` {source!r}: none of its {len(paths)} files is an image that "
+                      f"can be read; the first, {first}")
+
+
+def try_read_image(path: Path) -> tuple[np.ndarray | None, str | None]:
+    """(uint8 image, None) or (None, why it cannot be used)."""
+    suffix = path.suffix.lower()
+    if suffix not in IMAGE_EXTENSIONS:
+        return None, f"not an image file (extension {suffix or 'none'!r})"
+    try:
+        return datasets.read_image(path), None
+    except ValueError as error:
+        return None, str(error)

@@ -1,0 +1,294 @@
+"""A camera or network stream as a frame source: read on its own thread into a queue that keeps
+the newest frames, reopened with backoff when it stops, each loss and reconnect reported."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import replace
+from typing import Iterator
+from urllib.parse import urlsplit
+
+import cv2
+import numpy as np
+
+from ..core import interrupts
+from .frame_source import (JOIN_TIMEOUT_S, MAX_GAPS_KEPT, Capture, CaptureFactory, Frame, Gap,
+                           SourceError, SourceOptions, SourceStats, capture_property,
+                           decode_jpeg_frame, default_capture, jpeg_packets, redact)
+
+log = logging.getLogger("vigil")
+
+
+DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "rtmp": 1935, "http": 80, "https": 443}
+PROBE_TIMEOUT_S = 2.0
+
+
+def network_reason(url: int | str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
+    """Why a TCP stream URL may not open, from one connection attempt to its host and port (the
+    capture itself gives no reason): the name does not resolve, nothing listens, no answer, or
+    the server answers (so the path, credentials or codec failed). None for other targets."""
+    if not isinstance(url, str):
+        return None
+    try:
+        parts = urlsplit(url)
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme.lower())
+    except ValueError:  # live_target refuses such an address before any attempt
+        return None
+    host = parts.hostname
+    if not host or port is None or parts.scheme.lower() not in (*DEFAULT_PORTS, "tcp"):
+        return None
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except socket.gaierror:
+        return f"the host name {host!r} does not resolve (check the address, or DNS)"
+    except ConnectionRefusedError:
+        return f"nothing accepts connections at {where} (connection refused: is the camera or " \
+               f"server on, and is the port right?)"
+    except (socket.timeout, TimeoutError):
+        return f"{where} did not answer within {timeout:g} s (a firewall, or the wrong address)"
+    except OSError as error:
+        return f"{where} cannot be reached ({error.strerror or error})"
+    return (f"{where} accepts connections, so the stream itself did not open: check the URL's "
+            f"path, the credentials and the codec")
+
+
+class LiveSource:
+    """A camera or network stream read on its own thread into a queue that keeps the newest frames.
+
+    The queue holds at most ``options.queue_size`` frames; when it is full the oldest is dropped
+    (counted in ``stats.dropped``). When reads fail the capture is released and reopened after
+    ``options.reconnect`` delays; each loss and reconnect is logged and the outage is recorded in
+    ``stats.gaps`` and on the next frame (``gap_s``). Frames are numbered as read, so none is
+    delivered twice. Opening retries the same way and raises SourceError if every attempt fails.
+    """
+
+    live = True
+
+    def __init__(self, target: int | str, options: SourceOptions = SourceOptions(),
+                 capture_factory: CaptureFactory = default_capture) -> None:
+        self.target = target
+        self.name = redact(str(target))
+        self.options = options
+        self._factory = capture_factory
+        self._stats = SourceStats()
+        self._queue: deque[Frame] = deque()
+        self._lock = threading.Lock()
+        self._ready = threading.Condition(self._lock)
+        self._stop = threading.Event()
+        self._finished = False
+        self._thread: threading.Thread | None = None
+        self._packets_allowed = True  # off once a stream's packets turn out not to be JPEGs
+        self._packets = False  # the open capture gives undecoded JPEG packets (jpeg_packets)
+        self._capture = self._open_with_retries()
+        self._fps = capture_property(self._capture, cv2.CAP_PROP_FPS)
+        if not (self._fps and 0 < self._fps < 1000):
+            self._fps = None
+
+    @property
+    def stats(self) -> SourceStats:
+        with self._lock:
+            return replace(self._stats, gaps=list(self._stats.gaps))
+
+    @property
+    def fps(self) -> float | None:
+        return self._fps
+
+    def _describe(self) -> str:
+        return f"camera {self.target}" if isinstance(self.target, int) else f"stream {self.name!r}"
+
+    def _try_open(self) -> tuple[Capture | None, str]:
+        try:
+            capture = self._factory(self.target)
+        except (cv2.error, OSError, RuntimeError) as error:
+            return None, f"{type(error).__name__}: {error}"
+        if capture is not None and capture.isOpened():
+            self._packets = self._packets_allowed and jpeg_packets(capture)
+            return capture, ""
+        if capture is not None:
+            capture.release()
+        return None, "the capture did not open"
+
+    def _open_with_retries(self) -> Capture:
+        policy = self.options.reconnect
+        attempt = 0
+        while True:
+            with interrupts.waiting():  # a stop request while connecting ends the run at once
+                capture, why = self._try_open()
+            if capture is not None:
+                return capture
+            attempt += 1
+            if attempt == 1 or policy.exhausted(attempt):  # the address's answer, once or twice
+                reason = network_reason(self.target)  # None for a camera index
+                why += f": {reason}" if reason else ""
+            if policy.exhausted(attempt):
+                hint = (" (does that camera exist? on Linux see ls /dev/video*)"
+                        if isinstance(self.target, int) else "")
+                raise SourceError(f"`source` {self._describe()} could not be opened after "
+                                  f"{attempt} attempt{'s' if attempt > 1 else ''}: {why}{hint}")
+            delay = policy.delay(attempt)
+            log.warning("%s did not open (%s); retrying in %.1f s (attempt %d of %s)",
+                        self._describe(), why, delay, attempt, policy.describe())
+            with interrupts.waiting():
+                cancelled = self._stop.wait(delay)
+            if cancelled:
+                raise SourceError(f"`source` {self._describe()}: opening was cancelled")
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self._thread is not None:
+            raise RuntimeError(f"live source {self.name!r} can be iterated once")
+        self._thread = threading.Thread(target=self._capture_loop, daemon=True,
+                                        name=f"vigil-capture-{self.name}")
+        self._thread.start()
+        try:
+            while True:
+                with self._ready:
+                    while not self._queue and not self._finished and not self._stop.is_set():
+                        with interrupts.waiting():  # nothing in flight while waiting for a frame
+                            self._ready.wait(0.5)
+                    if self._queue:
+                        frame = self._queue.popleft()
+                    else:
+                        if self._stats.error and not self._stop.is_set():
+                            # said here, once every frame read before the loss was delivered, not
+                            # by the capture thread: a run that stops at --max-frames first is
+                            # not told of a loss after the frames it asked for
+                            log.error("%s", self._stats.error)
+                        return
+                yield frame
+        finally:
+            self.close()
+
+    def _put(self, frame: Frame) -> None:
+        with self._ready:
+            self._stats.read += 1
+            self._stats.errors += frame.error is not None
+            if len(self._queue) >= self.options.queue_size:
+                old = self._queue.popleft()
+                self._stats.dropped += 1
+                if old.gap_s is not None:  # keep the outage on the next frame delivered
+                    if self._queue:
+                        self._queue[0] = replace(self._queue[0], gap_s=old.gap_s)
+                    else:
+                        frame = replace(frame, gap_s=old.gap_s)
+            self._queue.append(frame)
+            self._stats.max_queued = max(self._stats.max_queued, len(self._queue))
+            self._ready.notify()
+
+    def _capture_loop(self) -> None:
+        capture = self._capture
+        index = 0
+        attempt = 0
+        lost_at: float | None = None
+        last_frame_at = time.monotonic()  # a failed read may block for the stream's read timeout
+        pending_gap: float | None = None
+        error: str | None = None
+        try:
+            while not self._stop.is_set():
+                if capture is None:
+                    with self._lock:
+                        self._stats.reconnect_attempts += 1
+                    capture, why = self._try_open()
+                    if capture is None:
+                        attempt, error = self._failed(attempt, f"reopening failed ({why})")
+                        if error:
+                            break
+                        continue
+                ok, image = capture.read()
+                if not ok or image is None:
+                    capture.release()
+                    capture = None
+                    if lost_at is None:
+                        lost_at = last_frame_at  # the outage began after the last good frame
+                        log.warning("%s lost after frame %s; reconnecting", self._describe(),
+                                    index - 1 if index else "none")
+                    attempt, error = self._failed(attempt, "read failed")
+                    if error:
+                        break
+                    continue
+                if lost_at is not None:
+                    gap = time.monotonic() - lost_at
+                    with self._lock:
+                        self._stats.reconnects += 1
+                        self._stats.reconnecting = None
+                        self._stats.gaps.append(Gap(index - 1 if index else None, index, gap,
+                                                    attempt))
+                        del self._stats.gaps[:-MAX_GAPS_KEPT]
+                    log.warning("%s reconnected after %d attempt%s; %.2f s without frames "
+                                "(frames resume at %d)", self._describe(), attempt,
+                                "s" if attempt > 1 else "", gap, index)
+                    pending_gap, lost_at, attempt = gap, None, 0
+                last_frame_at = time.monotonic()
+                why = None
+                if self._packets:
+                    data = np.asarray(image).tobytes()
+                    if not data.startswith(b"\xff\xd8"):  # not JFIF after all: FFmpeg decodes
+                        log.warning("%s: its MJPEG packets are not JPEG files; FFmpeg decodes "
+                                    "them, and a frame damaged in transit may not be noticed",
+                                    self._describe())
+                        self._packets_allowed = False
+                        capture.release()
+                        capture = None
+                        continue
+                    image, why = decode_jpeg_frame(data)
+                    if why is not None:
+                        why += " (damaged in transit, or sent cut short); the stream goes on"
+                self._put(Frame(index, self.name, image, why, time.time(), pending_gap))
+                pending_gap = None
+                index += 1
+        except Exception as failure:  # a capture backend failing must end the run cleanly
+            error = f"{self._describe()} failed: {type(failure).__name__}: {failure}"
+        finally:
+            if capture is not None:
+                capture.release()
+            with self._ready:
+                if error and not self._stop.is_set():
+                    self._stats.error = error
+                self._finished = True
+                self._ready.notify_all()
+
+    def _failed(self, attempt: int, why: str) -> tuple[int, str | None]:
+        """Count a failed attempt and wait; returns (attempt, error if we give up)."""
+        policy = self.options.reconnect
+        attempt += 1
+        if policy.exhausted(attempt):
+            error = (f"{self._describe()} lost: gave up after {attempt - 1} reconnect "
+                     f"attempt{'s' if attempt - 1 != 1 else ''} ({why})")
+            return attempt, error  # logged by __iter__ when the frames before it are delivered
+        delay = policy.delay(attempt)
+        with self._lock:  # for the health report while it lasts
+            self._stats.reconnecting = (f"{self._describe()}: {why}; reconnecting (attempt "
+                                        f"{attempt} of {policy.describe()})")
+        log.warning("%s: %s; retrying in %.1f s (attempt %d of %s)", self._describe(), why,
+                    delay, attempt, policy.describe())
+        self._stop.wait(delay)
+        return attempt, None
+
+    def close(self) -> None:
+        """Stop the capture thread, release the device, count frames left unscored as dropped."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(JOIN_TIMEOUT_S)
+            if thread.is_alive():
+                log.warning("%s: the capture thread did not stop within %.0f s (a blocked read?)",
+                            self._describe(), JOIN_TIMEOUT_S)
+        elif thread is None and self._capture is not None:
+            self._capture.release()
+        self._capture = None
+        with self._ready:
+            self._stats.dropped += len(self._queue)
+            self._queue.clear()
+            self._finished = True
+            self._ready.notify_all()
+
+    def __enter__(self) -> LiveSource:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
