@@ -549,13 +549,32 @@ SHAPE_MESSAGE = r"must have shape \(height, width\) or \(height, width, 1\|3\|4\
     (np.zeros((64, 64, 2), np.uint8), ValueError, SHAPE_MESSAGE + r"\(64, 64, 2\)"),
     (np.zeros((2, 1, 64, 64, 3), np.uint8), ValueError, SHAPE_MESSAGE + r"\(2, 1, 64, 64, 3\)"),
     (np.zeros(64, np.uint8), ValueError, SHAPE_MESSAGE + r"\(64,\)"),
-    (np.zeros((0, 64, 64, 3), np.uint8), ValueError, r"`frames` is empty"),
-    ([], ValueError, r"`frames` is empty"),
     (None, ValueError, r"`frame` is None"),
 ])
 def test_detector_refuses_bad_frames(int8, frames, error, message):
     with pytest.raises(error, match=message):
         int8.score(frames)
+
+
+def test_an_empty_batch_scores_nothing_as_the_sensor_detectors_does(int8):
+    for empty in (np.zeros((0, 64, 64, 3), np.uint8), []):
+        scores, maps = int8.infer(empty)
+        assert scores.shape == (0,) and maps.shape == (0, 64, 64)
+        assert int8.predict(empty).shape == (0,)
+
+
+def test_pil_images_are_read_as_rgb_not_as_opencv_bgr(int8, probe):
+    from PIL import Image
+
+    bgr = probe[-1]
+    rgb = Image.fromarray(np.ascontiguousarray(bgr[..., ::-1]))
+    np.testing.assert_array_equal(int8.score(rgb), int8.score(bgr))
+    np.testing.assert_array_equal(int8.score([rgb, rgb.convert("RGBA")]),
+                                  int8.score([bgr, bgr]))
+    gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    np.testing.assert_array_equal(int8.score(Image.fromarray(gray)), int8.score(gray))
+    with pytest.raises(TypeError, match=r"must be uint8.*received dtype uint16.*>> 8"):
+        int8.score(Image.fromarray(gray.astype(np.uint16) * 256))
 
 
 def test_run_prepared_refuses_unprepared_input(int8):

@@ -27,7 +27,8 @@ class ImageDetector(Detector):
     ``score(frames)`` gives one float per frame (higher is more anomalous), ``predict`` compares
     it with ``threshold``; ``locate`` returns the anomaly map at frame size and the boxes `vigil
     score` gives. Frames are uint8 arrays as OpenCV decodes them (BGR or gray), of any
-    size: they are converted and resized as the artifact says.
+    size, or PIL images (converted from RGB): they are converted and resized as the artifact says.
+    An empty batch gives empty scores and maps.
     """
 
     def __init__(self, artifact: Artifact) -> None:
@@ -72,8 +73,8 @@ class ImageDetector(Detector):
             frames = list(frames)
         elif not isinstance(frames, (list, tuple)):
             frames = [frames]
-        if not frames:
-            raise ValueError("`frames` is empty; expected at least one frame")
+        if not len(frames):  # an empty batch scores nothing, as the sensor detector's does
+            return np.empty((0, *self.input_shape), dtype=np.uint8)
         checked = [check_frame(f, "frame" if len(frames) == 1 else f"frames[{k}]")
                    for k, f in enumerate(frames)]
         if not self._warned_gray:
@@ -90,7 +91,7 @@ class ImageDetector(Detector):
         if batch.dtype != np.uint8 or batch.ndim != 4 or batch.shape[1:] != expected:
             raise ValueError(f"prepared input must be uint8 with shape (n, {expected[0]}, "
                              f"{expected[1]}, {expected[2]}); received {batch.dtype} {batch.shape}")
-        scores, maps = [], []
+        scores, maps = [np.empty(0, np.float32)], [np.empty((0, *expected[:2]), np.float32)]
         for start in range(0, len(batch), self._max_batch):
             chunk = batch[start:start + self._max_batch]
             score, amap = self._session.run(self._outputs, {self.spec.input_name: chunk})
