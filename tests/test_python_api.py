@@ -159,7 +159,12 @@ def test_device_preference_lists_take_the_first_available_and_fall_back_to_cpu(c
 
     assert providers_for_device("cpu") == ["CPUExecutionProvider"]
     if "CUDAExecutionProvider" not in ort.get_available_providers():
-        assert providers_for_device("cuda,cpu") == ["CPUExecutionProvider"]
+        with caplog.at_level("WARNING", logger="vigil"):
+            assert providers_for_device("tensorrt,cuda,cpu") == ["CPUExecutionProvider"]
+        # the accelerators asked for first are named, as a lone "cuda" is
+        assert "devices 'tensorrt' and 'cuda' are not available here" in caplog.text
+        assert "using 'cpu', the next in the preference list" in caplog.text
+        caplog.clear()
         with caplog.at_level("WARNING", logger="vigil"):
             assert providers_for_device("tensorrt,cuda") == ["CPUExecutionProvider"]
         assert "none of the devices ['tensorrt', 'cuda'] is available" in caplog.text
@@ -255,6 +260,47 @@ def test_score_signal_names_the_row_of_a_missing_reading(tiny):
     rows[13, 1] = np.nan
     with pytest.raises(ValueError, match=r"`values` must be finite .*; row 13, feature 'b' is nan"):
         tiny.score_signal(rows)
+
+
+def test_score_signal_names_a_reading_beyond_float32_as_given(tiny):
+    rows = np.zeros((20, 3))
+    rows[5, 0] = 1e39
+    with np.errstate(over="raise"):  # no numpy overflow warning on the way
+        with pytest.raises(ValueError, match=r"row 5, feature 'a' is 1e\+39"):
+            tiny.score_signal(rows)
+
+
+def test_rows_of_another_width_are_skipped_and_warned_of_once(tiny, caplog):
+    stream = vigil.StreamingScorer(tiny)
+    with caplog.at_level("WARNING", logger="vigil"):
+        results = [r for _ in range(6) for r in stream.push(np.zeros(2))]
+    assert [r.skipped.startswith("row has 2 values; the model needs 3") for r in results] == [True] * 6
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1 and "row 0: row has 2 values; the model needs 3" in warned[0]
+    assert "['a', 'b', 'c']" in warned[0]
+
+
+def test_detectors_pickle_as_their_file_with_the_thresholds_set_since(tiny, tiny_image_artifact,
+                                                                       tmp_path):
+    import pickle
+
+    tiny.threshold = 0.25
+    again = pickle.loads(pickle.dumps(tiny))
+    assert type(again) is type(tiny) and again.threshold == 0.25
+    windows = np.random.default_rng(0).normal(size=(5, 4, 3))
+    np.testing.assert_array_equal(again.score(windows), tiny.score(windows))
+    camera = vigil.load(tiny_image_artifact)
+    camera.pixel_threshold = 0.5
+    copied = pickle.loads(pickle.dumps(camera))
+    assert copied.pixel_threshold == 0.5 and copied.threshold == camera.threshold
+    frame = np.full((32, 32), 128, np.uint8)
+    np.testing.assert_array_equal(copied.score(frame), camera.score(frame))
+    # the file changed since: refused by its sha256, not scored by another model
+    data = pickle.dumps(tiny)
+    path = tiny.path
+    path.write_bytes(path.read_bytes() + b" ")
+    with pytest.raises(vigil.ArtifactError, match="has sha256"):
+        pickle.loads(data)
 
 
 def test_device_names_in_a_provider_list_and_any_case(tmp_path, monkeypatch, caplog):

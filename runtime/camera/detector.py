@@ -51,6 +51,9 @@ class ImageDetector(Detector):
     def pixel_threshold(self, value: float) -> None:
         self._pixel_threshold = finite_number(value, "pixel_threshold")
 
+    def _settings(self) -> dict:
+        return {**super()._settings(), "pixel_threshold": self._pixel_threshold}
+
     def score(self, frames: Frames) -> np.ndarray:
         """Scores of one frame (an array) or several (a list, or a 4-D uint8 batch)."""
         return self.infer(frames)[0]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifact import Artifact
+from .artifact import Artifact, open_artifact
 from .spec import ScoreStats
 from .thresholds import finite_number
 
@@ -28,6 +28,18 @@ class Detector:
         # A graph that quantizes activations per call (0.1 artifacts' DynamicQuantizeLinear)
         # scores one item per run, so that no item's score depends on its neighbours.
         self._max_batch = max_batch if artifact.batch_independent else 1
+
+    def __reduce__(self):
+        """Pickled (for multiprocessing, joblib, Dask) as its file's path and sha256, since an
+        onnxruntime session cannot be: unpickling loads the file again, refuses it if it changed,
+        and keeps this detector's providers, threads and thresholds."""
+        options = self._session.get_session_options()
+        return (_reloaded, (type(self), str(self.path), self.sha256, self.providers,
+                            options.intra_op_num_threads or None, self._settings()))
+
+    def _settings(self) -> dict:
+        """What a user may have changed since loading, restored by unpickling."""
+        return {"threshold": self._threshold}
 
     @property
     def path(self) -> Path:
@@ -78,3 +90,12 @@ class Detector:
         Booleans, not PyOD's 0/1 integers: they index (``x[predict(x)]``); ``.astype(int)``
         gives PyOD's labels."""
         return ~(self.score(items) <= self._threshold)
+
+
+def _reloaded(kind: type, path: str, sha256: str, providers: list[str], threads: int | None,
+              settings: dict) -> Detector:
+    """A pickled detector, loaded again from its file (``Detector.__reduce__``)."""
+    detector = kind(open_artifact(path, providers, threads, sha256))
+    for name, value in settings.items():
+        setattr(detector, name, value)
+    return detector

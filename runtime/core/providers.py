@@ -34,8 +34,15 @@ def providers_for_device(device: str) -> list[str]:
         if unknown or not names:
             raise ValueError(f"`device` must be one of {['auto', *DEVICES]} or a comma-separated "
                              f"preference list of them; received {device!r}")
-        for name in names:
+        for position, name in enumerate(names):
             if name in ("auto", "cpu") or DEVICES[name][0] in available:
+                skipped = [d for d in names[:position] if d not in ("auto", "cpu")]
+                if skipped:  # the device was asked for first: say why it is not used
+                    what = (f"device {skipped[0]!r} is" if len(skipped) == 1 else
+                            f"devices {' and '.join(map(repr, skipped))} are")
+                    log.warning("%s not available here (available: %s); using %r, the next in "
+                                "the preference list%s", what, ", ".join(available), name,
+                                GPU_BUILD_HINT)
                 return providers_for_device(name)
         log.warning("none of the devices %s is available here (available: %s); using CPU%s",
                     names, ", ".join(available), GPU_BUILD_HINT)

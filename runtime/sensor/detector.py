@@ -81,7 +81,9 @@ class SensorDetector(Detector):
         mapped by what the rows before it taught; ``score`` and ``predict`` score windows as
         given, without it), so ``decisions`` of these scores are the CLI's.
         """
-        values = np.asarray(self._by_name(values, "values"), dtype=np.float32)
+        given = self._by_name(values, "values")
+        with np.errstate(over="ignore", invalid="ignore"):  # a reading beyond float32 is named below
+            values = np.asarray(given, dtype=np.float32)
         window, stride = self.spec.window, self.spec.stride
         if values.ndim != 2 or values.shape[1] != len(self.features):
             raise ValueError(f"`values` must have shape (rows, {len(self.features)}) to match the "
@@ -89,8 +91,10 @@ class SensorDetector(Detector):
         finite = np.isfinite(values)
         if not finite.all():
             row, column = np.argwhere(~finite)[0]
+            given = np.asarray(given)  # the reading as given (1e39, not the cast's inf)
+            cell = given[row, column] if given.shape == values.shape else values[row, column]
             raise ValueError(f"`values` must be finite in float32 (|x| <= 3.4e38); row {row}, "
-                             f"feature {self.features[column]!r} is {values[row, column]} (fill "
+                             f"feature {self.features[column]!r} is {cell} (fill "
                              f"missing readings first, or push the rows through StreamingScorer, "
                              f"which fills short gaps and restarts the window after long ones)")
         ends = window_ends(len(values), window, stride)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections import deque
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from ..core.spec import FLOAT32_MAX
 from .detector import SensorDetector
 from .drift import RunningNormalization
 from .tables import Row, time_key
+
+log = logging.getLogger("vigil")
 
 # A score that overflowed float32 (readings far beyond anything seen in training, 1e20 say) is
 # written as the largest finite double with ``score_overflow``: above any threshold, and valid JSON.
@@ -142,6 +145,7 @@ class StreamingScorer:
         # (row before, row after, step) of the stream's first and latest gap in time
         self.first_time_gap: tuple[int, int, float] | None = None
         self.last_time_gap: tuple[int, int, float] | None = None
+        self._warned_shape = False  # a row of another width than the model's is warned of once
         self.reset()
         self.rows_in = 0
         self.windows_scored = 0
@@ -263,6 +267,12 @@ class StreamingScorer:
             filled: str | None = None
             if problem is not None or values.shape != (self.features,) or not np.isfinite(values).all():
                 reason = problem or self._problem(values)
+                if values.shape != (self.features,) and not self._warned_shape:
+                    # a column dropped upstream: every row would be skipped, each silently
+                    self._warned_shape = True
+                    log.warning("row %d: %s; such rows are skipped (said once per scorer): give "
+                                "the model's features %s in order, or a dict by name", index,
+                                reason, list(self.detector.features))
                 self._bad_streak += 1
                 if self._last_good is None or self._bad_streak > self.max_gap:
                     self.rows_skipped += 1
