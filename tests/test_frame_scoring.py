@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import textwrap
 import time
 from datetime import datetime
@@ -251,9 +252,11 @@ def test_the_health_counts_say_while_a_live_source_is_being_reopened(detector):
     source = open_source("0", SourceOptions(queue_size=64, reconnect=FAST), camera.factory)
     _, summary = run(detector, source)
     counts = _counts(summary, source, JsonLines(io.StringIO()))
-    # it gave up: the giving up is the error; the last attempt's reason stays with it
-    assert counts["reconnecting"] is True and "gave up" in counts["last_error"]
-    assert "reconnecting (attempt" in source.stats.reconnecting
+    # it gave up: no longer reconnecting (the report's status says it stopped); the giving up
+    # is the error, with the last attempt's reason
+    assert counts["reconnecting"] is False and "gave up" in counts["last_error"]
+    assert "(reopening failed (the capture did not open))" in counts["last_error"]
+    assert source.stats.reconnecting is None
     # reopened: said no more while frames come again
     recovered = FakeCamera("ff" + "x" + "fff", hold_at=5)
     source = open_source("0", SourceOptions(queue_size=64, reconnect=FAST), recovered.factory)
@@ -404,7 +407,8 @@ def test_cli_errors(tiny_image_artifact, tmp_path, capsys):
     write_folder(tmp_path / "images")
     model = str(tiny_image_artifact)
     assert cli.main(["score", model, "9997", "--reconnect-attempts", "0"]) == cli.EXIT_INPUT
-    assert "camera 9997 could not be opened after 1 attempt" in capsys.readouterr().err
+    assert re.search(r"camera 9997(:? could not be opened after 1 attempt|: /dev/video9997 "
+                     r"does not exist)", capsys.readouterr().err)
     images = str(tmp_path / "images")
     assert cli.main(["score", model, images, "--columns", "a,b"]) == cli.EXIT_INPUT
     assert "--columns applies to sensor models" in capsys.readouterr().err
@@ -564,3 +568,31 @@ def test_holding_a_picture_never_costs_more_than_a_quarter_of_the_time_it_stands
     assert video.hold(500) == 100  # 10 s at 10 frames/s, whatever the budget
     assert video.hold(0) == 0 and video.frames == 1 + 10 + 100
     video.close()
+
+
+def test_a_live_source_that_scoring_cannot_keep_up_with_is_warned_of(caplog):
+    from vigil.runtime.camera.scoring import DropWatch
+
+    now = [0.0]
+    watch = DropWatch("stream 'http://127.0.0.1/cam'", clock=lambda: now[0])
+    with caplog.at_level("WARNING", logger="vigil"):
+        for _ in range(160):  # 16 frames/s scored, 14 dropped between them: a 30 fps stream
+            now[0] += 1 / 16
+            watch.frame(dropped_before=1 if _ % 8 else 0)
+    (warned,) = [r.getMessage() for r in caplog.records]
+    assert ("keeps up with 16.0 of the stream's 30.0 frames/s: 140 of its last 300 frames (47 %) "
+            "were dropped in 10 s") in warned
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="vigil"):
+        for _ in range(1600):  # the same for 100 s more: not said again within 10 minutes
+            now[0] += 1 / 16
+            watch.frame(dropped_before=1)
+        assert caplog.records == []
+        for _ in range(16 * 600):
+            now[0] += 1 / 16
+            watch.frame(dropped_before=0)  # keeping up: nothing to say
+        assert caplog.records == []
+        for _ in range(16 * 11):
+            now[0] += 1 / 16
+            watch.frame(dropped_before=3)
+    assert len(caplog.records) == 1

@@ -3,8 +3,11 @@ the newest frames, reopened with backoff when it stops, each loss and reconnect 
 
 from __future__ import annotations
 
+import glob
 import logging
+import os
 import socket
+import sys
 import threading
 import time
 from collections import deque
@@ -116,6 +119,12 @@ class LiveSource:
 
     def _open_with_retries(self) -> Capture:
         policy = self.options.reconnect
+        missing = self._missing_device()
+        if missing is not None and policy.max_attempts is not None:
+            # OpenCV would retry a device that is not there for a minute, warning each time
+            raise SourceError(f"`source` {self._describe()}: {missing}; give the camera that is "
+                              f"there, or --reconnect-attempts forever to wait for one to be "
+                              f"plugged in")
         attempt = 0
         while True:
             with interrupts.waiting():  # a stop request while connecting ends the run at once
@@ -138,6 +147,19 @@ class LiveSource:
                 cancelled = self._stop.wait(delay)
             if cancelled:
                 raise SourceError(f"`source` {self._describe()}: opening was cancelled")
+
+    def _missing_device(self) -> str | None:
+        """Why a local camera cannot be there (Linux: its /dev/video node is absent), or None;
+        only for OpenCV's own capture (tests pass fakes)."""
+        if self._factory is not default_capture or not sys.platform.startswith("linux") \
+                or not os.path.isdir("/dev"):
+            return None
+        node = f"/dev/video{self.target}" if isinstance(self.target, int) else str(self.target)
+        if not node.startswith("/dev/video") or os.path.exists(node):
+            return None
+        present = sorted(glob.glob("/dev/video[0-9]*"))
+        return (f"{node} does not exist (cameras here: "
+                f"{', '.join(present[:8]) if present else 'none'})")
 
     def __iter__(self) -> Iterator[Frame]:
         if self._thread is not None:
@@ -257,8 +279,12 @@ class LiveSource:
         policy = self.options.reconnect
         attempt += 1
         if policy.exhausted(attempt):
+            reason = network_reason(self.target)  # what the address answers now, as at opening
             error = (f"{self._describe()} lost: gave up after {attempt - 1} reconnect "
-                     f"attempt{'s' if attempt - 1 != 1 else ''} ({why})")
+                     f"attempt{'s' if attempt - 1 != 1 else ''} ({why}"
+                     f"{': ' + reason if reason else ''})")
+            with self._lock:  # no longer reconnecting: the health report says it stopped
+                self._stats.reconnecting = None
             return attempt, error  # logged by __iter__ when the frames before it are delivered
         delay = policy.delay(attempt)
         with self._lock:  # for the health report while it lasts

@@ -20,7 +20,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO
+from typing import IO, Callable
 
 import cv2
 import numpy as np
@@ -127,6 +127,48 @@ class FrameSummary:
         for key in ("p50_ms", "p99_ms"):
             record[key] = round(record[key], 3) if record[key] is not None else None
         return record
+
+
+DROP_SPAN_S = 10.0  # drops are looked at over spans of this many seconds
+DROP_WARN_SHARE = 0.1  # a span in which more of the stream's frames were dropped is warned of
+DROP_WARN_EVERY_S = 600.0  # then at most this often
+
+
+class DropWatch:
+    """Warns when a live source's frames are dropped because scoring does not keep up (the queue
+    keeps the newest): over each ``DROP_SPAN_S``, the frames scored against those offered. Said
+    the first time, then at most every ``DROP_WARN_EVERY_S``: a run of weeks never reaches its
+    summary, where the drops are counted."""
+
+    def __init__(self, name: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self.name = name
+        self._clock = clock
+        self._start = clock()
+        self._frames = self._dropped = 0
+        self._warned_at: float | None = None
+
+    def frame(self, dropped_before: int) -> None:
+        """One frame taken, after ``dropped_before`` frames the source dropped."""
+        self._frames += 1
+        self._dropped += dropped_before
+        now = self._clock()
+        span = now - self._start
+        if span < DROP_SPAN_S:
+            return
+        offered = self._frames + self._dropped
+        if self._dropped > DROP_WARN_SHARE * offered and (
+                self._warned_at is None or now - self._warned_at >= DROP_WARN_EVERY_S):
+            self._warned_at = now
+            log.warning("%s: scoring keeps up with %.1f of the stream's %.1f frames/s: %d of its "
+                        "last %d frames (%.0f %%) were dropped in %.0f s, the newest scored "
+                        "(dropped_before on the lines, dropped in the summary and health "
+                        "report); a defect seen only in dropped frames is missed. A smaller "
+                        "model (vigil train image --size), a GPU (--device cuda), fewer other "
+                        "processes or a lower camera frame rate keeps up (said at most every "
+                        "%.0f min)", self.name,
+                        self._frames / span, offered / span, self._dropped, offered,
+                        100 * self._dropped / offered, span, DROP_WARN_EVERY_S / 60)
+        self._start, self._frames, self._dropped = now, 0, 0
 
 
 class LatencyWindow:
@@ -263,6 +305,7 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
     last_index: int | None = None
     held = 0  # live frames since the video's last picture that have none (dropped or skipped)
     gray_checks = 0  # frames looked at for gray pictures given to a colour model (-1: found)
+    drops = DropWatch(source.name) if source.live else None
     if health is not None:
         health.start("frames", source.name, lambda: _counts(summary, source, sink), "frames_in")
     failure: BaseException | None = None
@@ -274,6 +317,8 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
                        and frame.index > last_index + 1 else None)
             held += dropped or 0
             last_index = frame.index
+            if drops is not None:
+                drops.frame(dropped or 0)
             # a live frame's time: frame numbers start again at 0 when a supervisor restarts a run
             record = result_line("frame", frame.index, frame.source,
                                  time=utc_time(frame.timestamp) if source.live else None,
