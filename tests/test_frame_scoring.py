@@ -596,3 +596,41 @@ def test_a_live_source_that_scoring_cannot_keep_up_with_is_warned_of(caplog):
             now[0] += 1 / 16
             watch.frame(dropped_before=3)
     assert len(caplog.records) == 1
+
+
+def test_frames_of_another_shape_than_training_are_warned_of_once(tmp_path, caplog):
+    from dataclasses import replace
+
+    from image_fixtures import tiny_image_graph, tiny_image_spec, write_tiny_image_artifact
+    from vigil.export.package import write_artifact
+
+    spec = tiny_image_spec()
+    square = write_artifact(tiny_image_graph(), replace(spec, training={
+        **spec.training, "frame_aspect": [0.98, 1.0]}), tmp_path / "square.onnx")
+    detector = runtime.load(square)
+    with caplog.at_level("WARNING", logger="vigil"):
+        detector.score([np.zeros((40, 41), np.uint8)] * 2)  # within 5 %: nothing to say
+        assert caplog.records == []
+        detector.score([np.zeros((40, 80), np.uint8)] * 2)
+        detector.score(np.zeros((40, 80), np.uint8))
+    (said,) = [r.getMessage() for r in caplog.records]
+    assert ("frames are 80x40 (width / height 2.00) but the model was trained on frames of width "
+            "/ height 0.98-1.00") in said and "(said once per detector)" in said
+    # models without the record (before 0.3) are not judged
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="vigil"):
+        runtime.load(write_tiny_image_artifact(tmp_path / "old.onnx")).score(
+            np.zeros((40, 80), np.uint8))
+    assert caplog.records == []
+
+
+def test_a_gray_video_decoded_a_few_levels_apart_is_gray():
+    from vigil.runtime.camera.frames import COLOR_FOR_GRAY, color_mismatch
+    from image_fixtures import tiny_image_spec
+
+    gray = np.random.default_rng(0).integers(0, 250, (64, 64), dtype=np.uint8)
+    decoded = np.stack([gray, gray + 2, gray + 3], axis=2)  # chroma rounding of a gray MP4
+    assert color_mismatch(decoded, tiny_image_spec()) is None
+    coloured = decoded.copy()
+    coloured[::7, ::7, 2] = 200  # a red pattern is colour
+    assert color_mismatch(coloured, tiny_image_spec()) == COLOR_FOR_GRAY

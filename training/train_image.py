@@ -156,13 +156,16 @@ def _in_colour(image: np.ndarray) -> bool:
         and np.array_equal(image[:, :, 1], image[:, :, 2])))
 
 
-def load_images(items: Sequence[LabeledImage], size: int, color: str
-                ) -> tuple[np.ndarray, np.ndarray]:
+def load_images(items: Sequence[LabeledImage], size: int, color: str,
+                aspects: list[float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 model inputs (n, size, size, c), bool masks (n, size, size)) through the runtime's
-    own preprocessing."""
+    own preprocessing; each image's aspect (width / height, as decoded) is added to ``aspects``
+    where given."""
     images, masks = [], []
     for item in items:
         image = read_image(item.path)
+        if aspects is not None:
+            aspects.append(image.shape[1] / image.shape[0])
         try:
             images.append(convert_frame(image, size, size, color))
         except ValueError as error:
@@ -233,7 +236,8 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
     color = choose_color([i.path for i in normal], options.data.color)
     channels = 1 if color == "gray" else 3
     size = options.size
-    train_images, _ = load_images(train_items, size, color)
+    aspects: list[float] = []  # the frames' shapes, before each is stretched to the square
+    train_images, _ = load_images(train_items, size, color, aspects)
     validation_images, validation_masks = load_images(validation_items, size, color)
     validation_labels = np.array([i.anomalous for i in validation_items])
 
@@ -263,6 +267,8 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
         "calibration": calibration,
         "training": {
             "images": len(train_items), "validation_normal": int((~validation_labels).sum()),
+            # width / height of the training frames: the runtime warns of frames far from it
+            "frame_aspect": [round(min(aspects), 4), round(max(aspects), 4)],
             "validation_anomalous": int(validation_labels.sum()),
             "files_sha256": _fingerprint(train_items),
             "architecture": options.architecture,

@@ -11,8 +11,8 @@ from ..core.artifact import Artifact
 from ..core.detector import Detector
 from ..core.spec import ArtifactError, ImageSpec
 from ..core.thresholds import finite_number
-from .frames import (check_frame, color_mismatch, frame_boxes, map_to_frame, regions,
-                     to_model_input)
+from .frames import (aspect_mismatch, check_frame, color_mismatch, frame_boxes, map_to_frame,
+                     regions, to_model_input)
 
 log = logging.getLogger("vigil")
 
@@ -36,7 +36,7 @@ class ImageDetector(Detector):
         self.spec: ImageSpec = artifact.spec
         self._pixel_threshold = float(self.spec.pixel_threshold.value)
         self._outputs = [self.spec.score_output, self.spec.map_output]
-        self._warned_gray = False  # a colour mismatch is said once
+        self._warned: set = set()  # the mismatches said (colour, aspect): each is said once
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -80,11 +80,13 @@ class ImageDetector(Detector):
             return np.empty((0, *self.input_shape), dtype=np.uint8)
         checked = [check_frame(f, "frame" if len(frames) == 1 else f"frames[{k}]")
                    for k, f in enumerate(frames)]
-        if not self._warned_gray:
-            mismatch = next((m for m in (color_mismatch(f, self.spec) for f in checked)
+        for check in (color_mismatch, aspect_mismatch):  # each said once per detector
+            if check in self._warned:
+                continue
+            mismatch = next((m for m in (check(f, self.spec) for f in checked)
                              if m is not None), None)
             if mismatch is not None:
-                self._warned_gray = True
+                self._warned.add(check)
                 log.warning("%s: %s (said once per detector)", self.path.name, mismatch)
         return np.stack([to_model_input(f, self.spec) for f in checked])
 

@@ -56,6 +56,8 @@ def _from_pil(frame: object) -> np.ndarray | None:
 
 GRAY_SAMPLE_STEP = 7  # every 7th row and column: enough pixels to tell, at 2 % of the work
 GRAY_CHECKS = 10  # the first frames looked at for gray pictures given to a colour model
+# channels this close are gray: a gray video's frames (MP4, XVID, MJPG) decode 2-3 levels apart
+GRAY_TOLERANCE = 4
 GRAY_FOR_COLOR = ("frames are gray but the model was trained on colour ({color}) frames: colour "
                   "defects are invisible in them and scores shift; score the camera's colour "
                   "frames, or train a model on gray ones")
@@ -67,14 +69,15 @@ COLOR_FOR_GRAY = ("frames are in colour but the model was trained on gray frames
 
 
 def _is_gray_picture(frame: np.ndarray) -> bool:
-    """One channel, or three equal ones (a gray JPEG decoded as colour), on a sample. A gray
+    """One channel, or three within ``GRAY_TOLERANCE`` (a gray JPEG or video decoded as colour),
+    on a sample. A gray
     frame given to a colour model hides colour defects and shifts scores (9 of the demo video's
     90 frames decided otherwise)."""
     if frame.ndim == 2 or frame.shape[2] == 1:
         return True
-    sample = frame[::GRAY_SAMPLE_STEP, ::GRAY_SAMPLE_STEP, :3]
-    return bool((sample[..., 0] == sample[..., 1]).all()
-                and (sample[..., 1] == sample[..., 2]).all())
+    sample = frame[::GRAY_SAMPLE_STEP, ::GRAY_SAMPLE_STEP, :3].astype(np.int16)
+    return bool(np.abs(sample[..., 0] - sample[..., 1]).max() <= GRAY_TOLERANCE
+                and np.abs(sample[..., 1] - sample[..., 2]).max() <= GRAY_TOLERANCE)
 
 
 def color_mismatch(frame: np.ndarray, spec: ImageSpec) -> str | None:
@@ -89,6 +92,29 @@ def color_mismatch(frame: np.ndarray, spec: ImageSpec) -> str | None:
     if spec.color == "gray" and not gray:
         return COLOR_FOR_GRAY
     return None
+
+
+ASPECT_TOLERANCE = 1.05  # frames up to 5 % wider or narrower than the training ones pass
+
+
+def aspect_mismatch(frame: np.ndarray, spec: ImageSpec) -> str | None:
+    """Why a frame's shape does not suit the model (its width / height is far from the training
+    frames'), or None (also for a model that does not record them: artifacts before 0.3)."""
+    recorded = spec.training.get("frame_aspect") if hasattr(spec.training, "get") else None
+    if not (isinstance(recorded, (list, tuple)) and len(recorded) == 2
+            and all(isinstance(v, (int, float)) and v > 0 for v in recorded)) \
+            or frame.ndim < 2 or not frame.shape[0] or not frame.shape[1]:
+        return None
+    low, high = recorded
+    aspect = frame.shape[1] / frame.shape[0]
+    if low / ASPECT_TOLERANCE <= aspect <= high * ASPECT_TOLERANCE:
+        return None
+    trained = f"{low:.2f}" if abs(high - low) < 0.005 else f"{low:.2f}-{high:.2f}"
+    return (f"frames are {frame.shape[1]}x{frame.shape[0]} (width / height {aspect:.2f}) but the "
+            f"model was trained on frames of width / height {trained}: each frame is stretched to "
+            f"the model's input, so its texture is squeezed otherwise than in training and scores "
+            f"shift (normal 2:1 frames on a model trained on square ones: 30 of 30 flagged); "
+            f"crop the frames to the training shape, or train on frames as this camera gives them")
 
 
 def to_model_input(frame: np.ndarray, spec: ImageSpec) -> np.ndarray:

@@ -25,7 +25,8 @@ from typing import IO, Callable
 import cv2
 import numpy as np
 
-from .frames import GRAY_CHECKS, color_mismatch, frame_boxes, overlay, to_model_input
+from .frames import (GRAY_CHECKS, aspect_mismatch, color_mismatch, frame_boxes, overlay,
+                     to_model_input)
 from ..core import interrupts
 from ..core.health import HealthReporter
 from .detector import ImageDetector
@@ -304,7 +305,8 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
     batch = np.empty((1, *detector.input_shape), dtype=np.uint8)  # reused for every frame
     last_index: int | None = None
     held = 0  # live frames since the video's last picture that have none (dropped or skipped)
-    gray_checks = 0  # frames looked at for gray pictures given to a colour model (-1: found)
+    # frames looked at for a colour or shape the model was not trained on (-1: found, said)
+    checks = {color_mismatch: 0, aspect_mismatch: 0}
     drops = DropWatch(source.name) if source.live else None
     if health is not None:
         health.start("frames", source.name, lambda: _counts(summary, source, sink), "frames_in")
@@ -330,12 +332,14 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
                 try:
                     began = time.perf_counter()
                     # a stream's first frames tell; in a folder each file may differ
-                    if (gray_checks < GRAY_CHECKS or per_file) and gray_checks >= 0:
-                        gray_checks += 1
-                        mismatch = color_mismatch(frame.image, detector.spec)
-                        if mismatch is not None:
-                            gray_checks = -1  # said once a run
-                            log.warning("%s: %s (said once a run)", frame.source, mismatch)
+                    for check in (color_mismatch, aspect_mismatch):
+                        looked = checks[check]
+                        if (looked < GRAY_CHECKS or per_file) and looked >= 0:
+                            checks[check] += 1
+                            mismatch = check(frame.image, detector.spec)
+                            if mismatch is not None:
+                                checks[check] = -1  # said once a run
+                                log.warning("%s: %s (said once a run)", frame.source, mismatch)
                     batch[0] = to_model_input(frame.image, detector.spec)
                     scores, maps = detector.run_prepared(batch)
                     score = float(scores[0])
