@@ -38,7 +38,8 @@ from vigil.runtime.sensor.evaluation import between_windows, episode_gap, row_de
 from vigil.runtime.sensor.tables import fill_gaps, read_table  # noqa: E402
 from vigil.training.synthetic import write_csv  # noqa: E402
 from vigil.training.train_sensor import SensorTrainingOptions  # noqa: E402
-from vigil.training.train_supervised import SupervisedOptions, train_supervised  # noqa: E402
+from vigil.training.train_supervised import (SupervisedOptions, train_supervised,  # noqa: E402
+                                             without_recent_score_rules)
 
 LEADS = ("lead1", "lead2")
 
@@ -114,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     options = with_model_arguments(SensorTrainingOptions(), args)
-    options = replace(options, calibration=replace(options.calibration, method="f1"))
+    # as `vigil train sensor --supervised` trains by default: the F1 threshold alone decides
+    calibration, _ = without_recent_score_rules(replace(options.calibration, method="f1"))
+    options = replace(options, calibration=calibration)
     if args.set == "ecg":  # the unsupervised ECG protocol's window stride
         options = replace(options, data=replace(options.data, stride=4))
     supervised = SupervisedOptions(

@@ -97,8 +97,15 @@ def test_a_data_file_given_as_labels_is_refused(tmp_path):
     ("[1, 2]", "must map each data file"),
     ('{"a.csv": "2014"}', "expected a list of windows"),
     ('{"a.csv": [[1, 2, 3]]}', "neither a timestamp nor a [start, end] window"),
-    ('{"a.csv": [["2014-02-19 10:09:00", "2014-02-19 10:01:00"]]}', "start <= end"),
-    ('{"a.csv": [["soon", "later"]]}', "is not two timestamps"),
+    ('{"a.csv": [["2014-02-19 10:09:00", "2014-02-19 10:01:00"]]}',
+     "its start is after its end; write [earlier, later]"),
+    ('{"a.csv": [["soon", "later"]]}', "its start 'soon' is no timestamp; expected a number"),
+    ('{"a.csv": [["2014-02-19 10:09:00", "03/01/2014"]]}', "its end '03/01/2014' is no timestamp"),
+    ('{"a.csv": [["5", "2014-02-19 10:01:00"]]}', "one bound is a number and the other a date-time"),
+    ('{"a.csv": [[5, 9], ["2014-02-19 10:09:00", "2014-02-19 10:10:00"]]}',
+     "windows of numbers and of date-times are mixed"),
+    ('{"a.csv": [], "b.csv": [], "a.csv": ["2014-02-19 10:09:00"]}',
+     "give the key 'a.csv' more than once"),
 ])
 def test_malformed_labels_say_what_is_wrong(tmp_path, text, message):
     path = tmp_path / "labels.json"
@@ -173,8 +180,55 @@ def test_a_data_file_the_labels_do_not_name_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="have no entry for") as refused:
         read_labels(path).rows(TIMES, tmp_path / "other.csv")
     assert '"other.csv": [] in JSON, a row other.csv,, in a CSV' in str(refused.value)
-    with pytest.raises(ValueError, match="no time column"):
+    with pytest.raises(ValueError, match=r"no time column to match them to .* mark its anomalous "
+                                         r"rows in a 0/1 label column of the file itself"):
         read_labels(path).rows(None, tmp_path / "cat" / "a.csv")
+
+
+def test_a_name_several_keys_end_in_is_refused_as_ambiguous(tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_text(f"file,start,end\nvalve1/1.csv,{TIMES[1]},{TIMES[2]}\n"
+                    f"valve2/1.csv,{TIMES[3]},{TIMES[4]}\n")
+    with pytest.raises(ValueError, match=r"2 keys end in '1.csv' \(\['valve1/1.csv', "
+                                         r"'valve2/1.csv'\]\) and none matches"):
+        read_labels(path).rows(TIMES, tmp_path / "copy" / "1.csv")
+    root = tmp_path / "data"
+    (root / "valve2").mkdir(parents=True)
+    assert np.flatnonzero(read_labels(path).rows(TIMES, root / "valve2" / "1.csv", root)).tolist() \
+        == [3, 4]
+
+
+def test_keys_and_headers_as_other_tools_write_them(tmp_path):
+    """File keys with backslashes or a leading ./, and a header in capitals, are read."""
+    path = tmp_path / "labels.csv"
+    path.write_text(f"File,Start,End\n.\\cat\\a.csv,{TIMES[1]},{TIMES[2]}\n")
+    root = tmp_path / "data"
+    (root / "cat").mkdir(parents=True)
+    assert np.flatnonzero(read_labels(path).rows(TIMES, root / "cat" / "a.csv", root)).tolist() \
+        == [1, 2]
+    as_json = tmp_path / "labels.json"
+    as_json.write_text(json.dumps({"./cat/a.csv": [TIMES[7]]}))
+    assert np.flatnonzero(read_labels(as_json).rows(TIMES, root / "cat" / "a.csv", root)).tolist() \
+        == [7]
+
+
+def test_labels_that_fall_on_no_row_while_others_do_are_warned_of(tmp_path, caplog):
+    path = tmp_path / "labels.json"
+    path.write_text(json.dumps({"a.csv": [TIMES[3], "2014-02-19 10:07:30",
+                                          ["2051-01-01 00:00:00", "2051-01-02 00:00:00"]]}))
+    with caplog.at_level("WARNING", logger="vigil"):
+        flags = read_labels(path).rows(TIMES, tmp_path / "a.csv")
+    assert np.flatnonzero(flags).tolist() == [3]
+    assert ("2 of the 3 label window(s) or point(s) that" in caplog.text
+            and "1 lie between two rows (a point must be a row's own time: give a window around "
+                "it) and 1 outside its times" in caplog.text)
+    # windows for every file fall outside some files' times by design: not warned of
+    caplog.clear()
+    shared = tmp_path / "shared.csv"
+    shared.write_text(f"start,end\n{TIMES[5]},{TIMES[6]}\n2051-01-01,2051-01-02\n")
+    with caplog.at_level("WARNING", logger="vigil"):
+        assert np.flatnonzero(read_labels(shared).rows(TIMES, tmp_path / "b.csv")).tolist() == [5, 6]
+    assert caplog.text == ""
 
 
 def test_a_labels_csv_lists_a_file_without_anomalies_by_a_row_without_a_window(tmp_path):
@@ -350,6 +404,21 @@ def test_eval_says_when_labels_miss_the_data_or_no_window_fits(tiny_sensor, tmp_
     evaluate(detector, data, labels=read_labels(far))
     assert "none of the 1 label window(s) or point(s)" in caplog.text
     assert "2014-02-19 10:00:00 .. 2014-02-19 10:59:00" in caplog.text
+    # the data's own label column beside a labels file: where it marks other rows, said
+    caplog.clear()
+    marked = tmp_path / "marked.csv"
+    marked.write_text("timestamp,a,b,c,anomaly\n" + "".join(
+        f"{t},0.1,0.2,0.{i % 9},{int(i in (20, 21))}\n" for i, t in enumerate(TIMES)))
+    evaluate(detector, marked, labels=read_labels(far))
+    assert "its column 'anomaly' marks 2 row(s) the labels" in caplog.text
+    # a label column that marks every row, or holds -1 (scikit-learn's outliers)
+    for cells, said in (("1", "every one of its 60 rows is labeled anomalous"),
+                        ("-1 if i % 2 else 1", "holds -1, which reads as anomalous")):
+        caplog.clear()
+        marked.write_text("timestamp,a,b,c,anomaly\n" + "".join(
+            f"{t},0.1,0.2,0.{i % 9},{eval(cells)}\n" for i, t in enumerate(TIMES)))
+        evaluate(detector, marked)
+        assert said in caplog.text
     short = tmp_path / "short.csv"
     short.write_text("timestamp,a,b,c,anomaly\n1,0.1,0.2,0.3,0\n2,0.1,0.2,0.3,1\n")
     with pytest.raises(ValueError, match=r"no window could be scored: 2 rows in 1 file, each "
@@ -549,3 +618,25 @@ def test_a_label_column_named_in_another_case_is_found_in_training(tmp_path):
     (table,) = labeled_tables(data, DataOptions(label_column="Fault"))
     assert table.label_column == "fault" and table.features == ("a",)
     assert np.flatnonzero(table.labels).tolist() == [30, 31]
+
+
+def test_training_says_when_every_labeled_row_lies_in_the_training_part(caplog):
+    from types import SimpleNamespace
+
+    from vigil.training.sensor_data import _say_unchecked_labels
+
+    class Part(SimpleNamespace):
+        def __len__(self):
+            return len(self.labels)
+
+    early = np.zeros(100, bool)
+    early[10:14] = True  # in the first 80 rows: kept out of training, never held out
+    with caplog.at_level("WARNING", logger="vigil"):
+        _say_unchecked_labels([Part(labels=early)], 0.2, np.zeros(5, bool))
+    assert "4 labeled anomalous row(s) lie in the training part" in caplog.text
+    assert "the threshold is not checked against them" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="vigil"):
+        _say_unchecked_labels([Part(labels=early)], 0.2, np.array([False, True]))  # held out too
+        _say_unchecked_labels([Part(labels=np.zeros(100, bool))], 0.2, np.zeros(5, bool))
+    assert caplog.text == ""

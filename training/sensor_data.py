@@ -413,6 +413,22 @@ def check_normal_rows(rows: np.ndarray, tables: Sequence[Table], data) -> None:
                          f"rows where the readings vary (or name varying columns with --features)")
 
 
+def _say_unchecked_labels(tables: list[Table], fraction: float, held_out: np.ndarray) -> None:
+    """Warn when labeled rows lie only in the training parts: kept out of training, but no
+    held-out window ends on one, so the threshold is checked against none of them."""
+    if held_out.any():
+        return
+    labeled = sum(int(t.labels[:training_rows(t, fraction)].sum()) for t in tables
+                  if t.labels is not None)
+    if labeled:
+        log.warning("%d labeled anomalous row(s) lie in the training part of the data (the first "
+                    "%.0f %% of each file), none in the held-out part: they are kept out of "
+                    "training, but the threshold is not checked against them (the summary's "
+                    "validation is null); `vigil eval` on labeled data the model has not seen "
+                    "says what it catches, or a larger --validation-fraction holds them out",
+                    labeled, 100 * (1 - fraction))
+
+
 def prepare(data: str | Path | Sequence[Path], options: DataOptions,
             scored_rows: int | None = None) -> SensorData:
     """Split each file chronologically, fit normalization on normal training rows, cut windows.
@@ -487,6 +503,7 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions,
         log.warning("%d file(s) give no held-out window (a window's last %d rows, which its score "
                     "reads, must lie after the file's training part): %s", len(unvalidated),
                     scored, ", ".join(unvalidated[:3]) + (", ..." if len(unvalidated) > 3 else ""))
+    _say_unchecked_labels(tables, options.validation_fraction, np.concatenate(val_labels))
     rows = np.concatenate(normal_rows)
     check_normal_rows(rows, tables, data)
     mean, std = standardization(rows, options.relative_std_floor)

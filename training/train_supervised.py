@@ -19,7 +19,7 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import keras
 import numpy as np
@@ -33,8 +33,8 @@ from .checkpoint import TrainingRun, save_run
 from .sensor_data import (DataOptions, check_memory, check_normal_rows, labeled_tables,
                           standardization, time_step, training_rows, training_spread,
                           window_last_labels)
-from .train_sensor import (MIN_NORMAL_VALIDATION, SensorTrainingOptions, SensorTrainingResult,
-                           decision_record, fit_threshold, plain_options, score_windows,
+from .train_sensor import (MIN_NORMAL_VALIDATION, CalibrationOptions, SensorTrainingOptions,
+                           SensorTrainingResult, decision_record, fit_threshold, plain_options, score_windows,
                            validation_check)
 from .versions import library_versions
 
@@ -52,6 +52,22 @@ class SupervisedOptions:
     patience: int = 5                # early stopping on the validation loss (0: all epochs)
     max_windows: int | None = None   # keep every anomalous training window and at most this
                                      # many in all, drawing normal ones at random (long records)
+
+
+# A classifier's threshold is chosen on labels, on the scale of its logits: the run-time rules
+# that follow recent scores (the adaptive threshold, a multiple of their quantile; the anomaly
+# likelihood) would override it (a review's 16 valve1 files in one stream: F1 0.265 with them,
+# 0.802 without)
+RECENT_SCORE_RULES = ("adaptive", "likelihood")
+
+
+def without_recent_score_rules(calibration: CalibrationOptions, keep: Iterable[str] = ()
+                               ) -> tuple[CalibrationOptions, tuple[str, ...]]:
+    """(``calibration`` with the adaptive threshold and the anomaly likelihood off, except those
+    named in ``keep``; the names turned off): supervised training's defaults."""
+    off = tuple(name for name in RECENT_SCORE_RULES
+                if name not in keep and getattr(calibration, name))
+    return replace(calibration, **{name: False for name in off}), off
 
 
 def inject_anomalies(windows: np.ndarray, std: np.ndarray, count: int,

@@ -53,6 +53,32 @@ class FileScores:
     restarts: np.ndarray | None = None  # windows (by number) scored after the window restarted
 
 
+def _check_label_column(source: str, column: str | None, flags: np.ndarray,
+                        column_marks: np.ndarray, values: set[float],
+                        labels: Labels | None) -> None:
+    """Warn where the labels cannot mean what they seem: a label column that marks every row
+    (-1/1 labels: -1 reads as anomalous), or, beside a labels file, one that marks rows the
+    labels file does not (the file decides)."""
+    if column is None:
+        return
+    if labels is not None:
+        missed = int((column_marks & ~flags).sum()) if len(column_marks) == len(flags) else 0
+        if missed:
+            log.warning("%s: its column %r marks %d row(s) the labels %s do not; with --labels "
+                        "that column is not read, so they are counted as normal (label them in "
+                        "the labels file, or evaluate without --labels)", source, column, missed,
+                        labels.source)
+        return
+    if -1.0 in values:
+        log.warning("%s: its label column %r holds -1, which reads as anomalous (0 is normal, "
+                    "any other number anomalous); labels of -1 and 1 (scikit-learn marks "
+                    "outliers -1) need writing as 0/1 first", source, column)
+    elif len(flags) and flags.all():
+        log.warning("%s: every one of its %d rows is labeled anomalous in column %r, so precision "
+                    "is 1 whatever the model does and AUROC cannot be measured; is it the label "
+                    "column (0 normal, 1 anomalous)?", source, len(flags), column)
+
+
 def score_file(detector: SensorDetector, path: str | Path, label_column: str,
                name: str | None = None, labels: Labels | None = None,
                root: str | Path | None = None, decimal: str = ".") -> FileScores:
@@ -70,10 +96,12 @@ def score_file(detector: SensorDetector, path: str | Path, label_column: str,
         problem = not_utf8_text(handle.read(4096))
     if problem is not None:
         raise ValueError(f"{source}: {problem}")
-    # with a labels file the data's own label column is not read (nor checked)
+    # with a labels file the data's own label column decides nothing: it is read only to say
+    # where it marks rows the labels do not (its unreadable cells are passed over)
     options = dict(features=features, time_column=detector.spec.time_column or "auto",
-                   label_column=None if labels is not None else label_column,
-                   require_time=False, decimal=decimal)
+                   label_column=label_column, require_time=False, decimal=decimal)
+    column_marks: list[bool] = []  # with a labels file: the label column's own marks
+    label_values: set[float] = set()  # the label column's distinct values (a few are kept)
     scorer = StreamingScorer(detector, top_k=len(features))
     row_labels: list[bool] = []
     times: list[str] = []
@@ -116,9 +144,11 @@ def score_file(detector: SensorDetector, path: str | Path, label_column: str,
                         f"labels (set `label_column`, or give a labels file with --labels); the "
                         f"header has {list(parser.header)}")
                 continue
-            if row.label_problem:
+            if row.label_problem and labels is None:
                 raise ValueError(f"{source}, line {row.number}: {row.label_problem}; or name "
                                  f"another label column (--label-column)")
+            if row.label is not None and len(label_values) < 8:
+                label_values.add(float(row.label))
             if labels is None and parser.label_column is None:  # under a header met again
                 raise ValueError(
                     f"{source}, line {row.number}: the header line above it has no label "
@@ -131,7 +161,10 @@ def score_file(detector: SensorDetector, path: str | Path, label_column: str,
             if len(block) == CHUNK_ROWS:
                 blocks.append(np.array(block))
                 block = []
-            row_labels.append(bool(row.label) if row.label is not None else False)
+            marked = bool(row.label) if row.label is not None and not row.label_problem else False
+            (column_marks if labels is not None else row_labels).append(marked)
+            if labels is not None:
+                row_labels.append(False)  # the labels file's, matched below
             times.append(row.time or "")
     if block:
         blocks.append(np.array(block))
@@ -143,6 +176,8 @@ def score_file(detector: SensorDetector, path: str | Path, label_column: str,
     # the labels are matched before any scoring: a labels file that fits no row says so first
     row_labels_array = (labels.rows(file_times, path, root) if labels is not None
                         else np.array(row_labels))
+    _check_label_column(source, parser.label_column, row_labels_array, np.array(column_marks),
+                        label_values, labels)
     has_time = parser.time_column is not None
     for number, values in enumerate(blocks):
         first = number * CHUNK_ROWS

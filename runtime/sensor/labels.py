@@ -19,7 +19,8 @@ that a misnamed key is never read as "no anomaly". A row is anomalous when its t
 one of its file's windows or equals one of its points (a date without a time, as an end or a
 point, means that whole day). Timestamps are compared as numbers or ISO 8601 date-times
 (``2014-02-19 10:50:00.000000``). A file given windows of which none falls on any of its rows is
-warned about (are the labels' times the data's?).
+warned about (are the labels' times the data's?), and so are windows or points that fall on none
+of its rows while others do (a point between two rows, a window outside the file's times).
 """
 
 from __future__ import annotations
@@ -86,6 +87,12 @@ class Labels:
         if len(named) == 1:
             self._refuse_shared_name(named[0], path, root)
             return self.windows[named[0]]
+        if len(named) > 1:  # a name several keys end in: which one is meant cannot be told
+            raise ValueError(f"labels {self.source!r}: {len(named)} keys end in {path.name!r} "
+                             f"({sorted(named)[:3]}) and none matches {str(path)!r} by its "
+                             f"folders; give the data folder that holds them (the file at its "
+                             f"key's path below it, e.g. {sorted(named)[0]!r}), or key the file "
+                             f"by its path relative to the data folder")
         shared = (" (the windows of rows without a file add to each file's own; they do not "
                   "stand in for a file's key)" if ALL_FILES in self.windows else "")
         raise ValueError(f"labels {self.source!r} have no entry for {str(path)!r}; expected a key "
@@ -111,8 +118,11 @@ class Labels:
         windows = self.for_file(path, root)
         if times is None:
             raise ValueError(f"{path}: labels in {self.source!r} are timestamps, but the file has "
-                             "no time column (a column named timestamp, datetime, time, date or "
-                             "ts; rename the file's time column to one of those)")
+                             "no time column to match them to (a column named timestamp, "
+                             "datetime, time, date or ts, or the one --time-column names); give "
+                             "its time column that name, or, for a file without times, mark its "
+                             "anomalous rows in a 0/1 label column of the file itself "
+                             "(--label-column) instead of --labels")
         keys = [time_key(t) for t in times]
         unread = [i for i, k in enumerate(keys) if k is None]
         if windows and unread:
@@ -142,9 +152,24 @@ class Labels:
                 f"file's times are {written[int(kinds.max())]} (the first: {times[0]!r}), so "
                 f"no label can match a row; write the labels as the data's times are written")
         flags = np.zeros(len(times), dtype=bool)
+        between, outside = [], []  # windows that fall on no row: inside the file's times, or not
         for start, end in windows:
             low, high = time_key(start), _end_key(end)
-            flags |= (kinds == low[0]) & (values >= low[1]) & (values <= high[1])
+            hit = (kinds == low[0]) & (values >= low[1]) & (values <= high[1])
+            flags |= hit
+            if not hit.any():
+                same = values[kinds == low[0]]
+                inside = bool(same.size) and high[1] >= same.min() and low[1] <= same.max()
+                (between if inside else outside).append((start, end))
+        shared = set(self.windows.get(ALL_FILES, ()))  # every file's: outside some, by design
+        lost = between + [w for w in outside if w not in shared]
+        if flags.any() and lost:
+            log.warning("%s: %d of the %d label window(s) or point(s) that %s gives it fall on "
+                        "none of its rows, so they label nothing (the first: %s .. %s): %d lie "
+                        "between two rows (a point must be a row's own time: give a window "
+                        "around it) and %d outside its times", path, len(lost), len(windows),
+                        self.source, lost[0][0], lost[0][1], len(between),
+                        len(lost) - len(between))
         if windows and not flags.any():
             known = [t for t, k in zip(times, keys) if k is not None]
             span = f"{known[0]} .. {known[-1]}" if known else "no readable time"
@@ -177,17 +202,33 @@ def read_labels(path: str | Path) -> Labels:
     else:
         windows = _from_csv(text, source)
     for key, items in windows.items():
+        kinds = set()
         for start, end in items:
+            where = f"labels {source!r}, {key!r}: window [{start!r}, {end!r}]"
             low, high = time_key(start), _end_key(end)
-            if low is None or high is None or low[0] != high[0] or low[1] > high[1]:
-                raise ValueError(f"labels {source!r}, {key!r}: window [{start!r}, {end!r}] is not "
-                                 "two timestamps (numbers or ISO 8601) with start <= end")
+            for name, text, bound in (("start", start, low), ("end", end, high)):
+                if bound is None:
+                    raise ValueError(f"{where}: its {name} {text!r} is no timestamp; expected a "
+                                     f"number (epoch seconds, a counter) or an ISO 8601 date-time "
+                                     f"such as 2024-03-01 05:00:00 (day-first and US dates are "
+                                     f"not read)")
+            if low[0] != high[0]:
+                raise ValueError(f"{where}: one bound is a number and the other a date-time; "
+                                 f"write both as the data's times are written")
+            if low[1] > high[1]:
+                raise ValueError(f"{where}: its start is after its end; write [earlier, later]")
+            kinds.add(low[0])
+        if len(kinds) > 1:  # a number window among date-times would match no row, silently
+            raise ValueError(f"labels {source!r}, {key!r}: windows of numbers and of date-times "
+                             f"are mixed; write each as the data's times are written")
     return Labels(source, windows)
 
 
 def _from_json(text: str, source: str) -> dict[str, tuple[tuple[str, str], ...]]:
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=lambda pairs: _unique(pairs, source))
+    except _DuplicateKey as error:
+        raise ValueError(str(error)) from None
     except ValueError as error:
         raise ValueError(f"labels {source!r} are not valid JSON: {error}") from None
     if not isinstance(data, dict):
@@ -207,15 +248,39 @@ def _from_json(text: str, source: str) -> dict[str, tuple[tuple[str, str], ...]]
             else:
                 raise ValueError(f"labels {source!r}, {key!r}: {item!r:.80} is neither a "
                                  "timestamp nor a [start, end] window")
-        windows[key] = tuple(parsed)
+        windows[_key(key)] = tuple(parsed)
     return windows
+
+
+class _DuplicateKey(Exception):
+    """A key given twice in a JSON object (the second would silently replace the first)."""
+
+
+def _unique(pairs: list[tuple[str, object]], source: str) -> dict:
+    keys = [key for key, _ in pairs]
+    twice = sorted({key for key in keys if keys.count(key) > 1})
+    if twice:
+        raise _DuplicateKey(f"labels {source!r} give the key {twice[0]!r} more than once (JSON "
+                            f"keeps only the last, losing the windows of the others); put all "
+                            f"of a file's windows in one list")
+    return dict(pairs)
+
+
+def _key(text: str) -> str:
+    """A file key as paths are compared: / between folders, without a leading ./"""
+    key = text.strip().replace("\\", "/")
+    while key.startswith("./"):
+        key = key[2:]
+    return key or text
 
 
 def _from_csv(text: str, source: str) -> dict[str, tuple[tuple[str, str], ...]]:
     lines = text.splitlines()
     separator = detect_separator(lines[0]) if lines else ","  # as data files: , ; or a tab
     reader = csv.DictReader(lines, delimiter=separator)
-    reader.fieldnames = [c.strip() for c in reader.fieldnames or []]  # rows keyed by these too
+    # rows keyed by these too; File,Start,End as file,start,end
+    reader.fieldnames = [c.strip().lower() if c.strip().lower() in CSV_COLUMNS else c.strip()
+                         for c in reader.fieldnames or []]
     rows = list(reader)
     columns = set(reader.fieldnames)
     if not ({"start", "end"} <= columns or "timestamp" in columns):
@@ -235,7 +300,7 @@ def _from_csv(text: str, source: str) -> dict[str, tuple[tuple[str, str], ...]]:
     flag = flags[0] if flags else None
     windows: dict[str, list[tuple[str, str]]] = {}
     for number, row in enumerate(rows, start=2):
-        key = (row.get("file") or ALL_FILES).strip()
+        key = _key(row.get("file") or ALL_FILES)
         if flag is not None:
             value, problem = label_value(row.get(flag) or "")
             if problem is not None:

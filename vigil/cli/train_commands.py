@@ -53,12 +53,11 @@ def cmd_train_sensor(args) -> int:
          f"{architecture}"),
         (("burn_in",), architecture in AUTOENCODERS,
          f"the forecasters; this run trains the autoencoder {architecture}"),
-        (("adaptive_memory", "adaptive_warmup", "adaptive_quantile", "adaptive_factor",
-          "adaptive_z"), args.adaptive is False,
+        (ADAPTIVE_SETTINGS, args.adaptive is False,
          "the adaptive threshold, which --no-adaptive turns off"),
         (("normalization_memory", "normalization_warmup"), not args.running_normalization,
          "--running-normalization"),
-        (("likelihood_z", "likelihood_level"), args.likelihood is False,
+        (LIKELIHOOD_SETTINGS, args.likelihood is False,
          "the anomaly likelihood, which --no-likelihood turns off"),
         (("neighbour_entries",), args.neighbour_rows == 0,
          "the neighbour distance, which --neighbour-rows 0 turns off"),
@@ -77,11 +76,21 @@ def cmd_train_sensor(args) -> int:
                          f"{args.adaptive_factor}")
     with contextlib.redirect_stdout(sys.stderr):  # progress on stderr; stdout has the result
         if args.supervised:
-            from vigil.training.train_supervised import SupervisedOptions, train_supervised
+            from vigil.training.train_supervised import (SupervisedOptions, train_supervised,
+                                                         without_recent_score_rules)
 
+            calibration = options.calibration
             if args.threshold_method is None:  # labels are plentiful: F1-optimal by default
-                options = replace(options, calibration=replace(options.calibration,
-                                                                method="f1"))
+                calibration = replace(calibration, method="f1")
+            asked = [name for name, settings in (("adaptive", ADAPTIVE_SETTINGS),
+                                                 ("likelihood", LIKELIHOOD_SETTINGS))
+                     if getattr(args, name) or _any_given(args, settings)]
+            calibration, off = without_recent_score_rules(calibration, keep=asked)
+            if off:
+                log.info("--supervised: %s off, so the threshold chosen on the labels decides "
+                         "(give %s to turn %s on)", " and ".join(ALARM_RULE_NAMES[n] for n in off),
+                         " ".join("--" + n for n in off), "it" if len(off) == 1 else "them")
+            options = replace(options, calibration=calibration)
             result = train_supervised(
                 args.data, args.output, options,
                 SupervisedOptions(synthetic_fraction=args.synthetic_anomalies or 0.0,
@@ -106,6 +115,16 @@ def cmd_train_sensor(args) -> int:
                      "inputs_only": training.get("inputs_only", {}),
                      "validation": result.validation}, indent=None))
     return EXIT_OK
+
+
+ADAPTIVE_SETTINGS = ("adaptive_memory", "adaptive_warmup", "adaptive_quantile",
+                     "adaptive_factor", "adaptive_z")
+LIKELIHOOD_SETTINGS = ("likelihood_z", "likelihood_level")
+ALARM_RULE_NAMES = {"adaptive": "the adaptive threshold", "likelihood": "the anomaly likelihood"}
+
+
+def _any_given(args, names) -> bool:
+    return any(getattr(args, name, None) is not None for name in names)
 
 
 def _given(args, *names: str, **renamed: str) -> dict:
