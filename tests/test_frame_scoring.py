@@ -302,15 +302,17 @@ def test_live_max_frames_with_a_slow_consumer_counts_drops(detector, tmp_path):
 
 def test_a_live_video_holds_a_picture_over_dropped_and_skipped_frames(detector, tmp_path):
     rng = np.random.default_rng(5)
+    start = time.time()
 
     class DroppingStream:  # frames 2-3 and 6-8 were dropped by the queue; frame 5 is damaged
         live, name, fps, stats = True, "rtsp://line", 25.0, SourceStats()
+        rate = 25.0  # the frames' own rate, which the stream may not claim
 
         def __iter__(self):
             for index in (0, 1, 4, 5, 9, 10):
                 image = None if index == 5 else normal_frame(rng)
                 yield Frame(index, self.name, image, "damaged" if image is None else None,
-                            time.time())
+                            start + index / self.rate)
 
         def close(self):
             pass
@@ -322,6 +324,12 @@ def test_a_live_video_holds_a_picture_over_dropped_and_skipped_frames(detector, 
     capture = cv2.VideoCapture(str(video))
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 11
     capture.release()
+    # an MJPEG stream at 10 frames/s that claims 25 (FFmpeg's guess): the video keeps its time,
+    # 1 s of frames (0-10) in 1 s of video, not 0.4 s
+    slow = DroppingStream()
+    slow.rate = 10.0
+    _, summary = run(detector, slow, overlay_video=tmp_path / "slow.avi")
+    assert summary.video_frames == 26  # frame 10 at 1.0 s: 25 frames before it, then its own
 
 
 def test_a_stream_that_ends_at_max_frames_is_not_a_lost_source(detector, caplog):

@@ -53,8 +53,9 @@ class FrameScoringOptions:
     ``overlay_dir``: heatmap overlays (JPEG) of anomalous frames, or of every scored frame with
     ``overlay_all``. ``overlay_video``: an annotated video of every scored frame (.mp4 or .avi) at
     ``video_fps`` (default: the source's rate, else 10); from a live source, a picture is held
-    over the frames after it that were dropped or skipped (up to 10 s of them, and as many as
-    encode in a quarter of the time they stand for), so the video keeps the stream's time. ``show``: a preview window (needs an OpenCV with a GUI).
+    over the time until the next picture, by the frames' times (up to 10 s, and as many copies
+    as encode in a quarter of the time they stand for), so the video keeps the stream's time
+    even where its claimed rate is not its own. ``show``: a preview window (needs an OpenCV with a GUI).
     ``max_frames``: stop after this many items. ``latency_window``: the p50/p99 latencies cover
     this many most recent frames.
     """
@@ -305,6 +306,7 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
     batch = np.empty((1, *detector.input_shape), dtype=np.uint8)  # reused for every frame
     last_index: int | None = None
     held = 0  # live frames since the video's last picture that have none (dropped or skipped)
+    started_at: float | None = None  # a live video's first picture's time: it plays in time
     # frames looked at for a colour or shape the model was not trained on (-1: found, said)
     checks = {color_mismatch: 0, aspect_mismatch: 0}
     drops = DropWatch(source.name) if source.live else None
@@ -384,7 +386,15 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
                             log.warning("%s", summary.last_error)
                     if video is not None:
                         try:
-                            video.hold(held)
+                            if source.live:  # by the frames' times: a stream's claimed
+                                # rate (FFmpeg guesses 25 for any MJPEG stream) may not be its own
+                                if started_at is None:
+                                    started_at = frame.timestamp
+                                held = (round((frame.timestamp - started_at) * video.fps)
+                                        - video.frames)
+                            written = video.hold(held)
+                            if source.live and written < held:  # time not held (over 10 s, or
+                                started_at += (held - written) / video.fps  # too slow) is let go
                             video.write(picture)
                             held = 0
                         except ValueError as error:  # the scores matter more than the video
