@@ -612,3 +612,27 @@ def test_a_damaged_frame_of_an_mjpg_video_opencv_reads_is_an_error_item(tmp_path
     assert [f.index for f in frames] == list(range(10))
     assert frames[4].image is None and "damaged JPEG: a stray marker 0xFF29" in frames[4].error
     assert all(f.error is None for f in frames[:4] + frames[5:])
+
+
+@pytest.mark.parametrize("peak, said", [
+    (4000, "all below 4096 (12-bit data?); it is read by its top 8 bits, so it keeps 4 bit(s) "
+           "of its levels and is almost black. Convert such images to 8 bits from their own "
+           "range first (a 12-bit camera's: shift right by 4)"),
+    (8000, "all below 8192 (13-bit data?); it is read by its top 8 bits, so it keeps 5 bit(s) "
+           "of its levels and is dark"),
+    (60000, None),
+])
+def test_16_bit_images_of_fewer_bits_are_warned_of(tmp_path, monkeypatch, caplog, peak, said):
+    from vigil.runtime.camera import datasets
+
+    monkeypatch.setattr(datasets, "_DARK_16_BIT_WARNED", [])
+    image = np.linspace(0, peak, 64 * 64).reshape(64, 64).astype(np.uint16)
+    path = tmp_path / "deep.png"
+    cv2.imwrite(str(path), image)
+    with caplog.at_level("WARNING", logger="vigil"):
+        read = datasets.read_image(path)
+    assert read.dtype == np.uint8 and read.max() == peak >> 8
+    if said is None:
+        assert caplog.text == ""
+    else:
+        assert said in caplog.text
