@@ -232,3 +232,13 @@ def test_installed_wheel_works_beside_folders_named_like_ours(wheel, tmp_path,
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [line["frame"] for line in lines] == [0, 1, 2]
     assert all({"score", "anomaly"} <= set(line) for line in lines)
+    # run inside this checkout, whose vigil/ is imported instead of the installed one: its layers
+    # are found beside it, as the wheel maps them
+    inside = subprocess.run([str(python), "-c", "import vigil, vigil.runtime; "
+                             "print(vigil.runtime.__file__); print(vigil.load)"],
+                            capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert inside.returncode == 0, inside.stderr[-3000:]
+    assert Path(inside.stdout.splitlines()[0]) == ROOT / "runtime" / "__init__.py"
+    done = subprocess.run([str(python), "-m", "vigil", "--version"], capture_output=True,
+                          text=True, cwd=ROOT, env=env, timeout=120)
+    assert (done.returncode, done.stdout.strip()) == (0, f"vigil {vigil.__version__}"), done.stderr

@@ -423,3 +423,24 @@ def test_eval_refuses_a_bad_artifact_with_exit_3(sensor_artifacts, tmp_path, cap
     path = truncated(sensor_artifacts.int8, tmp_path / "cut.onnx")
     assert cli.main(["eval", str(path), str(sensor_artifacts.test_csv)]) == 3
     assert "vigil: error:" in capsys.readouterr().err
+
+
+def test_a_missing_model_says_what_is_there_and_the_command_that_makes_one(tmp_path):
+    from vigil.runtime.core.artifact import open_artifact
+    from vigil.runtime.core.spec import ArtifactError
+
+    with pytest.raises(ArtifactError, match=r"does not exist; train and export one first \(vigil "
+                                            r"train sensor DATA -o MODEL.keras"):
+        open_artifact(tmp_path / "pump.onnx")
+    (tmp_path / "pump.keras").write_bytes(b"PK")
+    with pytest.raises(ArtifactError, match=r"but pump.keras is beside it: export it first "
+                                            r"\(vigil export .*pump.keras -o .*pump.onnx\)"):
+        open_artifact(tmp_path / "pump.onnx")
+    folder = tmp_path / "demo"
+    folder.mkdir()
+    (folder / "sensor.onnx").write_bytes(b"x")
+    with pytest.raises(ArtifactError, match=r"is a folder; it holds sensor.onnx: give one of them"):
+        open_artifact(folder)
+    with pytest.raises(ArtifactError, match=r"other.onnx' does not exist; '.*demo' holds "
+                                            r"sensor.onnx"):
+        open_artifact(folder / "other.onnx")

@@ -6,7 +6,19 @@
 ``import vigil`` stays cheap.
 """
 
+import os as _os
+
 __version__ = "0.3.0"
+
+# In a source checkout (`python -m vigil` run in the repository, with a non-editable install)
+# this folder is imported rather than the installed package, and the layers are beside it, not
+# in it: they are looked up there, as pyproject.toml maps them (runtime/ is vigil.runtime).
+_HERE = _os.path.dirname(_os.path.abspath(__file__))
+_ROOT = _os.path.dirname(_HERE)
+if not _os.path.isdir(_os.path.join(_HERE, "runtime")) \
+        and _os.path.isfile(_os.path.join(_ROOT, "runtime", "__init__.py")) \
+        and _os.path.isfile(_os.path.join(_ROOT, "pyproject.toml")):
+    __path__.append(_ROOT)
 
 _RUNTIME_NAMES = ("load", "SensorDetector", "ImageDetector", "StreamingScorer", "ArtifactError")
 

@@ -67,6 +67,25 @@ def sha256_of(path: str | Path) -> str:
 ZIP_MAGIC = b"PK\x03\x04"  # .keras files (and other zip archives) start with it
 
 
+def _missing(path: Path) -> str:
+    """Why ``path`` is no model file, with what is there instead and the command that helps."""
+    if path.is_dir():
+        models = sorted(p.name for p in path.glob("*.onnx"))
+        held = (f"; it holds {', '.join(models[:3])}: give one of them "
+                f"({str(path / models[0])!r})" if models else
+                "; give the .onnx file `vigil export` wrote")
+        return f"model file {str(path)!r} is a folder{held}"
+    keras = path.with_suffix(".keras")
+    if keras.is_file():
+        return (f"model file {str(path)!r} does not exist, but {keras.name} is beside it: export "
+                f"it first (vigil export {keras} -o {path})")
+    others = sorted(p.name for p in path.parent.glob("*.onnx")) if path.parent.is_dir() else []
+    there = (f"; {str(path.parent)!r} holds {', '.join(others[:3])}" if others else
+             "; train and export one first (vigil train sensor DATA -o MODEL.keras, or vigil "
+             "train image IMAGES -o MODEL.keras; then vigil export MODEL.keras -o MODEL.onnx)")
+    return f"model file {str(path)!r} does not exist{there}"
+
+
 def open_artifact(
     path: str | Path,
     providers: Sequence[str] | None = None,
@@ -83,7 +102,7 @@ def open_artifact(
     path = Path(path)
     pin = check_sha256_pin(expect_sha256)
     if not path.is_file():
-        raise ArtifactError(f"model file {str(path)!r} does not exist or is not a file")
+        raise ArtifactError(_missing(path))
     size = path.stat().st_size
     if size == 0:
         raise ArtifactError(f"model file {str(path)!r} is empty; expected a Vigil .onnx artifact")
