@@ -808,9 +808,17 @@ def test_a_command_line_mistake_is_a_json_line_under_log_json(capsys, monkeypatc
     assert entry["level"] == "error" and "unrecognized arguments: --health-intervl 5" in (
         entry["message"])
     assert os.environ["OPENCV_LOG_LEVEL"] == "INFO"
-    with pytest.raises(SystemExit):  # without --log-json, argparse's own text
+    assert "did you mean --health-interval?" in entry["message"]
+    with pytest.raises(SystemExit):  # without --log-json, argparse's own text: the command's
         cli.main(["score", "m.onnx", "data.csv", "--health-intervl", "5"])
-    assert "vigil: error: unrecognized arguments" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("usage: vigil score ")
+    assert ("vigil score: error: unrecognized arguments: --health-intervl 5; did you mean "
+            "--health-interval? (`vigil score --help` lists what it takes)") in err
+    with pytest.raises(SystemExit):
+        cli.main(["train", "sensor", "d.csv", "-o", "x.keras", "--epocs", "1"])
+    assert "vigil train sensor: error: unrecognized arguments: --epocs 1; did you mean --epochs?" \
+        in capsys.readouterr().err
 
 
 def test_missing_training_extras_are_a_json_line_under_log_json(tmp_path, capsys, monkeypatch):

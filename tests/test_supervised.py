@@ -40,8 +40,8 @@ def test_supervised_training_exports_an_artifact_the_runtime_scores(labeled, cap
     assert detector.spec.training["mode"] == "supervised"
     assert detector.spec.training["synthetic_anomalous_windows"] > 0
     assert "classifier" in detector.spec.score_reduction
-    # the threshold chosen on the labels decides: no rule raises it by the recent scores
-    assert detector.spec.adaptive is None and detector.spec.likelihood is None
+    # the threshold chosen on the labels decides: no adaptive threshold raises it
+    assert detector.spec.adaptive is None and detector.spec.likelihood is not None
 
     assert cli.main(["eval", str(folder / "clf.onnx"), str(test_csv), "--json",
                      str(folder / "m.json"), "--quiet"]) == 0
@@ -158,11 +158,13 @@ def test_library_refuses_an_architecture_without_a_cell(labeled, tmp_path, archi
     assert not output.exists()
 
 
-def test_supervised_keeps_the_recent_score_rules_only_when_asked():
+def test_supervised_turns_the_adaptive_threshold_off_unless_asked():
     from vigil.training.train_sensor import CalibrationOptions
-    from vigil.training.train_supervised import without_recent_score_rules
+    from vigil.training.train_supervised import supervised_calibration
 
-    off, said = without_recent_score_rules(CalibrationOptions())
-    assert (off.adaptive, off.likelihood, said) == (False, False, ("adaptive", "likelihood"))
-    kept, said = without_recent_score_rules(CalibrationOptions(), keep=["likelihood"])
-    assert (kept.adaptive, kept.likelihood, said) == (False, True, ("adaptive",))
+    chosen, turned_off = supervised_calibration(CalibrationOptions())
+    assert (chosen.method, chosen.adaptive, chosen.likelihood, turned_off) == ("f1", False, True,
+                                                                               True)
+    kept, turned_off = supervised_calibration(CalibrationOptions(method="gaussian"),
+                                              method_given=True, adaptive_given=True)
+    assert (kept.method, kept.adaptive, turned_off) == ("gaussian", True, False)

@@ -7,6 +7,7 @@ argv that lets a negative number follow a flag. Each command's parser names it i
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 import re
 import textwrap
@@ -241,6 +242,21 @@ class JsonErrorParser(argparse.ArgumentParser):
                                    None, None)
         print(JsonFormatter().format(record), file=sys.stderr)
         self.exit(2)
+
+
+def refuse_unknown(parser: argparse.ArgumentParser, command: list[str], unknown: list[str]):
+    """Exit 2 naming arguments the command does not take, with its own usage (not the top
+    level's), the option nearest a misspelt one and where the options are listed."""
+    sub = parser
+    for name in command:  # "train sensor": the train parser, then its sensor parser
+        action = next(a for a in sub._actions if isinstance(a, argparse._SubParsersAction))
+        sub = action.choices[name]
+    options = sorted({o for a in sub._actions for o in a.option_strings if o.startswith("--")})
+    flag = next((u.split("=")[0] for u in unknown if u.startswith("--")), None)
+    close = difflib.get_close_matches(flag, options, n=1, cutoff=0.75) if flag else []
+    hint = f"; did you mean {close[0]}?" if close else ""
+    sub.error(f"unrecognized arguments: {' '.join(unknown)}{hint} (`{sub.prog} --help` lists "
+              f"what it takes)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,7 +18,7 @@ import logging
 import sys
 
 from vigil.cli.arguments import (JsonErrorParser, as_flags, build_parser, joined_negative_numbers,
-                                 value_flags)
+                                 refuse_unknown, value_flags)
 from vigil.cli.log_format import JsonFormatter, TextFormatter, quiet_native_logs
 from vigil.cli.output_paths import check_output_paths, refuse_empty_paths
 from vigil.cli.shared import (EXIT_ARTIFACT, EXIT_FAILURE, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK,
@@ -37,7 +37,9 @@ def main(argv: list[str] | None = None) -> int:
         quiet_native_logs()
     JsonErrorParser.json_errors = as_json
     try:
-        args = parser.parse_args(joined_negative_numbers(argv, value_flags(parser)))
+        args, unknown = parser.parse_known_args(joined_negative_numbers(argv, value_flags(parser)))
+        if unknown:
+            refuse_unknown(parser, args.command.split(), unknown)
     finally:
         JsonErrorParser.json_errors = False
     args.run = HANDLERS[args.command]

@@ -76,20 +76,15 @@ def cmd_train_sensor(args) -> int:
                          f"{args.adaptive_factor}")
     with contextlib.redirect_stdout(sys.stderr):  # progress on stderr; stdout has the result
         if args.supervised:
-            from vigil.training.train_supervised import (SupervisedOptions, train_supervised,
-                                                         without_recent_score_rules)
+            from vigil.training.train_supervised import (SupervisedOptions, supervised_calibration,
+                                                         train_supervised)
 
-            calibration = options.calibration
-            if args.threshold_method is None:  # labels are plentiful: F1-optimal by default
-                calibration = replace(calibration, method="f1")
-            asked = [name for name, settings in (("adaptive", ADAPTIVE_SETTINGS),
-                                                 ("likelihood", LIKELIHOOD_SETTINGS))
-                     if getattr(args, name) or _any_given(args, settings)]
-            calibration, off = without_recent_score_rules(calibration, keep=asked)
-            if off:
-                log.info("--supervised: %s off, so the threshold chosen on the labels decides "
-                         "(give %s to turn %s on)", " and ".join(ALARM_RULE_NAMES[n] for n in off),
-                         " ".join("--" + n for n in off), "it" if len(off) == 1 else "them")
+            calibration, turned_off = supervised_calibration(
+                options.calibration, method_given=args.threshold_method is not None,
+                adaptive_given=bool(args.adaptive) or _any_given(args, ADAPTIVE_SETTINGS))
+            if turned_off:
+                log.info("--supervised: the adaptive threshold is off, so the threshold chosen "
+                         "on the labels decides (--adaptive turns it on)")
             options = replace(options, calibration=calibration)
             result = train_supervised(
                 args.data, args.output, options,
@@ -120,7 +115,6 @@ def cmd_train_sensor(args) -> int:
 ADAPTIVE_SETTINGS = ("adaptive_memory", "adaptive_warmup", "adaptive_quantile",
                      "adaptive_factor", "adaptive_z")
 LIKELIHOOD_SETTINGS = ("likelihood_z", "likelihood_level")
-ALARM_RULE_NAMES = {"adaptive": "the adaptive threshold", "likelihood": "the anomaly likelihood"}
 
 
 def _any_given(args, names) -> bool:
