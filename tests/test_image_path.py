@@ -1098,6 +1098,16 @@ def test_camera_demo_quick(tmp_path, monkeypatch, capsys):
     # the default image model since 0.3; auto writes its memory-bank product in INT8 or all FP32
     assert camera["architecture"] == "features"
     assert camera["precision"] in ("mixed", "fp32")
+    # the next steps the demo prints name files it wrote
+    from pathlib import Path
+
+    from vigil.cli.demo import next_steps
+
+    root = tmp_path / "root"  # the demo's output folder: its camera part is what ran here
+    root.mkdir()
+    (root / "camera").symlink_to(tmp_path / "demo")
+    named = [Path(word) for word in next_steps(root, "camera").split() if str(root) in word]
+    assert len(named) == 3 and all(path.exists() for path in named), named
     assert runtime.load(camera["artifact"]).spec.precision == camera["precision"]
     assert (tmp_path / "demo" / "report" / "report.md").is_file()
     assert list(work.iterdir()) == []

@@ -581,7 +581,7 @@ def _add_export(commands, anywhere: argparse.ArgumentParser) -> None:
 
 def _add_score_and_eval(commands, anywhere: argparse.ArgumentParser) -> None:
     """The arguments of vigil score and vigil eval (one set of source options)."""
-    for name, helptext in (("score", "score a source, one JSON line per window"),
+    for name, helptext in (("score", "score a source, one JSON line per window or frame"),
                            ("eval", "metrics on labeled data")):
         sub = _command(commands, name, helptext, parents=[anywhere])
         sub.add_argument("model", help="MODEL.onnx")

@@ -27,7 +27,26 @@ def run_demo(output: Path, seed: int = 0, quick: bool = False, only: str | None 
     (Path(output) / "demo.json").write_text(json.dumps(result, indent=2))
     print(f"\nall artifacts and reports are in {Path(output).resolve()} "
           f"({result['seconds']} s)")
+    print(next_steps(Path(output), only))
     return result
+
+
+def next_steps(output: Path, only: str | None) -> str:
+    """Commands to try next on what the demo wrote, then on one's own data."""
+    sensor, camera = output / "sensor", output / "camera"
+    lines = ["\nnext:"]
+    if only in (None, "sensor"):
+        lines += [f"  vigil score {sensor / 'sensor.onnx'} {sensor / 'data' / 'test.csv'} "
+                  f"--jsonl scores.jsonl    # one line per window",
+                  f"  report: {sensor / 'report' / 'report.md'}    # what it caught, and why"]
+    if only in (None, "camera"):
+        lines += [f"  vigil score {camera / 'camera.onnx'} {camera / 'line.avi'} --jsonl "
+                  f"frames.jsonl    # one line per frame, with boxes",
+                  f"  report: {camera / 'report' / 'report.md'}"]
+    lines += ["  your own data: vigil train sensor DATA.csv -o m.keras (or vigil train image "
+              "NORMAL_IMAGES/ -o m.keras), vigil export m.keras -o m.onnx, vigil score m.onnx "
+              "INPUT; the README's \"Command line\" has the rest"]
+    return "\n".join(lines)
 
 
 def _clear_earlier_pictures(output: Path) -> None:
