@@ -272,7 +272,12 @@ def test_csv_files_follow_linked_folders_once_and_name_dangling_links(tmp_path, 
 
 
 def test_csv_files_errors(tmp_path):
-    with pytest.raises(ValueError, match="must contain .csv files; found none"):
+    with pytest.raises(ValueError, match="must contain .csv files; found none$"):
+        csv_files(tmp_path)
+    (tmp_path / "train" / "good").mkdir(parents=True)  # an MVTec AD category, given as rows
+    (tmp_path / "train" / "good" / "000.png").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"found none; it holds images \(.*000.png'\), which are "
+                                         r"camera frames: an image model reads them"):
         csv_files(tmp_path)
     with pytest.raises(ValueError, match="does not exist"):
         csv_files(tmp_path / "nope.csv")

@@ -278,6 +278,8 @@ def detect_separator(header: str) -> str:
 # compressed or rotated CSVs (day1.csv.gz, day1.csv.1), not checksums or editors' files
 CSV_VARIANT = re.compile(r"\.csv\.(?:gz|bz2|xz|zst|zip|\d+)$", re.IGNORECASE)
 _told_unread: set[str] = set()  # folders whose unread CSV variants were named (once a process)
+# camera frames, named where a folder of sensor rows holds them instead
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 
 
 def csv_files(path: str | Path, argument: str = "data") -> list[Path]:
@@ -289,6 +291,7 @@ def csv_files(path: str | Path, argument: str = "data") -> list[Path]:
         return [path]
     if path.is_dir():
         files, dangling, unread, visited = [], [], [], set()
+        image: Path | None = None
         for folder, subfolders, names in os.walk(path, followlinks=True):
             real = os.path.realpath(folder)
             if real in visited:  # a link back up the tree, or a second link to one folder
@@ -301,6 +304,8 @@ def csv_files(path: str | Path, argument: str = "data") -> list[Path]:
                     (files if file.is_file() else dangling).append(file)
                 elif CSV_VARIANT.search(name):  # day1.csv.gz, day1.csv.1: not read as they are
                     unread.append(Path(folder) / name)
+                elif image is None and name.lower().endswith(IMAGE_SUFFIXES):
+                    image = Path(folder) / name  # camera frames: said if no CSV is found
         files.sort()
         if dangling:
             log.warning("%s: %d .csv link(s) whose target is gone are not read (the first: %s)",
@@ -311,8 +316,11 @@ def csv_files(path: str | Path, argument: str = "data") -> list[Path]:
                         "first: %s); decompress them (gunzip -k) or rename them to end in .csv "
                         "to read them", path, len(unread), sorted(unread)[0])
         if not files:
+            frames = (f"; it holds images ({str(image)!r}), which are camera frames: an image "
+                      f"model reads them (vigil train image, and a camera model's .onnx to score "
+                      f"them)" if image is not None else "")
             raise ValueError(f"`{argument}` folder {str(path)!r} must contain .csv files; found "
-                             "none")
+                             f"none{frames}")
         return files
     if path.exists():  # a named pipe, /dev/stdin, <(...) or a device: read once, not twice
         raise ValueError(f"`{argument}` must be a CSV file or a folder of CSV files; {str(path)!r} is "
