@@ -37,7 +37,9 @@ class Frame:
     since the run started, so dropped frames leave gaps). ``source`` is the file it came from, or
     the source's name. ``timestamp`` is the wall-clock time (``time.time()``) it was read.
     ``gap_s`` is set on the first frame delivered after a live source was lost and reconnected:
-    the seconds without frames.
+    the seconds without frames. ``position_s`` is where a video file's frame is shown, in
+    seconds from its start (its time in the container: right for variable-rate video too, and
+    after a damaged region, where frame numbers may be early).
     """
 
     index: int
@@ -46,6 +48,7 @@ class Frame:
     error: str | None
     timestamp: float
     gap_s: float | None = None
+    position_s: float | None = None
 
 
 @dataclass(frozen=True)

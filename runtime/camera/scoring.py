@@ -327,7 +327,9 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
             record = result_line("frame", frame.index, frame.source,
                                  time=utc_time(frame.timestamp) if source.live else None,
                                  dropped_before=dropped,
-                                 gap_s=round(frame.gap_s, 3) if frame.gap_s is not None else None)
+                                 gap_s=round(frame.gap_s, 3) if frame.gap_s is not None else None,
+                                 position_s=(round(frame.position_s, 3)
+                                             if frame.position_s is not None else None))
             picture = None
             reason = frame.error
             if reason is None:

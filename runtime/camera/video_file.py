@@ -148,7 +148,9 @@ class VideoFile:
                     yield Frame(index, self.name, None, f"{why} (corrupt data); the video goes "
                                 "on", time.time())
                 else:
-                    yield Frame(index, self.name, image, None, time.time())
+                    shown = capture_property(self._capture, cv2.CAP_PROP_POS_MSEC)
+                    yield Frame(index, self.name, image, None, time.time(),
+                                position_s=shown / 1000 if shown is not None else None)
                 index += 1
         finally:
             self.close()
@@ -172,8 +174,9 @@ class VideoFile:
                         self._stats.errors += 1
                         yield Frame(index, self.name, None, f"{why} (corrupt data); the video "
                                     "goes on", time.time())
-                    else:
-                        yield Frame(index, self.name, image, None, time.time())
+                    else:  # an AVI's frames are shown at its constant rate
+                        yield Frame(index, self.name, image, None, time.time(),
+                                    position_s=index / self._fps if self._fps else None)
             found, expected = len(self._index), self._stats.expected or 0
             if expected > found:  # counted by the header, gone with the cut
                 yield from self._missing_items(found, expected - found, (
