@@ -199,6 +199,8 @@ def test_video_every_frame_accounted_and_annotated_video_written(detector, tmp_p
     records, summary = run(detector, str(path), overlay_video=tmp_path / "out" / "annotated.avi")
     assert [r["frame"] for r in records] == list(range(15))
     assert all(r["score"] is not None and "time" not in r for r in records)  # live lines only
+    # where each frame is shown: the clip is 10 frames/s (an MJPG AVI, read by its index)
+    assert [r["position_s"] for r in records] == [round(k / 10, 3) for k in range(15)]
     assert (summary.frames_in, summary.scored, summary.skipped, summary.dropped) == (15, 15, 0, 0)
     assert summary.video_frames == 15
     written = cv2.VideoCapture(str(tmp_path / "out" / "annotated.avi"))

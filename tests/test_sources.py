@@ -636,3 +636,10 @@ def test_16_bit_images_of_fewer_bits_are_warned_of(tmp_path, monkeypatch, caplog
         assert caplog.text == ""
     else:
         assert said in caplog.text
+
+
+def test_a_video_decoded_by_ffmpeg_gives_each_frame_its_time_in_the_container(tmp_path):
+    path = write_video(tmp_path / "clip.mp4", 6, fourcc="mp4v", fps=5.0)
+    with open_source(str(path)) as source:
+        frames = list(source)
+    assert [f.position_s for f in frames] == pytest.approx([k / 5 for k in range(6)])
