@@ -750,6 +750,19 @@ def test_sigterm_stops_bench_as_ctrl_c_does(tiny_sensor):
         run.kill()
     assert run.returncode == 130
     assert b"stopped by SIGTERM before the work was done" in err
+    # Ctrl-C says so too (it said nothing)
+    run = subprocess.Popen([sys.executable, "-m", "vigil", "bench", str(tiny_sensor),
+                            "--seconds", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + HANG_GUARD_S
+        while not _catches_sigterm(run.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        run.send_signal(signal.SIGINT)
+        _, err = run.communicate(timeout=HANG_GUARD_S)
+    finally:
+        run.kill()
+    assert run.returncode == 130
+    assert b"stopped by Ctrl-C before the work was done; nothing more was written" in err
 
 
 class TimingOutCamera:

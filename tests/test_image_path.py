@@ -1217,3 +1217,23 @@ def test_a_unet_size_given_to_the_feature_model_is_refused_not_ignored(tmp_path)
         train_image(tmp_path, tmp_path / "m.keras", options, verbose=0)
     assert feature_model.FeatureModelOptions().size == 256
     assert not (tmp_path / "m.keras").exists()
+
+
+def test_training_image_counts_and_shapes_are_said(tmp_path, caplog):
+    from pathlib import Path
+
+    from vigil.training.train_image import ImageTrainingOptions, train_image, typical_aspect
+
+    folder = tmp_path / "nine"
+    folder.mkdir()
+    for i in range(9):
+        cv2.imwrite(str(folder / f"{i}.png"), np.full((32, 32), 100 + i, np.uint8))
+    with pytest.raises(ValueError, match=r"at least 10 normal images \(8 to train on, 2 held out "
+                                         r"to set the threshold\); found 9"):
+        train_image(folder, tmp_path / "m.keras", ImageTrainingOptions())
+    # one strip among square tiles is named, and left out of the recorded shape
+    paths = [Path(f"{i}.png") for i in range(6)]
+    with caplog.at_level("WARNING", logger="vigil"):
+        assert typical_aspect([1.0, 0.9, 1.1, 1.0, 15.0, 1.05], paths) == [0.9, 1.1]
+    assert "1 of the 6 training images are far from the others' shape (width / height 15.00, " \
+           "4.png, against a median of 1.02)" in caplog.text

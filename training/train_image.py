@@ -156,6 +156,30 @@ def _in_colour(image: np.ndarray) -> bool:
         and np.array_equal(image[:, :, 1], image[:, :, 2])))
 
 
+ASPECT_OUTLIER = 1.5  # a training image this many times wider or narrower than the median
+
+
+def typical_aspect(aspects: Sequence[float], paths: Sequence[Path]) -> list[float]:
+    """[least, greatest] width / height of the training images, leaving out (and warning of)
+    those ``ASPECT_OUTLIER`` times off the median: one 15:1 strip among square tiles would
+    otherwise stretch the range the runtime checks frames against to cover nearly any camera."""
+    median = float(np.median(aspects))
+    typical = [a for a in aspects if median / ASPECT_OUTLIER <= a <= median * ASPECT_OUTLIER]
+    odd = [(a, path) for a, path in zip(aspects, paths) if a not in typical]
+    if odd:
+        log.warning("%d of the %d training images are far from the others' shape (width / height "
+                    "%.2f, %s, against a median of %.2f): stretched to the model's square input, "
+                    "their texture is squeezed otherwise than the camera's; crop them as the "
+                    "camera frames are, or leave them out", len(odd), len(aspects), odd[0][0],
+                    odd[0][1], median)
+    return [round(min(typical), 4), round(max(typical), 4)]
+
+
+MIN_TRAIN_IMAGES = 8  # normal images trained on, at least
+MIN_HELD_OUT = 2  # normal images held out to set the threshold, at least
+FEW_HELD_OUT = 20  # fewer held out: the threshold is warned of as rough
+
+
 def load_images(items: Sequence[LabeledImage], size: int, color: str,
                 aspects: list[float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 model inputs (n, size, size, c), bool masks (n, size, size)) through the runtime's
@@ -209,8 +233,10 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
     fraction = options.data.validation_fraction
     if not 0 < fraction < 1:
         raise ValueError(f"`validation_fraction` must be in (0, 1); received {fraction}")
-    if len(normal) < 8:
-        raise ValueError(f"training needs at least 8 normal images; found {len(normal)}")
+    if len(normal) < MIN_TRAIN_IMAGES + MIN_HELD_OUT:
+        raise ValueError(f"training needs at least {MIN_TRAIN_IMAGES + MIN_HELD_OUT} normal "
+                         f"images ({MIN_TRAIN_IMAGES} to train on, {MIN_HELD_OUT} held out to set "
+                         f"the threshold); found {len(normal)}: add normal images")
     if ThresholdMethod(options.calibration.method) is ThresholdMethod.F1 and not anomalous:
         raise ValueError("--threshold-method f1 needs labeled defect images (--anomalous DIR; "
                          "an MVTec AD category's test set is never used in training); none "
@@ -223,13 +249,21 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
                  ThresholdMethod(options.calibration.method).value)
     rng = np.random.default_rng(options.seed)
     order = rng.permutation(len(normal))
-    held = max(2, int(round(len(normal) * fraction)))
-    if len(normal) - held < 8:
-        keep = (len(normal) - 8) / len(normal)
+    held = max(MIN_HELD_OUT, int(round(len(normal) * fraction)))
+    if len(normal) - held < MIN_TRAIN_IMAGES:
+        # the largest fraction that still leaves MIN_TRAIN_IMAGES (MIN_HELD_OUT are held out anyway)
+        most = (len(normal) - MIN_TRAIN_IMAGES - 0.5) / len(normal)
         raise ValueError(f"`validation_fraction` {fraction} holds out {held} of the {len(normal)} "
                          f"normal images, leaving {len(normal) - held} to train on; training "
-                         f"needs at least 8: give a smaller fraction (--validation-fraction "
-                         f"{max(0.01, int(keep * 100) / 100):.2f} or less) or more normal images")
+                         f"needs at least {MIN_TRAIN_IMAGES}: give a smaller fraction "
+                         f"(--validation-fraction {int(most * 100) / 100:.2f} or less) or more "
+                         f"normal images")
+    if held < FEW_HELD_OUT:
+        log.warning("only %d normal images are held out to set the threshold (%.0f %% of %d): "
+                    "their mean and spread are rough, so the threshold may reject good parts "
+                    "often (10 training tiles, 2 held out: 25 of 100 other good tiles rejected); "
+                    "give more normal images, or check the threshold with vigil eval on good "
+                    "images it has not seen", held, 100 * fraction, len(normal))
     train_items = [normal[i] for i in sorted(order[held:])]
     validation_items = [normal[i] for i in sorted(order[:held])] + list(anomalous)
     check_readable([*normal, *anomalous], "images", "trained")  # every bad file named at once
@@ -268,7 +302,7 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
         "training": {
             "images": len(train_items), "validation_normal": int((~validation_labels).sum()),
             # width / height of the training frames: the runtime warns of frames far from it
-            "frame_aspect": [round(min(aspects), 4), round(max(aspects), 4)],
+            "frame_aspect": typical_aspect(aspects, [item.path for item in train_items]),
             "validation_anomalous": int(validation_labels.sum()),
             "files_sha256": _fingerprint(train_items),
             "architecture": options.architecture,

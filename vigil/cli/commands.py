@@ -84,9 +84,8 @@ def main(argv: list[str] | None = None) -> int:
                     args.log_json)
         return EXIT_OUTPUT
     except KeyboardInterrupt as stop:
-        if str(stop) == "SIGTERM":
-            error_line("stopped by SIGTERM before the work was done; nothing more was written",
-                        args.log_json)
+        error_line(f"stopped by {'SIGTERM' if str(stop) == 'SIGTERM' else 'Ctrl-C'} before the "
+                   f"work was done; nothing more was written", args.log_json)
         return EXIT_INTERRUPTED
 
 
