@@ -87,3 +87,24 @@ def test_a_sentinel_reading_in_the_training_rows_is_named():
     near[:, 1] = rng.normal(9990, 10, 500)
     near[7, 1] = 9999  # the code's value among readings of its size: a reading
     assert sentinel_readings(near, ("vibration", "temperature")) == []
+
+
+def test_a_row_counter_and_unreadable_times_are_said_in_training(tmp_path, caplog):
+    from vigil.training.sensor_data import DataOptions, labeled_tables
+
+    rng = np.random.default_rng(0)
+    counted = tmp_path / "smd_like.csv"  # SMD's own layout: a row number t beside the metrics
+    counted.write_text("t,a,b\n" + "".join(f"{i},{rng.normal():.4f},{rng.normal():.4f}\n"
+                                           for i in range(50)))
+    with caplog.at_level("WARNING", logger="vigil"):
+        labeled_tables(counted, DataOptions())
+    assert "column 't' rises by 1 on every row, as a row number or a time does" in caplog.text
+    assert "--time-column t" in caplog.text
+    caplog.clear()
+    us = tmp_path / "us_dates.csv"  # newest first, in a form whose order cannot be checked
+    us.write_text("timestamp,a\n" + "".join(f"03/{31 - i:02d}/2024 09:19 PM,{rng.normal():.4f}\n"
+                                             for i in range(30)))
+    with caplog.at_level("WARNING", logger="vigil"):
+        labeled_tables(us, DataOptions())
+    assert "times looked at in column 'timestamp' are neither numbers nor ISO 8601 (the first: " \
+           "data row 1, '03/31/2024 09:19 PM')" in caplog.text

@@ -184,6 +184,7 @@ def load_tables(data: str | Path | Sequence[Path], options: DataOptions) -> list
                                  f"{','.join(features)})")
         if options.features is None:
             _warn_unnamed_columns(path, table)
+            _warn_counter_columns(table)
         features = features or table.features
         _check_time_order(table)
         values = fill_gaps(table.values, options.max_gap, table.source, table.features)
@@ -199,6 +200,26 @@ def load_tables(data: str | Path | Sequence[Path], options: DataOptions) -> list
         tables.append(Table(table.source, table.features, values, table.times, flags,
                             table.time_column, table.label_column, table.header))
     return tables
+
+
+COUNTER_ROWS = 10_000  # a column's first rows looked at for a row counter
+
+
+def _warn_counter_columns(table: Table) -> None:
+    """Warn of a feature column that rises by the same step on every row (SMD's ``t``): a row
+    number or a time, read as a reading, teaches the model its training range, and a device's
+    later rows, beyond it, alarm on it alone (every window of SMD's next rows did)."""
+    values = table.values[:COUNTER_ROWS]
+    if len(values) < 10:
+        return
+    steps = np.diff(values, axis=0)
+    for j, feature in enumerate(table.features):
+        step = steps[0, j]
+        if np.isfinite(step) and step != 0 and np.all(steps[:, j] == step):
+            log.warning("%s: column %r rises by %g on every row, as a row number or a time does; "
+                        "read as a reading, later rows beyond its training range alarm on it "
+                        "alone: give it as the time column (--time-column %s), or leave it out "
+                        "(--features)", table.source, feature, step, feature)
 
 
 def _warn_unnamed_columns(path: Path, table: Table, lines: int = 200) -> None:
@@ -235,6 +256,14 @@ def _check_time_order(table: Table) -> None:
                        .astype(int))
     backward = compared = 0
     first = None
+    unread = [i for i in starts if times[i] and time_key(times[i]) is None]
+    if unread:  # as `vigil score` warns of the same file
+        log.warning("%s: %d of the %d times looked at in column %r are neither numbers nor ISO "
+                    "8601 (the first: data row %d, %r): their order and gaps are not checked, so "
+                    "a file sorted newest first or with gaps trains as it stands; write them in "
+                    "ISO 8601 (2024-03-31 21:19:00, an optional zone such as +01:00)",
+                    table.source, len(unread), len(starts), table.time_column, unread[0] + 1,
+                    times[unread[0]][:40])
     for i in starts:
         a, b = time_key(times[i]), time_key(times[i + 1])
         if a is None or b is None or a[0] != b[0] or a[1] == b[1]:
