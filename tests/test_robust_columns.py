@@ -63,6 +63,17 @@ def test_a_status_column_that_changes_in_use_does_not_swamp_the_score(tmp_path):
     assert fault > 10 * quiet, "the analog fault still stands out"
     assert switched < fault / 5, "the status switch does not swamp the score"
     assert np.all(errors[:, 1:] == 0), "inputs-only features contribute nothing to `why`"
+    # but the switch is not invisible: the windows that hold it say which column left its range
+    assert detector.spec.training["input_ranges"] == {"mode": [1.0, 1.0], "status": [0.0, 0.0]}
+    from vigil.runtime.sensor.streaming import StreamingScorer
+
+    scorer = StreamingScorer(detector)
+    results = scorer.push_rows((row, i, None, None) for i, row in enumerate(values))
+    marked = [r.index for r in results if r.unseen_inputs]
+    assert marked == list(range(600, 665)), marked  # rows 600-649, and windows of 16 after
+    line = next(r for r in results if r.index == 620).to_json()
+    assert line["unseen_inputs"] == [{"feature": "status", "value": 7.0, "trained": [0.0, 0.0]}]
+    assert scorer.summary()["rows_unseen_inputs"] == 50
 
 
 def test_a_sentinel_reading_in_the_training_rows_is_named():

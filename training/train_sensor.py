@@ -335,6 +335,11 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
     epochs = len(histories[0].epoch)
     record = _record(prepared, options, threshold, scores[clean], epochs)
     record["training"]["inputs_only"] = inputs_only
+    # their normal training range: the runtime says where a row leaves it (a change the score,
+    # which leaves them out, does not see: SMD's near-constant f17 jumping in labeled anomalies)
+    record["training"]["input_ranges"] = {
+        f: [float(prepared.train_rows[:, j].min()), float(prepared.train_rows[:, j].max())]
+        for j, f in enumerate(prepared.features) if f in inputs_only}
     compressed = {f: float(m) for f, m in zip(prepared.features, compression) if m > 0}
     record["training"]["compressed"] = compressed
     if neighbours is not None:

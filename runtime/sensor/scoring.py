@@ -49,6 +49,7 @@ class ScoreSummary:
     rows_out_of_order: int = 0
     time_gaps: int | None = None  # steps between rows beyond the model's limit (None: unchecked)
     times_unchecked: int = 0  # rows whose time is no time read here, or not the training's kind
+    rows_unseen_inputs: int = 0  # rows where an input-only column left its training range
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
     stopped: str = "end"
@@ -82,6 +83,7 @@ class ScoreSummary:
         if "time_gaps" in part:
             self.time_gaps = (self.time_gaps or 0) + part["time_gaps"]
         self.times_unchecked += part.get("times_unchecked", 0)
+        self.rows_unseen_inputs += part.get("rows_unseen_inputs", 0)
 
     def to_json(self) -> dict:
         rate = self.windows / self.seconds if self.seconds > 0 else None
@@ -91,6 +93,7 @@ class ScoreSummary:
                 "rows_filled": self.rows_filled,
                 "rows_skipped": self.rows_skipped, "rows_out_of_order": self.rows_out_of_order,
                 "time_gaps": self.time_gaps, "times_unchecked": self.times_unchecked,
+                "rows_unseen_inputs": self.rows_unseen_inputs,
                 "seconds": round(self.seconds, 4),
                 "windows_per_s": round(rate, 1) if rate else None, "errors": self.errors,
                 "stopped": self.stopped, "last_error": self.last_error,

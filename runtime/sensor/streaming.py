@@ -57,6 +57,10 @@ class Result:
     surprise: float | None = None  # the anomaly likelihood's z of the recent scores' mean
     filled_in_window: int = 0  # rows of this window filled from the last good row: a run of
                                # repeated rows can look anomalous in itself
+    # (feature, reading, trained low, trained high) of input-only columns (constant, binary or
+    # categorical in training: not scored) that left their training range in this window's
+    # newest such row: a change the score does not see
+    unseen_inputs: tuple[tuple[str, float, float, float], ...] = ()
 
     def to_json(self, source: str | None = None) -> dict:
         """This window's result line (``core.results``), naming ``source`` where given."""
@@ -75,6 +79,10 @@ class Result:
             record.update(present(dict(filled=True, problem=self.problem or None)))
         if self.filled_in_window:
             record["filled_in_window"] = self.filled_in_window
+        if self.unseen_inputs:
+            record["unseen_inputs"] = [
+                {"feature": f, "value": finite_or_max(v), "trained": [low, high]}
+                for f, v, low, high in self.unseen_inputs]
         return record
 
 
@@ -146,6 +154,8 @@ class StreamingScorer:
         self.first_time_gap: tuple[int, int, float] | None = None
         self.last_time_gap: tuple[int, int, float] | None = None
         self._warned_shape = False  # a row of another width than the model's is warned of once
+        self._inputs = _input_ranges(detector)  # input-only columns and their training ranges
+        self.rows_unseen_inputs = 0  # rows where one of them left its training range
         self.reset()
         self.rows_in = 0
         self.windows_scored = 0
@@ -168,6 +178,7 @@ class StreamingScorer:
         needs a ``StreamingScorer`` of its own."""
         self._filled_rows = 0
         self._fill_positions: deque[int] = deque()  # positions of filled rows, oldest first
+        self._unseen_at: tuple[int, tuple] | None = None  # the last row with unseen inputs
         self._position = 0
         self._bad_streak = 0
         self._last_good: np.ndarray | None = None
@@ -292,6 +303,8 @@ class StreamingScorer:
                 self._bad_streak = 0
                 self._last_good = values
             raw = values
+            if self._inputs is not None:
+                self._check_inputs(raw, index)
             if self._drift is not None:
                 values = self._drift.adapt(values)
             slot = self._position % self.window
@@ -311,9 +324,12 @@ class StreamingScorer:
                 start = self._position % self.window
                 batch.append(self._ring[start:start + self.window].copy())
                 self._rows_at_window = self.rows_in
+                unseen = (self._unseen_at[1] if self._unseen_at is not None
+                          and self._unseen_at[0] > self._position - self.window else ())
                 pending.append((len(out), index, time, filled,
                                 self._position <= self._disorder_until,
-                                len(self._fill_positions), self._position <= self._gap_until))
+                                len(self._fill_positions), self._position <= self._gap_until,
+                                unseen))
                 out.append(None)
             if self._drift is not None:
                 self._score(batch, pending, out)
@@ -329,8 +345,8 @@ class StreamingScorer:
         scores, errors = self.detector.score_with_features(np.stack(batch))
         base = self.detector.threshold
         varies = self._decider.threshold_varies
-        for (slot, index, time, filled, late, fills, gap), score, error in zip(pending, scores,
-                                                                                errors):
+        for (slot, index, time, filled, late, fills, gap, unseen), score, error in zip(
+                pending, scores, errors):
             overflow = not np.isfinite(score)
             threshold, above, anomaly, start = self._decider.step(float(score), base)
             self.alarms += anomaly
@@ -343,8 +359,32 @@ class StreamingScorer:
                                self._top(error), filled is not None, out_of_order=late,
                                score_overflow=overflow, problem=filled,
                                threshold=threshold if varies else None, alarm_start=start,
-                               surprise=surprise, filled_in_window=fills, time_gap=gap)
+                               surprise=surprise, filled_in_window=fills, time_gap=gap,
+                               unseen_inputs=unseen)
         self.windows_scored += len(batch)
+
+    def _check_inputs(self, row: np.ndarray, index: int) -> None:
+        """Note a row whose input-only columns left their training range (the windows that hold
+        it say so), and warn of the first."""
+        columns, low, high, names, reasons = self._inputs
+        values = row[columns].astype(np.float64)
+        slack = 1e-6 * np.maximum(1.0, np.maximum(np.abs(low), np.abs(high)))
+        outside = (values < low - slack) | (values > high + slack)
+        if not outside.any():
+            return
+        self.rows_unseen_inputs += 1
+        found = tuple((names[k], float(values[k]), float(low[k]), float(high[k]))
+                      for k in np.flatnonzero(outside))
+        self._unseen_at = (self._position + 1, found)  # this row's position once buffered
+        if self.rows_unseen_inputs == 1:
+            name, value, lo, hi = found[0]
+            trained = f"{lo:g}" if lo == hi else f"{lo:g} to {hi:g}"
+            log.warning("row %d: column %r reads %g, outside its training range (%s): it is an "
+                        "input only (%s in training), which the score does not see, so such a "
+                        "change alarms only through the columns it moves; windows holding such "
+                        "rows carry unseen_inputs and the summary counts them "
+                        "(rows_unseen_inputs; said once per stream)", index, name, value,
+                        trained, reasons[names.index(name)])
 
     def _track_alarm(self, anomaly: bool, index: int) -> None:
         if not anomaly:
@@ -436,6 +476,8 @@ class StreamingScorer:
             summary["time_gaps"] = self.time_gaps
         if self.times_unchecked:  # their order and steps are unknown: time_gaps is partial
             summary["times_unchecked"] = self.times_unchecked
+        if self._inputs is not None:  # the artifact knows its input-only columns' ranges
+            summary["rows_unseen_inputs"] = self.rows_unseen_inputs
         if self.longest_alarm is not None:
             windows, first, last = self.longest_alarm
             summary["longest_alarm"] = {"windows": windows, "first_row": first, "last_row": last}
@@ -446,6 +488,26 @@ class StreamingScorer:
         if self._drift is not None:
             summary["running_normalization"] = self._drift.state()
         return summary
+
+
+def _input_ranges(detector: SensorDetector) -> tuple | None:
+    """(columns, low, high, names, reasons) of the artifact's input-only columns, from its
+    training record (``input_ranges``, written since 0.3; None before, or with none)."""
+    training = detector.spec.training
+    ranges = training.get("input_ranges") if hasattr(training, "get") else None
+    reasons = training.get("inputs_only") if hasattr(training, "get") else None
+    if not isinstance(ranges, dict) or not ranges:
+        return None
+    features = list(detector.features)
+    names = [n for n in ranges if n in features and isinstance(ranges[n], (list, tuple))
+             and len(ranges[n]) == 2]
+    if not names:
+        return None
+    reasons = reasons if isinstance(reasons, dict) else {}
+    return (np.array([features.index(n) for n in names]),
+            np.array([float(ranges[n][0]) for n in names]),
+            np.array([float(ranges[n][1]) for n in names]), names,
+            [str(reasons.get(n, "not scored")) for n in names])
 
 
 def _time_text(time: object) -> str | None:
