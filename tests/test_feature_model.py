@@ -384,8 +384,10 @@ def test_stage_six_is_kept_only_where_it_separates_synthetic_defects_by_the_marg
     train, held = _textured(rng, 12), _textured(rng, feature_model.LEVELS_MIN_HELD_OUT)
     fitted = []
 
-    def fake_fit(images, color, options, verbose, features=None, extracted=0.0):
+    def fake_fit(images, color, options, verbose, features=None, extracted=0.0, label=""):
         fitted.append(options.levels)
+        levels = ",".join(map(str, options.levels))
+        assert label == f"coreset of levels {levels} (fit {len(fitted)} of 2)"
         assert features.shape[-1] == (152 if options.levels == (3, 5) else 344)
         return f"scorer {options.levels}", {"frame_contrast": options.frame_contrast,
                                            "levels": list(options.levels)}

@@ -35,6 +35,27 @@ def test_step_progress_in_a_file_is_ten_plain_lines_with_an_estimate():
     assert "\b" not in out.getvalue() and "\x1b" not in out.getvalue() and "\r" not in out.getvalue()
 
 
+def test_feature_extraction_says_its_progress_by_chunks_of_images(monkeypatch):
+    import numpy as np
+
+    from vigil.training import feature_model
+
+    class Extractor:  # features of each image alone, as the backbone's are
+        def predict(self, images, batch_size, verbose):
+            return images.astype(np.float32)[:, :2, :2, :1] * 2
+
+    monkeypatch.setattr(feature_model, "FEATURE_CHUNK", 4)
+    out = io.StringIO()
+    monkeypatch.setattr("sys.stdout", out)
+    images = np.arange(10 * 4 * 4 * 1, dtype=np.uint8).reshape(10, 4, 4, 1)
+    features = feature_model.extract_features(Extractor(), images, verbose=2)
+    np.testing.assert_array_equal(features, Extractor().predict(images, 8, 0))
+    lines = out.getvalue().splitlines()
+    assert [line.split("  ")[0] for line in lines] == [
+        "features of 10 images 1/3", "features of 10 images 2/3", "features of 10 images 3/3"]
+    assert all("elapsed" in line and "left ~" in line for line in lines)
+
+
 def test_quiet_progress_prints_nothing():
     out = io.StringIO()
     progress = StepProgress(10, verbose=0, stream=out)

@@ -594,15 +594,16 @@ def choose_levels(train_images: np.ndarray, color: str, options: FeatureModelOpt
     # The base levels' features are the context levels' first channels: extracted once.
     started = time.perf_counter()
     context_options = replace(options, levels=CONTEXT_LEVELS)
-    features = build_extractor(train_images.shape[-1], color, context_options).predict(
-        train_images, batch_size=8, verbose=0)
+    features = extract_features(build_extractor(train_images.shape[-1], color, context_options),
+                                train_images, verbose)
     extracted = time.perf_counter() - started
     base_channels = sum(efficientnet_lite.STAGES[s - 1][3] for s in BASE_LEVELS)
     fits, separations = {}, {}
-    for levels, part in ((BASE_LEVELS, features[..., :base_channels]),
-                         (CONTEXT_LEVELS, features)):
+    for fit, (levels, part) in enumerate(((BASE_LEVELS, features[..., :base_channels]),
+                                          (CONTEXT_LEVELS, features)), 1):
+        label = f"coreset of levels {','.join(map(str, levels))} (fit {fit} of 2)"
         fits[levels] = _fit_levels(train_images, color, replace(options, levels=levels), verbose,
-                                   part, extracted)
+                                   part, extracted, label)
         separations[levels] = defect_separation(fits[levels][0], held_out, defects)
     base, context = separations[BASE_LEVELS], separations[CONTEXT_LEVELS]
     chosen = CONTEXT_LEVELS if context > base * (1 + LEVELS_MARGIN) else BASE_LEVELS
@@ -646,15 +647,33 @@ def defect_separation(scorer: keras.Model, normal: np.ndarray, defects: np.ndarr
     return float((score(defects).mean() - clean.mean()) / max(clean.std(), 1e-12))
 
 
+FEATURE_CHUNK = 32  # training images whose features are extracted between progress lines
+
+
+def extract_features(extractor: keras.Model, images: np.ndarray, verbose: int) -> np.ndarray:
+    """The extractor's features of ``images``, a chunk at a time, with progress (on 2 cores a
+    few hundred images take a minute or more, which was silent)."""
+    chunks = range(0, len(images), FEATURE_CHUNK)
+    progress = StepProgress(len(chunks), verbose, label=f"features of {len(images)} images",
+                            metric="")
+    parts = []
+    for step, start in enumerate(chunks, 1):
+        parts.append(extractor.predict(images[start:start + FEATURE_CHUNK], batch_size=8,
+                                       verbose=0))
+        progress.update(step)
+    return np.concatenate(parts)
+
+
 def _fit_levels(train_images: np.ndarray, color: str, options: FeatureModelOptions,
-                verbose: int, features: np.ndarray | None = None, extracted: float = 0.0
-                ) -> tuple[keras.Model, dict]:
+                verbose: int, features: np.ndarray | None = None, extracted: float = 0.0,
+                label: str = "coreset") -> tuple[keras.Model, dict]:
     """``fit`` for decided ``frame_contrast`` and ``levels``; ``features``, when given, are
-    the extractor's for ``train_images``, extracted in ``extracted`` seconds."""
+    the extractor's for ``train_images``, extracted in ``extracted`` seconds. ``label`` names
+    the coreset's progress lines."""
     started = time.perf_counter() - extracted
     extractor = build_extractor(train_images.shape[-1], color, options)
     if features is None:
-        features = extractor.predict(train_images, batch_size=8, verbose=0)
+        features = extract_features(extractor, train_images, verbose)
     global_weights = (global_statistics(features, options.global_shrinkage)
                       if options.global_score else None)
     n, h, w, c = features.shape
@@ -675,7 +694,7 @@ def _fit_levels(train_images: np.ndarray, color: str, options: FeatureModelOptio
     if options.bank is not None and options.bank > size:
         log.warning("--bank %d is more than the %d patches of the training images: the bank "
                     "holds all %d", options.bank, len(flat), size)
-    progress = StepProgress(size, verbose, label="coreset", metric="radius")
+    progress = StepProgress(size, verbose, label=label, metric="radius")
     bank = flat[greedy_coreset(flat, size, options.projection, rng, progress)]
     scorer = build_scoring_model(extractor, bank, options, global_weights, projection)
     return scorer, {"frame_contrast": options.frame_contrast, "levels": list(options.levels),

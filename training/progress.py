@@ -35,15 +35,17 @@ class StepProgress:
             self._bar = keras.utils.Progbar(steps, verbose=1, stateful_metrics=[metric])
         self._every = max(1, steps // 10)
 
-    def update(self, step: int, loss: float) -> None:
+    def update(self, step: int, loss: float | None = None) -> None:
+        """Step ``step`` of ``steps`` is done; ``loss`` is the metric's value (None: no metric)."""
         if not self.verbose:
             return
         if self._bar is not None:
-            self._bar.update(step, [(self.metric, loss)])
+            self._bar.update(step, [(self.metric, loss)] if loss is not None else None)
             return
         if step % self._every and step != self.steps:
             return
         elapsed = time.perf_counter() - self.started
         left = elapsed / step * (self.steps - step)
-        print(f"{self.label} {step}/{self.steps}  {self.metric} {loss:.4f}  elapsed {clock(elapsed)}  "
+        value = f"  {self.metric} {loss:.4f}" if loss is not None else ""
+        print(f"{self.label} {step}/{self.steps}{value}  elapsed {clock(elapsed)}  "
               f"left ~{clock(left)}", file=self.stream, flush=True)
