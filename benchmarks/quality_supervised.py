@@ -38,8 +38,8 @@ from vigil.runtime.sensor.evaluation import between_windows, episode_gap, row_de
 from vigil.runtime.sensor.tables import fill_gaps, read_table  # noqa: E402
 from vigil.training.synthetic import write_csv  # noqa: E402
 from vigil.training.train_sensor import SensorTrainingOptions  # noqa: E402
-from vigil.training.train_supervised import (SupervisedOptions, train_supervised,  # noqa: E402
-                                             without_recent_score_rules)
+from vigil.training.train_supervised import (SupervisedOptions, supervised_calibration,  # noqa: E402
+                                             train_supervised)
 
 LEADS = ("lead1", "lead2")
 
@@ -115,9 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     options = with_model_arguments(SensorTrainingOptions(), args)
-    # as `vigil train sensor --supervised` trains by default: the F1 threshold alone decides
-    calibration, _ = without_recent_score_rules(replace(options.calibration, method="f1"))
-    options = replace(options, calibration=calibration)
+    # as `vigil train sensor --supervised` trains by default: F1-optimal, no adaptive threshold
+    options = replace(options, calibration=supervised_calibration(options.calibration)[0])
     if args.set == "ecg":  # the unsupervised ECG protocol's window stride
         options = replace(options, data=replace(options.data, stride=4))
     supervised = SupervisedOptions(
