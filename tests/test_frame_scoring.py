@@ -332,6 +332,17 @@ def test_a_live_video_holds_a_picture_over_dropped_and_skipped_frames(detector, 
     slow.rate = 10.0
     _, summary = run(detector, slow, overlay_video=tmp_path / "slow.avi")
     assert summary.video_frames == 26  # frame 10 at 1.0 s: 25 frames before it, then its own
+    # one at 50 frames/s that claims 25: pictures ahead of the frames' times are left out
+    fast = DroppingStream()
+    fast.rate = 50.0
+    _, summary = run(detector, fast, overlay_video=tmp_path / "fast.avi")
+    # frame 10 at 0.2 s: 5 frames of video before it, then its own, within a frame of rounding
+    # (a picture for each of the stream's 11 frames would play 0.44 s)
+    assert summary.video_frames in (6, 7)
+    slower = DroppingStream()
+    slower.rate = 100.0  # four times the claimed rate: most pictures are left out
+    _, summary = run(detector, slower, overlay_video=tmp_path / "faster.avi")
+    assert summary.video_frames in (3, 4)  # 0.1 s of stream: 2.5 frames, and frame 10's own
 
 
 def test_a_stream_that_ends_at_max_frames_is_not_a_lost_source(detector, caplog):

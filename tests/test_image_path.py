@@ -564,6 +564,9 @@ def test_an_empty_batch_scores_nothing_as_the_sensor_detectors_does(int8):
 
 
 def test_pil_images_are_read_as_rgb_not_as_opencv_bgr(int8, probe):
+    import tempfile
+    from pathlib import Path
+
     from PIL import Image
 
     bgr = probe[-1]
@@ -575,6 +578,13 @@ def test_pil_images_are_read_as_rgb_not_as_opencv_bgr(int8, probe):
     np.testing.assert_array_equal(int8.score(Image.fromarray(gray)), int8.score(gray))
     with pytest.raises(TypeError, match=r"must be uint8.*received dtype uint16.*>> 8"):
         int8.score(Image.fromarray(gray.astype(np.uint16) * 256))
+    # a phone's JPEG, stored sideways with an EXIF orientation: turned as cv2.imread turns it
+    turned = np.ascontiguousarray(np.rot90(bgr))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = Path(tempfile.mkdtemp()) / "phone.jpg"
+    Image.fromarray(np.ascontiguousarray(turned[..., ::-1])).save(path, exif=exif, quality=95)
+    np.testing.assert_array_equal(int8.score(Image.open(path)), int8.score(cv2.imread(str(path))))
 
 
 def test_run_prepared_refuses_unprepared_input(int8):

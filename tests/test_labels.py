@@ -206,6 +206,11 @@ def test_keys_and_headers_as_other_tools_write_them(tmp_path):
     (root / "cat").mkdir(parents=True)
     assert np.flatnonzero(read_labels(path).rows(TIMES, root / "cat" / "a.csv", root)).tolist() \
         == [1, 2]
+    both = tmp_path / "both.json"  # one file under two spellings: refused, not merged
+    both.write_text(json.dumps({"cat/a.csv": [TIMES[1]], "./cat/a.csv": [TIMES[7]]}))
+    with pytest.raises(ValueError, match=r"give one file's windows under two keys, 'cat/a.csv' "
+                                         r"and './cat/a.csv'"):
+        read_labels(both)
     as_json = tmp_path / "labels.json"
     as_json.write_text(json.dumps({"./cat/a.csv": [TIMES[7]]}))
     assert np.flatnonzero(read_labels(as_json).rows(TIMES, root / "cat" / "a.csv", root)).tolist() \

@@ -436,6 +436,10 @@ def test_a_missing_model_says_what_is_there_and_the_command_that_makes_one(tmp_p
     with pytest.raises(ArtifactError, match=r"but pump.keras is beside it: export it first "
                                             r"\(vigil export .*pump.keras -o .*pump.onnx\)"):
         open_artifact(tmp_path / "pump.onnx")
+    with pytest.raises(ArtifactError, match=r"-o .*pump.onnx\)"):  # named without a suffix
+        open_artifact(tmp_path / "pump")
+    with pytest.raises(ArtifactError, match=r"'/dev/null' is not a regular file"):
+        open_artifact("/dev/null")
     folder = tmp_path / "demo"
     folder.mkdir()
     (folder / "sensor.onnx").write_bytes(b"x")

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from vigil.runtime.core.artifact import sha256_of
-from vigil.runtime.camera.frames import convert_frame
+from vigil.runtime.camera.frames import convert_frame, is_gray_picture
 from vigil.runtime.camera.datasets import (LabeledImage, check_readable, folders, is_mvtec,
                                            mvtec, read_image, read_mask)
 from vigil.runtime.core.spec import Threshold
@@ -151,9 +151,9 @@ def choose_color(paths: Sequence[Path], requested: str) -> str:
 
 
 def _in_colour(image: np.ndarray) -> bool:
-    return bool(image.ndim == 3 and image.shape[2] >= 3 and not (
-        np.array_equal(image[:, :, 0], image[:, :, 1])
-        and np.array_equal(image[:, :, 1], image[:, :, 2])))
+    """Whether a decoded image is in colour, as the runtime tells (a gray video's frames decode a
+    few levels apart and count as gray, so the model is never warned of its own frames)."""
+    return not is_gray_picture(image)
 
 
 ASPECT_OUTLIER = 1.5  # a training image this many times wider or narrower than the median

@@ -100,9 +100,14 @@ def _warn_once_dark(path: Path, bits: int) -> None:
     bits) is dark by its top 8 bits, which keep 6 or fewer bits of its levels (a 13-bit normal
     image's score moved from 25.6 to 30.3 in a review): said once per process, as every frame of
     a run is alike."""
-    if not _DARK_16_BIT_WARNED:
+    if not _DARK_16_BIT_WARNED and bits <= 8:
         _DARK_16_BIT_WARNED.append(path)
-        kept = max(bits - 8, 0)
+        log.warning("%s: a 16-bit image whose pixels all fit in 8 bits (below %d); it is read by "
+                    "its top 8 bits, so it is black. Its values are 8-bit ones stored in 16: cast "
+                    "them to 8 bits without a shift (image.astype(np.uint8))", path, 1 << bits)
+    elif not _DARK_16_BIT_WARNED:
+        _DARK_16_BIT_WARNED.append(path)
+        kept = bits - 8
         log.warning("%s: a 16-bit image whose pixels are all below %d (%d-bit data?); it is read "
                     "by its top 8 bits, so it keeps %d bit(s) of its levels and is %s. Convert "
                     "such images to 8 bits from their own range first (a %d-bit camera's: shift "

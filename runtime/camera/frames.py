@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from ..core.spec import FLOAT32_MAX, ImageSpec
+from .jpeg import upright
 
 
 def check_frame(frame: object, name: str = "frame") -> np.ndarray:
@@ -40,6 +41,9 @@ def check_frame(frame: object, name: str = "frame") -> np.ndarray:
     return array
 
 
+EXIF_ORIENTATION = 0x0112  # the EXIF tag PIL's getexif() gives the orientation under
+
+
 def _from_pil(frame: object) -> np.ndarray | None:
     """A PIL image as OpenCV holds it (BGR, or gray), or None for anything else. PIL holds RGB:
     read as an array, its red and blue would swap (19 of 30 normal tile frames flagged)."""
@@ -48,10 +52,17 @@ def _from_pil(frame: object) -> np.ndarray | None:
             or not hasattr(frame, "getbands"):
         return None
     if mode in ("1", "L", "LA"):
-        return np.asarray(frame.convert("L"))
-    if mode.startswith("I") or mode == "F":  # 16- and 32-bit gray: the dtype check says what to do
-        return np.asarray(frame)
-    return np.ascontiguousarray(np.asarray(frame.convert("RGB"))[..., ::-1])  # RGB(A), P, CMYK...
+        array = np.asarray(frame.convert("L"))
+    elif mode.startswith("I") or mode == "F":  # 16- and 32-bit gray: the dtype check says what
+        array = np.asarray(frame)                 # to do
+    else:
+        array = np.ascontiguousarray(np.asarray(frame.convert("RGB"))[..., ::-1])  # RGB(A), P...
+    # turned as its EXIF orientation says, as cv2.imread (and `vigil score`) turns the file
+    try:
+        turn = int(frame.getexif().get(EXIF_ORIENTATION, 1))
+    except (AttributeError, TypeError, ValueError, OSError):
+        turn = 1
+    return upright(array, turn) if 2 <= turn <= 8 else array
 
 
 GRAY_SAMPLE_STEP = 7  # every 7th row and column: enough pixels to tell, at 2 % of the work
@@ -68,7 +79,7 @@ COLOR_FOR_GRAY = ("frames are in colour but the model was trained on gray frames
                   "frames, or train a model on colour ones (vigil train image ... --color bgr)")
 
 
-def _is_gray_picture(frame: np.ndarray) -> bool:
+def is_gray_picture(frame: np.ndarray) -> bool:
     """One channel, or three within ``GRAY_TOLERANCE`` (a gray JPEG or video decoded as colour),
     on a sample. A gray
     frame given to a colour model hides colour defects and shifts scores (9 of the demo video's
@@ -86,7 +97,7 @@ def color_mismatch(frame: np.ndarray, spec: ImageSpec) -> str | None:
     if not (frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] in (1, 3, 4))) \
             or frame.size == 0:
         return None
-    gray = _is_gray_picture(frame)
+    gray = is_gray_picture(frame)
     if spec.color != "gray" and gray:
         return GRAY_FOR_COLOR.format(color=spec.color)
     if spec.color == "gray" and not gray:

@@ -152,8 +152,9 @@ class LiveSource:
         """Why a local camera cannot be there (Linux: its /dev/video node is absent), or None;
         only for OpenCV's own capture (tests pass fakes)."""
         if self._factory is not default_capture or not sys.platform.startswith("linux") \
-                or not os.path.isdir("/dev"):
-            return None
+                or not os.path.isdir("/dev") or (isinstance(self.target, int)
+                                                 and self.target >= 100):
+            return None  # (OpenCV reads 200 as V4L2's camera 0: a backend plus a camera number)
         node = f"/dev/video{self.target}" if isinstance(self.target, int) else str(self.target)
         if not node.startswith("/dev/video") or os.path.exists(node):
             return None

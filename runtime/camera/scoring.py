@@ -386,7 +386,11 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
                         else:
                             summary.last_error = f"could not write the overlay {path}"
                             log.warning("%s", summary.last_error)
-                    if video is not None:
+                    ahead = False  # a live video ahead of its frames' times (a stream faster
+                    if video is not None and source.live and started_at is not None:  # than
+                        ahead = (round((frame.timestamp - started_at) * video.fps)  # it claims)
+                                 < video.frames - 1 and not anomaly)  # a reject is always shown
+                    if video is not None and not ahead:
                         try:
                             if source.live:  # by the frames' times: a stream's claimed
                                 # rate (FFmpeg guesses 25 for any MJPEG stream) may not be its own

@@ -34,16 +34,20 @@ from urllib.parse import urlsplit
 
 from ..core import interrupts
 # the sources and their parts, importable from here as before the split
+from .avi_index import mjpg_frames
 from .frame_source import (GLOB_CHARACTERS, IMAGE_EXTENSIONS, JOIN_TIMEOUT_S, LIVE_SCHEMES,
+                           MAX_CORRUPT_RUN, MAX_GAPS_KEPT, MAX_MISSING_ITEMS, STREAM_TIMEOUT_MS,
                            VIDEO_EXTENSIONS, Capture, CaptureFactory, Frame, FrameSource, Gap,
                            ReconnectPolicy, SourceError, SourceOptions, SourceStats,
                            decode_jpeg_frame, default_capture, redact)
 from .image_files import (ImageFiles, check_images, folder_files, only_masks, try_read_image,
                           without_masks)
-from .live_source import LiveSource, network_reason
+from .live_source import DEFAULT_PORTS, PROBE_TIMEOUT_S, LiveSource, network_reason
 from .video_file import VideoFile
 
-__all__ = ["IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "Capture", "Frame", "FrameSource", "Gap",
+__all__ = ["DEFAULT_PORTS", "MAX_CORRUPT_RUN", "MAX_GAPS_KEPT", "MAX_MISSING_ITEMS",
+           "PROBE_TIMEOUT_S", "STREAM_TIMEOUT_MS", "mjpg_frames", "IMAGE_EXTENSIONS",
+           "VIDEO_EXTENSIONS", "Capture", "Frame", "FrameSource", "Gap",
            "ImageFiles", "LiveSource", "Prefetched", "ReconnectPolicy", "SourceError",
            "SourceOptions", "SourceStats", "VideoFile", "check_images", "decode_jpeg_frame",
            "default_capture", "folder_files", "live_target", "network_reason", "open_source",

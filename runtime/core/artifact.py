@@ -75,10 +75,13 @@ def _missing(path: Path) -> str:
                 f"({str(path / models[0])!r})" if models else
                 "; give the .onnx file `vigil export` wrote")
         return f"model file {str(path)!r} is a folder{held}"
+    if path.exists() or path.is_symlink():  # a device, a pipe, a link to nothing
+        return (f"model file {str(path)!r} is not a regular file (a device, a pipe or a link "
+                f"whose target is gone); give the .onnx file `vigil export` wrote")
     keras = path.with_suffix(".keras")
     if keras.is_file():
         return (f"model file {str(path)!r} does not exist, but {keras.name} is beside it: export "
-                f"it first (vigil export {keras} -o {path})")
+                f"it first (vigil export {keras} -o {path.with_suffix('.onnx')})")
     others = sorted(p.name for p in path.parent.glob("*.onnx")) if path.parent.is_dir() else []
     there = (f"; {str(path.parent)!r} holds {', '.join(others[:3])}" if others else
              "; train and export one first (vigil train sensor DATA -o MODEL.keras, or vigil "

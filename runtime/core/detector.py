@@ -34,7 +34,7 @@ class Detector:
         onnxruntime session cannot be: unpickling loads the file again, refuses it if it changed,
         and keeps this detector's providers, threads and thresholds."""
         options = self._session.get_session_options()
-        return (_reloaded, (type(self), str(self.path), self.sha256, self.providers,
+        return (_reloaded, (type(self), str(self.path.resolve()), self.sha256, self.providers,
                             options.intra_op_num_threads or None, self._settings()))
 
     def _settings(self) -> dict:

@@ -40,9 +40,9 @@ def providers_for_device(device: str) -> list[str]:
                 if skipped:  # the device was asked for first: say why it is not used
                     what = (f"device {skipped[0]!r} is" if len(skipped) == 1 else
                             f"devices {' and '.join(map(repr, skipped))} are")
-                    log.warning("%s not available here (available: %s); using %r, the next in "
-                                "the preference list%s", what, ", ".join(available), name,
-                                GPU_BUILD_HINT)
+                    log.info("%s not available here (available: %s); using %r, the next in the "
+                             "preference list%s", what, ", ".join(available), name,
+                             GPU_BUILD_HINT)
                 return providers_for_device(name)
         log.warning("none of the devices %s is available here (available: %s); using CPU%s",
                     names, ", ".join(available), GPU_BUILD_HINT)

@@ -248,6 +248,11 @@ def _from_json(text: str, source: str) -> dict[str, tuple[tuple[str, str], ...]]
             else:
                 raise ValueError(f"labels {source!r}, {key!r}: {item!r:.80} is neither a "
                                  "timestamp nor a [start, end] window")
+        if _key(key) in windows:  # "./a.csv" beside "a.csv": one file's windows, given twice
+            other = next(k for k in data if k != key and _key(k) == _key(key))
+            raise ValueError(f"labels {source!r} give one file's windows under two keys, "
+                             f"{other!r} and {key!r} (paths are compared with / and without a "
+                             f"leading ./); put all of its windows in one list")
         windows[_key(key)] = tuple(parsed)
     return windows
 

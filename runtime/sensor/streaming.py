@@ -285,7 +285,9 @@ class StreamingScorer:
                                 "the model's features %s in order, or a dict by name", index,
                                 reason, list(self.detector.features))
                 self._bad_streak += 1
-                if self._last_good is None or self._bad_streak > self.max_gap:
+                # a row of another width is no short gap (a column dropped upstream): never filled
+                if self._last_good is None or self._bad_streak > self.max_gap \
+                        or values.shape != (self.features,):
                     self.rows_skipped += 1
                     if self._filled_rows:
                         # the windows before the restart are decided before it, as they would be
