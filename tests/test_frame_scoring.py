@@ -339,6 +339,16 @@ def test_a_live_video_holds_a_picture_over_dropped_and_skipped_frames(detector, 
     # frame 10 at 0.2 s: 5 frames of video before it, then its own, within a frame of rounding
     # (a picture for each of the stream's 11 frames would play 0.44 s)
     assert summary.video_frames in (6, 7)
+    # the wall clock stepped back a minute mid-stream (NTP, an RTC): the video goes on
+
+    class SteppedClock(DroppingStream):
+        def __iter__(self):
+            for index in range(40):
+                yield Frame(index, self.name, normal_frame(rng), None,
+                            start + index / 25 - (60 if index >= 20 else 0))
+
+    _, summary = run(detector, SteppedClock(), overlay_video=tmp_path / "stepped.avi")
+    assert summary.video_frames == 40  # it left out every picture after the step before
     slower = DroppingStream()
     slower.rate = 100.0  # four times the claimed rate: most pictures are left out
     _, summary = run(detector, slower, overlay_video=tmp_path / "faster.avi")

@@ -1246,4 +1246,20 @@ def test_training_image_counts_and_shapes_are_said(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="vigil"):
         assert typical_aspect([1.0, 0.9, 1.1, 1.0, 15.0, 1.05], paths) == [0.9, 1.1]
     assert "1 of the 6 training images are far from the others' shape (width / height 15.00, " \
-           "4.png, against a median of 1.02)" in caplog.text
+           "4.png, against a median of 1.05)" in caplog.text
+
+
+def test_two_shapes_among_the_training_images_keep_the_whole_range(caplog):
+    from pathlib import Path
+
+    from vigil.runtime.camera.frames import is_gray_picture
+    from vigil.training.train_image import typical_aspect
+
+    paths = [Path(f"{i}.png") for i in range(8)]
+    with caplog.at_level("WARNING", logger="vigil"):
+        assert typical_aspect([1.0] * 4 + [4.0] * 4, paths) == [1.0, 4.0]  # it raised before
+    assert "shapes far apart (width / height 1.00 to 4.00)" in caplog.text
+    # colour only in wires thinner than the run-time sample's step: training sees it
+    wired = np.full((64, 64, 3), 120, np.uint8)
+    wired[:, 8:12] = (0, 0, 255)
+    assert is_gray_picture(wired) and not is_gray_picture(wired, step=1)

@@ -645,3 +645,13 @@ def test_training_says_when_every_labeled_row_lies_in_the_training_part(caplog):
         _say_unchecked_labels([Part(labels=early)], 0.2, np.array([False, True]))  # held out too
         _say_unchecked_labels([Part(labels=np.zeros(100, bool))], 0.2, np.zeros(5, bool))
     assert caplog.text == ""
+
+
+def test_one_file_named_by_two_keys_with_windows_is_refused(tmp_path):
+    path = tmp_path / "labels.json"
+    path.write_text(json.dumps({"data/a.csv": [TIMES[1]], "a.csv": [TIMES[7]]}))
+    root = tmp_path / "data"
+    root.mkdir()
+    with pytest.raises(ValueError, match=r"keys \['a.csv', 'data/a.csv'\] all name .*a.csv.*, "
+                                         r"each with windows"):
+        read_labels(path).rows(TIMES, root / "a.csv", tmp_path)

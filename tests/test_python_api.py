@@ -399,3 +399,28 @@ def test_a_nan_frame_score_is_an_anomaly_as_a_nan_window_score_is(tmp_path):
     frame = normal_frame(np.random.default_rng(0))
     assert np.isposinf(detector.score(frame)).all()
     assert detector.predict(frame).all()
+
+
+def test_a_level_an_input_only_column_never_had_is_marked(tmp_path):
+    from dataclasses import replace
+
+    from sensor_fixtures import tiny_sensor_graph, tiny_sensor_spec
+    from vigil.export.package import write_artifact
+    from vigil.training.train_sensor import input_range
+
+    assert input_range(np.array([0.0, 1.0, 3.0, 1.0]), "categorical") == {"levels": [0.0, 1.0, 3.0]}
+    assert input_range(np.array([0.0, 0.0, 0.2]), "near-constant") == [0.0, 0.2]
+    spec = tiny_sensor_spec()
+    spec = replace(spec, training={**spec.training, "inputs_only": {"c": "categorical"},
+                                   "input_ranges": {"c": {"levels": [0.0, 1.0, 3.0]}}})
+    detector = vigil.load(write_artifact(tiny_sensor_graph(), spec, tmp_path / "levels.onnx"))
+    stream = vigil.StreamingScorer(detector)
+    rows = [[0.1, 0.1, level] for level in (0, 1, 3, 1, 0, 2, 0, 1)]  # 2 was never seen
+    results = [r for row in rows for r in stream.push(np.array(row, float))]
+    assert [r.index for r in results if r.unseen_inputs] == [5, 6, 7]  # windows of 4 holding it
+    assert results[2].to_json()["unseen_inputs"] == [
+        {"feature": "c", "value": 2.0, "trained": [0.0, 3.0]}]
+    assert stream.summary()["rows_unseen_inputs"] == 1
+    from vigil.runtime.sensor.scoring import ScoreSummary
+
+    assert ScoreSummary().to_json()["rows_unseen_inputs"] is None  # nothing checked

@@ -119,3 +119,17 @@ def test_a_row_counter_and_unreadable_times_are_said_in_training(tmp_path, caplo
         labeled_tables(us, DataOptions())
     assert "times looked at in column 'timestamp' are neither numbers nor ISO 8601 (the first: " \
            "data row 1, '03/31/2024 09:19 PM')" in caplog.text
+
+
+def test_a_float_counter_and_a_countdown_are_said_too(tmp_path, caplog):
+    from vigil.training.sensor_data import DataOptions, labeled_tables
+
+    rng = np.random.default_rng(1)
+    data = tmp_path / "logger.csv"
+    data.write_text("elapsed_s,remaining,a\n" + "".join(
+        f"{0.1 * i:.1f},{500 - i},{rng.normal():.4f}\n" for i in range(60)))
+    with caplog.at_level("WARNING", logger="vigil"):
+        labeled_tables(data, DataOptions())
+    assert "column 'elapsed_s' rises by 0.1 on every row" in caplog.text
+    assert "column 'remaining' falls by 1 on every row, as a countdown does" in caplog.text
+    assert "--time-column remaining" not in caplog.text

@@ -624,8 +624,8 @@ def test_a_damaged_frame_of_an_mjpg_video_opencv_reads_is_an_error_item(tmp_path
     (8000, "all below 8192 (13-bit data?); it is read by its top 8 bits, so it keeps 5 bit(s) "
            "of its levels and is dark"),
     (60000, None),
-    (200, "all fit in 8 bits (below 256); it is read by its top 8 bits, so it is black. Its "
-          "values are 8-bit ones stored in 16: cast them to 8 bits without a shift"),
+    (200, "all below 256 (8-bit data stored in 16 bits, or a dark frame?); it is read by its "
+          "top 8 bits, so it is black. If its values are 8-bit ones, cast them without a shift"),
 ])
 def test_16_bit_images_of_fewer_bits_are_warned_of(tmp_path, monkeypatch, caplog, peak, said):
     from vigil.runtime.camera import datasets

@@ -32,6 +32,9 @@ class StepProgress:
         if self.terminal:
             import keras
 
+            if label != "step":  # the bar itself shows no name
+                print(f"{label}:", file=self.stream, flush=True)
+
             self._bar = keras.utils.Progbar(steps, verbose=1, stateful_metrics=[metric])
         self._every = max(1, steps // 10)
 

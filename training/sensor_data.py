@@ -212,14 +212,22 @@ def _warn_counter_columns(table: Table) -> None:
     values = table.values[:COUNTER_ROWS]
     if len(values) < 10:
         return
-    steps = np.diff(values, axis=0)
+    steps = np.diff(values.astype(np.float64), axis=0)
     for j, feature in enumerate(table.features):
-        step = steps[0, j]
-        if np.isfinite(step) and step != 0 and np.all(steps[:, j] == step):
-            log.warning("%s: column %r rises by %g on every row, as a row number or a time does; "
-                        "read as a reading, later rows beyond its training range alarm on it "
-                        "alone: give it as the time column (--time-column %s), or leave it out "
-                        "(--features)", table.source, feature, step, feature)
+        step = float(np.median(steps[:, j]))
+        # equal steps, to float32's rounding of the readings (a 10 Hz logger's 0.1 s)
+        if not (np.isfinite(step) and step != 0
+                and np.allclose(steps[:, j], step, rtol=1e-3, atol=0)):
+            continue
+        if step > 0:
+            log.warning("%s: column %r rises by %g on every row, as a row number or a time "
+                        "does; read as a reading, later rows beyond its training range alarm on "
+                        "it alone: give it as the time column (--time-column %s), or leave it "
+                        "out (--features)", table.source, feature, step, feature)
+        else:
+            log.warning("%s: column %r falls by %g on every row, as a countdown does; read as a "
+                        "reading, later rows beyond its training range alarm on it alone: leave "
+                        "it out (--features)", table.source, feature, -step)
 
 
 def _warn_unnamed_columns(path: Path, table: Table, lines: int = 200) -> None:

@@ -153,19 +153,27 @@ def choose_color(paths: Sequence[Path], requested: str) -> str:
 def _in_colour(image: np.ndarray) -> bool:
     """Whether a decoded image is in colour, as the runtime tells (a gray video's frames decode a
     few levels apart and count as gray, so the model is never warned of its own frames)."""
-    return not is_gray_picture(image)
+    return not is_gray_picture(image, step=1)
 
 
 ASPECT_OUTLIER = 1.5  # a training image this many times wider or narrower than the median
+ASPECT_MINORITY = 4  # more than a quarter of them so: a second shape, kept in the range
 
 
 def typical_aspect(aspects: Sequence[float], paths: Sequence[Path]) -> list[float]:
     """[least, greatest] width / height of the training images, leaving out (and warning of)
     those ``ASPECT_OUTLIER`` times off the median: one 15:1 strip among square tiles would
     otherwise stretch the range the runtime checks frames against to cover nearly any camera."""
-    median = float(np.median(aspects))
+    median = float(sorted(aspects)[len(aspects) // 2])  # a shape the images have
     typical = [a for a in aspects if median / ASPECT_OUTLIER <= a <= median * ASPECT_OUTLIER]
-    odd = [(a, path) for a, path in zip(aspects, paths) if a not in typical]
+    odd = [(a, path) for a, path in zip(aspects, paths)
+           if not median / ASPECT_OUTLIER <= a <= median * ASPECT_OUTLIER]
+    if len(odd) > len(aspects) // ASPECT_MINORITY:  # two shapes, each a real part of the data
+        log.warning("the training images have shapes far apart (width / height %.2f to %.2f): "
+                    "stretched to the model's square input, their textures are squeezed "
+                    "differently; train a model per camera, or crop them alike",
+                    min(aspects), max(aspects))
+        return [round(min(aspects), 4), round(max(aspects), 4)]
     if odd:
         log.warning("%d of the %d training images are far from the others' shape (width / height "
                     "%.2f, %s, against a median of %.2f): stretched to the model's square input, "
@@ -252,7 +260,7 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
     held = max(MIN_HELD_OUT, int(round(len(normal) * fraction)))
     if len(normal) - held < MIN_TRAIN_IMAGES:
         # the largest fraction that still leaves MIN_TRAIN_IMAGES (MIN_HELD_OUT are held out anyway)
-        most = (len(normal) - MIN_TRAIN_IMAGES - 0.5) / len(normal)
+        most = (len(normal) - MIN_TRAIN_IMAGES) / len(normal) + 1e-9
         raise ValueError(f"`validation_fraction` {fraction} holds out {held} of the {len(normal)} "
                          f"normal images, leaving {len(normal) - held} to train on; training "
                          f"needs at least {MIN_TRAIN_IMAGES}: give a smaller fraction "
@@ -272,6 +280,7 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
     size = options.size
     aspects: list[float] = []  # the frames' shapes, before each is stretched to the square
     train_images, _ = load_images(train_items, size, color, aspects)
+    frame_aspect = typical_aspect(aspects, [item.path for item in train_items])  # said before
     validation_images, validation_masks = load_images(validation_items, size, color)
     validation_labels = np.array([i.anomalous for i in validation_items])
 
@@ -302,7 +311,7 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
         "training": {
             "images": len(train_items), "validation_normal": int((~validation_labels).sum()),
             # width / height of the training frames: the runtime warns of frames far from it
-            "frame_aspect": typical_aspect(aspects, [item.path for item in train_items]),
+            "frame_aspect": frame_aspect,
             "validation_anomalous": int(validation_labels.sum()),
             "files_sha256": _fingerprint(train_items),
             "architecture": options.architecture,

@@ -120,6 +120,14 @@ class SensorTrainingResult:
 F1_OVER_ALWAYS = 0.01
 
 
+def input_range(column: np.ndarray, role: str) -> list[float] | dict:
+    """An input-only column's normal training values, as the runtime checks rows against them:
+    the levels of a binary or categorical one (a level never seen is a change), else its range."""
+    if role in ("binary", "categorical"):
+        return {"levels": [float(v) for v in np.unique(column)]}
+    return [float(column.min()), float(column.max())]
+
+
 def validation_check(scores: np.ndarray, labels: np.ndarray, threshold: Threshold,
                      method: ThresholdMethod) -> tuple[dict | None, list[str]]:
     """What the threshold would catch on labeled validation windows, and a warning when it
@@ -338,7 +346,7 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
     # their normal training range: the runtime says where a row leaves it (a change the score,
     # which leaves them out, does not see: SMD's near-constant f17 jumping in labeled anomalies)
     record["training"]["input_ranges"] = {
-        f: [float(prepared.train_rows[:, j].min()), float(prepared.train_rows[:, j].max())]
+        f: input_range(prepared.train_rows[:, j], inputs_only[f])
         for j, f in enumerate(prepared.features) if f in inputs_only}
     compressed = {f: float(m) for f, m in zip(prepared.features, compression) if m > 0}
     record["training"]["compressed"] = compressed

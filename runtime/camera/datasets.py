@@ -102,9 +102,10 @@ def _warn_once_dark(path: Path, bits: int) -> None:
     a run is alike."""
     if not _DARK_16_BIT_WARNED and bits <= 8:
         _DARK_16_BIT_WARNED.append(path)
-        log.warning("%s: a 16-bit image whose pixels all fit in 8 bits (below %d); it is read by "
-                    "its top 8 bits, so it is black. Its values are 8-bit ones stored in 16: cast "
-                    "them to 8 bits without a shift (image.astype(np.uint8))", path, 1 << bits)
+        log.warning("%s: a 16-bit image whose pixels are all below %d (8-bit data stored in 16 "
+                    "bits, or a dark frame?); it is read by its top 8 bits, so it is black. If "
+                    "its values are 8-bit ones, cast them without a shift "
+                    "(image.astype(np.uint8))", path, 1 << bits)
     elif not _DARK_16_BIT_WARNED:
         _DARK_16_BIT_WARNED.append(path)
         kept = bits - 8

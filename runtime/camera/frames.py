@@ -79,14 +79,15 @@ COLOR_FOR_GRAY = ("frames are in colour but the model was trained on gray frames
                   "frames, or train a model on colour ones (vigil train image ... --color bgr)")
 
 
-def is_gray_picture(frame: np.ndarray) -> bool:
+def is_gray_picture(frame: np.ndarray, step: int = GRAY_SAMPLE_STEP) -> bool:
     """One channel, or three within ``GRAY_TOLERANCE`` (a gray JPEG or video decoded as colour),
-    on a sample. A gray
+    on every ``step``-th row and column (training looks at every pixel: colour in features
+    thinner than a step would be missed). A gray
     frame given to a colour model hides colour defects and shifts scores (9 of the demo video's
     90 frames decided otherwise)."""
     if frame.ndim == 2 or frame.shape[2] == 1:
         return True
-    sample = frame[::GRAY_SAMPLE_STEP, ::GRAY_SAMPLE_STEP, :3].astype(np.int16)
+    sample = frame[::step, ::step, :3].astype(np.int16)
     return bool(np.abs(sample[..., 0] - sample[..., 1]).max() <= GRAY_TOLERANCE
                 and np.abs(sample[..., 1] - sample[..., 2]).max() <= GRAY_TOLERANCE)
 

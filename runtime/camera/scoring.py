@@ -131,6 +131,7 @@ class FrameSummary:
         return record
 
 
+CLOCK_STEP_S = 1.0  # a live frame this far behind the video's time: the clock stepped back
 DROP_SPAN_S = 10.0  # drops are looked at over spans of this many seconds
 DROP_WARN_SHARE = 0.1  # a span in which more of the stream's frames were dropped is warned of
 DROP_WARN_EVERY_S = 600.0  # then at most this often
@@ -387,6 +388,10 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
                             summary.last_error = f"could not write the overlay {path}"
                             log.warning("%s", summary.last_error)
                     ahead = False  # a live video ahead of its frames' times (a stream faster
+                    if (video is not None and source.live and started_at is not None
+                            and frame.timestamp < started_at + (video.frames - 1) / video.fps
+                            - CLOCK_STEP_S):  # the wall clock stepped back (NTP, an RTC):
+                        started_at = frame.timestamp - video.frames / video.fps  # re-anchored
                     if video is not None and source.live and started_at is not None:  # than
                         ahead = (round((frame.timestamp - started_at) * video.fps)  # it claims)
                                  < video.frames - 1 and not anomaly)  # a reject is always shown

@@ -69,11 +69,15 @@ class Labels:
                 candidates.append(path.resolve().relative_to(Path(root).resolve()).as_posix())
             except ValueError:
                 pass
+        text = path.resolve().as_posix()
+        suffixes = [k for k in self.windows if text == k or text.endswith("/" + k.lstrip("/"))]
+        naming = sorted({k for k in [*candidates, *suffixes] if self.windows.get(k)})
+        if len(naming) > 1:  # data/a.csv and a.csv: one list would be read, the other lost
+            raise ValueError(f"labels {self.source!r}: keys {naming} all name {str(path)!r}, "
+                             f"each with windows; put all of its windows under one key")
         for key in candidates:
             if key in self.windows:
                 return self.windows[key]
-        text = path.resolve().as_posix()
-        suffixes = [k for k in self.windows if text == k or text.endswith("/" + k.lstrip("/"))]
         if suffixes:
             key = max(suffixes, key=len)
             self._refuse_shared_name(key, path, root)

@@ -49,7 +49,8 @@ class ScoreSummary:
     rows_out_of_order: int = 0
     time_gaps: int | None = None  # steps between rows beyond the model's limit (None: unchecked)
     times_unchecked: int = 0  # rows whose time is no time read here, or not the training's kind
-    rows_unseen_inputs: int = 0  # rows where an input-only column left its training range
+    rows_unseen_inputs: int | None = None  # rows where an input-only column left its training
+                                           # values (None: no artifact's record to check)
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
     stopped: str = "end"
@@ -83,7 +84,8 @@ class ScoreSummary:
         if "time_gaps" in part:
             self.time_gaps = (self.time_gaps or 0) + part["time_gaps"]
         self.times_unchecked += part.get("times_unchecked", 0)
-        self.rows_unseen_inputs += part.get("rows_unseen_inputs", 0)
+        if "rows_unseen_inputs" in part:
+            self.rows_unseen_inputs = (self.rows_unseen_inputs or 0) + part["rows_unseen_inputs"]
 
     def to_json(self) -> dict:
         rate = self.windows / self.seconds if self.seconds > 0 else None

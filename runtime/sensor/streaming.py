@@ -368,10 +368,12 @@ class StreamingScorer:
     def _check_inputs(self, row: np.ndarray, index: int) -> None:
         """Note a row whose input-only columns left their training range (the windows that hold
         it say so), and warn of the first."""
-        columns, low, high, names, reasons = self._inputs
+        columns, low, high, names, reasons, levels = self._inputs
         values = row[columns].astype(np.float64)
         slack = 1e-6 * np.maximum(1.0, np.maximum(np.abs(low), np.abs(high)))
         outside = (values < low - slack) | (values > high + slack)
+        for k, known in levels.items():  # a binary or categorical column: a level never seen
+            outside[k] |= bool(np.min(np.abs(known - values[k])) > slack[k])
         if not outside.any():
             return
         self.rows_unseen_inputs += 1
@@ -380,8 +382,10 @@ class StreamingScorer:
         self._unseen_at = (self._position + 1, found)  # this row's position once buffered
         if self.rows_unseen_inputs == 1:
             name, value, lo, hi = found[0]
-            trained = f"{lo:g}" if lo == hi else f"{lo:g} to {hi:g}"
-            log.warning("row %d: column %r reads %g, outside its training range (%s): it is an "
+            k = names.index(name)
+            trained = (f"levels {', '.join(f'{v:g}' for v in levels[k])}" if k in levels
+                       else f"{lo:g}" if lo == hi else f"{lo:g} to {hi:g}")
+            log.warning("row %d: column %r reads %g, outside its training values (%s): it is an "
                         "input only (%s in training), which the score does not see, so such a "
                         "change alarms only through the columns it moves; windows holding such "
                         "rows carry unseen_inputs and the summary counts them "
@@ -493,23 +497,32 @@ class StreamingScorer:
 
 
 def _input_ranges(detector: SensorDetector) -> tuple | None:
-    """(columns, low, high, names, reasons) of the artifact's input-only columns, from its
-    training record (``input_ranges``, written since 0.3; None before, or with none)."""
+    """(columns, low, high, names, reasons, levels) of the artifact's input-only columns, from
+    its training record (``input_ranges``, written since 0.3: [low, high], or the ``levels`` of
+    a binary or categorical column; None before, or with none); ``levels`` by position."""
     training = detector.spec.training
     ranges = training.get("input_ranges") if hasattr(training, "get") else None
     reasons = training.get("inputs_only") if hasattr(training, "get") else None
     if not isinstance(ranges, dict) or not ranges:
         return None
     features = list(detector.features)
-    names = [n for n in ranges if n in features and isinstance(ranges[n], (list, tuple))
-             and len(ranges[n]) == 2]
+    def bounds(value) -> tuple[float, float] | None:
+        if isinstance(value, dict) and isinstance(value.get("levels"), list) and value["levels"]:
+            return min(value["levels"]), max(value["levels"])
+        if isinstance(value, (list, tuple)) and len(value) == 2:
+            return value[0], value[1]
+        return None
+
+    names = [n for n in ranges if n in features and bounds(ranges[n]) is not None]
     if not names:
         return None
     reasons = reasons if isinstance(reasons, dict) else {}
+    levels = {k: np.array(ranges[n]["levels"], dtype=np.float64) for k, n in enumerate(names)
+              if isinstance(ranges[n], dict)}
     return (np.array([features.index(n) for n in names]),
-            np.array([float(ranges[n][0]) for n in names]),
-            np.array([float(ranges[n][1]) for n in names]), names,
-            [str(reasons.get(n, "not scored")) for n in names])
+            np.array([float(bounds(ranges[n])[0]) for n in names]),
+            np.array([float(bounds(ranges[n])[1]) for n in names]), names,
+            [str(reasons.get(n, "not scored")) for n in names], levels)
 
 
 def _time_text(time: object) -> str | None:

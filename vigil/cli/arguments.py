@@ -595,8 +595,9 @@ def _add_score_and_eval(commands, anywhere: argparse.ArgumentParser) -> None:
         sub.add_argument("--device", default="cpu", type=_device_preference,
                          help="auto, cpu, cuda or tensorrt, or a preference list such as "
                               "tensorrt,cuda,cpu (the first one available here is used; as in "
-                              "`vigil bench`, where each listed device is measured); unavailable "
-                              "ones fall back to CPU with a warning (default cpu)")
+                              "`vigil bench`, where each listed device is measured); a device "
+                              "alone that is not available falls back to CPU with a warning "
+                              "(default cpu)")
         sub.add_argument("--threads", type=_integer(1, MAX_THREADS), default=None,
                          help="inference threads (default: onnxruntime's choice, the cores here)")
         sub.add_argument("--decimal", choices=[".", ","], metavar="MARK", default=".",
