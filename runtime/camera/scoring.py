@@ -220,6 +220,7 @@ class _VideoOut:
         self._size: tuple[int, int] | None = None
         self._last: np.ndarray | None = None
         self._encode_s = 0.0  # the last encoding's time
+        self._started_at: float | None = None  # a live stream's time of the video's start
 
     def write(self, picture: np.ndarray) -> None:
         size = (picture.shape[1], picture.shape[0])
@@ -245,6 +246,26 @@ class _VideoOut:
         self._encode_s = time.perf_counter() - began
         self.frames += 1
         self._last = picture
+
+    def write_at(self, picture: np.ndarray, timestamp: float, keep: bool = False) -> None:
+        """Write a live stream's picture at its frame's time (``time.time()`` when read), so the
+        video plays in the stream's time, not at its claimed rate (FFmpeg guesses 25 for any
+        MJPEG stream): the last picture is held until then (``hold``; time it cannot hold is let
+        go, not caught up), and a picture that would run ahead of its time is left out unless
+        ``keep``. A clock stepped back (NTP, an RTC) starts the timing again."""
+        if self._started_at is not None and \
+                timestamp < self._started_at + (self.frames - 1) / self.fps - CLOCK_STEP_S:
+            self._started_at = timestamp - self.frames / self.fps
+        if self._started_at is None:
+            self._started_at = timestamp
+        due = round((timestamp - self._started_at) * self.fps)  # video frames before this one
+        if due < self.frames - 1 and not keep:
+            return
+        held = due - self.frames
+        written = self.hold(held)
+        if written < held:
+            self._started_at += (held - written) / self.fps
+        self.write(picture)
 
     def hold(self, count: int) -> int:
         """Write the last picture again over ``count`` frames of a live stream that have no
@@ -306,8 +327,6 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
     latencies = LatencyWindow(options.latency_window)
     batch = np.empty((1, *detector.input_shape), dtype=np.uint8)  # reused for every frame
     last_index: int | None = None
-    held = 0  # live frames since the video's last picture that have none (dropped or skipped)
-    started_at: float | None = None  # a live video's first picture's time: it plays in time
     # frames looked at for a colour or shape the model was not trained on (-1: found, said)
     checks = {color_mismatch: 0, aspect_mismatch: 0}
     drops = DropWatch(source.name) if source.live else None
@@ -320,7 +339,6 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
             summary.frames_in += 1
             dropped = (frame.index - last_index - 1 if source.live and last_index is not None
                        and frame.index > last_index + 1 else None)
-            held += dropped or 0
             last_index = frame.index
             if drops is not None:
                 drops.frame(dropped or 0)
@@ -370,7 +388,6 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
                 summary.skipped += 1
                 summary.last_error = f"frame {frame.index} of {frame.source}: {reason}"
                 skip_line(record, reason)
-                held += source.live
             else:
                 summary.scored += 1
                 summary.anomalies += anomaly
@@ -387,27 +404,12 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
                         else:
                             summary.last_error = f"could not write the overlay {path}"
                             log.warning("%s", summary.last_error)
-                    ahead = False  # a live video ahead of its frames' times (a stream faster
-                    if (video is not None and source.live and started_at is not None
-                            and frame.timestamp < started_at + (video.frames - 1) / video.fps
-                            - CLOCK_STEP_S):  # the wall clock stepped back (NTP, an RTC):
-                        started_at = frame.timestamp - video.frames / video.fps  # re-anchored
-                    if video is not None and source.live and started_at is not None:  # than
-                        ahead = (round((frame.timestamp - started_at) * video.fps)  # it claims)
-                                 < video.frames - 1 and not anomaly)  # a reject is always shown
-                    if video is not None and not ahead:
+                    if video is not None:
                         try:
-                            if source.live:  # by the frames' times: a stream's claimed
-                                # rate (FFmpeg guesses 25 for any MJPEG stream) may not be its own
-                                if started_at is None:
-                                    started_at = frame.timestamp
-                                held = (round((frame.timestamp - started_at) * video.fps)
-                                        - video.frames)
-                            written = video.hold(held)
-                            if source.live and written < held:  # time not held (over 10 s, or
-                                started_at += (held - written) / video.fps  # too slow) is let go
-                            video.write(picture)
-                            held = 0
+                            if source.live:  # a reject is always shown
+                                video.write_at(picture, frame.timestamp, keep=anomaly)
+                            else:  # a file's every frame, in order
+                                video.write(picture)
                         except ValueError as error:  # the scores matter more than the video
                             summary.last_error = str(error)
                             log.warning("%s; the run goes on without the video", error)
