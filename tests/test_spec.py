@@ -325,3 +325,56 @@ def test_bad_time_step_is_refused_by_name(data, step, message):
     data["time_step"] = step
     with pytest.raises(ArtifactError, match=message):
         spec_from_dict(data)
+
+
+def test_input_ranges_are_read_from_the_training_record(data):
+    from vigil.runtime.core.spec import InputRange
+
+    assert spec_from_dict(data).input_ranges == ()  # artifacts before 0.3 record none
+    data["training"]["inputs_only"] = {"current": "categorical"}
+    data["training"]["input_ranges"] = {"current": {"levels": [3.0, 0.0, 1.0]},
+                                        "flow": [20.0, 40.0]}
+    assert spec_from_dict(data).input_ranges == (
+        InputRange("current", 2, 0.0, 3.0, (0.0, 1.0, 3.0), "categorical"),
+        InputRange("flow", 0, 20.0, 40.0, None, "not scored"))
+
+
+@pytest.mark.parametrize("ranges, message", [
+    ([1, 2], "training.input_ranges must be a JSON object"),
+    ({"speed": [0, 1]}, "training.input_ranges.speed names no feature"),
+    ({"flow": [2, 1]}, r"training.input_ranges.flow must be \[low, high\]"),
+    ({"flow": [0, "x"]}, r"training.input_ranges.flow must be \[low, high\]"),
+    ({"flow": {"levels": []}}, "training.input_ranges.flow.levels must be a non-empty list"),
+])
+def test_bad_input_ranges_are_refused_on_loading(data, ranges, message):
+    data["training"]["input_ranges"] = ranges
+    with pytest.raises(ArtifactError, match=message):
+        spec_from_dict(data)
+
+
+@pytest.mark.parametrize("aspect, expected", [
+    (None, None), ([0.98, 1.0], (0.98, 1.0)), ([0, 1], ArtifactError), ([2, 1], ArtifactError),
+    ("wide", ArtifactError)])
+def test_frame_aspect_is_read_from_the_training_record(aspect, expected):
+    from image_fixtures import tiny_image_spec
+
+    image = json.loads(json.dumps(spec_to_dict(tiny_image_spec())))
+    if aspect is not None:
+        image["training"]["frame_aspect"] = aspect
+    if expected is ArtifactError:
+        with pytest.raises(ArtifactError, match="training.frame_aspect must be"):
+            spec_from_dict(image)
+    else:
+        assert spec_from_dict(image).frame_aspect == expected
+
+
+def test_image_interpolation_is_named_and_defaults_for_older_artifacts():
+    from image_fixtures import tiny_image_spec
+
+    image = json.loads(json.dumps(spec_to_dict(tiny_image_spec())))
+    assert image["interpolation"] == "opencv_area_shrinking_linear_enlarging"
+    del image["interpolation"]  # written since 0.3: older artifacts resize the same way
+    assert spec_from_dict(image).interpolation == "opencv_area_shrinking_linear_enlarging"
+    image["interpolation"] = "cubic"
+    with pytest.raises(ArtifactError, match="metadata interpolation must be one of"):
+        spec_from_dict(image)

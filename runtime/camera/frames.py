@@ -112,10 +112,8 @@ ASPECT_TOLERANCE = 1.05  # frames up to 5 % wider or narrower than the training 
 def aspect_mismatch(frame: np.ndarray, spec: ImageSpec) -> str | None:
     """Why a frame's shape does not suit the model (its width / height is far from the training
     frames'), or None (also for a model that does not record them: artifacts before 0.3)."""
-    recorded = spec.training.get("frame_aspect") if hasattr(spec.training, "get") else None
-    if not (isinstance(recorded, (list, tuple)) and len(recorded) == 2
-            and all(isinstance(v, (int, float)) and v > 0 for v in recorded)) \
-            or frame.ndim < 2 or not frame.shape[0] or not frame.shape[1]:
+    recorded = spec.frame_aspect
+    if recorded is None or frame.ndim < 2 or not frame.shape[0] or not frame.shape[1]:
         return None
     low, high = recorded
     aspect = frame.shape[1] / frame.shape[0]

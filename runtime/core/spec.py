@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any, Mapping
 
 METADATA_KEY = "vigil"
@@ -139,6 +140,19 @@ class TimeStepSpec:
 
 
 @dataclass(frozen=True)
+class InputRange:
+    """An input-only column's normal training values (``training.input_ranges``, written since
+    0.3): the runtime flags a row where it leaves them, a change the score does not see."""
+
+    feature: str
+    column: int                              # its position in ``features``
+    low: float
+    high: float
+    levels: tuple[float, ...] | None = None  # a binary or categorical column's values
+    reason: str = "not scored"               # why it is an input only (``training.inputs_only``)
+
+
+@dataclass(frozen=True)
 class SensorSpec:
     """Everything the runtime needs to score windows of sensor readings."""
 
@@ -174,9 +188,19 @@ class SensorSpec:
     def input_shape(self) -> tuple[int, int]:
         return (self.window, len(self.features))
 
+    @cached_property
+    def input_ranges(self) -> tuple[InputRange, ...]:
+        """The input-only columns' training values, from the training record (none before 0.3)."""
+        return _input_ranges(self.training, self.features)
+
 
 COLOR_ORDERS = ("gray", "bgr", "rgb")
 RESIZE_MODES = ("stretch",)
+# how frames are resized to the model's input: OpenCV's INTER_AREA where the frame has more rows
+# than the model's height (shrinking), INTER_LINEAR otherwise; the only one (named since 0.3, so
+# that a plain-onnxruntime user resizes as the runtime does: INTER_LINEAR alone moved 1 of 60
+# decisions)
+INTERPOLATIONS = ("opencv_area_shrinking_linear_enlarging",)
 # mixed: a feature model's network in FP32 and its memory-bank product in INT8
 IMAGE_PRECISIONS = ("fp32", "int8", "mixed")
 
@@ -204,6 +228,7 @@ class ImageSpec:
     input_name: str = "image"
     score_output: str = "score"
     map_output: str = "anomaly_map"
+    interpolation: str = INTERPOLATIONS[0]
     versions: Mapping[str, str] = field(default_factory=dict)
     training: Mapping[str, Any] = field(default_factory=dict)
     parity: Mapping[str, Any] = field(default_factory=dict)
@@ -213,6 +238,12 @@ class ImageSpec:
     @property
     def input_shape(self) -> tuple[int, int, int]:
         return (self.height, self.width, self.channels)
+
+    @cached_property
+    def frame_aspect(self) -> tuple[float, float] | None:
+        """[least, greatest] width / height of the training images, from the training record
+        (``training.frame_aspect``, written since 0.3; None before)."""
+        return _frame_aspect(self.training)
 
 
 Spec = SensorSpec | ImageSpec
@@ -273,7 +304,7 @@ def spec_from_dict(data: Any) -> Spec:
     std = _float_list(data, "std", length=n)
     if any(s <= 0 for s in std):
         raise ArtifactError(f"metadata std must be positive for every feature; received {std}")
-    return SensorSpec(
+    spec = SensorSpec(
         features=tuple(features),
         window=_int(data, "window", minimum=1, maximum=MAX_ROWS),
         stride=_int(data, "stride", minimum=1, maximum=MAX_ROWS),
@@ -305,6 +336,8 @@ def spec_from_dict(data: Any) -> Spec:
                    if data.get("time_step") is not None else None),
         schema_version=version,
     )
+    spec.input_ranges  # parsed now, so that a malformed record is refused on loading
+    return spec
 
 
 def _image_spec(data: Mapping[str, Any], version: int) -> ImageSpec:
@@ -312,7 +345,7 @@ def _image_spec(data: Mapping[str, Any], version: int) -> ImageSpec:
     color = _choice(data, "color", COLOR_ORDERS)
     if (channels == 1) != (color == "gray"):
         raise ArtifactError(f"metadata color {color!r} does not fit channels {channels}")
-    return ImageSpec(
+    spec = ImageSpec(
         schema_version=version,
         height=_int(data, "height", minimum=8, maximum=8192),
         width=_int(data, "width", minimum=8, maximum=8192),
@@ -328,10 +361,61 @@ def _image_spec(data: Mapping[str, Any], version: int) -> ImageSpec:
         input_name=_str(data, "input_name"),
         score_output=_str(data, "score_output"),
         map_output=_str(data, "map_output"),
+        interpolation=(_choice(data, "interpolation", INTERPOLATIONS) if "interpolation" in data
+                       else INTERPOLATIONS[0]),
         versions=_str_map(data, "versions"),
         training=_mapping(data, "training"),
         parity=_mapping(data, "parity"),
     )
+    spec.frame_aspect  # parsed now, so that a malformed record is refused on loading
+    return spec
+
+
+def _input_ranges(training: Mapping[str, Any], features: tuple[str, ...]
+                  ) -> tuple[InputRange, ...]:
+    ranges = training.get("input_ranges")
+    if ranges is None:
+        return ()
+    if not isinstance(ranges, Mapping):
+        raise ArtifactError(f"metadata training.input_ranges must be a JSON object; received "
+                            f"{_short(ranges)}")
+    reasons = training.get("inputs_only")
+    reasons = reasons if isinstance(reasons, Mapping) else {}
+    parsed = []
+    for name, value in ranges.items():
+        where = f"training.input_ranges.{name}"
+        if name not in features:
+            raise ArtifactError(f"metadata {where} names no feature of the model "
+                                f"({_short(list(features))})")
+        levels = None
+        if isinstance(value, Mapping):
+            levels = value.get("levels")
+            if not (isinstance(levels, (list, tuple)) and levels and all(_is_finite(v) for v in levels)):
+                raise ArtifactError(f"metadata {where}.levels must be a non-empty list of finite "
+                                    f"numbers; received {_short(levels)}")
+            levels = tuple(sorted(float(v) for v in levels))
+            low, high = levels[0], levels[-1]
+        elif (isinstance(value, (list, tuple)) and len(value) == 2
+              and all(_is_finite(v) for v in value)
+              and value[0] <= value[1]):
+            low, high = float(value[0]), float(value[1])
+        else:
+            raise ArtifactError(f"metadata {where} must be [low, high] (low <= high) or "
+                                f'{{"levels": [...]}}; received {_short(value)}')
+        parsed.append(InputRange(feature=name, column=features.index(name), low=low, high=high,
+                                 levels=levels, reason=str(reasons.get(name, "not scored"))))
+    return tuple(parsed)
+
+
+def _frame_aspect(training: Mapping[str, Any]) -> tuple[float, float] | None:
+    value = training.get("frame_aspect")
+    if value is None:
+        return None
+    if not (isinstance(value, (list, tuple)) and len(value) == 2
+            and all(_is_finite(v) for v in value) and 0 < value[0] <= value[1]):
+        raise ArtifactError(f"metadata training.frame_aspect must be [least, greatest] width / "
+                            f"height, 0 < least <= greatest; received {_short(value)}")
+    return float(value[0]), float(value[1])
 
 
 def _jsonable(value: Any) -> Any:

@@ -12,7 +12,7 @@ from typing import Iterable
 import numpy as np
 
 from ..core.results import decide_line, present, result_line, skip_line
-from ..core.spec import FLOAT32_MAX
+from ..core.spec import FLOAT32_MAX, SensorSpec
 from .detector import SensorDetector
 from .drift import RunningNormalization
 from .tables import Row, time_key
@@ -154,7 +154,7 @@ class StreamingScorer:
         self.first_time_gap: tuple[int, int, float] | None = None
         self.last_time_gap: tuple[int, int, float] | None = None
         self._warned_shape = False  # a row of another width than the model's is warned of once
-        self._inputs = _input_ranges(detector)  # input-only columns and their training ranges
+        self._inputs = _input_ranges(spec)  # input-only columns and their training ranges
         self.rows_unseen_inputs = 0  # rows where one of them left its training range
         self.reset()
         self.rows_in = 0
@@ -496,33 +496,17 @@ class StreamingScorer:
         return summary
 
 
-def _input_ranges(detector: SensorDetector) -> tuple | None:
-    """(columns, low, high, names, reasons, levels) of the artifact's input-only columns, from
-    its training record (``input_ranges``, written since 0.3: [low, high], or the ``levels`` of
-    a binary or categorical column; None before, or with none); ``levels`` by position."""
-    training = detector.spec.training
-    ranges = training.get("input_ranges") if hasattr(training, "get") else None
-    reasons = training.get("inputs_only") if hasattr(training, "get") else None
-    if not isinstance(ranges, dict) or not ranges:
+def _input_ranges(spec: SensorSpec) -> tuple | None:
+    """(columns, low, high, names, reasons, levels) of the artifact's input-only columns as
+    arrays for the per-row check (None without any); ``levels`` by position."""
+    ranges = spec.input_ranges
+    if not ranges:
         return None
-    features = list(detector.features)
-    def bounds(value) -> tuple[float, float] | None:
-        if isinstance(value, dict) and isinstance(value.get("levels"), list) and value["levels"]:
-            return min(value["levels"]), max(value["levels"])
-        if isinstance(value, (list, tuple)) and len(value) == 2:
-            return value[0], value[1]
-        return None
-
-    names = [n for n in ranges if n in features and bounds(ranges[n]) is not None]
-    if not names:
-        return None
-    reasons = reasons if isinstance(reasons, dict) else {}
-    levels = {k: np.array(ranges[n]["levels"], dtype=np.float64) for k, n in enumerate(names)
-              if isinstance(ranges[n], dict)}
-    return (np.array([features.index(n) for n in names]),
-            np.array([float(bounds(ranges[n])[0]) for n in names]),
-            np.array([float(bounds(ranges[n])[1]) for n in names]), names,
-            [str(reasons.get(n, "not scored")) for n in names], levels)
+    levels = {k: np.array(r.levels, dtype=np.float64) for k, r in enumerate(ranges)
+              if r.levels is not None}
+    return (np.array([r.column for r in ranges]), np.array([r.low for r in ranges]),
+            np.array([r.high for r in ranges]), [r.feature for r in ranges],
+            [r.reason for r in ranges], levels)
 
 
 def _time_text(time: object) -> str | None:
