@@ -424,3 +424,31 @@ def test_a_level_an_input_only_column_never_had_is_marked(tmp_path):
     from vigil.runtime.sensor.scoring import ScoreSummary
 
     assert ScoreSummary().to_json()["rows_unseen_inputs"] is None  # nothing checked
+
+
+def test_every_input_only_column_is_checked_against_its_own_values(tmp_path):
+    """Two categorical columns and a ranged one: each row is flagged exactly when one of them
+    holds a value its own training record lacks (another column's level does not count)."""
+    from dataclasses import replace
+
+    from sensor_fixtures import tiny_sensor_graph, tiny_sensor_spec
+    from vigil.export.package import write_artifact
+
+    spec = tiny_sensor_spec()
+    a, b, c = spec.features
+    spec = replace(spec, training={**spec.training,
+                                   "input_ranges": {a: {"levels": [0.0, 5.0]}, b: [1.0, 2.0],
+                                                    c: {"levels": [7.0, 3.0, 4.0]}}})
+    detector = vigil.load(write_artifact(tiny_sensor_graph(), spec, tmp_path / "three.onnx"))
+    stream = vigil.StreamingScorer(detector)
+    rows = [(0, 1, 3), (5, 2, 7), (5, 1.5, 4),  # all seen
+            (3, 1, 3),     # a takes c's level
+            (0, 2.5, 4),   # b above its range
+            (0, 1, 5),     # c takes a's level
+            (0, 1, 4.0000001)]  # within c's slack
+    flagged = []
+    for index, row in enumerate(rows):
+        before = stream.rows_unseen_inputs
+        stream.push(np.array(row, dtype=np.float64), index=index)
+        flagged.append(stream.rows_unseen_inputs > before)
+    assert flagged == [False, False, False, True, True, True, False]

@@ -12,7 +12,7 @@ from typing import Iterable
 import numpy as np
 
 from ..core.results import decide_line, present, result_line, skip_line
-from ..core.spec import FLOAT32_MAX, SensorSpec
+from ..core.spec import FLOAT32_MAX, InputRange, SensorSpec
 from .detector import SensorDetector
 from .drift import RunningNormalization
 from .tables import Row, time_key
@@ -154,7 +154,7 @@ class StreamingScorer:
         self.first_time_gap: tuple[int, int, float] | None = None
         self.last_time_gap: tuple[int, int, float] | None = None
         self._warned_shape = False  # a row of another width than the model's is warned of once
-        self._inputs = _input_ranges(spec)  # input-only columns and their training ranges
+        self._inputs = _input_check(spec)  # input-only columns and their training values
         self.rows_unseen_inputs = 0  # rows where one of them left its training range
         self.reset()
         self.rows_in = 0
@@ -366,31 +366,31 @@ class StreamingScorer:
         self.windows_scored += len(batch)
 
     def _check_inputs(self, row: np.ndarray, index: int) -> None:
-        """Note a row whose input-only columns left their training range (the windows that hold
+        """Note a row whose input-only columns left their training values (the windows that hold
         it say so), and warn of the first."""
-        columns, low, high, names, reasons, levels = self._inputs
-        values = row[columns].astype(np.float64)
-        slack = 1e-6 * np.maximum(1.0, np.maximum(np.abs(low), np.abs(high)))
-        outside = (values < low - slack) | (values > high + slack)
-        for k, known in levels.items():  # a binary or categorical column: a level never seen
-            outside[k] |= bool(np.min(np.abs(known - values[k])) > slack[k])
+        check = self._inputs
+        values = row[check.columns].astype(np.float64)
+        outside = (values < check.lowest) | (values > check.highest)
+        if check.levels.size:  # binary and categorical columns: a level never seen
+            near = np.abs(values[check.level_of] - check.levels) <= check.level_slack
+            outside[check.level_columns] |= np.add.reduceat(near, check.level_starts) == 0
         if not outside.any():
             return
         self.rows_unseen_inputs += 1
-        found = tuple((names[k], float(values[k]), float(low[k]), float(high[k]))
-                      for k in np.flatnonzero(outside))
+        found = tuple((check.ranges[k].feature, float(values[k]), check.ranges[k].low,
+                       check.ranges[k].high) for k in np.flatnonzero(outside))
         self._unseen_at = (self._position + 1, found)  # this row's position once buffered
         if self.rows_unseen_inputs == 1:
-            name, value, lo, hi = found[0]
-            k = names.index(name)
-            trained = (f"levels {', '.join(f'{v:g}' for v in levels[k])}" if k in levels
-                       else f"{lo:g}" if lo == hi else f"{lo:g} to {hi:g}")
+            first = check.ranges[int(np.flatnonzero(outside)[0])]
+            trained = (f"levels {', '.join(f'{v:g}' for v in first.levels)}"
+                       if first.levels is not None else f"{first.low:g}"
+                       if first.low == first.high else f"{first.low:g} to {first.high:g}")
             log.warning("row %d: column %r reads %g, outside its training values (%s): it is an "
                         "input only (%s in training), which the score does not see, so such a "
                         "change alarms only through the columns it moves; windows holding such "
                         "rows carry unseen_inputs and the summary counts them "
-                        "(rows_unseen_inputs; said once per stream)", index, name, value,
-                        trained, reasons[names.index(name)])
+                        "(rows_unseen_inputs; said once per stream)", index, first.feature,
+                        found[0][1], trained, first.reason)
 
     def _track_alarm(self, anomaly: bool, index: int) -> None:
         if not anomaly:
@@ -496,17 +496,42 @@ class StreamingScorer:
         return summary
 
 
-def _input_ranges(spec: SensorSpec) -> tuple | None:
-    """(columns, low, high, names, reasons, levels) of the artifact's input-only columns as
-    arrays for the per-row check (None without any); ``levels`` by position."""
+@dataclass(frozen=True)
+class _InputCheck:
+    """The artifact's input-only columns (``spec.input_ranges``) as arrays for the per-row check:
+    bounds widened by a relative 1e-6 (a value read back from text), and the levels of binary and
+    categorical columns flattened (``level_of``: the checked column each belongs to, in runs
+    starting at ``level_starts``; ``level_columns``: those columns)."""
+
+    ranges: tuple[InputRange, ...]
+    columns: np.ndarray
+    lowest: np.ndarray
+    highest: np.ndarray
+    levels: np.ndarray
+    level_of: np.ndarray
+    level_slack: np.ndarray
+    level_starts: np.ndarray
+    level_columns: np.ndarray
+
+
+def _input_check(spec: SensorSpec) -> _InputCheck | None:
+    """The per-row check of ``spec``'s input-only columns (None without any)."""
     ranges = spec.input_ranges
     if not ranges:
         return None
-    levels = {k: np.array(r.levels, dtype=np.float64) for k, r in enumerate(ranges)
-              if r.levels is not None}
-    return (np.array([r.column for r in ranges]), np.array([r.low for r in ranges]),
-            np.array([r.high for r in ranges]), [r.feature for r in ranges],
-            [r.reason for r in ranges], levels)
+    low = np.array([r.low for r in ranges])
+    high = np.array([r.high for r in ranges])
+    slack = 1e-6 * np.maximum(1.0, np.maximum(np.abs(low), np.abs(high)))
+    categorical = [k for k, r in enumerate(ranges) if r.levels is not None]
+    level_of = np.array([k for k in categorical for _ in ranges[k].levels], dtype=np.intp)
+    counts = [len(ranges[k].levels) for k in categorical]
+    return _InputCheck(
+        ranges=ranges, columns=np.array([r.column for r in ranges]), lowest=low - slack,
+        highest=high + slack,
+        levels=np.array([v for k in categorical for v in ranges[k].levels], dtype=np.float64),
+        level_of=level_of, level_slack=slack[level_of],
+        level_starts=np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.intp),
+        level_columns=np.array(categorical, dtype=np.intp))
 
 
 def _time_text(time: object) -> str | None:
