@@ -87,6 +87,38 @@ class RunningWindow:
             self._sum, self._squares = float(kept.sum()), float(np.dot(kept, kept))
             self._since_exact = 0
 
+    def snapshot(self) -> dict:
+        """Everything it holds, for ``restore`` in a later run (bit for bit: the ring as laid
+        out, the running sums as accumulated)."""
+        return {"ring": self._ring[:self.count].tolist() if self.count < self.size
+                else self._ring.tolist(), "next": self._next, "sum": self._sum,
+                "squares": self._squares, "since_exact": self._since_exact}
+
+    @staticmethod
+    def check_snapshot(record: object, size: int, name: str) -> None:
+        """ValueError naming ``name`` unless ``record`` is a ``snapshot`` of a ring of ``size``."""
+        ring = record.get("ring") if isinstance(record, dict) else None
+        numbers = [record.get(k) for k in ("sum", "squares")] if isinstance(record, dict) else []
+        counts = [record.get(k) for k in ("next", "since_exact")] if isinstance(record, dict) else []
+        if not (isinstance(ring, list) and len(ring) <= size and len(numbers) == 2
+                and all(_finite_number(v) for v in ring + numbers)
+                and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= size
+                        for v in counts)
+                and record["next"] == (len(ring) % size if len(ring) < size else record["next"])
+                and record["next"] < size):
+            raise ValueError(f"{name} must be a ring of at most {size} finite numbers with its "
+                             f"next slot, sums and count since they were exact; received "
+                             f"{str(record)[:60]}")
+
+    def restore(self, record: dict) -> None:
+        """Hold what ``snapshot`` recorded (checked by ``check_snapshot``)."""
+        ring = np.asarray(record["ring"], dtype=np.float64)
+        self._ring[:] = 0.0
+        self._ring[:len(ring)] = ring
+        self.count, self._next = len(ring), int(record["next"])
+        self._sum, self._squares = float(record["sum"]), float(record["squares"])
+        self._since_exact = int(record["since_exact"])
+
     def mean(self) -> float:
         """Of the values in the ring (at least one)."""
         return self._sum / self.count
@@ -140,6 +172,16 @@ class AdaptiveThreshold:
         self._recent.add(score)
         self.learned += 1
 
+    def learned_state(self) -> dict:
+        """What it learned, for ``restore`` after a restart (``--state``)."""
+        return {"recent": self._recent.snapshot(), "learned": self.learned,
+                "frozen": self.frozen}
+
+    def restore(self, state: dict) -> None:
+        """Continue from ``learned_state``'s record (checked by the scorer)."""
+        self._recent.restore(state["recent"])
+        self.learned, self.frozen = int(state["learned"]), int(state["frozen"])
+
     def state(self, base: float) -> dict:
         """For the health report: how much it has learned and where the threshold stands."""
         return {"rule": self.spec.rule,
@@ -147,6 +189,11 @@ class AdaptiveThreshold:
                 "recent_normal_scores": self._recent.count,
                 "learned": self.learned, "frozen_during_alarms": self.frozen,
                 "threshold": self.threshold(base), "base_threshold": base}
+
+
+def _finite_number(value: object) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
 
 
 def _quantile(values: np.ndarray, q: float) -> float:
@@ -208,6 +255,35 @@ class AnomalyLikelihood:
         self._means.add(mean)
         self.learned += 1
         return surprising
+
+    def learned_state(self) -> dict:
+        """What it learned, for ``restore`` after a restart (``--state``)."""
+        return {"recent": {"ring": list(self._recent), "count": self._recent_count,
+                           "next": self._recent_next, "sum": self._recent_sum},
+                "means": self._means.snapshot(), "learned": self.learned}
+
+    def check_learned(self, state: dict, name: str) -> None:
+        """ValueError naming ``name`` unless ``state`` is a ``learned_state`` of this rule."""
+        recent = state.get("recent")
+        short = self.spec.short
+        if not (isinstance(recent, dict) and isinstance(recent.get("ring"), list)
+                and len(recent["ring"]) == short
+                and all(_finite_number(v) for v in recent["ring"] + [recent.get("sum")])
+                and all(isinstance(recent.get(k), int) and not isinstance(recent.get(k), bool)
+                        and 0 <= recent[k] <= short for k in ("count", "next"))
+                and recent["next"] < short):
+            raise ValueError(f"{name}.recent must hold a ring of {short} finite numbers, its "
+                             f"count, next slot and sum; received {str(recent)[:60]}")
+        RunningWindow.check_snapshot(state.get("means"), self.spec.long, f"{name}.means")
+
+    def restore(self, state: dict) -> None:
+        """Continue from ``learned_state``'s record (checked by ``check_learned``)."""
+        recent = state["recent"]
+        self._recent = [float(v) for v in recent["ring"]]
+        self._recent_count, self._recent_next = int(recent["count"]), int(recent["next"])
+        self._recent_sum = float(recent["sum"])
+        self._means.restore(state["means"])
+        self.learned = int(state["learned"])
 
     def state(self) -> dict:
         """For the health report."""

@@ -68,6 +68,17 @@ class RunningNormalization:
         self.var += rate * (delta * delta - self.var)
         self.learned += 1
 
+    def learned_state(self) -> dict:
+        """What it learned, for ``restore`` after a restart (``--state``)."""
+        return {"mean": self.mean.tolist(), "var": self.var.tolist(), "learned": self.learned,
+                "frozen": self.frozen}
+
+    def restore(self, state: dict) -> None:
+        """Continue from ``learned_state``'s record (checked by ``learned_state.read``)."""
+        self.mean = np.asarray(state["mean"], dtype=np.float64)
+        self.var = np.asarray(state["var"], dtype=np.float64)
+        self.learned, self.frozen = int(state["learned"]), int(state["frozen"])
+
     def state(self) -> dict:
         """For the health report: how much it learned and how far the readings have moved."""
         shift = np.abs(self.mean - self.training_mean) / self.training_std

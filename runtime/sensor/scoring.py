@@ -16,6 +16,7 @@ from ..core.health import HealthReporter
 from ..core.output import JsonLines, OutputError, flush_quietly
 from ..core.spec import ArtifactError
 from .detector import SensorDetector
+from .learned_state import LearnedStateFile
 from .streaming import (LASTING_ALARM_WINDOWS, UNSCORED_ROWS_WARNING, Result, StreamingScorer,
                         unchecked_times_note)
 from .tables import Line, MissingColumns, csv_files, iter_rows, read_lines
@@ -230,13 +231,16 @@ def _nothing_to_score(source: str, files: int, first: str) -> ValueError:
 
 def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines,
                  stdin: IO[str] | None = None, header: list[str] | None = None,
-                 health: HealthReporter | None = None, decimal: str = ".") -> ScoreSummary:
+                 health: HealthReporter | None = None, decimal: str = ".",
+                 state: LearnedStateFile | None = None) -> ScoreSummary:
     """Score a CSV file, a folder of CSVs, or ``-`` (stdin, live) and write JSON lines to ``out``.
 
     ``out`` is a text stream or a ``JsonLines`` (which says what happens when writing fails). A
     failed write ends the run with ``stopped="output_failed"`` (or, with ``on_error="continue"``,
     is counted in ``lines_lost``); Ctrl-C ends it with ``stopped="interrupted"``. ``health``
-    reports progress while the run goes on and once at its end.
+    reports progress while the run goes on and once at its end. With ``state``, each stream
+    continues what was learned before it (the file's, then the previous file's) and the file
+    keeps what it learns (``LearnedStateFile``); without it each file starts from the artifact.
     """
     summary = ScoreSummary()
     started = time.perf_counter()
@@ -249,6 +253,8 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
     gaps = {"warned": False, "unchecked_warned": False}
 
     def emit(result: Result, name: str) -> None:
+        if state is not None and current:
+            state.save_if_due(current[0])
         record = result.to_json(name)
         if result.skipped is not None:
             summary.last_error = f"row {result.index} of {name}: {result.skipped}"
@@ -292,6 +298,8 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
 
     def run(lines: Iterable[str], name: str) -> None:
         scorer = StreamingScorer(detector)
+        if state is not None:
+            state.restore(scorer)
         current[:] = [scorer]
         unscored.update(last=-1, warned=False)  # each file's own rows
         gaps.update(warned=False, unchecked_warned=False)
@@ -301,6 +309,8 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
         finally:
             current.clear()  # first, so a health report never counts this file twice
             summary.add(scorer, name)
+            if state is not None:
+                state.save(scorer)
         window = detector.spec.window
         if not live and scorer.rows_in < window:
             note = (f"{name}: {scorer.rows_in} data rows, fewer than the model's window of "

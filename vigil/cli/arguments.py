@@ -631,6 +631,13 @@ def _add_score_and_eval(commands, anywhere: argparse.ArgumentParser) -> None:
                                   "on stderr")
             sub.add_argument("--health-interval", type=_number(), default=10.0, metavar="SECONDS",
                              help="seconds between health reports (default 10)")
+            sub.add_argument("--state", default=None, metavar="PATH",
+                             help="sensor models: keep what the stream learns (adaptive "
+                                  "threshold, anomaly likelihood, running normalization) in this "
+                                  "file, saved every 60 s and at the end, and continue from it "
+                                  "when the run starts again; the files of a folder continue one "
+                                  "another in name order (default: each run and each file "
+                                  "starts from the artifact)")
             sub.add_argument("--mqtt", type=_mqtt_target, default=None, metavar="URL",
                              help="also publish each result line to mqtt://HOST:PORT/TOPIC (QoS 1; "
                                   "mqtts:// for TLS, USER:PASSWORD@ before the host) and the "

@@ -23,12 +23,17 @@ def _check_outputs(args, inputs: list) -> None:
 
     inputs = [args.model, *inputs]
     refuse_inputs_as_output(args.jsonl, inputs, "--jsonl")
-    outputs = {"--health": args.health, "--overlay-video": getattr(args, "overlay_video", None)}
+    outputs = {"--health": args.health, "--overlay-video": getattr(args, "overlay_video", None),
+               "--state": getattr(args, "state", None)}
     for flag, path in outputs.items():
         if path not in (None, "-"):
             refuse_inputs_as_output(path, inputs, flag)
             if args.jsonl not in (None, "-") and same_file(path, args.jsonl):
                 raise ValueError(f"`{flag}` and `--jsonl` name the same file {path!r}")
+    state, health = getattr(args, "state", None), args.health
+    if state is not None and health not in (None, "-") and same_file(state, health):
+        raise ValueError(f"`--state` and `--health` name the same file {state!r}; give each its "
+                         "own")
 
 
 def _open_outputs(args, detector, live: bool, health=None):
@@ -131,6 +136,7 @@ def _refuse_orphan_flags(args) -> None:
 
 def _score(args) -> int:
     from vigil.runtime import ImageDetector, load
+    from vigil.runtime.sensor.learned_state import LearnedStateFile
     from vigil.runtime.sensor.scoring import check_source, score_source
     from vigil.runtime.sensor.tables import csv_files
 
@@ -156,10 +162,14 @@ def _score(args) -> int:
         # before the results file, the health report or the broker is touched
         check_source(detector, args.source, list(args.columns) if args.columns else None,
                      args.decimal)
+    if args.state == "-":
+        raise ValueError("--state needs a file path (what the stream learned is read from it "
+                         "and written back); received '-'")
     out, health, publisher = _open_outputs(args, detector, live)
+    state = LearnedStateFile(args.state, detector) if args.state else None
     try:
         summary = score_source(detector, args.source, out, health=health, decimal=args.decimal,
-                               header=list(args.columns) if args.columns else None)
+                               header=list(args.columns) if args.columns else None, state=state)
     finally:
         try:
             out.close()
@@ -177,7 +187,8 @@ def _score_frames(args, detector) -> int:
     from vigil.runtime.core.health import HealthReporter
 
     given = [flag for flag, used in (("--columns", bool(args.columns)),
-                                      ("--decimal", args.decimal != ".")) if used]
+                                      ("--decimal", args.decimal != "."),
+                                      ("--state", args.state is not None)) if used]
     if given:
         raise ValueError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to sensor "
                          f"models; {args.model!r} is an image model")

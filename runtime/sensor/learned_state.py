@@ -1,0 +1,136 @@
+"""What a sensor stream learned while it ran, kept in a file across restarts (``vigil score
+--state FILE``): the adaptive threshold's recent normal scores, the anomaly likelihood's means and
+the running normalization's levels.
+
+Without it a restarted scorer starts from the artifact alone and learns again: measured on a
+stream noisier than training, scored unbroken it raised no alarm (its threshold had risen to
+32.2), restarted at row 3,000 it raised 1,252 (the artifact's 7.26 again, until the warm-up).
+The file is JSON, replaced atomically (temporary file + rename) every ``SAVE_INTERVAL_S`` seconds
+while rows arrive and when a stream ends, so ``kill -9`` loses at most that much learning. It
+names the model's sha256: a file written for another model, or one that cannot be read, is
+warned of and learning starts afresh (the file is replaced at the next save). This module is the
+one place that reads and writes it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from datetime import datetime, timezone
+
+from ..core.output import write_atomically
+from .detector import SensorDetector
+from .streaming import StreamingScorer
+
+log = logging.getLogger("vigil")
+
+STATE_FORMAT = "vigil-learned-state"
+STATE_VERSION = 1
+SAVE_INTERVAL_S = 60.0
+
+
+class LearnedStateFile:
+    """A ``--state`` file: ``restore`` a new stream's scorer from it, ``save`` a scorer into it.
+    Between streams (the files of a folder, in name order) what the last one learned is handed
+    to the next, so rotated logs are one stream. Saving never ends a run: a failure is logged."""
+
+    def __init__(self, path: str | os.PathLike, detector: SensorDetector,
+                 interval_s: float = SAVE_INTERVAL_S) -> None:
+        self.path = os.fspath(path)
+        self.detector = detector
+        self.interval_s = interval_s
+        self._latest: dict | None = None  # the parts last saved or restored
+        self._read = False
+        self._due = time.monotonic() + interval_s
+        self._warned_save = False
+
+    def restore(self, scorer: StreamingScorer) -> None:
+        """Give a new stream's ``scorer`` what was learned before it (from the file, the first
+        time; then from the stream before it)."""
+        if not self._read:
+            self._read = True
+            self._latest = self._load()
+            first = True
+        else:
+            first = False
+        if not self._latest:
+            return
+        try:
+            restored, fresh = scorer.restore_learned(self._latest)
+        except ValueError as error:
+            log.warning("%s: %s; learning starts afresh (the file is replaced at the next save)",
+                        self.path, error)
+            self._latest = None
+            return
+        if first and (restored or fresh):
+            log.info("%s: continuing what was learned before: %s%s", self.path,
+                     ", ".join(_learned_words(self._latest, name) for name in restored) or "none",
+                     f"; {', '.join(fresh)} learned afresh (recorded under another rule, or not "
+                     "recorded)" if fresh else "")
+
+    def save_if_due(self, scorer: StreamingScorer) -> None:
+        """``save`` once ``interval_s`` has passed since the last save."""
+        if time.monotonic() >= self._due:
+            self.save(scorer)
+
+    def save(self, scorer: StreamingScorer) -> None:
+        """Replace the file with what ``scorer`` learned (atomically)."""
+        self._due = time.monotonic() + self.interval_s
+        parts = scorer.learned_state()
+        if not parts:
+            return
+        record = {"format": STATE_FORMAT, "version": STATE_VERSION,
+                  "model_sha256": self.detector.sha256,
+                  "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                  "parts": parts}
+        try:
+            write_atomically(self.path, json.dumps(record, allow_nan=False))
+        except (OSError, ValueError) as error:
+            if not self._warned_save:
+                self._warned_save = True
+                log.warning("--state %s: cannot be written (%s); what this run learns is lost "
+                            "at a restart (said once)", self.path, getattr(error, "strerror", None)
+                            or error)
+            return
+        self._latest = parts
+
+    def _load(self) -> dict | None:
+        """The file's parts, or None (absent; or warned of: unreadable, another model's)."""
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                record = json.load(handle)
+        except FileNotFoundError:
+            log.info("%s: no learned state yet; it is written every %g s and at the end",
+                     self.path, self.interval_s)
+            return None
+        except (OSError, ValueError) as error:
+            log.warning("%s: cannot be read as a learned state (%s); learning starts afresh "
+                        "(the file is replaced at the next save)", self.path,
+                        getattr(error, "strerror", None) or error)
+            return None
+        if not (isinstance(record, dict) and record.get("format") == STATE_FORMAT
+                and record.get("version") == STATE_VERSION
+                and isinstance(record.get("parts"), dict)):
+            log.warning("%s: is not a version-%d Vigil learned state (expected a JSON object "
+                        "with format %r and parts); learning starts afresh (the file is replaced "
+                        "at the next save)", self.path, STATE_VERSION, STATE_FORMAT)
+            return None
+        if record.get("model_sha256") != self.detector.sha256:
+            log.warning("%s: was learned by another model (sha256 %s, saved %s), not this one "
+                        "(%s): learning starts afresh and the file is replaced at the next save; "
+                        "give each model its own --state file", self.path,
+                        str(record.get("model_sha256"))[:12], record.get("saved_at"),
+                        self.detector.sha256[:12])
+            return None
+        return record["parts"]
+
+
+def _learned_words(parts: dict, name: str) -> str:
+    part = parts[name]
+    if name == "running_normalization":
+        return f"running normalization ({part['learned']} rows)"
+    if name == "anomaly_likelihood":
+        return f"anomaly likelihood ({len(part['means']['ring'])} means)"
+    return f"adaptive threshold ({len(part['recent']['ring'])} recent normal scores)"

@@ -1,0 +1,163 @@
+"""What a stream learns at run time survives a restart with ``vigil score --state``: the
+adaptive threshold, the anomaly likelihood and the running normalization continue where they
+were; a file of another model or an unreadable one starts afresh with a warning."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+import vigil
+from sensor_fixtures import tiny_sensor_graph, tiny_sensor_spec
+from vigil.cli import commands as cli
+from vigil.export.package import write_artifact
+from vigil.runtime.core.spec import (AdaptiveThresholdSpec, LikelihoodSpec,
+                                     RunningNormalizationSpec)
+from vigil.runtime.sensor.streaming import StreamingScorer
+
+
+@pytest.fixture
+def learning_model(tmp_path):
+    """The tiny model with every part that learns while it runs, warming up quickly."""
+    spec = replace(tiny_sensor_spec(),
+                   adaptive=AdaptiveThresholdSpec(memory=60, warmup=20, quantile=0.9, factor=1.5),
+                   likelihood=LikelihoodSpec(short=3, long=40, z=4.0, warmup=10, std_floor=0.01,
+                                             level_warmup=20),
+                   running_normalization=RunningNormalizationSpec(memory=80, warmup=15))
+    return write_artifact(tiny_sensor_graph(), spec, tmp_path / "learning.onnx")
+
+
+def rows(n: int, seed: int = 0) -> np.ndarray:
+    """Readings noisier than the tiny model's threshold expects, drifting slowly, with a fault."""
+    rng = np.random.default_rng(seed)
+    values = rng.normal(0.0, 0.6, (n, 3)) + np.linspace(0, 1.0, n)[:, None]
+    values[int(0.8 * n):int(0.8 * n) + 6] += 4.0
+    return values
+
+
+def decisions(results) -> list[tuple]:
+    return [(r.index, r.score, r.threshold, r.anomaly) for r in results if r.score is not None]
+
+
+def test_a_restored_stream_decides_as_the_unbroken_one_after_a_restart_of_its_window(
+        learning_model):
+    detector = vigil.load(learning_model)
+    data = rows(300)
+    first = StreamingScorer(detector)
+    first.push_rows([(v, i, None, None) for i, v in enumerate(data[:150])])
+    saved = json.loads(json.dumps(first.learned_state()))  # as the file holds it
+    assert set(saved) == {"adaptive_threshold", "anomaly_likelihood", "running_normalization"}
+
+    restarted = StreamingScorer(detector)
+    assert restarted.restore_learned(saved) == (
+        ["adaptive_threshold", "anomaly_likelihood", "running_normalization"], [])
+    later = [(v, 150 + i, None, None) for i, v in enumerate(data[150:])]
+    after_restart = decisions(restarted.push_rows(later))
+    first.reset()  # the same stream, its window restarted (as after a gap): it keeps what it learned
+    unbroken = decisions(first.push_rows(later))
+    assert after_restart == unbroken
+    fresh = decisions(StreamingScorer(detector).push_rows(later))
+    assert [d[2] for d in fresh] != [d[2] for d in unbroken]  # without it the threshold restarts
+
+
+def test_a_part_recorded_under_another_rule_starts_afresh_and_a_malformed_one_is_refused(
+        learning_model):
+    detector = vigil.load(learning_model)
+    scorer = StreamingScorer(detector)
+    scorer.push_rows([(v, i, None, None) for i, v in enumerate(rows(80))])
+    saved = json.loads(json.dumps(scorer.learned_state()))
+    saved["adaptive_threshold"]["spec"]["memory"] = 61
+    assert StreamingScorer(detector).restore_learned(saved) == (
+        ["anomaly_likelihood", "running_normalization"], ["adaptive_threshold"])
+    saved["running_normalization"]["var"][0] = -1.0
+    with pytest.raises(ValueError, match="running_normalization.var must be a list of 3 finite "
+                                         "non-negative numbers"):
+        StreamingScorer(detector).restore_learned(saved)
+    used = StreamingScorer(detector)
+    used.push_rows([(rows(5)[0], 0, None, None)])
+    with pytest.raises(ValueError, match="before the stream's first row"):
+        used.restore_learned(saved)
+
+
+def write_csv(path, data: np.ndarray, first_index: int = 0) -> None:
+    lines = ["timestamp,a,b,c"] + [f"{first_index + i},{float(v[0])!r},{float(v[1])!r},{float(v[2])!r}"
+                                   for i, v in enumerate(data)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def score_lines(argv: list[str]) -> list[dict]:
+    return [json.loads(line) for line in open(argv[argv.index("--jsonl") + 1])]
+
+
+def test_the_cli_continues_from_the_state_file_as_a_folder_continues_its_files(
+        learning_model, tmp_path, capsys):
+    data = rows(300)
+    folder = tmp_path / "rotated"
+    folder.mkdir()
+    write_csv(folder / "part1.csv", data[:150])
+    write_csv(folder / "part2.csv", data[150:], first_index=150)
+    state = tmp_path / "pump.state.json"
+    run1 = ["score", str(learning_model), str(folder / "part1.csv"), "--jsonl",
+            str(tmp_path / "run1.jsonl"), "--state", str(state)]
+    assert cli.main(run1) == 0
+    saved = json.loads(state.read_text())
+    assert saved["model_sha256"] == vigil.load(learning_model).sha256
+    run2 = ["score", str(learning_model), str(folder / "part2.csv"), "--jsonl",
+            str(tmp_path / "run2.jsonl"), "--state", str(tmp_path / "pump.state.json")]
+    capsys.readouterr()
+    assert cli.main(run2) == 0
+    assert "continuing what was learned before: adaptive threshold (60 recent normal scores)" \
+        in capsys.readouterr().err
+    together = ["score", str(learning_model), str(folder), "--jsonl",
+                str(tmp_path / "folder.jsonl"), "--state", str(tmp_path / "folder.state.json")]
+    assert cli.main(together) == 0
+    folder_lines = [line for line in score_lines(together) if line["source"].endswith("part2.csv")]
+    restarted = score_lines(run2)
+    assert [(r["index"], r["score"], r.get("threshold"), r["anomaly"]) for r in restarted] == \
+           [(r["index"], r["score"], r.get("threshold"), r["anomaly"]) for r in folder_lines]
+    alone = ["score", str(learning_model), str(folder / "part2.csv"), "--jsonl",
+             str(tmp_path / "alone.jsonl")]
+    assert cli.main(alone) == 0
+    assert [r.get("threshold") for r in score_lines(alone)] != \
+           [r.get("threshold") for r in restarted]
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "cannot be read as a learned state"),
+    ('{"format": "other"}', "is not a version-1 Vigil learned state"),
+    ('{"format": "vigil-learned-state", "version": 1, "model_sha256": "ab", "parts": {}}',
+     "was learned by another model"),
+])
+def test_a_state_file_that_cannot_be_used_is_warned_of_and_replaced(
+        learning_model, tmp_path, capsys, content, message):
+    data_file = tmp_path / "s.csv"
+    write_csv(data_file, rows(60))
+    state = tmp_path / "s.state.json"
+    state.write_text(content)
+    assert cli.main(["score", str(learning_model), str(data_file), "--jsonl",
+                     str(tmp_path / "o.jsonl"), "--state", str(state)]) == 0
+    err = capsys.readouterr().err
+    assert message in err and "learning starts afresh" in err
+    assert json.loads(state.read_text())["model_sha256"] == vigil.load(learning_model).sha256
+
+
+def test_state_is_refused_where_it_cannot_apply(learning_model, tmp_path, capsys):
+    from image_fixtures import write_tiny_image_artifact
+
+    data_file = tmp_path / "s.csv"
+    write_csv(data_file, rows(60))
+    same = tmp_path / "h.json"
+    image_model = write_tiny_image_artifact(tmp_path / "img.onnx")
+    for argv, message in (
+            ([str(learning_model), str(data_file), "--state", str(same), "--health", str(same)],
+             "`--state` and `--health` name the same file"),
+            ([str(learning_model), str(data_file), "--state", "-"], "--state needs a file path"),
+            ([str(image_model), str(tmp_path), "--state", str(tmp_path / "x.json")],
+             "--state applies to sensor models")):
+        capsys.readouterr()
+        assert cli.main(["score", *argv]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists() and not same.exists()
