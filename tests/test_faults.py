@@ -461,7 +461,8 @@ def test_cli_disk_full_exit_4_and_only_whole_lines_on_disk(tiny_sensor, tmp_path
 
 # --- the command line, run unattended -----------------------------------------------------------
 
-def test_sigterm_ends_a_live_run_cleanly_after_a_stall(tiny_sensor, tmp_path):
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGHUP"])
+def test_sigterm_ends_a_live_run_cleanly_after_a_stall(tiny_sensor, tmp_path, stop):
     out, health = tmp_path / "scores.jsonl", tmp_path / "health.json"
     process = subprocess.Popen(
         [sys.executable, "-m", "vigil", "score", str(tiny_sensor), "-", "--jsonl", str(out),
@@ -475,7 +476,7 @@ def test_sigterm_ends_a_live_run_cleanly_after_a_stall(tiny_sensor, tmp_path):
                            and r["idle_s"] > 0 and r, "a health report of the stalled stream")
         assert stalled["status"] == "running" and stalled["windows"] == 7
         assert stalled["lines_written"] == 7  # live: each line is written as it is scored
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(getattr(signal, stop))  # SIGHUP: a closed SSH session
         _, errors = process.communicate(timeout=HANG_GUARD_S)
     finally:
         if process.poll() is None:
@@ -574,3 +575,15 @@ def test_idle_time_counts_from_when_input_stopped_not_from_the_last_report(tmp_p
         health.stop("end")
     assert second["rows_in"] == 6
     assert second["idle_s"] >= second["uptime_s"] - 0.1 - IDLE_RESOLUTION_S - 0.2
+
+
+def test_the_end_of_a_watched_stdin_is_warned_of(tiny_sensor, tmp_path, monkeypatch, capsys):
+    """Under a health report, stdin's end (the feeding process gone) ends the run with exit 0,
+    which a watchdog leaves stopped: it is said, with what to check."""
+    import io
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO(
+        "timestamp,a,b,c\n" + "".join(f"{i},0.1,0.2,0.3\n" for i in range(10))))
+    assert cli.main(["score", str(tiny_sensor), "-", "--jsonl", str(tmp_path / "o.jsonl"),
+                     "--health", str(tmp_path / "h.json")]) == 0
+    assert "stdin ended after 10 rows: the run ends here" in capsys.readouterr().err

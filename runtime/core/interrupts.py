@@ -22,14 +22,16 @@ from typing import Iterator
 
 
 class StopSignals:
-    """SIGTERM and SIGINT as a stop request, honoured at safe points.
+    """SIGTERM, SIGINT and SIGHUP as a stop request, honoured at safe points.
 
     Use as a context manager around a run: the previous handlers come back on exit. A second
     signal while the first is being honoured (the final lines are being written to a stalled
     reader, say) stops that too, at the next line boundary.
     """
 
-    SIGNALS = ("SIGTERM", "SIGINT")
+    # SIGHUP too (a closed SSH session, a terminal gone): it ended a run with exit 129 and no
+    # summary; where it is ignored (``nohup``), it stays ignored
+    SIGNALS = ("SIGTERM", "SIGINT", "SIGHUP")
 
     def __init__(self) -> None:
         self.requested: str | None = None  # the name of the first signal received
@@ -42,7 +44,8 @@ class StopSignals:
         if threading.current_thread() is threading.main_thread():
             for name in self.SIGNALS:
                 number = getattr(signal, name, None)
-                if number is not None:
+                if number is not None and not (name == "SIGHUP"
+                                               and signal.getsignal(number) == signal.SIG_IGN):
                     self._previous[number] = signal.signal(number, self._handle)
         _active.append(self)
         return self
