@@ -8,7 +8,7 @@ import numpy as np
 
 from vigil.runtime.core.metrics import auroc
 from vigil.runtime.core.progress import Progress, silent
-from vigil.runtime.core.spec import ImageSpec
+from vigil.runtime.core.spec import AREA_WHEN_ROWS_SHRINK, ImageSpec
 from vigil.training.checkpoint import TrainingRun, load_keras_model, load_run
 from vigil.training.image_thresholds import fit_image_thresholds
 from vigil.training.versions import library_versions
@@ -289,6 +289,8 @@ def _spec(run: TrainingRun, thresholds, precision: Precision, parity: dict) -> I
     return ImageSpec(
         height=int(record["height"]), width=int(record["width"]),
         channels=int(record["channels"]), color=record["color"], resize=record["resize"],
+        # models trained before it was recorded read their images by the older rule
+        interpolation=record.get("interpolation", AREA_WHEN_ROWS_SHRINK),
         threshold=thresholds.image, pixel_threshold=thresholds.pixel,
         score_reduction=record["score_reduction"],
         score_stats=thresholds.score_stats, map_stats=thresholds.map_stats,

@@ -452,3 +452,51 @@ def test_a_client_that_hangs_up_keeps_its_slot_until_its_scoring_ends_and_too_la
         assert replica.admission.held == 0 and running[0] == 0 and most[0] == 1
 
     asyncio.run(run())
+
+
+def test_stalled_uploads_hold_no_scoring_slot_and_end_after_a_pause(tmp_path, monkeypatch):
+    """Five clients that sent a few bytes of their body and stalled got every other request a
+    503 for 120 s: bodies are now received before a request takes a slot, and a pause of
+    BODY_IDLE_TIMEOUT_S ends an upload (408)."""
+    import asyncio
+
+    from starlette.requests import Request
+
+    pytest.importorskip("onnx")
+    from sensor_fixtures import write_tiny_sensor_artifact
+    from vigil.cli import serve
+
+    monkeypatch.setattr(serve, "BODY_IDLE_TIMEOUT_S", 0.3)
+    cls, replica, request = _replica(write_tiny_sensor_artifact(tmp_path / "pump.onnx"), 2)
+    replica._answer = lambda body, header: ({}, [])
+
+    def stalled() -> Request:
+        sent = [False]
+
+        async def receive() -> dict:
+            if sent[0]:
+                await asyncio.sleep(60)  # the link went quiet
+            sent[0] = True
+            return {"type": "http.request", "body": b"x" * 12, "more_body": True}
+
+        return Request({"type": "http", "method": "POST", "path": "/v2/models/pump/infer",
+                        "headers": [(b"content-length", b"100000")], "query_string": b""},
+                       receive)
+
+    async def run():
+        stalls = [asyncio.create_task(cls.infer(replica, "pump", stalled())) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        assert replica.admission.uploading == 2 and replica.admission.held == 0
+        answered = await cls.infer(replica, "pump", request(1000))
+        assert isinstance(answered, dict)  # scored while the two stall
+        third = asyncio.create_task(cls.infer(replica, "pump", stalled()))
+        await asyncio.sleep(0.05)
+        busy = await cls.infer(replica, "pump", request(1000))  # 3 uploads: the room is full
+        assert busy.status_code == 503 and "receiving 3 request bodies" in json.loads(
+            busy.body)["error"]
+        for answer in await asyncio.gather(*stalls, third):
+            assert answer.status_code == 408 and "paused over 0.3 s" in json.loads(
+                answer.body)["error"]
+        assert replica.admission.uploading == 0 and replica.admission.held == 0
+
+    asyncio.run(run())

@@ -372,9 +372,30 @@ def test_image_interpolation_is_named_and_defaults_for_older_artifacts():
     from image_fixtures import tiny_image_spec
 
     image = json.loads(json.dumps(spec_to_dict(tiny_image_spec())))
-    assert image["interpolation"] == "opencv_area_shrinking_linear_enlarging"
-    del image["interpolation"]  # written since 0.3: older artifacts resize the same way
-    assert spec_from_dict(image).interpolation == "opencv_area_shrinking_linear_enlarging"
+    assert image["interpolation"] == "area_per_shrinking_side"
+    del image["interpolation"]  # written since 0.3: older artifacts resize as they did
+    assert spec_from_dict(image).interpolation == "area_when_rows_shrink"
     image["interpolation"] = "cubic"
     with pytest.raises(ArtifactError, match="metadata interpolation must be one of"):
         spec_from_dict(image)
+
+
+def test_a_wide_short_frame_is_shrunk_by_area_unless_the_artifact_predates_it():
+    import cv2
+    import numpy as np
+
+    from vigil.runtime.camera.frames import convert_frame
+
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (16, 256, 3), dtype=np.uint8)  # noise: sampling aliases it
+    now = convert_frame(frame, 32, 32, "bgr")
+    narrow = cv2.resize(frame, (32, 16), interpolation=cv2.INTER_AREA)  # the width averaged
+    np.testing.assert_array_equal(now, cv2.resize(narrow, (32, 32),
+                                                  interpolation=cv2.INTER_LINEAR))
+    before = convert_frame(frame, 32, 32, "bgr", "area_when_rows_shrink")
+    np.testing.assert_array_equal(before, cv2.resize(frame, (32, 32),
+                                                     interpolation=cv2.INTER_LINEAR))
+    assert now.std() < before.std() / 2  # averaged, not sampled
+    square = rng.integers(0, 256, (64, 48, 3), dtype=np.uint8)  # both sides shrink: one pass
+    np.testing.assert_array_equal(convert_frame(square, 32, 32, "bgr"), cv2.resize(
+        square, (32, 32), interpolation=cv2.INTER_AREA))

@@ -16,7 +16,7 @@ from vigil.runtime.core.artifact import sha256_of
 from vigil.runtime.camera.frames import convert_frame, is_gray_picture
 from vigil.runtime.camera.datasets import (LabeledImage, check_readable, folders, is_mvtec,
                                            mvtec, read_image, read_mask)
-from vigil.runtime.core.spec import Threshold
+from vigil.runtime.core.spec import AREA_PER_SIDE, Threshold
 from vigil.runtime.core.thresholds import ThresholdMethod
 
 from . import feature_model, image_model
@@ -306,6 +306,7 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
     record = {
         "kind": "image", "height": size, "width": size, "channels": channels, "color": color,
         "resize": "stretch",
+        "interpolation": AREA_PER_SIDE,  # convert_frame's, as the images were read here
         "score_reduction": reduction,
         "calibration": calibration,
         "training": {

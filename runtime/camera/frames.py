@@ -9,7 +9,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..core.spec import FLOAT32_MAX, ImageSpec
+from ..core.spec import (AREA_PER_SIDE, AREA_WHEN_ROWS_SHRINK, FLOAT32_MAX,
+                         ImageSpec)
 from .jpeg import upright
 
 
@@ -129,14 +130,16 @@ def aspect_mismatch(frame: np.ndarray, spec: ImageSpec) -> str | None:
 
 def to_model_input(frame: np.ndarray, spec: ImageSpec) -> np.ndarray:
     """Convert colors and resize one frame to the model's (height, width, channels) uint8 input."""
-    return convert_frame(frame, spec.height, spec.width, spec.color)
+    return convert_frame(frame, spec.height, spec.width, spec.color, spec.interpolation)
 
 
-def convert_frame(frame: np.ndarray, height: int, width: int, color: str) -> np.ndarray:
+def convert_frame(frame: np.ndarray, height: int, width: int, color: str,
+                  interpolation: str = AREA_PER_SIDE) -> np.ndarray:
     """The one preprocessing of frames, used in training and at run time alike.
 
     ``color`` is the model's order (``gray``, ``bgr`` or ``rgb``); frames arrive as OpenCV
-    decodes them (gray, BGR or BGRA). The frame is stretched to (height, width).
+    decodes them (gray, BGR or BGRA). The frame is stretched to (height, width), by
+    ``interpolation`` (the artifact's: ``ImageSpec.interpolation``).
     """
     array = check_frame(frame)
     if array.ndim == 3 and array.shape[2] == 1:
@@ -153,11 +156,28 @@ def convert_frame(frame: np.ndarray, height: int, width: int, color: str) -> np.
         if color == "rgb":
             array = cv2.cvtColor(array, cv2.COLOR_BGR2RGB)
     if array.shape[:2] != (height, width):
-        interpolation = cv2.INTER_AREA if array.shape[0] > height else cv2.INTER_LINEAR
-        array = cv2.resize(array, (width, height), interpolation=interpolation)
+        array = _resize(array, height, width, interpolation)
     if array.ndim == 2:
         array = array[:, :, None]
     return np.ascontiguousarray(array)
+
+
+def _resize(array: np.ndarray, height: int, width: int, interpolation: str) -> np.ndarray:
+    """``array`` resized to (height, width) by the artifact's ``interpolation``."""
+    rows, columns = array.shape[:2]
+    if interpolation == AREA_WHEN_ROWS_SHRINK:  # artifacts before 0.3
+        return cv2.resize(array, (width, height),
+                          interpolation=cv2.INTER_AREA if rows > height else cv2.INTER_LINEAR)
+    if (rows > height) != (columns > width) and rows != height and columns != width:
+        # one side shrinks, the other grows: the shrinking side alone first, averaged
+        if rows > height:
+            array = cv2.resize(array, (columns, height), interpolation=cv2.INTER_AREA)
+        else:
+            array = cv2.resize(array, (width, rows), interpolation=cv2.INTER_AREA)
+        return cv2.resize(array, (width, height), interpolation=cv2.INTER_LINEAR)
+    shrinks = rows > height or columns > width
+    return cv2.resize(array, (width, height),
+                      interpolation=cv2.INTER_AREA if shrinks else cv2.INTER_LINEAR)
 
 
 def map_to_frame(anomaly_map: np.ndarray, frame_shape: tuple[int, ...]) -> np.ndarray:

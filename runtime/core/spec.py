@@ -196,11 +196,16 @@ class SensorSpec:
 
 COLOR_ORDERS = ("gray", "bgr", "rgb")
 RESIZE_MODES = ("stretch",)
-# how frames are resized to the model's input: OpenCV's INTER_AREA where the frame has more rows
-# than the model's height (shrinking), INTER_LINEAR otherwise; the only one (named since 0.3, so
-# that a plain-onnxruntime user resizes as the runtime does: INTER_LINEAR alone moved 1 of 60
-# decisions)
-INTERPOLATIONS = ("opencv_area_shrinking_linear_enlarging",)
+# How frames are resized to the model's input (OpenCV), written since 0.3: each side by itself,
+# INTER_AREA where it shrinks and INTER_LINEAR where it grows (a frame that shrinks one way and
+# grows the other is resized in two passes, the shrinking side first: one INTER_AREA pass over
+# both samples the shrinking side instead of averaging it). Before, one pass, INTER_AREA only
+# where the rows shrank, so a wide, short frame's width was sampled (aliased: 20 of 20 noisy
+# normal 1024x128 frames flagged); artifacts without the field resize so still. Named in the
+# artifact so that a plain-onnxruntime user resizes as the runtime does.
+AREA_PER_SIDE = "area_per_shrinking_side"
+AREA_WHEN_ROWS_SHRINK = "area_when_rows_shrink"
+INTERPOLATIONS = (AREA_PER_SIDE, AREA_WHEN_ROWS_SHRINK)
 # mixed: a feature model's network in FP32 and its memory-bank product in INT8
 IMAGE_PRECISIONS = ("fp32", "int8", "mixed")
 
@@ -228,7 +233,7 @@ class ImageSpec:
     input_name: str = "image"
     score_output: str = "score"
     map_output: str = "anomaly_map"
-    interpolation: str = INTERPOLATIONS[0]
+    interpolation: str = AREA_PER_SIDE
     versions: Mapping[str, str] = field(default_factory=dict)
     training: Mapping[str, Any] = field(default_factory=dict)
     parity: Mapping[str, Any] = field(default_factory=dict)
@@ -362,7 +367,7 @@ def _image_spec(data: Mapping[str, Any], version: int) -> ImageSpec:
         score_output=_str(data, "score_output"),
         map_output=_str(data, "map_output"),
         interpolation=(_choice(data, "interpolation", INTERPOLATIONS) if "interpolation" in data
-                       else INTERPOLATIONS[0]),
+                       else AREA_WHEN_ROWS_SHRINK),
         versions=_str_map(data, "versions"),
         training=_mapping(data, "training"),
         parity=_mapping(data, "parity"),

@@ -41,20 +41,34 @@ MAX_QUEUED = 4  # requests a replica holds beyond the one it scores; more get 50
 # requests it turns away) are answered while inference requests wait for its one scoring slot
 PROBE_ROOM = 64
 BODY_READ_TIMEOUT_S = 120.0  # a request's body must arrive within this (408 otherwise)
+BODY_IDLE_TIMEOUT_S = 10.0  # and no more than this may pass between two of its pieces
 MODEL_VERSION = "1"  # the one version served (Triton's routes may name it)
 
 
 class Admission:
-    """A replica's inference requests: one is scored at a time, ``queued`` more may wait, and
-    one beyond them is turned away (503; its body read and dropped, never held), so the
-    requests a replica holds in memory are bounded (``queued + 1`` bodies of at most
-    --max-request-mb) and health probes never wait behind them. One per replica, used on its
-    event loop."""
+    """A replica's inference requests: each body is received first (at most ``queued + 1`` at
+    once; more are turned away), then one request is scored at a time, ``queued`` more may wait,
+    and one beyond them is turned away (503; a turned-away body is read and dropped, never
+    held). So the bodies a replica holds are bounded (``2 * (queued + 1)`` of at most
+    --max-request-mb), uploads that stall hold no scoring slot (five stalled clients held every
+    slot for 120 s when bodies were read after admission), and health probes never wait behind
+    them. One per replica, used on its event loop."""
 
     def __init__(self, queued: int) -> None:
         self.queued = queued
         self.held = 0  # requests admitted: the one scored and those waiting
+        self.uploading = 0  # bodies being received
         self.scoring = asyncio.Semaphore(1)  # held while a request is scored
+
+    def start_upload(self) -> bool:
+        """Receive a request's body (True), or say that enough are being received (False)."""
+        if self.uploading > self.queued:
+            return False
+        self.uploading += 1
+        return True
+
+    def end_upload(self) -> None:
+        self.uploading -= 1
 
     def enter(self) -> bool:
         """Admit a request (True), or say that the replica is full (False)."""
@@ -399,30 +413,34 @@ def build_app(model: str, name: str, replicas: int, threads: int | None,
             if declared.isdigit() and int(declared) > max_body:  # busy or not: never accepted
                 return _too_large(f"is {int(declared)} bytes, over this server's {max_body} "
                                   f"bytes")
-            if not self.admission.enter():  # the body is never held: bounded memory
+            if not self.admission.start_upload():  # the body is never held: bounded memory
                 # read and dropped, so that the client hears the 503 rather than a reset
                 _, _, outcome = await _read_body(request, max_body, keep=False)
                 if outcome == "too large":
                     return _too_large(f"is over {max_body} bytes")
-                return JSONResponse(
-                    {"error": f"this replica is busy: it scores one request at a time and "
-                              f"holds at most {self.admission.queued} waiting; retry shortly, "
-                              f"or serve with more --replicas (or a larger --max-queued)"},
-                    status_code=503, headers={"Retry-After": "1"})
+                return _busy(f"is receiving {self.admission.uploading} request bodies already")
             try:
-                return await self._admitted(request, max_body)
+                body, size, outcome = await _read_body(request, max_body, keep=True)
+            finally:
+                self.admission.end_upload()
+            if outcome == "too large":  # refused before the rest is read
+                return _too_large(f"is over {max_body} bytes")
+            if outcome == "timeout":  # a stalled upload
+                return JSONResponse({"error": f"the request body did not arrive within "
+                                              f"{BODY_READ_TIMEOUT_S:g} s, or paused over "
+                                              f"{BODY_IDLE_TIMEOUT_S:g} s ({size} bytes read); "
+                                              f"send it faster, or fewer windows or frames per "
+                                              f"request"}, status_code=408)
+            if not self.admission.enter():
+                del body
+                return _busy(f"scores one request at a time and holds at most "
+                             f"{self.admission.queued} waiting")
+            try:
+                return await self._admitted(request, body)
             finally:
                 self.admission.leave()
 
-        async def _admitted(self, request: Request, max_body: int):
-            body, size, outcome = await _read_body(request, max_body, keep=True)
-            if outcome == "too large":  # refused before the rest is read
-                return _too_large(f"is over {max_body} bytes")
-            if outcome == "timeout":  # a stalled upload would hold its slot
-                return JSONResponse({"error": f"the request body did not arrive within "
-                                              f"{BODY_READ_TIMEOUT_S:g} s ({size} bytes read); "
-                                              f"send it faster, or fewer windows or frames per "
-                                              f"request"}, status_code=408)
+        async def _admitted(self, request: Request, body: bytes):
             try:
                 async with self.admission.scoring:  # one scored at a time, the rest wait here
                     # off the event loop: health probes are answered while a request is scored;
@@ -457,12 +475,18 @@ def build_app(model: str, name: str, replicas: int, threads: int | None,
 
 async def _read_body(request, max_body: int, keep: bool) -> tuple[bytes, int, str]:
     """(the body, or b"" when not ``keep``; the bytes read; ``whole``, ``too large`` where
-    reading stopped past ``max_body``, or ``timeout`` past ``BODY_READ_TIMEOUT_S``). A chunked
-    body has no Content-Length, so its size is counted as it arrives."""
+    reading stopped past ``max_body``, or ``timeout`` past ``BODY_READ_TIMEOUT_S`` in all or
+    ``BODY_IDLE_TIMEOUT_S`` between two pieces). A chunked body has no Content-Length, so its
+    size is counted as it arrives."""
     chunks, size = [], 0
+    pieces = request.stream().__aiter__()
     try:
         async with asyncio.timeout(BODY_READ_TIMEOUT_S):
-            async for chunk in request.stream():
+            while True:
+                try:
+                    chunk = await asyncio.wait_for(pieces.__anext__(), BODY_IDLE_TIMEOUT_S)
+                except StopAsyncIteration:
+                    break
                 size += len(chunk)
                 if size > max_body:
                     return b"", size, "too large"
@@ -471,6 +495,14 @@ async def _read_body(request, max_body: int, keep: bool) -> tuple[bytes, int, st
     except TimeoutError:
         return b"", size, "timeout"
     return b"".join(chunks), size, "whole"
+
+
+def _busy(what: str):
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse({"error": f"this replica {what}; retry shortly, or serve with more "
+                                  f"--replicas (or a larger --max-queued)"},
+                        status_code=503, headers={"Retry-After": "1"})
 
 
 def _too_large(what: str):
