@@ -854,3 +854,22 @@ def test_resume_on_an_output_another_run_writes_is_refused_before_reading_it(tmp
         assert cli.main(["batch", str(tiny_sensor), str(data), "--jsonl", str(results),
                          "--resume"]) == cli.EXIT_INPUT
     assert "is being written by another process" in capsys.readouterr().err and not read
+
+
+def test_ray_on_a_cluster_refuses_relative_inputs_and_a_swallowed_model_is_named(
+        sensor_artifacts, csv_folder, tmp_path, capsys, monkeypatch):
+    """A cluster's workers read the inputs from their own working folder: relative paths named
+    nothing there and every item was skipped with exit 0. `--ray MODEL INPUT` took the model as
+    the address and argparse said only that inputs were missing."""
+    monkeypatch.chdir(csv_folder.parent)
+    out = tmp_path / "out.jsonl"
+    assert cli.main(["batch", str(sensor_artifacts.fp32), csv_folder.name, "--jsonl", str(out),
+                     "--ray", "ray://head:10001"]) == 2
+    err = capsys.readouterr().err
+    assert "relative paths" in err and str(csv_folder.resolve()) in err and not out.exists()
+    argv = ["batch", "--ray", str(sensor_artifacts.fp32), str(csv_folder), "--jsonl", str(out)]
+    monkeypatch.setattr("sys.argv", ["vigil", *argv])
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(argv)
+    assert stopped.value.code == 2
+    assert "--ray took" in capsys.readouterr().err and not out.exists()

@@ -11,6 +11,7 @@ import difflib
 import math
 import re
 import textwrap
+from pathlib import Path
 from typing import Callable
 
 from vigil import __version__
@@ -231,6 +232,7 @@ class JsonErrorParser(argparse.ArgumentParser):
     json_errors = False  # set by the CLI before parsing; subcommand parsers are of this class
 
     def error(self, message: str):
+        message += _optional_value_hint()
         if not JsonErrorParser.json_errors:
             super().error(message)
         import logging
@@ -242,6 +244,20 @@ class JsonErrorParser(argparse.ArgumentParser):
                                    None, None)
         print(JsonFormatter().format(record), file=sys.stderr)
         self.exit(2)
+
+
+def _optional_value_hint() -> str:
+    """Where `--ray` (whose address is optional) took the word after it, and that word is a
+    file or folder here (the model, an input), what went wrong; else ""."""
+    import sys
+
+    argv = sys.argv[1:]
+    for position, word in enumerate(argv[:-1]):
+        if word == "--ray" and not argv[position + 1].startswith("-") \
+                and Path(argv[position + 1]).exists():
+            return (f" (--ray took {argv[position + 1]!r} as its cluster address, but it is a "
+                    f"file or folder here: put --ray after the inputs, or write --ray=ADDRESS)")
+    return ""
 
 
 def refuse_unknown(parser: argparse.ArgumentParser, command: list[str], unknown: list[str]):

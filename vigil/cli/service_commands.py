@@ -58,6 +58,14 @@ def _batch(args) -> int:
         raise ValueError("with --ray, Ray's own processes print to standard output too, so "
                          "`--jsonl -` would mix their messages into the results: give --jsonl a "
                          "file (or a named pipe, made with mkfifo, to stream them)")
+    relative = [given for given in args.inputs if not Path(given).is_absolute()]
+    if args.ray not in (None, "local") and relative:
+        # a cluster's workers read each input by its path on their own node, from their own
+        # working folder: a relative path there names nothing, and every item would be skipped
+        raise ValueError(f"--ray {args.ray}: the workers read the inputs by path on their own "
+                         f"nodes, so relative paths ({relative[0]!r}) name nothing there; give "
+                         f"absolute paths every node can read (e.g. "
+                         f"{str(Path(relative[0]).resolve())!r}), or --ray alone for a local Ray")
     reading = Reading(threshold=args.threshold, decimal=args.decimal,
                       header=tuple(args.columns) if args.columns else None,
                       likelihood=args.likelihood)
