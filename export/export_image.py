@@ -9,7 +9,7 @@ import numpy as np
 from vigil.runtime.core.metrics import auroc
 from vigil.runtime.core.progress import Progress, silent
 from vigil.runtime.core.spec import AREA_WHEN_ROWS_SHRINK, ImageSpec
-from vigil.training.checkpoint import TrainingRun, load_keras_model, load_run
+from vigil.training.checkpoint import TrainingRun, keras_identity, load_keras_model, load_run
 from vigil.training.image_thresholds import fit_image_thresholds
 from vigil.training.versions import library_versions
 
@@ -296,6 +296,7 @@ def _spec(run: TrainingRun, thresholds, precision: Precision, parity: dict) -> I
         score_stats=thresholds.score_stats, map_stats=thresholds.map_stats,
         precision=precision.value,
         versions={**record.get("versions", {}), **library_versions()},
-        training={**record["training"], "calibration": record["calibration"]},
+        training={**record["training"], "calibration": record["calibration"],
+                  **keras_identity(record)},
         parity=parity,
     )

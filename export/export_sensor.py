@@ -15,7 +15,7 @@ from vigil.runtime.core.spec import (AdaptiveThresholdSpec, LikelihoodSpec,
 from vigil.runtime.core.thresholds import ThresholdMethod, calibrate, score_stats
 from vigil.runtime.sensor.alarms import consecutive_alarms
 from vigil.runtime.sensor.detector import MAX_BATCH
-from vigil.training.checkpoint import TrainingRun, load_keras_model, load_run
+from vigil.training.checkpoint import TrainingRun, keras_identity, load_keras_model, load_run
 from vigil.training.versions import library_versions
 
 from .convert import cpu_session, keras_to_onnx
@@ -187,6 +187,7 @@ def _spec(run: TrainingRun, threshold: Threshold, stats: ScoreStats, precision: 
         label_column=record.get("label_column"),
         versions={**record.get("versions", {}), **library_versions()},
         training={**record["training"], "calibration": record["calibration"],
+                  **keras_identity(record),
                   "keras_threshold": record["threshold"], "keras_score_stats": record["score_stats"]},
         parity=parity,
         adaptive=AdaptiveThresholdSpec(**record["adaptive"]) if record.get("adaptive") else None,

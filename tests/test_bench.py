@@ -485,3 +485,28 @@ def test_models_that_share_a_name_are_told_apart_in_every_table(tmp_path):
     (tmp_path / "run.json").write_text(json.dumps(result))
     rows = bench_module.compare([tmp_path / "run.json"])["cells"]
     assert [r["run"].split(": ", 1)[1] for r in rows] == ["s1.onnx", "s1.onnx #2"]
+
+
+def test_an_against_of_another_shape_or_another_keras_file_is_refused_before_timing(
+        sensor_artifacts, monkeypatch):
+    """A .keras of another window was timed in full and then lost to TFLite's shape error; one
+    of the same shape but another training was timed with no word (its ratios another model's)."""
+    from types import SimpleNamespace
+
+    from vigil import runtime
+    from vigil.cli.service_commands import _same_kind_as_against
+    from vigil.training import checkpoint
+
+    spec = runtime.load(sensor_artifacts.fp32).spec
+    exported_from = spec.training["keras_sha256"]
+    assert exported_from == checkpoint.sha256_of(sensor_artifacts.keras_model)
+    record = {"kind": "sensor", "window": spec.window, "features": list(spec.features),
+              "model_sha256": exported_from}
+    monkeypatch.setattr(checkpoint, "load_run", lambda path: SimpleNamespace(record=record))
+    _same_kind_as_against([str(sensor_artifacts.fp32)], "same.keras")  # its own: no error
+    record["window"] = spec.window + 1
+    with pytest.raises(ValueError, match="takes inputs of shape"):
+        _same_kind_as_against([str(sensor_artifacts.fp32)], "wider.keras")
+    record["window"], record["model_sha256"] = spec.window, "0" * 64
+    with pytest.raises(ValueError, match="is not the .keras model"):
+        _same_kind_as_against([str(sensor_artifacts.fp32)], "other.keras")

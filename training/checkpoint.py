@@ -203,3 +203,10 @@ def _pack_windows(windows: np.ndarray, record: dict) -> tuple[np.ndarray, np.nda
 
 def _unpack_windows(rows: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:
     return rows[starts[:, None] + np.arange(window)]
+
+
+def keras_identity(record: dict) -> dict:
+    """``{"keras_sha256": ...}``: the sha256 of the .keras file a run's record was written with
+    (recorded since 0.3), for the artifact's training record, where ``vigil bench --against``
+    checks that the Keras model timed is the one exported; {} for older runs."""
+    return {"keras_sha256": record["model_sha256"]} if record.get("model_sha256") else {}
