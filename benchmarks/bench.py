@@ -588,3 +588,36 @@ def compare(paths: Sequence[str | Path]) -> dict:
         raise ValueError(f"no benchmark cells in {list(map(str, paths))}; expected `vigil bench "
                          "--json` outputs")
     return {"compare": [str(p) for p in paths], "cells": rows, "runs": runs, "notes": notes}
+
+
+def refuse_other_keras(models: list[str], against: str) -> None:
+    """ValueError, before any timing, when ``--against`` is not the model an artifact was
+    exported from: another kind, another input shape (its timings were lost to TFLite's shape
+    error at the end), or, where the artifact records it, another .keras file (timed with no
+    word, its ratios were another model's)."""
+    from vigil.runtime import load
+    from vigil.training.checkpoint import keras_identity, load_run
+
+    record = load_run(against).record
+    kind = record.get("kind")
+    for model in models:
+        spec = load(model).spec
+        mine = spec.kind
+        if kind is not None and mine != kind:
+            raise ValueError(f"`--against` {against!r} is {'an' if kind == 'image' else 'a'} "
+                             f"{kind} model and {model!r} is {'an' if mine == 'image' else 'a'} "
+                             f"{mine} model: give the .keras model the artifact was exported "
+                             "from")
+        shape = ((record.get("window"), len(record.get("features") or ())) if mine == "sensor"
+                 else (record.get("height"), record.get("width"), record.get("channels")))
+        if None not in shape and tuple(shape) != tuple(spec.input_shape):
+            raise ValueError(f"`--against` {against!r} takes inputs of shape {tuple(shape)} and "
+                             f"{model!r} of {tuple(spec.input_shape)}: give the .keras model "
+                             "the artifact was exported from")
+        exported_from = spec.training.get("keras_sha256")
+        timed = keras_identity(record).get("keras_sha256")
+        if exported_from and timed and exported_from != timed:
+            raise ValueError(f"`--against` {against!r} (sha256 {timed[:12]}) is not the .keras "
+                             f"model {model!r} was exported from (sha256 {exported_from[:12]}): "
+                             "its ratios would compare two models; give that one, or export "
+                             "this one")

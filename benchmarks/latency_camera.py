@@ -126,9 +126,10 @@ def arithmetic_limit(int8_path: Path, p50_ms: dict[str, float]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--keras", type=Path)
-    parser.add_argument("--int8", type=Path)
-    parser.add_argument("--fp32", type=Path)
+    parser.add_argument("--keras", type=Path, help="a trained .keras image model to time (with "
+                        "--int8 and --fp32, its exports; default: train one)")
+    parser.add_argument("--int8", type=Path, help="the INT8 artifact exported from --keras")
+    parser.add_argument("--fp32", type=Path, help="the FP32 artifact exported from --keras")
     parser.add_argument("--mixed", type=Path, help="with --keras, --int8, --fp32: a mixed-"
                         "precision export of the same feature model to time beside them")
     parser.add_argument("--steps", type=int, default=60,

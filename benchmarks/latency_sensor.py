@@ -76,9 +76,10 @@ def streaming_rate(int8_path: Path, values: np.ndarray) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--keras", type=Path)
-    parser.add_argument("--int8", type=Path)
-    parser.add_argument("--fp32", type=Path)
+    parser.add_argument("--keras", type=Path, help="a trained .keras model to time (with "
+                        "--int8 and --fp32, its exports; default: train one)")
+    parser.add_argument("--int8", type=Path, help="the INT8 artifact exported from --keras")
+    parser.add_argument("--fp32", type=Path, help="the FP32 artifact exported from --keras")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--architecture", default=None,
                         help="train this sensor architecture (default: the library's)")
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         if given:
             keras_path, int8_path, fp32_path = args.keras, args.int8, args.fp32
-            members = load_detector(fp32_path).spec.training.get("members")
+            members = (load_detector(fp32_path).spec.training.get("model") or {}).get("members")
         else:
             # Trained in a child process: TensorFlow's thread settings for the Keras baseline
             # (one thread) can only be made before TensorFlow starts in this one.

@@ -56,6 +56,14 @@ def check_given_artifacts(parser: argparse.ArgumentParser, args: argparse.Namesp
             parser.error(f"--{flag} {str(path)!r} is {_article(found)} {found} artifact; "
                          f"--{flag} takes {_article(precision)} {precision} one (vigil export "
                          f"MODEL.keras -o OUT.onnx --precision {precision})")
+    from vigil.benchmarks.bench import refuse_other_keras
+
+    artifacts = [str(getattr(args, flag)) for flag in precisions
+                 if getattr(args, flag, None) is not None]
+    try:  # another model's artifact failed in TFLite's shape check after the timing
+        refuse_other_keras(artifacts, str(args.keras))
+    except ValueError as error:
+        parser.error(str(error).replace("`--against`", "--keras"))
     return True
 
 

@@ -494,7 +494,7 @@ def test_an_against_of_another_shape_or_another_keras_file_is_refused_before_tim
     from types import SimpleNamespace
 
     from vigil import runtime
-    from vigil.cli.service_commands import _same_kind_as_against
+    from vigil.benchmarks.bench import refuse_other_keras
     from vigil.training import checkpoint
 
     spec = runtime.load(sensor_artifacts.fp32).spec
@@ -503,10 +503,10 @@ def test_an_against_of_another_shape_or_another_keras_file_is_refused_before_tim
     record = {"kind": "sensor", "window": spec.window, "features": list(spec.features),
               "model_sha256": exported_from}
     monkeypatch.setattr(checkpoint, "load_run", lambda path: SimpleNamespace(record=record))
-    _same_kind_as_against([str(sensor_artifacts.fp32)], "same.keras")  # its own: no error
+    refuse_other_keras([str(sensor_artifacts.fp32)], "same.keras")  # its own: no error
     record["window"] = spec.window + 1
     with pytest.raises(ValueError, match="takes inputs of shape"):
-        _same_kind_as_against([str(sensor_artifacts.fp32)], "wider.keras")
+        refuse_other_keras([str(sensor_artifacts.fp32)], "wider.keras")
     record["window"], record["model_sha256"] = spec.window, "0" * 64
     with pytest.raises(ValueError, match="is not the .keras model"):
-        _same_kind_as_against([str(sensor_artifacts.fp32)], "other.keras")
+        refuse_other_keras([str(sensor_artifacts.fp32)], "other.keras")
