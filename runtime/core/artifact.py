@@ -223,7 +223,8 @@ def _load_failure(path: Path, error: Exception) -> str:
         return (f"model file {str(path)!r} has a graph whose types do not fit together (edited "
                 f"after export?): {text[:300]}")
     return (f"model file {str(path)!r} is not a loadable ONNX model (truncated or corrupt?): "
-            f"{text[:300]}")
+            f"{text[:300]}; copy it again from where it was exported (compare its sha256 with "
+            f"the original's), or export it again: vigil export MODEL.keras -o MODEL.onnx")
 
 
 def check_sha256_pin(expect_sha256: str | None) -> str | None:

@@ -293,8 +293,8 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
                         "change, which alarms until the readings return to what the model "
                         "learned; if this is the process's new normal, train a model on rows from "
                         "after the change (vigil train sensor NEW.csv -o MODEL.keras, then vigil "
-                        "export)", name, LASTING_ALARM_WINDOWS,
-                        lasting[0])
+                        "export)%s", name, LASTING_ALARM_WINDOWS,
+                        lasting[0], _normalization_note(detector, lasting[0]))
 
     def run(lines: Iterable[str], name: str) -> None:
         scorer = StreamingScorer(detector)
@@ -372,6 +372,22 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
             health.stop("error" if failure is not None else summary.stopped,
                         f"{type(failure).__name__}: {failure}" if failure is not None else None)
     return summary
+
+
+def _normalization_note(detector: SensorDetector, first_row: int) -> str:
+    """Where running normalization may have caused a lasting alarm, how: rows are not learned
+    during an alarm, so a level it misjudged at its warm-up (the mean of part of a slow cycle)
+    is never corrected (a reviewer's daily-like cycle of 3,000 rows: one alarm from row 500 to
+    the end)."""
+    drift = detector.spec.running_normalization
+    if drift is None:
+        return ""
+    early = first_row < drift.warmup + 2 * detector.spec.window
+    return ("; the model follows drift by running normalization, which learns nothing during an "
+            "alarm" + (f": this one began as its warm-up of {drift.warmup} rows ended, so a level "
+                       "misjudged then (part of a slow cycle) may be what alarms; train without "
+                       "--running-normalization, or with a --normalization-warmup of several "
+                       "cycles" if early else ""))
 
 
 def _counts(summary: ScoreSummary, current: list[StreamingScorer], sink: JsonLines) -> dict:
