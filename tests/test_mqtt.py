@@ -335,3 +335,15 @@ def test_target_parsing_keeps_credentials_out_of_its_text():
                                                                      "plant/a b", True)
     assert (target.username, target.password) == ("ops", "s3cret")
     assert "s3cret" not in str(target) and target.health_topic == "plant/a b/health"
+
+
+def test_the_password_may_come_from_the_environment_not_the_command_line(monkeypatch):
+    """mqtt://USER:PASSWORD@... put the password in the process list for every user to read;
+    with a user and no password in the URL, VIGIL_MQTT_PASSWORD gives it."""
+    monkeypatch.setenv("VIGIL_MQTT_PASSWORD", "s3cret")
+    target = MqttTarget.parse("mqtt://plant@127.0.0.1:1883/line1")
+    assert (target.username, target.password) == ("plant", "s3cret")
+    assert "s3cret" not in str(target)
+    given = MqttTarget.parse("mqtt://plant:other@127.0.0.1:1883/line1")
+    assert given.password == "other"  # the URL's own wins
+    assert MqttTarget.parse("mqtt://127.0.0.1:1883/line1").password is None  # no user, none

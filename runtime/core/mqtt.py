@@ -14,6 +14,7 @@ does.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 import time
@@ -29,11 +30,15 @@ log = logging.getLogger("vigil")
 DEFAULT_BUFFER = 10_000
 MAX_BUFFER = 65_535  # packet identifiers are 16-bit: more would collide in paho's queue
 HEALTH_SUFFIX = "/health"
+# the password of mqtt://USER@HOST/...: an environment variable (a systemd EnvironmentFile), not
+# the URL, whose password any user of the machine can read in the process list
+PASSWORD_VARIABLE = "VIGIL_MQTT_PASSWORD"
 
 
 @dataclass(frozen=True)
 class MqttTarget:
-    """Where to publish: ``mqtt://[USER[:PASSWORD]@]HOST[:PORT]/TOPIC`` (``mqtts://`` for TLS)."""
+    """Where to publish: ``mqtt://[USER[:PASSWORD]@]HOST[:PORT]/TOPIC`` (``mqtts://`` for TLS;
+    with a user and no password, the password is ``$VIGIL_MQTT_PASSWORD``)."""
 
     host: str
     port: int
@@ -69,9 +74,13 @@ class MqttTarget:
         if not topic or any(c in topic for c in "+#\0"):
             raise ValueError(f"`mqtt` {url!r} needs a topic to publish to, without the wildcards "
                              f"+ and #; expected {example}")
+        password = unquote(parts.password) if parts.password else None
+        if parts.username and password is None:
+            # kept off the command line, which `ps` and `systemctl status` show to everyone
+            password = os.environ.get(PASSWORD_VARIABLE) or None
         return cls(parts.hostname, port or (8883 if parts.scheme == "mqtts" else 1883), topic,
                    parts.scheme == "mqtts", unquote(parts.username) if parts.username else None,
-                   unquote(parts.password) if parts.password else None)
+                   password)
 
     def __str__(self) -> str:  # never the password
         return f"mqtt{'s' if self.tls else ''}://{self.host}:{self.port}/{self.topic}"
