@@ -94,6 +94,12 @@ def test_a_files_last_line_cut_mid_write_is_filled_and_a_whole_one_scored(tmp_pa
     # training reads a cut file whole: it has no row before to take values from at the cut
     table = read_table(tmp_path / "copied.csv")
     assert len(table.values) == 6 and table.values[-1, 2] == 9.25
+    # cut inside its time cell: the cut time (1800 of 1800005) is no time of the row's
+    timed = b"timestamp,a,b,c\n" + b"".join(b"180000%d,0.5,0.5,1.25\n" % i for i in range(5))
+    path.write_bytes(timed + b"1800")
+    code, lines, err = score(tiny, path, capsys)
+    assert code == 0 and lines[-1]["filled"] is True and "timestamp" not in lines[-1]
+    assert not lines[-1].get("out_of_order") and '"rows_out_of_order": 0' in err
 
 
 @pytest.mark.parametrize("text", [

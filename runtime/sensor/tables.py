@@ -733,12 +733,17 @@ def iter_rows(lines: Iterable[str | Line], parser_options: dict, source: str,
                               f"{unusable}, and this row follows it")
             continue
         row = parser.parse(cells, number)
-        if (doubt_last_line and not line.terminated and row.problem is None
+        unterminated = doubt_last_line and not line.terminated
+        if (unterminated and row.problem is None
                 and len(cells[-1].strip()) + 2 <= last_cell_length):
-            row = replace(row, values=np.full(len(parser.features), np.nan), problem=(
+            row = replace(row, values=np.full(len(parser.features), np.nan), time=None, problem=(
                 f"line {number}, the last, ends without a newline and its last value is shorter "
                 f"than the line before's: it may have been cut off mid-write, so its values are "
                 f"not used"))
+        elif unterminated and row.kind == "fields" and len(cells) < len(parser.header):
+            # cut off mid-write: its time cell may be cut too (180000 for 1800001234), and
+            # would be read as a time out of order
+            row = replace(row, time=None)
         last_cell_length = len(cells[-1].strip()) if cells else 0
         if separator == "," and row.problem and DECIMAL_COMMA_HINT in row.problem:
             row = replace(row, problem=row.problem.replace(DECIMAL_COMMA_HINT, COMMA_FILE_HINT))
