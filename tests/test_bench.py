@@ -370,6 +370,27 @@ def test_bench_says_what_it_timed_and_when_a_batch_is_several_runs(tmp_path, cap
     assert entry["timed"].startswith("score_with_features") and entry["max_batch_per_run"] == 512
     assert [c["runs_per_call"] for c in result["cells"]] == [1, 2]
     assert any("at most 512 items per model run" in note for note in result["notes"])
+    assert "running normalization" not in entry["timed"]
+
+
+def test_bench_says_batched_rates_do_not_apply_to_a_model_with_running_normalization(
+        tmp_path):
+    import json
+    from dataclasses import replace
+
+    from sensor_fixtures import tiny_sensor_graph, tiny_sensor_spec
+
+    from vigil.cli import commands as cli
+    from vigil.export.package import write_artifact
+    from vigil.runtime.core.spec import RunningNormalizationSpec
+
+    spec = replace(tiny_sensor_spec(), running_normalization=RunningNormalizationSpec(100, 10))
+    model = write_artifact(tiny_sensor_graph(), spec, tmp_path / "drifting.onnx")
+    assert cli.main(["bench", str(model), "--batch", "1,32", "--seconds", "0.05",
+                     "--no-cold-start", "--quiet", "--json", str(tmp_path / "b.json")]) == 0
+    result = json.loads((tmp_path / "b.json").read_text())
+    assert "one window at a time" in result["models"][0]["timed"]
+    assert any("batched throughput is not reached" in note for note in result["notes"])
 
 
 def test_real_frames_are_prepared_before_timing_and_the_cost_of_preparing_is_said(tmp_path):
