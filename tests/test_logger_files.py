@@ -483,3 +483,20 @@ def test_nul_bytes_then_a_glued_header_are_one_damaged_row(tmp_path):
     rows = rows_of(path)
     assert [r.number for r in rows] == [2, 3, 4]
     assert "holds NUL bytes" in rows[1].problem and rows[2].problem is None
+
+
+def test_columns_named_in_another_letter_case_are_read_and_said(tmp_path, tiny, capsys):
+    """A logger of another version writing Timestamp,A,B,C: the first header was refused, and
+    the same header again mid-stream was read as a data row (its rows by the old positions)."""
+    rows = "".join(f"{i},0.1,0.2,0.3\n" for i in range(6))
+    path = tmp_path / "upper.csv"
+    path.write_text("Timestamp,A,B,C\n" + rows)
+    code, lines, err = score(tiny, path, capsys)
+    assert code == 0 and len(lines) == 3 and "read from ['A', 'B', 'C']" in err
+    path.write_text("timestamp,a,b,c\n" + rows + "Timestamp,C,B,A\n"
+                    + "".join(f"{i},0.3,0.2,0.1\n" for i in range(6, 12)))
+    parsed = rows_of(path)
+    assert len(parsed) == 12 and all(r.problem is None for r in parsed)
+    assert all(np.allclose(r.values, [0.1, 0.2, 0.3]) for r in parsed)
+    path.write_text("timestamp,a,b,c,A\n" + "".join(f"{i},1,2,3,4\n" for i in range(6)))
+    assert all(np.allclose(r.values, [1, 2, 3]) for r in rows_of(path))  # its own name first

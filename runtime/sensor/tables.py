@@ -400,6 +400,11 @@ class RowParser:
             skip = {self.time_column, self.label_column, *excluded, ""}
             features = [n for n in names if n not in skip]
         missing = [f for f in features if f not in index]
+        # features named in another letter case (``iter_rows`` says so)
+        self.case_matched = _matched_ignoring_case(missing, names, set(features))
+        for feature, name in self.case_matched.items():
+            index[feature] = index[name]
+        missing = [f for f in missing if f not in self.case_matched]
         if missing:
             raise MissingColumns(
                 f"{source}: feature columns {missing} are missing; the header has {list(names)}; "
@@ -695,6 +700,8 @@ def iter_rows(lines: Iterable[str | Line], parser_options: dict, source: str,
                 if preamble and not quiet:
                     log.warning("%s: %d line(s) before the header (line %d) passed over, the "
                                 "first: %r", source, len(preamble), number, preamble[0][1][:80])
+                if not quiet:
+                    _say_case(parser, source, number)
                 yield parser, None
                 continue
         cells = split_cells(text, separator)
@@ -730,6 +737,8 @@ def iter_rows(lines: Iterable[str | Line], parser_options: dict, source: str,
                            f" after {list(parser.header)})")
                 log.warning("%s, line %d: a header line again, naming %s; the rows after it "
                             "are read by its names", source, number, changed)
+                if not quiet:
+                    _say_case(renamed, source, number)
             parser, unusable = renamed, None
             continue
         if unusable is not None:  # the columns of these rows are unknown
@@ -846,6 +855,27 @@ def _header_or_preamble(cells: list[str], number: int, text: str, source: str,
         raise
 
 
+def _say_case(parser: RowParser, source: str, number: int) -> None:
+    if parser.case_matched:
+        log.warning("%s, line %d: feature column(s) %s read from %s, named in another letter "
+                    "case", source, number, list(parser.case_matched),
+                    list(parser.case_matched.values()))
+
+
+def _matched_ignoring_case(missing: Sequence[str], names: Sequence[str],
+                           features: set[str]) -> dict[str, str]:
+    """The header names that ``missing`` features match only in letter case (``Pressure`` for
+    ``pressure``: a logger of another version), each one header name and no feature's own
+    name; {} unless every missing feature is matched so."""
+    matched: dict[str, str] = {}
+    for feature in missing:
+        found = [n for n in names if n.casefold() == feature.casefold() and n not in features]
+        if len(found) != 1 or found[0] in matched.values():
+            return {}
+        matched[feature] = found[0]
+    return matched
+
+
 def _repeats_a_header(cells: Sequence[str], parser: RowParser) -> bool:
     """Whether a data line is a header line again: the first header's names in any order, or,
     with no cell that is a number or a time, every feature's name or at least half of the first
@@ -857,7 +887,8 @@ def _repeats_a_header(cells: Sequence[str], parser: RowParser) -> bool:
             and _looks_numeric(cells[first].strip())):
         return False  # a reading where the first feature's name would stand: the common case
     names = [c.strip() for c in cells]
-    if sorted(names) == sorted(parser.header):
+    if sorted(n.casefold() for n in names) == sorted(h.casefold() for h in parser.header):
+        # (in another letter case too: a logger restarted by another version writes Timestamp)
         return not all(_looks_numeric(n) or time_key(n) is not None for n in names if n)
     if any(_looks_numeric(n) or time_key(n) is not None for n in names if n):
         return False
