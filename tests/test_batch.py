@@ -873,3 +873,25 @@ def test_ray_on_a_cluster_refuses_relative_inputs_and_a_swallowed_model_is_named
         cli.main(argv)
     assert stopped.value.code == 2
     assert "--ray took" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_ray_workers_warnings_travel_with_its_items_summary(sensor_artifacts, monkeypatch):
+    """On Ray a worker's warnings (a gap in time, a lasting alarm) went to Ray's logs, which are
+    off: the item's summary now carries them, and the driver says them."""
+    import logging
+    from dataclasses import asdict
+
+    scorer = batch_module.Scorer(str(sensor_artifacts.fp32))
+
+    def warning_item(item, out, max_frames=None):
+        logging.getLogger("vigil").warning("%s: rows 3 and 4 are 60 s apart", item.name)
+        out.write('{"index": 0}\n')
+        return {"rows": 1}
+
+    monkeypatch.setattr(scorer, "score_into", warning_item)
+    item = batch_module.WorkItem("csv", ("a.csv",), "a.csv")
+    (part,) = list(scorer({"item": [json.dumps(asdict(item))]}))
+    summary = json.loads(part["summary"][0])
+    assert summary[batch_module.WORKER_WARNINGS] == ["a.csv: rows 3 and 4 are 60 s apart"]
+    assert not logging.getLogger("vigil").handlers or all(
+        type(h).__name__ != "Keeper" for h in logging.getLogger("vigil").handlers)

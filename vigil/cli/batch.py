@@ -216,8 +216,10 @@ class Scorer:
         in a temporary file on the worker past ``SPOOL_BYTES``, so a long item's text is never
         held whole in the worker's memory or in one object of Ray's store."""
         for encoded in batch["item"]:
-            with _spool() as spool:
+            with _spool() as spool, _kept_warnings() as said:
                 summary = self.score_into(WorkItem(**json.loads(encoded)), spool)
+                if said:  # the driver says them as the item is written (Ray's logs are off)
+                    summary = {**summary, WORKER_WARNINGS: said}
                 spool.seek(0)
                 part = spool.read(self.part_chars)
                 while True:
@@ -227,6 +229,31 @@ class Scorer:
                     if not following:
                         break
                     part = following
+
+
+WORKER_WARNINGS = "worker_warnings"  # a Ray item's summary: what vigil warned of on the worker
+MAX_WORKER_WARNINGS = 20  # an item's first warnings kept
+
+
+@contextmanager
+def _kept_warnings() -> Iterator[list[str]]:
+    """The messages of vigil's warnings (and errors) while the block runs, up to
+    ``MAX_WORKER_WARNINGS``: on a Ray worker they would go to Ray's logs, which are off (a time
+    gap, an alarm that lasts: said in a local batch, lost on Ray)."""
+    said: list[str] = []
+
+    class Keeper(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if len(said) < MAX_WORKER_WARNINGS:
+                said.append(record.getMessage())
+
+    keeper = Keeper(logging.WARNING)
+    logger = logging.getLogger("vigil")
+    logger.addHandler(keeper)
+    try:
+        yield said
+    finally:
+        logger.removeHandler(keeper)
 
 
 def _bound_scorer(model: str, threads: int | None, reading: Reading) -> type:
@@ -444,7 +471,10 @@ def score_on_ray(model: Path, items: Sequence[WorkItem], address: str | None,
                     if row["summary"]:
                         break
                 spool.seek(0)
-                yield (line.rstrip("\n") for line in spool), json.loads(row["summary"])
+                summary = json.loads(row["summary"])
+                for message in summary.pop(WORKER_WARNINGS, ()):
+                    log.warning("%s", message)
+                yield (line.rstrip("\n") for line in spool), summary
     finally:
         if started_here:
             ray.shutdown()
