@@ -868,11 +868,18 @@ def test_ray_on_a_cluster_refuses_relative_inputs_and_a_swallowed_model_is_named
     err = capsys.readouterr().err
     assert "relative paths" in err and str(csv_folder.resolve()) in err and not out.exists()
     argv = ["batch", "--ray", str(sensor_artifacts.fp32), str(csv_folder), "--jsonl", str(out)]
-    monkeypatch.setattr("sys.argv", ["vigil", *argv])
-    with pytest.raises(SystemExit) as stopped:
+    with pytest.raises(SystemExit) as stopped:  # the inputs are missing: a usage error
         cli.main(argv)
     assert stopped.value.code == 2
     assert "--ray took" in capsys.readouterr().err and not out.exists()
+    two = ["batch", "--ray", str(sensor_artifacts.fp32), str(csv_folder), str(csv_folder),
+           "--jsonl", str(out)]  # parsed: the folder taken as the model
+    assert cli.main(two) == 2
+    assert "--ray took" in capsys.readouterr().err and not out.exists()
+    with pytest.raises(SystemExit):  # another usage error says nothing of --ray
+        cli.main(["batch", str(sensor_artifacts.fp32), str(csv_folder), "--jsonl", str(out),
+                  "--threads", "abc", "--ray", str(csv_folder)])
+    assert "--ray took" not in capsys.readouterr().err
 
 
 def test_a_ray_workers_warnings_travel_with_its_items_summary(sensor_artifacts, monkeypatch):

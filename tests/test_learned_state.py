@@ -155,9 +155,52 @@ def test_state_is_refused_where_it_cannot_apply(learning_model, tmp_path, capsys
             ([str(learning_model), str(data_file), "--state", str(same), "--health", str(same)],
              "`--state` and `--health` name the same file"),
             ([str(learning_model), str(data_file), "--state", "-"], "--state needs a file path"),
+            ([str(learning_model), str(data_file), "--state", ""], "--state needs a file path"),
+            ([str(learning_model), str(data_file), "--state", str(tmp_path)], "is a folder"),
+            ([str(learning_model), str(data_file), "--state", str(data_file / "x.json")],
+             "cannot be made"),
             ([str(image_model), str(tmp_path), "--state", str(tmp_path / "x.json")],
              "--state applies to sensor models")):
         capsys.readouterr()
         assert cli.main(["score", *argv]) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists() and not same.exists()
+
+
+def test_the_files_of_a_folder_continue_one_another_even_where_the_state_cannot_be_written(
+        learning_model, tmp_path, monkeypatch, capsys):
+    from vigil.runtime.sensor import learned_state
+
+    data = rows(300)
+    folder = tmp_path / "rotated"
+    folder.mkdir()
+    write_csv(folder / "part1.csv", data[:150])
+    write_csv(folder / "part2.csv", data[150:], first_index=150)
+    argv = ["score", str(learning_model), str(folder), "--jsonl", str(tmp_path / "ok.jsonl"),
+            "--state", str(tmp_path / "new" / "made" / "s.json")]  # its folders are made
+    assert cli.main(argv) == 0 and (tmp_path / "new" / "made" / "s.json").exists()
+    written = [r.get("threshold") for r in score_lines(argv)]
+
+    def full_disk(path, text, mode=None):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(learned_state, "write_atomically", full_disk)
+    argv = ["score", str(learning_model), str(folder), "--jsonl", str(tmp_path / "full.jsonl"),
+            "--state", str(tmp_path / "full.json")]
+    assert cli.main(argv) == 0
+    assert "carried to the next file of this run, but lost at a restart" in capsys.readouterr().err
+    assert [r.get("threshold") for r in score_lines(argv)] == written
+
+
+def test_a_run_without_the_likelihood_keeps_its_part_for_the_runs_with_it(learning_model,
+                                                                          tmp_path, capsys):
+    data_file = tmp_path / "s.csv"
+    write_csv(data_file, rows(120))
+    state = tmp_path / "s.json"
+    base = ["score", str(learning_model), str(data_file), "--state", str(state)]
+    assert cli.main([*base, "--jsonl", str(tmp_path / "1.jsonl")]) == 0
+    assert cli.main([*base, "--jsonl", str(tmp_path / "2.jsonl"), "--no-likelihood"]) == 0
+    assert "anomaly_likelihood" in json.loads(state.read_text())["parts"]
+    capsys.readouterr()
+    assert cli.main([*base, "--jsonl", str(tmp_path / "3.jsonl")]) == 0
+    assert "learned afresh" not in capsys.readouterr().err

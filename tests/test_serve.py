@@ -467,6 +467,7 @@ def test_stalled_uploads_hold_no_scoring_slot_and_end_after_a_pause(tmp_path, mo
     from vigil.cli import serve
 
     monkeypatch.setattr(serve, "BODY_IDLE_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(serve, "BODY_READ_TIMEOUT_S", 30.0)
     cls, replica, request = _replica(write_tiny_sensor_artifact(tmp_path / "pump.onnx"), 2)
     replica._answer = lambda body, header: ({}, [])
 
@@ -498,5 +499,41 @@ def test_stalled_uploads_hold_no_scoring_slot_and_end_after_a_pause(tmp_path, mo
             assert answer.status_code == 408 and "paused over 0.3 s" in json.loads(
                 answer.body)["error"]
         assert replica.admission.uploading == 0 and replica.admission.held == 0
+
+    asyncio.run(run())
+
+
+def test_a_trickling_upload_is_ended_once_it_falls_below_the_least_rate(tmp_path, monkeypatch):
+    """A byte every few seconds kept its upload slot until the 120 s limit (five such clients
+    turned every other one away): past its first BODY_IDLE_TIMEOUT_S, a body slower than
+    BODY_MIN_RATE on average is ended (408)."""
+    import asyncio
+
+    from starlette.requests import Request
+
+    pytest.importorskip("onnx")
+    from sensor_fixtures import write_tiny_sensor_artifact
+    from vigil.cli import serve
+
+    monkeypatch.setattr(serve, "BODY_IDLE_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(serve, "BODY_READ_TIMEOUT_S", 30.0)
+    cls, replica, request = _replica(write_tiny_sensor_artifact(tmp_path / "pump.onnx"), 2)
+
+    def trickle() -> Request:
+        async def receive() -> dict:
+            await asyncio.sleep(0.1)  # within the pause allowed, far below the rate
+            return {"type": "http.request", "body": b"x", "more_body": True}
+
+        return Request({"type": "http", "method": "POST", "path": "/v2/models/pump/infer",
+                        "headers": [(b"content-length", b"100000")], "query_string": b""},
+                       receive)
+
+    async def run():
+        started = asyncio.get_running_loop().time()
+        answer = await cls.infer(replica, "pump", trickle())
+        assert answer.status_code == 408 and "came slower than 16 KiB/s" in json.loads(
+            answer.body)["error"]
+        assert asyncio.get_running_loop().time() - started < 2.0
+        assert replica.admission.uploading == 0
 
     asyncio.run(run())

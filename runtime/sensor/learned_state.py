@@ -38,7 +38,9 @@ class LearnedStateFile:
 
     def __init__(self, path: str | os.PathLike, detector: SensorDetector,
                  interval_s: float = SAVE_INTERVAL_S) -> None:
+        """``path`` checked by ``check_state_path`` first; its folder is made if missing."""
         self.path = os.fspath(path)
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         self.detector = detector
         self.interval_s = interval_s
         self._latest: dict | None = None  # the parts last saved or restored
@@ -78,9 +80,13 @@ class LearnedStateFile:
     def save(self, scorer: StreamingScorer) -> None:
         """Replace the file with what ``scorer`` learned (atomically)."""
         self._due = time.monotonic() + self.interval_s
-        parts = scorer.learned_state()
-        if not parts:
+        learned = scorer.learned_state()
+        if not learned:
             return
+        # parts this run does not use (--no-likelihood) are kept for the runs that do; and the
+        # next file of a folder continues from these whether or not the file can be written
+        parts = {**(self._latest or {}), **learned}
+        self._latest = parts
         record = {"format": STATE_FORMAT, "version": STATE_VERSION,
                   "model_sha256": self.detector.sha256,
                   "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -90,11 +96,10 @@ class LearnedStateFile:
         except (OSError, ValueError) as error:
             if not self._warned_save:
                 self._warned_save = True
-                log.warning("--state %s: cannot be written (%s); what this run learns is lost "
-                            "at a restart (said once)", self.path, getattr(error, "strerror", None)
-                            or error)
+                log.warning("--state %s: cannot be written (%s); what this run learns is "
+                            "carried to the next file of this run, but lost at a restart (said "
+                            "once)", self.path, getattr(error, "strerror", None) or error)
             return
-        self._latest = parts
 
     def _load(self) -> dict | None:
         """The file's parts, or None (absent; or warned of: unreadable, another model's)."""
@@ -125,6 +130,36 @@ class LearnedStateFile:
                         self.detector.sha256[:12])
             return None
         return record["parts"]
+
+
+def check_state_path(path: str) -> None:
+    """ValueError naming ``path`` unless a learned state can be kept there: not empty, not a
+    folder, not standard input or output, and in a folder that exists and can be written (or
+    can be made)."""
+    if not path or not path.strip():
+        raise ValueError("--state needs a file path (what the stream learned is read from it "
+                         f"and written back); received {path!r}")
+    if path == "-":
+        raise ValueError("--state needs a file path (what the stream learned is read from it "
+                         "and written back); received '-'")
+    if os.path.isdir(path):
+        raise ValueError(f"--state {path!r} is a folder; give a file in it, e.g. "
+                         f"{os.path.join(path, 'learned.json')!r}")
+    folder = os.path.dirname(os.path.abspath(path))
+    existing = folder
+    while not os.path.isdir(existing):  # the nearest folder that is there, to make the rest in
+        parent = os.path.dirname(existing)
+        if parent == existing or os.path.exists(existing):
+            raise ValueError(f"--state {path!r}: its folder {folder!r} cannot be made "
+                             f"({existing!r} is a file); give a path in a folder")
+        existing = parent
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--state {path!r}: the folder {existing!r} cannot be written by this "
+                         "user; give a path in a folder it can write (a service's state "
+                         "folder, e.g. /var/lib/vigil/NAME/learned.json)")
+    if os.path.exists(path) and not os.access(path, os.R_OK | os.W_OK):
+        raise ValueError(f"--state {path!r} cannot be read and written by this user; fix its "
+                         "permissions or give another path")
 
 
 def _learned_words(parts: dict, name: str) -> str:

@@ -391,7 +391,8 @@ def _normalization_note(detector: SensorDetector, first_row: int) -> str:
     drift = detector.spec.running_normalization
     if drift is None:
         return ""
-    early = first_row < drift.warmup + 2 * detector.spec.window
+    window = detector.spec.window  # windows that began as the warm-up ended, not before it
+    early = drift.warmup - window <= first_row < drift.warmup + 2 * window
     return ("; the model follows drift by running normalization, which learns nothing during an "
             "alarm" + (f": this one began as its warm-up of {drift.warmup} rows ended, so a level "
                        "misjudged then (part of a slow cycle) may be what alarms; train without "

@@ -230,9 +230,11 @@ class JsonErrorParser(argparse.ArgumentParser):
     command line asks for --log-json (a typo in a service's arguments, read by a log shipper)."""
 
     json_errors = False  # set by the CLI before parsing; subcommand parsers are of this class
+    argv: list[str] = []  # the arguments being parsed (set by the CLI likewise)
 
     def error(self, message: str):
-        message += _optional_value_hint()
+        if "arguments are required" in message:  # what a swallowed positional leaves
+            message += ray_took_a_path(JsonErrorParser.argv)
         if not JsonErrorParser.json_errors:
             super().error(message)
         import logging
@@ -246,12 +248,9 @@ class JsonErrorParser(argparse.ArgumentParser):
         self.exit(2)
 
 
-def _optional_value_hint() -> str:
+def ray_took_a_path(argv: list[str]) -> str:
     """Where `--ray` (whose address is optional) took the word after it, and that word is a
     file or folder here (the model, an input), what went wrong; else ""."""
-    import sys
-
-    argv = sys.argv[1:]
     for position, word in enumerate(argv[:-1]):
         if word == "--ray" and not argv[position + 1].startswith("-") \
                 and Path(argv[position + 1]).exists():

@@ -36,12 +36,14 @@ def main(argv: list[str] | None = None) -> int:
     if as_json:
         quiet_native_logs()
     JsonErrorParser.json_errors = as_json
+    JsonErrorParser.argv = argv
     try:
         args, unknown = parser.parse_known_args(joined_negative_numbers(argv, value_flags(parser)))
         if unknown:
             refuse_unknown(parser, args.command.split(), unknown)
     finally:
         JsonErrorParser.json_errors = False
+        JsonErrorParser.argv = []
     args.run = HANDLERS[args.command]
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if args.log_json else TextFormatter())

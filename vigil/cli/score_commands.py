@@ -136,7 +136,7 @@ def _refuse_orphan_flags(args) -> None:
 
 def _score(args) -> int:
     from vigil.runtime import ImageDetector, load
-    from vigil.runtime.sensor.learned_state import LearnedStateFile
+    from vigil.runtime.sensor.learned_state import LearnedStateFile, check_state_path
     from vigil.runtime.sensor.scoring import check_source, score_source
     from vigil.runtime.sensor.tables import csv_files
 
@@ -155,6 +155,8 @@ def _score(args) -> int:
         raise ValueError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to image "
                          f"models; {args.model!r} is a sensor model")
     live = args.source == "-"
+    if args.state is not None:
+        check_state_path(args.state)  # before any output is opened
     if not live:
         refuse_other_kind(args.model, "sensor", args.source)
     _check_outputs(args, [] if live else csv_files(args.source, "source"))  # the source first: it exists
@@ -162,11 +164,8 @@ def _score(args) -> int:
         # before the results file, the health report or the broker is touched
         check_source(detector, args.source, list(args.columns) if args.columns else None,
                      args.decimal)
-    if args.state == "-":
-        raise ValueError("--state needs a file path (what the stream learned is read from it "
-                         "and written back); received '-'")
     out, health, publisher = _open_outputs(args, detector, live)
-    state = LearnedStateFile(args.state, detector) if args.state else None
+    state = LearnedStateFile(args.state, detector) if args.state is not None else None
     try:
         summary = score_source(detector, args.source, out, health=health, decimal=args.decimal,
                                header=list(args.columns) if args.columns else None, state=state)

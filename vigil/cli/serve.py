@@ -25,6 +25,7 @@ import os
 import re
 import signal
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,8 @@ MAX_QUEUED = 4  # requests a replica holds beyond the one it scores; more get 50
 # requests it turns away) are answered while inference requests wait for its one scoring slot
 PROBE_ROOM = 64
 BODY_READ_TIMEOUT_S = 120.0  # a request's body must arrive within this (408 otherwise)
-BODY_IDLE_TIMEOUT_S = 10.0  # and no more than this may pass between two of its pieces
+BODY_IDLE_TIMEOUT_S = 10.0  # and no more than this may pass between two of its pieces,
+BODY_MIN_RATE = 16 << 10  # and past that long it must have come at this many bytes/s on average
 MODEL_VERSION = "1"  # the one version served (Triton's routes may name it)
 
 
@@ -427,7 +429,9 @@ def build_app(model: str, name: str, replicas: int, threads: int | None,
                 return _too_large(f"is over {max_body} bytes")
             if outcome == "timeout":  # a stalled upload
                 return JSONResponse({"error": f"the request body did not arrive within "
-                                              f"{BODY_READ_TIMEOUT_S:g} s, or paused over "
+                                              f"{BODY_READ_TIMEOUT_S:g} s, paused over "
+                                              f"{BODY_IDLE_TIMEOUT_S:g} s, or came slower than "
+                                              f"{BODY_MIN_RATE >> 10} KiB/s after its first "
                                               f"{BODY_IDLE_TIMEOUT_S:g} s ({size} bytes read); "
                                               f"send it faster, or fewer windows or frames per "
                                               f"request"}, status_code=408)
@@ -480,6 +484,7 @@ async def _read_body(request, max_body: int, keep: bool) -> tuple[bytes, int, st
     size is counted as it arrives."""
     chunks, size = [], 0
     pieces = request.stream().__aiter__()
+    started = time.monotonic()
     try:
         async with asyncio.timeout(BODY_READ_TIMEOUT_S):
             while True:
@@ -492,6 +497,10 @@ async def _read_body(request, max_body: int, keep: bool) -> tuple[bytes, int, st
                     return b"", size, "too large"
                 if keep:
                     chunks.append(chunk)
+                # a trickle (a byte every few seconds) would hold an upload slot to the end
+                elapsed = time.monotonic() - started
+                if elapsed > BODY_IDLE_TIMEOUT_S and size < BODY_MIN_RATE * elapsed:
+                    return b"", size, "timeout"
     except TimeoutError:
         return b"", size, "timeout"
     return b"".join(chunks), size, "whole"
