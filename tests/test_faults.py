@@ -5,6 +5,7 @@ counted drop; a run must end cleanly with a summary, a health report and the doc
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -587,3 +588,44 @@ def test_the_end_of_a_watched_stdin_is_warned_of(tiny_sensor, tmp_path, monkeypa
     assert cli.main(["score", str(tiny_sensor), "-", "--jsonl", str(tmp_path / "o.jsonl"),
                      "--health", str(tmp_path / "h.json")]) == 0
     assert "stdin ended after 10 rows: the run ends here" in capsys.readouterr().err
+
+
+def test_a_hang_up_of_the_terminal_it_writes_to_stops_the_run_with_exit_0(tiny_sensor, tmp_path):
+    """SIGHUP from a closed terminal: the summary's and logs' writes to it then fail with EIO,
+    which ended the stopped run with exit 1; they now go to /dev/null and the run exits 0, its
+    results and final health report written."""
+    import os
+    import pty
+
+    out, health = tmp_path / "scores.jsonl", tmp_path / "health.json"
+    read_end, write_end = os.pipe()
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: stdin the pipe, stdout and stderr the terminal
+        os.dup2(read_end, 0)
+        os.close(write_end)
+        os.chdir(tmp_path)
+        os.execv(sys.executable, [sys.executable, "-m", "vigil", "score", str(tiny_sensor), "-",
+                                  "--jsonl", str(out), "--health", str(health),
+                                  "--health-interval", "0.05"])
+    os.close(read_end)
+    try:
+        os.write(write_end, ("timestamp,a,b,c\n" + "".join(
+            f"{i},0.1,0.2,0.3\n" for i in range(10))).encode())
+        wait_for(lambda: (r := read_health(health)) and r["rows_in"] == 10,
+                 "a health report of the rows")
+        os.close(terminal)  # the terminal goes away, and its session hears SIGHUP
+        time.sleep(0.2)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGHUP)
+        deadline = time.monotonic() + HANG_GUARD_S
+        while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if done[0] == 0:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the run did not stop after SIGHUP")
+    finally:
+        os.close(write_end)
+    assert os.waitstatus_to_exitcode(done[1]) == 0
+    assert len(out.read_text().splitlines()) == 7
+    assert json.loads(health.read_text())["stopped"] == "interrupted"

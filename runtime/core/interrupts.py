@@ -16,9 +16,35 @@ nothing and Python's default behaviour applies.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from typing import Iterator
+
+
+def _terminals() -> tuple[int, ...]:
+    """Which of standard output and error are a terminal (asked before a hang-up: after it,
+    asking may fail as writing does)."""
+    found = []
+    for fd in (1, 2):
+        try:
+            if os.isatty(fd):
+                found.append(fd)
+        except OSError:
+            pass
+    return tuple(found)
+
+
+def _leave_a_hung_up_terminal(terminals: tuple[int, ...]) -> None:
+    """After SIGHUP, standard output and error that were a terminal (gone: its writes fail with
+    EIO, which ended a stopped run with exit 1) write to /dev/null; pipes and files stay."""
+    for fd in terminals:
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, fd)
+            os.close(null)
+        except OSError:
+            pass
 
 
 class StopSignals:
@@ -41,6 +67,7 @@ class StopSignals:
         self._previous: dict[int, object] = {}
 
     def __enter__(self) -> StopSignals:
+        self._terminals = _terminals()
         if threading.current_thread() is threading.main_thread():
             for name in self.SIGNALS:
                 number = getattr(signal, name, None)
@@ -57,6 +84,8 @@ class StopSignals:
         self._previous.clear()
 
     def _handle(self, number: int, frame) -> None:
+        if number == getattr(signal, "SIGHUP", None):
+            _leave_a_hung_up_terminal(self._terminals)
         self.count += 1
         self.requested = self.requested or signal.Signals(number).name
         if self._waiting or (self._writing and self.count > 1):
