@@ -204,3 +204,18 @@ def test_a_run_without_the_likelihood_keeps_its_part_for_the_runs_with_it(learni
     capsys.readouterr()
     assert cli.main([*base, "--jsonl", str(tmp_path / "3.jsonl")]) == 0
     assert "learned afresh" not in capsys.readouterr().err
+
+
+def test_a_folder_of_files_too_short_to_warm_up_is_warned_of_without_state(
+        learning_model, tmp_path, capsys):
+    folder = tmp_path / "rotated"
+    folder.mkdir()
+    data = rows(60)
+    for n in range(3):  # 20 rows: 17 windows each, fewer than the adaptive warm-up of 20
+        write_csv(folder / f"part{n}.csv", data[20 * n:20 * (n + 1)], first_index=20 * n)
+    base = ["score", str(learning_model), str(folder)]
+    assert cli.main([*base, "--jsonl", str(tmp_path / "a.jsonl")]) == 0
+    assert "3 of its 3 files ended before the adaptive threshold" in capsys.readouterr().err
+    assert cli.main([*base, "--jsonl", str(tmp_path / "b.jsonl"), "--state",
+                     str(tmp_path / "s.json")]) == 0
+    assert "ended before the adaptive threshold" not in capsys.readouterr().err

@@ -257,6 +257,7 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
     sink = out if isinstance(out, JsonLines) else JsonLines(out, live=live)
     current: list[StreamingScorer] = []
 
+    short: list[str] = []  # files that ended before the adaptive parts warmed up
     unscored = {"last": -1, "warned": False}  # the last row a window was scored at
     # a file's first gap in time, and its first time that cannot be checked, are warned of
     gaps = {"warned": False, "unchecked_warned": False}
@@ -320,6 +321,9 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
             summary.add(scorer, name)
             if state is not None:
                 state.save(scorer)
+        warmup = _warmup_windows(detector)
+        if warmup and scorer.windows_scored < warmup:
+            short.append(name)
         window = detector.spec.window
         if not live and scorer.rows_in < window:
             note = (f"{name}: {scorer.rows_in} data rows, fewer than the model's window of "
@@ -358,6 +362,7 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
                     log.error("%s; the other files go on", reason)
             if files and summary.files_skipped == len(files):
                 raise _nothing_to_score(source, len(files), summary.errors[0])
+            _say_separate_streams(detector, source, short, len(files), state)
         sink.flush()
         # the input was read to its end: the output exists even without a line; a stdin that
         # gave no line (empty, or fewer rows than a window) is no run: an old output stays
@@ -381,6 +386,27 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
             health.stop("error" if failure is not None else summary.stopped,
                         f"{type(failure).__name__}: {failure}" if failure is not None else None)
     return summary
+
+
+def _warmup_windows(detector: SensorDetector) -> int:
+    """Windows a stream needs before the artifact's adaptive threshold or likelihood applies
+    (the larger; 0 without either)."""
+    spec = detector.spec
+    return max(spec.adaptive.warmup if spec.adaptive is not None else 0,
+               spec.likelihood.warmup if spec.likelihood is not None else 0)
+
+
+def _say_separate_streams(detector: SensorDetector, source: str, short: list[str], files: int,
+                          state: LearnedStateFile | None) -> None:
+    """Warn once where a folder's files, each a stream of its own, mostly ended before what
+    adapts to a stream had warmed up: rotated logs of one sensor want ``--state``."""
+    if state is not None or files < 2 or len(short) * 2 < files:
+        return
+    log.warning("%s: %d of its %d files ended before the adaptive threshold and likelihood "
+                "had learned their %d windows: each file is a stream of its own, started from "
+                "the artifact; if they are one sensor's logs in turn (rotated), score them as "
+                "one stream with --state FILE, which carries what is learned from each to the "
+                "next", source, len(short), files, _warmup_windows(detector))
 
 
 def _normalization_note(detector: SensorDetector, first_row: int) -> str:
