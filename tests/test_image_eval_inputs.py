@@ -325,3 +325,21 @@ def test_defects_without_any_mask_are_counted_and_noted_not_warned(tiny_image_ar
     assert "no defect image has a mask" in written["note"]
     assert "no defect image has a mask: image metrics only" in error
     assert "have no mask" not in error  # image labels only: nothing meant is missing
+
+
+def test_defect_folders_of_the_same_name_stay_apart(tiny_image_artifact, tmp_path, capsys):
+    """The magnetic tiles keep each defect in MT_<Defect>/Imgs: two such --anomalous folders
+    were pooled as one defect type "Imgs"."""
+    rng = np.random.default_rng(2)
+    for i in range(3):
+        write(tmp_path / "good" / f"{i:03d}.png", normal_frame(rng))
+        write(tmp_path / "MT_Crack" / "Imgs" / f"c{i}.png", defect_frame(rng, box=BOX))
+        write(tmp_path / "MT_Uneven" / "Imgs" / f"u{i}.png", defect_frame(rng, box=BOX))
+    code, result, _ = evaluate(tiny_image_artifact, tmp_path / "good", "--anomalous",
+                               tmp_path / "MT_Crack" / "Imgs", "--anomalous",
+                               tmp_path / "MT_Uneven" / "Imgs", "--json", tmp_path / "r.json",
+                               capsys=capsys)
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert code == 0
+    assert [(r["defect"], r["images"]) for r in result["per_defect"]] == [
+        ("MT_Crack/Imgs", 3), ("MT_Uneven/Imgs", 3), ("good", 3)]

@@ -1263,3 +1263,25 @@ def test_two_shapes_among_the_training_images_keep_the_whole_range(caplog):
     wired = np.full((64, 64, 3), 120, np.uint8)
     wired[:, 8:12] = (0, 0, 255)
     assert is_gray_picture(wired) and not is_gray_picture(wired, step=1)
+
+
+def test_an_image_threshold_that_rejects_many_held_out_normal_images_is_warned_of():
+    """An F1 threshold fitted where defects were 70 of 92 validation images rejected 10 of the
+    22 good ones (and 58 % of unseen good tiles) without a word."""
+    import numpy as np
+
+    from vigil.runtime.core.spec import Threshold
+    from vigil.training.image_thresholds import image_validation_check
+
+    rng = np.random.default_rng(0)
+    normal, defects = rng.normal(30, 1, 22), rng.normal(33, 1, 70)
+    scores = np.concatenate([normal, defects])
+    labels = np.repeat([False, True], [22, 70])
+    check, warnings = image_validation_check(scores, labels, Threshold(30.0, "f1"), "f1")
+    assert check["normal_images"] == 22 and check["normal_rejected"] == int((normal > 30).sum())
+    assert check["defect_images"] == 70 and 0.9 < check["auroc"] <= 1.0
+    assert len(warnings) == 1 and "held-out normal images" in warnings[0]
+    assert "70 of 92" in warnings[0] and "--threshold-method gaussian" in warnings[0]
+    strict, warnings = image_validation_check(scores, labels, Threshold(34.0, "gaussian"),
+                                              "gaussian")
+    assert strict["normal_rejected"] == 0 and warnings == []

@@ -22,7 +22,7 @@ from vigil.runtime.core.thresholds import ThresholdMethod
 from . import feature_model, image_model
 from .progress import StepProgress
 from .checkpoint import TrainingRun, save_run
-from .image_thresholds import fit_image_thresholds
+from .image_thresholds import fit_image_thresholds, image_validation_check
 from .versions import library_versions
 
 log = logging.getLogger("vigil")
@@ -302,6 +302,10 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
     calibration = options.calibration.record(probabilities=probabilities)
     thresholds = fit_image_thresholds(calibration, scores, maps, validation_labels,
                                       validation_masks)
+    check, warnings = image_validation_check(scores, validation_labels, thresholds.image,
+                                             calibration["method"])
+    for warning in warnings:
+        log.warning("%s", warning)
     calibration_images = train_images[rng.permutation(len(train_images))[:CALIBRATION_IMAGES]]
     record = {
         "kind": "image", "height": size, "width": size, "channels": channels, "color": color,
@@ -315,6 +319,7 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
             "frame_aspect": frame_aspect,
             "validation_anomalous": int(validation_labels.sum()),
             "files_sha256": _fingerprint(train_items),
+            "validation_check": check,  # what the threshold does on the validation images
             "architecture": options.architecture,
             "model": model_record,
             "seconds": round(time.perf_counter() - started, 1),

@@ -278,6 +278,20 @@ def _category_images(folder: Path) -> list[Path]:
     return found
 
 
+def defect_names(anomalous: Sequence[str | Path]) -> list[str]:
+    """Each anomalous folder's defect type: its name, or where two folders share one (the
+    magnetic tiles' ``MT_Crack/Imgs`` and ``MT_Uneven/Imgs``, pooled as one type "Imgs" before)
+    as many of its last path parts as tell them apart."""
+    parts = [Path(folder).resolve().parts for folder in anomalous]
+    names = [Path(folder).name for folder in anomalous]
+    depth = 1
+    while len(set(names)) < len(names) and depth < max((len(p) for p in parts), default=1):
+        depth += 1
+        names = ["/".join(p[-depth:]) if names.count(name) > 1 else name
+                 for p, name in zip(parts, names)]
+    return names
+
+
 def folders(normal: Sequence[str | Path], anomalous: Sequence[str | Path] = (),
             masks: str | Path | Sequence[str | Path] | None = None) -> list[LabeledImage]:
     """Labeled images from plain folders (the defect type is the anomalous folder's name).
@@ -290,8 +304,7 @@ def folders(normal: Sequence[str | Path], anomalous: Sequence[str | Path] = (),
     items: list[LabeledImage] = []
     for folder in normal:
         items += [LabeledImage(p, False, GOOD) for p in _images_or_error(folder)]
-    for folder, mask_folder in zip(anomalous, mask_folders):
-        defect = Path(folder).name
+    for folder, mask_folder, defect in zip(anomalous, mask_folders, defect_names(anomalous)):
         for image in _images_or_error(folder):
             items.append(LabeledImage(image, True, defect, _mask_for(image, mask_folder, defect)))
     defects = [i for i in items if i.anomalous]

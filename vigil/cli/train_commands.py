@@ -212,7 +212,9 @@ def cmd_train_image(args) -> int:
     print(json_text({"model": str(args.output), "threshold": result.threshold.value,
                      "pixel_threshold": result.pixel_threshold.value,
                      "seconds": round(result.seconds, 1),
-                     "images": result.run.record["training"]["images"]}, indent=None))
+                     "images": result.run.record["training"]["images"],
+                     "validation": result.run.record["training"].get("validation_check")},
+                    indent=None))
     return EXIT_OK
 
 
