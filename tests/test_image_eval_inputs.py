@@ -343,3 +343,20 @@ def test_defect_folders_of_the_same_name_stay_apart(tiny_image_artifact, tmp_pat
     assert code == 0
     assert [(r["defect"], r["images"]) for r in result["per_defect"]] == [
         ("MT_Crack/Imgs", 3), ("MT_Uneven/Imgs", 3), ("good", 3)]
+
+
+def test_the_best_f1_threshold_comes_with_its_rates_and_a_line_operating_point():
+    """The report recommended a best-F1 threshold that rejected 21 of 40 good images, unsaid."""
+    from vigil.runtime.camera.evaluation import _operating_points
+    from vigil.runtime.core.report import best_threshold_lines
+
+    scores = np.array([1.0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 4.5, 6.5, 9.5, 11, 12])
+    labels = np.array([False] * 10 + [True] * 5)
+    points = _operating_points(scores, labels, 4.0)
+    assert points["best_f1_recall"] == 1.0 and points["best_f1_false_positive_rate"] == 0.6
+    assert points["threshold_at_1pct_false_positives"] == 10.0  # no normal image above it
+    assert points["false_positive_rate_at_it"] == 0.0
+    assert points["recall_at_1pct_false_positives"] == 0.4
+    result = {"threshold": 11.5, "f1": 0.5, "best_f1": 0.6, "best_f1_threshold": 4.0, **points}
+    text = "\n".join(best_threshold_lines(result, "vigil eval M D"))
+    assert "rejects 60 % of the normal ones" in text and "threshold 10;" in text

@@ -139,6 +139,7 @@ is a ValueError naming it before anything is scored."""
         "pro": pro.value() if has_masks else None,
         "precision": c.precision, "recall": c.recall, "f1": c.f1,
         "best_f1": best_f1, "best_f1_threshold": best_threshold,
+        **_operating_points(scores, labels, best_threshold),
         "threshold": threshold, "pixel_threshold": detector.pixel_threshold,
         "images": len(items), "anomalous": int(labels.sum()),
         "tp": c.tp, "fp": c.fp, "fn": c.fn, "tn": c.tn,
@@ -167,6 +168,26 @@ is a ValueError naming it before anything is scored."""
                     "non-zero value (0/1 class indices) or the upper half of its range (0/255, "
                     "0/65535)", len(blank), blank[0].mask)
     return result, ImageScores(list(items), scores, maps)
+
+
+LINE_FALSE_POSITIVE_RATE = 0.01  # good parts an inspection line may reject: an operating point
+
+
+def _operating_points(scores: np.ndarray, labels: np.ndarray, best: float) -> dict:
+    """At the best-F1 threshold, the recall and the share of normal images rejected (an F1
+    chosen where defects are many rejected 21 of 40 good images, unsaid); and the lowest
+    threshold that rejects at most ``LINE_FALSE_POSITIVE_RATE`` of them, with its recall."""
+    labels = np.asarray(labels, dtype=bool)
+    if labels.all() or not labels.any() or best is None or not np.isfinite(best):
+        return {}
+    normal = np.sort(scores[~labels])
+    allowed = int(np.floor(LINE_FALSE_POSITIVE_RATE * len(normal)))  # normal images above it
+    line = float(normal[len(normal) - 1 - allowed])  # scores above this one are rejected
+    return {"best_f1_recall": float((scores[labels] > best).mean()),
+            "best_f1_false_positive_rate": float((scores[~labels] > best).mean()),
+            "threshold_at_1pct_false_positives": line,
+            "recall_at_1pct_false_positives": float((scores[labels] > line).mean()),
+            "false_positive_rate_at_it": float((scores[~labels] > line).mean())}
 
 
 def _mistakes(items, scores, threshold: float) -> dict[str, list[dict]]:

@@ -79,7 +79,20 @@ def best_threshold_lines(result: dict, eval_command: str, best_key: str = "best_
     head = f"At the threshold in use ({result['threshold']:.6g}) F1 is {result['f1']:.3f}; "
     if best <= result["f1"] + 1e-9:
         return [head + "no other threshold tried does better on this data.", ""]
+    rates = []
+    if result.get("best_f1_false_positive_rate") is not None:
+        rates.append(f"There it catches {100 * result['best_f1_recall']:.0f} % of the defect "
+                     f"images and rejects {100 * result['best_f1_false_positive_rate']:.0f} % of "
+                     f"the normal ones (F1 weighs the two by their numbers here, not by a "
+                     f"line's defect rate).")
+    if result.get("threshold_at_1pct_false_positives") is not None:
+        line = result["threshold_at_1pct_false_positives"]
+        rates.append(f"Rejecting at most 1 % of the normal images (threshold {line:.6g}; "
+                     f"{100 * result['false_positive_rate_at_it']:.1f} % here) catches "
+                     f"{100 * result['recall_at_1pct_false_positives']:.0f} % of the defect "
+                     f"images.")
     return [head + f"the best F1 on this data is {best:.3f}, at threshold {exact}.",
+            *rates,
             "It was chosen on the data it is measured on, so expect less on new data. "
             "To check it, then to score with it:", "",
             f"    {eval_command} --threshold {exact}",
