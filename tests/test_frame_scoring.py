@@ -655,6 +655,26 @@ def test_frames_of_another_shape_than_training_are_warned_of_once(tmp_path, capl
     assert caplog.records == []
 
 
+def test_frames_much_smaller_than_training_are_warned_of_once(tmp_path, caplog):
+    """A model of 300-px cells flagged 29 % of good 100-px cells (99 % at 64 px), unsaid."""
+    from dataclasses import replace
+
+    from image_fixtures import tiny_image_graph, tiny_image_spec
+    from vigil.export.package import write_artifact
+
+    spec = tiny_image_spec()
+    model = write_artifact(tiny_image_graph(), replace(spec, training={
+        **spec.training, "frame_side": [100, 120]}), tmp_path / "sided.onnx")
+    detector = runtime.load(model)
+    with caplog.at_level("WARNING", logger="vigil"):
+        detector.score([np.zeros((64, 64), np.uint8)] * 2)  # at least 0.6 of 100: nothing said
+        assert caplog.records == []
+        detector.score([np.zeros((40, 40), np.uint8)] * 2)
+        detector.score(np.zeros((40, 40), np.uint8))
+    (said,) = [r.getMessage() for r in caplog.records]
+    assert "shorter side 40 px against at least 100 px in training" in said
+
+
 def test_a_gray_video_decoded_a_few_levels_apart_is_gray():
     from vigil.runtime.camera.frames import COLOR_FOR_GRAY, color_mismatch
     from image_fixtures import tiny_image_spec

@@ -399,3 +399,19 @@ def test_a_wide_short_frame_is_shrunk_by_area_unless_the_artifact_predates_it():
     square = rng.integers(0, 256, (64, 48, 3), dtype=np.uint8)  # both sides shrink: one pass
     np.testing.assert_array_equal(convert_frame(square, 32, 32, "bgr"), cv2.resize(
         square, (32, 32), interpolation=cv2.INTER_AREA))
+
+
+@pytest.mark.parametrize("side, expected", [
+    (None, None), ([100, 300], (100, 300)), ([0, 10], ArtifactError), ([300, 100], ArtifactError),
+    ([1.5, 3], ArtifactError)])
+def test_frame_side_is_read_from_the_training_record(side, expected):
+    from image_fixtures import tiny_image_spec
+
+    image = json.loads(json.dumps(spec_to_dict(tiny_image_spec())))
+    if side is not None:
+        image["training"]["frame_side"] = side
+    if expected is ArtifactError:
+        with pytest.raises(ArtifactError, match="training.frame_side must be"):
+            spec_from_dict(image)
+    else:
+        assert spec_from_dict(image).frame_side == expected

@@ -245,6 +245,12 @@ class ImageSpec:
         return (self.height, self.width, self.channels)
 
     @cached_property
+    def frame_side(self) -> tuple[int, int] | None:
+        """[5th percentile, greatest] shorter side of the training images in pixels, from the
+        training record (``training.frame_side``, written since 0.3; None before)."""
+        return _frame_side(self.training)
+
+    @cached_property
     def frame_aspect(self) -> tuple[float, float] | None:
         """[least, greatest] width / height of the training images, from the training record
         (``training.frame_aspect``, written since 0.3; None before)."""
@@ -372,7 +378,7 @@ def _image_spec(data: Mapping[str, Any], version: int) -> ImageSpec:
         training=_mapping(data, "training"),
         parity=_mapping(data, "parity"),
     )
-    spec.frame_aspect  # parsed now, so that a malformed record is refused on loading
+    spec.frame_aspect, spec.frame_side  # parsed now: a malformed record is refused on loading
     return spec
 
 
@@ -410,6 +416,18 @@ def _input_ranges(training: Mapping[str, Any], features: tuple[str, ...]
         parsed.append(InputRange(feature=name, column=features.index(name), low=low, high=high,
                                  levels=levels, reason=str(reasons.get(name, "not scored"))))
     return tuple(parsed)
+
+
+def _frame_side(training: Mapping[str, Any]) -> tuple[int, int] | None:
+    value = training.get("frame_side")
+    if value is None:
+        return None
+    if not (isinstance(value, (list, tuple)) and len(value) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+            and 0 < value[0] <= value[1]):
+        raise ArtifactError(f"metadata training.frame_side must be [least, greatest] shorter "
+                            f"side in pixels, 0 < least <= greatest; received {_short(value)}")
+    return int(value[0]), int(value[1])
 
 
 def _frame_aspect(training: Mapping[str, Any]) -> tuple[float, float] | None:
