@@ -880,6 +880,12 @@ def test_ray_on_a_cluster_refuses_relative_inputs_and_a_swallowed_model_is_named
         cli.main(["batch", str(sensor_artifacts.fp32), str(csv_folder), "--jsonl", str(out),
                   "--threads", "abc", "--ray", str(csv_folder)])
     assert "--ray took" not in capsys.readouterr().err
+    from vigil.cli.arguments import ray_took_a_path
+
+    (tmp_path / "auto").mkdir()  # Ray's own word for the cluster is never taken for a path
+    monkeypatch.chdir(tmp_path)
+    assert ray_took_a_path(["batch", "--ray", "auto", "m.onnx"]) == ""
+    assert "--ray took 'auto'" not in ray_took_a_path(["batch", "--ray", "auto"])
 
 
 def test_a_ray_workers_warnings_travel_with_its_items_summary(sensor_artifacts, monkeypatch):

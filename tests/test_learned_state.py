@@ -159,6 +159,10 @@ def test_state_is_refused_where_it_cannot_apply(learning_model, tmp_path, capsys
             ([str(learning_model), str(data_file), "--state", str(tmp_path)], "is a folder"),
             ([str(learning_model), str(data_file), "--state", str(data_file / "x.json")],
              "cannot be made"),
+            ([str(learning_model), str(data_file), "--state", str(tmp_path / "new") + "/"],
+             "is a folder"),
+            ([str(learning_model), str(data_file), "--state", "/dev/null"],
+             "is not a regular file"),
             ([str(image_model), str(tmp_path), "--state", str(tmp_path / "x.json")],
              "--state applies to sensor models")):
         capsys.readouterr()

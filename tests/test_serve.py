@@ -531,9 +531,32 @@ def test_a_trickling_upload_is_ended_once_it_falls_below_the_least_rate(tmp_path
     async def run():
         started = asyncio.get_running_loop().time()
         answer = await cls.infer(replica, "pump", trickle())
-        assert answer.status_code == 408 and "came slower than 16 KiB/s" in json.loads(
+        assert answer.status_code == 408 and "came too slowly" in json.loads(
             answer.body)["error"]
         assert asyncio.get_running_loop().time() - started < 2.0
         assert replica.admission.uploading == 0
 
     asyncio.run(run())
+
+
+def test_a_steady_slow_upload_that_ends_in_time_is_read_whole(monkeypatch):
+    """A steady 15 KB/s uplink's body was cut after 10 s though it ended in 11, far inside the
+    120 s limit: the least rate only ends uploads that would not end in time."""
+    import asyncio
+
+    from vigil.cli import serve
+
+    monkeypatch.setattr(serve, "BODY_IDLE_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(serve, "BODY_READ_TIMEOUT_S", 30.0)
+
+    class Steady:
+        headers = {"content-length": str(20 * 2000)}
+
+        async def stream(self):
+            for _ in range(20):
+                await asyncio.sleep(0.05)
+                yield b"x" * 2000
+            yield b""
+
+    body, size, outcome = asyncio.run(serve._read_body(Steady(), 1 << 20, keep=True))
+    assert outcome == "whole" and size == len(body) == 40_000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -354,3 +355,66 @@ def test_a_live_backlog_is_scored_together_and_a_trickle_row_by_row(monkeypatch,
         summary = scoring.score_source(model, "-", out, stdin=io.TextIOWrapper(stream))
         assert sizes == expected and summary.windows == 37
         assert len(out.getvalue().splitlines()) == 37
+
+
+@pytest.mark.parametrize("end", [b"\n", b"\n\n", b"\r\r\n", b"\n \n", b"\ntimestamp,a,b,c\n"],
+                         ids=["lf", "blank-line", "cr-crlf", "spaces", "header-again"])
+def test_a_live_row_is_scored_before_the_next_read_whatever_lines_follow_it(tmp_path, end):
+    """A row followed by a line that gives no row (a blank line, a header again, a CR before
+    CRLF) waited for the next read, which blocks on a live stream: a double-spaced logger's
+    results came out only at 1,024 rows or at the end."""
+    import io
+
+    from sensor_fixtures import write_tiny_sensor_artifact
+    from vigil.runtime.sensor import scoring
+
+    model = runtime.load(write_tiny_sensor_artifact(tmp_path / "tiny.onnx"))
+    out = io.StringIO()
+    seen: list[int] = []  # result lines written when each read was made
+
+    class Logger(io.RawIOBase):
+        def __init__(self) -> None:
+            self.chunks = [b"timestamp,a,b,c\n"] + [b"%d,0.1,0.2,0.3%s" % (i, end)
+                                                    for i in range(8)]
+
+        def readable(self) -> bool:
+            return True
+
+        def read1(self, size: int = -1) -> bytes:
+            seen.append(len(out.getvalue().splitlines()))
+            return self.chunks.pop(0) if self.chunks else b""
+
+        read = read1
+
+    scoring.score_source(model, "-", out, stdin=io.TextIOWrapper(Logger()))
+    # the reads after rows 3..7 (the tiny model's window is 4): each row's line is out by then
+    assert seen[5:10] == [1, 2, 3, 4, 5]
+
+
+def test_rows_read_before_a_stop_request_have_their_lines(tmp_path, monkeypatch):
+    import io
+
+    from sensor_fixtures import write_tiny_sensor_artifact
+    from vigil.runtime.sensor import scoring
+
+    model = runtime.load(write_tiny_sensor_artifact(tmp_path / "tiny.onnx"))
+    out = io.StringIO()
+
+    class Stopped(io.RawIOBase):
+        def __init__(self) -> None:
+            self.chunks = [b"timestamp,a,b,c\n" + b"".join(b"%d,0.1,0.2,0.3\n" % i
+                                                           for i in range(10)) + b"\n"]
+
+        def readable(self) -> bool:
+            return True
+
+        def read1(self, size: int = -1) -> bytes:
+            if self.chunks:
+                return self.chunks.pop(0)
+            raise KeyboardInterrupt("SIGTERM")  # the stop request, while the read waits
+
+        read = read1
+
+    summary = scoring.score_source(model, "-", out, stdin=io.TextIOWrapper(Stopped()))
+    assert summary.stopped == "interrupted" and summary.rows == 10
+    assert [json.loads(line)["index"] for line in out.getvalue().splitlines()] == list(range(3, 10))

@@ -16,6 +16,7 @@ nothing and Python's default behaviour applies.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 import threading
@@ -36,15 +37,21 @@ def _terminals() -> tuple[int, ...]:
 
 
 def _leave_a_hung_up_terminal(terminals: tuple[int, ...]) -> None:
-    """After SIGHUP, standard output and error that were a terminal (gone: its writes fail with
-    EIO, which ended a stopped run with exit 1) write to /dev/null; pipes and files stay."""
+    """After SIGHUP, standard output and error that were a terminal now hung up (its writes fail
+    with EIO, which ended a stopped run with exit 1) write to /dev/null; a terminal still there
+    (SIGHUP sent by `kill`), pipes and files stay."""
     for fd in terminals:
         try:
-            null = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(null, fd)
-            os.close(null)
-        except OSError:
-            pass
+            os.write(fd, b"")  # nothing written; a hung-up terminal refuses even that
+        except OSError as error:
+            if error.errno != errno.EIO:
+                continue
+            try:
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, fd)
+                os.close(null)
+            except OSError:
+                pass
 
 
 class StopSignals:

@@ -142,9 +142,12 @@ def check_state_path(path: str) -> None:
     if path == "-":
         raise ValueError("--state needs a file path (what the stream learned is read from it "
                          "and written back); received '-'")
-    if os.path.isdir(path):
+    if os.path.isdir(path) or path.endswith((os.sep, "/")):
         raise ValueError(f"--state {path!r} is a folder; give a file in it, e.g. "
                          f"{os.path.join(path, 'learned.json')!r}")
+    if os.path.exists(path) and not os.path.isfile(path):  # /dev/stdout, a pipe: never a file
+        raise ValueError(f"--state {path!r} is not a regular file (a device or a pipe); give "
+                         "a file path")
     folder = os.path.dirname(os.path.abspath(path))
     existing = folder
     while not os.path.isdir(existing):  # the nearest folder that is there, to make the rest in

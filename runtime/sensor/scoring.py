@@ -122,37 +122,53 @@ def score_lines(detector: SensorDetector, lines: Iterable[str | Line], source: s
     pending: list = []
     index = 0
     read_header = header is not None
-    backlog = {"waiting": False}  # live: another whole line had arrived after the last one read
 
-    def noting(lines: Iterable[str | Line]) -> Iterable[str | Line]:
-        for line in lines:
-            backlog["waiting"] = isinstance(line, Line) and line.waiting
+    def flush() -> None:
+        """Score the rows read and not yet scored, and hand on their results."""
+        if not pending:
+            return
+        rows = pending[:]
+        pending.clear()
+        for result in scorer.push_rows(rows):
+            emit(result, source)
+
+    def before_each(lines: Iterable[str | Line]) -> Iterable[str | Line]:
+        """Live: the rows read are scored before the next line is asked for unless a whole line
+        has arrived after them (a backlog: scored together), so no row waits on a read that may
+        block, whatever the lines between (blank ones, a header again, a CR before CRLF)."""
+        waiting = False
+        iterator = iter(lines)
+        while True:
+            if pending and not waiting:
+                flush()
+                interrupts.check()  # a stop request, between rows
+            try:
+                line = next(iterator)
+            except StopIteration:
+                return
+            waiting = isinstance(line, Line) and line.waiting
             yield line
 
-    for _, row in iter_rows(noting(lines), options, source, header=header, cut_last_line=live,
-                            doubt_last_line=not live):
-        read_header = True
-        if row is None:
-            continue
-        if row.cut:
-            for result in scorer.push_rows(pending):
-                emit(result, source)
-            pending = []
-            emit(scorer.skip(index, row.time, row.problem), source)
+    try:
+        for _, row in iter_rows(before_each(lines) if live else lines, options, source,
+                                header=header, cut_last_line=live, doubt_last_line=not live):
+            read_header = True
+            if row is None:
+                continue
+            if row.cut:
+                flush()
+                emit(scorer.skip(index, row.time, row.problem), source)
+                index += 1
+                continue
+            pending.append((row.values, index, row.time, row.problem))
             index += 1
-            continue
-        pending.append((row.values, index, row.time, row.problem))
-        index += 1
-        # live, each row is scored once no whole line waits after it: at once as rows trickle
-        # in, together when a backlog has built up (after an outage: 1,912 windows/s one by one)
-        if (live and not backlog["waiting"]) or len(pending) >= CHUNK_ROWS:
-            for result in scorer.push_rows(pending):
-                emit(result, source)
-            pending = []
-            interrupts.check()
-    if pending:
-        for result in scorer.push_rows(pending):
-            emit(result, source)
+            if len(pending) >= CHUNK_ROWS:
+                flush()
+                interrupts.check()
+    except KeyboardInterrupt:
+        flush()  # every row read by then has its line
+        raise
+    flush()
     if not read_header and not live:
         raise _empty_file(detector, source)
     if live and scorer.rows_in < detector.spec.window:  # a pipe may close early: said, not an error

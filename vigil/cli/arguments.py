@@ -252,9 +252,10 @@ def ray_took_a_path(argv: list[str]) -> str:
     """Where `--ray` (whose address is optional) took the word after it, and that word is a
     file or folder here (the model, an input), what went wrong; else ""."""
     for position, word in enumerate(argv[:-1]):
-        if word == "--ray" and not argv[position + 1].startswith("-") \
-                and Path(argv[position + 1]).exists():
-            return (f" (--ray took {argv[position + 1]!r} as its cluster address, but it is a "
+        following = argv[position + 1]
+        if word == "--ray" and not following.startswith("-") and following != "auto" \
+                and "://" not in following and Path(following).exists():
+            return (f" (--ray took {following!r} as its cluster address, but it is a "
                     f"file or folder here: put --ray after the inputs, or write --ray=ADDRESS)")
     return ""
 

@@ -58,7 +58,9 @@ def _batch(args) -> int:
         raise ValueError("with --ray, Ray's own processes print to standard output too, so "
                          "`--jsonl -` would mix their messages into the results: give --jsonl a "
                          "file (or a named pipe, made with mkfifo, to stream them)")
-    if args.ray not in (None, "local") and Path(args.ray).exists():
+    # (`auto`, Ray's own word for the cluster this node is in, and URLs are addresses always)
+    if (args.ray not in (None, "local", "auto") and "://" not in args.ray
+            and Path(args.ray).exists()):
         raise ValueError(f"--ray took {args.ray!r} as its cluster address, but it is a file or "
                          f"folder here (the model, or an input?): put --ray after the inputs, or "
                          f"write --ray=ADDRESS")
