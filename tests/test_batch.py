@@ -905,6 +905,7 @@ def test_a_ray_workers_warnings_travel_with_its_items_summary(sensor_artifacts, 
     item = batch_module.WorkItem("csv", ("a.csv",), "a.csv")
     (part,) = list(scorer({"item": [json.dumps(asdict(item))]}))
     summary = json.loads(part["summary"][0])
-    assert summary[batch_module.WORKER_WARNINGS] == ["a.csv: rows 3 and 4 are 60 s apart"]
+    assert summary[batch_module.WORKER_WARNINGS] == [
+        [logging.WARNING, "a.csv: rows 3 and 4 are 60 s apart"]]
     assert not logging.getLogger("vigil").handlers or all(
         type(h).__name__ != "Keeper" for h in logging.getLogger("vigil").handlers)

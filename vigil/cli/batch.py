@@ -236,8 +236,8 @@ MAX_WORKER_WARNINGS = 20  # an item's first warnings kept
 
 
 @contextmanager
-def _kept_warnings() -> Iterator[list[str]]:
-    """The messages of vigil's warnings (and errors) while the block runs, up to
+def _kept_warnings() -> Iterator[list[list]]:
+    """[level, message] of vigil's warnings (and errors) while the block runs, up to
     ``MAX_WORKER_WARNINGS``: on a Ray worker they would go to Ray's logs, which are off (a time
     gap, an alarm that lasts: said in a local batch, lost on Ray)."""
     said: list[str] = []
@@ -245,7 +245,7 @@ def _kept_warnings() -> Iterator[list[str]]:
     class Keeper(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             if len(said) < MAX_WORKER_WARNINGS:
-                said.append(record.getMessage())
+                said.append([record.levelno, record.getMessage()])
 
     keeper = Keeper(logging.WARNING)
     logger = logging.getLogger("vigil")
@@ -472,8 +472,8 @@ def score_on_ray(model: Path, items: Sequence[WorkItem], address: str | None,
                         break
                 spool.seek(0)
                 summary = json.loads(row["summary"])
-                for message in summary.pop(WORKER_WARNINGS, ()):
-                    log.warning("%s", message)
+                for level, message in summary.pop(WORKER_WARNINGS, ()):
+                    log.log(level, "%s", message)
                 yield (line.rstrip("\n") for line in spool), summary
     finally:
         if started_here:
