@@ -360,3 +360,22 @@ def test_the_best_f1_threshold_comes_with_its_rates_and_a_line_operating_point()
     result = {"threshold": 11.5, "f1": 0.5, "best_f1": 0.6, "best_f1_threshold": 4.0, **points}
     text = "\n".join(best_threshold_lines(result, "vigil eval M D"))
     assert "rejects 60 % of the normal ones" in text and "threshold 10;" in text
+
+
+def test_eval_measures_the_boxes_score_draws_and_takes_a_pixel_threshold(tiny_image_artifact,
+                                                                          tmp_path, capsys):
+    """Eval gave only threshold-free pixel metrics while `vigil score` draws boxes at the pixel
+    threshold (a review: 19 of 47 boxes on no defect, unsaid), and took no --pixel-threshold."""
+    root = category(tmp_path / "parts")
+    code, printed, _ = evaluate(tiny_image_artifact, root, "--json", tmp_path / "r.json",
+                                capsys=capsys)
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert code == 0 and printed["box_hit_rate"] == result["box_hit_rate"] == 1.0
+    assert result["boxes"] >= 3 and 0 < result["box_precision"] <= 1
+    assert result["pixel_recall_at_pixel_threshold"] > 0.5
+    assert result["pixel_false_positive_rate_at_pixel_threshold"] < 0.05
+    code, _, _ = evaluate(tiny_image_artifact, root, "--pixel-threshold", "1e30", "--json",
+                          tmp_path / "high.json", capsys=capsys)
+    high = json.loads((tmp_path / "high.json").read_text())
+    assert code == 0 and high["pixel_recall_at_pixel_threshold"] == 0.0
+    assert high["box_hit_rate"] == 1.0  # a reject is still boxed around its map's peak

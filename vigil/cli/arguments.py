@@ -712,6 +712,10 @@ def _add_score_and_eval(commands, anywhere: argparse.ArgumentParser) -> None:
                                      "NAME_mask.png, flat or in a subfolder per defect "
                                      "folder), or one per --anomalous, in the same order "
                                      "(default: NAME.png or NAME_mask.png beside each image)")
+            images.add_argument("--pixel-threshold", type=_number(), default=None,
+                                metavar="SCORE",
+                                help="override the artifact's pixel threshold: the boxes and the "
+                                     "pixel rates at it are measured with this one")
             sub.set_defaults(command="eval")
 
 

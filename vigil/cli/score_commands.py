@@ -299,8 +299,9 @@ def _eval_images(args, detector) -> int:
     elif unmasked:  # image labels only (as ELPV's): nothing is missing that was meant to be there
         log.info("no defect image has a mask: image metrics only (pixel metrics need masks: %s)",
                  where)
-    keys = ("image_auroc", "pixel_auroc", "pro", "f1", "precision", "recall", "threshold")
-    print(json_text({k: result[k] for k in keys}), flush=True)  # first: kept if a file fails
+    keys = ("image_auroc", "pixel_auroc", "pro", "f1", "precision", "recall", "threshold",
+            "box_hit_rate", "box_precision")
+    print(json_text({k: result.get(k) for k in keys}), flush=True)  # first: kept if a file fails
     if args.json:
         write_result(args.json, json_text(result))
     if args.report:
@@ -333,7 +334,12 @@ def cmd_eval(args) -> int:
     refuse_other_kind(args.model, "image" if isinstance(detector, ImageDetector) else "sensor",
                        args.data)
     if isinstance(detector, ImageDetector):
+        if args.pixel_threshold is not None:
+            detector.pixel_threshold = args.pixel_threshold
         return _eval_images(args, detector)
+    if args.pixel_threshold is not None:
+        raise ValueError(f"--pixel-threshold applies to image models; {args.model!r} is a sensor "
+                         "model")
     if args.normal or args.anomalous or args.masks:
         raise ValueError(f"--normal, --anomalous and --masks are for image models; {args.model} "
                          "is a sensor model (its labels come from --label-column or --labels)")
@@ -347,7 +353,7 @@ def cmd_eval(args) -> int:
                                  threshold_search=not args.no_threshold_search)
     keys = ("precision", "recall", "f1", "auroc", "auprc", "event_f1", "point_adjusted_f1",
             "threshold")
-    print(json_text({k: result[k] for k in keys}), flush=True)  # first: kept if a file fails
+    print(json_text({k: result.get(k) for k in keys}), flush=True)  # first: kept if a file fails
     if args.json:
         write_result(args.json, json_text(result))
     if args.report:
