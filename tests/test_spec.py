@@ -352,20 +352,24 @@ def test_bad_input_ranges_are_refused_on_loading(data, ranges, message):
         spec_from_dict(data)
 
 
-@pytest.mark.parametrize("aspect, expected", [
-    (None, None), ([0.98, 1.0], (0.98, 1.0)), ([0, 1], ArtifactError), ([2, 1], ArtifactError),
-    ("wide", ArtifactError)])
-def test_frame_aspect_is_read_from_the_training_record(aspect, expected):
+@pytest.mark.parametrize("key, value, expected", [
+    ("frame_aspect", None, None), ("frame_aspect", [0.98, 1.0], (0.98, 1.0)),
+    ("frame_aspect", [0, 1], ArtifactError), ("frame_aspect", [2, 1], ArtifactError),
+    ("frame_aspect", "wide", ArtifactError),
+    ("frame_side", None, None), ("frame_side", [100, 300], (100, 300)),
+    ("frame_side", [0, 10], ArtifactError), ("frame_side", [300, 100], ArtifactError),
+    ("frame_side", [1.5, 3], ArtifactError)])
+def test_the_training_frames_shape_is_read_from_the_training_record(key, value, expected):
     from image_fixtures import tiny_image_spec
 
     image = json.loads(json.dumps(spec_to_dict(tiny_image_spec())))
-    if aspect is not None:
-        image["training"]["frame_aspect"] = aspect
+    if value is not None:
+        image["training"][key] = value
     if expected is ArtifactError:
-        with pytest.raises(ArtifactError, match="training.frame_aspect must be"):
+        with pytest.raises(ArtifactError, match=f"training.{key} must be"):
             spec_from_dict(image)
     else:
-        assert spec_from_dict(image).frame_aspect == expected
+        assert getattr(spec_from_dict(image), key) == expected
 
 
 def test_image_interpolation_is_named_and_defaults_for_older_artifacts():
@@ -399,19 +403,3 @@ def test_a_wide_short_frame_is_shrunk_by_area_unless_the_artifact_predates_it():
     square = rng.integers(0, 256, (64, 48, 3), dtype=np.uint8)  # both sides shrink: one pass
     np.testing.assert_array_equal(convert_frame(square, 32, 32, "bgr"), cv2.resize(
         square, (32, 32), interpolation=cv2.INTER_AREA))
-
-
-@pytest.mark.parametrize("side, expected", [
-    (None, None), ([100, 300], (100, 300)), ([0, 10], ArtifactError), ([300, 100], ArtifactError),
-    ([1.5, 3], ArtifactError)])
-def test_frame_side_is_read_from_the_training_record(side, expected):
-    from image_fixtures import tiny_image_spec
-
-    image = json.loads(json.dumps(spec_to_dict(tiny_image_spec())))
-    if side is not None:
-        image["training"]["frame_side"] = side
-    if expected is ArtifactError:
-        with pytest.raises(ArtifactError, match="training.frame_side must be"):
-            spec_from_dict(image)
-    else:
-        assert spec_from_dict(image).frame_side == expected

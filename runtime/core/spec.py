@@ -262,7 +262,7 @@ Spec = SensorSpec | ImageSpec
 
 def spec_to_dict(spec: Spec) -> dict[str, Any]:
     """Plain JSON-ready dict of a spec (tuples become lists)."""
-    data = _jsonable(asdict(spec))
+    data = jsonable(asdict(spec))
     for adapts in ("adaptive", "running_normalization"):
         if data.get(adapts) is None:
             data.pop(adapts, None)
@@ -419,33 +419,35 @@ def _input_ranges(training: Mapping[str, Any], features: tuple[str, ...]
 
 
 def _frame_side(training: Mapping[str, Any]) -> tuple[int, int] | None:
-    value = training.get("frame_side")
-    if value is None:
-        return None
-    if not (isinstance(value, (list, tuple)) and len(value) == 2
-            and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-            and 0 < value[0] <= value[1]):
-        raise ArtifactError(f"metadata training.frame_side must be [least, greatest] shorter "
-                            f"side in pixels, 0 < least <= greatest; received {_short(value)}")
-    return int(value[0]), int(value[1])
+    return _ordered_pair(training, "frame_side", "shorter side in pixels", whole=True)
 
 
 def _frame_aspect(training: Mapping[str, Any]) -> tuple[float, float] | None:
-    value = training.get("frame_aspect")
+    return _ordered_pair(training, "frame_aspect", "width / height", whole=False)
+
+
+def _ordered_pair(training: Mapping[str, Any], key: str, what: str, whole: bool):
+    """``training[key]``, a [least, greatest] pair of positive numbers (whole ones where
+    ``whole``), or None where the record has none; ArtifactError naming it otherwise."""
+    value = training.get(key)
     if value is None:
         return None
-    if not (isinstance(value, (list, tuple)) and len(value) == 2
-            and all(_is_finite(v) for v in value) and 0 < value[0] <= value[1]):
-        raise ArtifactError(f"metadata training.frame_aspect must be [least, greatest] width / "
-                            f"height, 0 < least <= greatest; received {_short(value)}")
-    return float(value[0]), float(value[1])
+    fits = (lambda v: isinstance(v, int) and not isinstance(v, bool)) if whole else _is_finite
+    if not (isinstance(value, (list, tuple)) and len(value) == 2 and all(fits(v) for v in value)
+            and 0 < value[0] <= value[1]):
+        raise ArtifactError(f"metadata training.{key} must be [least, greatest] {what}, 0 < "
+                            f"least <= greatest; received {_short(value)}")
+    kind = int if whole else float
+    return kind(value[0]), kind(value[1])
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """``value`` as JSON holds it (a dataclass's ``asdict``: tuples as lists); ArtifactError for
+    a non-finite number."""
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         raise ArtifactError(f"metadata values must be finite numbers; received {value}")
     return value

@@ -177,8 +177,12 @@ class AdaptiveThreshold:
         return {"recent": self._recent.snapshot(), "learned": self.learned,
                 "frozen": self.frozen}
 
+    def check_learned(self, state: dict, name: str) -> None:
+        """ValueError naming ``name`` unless ``state`` is a ``learned_state`` of this rule."""
+        RunningWindow.check_snapshot(state.get("recent"), self.spec.memory, f"{name}.recent")
+
     def restore(self, state: dict) -> None:
-        """Continue from ``learned_state``'s record (checked by the scorer)."""
+        """Continue from ``learned_state``'s record (checked by ``check_learned``)."""
         self._recent.restore(state["recent"])
         self.learned, self.frozen = int(state["learned"]), int(state["frozen"])
 

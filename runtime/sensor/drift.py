@@ -73,8 +73,20 @@ class RunningNormalization:
         return {"mean": self.mean.tolist(), "var": self.var.tolist(), "learned": self.learned,
                 "frozen": self.frozen}
 
+    def check_learned(self, state: dict, name: str) -> None:
+        """ValueError naming ``name`` unless ``state`` is a ``learned_state`` of these features:
+        a finite mean and a finite, non-negative variance for each."""
+        for key, nonnegative in (("mean", False), ("var", True)):
+            value = state.get(key)
+            if not (isinstance(value, list) and len(value) == len(self.mean)
+                    and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                            and np.isfinite(v) and (v >= 0 or not nonnegative) for v in value)):
+                raise ValueError(f"{name}.{key} must be a list of {len(self.mean)} finite "
+                                 f"{'non-negative ' if nonnegative else ''}numbers; received "
+                                 f"{str(value)[:60]}")
+
     def restore(self, state: dict) -> None:
-        """Continue from ``learned_state``'s record (checked by ``learned_state.read``)."""
+        """Continue from ``learned_state``'s record (checked by ``check_learned``)."""
         self.mean = np.asarray(state["mean"], dtype=np.float64)
         self.var = np.asarray(state["var"], dtype=np.float64)
         self.learned, self.frozen = int(state["learned"]), int(state["frozen"])

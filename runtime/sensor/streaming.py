@@ -12,8 +12,7 @@ from typing import Iterable
 import numpy as np
 
 from ..core.results import decide_line, present, result_line, skip_line
-from ..core.spec import FLOAT32_MAX, InputRange, SensorSpec
-from .alarms import RunningWindow
+from ..core.spec import FLOAT32_MAX, InputRange, SensorSpec, jsonable
 from .detector import SensorDetector
 from .drift import RunningNormalization
 from .tables import Row, time_key
@@ -377,7 +376,7 @@ class StreamingScorer:
         """What this stream learned (the adaptive threshold's recent normal scores, the
         likelihood's means, the running normalization's levels), each with the rule it follows:
         ``restore_learned`` continues from it in a later run (``vigil score --state``)."""
-        return {name: {"spec": _plain(asdict(part.spec)), **part.learned_state()}
+        return {name: {"spec": jsonable(asdict(part.spec)), **part.learned_state()}
                 for name, part in self._learners()}
 
     def restore_learned(self, parts: dict) -> tuple[list[str], list[str]]:
@@ -389,7 +388,7 @@ class StreamingScorer:
         restored, fresh, checked = [], [], []
         for name, part in self._learners():
             record = parts.get(name) if isinstance(parts, dict) else None
-            if not isinstance(record, dict) or record.get("spec") != _plain(asdict(part.spec)):
+            if not isinstance(record, dict) or record.get("spec") != jsonable(asdict(part.spec)):
                 fresh.append(name)
                 continue
             checked.append((name, part, _checked_part(name, record, part)))
@@ -567,42 +566,15 @@ def _input_check(spec: SensorSpec) -> _InputCheck | None:
         level_columns=np.array(categorical, dtype=np.intp))
 
 
-def _plain(value):
-    """A spec as JSON holds it (tuples as lists)."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
 def _checked_part(name: str, record: dict, part) -> dict:
-    """``record`` if its values fit ``part`` (finite numbers of the right counts), else
+    """``record`` if its counts and values fit ``part`` (``part.check_learned``), else
     ValueError naming ``name`` and the value."""
-    def numbers(key: str, length: int | None = None, nonnegative: bool = False) -> list:
-        value = record.get(key)
-        ok = (isinstance(value, list) and (length is None or len(value) == length)
-              and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                      and np.isfinite(v) and (v >= 0 or not nonnegative) for v in value))
-        if not ok:
-            raise ValueError(f"{name}.{key} must be a list of "
-                             f"{length if length is not None else 'any number of'} finite "
-                             f"{'non-negative ' if nonnegative else ''}numbers; received "
-                             f"{str(value)[:60]}")
-        return value
-
     for key in ("learned", "frozen") if name != "anomaly_likelihood" else ("learned",):
         count = record.get(key)
         if not isinstance(count, int) or isinstance(count, bool) or count < 0:
             raise ValueError(f"{name}.{key} must be a count (a whole number >= 0); received "
                              f"{str(count)[:60]}")
-    if name == "running_normalization":
-        numbers("mean", len(part.mean))
-        numbers("var", len(part.var), nonnegative=True)
-    elif name == "anomaly_likelihood":
-        part.check_learned(record, name)
-    else:
-        RunningWindow.check_snapshot(record.get("recent"), part.spec.memory, f"{name}.recent")
+    part.check_learned(record, name)
     return record
 
 

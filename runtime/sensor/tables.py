@@ -138,20 +138,24 @@ def _split_lines(stream: BinaryIO, max_bytes: int,
                  wait) -> Iterator[tuple[bytes, bool, int | None, bytes, bool]]:
     """(a line's bytes without its end, whether an end was met, its length when over
     ``max_bytes`` (its bytes then dropped), the stream's first 4,096 bytes for the first line
-    else b"", whether another whole line has been read after it). Reads what is there (``read1``), so a live stream's line is yielded as it ends;
-    a CR that ends what has arrived ends its line, and an LF right after it is dropped."""
+    else b"", whether another whole line has been read after it). Reads what is there
+    (``read1``), so a live stream's line is yielded as it ends; a CR that ends what has arrived
+    ends its line, and an LF right after it is dropped."""
     read = getattr(stream, "read1", None) or stream.read
     buffer, pos = bytearray(), 0  # lines before ``pos`` are yielded
     eof, skip_lf, first, too_long = False, False, True, None
+    following = None  # the end of the line after the last one yielded, where it was found
     while True:
-        end = LINE_END.search(buffer, pos)
+        end = following if following is not None else LINE_END.search(buffer, pos)
+        following = None
         if end is not None:
             length = end.start() - pos
             if end.group() == b"\r" and end.end() == len(buffer) and not eof:
                 skip_lf = True  # the LF of a CRLF may be in the next read
             line = bytes(buffer[pos:end.start()])
             pos = end.end()
-            waiting = LINE_END.search(buffer, pos) is not None
+            following = LINE_END.search(buffer, pos)  # the next line's end: looked for once
+            waiting = following is not None
             if too_long is not None or length > max_bytes:
                 yield b"", True, (too_long or 0) + length, b"", waiting
                 too_long = None
@@ -164,7 +168,8 @@ def _split_lines(stream: BinaryIO, max_bytes: int,
                         eof = not more
                         buffer += more
                     start = (line + b"\n" + bytes(buffer[pos:]))[:4096]
-                    waiting = LINE_END.search(buffer, pos) is not None
+                    following = LINE_END.search(buffer, pos)  # the buffer grew
+                    waiting = following is not None
                 yield line, True, None, start, waiting
             first = False
             continue

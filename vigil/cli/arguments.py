@@ -233,8 +233,9 @@ class JsonErrorParser(argparse.ArgumentParser):
     argv: list[str] = []  # the arguments being parsed (set by the CLI likewise)
 
     def error(self, message: str):
-        if "arguments are required" in message:  # what a swallowed positional leaves
-            message += ray_took_a_path(JsonErrorParser.argv)
+        took = ray_took_a_path(JsonErrorParser.argv)
+        if took and "arguments are required" in message:  # what a swallowed positional leaves
+            message += f" ({took})"
         if not JsonErrorParser.json_errors:
             super().error(message)
         import logging
@@ -250,13 +251,15 @@ class JsonErrorParser(argparse.ArgumentParser):
 
 def ray_took_a_path(argv: list[str]) -> str:
     """Where `--ray` (whose address is optional) took the word after it, and that word is a
-    file or folder here (the model, an input), what went wrong; else ""."""
+    file or folder here (the model, an input), what went wrong; else "". Ray's own `auto` and
+    URLs are addresses always."""
     for position, word in enumerate(argv[:-1]):
         following = argv[position + 1]
         if word == "--ray" and not following.startswith("-") and following != "auto" \
                 and "://" not in following and Path(following).exists():
-            return (f" (--ray took {following!r} as its cluster address, but it is a "
-                    f"file or folder here: put --ray after the inputs, or write --ray=ADDRESS)")
+            return (f"--ray took {following!r} as its cluster address, but it is a file or "
+                    f"folder here (the model, or an input?): put --ray after the inputs, or "
+                    f"write --ray=ADDRESS")
     return ""
 
 

@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from vigil.cli.arguments import ray_took_a_path
 from vigil.cli.shared import (EXIT_FAILURE, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT,
                               check_keras_model, error_line, log, progress_for, refuse_other_kind,
                               refuse_outputs_in_image_folders, training_side, write_result)
@@ -58,12 +59,9 @@ def _batch(args) -> int:
         raise ValueError("with --ray, Ray's own processes print to standard output too, so "
                          "`--jsonl -` would mix their messages into the results: give --jsonl a "
                          "file (or a named pipe, made with mkfifo, to stream them)")
-    # (`auto`, Ray's own word for the cluster this node is in, and URLs are addresses always)
-    if (args.ray not in (None, "local", "auto") and "://" not in args.ray
-            and Path(args.ray).exists()):
-        raise ValueError(f"--ray took {args.ray!r} as its cluster address, but it is a file or "
-                         f"folder here (the model, or an input?): put --ray after the inputs, or "
-                         f"write --ray=ADDRESS")
+    took = ray_took_a_path(["--ray", args.ray]) if args.ray not in (None, "local") else ""
+    if took:
+        raise ValueError(took)
     relative = [given for given in args.inputs if not Path(given).is_absolute()]
     if args.ray not in (None, "local") and relative:
         # a cluster's workers read each input by its path on their own node, from their own
