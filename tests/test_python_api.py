@@ -424,6 +424,17 @@ def test_a_level_an_input_only_column_never_had_is_marked(tmp_path):
     from vigil.runtime.sensor.scoring import ScoreSummary
 
     assert ScoreSummary().to_json()["rows_unseen_inputs"] is None  # nothing checked
+    # a model with no input-only column counts 0 (checked, none); only an artifact from before
+    # the record says nothing
+    for training, expected in (({**spec.training, "inputs_only": {}, "input_ranges": {}}, 0),
+                               ({k: v for k, v in spec.training.items()
+                                 if k not in ("inputs_only", "input_ranges")}, None)):
+        path = write_artifact(tiny_sensor_graph(), replace(spec, training=training),
+                              tmp_path / f"none{expected}.onnx")
+        stream = vigil.StreamingScorer(vigil.load(path))
+        for row in rows:
+            stream.push(np.array(row, float))
+        assert stream.summary().get("rows_unseen_inputs") == expected
 
 
 def test_every_input_only_column_is_checked_against_its_own_values(tmp_path):

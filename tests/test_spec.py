@@ -379,6 +379,8 @@ def test_image_interpolation_is_named_and_defaults_for_older_artifacts():
     assert image["interpolation"] == "area_per_shrinking_side"
     del image["interpolation"]  # written since 0.3: older artifacts resize as they did
     assert spec_from_dict(image).interpolation == "area_when_rows_shrink"
+    image["interpolation"] = "opencv_area_shrinking_linear_enlarging"  # its first name, hours old
+    assert spec_from_dict(image).interpolation == "area_when_rows_shrink"
     image["interpolation"] = "cubic"
     with pytest.raises(ArtifactError, match="metadata interpolation must be one of"):
         spec_from_dict(image)

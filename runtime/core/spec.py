@@ -206,6 +206,9 @@ RESIZE_MODES = ("stretch",)
 AREA_PER_SIDE = "area_per_shrinking_side"
 AREA_WHEN_ROWS_SHRINK = "area_when_rows_shrink"
 INTERPOLATIONS = (AREA_PER_SIDE, AREA_WHEN_ROWS_SHRINK)
+# The rows-only rule's first name, written for a few hours of 2026-12-06 (0.3.0 between commits
+# 169e49a and fbf232d): read as the rule it named.
+_OLD_INTERPOLATION_NAMES = {"opencv_area_shrinking_linear_enlarging": AREA_WHEN_ROWS_SHRINK}
 # mixed: a feature model's network in FP32 and its memory-bank product in INT8
 IMAGE_PRECISIONS = ("fp32", "int8", "mixed")
 
@@ -372,8 +375,7 @@ def _image_spec(data: Mapping[str, Any], version: int) -> ImageSpec:
         input_name=_str(data, "input_name"),
         score_output=_str(data, "score_output"),
         map_output=_str(data, "map_output"),
-        interpolation=(_choice(data, "interpolation", INTERPOLATIONS) if "interpolation" in data
-                       else AREA_WHEN_ROWS_SHRINK),
+        interpolation=_interpolation(data),
         versions=_str_map(data, "versions"),
         training=_mapping(data, "training"),
         parity=_mapping(data, "parity"),
@@ -471,6 +473,14 @@ def _optional_str(data: Mapping[str, Any], key: str) -> str | None:
     if value is None:
         return None
     return _str(data, key)
+
+
+def _interpolation(data: Mapping[str, Any]) -> str:
+    """The artifact's resize rule: rows-only where it names none (before 0.3) or its old name."""
+    if "interpolation" not in data:
+        return AREA_WHEN_ROWS_SHRINK
+    old = _OLD_INTERPOLATION_NAMES.get(data["interpolation"]) if isinstance(data["interpolation"], str) else None
+    return old or _choice(data, "interpolation", INTERPOLATIONS)
 
 
 def _choice(data: Mapping[str, Any], key: str, choices: tuple[str, ...]) -> str:

@@ -155,6 +155,8 @@ class StreamingScorer:
         self.last_time_gap: tuple[int, int, float] | None = None
         self._warned_shape = False  # a row of another width than the model's is warned of once
         self._inputs = _input_check(spec)  # input-only columns and their training values
+        # the artifact records them (none, or some): the count is 0, not unknown, without any
+        self._inputs_recorded = "input_ranges" in spec.training
         self.rows_unseen_inputs = 0  # rows where one of them left its training range
         self.reset()
         self.rows_in = 0
@@ -514,7 +516,7 @@ class StreamingScorer:
             summary["time_gaps"] = self.time_gaps
         if self.times_unchecked:  # their order and steps are unknown: time_gaps is partial
             summary["times_unchecked"] = self.times_unchecked
-        if self._inputs is not None:  # the artifact knows its input-only columns' ranges
+        if self._inputs_recorded:  # else an artifact from before 0.3: nothing to check against
             summary["rows_unseen_inputs"] = self.rows_unseen_inputs
         if self.longest_alarm is not None:
             windows, first, last = self.longest_alarm
