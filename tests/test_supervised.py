@@ -121,6 +121,9 @@ def test_synthetic_anomalies_need_supervised_mode(labeled, tmp_path, capsys):
     (["--neighbour-rows", "4"], "--neighbour-rows applies to the normal-only models"),
     (["--compress-heavy-tails"], "--compress-heavy-tails applies to the normal-only models"),
     (["--architecture", "tcn-forecast"], "`--architecture` tcn-forecast is none of its"),
+    # the unsupervised trainer's option checks: it trained and the export refused the artifact
+    (["--adaptive", "--adaptive-memory", "0"], "the adaptive threshold needs `--adaptive-memory` >= 1"),
+    (["--window", "16", "--score-last", "16"], "`--score-last` must be smaller than `--window`"),
 ])
 def test_supervised_refuses_options_it_would_ignore(labeled, tmp_path, capsys, flags, says):
     """They were recorded in the model as if applied, one LSTM classifier trained whatever."""

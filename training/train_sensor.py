@@ -198,10 +198,10 @@ def _within_artifact_limits(options: SensorTrainingOptions) -> None:
                              f"received {value:,}")
 
 
-def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
-                 options: SensorTrainingOptions = SensorTrainingOptions(),
-                 verbose: int | str = "auto") -> SensorTrainingResult:
-    """Train on ``data`` (CSV file, folder, or list of files) and write ``output`` (.keras)."""
+def checked_options(options: SensorTrainingOptions) -> SensorTrainingOptions:
+    """``options`` with ``score_last`` filled in, or ValueError naming the first option out of
+    its range: every sensor trainer (unsupervised and ``--supervised``) checks them here, before
+    any data is read, so that nothing trains that the export or the runtime would refuse."""
     calibration = options.calibration
     if options.data.window < 2 or options.data.stride < 1:
         raise ValueError(f"`window` must be >= 2 rows and `stride` >= 1; received "
@@ -255,7 +255,6 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
     if options.model.neighbour_rows < 0 or options.model.neighbour_entries < 1:
         raise ValueError(f"`neighbour_rows` must be >= 0 and `neighbour_entries` >= 1; received "
                          f"{options.model.neighbour_rows} and {options.model.neighbour_entries}")
-    started = time.perf_counter()
     window = options.data.window
     if options.model.score_last is None:
         options = replace(options, model=replace(
@@ -264,6 +263,17 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
     if 0 < model_options.score_last and model_options.score_last >= window:
         raise ValueError(f"`score_last` must be smaller than `window` ({window}); received "
                          f"{model_options.score_last}")
+    return options
+
+
+def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
+                 options: SensorTrainingOptions = SensorTrainingOptions(),
+                 verbose: int | str = "auto") -> SensorTrainingResult:
+    """Train on ``data`` (CSV file, folder, or list of files) and write ``output`` (.keras)."""
+    options = checked_options(options)
+    started = time.perf_counter()
+    window = options.data.window
+    model_options = options.model
     prepared = prepare(data, options.data, scored_rows=scored_rows(window, model_options))
     n_features = prepared.train.shape[2]
     if (ThresholdMethod(options.calibration.method) is ThresholdMethod.F1

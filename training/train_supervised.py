@@ -34,7 +34,7 @@ from .sensor_data import (DataOptions, check_memory, check_normal_rows, labeled_
                           standardization, time_step, training_rows, training_spread,
                           window_last_labels)
 from .train_sensor import (MIN_NORMAL_VALIDATION, CalibrationOptions, SensorTrainingOptions,
-                           SensorTrainingResult, decision_record, fit_threshold, plain_options, score_windows,
+                           SensorTrainingResult, checked_options, decision_record, fit_threshold, plain_options, score_windows,
                            validation_check)
 from .versions import library_versions
 
@@ -113,6 +113,7 @@ def train_supervised(data: str | Path | Sequence[Path], output: str | Path,
                      verbose: int | str = "auto") -> SensorTrainingResult:
     """Train a classifier on labeled windows of ``data`` and write ``output`` (.keras)."""
     sensor_model.classifier_cell(options.model.architecture)  # refused before any reading
+    options = checked_options(options)  # the unsupervised trainer's checks, before any reading
     if not 0 <= supervised.synthetic_fraction <= 1:
         raise ValueError(f"`synthetic_fraction` must be in [0, 1]; received "
                          f"{supervised.synthetic_fraction}")
@@ -120,8 +121,7 @@ def train_supervised(data: str | Path | Sequence[Path], output: str | Path,
     data_options: DataOptions = options.data
     model_options = options.model
     window, stride = data_options.window, data_options.stride
-    score_last = (sensor_model.default_score_last(window) if model_options.score_last is None
-                  else model_options.score_last)
+    score_last = model_options.score_last  # filled in by checked_options
     tables = labeled_tables(data, data_options)
     _check_windows_fit(tables, data_options)
     train_x, train_y, val_x, val_y, normal_rows = [], [], [], [], []
