@@ -150,6 +150,8 @@ def test_state_is_refused_where_it_cannot_apply(learning_model, tmp_path, capsys
     data_file = tmp_path / "s.csv"
     write_csv(data_file, rows(60))
     same = tmp_path / "h.json"
+    other = tmp_path / "readings.txt"
+    other.write_text("time,a,b\n1,2,3\n")
     image_model = write_tiny_image_artifact(tmp_path / "img.onnx")
     for argv, message in (
             ([str(learning_model), str(data_file), "--state", str(same), "--health", str(same)],
@@ -158,17 +160,24 @@ def test_state_is_refused_where_it_cannot_apply(learning_model, tmp_path, capsys
             ([str(learning_model), str(data_file), "--state", ""], "--state needs a file path"),
             ([str(learning_model), str(data_file), "--state", str(tmp_path)], "is a folder"),
             ([str(learning_model), str(data_file), "--state", str(data_file / "x.json")],
-             "cannot be made"),
+             "cannot be"),
             ([str(learning_model), str(data_file), "--state", str(tmp_path / "new") + "/"],
              "is a folder"),
             ([str(learning_model), str(data_file), "--state", "/dev/null"],
              "is not a regular file"),
             ([str(image_model), str(tmp_path), "--state", str(tmp_path / "x.json")],
-             "--state applies to sensor models")):
+             "--state applies to sensor models"),
+            # a .csv in the folder scored: the next run would read it as data
+            ([str(learning_model), str(tmp_path), "--state", str(tmp_path / "learned.csv")],
+             "is a .csv inside"),
+            # a file that holds something else (data) is never replaced by the state
+            ([str(learning_model), str(data_file), "--state", str(other)],
+             "exists and holds something else")):
         capsys.readouterr()
         assert cli.main(["score", *argv]) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists() and not same.exists()
+    assert not (tmp_path / "learned.csv").exists() and other.read_text() == "time,a,b\n1,2,3\n"
 
 
 def test_the_files_of_a_folder_continue_one_another_even_where_the_state_cannot_be_written(

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Iterator
 
 FILE_OUTPUTS = {"json": "--json", "jsonl": "--jsonl", "health": "--health",
-                "overlay_video": "--overlay-video"}
-JSON_DOCUMENT_OUTPUTS = ("json", "health")  # each replaces an earlier run's JSON object
+                "overlay_video": "--overlay-video", "state": "--state"}
+# each replaces an earlier run's JSON object (--state: a learned state, read and written back)
+JSON_DOCUMENT_OUTPUTS = ("json", "health", "state")
 REPORT_FOLDER_OUTPUTS = ("report",)  # each replaces an earlier run's report.md, metrics.json
 FOLDER_OUTPUTS = {"report": "--report", "overlay_dir": "--overlay-dir", "repository": "repository"}
 # Arguments that name a run's input files (never to be written over by an output).
@@ -150,7 +151,8 @@ def _refuse_replacing_other_files(path, flag: str) -> None:
     if not start.strip() or (first_line.startswith(b"{") and b"\n{" not in start.strip()):
         return  # empty, or one JSON object (not a results file's lines)
     shown = first_line[:60].decode("utf-8", "replace")
-    suggested = f"{Path(path).stem}-{'health' if flag == '--health' else 'result'}.json"
+    kind = {"--health": "health", "--state": "state"}.get(flag, "result")
+    suggested = f"{Path(path).stem}-{kind}.json"
     raise ValueError(f"`{flag}` {str(path)!r} exists and holds something else ({shown!r}...): "
                      f"{flag} replaces only the JSON document an earlier run wrote there; name "
                      f"a new file ({flag} {suggested}, say), or remove that one first")
