@@ -232,3 +232,21 @@ def test_a_folder_of_files_too_short_to_warm_up_is_warned_of_without_state(
     assert cli.main([*base, "--jsonl", str(tmp_path / "b.jsonl"), "--state",
                      str(tmp_path / "s.json")]) == 0
     assert "ended before the adaptive threshold" not in capsys.readouterr().err
+
+
+def test_the_likelihood_turned_off_stays_off_when_the_detector_is_pickled(learning_model):
+    """--no-likelihood replaced the spec from the CLI, which unpickling (a batch's workers)
+    forgot: the likelihood was back on."""
+    import pickle
+
+    detector = vigil.load(learning_model)
+    assert detector.likelihood
+    detector.likelihood = False
+    again = pickle.loads(pickle.dumps(detector))
+    assert not again.likelihood and again.spec.likelihood is None
+    again.likelihood = True  # given back: the artifact's own
+    assert again.spec.likelihood == vigil.load(learning_model).spec.likelihood
+    plain = vigil.load(write_artifact(tiny_sensor_graph(), tiny_sensor_spec(),
+                                      learning_model.with_name("plain.onnx")))
+    with pytest.raises(ValueError, match="`likelihood` cannot be turned on"):
+        plain.likelihood = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 import numpy as np
 
@@ -35,6 +36,26 @@ class SensorDetector(Detector):
                 f"{spec.precision!r}{', adaptive threshold' if spec.adaptive else ''}"
                 f"{', anomaly likelihood' if spec.likelihood else ''}, "
                 f"providers={self.providers})")
+
+    @property
+    def likelihood(self) -> bool:
+        """Whether the anomaly likelihood decides beside the threshold (where the artifact has
+        one); False turns it off for this detector (``--no-likelihood``), True gives it back."""
+        return self.spec.likelihood is not None
+
+    @likelihood.setter
+    def likelihood(self, enabled: bool) -> None:
+        if enabled and self._artifact.spec.likelihood is None:
+            raise ValueError(f"`likelihood` cannot be turned on: {str(self.path)!r} was exported "
+                             "without one (vigil train sensor without --no-likelihood gives it)")
+        self.spec = replace(self.spec, likelihood=self._artifact.spec.likelihood if enabled
+                            else None)
+
+    def _settings(self) -> dict:
+        settings = super()._settings()
+        if self._artifact.spec.likelihood is not None and not self.likelihood:
+            settings["likelihood"] = False  # turned off since loading: kept when pickled
+        return settings
 
     @property
     def input_shape(self) -> tuple[int, int]:

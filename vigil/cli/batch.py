@@ -149,7 +149,7 @@ class Scorer:
         if reading.threshold is not None:
             self.detector.threshold = reading.threshold
         if not reading.likelihood and self.detector.spec.kind == "sensor":
-            self.detector.spec = replace(self.detector.spec, likelihood=None)
+            self.detector.likelihood = False
 
     def score_into(self, item: WorkItem, out: IO[str], max_frames: int | None = None) -> dict:
         """Write the JSON lines of ``item`` to ``out`` (of its first ``max_frames`` frames, where

@@ -143,14 +143,12 @@ def likelihood_option(args, detector) -> None:
     """``--no-likelihood``: the sensor artifact's anomaly likelihood off for this run."""
     if args.likelihood:
         return
-    from dataclasses import replace
-
     from vigil.runtime import ImageDetector
 
     if isinstance(detector, ImageDetector):
         raise ValueError(f"--no-likelihood applies to sensor models; {args.model!r} is an image "
                          "model")
-    detector.spec = replace(detector.spec, likelihood=None)
+    detector.likelihood = False
 
 
 def progress_for(args):
