@@ -64,8 +64,23 @@ def write_triton_repository(artifact: str | Path, repository: str | Path, name: 
                     "scores, so the configs turn dynamic batching off (max_batch_size 0); "
                     "re-export it with this release to batch it", artifact)
         batched = False
+    header = (f"# Vigil {detector.spec.kind} artifact {artifact.name} (sha256 {detector.sha256});\n"
+              "# the graph holds preprocessing and the score reduction. Written by vigil triton.\n")
+    # both configs built and their folders made before anything is placed: a config that
+    # cannot be written leaves the repository as it was, not a new model with half its configs
+    body = _config(name, inputs, outputs, max_batch_size if batched else 0, queue_delay_us)
+    cpu_config = (header + body + f"instance_group [ {{ kind: KIND_CPU count: {cpu_instances} }} ]\n"
+                  'parameters { key: "intra_op_thread_count" value: { string_value: "1" } }\n')
+    gpu_config = (header + body + "instance_group [ { kind: KIND_GPU count: 1 } ]\n"
+                  "optimization { execution_accelerators {\n"
+                  '  gpu_execution_accelerator: [ { name: "tensorrt" } ]\n} }\n')
     folder = Path(repository) / name
+    for sub in ("1", "configs"):
+        if (folder / sub).exists() and not (folder / sub).is_dir():
+            raise ValueError(f"{str(folder / sub)!r} is a file where the model repository needs "
+                             f"a folder; move it away, or give another --name")
     (folder / "1").mkdir(parents=True, exist_ok=True)
+    (folder / "configs").mkdir(exist_ok=True)
     _place_model(artifact, folder / "1" / "model.onnx")
     others = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name.isdigit()
                     and p.name != "1")
@@ -73,20 +88,9 @@ def write_triton_repository(artifact: str | Path, repository: str | Path, name: 
         log.warning("%s: version folders %s are left as they were and not served: the configs "
                     "serve version 1, the model written now (remove them, or serve them with "
                     "a model name of their own)", folder, others)
-    header = (f"# Vigil {detector.spec.kind} artifact {artifact.name} (sha256 {detector.sha256});\n"
-              "# the graph holds preprocessing and the score reduction. Written by vigil triton.\n")
-    body = _config(name, inputs, outputs, max_batch_size if batched else 0, queue_delay_us)
     # whole or not at all, as the model: a server polling the repository never reads half a config
-    write_atomically(
-        folder / "config.pbtxt",
-        header + body + f"instance_group [ {{ kind: KIND_CPU count: {cpu_instances} }} ]\n"
-        'parameters { key: "intra_op_thread_count" value: { string_value: "1" } }\n')
-    (folder / "configs").mkdir(exist_ok=True)
-    write_atomically(
-        folder / "configs" / "gpu.pbtxt",
-        header + body + "instance_group [ { kind: KIND_GPU count: 1 } ]\n"
-        "optimization { execution_accelerators {\n"
-        '  gpu_execution_accelerator: [ { name: "tensorrt" } ]\n} }\n')
+    write_atomically(folder / "configs" / "gpu.pbtxt", gpu_config)
+    write_atomically(folder / "config.pbtxt", cpu_config)  # last: what Triton loads
     return folder
 
 

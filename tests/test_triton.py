@@ -116,3 +116,17 @@ def test_a_model_written_again_replaces_version_1_which_alone_is_served(tmp_path
         assert list(policy.specific.versions) == [1]
     assert cli.main(["triton", str(served), str(repo), "--name", "pump"]) == 0
     assert served.read_bytes() == sensor.read_bytes()
+
+
+def test_a_file_where_the_repository_needs_a_folder_leaves_the_model_unplaced(tmp_path, capsys):
+    """A file named `configs` was found only after the new model and config.pbtxt were
+    written: a repository with the new model and no GPU config, and exit 4."""
+    pytest.importorskip("onnx")
+    from sensor_fixtures import write_tiny_sensor_artifact
+
+    artifact = write_tiny_sensor_artifact(tmp_path / "pump.onnx")
+    (tmp_path / "m" / "pump").mkdir(parents=True)
+    (tmp_path / "m" / "pump" / "configs").write_text("notes")
+    assert cli.main(["triton", str(artifact), str(tmp_path / "m"), "--name", "pump"]) == 2
+    assert "is a file where the model repository needs a folder" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "m" / "pump").iterdir()) == ["configs"]
