@@ -219,12 +219,7 @@ def cmd_train_image(args) -> int:
 
 
 def cmd_export(args) -> int:
-    training_side("export")
-    from vigil.export.export_image import export_image
-    from vigil.export import ExportOptions, Precision
-    from vigil.export.export_sensor import export_sensor
-    from vigil.training.checkpoint import load_run
-
+    # the checks that need no TensorFlow first: a typo costs no 5 s of imports
     check_keras_model(args.model, "model")
     if Path(args.output).suffix != ".onnx":
         raise ValueError(f"`--output` must end in .onnx; received {args.output!r} (for example "
@@ -232,6 +227,12 @@ def cmd_export(args) -> int:
     if args.force and args.precision == "fp32":
         raise ValueError("--force keeps INT8 where it misses the parity tolerance; --precision "
                          "fp32 quantizes nothing: leave --force out")
+    training_side("export")
+    from vigil.export.export_image import export_image
+    from vigil.export import ExportOptions, Precision
+    from vigil.export.export_sensor import export_sensor
+    from vigil.training.checkpoint import load_run
+
     options = ExportOptions(precision=Precision(args.precision), force=args.force)
     kind = load_run(args.model).record.get("kind", "sensor")
     with progress_for(args) as progress:
