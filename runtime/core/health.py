@@ -234,14 +234,6 @@ class HealthVerdict:
     finished: str | None = None
 
 
-def check_health(path: str | os.PathLike, max_age_s: float = 60.0,
-                 max_idle_s: float | None = None,
-                 max_unscored_rows: int | None = None) -> str | None:
-    """What is wrong with the run a health file describes, or None when it looks alive (the
-    rules: ``health_verdict``)."""
-    return health_verdict(path, max_age_s, max_idle_s, max_unscored_rows).problem
-
-
 def health_verdict(path: str | os.PathLike, max_age_s: float = 60.0,
                    max_idle_s: float | None = None,
                    max_unscored_rows: int | None = None) -> HealthVerdict:
