@@ -12,7 +12,7 @@ from vigil.runtime.core.progress import Progress, silent
 from vigil.runtime.core.spec import (AdaptiveThresholdSpec, LikelihoodSpec,
                                      RunningNormalizationSpec, ScoreStats, SensorSpec, Threshold,
                                      TimeStepSpec)
-from vigil.runtime.core.thresholds import ThresholdMethod, calibrate, score_stats
+from vigil.runtime.core.thresholds import calibrate_labeled, score_stats
 from vigil.runtime.sensor.alarms import consecutive_alarms
 from vigil.runtime.sensor.detector import MAX_BATCH
 from vigil.training.checkpoint import TrainingRun, keras_identity, load_keras_model, load_run
@@ -139,11 +139,8 @@ def _refit(run: TrainingRun, scores: np.ndarray) -> Threshold:
     """The training threshold rule applied to this model's own validation scores."""
     calibration = run.record["calibration"]
     use = run.calibration_mask  # the normal windows and the labeled ones, as training fitted
-    scores, labels = scores[use], run.validation_labels[use]
-    method = ThresholdMethod(calibration["method"])
-    if method is ThresholdMethod.F1:
-        return calibrate(method, scores[~labels], scores=scores, labels=labels)
-    return calibrate(method, scores[~labels], **calibration["params"])
+    return calibrate_labeled(calibration["method"], scores[use], run.validation_labels[use],
+                             calibration["params"])
 
 
 def _int8_parity(run: TrainingRun, fp32_scores, fp32_threshold: Threshold, int8_scores,

@@ -8,7 +8,7 @@ import numpy as np
 
 from vigil.runtime.core import metrics
 from vigil.runtime.core.spec import ScoreStats, Threshold
-from vigil.runtime.core.thresholds import ThresholdMethod, calibrate, score_stats
+from vigil.runtime.core.thresholds import ThresholdMethod, calibrate, calibrate_labeled, score_stats
 
 PIXEL_SAMPLE = 500_000
 
@@ -33,11 +33,7 @@ def fit_image_thresholds(calibration: dict, scores: np.ndarray, maps: np.ndarray
     normal = ~labels
     if not normal.any():
         raise ValueError("validation holds no normal image; thresholds need some")
-    method = ThresholdMethod(calibration["method"])
-    if method is ThresholdMethod.F1:
-        image = calibrate(method, scores[normal], scores=scores, labels=labels)
-    else:
-        image = calibrate(method, scores[normal], **calibration.get("params", {}))
+    image = calibrate_labeled(calibration["method"], scores, labels, calibration.get("params", {}))
     rng = np.random.default_rng(0)
     normal_pixels = _sample(maps[normal].reshape(-1), rng)
     pixel_method = ThresholdMethod(calibration["pixel_method"])

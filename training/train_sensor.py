@@ -13,7 +13,7 @@ import numpy as np
 from vigil.runtime.core import metrics
 from vigil.runtime.core.progress import clock
 from vigil.runtime.core.spec import Threshold
-from vigil.runtime.core.thresholds import ThresholdMethod, calibrate, score_stats
+from vigil.runtime.core.thresholds import ThresholdMethod, calibrate_labeled, score_stats
 
 from . import sensor_model
 from .checkpoint import TrainingRun, save_run
@@ -170,10 +170,7 @@ def validation_check(scores: np.ndarray, labels: np.ndarray, threshold: Threshol
 def fit_threshold(calibration: CalibrationOptions, scores: np.ndarray,
                   labels: np.ndarray) -> Threshold:
     """Threshold from validation scores: on the normal ones, or F1-optimal on labeled ones."""
-    method = ThresholdMethod(calibration.method)
-    if method is ThresholdMethod.F1:
-        return calibrate(method, scores[~labels], scores=scores, labels=labels)
-    return calibrate(method, scores[~labels], **calibration.params())
+    return calibrate_labeled(calibration.method, scores, labels, calibration.params())
 
 
 def _within_artifact_limits(options: SensorTrainingOptions) -> None:

@@ -91,6 +91,17 @@ def calibrate(
     return Threshold(strict_threshold(scores, cut), method.value, {"f1": f1})
 
 
+def calibrate_labeled(method: ThresholdMethod | str, scores: np.ndarray, labels: np.ndarray,
+                      params: dict | None = None) -> Threshold:
+    """``calibrate`` on validation ``scores`` whose ``labels`` mark the anomalous ones: F1 on
+    all of them, Gaussian or percentile (with ``params``) on the normal ones. The one rule
+    training fits a threshold by and the export refits it by."""
+    labels = np.asarray(labels, dtype=bool)
+    if ThresholdMethod(method) is ThresholdMethod.F1:
+        return calibrate(method, scores[~labels], scores=scores, labels=labels)
+    return calibrate(method, scores[~labels], **(params or {}))
+
+
 def score_stats(normal_scores: np.ndarray) -> ScoreStats:
     """Summary statistics of normal scores, stored in the artifact for drift checks."""
     s = _finite(normal_scores, "normal_scores")
