@@ -260,6 +260,15 @@ def checked_options(options: SensorTrainingOptions) -> SensorTrainingOptions:
     if 0 < model_options.score_last and model_options.score_last >= window:
         raise ValueError(f"`score_last` must be smaller than `window` ({window}); received "
                          f"{model_options.score_last}")
+    covered, stride = scored_rows(window, model_options), options.data.stride
+    if stride > covered:  # the runtime scores a window every `stride` rows, as trained
+        raise ValueError(
+            f"`stride` {stride} is longer than the {covered} rows each window's score reads "
+            f"(`score_last`, or the whole window with 0): the model scores a window every "
+            f"{stride} rows, so {stride - covered} of every {stride} rows would never be scored; "
+            f"give --stride {covered} or less" + (
+                f", or --score-last {stride} to read more of each window" if stride < window
+                else ""))
     return options
 
 
