@@ -56,6 +56,13 @@ def test_supervised_training_exports_an_artifact_the_runtime_scores(labeled, cap
     # the why of an alarm names real columns
     errors = detector.score_with_features(windows.astype(np.float32))[1]
     assert errors.shape == (64, 8) and np.all(errors >= 0)
+    # readings so far out that float32 overflows score inf and alarm, as a forecaster's do: the
+    # classifier's bounded logit scored them as normal
+    far = windows[:4].astype(np.float32).copy()
+    far[0, -1, 2], far[1, -3, 0], far[2, -1, 5] = 1e30, -1e20, -3e38
+    scores = detector.score(far)
+    assert np.isposinf(scores[:3]).all() and detector.predict(far)[:3].all()
+    assert np.isfinite(scores[3]) and scores[3] == batch[3]  # the others bit for bit
 
 
 def test_supervised_without_enough_labels_says_how_to_train(tmp_path, capsys):

@@ -523,6 +523,18 @@ class FirstColumn(layers.Layer):
         return x[:, 0]
 
 
+@keras.saving.register_keras_serializable(package="vigil")
+class OverflowGuard(layers.Layer):
+    """(logit, deviation) -> the logit, or NaN where a deviation overflowed float32 (readings
+    near 1e20 or beyond, a sentinel): a classifier's logit is bounded, so without it such a
+    window scored as normal; the runtime reads a NaN score as ``inf``, an alarm, as the
+    forecasters' overflowing errors are. Finite deviations leave the logit bit for bit."""
+
+    def call(self, inputs):
+        logit, deviation = inputs
+        return logit + 0.0 * ops.sum(deviation, axis=-1)
+
+
 def classifier_cell(architecture: Architecture | str) -> type:
     """The recurrent cell a supervised classifier uses for ``architecture``: GRU for the GRU
     architectures, LSTM for the LSTM ones; ValueError for one with neither cell."""
@@ -550,8 +562,9 @@ def build_classifier_scoring_model(network: keras.Model, window: int, mean: np.n
     """Raw window in; (score = the classifier's logit, feature_errors = ``Deviation``) out."""
     raw = keras.Input((window, len(mean)), name="window")
     normalized = Standardize(mean, std, name="standardize")(raw)
-    score = layers.Identity(name="score")(FirstColumn(name="logit")(network(normalized)))
-    deviation = layers.Identity(name="feature_errors")(
-        Deviation(score_last, name="deviation")(normalized))
+    deviations = Deviation(score_last, name="deviation")(normalized)
+    logit = FirstColumn(name="logit")(network(normalized))
+    score = layers.Identity(name="score")(OverflowGuard(name="overflow_guard")([logit, deviations]))
+    deviation = layers.Identity(name="feature_errors")(deviations)
     return keras.Model(raw, {"score": score, "feature_errors": deviation},
                        name="vigil_sensor_scorer")
