@@ -219,11 +219,35 @@ def test_score_refuses_nan_naming_the_feature(int8, labeled_windows):
 
 
 @pytest.mark.parametrize("array", [np.full((16, 8), "1.0"), np.full((16, 8), None, dtype=object),
-                                   np.zeros((16, 8), dtype=bool)],
-                         ids=["str", "object", "bool"])
+                                   np.zeros((16, 8), dtype=bool),
+                                   np.zeros((16, 8), dtype=complex)],
+                         ids=["str", "object", "bool", "complex"])
 def test_score_refuses_non_numeric_dtype(int8, array):
-    with pytest.raises(TypeError, match="`x` must be numeric; received dtype"):
+    with pytest.raises(TypeError, match="`x` must be numbers .*; received dtype"):
         int8.score(array)
+    # a signal too: booleans all alarmed, a complex number was cut to its real part, text failed
+    # in numpy's words
+    with pytest.raises(TypeError, match="`values` must be numbers .*; received dtype"):
+        int8.score_signal(np.concatenate([array, array]))
+
+
+def test_a_text_cell_in_a_signal_is_named_and_a_whole_signal_given_as_windows_is_pointed_on(int8):
+    rows = np.zeros((40, 8), dtype=object)
+    rows[7, 2] = "abc"
+    with pytest.raises(TypeError, match="at \\[7, 2\\] it holds 'abc'"):
+        int8.score_signal(rows)
+    with pytest.raises(ValueError, match="detector.score_signal\\(rows\\)"):
+        int8.score(np.zeros((40, 8)))
+    assert int8.score([]).shape == (0,) and int8.predict([]).shape == (0,)  # an empty batch
+
+
+def test_a_streamed_row_of_booleans_or_complex_numbers_is_not_scored(int8):
+    import vigil
+
+    stream = vigil.StreamingScorer(int8)
+    results = [r for values in ([True] * 8, np.full(8, 1 + 1j)) for _ in range(20)
+               for r in stream.push(values)]
+    assert results and all(r.score is None and "non-numeric" in r.skipped for r in results)
 
 
 # -- bad artifacts -----------------------------------------------------------------------------

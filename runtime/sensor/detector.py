@@ -103,6 +103,7 @@ class SensorDetector(Detector):
         given, without it), so ``decisions`` of these scores are the CLI's.
         """
         given = self._by_name(values, "values")
+        _refuse_non_numbers(given, "values", "rows, features")
         with np.errstate(over="ignore", invalid="ignore"):  # a reading beyond float32 is named below
             values = np.asarray(given, dtype=np.float32)
         window, stride = self.spec.window, self.spec.stride
@@ -222,16 +223,20 @@ class SensorDetector(Detector):
         except ValueError as error:  # a ragged list
             raise ValueError(f"`x` must be an array (n, window, features) or (window, features) "
                              f"of numbers; received a list numpy cannot shape ({error})") from None
-        if array.dtype.kind not in "fiu":
-            raise TypeError(f"`x` must be numeric; received dtype {array.dtype}")
         expected = self.input_shape
+        if array.size == 0 and array.ndim <= 1:  # [] or np.array([]): an empty batch
+            return np.empty((0, *expected), np.float32)
+        _refuse_non_numbers(array, "x", "n, window, features")
         if array.ndim == 2:
             array = array[None]
         if array.ndim != 3 or array.shape[1:] != expected:
+            rows = ("; for a signal of rows, score every window of it with "
+                    "detector.score_signal(rows)" if array.ndim == 3 and array.shape[0] == 1
+                    and array.shape[2] == expected[1] else "")
             raise ValueError(
                 f"`x` must have shape {expected} or (n, {expected[0]}, {expected[1]}) to match the "
                 f"model (window {expected[0]}, features {list(self.features)}); "
-                f"received {np.shape(x)}"
+                f"received {np.shape(x)}{rows}"
             )
         for start in range(0, len(array), CHECK_CHUNK):  # in chunks: no copy of every window
             part = array[start:start + CHECK_CHUNK]
@@ -287,3 +292,24 @@ def _frame_values(frame, argument: str) -> np.ndarray:
                 raise ValueError(f"`{argument}` column {str(name)!r} must hold numbers; received "
                                  f"dtype {frame[name].dtype} ({error})") from None
     return frame.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _refuse_non_numbers(values, name: str, shape: str) -> None:
+    """TypeError unless ``values`` is an array of numbers (int, unsigned or float), naming the
+    first cell that is none where it holds objects: booleans, complex numbers and text were
+    cast (True scored as 1.0, a complex number as its real part) or failed in numpy's words."""
+    array = np.asarray(values)
+    if array.dtype.kind in "fiu":
+        return
+    where = ""
+    if array.dtype.kind in "OUS" and array.size:
+        flat = array.reshape(-1)
+        for k, cell in enumerate(flat):
+            if isinstance(cell, bool) or not isinstance(cell, (int, float, np.integer,
+                                                               np.floating)):
+                position = np.unravel_index(k, array.shape)
+                where = f"; at {list(map(int, position))} it holds {cell!r}"
+                break
+    raise TypeError(f"`{name}` must be numbers ({shape}); received dtype {array.dtype}{where} "
+                    f"(booleans, complex numbers and text are not read as readings: convert "
+                    f"them first, e.g. with .astype(float))")

@@ -600,6 +600,8 @@ def _as_float32(values) -> np.ndarray:
     scores as an overflow and alarms, as a reading of 3e38 does), not infinite (a missing value
     that would be filled)."""
     array = np.asarray(values)
+    if array.dtype.kind in "bc":  # True read as 1.0, a complex number as its real part
+        raise TypeError(f"a reading must be a number; received dtype {array.dtype}")
     if array.dtype.kind in "fiuOUS" and array.dtype != np.float32:  # numbers, objects, text
         try:
             wide = array.astype(np.float64)
