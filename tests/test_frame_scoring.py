@@ -85,6 +85,9 @@ def test_tiny_model_scores_match_the_closed_form(detector):
     (np.zeros((48, 64, 2), np.uint8), ValueError,
      r"\(height, width, 1\|3\|4\); received \(48, 64, 2\)"),
     (None, ValueError, "is None"),
+    ("part.png", TypeError, r"received a path \('part.png'\), which is not read here: decode"),
+    (Path("part.png"), TypeError, r"received a path .*cv2.imread\(path\)"),
+    (b"\x89PNG\r\n", TypeError, "received an encoded image's bytes.*cv2.imdecode"),
 ])
 def test_bad_frames_are_clear_errors_from_the_detector(detector, frame, error, message):
     with pytest.raises(error, match=message):

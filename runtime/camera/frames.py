@@ -18,6 +18,13 @@ def check_frame(frame: object, name: str = "frame") -> np.ndarray:
     """The frame as an array, or ValueError/TypeError saying what is wrong with it."""
     if frame is None:
         raise ValueError(f"`{name}` is None; expected an image array (height, width[, channels])")
+    if isinstance(frame, (str, bytes, bytearray, memoryview)) or hasattr(frame, "__fspath__"):
+        what = "an encoded image's bytes" if isinstance(frame, (bytes, bytearray, memoryview)) \
+            else f"a path ({str(frame)[:80]!r})"
+        raise TypeError(f"`{name}` must be a decoded image array (height, width[, channels]), "
+                        f"uint8 BGR as OpenCV decodes; received {what}, which is not read here: "
+                        f"decode it first (cv2.imread(path), or cv2.imdecode(np.frombuffer(data, "
+                        f"np.uint8), cv2.IMREAD_COLOR)), or score files with `vigil score`")
     array = _from_pil(frame)
     if array is None:
         array = np.asarray(frame)
