@@ -237,7 +237,7 @@ def test_faulty_sensor_rows_are_filled_flagged_or_skipped_never_lost(sensor, tmp
     assert summary.lines_written == len(records) and summary.lines_lost == 0
 
 
-def test_out_of_order_flags_every_window_holding_the_late_row(sensor):
+def test_out_of_order_flags_every_window_holding_the_late_row(sensor, caplog):
     scorer = StreamingScorer(sensor)
     times = [f"2024-05-01T10:00:{s:02d}" for s in (0, 1, 2, 3, 4, 4, 2, 5, 6, 7, 8, 9, 10)]
     results = []
@@ -248,6 +248,24 @@ def test_out_of_order_flags_every_window_holding_the_late_row(sensor):
     assert scorer.rows_out_of_order == 1
     assert all(r.to_json().get("out_of_order") is (True if r.index in flagged else None)
                for r in results)
+    # said once, with the fix for a file written newest first (scored backwards without a word)
+    warned = [r.getMessage() for r in caplog.records if "earlier than row" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].startswith("row 6: its time '2024-05-01T10:00:02' is "
+                                                     "earlier than row 5's")
+    assert "tail -n +2 F | tac" in warned[0]
+
+
+def test_eval_counts_the_rows_out_of_time_order(sensor, tmp_path):
+    import json
+
+    from vigil.cli import commands as cli
+
+    rows = ["timestamp,a,b,c,anomaly"] + [
+        f"2024-05-01T10:{59 - k // 60:02d}:{59 - k % 60:02d},0.1,0.2,0.1,0" for k in range(120)]
+    (tmp_path / "newest_first.csv").write_text("\n".join(rows) + "\n")
+    assert cli.main(["eval", str(sensor.path), str(tmp_path / "newest_first.csv"), "--json",
+                     str(tmp_path / "e.json"), "--quiet"]) == 0
+    assert json.loads((tmp_path / "e.json").read_text())["rows_out_of_order"] == 119
 
 
 @pytest.fixture(scope="module")

@@ -196,7 +196,7 @@ def test_row_with_wrong_field_count(fp32, rows):
     assert likelihood["learned"] == len(scored(results)) and likelihood["warm"] is False
     assert summary == {"rows": 25, "windows": len(scored(results)), "alarms": 0, "alarm_episodes": 0,
                        "rows_filled": 1, "rows_skipped": 1, "rows_out_of_order": 0,
-                       "times_unchecked": 25}
+                       "times_unchecked": 25, "rows_unseen_inputs": 0}  # none: none checked
     # (no time_gaps: its times, "t0", are no times, so none was compared, and each is counted)
 
     # A pushed array of the wrong length is reported the same way.

@@ -272,6 +272,15 @@ class StreamingScorer:
                                          and key[0] != (0 if self._time_step.numeric else 1))):
                 self._note_unchecked(index, time, key)
             late, latest = self._late(key, index) if time else (False, None)
+            if late and self.rows_out_of_order == 1:
+                log.warning("row %d: its time %r is earlier than row %d's, among the %d rows "
+                            "before it: rows are scored in the order they arrive, so windows "
+                            "holding it join readings out of time order (flagged out_of_order; "
+                            "further such rows are counted in rows_out_of_order; said once per "
+                            "stream). A file written newest first is scored backwards: reverse "
+                            "its data rows first ({ head -n 1 F; tail -n +2 F | tac; } > "
+                            "oldest-first.csv), as vigil train asks", index, time, latest[0],
+                            self.window)
             try:  # (a CSV's readings beyond float32 are at its limit already: tables._number)
                 values = np.asarray(values, dtype=np.float32)
             except (TypeError, ValueError) as error:  # text where readings belong
