@@ -250,36 +250,33 @@ def _warn_unnamed_columns(path: Path, table: Table, lines: int = 200) -> None:
                     "otherwise name them in the header line)", table.source, numbers)
 
 
-TIME_ORDER_PAIRS = 2000  # pairs of neighbouring rows whose times are compared, spread evenly
 
 
 def _check_time_order(table: Table) -> None:
     """ValueError naming the file when most of its rows run back in time (a newest-first
     export: windows and the chronological split would read time reversed); a warning when some
-    do. Compares the times of up to ``TIME_ORDER_PAIRS`` neighbouring rows, spread evenly."""
+    do (a clock set back an hour, as a daylight-saving change does to local times). Compares
+    every pair of neighbouring rows."""
     times = table.times
     if times is None or len(times) < 3:
         return
-    starts = np.unique(np.linspace(0, len(times) - 2, min(TIME_ORDER_PAIRS, len(times) - 1))
-                       .astype(int))
-    backward = compared = 0
-    first = None
-    unread = [i for i in starts if times[i] and time_key(times[i]) is None]
+    keys = [time_key(t) if t else None for t in times]
+    unread = [i for i, (t, k) in enumerate(zip(times, keys)) if t and k is None]
     if unread:  # as `vigil score` warns of the same file
-        log.warning("%s: %d of the %d times looked at in column %r are neither numbers nor ISO "
-                    "8601 (the first: data row %d, %r): their order and gaps are not checked, so "
-                    "a file sorted newest first or with gaps trains as it stands; write them in "
-                    "ISO 8601 (2024-03-31 21:19:00, an optional zone such as +01:00)",
-                    table.source, len(unread), len(starts), table.time_column, unread[0] + 1,
+        log.warning("%s: %d of the %d times in column %r are neither numbers nor ISO 8601 (the "
+                    "first: data row %d, %r): their order and gaps are not checked, so a file "
+                    "sorted newest first or with gaps trains as it stands; write them in ISO 8601 "
+                    "(2024-03-31 21:19:00, an optional zone such as +01:00)",
+                    table.source, len(unread), len(times), table.time_column, unread[0] + 1,
                     times[unread[0]][:40])
-    for i in starts:
-        a, b = time_key(times[i]), time_key(times[i + 1])
-        if a is None or b is None or a[0] != b[0] or a[1] == b[1]:
-            continue  # rows of the same time (several readings a second) say nothing of order
-        compared += 1
-        if b[1] < a[1]:
-            backward += 1
-            first = i if first is None else first
+    kind = np.array([-1 if k is None else k[0] for k in keys])
+    value = np.array([np.nan if k is None else k[1] for k in keys], dtype=np.float64)
+    # rows of the same time (several readings a second) say nothing of order
+    pairs = (kind[:-1] >= 0) & (kind[:-1] == kind[1:]) & (value[:-1] != value[1:])
+    compared = int(pairs.sum())
+    steps_back = np.flatnonzero(pairs & (value[1:] < value[:-1]))
+    backward = len(steps_back)
+    first = int(steps_back[0]) if backward else None
     if not backward:
         return
     if backward * 2 > compared:
