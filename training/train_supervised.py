@@ -244,7 +244,7 @@ def _record(tables, options: SensorTrainingOptions, supervised: SupervisedOption
             "validation_windows": validation_windows,
             "validation_fraction": options.data.validation_fraction,
             "epochs": epochs,
-            "model": plain_options(model),
+            "model": plain_options(replace(model, members=1)),  # one classifier
         },
         "versions": library_versions(),
     }
