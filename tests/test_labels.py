@@ -655,3 +655,13 @@ def test_one_file_named_by_two_keys_with_windows_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"keys \['a.csv', 'data/a.csv'\] all name .*a.csv.*, "
                                          r"each with windows"):
         read_labels(path).rows(TIMES, root / "a.csv", tmp_path)
+
+
+def test_a_label_written_with_a_decimal_comma_points_to_the_decimal_flag():
+    """eval advised --label-column for a label of 0,0; --decimal , was the fix."""
+    from vigil.runtime.sensor.tables import label_value
+
+    value, problem = label_value("0,0")
+    assert value is None and "give --decimal , to read the file's numbers" in problem
+    assert label_value("1,0", ",") == (1.0, None)
+    assert "decimal" not in label_value("maybe")[1]

@@ -558,6 +558,7 @@ def _number(cell: str, decimal: str = ".") -> tuple[float, str | None]:
     return max(-FLOAT32_MAX, min(FLOAT32_MAX, value)), None
 
 
+_DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")  # 0,0 or 1,0: a number written with a decimal comma
 LABEL_WORDS = {"true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0, "y": 1.0, "n": 0.0,
                "anomaly": 1.0, "anomalous": 1.0, "normal": 0.0}
 
@@ -573,8 +574,10 @@ def label_value(cell: str, decimal: str = ".") -> tuple[float | None, str | None
     if problem is not None or (text and math.isnan(value)):
         # NaN, ?, n/a: a reading's missing value, but no label's: a stretch marked so would be
         # read as normal (only an empty cell is unlabeled)
+        comma = (" (a decimal comma, as in 0,0? give --decimal , to read the file's numbers "
+                 "so)" if decimal == "." and _DECIMAL_COMMA.fullmatch(text) else "")
         return None, (f"has {text[:40]!r}; expected 0/1 (or true/false, yes/no, "
-                      f"anomaly/normal), or an empty cell for unlabeled")
+                      f"anomaly/normal), or an empty cell for unlabeled{comma}")
     return (None if math.isnan(value) else value), None
 
 
