@@ -413,7 +413,10 @@ class RowParser:
         if missing:
             raise MissingColumns(
                 f"{source}: feature columns {missing} are missing; the header has {list(names)}; "
-                f"expected a header naming each of {list(features)}, in any order"
+                f"expected a header naming each of {list(features)}, in any order: rename "
+                f"those columns in the header if they hold the same readings under another "
+                f"name; otherwise this file lacks readings the model (or --features) needs: "
+                f"train one on its own columns"
             )
         if not features:
             raise ValueError(f"{source}: no feature columns left in header {list(names)}")
