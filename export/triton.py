@@ -75,10 +75,16 @@ def write_triton_repository(artifact: str | Path, repository: str | Path, name: 
                   "optimization { execution_accelerators {\n"
                   '  gpu_execution_accelerator: [ { name: "tensorrt" } ]\n} }\n')
     folder = Path(repository) / name
-    for sub in ("1", "configs"):
-        if (folder / sub).exists() and not (folder / sub).is_dir():
-            raise ValueError(f"{str(folder / sub)!r} is a file where the model repository needs "
-                             f"a folder; move it away, or give another --name")
+    # every path of the model's folder of the kind it must be, before anything is placed: a
+    # repository is never left with a new model beside old or missing configs
+    for path, folder_wanted in ((Path(repository), True), (folder, True), (folder / "1", True),
+                                (folder / "configs", True), (folder / "1" / "model.onnx", False),
+                                (folder / "config.pbtxt", False),
+                                (folder / "configs" / "gpu.pbtxt", False)):
+        if path.exists() and path.is_dir() != folder_wanted:
+            have, need = ("a file", "a folder") if folder_wanted else ("a folder", "a file")
+            raise ValueError(f"{str(path)!r} is {have} where the model repository needs {need}; "
+                             f"move it away, or give another --name")
     (folder / "1").mkdir(parents=True, exist_ok=True)
     (folder / "configs").mkdir(exist_ok=True)
     _place_model(artifact, folder / "1" / "model.onnx")

@@ -800,7 +800,8 @@ def test_the_batch_summary_adds_up_what_score_says_of_each_source(sensor_artifac
     scored = summary()
     assert cli.main(["batch", model, str(folder), "--jsonl", str(tmp_path / "b.jsonl")]) == 0
     batch = summary()
-    for key in ("rows", "windows", "rows_filled", "rows_out_of_order", "alarms", "alarm_episodes"):
+    for key in ("rows", "windows", "rows_filled", "rows_out_of_order", "rows_unseen_inputs", "alarms",
+                "alarm_episodes"):
         assert batch[key] == scored[key], key
     assert batch["rows_filled"] == 1
 

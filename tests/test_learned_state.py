@@ -127,6 +127,7 @@ def test_the_cli_continues_from_the_state_file_as_a_folder_continues_its_files(
 
 @pytest.mark.parametrize("content, message", [
     ("{not json", "cannot be read as a learned state"),
+    ("\0" * 900, "cannot be read as a learned state"),  # NUL bytes after a power loss
     ('{"format": "other"}', "is not a version-1 Vigil learned state"),
     ('{"format": "vigil-learned-state", "version": 1, "model_sha256": "ab", "parts": {}}',
      "was learned by another model"),
@@ -170,6 +171,8 @@ def test_state_is_refused_where_it_cannot_apply(learning_model, tmp_path, capsys
             # a .csv in the folder scored: the next run would read it as data
             ([str(learning_model), str(tmp_path), "--state", str(tmp_path / "learned.csv")],
              "is a .csv inside"),
+            ([str(learning_model), str(tmp_path), "--state", str(tmp_path / "learned.csv")],
+             "name it .json"),
             # a file that holds something else (data) is never replaced by the state
             ([str(learning_model), str(data_file), "--state", str(other)],
              "exists and holds something else")):

@@ -41,6 +41,7 @@ def test_supervised_training_exports_an_artifact_the_runtime_scores(labeled, cap
     detector = runtime.load(folder / "clf.onnx")
     assert detector.spec.training["mode"] == "supervised"
     assert detector.spec.training["synthetic_anomalous_windows"] > 0
+    assert detector.spec.training["input_ranges"] == {}  # recorded: rows_unseen_inputs is 0
     assert "classifier" in detector.spec.score_reduction
     # the threshold chosen on the labels decides: no adaptive threshold raises it
     assert detector.spec.adaptive is None and detector.spec.likelihood is not None
@@ -180,3 +181,18 @@ def test_supervised_turns_the_adaptive_threshold_off_unless_asked():
     kept, turned_off = supervised_calibration(CalibrationOptions(method="gaussian"),
                                               method_given=True, adaptive_given=True)
     assert (kept.method, kept.adaptive, turned_off) == ("gaussian", True, False)
+
+
+def test_a_classifier_takes_any_stride_within_its_window(labeled, tmp_path, capsys):
+    """The stride rule for forecasters (at most the rows a score reads, --score-last) refused
+    --supervised --stride 40, though a classifier's logit reads its whole window."""
+    from dataclasses import replace
+
+    from vigil.training.train_sensor import SensorTrainingOptions, checked_options
+
+    defaults = SensorTrainingOptions()
+    options = replace(defaults, data=replace(defaults.data, window=48, stride=40))
+    assert checked_options(options, supervised=True).data.stride == 40
+    too_long = replace(defaults, data=replace(defaults.data, window=48, stride=60))
+    with pytest.raises(ValueError, match="give --stride 48 or less$"):
+        checked_options(too_long, supervised=True)

@@ -130,3 +130,13 @@ def test_a_file_where_the_repository_needs_a_folder_leaves_the_model_unplaced(tm
     assert cli.main(["triton", str(artifact), str(tmp_path / "m"), "--name", "pump"]) == 2
     assert "is a file where the model repository needs a folder" in capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "m" / "pump").iterdir()) == ["configs"]
+    # a folder where a config belongs, and a file where the model's folder belongs
+    (tmp_path / "m" / "pump" / "configs").unlink()
+    (tmp_path / "m" / "pump" / "config.pbtxt").mkdir()
+    assert cli.main(["triton", str(artifact), str(tmp_path / "m"), "--name", "pump"]) == 2
+    assert "config.pbtxt' is a folder where the model repository needs a file" in \
+        capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "m" / "pump").iterdir()) == ["config.pbtxt"]
+    (tmp_path / "m" / "valve").write_text("notes")
+    assert cli.main(["triton", str(artifact), str(tmp_path / "m"), "--name", "valve"]) == 2
+    assert "valve' is a file where the model repository needs a folder" in capsys.readouterr().err

@@ -224,7 +224,8 @@ def _within_artifact_limits(options: SensorTrainingOptions) -> None:
                              f"received {value:,}")
 
 
-def checked_options(options: SensorTrainingOptions) -> SensorTrainingOptions:
+def checked_options(options: SensorTrainingOptions,
+                    supervised: bool = False) -> SensorTrainingOptions:
     """``options`` with ``score_last`` filled in, or ValueError naming the first option out of
     its range: every sensor trainer (unsupervised and ``--supervised``) checks them here, before
     any data is read, so that nothing trains that the export or the runtime would refuse."""
@@ -289,15 +290,18 @@ def checked_options(options: SensorTrainingOptions) -> SensorTrainingOptions:
     if 0 < model_options.score_last and model_options.score_last >= window:
         raise ValueError(f"`score_last` must be smaller than `window` ({window}); received "
                          f"{model_options.score_last}")
-    covered, stride = scored_rows(window, model_options), options.data.stride
+    # a classifier's logit reads its whole window; a forecaster's or autoencoder's score, the
+    # last rows its error is taken over (and the neighbour distance compares)
+    covered = window if supervised else scored_rows(window, model_options)
+    stride = options.data.stride
     if stride > covered:  # the runtime scores a window every `stride` rows, as trained
         raise ValueError(
             f"`stride` {stride} is longer than the {covered} rows each window's score reads "
             f"(`score_last`, or the whole window with 0): the model scores a window every "
             f"{stride} rows, so {stride - covered} of every {stride} rows would never be scored; "
             f"give --stride {covered} or less" + (
-                f", or --score-last {stride} to read more of each window" if stride < window
-                else ""))
+                f", or --score-last {stride} to read more of each window"
+                if stride < window and not supervised else ""))
     return options
 
 

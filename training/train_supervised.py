@@ -113,7 +113,7 @@ def train_supervised(data: str | Path | Sequence[Path], output: str | Path,
                      verbose: int | str = "auto") -> SensorTrainingResult:
     """Train a classifier on labeled windows of ``data`` and write ``output`` (.keras)."""
     sensor_model.classifier_cell(options.model.architecture)  # refused before any reading
-    options = checked_options(options)  # the unsupervised trainer's checks, before any reading
+    options = checked_options(options, supervised=True)  # before any reading
     if not 0 <= supervised.synthetic_fraction <= 1:
         raise ValueError(f"`synthetic_fraction` must be in [0, 1]; received "
                          f"{supervised.synthetic_fraction}")
@@ -241,6 +241,9 @@ def _record(tables, options: SensorTrainingOptions, supervised: SupervisedOption
             "labeled_anomalous_windows": positive_windows - synthetic,
             "synthetic_anomalous_windows": synthetic,
             "class_weight": supervised.class_weight,
+            # every column is scored (a classifier has no input-only column): recorded, so that
+            # the runtime counts rows_unseen_inputs as 0, not unknown
+            "inputs_only": {}, "input_ranges": {},
             "validation_windows": validation_windows,
             "validation_fraction": options.data.validation_fraction,
             "epochs": epochs,

@@ -52,6 +52,8 @@ class FileScores:
     rows_skipped: int = 0            # rows of a longer gap: no window ends there
     restarts: np.ndarray | None = None  # windows (by number) scored after the window restarted
     rows_out_of_order: int = 0       # rows earlier in time than one among the window before
+    rows_unseen_inputs: int | None = None  # rows where an input-only column left its training
+    # values (None: the artifact records none to check against)
 
 
 def _check_label_column(source: str, column: str | None, flags: np.ndarray,
@@ -210,7 +212,8 @@ def score_file(detector: SensorDetector, path: str | Path, label_column: str,
                               features, episode_gap(detector), file_times)
     return FileScores(name or Path(path).name, scores, alarms, row_labels_array, file_times,
                       episodes, ends_array, scorer.rows_filled, scorer.rows_skipped,
-                      np.array(restarts, dtype=int), scorer.rows_out_of_order)
+                      np.array(restarts, dtype=int), scorer.rows_out_of_order,
+                      scorer.summary().get("rows_unseen_inputs"))
 
 
 def row_decisions(detector: SensorDetector, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -391,6 +394,8 @@ def evaluate(detector: SensorDetector, data: str | Path, label_column: str = "an
     result["rows_filled"] = sum(f.rows_filled for f in files)
     result["rows_skipped"] = sum(f.rows_skipped for f in files)
     result["rows_out_of_order"] = sum(f.rows_out_of_order for f in files)
+    checked = [f.rows_unseen_inputs for f in files if f.rows_unseen_inputs is not None]
+    result["rows_unseen_inputs"] = sum(checked) if checked else None
     if not threshold_search:
         result["alarm_best_f1"] = result["alarm_best_f1_threshold"] = None
         result["alarm_best_f1_note"] = "not searched (--no-threshold-search)"

@@ -458,6 +458,11 @@ def _counts(summary: ScoreSummary, current: list[StreamingScorer], sink: JsonLin
         "time_gaps": (None if summary.time_gaps is None and "time_gaps" not in part
                       else (summary.time_gaps or 0) + part.get("time_gaps", 0)),
         "times_unchecked": summary.times_unchecked + part.get("times_unchecked", 0),
+        # rows where an input-only column left its training values (None: nothing to check)
+        "rows_unseen_inputs": (None if summary.rows_unseen_inputs is None
+                               and "rows_unseen_inputs" not in part
+                               else (summary.rows_unseen_inputs or 0)
+                               + part.get("rows_unseen_inputs", 0)),
         "alarms": summary.alarms + part.get("alarms", 0),
         "alarm_episodes": summary.alarm_episodes + part.get("alarm_episodes", 0),
         # windows in a row the current alarm has been on (0: none), for a watchdog's "still?"

@@ -96,9 +96,10 @@ def _refuse_csv_in_an_input_folder(path, flag: str, input_folders: list) -> None
     target = Path(path).resolve()
     for given in input_folders:
         if Path(given).resolve() in target.parents:
+            suffix = ".json" if flag == "--state" else ".jsonl"  # one document, or lines
             raise ValueError(f"`{flag}` {str(path)!r} is a .csv inside {str(given)!r}, an input "
                              f"folder of this run: the next run on that folder would read it as "
-                             f"data; name it .jsonl ({flag} {Path(path).with_suffix('.jsonl')}, "
+                             f"data; name it {suffix} ({flag} {Path(path).with_suffix(suffix)}, "
                              f"say) or put it outside the folder")
 
 
@@ -136,6 +137,17 @@ def _refuse_replacing_other_than_a_model(path, onnx_model: bool) -> None:
                      f"that one first")
 
 
+def _text(start: bytes) -> bool:
+    """Whether a file's first bytes are text (UTF-8 without NUL): data a user may want kept."""
+    if b"\0" in start:
+        return False
+    try:
+        start.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return error.start >= len(start) - 3  # cut inside a character at the end: still text
+    return True
+
+
 def _refuse_replacing_other_files(path, flag: str) -> None:
     """ValueError for an existing file that a JSON document output (``--json``, ``--health``)
     would replace though it holds something else (data, a results file): those outputs
@@ -150,6 +162,8 @@ def _refuse_replacing_other_files(path, flag: str) -> None:
     first_line = start.lstrip().split(b"\n", 1)[0]
     if not start.strip() or (first_line.startswith(b"{") and b"\n{" not in start.strip()):
         return  # empty, or one JSON object (not a results file's lines)
+    if flag == "--state" and not _text(start):
+        return  # a state file left unreadable (NUL bytes after a power loss): warned, replaced
     shown = first_line[:60].decode("utf-8", "replace")
     kind = {"--health": "health", "--state": "state"}.get(flag, "result")
     suggested = f"{Path(path).stem}-{kind}.json"
