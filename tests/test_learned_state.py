@@ -253,3 +253,21 @@ def test_the_likelihood_turned_off_stays_off_when_the_detector_is_pickled(learni
                                       learning_model.with_name("plain.onnx")))
     with pytest.raises(ValueError, match="`likelihood` cannot be turned on"):
         plain.likelihood = True
+
+
+def test_overflowed_scores_as_eval_replays_them_are_never_learned():
+    """A score that overflowed is written as the largest double (finite_or_max), and eval
+    replays those: the likelihood summed them and failed (OverflowError from math.fsum)."""
+    import sys
+
+    from vigil.runtime.sensor.alarms import AdaptiveThreshold, AnomalyLikelihood
+
+    likelihood = AnomalyLikelihood(LikelihoodSpec(short=3, long=40, z=4.0, warmup=10,
+                                                  std_floor=0.01, level_warmup=20))
+    adaptive = AdaptiveThreshold(AdaptiveThresholdSpec(memory=60, warmup=20, quantile=0.9,
+                                                       factor=1.5))
+    for k in range(100):
+        score = sys.float_info.max if 40 <= k < 50 else float(k % 5)
+        assert likelihood.step(score) is False or k < 40 or k >= 50
+        adaptive.observe(score, alarm=False)
+    assert adaptive.learned == 90 and np.isfinite(adaptive.threshold(1.0))

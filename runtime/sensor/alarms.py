@@ -4,6 +4,7 @@ alarm smoothing over consecutive windows, and the anomaly likelihood beside them
 from __future__ import annotations
 
 import math
+import sys
 from typing import Sequence
 
 import numpy as np
@@ -167,7 +168,7 @@ class AdaptiveThreshold:
         if alarm:
             self.frozen += 1
             return
-        if not math.isfinite(score):
+        if _overflowed(score):
             return
         self._recent.add(score)
         self.learned += 1
@@ -238,7 +239,7 @@ class AnomalyLikelihood:
     def step(self, score: float) -> bool:
         """Learn ``score``; whether the mean of the recent scores is surprising."""
         self.last_z = None
-        if not math.isfinite(score):
+        if _overflowed(score):
             return False  # the threshold already alarms on it; it would poison the means
         spec = self.spec
         if self._recent_count == spec.short:
@@ -360,7 +361,7 @@ class AlarmDecider:
         level = self.likelihood.level() if self.likelihood is not None else None
         if level is not None:
             threshold = max(threshold, level)
-        above = bool(not math.isfinite(score) or score > threshold)
+        above = bool(_overflowed(score) or score > threshold)
         alarm = self.filter.step(above)
         if self.adaptive is not None:
             # what the threshold leaves normal: not a window above it, even before `consecutive`
@@ -386,3 +387,10 @@ class AlarmDecider:
                 self.reset()
             thresholds[i], _, alarms[i], starts[i] = self.step(score, base)
         return thresholds, alarms, starts
+
+
+def _overflowed(score: float) -> bool:
+    """Whether ``score`` is an overflow: infinite or NaN, or the largest double that a result
+    line writes for one (``finite_or_max``, what ``vigil eval`` replays): summed with others
+    it overflowed the likelihood's running sum."""
+    return not math.isfinite(score) or abs(score) >= sys.float_info.max
