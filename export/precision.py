@@ -153,7 +153,9 @@ def _ranks(values: np.ndarray) -> np.ndarray:
     ranks[order] = np.arange(len(values), dtype=np.float64)
     sorted_values = values[order]
     start = 0
-    for stop in list(np.flatnonzero(np.diff(sorted_values)) + 1) + [len(values)]:
+    # a change between neighbours (not np.diff: inf - inf is NaN, which split a tie of infinities)
+    changes = np.flatnonzero(sorted_values[1:] != sorted_values[:-1]) + 1
+    for stop in list(changes) + [len(values)]:
         ranks[order[start:stop]] = (start + stop - 1) / 2
         start = stop
     return ranks

@@ -428,6 +428,13 @@ def test_rank_correlation_of_constant_scores():
     assert rank_correlation(np.array([4.0, 4.0]), np.array([7.0, 7.0])) == 1.0
     assert rank_correlation(np.array([1.0, 2.0, 3.0]), np.array([10.0, 20.0, 30.0])) == 1.0
     assert rank_correlation(np.array([1.0, 2.0, 3.0]), np.array([3.0, 2.0, 1.0])) == -1.0
+    # windows whose score overflowed (a sentinel): one tie of infinities, without a warning
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tied = np.array([1.0, np.inf, 2.0, np.inf])
+        assert rank_correlation(tied, np.array([1.0, 9.0, 2.0, 8.0])) == pytest.approx(0.9487, abs=1e-4)
 
 
 # -- artifact metadata -------------------------------------------------------------------------

@@ -62,10 +62,15 @@ def test_supervised_training_exports_an_artifact_the_runtime_scores(labeled, cap
     # readings so far out that float32 overflows score inf and alarm, as a forecaster's do: the
     # classifier's bounded logit scored them as normal
     far = windows[:4].astype(np.float32).copy()
-    far[0, -1, 2], far[1, -3, 0], far[2, -1, 5] = 1e30, -1e20, -3e38
+    far[0, -1, 2], far[1, -3, 0], far[2, 0, 5] = 1e30, -1e20, -3e38  # at the window's first row too
     scores = detector.score(far)
     assert np.isposinf(scores[:3]).all() and detector.predict(far)[:3].all()
     assert np.isfinite(scores[3]) and scores[3] == batch[3]  # the others bit for bit
+    # inf in the graph itself, as a plain onnxruntime user (Triton) reads it: no NaN
+    import onnxruntime as ort
+
+    raw = ort.InferenceSession(str(folder / "clf.onnx")).run(["score"], {"window": far})[0]
+    assert np.isposinf(raw[:3]).all()
 
 
 def test_supervised_without_enough_labels_says_how_to_train(tmp_path, capsys):

@@ -523,16 +523,21 @@ class FirstColumn(layers.Layer):
         return x[:, 0]
 
 
+FLOAT32_LIMIT = float(np.finfo(np.float32).max)  # a sum at or beyond it has overflowed
+
+
 @keras.saving.register_keras_serializable(package="vigil")
 class OverflowGuard(layers.Layer):
-    """(logit, deviation) -> the logit, or NaN where a deviation overflowed float32 (readings
-    near 1e20 or beyond, a sentinel): a classifier's logit is bounded, so without it such a
-    window scored as normal; the runtime reads a NaN score as ``inf``, an alarm, as the
-    forecasters' overflowing errors are. Finite deviations leave the logit bit for bit."""
+    """(logit, normalized window) -> the logit, or +inf where the window's sum of squared
+    normalized readings overflows float32 (a reading near 1e19 spreads or beyond, anywhere in
+    the window: a sentinel): a classifier's logit is bounded, so without it such a window scored
+    as normal; the forecasters' errors overflow to inf by themselves. Other windows keep their
+    logit bit for bit."""
 
     def call(self, inputs):
-        logit, deviation = inputs
-        return logit + 0.0 * ops.sum(deviation, axis=-1)
+        logit, normalized = inputs
+        energy = ops.sum(ops.square(normalized), axis=(1, 2))
+        return ops.where(energy < FLOAT32_LIMIT, logit, float("inf"))
 
 
 def classifier_cell(architecture: Architecture | str) -> type:
@@ -564,7 +569,7 @@ def build_classifier_scoring_model(network: keras.Model, window: int, mean: np.n
     normalized = Standardize(mean, std, name="standardize")(raw)
     deviations = Deviation(score_last, name="deviation")(normalized)
     logit = FirstColumn(name="logit")(network(normalized))
-    score = layers.Identity(name="score")(OverflowGuard(name="overflow_guard")([logit, deviations]))
+    score = layers.Identity(name="score")(OverflowGuard(name="overflow_guard")([logit, normalized]))
     deviation = layers.Identity(name="feature_errors")(deviations)
     return keras.Model(raw, {"score": score, "feature_errors": deviation},
                        name="vigil_sensor_scorer")
