@@ -188,16 +188,18 @@ def test_supervised_turns_the_adaptive_threshold_off_unless_asked():
     assert (kept.method, kept.adaptive, turned_off) == ("gaussian", True, False)
 
 
-def test_a_classifier_takes_any_stride_within_its_window(labeled, tmp_path, capsys):
-    """The stride rule for forecasters (at most the rows a score reads, --score-last) refused
-    --supervised --stride 40, though a classifier's logit reads its whole window."""
+def test_a_classifier_takes_a_stride_up_to_half_its_scored_rows(labeled, tmp_path, capsys):
+    """A classifier learns the label of a window's last rows (its synthetic anomalies span
+    --score-last): a decision every 40 rows of a 48-row window left most rows undecided."""
     from dataclasses import replace
 
     from vigil.training.train_sensor import SensorTrainingOptions, checked_options
 
     defaults = SensorTrainingOptions()
-    options = replace(defaults, data=replace(defaults.data, window=48, stride=40))
-    assert checked_options(options, supervised=True).data.stride == 40
-    too_long = replace(defaults, data=replace(defaults.data, window=48, stride=60))
-    with pytest.raises(ValueError, match="give --stride 48 or less$"):
-        checked_options(too_long, supervised=True)
+    options = replace(defaults, data=replace(defaults.data, window=48, stride=16))
+    assert checked_options(options, supervised=True).data.stride == 16
+    whole = replace(options, data=replace(options.data, stride=24),
+                    model=replace(options.model, score_last=0))
+    assert checked_options(whole, supervised=True).data.stride == 24
+    with pytest.raises(ValueError, match="give --stride 16 or less"):
+        checked_options(replace(options, data=replace(options.data, stride=40)), supervised=True)

@@ -499,7 +499,8 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions,
         val_clean.append(~window_any_labels(labels[start:], w, stride))
     features = tables[0].values.shape[1]
     count = sum(len(kept) for _, kept in train_parts)
-    check_memory(count, sum(len(v) for v in val_parts), w, features, stride, scored)
+    check_memory(count, sum(len(v) for v in val_parts), w, features, stride,
+                 max(1, scored // 2))  # the longest stride train_sensor.longest_stride allows
     train = np.empty((count, w, features), dtype=np.float32)
     filled = 0
     for windows, kept in train_parts:
@@ -599,9 +600,9 @@ def available_memory() -> int | None:
 
 
 def check_memory(train: int, validation: int, window: int, features: int, stride: int,
-                 covered: int | None = None) -> None:
+                 longest: int | None = None) -> None:
     """Refuse, before anything is allocated or written, windows that would not fit in memory;
-    the stride it suggests is at most ``covered``, the rows each window's score reads (None:
+    the stride it suggests is at most ``longest``, the longest the model may use (None:
     the window), since the model scores a window every ``stride`` rows."""
     needed = (train + validation) * window * features * 4 * WINDOW_COPIES
     available = available_memory()
@@ -611,9 +612,10 @@ def check_memory(train: int, validation: int, window: int, features: int, stride
     fix = (f"train on fewer rows, or take a window every {wider} rows (`vigil train sensor DATA "
            f"-o MODEL.keras --stride {wider}`, `DataOptions(stride={wider})`; the model then "
            f"scores a window every {wider} rows)")
-    if wider > (covered or window):
+    if wider > (longest or window):
         fix = (f"train on fewer rows (a window every {wider} rows, `--stride {wider}`, would fit "
-               f"but leave rows that no window's score reads, {covered or window} of each window)")
+               f"but is longer than the {longest or window} rows between decisions the model may "
+               f"have)")
     raise ValueError(
         f"the data gives {train:,} training and {validation:,} validation windows of {window} x "
         f"{features} values, about {needed / 1e9:.1f} GB to train on, and this machine has "

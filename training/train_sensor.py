@@ -290,18 +290,18 @@ def checked_options(options: SensorTrainingOptions,
     if 0 < model_options.score_last and model_options.score_last >= window:
         raise ValueError(f"`score_last` must be smaller than `window` ({window}); received "
                          f"{model_options.score_last}")
-    # a classifier's logit reads its whole window; a forecaster's or autoencoder's score, the
-    # last rows its error is taken over (and the neighbour distance compares)
-    covered = window if supervised else scored_rows(window, model_options)
-    stride = options.data.stride
-    if stride > covered:  # the runtime scores a window every `stride` rows, as trained
+    stride, longest = options.data.stride, longest_stride(window, model_options, supervised)
+    if stride > longest:  # the runtime scores a window every `stride` rows, as trained
+        reads = scored_rows(window, model_options) if not supervised else (
+            model_options.score_last or window)
         raise ValueError(
-            f"`stride` {stride} is longer than the {covered} rows each window's score reads "
-            f"(`score_last`, or the whole window with 0): the model scores a window every "
-            f"{stride} rows, so {stride - covered} of every {stride} rows would never be scored; "
-            f"give --stride {covered} or less" + (
-                f", or --score-last {stride} to read more of each window"
-                if stride < window and not supervised else ""))
+            f"`stride` {stride} is longer than {longest} rows, half of the {reads} rows each "
+            f"window's score reads (`--score-last`, or the whole window with 0): the model "
+            f"decides once every `stride` rows and weighs a window's older rows less, so a "
+            f"short fault between decisions could pass unseen (review rF: a 14-row dropout was "
+            f"missed at 119 of 1,152 positions at stride 24, at none up to 16); give --stride "
+            f"{longest} or less" + (f", or --score-last {min(2 * stride, window - 1)} to read "
+                                   f"more of each window" if 2 * stride < window else ""))
     return options
 
 
@@ -454,6 +454,16 @@ def neighbour_score(error_scorer, normalize, normalized_train: np.ndarray, prepa
     floors = (RESOLUTION ** 2, RESOLUTION * float(np.sqrt(shapes.shape[1])))  # error; distance
     stds = tuple(max(float(v.std()), floor) for v, floor in zip((errors, distances), floors))
     return sensor_model.NeighbourScore(rows, features, shapes, means, stds)
+
+
+def longest_stride(window: int, model: sensor_model.ModelOptions,
+                   supervised: bool = False) -> int:
+    """The most rows between windows a model may be trained (and so scored) with: half of the
+    rows each score reads (``scored_rows``; a classifier's, those its synthetic anomalies and
+    per-feature deviations span, ``score_last``), since scores weigh a window's last rows most
+    and one every ``stride`` rows is decided."""
+    reads = (model.score_last or window) if supervised else scored_rows(window, model)
+    return max(1, reads // 2)
 
 
 def scored_rows(window: int, model: sensor_model.ModelOptions) -> int:

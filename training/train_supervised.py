@@ -34,8 +34,8 @@ from .sensor_data import (DataOptions, check_memory, check_normal_rows, labeled_
                           standardization, time_step, training_rows, training_spread,
                           window_last_labels)
 from .train_sensor import (MIN_NORMAL_VALIDATION, CalibrationOptions, SensorTrainingOptions,
-                           SensorTrainingResult, checked_options, decision_record, fit_threshold, plain_options, score_windows,
-                           validation_check)
+                           SensorTrainingResult, checked_options, decision_record, fit_threshold,
+                           longest_stride, plain_options, score_windows, validation_check)
 from .versions import library_versions
 
 log = logging.getLogger("vigil")
@@ -91,7 +91,7 @@ def inject_anomalies(windows: np.ndarray, std: np.ndarray, count: int,
     return chosen
 
 
-def _check_windows_fit(tables, options: DataOptions) -> None:
+def _check_windows_fit(tables, options: DataOptions, longest: int) -> None:
     """Refuse, before any window is cut, windows that would not fit in memory (the check the
     unsupervised path makes), counting each file's training and validation windows."""
     window, stride = options.window, options.stride
@@ -104,7 +104,7 @@ def _check_windows_fit(tables, options: DataOptions) -> None:
         split = int(round(len(table) * (1 - options.validation_fraction)))
         train += count(split)
         validation += count(len(table) - max(0, split - window + 1))
-    check_memory(train, validation, window, len(tables[0].features), stride)
+    check_memory(train, validation, window, len(tables[0].features), stride, longest)
 
 
 def train_supervised(data: str | Path | Sequence[Path], output: str | Path,
@@ -123,7 +123,7 @@ def train_supervised(data: str | Path | Sequence[Path], output: str | Path,
     window, stride = data_options.window, data_options.stride
     score_last = model_options.score_last  # filled in by checked_options
     tables = labeled_tables(data, data_options)
-    _check_windows_fit(tables, data_options)
+    _check_windows_fit(tables, data_options, longest_stride(window, model_options, supervised=True))
     train_x, train_y, val_x, val_y, normal_rows = [], [], [], [], []
     for table in tables:
         labels = table.labels if table.labels is not None else np.zeros(len(table), bool)

@@ -361,8 +361,8 @@ def _add_train_sensor(kinds, anywhere: argparse.ArgumentParser) -> None:
                         help="rows per window (default 48)")
     sensor.add_argument("--stride", type=_integer(1), default=None,
                         help="rows between windows, in training and in scoring: the model "
-                             "decides once every ROWS rows (default 1; at most the rows a "
-                             "score reads, --score-last)")
+                             "decides once every ROWS rows (default 1; at most half the rows "
+                             "a score reads, --score-last: 16)")
     sensor.add_argument("--validation-fraction", type=_number(), default=None,
                         help="last fraction of each file held out (default 0.25)")
     sensor.add_argument("--max-gap", type=_integer(0), default=None,
