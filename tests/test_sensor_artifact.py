@@ -218,7 +218,7 @@ def test_score_refuses_nan_naming_the_feature(int8, labeled_windows):
         int8.predict(beyond)
 
 
-@pytest.mark.parametrize("array", [np.full((16, 8), "1.0"), np.full((16, 8), None, dtype=object),
+@pytest.mark.parametrize("array", [np.full((16, 8), "1.0"), np.full((16, 8), "x", dtype=object),
                                    np.zeros((16, 8), dtype=bool),
                                    np.zeros((16, 8), dtype=complex)],
                          ids=["str", "object", "bool", "complex"])
@@ -239,6 +239,19 @@ def test_a_text_cell_in_a_signal_is_named_and_a_whole_signal_given_as_windows_is
     with pytest.raises(ValueError, match="detector.score_signal\\(rows\\)"):
         int8.score(np.zeros((40, 8)))
     assert int8.score([]).shape == (0,) and int8.predict([]).shape == (0,)  # an empty batch
+    # object arrays of real numbers (a DataFrame's nullable columns, Decimal rows from a
+    # database driver) are numbers; their missing cells are named as missing
+    from decimal import Decimal
+
+    values = np.random.default_rng(0).normal(size=(40, 8))
+    expected = int8.score_signal(values)[1]
+    decimals = np.array([[Decimal(float(v)) for v in row] for row in values], dtype=object)
+    np.testing.assert_array_equal(int8.score_signal(decimals)[1], expected)
+    np.testing.assert_array_equal(int8.score(values[:16].astype(object)), expected[:1])
+    rows[:] = 1.5
+    rows[7, 2] = None
+    with pytest.raises(ValueError, match="row 7, feature .* is nan"):
+        int8.score_signal(rows)
 
 
 def test_a_streamed_row_of_booleans_or_complex_numbers_is_not_scored(int8):

@@ -102,8 +102,7 @@ class SensorDetector(Detector):
         mapped by what the rows before it taught; ``score`` and ``predict`` score windows as
         given, without it), so ``decisions`` of these scores are the CLI's.
         """
-        given = self._by_name(values, "values")
-        _refuse_non_numbers(given, "values", "rows, features")
+        given = _numbers(self._by_name(values, "values"), "values", "rows, features")
         with np.errstate(over="ignore", invalid="ignore"):  # a reading beyond float32 is named below
             values = np.asarray(given, dtype=np.float32)
         window, stride = self.spec.window, self.spec.stride
@@ -226,7 +225,7 @@ class SensorDetector(Detector):
         expected = self.input_shape
         if array.size == 0 and array.ndim <= 1:  # [] or np.array([]): an empty batch
             return np.empty((0, *expected), np.float32)
-        _refuse_non_numbers(array, "x", "n, window, features")
+        array = _numbers(array, "x", "n, window, features")
         if array.ndim == 2:
             array = array[None]
         if array.ndim != 3 or array.shape[1:] != expected:
@@ -294,22 +293,40 @@ def _frame_values(frame, argument: str) -> np.ndarray:
     return frame.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def _refuse_non_numbers(values, name: str, shape: str) -> None:
-    """TypeError unless ``values`` is an array of numbers (int, unsigned or float), naming the
-    first cell that is none where it holds objects: booleans, complex numbers and text were
-    cast (True scored as 1.0, a complex number as its real part) or failed in numpy's words."""
+def _numbers(values, name: str, shape: str) -> np.ndarray:
+    """``values`` as an array of numbers: ints, unsigned or floats as they are; an object array
+    of real numbers (Python, NumPy or ``Decimal`` ones: a DataFrame's nullable or mixed columns,
+    a database driver's rows) as float64, its ``None`` and ``pd.NA`` as NaN (named later as
+    missing). TypeError otherwise, naming the first cell that is no number: booleans, complex
+    numbers and text were cast (True scored as 1.0, a complex number as its real part) or failed
+    in numpy's words."""
     array = np.asarray(values)
     if array.dtype.kind in "fiu":
-        return
-    where = ""
-    if array.dtype.kind in "OUS" and array.size:
+        return array
+    if array.dtype.kind == "O":
         flat = array.reshape(-1)
-        for k, cell in enumerate(flat):
-            if isinstance(cell, bool) or not isinstance(cell, (int, float, np.integer,
-                                                               np.floating)):
-                position = np.unravel_index(k, array.shape)
-                where = f"; at {list(map(int, position))} it holds {cell!r}"
-                break
+        bad = next((k for k, cell in enumerate(flat) if not _real_or_missing(cell)), None)
+        if bad is None:
+            return np.array([np.nan if _missing(c) else float(c) for c in flat],
+                            dtype=np.float64).reshape(array.shape)
+        where = f"; at {list(map(int, np.unravel_index(bad, array.shape)))} it holds {flat[bad]!r}"
+    elif array.dtype.kind in "US" and array.size:
+        where = f"; at {[0] * array.ndim} it holds {array.reshape(-1)[0]!r}"
+    else:
+        where = ""
     raise TypeError(f"`{name}` must be numbers ({shape}); received dtype {array.dtype}{where} "
                     f"(booleans, complex numbers and text are not read as readings: convert "
                     f"them first, e.g. with .astype(float))")
+
+
+def _missing(cell) -> bool:
+    return cell is None or type(cell).__name__ == "NAType"  # pandas' NA, without importing it
+
+
+def _real_or_missing(cell) -> bool:
+    from decimal import Decimal
+    from numbers import Real
+
+    if isinstance(cell, (bool, np.bool_)):
+        return False
+    return _missing(cell) or isinstance(cell, (Real, Decimal))
