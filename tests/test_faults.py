@@ -252,7 +252,7 @@ def test_out_of_order_flags_every_window_holding_the_late_row(sensor, caplog):
     warned = [r.getMessage() for r in caplog.records if "earlier than row" in r.getMessage()]
     assert len(warned) == 1 and warned[0].startswith("row 6: its time '2024-05-01T10:00:02' is "
                                                      "earlier than row 5's")
-    assert "tail -n +2 F | tac" in warned[0]
+    assert "tail -n +2 F | sed '$a\\' | tac" in warned[0]
 
 
 def test_eval_counts_the_rows_out_of_time_order(sensor, tmp_path):

@@ -35,7 +35,7 @@ def test_supervised_training_exports_an_artifact_the_runtime_scores(labeled, cap
     assert trained["synthetic_anomalous_windows"] > 0  # counted among train_windows, and said
     assert trained["labeled_anomalous_windows"] > 0
     assert (trained["window"], trained["stride"], trained["architecture"], trained["members"]) == \
-        (16, 1, "lstm-forecast", 1)  # what was trained, said
+        (16, 1, "lstm-classifier", 1)  # what was trained, said
     assert cli.main(["export", str(model), "-o", str(folder / "clf.onnx"), "--quiet"]) == 0
     capsys.readouterr()
     detector = runtime.load(folder / "clf.onnx")

@@ -285,7 +285,8 @@ def _check_time_order(table: Table) -> None:
             f"between {backward} of {compared} neighbouring rows compared, from data row "
             f"{first + 1}: {times[first]!r} then {times[first + 1]!r}): windows and "
             "the chronological split need the oldest row first; sort the file oldest first "
-            "(e.g. keep the header line and reverse the rest: (head -1 F; tail -n +2 F | tac))")
+            "(e.g. keep the header line and reverse the rest, ending the last line first: "
+            "{ head -n 1 F; tail -n +2 F | sed '$a\\' | tac; } > oldest-first.csv)")
     log.warning("%s: %d of %d neighbouring rows compared step back in time in column %r (the "
                 "first after data row %d); windows take rows in file order, so sort the file "
                 "oldest first if they are misplaced", table.source, backward, compared,

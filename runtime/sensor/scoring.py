@@ -223,7 +223,8 @@ def check_header(detector: SensorDetector, path: str | Path,
         numbers = ("; expected a plain number in each of the model's columns (a unit or text "
                    "beside it is not read: strip it from the cells first, or export the "
                    "readings without units)" if first_bad.problem
-                   and "non-numeric value" in first_bad.problem else "")
+                   and "non-numeric value" in first_bad.problem
+                   and "decimal comma" not in first_bad.problem else "")
         raise ValueError(f"{path}: none of its {bad} data rows can be scored; the first, line "
                          f"{first_bad.number}: {first_bad.problem or 'it was cut off'}{numbers}")
     if not read_header:  # with the columns given, an empty file is no error (score_lines)

@@ -278,7 +278,7 @@ class StreamingScorer:
                             "holding it join readings out of time order (flagged out_of_order; "
                             "further such rows are counted in rows_out_of_order; said once per "
                             "stream). A file written newest first is scored backwards: reverse "
-                            "its data rows first ({ head -n 1 F; tail -n +2 F | tac; } > "
+                            "its data rows first ({ head -n 1 F; tail -n +2 F | sed '$a\\' | tac; } > "
                             "oldest-first.csv), as vigil train asks", index, time, latest[0],
                             self.window)
             try:  # (a CSV's readings beyond float32 are at its limit already: tables._number)

@@ -101,6 +101,9 @@ def cmd_train_sensor(args) -> int:
         windows.update({k: training[k] for k in ("labeled_anomalous_windows",
                                                  "synthetic_anomalous_windows")})
     model = training.get("model", {})
+    architecture = model.get("architecture")
+    if training.get("mode") == "supervised" and architecture:  # one recurrent classifier
+        architecture = ("gru" if architecture.startswith("gru") else "lstm") + "-classifier"
     print(json_text({"model": str(args.output), "threshold": result.threshold.value,
                      "threshold_method": result.threshold.method, "epochs": result.epochs,
                      "seconds": round(result.seconds, 1), **windows,
@@ -108,7 +111,7 @@ def cmd_train_sensor(args) -> int:
                      # and the rows each score reads
                      "window": record["window"], "stride": record["stride"],
                      "score_last": model.get("score_last"),
-                     "architecture": model.get("architecture"), "members": model.get("members"),
+                     "architecture": architecture, "members": model.get("members"),
                      # the columns read as what: a row number read as a reading shows here
                      "features": record["features"], "time_column": record.get("time_column"),
                      "label_column": record.get("label_column"),
