@@ -463,3 +463,24 @@ def test_every_input_only_column_is_checked_against_its_own_values(tmp_path):
         stream.push(np.array(row, dtype=np.float64), index=index)
         flagged.append(stream.rows_unseen_inputs > before)
     assert flagged == [False, False, False, True, True, True, False]
+
+
+def test_push_rows_reads_named_rows_and_times_as_push_does(tiny):
+    """push_rows read a pandas Series by position (1,239 alarms against the CLI's 280 in a
+    review's run), skipped dict rows and failed on a pandas Timestamp, where push did not."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(rng.normal(size=(30, 3)), columns=["a", "b", "c"])
+    frame.iloc[20, 1] = 40.0
+    times = pd.date_range("2024-05-01", periods=30, freq="s")
+    one = vigil.StreamingScorer(tiny)
+    expected = [r.to_json() for i, (_, row) in enumerate(frame.iterrows())
+                for r in one.push(row, i, time=times[i])]
+    for rows in ((row[["c", "b", "a"]] for _, row in frame.iterrows()),
+                 (dict(zip(["b", "c", "a"], row[["b", "c", "a"]])) for _, row in frame.iterrows())):
+        stream = vigil.StreamingScorer(tiny)
+        got = [r.to_json() for r in stream.push_rows(
+            (row, i, times[i], None) for i, row in enumerate(rows))]
+        assert got == expected
+    with pytest.raises(TypeError, match="a row's `index` must be a whole number"):
+        vigil.StreamingScorer(tiny).push_rows([(frame.iloc[0], "0", None, None)])

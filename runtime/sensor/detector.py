@@ -133,7 +133,7 @@ class SensorDetector(Detector):
         from .streaming import StreamingScorer
 
         scorer = StreamingScorer(self, top_k=len(self.features))
-        results = scorer.push_rows((row, i, None, None) for i, row in enumerate(values))
+        results = scorer._push_rows((row, i, None, None) for i, row in enumerate(values))
         position = {name: i for i, name in enumerate(self.features)}
         scores = np.empty(windows)
         errors = np.empty((windows, len(self.features)))

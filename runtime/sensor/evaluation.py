@@ -118,7 +118,7 @@ def score_file(detector: SensorDetector, path: str | Path, label_column: str,
     restarting = [False]
 
     def push(pending: list) -> None:
-        for result in scorer.push_rows(pending):
+        for result in scorer._push_rows(pending):
             if result.skipped is not None:
                 restarting[0] = True
             if result.score is None:
@@ -234,7 +234,7 @@ def window_scores_of(detector: SensorDetector, values: np.ndarray
 
     features = detector.features
     scorer = StreamingScorer(detector, top_k=len(features))
-    results = [r for r in scorer.push_rows((row, i, None, None) for i, row in enumerate(values))
+    results = [r for r in scorer._push_rows((row, i, None, None) for i, row in enumerate(values))
                if r.score is not None]
     position = {name: n for n, name in enumerate(features)}
     errors = np.zeros((len(results), len(features)))

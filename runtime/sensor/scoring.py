@@ -129,7 +129,7 @@ def score_lines(detector: SensorDetector, lines: Iterable[str | Line], source: s
             return
         rows = pending[:]
         pending.clear()
-        for result in scorer.push_rows(rows):
+        for result in scorer._push_rows(rows):
             emit(result, source)
 
     def before_each(lines: Iterable[str | Line]) -> Iterable[str | Line]:

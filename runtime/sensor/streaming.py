@@ -209,6 +209,14 @@ class StreamingScorer:
                                   or isinstance(index, bool)):
             raise TypeError(f"`index` must be a whole number (the row's number in results) or "
                             f"None; received {type(index).__name__} {index!r}")
+        values, time, problem = self._converted(values, time, problem)
+        return self._push_rows([(values, self._next_index if index is None else index, time,
+                                 problem)])
+
+    def _converted(self, values, time, problem: str | None) -> tuple[object, str | None,
+                                                                     str | None]:
+        """A row as ``push`` and ``push_rows`` take it (named entries read by name, any time
+        type), as the rows of a parsed CSV are: float32 readings, the time as text."""
         time = _time_text(time)
         values = self.detector.row_by_name(values)
         try:
@@ -216,8 +224,7 @@ class StreamingScorer:
         except (TypeError, ValueError):
             values, cells = self._cell_by_cell(values)  # only such cells are filled, as in a CSV
             problem = problem or cells
-        return self.push_rows([(values, self._next_index if index is None else index, time,
-                                problem)])
+        return values, time, problem
 
     def _cell_by_cell(self, values) -> tuple[object, str | None]:
         """A row with a cell that is no number: its numbers, NaN in each such cell, and what is
@@ -253,14 +260,27 @@ class StreamingScorer:
 
     def push_parsed(self, rows: Iterable[Row], first_index: int) -> list[Result]:
         """Add parsed rows numbered from ``first_index``; results of all windows they complete."""
-        return self.push_rows(
+        return self._push_rows(
             (row.values, first_index + k, row.time, row.problem) for k, row in enumerate(rows)
         )
 
-    def push_rows(
+    def push_rows(self, rows: Iterable[tuple[object, int, object, str | None]]) -> list[Result]:
+        """Add rows ``(values, index, time, problem)``, each as ``push`` takes one (named
+        entries by name, any time type); windows they complete are scored together."""
+        def converted():
+            for values, index, time, problem in rows:
+                if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
+                    raise TypeError(f"a row's `index` must be a whole number (the row's number "
+                                    f"in results); received {type(index).__name__} {index!r}")
+                values, time, problem = self._converted(values, time, problem)
+                yield values, int(index), time, problem
+        return self._push_rows(converted())
+
+    def _push_rows(
         self, rows: Iterable[tuple[np.ndarray, int, str | None, str | None]]
     ) -> list[Result]:
-        """Add rows ``(values, index, time, problem)``; windows they complete are scored together."""
+        """Add rows already read (float32 readings, times as text, as a parsed CSV gives them);
+        windows they complete are scored together."""
         pending: list[tuple] = []  # slot, index, time, filled (its problem or None), late
         batch: list[np.ndarray] = []
         out: list[Result | None] = []
