@@ -94,6 +94,16 @@ def test_bad_frames_are_clear_errors_from_the_detector(detector, frame, error, m
         detector.score(frame)
 
 
+def test_locate_takes_one_frame_and_a_float_frame_is_told_how_to_convert(detector):
+    frames = np.zeros((3, 48, 64, 3), np.uint8)
+    with pytest.raises(ValueError, match="locate takes one at a time.*for frame in frames"):
+        detector.locate(frames)
+    with pytest.raises(ValueError, match="locate takes one at a time"):
+        detector.locate(list(frames))
+    with pytest.raises(TypeError, match=r"\(frame \* 255\).round\(\).clip\(0, 255\)"):
+        detector.score(np.zeros((48, 64, 3), np.float32))
+
+
 # --- score_frames -------------------------------------------------------------------------------
 
 def test_folder_json_lines_and_summary(detector, tmp_path):

@@ -49,7 +49,8 @@ def test_a_restored_stream_decides_as_the_unbroken_one_after_a_restart_of_its_wi
     first = StreamingScorer(detector)
     first.push_rows([(v, i, None, None) for i, v in enumerate(data[:150])])
     saved = json.loads(json.dumps(first.learned_state()))  # as the file holds it
-    assert set(saved) == {"adaptive_threshold", "anomaly_likelihood", "running_normalization"}
+    assert set(saved) == {"adaptive_threshold", "anomaly_likelihood", "running_normalization",
+                          "model_sha256"}
 
     restarted = StreamingScorer(detector)
     assert restarted.restore_learned(saved) == (
@@ -253,6 +254,8 @@ def test_the_likelihood_turned_off_stays_off_when_the_detector_is_pickled(learni
                                       learning_model.with_name("plain.onnx")))
     with pytest.raises(ValueError, match="`likelihood` cannot be turned on"):
         plain.likelihood = True
+    with pytest.raises(TypeError, match="`likelihood` must be True or False; received str"):
+        detector.likelihood = "no"  # truthy: it turned the likelihood on
 
 
 def test_overflowed_scores_as_eval_replays_them_are_never_learned():
@@ -271,3 +274,38 @@ def test_overflowed_scores_as_eval_replays_them_are_never_learned():
         assert likelihood.step(score) is False or k < 40 or k >= 50
         adaptive.observe(score, alarm=False)
     assert adaptive.learned == 90 and np.isfinite(adaptive.threshold(1.0))
+
+
+def test_learned_state_and_deciders_belong_to_their_own_model_and_rule(learning_model, tmp_path):
+    """Another model's learned state and decider were taken without a word (a review: model B
+    with A's state raised 52 alarms against 84; A's decider gave B 0 alarms against 204), the
+    --state file's own record restored nothing silently, and a scorer made before the
+    likelihood was turned off kept it."""
+    detector = vigil.load(learning_model)
+    data = rows(300)
+    first = StreamingScorer(detector)
+    first.push_rows([(v, i, None, None) for i, v in enumerate(data[:150])])
+    saved = first.learned_state()
+    other_spec = replace(tiny_sensor_spec(), adaptive=detector.spec.adaptive,
+                         likelihood=detector.spec.likelihood, threshold=replace(
+                             detector.spec.threshold, value=detector.spec.threshold.value + 1))
+    other = vigil.load(write_artifact(tiny_sensor_graph(), other_spec, tmp_path / "other.onnx"))
+    with pytest.raises(ValueError, match="was learned by another model"):
+        StreamingScorer(other).restore_learned(saved)
+    for wrong, error, says in ((None, TypeError, "must be the dict"),
+                               ('{"a": 1}', TypeError, "must be the dict"),
+                               ({"format": "vigil-learned-state", "parts": saved}, ValueError,
+                                "pass its record\\['parts'\\]")):
+        with pytest.raises(error, match=says):
+            StreamingScorer(detector).restore_learned(wrong)
+    scores = detector.score_signal(data)[1]
+    with pytest.raises(ValueError, match="`decider` is another model's"):
+        other.alarms(scores, detector.alarm_decider())
+    decider = detector.alarm_decider()
+    detector.likelihood = False
+    with pytest.raises(ValueError, match="made under another alarm rule"):
+        detector.alarms(scores, decider)
+    stream = StreamingScorer(vigil.load(learning_model))
+    stream.detector.likelihood = False
+    with pytest.raises(ValueError, match="make a new StreamingScorer"):
+        stream.push(data[0])

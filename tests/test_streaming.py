@@ -341,14 +341,14 @@ def test_a_live_backlog_is_scored_together_and_a_trickle_row_by_row(monkeypatch,
     model = runtime.load(write_tiny_sensor_artifact(tmp_path / "tiny.onnx"))
     lines = [b"timestamp,a,b,c\n"] + [b"%d,0.1,0.2,0.3\n" % i for i in range(40)]
     sizes: list[int] = []
-    original = scoring.StreamingScorer.push_rows
+    original = scoring.StreamingScorer._push_rows
 
     def counting(self, rows):
         rows = list(rows)
         sizes.append(len(rows))
         return original(self, rows)
 
-    monkeypatch.setattr(scoring.StreamingScorer, "push_rows", counting)
+    monkeypatch.setattr(scoring.StreamingScorer, "_push_rows", counting)
     for stream, expected in ((io.BytesIO(b"".join(lines)), [40]), (Trickle(lines), [1] * 40)):
         sizes.clear()
         out = io.StringIO()

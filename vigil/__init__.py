@@ -7,6 +7,11 @@
 """
 
 import os as _os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what the lazy names are, for type checkers (never imported at run time)
+    from .runtime import (ArtifactError, ImageDetector, SensorDetector,  # noqa: F401
+                          StreamingScorer, load)
 
 __version__ = "0.3.0"
 

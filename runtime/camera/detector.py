@@ -120,6 +120,12 @@ class ImageDetector(Detector):
         ``below_pixel_threshold``. ``anomaly_map``: that frame's map from ``infer`` (2-D), if
         already computed, with its ``score``; a map given without a score gives the regions
         above ``pixel_threshold`` whatever the decision."""
+        if getattr(frame, "ndim", 0) == 4 or (isinstance(frame, (list, tuple)) and frame
+                                               and getattr(frame[0], "ndim", 0) >= 2):
+            raise ValueError(f"`frame` must be one frame: locate takes one at a time (a batch's "
+                             f"maps would be cut to one shape); received "
+                             f"{'shape ' + str(frame.shape) if hasattr(frame, 'shape') else 'a list'}"
+                             f"; loop over the frames (for frame in frames: detector.locate(frame))")
         frame = check_frame(frame)  # one frame: a batch's maps would be cut to its shape
         if anomaly_map is None:
             scores, maps = self.infer(frame)

@@ -31,7 +31,10 @@ def check_frame(frame: object, name: str = "frame") -> np.ndarray:
     if array.dtype != np.uint8:
         hint = (" (16-bit pixels: (frame >> 8).astype(np.uint8) keeps their top 8 bits, as "
                 "`vigil score` reads a 16-bit file; a 12-bit camera's: (frame >> 4).clip(0, 255)"
-                ".astype(np.uint8))" if array.dtype == np.uint16 else "")
+                ".astype(np.uint8))" if array.dtype == np.uint16 else
+                " (floats in [0, 1]: (frame * 255).round().clip(0, 255).astype(np.uint8); in "
+                "[0, 255]: frame.round().clip(0, 255).astype(np.uint8))"
+                if array.dtype.kind == "f" else "")
         raise TypeError(f"`{name}` must be uint8 (as OpenCV decodes images); received dtype "
                         f"{array.dtype}{hint}")
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):

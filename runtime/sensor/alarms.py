@@ -335,6 +335,9 @@ class AlarmDecider:
                  likelihood: LikelihoodSpec | None = None) -> None:
         self.filter = AlarmFilter(consecutive, hold)
         self.episodes = Episodes(rearm)
+        # (model sha256, rule) of the detector that made it (``alarm_decider``): a decider
+        # carries one stream of one model under one rule, and is refused for another
+        self.made_for: tuple | None = None
         self.adaptive = AdaptiveThreshold(adaptive) if adaptive is not None else None
         self.likelihood = AnomalyLikelihood(likelihood) if likelihood is not None else None
 

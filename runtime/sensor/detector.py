@@ -45,6 +45,9 @@ class SensorDetector(Detector):
 
     @likelihood.setter
     def likelihood(self, enabled: bool) -> None:
+        if not isinstance(enabled, (bool, np.bool_)):
+            raise TypeError(f"`likelihood` must be True or False; received "
+                            f"{type(enabled).__name__} {enabled!r}")
         if enabled and self._artifact.spec.likelihood is None:
             raise ValueError(f"`likelihood` cannot be turned on: {str(self.path)!r} was exported "
                              "without one (vigil train sensor without --no-likelihood gives it)")
@@ -159,12 +162,28 @@ class SensorDetector(Detector):
         if decider is not None and not isinstance(decider, AlarmDecider):
             raise TypeError(f"`decider` must be what detector.alarm_decider() returns; received "
                             f"{type(decider).__name__}")
+        if decider is not None and decider.made_for not in (None, self._decider_key()):
+            sha256, rule = decider.made_for
+            why = (f"another model's (sha256 {sha256[:12]}, this one {self.sha256[:12]})"
+                   if sha256 != self.sha256 else
+                   "made under another alarm rule (the likelihood turned on or off since)")
+            raise ValueError(f"`decider` is {why}: its learned threshold and likelihood belong "
+                             f"to that model's stream; use this detector's own, "
+                             f"detector.alarm_decider(), one per stream")
         return (decider or self.alarm_decider()).run(_score_sequence(scores), self._threshold)
 
     def alarm_decider(self) -> AlarmDecider:
-        """A fresh decider for one stream (it keeps the stream's alarm and threshold state)."""
-        return AlarmDecider(self.spec.consecutive, self.spec.hold, self.spec.adaptive,
-                            self.spec.rearm, self.spec.likelihood)
+        """A fresh decider for one stream of this detector (it keeps the stream's alarm and
+        threshold state): one per stream, never shared between streams or models."""
+        decider = AlarmDecider(self.spec.consecutive, self.spec.hold, self.spec.adaptive,
+                               self.spec.rearm, self.spec.likelihood)
+        decider.made_for = self._decider_key()
+        return decider
+
+    def _decider_key(self) -> tuple:
+        spec = self.spec
+        return self.sha256, (spec.consecutive, spec.hold, spec.adaptive, spec.rearm,
+                             spec.likelihood)
 
     def _by_name(self, x, argument: str = "x"):
         """A table with named columns (a pandas DataFrame: one window, or a signal's rows) read

@@ -281,6 +281,11 @@ class StreamingScorer:
     ) -> list[Result]:
         """Add rows already read (float32 readings, times as text, as a parsed CSV gives them);
         windows they complete are scored together."""
+        if self._decider.made_for != self.detector._decider_key():
+            raise ValueError("the detector's alarm rule changed after this StreamingScorer was "
+                             "made (its likelihood turned on or off): the stream's decider "
+                             "follows the rule it was made under; make a new "
+                             "StreamingScorer(detector) after changing it")
         pending: list[tuple] = []  # slot, index, time, filled (its problem or None), late
         batch: list[np.ndarray] = []
         out: list[Result | None] = []
@@ -407,15 +412,28 @@ class StreamingScorer:
         """What this stream learned (the adaptive threshold's recent normal scores, the
         likelihood's means, the running normalization's levels), each with the rule it follows:
         ``restore_learned`` continues from it in a later run (``vigil score --state``)."""
-        return {name: {"spec": jsonable(asdict(part.spec)), **part.learned_state()}
-                for name, part in self._learners()}
+        learned = {name: {"spec": jsonable(asdict(part.spec)), **part.learned_state()}
+                   for name, part in self._learners()}
+        return {**learned, "model_sha256": self.detector.sha256} if learned else {}
 
     def restore_learned(self, parts: dict) -> tuple[list[str], list[str]]:
         """Continue from ``learned_state``'s record, before any row: (the parts restored, those
         left to learn afresh: recorded under another rule, or not recorded). ValueError naming
         the part and value that is malformed; nothing is restored then."""
         if self.rows_in:
-            raise ValueError("restore_learned must come before the stream's first row")
+            raise ValueError("restore_learned must come before the stream's first row: make a "
+                             "new StreamingScorer(detector) and restore it before pushing rows")
+        if not isinstance(parts, dict):
+            raise TypeError(f"`parts` must be the dict stream.learned_state() returned; received "
+                            f"{type(parts).__name__}")
+        if "parts" in parts and "format" in parts:
+            raise ValueError("`parts` is the file `vigil score --state` writes, not what "
+                             "learned_state() returned: pass its record['parts']")
+        learned_by = parts.get("model_sha256")
+        if learned_by is not None and learned_by != self.detector.sha256:
+            raise ValueError(f"`parts` was learned by another model (sha256 {str(learned_by)[:12]}"
+                             f"), not this one ({self.detector.sha256[:12]}): its threshold and "
+                             f"likelihood describe that model's scores; start this stream afresh")
         restored, fresh, checked = [], [], []
         for name, part in self._learners():
             record = parts.get(name) if isinstance(parts, dict) else None
@@ -529,8 +547,12 @@ class StreamingScorer:
                 return f"row has {values.size} values; the model needs {self.features}"
             return (f"row has shape {values.shape}; the model needs one reading per feature, "
                     f"shape ({self.features},)")
-        names = [self.detector.features[i] for i in np.flatnonzero(~np.isfinite(values))]
-        return f"NaN or infinite value in {names}"
+        # worded as the CSV reader words the same cells, so API and CLI lines agree
+        missing = [self.detector.features[i] for i in np.flatnonzero(np.isnan(values))]
+        if missing:
+            return f"missing or NaN value in {missing}"
+        first = int(np.flatnonzero(np.isinf(values))[0])
+        return f"column {self.detector.features[first]!r} has infinite value '{values[first]}'"
 
     def _top(self, errors: np.ndarray) -> tuple[tuple[str, float], ...]:
         order = np.argsort(-errors)[: self.top_k]
