@@ -117,7 +117,7 @@ def test_a_row_counter_and_unreadable_times_are_said_in_training(tmp_path, caplo
                                              for i in range(30)))
     with caplog.at_level("WARNING", logger="vigil"):
         labeled_tables(us, DataOptions())
-    assert "times looked at in column 'timestamp' are neither numbers nor ISO 8601 (the first: " \
+    assert "times in column 'timestamp' are neither numbers nor ISO 8601 (the first: " \
            "data row 1, '03/31/2024 09:19 PM')" in caplog.text
 
 
