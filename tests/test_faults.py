@@ -648,3 +648,29 @@ def test_a_hang_up_of_the_terminal_it_writes_to_stops_the_run_with_exit_0(tiny_s
     assert os.waitstatus_to_exitcode(done[1]) == 0
     assert len(out.read_text().splitlines()) == 7
     assert json.loads(health.read_text())["stopped"] == "interrupted"
+
+
+def test_a_results_file_truncated_by_logrotate_goes_on_at_its_end_and_appends(tmp_path):
+    """logrotate's copytruncate empties a live --jsonl: the writer went on at its old offset,
+    so the file began with a hole of NUL bytes, and a restart with --append refused it."""
+    from vigil.runtime.core.output import JsonLines
+
+    path = tmp_path / "live.jsonl"
+    out = JsonLines(path, live=True)
+    for index in range(5):
+        out.write({"index": index, "score": 0.5, "anomaly": False})
+    out.flush()
+    rotated = path.read_bytes()
+    path.write_bytes(b"")  # what copytruncate does after copying
+    for index in range(5, 8):
+        out.write({"index": index, "score": 0.5, "anomaly": False})
+    out.close()
+    data = path.read_bytes()
+    assert b"\0" not in data and [json.loads(line)["index"] for line in data.splitlines()] == \
+        [5, 6, 7] and rotated.count(b"\n") == 5
+    # a file left with such a hole by an older run is still continued
+    path.write_bytes(b"\0" * 300 + data)
+    again = JsonLines(path, mode="append")
+    again.write({"index": 8, "score": 0.5, "anomaly": False})
+    again.close()
+    assert path.read_bytes().endswith(b'"index": 8, "score": 0.5, "anomaly": false}\n')

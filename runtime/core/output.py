@@ -254,7 +254,7 @@ class JsonLines:
         """ValueError unless the file's first line is a JSON object (a results file): appending
         cuts off a partial last line, which in another kind of file is its data, and overwriting
         another kind of file (a data CSV named by a typo) would lose it."""
-        block = os.pread(fd, 1 << 16, 0)
+        block = os.pread(fd, 1 << 16, 0).lstrip(b"\0")  # a hole left by a copytruncate
         first = block.split(b"\n", 1)[0]
         try:
             record = json.loads(first)
@@ -411,6 +411,7 @@ class JsonLines:
                     self.last_written = mark
             else:
                 data = "".join(line for line, _ in pending).encode("utf-8")
+                self._follow_truncation()
                 try:
                     self._write_fd(data)
                 except _PartialWrite as partial:
@@ -462,6 +463,19 @@ class JsonLines:
         self.lines_lost += len(pending) - written
         if written:
             self.last_written = pending[written - 1][1]
+
+    def _follow_truncation(self) -> None:
+        """Write at the file's end again where another program truncated it (logrotate's
+        copytruncate): at the old offset the file would begin with a hole of NUL bytes, which
+        a restart with --append refused."""
+        if not self._own:
+            return
+        size = os.fstat(self._fd).st_size
+        if size < self._offset:
+            log.info("%s was truncated by another program (%d bytes, %d written here): "
+                     "writing goes on at its end", self.name, size, self._offset)
+            os.lseek(self._fd, size, os.SEEK_SET)
+            self._offset = size
 
     def _write_fd(self, data: bytes) -> None:
         view = memoryview(data)
