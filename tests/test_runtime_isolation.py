@@ -155,3 +155,15 @@ def test_the_runtime_calls_nothing_numpy_1_lacks():
              if pattern.search(line)]
     assert calls == [], "numpy 2-only calls in the runtime (give a numpy 1 fallback):\n" + \
         "\n".join(calls)
+
+
+def test_onnxruntime_telemetry_is_off_unless_asked_for():
+    """onnxruntime recorded every session in its telemetry database (device id, system,
+    memory) from a device that never asked; ORT_DISABLE_TELEMETRY=0 opts in."""
+    code = "import os, vigil.runtime; print(os.environ['ORT_DISABLE_TELEMETRY'])"
+    env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
+    said = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert said.stdout.strip() == "1", said.stderr
+    said = subprocess.run([sys.executable, "-c", code], env={**env, "ORT_DISABLE_TELEMETRY": "0"},
+                          capture_output=True, text=True)
+    assert said.stdout.strip() == "0", said.stderr

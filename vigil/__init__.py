@@ -15,6 +15,12 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers (never imported 
 
 __version__ = "0.3.0"
 
+# onnxruntime records each session's device id, system, memory and cores in a local database
+# (~/.cache/Microsoft/DeveloperTools/.onnxruntime) for Microsoft's telemetry unless told not to:
+# a device on a plant's network sends nothing unasked. ORT_DISABLE_TELEMETRY=0 opts in. Set
+# before onnxruntime is first imported by anything of Vigil's.
+_os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
 # In a source checkout (`python -m vigil` run in the repository, with a non-editable install)
 # this folder is imported rather than the installed package, and the layers are beside it, not
 # in it: they are looked up there, as pyproject.toml maps them (runtime/ is vigil.runtime).
