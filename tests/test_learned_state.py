@@ -309,3 +309,24 @@ def test_learned_state_and_deciders_belong_to_their_own_model_and_rule(learning_
     stream.detector.likelihood = False
     with pytest.raises(ValueError, match="make a new StreamingScorer"):
         stream.push(data[0])
+
+
+def test_a_state_file_is_held_by_one_run(learning_model, tmp_path, capsys):
+    """Two runs given one --state file overwrote each other's learning without a word."""
+    from vigil.runtime.sensor.learned_state import LearnedStateFile
+
+    detector = vigil.load(learning_model)
+    state = tmp_path / "learned.json"
+    held = LearnedStateFile(state, detector)
+    with pytest.raises(ValueError, match="is used by another run"):
+        LearnedStateFile(state, detector)
+    data_file = tmp_path / "s.csv"
+    write_csv(data_file, rows(60))
+    out = tmp_path / "o.jsonl"
+    assert cli.main(["score", str(learning_model), str(data_file), "--jsonl", str(out),
+                     "--state", str(state)]) == 2
+    assert "is used by another run" in capsys.readouterr().err and not out.exists()
+    held.close()
+    assert cli.main(["score", str(learning_model), str(data_file), "--jsonl", str(out),
+                     "--state", str(state)]) == 0
+    LearnedStateFile(state, detector).close()  # released at the run's end

@@ -14,6 +14,7 @@ one place that reads and writes it.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -23,6 +24,11 @@ from datetime import datetime, timezone
 from ..core.output import write_atomically
 from .detector import SensorDetector
 from .streaming import StreamingScorer
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks
+    fcntl = None
 
 log = logging.getLogger("vigil")
 
@@ -41,12 +47,19 @@ class LearnedStateFile:
         """``path`` checked by ``check_state_path`` first; its folder is made if missing."""
         self.path = os.fspath(path)
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        self._lock_fd = _locked(self.path)
         self.detector = detector
         self.interval_s = interval_s
         self._latest: dict | None = None  # the parts last saved or restored
         self._read = False
         self._due = time.monotonic() + interval_s
         self._warned_save = False
+
+    def close(self) -> None:
+        """Let another run use the file (the process's end does it too)."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def restore(self, scorer: StreamingScorer) -> None:
         """Give a new stream's ``scorer`` what was learned before it (from the file, the first
@@ -172,3 +185,26 @@ def _learned_words(parts: dict, name: str) -> str:
     if name == "anomaly_likelihood":
         return f"anomaly likelihood ({len(part['means']['ring'])} means)"
     return f"adaptive threshold ({len(part['recent']['ring'])} recent normal scores)"
+
+
+def _locked(path: str) -> int | None:
+    """The descriptor of ``path``'s lock file (``PATH.lock``; the state file itself is replaced
+    at each save, so it cannot hold a lock), held for the run; ValueError when another run holds
+    it: two streams sharing one file overwrote each other's learning without a word."""
+    if fcntl is None:
+        return None
+    lock = path + ".lock"
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    except OSError:
+        return None  # a folder that takes no lock file: check_state_path found it writable
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+        os.close(fd)
+        if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise ValueError(f"--state {path!r} is used by another run (it holds {lock!r}): two "
+                             f"streams sharing one state file overwrite each other's learning; "
+                             f"give each stream its own --state file") from None
+        return None  # a file system without locks (some network mounts): unlocked
+    return fd

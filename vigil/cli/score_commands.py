@@ -164,8 +164,14 @@ def _score(args) -> int:
         # before the results file, the health report or the broker is touched
         check_source(detector, args.source, list(args.columns) if args.columns else None,
                      args.decimal)
-    out, health, publisher = _open_outputs(args, detector, live)
+    # its lock first: a file another run holds is refused before any output is opened
     state = LearnedStateFile(args.state, detector) if args.state is not None else None
+    try:
+        out, health, publisher = _open_outputs(args, detector, live)
+    except BaseException:
+        if state is not None:
+            state.close()
+        raise
     try:
         summary = score_source(detector, args.source, out, health=health, decimal=args.decimal,
                                header=list(args.columns) if args.columns else None, state=state)
@@ -174,6 +180,8 @@ def _score(args) -> int:
             out.close()
         finally:
             mqtt = _close_publisher(publisher, health)
+            if state is not None:
+                state.close()
     return _finish(args, summary, mqtt)
 
 
