@@ -674,3 +674,6 @@ def test_a_results_file_truncated_by_logrotate_goes_on_at_its_end_and_appends(tm
     again.write({"index": 8, "score": 0.5, "anomaly": False})
     again.close()
     assert path.read_bytes().endswith(b'"index": 8, "score": 0.5, "anomaly": false}\n')
+    from vigil.runtime.core.output import read_results
+
+    assert [record["index"] for _, record in read_results(path)] == [5, 6, 7, 8]  # --resume reads it

@@ -49,8 +49,8 @@ def test_a_restored_stream_decides_as_the_unbroken_one_after_a_restart_of_its_wi
     first = StreamingScorer(detector)
     first.push_rows([(v, i, None, None) for i, v in enumerate(data[:150])])
     saved = json.loads(json.dumps(first.learned_state()))  # as the file holds it
-    assert set(saved) == {"adaptive_threshold", "anomaly_likelihood", "running_normalization",
-                          "model_sha256"}
+    assert set(saved) == {"model_sha256", "parts"} and set(saved["parts"]) == {
+        "adaptive_threshold", "anomaly_likelihood", "running_normalization"}
 
     restarted = StreamingScorer(detector)
     assert restarted.restore_learned(saved) == (
@@ -70,10 +70,10 @@ def test_a_part_recorded_under_another_rule_starts_afresh_and_a_malformed_one_is
     scorer = StreamingScorer(detector)
     scorer.push_rows([(v, i, None, None) for i, v in enumerate(rows(80))])
     saved = json.loads(json.dumps(scorer.learned_state()))
-    saved["adaptive_threshold"]["spec"]["memory"] = 61
+    saved["parts"]["adaptive_threshold"]["spec"]["memory"] = 61
     assert StreamingScorer(detector).restore_learned(saved) == (
         ["anomaly_likelihood", "running_normalization"], ["adaptive_threshold"])
-    saved["running_normalization"]["var"][0] = -1.0
+    saved["parts"]["running_normalization"]["var"][0] = -1.0
     with pytest.raises(ValueError, match="running_normalization.var must be a list of 3 finite "
                                          "non-negative numbers"):
         StreamingScorer(detector).restore_learned(saved)
@@ -292,12 +292,13 @@ def test_learned_state_and_deciders_belong_to_their_own_model_and_rule(learning_
     other = vigil.load(write_artifact(tiny_sensor_graph(), other_spec, tmp_path / "other.onnx"))
     with pytest.raises(ValueError, match="was learned by another model"):
         StreamingScorer(other).restore_learned(saved)
-    for wrong, error, says in ((None, TypeError, "must be the dict"),
-                               ('{"a": 1}', TypeError, "must be the dict"),
-                               ({"format": "vigil-learned-state", "parts": saved}, ValueError,
-                                "pass its record\\['parts'\\]")):
-        with pytest.raises(error, match=says):
+    for wrong in (None, '{"a": 1}'):
+        with pytest.raises(TypeError, match="must be the dict"):
             StreamingScorer(detector).restore_learned(wrong)
+    # the record --state writes, and a bare dict of parts (0.3's first form), are read too
+    names = ["adaptive_threshold", "anomaly_likelihood", "running_normalization"]
+    for form in ({"format": "vigil-learned-state", "version": 1, **saved}, saved["parts"]):
+        assert StreamingScorer(detector).restore_learned(form) == (names, [])
     scores = detector.score_signal(data)[1]
     with pytest.raises(ValueError, match="`decider` is another model's"):
         other.alarms(scores, detector.alarm_decider())
@@ -330,3 +331,27 @@ def test_a_state_file_is_held_by_one_run(learning_model, tmp_path, capsys):
     assert cli.main(["score", str(learning_model), str(data_file), "--jsonl", str(out),
                      "--state", str(state)]) == 0
     LearnedStateFile(state, detector).close()  # released at the run's end
+
+
+def test_push_rows_reads_every_row_before_taking_any(learning_model):
+    """A row push_rows could not read raised after the rows before it had been taken: their
+    windows were never scored or returned."""
+    detector = vigil.load(learning_model)
+    stream = StreamingScorer(detector)
+    good = [(dict(zip("abc", v)), i, None, None) for i, v in enumerate(rows(8))]
+    with pytest.raises(ValueError, match="without the model's"):
+        stream.push_rows(good + [({"a": 1.0, "b": 2.0}, 8, None, None)])
+    assert stream.rows_in == 0
+    assert len(stream.push_rows(good)) == 8 - detector.spec.window + 1
+
+
+def test_a_dropped_state_file_lets_the_next_one_have_it(learning_model, tmp_path):
+    import gc
+
+    from vigil.runtime.sensor.learned_state import LearnedStateFile
+
+    detector = vigil.load(learning_model)
+    state = LearnedStateFile(tmp_path / "s.json", detector)
+    del state
+    gc.collect()
+    LearnedStateFile(tmp_path / "s.json", detector).close()

@@ -203,3 +203,19 @@ def test_a_classifier_takes_a_stride_up_to_half_its_scored_rows(labeled, tmp_pat
     assert checked_options(whole, supervised=True).data.stride == 24
     with pytest.raises(ValueError, match="give --stride 16 or less"):
         checked_options(replace(options, data=replace(options.data, stride=40)), supervised=True)
+
+
+def test_a_classifier_saved_with_the_first_overflow_guard_still_loads_and_scores(tmp_path):
+    """The guard first took the per-feature deviations (2-D); a model saved so failed to load
+    once it took the whole normalized window (3-D)."""
+    import keras
+
+    from vigil.training.sensor_model import OverflowGuard
+
+    logit, deviation = keras.Input((), name="logit"), keras.Input((3,), name="deviation")
+    model = keras.Model([logit, deviation], OverflowGuard(name="overflow_guard")([logit, deviation]))
+    model.save(tmp_path / "first.keras")
+    again = keras.saving.load_model(tmp_path / "first.keras", safe_mode=True)
+    out = again.predict([np.array([0.5, -1.0], np.float32),
+                         np.array([[1.0, 2.0, 3.0], [np.inf, 0.0, 0.0]], np.float32)], verbose=0)
+    assert out[0] == 0.5 and np.isnan(out[1])  # NaN there: the runtime reads it as inf

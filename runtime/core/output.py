@@ -612,6 +612,8 @@ def read_results(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
             if not line.endswith(b"\n"):
                 return
             begins, start = start, start + len(line)
+            if number == 1:  # a hole of NUL bytes left by a copytruncate before 0.3's fix
+                line = line.lstrip(b"\0")
             try:
                 record = json.loads(line)
             except (UnicodeDecodeError, json.JSONDecodeError) as error:

@@ -55,9 +55,12 @@ class LearnedStateFile:
         self._due = time.monotonic() + interval_s
         self._warned_save = False
 
+    def __del__(self) -> None:  # a dropped file lets the next run have it
+        self.close()
+
     def close(self) -> None:
         """Let another run use the file (the process's end does it too)."""
-        if self._lock_fd is not None:
+        if getattr(self, "_lock_fd", None) is not None:  # (None too where __init__ failed)
             os.close(self._lock_fd)
             self._lock_fd = None
 
@@ -93,7 +96,7 @@ class LearnedStateFile:
     def save(self, scorer: StreamingScorer) -> None:
         """Replace the file with what ``scorer`` learned (atomically)."""
         self._due = time.monotonic() + self.interval_s
-        learned = scorer.learned_state()
+        learned = scorer.learned_state()["parts"]
         if not learned:
             return
         # parts this run does not use (--no-likelihood) are kept for the runs that do; and the

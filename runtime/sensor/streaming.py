@@ -267,14 +267,14 @@ class StreamingScorer:
     def push_rows(self, rows: Iterable[tuple[object, int, object, str | None]]) -> list[Result]:
         """Add rows ``(values, index, time, problem)``, each as ``push`` takes one (named
         entries by name, any time type); windows they complete are scored together."""
-        def converted():
-            for values, index, time, problem in rows:
-                if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
-                    raise TypeError(f"a row's `index` must be a whole number (the row's number "
-                                    f"in results); received {type(index).__name__} {index!r}")
-                values, time, problem = self._converted(values, time, problem)
-                yield values, int(index), time, problem
-        return self._push_rows(converted())
+        converted = []  # every row first: one that cannot be read is refused before any is taken
+        for values, index, time, problem in rows:
+            if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
+                raise TypeError(f"a row's `index` must be a whole number (the row's number in "
+                                f"results); received {type(index).__name__} {index!r}")
+            values, time, problem = self._converted(values, time, problem)
+            converted.append((values, int(index), time, problem))
+        return self._push_rows(converted)
 
     def _push_rows(
         self, rows: Iterable[tuple[np.ndarray, int, str | None, str | None]]
@@ -409,31 +409,34 @@ class StreamingScorer:
         return [(name, part) for name, part in parts if part is not None]
 
     def learned_state(self) -> dict:
-        """What this stream learned (the adaptive threshold's recent normal scores, the
-        likelihood's means, the running normalization's levels), each with the rule it follows:
-        ``restore_learned`` continues from it in a later run (``vigil score --state``)."""
-        learned = {name: {"spec": jsonable(asdict(part.spec)), **part.learned_state()}
-                   for name, part in self._learners()}
-        return {**learned, "model_sha256": self.detector.sha256} if learned else {}
+        """What this stream learned: ``{"model_sha256": its model, "parts": {...}}``, the parts
+        being the adaptive threshold's recent normal scores, the likelihood's means and the
+        running normalization's levels, each with the rule it follows. ``restore_learned``
+        continues from it in a later run (``vigil score --state`` keeps it in a file)."""
+        parts = {name: {"spec": jsonable(asdict(part.spec)), **part.learned_state()}
+                 for name, part in self._learners()}
+        return {"model_sha256": self.detector.sha256, "parts": parts}
 
     def restore_learned(self, parts: dict) -> tuple[list[str], list[str]]:
-        """Continue from ``learned_state``'s record, before any row: (the parts restored, those
-        left to learn afresh: recorded under another rule, or not recorded). ValueError naming
-        the part and value that is malformed; nothing is restored then."""
+        """Continue from ``learned_state``'s record (``{"model_sha256", "parts"}``; the record
+        ``vigil score --state`` writes, and a bare dict of parts as 0.3's first form, are read
+        too), before any row: (the parts restored, those left to learn afresh: recorded under
+        another rule, or not recorded). ValueError naming another model, or the part and value
+        that is malformed; nothing is restored then."""
         if self.rows_in:
             raise ValueError("restore_learned must come before the stream's first row: make a "
                              "new StreamingScorer(detector) and restore it before pushing rows")
         if not isinstance(parts, dict):
-            raise TypeError(f"`parts` must be the dict stream.learned_state() returned; received "
+            raise TypeError(f"`state` must be the dict stream.learned_state() returned (or the "
+                            f"JSON record `vigil score --state` writes); received "
                             f"{type(parts).__name__}")
-        if "parts" in parts and "format" in parts:
-            raise ValueError("`parts` is the file `vigil score --state` writes, not what "
-                             "learned_state() returned: pass its record['parts']")
         learned_by = parts.get("model_sha256")
         if learned_by is not None and learned_by != self.detector.sha256:
-            raise ValueError(f"`parts` was learned by another model (sha256 {str(learned_by)[:12]}"
+            raise ValueError(f"`state` was learned by another model (sha256 {str(learned_by)[:12]}"
                              f"), not this one ({self.detector.sha256[:12]}): its threshold and "
                              f"likelihood describe that model's scores; start this stream afresh")
+        if isinstance(parts.get("parts"), dict):  # {model_sha256, parts}, or the --state file's
+            parts = parts["parts"]
         restored, fresh, checked = [], [], []
         for name, part in self._learners():
             record = parts.get(name) if isinstance(parts, dict) else None
