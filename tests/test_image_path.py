@@ -530,7 +530,8 @@ def test_threshold_and_pixel_threshold_overrides_change_predict_and_locate(image
     assert peak["below_pixel_threshold"] is True
     map_of_frame = detector.infer(frame)[1]
     np.testing.assert_array_equal(detector.locate(frame, map_of_frame)[0], full)  # (1, h, w) too
-    with pytest.raises(ValueError, match=r"`frame` must have shape \(height, width\)"):
+    with pytest.raises(ValueError, match=r"`frame` must be one frame: locate takes one at a "
+                                         r"time|`frame` must have shape \(height, width\)"):
         detector.locate(np.stack([frame, frame]))  # one frame at a time, never a batch cut
     with pytest.raises(ValueError, match=r"`anomaly_map` must be one frame's map"):
         detector.locate(frame, detector.infer(np.stack([frame, frame]))[1])
