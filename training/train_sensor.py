@@ -12,8 +12,9 @@ import numpy as np
 
 from vigil.runtime.core import metrics
 from vigil.runtime.core.progress import clock
-from vigil.runtime.core.spec import Threshold
+from vigil.runtime.core.spec import Threshold, input_ranges
 from vigil.runtime.core.thresholds import ThresholdMethod, calibrate_labeled, score_stats
+from vigil.runtime.sensor.streaming import input_check
 
 from . import sensor_model
 from .checkpoint import TrainingRun, save_run
@@ -128,30 +129,19 @@ def input_range(column: np.ndarray, role: str) -> list[float] | dict:
     return [float(column.min()), float(column.max())]
 
 
-def _warn_inputs_leaving_their_range(prepared, ranges: dict) -> None:
-    """Warn where the held-out normal rows leave an input-only column's training values: the
-    roles are decided on the training part, so a column constant there but not in the rest of
-    normal operation is left out of the score (review rC: SMD machine-1-3's f4, constant in its
-    first three quarters, at another level in 2,424 held-out rows)."""
+def _warn_inputs_leaving_their_range(prepared, training: dict) -> None:
+    """Warn where the held-out normal rows leave an input-only column's training values (the
+    runtime's own check): the roles are decided on the training part, so a column constant there
+    but not in the rest of normal operation is left out of the score (review rC: SMD
+    machine-1-3's f4, constant in its first three quarters, at another level in 2,424 held-out
+    rows)."""
+    check = input_check(input_ranges(training, tuple(prepared.features)))
     normal = prepared.validation[prepared.validation_clean]
-    if not ranges or not len(normal):
+    if check is None or not len(normal):
         return
-    rows = normal[:, -1, :].astype(np.float64)  # each held-out row once, as a window's last
-    left = []
-    for j, name in enumerate(prepared.features):
-        if name not in ranges:
-            continue
-        column, allowed = rows[:, j], ranges[name]
-        # within the runtime's slack: the windows hold float32 readings, the levels float64
-        if isinstance(allowed, dict):
-            levels = np.asarray(allowed["levels"])
-            slack = 1e-6 * np.maximum(1.0, np.abs(levels))
-            outside = ~(np.abs(column[:, None] - levels[None, :]) <= slack).any(axis=1)
-        else:
-            slack = 1e-6 * max(1.0, abs(allowed[0]), abs(allowed[1]))
-            outside = (column < allowed[0] - slack) | (column > allowed[1] + slack)
-        if outside.any():
-            left.append(f"{name} ({int(outside.sum())} of {len(column)})")
+    outside = check.outside(normal[:, -1, :])  # each held-out row once, as a window's last
+    left = [f"{r.feature} ({int(n)} of {len(normal)})"
+            for r, n in zip(check.ranges, outside.sum(axis=0)) if n]
     if left:
         log.warning("held-out normal rows leave the training values of input-only columns, "
                     "which the score leaves out (so their changes never alarm; vigil score "
@@ -400,7 +390,7 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
     record["training"]["input_ranges"] = {
         f: input_range(prepared.train_rows[:, j], inputs_only[f])
         for j, f in enumerate(prepared.features) if f in inputs_only}
-    _warn_inputs_leaving_their_range(prepared, record["training"]["input_ranges"])
+    _warn_inputs_leaving_their_range(prepared, record["training"])
     compressed = {f: float(m) for f, m in zip(prepared.features, compression) if m > 0}
     record["training"]["compressed"] = compressed
     if neighbours is not None:

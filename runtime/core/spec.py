@@ -191,7 +191,7 @@ class SensorSpec:
     @cached_property
     def input_ranges(self) -> tuple[InputRange, ...]:
         """The input-only columns' training values, from the training record (none before 0.3)."""
-        return _input_ranges(self.training, self.features)
+        return input_ranges(self.training, self.features)
 
 
 COLOR_ORDERS = ("gray", "bgr", "rgb")
@@ -384,8 +384,10 @@ def _image_spec(data: Mapping[str, Any], version: int) -> ImageSpec:
     return spec
 
 
-def _input_ranges(training: Mapping[str, Any], features: tuple[str, ...]
-                  ) -> tuple[InputRange, ...]:
+def input_ranges(training: Mapping[str, Any], features: tuple[str, ...]
+                 ) -> tuple[InputRange, ...]:
+    """A training record's ``input_ranges`` (with ``inputs_only``'s reasons), parsed and
+    checked: what ``SensorSpec.input_ranges`` gives, and what training checks held-out rows by."""
     ranges = training.get("input_ranges")
     if ranges is None:
         return ()

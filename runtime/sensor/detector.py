@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from decimal import Decimal
+from numbers import Real
 
 import numpy as np
 
@@ -343,9 +345,6 @@ def _missing(cell) -> bool:
 
 
 def _real_or_missing(cell) -> bool:
-    from decimal import Decimal
-    from numbers import Real
-
     if isinstance(cell, (bool, np.bool_)):
         return False
     return _missing(cell) or isinstance(cell, (Real, Decimal))

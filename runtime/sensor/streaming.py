@@ -12,7 +12,7 @@ from typing import Iterable
 import numpy as np
 
 from ..core.results import decide_line, present, result_line, skip_line
-from ..core.spec import FLOAT32_MAX, InputRange, SensorSpec, jsonable
+from ..core.spec import FLOAT32_MAX, InputRange, jsonable
 from .detector import SensorDetector
 from .drift import RunningNormalization
 from .tables import Row, time_key
@@ -154,7 +154,7 @@ class StreamingScorer:
         self.first_time_gap: tuple[int, int, float] | None = None
         self.last_time_gap: tuple[int, int, float] | None = None
         self._warned_shape = False  # a row of another width than the model's is warned of once
-        self._inputs = _input_check(spec)  # input-only columns and their training values
+        self._inputs = input_check(spec.input_ranges)  # input-only columns' training values
         # the artifact records them (none, or some): the count is 0, not unknown, without any
         self._inputs_recorded = "input_ranges" in spec.training
         self.rows_unseen_inputs = 0  # rows where one of them left its training range
@@ -439,7 +439,7 @@ class StreamingScorer:
             parts = parts["parts"]
         restored, fresh, checked = [], [], []
         for name, part in self._learners():
-            record = parts.get(name) if isinstance(parts, dict) else None
+            record = parts.get(name)
             if not isinstance(record, dict) or record.get("spec") != jsonable(asdict(part.spec)):
                 fresh.append(name)
                 continue
@@ -453,13 +453,10 @@ class StreamingScorer:
         """Note a row whose input-only columns left their training values (the windows that hold
         it say so), and warn of the first."""
         check = self._inputs
-        values = row[check.columns].astype(np.float64)
-        outside = (values < check.lowest) | (values > check.highest)
-        if check.levels.size:  # binary and categorical columns: a level never seen
-            near = np.abs(values[check.level_of] - check.levels) <= check.level_slack
-            outside[check.level_columns] |= np.add.reduceat(near, check.level_starts) == 0
+        outside = check.outside(row)
         if not outside.any():
             return
+        values = row[check.columns]
         self.rows_unseen_inputs += 1
         found = tuple((check.ranges[k].feature, float(values[k]), check.ranges[k].low,
                        check.ranges[k].high) for k in np.flatnonzero(outside))
@@ -585,11 +582,12 @@ class StreamingScorer:
 
 
 @dataclass(frozen=True)
-class _InputCheck:
-    """The artifact's input-only columns (``spec.input_ranges``) as arrays for the per-row check:
-    bounds widened by a relative 1e-6 (a value read back from text), and the levels of binary and
+class InputCheck:
+    """Input-only columns (``spec.input_ranges``) as arrays for the check of readings: bounds
+    widened by a relative 1e-6 (a value read back from text), and the levels of binary and
     categorical columns flattened (``level_of``: the checked column each belongs to, in runs
-    starting at ``level_starts``; ``level_columns``: those columns)."""
+    starting at ``level_starts``; ``level_columns``: those columns). Training checks its held-out
+    rows with it, as the runtime checks each row."""
 
     ranges: tuple[InputRange, ...]
     columns: np.ndarray
@@ -601,10 +599,20 @@ class _InputCheck:
     level_starts: np.ndarray
     level_columns: np.ndarray
 
+    def outside(self, readings: np.ndarray) -> np.ndarray:
+        """For readings of every feature (one row, or rows along the first axes), where each
+        checked column leaves its training values (a range, or a level never seen)."""
+        values = readings[..., self.columns].astype(np.float64)
+        outside = (values < self.lowest) | (values > self.highest)
+        if self.levels.size:  # binary and categorical columns: a level never seen
+            near = np.abs(values[..., self.level_of] - self.levels) <= self.level_slack
+            outside[..., self.level_columns] |= np.add.reduceat(near, self.level_starts,
+                                                                axis=-1) == 0
+        return outside
 
-def _input_check(spec: SensorSpec) -> _InputCheck | None:
-    """The per-row check of ``spec``'s input-only columns (None without any)."""
-    ranges = spec.input_ranges
+
+def input_check(ranges: tuple[InputRange, ...]) -> InputCheck | None:
+    """The check of input-only columns' readings (``spec.input_ranges``; None without any)."""
     if not ranges:
         return None
     low = np.array([r.low for r in ranges])
@@ -613,7 +621,7 @@ def _input_check(spec: SensorSpec) -> _InputCheck | None:
     categorical = [k for k, r in enumerate(ranges) if r.levels is not None]
     level_of = np.array([k for k in categorical for _ in ranges[k].levels], dtype=np.intp)
     counts = [len(ranges[k].levels) for k in categorical]
-    return _InputCheck(
+    return InputCheck(
         ranges=ranges, columns=np.array([r.column for r in ranges]), lowest=low - slack,
         highest=high + slack,
         levels=np.array([v for k in categorical for v in ranges[k].levels], dtype=np.float64),
