@@ -27,7 +27,10 @@ def surface(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     angle = rng.uniform(0, 2 * np.pi)
     light = 0.5 + 0.25 * np.cos(angle) * x / width + 0.25 * np.sin(angle) * y / height
     gray = 110 + 55 * light + 25 * grain / (grain.std() + 1e-6) + 6 * fine
-    tint = np.array([1.0, 0.97, 0.92], dtype=np.float32) * rng.uniform(0.95, 1.05, 3)
+    # a warm tint, each channel jittered by at most 1 %: wider jitter could bring the channels
+    # together, and about 2 % of the frames came out gray (the runtime warned of the demo's own)
+    jitter = rng.uniform(0.95, 1.05, 3)
+    tint = np.array([1.0, 0.97, 0.92], dtype=np.float32) * (1 + (jitter - 1) / 5)
     return np.clip(gray[:, :, None] * tint, 0, 255).astype(np.uint8)
 
 
