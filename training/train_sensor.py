@@ -292,7 +292,8 @@ def checked_options(options: SensorTrainingOptions,
             f"window's score reads (`--score-last`, or the whole window with 0): the model "
             f"decides once every `stride` rows and weighs a window's older rows less, so a "
             f"short fault between decisions could pass unseen (review rF: a 14-row dropout was "
-            f"missed at 119 of 1,152 positions at stride 24, at none up to 16); give --stride "
+            f"missed at 119 of 1,152 positions at stride 24, at none up to 16, on SKAB; on ECG "
+            f"stuck readings were lost at 9 % at stride 24); give --stride "
             f"{longest} or less" + (f", or --score-last {min(2 * stride, window - 1)} to read "
                                    f"more of each window" if 2 * stride < window else ""))
     return options
