@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from vigil.training.sensor_model import Architecture
+from vigil.training.sensor_model import Architecture, ScoreReduction
 from vigil.training.train_sensor import SensorTrainingOptions
 
 
@@ -30,6 +30,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--neighbour-rows", type=int, default=None, metavar="ROWS",
                         help="rows of the shape distance added to the score (default: the "
                              "library's; 0: the model's error alone)")
+    parser.add_argument("--score-reduction", choices=[r.value for r in ScoreReduction],
+                        default=None, help="how the columns' errors make a window's score "
+                                           "(default: the library's, mean)")
     parser.add_argument("--members", type=int, default=None, metavar="N",
                         help="networks whose errors are averaged (default: the library's, 3)")
     parser.add_argument("--epoch-windows", type=int, default=None, metavar="N",
@@ -56,6 +59,8 @@ def with_model_arguments(options: SensorTrainingOptions,
         data = replace(data, compress_heavy_tails=True)
     if getattr(args, "neighbour_rows", None) is not None:
         model = replace(model, neighbour_rows=args.neighbour_rows)
+    if getattr(args, "score_reduction", None) is not None:
+        model = replace(model, score_reduction=ScoreReduction(args.score_reduction))
     if getattr(args, "members", None) is not None:
         model = replace(model, members=args.members)
     if getattr(args, "epoch_windows", None) is not None:
