@@ -110,6 +110,22 @@ def test_bad_inputs_are_exit_2_and_no_output_is_opened(sensor_artifacts, tmp_pat
     assert "--resume" in capsys.readouterr().err and existing.read_text() == '{"index": 0}\n'
 
 
+def test_append_refuses_sources_the_file_already_holds_and_appends_new_ones(
+        sensor_artifacts, csv_folder, tmp_path, capsys):
+    model, out = str(sensor_artifacts.fp32), tmp_path / "days.jsonl"
+    day0, day1 = str(csv_folder / "day0.csv"), str(csv_folder / "day1.csv")
+    assert cli.main(["batch", model, day0, "--jsonl", str(out)]) == 0
+    before = out.read_bytes()
+    capsys.readouterr()
+    assert cli.main(["batch", model, day0, day1, "--jsonl", str(out), "--append"]) == 2
+    err = capsys.readouterr().err
+    assert f"already holds lines of {day0!r}" in err and "twice" in err
+    assert out.read_bytes() == before  # refused before the file was opened
+    assert cli.main(["batch", model, day1, "--jsonl", str(out), "--append"]) == 0
+    sources = [json.loads(line)["source"] for line in out.read_bytes().splitlines()]
+    assert sources[0] == day0 and sources[-1] == day1 and out.read_bytes().startswith(before)
+
+
 def test_resume_scores_only_what_an_interrupted_run_left_undone(sensor_artifacts, csv_folder,
                                                                 tmp_path, capsys):
     model, whole = str(sensor_artifacts.fp32), tmp_path / "whole.jsonl"

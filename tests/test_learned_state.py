@@ -126,6 +126,39 @@ def test_the_cli_continues_from_the_state_file_as_a_folder_continues_its_files(
            [r.get("threshold") for r in restarted]
 
 
+def test_a_folder_is_continued_in_its_names_natural_order_and_a_file_that_goes_back_in_time_is_named(
+        learning_model, tmp_path, capsys):
+    def run_summary() -> tuple[dict, str]:
+        err = capsys.readouterr().err
+        lines = [line for line in err.splitlines() if '"summary"' in line]
+        return json.loads(lines[-1])["summary"], err
+
+    data = rows(330)
+    days = tmp_path / "days"
+    days.mkdir()
+    for day in range(11):  # day0 .. day10: text order would read day10 before day2
+        write_csv(days / f"day{day}.csv", data[30 * day:30 * (day + 1)], first_index=30 * day)
+    out, state = tmp_path / "days.jsonl", tmp_path / "days.state.json"
+    assert cli.main(["score", str(learning_model), str(days), "--jsonl", str(out), "--state",
+                     str(state)]) == 0
+    sources = list(dict.fromkeys(r["source"] for r in score_lines(["--jsonl", str(out)])))
+    assert [s.rsplit("/", 1)[1] for s in sources] == [f"day{d}.csv" for d in range(11)]
+    summary, err = run_summary()
+    assert summary["files_out_of_order"] == 0 and "earlier than" not in err
+
+    plant = tmp_path / "plant"  # two machines recorded over the same hours, one folder
+    (plant / "pumpA").mkdir(parents=True)
+    (plant / "pumpB").mkdir()
+    write_csv(plant / "pumpA" / "day1.csv", data[:150])
+    write_csv(plant / "pumpB" / "day1.csv", data[150:300])
+    assert cli.main(["score", str(learning_model), str(plant), "--jsonl",
+                     str(tmp_path / "plant.jsonl"), "--state", str(tmp_path / "plant.state.json")]) == 0
+    summary, err = run_summary()
+    assert summary["files_out_of_order"] == 1
+    assert "pumpB/day1.csv: its first time ('0', row 0) is earlier than" in err
+    assert "score each machine's with its own --state FILE" in err
+
+
 @pytest.mark.parametrize("content, message", [
     ("{not json", "cannot be read as a learned state"),
     ("\0" * 900, "cannot be read as a learned state"),  # NUL bytes after a power loss

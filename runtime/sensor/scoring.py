@@ -48,6 +48,9 @@ class ScoreSummary:
     rows_filled: int = 0
     rows_skipped: int = 0
     rows_out_of_order: int = 0
+    # files (with --state, continued from the one before) whose first row is earlier in time
+    # than the latest row of the file before: not its continuation
+    files_out_of_order: int = 0
     time_gaps: int | None = None  # steps between rows beyond the model's limit (None: unchecked)
     times_unchecked: int = 0  # rows whose time is no time read here, or not the training's kind
     rows_unseen_inputs: int | None = None  # rows where an input-only column left its training
@@ -95,6 +98,7 @@ class ScoreSummary:
                 "alarms": self.alarms, "alarm_episodes": self.alarm_episodes,
                 "rows_filled": self.rows_filled,
                 "rows_skipped": self.rows_skipped, "rows_out_of_order": self.rows_out_of_order,
+                "files_out_of_order": self.files_out_of_order,
                 "time_gaps": self.time_gaps, "times_unchecked": self.times_unchecked,
                 "rows_unseen_inputs": self.rows_unseen_inputs,
                 "seconds": round(self.seconds, 4),
@@ -327,6 +331,8 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
                         "export)%s", name, LASTING_ALARM_WINDOWS,
                         lasting[0], _normalization_note(detector, lasting[0]))
 
+    before: list[tuple[StreamingScorer, str]] = []  # with --state: the file continued
+
     def run(lines: Iterable[str], name: str) -> None:
         scorer = StreamingScorer(detector)
         if state is not None:
@@ -342,6 +348,9 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
             summary.add(scorer, name)
             if state is not None:
                 state.save(scorer)
+                if before and scorer.starts_before(before[0][0]):
+                    _say_not_continued(scorer, name, *before[0], summary)
+                before[:] = [(scorer, name)]
         warmup = _warmup_windows(detector)
         if warmup and scorer.windows_scored < warmup:
             short.append(name)
@@ -407,6 +416,23 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
             health.stop("error" if failure is not None else summary.stopped,
                         f"{type(failure).__name__}: {failure}" if failure is not None else None)
     return summary
+
+
+def _say_not_continued(scorer: StreamingScorer, name: str, earlier: StreamingScorer,
+                       earlier_name: str, summary: ScoreSummary) -> None:
+    """Warn where a file given ``--state`` learned from the file before it although it starts
+    earlier in time than that one ended: another machine's file, or the files out of order."""
+    summary.files_out_of_order += 1
+    if summary.files_out_of_order > 1:
+        return  # counted in the summary's files_out_of_order; said once a run
+    (row, time), (last_row, last_time) = scorer.first_time, earlier.latest_time
+    log.warning("%s: its first time (%r, row %d) is earlier than %s's latest (%r, row %d), yet "
+                "--state carried what was learned from that file into this one, as if it "
+                "continued it: where the folder holds several machines' files, score each "
+                "machine's with its own --state FILE (vigil score MODEL FOLDER/MACHINE --state "
+                "MACHINE.json); files are read in their names' order (day2 before day10), so "
+                "name them so that it is their order in time (further such files are counted in "
+                "files_out_of_order)", name, time, row, earlier_name, last_time, last_row)
 
 
 def _warmup_windows(detector: SensorDetector) -> int:

@@ -164,6 +164,13 @@ class StreamingScorer:
         self.rows_skipped = 0
         self.rows_filled = 0
         self.rows_out_of_order = 0
+        # (row, cell) of the stream's first timed row and of its latest time (of the first
+        # row's kind): where a file continues another (``--state``), its first row should not
+        # be earlier than the other's latest
+        self.first_time: tuple[int, str] | None = None
+        self.latest_time: tuple[int, str] | None = None
+        self._first_key: tuple[int, float] | None = None
+        self._latest_key: tuple[int, float] | None = None
         self.alarms = 0
         self.episodes = 0
         self._next_index = 0
@@ -297,6 +304,12 @@ class StreamingScorer:
                                          and key[0] != (0 if self._time_step.numeric else 1))):
                 self._note_unchecked(index, time, key)
             late, latest = self._late(key, index) if time else (False, None)
+            if key is not None:
+                if self._first_key is None:
+                    self._first_key, self.first_time = key, (index, time)
+                if key[0] == self._first_key[0] and (self._latest_key is None
+                                                     or key[1] > self._latest_key[1]):
+                    self._latest_key, self.latest_time = key, (index, time)
             if late and self.rows_out_of_order == 1:
                 log.warning("row %d: its time %r is earlier than row %d's, among the %d rows "
                             "before it: rows are scored in the order they arrive, so windows "
@@ -557,6 +570,13 @@ class StreamingScorer:
     def _top(self, errors: np.ndarray) -> tuple[tuple[str, float], ...]:
         order = np.argsort(-errors)[: self.top_k]
         return tuple((self.detector.features[i], float(errors[i])) for i in order)
+
+    def starts_before(self, earlier: StreamingScorer) -> bool:
+        """Whether this stream's first time is earlier than ``earlier``'s latest (both of one
+        kind): this stream does not continue that one in time."""
+        mine, theirs = self._first_key, earlier._latest_key
+        return (mine is not None and theirs is not None and mine[0] == theirs[0]
+                and mine[1] < theirs[1])
 
     def summary(self) -> dict:
         summary = {"rows": self.rows_in, "windows": self.windows_scored, "alarms": int(self.alarms),

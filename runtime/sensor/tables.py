@@ -291,10 +291,19 @@ _told_unread: set[str] = set()  # folders whose unread CSV variants were named (
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 
 
+def natural_order(path: Path) -> list:
+    """A sort key reading each run of digits in ``path`` as a number (``day2`` before
+    ``day10``, ``2026-1`` before ``2026-12``); the rest compares as text, case first."""
+    parts = re.split(r"(\d+)", str(path))  # text, number, text, ...: alike kinds line up
+    return [int(part) if i % 2 else part for i, part in enumerate(parts)]
+
+
 def csv_files(path: str | Path, argument: str = "data") -> list[Path]:
     """The CSV files at ``path``: the file itself, or every ``.csv`` file below a folder (the
-    suffix in any case: ``DAY1.CSV`` too; through linked folders, each folder once), sorted. A
-    link named ``.csv`` whose target is gone is named in a warning. Errors name ``argument``."""
+    suffix in any case: ``DAY1.CSV`` too; through linked folders, each folder once), in
+    ``natural_order`` (``day2.csv`` before ``day10.csv``: a folder of one sensor's logs is read,
+    and with ``--state`` continued, in the order they were written). A link named ``.csv`` whose
+    target is gone is named in a warning. Errors name ``argument``."""
     path = Path(path)
     if path.is_file():
         return [path]
@@ -315,7 +324,7 @@ def csv_files(path: str | Path, argument: str = "data") -> list[Path]:
                     unread.append(Path(folder) / name)
                 elif image is None and name.lower().endswith(IMAGE_SUFFIXES):
                     image = Path(folder) / name  # camera frames: said if no CSV is found
-        files.sort()
+        files.sort(key=natural_order)
         if dangling:
             log.warning("%s: %d .csv link(s) whose target is gone are not read (the first: %s)",
                         path, len(dangling), sorted(dangling)[0])

@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import os
+import re
 import tempfile
 import time
 from contextlib import contextmanager
@@ -193,10 +194,14 @@ class Scorer:
             # so the batch stops here and its lines are not written (--resume scores it again)
             raise KeyboardInterrupt
         if summary.stopped == "output_failed":  # the temporary file that holds its lines
+            # (its own message counts lines in that file, which is no output of the user's)
+            said = re.search(r"could not be written \((.*?)\): ", summary.last_error or "")
             raise OutputError(f"the lines of {item.name!r} could not be held in a temporary "
-                              f"file in {tempfile.gettempdir()!r} ($TMPDIR; "
-                              f"{summary.last_error}): free space there or set TMPDIR to a "
-                              "folder with room; the batch stopped before that item")
+                              f"file in {tempfile.gettempdir()!r} ($TMPDIR: "
+                              f"{said.group(1) if said else summary.last_error}), which holds an "
+                              "item's lines past 16 MB until the item is whole: free space there "
+                              "or set TMPDIR to a folder with room for the largest item's lines; "
+                              "the batch stopped before that item")
         result = summary.to_json()
         # an item read whole whose every row (or frame) was skipped scored nothing: an error of
         # the batch, as `vigil score` refuses such a file (a decimal comma, columns renamed)
@@ -623,6 +628,25 @@ def resume_point(jsonl: str | Path, items: Sequence[WorkItem],
     return ResumePoint(current, start, lines_before, lines - lines_before)
 
 
+def refuse_appending_again(jsonl: str | Path, items: Sequence[WorkItem]) -> None:
+    """ValueError where ``--append`` would write lines for a source that ``jsonl`` already has
+    lines of: the file would hold that source twice, with nothing to tell the runs apart."""
+    ours: dict[str, str] = {}
+    for item in items:
+        for name in (item.paths if item.kind == "images" else (item.name,)):
+            ours.setdefault(_path_key(name), name)
+    sources = {record.get("source") for _, record in _results(jsonl)}
+    repeated = sorted(ours[key] for key in {_path_key(str(s)) for s in sources if s is not None}
+                      if key in ours)
+    if repeated:
+        more = f" and {len(repeated) - 1} more" if len(repeated) > 1 else ""
+        raise ValueError(
+            f"--append: {str(jsonl)!r} already holds lines of {repeated[0]!r}{more}, which this "
+            "run would score again: its lines would be in the file twice; give only the inputs "
+            "not yet scored, --resume to continue the interrupted batch that wrote the file, or "
+            "--overwrite to replace it")
+
+
 def _refuse_changed_since(item: WorkItem, jsonl: str | Path) -> None:
     """ValueError when a file of ``item``, which the results file holds whole, was changed
     after the results file was last written: its lines are another content's (rows appended to
@@ -758,7 +782,7 @@ def _results(jsonl: str | Path) -> Iterator[tuple[int, dict]]:
     try:
         yield from read_results(jsonl)
     except OSError as error:
-        raise ValueError(f"--resume: {str(jsonl)!r} cannot be read ({error.strerror or error}); "
+        raise ValueError(f"{str(jsonl)!r} cannot be read ({error.strerror or error}); "
                          "it must be the results file of the run to continue") from None
 
 

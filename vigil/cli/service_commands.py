@@ -38,7 +38,7 @@ def cmd_batch(args) -> int:
 
 def _batch(args) -> int:
     from vigil.cli.batch import (Reading, Scorer, check_same_model, plan_batch,
-                                 resume_point, run_batch)
+                                 refuse_appending_again, resume_point, run_batch)
     from vigil.runtime import load
     from vigil.runtime.core.interrupts import waiting
     from vigil.runtime.core.output import (JsonLines, OutputError, refuse_inputs_as_output,
@@ -91,6 +91,8 @@ def _batch(args) -> int:
             window = detector.spec.window if detector.spec.kind == "sensor" else None
             resumed = resume_point(args.jsonl, items, window, header=not args.columns)
             check_same_model(args.jsonl, items, Scorer(args.model, args.threads, reading))
+        elif args.append and args.jsonl != "-":
+            refuse_appending_again(args.jsonl, items)  # before the file is opened
     if resumed:
         log.info("--resume: %d of %d items are in %s whole (%d lines); scoring from %s%s",
                  resumed.items_done, len(items), args.jsonl, resumed.lines_kept,
