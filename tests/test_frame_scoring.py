@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
 import textwrap
 import time
@@ -33,7 +34,8 @@ def detector(tiny_image_artifact):
 
 
 def write_folder(folder):
-    """normal, defect, normal, truncated JPEG, text file: 5 items, 3 scorable, 1 anomalous."""
+    """normal, defect, normal, truncated JPEG, text named .jpg: 5 items, 3 scorable, 1
+    anomalous; and a Thumbs.db, which is no item."""
     rng = np.random.default_rng(7)
     folder.mkdir(parents=True, exist_ok=True)
     frames = {"a.png": normal_frame(rng), "b.png": defect_frame(rng, box=DEFECT_BOX),
@@ -43,7 +45,8 @@ def write_folder(folder):
     assert cv2.imwrite(str(folder / "d.jpg"), normal_frame(rng))
     data = (folder / "d.jpg").read_bytes()
     (folder / "d.jpg").write_bytes(data[: len(data) // 2])
-    (folder / "e.txt").write_text("notes")
+    (folder / "e.jpg").write_text("notes")  # named as an image: read, and reported unusable
+    (folder / "Thumbs.db").write_bytes(b"\0" * 64)  # named as neither: passed over
     return frames
 
 
@@ -106,11 +109,15 @@ def test_locate_takes_one_frame_and_a_float_frame_is_told_how_to_convert(detecto
 
 # --- score_frames -------------------------------------------------------------------------------
 
-def test_folder_json_lines_and_summary(detector, tmp_path):
+def test_folder_json_lines_and_summary(detector, tmp_path, caplog):
     frames = write_folder(tmp_path / "images")
+    caplog.set_level(logging.WARNING)
     records, summary = run(detector, str(tmp_path / "images"))
     assert [r["source"].rsplit("/", 1)[-1] for r in records] == ["a.png", "b.png", "c.png",
-                                                                "d.jpg", "e.txt"]
+                                                                "d.jpg", "e.jpg"]
+    assert "1 file(s) not named as an image or a video are not scored (Thumbs.db)" in caplog.text
+    # each skipped frame is named on stderr, not only counted
+    assert "frame 3 of" in caplog.text and "damaged JPEG: it was cut off" in caplog.text
     assert [r["frame"] for r in records] == list(range(5))
     scored = records[:3]
     for record in scored:
@@ -123,14 +130,14 @@ def test_folder_json_lines_and_summary(detector, tmp_path):
     assert scored[0]["boxes"] == [] and len(scored[1]["boxes"]) == 1
     box = scored[1]["boxes"][0]
     assert iou((box["x"], box["y"], box["w"], box["h"]), DEFECT_BOX) > 0.7
-    for record, reason in zip(records[3:], ("damaged JPEG: it was cut off", "not an image file")):
+    for record, reason in zip(records[3:], ("damaged JPEG: it was cut off", "cannot be decoded as an image")):
         assert record["score"] is None and record["anomaly"] is None
         assert reason in record["skipped"]
 
     assert (summary.frames_in, summary.scored, summary.skipped) == (5, 3, 2)
     assert summary.scored + summary.skipped == summary.frames_in
     assert summary.anomalies == 1 and summary.dropped == 0 and summary.reconnects == 0
-    assert summary.stopped == "end" and "e.txt" in summary.last_error
+    assert summary.stopped == "end" and "e.jpg" in summary.last_error
     assert 0 < summary.p50_ms <= summary.p99_ms and summary.fps > 0
     assert json.loads(json.dumps(summary.to_json()))["frames_in"] == 5
 

@@ -53,16 +53,16 @@ def test_folder_yields_every_file_in_order_with_errors_for_bad_ones(tmp_path):
         assert isinstance(source, ImageFiles) and not source.live
         frames = list(source)
     names = [frame.source.rsplit("/", 1)[-1] for frame in frames]
-    assert names == ["a.png", "b.png", "c.jpg", "d.jpg", "e.png", "notes.txt"]
-    assert [frame.index for frame in frames] == list(range(6))
+    # notes.txt is named as no image or video: passed over, as training passes over it
+    assert names == ["a.png", "b.png", "c.jpg", "d.jpg", "e.png"]
+    assert [frame.index for frame in frames] == list(range(5))
     by_name = dict(zip(names, frames))
     np.testing.assert_array_equal(by_name["a.png"].image, images["a.png"])
     assert by_name["c.jpg"].error is None and by_name["c.jpg"].image.shape == (24, 32, 3)
     assert "damaged JPEG: it was cut off" in by_name["d.jpg"].error
     assert by_name["d.jpg"].image is None
     assert "cannot be decoded" in by_name["e.png"].error
-    assert "not an image file" in by_name["notes.txt"].error
-    assert source.stats.read == 6 and source.stats.errors == 3
+    assert source.stats.read == 5 and source.stats.errors == 2
 
 
 def test_folder_does_not_score_the_masks_beside_its_images(tmp_path, caplog):
@@ -79,6 +79,15 @@ def test_folder_does_not_score_the_masks_beside_its_images(tmp_path, caplog):
     # c_mask.png has no image "c" beside it: it is an image that happens to end in _mask
     assert names == ["b.png", "c_mask.png", "exp1.jpg"]
     assert "2 mask file(s) of images it holds are not scored" in caplog.text
+
+    # a lossless PNG copy of a frame beside its JPEG holds a picture, not a mask: scored
+    picture = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    assert cv2.imwrite(str(folder / "exp1.png"), picture)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="vigil"):
+        names = [f.source.rsplit("/", 1)[-1] for f in open_source(str(folder))]
+    assert names == ["b.png", "c_mask.png", "exp1.jpg", "exp1.png"]
+    assert "1 PNG(s) beside an image of the same name hold pictures, not masks" in caplog.text
 
 
 def test_a_glob_over_an_mvtec_category_does_not_score_its_masks(tmp_path):

@@ -9,10 +9,11 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+import cv2
 import numpy as np
 
 from . import datasets
-from .frame_source import IMAGE_EXTENSIONS, Frame, SourceError, SourceStats
+from .frame_source import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, Frame, SourceError, SourceStats
 
 log = logging.getLogger("vigil")
 
@@ -20,12 +21,23 @@ log = logging.getLogger("vigil")
 def folder_files(folder: Path, subfolders_hint: str | None = None,
                  argument: str = "source") -> list[Path]:
     """A folder's files in name order, without hidden files and the masks beside their images
-    (as training reads the folder); other files are kept, to be reported as unusable.
-    ``subfolders_hint`` says how to read its subfolders (default: a quoted glob, as `vigil
-    score` takes one); ``argument`` names the folder in errors."""
+    (as training reads the folder). Where some are named as images or videos, the others
+    (``Thumbs.db``, ``notes.txt``) are passed over, as training and evaluation pass over them,
+    with a warning: they would take frame numbers of their own; where none is, every file is
+    kept, each decoded or reported unusable. ``subfolders_hint`` says how to read its
+    subfolders (default: a quoted glob, as `vigil score` takes one); ``argument`` names the
+    folder in errors."""
     entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
     # a link whose target is gone is a file that cannot be read: kept, to get its skipped line
     files = [p for p in entries if p.is_file() or (p.is_symlink() and not p.exists())]
+    named = [p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS]
+    if named and len(named) < len(files):
+        others = [p.name for p in files if p.suffix.lower() not in IMAGE_EXTENSIONS
+                  | VIDEO_EXTENSIONS]
+        log.warning("%s: %d file(s) not named as an image or a video are not scored (%s%s); "
+                    "give one as an input itself to score it", folder, len(others),
+                    ", ".join(others[:5]), ", ..." if len(others) > 5 else "")
+        files = named
     subfolders = [p.name for p in entries if p.is_dir()]
     files = without_masks(files, str(folder))
     shown = ", ".join(subfolders[:5]) + (", ..." if len(subfolders) > 5 else "")
@@ -81,10 +93,28 @@ def without_masks(files: list[Path], where: str) -> list[Path]:
     """``files`` without the masks of images among them (``x.png`` beside ``x.jpg``, or
     ``x_mask.png`` beside ``x.png``: ``datasets.masks_among``), as training reads them."""
     masks = datasets.masks_among(files)
+    # a PNG beside a JPEG of its name is a mask by name alone (the magnetic-tile layout); one
+    # whose pixels take many levels is a picture (a lossless copy of the frame): scored
+    pictures = {p for p in masks if not p.stem.endswith("_mask") and not _looks_like_mask(p)}
+    if pictures:
+        log.warning("%s: %d PNG(s) beside an image of the same name hold pictures, not masks "
+                    "(e.g. %s): they are scored as frames", where, len(pictures),
+                    sorted(pictures)[0].name)
+        masks -= pictures
     if masks:
         log.info("%s: %d mask file(s) of images it holds are not scored as frames (e.g. %s)",
                  where, len(masks), sorted(masks)[0].name)
     return [p for p in files if p not in masks]
+
+
+MASK_LEVELS = 16  # a mask's pixels take at most this many gray levels (0 and 255, antialiased)
+
+
+def _looks_like_mask(path: Path) -> bool:
+    """Whether a PNG's pixels take few gray levels, as a defect mask's do (one that cannot be
+    read is left to be a mask: it was named as one)."""
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    return image is None or len(np.unique(image)) <= MASK_LEVELS
 
 
 class ImageFiles:

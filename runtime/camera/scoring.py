@@ -293,6 +293,9 @@ def utc_time(timestamp: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+SKIPS_SAID = 5  # skipped frames (unreadable images, undecodable frames) named on stderr
+
+
 def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | JsonLines,
                  options: FrameScoringOptions = FrameScoringOptions(),
                  health: HealthReporter | None = None) -> FrameSummary:
@@ -388,6 +391,10 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
                 summary.skipped += 1
                 summary.last_error = f"frame {frame.index} of {frame.source}: {reason}"
                 skip_line(record, reason)
+                if summary.skipped <= SKIPS_SAID:  # a damaged image is named, not only counted
+                    log.warning("%s%s", summary.last_error,
+                                "; further skipped frames are counted in the summary's skipped "
+                                "(each has its line)" if summary.skipped == SKIPS_SAID else "")
             else:
                 summary.scored += 1
                 summary.anomalies += anomaly
