@@ -27,7 +27,8 @@ def shared_dataset(name: str) -> Path:
 
 def require(module: str):
     """Import ``module`` (a dev extra a test needs: Ray, paho, tritonclient); skip when absent,
-    but fail in CI, where `pip install -e ".[train,dev]"` must have brought it."""
+    but fail in CI, where the README's install (`pip install -e ".[train,dev]" ...`) must have
+    brought it."""
     if os.environ.get("CI", "").lower() == "true":
         import importlib
 

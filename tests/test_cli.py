@@ -834,3 +834,22 @@ def test_missing_training_extras_are_a_json_line_under_log_json(tmp_path, capsys
     assert "needs the training extras (tf2onnx is not installed)" in entry["message"]
     assert "pip install 'vigil-edge[train]'" in entry["message"]
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_the_demos_next_steps_say_how_to_call_vigil_when_it_is_not_on_path(tmp_path,
+                                                                          monkeypatch):
+    """The README runs `.venv/bin/vigil demo` before any `activate`: the commands the demo
+    suggests name `vigil`, so it says how to reach it."""
+    from vigil.cli import demo
+
+    command = tmp_path / "venv" / "bin" / "vigil"
+    command.parent.mkdir(parents=True)
+    command.write_text("#!/bin/sh\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [str(command), "demo"])
+    monkeypatch.setenv("PATH", str(tmp_path / "elsewhere"))
+    steps = demo.next_steps(tmp_path / "vigil-demo", "camera")
+    assert "vigil is not on PATH here: source venv/bin/activate, or write venv/bin/vigil" in steps
+    monkeypatch.setenv("PATH", str(command.parent))  # activated: the same command by name
+    command.chmod(0o755)
+    assert "not on PATH" not in demo.next_steps(tmp_path / "vigil-demo", "camera")

@@ -149,6 +149,30 @@ def test_one_version_from_one_place():
     assert done.stdout.strip() == f"vigil {vigil.__version__}"
 
 
+def test_the_install_is_imported_beside_a_folder_named_vigil(tmp_path):
+    """The README's editable install (strict mode) is what a script in the folder holding the
+    checkout imports, when that checkout's folder is named ``vigil/`` (it has no __init__.py:
+    the default editable mode let it shadow the install as an empty namespace package)."""
+    (tmp_path / "vigil" / "runtime").mkdir(parents=True)  # a clone named vigil, seen from above
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-c", "import vigil; print(vigil.__version__); "
+                           "print(callable(vigil.load))"], capture_output=True, text=True,
+                          cwd=tmp_path, env=env, timeout=120)
+    assert done.returncode == 0 and done.stdout.split() == [vigil_version(), "True"], (
+        "import vigil beside a folder named vigil/ failed: install as the README says "
+        "(pip install -e \".[train,dev]\" --config-settings editable_mode=strict); "
+        + done.stderr[-2000:])
+    done = subprocess.run([sys.executable, "-m", "vigil", "--version"], capture_output=True,
+                          text=True, cwd=tmp_path, env=env, timeout=120)
+    assert (done.returncode, done.stdout.strip()) == (0, f"vigil {vigil_version()}"), done.stderr
+
+
+def vigil_version() -> str:
+    import vigil
+
+    return vigil.__version__
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     """The wheel built from a copy of the source folders (the checkout itself stays clean)."""

@@ -31,10 +31,29 @@ def run_demo(output: Path, seed: int = 0, quick: bool = False, only: str | None 
     return result
 
 
+def _command_name() -> str:
+    """``vigil`` where the command on PATH is this one, else the path this one was run by (the
+    README's `.venv/bin/vigil demo` before `source .venv/bin/activate`)."""
+    import os
+    import shutil
+
+    ran = Path(sys.argv[0])
+    found = shutil.which("vigil")
+    if ran.name != "vigil" or (found is not None
+                               and os.path.realpath(found) == os.path.realpath(ran)):
+        return "vigil"  # `python -m vigil`, or a test: the name the README uses
+    relative = os.path.relpath(ran)
+    return relative if not relative.startswith("..") else str(ran.resolve())
+
+
 def next_steps(output: Path, only: str | None) -> str:
     """Commands to try next on what the demo wrote, then on one's own data."""
     sensor, camera = output / "sensor", output / "camera"
     lines = ["\nnext:"]
+    command = _command_name()
+    if command != "vigil":
+        lines.append(f"  (vigil is not on PATH here: source {Path(command).parent}/activate, or "
+                     f"write {command} for vigil below)")
     if only in (None, "sensor"):
         lines += [f"  vigil score {sensor / 'sensor.onnx'} {sensor / 'data' / 'test.csv'} "
                   f"--jsonl scores.jsonl    # one line per window",
