@@ -853,3 +853,16 @@ def test_the_demos_next_steps_say_how_to_call_vigil_when_it_is_not_on_path(tmp_p
     monkeypatch.setenv("PATH", str(command.parent))  # activated: the same command by name
     command.chmod(0o755)
     assert "not on PATH" not in demo.next_steps(tmp_path / "vigil-demo", "camera")
+
+
+def test_eval_prints_far_and_warns_where_the_alarm_was_on_for_most_normal_rows(
+        sensor_artifacts, capsys):
+    assert cli.main(["eval", str(sensor_artifacts.int8), str(sensor_artifacts.test_csv),
+                     "--threshold", "-1e3", "--no-likelihood", "--no-threshold-search"]) == 0
+    out, err = capsys.readouterr()
+    printed = json.loads(out[out.index("{"):out.rindex("}") + 1])
+    assert printed["recall"] == 1.0 and printed["far"] > 0.9 and "mar" in printed
+    assert "the alarm was on for" in err and "read them beside far" in err
+    assert cli.main(["eval", str(sensor_artifacts.int8), str(sensor_artifacts.test_csv),
+                     "--no-threshold-search"]) == 0
+    assert "the alarm was on for" not in capsys.readouterr().err

@@ -326,6 +326,9 @@ def _typed_data(args) -> str:
     return " ".join(parts + [f"--masks {folder}" for folder in args.masks or ()])
 
 
+MOSTLY_ALARMED = 0.5  # `vigil eval` warns where the alarm was on for this share of normal rows
+
+
 def cmd_eval(args) -> int:
     from vigil.runtime import ImageDetector, load
     from vigil.runtime.sensor.evaluation import evaluate
@@ -360,8 +363,16 @@ def cmd_eval(args) -> int:
                                  labels=labels, decimal=args.decimal, progress=progress,
                                  threshold_search=not args.no_threshold_search)
     keys = ("precision", "recall", "f1", "auroc", "auprc", "event_f1", "point_adjusted_f1",
-            "threshold")
+            "far", "mar", "threshold")
     print(json_text({k: result.get(k) for k in keys}), flush=True)  # first: kept if a file fails
+    far = result.get("far")
+    if isinstance(far, float) and far >= MOSTLY_ALARMED:
+        log.warning("the alarm was on for %.0f %% of the rows labeled normal (far %.3f): recall "
+                    "and event F1 count a detector that always alarms as perfect, so read them "
+                    "beside far. Either the model does not fit these rows (trained on another "
+                    "machine or regime: train one on this one's normal rows) or its threshold "
+                    "lies below their scores (--threshold N to try another; --json's "
+                    "best_f1_threshold is the best on these labels)", 100 * far, far)
     if args.json:
         write_result(args.json, json_text(result))
     if args.report:
