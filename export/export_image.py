@@ -200,10 +200,10 @@ def _unverified_int8(run: TrainingRun, precision: Precision) -> str | None:
             "on magnetic tiles before the frame contrast, up to 0.007 with it), and this model "
             "was trained without labeled defect images; only its memory-bank product (and the "
             "projection before it) may be INT8 (precision 'mixed': at most 0.0015 image AUROC "
-            "on the same sets before the projection). An MVTec AD category's test/ images are "
-            "kept out of training on purpose (they measure it); to let the export measure the "
-            "network's loss, train with --anomalous DIR on defect images kept apart from the "
-            "ones you evaluate on, or export with --precision int8 to quantize it anyway")
+            "on the same sets before the projection). To let the export measure the network's "
+            "loss, train with --anomalous DIR on defect images kept apart from the ones you "
+            "evaluate on (an MVTec AD category's test/ images are never trained on: they "
+            "measure it), or export with --precision int8 to quantize it anyway")
 
 
 def _no_bank_product(model_path) -> str:
