@@ -16,12 +16,30 @@ def test_constant_binary_and_status_columns_are_inputs_not_scores():
         np.full(1000, 3.0),                              # constant
         np.where(np.arange(1000) == 7, 1.0, 0.0),        # one blip in 1000: near-constant
         rng.integers(0, 2, 1000).astype(float),          # binary flag
-        rng.integers(0, 6, 1000).astype(float),          # a status code with six levels
+        np.repeat(rng.permutation([0, 5, 2, 4, 1, 3] * 5), 34)[:1000].astype(float),  # a status
+                                                         # code, six levels held and jumped between
         np.round(rng.normal(0, 1, 1000), 1) * 0.05,      # quantized analog (SKAB's pressure)
     ])
     roles = feature_roles(rows, rows.mean(axis=0))
     assert roles == ("scored", "constant", "near-constant", "binary", "categorical", "scored")
     assert feature_roles(rows[:, 1:5], rows[:, 1:5].mean(axis=0)) == ("scored",) * 4
+
+
+def test_a_count_of_few_levels_is_scored_and_a_held_status_of_as_many_is_not():
+    """Whole numbers of few levels are a status when held and jumped between, a quantity when
+    they move as one (review s58 sD: a Poisson count was input-only, its jump to 40 unseen)."""
+    from vigil.training.sensor_data import feature_roles
+
+    rng = np.random.default_rng(3)
+    count = np.clip(rng.poisson(3, 2000), 0, 9).astype(float)  # changes on most rows
+    temperature = np.round(20 + 3 * np.sin(np.arange(2000) / 300))  # whole degrees, unit steps
+    status = np.repeat(rng.choice([1.0, 3.0, 2.0], 40), 50)  # held, jumping 1 <-> 3 as often
+    for i in range(1, 40):  # a command never steps to the level it held: jumps of 1 and 2
+        if status[50 * i] == status[50 * i - 1]:
+            status[50 * i:50 * (i + 1)] = 1.0 if status[50 * i - 1] == 3.0 else 3.0
+    analog = rng.normal(0, 1, 2000)
+    rows = np.column_stack([analog, count, temperature, status])
+    assert feature_roles(rows, rows.mean(axis=0)) == ("scored", "scored", "scored", "categorical")
 
 
 def test_a_status_column_that_changes_in_use_does_not_swamp_the_score(tmp_path):

@@ -54,14 +54,23 @@ HEAVY_TAIL_SKEW = 2.0
 HEAVY_TAIL_GAIN = 2.0
 NEAR_CONSTANT_SHARE = 0.99   # one value in at least this share of the normal training rows
 CATEGORICAL_LEVELS = 10      # at most this many distinct whole-number values: a status/command
+# A column of few whole-number levels that moves as a quantity is a count (connections, a queue,
+# a whole-degree temperature), scored: at least 3 levels, and most of its changes single steps or
+# changes on many rows. A status or command column holds a level and jumps (review s58 sD: a
+# Poisson count of mean 3 was input-only, its jump to 40 never alarmed; no column of SKAB, SMD,
+# ECG or NAB changes role under this rule).
+COUNT_LEVELS = 3
+COUNT_UNIT_STEP_SHARE = 0.8  # of its changes are +-1
+COUNT_CHANGE_SHARE = 0.2     # or it changes on at least this share of rows
 
 
 def feature_roles(rows: np.ndarray, mean: np.ndarray) -> tuple[str, ...]:
     """Whether each feature's error is scored, or why the feature is an input only.
 
-    A column that is constant, nearly constant, binary or categorical (a few whole-number levels:
-    status and command columns) in normal operation carries no signal worth forecasting: when it
-    changes in use its error would swamp the score. Such columns stay inputs of the network and
+    A column that is constant, nearly constant, binary or categorical (a few whole-number levels
+    that it holds and jumps between: status and command columns; one that moves as a count is
+    scored) in normal operation carries no signal worth forecasting: when it changes in use its
+    error would swamp the score. Such columns stay inputs of the network and
     are left out of the score. If that would leave nothing to score, every feature is scored.
     """
     roles = []
@@ -73,13 +82,25 @@ def feature_roles(rows: np.ndarray, mean: np.ndarray) -> tuple[str, ...]:
             roles.append("near-constant")
         elif len(values) == 2:
             roles.append("binary")
-        elif len(values) <= CATEGORICAL_LEVELS and np.all(values == np.round(values)):
+        elif (len(values) <= CATEGORICAL_LEVELS and np.all(values == np.round(values))
+              and not _moves_as_a_count(column, len(values))):
             roles.append("categorical")
         else:
             roles.append(SCORED)
     if SCORED not in roles:
         return tuple(SCORED for _ in roles)
     return tuple(roles)
+
+
+def _moves_as_a_count(column: np.ndarray, levels: int) -> bool:
+    """Whether a whole-number column of few levels moves as a quantity does (``COUNT_*``): a
+    count is scored, a status or command column is an input only."""
+    steps = np.diff(column)
+    changes = steps[steps != 0]
+    if levels < COUNT_LEVELS or not len(changes):
+        return False
+    return bool(np.mean(np.abs(changes) == 1) >= COUNT_UNIT_STEP_SHARE
+                or len(changes) >= COUNT_CHANGE_SHARE * len(steps))
 
 
 def skewness(column: np.ndarray) -> float:
