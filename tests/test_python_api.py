@@ -419,7 +419,7 @@ def test_a_level_an_input_only_column_never_had_is_marked(tmp_path):
     results = [r for row in rows for r in stream.push(np.array(row, float))]
     assert [r.index for r in results if r.unseen_inputs] == [5, 6, 7]  # windows of 4 holding it
     assert results[2].to_json()["unseen_inputs"] == [
-        {"feature": "c", "value": 2.0, "trained": [0.0, 3.0]}]
+        {"feature": "c", "value": 2.0, "trained": [0.0, 3.0], "levels": [0.0, 1.0, 3.0]}]
     assert stream.summary()["rows_unseen_inputs"] == 1
     from vigil.runtime.sensor.scoring import ScoreSummary
 

@@ -60,7 +60,8 @@ class Result:
     # (feature, reading, trained low, trained high) of input-only columns (constant, binary or
     # categorical in training: not scored) that left their training range in this window's
     # newest such row: a change the score does not see
-    unseen_inputs: tuple[tuple[str, float, float, float], ...] = ()
+    # (feature, reading, training low, high, levels: a binary or categorical column's, else None)
+    unseen_inputs: tuple[tuple[str, float, float, float, tuple | None], ...] = ()
 
     def to_json(self, source: str | None = None) -> dict:
         """This window's result line (``core.results``), naming ``source`` where given."""
@@ -81,8 +82,9 @@ class Result:
             record["filled_in_window"] = self.filled_in_window
         if self.unseen_inputs:
             record["unseen_inputs"] = [
-                {"feature": f, "value": finite_or_max(v), "trained": [low, high]}
-                for f, v, low, high in self.unseen_inputs]
+                {"feature": f, "value": finite_or_max(v), "trained": [low, high],
+                 **({"levels": list(levels)} if levels is not None else {})}
+                for f, v, low, high, levels in self.unseen_inputs]
         return record
 
 
@@ -472,7 +474,9 @@ class StreamingScorer:
         values = row[check.columns]
         self.rows_unseen_inputs += 1
         found = tuple((check.ranges[k].feature, float(values[k]), check.ranges[k].low,
-                       check.ranges[k].high) for k in np.flatnonzero(outside))
+                       check.ranges[k].high,
+                       tuple(check.ranges[k].levels) if check.ranges[k].levels is not None
+                       else None) for k in np.flatnonzero(outside))
         self._unseen_at = (self._position + 1, found)  # this row's position once buffered
         if self.rows_unseen_inputs == 1:
             first = check.ranges[int(np.flatnonzero(outside)[0])]
