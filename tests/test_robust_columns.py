@@ -185,3 +185,38 @@ def test_an_input_only_column_that_changes_in_the_held_out_normal_rows_is_warned
     result = train_sensor(tmp_path / "binary.csv", tmp_path / "b.keras", options, verbose=0)
     assert result.run.record["training"]["inputs_only"] == {"flag": "binary"}
     assert not [r for r in caplog.records if "held-out normal rows leave" in r.getMessage()]
+
+
+def test_the_user_gives_a_columns_role_over_the_rule_and_mistakes_are_named():
+    from vigil.training.sensor_data import DataOptions, given_roles
+
+    features = ("flow", "status", "setpoint")
+    rule = ("scored", "categorical", "scored")
+    given = given_roles(rule, features, DataOptions(scored=("status",),
+                                                    inputs_only=("setpoint",)))
+    assert given == ("scored", "scored", "given")
+    assert given_roles(rule, features, DataOptions()) == rule
+    with pytest.raises(ValueError, match="--scored names 'state', which is no feature column; "
+                                         "the features are flow, status, setpoint"):
+        given_roles(rule, features, DataOptions(scored=("state",)))
+    with pytest.raises(ValueError, match="'flow' is given to both --scored and --inputs-only"):
+        given_roles(rule, features, DataOptions(scored=("flow",), inputs_only=("flow",)))
+    with pytest.raises(ValueError, match="--inputs-only leaves no column scored"):
+        given_roles(rule, features, DataOptions(inputs_only=("flow", "setpoint")))
+
+
+def test_the_cli_takes_the_roles(monkeypatch, tmp_path):
+    from vigil.cli import commands as cli
+
+    seen = {}
+
+    def fake_train(data, output, options, **kwargs):
+        seen["data"] = options.data
+        raise SystemExit(0)
+
+    monkeypatch.setattr("vigil.training.train_sensor.train_sensor", fake_train)
+    with pytest.raises(SystemExit):
+        cli.main(["train", "sensor", str(tmp_path / "x.csv"), "-o", str(tmp_path / "m.keras"),
+                  "--scored", "status", "--inputs-only", "setpoint,valve"])
+    assert seen["data"].scored == ("status",)
+    assert seen["data"].inputs_only == ("setpoint", "valve")

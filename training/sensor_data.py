@@ -92,6 +92,31 @@ def feature_roles(rows: np.ndarray, mean: np.ndarray) -> tuple[str, ...]:
     return tuple(roles)
 
 
+GIVEN = "given"  # the role of a column given with --inputs-only
+
+
+def given_roles(roles: Sequence[str], features: Sequence[str],
+                options: DataOptions) -> tuple[str, ...]:
+    """``roles`` with the columns of ``options.scored`` scored and those of
+    ``options.inputs_only`` inputs only (``GIVEN``); ValueError naming the option where a name is
+    no feature, is given to both, or where nothing would be left to score."""
+    for flag, names in (("--scored", options.scored), ("--inputs-only", options.inputs_only)):
+        unknown = [name for name in names if name not in features]
+        if unknown:
+            raise ValueError(f"{flag} names {unknown[0]!r}, which is no feature column; the "
+                             f"features are {', '.join(features)}")
+    both = sorted(set(options.scored) & set(options.inputs_only))
+    if both:
+        raise ValueError(f"{both[0]!r} is given to both --scored and --inputs-only; give each "
+                         "column to one of them")
+    given = tuple(SCORED if name in options.scored else GIVEN if name in options.inputs_only
+                  else role for name, role in zip(features, roles))
+    if SCORED not in given:
+        raise ValueError(f"--inputs-only leaves no column scored (the features are "
+                         f"{', '.join(features)}); leave at least one out of it")
+    return given
+
+
 def _moves_as_a_count(column: np.ndarray, levels: int) -> bool:
     """Whether a whole-number column of few levels moves as a quantity does (``COUNT_*``): a
     count is scored, a status or command column is an input only."""
@@ -175,6 +200,9 @@ class DataOptions:
     compress_heavy_tails: bool = False
     labels: str | None = None  # a labels file of windows/points per data file (or NAB's)
     decimal: str = "."  # "," for CSVs with decimal commas (and ; or tab between columns)
+    # columns whose role the user gives, over what ``feature_roles`` decides from the data
+    scored: tuple[str, ...] = ()       # scored whatever their values
+    inputs_only: tuple[str, ...] = ()  # inputs of the network only, never scored ("given")
 
 
 def load_tables(data: str | Path | Sequence[Path], options: DataOptions) -> list[Table]:
@@ -564,7 +592,7 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions,
     rows = np.concatenate(normal_rows)
     check_normal_rows(rows, tables, data)
     mean, std = standardization(rows, options.relative_std_floor)
-    roles = feature_roles(rows, mean)
+    roles = given_roles(feature_roles(rows, mean), tables[0].features, options)
     _check_held_out_readings(tables, rows, options.validation_fraction, roles)
     scales = (heavy_tail_scales(rows, roles) if options.compress_heavy_tails
               else np.zeros(len(mean)))

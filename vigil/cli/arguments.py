@@ -344,6 +344,13 @@ def _add_train_sensor(kinds, anywhere: argparse.ArgumentParser) -> None:
     sensor.add_argument("--features", type=_comma_list, default=None,
                         help="feature columns a,b,c (default: every column but the time and label "
                              "columns; they must all be numeric)")
+    sensor.add_argument("--scored", type=_comma_list, default=None, metavar="A,B",
+                        help="columns scored whatever their values (training leaves a constant, "
+                             "binary or status column out of the score; its summary's "
+                             "inputs_only names them)")
+    sensor.add_argument("--inputs-only", type=_comma_list, default=None, metavar="A,B",
+                        help="columns the network reads but never scores (a command or "
+                             "setpoint column training would score)")
     sensor.add_argument("--label-column", default=None,
                         help="label column, used when present: 0/1, true/false, yes/no or "
                              "anomaly/normal (default anomaly; rows labeled anomalous are not "
