@@ -64,7 +64,8 @@ def cmd_train_sensor(args) -> int:
          "the neighbour distance, which --neighbour-rows 0 turns off"),
         # --supervised trains one LSTM or GRU classifier on labeled windows
         (("latent", "score_reduction", "score_decay", "burn_in", "neighbour_rows",
-          "neighbour_entries", "members", "epoch_windows", "compress_heavy_tails"),
+          "neighbour_entries", "members", "epoch_windows", "compress_heavy_tails", "scored",
+          "inputs_only"),
          args.supervised, "the normal-only models (forecasters and autoencoders); --supervised "
                           "trains one classifier"),
     ])
