@@ -845,6 +845,7 @@ def test_the_demos_next_steps_say_how_to_call_vigil_when_it_is_not_on_path(tmp_p
     command = tmp_path / "venv" / "bin" / "vigil"
     command.parent.mkdir(parents=True)
     command.write_text("#!/bin/sh\n")
+    (command.parent / "activate").write_text("# a venv's\n")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", [str(command), "demo"])
     monkeypatch.setenv("PATH", str(tmp_path / "elsewhere"))
@@ -853,6 +854,12 @@ def test_the_demos_next_steps_say_how_to_call_vigil_when_it_is_not_on_path(tmp_p
     monkeypatch.setenv("PATH", str(command.parent))  # activated: the same command by name
     command.chmod(0o755)
     assert "not on PATH" not in demo.next_steps(tmp_path / "vigil-demo", "camera")
+    (command.parent / "activate").unlink()  # a command outside a venv: nothing to activate
+    monkeypatch.setenv("PATH", str(tmp_path / "elsewhere"))
+    steps = demo.next_steps(tmp_path / "vigil-demo", "camera")
+    assert "vigil is not on PATH here: write venv/bin/vigil for vigil below" in steps
+    monkeypatch.setattr(sys, "argv", ["-m", "demo"])  # python -m vigil demo
+    assert "-m vigil for vigil below" in demo.next_steps(tmp_path / "vigil-demo", "camera")
 
 
 def test_eval_prints_far_and_warns_where_the_alarm_was_on_for_most_normal_rows(

@@ -136,8 +136,10 @@ def test_a_folder_is_continued_in_its_names_natural_order_and_a_file_that_goes_b
     data = rows(330)
     days = tmp_path / "days"
     days.mkdir()
+    epoch = 1_760_000_000  # times in epoch seconds: dates, which files of one stream continue
     for day in range(11):  # day0 .. day10: text order would read day10 before day2
-        write_csv(days / f"day{day}.csv", data[30 * day:30 * (day + 1)], first_index=30 * day)
+        write_csv(days / f"day{day}.csv", data[30 * day:30 * (day + 1)],
+                  first_index=epoch + 30 * day)
     out, state = tmp_path / "days.jsonl", tmp_path / "days.state.json"
     assert cli.main(["score", str(learning_model), str(days), "--jsonl", str(out), "--state",
                      str(state)]) == 0
@@ -149,14 +151,23 @@ def test_a_folder_is_continued_in_its_names_natural_order_and_a_file_that_goes_b
     plant = tmp_path / "plant"  # two machines recorded over the same hours, one folder
     (plant / "pumpA").mkdir(parents=True)
     (plant / "pumpB").mkdir()
-    write_csv(plant / "pumpA" / "day1.csv", data[:150])
-    write_csv(plant / "pumpB" / "day1.csv", data[150:300])
+    write_csv(plant / "pumpA" / "day1.csv", data[:150], first_index=epoch)
+    write_csv(plant / "pumpB" / "day1.csv", data[150:300], first_index=epoch)
     assert cli.main(["score", str(learning_model), str(plant), "--jsonl",
                      str(tmp_path / "plant.jsonl"), "--state", str(tmp_path / "plant.state.json")]) == 0
     summary, err = run_summary()
     assert summary["files_out_of_order"] == 1
-    assert "pumpB/day1.csv: its first time ('0', row 0) is earlier than" in err
+    assert f"pumpB/day1.csv: its first time ('{epoch}', row 0) is earlier than" in err
     assert "score each machine's with its own --state FILE" in err
+
+    logs = tmp_path / "logs"  # one machine's logs, each timed from its own start: not compared
+    logs.mkdir()
+    for part in range(3):
+        write_csv(logs / f"log{part + 1}.csv", data[100 * part:100 * (part + 1)])
+    assert cli.main(["score", str(learning_model), str(logs), "--jsonl",
+                     str(tmp_path / "logs.jsonl"), "--state", str(tmp_path / "logs.json")]) == 0
+    summary, err = run_summary()
+    assert summary["files_out_of_order"] == 0 and "earlier than" not in err
 
 
 @pytest.mark.parametrize("content, message", [

@@ -420,6 +420,9 @@ def test_a_level_an_input_only_column_never_had_is_marked(tmp_path):
     assert [r.index for r in results if r.unseen_inputs] == [5, 6, 7]  # windows of 4 holding it
     assert results[2].to_json()["unseen_inputs"] == [
         {"feature": "c", "value": 2.0, "trained": [0.0, 3.0], "levels": [0.0, 1.0, 3.0]}]
+    # the attribute keeps its 0.3 shape, (feature, reading, low, high); the levels lie beside it
+    assert results[2].unseen_inputs == (("c", 2.0, 0.0, 3.0),)
+    assert results[2].unseen_levels == ((0.0, 1.0, 3.0),)
     assert stream.summary()["rows_unseen_inputs"] == 1
     from vigil.runtime.sensor.scoring import ScoreSummary
 

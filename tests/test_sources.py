@@ -88,6 +88,13 @@ def test_folder_does_not_score_the_masks_beside_its_images(tmp_path, caplog):
         names = [f.source.rsplit("/", 1)[-1] for f in open_source(str(folder))]
     assert names == ["b.png", "c_mask.png", "exp1.jpg", "exp1.png"]
     assert "1 PNG(s) beside an image of the same name hold pictures, not masks" in caplog.text
+    # an antialiased mask (the magnetic tiles': up to 245 levels on its edges) stays a mask
+    mask = np.zeros((64, 64), np.uint8)
+    cv2.ellipse(mask, (32, 32), (20, 9), 30, 0, 360, 255, -1, cv2.LINE_AA)
+    assert len(np.unique(mask)) > 16
+    assert cv2.imwrite(str(folder / "exp1.png"), mask)
+    names = [f.source.rsplit("/", 1)[-1] for f in open_source(str(folder))]
+    assert names == ["b.png", "c_mask.png", "exp1.jpg"]
 
 
 def test_a_glob_over_an_mvtec_category_does_not_score_its_masks(tmp_path):

@@ -93,8 +93,8 @@ def without_masks(files: list[Path], where: str) -> list[Path]:
     """``files`` without the masks of images among them (``x.png`` beside ``x.jpg``, or
     ``x_mask.png`` beside ``x.png``: ``datasets.masks_among``), as training reads them."""
     masks = datasets.masks_among(files)
-    # a PNG beside a JPEG of its name is a mask by name alone (the magnetic-tile layout); one
-    # whose pixels take many levels is a picture (a lossless copy of the frame): scored
+    # a PNG beside a JPEG of its name is a mask by name (the magnetic-tile layout); one whose
+    # pixels are not mostly two levels is a picture (a lossless copy of the frame): scored
     pictures = {p for p in masks if not p.stem.endswith("_mask") and not _looks_like_mask(p)}
     if pictures:
         log.warning("%s: %d PNG(s) beside an image of the same name hold pictures, not masks "
@@ -107,14 +107,21 @@ def without_masks(files: list[Path], where: str) -> list[Path]:
     return [p for p in files if p not in masks]
 
 
-MASK_LEVELS = 16  # a mask's pixels take at most this many gray levels (0 and 255, antialiased)
+MASK_LEVELS = 16  # a mask's pixels take at most this many gray levels, or
+MASK_TWO_LEVEL_SHARE = 0.5  # at least this share of them lie at its two commonest levels (the
+# magnetic tiles' antialiased masks: 97-99.7 %, with up to 245 levels on their edges; a photo 9 %)
 
 
 def _looks_like_mask(path: Path) -> bool:
-    """Whether a PNG's pixels take few gray levels, as a defect mask's do (one that cannot be
-    read is left to be a mask: it was named as one)."""
+    """Whether a PNG's pixels are mostly two gray levels, as a defect mask's are, antialiased
+    edges and all (one that cannot be read is left to be a mask: it was named as one)."""
     image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    return image is None or len(np.unique(image)) <= MASK_LEVELS
+    if image is None:
+        return True
+    counts = np.bincount(image.ravel(), minlength=256)
+    top_two = np.sort(counts)[-2:].sum()
+    return bool(np.count_nonzero(counts) <= MASK_LEVELS
+                or top_two >= MASK_TWO_LEVEL_SHARE * image.size)
 
 
 class ImageFiles:

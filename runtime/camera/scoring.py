@@ -67,6 +67,8 @@ class FrameScoringOptions:
     show: bool = False
     max_frames: int | None = None
     latency_window: int = 65536
+    skips_said: int = 5  # skipped frames named on stderr (then counted): a caller that scores
+                         # one run in parts (`vigil batch`) passes what is left of its own
 
     def __post_init__(self) -> None:
         if self.max_frames is not None and (isinstance(self.max_frames, bool)
@@ -293,9 +295,6 @@ def utc_time(timestamp: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-SKIPS_SAID = 5  # skipped frames (unreadable images, undecodable frames) named on stderr
-
-
 def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | JsonLines,
                  options: FrameScoringOptions = FrameScoringOptions(),
                  health: HealthReporter | None = None) -> FrameSummary:
@@ -391,10 +390,11 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
                 summary.skipped += 1
                 summary.last_error = f"frame {frame.index} of {frame.source}: {reason}"
                 skip_line(record, reason)
-                if summary.skipped <= SKIPS_SAID:  # a damaged image is named, not only counted
+                if summary.skipped <= options.skips_said:  # named, not only counted
                     log.warning("%s%s", summary.last_error,
                                 "; further skipped frames are counted in the summary's skipped "
-                                "(each has its line)" if summary.skipped == SKIPS_SAID else "")
+                                "(each has its line)" if summary.skipped == options.skips_said
+                                else "")
             else:
                 summary.scored += 1
                 summary.anomalies += anomaly

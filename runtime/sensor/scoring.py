@@ -428,7 +428,8 @@ def _say_not_continued(scorer: StreamingScorer, name: str, earlier: StreamingSco
     (row, time), (last_row, last_time) = scorer.first_time, earlier.latest_time
     log.warning("%s: its first time (%r, row %d) is earlier than %s's latest (%r, row %d), yet "
                 "--state carried what was learned from that file into this one, as if it "
-                "continued it: where the folder holds several machines' files, score each "
+                "continued it (compared within a run, on dates: ISO 8601 or epoch seconds): "
+                "where the folder holds several machines' files, score each "
                 "machine's with its own --state FILE (vigil score MODEL FOLDER/MACHINE --state "
                 "MACHINE.json); files are read in their names' order (day2 before day10), so "
                 "name them so that it is their order in time (further such files are counted in "

@@ -60,8 +60,10 @@ class Result:
     # (feature, reading, trained low, trained high) of input-only columns (constant, binary or
     # categorical in training: not scored) that left their training range in this window's
     # newest such row: a change the score does not see
-    # (feature, reading, training low, high, levels: a binary or categorical column's, else None)
-    unseen_inputs: tuple[tuple[str, float, float, float, tuple | None], ...] = ()
+    # (feature, reading, training low, high) of each input-only column outside its training
+    # values, and beside each, a binary or categorical column's training levels (else None)
+    unseen_inputs: tuple[tuple[str, float, float, float], ...] = ()
+    unseen_levels: tuple[tuple[float, ...] | None, ...] = ()
 
     def to_json(self, source: str | None = None) -> dict:
         """This window's result line (``core.results``), naming ``source`` where given."""
@@ -81,10 +83,11 @@ class Result:
         if self.filled_in_window:
             record["filled_in_window"] = self.filled_in_window
         if self.unseen_inputs:
+            levels = self.unseen_levels or (None,) * len(self.unseen_inputs)
             record["unseen_inputs"] = [
                 {"feature": f, "value": finite_or_max(v), "trained": [low, high],
-                 **({"levels": list(levels)} if levels is not None else {})}
-                for f, v, low, high, levels in self.unseen_inputs]
+                 **({"levels": list(known)} if known is not None else {})}
+                for (f, v, low, high), known in zip(self.unseen_inputs, levels)]
         return record
 
 
@@ -95,6 +98,9 @@ def unchecked_times_note(scorer: "StreamingScorer") -> str:
             f"for order or gaps in time (counted in the summary's times_unchecked); times are "
             f"read as numbers (epoch seconds) or ISO 8601 (2020-02-08 14:24:17, an optional "
             f"zone), of the kind the model was trained on")
+
+
+EPOCH_SECONDS_FROM = 1e8  # a numeric time this large is epoch seconds (1973 on), a date
 
 
 class StreamingScorer:
@@ -413,7 +419,8 @@ class StreamingScorer:
                                score_overflow=overflow, problem=filled,
                                threshold=threshold if varies else None, alarm_start=start,
                                surprise=surprise, filled_in_window=fills, time_gap=gap,
-                               unseen_inputs=unseen)
+                               unseen_inputs=tuple(item for item, _ in unseen),
+                               unseen_levels=tuple(levels for _, levels in unseen))
         self.windows_scored += len(batch)
 
     def _learners(self) -> list[tuple[str, object]]:
@@ -473,8 +480,8 @@ class StreamingScorer:
             return
         values = row[check.columns]
         self.rows_unseen_inputs += 1
-        found = tuple((check.ranges[k].feature, float(values[k]), check.ranges[k].low,
-                       check.ranges[k].high,
+        found = tuple(((check.ranges[k].feature, float(values[k]), check.ranges[k].low,
+                        check.ranges[k].high),
                        tuple(check.ranges[k].levels) if check.ranges[k].levels is not None
                        else None) for k in np.flatnonzero(outside))
         self._unseen_at = (self._position + 1, found)  # this row's position once buffered
@@ -488,7 +495,7 @@ class StreamingScorer:
                         "change alarms only through the columns it moves; windows holding such "
                         "rows carry unseen_inputs and the summary counts them "
                         "(rows_unseen_inputs; said once per stream)", index, first.feature,
-                        found[0][1], trained, first.reason)
+                        found[0][0][1], trained, first.reason)
 
     def _track_alarm(self, anomaly: bool, index: int) -> None:
         if not anomaly:
@@ -576,11 +583,15 @@ class StreamingScorer:
         return tuple((self.detector.features[i], float(errors[i])) for i in order)
 
     def starts_before(self, earlier: StreamingScorer) -> bool:
-        """Whether this stream's first time is earlier than ``earlier``'s latest (both of one
-        kind): this stream does not continue that one in time."""
+        """Whether this stream's first time is earlier than ``earlier``'s latest, both dates
+        (ISO 8601, or numbers of epoch seconds from 1973 on): this stream does not continue that
+        one in time. Other numbers (elapsed seconds, sample counters) may start again in each
+        file of one machine's logs, and are not compared."""
         mine, theirs = self._first_key, earlier._latest_key
-        return (mine is not None and theirs is not None and mine[0] == theirs[0]
-                and mine[1] < theirs[1])
+        if mine is None or theirs is None or mine[0] != theirs[0]:
+            return False
+        dates = mine[0] == 1 or min(mine[1], theirs[1]) >= EPOCH_SECONDS_FROM
+        return dates and mine[1] < theirs[1]
 
     def summary(self) -> dict:
         summary = {"rows": self.rows_in, "windows": self.windows_scored, "alarms": int(self.alarms),

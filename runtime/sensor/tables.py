@@ -291,11 +291,12 @@ _told_unread: set[str] = set()  # folders whose unread CSV variants were named (
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 
 
-def natural_order(path: Path) -> list:
+def natural_order(path: Path) -> tuple[list[tuple[int, int | str]], str]:
     """A sort key reading each run of digits in ``path`` as a number (``day2`` before
-    ``day10``, ``2026-1`` before ``2026-12``); the rest compares as text, case first."""
-    parts = re.split(r"(\d+)", str(path))  # text, number, text, ...: alike kinds line up
-    return [int(part) if i % 2 else part for i, part in enumerate(parts)]
+    ``day10``, ``2026-1`` before ``2026-12``); the rest compares as text, case first; the path
+    as text breaks ties (``day01`` and ``day1``), so the order never depends on the listing."""
+    parts = re.split(r"(\d+)", str(path))  # text, number, text, ...
+    return [(1, int(part)) if i % 2 else (0, part) for i, part in enumerate(parts)], str(path)
 
 
 def csv_files(path: str | Path, argument: str = "data") -> list[Path]:

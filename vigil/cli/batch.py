@@ -151,6 +151,9 @@ class Scorer:
             self.detector.threshold = reading.threshold
         if not reading.likelihood and self.detector.spec.kind == "sensor":
             self.detector.likelihood = False
+        from vigil.runtime.camera.scoring import FrameScoringOptions
+
+        self.skips_said = FrameScoringOptions().skips_said  # named on stderr, over all items
 
     def score_into(self, item: WorkItem, out: IO[str], max_frames: int | None = None) -> dict:
         """Write the JSON lines of ``item`` to ``out`` (of its first ``max_frames`` frames, where
@@ -186,9 +189,11 @@ class Scorer:
                       if item.kind == "images" else VideoFile(Path(item.paths[0])))
             try:
                 summary = score_frames(self.detector, source, out,
-                                       FrameScoringOptions(max_frames=max_frames))
+                                       FrameScoringOptions(max_frames=max_frames,
+                                                           skips_said=self.skips_said))
             finally:
                 source.close()
+            self.skips_said = max(0, self.skips_said - summary.skipped)
         if summary.stopped == "interrupted":
             # the scoring loop ends an item at Ctrl-C with what it had: the item is not whole,
             # so the batch stops here and its lines are not written (--resume scores it again)

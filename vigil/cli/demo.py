@@ -31,29 +31,36 @@ def run_demo(output: Path, seed: int = 0, quick: bool = False, only: str | None 
     return result
 
 
-def _command_name() -> str:
-    """``vigil`` where the command on PATH is this one, else the path this one was run by (the
-    README's `.venv/bin/vigil demo` before `source .venv/bin/activate`)."""
+def _path_hint() -> str | None:
+    """How to call the ``vigil`` the steps below name, where that is not the command on PATH
+    (the README runs `.venv/bin/vigil demo` before any `activate`), else None."""
     import os
     import shutil
 
-    ran = Path(sys.argv[0])
     found = shutil.which("vigil")
-    if ran.name != "vigil" or (found is not None
-                               and os.path.realpath(found) == os.path.realpath(ran)):
-        return "vigil"  # `python -m vigil`, or a test: the name the README uses
+    ran = Path(sys.argv[0])
+    if ran.name != "vigil":  # `python -m vigil demo` (or a test)
+        if found is not None:
+            return None
+        return (f"vigil is not on PATH here: write {Path(sys.executable).name} -m vigil for "
+                f"vigil below")
+    if found is not None and os.path.realpath(found) == os.path.realpath(ran):
+        return None
     relative = os.path.relpath(ran)
-    return relative if not relative.startswith("..") else str(ran.resolve())
+    command = relative if not relative.startswith("..") else str(ran.resolve())
+    activate = ran.parent / "activate"
+    return ("vigil is not on PATH here: " + (f"source {Path(command).parent}/activate, or "
+                                            if activate.is_file() else "")
+            + f"write {command} for vigil below")
 
 
 def next_steps(output: Path, only: str | None) -> str:
     """Commands to try next on what the demo wrote, then on one's own data."""
     sensor, camera = output / "sensor", output / "camera"
     lines = ["\nnext:"]
-    command = _command_name()
-    if command != "vigil":
-        lines.append(f"  (vigil is not on PATH here: source {Path(command).parent}/activate, or "
-                     f"write {command} for vigil below)")
+    hint = _path_hint()
+    if hint:
+        lines.append(f"  ({hint})")
     if only in (None, "sensor"):
         lines += [f"  vigil score {sensor / 'sensor.onnx'} {sensor / 'data' / 'test.csv'} "
                   f"--jsonl scores.jsonl    # one line per window",

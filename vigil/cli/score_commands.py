@@ -372,7 +372,8 @@ def cmd_eval(args) -> int:
                     "beside far. Either the model does not fit these rows (trained on another "
                     "machine or regime: train one on this one's normal rows) or its threshold "
                     "lies below their scores (--threshold N to try another; --json's "
-                    "best_f1_threshold is the best on these labels)", 100 * far, far)
+                    "alarm_best_f1_threshold is the best under the alarm rule on these labels, "
+                    "found unless --no-threshold-search)", 100 * far, far)
     if args.json:
         write_result(args.json, json_text(result))
     if args.report:
