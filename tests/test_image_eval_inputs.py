@@ -379,3 +379,17 @@ def test_eval_measures_the_boxes_score_draws_and_takes_a_pixel_threshold(tiny_im
     high = json.loads((tmp_path / "high.json").read_text())
     assert code == 0 and high["pixel_recall_at_pixel_threshold"] == 0.0
     assert high["box_hit_rate"] == 1.0  # a reject is still boxed around its map's peak
+
+
+def test_a_masks_folder_inside_its_defect_folder_is_not_warned_of_as_unread(
+        tiny_image_artifact, tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    for i in range(3):
+        write(tmp_path / "good" / f"{i}.png", normal_frame(rng))
+        write(tmp_path / "patch" / f"{i}.png", defect_frame(rng, box=BOX))
+        write(tmp_path / "patch" / "masks" / f"{i}.png", box_mask())
+    code, result, err = evaluate(tiny_image_artifact, tmp_path / "good", "--anomalous",
+                                 tmp_path / "patch", "--masks", tmp_path / "patch" / "masks",
+                                 capsys=capsys)
+    assert code == 0 and result["pixel_auroc"] > 0.99
+    assert "are not read" not in err  # they are read, as masks

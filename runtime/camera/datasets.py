@@ -305,7 +305,7 @@ def folders(normal: Sequence[str | Path], anomalous: Sequence[str | Path] = (),
     for folder in normal:
         items += [LabeledImage(p, False, GOOD) for p in _images_or_error(folder)]
     for folder, mask_folder, defect in zip(anomalous, mask_folders, defect_names(anomalous)):
-        for image in _images_or_error(folder):
+        for image in _images_or_error(folder, mask_folder):
             items.append(LabeledImage(image, True, defect, _mask_for(image, mask_folder, defect)))
     defects = [i for i in items if i.anomalous]
     if len(set(mask_folders)) > 1:  # one --masks per --anomalous: each must mask its own
@@ -360,7 +360,9 @@ def _mask_folders(anomalous: Sequence[str | Path],
     return [Path(folder) for folder in given] or [None] * len(anomalous)
 
 
-def _images_or_error(folder: str | Path) -> list[Path]:
+def _images_or_error(folder: str | Path, masks: str | Path | None = None) -> list[Path]:
+    """The images of ``folder``, or ValueError; its subfolders that hold images are warned of
+    as not read, except ``masks`` (a --masks folder inside it, read as masks)."""
     folder = Path(folder)
     if folder.is_file():
         raise ValueError(f"image folder {str(folder)!r} is a file; expected a folder of images "
@@ -368,7 +370,8 @@ def _images_or_error(folder: str | Path) -> list[Path]:
     if not folder.is_dir():
         raise ValueError(f"image folder {str(folder)!r} does not exist")
     found = images_in(folder, say=True)
-    nested = _subfolders_with_images(folder)
+    nested = [name for name in _subfolders_with_images(folder)
+              if masks is None or (folder / name).resolve() != Path(masks).resolve()]
     shown = ", ".join(nested[:5]) + (", ..." if len(nested) > 5 else "")
     if not found:
         raise ValueError(f"image folder {str(folder)!r} holds no images "
