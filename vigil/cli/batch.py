@@ -218,6 +218,11 @@ class Scorer:
                     f"reason: {summary.last_error})")
             result["errors"] = [*result.get("errors", []), note]
             log.error("%s", note)
+        elif item.kind != "csv" and result.get("skipped"):  # damaged images, undecodable frames
+            result["errors"] = [*result.get("errors", []),
+                                f"{item.name}: {result['skipped']} of its {result['frames_in']} "
+                                f"frames skipped, each with its line (the last: "
+                                f"{summary.last_error})"]
         return result
 
     def __call__(self, batch: dict) -> Iterator[dict]:
