@@ -62,7 +62,8 @@ def test_image_folders_are_split_but_numbered_as_one_run(tiny_image_artifact, im
     assert [r["frame"] for r in _lines(tmp_path / "b.jsonl")] == list(range(8))
     summary = json.loads(capsys.readouterr().err.strip().splitlines()[-1])["summary"]
     # the damaged image is named in the batch's errors, not only counted
-    assert any("1 of its 2 frames skipped" in e and "broken.png" in e for e in summary["errors"])
+    assert any("(frames 6-7): 1 of its 2 frames skipped" in e and "broken.png" in e
+               for e in summary["errors"])
     items = batch_module.plan_batch(model, [str(image_folder)])
     assert [i.first_index for i in items] == [0, 3, 6]
 

@@ -5,6 +5,7 @@ were; a file of another model or an unreadable one starts afresh with a warning.
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from dataclasses import replace
 
 import numpy as np
@@ -168,6 +169,19 @@ def test_a_folder_is_continued_in_its_names_natural_order_and_a_file_that_goes_b
                      str(tmp_path / "logs.jsonl"), "--state", str(tmp_path / "logs.json")]) == 0
     summary, err = run_summary()
     assert summary["files_out_of_order"] == 0 and "earlier than" not in err
+
+    mixed = tmp_path / "mixed"  # pump A logs ISO times, pump B epoch seconds, the same hours
+    mixed.mkdir()
+    write_csv(mixed / "a.csv", data[:150], first_index=epoch)
+    text = (mixed / "a.csv").read_text().splitlines()
+    iso = [text[0]] + [f"{datetime.fromtimestamp(int(line.split(',')[0]), timezone.utc).isoformat()},"
+                       f"{line.split(',', 1)[1]}" for line in text[1:]]
+    (mixed / "a.csv").write_text("\n".join(iso) + "\n")
+    write_csv(mixed / "b.csv", data[150:300], first_index=epoch)
+    assert cli.main(["score", str(learning_model), str(mixed), "--jsonl",
+                     str(tmp_path / "mixed.jsonl"), "--state", str(tmp_path / "mixed.json")]) == 0
+    summary, err = run_summary()
+    assert summary["files_out_of_order"] == 1 and "b.csv: its first time" in err
 
 
 @pytest.mark.parametrize("content, message", [

@@ -188,21 +188,39 @@ def test_an_input_only_column_that_changes_in_the_held_out_normal_rows_is_warned
 
 
 def test_the_user_gives_a_columns_role_over_the_rule_and_mistakes_are_named():
-    from vigil.training.sensor_data import DataOptions, given_roles
+    from vigil.runtime.sensor.tables import Table
+    from vigil.training.sensor_data import DataOptions, check_given_names, given_roles
 
-    features = ("flow", "status", "setpoint")
-    rule = ("scored", "categorical", "scored")
+    features = ("flow", "status", "setpoint", "mode")
+    rule = ("scored", "categorical", "scored", "constant")  # feature_roles without its fallback
     given = given_roles(rule, features, DataOptions(scored=("status",),
-                                                    inputs_only=("setpoint",)))
-    assert given == ("scored", "scored", "given")
+                                                    inputs_only=("setpoint", "mode")))
+    # an analog column given is "given"; one the rule made an input keeps its role (a constant
+    # one stays held at its level)
+    assert given == ("scored", "scored", "given", "constant")
+    assert given_roles(rule, features, DataOptions(inputs_only=("status",)))[1] == "categorical"
     assert given_roles(rule, features, DataOptions()) == rule
-    with pytest.raises(ValueError, match="--scored names 'state', which is no feature column; "
-                                         "the features are flow, status, setpoint"):
-        given_roles(rule, features, DataOptions(scored=("state",)))
-    with pytest.raises(ValueError, match="'flow' is given to both --scored and --inputs-only"):
-        given_roles(rule, features, DataOptions(scored=("flow",), inputs_only=("flow",)))
-    with pytest.raises(ValueError, match="--inputs-only leaves no column scored"):
+    with pytest.raises(ValueError, match="--scored names 'mode', which is constant"):
+        given_roles(rule, features, DataOptions(scored=("mode",)))
+    with pytest.raises(ValueError, match="no column is left to score.*give --scored status"):
         given_roles(rule, features, DataOptions(inputs_only=("flow", "setpoint")))
+    # the rule alone leaving nothing scores everything; a role given is kept as given
+    inputs = ("binary", "categorical")
+    assert given_roles(inputs, ("a", "b"), DataOptions()) == ("scored", "scored")
+    assert given_roles(inputs, ("a", "b"), DataOptions(scored=("a",))) == ("scored",
+                                                                           "categorical")
+
+    table = Table("x.csv", features, np.zeros((3, 4)), None, None, "time", "anomaly")
+    check_given_names(table, DataOptions(scored=("status",)))
+    with pytest.raises(ValueError, match="--scored names 'state', which is no feature column; "
+                                         "the features are flow, status, setpoint, mode"):
+        check_given_names(table, DataOptions(scored=("state",)))
+    with pytest.raises(ValueError, match="--inputs-only names 'time', which is the time column"):
+        check_given_names(table, DataOptions(inputs_only=("time",)))
+    with pytest.raises(ValueError, match="'flow' is given to both --scored and --inputs-only"):
+        check_given_names(table, DataOptions(scored=("flow",), inputs_only=("flow",)))
+    with pytest.raises(ValueError, match=r"received the string 'flow' \(write \('flow',\)\)"):
+        check_given_names(table, DataOptions(scored="flow"))
 
 
 def test_the_cli_takes_the_roles(monkeypatch, tmp_path):

@@ -95,6 +95,12 @@ def test_folder_does_not_score_the_masks_beside_its_images(tmp_path, caplog):
     assert cv2.imwrite(str(folder / "exp1.png"), mask)
     names = [f.source.rsplit("/", 1)[-1] for f in open_source(str(folder))]
     assert names == ["b.png", "c_mask.png", "exp1.jpg"]
+    # a photo on a black background (62 % of it) is a picture, its two commonest levels or not
+    photo = np.random.default_rng(1).integers(30, 220, (64, 64), dtype=np.uint8)
+    photo[:, :40] = 0
+    assert cv2.imwrite(str(folder / "exp1.png"), photo)
+    names = [f.source.rsplit("/", 1)[-1] for f in open_source(str(folder))]
+    assert names == ["b.png", "c_mask.png", "exp1.jpg", "exp1.png"]
 
 
 def test_a_glob_over_an_mvtec_category_does_not_score_its_masks(tmp_path):

@@ -64,14 +64,16 @@ COUNT_UNIT_STEP_SHARE = 0.8  # of its changes are +-1
 COUNT_CHANGE_SHARE = 0.2     # or it changes on at least this share of rows
 
 
-def feature_roles(rows: np.ndarray, mean: np.ndarray) -> tuple[str, ...]:
+def feature_roles(rows: np.ndarray, mean: np.ndarray,
+                  fallback: bool = True) -> tuple[str, ...]:
     """Whether each feature's error is scored, or why the feature is an input only.
 
     A column that is constant, nearly constant, binary or categorical (a few whole-number levels
     that it holds and jumps between: status and command columns; one that moves as a count is
     scored) in normal operation carries no signal worth forecasting: when it changes in use its
     error would swamp the score. Such columns stay inputs of the network and
-    are left out of the score. If that would leave nothing to score, every feature is scored.
+    are left out of the score. If that would leave nothing to score, every feature is scored
+    (unless ``fallback`` is False: the caller applies it, after the roles the user gave).
     """
     roles = []
     for column, level in zip(np.asarray(rows, dtype=np.float64).T, mean):
@@ -87,7 +89,7 @@ def feature_roles(rows: np.ndarray, mean: np.ndarray) -> tuple[str, ...]:
             roles.append("categorical")
         else:
             roles.append(SCORED)
-    if SCORED not in roles:
+    if fallback and SCORED not in roles:
         return tuple(SCORED for _ in roles)
     return tuple(roles)
 
@@ -95,26 +97,55 @@ def feature_roles(rows: np.ndarray, mean: np.ndarray) -> tuple[str, ...]:
 GIVEN = "given"  # the role of a column given with --inputs-only
 
 
-def given_roles(roles: Sequence[str], features: Sequence[str],
-                options: DataOptions) -> tuple[str, ...]:
-    """``roles`` with the columns of ``options.scored`` scored and those of
-    ``options.inputs_only`` inputs only (``GIVEN``); ValueError naming the option where a name is
-    no feature, is given to both, or where nothing would be left to score."""
+def check_given_names(table: Table, options: DataOptions) -> None:
+    """ValueError naming the option where ``--scored`` or ``--inputs-only`` names no feature
+    column (the time or label column said as such), or one column is given to both; checked as
+    soon as the files are read."""
+    features = table.features
     for flag, names in (("--scored", options.scored), ("--inputs-only", options.inputs_only)):
-        unknown = [name for name in names if name not in features]
-        if unknown:
-            raise ValueError(f"{flag} names {unknown[0]!r}, which is no feature column; the "
-                             f"features are {', '.join(features)}")
+        if isinstance(names, str):
+            raise ValueError(f"{flag} (`{flag.strip('-').replace('-', '_')}`) must be a tuple of "
+                             f"column names; received the string {names!r} (write ({names!r},))")
+        for name in names:
+            if name in features:
+                continue
+            what = ("the time column" if name == table.time_column else "the label column"
+                    if name == table.label_column else "no feature column")
+            raise ValueError(f"{flag} names {name!r}, which is {what}; the features are "
+                             f"{', '.join(features)}")
     both = sorted(set(options.scored) & set(options.inputs_only))
     if both:
         raise ValueError(f"{both[0]!r} is given to both --scored and --inputs-only; give each "
                          "column to one of them")
-    given = tuple(SCORED if name in options.scored else GIVEN if name in options.inputs_only
+
+
+def given_roles(roles: Sequence[str], features: Sequence[str],
+                options: DataOptions) -> tuple[str, ...]:
+    """``roles`` (``feature_roles`` without its fallback) with the columns of
+    ``options.scored`` scored and those of ``options.inputs_only`` inputs only: ``GIVEN``, or
+    the rule's own role where it made the column an input already (a constant column stays held
+    at its level, a status keeps its levels checked). A column constant in training cannot be
+    scored (its error has no scale), and nothing left to score is refused, each naming the fix;
+    without roles given, nothing scored means every column is (``feature_roles``' fallback)."""
+    constant = [name for name, role in zip(features, roles)
+                if role == "constant" and name in options.scored]
+    if constant:
+        raise ValueError(f"--scored names {constant[0]!r}, which is constant in the normal "
+                         "training rows: its error has no scale to be scored by; leave it out "
+                         "of --scored (a change of it is flagged in unseen_inputs)")
+    given = tuple(SCORED if name in options.scored
+                  else (role if role != SCORED else GIVEN) if name in options.inputs_only
                   else role for name, role in zip(features, roles))
-    if SCORED not in given:
-        raise ValueError(f"--inputs-only leaves no column scored (the features are "
-                         f"{', '.join(features)}); leave at least one out of it")
-    return given
+    if SCORED in given:
+        return given
+    if not options.scored and not options.inputs_only:
+        return tuple(SCORED for _ in given)  # the rule alone left nothing: everything scored
+    candidates = [name for name, role in zip(features, roles) if role != "constant"
+                  and name not in options.inputs_only]
+    fix = (f"give --scored {candidates[0]}" if candidates else
+           "leave a column out of --inputs-only")
+    raise ValueError(f"no column is left to score (the features are {', '.join(features)}, and "
+                     f"the rule leaves out the constant, binary and status ones): {fix}")
 
 
 def _moves_as_a_count(column: np.ndarray, levels: int) -> bool:
@@ -526,6 +557,7 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions,
         raise ValueError(f"`validation_fraction` must be in (0, 1); received "
                          f"{options.validation_fraction}")
     tables = labeled_tables(data, options)
+    check_given_names(tables[0], options)
     w, stride = options.window, options.stride
     if scored_rows is not None and not 1 <= scored_rows <= w:
         raise ValueError(f"`scored_rows` must be in [1, window={w}]; received {scored_rows}")
@@ -592,7 +624,7 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions,
     rows = np.concatenate(normal_rows)
     check_normal_rows(rows, tables, data)
     mean, std = standardization(rows, options.relative_std_floor)
-    roles = given_roles(feature_roles(rows, mean), tables[0].features, options)
+    roles = given_roles(feature_roles(rows, mean, fallback=False), tables[0].features, options)
     _check_held_out_readings(tables, rows, options.validation_fraction, roles)
     scales = (heavy_tail_scales(rows, roles) if options.compress_heavy_tails
               else np.zeros(len(mean)))

@@ -108,20 +108,21 @@ def without_masks(files: list[Path], where: str) -> list[Path]:
 
 
 MASK_LEVELS = 16  # a mask's pixels take at most this many gray levels, or
-MASK_TWO_LEVEL_SHARE = 0.5  # at least this share of them lie at its two commonest levels (the
-# magnetic tiles' antialiased masks: 97-99.7 %, with up to 245 levels on their edges; a photo 9 %)
+MASK_EXTREMES_SHARE = 0.9  # at least this share of them lie at its darkest and brightest (the
+# magnetic tiles' antialiased masks: 97-100 %, with up to 245 levels on their edges; a photo on
+# a black background for 62 % of it: 62 %)
 
 
 def _looks_like_mask(path: Path) -> bool:
-    """Whether a PNG's pixels are mostly two gray levels, as a defect mask's are, antialiased
-    edges and all (one that cannot be read is left to be a mask: it was named as one)."""
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    """Whether a PNG's pixels lie almost all at its darkest and brightest levels, as a defect
+    mask's do, antialiased edges and all (16-bit images are read at their depth). One that
+    cannot be read is left to be a mask: it was named as one."""
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH)
     if image is None:
         return True
-    counts = np.bincount(image.ravel(), minlength=256)
-    top_two = np.sort(counts)[-2:].sum()
-    return bool(np.count_nonzero(counts) <= MASK_LEVELS
-                or top_two >= MASK_TWO_LEVEL_SHARE * image.size)
+    levels, counts = np.unique(image, return_counts=True)
+    return bool(len(levels) <= MASK_LEVELS
+                or counts[0] + counts[-1] >= MASK_EXTREMES_SHARE * image.size)
 
 
 class ImageFiles:

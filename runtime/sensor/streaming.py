@@ -100,7 +100,16 @@ def unchecked_times_note(scorer: "StreamingScorer") -> str:
             f"zone), of the kind the model was trained on")
 
 
-EPOCH_SECONDS_FROM = 1e8  # a numeric time this large is epoch seconds (1973 on), a date
+EPOCH_SECONDS = (1e8, 1e11)  # numeric times in this range are epoch seconds (1973-5138), dates
+
+
+def _date_seconds(key: tuple[int, float] | None) -> float | None:
+    """A time key as epoch seconds where it is a date (ISO 8601, or a number in
+    ``EPOCH_SECONDS``: milliseconds and elapsed seconds are not), else None."""
+    if key is None:
+        return None
+    kind, value = key
+    return value if kind == 1 or EPOCH_SECONDS[0] <= value < EPOCH_SECONDS[1] else None
 
 
 class StreamingScorer:
@@ -584,14 +593,11 @@ class StreamingScorer:
 
     def starts_before(self, earlier: StreamingScorer) -> bool:
         """Whether this stream's first time is earlier than ``earlier``'s latest, both dates
-        (ISO 8601, or numbers of epoch seconds from 1973 on): this stream does not continue that
-        one in time. Other numbers (elapsed seconds, sample counters) may start again in each
-        file of one machine's logs, and are not compared."""
-        mine, theirs = self._first_key, earlier._latest_key
-        if mine is None or theirs is None or mine[0] != theirs[0]:
-            return False
-        dates = mine[0] == 1 or min(mine[1], theirs[1]) >= EPOCH_SECONDS_FROM
-        return dates and mine[1] < theirs[1]
+        (``_date_seconds``; ISO 8601 in one and epoch seconds in the other compare too): this
+        stream does not continue that one in time. Other numbers (elapsed seconds, sample
+        counters) may start again in each file of one machine's logs, and are not compared."""
+        mine, theirs = _date_seconds(self._first_key), _date_seconds(earlier._latest_key)
+        return mine is not None and theirs is not None and mine < theirs
 
     def summary(self) -> dict:
         summary = {"rows": self.rows_in, "windows": self.windows_scored, "alarms": int(self.alarms),

@@ -50,6 +50,15 @@ class WorkItem:
                              # score` skips it: no line, the reason in the summary
 
 
+def _item_label(item: WorkItem) -> str:
+    """An item as its messages name it: a part of an image folder with its frames' numbers (a
+    folder is scored in parts of ``IMAGES_PER_ITEM``), any other item by its source name."""
+    if item.kind == "images" and len(item.paths) and Path(item.name).is_dir():
+        last = item.first_index + len(item.paths) - 1
+        return f"{item.name} (frames {item.first_index}-{last})"
+    return item.name
+
+
 def work_items(model_kind: str, inputs: Sequence[str]) -> list[WorkItem]:
     """The work items of ``inputs`` for a ``sensor`` or ``image`` model, in input order. A
     folder's videos are items of their own; its other files are one run of frames, numbered as
@@ -211,16 +220,17 @@ class Scorer:
         # an item read whole whose every row (or frame) was skipped scored nothing: an error of
         # the batch, as `vigil score` refuses such a file (a decimal comma, columns renamed)
         counted, scored = (("rows", "windows") if item.kind == "csv" else ("frames_in", "scored"))
+        label = _item_label(item)
         if (result.get(counted) and not result.get(scored)
                 and (item.kind != "csv" or result["rows"] >= self.detector.spec.window)):
-            note = (f"{item.name}: none of its {result[counted]} "
+            note = (f"{label}: none of its {result[counted]} "
                     f"{'rows' if item.kind == 'csv' else 'frames'} could be scored (the last "
                     f"reason: {summary.last_error})")
             result["errors"] = [*result.get("errors", []), note]
             log.error("%s", note)
         elif item.kind != "csv" and result.get("skipped"):  # damaged images, undecodable frames
             result["errors"] = [*result.get("errors", []),
-                                f"{item.name}: {result['skipped']} of its {result['frames_in']} "
+                                f"{label}: {result['skipped']} of its {result['frames_in']} "
                                 f"frames skipped, each with its line (the last: "
                                 f"{summary.last_error})"]
         return result

@@ -42,8 +42,12 @@ def _path_hint() -> str | None:
     if ran.name != "vigil":  # `python -m vigil demo` (or a test)
         if found is not None:
             return None
-        return (f"vigil is not on PATH here: write {Path(sys.executable).name} -m vigil for "
-                f"vigil below")
+        python = Path(sys.executable).name  # by name where that is this interpreter
+        found_python = shutil.which(python)
+        if found_python is None or os.path.realpath(found_python) != os.path.realpath(
+                sys.executable):
+            python = sys.executable
+        return f"vigil is not on PATH here: write {python} -m vigil for vigil below"
     if found is not None and os.path.realpath(found) == os.path.realpath(ran):
         return None
     relative = os.path.relpath(ran)
