@@ -207,7 +207,7 @@ def bench(models: Sequence[str | Path], options: BenchOptions = BenchOptions(),
                 f"{Path(model).name}: the runtime scores at most {most} items per model run, so "
                 f"a batch above it is several runs of {most} (`runs_per_call` in its cells): "
                 "items/s stops rising there")
-    cores = os.cpu_count() or 1
+    cores = info.get("cores") or os.cpu_count() or 1  # those this process may run on
     if max(options.threads) > cores:
         result["notes"].append(
             f"--threads {max(options.threads)} is more than this machine's {cores} cores: those "
@@ -347,19 +347,22 @@ def _time_cells(models: list[Path], prepared: list[tuple], options: BenchOptions
                 timings = time_interleaved(
                     {k: (lambda run=run, x=inputs[k]: run(x))
                      for k, (_, run, _, _) in loaded.items()}, options.seconds)
-                p50 = {}
+                p50, ran = {}, {}
                 for k, (detector, _, session_s, actual) in loaded.items():
                     cell = _cell(models[k], prepared[k][0], result["models"][k], detector,
                                  device, threads, batch, session_s, first_s[k], actual,
                                  timings[k], result)
                     p50[labels[k]] = cell["p50_ms"]
+                    ran[labels[k]] = actual
                     cell_done()
                 if len(p50) > 1:
                     first_name = next(iter(p50))
+                    devices = sorted(set(ran.values()))
                     result.setdefault("side_by_side", []).append(
-                        {"device": device, "threads": threads, "batch": batch, "p50_ms": p50,
-                         f"p50_over_{first_name}": {n: v / p50[first_name]
-                                                    for n, v in p50.items()}})
+                        {"device": devices[0] if len(devices) == 1 else ran,
+                         "requested_device": device, "threads": threads, "batch": batch,
+                         "p50_ms": p50, f"p50_over_{first_name}": {n: v / p50[first_name]
+                                                                  for n, v in p50.items()}})
 
 
 def model_labels(models: Sequence[str | Path]) -> list[str]:

@@ -59,16 +59,31 @@ def write_bench_report(result: dict, folder: str | Path) -> Path:
                      f"{_fmt(eff['times_below_measured_roof'])}x below the measured roof; INT8 "
                      f"kernels {_fmt(eff['int8_kernel_time_share'])} of kernel time. "
                      f"{eff['verdict']}." if eff else ""), ""]
-    lines += ["| model | precision | device | threads | batch | p50 ms | p90 ms | p99 ms | max ms "
-              "| p50 ms/item | items/s | IQR ms |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += ["| model | precision | device | threads | batch | runs | p50 ms | p90 ms | p99 ms "
+              "| max ms | p50 ms/item | items/s | IQR ms |",
+              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for c in result["cells"]:
         lines.append(f"| {c['run'] if 'run' in c else c.get('label') or Path(c['model']).name} | "
                      f"{c.get('precision', '')} | {c.get('device', '')} | {c.get('threads')} | "
-                     f"{c.get('batch')} | {_fmt(c.get('p50_ms'))} | {_fmt(c.get('p90_ms'))} | "
-                     f"{_fmt(c.get('p99_ms'))}{' (unstable)' if c.get('unstable') else ''} | "
+                     f"{c.get('batch')} | {c.get('runs', 'n/a')} | {_fmt(c.get('p50_ms'))} | "
+                     f"{_fmt(c.get('p90_ms'))} | {_fmt(c.get('p99_ms'))}"
+                     f"{' (unstable)' if c.get('unstable') else ''}"
+                     f"{' (of under 100 runs: near the max)' if (c.get('runs') or 100) < 100 else ''} | "
                      f"{_fmt(c.get('max_ms'))} | "
                      f"{_fmt(c.get('p50_ms_per_item'))} | {_fmt(c.get('items_per_s'), 4)} | "
                      f"{_fmt(c.get('iqr_ms'))} |")
+    sides = result.get("side_by_side") or []
+    if sides:
+        first = next(k for k in sides[0] if k.startswith("p50_over_"))
+        names = list(sides[0]["p50_ms"])
+        lines += ["", f"## Side by side (interleaved): each p50 over {first[len('p50_over_'):]}'s",
+                  "", "| device | threads | batch | " + " | ".join(names) + " |",
+                  "|---|---:|---:|" + "---:|" * len(names)]
+        for side in sides:
+            ratios = side.get(next(k for k in side if k.startswith("p50_over_")), {})
+            device = side["device"] if isinstance(side["device"], str) else "mixed"
+            lines.append(f"| {device} | {side['threads']} | {side['batch']} | "
+                         + " | ".join(f"{ratios.get(n, float('nan')):.2f}x" for n in names) + " |")
     base = result.get("baselines")
     if base:
         lines += ["", "## Against Keras and TFLite (batch 1, one thread, interleaved)", "",
@@ -100,7 +115,7 @@ def _plots(result: dict, folder: Path) -> list[Path]:
         return []
     cells = result["cells"]
     out = []
-    label = lambda c: (c.get("run") or c.get("label") or Path(c["model"]).name  # noqa: E731
+    label = lambda c: ((c.get("run") or c.get("label") or Path(c["model"]).name)  # noqa: E731
                        + f" {c.get('precision')} {c.get('device')} t{c['threads']}")
     figure, axis = plt.subplots(figsize=(9, 4), dpi=100)
     for key in sorted({label(c) for c in cells}):

@@ -51,7 +51,8 @@ def time_interleaved(calls: dict, budget_s: float, min_runs: int = MIN_RUNS, blo
     its own timed calls add up to ``budget_s`` and number ``min_runs`` (or reach ``max_runs``):
     while several run, every one sees the same machine noise, so their ratios hold on a busy
     machine where one after the other they would not; a fast one is not cut short by a slow
-    one's time."""
+    one's time, and goes on being timed while any other still is (a review found 93 % of a fast
+    call's samples timed alone beside one 15 times slower), up to ``max_runs``."""
     for call in calls.values():
         for _ in range(WARMUP_RUNS):
             call()
@@ -65,7 +66,7 @@ def time_interleaved(calls: dict, budget_s: float, min_runs: int = MIN_RUNS, blo
     while any(needs_more(name) for name in calls):
         for name, call in calls.items():
             for _ in range(block):
-                if not needs_more(name):
+                if len(timings[name]) >= max_runs:
                     break
                 start = time.perf_counter()
                 call()

@@ -457,6 +457,36 @@ def test_several_artifacts_are_timed_side_by_side_in_each_cell(tmp_path, monkeyp
     assert set(one["p50_ms"]) == {"a.onnx", "b.onnx"}
     assert one["p50_over_a.onnx"]["a.onnx"] == 1.0
     assert len(result["cells"]) == 4 and len(result["models"]) == 2
+    # labelled with the device the models ran on, the one asked for beside it
+    assert one["device"] == "cpu" and one["requested_device"] == "cpu"
+    from vigil.benchmarks.bench_report import write_bench_report
+
+    text = (write_bench_report(result, tmp_path / "report")).read_text()
+    assert "## Side by side (interleaved): each p50 over a.onnx's" in text
+    assert "| cpu | 1 | 1 | 1.00x |" in text and "| runs |" in text
+
+
+def test_a_fast_call_is_timed_for_as_long_as_a_slow_one_beside_it():
+    """Each was timed until its own budget: beside a call 15 times slower, 93 % of the fast
+    one's samples were timed alone (review s58 sH). Both are timed in turns to the end."""
+    import time as clock
+
+    from vigil.benchmarks.harness import time_interleaved
+
+    order = []
+
+    def call(name, seconds):
+        def run():
+            order.append(name)
+            clock.sleep(seconds)
+        return run
+
+    timings = time_interleaved({"fast": call("fast", 0.0002), "slow": call("slow", 0.003)},
+                               budget_s=0.15, min_runs=5)
+    last_slow = len(order) - 1 - order[::-1].index("slow")
+    alone = sum(1 for name in order[last_slow + 1:] if name == "fast")
+    assert alone <= 5  # at most its last turn's block after the slow one's last call
+    assert len(timings["fast"]) >= 5 and len(timings["slow"]) >= 5
 
 
 def test_the_latency_scripts_refuse_a_partial_or_mislabelled_set_of_artifacts(tmp_path, capsys):

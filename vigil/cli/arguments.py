@@ -102,7 +102,7 @@ def _int_list(text: str, most: int | None = None) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected positive integers; received {text!r}")
     if most is not None and any(v > most for v in values):
         raise argparse.ArgumentTypeError(f"expected integers from 1 to {most:,}; received {text!r}")
-    return values
+    return tuple(dict.fromkeys(values))  # each once, in the order given
 
 
 def _int_list_up_to(most: int) -> Callable[[str], tuple[int, ...]]:
