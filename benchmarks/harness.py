@@ -47,15 +47,22 @@ def time_calls(call: Callable[[], object], budget_s: float, min_runs: int = MIN_
 
 def time_interleaved(calls: dict, budget_s: float, min_runs: int = MIN_RUNS, block: int = 5,
                      max_runs: int = 100_000) -> dict[object, list[float]]:
-    """Warm up each, then time ``calls`` in turn, ``block`` calls each per round, each until
-    its own timed calls add up to ``budget_s`` and number ``min_runs`` (or reach ``max_runs``):
-    while several run, every one sees the same machine noise, so their ratios hold on a busy
-    machine where one after the other they would not; a fast one is not cut short by a slow
-    one's time, and goes on being timed while any other still is (a review found 93 % of a fast
-    call's samples timed alone beside one 15 times slower), up to ``max_runs``."""
-    for call in calls.values():
+    """Warm up each, then time ``calls`` in turns of about equal time (``block`` calls of the
+    slowest, as many of each other as take as long, by their warm-up times), each until its own
+    timed calls add up to ``budget_s`` and number ``min_runs`` (or reach ``max_runs``): while
+    several run, every one sees the same machine noise, so their ratios hold on a busy machine
+    where one after the other they would not, and each reaches its budget at about the same
+    time as the others (turns of equal counts left 93 % of a fast call's samples timed alone
+    beside one 15 times slower, a review found; turns to the end of the slowest would time the
+    slow one far past its budget)."""
+    warm: dict[object, float] = {}
+    for name, call in calls.items():
+        start = time.perf_counter()
         for _ in range(WARMUP_RUNS):
             call()
+        warm[name] = max((time.perf_counter() - start) / WARMUP_RUNS, 1e-9)
+    slowest = max(warm.values())
+    turn = {name: max(1, min(round(block * slowest / warm[name]), max_runs)) for name in calls}
     timings: dict[object, list[float]] = {name: [] for name in calls}
     spent = dict.fromkeys(calls, 0.0)
 
@@ -65,8 +72,8 @@ def time_interleaved(calls: dict, budget_s: float, min_runs: int = MIN_RUNS, blo
 
     while any(needs_more(name) for name in calls):
         for name, call in calls.items():
-            for _ in range(block):
-                if len(timings[name]) >= max_runs:
+            for _ in range(turn[name]):
+                if not needs_more(name):
                     break
                 start = time.perf_counter()
                 call()

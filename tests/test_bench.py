@@ -468,7 +468,8 @@ def test_several_artifacts_are_timed_side_by_side_in_each_cell(tmp_path, monkeyp
 
 def test_a_fast_call_is_timed_for_as_long_as_a_slow_one_beside_it():
     """Each was timed until its own budget: beside a call 15 times slower, 93 % of the fast
-    one's samples were timed alone (review s58 sH). Both are timed in turns to the end."""
+    one's samples were timed alone (review s58 sH). Turns of about equal time bring both to
+    their budgets together."""
     import time as clock
 
     from vigil.benchmarks.harness import time_interleaved
@@ -482,11 +483,12 @@ def test_a_fast_call_is_timed_for_as_long_as_a_slow_one_beside_it():
         return run
 
     timings = time_interleaved({"fast": call("fast", 0.0002), "slow": call("slow", 0.003)},
-                               budget_s=0.15, min_runs=5)
+                               budget_s=0.3, min_runs=5)
     last_slow = len(order) - 1 - order[::-1].index("slow")
     alone = sum(1 for name in order[last_slow + 1:] if name == "fast")
-    assert alone <= 5  # at most its last turn's block after the slow one's last call
-    assert len(timings["fast"]) >= 5 and len(timings["slow"]) >= 5
+    assert alone <= 0.2 * len(timings["fast"])  # about its last turn, not most of its samples
+    # each gets about its budget: the slow one is not timed as often as the fast one needs
+    assert sum(timings["slow"]) < 3 * 0.3 and sum(timings["fast"]) >= 0.3
 
 
 def test_the_latency_scripts_refuse_a_partial_or_mislabelled_set_of_artifacts(tmp_path, capsys):

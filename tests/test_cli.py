@@ -859,7 +859,8 @@ def test_the_demos_next_steps_say_how_to_call_vigil_when_it_is_not_on_path(tmp_p
     steps = demo.next_steps(tmp_path / "vigil-demo", "camera")
     assert "vigil is not on PATH here: write venv/bin/vigil for vigil below" in steps
     monkeypatch.setattr(sys, "argv", ["-m", "demo"])  # python -m vigil demo
-    assert "-m vigil for vigil below" in demo.next_steps(tmp_path / "vigil-demo", "camera")
+    assert f"write {sys.executable} -m vigil for vigil below" in demo.next_steps(
+        tmp_path / "vigil-demo", "camera")
 
 
 def test_eval_prints_far_and_warns_where_the_alarm_was_on_for_most_normal_rows(

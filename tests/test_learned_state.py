@@ -413,3 +413,12 @@ def test_a_dropped_state_file_lets_the_next_one_have_it(learning_model, tmp_path
     del state
     gc.collect()
     LearnedStateFile(tmp_path / "s.json", detector).close()
+
+
+def test_times_compared_across_files_are_dates_in_seconds():
+    from vigil.runtime.sensor.streaming import _date_seconds
+
+    assert _date_seconds((1, 1_760_000_000.0)) == 1_760_000_000.0  # ISO 8601
+    assert _date_seconds((0, 1_760_000_000.0)) == 1_760_000_000.0  # epoch seconds
+    assert _date_seconds((0, 1_760_000_000_500.0)) == 1_760_000_000.5  # epoch milliseconds
+    assert _date_seconds((0, 129.0)) is None and _date_seconds(None) is None  # elapsed seconds

@@ -202,13 +202,18 @@ def test_the_user_gives_a_columns_role_over_the_rule_and_mistakes_are_named():
     assert given_roles(rule, features, DataOptions()) == rule
     with pytest.raises(ValueError, match="--scored names 'mode', which is constant"):
         given_roles(rule, features, DataOptions(scored=("mode",)))
-    with pytest.raises(ValueError, match="no column is left to score.*give --scored status"):
-        given_roles(rule, features, DataOptions(inputs_only=("flow", "setpoint")))
+    # nothing left to score: the others are scored, as the rule's fallback has it
+    assert given_roles(rule, features, DataOptions(inputs_only=("flow", "setpoint"))) == (
+        "given", "scored", "given", "constant")
+    with pytest.raises(ValueError, match="no column is left to score.*leave a column out"):
+        given_roles(rule, features, DataOptions(inputs_only=("flow", "setpoint", "status")))
     # the rule alone leaving nothing scores everything; a role given is kept as given
-    inputs = ("binary", "categorical")
-    assert given_roles(inputs, ("a", "b"), DataOptions()) == ("scored", "scored")
-    assert given_roles(inputs, ("a", "b"), DataOptions(scored=("a",))) == ("scored",
-                                                                           "categorical")
+    inputs = ("binary", "categorical", "binary")
+    assert given_roles(inputs, ("a", "b", "c"), DataOptions()) == ("scored",) * 3
+    assert given_roles(inputs, ("a", "b", "c"), DataOptions(scored=("a",))) == (
+        "scored", "categorical", "binary")
+    assert given_roles(inputs, ("a", "b", "c"), DataOptions(inputs_only=("a",))) == (
+        "binary", "scored", "scored")
 
     table = Table("x.csv", features, np.zeros((3, 4)), None, None, "time", "anomaly")
     check_given_names(table, DataOptions(scored=("status",)))

@@ -125,8 +125,9 @@ def given_roles(roles: Sequence[str], features: Sequence[str],
     ``options.scored`` scored and those of ``options.inputs_only`` inputs only: ``GIVEN``, or
     the rule's own role where it made the column an input already (a constant column stays held
     at its level, a status keeps its levels checked). A column constant in training cannot be
-    scored (its error has no scale), and nothing left to score is refused, each naming the fix;
-    without roles given, nothing scored means every column is (``feature_roles``' fallback)."""
+    scored (its error has no scale). Where nothing is left to score, every column is, as
+    ``feature_roles``' fallback has it, but the inputs given and the constant ones; none left is
+    refused, naming the fix."""
     constant = [name for name, role in zip(features, roles)
                 if role == "constant" and name in options.scored]
     if constant:
@@ -138,14 +139,15 @@ def given_roles(roles: Sequence[str], features: Sequence[str],
                   else role for name, role in zip(features, roles))
     if SCORED in given:
         return given
-    if not options.scored and not options.inputs_only:
-        return tuple(SCORED for _ in given)  # the rule alone left nothing: everything scored
-    candidates = [name for name, role in zip(features, roles) if role != "constant"
-                  and name not in options.inputs_only]
-    fix = (f"give --scored {candidates[0]}" if candidates else
-           "leave a column out of --inputs-only")
-    raise ValueError(f"no column is left to score (the features are {', '.join(features)}, and "
-                     f"the rule leaves out the constant, binary and status ones): {fix}")
+    # the rule left nothing to score: every column is scored (its fallback), but those given
+    # as inputs only and the constant ones
+    given = tuple(role if name in options.inputs_only or role == "constant" else SCORED
+                  for name, role in zip(features, given))
+    if SCORED not in given:
+        raise ValueError(f"no column is left to score (the features are {', '.join(features)}: "
+                         f"--inputs-only gives the others, which are constant): leave a column "
+                         f"out of --inputs-only")
+    return given
 
 
 def _moves_as_a_count(column: np.ndarray, levels: int) -> bool:

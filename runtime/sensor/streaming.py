@@ -100,16 +100,19 @@ def unchecked_times_note(scorer: "StreamingScorer") -> str:
             f"zone), of the kind the model was trained on")
 
 
-EPOCH_SECONDS = (1e8, 1e11)  # numeric times in this range are epoch seconds (1973-5138), dates
+EPOCH_SECONDS = (1e8, 1e11)  # numeric times in this range are epoch seconds (1973-5138), and
+# from its top on epoch milliseconds: dates; smaller ones elapsed seconds or counters
 
 
 def _date_seconds(key: tuple[int, float] | None) -> float | None:
-    """A time key as epoch seconds where it is a date (ISO 8601, or a number in
-    ``EPOCH_SECONDS``: milliseconds and elapsed seconds are not), else None."""
+    """A time key as epoch seconds where it is a date (ISO 8601, or a number of epoch seconds
+    or milliseconds, ``EPOCH_SECONDS``), else None."""
     if key is None:
         return None
     kind, value = key
-    return value if kind == 1 or EPOCH_SECONDS[0] <= value < EPOCH_SECONDS[1] else None
+    if kind == 1 or EPOCH_SECONDS[0] <= value < EPOCH_SECONDS[1]:
+        return value
+    return value / 1000 if value >= EPOCH_SECONDS[1] else None
 
 
 class StreamingScorer:

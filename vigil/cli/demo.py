@@ -35,6 +35,7 @@ def _path_hint() -> str | None:
     """How to call the ``vigil`` the steps below name, where that is not the command on PATH
     (the README runs `.venv/bin/vigil demo` before any `activate`), else None."""
     import os
+    import shlex
     import shutil
 
     found = shutil.which("vigil")
@@ -42,12 +43,8 @@ def _path_hint() -> str | None:
     if ran.name != "vigil":  # `python -m vigil demo` (or a test)
         if found is not None:
             return None
-        python = Path(sys.executable).name  # by name where that is this interpreter
-        found_python = shutil.which(python)
-        if found_python is None or os.path.realpath(found_python) != os.path.realpath(
-                sys.executable):
-            python = sys.executable
-        return f"vigil is not on PATH here: write {python} -m vigil for vigil below"
+        return (f"vigil is not on PATH here: write {shlex.quote(sys.executable)} -m vigil for "
+                f"vigil below")
     if found is not None and os.path.realpath(found) == os.path.realpath(ran):
         return None
     relative = os.path.relpath(ran)

@@ -561,14 +561,18 @@ def _check_port_free(host: str, port: int) -> None:
 
 
 def _shadowing_folder() -> Path | None:
-    """A ``vigil`` folder in the working directory that is not the installed package's."""
+    """A ``vigil`` folder in the working directory that is not the installed package's (the
+    checkout itself is not: an editable install in strict mode links its files from build/, so
+    the folder is told by the file its ``__init__.py`` is)."""
     import vigil
 
     here = Path.cwd() / "vigil"
     if not here.is_dir():
         return None
     installed = {Path(p).resolve() for p in getattr(vigil, "__path__", [])}
-    return None if here.resolve() in installed else here
+    same_file = (getattr(vigil, "__file__", None) is not None
+                 and (here / "__init__.py").resolve() == Path(vigil.__file__).resolve())
+    return None if here.resolve() in installed or same_file else here
 
 
 def serve_forever(model: str | Path, name: str | None = None, host: str = "127.0.0.1",
