@@ -90,6 +90,9 @@ def test_camera_latency_sets_the_goals_beside_the_arithmetic_limit(tmp_path):
                                          "goal_1.2x_faster_than_tflite_int8": 2.5,
                                          "goal_5x_faster_than_keras_tf_function": 4.0})
     assert limit["over_floor"]["runtime_int8"] == pytest.approx(2.0 / floor)
+    # a roof measured before the timings that is higher is kept (the larger, as bench keeps it)
+    higher = arithmetic_limit(path, {"runtime_int8": 2.0}, roof_before=1e15)
+    assert higher["u8s8_ops_per_s_one_thread"] == 1e15
 
 
 def test_mixed_precision_limit_counts_quantized_nodes_at_the_int8_rate(tmp_path):
