@@ -121,13 +121,13 @@ def check_given_names(table: Table, options: DataOptions) -> None:
 
 def given_roles(roles: Sequence[str], features: Sequence[str],
                 options: DataOptions) -> tuple[str, ...]:
-    """``roles`` (``feature_roles`` without its fallback) with the columns of
-    ``options.scored`` scored and those of ``options.inputs_only`` inputs only: ``GIVEN``, or
-    the rule's own role where it made the column an input already (a constant column stays held
-    at its level, a status keeps its levels checked). A column constant in training cannot be
-    scored (its error has no scale). Where nothing is left to score, every column is, as
-    ``feature_roles``' fallback has it, but the inputs given and the constant ones; none left is
-    refused, naming the fix."""
+    """``roles`` (``feature_roles``, without its fallback where roles are given) with the
+    columns of ``options.scored`` scored and those of ``options.inputs_only`` inputs only:
+    ``GIVEN``, or the rule's own role where it made the column an input already (a constant
+    column stays held at its level, a status keeps its levels checked). A column constant in
+    training cannot be scored (its error has no scale). Where nothing is left to score, every
+    column is, as ``feature_roles``' fallback has it, but the inputs given and the constant
+    ones; none left is refused, naming the fix."""
     constant = [name for name, role in zip(features, roles)
                 if role == "constant" and name in options.scored]
     if constant:
@@ -626,7 +626,9 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions,
     rows = np.concatenate(normal_rows)
     check_normal_rows(rows, tables, data)
     mean, std = standardization(rows, options.relative_std_floor)
-    roles = given_roles(feature_roles(rows, mean, fallback=False), tables[0].features, options)
+    given = bool(options.scored or options.inputs_only)  # then given_roles falls back itself
+    roles = given_roles(feature_roles(rows, mean, fallback=not given), tables[0].features,
+                        options)
     _check_held_out_readings(tables, rows, options.validation_fraction, roles)
     scales = (heavy_tail_scales(rows, roles) if options.compress_heavy_tails
               else np.zeros(len(mean)))

@@ -207,7 +207,8 @@ class StreamingScorer:
         needs a ``StreamingScorer`` of its own."""
         self._filled_rows = 0
         self._fill_positions: deque[int] = deque()  # positions of filled rows, oldest first
-        self._unseen_at: tuple[int, tuple] | None = None  # the last row with unseen inputs
+        # the last row with unseen inputs: (its position, what left its values, their levels)
+        self._unseen_at: tuple[int, tuple, tuple] | None = None
         self._position = 0
         self._bad_streak = 0
         self._last_good: np.ndarray | None = None
@@ -395,8 +396,8 @@ class StreamingScorer:
                 start = self._position % self.window
                 batch.append(self._ring[start:start + self.window].copy())
                 self._rows_at_window = self.rows_in
-                unseen = (self._unseen_at[1] if self._unseen_at is not None
-                          and self._unseen_at[0] > self._position - self.window else ())
+                unseen = (self._unseen_at[1:] if self._unseen_at is not None
+                          and self._unseen_at[0] > self._position - self.window else ((), ()))
                 pending.append((len(out), index, time, filled,
                                 self._position <= self._disorder_until,
                                 len(self._fill_positions), self._position <= self._gap_until,
@@ -431,8 +432,7 @@ class StreamingScorer:
                                score_overflow=overflow, problem=filled,
                                threshold=threshold if varies else None, alarm_start=start,
                                surprise=surprise, filled_in_window=fills, time_gap=gap,
-                               unseen_inputs=tuple(item for item, _ in unseen),
-                               unseen_levels=tuple(levels for _, levels in unseen))
+                               unseen_inputs=unseen[0], unseen_levels=unseen[1])
         self.windows_scored += len(batch)
 
     def _learners(self) -> list[tuple[str, object]]:
@@ -492,13 +492,15 @@ class StreamingScorer:
             return
         values = row[check.columns]
         self.rows_unseen_inputs += 1
-        found = tuple(((check.ranges[k].feature, float(values[k]), check.ranges[k].low,
-                        check.ranges[k].high),
-                       tuple(check.ranges[k].levels) if check.ranges[k].levels is not None
-                       else None) for k in np.flatnonzero(outside))
-        self._unseen_at = (self._position + 1, found)  # this row's position once buffered
+        where = np.flatnonzero(outside)
+        found = tuple((check.ranges[k].feature, float(values[k]), check.ranges[k].low,
+                       check.ranges[k].high) for k in where)
+        levels = tuple(tuple(check.ranges[k].levels) if check.ranges[k].levels is not None
+                       else None for k in where)
+        # this row's position once buffered, what left its values, their levels
+        self._unseen_at = (self._position + 1, found, levels)
         if self.rows_unseen_inputs == 1:
-            first = check.ranges[int(np.flatnonzero(outside)[0])]
+            first = check.ranges[int(where[0])]
             trained = (f"levels {', '.join(f'{v:g}' for v in first.levels)}"
                        if first.levels is not None else f"{first.low:g}"
                        if first.low == first.high else f"{first.low:g} to {first.high:g}")
@@ -507,7 +509,7 @@ class StreamingScorer:
                         "change alarms only through the columns it moves; windows holding such "
                         "rows carry unseen_inputs and the summary counts them "
                         "(rows_unseen_inputs; said once per stream)", index, first.feature,
-                        found[0][0][1], trained, first.reason)
+                        found[0][1], trained, first.reason)
 
     def _track_alarm(self, anomaly: bool, index: int) -> None:
         if not anomaly:

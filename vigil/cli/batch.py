@@ -160,9 +160,7 @@ class Scorer:
             self.detector.threshold = reading.threshold
         if not reading.likelihood and self.detector.spec.kind == "sensor":
             self.detector.likelihood = False
-        from vigil.runtime.camera.scoring import FrameScoringOptions
-
-        self.skips_said = FrameScoringOptions().skips_said  # named on stderr, over all items
+        self.skips_said: int | None = None  # skipped frames named on stderr, over all items
 
     def score_into(self, item: WorkItem, out: IO[str], max_frames: int | None = None) -> dict:
         """Write the JSON lines of ``item`` to ``out`` (of its first ``max_frames`` frames, where
@@ -197,6 +195,8 @@ class Scorer:
             source = (ImageFiles([Path(p) for p in item.paths], item.name, item.first_index)
                       if item.kind == "images" else VideoFile(Path(item.paths[0])))
             try:
+                if self.skips_said is None:
+                    self.skips_said = FrameScoringOptions().skips_said
                 summary = score_frames(self.detector, source, out,
                                        FrameScoringOptions(max_frames=max_frames,
                                                            skips_said=self.skips_said))
