@@ -23,6 +23,11 @@ def _fmt(value, digits: int = 3) -> str:
     return str(value)
 
 
+def _times(value) -> str:
+    """A ratio as "2.4x", or "n/a" where it could not be measured."""
+    return "n/a" if value is None else f"{_fmt(value)}x"
+
+
 def write_bench_report(result: dict, folder: str | Path) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -55,8 +60,8 @@ def write_bench_report(result: dict, folder: str | Path) -> Path:
                   f"Timed: {model.get('timed', 'n/a')}.",
                   f"Work per item: {_fmt(_mega(model.get('ops_per_item')))} M op. "
                   + (f"Batch-1 one-thread: {_fmt(_giga(eff['achieved_ops_per_s']))} G op/s, "
-                     f"{_fmt(eff['times_below_isa_peak'])}x below the ISA peak, "
-                     f"{_fmt(eff['times_below_measured_roof'])}x below the measured roof; INT8 "
+                     f"{_times(eff['times_below_isa_peak'])} below the ISA peak, "
+                     f"{_times(eff['times_below_measured_roof'])} below the measured roof; INT8 "
                      f"kernels {_fmt(eff['int8_kernel_time_share'])} of kernel time. "
                      f"{eff['verdict']}." if eff else ""), ""]
     lines += ["| model | precision | device | threads | batch | runs | p50 ms | p90 ms | p99 ms "
@@ -83,7 +88,8 @@ def write_bench_report(result: dict, folder: str | Path) -> Path:
             ratios = side.get(next(k for k in side if k.startswith("p50_over_")), {})
             device = side["device"] if isinstance(side["device"], str) else "mixed"
             lines.append(f"| {device} | {side['threads']} | {side['batch']} | "
-                         + " | ".join(f"{ratios.get(n, float('nan')):.2f}x" for n in names) + " |")
+                         + " | ".join("n/a" if ratios.get(n) is None else f"{ratios[n]:.2f}x"
+                                    for n in names) + " |")
     base = result.get("baselines")
     if base:
         lines += ["", "## Against Keras and TFLite (batch 1, one thread, interleaved)", "",

@@ -46,6 +46,24 @@ def test_report_without_cold_start_says_so_and_lists_failed_baselines(tmp_path):
     assert (tmp_path / "report" / "latency.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_a_report_without_a_batch_one_cell_says_n_a_not_n_ax(tmp_path):
+    """No batch-1 cell: the efficiency's ratios and a missing side-by-side ratio read "n/a"."""
+    from sensor_fixtures import write_tiny_sensor_artifact
+
+    from vigil.benchmarks.bench import BenchOptions, bench
+    from vigil.benchmarks.bench_report import write_bench_report
+
+    model = write_tiny_sensor_artifact(tmp_path / "tiny.onnx")
+    result = bench([model], BenchOptions(batches=(4,), devices=("cpu",), seconds=0.05,
+                                         cold_start=False, profile=False))
+    assert result["models"][0]["efficiency"]["times_below_isa_peak"] is None
+    result["side_by_side"] = [{"device": "cpu", "threads": 1, "batch": 4,
+                               "p50_ms": {"a": 1.0, "b": 2.0}, "p50_over_a": {"a": 1.0}}]
+    text = write_bench_report(result, tmp_path / "report").read_text()
+    assert "n/ax" not in text and "nanx" not in text
+    assert "| cpu | 1 | 4 | 1.00x | n/a |" in text
+
+
 def test_the_prepared_gpu_check_runs_here_and_says_what_it_could_not_test(tmp_path,
                                                                           tiny_image_artifact):
     import json
