@@ -122,8 +122,12 @@ def test_folder_json_lines_and_summary(detector, tmp_path, caplog):
     scored = records[:3]
     for record in scored:
         assert set(record) == {"frame", "source", "score", "anomaly", "threshold", "latency_ms",
-                               "boxes"}
+                               "width", "height", "boxes"}
         assert record["latency_ms"] > 0
+    # the frame as read, whatever size the model takes: the boxes' frame
+    assert [(r["width"], r["height"]) for r in scored] == [
+        (f.shape[1], f.shape[0]) for f in frames.values()]
+    assert (scored[2]["width"], scored[2]["height"]) != (scored[0]["width"], scored[0]["height"])
     expected = reference_scores(list(frames.values()))
     np.testing.assert_allclose([r["score"] for r in scored], expected, atol=1e-6)
     assert [r["anomaly"] for r in scored] == [False, True, False]

@@ -1,8 +1,9 @@
 """Scoring a frame source with an image detector: one JSON line per frame, overlays, a summary.
 
 ``score_frames(detector, source, out)`` reads every item a source delivers and writes one JSON
-line for it: ``frame``, ``source``, ``score``, ``anomaly``, ``latency_ms`` and ``boxes`` (the
-regions above the pixel threshold, for anomalous frames), or ``score: null`` and ``skipped``
+line for it: ``frame``, ``source``, ``score``, ``anomaly``, ``latency_ms``, ``width`` and
+``height`` (the frame as read) and ``boxes`` (the regions above the pixel threshold in the frame's
+pixels, for anomalous frames), or ``score: null`` and ``skipped``
 with the reason for an item that could not be scored. Live sources add ``time`` (when the frame
 was read, ISO 8601 UTC to the millisecond), ``dropped_before`` (frames
 replaced by newer ones since the last line) and ``gap_s`` (seconds without frames before a
@@ -399,8 +400,11 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
                 summary.scored += 1
                 summary.anomalies += anomaly
                 latencies.add(latency)
+                # the frame as read (boxes are in its pixels), not as the model saw it
                 decide_line(record, score, anomaly, threshold=detector.threshold,
-                            latency_ms=round(latency * 1e3, 3), boxes=boxes)
+                            latency_ms=round(latency * 1e3, 3),
+                            width=int(frame.image.shape[1]), height=int(frame.image.shape[0]),
+                            boxes=boxes)
                 if picture is not None:
                     if overlay_dir is not None and (anomaly or options.overlay_all):
                         path = overlay_dir / _overlay_name(frame.index, frame.source, per_file)
