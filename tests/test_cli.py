@@ -792,7 +792,7 @@ def test_train_image_names_every_unreadable_image_at_once(tmp_path, capsys):
     assert cli.main(["train", "image", str(good), "-o", str(tmp_path / "m.keras")]) == (
         cli.EXIT_INPUT)
     error = capsys.readouterr().err
-    assert "2 of the 12 images (or their masks) cannot be read, so nothing was trained" in error
+    assert "of the 12 images (and their masks), 2 cannot be read, so nothing was trained" in error
     assert "l_trunc.jpg" in error and "m_trunc.png" in error
     assert not (tmp_path / "m.keras").exists()
 

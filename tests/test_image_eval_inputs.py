@@ -257,11 +257,13 @@ def test_unreadable_test_images_are_named_before_anything_is_scored(tiny_image_a
     output = tmp_path / "r.json"
     code, _, error = evaluate(tiny_image_artifact, root, "--json", output, capsys=capsys)
     assert code == cli.EXIT_INPUT and not output.exists()
-    assert "2 of the 6 test images (or their masks) cannot be read, so nothing was scored" in error
+    assert "of the 6 test images (and their masks), 2 cannot be read, so nothing was scored" in error
     assert "001.png" in error and "002_mask.png" in error and "move them out" in error
     mask.write_bytes(cv2.imencode(".png", box_mask().T)[1].tobytes())  # a mask of another shape
     code, _, error = evaluate(tiny_image_artifact, root, "--json", output, capsys=capsys)
     assert code == cli.EXIT_INPUT and "002_mask.png' is 48x64 px but its image is 64x48" in error
+    # read, but drawn on another picture: said so, not "cannot be read"
+    assert "1 cannot be read and 1 has a mask that does not fit its image" in error
 
 
 def test_pro_integrates_the_overlap_curve_up_to_its_false_positive_limit():

@@ -143,13 +143,15 @@ MASK_ASPECT_TOLERANCE = 0.02
 CLASS_INDEX_LIMIT = 128
 
 
-def read_mask(path: Path | None, shape: tuple[int, ...]) -> np.ndarray:
+def read_mask(path: Path | None, shape: tuple[int, ...],
+              decoded: np.ndarray | None = None) -> np.ndarray:
     """Boolean defect mask at ``shape[:2]`` (all False when there is no mask file), read by value
-    at any bit depth; ValueError naming the file when its aspect ratio is not its image's."""
+    at any bit depth (``decoded``: its pixels, where already read); ValueError naming the file when
+    its aspect ratio is not its image's."""
     height, width = shape[:2]
     if path is None:
         return np.zeros((height, width), dtype=bool)
-    mask = _decoded(Path(path))
+    mask = _decoded(Path(path)) if decoded is None else decoded
     if mask.ndim == 3:
         mask = mask[:, :, :3].max(axis=2)  # an alpha channel marks no defect
     if mask.shape != (height, width):
@@ -171,7 +173,7 @@ def check_readable(items: Sequence[LabeledImage], what: str, done: str,
     ``done``: what did not happen, "scored") that cannot be read (damaged, truncated, not
     images, a mask that does not fit its image), so that a long run does not stop at the first
     of them."""
-    unreadable = []
+    unreadable, unfit = [], []
     for n, item in enumerate(items):
         progress("checking images", n, len(items))
         try:
@@ -181,16 +183,27 @@ def check_readable(items: Sequence[LabeledImage], what: str, done: str,
             image = None
         if item.mask is not None:
             try:
-                read_mask(item.mask, image.shape) if image is not None else _decoded(item.mask)
+                decoded = _decoded(item.mask)
             except ValueError as error:
                 unreadable.append(str(error))
+            else:
+                try:
+                    if image is not None:
+                        read_mask(item.mask, image.shape, decoded)
+                except ValueError as error:  # read, but drawn on another image
+                    unfit.append(str(error))
     progress("checking images", len(items), len(items))
-    if unreadable:
-        shown = "; ".join(unreadable[:5]) + (f"; and {len(unreadable) - 5} more"
-                                             if len(unreadable) > 5 else "")
-        raise ValueError(f"{len(unreadable)} of the {len(items)} {what} (or their masks) "
-                         f"cannot be read, so nothing was {done}: {shown}. Replace them, or move "
-                         "them out of the folders, and run again")
+    problems = unreadable + unfit
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more"
+                                           if len(problems) > 5 else "")
+        what_failed = " and ".join(part for part in (
+            f"{len(unreadable)} cannot be read" if unreadable else "",
+            f"{len(unfit)} {'has a mask' if len(unfit) == 1 else 'have masks'} that does not "
+            f"fit {'its' if len(unfit) == 1 else 'their'} image" if unfit else "") if part)
+        raise ValueError(f"of the {len(items)} {what} (and their masks), {what_failed}, so "
+                         f"nothing was {done}: {shown}. Replace them, or move them out of the "
+                         "folders, and run again")
 
 
 # Image formats OpenCV does not read (or not here): passed over, and said, where found in a folder
