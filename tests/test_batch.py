@@ -52,6 +52,31 @@ def test_batch_in_this_process_writes_what_score_writes(sensor_artifacts, csv_fo
     assert summary["engine"] == "single process" and summary["items"] == 3
 
 
+def test_a_long_csv_item_says_how_much_of_it_was_read(sensor_artifacts, csv_folder, tmp_path,
+                                                      monkeypatch, capsys):
+    """Within one long item (a month of readings in one CSV), the batch says the MB read of it,
+    as `vigil score` does of a long file; short items say nothing of their own."""
+    from vigil.runtime.sensor import scoring
+
+    big = csv_folder / "day1.csv"  # the largest of the three
+    assert big.stat().st_size > max((csv_folder / f"day{n}.csv").stat().st_size for n in (0, 2))
+    monkeypatch.setattr(scoring, "PROGRESS_FILE_BYTES", big.stat().st_size)
+    monkeypatch.setattr(scoring, "PROGRESS_EVERY_ROWS", 64)
+    heard: list[tuple[str, int, int]] = []
+    detector = load(str(sensor_artifacts.fp32))
+    with open(tmp_path / "one.jsonl", "w") as out:
+        scoring.score_source(detector, str(big), out, progress=lambda *c: heard.append(c))
+    stage = "scoring day1.csv, MB read"
+    assert heard[0] == (stage, 0, 0) and heard[-1] == (stage, 0, 0)
+    assert len(heard) >= 1 + 900 // 64  # every 64 rows while it is read
+    model = str(sensor_artifacts.fp32)
+    assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(tmp_path / "b.jsonl")]) == 0
+    err = capsys.readouterr().err
+    assert f"vigil: {stage}: done in" in err
+    assert "day0.csv, MB read" not in err and "day2.csv, MB read" not in err
+    assert "vigil: batch: items scored: 3/3, done in" in err
+
+
 def test_image_folders_are_split_but_numbered_as_one_run(tiny_image_artifact, image_folder,
                                                          tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(batch_module, "IMAGES_PER_ITEM", 3)

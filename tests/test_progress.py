@@ -88,6 +88,21 @@ def test_console_progress_lines_are_rate_limited_but_the_end_is_always_said():
     assert out.getvalue().splitlines() == ["vigil: scoring images: 100/100, done in 0:00"]
 
 
+def test_stages_that_take_turns_keep_their_own_clock_and_say_their_end_once():
+    """A batch's items and one long item's rows take turns: each keeps its own start and
+    estimate, and an end already said is not said again."""
+    out = io.StringIO()
+    progress = ConsoleProgress(stream=out, every=3600.0)
+    progress("batch: items scored", 0, 3)
+    progress("scoring big.csv, MB read", 0, 40)
+    progress("scoring big.csv, MB read", 40, 40)
+    progress("scoring big.csv, MB read", 40, 40)
+    progress("batch: items scored", 1, 3)
+    progress("batch: items scored", 3, 3)
+    assert out.getvalue().splitlines() == ["vigil: scoring big.csv, MB read: 40/40, done in 0:00",
+                                           "vigil: batch: items scored: 3/3, done in 0:00"]
+
+
 def test_console_progress_on_a_terminal_draws_a_live_bar():
     pytest.importorskip("rich")
     out = FakeTerminal()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ import numpy as np
 from ..core import interrupts
 from ..core.health import HealthReporter
 from ..core.output import JsonLines, OutputError, flush_quietly
+from ..core.progress import Progress, silent
 from ..core.spec import ArtifactError
 from .detector import SensorDetector
 from .learned_state import LearnedStateFile
@@ -24,6 +26,10 @@ from .tables import Line, MissingColumns, csv_files, iter_rows, read_lines
 log = logging.getLogger("vigil")
 
 CHUNK_ROWS = 1024
+# a file this large reports how much of it was read while it is scored (a month of 1-Hz rows
+# of a few columns: minutes of scoring); smaller ones end before a progress line would be due
+PROGRESS_FILE_BYTES = 16 * 2**20
+PROGRESS_EVERY_ROWS = 4096
 
 
 ADAPTATION = ("adaptive_threshold", "anomaly_likelihood", "running_normalization")
@@ -266,7 +272,8 @@ def _nothing_to_score(source: str, files: int, first: str) -> ValueError:
 def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines,
                  stdin: IO[str] | None = None, header: list[str] | None = None,
                  health: HealthReporter | None = None, decimal: str = ".",
-                 state: LearnedStateFile | None = None) -> ScoreSummary:
+                 state: LearnedStateFile | None = None,
+                 progress: Progress = silent) -> ScoreSummary:
     """Score a CSV file, a folder of CSVs, or ``-`` (stdin, live) and write JSON lines to ``out``.
 
     ``out`` is a text stream or a ``JsonLines`` (which says what happens when writing fails). A
@@ -275,6 +282,7 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
     reports progress while the run goes on and once at its end. With ``state``, each stream
     continues what was learned before it (the file's, then the previous file's) and the file
     keeps what it learns (``LearnedStateFile``); without it each file starts from the artifact.
+    ``progress`` hears how many MB of each file of ``PROGRESS_FILE_BYTES`` or more were read.
     """
     summary = ScoreSummary()
     started = time.perf_counter()
@@ -286,10 +294,14 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
     unscored = {"last": -1, "warned": False}  # the last row a window was scored at
     # a file's first gap in time, and its first time that cannot be checked, are warned of
     gaps = {"warned": False, "unchecked_warned": False}
+    reading: dict = {}  # a long file's handle, size and progress stage, while it is read
 
     def emit(result: Result, name: str) -> None:
         if state is not None and current:
             state.save_if_due(current[0])
+        if reading and result.index % PROGRESS_EVERY_ROWS == 0:
+            progress(reading["stage"], min(reading["handle"].tell() >> 20, reading["mb"]),
+                     reading["mb"])
         record = result.to_json(name)
         if result.skipped is not None:
             summary.last_error = f"row {result.index} of {name}: {result.skipped}"
@@ -377,7 +389,17 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
             for path in files:
                 try:
                     with open(path, "rb") as handle:
-                        run(read_lines(handle), str(path))
+                        size = os.fstat(handle.fileno()).st_size
+                        if size >= PROGRESS_FILE_BYTES:
+                            reading.update(handle=handle, mb=size >> 20,
+                                           stage=f"scoring {path.name}, MB read")
+                            progress(reading["stage"], 0, reading["mb"])
+                        try:
+                            run(read_lines(handle), str(path))
+                        finally:
+                            reading.clear()
+                        if size >= PROGRESS_FILE_BYTES:  # read whole
+                            progress(f"scoring {path.name}, MB read", size >> 20, size >> 20)
                 except (BrokenPipeError, ArtifactError):
                     raise  # the reader of standard output went away, or the model is at fault
                 except (ValueError, OSError) as error:  # a bad header, an unreadable file

@@ -151,11 +151,12 @@ class Scorer:
     part_chars = RAY_CHUNK_CHARS  # on Ray: an item's lines are handed on in parts of this size
 
     def __init__(self, model: str, threads: int | None = 1,
-                 reading: Reading = Reading()) -> None:
+                 reading: Reading = Reading(), progress: Progress = silent) -> None:
         from vigil.runtime import load
 
         self.detector = load(model, threads=threads)
         self.reading = reading
+        self.progress = progress  # within a long CSV item: its MB read (in this process only)
         if reading.threshold is not None:
             self.detector.threshold = reading.threshold
         if not reading.likelihood and self.detector.spec.kind == "sensor":
@@ -190,7 +191,7 @@ class Scorer:
         if item.kind == "csv":
             header = list(self.reading.header) if self.reading.header else None
             summary = score_source(self.detector, item.paths[0], out, header=header,
-                                   decimal=self.reading.decimal)
+                                   decimal=self.reading.decimal, progress=self.progress)
         else:
             source = (ImageFiles([Path(p) for p in item.paths], item.name, item.first_index)
                       if item.kind == "images" else VideoFile(Path(item.paths[0])))
@@ -294,11 +295,13 @@ def _bound_scorer(model: str, threads: int | None, reading: Reading) -> type:
 
 
 def score_locally(model: Path, items: Sequence[WorkItem], threads: int | None,
-                  reading: Reading) -> Iterator[tuple[Iterable[str], dict]]:
+                  reading: Reading, progress: Progress = silent
+                  ) -> Iterator[tuple[Iterable[str], dict]]:
     """The single-process path: every item in turn, in this process. An item's lines are
     handed on once it is whole; past ``SPOOL_BYTES`` they wait in a temporary file, so that a
-    year of readings in one CSV does not wait in memory."""
-    scorer = Scorer(str(model), threads, reading)
+    year of readings in one CSV does not wait in memory. ``progress`` hears of a long CSV
+    item's MB read while it is scored."""
+    scorer = Scorer(str(model), threads, reading, progress)
     for item in items:
         with _spool() as spool:
             summary = scorer.score_into(item, spool)
@@ -828,7 +831,7 @@ def run_batch(model: str | Path, items: Sequence[WorkItem], out, use_ray: bool =
     model = Path(model)
     started = time.perf_counter()
     results = (score_on_ray(model, items, ray_address, workers, threads, reading) if use_ray
-               else score_locally(model, items, threads, reading))
+               else score_locally(model, items, threads, reading, progress))
     totals = {"items": len(items), "lines": 0, "skipped": 0, "files_skipped": 0, "errors": []}
     progress("batch: items scored", 0, len(items))
     for done, (item, (lines, summary)) in enumerate(zip(items, results), 1):

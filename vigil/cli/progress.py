@@ -22,10 +22,10 @@ class ConsoleProgress:
                  every: float = 10.0) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.quiet, self.every = quiet, every
-        self._stage: str | None = None
-        self._started = 0.0
+        # each stage's start, last line and bar: a batch's items and one long item's rows take
+        # turns, and neither's estimate starts again when the other speaks
+        self._stages: dict[str, dict] = {}
         self._live = None
-        self._task = None
         if not quiet and is_terminal(self.stream):
             try:
                 from rich.console import Console
@@ -43,20 +43,23 @@ class ConsoleProgress:
     def __call__(self, stage: str, done: int, total: int) -> None:
         if self.quiet:
             return
-        if stage != self._stage:
-            self._stage = stage
-            self._started = self._last_line = time.perf_counter()
-            if self._live is not None:
-                self._task = self._live.add_task(stage, total=max(total, 1))
-        if self._live is not None:
-            self._live.update(self._task, completed=done, total=max(total, 1))
-            return
         now = time.perf_counter()
+        known = self._stages.get(stage)
+        if known is None or (done < known["done"] and known["finished"]):  # (again: anew)
+            known = self._stages[stage] = {"started": now, "last_line": now, "done": done,
+                                           "finished": False, "task": None}
+            if self._live is not None:
+                known["task"] = self._live.add_task(stage, total=max(total, 1))
+        known["done"] = done
         finished = done >= total
-        if not finished and now - self._last_line < self.every:
+        if self._live is not None:
+            self._live.update(known["task"], completed=done, total=max(total, 1))
+            known["finished"] = finished
             return
-        self._last_line = now
-        elapsed = now - self._started
+        if known["finished"] or (not finished and now - known["last_line"] < self.every):
+            return
+        known["last_line"], known["finished"] = now, finished
+        elapsed = now - known["started"]
         if finished:
             line = f"vigil: {stage}: " + (f"{total}/{total}, " if total > 1 else "")
             line += f"done in {clock(elapsed)}"

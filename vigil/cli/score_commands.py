@@ -173,8 +173,11 @@ def _score(args) -> int:
             state.close()
         raise
     try:
-        summary = score_source(detector, args.source, out, health=health, decimal=args.decimal,
-                               header=list(args.columns) if args.columns else None, state=state)
+        with progress_for(args) as progress:  # a long file's MB read, on stderr
+            summary = score_source(detector, args.source, out, health=health,
+                                   decimal=args.decimal,
+                                   header=list(args.columns) if args.columns else None,
+                                   state=state, progress=progress)
     finally:
         try:
             out.close()
