@@ -77,6 +77,37 @@ def test_a_long_csv_item_says_how_much_of_it_was_read(sensor_artifacts, csv_fold
     assert "vigil: batch: items scored: 3/3, done in" in err
 
 
+def test_strict_exits_5_when_a_run_ends_with_input_not_scored(sensor_artifacts, csv_folder,
+                                                              tiny_image_artifact, image_folder,
+                                                              tmp_path, capsys):
+    """--strict: a damaged image, a skipped CSV or a CSV too short for a window is exit 5 in
+    `vigil score` and `vigil batch` alike, the lines still written; a whole run stays exit 0."""
+    images = ["score", str(tiny_image_artifact), str(image_folder), "--jsonl"]
+    assert cli.main(images + [str(tmp_path / "a.jsonl")]) == 0
+    assert cli.main(images + [str(tmp_path / "b.jsonl"), "--strict"]) == 5
+    assert "--strict: the run ended, but not all of its input was scored: 1 frame skipped" \
+        in capsys.readouterr().err
+    assert _lines(tmp_path / "b.jsonl") == _lines(tmp_path / "a.jsonl")
+    assert cli.main(["batch", str(tiny_image_artifact), str(image_folder), "--strict",
+                     "--jsonl", str(tmp_path / "c.jsonl")]) == 5
+    assert "1 row or frame skipped" in capsys.readouterr().err
+    model = str(sensor_artifacts.fp32)
+    assert cli.main(["score", model, str(csv_folder), "--strict"]) == 0  # every row scored
+    assert cli.main(["batch", model, str(csv_folder), "--strict",
+                     "--jsonl", str(tmp_path / "d.jsonl")]) == 0
+    (csv_folder / "day3.csv").write_text("a,b\n1,2\n")  # not the model's columns: skipped
+    (csv_folder / "day4.csv").write_text(sensor_artifacts.test_csv.read_text()
+                                         .splitlines()[0] + "\n")  # a header alone
+    capsys.readouterr()
+    assert cli.main(["score", model, str(csv_folder), "--strict"]) == 5
+    err = capsys.readouterr().err
+    assert "1 file(s) skipped" in err and "day3.csv" in err
+    assert cli.main(["batch", model, str(csv_folder), "--strict",
+                     "--jsonl", str(tmp_path / "e.jsonl")]) == 5
+    assert cli.main(["batch", model, str(csv_folder),
+                     "--jsonl", str(tmp_path / "f.jsonl")]) == 0
+
+
 def test_image_folders_are_split_but_numbered_as_one_run(tiny_image_artifact, image_folder,
                                                          tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(batch_module, "IMAGES_PER_ITEM", 3)

@@ -647,6 +647,8 @@ def _add_score_and_eval(commands, anywhere: argparse.ArgumentParser) -> None:
                              help="replace an existing --jsonl file")
             sub.add_argument("--columns", type=_comma_list, default=None,
                              help="column names when the input has no header line")
+            sub.add_argument("--strict", action="store_true",
+                             help="exit 5 (not 0) when the run ended but some input was not scored: a file skipped, or rows or frames skipped (each skipped one still has its line and reason); for scripts and schedulers that must notice a partial run")
             sub.add_argument("--expect-sha256", default=None,
                              help="refuse the model unless its sha256 is this")
             sub.add_argument("--on-output-error", choices=["stop", "continue"], default="stop",
@@ -847,6 +849,8 @@ def _add_batch(commands, anywhere: argparse.ArgumentParser) -> None:
                        help="sensor models: alarms from the threshold alone, without the "
                             "artifact's anomaly likelihood or its level floor (default: the "
                             "artifact's rule, as in vigil score)")
+    batch.add_argument("--strict", action="store_true",
+                       help="exit 5 (not 0) when the run ended but some input was not scored: a file skipped, or rows or frames skipped (each skipped one still has its line and reason); for scripts and schedulers that must notice a partial run")
     batch.set_defaults(command="batch")
 
 

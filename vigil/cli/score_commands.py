@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from vigil.cli.arguments import reconnect_limit
-from vigil.cli.shared import (EXIT_FAILURE, EXIT_INPUT, EXIT_OK, EXIT_OUTPUT, error_line,
-                              likelihood_option, log, progress_for, refuse_other_kind,
+from vigil.cli.shared import (EXIT_FAILURE, EXIT_INCOMPLETE, EXIT_INPUT, EXIT_OK, EXIT_OUTPUT,
+                              error_line, incomplete_run, likelihood_option, log, progress_for, refuse_other_kind,
                               refuse_outputs_in_image_folders, write_result)
 from vigil.runtime.core.output import strict_json
 
@@ -100,6 +100,15 @@ def _finish(args, summary, mqtt: dict | None = None) -> int:
         error_line(f"no frame could be scored: all {summary.frames_in} were skipped (the last: "
                     f"{summary.last_error}); each has its line with the reason", args.log_json)
         return EXIT_INPUT
+    if getattr(args, "strict", False) and summary.stopped in ("end", "max_frames"):
+        sensor = isinstance(summary, ScoreSummary)
+        note = incomplete_run(summary.files_skipped if sensor else 0,
+                              summary.rows_skipped if sensor else summary.skipped,
+                              ("row", "rows") if sensor else ("frame", "frames"),
+                              summary.errors if sensor else [])
+        if note is not None:
+            error_line(note, args.log_json)
+            return EXIT_INCOMPLETE
     return EXIT_OK
 
 

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from vigil.cli.arguments import ray_took_a_path
-from vigil.cli.shared import (EXIT_FAILURE, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT,
-                              check_keras_model, error_line, log, progress_for, refuse_other_kind,
+from vigil.cli.shared import (EXIT_FAILURE, EXIT_INCOMPLETE, EXIT_INPUT, EXIT_INTERRUPTED,
+                              EXIT_OK, EXIT_OUTPUT, check_keras_model, error_line, incomplete_run, log, progress_for, refuse_other_kind,
                               refuse_outputs_in_image_folders, training_side, write_result)
 from vigil.runtime.core.output import strict_json
 
@@ -147,6 +147,13 @@ def _batch(args) -> int:
         error_line(f"nothing could be scored: all {summary['lines']} lines are skipped rows or "
                     f"frames, each with its reason", args.log_json)
         return EXIT_INPUT
+    if args.strict:
+        note = incomplete_run(summary["files_skipped"], summary["skipped"],
+                              ("row or frame", "rows or frames"),
+                              summary["errors"])
+        if note is not None:
+            error_line(note, args.log_json)
+            return EXIT_INCOMPLETE
     return EXIT_OK
 
 

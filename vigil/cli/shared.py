@@ -12,6 +12,8 @@ import tempfile
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILURE, EXIT_INPUT, EXIT_ARTIFACT, EXIT_OUTPUT = 0, 1, 2, 3, 4
+# --strict: the run ended, but some input was not scored (a file, rows or frames skipped)
+EXIT_INCOMPLETE = 5
 EXIT_INTERRUPTED = 130  # a batch stopped by Ctrl-C before its end (the shell's code for SIGINT)
 
 log = logging.getLogger("vigil")
@@ -149,6 +151,23 @@ def likelihood_option(args, detector) -> None:
         raise ValueError(f"--no-likelihood applies to sensor models; {args.model!r} is an image "
                          "model")
     detector.likelihood = False
+
+
+def incomplete_run(files_skipped: int, skipped: int, unit: tuple[str, str],
+                   errors: list[str]) -> str | None:
+    """What `--strict` stops on: why a run that ended did not score all its input (files
+    skipped, ``skipped`` rows or frames: ``unit``, singular and plural, or a file with no
+    window), or None where it did."""
+    parts = [f"{files_skipped} file(s) skipped"] if files_skipped else []
+    parts += [f"{skipped} {unit[skipped != 1]} skipped (each has its line with the reason)"
+              ] if skipped else []
+    if errors and not parts:
+        parts.append(f"{len(errors)} problem(s) in the summary's errors")
+    if not parts:
+        return None
+    return ("--strict: the run ended, but not all of its input was scored: " + ", ".join(parts)
+            + (f"; the first: {errors[0]}" if errors else "") + " (exit 5; without --strict "
+            "such a run exits 0, its summary's counts saying the same)")
 
 
 def progress_for(args):
