@@ -22,7 +22,6 @@ the memory-bank product INT8: what ``vigil export`` writes for them without labe
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vigil.runtime.core.report import json_text  # noqa: E402
 from vigil.benchmarks.script_args import check_given_artifacts, positive_integer
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         result = {**base, "input": list(int8.input_shape), "measured_on": "int8",
                   "pipeline_one_inference_thread": pipeline_fps(int8, raw, Path(scratch)),
                   "arithmetic_limit": arithmetic_limit(int8_path, p50, roof_before)}
-    text = json.dumps(result, indent=2)
+    text = json_text(result)  # strict JSON: an undefined figure is null, never NaN
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(text)

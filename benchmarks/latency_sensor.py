@@ -12,7 +12,6 @@ Prints ratios; writes JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vigil.runtime.core.report import json_text  # noqa: E402
 from vigil.benchmarks.script_args import check_given_artifacts, load_detector, positive_integer
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         result = {**base, "members": members, "measured_on": "fp32",
                   "streaming_one_thread": streaming_rate(fp32_path, values),
                   "cold_start": cold_start(fp32_path)}
-    text = json.dumps(result, indent=2)
+    text = json_text(result)  # strict JSON: an undefined figure is null, never NaN
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(text)

@@ -26,6 +26,7 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from vigil.runtime.core.report import json_text  # noqa: E402
 from vigil.export import ExportOptions, Precision  # noqa: E402
 
 from vigil.export.export_sensor import export_sensor  # noqa: E402
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         save_streams(args.save_scores, "skab", streams)
     result.update(f1=result["skab"]["f1"], far=result["skab"]["far"], mar=result["skab"]["mar"])
     result["options"] = _options_json(options)
-    text = json.dumps(result, indent=2)
+    text = json_text(result)  # strict JSON: an undefined figure is null, never NaN
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(text)

@@ -666,7 +666,9 @@ def main(argv: list[str] | None = None) -> int:
               f"(growth {rss['growth_after_warm_up']}, slope {rss['slope_mb_per_100k_items']} "
               f"MB/100k)")
     result["failed_checks"] = failed
-    text = json.dumps(result, indent=2)
+    from vigil.runtime.core.report import json_text
+
+    text = json_text(result)  # strict JSON: an undefined figure is null, never NaN
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(text + "\n")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from vigil.runtime.core.report import json_text
 
 
 def run_demo(output: Path, seed: int = 0, quick: bool = False, only: str | None = None,
@@ -24,7 +25,7 @@ def run_demo(output: Path, seed: int = 0, quick: bool = False, only: str | None 
         result["camera"] = run_camera_demo(Path(output) / "camera", seed, quick,
                                             architecture)
     result["seconds"] = round(time.perf_counter() - started, 1)
-    (Path(output) / "demo.json").write_text(json.dumps(result, indent=2))
+    (Path(output) / "demo.json").write_text(json_text(result))
     print(f"\nall artifacts and reports are in {Path(output).resolve()} "
           f"({result['seconds']} s)")
     print(next_steps(Path(output), only))
@@ -160,7 +161,7 @@ def run_camera_demo(output: Path, seed: int = 0, quick: bool = False,
         "artifact": str(exported.path), "precision": exported.precision,
         "report": str(report), "seconds": round(time.perf_counter() - started, 1),
     }
-    print(json.dumps(camera, indent=2))
+    print(json_text(camera))
     return camera
 
 
@@ -226,7 +227,7 @@ def run_sensor_demo(output: Path, seed: int = 0, quick: bool = False) -> dict:
         "artifact": str(exported.path), "precision": exported.precision,
         "report": str(report), "seconds": round(time.perf_counter() - started, 1),
     }
-    print(json.dumps(summary_json, indent=2))
+    print(json_text(summary_json))
     return summary_json
 
 
