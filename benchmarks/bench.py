@@ -147,7 +147,8 @@ def measured_roof(seconds: float = 1.0) -> dict:
     try:
         from onnx import TensorProto, helper
     except ImportError:
-        return {"note": "measured roof needs the onnx package (pip install 'vigil-edge[train]')"}
+        return {"note": "measured roof needs the onnx package (pip install onnx: 31 MB, no "
+                         "TensorFlow)"}
     n = 1024
     result = {}
     for name, a_type, b_type, op in (("fp32", TensorProto.FLOAT, TensorProto.FLOAT, "MatMul"),
@@ -305,7 +306,8 @@ def _model_entry(model: Path, probe, items, described: str, options: BenchOption
         entry["ops_by_type"] = flops["by_op"]
     except ImportError:
         entry["ops_per_item"] = None
-        result["notes"].append("operation counts need the onnx package (pip install 'vigil-edge[train]')")
+        result["notes"].append("operation counts need the onnx package (pip install onnx: "
+                               "31 MB, no TensorFlow)")
     if options.profile:
         entry["kernels"] = kernel_profile(model, items)
     return entry

@@ -167,3 +167,21 @@ def test_onnxruntime_telemetry_is_off_unless_asked_for():
     said = subprocess.run([sys.executable, "-c", code], env={**env, "ORT_DISABLE_TELEMETRY": "0"},
                           capture_output=True, text=True)
     assert said.stdout.strip() == "0", said.stderr
+
+
+def test_a_broken_onnxruntime_is_one_line_naming_the_fix_and_version_still_answers(tmp_path):
+    """onnxruntime 1.17 beside numpy 2 fails on import: every command said a traceback, even
+    --version. Now --version answers without it, and the others name the dependency and the fix."""
+    fake = tmp_path / "site" / "onnxruntime"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(
+        'raise ImportError("numpy.core.multiarray failed to import")\n')
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+    run = lambda *args: subprocess.run([sys.executable, "-m", "vigil", *args], env=env,  # noqa: E731
+                                       capture_output=True, text=True, timeout=120)
+    version = run("--version")
+    assert version.returncode == 0 and version.stdout.startswith("vigil ")
+    score = run("score", "m.onnx", "rows.csv")
+    assert score.returncode == 1 and "Traceback" not in score.stderr
+    assert ("onnxruntime cannot be imported (numpy.core.multiarray failed to import)"
+            in score.stderr and "onnxruntime>=1.18.1" in score.stderr)
