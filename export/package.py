@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from vigil.runtime.core.artifact import ArtifactError
+from vigil.runtime.core.artifact import CONTENT_DIGEST_KEY, ArtifactError, content_digest
 from vigil.runtime.core.spec import METADATA_KEY, SensorSpec, spec_to_dict
 from vigil.runtime.core.output import atomic_path
 
@@ -32,11 +32,15 @@ def write_artifact(proto, spec: SensorSpec, path: str | Path,
     model = onnx.ModelProto()
     model.CopyFrom(proto)
     del model.metadata_props[:]
-    entry = model.metadata_props.add()
-    entry.key = METADATA_KEY
-    entry.value = json.dumps(spec_to_dict(spec), sort_keys=True)
     model.producer_name = "vigil"
     model.producer_version = spec.versions.get("vigil", "")
+    fields = spec_to_dict(spec)
+    # the digest covers the model as serialized without its metadata, which the entry added
+    # below leaves byte for byte as it is (a field of its own, after the graph's)
+    fields[CONTENT_DIGEST_KEY] = content_digest(model.SerializeToString(), fields)
+    entry = model.metadata_props.add()
+    entry.key = METADATA_KEY
+    entry.value = json.dumps(fields, sort_keys=True)
     onnx.checker.check_model(model)
     with atomic_path(path) as temporary:
         onnx.save_model(model, temporary)

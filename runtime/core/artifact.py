@@ -28,7 +28,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import onnxruntime as ort
 
-from .external_data import ModelScan, scan_model
+from .external_data import ModelScan, records_without_metadata, scan_model
 from .int8_kernels import saturation_warning
 from .providers import session_providers
 from .spec import (MAX_THREADS, METADATA_KEY, SIDECAR_SUFFIX, ArtifactError, ImageSpec, Spec,
@@ -43,6 +43,9 @@ MAX_MODEL_BYTES = 2**31  # protobuf's limit for one message: a bigger file is no
 # a bigger one costs several times its size in memory while onnxruntime and json read it
 MAX_METADATA_BYTES = 16 << 20
 SHA256_PATTERN = re.compile(r"[0-9a-fA-F]{64}")
+# The metadata key of the artifact's content digest (``content_digest``), written by
+# `vigil export` since 0.3; older artifacts have none and are not checked
+CONTENT_DIGEST_KEY = "content_sha256"
 log = logging.getLogger("vigil")
 
 
@@ -154,6 +157,7 @@ def open_artifact(
         spec = parse_metadata(entries)
     except ArtifactError as error:
         raise ArtifactError(f"model file {str(path)!r}: {error}") from None
+    _check_content(data, entries[METADATA_KEY], path)
     _check_graph(session, spec, path)
     running = session.get_providers()
     if chosen[0] not in running:  # onnxruntime could not start it (a missing CUDA library)
@@ -198,6 +202,39 @@ def _zip_archive(path: Path) -> str:
     return (f"{head} a zip archive (as Keras models are), not a Vigil .onnx artifact; if it is a "
             f"Keras model, give it the .keras suffix and export it: vigil export "
             f"{path.with_suffix('.keras')} -o {path.with_name(path.stem + '-exported.onnx')}")
+
+
+def content_digest(model_bytes: bytes | memoryview, metadata: Mapping) -> str:
+    """The sha256 that `vigil export` records in the metadata and the loader checks: over the
+    model's fields other than its metadata (graph, weights, opsets) and the ``vigil`` entry's
+    fields other than the digest itself, as canonical JSON. A bit flipped by a storage card or a
+    transfer, or a field edited after export, changes it."""
+    fields = {k: v for k, v in metadata.items() if k != CONTENT_DIGEST_KEY}
+    digest = hashlib.sha256(b"vigil content v1\0")
+    digest.update(records_without_metadata(model_bytes))
+    digest.update(b"\0" + json.dumps(fields, sort_keys=True).encode("utf-8"))
+    return digest.hexdigest()
+
+
+def _check_content(data: bytes, text: str, path: Path) -> None:
+    """ArtifactError where the file's content is not what `vigil export` recorded."""
+    try:
+        metadata = json.loads(text)
+    except ValueError:  # parse_metadata has read it already; nothing to compare otherwise
+        return
+    recorded = metadata.get(CONTENT_DIGEST_KEY) if isinstance(metadata, dict) else None
+    if recorded is None:
+        return  # written before the digest (0.3's first artifacts): nothing to compare
+    if not isinstance(recorded, str) or not SHA256_PATTERN.fullmatch(recorded):
+        raise ArtifactError(f"model file {str(path)!r}: its metadata's {CONTENT_DIGEST_KEY} must "
+                            f"be 64 hexadecimal digits; received {str(recorded)[:80]!r}")
+    if content_digest(data, metadata) != recorded.lower():
+        raise ArtifactError(
+            f"model file {str(path)!r} is not the file `vigil export` wrote: its content does "
+            "not match the digest recorded in it, so it was damaged (a storage card or a "
+            "transfer that changed some bytes) or edited after export, and its scores cannot be "
+            "trusted. Copy it again from where it was exported (compare their sha256sum), or "
+            "export it again: vigil export MODEL.keras -o MODEL.onnx")
 
 
 def _load_failure(path: Path, error: Exception) -> str:

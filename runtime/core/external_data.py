@@ -73,6 +73,36 @@ def scan_model(data: bytes | memoryview) -> ModelScan:
     return ModelScan(tuple(found), frozenset(op_types), tuple(metadata))
 
 
+def records_without_metadata(data: bytes | memoryview) -> bytes:
+    """A serialized ModelProto's top-level fields, each whole (tag, length and value) and in
+    file order, without its metadata entries: the bytes the artifact's content digest covers
+    (ValueError if malformed)."""
+    view = memoryview(data)
+    kept: list[memoryview] = []
+    position, end = 0, len(view)
+    while position < end:
+        start = position
+        tag, position = _varint(view, position)
+        number, wire = tag >> 3, tag & 7
+        if wire == 0:
+            _, position = _varint(view, position)
+        elif wire == 2:
+            length, position = _varint(view, position)
+            if length > end - position:
+                raise ValueError(f"a field of {length} bytes runs past the end of the model "
+                                 f"({end - position} bytes left)")
+            position += length
+        elif wire in (1, 5):
+            position += 8 if wire == 1 else 4
+            if position > end:
+                raise ValueError("a fixed-size field runs past the end of the model")
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire} (field {number})")
+        if number != MODEL_METADATA:
+            kept.append(view[start:position])
+    return b"".join(kept)
+
+
 def external_tensors(data: bytes | memoryview) -> list[ExternalTensor]:
     """Every tensor in a serialized ModelProto that stores its data outside the file."""
     return list(scan_model(data).external)
