@@ -7,6 +7,7 @@ import ast
 import hashlib
 import json
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -334,10 +335,23 @@ def test_duplicated_or_oversized_metadata_and_compressed_files_are_refused(tiny_
     monkeypatch.undo()
     packed = tmp_path / "model.onnx"
     packed.write_bytes(gzip.compress(Path(tiny_image_artifact).read_bytes()))
-    # `gunzip -k model.onnx` refuses a name without .gz: the command given works as written
-    with pytest.raises(ArtifactError, match=r"is gzip-compressed; decompress it first \(gunzip -c "
-                                            r"model.onnx > model-unpacked.onnx\)"):
+    # `gunzip -k model.onnx` refuses a name without .gz: the command given works as written,
+    # from any folder (it names the file by the path given)
+    unpacked = tmp_path / "model-unpacked.onnx"
+    with pytest.raises(ArtifactError, match=re.escape(
+            f"is gzip-compressed; decompress it first (gunzip -c {packed} > {unpacked})")):
         runtime.load(packed)
+    # files mistaken for the model: each is named for what it is, with its fix
+    lite = tmp_path / "model.tflite"
+    lite.write_bytes(b"\x1c\x00\x00\x00TFL3" + bytes(64))
+    pointer = tmp_path / "lfs.onnx"
+    pointer.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:ab\nsize 12\n")
+    for path, expected in ((lite, "is a TensorFlow Lite model; the runtime runs the .onnx"),
+                           (pointer, "is a Git LFS pointer, not the model"),
+                           ("http://example.com/m.onnx", "'http://example.com/m.onnx' is a URL; "
+                                                         "the runtime loads a file")):
+        with pytest.raises(ArtifactError, match=re.escape(expected)):
+            runtime.load(path)
     csv = tmp_path / "rows.onnx"  # data given where the model goes
     csv.write_text("timestamp,a,b\n1,0.5,0.2\n")
     with pytest.raises(ArtifactError, match=r"is a text file \(it begins 'timestamp,a,b'\), not "

@@ -19,6 +19,7 @@ import logging
 import numbers
 import os
 import re
+import shlex
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -105,6 +106,10 @@ def open_artifact(
     if threads is not None and (isinstance(threads, bool)
                                 or not isinstance(threads, numbers.Integral)):
         raise TypeError(f"`threads` must be an integer >= 1 or None; received {threads!r}")
+    if re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*://", str(path)):  # Path() would mangle it
+        raise ArtifactError(f"model file {str(path)!r} is a URL; the runtime loads a file on this "
+                            f"machine: download it first (curl -fLo model.onnx {str(path)}) and "
+                            f"give its path (pin it with --expect-sha256)")
     path = Path(path)
     pin = check_sha256_pin(expect_sha256)
     if not path.is_file():
@@ -124,9 +129,18 @@ def open_artifact(
     compressed = next((name for name, magic in COMPRESSED_MAGIC if data.startswith(magic)), None)
     if compressed is not None:
         fix = COMPRESSED_FIX[compressed].split()[0]  # gunzip -k ignores a name without .gz
+        unpacked = path.with_name(f"{path.stem}-unpacked.onnx")
         raise ArtifactError(f"model file {str(path)!r} is {compressed}-compressed; decompress it "
-                            f"first ({fix} -c {path.name} > {path.stem}-unpacked.onnx) and load "
-                            f"the .onnx inside")
+                            f"first ({fix} -c {shlex.quote(str(path))} > "
+                            f"{shlex.quote(str(unpacked))}) and load the .onnx inside")
+    if data[4:8] == b"TFL3":
+        raise ArtifactError(f"model file {str(path)!r} is a TensorFlow Lite model; the runtime "
+                            f"runs the .onnx artifact `vigil export` writes: vigil export "
+                            f"MODEL.keras -o MODEL.onnx")
+    if data.startswith(b"version https://git-lfs.github.com/spec/"):
+        raise ArtifactError(f"model file {str(path)!r} is a Git LFS pointer, not the model: the "
+                            f"repository was cloned without its large files; fetch them (git lfs "
+                            f"pull, in that repository) and load the file again")
     text = _text_start(data)
     if text is not None:
         raise ArtifactError(f"model file {str(path)!r} is a text file (it begins {text!r}), not "
@@ -334,7 +348,9 @@ def _check_self_contained(data: bytes, path: Path) -> ModelScan:
         external = scan.external
     except ValueError as error:
         raise ArtifactError(f"model file {str(path)!r} is not a loadable ONNX model (truncated or "
-                            f"corrupt?): {error}") from None
+                            f"corrupt?): {error}; copy it again from where it was exported "
+                            f"(compare its sha256 with the original's), or export it again: "
+                            f"vigil export MODEL.keras -o MODEL.onnx") from None
     if external:
         first = external[0]
         where = (f"{first.location!r}, outside the model's folder"
