@@ -48,8 +48,10 @@ def test_batch_in_this_process_writes_what_score_writes(sensor_artifacts, csv_fo
     assert cli.main(["score", model, str(csv_folder), "--jsonl", str(tmp_path / "s.jsonl")]) == 0
     assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(tmp_path / "b.jsonl")]) == 0
     assert (tmp_path / "b.jsonl").read_text() == (tmp_path / "s.jsonl").read_text()
-    summary = json.loads(capsys.readouterr().err.strip().splitlines()[-1])["summary"]
+    last = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    summary = last["summary"]
     assert summary["engine"] == "single process" and summary["items"] == 3
+    assert last["model"] == {"path": model, "sha256": load(model).sha256}
 
 
 def test_a_long_csv_item_says_how_much_of_it_was_read(sensor_artifacts, csv_folder, tmp_path,

@@ -60,6 +60,9 @@ def test_score_file_writes_one_json_line_per_window(sensor_artifacts, tmp_path, 
     assert captured.out == ""
     summary = json.loads(captured.err.strip().splitlines()[-1])["summary"]
     assert summary["rows"] == len(table)
+    # the model that made the lines, for results traced after a model update
+    made_by = json.loads(captured.err.strip().splitlines()[-1])["model"]
+    assert made_by == {"path": str(sensor_artifacts.int8), "sha256": detector.sha256}
     assert summary["windows"] == len(records)
     assert summary["alarms"] == sum(r["anomaly"] for r in records)
     assert summary["rows_skipped"] == 0

@@ -74,10 +74,13 @@ def _close_publisher(publisher, health=None) -> dict | None:
     return publisher.close(timeout_s=2.0)
 
 
-def _finish(args, summary, mqtt: dict | None = None) -> int:
-    """Print the summary (and the MQTT publisher's counts); the exit code its ending calls for."""
-    print(strict_json({"summary": summary.to_json(), **({"mqtt": mqtt} if mqtt else {})}),
-          file=sys.stderr)
+def _finish(args, summary, mqtt: dict | None = None, detector=None) -> int:
+    """Print the summary (the model that made the lines, the MQTT publisher's counts); the exit
+    code its ending calls for."""
+    model = ({"model": {"path": str(detector.path), "sha256": detector.sha256}}
+             if detector is not None else {})
+    print(strict_json({"summary": summary.to_json(), **model,
+                       **({"mqtt": mqtt} if mqtt else {})}), file=sys.stderr)
     if summary.stopped == "output_failed" or (summary.lines_lost
                                                and summary.stopped != "interrupted"):
         error_line(summary.last_error if summary.stopped == "output_failed" else
@@ -194,7 +197,7 @@ def _score(args) -> int:
             mqtt = _close_publisher(publisher, health)
             if state is not None:
                 state.close()
-    return _finish(args, summary, mqtt)
+    return _finish(args, summary, mqtt, detector)
 
 
 def _score_frames(args, detector) -> int:
@@ -243,7 +246,7 @@ def _score_frames(args, detector) -> int:
         summary = FrameSummary(source=redact(args.source), stopped="interrupted")
         if health is not None:
             health.stop("interrupted")
-        return _finish(args, summary)
+        return _finish(args, summary, detector=detector)
     except BaseException as error:
         if health is not None:
             health.stop("error", str(error))
@@ -264,7 +267,7 @@ def _score_frames(args, detector) -> int:
             out.close()
         finally:
             mqtt = _close_publisher(publisher, health)
-    return _finish(args, summary, mqtt)
+    return _finish(args, summary, mqtt, detector)
 
 
 def _check_frames(paths: list, args) -> None:

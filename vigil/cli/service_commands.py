@@ -142,7 +142,11 @@ def _batch(args) -> int:
     if resumed:
         summary["resumed"] = {"items_done_before": resumed.items_done,
                               "lines_kept": resumed.lines_kept, "lines_cut": resumed.lines_cut}
-    print(strict_json({"summary": summary}), file=sys.stderr)
+    from vigil.runtime.core.artifact import sha256_of
+
+    # the model that made the lines (each item's detector loaded this file)
+    model = {"path": str(Path(args.model)), "sha256": sha256_of(args.model)}
+    print(strict_json({"summary": summary, "model": model}), file=sys.stderr)
     if summary["lines"] and summary["skipped"] == summary["lines"]:
         error_line(f"nothing could be scored: all {summary['lines']} lines are skipped rows or "
                     f"frames, each with its reason", args.log_json)
