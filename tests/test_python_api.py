@@ -205,6 +205,28 @@ def test_nullable_and_arrow_dataframes_score_as_plain_ones(tiny, backend):
         tiny.score(words.iloc[:4])
 
 
+def test_arrow_tables_and_structured_arrays_are_read_by_their_column_names(tiny):
+    """A pyarrow Table (or a polars DataFrame, read the same way) was read by position: columns
+    in another order scored as other readings, every window alarmed, without a word."""
+    rng = np.random.default_rng(1)
+    values = rng.normal(size=(12, 3)).round(3)
+    ordered = {"c": values[:, 0], "a": values[:, 1], "b": values[:, 2]}  # the model's order
+    shuffled = {name: ordered[name] for name in ("b", "c", "a")}
+    expected = tiny.score_signal(values)[1]
+    structured = np.rec.fromarrays(list(shuffled.values()), names=list(shuffled))
+    np.testing.assert_array_equal(tiny.score_signal(structured)[1], expected)
+    np.testing.assert_array_equal(tiny.score(structured[:4]), tiny.score(values[:4]))
+    with pytest.raises(ValueError, match=r"without the model's \['a'\]"):
+        tiny.score_signal(np.rec.fromarrays(list(shuffled.values())[:2], names=["b", "c"]))
+    pa = pytest.importorskip("pyarrow")
+    table = pa.table(shuffled)
+    np.testing.assert_array_equal(tiny.score_signal(table)[1], expected)
+    np.testing.assert_array_equal(tiny.score(table.slice(0, 4)), tiny.score(values[:4]))
+    holed = pa.table({**shuffled, "a": pa.array([None, *ordered["a"][1:]])})
+    with pytest.raises(ValueError, match="finite.*feature 'a' is nan"):
+        tiny.score_signal(holed)
+
+
 def test_a_feature_named_twice_or_with_spaces_around_it(tiny):
     pd = pytest.importorskip("pandas")
     window = pd.DataFrame(np.zeros((4, 3)), columns=["a", "b", "c"])

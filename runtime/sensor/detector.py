@@ -192,16 +192,23 @@ class SensorDetector(Detector):
         by the names, as the CLI reads a CSV's header, not by position; other inputs as they
         are, but a masked array, whose mask would be ignored."""
         _refuse_masked(x, argument)
-        if isinstance(x, (list, tuple)) and any(hasattr(w, "columns") for w in x):
+        if isinstance(x, (list, tuple)) and any(_table_names(w) is not None for w in x):
             # a batch built as [frame.iloc[i:i + window] for i in ...]: each window by its names
             return [np.asarray(self._by_name(w, f"{argument}[{k}]")) for k, w in enumerate(x)]
         columns = getattr(x, "columns", None)
-        if columns is None or not hasattr(x, "iloc"):
+        if columns is not None and hasattr(x, "iloc"):  # pandas
+            names = [str(c) for c in columns]
+            if names != [str(i) for i in range(len(names))]:  # else by position, as an array
+                x = x.iloc[:, self._positions(names, argument, "columns")]
+            return _frame_values(x, argument)
+        names = _table_names(x)
+        if names is None:
             return x
-        names = [str(c) for c in columns]
-        if names != [str(i) for i in range(len(names))]:  # else by position, as an array
-            x = x.iloc[:, self._positions(names, argument, "columns")]
-        return _frame_values(x, argument)
+        # another table with named columns (polars, pyarrow, a NumPy structured array): by
+        # the names too; np.asarray would read its columns by position, whatever their names
+        chosen = [names[i] for i in self._positions([str(n) for n in names], argument,
+                                                    "columns")]
+        return np.stack([_column_values(x, name, argument) for name in chosen], axis=-1)
 
     def row_by_name(self, row: object, argument: str = "values") -> object:
         """One row as the model's features in order: a mapping (a dict) or a pandas Series with
@@ -297,6 +304,35 @@ def _refuse_masked(x, argument: str) -> None:
         raise TypeError(f"`{argument}` is a masked array: its mask would be ignored and the "
                         f"masked readings scored; fill them first (`{argument}.filled(value)`) "
                         f"or leave those rows out")
+
+
+def _table_names(x) -> list | None:
+    """The column names of a table that is not pandas' (a polars DataFrame, a pyarrow Table or
+    RecordBatch, a NumPy structured array), or None for anything else, pandas included."""
+    if hasattr(x, "iloc"):
+        return list(x.columns) if getattr(x, "columns", None) is not None else None
+    dtype = getattr(x, "dtype", None)
+    if isinstance(x, np.ndarray) and dtype is not None and dtype.names:
+        return list(dtype.names)
+    for attribute in ("column_names", "columns"):  # pyarrow's, then polars'
+        names = getattr(x, attribute, None)
+        if isinstance(names, (list, tuple)) and names and all(isinstance(n, str) for n in names):
+            return list(names)
+    return None
+
+
+def _column_values(table, name: str, argument: str) -> np.ndarray:
+    """One named column of a non-pandas table as float64, its missing cells as NaN; ValueError
+    naming a column that holds no numbers."""
+    column = table.column(name) if hasattr(table, "column") else table[name]
+    if hasattr(column, "to_pylist"):  # pyarrow: nulls as None
+        column = column.to_pylist()
+    elif hasattr(column, "to_list"):  # polars: nulls as None
+        column = column.to_list()
+    try:  # None (a null) becomes NaN, named later as a missing reading
+        return np.asarray(column, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"`{argument}` column {name!r} must hold numbers ({error})") from None
 
 
 def _frame_values(frame, argument: str) -> np.ndarray:
