@@ -327,7 +327,10 @@ def test_detectors_pickle_as_their_file_with_the_thresholds_set_since(tiny, tiny
     try:
         os.chdir(tiny.path.parent)
         relative = vigil.load(tiny.path.name)
-        os.chdir(tmp_path)
+        elsewhere = tmp_path / "elsewhere"  # not the model's folder: pickled after a chdir
+        elsewhere.mkdir()
+        os.chdir(elsewhere)
+        assert relative.path == tiny.path.resolve()
         assert pickle.loads(pickle.dumps(relative)).path == tiny.path.resolve()
     finally:
         os.chdir(here)

@@ -180,7 +180,8 @@ def open_artifact(
     for warning in (saturation_warning(spec, path), _floored_spread_warning(spec, path)):
         if warning is not None:
             log.warning("%s", warning)
-    return Artifact(path=path, session=session, spec=spec, sha256=digest,
+    # absolute: a service that changes its working folder still names (and pickles) this file
+    return Artifact(path=path.absolute(), session=session, spec=spec, sha256=digest,
                     batch_independent=not scan.op_types & BATCH_DEPENDENT_OPS)
 
 
