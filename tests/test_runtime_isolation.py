@@ -185,3 +185,22 @@ def test_a_broken_onnxruntime_is_one_line_naming_the_fix_and_version_still_answe
     assert score.returncode == 1 and "Traceback" not in score.stderr
     assert ("onnxruntime cannot be imported (numpy.core.multiarray failed to import)"
             in score.stderr and "onnxruntime>=1.18.1" in score.stderr)
+
+
+def test_the_library_leaves_the_hosts_opencv_limit_and_the_command_sets_its_own():
+    """`vigil.load` of a camera model lowered OpenCV's decoder limit for the whole host process
+    (a 72-megapixel line-scan frame read by the host's own code was refused). Only the `vigil`
+    command's process sets it, to the frame sources' MAX_PIXELS."""
+    from vigil.runtime.camera.image_header import MAX_PIXELS
+
+    code = ("import os, vigil.runtime.camera, vigil.runtime; "
+            "print(os.environ.get('OPENCV_IO_MAX_IMAGE_PIXELS'))")
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_IO_MAX_IMAGE_PIXELS"}
+    library = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, timeout=120)
+    assert library.stdout.strip() == "None", library.stderr
+    command = subprocess.run([sys.executable, "-c", "import os; from vigil.cli import main; "
+                              "code = main(['score', 'missing.onnx', 'rows.csv']); "
+                              "print(code, os.environ.get('OPENCV_IO_MAX_IMAGE_PIXELS'))"],
+                             env=env, capture_output=True, text=True, timeout=120)
+    assert command.stdout.split() == ["3", str(MAX_PIXELS)], command.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 
@@ -15,6 +16,10 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"vigil {__version__}")
         return 0
+    # OpenCV's decoders refuse images over the frame sources' limit (MAX_PIXELS in
+    # vigil.runtime.camera.image_header) for formats whose header Vigil does not read; read
+    # once, as OpenCV loads, so set before anything imports it (the command's process only)
+    os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(1 << 26))
     try:
         from .commands import main as run
     except ImportError as error:
