@@ -301,13 +301,16 @@ def test_a_gap_in_time_flags_every_window_holding_both_rows(sensor_with_time_ste
 
 
 def test_time_gaps_are_checked_only_between_buffered_rows_of_the_training_kind(
-        sensor_with_time_step, sensor):
+        sensor_with_time_step, sensor, caplog):
     scorer = StreamingScorer(sensor_with_time_step)
     # numbers where the training rows had ISO times, an unreadable cell: not compared
     for i, stamp in enumerate(["0", "100000", "n/a", "2024-05-01T10:00:00",
                                "2024-05-01T10:00:01"]):
         scorer.push(np.zeros(3), i, time=stamp)
     assert scorer.time_gaps == 0
+    # a Python caller hears of it too, once a stream (only the CLI said it before)
+    assert caplog.text.count("StreamingScorer: row 0's time '0' is a number, where the training "
+                             "rows had ISO 8601 times") == 1
     # ... and said: counted, the first named with why
     assert scorer.times_unchecked == 3 and scorer.summary()["times_unchecked"] == 3
     assert scorer.first_time_unchecked == (0, "0", "a number, where the training rows had ISO "
@@ -368,7 +371,8 @@ def test_vigil_score_warns_of_times_it_cannot_check(sensor_with_time_step, caplo
     assert summary.times_unchecked == 8 and summary.to_json()["time_gaps"] is None
     assert ("row 0's time '01.05.2024 10:00:00' is neither a number nor an ISO 8601 time"
             in caplog.text)
-    assert caplog.text.count("is neither a number") == 1  # once per file
+    assert caplog.text.count("is neither a number") == 1  # once per file, with its name
+    assert "StreamingScorer:" not in caplog.text
 
 
 # --- outputs that fail --------------------------------------------------------------------------

@@ -347,6 +347,7 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
 
     def run(lines: Iterable[str], name: str) -> None:
         scorer = StreamingScorer(detector)
+        scorer.say_unchecked_times = False  # said below, with the file's name
         if state is not None:
             state.restore(scorer)
         current[:] = [scorer]

@@ -170,6 +170,10 @@ class StreamingScorer:
         # rows whose time cell could not be compared: (row, its cell, why) of the first
         self.times_unchecked = 0
         self.first_time_unchecked: tuple[int, str, str] | None = None
+        # the first such time is warned of here, once a stream (the CLI says it itself, with the
+        # file's name, and turns this off): a Python caller pushing epoch numbers to a model
+        # trained on ISO times lost its gap and order checks without a word
+        self.say_unchecked_times = True
         # (row before, row after, step) of the stream's first and latest gap in time
         self.first_time_gap: tuple[int, int, float] | None = None
         self.last_time_gap: tuple[int, int, float] | None = None
@@ -570,6 +574,9 @@ class StreamingScorer:
                    else "a number, where the training rows had ISO 8601 times" if key[0] == 0
                    else "an ISO 8601 time, where the training rows had numbers")
             self.first_time_unchecked = (index, time, why)
+            if self.say_unchecked_times:
+                log.warning("StreamingScorer: %s (said once a stream)",
+                            unchecked_times_note(self))
 
     def _repair(self, values: np.ndarray) -> np.ndarray:
         if values.shape != (self.features,):
