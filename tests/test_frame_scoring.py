@@ -709,3 +709,34 @@ def test_a_gray_video_decoded_a_few_levels_apart_is_gray():
     coloured = decoded.copy()
     coloured[::7, ::7, 2] = 200  # a red pattern is colour
     assert color_mismatch(coloured, tiny_image_spec()) == COLOR_FOR_GRAY
+
+
+def test_colour_frames_given_in_rgb_order_are_told_by_the_training_means():
+    """A Python caller's RGB frames (PIL's order) were scored as BGR without a word: every
+    normal frame of a review's colour model was flagged."""
+    from dataclasses import replace
+
+    from image_fixtures import tiny_image_spec
+    from vigil.runtime.camera.frames import color_mismatch, swapped_channels
+    from vigil.runtime.core.spec import ArtifactError, spec_from_dict, spec_to_dict
+
+    spec = replace(tiny_image_spec(), channels=3, color="bgr",
+                   training={"channel_means_bgr": [150.0, 120.0, 60.0]})
+    rng = np.random.default_rng(0)
+    frame = np.clip(rng.normal([150, 120, 60], 20, (64, 80, 3)), 0, 255).astype(np.uint8)
+    assert color_mismatch(frame, spec) is None and swapped_channels(frame, spec) is None
+    assert color_mismatch(frame[..., ::-1].copy(), spec) is None  # colour, as the model's
+    said = swapped_channels(frame[..., ::-1].copy(), spec)
+    assert said.startswith("frames look like RGB where the runtime takes BGR")
+    assert "frame[..., ::-1]" in said
+    assert swapped_channels(np.dstack([frame, np.full((64, 80), 255, np.uint8)]), spec) is None
+    # a product whose blue and red are close cannot tell; nor a model without the record
+    close = replace(spec, training={"channel_means_bgr": [120.0, 120.0, 112.0]})
+    assert swapped_channels(frame[..., ::-1].copy(), close) is None
+    assert swapped_channels(frame[..., ::-1].copy(), replace(spec, training={})) is None
+    # another colour altogether (a darker part) is not called swapped
+    assert swapped_channels((frame * 0.5).astype(np.uint8), spec) is None
+    data = spec_to_dict(spec)
+    data["training"]["channel_means_bgr"] = [150, 300, 60]
+    with pytest.raises(ArtifactError, match="channel_means_bgr must be three levels"):
+        spec_from_dict(data)

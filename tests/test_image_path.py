@@ -1127,6 +1127,10 @@ def test_camera_demo_quick(tmp_path, monkeypatch, capsys):
     named = [Path(word) for word in next_steps(root, "camera").split() if str(root) in word]
     assert len(named) == 3 and all(path.exists() for path in named), named
     assert runtime.load(camera["artifact"]).spec.precision == camera["precision"]
+    # the demo's frames are colour: their mean blue, green and red are recorded (its warm tint:
+    # blue above red)
+    blue, _, red = runtime.load(camera["artifact"]).spec.channel_means_bgr
+    assert blue > red
     assert (tmp_path / "demo" / "report" / "report.md").is_file()
     assert list(work.iterdir()) == []
     # run again: the folder holds this run's pictures alone, under their plain names; a file of

@@ -126,6 +126,13 @@ def _once(normal: list[LabeledImage], anomalous: list[LabeledImage]
     return normal, anomalous
 
 
+def _channel_means_bgr(images: np.ndarray, color: str) -> list[float]:
+    """Mean level of each channel over ``images`` (n, h, w, 3) in ``color`` order, as blue,
+    green, red (one decimal)."""
+    means = images.reshape(-1, 3).mean(axis=0, dtype=np.float64)
+    return [round(float(m), 1) for m in (means[::-1] if color == "rgb" else means)]
+
+
 def choose_color(paths: Sequence[Path], requested: str) -> str:
     """The colour a model is trained in: ``requested``, or with ``auto`` from ``paths`` (every
     normal image, the held-out ones too, so the choice never depends on the split): bgr where
@@ -325,6 +332,10 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
             # frames, which are enlarged and blurred (a model of 300-px cells flagged 29 % of
             # good 100-px ones, 99 % at 64 px)
             "frame_side": [int(np.percentile(sides, 5)), int(max(sides))],
+            # a colour model's mean blue, green and red: the runtime tells frames given in RGB
+            # order (PIL's, most libraries' but OpenCV's) by them
+            **({"channel_means_bgr": _channel_means_bgr(train_images, color)}
+               if channels == 3 else {}),
             "validation_anomalous": int(validation_labels.sum()),
             "files_sha256": _fingerprint(train_items),
             "validation_check": check,  # what the threshold does on the validation images

@@ -11,8 +11,7 @@ from ..core.artifact import Artifact
 from ..core.detector import Detector
 from ..core.spec import ArtifactError, ImageSpec
 from ..core.thresholds import finite_number
-from .frames import (aspect_mismatch, check_frame, color_mismatch, frame_boxes, map_to_frame,
-                     regions, size_mismatch, to_model_input)
+from .frames import FRAME_CHECKS, check_frame, frame_boxes, map_to_frame, regions, to_model_input
 
 log = logging.getLogger("vigil")
 
@@ -80,7 +79,7 @@ class ImageDetector(Detector):
             return np.empty((0, *self.input_shape), dtype=np.uint8)
         checked = [check_frame(f, "frame" if len(frames) == 1 else f"frames[{k}]")
                    for k, f in enumerate(frames)]
-        for check in (color_mismatch, aspect_mismatch, size_mismatch):  # each said once
+        for check in FRAME_CHECKS:  # each said once
             if check in self._warned:
                 continue
             mismatch = next((m for m in (check(f, self.spec) for f in checked)

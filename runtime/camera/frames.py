@@ -90,6 +90,35 @@ COLOR_FOR_GRAY = ("frames are in colour but the model was trained on gray frames
                   "frames, or train a model on colour ones (vigil train image ... --color bgr)")
 
 
+SWAPPED_FOR_BGR = ("frames look like RGB where the runtime takes BGR (OpenCV's order): their mean "
+                   "blue and red levels ({given}) are the training frames' ({trained}) with red "
+                   "and blue exchanged, so every colour is read wrong and scores shift; frames "
+                   "from PIL, imageio or most libraries but OpenCV are RGB: give "
+                   "frame[..., ::-1] (or cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))")
+# the training frames' blue and red means differ by at least this many levels before an exchange
+# of the two can be told (a gray-ish product cannot tell it), and a frame's must be this far off
+SWAP_EVIDENCE = 12.0
+
+
+def swapped_channels(frame: np.ndarray, spec: ImageSpec) -> str | None:
+    """Why a colour frame looks given in RGB order where the runtime takes BGR (its blue and red
+    means fit the training frames' far better exchanged), or None (also where the model records
+    no means, or they cannot tell)."""
+    trained = spec.channel_means_bgr
+    if trained is None or frame.ndim != 3 or frame.shape[2] not in (3, 4) or not frame.size:
+        return None
+    blue, red = trained[0], trained[2]
+    if abs(blue - red) < SWAP_EVIDENCE:
+        return None
+    sample = frame[::GRAY_SAMPLE_STEP, ::GRAY_SAMPLE_STEP, :3].reshape(-1, 3)
+    b, _, r = sample.mean(axis=0, dtype=np.float64)
+    as_given, exchanged = abs(b - blue) + abs(r - red), abs(r - blue) + abs(b - red)
+    if as_given < SWAP_EVIDENCE or exchanged > 0.5 * as_given:
+        return None
+    return SWAPPED_FOR_BGR.format(given=f"B {b:.0f}, R {r:.0f}",
+                                  trained=f"B {blue:.0f}, R {red:.0f}")
+
+
 def is_gray_picture(frame: np.ndarray, step: int = GRAY_SAMPLE_STEP) -> bool:
     """One channel, or three within ``GRAY_TOLERANCE`` (a gray JPEG or video decoded as colour),
     on every ``step``-th row and column (training looks at every pixel: colour in features
@@ -155,6 +184,11 @@ def size_mismatch(frame: np.ndarray, spec: ImageSpec) -> str | None:
             f"texture is blurred as no training image's was and normal frames score high (a "
             f"model of 300-px cells flagged 29 % of good 100-px ones); give the camera's full "
             f"resolution, or train on frames of this size")
+
+
+# What a frame is looked at for before it is scored, each said once a run (or per detector):
+# gray for colour and colour for gray, RGB given for BGR, another shape, a much smaller size
+FRAME_CHECKS = (color_mismatch, swapped_channels, aspect_mismatch, size_mismatch)
 
 
 def to_model_input(frame: np.ndarray, spec: ImageSpec) -> np.ndarray:

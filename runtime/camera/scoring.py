@@ -26,8 +26,7 @@ from typing import IO, Callable
 import cv2
 import numpy as np
 
-from .frames import (GRAY_CHECKS, aspect_mismatch, color_mismatch, frame_boxes, overlay,
-                     size_mismatch, to_model_input)
+from .frames import FRAME_CHECKS, GRAY_CHECKS, frame_boxes, overlay, to_model_input
 from ..core import interrupts
 from ..core.health import HealthReporter
 from .detector import ImageDetector
@@ -331,7 +330,7 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
     batch = np.empty((1, *detector.input_shape), dtype=np.uint8)  # reused for every frame
     last_index: int | None = None
     # frames looked at for a colour or shape the model was not trained on (-1: found, said)
-    checks = {color_mismatch: 0, aspect_mismatch: 0, size_mismatch: 0}
+    checks = {check: 0 for check in FRAME_CHECKS}
     drops = DropWatch(source.name) if source.live else None
     if health is not None:
         health.start("frames", source.name, lambda: _counts(summary, source, sink), "frames_in")
@@ -358,7 +357,7 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
                 try:
                     began = time.perf_counter()
                     # a stream's first frames tell; in a folder each file may differ
-                    for check in (color_mismatch, aspect_mismatch, size_mismatch):
+                    for check in FRAME_CHECKS:
                         looked = checks[check]
                         if (looked < GRAY_CHECKS or per_file) and looked >= 0:
                             checks[check] += 1

@@ -254,6 +254,20 @@ class ImageSpec:
         return _frame_side(self.training)
 
     @cached_property
+    def channel_means_bgr(self) -> tuple[float, float, float] | None:
+        """The training frames' mean blue, green and red levels (0-255) for a colour model, from
+        the training record (``training.channel_means_bgr``, written since 0.3; None before and
+        for gray models): frames given in RGB order are told by them."""
+        value = self.training.get("channel_means_bgr")
+        if value is None:
+            return None
+        if not (isinstance(value, (list, tuple)) and len(value) == 3
+                and all(_is_finite(v) and 0 <= v <= 255 for v in value)):
+            raise ArtifactError(f"metadata training.channel_means_bgr must be three levels in "
+                                f"[0, 255] (blue, green, red); received {_short(value)}")
+        return float(value[0]), float(value[1]), float(value[2])
+
+    @cached_property
     def frame_aspect(self) -> tuple[float, float] | None:
         """[least, greatest] width / height of the training images, from the training record
         (``training.frame_aspect``, written since 0.3; None before)."""
@@ -380,7 +394,8 @@ def _image_spec(data: Mapping[str, Any], version: int) -> ImageSpec:
         training=_mapping(data, "training"),
         parity=_mapping(data, "parity"),
     )
-    spec.frame_aspect, spec.frame_side  # parsed now: a malformed record is refused on loading
+    # parsed now: a malformed record is refused on loading
+    spec.frame_aspect, spec.frame_side, spec.channel_means_bgr
     return spec
 
 
