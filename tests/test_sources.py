@@ -55,6 +55,8 @@ def test_folder_yields_every_file_in_order_with_errors_for_bad_ones(tmp_path):
     names = [frame.source.rsplit("/", 1)[-1] for frame in frames]
     # notes.txt is named as no image or video: passed over, as training passes over it
     assert names == ["a.png", "b.png", "c.jpg", "d.jpg", "e.png"]
+    with open_source(tmp_path / "images") as by_path:  # a Path, as vigil.load takes one
+        assert [f.source for f in by_path] == [f.source for f in frames]
     assert [frame.index for frame in frames] == list(range(5))
     by_name = dict(zip(names, frames))
     np.testing.assert_array_equal(by_name["a.png"].image, images["a.png"])
@@ -366,8 +368,8 @@ def collect(source, limit: int | None = None, delay_s: float = 0.0) -> list[Fram
 
 def test_live_source_reconnects_without_repeating_frames(tmp_path):
     camera = FakeCamera("f" * 5 + "xxx" + "f" * 5)
-    source = open_source("0", SourceOptions(queue_size=64, reconnect=FAST), camera.factory)
-    assert isinstance(source, LiveSource) and source.live and source.fps == 25.0
+    source = open_source(0, SourceOptions(queue_size=64, reconnect=FAST), camera.factory)
+    assert isinstance(source, LiveSource) and source.live and source.fps == 25.0  # 0 as "0"
     frames = collect(source)
     assert [f.index for f in frames] == list(range(10))
     assert [sequence(f) for f in frames] == list(range(10))  # each camera frame once, in order

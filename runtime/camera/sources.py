@@ -25,6 +25,7 @@ what it read, dropped and reconnected. Each kind has its module (``image_files``
 from __future__ import annotations
 
 import glob
+import os
 import queue
 import re
 import threading
@@ -54,13 +55,18 @@ __all__ = ["DEFAULT_PORTS", "MAX_CORRUPT_RUN", "MAX_GAPS_KEPT", "MAX_MISSING_ITE
            "prefetched", "redact", "try_read_image"]
 
 
-def open_source(spec: str, options: SourceOptions = SourceOptions(),
+def open_source(spec: str | int | os.PathLike, options: SourceOptions = SourceOptions(),
                 capture_factory: CaptureFactory = default_capture) -> FrameSource:
-    """Open what ``spec`` names: a camera index, stream URL, video, image, folder or glob.
+    """Open what ``spec`` names: a camera index (``0`` or ``"0"``), stream URL, video, image,
+    folder or glob (a ``Path`` too).
 
     Raises SourceError when it cannot be opened (for live sources, after the reconnect policy's
     attempts).
     """
+    if isinstance(spec, int) and not isinstance(spec, bool) and spec >= 0:
+        spec = str(spec)  # a camera index, as the command line gives it
+    elif isinstance(spec, os.PathLike):
+        spec = os.fspath(spec)
     if not isinstance(spec, str) or not spec.strip():
         raise SourceError(f"`source` must be a camera index, URL, file, folder or glob; "
                           f"received {spec!r}")
