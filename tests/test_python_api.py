@@ -227,6 +227,21 @@ def test_arrow_tables_and_structured_arrays_are_read_by_their_column_names(tiny)
         tiny.score_signal(holed)
 
 
+def test_columns_named_in_another_letter_case_are_read_as_the_cli_reads_them(tiny, caplog):
+    """`vigil score` read a CSV whose header said `A` for the model's `a` (a warning); the API
+    refused the same table."""
+    pd = pytest.importorskip("pandas")
+    window = pd.DataFrame(np.arange(12.0).reshape(4, 3), columns=["c", "a", "b"])
+    shouted = window.rename(columns={"a": "A", "b": "B"})[["B", "A", "c"]]
+    np.testing.assert_array_equal(tiny.score(shouted), tiny.score(window))
+    np.testing.assert_array_equal(tiny.score(shouted), tiny.score(shouted))
+    assert caplog.text.count("named in another letter case") == 1
+    assert "['a', 'b'] read from columns ['A', 'B']" in caplog.text
+    with pytest.raises(ValueError, match="without the model's"):  # two matches: no guess
+        tiny.score(pd.concat([shouted, shouted[["A"]].rename(columns={"A": "a "})
+                              .rename(columns=str.upper)], axis=1))
+
+
 def test_a_feature_named_twice_or_with_spaces_around_it(tiny):
     pd = pytest.importorskip("pandas")
     window = pd.DataFrame(np.zeros((4, 3)), columns=["a", "b", "c"])

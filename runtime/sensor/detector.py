@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import replace
 from decimal import Decimal
@@ -13,7 +14,10 @@ from ..core.artifact import Artifact
 from ..core.detector import Detector
 from ..core.spec import FLOAT32_MAX, ArtifactError, SensorSpec
 from .alarms import AlarmDecider
+from .tables import matched_ignoring_case
 from .windows import sliding_windows, window_ends
+
+log = logging.getLogger("vigil")
 
 MAX_BATCH = 512  # windows per session run; a score never depends on how windows are batched
 CHECK_CHUNK = 4096  # windows checked for non-finite values at a time
@@ -232,6 +236,17 @@ class SensorDetector(Detector):
         reads a CSV header); a feature named twice is refused, as in a CSV's header."""
         names = [name.strip() for name in names]
         missing = [f for f in self.features if f not in names]
+        # named in another letter case (a logger of another version): read, and said once, as
+        # the CLI reads such a CSV header
+        matched = matched_ignoring_case(missing, names, set(self.features)) if missing else {}
+        if matched:
+            if not getattr(self, "_case_said", False):
+                self._case_said = True
+                log.warning("%s: `%s` feature(s) %s read from %s %s, named in another letter "
+                            "case (said once per detector)", self.path.name, argument,
+                            list(matched), what, list(matched.values()))
+            names = [next((f for f, n in matched.items() if n == name), name) for name in names]
+            missing = []
         if missing:
             raise ValueError(f"`{argument}` has {what} {names}, without the model's {missing}; "
                              f"expected {what} named {list(self.features)} (in any order), or a "

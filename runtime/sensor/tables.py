@@ -416,7 +416,7 @@ class RowParser:
             features = [n for n in names if n not in skip]
         missing = [f for f in features if f not in index]
         # features named in another letter case (``iter_rows`` says so)
-        self.case_matched = _matched_ignoring_case(missing, names, set(features))
+        self.case_matched = matched_ignoring_case(missing, names, set(features))
         for feature, name in self.case_matched.items():
             index[feature] = index[name]
         missing = [f for f in missing if f not in self.case_matched]
@@ -883,7 +883,7 @@ def _say_case(parser: RowParser, source: str, number: int) -> None:
                     list(parser.case_matched.values()))
 
 
-def _matched_ignoring_case(missing: Sequence[str], names: Sequence[str],
+def matched_ignoring_case(missing: Sequence[str], names: Sequence[str],
                            features: set[str]) -> dict[str, str]:
     """The header names that ``missing`` features match only in letter case (``Pressure`` for
     ``pressure``: a logger of another version), each one header name and no feature's own
