@@ -527,3 +527,7 @@ def test_push_rows_reads_named_rows_and_times_as_push_does(tiny):
         assert got == expected
     with pytest.raises(TypeError, match="a row's `index` must be a whole number"):
         vigil.StreamingScorer(tiny).push_rows([(frame.iloc[0], "0", None, None)])
+    # plain readings (a 2-D array's rows): the expected tuple is named, not an unpacking error
+    with pytest.raises(TypeError, match=r"`rows\[0\]` must be a tuple \(values, index, time, "
+                                        r"problem\).*enumerate\(rows\)"):
+        vigil.StreamingScorer(tiny).push_rows(frame.to_numpy()[:5])

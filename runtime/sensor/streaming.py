@@ -300,7 +300,14 @@ class StreamingScorer:
         """Add rows ``(values, index, time, problem)``, each as ``push`` takes one (named
         entries by name, any time type); windows they complete are scored together."""
         converted = []  # every row first: one that cannot be read is refused before any is taken
-        for values, index, time, problem in rows:
+        for k, row in enumerate(rows):
+            if not isinstance(row, tuple) or len(row) != 4:
+                raise TypeError(f"`rows[{k}]` must be a tuple (values, index, time, problem): "
+                                f"the readings as push takes them, the row's number, its time "
+                                f"or None, and why it was filled or None; received "
+                                f"{type(row).__name__} {str(row)[:80]} (plain readings: "
+                                f"push_rows((r, i, None, None) for i, r in enumerate(rows)))")
+            values, index, time, problem = row
             if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
                 raise TypeError(f"a row's `index` must be a whole number (the row's number in "
                                 f"results); received {type(index).__name__} {index!r}")
