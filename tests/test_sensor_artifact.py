@@ -444,6 +444,32 @@ def test_a_flipped_bit_or_an_edited_field_is_refused_by_the_content_digest(senso
                                   runtime.load(source).score(windows))
 
 
+def test_inspect_says_what_an_artifact_holds_and_whether_it_is_as_exported(sensor_artifacts,
+                                                                            tmp_path, capsys):
+    """An operator on a device sees the threshold, input, alarm rule and versions without
+    Python, and whether the file is as exported."""
+    model = sensor_artifacts.fp32
+    assert cli.main(["inspect", str(model)]) == 0
+    text = capsys.readouterr().out
+    detector = runtime.load(model)
+    assert f"a Vigil sensor artifact, fp32, {model.stat().st_size:,} bytes, sha256 " \
+           f"{detector.sha256}" in text
+    assert "content: as exported" in text
+    assert f"windows of {detector.spec.window} rows of {len(detector.features)} features" in text
+    assert f"threshold: {detector.threshold:.6g}" in text and "versions: " in text
+    assert cli.main(["inspect", str(model), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["sha256"] == detector.sha256 and shown["content"] == "as exported"
+    assert shown["metadata"]["threshold"]["value"] == detector.spec.threshold.value
+    old = rewrite_metadata(model, tmp_path / "old.onnx", lambda text: text)  # no digest
+    assert cli.main(["inspect", str(old)]) == 0
+    assert "content: not checked" in capsys.readouterr().out
+    edited = rewrite_metadata(model, tmp_path / "edited.onnx", with_field("hold", 99),
+                              keep_digest=True)
+    assert cli.main(["inspect", str(edited)]) == cli.EXIT_ARTIFACT
+    assert "does not match the digest recorded in it" in capsys.readouterr().err
+
+
 def test_the_handmade_graph_unbent_loads_and_scores(sensor_artifacts, tmp_path):
     """So that each handmade case above is refused for what it bends."""
     detector = runtime.load(handmade(sensor_artifacts.fp32, tmp_path / "handmade.onnx"))

@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(1 << 26))
     try:
         from .commands import main as run
-    except ImportError as error:
+    except ImportError:
         broken = _broken_dependency()
         if broken is None:
             raise  # ours, not the installation's

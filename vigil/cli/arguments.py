@@ -159,6 +159,8 @@ EXAMPLES = {
               "vigil batch pump.onnx archive/2026-*/ --jsonl rescored.jsonl --resume   # after "
               "an interruption",
               "vigil batch line.onnx recordings/ --jsonl frames.jsonl --ray ray://head:10001"],
+    "inspect": ["vigil inspect pump.onnx                # threshold, window, alarm rule, versions",
+                "vigil inspect line.onnx --json | jq .threshold"],
     "health-check": ["vigil health-check /run/vigil/health.json --max-age 60",
                      "vigil health-check health.json --max-age 30 --max-idle 300"],
     "score": ["vigil score pump.onnx today.csv --jsonl results.jsonl",
@@ -302,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve(commands, anywhere)
     _add_batch(commands, anywhere)
     _add_health_check(commands, anywhere)
+    _add_inspect(commands, anywhere)
     _name_values(parser)
     return parser
 
@@ -869,6 +872,17 @@ def _add_health_check(commands, anywhere: argparse.ArgumentParser) -> None:
                        help="sensor runs: also fail when this many rows in a row were skipped, "
                             "none scored (a dead column; default: no limit)")
     check.set_defaults(command="health-check")
+
+
+def _add_inspect(commands, anywhere: argparse.ArgumentParser) -> None:
+    """The arguments of vigil inspect."""
+    inspect = _command(commands, "inspect", "what an artifact holds: its kind, input, threshold "
+                       "and alarm rule, training, versions, and whether its content is as "
+                       "exported (checked as it is loaded)", parents=[anywhere])
+    inspect.add_argument("model", help="MODEL.onnx")
+    inspect.add_argument("--json", action="store_true",
+                         help="print the whole metadata as JSON (with the file's size and sha256)")
+    inspect.set_defaults(command="inspect")
 
 
 # What each option's value is, in --help, where argparse would show its name in capitals.

@@ -23,7 +23,7 @@ from vigil.cli.log_format import JsonFormatter, TextFormatter, quiet_native_logs
 from vigil.cli.output_paths import check_output_paths, refuse_empty_paths
 from vigil.cli.shared import (EXIT_ARTIFACT, EXIT_FAILURE, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK,
                               EXIT_OUTPUT, error_line, log)
-from vigil.cli.score_commands import cmd_eval, cmd_score
+from vigil.cli.score_commands import cmd_eval, cmd_inspect, cmd_score
 from vigil.cli.service_commands import cmd_batch, cmd_bench, cmd_health_check, cmd_serve, cmd_triton
 from vigil.cli.train_commands import cmd_demo, cmd_export, cmd_train_image, cmd_train_sensor
 
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
 HANDLERS = {"demo": cmd_demo, "train sensor": cmd_train_sensor, "train image": cmd_train_image,
             "export": cmd_export, "score": cmd_score, "eval": cmd_eval, "bench": cmd_bench,
             "triton": cmd_triton, "serve": cmd_serve, "batch": cmd_batch,
-            "health-check": cmd_health_check}  # what each command of the parser runs
+            "health-check": cmd_health_check, "inspect": cmd_inspect}  # what each command runs
 
 
 # Commands that stop on SIGTERM as on Ctrl-C (exit 130; their outputs are written whole or not

@@ -397,3 +397,53 @@ def cmd_eval(args) -> int:
         print(f"report: {write_report(result, files, args.report, args.model, args.data)}",
               file=sys.stderr)
     return EXIT_OK
+
+
+def cmd_inspect(args) -> int:
+    """What an artifact holds, read (and checked) as `vigil score` loads it."""
+    import json
+
+    from vigil.runtime import load
+    from vigil.runtime.core.artifact import CONTENT_DIGEST_KEY
+    from vigil.runtime.core.report import json_text
+    from vigil.runtime.core.spec import METADATA_KEY, spec_to_dict
+
+    detector = load(args.model, threads=1)
+    spec = detector.spec
+    entry = detector._artifact.session.get_modelmeta().custom_metadata_map[METADATA_KEY]
+    digest = json.loads(entry).get(CONTENT_DIGEST_KEY)
+    size = detector.path.stat().st_size
+    if args.json:
+        print(json_text({"path": str(detector.path), "bytes": size, "sha256": detector.sha256,
+                         "content": "as exported" if digest else "not recorded",
+                         "metadata": spec_to_dict(spec)}))
+        return EXIT_OK
+    lines = [f"{detector.path}: a Vigil {spec.kind} artifact, {spec.precision}, {size:,} bytes, "
+             f"sha256 {detector.sha256}",
+             "content: as exported (its recorded digest matches)" if digest else
+             "content: not checked (exported before artifacts recorded their digest)"]
+    if spec.kind == "sensor":
+        lines.append(f"input: windows of {spec.window} rows of {len(spec.features)} features "
+                     f"({', '.join(spec.features)}), stride {spec.stride}"
+                     + (f", time column {spec.time_column!r}" if spec.time_column else ""))
+        rule = [f"{spec.consecutive} window(s) above it to alarm", f"hold {spec.hold}"]
+        rule += ["an adaptive threshold" if spec.adaptive else "a fixed threshold"]
+        rule += ["HTM's anomaly likelihood beside it"] if spec.likelihood else []
+        rule += ["running normalization"] if spec.running_normalization else []
+        lines.append(f"threshold: {spec.threshold.value:.6g} ({spec.threshold.method}); alarm "
+                     f"rule: {', '.join(rule)}")
+    else:
+        lines.append(f"input: frames {spec.width}x{spec.height}, {spec.color}, {spec.resize} "
+                     f"({spec.interpolation})")
+        lines.append(f"threshold: {spec.threshold.value:.6g} ({spec.threshold.method}); pixel "
+                     f"threshold {spec.pixel_threshold.value:.6g}")
+    files = spec.training.get("files")
+    trained = ([f"{len(files)} file(s), {sum(f.get('rows', 0) for f in files):,} rows"]
+               if isinstance(files, list) and files else [])
+    trained += [f"{spec.training['images']} images"] if "images" in spec.training else []
+    if trained:
+        lines.append("trained on: " + "; ".join(trained))
+    lines.append("versions: " + ", ".join(f"{k} {v}" for k, v in sorted(spec.versions.items())))
+    lines.append(f"all of it: vigil inspect {args.model} --json")
+    print("\n".join(lines))
+    return EXIT_OK
