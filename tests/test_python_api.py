@@ -227,6 +227,14 @@ def test_arrow_tables_and_structured_arrays_are_read_by_their_column_names(tiny)
         tiny.score_signal(holed)
 
 
+def test_a_file_path_given_as_readings_points_to_reading_it(tiny, tmp_path):
+    for given in ("pump.csv", tmp_path / "pump.csv"):
+        for call in (tiny.score, tiny.score_signal):
+            with pytest.raises(TypeError, match=r"not a file's path.*pandas.read_csv\(path\).*"
+                                                r"vigil score MODEL.onnx .*pump.csv"):
+                call(given)
+
+
 def test_columns_named_in_another_letter_case_are_read_as_the_cli_reads_them(tiny, caplog):
     """`vigil score` read a CSV whose header said `A` for the model's `a` (a warning); the API
     refused the same table."""

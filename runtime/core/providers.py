@@ -17,7 +17,7 @@ DEVICES = {
 # onnxruntime's CPU wheel has no GPU providers; the README's Install has the full recipe
 GPU_BUILD_HINT = ("; for a GPU, onnxruntime's GPU build replaces the CPU one (the two share "
                   "files, so both go first): pip uninstall -y onnxruntime onnxruntime-gpu && pip "
-                  "install 'onnxruntime-gpu>=1.17' (with CUDA and cuDNN)")
+                  "install 'onnxruntime-gpu>=1.18.1' (with CUDA and cuDNN)")
 
 
 def providers_for_device(device: str) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import replace
 from decimal import Decimal
@@ -196,6 +197,11 @@ class SensorDetector(Detector):
         by the names, as the CLI reads a CSV's header, not by position; other inputs as they
         are, but a masked array, whose mask would be ignored."""
         _refuse_masked(x, argument)
+        if isinstance(x, (str, bytes, os.PathLike)):
+            raise TypeError(f"`{argument}` must be the readings (an array, or a DataFrame with "
+                            f"the features' names), not a file's path; received {x!r}: read the "
+                            f"file first (detector.score_signal(pandas.read_csv(path))), or score "
+                            f"it as the device does: vigil score MODEL.onnx {x!s}")
         if isinstance(x, (list, tuple)) and any(_table_names(w) is not None for w in x):
             # a batch built as [frame.iloc[i:i + window] for i in ...]: each window by its names
             return [np.asarray(self._by_name(w, f"{argument}[{k}]")) for k, w in enumerate(x)]
