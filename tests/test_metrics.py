@@ -399,3 +399,26 @@ def test_pixel_auroc_per_defect_type(tmp_path):
     assert rows["band"]["pixel_auroc"] == pytest.approx(expected, abs=0.05)
     assert rows["band"]["pixel_auroc"] < result["pixel_auroc"] < rows["spot"]["pixel_auroc"]
     assert "pixel_auroc" not in rows["good"]
+
+
+def test_best_f1_with_a_stride_holds_each_window_score_over_the_rows_it_decides():
+    """With --stride 8, 7 of 8 rows had no score (NaN) and were missed at every threshold:
+    best_f1 came out at 0.21 where the artifact's own threshold gave 0.75 (a review's run)."""
+    from vigil.runtime.sensor.evaluation import summarize
+
+    stride, windows = 4, 12
+    scores = np.full(stride * windows + 3, np.nan)
+    ends = np.arange(3, len(scores), stride)
+    scores[ends] = np.r_[np.zeros(6), np.full(3, 5.0), np.zeros(3)]
+    labels = np.zeros(len(scores), bool)
+    labels[ends[6] - stride + 1:ends[8] + stride] = True  # the rows those windows decide
+    alarms = np.zeros(len(scores), bool)
+    result = summarize(scores, alarms, labels)
+    assert result["best_f1"] > 0.85 and result["best_f1_threshold"] < 5.0
+    # pooled, each file's rows before its first window stay unscored, as the caller holds them
+    from vigil.runtime.sensor.evaluation import between_windows
+
+    held = between_windows(scores, scores, np.nan)
+    two = summarize(np.r_[scores, scores], np.r_[alarms, alarms], np.r_[labels, labels],
+                    held=np.r_[held, held])
+    assert two["best_f1"] == result["best_f1"]

@@ -336,14 +336,20 @@ def episode_gap(detector: SensorDetector) -> int:
 
 
 def summarize(scores: np.ndarray, alarms: np.ndarray, labels: np.ndarray, gap: int = 0,
-              events: dict | None = None) -> dict:
+              events: dict | None = None, held: np.ndarray | None = None) -> dict:
     """Every metric of one prediction over rows (alarm runs at most ``gap`` rows apart are one
     episode in the event metrics; ``events`` gives event metrics computed elsewhere, e.g. per
-    file and pooled)."""
+    file and pooled). The best F1 is searched over ``held``: each row's score as its alarm
+    takes it, the last window's that ended at or before it (``between_windows``; NaN before a
+    file's first window), by default that of ``scores`` as one file."""
     c = metrics.counts(alarms, labels)
     adjusted = metrics.counts(metrics.point_adjusted(alarms, labels), labels)
-    best_f1, best_threshold = metrics.best_f1(scores, labels)
-    best_threshold = metrics.strict_threshold(scores, best_threshold)
+    if held is None:
+        held = between_windows(scores, scores, np.nan)
+    # with a stride above 1 the rows between window ends were NaN there, missed at every
+    # threshold, so best_f1 came out below the F1 of the artifact's own threshold
+    best_f1, best_threshold = metrics.best_f1(held, labels)
+    best_threshold = metrics.strict_threshold(held, best_threshold)
     return {
         "precision": c.precision, "recall": c.recall, "f1": c.f1,
         "auroc": metrics.auroc(scores, labels), "auprc": metrics.auprc(scores, labels),
@@ -389,8 +395,9 @@ def evaluate(detector: SensorDetector, data: str | Path, label_column: str = "an
     labels = np.concatenate([f.labels for f in files])
     gap = episode_gap(detector)
     # events and episodes never span two files
+    held = np.concatenate([between_windows(f.scores, f.scores, np.nan) for f in files])
     result = summarize(scores, alarms, labels, gap, events=metrics.pooled_event_scores(
-        ((f.alarms, f.labels) for f in files), gap))
+        ((f.alarms, f.labels) for f in files), gap), held=held)
     result["threshold"] = detector.threshold
     result["rows_filled"] = sum(f.rows_filled for f in files)
     result["rows_skipped"] = sum(f.rows_skipped for f in files)
