@@ -269,7 +269,13 @@ def test_unreadable_test_images_are_named_before_anything_is_scored(tiny_image_a
 def test_pro_integrates_the_overlap_curve_up_to_its_false_positive_limit():
     """A map that marks each defect region wholly before any normal pixel: its PRO is 1 (the
     curve, 1 from FPR 0, taken up to 0.3 itself, not stopped at the last threshold below it)."""
-    from vigil.runtime.camera.evaluation import _ProAccumulator
+    from vigil.runtime.camera.evaluation import PIXEL_BINS, _ProAccumulator
+
+    edges = np.linspace(0.0, 2.0, PIXEL_BINS + 1)
+
+    def add(pro, heat, mask):
+        bins = np.searchsorted(edges, heat.ravel(), side="right")
+        pro.add(bins, mask, np.bincount(bins[~mask.ravel()], minlength=PIXEL_BINS + 2))
 
     rng = np.random.default_rng(0)
     pro = _ProAccumulator()
@@ -278,8 +284,54 @@ def test_pro_integrates_the_overlap_curve_up_to_its_false_positive_limit():
         mask = np.zeros((64, 64), bool)
         mask[10:20, 30:44] = True
         heat[mask] = 1.0
-        pro.add(heat, mask)
+        add(pro, heat, mask)
     assert 0.997 < pro.value() <= 1.0  # 0.9955 when the curve stopped short of FPR 0.3
+
+
+def test_pro_counts_every_region_at_the_images_own_resolution():
+    """PRO was taken on maps and masks shrunk to 256 px: a small region vanished and the figure
+    came out low (0.749 against 0.766 in a review's run). Now: at full size, against a direct
+    computation from its definition; a speckled mask of many regions is counted in parts."""
+    from vigil.runtime.camera import evaluation
+    from vigil.runtime.camera.evaluation import PIXEL_BINS, PRO_MAX_FPR, _ProAccumulator
+
+    rng = np.random.default_rng(4)
+    edges = np.linspace(0.0, 1.0, PIXEL_BINS + 1)
+    pro = _ProAccumulator()
+    maps, masks = [], []
+    for k in range(4):
+        heat = rng.uniform(0.0, 0.6, (600, 900)).astype(np.float32)
+        mask = np.zeros((600, 900), bool)
+        if k:
+            mask[100:104, 200:203] = True  # 12 px: gone at 256 px
+            mask[300:420, 500:700] = True
+            heat[mask] += rng.uniform(0.0, 0.4, int(mask.sum()))
+        maps.append(heat)
+        masks.append(mask)
+        bins = np.searchsorted(edges, heat.ravel(), side="right")
+        pro.add(bins, mask, np.bincount(bins[~mask.ravel()], minlength=PIXEL_BINS + 2))
+    # the definition, directly: thresholds at every 1/2000 of the range
+    thresholds = np.linspace(1.0, 0.0, 2001)
+    negatives = np.concatenate([m[~k] for m, k in zip(maps, masks)])
+    regions = [m[r] for m, k in zip(maps, masks) for r in _regions(k)]
+    fpr = np.array([(negatives >= t).mean() for t in thresholds])
+    overlap = np.array([np.mean([(r >= t).mean() for r in regions]) for t in thresholds])
+    keep = fpr <= PRO_MAX_FPR
+    expected = np.trapezoid(overlap[keep], fpr[keep]) / fpr[keep].max()
+    assert abs(pro.value() - expected) < 0.003
+    speckled = _ProAccumulator()
+    dots = np.zeros((64, 64), bool)
+    dots[::3, ::3] = True  # 484 regions of one pixel each
+    heat = np.where(dots, 0.9, 0.1).astype(np.float32)
+    bins = np.searchsorted(edges, heat.ravel(), side="right")
+    speckled.add(bins, dots, np.bincount(bins[~dots.ravel()], minlength=PIXEL_BINS + 2))
+    assert speckled.regions == 484 and evaluation.PRO_REGIONS_AT_ONCE < 484
+    assert speckled.value() == pytest.approx(1.0, abs=1e-3)
+
+
+def _regions(mask):
+    count, labels = cv2.connectedComponents(mask.astype(np.uint8))
+    return [labels == n for n in range(1, count)]
 
 
 @pytest.mark.parametrize("image_suffix, mask_name", [(".jpg", "{stem}.png"),

@@ -22,9 +22,8 @@ from .detector import ImageDetector
 log = logging.getLogger("vigil")
 
 PIXEL_BINS = 20_000
-PRO_THRESHOLDS = 100
 PRO_MAX_FPR = 0.3
-PRO_SIDE = 256  # PRO is computed on maps and masks shrunk to at most this side
+PRO_REGIONS_AT_ONCE = 64  # defect regions whose histograms are counted together
 
 
 @dataclass
@@ -126,7 +125,7 @@ is a ValueError naming it before anything is scored."""
         key = item.defect if item.anomalous else ""
         pair = by_defect.setdefault(key, np.zeros((2, PIXEL_BINS + 2), np.int64))
         pair += (positive, negative)
-        pro.add(full, mask)
+        pro.add(bins, mask, negative)
         boxes.add(full, mask, float(score[0]), item.anomalous)
     progress("scoring images", len(items), len(items))
     threshold = detector.threshold
@@ -152,8 +151,8 @@ is a ValueError naming it before anything is scored."""
         "pixel_blank_mask_defects": len(blank),
         "note": ("pixel_auroc over every pixel of every test image at its own resolution (the map "
                  "resized back), from 20,000-bin histograms; pro = normalized area under the "
-                 f"per-region-overlap curve up to FPR {PRO_MAX_FPR}, on maps and masks shrunk to "
-                 f"at most {PRO_SIDE} px"
+                 f"per-region-overlap curve up to FPR {PRO_MAX_FPR}, at each image's own "
+                 f"resolution, thresholds at the same bins' edges"
                  + (f"; {len(unmasked)} defect image(s) without a mask (e.g. "
                     f"{unmasked[0].path.name}) are left out of the pixel metrics"
                     if unmasked and has_masks else "")
@@ -289,44 +288,51 @@ def _histogram_auroc(positive: np.ndarray, negative: np.ndarray) -> float | None
 
 
 class _ProAccumulator:
-    """Per-region overlap: mean over defect regions of the fraction covered, against FPR."""
+    """Per-region overlap: mean over defect regions of the fraction covered, against FPR, at each
+    image's own resolution, from the pixel-AUROC bins (a threshold at each bin edge): each
+    region's share of pixels at or above each edge is summed over regions, the normal pixels'
+    count above it kept in one histogram, so no map is held."""
 
     def __init__(self) -> None:
-        self.thresholds: np.ndarray | None = None
-        self.overlaps: list[np.ndarray] = []
-        self.false_positives = np.zeros(PRO_THRESHOLDS, np.int64)
-        self.negatives = 0
-        self.maps: list[np.ndarray] = []
-        self.masks: list[np.ndarray] = []
+        self.shares: np.ndarray | None = None  # sum over regions of the share above each edge
+        self.regions = 0
+        self.negative: np.ndarray | None = None  # the normal pixels' histogram
 
-    def add(self, amap: np.ndarray, mask: np.ndarray) -> None:
-        scale = PRO_SIDE / max(amap.shape)
-        if scale < 1:
-            size = (max(1, int(amap.shape[1] * scale)), max(1, int(amap.shape[0] * scale)))
-            amap = cv2.resize(amap, size, interpolation=cv2.INTER_AREA)
-            mask = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
-        self.maps.append(amap.astype(np.float32))
-        self.masks.append(mask)
+    def add(self, bins: np.ndarray, mask: np.ndarray, negative: np.ndarray) -> None:
+        """One image: its pixels' bins (``np.searchsorted(edges, map.ravel(), "right")``), its
+        defect mask, and the histogram of its normal pixels' bins."""
+        size = len(negative)
+        if self.shares is None:
+            self.shares, self.negative = np.zeros(size), np.zeros(size, np.int64)
+        self.negative += negative
+        if not mask.any():
+            return
+        count, regions = cv2.connectedComponents(mask.astype(np.uint8))
+        labels = regions.ravel()
+        inside = labels > 0
+        labels, bins = labels[inside] - 1, bins[inside]
+        order = np.argsort(labels, kind="stable")
+        labels, bins = labels[order], bins[order]
+        starts = np.searchsorted(labels, np.arange(count))
+        # regions' histograms of bins, PRO_REGIONS_AT_ONCE at a time ((region, bin) pairs
+        # counted): a speckled mask of thousands of regions must not take gigabytes
+        for first in range(0, count - 1, PRO_REGIONS_AT_ONCE):
+            last = min(first + PRO_REGIONS_AT_ONCE, count - 1)
+            part = slice(starts[first], starts[last])
+            pairs = np.bincount((labels[part] - first) * size + bins[part],
+                                minlength=(last - first) * size).reshape(last - first, size)
+            above = np.cumsum(pairs[:, ::-1], axis=1)[:, ::-1]  # at or above each bin's edge
+            self.shares += (above / above[:, :1]).sum(axis=0)
+        self.regions += count - 1
 
     def value(self) -> float | None:
-        if not any(m.any() for m in self.masks):
+        if not self.regions or self.negative is None or not self.negative.sum():
             return None
-        everything = np.concatenate([m.ravel() for m in self.maps])
-        thresholds = np.quantile(everything, np.linspace(1.0, 0.5, PRO_THRESHOLDS))
-        fpr = np.zeros(PRO_THRESHOLDS)
-        negatives = sum(int((~m).sum()) for m in self.masks)
-        overlaps: list[np.ndarray] = []
-        for amap, mask in zip(self.maps, self.masks):
-            above = amap[None] > thresholds[:, None, None]
-            fpr += (above & ~mask).reshape(PRO_THRESHOLDS, -1).sum(axis=1)
-            if mask.any():
-                count, regions = cv2.connectedComponents(mask.astype(np.uint8))
-                for label in range(1, count):
-                    region = regions == label
-                    overlaps.append(above[:, region].mean(axis=1))
-        fpr /= max(negatives, 1)
-        pro = np.mean(overlaps, axis=0)
-        order = np.argsort(fpr, kind="stable")
+        negatives_above = np.cumsum(self.negative[::-1])[::-1]
+        # threshold at the lower edge of bin b: pixels in bins b and above; then above them all
+        fpr = np.append(negatives_above[1:] / self.negative.sum(), 0.0)
+        pro = np.append(self.shares[1:] / self.regions, 0.0)
+        order = np.lexsort((pro, fpr))  # at one FPR, the curve rises to the best overlap there
         fpr, pro = fpr[order], pro[order]
         keep = fpr <= PRO_MAX_FPR
         if keep.sum() < 2:
