@@ -78,6 +78,20 @@ def test_corpus_normalization_null_zero_perfect_hundred():
     assert half["score"] == pytest.approx(50.0) and half["windows_hit"] == 1
 
 
+def test_a_window_wholly_in_the_probationary_period_is_no_miss_as_nab_scores_it():
+    """1,000 rows (probation 150), windows at rows 50-99 and 500-549, the second hit at its left
+    edge: NAB's sweeper passes over the first window (its null score too) and its perfect score
+    counts both, (1 + 1) / (2 + 1) = 66.7 standard, (1 + 2) / (2 + 2) = 75 low-FN (hand-computed
+    with NAB's own code by a review; 50.0 before)."""
+    labels = np.zeros(1000, dtype=bool)
+    labels[50:100] = True
+    labels[500:550] = True
+    hit = [(detections(1000, 500), labels)]
+    assert corpus_score(hit, STANDARD)["score"] == pytest.approx(200 / 3)
+    assert corpus_score(hit, LOW_FN)["score"] == pytest.approx(75.0)
+    assert corpus_score([(np.zeros(1000, bool), labels)], STANDARD)["score"] == pytest.approx(0.0)
+
+
 def test_onsets_are_the_first_row_of_each_alarm_run():
     alarms = np.array([0, 1, 1, 0, 1, 0, 0, 1, 1, 1], dtype=bool)
     assert np.flatnonzero(onsets(alarms)).tolist() == [1, 4, 7]

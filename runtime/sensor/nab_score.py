@@ -11,7 +11,9 @@ Lavin & Ahmad, "Evaluating Real-time Anomaly Detection Algorithms: the Numenta A
 * A detection outside every window costs ``A_fp * sigma(y)`` where ``y`` is its distance past the
   end of the previous window, in units of that window's width less one (``sigma`` is then
   negative and reaches ``-1`` beyond ``y = 3``); before the first window it costs ``A_fp``.
-* Detections in the probationary period (the first 15 % of a file, at most 750 rows) are ignored.
+* Detections in the probationary period (the first 15 % of a file, at most 750 rows) are ignored,
+  and so is a window wholly inside it (no miss; the perfect detector's score still counts it,
+  as NAB's scorer does).
 * The corpus score is the sum over files, normalized to 100 for the perfect detector (each window
   hit at its left edge) and 0 for the null detector (no detection at all).
 
@@ -66,9 +68,10 @@ def window_rows(labels: np.ndarray) -> list[tuple[int, int]]:
 @dataclass(frozen=True)
 class FileScore:
     raw: float       # the profile-weighted sum for this file
-    windows: int
+    windows: int     # every window (the perfect detector's score counts them all)
     hit: int
     false_positives: int
+    scored_windows: int = -1  # windows ending after the probationary period (-1: all)
 
 
 def score_file(detections: np.ndarray, windows: list[tuple[int, int]], probation: int,
@@ -99,13 +102,19 @@ def score_file(detections: np.ndarray, windows: list[tuple[int, int]], probation
             left, right = before[-1]
             position = abs(right - i) / max(1, right - left)
             total += profile.fp * scaled_sigmoid(position)
-    total -= profile.fn * (len(ordered) - len(hit))
-    return FileScore(total, len(ordered), len(hit), false_positives)
+    # a window wholly inside the probationary period is no miss: NAB's sweeper passes over it
+    # (its null detector's score too), while its perfect score counts every window
+    scored = sum(1 for _, right in ordered if right >= probation)
+    total -= profile.fn * (scored - len(hit))
+    return FileScore(total, len(ordered), len(hit), false_positives, scored)
 
 
-def normalized(raw_total: float, windows_total: int, profile: Profile) -> float:
-    """100 for the perfect detector, 0 for the null detector (NAB's normalization)."""
-    null = -profile.fn * windows_total
+def normalized(raw_total: float, windows_total: int, profile: Profile,
+               scored_windows: int | None = None) -> float:
+    """100 for the perfect detector, 0 for the null detector (NAB's normalization: the null
+    detector misses the ``scored_windows`` that end after the probationary periods, all of
+    ``windows_total`` where not given; the perfect one hits all of them)."""
+    null = -profile.fn * (windows_total if scored_windows is None else scored_windows)
     perfect = profile.tp * windows_total
     if perfect == null:
         return float("nan")
@@ -114,14 +123,15 @@ def normalized(raw_total: float, windows_total: int, profile: Profile) -> float:
 
 def corpus_score(files: list[tuple[np.ndarray, np.ndarray]], profile: Profile) -> dict:
     """Normalized NAB score of ``(detections, labels)`` per file, labels marking window rows."""
-    raw, windows, hit, false_positives = 0.0, 0, 0, 0
+    raw, windows, scored, hit, false_positives = 0.0, 0, 0, 0, 0
     for detections, labels in files:
         part = score_file(detections, window_rows(labels), probation_rows(len(labels)), profile)
         raw += part.raw
         windows += part.windows
+        scored += part.scored_windows
         hit += part.hit
         false_positives += part.false_positives
-    return {"score": normalized(raw, windows, profile), "raw": raw, "windows": windows,
+    return {"score": normalized(raw, windows, profile, scored), "raw": raw, "windows": windows,
             "windows_hit": hit, "false_positives": false_positives}
 
 
