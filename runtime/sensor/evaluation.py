@@ -77,9 +77,10 @@ def _check_label_column(source: str, column: str | None, flags: np.ndarray,
                     "any other number anomalous); labels of -1 and 1 (scikit-learn marks "
                     "outliers -1) need writing as 0/1 first", source, column)
     elif len(flags) and flags.all():
-        log.warning("%s: every one of its %d rows is labeled anomalous in column %r, so precision "
-                    "is 1 whatever the model does and AUROC cannot be measured; is it the label "
-                    "column (0 normal, 1 anomalous)?", source, len(flags), column)
+        log.warning("%s: every one of its %d rows is labeled anomalous in column %r, so no "
+                    "alarm can be false (precision is 1 wherever the model alarms) and AUROC "
+                    "cannot be measured; is it the label column (0 normal, 1 anomalous)?",
+                    source, len(flags), column)
 
 
 def score_file(detector: SensorDetector, path: str | Path, label_column: str,
@@ -425,8 +426,12 @@ def evaluate(detector: SensorDetector, data: str | Path, label_column: str = "an
     result["likelihood_z"] = likelihood.z if likelihood is not None else None
     result["likelihood_level_warmup"] = (likelihood.level_warmup if likelihood is not None
                                          else None)
-    result["note"] = ("rows before a file's first complete window have no score and count as "
-                      "normal predictions; event metrics: an event is hit if any alarm falls in "
+    result["note"] = ("rows before a file's first complete window have no score: they count as "
+                      "normal predictions in the thresholded metrics (a labeled one is a miss "
+                      "in recall, f1 and best_f1) and are left out of auroc and auprc, which "
+                      "rank the rows that end a window; with a stride, each row between window ends "
+                      "takes the decision (and, for best_f1, the score) of the last window that "
+                      "ended before it; event metrics: an event is hit if any alarm falls in "
                       "it, an alarm run is false if it overlaps no event; point_adjusted_f1 "
                       "flatters and is reported only beside f1")
     result["files"] = [{"file": f.name, **summarize(f.scores, f.alarms, f.labels, gap),
