@@ -539,3 +539,10 @@ def test_push_rows_reads_named_rows_and_times_as_push_does(tiny):
     with pytest.raises(TypeError, match=r"`rows\[0\]` must be a tuple \(values, index, time, "
                                         r"problem\).*enumerate\(rows\)"):
         vigil.StreamingScorer(tiny).push_rows(frame.to_numpy()[:5])
+    # a row as a list (back from JSON or a queue) is read as its tuple is
+    listed = [[list(row), i, None, None] for i, row in enumerate(frame.to_numpy())]
+    assert ([r.to_json() for r in vigil.StreamingScorer(tiny).push_rows(listed)]
+            == [r.to_json() for r in vigil.StreamingScorer(tiny).push_rows(
+                (row, i, None, None) for i, row in enumerate(frame.to_numpy()))])
+    with pytest.raises(TypeError, match=r"`rows\[0\]` must be a tuple"):  # four readings
+        vigil.StreamingScorer(tiny).push_rows([[1.0, 2.0, 3.0, 4.0]])

@@ -461,6 +461,7 @@ def test_inspect_says_what_an_artifact_holds_and_whether_it_is_as_exported(senso
     shown = json.loads(capsys.readouterr().out)
     assert shown["sha256"] == detector.sha256 and shown["content"] == "as exported"
     assert shown["metadata"]["threshold"]["value"] == detector.spec.threshold.value
+    assert shown["metadata"][CONTENT_DIGEST_KEY] == raw_metadata(model)[CONTENT_DIGEST_KEY]
     old = rewrite_metadata(model, tmp_path / "old.onnx", lambda text: text)  # no digest
     assert cli.main(["inspect", str(old)]) == 0
     assert "content: not checked" in capsys.readouterr().out

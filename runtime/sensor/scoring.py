@@ -299,9 +299,11 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
     def emit(result: Result, name: str) -> None:
         if state is not None and current:
             state.save_if_due(current[0])
-        if reading and result.index % PROGRESS_EVERY_ROWS == 0:
-            progress(reading["stage"], min(reading["handle"].tell() >> 20, reading["mb"]),
-                     reading["mb"])
+        if reading:  # counted by lines: with a stride, window ends fall on rows of one parity
+            reading["lines"] += 1
+            if reading["lines"] % PROGRESS_EVERY_ROWS == 0:
+                progress(reading["stage"], min(reading["handle"].tell() >> 20, reading["mb"]),
+                         reading["mb"])
         record = result.to_json(name)
         if result.skipped is not None:
             summary.last_error = f"row {result.index} of {name}: {result.skipped}"
@@ -392,7 +394,7 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
                     with open(path, "rb") as handle:
                         size = os.fstat(handle.fileno()).st_size
                         if size >= PROGRESS_FILE_BYTES:
-                            reading.update(handle=handle, mb=size >> 20,
+                            reading.update(handle=handle, mb=size >> 20, lines=0,
                                            stage=f"scoring {path.name}, MB read")
                             progress(reading["stage"], 0, reading["mb"])
                         try:

@@ -7,7 +7,7 @@ import sys
 from collections import deque
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import numpy as np
 
@@ -301,7 +301,9 @@ class StreamingScorer:
         entries by name, any time type); windows they complete are scored together."""
         converted = []  # every row first: one that cannot be read is refused before any is taken
         for k, row in enumerate(rows):
-            if not isinstance(row, tuple) or len(row) != 4:
+            # a list as well (rows back from JSON or a queue); not a row of four readings
+            if (not isinstance(row, (tuple, list)) or len(row) != 4
+                    or (np.ndim(row[0]) == 0 and not isinstance(row[0], Mapping))):
                 raise TypeError(f"`rows[{k}]` must be a tuple (values, index, time, problem): "
                                 f"the readings as push takes them, the row's number, its time "
                                 f"or None, and why it was filled or None; received "

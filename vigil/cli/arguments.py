@@ -160,7 +160,7 @@ EXAMPLES = {
               "an interruption",
               "vigil batch line.onnx recordings/ --jsonl frames.jsonl --ray ray://head:10001"],
     "inspect": ["vigil inspect pump.onnx                # threshold, window, alarm rule, versions",
-                "vigil inspect line.onnx --json | jq .threshold"],
+                "vigil inspect line.onnx --json | jq .metadata.threshold"],
     "health-check": ["vigil health-check /run/vigil/health.json --max-age 60",
                      "vigil health-check health.json --max-age 30 --max-idle 300"],
     "score": ["vigil score pump.onnx today.csv --jsonl results.jsonl",

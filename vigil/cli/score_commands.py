@@ -406,17 +406,18 @@ def cmd_inspect(args) -> int:
     from vigil.runtime import load
     from vigil.runtime.core.artifact import CONTENT_DIGEST_KEY
     from vigil.runtime.core.report import json_text
-    from vigil.runtime.core.spec import METADATA_KEY, spec_to_dict
+    from vigil.runtime.core.spec import METADATA_KEY
 
     detector = load(args.model, threads=1)
     spec = detector.spec
-    entry = detector._artifact.session.get_modelmeta().custom_metadata_map[METADATA_KEY]
-    digest = json.loads(entry).get(CONTENT_DIGEST_KEY)
+    metadata = json.loads(detector._artifact.session.get_modelmeta()
+                          .custom_metadata_map[METADATA_KEY])
+    digest = metadata.get(CONTENT_DIGEST_KEY)
     size = detector.path.stat().st_size
-    if args.json:
+    if args.json:  # the entry as written (its digest too), as the loader read and checked it
         print(json_text({"path": str(detector.path), "bytes": size, "sha256": detector.sha256,
                          "content": "as exported" if digest else "not recorded",
-                         "metadata": spec_to_dict(spec)}))
+                         "metadata": metadata}))
         return EXIT_OK
     lines = [f"{detector.path}: a Vigil {spec.kind} artifact, {spec.precision}, {size:,} bytes, "
              f"sha256 {detector.sha256}",
