@@ -218,7 +218,12 @@ def test_arrow_tables_and_structured_arrays_are_read_by_their_column_names(tiny)
     np.testing.assert_array_equal(tiny.score(structured[:4]), tiny.score(values[:4]))
     with pytest.raises(ValueError, match=r"without the model's \['a'\]"):
         tiny.score_signal(np.rec.fromarrays(list(shuffled.values())[:2], names=["b", "c"]))
+    # a library's own names for unnamed columns say nothing: by position, as a plain array
+    unnamed = np.rec.fromarrays(list(ordered.values()))  # f0, f1, f2
+    np.testing.assert_array_equal(tiny.score_signal(unnamed)[1], expected)
     pa = pytest.importorskip("pyarrow")
+    np.testing.assert_array_equal(tiny.score_signal(pa.table(
+        {f"column_{i}": v for i, v in enumerate(ordered.values())}))[1], expected)
     table = pa.table(shuffled)
     np.testing.assert_array_equal(tiny.score_signal(table)[1], expected)
     np.testing.assert_array_equal(tiny.score(table.slice(0, 4)), tiny.score(values[:4]))

@@ -214,6 +214,8 @@ class SensorDetector(Detector):
         names = _table_names(x)
         if names is None:
             return x
+        if _default_names(names):  # polars' column_0..., NumPy's f0...: unnamed, by position
+            return np.stack([_column_values(x, name, argument) for name in names], axis=-1)
         # another table with named columns (polars, pyarrow, a NumPy structured array): by
         # the names too; np.asarray would read its columns by position, whatever their names
         chosen = [names[i] for i in self._positions([str(n) for n in names], argument,
@@ -340,6 +342,14 @@ def _table_names(x) -> list | None:
         if isinstance(names, (list, tuple)) and names and all(isinstance(n, str) for n in names):
             return list(names)
     return None
+
+
+def _default_names(names: list) -> bool:
+    """Whether ``names`` are a library's own for unnamed columns (polars' ``column_0``, NumPy's
+    and pyarrow's ``f0``, pandas' ``0``), which say nothing of the features: read by position,
+    as a plain array is."""
+    return any(list(names) == [f"{prefix}{i}" for i in range(len(names))]
+               for prefix in ("column_", "f", ""))
 
 
 def _column_values(table, name: str, argument: str) -> np.ndarray:
