@@ -110,6 +110,24 @@ def test_strict_exits_5_when_a_run_ends_with_input_not_scored(sensor_artifacts, 
                      "--jsonl", str(tmp_path / "f.jsonl")]) == 0
 
 
+def test_a_model_replaced_under_a_running_batch_is_named_with_both_digests(monkeypatch, caplog):
+    """The summary named the model file as it was after the run: a model deployed over it during
+    a batch was named, though the lines came from the one before (a review)."""
+    import io
+
+    from vigil.runtime.core.output import JsonLines
+
+    items = [batch_module.WorkItem(kind="csv", paths=(f"day{n}.csv",), name=f"day{n}.csv")
+             for n in range(3)]
+    made = ["a" * 64, "a" * 64, "b" * 64]
+    monkeypatch.setattr(batch_module, "score_locally", lambda *args: iter(
+        ([f'{{"index": {n}}}'], {"model_sha256": sha}) for n, sha in enumerate(made)))
+    with JsonLines(io.StringIO()) as out:
+        summary = batch_module.run_batch("pump.onnx", items, out)
+    assert summary["model_sha256"] == ["a" * 64, "b" * 64]
+    assert "pump.onnx changed while the batch ran: from day2.csv on" in caplog.text
+
+
 def test_image_folders_are_split_but_numbered_as_one_run(tiny_image_artifact, image_folder,
                                                          tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(batch_module, "IMAGES_PER_ITEM", 3)

@@ -234,6 +234,7 @@ class Scorer:
                                 f"{label}: {result['skipped']} of its {result['frames_in']} "
                                 f"frames skipped, each with its line (the last: "
                                 f"{summary.last_error})"]
+        result["model_sha256"] = self.detector.sha256  # the model its lines came from
         return result
 
     def __call__(self, batch: dict) -> Iterator[dict]:
@@ -833,6 +834,7 @@ def run_batch(model: str | Path, items: Sequence[WorkItem], out, use_ray: bool =
     results = (score_on_ray(model, items, ray_address, workers, threads, reading) if use_ray
                else score_locally(model, items, threads, reading, progress))
     totals = {"items": len(items), "lines": 0, "skipped": 0, "files_skipped": 0, "errors": []}
+    models: list[str] = []  # the sha256 of each model that scored an item, in the order met
     progress("batch: items scored", 0, len(items))
     for done, (item, (lines, summary)) in enumerate(zip(items, results), 1):
         interrupts.check()  # a stop request between items: this item's lines are not written
@@ -848,6 +850,13 @@ def run_batch(model: str | Path, items: Sequence[WorkItem], out, use_ray: bool =
         totals["skipped"] += summary.get("rows_skipped", summary.get("skipped", 0)) or 0
         totals["files_skipped"] += summary.get("files_skipped", 0)
         totals["errors"] += summary.get("errors", [])
+        if summary.get("model_sha256") and summary["model_sha256"] not in models:
+            models.append(summary["model_sha256"])
+            if len(models) == 2:  # replaced under a running batch: its lines mix two models
+                log.warning("%s changed while the batch ran: from %s on, items were scored by "
+                            "another model (sha256 %s, the first %s); keep the file in place "
+                            "during a batch, and score those items again with the model meant",
+                            model, item.name, models[1][:12], models[0][:12])
         for key in SUMMED_COUNTS:  # what `vigil score` says of each source, over them all
             if isinstance(summary.get(key), int):
                 totals[key] = totals.get(key, 0) + summary[key]
@@ -855,5 +864,5 @@ def run_batch(model: str | Path, items: Sequence[WorkItem], out, use_ray: bool =
     out.flush()
     seconds = time.perf_counter() - started
     return {"engine": ("ray " + (ray_address or "local")) if use_ray else "single process",
-            **totals, "seconds": round(seconds, 3),
+            **totals, "model_sha256": models, "seconds": round(seconds, 3),
             "lines_per_s": round(totals["lines"] / seconds, 1) if seconds > 0 else None}

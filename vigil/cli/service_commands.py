@@ -144,8 +144,11 @@ def _batch(args) -> int:
                               "lines_kept": resumed.lines_kept, "lines_cut": resumed.lines_cut}
     from vigil.runtime.core.artifact import sha256_of
 
-    # the model that made the lines (each item's detector loaded this file)
-    model = {"path": str(Path(args.model)), "sha256": sha256_of(args.model)}
+    # the model that made the lines: as each item's detector loaded it (not the file as it is
+    # now, which may have been replaced since); two where it was replaced under the batch
+    made_by = summary.pop("model_sha256", None) or [sha256_of(args.model)]
+    model = {"path": str(Path(args.model).absolute()),
+             "sha256": made_by[0] if len(made_by) == 1 else made_by}
     print(strict_json({"summary": summary, "model": model}), file=sys.stderr)
     if summary["lines"] and summary["skipped"] == summary["lines"]:
         error_line(f"nothing could be scored: all {summary['lines']} lines are skipped rows or "
