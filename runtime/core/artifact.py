@@ -29,7 +29,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import onnxruntime as ort
 
-from .external_data import ModelScan, records_without_metadata, scan_model
+from .external_data import ModelScan, metadata_text, records_without_metadata, scan_model
 from .int8_kernels import saturation_warning
 from .providers import session_providers
 from .spec import (MAX_THREADS, METADATA_KEY, SIDECAR_SUFFIX, ArtifactError, ImageSpec, Spec,
@@ -148,6 +148,11 @@ def open_artifact(
                             f"folder of data goes after the model: vigil score MODEL.onnx DATA)")
     scan = _check_self_contained(data, path)
     _check_metadata_entries(scan, path)
+    # before onnxruntime or the schema reads it: a damaged file is named as damaged (a flipped
+    # bit in an operator's name read as "needs a newer onnxruntime", in a field as its range)
+    text = metadata_text(data, METADATA_KEY)
+    if text is not None:
+        _check_content(data, text, path)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads is not None:
@@ -171,7 +176,6 @@ def open_artifact(
         spec = parse_metadata(entries)
     except ArtifactError as error:
         raise ArtifactError(f"model file {str(path)!r}: {error}") from None
-    _check_content(data, entries[METADATA_KEY], path)
     _check_graph(session, spec, path)
     running = session.get_providers()
     if chosen[0] not in running:  # onnxruntime could not start it (a missing CUDA library)
@@ -334,7 +338,9 @@ def parse_metadata(entries: Mapping[str, str]) -> Spec:
         raise
     except (ValueError, RecursionError) as error:  # JSONDecodeError, or an int of 4300+ digits
         raise ArtifactError(
-            f"the {METADATA_KEY!r} metadata entry is not valid JSON ({str(error)[:200]})"
+            f"the {METADATA_KEY!r} metadata entry is not valid JSON ({str(error)[:200]}): the "
+            f"file was damaged or edited; copy it again from where it was exported, or export "
+            f"it again: vigil export MODEL.keras -o MODEL.onnx"
         ) from None
     try:
         return spec_from_dict(data)

@@ -103,6 +103,17 @@ def records_without_metadata(data: bytes | memoryview) -> bytes:
     return b"".join(kept)
 
 
+def metadata_text(data: bytes | memoryview, key: str) -> str | None:
+    """The value of a serialized ModelProto's metadata entry ``key`` as text (its first, where
+    repeated; undecodable bytes replaced), or None where it has none (ValueError if malformed)."""
+    for number, wire, value in _fields(memoryview(data)):
+        if number == MODEL_METADATA and wire == 2:
+            found, text = _entry_parts(value)
+            if found == key:
+                return bytes(text).decode("utf-8", errors="replace")
+    return None
+
+
 def external_tensors(data: bytes | memoryview) -> list[ExternalTensor]:
     """Every tensor in a serialized ModelProto that stores its data outside the file."""
     return list(scan_model(data).external)
