@@ -713,30 +713,37 @@ def test_a_gray_video_decoded_a_few_levels_apart_is_gray():
 
 def test_colour_frames_given_in_rgb_order_are_told_by_the_training_means():
     """A Python caller's RGB frames (PIL's order) were scored as BGR without a word: every
-    normal frame of a review's colour model was flagged."""
+    normal frame of a review's colour model was flagged. Told where a frame's blue less red lies
+    outside every training image's and, exchanged, inside; a product made in red and in blue
+    cannot tell (a review: a blue variant's own BGR frame was called RGB by a first rule)."""
     from dataclasses import replace
 
     from image_fixtures import tiny_image_spec
-    from vigil.runtime.camera.frames import color_mismatch, swapped_channels
+    from vigil.runtime.camera.frames import ARRAY_CHECKS, FRAME_CHECKS, swapped_channels
     from vigil.runtime.core.spec import ArtifactError, spec_from_dict, spec_to_dict
 
     spec = replace(tiny_image_spec(), channels=3, color="bgr",
-                   training={"channel_means_bgr": [150.0, 120.0, 60.0]})
+                   training={"channel_means_bgr": [150.0, 120.0, 60.0],
+                             "blue_minus_red": [80.0, 100.0]})
     rng = np.random.default_rng(0)
     frame = np.clip(rng.normal([150, 120, 60], 20, (64, 80, 3)), 0, 255).astype(np.uint8)
-    assert color_mismatch(frame, spec) is None and swapped_channels(frame, spec) is None
-    assert color_mismatch(frame[..., ::-1].copy(), spec) is None  # colour, as the model's
+    assert swapped_channels(frame, spec) is None
     said = swapped_channels(frame[..., ::-1].copy(), spec)
     assert said.startswith("frames look like RGB where the runtime takes BGR")
     assert "frame[..., ::-1]" in said
     assert swapped_channels(np.dstack([frame, np.full((64, 80), 255, np.uint8)]), spec) is None
-    # a product whose blue and red are close cannot tell; nor a model without the record
-    close = replace(spec, training={"channel_means_bgr": [120.0, 120.0, 112.0]})
-    assert swapped_channels(frame[..., ::-1].copy(), close) is None
+    # red and blue variants in training: their range holds both orders; no record: no check
+    variants = replace(spec, training={**spec.training, "blue_minus_red": [-150.0, 150.0]})
+    assert swapped_channels(frame[..., ::-1].copy(), variants) is None
     assert swapped_channels(frame[..., ::-1].copy(), replace(spec, training={})) is None
-    # another colour altogether (a darker part) is not called swapped
-    assert swapped_channels((frame * 0.5).astype(np.uint8), spec) is None
+    # another colour altogether (a darker part, outside either way) is not called exchanged
+    assert swapped_channels((frame * 0.3).astype(np.uint8), spec) is None
+    # looked for in arrays handed in, not in frames Vigil decodes itself (OpenCV's order)
+    assert swapped_channels in ARRAY_CHECKS and swapped_channels not in FRAME_CHECKS
     data = spec_to_dict(spec)
     data["training"]["channel_means_bgr"] = [150, 300, 60]
     with pytest.raises(ArtifactError, match="channel_means_bgr must be three levels"):
+        spec_from_dict(data)
+    data["training"].update(channel_means_bgr=[150, 120, 60], blue_minus_red=[100, 80])
+    with pytest.raises(ArtifactError, match="blue_minus_red must be"):
         spec_from_dict(data)

@@ -126,11 +126,17 @@ def _once(normal: list[LabeledImage], anomalous: list[LabeledImage]
     return normal, anomalous
 
 
-def _channel_means_bgr(images: np.ndarray, color: str) -> list[float]:
-    """Mean level of each channel over ``images`` (n, h, w, 3) in ``color`` order, as blue,
-    green, red (one decimal)."""
-    means = images.reshape(-1, 3).mean(axis=0, dtype=np.float64)
-    return [round(float(m), 1) for m in (means[::-1] if color == "rgb" else means)]
+def _channel_record(images: np.ndarray, color: str) -> dict:
+    """What tells frames given in RGB order: the mean blue, green and red over ``images`` (n, h,
+    w, 3, in ``color`` order; one decimal), and the least and greatest of each image's mean blue
+    less its mean red (a product made in several colours spans a wide range)."""
+    per_image = images.reshape(len(images), -1, 3).mean(axis=1, dtype=np.float64)
+    if color == "rgb":
+        per_image = per_image[:, ::-1]
+    difference = per_image[:, 0] - per_image[:, 2]
+    return {"channel_means_bgr": [round(float(m), 1) for m in per_image.mean(axis=0)],
+            "blue_minus_red": [round(float(difference.min()), 1),
+                               round(float(difference.max()), 1)]}
 
 
 def choose_color(paths: Sequence[Path], requested: str) -> str:
@@ -334,8 +340,7 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
             "frame_side": [int(np.percentile(sides, 5)), int(max(sides))],
             # a colour model's mean blue, green and red: the runtime tells frames given in RGB
             # order (PIL's, most libraries' but OpenCV's) by them
-            **({"channel_means_bgr": _channel_means_bgr(train_images, color)}
-               if channels == 3 else {}),
+            **(_channel_record(train_images, color) if channels == 3 else {}),
             "validation_anomalous": int(validation_labels.sum()),
             "files_sha256": _fingerprint(train_items),
             "validation_check": check,  # what the threshold does on the validation images

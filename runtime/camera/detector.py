@@ -11,7 +11,8 @@ from ..core.artifact import Artifact
 from ..core.detector import Detector
 from ..core.spec import ArtifactError, ImageSpec
 from ..core.thresholds import finite_number
-from .frames import FRAME_CHECKS, check_frame, frame_boxes, map_to_frame, regions, to_model_input
+from .frames import (ARRAY_CHECKS, FRAME_CHECKS, check_frame, frame_boxes, map_to_frame, regions,
+                     to_model_input)
 
 log = logging.getLogger("vigil")
 
@@ -64,13 +65,16 @@ class ImageDetector(Detector):
                 f"{self._pixel_threshold:.6g}, precision={self.spec.precision!r}, "
                 f"providers={self.providers})")
 
-    def infer(self, frames: Frames) -> tuple[np.ndarray, np.ndarray]:
-        """(scores (n,), anomaly maps at model resolution (n, height, width))."""
-        batch = self.prepare(frames)
+    def infer(self, frames: Frames, *, decoded: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(scores (n,), anomaly maps at model resolution (n, height, width)); ``decoded``: as
+        ``prepare``."""
+        batch = self.prepare(frames, decoded=decoded)
         return self.run_prepared(batch)
 
-    def prepare(self, frames: Frames) -> np.ndarray:
-        """Model input (n, height, width, channels) uint8 for one frame or several."""
+    def prepare(self, frames: Frames, *, decoded: bool = False) -> np.ndarray:
+        """Model input (n, height, width, channels) uint8 for one frame or several. Frames are
+        looked at for what does not suit the model (each said once); ``decoded``: read by
+        OpenCV here (in its BGR order), so not looked at for RGB order."""
         if isinstance(frames, np.ndarray) and frames.ndim == 4:
             frames = list(frames)
         elif not isinstance(frames, (list, tuple)):
@@ -79,7 +83,7 @@ class ImageDetector(Detector):
             return np.empty((0, *self.input_shape), dtype=np.uint8)
         checked = [check_frame(f, "frame" if len(frames) == 1 else f"frames[{k}]")
                    for k, f in enumerate(frames)]
-        for check in FRAME_CHECKS:  # each said once
+        for check in FRAME_CHECKS if decoded else ARRAY_CHECKS:  # each said once
             if check in self._warned:
                 continue
             mismatch = next((m for m in (check(f, self.spec) for f in checked)

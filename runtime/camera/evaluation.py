@@ -103,7 +103,7 @@ is a ValueError naming it before anything is scored."""
     for n, item in enumerate(items):
         progress("scoring images", n, len(items))
         image = read_image(item.path)
-        score, amap = detector.infer(image)
+        score, amap = detector.infer(image, decoded=True)
         scores[n] = score[0]
         maps.append(amap[0])
         if not has_masks or (item.anomalous and item.mask is None):

@@ -95,28 +95,27 @@ SWAPPED_FOR_BGR = ("frames look like RGB where the runtime takes BGR (OpenCV's o
                    "and blue exchanged, so every colour is read wrong and scores shift; frames "
                    "from PIL, imageio or most libraries but OpenCV are RGB: give "
                    "frame[..., ::-1] (or cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))")
-# the training frames' blue and red means differ by at least this many levels before an exchange
-# of the two can be told (a gray-ish product cannot tell it), and a frame's must be this far off
-SWAP_EVIDENCE = 12.0
+# levels beyond the training images' range of blue less red before a frame is called exchanged
+SWAP_MARGIN = 12.0
 
 
 def swapped_channels(frame: np.ndarray, spec: ImageSpec) -> str | None:
-    """Why a colour frame looks given in RGB order where the runtime takes BGR (its blue and red
-    means fit the training frames' far better exchanged), or None (also where the model records
-    no means, or they cannot tell)."""
-    trained = spec.channel_means_bgr
-    if trained is None or frame.ndim != 3 or frame.shape[2] not in (3, 4) or not frame.size:
-        return None
-    blue, red = trained[0], trained[2]
-    if abs(blue - red) < SWAP_EVIDENCE:
+    """Why a colour frame looks given in RGB order where the runtime takes BGR, or None: its mean
+    blue less its mean red lies outside every training image's range (by ``SWAP_MARGIN``) and,
+    exchanged, inside it. None where the model records no range, or where the range holds both
+    (a product made in red and in blue, a gray-ish one). Looked at for arrays a Python caller
+    hands in; frames Vigil decodes itself are in OpenCV's order."""
+    trained, spread = spec.channel_means_bgr, spec.blue_minus_red
+    if (trained is None or spread is None or frame.ndim != 3 or frame.shape[2] not in (3, 4)
+            or not frame.size):
         return None
     sample = frame[::GRAY_SAMPLE_STEP, ::GRAY_SAMPLE_STEP, :3].reshape(-1, 3)
     b, _, r = sample.mean(axis=0, dtype=np.float64)
-    as_given, exchanged = abs(b - blue) + abs(r - red), abs(r - blue) + abs(b - red)
-    if as_given < SWAP_EVIDENCE or exchanged > 0.5 * as_given:
+    low, high = spread[0] - SWAP_MARGIN, spread[1] + SWAP_MARGIN
+    if low <= b - r <= high or not low <= r - b <= high:
         return None
     return SWAPPED_FOR_BGR.format(given=f"B {b:.0f}, R {r:.0f}",
-                                  trained=f"B {blue:.0f}, R {red:.0f}")
+                                  trained=f"B {trained[0]:.0f}, R {trained[2]:.0f}")
 
 
 def is_gray_picture(frame: np.ndarray, step: int = GRAY_SAMPLE_STEP) -> bool:
@@ -187,8 +186,10 @@ def size_mismatch(frame: np.ndarray, spec: ImageSpec) -> str | None:
 
 
 # What a frame is looked at for before it is scored, each said once a run (or per detector):
-# gray for colour and colour for gray, RGB given for BGR, another shape, a much smaller size
-FRAME_CHECKS = (color_mismatch, swapped_channels, aspect_mismatch, size_mismatch)
+# gray for colour and colour for gray, another shape, a much smaller size; and, for arrays a
+# Python caller hands in, RGB given for BGR
+FRAME_CHECKS = (color_mismatch, aspect_mismatch, size_mismatch)
+ARRAY_CHECKS = (*FRAME_CHECKS, swapped_channels)
 
 
 def to_model_input(frame: np.ndarray, spec: ImageSpec) -> np.ndarray:

@@ -268,6 +268,20 @@ class ImageSpec:
         return float(value[0]), float(value[1]), float(value[2])
 
     @cached_property
+    def blue_minus_red(self) -> tuple[float, float] | None:
+        """[least, greatest] of the training images' mean blue less their mean red, from the
+        training record (``training.blue_minus_red``; None before and for gray models)."""
+        value = self.training.get("blue_minus_red")
+        if value is None:
+            return None
+        if not (isinstance(value, (list, tuple)) and len(value) == 2
+                and all(_is_finite(v) and -255 <= v <= 255 for v in value)
+                and value[0] <= value[1]):
+            raise ArtifactError(f"metadata training.blue_minus_red must be [least, greatest] "
+                                f"levels in [-255, 255]; received {_short(value)}")
+        return float(value[0]), float(value[1])
+
+    @cached_property
     def frame_aspect(self) -> tuple[float, float] | None:
         """[least, greatest] width / height of the training images, from the training record
         (``training.frame_aspect``, written since 0.3; None before)."""
@@ -395,7 +409,7 @@ def _image_spec(data: Mapping[str, Any], version: int) -> ImageSpec:
         parity=_mapping(data, "parity"),
     )
     # parsed now: a malformed record is refused on loading
-    spec.frame_aspect, spec.frame_side, spec.channel_means_bgr
+    spec.frame_aspect, spec.frame_side, spec.channel_means_bgr, spec.blue_minus_red
     return spec
 
 
