@@ -185,6 +185,17 @@ def test_a_broken_onnxruntime_is_one_line_naming_the_fix_and_version_still_answe
     assert score.returncode == 1 and "Traceback" not in score.stderr
     assert ("onnxruntime cannot be imported (numpy.core.multiarray failed to import)"
             in score.stderr and "onnxruntime>=1.18.1" in score.stderr)
+    # an OpenCV wheel that needs libGL (opencv-python for the headless one): its own fix
+    cv2 = tmp_path / "site" / "cv2"
+    cv2.mkdir()
+    (cv2 / "__init__.py").write_text('raise ImportError("libGL.so.1: cannot open shared object '
+                                     'file")\n')
+    (fake / "__init__.py").unlink()
+    fake.rmdir()
+    score = run("score", "m.onnx", "rows.csv")
+    assert score.returncode == 1 and "Traceback" not in score.stderr
+    assert "cv2 cannot be imported (libGL.so.1" in score.stderr
+    assert "pip install --force-reinstall opencv-python-headless" in score.stderr
 
 
 def test_the_library_leaves_the_hosts_opencv_limit_and_the_command_sets_its_own():

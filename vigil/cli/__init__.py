@@ -5,11 +5,21 @@ from __future__ import annotations
 import os
 import sys
 
+# What fixes each runtime dependency that cannot be imported (the device's three)
+DEPENDENCY_FIXES = {
+    "numpy": "pip install --force-reinstall numpy (an onnxruntime before 1.18.1 needs "
+             "'numpy<2')",
+    "onnxruntime": "pip install 'onnxruntime>=1.18.1' ({gpu}), or pip install 'numpy<2' to "
+                   "keep an older onnxruntime",
+    "cv2": "pip uninstall -y opencv-python && pip install --force-reinstall "
+           "opencv-python-headless (the headless wheel needs no libGL or display libraries)",
+}
+
 
 def main(argv: list[str] | None = None) -> int:
     """``vigil``: the command line. ``--version`` is answered before anything is imported, and
-    a runtime dependency that cannot be imported (an onnxruntime built against another numpy)
-    is one line naming the fix, not a traceback."""
+    a runtime dependency that cannot be imported (an onnxruntime built against another numpy,
+    an OpenCV wheel that needs libGL) is one line naming it and its fix, not a traceback."""
     arguments = sys.argv[1:] if argv is None else list(argv)
     if arguments == ["--version"]:
         from vigil import __version__
@@ -22,18 +32,29 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(1 << 26))
     try:
         from .commands import main as run
+
+        return run(argv)
     except ImportError:
         broken = _broken_dependency()
         if broken is None:
-            raise  # ours, not the installation's
-        missing, reason = broken
-        print(f"vigil: error: {missing} cannot be imported ({reason}): the device's three "
-              "dependencies (onnxruntime, numpy, opencv-python-headless) must be installed and "
-              "built for each other; an onnxruntime before 1.18.1 needs numpy below 2. Fix: pip "
-              "install -U 'vigil-edge' 'onnxruntime>=1.18.1' (or pip install 'numpy<2' to keep "
-              "an older onnxruntime)", file=sys.stderr)
+            raise  # ours, or an optional package the command names itself
+        name, reason = broken
+        print(f"vigil: error: {name} cannot be imported ({reason}): the device's three "
+              f"dependencies (onnxruntime, numpy, opencv-python-headless) must be installed and "
+              f"built for each other. Fix: {_fix(name)}", file=sys.stderr)
         return 1
-    return run(argv)
+
+
+def _fix(name: str) -> str:
+    """The command that mends ``name``, naming the GPU build where it is the one installed."""
+    from importlib import metadata
+
+    try:
+        metadata.version("onnxruntime-gpu")
+        gpu = "on this GPU device: 'onnxruntime-gpu>=1.18.1' in its place"
+    except metadata.PackageNotFoundError:
+        gpu = "or 'onnxruntime-gpu>=1.18.1' on a GPU device, in its place"
+    return DEPENDENCY_FIXES[name].format(gpu=gpu)
 
 
 def _broken_dependency() -> tuple[str, str] | None:
