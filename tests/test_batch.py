@@ -97,6 +97,24 @@ def test_strict_exits_5_when_a_run_ends_with_input_not_scored(sensor_artifacts, 
     assert cli.main(["score", model, str(csv_folder), "--strict"]) == 0  # every row scored
     assert cli.main(["batch", model, str(csv_folder), "--strict",
                      "--jsonl", str(tmp_path / "d.jsonl")]) == 0
+    # a rotated log beside them is passed over (warned of): not all of the input was scored
+    (csv_folder / "day0.csv.1").write_text("a\n1\n")
+    capsys.readouterr()
+    assert cli.main(["score", model, str(csv_folder), "--strict"]) == 5
+    assert "1 entry of its folders passed over" in capsys.readouterr().err
+    from vigil.runtime.sensor import tables
+
+    tables._told_unread.clear()  # said once a process: this test's second command is another
+    assert cli.main(["batch", model, str(csv_folder), "--strict",
+                     "--jsonl", str(tmp_path / "d2.jsonl")]) == 5
+    (csv_folder / "day0.csv.1").unlink()
+    (image_folder / "broken.png").unlink()
+    (image_folder / "more").mkdir()  # a subfolder of frames: not read
+    capsys.readouterr()
+    assert cli.main(images + [str(tmp_path / "g.jsonl"), "--strict"]) == 5
+    assert "1 entry of its folders passed over" in capsys.readouterr().err
+    (image_folder / "more").rmdir()
+    assert cli.main(images + [str(tmp_path / "h.jsonl"), "--strict"]) == 0
     (csv_folder / "day3.csv").write_text("a,b\n1,2\n")  # not the model's columns: skipped
     (csv_folder / "day4.csv").write_text(sensor_artifacts.test_csv.read_text()
                                          .splitlines()[0] + "\n")  # a header alone
@@ -108,6 +126,26 @@ def test_strict_exits_5_when_a_run_ends_with_input_not_scored(sensor_artifacts, 
                      "--jsonl", str(tmp_path / "e.jsonl")]) == 5
     assert cli.main(["batch", model, str(csv_folder),
                      "--jsonl", str(tmp_path / "f.jsonl")]) == 0
+
+
+def test_resume_counts_the_skipped_lines_it_keeps_for_strict(tmp_path):
+    """`--resume --strict` exited 0 where the lines kept from the interrupted run held a skipped
+    row: only the resumed run's items were counted."""
+    import json as json_module
+    import os
+
+    names = [tmp_path / "a.csv", tmp_path / "b.csv"]
+    for path in names:
+        path.write_text("a\n1\n")
+        os.utime(path, (1_000_000_000, 1_000_000_000))
+    lines = [{"index": 0, "source": str(names[0]), "score": 1.0},
+             {"index": 1, "source": str(names[0]), "score": None, "skipped": "bad cell"},
+             {"index": 0, "source": str(names[1]), "score": 1.0}]
+    jsonl = tmp_path / "out.jsonl"
+    jsonl.write_text("".join(json_module.dumps(line) + "\n" for line in lines))
+    items = [batch_module.WorkItem(kind="csv", paths=(str(n),), name=str(n)) for n in names]
+    point = batch_module.resume_point(jsonl, items)
+    assert (point.items_done, point.lines_kept, point.skipped_kept) == (1, 2, 1)
 
 
 def test_a_model_replaced_under_a_running_batch_is_named_with_both_digests(monkeypatch, caplog):

@@ -36,14 +36,16 @@ def folder_files(folder: Path, subfolders_hint: str | None = None,
                   | VIDEO_EXTENSIONS]
         log.warning("%s: %d file(s) not named as an image or a video are not scored (%s%s); "
                     "give one as an input itself to score it", folder, len(others),
-                    ", ".join(others[:5]), ", ..." if len(others) > 5 else "")
+                    ", ".join(others[:5]), ", ..." if len(others) > 5 else "",
+                    extra={"passed_over": len(others)})
         files = named
     subfolders = [p.name for p in entries if p.is_dir()]
     files = without_masks(files, str(folder))
     shown = ", ".join(subfolders[:5]) + (", ..." if len(subfolders) > 5 else "")
     hint = subfolders_hint or (_glob_hint(folder) if subfolders else "")
     if files and subfolders:
-        log.warning("%s: its subfolders (%s) are not read; give each, or %s", folder, shown, hint)
+        log.warning("%s: its subfolders (%s) are not read; give each, or %s", folder, shown, hint,
+                    extra={"passed_over": len(subfolders)})
     if not files:
         if subfolders:
             raise SourceError(

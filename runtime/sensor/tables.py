@@ -328,12 +328,14 @@ def csv_files(path: str | Path, argument: str = "data") -> list[Path]:
         files.sort(key=natural_order)
         if dangling:
             log.warning("%s: %d .csv link(s) whose target is gone are not read (the first: %s)",
-                        path, len(dangling), sorted(dangling)[0])
+                        path, len(dangling), sorted(dangling)[0],
+                        extra={"passed_over": len(dangling)})
         if unread and str(path.resolve()) not in _told_unread:
             _told_unread.add(str(path.resolve()))
             log.warning("%s: %d file(s) named as a compressed or rotated CSV are not read (the "
                         "first: %s); decompress them (gunzip -k) or rename them to end in .csv "
-                        "to read them", path, len(unread), sorted(unread)[0])
+                        "to read them", path, len(unread), sorted(unread)[0],
+                        extra={"passed_over": len(unread)})
         if not files:
             frames = (f"; it holds images ({str(image)!r}), which are camera frames: an image "
                       f"model reads them (vigil train image, and a camera model's .onnx to score "

@@ -586,6 +586,7 @@ class ResumePoint:
     keep_bytes: int
     lines_kept: int
     lines_cut: int
+    skipped_kept: int = 0  # of the lines kept, those of skipped rows or frames (for --strict)
 
 
 def resume_point(jsonl: str | Path, items: Sequence[WorkItem],
@@ -604,6 +605,7 @@ def resume_point(jsonl: str | Path, items: Sequence[WorkItem],
             owner.setdefault(_path_key(name), []).append(number)
             spelled.setdefault(_path_key(name), str(Path(name)))  # as its lines name it
     current, start, lines_before, lines = -1, 0, 0, 0
+    skipped, skipped_before = 0, 0  # lines of skipped rows or frames: all, before the last item
     seen: dict[int, list[str]] = {}  # an item -> the sources of its lines, in order
     for begins, record in _results(jsonl):
         source = record.get("source")
@@ -633,9 +635,10 @@ def resume_point(jsonl: str | Path, items: Sequence[WorkItem],
                         "file (added since?), or the inputs were given in another order; "
                         "resume with the inputs as they were, in the same order, or start "
                         "again with --overwrite")
-            current, start, lines_before = candidates[0], begins, lines
+            current, start, lines_before, skipped_before = candidates[0], begins, lines, skipped
         seen.setdefault(current, []).append(key)
         lines += 1
+        skipped += record.get("skipped") is not None
     if current < 0:
         return ResumePoint(0, 0, 0, 0)
     for number in range(current):  # a folder's images: one line each, as the folder is now
@@ -649,7 +652,7 @@ def resume_point(jsonl: str | Path, items: Sequence[WorkItem],
                 "added since, and the frames after it would be numbered anew; resume with the "
                 "inputs as they were, or start again with --overwrite")
         _refuse_changed_since(item, jsonl)
-    return ResumePoint(current, start, lines_before, lines - lines_before)
+    return ResumePoint(current, start, lines_before, lines - lines_before, skipped_before)
 
 
 def refuse_appending_again(jsonl: str | Path, items: Sequence[WorkItem]) -> None:

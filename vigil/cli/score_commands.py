@@ -8,7 +8,7 @@ from pathlib import Path
 
 from vigil.cli.arguments import reconnect_limit
 from vigil.cli.shared import (EXIT_FAILURE, EXIT_INCOMPLETE, EXIT_INPUT, EXIT_OK, EXIT_OUTPUT,
-                              error_line, incomplete_run, likelihood_option, log, progress_for, refuse_other_kind,
+                              PassedOver, error_line, incomplete_run, likelihood_option, log, progress_for, refuse_other_kind,
                               refuse_outputs_in_image_folders, write_result)
 from vigil.runtime.core.output import strict_json
 
@@ -105,10 +105,12 @@ def _finish(args, summary, mqtt: dict | None = None, detector=None) -> int:
         return EXIT_INPUT
     if getattr(args, "strict", False) and summary.stopped in ("end", "max_frames"):
         sensor = isinstance(summary, ScoreSummary)
+        passed = getattr(args, "passed_over", None)
         note = incomplete_run(summary.files_skipped if sensor else 0,
                               summary.rows_skipped if sensor else summary.skipped,
                               ("row", "rows") if sensor else ("frame", "frames"),
-                              summary.errors if sensor else [])
+                              summary.errors if sensor else [],
+                              passed.count if passed is not None else 0)
         if note is not None:
             error_line(note, args.log_json)
             return EXIT_INCOMPLETE
@@ -123,7 +125,8 @@ def cmd_score(args) -> int:
     _refuse_orphan_flags(args)
     # SIGTERM and Ctrl-C stop the run at the next safe point (between rows or frames, or at
     # once while waiting for input or a connection), so every input read has its line.
-    with StopSignals():
+    with StopSignals(), PassedOver() as passed:  # what folders pass over, for --strict
+        args.passed_over = passed
         return _score(args)
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from vigil.cli.arguments import ray_took_a_path
 from vigil.cli.shared import (EXIT_FAILURE, EXIT_INCOMPLETE, EXIT_INPUT, EXIT_INTERRUPTED,
-                              EXIT_OK, EXIT_OUTPUT, check_keras_model, error_line, incomplete_run, log, progress_for, refuse_other_kind,
+                              EXIT_OK, EXIT_OUTPUT, PassedOver, check_keras_model, error_line,
+                              incomplete_run, log, progress_for, refuse_other_kind,
                               refuse_outputs_in_image_folders, training_side, write_result)
 from vigil.runtime.core.output import strict_json
 
@@ -32,7 +33,8 @@ def cmd_batch(args) -> int:
 
     # SIGTERM and Ctrl-C stop the batch between rows or frames; the item then being scored is
     # not written, so every item in the output is whole and --resume continues after them
-    with StopSignals():
+    with StopSignals(), PassedOver() as passed:  # what folders pass over, for --strict
+        args.passed_over = passed
         return _batch(args)
 
 
@@ -154,10 +156,11 @@ def _batch(args) -> int:
         error_line(f"nothing could be scored: all {summary['lines']} lines are skipped rows or "
                     f"frames, each with its reason", args.log_json)
         return EXIT_INPUT
-    if args.strict:
-        note = incomplete_run(summary["files_skipped"], summary["skipped"],
+    if args.strict:  # this run's items and, resumed, the skipped lines the file kept
+        note = incomplete_run(summary["files_skipped"],
+                              summary["skipped"] + (resumed.skipped_kept if resumed else 0),
                               ("row or frame", "rows or frames"),
-                              summary["errors"])
+                              summary["errors"], args.passed_over.count)
         if note is not None:
             error_line(note, args.log_json)
             return EXIT_INCOMPLETE

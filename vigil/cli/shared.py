@@ -153,12 +153,40 @@ def likelihood_option(args, detector) -> None:
     detector.likelihood = False
 
 
+class PassedOver(logging.Handler):
+    """What the folders' listings passed over (files of other names, links to nothing,
+    subfolders: warnings that carry ``passed_over``), counted once per warning, for --strict."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.said: dict[str, int] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        count = getattr(record, "passed_over", None)
+        if count:
+            self.said[record.getMessage()] = count
+
+    def __enter__(self) -> "PassedOver":
+        logging.getLogger("vigil").addHandler(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        logging.getLogger("vigil").removeHandler(self)
+
+    @property
+    def count(self) -> int:
+        return sum(self.said.values())
+
+
 def incomplete_run(files_skipped: int, skipped: int, unit: tuple[str, str],
-                   errors: list[str]) -> str | None:
+                   errors: list[str], passed_over: int = 0) -> str | None:
     """What `--strict` stops on: why a run that ended did not score all its input (files
     skipped, ``skipped`` rows or frames: ``unit``, singular and plural, or a file with no
-    window), or None where it did."""
+    window; ``passed_over``: entries of its folders not read), or None where it did."""
     parts = [f"{files_skipped} file(s) skipped"] if files_skipped else []
+    parts += [f"{passed_over} entr{'y' if passed_over == 1 else 'ies'} of its folders passed "
+              "over (other names, links to nothing, subfolders: warned of above)"
+              ] if passed_over else []
     parts += [f"{skipped} {unit[skipped != 1]} skipped (each has its line with the reason)"
               ] if skipped else []
     if errors and not parts:
