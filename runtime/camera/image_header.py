@@ -3,7 +3,8 @@
 A 390 KB PNG can hold 20000 x 20000 pixels and take gigabytes to decode; the frame sources refuse
 such a file by its header (``MAX_PIXELS``) instead of running out of memory. PNG, JPEG, BMP, TIFF,
 WebP and PNM headers are read here; for other formats OpenCV's own check applies, at the same
-limit when ``vigil.runtime.camera`` is imported before OpenCV (``OPENCV_IO_MAX_IMAGE_PIXELS``).
+limit in the `vigil` command's process (it sets ``OPENCV_IO_MAX_IMAGE_PIXELS``; a program that
+imports the runtime keeps its own).
 """
 
 from __future__ import annotations

@@ -107,9 +107,13 @@ def open_artifact(
                                 or not isinstance(threads, numbers.Integral)):
         raise TypeError(f"`threads` must be an integer >= 1 or None; received {threads!r}")
     if re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*://", str(path)):  # Path() would mangle it
-        raise ArtifactError(f"model file {str(path)!r} is a URL; the runtime loads a file on this "
-                            f"machine: download it first (curl -fLo model.onnx {str(path)}) and "
-                            f"give its path (pin it with --expect-sha256)")
+        # shown without a password or a query (a signed URL's token): not into logs
+        shown = re.sub(r"(://[^/@:]*):.*@", r"\1:***@", str(path)).split("?")[0]
+        query = " (with its query, as you have it)" if "?" in str(path) else ""
+        raise ArtifactError(f"model file {shown!r} is a URL; the runtime loads a file on this "
+                            f"machine: download it first (curl -fLo model.onnx "
+                            f"{shlex.quote(shown)}{query}) and give its path (pin it with "
+                            f"--expect-sha256)")
     path = Path(path)
     pin = check_sha256_pin(expect_sha256)
     if not path.is_file():
