@@ -146,6 +146,50 @@ def test_score_publishes_every_result_line_and_the_health_report(broker, sensor_
     assert summary["mqtt"]["acknowledged"] == summary["mqtt"]["published"] >= len(lines) + 2
 
 
+def test_a_killed_scorer_is_reported_lost_on_its_health_topic(broker, tmp_path):
+    """After kill -9 (or the OOM killer, a power cut), the retained health report said "running"
+    for ever to a dashboard reading MQTT (a review). The broker now publishes the scorer's last
+    will, retained: status "lost"."""
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "publisher.py"
+    script.write_text(
+        "import sys, time\n"
+        "from vigil.runtime.core.mqtt import MqttPublisher, MqttTarget\n"
+        "p = MqttPublisher(MqttTarget.parse(sys.argv[1])).start()\n"
+        "deadline = time.monotonic() + 10\n"
+        "while not p.connected and time.monotonic() < deadline:\n"
+        "    time.sleep(0.05)\n"
+        "p.publish_health({'status': 'running'})\n"
+        "p.drain(10)\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n")
+    child = subprocess.Popen([sys.executable, str(script), broker.url()], stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(10)
+        subscriber = Subscriber(broker, TOPIC + "/health")  # a dashboard connecting later
+        try:
+            deadline = time.monotonic() + 20
+            reports: list[dict] = []
+            while time.monotonic() < deadline:
+                reports = [json.loads(r) for r in subscriber.received.get(TOPIC + "/health", [])]
+                if reports and reports[-1]["status"] == "lost":
+                    break
+                time.sleep(0.1)
+        finally:
+            subscriber.close()
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert reports and reports[-1]["status"] == "lost" and reports[-1]["pid"] == child.pid
+    assert "without a goodbye" in reports[-1]["reason"]
+
+
 def test_a_broker_restart_mid_run_loses_nothing_within_the_buffer(broker):
     subscriber = Subscriber(broker, TOPIC)
     publisher = MqttPublisher(MqttTarget.parse(broker.url()), buffer=1000).start()

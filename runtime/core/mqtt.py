@@ -30,6 +30,9 @@ log = logging.getLogger("vigil")
 DEFAULT_BUFFER = 10_000
 MAX_BUFFER = 65_535  # packet identifiers are 16-bit: more would collide in paho's queue
 HEALTH_SUFFIX = "/health"
+# seconds between MQTT pings: a broker declares a silent client gone (and publishes its last
+# will, the "lost" health report) after 1.5 times this; a killed process's socket closes at once
+KEEPALIVE_S = 30
 # the password of mqtt://USER@HOST/...: an environment variable (a systemd EnvironmentFile), not
 # the URL, whose password any user of the machine can read in the process list
 PASSWORD_VARIABLE = "VIGIL_MQTT_PASSWORD"
@@ -124,6 +127,14 @@ class MqttPublisher:
             self._client.username_pw_set(target.username, target.password)
         if target.tls:
             self._client.tls_set()
+        # The broker publishes this, retained, where the connection ends without a goodbye (the
+        # process killed, the device's power or network lost): a dashboard then sees the
+        # scorer lost, not its last "running" report for ever. A clean end sends its own report.
+        self._client.will_set(target.health_topic, strict_json({
+            "status": "lost", "pid": os.getpid(), "host": socket.gethostname(),
+            "reason": "the broker lost this scorer's connection without a goodbye: the process "
+                      "was killed or crashed, or the device lost power or its network"}),
+            qos=1, retain=True)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_connect_fail = self._on_connect_fail
@@ -135,7 +146,7 @@ class MqttPublisher:
     def start(self) -> "MqttPublisher":
         """Begin connecting in the background; results published before the broker answers wait
         in the buffer."""
-        self._client.connect_async(self.target.host, self.target.port, keepalive=30)
+        self._client.connect_async(self.target.host, self.target.port, keepalive=KEEPALIVE_S)
         self._client.loop_start()
         self._started = True
         return self
