@@ -362,6 +362,23 @@ def test_vigil_score_warns_of_the_first_gap_and_counts_them_all(sensor_with_time
     assert "rows 5 and 6 are 95 s apart" in caplog.text and "rows 10 and 11" not in caplog.text
 
 
+def test_rows_filled_for_hours_are_said_and_named_as_the_last_error(sensor_with_time_step,
+                                                                    caplog):
+    """A sensor unreadable every other row was filled for hours with no word: stderr had only
+    the end-of-stdin warning and the health report's last_error stayed null (a review). Now the
+    1st, 10th, 100th, ... filled row is said, and each is the last error."""
+    lines = ["timestamp,a,b,c"] + [
+        f"2024-05-01T10:{t // 60:02d}:{t % 60:02d},0,{'ERR' if t >= 20 and t % 2 else 0},0"
+        for t in range(300)]
+    summary = score_source(sensor_with_time_step, "-", io.StringIO(),
+                           stdin=io.StringIO("\n".join(lines) + "\n"))
+    said = [r.getMessage() for r in caplog.records if "filled from the row before" in r.getMessage()]
+    assert summary.rows_filled == 140
+    assert len(said) == 3 and "1 row(s) filled so far" in said[0] and "said again at 10" in said[0]
+    assert "100 row(s) filled so far" in said[2]
+    assert summary.last_error.startswith("row 299 of stdin:")
+
+
 def test_vigil_score_warns_of_times_it_cannot_check(sensor_with_time_step, caplog, tmp_path):
     """Day-first times (08.02.2020) turned the order and gap checks off without a word."""
     lines = ["timestamp,a,b,c"] + [f"01.05.2024 10:00:{t:02d},0,0,0" for t in range(8)]

@@ -295,6 +295,7 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
     # a file's first gap in time, and its first time that cannot be checked, are warned of
     gaps = {"warned": False, "unchecked_warned": False}
     reading: dict = {}  # a long file's handle, size and progress stage, while it is read
+    filled = {"count": 0, "next": 1}  # rows filled in this run, and when to say so again
 
     def emit(result: Result, name: str) -> None:
         if state is not None and current:
@@ -307,6 +308,16 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
         record = result.to_json(name)
         if result.skipped is not None:
             summary.last_error = f"row {result.index} of {name}: {result.skipped}"
+        elif result.filled:  # a reading replaced by the row before's: said, not only counted
+            summary.last_error = f"row {result.index} of {name}: {result.problem or 'filled'}"
+            filled["count"] += 1
+            if filled["count"] >= filled["next"]:  # the 1st, 10th, 100th, ...: weeks stay quiet
+                filled["next"] *= 10
+                log.warning("%s: row %d filled from the row before (%s); %d row(s) filled so far "
+                            "in this run, each line marked filled, counted in the summary's "
+                            "rows_filled; said again at %d", name, result.index,
+                            result.problem or "a missing reading", filled["count"],
+                            filled["next"])
         sink.write(record, mark=f"row {result.index} of {name}")
         # rows since the last window scored, by row numbers: rows that complete no window (a
         # window refilling after each long gap) count as well as skipped ones, in chunks or live
