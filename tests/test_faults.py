@@ -628,6 +628,10 @@ def test_the_end_of_a_watched_stdin_is_warned_of(tiny_sensor, tmp_path, monkeypa
     assert cli.main(["score", str(tiny_sensor), "-", "--jsonl", str(tmp_path / "o.jsonl"),
                      "--health", str(tmp_path / "h.json")]) == 0
     assert "stdin ended after 10 rows: the run ends here" in capsys.readouterr().err
+    # ... and `vigil health-check` calls it a fault, so that a watchdog restarts the pipeline
+    # (it said "finished, not to be restarted", and the device went unwatched for good)
+    assert cli.main(["health-check", str(tmp_path / "h.json")]) == cli.EXIT_FAILURE
+    assert "its standard input ended after 10 rows" in capsys.readouterr().err
 
 
 def test_a_hang_up_of_the_terminal_it_writes_to_stops_the_run_with_exit_0(tiny_sensor, tmp_path):

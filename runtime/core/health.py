@@ -276,6 +276,13 @@ def health_verdict(path: str | os.PathLike, max_age_s: float = 60.0,
         return HealthVerdict(f"health file {path} was last rewritten {-age:.0f} s in the future "
                              f"(its 'updated' time is {report['updated']}): the clock was set "
                              f"back since, and the scorer has not rewritten it with the new time")
+    if (report.get("status") == "stopped" and report.get("stopped") == "end"
+            and report.get("kind") == "sensor" and report.get("source") == "-"):
+        # a live stream's end is its feeder's: exited, or its output closed (a logger crashed);
+        # called finished, a unit's watchdog left the device unwatched for good
+        return HealthVerdict(f"its standard input ended after {report.get('rows_in')} rows: the "
+                             f"process feeding it exited or closed its output; restart the "
+                             f"pipeline (a systemd unit: Restart=always)")
     if report.get("status") == "stopped" and report.get("stopped") in FINISHED:
         # it ended as asked or at its source's end, and may still be closing outputs
         return HealthVerdict(None, finished=str(report["stopped"]))

@@ -395,10 +395,10 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
         if live:
             run(_live_lines(stdin or sys.stdin), "stdin")
             if health is not None:  # unattended: the end of a live input is worth a word
-                log.warning("stdin ended after %d rows: the run ends here (exit 0; the health "
-                            "report says stopped: end, which a watchdog leaves stopped); if a "
-                            "process feeds it, it has closed its output or exited: restart "
-                            "the pipeline", summary.rows)
+                log.warning("stdin ended after %d rows: the run ends here (exit 0; `vigil "
+                            "health-check` reports it as a fault, so that a watchdog restarts "
+                            "it); if a process feeds it, it has closed its output or exited: "
+                            "restart the pipeline", summary.rows)
         else:
             for path in files:
                 try:
