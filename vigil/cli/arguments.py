@@ -164,7 +164,7 @@ EXAMPLES = {
     "health-check": ["vigil health-check /run/vigil/health.json --max-age 60",
                      "vigil health-check health.json --max-age 30 --max-idle 300"],
     "score": ["vigil score pump.onnx today.csv --jsonl results.jsonl",
-              "tail -n +1 -f live.csv | vigil score pump.onnx - --health health.json",
+              "tail -n 0 -F live.csv | vigil score pump.onnx - --columns a,b,c --health h.json",
               "vigil score line.onnx rtsp://camera/stream --overlay-dir alarms/"],
     "eval": ["vigil eval pump.onnx labeled/ --json metrics.json --report report/",
              "vigil eval nab.onnx nab/          # NAB's root brings its label windows",
