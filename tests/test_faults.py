@@ -362,6 +362,26 @@ def test_vigil_score_warns_of_the_first_gap_and_counts_them_all(sensor_with_time
     assert "rows 5 and 6 are 95 s apart" in caplog.text and "rows 10 and 11" not in caplog.text
 
 
+def test_a_streams_later_gaps_and_clock_steps_are_said_again_at_most_once_an_hour(
+        sensor_with_time_step, caplog, monkeypatch):
+    """Over weeks only the first gap and the first clock step were ever said (a review: a 2-day
+    outage and a second NTP step were only counted)."""
+    from vigil.runtime.sensor import scoring, streaming
+
+    monkeypatch.setattr(streaming, "REWARN_S", 0.0)
+    monkeypatch.setattr(scoring, "REWARN_S", 0.0)
+    stamps = [t for t in range(0, 20)] + [t for t in range(1000, 1020)] + [990, 991] \
+        + [t for t in range(1021, 1040)] + [t for t in range(5000, 5020)] + [1000]
+    lines = ["timestamp,a,b,c"] + [f"2024-05-01T{10 + t // 3600:02d}:{t // 60 % 60:02d}:"
+                                   f"{t % 60:02d},0,0,0" for t in stamps]
+    summary = score_source(sensor_with_time_step, "-", io.StringIO(),
+                           stdin=io.StringIO("\n".join(lines) + "\n"))
+    text = caplog.text
+    assert summary.time_gaps == 2 and "1 more gap(s) in time since the last warning" in text
+    assert summary.rows_out_of_order >= 2
+    assert "more row(s) out of time order since the last warning" in text
+
+
 def test_rows_filled_for_hours_are_said_and_named_as_the_last_error(sensor_with_time_step,
                                                                     caplog):
     """A sensor unreadable every other row was filled for hours with no word: stderr had only

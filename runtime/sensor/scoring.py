@@ -19,8 +19,8 @@ from ..core.progress import Progress, silent
 from ..core.spec import ArtifactError
 from .detector import SensorDetector
 from .learned_state import LearnedStateFile
-from .streaming import (LASTING_ALARM_WINDOWS, UNSCORED_ROWS_WARNING, Result, StreamingScorer,
-                        unchecked_times_note)
+from .streaming import (LASTING_ALARM_WINDOWS, REWARN_S, UNSCORED_ROWS_WARNING, Result,
+                        StreamingScorer, unchecked_times_note)
 from .tables import Line, MissingColumns, csv_files, iter_rows, read_lines
 
 log = logging.getLogger("vigil")
@@ -293,7 +293,7 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
     short: list[str] = []  # files that ended before the adaptive parts warmed up
     unscored = {"last": -1, "warned": False}  # the last row a window was scored at
     # a file's first gap in time, and its first time that cannot be checked, are warned of
-    gaps = {"warned": False, "unchecked_warned": False}
+    gaps = {"warned": False, "unchecked_warned": False, "at": 0.0, "said": 0}
     reading: dict = {}  # a long file's handle, size and progress stage, while it is read
     filled = {"count": 0, "next": 1}  # rows filled in this run, and when to say so again
 
@@ -336,8 +336,18 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
                 and current[0].first_time_unchecked is not None):
             gaps["unchecked_warned"] = True
             log.warning("%s: %s", name, unchecked_times_note(current[0]))
+        again = (result.time_gap and gaps["warned"] and current
+                 and current[0].time_gaps > gaps["said"]
+                 and time.monotonic() - gaps["at"] >= REWARN_S)
+        if again:  # weeks of a stream: a new outage is said, at most once an hour
+            before, after, step = current[0].last_time_gap
+            log.warning("%s: rows %d and %d are %g s apart: %d more gap(s) in time since the "
+                        "last warning (counted in the summary's time_gaps)", name, before, after,
+                        step, current[0].time_gaps - gaps["said"])
+            gaps.update(at=time.monotonic(), said=current[0].time_gaps)
         if result.time_gap and not gaps["warned"] and current and current[0].first_time_gap:
-            gaps["warned"] = True  # (in chunks, later gaps may be known already: the first)
+            gaps.update(warned=True, at=time.monotonic(), said=current[0].time_gaps)
+            # (in chunks, later gaps may be known already: the first)
             before, after, step = current[0].first_time_gap
             spec = detector.spec.time_step
             unit = "" if spec.numeric else " s"
@@ -365,7 +375,7 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
             state.restore(scorer)
         current[:] = [scorer]
         unscored.update(last=-1, warned=False)  # each file's own rows
-        gaps.update(warned=False, unchecked_warned=False)
+        gaps.update(warned=False, unchecked_warned=False, at=0.0, said=0)
         try:
             score_lines(detector, lines, name, emit, live=live, header=header, scorer=scorer,
                         decimal=decimal)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time as clock
 from collections import deque
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -100,6 +101,8 @@ def unchecked_times_note(scorer: "StreamingScorer") -> str:
             f"zone), of the kind the model was trained on")
 
 
+# a stream's later clock steps and gaps are said again at most this often (wall-clock seconds)
+REWARN_S = 3600.0
 EPOCH_SECONDS = (1e8, 1e11)  # numeric times in this range are epoch seconds (1973-5138), and
 # from its top on epoch milliseconds: dates; smaller ones elapsed seconds or counters
 
@@ -188,6 +191,7 @@ class StreamingScorer:
         self.rows_skipped = 0
         self.rows_filled = 0
         self.rows_out_of_order = 0
+        self._late_said: tuple[float, int] | None = None  # when, and at which count, last said
         # (row, cell) of the stream's first timed row and of its latest time (of the first
         # row's kind): where a file continues another (``--state``), its first row should not
         # be earlier than the other's latest
@@ -345,14 +349,23 @@ class StreamingScorer:
                                                      or key[1] > self._latest_key[1]):
                     self._latest_key, self.latest_time = key, (index, time)
             if late and self.rows_out_of_order == 1:
+                self._late_said = (clock.monotonic(), 1)
                 log.warning("row %d: its time %r is earlier than row %d's, among the %d rows "
                             "before it: rows are scored in the order they arrive, so windows "
                             "holding it join readings out of time order (flagged out_of_order; "
-                            "further such rows are counted in rows_out_of_order; said once per "
-                            "stream). A file written newest first is scored backwards: reverse "
-                            "its data rows first ({ head -n 1 F; tail -n +2 F | sed '$a\\' | tac; } > "
-                            "oldest-first.csv), as vigil train asks", index, time, latest[0],
-                            self.window)
+                            "further such rows are counted in rows_out_of_order; said again at "
+                            "most once an hour). A file written newest first is scored backwards: "
+                            "reverse its data rows first ({ head -n 1 F; tail -n +2 F | sed '$a\\' "
+                            "| tac; } > oldest-first.csv), as vigil train asks; on a live stream, "
+                            "a clock set back (an NTP step, a daylight-saving change in local "
+                            "times without a zone) does this", index, time, latest[0], self.window)
+            elif late and self._late_said is not None \
+                    and clock.monotonic() - self._late_said[0] >= REWARN_S:
+                # weeks of a stream: a new clock step is said again, not only counted
+                log.warning("row %d: its time %r is earlier than row %d's: %d more row(s) out of "
+                            "time order since the last warning (a clock set back?)", index, time,
+                            latest[0], self.rows_out_of_order - self._late_said[1])
+                self._late_said = (clock.monotonic(), self.rows_out_of_order)
             try:  # (a CSV's readings beyond float32 are at its limit already: tables._number)
                 values = np.asarray(values, dtype=np.float32)
             except (TypeError, ValueError) as error:  # text where readings belong
