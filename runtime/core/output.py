@@ -85,11 +85,33 @@ class atomic_path:
                 os.unlink(self.temporary)
 
 
-def write_atomically(path: str | os.PathLike, text: str, mode: int | None = None) -> None:
-    """Replace ``path`` with ``text`` (UTF-8) whole or not at all (``atomic_path``)."""
+def write_atomically(path: str | os.PathLike, text: str, mode: int | None = None,
+                     durable: bool = False) -> None:
+    """Replace ``path`` with ``text`` (UTF-8) whole or not at all (``atomic_path``). ``durable``:
+    the bytes reach the disk before the rename, and the rename before the return (a power cut
+    could otherwise leave an empty file on some file systems), at the cost of two syncs."""
     with atomic_path(path, mode) as temporary:
         with open(temporary, "w", encoding="utf-8") as handle:
             handle.write(text)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+    if durable:
+        _sync_folder(Path(path).parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (where the system allows a folder to be synced)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # a file system that cannot sync folders
+        pass
+    finally:
+        os.close(fd)
 
 
 def strict_json(record: dict) -> str:

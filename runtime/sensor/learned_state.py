@@ -108,7 +108,8 @@ class LearnedStateFile:
                   "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   "parts": parts}
         try:
-            write_atomically(self.path, json.dumps(record, allow_nan=False))
+            # synced: a power cut must not leave an empty state (learning lost, a cold start)
+            write_atomically(self.path, json.dumps(record, allow_nan=False), durable=True)
         except (OSError, ValueError) as error:
             if not self._warned_save:
                 self._warned_save = True
