@@ -256,7 +256,7 @@ def test_the_files_of_a_folder_continue_one_another_even_where_the_state_cannot_
     assert cli.main(argv) == 0 and (tmp_path / "new" / "made" / "s.json").exists()
     written = [r.get("threshold") for r in score_lines(argv)]
 
-    def full_disk(path, text, mode=None):
+    def full_disk(path, text, mode=None, durable=False):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(learned_state, "write_atomically", full_disk)
