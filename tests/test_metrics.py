@@ -403,8 +403,10 @@ def test_pixel_auroc_per_defect_type(tmp_path):
 
 def test_best_f1_with_a_stride_holds_each_window_score_over_the_rows_it_decides():
     """With --stride 8, 7 of 8 rows had no score (NaN) and were missed at every threshold:
-    best_f1 came out at 0.21 where the artifact's own threshold gave 0.75 (a review's run)."""
-    from vigil.runtime.sensor.evaluation import summarize
+    best_f1 came out at 0.21 where the artifact's own threshold gave 0.75 (a review's run).
+    Held only with a stride: at stride 1 a row without a window (a window refilling after a
+    dropout) is a miss, as its alarm is, or best_f1 would promise what its threshold misses."""
+    from vigil.runtime.sensor.evaluation import between_windows, summarize
 
     stride, windows = 4, 12
     scores = np.full(stride * windows + 3, np.nan)
@@ -413,12 +415,12 @@ def test_best_f1_with_a_stride_holds_each_window_score_over_the_rows_it_decides(
     labels = np.zeros(len(scores), bool)
     labels[ends[6] - stride + 1:ends[8] + stride] = True  # the rows those windows decide
     alarms = np.zeros(len(scores), bool)
-    result = summarize(scores, alarms, labels)
+    held = between_windows(scores, scores, np.nan)
+    result = summarize(scores, alarms, labels, held=held)
     assert result["best_f1"] > 0.85 and result["best_f1_threshold"] < 5.0
     # pooled, each file's rows before its first window stay unscored, as the caller holds them
-    from vigil.runtime.sensor.evaluation import between_windows
-
-    held = between_windows(scores, scores, np.nan)
     two = summarize(np.r_[scores, scores], np.r_[alarms, alarms], np.r_[labels, labels],
                     held=np.r_[held, held])
     assert two["best_f1"] == result["best_f1"]
+    # stride 1 (the default): nothing held
+    assert summarize(scores, alarms, labels)["best_f1"] < 0.5

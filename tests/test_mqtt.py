@@ -190,6 +190,39 @@ def test_a_killed_scorer_is_reported_lost_on_its_health_topic(broker, tmp_path):
     assert "without a goodbye" in reports[-1]["reason"]
 
 
+def test_a_reconnect_replaces_a_standing_lost_report_with_the_latest_at_once(broker):
+    """The broker publishes the will when a connection breaks, even if the scorer reconnects:
+    the retained report then said "lost" until the next interval (a review: 30 s)."""
+    publisher = MqttPublisher(MqttTarget.parse(broker.url()), buffer=100).start()
+    try:
+        deadline = time.monotonic() + 10
+        while not publisher.connected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        publisher.publish_health({"status": "running", "rows_in": 7})
+        publisher.drain(10)
+        other = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="will-stand-in")
+        other.connect("127.0.0.1", broker.port)
+        other.loop_start()
+        other.publish(TOPIC + "/health", json.dumps({"status": "lost"}), qos=1,
+                      retain=True).wait_for_publish(10)
+        other.disconnect()
+        other.loop_stop()
+        broker.stop()
+        broker.start()  # the publisher reconnects
+        deadline = time.monotonic() + 20
+        while publisher.stats()["connections"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        publisher.drain(10)
+        subscriber = Subscriber(broker, TOPIC + "/health")  # a dashboard connecting now
+        try:
+            reports = subscriber.wait_for(TOPIC + "/health", 1)
+        finally:
+            subscriber.close()
+    finally:
+        publisher.close(timeout_s=5)
+    assert reports and json.loads(reports[-1]) == {"status": "running", "rows_in": 7}
+
+
 def test_a_broker_restart_mid_run_loses_nothing_within_the_buffer(broker):
     subscriber = Subscriber(broker, TOPIC)
     publisher = MqttPublisher(MqttTarget.parse(broker.url()), buffer=1000).start()

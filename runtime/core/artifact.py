@@ -21,6 +21,7 @@ import os
 import re
 import shlex
 import sys
+from urllib.parse import urlsplit
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,9 +108,17 @@ def open_artifact(
                                 or not isinstance(threads, numbers.Integral)):
         raise TypeError(f"`threads` must be an integer >= 1 or None; received {threads!r}")
     if re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*://", str(path)):  # Path() would mangle it
-        # shown without a password or a query (a signed URL's token): not into logs
-        shown = re.sub(r"(://[^/@:]*):.*@", r"\1:***@", str(path)).split("?")[0]
-        query = " (with its query, as you have it)" if "?" in str(path) else ""
+        # shown without a password, a query or a fragment (a signed URL's token): not into logs
+        parts = urlsplit(str(path))
+        host = parts.hostname or ""
+        user = (f"{parts.username}:***@" if parts.password is not None else
+                f"{parts.username}@" if parts.username else "")
+        try:
+            port = f":{parts.port}" if parts.port else ""
+        except ValueError:  # a port that is no number: shown as written
+            port = ""
+        shown = f"{parts.scheme}://{user}{host}{port}{parts.path}"
+        query = (" (with its query, as you have it)" if parts.query or parts.fragment else "")
         raise ArtifactError(f"model file {shown!r} is a URL; the runtime loads a file on this "
                             f"machine: download it first (curl -fLo model.onnx "
                             f"{shlex.quote(shown)}{query}) and give its path (pin it with "
@@ -243,7 +252,7 @@ def _check_content(data: bytes, text: str, path: Path) -> None:
     """ArtifactError where the file's content is not what `vigil export` recorded."""
     try:
         metadata = json.loads(text)
-    except ValueError:  # parse_metadata has read it already; nothing to compare otherwise
+    except (ValueError, RecursionError):  # parse_metadata names what is wrong with it
         return
     recorded = metadata.get(CONTENT_DIGEST_KEY) if isinstance(metadata, dict) else None
     if recorded is None:

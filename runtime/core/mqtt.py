@@ -140,6 +140,7 @@ class MqttPublisher:
         self._client.on_connect_fail = self._on_connect_fail
         self._full = False  # the buffer is full now (warned once per time it fills)
         self._held_health: str | None = None  # the latest health report while disconnected
+        self._last_health: str | None = None  # the latest health report
         self._client.on_publish = self._on_publish
         self._started = False
 
@@ -161,6 +162,7 @@ class MqttPublisher:
         once it is back: reports that a later one replaces never take a result line's place."""
         payload = strict_json(report)  # a dashboard parses it: RFC 8259 only
         with self._lock:
+            self._last_health = payload  # sent again at each reconnect (a will may stand there)
             if not self.connected:
                 self._held_health = payload
                 return
@@ -241,6 +243,10 @@ class MqttPublisher:
                 self.last_error = None  # reached now
             again = self.connections > 1
             held, self._held_health = self._held_health, None
+            if held is None and again:
+                # the broker may have published the will when the connection broke: the
+                # latest report replaces it at once, not at the next interval
+                held = self._last_health
         if held is not None:  # the latest report while it was away
             self._publish(self.target.health_topic, held, retain=True)
         if again:

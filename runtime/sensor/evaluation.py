@@ -340,13 +340,14 @@ def summarize(scores: np.ndarray, alarms: np.ndarray, labels: np.ndarray, gap: i
               events: dict | None = None, held: np.ndarray | None = None) -> dict:
     """Every metric of one prediction over rows (alarm runs at most ``gap`` rows apart are one
     episode in the event metrics; ``events`` gives event metrics computed elsewhere, e.g. per
-    file and pooled). The best F1 is searched over ``held``: each row's score as its alarm
-    takes it, the last window's that ended at or before it (``between_windows``; NaN before a
-    file's first window), by default that of ``scores`` as one file."""
+    file and pooled). The best F1 is searched over ``held`` where given: each row's score as a
+    model with a stride decides it, the last window's that ended at or before it
+    (``between_windows``); by default over ``scores`` (stride 1: a row without a window, before
+    the first or while one refills, is a miss, as its alarm is)."""
     c = metrics.counts(alarms, labels)
     adjusted = metrics.counts(metrics.point_adjusted(alarms, labels), labels)
     if held is None:
-        held = between_windows(scores, scores, np.nan)
+        held = scores
     # with a stride above 1 the rows between window ends were NaN there, missed at every
     # threshold, so best_f1 came out below the F1 of the artifact's own threshold
     best_f1, best_threshold = metrics.best_f1(held, labels)
@@ -396,9 +397,11 @@ def evaluate(detector: SensorDetector, data: str | Path, label_column: str = "an
     labels = np.concatenate([f.labels for f in files])
     gap = episode_gap(detector)
     # events and episodes never span two files
-    held = np.concatenate([between_windows(f.scores, f.scores, np.nan) for f in files])
+    strided = detector.spec.stride > 1  # as the alarms are held (``_per_row``)
+    held = (lambda f: between_windows(f.scores, f.scores, np.nan) if strided else f.scores)
     result = summarize(scores, alarms, labels, gap, events=metrics.pooled_event_scores(
-        ((f.alarms, f.labels) for f in files), gap), held=held)
+        ((f.alarms, f.labels) for f in files), gap),
+        held=np.concatenate([held(f) for f in files]))
     result["threshold"] = detector.threshold
     result["rows_filled"] = sum(f.rows_filled for f in files)
     result["rows_skipped"] = sum(f.rows_skipped for f in files)
@@ -434,7 +437,8 @@ def evaluate(detector: SensorDetector, data: str | Path, label_column: str = "an
                       "ended before it; event metrics: an event is hit if any alarm falls in "
                       "it, an alarm run is false if it overlaps no event; point_adjusted_f1 "
                       "flatters and is reported only beside f1")
-    result["files"] = [{"file": f.name, **summarize(f.scores, f.alarms, f.labels, gap),
+    result["files"] = [{"file": f.name, **summarize(f.scores, f.alarms, f.labels, gap,
+                                                    held=held(f)),
                         "rows_filled": f.rows_filled, "rows_skipped": f.rows_skipped,
                         "episodes": [e.as_dict() for e in f.episodes]} for f in files]
     return result, files

@@ -295,7 +295,8 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
     # a file's first gap in time, and its first time that cannot be checked, are warned of
     gaps = {"warned": False, "unchecked_warned": False, "at": 0.0, "said": 0}
     reading: dict = {}  # a long file's handle, size and progress stage, while it is read
-    filled = {"count": 0, "next": 1}  # rows filled in this run, and when to say so again
+    # rows filled in this run (in the files before this one, and so far), and when to say so again
+    filled = {"count": 0, "before": 0, "next": 1}
 
     def emit(result: Result, name: str) -> None:
         if state is not None and current:
@@ -310,7 +311,8 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
             summary.last_error = f"row {result.index} of {name}: {result.skipped}"
         elif result.filled:  # a reading replaced by the row before's: said, not only counted
             summary.last_error = f"row {result.index} of {name}: {result.problem or 'filled'}"
-            filled["count"] += 1
+            # the scorer's count: rows filled before the first window have no line of their own
+            filled["count"] = filled["before"] + (current[0].rows_filled if current else 0)
             if filled["count"] >= filled["next"]:  # the 1st, 10th, 100th, ...: weeks stay quiet
                 filled["next"] *= 10
                 log.warning("%s: row %d filled from the row before (%s); %d row(s) filled so far "
@@ -382,6 +384,7 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
         finally:
             current.clear()  # first, so a health report never counts this file twice
             summary.add(scorer, name)
+            filled["before"] += scorer.rows_filled
             if state is not None:
                 state.save(scorer)
                 if before and scorer.starts_before(before[0][0]):

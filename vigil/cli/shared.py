@@ -195,7 +195,8 @@ def incomplete_run(files_skipped: int, skipped: int, unit: tuple[str, str],
         return None
     return ("--strict: the run ended, but not all of its input was scored: " + ", ".join(parts)
             + (f"; the first: {errors[0]}" if errors else "") + " (exit 5; without --strict "
-            "such a run exits 0, its summary's counts saying the same)")
+            "such a run exits 0: its summary counts the files, rows and frames skipped, and "
+            "the warnings above name the entries passed over)")
 
 
 def progress_for(args):
