@@ -345,7 +345,7 @@ def test_pixel_auroc_ranks_maps_below_zero(tmp_path):
                                    p99=-1.5, max=-1.5)
         threshold, pixel_threshold = -1.0, -1.45
 
-        def infer(self, image):
+        def infer(self, image, decoded=False):
             amap = maps[next(order)]
             return np.array([amap.max()]), amap[None].astype(np.float32)
 
@@ -387,7 +387,7 @@ def test_pixel_auroc_per_defect_type(tmp_path):
                                    max=1.0)
         threshold, pixel_threshold = 1.5, 1.5
 
-        def infer(self, image):
+        def infer(self, image, decoded=False):
             amap = maps[next(order)]
             return np.array([amap.max()]), amap[None].astype(np.float32)
 
