@@ -54,17 +54,23 @@ def time_interleaved(calls: dict, budget_s: float, min_runs: int = MIN_RUNS, blo
     where one after the other they would not, and each reaches its budget at about the same
     time as the others (turns of equal counts left 93 % of a fast call's samples timed alone
     beside one 15 times slower, a review found; turns to the end of the slowest would time the
-    slow one far past its budget)."""
+    slow one far past its budget). The turns are sized again after each round from the calls'
+    mean times so far."""
     warm: dict[object, float] = {}
     for name, call in calls.items():
         start = time.perf_counter()
         for _ in range(WARMUP_RUNS):
             call()
         warm[name] = max((time.perf_counter() - start) / WARMUP_RUNS, 1e-9)
-    slowest = max(warm.values())
-    turn = {name: max(1, min(round(block * slowest / warm[name]), max_runs)) for name in calls}
     timings: dict[object, list[float]] = {name: [] for name in calls}
     spent = dict.fromkeys(calls, 0.0)
+
+    def turns(per_call: dict[object, float]) -> dict[object, int]:
+        slowest = max(per_call.values())
+        return {name: max(1, min(round(block * slowest / per_call[name]), max_runs))
+                for name in calls}
+
+    turn = turns(warm)
 
     def needs_more(name) -> bool:
         runs = len(timings[name])
@@ -80,6 +86,10 @@ def time_interleaved(calls: dict, budget_s: float, min_runs: int = MIN_RUNS, blo
                 elapsed = time.perf_counter() - start
                 timings[name].append(elapsed)
                 spent[name] += elapsed
+        # sized again from what each call has taken so far: a warm-up on a busy machine can
+        # misjudge a call several times over (a CI run left 59 % of a fast call's samples alone)
+        turn = turns({name: spent[name] / len(timings[name]) if timings[name] else warm[name]
+                      for name in calls})
     return timings
 
 
