@@ -215,3 +215,19 @@ def test_the_library_leaves_the_hosts_opencv_limit_and_the_command_sets_its_own(
                               "print(code, os.environ.get('OPENCV_IO_MAX_IMAGE_PIXELS'))"],
                              env=env, capture_output=True, text=True, timeout=120)
     assert command.stdout.split() == ["3", str(MAX_PIXELS)], command.stderr
+
+
+def test_the_training_package_on_a_runtime_only_install_names_the_extra_to_install():
+    """`from vigil.training import train_sensor` there said "No module named 'keras'": keras
+    alone would not help. It names the extra now."""
+    code = ("import importlib.util as u\n"
+            "find = u.find_spec\n"
+            "u.find_spec = lambda name, *a: None if name == 'keras' else find(name, *a)\n"
+            "try:\n"
+            "    from vigil.training import train_sensor\n"
+            "except ImportError as error:\n"
+            "    print(error)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert ("vigil.training needs the training extras (keras is not installed; a device needs "
+            "only vigil.runtime): pip install 'vigil-edge[train]'") in done.stdout, done.stderr

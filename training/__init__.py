@@ -7,7 +7,15 @@ live in their modules: ``vigil.training.train_sensor.train_sensor`` and
 ``vigil.training.train_image.train_image``.
 """
 
+import importlib.util as _util
 from typing import TYPE_CHECKING
+
+# on a runtime-only install (a device), say what to install, not "No module named 'keras'"
+for _package in ("tensorflow", "keras"):
+    if _util.find_spec(_package) is None:
+        raise ImportError(f"vigil.training needs the training extras ({_package} is not "
+                          f"installed; a device needs only vigil.runtime): pip install "
+                          f"'vigil-edge[train]'", name=_package)
 
 if TYPE_CHECKING:
     from .sensor_data import DataOptions

@@ -287,7 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "windows or camera\nframes, export it to one self-describing .onnx, and "
                     "score with onnxruntime, numpy and OpenCV.",
         epilog="start here:\n  vigil demo                 train, export and score both paths on "
-               "built-in data\n  vigil COMMAND --help       each command's options and examples")
+               "built-in data (training needs the train extra)\n  vigil score MODEL SOURCE   "
+               "on a device: score a camera, video, images or sensor rows with an artifact\n"
+               "  vigil COMMAND --help       each command's options and examples")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--log-json", action="store_true", help="log as JSON lines on stderr")
     anywhere = JsonErrorParser(add_help=False)  # --log-json after the subcommand too
