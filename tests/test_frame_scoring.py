@@ -91,6 +91,13 @@ def test_tiny_model_scores_match_the_closed_form(detector):
     ("part.png", TypeError, r"received a path \('part.png'\), which is not read here: decode"),
     (Path("part.png"), TypeError, r"received a path .*cv2.imread\(path\)"),
     (b"\x89PNG\r\n", TypeError, "received an encoded image's bytes.*cv2.imdecode"),
+    # misuse a Python caller meets: each named with its fix (a review)
+    (np.zeros((48, 64, 3), np.uint8).tolist(), TypeError,
+     r"nested list.*np.asarray\(frame, dtype=np.uint8\)"),
+    ((f for f in [np.zeros((48, 64, 3), np.uint8)]), TypeError,
+     r"received generator \(several frames: give a list"),
+    ({"a": 1}, TypeError, "received dict"),
+    (np.zeros((48, 64, 3), np.int32), TypeError, r"frame.clip\(0, 255\).astype\(np.uint8\)"),
 ])
 def test_bad_frames_are_clear_errors_from_the_detector(detector, frame, error, message):
     with pytest.raises(error, match=message):

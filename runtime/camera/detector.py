@@ -79,6 +79,12 @@ class ImageDetector(Detector):
             frames = list(frames)
         elif not isinstance(frames, (list, tuple)):
             frames = [frames]
+        elif frames and isinstance(frames[0], (list, tuple)) and frames[0] \
+                and isinstance(frames[0][0], (list, tuple)):
+            # frame.tolist(): one frame's rows, read as frames of one row each
+            raise TypeError("`frames` is a nested list: one frame as a list of its rows (as "
+                            "frame.tolist() gives)? give each frame as an array: "
+                            "np.asarray(frame, dtype=np.uint8)")
         if not len(frames):  # an empty batch scores nothing, as the sensor detector's does
             return np.empty((0, *self.input_shape), dtype=np.uint8)
         checked = [check_frame(f, "frame" if len(frames) == 1 else f"frames[{k}]")

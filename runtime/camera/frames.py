@@ -28,13 +28,19 @@ def check_frame(frame: object, name: str = "frame") -> np.ndarray:
     array = _from_pil(frame)
     if array is None:
         array = np.asarray(frame)
+    if array.dtype == object and array.ndim == 0:  # a generator, a dict, another object
+        raise TypeError(f"`{name}` must be an image array (height, width[, channels]) or a PIL "
+                        f"image; received {type(frame).__name__} (several frames: give a list "
+                        f"of them, list(frames) for a generator)")
     if array.dtype != np.uint8:
         hint = (" (16-bit pixels: (frame >> 8).astype(np.uint8) keeps their top 8 bits, as "
                 "`vigil score` reads a 16-bit file; a 12-bit camera's: (frame >> 4).clip(0, 255)"
                 ".astype(np.uint8))" if array.dtype == np.uint16 else
                 " (floats in [0, 1]: (frame * 255).round().clip(0, 255).astype(np.uint8); in "
                 "[0, 255]: frame.round().clip(0, 255).astype(np.uint8))"
-                if array.dtype.kind == "f" else "")
+                if array.dtype.kind == "f" else
+                " (levels 0-255 held as wider integers: frame.clip(0, 255).astype(np.uint8))"
+                if array.dtype.kind in "iu" else "")
         raise TypeError(f"`{name}` must be uint8 (as OpenCV decodes images); received dtype "
                         f"{array.dtype}{hint}")
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
