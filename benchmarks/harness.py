@@ -88,8 +88,8 @@ def time_interleaved(calls: dict, budget_s: float, min_runs: int = MIN_RUNS, blo
                 spent[name] += elapsed
         # sized again from what each call has taken so far: a warm-up on a busy machine can
         # misjudge a call several times over (a CI run left 59 % of a fast call's samples alone)
-        turn = turns({name: spent[name] / len(timings[name]) if timings[name] else warm[name]
-                      for name in calls})
+        turn = turns({name: max(spent[name] / len(timings[name]), 1e-9) if timings[name]
+                      else warm[name] for name in calls})
     return timings
 
 

@@ -97,7 +97,9 @@ def test_tiny_model_scores_match_the_closed_form(detector):
     ((f for f in [np.zeros((48, 64, 3), np.uint8)]), TypeError,
      r"received generator \(several frames: give a list"),
     ({"a": 1}, TypeError, "received dict"),
-    (np.zeros((48, 64, 3), np.int32), TypeError, r"frame.clip\(0, 255\).astype\(np.uint8\)"),
+    (np.zeros((48, 64, 3), np.int32), TypeError, r"levels 0-255 .*frame.astype\(np.uint8\)"),
+    (np.full((48, 64, 3), 4000, np.int32), TypeError, r"16-bit levels .*\(frame >> 8\)"),
+    (np.full((48, 64), 100, np.uint8).tolist(), TypeError, "nested list"),  # a gray frame's
 ])
 def test_bad_frames_are_clear_errors_from_the_detector(detector, frame, error, message):
     with pytest.raises(error, match=message):

@@ -552,6 +552,6 @@ def test_push_rows_reads_named_rows_and_times_as_push_does(tiny):
     with pytest.raises(TypeError, match=r"`rows\[0\]` must be a tuple"):  # four readings
         vigil.StreamingScorer(tiny).push_rows([[1.0, 2.0, 3.0, 4.0]])
     # the tuple with one reading as its values: the values' form is named, not the tuple's
-    with pytest.raises(TypeError, match=r"values must be a sequence of the row's readings.*"
-                                        r"e\.g\. \[0\.5\]"):
+    with pytest.raises(TypeError, match=r"values must be a sequence of the row's 3 reading\(s\).*"
+                                        r"e\.g\. \[0\.5, 0\.5, 0\.5\]"):
         vigil.StreamingScorer(tiny).push_rows([(0.5, 0, None, None)])

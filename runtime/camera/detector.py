@@ -79,8 +79,9 @@ class ImageDetector(Detector):
             frames = list(frames)
         elif not isinstance(frames, (list, tuple)):
             frames = [frames]
-        elif frames and isinstance(frames[0], (list, tuple)) and frames[0] \
-                and isinstance(frames[0][0], (list, tuple)):
+        elif frames and isinstance(frames[0], (list, tuple)) and frames[0] and (
+                isinstance(frames[0][0], (list, tuple))  # a colour frame's rows of pixels
+                or all(isinstance(v, (int, float, np.number)) for v in frames[0])):  # a gray one's
             # frame.tolist(): one frame's rows, read as frames of one row each
             raise TypeError("`frames` is a nested list: one frame as a list of its rows (as "
                             "frame.tolist() gives)? give each frame as an array: "

@@ -39,7 +39,10 @@ def check_frame(frame: object, name: str = "frame") -> np.ndarray:
                 " (floats in [0, 1]: (frame * 255).round().clip(0, 255).astype(np.uint8); in "
                 "[0, 255]: frame.round().clip(0, 255).astype(np.uint8))"
                 if array.dtype.kind == "f" else
-                " (levels 0-255 held as wider integers: frame.clip(0, 255).astype(np.uint8))"
+                (" (16-bit levels held as wider integers: (frame >> 8).astype(np.uint8), or "
+                 "(frame >> 4).clip(0, 255).astype(np.uint8) for a 12-bit camera's)"
+                 if array.size and int(array.max()) > 255 else
+                 " (levels 0-255 held as wider integers: frame.astype(np.uint8))")
                 if array.dtype.kind in "iu" else "")
         raise TypeError(f"`{name}` must be uint8 (as OpenCV decodes images); received dtype "
                         f"{array.dtype}{hint}")

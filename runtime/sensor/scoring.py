@@ -385,6 +385,11 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
             current.clear()  # first, so a health report never counts this file twice
             summary.add(scorer, name)
             filled["before"] += scorer.rows_filled
+            if filled["before"] and filled["next"] == 1:  # filled rows, none with a line
+                filled["next"] = 10
+                log.warning("%s: %d row(s) filled from the row before, before any window was "
+                            "scored (counted in the summary's rows_filled)", name,
+                            scorer.rows_filled)
             if state is not None:
                 state.save(scorer)
                 if before and scorer.starts_before(before[0][0]):

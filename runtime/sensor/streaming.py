@@ -306,13 +306,16 @@ class StreamingScorer:
         converted = []  # every row first: one that cannot be read is refused before any is taken
         for k, row in enumerate(rows):
             # a list as well (rows back from JSON or a queue); not a row of four readings
-            if (isinstance(row, (tuple, list)) and len(row) == 4 and np.ndim(row[0]) == 0
+            if (isinstance(row, tuple) and len(row) == 4 and np.ndim(row[0]) == 0
                     and not isinstance(row[0], Mapping)
                     and isinstance(row[1], (int, np.integer)) and not isinstance(row[1], bool)
                     and (row[3] is None or isinstance(row[3], str))):
-                raise TypeError(f"`rows[{k}]`'s values must be a sequence of the row's readings, "
-                                f"one per feature in the model's order (e.g. [{row[0]!r}]), or a "
-                                f"mapping by name; received {type(row[0]).__name__} {row[0]!r}")
+                example = ", ".join(["0.5"] * min(self.features, 3)) + (
+                    ", ..." if self.features > 3 else "")
+                raise TypeError(f"`rows[{k}]`'s values must be a sequence of the row's "
+                                f"{self.features} reading(s), one per feature in the model's "
+                                f"order (e.g. [{example}]), or a mapping by name; received "
+                                f"{type(row[0]).__name__} {row[0]!r}")
             if (not isinstance(row, (tuple, list)) or len(row) != 4
                     or (np.ndim(row[0]) == 0 and not isinstance(row[0], Mapping))):
                 raise TypeError(f"`rows[{k}]` must be a tuple (values, index, time, problem): "

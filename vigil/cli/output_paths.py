@@ -83,9 +83,12 @@ def check_output_paths(args) -> None:
         if Path(args.output).suffix != ".keras":
             raise ValueError(f"`--output` must end in .keras; received {args.output!r} (for "
                              f"example -o {Path(args.output).with_suffix('.keras').name})")
-        from vigil.training.checkpoint import sidecar_path
+        from vigil.runtime.core.spec import SIDECAR_SUFFIX  # not vigil.training: it needs
+        # the train extra, whose absence the command names itself (training_side)
 
-        check_writable(sidecar_path(args.output), "--output's sidecar", replaced=True)
+        output = Path(args.output)
+        check_writable(output.with_name(output.stem + SIDECAR_SUFFIX), "--output's sidecar",
+                       replaced=True)
 
 
 def _refuse_csv_in_an_input_folder(path, flag: str, input_folders: list) -> None:
