@@ -242,7 +242,8 @@ def content_digest(model_bytes: bytes | memoryview, metadata: Mapping) -> str:
     transfer, or a field edited after export, changes it."""
     fields = {k: v for k, v in metadata.items() if k != CONTENT_DIGEST_KEY}
     digest = hashlib.sha256(b"vigil content v1\0")
-    digest.update(records_without_metadata(model_bytes))
+    for record in records_without_metadata(model_bytes):  # hashed in place, not copied
+        digest.update(record)
     digest.update(b"\0" + json.dumps(fields, sort_keys=True).encode("utf-8"))
     return digest.hexdigest()
 

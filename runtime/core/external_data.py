@@ -21,6 +21,7 @@ refused before onnxruntime reads the file.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 MAX_DEPTH = 64  # nested graphs (If/Loop/Scan bodies) deeper than this are refused
 
@@ -73,34 +74,14 @@ def scan_model(data: bytes | memoryview) -> ModelScan:
     return ModelScan(tuple(found), frozenset(op_types), tuple(metadata))
 
 
-def records_without_metadata(data: bytes | memoryview) -> bytes:
+def records_without_metadata(data: bytes | memoryview) -> Iterator[memoryview]:
     """A serialized ModelProto's top-level fields, each whole (tag, length and value) and in
     file order, without its metadata entries: the bytes the artifact's content digest covers
     (ValueError if malformed)."""
     view = memoryview(data)
-    kept: list[memoryview] = []
-    position, end = 0, len(view)
-    while position < end:
-        start = position
-        tag, position = _varint(view, position)
-        number, wire = tag >> 3, tag & 7
-        if wire == 0:
-            _, position = _varint(view, position)
-        elif wire == 2:
-            length, position = _varint(view, position)
-            if length > end - position:
-                raise ValueError(f"a field of {length} bytes runs past the end of the model "
-                                 f"({end - position} bytes left)")
-            position += length
-        elif wire in (1, 5):
-            position += 8 if wire == 1 else 4
-            if position > end:
-                raise ValueError("a fixed-size field runs past the end of the model")
-        else:
-            raise ValueError(f"unsupported protobuf wire type {wire} (field {number})")
+    for number, _, _, start, end in _records(view):
         if number != MODEL_METADATA:
-            kept.append(view[start:position])
-    return b"".join(kept)
+            yield view[start:end]
 
 
 def metadata_text(data: bytes | memoryview, key: str) -> str | None:
@@ -171,28 +152,40 @@ def _text(value: memoryview) -> str:
 
 
 def _fields(data: memoryview):
-    """(field number, wire type, value) of each field: an int for varints, else a memoryview."""
+    """(field number, wire type, value) of each field but the fixed-size ones: an int for
+    varints, else a memoryview."""
+    for number, wire, value, _, _ in _records(data):
+        if value is not None:
+            yield number, wire, value
+
+
+def _records(data: memoryview):
+    """(field number, wire type, value, start, end) of each field, the whole record between
+    ``start`` and ``end``: the value an int for varints, a memoryview for lengths, None for the
+    fixed-size ones (ValueError if malformed)."""
     position, end = 0, len(data)
     while position < end:
+        start = position
         tag, position = _varint(data, position)
         number, wire = tag >> 3, tag & 7
         if number == 0:
             raise ValueError(f"field number 0 at byte {position}")
         if wire == 0:
             value, position = _varint(data, position)
-            yield number, wire, value
+            yield number, wire, value, start, position
         elif wire == 2:
             length, position = _varint(data, position)
             if length > end - position:
                 raise ValueError(f"a field of {length} bytes runs past the end of its message "
                                  f"({end - position} bytes left)")
-            yield number, wire, data[position:position + length]
+            yield number, wire, data[position:position + length], start, position + length
             position += length
         elif wire in (1, 5):
             size = 8 if wire == 1 else 4
             if size > end - position:
                 raise ValueError("a fixed-size field runs past the end of its message")
             position += size
+            yield number, wire, None, start, position
         else:
             raise ValueError(f"unsupported protobuf wire type {wire} (field {number})")
 
