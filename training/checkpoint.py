@@ -18,7 +18,7 @@ import numpy as np
 
 from vigil.runtime.core.artifact import sha256_of
 from vigil.runtime.core.output import atomic_path
-from vigil.runtime.core.spec import SIDECAR_SUFFIX
+from vigil.runtime.core.spec import SIDECAR_SUFFIX, sidecar_path
 
 
 @dataclass(frozen=True)
@@ -49,11 +49,6 @@ class TrainingRun:
     @property
     def normal_validation(self) -> np.ndarray:
         return self.validation[self.normal_mask]
-
-
-def sidecar_path(model_path: str | Path) -> Path:
-    model_path = Path(model_path)
-    return model_path.with_name(model_path.stem + SIDECAR_SUFFIX)
 
 
 def save_run(model, run: TrainingRun) -> None:

@@ -58,6 +58,7 @@ class Artifact:
     spec: Spec
     sha256: str
     batch_independent: bool = True  # False: score one item per run (see BATCH_DEPENDENT_OPS)
+    metadata: Mapping | None = None  # the ``vigil`` entry as written (its digest too)
 
 
 def sha256_of(path: str | Path) -> str:
@@ -163,8 +164,7 @@ def open_artifact(
     # before onnxruntime or the schema reads it: a damaged file is named as damaged (a flipped
     # bit in an operator's name read as "needs a newer onnxruntime", in a field as its range)
     text = metadata_text(data, METADATA_KEY)
-    if text is not None:
-        _check_content(data, text, path)
+    written = _check_content(data, text, path) if text is not None else None
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads is not None:
@@ -198,7 +198,7 @@ def open_artifact(
             log.warning("%s", warning)
     # absolute: a service that changes its working folder still names (and pickles) this file
     return Artifact(path=path.absolute(), session=session, spec=spec, sha256=digest,
-                    batch_independent=not scan.op_types & BATCH_DEPENDENT_OPS)
+                    batch_independent=not scan.op_types & BATCH_DEPENDENT_OPS, metadata=written)
 
 
 def _text_start(data: bytes) -> str | None:
@@ -248,22 +248,26 @@ def content_digest(model_bytes: bytes | memoryview, metadata: Mapping) -> str:
     return digest.hexdigest()
 
 
-def _check_content(data: bytes, text: str, path: Path) -> None:
-    """ArtifactError where the file's content is not what `vigil export` recorded."""
+def _check_content(data: bytes, text: str, path: Path) -> dict | None:
+    """The ``vigil`` entry ``text`` as written (None where it is no JSON object, which
+    parse_metadata then names); ArtifactError where the file's content is not what `vigil
+    export` recorded."""
     try:
         metadata = json.loads(text)
     except (ValueError, RecursionError):  # parse_metadata names what is wrong with it
-        return
-    recorded = metadata.get(CONTENT_DIGEST_KEY) if isinstance(metadata, dict) else None
+        return None
+    if not isinstance(metadata, dict):
+        return None
+    recorded = metadata.get(CONTENT_DIGEST_KEY)
     if recorded is None:
-        return  # written before the digest (0.3's first artifacts): nothing to compare
+        return metadata  # written before the digest (0.3's first artifacts): nothing to compare
     if not isinstance(recorded, str) or not SHA256_PATTERN.fullmatch(recorded):
         raise ArtifactError(f"model file {str(path)!r}: its metadata's {CONTENT_DIGEST_KEY} must "
                             f"be 64 hexadecimal digits; received {str(recorded)[:80]!r}")
     try:
         computed = content_digest(data, metadata)
     except RecursionError:  # nested too deeply to write again: parse_metadata names it
-        return
+        return None
     if computed != recorded.lower():
         raise ArtifactError(
             f"model file {str(path)!r} is not the file `vigil export` wrote: its content does "
@@ -271,6 +275,7 @@ def _check_content(data: bytes, text: str, path: Path) -> None:
             "transfer that changed some bytes) or edited after export, and its scores cannot be "
             "trusted. Copy it again from where it was exported (compare their sha256sum), or "
             "export it again: vigil export MODEL.keras -o MODEL.onnx")
+    return metadata
 
 
 def _load_failure(path: Path, error: Exception) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,12 @@ class Detector:
     @property
     def sha256(self) -> str:
         return self._artifact.sha256
+
+    @property
+    def metadata(self) -> dict:
+        """The artifact's ``vigil`` metadata entry as written (a copy; its ``content_sha256``
+        too, where `vigil export` recorded one and loading checked it)."""
+        return copy.deepcopy(dict(self._artifact.metadata or {}))
 
     @property
     def batch_independent(self) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Mapping
 
 METADATA_KEY = "vigil"
@@ -32,6 +33,12 @@ SPREAD_SCHEMA_VERSION = 6  # written when running normalization records the trai
 
 SENSOR = "sensor"
 IMAGE = "image"
+
+
+def sidecar_path(model_path: str | Path) -> Path:
+    """Where training keeps a Keras model's calibration data: NAME.vigil.npz beside NAME.keras."""
+    model_path = Path(model_path)
+    return model_path.with_name(model_path.stem + SIDECAR_SUFFIX)
 
 
 class ArtifactError(ValueError):

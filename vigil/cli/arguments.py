@@ -653,7 +653,7 @@ def _add_score_and_eval(commands, anywhere: argparse.ArgumentParser) -> None:
             sub.add_argument("--columns", type=_comma_list, default=None,
                              help="column names when the input has no header line")
             sub.add_argument("--strict", action="store_true",
-                             help="exit 5 (not 0) when the run ended but some input was not scored: a file skipped, or rows or frames skipped (each skipped one still has its line and reason); for scripts and schedulers that must notice a partial run")
+                             help=STRICT_HELP)
             sub.add_argument("--expect-sha256", default=None,
                              help="refuse the model unless its sha256 is this")
             sub.add_argument("--on-output-error", choices=["stop", "continue"], default="stop",
@@ -855,7 +855,7 @@ def _add_batch(commands, anywhere: argparse.ArgumentParser) -> None:
                             "artifact's anomaly likelihood or its level floor (default: the "
                             "artifact's rule, as in vigil score)")
     batch.add_argument("--strict", action="store_true",
-                       help="exit 5 (not 0) when the run ended but some input was not scored: a file skipped, or rows or frames skipped (each skipped one still has its line and reason); for scripts and schedulers that must notice a partial run")
+                       help=STRICT_HELP)
     batch.set_defaults(command="batch")
 
 
@@ -885,6 +885,13 @@ def _add_inspect(commands, anywhere: argparse.ArgumentParser) -> None:
     inspect.add_argument("--json", action="store_true",
                          help="print the whole metadata as JSON (with the file's size and sha256)")
     inspect.set_defaults(command="inspect")
+
+
+# --strict, as vigil score and vigil batch both take it
+STRICT_HELP = ("exit 5 (not 0) when the run ended but some input was not scored: a file "
+               "skipped, rows or frames skipped (each still has its line and reason), or entries "
+               "of an input folder passed over (each warned of); for scripts and schedulers "
+               "that must notice a partial run")
 
 
 # What each option's value is, in --help, where argparse would show its name in capitals.

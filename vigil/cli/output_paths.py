@@ -83,12 +83,11 @@ def check_output_paths(args) -> None:
         if Path(args.output).suffix != ".keras":
             raise ValueError(f"`--output` must end in .keras; received {args.output!r} (for "
                              f"example -o {Path(args.output).with_suffix('.keras').name})")
-        from vigil.runtime.core.spec import SIDECAR_SUFFIX  # not vigil.training: it needs
-        # the train extra, whose absence the command names itself (training_side)
+        # from the runtime, not vigil.training: that needs the train extra, whose absence the
+        # command names itself (training_side)
+        from vigil.runtime.core.spec import sidecar_path
 
-        output = Path(args.output)
-        check_writable(output.with_name(output.stem + SIDECAR_SUFFIX), "--output's sidecar",
-                       replaced=True)
+        check_writable(sidecar_path(args.output), "--output's sidecar", replaced=True)
 
 
 def _refuse_csv_in_an_input_folder(path, flag: str, input_folders: list) -> None:

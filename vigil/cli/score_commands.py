@@ -404,17 +404,13 @@ def cmd_eval(args) -> int:
 
 def cmd_inspect(args) -> int:
     """What an artifact holds, read (and checked) as `vigil score` loads it."""
-    import json
-
     from vigil.runtime import load
     from vigil.runtime.core.artifact import CONTENT_DIGEST_KEY
     from vigil.runtime.core.report import json_text
-    from vigil.runtime.core.spec import METADATA_KEY
 
     detector = load(args.model, threads=1)
     spec = detector.spec
-    metadata = json.loads(detector._artifact.session.get_modelmeta()
-                          .custom_metadata_map[METADATA_KEY])
+    metadata = detector.metadata  # as loading read and checked it
     digest = metadata.get(CONTENT_DIGEST_KEY)
     size = detector.path.stat().st_size
     if args.json:  # the entry as written (its digest too), as the loader read and checked it
