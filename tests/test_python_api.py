@@ -173,6 +173,16 @@ def test_device_preference_lists_take_the_first_available_and_fall_back_to_cpu(c
         providers_for_device("cuda,tpu")
 
 
+def test_an_unknown_providers_name_is_named_as_the_python_argument(tiny):
+    import vigil
+
+    # the Python API takes `providers`; its error names that, not the CLI's `--device`
+    with pytest.raises(ValueError, match=r"^`providers` must be one of .*received 'gpu'"):
+        vigil.load(tiny.path, providers="gpu")
+    with pytest.raises(ValueError, match=r"^`providers` must be one of .*preference list"):
+        vigil.load(tiny.path, providers="cuda,gpu")
+
+
 def test_score_takes_a_device_preference_list_and_refuses_unknown_ones(sensor_artifacts,
                                                                        tmp_path, capsys):
     from vigil.cli import commands as cli

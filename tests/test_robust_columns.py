@@ -25,6 +25,24 @@ def test_constant_binary_and_status_columns_are_inputs_not_scores():
     assert feature_roles(rows[:, 1:5], rows[:, 1:5].mean(axis=0)) == ("scored",) * 4
 
 
+def test_the_longest_unchanged_runs_are_measured_per_file_between_labeled_rows():
+    """``steady_runs``: a run ends at a file's training part, at a labeled row and at a change."""
+    from vigil.runtime.sensor.tables import Table
+    from vigil.training.sensor_data import steady_runs
+
+    def table(column, labels=None):
+        values = np.column_stack([column, np.arange(len(column), dtype=float)])
+        return Table("f.csv", ("a", "b"), values, None,
+                     None if labels is None else np.asarray(labels), None, None)
+
+    one = table([1, 1, 1, 2, 2, 5, 5, 5, 5, 5])  # a run of 5 at the end...
+    two = table([3, 3, 3, 3, 3, 3, 0], labels=[0, 0, 0, 1, 0, 0, 0])  # ...a labeled row cuts 6
+    assert steady_runs([one], [10], ["a", "b"]) == {"a": 5, "b": 1}
+    assert steady_runs([one], [8], ["a"]) == {"a": 3}  # the training part only
+    assert steady_runs([one, two], [8, 7], ["a"]) == {"a": 3}
+    assert steady_runs([two], [1], ["a"]) == {"a": 1}
+
+
 def test_a_count_of_few_levels_is_scored_and_a_held_status_of_as_many_is_not():
     """Whole numbers of few levels are a status when held and jumped between, a quantity when
     they move as one (review s58 sD: a Poisson count was input-only, its jump to 40 unseen)."""

@@ -352,6 +352,28 @@ def test_bad_input_ranges_are_refused_on_loading(data, ranges, message):
         spec_from_dict(data)
 
 
+def test_steady_runs_are_read_from_the_training_record(data):
+    from vigil.runtime.core.spec import SteadyRun
+
+    assert spec_from_dict(data).steady_runs == ()  # artifacts before 0.3.1 record none
+    data["training"]["steady_runs"] = {"flow": 3, "current": 40}
+    assert spec_from_dict(data).steady_runs == (SteadyRun("flow", 0, 3),
+                                                SteadyRun("current", 2, 40))
+
+
+@pytest.mark.parametrize("runs, message", [
+    ([1, 2], "training.steady_runs must be a JSON object"),
+    ({"speed": 3}, "training.steady_runs.speed names no feature"),
+    ({"flow": 0}, r"training.steady_runs.flow must be a number of rows"),
+    ({"flow": 2.5}, r"training.steady_runs.flow must be a number of rows"),
+    ({"flow": True}, r"training.steady_runs.flow must be a number of rows"),
+])
+def test_bad_steady_runs_are_refused_on_loading(data, runs, message):
+    data["training"]["steady_runs"] = runs
+    with pytest.raises(ArtifactError, match=message):
+        spec_from_dict(data)
+
+
 @pytest.mark.parametrize("key, value, expected", [
     ("frame_aspect", None, None), ("frame_aspect", [0.98, 1.0], (0.98, 1.0)),
     ("frame_aspect", [0, 1], ArtifactError), ("frame_aspect", [2, 1], ArtifactError),

@@ -196,7 +196,8 @@ def test_row_with_wrong_field_count(fp32, rows):
     assert likelihood["learned"] == len(scored(results)) and likelihood["warm"] is False
     assert summary == {"rows": 25, "windows": len(scored(results)), "alarms": 0, "alarm_episodes": 0,
                        "rows_filled": 1, "rows_skipped": 1, "rows_out_of_order": 0,
-                       "times_unchecked": 25, "rows_unseen_inputs": 0}  # none: none checked
+                       "times_unchecked": 25, "rows_unseen_inputs": 0,  # none: none checked
+                       "unchanged_runs": 0}
     # (no time_gaps: its times, "t0", are no times, so none was compared, and each is counted)
 
     # A pushed array of the wrong length is reported the same way.
@@ -206,6 +207,51 @@ def test_row_with_wrong_field_count(fp32, rows):
     (nested,) = StreamingScorer(fp32).push(np.zeros((1, n)), 0)  # one row, but as a 2-D array
     assert nested.skipped.startswith(f"row has shape (1, {n}); the model needs one reading per "
                                      f"feature, shape ({n},)")
+
+
+def test_a_reading_frozen_far_longer_than_in_training_is_flagged(fp32, rows, caplog):
+    """A stuck sensor repeats a normal-looking reading, which a forecaster finds easy: a scored
+    column unchanged for STEADY_FACTOR times its longest run in training (at least
+    STEADY_MIN_ROWS rows) is flagged on the windows while it lasts, warned of and counted."""
+    from vigil.runtime.sensor.streaming import STEADY_FACTOR, STEADY_MIN_ROWS
+
+    runs = {r.feature: r for r in fp32.spec.steady_runs}
+    assert runs, "training records the scored columns' longest unchanged runs"
+    stuck = next(iter(runs.values()))
+    limit = max(STEADY_FACTOR * stuck.longest, STEADY_MIN_ROWS)
+    frozen = rows[:200].copy()
+    frozen[20:20 + limit + 10, stuck.column] = frozen[20, stuck.column]  # stuck at row 20
+    scorer = StreamingScorer(fp32)
+    with caplog.at_level("WARNING", logger="vigil"):
+        results = push_each(scorer, frozen)
+    flagged = [r for r in scored(results) if r.unchanged]
+    # from the row where the run reaches its limit to the last frozen row
+    assert [r.index for r in flagged] == list(range(20 + limit - 1, 20 + limit + 10))
+    assert flagged[0].unchanged == ((stuck.feature, float(frozen[20, stuck.column]), limit,
+                                     stuck.longest),)
+    line = flagged[-1].to_json()
+    assert line["unchanged"] == [{"feature": stuck.feature,
+                                  "value": pytest.approx(float(frozen[20, stuck.column])),
+                                  "rows": limit + 10, "trained_longest": stuck.longest}]
+    assert scorer.summary()["unchanged_runs"] == 1
+    assert f"column {stuck.feature!r} has read" in caplog.text
+    assert f"for {limit} rows in a row" in caplog.text and "stuck or disconnected" in caplog.text
+    # the same rows unfrozen: nothing flagged, the count 0 (not unknown)
+    plain = StreamingScorer(fp32)
+    assert not any(r.unchanged for r in push_each(plain, rows[:200]))
+    assert plain.summary()["unchanged_runs"] == 0
+
+
+def test_an_artifact_without_steady_runs_checks_nothing_and_says_unknown(fp32, rows):
+    """Artifacts before 0.3.1 record no runs: no flag, and no count (unknown, not 0)."""
+    training = {k: v for k, v in fp32.spec.training.items() if k != "steady_runs"}
+    old = SensorDetector.__new__(SensorDetector)
+    old.__dict__.update(fp32.__dict__)
+    old.spec = dataclasses.replace(fp32.spec, training=training)
+    frozen = np.repeat(rows[:1], 150, axis=0)
+    scorer = StreamingScorer(old)
+    assert not any(r.unchanged for r in push_each(scorer, frozen))
+    assert "unchanged_runs" not in scorer.summary()
 
 
 def test_every_row_is_accounted_for(fp32, rows):

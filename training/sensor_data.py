@@ -43,6 +43,9 @@ class SensorData:
     model_mean: np.ndarray | None = None
     model_std: np.ndarray | None = None
     time_step: dict | None = None  # ``time_step``'s record: the artifact's ``TimeStepSpec``
+    # per scored feature, its longest run of one unchanged reading in the normal training rows
+    # (``steady_runs``): the runtime flags a reading frozen far longer (a stuck sensor)
+    steady_runs: dict | None = None
 
 
 SCORED = "scored"
@@ -457,6 +460,30 @@ def time_step(tables: Sequence[Table], splits: Sequence[int], max_gap: int) -> d
     return {"numeric": kind == 0, "typical": typical, "limit": limit}
 
 
+def steady_runs(tables: Sequence[Table], splits: Sequence[int],
+                features: Sequence[str]) -> dict[str, int]:
+    """For each of ``features``, the longest run of one unchanged reading in the files' training
+    parts (their first ``splits`` rows), labeled and missing rows breaking a run; the runtime
+    flags a reading that stays unchanged far longer than this (``STEADY_FACTOR`` in its
+    ``streaming``), which a frozen sensor does at a level the score finds normal."""
+    if not tables:
+        return {}
+    columns = [tables[0].features.index(f) for f in features]
+    longest = np.ones(len(columns), dtype=np.int64)
+    for table, split in zip(tables, splits):
+        values = table.values[:split, columns].astype(np.float64)
+        if table.labels is not None:
+            values[np.asarray(table.labels[:split], dtype=bool)] = np.nan  # NaN equals nothing
+        if len(values) < 2:
+            continue
+        changed = values[1:] != values[:-1]  # (rows - 1, columns)
+        for k in range(len(columns)):
+            ends = np.flatnonzero(changed[:, k])
+            bounds = np.concatenate([[-1], ends, [len(changed)]])
+            longest[k] = max(longest[k], int(np.diff(bounds).max()))
+    return {f: int(n) for f, n in zip(features, longest)}
+
+
 def _check_held_out_readings(tables: Sequence[Table], train_rows: np.ndarray,
                              validation_fraction: float, roles: Sequence[str]) -> None:
     """Held-out normal rows set the score's statistics and the threshold: a reading far beyond
@@ -655,6 +682,9 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions,
         model_std=model_std,
         time_step=time_step(tables, [training_rows(t, options.validation_fraction)
                                      for t in tables], options.max_gap),
+        steady_runs=steady_runs(tables, [training_rows(t, options.validation_fraction)
+                                         for t in tables],
+                                [f for f, role in zip(first.features, roles) if role == SCORED]),
     )
 
 

@@ -392,6 +392,7 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
         f: input_range(prepared.train_rows[:, j], inputs_only[f])
         for j, f in enumerate(prepared.features) if f in inputs_only}
     _warn_inputs_leaving_their_range(prepared, record["training"])
+    record["training"]["steady_runs"] = prepared.steady_runs or {}
     compressed = {f: float(m) for f, m in zip(prepared.features, compression) if m > 0}
     record["training"]["compressed"] = compressed
     if neighbours is not None:

@@ -31,8 +31,8 @@ from vigil.runtime.sensor.windows import sliding_windows
 from . import sensor_model
 from .checkpoint import TrainingRun, save_run
 from .sensor_data import (DataOptions, check_memory, check_normal_rows, labeled_tables,
-                          standardization, time_step, training_rows, training_spread,
-                          window_last_labels)
+                          standardization, steady_runs, time_step, training_rows,
+                          training_spread, window_last_labels)
 from .train_sensor import (MIN_NORMAL_VALIDATION, CalibrationOptions, SensorTrainingOptions,
                            SensorTrainingResult, checked_options, decision_record, fit_threshold,
                            longest_stride, plain_options, score_windows, validation_check)
@@ -244,6 +244,8 @@ def _record(tables, options: SensorTrainingOptions, supervised: SupervisedOption
             # every column is scored (a classifier has no input-only column): recorded, so that
             # the runtime counts rows_unseen_inputs as 0, not unknown
             "inputs_only": {}, "input_ranges": {},
+            "steady_runs": steady_runs(tables, [training_rows(t, options.data.validation_fraction)
+                                                for t in tables], first.features),
             "validation_windows": validation_windows,
             "validation_fraction": options.data.validation_fraction,
             "epochs": epochs,

@@ -20,11 +20,12 @@ GPU_BUILD_HINT = ("; for a GPU, onnxruntime's GPU build replaces the CPU one (th
                   "install 'onnxruntime-gpu>=1.18.1' (with CUDA and cuDNN)")
 
 
-def providers_for_device(device: str) -> list[str]:
+def providers_for_device(device: str, argument: str = "device") -> list[str]:
     """Providers for ``auto``, ``cpu``, ``cuda`` or ``tensorrt``, keeping those installed, or
     for a preference list such as ``tensorrt,cuda,cpu`` (the first one available here wins).
 
     A requested accelerator that is not available falls back to CPU with a warning.
+    ``argument`` is the name errors give the value (``providers`` where the Python API took it).
     """
     available = ort.get_available_providers()
     device = device.strip().lower()  # "CUDA" is "cuda"
@@ -32,7 +33,7 @@ def providers_for_device(device: str) -> list[str]:
         names = [d.strip() for d in device.split(",") if d.strip()]
         unknown = [d for d in names if d != "auto" and d not in DEVICES]
         if unknown or not names:
-            raise ValueError(f"`device` must be one of {['auto', *DEVICES]} or a comma-separated "
+            raise ValueError(f"`{argument}` must be one of {['auto', *DEVICES]} or a comma-separated "
                              f"preference list of them; received {device!r}")
         for position, name in enumerate(names):
             if name in ("auto", "cpu") or DEVICES[name][0] in available:
@@ -53,7 +54,7 @@ def providers_for_device(device: str) -> list[str]:
                 return [p for p in DEVICES[name] if p in available]
         return ["CPUExecutionProvider"]
     if device not in DEVICES:
-        raise ValueError(f"`device` must be one of {['auto', *DEVICES]}; received {device!r}")
+        raise ValueError(f"`{argument}` must be one of {['auto', *DEVICES]}; received {device!r}")
     wanted = DEVICES[device]
     if wanted[0] not in available:
         log.warning("device %r requested but onnxruntime has no %s (available: %s); using CPU%s",
@@ -66,7 +67,7 @@ def session_providers(providers: Sequence[str] | None) -> list[str]:
     if providers is None:
         return ["CPUExecutionProvider"]
     if isinstance(providers, str):
-        return providers_for_device(providers)
+        return providers_for_device(providers, argument="providers")
     if not isinstance(providers, (list, tuple)) or not all(isinstance(p, str) for p in providers):
         raise TypeError(f"`providers` must be a device name ('auto', 'cpu', 'cuda', 'tensorrt') "
                         f"or a list of onnxruntime provider names; received {providers!r}")

@@ -160,6 +160,17 @@ class InputRange:
 
 
 @dataclass(frozen=True)
+class SteadyRun:
+    """A scored column's longest run of one unchanged reading in the normal training rows
+    (``training.steady_runs``, written since 0.3.1): the runtime flags a reading frozen far
+    longer, as a stuck or disconnected sensor's is, at a level the score may find normal."""
+
+    feature: str
+    column: int   # its position in ``features``
+    longest: int  # rows
+
+
+@dataclass(frozen=True)
 class SensorSpec:
     """Everything the runtime needs to score windows of sensor readings."""
 
@@ -199,6 +210,11 @@ class SensorSpec:
     def input_ranges(self) -> tuple[InputRange, ...]:
         """The input-only columns' training values, from the training record (none before 0.3)."""
         return input_ranges(self.training, self.features)
+
+    @cached_property
+    def steady_runs(self) -> tuple[SteadyRun, ...]:
+        """The scored columns' longest unchanged runs in training (none before 0.3.1)."""
+        return steady_runs(self.training, self.features)
 
 
 COLOR_ORDERS = ("gray", "bgr", "rgb")
@@ -386,6 +402,7 @@ def spec_from_dict(data: Any) -> Spec:
         schema_version=version,
     )
     spec.input_ranges  # parsed now, so that a malformed record is refused on loading
+    spec.steady_runs
     return spec
 
 
@@ -455,6 +472,26 @@ def input_ranges(training: Mapping[str, Any], features: tuple[str, ...]
                                 f'{{"levels": [...]}}; received {_short(value)}')
         parsed.append(InputRange(feature=name, column=features.index(name), low=low, high=high,
                                  levels=levels, reason=str(reasons.get(name, "not scored"))))
+    return tuple(parsed)
+
+
+def steady_runs(training: Mapping[str, Any], features: tuple[str, ...]) -> tuple[SteadyRun, ...]:
+    """A training record's ``steady_runs``, parsed and checked (``SensorSpec.steady_runs``)."""
+    runs = training.get("steady_runs")
+    if runs is None:
+        return ()
+    if not isinstance(runs, Mapping):
+        raise ArtifactError(f"metadata training.steady_runs must be a JSON object; received "
+                            f"{_short(runs)}")
+    parsed = []
+    for name, value in runs.items():
+        if name not in features:
+            raise ArtifactError(f"metadata training.steady_runs.{name} names no feature of the "
+                                f"model ({_short(list(features))})")
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ArtifactError(f"metadata training.steady_runs.{name} must be a number of rows "
+                                f"(a whole number >= 1); received {_short(value)}")
+        parsed.append(SteadyRun(feature=name, column=features.index(name), longest=value))
     return tuple(parsed)
 
 

@@ -61,6 +61,8 @@ class ScoreSummary:
     times_unchecked: int = 0  # rows whose time is no time read here, or not the training's kind
     rows_unseen_inputs: int | None = None  # rows where an input-only column left its training
                                            # values (None: no artifact's record to check)
+    unchanged_runs: int | None = None  # scored columns' readings frozen past their limit
+                                       # (None: an artifact before 0.3.1, nothing to check)
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
     stopped: str = "end"
@@ -96,6 +98,8 @@ class ScoreSummary:
         self.times_unchecked += part.get("times_unchecked", 0)
         if "rows_unseen_inputs" in part:
             self.rows_unseen_inputs = (self.rows_unseen_inputs or 0) + part["rows_unseen_inputs"]
+        if "unchanged_runs" in part:
+            self.unchanged_runs = (self.unchanged_runs or 0) + part["unchanged_runs"]
 
     def to_json(self) -> dict:
         rate = self.windows / self.seconds if self.seconds > 0 else None
@@ -107,6 +111,7 @@ class ScoreSummary:
                 "files_out_of_order": self.files_out_of_order,
                 "time_gaps": self.time_gaps, "times_unchecked": self.times_unchecked,
                 "rows_unseen_inputs": self.rows_unseen_inputs,
+                "unchanged_runs": self.unchanged_runs,
                 "seconds": round(self.seconds, 4),
                 "windows_per_s": round(rate, 1) if rate else None, "errors": self.errors,
                 "stopped": self.stopped, "last_error": self.last_error,
@@ -545,6 +550,9 @@ def _counts(summary: ScoreSummary, current: list[StreamingScorer], sink: JsonLin
                                and "rows_unseen_inputs" not in part
                                else (summary.rows_unseen_inputs or 0)
                                + part.get("rows_unseen_inputs", 0)),
+        "unchanged_runs": (None if summary.unchanged_runs is None
+                           and "unchanged_runs" not in part
+                           else (summary.unchanged_runs or 0) + part.get("unchanged_runs", 0)),
         "alarms": summary.alarms + part.get("alarms", 0),
         "alarm_episodes": summary.alarm_episodes + part.get("alarm_episodes", 0),
         # windows in a row the current alarm has been on (0: none), for a watchdog's "still?"

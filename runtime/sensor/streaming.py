@@ -13,7 +13,7 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from ..core.results import decide_line, present, result_line, skip_line
-from ..core.spec import FLOAT32_MAX, InputRange, jsonable
+from ..core.spec import FLOAT32_MAX, InputRange, SteadyRun, jsonable
 from .detector import SensorDetector
 from .drift import RunningNormalization
 from .tables import Row, time_key
@@ -65,6 +65,10 @@ class Result:
     # values, and beside each, a binary or categorical column's training levels (else None)
     unseen_inputs: tuple[tuple[str, float, float, float], ...] = ()
     unseen_levels: tuple[tuple[float, ...] | None, ...] = ()
+    # (feature, reading, rows unchanged, training's longest unchanged run) of each scored column
+    # whose reading, at this window's newest row, has stayed unchanged for STEADY_FACTOR times
+    # its longest run in training or longer (a stuck or disconnected sensor reads so)
+    unchanged: tuple[tuple[str, float, int, int], ...] = ()
 
     def to_json(self, source: str | None = None) -> dict:
         """This window's result line (``core.results``), naming ``source`` where given."""
@@ -89,6 +93,10 @@ class Result:
                 {"feature": f, "value": finite_or_max(v), "trained": [low, high],
                  **({"levels": list(known)} if known is not None else {})}
                 for (f, v, low, high), known in zip(self.unseen_inputs, levels)]
+        if self.unchanged:
+            record["unchanged"] = [{"feature": f, "value": finite_or_max(v), "rows": n,
+                                    "trained_longest": longest}
+                                   for f, v, n, longest in self.unchanged]
         return record
 
 
@@ -103,6 +111,14 @@ def unchecked_times_note(scorer: "StreamingScorer") -> str:
 
 # a stream's later clock steps and gaps are said again at most this often (wall-clock seconds)
 REWARN_S = 3600.0
+# A scored column whose reading stays unchanged for STEADY_FACTOR times its longest unchanged run
+# in the normal training rows, and for at least STEADY_MIN_ROWS rows, is flagged (``unchanged``):
+# a frozen reading at a normal level forecasts itself and scores as normal. Chosen on SKAB,
+# SMD, ECG and NAB with each benchmark's split (docs/quality.md, "Readings that stop changing"):
+# no SKAB run is flagged; the others' are flat lines (NAB's labeled art_daily_flatmiddle, an ECG
+# lead at its converter's floor, server metrics and key counts at 0).
+STEADY_FACTOR = 4
+STEADY_MIN_ROWS = 64
 EPOCH_SECONDS = (1e8, 1e11)  # numeric times in this range are epoch seconds (1973-5138), and
 # from its top on epoch milliseconds: dates; smaller ones elapsed seconds or counters
 
@@ -185,6 +201,12 @@ class StreamingScorer:
         # the artifact records them (none, or some): the count is 0, not unknown, without any
         self._inputs_recorded = "input_ranges" in spec.training
         self.rows_unseen_inputs = 0  # rows where one of them left its training range
+        self._steady = steady_check(spec.steady_runs)  # scored columns' limits of unchanged rows
+        self._steady_recorded = "steady_runs" in spec.training  # else unknown, not 0
+        self.unchanged_runs = 0  # runs of one reading that reached their column's limit
+        # (row, feature, reading, limit) of the first; (when said, the count then) of the latest
+        self.first_unchanged: tuple[int, str, float, int] | None = None
+        self._unchanged_said: tuple[float, int] | None = None
         self.reset()
         self.rows_in = 0
         self.windows_scored = 0
@@ -224,6 +246,10 @@ class StreamingScorer:
         self._gap_until = -1  # windows ending at positions up to this span a gap in time
         # (row, time key) of the last timed row buffered since the window restarted
         self._last_time: tuple[int, tuple[int, float]] | None = None
+        # the scored columns' last readings, the rows each has been unchanged, those at the limit
+        self._steady_last: np.ndarray | None = None
+        self._steady_rows: np.ndarray | None = None
+        self._unchanged_now: tuple[tuple[str, float, int, int], ...] = ()
         self._decider.reset()  # the adaptive threshold (and running normalization) keep what
         self._alarm_on = False  # they learned
         self.alarm_run = 0
@@ -413,6 +439,8 @@ class StreamingScorer:
             raw = values
             if self._inputs is not None:
                 self._check_inputs(raw, index)
+            if self._steady is not None:
+                self._check_steady(raw, index)
             if self._drift is not None:
                 values = self._drift.adapt(values)
             slot = self._position % self.window
@@ -437,7 +465,7 @@ class StreamingScorer:
                 pending.append((len(out), index, time, filled,
                                 self._position <= self._disorder_until,
                                 len(self._fill_positions), self._position <= self._gap_until,
-                                unseen))
+                                unseen, self._unchanged_now))
                 out.append(None)
             if self._drift is not None:
                 self._score(batch, pending, out)
@@ -453,7 +481,7 @@ class StreamingScorer:
         scores, errors = self.detector.score_with_features(np.stack(batch))
         base = self.detector.threshold
         varies = self._decider.threshold_varies
-        for (slot, index, time, filled, late, fills, gap, unseen), score, error in zip(
+        for (slot, index, time, filled, late, fills, gap, unseen, unchanged), score, error in zip(
                 pending, scores, errors):
             overflow = not np.isfinite(score)
             threshold, above, anomaly, start = self._decider.step(float(score), base)
@@ -468,7 +496,8 @@ class StreamingScorer:
                                score_overflow=overflow, problem=filled,
                                threshold=threshold if varies else None, alarm_start=start,
                                surprise=surprise, filled_in_window=fills, time_gap=gap,
-                               unseen_inputs=unseen[0], unseen_levels=unseen[1])
+                               unseen_inputs=unseen[0], unseen_levels=unseen[1],
+                               unchanged=unchanged)
         self.windows_scored += len(batch)
 
     def _learners(self) -> list[tuple[str, object]]:
@@ -546,6 +575,44 @@ class StreamingScorer:
                         "rows carry unseen_inputs and the summary counts them "
                         "(rows_unseen_inputs; said once per stream)", index, first.feature,
                         found[0][1], trained, first.reason)
+
+    def _check_steady(self, row: np.ndarray, index: int) -> None:
+        """Count how long each scored column's reading has stayed unchanged, and note (and warn
+        of) one that reaches its limit."""
+        check = self._steady
+        values = row[check.columns]
+        if self._steady_last is None:
+            rows = np.ones(len(values), dtype=np.int64)
+        else:
+            rows = np.where(values == self._steady_last, self._steady_rows + 1, 1)
+        self._steady_last, self._steady_rows = values, rows
+        at_limit = rows >= check.limits
+        if not at_limit.any():
+            self._unchanged_now = ()
+            return
+        self._unchanged_now = tuple(
+            (check.runs[k].feature, float(values[k]), int(rows[k]), check.runs[k].longest)
+            for k in np.flatnonzero(at_limit))
+        reached = np.flatnonzero(rows == check.limits)
+        if not reached.size:
+            return
+        self.unchanged_runs += len(reached)
+        k = int(reached[0])
+        feature, value, limit = check.runs[k].feature, float(values[k]), int(check.limits[k])
+        if self.first_unchanged is None:
+            self.first_unchanged = (index, feature, value, limit)
+            self._unchanged_said = (clock.monotonic(), self.unchanged_runs)
+            log.warning("row %d: column %r has read %g for %d rows in a row, where its longest "
+                        "unchanged run in the normal training rows was %d: a stuck or "
+                        "disconnected sensor reads so, at a level the score may find normal. "
+                        "Windows while it lasts carry `unchanged`, and the summary counts such "
+                        "runs (unchanged_runs; said again at most once an hour)", index, feature,
+                        value, limit, check.runs[k].longest)
+        elif clock.monotonic() - self._unchanged_said[0] >= REWARN_S:
+            log.warning("row %d: column %r has read %g for %d rows in a row: %d more unchanged "
+                        "run(s) since the last warning (unchanged_runs)", index, feature, value,
+                        limit, self.unchanged_runs - self._unchanged_said[1])
+            self._unchanged_said = (clock.monotonic(), self.unchanged_runs)
 
     def _track_alarm(self, anomaly: bool, index: int) -> None:
         if not anomaly:
@@ -654,6 +721,8 @@ class StreamingScorer:
             summary["times_unchecked"] = self.times_unchecked
         if self._inputs_recorded:  # else an artifact from before 0.3: nothing to check against
             summary["rows_unseen_inputs"] = self.rows_unseen_inputs
+        if self._steady_recorded:  # else an artifact from before 0.3.1
+            summary["unchanged_runs"] = self.unchanged_runs
         if self.longest_alarm is not None:
             windows, first, last = self.longest_alarm
             summary["longest_alarm"] = {"windows": windows, "first_row": first, "last_row": last}
@@ -694,6 +763,25 @@ class InputCheck:
             outside[..., self.level_columns] |= np.add.reduceat(near, self.level_starts,
                                                                 axis=-1) == 0
         return outside
+
+
+@dataclass(frozen=True)
+class SteadyCheck:
+    """Scored columns' longest unchanged runs in training (``spec.steady_runs``) as arrays:
+    ``limits`` is the rows of one reading that the runtime flags."""
+
+    runs: tuple[SteadyRun, ...]
+    columns: np.ndarray
+    limits: np.ndarray
+
+
+def steady_check(runs: tuple[SteadyRun, ...]) -> SteadyCheck | None:
+    """The check of frozen readings (None where the artifact records no scored column's runs)."""
+    if not runs:
+        return None
+    return SteadyCheck(runs=runs, columns=np.array([r.column for r in runs], dtype=np.intp),
+                       limits=np.array([max(STEADY_FACTOR * r.longest, STEADY_MIN_ROWS)
+                                        for r in runs], dtype=np.int64))
 
 
 def input_check(ranges: tuple[InputRange, ...]) -> InputCheck | None:

@@ -821,8 +821,8 @@ def _path_key(name: str) -> str:
 # The counts of `vigil score`'s summary that a batch adds up over its items: sensor rows filled
 # (a gap or an unreadable cell) or out of order, and the alarms; frames read, scored, anomalous
 SUMMED_COUNTS = ("rows", "windows", "rows_filled", "rows_out_of_order", "time_gaps",
-                 "times_unchecked", "rows_unseen_inputs", "alarms", "alarm_episodes", "frames_in",
-                 "scored", "anomalies")
+                 "times_unchecked", "rows_unseen_inputs", "unchanged_runs", "alarms",
+                 "alarm_episodes", "frames_in", "scored", "anomalies")
 
 
 def run_batch(model: str | Path, items: Sequence[WorkItem], out, use_ray: bool = False,
