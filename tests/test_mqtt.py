@@ -344,6 +344,41 @@ def test_health_reports_during_an_outage_never_take_a_result_lines_place(broker)
         subscriber.close()
 
 
+def test_a_health_report_meeting_a_full_buffer_is_held_and_sent_when_room_is_made():
+    """At a reconnect the buffer may be full of an outage's result lines: the latest health
+    report (which replaces the will's "lost") is held, not dropped, and sent at the next
+    acknowledgement."""
+    from types import SimpleNamespace
+
+    import paho.mqtt.client as paho
+
+    class Queue:  # paho's client, as far as publishing goes: a bounded queue
+        def __init__(self):
+            self.sent = []
+
+        def publish(self, topic, payload, qos, retain):
+            if len(self.sent) >= 2:
+                return SimpleNamespace(rc=paho.MQTT_ERR_QUEUE_SIZE)
+            self.sent.append((topic, payload, retain))
+            return SimpleNamespace(rc=paho.MQTT_ERR_SUCCESS)
+
+    target = MqttTarget.parse(f"mqtt://127.0.0.1:{_free_port()}/{TOPIC}")
+    publisher = MqttPublisher(target, buffer=2)
+    queue = publisher._client = Queue()
+    publisher.connected = True
+    publisher.publish_line("{}")
+    publisher.publish_line("{}")
+    publisher.publish_health({"report": 1})  # the buffer is full: held
+    publisher.publish_health({"report": 2})  # a newer one replaces it
+    assert publisher.stats()["dropped"] == 0 and len(queue.sent) == 2
+    queue.sent.pop(0)  # the broker acknowledges a line: room for the report
+    publisher._on_publish(None, None, 1, None, None)
+    assert queue.sent[-1] == (target.health_topic, '{"report": 2}', True)
+    queue.sent.pop(0)
+    publisher._on_publish(None, None, 2, None, None)  # nothing held: nothing sent again
+    assert len(queue.sent) == 1
+
+
 def test_a_refused_broker_is_named_in_the_stats_and_each_fill_of_the_buffer_warned(caplog):
     """Warned when the buffer fills, again only after it has drained (a broker acknowledging one
     message per two results must not warn per result); a broker reached clears the error."""

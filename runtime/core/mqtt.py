@@ -166,7 +166,24 @@ class MqttPublisher:
             if not self.connected:
                 self._held_health = payload
                 return
-        self._publish(self.target.health_topic, payload, retain=True)
+        self._send_health(payload)
+
+    def _send_health(self, payload: str) -> None:
+        """Publish a health report, retained; where the buffer is full of result lines (a
+        reconnect after an outage) it is held, never dropped, and sent as soon as the broker
+        acknowledges a message: the will's "lost" must not stand over a scorer that is back."""
+        try:
+            info = self._client.publish(self.target.health_topic, payload, qos=1, retain=True)
+        except Exception as error:  # publishing must never take scoring down
+            with self._lock:
+                self.last_error = f"publish to {self.target.health_topic!r} failed: {error}"
+            return
+        with self._lock:
+            if info.rc == self._paho.MQTT_ERR_QUEUE_SIZE:
+                self._held_health = self._last_health or payload  # the latest, when room is made
+            else:
+                self.published += 1
+                self._held_health = None  # the latest is on its way
 
     def _publish(self, topic: str, payload: str, retain: bool) -> None:
         try:
@@ -248,7 +265,7 @@ class MqttPublisher:
                 # latest report replaces it at once, not at the next interval
                 held = self._last_health
         if held is not None:  # the latest report while it was away
-            self._publish(self.target.health_topic, held, retain=True)
+            self._send_health(held)
         if again:
             log.info("MQTT: reconnected to %s", self.target)
 
@@ -275,6 +292,11 @@ class MqttPublisher:
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         with self._lock:
             self.acknowledged += 1
+            held = self._held_health if self.connected else None  # room for a held report
+            if held is not None:
+                self._held_health = None
+        if held is not None:
+            self._send_health(held)
 
 
 def _unreachable_reason(host: str, port: int, tls: bool) -> str:
