@@ -13,6 +13,7 @@ import pytest
 from conftest import require
 from vigil.cli import batch as batch_module
 from vigil.runtime import load
+from vigil.runtime.core.spec import ArtifactError
 from vigil.cli import commands as cli
 
 
@@ -52,6 +53,24 @@ def test_batch_in_this_process_writes_what_score_writes(sensor_artifacts, csv_fo
     summary = last["summary"]
     assert summary["engine"] == "single process" and summary["items"] == 3
     assert last["model"] == {"path": model, "sha256": load(model).sha256}
+
+
+def test_batch_takes_a_sha256_pin_and_refuses_another_file_before_any_output(
+        sensor_artifacts, csv_folder, tmp_path, monkeypatch, capsys):
+    """`--expect-sha256`, as `vigil score` has it; each worker checks the file it loads, so one
+    deployed over the pinned file mid-batch stops the batch."""
+    model = str(sensor_artifacts.fp32)
+    digest = load(model).sha256
+    out = tmp_path / "b.jsonl"
+    assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(out),
+                     "--expect-sha256", "0" * 64]) == cli.EXIT_ARTIFACT
+    assert f"expected {'0' * 64}" in capsys.readouterr().err and not out.exists()
+    assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(out),
+                     "--expect-sha256", digest]) == 0
+    assert out.read_text().count("\n") > 0
+    # a worker that loads another file (deployed over the pinned one after planning) refuses it
+    with pytest.raises(ArtifactError, match="expected " + "0" * 64):
+        batch_module.Scorer(model, reading=batch_module.Reading(expect_sha256="0" * 64))
 
 
 def test_a_long_csv_item_says_how_much_of_it_was_read(sensor_artifacts, csv_folder, tmp_path,

@@ -137,6 +137,14 @@ def test_health_check_tells_a_live_run_from_a_stale_stopped_or_missing_one(tmp_p
     # the last lines): not restarted, which would score a finished source again
     assert cli.main(["health-check", str(_health_file(tmp_path, "stopped"))]) == 0
     assert "finished: " in capsys.readouterr().out
+    # however long ago: a finished job's final report is not rewritten, and a cron check an
+    # hour later is no fault (a review: exit 1, "last rewritten 336 s ago")
+    done = _health_file(tmp_path, "stopped")
+    final = json.loads(done.read_text())
+    final["updated"] = "2020-01-01T00:00:00.000Z"
+    done.write_text(json.dumps(final))
+    assert cli.main(["health-check", str(done), "--max-age", "60"]) == 0
+    assert "finished: " in capsys.readouterr().out
     failed = tmp_path / "failed.json"
     reporter = HealthReporter(failed, interval_s=3600)
     reporter.start("sensor", "x.csv", lambda: {"rows": 1}, "rows")

@@ -46,8 +46,10 @@ def server(tmp_path_factory):
     model = write_tiny_sensor_artifact(tmp_path_factory.mktemp("serve") / "pump.onnx")
     port = _free_port()
     EXPOSED_BEFORE_SERVE.update(off_loopback(listening()))
+    pin = runtime.load(model).sha256  # each replica checks the file it loads against it
     process = subprocess.Popen([str(Path(sys.executable).with_name("vigil")), "serve",
-                                str(model), "--port", str(port), "--max-request-mb", "1"],
+                                str(model), "--port", str(port), "--max-request-mb", "1",
+                                "--expect-sha256", pin],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
@@ -67,6 +69,17 @@ def server(tmp_path_factory):
     if process.poll() is None:
         process.kill()
         process.wait(timeout=30)
+
+
+def test_a_model_other_than_the_pinned_one_is_refused_before_a_server_starts(tmp_path, capsys):
+    pytest.importorskip("onnx")
+    from sensor_fixtures import write_tiny_sensor_artifact
+    from vigil.cli import commands as cli
+
+    model = write_tiny_sensor_artifact(tmp_path / "pump.onnx")
+    assert cli.main(["serve", str(model), "--port", str(_free_port()),
+                     "--expect-sha256", "0" * 64]) == cli.EXIT_ARTIFACT
+    assert f"expected {'0' * 64}" in capsys.readouterr().err
 
 
 def test_ray_behind_the_server_listens_on_loopback_only(server):

@@ -244,16 +244,34 @@ def test_csv_files_of_a_folder_are_sorted_and_recursive(tmp_path):
 
 def test_compressed_and_rotated_csvs_in_a_folder_are_named_not_skipped_silently(tmp_path,
                                                                                  caplog):
-    for name in ("a.csv", "b.csv.gz", "c.csv.1", "notes.txt"):
+    for name in ("a.csv", "b.csv.gz", "c.csv.1"):
         (tmp_path / name).write_text("t,x\n1,2\n")
+    (tmp_path / "notes.txt").write_text("Pump 3, north hall.\nInstalled in May, serviced twice.\n")
     caplog.set_level("WARNING", logger="vigil")
     assert csv_files(tmp_path) == [tmp_path / "a.csv"]
-    assert "2 file(s) named as a compressed or rotated CSV are not read" in caplog.text
+    assert "2 file(s) named as a compressed or rotated CSV, or holding a table under another " \
+           "suffix" in caplog.text
     assert "b.csv.gz" in caplog.text and "gunzip -k" in caplog.text
     caplog.clear()
     (tmp_path / "a.csv.sha256").write_text("checksum")  # not a CSV variant
     assert csv_files(tmp_path) == [tmp_path / "a.csv"]
     assert "not read" not in caplog.text  # said once a run, however often the folder is read
+
+
+def test_tables_under_other_suffixes_in_a_folder_are_named_not_skipped_silently(tmp_path,
+                                                                                 caplog):
+    """A TSV export or a .txt of columns beside the CSVs was passed over without a word, even
+    under --strict (a review); a README beside the data is no table."""
+    (tmp_path / "b.csv").write_text("t,x\n1,2\n")
+    (tmp_path / "a.tsv").write_text("t\tx\n1\t2\n")
+    (tmp_path / "logger.txt").write_text("time;x;y\n2020-01-01 00:00;1.5;-2e3\n")
+    (tmp_path / "README.txt").write_text("Readings of pump 3, north hall.\nSee the log, too.\n")
+    (tmp_path / "empty.log").write_text("")
+    caplog.set_level("WARNING", logger="vigil")
+    assert csv_files(tmp_path) == [tmp_path / "b.csv"]
+    assert "2 file(s) named as a compressed or rotated CSV, or holding a table" in caplog.text
+    assert "a.tsv" in caplog.text and "rename them to end in .csv" in caplog.text
+    assert caplog.records[-1].passed_over == 2  # counted for --strict
 
 
 def test_csv_files_follow_linked_folders_once_and_name_dangling_links(tmp_path, caplog):

@@ -243,7 +243,8 @@ def health_verdict(path: str | os.PathLike, max_age_s: float = 60.0,
     For watchdogs (a container's HEALTHCHECK, a systemd timer): the file must exist and parse,
     have been rewritten within ``max_age_s`` seconds (the reporter rewrites it every interval, so
     an old file means a hung or dead scorer), say ``running`` or ``connecting`` (or ``stopped``
-    at its source's end or on request: a finished run is no fault), with
+    at its source's end or on request: a finished run is no fault, however old its final
+    report), with
     ``max_idle_s``, show input that moved within that many seconds, and with
     ``max_unscored_rows``, a sensor run skipping no more rows than that in a row (a dead column
     leaves a scorer alive that detects nothing).
@@ -268,14 +269,6 @@ def health_verdict(path: str | os.PathLike, max_age_s: float = 60.0,
         gone = _process_gone(report)
         if gone is not None:
             return HealthVerdict(f"{gone}; health file {path} still says {report['status']!r}")
-    age = (datetime.now(timezone.utc) - updated).total_seconds()
-    if age > max_age_s:
-        return HealthVerdict(f"health file {path} was last rewritten {age:.0f} s ago (over "
-                             f"{max_age_s:g} s)")
-    if age < -max_age_s:  # a live scorer rewrites it with the corrected clock within an interval
-        return HealthVerdict(f"health file {path} was last rewritten {-age:.0f} s in the future "
-                             f"(its 'updated' time is {report['updated']}): the clock was set "
-                             f"back since, and the scorer has not rewritten it with the new time")
     if (report.get("status") == "stopped" and report.get("stopped") == "end"
             and report.get("kind") == "sensor" and report.get("source") == "-"):
         # a live stream's end is its feeder's: exited, or its output closed (a logger crashed);
@@ -284,8 +277,17 @@ def health_verdict(path: str | os.PathLike, max_age_s: float = 60.0,
                              f"process feeding it exited or closed its output; restart the "
                              f"pipeline (a systemd unit: Restart=always)")
     if report.get("status") == "stopped" and report.get("stopped") in FINISHED:
-        # it ended as asked or at its source's end, and may still be closing outputs
+        # it ended as asked or at its source's end (and may still be closing outputs): its final
+        # report stays as it was written, so its age says nothing
         return HealthVerdict(None, finished=str(report["stopped"]))
+    age = (datetime.now(timezone.utc) - updated).total_seconds()
+    if age > max_age_s:
+        return HealthVerdict(f"health file {path} was last rewritten {age:.0f} s ago (over "
+                             f"{max_age_s:g} s)")
+    if age < -max_age_s:  # a live scorer rewrites it with the corrected clock within an interval
+        return HealthVerdict(f"health file {path} was last rewritten {-age:.0f} s in the future "
+                             f"(its 'updated' time is {report['updated']}): the clock was set "
+                             f"back since, and the scorer has not rewritten it with the new time")
     if report.get("status") not in ("running", "connecting"):
         return HealthVerdict(f"the run is {report.get('status')!r} (stopped: "
                              f"{report.get('stopped')!r}, last error: "

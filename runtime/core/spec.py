@@ -162,7 +162,7 @@ class InputRange:
 @dataclass(frozen=True)
 class SteadyRun:
     """A scored column's longest run of one unchanged reading in the normal training rows
-    (``training.steady_runs``, written since 0.3.1): the runtime flags a reading frozen far
+    (``training.steady_runs``, written since 2026-12-07): the runtime flags a reading frozen far
     longer, as a stuck or disconnected sensor's is, at a level the score may find normal."""
 
     feature: str
@@ -213,7 +213,7 @@ class SensorSpec:
 
     @cached_property
     def steady_runs(self) -> tuple[SteadyRun, ...]:
-        """The scored columns' longest unchanged runs in training (none before 0.3.1)."""
+        """The scored columns' longest unchanged runs in training (none before 2026-12-07)."""
         return steady_runs(self.training, self.features)
 
 

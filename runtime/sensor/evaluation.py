@@ -107,6 +107,7 @@ def score_file(detector: SensorDetector, path: str | Path, label_column: str,
     column_marks: list[bool] = []  # with a labels file: the label column's own marks
     label_values: set[float] = set()  # the label column's distinct values (a few are kept)
     scorer = StreamingScorer(detector, top_k=len(features))
+    scorer.source = source  # its warnings name the file
     scorer.say_unchecked_times = False  # said below, with the file's name
     row_labels: list[bool] = []
     times: list[str] = []

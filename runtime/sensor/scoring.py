@@ -62,7 +62,7 @@ class ScoreSummary:
     rows_unseen_inputs: int | None = None  # rows where an input-only column left its training
                                            # values (None: no artifact's record to check)
     unchanged_runs: int | None = None  # scored columns' readings frozen past their limit
-                                       # (None: an artifact before 0.3.1, nothing to check)
+                                       # (None: an artifact before 2026-12-07)
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
     stopped: str = "end"
@@ -377,6 +377,7 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
 
     def run(lines: Iterable[str], name: str) -> None:
         scorer = StreamingScorer(detector)
+        scorer.source = name  # its warnings name the file
         scorer.say_unchecked_times = False  # said below, with the file's name
         if state is not None:
             state.restore(scorer)

@@ -173,6 +173,7 @@ class StreamingScorer:
         self.stride = detector.spec.stride
         self.max_gap = detector.spec.max_gap
         self.top_k = top_k
+        self.source: str | None = None  # the stream's name (a file), given in its warnings
         self._ring = np.zeros((2 * self.window, self.features), dtype=np.float32)
         self._decider = detector.alarm_decider()
         spec = detector.spec
@@ -386,7 +387,7 @@ class StreamingScorer:
                     self._latest_key, self.latest_time = key, (index, time)
             if late and self.rows_out_of_order == 1:
                 self._late_said = (clock.monotonic(), 1)
-                log.warning("row %d: its time %r is earlier than row %d's, among the %d rows "
+                log.warning("%srow %d: its time %r is earlier than row %d's, among the %d rows "
                             "before it: rows are scored in the order they arrive, so windows "
                             "holding it join readings out of time order (flagged out_of_order; "
                             "further such rows are counted in rows_out_of_order; said again at "
@@ -394,13 +395,15 @@ class StreamingScorer:
                             "reverse its data rows first ({ head -n 1 F; tail -n +2 F | sed '$a\\' "
                             "| tac; } > oldest-first.csv), as vigil train asks; on a live stream, "
                             "a clock set back (an NTP step, a daylight-saving change in local "
-                            "times without a zone) does this", index, time, latest[0], self.window)
+                            "times without a zone) does this", self._named(), index, time,
+                            latest[0], self.window)
             elif late and self._late_said is not None \
                     and clock.monotonic() - self._late_said[0] >= REWARN_S:
                 # weeks of a stream: a new clock step is said again, not only counted
-                log.warning("row %d: its time %r is earlier than row %d's: %d more row(s) out of "
-                            "time order since the last warning (a clock set back?)", index, time,
-                            latest[0], self.rows_out_of_order - self._late_said[1])
+                log.warning("%srow %d: its time %r is earlier than row %d's: %d more row(s) out of "
+                            "time order since the last warning (a clock set back?)",
+                            self._named(), index, time, latest[0],
+                            self.rows_out_of_order - self._late_said[1])
                 self._late_said = (clock.monotonic(), self.rows_out_of_order)
             try:  # (a CSV's readings beyond float32 are at its limit already: tables._number)
                 values = np.asarray(values, dtype=np.float32)
@@ -413,9 +416,9 @@ class StreamingScorer:
                 if values.shape != (self.features,) and not self._warned_shape:
                     # a column dropped upstream: every row would be skipped, each silently
                     self._warned_shape = True
-                    log.warning("row %d: %s; such rows are skipped (said once per scorer): give "
-                                "the model's features %s in order, or a dict by name", index,
-                                reason, list(self.detector.features))
+                    log.warning("%srow %d: %s; such rows are skipped (said once per scorer): give "
+                                "the model's features %s in order, or a dict by name",
+                                self._named(), index, reason, list(self.detector.features))
                 self._bad_streak += 1
                 # a row of another width is no short gap (a column dropped upstream): never filled
                 if self._last_good is None or self._bad_streak > self.max_gap \
@@ -569,12 +572,16 @@ class StreamingScorer:
             trained = (f"levels {', '.join(f'{v:g}' for v in first.levels)}"
                        if first.levels is not None else f"{first.low:g}"
                        if first.low == first.high else f"{first.low:g} to {first.high:g}")
-            log.warning("row %d: column %r reads %g, outside its training values (%s): it is an "
+            log.warning("%srow %d: column %r reads %g, outside its training values (%s): it is an "
                         "input only (%s in training), which the score does not see, so such a "
                         "change alarms only through the columns it moves; windows holding such "
                         "rows carry unseen_inputs and the summary counts them "
-                        "(rows_unseen_inputs; said once per stream)", index, first.feature,
-                        found[0][1], trained, first.reason)
+                        "(rows_unseen_inputs; said once per stream)", self._named(), index,
+                        first.feature, found[0][1], trained, first.reason)
+
+    def _named(self) -> str:
+        """``source: `` for warnings, where the stream has a name."""
+        return f"{self.source}: " if self.source else ""
 
     def _check_steady(self, row: np.ndarray, index: int) -> None:
         """Count how long each scored column's reading has stayed unchanged, and note (and warn
@@ -602,16 +609,17 @@ class StreamingScorer:
         if self.first_unchanged is None:
             self.first_unchanged = (index, feature, value, limit)
             self._unchanged_said = (clock.monotonic(), self.unchanged_runs)
-            log.warning("row %d: column %r has read %g for %d rows in a row, where its longest "
+            log.warning("%srow %d: column %r has read %g for %d rows in a row, where its longest "
                         "unchanged run in the normal training rows was %d: a stuck or "
                         "disconnected sensor reads so, at a level the score may find normal. "
                         "Windows while it lasts carry `unchanged`, and the summary counts such "
-                        "runs (unchanged_runs; said again at most once an hour)", index, feature,
-                        value, limit, check.runs[k].longest)
+                        "runs (unchanged_runs; said again at most once an hour)",
+                        self._named(), index, feature, value, limit, check.runs[k].longest)
         elif clock.monotonic() - self._unchanged_said[0] >= REWARN_S:
-            log.warning("row %d: column %r has read %g for %d rows in a row: %d more unchanged "
-                        "run(s) since the last warning (unchanged_runs)", index, feature, value,
-                        limit, self.unchanged_runs - self._unchanged_said[1])
+            log.warning("%srow %d: column %r has read %g for %d rows in a row: %d more unchanged "
+                        "run(s) since the last warning (unchanged_runs)", self._named(),
+                        index, feature, value, limit,
+                        self.unchanged_runs - self._unchanged_said[1])
             self._unchanged_said = (clock.monotonic(), self.unchanged_runs)
 
     def _track_alarm(self, anomaly: bool, index: int) -> None:
@@ -721,7 +729,7 @@ class StreamingScorer:
             summary["times_unchecked"] = self.times_unchecked
         if self._inputs_recorded:  # else an artifact from before 0.3: nothing to check against
             summary["rows_unseen_inputs"] = self.rows_unseen_inputs
-        if self._steady_recorded:  # else an artifact from before 0.3.1
+        if self._steady_recorded:  # else an artifact from before 2026-12-07
             summary["unchanged_runs"] = self.unchanged_runs
         if self.longest_alarm is not None:
             windows, first, last = self.longest_alarm

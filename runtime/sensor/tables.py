@@ -287,8 +287,31 @@ def detect_separator(header: str) -> str:
 # compressed or rotated CSVs (day1.csv.gz, day1.csv.1), not checksums or editors' files
 CSV_VARIANT = re.compile(r"\.csv\.(?:gz|bz2|xz|zst|zip|\d+)$", re.IGNORECASE)
 _told_unread: set[str] = set()  # folders whose unread CSV variants were named (once a process)
+# other names a table of readings is saved under (a TSV export, a logger's .dat); a .txt or .log
+# only where its first lines are split alike by a separator: not a README beside the data
+TABLE_SUFFIXES = (".tsv", ".tab", ".dat")
+TEXT_SUFFIXES = (".txt", ".log")
 # camera frames, named where a folder of sensor rows holds them instead
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
+
+
+def _looks_tabular(path: Path) -> bool:
+    """Whether a text file's first two lines are split into as many fields (2 or more) by one
+    of the separators a CSV may use, the second mostly numbers: a table of readings saved as
+    .txt, not prose."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            first, second = (handle.readline(4096).strip() for _ in range(2))
+    except OSError:
+        return False
+    for sep in SEPARATORS:
+        fields = second.split(sep)
+        if len(fields) >= 2 and first.count(sep) == len(fields) - 1:
+            numbers = sum(1 for f in fields if re.fullmatch(r"\s*[-+]?(\d+\.?\d*|\.\d+)"
+                                                            r"([eE][-+]?\d+)?\s*", f))
+            if 2 * numbers >= len(fields):
+                return True
+    return False
 
 
 def natural_order(path: Path) -> tuple[list[tuple[int, int | str]], str]:
@@ -323,6 +346,10 @@ def csv_files(path: str | Path, argument: str = "data") -> list[Path]:
                     (files if file.is_file() else dangling).append(file)
                 elif CSV_VARIANT.search(name):  # day1.csv.gz, day1.csv.1: not read as they are
                     unread.append(Path(folder) / name)
+                elif name.lower().endswith(TABLE_SUFFIXES) or (
+                        name.lower().endswith(TEXT_SUFFIXES)
+                        and _looks_tabular(Path(folder) / name)):
+                    unread.append(Path(folder) / name)  # a table under another name
                 elif image is None and name.lower().endswith(IMAGE_SUFFIXES):
                     image = Path(folder) / name  # camera frames: said if no CSV is found
         files.sort(key=natural_order)
@@ -332,9 +359,11 @@ def csv_files(path: str | Path, argument: str = "data") -> list[Path]:
                         extra={"passed_over": len(dangling)})
         if unread and str(path.resolve()) not in _told_unread:
             _told_unread.add(str(path.resolve()))
-            log.warning("%s: %d file(s) named as a compressed or rotated CSV are not read (the "
-                        "first: %s); decompress them (gunzip -k) or rename them to end in .csv "
-                        "to read them", path, len(unread), sorted(unread)[0],
+            log.warning("%s: %d file(s) named as a compressed or rotated CSV, or holding a table "
+                        "under another suffix (.tsv, .dat, a .txt of columns), are not read (the "
+                        "first: %s); a folder's files are read when they end in .csv: "
+                        "decompress them (gunzip -k) or rename them to end in .csv to read them "
+                        "(the separator is detected)", path, len(unread), sorted(unread)[0],
                         extra={"passed_over": len(unread)})
         if not files:
             frames = (f"; it holds images ({str(image)!r}), which are camera frames: an image "

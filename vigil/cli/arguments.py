@@ -193,6 +193,17 @@ class _DeprecatedThresholdMethod(argparse.Action):
     and `eval`, --threshold is a number)."""
 
     def __call__(self, parser, namespace, values, option_string=None):
+        if values not in THRESHOLD_METHODS:
+            try:
+                float(values)
+            except ValueError:
+                parser.error(f"argument --threshold: invalid choice: {values!r} (choose from "
+                             f"{', '.join(THRESHOLD_METHODS)}; the spelling --threshold-method "
+                             f"is the current one)")
+            parser.error(f"--threshold {values}: training calibrates its threshold and takes no "
+                         f"score: --threshold-method gaussian with --k, percentile with --q, or "
+                         f"f1 with labels; a fixed score threshold is given where scores are "
+                         f"decided: vigil score (or eval) MODEL.onnx DATA --threshold {values}")
         _refuse_two_methods(parser, namespace, values)
         # logged by main() once logging is set up (--log-json may come later on the line)
         setattr(namespace, "deprecations", [*getattr(namespace, "deprecations", []), (
@@ -223,7 +234,7 @@ def _threshold_method_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how the threshold is calibrated: gaussian (mean + k std of held-out "
                              "normal scores; default), percentile (--q), or f1 (F1-optimal on "
                              "labeled validation data)")
-    parser.add_argument("--threshold", choices=THRESHOLD_METHODS, dest="threshold_method",
+    parser.add_argument("--threshold", dest="threshold_method",  # its choices checked there
                         action=_DeprecatedThresholdMethod, help=argparse.SUPPRESS)
 
 
@@ -808,8 +819,13 @@ def _add_serve(commands, anywhere: argparse.ArgumentParser) -> None:
     serve.add_argument("--max-queued", type=_integer(0, 10_000), default=4, metavar="N",
                        help="inference requests a replica holds waiting while it scores one; "
                             "more are answered 503 with Retry-After at once, their body dropped, "
-                            "never held (default 4: memory stays under (N + 1) x "
-                            "--max-request-mb a replica)")
+                            "never held (default 4: a replica holds at most 2 x (N + 1) "
+                            "bodies of up to --max-request-mb, N + 1 being received and N + 1 "
+                            "scored or waiting; a JSON body takes several times its size while "
+                            "it is parsed)")
+    serve.add_argument("--expect-sha256", default=None, metavar="HEX",
+                       help="refuse the model unless its sha256 is this (each replica checks "
+                            "the file it loads)")
     serve.set_defaults(command="serve")
 
 
@@ -845,6 +861,9 @@ def _add_batch(commands, anywhere: argparse.ArgumentParser) -> None:
                        help="inference threads per detector (default 1)")
     batch.add_argument("--threshold", type=_number(), default=None,
                        help="override the artifact's threshold")
+    batch.add_argument("--expect-sha256", default=None, metavar="HEX",
+                       help="refuse the model unless its sha256 is this (each worker checks the "
+                            "file it loads: one deployed over it mid-batch stops the batch)")
     batch.add_argument("--decimal", choices=[".", ","], metavar="MARK", default=".",
                        help="sensor CSVs: decimal mark of the numbers, . or , (default .; with , the "
                             "columns must be separated by ; or a tab)")

@@ -126,12 +126,14 @@ class Reading:
     """How to read and decide, as `vigil score`'s options of the same names say: ``threshold``
     overrides the artifact's; for sensor CSVs, ``decimal`` is the decimal mark, ``header`` the
     column names of files without a header line, and ``likelihood`` False turns the artifact's
-    anomaly likelihood off."""
+    anomaly likelihood off; ``expect_sha256`` pins the model file (every worker that loads it
+    refuses another: a file deployed over it mid-batch stops the batch)."""
 
     threshold: float | None = None
     decimal: str = "."
     header: tuple[str, ...] | None = None
     likelihood: bool = True
+    expect_sha256: str | None = None
 
     def check(self, model_kind: str) -> None:
         """ValueError naming the options that do not apply to an image model."""
@@ -154,7 +156,7 @@ class Scorer:
                  reading: Reading = Reading(), progress: Progress = silent) -> None:
         from vigil.runtime import load
 
-        self.detector = load(model, threads=threads)
+        self.detector = load(model, threads=threads, expect_sha256=reading.expect_sha256)
         self.reading = reading
         self.progress = progress  # within a long CSV item: its MB read (in this process only)
         if reading.threshold is not None:

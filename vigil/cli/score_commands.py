@@ -407,6 +407,7 @@ def cmd_inspect(args) -> int:
     from vigil.runtime import load
     from vigil.runtime.core.artifact import CONTENT_DIGEST_KEY
     from vigil.runtime.core.report import json_text
+    from vigil.runtime.sensor.streaming import STEADY_FACTOR, STEADY_MIN_ROWS
 
     detector = load(args.model, threads=1)
     spec = detector.spec
@@ -427,9 +428,18 @@ def cmd_inspect(args) -> int:
                      f"({', '.join(spec.features)}), stride {spec.stride}"
                      + (f", time column {spec.time_column!r}" if spec.time_column else ""))
         rule = [f"{spec.consecutive} window(s) above it to alarm", f"hold {spec.hold}"]
-        rule += ["an adaptive threshold" if spec.adaptive else "a fixed threshold"]
-        rule += ["HTM's anomaly likelihood beside it"] if spec.likelihood else []
+        rule += [f"re-arm {spec.rearm}"] if spec.rearm else []
+        rule += [f"an adaptive threshold (max of it and {spec.adaptive.rule}, after "
+                 f"{spec.adaptive.warmup} scores)" if spec.adaptive else "a fixed threshold"]
+        if spec.likelihood:
+            floor = spec.likelihood.level_warmup
+            rule += ["HTM's anomaly likelihood beside it" + (
+                f", its long-run level a floor under the threshold after {floor} means"
+                if floor is not None else "")]
         rule += ["running normalization"] if spec.running_normalization else []
+        if spec.steady_runs:
+            rule += [f"readings unchanged for {STEADY_FACTOR}x their longest run in training "
+                     f"(at least {STEADY_MIN_ROWS} rows) flagged"]
         lines.append(f"threshold: {spec.threshold.value:.6g} ({spec.threshold.method}); alarm "
                      f"rule: {', '.join(rule)}")
     else:

@@ -338,8 +338,10 @@ def _finite(values: list) -> list:
 
 
 def build_app(model: str, name: str, replicas: int, threads: int | None,
-              max_body_mb: float = MAX_BODY_MB, max_queued: int = MAX_QUEUED):
-    """The Ray Serve application: FastAPI routes of the v2 protocol on one detector a replica."""
+              max_body_mb: float = MAX_BODY_MB, max_queued: int = MAX_QUEUED,
+              expect_sha256: str | None = None):
+    """The Ray Serve application: FastAPI routes of the v2 protocol on one detector a replica
+    (each replica refusing a model file other than ``expect_sha256``, where given)."""
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
@@ -371,7 +373,7 @@ def build_app(model: str, name: str, replicas: int, threads: int | None,
         def __init__(self) -> None:
             from vigil.runtime import load
 
-            self.detector = load(model, threads=threads)
+            self.detector = load(model, threads=threads, expect_sha256=expect_sha256)
             self.admission = Admission(max_queued)
 
         def _known(self, model_name: str, version: str) -> JSONResponse | None:
@@ -578,8 +580,9 @@ def _shadowing_folder() -> Path | None:
 def serve_forever(model: str | Path, name: str | None = None, host: str = "127.0.0.1",
                   port: int = 8000, replicas: int = 1, threads: int | None = 1,
                   ready: threading.Event | None = None, max_body_mb: float = MAX_BODY_MB,
-                  max_queued: int = MAX_QUEUED) -> None:
-    """Serve ``model`` until SIGTERM or Ctrl-C, then stop Ray Serve and Ray cleanly."""
+                  max_queued: int = MAX_QUEUED, expect_sha256: str | None = None) -> None:
+    """Serve ``model`` until SIGTERM or Ctrl-C, then stop Ray Serve and Ray cleanly; with
+    ``expect_sha256``, only that file (each replica that loads it checks it again)."""
     from vigil.cli.local_ray import keep_on_loopback
     from vigil.runtime import load
 
@@ -593,7 +596,8 @@ def serve_forever(model: str | Path, name: str | None = None, host: str = "127.0
         raise MissingDependency("`vigil serve` needs Ray Serve, which is not installed: "
                                 "pip install 'vigil-edge[serve]'") from None
     model = str(Path(model).resolve())
-    detector = load(model)  # a bad artifact fails here, before a server starts
+    detector = load(model, expect_sha256=expect_sha256)  # a bad artifact fails here, before
+    # a server starts
     name = name or Path(model).stem
     if not MODEL_NAME.fullmatch(name):
         raise ValueError(f"--name must be letters, digits, '_', '-' and '.' (it is a part of "
@@ -617,8 +621,8 @@ def serve_forever(model: str | Path, name: str | None = None, host: str = "127.0
     try:
         serve.start(http_options={"host": host, "port": port}, logging_config={
             "log_level": "ERROR", "enable_access_log": False})
-        serve.run(build_app(model, name, replicas, threads, max_body_mb, max_queued), name=name,
-                  route_prefix="/")
+        app = build_app(model, name, replicas, threads, max_body_mb, max_queued, expect_sha256)
+        serve.run(app, name=name, route_prefix="/")
         logging.getLogger("vigil").info("serving %s (%s model, threshold %.6g) at "
                                         "http://%s:%d/v2/models/%s", model, detector.spec.kind,
                                         detector.threshold, host, port, name)

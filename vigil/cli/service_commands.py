@@ -24,7 +24,8 @@ def cmd_serve(args) -> int:
                          f"{args.max_request_mb:g}")
     serve_forever(args.model, name=args.name, host=args.host, port=args.port,
                   replicas=args.replicas, threads=args.threads,
-                  max_body_mb=args.max_request_mb, max_queued=args.max_queued)
+                  max_body_mb=args.max_request_mb, max_queued=args.max_queued,
+                  expect_sha256=args.expect_sha256)
     return EXIT_OK
 
 
@@ -74,9 +75,9 @@ def _batch(args) -> int:
                          f"{str(Path(relative[0]).resolve())!r}), or --ray alone for a local Ray")
     reading = Reading(threshold=args.threshold, decimal=args.decimal,
                       header=tuple(args.columns) if args.columns else None,
-                      likelihood=args.likelihood)
+                      likelihood=args.likelihood, expect_sha256=args.expect_sha256)
     with waiting():  # nothing is in flight while planning: a stop request ends it at once
-        detector = load(args.model)
+        detector = load(args.model, expect_sha256=args.expect_sha256)
         items = plan_batch(args.model, args.inputs, reading,  # the inputs are known good first
                            check=lambda kind, given: refuse_other_kind(args.model, kind, given),
                            detector=detector)
