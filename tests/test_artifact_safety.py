@@ -169,6 +169,26 @@ def test_sha256_pin(tiny_image_artifact, tmp_path, capsys):
     assert not out.exists()
 
 
+def test_an_older_onnxruntime_than_exports_is_warned_of_once(tiny_image_artifact, caplog):
+    """Export checked the graph's parity with its onnxruntime; an older release on the device
+    may score it differently (kernels change between releases): said, once a process."""
+    import dataclasses
+
+    import onnxruntime as ort
+
+    from vigil.runtime.core import artifact
+
+    spec = runtime.load(tiny_image_artifact).spec
+    newer = dataclasses.replace(spec, versions={"onnxruntime": "99.1.0"})
+    first = artifact._older_runtime_warning(newer, tiny_image_artifact)
+    assert f"parity checked, with onnxruntime 99.1.0; this one is {ort.__version__}" in first
+    assert "vigil eval" in first and "pip install 'onnxruntime>=99.1.0'" in first
+    assert artifact._older_runtime_warning(newer, tiny_image_artifact) is None  # once
+    for same_or_older in ({"onnxruntime": ort.__version__}, {"onnxruntime": "1.0"},
+                          {"onnxruntime": "unknown"}, {}):
+        assert artifact._older_runtime_warning(
+            dataclasses.replace(spec, versions=same_or_older), "other.onnx") is None
+
 @pytest.mark.parametrize("text, message", [
     ("1" * 5000, "is not valid JSON"),                      # Python's int digit limit
     ("[" * 100_000 + "]" * 100_000, "is not valid JSON"),   # recursion

@@ -193,7 +193,8 @@ def open_artifact(
     if chosen[0] not in running:  # onnxruntime could not start it (a missing CUDA library)
         log.warning("%s: onnxruntime could not start %s and runs the model on %s (its own "
                     "message above says why)", path.name, chosen[0], ", ".join(running))
-    for warning in (saturation_warning(spec, path), _floored_spread_warning(spec, path)):
+    for warning in (saturation_warning(spec, path), _floored_spread_warning(spec, path),
+                    _older_runtime_warning(spec, path)):
         if warning is not None:
             log.warning("%s", warning)
     # absolute: a service that changes its working folder still names (and pickles) this file
@@ -483,6 +484,35 @@ def _probe_problem(session: ort.InferenceSession, spec: Spec, named: Sequence[st
 # training rows' spread (schema_version < 6): a fact about those old files, fixed, not a
 # restatement of today's default, which new artifacts never need (they carry the spread)
 LEGACY_STD_FLOOR = 0.01
+
+
+def _older_runtime_warning(spec: Spec, path: str | Path) -> str | None:
+    """A warning where this onnxruntime is an older release (major.minor) than the one export
+    checked the graph's parity with: its kernels (INT8 rounding, fused operators) may score the
+    graph differently, which nothing here has checked. Said once a process and file."""
+    recorded = _release(spec.versions.get("onnxruntime"))
+    installed = _release(ort.__version__)
+    if recorded is None or installed is None or installed >= recorded:
+        return None
+    key = (str(path), ort.__version__)
+    if key in _OLDER_RUNTIME_SAID:
+        return None
+    _OLDER_RUNTIME_SAID.add(key)
+    wanted = spec.versions["onnxruntime"]
+    return (f"model file {str(path)!r} was exported, and its parity checked, with onnxruntime "
+            f"{wanted}; this one is {ort.__version__}, an older release whose kernels may score "
+            f"the graph differently: check it here on labeled data (vigil eval {Path(path).name} "
+            f"DATA) or install the release it was checked with (pip install "
+            f"'onnxruntime>={wanted}')")
+
+
+_OLDER_RUNTIME_SAID: set[tuple[str, str]] = set()
+
+
+def _release(version: object) -> tuple[int, int] | None:
+    """``major.minor`` of a version text (``1.20.1``, ``1.19.0.dev2024``), or None."""
+    match = re.match(r"(\d+)\.(\d+)", version) if isinstance(version, str) else None
+    return (int(match.group(1)), int(match.group(2))) if match else None
 
 
 def _floored_spread_warning(spec: Spec, path: str | Path) -> str | None:
