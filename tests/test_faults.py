@@ -520,6 +520,61 @@ def test_cli_disk_full_exit_4_and_only_whole_lines_on_disk(tiny_sensor, tmp_path
     assert json.loads(health.read_text())["stopped"] == "output_failed"
 
 
+@pytest.mark.parametrize("unattended", [False, True])
+def test_a_reader_that_goes_away_ends_a_pipe_quietly_and_an_unattended_run_as_a_fault(
+        tiny_sensor, tmp_path, unattended):
+    """`vigil score ... | head` ends with exit 0, as Unix tools do; under --health (a service's
+    pipeline whose next command exited) it is exit 4, said on stderr, and the health report's
+    `output_closed` is a fault to `vigil health-check` (it said exit 0 and `error`)."""
+    rows = "".join(f"{i},{i % 7 / 10},{i % 5 / 10},{i % 3 / 10}\n" for i in range(20000))
+    (tmp_path / "rows.csv").write_text("timestamp,a,b,c\n" + rows)
+    health = tmp_path / "health.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vigil", "score", str(tiny_sensor), str(tmp_path / "rows.csv"),
+         *(["--health", str(health)] if unattended else [])],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    process.stdout.readline()  # the first line, then the reader goes away
+    process.stdout.close()
+    err = process.stderr.read().decode()
+    process.wait(timeout=120)
+    if not unattended:
+        assert process.returncode == cli.EXIT_OK and "Traceback" not in err
+        return
+    assert process.returncode == cli.EXIT_OUTPUT, err[-2000:]
+    assert "standard output's reader went away" in err and "Traceback" not in err
+    assert json.loads(health.read_text())["stopped"] == "output_closed"
+    assert cli.main(["health-check", str(health)]) == cli.EXIT_FAILURE
+
+
+@pytest.mark.parametrize("lasts", [True, False])
+def test_a_lasting_alarm_that_ends_because_the_stream_learned_the_change_is_said(
+        sensor_artifacts, tmp_path, caplog, lasts):
+    """A shift that persists is taken in by the adaptive threshold and the likelihood's level
+    until it no longer alarms; that silence looked like recovery (a review: silent from 6,300
+    windows of an unrepaired fault on). Said, and kept as the run's last_error; a shift that
+    ends is not."""
+    from vigil.runtime.sensor.tables import read_table
+
+    detector = runtime.load(sensor_artifacts.fp32)
+    normal = read_table(sensor_artifacts.train_csv, features=detector.features).values[:2000]
+    rows = np.concatenate([normal] * 15)
+    rows = rows + np.random.default_rng(0).normal(scale=0.01, size=rows.shape)
+    rows[2000:None if lasts else 4000, 0] += 4 * normal[:, 0].std()
+    path = tmp_path / "shift.csv"
+    path.write_text(",".join(detector.features) + "\n" + "".join(
+        ",".join(f"{v:.5f}" for v in row) + "\n" for row in rows))
+    with caplog.at_level("INFO", logger="vigil"):
+        summary = score_source(detector, str(path), io.StringIO())
+    assert "the alarm has stayed on for 1000 windows, since row 2000" in caplog.text
+    assert "or until the stream has learned the new readings as normal" in caplog.text
+    learned = "is still above the threshold of"
+    if lasts:
+        assert learned in caplog.text and "a change that persists no longer alarms" in caplog.text
+        assert "ended with the score" in summary.last_error
+    else:
+        assert learned not in caplog.text and "the readings back within" in caplog.text
+
+
 # --- the command line, run unattended -----------------------------------------------------------
 
 @pytest.mark.parametrize("stop", ["SIGTERM", "SIGHUP"])

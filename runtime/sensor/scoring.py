@@ -302,6 +302,9 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
     reading: dict = {}  # a long file's handle, size and progress stage, while it is read
     # rows filled in this run (in the files before this one, and so far), and when to say so again
     filled = {"count": 0, "before": 0, "next": 1}
+    # the threshold when the current alarm began; the lasting alarm said: (its first row, that
+    # threshold), until it ends
+    lasting_alarm: dict = {"began": None, "open": None}
 
     def emit(result: Result, name: str) -> None:
         if state is not None and current:
@@ -316,8 +319,9 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
             summary.last_error = f"row {result.index} of {name}: {result.skipped}"
         elif result.filled:  # a reading replaced by the row before's: said, not only counted
             summary.last_error = f"row {result.index} of {name}: {result.problem or 'filled'}"
-            # the scorer's count: rows filled before the first window have no line of their own
-            filled["count"] = filled["before"] + (current[0].rows_filled if current else 0)
+            # counted as their lines are written (the scorer's own count runs ahead by a chunk
+            # read: a review's warning at row 57 said 29 rows where one line was marked)
+            filled["count"] += 1
             if filled["count"] >= filled["next"]:  # the 1st, 10th, 100th, ...: weeks stay quiet
                 filled["next"] *= 10
                 log.warning("%s: row %d filled from the row before (%s); %d row(s) filled so far "
@@ -364,14 +368,44 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
                         "stand; further gaps are counted in the summary's time_gaps)", name,
                         before, after, step, unit, spec.typical, unit, spec.limit, unit)
         # `current` changes only in this thread; most lines are no alarm and stop at the first test
+        if result.anomaly and lasting_alarm["began"] is None:
+            lasting_alarm["began"] = result.threshold or detector.threshold
         lasting = current[0].lasting_alarm if result.anomaly and current else None
         if lasting is not None and lasting[1] == result.index:
+            learns = _learning_note(detector)
+            lasting_alarm["open"] = (lasting[0], lasting_alarm["began"])
             log.warning("%s: the alarm has stayed on for %d windows, since row %d: a lasting "
                         "change, which alarms until the readings return to what the model "
-                        "learned; if this is the process's new normal, train a model on rows from "
-                        "after the change (vigil train sensor NEW.csv -o MODEL.keras, then vigil "
-                        "export)%s", name, LASTING_ALARM_WINDOWS,
-                        lasting[0], _normalization_note(detector, lasting[0]))
+                        "learned%s; if this is the process's new normal, train a model on rows "
+                        "from after the change (vigil train sensor NEW.csv -o MODEL.keras, then "
+                        "vigil export)%s", name, LASTING_ALARM_WINDOWS, lasting[0], learns,
+                        _normalization_note(detector, lasting[0]))
+        elif result.score is not None and not result.anomaly:
+            lasting_alarm["began"] = None
+        if (lasting_alarm["open"] is not None and result.score is not None
+                and not result.anomaly):
+            first, before = lasting_alarm["open"]
+            lasting_alarm["open"] = None
+            now = result.threshold or detector.threshold
+            if result.score > before:
+                # the readings did not come back (this score would have alarmed then): the
+                # threshold rose as the stream learned them
+                summary.last_error = (f"row {result.index} of {name}: the lasting alarm since "
+                                      f"row {first} ended with the score {result.score:.4g} "
+                                      f"still above the {before:.4g} it began under (the "
+                                      f"threshold now {now:.4g})")
+                log.warning("%s: row %d: the lasting alarm since row %d ended, but this window's "
+                            "score, %.4g, is still above the threshold of %.4g the alarm began "
+                            "under: the threshold has risen to %.4g as the stream learned the "
+                            "changed readings as its normal (its adaptive threshold and the "
+                            "anomaly likelihood's level), so a change that persists no longer "
+                            "alarms. If it is a fault, it is now silent: check the process, then "
+                            "restart the scorer without its learned state (remove the --state "
+                            "file) or train a model on the new normal", name, result.index,
+                            first, result.score, before, now)
+            else:
+                log.info("%s: row %d: the lasting alarm since row %d ended, the readings back "
+                         "within the threshold of %.4g", name, result.index, first, now)
 
     before: list[tuple[StreamingScorer, str]] = []  # with --state: the file continued
 
@@ -383,6 +417,7 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
             state.restore(scorer)
         current[:] = [scorer]
         unscored.update(last=-1, warned=False)  # each file's own rows
+        lasting_alarm.update(began=None, open=None)  # and its own alarms
         gaps.update(warned=False, unchecked_warned=False, at=0.0, said=0)
         try:
             score_lines(detector, lines, name, emit, live=live, header=header, scorer=scorer,
@@ -473,8 +508,13 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
         if sink.error and summary.stopped != "output_failed":
             summary.errors.append(sink.error)
         if health is not None:
-            health.stop("error" if failure is not None else summary.stopped,
-                        f"{type(failure).__name__}: {failure}" if failure is not None else None)
+            if isinstance(failure, BrokenPipeError):  # not an error of the run's own
+                health.stop("output_closed", "standard output's reader went away (the next "
+                            "command of the pipeline exited)")
+            else:
+                health.stop("error" if failure is not None else summary.stopped,
+                            f"{type(failure).__name__}: {failure}" if failure is not None
+                            else None)
     return summary
 
 
@@ -515,6 +555,19 @@ def _say_separate_streams(detector: SensorDetector, source: str, short: list[str
                 "the artifact; if they are one sensor's logs in turn (rotated), score them as "
                 "one stream with --state FILE, which carries what is learned from each to the "
                 "next", source, len(short), files, _warmup_windows(detector))
+
+
+def _learning_note(detector: SensorDetector) -> str:
+    """How a lasting alarm may end without the readings coming back, where the model learns
+    along the stream."""
+    spec = detector.spec
+    parts = (["its adaptive threshold"] if spec.adaptive is not None else []) + (
+        ["the anomaly likelihood's level"] if spec.likelihood is not None
+        and spec.likelihood.level_warmup is not None and detector.likelihood else [])
+    if not parts:
+        return ""
+    return (f", or until the stream has learned the new readings as normal ({' and '.join(parts)} "
+            "take in the windows that do not alarm; said if it ends so)")
 
 
 def _normalization_note(detector: SensorDetector, first_row: int) -> str:

@@ -73,7 +73,14 @@ def main(argv: list[str] | None = None) -> int:
         error_line(as_flags(str(error), parser, args.command), args.log_json)
         return EXIT_INPUT
     except BrokenPipeError:
-        return EXIT_OK
+        if getattr(args, "health", None) or getattr(args, "state", None):
+            # an unattended run (a service's pipeline, `vigil score - | notifier`): its reader
+            # gone is a fault to restart, not the end of a `| head`
+            error_line("standard output's reader went away (the next command of the pipeline "
+                       "exited or closed its input): the run stops; restart the pipeline (a "
+                       "systemd unit: Restart=always)", args.log_json)
+            return EXIT_OUTPUT
+        return EXIT_OK  # `vigil score ... | head`: it ends quietly, as Unix tools do
     except OSError as error:  # an output that could not be written after all (checked first)
         import errno
 
