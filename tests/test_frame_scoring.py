@@ -279,6 +279,33 @@ def test_live_run_reports_reconnect_and_gives_up_cleanly(detector):
     assert all(r["time"].endswith("Z") and len(r["time"]) == 24 for r in records)
 
 
+def test_live_lines_carry_their_frames_age(detector):
+    """A live frame's age when decided (read to line, the queue's wait included): a reject gate
+    can see a stale decision (`latency_ms` is the model's time alone)."""
+    camera = FakeCamera("f" * 6)
+    source = open_source("0", SourceOptions(queue_size=64, reconnect=FAST), camera.factory)
+    records, _ = run(detector, source)
+    scored = [r for r in records if r["score"] is not None]
+    assert scored and all(0 <= r["age_ms"] < 60_000 for r in scored)
+
+
+def test_a_live_stream_that_changes_format_is_looked_at_again(detector, monkeypatch):
+    """The colour, shape and size checks look at a stream's first frames; a camera restarted or
+    reconfigured into another size is looked at again (a review's, restarted into 640x360 gray,
+    went unsaid)."""
+    from vigil.runtime.camera import scoring
+
+    looked: list[tuple[int, ...]] = []
+    monkeypatch.setattr(scoring, "FRAME_CHECKS", (lambda frame, spec: looked.append(frame.shape),))
+    rng = np.random.default_rng(3)
+    frames = [normal_frame(rng) for _ in range(15)] + [normal_frame(rng, 40, 90)
+                                                         for _ in range(15)]
+    camera = FakeCamera("f" * 30, frames=frames)
+    source = open_source("0", SourceOptions(queue_size=64, reconnect=FAST), camera.factory)
+    run(detector, source)
+    assert looked == [(48, 64, 3)] * 10 + [(40, 90, 3)] * 10
+
+
 def test_the_health_counts_say_while_a_live_source_is_being_reopened(detector):
     from vigil.runtime.camera.scoring import _counts
     from vigil.runtime.core.output import JsonLines

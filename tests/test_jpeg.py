@@ -142,6 +142,20 @@ def test_damaged_jpeg_files_and_frames_are_refused_with_the_reason(tmp_path):
     assert why is None and image.shape == (240, 320, 3)
 
 
+def test_a_frame_with_data_after_its_end_marker_is_damaged_a_file_is_not():
+    """An end-of-image marker inside an MJPEG frame's data (lost bytes, a splice) left libjpeg
+    decoding the part before it and filling the rest gray, which scored as a defect (a review's
+    live stream: 72 against a threshold of 33); a file may carry more after its picture."""
+    data = encoded(photo(96, 128))
+    middle = len(data) // 2
+    spliced = data[:middle] + b"\xff\xd9" + data[middle:]
+    image, why = decode_jpeg_frame(spliced)
+    assert image is None and "bytes of data after its end-of-image marker" in why
+    assert jpeg.damage(spliced) is None  # a file: a phone's second picture, a trailer
+    for padding in (b"\r\n", b"\x00", b"\x00\x00\r\n"):  # an AVI chunk's, a multipart part's
+        assert decode_jpeg_frame(data + padding)[1] is None
+
+
 def test_fill_bytes_and_stray_bytes_between_segments_are_not_damage():
     """The standard allows 0xFF fill before any marker, restart markers inside the compressed
     data included; libjpeg reads past bytes between segments. Both decode to the same pixels."""

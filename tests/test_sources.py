@@ -612,6 +612,31 @@ def test_an_mjpeg_frame_cut_off_in_transit_is_an_error_item_not_a_frame(tmp_path
     assert source.stats.errors == 1
 
 
+def test_an_mjpeg_streams_frames_are_decoded_only_when_taken(monkeypatch):
+    """The capture thread reads packets; a frame is decoded when the consumer takes it, so a
+    stream faster than decoding is dropped in the queue rather than backed up in the socket (a
+    review's 60 fps 1536-px stream: frames 0.5-1.1 s old when scored, said nowhere)."""
+    from vigil.runtime.camera import live_source
+
+    decoded = []
+    real = live_source.decode_jpeg_frame
+    monkeypatch.setattr(live_source, "decode_jpeg_frame",
+                        lambda data: decoded.append(len(data)) or real(data))
+    rng = np.random.default_rng(1)
+    jpegs = [cv2.imencode(".jpg", rng.integers(0, 256, size=(48, 64, 3), dtype=np.uint8))[1]
+             .tobytes() for _ in range(3)]
+    server = MjpegServer(jpegs, whole_first=10_000)
+    try:
+        source = open_source(server.url, SourceOptions(queue_size=1, reconnect=FAST))
+        frames = collect(source, limit=5, delay_s=0.1)  # 5 frames a stream sends every 0.02 s
+    finally:
+        server.close()
+    stats = source.stats
+    assert len(frames) == 5 and all(f.image is not None and f.packet is None for f in frames)
+    assert stats.dropped > 0  # read but never decoded
+    assert len(decoded) == len(frames)
+
+
 def test_a_video_with_no_frames_is_called_an_empty_recording(tmp_path):
     source = open_source(str(write_video(tmp_path / "empty.avi", 0)))
     with pytest.raises(SourceError, match=r"empty.avi' holds no frames \(its container reports 0"):

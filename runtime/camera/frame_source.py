@@ -49,6 +49,7 @@ class Frame:
     timestamp: float
     gap_s: float | None = None
     position_s: float | None = None
+    packet: bytes | None = None  # a live MJPEG frame not decoded yet (``image`` None meanwhile)
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,7 @@ def decode_jpeg_frame(data: bytes) -> tuple[np.ndarray | None, str | None]:
     returning None, for a header claiming more pixels than it allows)."""
     if not data:
         return None, "this frame is empty"
-    why = jpeg.damage(data)  # libjpeg would fill in what is lost and only warn
+    why = jpeg.damage(data, frame=True)  # libjpeg would fill in what is lost and only warn
     if why is not None:
         return None, f"this frame is a damaged JPEG: {why}"
     try:

@@ -49,8 +49,15 @@ STANDARD_TABLES = frozenset({
 ZERO_RUN = 32
 
 
-def damage(data: bytes) -> str | None:
-    """Why ``data`` (a whole JPEG file or an MJPEG frame) is not a whole JPEG, or None."""
+# after an MJPEG frame's end-of-image marker: padding (an AVI chunk's, a multipart part's CRLF)
+FRAME_PADDING = b"\x00\r\n \xff"
+
+
+def damage(data: bytes, frame: bool = False) -> str | None:
+    """Why ``data`` (a whole JPEG file or, with ``frame``, an MJPEG frame) is not a whole JPEG,
+    or None. A frame holds one picture: bytes after its end-of-image marker other than padding
+    mean an end marker inside lost or spliced data (libjpeg decodes the part before it, the rest
+    gray, and only warns); a file may carry more (a phone's second picture, a trailer)."""
     array = np.frombuffer(data, dtype=np.uint8)
     size = len(array)
     if size < 4 or array[0] != 0xFF or array[1] != SOI:
@@ -75,7 +82,13 @@ def damage(data: bytes) -> str | None:
         marker = int(array[position])
         position += 1
         if marker == EOI:
-            return None if scans else "it ends before any image data"
+            if not scans:
+                return "it ends before any image data"
+            rest = bytes(array[position:]).strip(FRAME_PADDING) if frame else b""
+            if rest:
+                return (f"{len(rest)} bytes of data after its end-of-image marker at byte "
+                        f"{position - 2} (data lost in transfer, or another frame's spliced in)")
+            return None
         if marker in STRAY or marker < 0xC0:
             return f"a stray marker 0xFF{marker:02X} at byte {position - 2}"
         if position + 2 > size:
