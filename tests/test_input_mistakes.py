@@ -365,3 +365,59 @@ def test_a_time_column_of_another_name_and_a_large_validation_fraction_name_thei
     with pytest.raises(ValueError, match=r"`validation_fraction` 0.95 holds back all but 15 of "
                                          r"the rows: lower it"):
         prepare(plain, DataOptions(window=16, validation_fraction=0.95))
+
+
+def test_an_input_this_user_cannot_read_is_named_as_such_not_as_an_output(tmp_path, capsys,
+                                                                           monkeypatch):
+    """A model or CSV without read permission was reported as "cannot be written" (exit 4):
+    refused before any work, exit 2, naming the chmod (os.access is what a non-root user's
+    check meets; the tests may run as root)."""
+    import os
+
+    from vigil.cli import output_paths
+
+    model, data = tmp_path / "m.onnx", tmp_path / "rows.csv"
+    model.write_bytes(b"not read")
+    data.write_text("t,x\n1,2\n")
+    real_access = os.access
+    monkeypatch.setattr(output_paths.os, "access",
+                        lambda path, mode: False if str(path) == str(data)
+                        else real_access(path, mode))
+    out = tmp_path / "out.jsonl"
+    assert cli.main(["score", str(model), str(data), "--jsonl", str(out)]) == cli.EXIT_INPUT
+    err = capsys.readouterr().err
+    assert f"`source` {str(data)!r} cannot be read by this user" in err
+    assert f"chmod a+r {data}" in err and not out.exists()
+
+
+def test_a_file_the_input_holds_that_cannot_be_read_is_an_input_error(tmp_path, capsys,
+                                                                       monkeypatch):
+    """Met while reading (a CSV of a folder, a sidecar): exit 2 naming the file, not exit 4."""
+    def refuse(args):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "data" / "day2.csv"))
+
+    monkeypatch.setitem(cli.HANDLERS, "inspect", refuse)
+    (tmp_path / "m.onnx").write_bytes(b"x")
+    code = cli.main(["inspect", str(tmp_path / "m.onnx")])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_INPUT, err
+    assert "day2.csv' cannot be read by this user" in err and "chmod a+r" in err
+
+
+def test_eval_without_any_anomalous_row_gives_null_recall_not_zero(tmp_path, capsys):
+    """F1 and recall 0.0 read as a model that misses everything; with no anomaly labeled they
+    are undefined: null, and said, naming how to give the labels."""
+    import json
+
+    pytest.importorskip("onnx")
+    from sensor_fixtures import write_tiny_sensor_artifact
+
+    model = write_tiny_sensor_artifact(tmp_path / "m.onnx")
+    rows = "".join(f"{i},{i % 7 / 10},{i % 5 / 10},{i % 3 / 10},0\n" for i in range(300))
+    (tmp_path / "rows.csv").write_text("timestamp,a,b,c,anomaly\n" + rows)
+    assert cli.main(["eval", str(model), str(tmp_path / "rows.csv"),
+                     "--json", str(tmp_path / "e.json")]) == 0
+    assert "none of its 300 rows is labeled anomalous" in capsys.readouterr().err
+    result = json.loads((tmp_path / "e.json").read_text())
+    assert result["f1"] is None and result["recall"] is None and result["event_f1"] is None
+    assert isinstance(result["far"], float) and "note_labels" in result

@@ -212,6 +212,8 @@ def test_state_is_refused_where_it_cannot_apply(learning_model, tmp_path, capsys
     same = tmp_path / "h.json"
     other = tmp_path / "readings.txt"
     other.write_text("time,a,b\n1,2,3\n")
+    newer = tmp_path / "newer.json"
+    newer.write_text('{"format": "vigil-learned-state", "version": 99, "parts": {}}')
     image_model = write_tiny_image_artifact(tmp_path / "img.onnx")
     for argv, message in (
             ([str(learning_model), str(data_file), "--state", str(same), "--health", str(same)],
@@ -234,12 +236,16 @@ def test_state_is_refused_where_it_cannot_apply(learning_model, tmp_path, capsys
              "name it .json"),
             # a file that holds something else (data) is never replaced by the state
             ([str(learning_model), str(data_file), "--state", str(other)],
-             "exists and holds something else")):
+             "exists and holds something else"),
+            # a newer release's learning is kept for it (a rollback replaced it)
+            ([str(learning_model), str(data_file), "--state", str(newer)],
+             "was written by a newer Vigil (learned-state version 99")):
         capsys.readouterr()
         assert cli.main(["score", *argv]) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists() and not same.exists()
     assert not (tmp_path / "learned.csv").exists() and other.read_text() == "time,a,b\n1,2,3\n"
+    assert '"version": 99' in newer.read_text()
 
 
 def test_the_files_of_a_folder_continue_one_another_even_where_the_state_cannot_be_written(

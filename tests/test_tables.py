@@ -274,6 +274,36 @@ def test_tables_under_other_suffixes_in_a_folder_are_named_not_skipped_silently(
     assert caplog.records[-1].passed_over == 2  # counted for --strict
 
 
+def test_a_subfolder_that_cannot_be_read_is_named_for_scoring_and_refused_for_training(
+        tmp_path, caplog, monkeypatch):
+    """os.walk passed an unreadable subfolder over in silence: `vigil score --strict` exited 0
+    and training used part of the data (a review, as a user without the file's permissions)."""
+    import os
+
+    from vigil.runtime.sensor import tables
+
+    (tmp_path / "a.csv").write_text("t,x\n1,2\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.csv").write_text("t,x\n1,2\n")
+    real_walk = os.walk
+
+    def walk(top, onerror=None, **options):  # as os.walk does when listing `sub` fails
+        for folder, subfolders, names in real_walk(top, onerror=onerror, **options):
+            if folder.endswith("sub"):
+                onerror(PermissionError(13, "Permission denied", folder))
+                continue
+            yield folder, subfolders, names
+
+    monkeypatch.setattr(tables.os, "walk", walk)
+    caplog.set_level("WARNING", logger="vigil")
+    assert csv_files(tmp_path, "source") == [tmp_path / "a.csv"]
+    assert "1 subfolder(s) cannot be read by this user" in caplog.text
+    assert f"chmod -R a+rX {tmp_path / 'sub'}" in caplog.text
+    assert caplog.records[-1].passed_over == 1  # counted for --strict
+    with pytest.raises(ValueError, match="`data` folder .* cannot be read by this user"):
+        csv_files(tmp_path, "data")
+
+
 def test_csv_files_follow_linked_folders_once_and_name_dangling_links(tmp_path, caplog):
     """A month's folder linked into the archive was passed over without a word, as was a
     .csv link whose target is gone."""
@@ -290,7 +320,8 @@ def test_csv_files_follow_linked_folders_once_and_name_dangling_links(tmp_path, 
 
 
 def test_csv_files_errors(tmp_path):
-    with pytest.raises(ValueError, match="must contain .csv files; found none$"):
+    with pytest.raises(ValueError, match=r"must contain .csv files; found none \(readings are "
+                                         r"read from files named .csv: rename them"):
         csv_files(tmp_path)
     (tmp_path / "train" / "good").mkdir(parents=True)  # an MVTec AD category, given as rows
     (tmp_path / "train" / "good" / "000.png").write_bytes(b"")

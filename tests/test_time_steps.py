@@ -53,3 +53,14 @@ def test_no_readable_times_means_no_step():
     assert time_step([table(None)], [50], max_gap=3) is None
     assert time_step([table(["n/a"] * 50)], [50], max_gap=3) is None
     assert time_step([table(iso([0] * 50))], [50], max_gap=3) is None  # one time for every row
+
+
+def test_a_clock_that_never_advances_is_said(caplog):
+    """Every row at one time (a logger's stuck clock): no time step is recorded, so scoring
+    checks no gap or order; said in training, where it was silent (a review)."""
+    caplog.set_level("WARNING", logger="vigil")
+    assert time_step([table(["2024-05-01 10:00:00"] * 50)], [50], max_gap=3) is None
+    assert "the training rows' times do not advance (49 neighbouring rows" in caplog.text
+    caplog.clear()
+    assert time_step([table(None)], [50], max_gap=3) is None  # no times at all: nothing to say
+    assert "do not advance" not in caplog.text

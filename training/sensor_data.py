@@ -441,6 +441,7 @@ def time_step(tables: Sequence[Table], splits: Sequence[int], max_gap: int) -> d
     in the record (``TimeStepSpec``), or None where the training rows have no readable, rising
     timestamps. Steps of 0 (several rows a time) and back in time are not counted."""
     steps: dict[int, list[float]] = {0: [], 1: []}  # by key kind: numbers, ISO 8601
+    still = 0  # neighbouring rows of one time
     for table, split in zip(tables, splits):
         times = table.times
         if times is None or split < 2:
@@ -450,9 +451,15 @@ def time_step(tables: Sequence[Table], splits: Sequence[int], max_gap: int) -> d
             a, b = time_key(times[i]), time_key(times[i + 1])
             if a is not None and b is not None and a[0] == b[0] and b[1] > a[1]:
                 steps[a[0]].append(b[1] - a[1])
+            still += a is not None and a == b
     kind = max(steps, key=lambda k: len(steps[k]))
     found = np.asarray(steps[kind])
     if len(found) < MIN_TIME_STEPS:
+        if still >= MIN_TIME_STEPS:  # readable times that never advance: a frozen clock
+            log.warning("the training rows' times do not advance (%d neighbouring rows share "
+                        "their time, %d step forward): is the logger's clock stuck? The model "
+                        "records no time step, so scoring checks no gap or order in time; fix "
+                        "the time column, or name another (--time-column)", still, len(found))
         return None
     typical = float(np.median(found))
     limit = max((max_gap + GAP_SLACK) * typical,

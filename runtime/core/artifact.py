@@ -129,14 +129,18 @@ def open_artifact(
         raise ArtifactError(_missing(path))
     size = path.stat().st_size
     if size == 0:
-        raise ArtifactError(f"model file {str(path)!r} is empty; expected a Vigil .onnx artifact")
+        raise ArtifactError(f"model file {str(path)!r} is empty; expected a Vigil .onnx artifact "
+                            f"(copy it again, or export one: vigil export MODEL.keras -o "
+                            f"{path})")
     if size > MAX_MODEL_BYTES:
         raise ArtifactError(f"model file {str(path)!r} is {size} bytes; a single-file ONNX model "
                             f"is at most {MAX_MODEL_BYTES} bytes")
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     if pin is not None and digest != pin:
-        raise ArtifactError(f"model file {str(path)!r} has sha256 {digest}; expected {pin}")
+        raise ArtifactError(f"model file {str(path)!r} has sha256 {digest}; expected {pin}: it "
+                            f"is not the approved file (copy the approved one again, or pin the "
+                            f"file you mean to run: sha256sum {path})")
     if data.startswith(ZIP_MAGIC):
         raise ArtifactError(_zip_archive(path))
     compressed = next((name for name, magic in COMPRESSED_MAGIC if data.startswith(magic)), None)

@@ -337,6 +337,11 @@ def episode_gap(detector: SensorDetector) -> int:
     return detector.spec.rearm * detector.spec.stride
 
 
+# metrics that count anomalies caught: undefined (null) where no row is labeled anomalous
+UNDEFINED_WITHOUT_ANOMALIES = ("recall", "f1", "mar", "event_recall", "event_f1",
+                               "point_adjusted_f1", "best_f1", "best_f1_threshold")
+
+
 def summarize(scores: np.ndarray, alarms: np.ndarray, labels: np.ndarray, gap: int = 0,
               events: dict | None = None, held: np.ndarray | None = None) -> dict:
     """Every metric of one prediction over rows (alarm runs at most ``gap`` rows apart are one
@@ -404,6 +409,18 @@ def evaluate(detector: SensorDetector, data: str | Path, label_column: str = "an
         ((f.alarms, f.labels) for f in files), gap),
         held=np.concatenate([held(f) for f in files]))
     result["threshold"] = detector.threshold
+    if not labels.any():
+        # recall, F1 and the event metrics count anomalies caught: with none labeled they are
+        # undefined, not 0 (a review read F1 0.0 as a model that misses everything)
+        for key in UNDEFINED_WITHOUT_ANOMALIES:
+            result[key] = None
+        result["note_labels"] = ("no row is labeled anomalous: recall, f1, mar and the event "
+                                 "metrics are undefined (null); far and precision say how the "
+                                 "normal rows were alarmed")
+        log.warning("%s: none of its %d rows is labeled anomalous: recall, f1 and the event "
+                    "metrics are undefined (null), and only far, the share of normal rows "
+                    "alarmed, says anything; give the labels: --label-column NAME (now %r) or "
+                    "--labels FILE of [start, end] windows", data, len(labels), label_column)
     result["rows_filled"] = sum(f.rows_filled for f in files)
     result["rows_skipped"] = sum(f.rows_skipped for f in files)
     result["rows_out_of_order"] = sum(f.rows_out_of_order for f in files)

@@ -180,6 +180,26 @@ def check_state_path(path: str) -> None:
     if os.path.exists(path) and not os.access(path, os.R_OK | os.W_OK):
         raise ValueError(f"--state {path!r} cannot be read and written by this user; fix its "
                          "permissions or give another path")
+    newer = _newer_version(path)
+    if newer is not None:  # a rollback must not replace what a newer release learned
+        raise ValueError(f"--state {path!r} was written by a newer Vigil (learned-state version "
+                         f"{newer}; this one reads {STATE_VERSION}): upgrade Vigil, or give "
+                         f"another --state file (this one is kept as it is)")
+
+
+def _newer_version(path: str) -> int | None:
+    """The version of a learned-state file newer than this release reads, or None."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            record = json.load(handle)
+    except (OSError, ValueError):
+        return None  # absent or unreadable: said when it is read
+    version = record.get("version") if isinstance(record, dict) else None
+    if (isinstance(record, dict) and record.get("format") == STATE_FORMAT
+            and isinstance(version, int) and not isinstance(version, bool)
+            and version > STATE_VERSION):
+        return version
+    return None
 
 
 def _learned_words(parts: dict, name: str) -> str:

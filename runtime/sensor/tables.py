@@ -287,6 +287,7 @@ def detect_separator(header: str) -> str:
 # compressed or rotated CSVs (day1.csv.gz, day1.csv.1), not checksums or editors' files
 CSV_VARIANT = re.compile(r"\.csv\.(?:gz|bz2|xz|zst|zip|\d+)$", re.IGNORECASE)
 _told_unread: set[str] = set()  # folders whose unread CSV variants were named (once a process)
+_told_closed: set[str] = set()  # folders whose unreadable subfolders were named (likewise)
 # other names a table of readings is saved under (a TSV export, a logger's .dat); a .txt or .log
 # only where its first lines are split alike by a separator: not a README beside the data
 TABLE_SUFFIXES = (".tsv", ".tab", ".dat")
@@ -333,8 +334,9 @@ def csv_files(path: str | Path, argument: str = "data") -> list[Path]:
         return [path]
     if path.is_dir():
         files, dangling, unread, visited = [], [], [], set()
+        closed: list[OSError] = []  # subfolders this user cannot read
         image: Path | None = None
-        for folder, subfolders, names in os.walk(path, followlinks=True):
+        for folder, subfolders, names in os.walk(path, followlinks=True, onerror=closed.append):
             real = os.path.realpath(folder)
             if real in visited:  # a link back up the tree, or a second link to one folder
                 subfolders[:] = []
@@ -353,6 +355,18 @@ def csv_files(path: str | Path, argument: str = "data") -> list[Path]:
                 elif image is None and name.lower().endswith(IMAGE_SUFFIXES):
                     image = Path(folder) / name  # camera frames: said if no CSV is found
         files.sort(key=natural_order)
+        if closed:
+            first = closed[0].filename or path
+            said = (f"`{argument}` folder {str(path)!r}: {len(closed)} subfolder(s) cannot be read "
+                    f"by this user (the first: {str(first)!r}, "
+                    f"{closed[0].strerror or closed[0]}); give it read access (chmod -R a+rX "
+                    f"{first}) or run as its owner")
+            if argument == "data":  # training or evaluation on part of the data: refused
+                raise ValueError(said)
+            if str(path.resolve()) not in _told_closed:  # (the folder is listed more than once)
+                _told_closed.add(str(path.resolve()))
+                log.warning("%s; their files are not read", said,
+                            extra={"passed_over": len(closed)})
         if dangling:
             log.warning("%s: %d .csv link(s) whose target is gone are not read (the first: %s)",
                         path, len(dangling), sorted(dangling)[0],
@@ -370,7 +384,8 @@ def csv_files(path: str | Path, argument: str = "data") -> list[Path]:
                       f"model reads them (vigil train image, and a camera model's .onnx to score "
                       f"them)" if image is not None else "")
             raise ValueError(f"`{argument}` folder {str(path)!r} must contain .csv files; found "
-                             f"none{frames}")
+                             f"none{frames or ' (readings are read from files named .csv: '}"
+                             f"{'' if frames else 'rename them, or give the file itself)'}")
         return files
     if path.exists():  # a named pipe, /dev/stdin, <(...) or a device: read once, not twice
         raise ValueError(f"`{argument}` must be a CSV file or a folder of CSV files; {str(path)!r} is "

@@ -401,9 +401,10 @@ def _add_train_sensor(kinds, anywhere: argparse.ArgumentParser) -> None:
                         choices=["lstm-forecast", "gru-forecast", "tcn-forecast", "lstm-ae", "gru-ae",
                                  "conv-lstm-ae"],
                         help="default lstm-forecast")
-    sensor.add_argument("--units", type=_integer(1), default=None,
+    # upper bounds far above any useful value: a mistyped 100000 must not fill the memory
+    sensor.add_argument("--units", type=_integer(1, 4096), default=None,
                         help="recurrent units, or TCN filters (default 32)")
-    sensor.add_argument("--latent", type=_integer(1), default=None,
+    sensor.add_argument("--latent", type=_integer(1, 4096), default=None,
                         help="autoencoder code size (default 16)")
     sensor.add_argument("--epochs", type=_integer(1), default=None,
                         help="training epochs (default 30)")
@@ -425,7 +426,7 @@ def _add_train_sensor(kinds, anywhere: argparse.ArgumentParser) -> None:
                              "one to the score (default 16; 0: the model's error alone)")
     sensor.add_argument("--neighbour-entries", type=int, default=None, metavar="N",
                         help="normal shapes kept for that distance (default 2048)")
-    sensor.add_argument("--members", type=_integer(1), default=None, metavar="N",
+    sensor.add_argument("--members", type=_integer(1, 32), default=None, metavar="N",
                         help="train N networks from seeds SEED..SEED+N-1 and average their "
                              "errors: steadier scores for N times the training time and a "
                              "longer scoring time (three: 1.7-2x at batch 1; default 3; 1: one "
@@ -530,8 +531,9 @@ def _add_train_image(kinds, anywhere: argparse.ArgumentParser) -> None:
                             "ImageNet EfficientNet-Lite0 patch features, no gradient training; "
                             "fused: both, their standardized scores summed (default features; "
                             "0.2's default was unet)")
-    image.add_argument("--size", type=int, default=None,
-                       help="model input side; frames are stretched to it (default 256)")
+    image.add_argument("--size", type=_integer(16, 2048), default=None,
+                       help="model input side; frames are stretched to it (default 256; at most "
+                            "2048: a 100,000-px side filled 22 GB before the kernel stopped it)")
     image.add_argument("--global-score", action="store_true", default=None,
                        help="fused: also add a global score, the frame's feature statistics "
                             "(each channel's mean and std) against the normal frames' "
@@ -584,7 +586,7 @@ def _add_train_image(kinds, anywhere: argparse.ArgumentParser) -> None:
                        help="unet: normalize each map pixel by its mean and std over the normal "
                             "training images, so places that always look unusual (borders, "
                             "edges of a part) do not alarm (default on)")
-    image.add_argument("--width", type=int, default=None,
+    image.add_argument("--width", type=_integer(1, 512), default=None,
                        help="unet: channels of the U-Net's first level, doubling to 8x deeper "
                             "(default 16; 8 trains about 1.6x faster end to end)")
     image.add_argument("--steps", type=_integer(1), default=None,

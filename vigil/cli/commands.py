@@ -20,7 +20,8 @@ import sys
 from vigil.cli.arguments import (JsonErrorParser, as_flags, build_parser, joined_negative_numbers,
                                  refuse_unknown, value_flags)
 from vigil.cli.log_format import JsonFormatter, TextFormatter, quiet_native_logs
-from vigil.cli.output_paths import check_output_paths, refuse_empty_paths
+from vigil.cli.output_paths import (check_output_paths, output_path_of, refuse_empty_paths,
+                                    refuse_unreadable_inputs)
 from vigil.cli.shared import (EXIT_ARTIFACT, EXIT_FAILURE, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK,
                               EXIT_OUTPUT, error_line, log)
 from vigil.cli.score_commands import cmd_eval, cmd_inspect, cmd_score
@@ -57,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         refuse_empty_paths(args)
+        refuse_unreadable_inputs(args)
         check_output_paths(args)
         with _sigterm_as_interrupt(args.run in SIGTERM_AS_CTRL_C):
             return args.run(args)
@@ -84,6 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:  # an output that could not be written after all (checked first)
         import errno
 
+        if error.errno in (errno.EACCES, errno.EPERM) and error.filename is not None \
+                and not output_path_of(args, error.filename):
+            # a file the input holds (a CSV in a folder, a sidecar) that this user cannot read
+            error_line(f"{str(error.filename)!r} cannot be read by this user (permission "
+                       f"denied): give it read access (chmod a+r {error.filename}) or run as "
+                       f"its owner", args.log_json)
+            return EXIT_INPUT
         path = error.filename or getattr(args, "output", None)
         where = f"{str(path)!r}: " if path else ""
         advice = ("the disk is full: free space there, or name a path on another disk"

@@ -39,6 +39,41 @@ def refuse_empty_paths(args) -> None:
                              f"--help` for what it takes")
 
 
+def refuse_unreadable_inputs(args) -> None:
+    """ValueError naming an input file or folder this user cannot read (permission denied),
+    before any work: it was reported as an output that could not be written (exit 4), or as a
+    folder with no CSV files in it."""
+    if args.command == "health-check":
+        return
+    for name, values in _input_paths(args):
+        for value in values:
+            path = os.fspath(value)
+            folder = os.path.isdir(path)
+            if not os.path.exists(path) or os.access(path, os.R_OK | (os.X_OK if folder else 0)):
+                continue
+            mode = "-R a+rX" if folder else "a+r"
+            raise ValueError(f"`{name}` {path!r} cannot be read by this user (permission "
+                             f"denied): give it read access (chmod {mode} {path}) or run as "
+                             f"its owner")
+
+
+def output_path_of(args, filename: str | os.PathLike | None) -> bool:
+    """Whether ``filename`` is one of the command's outputs, or inside an output folder."""
+    if filename is None:
+        return False
+    target = os.path.abspath(os.fspath(filename))
+    for name in (*FILE_OUTPUTS, *FOLDER_OUTPUTS, "output"):
+        value = getattr(args, name, None)
+        if isinstance(value, (str, os.PathLike)) and str(value) not in ("", "-"):
+            given = os.path.abspath(os.fspath(value))
+            if target == given or target.startswith(given.rstrip(os.sep) + os.sep) or (
+                    os.path.dirname(target) == os.path.dirname(given)
+                    and os.path.basename(target).startswith(  # its temporary file or sidecar
+                        (".tmp-", Path(given).stem + "."))):
+                return True
+    return False
+
+
 def check_output_paths(args) -> None:
     """Refuse, before any work, an output path that cannot be written: a folder where a file
     is expected (or the reverse), or a path under a file or in a folder this user cannot write.
