@@ -115,6 +115,11 @@ def _health_file(tmp_path: Path, status: str) -> Path:
 
 
 def test_health_check_tells_a_live_run_from_a_stale_stopped_or_missing_one(tmp_path, capsys):
+    from sensor_fixtures import write_tiny_sensor_artifact
+
+    tiny_model = write_tiny_sensor_artifact(tmp_path / "tiny.onnx")
+    (tmp_path / "x.csv").write_text("timestamp,a,b,c\n" + "".join(
+        f"{i},0.1,0.2,0.3\n" for i in range(20)))
     assert cli.main(["health-check", str(_health_file(tmp_path, "running"))]) == 0
     assert capsys.readouterr().out.startswith("healthy: ")
 
@@ -145,6 +150,17 @@ def test_health_check_tells_a_live_run_from_a_stale_stopped_or_missing_one(tmp_p
     done.write_text(json.dumps(final))
     assert cli.main(["health-check", str(done), "--max-age", "60"]) == 0
     assert "finished: " in capsys.readouterr().out
+    # ... until a restart that is refused before it begins (a model refused, a source gone):
+    # its failure replaces the finished report, which would hide it however old (a review)
+    final["pid"] = 4_000_000  # written by an earlier process (this one wrote it here)
+    for refused in (["--expect-sha256", "0" * 64], []):
+        done.write_text(json.dumps(final))
+        source = str(tmp_path / "gone.csv") if not refused else str(tmp_path / "x.csv")
+        assert cli.main(["score", str(tiny_model), source, "--health", str(done),
+                         *refused]) in (cli.EXIT_INPUT, cli.EXIT_ARTIFACT)
+        capsys.readouterr()
+        assert cli.main(["health-check", str(done), "--max-age", "60"]) == cli.EXIT_FAILURE
+        assert "the run was refused before it began" in capsys.readouterr().err
     failed = tmp_path / "failed.json"
     reporter = HealthReporter(failed, interval_s=3600)
     reporter.start("sensor", "x.csv", lambda: {"rows": 1}, "rows")

@@ -345,19 +345,20 @@ def test_health_reports_during_an_outage_never_take_a_result_lines_place(broker)
 
 
 def test_a_health_report_meeting_a_full_buffer_is_held_and_sent_when_room_is_made():
-    """At a reconnect the buffer may be full of an outage's result lines: the latest health
-    report (which replaces the will's "lost") is held, not dropped, and sent at the next
-    acknowledgement."""
+    """At a reconnect the buffer may be full of an outage's result lines: a health report
+    (which replaces the will's "lost") has a slot of its own beyond the results'; a later one
+    meeting that taken is held, not dropped, and sent at an acknowledgement that finds room
+    (paho calls back before it frees the acknowledged message's slot)."""
     from types import SimpleNamespace
 
     import paho.mqtt.client as paho
 
-    class Queue:  # paho's client, as far as publishing goes: a bounded queue
+    class Queue:  # paho's client, as far as publishing goes: a queue of buffer + 1
         def __init__(self):
             self.sent = []
 
         def publish(self, topic, payload, qos, retain):
-            if len(self.sent) >= 2:
+            if len(self.sent) >= 3:
                 return SimpleNamespace(rc=paho.MQTT_ERR_QUEUE_SIZE)
             self.sent.append((topic, payload, retain))
             return SimpleNamespace(rc=paho.MQTT_ERR_SUCCESS)
@@ -366,17 +367,22 @@ def test_a_health_report_meeting_a_full_buffer_is_held_and_sent_when_room_is_mad
     publisher = MqttPublisher(target, buffer=2)
     queue = publisher._client = Queue()
     publisher.connected = True
-    publisher.publish_line("{}")
-    publisher.publish_line("{}")
-    publisher.publish_health({"report": 1})  # the buffer is full: held
-    publisher.publish_health({"report": 2})  # a newer one replaces it
-    assert publisher.stats()["dropped"] == 0 and len(queue.sent) == 2
-    queue.sent.pop(0)  # the broker acknowledges a line: room for the report
-    publisher._on_publish(None, None, 1, None, None)
-    assert queue.sent[-1] == (target.health_topic, '{"report": 2}', True)
+    for _ in range(3):
+        publisher.publish_line("{}")  # the third meets the results' buffer full: dropped
+    assert publisher.stats()["dropped"] == 1 and len(queue.sent) == 2
+    publisher.publish_health({"report": 1})  # its own slot
+    assert queue.sent[-1] == (target.health_topic, '{"report": 1}', True)
+    publisher.publish_health({"report": 2})  # that slot taken: held
+    publisher.publish_health({"report": 3})  # a newer one replaces it
+    assert publisher.stats()["dropped"] == 1 and len(queue.sent) == 3
+    publisher._on_publish(None, None, 1, None, None)  # paho calls back first: still full
+    queue.sent.pop(0)  # ... then frees the slot
+    publisher._on_publish(None, None, 2, None, None)
     queue.sent.pop(0)
-    publisher._on_publish(None, None, 2, None, None)  # nothing held: nothing sent again
-    assert len(queue.sent) == 1
+    assert queue.sent[-1] == (target.health_topic, '{"report": 3}', True)
+    sent = len(queue.sent)
+    publisher._on_publish(None, None, 3, None, None)  # nothing held: nothing sent again
+    assert len(queue.sent) == sent
 
 
 def test_a_refused_broker_is_named_in_the_stats_and_each_fill_of_the_buffer_warned(caplog):

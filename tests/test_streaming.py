@@ -225,8 +225,10 @@ def test_a_reading_frozen_far_longer_than_in_training_is_flagged(fp32, rows, cap
     with caplog.at_level("WARNING", logger="vigil"):
         results = push_each(scorer, frozen)
     flagged = [r for r in scored(results) if r.unchanged]
-    # from the row where the run reaches its limit to the last frozen row
-    assert [r.index for r in flagged] == list(range(20 + limit - 1, 20 + limit + 10))
+    # every window that holds a row at the limit or past it: from the row where the run
+    # reaches it to the last window that holds the last frozen row
+    window = fp32.spec.window
+    assert [r.index for r in flagged] == list(range(20 + limit - 1, 20 + limit + 9 + window))
     assert flagged[0].unchanged == ((stuck.feature, float(frozen[20, stuck.column]), limit,
                                      stuck.longest),)
     line = flagged[-1].to_json()
@@ -240,6 +242,34 @@ def test_a_reading_frozen_far_longer_than_in_training_is_flagged(fp32, rows, cap
     plain = StreamingScorer(fp32)
     assert not any(r.unchanged for r in push_each(plain, rows[:200]))
     assert plain.summary()["unchanged_runs"] == 0
+
+
+def test_a_frozen_reading_is_one_run_across_files_restarts_and_blank_cells(fp32, rows):
+    """Rotated files under --state, a restarted scorer and bursts of blank cells (a window
+    restart) all cut the count, so a stuck sensor logged in short files was never flagged (a
+    review): the runs are carried in the learned state and kept across window restarts."""
+    from vigil.runtime.sensor.streaming import STEADY_FACTOR, STEADY_MIN_ROWS
+
+    stuck = fp32.spec.steady_runs[0]
+    limit = max(STEADY_FACTOR * stuck.longest, STEADY_MIN_ROWS)
+    frozen = rows[:200].copy()
+    frozen[:, stuck.column] = frozen[0, stuck.column]
+    half = limit // 2 + 5
+    first = StreamingScorer(fp32)
+    assert not any(r.unchanged for r in push_each(first, frozen[:half]))
+    second = StreamingScorer(fp32)  # the next file, or the scorer restarted
+    second.restore_learned(first.learned_state())
+    results = push_each(second, frozen[half:half + limit], first=half)
+    assert [r.index for r in scored(results) if r.unchanged][0] == limit - 1
+    assert second.summary()["unchanged_runs"] == 1
+    # blank cells past max_gap restart the window, not the run
+    gappy = frozen[:limit + 40].copy()
+    gappy[30:30 + fp32.spec.max_gap + 2] = np.nan
+    restarted = StreamingScorer(fp32)
+    results = push_each(restarted, gappy)
+    skipped = restarted.summary()["rows_skipped"]
+    assert skipped == 2  # (the first max_gap blank rows are filled: the same reading)
+    assert [r.index for r in scored(results) if r.unchanged][0] == limit - 1 + skipped
 
 
 def test_an_artifact_without_steady_runs_checks_nothing_and_says_unknown(fp32, rows):

@@ -267,6 +267,7 @@ def test_tables_under_other_suffixes_in_a_folder_are_named_not_skipped_silently(
     (tmp_path / "logger.txt").write_text("time;x;y\n2020-01-01 00:00;1.5;-2e3\n")
     (tmp_path / "README.txt").write_text("Readings of pump 3, north hall.\nSee the log, too.\n")
     (tmp_path / "empty.log").write_text("")
+    (tmp_path / "100.dat").write_bytes(bytes(range(256)) * 8)  # a binary signal (MIT-BIH's)
     caplog.set_level("WARNING", logger="vigil")
     assert csv_files(tmp_path) == [tmp_path / "b.csv"]
     assert "2 file(s) named as a compressed or rotated CSV, or holding a table" in caplog.text

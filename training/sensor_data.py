@@ -478,7 +478,8 @@ def steady_runs(tables: Sequence[Table], splits: Sequence[int],
     columns = [tables[0].features.index(f) for f in features]
     longest = np.ones(len(columns), dtype=np.int64)
     for table, split in zip(tables, splits):
-        values = table.values[:split, columns].astype(np.float64)
+        # as the runtime compares them: float32 (finer steps collapse there)
+        values = table.values[:split, columns].astype(np.float32)
         if table.labels is not None:
             values[np.asarray(table.labels[:split], dtype=bool)] = np.nan  # NaN equals nothing
         if len(values) < 2:

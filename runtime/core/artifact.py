@@ -505,9 +505,23 @@ def _older_runtime_warning(spec: Spec, path: str | Path) -> str | None:
     wanted = spec.versions["onnxruntime"]
     return (f"model file {str(path)!r} was exported, and its parity checked, with onnxruntime "
             f"{wanted}; this one is {ort.__version__}, an older release whose kernels may score "
-            f"the graph differently: check it here on labeled data (vigil eval {Path(path).name} "
-            f"DATA) or install the release it was checked with (pip install "
-            f"'onnxruntime>={wanted}')")
+            f"the graph differently: check it here on labeled data (vigil eval {path} DATA) or "
+            f"install the release it was checked with (pip install "
+            f"'{_runtime_distribution()}>={wanted}')")
+
+
+def _runtime_distribution() -> str:
+    """The onnxruntime wheel installed here (the GPU build replaces the CPU one: naming the
+    CPU one to a GPU device would install both, which breaks both)."""
+    from importlib import metadata
+
+    for name in ("onnxruntime-gpu", "onnxruntime-directml", "onnxruntime-openvino"):
+        try:
+            metadata.version(name)
+            return name
+        except metadata.PackageNotFoundError:
+            continue
+    return "onnxruntime"
 
 
 _OLDER_RUNTIME_SAID: set[tuple[str, str]] = set()

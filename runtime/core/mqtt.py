@@ -20,6 +20,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from types import SimpleNamespace
 from urllib.parse import unquote, urlsplit
 
 from .output import strict_json
@@ -28,7 +29,8 @@ from .report import MissingDependency
 log = logging.getLogger("vigil")
 
 DEFAULT_BUFFER = 10_000
-MAX_BUFFER = 65_535  # packet identifiers are 16-bit: more would collide in paho's queue
+MAX_BUFFER = 65_534  # packet identifiers are 16-bit: more would collide in paho's queue (one
+# slot beyond the buffer is kept for a health report)
 HEALTH_SUFFIX = "/health"
 # seconds between MQTT pings: a broker declares a silent client gone (and publishes its last
 # will, the "lost" health report) after 1.5 times this; a killed process's socket closes at once
@@ -121,7 +123,10 @@ class MqttPublisher:
         self.last_error: str | None = None
         self._client = paho.Client(paho.CallbackAPIVersion.VERSION2,
                                    client_id=client_id or f"vigil-{uuid.uuid4().hex[:12]}")
-        self._client.max_queued_messages_set(buffer)
+        # one slot beyond the results': a health report (the will's replacement after an outage)
+        # always finds room, since paho frees an acknowledged message's slot only after the
+        # acknowledgement's callback (where a held report is sent)
+        self._client.max_queued_messages_set(buffer + 1)
         self._client.reconnect_delay_set(min_delay=1, max_delay=30)
         if target.username is not None:
             self._client.username_pw_set(target.username, target.password)
@@ -186,8 +191,11 @@ class MqttPublisher:
                 self._held_health = None  # the latest is on its way
 
     def _publish(self, topic: str, payload: str, retain: bool) -> None:
+        with self._lock:
+            full = self.published - self.acknowledged >= self.buffer  # (the rest is health's)
         try:
-            info = self._client.publish(topic, payload, qos=1, retain=retain)
+            info = (SimpleNamespace(rc=self._paho.MQTT_ERR_QUEUE_SIZE) if full
+                    else self._client.publish(topic, payload, qos=1, retain=retain))
         except Exception as error:  # publishing must never take scoring down
             with self._lock:
                 self.dropped += 1

@@ -208,6 +208,8 @@ def _learned_words(parts: dict, name: str) -> str:
         return f"running normalization ({part['learned']} rows)"
     if name == "anomaly_likelihood":
         return f"anomaly likelihood ({len(part['means']['ring'])} means)"
+    if name == "unchanged_readings":
+        return f"how long each reading has stood (the longest {max(part['rows'])} rows)"
     return f"adaptive threshold ({len(part['recent']['ring'])} recent normal scores)"
 
 

@@ -387,9 +387,10 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
             first, before = lasting_alarm["open"]
             lasting_alarm["open"] = None
             now = result.threshold or detector.threshold
-            if result.score > before:
-                # the readings did not come back (this score would have alarmed then): the
-                # threshold rose as the stream learned them
+            if before < result.score <= now:
+                # the readings did not come back (this score would have alarmed then), and the
+                # threshold rose past it as the stream learned them (not a window restart
+                # after a gap, which ends an alarm's run whatever the threshold)
                 summary.last_error = (f"row {result.index} of {name}: the lasting alarm since "
                                       f"row {first} ended with the score {result.score:.4g} "
                                       f"still above the {before:.4g} it began under (the "
@@ -397,15 +398,15 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
                 log.warning("%s: row %d: the lasting alarm since row %d ended, but this window's "
                             "score, %.4g, is still above the threshold of %.4g the alarm began "
                             "under: the threshold has risen to %.4g as the stream learned the "
-                            "changed readings as its normal (its adaptive threshold and the "
-                            "anomaly likelihood's level), so a change that persists no longer "
-                            "alarms. If it is a fault, it is now silent: check the process, then "
-                            "restart the scorer without its learned state (remove the --state "
-                            "file) or train a model on the new normal", name, result.index,
-                            first, result.score, before, now)
+                            "changed readings as its normal (%s), so a change that persists no "
+                            "longer alarms. If it is a fault, it is now silent: check the "
+                            "process, then restart the scorer without its learned state (remove "
+                            "the --state file) or train a model on the new normal", name,
+                            result.index, first, result.score, before, now,
+                            " and ".join(_learning_parts(detector)))
             else:
-                log.info("%s: row %d: the lasting alarm since row %d ended, the readings back "
-                         "within the threshold of %.4g", name, result.index, first, now)
+                log.info("%s: row %d: the lasting alarm since row %d ended (score %.4g, "
+                         "threshold %.4g)", name, result.index, first, result.score, now)
 
     before: list[tuple[StreamingScorer, str]] = []  # with --state: the file continued
 
@@ -557,13 +558,18 @@ def _say_separate_streams(detector: SensorDetector, source: str, short: list[str
                 "next", source, len(short), files, _warmup_windows(detector))
 
 
+def _learning_parts(detector: SensorDetector) -> list[str]:
+    """The parts of a model's alarm rule that learn the stream's scores as it runs."""
+    spec = detector.spec
+    return (["its adaptive threshold"] if spec.adaptive is not None else []) + (
+        ["the anomaly likelihood's level"] if spec.likelihood is not None
+        and spec.likelihood.level_warmup is not None and detector.likelihood else [])
+
+
 def _learning_note(detector: SensorDetector) -> str:
     """How a lasting alarm may end without the readings coming back, where the model learns
     along the stream."""
-    spec = detector.spec
-    parts = (["its adaptive threshold"] if spec.adaptive is not None else []) + (
-        ["the anomaly likelihood's level"] if spec.likelihood is not None
-        and spec.likelihood.level_warmup is not None and detector.likelihood else [])
+    parts = _learning_parts(detector)
     if not parts:
         return ""
     return (f", or until the stream has learned the new readings as normal ({' and '.join(parts)} "

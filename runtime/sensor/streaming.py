@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import time as clock
 from collections import deque
@@ -119,6 +120,7 @@ REWARN_S = 3600.0
 # lead at its converter's floor, server metrics and key counts at 0).
 STEADY_FACTOR = 4
 STEADY_MIN_ROWS = 64
+UNCHANGED_PART = "unchanged_readings"  # their runs so far, in a learned state
 EPOCH_SECONDS = (1e8, 1e11)  # numeric times in this range are epoch seconds (1973-5138), and
 # from its top on epoch milliseconds: dates; smaller ones elapsed seconds or counters
 
@@ -208,6 +210,12 @@ class StreamingScorer:
         # (row, feature, reading, limit) of the first; (when said, the count then) of the latest
         self.first_unchanged: tuple[int, str, float, int] | None = None
         self._unchanged_said: tuple[float, int] | None = None
+        # the scored columns' last readings and the rows each has been unchanged (kept across
+        # window restarts: a frozen reading behind bursts of blank cells stays frozen), and the
+        # last row at a limit: (its position once buffered, what it flags)
+        self._steady_last: np.ndarray | None = None
+        self._steady_rows: np.ndarray | None = None
+        self._unchanged_at: tuple[int, tuple[tuple[str, float, int, int], ...]] | None = None
         self.reset()
         self.rows_in = 0
         self.windows_scored = 0
@@ -247,10 +255,6 @@ class StreamingScorer:
         self._gap_until = -1  # windows ending at positions up to this span a gap in time
         # (row, time key) of the last timed row buffered since the window restarted
         self._last_time: tuple[int, tuple[int, float]] | None = None
-        # the scored columns' last readings, the rows each has been unchanged, those at the limit
-        self._steady_last: np.ndarray | None = None
-        self._steady_rows: np.ndarray | None = None
-        self._unchanged_now: tuple[tuple[str, float, int, int], ...] = ()
         self._decider.reset()  # the adaptive threshold (and running normalization) keep what
         self._alarm_on = False  # they learned
         self.alarm_run = 0
@@ -465,10 +469,12 @@ class StreamingScorer:
                 self._rows_at_window = self.rows_in
                 unseen = (self._unseen_at[1:] if self._unseen_at is not None
                           and self._unseen_at[0] > self._position - self.window else ((), ()))
+                unchanged = (self._unchanged_at[1] if self._unchanged_at is not None
+                             and self._unchanged_at[0] > self._position - self.window else ())
                 pending.append((len(out), index, time, filled,
                                 self._position <= self._disorder_until,
                                 len(self._fill_positions), self._position <= self._gap_until,
-                                unseen, self._unchanged_now))
+                                unseen, unchanged))
                 out.append(None)
             if self._drift is not None:
                 self._score(batch, pending, out)
@@ -517,6 +523,12 @@ class StreamingScorer:
         continues from it in a later run (``vigil score --state`` keeps it in a file)."""
         parts = {name: {"spec": jsonable(asdict(part.spec)), **part.learned_state()}
                  for name, part in self._learners()}
+        if self._steady is not None and self._steady_last is not None:
+            # how long each scored column's reading has stood: rotated files and restarts of a
+            # frozen sensor are one run
+            parts[UNCHANGED_PART] = {"features": [r.feature for r in self._steady.runs],
+                                     "last": self._steady_last.tolist(),
+                                     "rows": self._steady_rows.tolist()}
         return {"model_sha256": self.detector.sha256, "parts": parts}
 
     def restore_learned(self, parts: dict) -> tuple[list[str], list[str]]:
@@ -549,6 +561,11 @@ class StreamingScorer:
         for name, part, record in checked:
             part.restore(record)
             restored.append(name)
+        if self._steady is not None:
+            carried = _unchanged_record(parts.get(UNCHANGED_PART), self._steady)
+            if carried is not None:
+                self._steady_last, self._steady_rows = carried
+                restored.append(UNCHANGED_PART)
         return restored, fresh
 
     def _check_inputs(self, row: np.ndarray, index: int) -> None:
@@ -595,11 +612,12 @@ class StreamingScorer:
         self._steady_last, self._steady_rows = values, rows
         at_limit = rows >= check.limits
         if not at_limit.any():
-            self._unchanged_now = ()
             return
-        self._unchanged_now = tuple(
+        # this row's position once buffered: the windows that hold it carry the flag (with a
+        # stride, a run may reach its limit between two windows' last rows)
+        self._unchanged_at = (self._position + 1, tuple(
             (check.runs[k].feature, float(values[k]), int(rows[k]), check.runs[k].longest)
-            for k in np.flatnonzero(at_limit))
+            for k in np.flatnonzero(at_limit)))
         reached = np.flatnonzero(rows == check.limits)
         if not reached.size:
             return
@@ -790,6 +808,22 @@ def steady_check(runs: tuple[SteadyRun, ...]) -> SteadyCheck | None:
     return SteadyCheck(runs=runs, columns=np.array([r.column for r in runs], dtype=np.intp),
                        limits=np.array([max(STEADY_FACTOR * r.longest, STEADY_MIN_ROWS)
                                         for r in runs], dtype=np.int64))
+
+
+def _unchanged_record(record: object, check: SteadyCheck
+                      ) -> tuple[np.ndarray, np.ndarray] | None:
+    """(last readings, rows unchanged) from a learned state's part, where it is for these
+    columns and well formed; else None (the runs start afresh)."""
+    if not isinstance(record, dict) or record.get("features") != [r.feature for r in check.runs]:
+        return None
+    last, rows = record.get("last"), record.get("rows")
+    count = len(check.runs)
+    if not (isinstance(last, list) and isinstance(rows, list) and len(last) == len(rows) == count
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                    for v in last)
+            and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in rows)):
+        return None
+    return np.asarray(last, dtype=np.float32), np.asarray(rows, dtype=np.int64)
 
 
 def input_check(ranges: tuple[InputRange, ...]) -> InputCheck | None:

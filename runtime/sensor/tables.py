@@ -288,10 +288,10 @@ def detect_separator(header: str) -> str:
 CSV_VARIANT = re.compile(r"\.csv\.(?:gz|bz2|xz|zst|zip|\d+)$", re.IGNORECASE)
 _told_unread: set[str] = set()  # folders whose unread CSV variants were named (once a process)
 _told_closed: set[str] = set()  # folders whose unreadable subfolders were named (likewise)
-# other names a table of readings is saved under (a TSV export, a logger's .dat); a .txt or .log
-# only where its first lines are split alike by a separator: not a README beside the data
-TABLE_SUFFIXES = (".tsv", ".tab", ".dat")
-TEXT_SUFFIXES = (".txt", ".log")
+# other names a table of readings is saved under (a TSV export, a logger's .dat, a .txt), where
+# its first lines are split alike by a separator, numbers below a header: not a README beside
+# the data, nor a binary signal (MIT-BIH's .dat)
+TABLE_SUFFIXES = (".tsv", ".tab", ".dat", ".txt", ".log")
 # camera frames, named where a folder of sensor rows holds them instead
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 
@@ -304,6 +304,8 @@ def _looks_tabular(path: Path) -> bool:
         with open(path, encoding="utf-8", errors="replace") as handle:
             first, second = (handle.readline(4096).strip() for _ in range(2))
     except OSError:
+        return False
+    if "\x00" in first + second or "\ufffd" in first + second:  # binary, not text
         return False
     for sep in SEPARATORS:
         fields = second.split(sep)
@@ -348,9 +350,8 @@ def csv_files(path: str | Path, argument: str = "data") -> list[Path]:
                     (files if file.is_file() else dangling).append(file)
                 elif CSV_VARIANT.search(name):  # day1.csv.gz, day1.csv.1: not read as they are
                     unread.append(Path(folder) / name)
-                elif name.lower().endswith(TABLE_SUFFIXES) or (
-                        name.lower().endswith(TEXT_SUFFIXES)
-                        and _looks_tabular(Path(folder) / name)):
+                elif (name.lower().endswith(TABLE_SUFFIXES)
+                      and _looks_tabular(Path(folder) / name)):
                     unread.append(Path(folder) / name)  # a table under another name
                 elif image is None and name.lower().endswith(IMAGE_SUFFIXES):
                     image = Path(folder) / name  # camera frames: said if no CSV is found

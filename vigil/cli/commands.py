@@ -57,8 +57,15 @@ def main(argv: list[str] | None = None) -> int:
     from vigil.runtime.core.spec import ArtifactError
 
     try:
-        refuse_empty_paths(args)
-        refuse_unreadable_inputs(args)
+        try:
+            refuse_empty_paths(args)
+            refuse_unreadable_inputs(args)
+        except ValueError as error:
+            if args.command == "score":  # its health file must not say an earlier run finished
+                from vigil.cli.score_commands import report_failed_start
+
+                report_failed_start(args, error)
+            raise
         check_output_paths(args)
         with _sigterm_as_interrupt(args.run in SIGTERM_AS_CTRL_C):
             return args.run(args)

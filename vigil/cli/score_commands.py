@@ -3,6 +3,8 @@ runtime alone (never TensorFlow)."""
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from pathlib import Path
 
@@ -127,7 +129,33 @@ def cmd_score(args) -> int:
     # once while waiting for input or a connection), so every input read has its line.
     with StopSignals(), PassedOver() as passed:  # what folders pass over, for --strict
         args.passed_over = passed
-        return _score(args)
+        try:
+            return _score(args)
+        except Exception as error:  # (a stop request before the start is no failure)
+            report_failed_start(args, error)
+            raise
+
+
+def report_failed_start(args, error: Exception) -> None:
+    """A run refused before its health reports began (a model refused, a source missing) left
+    an earlier run's final report in place, which a watchdog reads as finished however old: it
+    is replaced by this run's failure (a review restarted a scorer with a refused model)."""
+    if not args.health or args.health == "-":
+        return
+    from vigil.runtime.core.health import HealthReporter
+
+    try:
+        previous = json.loads(Path(args.health).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        previous = None
+    if not isinstance(previous, dict) or "vigil_health" not in previous \
+            or previous.get("pid") == os.getpid():
+        return  # none to replace (no file: a fault to a watchdog already), or this run's own
+    try:
+        reporter = HealthReporter(args.health, args.health_interval)
+    except ValueError:  # the --health path itself was what failed
+        return
+    reporter.stop("error", f"the run was refused before it began: {error}")
 
 
 def _refuse_orphan_flags(args) -> None:
