@@ -598,6 +598,11 @@ def test_each_region_reports_its_own_peak():
     boxes = regions(amap, 0.3)
     assert [(b["area"], b["peak"]) for b in boxes] == [(30 * 30 - 24 * 24, pytest.approx(0.45)),
                                                       (16, pytest.approx(0.9))]
+    # and its place: in its own pixels (the ring's first, not the spot inside its box)
+    assert (boxes[0]["peak_y"], boxes[0]["peak_x"]) == (5, 5)
+    amap[20, 21] = 1.0
+    spot = regions(amap, 0.3)[1]
+    assert (spot["peak_x"], spot["peak_y"]) == (21, 20)
 
 
 @pytest.mark.parametrize("keep_index", [True, False])

@@ -261,7 +261,9 @@ def map_to_frame(anomaly_map: np.ndarray, frame_shape: tuple[int, ...]) -> np.nd
 
 
 def regions(anomaly_map: np.ndarray, threshold: float, min_area: int = 4) -> list[dict]:
-    """Bounding boxes of connected regions of the map above ``threshold``, largest first."""
+    """Bounding boxes of connected regions of the map above ``threshold``, largest first, each
+    with its peak's value and place (``peak_x``, ``peak_y``: where the defect most likely is, as
+    a box around a faint region can be many times the defect)."""
     mask = (np.asarray(anomaly_map) > threshold).astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     boxes = []
@@ -269,8 +271,11 @@ def regions(anomaly_map: np.ndarray, threshold: float, min_area: int = 4) -> lis
         x, y, w, h, area = (int(v) for v in stats[label])
         if area >= min_area:  # the region's own peak: its box may hold part of another region
             box = np.asarray(anomaly_map)[y:y + h, x:x + w]
-            peak = float(np.max(box[labels[y:y + h, x:x + w] == label]))
-            boxes.append({"x": x, "y": y, "w": w, "h": h, "area": area, "peak": peak})
+            inside = np.where(labels[y:y + h, x:x + w] == label, box, -np.inf)
+            at = np.unravel_index(int(np.argmax(inside)), inside.shape)
+            boxes.append({"x": x, "y": y, "w": w, "h": h, "area": area,
+                          "peak": float(inside[at]), "peak_x": x + int(at[1]),
+                          "peak_y": y + int(at[0])})
     return sorted(boxes, key=lambda b: -b["area"])
 
 

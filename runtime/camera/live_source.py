@@ -229,6 +229,8 @@ class LiveSource:
                         self._stats.reconnect_attempts += 1
                     capture, why = self._try_open()
                     if capture is None:
+                        reason = network_reason(self.target)  # what the address answers now
+                        why += f": {reason}" if reason else ""
                         attempt, error = self._failed(attempt, f"reopening failed ({why})")
                         if error:
                             break
@@ -241,7 +243,7 @@ class LiveSource:
                         lost_at = last_frame_at  # the outage began after the last good frame
                         log.warning("%s lost after frame %s; reconnecting", self._describe(),
                                     index - 1 if index else "none")
-                    attempt, error = self._failed(attempt, "read failed")
+                    attempt, error = self._failed(attempt, "read failed", probe=True)
                     if error:
                         break
                     continue
@@ -289,12 +291,14 @@ class LiveSource:
                 self._finished = True
                 self._ready.notify_all()
 
-    def _failed(self, attempt: int, why: str) -> tuple[int, str | None]:
-        """Count a failed attempt and wait; returns (attempt, error if we give up)."""
+    def _failed(self, attempt: int, why: str, probe: bool = False) -> tuple[int, str | None]:
+        """Count a failed attempt and wait; returns (attempt, error if we give up). With
+        ``probe``, a last failure says what the address answers (a failed reopening says it
+        already)."""
         policy = self.options.reconnect
         attempt += 1
         if policy.exhausted(attempt):
-            reason = network_reason(self.target)  # what the address answers now, as at opening
+            reason = network_reason(self.target) if probe else None
             error = (f"{self._describe()} lost: gave up after {attempt - 1} reconnect "
                      f"attempt{'s' if attempt - 1 != 1 else ''} ({why}"
                      f"{': ' + reason if reason else ''})")
