@@ -559,6 +559,12 @@ def baseline_ratios(p50: dict[str, float]) -> dict[str, float]:
             if other != base and other in p50}
 
 
+# a bench cell's numbers, as --compare reads them
+TIMED_NUMBERS = ("threads", "batch", "p50_ms", "p90_ms", "p99_ms", "max_ms", "iqr_ms",
+                 "p50_ms_per_item", "p99_ms_per_item", "items_per_s", "sustained_items_per_s",
+                 "runs", "runs_per_call", "session_create_s", "first_inference_s")
+
+
 def compare(paths: Sequence[str | Path]) -> dict:
     """Merge several bench JSON files (from different machines) into one table; each run's
     notes (an unstable tail, a device that fell back) are kept, named by their run."""
@@ -578,6 +584,15 @@ def compare(paths: Sequence[str | Path]) -> dict:
                                                   for c in cells):
             raise ValueError(f"--compare {str(path)!r} is not a `vigil bench --json` output (it "
                              f"has no list of timed cells)")
+        for n, cell in enumerate(cells):  # compared and sorted as numbers: never text
+            wrong = [key for key in TIMED_NUMBERS if cell.get(key) is not None
+                     and (isinstance(cell[key], bool)
+                          or not isinstance(cell[key], (int, float)))]
+            if wrong:
+                raise ValueError(f"--compare {str(path)!r}: cell {n}'s {wrong[0]} is "
+                                 f"{cell[wrong[0]]!r}, where `vigil bench --json` writes a "
+                                 f"number; give the file as vigil bench wrote it (run vigil bench "
+                                 f"MODEL --json OUT again)")
         machine = data.get("machine", {})
         label = f"{Path(path).stem} ({machine.get('model', '?')}, {machine.get('cores', '?')} cores)"
         labels[label] = labels.get(label, 0) + 1

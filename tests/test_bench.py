@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import onnxruntime as ort
 import pytest
 
@@ -166,6 +168,14 @@ def test_compare_merges_runs_into_one_report_and_names_a_file_that_is_not_one(tm
     assert cli.main(["bench", "--compare", str(tmp_path / "a.json"), "--json",
                      str(tmp_path / "a.json")]) == cli.EXIT_INPUT
     assert "an input of this run" in capsys.readouterr().err
+    # numbers written as text (a spreadsheet's round trip): named, and no report begun
+    edited = json.loads((tmp_path / "a.json").read_text())
+    edited["cells"][0]["p50_ms"] = str(edited["cells"][0]["p50_ms"])
+    (tmp_path / "edited.json").write_text(json.dumps(edited))
+    assert cli.main(["bench", "--compare", str(tmp_path / "edited.json"), str(tmp_path / "b.json"),
+                     "--report", str(tmp_path / "report2")]) == cli.EXIT_INPUT
+    assert "cell 0's p50_ms is '" in capsys.readouterr().err
+    assert not (tmp_path / "report2").exists()
 
 
 def test_bench_reads_a_decimal_comma_input_and_refuses_an_against_of_the_other_kind(
