@@ -630,7 +630,7 @@ class StreamingScorer:
             log.warning("%srow %d: column %r has read %g for %d rows in a row, where its longest "
                         "unchanged run in the normal training rows was %d: a stuck or "
                         "disconnected sensor reads so, at a level the score may find normal. "
-                        "Windows while it lasts carry `unchanged`, and the summary counts such "
+                        "Windows holding its rows carry `unchanged`, and the summary counts such "
                         "runs (unchanged_runs; said again at most once an hour)",
                         self._named(), index, feature, value, limit, check.runs[k].longest)
         elif clock.monotonic() - self._unchanged_said[0] >= REWARN_S:
