@@ -246,6 +246,11 @@ def test_newest_first_rows_are_refused_and_a_step_back_is_named(tmp_path, caplog
     caplog.set_level("WARNING", logger="vigil")
     load_tables(_timed(tmp_path / "glitch.csv", glitch), DataOptions())
     assert "1 of " in caplog.text and "step back in time" in caplog.text
+    # rows shuffled in time (148 of 299 steps back in a review's file) trained with a warning
+    shuffled = [stamps[i] for i in np.random.default_rng(0).permutation(len(stamps))]
+    with pytest.raises(ValueError, match=r"its rows are not in time order .* sort the file by "
+                                         r"time first .*sort -t, -k1,1"):
+        load_tables(_timed(tmp_path / "shuffled.csv", shuffled), DataOptions())
 
 
 def test_an_unnamed_column_with_values_is_named_and_causes_of_too_few_windows_are_told(

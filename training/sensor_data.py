@@ -337,11 +337,17 @@ def _warn_unnamed_columns(path: Path, table: Table, lines: int = 200) -> None:
 
 
 
+# more than one neighbouring step in this many going back in time is no clock set back (a
+# daylight-saving change steps back once a year) but rows out of order: refused
+UNSORTED_SHARE = 10
+
+
 def _check_time_order(table: Table) -> None:
-    """ValueError naming the file when most of its rows run back in time (a newest-first
-    export: windows and the chronological split would read time reversed); a warning when some
-    do (a clock set back an hour, as a daylight-saving change does to local times). Compares
-    every pair of neighbouring rows."""
+    """ValueError naming the file when its rows run back in time (a newest-first export:
+    windows and the chronological split would read time reversed) or are out of order throughout
+    (more than one step in ``UNSORTED_SHARE``: shuffled, or files joined out of order); a warning
+    when a few are (a clock set back an hour, as a daylight-saving change does to local times).
+    Compares every pair of neighbouring rows."""
     times = table.times
     if times is None or len(times) < 3:
         return
@@ -364,7 +370,7 @@ def _check_time_order(table: Table) -> None:
     first = int(steps_back[0]) if backward else None
     if not backward:
         return
-    if backward * 2 > compared:
+    if backward * 10 > compared * 9:  # (nearly) every step: written newest first
         raise ValueError(
             f"{table.source}: its rows run back in time (column {table.time_column!r} falls "
             f"between {backward} of {compared} neighbouring rows compared, from data row "
@@ -372,6 +378,14 @@ def _check_time_order(table: Table) -> None:
             "the chronological split need the oldest row first; sort the file oldest first "
             "(e.g. keep the header line and reverse the rest, ending the last line first: "
             "{ head -n 1 F; tail -n +2 F | sed '$a\\' | tac; } > oldest-first.csv)")
+    if backward * UNSORTED_SHARE > compared:  # no clock step: rows out of order throughout
+        numeric = "n" if kind[first] == 0 else ""
+        raise ValueError(
+            f"{table.source}: its rows are not in time order (column {table.time_column!r} falls "
+            f"between {backward} of {compared} neighbouring rows compared, the first after data "
+            f"row {first + 1}): windows would join readings from anywhere in the record; sort "
+            f"the file by time first (times in its first column: "
+            f"{{ head -n 1 F; tail -n +2 F | sort -t, -k1,1{numeric}; }} > sorted.csv)")
     log.warning("%s: %d of %d neighbouring rows compared step back in time in column %r (the "
                 "first after data row %d); windows take rows in file order, so sort the file "
                 "oldest first if they are misplaced", table.source, backward, compared,
