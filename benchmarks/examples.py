@@ -186,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
               f" in {result['seconds']:.0f} s")
         for row in result["files"]:
             auroc = "n/a" if row["auroc"] is None else f"{row['auroc']:.3f}"
-            print(f"  {row['file']:<42} F1 {row['f1']:.3f}  events {row['events_hit']}/"
+            f1 = "n/a" if row["f1"] is None else f"{row['f1']:.3f}"  # no labeled anomaly
+            print(f"  {row['file']:<42} F1 {f1}  events {row['events_hit']}/"
                   f"{row['events']}  false runs {row['false_alarm_runs']:3d}  AUROC {auroc}")
         if args.markdown:
             print(markdown_table(result))

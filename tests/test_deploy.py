@@ -152,7 +152,7 @@ def test_health_check_tells_a_live_run_from_a_stale_stopped_or_missing_one(tmp_p
     assert "finished: " in capsys.readouterr().out
     # ... until a restart that is refused before it begins (a model refused, a source gone):
     # its failure replaces the finished report, which would hide it however old (a review)
-    final["pid"] = 4_000_000  # written by an earlier process (this one wrote it here)
+    final["pid"], final["process"] = 1, None  # an earlier process's (this one wrote it here)
     for refused in (["--expect-sha256", "0" * 64], []):
         done.write_text(json.dumps(final))
         source = str(tmp_path / "gone.csv") if not refused else str(tmp_path / "x.csv")
@@ -161,6 +161,13 @@ def test_health_check_tells_a_live_run_from_a_stale_stopped_or_missing_one(tmp_p
         capsys.readouterr()
         assert cli.main(["health-check", str(done), "--max-age", "60"]) == cli.EXIT_FAILURE
         assert "the run was refused before it began" in capsys.readouterr().err
+    # ... never a scorer's that is running there (a command line copied with a typo)
+    live = _health_file(tmp_path, "running")
+    before = live.read_text()
+    assert cli.main(["score", str(tmp_path / "typo.onnx"), str(tmp_path / "x.csv"),
+                     "--health", str(live)]) == cli.EXIT_ARTIFACT
+    capsys.readouterr()
+    assert live.read_text() == before
     failed = tmp_path / "failed.json"
     reporter = HealthReporter(failed, interval_s=3600)
     reporter.start("sensor", "x.csv", lambda: {"rows": 1}, "rows")

@@ -289,7 +289,8 @@ def test_live_lines_carry_their_frames_age(detector):
     assert scored and all(0 <= r["age_ms"] < 60_000 for r in scored)
 
 
-def test_a_live_stream_that_changes_format_is_looked_at_again(detector, monkeypatch):
+def test_a_live_stream_that_changes_format_is_looked_at_again(detector, monkeypatch, tmp_path,
+                                                             caplog):
     """The colour, shape and size checks look at a stream's first frames; a camera restarted or
     reconfigured into another size is looked at again (a review's, restarted into 640x360 gray,
     went unsaid)."""
@@ -304,6 +305,15 @@ def test_a_live_stream_that_changes_format_is_looked_at_again(detector, monkeypa
     source = open_source("0", SourceOptions(queue_size=64, reconnect=FAST), camera.factory)
     run(detector, source)
     assert looked == [(48, 64, 3)] * 10 + [(40, 90, 3)] * 10
+    # a folder's images of several sizes (each file looked at) are said once, not at each change
+    monkeypatch.setattr(scoring, "FRAME_CHECKS", (lambda frame, spec: "not as trained",))
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for n, frame in enumerate(frames[10:20]):  # sizes alternate 5 and 5
+        cv2.imwrite(str(folder / f"{n:02d}.png"), frame)
+    with caplog.at_level("WARNING", logger="vigil"):
+        run(detector, str(folder))
+    assert caplog.text.count("not as trained") == 1
 
 
 def test_the_health_counts_say_while_a_live_source_is_being_reopened(detector):

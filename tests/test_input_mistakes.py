@@ -398,6 +398,8 @@ def test_an_input_this_user_cannot_read_is_named_as_such_not_as_an_output(tmp_pa
 def test_a_file_the_input_holds_that_cannot_be_read_is_an_input_error(tmp_path, capsys,
                                                                        monkeypatch):
     """Met while reading (a CSV of a folder, a sidecar): exit 2 naming the file, not exit 4."""
+    import os
+
     def refuse(args):
         raise PermissionError(13, "Permission denied", str(tmp_path / "data" / "day2.csv"))
 
@@ -407,6 +409,14 @@ def test_a_file_the_input_holds_that_cannot_be_read_is_an_input_error(tmp_path, 
     err = capsys.readouterr().err
     assert code == cli.EXIT_INPUT, err
     assert "day2.csv' cannot be read by this user" in err and "chmod a+r" in err
+    # the folder above it listed but not entered (chmod 644): the folder's fix, not the file's
+    (tmp_path / "data").mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: False if str(path) == str(
+        tmp_path / "data") and mode & os.X_OK else real_access(path, mode))
+    assert cli.main(["inspect", str(tmp_path / "m.onnx")]) == cli.EXIT_INPUT
+    err = capsys.readouterr().err
+    assert "its folder" in err and f"chmod a+rX {tmp_path / 'data'}" in err
 
 
 def test_eval_without_any_anomalous_row_gives_null_recall_not_zero(tmp_path, capsys):
@@ -426,3 +436,6 @@ def test_eval_without_any_anomalous_row_gives_null_recall_not_zero(tmp_path, cap
     result = json.loads((tmp_path / "e.json").read_text())
     assert result["f1"] is None and result["recall"] is None and result["event_f1"] is None
     assert isinstance(result["far"], float) and "note_labels" in result
+    # each file's row too (a review found 0.000 there); precision where no row alarmed
+    assert all(f["f1"] is None and f["recall"] is None for f in result["files"])
+    assert all(f["precision"] is None for f in result["files"] if not f["tp"] + f["fp"])

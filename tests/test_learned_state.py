@@ -428,3 +428,35 @@ def test_times_compared_across_files_are_dates_in_seconds():
     assert _date_seconds((0, 1_760_000_000.0)) == 1_760_000_000.0  # epoch seconds
     assert _date_seconds((0, 1_760_000_000_500.0)) == 1_760_000_000.5  # epoch milliseconds
     assert _date_seconds((0, 129.0)) is None and _date_seconds(None) is None  # elapsed seconds
+
+
+def test_a_frozen_run_restored_at_a_restart_is_counted_and_said(learning_model, tmp_path, caplog):
+    """A restarted scorer whose state brings a run past its limit flagged every line but
+    counted none and said nothing (a review): it counts it once and says it."""
+    from vigil.runtime.sensor.learned_state import LearnedStateFile
+    from vigil.runtime.sensor.streaming import STEADY_FACTOR, STEADY_MIN_ROWS
+
+    spec = vigil.load(learning_model).spec
+    model = write_artifact(tiny_sensor_graph(), replace(
+        spec, training={**spec.training, "steady_runs": {"a": 3, "b": 2, "c": 2}}),
+        tmp_path / "steady.onnx")
+    detector = vigil.load(model)
+    run = detector.spec.steady_runs[0]
+    limit = max(STEADY_FACTOR * run.longest, STEADY_MIN_ROWS)
+    frozen = np.asarray(rows(limit + 20), dtype=np.float32)
+    frozen[:, run.column] = frozen[0, run.column]
+    first = StreamingScorer(detector)
+    first.push_rows((r, i, None, None) for i, r in enumerate(frozen))
+    assert first.summary()["unchanged_runs"] == 1
+    state = LearnedStateFile(tmp_path / "s.json", detector)
+    state.save(first)
+    state.close()
+    again = LearnedStateFile(tmp_path / "s.json", detector)  # the restarted process's
+    second = StreamingScorer(detector)
+    with caplog.at_level("WARNING", logger="vigil"):
+        again.restore(second)
+    assert second.summary()["unchanged_runs"] == 1
+    assert "before this run (restored from the learned state)" in caplog.text
+    results = second.push_rows((r, i, None, None) for i, r in enumerate(frozen[:30]))
+    assert all(r.unchanged for r in results if r.score is not None)
+    assert second.summary()["unchanged_runs"] == 1  # the same run: not counted again

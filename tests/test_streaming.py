@@ -270,6 +270,12 @@ def test_a_frozen_reading_is_one_run_across_files_restarts_and_blank_cells(fp32,
     skipped = restarted.summary()["rows_skipped"]
     assert skipped == 2  # (the first max_gap blank rows are filled: the same reading)
     assert [r.index for r in scored(results) if r.unchanged][0] == limit - 1 + skipped
+    # a run that ends at the restart leaves no flag on the windows after it (a review: 102
+    # windows flagged after a restart whose readings changed on every row)
+    ended = np.concatenate([frozen[:limit + 10], np.full((5, rows.shape[1]), np.nan),
+                            rows[100:200]])  # (rows[0] holds the frozen reading itself)
+    after = push_each(StreamingScorer(fp32), ended)
+    assert not [r.index for r in scored(after) if r.unchanged and r.index >= limit + 15]
 
 
 def test_an_artifact_without_steady_runs_checks_nothing_and_says_unknown(fp32, rows):

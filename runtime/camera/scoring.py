@@ -356,7 +356,8 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
             reason = frame.error
             if reason is None:
                 shape = frame.image.shape
-                if last_shape is not None and (shape != last_shape or frame.gap_s is not None):
+                if source.live and last_shape is not None and (shape != last_shape
+                                                               or frame.gap_s is not None):
                     # a camera restarted (or reconfigured) into another size or colour: its
                     # first frames are looked at again (a review's, restarted into 640x360
                     # gray, went unsaid and alarmed on 35 % of frames instead of 22 %)

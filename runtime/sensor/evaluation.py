@@ -410,13 +410,9 @@ def evaluate(detector: SensorDetector, data: str | Path, label_column: str = "an
         held=np.concatenate([held(f) for f in files]))
     result["threshold"] = detector.threshold
     if not labels.any():
-        # recall, F1 and the event metrics count anomalies caught: with none labeled they are
-        # undefined, not 0 (a review read F1 0.0 as a model that misses everything)
-        for key in UNDEFINED_WITHOUT_ANOMALIES:
-            result[key] = None
         result["note_labels"] = ("no row is labeled anomalous: recall, f1, mar and the event "
-                                 "metrics are undefined (null); far and precision say how the "
-                                 "normal rows were alarmed")
+                                 "metrics are undefined (null); far (and precision, where any "
+                                 "row alarmed) says how the normal rows were alarmed")
         log.warning("%s: none of its %d rows is labeled anomalous: recall, f1 and the event "
                     "metrics are undefined (null), and only far, the share of normal rows "
                     "alarmed, says anything; give the labels: --label-column NAME (now %r) or "
@@ -455,8 +451,19 @@ def evaluate(detector: SensorDetector, data: str | Path, label_column: str = "an
                       "ended before it; event metrics: an event is hit if any alarm falls in "
                       "it, an alarm run is false if it overlaps no event; point_adjusted_f1 "
                       "flatters and is reported only beside f1")
-    result["files"] = [{"file": f.name, **summarize(f.scores, f.alarms, f.labels, gap,
-                                                    held=held(f)),
+    result["files"] = [{"file": f.name, **_defined(summarize(f.scores, f.alarms, f.labels, gap,
+                                                             held=held(f))),
                         "rows_filled": f.rows_filled, "rows_skipped": f.rows_skipped,
                         "episodes": [e.as_dict() for e in f.episodes]} for f in files]
-    return result, files
+    return _defined(result), files
+
+
+def _defined(result: dict) -> dict:
+    """``result`` with the metrics its rows leave undefined as null, not 0: recall, F1 and the
+    event metrics where no row is labeled anomalous (a review read F1 0.0 as a model that misses
+    everything), precision where no row alarmed."""
+    if not result["anomalous_rows"]:
+        result.update(dict.fromkeys(UNDEFINED_WITHOUT_ANOMALIES))
+    if not result["tp"] + result["fp"]:
+        result["precision"] = None
+    return result

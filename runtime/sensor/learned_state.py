@@ -82,6 +82,8 @@ class LearnedStateFile:
                         self.path, error)
             self._latest = None
             return
+        if first and "unchanged_readings" in restored:  # a restart: this process's own count
+            scorer._take_restored_unchanged()
         if first and (restored or fresh):
             log.info("%s: continuing what was learned before: %s%s", self.path,
                      ", ".join(_learned_words(self._latest, name) for name in restored) or "none",

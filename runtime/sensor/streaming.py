@@ -255,6 +255,7 @@ class StreamingScorer:
         self._gap_until = -1  # windows ending at positions up to this span a gap in time
         # (row, time key) of the last timed row buffered since the window restarted
         self._last_time: tuple[int, tuple[int, float]] | None = None
+        self._unchanged_at = None  # (a position of the windows before: the counts stay)
         self._decider.reset()  # the adaptive threshold (and running normalization) keep what
         self._alarm_on = False  # they learned
         self.alarm_run = 0
@@ -595,6 +596,26 @@ class StreamingScorer:
                         "rows carry unseen_inputs and the summary counts them "
                         "(rows_unseen_inputs; said once per stream)", self._named(), index,
                         first.feature, found[0][1], trained, first.reason)
+
+    def _take_restored_unchanged(self) -> None:
+        """Count (and warn of) the runs a restored state brings in at or past their limit: a
+        restarted scorer has not counted them (each file of one run hands them on unsaid)."""
+        if self._steady is None or self._steady_rows is None:
+            return
+        over = np.flatnonzero(self._steady_rows >= self._steady.limits)
+        if not over.size:
+            return
+        self.unchanged_runs += len(over)
+        k = int(over[0])
+        feature, value = self._steady.runs[k].feature, float(self._steady_last[k])
+        self.first_unchanged = (self._next_index, feature, value, int(self._steady.limits[k]))
+        self._unchanged_said = (clock.monotonic(), self.unchanged_runs)
+        log.warning("%scolumn %r has read %g for %d rows in a row before this run (restored "
+                    "from the learned state), where its longest unchanged run in the normal "
+                    "training rows was %d: a stuck or disconnected sensor reads so; windows "
+                    "holding its rows carry `unchanged` (counted in unchanged_runs)",
+                    self._named(), feature, value, int(self._steady_rows[k]),
+                    self._steady.runs[k].longest)
 
     def _named(self) -> str:
         """``source: `` for warnings, where the stream has a name."""

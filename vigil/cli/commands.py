@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 
 from vigil.cli.arguments import (JsonErrorParser, as_flags, build_parser, joined_negative_numbers,
@@ -95,10 +96,15 @@ def main(argv: list[str] | None = None) -> int:
 
         if error.errno in (errno.EACCES, errno.EPERM) and error.filename is not None \
                 and not output_path_of(args, error.filename):
-            # a file the input holds (a CSV in a folder, a sidecar) that this user cannot read
+            # a file the input holds (a CSV in a folder, a sidecar) that this user cannot read:
+            # the file itself, or a folder above it that cannot be entered (chmod 644 on a folder)
+            folder = os.path.dirname(os.path.abspath(error.filename))
+            closed = folder if not os.access(folder, os.X_OK) else None
+            what, fix = ((f"its folder {closed!r} cannot be entered", f"chmod a+rX {closed}")
+                         if closed else ("", f"chmod a+r {error.filename}"))
             error_line(f"{str(error.filename)!r} cannot be read by this user (permission "
-                       f"denied): give it read access (chmod a+r {error.filename}) or run as "
-                       f"its owner", args.log_json)
+                       f"denied{': ' + what if what else ''}): give it read access ({fix}) or "
+                       f"run as its owner", args.log_json)
             return EXIT_INPUT
         path = error.filename or getattr(args, "output", None)
         where = f"{str(path)!r}: " if path else ""

@@ -139,18 +139,23 @@ def cmd_score(args) -> int:
 def report_failed_start(args, error: Exception) -> None:
     """A run refused before its health reports began (a model refused, a source missing) left
     an earlier run's final report in place, which a watchdog reads as finished however old: it
-    is replaced by this run's failure (a review restarted a scorer with a refused model)."""
+    is replaced by this run's failure (a review restarted a scorer with a refused model). A
+    report of a scorer still running there is left alone."""
     if not args.health or args.health == "-":
         return
-    from vigil.runtime.core.health import HealthReporter
+    from vigil.runtime.core.health import HealthReporter, process_identity
 
     try:
         previous = json.loads(Path(args.health).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         previous = None
     if not isinstance(previous, dict) or "vigil_health" not in previous \
-            or previous.get("pid") == os.getpid():
-        return  # none to replace (no file: a fault to a watchdog already), or this run's own
+            or previous.get("status") != "stopped":
+        return  # none to replace (no file: a fault already), or a scorer running there
+    here = process_identity()
+    if (previous.get("process") == here) if here is not None \
+            else previous.get("pid") == os.getpid():
+        return  # this run's own final report (a pid alone repeats: a container's pid 1)
     try:
         reporter = HealthReporter(args.health, args.health_interval)
     except ValueError:  # the --health path itself was what failed
