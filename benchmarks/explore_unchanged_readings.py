@@ -31,6 +31,7 @@ def flagged_runs(values: np.ndarray, labels: np.ndarray, train_rows: int, featur
                  factor: int, minimum: int) -> tuple[int, int, int, list[tuple]]:
     """(runs flagged on normal rows, runs touching labeled rows, scored columns, each run's
     (feature, reading, training's longest, limit, touches a label))."""
+    values = values.astype(np.float32)  # as the runtime reads and compares them
     split = int(round(train_rows * (1 - VALIDATION_FRACTION)))
     table = Table("train", tuple(features), values[:train_rows], None, labels[:train_rows],
                   None, None)
