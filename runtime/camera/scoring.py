@@ -479,13 +479,7 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
             if summary.stopped == "end":
                 summary.stopped = "source_lost"
         if health is not None:
-            if isinstance(failure, BrokenPipeError):  # not an error of the run's own
-                health.stop("output_closed", "standard output's reader went away (the next "
-                            "command of the pipeline exited)")
-            else:
-                health.stop("error" if failure is not None else summary.stopped,
-                            f"{type(failure).__name__}: {failure}" if failure is not None
-                            else None)
+            health.stop_after(summary.stopped, failure)
     percentiles = latencies.percentiles_ms(50, 99)
     if percentiles is not None:
         summary.p50_ms, summary.p99_ms = percentiles

@@ -146,6 +146,18 @@ class HealthReporter:
             self._status, self._stopped, self._final_error = "stopped", stopped, last_error
         self.write()
 
+    def stop_after(self, stopped: str, failure: BaseException | None) -> None:
+        """``stop`` as a run ends: with ``stopped`` where it ended of itself, ``error`` naming
+        ``failure`` where one ended it, ``output_closed`` where the reader of its standard output
+        went away (the next command of a pipeline exited: not an error of the run's own)."""
+        if isinstance(failure, BrokenPipeError):
+            self.stop("output_closed", "standard output's reader went away (the next command of "
+                                       "the pipeline exited)")
+        elif failure is not None:
+            self.stop("error", f"{type(failure).__name__}: {failure}")
+        else:
+            self.stop(stopped)
+
     def snapshot(self) -> dict:
         """The current report."""
         with self._lock:

@@ -441,12 +441,9 @@ def input_ranges(training: Mapping[str, Any], features: tuple[str, ...]
                  ) -> tuple[InputRange, ...]:
     """A training record's ``input_ranges`` (with ``inputs_only``'s reasons), parsed and
     checked: what ``SensorSpec.input_ranges`` gives, and what training checks held-out rows by."""
-    ranges = training.get("input_ranges")
+    ranges = _training_object(training, "input_ranges")
     if ranges is None:
         return ()
-    if not isinstance(ranges, Mapping):
-        raise ArtifactError(f"metadata training.input_ranges must be a JSON object; received "
-                            f"{_short(ranges)}")
     reasons = training.get("inputs_only")
     reasons = reasons if isinstance(reasons, Mapping) else {}
     parsed = []
@@ -477,12 +474,9 @@ def input_ranges(training: Mapping[str, Any], features: tuple[str, ...]
 
 def steady_runs(training: Mapping[str, Any], features: tuple[str, ...]) -> tuple[SteadyRun, ...]:
     """A training record's ``steady_runs``, parsed and checked (``SensorSpec.steady_runs``)."""
-    runs = training.get("steady_runs")
+    runs = _training_object(training, "steady_runs")
     if runs is None:
         return ()
-    if not isinstance(runs, Mapping):
-        raise ArtifactError(f"metadata training.steady_runs must be a JSON object; received "
-                            f"{_short(runs)}")
     parsed = []
     for name, value in runs.items():
         if name not in features:
@@ -493,6 +487,16 @@ def steady_runs(training: Mapping[str, Any], features: tuple[str, ...]) -> tuple
                                 f"(a whole number >= 1); received {_short(value)}")
         parsed.append(SteadyRun(feature=name, column=features.index(name), longest=value))
     return tuple(parsed)
+
+
+def _training_object(training: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
+    """The training record's ``key`` where it is a JSON object, None where absent (an older
+    artifact); ArtifactError naming it otherwise."""
+    value = training.get(key)
+    if value is not None and not isinstance(value, Mapping):
+        raise ArtifactError(f"metadata training.{key} must be a JSON object; received "
+                            f"{_short(value)}")
+    return value
 
 
 def _frame_side(training: Mapping[str, Any]) -> tuple[int, int] | None:

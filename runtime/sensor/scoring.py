@@ -509,13 +509,7 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
         if sink.error and summary.stopped != "output_failed":
             summary.errors.append(sink.error)
         if health is not None:
-            if isinstance(failure, BrokenPipeError):  # not an error of the run's own
-                health.stop("output_closed", "standard output's reader went away (the next "
-                            "command of the pipeline exited)")
-            else:
-                health.stop("error" if failure is not None else summary.stopped,
-                            f"{type(failure).__name__}: {failure}" if failure is not None
-                            else None)
+            health.stop_after(summary.stopped, failure)
     return summary
 
 

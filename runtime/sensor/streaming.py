@@ -67,8 +67,8 @@ class Result:
     unseen_inputs: tuple[tuple[str, float, float, float], ...] = ()
     unseen_levels: tuple[tuple[float, ...] | None, ...] = ()
     # (feature, reading, rows unchanged, training's longest unchanged run) of each scored column
-    # whose reading, at this window's newest row, has stayed unchanged for STEADY_FACTOR times
-    # its longest run in training or longer (a stuck or disconnected sensor reads so)
+    # whose reading, at the latest row of this window where one was, had stayed unchanged for
+    # STEADY_FACTOR times its longest run in training or longer (a stuck or disconnected sensor)
     unchanged: tuple[tuple[str, float, int, int], ...] = ()
 
     def to_json(self, source: str | None = None) -> dict:
