@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
-from contextlib import chdir
 
 import numpy as np
 
@@ -23,8 +21,7 @@ def keras_to_onnx(model, input_name: str = "window", opset: int = OPSET, dtype: 
     signature = [tf.TensorSpec(shape, tf.as_dtype(dtype), name=input_name)]
     if not hasattr(model, "output_names"):
         model.output_names = list(model.output.keys()) if isinstance(model.output, dict) else None
-    with tempfile.TemporaryDirectory() as scratch, chdir(scratch):  # tf2onnx may leave files
-        proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=opset)
+    proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=opset)
     fuse_clips(proto)
     return proto
 

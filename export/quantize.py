@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import tempfile
-from contextlib import chdir
 from pathlib import Path
 
 INT8_WEIGHT_BITS = 7  # recorded in the artifact's parity: the runtime warns about 8-bit ones
@@ -91,7 +90,9 @@ def quantize_static_int8(proto, calibration, input_name: str,
         prepared = Path(scratch) / "prepared.onnx"
         target = Path(scratch) / "int8.onnx"
         onnx.save_model(proto, str(source))
-        with chdir(scratch), _without_pre_process_advice():  # both write temporary files to the CWD
+        # both keep their temporary files in folders of their own (the working directory, which
+        # is the whole process's, is left alone: another thread may be writing by relative path)
+        with _without_pre_process_advice():
             quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
             model = onnx.load_model(str(prepared))
             excluded = [n.name for n in model.graph.node

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from contextlib import chdir
 from typing import Callable, Iterable
 
 import numpy as np
@@ -18,7 +17,7 @@ def to_tflite(model, int8: bool, representative: Callable[[], Iterable[np.ndarra
     import tensorflow as tf
 
     spec = tf.TensorSpec((batch, *model.input_shape[1:]), model.inputs[0].dtype)
-    with tempfile.TemporaryDirectory() as scratch, chdir(scratch):
+    with tempfile.TemporaryDirectory() as scratch:
         model.export(os.path.join(scratch, "saved"), format="tf_saved_model",
                      input_signature=[spec], verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(os.path.join(scratch, "saved"))

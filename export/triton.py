@@ -16,9 +16,8 @@ import re
 import shutil
 from pathlib import Path
 
-import onnxruntime as ort
-
 from vigil.runtime import load
+from vigil.runtime.core.artifact import sha256_of
 from vigil.runtime.core.output import atomic_path, write_atomically
 
 TRITON_TYPES = {"tensor(float)": "TYPE_FP32", "tensor(float16)": "TYPE_FP16",
@@ -55,8 +54,7 @@ def write_triton_repository(artifact: str | Path, repository: str | Path, name: 
                                  ("queue_delay_us", queue_delay_us, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
             raise ValueError(f"`{label}` must be an integer >= {lowest}; received {value!r}")
-    session = ort.InferenceSession(str(artifact), providers=["CPUExecutionProvider"])
-    inputs, outputs = session.get_inputs(), session.get_outputs()
+    inputs, outputs = detector.graph_inputs, detector.graph_outputs  # of the file checked
     batched = all(not isinstance(t.shape[0], int) for t in [*inputs, *outputs])
     if batched and not detector.batch_independent:
         log.warning("%s quantizes its activations per run (an INT8 artifact of 0.1): a batch "
@@ -87,7 +85,7 @@ def write_triton_repository(artifact: str | Path, repository: str | Path, name: 
                              f"move it away, or give another --name")
     (folder / "1").mkdir(parents=True, exist_ok=True)
     (folder / "configs").mkdir(exist_ok=True)
-    _place_model(artifact, folder / "1" / "model.onnx")
+    _place_model(artifact, folder / "1" / "model.onnx", detector.sha256)
     others = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name.isdigit()
                     and p.name != "1")
     if others:
@@ -100,16 +98,22 @@ def write_triton_repository(artifact: str | Path, repository: str | Path, name: 
     return folder
 
 
-def _place_model(artifact: Path, target: Path) -> None:
+def _place_model(artifact: Path, target: Path, sha256: str) -> None:
     """Copy ``artifact`` to ``target`` whole or not at all (a temporary file, then a rename):
-    a server that loads the repository meanwhile never reads half a model. Nothing to do when
-    ``artifact`` is ``target`` already."""
+    a server that loads the repository meanwhile never reads half a model. The copy must be the
+    file that was loaded and checked (``sha256``): ValueError when the artifact changed since (a
+    new export over it), nothing placed. Nothing to do when ``artifact`` is ``target`` already."""
     if target.exists() and os.path.samefile(artifact, target):
         return
     if target.exists():
         log.info("%s: replaced by %s", target, artifact)
     with atomic_path(target) as temporary:
         shutil.copyfile(artifact, temporary)
+        copied = sha256_of(temporary)
+        if copied != sha256:
+            raise ValueError(f"{str(artifact)!r} changed while the repository was written (sha256 "
+                             f"{copied[:12]}, where the file checked had {sha256[:12]}): nothing "
+                             f"was placed; run vigil triton again once the export is done")
 
 
 def _config(name: str, inputs, outputs, max_batch_size: int, queue_delay_us: int) -> str:

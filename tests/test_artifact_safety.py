@@ -227,6 +227,25 @@ def test_interrupted_export_leaves_the_old_artifact_whole(tmp_path, monkeypatch,
     runtime.load(path)
 
 
+def test_a_refused_export_leaves_no_folder_behind(tmp_path):
+    from vigil.export.package import write_artifact
+    from vigil.runtime.core.artifact import ArtifactError
+    from image_fixtures import tiny_image_graph, tiny_image_spec
+
+    def refuse(detector):
+        raise ArtifactError("model file 'x': scores differ")
+
+    with pytest.raises(ArtifactError, match="was not written"):
+        write_artifact(tiny_image_graph(), tiny_image_spec(), tmp_path / "new" / "deeper" / "m.onnx",
+                       verify=refuse)
+    assert list(tmp_path.iterdir()) == []  # the folders it made for the file are gone
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(ArtifactError):
+        write_artifact(tiny_image_graph(), tiny_image_spec(), tmp_path / "kept" / "m.onnx",
+                       verify=refuse)
+    assert [p.name for p in tmp_path.iterdir()] == ["kept"]  # a folder that was there stays
+
+
 # --- the code itself ----------------------------------------------------------------------------
 
 BANNED_CALLS = {"eval", "exec", "compile", "__import__"}

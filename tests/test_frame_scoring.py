@@ -210,6 +210,13 @@ def test_overlays_for_anomalous_frames_only_unless_all(detector, tmp_path):
     assert written == ["000000_a.jpg", "000001_b.jpg", "000002_c.jpg"] and summary.overlays == 3
 
 
+def test_the_overlay_folder_is_made_only_when_an_overlay_is_written(detector, tmp_path):
+    write_folder(tmp_path / "images")
+    _, summary = run(detector, str(tmp_path / "images"), overlay_dir=tmp_path / "a" / "b",
+                     max_frames=1)  # the first frame is normal: nothing to overlay
+    assert summary.overlays == 0 and not (tmp_path / "a").exists()
+
+
 def test_an_overlay_never_replaces_another(detector, tmp_path):
     """Two videos' (or two runs') frames of the same number: the second overlay is written beside
     the first, and each line names its own picture."""

@@ -987,18 +987,25 @@ def test_batch_checks_every_file_before_writing_and_exits_2_when_nothing_scores(
 
 
 def test_models_and_health_files_are_readable_by_others(tmp_path):
-    from vigil.runtime.core.output import FILE_MODE, atomic_path, write_atomically
+    from vigil.runtime.core.output import atomic_path, current_umask, write_atomically
 
     with atomic_path(tmp_path / "model.onnx") as temporary:
         with open(temporary, "w") as handle:
             handle.write("x")
     write_atomically(tmp_path / "health.json", "{}")
     for name in ("model.onnx", "health.json"):
-        assert (tmp_path / name).stat().st_mode & 0o777 == FILE_MODE  # not mkstemp's 0600
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~current_umask()  # not 0600
+    previous = os.umask(0o077)  # a private service's umask, set after import, is honoured
+    try:
+        write_atomically(tmp_path / "private.json", "{}")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "private.json").stat().st_mode & 0o777 == 0o600
     (tmp_path / "taken").mkdir()  # the rename fails: no temporary file is left behind
     with pytest.raises(OSError):
         write_atomically(tmp_path / "taken", "{}")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["health.json", "model.onnx", "taken"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["health.json", "model.onnx", "private.json",
+                                                         "taken"]
 
 
 def test_an_empty_stdin_is_said_as_an_empty_file_is(tiny_sensor):

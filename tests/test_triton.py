@@ -140,3 +140,25 @@ def test_a_file_where_the_repository_needs_a_folder_leaves_the_model_unplaced(tm
     (tmp_path / "m" / "valve").write_text("notes")
     assert cli.main(["triton", str(artifact), str(tmp_path / "m"), "--name", "valve"]) == 2
     assert "valve' is a file where the model repository needs a folder" in capsys.readouterr().err
+
+
+def test_an_artifact_replaced_while_the_repository_is_written_is_not_placed(tmp_path, monkeypatch):
+    """The copy served must be the file loaded and checked: one exported over it meanwhile is
+    refused, nothing placed."""
+    pytest.importorskip("onnx")
+    from vigil.export import triton
+    from sensor_fixtures import write_tiny_sensor_artifact
+
+    artifact = write_tiny_sensor_artifact(tmp_path / "pump.onnx")
+    copy = triton.shutil.copyfile
+
+    def changed_meanwhile(source, target):
+        copy(source, target)
+        with open(target, "ab") as handle:
+            handle.write(b"\0")
+
+    monkeypatch.setattr(triton.shutil, "copyfile", changed_meanwhile)
+    with pytest.raises(ValueError, match="changed while the repository was written"):
+        triton.write_triton_repository(artifact, tmp_path / "repo")
+    assert not (tmp_path / "repo" / "pump" / "1" / "model.onnx").exists()
+    assert not (tmp_path / "repo" / "pump" / "config.pbtxt").exists()

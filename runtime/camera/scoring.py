@@ -314,9 +314,8 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
         if why:
             source.close()
             raise ValueError(why)
+    # made at the first overlay written: a run whose frames cannot be read leaves no folder
     overlay_dir = Path(options.overlay_dir) if options.overlay_dir is not None else None
-    if overlay_dir is not None:
-        overlay_dir.mkdir(parents=True, exist_ok=True)
     video = None
     if options.overlay_video is not None:
         video = _VideoOut(Path(options.overlay_video),
@@ -531,6 +530,10 @@ def _write_picture(path: Path, picture: np.ndarray) -> Path | None:
     except cv2.error:
         return None
     if not ok:
+        return None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
         return None
     for attempt in range(1, 1000):
         target = path if attempt == 1 else _numbered(path, attempt)

@@ -68,6 +68,16 @@ class Detector:
         return self._session.get_providers()
 
     @property
+    def graph_inputs(self) -> list:
+        """The graph's inputs as onnxruntime describes them (``name``, ``type``, ``shape``)."""
+        return list(self._session.get_inputs())
+
+    @property
+    def graph_outputs(self) -> list:
+        """The graph's outputs as onnxruntime describes them (``name``, ``type``, ``shape``)."""
+        return list(self._session.get_outputs())
+
+    @property
     def max_batch(self) -> int:
         """The most items one model run scores: a larger batch is several runs (1 for a graph
         whose scores would depend on the batch, see ``BATCH_DEPENDENT_OPS``)."""

@@ -26,10 +26,10 @@ import json
 import logging
 import math
 import os
+import secrets
 import select
 import stat
 import sys
-import tempfile
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
@@ -43,16 +43,20 @@ except ImportError:  # not POSIX: no advisory locks
 
 log = logging.getLogger("vigil")
 
-def _umask() -> int:
-    mask = os.umask(0)
+def current_umask() -> int:
+    """The process's file-creation mask, read without setting it (Linux reports it in
+    /proc/self/status; elsewhere it is set and put back, which other threads could see)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
 
-
-# Files written through a temporary file (mkstemp makes it 0600) get the permissions a plain write
-# would give, so that other users (a watchdog, a model server) can read them. Read once, at import:
-# os.umask is process-wide, and setting it while a health thread writes would race.
-FILE_MODE = 0o666 & ~_umask()
 
 OUTPUT_POLICIES = ("stop", "continue")
 OPEN_MODES = ("new", "append", "overwrite")
@@ -63,22 +67,31 @@ class atomic_path:
     """A temporary path in ``target``'s folder (with its suffix, which writers such as Keras
     require), renamed onto ``target`` when the block ends without an error and removed when it
     raises: readers of ``target`` see the old file or the new one whole, never half of one. The
-    file gets ``mode`` (by default what a plain open gives, not mkstemp's 0600)."""
+    file gets ``mode`` where given, else what a plain open gives under the process's umask at
+    that moment (not mkstemp's 0600: a watchdog or a model server reads it)."""
 
     def __init__(self, target: str | os.PathLike, mode: int | None = None) -> None:
         self.target = Path(target)
-        self.mode = FILE_MODE if mode is None else mode
+        self.mode = mode
 
     def __enter__(self) -> str:
-        fd, self.temporary = tempfile.mkstemp(dir=self.target.parent, prefix=".tmp-",
-                                              suffix=self.target.suffix)
-        os.close(fd)
-        return self.temporary
+        for _ in range(100):
+            name = self.target.parent / f".tmp-{secrets.token_hex(6)}{self.target.suffix}"
+            try:  # created 0666 less the umask, as open() would create it
+                fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                             | getattr(os, "O_CLOEXEC", 0), 0o666)
+            except FileExistsError:
+                continue
+            os.close(fd)
+            self.temporary = str(name)
+            return self.temporary
+        raise FileExistsError(errno.EEXIST, f"no free temporary name in {self.target.parent}")
 
     def __exit__(self, kind, value, traceback) -> None:
         try:
             if kind is None:
-                os.chmod(self.temporary, self.mode)  # others (a watchdog, a model server) read it
+                if self.mode is not None:
+                    os.chmod(self.temporary, self.mode)
                 os.replace(self.temporary, self.target)
         finally:
             if os.path.exists(self.temporary):  # an error in the block, or the rename failed

@@ -213,7 +213,6 @@ def write_result(path: str, text: str, flag: str = "--json") -> None:
     file in a folder this user cannot write is written in place. An OSError names the flag and
     the path."""
     from vigil.runtime.core.output import write_atomically
-    from vigil.runtime.core.output import FILE_MODE
 
     target = Path(os.path.realpath(path))
     try:
@@ -222,7 +221,7 @@ def write_result(path: str, text: str, flag: str = "--json") -> None:
                 or (target.is_file() and not os.access(target.parent, os.W_OK))):
             target.write_text(text)
             return
-        mode = stat.S_IMODE(target.stat().st_mode) if target.is_file() else FILE_MODE
+        mode = stat.S_IMODE(target.stat().st_mode) if target.is_file() else None
         write_atomically(target, text, mode)
     except OSError as error:
         raise OSError(error.errno, f"{flag} {path}: {error.strerror or error}") from None
