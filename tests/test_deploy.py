@@ -197,7 +197,7 @@ def test_a_sensor_run_that_skips_every_row_is_warned_and_health_check_can_tell(t
     """A dead column: every row skipped, nothing detected, yet the scorer is alive and fed."""
     from sensor_fixtures import write_tiny_sensor_artifact
 
-    from vigil.runtime.sensor.streaming import UNSCORED_ROWS_WARNING
+    from vigil.runtime.sensor.stream_watch import UNSCORED_ROWS_WARNING
 
     model = write_tiny_sensor_artifact(tmp_path / "tiny.onnx")
     rows = [f"{i},0.1,{'' if i >= 20 else 0.2},0.3" for i in range(20 + UNSCORED_ROWS_WARNING + 5)]

@@ -366,10 +366,10 @@ def test_a_streams_later_gaps_and_clock_steps_are_said_again_at_most_once_an_hou
         sensor_with_time_step, caplog, monkeypatch):
     """Over weeks only the first gap and the first clock step were ever said (a review: a 2-day
     outage and a second NTP step were only counted)."""
-    from vigil.runtime.sensor import scoring, streaming
+    from vigil.runtime.sensor import stream_watch, streaming
 
     monkeypatch.setattr(streaming, "REWARN_S", 0.0)
-    monkeypatch.setattr(scoring, "REWARN_S", 0.0)
+    monkeypatch.setattr(stream_watch, "REWARN_S", 0.0)
     stamps = [t for t in range(0, 20)] + [t for t in range(1000, 1020)] + [990, 991] \
         + [t for t in range(1021, 1040)] + [t for t in range(5000, 5020)] + [1000]
     lines = ["timestamp,a,b,c"] + [f"2024-05-01T{10 + t // 3600:02d}:{t // 60 % 60:02d}:"
@@ -574,6 +574,29 @@ def test_a_lasting_alarm_that_ends_because_the_stream_learned_the_change_is_said
     else:
         assert learned not in caplog.text
         assert "the lasting alarm since row 2000 ended" in caplog.text
+
+
+def test_a_python_stream_hears_that_a_lasting_fault_went_silent(sensor_artifacts, caplog):
+    """The lasting and silenced alarms were said only by `vigil score` (review hB, session 61):
+    a program pushing rows to a StreamingScorer saw the alarm stop while the fault went on."""
+    from vigil.runtime.sensor.tables import read_table
+
+    detector = runtime.load(sensor_artifacts.fp32)
+    normal = read_table(sensor_artifacts.train_csv, features=detector.features).values[:2000]
+    rows = np.concatenate([normal] * 15)
+    rows = rows + np.random.default_rng(0).normal(scale=0.01, size=rows.shape)
+    rows[2000:, 0] += 4 * normal[:, 0].std()
+    stream = runtime.StreamingScorer(detector)
+    heard = []
+    stream.watch.on_problem = heard.append
+    with caplog.at_level("INFO", logger="vigil"):
+        for row in rows:
+            stream.push(row)
+    assert "the alarm has stayed on for 1000 windows, since row 2000" in caplog.text
+    assert "a change that persists no longer alarms" in caplog.text
+    first, row, score, before, now = stream.watch.silent_alarm
+    assert first == 2000 and row > first and before < score <= now
+    assert len(heard) == 1 and heard[0].startswith(f"row {row}: the lasting alarm since row 2000")
 
 
 # --- the command line, run unattended -----------------------------------------------------------

@@ -109,6 +109,8 @@ def score_file(detector: SensorDetector, path: str | Path, label_column: str,
     scorer = StreamingScorer(detector, top_k=len(features))
     scorer.source = source  # its warnings name the file
     scorer.say_unchecked_times = False  # said below, with the file's name
+    scorer.watching = False  # its gaps are said below; a labeled file's alarms are what is
+                             # evaluated, not a device's to be told of
     row_labels: list[bool] = []
     times: list[str] = []
     ends: list[int] = []

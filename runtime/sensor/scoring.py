@@ -19,8 +19,7 @@ from ..core.progress import Progress, silent
 from ..core.spec import ArtifactError
 from .detector import SensorDetector
 from .learned_state import LearnedStateFile
-from .streaming import (LASTING_ALARM_WINDOWS, REWARN_S, UNSCORED_ROWS_WARNING, Result,
-                        StreamingScorer, unchecked_times_note)
+from .streaming import Result, StreamingScorer
 from .tables import Line, MissingColumns, csv_files, iter_rows, read_lines
 
 log = logging.getLogger("vigil")
@@ -296,15 +295,12 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
     current: list[StreamingScorer] = []
 
     short: list[str] = []  # files that ended before the adaptive parts warmed up
-    unscored = {"last": -1, "warned": False}  # the last row a window was scored at
-    # a file's first gap in time, and its first time that cannot be checked, are warned of
-    gaps = {"warned": False, "unchecked_warned": False, "at": 0.0, "said": 0}
     reading: dict = {}  # a long file's handle, size and progress stage, while it is read
     # rows filled in this run (in the files before this one, and so far), and when to say so again
     filled = {"count": 0, "before": 0, "next": 1}
-    # the threshold when the current alarm began; the lasting alarm said: (its first row, that
-    # threshold), until it ends
-    lasting_alarm: dict = {"began": None, "open": None}
+
+    def problem(text: str) -> None:  # a silenced lasting alarm (the scorer's watch says it)
+        summary.last_error = text
 
     def emit(result: Result, name: str) -> None:
         if state is not None and current:
@@ -330,96 +326,16 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
                             result.problem or "a missing reading", filled["count"],
                             filled["next"])
         sink.write(record, mark=f"row {result.index} of {name}")
-        # rows since the last window scored, by row numbers: rows that complete no window (a
-        # window refilling after each long gap) count as well as skipped ones, in chunks or live
-        if result.score is not None:
-            if unscored["warned"]:
-                log.warning("%s: windows are scored again from row %d", name, result.index)
-            unscored.update(last=result.index, warned=False)
-        elif (not unscored["warned"]
-              and result.index - unscored["last"] >= UNSCORED_ROWS_WARNING):
-            unscored["warned"] = True
-            log.warning("%s: no window scored for %d rows, since row %d: nothing is detected "
-                        "while this lasts; the last row's reason: %s", name,
-                        result.index - unscored["last"], unscored["last"] + 1,
-                        result.skipped or "none given")
-        if (not gaps["unchecked_warned"] and current
-                and current[0].first_time_unchecked is not None):
-            gaps["unchecked_warned"] = True
-            log.warning("%s: %s", name, unchecked_times_note(current[0]))
-        again = (result.time_gap and gaps["warned"] and current
-                 and current[0].time_gaps > gaps["said"]
-                 and time.monotonic() - gaps["at"] >= REWARN_S)
-        if again:  # weeks of a stream: a new outage is said, at most once an hour
-            before, after, step = current[0].last_time_gap
-            log.warning("%s: rows %d and %d are %g s apart: %d more gap(s) in time since the "
-                        "last warning (counted in the summary's time_gaps)", name, before, after,
-                        step, current[0].time_gaps - gaps["said"])
-            gaps.update(at=time.monotonic(), said=current[0].time_gaps)
-        if result.time_gap and not gaps["warned"] and current and current[0].first_time_gap:
-            gaps.update(warned=True, at=time.monotonic(), said=current[0].time_gaps)
-            # (in chunks, later gaps may be known already: the first)
-            before, after, step = current[0].first_time_gap
-            spec = detector.spec.time_step
-            unit = "" if spec.numeric else " s"
-            log.warning("%s: rows %d and %d are %g%s apart, where the training rows were %g%s "
-                        "apart (at most %g%s): the windows holding both join readings from before "
-                        "and after a gap in the record and are flagged time_gap (their scores "
-                        "stand; further gaps are counted in the summary's time_gaps)", name,
-                        before, after, step, unit, spec.typical, unit, spec.limit, unit)
-        # `current` changes only in this thread; most lines are no alarm and stop at the first test
-        if result.anomaly and lasting_alarm["began"] is None:
-            lasting_alarm["began"] = result.threshold or detector.threshold
-        lasting = current[0].lasting_alarm if result.anomaly and current else None
-        if lasting is not None and lasting[1] == result.index:
-            learns = _learning_note(detector)
-            lasting_alarm["open"] = (lasting[0], lasting_alarm["began"])
-            log.warning("%s: the alarm has stayed on for %d windows, since row %d: a lasting "
-                        "change, which alarms until the readings return to what the model "
-                        "learned%s; if this is the process's new normal, train a model on rows "
-                        "from after the change (vigil train sensor NEW.csv -o MODEL.keras, then "
-                        "vigil export)%s", name, LASTING_ALARM_WINDOWS, lasting[0], learns,
-                        _normalization_note(detector, lasting[0]))
-        elif result.score is not None and not result.anomaly:
-            lasting_alarm["began"] = None
-        if (lasting_alarm["open"] is not None and result.score is not None
-                and not result.anomaly):
-            first, before = lasting_alarm["open"]
-            lasting_alarm["open"] = None
-            now = result.threshold or detector.threshold
-            if before < result.score <= now:
-                # the readings did not come back (this score would have alarmed then), and the
-                # threshold rose past it as the stream learned them (not a window restart
-                # after a gap, which ends an alarm's run whatever the threshold)
-                summary.last_error = (f"row {result.index} of {name}: the lasting alarm since "
-                                      f"row {first} ended with the score {result.score:.4g} "
-                                      f"still above the {before:.4g} it began under (the "
-                                      f"threshold now {now:.4g})")
-                log.warning("%s: row %d: the lasting alarm since row %d ended, but this window's "
-                            "score, %.4g, is still above the threshold of %.4g the alarm began "
-                            "under: the threshold has risen to %.4g as the stream learned the "
-                            "changed readings as its normal (%s), so a change that persists no "
-                            "longer alarms. If it is a fault, it is now silent: check the "
-                            "process, then restart the scorer without its learned state (remove "
-                            "the --state file) or train a model on the new normal", name,
-                            result.index, first, result.score, before, now,
-                            " and ".join(_learning_parts(detector)))
-            else:
-                log.info("%s: row %d: the lasting alarm since row %d ended (score %.4g, "
-                         "threshold %.4g)", name, result.index, first, result.score, now)
 
     before: list[tuple[StreamingScorer, str]] = []  # with --state: the file continued
 
     def run(lines: Iterable[str], name: str) -> None:
         scorer = StreamingScorer(detector)
         scorer.source = name  # its warnings name the file
-        scorer.say_unchecked_times = False  # said below, with the file's name
+        scorer.watch.on_problem = problem  # each file's rows, gaps and alarms are its own
         if state is not None:
             state.restore(scorer)
         current[:] = [scorer]
-        unscored.update(last=-1, warned=False)  # each file's own rows
-        lasting_alarm.update(began=None, open=None)  # and its own alarms
-        gaps.update(warned=False, unchecked_warned=False, at=0.0, said=0)
         try:
             score_lines(detector, lines, name, emit, live=live, header=header, scorer=scorer,
                         decimal=decimal)
@@ -550,41 +466,6 @@ def _say_separate_streams(detector: SensorDetector, source: str, short: list[str
                 "the artifact; if they are one sensor's logs in turn (rotated), score them as "
                 "one stream with --state FILE, which carries what is learned from each to the "
                 "next", source, len(short), files, _warmup_windows(detector))
-
-
-def _learning_parts(detector: SensorDetector) -> list[str]:
-    """The parts of a model's alarm rule that learn the stream's scores as it runs."""
-    spec = detector.spec
-    return (["its adaptive threshold"] if spec.adaptive is not None else []) + (
-        ["the anomaly likelihood's level"] if spec.likelihood is not None
-        and spec.likelihood.level_warmup is not None and detector.likelihood else [])
-
-
-def _learning_note(detector: SensorDetector) -> str:
-    """How a lasting alarm may end without the readings coming back, where the model learns
-    along the stream."""
-    parts = _learning_parts(detector)
-    if not parts:
-        return ""
-    return (f", or until the stream has learned the new readings as normal ({' and '.join(parts)} "
-            "take in the windows that do not alarm; said if it ends so)")
-
-
-def _normalization_note(detector: SensorDetector, first_row: int) -> str:
-    """Where running normalization may have caused a lasting alarm, how: rows are not learned
-    during an alarm, so a level it misjudged at its warm-up (the mean of part of a slow cycle)
-    is never corrected (a reviewer's daily-like cycle of 3,000 rows: one alarm from row 500 to
-    the end)."""
-    drift = detector.spec.running_normalization
-    if drift is None:
-        return ""
-    window = detector.spec.window  # windows that began as the warm-up ended, not before it
-    early = drift.warmup - window <= first_row < drift.warmup + 2 * window
-    return ("; the model follows drift by running normalization, which learns nothing during an "
-            "alarm" + (f": this one began as its warm-up of {drift.warmup} rows ended, so a level "
-                       "misjudged then (part of a slow cycle) may be what alarms; train without "
-                       "--running-normalization, or with a --normalization-warmup of several "
-                       "cycles" if early else ""))
 
 
 def _counts(summary: ScoreSummary, current: list[StreamingScorer], sink: JsonLines) -> dict:

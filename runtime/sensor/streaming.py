@@ -17,6 +17,7 @@ from ..core.results import decide_line, present, result_line, skip_line
 from ..core.spec import FLOAT32_MAX, InputRange, SteadyRun, jsonable
 from .detector import SensorDetector
 from .drift import RunningNormalization
+from .stream_watch import LASTING_ALARM_WINDOWS, REWARN_S, StreamWatch
 from .tables import Row, time_key
 
 log = logging.getLogger("vigil")
@@ -24,12 +25,6 @@ log = logging.getLogger("vigil")
 # A score that overflowed float32 (readings far beyond anything seen in training, 1e20 say) is
 # written as the largest finite double with ``score_overflow``: above any threshold, and valid JSON.
 OVERFLOW_SCORE = sys.float_info.max
-# An alarm on for this many windows in a row is a lasting change, reported once per alarm: as
-# many as the adaptive threshold's default memory, past which a fault is no longer a burst.
-LASTING_ALARM_WINDOWS = 1000
-# rows with no window scored after which a run is said to detect nothing: a dead sensor column,
-# a logger writing text; 1,000 is 17 minutes of 1 Hz rows, far beyond any gap filled
-UNSCORED_ROWS_WARNING = 1000
 
 
 def finite_or_max(value: float) -> float:
@@ -110,8 +105,6 @@ def unchecked_times_note(scorer: "StreamingScorer") -> str:
             f"zone), of the kind the model was trained on")
 
 
-# a stream's later clock steps and gaps are said again at most this often (wall-clock seconds)
-REWARN_S = 3600.0
 # A scored column whose reading stays unchanged for STEADY_FACTOR times its longest unchanged run
 # in the normal training rows, and for at least STEADY_MIN_ROWS rows, is flagged (``unchanged``):
 # a frozen reading at a normal level forecasts itself and scores as normal. Chosen on SKAB,
@@ -192,10 +185,14 @@ class StreamingScorer:
         # rows whose time cell could not be compared: (row, its cell, why) of the first
         self.times_unchecked = 0
         self.first_time_unchecked: tuple[int, str, str] | None = None
-        # the first such time is warned of here, once a stream (the CLI says it itself, with the
-        # file's name, and turns this off): a Python caller pushing epoch numbers to a model
-        # trained on ISO times lost its gap and order checks without a word
+        # the first such time is warned of here, once a stream (`vigil eval` says it itself, in
+        # its file's summary, and turns this off): a Python caller pushing epoch numbers to a
+        # model trained on ISO times lost its gap and order checks without a word
         self.say_unchecked_times = True
+        # what the results say over time (rows unscored, gaps, lasting and silenced alarms) is
+        # said as they leave (`vigil eval`, which reports a whole file at once, turns it off)
+        self.watch = StreamWatch(self)
+        self.watching = True
         # (row before, row after, step) of the stream's first and latest gap in time
         self.first_time_gap: tuple[int, int, float] | None = None
         self.last_time_gap: tuple[int, int, float] | None = None
@@ -324,7 +321,10 @@ class StreamingScorer:
         self._next_index = index + 1  # a following push() without an index numbers the next row
         self.rows_in += 1
         self.rows_skipped += 1
-        return Result(index, time, skipped=reason)
+        result = Result(index, time, skipped=reason)
+        if self.watching:
+            self.watch.see(result)
+        return result
 
     def push_parsed(self, rows: Iterable[Row], first_index: int) -> list[Result]:
         """Add parsed rows numbered from ``first_index``; results of all windows they complete."""
@@ -482,7 +482,11 @@ class StreamingScorer:
                 batch, pending = [], []
                 self._drift.observe(raw, self._alarm_on)
         self._score(batch, pending, out)
-        return [r for r in out if r is not None]
+        results = [r for r in out if r is not None]
+        if self.watching:
+            for result in results:
+                self.watch.see(result)
+        return results
 
     def _score(self, batch: list[np.ndarray], pending: list[tuple], out: list) -> None:
         """Score the completed windows in ``batch`` together and decide their alarms in order."""
@@ -721,7 +725,7 @@ class StreamingScorer:
                    else "an ISO 8601 time, where the training rows had numbers")
             self.first_time_unchecked = (index, time, why)
             if self.say_unchecked_times:
-                log.warning("StreamingScorer: %s (said once a stream)",
+                log.warning("%s%s (said once a stream)", self._named() or "StreamingScorer: ",
                             unchecked_times_note(self))
 
     def _repair(self, values: np.ndarray) -> np.ndarray:
