@@ -546,7 +546,7 @@ def test_a_bare_file_name_that_several_data_files_share_is_refused(tmp_path):
     labels = tmp_path / "labels.json"
     labels.write_text(json.dumps({"1.csv": [[TIMES[29], TIMES[33]]]}))
     with pytest.raises(ValueError, match=r"key '1.csv' names no folder, and the data folder "
-                                         r"holds 2 files of that name"):
+                                         r"holds 2 files it would name"):
         prepare(tmp_path / "data", DataOptions(window=4, labels=str(labels)))
     labels.write_text(json.dumps({"valve1/1.csv": [[TIMES[29], TIMES[33]]],
                                   "valve2/1.csv": []}))
@@ -665,3 +665,54 @@ def test_a_label_written_with_a_decimal_comma_points_to_the_decimal_flag():
     assert value is None and "give --decimal , to read the file's numbers" in problem
     assert label_value("1,0", ",") == (1.0, None)
     assert "decimal" not in label_value("maybe")[1]
+
+
+def test_a_key_with_folders_that_ends_several_files_paths_is_refused(tmp_path):
+    """valve1/4.csv named both lineA/valve1/4.csv and lineB/valve1/4.csv, labeling each alike
+    without a word (review hD, session 61), where a bare 4.csv was refused."""
+    for line in ("lineA", "lineB"):
+        (tmp_path / "plants" / line / "valve1").mkdir(parents=True)
+        spiky_csv(tmp_path / "plants" / line / "valve1" / "4.csv", None)
+    path = tmp_path / "labels.json"
+    path.write_text(json.dumps({"valve1/4.csv": [[TIMES[29], TIMES[33]]]}))
+    labels = read_labels(path)
+    with pytest.raises(ValueError, match=r"key 'valve1/4.csv' is not a path from the data folder, "
+                                         r"and the data folder holds 2 files it would name"):
+        labels.rows(TIMES, tmp_path / "plants" / "lineA" / "valve1" / "4.csv", tmp_path / "plants")
+    # the same key given the folder that holds one such file names it alone
+    assert labels.rows(TIMES, tmp_path / "plants" / "lineA" / "valve1" / "4.csv",
+                       tmp_path / "plants" / "lineA").sum() == 5
+
+
+def test_an_end_written_to_the_minute_takes_in_that_whole_minute(tmp_path):
+    """A window ending at 10:01 ended at 10:01:00, cutting the minute's other rows (review hD):
+    an end, or a point, means the last instant its text names, as a date alone means its day."""
+    times = tuple(f"2014-02-19 10:{s // 60:02d}:{s % 60:02d}" for s in range(180))
+    path = tmp_path / "labels.json"
+    path.write_text(json.dumps({"a.csv": [["2014-02-19 10:00:30", "2014-02-19 10:01"],
+                                          "2014-02-19T10:02:10.000"]}))
+    flags = read_labels(path).rows(times, tmp_path / "a.csv")
+    assert np.flatnonzero(flags).tolist() == list(range(30, 120)) + [130]
+    path.write_text(json.dumps({"a.csv": [["2014-02-19 10:00:30", "2014-02-19 10:00:40"]]}))
+    assert read_labels(path).rows(times, tmp_path / "a.csv").sum() == 11  # to the second: 40 in
+
+
+def test_every_file_is_matched_before_any_is_read_and_unused_keys_are_said(tmp_path, caplog):
+    (tmp_path / "data" / "valve1").mkdir(parents=True)
+    for name in ("1.csv", "2.csv"):
+        spiky_csv(tmp_path / "data" / "valve1" / name, None)
+    path = tmp_path / "labels.json"
+    path.write_text(json.dumps({"valve1/1.csv": [], "valve1/2.csv": [], "valve1/99.csv": [],
+                                "otherCorpus/x.csv": []}))
+    labels = read_labels(path)
+    files = sorted((tmp_path / "data").rglob("*.csv"))
+    labels.check_files(files, tmp_path / "data")
+    (warning,) = caplog.records  # a key of this folder's own; not another corpus's
+    assert "1 key(s) name no data file" in warning.getMessage()
+    assert "'valve1/99.csv'" in warning.getMessage()
+    caplog.clear()
+    labels.check_files(files[:1], None)  # a file scored alone: no word of the others
+    assert not caplog.records
+    spiky_csv(tmp_path / "data" / "valve1" / "3.csv", None)
+    with pytest.raises(ValueError, match="have no entry for"):
+        labels.check_files(sorted((tmp_path / "data").rglob("*.csv")), tmp_path / "data")

@@ -253,6 +253,8 @@ def load_tables(data: str | Path | Sequence[Path], options: DataOptions) -> list
         data, labels = nab
     root = Path(data) if not isinstance(data, (list, tuple)) and Path(data).is_dir() else None
     files = list(data) if isinstance(data, (list, tuple)) else csv_files(data)
+    if labels is not None:  # a file the labels do not name is found before any is read
+        labels.check_files(files, root)
     tables: list[Table] = []
     features = options.features
     for path in files:

@@ -386,6 +386,8 @@ def evaluate(detector: SensorDetector, data: str | Path, label_column: str = "an
         data, labels = nab
     root = Path(data)
     paths = csv_files(data)
+    if labels is not None:  # a file the labels do not name is found before any is scored
+        labels.check_files(paths, root if root.is_dir() else None)
     files = []
     for n, path in enumerate(paths):
         progress("scoring files", n, len(paths))

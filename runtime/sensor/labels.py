@@ -16,9 +16,9 @@ subfolder of the data folder only by a key without folders: ``a/x.csv`` does not
 Labels without a file (``*``: a CSV row whose ``file`` cell is empty, or a CSV without a file
 column) add to every file's own; where some files are keyed by name, every data file must be, so
 that a misnamed key is never read as "no anomaly". A row is anomalous when its timestamp falls in
-one of its file's windows or equals one of its points (a date without a time, as an end or a
-point, means that whole day). Timestamps are compared as numbers or ISO 8601 date-times
-(``2014-02-19 10:50:00.000000``). A file given windows of which none falls on any of its rows is
+one of its file's windows or equals one of its points (an end or a point means the last
+instant it names: a date without a time its whole day, a time to the minute its whole minute).
+Timestamps are compared as numbers or ISO 8601 date-times (``2014-02-19 10:50:00.000000``). A file given windows of which none falls on any of its rows is
 warned about (are the labels' times the data's?), and so are windows or points that fall on none
 of its rows while others do (a point between two rows, a window outside the file's times).
 """
@@ -39,6 +39,9 @@ from .tables import LABEL_COLUMN_NAMES, detect_separator, label_value, time_key
 
 ALL_FILES = "*"
 DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+# an ISO 8601 date-time, to see which of its parts it writes
+TIME_OF_DAY = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}(?P<minute>:?\d{2})?(?P<second>:?\d{2})?"
+                         r"(?P<fraction>[.,]\d+)?\s*(Z|[+-]\d{2}(:?\d{2})?)?", re.IGNORECASE)
 NAB_WINDOWS = Path("labels") / "combined_windows.json"
 CSV_COLUMNS = ("file", "start", "end", "timestamp")
 log = logging.getLogger("vigil")
@@ -58,11 +61,33 @@ class Labels:
         shared = self.windows.get(ALL_FILES, ())
         if ALL_FILES in self.windows and len(self.windows) == 1:
             return shared  # labels of every file (possibly none: all its rows normal)
-        return shared + self._own(Path(path), root)  # keyed by name: every file must be
+        return shared + self.windows[self._own_key(Path(path), root)]  # every file must be named
 
-    def _own(self, path: Path, root: str | Path | None) -> tuple[tuple[str, str], ...]:
-        """The windows whose key names ``path``: its path relative to ``root``, the longest key
-        that ends its path, or the one key of its name (see below)."""
+    def check_files(self, paths, root: str | Path | None = None) -> None:
+        """Match every data file of a run to its key before any is read (ValueError, as
+        ``for_file``, for the first the labels do not name: found before minutes of scoring,
+        not after), and warn of keys of the data folder ``root`` that name none of them (a
+        file renamed or moved: its windows would label nothing, without a word)."""
+        if ALL_FILES in self.windows and len(self.windows) == 1:
+            return
+        used = {self._own_key(Path(path), root) for path in paths}
+        if root is None or not Path(root).is_dir():
+            return  # a file scored alone: a corpus's labels name many others
+        folders = {p.name for p in Path(root).iterdir() if p.is_dir()}
+        # keys of this folder: a bare name, or one under a folder it holds (NAB's labels name
+        # every category; a run on one category's folder is not told of the others)
+        unused = sorted(k for k in self.windows if k not in used and k != ALL_FILES
+                        and ("/" not in k.strip("/") or k.strip("/").split("/")[0] in folders))
+        if unused:
+            log.warning("labels %r: %d key(s) name no data file of %s (the first: %s), so their "
+                        "windows label nothing: a file renamed or moved, or a mistyped key? Key "
+                        "each file by its path relative to the data folder", self.source,
+                        len(unused), root, ", ".join(repr(k) for k in unused[:3]))
+
+    def _own_key(self, path: Path, root: str | Path | None) -> str:
+        """The key that names ``path``: its path relative to ``root``, the longest key that
+        ends its path, or the one key of its name (see below); ValueError where none does, or
+        several could."""
         candidates = []
         if root is not None and Path(root).is_dir():
             try:
@@ -77,11 +102,11 @@ class Labels:
                              f"each with windows; put all of its windows under one key")
         for key in candidates:
             if key in self.windows:
-                return self.windows[key]
+                return key
         if suffixes:
             key = max(suffixes, key=len)
             self._refuse_shared_name(key, path, root)
-            return self.windows[key]
+            return key
         # By its name alone: a file scored on its own (a copy of a NAB file elsewhere) takes the
         # key of that name; one in a subfolder of the data folder (b/x.csv) takes no key whose
         # folders name another (a/x.csv), only a bare name.
@@ -90,7 +115,7 @@ class Labels:
                  and not (in_subfolder and "/" in k.strip("/"))]
         if len(named) == 1:
             self._refuse_shared_name(named[0], path, root)
-            return self.windows[named[0]]
+            return named[0]
         if len(named) > 1:  # a name several keys end in: which one is meant cannot be told
             raise ValueError(f"labels {self.source!r}: {len(named)} keys end in {path.name!r} "
                              f"({sorted(named)[:3]}) and none matches {str(path)!r} by its "
@@ -106,16 +131,20 @@ class Labels:
                          f"in JSON, a row {path.name},, in a CSV of file,start,end")
 
     def _refuse_shared_name(self, key: str, path: Path, root) -> None:
-        """ValueError when ``key`` is a bare file name that several files in the data folder
-        ``root`` share (valve1/1.csv, valve2/1.csv): it would label each of them alike."""
-        if "/" in key.strip("/") or root is None or not Path(root).is_dir():
+        """ValueError when ``key`` ends the paths of several files in the data folder ``root``
+        (a bare name: valve1/1.csv, valve2/1.csv; or folders too: lineA/valve1/1.csv and
+        lineB/valve1/1.csv for valve1/1.csv): it would label each of them alike."""
+        if root is None or not Path(root).is_dir():
             return
-        shared = sorted(p.relative_to(root).as_posix() for p in Path(root).rglob(path.name)
-                        if p.is_file())
+        tail = key.strip("/")
+        shared = sorted(relative for p in Path(root).rglob(path.name) if p.is_file()
+                        and ((relative := p.relative_to(root).as_posix()) == tail
+                             or relative.endswith("/" + tail)))
         if len(shared) > 1:
-            raise ValueError(f"labels {self.source!r}: key {key!r} names no folder, and the data "
-                             f"folder holds {len(shared)} files of that name ({shared[:3]}); "
-                             f"key their windows by path relative to it ({shared[0]!r}, ...)")
+            kind = "names no folder" if "/" not in tail else "is not a path from the data folder"
+            raise ValueError(f"labels {self.source!r}: key {key!r} {kind}, and the data folder "
+                             f"holds {len(shared)} files it would name ({shared[:3]}); key their "
+                             f"windows by path relative to it ({shared[0]!r}, ...)")
 
     def rows(self, times: tuple[str, ...] | None, path: str | Path, root=None) -> np.ndarray:
         """True for each row whose timestamp falls in one of the file's windows."""
@@ -185,11 +214,21 @@ class Labels:
 
 
 def _end_key(text: str) -> tuple[int, float] | None:
-    """``time_key`` of a window's end; a date without a time (2024-03-01) ends with its day."""
+    """``time_key`` of a window's end (or a point), which ends with the last instant its text
+    names: a date without a time (2024-03-01) its day, a time to the hour, minute or second
+    (10:50, 10:50:07) that hour, minute or second (rows at 10 Hz labeled to the second, or
+    each minute's rows labeled to the minute, were cut at the first row of the last one)."""
     key = time_key(text)
-    if key is not None and key[0] == 1 and DATE_ONLY.fullmatch(text.strip()):
+    if key is None or key[0] != 1:
+        return key
+    written = text.strip()
+    if DATE_ONLY.fullmatch(written):
         return 1, key[1] + 86400 - 1e-6
-    return key
+    clock = TIME_OF_DAY.fullmatch(written)
+    if clock is None or clock.group("fraction"):
+        return key
+    span = 1 if clock.group("second") else 60 if clock.group("minute") else 3600
+    return 1, key[1] + span - 1e-6
 
 
 def read_labels(path: str | Path) -> Labels:
