@@ -457,6 +457,8 @@ def test_inspect_says_what_an_artifact_holds_and_whether_it_is_as_exported(senso
     assert "content: as exported" in text
     assert f"windows of {detector.spec.window} rows of {len(detector.features)} features" in text
     assert f"threshold: {detector.threshold:.6g}" in text and "versions: " in text
+    architecture = detector.spec.training["model"]["architecture"]
+    assert f"model: {architecture}" in text and "(normal-only training)" in text
     assert cli.main(["inspect", str(model), "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["sha256"] == detector.sha256 and shown["content"] == "as exported"

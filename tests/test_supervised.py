@@ -42,6 +42,15 @@ def test_supervised_training_exports_an_artifact_the_runtime_scores(labeled, cap
     assert detector.spec.training["mode"] == "supervised"
     assert detector.spec.training["synthetic_anomalous_windows"] > 0
     assert detector.spec.training["input_ranges"] == {}  # recorded: rows_unseen_inputs is 0
+    # what the classifier was trained with, not the normal-only models' settings (review hD)
+    recorded = detector.spec.training["model"]
+    assert recorded["architecture"] == "lstm-classifier" and recorded["patience"] == 5
+    assert 1 <= recorded["best_epoch"] <= detector.spec.training["epochs"] <= 8
+    assert trained["best_epoch"] == recorded["best_epoch"]
+    assert not {"neighbour_rows", "epoch_windows", "latent"} & set(recorded)
+    assert cli.main(["inspect", str(folder / "clf.onnx")]) == 0
+    assert "model: a supervised LSTM classifier (--supervised), trained on " \
+        f"{trained['labeled_anomalous_windows']} labeled" in capsys.readouterr().out
     assert "classifier" in detector.spec.score_reduction
     # the threshold chosen on the labels decides: no adaptive threshold raises it
     assert detector.spec.adaptive is None and detector.spec.likelihood is not None
@@ -219,3 +228,29 @@ def test_a_classifier_saved_with_the_first_overflow_guard_still_loads_and_scores
     out = again.predict([np.array([0.5, -1.0], np.float32),
                          np.array([[1.0, 2.0, 3.0], [np.inf, 0.0, 0.0]], np.float32)], verbose=0)
     assert out[0] == 0.5 and np.isnan(out[1])  # NaN there: the runtime reads it as inf
+
+
+def test_early_stopping_is_said_and_patience_is_a_flag(caplog):
+    """Keras stopped at epoch 6 of 30 and shipped epoch 1's weights without a word (review hD)."""
+    from types import SimpleNamespace
+
+    from vigil.training.train_supervised import _say_early_stop
+
+    history = SimpleNamespace(epoch=list(range(6)),
+                              history={"val_loss": [0.22, 0.3, 0.4, 0.5, 0.6, 0.7]})
+    with caplog.at_level("INFO", logger="vigil"):
+        assert _say_early_stop(history, 5, 30) == 1
+    (record,) = caplog.records
+    assert record.levelname == "WARNING" and "stopped at epoch 6 of 30" in record.getMessage()
+    assert "keeps epoch 1's weights" in record.getMessage() and "--patience" in record.getMessage()
+    caplog.clear()
+    history.history["val_loss"] = [0.5, 0.3, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45]
+    history.epoch = list(range(8))
+    with caplog.at_level("INFO", logger="vigil"):
+        assert _say_early_stop(history, 5, 30) == 3
+    assert [r.levelname for r in caplog.records] == ["INFO"]
+    caplog.clear()
+    history.epoch = list(range(30))
+    history.history["val_loss"] = list(np.linspace(1, 0.1, 30))
+    assert _say_early_stop(history, 5, 30) == 30 and not caplog.records  # ran them all
+    assert cli.main(["train", "sensor", "x.csv", "-o", "m.keras", "--patience", "3"]) == 2

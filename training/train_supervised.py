@@ -35,7 +35,7 @@ from .sensor_data import (DataOptions, check_memory, check_normal_rows, labeled_
                           training_spread, window_last_labels)
 from .train_sensor import (MIN_NORMAL_VALIDATION, CalibrationOptions, SensorTrainingOptions,
                            SensorTrainingResult, checked_options, decision_record, fit_threshold,
-                           longest_stride, plain_options, score_windows, validation_check)
+                           longest_stride, score_windows, validation_check)
 from .versions import library_versions
 
 log = logging.getLogger("vigil")
@@ -185,6 +185,7 @@ def train_supervised(data: str | Path | Sequence[Path], output: str | Path,
                           epochs=model_options.epochs, batch_size=model_options.batch_size,
                           class_weight=weights, shuffle=True, callbacks=callbacks,
                           verbose=verbose)
+    best_epoch = _say_early_stop(history, supervised.patience, model_options.epochs)
     scorer = sensor_model.build_classifier_scoring_model(network, window, mean, std, score_last)
     scores = score_windows(scorer, vx)
     method = ThresholdMethod(options.calibration.method)
@@ -199,7 +200,8 @@ def train_supervised(data: str | Path | Sequence[Path], output: str | Path,
     for warning in warnings:
         log.warning("%s", warning)
     record = _record(tables, options, supervised, window, stride, score_last, mean, std, spread,
-                     threshold, scores[~vy], len(history.epoch), len(x), int(y.sum()), synthetic, len(vx))
+                     threshold, scores[~vy], len(history.epoch), len(x), int(y.sum()), synthetic,
+                     len(vx), best_epoch)
     if check is not None:
         record["training"]["validation_check"] = check
     calibration = x[~y][np.sort(rng.choice(int((~y).sum()), min(256, int((~y).sum())),
@@ -211,12 +213,38 @@ def train_supervised(data: str | Path | Sequence[Path], output: str | Path,
                                 len(history.epoch), check, tuple(warnings))
 
 
+def _say_early_stop(history, patience: int, epochs: int) -> int:
+    """The epoch whose weights the classifier keeps (1-based), said where early stopping ended
+    training before ``epochs``: Keras restores the best epoch's weights without a word."""
+    losses = history.history.get("val_loss") or []
+    ran = len(history.epoch)
+    if patience <= 0 or not losses:
+        return ran
+    best = int(np.argmin(losses)) + 1
+    if ran < epochs:
+        say = log.warning if best == 1 else log.info
+        say("early stopping: the validation loss was lowest at epoch %d (%.4g) and did not improve "
+            "for %d epochs after it, so training stopped at epoch %d of %d and the classifier "
+            "keeps epoch %d's weights%s (--patience N to wait longer, 0 to train every epoch)",
+            best, losses[best - 1], patience, ran, epochs, best,
+            ": the validation loss rose from the first epoch on, so the labeled anomalies of the "
+            "training part may not be like the validation part's" if best == 1 else "")
+    return best
+
+
 def _record(tables, options: SensorTrainingOptions, supervised: SupervisedOptions, window: int,
             stride: int, score_last: int, mean, std, spread, threshold, normal_scores, epochs: int,
             train_windows: int, positive_windows: int, synthetic: int,
-            validation_windows: int) -> dict:
+            validation_windows: int, best_epoch: int) -> dict:
     first = tables[0]
-    model = replace(options.model, score_last=score_last)
+    model = options.model
+    cell = "gru" if sensor_model.classifier_cell(model.architecture) is keras.layers.GRU else "lstm"
+    # what the classifier was trained with (the normal-only models' settings do not apply)
+    classifier = {"architecture": f"{cell}-classifier", "units": model.units,
+                  "epochs": model.epochs, "batch_size": model.batch_size,
+                  "learning_rate": model.learning_rate, "seed": model.seed,
+                  "score_last": score_last, "members": 1,
+                  "patience": supervised.patience, "best_epoch": best_epoch}
     return {
         "kind": "sensor",
         "features": list(first.features),
@@ -248,8 +276,8 @@ def _record(tables, options: SensorTrainingOptions, supervised: SupervisedOption
                                                 for t in tables], first.features),
             "validation_windows": validation_windows,
             "validation_fraction": options.data.validation_fraction,
-            "epochs": epochs,
-            "model": plain_options(replace(model, members=1)),  # one classifier
+            "epochs": epochs,  # run; the weights kept are best_epoch's
+            "model": classifier,
         },
         "versions": library_versions(),
     }

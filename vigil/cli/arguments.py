@@ -498,6 +498,11 @@ def _add_train_sensor(kinds, anywhere: argparse.ArgumentParser) -> None:
     supervised.add_argument("--class-weight", action=argparse.BooleanOptionalAction, default=True,
                             help="with --supervised: weigh the rare class up so both weigh the "
                                  "same (default on)")
+    supervised.add_argument("--patience", type=_integer(0), default=None, metavar="EPOCHS",
+                            help="with --supervised: stop once the validation loss has not "
+                                 "improved for EPOCHS epochs and keep the best epoch's weights "
+                                 "(said, and recorded as best_epoch; default 5; 0: train every "
+                                 "epoch)")
     sensor.add_argument("--seed", type=_integer(0, 2**32 - 1), default=None,
                         help="training seed (default 0)")
     sensor.add_argument("--quiet", action="store_true", help="no progress on stderr")

@@ -486,6 +486,20 @@ def cmd_inspect(args) -> int:
     trained += [f"{spec.training['images']} images"] if "images" in spec.training else []
     if trained:
         lines.append("trained on: " + "; ".join(trained))
+    model = spec.training.get("model") if isinstance(spec.training.get("model"), dict) else {}
+    if spec.training.get("mode") == "supervised":  # its score is a logit, not a normal model's
+        architecture = str(model.get("architecture", "lstm"))
+        cell = "GRU" if architecture.startswith("gru") else "LSTM"
+        labeled = spec.training.get("labeled_anomalous_windows")
+        lines.append(f"model: a supervised {cell} classifier (--supervised), trained on "
+                     f"{labeled if labeled is not None else 'an unrecorded number of'} labeled "
+                     f"anomalous windows; the score is its logit that a window's last row is "
+                     f"anomalous")
+    elif model.get("architecture"):
+        members = model.get("members")
+        lines.append(f"model: {model['architecture']}" + (
+            f", {members} networks averaged" if isinstance(members, int) and members > 1 else "")
+            + (" (normal-only training)" if spec.kind == "sensor" else ""))
     lines.append("versions: " + ", ".join(f"{k} {v}" for k, v in sorted(spec.versions.items())))
     lines.append(f"all of it: vigil inspect {args.model} --json")
     print("\n".join(lines))

@@ -45,6 +45,9 @@ def cmd_train_sensor(args) -> int:
         raise ValueError("--synthetic-anomalies applies to --supervised training")
     if not args.class_weight and not args.supervised:
         raise ValueError("--no-class-weight applies to --supervised training; leave it out")
+    if args.patience is not None and not args.supervised:
+        raise ValueError(f"--patience applies to --supervised training (the normal-only models "
+                         f"train every epoch); received --patience {args.patience} without it")
     architecture = args.architecture or defaults.model.architecture.value
     _refuse_unused(args, [
         *_threshold_rules(args, "f1" if args.supervised else "gaussian",
@@ -91,7 +94,9 @@ def cmd_train_sensor(args) -> int:
             result = train_supervised(
                 args.data, args.output, options,
                 SupervisedOptions(synthetic_fraction=args.synthetic_anomalies or 0.0,
-                                  class_weight=args.class_weight),
+                                  class_weight=args.class_weight,
+                                  **({} if args.patience is None
+                                     else {"patience": args.patience})),
                 verbose=keras_verbose(args.quiet, sys.stderr))
         else:
             result = train_sensor(args.data, args.output, options,
@@ -104,7 +109,8 @@ def cmd_train_sensor(args) -> int:
                                                  "synthetic_anomalous_windows")})
     model = training.get("model", {})
     architecture = model.get("architecture")
-    if training.get("mode") == "supervised" and architecture:  # one recurrent classifier
+    if training.get("mode") == "supervised" and architecture \
+            and not architecture.endswith("-classifier"):  # recorded so before 2026-12-07
         architecture = ("gru" if architecture.startswith("gru") else "lstm") + "-classifier"
     print(json_text({"model": str(args.output), "threshold": result.threshold.value,
                      "threshold_method": result.threshold.method, "epochs": result.epochs,
@@ -114,6 +120,7 @@ def cmd_train_sensor(args) -> int:
                      "window": record["window"], "stride": record["stride"],
                      "score_last": model.get("score_last"),
                      "architecture": architecture, "members": model.get("members"),
+                     **({"best_epoch": model["best_epoch"]} if "best_epoch" in model else {}),
                      # the columns read as what: a row number read as a reading shows here
                      "features": record["features"], "time_column": record.get("time_column"),
                      "label_column": record.get("label_column"),
