@@ -552,6 +552,11 @@ def test_a_bare_file_name_that_several_data_files_share_is_refused(tmp_path):
                                   "valve2/1.csv": []}))
     data = prepare(tmp_path / "data", DataOptions(window=4, labels=str(labels)))
     assert (data.train == 5.0).any(), "valve2's spike is unlabeled: trained on, as keyed"
+    # what the artifact records: files told apart by folder, the rows left out, the labels file
+    assert [(f["name"], f["labeled_rows"]) for f in data.files] == [("valve1/1.csv", 5),
+                                                                     ("valve2/1.csv", 0)]
+    assert data.labels["from"] == "labels file" and data.labels["labeled_rows"] == 5
+    assert data.labels["path"] == str(labels) and len(data.labels["sha256"]) == 64
 
 
 def test_a_file_whose_windows_fall_on_none_of_its_rows_is_named_alone(tmp_path, caplog):

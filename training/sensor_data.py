@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from vigil.runtime.core.artifact import sha256_of
-from vigil.runtime.sensor.labels import nab_labels, read_labels
+from vigil.runtime.sensor.labels import nab_labels, nab_root, read_labels
 from vigil.runtime.sensor.tables import (DEFAULT_EXCLUDED_COLUMNS, DEFAULT_LABEL_COLUMN, Table,
                                          csv_files, detect_separator, fill_gaps,
                                          read_table, split_cells, time_key)
@@ -30,7 +30,7 @@ class SensorData:
     validation_clean: np.ndarray   # (m,) True where no row of the window is labeled: normal
     mean: np.ndarray
     std: np.ndarray
-    files: tuple[dict, ...]      # name, sha256, rows of every file used
+    files: tuple[dict, ...]      # name, sha256, rows, labeled_rows of every file used
     time_column: str | None
     label_column: str | None
     train_rows: np.ndarray       # normal training rows, for normalization and calibration
@@ -43,6 +43,7 @@ class SensorData:
     model_mean: np.ndarray | None = None
     model_std: np.ndarray | None = None
     time_step: dict | None = None  # ``time_step``'s record: the artifact's ``TimeStepSpec``
+    labels: dict | None = None  # where the labels came from (``labels_record``)
     # per scored feature, its longest run of one unchanged reading in the normal training rows
     # (``steady_runs``): the runtime flags a reading frozen far longer (a stuck sensor)
     steady_runs: dict | None = None
@@ -553,6 +554,42 @@ def _check_held_out_readings(tables: Sequence[Table], train_rows: np.ndarray,
                     "; ..." if far_cells > len(named) else "")
 
 
+def file_records(tables: Sequence[Table], data: str | Path | Sequence[Path]) -> list[dict]:
+    """Each training file as the artifact records it: its path relative to the data folder
+    (``valve1/0.csv`` and ``valve2/0.csv`` told apart; the name of a file given alone), sha256,
+    rows, and the rows its labels mark, which were never trained on."""
+    root = None
+    if not isinstance(data, (list, tuple)) and Path(data).is_dir():
+        root = nab[0] if (nab := nab_root(data)) is not None else Path(data)
+    records = []
+    for table in tables:
+        path = Path(table.source)
+        try:
+            name = path.resolve().relative_to(root.resolve()).as_posix() if root else path.name
+        except ValueError:
+            name = path.name
+        records.append({"name": name, "sha256": sha256_of(path), "rows": len(table),
+                        "labeled_rows": int(table.labels.sum()) if table.labels is not None
+                        else 0})
+    return records
+
+
+def labels_record(data: str | Path | Sequence[Path], options: DataOptions,
+                  tables: Sequence[Table]) -> dict:
+    """Where the rows left out of training as anomalous were named: a labels file (its path
+    and sha256), a NAB root's own, the data's label column, or nowhere."""
+    path = (Path(options.labels) if options.labels
+            else nab[1] if not isinstance(data, (list, tuple))
+            and (nab := nab_root(data)) is not None else None)
+    labeled = sum(int(t.labels.sum()) for t in tables if t.labels is not None)
+    if path is not None:
+        return {"from": "labels file", "path": str(path), "sha256": sha256_of(path),
+                "labeled_rows": labeled}
+    column = next((t.label_column for t in tables if t.label_column), None)
+    return ({"from": "label column", "column": column, "labeled_rows": labeled} if column
+            else {"from": "none", "labeled_rows": 0})
+
+
 def labeled_tables(data: str | Path | Sequence[Path], options: DataOptions) -> list[Table]:
     """``load_tables``, refusing a ``label_column`` that no file has (a typo would leave the
     real label column among the features). A labels file's windows that fall on none of a
@@ -695,8 +732,8 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions,
         validation_clean=np.concatenate(val_clean),
         mean=mean,
         std=std,
-        files=tuple({"name": Path(t.source).name, "sha256": sha256_of(t.source),
-                     "rows": len(t)} for t in tables),
+        files=tuple(file_records(tables, data)),
+        labels=labels_record(data, options, tables),
         time_column=first.time_column,
         label_column=first.label_column,
         train_rows=rows,

@@ -508,6 +508,7 @@ def _record(prepared: SensorData, options: SensorTrainingOptions, threshold: Thr
                           training_spread(prepared.train_rows, prepared.std)),
         "training": {
             "files": list(prepared.files),
+            "labels": prepared.labels,
             "train_windows": int(len(prepared.train)),
             "validation_windows": int(len(prepared.validation)),
             "validation_fraction": options.data.validation_fraction,

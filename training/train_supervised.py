@@ -24,13 +24,13 @@ from typing import Sequence
 import keras
 import numpy as np
 
-from vigil.runtime.core.artifact import sha256_of
 from vigil.runtime.core.thresholds import ThresholdMethod
 from vigil.runtime.sensor.windows import sliding_windows
 
 from . import sensor_model
 from .checkpoint import TrainingRun, save_run
-from .sensor_data import (DataOptions, check_memory, check_normal_rows, labeled_tables,
+from .sensor_data import (DataOptions, check_memory, check_normal_rows, file_records,
+                          labeled_tables, labels_record,
                           standardization, steady_runs, time_step, training_rows,
                           training_spread, window_last_labels)
 from .train_sensor import (MIN_NORMAL_VALIDATION, CalibrationOptions, SensorTrainingOptions,
@@ -199,7 +199,7 @@ def train_supervised(data: str | Path | Sequence[Path], output: str | Path,
     check, warnings = validation_check(scores, vy, threshold, method)
     for warning in warnings:
         log.warning("%s", warning)
-    record = _record(tables, options, supervised, window, stride, score_last, mean, std, spread,
+    record = _record(data, tables, options, supervised, window, stride, score_last, mean, std, spread,
                      threshold, scores[~vy], len(history.epoch), len(x), int(y.sum()), synthetic,
                      len(vx), best_epoch)
     if check is not None:
@@ -232,7 +232,7 @@ def _say_early_stop(history, patience: int, epochs: int) -> int:
     return best
 
 
-def _record(tables, options: SensorTrainingOptions, supervised: SupervisedOptions, window: int,
+def _record(data, tables, options: SensorTrainingOptions, supervised: SupervisedOptions, window: int,
             stride: int, score_last: int, mean, std, spread, threshold, normal_scores, epochs: int,
             train_windows: int, positive_windows: int, synthetic: int,
             validation_windows: int, best_epoch: int) -> dict:
@@ -263,8 +263,8 @@ def _record(tables, options: SensorTrainingOptions, supervised: SupervisedOption
         **decision_record(options.calibration, threshold, normal_scores, spread),
         "training": {
             "mode": "supervised",
-            "files": [{"name": Path(t.source).name, "sha256": sha256_of(t.source),
-                       "rows": len(t)} for t in tables],
+            "files": file_records(tables, data),
+            "labels": labels_record(data, options.data, tables),
             "train_windows": train_windows,
             "labeled_anomalous_windows": positive_windows - synthetic,
             "synthetic_anomalous_windows": synthetic,

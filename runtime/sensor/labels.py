@@ -379,12 +379,19 @@ def _from_csv(text: str, source: str) -> dict[str, tuple[tuple[str, str], ...]]:
     return {k: tuple(v) for k, v in windows.items()}
 
 
-def nab_labels(data: str | Path) -> tuple[Path, Labels] | None:
-    """(data folder, labels) when ``data`` is a NAB root (``data/`` and ``labels/``), else None."""
+def nab_root(data: str | Path) -> tuple[Path, Path] | None:
+    """(data folder, labels file) when ``data`` is a NAB root (``data/`` and ``labels/``), else
+    None."""
     root = Path(data)
     if root.is_dir() and (root / NAB_WINDOWS).is_file() and (root / "data").is_dir():
-        return root / "data", read_labels(root / NAB_WINDOWS)
+        return root / "data", root / NAB_WINDOWS
     return None
+
+
+def nab_labels(data: str | Path) -> tuple[Path, Labels] | None:
+    """(data folder, labels) when ``data`` is a NAB root (``data/`` and ``labels/``), else None."""
+    found = nab_root(data)
+    return None if found is None else (found[0], read_labels(found[1]))
 
 
 def _zoned(times) -> bool | None:
