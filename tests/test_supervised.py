@@ -95,6 +95,26 @@ def test_supervised_without_enough_labels_says_how_to_train(tmp_path, capsys):
     assert "--supervised needs labeled anomalies" in err and "train without --supervised" in err
 
 
+def test_supervised_warns_where_a_few_incidents_make_the_labeled_windows(tmp_path, capsys):
+    """Two incidents of 12 rows pass the 20-window floor: the classifier learned those two and
+    alarmed on 44 % of normal rows elsewhere (review hD), without a word."""
+    from vigil.training.synthetic import normal_stream
+
+    values = normal_stream(2000, seed=1)
+    labels = np.zeros(len(values), bool)
+    labels[300:312] = labels[900:912] = True
+    values[labels] += 4
+    data = write_csv(tmp_path / "two.csv", values, labels)
+    assert cli.main(["train", "sensor", str(data), "-o", str(tmp_path / "m.keras"),
+                     "--supervised", "--window", "8", "--units", "8", "--epochs", "1",
+                     "--quiet"]) == 0
+    assert "the training part holds 2 labeled anomalies (runs of labeled rows) in 24 windows" \
+        in capsys.readouterr().err
+    from vigil.training.checkpoint import load_run
+
+    assert load_run(tmp_path / "m.keras").record["training"]["labeled_events"] == 2
+
+
 def test_supervised_refuses_a_validation_part_without_normal_windows_before_training(
         tmp_path, capsys, monkeypatch):
     """SKAB's other/4.csv is labeled to its end: the threshold had no normal window to be set on,
