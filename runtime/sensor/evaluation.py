@@ -453,11 +453,17 @@ def evaluate(detector: SensorDetector, data: str | Path, label_column: str = "an
                       "rank the rows that end a window; with a stride, each row between window ends "
                       "takes the decision (and, for best_f1, the score) of the last window that "
                       "ended before it; event metrics: an event is hit if any alarm falls in "
-                      "it, an alarm run is false if it overlaps no event; point_adjusted_f1 "
-                      "flatters and is reported only beside f1")
+                      "it, an alarm run is false if it overlaps no event (an event wholly "
+                      "before a file's first complete window counts as missed); "
+                      "point_adjusted_f1 flatters and is reported only beside f1; best_f1 "
+                      "thresholds the raw window scores, without the alarm rule's smoothing, "
+                      "so a file's may lie below its f1")
     result["files"] = [{"file": f.name, **_defined(summarize(f.scores, f.alarms, f.labels, gap,
                                                              held=held(f))),
                         "rows_filled": f.rows_filled, "rows_skipped": f.rows_skipped,
+                        # the totals' per file, so a total can be traced to its file
+                        "rows_out_of_order": f.rows_out_of_order,
+                        "rows_unseen_inputs": f.rows_unseen_inputs,
                         "episodes": [e.as_dict() for e in f.episodes]} for f in files]
     return _defined(result), files
 
