@@ -98,7 +98,10 @@ def export_image(model_path: str | Path, output: str | Path,
         deferred = None
         parity.update(tried)
         keep, warned, noted = keep_int8(misses, precision, options.force, int8, fp32,
-                                        {"image": images[:1]}, parity, quantized)
+                                        {"image": images[:1]}, parity, quantized,
+                                        "; --precision mixed quantizes only the memory-bank "
+                                        "product" if banked and attempt is Precision.INT8
+                                        else "")
         messages += warned
         # a copy that does not pay off is not yet FP32 where another attempt follows
         notes += [n.removeprefix("wrote FP32: ") if later and not keep else n for n in noted]

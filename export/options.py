@@ -19,6 +19,14 @@ class ExportOptions:
     max_f1_drop: float = 0.02           # validation F1 loss allowed (when labels exist)
     fp32_tolerance: float = 1e-3        # max |Keras - ONNX FP32| per item, x max(1, |Keras|)
 
+    def __post_init__(self) -> None:
+        if self.force and Precision(self.precision) not in (Precision.INT8, Precision.MIXED):
+            # auto chooses by parity and speed: forced, it kept an INT8 that missed parity and
+            # was never timed (a review's U-Net: map correlation 0.78, written as INT8)
+            raise ValueError(f"`force` keeps a quantized copy that misses the parity tolerance; "
+                             f"it applies to precision int8 or mixed, not "
+                             f"{Precision(self.precision).value} (--precision int8 --force)")
+
 
 @dataclass(frozen=True)
 class ExportReport:

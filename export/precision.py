@@ -3,7 +3,8 @@
 ``auto`` (the default) keeps INT8 when it is within the parity tolerances *and* is faster at batch
 1 on one thread, or much smaller at no cost in speed, than the FP32 graph, both timed here,
 interleaved. Otherwise it writes FP32 and says why with the figures. ``int8`` keeps INT8 whenever
-it holds parity (``--force``: even when it does not); ``fp32`` never quantizes. ``mixed`` (image
+it holds parity, and where it does not writes nothing and says so (``--force``: keeps it even
+then); ``fp32`` never quantizes. ``mixed`` (image
 feature models only) quantizes the memory bank's product alone and keeps the network in FP32;
 ``auto`` chooses it, by the same tests, for feature models whose INT8 network no labeled defect
 can check.
@@ -32,26 +33,33 @@ class Precision(str, enum.Enum):
     MIXED = "mixed"   # the network FP32, the memory bank's product INT8 (feature models)
 
 
-def int8_decision(misses: list[str], force: bool,
-                  quantized: str = "INT8") -> tuple[bool, str | None]:
+def int8_decision(misses: list[str], force: bool, quantized: str = "INT8",
+                  precision: Precision = Precision.AUTO, other: str = "") -> tuple[bool, str | None]:
     """(keep the quantized copy?, what to tell the user) given the parity tolerances it missed;
-    ``quantized`` names the copy."""
+    ``quantized`` names the copy. Under an explicit ``precision`` (int8, mixed) a copy that
+    misses is a ValueError, nothing written: the file must be what was asked for (it was FP32
+    under an int8 name, exit 0). ``other``: another precision to suggest."""
     if not misses:
         return True, None
     reasons = f"{quantized} misses the parity tolerance (" + "; ".join(misses) + ")"
     if force:
         return True, reasons + "; kept because of --force"
-    return False, reasons + f"; wrote FP32 instead (use --force to keep {quantized})"
+    flag = "mixed" if quantized != "INT8" else "int8"
+    if precision is Precision.AUTO:
+        return False, reasons + f"; wrote FP32 instead (--precision {flag} --force keeps it)"
+    raise ValueError(f"--precision {precision.value}: {reasons}, so nothing was written; "
+                     f"--force keeps it anyway{other}, and --precision auto or fp32 writes FP32")
 
 
 def keep_int8(misses: list[str], precision: Precision, force: bool, int8, fp32,
               feed: dict[str, np.ndarray], parity: dict,
-              quantized: str = "INT8") -> tuple[bool, list[str], list[str]]:
+              quantized: str = "INT8", other: str = "") -> tuple[bool, list[str], list[str]]:
     """(keep the quantized copy ``int8``?, warnings, notes): the parity gate, then, for
     ``auto``, whether it pays off at batch 1 here (its timings and sizes are added to
-    ``parity``). A missed parity tolerance is a warning; ``auto``'s choice between two graphs
-    that both hold parity is a note. ``quantized`` names the copy in the messages."""
-    keep, message = int8_decision(misses, force, quantized)
+    ``parity``). A missed parity tolerance is a warning under ``auto`` and a ValueError under
+    an explicit precision (``int8_decision``); ``auto``'s choice between two graphs that both
+    hold parity is a note. ``quantized`` names the copy in the messages."""
+    keep, message = int8_decision(misses, force, quantized, precision, other)
     warnings = [message] if message else []
     notes = []
     if keep and precision is Precision.AUTO and not misses:

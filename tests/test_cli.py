@@ -609,6 +609,9 @@ def test_image_and_export_options_that_would_do_nothing_are_refused(tmp_path, ca
     assert cli.main(["export", str(keras_file), "-o", str(tmp_path / "m.onnx"), "--precision",
                      "fp32", "--force"]) == cli.EXIT_INPUT
     assert "--force keeps INT8" in capsys.readouterr().err
+    assert cli.main(["export", str(keras_file), "-o", str(tmp_path / "m.onnx"), "--force"]) \
+        == cli.EXIT_INPUT  # auto chooses by parity and speed: forcing it kept a failing INT8
+    assert "it applies to --precision int8 or mixed, not auto" in capsys.readouterr().err
 
 
 def test_repeated_features_and_empty_files_are_refused_with_the_reason(sensor_artifacts,

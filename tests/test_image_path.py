@@ -412,7 +412,15 @@ def test_int8_with_a_constant_map_is_refused(image_artifacts, tmp_path, monkeypa
     (message,) = report.messages
     assert message.startswith("INT8 misses the parity tolerance (anomaly-map correlation 0.0000 "
                               "< 0.98")
-    assert message.endswith("; wrote FP32 instead (use --force to keep INT8)")
+    assert message.endswith("; wrote FP32 instead (--precision int8 --force keeps it)")
+    with pytest.raises(ValueError, match=r"--precision int8: INT8 misses the parity tolerance "
+                                         r"\(anomaly-map correlation .*nothing was written; "
+                                         r"--force keeps it anyway"):
+        export_image_module.export_image(image_artifacts.keras_model, tmp_path / "asked.onnx",
+                                         ExportOptions(precision="int8"))
+    assert not (tmp_path / "asked.onnx").exists()
+    with pytest.raises(ValueError, match="applies to precision int8 or mixed, not auto"):
+        ExportOptions(force=True)
     assert report.parity["int8_synthetic_map_correlation"] == 0.0
     assert report.parity["int8_map_correlation"] == 0.0
     assert report.parity["int8_rank_correlation"] == 0.0

@@ -625,7 +625,8 @@ def _add_export(commands, anywhere: argparse.ArgumentParser) -> None:
                              "parity; fp32: no quantization; mixed (image feature models): the "
                              "network FP32, the memory-bank product INT8")
     export.add_argument("--force", action="store_true",
-                        help="keep INT8 even if it misses the parity tolerance")
+                        help="with --precision int8 or mixed: keep INT8 even if it misses the "
+                             "parity tolerance (without it such an export writes nothing)")
     export.add_argument("--quiet", action="store_true", help="no progress on stderr")
     export.set_defaults(command="export")
 

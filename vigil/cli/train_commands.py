@@ -242,9 +242,11 @@ def cmd_export(args) -> int:
     if Path(args.output).suffix != ".onnx":
         raise ValueError(f"`--output` must end in .onnx; received {args.output!r} (for example "
                          f"-o {Path(args.output).with_suffix('.onnx').name})")
-    if args.force and args.precision == "fp32":
-        raise ValueError("--force keeps INT8 where it misses the parity tolerance; --precision "
-                         "fp32 quantizes nothing: leave --force out")
+    if args.force and args.precision not in ("int8", "mixed"):
+        raise ValueError(f"--force keeps INT8 where it misses the parity tolerance; it applies "
+                         f"to --precision int8 or mixed, not {args.precision} (auto chooses by "
+                         f"parity and speed; fp32 quantizes nothing): give --precision int8 "
+                         f"--force, or leave --force out")
     training_side("export")
     from vigil.export.export_image import export_image
     from vigil.export import ExportOptions, Precision
