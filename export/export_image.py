@@ -300,7 +300,9 @@ def _spec(run: TrainingRun, thresholds, precision: Precision, parity: dict) -> I
         score_stats=thresholds.score_stats, map_stats=thresholds.map_stats,
         precision=precision.value,
         versions={**record.get("versions", {}), **library_versions()},
+        # the libraries that trained it, apart from those that exported it (``versions``)
         training={**record["training"], "calibration": record["calibration"],
+                  "versions": dict(record.get("versions", {})),
                   **keras_identity(record)},
         parity=parity,
     )
