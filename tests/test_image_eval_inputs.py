@@ -397,6 +397,27 @@ def test_defect_folders_of_the_same_name_stay_apart(tiny_image_artifact, tmp_pat
     assert code == 0
     assert [(r["defect"], r["images"]) for r in result["per_defect"]] == [
         ("MT_Crack/Imgs", 3), ("MT_Uneven/Imgs", 3), ("good", 3)]
+    # one such folder alone is named by its parent too, not "Imgs" (review hC, session 61)
+    code, _, _ = evaluate(tiny_image_artifact, tmp_path / "good", "--anomalous",
+                          tmp_path / "MT_Crack" / "Imgs", "--json", tmp_path / "one.json",
+                          capsys=capsys)
+    result = json.loads((tmp_path / "one.json").read_text())
+    assert [r["defect"] for r in result["per_defect"]] == ["MT_Crack/Imgs", "good"]
+
+
+def test_a_category_of_test_images_alone_is_evaluated(tiny_image_artifact, tmp_path, capsys):
+    """test/ and ground_truth/ without train/good were read as a folder of normal images and
+    refused with a message about --anomalous (review hC, session 61)."""
+    rng = np.random.default_rng(3)
+    for i in range(3):
+        write(tmp_path / "cat" / "test" / "good" / f"{i:03d}.png", normal_frame(rng))
+        write(tmp_path / "cat" / "test" / "crack" / f"{i:03d}.png", defect_frame(rng, box=BOX))
+    code, result, _ = evaluate(tiny_image_artifact, tmp_path / "cat", "--json",
+                               tmp_path / "r.json", capsys=capsys)
+    assert code == 0
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert [(r["defect"], r["images"]) for r in result["per_defect"]] == [("crack", 3),
+                                                                          ("good", 3)]
 
 
 def test_the_best_f1_threshold_comes_with_its_rates_and_a_line_operating_point():
@@ -428,6 +449,10 @@ def test_eval_measures_the_boxes_score_draws_and_takes_a_pixel_threshold(tiny_im
     assert result["boxes"] >= 3 and 0 < result["box_precision"] <= 1
     assert result["pixel_recall_at_pixel_threshold"] > 0.5
     assert result["pixel_false_positive_rate_at_pixel_threshold"] < 0.05
+    # where, beyond a box touching the defect (review hC, session 61): its centre, the peak,
+    # the share of it boxed and the boxes' area over it
+    assert result["box_centre_hit_rate"] == result["box_peak_hit_rate"] == 1.0
+    assert 0.5 < result["box_defect_coverage"] <= 1.0 and result["box_area_over_defect"] >= 0.5
     code, _, _ = evaluate(tiny_image_artifact, root, "--pixel-threshold", "1e30", "--json",
                           tmp_path / "high.json", capsys=capsys)
     high = json.loads((tmp_path / "high.json").read_text())

@@ -467,6 +467,12 @@ def test_a_stream_that_does_not_open_says_what_its_address_answered():
             open_source(f"rtsp://viewer:secret@127.0.0.1:{port}/line3", SourceOptions(
                 reconnect=policy), camera.factory)
         assert "secret" not in str(error.value) and "viewer:***@" in str(error.value)
+        # a stream that played and then ended: the address is right (review hC, session 61)
+        from vigil.runtime.camera.live_source import network_reason
+
+        ended = network_reason(f"http://127.0.0.1:{port}/", frames_read=90)
+        assert ended.startswith(f"127.0.0.1:{port} still accepts connections, so the server "
+                                f"ended the stream after 90 frames")
     finally:
         listening.close()
     # port 9 (discard) is closed on the test machines, as the SIGTERM test relies on

@@ -249,9 +249,14 @@ def masks_among(files: Sequence[Path]) -> set[Path]:
                  or (p.stem.endswith("_mask") and p.stem[:-len("_mask")] in stems))}
 
 
-def is_mvtec(root: str | Path) -> bool:
+def is_mvtec(root: str | Path, need_train: bool = True) -> bool:
+    """Whether ``root`` is an MVTec AD category: train/good/ and test/; for evaluation
+    (``need_train`` False) test/good/ stands in for train/good/ (a category's test split
+    alone, as a line keeps its labeled images apart)."""
     root = Path(root)
-    return (root / "train" / GOOD).is_dir() and (root / "test").is_dir()
+    if not (root / "test").is_dir():
+        return False
+    return (root / "train" / GOOD).is_dir() or (not need_train and (root / "test" / GOOD).is_dir())
 
 
 def mvtec(root: str | Path, need_train: bool = True
@@ -259,10 +264,11 @@ def mvtec(root: str | Path, need_train: bool = True
     """(train, test) of an MVTec AD category folder; masks may be missing. An empty train/good
     is a ValueError when ``need_train`` (training reads it; evaluation does not)."""
     root = Path(root)
-    if not is_mvtec(root):
+    if not is_mvtec(root, need_train):
         raise ValueError(f"`data` {str(root)!r} is not an MVTec AD category: expected "
                          "train/good/ and test/ folders in it")
-    train = [LabeledImage(p, False, GOOD) for p in _category_images(root / "train" / GOOD)]
+    train = ([LabeledImage(p, False, GOOD) for p in _category_images(root / "train" / GOOD)]
+             if (root / "train" / GOOD).is_dir() else [])
     test = []
     for folder in sorted(p for p in (root / "test").iterdir()
                          if p.is_dir() and not p.name.startswith(".")):
@@ -291,12 +297,17 @@ def _category_images(folder: Path) -> list[Path]:
     return found
 
 
+GENERIC_FOLDERS = {"imgs", "img", "images", "image", "pictures", "photos", "frames", "data"}
+
+
 def defect_names(anomalous: Sequence[str | Path]) -> list[str]:
     """Each anomalous folder's defect type: its name, or where two folders share one (the
     magnetic tiles' ``MT_Crack/Imgs`` and ``MT_Uneven/Imgs``, pooled as one type "Imgs" before)
     as many of its last path parts as tell them apart."""
     parts = [Path(folder).resolve().parts for folder in anomalous]
-    names = [Path(folder).name for folder in anomalous]
+    # a folder named only for what it holds (MT_Blowhole/Imgs) takes its parent's name too
+    names = ["/".join(p[-2:]) if len(p) > 1 and p[-1].lower() in GENERIC_FOLDERS else p[-1]
+             for p in parts]
     depth = 1
     while len(set(names)) < len(names) and depth < max((len(p) for p in parts), default=1):
         depth += 1

@@ -44,14 +44,14 @@ def test_items(data: str | Path, normal: Sequence[str | Path] = (),
     (its test split), or plain folders (``data`` and ``normal`` of normal images, ``anomalous``
     of defect images named by their folder, ``masks`` for them or masks beside them). A folder
     given as both normal and defect images is a ValueError naming it."""
-    normal_folders = list(normal) if is_mvtec(data) else [data, *normal]
+    normal_folders = list(normal) if is_mvtec(data, need_train=False) else [data, *normal]
     for folder in anomalous:
         for other in normal_folders:
             if Path(folder).is_dir() and Path(other).is_dir() and os.path.samefile(folder, other):
                 raise ValueError(f"`anomalous` {str(folder)!r} is also given as normal images "
                                  f"({str(other)!r}); each image would count as both: give the "
                                  "folder of defect images")
-    if is_mvtec(data):
+    if is_mvtec(data, need_train=False):
         items = mvtec(data, need_train=False)[1]
         if not items:
             raise ValueError(f"`data` {str(data)!r} is an MVTec AD category with no images under "
@@ -183,6 +183,12 @@ class _BoxAccumulator:
         self.threshold, self.pixel_threshold = threshold, pixel_threshold
         self.flagged_defects = self.defects_boxed = self.boxes = self.boxes_on_defect = 0
         self.defect_pixels = self.defect_above = self.normal_pixels = self.normal_above = 0
+        # how well the boxes of a flagged defect image say where: a box touching one pixel of
+        # its defect is a hit above (a review: 0.971, where the defect's centre lay in a box in
+        # 72 % of the images and the boxes were 4.9x the defect at the median)
+        self.centres_boxed = self.peaks_on_defect = 0
+        self.coverage: list[float] = []
+        self.area_ratio: list[float] = []
 
     def add(self, full: np.ndarray, mask: np.ndarray, score: float, anomalous: bool) -> None:
         above = full > self.pixel_threshold
@@ -198,12 +204,32 @@ class _BoxAccumulator:
         if anomalous and flagged:
             self.flagged_defects += 1
             self.defects_boxed += any(hits)
+            covered = np.zeros_like(mask)
+            for b in drawn:
+                covered[b["y"]:b["y"] + b["h"], b["x"]:b["x"] + b["w"]] = True
+            ys, xs = np.nonzero(mask)
+            if len(ys):
+                centre = (int(round(ys.mean())), int(round(xs.mean())))
+                self.centres_boxed += bool(covered[centre])
+                self.coverage.append(float((covered & mask).sum() / len(ys)))
+                self.area_ratio.append(float(covered.sum() / len(ys)))
+            strongest = max(drawn, key=lambda b: b.get("peak", 0.0), default=None)
+            if strongest is not None and "peak_y" in strongest:
+                self.peaks_on_defect += bool(mask[strongest["peak_y"], strongest["peak_x"]])
 
     def value(self) -> dict:
         share = (lambda part, whole: part / whole if whole else None)
+        median = (lambda values: float(np.median(values)) if values else None)
         return {"box_hit_rate": share(self.defects_boxed, self.flagged_defects),
                 "box_precision": share(self.boxes_on_defect, self.boxes),
                 "boxes": self.boxes,
+                # of flagged defect images: the defect's centre in a box, the strongest box's
+                # peak on the defect, the share of the defect inside boxes and the boxes' area
+                # over the defect's (medians)
+                "box_centre_hit_rate": share(self.centres_boxed, self.flagged_defects),
+                "box_peak_hit_rate": share(self.peaks_on_defect, self.flagged_defects),
+                "box_defect_coverage": median(self.coverage),
+                "box_area_over_defect": median(self.area_ratio),
                 "pixel_recall_at_pixel_threshold": share(self.defect_above, self.defect_pixels),
                 "pixel_false_positive_rate_at_pixel_threshold": share(self.normal_above,
                                                                       self.normal_pixels)}

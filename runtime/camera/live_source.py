@@ -30,10 +30,12 @@ DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "rtmp": 1935, "http": 80, "https": 4
 PROBE_TIMEOUT_S = 2.0
 
 
-def network_reason(url: int | str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
+def network_reason(url: int | str, timeout: float = PROBE_TIMEOUT_S,
+                   frames_read: int = 0) -> str | None:
     """Why a TCP stream URL may not open, from one connection attempt to its host and port (the
     capture itself gives no reason): the name does not resolve, nothing listens, no answer, or
-    the server answers (so the path, credentials or codec failed). None for other targets."""
+    the server answers (so the path, credentials or codec failed; or, after ``frames_read``
+    frames, the server ended the stream). None for other targets."""
     if not isinstance(url, str):
         return None
     try:
@@ -57,6 +59,10 @@ def network_reason(url: int | str, timeout: float = PROBE_TIMEOUT_S) -> str | No
         return f"{where} did not answer within {timeout:g} s (a firewall, or the wrong address)"
     except OSError as error:
         return f"{where} cannot be reached ({error.strerror or error})"
+    if frames_read:  # it streamed: the server ended or dropped the stream, the address is right
+        return (f"{where} still accepts connections, so the server ended the stream after "
+                f"{frames_read} frame{'s' if frames_read != 1 else ''} (a camera or server that "
+                f"stopped or restarted it; more --reconnect-attempts wait for it to come back)")
     return (f"{where} accepts connections, so the stream itself did not open: check the URL's "
             f"path, the credentials and the codec")
 
@@ -298,7 +304,9 @@ class LiveSource:
         policy = self.options.reconnect
         attempt += 1
         if policy.exhausted(attempt):
-            reason = network_reason(self.target) if probe else None
+            with self._lock:
+                read = self._stats.read
+            reason = network_reason(self.target, frames_read=read) if probe else None
             error = (f"{self._describe()} lost: gave up after {attempt - 1} reconnect "
                      f"attempt{'s' if attempt - 1 != 1 else ''} ({why}"
                      f"{': ' + reason if reason else ''})")

@@ -243,7 +243,7 @@ def _refuse_output_in_a_category(path, flag: str, input_folders: list) -> None:
 
     target = Path(path).resolve()
     for given in input_folders:
-        if not is_mvtec(given):
+        if not is_mvtec(given, need_train=False):
             continue
         for part in ("train", "test", "ground_truth"):
             read = (Path(given) / part).resolve()
