@@ -662,9 +662,18 @@ def test_gray_frames_for_a_colour_model_are_said_once(image_artifacts, probe, tm
     folder.mkdir()
     for name, frame in (("a.png", bgr), ("b.png", gray), ("c.png", gray)):
         cv2.imwrite(str(folder / name), frame)
-    assert cli.main(["score", str(image_artifacts.fp32), str(folder)]) == 0
-    error = capsys.readouterr().err
+    assert cli.main(["score", str(image_artifacts.fp32), str(folder), "--jsonl",
+                     str(tmp_path / "s.jsonl")]) == 0
+    captured = capsys.readouterr()
+    error = captured.err
     assert error.count("frames are gray but the model") == 1 and "b.png: frames are gray" in error
+    # said once, but every such file is marked and counted (review hC, session 61: later ones
+    # of another size or shape went unsaid)
+    lines = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
+    assert [line.get("unlike_training") for line in lines if "frame" in line] == [
+        None, ["colour"], ["colour"]]
+    summary = next(json.loads(line) for line in error.splitlines() if '"summary"' in line)
+    assert summary["summary"]["frames_unlike_training"] == 2
 
 
 # -- CLI ---------------------------------------------------------------------------------------

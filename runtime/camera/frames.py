@@ -198,6 +198,8 @@ def size_mismatch(frame: np.ndarray, spec: ImageSpec) -> str | None:
 # gray for colour and colour for gray, another shape, a much smaller size; and, for arrays a
 # Python caller hands in, RGB given for BGR
 FRAME_CHECKS = (color_mismatch, aspect_mismatch, size_mismatch)
+# each check's name on a result line (``unlike_training``)
+CHECK_NAMES = {color_mismatch: "colour", aspect_mismatch: "aspect", size_mismatch: "size"}
 ARRAY_CHECKS = (*FRAME_CHECKS, swapped_channels)
 
 

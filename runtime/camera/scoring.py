@@ -26,7 +26,8 @@ from typing import IO, Callable
 import cv2
 import numpy as np
 
-from .frames import FRAME_CHECKS, GRAY_CHECKS, frame_boxes, overlay, to_model_input
+from .frames import (CHECK_NAMES, FRAME_CHECKS, GRAY_CHECKS, frame_boxes, overlay,
+                     to_model_input)
 from ..core import interrupts
 from ..core.health import HealthReporter
 from .detector import ImageDetector
@@ -119,6 +120,9 @@ class FrameSummary:
     lines_lost: int = 0
     last_written: str | None = None
     gaps: list[dict] = field(default_factory=list)
+    # frames found unlike the training frames (colour, aspect, size): every file of a folder,
+    # a stream's first frames after each change (their lines carry ``unlike_training``)
+    frames_unlike_training: int = 0
 
     @property
     def fps(self) -> float | None:
@@ -362,18 +366,27 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
                     # gray, went unsaid and alarmed on 35 % of frames instead of 22 %)
                     checks = {check: 0 for check in FRAME_CHECKS}
                 last_shape = shape
+                unlike: list[str] = []  # how this frame is unlike the training frames
                 try:
                     began = time.perf_counter()
-                    # a stream's first frames tell; in a folder each file may differ
+                    # a stream's first frames tell; in a folder each file may differ, so every
+                    # file is looked at, and each one found unlike training is marked
                     for check in FRAME_CHECKS:
                         looked = checks[check]
-                        if (looked < GRAY_CHECKS or per_file) and looked >= 0:
-                            checks[check] += 1
+                        if per_file or (looked < GRAY_CHECKS and looked >= 0):
+                            checks[check] = looked + 1 if looked >= 0 else looked
                             mismatch = check(frame.image, detector.spec)
-                            if mismatch is not None:
+                            if mismatch is None:
+                                continue
+                            unlike.append(CHECK_NAMES[check])
+                            if looked >= 0:
                                 checks[check] = -1  # said once, until the format changes
-                                log.warning("%s: %s (said again only if the frames change size "
-                                            "or the stream reconnects)", frame.source, mismatch)
+                                log.warning("%s: %s (%s)", frame.source, mismatch,
+                                            "said once; every file found so is marked "
+                                            "unlike_training and counted in the summary"
+                                            if per_file else "said again only if the frames "
+                                            "change size or the stream reconnects")
+                    summary.frames_unlike_training += bool(unlike)
                     batch[0] = to_model_input(frame.image, detector.spec)
                     scores, maps = detector.run_prepared(batch)
                     score = float(scores[0])
@@ -416,6 +429,8 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
                                if source.live else {}),
                             width=int(frame.image.shape[1]), height=int(frame.image.shape[0]),
                             boxes=boxes)
+                if unlike:
+                    record["unlike_training"] = unlike
                 if picture is not None:
                     if overlay_dir is not None and (anomaly or options.overlay_all):
                         path = overlay_dir / _overlay_name(frame.index, frame.source, per_file)
