@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -95,14 +96,16 @@ class Detector:
     def threshold(self, value: float) -> None:
         self._threshold = finite_number(value, "threshold")
 
-    def score(self, items) -> np.ndarray:
+    def score(self, items: Any) -> np.ndarray:
+        """One float per item (a sensor window, a camera frame), higher more anomalous; each
+        kind of detector says which forms of items it reads."""
         raise NotImplementedError
 
-    def decision_function(self, items) -> np.ndarray:
+    def decision_function(self, items: Any) -> np.ndarray:
         """The scores, under the name PyOD users know (higher is more anomalous)."""
         return self.score(items)
 
-    def predict(self, items) -> np.ndarray:
+    def predict(self, items: Any) -> np.ndarray:
         """True where an item's score is above ``threshold`` (a score that is no number too).
         Booleans, not PyOD's 0/1 integers: they index (``x[predict(x)]``); ``.astype(int)``
         gives PyOD's labels."""
