@@ -556,7 +556,7 @@ def test_a_bare_file_name_that_several_data_files_share_is_refused(tmp_path):
     assert [(f["name"], f["labeled_rows"]) for f in data.files] == [("valve1/1.csv", 5),
                                                                      ("valve2/1.csv", 0)]
     assert data.labels["from"] == "labels file" and data.labels["labeled_rows"] == 5
-    assert data.labels["path"] == str(labels) and len(data.labels["sha256"]) == 64
+    assert data.labels["path"] == str(labels.resolve()) and len(data.labels["sha256"]) == 64
 
 
 def test_a_file_whose_windows_fall_on_none_of_its_rows_is_named_alone(tmp_path, caplog):
@@ -712,7 +712,13 @@ def test_every_file_is_matched_before_any_is_read_and_unused_keys_are_said(tmp_p
     labels = read_labels(path)
     files = sorted((tmp_path / "data").rglob("*.csv"))
     labels.check_files(files, tmp_path / "data")
-    (warning,) = caplog.records  # a key of this folder's own; not another corpus's
+    (warning,) = caplog.records  # the keys are paths from this folder: each unused one is said
+    assert "2 key(s) name no data file" in warning.getMessage()
+    assert "'otherCorpus/x.csv', 'valve1/99.csv'" in warning.getMessage()
+    caplog.clear()
+    # a run on one category of a corpus whose keys name it (NAB's): only that category's keys
+    labels.check_files(files, tmp_path / "data" / "valve1")
+    (warning,) = caplog.records
     assert "1 key(s) name no data file" in warning.getMessage()
     assert "'valve1/99.csv'" in warning.getMessage()
     caplog.clear()
@@ -721,3 +727,36 @@ def test_every_file_is_matched_before_any_is_read_and_unused_keys_are_said(tmp_p
     spiky_csv(tmp_path / "data" / "valve1" / "3.csv", None)
     with pytest.raises(ValueError, match="have no entry for"):
         labels.check_files(sorted((tmp_path / "data").rglob("*.csv")), tmp_path / "data")
+
+
+def test_label_keys_through_links_and_a_key_that_is_another_files_path(tmp_path, caplog):
+    """Review hE (session 61): files linked in from elsewhere were matched and recorded by their
+    targets' names (valve1/0.csv and valve2/0.csv both 0.csv); a key that is one file's own path
+    was refused for another file as "not a path from the data folder"; keys of a folder moved
+    away were never warned of."""
+    from vigil.training.sensor_data import file_records
+    from vigil.runtime.sensor.tables import read_table
+
+    store = tmp_path / "store"
+    for name in ("a.csv", "b.csv"):
+        spiky_csv(store / name, None) if (store.mkdir(exist_ok=True) or True) else None
+    for folder, target in (("valve1", "a.csv"), ("valve2", "b.csv")):
+        (tmp_path / "links" / folder).mkdir(parents=True)
+        (tmp_path / "links" / folder / "0.csv").symlink_to(store / target)
+    files = sorted((tmp_path / "links").rglob("*.csv"))
+    tables = [read_table(f) for f in files]
+    assert [r["name"] for r in file_records(tables, tmp_path / "links")] == ["valve1/0.csv",
+                                                                            "valve2/0.csv"]
+    path = tmp_path / "labels.json"
+    path.write_text(json.dumps({"valve1/0.csv": [[TIMES[29], TIMES[33]]], "valve2/0.csv": [],
+                                "lineC/valve1/0.csv": []}))
+    labels = read_labels(path)
+    assert labels.rows(TIMES, files[0], tmp_path / "links").sum() == 5
+    labels.check_files(files, tmp_path / "links")
+    (warning,) = caplog.records  # keys are paths from this folder: every unused one is said
+    assert "'lineC/valve1/0.csv'" in warning.getMessage()
+    (tmp_path / "links" / "x" / "valve1").mkdir(parents=True)
+    spiky_csv(tmp_path / "links" / "x" / "valve1" / "0.csv", None)
+    with pytest.raises(ValueError, match=r"have no entry for .*x/valve1/0.csv'.*the key "
+                                         r"'valve1/0.csv' is the path of"):
+        labels.rows(TIMES, tmp_path / "links" / "x" / "valve1" / "0.csv", tmp_path / "links")

@@ -272,5 +272,10 @@ def test_early_stopping_is_said_and_patience_is_a_flag(caplog):
     caplog.clear()
     history.epoch = list(range(30))
     history.history["val_loss"] = list(np.linspace(1, 0.1, 30))
-    assert _say_early_stop(history, 5, 30) == 30 and not caplog.records  # ran them all
+    assert _say_early_stop(history, 5, 30) == 30 and not caplog.records  # the last was best
+    history.epoch = list(range(6))  # every epoch run, an earlier one kept (review hE)
+    history.history["val_loss"] = [0.554, 0.807, 0.940, 0.942, 1.392, 0.849]
+    with caplog.at_level("INFO", logger="vigil"):
+        assert _say_early_stop(history, 10, 6) == 1
+    assert "did not improve in the 5 epochs after it" in caplog.text
     assert cli.main(["train", "sensor", "x.csv", "-o", "m.keras", "--patience", "3"]) == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -10,7 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from vigil.runtime.core.artifact import sha256_of
-from vigil.runtime.sensor.labels import nab_labels, nab_root, read_labels
+from vigil.runtime.sensor.labels import nab_labels, nab_root, read_labels, relative_path
 from vigil.runtime.sensor.tables import (DEFAULT_EXCLUDED_COLUMNS, DEFAULT_LABEL_COLUMN, Table,
                                          csv_files, detect_separator, fill_gaps,
                                          read_table, split_cells, time_key)
@@ -564,10 +565,7 @@ def file_records(tables: Sequence[Table], data: str | Path | Sequence[Path]) -> 
     records = []
     for table in tables:
         path = Path(table.source)
-        try:
-            name = path.resolve().relative_to(root.resolve()).as_posix() if root else path.name
-        except ValueError:
-            name = path.name
+        name = (relative_path(path, root) if root else None) or path.name
         records.append({"name": name, "sha256": sha256_of(path), "rows": len(table),
                         "labeled_rows": int(table.labels.sum()) if table.labels is not None
                         else 0})
@@ -582,8 +580,8 @@ def labels_record(data: str | Path | Sequence[Path], options: DataOptions,
             else nab[1] if not isinstance(data, (list, tuple))
             and (nab := nab_root(data)) is not None else None)
     labeled = sum(int(t.labels.sum()) for t in tables if t.labels is not None)
-    if path is not None:
-        return {"from": "labels file", "path": str(path), "sha256": sha256_of(path),
+    if path is not None:  # absolute: read on another machine, a relative path named nothing
+        return {"from": "labels file", "path": os.path.abspath(path), "sha256": sha256_of(path),
                 "labeled_rows": labeled}
     column = next((t.label_column for t in tables if t.label_column), None)
     return ({"from": "label column", "column": column, "labeled_rows": labeled} if column

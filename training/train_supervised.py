@@ -231,12 +231,14 @@ def _say_early_stop(history, patience: int, epochs: int) -> int:
     if patience <= 0 or not losses:
         return ran
     best = int(np.argmin(losses)) + 1
-    if ran < epochs:
+    if best != ran:  # Keras restores the best weights whether or not training stopped early
         say = log.warning if best == 1 else log.info
-        say("early stopping: the validation loss was lowest at epoch %d (%.4g) and did not improve "
-            "for %d epochs after it, so training stopped at epoch %d of %d and the classifier "
-            "keeps epoch %d's weights%s (--patience N to wait longer, 0 to train every epoch)",
-            best, losses[best - 1], patience, ran, epochs, best,
+        stopped = (f"did not improve for {patience} epochs after it, so training stopped at "
+                   f"epoch {ran} of {epochs}" if ran < epochs else
+                   f"did not improve in the {ran - best} epochs after it")
+        say("early stopping: the validation loss was lowest at epoch %d (%.4g) and %s; the "
+            "classifier keeps epoch %d's weights%s (--patience N to wait longer, 0 to keep the "
+            "last epoch's)", best, losses[best - 1], stopped, best,
             ": the validation loss rose from the first epoch on, so the labeled anomalies of the "
             "training part may not be like the validation part's" if best == 1 else "")
     return best

@@ -143,6 +143,7 @@ class SensorDetector(Detector):
         from .streaming import StreamingScorer
 
         scorer = StreamingScorer(self, top_k=len(self.features))
+        scorer.watching = False  # scores returned whole: no stream to warn of as it runs
         results = scorer._push_rows((row, i, None, None) for i, row in enumerate(values))
         position = {name: i for i, name in enumerate(self.features)}
         scores = np.empty(windows)

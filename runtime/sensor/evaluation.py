@@ -239,6 +239,7 @@ def window_scores_of(detector: SensorDetector, values: np.ndarray
 
     features = detector.features
     scorer = StreamingScorer(detector, top_k=len(features))
+    scorer.watching = False  # scores returned whole: no stream to warn of as it runs
     results = [r for r in scorer._push_rows((row, i, None, None) for i, row in enumerate(values))
                if r.score is not None]
     position = {name: n for n, name in enumerate(features)}

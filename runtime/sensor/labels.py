@@ -28,6 +28,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -70,14 +71,19 @@ class Labels:
         file renamed or moved: its windows would label nothing, without a word)."""
         if ALL_FILES in self.windows and len(self.windows) == 1:
             return
-        used = {self._own_key(Path(path), root) for path in paths}
+        keys = {Path(path): self._own_key(Path(path), root) for path in paths}
         if root is None or not Path(root).is_dir():
             return  # a file scored alone: a corpus's labels name many others
-        folders = {p.name for p in Path(root).iterdir() if p.is_dir()}
-        # keys of this folder: a bare name, or one under a folder it holds (NAB's labels name
-        # every category; a run on one category's folder is not told of the others)
-        unused = sorted(k for k in self.windows if k not in used and k != ALL_FILES
-                        and ("/" not in k.strip("/") or k.strip("/").split("/")[0] in folders))
+        # the folders above the data folder that the keys name (NAB's labels name every
+        # category from the corpus's data folder: a run on one category's folder takes the keys
+        # under its own, and is not told of the others'); "" where keys are paths from it
+        above = set()
+        for path, key in keys.items():
+            relative = relative_path(path, root)
+            if relative is not None and (key == relative or key.endswith("/" + relative)):
+                above.add(key[:len(key) - len(relative)])
+        unused = sorted(k for k in self.windows if k not in keys.values() and k != ALL_FILES
+                        and ("/" not in k.strip("/") or any(k.startswith(p) for p in above)))
         if unused:
             log.warning("labels %r: %d key(s) name no data file of %s (the first: %s), so their "
                         "windows label nothing: a file renamed or moved, or a mistyped key? Key "
@@ -90,12 +96,12 @@ class Labels:
         several could."""
         candidates = []
         if root is not None and Path(root).is_dir():
-            try:
-                candidates.append(path.resolve().relative_to(Path(root).resolve()).as_posix())
-            except ValueError:
-                pass
-        text = path.resolve().as_posix()
-        suffixes = [k for k in self.windows if text == k or text.endswith("/" + k.lstrip("/"))]
+            relative = relative_path(path, root)
+            if relative is not None:
+                candidates.append(relative)
+        texts = {Path(os.path.abspath(path)).as_posix(), path.resolve().as_posix()}
+        suffixes = [k for k in self.windows
+                    if any(text == k or text.endswith("/" + k.lstrip("/")) for text in texts)]
         naming = sorted({k for k in [*candidates, *suffixes] if self.windows.get(k)})
         if len(naming) > 1:  # data/a.csv and a.csv: one list would be read, the other lost
             raise ValueError(f"labels {self.source!r}: keys {naming} all name {str(path)!r}, "
@@ -140,6 +146,11 @@ class Labels:
         shared = sorted(relative for p in Path(root).rglob(path.name) if p.is_file()
                         and ((relative := p.relative_to(root).as_posix()) == tail
                              or relative.endswith("/" + tail)))
+        if tail in shared:  # the key is another file's own path from the folder, not this one's
+            raise ValueError(f"labels {self.source!r} have no entry for {str(path)!r}: the key "
+                             f"{key!r} is the path of {str(Path(root) / tail)!r}; key this file "
+                             f"by its own path relative to the data folder "
+                             f"({relative_path(path, root) or path.name!r})")
         if len(shared) > 1:
             kind = "names no folder" if "/" not in tail else "is not a path from the data folder"
             raise ValueError(f"labels {self.source!r}: key {key!r} {kind}, and the data folder "
@@ -211,6 +222,17 @@ class Labels:
                         "labels' times match the data's? Its rows are all read as normal", path,
                         len(windows), self.source, span, windows[0][0], windows[0][1])
         return flags
+
+
+def relative_path(path: str | Path, root: str | Path) -> str | None:
+    """``path`` from the folder ``root`` (with /), as given (a link into another folder keeps
+    the name it has here), else through both resolved; None where it lies outside."""
+    for inside, folder in ((os.path.abspath(path), os.path.abspath(root)),
+                           (str(Path(path).resolve()), str(Path(root).resolve()))):
+        relative = os.path.relpath(inside, folder)
+        if relative != os.pardir and not relative.startswith(os.pardir + os.sep):
+            return Path(relative).as_posix()
+    return None
 
 
 def _end_key(text: str) -> tuple[int, float] | None:

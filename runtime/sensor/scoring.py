@@ -326,13 +326,18 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
                             result.problem or "a missing reading", filled["count"],
                             filled["next"])
         sink.write(record, mark=f"row {result.index} of {name}")
+        if current:  # what the results say over time, as their lines are written (in chunks
+            current[0].watch.see(result)  # the scorer runs a chunk ahead of its lines)
 
     before: list[tuple[StreamingScorer, str]] = []  # with --state: the file continued
 
     def run(lines: Iterable[str], name: str) -> None:
         scorer = StreamingScorer(detector)
         scorer.source = name  # its warnings name the file
-        scorer.watch.on_problem = problem  # each file's rows, gaps and alarms are its own
+        # each file's rows, gaps and alarms are its own, watched here as each line is written
+        # (a silenced alarm's last_error after the lines before it: review hE, session 61)
+        scorer.watching = False
+        scorer.watch.on_problem = problem
         if state is not None:
             state.restore(scorer)
         current[:] = [scorer]
