@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from vigil.runtime.core.artifact import CONTENT_DIGEST_KEY, ArtifactError, content_digest
 from vigil.runtime.core.spec import METADATA_KEY, Spec, spec_to_dict
-from vigil.runtime.core.output import atomic_path
+from vigil.runtime.core.output import atomic_path, made_folders
 
 
 def write_artifact(proto, spec: Spec, path: str | Path,
@@ -41,37 +41,18 @@ def write_artifact(proto, spec: Spec, path: str | Path,
     entry.key = METADATA_KEY
     entry.value = json.dumps(fields, sort_keys=True)
     onnx.checker.check_model(model)
-    made = _missing_folders(path.parent)
-    path.parent.mkdir(parents=True, exist_ok=True)  # only once the model is known good
-    try:
-        with atomic_path(path) as temporary:
-            onnx.save_model(model, temporary)
-            _sync(temporary)
-            if verify is not None:
-                try:
-                    verify(load(temporary))
-                except ArtifactError as error:
-                    reason = str(error).replace(f"model file {temporary!r}: ", "")
-                    raise ArtifactError(f"{str(path)!r} was not written: the runtime refuses "
-                                        f"the model as exported ({reason.replace(temporary, 'it')}"
-                                        "); any previous file there is kept") from None
-    except BaseException:
-        for folder in made:  # innermost first; only the empty folders this call made
+    with made_folders(path.parent), atomic_path(path) as temporary:  # once the model is good
+        onnx.save_model(model, temporary)
+        _sync(temporary)
+        if verify is not None:
             try:
-                folder.rmdir()
-            except OSError:
-                break
-        raise
+                verify(load(temporary))
+            except ArtifactError as error:
+                reason = str(error).replace(f"model file {temporary!r}: ", "")
+                raise ArtifactError(f"{str(path)!r} was not written: the runtime refuses the "
+                                    f"model as exported ({reason.replace(temporary, 'it')}); any "
+                                    "previous file there is kept") from None
     return path
-
-
-def _missing_folders(folder: Path) -> list[Path]:
-    """The folders ``mkdir(parents=True)`` would make for ``folder``, innermost first."""
-    missing = []
-    while not folder.exists() and folder != folder.parent:
-        missing.append(folder)
-        folder = folder.parent
-    return missing
 
 
 def _sync(path: str) -> None:

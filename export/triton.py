@@ -18,7 +18,7 @@ from pathlib import Path
 
 from vigil.runtime import load
 from vigil.runtime.core.artifact import sha256_of
-from vigil.runtime.core.output import atomic_path, write_atomically
+from vigil.runtime.core.output import atomic_path, made_folders, write_atomically
 
 TRITON_TYPES = {"tensor(float)": "TYPE_FP32", "tensor(float16)": "TYPE_FP16",
                 "tensor(double)": "TYPE_FP64", "tensor(uint8)": "TYPE_UINT8",
@@ -83,9 +83,9 @@ def write_triton_repository(artifact: str | Path, repository: str | Path, name: 
             have, need = ("a file", "a folder") if folder_wanted else ("a folder", "a file")
             raise ValueError(f"{str(path)!r} is {have} where the model repository needs {need}; "
                              f"move it away, or give another --name")
-    (folder / "1").mkdir(parents=True, exist_ok=True)
-    (folder / "configs").mkdir(exist_ok=True)
-    _place_model(artifact, folder / "1" / "model.onnx", detector.sha256)
+    # the model's folders, removed again when the model cannot be placed (its file changed)
+    with made_folders(folder / "1"), made_folders(folder / "configs"):
+        _place_model(artifact, folder / "1" / "model.onnx", detector.sha256)
     others = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name.isdigit()
                     and p.name != "1")
     if others:

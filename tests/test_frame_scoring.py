@@ -130,8 +130,9 @@ def test_folder_json_lines_and_summary(detector, tmp_path, caplog):
     assert [r["frame"] for r in records] == list(range(5))
     scored = records[:3]
     for record in scored:
-        assert set(record) == {"frame", "source", "score", "anomaly", "threshold", "latency_ms",
-                               "width", "height", "boxes"}
+        assert set(record) - {"unlike_training"} == {"frame", "source", "score", "anomaly",
+                                                    "threshold", "latency_ms", "width",
+                                                    "height", "boxes"}
         assert record["latency_ms"] > 0
     # the frame as read, whatever size the model takes: the boxes' frame
     assert [(r["width"], r["height"]) for r in scored] == [
@@ -319,8 +320,22 @@ def test_a_live_stream_that_changes_format_is_looked_at_again(detector, monkeypa
     for n, frame in enumerate(frames[10:20]):  # sizes alternate 5 and 5
         cv2.imwrite(str(folder / f"{n:02d}.png"), frame)
     with caplog.at_level("WARNING", logger="vigil"):
-        run(detector, str(folder))
+        records, summary = run(detector, str(folder))
     assert caplog.text.count("not as trained") == 1
+    assert all(r.get("unlike_training") for r in records) and summary.frames_unlike_training == 10
+    # a video's frames are alike: each carries what its first frames showed (review hF)
+    records, summary = run(detector, str(write_video(tmp_path / "v.avi", 12)))
+    assert [len(r.get("unlike_training", ())) for r in records] == [1] * 12
+    assert summary.frames_unlike_training == 12
+
+
+def test_an_overlay_folder_that_cannot_be_made_ends_the_run(detector, tmp_path):
+    """A dangling link as --overlay-dir: each overlay failed in a warning without a reason, exit
+    0, nothing written (review hF, session 61)."""
+    write_folder(tmp_path / "images")
+    (tmp_path / "ovl").symlink_to(tmp_path / "gone" / "alarms")
+    with pytest.raises(OSError):
+        run(detector, str(tmp_path / "images"), overlay_dir=tmp_path / "ovl", overlay_all=True)
 
 
 def test_the_health_counts_say_while_a_live_source_is_being_reopened(detector):

@@ -1001,6 +1001,26 @@ def test_models_and_health_files_are_readable_by_others(tmp_path):
     finally:
         os.umask(previous)
     assert (tmp_path / "private.json").stat().st_mode & 0o777 == 0o600
+    # a health report or state file already there keeps its mode under a service's umask 077,
+    # and one reached through a link is replaced where the link points (review hF, session 61)
+    (tmp_path / "health.json").chmod(0o644)
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "state.json").write_text("{}")
+    (tmp_path / "store" / "state.json").chmod(0o640)
+    (tmp_path / "state-link.json").symlink_to(tmp_path / "store" / "state.json")
+    previous = os.umask(0o077)
+    try:
+        write_atomically(tmp_path / "health.json", '{"a": 1}')
+        write_atomically(tmp_path / "state-link.json", '{"b": 2}', durable=True)
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "health.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "state-link.json").is_symlink()
+    assert (tmp_path / "store" / "state.json").read_text() == '{"b": 2}'
+    assert (tmp_path / "store" / "state.json").stat().st_mode & 0o777 == 0o640
+    for name in ("store", "state-link.json"):  # (not among the names listed below)
+        path = tmp_path / name
+        path.unlink() if path.is_symlink() else __import__("shutil").rmtree(path)
     (tmp_path / "taken").mkdir()  # the rename fails: no temporary file is left behind
     with pytest.raises(OSError):
         write_atomically(tmp_path / "taken", "{}")

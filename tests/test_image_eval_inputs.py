@@ -405,6 +405,43 @@ def test_defect_folders_of_the_same_name_stay_apart(tiny_image_artifact, tmp_pat
     assert [r["defect"] for r in result["per_defect"]] == ["MT_Crack/Imgs", "good"]
 
 
+def test_a_plain_folder_that_keeps_some_images_in_test_good_is_still_a_plain_folder(
+        tiny_image_artifact, tmp_path, capsys):
+    """Its own images were dropped when test/good made it read as a test-only category, and
+    the folder given again as --anomalous was no longer refused (review hF, session 61)."""
+    rng = np.random.default_rng(4)
+    for i in range(4):
+        write(tmp_path / "line" / f"{i:03d}.png", normal_frame(rng))
+        write(tmp_path / "line" / "test" / "good" / f"t{i}.png", normal_frame(rng))
+        write(tmp_path / "defects" / f"d{i}.png", defect_frame(rng, box=BOX))
+    code, _, _ = evaluate(tiny_image_artifact, tmp_path / "line", "--anomalous",
+                          tmp_path / "defects", "--json", tmp_path / "r.json", capsys=capsys)
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert code == 0 and {r["defect"]: r["images"] for r in result["per_defect"]} == {
+        "defects": 4, "good": 4}
+    code, _, err = evaluate(tiny_image_artifact, tmp_path / "line", "--anomalous",
+                            tmp_path / "line", capsys=capsys)
+    assert code == 2 and "is also given as normal images" in err
+
+
+def test_masks_in_a_subfolder_named_as_a_generic_defect_folder_are_found(tiny_image_artifact,
+                                                                          tmp_path, capsys):
+    """MT_Blowhole/Imgs is named by its parent since session 61; its masks in masks/Imgs/, as the
+    README's masks/<defect folder>/ says, were then not found (review hF)."""
+    rng = np.random.default_rng(5)
+    for i in range(3):
+        write(tmp_path / "good" / f"{i:03d}.png", normal_frame(rng))
+        write(tmp_path / "MT_Blowhole" / "Imgs" / f"b{i}.jpg", defect_frame(rng, box=BOX))
+        mask = np.zeros((48, 64), np.uint8)
+        mask[BOX[1]:BOX[1] + BOX[3], BOX[0]:BOX[0] + BOX[2]] = 255
+        write(tmp_path / "masks" / "Imgs" / f"b{i}.png", mask)
+    code, _, _ = evaluate(tiny_image_artifact, tmp_path / "good", "--anomalous",
+                          tmp_path / "MT_Blowhole" / "Imgs", "--masks", tmp_path / "masks",
+                          "--json", tmp_path / "r.json", capsys=capsys)
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert code == 0 and result["pixel_auroc"] is not None
+
+
 def test_a_category_of_test_images_alone_is_evaluated(tiny_image_artifact, tmp_path, capsys):
     """test/ and ground_truth/ without train/good were read as a folder of normal images and
     refused with a message about --anomalous (review hC, session 61)."""

@@ -160,5 +160,4 @@ def test_an_artifact_replaced_while_the_repository_is_written_is_not_placed(tmp_
     monkeypatch.setattr(triton.shutil, "copyfile", changed_meanwhile)
     with pytest.raises(ValueError, match="changed while the repository was written"):
         triton.write_triton_repository(artifact, tmp_path / "repo")
-    assert not (tmp_path / "repo" / "pump" / "1" / "model.onnx").exists()
-    assert not (tmp_path / "repo" / "pump" / "config.pbtxt").exists()
+    assert not (tmp_path / "repo").exists()  # nor the empty folders a server would poll

@@ -256,7 +256,12 @@ def is_mvtec(root: str | Path, need_train: bool = True) -> bool:
     root = Path(root)
     if not (root / "test").is_dir():
         return False
-    return (root / "train" / GOOD).is_dir() or (not need_train and (root / "test" / GOOD).is_dir())
+    if (root / "train" / GOOD).is_dir():
+        return True
+    # a test split alone: only where the folder holds no images of its own (a folder of normal
+    # images that keeps a few in test/good/ is a plain folder, as training reads it)
+    return (not need_train and (root / "test" / GOOD).is_dir()
+            and not (root / "train").exists() and not images_in(root, say=False))
 
 
 def mvtec(root: str | Path, need_train: bool = True
@@ -306,7 +311,7 @@ def defect_names(anomalous: Sequence[str | Path]) -> list[str]:
     as many of its last path parts as tell them apart."""
     parts = [Path(folder).resolve().parts for folder in anomalous]
     # a folder named only for what it holds (MT_Blowhole/Imgs) takes its parent's name too
-    names = ["/".join(p[-2:]) if len(p) > 1 and p[-1].lower() in GENERIC_FOLDERS else p[-1]
+    names = ["/".join(p[-2:]) if len(p) > 2 and p[-1].lower() in GENERIC_FOLDERS else p[-1]
              for p in parts]
     depth = 1
     while len(set(names)) < len(names) and depth < max((len(p) for p in parts), default=1):
@@ -421,7 +426,10 @@ def _mask_for(image: Path, masks: Path | None, defect: str) -> Path | None:
     or beside the image (``x.png`` beside ``x.jpg``, ``x_mask.png`` beside any); the suffix
     in any case (``x.PNG`` beside ``x.JPG``, as cameras and Windows tools name files)."""
     if masks is not None:
-        candidates = [(folder, name) for folder in (masks / defect, masks)
+        # masks/<defect>/, and masks/<folder's own name>/ where the defect is named with its
+        # parent (MT_Blowhole/Imgs: masks/Imgs/, as before such names)
+        subfolders = dict.fromkeys((masks / defect, masks / image.parent.name, masks))
+        candidates = [(folder, name) for folder in subfolders
                       for name in (f"{image.stem}.png", f"{image.stem}_mask.png")]
     else:  # beside the image: x.png beside x.jpg, or x_mask.png beside x.<any suffix>
         candidates = ([(image.parent, f"{image.stem}.png")] if image.suffix.lower() != ".png"

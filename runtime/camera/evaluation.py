@@ -44,7 +44,7 @@ def test_items(data: str | Path, normal: Sequence[str | Path] = (),
     (its test split), or plain folders (``data`` and ``normal`` of normal images, ``anomalous``
     of defect images named by their folder, ``masks`` for them or masks beside them). A folder
     given as both normal and defect images is a ValueError naming it."""
-    normal_folders = list(normal) if is_mvtec(data, need_train=False) else [data, *normal]
+    normal_folders = [data, *normal]  # a category's own folder as well: never a defect folder
     for folder in anomalous:
         for other in normal_folders:
             if Path(folder).is_dir() and Path(other).is_dir() and os.path.samefile(folder, other):

@@ -235,7 +235,10 @@ class LiveSource:
                         self._stats.reconnect_attempts += 1
                     capture, why = self._try_open()
                     if capture is None:
-                        reason = network_reason(self.target)  # what the address answers now
+                        with self._lock:
+                            read = self._stats.read
+                        # what the address answers now (after frames: the stream ended there)
+                        reason = network_reason(self.target, frames_read=read)
                         why += f": {reason}" if reason else ""
                         attempt, error = self._failed(attempt, f"reopening failed ({why})")
                         if error:

@@ -320,6 +320,7 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
             raise ValueError(why)
     # made at the first overlay written: a run whose frames cannot be read leaves no folder
     overlay_dir = Path(options.overlay_dir) if options.overlay_dir is not None else None
+    overlay_made = False
     video = None
     if options.overlay_video is not None:
         video = _VideoOut(Path(options.overlay_video),
@@ -334,6 +335,7 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
     last_index: int | None = None
     # frames looked at for a colour or shape the model was not trained on (-1: found, said)
     checks = {check: 0 for check in FRAME_CHECKS}
+    standing: set[str] = set()  # a stream's or video's mismatches, until its format changes
     last_shape: tuple[int, ...] | None = None  # a live stream's frames may change format
     drops = DropWatch(source.name) if source.live else None
     if health is not None:
@@ -365,6 +367,7 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
                     # first frames are looked at again (a review's, restarted into 640x360
                     # gray, went unsaid and alarmed on 35 % of frames instead of 22 %)
                     checks = {check: 0 for check in FRAME_CHECKS}
+                    standing.clear()
                 last_shape = shape
                 unlike: list[str] = []  # how this frame is unlike the training frames
                 try:
@@ -378,7 +381,10 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
                             mismatch = check(frame.image, detector.spec)
                             if mismatch is None:
                                 continue
-                            unlike.append(CHECK_NAMES[check])
+                            name = CHECK_NAMES.get(check, getattr(check, "__name__", "check"))
+                            unlike.append(name)
+                            if not per_file:  # a stream's frames are alike until it changes
+                                standing.add(name)
                             if looked >= 0:
                                 checks[check] = -1  # said once, until the format changes
                                 log.warning("%s: %s (%s)", frame.source, mismatch,
@@ -386,6 +392,7 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
                                             "unlike_training and counted in the summary"
                                             if per_file else "said again only if the frames "
                                             "change size or the stream reconnects")
+                    unlike += sorted(standing.difference(unlike))
                     summary.frames_unlike_training += bool(unlike)
                     batch[0] = to_model_input(frame.image, detector.spec)
                     scores, maps = detector.run_prepared(batch)
@@ -433,6 +440,9 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
                     record["unlike_training"] = unlike
                 if picture is not None:
                     if overlay_dir is not None and (anomaly or options.overlay_all):
+                        if not overlay_made:  # the folder that cannot be made ends the run
+                            overlay_dir.mkdir(parents=True, exist_ok=True)
+                            overlay_made = True
                         path = overlay_dir / _overlay_name(frame.index, frame.source, per_file)
                         written = _write_picture(path, picture)
                         if written is not None:
@@ -545,10 +555,6 @@ def _write_picture(path: Path, picture: np.ndarray) -> Path | None:
     except cv2.error:
         return None
     if not ok:
-        return None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError:
         return None
     for attempt in range(1, 1000):
         target = path if attempt == 1 else _numbered(path, attempt)

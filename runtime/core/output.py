@@ -98,11 +98,47 @@ class atomic_path:
                 os.unlink(self.temporary)
 
 
+class made_folders:
+    """``folder`` made (with its parents) for the block, and those this made removed again,
+    innermost first and only while empty, when the block raises: a refused output leaves no
+    folder behind."""
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        self.folder = Path(folder)
+        self.missing: list[Path] = []  # innermost first
+
+    def __enter__(self) -> Path:
+        folder = self.folder
+        while not folder.exists() and folder != folder.parent:
+            self.missing.append(folder)
+            folder = folder.parent
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return self.folder
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is None:
+            return
+        for folder in self.missing:
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+
+
 def write_atomically(path: str | os.PathLike, text: str, mode: int | None = None,
                      durable: bool = False) -> None:
-    """Replace ``path`` with ``text`` (UTF-8) whole or not at all (``atomic_path``). ``durable``:
-    the bytes reach the disk before the rename, and the rename before the return (a power cut
-    could otherwise leave an empty file on some file systems), at the cost of two syncs."""
+    """Replace ``path`` with ``text`` (UTF-8) whole or not at all (``atomic_path``): a link's
+    target is replaced (the link stays), with the mode the file had (a watchdog of another user
+    keeps reading a health report under a service's umask 077), unless ``mode`` says another.
+    ``durable``: the bytes reach the disk before the rename, and the rename before the return (a
+    power cut could otherwise leave an empty file on some file systems), at the cost of two
+    syncs."""
+    path = os.path.realpath(path)
+    if mode is None:
+        try:
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+        except OSError:
+            mode = None  # a new file: what a plain open gives under the umask
     with atomic_path(path, mode) as temporary:
         with open(temporary, "w", encoding="utf-8") as handle:
             handle.write(text)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -221,7 +220,6 @@ def write_result(path: str, text: str, flag: str = "--json") -> None:
                 or (target.is_file() and not os.access(target.parent, os.W_OK))):
             target.write_text(text)
             return
-        mode = stat.S_IMODE(target.stat().st_mode) if target.is_file() else None
-        write_atomically(target, text, mode)
+        write_atomically(target, text)  # the file's mode kept, a new one's from the umask
     except OSError as error:
         raise OSError(error.errno, f"{flag} {path}: {error.strerror or error}") from None
