@@ -150,7 +150,8 @@ def test_metadata_contents(sensor_artifacts, precision):
         assert spec.versions.get(name), f"versions lacks {name}"
     files = spec.training["files"]
     digest = hashlib.sha256(sensor_artifacts.train_csv.read_bytes()).hexdigest()
-    assert files == [{"name": "train.csv", "sha256": digest, "rows": 2500}]
+    assert files == [{"name": "train.csv", "sha256": digest, "rows": 2500, "labeled_rows": 0}]
+    assert spec.training["labels"] == {"from": "none", "labeled_rows": 0}
     assert detector.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     if precision == "int8":
         assert spec.parity["int8_rank_correlation"] >= INT8_MIN_RANK_CORRELATION
