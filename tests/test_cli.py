@@ -504,10 +504,14 @@ def test_export_auto_says_its_choice_as_information_not_a_warning(sensor_artifac
                      str(tmp_path / "auto.onnx"), "--log-json"])
     assert code == 0
     captured = capsys.readouterr()
-    assert json.loads(captured.out)["precision"] in ("int8", "fp32")
+    printed = json.loads(captured.out)
+    assert printed["precision"] in ("int8", "fp32") and printed["requested_precision"] == "auto"
     said = [json.loads(line) for line in captured.err.splitlines() if line.startswith("{")]
     choice = [e["level"] for e in said if e["message"].startswith(("kept INT8", "wrote FP32"))]
     assert choice == ["info"], said
+    # the JSON alone says why (a pipeline that reads stdout only: review hA, session 61)
+    assert any(n.startswith(("kept INT8", "wrote FP32")) for n in printed["notes"])
+    assert printed["warnings"] == []
     assert not [e for e in said if e["level"] in ("warning", "error")], said
     # mixed precision quantizes a feature model's memory-bank product: refused, nothing written
     assert cli.main(["export", str(sensor_artifacts.keras_model), "-o",

@@ -264,8 +264,11 @@ def cmd_export(args) -> int:
         log.info(note)
     pixel = ({"pixel_threshold": report.pixel_threshold.value}
              if report.pixel_threshold is not None else {})
+    # what was asked for and why this was written, for a pipeline that reads the JSON alone
     print(json_text({"artifact": str(report.path), "precision": report.precision,
-                     "threshold": report.threshold.value, **pixel, "parity": report.parity}))
+                     "requested_precision": args.precision,
+                     "threshold": report.threshold.value, **pixel, "parity": report.parity,
+                     "warnings": list(report.messages), "notes": list(report.notes)}))
     return EXIT_OK
 
 
