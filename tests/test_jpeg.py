@@ -213,3 +213,18 @@ def test_a_pngs_and_a_webps_exif_orientation_is_applied_as_imread_applies_it(tmp
         webp += struct.pack("<I", len(exif)) + exif + bytes(len(exif) & 1)
         assert jpeg.orientation(webp) == read
     assert jpeg.orientation(png) == 1  # none: as stored
+
+
+def test_a_png_cut_off_before_its_iend_chunk_is_named_before_libpng_sees_it():
+    """libpng printed "PNG input buffer is incomplete" as plain text, even under --log-json
+    (review hC, session 61)."""
+    import cv2
+    import numpy as np
+
+    from vigil.runtime.camera.image_header import png_damage
+
+    ok, encoded = cv2.imencode(".png", np.arange(64 * 48, dtype=np.uint8).reshape(48, 64))
+    data = encoded.tobytes()
+    assert png_damage(data) is None and png_damage(b"\xff\xd8 not a png") is None
+    for cut in (len(data) - 1, len(data) - 12, len(data) // 2, 20):
+        assert png_damage(data[:cut]).startswith("it was cut off")

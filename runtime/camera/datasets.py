@@ -20,7 +20,7 @@ import numpy as np
 
 from ..core.progress import Progress, silent
 from . import jpeg
-from .image_header import too_large
+from .image_header import png_damage, too_large
 
 log = logging.getLogger("vigil")
 # Every still-image format OpenCV reads: `vigil score`, `eval` and `train image` take the same.
@@ -68,6 +68,9 @@ def _decoded(path: Path) -> np.ndarray:
     damaged = jpeg.damage(data) if is_jpeg else None  # libjpeg would fill it in and only warn
     if damaged is not None:
         raise ValueError(f"image {str(path)!r} is a damaged JPEG: {damaged}")
+    damaged = png_damage(data)  # libpng would say so itself, as text on stderr
+    if damaged is not None:
+        raise ValueError(f"image {str(path)!r} is a damaged PNG: {damaged}")
     try:
         image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     except cv2.error as error:  # OpenCV raises for a header over its own pixel limit

@@ -139,3 +139,25 @@ def too_large(image: bytes | str | Path, max_pixels: int = MAX_PIXELS) -> str | 
         return (f"image is {width} x {height} pixels ({width * height / 1e6:.0f} MP) by its "
                 f"header; more than the {max_pixels / 1e6:.0f} MP limit, so it was not decoded")
     return None
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_damage(data: bytes) -> str | None:
+    """Why ``data`` (a PNG file) is cut off, or None: its chunks must run whole to an IEND chunk
+    (a truncated PNG made libpng print "PNG input buffer is incomplete" on stderr, as plain text
+    under --log-json). The chunks' contents are libpng's to judge."""
+    if not data.startswith(PNG_SIGNATURE):
+        return None
+    position, size = len(PNG_SIGNATURE), len(data)
+    while position + 8 <= size:
+        length, kind = struct.unpack(">I4s", data[position:position + 8])
+        end = position + 12 + length  # length, type, data, CRC
+        if end > size:
+            break
+        if kind == b"IEND":
+            return None
+        position = end
+    return (f"it was cut off: its chunks end at byte {size} before the IEND chunk that closes "
+            f"a PNG")
