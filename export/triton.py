@@ -108,7 +108,10 @@ def _place_model(artifact: Path, target: Path, sha256: str) -> None:
     if target.exists():
         log.info("%s: replaced by %s", target, artifact)
     with atomic_path(target) as temporary:
-        shutil.copyfile(artifact, temporary)
+        try:
+            shutil.copyfile(artifact, temporary)
+        except OSError as error:  # shutil names the source: a full disk is the target's
+            raise OSError(error.errno, error.strerror or str(error), str(target)) from None
         copied = sha256_of(temporary)
         if copied != sha256:
             raise ValueError(f"{str(artifact)!r} changed while the repository was written (sha256 "

@@ -329,13 +329,22 @@ def test_a_live_stream_that_changes_format_is_looked_at_again(detector, monkeypa
     assert summary.frames_unlike_training == 12
 
 
-def test_an_overlay_folder_that_cannot_be_made_ends_the_run(detector, tmp_path):
+def test_an_overlay_folder_that_cannot_be_made_is_said_once_and_loses_no_line(detector,
+                                                                             tmp_path, capsys,
+                                                                             caplog):
     """A dangling link as --overlay-dir: each overlay failed in a warning without a reason, exit
-    0, nothing written (review hF, session 61)."""
+    0 (review hF, session 61); ending the run there lost the frame's line (review hG). Said once
+    with its reason, every line kept; the command refuses such a link before it starts."""
     write_folder(tmp_path / "images")
     (tmp_path / "ovl").symlink_to(tmp_path / "gone" / "alarms")
-    with pytest.raises(OSError):
-        run(detector, str(tmp_path / "images"), overlay_dir=tmp_path / "ovl", overlay_all=True)
+    with caplog.at_level("ERROR", logger="vigil"):
+        records, summary = run(detector, str(tmp_path / "images"), overlay_dir=tmp_path / "ovl",
+                               overlay_all=True)
+    assert len(records) == 5 and summary.overlays == 0
+    assert caplog.text.count("cannot be made (File exists): no overlay is written") == 1
+    assert cli.main(["score", str(detector.path), str(tmp_path / "images"), "--overlay-dir",
+                     str(tmp_path / "ovl")]) == 2
+    assert "is a link to" in capsys.readouterr().err
 
 
 def test_the_health_counts_say_while_a_live_source_is_being_reopened(detector):

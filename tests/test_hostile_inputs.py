@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import struct
+import stat
 import subprocess
 import sys
 import time
@@ -1066,3 +1067,25 @@ def test_a_restart_ends_the_alarm_in_a_chunk_as_row_by_row_with_a_stride(tiny_se
     one_by_one = [r for i, v in enumerate(values) for r in alone.push(v, i)]
     assert [r.to_json() for r in one_by_one] == [r.to_json() for r in results]
     assert sum(r.alarm_start for r in results) == 2
+
+
+def test_a_health_report_never_replaces_a_device_or_a_pipe_even_through_a_link(tmp_path,
+                                                                               tiny_sensor):
+    """write_atomically followed a link to a device node and renamed a file over it (review hG,
+    session 61: --health on a link to a character device)."""
+    from vigil.runtime.core.output import write_atomically
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    (tmp_path / "link").symlink_to(fifo)
+    for target in (fifo, tmp_path / "link"):
+        with pytest.raises(OSError, match="is not a regular file"):
+            write_atomically(target, "{}")
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    data = tmp_path / "d.csv"
+    data.write_text("a,b,c\n" + "0.1,0.2,0.3\n" * 20)
+    code = subprocess.run([sys.executable, "-m", "vigil", "score", str(tiny_sensor), str(data),
+                           "--health", str(tmp_path / "link")], capture_output=True, text=True)
+    assert code.returncode == 2 and "is not a regular file (a device or a pipe, through a link)" \
+        in code.stderr
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)

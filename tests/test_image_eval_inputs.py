@@ -422,6 +422,8 @@ def test_a_plain_folder_that_keeps_some_images_in_test_good_is_still_a_plain_fol
     code, _, err = evaluate(tiny_image_artifact, tmp_path / "line", "--anomalous",
                             tmp_path / "line", capsys=capsys)
     assert code == 2 and "is also given as normal images" in err
+    code, _, err = evaluate(tiny_image_artifact, tmp_path / "line", capsys=capsys)
+    assert code == 2 and "it holds test/good/, but also 4 image(s) of its own" in err
 
 
 def test_masks_in_a_subfolder_named_as_a_generic_defect_folder_are_found(tiny_image_artifact,
@@ -446,6 +448,7 @@ def test_a_category_of_test_images_alone_is_evaluated(tiny_image_artifact, tmp_p
     """test/ and ground_truth/ without train/good were read as a folder of normal images and
     refused with a message about --anomalous (review hC, session 61)."""
     rng = np.random.default_rng(3)
+    (tmp_path / "cat" / "train").mkdir(parents=True)  # empty, or without good/ (review hG)
     for i in range(3):
         write(tmp_path / "cat" / "test" / "good" / f"{i:03d}.png", normal_frame(rng))
         write(tmp_path / "cat" / "test" / "crack" / f"{i:03d}.png", defect_frame(rng, box=BOX))

@@ -278,4 +278,12 @@ def test_early_stopping_is_said_and_patience_is_a_flag(caplog):
     with caplog.at_level("INFO", logger="vigil"):
         assert _say_early_stop(history, 10, 6) == 1
     assert "did not improve in the 5 epochs after it" in caplog.text
+    caplog.clear()
+    history.epoch = list(range(3))  # flat, or a NaN epoch: no "rose", no NaN named (review hG)
+    for losses, best in (([0.3, 0.3, 0.3], 1), ([0.5, float("nan"), 0.4], 3)):
+        history.history["val_loss"] = losses
+        with caplog.at_level("INFO", logger="vigil"):
+            assert _say_early_stop(history, 5, 3) == best
+    assert "rose" not in caplog.text and "nan" not in caplog.text
+    assert [r.levelname for r in caplog.records] == ["INFO"]
     assert cli.main(["train", "sensor", "x.csv", "-o", "m.keras", "--patience", "3"]) == 2

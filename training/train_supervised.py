@@ -230,9 +230,12 @@ def _say_early_stop(history, patience: int, epochs: int) -> int:
     ran = len(history.epoch)
     if patience <= 0 or not losses:
         return ran
-    best = int(np.argmin(losses)) + 1
+    if not np.isfinite(losses).any():
+        return ran
+    best = int(np.nanargmin(losses)) + 1  # (Keras passes a NaN loss over as no improvement)
     if best != ran:  # Keras restores the best weights whether or not training stopped early
-        say = log.warning if best == 1 else log.info
+        rose = best == 1 and np.nanmax(losses[1:]) > losses[0]
+        say = log.warning if rose else log.info
         stopped = (f"did not improve for {patience} epochs after it, so training stopped at "
                    f"epoch {ran} of {epochs}" if ran < epochs else
                    f"did not improve in the {ran - best} epochs after it")
@@ -240,7 +243,7 @@ def _say_early_stop(history, patience: int, epochs: int) -> int:
             "classifier keeps epoch %d's weights%s (--patience N to wait longer, 0 to keep the "
             "last epoch's)", best, losses[best - 1], stopped, best,
             ": the validation loss rose from the first epoch on, so the labeled anomalies of the "
-            "training part may not be like the validation part's" if best == 1 else "")
+            "training part may not be like the validation part's" if rose else "")
     return best
 
 

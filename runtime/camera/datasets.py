@@ -264,7 +264,7 @@ def is_mvtec(root: str | Path, need_train: bool = True) -> bool:
     # a test split alone: only where the folder holds no images of its own (a folder of normal
     # images that keeps a few in test/good/ is a plain folder, as training reads it)
     return (not need_train and (root / "test" / GOOD).is_dir()
-            and not (root / "train").exists() and not images_in(root, say=False))
+            and not images_in(root, say=False))
 
 
 def mvtec(root: str | Path, need_train: bool = True

@@ -15,8 +15,8 @@ from ..core import metrics
 from ..core.progress import Progress, silent
 from ..core.spec import ScoreStats
 from .frames import frame_boxes, map_to_frame
-from .datasets import (LabeledImage, check_readable, folders, is_mvtec, mvtec, read_image,
-                       read_mask)
+from .datasets import (LabeledImage, check_readable, folders, images_in, is_mvtec, mvtec,
+                       read_image, read_mask)
 from .detector import ImageDetector
 
 log = logging.getLogger("vigil")
@@ -71,10 +71,13 @@ def test_items(data: str | Path, normal: Sequence[str | Path] = (),
         raise ValueError(f"`data` {str(data)!r} is not a folder; expected an MVTec AD category "
                          "(train/good, test/...) or a folder of normal images")
     if not anomalous:
-        raise ValueError(f"`data` {str(data)!r} is not an MVTec AD category, so it is read as a "
-                         "folder of normal images, and `anomalous` is empty: image evaluation "
-                         "needs defect images too (vigil eval MODEL NORMAL_DIR --anomalous "
-                         "DEFECT_DIR [--masks MASK_DIR])")
+        own = len(images_in(Path(data))) if (Path(data) / "test" / "good").is_dir() else 0
+        why = (f" (it holds test/good/, but also {own} image(s) of its own, which a category "
+               f"does not: move them out to read it as a category's test split)" if own else "")
+        raise ValueError(f"`data` {str(data)!r} is not an MVTec AD category{why}, so it is read "
+                         "as a folder of normal images, and `anomalous` is empty: image "
+                         "evaluation needs defect images too (vigil eval MODEL NORMAL_DIR "
+                         "--anomalous DEFECT_DIR [--masks MASK_DIR])")
     return folders([data, *normal], anomalous, masks)
 
 

@@ -439,10 +439,18 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
                 if unlike:
                     record["unlike_training"] = unlike
                 if picture is not None:
-                    if overlay_dir is not None and (anomaly or options.overlay_all):
-                        if not overlay_made:  # the folder that cannot be made ends the run
+                    if overlay_dir is not None and (anomaly or options.overlay_all) \
+                            and not overlay_made:
+                        try:
                             overlay_dir.mkdir(parents=True, exist_ok=True)
                             overlay_made = True
+                        except OSError as error:  # said once; the frames' lines matter more
+                            summary.last_error = (f"`overlay_dir` {str(overlay_dir)!r} cannot be "
+                                                  f"made ({error.strerror or error}): no overlay "
+                                                  f"is written; the scoring goes on")
+                            log.error("%s", summary.last_error)
+                            overlay_dir = None
+                    if overlay_dir is not None and (anomaly or options.overlay_all):
                         path = overlay_dir / _overlay_name(frame.index, frame.source, per_file)
                         written = _write_picture(path, picture)
                         if written is not None:

@@ -204,9 +204,12 @@ class HealthReporter:
                 log.warning("health file %s is writable again", self.path)
                 self._write_error = None
         except Exception as error:  # a health report must never take the run down
-            message = f"health report {self.path or 'stderr'} could not be written: {error}"
+            # said once per cause: the temporary file's name in the error changes every time
+            why = (getattr(error, "strerror", None) or str(error)) if isinstance(error, OSError) \
+                else str(error)
+            message = f"health report {self.path or 'stderr'} could not be written: {why}"
             if message != self._write_error:
-                log.warning("%s", message)
+                log.warning("%s (said again only if the cause changes)", message)
             self._write_error = message
 
     def _note_input(self, counts: dict, now: float) -> None:

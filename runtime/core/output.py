@@ -112,7 +112,11 @@ class made_folders:
         while not folder.exists() and folder != folder.parent:
             self.missing.append(folder)
             folder = folder.parent
-        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except BaseException as error:  # made part of the way (a name too long): undone
+            self.__exit__(type(error), error, None)
+            raise
         return self.folder
 
     def __exit__(self, kind, value, traceback) -> None:
@@ -134,11 +138,15 @@ def write_atomically(path: str | os.PathLike, text: str, mode: int | None = None
     power cut could otherwise leave an empty file on some file systems), at the cost of two
     syncs."""
     path = os.path.realpath(path)
-    if mode is None:
-        try:
-            mode = stat.S_IMODE(os.stat(path).st_mode)
-        except OSError:
-            mode = None  # a new file: what a plain open gives under the umask
+    try:
+        info = os.stat(path)
+    except OSError:
+        info = None  # a new file: what a plain open gives under the umask
+    if info is not None and not stat.S_ISREG(info.st_mode):  # renamed over, a device is gone
+        raise OSError(errno.EINVAL, f"{path} is not a regular file (a device or a pipe): it is "
+                                    f"never replaced; name a file path")
+    if mode is None and info is not None:
+        mode = stat.S_IMODE(info.st_mode)
     with atomic_path(path, mode) as temporary:
         with open(temporary, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -649,6 +657,15 @@ def check_writable(path: str | os.PathLike, flag: str, folder: bool = False,
     an output is checked before the run's input is known good and made only after."""
     path = Path(path)
     kind = "folder" if folder else "file"
+    if path.is_symlink() and not path.exists():  # a link to nothing: "File exists" at mkdir
+        raise ValueError(f"`{flag}` {str(path)!r} is a link to {os.readlink(path)!r}, which does "
+                         f"not exist; make the {kind} it points to, or name another path")
+    if replaced and path.exists() and not folder and not path.is_dir():
+        real = Path(os.path.realpath(path))
+        if not real.is_file():  # replaced, a device or a pipe would be lost (/dev/null too)
+            raise ValueError(f"`{flag}` {str(path)!r} is not a regular file (a device or a pipe"
+                             f"{', through a link' if real != path else ''}); name a file path")
+        path = real  # replaced where the link points
     if path.exists():
         if path.is_dir() != folder:
             fix = "another path" if folder else "a file inside it"

@@ -82,8 +82,13 @@ class Labels:
             relative = relative_path(path, root)
             if relative is not None and (key == relative or key.endswith("/" + relative)):
                 above.add(key[:len(key) - len(relative)])
+        folders = {p.name for p in Path(root).iterdir() if p.is_dir()}
+        # a bare name, a key under a folder the data folder holds, or one under the folder above
+        # it that the other keys name (not every key: a folder of some of a corpus's categories
+        # is not told of the others')
         unused = sorted(k for k in self.windows if k not in keys.values() and k != ALL_FILES
-                        and ("/" not in k.strip("/") or any(k.startswith(p) for p in above)))
+                        and ("/" not in k.strip("/") or k.strip("/").split("/")[0] in folders
+                             or any(p and k.startswith(p) for p in above)))
         if unused:
             log.warning("labels %r: %d key(s) name no data file of %s (the first: %s), so their "
                         "windows label nothing: a file renamed or moved, or a mistyped key? Key "

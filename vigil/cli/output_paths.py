@@ -92,8 +92,10 @@ def check_output_paths(args) -> None:
     for name, flag, folder in outputs:
         path = getattr(args, name, None)
         if isinstance(path, (str, os.PathLike)) and str(path) not in ("", "-"):
-            check_writable(path, flag, folder=folder,  # models: written beside, then renamed
-                           replaced=name == "output" and not folder)
+            # models, health reports and states: written beside, then renamed (--json is
+            # written in place where it cannot be: a device, a pipe)
+            check_writable(path, flag, folder=folder,
+                           replaced=name in ("output", "health", "state") and not folder)
             if not folder:
                 refuse_inputs_as_output(path, inputs, flag)
                 _refuse_csv_in_an_input_folder(path, flag, input_folders)
