@@ -829,3 +829,26 @@ def test_colour_frames_given_in_rgb_order_are_told_by_the_training_means():
     data["training"].update(channel_means_bgr=[150, 120, 60], blue_minus_red=[100, 80])
     with pytest.raises(ArtifactError, match="blue_minus_red must be"):
         spec_from_dict(data)
+
+
+def test_a_frame_of_another_size_keeps_its_shape_in_the_overlay_video(detector, tmp_path,
+                                                                       caplog):
+    """Frames of another size were stretched to the video's first frame's, unsaid: a 593 x 261
+    tile squeezed into 172 x 316 (review hC, session 61)."""
+    from vigil.runtime.camera.scoring import _fitted
+
+    wide = np.full((261, 593, 3), 200, np.uint8)
+    fitted = _fitted(wide, (172, 316))
+    assert fitted.shape == (316, 172, 3)
+    rows = np.flatnonzero(fitted[:, :, 0].max(axis=1))  # the picture's rows; black around them
+    assert 70 <= len(rows) <= 80 and fitted[0].max() == 0 and fitted[-1].max() == 0
+    rng = np.random.default_rng(7)
+    (tmp_path / "frames").mkdir()
+    cv2.imwrite(str(tmp_path / "frames" / "a.png"), normal_frame(rng))
+    cv2.imwrite(str(tmp_path / "frames" / "b.png"), normal_frame(rng, 40, 90))
+    cv2.imwrite(str(tmp_path / "frames" / "c.png"), normal_frame(rng, 40, 90))
+    with caplog.at_level("WARNING", logger="vigil"):
+        _, summary = run(detector, str(tmp_path / "frames"),
+                         overlay_video=tmp_path / "v.avi")
+    assert summary.video_frames == 3
+    assert caplog.text.count("scaled and padded with black so that its shape stays its own") == 1

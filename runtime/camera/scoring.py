@@ -213,8 +213,24 @@ def preview_unavailable() -> str | None:
     return None
 
 
+def _fitted(picture: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``picture`` scaled to fit ``size`` (width, height) with its shape kept, centred on black:
+    stretched, a tile of another shape came out squeezed (a review's 593 x 261 tile in a
+    172 x 316 video)."""
+    width, height = size
+    scale = min(width / picture.shape[1], height / picture.shape[0])
+    inner = (max(1, round(picture.shape[1] * scale)), max(1, round(picture.shape[0] * scale)))
+    scaled = cv2.resize(picture, inner, interpolation=cv2.INTER_AREA if scale < 1
+                        else cv2.INTER_LINEAR)
+    canvas = np.zeros((height, width, *picture.shape[2:]), dtype=picture.dtype)
+    top, left = (height - inner[1]) // 2, (width - inner[0]) // 2
+    canvas[top:top + inner[1], left:left + inner[0]] = scaled
+    return canvas
+
+
 class _VideoOut:
-    """An annotated video, opened at the first frame's size; later frames are resized to it.
+    """An annotated video, opened at the first frame's size; later frames of another size are
+    scaled to fit it, their shape kept (padded with black), and said once.
     It never replaces a file: where ``path`` exists (an earlier run's video), it is written
     beside it as ``<stem>-2<suffix>``, ``-3``, ..., as overlay pictures are, and says so."""
 
@@ -227,6 +243,7 @@ class _VideoOut:
         self._last: np.ndarray | None = None
         self._encode_s = 0.0  # the last encoding's time
         self._started_at: float | None = None  # a live stream's time of the video's start
+        self._resized_said = False  # a frame of another size was said
 
     def write(self, picture: np.ndarray) -> None:
         size = (picture.shape[1], picture.shape[0])
@@ -246,7 +263,13 @@ class _VideoOut:
                                  f"no such encoder in this build){other}")
             self._size = size
         if size != self._size:
-            picture = cv2.resize(picture, self._size, interpolation=cv2.INTER_AREA)
+            picture = _fitted(picture, self._size)
+            if not self._resized_said:
+                self._resized_said = True
+                log.warning("%s: a frame of %d x %d is drawn into the video's %d x %d (its first "
+                            "frame's size), scaled and padded with black so that its shape "
+                            "stays its own (said once)", self.path, size[0], size[1],
+                            *self._size)
         began = time.perf_counter()
         self._writer.write(picture)
         self._encode_s = time.perf_counter() - began
