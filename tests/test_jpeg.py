@@ -228,3 +228,20 @@ def test_a_png_cut_off_before_its_iend_chunk_is_named_before_libpng_sees_it():
     assert png_damage(data) is None and png_damage(b"\xff\xd8 not a png") is None
     for cut in (len(data) - 1, len(data) - 12, len(data) // 2, 20):
         assert png_damage(data[:cut]).startswith("it was cut off")
+
+
+def test_a_masked_image_turned_by_its_exif_orientation_is_said_once(tmp_path, caplog):
+    """Masks drawn on a near-square JPEG's stored pixels passed the aspect check and marked the
+    wrong place without a word (review hC, session 61: pixel AUROC 0.52)."""
+    from vigil.runtime.camera.datasets import LabeledImage
+    from vigil.runtime.camera.evaluation import _say_turned_image_with_mask
+
+    turned, upright = tmp_path / "t.jpg", tmp_path / "u.jpg"
+    turned.write_bytes(with_orientation(encoded(photo()), 6))
+    upright.write_bytes(encoded(photo()))
+    mask = tmp_path / "m.png"
+    with caplog.at_level("WARNING", logger="vigil"):
+        assert not _say_turned_image_with_mask(LabeledImage(upright, True, "x", mask))
+        assert _say_turned_image_with_mask(LabeledImage(turned, True, "x", mask))
+    (record,) = caplog.records
+    assert "turned by its EXIF orientation (6)" in record.getMessage()

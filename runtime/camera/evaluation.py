@@ -14,6 +14,7 @@ import numpy as np
 from ..core import metrics
 from ..core.progress import Progress, silent
 from ..core.spec import ScoreStats
+from . import jpeg
 from .frames import frame_boxes, map_to_frame
 from .datasets import (LabeledImage, check_readable, folders, images_in, is_mvtec, mvtec,
                        read_image, read_mask)
@@ -103,6 +104,7 @@ is a ValueError naming it before anything is scored."""
     # normal would mark its defect a false positive, so it stays out of the pixel metrics
     unmasked = [i for i in items if i.anomalous and i.mask is None]
     blank: list[LabeledImage] = []  # defect images whose mask marks no pixel
+    turned_said = False  # an image turned by its EXIF orientation, given a mask, was said
     for n, item in enumerate(items):
         progress("scoring images", n, len(items))
         image = read_image(item.path)
@@ -111,6 +113,8 @@ is a ValueError naming it before anything is scored."""
         maps.append(amap[0])
         if not has_masks or (item.anomalous and item.mask is None):
             continue
+        if item.mask is not None and not turned_said:
+            turned_said = _say_turned_image_with_mask(item)
         mask = read_mask(item.mask, image.shape)
         if item.anomalous and not mask.any():  # no defect pixel known: left out, as unmasked
             blank.append(item)
@@ -174,6 +178,25 @@ is a ValueError naming it before anything is scored."""
                     "non-zero value (0/1 class indices) or the upper half of its range (0/255, "
                     "0/65535)", len(blank), blank[0].mask)
     return result, ImageScores(list(items), scores, maps)
+
+
+def _say_turned_image_with_mask(item: LabeledImage) -> bool:
+    """Warn (once a run: whether it did) where a masked image is shown turned by its EXIF
+    orientation: its mask is read as drawn on the image as shown, and one drawn on the stored
+    pixels of a near-square image passes the aspect check and marks the wrong place (a review:
+    pixel AUROC 0.52, every box off its defect)."""
+    try:
+        with open(item.path, "rb") as handle:
+            turn = jpeg.orientation(handle.read(1 << 16))
+    except OSError:
+        return False
+    if turn in (0, 1):
+        return False
+    log.warning("%s is shown turned by its EXIF orientation (%d), and its mask %s is read as "
+                "drawn on the image as shown (as viewers show it), not on its stored pixels: if "
+                "the masks were drawn on the stored pixels, turn them likewise (said once)",
+                item.path, turn, item.mask)
+    return True
 
 
 class _BoxAccumulator:
