@@ -1089,3 +1089,20 @@ def test_a_health_report_never_replaces_a_device_or_a_pipe_even_through_a_link(t
     assert code.returncode == 2 and "is not a regular file (a device or a pipe, through a link)" \
         in code.stderr
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    # /dev/stderr sent to a log file: the log was replaced by the first report (review hH)
+    log_path = tmp_path / "run.log"
+    with open(log_path, "w") as log_file:
+        code = subprocess.run([sys.executable, "-m", "vigil", "score", str(tiny_sensor),
+                               str(data), "--health", "/dev/stderr"], stdout=subprocess.DEVNULL,
+                              stderr=log_file, text=True)
+    assert code.returncode == 2
+    assert "is this run's standard error" in log_path.read_text()
+    assert "`--health -` writes the report to stderr" in log_path.read_text()
+    # a link to a file not made yet is followed, as before (a dated log's link)
+    (tmp_path / "today.json").symlink_to(tmp_path / "health-2026-12-07.json")
+    code = subprocess.run([sys.executable, "-m", "vigil", "score", str(tiny_sensor), str(data),
+                           "--health", str(tmp_path / "today.json")], capture_output=True,
+                          text=True)
+    assert code.returncode == 0, code.stderr
+    assert (tmp_path / "today.json").is_symlink()
+    assert (tmp_path / "health-2026-12-07.json").is_file()

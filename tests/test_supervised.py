@@ -285,5 +285,6 @@ def test_early_stopping_is_said_and_patience_is_a_flag(caplog):
         with caplog.at_level("INFO", logger="vigil"):
             assert _say_early_stop(history, 5, 3) == best
     assert "rose" not in caplog.text and "nan" not in caplog.text
-    assert [r.levelname for r in caplog.records] == ["INFO"]
+    assert [r.levelname for r in caplog.records] == ["INFO", "WARNING"]
+    assert "not a number at epoch(s) 2 of 3: the training diverged" in caplog.text
     assert cli.main(["train", "sensor", "x.csv", "-o", "m.keras", "--patience", "3"]) == 2

@@ -230,11 +230,18 @@ def _say_early_stop(history, patience: int, epochs: int) -> int:
     ran = len(history.epoch)
     if patience <= 0 or not losses:
         return ran
-    if not np.isfinite(losses).any():
+    losses = np.asarray(losses, dtype=np.float64)
+    finite = np.isfinite(losses)
+    if not finite.all():  # a loss that went NaN: the training diverged there
+        log.warning("the validation loss was not a number at epoch(s) %s of %d: the training "
+                    "diverged there (a lower --learning-rate, or fewer --epochs)",
+                    ", ".join(str(k + 1) for k in np.flatnonzero(~finite)[:5]), ran)
+    if not finite.any():
         return ran
-    best = int(np.nanargmin(losses)) + 1  # (Keras passes a NaN loss over as no improvement)
+    best = int(np.nanargmin(np.where(finite, losses, np.nan))) + 1  # Keras passes NaN over
     if best != ran:  # Keras restores the best weights whether or not training stopped early
-        rose = best == 1 and np.nanmax(losses[1:]) > losses[0]
+        later = losses[1:][finite[1:]]
+        rose = best == 1 and later.size > 0 and later.max() > losses[0]
         say = log.warning if rose else log.info
         stopped = (f"did not improve for {patience} epochs after it, so training stopped at "
                    f"epoch {ran} of {epochs}" if ran < epochs else

@@ -31,7 +31,7 @@ from .frames import (CHECK_NAMES, FRAME_CHECKS, GRAY_CHECKS, frame_boxes, overla
 from ..core import interrupts
 from ..core.health import HealthReporter
 from .detector import ImageDetector
-from ..core.output import JsonLines, OutputError, flush_quietly
+from ..core.output import JsonLines, OutputError, flush_quietly, made_folders
 from ..core.results import decide_line, result_line, skip_line
 from ..core.spec import ArtifactError
 from .sources import FrameSource, ImageFiles
@@ -467,8 +467,8 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
                     if overlay_dir is not None and (anomaly or options.overlay_all) \
                             and not overlay_made:
                         try:
-                            overlay_dir.mkdir(parents=True, exist_ok=True)
-                            overlay_made = True
+                            with made_folders(overlay_dir):  # (a part made is undone)
+                                overlay_made = True
                         except OSError as error:  # said once; the frames' lines matter more
                             summary.last_error = (f"`overlay_dir` {str(overlay_dir)!r} cannot be "
                                                   f"made ({error.strerror or error}): no overlay "

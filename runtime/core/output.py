@@ -145,6 +145,9 @@ def write_atomically(path: str | os.PathLike, text: str, mode: int | None = None
     if info is not None and not stat.S_ISREG(info.st_mode):  # renamed over, a device is gone
         raise OSError(errno.EINVAL, f"{path} is not a regular file (a device or a pipe): it is "
                                     f"never replaced; name a file path")
+    if info is not None and _is_a_standard_stream(Path(path)):  # /dev/stderr sent to a log
+        raise OSError(errno.EINVAL, f"{path} is this process's standard output or error: it is "
+                                    f"never replaced; name a file path")
     if mode is None and info is not None:
         mode = stat.S_IMODE(info.st_mode)
     with atomic_path(path, mode) as temporary:
@@ -649,23 +652,32 @@ def refuse_locked(path: str | os.PathLike) -> None:
 
 
 def check_writable(path: str | os.PathLike, flag: str, folder: bool = False,
-                   replaced: bool = False) -> None:
+                   replaced: bool = False, through_links: bool = False) -> None:
     """ValueError, naming ``flag``, unless ``path`` can be written as a file (or, with ``folder``,
     used as a folder): an existing one of the right kind, or one whose nearest existing parent is
     a writable folder; with ``replaced`` (a file written to a temporary file beside it, then
-    renamed over it) its folder must be writable even when the file exists. Nothing is created:
+    renamed over it) its folder must be writable even when the file exists. With
+    ``through_links`` (``write_atomically``'s files) a link's target is what is replaced, and it
+    must be a regular file that is none of this process's standard streams. Nothing is created:
     an output is checked before the run's input is known good and made only after."""
     path = Path(path)
     kind = "folder" if folder else "file"
-    if path.is_symlink() and not path.exists():  # a link to nothing: "File exists" at mkdir
+    if folder and path.is_symlink() and not path.exists():  # "File exists" at mkdir
         raise ValueError(f"`{flag}` {str(path)!r} is a link to {os.readlink(path)!r}, which does "
-                         f"not exist; make the {kind} it points to, or name another path")
-    if replaced and path.exists() and not folder and not path.is_dir():
+                         f"not exist; make the folder it points to, or name another path")
+    if through_links and not folder and not path.is_dir():
         real = Path(os.path.realpath(path))
-        if not real.is_file():  # replaced, a device or a pipe would be lost (/dev/null too)
+        stderr = "; `--health -` writes the report to stderr" if flag == "--health" else ""
+        if real.exists() and not real.is_file():  # a device or a pipe would be lost
             raise ValueError(f"`{flag}` {str(path)!r} is not a regular file (a device or a pipe"
-                             f"{', through a link' if real != path else ''}); name a file path")
-        path = real  # replaced where the link points
+                             f"{', through a link' if real != path else ''}); name a file "
+                             f"path{stderr}")
+        if real.exists() and _is_a_standard_stream(real):  # /dev/stderr sent to a log file
+            raise ValueError(f"`{flag}` {str(path)!r} is this run's standard "
+                             f"{'output or error' if not stderr else 'error'} (a file it is "
+                             f"sent to): the file would be replaced, and the log with it; name "
+                             f"a file path{stderr}")
+        path = real  # replaced (or made) where the link points
     if path.exists():
         if path.is_dir() != folder:
             fix = "another path" if folder else "a file inside it"
@@ -688,6 +700,21 @@ def check_writable(path: str | os.PathLike, flag: str, folder: bool = False,
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ValueError(f"`{flag}` {str(path)!r} cannot be created: the folder {str(parent)!r} "
                          f"is not writable by this user; name a {kind} in a folder you can write")
+
+
+def _is_a_standard_stream(path: Path) -> bool:
+    """Whether ``path`` is the file this process's stdin, stdout or stderr is."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return False
+    for fd in (0, 1, 2):
+        try:
+            if os.path.samestat(info, os.fstat(fd)):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def read_results(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:

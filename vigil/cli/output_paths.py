@@ -93,9 +93,11 @@ def check_output_paths(args) -> None:
         path = getattr(args, name, None)
         if isinstance(path, (str, os.PathLike)) and str(path) not in ("", "-"):
             # models, health reports and states: written beside, then renamed (--json is
-            # written in place where it cannot be: a device, a pipe)
+            # written in place where it cannot be: a device, a pipe); health reports and
+            # states where their links point (write_atomically)
             check_writable(path, flag, folder=folder,
-                           replaced=name in ("output", "health", "state") and not folder)
+                           replaced=name in ("output", "health", "state") and not folder,
+                           through_links=name in ("health", "state"))
             if not folder:
                 refuse_inputs_as_output(path, inputs, flag)
                 _refuse_csv_in_an_input_folder(path, flag, input_folders)
