@@ -34,7 +34,8 @@ class Precision(str, enum.Enum):
 
 
 def int8_decision(misses: list[str], force: bool, quantized: str = "INT8",
-                  precision: Precision = Precision.AUTO, other: str = "") -> tuple[bool, str | None]:
+                  precision: Precision = Precision.AUTO,
+                  other: str = "") -> tuple[bool, str | None]:
     """(keep the quantized copy?, what to tell the user) given the parity tolerances it missed;
     ``quantized`` names the copy. Under an explicit ``precision`` (int8, mixed) a copy that
     misses is a ValueError, nothing written: the file must be what was asked for (it was FP32

@@ -988,14 +988,17 @@ def test_batch_checks_every_file_before_writing_and_exits_2_when_nothing_scores(
 
 
 def test_models_and_health_files_are_readable_by_others(tmp_path):
-    from vigil.runtime.core.output import atomic_path, current_umask, write_atomically
+    from vigil.runtime.core.output import atomic_path, write_atomically
+
+    umask = os.umask(0o022)  # read by setting it back at once (this test's thread alone)
+    os.umask(umask)
 
     with atomic_path(tmp_path / "model.onnx") as temporary:
         with open(temporary, "w") as handle:
             handle.write("x")
     write_atomically(tmp_path / "health.json", "{}")
     for name in ("model.onnx", "health.json"):
-        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~current_umask()  # not 0600
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask  # not 0600
     previous = os.umask(0o077)  # a private service's umask, set after import, is honoured
     try:
         write_atomically(tmp_path / "private.json", "{}")

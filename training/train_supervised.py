@@ -209,7 +209,8 @@ def train_supervised(data: str | Path | Sequence[Path], output: str | Path,
     check, warnings = validation_check(scores, vy, threshold, method)
     for warning in warnings:
         log.warning("%s", warning)
-    record = _record(data, tables, events, options, supervised, window, stride, score_last, mean, std, spread,
+    record = _record(data, tables, events, options, supervised, window, stride, score_last,
+                     mean, std, spread,
                      threshold, scores[~vy], len(history.epoch), len(x), int(y.sum()), synthetic,
                      len(vx), best_epoch)
     if check is not None:
@@ -254,7 +255,8 @@ def _say_early_stop(history, patience: int, epochs: int) -> int:
     return best
 
 
-def _record(data, tables, events: int, options: SensorTrainingOptions, supervised: SupervisedOptions, window: int,
+def _record(data, tables, events: int, options: SensorTrainingOptions,
+            supervised: SupervisedOptions, window: int,
             stride: int, score_last: int, mean, std, spread, threshold, normal_scores, epochs: int,
             train_windows: int, positive_windows: int, synthetic: int,
             validation_windows: int, best_epoch: int) -> dict:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import struct
 from pathlib import Path
+from typing import Iterator
 
 MAX_PIXELS = 1 << 26  # 67 megapixels: an 8192 x 8192 frame; larger files are refused
 HEADER_BYTES = 1 << 16
 MAX_HEADER_SEARCH = 1 << 26  # a JPEG's or TIFF's header is looked for in a file's first 64 MB
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def image_size(image: bytes | str | Path) -> tuple[int, int] | None:
@@ -46,7 +48,7 @@ def image_size(image: bytes | str | Path) -> tuple[int, int] | None:
 
 
 def _png(head: bytes) -> tuple[int, int] | None:
-    if head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+    if head[:8] != PNG_SIGNATURE or head[12:16] != b"IHDR":
         return None
     width, height = struct.unpack(">II", head[16:24])
     return width, height
@@ -141,7 +143,16 @@ def too_large(image: bytes | str | Path, max_pixels: int = MAX_PIXELS) -> str | 
     return None
 
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+def png_chunks(data: bytes) -> Iterator[tuple[bytes, int, int]]:
+    """A PNG's chunks in order, each whose 8-byte head is in ``data``: (type, where its data
+    begins, its length), up to IEND; a chunk's data may run past ``data``'s end."""
+    position, size = len(PNG_SIGNATURE), len(data)
+    while position + 8 <= size:
+        length, kind = struct.unpack(">I4s", data[position:position + 8])
+        yield kind, position + 8, length
+        if kind == b"IEND":
+            return
+        position += 12 + length  # length, type, data, CRC
 
 
 def png_damage(data: bytes) -> str | None:
@@ -150,14 +161,8 @@ def png_damage(data: bytes) -> str | None:
     under --log-json). The chunks' contents are libpng's to judge."""
     if not data.startswith(PNG_SIGNATURE):
         return None
-    position, size = len(PNG_SIGNATURE), len(data)
-    while position + 8 <= size:
-        length, kind = struct.unpack(">I4s", data[position:position + 8])
-        end = position + 12 + length  # length, type, data, CRC
-        if end > size:
-            break
-        if kind == b"IEND":
-            return None
-        position = end
-    return (f"it was cut off: its chunks end at byte {size} before the IEND chunk that closes "
-            f"a PNG")
+    if any(kind == b"IEND" and start + length + 4 <= len(data)
+           for kind, start, length in png_chunks(data)):
+        return None
+    return (f"it was cut off: its chunks end at byte {len(data)} before the IEND chunk that "
+            f"closes a PNG")

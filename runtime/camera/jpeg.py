@@ -22,6 +22,8 @@ import struct
 import cv2
 import numpy as np
 
+from .image_header import PNG_SIGNATURE, png_chunks
+
 SOI, EOI, SOS = 0xD8, 0xD9, 0xDA
 RESTARTS = range(0xD0, 0xD8)
 # Markers with no length field that may not stand between segments: a restart outside compressed
@@ -179,19 +181,10 @@ def orientation(data: bytes) -> int:
     return 1
 
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
 def _png_orientation(data: bytes) -> int:
-    position = len(PNG_SIGNATURE)
-    while position + 8 <= len(data):
-        length = int.from_bytes(data[position:position + 4], "big")
-        kind = data[position + 4:position + 8]
+    for kind, start, length in png_chunks(data):
         if kind == b"eXIf":
-            return _tiff_orientation(data[position + 8:position + 8 + length])
-        if kind == b"IEND":
-            break
-        position += 12 + length  # length, type, data, CRC
+            return _tiff_orientation(data[start:start + length])
     return 1
 
 

@@ -205,8 +205,7 @@ class HealthReporter:
                 self._write_error = None
         except Exception as error:  # a health report must never take the run down
             # said once per cause: the temporary file's name in the error changes every time
-            why = (getattr(error, "strerror", None) or str(error)) if isinstance(error, OSError) \
-                else str(error)
+            why = getattr(error, "strerror", None) or str(error)
             message = f"health report {self.path or 'stderr'} could not be written: {why}"
             if message != self._write_error:
                 log.warning("%s (said again only if the cause changes)", message)

@@ -43,21 +43,6 @@ except ImportError:  # not POSIX: no advisory locks
 
 log = logging.getLogger("vigil")
 
-def current_umask() -> int:
-    """The process's file-creation mask, read without setting it (Linux reports it in
-    /proc/self/status; elsewhere it is set and put back, which other threads could see)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 OUTPUT_POLICIES = ("stop", "continue")
 OPEN_MODES = ("new", "append", "overwrite")
 BUFFER_BYTES = 1 << 16
@@ -145,7 +130,7 @@ def write_atomically(path: str | os.PathLike, text: str, mode: int | None = None
     if info is not None and not stat.S_ISREG(info.st_mode):  # renamed over, a device is gone
         raise OSError(errno.EINVAL, f"{path} is not a regular file (a device or a pipe): it is "
                                     f"never replaced; name a file path")
-    if info is not None and _is_a_standard_stream(Path(path)):  # /dev/stderr sent to a log
+    if info is not None and _is_a_standard_stream(info):  # /dev/stderr sent to a log
         raise OSError(errno.EINVAL, f"{path} is this process's standard output or error: it is "
                                     f"never replaced; name a file path")
     if mode is None and info is not None:
@@ -672,7 +657,7 @@ def check_writable(path: str | os.PathLike, flag: str, folder: bool = False,
             raise ValueError(f"`{flag}` {str(path)!r} is not a regular file (a device or a pipe"
                              f"{', through a link' if real != path else ''}); name a file "
                              f"path{stderr}")
-        if real.exists() and _is_a_standard_stream(real):  # /dev/stderr sent to a log file
+        if real.exists() and _is_a_standard_stream(real.stat()):  # /dev/stderr sent to a log
             raise ValueError(f"`{flag}` {str(path)!r} is this run's standard "
                              f"{'output or error' if not stderr else 'error'} (a file it is "
                              f"sent to): the file would be replaced, and the log with it; name "
@@ -702,12 +687,8 @@ def check_writable(path: str | os.PathLike, flag: str, folder: bool = False,
                          f"is not writable by this user; name a {kind} in a folder you can write")
 
 
-def _is_a_standard_stream(path: Path) -> bool:
-    """Whether ``path`` is the file this process's stdin, stdout or stderr is."""
-    try:
-        info = os.stat(path)
-    except OSError:
-        return False
+def _is_a_standard_stream(info: os.stat_result) -> bool:
+    """Whether the file ``info`` describes is this process's stdin, stdout or stderr."""
     for fd in (0, 1, 2):
         try:
             if os.path.samestat(info, os.fstat(fd)):

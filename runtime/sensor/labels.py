@@ -18,8 +18,9 @@ column) add to every file's own; where some files are keyed by name, every data 
 that a misnamed key is never read as "no anomaly". A row is anomalous when its timestamp falls in
 one of its file's windows or equals one of its points (an end or a point means the last
 instant it names: a date without a time its whole day, a time to the minute its whole minute).
-Timestamps are compared as numbers or ISO 8601 date-times (``2014-02-19 10:50:00.000000``). A file given windows of which none falls on any of its rows is
-warned about (are the labels' times the data's?), and so are windows or points that fall on none
+Timestamps are compared as numbers or ISO 8601 date-times (``2014-02-19 10:50:00.000000``). A
+file given windows of which none falls on any of its rows is warned about (are the labels'
+times the data's?), and so are windows or points that fall on none
 of its rows while others do (a point between two rows, a window outside the file's times).
 """
 

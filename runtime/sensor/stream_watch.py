@@ -78,7 +78,8 @@ class StreamWatch:
         if not self._gap_said:
             if scorer.first_time_gap is None:
                 return
-            self._gap_said, self._gap_at, self._gaps_said = True, clock.monotonic(), scorer.time_gaps
+            self._gap_said, self._gap_at = True, clock.monotonic()
+            self._gaps_said = scorer.time_gaps
             before, after, step = scorer.first_time_gap  # (in chunks, later ones may be known)
             spec = scorer.detector.spec.time_step
             unit = "" if spec.numeric else " s"
