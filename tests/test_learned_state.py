@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import vigil
-from sensor_fixtures import tiny_sensor_graph, tiny_sensor_spec
+from sensor_fixtures import WINDOW, tiny_sensor_graph, tiny_sensor_spec
 from vigil.cli import commands as cli
 from vigil.export.package import write_artifact
 from vigil.runtime.core.spec import (AdaptiveThresholdSpec, LikelihoodSpec,
@@ -113,18 +113,30 @@ def test_the_cli_continues_from_the_state_file_as_a_folder_continues_its_files(
     assert cli.main(run2) == 0
     assert "continuing what was learned before: adaptive threshold (60 recent normal scores)" \
         in capsys.readouterr().err
-    together = ["score", str(learning_model), str(folder), "--jsonl",
-                str(tmp_path / "folder.jsonl"), "--state", str(tmp_path / "folder.state.json")]
-    assert cli.main(together) == 0
-    folder_lines = [line for line in score_lines(together) if line["source"].endswith("part2.csv")]
     restarted = score_lines(run2)
-    assert [(r["index"], r["score"], r.get("threshold"), r["anomaly"]) for r in restarted] == \
-           [(r["index"], r["score"], r.get("threshold"), r["anomaly"]) for r in folder_lines]
+    # a restarted process starts its window afresh: part2's first window ends at its WINDOW-th row
+    assert restarted[0]["index"] == WINDOW - 1
     alone = ["score", str(learning_model), str(folder / "part2.csv"), "--jsonl",
              str(tmp_path / "alone.jsonl")]
     assert cli.main(alone) == 0
     assert [r.get("threshold") for r in score_lines(alone)] != \
            [r.get("threshold") for r in restarted]
+
+    # the files of a folder are one stream: the rows at the boundary fill windows, the alarm
+    # rule goes on, and every line is the one file's
+    together = ["score", str(learning_model), str(folder), "--jsonl",
+                str(tmp_path / "folder.jsonl"), "--state", str(tmp_path / "folder.state.json")]
+    assert cli.main(together) == 0
+    write_csv(tmp_path / "whole.csv", data)
+    whole = ["score", str(learning_model), str(tmp_path / "whole.csv"), "--jsonl",
+             str(tmp_path / "whole.jsonl"), "--state", str(tmp_path / "whole.state.json")]
+    assert cli.main(whole) == 0
+    decided = [(r["score"], r.get("threshold"), r["anomaly"], r.get("alarm_start"))
+               for r in score_lines(whole)]
+    assert [(r["score"], r.get("threshold"), r["anomaly"], r.get("alarm_start"))
+            for r in score_lines(together)] == decided  # rows numbered in each file
+    assert [r["index"] for r in score_lines(together) if r["source"].endswith("part2.csv")] == \
+        list(range(150))
 
 
 def test_a_folder_is_continued_in_its_names_natural_order_and_a_file_that_goes_back_in_time_is_named(
@@ -460,3 +472,27 @@ def test_a_frozen_run_restored_at_a_restart_is_counted_and_said(learning_model, 
     results = second.push_rows((r, i, None, None) for i, r in enumerate(frozen[:30]))
     assert all(r.unchanged for r in results if r.score is not None)
     assert second.summary()["unchanged_runs"] == 1  # the same run: not counted again
+
+
+def test_a_continued_stream_decides_as_one_stream_and_an_alarm_across_the_boundary_is_one_episode(
+        learning_model, tmp_path):
+    detector = vigil.load(learning_model)
+    data = rows(300)
+    unbroken = StreamingScorer(detector).push_rows([(v, i, None, None) for i, v in enumerate(data)])
+    cut = 242  # inside the fault (rows 240-245)
+    assert unbroken[cut - WINDOW + 1].anomaly  # the window ending at the last row before the cut
+    first = StreamingScorer(detector)
+    before = first.push_rows([(v, i, None, None) for i, v in enumerate(data[:cut])])
+    second = StreamingScorer(detector)
+    second.continue_from(first)
+    after = second.push_rows([(v, i, None, None) for i, v in enumerate(data[cut:])])
+    assert [(r.score, r.threshold, r.anomaly, r.alarm_start) for r in before + after] == \
+        [(r.score, r.threshold, r.anomaly, r.alarm_start) for r in unbroken]
+    assert after[0].anomaly and not after[0].alarm_start and second.episodes == 0
+
+    with pytest.raises(ValueError, match="before the stream's first row"):
+        second.continue_from(first)
+    other = vigil.load(write_artifact(tiny_sensor_graph(), tiny_sensor_spec(),
+                                      tmp_path / "other.onnx"))
+    with pytest.raises(ValueError, match="scored another model or alarm rule"):
+        StreamingScorer(other).continue_from(first)

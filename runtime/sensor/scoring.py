@@ -338,7 +338,9 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
         # (a silenced alarm's last_error after the lines before it: review hE, session 61)
         scorer.watching = False
         scorer.watch.on_problem = problem
-        if state is not None:
+        if state is not None and before:  # the next file of rotated logs: one stream
+            scorer.continue_from(before[0][0])
+        elif state is not None:
             state.restore(scorer)
         current[:] = [scorer]
         try:
@@ -362,7 +364,7 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
         if warmup and scorer.windows_scored < warmup:
             short.append(name)
         window = detector.spec.window
-        if not live and scorer.rows_in < window:
+        if not live and scorer.rows_in < window and not scorer.windows_scored:
             note = (f"{name}: {scorer.rows_in} data rows, fewer than the model's window of "
                     f"{window}: no window could be scored")
             summary.errors.append(note)

@@ -47,6 +47,11 @@ class StreamWatch:
         self._alarm_began: float | None = None  # the threshold when the current alarm began
         self._lasting: tuple[int, float] | None = None  # a lasting alarm said: (first row, that)
 
+    def continue_from(self, earlier: StreamWatch) -> None:
+        """Go on from ``earlier``'s watch (``StreamingScorer.continue_from``): an alarm open at
+        its end, and a lasting one said, are this stream's."""
+        self._alarm_began, self._lasting = earlier._alarm_began, earlier._lasting
+
     def see(self, result: Result) -> None:
         """Take the next result of the stream (windows and skipped rows, in order)."""
         self._unscored(result)

@@ -753,6 +753,38 @@ class StreamingScorer:
         order = np.argsort(-errors)[: self.top_k]
         return tuple((self.detector.features[i], float(errors[i])) for i in order)
 
+    def continue_from(self, earlier: StreamingScorer) -> None:
+        """Continue ``earlier``'s stream, before this one's first row: the next file of rotated
+        logs (``vigil score FOLDER --state``). Its last rows fill this stream's first windows,
+        so no row at the boundary goes unscored; its alarm, episode and smoothing go on, so an
+        alarm that spans the files is one episode (notified once); and what it learned (the
+        adaptive threshold, the likelihood, running normalization, how long each reading has
+        stood) is this stream's from here. Times are checked within each stream: a gap or a step
+        back between the files is not flagged. Counts start at zero: they are this stream's.
+        ValueError where ``earlier`` scores another model or this stream has rows already."""
+        if self.rows_in:
+            raise ValueError("continue_from must come before the stream's first row: make a "
+                             "new StreamingScorer(detector) and continue it before pushing rows")
+        if not isinstance(earlier, StreamingScorer):
+            raise TypeError(f"`earlier` must be the StreamingScorer of the stream this one "
+                            f"continues; received {type(earlier).__name__}")
+        if earlier.detector.sha256 != self.detector.sha256 \
+                or earlier._decider.made_for != self.detector._decider_key():
+            raise ValueError(f"`earlier` scored another model or alarm rule (sha256 "
+                             f"{earlier.detector.sha256[:12]}), not this one "
+                             f"({self.detector.sha256[:12]}): only a stream of the same model "
+                             f"and rule can be continued; start this one afresh")
+        self._ring = earlier._ring.copy()
+        self._decider, self._drift = earlier._decider, earlier._drift
+        for name in ("_filled_rows", "_unseen_at", "_position", "_bad_streak", "_last_good",
+                     "_disorder_until", "_gap_until", "_unchanged_at", "_alarm_on",
+                     "alarm_run", "alarm_first_row", "_steady_last", "_steady_rows"):
+            setattr(self, name, getattr(earlier, name))
+        self._fill_positions = deque(earlier._fill_positions)
+        # times are compared within a file only: elapsed seconds or counters may start again
+        # in each (a file that starts before the last one ended is said by ``starts_before``)
+        self.watch.continue_from(earlier.watch)
+
     def starts_before(self, earlier: StreamingScorer) -> bool:
         """Whether this stream's first time is earlier than ``earlier``'s latest, both dates
         (``_date_seconds``; ISO 8601 in one and epoch seconds in the other compare too): this
