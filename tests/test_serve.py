@@ -573,3 +573,21 @@ def test_a_steady_slow_upload_that_ends_in_time_is_read_whole(monkeypatch):
 
     body, size, outcome = asyncio.run(serve._read_body(Steady(), 1 << 20, keep=True))
     assert outcome == "whole" and size == len(body) == 40_000
+
+
+def test_a_model_that_normalizes_by_its_streams_levels_is_not_served(tmp_path):
+    from dataclasses import replace
+
+    from sensor_fixtures import tiny_sensor_graph, tiny_sensor_spec
+    from vigil.cli.serve import refuse_stream_state
+    from vigil.export.package import write_artifact
+    from vigil.runtime.core.spec import RunningNormalizationSpec
+
+    spec = replace(tiny_sensor_spec(),
+                   running_normalization=RunningNormalizationSpec(memory=80, warmup=15))
+    path = write_artifact(tiny_sensor_graph(), spec, tmp_path / "drifting.onnx")
+    with pytest.raises(ValueError, match=r"running normalization.*vigil score drifting.onnx "
+                                         r"SOURCE"):
+        refuse_stream_state(runtime.load(path), str(path))
+    plain = write_artifact(tiny_sensor_graph(), tiny_sensor_spec(), tmp_path / "plain.onnx")
+    refuse_stream_state(runtime.load(plain), str(plain))  # served as before
