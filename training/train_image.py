@@ -12,7 +12,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from vigil.runtime.core.artifact import sha256_of
+from vigil.runtime.core.artifact import SHORT_DIGEST_CHARS, sha256_of, short_sha256
 from vigil.runtime.camera.frames import convert_frame, is_gray_picture
 from vigil.runtime.camera.datasets import (LabeledImage, check_readable, folders, is_mvtec,
                                            mvtec, read_image, read_mask)
@@ -342,7 +342,7 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
             # order (PIL's, most libraries' but OpenCV's) by them
             **(_channel_record(train_images, color) if channels == 3 else {}),
             "validation_anomalous": int(validation_labels.sum()),
-            "files_sha256": _fingerprint(train_items),
+            "files_sha256": _fingerprint(train_items, validation_items),
             "validation_check": check,  # what the threshold does on the validation images
             "architecture": options.architecture,
             "model": model_record,
@@ -485,11 +485,17 @@ def _fit(segmenter, images: np.ndarray, options: image_model.ImageModelOptions,
         progress.update(i + 1, loss)
 
 
-def _fingerprint(items: Sequence[LabeledImage]) -> dict:
-    """sha256 of the list of training files' digests (one value for thousands of images)."""
+def _fingerprint(items: Sequence[LabeledImage], held_out: Sequence[LabeledImage]) -> dict:
+    """sha256 of the list of training files' digests (one value for thousands of images), and
+    each file's digest as ``short_sha256`` cuts it, the trained and the held-out (for
+    the threshold): ``vigil eval`` names test images the model has seen (17 bytes an image)."""
     import hashlib
 
     digest = hashlib.sha256()
+    trained = []
     for item in items:
-        digest.update(sha256_of(item.path).encode())
-    return {"count": len(items), "sha256_of_sha256s": digest.hexdigest()}
+        one = sha256_of(item.path)
+        digest.update(one.encode())
+        trained.append(one[:SHORT_DIGEST_CHARS])
+    return {"count": len(items), "sha256_of_sha256s": digest.hexdigest(), "trained": trained,
+            "held_out": [short_sha256(item.path) for item in held_out]}

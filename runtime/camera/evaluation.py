@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from ..core import metrics
+from ..core.artifact import short_sha256
 from ..core.progress import Progress, silent
 from ..core.spec import ScoreStats
 from . import jpeg
@@ -135,6 +136,7 @@ is a ValueError naming it before anything is scored."""
         pro.add(bins, mask, negative)
         boxes.add(full, mask, float(score[0]), item.anomalous)
     progress("scoring images", len(items), len(items))
+    seen = _seen_in_training(detector, items)
     threshold = detector.threshold
     predicted = scores > threshold
     c = metrics.counts(predicted, labels)
@@ -154,6 +156,10 @@ is a ValueError naming it before anything is scored."""
         "tp": c.tp, "fp": c.fp, "fn": c.fn, "tn": c.tn,
         "per_defect": _per_defect(items, scores, labels, predicted, by_defect),
         **_mistakes(items, scores, threshold),
+        # test images the model trained on, or held out in training to set its threshold
+        # (None: an artifact from before 2026-12-07, which records no image's digest)
+        "images_trained_on": len(seen["trained"]) if seen is not None else None,
+        "images_held_out_in_training": len(seen["held_out"]) if seen is not None else None,
         "pixel_unmasked_defects": len(unmasked),
         "pixel_blank_mask_defects": len(blank),
         "note": ("pixel_auroc over every pixel of every test image at its own resolution (the map "
@@ -178,6 +184,39 @@ is a ValueError naming it before anything is scored."""
                     "non-zero value (0/1 class indices) or the upper half of its range (0/255, "
                     "0/65535)", len(blank), blank[0].mask)
     return result, ImageScores(list(items), scores, maps)
+
+
+def _seen_in_training(detector: ImageDetector, items: Sequence[LabeledImage]
+                      ) -> dict[str, list[LabeledImage]] | None:
+    """The test images the model trained on, and those training held out to set its threshold
+    (by their files' digests, as training recorded them), each kind warned of; None where the
+    artifact records no digests. A review's ELPV model scored its own training images as test
+    normals: image AUROC 0.995 against 0.971 on images it had not seen, without a word."""
+    record = detector.spec.training.get("files_sha256")
+    if not isinstance(record, dict) or not isinstance(record.get("trained"), list):
+        return None
+    kinds = {kind: set(record.get(kind) or ()) for kind in ("trained", "held_out")}
+    seen: dict[str, list[LabeledImage]] = {"trained": [], "held_out": []}
+    for item in items:
+        digest = short_sha256(item.path)
+        for kind, digests in kinds.items():
+            if digest in digests:
+                seen[kind].append(item)
+                break
+    if seen["trained"]:
+        log.warning("%d of the %d test images are images this model was trained on (the "
+                    "first: %s): a model scores its own training images low, so its figures "
+                    "here are better than on new parts (images_trained_on in the results); "
+                    "evaluate on images kept apart from training (an MVTec category's test/, "
+                    "or a folder of good images not given to vigil train)",
+                    len(seen["trained"]), len(items), seen["trained"][0].path)
+    if seen["held_out"]:
+        log.warning("%d of the %d test images were held out in training to set the threshold "
+                    "(the first: %s): precision, recall and F1 at the threshold are fitted on "
+                    "them (images_held_out_in_training in the results); evaluate on images "
+                    "training has not seen", len(seen["held_out"]), len(items),
+                    seen["held_out"][0].path)
+    return seen
 
 
 def _say_turned_image_with_mask(item: LabeledImage) -> bool:
