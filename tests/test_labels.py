@@ -4,6 +4,7 @@ matched to data files, applied to rows, never trained on, and used by `vigil eva
 from __future__ import annotations
 
 import json
+import shlex
 import re
 from pathlib import Path
 
@@ -278,6 +279,21 @@ def test_vigil_eval_with_a_labels_file_and_with_a_nab_root(tiny_sensor, tmp_path
     code = cli.main(["eval", str(tiny_sensor), str(root), "--json", str(out)])
     assert code == 0, capsys.readouterr().err
     assert json.loads(out.read_text())["anomalous_rows"] == 6
+    # the report's command to try another threshold takes the run's labels (it was refused)
+    report = tmp_path / "report"
+    code = cli.main(["eval", str(tiny_sensor), str(root / "data" / "realThings" / "one.csv"),
+                     "--labels", str(root / "labels" / "combined_windows.json"),
+                     "--no-likelihood", "--report", str(report), "--threshold", "1e9"])
+    assert code == 0, capsys.readouterr().err
+    suggested = [line.strip() for line in (report / "report.md").read_text().splitlines()
+                 if line.strip().startswith("vigil eval")]
+    assert len(suggested) == 1, (report / "report.md").read_text()
+    argv = shlex.split(suggested[0])[1:]
+    assert argv[argv.index("--labels") + 1] == str(root / "labels" / "combined_windows.json")
+    assert "--no-likelihood" in argv
+    capsys.readouterr()
+    assert cli.main(argv + ["--json", str(out)]) == 0
+    assert json.loads(out.read_text())["f1"] > 0  # the threshold it offers catches something
     code = cli.main(["eval", str(tiny_sensor), str(root / "data"), "--labels",
                      str(tmp_path / "missing.json")])
     assert code == 2 and "does not exist" in capsys.readouterr().err

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -377,6 +378,21 @@ def _typed_data(args) -> str:
     return " ".join(parts + [f"--masks {folder}" for folder in args.masks or ()])
 
 
+def _typed_rows(args) -> str:
+    """The data and label options of a sensor `vigil eval` as typed, for the commands its report
+    suggests (a review's NAB report offered one without --labels, which was refused)."""
+    parts = [args.data]
+    if args.labels:
+        parts += ["--labels", args.labels]
+    if args.label_column:
+        parts += ["--label-column", args.label_column]
+    if args.decimal and args.decimal != ".":
+        parts += ["--decimal", args.decimal]
+    if not args.likelihood:
+        parts.append("--no-likelihood")
+    return shlex.join(str(part) for part in parts)
+
+
 MOSTLY_ALARMED = 0.5  # `vigil eval` warns where the alarm was on for this share of normal rows
 
 
@@ -430,7 +446,7 @@ def cmd_eval(args) -> int:
     if args.report:
         from vigil.runtime.sensor.report import write_report
 
-        print(f"report: {write_report(result, files, args.report, args.model, args.data)}",
+        print(f"report: {write_report(result, files, args.report, args.model, _typed_rows(args))}",
               file=sys.stderr)
     return EXIT_OK
 
