@@ -1338,3 +1338,17 @@ def test_an_image_threshold_that_rejects_many_held_out_normal_images_is_warned_o
     strict, warnings = image_validation_check(scores, labels, Threshold(34.0, "gaussian"),
                                               "gaussian")
     assert strict["normal_rejected"] == 0 and warnings == []
+    _, warnings = image_validation_check(scores, labels, Threshold(30.0, "gaussian"), "gaussian",
+                                         k=3.0)
+    assert "train with a larger --k (now 3)" in warnings[0] and "gaussian (the default)" \
+        not in warnings[0]
+    # one unusual good image, under the share warned of: named, with the others' highest score
+    normal = np.concatenate([rng.normal(25, 1, 21), [36.2]])
+    scores = np.concatenate([normal, defects])
+    names = [f"good/{i}.png" for i in range(22)] + [f"bad/{i}.png" for i in range(70)]
+    check, warnings = image_validation_check(scores, labels, Threshold(33.6, "gaussian"),
+                                             "gaussian", k=3.0, names=names)
+    assert check["normal_rejected"] == 1 and len(warnings) == 1
+    assert warnings[0].startswith("1 held-out normal image(s) score above the image threshold "
+                                  "33.6 (gaussian) fitted on them: good/21.png (36.2); the other "
+                                  f"held-out normal images score at most {normal[:21].max():.4g}")

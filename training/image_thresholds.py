@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import Sequence
+
 import numpy as np
 
 from vigil.runtime.core import metrics
@@ -56,10 +58,12 @@ MAX_NORMAL_REJECTED = 0.05
 
 
 def image_validation_check(scores: np.ndarray, labels: np.ndarray, threshold: Threshold,
-                           method: str) -> tuple[dict, list[str]]:
+                           method: str, k: float | None = None,
+                           names: Sequence[str] | None = None) -> tuple[dict, list[str]]:
     """What the image threshold does on the validation images (held-out normal ones, and the
     labeled defects where given), and a warning when it rejects more than
-    ``MAX_NORMAL_REJECTED`` of the normal ones."""
+    ``MAX_NORMAL_REJECTED`` of the normal ones (``k``: the Gaussian rule's, named in it), or
+    names (``names``: the images', in order) the few it rejects."""
     labels = np.asarray(labels, dtype=bool)
     above = np.asarray(scores) > threshold.value
     normal = ~labels
@@ -79,8 +83,27 @@ def image_validation_check(scores: np.ndarray, labels: np.ndarray, threshold: Th
             f"the image threshold {threshold.value:.4g} ({method}) rejects "
             f"{check['normal_rejected']} of the {check['normal_images']} held-out normal images "
             f"({100 * check['normal_rejected_rate']:.0f} %){why}; on a line that is as many good "
-            f"parts rejected: train with --threshold-method gaussian (the default) and a --k "
-            f"that suits, or score with a higher --threshold")
+            f"parts rejected: " + (f"train with a larger --k (now {k:g}), or score with a "
+                                   f"higher --threshold" if method == "gaussian" and k is not None
+                                   else "train with --threshold-method gaussian (the default) "
+                                        "and a --k that suits, or score with a higher "
+                                        "--threshold"))
+    elif check["normal_rejected"] and names is not None:
+        # one unusual good image among few lifts a Gaussian threshold over itself and costs
+        # recall (a review's ELPV cell at 36.2 among 22: threshold 33.6, the rest at most 28.7)
+        rejected = [(float(scores[i]), names[i]) for i in np.flatnonzero(above & normal)]
+        rejected.sort(reverse=True)
+        others = np.asarray(scores)[normal & ~above]
+        warnings.append(
+            f"{len(rejected)} held-out normal image(s) score above the image threshold "
+            f"{threshold.value:.4g} ({method}) fitted on them: "
+            + ", ".join(f"{name} ({score:.4g})" for score, name in rejected[:3])
+            + (", ..." if len(rejected) > 3 else "")
+            + (f"; the other held-out normal images score at most {others.max():.4g}" if
+               others.size else "")
+            + ": look at them; a defect among the normal images, or one unlike the rest, "
+              "lifts the threshold and costs recall: remove it and train again, or check the "
+              "threshold with vigil eval on good images it has not seen")
     return check, warnings
 
 

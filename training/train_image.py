@@ -319,8 +319,10 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
     calibration = options.calibration.record(probabilities=probabilities)
     thresholds = fit_image_thresholds(calibration, scores, maps, validation_labels,
                                       validation_masks)
-    check, warnings = image_validation_check(scores, validation_labels, thresholds.image,
-                                             calibration["method"])
+    check, warnings = image_validation_check(
+        scores, validation_labels, thresholds.image, calibration["method"],
+        k=calibration["params"].get("k"),
+        names=[str(item.path) for item in validation_items])
     for warning in warnings:
         log.warning("%s", warning)
     calibration_images = train_images[rng.permutation(len(train_images))[:CALIBRATION_IMAGES]]

@@ -141,7 +141,7 @@ def open_artifact(
     if size == 0:
         raise ArtifactError(f"model file {str(path)!r} is empty; expected a Vigil .onnx artifact "
                             f"(copy it again, or export one: vigil export MODEL.keras -o "
-                            f"{path})")
+                            f"{path.with_suffix('.onnx')})")
     if size > MAX_MODEL_BYTES:
         raise ArtifactError(f"model file {str(path)!r} is {size} bytes; a single-file ONNX model "
                             f"is at most {MAX_MODEL_BYTES} bytes")

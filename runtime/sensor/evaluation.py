@@ -415,11 +415,12 @@ def evaluate(detector: SensorDetector, data: str | Path, label_column: str = "an
         held=np.concatenate([held(f) for f in files]))
     result["threshold"] = detector.threshold
     if not labels.any():
-        result["note_labels"] = ("no row is labeled anomalous: recall, f1, mar and the event "
-                                 "metrics are undefined (null); far (and precision, where any "
-                                 "row alarmed) says how the normal rows were alarmed")
-        log.warning("%s: none of its %d rows is labeled anomalous: recall, f1 and the event "
-                    "metrics are undefined (null), and only far, the share of normal rows "
+        result["note_labels"] = ("no row is labeled anomalous: recall, f1, mar, event_recall "
+                                 "and event_f1 are undefined (null); far (and precision and "
+                                 "event_precision, 0 where any row alarmed) says how the normal "
+                                 "rows were alarmed")
+        log.warning("%s: none of its %d rows is labeled anomalous: recall, f1, event_recall and "
+                    "event_f1 are undefined (null), and only far, the share of normal rows "
                     "alarmed, says anything; give the labels: --label-column NAME (now %r) or "
                     "--labels FILE of [start, end] windows", data, len(labels), label_column)
     result["rows_filled"] = sum(f.rows_filled for f in files)

@@ -760,7 +760,7 @@ def check_same_model(jsonl: str | Path, items: Sequence[WorkItem], scorer: Score
             raise ValueError(
                 f"--resume: {str(jsonl)!r} holds {differs[0]} for {source}, {key} {number}, and "
                 f"this run decides {differs[1]}: its alarm options (--threshold, "
-                "--no-likelihood, --consecutive, ...) are not those of the run that wrote the "
+                "--no-likelihood) are not those of the run that wrote the "
                 "file; --resume continues that run: give them as before, or start again with "
                 "--overwrite")
 
