@@ -219,6 +219,25 @@ def test_image_inference_and_protocol_errors_in_process(tiny_image_artifact):
     assert outputs["anomaly_map"]["shape"] == [2, *detector.input_shape[:2]]
     with pytest.raises(ProtocolError, match="takes one input, `image`"):
         run_inference(detector, {"window": frames})
+    # a map not asked for is not written out; requested outputs are checked before any work
+    from vigil.cli.serve import TooMuchWork, check_work, requested_outputs
+
+    only = run_inference(detector, {"image": frames}, {"score"})
+    assert [o["name"] for o in only] == ["score"] and only[0]["data"] == outputs["score"]["data"]
+    assert requested_outputs(detector, [{"name": "anomaly_map"}, {"name": "score"}]) == [
+        "anomaly_map", "score"]
+    with pytest.raises(ProtocolError, match=r"asked for more than once"):
+        requested_outputs(detector, [{"name": "score"}] * 60_000)  # was quadratic: 52 s
+    with pytest.raises(ProtocolError, match=r"unknown output\(s\) \['xxxxxxxx.*and 2 more; this "
+                                            r"model gives \['score', 'anomaly', 'anomaly_map'\]"):
+        requested_outputs(detector, [{"name": "x" * 100}] * 7)
+    # tiny frames count at the model's input size against the body limit
+    height, width, channels = detector.input_shape
+    check_work(detector, {"image": np.zeros((4, 2, 2, 1), np.uint8)},
+               4 * height * width * channels)
+    with pytest.raises(TooMuchWork, match="holds 5 frames; this server takes at most 4"):
+        check_work(detector, {"image": np.zeros((5, 2, 2, 1), np.uint8)},
+                   4 * height * width * channels)
     with pytest.raises(ProtocolError, match="do not fill shape"):
         parse_request(json.dumps({"inputs": [{"name": "image", "shape": [2, 2],
                                               "datatype": "UINT8", "data": [1]}]}).encode(), None)

@@ -18,6 +18,7 @@ Routes: ``GET /v2/health/live``, ``/v2/health/ready``, ``/v2/models/NAME``,
 # (``Request``, imported inside ``build_app``) as objects.
 import asyncio
 import contextlib
+from collections import Counter
 import json
 import logging
 import math
@@ -86,6 +87,27 @@ class Admission:
 
 class ProtocolError(ValueError):
     """A request that does not follow the protocol or does not fit the model (HTTP 400)."""
+
+
+class TooMuchWork(ProtocolError):
+    """A request small in bytes whose work is not: more frames than the body limit holds at the
+    model's input size (HTTP 413)."""
+
+
+def check_work(detector, tensors: dict[str, np.ndarray], max_body: int) -> None:
+    """TooMuchWork where an image request holds more frames than ``max_body`` bytes would at
+    the model's input size: every frame is scaled to it and answered with a map of that size,
+    so a review's 36 KB of 2 x 2 frames took 161 s and 5.5 GB of the replica's memory."""
+    image = tensors.get("image")
+    if detector.spec.kind != "image" or image is None or image.ndim != 4:
+        return
+    height, width, channels = detector.input_shape
+    most = max(1, max_body // (height * width * channels))
+    if image.shape[0] > most:
+        raise TooMuchWork(f"input 'image' holds {image.shape[0]} frames; this server takes at "
+                          f"most {most} a request (each is scaled to the model's {height} x "
+                          f"{width} and counts as its {height * width * channels} bytes against "
+                          f"--max-request-mb): send fewer frames per request")
 
 
 def model_metadata(detector, name: str) -> dict:
@@ -264,8 +286,10 @@ def _datatype_name(dtype: np.dtype) -> str:
     return next(name for name, t in DATATYPES.items() if np.dtype(t) == dtype)
 
 
-def run_inference(detector, tensors: dict[str, np.ndarray]) -> list[dict]:
-    """The v2 output tensors of a detector for the request's inputs."""
+def run_inference(detector, tensors: dict[str, np.ndarray],
+                  wanted: set[str] | None = None) -> list[dict]:
+    """The v2 output tensors of a detector for the request's inputs (those named in ``wanted``,
+    where given: a map not asked for is never written out)."""
     if detector.spec.kind == "sensor":
         if set(tensors) != {"window"}:
             raise ProtocolError(f"a sensor model takes one input, `window` FP32 [n, "
@@ -309,27 +333,47 @@ def run_inference(detector, tensors: dict[str, np.ndarray]) -> list[dict]:
     # the largest float32, as `vigil score` writes the largest double; NaN as null
     return [{"name": name, "datatype": "BOOL" if value.dtype == np.bool_ else "FP32",
              "shape": list(value.shape), "data": _finite(value.ravel().tolist())}
-            for name, value in outputs]
+            for name, value in outputs if wanted is None or name in wanted]
 
 
-def select_outputs(outputs: list[dict], requested) -> list[dict]:
-    """The request's ``outputs`` (v2: a list of ``{"name": ...}``) of ``outputs``, in the order
-    asked; all of them when the request names none."""
+def output_names(detector) -> list[str]:
+    """The v2 outputs a detector answers with, in ``run_inference``'s order."""
+    return ["score", "anomaly",
+            "feature_errors" if detector.spec.kind == "sensor" else "anomaly_map"]
+
+
+def requested_outputs(detector, requested) -> list[str] | None:
+    """The request's ``outputs`` (v2: a list of ``{"name": ...}``) as names in the order asked,
+    each checked against the model's; None (all of them) when the request names none."""
     if requested is None:
-        return outputs
-    by_name = {o["name"]: o for o in outputs}
+        return None
+    known = output_names(detector)
     if not isinstance(requested, list) or not all(
             isinstance(r, dict) and isinstance(r.get("name"), str) for r in requested):
         raise ProtocolError(f"`outputs` must be a list of objects with a `name`; received "
                             f"{str(requested)[:80]}")
-    unknown = [r["name"] for r in requested if r["name"] not in by_name]
-    if unknown:
-        raise ProtocolError(f"unknown output(s) {unknown}; this model gives {list(by_name)}")
     names = [r["name"] for r in requested]
-    twice = sorted({n for n in names if names.count(n) > 1})
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ProtocolError(f"unknown output(s) {_few(unknown)}; this model gives {known}")
+    twice = sorted(name for name, count in Counter(names).items() if count > 1)
     if twice:
         raise ProtocolError(f"output(s) {twice} asked for more than once; name each once")
-    return [by_name[r["name"]] for r in requested]
+    return names
+
+
+def select_outputs(outputs: list[dict], names: list[str] | None) -> list[dict]:
+    """``outputs`` in the order ``names`` asks (``requested_outputs``); all when None."""
+    if names is None:
+        return outputs
+    by_name = {o["name"]: o for o in outputs}
+    return [by_name[name] for name in names]
+
+
+def _few(names: list[str]) -> str:
+    """At most 5 names, each cut to 40 characters: a request's own text, sent back."""
+    shown = [name[:40] + ("..." if len(name) > 40 else "") for name in names[:5]]
+    return str(shown) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
 def _finite(values: list) -> list:
@@ -464,6 +508,8 @@ def build_app(model: str, name: str, replicas: int, threads: int | None,
                             with contextlib.suppress(asyncio.CancelledError):
                                 await asyncio.shield(work)
                         raise
+            except TooMuchWork as error:
+                return JSONResponse({"error": str(error)}, status_code=413)
             except ProtocolError as error:
                 return JSONResponse({"error": str(error)}, status_code=400)
             except ArtifactError as error:  # the served model is at fault: a server error
@@ -475,8 +521,10 @@ def build_app(model: str, name: str, replicas: int, threads: int | None,
             length = header_length(binary_header, len(body))
             header, tensors = parse_request_and_header(body, length)
             del body
-            return header, select_outputs(run_inference(self.detector, tensors),
-                                          header.get("outputs"))
+            names = requested_outputs(self.detector, header.get("outputs"))
+            check_work(self.detector, tensors, max_body)
+            outputs = run_inference(self.detector, tensors, set(names) if names else None)
+            return header, select_outputs(outputs, names)
 
     return VigilModel.bind()
 
