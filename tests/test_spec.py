@@ -367,6 +367,8 @@ def test_steady_runs_are_read_from_the_training_record(data):
     ({"flow": 0}, r"training.steady_runs.flow must be a number of rows"),
     ({"flow": 2.5}, r"training.steady_runs.flow must be a number of rows"),
     ({"flow": True}, r"training.steady_runs.flow must be a number of rows"),
+    ({"flow": 10**30}, r"training.steady_runs.flow must be a number of rows \(a whole number "
+                       r"from 1 to 1000000000000\)"),  # overflowed the runtime's counters
 ])
 def test_bad_steady_runs_are_refused_on_loading(data, runs, message):
     data["training"]["steady_runs"] = runs

@@ -34,7 +34,7 @@ from .external_data import ModelScan, metadata_text, records_without_metadata, s
 from .int8_kernels import saturation_warning
 from .providers import session_providers
 from .spec import (MAX_THREADS, METADATA_KEY, SIDECAR_SUFFIX, ArtifactError, ImageSpec, Spec,
-                   spec_from_dict)
+                   _short, spec_from_dict)
 
 # Operators that quantize activations with a scale taken from the whole batch at run time: a
 # window's score would depend on which other windows share its batch.
@@ -418,8 +418,8 @@ def _check_graph(session: ort.InferenceSession, spec: Spec, path: Path) -> None:
     inputs = {i.name: i for i in session.get_inputs()}
     outputs = {o.name for o in session.get_outputs()}
     if spec.input_name not in inputs:
-        raise ArtifactError(f"model file {str(path)!r}: metadata names input {spec.input_name!r}, "
-                            f"the graph has {sorted(inputs)}")
+        raise ArtifactError(f"model file {str(path)!r}: metadata names input "
+                            f"{_short(spec.input_name)}, the graph has {_short(sorted(inputs))}")
     if isinstance(spec, ImageSpec):
         named = (spec.score_output, spec.map_output)
         expected = list(spec.input_shape)
@@ -428,8 +428,8 @@ def _check_graph(session: ort.InferenceSession, spec: Spec, path: Path) -> None:
         expected = [spec.window, len(spec.features)]
     for name in named:
         if name not in outputs:
-            raise ArtifactError(f"model file {str(path)!r}: metadata names output {name!r}, "
-                                f"the graph has {sorted(outputs)}")
+            raise ArtifactError(f"model file {str(path)!r}: metadata names output "
+                                f"{_short(name)}, the graph has {_short(sorted(outputs))}")
     shape = list(inputs[spec.input_name].shape)
     if len(shape) != len(expected) + 1 or [d if isinstance(d, int) else None
                                            for d in shape[1:]] != expected:
@@ -442,10 +442,10 @@ def _check_graph(session: ort.InferenceSession, spec: Spec, path: Path) -> None:
     given = inputs[spec.input_name]
     problem = None
     if given.type != fed:
-        problem = (f"graph input {spec.input_name!r} takes {given.type}; "
+        problem = (f"graph input {_short(spec.input_name)} takes {given.type}; "
                    f"{'an image' if image else 'a sensor'} artifact takes {fed}")
     elif isinstance(shape[0], int):
-        problem = (f"graph input {spec.input_name!r} has a fixed batch of {shape[0]} (shape "
+        problem = (f"graph input {_short(spec.input_name)} has a fixed batch of {shape[0]} (shape "
                    f"{shape}); a Vigil artifact takes any batch")
     else:
         by_name = {o.name: o for o in session.get_outputs()}
@@ -455,10 +455,11 @@ def _check_graph(session: ort.InferenceSession, spec: Spec, path: Path) -> None:
             output = by_name[name]
             known = [d if isinstance(d, int) else None for d in output.shape]
             if output.type != "tensor(float)":
-                problem = f"graph output {name!r} is {output.type}; expected tensor(float)"
+                problem = (f"graph output {_short(name)} is {output.type}; expected "
+                           f"tensor(float)")
             elif output.shape and (len(known) != len(dims) + 1 or isinstance(known[0], int) or any(
                     k is not None and k != d for k, d in zip(known[1:], dims))):
-                problem = (f"graph output {name!r} has shape {list(output.shape)}; expected "
+                problem = (f"graph output {_short(name)} has shape {list(output.shape)}; expected "
                            f"[batch{''.join(f', {d}' for d in dims)}] (one "
                            f"{'value' if not dims else 'map' if image else 'row'} per "
                            f"{'frame' if image else 'window'})")

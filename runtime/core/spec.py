@@ -52,6 +52,9 @@ class ArtifactError(ValueError):
 MAX_ROWS = 100_000
 MAX_HISTORY = 10_000_000
 MAX_NORMALIZATION = 100_000_000
+# the longest run of one reading a training record may name (and a learned state carry): 10^12
+# rows, 31,700 years at 1 Hz; a review's 10^30 overflowed the runtime's counters (a traceback)
+MAX_RUN_ROWS = 1_000_000_000_000
 
 
 @dataclass(frozen=True)
@@ -482,9 +485,10 @@ def steady_runs(training: Mapping[str, Any], features: tuple[str, ...]) -> tuple
         if name not in features:
             raise ArtifactError(f"metadata training.steady_runs.{name} names no feature of the "
                                 f"model ({_short(list(features))})")
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_RUN_ROWS:
             raise ArtifactError(f"metadata training.steady_runs.{name} must be a number of rows "
-                                f"(a whole number >= 1); received {_short(value)}")
+                                f"(a whole number from 1 to {MAX_RUN_ROWS}); received "
+                                f"{_short(value)}")
         parsed.append(SteadyRun(feature=name, column=features.index(name), longest=value))
     return tuple(parsed)
 

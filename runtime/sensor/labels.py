@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -334,7 +335,7 @@ class _DuplicateKey(Exception):
 
 def _unique(pairs: list[tuple[str, object]], source: str) -> dict:
     keys = [key for key, _ in pairs]
-    twice = sorted({key for key in keys if keys.count(key) > 1})
+    twice = sorted(key for key, count in Counter(keys).items() if count > 1)
     if twice:
         raise _DuplicateKey(f"labels {source!r} give the key {twice[0]!r} more than once (JSON "
                             f"keeps only the last, losing the windows of the others); put all "

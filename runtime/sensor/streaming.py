@@ -14,7 +14,7 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from ..core.results import decide_line, present, result_line, skip_line
-from ..core.spec import FLOAT32_MAX, InputRange, SteadyRun, jsonable
+from ..core.spec import FLOAT32_MAX, MAX_RUN_ROWS, InputRange, SteadyRun, jsonable
 from .detector import SensorDetector
 from .drift import RunningNormalization
 from .stream_watch import LASTING_ALARM_WINDOWS, REWARN_S, StreamWatch
@@ -878,7 +878,8 @@ def _unchanged_record(record: object, check: SteadyCheck
     if not (isinstance(last, list) and isinstance(rows, list) and len(last) == len(rows) == count
             and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
                     for v in last)
-            and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in rows)):
+            and all(isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= MAX_RUN_ROWS
+                    for n in rows)):
         return None
     return np.asarray(last, dtype=np.float32), np.asarray(rows, dtype=np.int64)
 

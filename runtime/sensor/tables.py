@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -435,7 +436,7 @@ class RowParser:
                              f"{',...' if len(names) > 3 else ''}, or give the names with "
                              f"--columns when scoring)")
         # empty names (trailing separators, as spreadsheets export them) name no column
-        duplicates = sorted({n for n in names if n and names.count(n) > 1})
+        duplicates = sorted(n for n, count in Counter(names).items() if n and count > 1)[:10]
         if duplicates:
             raise ValueError(f"{source}: column names must be unique; repeated: {duplicates} "
                              f"(rename all but one of each in the header line)")
@@ -477,7 +478,7 @@ class RowParser:
             )
         if not features:
             raise ValueError(f"{source}: no feature columns left in header {list(names)}")
-        repeated = sorted({f for f in features if list(features).count(f) > 1})
+        repeated = sorted(f for f, count in Counter(features).items() if count > 1)[:10]
         if repeated:
             raise ValueError(f"`features` must name each column once; repeated: {repeated}")
         self.features = tuple(features)
