@@ -318,6 +318,14 @@ def test_csv_files_follow_linked_folders_once_and_name_dangling_links(tmp_path, 
     assert csv_files(archive) == [archive / "2026-01" / "day.csv", archive / "2026-02" / "day.csv"]
     assert "1 .csv link(s) whose target is gone are not read" in caplog.text
     assert "day3.csv" in caplog.text
+    # a link to a folder above: its other folders' files are not this folder's (a review's
+    # `up -> ..` scored, and would have trained on, every sibling's files)
+    write(tmp_path / "other-machine.csv", "a\n1\n")
+    (archive / "2026-02" / "up").symlink_to("../..")
+    caplog.clear()
+    assert csv_files(archive) == [archive / "2026-01" / "day.csv", archive / "2026-02" / "day.csv"]
+    assert "1 link(s) to a folder that holds this one are not followed (the first: " \
+           f"{archive / '2026-02' / 'up'} -> {tmp_path.resolve()})" in caplog.text
 
 
 def test_csv_files_errors(tmp_path):

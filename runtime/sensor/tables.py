@@ -289,6 +289,7 @@ def detect_separator(header: str) -> str:
 CSV_VARIANT = re.compile(r"\.csv\.(?:gz|bz2|xz|zst|zip|\d+)$", re.IGNORECASE)
 _told_unread: set[str] = set()  # folders whose unread CSV variants were named (once a process)
 _told_closed: set[str] = set()  # folders whose unreadable subfolders were named (likewise)
+_told_above: set[str] = set()  # folders whose links to a folder above them were named (likewise)
 # other names a table of readings is saved under (a TSV export, a logger's .dat, a .txt), where
 # its first lines are split alike by a separator, numbers below a header: not a README beside
 # the data, nor a binary signal (MIT-BIH's .dat)
@@ -328,7 +329,8 @@ def natural_order(path: Path) -> tuple[list[tuple[int, int | str]], str]:
 
 def csv_files(path: str | Path, argument: str = "data") -> list[Path]:
     """The CSV files at ``path``: the file itself, or every ``.csv`` file below a folder (the
-    suffix in any case: ``DAY1.CSV`` too; through linked folders, each folder once), in
+    suffix in any case: ``DAY1.CSV`` too; through linked folders, each folder once, but never
+    one that holds ``path``, whose other folders are not its own: named in a warning), in
     ``natural_order`` (``day2.csv`` before ``day10.csv``: a folder of one sensor's logs is read,
     and with ``--state`` continued, in the order they were written). A link named ``.csv`` whose
     target is gone is named in a warning. Errors name ``argument``."""
@@ -339,9 +341,16 @@ def csv_files(path: str | Path, argument: str = "data") -> list[Path]:
         files, dangling, unread, visited = [], [], [], set()
         closed: list[OSError] = []  # subfolders this user cannot read
         image: Path | None = None
+        root = os.path.realpath(path)
+        above: list[str] = []  # links to a folder that holds the one given: not followed
         for folder, subfolders, names in os.walk(path, followlinks=True, onerror=closed.append):
             real = os.path.realpath(folder)
             if real in visited:  # a link back up the tree, or a second link to one folder
+                subfolders[:] = []
+                continue
+            if real != root and os.path.commonpath([real, root]) == real:
+                # (a review's `up -> ..` read every sibling folder's files, and trained on them)
+                above.append(folder)
                 subfolders[:] = []
                 continue
             visited.add(real)
@@ -369,6 +378,12 @@ def csv_files(path: str | Path, argument: str = "data") -> list[Path]:
                 _told_closed.add(str(path.resolve()))
                 log.warning("%s; their files are not read", said,
                             extra={"passed_over": len(closed)})
+        if above and str(path.resolve()) not in _told_above:
+            _told_above.add(str(path.resolve()))
+            log.warning("%s: %d link(s) to a folder that holds this one are not followed (the "
+                        "first: %s -> %s): their files are not this folder's; give that folder "
+                        "itself to read them", path, len(above), above[0],
+                        os.path.realpath(above[0]))
         if dangling:
             log.warning("%s: %d .csv link(s) whose target is gone are not read (the first: %s)",
                         path, len(dangling), sorted(dangling)[0],
