@@ -353,6 +353,14 @@ def test_stdin_cut_off_mid_line_skips_the_cut_row(tiny_sensor):
     assert lines[-1]["score"] is None and "ends without a newline" in lines[-1]["skipped"]
     assert not any(r["anomaly"] for r in lines[:-1])
     assert summary_of(done.stderr)["rows_skipped"] == 1
+    # a last line too long to read, cut off as well: skipped too (it was filled and scored)
+    done = vigil("score", tiny_sensor, "-", stdin=f"timestamp,a,b,c\n{rows}".encode()
+                 + b"1" * 2_000_000)
+    assert done.returncode == 0, done.stderr
+    last = strict_lines(done.stdout)[-1]
+    assert last["index"] == 8 and last["score"] is None
+    assert "ends without a newline" in last["skipped"] and "bytes long" in last["skipped"]
+    assert summary_of(done.stderr)["rows_filled"] == 0
 
 
 # --- 4, 13: bad bytes and endless lines end a row, never the run ---------------------------------

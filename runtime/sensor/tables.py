@@ -731,6 +731,12 @@ def iter_rows(lines: Iterable[str | Line], parser_options: dict, source: str,
                     preamble.append((number, "(unreadable bytes)", problem))
                     continue
                 raise problem
+            if cut_last_line and not line.terminated:  # unreadable, and cut off as well
+                yield parser, Row(number, np.full(len(parser.features), np.nan), None, None,
+                                  f"line {number} ends without a newline: the input was cut "
+                                  f"off mid-line, so the row is incomplete ({line.problem})",
+                                  cut=True)
+                continue
             yield parser, Row(number, np.full(len(parser.features), np.nan), None, None,
                               f"line {number}: {line.problem}")
             continue
