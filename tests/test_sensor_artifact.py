@@ -557,3 +557,18 @@ def test_a_missing_model_says_what_is_there_and_the_command_that_makes_one(tmp_p
     with pytest.raises(ArtifactError, match=r"other.onnx' does not exist; '.*demo' holds "
                                             r"sensor.onnx"):
         open_artifact(folder / "other.onnx")
+
+
+def test_inspect_escapes_what_the_file_names_rather_than_sending_it_to_the_terminal(tmp_path,
+                                                                                     capsys):
+    from dataclasses import replace
+
+    from sensor_fixtures import tiny_sensor_graph, tiny_sensor_spec
+    from vigil.cli import commands as cli
+    from vigil.export.package import write_artifact
+
+    spec = replace(tiny_sensor_spec(), features=("fl\x1b[31mRED\x1b[0m", "b", "c"))
+    path = write_artifact(tiny_sensor_graph(), spec, tmp_path / "odd.onnx")
+    assert cli.main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "fl\\x1b[31mRED\\x1b[0m, b, c" in out

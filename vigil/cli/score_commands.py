@@ -518,5 +518,8 @@ def cmd_inspect(args) -> int:
             + (" (normal-only training)" if spec.kind == "sensor" else ""))
     lines.append("versions: " + ", ".join(f"{k} {v}" for k, v in sorted(spec.versions.items())))
     lines.append(f"all of it: vigil inspect {args.model} --json")
-    print("\n".join(lines))
+    # names and texts from the file, shown as text: a terminal's escape sequences among them
+    # (a review's feature named with ESC [31m coloured the operator's terminal) are escaped
+    print("\n".join("".join(c if c.isprintable() else repr(c)[1:-1] for c in line)
+                    for line in lines))
     return EXIT_OK
