@@ -205,8 +205,9 @@ def _unverified_int8(run: TrainingRun, precision: Precision) -> str | None:
             "projection before it) may be INT8 (precision 'mixed': at most 0.0015 image AUROC "
             "on the same sets before the projection). To let the export measure the network's "
             "loss, train with --anomalous DIR on defect images kept apart from the ones you "
-            "evaluate on (an MVTec AD category's test/ images are never trained on: they "
-            "measure it), or export with --precision int8 to quantize it anyway")
+            "evaluate on (an MVTec AD category's test/ defects are not given to training: they "
+            "are for vigil eval, so the export cannot measure the loss on them), or export "
+            "with --precision int8 to quantize it anyway")
 
 
 def _no_bank_product(model_path) -> str:

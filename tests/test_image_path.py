@@ -567,6 +567,9 @@ SHAPE_MESSAGE = r"must have shape \(height, width\) or \(height, width, 1\|3\|4\
     (np.zeros((2, 1, 64, 64, 3), np.uint8), ValueError, SHAPE_MESSAGE + r"\(2, 1, 64, 64, 3\)"),
     (np.zeros(64, np.uint8), ValueError, SHAPE_MESSAGE + r"\(64,\)"),
     (None, ValueError, r"`frame` is None"),
+    (np.zeros((4, 64, 48), np.uint8), ValueError, r"channels first.*frame.transpose\(1, 2, 0\), channels last; "
+                                                  r"4 gray frames stacked\? pass list\(frame\) or "
+                                                  r"frame\[\.\.\., None\]"),
 ])
 def test_detector_refuses_bad_frames(int8, frames, error, message):
     with pytest.raises(error, match=message):
@@ -746,6 +749,14 @@ def test_cli_eval_of_a_folder_that_is_not_mvtec_is_exit_2(image_artifacts, tmp_p
     assert cli.main(["eval", str(image_artifacts.int8), str(tmp_path / "plain")]) == 2
     err = capsys.readouterr().err
     assert "not an MVTec AD category" in err and "--anomalous DEFECT_DIR" in err
+    # a folder of normal/ and defect/ subfolders: the command that reads them
+    category = image_artifacts.category
+    for name, source in (("normal", "test/good"), ("crack", "test/crack")):
+        if (category / source).is_dir():
+            shutil.copytree(category / source, tmp_path / "pair" / name)
+    assert cli.main(["eval", str(image_artifacts.int8), str(tmp_path / "pair")]) == 2
+    assert (f"its subfolders do: vigil eval MODEL {tmp_path / 'pair' / 'normal'} --anomalous "
+            f"{tmp_path / 'pair' / 'crack'})") in capsys.readouterr().err
 
 
 def test_cli_train_image_then_export(image_artifacts, tmp_path, capsys):

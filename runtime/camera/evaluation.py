@@ -78,9 +78,28 @@ def test_items(data: str | Path, normal: Sequence[str | Path] = (),
                f"does not: move them out to read it as a category's test split)" if own else "")
         raise ValueError(f"`data` {str(data)!r} is not an MVTec AD category{why}, so it is read "
                          "as a folder of normal images, and `anomalous` is empty: image "
-                         "evaluation needs defect images too (vigil eval MODEL NORMAL_DIR "
-                         "--anomalous DEFECT_DIR [--masks MASK_DIR])")
+                         f"evaluation needs defect images too ({_folders_fix(Path(data))})")
     return folders([data, *normal], anomalous, masks)
+
+
+NORMAL_NAMES = ("good", "normal", "ok", "pass", "free")  # a subfolder of normal images, by name
+
+
+def _folders_fix(data: Path) -> str:
+    """The command for a folder of image subfolders (``pair/normal``, ``pair/defect``: a review
+    was told of a template where training named them), or the template."""
+    held = [] if images_in(data) else [p for p in sorted(data.iterdir()) if p.is_dir()
+                                       and not p.name.startswith(".") and images_in(p)]
+    normal = [p for p in held if p.name.lower().startswith(NORMAL_NAMES)]
+    if held and len(normal) == 1:
+        defects = " ".join(f"--anomalous {p}" for p in held if p != normal[0])
+        return (f"it holds no images of its own, but its subfolders do: vigil eval MODEL "
+                f"{normal[0]} {defects}")
+    if held:
+        return (f"it holds no images of its own, but its subfolders "
+                f"{', '.join(p.name for p in held[:5])} do: vigil eval MODEL NORMAL_SUBFOLDER "
+                f"--anomalous DEFECT_SUBFOLDER, one --anomalous each")
+    return "vigil eval MODEL NORMAL_DIR --anomalous DEFECT_DIR [--masks MASK_DIR]"
 
 
 def evaluate_images(detector: ImageDetector, items: Sequence[LabeledImage],

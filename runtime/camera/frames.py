@@ -49,8 +49,11 @@ def check_frame(frame: object, name: str = "frame") -> np.ndarray:
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
         stacked = ""
         if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[2] > 4:
-            stacked = (f" (channels first, as PyTorch holds images? pass "
-                       f"{name}.transpose(1, 2, 0), channels last)")
+            # either reading: a review followed the channels-first hint with 4 gray frames, and
+            # they were scored as one colour frame without a word
+            stacked = (f" (one frame with its channels first, as PyTorch holds images? pass "
+                       f"{name}.transpose(1, 2, 0), channels last; {array.shape[0]} gray frames "
+                       f"stacked? pass list({name}) or {name}[..., None], one score each)")
         elif array.ndim == 3 and array.shape[2] > 4:
             stacked = (f" (for {array.shape[0]} gray frames stacked, pass a list of frames or an "
                        f"array (n, height, width, 1))")
