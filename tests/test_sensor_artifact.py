@@ -152,6 +152,10 @@ def test_metadata_contents(sensor_artifacts, precision):
     digest = hashlib.sha256(sensor_artifacts.train_csv.read_bytes()).hexdigest()
     assert files == [{"name": "train.csv", "sha256": digest, "rows": 2500, "labeled_rows": 0}]
     assert spec.training["labels"] == {"from": "none", "labeled_rows": 0}
+    losses = spec.training["validation_loss"]  # each network's lowest, when, and its last
+    assert len(losses) == spec.training["model"]["members"]
+    for loss in losses:
+        assert 1 <= loss["best_epoch"] <= spec.training["epochs"] and loss["best"] <= loss["last"]
     assert detector.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     if precision == "int8":
         assert spec.parity["int8_rank_correlation"] >= INT8_MIN_RANK_CORRELATION
