@@ -80,10 +80,17 @@ class Labels:
         # category from the corpus's data folder: a run on one category's folder takes the keys
         # under its own, and is not told of the others'); "" where keys are paths from it
         above = set()
+        own_name = Path(root).resolve().name
         for path, key in keys.items():
             relative = relative_path(path, root)
             if relative is not None and (key == relative or key.endswith("/" + relative)):
-                above.add(key[:len(key) - len(relative)])
+                prefix = key[:len(key) - len(relative)]
+                # the keys' folder is the data folder (a category's, given on its own): its
+                # other keys should name files here; a folder of files copied from several is
+                # matched by name, and not told of the files left behind (a review's two NAB
+                # files in a flat folder were told of 22 keys "renamed or moved")
+                if not prefix or prefix.rstrip("/").split("/")[-1] == own_name:
+                    above.add(prefix)
         folders = {p.name for p in Path(root).iterdir() if p.is_dir()}
         # a bare name, a key under a folder the data folder holds, or one under the folder above
         # it that the other keys name (not every key: a folder of some of a corpus's categories
