@@ -403,6 +403,7 @@ def evaluate(detector: SensorDetector, data: str | Path, label_column: str = "an
         raise ValueError(f"{data}: no window could be scored: {rows} rows in {len(files)} "
                          f"file{'s' if len(files) != 1 else ''}, each shorter than the model's "
                          f"window of {window} rows; evaluate on longer recordings")
+    label_windows = labels  # (a labels file, or NAB's; None: the label column)
     scores = np.concatenate([f.scores for f in files])
     alarms = np.concatenate([f.alarms for f in files])
     labels = np.concatenate([f.labels for f in files])
@@ -419,10 +420,13 @@ def evaluate(detector: SensorDetector, data: str | Path, label_column: str = "an
                                  "and event_f1 are undefined (null); far (and precision and "
                                  "event_precision, 0 where any row alarmed) says how the normal "
                                  "rows were alarmed")
+        fix = ("the labels file given marks none of them: check its windows' times and keys "
+               "against the rows (said above where they fall on none)" if label_windows is not None
+               else f"give the labels: --label-column NAME (now {label_column!r}) or --labels "
+                    f"FILE of [start, end] windows")
         log.warning("%s: none of its %d rows is labeled anomalous: recall, f1, event_recall and "
                     "event_f1 are undefined (null), and only far, the share of normal rows "
-                    "alarmed, says anything; give the labels: --label-column NAME (now %r) or "
-                    "--labels FILE of [start, end] windows", data, len(labels), label_column)
+                    "alarmed, says anything; %s", data, len(labels), fix)
     result["rows_filled"] = sum(f.rows_filled for f in files)
     result["rows_skipped"] = sum(f.rows_skipped for f in files)
     result["rows_out_of_order"] = sum(f.rows_out_of_order for f in files)

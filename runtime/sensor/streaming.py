@@ -396,12 +396,12 @@ class StreamingScorer:
                             "before it: rows are scored in the order they arrive, so windows "
                             "holding it join readings out of time order (flagged out_of_order; "
                             "further such rows are counted in rows_out_of_order; said again at "
-                            "most once an hour). A file written newest first is scored backwards: "
-                            "reverse its data rows first ({ head -n 1 F; tail -n +2 F | sed '$a\\' "
-                            "| tac; } > oldest-first.csv), as vigil train asks; on a live stream, "
-                            "a clock set back (an NTP step, a daylight-saving change in local "
-                            "times without a zone) does this", self._named(), index, time,
-                            latest[0], self.window)
+                            "most once an hour). One step back is a clock set back (an NTP step, "
+                            "a daylight-saving change in local times without a zone); where most "
+                            "rows go back, the file is written newest first and is scored "
+                            "backwards: reverse its data rows first ({ head -n 1 F; tail -n +2 F "
+                            "| sed '$a\\' | tac; } > oldest-first.csv), as vigil train asks of "
+                            "such a file", self._named(), index, time, latest[0], self.window)
             elif late and self._late_said is not None \
                     and clock.monotonic() - self._late_said[0] >= REWARN_S:
                 # weeks of a stream: a new clock step is said again, not only counted
