@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 
@@ -506,3 +507,20 @@ def test_training_refuses_a_file_whose_header_changes_its_columns(tmp_path):
     joined.write_bytes(b"timestamp,a\n1,0.1\n\xef\xbb\xbftimestamp,a\n2,0.2\n")
     table = read_table(joined)
     assert table.features == ("a",) and table.values[:, 0].tolist() == [0.1, 0.2]
+
+
+@pytest.mark.parametrize("cell", ["1.5", " 2 ", "-0", "+3e2", "3.5e38", "1e39", "-1e308", "nan",
+                                  "-nan", "inf", "", "NA", "1_000", "\u0661", "1,5", "0x10",
+                                  "1e-400", "\t8", ".5", "5."])
+def test_a_row_read_at_once_reads_each_cell_as_one_read_alone(cell):
+    """Rows of plain numbers are read at once (a review's 38-column rows were parse-bound); each
+    cell must read as ``_number`` reads it, and any other row goes cell by cell."""
+    from vigil.runtime.sensor.tables import RowParser, _number
+
+    parser = RowParser(["t", "a", "b"], "test.csv", features=["a", "b"])
+    row = parser.parse(["0", "1.25", cell], 2)
+    value, problem = _number(cell)
+    if problem is None and not math.isnan(value):
+        assert row.problem is None and row.values.tolist() == [1.25, value]
+    else:
+        assert row.problem is not None and math.isnan(row.values[1])
