@@ -496,3 +496,67 @@ def test_a_continued_stream_decides_as_one_stream_and_an_alarm_across_the_bounda
                                       tmp_path / "other.onnx"))
     with pytest.raises(ValueError, match="scored another model or alarm rule"):
         StreamingScorer(other).continue_from(first)
+
+
+@pytest.fixture
+def timed_model(tmp_path):
+    """The learning model, trained (as it were) on rows one second apart: epoch-second times."""
+    from vigil.runtime.core.spec import TimeStepSpec
+
+    spec = replace(tiny_sensor_spec(),
+                   adaptive=AdaptiveThresholdSpec(memory=60, warmup=20, quantile=0.9, factor=1.5),
+                   likelihood=LikelihoodSpec(short=3, long=40, z=4.0, warmup=10, std_floor=0.01,
+                                             level_warmup=20),
+                   running_normalization=RunningNormalizationSpec(memory=80, warmup=15),
+                   hold=3, time_step=TimeStepSpec(numeric=True, typical=1.0, limit=4.0))
+    return write_artifact(tiny_sensor_graph(), spec, tmp_path / "timed.onnx")
+
+
+def test_a_restart_that_follows_within_the_time_step_continues_the_window_and_its_alarm(
+        timed_model, tmp_path, capsys):
+    """A review scored a file's halves in two runs with one --state: the second half's first
+    47 rows were never decided and a fault right after the split went unseen."""
+    epoch = 1_760_000_000
+    data = rows(300)
+    cut = 242  # inside the fault (rows 240-245)
+    write_csv(tmp_path / "whole.csv", data, first_index=epoch)
+    write_csv(tmp_path / "part1.csv", data[:cut], first_index=epoch)
+    write_csv(tmp_path / "part2.csv", data[cut:], first_index=epoch + cut)
+
+    def run(name: str, state: str) -> list[dict]:
+        argv = ["score", str(timed_model), str(tmp_path / name), "--jsonl",
+                str(tmp_path / f"{name}.jsonl"), "--state", str(tmp_path / state)]
+        assert cli.main(argv) == 0
+        return score_lines(argv)
+
+    unbroken = run("whole.csv", "whole.json")
+    restarted = run("part1.csv", "parts.json") + run("part2.csv", "parts.json")
+    assert [(r["score"], r.get("threshold"), r["anomaly"], r.get("alarm_start"))
+            for r in restarted] == [(r["score"], r.get("threshold"), r["anomaly"],
+                                     r.get("alarm_start")) for r in unbroken]
+    assert "the window's last 3 rows, its alarm and episode" in capsys.readouterr().err
+
+    # an hour later: the window starts afresh, and says why
+    write_csv(tmp_path / "later.csv", data[cut:], first_index=epoch + cut + 3600)
+    later = run("later.csv", "parts.json")
+    assert later[0]["index"] == WINDOW - 1
+    step = cut + 3600 - (len(data) - 1)  # from part2's last row
+    assert f"row 0: {step} after the last row the state kept (continued within 4), so its " \
+           f"window starts afresh" in capsys.readouterr().err
+
+
+def test_a_malformed_window_tail_in_a_state_is_not_continued(timed_model):
+    detector = vigil.load(timed_model)
+    first = StreamingScorer(detector)
+    first.push_rows([(v, i, str(1_760_000_000 + i), None) for i, v in enumerate(rows(50))])
+    saved = json.loads(json.dumps(first.learned_state()))
+    assert len(saved["parts"]["window_tail"]["rows"]) == WINDOW - 1
+    for key, value in (("rows", [[1.0, 2.0]] * (WINDOW - 1)), ("latest_time", float("nan")),
+                       ("position", -1), ("episode_on", 1), ("rows", [])):
+        broken = json.loads(json.dumps(saved))
+        broken["parts"]["window_tail"][key] = value
+        restarted = StreamingScorer(detector)
+        assert "window_tail" not in restarted.restore_learned(broken)[0], key
+        results = restarted.push_rows([(v, 50 + i, str(1_760_000_050 + i), None)
+                                       for i, v in enumerate(rows(10))])
+        assert [r.index for r in results if r.score is not None][0] == 50 + WINDOW - 1

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 
 from ..core.output import write_atomically
 from .detector import SensorDetector
-from .streaming import StreamingScorer
+from .streaming import TAIL_PART, StreamingScorer
 
 try:
     import fcntl
@@ -104,6 +104,8 @@ class LearnedStateFile:
         # parts this run does not use (--no-likelihood) are kept for the runs that do; and the
         # next file of a folder continues from these whether or not the file can be written
         parts = {**(self._latest or {}), **learned}
+        if TAIL_PART not in learned:  # rows of a stream before this one: never continued
+            parts.pop(TAIL_PART, None)
         self._latest = parts
         record = {"format": STATE_FORMAT, "version": STATE_VERSION,
                   "model_sha256": self.detector.sha256,
@@ -212,6 +214,9 @@ def _learned_words(parts: dict, name: str) -> str:
         return f"anomaly likelihood ({len(part['means']['ring'])} means)"
     if name == "unchanged_readings":
         return f"how long each reading has stood (the longest {max(part['rows'])} rows)"
+    if name == TAIL_PART:
+        return (f"the window's last {len(part['rows'])} rows, its alarm and episode (continued "
+                f"where the next row follows within the time step's limit)")
     return f"adaptive threshold ({len(part['recent']['ring'])} recent normal scores)"
 
 

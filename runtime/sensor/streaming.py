@@ -114,6 +114,9 @@ def unchecked_times_note(scorer: "StreamingScorer") -> str:
 STEADY_FACTOR = 4
 STEADY_MIN_ROWS = 64
 UNCHANGED_PART = "unchanged_readings"  # their runs so far, in a learned state
+# the window's last rows, its alarm and episode and the latest time, in a learned state: a
+# restarted run whose first row follows within the time step's limit continues the window
+TAIL_PART = "window_tail"
 EPOCH_SECONDS = (1e8, 1e11)  # numeric times in this range are epoch seconds (1973-5138), and
 # from its top on epoch milliseconds: dates; smaller ones elapsed seconds or counters
 
@@ -213,6 +216,7 @@ class StreamingScorer:
         self._steady_last: np.ndarray | None = None
         self._steady_rows: np.ndarray | None = None
         self._unchanged_at: tuple[int, tuple[tuple[str, float, int, int], ...]] | None = None
+        self._tail: dict | None = None  # a restored window's last rows, taken at the first row
         self.reset()
         self.rows_in = 0
         self.windows_scored = 0
@@ -380,6 +384,8 @@ class StreamingScorer:
             self.rows_in += 1
             self._next_index = index + 1
             key = time_key(time) if time else None
+            if self._tail is not None:
+                self._take_tail(key, index)
             if time and (key is None or (self._time_step is not None
                                          and key[0] != (0 if self._time_step.numeric else 1))):
                 self._note_unchecked(index, time, key)
@@ -534,7 +540,29 @@ class StreamingScorer:
             parts[UNCHANGED_PART] = {"features": [r.feature for r in self._steady.runs],
                                      "last": self._steady_last.tolist(),
                                      "rows": self._steady_rows.tolist()}
+        tail = self._tail_record()
+        if tail is not None:
+            parts[TAIL_PART] = tail
         return {"model_sha256": self.detector.sha256, "parts": parts}
+
+    def _tail_record(self) -> dict | None:
+        """The window's last rows (those a next window would hold), the row before's readings,
+        its alarm smoothing and episode, and the latest row's time, where the rows are timed as
+        the model's training rows were (a restart is continued only where its first row follows
+        within the time step's limit: ``_take_tail``); None otherwise."""
+        spec = self._time_step
+        if (spec is None or self._latest_key is None or self._last_good is None
+                or self._latest_key[0] != (0 if spec.numeric else 1) or not self._filled_rows):
+            return None
+        kept = min(self._filled_rows, self.window - 1)
+        slots = [(self._position - kept + k) % self.window for k in range(kept)]
+        episodes, smoothing = self._decider.episodes, self._decider.filter
+        return {"rows": self._ring[slots].tolist(), "position": self._position % (
+                    self.window * self.stride),
+                "last_good": self._last_good.tolist(), "latest_time": self._latest_key[1],
+                "streak": smoothing._streak, "remaining": smoothing._remaining,
+                "episode_on": episodes._on, "since_end": episodes._since_end,
+                "alarm_run": self.alarm_run}
 
     def restore_learned(self, parts: dict) -> tuple[list[str], list[str]]:
         """Continue from ``learned_state``'s record (``{"model_sha256", "parts"}``; the record
@@ -571,7 +599,42 @@ class StreamingScorer:
             if carried is not None:
                 self._steady_last, self._steady_rows = carried
                 restored.append(UNCHANGED_PART)
+        self._tail = _tail_record(parts.get(TAIL_PART), self.window, self.features,
+                                  self.window * self.stride)
+        if self._tail is not None:
+            restored.append(TAIL_PART)
         return restored, fresh
+
+    def _take_tail(self, key: tuple[int, float] | None, index: int) -> None:
+        """At a restored stream's first row: continue the window from the rows the state kept,
+        where this row follows the latest of them within the time step's limit (a restart of a
+        few seconds, or the next day's file of a logger); else start the window afresh."""
+        tail, self._tail = self._tail, None
+        spec = self._time_step
+        step = (key[1] - tail["latest_time"] if key is not None
+                and key[0] == (0 if spec.numeric else 1) else None)
+        if step is None or not 0 < step <= spec.limit:
+            log.info("%srow %d: %s, so its window starts afresh (the learned state's last rows "
+                     "are not continued)", self._named(), index,
+                     "its time is not of the training rows' kind" if step is None else
+                     f"{step:g}{'' if spec.numeric else ' s'} after the last row the state kept "
+                     f"(continued within {spec.limit:g})" if step > 0 else
+                     "its time is not after the last row the state kept")
+            return
+        rows = np.asarray(tail["rows"], dtype=np.float32)
+        self._position = tail["position"] + self.window * self.stride  # the stride's phase kept
+        for k, row in enumerate(rows):
+            slot = (self._position - len(rows) + k) % self.window
+            self._ring[slot] = row
+            self._ring[slot + self.window] = row
+        self._filled_rows = len(rows)
+        self._last_good = np.asarray(tail["last_good"], dtype=np.float32)
+        self._decider.filter._streak = tail["streak"]
+        self._decider.filter._remaining = tail["remaining"]
+        self._decider.episodes._on = tail["episode_on"]
+        self._decider.episodes._since_end = tail["since_end"]
+        self.alarm_run = tail["alarm_run"]
+        self._alarm_on = self.alarm_run > 0
 
     def _check_inputs(self, row: np.ndarray, index: int) -> None:
         """Note a row whose input-only columns left their training values (the windows that hold
@@ -778,7 +841,7 @@ class StreamingScorer:
         self._decider, self._drift = earlier._decider, earlier._drift
         for name in ("_filled_rows", "_unseen_at", "_position", "_bad_streak", "_last_good",
                      "_disorder_until", "_gap_until", "_unchanged_at", "_alarm_on",
-                     "alarm_run", "alarm_first_row", "_steady_last", "_steady_rows"):
+                     "alarm_run", "alarm_first_row", "_steady_last", "_steady_rows", "_tail"):
             setattr(self, name, getattr(earlier, name))
         self._fill_positions = deque(earlier._fill_positions)
         # times are compared within a file only: elapsed seconds or counters may start again
@@ -865,6 +928,35 @@ def steady_check(runs: tuple[SteadyRun, ...]) -> SteadyCheck | None:
     return SteadyCheck(runs=runs, columns=np.array([r.column for r in runs], dtype=np.intp),
                        limits=np.array([max(STEADY_FACTOR * r.longest, STEADY_MIN_ROWS)
                                         for r in runs], dtype=np.int64))
+
+
+def _tail_record(record: object, window: int, features: int, period: int) -> dict | None:
+    """A learned state's window tail where it is well formed for this model (``window`` rows
+    at most, of ``features`` finite readings); else None (the window starts afresh)."""
+    if not isinstance(record, dict):
+        return None
+    rows, last = record.get("rows"), record.get("last_good")
+
+    def counts(*values) -> bool:
+        return all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_RUN_ROWS
+                   for v in values)
+
+    def readings(row) -> bool:
+        return (isinstance(row, list) and len(row) == features
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                        and math.isfinite(v) for v in row))
+
+    since = record.get("since_end")
+    if not (isinstance(rows, list) and 1 <= len(rows) < window and all(map(readings, rows))
+            and readings(last) and isinstance(record.get("latest_time"), (int, float))
+            and not isinstance(record.get("latest_time"), bool)
+            and math.isfinite(record["latest_time"])
+            and counts(record.get("position"), record.get("streak"), record.get("remaining"),
+                       record.get("alarm_run"))
+            and record["position"] < period and isinstance(record.get("episode_on"), bool)
+            and (since is None or counts(since))):
+        return None
+    return record
 
 
 def _unchanged_record(record: object, check: SteadyCheck
