@@ -489,6 +489,9 @@ def test_a_continued_stream_decides_as_one_stream_and_an_alarm_across_the_bounda
     assert [(r.score, r.threshold, r.anomaly, r.alarm_start) for r in before + after] == \
         [(r.score, r.threshold, r.anomaly, r.alarm_start) for r in unbroken]
     assert after[0].anomaly and not after[0].alarm_start and second.episodes == 0
+    longest = second.summary()["longest_alarm"]  # it began in the stream continued
+    assert longest["first_row"] == first.alarm_first_row < cut
+    assert longest["first_source"] == "an earlier stream"
 
     with pytest.raises(ValueError, match="before the stream's first row"):
         second.continue_from(first)

@@ -111,13 +111,14 @@ class StreamWatch:
             lasting = scorer.lasting_alarm
             if lasting is not None and lasting[1] == result.index:
                 self._lasting = (lasting[0], self._alarm_began)
-                log.warning("%sthe alarm has stayed on for %d windows, since row %d: a lasting "
+                began_in = f" of {scorer.alarm_began_in}" if scorer.alarm_began_in else ""
+                log.warning("%sthe alarm has stayed on for %d windows, since row %d%s: a lasting "
                             "change, which alarms until the readings return to what the model "
                             "learned%s; if this is the process's new normal, train a model on "
                             "rows from after the change (vigil train sensor NEW.csv -o "
                             "MODEL.keras, then vigil export)%s", self._named(),
-                            LASTING_ALARM_WINDOWS, lasting[0], _learning_note(detector),
-                            _normalization_note(detector, lasting[0]))
+                            LASTING_ALARM_WINDOWS, lasting[0], began_in, _learning_note(detector),
+                            _normalization_note(detector, lasting[0]) if not began_in else "")
             return
         if result.score is None:
             return

@@ -236,7 +236,10 @@ class StreamingScorer:
         self._next_index = 0
         self.alarm_run = 0  # windows in a row the current alarm has been on (0: none is on)
         self.alarm_first_row = -1  # the row whose window began the current alarm
-        self.longest_alarm: tuple[int, int, int] | None = None  # (windows, first row, last row)
+        # the stream it began in, where that is one this stream continues (None: this one)
+        self.alarm_began_in: str | None = None
+        # (windows, first row, last row, the stream of the first row where it is an earlier one)
+        self.longest_alarm: tuple[int, int, int, str | None] | None = None
         # the latest alarm that lasted LASTING_ALARM_WINDOWS: (its first row, the row it got there)
         self.lasting_alarm: tuple[int, int] | None = None
         self._rows_at_window = 0  # rows_in when the last window was completed
@@ -562,7 +565,10 @@ class StreamingScorer:
                 "last_good": self._last_good.tolist(), "latest_time": self._latest_key[1],
                 "streak": smoothing._streak, "remaining": smoothing._remaining,
                 "episode_on": episodes._on, "since_end": episodes._since_end,
-                "alarm_run": self.alarm_run}
+                "alarm_on": self._alarm_on, "alarm_run": self.alarm_run,
+                "alarm_first_row": self.alarm_first_row,
+                "alarm_began_in": (self.alarm_began_in or self.source or "an earlier run"
+                                   if self.alarm_run else None)}
 
     def restore_learned(self, parts: dict) -> tuple[list[str], list[str]]:
         """Continue from ``learned_state``'s record (``{"model_sha256", "parts"}``; the record
@@ -633,8 +639,8 @@ class StreamingScorer:
         self._decider.filter._remaining = tail["remaining"]
         self._decider.episodes._on = tail["episode_on"]
         self._decider.episodes._since_end = tail["since_end"]
-        self.alarm_run = tail["alarm_run"]
-        self._alarm_on = self.alarm_run > 0
+        self._alarm_on, self.alarm_run = tail["alarm_on"], tail["alarm_run"]
+        self.alarm_first_row, self.alarm_began_in = tail["alarm_first_row"], tail["alarm_began_in"]
 
     def _check_inputs(self, row: np.ndarray, index: int) -> None:
         """Note a row whose input-only columns left their training values (the windows that hold
@@ -733,12 +739,12 @@ class StreamingScorer:
             self.alarm_run = 0
             return
         if self.alarm_run == 0:
-            self.alarm_first_row = index
+            self.alarm_first_row, self.alarm_began_in = index, None
         self.alarm_run += 1
         if self.alarm_run == LASTING_ALARM_WINDOWS:
             self.lasting_alarm = (self.alarm_first_row, index)
         if self.longest_alarm is None or self.alarm_run > self.longest_alarm[0]:
-            self.longest_alarm = (self.alarm_run, self.alarm_first_row, index)
+            self.longest_alarm = (self.alarm_run, self.alarm_first_row, index, self.alarm_began_in)
 
     def _late(self, key: tuple[int, float] | None, index: int
               ) -> tuple[bool, tuple[int, tuple[int, float]] | None]:
@@ -844,6 +850,8 @@ class StreamingScorer:
                      "alarm_run", "alarm_first_row", "_steady_last", "_steady_rows", "_tail"):
             setattr(self, name, getattr(earlier, name))
         self._fill_positions = deque(earlier._fill_positions)
+        self.alarm_began_in = (earlier.alarm_began_in or earlier.source or "an earlier stream"
+                               if earlier.alarm_run else None)
         # times are compared within a file only: elapsed seconds or counters may start again
         # in each (a file that starts before the last one ended is said by ``starts_before``)
         self.watch.continue_from(earlier.watch)
@@ -870,8 +878,9 @@ class StreamingScorer:
         if self._steady_recorded:  # else an artifact from before 2026-12-07
             summary["unchanged_runs"] = self.unchanged_runs
         if self.longest_alarm is not None:
-            windows, first, last = self.longest_alarm
-            summary["longest_alarm"] = {"windows": windows, "first_row": first, "last_row": last}
+            windows, first, last, began_in = self.longest_alarm
+            summary["longest_alarm"] = {"windows": windows, "first_row": first, "last_row": last,
+                                        **({"first_source": began_in} if began_in else {})}
         if self._decider.adaptive is not None:
             summary["adaptive_threshold"] = self._decider.adaptive.state(self.detector.threshold)
         if self._decider.likelihood is not None:
@@ -954,7 +963,11 @@ def _tail_record(record: object, window: int, features: int, period: int) -> dic
             and counts(record.get("position"), record.get("streak"), record.get("remaining"),
                        record.get("alarm_run"))
             and record["position"] < period and isinstance(record.get("episode_on"), bool)
-            and (since is None or counts(since))):
+            and isinstance(record.get("alarm_on"), bool) and (since is None or counts(since))
+            and isinstance(record.get("alarm_first_row"), int)
+            and not isinstance(record["alarm_first_row"], bool)
+            and (record.get("alarm_began_in") is None
+                 or isinstance(record["alarm_began_in"], str))):
         return None
     return record
 
