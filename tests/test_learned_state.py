@@ -20,15 +20,20 @@ from vigil.runtime.core.spec import (AdaptiveThresholdSpec, LikelihoodSpec,
 from vigil.runtime.sensor.streaming import StreamingScorer
 
 
-@pytest.fixture
-def learning_model(tmp_path):
-    """The tiny model with every part that learns while it runs, warming up quickly."""
-    spec = replace(tiny_sensor_spec(),
+def learning_spec(**changes):
+    """The tiny model's spec with every part that learns while it runs, warming up quickly."""
+    return replace(tiny_sensor_spec(),
                    adaptive=AdaptiveThresholdSpec(memory=60, warmup=20, quantile=0.9, factor=1.5),
                    likelihood=LikelihoodSpec(short=3, long=40, z=4.0, warmup=10, std_floor=0.01,
                                              level_warmup=20),
-                   running_normalization=RunningNormalizationSpec(memory=80, warmup=15))
-    return write_artifact(tiny_sensor_graph(), spec, tmp_path / "learning.onnx")
+                   running_normalization=RunningNormalizationSpec(memory=80, warmup=15),
+                   **changes)
+
+
+@pytest.fixture
+def learning_model(tmp_path):
+    """The tiny model with every part that learns while it runs, warming up quickly."""
+    return write_artifact(tiny_sensor_graph(), learning_spec(), tmp_path / "learning.onnx")
 
 
 def rows(n: int, seed: int = 0) -> np.ndarray:
@@ -506,12 +511,7 @@ def timed_model(tmp_path):
     """The learning model, trained (as it were) on rows one second apart: epoch-second times."""
     from vigil.runtime.core.spec import TimeStepSpec
 
-    spec = replace(tiny_sensor_spec(),
-                   adaptive=AdaptiveThresholdSpec(memory=60, warmup=20, quantile=0.9, factor=1.5),
-                   likelihood=LikelihoodSpec(short=3, long=40, z=4.0, warmup=10, std_floor=0.01,
-                                             level_warmup=20),
-                   running_normalization=RunningNormalizationSpec(memory=80, warmup=15),
-                   hold=3, time_step=TimeStepSpec(numeric=True, typical=1.0, limit=4.0))
+    spec = learning_spec(hold=3, time_step=TimeStepSpec(numeric=True, typical=1.0, limit=4.0))
     return write_artifact(tiny_sensor_graph(), spec, tmp_path / "timed.onnx")
 
 
