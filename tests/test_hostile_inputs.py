@@ -361,6 +361,11 @@ def test_stdin_cut_off_mid_line_skips_the_cut_row(tiny_sensor):
     assert last["index"] == 8 and last["score"] is None
     assert "ends without a newline" in last["skipped"] and "bytes long" in last["skipped"]
     assert summary_of(done.stderr)["rows_filled"] == 0
+    # and one that holds NUL bytes (a review's was filled and scored)
+    done = vigil("score", tiny_sensor, "-", stdin=f"timestamp,a,b,c\n{rows}8,0.1,0.1,\0\0".encode())
+    assert done.returncode == 0, done.stderr
+    last = strict_lines(done.stdout)[-1]
+    assert last["index"] == 8 and last["score"] is None and "ends without a newline" in last["skipped"]
 
 
 # --- 4, 13: bad bytes and endless lines end a row, never the run ---------------------------------

@@ -426,7 +426,12 @@ def test_eval_says_when_labels_miss_the_data_or_no_window_fits(tiny_sensor, tmp_
     assert "none of the 1 label window(s) or point(s)" in caplog.text
     assert "2014-02-19 10:00:00 .. 2014-02-19 10:59:00" in caplog.text
     # the metrics' warning points back to the labels given, not to the flag given already
-    assert "the labels file given marks none of them" in caplog.text
+    assert "the labels give these files 1 window(s) or point(s), none of which falls" in caplog.text
+    caplog.clear()
+    normal = tmp_path / "normal.json"  # a file labeled normal throughout, by design
+    normal.write_text(json.dumps({"one.csv": []}))
+    evaluate(detector, data, labels=read_labels(normal))
+    assert "the labels mark these files normal throughout" in caplog.text
     assert "give the labels: --label-column" not in caplog.text
     # the data's own label column beside a labels file: where it marks other rows, said
     caplog.clear()

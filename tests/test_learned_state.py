@@ -502,8 +502,11 @@ def test_a_continued_stream_decides_as_one_stream_and_an_alarm_across_the_bounda
         second.continue_from(first)
     other = vigil.load(write_artifact(tiny_sensor_graph(), tiny_sensor_spec(),
                                       tmp_path / "other.onnx"))
-    with pytest.raises(ValueError, match="scored another model or alarm rule"):
+    with pytest.raises(ValueError, match="scored another model"):
         StreamingScorer(other).continue_from(first)
+    detector.likelihood = False  # the same model under another rule: said as such
+    with pytest.raises(ValueError, match="decided under another alarm rule .*likelihood"):
+        StreamingScorer(detector).continue_from(first)
 
 
 @pytest.fixture
@@ -563,3 +566,50 @@ def test_a_malformed_window_tail_in_a_state_is_not_continued(timed_model):
         results = restarted.push_rows([(v, 50 + i, str(1_760_000_050 + i), None)
                                        for i, v in enumerate(rows(10))])
         assert [r.index for r in results if r.score is not None][0] == 50 + WINDOW - 1
+
+
+def test_rotated_files_with_a_hole_in_time_or_a_refused_file_between_them(timed_model, tmp_path,
+                                                                          capsys):
+    """Review dA: a day file missing (ten days) joined the files' rows unflagged; a refused file
+    between two hid that the third went back in time, while its windows took the first's rows."""
+    epoch, data = 1_760_000_000, rows(300)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    write_csv(logs / "day1.csv", data[:150], first_index=epoch)
+    write_csv(logs / "day3.csv", data[150:], first_index=epoch + 10 * 86_400)
+    argv = ["score", str(timed_model), str(logs), "--jsonl", str(tmp_path / "logs.jsonl"),
+            "--state", str(tmp_path / "logs.json")]
+    assert cli.main(argv) == 0
+    day3 = [r for r in score_lines(argv) if r["source"].endswith("day3.csv")]
+    assert [r["index"] for r in day3 if r.get("time_gap")] == list(range(WINDOW - 1))
+    assert "rows 149 and 0 are 863851 apart" in capsys.readouterr().err
+
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    write_csv(parts / "part1.csv", data[:150], first_index=epoch)
+    (parts / "part2.csv").write_text("timestamp,x,y\n1,2,3\n")  # another machine's columns
+    write_csv(parts / "part3.csv", data[150:], first_index=epoch + 10)  # back in time
+    argv = ["score", str(timed_model), str(parts), "--jsonl", str(tmp_path / "parts.jsonl"),
+            "--state", str(tmp_path / "parts.json")]
+    assert cli.main(argv) == 0
+    part3 = [r for r in score_lines(argv) if r["source"].endswith("part3.csv")]
+    assert part3[0]["index"] == WINDOW - 1  # a hole in the stream: its window starts afresh
+    err = capsys.readouterr().err
+    assert "part3.csv: its first time" in err and "is earlier than" in err
+
+
+def test_a_continued_stream_learns_on_a_copy(timed_model):
+    """Review dA: two streams continued from one shared its learning, and changed the first's."""
+    detector = vigil.load(timed_model)
+    first = StreamingScorer(detector)
+    first.push_rows([(v, i, None, None) for i, v in enumerate(rows(100))])
+    learned = json.dumps(first.learned_state())
+    a, b = StreamingScorer(detector), StreamingScorer(detector)
+    a.continue_from(first)
+    b.continue_from(first)
+    b.push_rows([(v + 3.0, i, None, None) for i, v in enumerate(rows(80, seed=1))])
+    alone = StreamingScorer(detector)
+    alone.continue_from(first)
+    later = [(v, i, None, None) for i, v in enumerate(rows(80, seed=2))]
+    assert decisions(a.push_rows(later)) == decisions(alone.push_rows(later))
+    assert json.dumps(first.learned_state()) == learned

@@ -420,8 +420,12 @@ def evaluate(detector: SensorDetector, data: str | Path, label_column: str = "an
                                  "and event_f1 are undefined (null); far (and precision and "
                                  "event_precision, 0 where any row alarmed) says how the normal "
                                  "rows were alarmed")
-        fix = ("the labels file given marks none of them: check its windows' times and keys "
-               "against the rows (said above where they fall on none)" if label_windows is not None
+        given = (sum(len(label_windows.for_file(p, root if root.is_dir() else None))
+                     for p in paths) if label_windows is not None else 0)
+        fix = (f"the labels give these files {given} window(s) or point(s), none of which falls "
+               f"on a row: check their times and keys against the rows (said above)" if given
+               else "the labels mark these files normal throughout (no window or point): give "
+                    "labeled anomalies to measure detection" if label_windows is not None
                else f"give the labels: --label-column NAME (now {label_column!r}) or --labels "
                     f"FILE of [start, end] windows")
         log.warning("%s: none of its %d rows is labeled anomalous: recall, f1, event_recall and "

@@ -330,6 +330,9 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
             current[0].watch.see(result)  # the scorer runs a chunk ahead of its lines)
 
     before: list[tuple[StreamingScorer, str]] = []  # with --state: the file continued
+    # with --state: whether a file was refused since it (a hole in the stream: the next file
+    # takes what was learned, but its window starts afresh unless its times follow on)
+    refused = [False]
 
     def run(lines: Iterable[str], name: str) -> None:
         scorer = StreamingScorer(detector)
@@ -338,7 +341,7 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
         # (a silenced alarm's last_error after the lines before it: review hE, session 61)
         scorer.watching = False
         scorer.watch.on_problem = problem
-        if state is not None and before:  # the next file of rotated logs: one stream
+        if state is not None and before and not refused[0]:  # rotated logs: one stream
             scorer.continue_from(before[0][0])
         elif state is not None:
             state.restore(scorer)
@@ -359,7 +362,9 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
                 state.save(scorer)
                 if before and scorer.starts_before(before[0][0]):
                     _say_not_continued(scorer, name, *before[0], summary)
-                before[:] = [(scorer, name)]
+                if scorer.rows_in:  # a file refused before its rows is no part of the stream
+                    before[:] = [(scorer, name)]
+                    refused[0] = False
         warmup = _warmup_windows(detector)
         if warmup and scorer.windows_scored < warmup:
             short.append(name)
@@ -404,6 +409,7 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
                         raise ValueError(str(error) if isinstance(error, ValueError) else
                                          f"{path}: cannot be read ({error})") from None
                     summary.files_skipped += 1
+                    refused[0] = True
                     reason = f"{path}: skipped, {error}" if isinstance(error, OSError) else \
                         f"skipped: {error}"
                     summary.errors.append(reason)

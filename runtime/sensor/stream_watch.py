@@ -45,7 +45,9 @@ class StreamWatch:
         self._gap_at = 0.0  # when a gap was last said, and the count then
         self._gaps_said = 0
         self._alarm_began: float | None = None  # the threshold when the current alarm began
-        self._lasting: tuple[int, float] | None = None  # a lasting alarm said: (first row, that)
+        # a lasting alarm said: (its first row, " of FILE" where that is an earlier stream's, the
+        # threshold it began under)
+        self._lasting: tuple[int, str, float] | None = None
 
     def continue_from(self, earlier: StreamWatch) -> None:
         """Go on from ``earlier``'s watch (``StreamingScorer.continue_from``): an alarm open at
@@ -110,8 +112,8 @@ class StreamWatch:
                 self._alarm_began = result.threshold or detector.threshold
             lasting = scorer.lasting_alarm
             if lasting is not None and lasting[1] == result.index:
-                self._lasting = (lasting[0], self._alarm_began)
                 began_in = f" of {scorer.alarm_began_in}" if scorer.alarm_began_in else ""
+                self._lasting = (lasting[0], began_in, self._alarm_began)
                 log.warning("%sthe alarm has stayed on for %d windows, since row %d%s: a lasting "
                             "change, which alarms until the readings return to what the model "
                             "learned%s; if this is the process's new normal, train a model on "
@@ -125,11 +127,11 @@ class StreamWatch:
         self._alarm_began = None
         if self._lasting is None:
             return
-        (first, before), self._lasting = self._lasting, None
+        (first, began_in, before), self._lasting = self._lasting, None
         now = result.threshold or detector.threshold
         if not before < result.score <= now:
-            log.info("%srow %d: the lasting alarm since row %d ended (score %.4g, threshold "
-                     "%.4g)", self._named(), result.index, first, result.score, now)
+            log.info("%srow %d: the lasting alarm since row %d%s ended (score %.4g, threshold "
+                     "%.4g)", self._named(), result.index, first, began_in, result.score, now)
             return
         # the readings did not come back (this score would have alarmed then), and the threshold
         # rose past it as the stream learned them (not a window restart after a gap, which ends
@@ -137,16 +139,17 @@ class StreamWatch:
         self.silent_alarm = (first, result.index, result.score, before, now)
         where = f"row {result.index}" + (f" of {scorer.source}" if scorer.source else "")
         if self.on_problem is not None:
-            self.on_problem(f"{where}: the lasting alarm since row {first} ended with the score "
+            self.on_problem(f"{where}: the lasting alarm since row {first}{began_in} ended with "
+                            f"the score "
                             f"{result.score:.4g} still above the {before:.4g} it began under "
                             f"(the threshold now {now:.4g})")
-        log.warning("%srow %d: the lasting alarm since row %d ended, but this window's score, "
+        log.warning("%srow %d: the lasting alarm since row %d%s ended, but this window's score, "
                     "%.4g, is still above the threshold of %.4g the alarm began under: the "
                     "threshold has risen to %.4g as the stream learned the changed readings as its "
                     "normal (%s), so a change that persists no longer alarms. If it is a fault, it "
                     "is now silent: check the process, then restart the scorer without its learned "
                     "state (remove the --state file) or train a model on the new normal",
-                    self._named(), result.index, first, result.score, before, now,
+                    self._named(), result.index, first, began_in, result.score, before, now,
                     " and ".join(learning_parts(detector)))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import sys
@@ -828,23 +829,30 @@ class StreamingScorer:
         so no row at the boundary goes unscored; its alarm, episode and smoothing go on, so an
         alarm that spans the files is one episode (notified once); and what it learned (the
         adaptive threshold, the likelihood, running normalization, how long each reading has
-        stood) is this stream's from here. Times are checked within each stream: a gap or a step
-        back between the files is not flagged. Counts start at zero: they are this stream's.
-        ValueError where ``earlier`` scores another model or this stream has rows already."""
+        stood) is a copy of it, this stream's from here. Where ``earlier``'s times are dates
+        (ISO 8601, epoch seconds), a gap or a step back at the boundary is flagged as within one
+        stream; elapsed seconds or counters, which may start again in each file, are compared
+        within each. Counts start at zero: they are this stream's. ValueError where ``earlier``
+        scores another model or rule, or this stream has rows already."""
         if self.rows_in:
             raise ValueError("continue_from must come before the stream's first row: make a "
                              "new StreamingScorer(detector) and continue it before pushing rows")
         if not isinstance(earlier, StreamingScorer):
             raise TypeError(f"`earlier` must be the StreamingScorer of the stream this one "
                             f"continues; received {type(earlier).__name__}")
-        if earlier.detector.sha256 != self.detector.sha256 \
-                or earlier._decider.made_for != self.detector._decider_key():
-            raise ValueError(f"`earlier` scored another model or alarm rule (sha256 "
+        if earlier.detector.sha256 != self.detector.sha256:
+            raise ValueError(f"`earlier` scored another model (sha256 "
                              f"{earlier.detector.sha256[:12]}), not this one "
                              f"({self.detector.sha256[:12]}): only a stream of the same model "
-                             f"and rule can be continued; start this one afresh")
+                             f"can be continued; start this one afresh")
+        if earlier._decider.made_for != self.detector._decider_key():
+            raise ValueError("`earlier` decided under another alarm rule (the anomaly likelihood "
+                             "turned on or off between the two): only a stream under the same "
+                             "rule can be continued; set detector.likelihood as it was, or "
+                             "start this one afresh")
         self._ring = earlier._ring.copy()
-        self._decider, self._drift = earlier._decider, earlier._drift
+        # copies: `earlier` keeps what it had learned (a Python caller may go on with it)
+        self._decider, self._drift = copy.deepcopy(earlier._decider), copy.deepcopy(earlier._drift)
         for name in ("_filled_rows", "_unseen_at", "_position", "_bad_streak", "_last_good",
                      "_disorder_until", "_gap_until", "_unchanged_at", "_alarm_on",
                      "alarm_run", "alarm_first_row", "_steady_last", "_steady_rows", "_tail"):
@@ -852,8 +860,10 @@ class StreamingScorer:
         self._fill_positions = deque(earlier._fill_positions)
         self.alarm_began_in = (earlier.alarm_began_in or earlier.source or "an earlier stream"
                                if earlier.alarm_run else None)
-        # times are compared within a file only: elapsed seconds or counters may start again
-        # in each (a file that starts before the last one ended is said by ``starts_before``)
+        if _date_seconds(earlier._latest_key) is not None:  # gaps and steps back at the boundary
+            self._recent_times = deque((rows - earlier.rows_in, key, index)  # (rows before
+                                       for rows, key, index in earlier._recent_times)  # this one)
+            self._last_time = earlier._last_time
         self.watch.continue_from(earlier.watch)
 
     def starts_before(self, earlier: StreamingScorer) -> bool:

@@ -755,6 +755,11 @@ def iter_rows(lines: Iterable[str | Line], parser_options: dict, source: str,
         if not text.strip():
             continue
         after_damage = False  # the line's damage is reported already (its NUL bytes)
+        if cut_last_line and not line.terminated and parser is not None:  # damaged or not
+            yield parser, Row(number, np.full(len(parser.features), np.nan), None, None,
+                              f"line {number} ends without a newline: the input was cut off "
+                              "mid-line, so the row is incomplete", cut=True)
+            continue
         if "\x00" in text and parser is not None:  # zeroed blocks: no reading to trust
             yield parser, Row(number, np.full(len(parser.features), np.nan), None, None,
                               f"line {number} holds NUL bytes (storage damage: the file was "
@@ -770,11 +775,6 @@ def iter_rows(lines: Iterable[str | Line], parser_options: dict, source: str,
                              and not _repeats_a_header(after, parser)):
                 continue
             after_damage = True
-        if cut_last_line and not line.terminated and parser is not None:
-            yield parser, Row(number, np.full(len(parser.features), np.nan), None, None,
-                              f"line {number} ends without a newline: the input was cut off "
-                              "mid-line, so the row is incomplete", cut=True)
-            continue
         if parser is None:
             separator = detect_separator(text)
             if parser_options.get("decimal") == "," and separator == ",":
