@@ -23,7 +23,7 @@ from vigil.runtime.camera import evaluation as image_evaluation
 from vigil.runtime.camera.frames import convert_frame
 from vigil.runtime.camera.datasets import folders, images_in, mvtec, read_image
 from vigil.runtime.camera.evaluation import evaluate_images
-from vigil.runtime.core.artifact import short_sha256
+from vigil.runtime.camera.datasets import image_digest, read_image
 from vigil.training.anomaly_synthesis import paste_anomaly, training_batch
 from vigil.training.synthetic_frames import DEFECTS
 
@@ -694,6 +694,7 @@ def test_cli_eval_writes_strict_json_and_a_report(image_artifacts, tmp_path, cap
     assert 0.0 <= result["image_auroc"] <= 1.0 and 0.0 <= result["pixel_auroc"] <= 1.0
     assert result["images"] == TEST_GOOD + TEST_DEFECTS
     assert result["images_trained_on"] == 0 and result["images_held_out_in_training"] == 0
+    assert result["defects_given_in_training"] == 0
     assert "trained on" not in captured.err
     assert result["threshold"] == runtime.load(image_artifacts.int8).spec.threshold.value
     assert {row["defect"] for row in result["per_defect"]} == {*DEFECTS, "good"}
@@ -717,19 +718,29 @@ def test_cli_eval_names_test_images_the_model_trained_on_or_held_out(image_artif
     category = shutil.copytree(image_artifacts.category, tmp_path / "category")
     record = runtime.load(image_artifacts.fp32).spec.training["files_sha256"]
     train = sorted((category / "train" / "good").iterdir())
-    digests = {short_sha256(path): path for path in train}
+    digests = {image_digest(read_image(path)): path for path in train}
     trained = [digests[d] for d in record["trained"][:3]]
     held = [digests[d] for d in record["held_out"][:2]]
     assert len(record["trained"]) == record["count"] and len(trained) == 3 and len(held) == 2
+    assert record["labeled_defects"] == []
     for n, path in enumerate(trained + held):  # renamed: found by content, not by name
         shutil.copy(path, category / "test" / "good" / f"copy{n}{path.suffix}")
+    # saved again at another compression (other bytes, the same pixels): found too
+    again = category / "test" / "good" / "copy0.png"
+    cv2.imwrite(str(again), cv2.imread(str(again), cv2.IMREAD_UNCHANGED),
+                [cv2.IMWRITE_PNG_COMPRESSION, 0])
+    assert again.read_bytes() != trained[0].read_bytes()
     assert cli.main(["eval", str(image_artifacts.fp32), str(category), "--json",
-                     str(tmp_path / "m.json")]) == 0
+                     str(tmp_path / "m.json"), "--report", str(tmp_path / "report")]) == 0
+    assert "**Caution:** of these test images, 3 trained on, 2 held out by training to set " \
+           "the threshold:" in (tmp_path / "report" / "report.md").read_text()
     result = strict_json((tmp_path / "m.json").read_text())
     assert result["images_trained_on"] == 3 and result["images_held_out_in_training"] == 2
+    assert result["defects_given_in_training"] == 0
     err = capsys.readouterr().err
     assert f"3 of the {TEST_GOOD + TEST_DEFECTS + 5} test images are images this model was " \
-           f"trained on" in err and "2 of the" in err and "held out in training" in err
+           f"trained on" in err and "2 of the" in err and "training held out to set the " \
+           "threshold" in err
 
 
 def test_cli_eval_on_a_category_without_masks(image_artifacts, tmp_path, capsys):

@@ -12,10 +12,10 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from vigil.runtime.core.artifact import SHORT_DIGEST_CHARS, sha256_of, short_sha256
+from vigil.runtime.core.artifact import sha256_of
 from vigil.runtime.camera.frames import convert_frame, is_gray_picture
-from vigil.runtime.camera.datasets import (LabeledImage, check_readable, folders, is_mvtec,
-                                           mvtec, read_image, read_mask)
+from vigil.runtime.camera.datasets import (LabeledImage, check_readable, folders, image_digest,
+                                           is_mvtec, mvtec, read_image, read_mask)
 from vigil.runtime.core.spec import AREA_PER_SIDE, Threshold
 from vigil.runtime.core.thresholds import ThresholdMethod
 
@@ -489,15 +489,19 @@ def _fit(segmenter, images: np.ndarray, options: image_model.ImageModelOptions,
 
 def _fingerprint(items: Sequence[LabeledImage], held_out: Sequence[LabeledImage]) -> dict:
     """sha256 of the list of training files' digests (one value for thousands of images), and
-    each file's digest as ``short_sha256`` cuts it, the trained and the held-out (for
-    the threshold): ``vigil eval`` names test images the model has seen (17 bytes an image)."""
+    each image's pixel digest (``image_digest``): those trained on, the normal ones held out to
+    set the threshold, and the labeled defects (``--anomalous``), so that ``vigil eval`` names
+    test images the model has seen (17 bytes an image)."""
     import hashlib
 
     digest = hashlib.sha256()
-    trained = []
     for item in items:
-        one = sha256_of(item.path)
-        digest.update(one.encode())
-        trained.append(one[:SHORT_DIGEST_CHARS])
-    return {"count": len(items), "sha256_of_sha256s": digest.hexdigest(), "trained": trained,
-            "held_out": [short_sha256(item.path) for item in held_out]}
+        digest.update(sha256_of(item.path).encode())
+
+    def pixels(chosen) -> list[str]:
+        return [image_digest(read_image(item.path)) for item in chosen]
+
+    return {"count": len(items), "sha256_of_sha256s": digest.hexdigest(),
+            "trained": pixels(items),
+            "held_out": pixels(i for i in held_out if not i.anomalous),
+            "labeled_defects": pixels(i for i in held_out if i.anomalous)}

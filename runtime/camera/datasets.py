@@ -9,6 +9,7 @@ the anomalous folder).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from dataclasses import dataclass
@@ -49,6 +50,19 @@ def read_image(path: str | Path) -> np.ndarray:
     if image.ndim == 3 and image.shape[2] == 4:
         image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
     return image
+
+
+IMAGE_DIGEST_CHARS = 16  # an image's digest as an artifact records it (64 bits)
+
+
+def image_digest(image: np.ndarray) -> str:
+    """The sha256 of an image's decoded pixels (as ``read_image`` gives them) with their shape,
+    cut to ``IMAGE_DIGEST_CHARS`` hex characters: how an image artifact records each image it
+    trained on or held out, and how ``vigil eval`` finds them among its test images, however
+    they were saved again (a PNG at another compression, renamed: the same pixels)."""
+    digest = hashlib.sha256(str(image.shape).encode())
+    digest.update(np.ascontiguousarray(image).tobytes())
+    return digest.hexdigest()[:IMAGE_DIGEST_CHARS]
 
 
 def _decoded(path: Path) -> np.ndarray:

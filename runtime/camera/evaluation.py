@@ -12,13 +12,12 @@ import cv2
 import numpy as np
 
 from ..core import metrics
-from ..core.artifact import short_sha256
 from ..core.progress import Progress, silent
 from ..core.spec import ScoreStats
 from . import jpeg
 from .frames import frame_boxes, map_to_frame
-from .datasets import (LabeledImage, check_readable, folders, images_in, is_mvtec, mvtec,
-                       read_image, read_mask)
+from .datasets import (LabeledImage, check_readable, folders, image_digest, images_in, is_mvtec,
+                       mvtec, read_image, read_mask)
 from .detector import ImageDetector
 
 log = logging.getLogger("vigil")
@@ -125,9 +124,11 @@ is a ValueError naming it before anything is scored."""
     unmasked = [i for i in items if i.anomalous and i.mask is None]
     blank: list[LabeledImage] = []  # defect images whose mask marks no pixel
     turned_said = False  # an image turned by its EXIF orientation, given a mask, was said
+    digests = []  # each image's pixels', to find those the model has seen
     for n, item in enumerate(items):
         progress("scoring images", n, len(items))
         image = read_image(item.path)
+        digests.append(image_digest(image))
         score, amap = detector.infer(image, decoded=True)
         scores[n] = score[0]
         maps.append(amap[0])
@@ -155,7 +156,7 @@ is a ValueError naming it before anything is scored."""
         pro.add(bins, mask, negative)
         boxes.add(full, mask, float(score[0]), item.anomalous)
     progress("scoring images", len(items), len(items))
-    seen = _seen_in_training(detector, items)
+    seen = _seen_in_training(detector, items, digests)
     threshold = detector.threshold
     predicted = scores > threshold
     c = metrics.counts(predicted, labels)
@@ -179,6 +180,7 @@ is a ValueError naming it before anything is scored."""
         # (None: an artifact from before 2026-12-07, which records no image's digest)
         "images_trained_on": len(seen["trained"]) if seen is not None else None,
         "images_held_out_in_training": len(seen["held_out"]) if seen is not None else None,
+        "defects_given_in_training": len(seen["labeled_defects"]) if seen is not None else None,
         "pixel_unmasked_defects": len(unmasked),
         "pixel_blank_mask_defects": len(blank),
         "note": ("pixel_auroc over every pixel of every test image at its own resolution (the map "
@@ -205,37 +207,46 @@ is a ValueError naming it before anything is scored."""
     return result, ImageScores(list(items), scores, maps)
 
 
-def _seen_in_training(detector: ImageDetector, items: Sequence[LabeledImage]
-                      ) -> dict[str, list[LabeledImage]] | None:
-    """The test images the model trained on, and those training held out to set its threshold
-    (by their files' digests, as training recorded them), each kind warned of; None where the
-    artifact records no digests. A review's ELPV model scored its own training images as test
-    normals: image AUROC 0.995 against 0.971 on images it had not seen, without a word."""
+def _seen_in_training(detector: ImageDetector, items: Sequence[LabeledImage],
+                      digests: Sequence[str]) -> dict[str, list[LabeledImage]] | None:
+    """The test images the model trained on, the normal ones training held out to set its
+    threshold, and the defects it was given (by their pixels' digests, as training recorded
+    them), each kind warned of; None where the artifact records none. A review's ELPV model
+    scored its own training images as test normals: image AUROC 0.995 against 0.971 on images
+    it had not seen, without a word."""
     record = detector.spec.training.get("files_sha256")
     if not isinstance(record, dict) or not isinstance(record.get("trained"), list):
         return None
-    kinds = {kind: set(record.get(kind) or ()) for kind in ("trained", "held_out")}
-    seen: dict[str, list[LabeledImage]] = {"trained": [], "held_out": []}
-    for item in items:
-        digest = short_sha256(item.path)
-        for kind, digests in kinds.items():
-            if digest in digests:
+    kinds = {kind: set(record.get(kind) or ()) for kind in SEEN_KINDS}
+    seen: dict[str, list[LabeledImage]] = {kind: [] for kind in SEEN_KINDS}
+    for item, digest in zip(items, digests):
+        for kind, known in kinds.items():
+            if digest in known:
                 seen[kind].append(item)
                 break
-    if seen["trained"]:
-        log.warning("%d of the %d test images are images this model was trained on (the "
-                    "first: %s): a model scores its own training images low, so its figures "
-                    "here are better than on new parts (images_trained_on in the results); "
-                    "evaluate on images kept apart from training (an MVTec category's test/, "
-                    "or a folder of good images not given to vigil train)",
-                    len(seen["trained"]), len(items), seen["trained"][0].path)
-    if seen["held_out"]:
-        log.warning("%d of the %d test images were held out in training to set the threshold "
-                    "(the first: %s): precision, recall and F1 at the threshold are fitted on "
-                    "them (images_held_out_in_training in the results); evaluate on images "
-                    "training has not seen", len(seen["held_out"]), len(items),
-                    seen["held_out"][0].path)
+    for kind, found in seen.items():
+        if found:
+            log.warning("%d of the %d test images %s (the first: %s): %s", len(found), len(items),
+                        SEEN_KINDS[kind][0], found[0].path, SEEN_KINDS[kind][1])
     return seen
+
+
+# what each kind of image training saw means for `vigil eval`'s figures
+SEEN_KINDS = {
+    "trained": ("are images this model was trained on",
+                "a model scores its own training images low, so its figures here are better "
+                "than on new parts (images_trained_on in the results); evaluate on images kept "
+                "apart from training (an MVTec category's test/, or good images not given to "
+                "vigil train)"),
+    "held_out": ("are normal images training held out to set the threshold",
+                 "precision, recall and F1 at the threshold are fitted on them "
+                 "(images_held_out_in_training in the results); evaluate on images training "
+                 "has not seen"),
+    "labeled_defects": ("are defect images given to training (--anomalous)",
+                        "they checked its threshold, or chose it with --threshold-method f1 "
+                        "(defects_given_in_training in the results); evaluate on defects "
+                        "training has not seen"),
+}
 
 
 def _say_turned_image_with_mask(item: LabeledImage) -> bool:

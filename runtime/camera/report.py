@@ -17,6 +17,20 @@ TILE = 224          # overlays are drawn at this size, so their labels stay shar
 MAX_LISTED = 100    # missed and false images listed in report.md; metrics.json has them all
 
 
+def _seen_lines(result: dict) -> list[str]:
+    """A caution where test images are ones training saw (``vigil eval`` warns of them too)."""
+    counts = [(result.get("images_trained_on"), "trained on"),
+              (result.get("images_held_out_in_training"), "held out by training to set the "
+                                                          "threshold"),
+              (result.get("defects_given_in_training"), "given to training as defects")]
+    said = [f"{count} {what}" for count, what in counts if count]
+    if not said:
+        return []
+    return [f"**Caution:** of these test images, {', '.join(said)}: the figures above are better "
+            f"than this model gives on images it has not seen, and a best-F1 threshold chosen "
+            f"here is fitted to them.", ""]
+
+
 def write_image_report(result: dict, scored, detector, folder: str | Path, model_name: str,
                        data: str | None = None, per_defect: int = 4) -> Path:
     """``report.md``, ``metrics.json`` and ``examples.png``; ``data`` (what was evaluated, as
@@ -32,6 +46,7 @@ def write_image_report(result: dict, scored, detector, folder: str | Path, model
              *[f"| {key} | {format_cell(result.get(key))} |"
                for key in ("image_auroc", "pixel_auroc", "pro", "precision", "recall", "f1")],
              f"| images (defects) | {result['images']} ({result['anomalous']}) |", "",
+             *_seen_lines(result),
              "## Confusion counts", "", *confusion_table(result, "images"),
              "## Best-F1 threshold", "",
              *best_threshold_lines(result, f"vigil eval {model_name} {data or 'DATA'}"),

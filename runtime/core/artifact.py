@@ -70,16 +70,6 @@ def sha256_of(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-SHORT_DIGEST_CHARS = 16  # a training image's digest as its artifact records it (64 bits)
-
-
-def short_sha256(path: str | Path) -> str:
-    """A file's sha256 cut to ``SHORT_DIGEST_CHARS`` hex characters: how an image artifact
-    records each image it trained on or held out, and how ``vigil eval`` finds them among its
-    test images."""
-    return sha256_of(path)[:SHORT_DIGEST_CHARS]
-
-
 ZIP_MAGIC = b"PK\x03\x04"  # .keras files (and other zip archives) start with it
 
 
