@@ -768,6 +768,10 @@ def test_cli_eval_of_a_folder_that_is_not_mvtec_is_exit_2(image_artifacts, tmp_p
     assert cli.main(["eval", str(image_artifacts.int8), str(tmp_path / "pair")]) == 2
     assert (f"its subfolders do: vigil eval MODEL {tmp_path / 'pair' / 'normal'} --anomalous "
             f"{tmp_path / 'pair' / 'crack'})") in capsys.readouterr().err
+    shutil.copytree(category / "ground_truth" / "crack", tmp_path / "pair" / "masks")
+    assert cli.main(["eval", str(image_artifacts.int8), str(tmp_path / "pair")]) == 2
+    assert (f"--anomalous {tmp_path / 'pair' / 'crack'} --masks {tmp_path / 'pair' / 'masks'})"
+            in capsys.readouterr().err)  # a masks folder is no defect images
 
 
 def test_cli_train_image_then_export(image_artifacts, tmp_path, capsys):

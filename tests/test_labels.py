@@ -795,3 +795,15 @@ def test_label_keys_through_links_and_a_key_that_is_another_files_path(tmp_path,
     with pytest.raises(ValueError, match=r"have no entry for .*x/valve1/0.csv'.*the key "
                                          r"'valve1/0.csv' is the path of"):
         labels.rows(TIMES, tmp_path / "links" / "x" / "valve1" / "0.csv", tmp_path / "links")
+
+
+def test_event_precision_is_null_where_no_episode_alarmed_as_precision_is(tiny_sensor, tmp_path):
+    from vigil import runtime
+    from vigil.runtime.sensor.evaluation import evaluate
+
+    detector = runtime.load(tiny_sensor)
+    detector.threshold = 1e9  # nothing alarms
+    result, _ = evaluate(detector, write_nab_like(tmp_path / "nab"))
+    assert result["alarm_runs"] == 0 and result["anomalous_rows"] == 6
+    assert result["precision"] is None and result["event_precision"] is None
+    assert result["event_recall"] == 0.0

@@ -576,3 +576,8 @@ def test_inspect_escapes_what_the_file_names_rather_than_sending_it_to_the_termi
     assert cli.main(["inspect", str(path)]) == 0
     out = capsys.readouterr().out
     assert "\x1b" not in out and "fl\\x1b[31mRED\\x1b[0m, b, c" in out
+    other = tmp_path / "other.csv"  # another machine's columns: the error names the model's
+    other.write_text("timestamp,x,y,z\n" + "".join(f"{i},1,2,3\n" for i in range(10)))
+    assert cli.main(["score", str(path), str(other)]) == 2
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "fl\\x1b[31mRED\\x1b[0m" in err

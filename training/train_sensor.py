@@ -194,7 +194,8 @@ def _validation_losses(histories, verbose: int | str) -> list[dict]:
     whose weights are kept; said where it rose a fifth or more past its lowest. The epochs are
     chosen on detection across four sets (docs/quality.md, "Training epochs"), not on this loss:
     a review's SMD networks bottomed out at epoch 3-4 and rose to 1.2-1.6x by epoch 30, where
-    30 epochs still detected better (AUROC 0.898 against 0.882 at 3)."""
+    the default 30 epochs of three networks still detected better (AUROC 0.898, against 0.882
+    for 3 epochs of one)."""
     losses = []
     for history in histories:
         values = [float(v) for v in history.history.get("val_loss") or []]

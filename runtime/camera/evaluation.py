@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -82,6 +83,7 @@ def test_items(data: str | Path, normal: Sequence[str | Path] = (),
 
 
 NORMAL_NAMES = ("good", "normal", "ok", "pass", "free")  # a subfolder of normal images, by name
+MASK_NAMES = ("mask", "masks", "ground_truth", "groundtruth", "gt")  # one of defect masks
 
 
 def _folders_fix(data: Path) -> str:
@@ -89,11 +91,16 @@ def _folders_fix(data: Path) -> str:
     was told of a template where training named them), or the template."""
     held = [] if images_in(data) else [p for p in sorted(data.iterdir()) if p.is_dir()
                                        and not p.name.startswith(".") and images_in(p)]
+    masks = [p for p in held if p.name.lower() in MASK_NAMES]
     normal = [p for p in held if p.name.lower().startswith(NORMAL_NAMES)]
-    if held and len(normal) == 1:
-        defects = " ".join(f"--anomalous {p}" for p in held if p != normal[0])
+    if held and len(normal) == 1 and len(masks) <= 1:
+        parts = [str(normal[0])]
+        for p in held:
+            if p not in normal and p not in masks:
+                parts += ["--anomalous", str(p)]
+        parts += ["--masks", str(masks[0])] if masks else []
         return (f"it holds no images of its own, but its subfolders do: vigil eval MODEL "
-                f"{normal[0]} {defects}")
+                f"{shlex.join(parts)}")
     if held:
         return (f"it holds no images of its own, but its subfolders "
                 f"{', '.join(p.name for p in held[:5])} do: vigil eval MODEL NORMAL_SUBFOLDER "

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import cv2
@@ -49,7 +50,7 @@ def write_image_report(result: dict, scored, detector, folder: str | Path, model
              *_seen_lines(result),
              "## Confusion counts", "", *confusion_table(result, "images"),
              "## Best-F1 threshold", "",
-             *best_threshold_lines(result, f"vigil eval {model_name} {data or 'DATA'}"),
+             *best_threshold_lines(result, f"vigil eval {shlex.quote(str(model_name))} {data or 'DATA'}"),
              "## Per defect type", "",
              "| defect | images | image AUROC | pixel AUROC | caught at the threshold |",
              "|---|---:|---:|---:|---:|"]

@@ -418,8 +418,8 @@ def evaluate(detector: SensorDetector, data: str | Path, label_column: str = "an
     if not labels.any():
         result["note_labels"] = ("no row is labeled anomalous: recall, f1, mar, event_recall "
                                  "and event_f1 are undefined (null); far (and precision and "
-                                 "event_precision, 0 where any row alarmed) says how the normal "
-                                 "rows were alarmed")
+                                 "event_precision, 0 where anything alarmed, else null) says how "
+                                 "the normal rows were alarmed")
         given = (sum(len(label_windows.for_file(p, root if root.is_dir() else None))
                      for p in paths) if label_windows is not None else 0)
         fix = (f"the labels give these files {given} window(s) or point(s), none of which falls "
@@ -481,9 +481,11 @@ def evaluate(detector: SensorDetector, data: str | Path, label_column: str = "an
 def _defined(result: dict) -> dict:
     """``result`` with the metrics its rows leave undefined as null, not 0: recall, F1 and the
     event metrics where no row is labeled anomalous (a review read F1 0.0 as a model that misses
-    everything), precision where no row alarmed."""
+    everything), precision where no row alarmed and event precision where no episode did."""
     if not result["anomalous_rows"]:
         result.update(dict.fromkeys(UNDEFINED_WITHOUT_ANOMALIES))
     if not result["tp"] + result["fp"]:
         result["precision"] = None
+    if not result.get("alarm_runs", 1):
+        result["event_precision"] = None
     return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,7 @@ def write_report(result: dict, files: list[FileScores], folder: str | Path,
               ""]
     lines += ["## Confusion counts", "", *confusion_table(result, "rows")]
     lines += ["## Best-F1 threshold", "",
-              *best_threshold_lines(result, f"vigil eval {model_name} {data or 'DATA'}",
+              *best_threshold_lines(result, f"vigil eval {shlex.quote(str(model_name))} {data or 'DATA'}",
                                     "alarm_best_f1")]
     lines += ["## Per file", "",
               "| file | rows | anomalous | episodes | " + " | ".join(COLUMNS) + " |",

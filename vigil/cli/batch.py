@@ -757,10 +757,11 @@ def check_same_model(jsonl: str | Path, items: Sequence[WorkItem], scorer: Score
                 "start again with --overwrite)")
         differs = _decision_difference(line, again[number])
         if differs:
+            options = ("its threshold (--threshold) is" if key == "frame" else  # image lines
+                       "its alarm options (--threshold, --no-likelihood) are")
             raise ValueError(
                 f"--resume: {str(jsonl)!r} holds {differs[0]} for {source}, {key} {number}, and "
-                f"this run decides {differs[1]}: its alarm options (--threshold, "
-                "--no-likelihood) are not those of the run that wrote the "
+                f"this run decides {differs[1]}: {options} not those of the run that wrote the "
                 "file; --resume continues that run: give them as before, or start again with "
                 "--overwrite")
 

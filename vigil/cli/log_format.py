@@ -10,12 +10,20 @@ import sys
 import time
 
 
+def printable(text: str) -> str:
+    """``text`` with what a terminal would act on (ESC, CSI and other control characters, from an
+    artifact's feature names or a file's cells) written as escapes; line breaks and tabs kept."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c in "\n\t" else repr(c)[1:-1] for c in text)
+
+
 class TextFormatter(logging.Formatter):
     """``vigil: LEVEL: message`` for our messages; other libraries' carry their own name."""
 
     def format(self, record: logging.LogRecord) -> str:
         name = "vigil" if record.name.split(".")[0] == "vigil" else record.name
-        return f"{name}: {record.levelname}: {super().format(record)}"
+        return f"{name}: {record.levelname}: {printable(super().format(record))}"
 
 
 class JsonFormatter(logging.Formatter):

@@ -373,9 +373,12 @@ def _eval_images(args, detector) -> int:
 
 def _typed_data(args) -> str:
     """The data arguments of an image `vigil eval` as typed, for the commands a report suggests."""
-    parts = [args.data, *[f"--normal {f}" for f in args.normal],
-             *[f"--anomalous {f}" for f in args.anomalous]]
-    return " ".join(parts + [f"--masks {folder}" for folder in args.masks or ()])
+    parts = [args.data]
+    for flag, values in (("--normal", args.normal), ("--anomalous", args.anomalous),
+                         ("--masks", args.masks or ())):
+        for value in values:
+            parts += [flag, value]
+    return shlex.join(str(part) for part in parts)
 
 
 def _typed_rows(args) -> str:
@@ -457,6 +460,7 @@ def cmd_inspect(args) -> int:
     from vigil.runtime.core.artifact import CONTENT_DIGEST_KEY
     from vigil.runtime.core.report import json_text
     from vigil.runtime.sensor.streaming import STEADY_FACTOR, STEADY_MIN_ROWS
+    from vigil.cli.log_format import printable
 
     detector = load(args.model, threads=1)
     spec = detector.spec
@@ -520,6 +524,5 @@ def cmd_inspect(args) -> int:
     lines.append(f"all of it: vigil inspect {args.model} --json")
     # names and texts from the file, shown as text: a terminal's escape sequences among them
     # (a review's feature named with ESC [31m coloured the operator's terminal) are escaped
-    print("\n".join("".join(c if c.isprintable() else repr(c)[1:-1] for c in line)
-                    for line in lines))
+    print("\n".join(printable(line) for line in lines))
     return EXIT_OK

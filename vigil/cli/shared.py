@@ -10,6 +10,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from vigil.cli.log_format import printable
+
 EXIT_OK, EXIT_FAILURE, EXIT_INPUT, EXIT_ARTIFACT, EXIT_OUTPUT = 0, 1, 2, 3, 4
 # --strict: the run ended, but some input was not scored (a file, rows or frames skipped)
 EXIT_INCOMPLETE = 5
@@ -83,7 +85,7 @@ def error_line(message: object, as_json: bool) -> None:
     if as_json:
         log.error("%s", message)
     else:
-        print(f"vigil: error: {message}", file=sys.stderr)
+        print(f"vigil: error: {printable(str(message))}", file=sys.stderr)
 
 
 def refuse_other_kind(model: str, kind: str, source: str) -> None:
