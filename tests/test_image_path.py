@@ -1378,3 +1378,20 @@ def test_an_image_threshold_that_rejects_many_held_out_normal_images_is_warned_o
     assert warnings[0].startswith("1 held-out normal image(s) score above the image threshold "
                                   "33.6 (gaussian) fitted on them: good/21.png (36.2); the other "
                                   f"held-out normal images score at most {normal[:21].max():.4g}")
+
+
+def test_digests_of_another_form_are_unknown_not_zero():
+    """Review dC: an artifact of the day's first form (the files' bytes) counted 0 images
+    trained on, where the test images were its training images."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from vigil.runtime.camera.evaluation import _seen_in_training
+    from vigil.runtime.camera.datasets import LabeledImage
+
+    items = [LabeledImage(Path("a.png"), False, "good")]
+    old = SimpleNamespace(spec=SimpleNamespace(training={"files_sha256": {
+        "count": 1, "sha256_of_sha256s": "0" * 64, "trained": ["1" * 16], "held_out": []}}))
+    assert _seen_in_training(old, items, ["1" * 16]) is None
+    old.spec.training["files_sha256"]["digests"] = "pixels"
+    assert len(_seen_in_training(old, items, ["1" * 16])["trained"]) == 1

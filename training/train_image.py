@@ -501,7 +501,7 @@ def _fingerprint(items: Sequence[LabeledImage], held_out: Sequence[LabeledImage]
     def pixels(chosen) -> list[str]:
         return [image_digest(read_image(item.path)) for item in chosen]
 
-    return {"count": len(items), "sha256_of_sha256s": digest.hexdigest(),
+    return {"count": len(items), "sha256_of_sha256s": digest.hexdigest(), "digests": "pixels",
             "trained": pixels(items),
             "held_out": pixels(i for i in held_out if not i.anomalous),
             "labeled_defects": pixels(i for i in held_out if i.anomalous)}

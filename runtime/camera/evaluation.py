@@ -222,8 +222,9 @@ def _seen_in_training(detector: ImageDetector, items: Sequence[LabeledImage],
     scored its own training images as test normals: image AUROC 0.995 against 0.971 on images
     it had not seen, without a word."""
     record = detector.spec.training.get("files_sha256")
-    if not isinstance(record, dict) or not isinstance(record.get("trained"), list):
-        return None
+    if (not isinstance(record, dict) or record.get("digests") != "pixels"
+            or not isinstance(record.get("trained"), list)):
+        return None  # none recorded, or another form (files' bytes): unknown, not 0
     kinds = {kind: set(record.get(kind) or ()) for kind in SEEN_KINDS}
     seen: dict[str, list[LabeledImage]] = {kind: [] for kind in SEEN_KINDS}
     for item, digest in zip(items, digests):

@@ -331,7 +331,8 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
 
     before: list[tuple[StreamingScorer, str]] = []  # with --state: the file continued
     # with --state: whether a file was refused since it (a hole in the stream: the next file
-    # takes what was learned, but its window starts afresh unless its times follow on)
+    # takes what was learned, and its window only where its first time follows the last file's
+    # within the model's time-step limit, as after a restart)
     refused = [False]
 
     def run(lines: Iterable[str], name: str) -> None:

@@ -53,6 +53,10 @@ class StreamWatch:
         """Go on from ``earlier``'s watch (``StreamingScorer.continue_from``): an alarm open at
         its end, and a lasting one said, are this stream's."""
         self._alarm_began, self._lasting = earlier._alarm_began, earlier._lasting
+        if self._lasting is not None and not self._lasting[1]:  # it began in that stream
+            first, _, threshold = self._lasting
+            self._lasting = (first, f" of {earlier._scorer.source or 'an earlier stream'}",
+                             threshold)
 
     def see(self, result: Result) -> None:
         """Take the next result of the stream (windows and skipped rows, in order)."""

@@ -218,6 +218,8 @@ class StreamingScorer:
         self._steady_rows: np.ndarray | None = None
         self._unchanged_at: tuple[int, tuple[tuple[str, float, int, int], ...]] | None = None
         self._tail: dict | None = None  # a restored window's last rows, taken at the first row
+        # the latest time of the stream this one continues (``continue_from``), for its tail
+        self._carried_latest: tuple[int, float] | None = None
         self.reset()
         self.rows_in = 0
         self.windows_scored = 0
@@ -550,26 +552,40 @@ class StreamingScorer:
         return {"model_sha256": self.detector.sha256, "parts": parts}
 
     def _tail_record(self) -> dict | None:
-        """The window's last rows (those a next window would hold), the row before's readings,
-        its alarm smoothing and episode, and the latest row's time, where the rows are timed as
-        the model's training rows were (a restart is continued only where its first row follows
-        within the time step's limit: ``_take_tail``); None otherwise."""
+        """The window's last rows (those a next window would hold) and what the windows they
+        end will say (filled rows, a gap, rows out of order), the row before's readings, the
+        alarm's smoothing, episode and watch, and the latest row's time, where the rows are
+        timed as the model's training rows were (a restart is continued only where its first row
+        follows within the time step's limit: ``_take_tail``); a tail restored and not taken yet
+        (a run that read no row) as it came; None otherwise."""
+        if self._tail is not None:
+            return self._tail
         spec = self._time_step
-        if (spec is None or self._latest_key is None or self._last_good is None
-                or self._latest_key[0] != (0 if spec.numeric else 1) or not self._filled_rows):
+        latest = self._latest_key or self._carried_latest
+        if (spec is None or latest is None or self._last_good is None
+                or latest[0] != (0 if spec.numeric else 1) or not self._filled_rows):
             return None
         kept = min(self._filled_rows, self.window - 1)
         slots = [(self._position - kept + k) % self.window for k in range(kept)]
-        episodes, smoothing = self._decider.episodes, self._decider.filter
-        return {"rows": self._ring[slots].tolist(), "position": self._position % (
+        episodes, smoothing, watch = self._decider.episodes, self._decider.filter, self.watch
+        position = self._position
+        began_in = (self.alarm_began_in or self.source or "an earlier run"
+                    if self.alarm_run else None)
+        lasting = (None if watch._lasting is None else
+                   [watch._lasting[0], watch._lasting[1] or f" of {self.source or 'an earlier run'}",
+                    watch._lasting[2]])
+        return {"rows": self._ring[slots].tolist(), "position": position % (
                     self.window * self.stride),
-                "last_good": self._last_good.tolist(), "latest_time": self._latest_key[1],
+                "last_good": self._last_good.tolist(), "latest_time": latest[1],
+                "bad_streak": self._bad_streak,
+                "fill_ages": [position - p for p in self._fill_positions],
+                "gap_ahead": max(self._gap_until - position, -1),
+                "disorder_ahead": max(self._disorder_until - position, -1),
                 "streak": smoothing._streak, "remaining": smoothing._remaining,
                 "episode_on": episodes._on, "since_end": episodes._since_end,
                 "alarm_on": self._alarm_on, "alarm_run": self.alarm_run,
-                "alarm_first_row": self.alarm_first_row,
-                "alarm_began_in": (self.alarm_began_in or self.source or "an earlier run"
-                                   if self.alarm_run else None)}
+                "alarm_first_row": self.alarm_first_row, "alarm_began_in": began_in,
+                "alarm_threshold": watch._alarm_began, "lasting": lasting}
 
     def restore_learned(self, parts: dict) -> tuple[list[str], list[str]]:
         """Continue from ``learned_state``'s record (``{"model_sha256", "parts"}``; the record
@@ -606,10 +622,12 @@ class StreamingScorer:
             if carried is not None:
                 self._steady_last, self._steady_rows = carried
                 restored.append(UNCHANGED_PART)
-        self._tail = _tail_record(parts.get(TAIL_PART), self.window, self.features,
-                                  self.window * self.stride)
+        kept = parts.get(TAIL_PART)
+        self._tail = _checked_tail(kept, self.window, self.features, self.window * self.stride)
         if self._tail is not None:
             restored.append(TAIL_PART)
+        elif kept is not None:  # another form, or damaged: the window starts afresh
+            fresh.append(TAIL_PART)
         return restored, fresh
 
     def _take_tail(self, key: tuple[int, float] | None, index: int) -> None:
@@ -642,6 +660,13 @@ class StreamingScorer:
         self._decider.episodes._since_end = tail["since_end"]
         self._alarm_on, self.alarm_run = tail["alarm_on"], tail["alarm_run"]
         self.alarm_first_row, self.alarm_began_in = tail["alarm_first_row"], tail["alarm_began_in"]
+        self._bad_streak = tail["bad_streak"]
+        self._fill_positions = deque(self._position - age for age in tail["fill_ages"])
+        self._gap_until = self._position + tail["gap_ahead"] if tail["gap_ahead"] >= 0 else -1
+        self._disorder_until = (self._position + tail["disorder_ahead"]
+                                if tail["disorder_ahead"] >= 0 else -1)
+        self.watch._alarm_began = tail["alarm_threshold"]
+        self.watch._lasting = tuple(tail["lasting"]) if tail["lasting"] is not None else None
 
     def _check_inputs(self, row: np.ndarray, index: int) -> None:
         """Note a row whose input-only columns left their training values (the windows that hold
@@ -860,6 +885,7 @@ class StreamingScorer:
         self._fill_positions = deque(earlier._fill_positions)
         self.alarm_began_in = (earlier.alarm_began_in or earlier.source or "an earlier stream"
                                if earlier.alarm_run else None)
+        self._carried_latest = earlier._latest_key or earlier._carried_latest
         if _date_seconds(earlier._latest_key) is not None:  # gaps and steps back at the boundary
             self._recent_times = deque((rows - earlier.rows_in, key, index)  # (rows before
                                        for rows, key, index in earlier._recent_times)  # this one)
@@ -949,37 +975,49 @@ def steady_check(runs: tuple[SteadyRun, ...]) -> SteadyCheck | None:
                                         for r in runs], dtype=np.int64))
 
 
-def _tail_record(record: object, window: int, features: int, period: int) -> dict | None:
-    """A learned state's window tail where it is well formed for this model (``window`` rows
-    at most, of ``features`` finite readings); else None (the window starts afresh)."""
+def _checked_tail(record: object, window: int, features: int, period: int) -> dict | None:
+    """A learned state's window tail where it is whole and well formed for this model (fewer
+    than ``window`` rows of ``features`` finite readings, counts in range); else None (the
+    window starts afresh)."""
     if not isinstance(record, dict):
         return None
-    rows, last = record.get("rows"), record.get("last_good")
 
-    def counts(*values) -> bool:
-        return all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_RUN_ROWS
-                   for v in values)
+    def count(value, top: int = MAX_RUN_ROWS) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= top
+
+    def number(value) -> bool:
+        return (isinstance(value, (int, float)) and not isinstance(value, bool)
+                and math.isfinite(value))
 
     def readings(row) -> bool:
-        return (isinstance(row, list) and len(row) == features
-                and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                        and math.isfinite(v) for v in row))
+        return isinstance(row, list) and len(row) == features and all(map(number, row))
 
-    since = record.get("since_end")
-    if not (isinstance(rows, list) and 1 <= len(rows) < window and all(map(readings, rows))
-            and readings(last) and isinstance(record.get("latest_time"), (int, float))
-            and not isinstance(record.get("latest_time"), bool)
-            and math.isfinite(record["latest_time"])
-            and counts(record.get("position"), record.get("streak"), record.get("remaining"),
-                       record.get("alarm_run"))
-            and record["position"] < period and isinstance(record.get("episode_on"), bool)
-            and isinstance(record.get("alarm_on"), bool) and (since is None or counts(since))
-            and isinstance(record.get("alarm_first_row"), int)
-            and not isinstance(record["alarm_first_row"], bool)
-            and (record.get("alarm_began_in") is None
-                 or isinstance(record["alarm_began_in"], str))):
-        return None
-    return record
+    def ahead(value) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and -1 <= value < 2 * window
+
+    rows, lasting = record.get("rows"), record.get("lasting")
+    checks = (
+        isinstance(rows, list) and 1 <= len(rows) < window and all(map(readings, rows)),
+        readings(record.get("last_good")), number(record.get("latest_time")),
+        count(record.get("position"), period - 1), count(record.get("bad_streak")),
+        isinstance(record.get("fill_ages"), list)
+        and all(count(age, window - 1) for age in record["fill_ages"]),
+        ahead(record.get("gap_ahead")), ahead(record.get("disorder_ahead")),
+        count(record.get("streak")), count(record.get("remaining")),
+        isinstance(record.get("episode_on"), bool), isinstance(record.get("alarm_on"), bool),
+        record.get("since_end") is None or count(record.get("since_end")),
+        count(record.get("alarm_run")),
+        isinstance(record.get("alarm_first_row"), int)
+        and not isinstance(record.get("alarm_first_row"), bool),
+        "alarm_began_in" in record and (record["alarm_began_in"] is None
+                                        or isinstance(record["alarm_began_in"], str)),
+        "alarm_threshold" in record and (record["alarm_threshold"] is None
+                                         or number(record["alarm_threshold"])),
+        "lasting" in record and (lasting is None or (
+            isinstance(lasting, list) and len(lasting) == 3 and isinstance(lasting[0], int)
+            and isinstance(lasting[1], str) and number(lasting[2]))),
+    )
+    return record if all(checks) else None
 
 
 def _unchanged_record(record: object, check: SteadyCheck

@@ -11,11 +11,12 @@ import time
 
 
 def printable(text: str) -> str:
-    """``text`` with what a terminal would act on (ESC, CSI and other control characters, from an
-    artifact's feature names or a file's cells) written as escapes; line breaks and tabs kept."""
+    """``text`` on one line with what a terminal would act on (ESC, CSI, line breaks and other
+    control characters, from an artifact's feature names or a file's cells) written as escapes:
+    a name holding "\\nvigil: error: ..." cannot forge a line of its own."""
     if text.isprintable():
         return text
-    return "".join(c if c.isprintable() or c in "\n\t" else repr(c)[1:-1] for c in text)
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class TextFormatter(logging.Formatter):
@@ -23,7 +24,10 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         name = "vigil" if record.name.split(".")[0] == "vigil" else record.name
-        return f"{name}: {record.levelname}: {printable(super().format(record))}"
+        line = f"{name}: {record.levelname}: {printable(record.getMessage())}"
+        if record.exc_info:  # a traceback keeps its lines
+            line += "\n" + self.formatException(record.exc_info)
+        return line
 
 
 class JsonFormatter(logging.Formatter):
