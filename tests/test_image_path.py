@@ -21,9 +21,8 @@ from vigil import runtime
 from vigil.cli import commands as cli
 from vigil.runtime.camera import evaluation as image_evaluation
 from vigil.runtime.camera.frames import convert_frame
-from vigil.runtime.camera.datasets import folders, images_in, mvtec, read_image
+from vigil.runtime.camera.datasets import folders, image_digest, images_in, mvtec, read_image
 from vigil.runtime.camera.evaluation import evaluate_images
-from vigil.runtime.camera.datasets import image_digest, read_image
 from vigil.training.anomaly_synthesis import paste_anomaly, training_batch
 from vigil.training.synthetic_frames import DEFECTS
 

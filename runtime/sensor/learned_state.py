@@ -1,6 +1,7 @@
 """What a sensor stream learned while it ran, kept in a file across restarts (``vigil score
---state FILE``): the adaptive threshold's recent normal scores, the anomaly likelihood's means and
-the running normalization's levels.
+--state FILE``): the adaptive threshold's recent normal scores, the anomaly likelihood's means,
+the running normalization's levels, and (timed rows) the window's last rows with its alarm and
+episode, which a restart takes up where its first row follows within the time step's limit.
 
 Without it a restarted scorer starts from the artifact alone and learns again: measured on a
 stream noisier than training, scored unbroken it raised no alarm (its threshold had risen to
