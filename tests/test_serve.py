@@ -241,6 +241,13 @@ def test_image_inference_and_protocol_errors_in_process(tiny_image_artifact):
     with pytest.raises(ProtocolError, match="do not fill shape"):
         parse_request(json.dumps({"inputs": [{"name": "image", "shape": [2, 2],
                                               "datatype": "UINT8", "data": [1]}]}).encode(), None)
+    # a key given twice (its last was scored) and a number Python will not read are named
+    one = '{"name": "image", "shape": [1], "datatype": "UINT8", "data": [1]}'
+    with pytest.raises(ProtocolError, match="gives the key 'inputs' more than once"):
+        parse_request(f'{{"inputs": [], "inputs": [{one}]}}'.encode(), None)
+    with pytest.raises(ProtocolError, match="a number of more than 4,300 digits"):
+        huge = one.replace('"data": [1]', '"data": [' + "1" * 5000 + "]")
+        parse_request(f'{{"inputs": [{huge}]}}'.encode(), None)
 
 
 def test_text_among_numbers_a_boolean_size_and_an_id_no_response_can_carry_are_refused():

@@ -157,8 +157,14 @@ def parse_request_and_header(body: bytes, header_length: int | None
                              ) -> tuple[dict, dict[str, np.ndarray]]:
     """(the request's JSON object, its input tensors), the JSON read once."""
     try:
-        header = json.loads(body[:header_length] if header_length is not None else body)
+        header = json.loads(body[:header_length] if header_length is not None else body,
+                            object_pairs_hook=_unique_keys)
+    except ProtocolError:
+        raise
     except (ValueError, UnicodeDecodeError) as error:
+        if "int_max_str_digits" in str(error):  # Python's own advice: none a client can take
+            raise ProtocolError("the request body holds a number of more than 4,300 digits; "
+                                "send each value as the tensor's datatype holds it") from None
         raise ProtocolError(f"the request body is not JSON: {error}") from None
     except RecursionError:  # brackets nested thousands deep: no request of ours looks so
         raise ProtocolError("the request body's JSON is nested too deep to read; expected the "
@@ -221,6 +227,19 @@ def parse_request_and_header(body: bytes, header_length: int | None
         raise ProtocolError(f"`id` must be text (it is echoed in the response); received "
                             f"{request_id!r:.80}")
     return header, tensors
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object whose keys are each given once; ProtocolError naming a repeated one (JSON
+    readers keep one of them, which one differs: a request holding `inputs` twice was scored by
+    its last, where another server reads its first)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise ProtocolError(f"the request's JSON gives the key {twice[:40]!r} more than once in "
+                            f"one object; give each key once")
+    return obj
 
 
 def _encodable(text: str) -> bool:
