@@ -365,7 +365,8 @@ def test_stdin_cut_off_mid_line_skips_the_cut_row(tiny_sensor):
     done = vigil("score", tiny_sensor, "-", stdin=f"timestamp,a,b,c\n{rows}8,0.1,0.1,\0\0".encode())
     assert done.returncode == 0, done.stderr
     last = strict_lines(done.stdout)[-1]
-    assert last["index"] == 8 and last["score"] is None and "ends without a newline" in last["skipped"]
+    assert last["index"] == 8 and last["score"] is None
+    assert "ends without a newline" in last["skipped"]
 
 
 # --- 4, 13: bad bytes and endless lines end a row, never the run ---------------------------------

@@ -566,9 +566,9 @@ SHAPE_MESSAGE = r"must have shape \(height, width\) or \(height, width, 1\|3\|4\
     (np.zeros((2, 1, 64, 64, 3), np.uint8), ValueError, SHAPE_MESSAGE + r"\(2, 1, 64, 64, 3\)"),
     (np.zeros(64, np.uint8), ValueError, SHAPE_MESSAGE + r"\(64,\)"),
     (None, ValueError, r"`frame` is None"),
-    (np.zeros((4, 64, 48), np.uint8), ValueError, r"channels first.*frame.transpose\(1, 2, 0\), channels last; "
-                                                  r"4 gray frames stacked\? pass list\(frame\) or "
-                                                  r"frame\[\.\.\., None\]"),
+    (np.zeros((4, 64, 48), np.uint8), ValueError,
+     r"channels first.*frame.transpose\(1, 2, 0\), channels last; "
+     r"4 gray frames stacked\? pass list\(frame\) or frame\[\.\.\., None\]"),
 ])
 def test_detector_refuses_bad_frames(int8, frames, error, message):
     with pytest.raises(error, match=message):

@@ -675,5 +675,6 @@ def test_a_lasting_alarm_said_before_a_restart_is_watched_after_it(tmp_path, cap
     caplog.clear()
     with caplog.at_level("INFO", logger="vigil"):
         restarted.push_rows(feed[1200:])
-    ended = [r.getMessage() for r in caplog.records if "the lasting alarm since row" in r.getMessage()]
+    ended = [r.getMessage() for r in caplog.records
+             if "the lasting alarm since row" in r.getMessage()]
     assert len(ended) == 1 and "since row 100 of an earlier run" in ended[0]

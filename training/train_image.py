@@ -202,14 +202,16 @@ FEW_HELD_OUT = 20  # fewer held out: the threshold is warned of as rough
 
 
 def load_images(items: Sequence[LabeledImage], size: int, color: str,
-                aspects: list[float] | None = None,
-                sides: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                aspects: list[float] | None = None, sides: list[int] | None = None,
+                digests: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 model inputs (n, size, size, c), bool masks (n, size, size)) through the runtime's
-    own preprocessing; each image's aspect (width / height, as decoded) is added to ``aspects``
-    where given."""
+    own preprocessing; each image's aspect (width / height, as decoded), shorter side and pixel
+    digest (``image_digest``) are added to ``aspects``, ``sides`` and ``digests`` where given."""
     images, masks = [], []
     for item in items:
         image = read_image(item.path)
+        if digests is not None:
+            digests.append(image_digest(image))
         if aspects is not None:
             aspects.append(image.shape[1] / image.shape[0])
         if sides is not None:
@@ -296,9 +298,11 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
     size = options.size
     aspects: list[float] = []  # the frames' shapes, before each is stretched to the square
     sides: list[int] = []  # and their shorter sides, in pixels
-    train_images, _ = load_images(train_items, size, color, aspects, sides)
+    digests: list[str] = []  # every image's pixels', trained on and then held out
+    train_images, _ = load_images(train_items, size, color, aspects, sides, digests)
     frame_aspect = typical_aspect(aspects, [item.path for item in train_items])  # said before
-    validation_images, validation_masks = load_images(validation_items, size, color)
+    validation_images, validation_masks = load_images(validation_items, size, color,
+                                                      digests=digests)
     validation_labels = np.array([i.anomalous for i in validation_items])
 
     if options.architecture == "features":
@@ -344,7 +348,7 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
             # order (PIL's, most libraries' but OpenCV's) by them
             **(_channel_record(train_images, color) if channels == 3 else {}),
             "validation_anomalous": int(validation_labels.sum()),
-            "files_sha256": _fingerprint(train_items, validation_items),
+            "files_sha256": _fingerprint(train_items, validation_items, digests),
             "validation_check": check,  # what the threshold does on the validation images
             "architecture": options.architecture,
             "model": model_record,
@@ -487,21 +491,20 @@ def _fit(segmenter, images: np.ndarray, options: image_model.ImageModelOptions,
         progress.update(i + 1, loss)
 
 
-def _fingerprint(items: Sequence[LabeledImage], held_out: Sequence[LabeledImage]) -> dict:
+def _fingerprint(items: Sequence[LabeledImage], held_out: Sequence[LabeledImage],
+                 digests: Sequence[str]) -> dict:
     """sha256 of the list of training files' digests (one value for thousands of images), and
-    each image's pixel digest (``image_digest``): those trained on, the normal ones held out to
-    set the threshold, and the labeled defects (``--anomalous``), so that ``vigil eval`` names
-    test images the model has seen (17 bytes an image)."""
+    each image's pixel digest (``digests``: of ``items`` then ``held_out``, as ``load_images``
+    took them): those trained on, the normal ones held out to set the threshold, and the
+    labeled defects (``--anomalous``), so that ``vigil eval`` names test images the model has
+    seen (17 bytes an image)."""
     import hashlib
 
     digest = hashlib.sha256()
     for item in items:
         digest.update(sha256_of(item.path).encode())
-
-    def pixels(chosen) -> list[str]:
-        return [image_digest(read_image(item.path)) for item in chosen]
-
+    later = list(zip(held_out, digests[len(items):]))
     return {"count": len(items), "sha256_of_sha256s": digest.hexdigest(), "digests": "pixels",
-            "trained": pixels(items),
-            "held_out": pixels(i for i in held_out if not i.anomalous),
-            "labeled_defects": pixels(i for i in held_out if i.anomalous)}
+            "trained": list(digests[:len(items)]),
+            "held_out": [d for item, d in later if not item.anomalous],
+            "labeled_defects": [d for item, d in later if item.anomalous]}

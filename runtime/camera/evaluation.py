@@ -214,6 +214,24 @@ is a ValueError naming it before anything is scored."""
     return result, ImageScores(list(items), scores, maps)
 
 
+# what each kind of image training saw means for `vigil eval`'s figures
+SEEN_KINDS = {
+    "trained": ("are images this model was trained on",
+                "a model scores its own training images low, so its figures here are better "
+                "than on new parts (images_trained_on in the results); evaluate on images kept "
+                "apart from training (an MVTec category's test/, or good images not given to "
+                "vigil train)"),
+    "held_out": ("are normal images training held out to set the threshold",
+                 "precision, recall and F1 at the threshold are fitted on them "
+                 "(images_held_out_in_training in the results); evaluate on images training "
+                 "has not seen"),
+    "labeled_defects": ("are defect images given to training (--anomalous)",
+                        "they checked its threshold, or chose it with --threshold-method f1 "
+                        "(defects_given_in_training in the results); evaluate on defects "
+                        "training has not seen"),
+}
+
+
 def _seen_in_training(detector: ImageDetector, items: Sequence[LabeledImage],
                       digests: Sequence[str]) -> dict[str, list[LabeledImage]] | None:
     """The test images the model trained on, the normal ones training held out to set its
@@ -237,24 +255,6 @@ def _seen_in_training(detector: ImageDetector, items: Sequence[LabeledImage],
             log.warning("%d of the %d test images %s (the first: %s): %s", len(found), len(items),
                         SEEN_KINDS[kind][0], found[0].path, SEEN_KINDS[kind][1])
     return seen
-
-
-# what each kind of image training saw means for `vigil eval`'s figures
-SEEN_KINDS = {
-    "trained": ("are images this model was trained on",
-                "a model scores its own training images low, so its figures here are better "
-                "than on new parts (images_trained_on in the results); evaluate on images kept "
-                "apart from training (an MVTec category's test/, or good images not given to "
-                "vigil train)"),
-    "held_out": ("are normal images training held out to set the threshold",
-                 "precision, recall and F1 at the threshold are fitted on them "
-                 "(images_held_out_in_training in the results); evaluate on images training "
-                 "has not seen"),
-    "labeled_defects": ("are defect images given to training (--anomalous)",
-                        "they checked its threshold, or chose it with --threshold-method f1 "
-                        "(defects_given_in_training in the results); evaluate on defects "
-                        "training has not seen"),
-}
 
 
 def _say_turned_image_with_mask(item: LabeledImage) -> bool:

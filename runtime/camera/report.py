@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from ..core.report import (best_threshold_lines, confusion_table, format_cell, glossary,
-                           json_text)
+from ..core.report import (best_threshold_lines, confusion_table, eval_command, format_cell,
+                           glossary, json_text)
 from .datasets import read_image, read_mask
 from .frames import frame_boxes, overlay
 
@@ -50,7 +49,7 @@ def write_image_report(result: dict, scored, detector, folder: str | Path, model
              *_seen_lines(result),
              "## Confusion counts", "", *confusion_table(result, "images"),
              "## Best-F1 threshold", "",
-             *best_threshold_lines(result, f"vigil eval {shlex.quote(str(model_name))} {data or 'DATA'}"),
+             *best_threshold_lines(result, eval_command(model_name, data)),
              "## Per defect type", "",
              "| defect | images | image AUROC | pixel AUROC | caught at the threshold |",
              "|---|---:|---:|---:|---:|"]

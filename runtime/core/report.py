@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 
 import numpy as np
 
@@ -65,6 +66,11 @@ def confusion_table(result: dict, unit: str) -> list[str]:
     return [f"| {unit} | labeled anomalous | labeled normal |", "|---|---:|---:|",
             f"| alarm | {result['tp']} (TP) | {result['fp']} (FP) |",
             f"| no alarm | {result['fn']} (FN) | {result['tn']} (TN) |", ""]
+
+
+def eval_command(model_name: object, data: str | None) -> str:
+    """``vigil eval MODEL DATA`` as a report suggests it (``data`` as typed, quoted already)."""
+    return f"vigil eval {shlex.quote(str(model_name))} {data or 'DATA'}"
 
 
 def best_threshold_lines(result: dict, eval_command: str, best_key: str = "best_f1") -> list[str]:

@@ -353,6 +353,17 @@ class AlarmDecider:
         self.filter.reset()
         self.episodes.reset()
 
+    def smoothing_state(self) -> dict:
+        """Where the alarm smoothing and the episode stand, for a restarted stream that
+        continues this one's window (``restore_smoothing``)."""
+        return {"streak": self.filter._streak, "remaining": self.filter._remaining,
+                "episode_on": self.episodes._on, "since_end": self.episodes._since_end}
+
+    def restore_smoothing(self, state: dict) -> None:
+        """Continue from ``smoothing_state``'s record (checked by the caller)."""
+        self.filter._streak, self.filter._remaining = state["streak"], state["remaining"]
+        self.episodes._on, self.episodes._since_end = state["episode_on"], state["since_end"]
+
     @staticmethod
     def unlearned(above: bool, alarm: bool) -> bool:
         """Whether the adaptive threshold leaves a window unlearned: above the threshold (also

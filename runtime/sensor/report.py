@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 
 import numpy as np
 
 from ..core.metrics import runs
-from ..core.report import (best_threshold_lines, confusion_table, format_cell, glossary,
-                           json_text, pyplot)
+from ..core.report import (best_threshold_lines, confusion_table, eval_command, format_cell,
+                           glossary, json_text, pyplot)
 from .evaluation import FileScores
 
 COLUMNS = ("precision", "recall", "f1", "auroc", "auprc", "event_f1", "point_adjusted_f1",
@@ -33,8 +32,7 @@ def write_report(result: dict, files: list[FileScores], folder: str | Path,
               ""]
     lines += ["## Confusion counts", "", *confusion_table(result, "rows")]
     lines += ["## Best-F1 threshold", "",
-              *best_threshold_lines(result, f"vigil eval {shlex.quote(str(model_name))} {data or 'DATA'}",
-                                    "alarm_best_f1")]
+              *best_threshold_lines(result, eval_command(model_name, data), "alarm_best_f1")]
     lines += ["## Per file", "",
               "| file | rows | anomalous | episodes | " + " | ".join(COLUMNS) + " |",
               "|---|---:|---:|---:|" + "---:|" * len(COLUMNS)]

@@ -52,11 +52,21 @@ class StreamWatch:
     def continue_from(self, earlier: StreamWatch) -> None:
         """Go on from ``earlier``'s watch (``StreamingScorer.continue_from``): an alarm open at
         its end, and a lasting one said, are this stream's."""
-        self._alarm_began, self._lasting = earlier._alarm_began, earlier._lasting
-        if self._lasting is not None and not self._lasting[1]:  # it began in that stream
-            first, _, threshold = self._lasting
-            self._lasting = (first, f" of {earlier._scorer.source or 'an earlier stream'}",
-                             threshold)
+        self.restore_alarm(earlier.alarm_state(earlier._scorer.source or "an earlier stream"))
+
+    def alarm_state(self, source: str) -> dict:
+        """The open alarm's threshold when it began and the lasting alarm said (its first row,
+        named in ``source`` where that is not already named), for a restarted stream that
+        continues this one's alarm (``restore_alarm``)."""
+        lasting = self._lasting
+        return {"alarm_threshold": self._alarm_began,
+                "lasting": None if lasting is None else
+                [lasting[0], lasting[1] or f" of {source}", lasting[2]]}
+
+    def restore_alarm(self, state: dict) -> None:
+        """Continue from ``alarm_state``'s record (checked by the caller)."""
+        self._alarm_began = state["alarm_threshold"]
+        self._lasting = tuple(state["lasting"]) if state["lasting"] is not None else None
 
     def see(self, result: Result) -> None:
         """Take the next result of the stream (windows and skipped rows, in order)."""

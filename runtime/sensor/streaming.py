@@ -567,13 +567,9 @@ class StreamingScorer:
             return None
         kept = min(self._filled_rows, self.window - 1)
         slots = [(self._position - kept + k) % self.window for k in range(kept)]
-        episodes, smoothing, watch = self._decider.episodes, self._decider.filter, self.watch
         position = self._position
         began_in = (self.alarm_began_in or self.source or "an earlier run"
                     if self.alarm_run else None)
-        lasting = (None if watch._lasting is None else
-                   [watch._lasting[0], watch._lasting[1] or f" of {self.source or 'an earlier run'}",
-                    watch._lasting[2]])
         return {"rows": self._ring[slots].tolist(), "position": position % (
                     self.window * self.stride),
                 "last_good": self._last_good.tolist(), "latest_time": latest[1],
@@ -581,11 +577,10 @@ class StreamingScorer:
                 "fill_ages": [position - p for p in self._fill_positions],
                 "gap_ahead": max(self._gap_until - position, -1),
                 "disorder_ahead": max(self._disorder_until - position, -1),
-                "streak": smoothing._streak, "remaining": smoothing._remaining,
-                "episode_on": episodes._on, "since_end": episodes._since_end,
+                **self._decider.smoothing_state(),
                 "alarm_on": self._alarm_on, "alarm_run": self.alarm_run,
                 "alarm_first_row": self.alarm_first_row, "alarm_began_in": began_in,
-                "alarm_threshold": watch._alarm_began, "lasting": lasting}
+                **self.watch.alarm_state(self.source or "an earlier run")}
 
     def restore_learned(self, parts: dict) -> tuple[list[str], list[str]]:
         """Continue from ``learned_state``'s record (``{"model_sha256", "parts"}``; the record
@@ -654,10 +649,7 @@ class StreamingScorer:
             self._ring[slot + self.window] = row
         self._filled_rows = len(rows)
         self._last_good = np.asarray(tail["last_good"], dtype=np.float32)
-        self._decider.filter._streak = tail["streak"]
-        self._decider.filter._remaining = tail["remaining"]
-        self._decider.episodes._on = tail["episode_on"]
-        self._decider.episodes._since_end = tail["since_end"]
+        self._decider.restore_smoothing(tail)
         self._alarm_on, self.alarm_run = tail["alarm_on"], tail["alarm_run"]
         self.alarm_first_row, self.alarm_began_in = tail["alarm_first_row"], tail["alarm_began_in"]
         self._bad_streak = tail["bad_streak"]
@@ -665,8 +657,7 @@ class StreamingScorer:
         self._gap_until = self._position + tail["gap_ahead"] if tail["gap_ahead"] >= 0 else -1
         self._disorder_until = (self._position + tail["disorder_ahead"]
                                 if tail["disorder_ahead"] >= 0 else -1)
-        self.watch._alarm_began = tail["alarm_threshold"]
-        self.watch._lasting = tuple(tail["lasting"]) if tail["lasting"] is not None else None
+        self.watch.restore_alarm(tail)
 
     def _check_inputs(self, row: np.ndarray, index: int) -> None:
         """Note a row whose input-only columns left their training values (the windows that hold

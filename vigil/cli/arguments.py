@@ -169,7 +169,8 @@ EXAMPLES = {
     "eval": ["vigil eval pump.onnx labeled/ --json metrics.json --report report/",
              "vigil eval nab.onnx nab/          # NAB's root brings its label windows",
              "vigil eval line.onnx mvtec/bottle --report report/",
-             "vigil eval line.onnx good-test/ --anomalous scratch/ --anomalous dent/ --masks masks/"],
+             "vigil eval line.onnx good-test/ --anomalous scratch/ --anomalous dent/ "
+             "--masks masks/"],
     "bench": ["vigil bench pump.onnx pump-fp32.onnx --batch 1,32",
               "vigil bench line.onnx --device cpu,cuda --report bench/"],
 }

@@ -235,8 +235,7 @@ def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
     its last, where another server reads its first)."""
     obj = dict(pairs)
     if len(obj) != len(pairs):
-        seen: set[str] = set()
-        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
+        twice = next(key for key, count in Counter(key for key, _ in pairs).items() if count > 1)
         raise ProtocolError(f"the request's JSON gives the key {twice[:40]!r} more than once in "
                             f"one object; give each key once")
     return obj
