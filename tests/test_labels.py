@@ -388,6 +388,26 @@ def test_training_warns_when_its_threshold_would_catch_nothing_labeled():
     assert validation_check(scores, np.zeros(200, bool), high, ThresholdMethod.GAUSSIAN) == (None, [])
 
 
+def test_the_f1_threshold_training_recommends_gives_its_f1_above_it():
+    """The runtime alarms above its threshold: the F1-optimal threshold training names must give
+    the F1 it promises when used so (a score equal to the cut is not an alarm)."""
+    pytest.importorskip("tensorflow")
+    from vigil.runtime.core import metrics
+    from vigil.runtime.core.spec import Threshold
+    from vigil.runtime.core.thresholds import ThresholdMethod
+    from vigil.training.train_sensor import validation_check
+
+    scores = np.round(np.arange(0.1, 1.15, 0.1), 2)
+    labels = np.zeros(len(scores), dtype=bool)
+    labels[-3:] = True  # the scores 0.9, 1.0, 1.1
+    check, warnings = validation_check(scores, labels, Threshold(5.0, "gaussian"),
+                                       ThresholdMethod.GAUSSIAN)
+    cut = check["f1_optimal_threshold"]
+    assert check["f1_optimal"] == 1.0 and 0.8 <= cut < 0.9
+    assert metrics.counts(scores > cut, labels).f1 == 1.0
+    assert len(warnings) == 1 and f"({cut:.4g})" in warnings[0]
+
+
 def test_training_recommends_no_threshold_that_only_alarms_on_everything():
     """Scores that do not separate the labels: the best F1 is alarming on every window, which
     training must not recommend; a threshold that flags every normal window is said."""
