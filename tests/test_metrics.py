@@ -426,3 +426,21 @@ def test_best_f1_with_a_stride_holds_each_window_score_over_the_rows_it_decides(
     assert two["best_f1"] == result["best_f1"]
     # stride 1 (the default): nothing held
     assert summarize(scores, alarms, labels)["best_f1"] < 0.5
+
+
+def test_an_alarm_is_above_the_threshold_or_no_number_and_json_keeps_infinity_ordered():
+    """One rule for every alarm (``predict``, frames, the server): a NaN score is an alarm, a
+    score equal to the threshold is not. Reports write an infinite score as a score line does."""
+    import json
+
+    from vigil.runtime.core.output import strict_json
+    from vigil.runtime.core.report import json_text
+    from vigil.runtime.core.thresholds import over_threshold
+
+    scores = np.array([0.5, 1.0, 1.5, np.nan, np.inf])
+    assert over_threshold(scores, 1.0).tolist() == [False, False, True, True, True]
+    assert over_threshold(float("nan"), 1.0) is True
+    assert over_threshold(np.float32(1.0), 1.0) is False
+    record = {"score": float("inf"), "low": -np.inf, "auroc": float("nan")}
+    assert json.loads(json_text(record)) == json.loads(strict_json(record)) == {
+        "score": 1.7976931348623157e308, "low": -1.7976931348623157e308, "auroc": None}

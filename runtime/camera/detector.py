@@ -10,7 +10,7 @@ import numpy as np
 from ..core.artifact import Artifact
 from ..core.detector import Detector
 from ..core.spec import ArtifactError, ImageSpec
-from ..core.thresholds import finite_number
+from ..core.thresholds import finite_number, over_threshold
 from .frames import (ARRAY_CHECKS, FRAME_CHECKS, check_frame, frame_boxes, map_to_frame, regions,
                      to_model_input)
 
@@ -151,4 +151,5 @@ class ImageDetector(Detector):
         found = regions(full, self._pixel_threshold)
         if score is None:
             return full, found
-        return full, frame_boxes(full, self._pixel_threshold, bool(score > self.threshold), found)
+        flagged = over_threshold(score, self.threshold)
+        return full, frame_boxes(full, self._pixel_threshold, flagged, found)

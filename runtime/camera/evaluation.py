@@ -15,6 +15,7 @@ import numpy as np
 from ..core import metrics
 from ..core.progress import Progress, silent
 from ..core.spec import ScoreStats
+from ..core.thresholds import over_threshold
 from . import jpeg
 from .frames import frame_boxes, map_to_frame
 from .datasets import (LabeledImage, check_readable, folders, image_digest, images_in, is_mvtec,
@@ -165,7 +166,7 @@ is a ValueError naming it before anything is scored."""
     progress("scoring images", len(items), len(items))
     seen = _seen_in_training(detector, items, digests)
     threshold = detector.threshold
-    predicted = scores > threshold
+    predicted = over_threshold(scores, threshold)
     c = metrics.counts(predicted, labels)
     best_f1, best_threshold = metrics.best_f1(scores, labels)
     best_threshold = metrics.strict_threshold(scores, best_threshold)
@@ -299,7 +300,7 @@ class _BoxAccumulator:
         self.defect_above += int((above & mask).sum())
         self.normal_pixels += int((~mask).sum())
         self.normal_above += int((above & ~mask).sum())
-        flagged = score > self.threshold
+        flagged = over_threshold(score, self.threshold)
         drawn = frame_boxes(full, self.pixel_threshold, flagged)
         hits = [bool(mask[b["y"]:b["y"] + b["h"], b["x"]:b["x"] + b["w"]].any()) for b in drawn]
         self.boxes += len(drawn)

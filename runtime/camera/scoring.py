@@ -34,6 +34,7 @@ from .detector import ImageDetector
 from ..core.output import JsonLines, OutputError, flush_quietly, made_folders
 from ..core.results import decide_line, result_line, skip_line
 from ..core.spec import ArtifactError
+from ..core.thresholds import over_threshold
 from .sources import FrameSource, ImageFiles
 
 log = logging.getLogger("vigil")
@@ -420,7 +421,7 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
                     batch[0] = to_model_input(frame.image, detector.spec)
                     scores, maps = detector.run_prepared(batch)
                     score = float(scores[0])
-                    anomaly = bool(score > detector.threshold)
+                    anomaly = over_threshold(score, detector.threshold)
                     wants_picture = (video is not None or options.show
                                      or (overlay_dir is not None
                                          and (anomaly or options.overlay_all)))

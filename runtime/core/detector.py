@@ -10,7 +10,7 @@ import numpy as np
 
 from .artifact import Artifact, open_artifact
 from .spec import ScoreStats
-from .thresholds import finite_number
+from .thresholds import finite_number, over_threshold
 
 
 class Detector:
@@ -109,7 +109,7 @@ class Detector:
         """True where an item's score is above ``threshold`` (a score that is no number too).
         Booleans, not PyOD's 0/1 integers: they index (``x[predict(x)]``); ``.astype(int)``
         gives PyOD's labels."""
-        return ~(self.score(items) <= self._threshold)
+        return over_threshold(self.score(items), self._threshold)
 
 
 def _reloaded(kind: type, path: str, sha256: str, providers: list[str], threads: int | None,

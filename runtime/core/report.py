@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import shlex
+import sys
 
 import numpy as np
 
 
 def json_text(value, indent: int | None = 2) -> str:
-    """Strict JSON: NaN and infinities (an AUROC with one class, say) become null."""
+    """Strict JSON: NaN (an AUROC with one class, say) becomes null, and infinities the largest
+    finite doubles, as a score line writes them (``output.strict_json``)."""
     def clean(v):
         if isinstance(v, float) and not np.isfinite(v):
-            return None
+            return None if np.isnan(v) else float(np.copysign(sys.float_info.max, v))
         if isinstance(v, dict):
             return {k: clean(x) for k, x in v.items()}
         if isinstance(v, (list, tuple)):

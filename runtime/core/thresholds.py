@@ -25,6 +25,13 @@ def finite_number(value, name: str) -> float:
     return float(value)
 
 
+def over_threshold(scores, threshold: float):
+    """Alarms: True where a score is above ``threshold``, or is no number (NaN), as ``predict``
+    decides: a score nobody can read is not taken for a normal one. Scalars in, bool out."""
+    decided = ~(np.asarray(scores) <= threshold)
+    return bool(decided) if decided.ndim == 0 else decided
+
+
 class ThresholdMethod(str, enum.Enum):
     GAUSSIAN = "gaussian"      # mean + k * std of normal scores (Gaussian MLE); of their
                                # logits when ``logit`` is set (scores that are probabilities)

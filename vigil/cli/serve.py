@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from vigil.runtime.core.spec import FLOAT32_MAX, ArtifactError
+from vigil.runtime.core.thresholds import over_threshold
 
 DATATYPES = {"FP32": np.float32, "FP64": np.float64, "UINT8": np.uint8, "INT64": np.int64,
              "INT32": np.int32, "BOOL": np.bool_}
@@ -345,7 +346,7 @@ def run_inference(detector, tensors: dict[str, np.ndarray],
         extra = ("anomaly_map", np.concatenate([m for _, m in results]) if results
                  else np.empty((0, *detector.input_shape[:2])))
     outputs = [("score", np.asarray(scores, np.float32)),
-               ("anomaly", np.asarray(scores) > detector.threshold),
+               ("anomaly", over_threshold(scores, detector.threshold)),
                (extra[0], np.asarray(extra[1], np.float32))]
     # JSON has no infinity: a score beyond float32 (readings far outside training's) is sent as
     # the largest float32, as `vigil score` writes the largest double; NaN as null
