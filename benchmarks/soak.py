@@ -355,8 +355,7 @@ def sentinel_scores_match(detector, csv_path: Path, out: Path, sentinel: np.ndar
     for row in np.flatnonzero(sentinel).tolist():
         wanted.update(range(row, row + window))
     values = {}
-    options = dict(features=detector.features, time_column=detector.spec.time_column or "auto",
-                   label_column=None, require_time=False)
+    options = detector.read_options()
     with open(csv_path, "rb") as handle:
         index = 0
         for _, row in iter_rows(read_lines(handle), options, str(csv_path)):

@@ -433,8 +433,14 @@ def test_a_dropped_state_file_lets_the_next_one_have_it(learning_model, tmp_path
 
     detector = vigil.load(learning_model)
     state = LearnedStateFile(tmp_path / "s.json", detector)
+    with pytest.raises(ValueError, match="is used by another run"):  # held while it lives
+        LearnedStateFile(tmp_path / "s.json", detector)
     del state
     gc.collect()
+    taken = LearnedStateFile(tmp_path / "s.json", detector)  # dropped: its lock went with it
+    with pytest.raises(ValueError, match="is used by another run"):
+        LearnedStateFile(tmp_path / "s.json", detector)
+    taken.close()
     LearnedStateFile(tmp_path / "s.json", detector).close()
 
 

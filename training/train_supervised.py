@@ -25,7 +25,7 @@ import keras
 import numpy as np
 
 from vigil.runtime.core.thresholds import ThresholdMethod
-from vigil.runtime.sensor.windows import sliding_windows
+from vigil.runtime.sensor.windows import sliding_windows, window_count
 
 from . import sensor_model
 from .checkpoint import TrainingRun, save_run
@@ -96,15 +96,11 @@ def _check_windows_fit(tables, options: DataOptions, longest: int) -> None:
     """Refuse, before any window is cut, windows that would not fit in memory (the check the
     unsupervised path makes), counting each file's training and validation windows."""
     window, stride = options.window, options.stride
-
-    def count(rows: int) -> int:
-        return (rows - window) // stride + 1 if rows >= window else 0
-
     train = validation = 0
     for table in tables:
-        split = int(round(len(table) * (1 - options.validation_fraction)))
-        train += count(split)
-        validation += count(len(table) - max(0, split - window + 1))
+        split = training_rows(table, options.validation_fraction)
+        train += window_count(split, window, stride)
+        validation += window_count(len(table) - max(0, split - window + 1), window, stride)
     check_memory(train, validation, window, len(tables[0].features), stride, longest)
 
 
@@ -129,7 +125,7 @@ def train_supervised(data: str | Path | Sequence[Path], output: str | Path,
     events = 0  # runs of labeled rows in the training parts: the incidents it learns from
     for table in tables:
         labels = table.labels if table.labels is not None else np.zeros(len(table), bool)
-        split = int(round(len(table) * (1 - data_options.validation_fraction)))
+        split = training_rows(table, data_options.validation_fraction)
         normal_rows.append(table.values[:split][~labels[:split]])
         events += int(np.count_nonzero(np.diff(labels[:split].astype(np.int8), prepend=0) == 1))
         if split >= window:

@@ -76,6 +76,13 @@ class SensorDetector(Detector):
     def features(self) -> tuple[str, ...]:
         return self.spec.features
 
+    def read_options(self, decimal: str = ".", label_column: str | None = None) -> dict:
+        """How a CSV is read for this model (``tables.iter_rows``' options): its features by
+        name, its time column, no time required; one place, so that a file checked before
+        scoring is read as scoring and evaluation read it."""
+        return dict(features=self.features, time_column=self.spec.time_column or "auto",
+                    label_column=label_column, require_time=False, decimal=decimal)
+
     def score(self, x: np.ndarray) -> np.ndarray:
         """Scores of one window (window, features) or a batch (n, window, features)."""
         return self.score_with_features(x)[0]

@@ -102,8 +102,7 @@ def score_file(detector: SensorDetector, path: str | Path, label_column: str,
         raise ValueError(f"{source}: {problem}")
     # with a labels file the data's own label column decides nothing: it is read only to say
     # where it marks rows the labels do not (its unreadable cells are passed over)
-    options = dict(features=features, time_column=detector.spec.time_column or "auto",
-                   label_column=label_column, require_time=False, decimal=decimal)
+    options = detector.read_options(decimal, label_column)
     column_marks: list[bool] = []  # with a labels file: the label column's own marks
     label_values: set[float] = set()  # the label column's distinct values (a few are kept)
     scorer = StreamingScorer(detector, top_k=len(features))

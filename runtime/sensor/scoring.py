@@ -131,8 +131,7 @@ def score_lines(detector: SensorDetector, lines: Iterable[str | Line], source: s
     by then has its line.
     """
     scorer = scorer or StreamingScorer(detector)
-    options = dict(features=detector.features, time_column=detector.spec.time_column or "auto",
-                   label_column=None, require_time=False, decimal=decimal)
+    options = detector.read_options(decimal)
     pending: list = []
     index = 0
     read_header = header is not None
@@ -205,8 +204,7 @@ def check_header(detector: SensorDetector, path: str | Path,
     file (the wrong columns, every row written with decimal commas or in another encoding, too
     short for one window) is found before any output is made or emptied, not halfway. Reading
     stops once a usable row and a window's rows have been read."""
-    options = dict(features=detector.features, time_column=detector.spec.time_column or "auto",
-                   label_column=None, require_time=False, decimal=decimal)
+    options = detector.read_options(decimal)
     read_header, first_bad, bad = header is not None, None, 0
     usable, data_rows, window = False, 0, detector.spec.window
     try:
