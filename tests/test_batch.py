@@ -584,12 +584,12 @@ def test_resume_refuses_a_file_added_since_and_batch_scores_a_folder_as_score_do
     # Ctrl-C while the inputs are being checked ends the run at once
     def slow_plan(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(5)
+        time.sleep(60)  # a run that waited for it would take a minute: far past the bound below
 
     monkeypatch.setattr(batch_module, "plan_batch", slow_plan)
     started = time.monotonic()
     assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(tmp_path / "x.jsonl")]) == 130
-    assert time.monotonic() - started < 4
+    assert time.monotonic() - started < 30  # not a speed figure: a busy CI machine may be slow
 
 
 def test_resume_refuses_an_image_added_inside_a_written_part(tiny_image_artifact, image_folder,
