@@ -12,6 +12,7 @@ runtime at batch 1 on one thread, as ratios.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -106,10 +107,54 @@ def inputs_for(detector, source: str | None, count: int = 64,
     return items, f"{count} synthetic windows {window}x{features} (training mean + N(0, std))"
 
 
+FRAME_COST_FRAMES = 8  # frames of a camera's --input timed through preparing and locating
+
+
+def frame_costs(detector: ImageDetector, source: str, frames: int = FRAME_COST_FRAMES) -> dict:
+    """What a camera frame of ``source`` costs beside the model run, median ms over its first
+    ``frames`` frames: ``prepare_ms_p50`` (resizing to the model's input) and
+    ``reject_locate_ms_p50`` (a rejected frame's map brought to the frame's size, its regions
+    found and boxed, as `vigil score` does for every reject; a passed frame skips it)."""
+    from vigil.runtime.camera.frames import frame_boxes
+    from vigil.runtime.camera.sources import open_source
+
+    prepare, locate = [], []
+    opened = open_source(source)
+    try:
+        for frame in opened:
+            if frame.image is None:
+                continue
+            began = time.perf_counter()
+            prepared = detector.prepare(frame.image)
+            prepare.append(time.perf_counter() - began)
+            _, maps = detector.run_prepared(prepared)
+            began = time.perf_counter()
+            full, found = detector.locate(frame.image, maps[0])
+            frame_boxes(full, detector.pixel_threshold, True, found)
+            locate.append(time.perf_counter() - began)
+            if len(prepare) >= frames:
+                break
+    finally:
+        opened.close()
+    return {"prepare_ms_p50": float(np.median(prepare)) * 1e3 if prepare else None,
+            "reject_locate_ms_p50": float(np.median(locate)) * 1e3 if locate else None,
+            "frames_measured": len(prepare)}
+
+
 def _runner(detector) -> Callable[[np.ndarray], object]:
     if isinstance(detector, ImageDetector):
         return detector.run_prepared
     return detector.score_with_features
+
+
+def _batches(items: np.ndarray, batch: int) -> list[np.ndarray]:
+    """The batches a cell's calls take in turn: every item is timed (batch 1 timed the first
+    item alone, where the report said 64 windows, a review found), in no more memory than the
+    items take."""
+    if batch >= len(items):
+        return [_batch(items, batch)]
+    return [np.ascontiguousarray(np.roll(items, -start, axis=0)[:batch])
+            for start in range(0, len(items), batch)]
 
 
 def _batch(items: np.ndarray, batch: int) -> np.ndarray:
@@ -287,6 +332,14 @@ def _model_entry(model: Path, probe, items, described: str, options: BenchOption
                        "decoding and resizing a camera's frames come on top" if image else
                        "score_with_features on windows: the input check and the model run"),
              "max_batch_per_run": probe.max_batch}
+    if image and options.input:
+        entry.update(frame_costs(probe, str(options.input)))
+        if entry["reject_locate_ms_p50"] is not None:
+            entry["timed"] += (f"; on these frames a rejected one also costs "
+                               f"{entry['reject_locate_ms_p50']:.3g} ms (median) to locate its "
+                               f"defects at the frame's size, and preparing one "
+                               f"{entry['prepare_ms_p50']:.3g} ms: a line's frame period must "
+                               f"hold a reject's whole time")
     if not image and probe.spec.running_normalization is not None:
         # what a row is normalized with depends on the alarms before it: vigil score runs such a
         # model one window at a time, so its batched rates are not reached in use (a reviewer:
@@ -340,14 +393,14 @@ def _time_cells(models: list[Path], prepared: list[tuple], options: BenchOptions
             for batch in options.batches:
                 if not loaded:
                     break
-                inputs = {k: _batch(prepared[k][1], batch) for k in loaded}
+                inputs = {k: _batches(prepared[k][1], batch) for k in loaded}
                 first_s = {}
                 for k, (_, run, _, _) in loaded.items():
                     first = time.perf_counter()
-                    run(inputs[k])
+                    run(inputs[k][0])
                     first_s[k] = time.perf_counter() - first
                 timings = time_interleaved(
-                    {k: (lambda run=run, x=inputs[k]: run(x))
+                    {k: (lambda run=run, xs=itertools.cycle(inputs[k]): run(next(xs)))
                      for k, (_, run, _, _) in loaded.items()}, options.seconds)
                 p50, ran = {}, {}
                 for k, (detector, _, session_s, actual) in loaded.items():
@@ -360,11 +413,14 @@ def _time_cells(models: list[Path], prepared: list[tuple], options: BenchOptions
                 if len(p50) > 1:
                     first_name = next(iter(p50))
                     devices = sorted(set(ran.values()))
+                    ratios = {n: v / p50[first_name] for n, v in p50.items()}
+                    # p50_ratio under a fixed name, over the first model (``reference``); the
+                    # key named after that model's file is kept for scripts that read it
                     result.setdefault("side_by_side", []).append(
                         {"device": devices[0] if len(devices) == 1 else ran,
                          "requested_device": device, "threads": threads, "batch": batch,
-                         "p50_ms": p50, f"p50_over_{first_name}": {n: v / p50[first_name]
-                                                                  for n, v in p50.items()}})
+                         "p50_ms": p50, "reference": first_name, "p50_ratio": ratios,
+                         f"p50_over_{first_name}": dict(ratios)})
 
 
 def model_labels(models: Sequence[str | Path]) -> list[str]:

@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from vigil.runtime.core.report import json_text  # noqa: E402
-from vigil.benchmarks.script_args import check_given_artifacts, positive_integer
+from vigil.benchmarks.script_args import check_given_artifacts, positive_integer, whole_number
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -135,35 +135,41 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fp32", type=Path, help="the FP32 artifact exported from --keras")
     parser.add_argument("--mixed", type=Path, help="with --keras, --int8, --fp32: a mixed-"
                         "precision export of the same feature model to time beside them")
-    parser.add_argument("--steps", type=int, default=60,
+    parser.add_argument("--steps", type=positive_integer, default=None,
                         help="unet/fused: the U-Net's training steps (default 60)")
     parser.add_argument("--architecture", choices=["unet", "features", "fused"],
-                        default="features",
+                        default=None,
                         help="the image model to train and time (default features, as "
                              "`vigil train image`)")
-    parser.add_argument("--width", type=int, default=None,
+    parser.add_argument("--width", type=positive_integer, default=None,
                         help="unet/fused: the U-Net's first-level channels (default: library)")
     parser.add_argument("--levels", default=None, metavar="S,S,...",
                         help="features/fused: EfficientNet-Lite0 stages (default 3,5: training "
                              "chooses 3,5 or 3,5,6 from the data, so each is timed on its own; "
                              "3,5,6 for the other)")
-    parser.add_argument("--neighbourhood", type=int, default=None,
+    parser.add_argument("--neighbourhood", type=positive_integer, default=None,
                         help="features/fused: K x K neighbourhood averaging, K odd (default: "
                              "library)")
-    parser.add_argument("--bank", type=int, default=None,
+    parser.add_argument("--bank", type=positive_integer, default=None,
                         help="features/fused: memory-bank entries (default: library)")
-    parser.add_argument("--components", type=int, default=None,
+    parser.add_argument("--components", type=whole_number, default=None,
                         help="features/fused: principal components the patch features are "
                              "projected on before the bank (default: library; 0: none)")
     parser.add_argument("--size", type=positive_integer, default=None,
                         help="the model's square input side in pixels (default: library, 256)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
+    training = [f"--{name}" for name in ("steps", "architecture", "width", "levels",
+                                          "neighbourhood", "bank", "components", "size")
+                if getattr(args, name) is not None]
+    if training and any(getattr(args, f) is not None for f in ("keras", "int8", "fp32")):
+        parser.error(f"{', '.join(training)} appl{'ies' if len(training) == 1 else 'y'} to the "
+                     f"model this benchmark trains; the given --keras, --int8 and --fp32 keep "
+                     f"their own")
+    args.steps = 60 if args.steps is None else args.steps
+    args.architecture = args.architecture or "features"
     given = check_given_artifacts(parser, args, {"int8": "int8", "fp32": "fp32",
                                                  "mixed": "mixed"})
-    if args.size is not None and given:
-        parser.error(f"--size {args.size} applies to the model this benchmark trains; the "
-                     f"given --keras, --int8 and --fp32 keep their own input size")
     from vigil.benchmarks.bench import BenchOptions, baselines
     from vigil.runtime import load
     from vigil.training.synthetic_frames import frames

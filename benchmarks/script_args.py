@@ -17,6 +17,17 @@ def positive_integer(text: str) -> int:
     return value
 
 
+def whole_number(text: str) -> int:
+    """An argparse type: a whole number >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0; received {text!r}")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0; received {text!r}")
+    return value
+
+
 def load_detector(path: Path):
     """The artifact at ``path`` on one thread (the runtime, imported only when needed)."""
     from vigil.runtime import load

@@ -441,6 +441,12 @@ def test_real_frames_are_prepared_before_timing_and_the_cost_of_preparing_is_sai
     assert items.shape == (3, *detector.input_shape)
     assert "3 frames from" in described and "(150x200), prepared for the model" in described
     assert "not in the timings" in described
+    # what a reject costs beside the model run: its map at the frame's size, searched and boxed
+    from vigil.benchmarks.bench import frame_costs
+
+    costs = frame_costs(detector, str(tmp_path / "frames"))
+    assert costs["frames_measured"] == 3
+    assert costs["prepare_ms_p50"] > 0 and costs["reject_locate_ms_p50"] > 0
 
 
 def test_artifacts_of_one_precision_keep_a_ratio_each():
@@ -594,3 +600,36 @@ def test_an_against_of_another_shape_or_another_keras_file_is_refused_before_tim
     record["window"], record["model_sha256"] = spec.window, "0" * 64
     with pytest.raises(ValueError, match="is not the .keras model"):
         refuse_other_keras([str(sensor_artifacts.fp32)], "other.keras")
+
+
+def test_latency_camera_refuses_training_options_beside_given_artifacts(tmp_path, capsys):
+    """Options for the model the script trains were ignored without a word when the models
+    were given, and a negative --steps trained a U-Net for no step (a review)."""
+    from vigil.benchmarks.latency_camera import main
+
+    given = []
+    for name in ("m.keras", "i.onnx", "f.onnx"):
+        (tmp_path / name).write_bytes(b"")
+        given.append(str(tmp_path / name))
+    with pytest.raises(SystemExit) as stopped:
+        main(["--keras", given[0], "--int8", given[1], "--fp32", given[2], "--levels", "3,5",
+              "--bank", "8192"])
+    assert stopped.value.code == 2
+    assert "--levels, --bank apply to the model this benchmark trains" in capsys.readouterr().err
+    for flag, value in (("--steps", "-5"), ("--bank", "0"), ("--components", "-1")):
+        with pytest.raises(SystemExit):
+            main([flag, value])
+        assert f"argument {flag}: expected a whole number" in capsys.readouterr().err
+
+
+def test_bench_names_data_of_the_other_kind_as_score_does(tmp_path, capsys):
+    """An image model given a CSV folder was told its input 'gave no decodable frame' (a review)."""
+    from image_fixtures import write_tiny_image_artifact
+
+    from vigil import cli
+
+    model = write_tiny_image_artifact(tmp_path / "tiny.onnx")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "test.csv").write_text("a,b\n1,2\n")
+    assert cli.main(["bench", str(model), "--input", str(tmp_path / "data")]) == 2
+    assert "is an image model and" in capsys.readouterr().err

@@ -215,6 +215,11 @@ def cmd_bench(args) -> int:
         if args.decimal != "." and not args.input:
             raise ValueError("--decimal applies to an --input CSV; without --input `vigil bench` "
                              "times generated inputs: add --input DATA.csv or leave --decimal out")
+        if args.input:  # a CSV for an image model, images for a sensor one: said as `score` says it
+            from vigil.runtime import load
+
+            for model in args.models:
+                refuse_other_kind(model, load(model, threads=1).spec.kind, args.input)
         if args.against:
             check_keras_model(args.against, "--against")
             training_side("bench --against")
