@@ -337,6 +337,15 @@ def test_train_sensor_on_a_tiny_csv(tmp_path, capsys):
     assert printed["model"] == str(model)
     assert printed["epochs"] == 1
     assert np.isfinite(printed["threshold"])
+    # --log-json: stderr holds JSON lines only, no Keras epoch lines (a review found 8 of them)
+    code = cli.main(["train", "sensor", str(data), "-o", str(model), "--epochs", "2",
+                     "--window", "8", "--score-last", "0", "--units", "4",
+                     "--batch-size", "32", "--log-json"])
+    assert code == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["epochs"] == 2
+    assert all(isinstance(json.loads(line), dict) for line in captured.err.splitlines()), (
+        captured.err)
 
 
 @pytest.mark.parametrize("command", [["demo"], ["train", "sensor"], ["train", "image"], ["export"],

@@ -444,11 +444,14 @@ def test_the_base_levels_features_are_the_context_levels_first_channels(weights)
     np.testing.assert_allclose(context[..., :152], base, rtol=1e-5, atol=1e-5)
 
 
-def test_levels_are_chosen_by_fitting_both_on_real_features(capsys):
+def test_levels_are_chosen_by_fitting_both_on_real_features(caplog):
+    import logging
+
     rng = np.random.default_rng(10)
     train, held = _textured(rng, 16), _textured(rng, 10)
     options = feature_model.FeatureModelOptions(size=128, frame_contrast=False)
-    scorer, record = feature_model.fit(train, "gray", options, verbose=1, held_out=held)
+    with caplog.at_level(logging.INFO, logger="vigil"):  # decisions are log lines (--log-json)
+        scorer, record = feature_model.fit(train, "gray", options, verbose=0, held_out=held)
     # the bank, not given: one entry per 16 of the 16 x 16 x 16 training patches
     assert (record["bank"], record["bank_choice"], record["patches_used"]) == (256, "chosen", 4096)
     separations = record["levels_separation"]
@@ -458,7 +461,7 @@ def test_levels_are_chosen_by_fitting_both_on_real_features(capsys):
     assert record["levels"] == want and record["feature_channels"] == (
         40 + 112 + (192 if want == [3, 5, 6] else 0))
     assert scorer.predict(held[:2], verbose=0)["score"].shape[0] == 2
-    message = capsys.readouterr().out
+    message = caplog.text
     assert f"levels {','.join(map(str, want))}: faint thin cracks drawn into the 10 held-out " in (
         message) and "--levels 3,5 or --levels 3,5,6 to set it" in message
     assert "memory bank: 256 entries for the 4,096 training patches (at most one per 16" in message

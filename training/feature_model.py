@@ -554,22 +554,23 @@ def fit(train_images: np.ndarray, color: str, options: FeatureModelOptions,
     ``frame_contrast`` is chosen from ``train_images`` (``choose_frame_contrast``), undecided
     ``levels`` with the ``held_out`` normal images, never trained on (``choose_levels``)."""
     options, contrast = choose_frame_contrast(options, train_images)
-    if verbose and contrast["frame_contrast_choice"] == "chosen":
-        print(f"frame contrast {'on' if options.frame_contrast else 'off'}: the normal frames' "
-              f"contrast varies {contrast['contrast_variation']:.1%} between images ("
-              f"{'above' if options.frame_contrast else 'at most'} "
-              f"{CONTRAST_VARIATION:.0%}; --frame-contrast / --no-frame-contrast to set it)",
-              flush=True)
+    if contrast["frame_contrast_choice"] == "chosen":  # a decision, said as a log line
+        log.info("frame contrast %s: the normal frames' contrast varies %.1f%% between images "
+                 "(%s %.0f%%; --frame-contrast / --no-frame-contrast to set it)",
+                 "on" if options.frame_contrast else "off",
+                 100 * contrast["contrast_variation"],
+                 "above" if options.frame_contrast else "at most", 100 * CONTRAST_VARIATION)
     if options.levels is not None:
         scorer, fitted = _fit_levels(train_images, color, options, verbose)
         fitted = {**contrast, "levels_choice": "given", **fitted}
     else:
         scorer, fitted = choose_levels(train_images, color, options, held_out, contrast, verbose)
-    if verbose and fitted["bank_choice"] == "chosen" and fitted["bank"] < BANK_ENTRIES:
-        print(f"memory bank: {fitted['bank']} entries for the {fitted['patches_used']:,} "
-              f"training patches (at most one per {BANK_PATCHES_PER_ENTRY}, at least "
-              f"{BANK_MIN_ENTRIES}: a larger bank takes in their rarest patches; more training "
-              f"images allow up to {BANK_ENTRIES}; --bank N to set it)", flush=True)
+    if fitted["bank_choice"] == "chosen" and fitted["bank"] < BANK_ENTRIES:
+        log.info("memory bank: %d entries for the %s training patches (at most one per %d, at "
+                 "least %d: a larger bank takes in their rarest patches; more training images "
+                 "allow up to %d; --bank N to set it)", fitted["bank"],
+                 f"{fitted['patches_used']:,}", BANK_PATCHES_PER_ENTRY, BANK_MIN_ENTRIES,
+                 BANK_ENTRIES)
     return scorer, fitted
 
 
@@ -607,11 +608,10 @@ def choose_levels(train_images: np.ndarray, color: str, options: FeatureModelOpt
         separations[levels] = defect_separation(fits[levels][0], held_out, defects)
     base, context = separations[BASE_LEVELS], separations[CONTEXT_LEVELS]
     chosen = CONTEXT_LEVELS if context > base * (1 + LEVELS_MARGIN) else BASE_LEVELS
-    if verbose:
-        print(f"levels {','.join(map(str, chosen))}: faint thin cracks drawn into the {held} "
-              f"held-out normal images score {context:.2f} of those images' std above them with "
-              f"stage 6, {base:.2f} without (stage 6 is kept above {1 + LEVELS_MARGIN:.2f}x; "
-              f"--levels 3,5 or --levels 3,5,6 to set it)", flush=True)
+    log.info("levels %s: faint thin cracks drawn into the %d held-out normal images score %.2f "
+             "of those images' std above them with stage 6, %.2f without (stage 6 is kept above "
+             "%.2fx; --levels 3,5 or --levels 3,5,6 to set it)", ",".join(map(str, chosen)),
+             held, context, base, 1 + LEVELS_MARGIN)
     scorer, fitted = fits[chosen]
     return scorer, {**record, "levels_choice": "chosen",
                     "levels_separation": {",".join(map(str, k)): round(float(v), 3)

@@ -97,10 +97,10 @@ def cmd_train_sensor(args) -> int:
                                   class_weight=args.class_weight,
                                   **({} if args.patience is None
                                      else {"patience": args.patience})),
-                verbose=keras_verbose(args.quiet, sys.stderr))
+                verbose=keras_verbose(args.quiet or args.log_json, sys.stderr))
         else:
             result = train_sensor(args.data, args.output, options,
-                                  verbose=keras_verbose(args.quiet, sys.stderr))
+                                  verbose=keras_verbose(args.quiet or args.log_json, sys.stderr))
     record = result.run.record
     training = record["training"]
     windows = {"train_windows": training["train_windows"]}
@@ -226,7 +226,8 @@ def cmd_train_image(args) -> int:
         features=replace(defaults.features, **features_only, **_given(args, "size", "seed")),
     )
     with contextlib.redirect_stdout(sys.stderr):  # progress on stderr; stdout has the result
-        result = train_image(data, args.output, options, verbose=0 if args.quiet else 1)
+        result = train_image(data, args.output, options,
+                             verbose=0 if args.quiet or args.log_json else 1)
     print(json_text({"model": str(args.output), "threshold": result.threshold.value,
                      "pixel_threshold": result.pixel_threshold.value,
                      "seconds": round(result.seconds, 1),
