@@ -439,3 +439,30 @@ def test_eval_without_any_anomalous_row_gives_null_recall_not_zero(tmp_path, cap
     # each file's row too (a review found 0.000 there); precision where no row alarmed
     assert all(f["f1"] is None and f["recall"] is None for f in result["files"])
     assert all(f["precision"] is None for f in result["files"] if not f["tp"] + f["fp"])
+
+
+def test_one_mistyped_training_reading_that_sets_a_column_spread_is_said(tmp_path, caplog):
+    """A review typed one temperature 75.3 as 7500 in the training rows: the column's spread rose
+    270-fold, a +25 degree fault scored below the threshold, and training said nothing."""
+    from vigil.training.sensor_data import DataOptions, prepare
+
+    rng = np.random.default_rng(3)
+    steps = np.arange(900)
+    values = np.stack([75 + np.sin(steps / 9) + rng.normal(0, 0.2, 900),
+                       np.cos(steps / 7) + rng.normal(0, 0.05, 900)], axis=1)
+
+    def write(name, value):
+        cells = values.copy()
+        cells[100, 0] = value
+        path = tmp_path / name
+        path.write_text("timestamp,temperature,b\n" + "".join(
+            f"{i},{a:.4f},{b:.4f}\n" for i, (a, b) in enumerate(cells)))
+        return path
+
+    caplog.set_level("WARNING", logger="vigil")
+    prepare(write("clean.csv", values[100, 0]), DataOptions(window=16))
+    assert "set its spread" not in caplog.text
+    prepare(write("typo.csv", 7500.0), DataOptions(window=16))
+    assert ("'temperature': 1 of" in caplog.text and "as far as 7500, set its spread"
+            in caplog.text and "correct or drop those rows" in caplog.text)
+    assert "sentinel code" not in caplog.text
