@@ -466,3 +466,29 @@ def test_one_mistyped_training_reading_that_sets_a_column_spread_is_said(tmp_pat
     assert ("'temperature': 1 of" in caplog.text and "as far as 7500, set its spread"
             in caplog.text and "correct or drop those rows" in caplog.text)
     assert "sentinel code" not in caplog.text
+
+
+def test_training_to_a_full_disk_is_refused_before_training(tmp_path, monkeypatch, capsys):
+    """A review's full disk was found only when the model was written, after all of training."""
+    import os
+    from types import SimpleNamespace
+
+    from vigil import cli
+    from vigil.cli import output_paths
+
+    data = tmp_path / "d.csv"
+    data.write_text("a,b\n" + "".join(f"{i % 7},{i % 5}\n" for i in range(300)))
+    full = SimpleNamespace(f_bavail=10, f_frsize=4096)  # 40 KB free
+    monkeypatch.setattr(output_paths.os, "statvfs", lambda path: full)
+    model = tmp_path / "m.keras"
+    assert cli.main(["train", "sensor", str(data), "-o", str(model)]) == 2
+    err = capsys.readouterr().err
+    assert "its file system has 0.04 MB free and a model takes at least 0.26 MB" in err
+    assert not model.exists()
+    model.write_bytes(b"PK\x03\x04" + b"\0" * 99_996)  # a model it replaces: its size counts
+    (tmp_path / "m.vigil.npz").write_bytes(b"\0" * 200_000)
+    monkeypatch.setattr(output_paths.os, "statvfs",
+                        lambda path: SimpleNamespace(f_bavail=70, f_frsize=4096))  # 0.29 MB
+    assert cli.main(["train", "sensor", str(data), "-o", str(model)]) == 2
+    assert "the model it replaces takes 0.30 MB" in capsys.readouterr().err
+    assert os.path.getsize(model) == 100_000

@@ -127,6 +127,34 @@ def check_output_paths(args) -> None:
         from vigil.runtime.core.spec import sidecar_path
 
         check_writable(sidecar_path(args.output), "--output's sidecar", replaced=True)
+        _refuse_a_full_disk(Path(args.output), sidecar_path(args.output), args.command)
+
+
+# The least a trained model and its sidecar take (a tiny sensor model: ~0.1 MB; the default one
+# 0.8 MB; a feature image model 9 MB): a disk with less free space fails at the end of training
+# (a review: a full disk found after the whole run)
+LEAST_MODEL_BYTES = {"train sensor": 256 * 1024, "train image": 2 * 1024 * 1024}
+
+
+def _refuse_a_full_disk(model: Path, sidecar: Path, command: str) -> None:
+    """ValueError when the output's file system cannot hold the model it will write: less free
+    space than the model it replaces (written beside it first), or than any model takes."""
+    folder = model.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        stats = os.statvfs(folder)
+    except (OSError, AttributeError):  # no statvfs (Windows), or a folder it cannot read
+        return
+    free = stats.f_bavail * stats.f_frsize
+    replaced = sum(p.stat().st_size for p in (model, sidecar) if p.is_file())
+    needed = max(replaced, LEAST_MODEL_BYTES[command])
+    if free < needed:
+        what = (f"the model it replaces takes {replaced / 1e6:.2f} MB" if replaced >= needed
+                else f"a model takes at least {needed / 1e6:.2f} MB")
+        raise ValueError(f"`--output` {str(model)!r}: its file system has {free / 1e6:.2f} MB "
+                         f"free and {what}, so training would fail at its end; free space there "
+                         f"or name a path on another disk")
 
 
 def _refuse_csv_in_an_input_folder(path, flag: str, input_folders: list) -> None:
