@@ -282,7 +282,8 @@ def test_an_unnamed_column_with_values_is_named_and_causes_of_too_few_windows_ar
         prepare(labeled, DataOptions(window=16))
     with pytest.raises(ValueError, match=r"a smaller `stride` \(now 60\)"):
         prepare(trailing, DataOptions(window=16, stride=60))
-    with pytest.raises(ValueError, match=r"use more rows or a smaller `window`"):
+    with pytest.raises(ValueError, match=r"training part, its first 75%, has 150 rows; use more "
+                                         r"rows, or a `window` of at most 136"):
         prepare(trailing, DataOptions(window=160, stride=2))  # 150 training rows: no window
 
 
@@ -492,3 +493,18 @@ def test_training_to_a_full_disk_is_refused_before_training(tmp_path, monkeypatc
     assert cli.main(["train", "sensor", str(data), "-o", str(model)]) == 2
     assert "the model it replaces takes 0.30 MB" in capsys.readouterr().err
     assert os.path.getsize(model) == 100_000
+
+
+def test_a_folder_of_files_with_other_columns_names_both_files(tmp_path):
+    """A folder of a SKAB file and a NAB file was refused as lacking columns 'the model (or
+    --features) needs', with no model and no --features given (a review)."""
+    from vigil.training.sensor_data import DataOptions, load_tables
+
+    (tmp_path / "mix").mkdir()
+    (tmp_path / "mix" / "a.csv").write_text("value\n" + "".join(f"{i % 5}\n" for i in range(50)))
+    (tmp_path / "mix" / "b.csv").write_text("p,q\n" + "".join(f"{i % 5},{i % 3}\n"
+                                                               for i in range(50)))
+    with pytest.raises(ValueError, match=r"b.csv has the feature columns \['p', 'q'\], and .*a.csv "
+                                         r"\(the first file\) \['value'\]: the files of one "
+                                         r"training run must share them"):
+        load_tables(tmp_path / "mix", DataOptions())

@@ -12,9 +12,9 @@ import numpy as np
 
 from vigil.runtime.core.artifact import sha256_of
 from vigil.runtime.sensor.labels import nab_labels, nab_root, read_labels, relative_path
-from vigil.runtime.sensor.tables import (DEFAULT_EXCLUDED_COLUMNS, DEFAULT_LABEL_COLUMN, Table,
-                                         csv_files, detect_separator, fill_gaps,
-                                         read_table, split_cells, time_key)
+from vigil.runtime.sensor.tables import (DEFAULT_EXCLUDED_COLUMNS, DEFAULT_LABEL_COLUMN,
+                                         MissingColumns, Table, csv_files, detect_separator,
+                                         fill_gaps, read_table, split_cells, time_key)
 from vigil.runtime.sensor.windows import sliding_windows
 
 log = logging.getLogger("vigil")
@@ -260,9 +260,21 @@ def load_tables(data: str | Path | Sequence[Path], options: DataOptions) -> list
     tables: list[Table] = []
     features = options.features
     for path in files:
-        table = read_table(path, features=features, time_column=options.time_column,
-                           label_column=options.label_column, excluded=options.excluded,
-                           decimal=options.decimal, strict_labels=labels is None)
+        try:
+            table = read_table(path, features=features, time_column=options.time_column,
+                               label_column=options.label_column, excluded=options.excluded,
+                               decimal=options.decimal, strict_labels=labels is None)
+        except MissingColumns:
+            if options.features is not None or not tables:
+                raise
+            # the features are the first file's: say so, not "the model needs" (a review)
+            own = read_table(path, time_column=options.time_column,
+                             label_column=options.label_column, excluded=options.excluded,
+                             decimal=options.decimal, strict_labels=False).features
+            raise ValueError(f"{path} has the feature columns {list(own)}, and {tables[0].source} "
+                             f"(the first file) {list(features)}: the files of one training run "
+                             f"must share them; train one model per set of columns (a folder "
+                             f"each), or name columns every file has with --features") from None
         if options.features is None and tables:
             skip = {*features, table.time_column, table.label_column, *options.excluded, ""}
             extra = [c for c in table.header if c not in skip]
@@ -740,8 +752,12 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions,
         elif options.validation_fraction > 0.5:
             fix = (f"`validation_fraction` {options.validation_fraction:g} holds back all but "
                    f"{sum(splits)} of the rows: lower it (default 0.25), or use more rows")
-        else:
-            fix = "use more rows or a smaller `window`"
+        else:  # the largest window that gives 8 from the longest training part, stride aside
+            longest = max(splits)
+            largest = longest - 7 * stride
+            fix = (f"the longest file's training part, its first "
+                   f"{1 - options.validation_fraction:.0%}, has {longest} rows; use more rows"
+                   + (f", or a `window` of at most {largest}" if largest >= 2 else ""))
         raise ValueError(f"training needs at least 8 normal windows of {w} rows; the data gives "
                          f"{len(train)} ({fix})")
     if len(validation) < 4:
