@@ -120,3 +120,19 @@ def test_eval_reports_progress_on_stderr_unless_quiet(sensor_artifacts, capsys):
     assert "vigil: scoring files" in err and "vigil: best-F1 threshold search" in err
     assert cli.main(arguments + ["--quiet"]) == 0
     assert "vigil: scoring" not in capsys.readouterr().err
+
+
+def test_the_time_left_leaves_out_the_first_step_that_compiles_the_graph(monkeypatch):
+    """A review's U-Net said 0:51 left at step 6 of 60 where 0:16 were: its first step, which
+    compiles the graph, was spread over every step."""
+    from vigil.training import progress as progress_module
+
+    now = [0.0]
+    monkeypatch.setattr(progress_module.time, "perf_counter", lambda: now[0])
+    out = io.StringIO()
+    progress = StepProgress(60, verbose=2, stream=out)
+    for step in range(1, 61):
+        now[0] += 30.0 if step == 1 else 0.3  # a 30 s compile, then 0.3 s a step
+        progress.update(step, loss=0.5)
+    first = out.getvalue().splitlines()[0]
+    assert first.startswith("step 6/60") and "elapsed 0:32" in first and first.endswith("~0:16")

@@ -350,8 +350,8 @@ def size_problem(options: FeatureModelOptions) -> str | None:
     if options.neighbourhood < 1 or options.neighbourhood % 2 == 0:
         return f"`neighbourhood` must be odd and positive; received {options.neighbourhood}"
     if options.bank is not None and options.bank < BANK_MIN_ENTRIES:
-        return (f"`bank` must be at least {BANK_MIN_ENTRIES} (or None: chosen); received "
-                f"{options.bank}")
+        return (f"`bank` must be at least {BANK_MIN_ENTRIES}, or left out to have it chosen from "
+                f"the training patches; received {options.bank}")
     if options.components < 0:
         return (f"`components` must be 0 (the features as they are) or more; received "
                 f"{options.components}")

@@ -28,6 +28,7 @@ class StepProgress:
         self.stream = stream if stream is not None else sys.stdout
         self.terminal = verbose == 1 and is_terminal(self.stream)
         self.started = time.perf_counter()
+        self._first: tuple[int, float] | None = None  # the first step reported, and when
         self._bar = None
         if self.terminal:
             import keras
@@ -42,13 +43,21 @@ class StepProgress:
         """Step ``step`` of ``steps`` is done; ``loss`` is the metric's value (None: no metric)."""
         if not self.verbose:
             return
+        now = time.perf_counter()
+        if self._first is None:
+            self._first = (step, now)
         if self._bar is not None:
             self._bar.update(step, [(self.metric, loss)] if loss is not None else None)
             return
         if step % self._every and step != self.steps:
             return
-        elapsed = time.perf_counter() - self.started
-        left = elapsed / step * (self.steps - step)
+        elapsed = now - self.started
+        # from the steps after the first, whose time holds the graph's compilation (a review's
+        # U-Net said 0:51 left at step 6 of 60, where 0:16 were)
+        first_step, first_time = self._first
+        per_step = ((now - first_time) / (step - first_step) if step > first_step
+                    else elapsed / step)
+        left = per_step * (self.steps - step)
         value = f"  {self.metric} {loss:.4f}" if loss is not None else ""
         print(f"{self.label} {step}/{self.steps}{value}  elapsed {clock(elapsed)}  "
               f"left ~{clock(left)}", file=self.stream, flush=True)
