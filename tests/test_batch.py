@@ -145,6 +145,20 @@ def test_strict_exits_5_when_a_run_ends_with_input_not_scored(sensor_artifacts, 
                      "--jsonl", str(tmp_path / "e.jsonl")]) == 5
     assert cli.main(["batch", model, str(csv_folder),
                      "--jsonl", str(tmp_path / "f.jsonl")]) == 0
+    # resumed after day3 and day4 were written (as after a reboot): they still count (a review
+    # found a resumed --strict run exit 0 where the whole run exits 5)
+    (csv_folder / "day9.csv").write_text((csv_folder / "day0.csv").read_text())
+    whole = tmp_path / "e2.jsonl"
+    assert cli.main(["batch", model, str(csv_folder), "--strict", "--jsonl", str(whole)]) == 5
+    cut = tmp_path / "e3.jsonl"
+    text = whole.read_text()
+    cut.write_text(text[:len(text) - len(text) // 4])  # inside day9's lines
+    capsys.readouterr()
+    assert cli.main(["batch", model, str(csv_folder), "--strict", "--resume",
+                     "--jsonl", str(cut)]) == 5
+    err = capsys.readouterr().err
+    assert "1 file(s) skipped; the first: skipped: " in err and "day3.csv" in err
+    assert cut.read_text() == whole.read_text()
 
 
 def test_resume_counts_the_skipped_lines_it_keeps_for_strict(tmp_path):

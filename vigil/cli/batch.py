@@ -790,6 +790,22 @@ def _same_number(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-7)
 
 
+def kept_problems(items: Sequence[WorkItem], window: int | None,
+                  header: bool) -> tuple[int, list[str]]:
+    """(files skipped, problems) of items a resumed batch does not score again: what their run
+    counted for --strict (a resumed run that counted only its own items exited 0 where the whole
+    run exits 5, a review found)."""
+    skipped, problems = 0, []
+    for item in items:
+        if item.skip is not None:
+            skipped += 1
+            problems.append(f"skipped: {item.skip}")
+        elif _writes_nothing(item, window, header):
+            problems.append(f"{item.name}: fewer data rows than the model's window of {window}: "
+                            "no window could be scored")
+    return skipped, problems
+
+
 def _writes_nothing(item: WorkItem, window: int | None, header: bool) -> bool:
     """Whether scoring ``item`` writes no line: a file skipped when the batch was planned, or a
     CSV with fewer data rows than the window (blank lines are no rows)."""

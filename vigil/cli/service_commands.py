@@ -40,7 +40,7 @@ def cmd_batch(args) -> int:
 
 
 def _batch(args) -> int:
-    from vigil.cli.batch import (Reading, Scorer, check_same_model, plan_batch,
+    from vigil.cli.batch import (Reading, Scorer, check_same_model, kept_problems, plan_batch,
                                  refuse_appending_again, resume_point, run_batch)
     from vigil.runtime import load
     from vigil.runtime.core.interrupts import waiting
@@ -142,9 +142,16 @@ def _batch(args) -> int:
                         "continues after the items written whole", args.log_json)
             return EXIT_OUTPUT
         out.commit()  # every input was read: the output exists even without a line
+    files_before, problems_before = 0, []
     if resumed:
+        files_before, problems_before = kept_problems(
+            items[:resumed.items_done],
+            detector.spec.window if detector.spec.kind == "sensor" else None,
+            header=not args.columns)
         summary["resumed"] = {"items_done_before": resumed.items_done,
-                              "lines_kept": resumed.lines_kept, "lines_cut": resumed.lines_cut}
+                              "lines_kept": resumed.lines_kept, "lines_cut": resumed.lines_cut,
+                              "files_skipped_before": files_before,
+                              "errors_before": problems_before}
     from vigil.runtime.core.artifact import sha256_of
 
     # the model that made the lines: as each item's detector loaded it (not the file as it is
@@ -157,11 +164,11 @@ def _batch(args) -> int:
         error_line(f"nothing could be scored: all {summary['lines']} lines are skipped rows or "
                     f"frames, each with its reason", args.log_json)
         return EXIT_INPUT
-    if args.strict:  # this run's items and, resumed, the skipped lines the file kept
-        note = incomplete_run(summary["files_skipped"],
+    if args.strict:  # this run's items and, resumed, those of the items and lines the file kept
+        note = incomplete_run(summary["files_skipped"] + files_before,
                               summary["skipped"] + (resumed.skipped_kept if resumed else 0),
                               ("row or frame", "rows or frames"),
-                              summary["errors"], args.passed_over.count)
+                              problems_before + summary["errors"], args.passed_over.count)
         if note is not None:
             error_line(note, args.log_json)
             return EXIT_INCOMPLETE
