@@ -95,7 +95,10 @@ def test_a_long_csv_item_says_how_much_of_it_was_read(sensor_artifacts, csv_fold
     err = capsys.readouterr().err
     assert f"vigil: {stage}: done in" in err
     assert "day0.csv, MB read" not in err and "day2.csv, MB read" not in err
-    assert "vigil: batch: items scored: 3/3, done in" in err
+    # the batch's own progress by the items' bytes, not their count (one long file weighed as
+    # much as a short one: a review's time left was 3x too long)
+    kb = sum((csv_folder / f"day{n}.csv").stat().st_size for n in range(3)) // 1024
+    assert f"vigil: batch: kB of 3 items scored: {kb}/{kb}, done in" in err
 
 
 def test_strict_exits_5_when_a_run_ends_with_input_not_scored(sensor_artifacts, csv_folder,
@@ -294,7 +297,8 @@ def test_resume_scores_only_what_an_interrupted_run_left_undone(sensor_artifacts
     summary = json.loads(capsys.readouterr().err.strip().splitlines()[-1])["summary"]
     assert summary["items"] == 2  # day1 again and day2; day0 was whole
     assert summary["resumed"] == {"items_done_before": 1, "lines_kept": first_of_day1,
-                                  "lines_cut": 40}
+                                  "lines_cut": 40, "files_skipped_before": 0,
+                                  "errors_before": []}
     # a finished run resumed scores its last item again and changes nothing
     assert cli.main(["batch", model, str(csv_folder), "--jsonl", str(resumed), "--resume"]) == 0
     assert resumed.read_bytes() == text
@@ -682,6 +686,9 @@ def test_a_file_gone_during_the_run_is_skipped_and_the_others_go_on(sensor_artif
     sources = {json.loads(line)["source"] for line in out.getvalue().splitlines()}
     assert sources == {str(csv_folder / "day0.csv"), str(csv_folder / "day2.csv")}
     assert summary["files_skipped"] == 1 and "day1.csv" in summary["errors"][0]
+    # in the batch's words, not `vigil score`'s (its `source` argument; a review)
+    assert "removed or moved after the batch was planned" in summary["errors"][0]
+    assert "`source`" not in summary["errors"][0]
 
 
 def test_outputs_inside_an_image_folder_and_flags_without_their_mode_are_refused(
@@ -1001,7 +1008,7 @@ def test_a_file_none_of_whose_rows_scored_is_an_error_of_the_batch(tmp_path, cap
     summary = json.loads(err.strip().splitlines()[-1])["summary"]
     assert any("comma.csv: none of its 20 rows could be scored" in e for e in summary["errors"])
     assert not any("good.csv" in e for e in summary["errors"])
-    assert "batch: items scored" in err  # progress on stderr
+    assert "items scored" in err  # progress on stderr
 
 
 def test_resume_on_an_output_another_run_writes_is_refused_before_reading_it(tmp_path, capsys,

@@ -179,8 +179,12 @@ class Scorer:
         except (ValueError, OSError) as error:  # the file went or changed since it was checked
             out.seek(start)
             out.truncate()  # the lines of a file that failed part-way are not kept
-            reason = str(error) if isinstance(error, ValueError) else \
-                f"{item.name}: cannot be read ({error.strerror or error})"
+            gone = next((p for p in item.paths if not os.path.lexists(p)), None)
+            if gone is not None:  # not the reader's words, which name `vigil score`'s arguments
+                reason = f"{gone}: removed or moved after the batch was planned"
+            else:
+                reason = str(error) if isinstance(error, ValueError) else \
+                    f"{item.name}: cannot be read ({error.strerror or error})"
             log.error("skipped: %s; the other items go on", reason)
             return {"errors": [f"skipped: {reason}"], "files_skipped": 1}
 
@@ -790,6 +794,17 @@ def _same_number(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-7)
 
 
+def _item_bytes(item: WorkItem) -> int:
+    """What an item holds to read, in bytes (0 for a file gone since it was planned)."""
+    total = 0
+    for path in item.paths:
+        try:
+            total += os.path.getsize(path)
+        except OSError:
+            pass
+    return total
+
+
 def kept_problems(items: Sequence[WorkItem], window: int | None,
                   header: bool) -> tuple[int, list[str]]:
     """(files skipped, problems) of items a resumed batch does not score again: what their run
@@ -857,8 +872,14 @@ def run_batch(model: str | Path, items: Sequence[WorkItem], out, use_ray: bool =
                else score_locally(model, items, threads, reading, progress))
     totals = {"items": len(items), "lines": 0, "skipped": 0, "files_skipped": 0, "errors": []}
     models: list[str] = []  # the sha256 of each model that scored an item, in the order met
-    progress("batch: items scored", 0, len(items))
-    for done, (item, (lines, summary)) in enumerate(zip(items, results), 1):
+    # progress by the items' bytes: by their count, one 500,000-row file weighed as much as a
+    # 2,000-row one and the time left was 3x too long (a review)
+    sizes = [_item_bytes(item) for item in items]
+    unit, name = (1 << 20, "MB") if sum(sizes) >= 100 << 20 else (1 << 10, "kB")
+    stage, read = f"batch: {name} of {len(items)} items scored", 0
+    total = max(1, sum(sizes) // unit)
+    progress(stage, 0, total)
+    for item, size, (lines, summary) in zip(items, sizes, results):
         interrupts.check()  # a stop request between items: this item's lines are not written
         try:
             for line in lines:
@@ -882,7 +903,8 @@ def run_batch(model: str | Path, items: Sequence[WorkItem], out, use_ray: bool =
         for key in SUMMED_COUNTS:  # what `vigil score` says of each source, over them all
             if isinstance(summary.get(key), int):
                 totals[key] = totals.get(key, 0) + summary[key]
-        progress("batch: items scored", done, len(items))
+        read += size
+        progress(stage, read // unit if read < sum(sizes) else total, total)
     out.flush()
     seconds = time.perf_counter() - started
     return {"engine": ("ray " + (ray_address or "local")) if use_ray else "single process",

@@ -482,11 +482,15 @@ def build_app(model: str, name: str, replicas: int, threads: int | None,
                 return _too_large(f"is {int(declared)} bytes, over this server's {max_body} "
                                   f"bytes")
             if not self.admission.start_upload():  # the body is never held: bounded memory
+                # counted now: by the time this body is drained, the others may have arrived (a
+                # review saw "receiving 0 request bodies already")
+                uploading = self.admission.uploading
                 # read and dropped, so that the client hears the 503 rather than a reset
                 _, _, outcome = await _read_body(request, max_body, keep=False)
                 if outcome == "too large":
                     return _too_large(f"is over {max_body} bytes")
-                return _busy(f"is receiving {self.admission.uploading} request bodies already")
+                return _busy(f"was receiving {uploading} request bodies already when this one "
+                             f"came")
             try:
                 body, size, outcome = await _read_body(request, max_body, keep=True)
             finally:
