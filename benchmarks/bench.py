@@ -107,6 +107,10 @@ def inputs_for(detector, source: str | None, count: int = 64,
     return items, f"{count} synthetic windows {window}x{features} (training mean + N(0, std))"
 
 
+# onnxruntime's pool threads spin on for 20-50 ms after a run (measured here: a camera model's
+# p50 after another session's calls was 0.75-0.82 ms after pauses of 0-20 ms, 0.52 after 50 ms,
+# alone 0.48-0.50): side by side at more than one thread, each turn waits this long first
+SPIN_SETTLE_S = 0.1
 FRAME_COST_FRAMES = 8  # frames of a camera's --input timed through preparing and locating
 
 
@@ -399,9 +403,19 @@ def _time_cells(models: list[Path], prepared: list[tuple], options: BenchOptions
                     first = time.perf_counter()
                     run(inputs[k][0])
                     first_s[k] = time.perf_counter() - first
+                # at more than one thread, each model's turn waits for the other's pool threads
+                # to stop spinning: two copies of one camera model side by side at 2 threads
+                # took 1.6-1.9 ms p50 against 0.73-0.75 alone (a review)
+                settle = SPIN_SETTLE_S if threads != 1 and len(loaded) > 1 else 0.0
+                said = ("side by side at more than one thread, each model's turn began "
+                        f"{SPIN_SETTLE_S:g} s after the other's last call: onnxruntime's pool "
+                        "threads spin on after a run and would slow the next model's")
+                if settle and said not in result["notes"]:
+                    result["notes"].append(said)
                 timings = time_interleaved(
                     {k: (lambda run=run, xs=itertools.cycle(inputs[k]): run(next(xs)))
-                     for k, (_, run, _, _) in loaded.items()}, options.seconds)
+                     for k, (_, run, _, _) in loaded.items()}, options.seconds,
+                    settle_s=settle)
                 p50, ran = {}, {}
                 for k, (detector, _, session_s, actual) in loaded.items():
                     cell = _cell(models[k], prepared[k][0], result["models"][k], detector,

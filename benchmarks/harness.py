@@ -46,7 +46,7 @@ def time_calls(call: Callable[[], object], budget_s: float, min_runs: int = MIN_
 
 
 def time_interleaved(calls: dict, budget_s: float, min_runs: int = MIN_RUNS, block: int = 5,
-                     max_runs: int = 100_000) -> dict[object, list[float]]:
+                     max_runs: int = 100_000, settle_s: float = 0.0) -> dict[object, list[float]]:
     """Warm up each, then time ``calls`` in turns of about equal time (``block`` calls of the
     slowest, as many of each other as take as long, by their warm-up times), each until its own
     timed calls add up to ``budget_s`` and number ``min_runs`` (or reach ``max_runs``): while
@@ -55,7 +55,9 @@ def time_interleaved(calls: dict, budget_s: float, min_runs: int = MIN_RUNS, blo
     time as the others (turns of equal counts left 93 % of a fast call's samples timed alone
     beside one 15 times slower, a review found; turns to the end of the slowest would time the
     slow one far past its budget). The turns are sized again after each round from the calls'
-    mean times so far."""
+    mean times so far. ``settle_s``: a pause before each turn, and turns of at least twice it,
+    so that the calls before have stopped (onnxruntime's pool threads spin for 20-50 ms after a
+    run here, and spun against the next model's threads)."""
     warm: dict[object, float] = {}
     for name, call in calls.items():
         start = time.perf_counter()
@@ -66,7 +68,7 @@ def time_interleaved(calls: dict, budget_s: float, min_runs: int = MIN_RUNS, blo
     spent = dict.fromkeys(calls, 0.0)
 
     def turns(per_call: dict[object, float]) -> dict[object, int]:
-        slowest = max(per_call.values())
+        slowest = max(max(per_call.values()), 2 * settle_s / block)
         return {name: max(1, min(round(block * slowest / per_call[name]), max_runs))
                 for name in calls}
 
@@ -78,6 +80,8 @@ def time_interleaved(calls: dict, budget_s: float, min_runs: int = MIN_RUNS, blo
 
     while any(needs_more(name) for name in calls):
         for name, call in calls.items():
+            if settle_s and needs_more(name):
+                time.sleep(settle_s)
             for _ in range(turn[name]):
                 if not needs_more(name):
                     break

@@ -528,6 +528,39 @@ def test_a_fast_call_is_timed_for_as_long_as_a_slow_one_beside_it():
     assert sum(timings["slow"]) < 3 * 0.3 and sum(timings["fast"]) >= 0.3
 
 
+def test_side_by_side_turns_can_wait_for_the_other_call_to_settle(monkeypatch):
+    """onnxruntime's pool threads spin on after a run: side by side at 2 threads two copies of one
+    model took 1.6-1.9 ms against 0.73 alone (a review). With ``settle_s`` each turn waits that
+    long after the other call and lasts at least twice as long."""
+    from vigil.benchmarks import harness
+
+    now, events = [0.0], []
+    monkeypatch.setattr(harness.time, "perf_counter", lambda: now[0])
+    monkeypatch.setattr(harness.time, "sleep", lambda s: events.append(("pause", s)))
+
+    def call(name):
+        def run():
+            events.append(name)
+            now[0] += 0.001
+        return run
+
+    timings = harness.time_interleaved({"a": call("a"), "b": call("b")}, budget_s=1.0,
+                                       min_runs=5, settle_s=0.1)
+    assert len(timings["a"]) >= 1000 and len(timings["b"]) >= 1000
+    turns, current = [], None
+    for event in events[2 * harness.WARMUP_RUNS:]:  # after the warm-up
+        if isinstance(event, tuple):
+            assert event == ("pause", 0.1)
+            current = None
+            continue
+        if event != current:
+            assert current is None  # a turn only after a pause
+            turns.append([event, 0])
+            current = event
+        turns[-1][1] += 1
+    assert all(count >= 200 for _, count in turns[:-2])  # at least 0.2 s of calls a turn
+
+
 def test_the_latency_scripts_refuse_a_partial_or_mislabelled_set_of_artifacts(tmp_path, capsys):
     """A set without --fp32 trained and timed a model of the script's own, without a word; an
     --int8 that was a mixed artifact ended in a KeyError after a minute of timing."""
