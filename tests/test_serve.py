@@ -219,6 +219,17 @@ def test_image_inference_and_protocol_errors_in_process(tiny_image_artifact):
     assert outputs["anomaly_map"]["shape"] == [2, *detector.input_shape[:2]]
     with pytest.raises(ProtocolError, match="takes one input, `image`"):
         run_inference(detector, {"window": frames})
+    # frames unlike training are named in the answer, as on `vigil score`'s lines: the server's
+    # log said it once, and a client heard nothing (a review)
+    from vigil.cli.serve import unlike_training
+
+    assert unlike_training(detector, {"image": frames}) == {}  # gray frames, a gray model
+    colour = np.random.default_rng(2).integers(0, 255, (2, 40, 50, 3), np.uint8)
+    colour[1] = colour[1, ..., :1]  # the second frame gray: one colour frame is enough
+    unlike = unlike_training(detector, {"image": colour})
+    assert unlike["unlike_training"] == ["colour"] and len(unlike["warnings"]) == 1
+    assert unlike["warnings"][0].startswith("frames are in colour but the model was trained on "
+                                            "gray frames")
     # a map not asked for is not written out; requested outputs are checked before any work
     from vigil.cli.serve import TooMuchWork, check_work, requested_outputs
 
@@ -472,7 +483,7 @@ def test_a_client_that_hangs_up_keeps_its_slot_until_its_scoring_ends_and_too_la
         time.sleep(0.3)
         with lock:
             running[0] -= 1
-        return {}, []
+        return {}, [], {}
 
     replica._answer = slow_answer
 
@@ -508,7 +519,7 @@ def test_stalled_uploads_hold_no_scoring_slot_and_end_after_a_pause(tmp_path, mo
     monkeypatch.setattr(serve, "BODY_IDLE_TIMEOUT_S", 0.3)
     monkeypatch.setattr(serve, "BODY_READ_TIMEOUT_S", 30.0)
     cls, replica, request = _replica(write_tiny_sensor_artifact(tmp_path / "pump.onnx"), 2)
-    replica._answer = lambda body, header: ({}, [])
+    replica._answer = lambda body, header: ({}, [], {})
 
     def stalled() -> Request:
         sent = [False]

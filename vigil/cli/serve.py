@@ -355,6 +355,26 @@ def run_inference(detector, tensors: dict[str, np.ndarray],
             for name, value in outputs if wanted is None or name in wanted]
 
 
+def unlike_training(detector, tensors: dict[str, np.ndarray]) -> dict:
+    """The answer's ``parameters`` for frames unlike the training ones (gray for a colour model,
+    another shape, far smaller), as `vigil score` names them on its lines: ``unlike_training``
+    (the checks' names) and ``warnings`` (why each matters); empty where none is, and for sensor
+    models. The server's log says each once; a client would otherwise never hear of it."""
+    from vigil.runtime.camera.frames import CHECK_NAMES, FRAME_CHECKS
+
+    frames = tensors.get("image")
+    if detector.spec.kind != "image" or frames is None or frames.ndim != 4:
+        return {}
+    names, warnings = [], []
+    for check in FRAME_CHECKS:
+        said = next((m for m in (check(frame, detector.spec) for frame in frames)
+                     if m is not None), None)
+        if said is not None:
+            names.append(CHECK_NAMES[check])
+            warnings.append(said)
+    return {"unlike_training": names, "warnings": warnings} if names else {}
+
+
 def output_names(detector) -> list[str]:
     """The v2 outputs a detector answers with, in ``run_inference``'s order."""
     return ["score", "anomaly",
@@ -525,7 +545,7 @@ def build_app(model: str, name: str, replicas: int, threads: int | None,
                         self._answer, body, request.headers.get(BINARY_HEADER)))
                     del body
                     try:
-                        header, outputs = await asyncio.shield(work)
+                        header, outputs, unlike = await asyncio.shield(work)
                     except asyncio.CancelledError:
                         while not work.done():
                             with contextlib.suppress(asyncio.CancelledError):
@@ -537,17 +557,21 @@ def build_app(model: str, name: str, replicas: int, threads: int | None,
                 return JSONResponse({"error": str(error)}, status_code=400)
             except ArtifactError as error:  # the served model is at fault: a server error
                 return JSONResponse({"error": str(error)}, status_code=500)
-            return {"model_name": name, "model_version": MODEL_VERSION,
-                    "id": header.get("id", ""), "outputs": outputs}
+            answer = {"model_name": name, "model_version": MODEL_VERSION,
+                      "id": header.get("id", ""), "outputs": outputs}
+            if unlike:  # v2 answers may carry parameters
+                answer["parameters"] = unlike
+            return answer
 
-        def _answer(self, body: bytes, binary_header: str | None) -> tuple[dict, list[dict]]:
+        def _answer(self, body: bytes,
+                    binary_header: str | None) -> tuple[dict, list[dict], dict]:
             length = header_length(binary_header, len(body))
             header, tensors = parse_request_and_header(body, length)
             del body
             names = requested_outputs(self.detector, header.get("outputs"))
             check_work(self.detector, tensors, max_body)
             outputs = run_inference(self.detector, tensors, set(names) if names else None)
-            return header, select_outputs(outputs, names)
+            return header, select_outputs(outputs, names), unlike_training(self.detector, tensors)
 
     return VigilModel.bind()
 
