@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 import subprocess
 
@@ -319,6 +320,15 @@ def test_csv_files_follow_linked_folders_once_and_name_dangling_links(tmp_path, 
     assert csv_files(archive) == [archive / "2026-01" / "day.csv", archive / "2026-02" / "day.csv"]
     assert "1 .csv link(s) whose target is gone are not read" in caplog.text
     assert "day3.csv" in caplog.text
+    if hasattr(os, "mkfifo"):  # a pipe named .csv: it is no link, and may never end
+        os.mkfifo(archive / "live.csv")
+        caplog.clear()
+        assert csv_files(archive) == [archive / "2026-01" / "day.csv",
+                                      archive / "2026-02" / "day.csv"]
+        assert ("1 .csv entry that is no regular file (a pipe, a device or a socket: it may "
+                "never end) is not read (the first: " in caplog.text and "live.csv" in caplog.text)
+        assert "whose target is gone" not in caplog.text  # said once a process for a folder
+        (archive / "live.csv").unlink()
     # a link to a folder above: its other folders' files are not this folder's (a review's
     # `up -> ..` scored, and would have trained on, every sibling's files)
     write(tmp_path / "other-machine.csv", "a\n1\n")

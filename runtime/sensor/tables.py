@@ -289,6 +289,8 @@ def detect_separator(header: str) -> str:
 CSV_VARIANT = re.compile(r"\.csv\.(?:gz|bz2|xz|zst|zip|\d+)$", re.IGNORECASE)
 _told_unread: set[str] = set()  # folders whose unread CSV variants were named (once a process)
 _told_closed: set[str] = set()  # folders whose unreadable subfolders were named (likewise)
+_told_gone: set[str] = set()  # folders whose .csv links to nothing were named (likewise)
+_told_special: set[str] = set()  # folders whose .csv pipes or devices were named (likewise)
 _told_above: set[str] = set()  # folders whose links to a folder above them were named (likewise)
 # other names a table of readings is saved under (a TSV export, a logger's .dat, a .txt), where
 # its first lines are split alike by a separator, numbers below a header: not a README beside
@@ -384,10 +386,20 @@ def csv_files(path: str | Path, argument: str = "data") -> list[Path]:
                         "first: %s -> %s): their files are not this folder's; give that folder "
                         "itself to read them", path, len(above), above[0],
                         os.path.realpath(above[0]))
-        if dangling:
+        gone = [f for f in dangling if not f.exists()]  # a link to nothing
+        special = [f for f in dangling if f.exists()]  # a pipe, a device, a socket
+        if gone and str(path.resolve()) not in _told_gone:
+            _told_gone.add(str(path.resolve()))
             log.warning("%s: %d .csv link(s) whose target is gone are not read (the first: %s)",
-                        path, len(dangling), sorted(dangling)[0],
-                        extra={"passed_over": len(dangling)})
+                        path, len(gone), sorted(gone)[0], extra={"passed_over": len(gone)})
+        if special and str(path.resolve()) not in _told_special:
+            _told_special.add(str(path.resolve()))
+            log.warning("%s: %d .csv entr%s that %s no regular file (a pipe, a device or a socket: "
+                        "it may never end) %s not read (the first: %s); give a pipe's rows on "
+                        "standard input instead (vigil score MODEL.onnx - < PIPE)", path,
+                        len(special), "y" if len(special) == 1 else "ies",
+                        "is" if len(special) == 1 else "are", "is" if len(special) == 1 else "are",
+                        sorted(special)[0], extra={"passed_over": len(special)})
         if unread and str(path.resolve()) not in _told_unread:
             _told_unread.add(str(path.resolve()))
             log.warning("%s: %d file(s) named as a compressed or rotated CSV, or holding a table "
