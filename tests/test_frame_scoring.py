@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
 import textwrap
 import time
@@ -125,6 +126,13 @@ def test_folder_json_lines_and_summary(detector, tmp_path, caplog):
     assert [r["source"].rsplit("/", 1)[-1] for r in records] == ["a.png", "b.png", "c.png",
                                                                 "d.jpg", "e.jpg"]
     assert "1 file(s) not named as an image or a video are not scored (Thumbs.db)" in caplog.text
+    if hasattr(os, "mkfifo"):  # a pipe named as an image was passed over without a word
+        os.mkfifo(tmp_path / "images" / "live.png")
+        caplog.clear()
+        assert len(run(detector, str(tmp_path / "images"))[0]) == len(records)
+        assert ("1 entry that is no regular file (a pipe, a device or a socket: live.png) is not "
+                "scored") in caplog.text
+        (tmp_path / "images" / "live.png").unlink()
     # each skipped frame is named on stderr, not only counted
     assert "frame 3 of" in caplog.text and "damaged JPEG: it was cut off" in caplog.text
     assert [r["frame"] for r in records] == list(range(5))

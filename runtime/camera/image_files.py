@@ -30,6 +30,13 @@ def folder_files(folder: Path, subfolders_hint: str | None = None,
     entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
     # a link whose target is gone is a file that cannot be read: kept, to get its skipped line
     files = [p for p in entries if p.is_file() or (p.is_symlink() and not p.exists())]
+    special = [p.name for p in entries if p.exists() and not p.is_file() and not p.is_dir()]
+    if special:  # a pipe, a device or a socket: it may never end, and was passed over unsaid
+        log.warning("%s: %d entr%s that %s no regular file (a pipe, a device or a socket: %s) "
+                    "%s not scored; give a camera or a stream as the source itself", folder,
+                    len(special), "y" if len(special) == 1 else "ies",
+                    "is" if len(special) == 1 else "are", ", ".join(special[:5]),
+                    "is" if len(special) == 1 else "are", extra={"passed_over": len(special)})
     named = [p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS]
     if named and len(named) < len(files):
         others = [p.name for p in files if p.suffix.lower() not in IMAGE_EXTENSIONS
