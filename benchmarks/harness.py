@@ -78,10 +78,12 @@ def time_interleaved(calls: dict, budget_s: float, min_runs: int = MIN_RUNS, blo
         runs = len(timings[name])
         return runs < max_runs and (runs < min_runs or spent[name] < budget_s)
 
+    last = list(calls)[-1]  # whose calls ran last (the warm-up's): a turn after another's waits
     while any(needs_more(name) for name in calls):
         for name, call in calls.items():
-            if settle_s and needs_more(name):
+            if settle_s and needs_more(name) and last not in (None, name):
                 time.sleep(settle_s)
+            last = name if needs_more(name) else last
             for _ in range(turn[name]):
                 if not needs_more(name):
                     break

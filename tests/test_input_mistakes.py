@@ -52,8 +52,8 @@ def test_a_folder_whose_files_have_different_columns_is_refused_in_any_order(tmp
         folder.mkdir()
         write_rows(folder / first, "timestamp,x,y", 200)
         write_rows(folder / second, "timestamp,x,y", 200, extra=",extra", seed=1)
-        with pytest.raises(ValueError, match=r"(columns \['extra'\] are not in|feature columns "
-                                             r"\['extra'\] are missing)"):
+        with pytest.raises(ValueError, match=r"(columns \['extra'\] are not in|lacks the columns "
+                                             r"\['extra'\] of )"):
             prepare(folder, DataOptions(window=8))
     chosen = tmp_path / "chosen"
     chosen.mkdir()
@@ -448,9 +448,9 @@ def test_one_mistyped_training_reading_that_sets_a_column_spread_is_said(tmp_pat
     from vigil.training.sensor_data import DataOptions, prepare
 
     rng = np.random.default_rng(3)
-    steps = np.arange(900)
-    values = np.stack([75 + np.sin(steps / 9) + rng.normal(0, 0.2, 900),
-                       np.cos(steps / 7) + rng.normal(0, 0.05, 900)], axis=1)
+    steps = np.arange(4000)  # 4 readings left out of the spread (a thousandth): 1 named
+    values = np.stack([75 + np.sin(steps / 9) + rng.normal(0, 0.2, 4000),
+                       np.cos(steps / 7) + rng.normal(0, 0.05, 4000)], axis=1)
 
     def write(name, value):
         cells = values.copy()
@@ -479,7 +479,7 @@ def test_training_to_a_full_disk_is_refused_before_training(tmp_path, monkeypatc
 
     data = tmp_path / "d.csv"
     data.write_text("a,b\n" + "".join(f"{i % 7},{i % 5}\n" for i in range(300)))
-    full = SimpleNamespace(f_bavail=10, f_frsize=4096)  # 40 KB free
+    full = SimpleNamespace(f_blocks=10**6, f_bavail=10, f_bfree=10, f_frsize=4096)  # 40 KB free
     monkeypatch.setattr(output_paths.os, "statvfs", lambda path: full)
     model = tmp_path / "m.keras"
     assert cli.main(["train", "sensor", str(data), "-o", str(model)]) == 2
@@ -489,10 +489,22 @@ def test_training_to_a_full_disk_is_refused_before_training(tmp_path, monkeypatc
     model.write_bytes(b"PK\x03\x04" + b"\0" * 99_996)  # a model it replaces: its size counts
     (tmp_path / "m.vigil.npz").write_bytes(b"\0" * 200_000)
     monkeypatch.setattr(output_paths.os, "statvfs",
-                        lambda path: SimpleNamespace(f_bavail=70, f_frsize=4096))  # 0.29 MB
+                        lambda path: SimpleNamespace(f_blocks=10**6, f_bavail=70, f_bfree=70,
+                                                     f_frsize=4096))  # 0.29 MB
     assert cli.main(["train", "sensor", str(data), "-o", str(model)]) == 2
     assert "the model it replaces takes 0.30 MB" in capsys.readouterr().err
     assert os.path.getsize(model) == 100_000
+    # root may use the reserved blocks; a file system that reports no sizes is not judged
+    reserved = SimpleNamespace(f_blocks=10**6, f_bavail=0, f_bfree=10**5, f_frsize=4096)
+    monkeypatch.setattr(output_paths.os, "statvfs", lambda path: reserved)
+    monkeypatch.setattr(output_paths.os, "geteuid", lambda: 0, raising=False)
+    output_paths._refuse_a_full_disk(model, tmp_path / "m.vigil.npz", "train sensor")
+    monkeypatch.setattr(output_paths.os, "geteuid", lambda: 1000, raising=False)
+    with pytest.raises(ValueError, match="has 0.00 MB free"):
+        output_paths._refuse_a_full_disk(model, tmp_path / "m.vigil.npz", "train sensor")
+    unknown = SimpleNamespace(f_blocks=0, f_bavail=0, f_bfree=0, f_frsize=4096)
+    monkeypatch.setattr(output_paths.os, "statvfs", lambda path: unknown)
+    output_paths._refuse_a_full_disk(model, tmp_path / "m.vigil.npz", "train sensor")
 
 
 def test_a_folder_of_files_with_other_columns_names_both_files(tmp_path):
@@ -504,7 +516,8 @@ def test_a_folder_of_files_with_other_columns_names_both_files(tmp_path):
     (tmp_path / "mix" / "a.csv").write_text("value\n" + "".join(f"{i % 5}\n" for i in range(50)))
     (tmp_path / "mix" / "b.csv").write_text("p,q\n" + "".join(f"{i % 5},{i % 3}\n"
                                                                for i in range(50)))
-    with pytest.raises(ValueError, match=r"b.csv has the feature columns \['p', 'q'\], and .*a.csv "
-                                         r"\(the first file\) \['value'\]: the files of one "
-                                         r"training run must share them"):
+    with pytest.raises(ValueError, match=r"b.csv lacks the columns \['value'\] of .*a.csv, the "
+                                         r"first file \(it has \['p', 'q'\], the first "
+                                         r"\['value'\]\): the files of one training run must "
+                                         r"share their columns"):
         load_tables(tmp_path / "mix", DataOptions())

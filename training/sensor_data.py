@@ -271,10 +271,12 @@ def load_tables(data: str | Path | Sequence[Path], options: DataOptions) -> list
             own = read_table(path, time_column=options.time_column,
                              label_column=options.label_column, excluded=options.excluded,
                              decimal=options.decimal, strict_labels=False).features
-            raise ValueError(f"{path} has the feature columns {list(own)}, and {tables[0].source} "
-                             f"(the first file) {list(features)}: the files of one training run "
-                             f"must share them; train one model per set of columns (a folder "
-                             f"each), or name columns every file has with --features") from None
+            lacking = [c for c in features if c not in own]
+            raise ValueError(f"{path} lacks the columns {lacking} of {tables[0].source}, the "
+                             f"first file (it has {list(own)}, the first {list(features)}): the "
+                             f"files of one training run must share their columns; train one "
+                             f"model per set of columns (a folder each), or name columns every "
+                             f"file has with --features") from None
         if options.features is None and tables:
             skip = {*features, table.time_column, table.label_column, *options.excluded, ""}
             extra = [c for c in table.header if c not in skip]
@@ -474,8 +476,12 @@ def spread_setting_readings(rows: np.ndarray, features: Sequence[str]) -> list[s
         factor = column.std() / rest.std()
         if factor > SPREAD_FEW_FACTOR:
             worst = column[order[-1]]
-            found.append(f"{name!r}: {few} of {len(column)} reading(s), as far as {worst:g}, set "
-                         f"its spread ({column.std():.4g}; {rest.std():.4g} without them, "
+            # those far beyond the rest (3 of its spreads): one typo in 10,000 rows is one, not
+            # the 10 left out of the spread
+            kept = distance[order[:-few]].max()
+            beyond = max(1, int((distance > kept + 3 * rest.std()).sum()))
+            found.append(f"{name!r}: {beyond} of {len(column)} reading(s), as far as {worst:g}, "
+                         f"set its spread ({column.std():.4g}; {rest.std():.4g} without them, "
                          f"{factor:.0f}x less), where the others lie within {rest.min():g} .. "
                          f"{rest.max():g}")
     return found

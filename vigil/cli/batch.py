@@ -876,8 +876,8 @@ def run_batch(model: str | Path, items: Sequence[WorkItem], out, use_ray: bool =
     # 2,000-row one and the time left was 3x too long (a review)
     sizes = [_item_bytes(item) for item in items]
     unit, name = (1 << 20, "MB") if sum(sizes) >= 100 << 20 else (1 << 10, "kB")
-    stage, read = f"batch: {name} of {len(items)} items scored", 0
-    total = max(1, sum(sizes) // unit)
+    stage, read, whole = f"batch: {name} of {len(items)} items scored", 0, sum(sizes)
+    total = max(1, whole // unit)
     progress(stage, 0, total)
     for item, size, (lines, summary) in zip(items, sizes, results):
         interrupts.check()  # a stop request between items: this item's lines are not written
@@ -904,7 +904,7 @@ def run_batch(model: str | Path, items: Sequence[WorkItem], out, use_ray: bool =
             if isinstance(summary.get(key), int):
                 totals[key] = totals.get(key, 0) + summary[key]
         read += size
-        progress(stage, read // unit if read < sum(sizes) else total, total)
+        progress(stage, read // unit if read < whole else total, total)
     out.flush()
     seconds = time.perf_counter() - started
     return {"engine": ("ray " + (ray_address or "local")) if use_ray else "single process",

@@ -146,7 +146,11 @@ def _refuse_a_full_disk(model: Path, sidecar: Path, command: str) -> None:
         stats = os.statvfs(folder)
     except (OSError, AttributeError):  # no statvfs (Windows), or a folder it cannot read
         return
-    free = stats.f_bavail * stats.f_frsize
+    if not stats.f_blocks:  # a file system that reports no sizes (some FUSE and network ones)
+        return
+    # root may write the blocks reserved for it as well (a container, a device's service)
+    blocks = stats.f_bfree if hasattr(os, "geteuid") and os.geteuid() == 0 else stats.f_bavail
+    free = blocks * stats.f_frsize
     replaced = sum(p.stat().st_size for p in (model, sidecar) if p.is_file())
     needed = max(replaced, LEAST_MODEL_BYTES[command])
     if free < needed:
