@@ -55,7 +55,7 @@ def test_a_restored_stream_decides_as_the_unbroken_one_after_a_restart_of_its_wi
     first = StreamingScorer(detector)
     first.push_rows([(v, i, None, None) for i, v in enumerate(data[:150])])
     saved = json.loads(json.dumps(first.learned_state()))  # as the file holds it
-    assert set(saved) == {"model_sha256", "parts"} and set(saved["parts"]) == {
+    assert set(saved) == {"model_sha256", "model_identity", "parts"} and set(saved["parts"]) == {
         "adaptive_threshold", "anomaly_likelihood", "running_normalization"}
 
     restarted = StreamingScorer(detector)
@@ -206,7 +206,7 @@ def test_a_folder_is_continued_in_its_names_natural_order_and_a_file_that_goes_b
     ("\0" * 900, "cannot be read as a learned state"),  # NUL bytes after a power loss
     ('{"format": "other"}', "is not a version-1 Vigil learned state"),
     ('{"format": "vigil-learned-state", "version": 1, "model_sha256": "ab", "parts": {}}',
-     "was learned by another model"),
+     "was learned by another artifact"),
 ])
 def test_a_state_file_that_cannot_be_used_is_warned_of_and_replaced(
         learning_model, tmp_path, capsys, content, message):
@@ -684,3 +684,61 @@ def test_a_lasting_alarm_said_before_a_restart_is_watched_after_it(tmp_path, cap
     ended = [r.getMessage() for r in caplog.records
              if "the lasting alarm since row" in r.getMessage()]
     assert len(ended) == 1 and "since row 100 of an earlier run" in ended[0]
+
+
+def test_a_state_continues_on_another_export_of_the_same_model(tmp_path, capsys):
+    """Exporting the same .keras again makes another file (tf2onnx orders its nodes anew, the
+    parity timings differ): a review's devices lost what they had learned, told it was "another
+    model". An export with the same Keras model, options and versions continues it; one of
+    another threshold does not."""
+    keras = {"keras_sha256": "ab" * 32}
+    spec = replace(learning_spec(), training={**learning_spec().training, **keras})
+    first = write_artifact(tiny_sensor_graph(), replace(spec, parity={"fp32_p50_ms": 0.11}),
+                           tmp_path / "first.onnx")
+    again = write_artifact(tiny_sensor_graph(), replace(spec, parity={"fp32_p50_ms": 0.13}),
+                           tmp_path / "again.onnx")
+    other = write_artifact(tiny_sensor_graph(), replace(spec, threshold=replace(
+        spec.threshold, value=spec.threshold.value + 1)), tmp_path / "other.onnx")
+    assert vigil.load(first).sha256 != vigil.load(again).sha256
+    assert vigil.load(first).scoring_identity == vigil.load(again).scoring_identity
+    assert vigil.load(other).scoring_identity != vigil.load(first).scoring_identity
+    data = tmp_path / "s.csv"
+    write_csv(data, rows(120))
+    state = tmp_path / "s.json"
+    assert cli.main(["score", str(first), str(data), "--jsonl", str(tmp_path / "a.jsonl"),
+                     "--state", str(state)]) == 0
+    capsys.readouterr()
+    assert cli.main(["score", str(again), str(data), "--jsonl", str(tmp_path / "b.jsonl"),
+                     "--state", str(state)]) == 0
+    err = capsys.readouterr().err
+    assert "learned by another export of this model" in err and "starts afresh" not in err
+    saved = StreamingScorer(vigil.load(first))
+    saved.push_rows([(v, i, None, None) for i, v in enumerate(rows(120))])
+    StreamingScorer(vigil.load(again)).restore_learned(saved.learned_state())  # Python alike
+    with pytest.raises(ValueError, match="was learned by another model"):
+        StreamingScorer(vigil.load(other)).restore_learned(saved.learned_state())
+    assert cli.main(["score", str(other), str(data), "--jsonl", str(tmp_path / "c.jsonl"),
+                     "--state", str(state)]) == 0
+    assert "was learned by another artifact" in capsys.readouterr().err
+
+
+def test_a_state_without_the_window_rows_says_the_window_starts_afresh(timed_model, tmp_path,
+                                                                       capsys):
+    """A state written before states kept the window's last rows (an upgrade) left the first
+    window after the restart unscored without a word (a review)."""
+    epoch = 1_760_000_000
+    data = rows(240)
+    write_csv(tmp_path / "part1.csv", data[:120], first_index=epoch)
+    write_csv(tmp_path / "part2.csv", data[120:], first_index=epoch + 120)
+    state = tmp_path / "s.json"
+    assert cli.main(["score", str(timed_model), str(tmp_path / "part1.csv"), "--jsonl",
+                     str(tmp_path / "a.jsonl"), "--state", str(state)]) == 0
+    record = json.loads(state.read_text())
+    del record["parts"]["window_tail"]
+    state.write_text(json.dumps(record))
+    capsys.readouterr()
+    assert cli.main(["score", str(timed_model), str(tmp_path / "part2.csv"), "--jsonl",
+                     str(tmp_path / "b.jsonl"), "--state", str(state)]) == 0
+    assert (f"it keeps no rows of the stream's last window (written before states kept them, or "
+            f"by a run that read no row), so this run's first {WINDOW - 1} rows fill a window "
+            f"afresh") in capsys.readouterr().err

@@ -240,6 +240,25 @@ def _zip_archive(path: Path) -> str:
             f"{path.with_suffix('.keras')} -o {path.with_name(path.stem + '-exported.onnx')}")
 
 
+# What differs between two exports of one .keras with the same options and versions: the file's
+# own digest, and the parity check's timings and graph sizes (tf2onnx orders a graph's nodes
+# differently from run to run)
+EXPORT_VOLATILE_KEYS = (CONTENT_DIGEST_KEY, "parity")
+
+
+def scoring_identity(metadata: Mapping | None) -> str | None:
+    """A digest of an artifact's metadata without what varies from one export of the same
+    .keras to the next: two files that share it were exported from one Keras model (its
+    ``training.keras_sha256``) with the same options and versions, so they score alike (what a
+    stream learned by one serves the other). None where the metadata names no Keras file
+    (artifacts exported before it was recorded)."""
+    training = (metadata or {}).get("training")
+    if not isinstance(training, Mapping) or not training.get("keras_sha256"):
+        return None
+    kept = {k: v for k, v in metadata.items() if k not in EXPORT_VOLATILE_KEYS}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True).encode("utf-8")).hexdigest()
+
+
 def content_digest(model_bytes: bytes | memoryview, metadata: Mapping) -> str:
     """The sha256 that `vigil export` records in the metadata and the loader checks: over the
     model's fields other than its metadata (graph, weights, opsets) and the ``vigil`` entry's

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .artifact import Artifact, open_artifact
+from .artifact import Artifact, open_artifact, scoring_identity
 from .spec import ScoreStats
 from .thresholds import finite_number, over_threshold
 
@@ -50,6 +50,13 @@ class Detector:
     @property
     def sha256(self) -> str:
         return self._artifact.sha256
+
+    @property
+    def scoring_identity(self) -> str | None:
+        """What this artifact shares with every other export of the same .keras with the same
+        options and versions (``artifact.scoring_identity``), whose scores are this one's; None
+        for artifacts that do not record their .keras."""
+        return scoring_identity(self._artifact.metadata)
 
     @property
     def metadata(self) -> dict:

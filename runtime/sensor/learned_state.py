@@ -90,6 +90,12 @@ class LearnedStateFile:
                      ", ".join(_learned_words(self._latest, name) for name in restored) or "none",
                      f"; {', '.join(fresh)} learned afresh (recorded under another rule, or not "
                      "recorded)" if fresh else "")
+        if first and TAIL_PART not in self._latest and scorer.keeps_window_rows:
+            # a state of a Vigil before 2026-12-07: its first window is not continued
+            log.info("%s: it keeps no rows of the stream's last window (written before states "
+                     "kept them, or by a run that read no row), so this run's first %d rows "
+                     "fill a window afresh before the first score", self.path,
+                     scorer.window - 1)
 
     def save_if_due(self, scorer: StreamingScorer) -> None:
         """``save`` once ``interval_s`` has passed since the last save."""
@@ -110,6 +116,7 @@ class LearnedStateFile:
         self._latest = parts
         record = {"format": STATE_FORMAT, "version": STATE_VERSION,
                   "model_sha256": self.detector.sha256,
+                  "model_identity": self.detector.scoring_identity,
                   "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   "parts": parts}
         try:
@@ -144,10 +151,18 @@ class LearnedStateFile:
                         "with format %r and parts); learning starts afresh (the file is replaced "
                         "at the next save)", self.path, STATE_VERSION, STATE_FORMAT)
             return None
+        identity = self.detector.scoring_identity
         if record.get("model_sha256") != self.detector.sha256:
-            log.warning("%s: was learned by another model (sha256 %s, saved %s), not this one "
-                        "(%s): learning starts afresh and the file is replaced at the next save; "
-                        "give each model its own --state file", self.path,
+            if identity is not None and record.get("model_identity") == identity:
+                log.info("%s: learned by another export of this model (sha256 %s: the same .keras, "
+                         "options and versions, which score alike); continued", self.path,
+                         str(record.get("model_sha256"))[:12])
+                return record["parts"]
+            log.warning("%s: was learned by another artifact (sha256 %s, saved %s), not this one "
+                        "(%s): another model, or one exported again with other options or "
+                        "versions (or before a state recorded what an export keeps), whose "
+                        "scores may differ: learning starts afresh and the file is replaced at "
+                        "the next save; give each model its own --state file", self.path,
                         str(record.get("model_sha256"))[:12], record.get("saved_at"),
                         self.detector.sha256[:12])
             return None

@@ -549,7 +549,8 @@ class StreamingScorer:
         tail = self._tail_record()
         if tail is not None:
             parts[TAIL_PART] = tail
-        return {"model_sha256": self.detector.sha256, "parts": parts}
+        return {"model_sha256": self.detector.sha256,
+                "model_identity": self.detector.scoring_identity, "parts": parts}
 
     def _tail_record(self) -> dict | None:
         """The window's last rows (those a next window would hold) and what the windows they
@@ -596,7 +597,9 @@ class StreamingScorer:
                             f"JSON record `vigil score --state` writes); received "
                             f"{type(parts).__name__}")
         learned_by = parts.get("model_sha256")
-        if learned_by is not None and learned_by != self.detector.sha256:
+        identity = self.detector.scoring_identity
+        if learned_by is not None and learned_by != self.detector.sha256 and (
+                identity is None or parts.get("model_identity") != identity):
             raise ValueError(f"`state` was learned by another model (sha256 {str(learned_by)[:12]}"
                              f"), not this one ({self.detector.sha256[:12]}): its threshold and "
                              f"likelihood describe that model's scores; start this stream afresh")
@@ -624,6 +627,13 @@ class StreamingScorer:
         elif kept is not None:  # another form, or damaged: the window starts afresh
             fresh.append(TAIL_PART)
         return restored, fresh
+
+    @property
+    def keeps_window_rows(self) -> bool:
+        """Whether ``learned_state`` can keep the window's last rows for a restart to continue:
+        a model that records its training rows' time step (the rows' times tell a restart's
+        first row from a later day's)."""
+        return self._time_step is not None
 
     def _take_tail(self, key: tuple[int, float] | None, index: int) -> None:
         """At a restored stream's first row: continue the window from the rows the state kept,
