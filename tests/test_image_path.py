@@ -1394,3 +1394,12 @@ def test_digests_of_another_form_are_unknown_not_zero():
     assert _seen_in_training(old, items, ["1" * 16]) is None
     old.spec.training["files_sha256"]["digests"] = "pixels"
     assert len(_seen_in_training(old, items, ["1" * 16])["trained"]) == 1
+
+
+def test_inspect_names_an_image_model_s_architecture(image_artifacts, capsys):
+    """U-Net and feature-model artifacts looked alike in `vigil inspect` (a review), where the
+    default changed from one to the other."""
+    from vigil import cli
+
+    assert cli.main(["inspect", str(image_artifacts.int8)]) == 0
+    assert "model: unet" in capsys.readouterr().out
