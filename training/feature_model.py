@@ -554,7 +554,7 @@ def fit(train_images: np.ndarray, color: str, options: FeatureModelOptions,
     ``frame_contrast`` is chosen from ``train_images`` (``choose_frame_contrast``), undecided
     ``levels`` with the ``held_out`` normal images, never trained on (``choose_levels``)."""
     options, contrast = choose_frame_contrast(options, train_images)
-    if contrast["frame_contrast_choice"] == "chosen":  # a decision, said as a log line
+    if contrast.get("frame_contrast_choice") == "chosen":  # a decision, said as a log line
         log.info("frame contrast %s: the normal frames' contrast varies %.1f%% between images "
                  "(%s %.0f%%; --frame-contrast / --no-frame-contrast to set it)",
                  "on" if options.frame_contrast else "off",
@@ -565,7 +565,7 @@ def fit(train_images: np.ndarray, color: str, options: FeatureModelOptions,
         fitted = {**contrast, "levels_choice": "given", **fitted}
     else:
         scorer, fitted = choose_levels(train_images, color, options, held_out, contrast, verbose)
-    if fitted["bank_choice"] == "chosen" and fitted["bank"] < BANK_ENTRIES:
+    if fitted.get("bank_choice") == "chosen" and fitted["bank"] < BANK_ENTRIES:
         log.info("memory bank: %d entries for the %s training patches (at most one per %d, at "
                  "least %d: a larger bank takes in their rarest patches; more training images "
                  "allow up to %d; --bank N to set it)", fitted["bank"],
