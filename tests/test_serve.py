@@ -227,9 +227,10 @@ def test_image_inference_and_protocol_errors_in_process(tiny_image_artifact):
     colour = np.random.default_rng(2).integers(0, 255, (2, 40, 50, 3), np.uint8)
     colour[1] = colour[1, ..., :1]  # the second frame gray: one colour frame is enough
     unlike = unlike_training(detector, {"image": colour})
-    assert unlike["unlike_training"] == ["colour"] and len(unlike["warnings"]) == 1
-    assert unlike["warnings"][0].startswith("frames are in colour but the model was trained on "
-                                            "gray frames")
+    assert set(unlike) == {"unlike_training", "warning_colour"}  # v2 parameters: strings
+    assert unlike["unlike_training"] == "colour"
+    assert unlike["warning_colour"].startswith("frames are in colour but the model was trained on "
+                                               "gray frames")
     # a map not asked for is not written out; requested outputs are checked before any work
     from vigil.cli.serve import TooMuchWork, check_work, requested_outputs
 
@@ -628,3 +629,31 @@ def test_a_model_that_normalizes_by_its_streams_levels_is_not_served(tmp_path):
         refuse_stream_state(runtime.load(path), str(path))
     plain = write_artifact(tiny_sensor_graph(), tiny_sensor_spec(), tmp_path / "plain.onnx")
     refuse_stream_state(runtime.load(plain), str(plain))  # served as before
+
+
+def test_an_answer_names_frames_unlike_training_in_string_parameters(tmp_path):
+    """The server named a gray-for-colour or colour-for-gray frame only in its log; its answer
+    carries it now, as v2 parameters (strings) that tritonclient reads."""
+    import asyncio
+
+    from image_fixtures import write_tiny_image_artifact
+    from starlette.requests import Request
+
+    InferResult = require("tritonclient.http").InferResult
+    cls, replica, _ = _replica(write_tiny_image_artifact(tmp_path / "cam.onnx"), 2)
+    frames = np.random.default_rng(0).integers(0, 255, (2, 40, 50, 3), np.uint8)  # colour
+    body = json.dumps({"inputs": [{"name": "image", "shape": list(frames.shape),
+                                   "datatype": "UINT8", "data": frames.ravel().tolist()}],
+                       "outputs": [{"name": "score"}]}).encode()
+    request = Request({"type": "http", "method": "POST", "path": "/v2/models/pump/infer",
+                       "headers": [], "query_string": b""})
+    answer = asyncio.run(replica._admitted(request, body))
+    parameters = InferResult.from_response_body(json.dumps(answer).encode()).get_response()[
+        "parameters"]
+    assert parameters["unlike_training"] == "colour"
+    assert parameters["warning_colour"].startswith("frames are in colour but the model was "
+                                                   "trained on gray frames")
+    gray = frames[..., :1]
+    body = json.dumps({"inputs": [{"name": "image", "shape": list(gray.shape),
+                                   "datatype": "UINT8", "data": gray.ravel().tolist()}]}).encode()
+    assert "parameters" not in asyncio.run(replica._admitted(request, body))

@@ -329,6 +329,20 @@ def test_csv_files_follow_linked_folders_once_and_name_dangling_links(tmp_path, 
                 "never end) is not read (the first: " in caplog.text and "live.csv" in caplog.text)
         assert "whose target is gone" not in caplog.text  # said once a process for a folder
         (archive / "live.csv").unlink()
+        # a pipe named as another table (.txt) was opened to look at its lines: it blocked
+        # for ever, deaf to SIGTERM (a review)
+        import threading
+
+        os.mkfifo(archive / "live.txt")
+        listed = []
+        worker = threading.Thread(target=lambda: listed.append(csv_files(archive)), daemon=True)
+        worker.start()
+        worker.join(timeout=20)
+        if worker.is_alive():  # release it before failing: open the pipe's other end
+            with open(archive / "live.txt", "w"):
+                pass
+        assert listed and not worker.is_alive(), "csv_files opened a pipe"
+        (archive / "live.txt").unlink()
     # a link to a folder above: its other folders' files are not this folder's (a review's
     # `up -> ..` scored, and would have trained on, every sibling's files)
     write(tmp_path / "other-machine.csv", "a\n1\n")

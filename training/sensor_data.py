@@ -478,12 +478,14 @@ def spread_setting_readings(rows: np.ndarray, features: Sequence[str]) -> list[s
             worst = column[order[-1]]
             # those far beyond the rest (3 of its spreads): one typo in 10,000 rows is one, not
             # the 10 left out of the spread
-            kept = distance[order[:-few]].max()
-            beyond = max(1, int((distance > kept + 3 * rest.std()).sum()))
-            found.append(f"{name!r}: {beyond} of {len(column)} reading(s), as far as {worst:g}, "
-                         f"set its spread ({column.std():.4g}; {rest.std():.4g} without them, "
-                         f"{factor:.0f}x less), where the others lie within {rest.min():g} .. "
-                         f"{rest.max():g}")
+            far = distance > distance[order[:-few]].max() + 3 * rest.std()
+            if not far.any():
+                far = distance >= distance[order[-1]]
+            others = column[~far]  # the readings named are these far ones; the others all else
+            found.append(f"{name!r}: {int(far.sum())} of {len(column)} reading(s), as far as "
+                         f"{worst:g}, set its spread ({column.std():.4g}; {others.std():.4g} "
+                         f"without them, {column.std() / others.std():.0f}x less), where the "
+                         f"others lie within {others.min():g} .. {others.max():g}")
     return found
 
 

@@ -35,7 +35,8 @@ def folder_files(folder: Path, subfolders_hint: str | None = None,
         log.warning("%s: %d entr%s that %s no regular file (a pipe, a device or a socket: %s) "
                     "%s not scored; give a camera or a stream as the source itself", folder,
                     len(special), "y" if len(special) == 1 else "ies",
-                    "is" if len(special) == 1 else "are", ", ".join(special[:5]),
+                    "is" if len(special) == 1 else "are",
+                    ", ".join(special[:5]) + (", ..." if len(special) > 5 else ""),
                     "is" if len(special) == 1 else "are", extra={"passed_over": len(special)})
     named = [p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS]
     if named and len(named) < len(files):

@@ -92,10 +92,10 @@ class LearnedStateFile:
                      "recorded)" if fresh else "")
         if first and TAIL_PART not in self._latest and scorer.keeps_window_rows:
             # a state of a Vigil before 2026-12-07: its first window is not continued
-            log.info("%s: it keeps no rows of the stream's last window (written before states "
-                     "kept them, or by a run that read no row), so this run's first %d rows "
-                     "fill a window afresh before the first score", self.path,
-                     scorer.window - 1)
+            log.info("%s: it keeps no rows of the stream's last window (a state written before "
+                     "2026-12-07, or whose last rows were untimed or did not follow each other), "
+                     "so this run's first %d rows fill a window afresh before the first score",
+                     self.path, scorer.window - 1)
 
     def save_if_due(self, scorer: StreamingScorer) -> None:
         """``save`` once ``interval_s`` has passed since the last save."""

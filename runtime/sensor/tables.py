@@ -300,6 +300,13 @@ TABLE_SUFFIXES = (".tsv", ".tab", ".dat", ".txt", ".log")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 
 
+def forget_said() -> None:
+    """Say the folders' passed-over entries again (a new command in this process: its --strict
+    count hears them)."""
+    for said in (_told_unread, _told_closed, _told_above, _told_gone, _told_special):
+        said.clear()
+
+
 def _looks_tabular(path: Path) -> bool:
     """Whether a text file's first two lines are split into as many fields (2 or more) by one
     of the separators a CSV may use, the second mostly numbers: a table of readings saved as
@@ -362,8 +369,8 @@ def csv_files(path: str | Path, argument: str = "data") -> list[Path]:
                     (files if file.is_file() else dangling).append(file)
                 elif CSV_VARIANT.search(name):  # day1.csv.gz, day1.csv.1: not read as they are
                     unread.append(Path(folder) / name)
-                elif (name.lower().endswith(TABLE_SUFFIXES)
-                      and _looks_tabular(Path(folder) / name)):
+                elif (name.lower().endswith(TABLE_SUFFIXES) and (Path(folder) / name).is_file()
+                      and _looks_tabular(Path(folder) / name)):  # never opens a pipe: it blocks
                     unread.append(Path(folder) / name)  # a table under another name
                 elif image is None and name.lower().endswith(IMAGE_SUFFIXES):
                     image = Path(folder) / name  # camera frames: said if no CSV is found

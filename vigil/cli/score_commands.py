@@ -515,16 +515,18 @@ def cmd_inspect(args) -> int:
                      f"{labeled if labeled is not None else 'an unrecorded number of'} labeled "
                      f"anomalous windows; the score is its logit that a window's last row is "
                      f"anomalous")
-    elif spec.kind == "image" and spec.training.get("architecture"):
+    elif spec.kind == "image":
         # an image record keeps its architecture beside the model's settings (a review: U-Net
-        # and feature artifacts looked alike, where the default changed between them)
-        architecture = str(spec.training["architecture"])
-        levels = model.get("levels")
-        backbone = model.get("backbone", {}).get("name") if isinstance(
-            model.get("backbone"), dict) else None
+        # and feature artifacts looked alike, where the default changed between them); 0.2's
+        # records name none: they were U-Nets
+        architecture = str(spec.training.get("architecture", "unet"))
+        features = model.get("features") if isinstance(model.get("features"), dict) else model
+        levels = features.get("levels")
+        backbone = (features.get("backbone") or {}).get("name") if isinstance(
+            features.get("backbone"), dict) else None
         lines.append(f"model: {architecture}" + (
-            f" ({backbone}, stages {','.join(map(str, levels))}, a bank of {model.get('bank')} "
-            f"entries)" if backbone and isinstance(levels, list) else ""))
+            f" ({backbone}, stages {','.join(map(str, levels))}, a bank of "
+            f"{features.get('bank')} entries)" if backbone and isinstance(levels, list) else ""))
     elif model.get("architecture"):
         members = model.get("members")
         lines.append(f"model: {model['architecture']}" + (

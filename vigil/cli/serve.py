@@ -357,22 +357,25 @@ def run_inference(detector, tensors: dict[str, np.ndarray],
 
 def unlike_training(detector, tensors: dict[str, np.ndarray]) -> dict:
     """The answer's ``parameters`` for frames unlike the training ones (gray for a colour model,
-    another shape, far smaller), as `vigil score` names them on its lines: ``unlike_training``
-    (the checks' names) and ``warnings`` (why each matters); empty where none is, and for sensor
-    models. The server's log says each once; a client would otherwise never hear of it."""
-    from vigil.runtime.camera.frames import CHECK_NAMES, FRAME_CHECKS
+    another shape, far smaller, RGB given for BGR), as `vigil score` names them on its lines:
+    ``unlike_training``, the checks' names joined by commas, and ``warning_NAME``, why each
+    shifts the scores (v2 parameters are strings, numbers or booleans); empty where none is, and
+    for sensor models. The server's log says each once; a client would otherwise never hear."""
+    from vigil.runtime.camera.frames import ARRAY_CHECKS, CHECK_NAMES, swapped_channels
 
     frames = tensors.get("image")
     if detector.spec.kind != "image" or frames is None or frames.ndim != 4:
         return {}
-    names, warnings = [], []
-    for check in FRAME_CHECKS:
+    names = {**CHECK_NAMES, swapped_channels: "channel_order"}
+    found: dict[str, str] = {}
+    for check in ARRAY_CHECKS:  # a client's arrays: their channel order is looked at too
         said = next((m for m in (check(frame, detector.spec) for frame in frames)
                      if m is not None), None)
         if said is not None:
-            names.append(CHECK_NAMES[check])
-            warnings.append(said)
-    return {"unlike_training": names, "warnings": warnings} if names else {}
+            found[names[check]] = said
+    if not found:
+        return {}
+    return {"unlike_training": ",".join(found), **{f"warning_{n}": m for n, m in found.items()}}
 
 
 def output_names(detector) -> list[str]:

@@ -155,8 +155,9 @@ def likelihood_option(args, detector) -> None:
 
 
 class PassedOver(logging.Handler):
-    """What the folders' listings passed over (files of other names, links to nothing,
-    subfolders: warnings that carry ``passed_over``), counted once per warning, for --strict."""
+    """What the folders' listings passed over (files of other names, links to nothing, pipes
+    and devices, subfolders: warnings that carry ``passed_over``), counted once per warning,
+    for --strict."""
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
@@ -168,6 +169,9 @@ class PassedOver(logging.Handler):
             self.said[record.getMessage()] = count
 
     def __enter__(self) -> "PassedOver":
+        from vigil.runtime.sensor.tables import forget_said
+
+        forget_said()  # said once a command: this one's listings are counted afresh
         logging.getLogger("vigil").addHandler(self)
         return self
 
@@ -186,7 +190,7 @@ def incomplete_run(files_skipped: int, skipped: int, unit: tuple[str, str],
     window; ``passed_over``: entries of its folders not read), or None where it did."""
     parts = [f"{files_skipped} file(s) skipped"] if files_skipped else []
     parts += [f"{passed_over} entr{'y' if passed_over == 1 else 'ies'} of its folders passed "
-              "over (other names, links to nothing, subfolders: warned of above)"
+              "over (other names, links to nothing, pipes or devices, subfolders: warned of above)"
               ] if passed_over else []
     parts += [f"{skipped} {unit[skipped != 1]} skipped (each has its line with the reason)"
               ] if skipped else []
