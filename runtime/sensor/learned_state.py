@@ -91,7 +91,7 @@ class LearnedStateFile:
                      f"; {', '.join(fresh)} learned afresh (recorded under another rule, or not "
                      "recorded)" if fresh else "")
         if first and TAIL_PART not in self._latest and scorer.keeps_window_rows:
-            # a state of a Vigil before 2026-12-07: its first window is not continued
+            # a state without the window's last rows: its first window is not continued
             log.info("%s: it keeps no rows of the stream's last window (a state written before "
                      "2026-12-07, or whose last rows were untimed or did not follow each other), "
                      "so this run's first %d rows fill a window afresh before the first score",
