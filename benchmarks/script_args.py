@@ -6,26 +6,25 @@ import argparse
 from pathlib import Path
 
 
-def positive_integer(text: str) -> int:
-    """An argparse type: a whole number >= 1."""
+def _at_least(text: str, least: int) -> int:
+    """``text`` as a whole number of at least ``least``; argparse's error otherwise."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1; received {text!r}")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1; received {text!r}")
+        value = None
+    if value is None or value < least:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= {least}; received {text!r}")
     return value
+
+
+def positive_integer(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    return _at_least(text, 1)
 
 
 def whole_number(text: str) -> int:
     """An argparse type: a whole number >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0; received {text!r}")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0; received {text!r}")
-    return value
+    return _at_least(text, 0)
 
 
 def load_detector(path: Path):
