@@ -50,6 +50,9 @@ class BenchOptions:
     cold_start: bool = True
     profile: bool = True
     notes: list[str] = field(default_factory=list)
+    # (model, its kind, input): raises where the input is plainly the other kind's data (the
+    # CLI names it as `vigil score` does), on the model this run loads anyway
+    check_input: Callable[[str, str, str], None] | None = None
 
 
 def inputs_for(detector, source: str | None, count: int = 64,
@@ -313,6 +316,8 @@ def _prepare(model: Path, options: BenchOptions) -> tuple:
     """(the model loaded on one thread, its timing inputs, their description); a ValueError about
     ``--input`` names the flag and the model."""
     probe = load(model, threads=1)
+    if options.input is not None and options.check_input is not None:
+        options.check_input(str(model), probe.spec.kind, str(options.input))
     try:
         items, described = inputs_for(probe, options.input, decimal=options.decimal)
     except ValueError as error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ class Detector:
     def sha256(self) -> str:
         return self._artifact.sha256
 
-    @property
+    @functools.cached_property
     def scoring_identity(self) -> str | None:
         """What this artifact shares with every other export of the same .keras with the same
         options and versions (``artifact.scoring_identity``), whose scores are this one's; None

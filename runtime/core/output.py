@@ -33,6 +33,8 @@ import sys
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
+import numpy as np
+
 from . import interrupts
 from .results import is_result_line, position_key
 
@@ -164,16 +166,20 @@ def strict_json(record: dict) -> str:
     try:
         return json.dumps(record, allow_nan=False)
     except ValueError:
-        return json.dumps(_finite(record), allow_nan=False)
+        return json.dumps(json_ready(record), allow_nan=False)
 
 
-def _finite(value: Any) -> Any:
+def json_ready(value: Any) -> Any:
+    """``value`` as strict JSON holds it (numpy scalars as Python's, NaN as null, infinities as
+    the largest finite doubles): one rule for score lines and reports alike."""
+    if isinstance(value, np.generic):  # numpy scalars as Python's
+        value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None if math.isnan(value) else math.copysign(sys.float_info.max, value)
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: json_ready(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
+        return [json_ready(v) for v in value]
     return value
 
 

@@ -4,25 +4,16 @@ from __future__ import annotations
 
 import json
 import shlex
-import sys
 
 import numpy as np
+
+from .output import json_ready
 
 
 def json_text(value, indent: int | None = 2) -> str:
     """Strict JSON: NaN (an AUROC with one class, say) becomes null, and infinities the largest
     finite doubles, as a score line writes them (``output.strict_json``)."""
-    def clean(v):
-        if isinstance(v, float) and not np.isfinite(v):
-            return None if np.isnan(v) else float(np.copysign(sys.float_info.max, v))
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [clean(x) for x in v]
-        if isinstance(v, np.generic):
-            return clean(v.item())
-        return v
-    return json.dumps(clean(value), indent=indent, allow_nan=False)
+    return json.dumps(json_ready(value), indent=indent, allow_nan=False)
 
 
 NOT_DEFINED = "n/a"

@@ -222,11 +222,6 @@ def cmd_bench(args) -> int:
         if args.decimal != "." and not args.input:
             raise ValueError("--decimal applies to an --input CSV; without --input `vigil bench` "
                              "times generated inputs: add --input DATA.csv or leave --decimal out")
-        if args.input:  # a CSV for an image model, images for a sensor one: said as `score` says it
-            from vigil.runtime import load
-
-            for model in args.models:
-                refuse_other_kind(model, load(model, threads=1).spec.kind, args.input)
         if args.against:
             check_keras_model(args.against, "--against")
             training_side("bench --against")
@@ -235,7 +230,9 @@ def cmd_bench(args) -> int:
             result = bench(args.models, BenchOptions(
                 batches=args.batch, threads=args.threads, devices=args.device,
                 seconds=args.seconds, input=args.input, decimal=args.decimal,
-                against=args.against, cold_start=not args.no_cold_start), progress=progress)
+                against=args.against, cold_start=not args.no_cold_start,
+                # a CSV for an image model, images for a sensor one: said as `score` says it
+                check_input=refuse_other_kind), progress=progress)
     text = json_text(result)
     print(text, flush=True)  # first: the measurements are kept if a file cannot be written
     if args.json:
