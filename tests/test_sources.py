@@ -492,6 +492,32 @@ def test_a_stream_that_does_not_open_says_what_its_address_answered():
     assert "'se'" not in str(error.value) and "cret" not in str(error.value)
 
 
+def test_a_stop_request_while_connecting_is_honoured_after_the_attempt_never_within_it():
+    """A stop request during a capture's open ends the run once the open returns; our handler
+    never raises within it. OpenCV's binding runs pending handlers (PyObject_Str, building the
+    error of an overload it tried) and crashed (SIGSEGV, a CI run's exit -11) on the exception
+    raised there while the open was inside ``waiting()``."""
+    import os
+    import signal
+
+    from vigil.runtime.core.interrupts import StopSignals
+
+    attempts = []
+
+    def factory(target):
+        attempts.append("began")
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives while the attempt is in native code...
+        str(target)  # ...which then runs the pending handler, as PyObject_Str does
+        attempts.append("returned")
+        return FakeCamera("", openable=False).factory(target)
+
+    policy = ReconnectPolicy(initial_delay_s=5.0, max_delay_s=5.0, max_attempts=None)
+    with StopSignals() as stop, pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+        open_source("rtsp://127.0.0.1:9/line", SourceOptions(reconnect=policy), factory)
+    assert stop.requested == "SIGTERM"
+    assert attempts == ["began", "returned"]  # one attempt, whole; no retry after the request
+
+
 def test_real_opencv_camera_index_that_does_not_exist():
     policy = ReconnectPolicy(initial_delay_s=0.0, max_delay_s=0.0, max_attempts=0)
     # 9998 is a backend-coded index for OpenCV (backend 9900, camera 98): it is tried

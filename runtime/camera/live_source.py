@@ -133,13 +133,18 @@ class LiveSource:
                               f"plugged in")
         attempt = 0
         while True:
-            with interrupts.waiting():  # a stop request while connecting ends the run at once
-                capture, why = self._try_open()
+            # A stop request while connecting ends the run once the attempt returns, never within
+            # it: OpenCV's binding runs pending handlers (PyObject_Str, for the error of an
+            # overload it tried) and crashed the process (SIGSEGV) on the one raised there.
+            interrupts.check()
+            capture, why = self._try_open()
             if capture is not None:
                 return capture
+            interrupts.check()
             attempt += 1
             if attempt == 1 or policy.exhausted(attempt):  # the address's answer, once or twice
-                reason = network_reason(self.target)  # None for a camera index
+                with interrupts.waiting():  # a socket's connect, up to PROBE_TIMEOUT_S
+                    reason = network_reason(self.target)  # None for a camera index
                 why += f": {reason}" if reason else ""
             if policy.exhausted(attempt):
                 hint = (" (does that camera exist? on Linux see ls /dev/video*)"

@@ -4,10 +4,14 @@ A supervisor stops a service with SIGTERM; a person with Ctrl-C. Either may arri
 half counted or a result line half written. ``StopSignals`` installs handlers that only *record*
 the request; scoring loops call ``check()`` between items, where stopping loses nothing. Around a
 call that may block for long (waiting for the next line on stdin, the next live frame, a
-connection attempt) the loop enters ``waiting()``: a signal then stops the wait at once, since
-nothing is in flight there. A result line being written to a stalled reader is ``writing()``: the
-first signal lets it finish (the run then stops at the next safe point and writes what is
-pending), a second one abandons it; each line to a pipe is one atomic write, so none is cut.
+pause between connection attempts) the loop enters ``waiting()``: a signal then stops the wait at
+once, since nothing is in flight there. Only Python's own waits go in ``waiting()``, never an
+extension's call: Python runs pending handlers within one (``PyObject_Str`` does, first), and
+OpenCV's binding, given the exception our handler raised there, crashed the process (SIGSEGV).
+Such a call is followed by ``check()``. A result line being written to a stalled reader is
+``writing()``: the first signal lets it finish (the run then stops at the next safe point and
+writes what is pending), a second one abandons it; each line to a pipe is one atomic write, so
+none is cut.
 
 Outside the main thread, or when no handlers are installed, ``check()`` and ``waiting()`` do
 nothing and Python's default behaviour applies.
