@@ -526,6 +526,8 @@ def plan_batch(model: str | Path, inputs: Sequence[str], reading: Reading = Read
 
     detector = detector if detector is not None else load(model)
     reading.check(detector.spec.kind)
+    # a stop request ends the planning between inputs and files (a folder of thousands takes
+    # long), never within one's check: that may be OpenCV's code (see runtime.core.interrupts)
     for given in inputs if check is not None else ():
         check(detector.spec.kind, given)
     items = work_items(detector.spec.kind, inputs)
@@ -534,6 +536,7 @@ def plan_batch(model: str | Path, inputs: Sequence[str], reading: Reading = Read
     if detector.spec.kind == "sensor":
         header = list(reading.header) if reading.header else None
         for given in inputs:  # a file, or at least one file of a folder, with a usable row
+            interrupts.check()
             check_source(detector, given, header, reading.decimal)
 
         def check_item(item: WorkItem) -> None:
@@ -546,6 +549,7 @@ def plan_batch(model: str | Path, inputs: Sequence[str], reading: Reading = Read
     # refused, a folder's file skipped (named now, and in the summary) as `vigil score` skips it
     checked = []
     for item in items:
+        interrupts.check()
         try:
             check_item(item)
         except ValueError as error:
@@ -566,6 +570,7 @@ def plan_batch(model: str | Path, inputs: Sequence[str], reading: Reading = Read
     for name, paths in frames.items():  # a folder none of whose images decodes is refused
         from vigil.runtime.camera.sources import check_images
 
+        interrupts.check()
         check_images([Path(p) for p in paths], name)
     return checked
 

@@ -43,7 +43,7 @@ def _batch(args) -> int:
     from vigil.cli.batch import (Reading, Scorer, check_same_model, kept_problems, plan_batch,
                                  refuse_appending_again, resume_point, run_batch)
     from vigil.runtime import load
-    from vigil.runtime.core.interrupts import waiting
+    from vigil.runtime.core.interrupts import check
     from vigil.runtime.core.output import (JsonLines, OutputError, refuse_inputs_as_output,
                                            refuse_locked)
 
@@ -76,26 +76,29 @@ def _batch(args) -> int:
     reading = Reading(threshold=args.threshold, decimal=args.decimal,
                       header=tuple(args.columns) if args.columns else None,
                       likelihood=args.likelihood, expect_sha256=args.expect_sha256)
-    with waiting():  # nothing is in flight while planning: a stop request ends it at once
-        detector = load(args.model, expect_sha256=args.expect_sha256)
-        items = plan_batch(args.model, args.inputs, reading,  # the inputs are known good first
-                           check=lambda kind, given: refuse_other_kind(args.model, kind, given),
-                           detector=detector)
-        if detector.spec.kind == "image":
-            # a folder of recordings reads only videos and images: other files are not frames
-            refuse_outputs_in_image_folders(args, [
-                given for given in args.inputs if Path(given).is_dir()
-                and not any(i.kind == "video" and i.given == given for i in items)])
-        refuse_inputs_as_output(args.jsonl, [args.model, *args.inputs,
-                                             *[p for i in items for p in i.paths]], "--jsonl")
-        resumed = None
-        if args.resume:
-            refuse_locked(args.jsonl)  # before its lines are read and checked again
-            window = detector.spec.window if detector.spec.kind == "sensor" else None
-            resumed = resume_point(args.jsonl, items, window, header=not args.columns)
-            check_same_model(args.jsonl, items, Scorer(args.model, args.threads, reading))
-        elif args.append and args.jsonl != "-":
-            refuse_appending_again(args.jsonl, items)  # before the file is opened
+    # nothing is in flight while planning: a stop request ends it between steps (plan_batch:
+    # between inputs and files)
+    detector = load(args.model, expect_sha256=args.expect_sha256)
+    check()
+    items = plan_batch(args.model, args.inputs, reading,  # the inputs are known good first
+                       check=lambda kind, given: refuse_other_kind(args.model, kind, given),
+                       detector=detector)
+    if detector.spec.kind == "image":
+        # a folder of recordings reads only videos and images: other files are not frames
+        refuse_outputs_in_image_folders(args, [
+            given for given in args.inputs if Path(given).is_dir()
+            and not any(i.kind == "video" and i.given == given for i in items)])
+    refuse_inputs_as_output(args.jsonl, [args.model, *args.inputs,
+                                         *[p for i in items for p in i.paths]], "--jsonl")
+    resumed = None
+    if args.resume:
+        refuse_locked(args.jsonl)  # before its lines are read and checked again
+        window = detector.spec.window if detector.spec.kind == "sensor" else None
+        resumed = resume_point(args.jsonl, items, window, header=not args.columns)
+        check()
+        check_same_model(args.jsonl, items, Scorer(args.model, args.threads, reading))
+    elif args.append and args.jsonl != "-":
+        refuse_appending_again(args.jsonl, items)  # before the file is opened
     if resumed:
         log.info("--resume: %d of %d items are in %s whole (%d lines); scoring from %s%s",
                  resumed.items_done, len(items), args.jsonl, resumed.lines_kept,
