@@ -19,6 +19,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass
 from types import SimpleNamespace
 from urllib.parse import unquote, urlsplit
@@ -148,6 +149,10 @@ class MqttPublisher:
         self._last_health: str | None = None  # the latest health report
         self._client.on_publish = self._on_publish
         self._started = False
+        # lines published before the first connection, in order (None once it is made): paho
+        # sends what it holds only after the connection's callback, so a line published in
+        # that instant went out first (1 run of 60 on a loaded machine had lines out of order)
+        self._before_connecting: deque[tuple[str, str, bool]] | None = deque()
 
     def start(self) -> "MqttPublisher":
         """Begin connecting in the background; results published before the broker answers wait
@@ -193,8 +198,12 @@ class MqttPublisher:
     def _publish(self, topic: str, payload: str, retain: bool) -> None:
         with self._lock:
             full = self.published - self.acknowledged >= self.buffer  # (the rest is health's)
+            held = not full and self._before_connecting is not None
+            if held:
+                self._before_connecting.append((topic, payload, retain))  # sent at connection
         try:
             info = (SimpleNamespace(rc=self._paho.MQTT_ERR_QUEUE_SIZE) if full
+                    else SimpleNamespace(rc=self._paho.MQTT_ERR_SUCCESS) if held
                     else self._client.publish(topic, payload, qos=1, retain=retain))
         except Exception as error:  # publishing must never take scoring down
             with self._lock:
@@ -272,10 +281,34 @@ class MqttPublisher:
                 # the broker may have published the will when the connection broke: the
                 # latest report replaces it at once, not at the next interval
                 held = self._last_health
+        self._send_lines_held()
         if held is not None:  # the latest report while it was away
             self._send_health(held)
         if again:
             log.info("MQTT: reconnected to %s", self.target)
+
+    def _send_lines_held(self) -> None:
+        """Hand paho the lines published before the first connection, in order (on its network
+        thread, in the connection's callback); lines published after them go to paho directly."""
+        while True:
+            with self._lock:
+                if not self._before_connecting:  # none held, or all sent: lines go direct now
+                    self._before_connecting = None
+                    return
+                held = list(self._before_connecting)
+                self._before_connecting.clear()
+            for topic, payload, retain in held:
+                try:
+                    failed = self._client.publish(topic, payload, qos=1, retain=retain).rc \
+                        == self._paho.MQTT_ERR_QUEUE_SIZE
+                    why = "paho's queue was full"
+                except Exception as error:  # publishing must never take scoring down
+                    failed, why = True, f"{error}"
+                if failed:
+                    with self._lock:
+                        self.published -= 1
+                        self.dropped += 1
+                        self.last_error = f"publish to {topic!r} failed: {why}"
 
     def _on_connect_fail(self, client, userdata) -> None:
         why = _unreachable_reason(self.target.host, self.target.port, self.target.tls)
