@@ -735,6 +735,26 @@ def test_the_end_of_a_watched_stdin_is_warned_of(tiny_sensor, tmp_path, monkeypa
     assert "its standard input ended after 10 rows" in capsys.readouterr().err
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on this platform")
+def test_after_a_hang_up_stopped_a_run_a_second_one_is_ignored_and_other_stops_restore_it():
+    """A closed terminal's SIGHUP comes twice (the kernel's, then its shell's to its jobs): once
+    one has stopped the run, the second must not kill the process while it exits."""
+    from vigil.runtime.core.interrupts import StopSignals
+
+    before = signal.getsignal(signal.SIGHUP)
+    try:
+        with StopSignals() as stop:
+            os.kill(os.getpid(), signal.SIGHUP)  # recorded: honoured at the next safe point
+        assert stop.requested == "SIGHUP" and signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+        os.kill(os.getpid(), signal.SIGHUP)  # the shell's: ignored (the default would end us)
+        signal.signal(signal.SIGHUP, before)
+        with StopSignals() as stop:
+            os.kill(os.getpid(), signal.SIGINT)
+        assert stop.requested == "SIGINT" and signal.getsignal(signal.SIGHUP) == before
+    finally:
+        signal.signal(signal.SIGHUP, before)
+
+
 def test_a_hang_up_of_the_terminal_it_writes_to_stops_the_run_with_exit_0(tiny_sensor, tmp_path):
     """SIGHUP from a closed terminal: the summary's and logs' writes to it then fail with EIO,
     which ended the stopped run with exit 1; they now go to /dev/null and the run exits 0, its

@@ -5,16 +5,18 @@ half counted or a result line half written. ``StopSignals`` installs handlers th
 the request; scoring loops call ``check()`` between items, where stopping loses nothing. Around a
 call that may block for long (waiting for the next line on stdin, the next live frame, a
 pause between connection attempts) the loop enters ``waiting()``: a signal then stops the wait at
-once, since nothing is in flight there. Only Python's own waits go in ``waiting()``, never an
+once, since nothing is in flight there. Only Python's own waits go in ``waiting()``, not an
 extension's call: Python runs pending handlers within one (``PyObject_Str`` does, first), and
 OpenCV's binding, given the exception our handler raised there, crashed the process (SIGSEGV).
-Such a call is followed by ``check()``. A result line being written to a stalled reader is
-``writing()``: the first signal lets it finish (the run then stops at the next safe point and
-writes what is pending), a second one abandons it; each line to a pipe is one atomic write, so
-none is cut.
+Such a call is followed by ``check()``. (One exception: `vigil batch --ray` waits for Ray's
+next result in ``waiting()``; Ray's ``get`` is made to be interrupted by Ctrl-C.) A result line
+being written to a stalled reader is ``writing()``: the first signal lets it finish (the run
+then stops at the next safe point and writes what is pending), a second one abandons it; each
+line to a pipe is one atomic write, so none is cut.
 
-Outside the main thread, or when no handlers are installed, ``check()`` and ``waiting()`` do
-nothing and Python's default behaviour applies.
+Where no ``StopSignals`` is active, ``check()`` and ``waiting()`` do nothing and Python's
+default behaviour applies. Its handlers are installed only from the main thread, where Python
+runs them; ``check()`` raises in whichever thread calls it.
 """
 
 from __future__ import annotations
@@ -61,9 +63,10 @@ def _leave_a_hung_up_terminal(terminals: tuple[int, ...]) -> None:
 class StopSignals:
     """SIGTERM, SIGINT and SIGHUP as a stop request, honoured at safe points.
 
-    Use as a context manager around a run: the previous handlers come back on exit. A second
-    signal while the first is being honoured (the final lines are being written to a stalled
-    reader, say) stops that too, at the next line boundary.
+    Use as a context manager around a run: the previous handlers come back on exit, except
+    SIGHUP's once one was received, which stays ignored. A second signal while the first is
+    being honoured (the final lines are being written to a stalled reader, say) stops that too,
+    at the next line boundary.
     """
 
     # SIGHUP too (a closed SSH session, a terminal gone): it ended a run with exit 129 and no
@@ -76,6 +79,7 @@ class StopSignals:
         self._waiting = 0
         self._writing = 0
         self._previous: dict[int, object] = {}
+        self._hung_up = False
 
     def __enter__(self) -> StopSignals:
         self._terminals = _terminals()
@@ -91,11 +95,17 @@ class StopSignals:
     def __exit__(self, *exc) -> None:
         _active.remove(self)
         for number, handler in self._previous.items():
+            if self._hung_up and number == signal.SIGHUP:
+                # a closed terminal's hang-up comes twice (the kernel's, then its shell's to its
+                # jobs): the second, meeting the default action while the process exited, turned
+                # a run the first had stopped cleanly into death by SIGHUP (8 of 70 loaded runs)
+                handler = signal.SIG_IGN
             signal.signal(number, handler)
         self._previous.clear()
 
     def _handle(self, number: int, frame) -> None:
         if number == getattr(signal, "SIGHUP", None):
+            self._hung_up = True
             _leave_a_hung_up_terminal(self._terminals)
         self.count += 1
         self.requested = self.requested or signal.Signals(number).name

@@ -43,22 +43,6 @@ def main(argv: list[str] | None = None) -> int:
               f"dependencies (onnxruntime, numpy, opencv-python-headless) must be installed and "
               f"built for each other. Fix: {_fix(name)}", file=sys.stderr)
         return 1
-    finally:
-        if argv is None:  # this process is the command
-            _ignore_hang_ups_while_exiting()
-
-
-def _ignore_hang_ups_while_exiting() -> None:
-    """Once the command has returned, its outputs are written and closed: a hang-up has nothing
-    left to stop. A closed terminal's SIGHUP comes twice (the kernel's, then its shell's to its
-    jobs); the second, arriving while the interpreter exits (0.1-2 s on a loaded machine), turned
-    a run that stopped cleanly on the first into death by SIGHUP (a test's 8 runs of 70)."""
-    import signal
-    import threading
-
-    hang_up = getattr(signal, "SIGHUP", None)  # (none on Windows)
-    if hang_up is not None and threading.current_thread() is threading.main_thread():
-        signal.signal(hang_up, signal.SIG_IGN)
 
 
 def _fix(name: str) -> str:
