@@ -138,9 +138,14 @@ class LiveSource:
             # overload it tried) and crashed the process (SIGSEGV) on the one raised there.
             interrupts.check()
             capture, why = self._try_open()
+            try:
+                interrupts.check()
+            except KeyboardInterrupt:
+                if capture is not None:  # opened as the stop came: no output is opened for it
+                    capture.release()
+                raise
             if capture is not None:
                 return capture
-            interrupts.check()
             attempt += 1
             if attempt == 1 or policy.exhausted(attempt):  # the address's answer, once or twice
                 with interrupts.waiting():  # a socket's connect, up to PROBE_TIMEOUT_S
