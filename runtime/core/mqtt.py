@@ -198,12 +198,12 @@ class MqttPublisher:
     def _publish(self, topic: str, payload: str, retain: bool) -> None:
         with self._lock:
             full = self.published - self.acknowledged >= self.buffer  # (the rest is health's)
-            held = not full and self._before_connecting is not None
-            if held:
+            if not full and self._before_connecting is not None:
                 self._before_connecting.append((topic, payload, retain))  # sent at connection
+                self._count_published()  # with the line held: pending never goes below 0
+                return
         try:
             info = (SimpleNamespace(rc=self._paho.MQTT_ERR_QUEUE_SIZE) if full
-                    else SimpleNamespace(rc=self._paho.MQTT_ERR_SUCCESS) if held
                     else self._client.publish(topic, payload, qos=1, retain=retain))
         except Exception as error:  # publishing must never take scoring down
             with self._lock:
@@ -219,9 +219,13 @@ class MqttPublisher:
                                 "dropped so far)", self.buffer, self.target, self.dropped)
                 self._full = True
             else:
-                self.published += 1
-                if self._full and self.published - self.acknowledged <= self.buffer // 2:
-                    self._full = False  # drained: the next time it fills is warned again
+                self._count_published()
+
+    def _count_published(self) -> None:
+        """Count a result line handed on (under ``_lock``)."""
+        self.published += 1
+        if self._full and self.published - self.acknowledged <= self.buffer // 2:
+            self._full = False  # drained: the next time it fills is warned again
 
     def pending(self) -> int:
         """Messages published here that the broker has not acknowledged yet."""
