@@ -526,9 +526,10 @@ def plan_batch(model: str | Path, inputs: Sequence[str], reading: Reading = Read
 
     detector = detector if detector is not None else load(model)
     reading.check(detector.spec.kind)
-    # a stop request ends the planning between inputs and files (a folder of thousands takes
-    # long), never within one's check: that may be OpenCV's code (see runtime.core.interrupts)
+    # a stop request ends the planning between inputs and between files (a folder of thousands
+    # takes long), never within one's check: that may be OpenCV's code (runtime.core.interrupts)
     for given in inputs if check is not None else ():
+        interrupts.check()
         check(detector.spec.kind, given)
     items = work_items(detector.spec.kind, inputs)
     if not items:
@@ -846,7 +847,9 @@ def _results(jsonl: str | Path) -> Iterator[tuple[int, dict]]:
     if not Path(jsonl).is_file():
         return
     try:
-        yield from read_results(jsonl)
+        for result in read_results(jsonl):  # (it may hold millions of lines)
+            interrupts.check()  # a stop request, between lines: pure Python here
+            yield result
     except OSError as error:
         raise ValueError(f"{str(jsonl)!r} cannot be read ({error.strerror or error}); "
                          "it must be the results file of the run to continue") from None

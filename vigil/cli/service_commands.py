@@ -76,8 +76,8 @@ def _batch(args) -> int:
     reading = Reading(threshold=args.threshold, decimal=args.decimal,
                       header=tuple(args.columns) if args.columns else None,
                       likelihood=args.likelihood, expect_sha256=args.expect_sha256)
-    # nothing is in flight while planning: a stop request ends it between steps (plan_batch:
-    # between inputs and files)
+    # nothing is in flight while planning: a stop request ends it between steps, inputs, files
+    # and results lines (plan_batch, _results)
     detector = load(args.model, expect_sha256=args.expect_sha256)
     check()
     items = plan_batch(args.model, args.inputs, reading,  # the inputs are known good first
@@ -114,6 +114,7 @@ def _batch(args) -> int:
                          "bytes of results: add --resume to continue the batch that wrote it "
                          "(the items already written are not scored again), or --overwrite to "
                          "replace it")
+    check()  # a stop request while the inputs were checked: no output is opened for it
     with JsonLines(args.jsonl, mode=mode, keep=resumed.keep_bytes if resumed else None) as out, \
             progress_for(args) as progress:
         try:
