@@ -156,17 +156,10 @@ def _runner(detector) -> Callable[[np.ndarray], object]:
 
 def _batches(items: np.ndarray, batch: int) -> list[np.ndarray]:
     """The batches a cell's calls take in turn: every item is timed (batch 1 timed the first
-    item alone, where the report said 64 windows, a review found), in no more memory than the
-    items take."""
-    if batch >= len(items):
-        return [_batch(items, batch)]
-    return [np.ascontiguousarray(np.roll(items, -start, axis=0)[:batch])
+    item alone, where the report said 64 windows, a review found), the items repeated where a
+    batch outnumbers them, in about the memory the items take."""
+    return [np.take(items, np.arange(start, start + batch), axis=0, mode="wrap")
             for start in range(0, len(items), batch)]
-
-
-def _batch(items: np.ndarray, batch: int) -> np.ndarray:
-    reps = int(np.ceil(batch / len(items)))
-    return np.ascontiguousarray(np.concatenate([items] * reps)[:batch])
 
 
 def kernel_profile(model: str | Path, items: np.ndarray, runs: int = 20) -> dict:
