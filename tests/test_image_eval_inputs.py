@@ -423,7 +423,8 @@ def test_a_plain_folder_that_keeps_some_images_in_test_good_is_still_a_plain_fol
                             tmp_path / "line", capsys=capsys)
     assert code == 2 and "is also given as normal images" in err
     code, _, err = evaluate(tiny_image_artifact, tmp_path / "line", capsys=capsys)
-    assert code == 2 and "it holds test/good/, but also 4 image(s) of its own" in err
+    assert code == 2 and "holds test/good/ as an MVTec AD category does, but also 4 image(s) " \
+                         "of its own" in err  # normal images alone, or a category: unsaid
 
 
 def test_masks_in_a_subfolder_named_as_a_generic_defect_folder_are_found(tiny_image_artifact,
@@ -458,6 +459,45 @@ def test_a_category_of_test_images_alone_is_evaluated(tiny_image_artifact, tmp_p
     result = json.loads((tmp_path / "r.json").read_text())
     assert [(r["defect"], r["images"]) for r in result["per_defect"]] == [("crack", 3),
                                                                           ("good", 3)]
+
+
+def test_a_folder_of_normal_images_alone_gives_its_false_alarms(tiny_image_artifact, tmp_path,
+                                                                capsys):
+    """A line's good parts alone were refused ("evaluation needs defect images too"), where a
+    sensor's normal rows alone give their false alarm rate: the share rejected, how near the
+    threshold the scores come and the threshold for 1 %, with the detection metrics null."""
+    rng = np.random.default_rng(4)
+    for i in range(4):
+        write(tmp_path / "good" / f"{i:03d}.png", normal_frame(rng))
+    write(tmp_path / "good" / "004.png", defect_frame(rng, box=BOX))  # a part that looks bad
+    code, printed, error = evaluate(tiny_image_artifact, tmp_path / "good", "--json",
+                                    tmp_path / "r.json", "--report", tmp_path / "report",
+                                    capsys=capsys)
+    assert code == 0, error
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["images"] == 5 and result["anomalous"] == 0
+    assert result["fp"] == 1 and result["tn"] == 4 and printed["false_positive_rate"] == 0.2
+    for key in ("image_auroc", "image_auprc", "recall", "f1", "best_f1", "best_f1_threshold",
+                "recall_at_1pct_false_positives"):
+        assert result[key] is None, key
+    assert result["precision"] == 0.0  # one image flagged, none of them a defect
+    assert result["normal_scores"]["max"] == max(e["score"] for e in result["false_alarm_images"])
+    assert result["normal_scores"]["median"] < result["threshold"] < result["normal_scores"]["max"]
+    assert result["threshold_at_1pct_false_positives"] == result["normal_scores"]["max"]
+    assert result["false_positive_rate_at_it"] == 0.0
+    assert "none of the 5 images is a defect image" in error and "--anomalous DIR" in error
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "## Normal images" in report and "of which 1 raised a false alarm" in report
+    assert "No defect image was given" in report and "| false_positive_rate | 0.200 |" in report
+
+
+def test_normal_images_alone_refuse_masks(tiny_image_artifact, tmp_path, capsys):
+    rng = np.random.default_rng(5)
+    write(tmp_path / "good" / "000.png", normal_frame(rng))
+    write(tmp_path / "masks" / "000.png", box_mask())
+    code, _, error = evaluate(tiny_image_artifact, tmp_path / "good", "--masks",
+                              tmp_path / "masks", capsys=capsys)
+    assert code == 2 and "is given without defect images" in error and "--anomalous" in error
 
 
 def test_the_best_f1_threshold_comes_with_its_rates_and_a_line_operating_point():

@@ -699,8 +699,9 @@ def test_cli_eval_writes_strict_json_and_a_report(image_artifacts, tmp_path, cap
     assert {row["defect"] for row in result["per_defect"]} == {*DEFECTS, "good"}
     printed = strict_json(captured.out)
     assert set(printed) == {"image_auroc", "pixel_auroc", "pro", "f1", "precision", "recall",
-                            "threshold", "box_hit_rate", "box_precision"}
+                            "threshold", "box_hit_rate", "box_precision", "false_positive_rate"}
     assert printed["image_auroc"] == result["image_auroc"]
+    assert result["false_positive_rate"] == result["fp"] / TEST_GOOD
     assert (report / "report.md").is_file() and "image_auroc" in (report / "report.md").read_text()
     assert strict_json((report / "metrics.json").read_text()) == result
     examples = cv2.imread(str(report / "examples.png"))

@@ -45,7 +45,8 @@ def test_items(data: str | Path, normal: Sequence[str | Path] = (),
                masks: str | Path | Sequence[str | Path] | None = None) -> list[LabeledImage]:
     """Labeled test images in the forms ``vigil train image`` reads: an MVTec AD category root
     (its test split), or plain folders (``data`` and ``normal`` of normal images, ``anomalous``
-    of defect images named by their folder, ``masks`` for them or masks beside them). A folder
+    of defect images named by their folder, ``masks`` for them or masks beside them). Normal
+    images alone are read too: their evaluation says how many a line would reject. A folder
     given as both normal and defect images is a ValueError naming it."""
     normal_folders = [data, *normal]  # a category's own folder as well: never a defect folder
     for folder in anomalous:
@@ -74,13 +75,29 @@ def test_items(data: str | Path, normal: Sequence[str | Path] = (),
         raise ValueError(f"`data` {str(data)!r} is not a folder; expected an MVTec AD category "
                          "(train/good, test/...) or a folder of normal images")
     if not anomalous:
-        own = len(images_in(Path(data))) if (Path(data) / "test" / "good").is_dir() else 0
-        why = (f" (it holds test/good/, but also {own} image(s) of its own, which a category "
-               f"does not: move them out to read it as a category's test split)" if own else "")
-        raise ValueError(f"`data` {str(data)!r} is not an MVTec AD category{why}, so it is read "
-                         "as a folder of normal images, and `anomalous` is empty: image "
-                         f"evaluation needs defect images too ({_folders_fix(Path(data))})")
+        category_like = (Path(data) / "test" / "good").is_dir()
+        own = len(images_in(Path(data)))
+        if own and category_like:
+            raise ValueError(f"`data` {str(data)!r} holds test/good/ as an MVTec AD category "
+                             f"does, but also {own} image(s) of its own, which a category does "
+                             f"not: move them out to read it as a category's test split, or "
+                             f"give a folder that holds only normal images")
+        if not own:
+            raise ValueError(f"`data` {str(data)!r} is not an MVTec AD category, nor a folder "
+                             f"of normal images ({_folders_fix(Path(data))})")
+        if masks:
+            raise ValueError(f"`masks` {_named(masks)} is given without defect images: masks mark "
+                             f"the defects of the --anomalous images; add --anomalous DIR, or "
+                             f"leave --masks out to measure the normal images' false alarms")
+        return folders([data, *normal])  # normal images alone: how many a line would reject
     return folders([data, *normal], anomalous, masks)
+
+
+def _named(paths: str | Path | Sequence[str | Path]) -> str:
+    """One path or several as an error message names them."""
+    if isinstance(paths, (str, Path)):
+        return repr(str(paths))
+    return ", ".join(repr(str(path)) for path in paths)
 
 
 NORMAL_NAMES = ("good", "normal", "ok", "pass", "free")  # a subfolder of normal images, by name
@@ -170,6 +187,7 @@ is a ValueError naming it before anything is scored."""
     c = metrics.counts(predicted, labels)
     best_f1, best_threshold = metrics.best_f1(scores, labels)
     best_threshold = metrics.strict_threshold(scores, best_threshold)
+    normal_scores = scores[~labels]
     result = {
         "image_auroc": metrics.auroc(scores, labels),
         "image_auprc": metrics.auprc(scores, labels),
@@ -178,6 +196,11 @@ is a ValueError naming it before anything is scored."""
         **(boxes.value() if has_masks else {}),
         "precision": c.precision, "recall": c.recall, "f1": c.f1,
         "best_f1": best_f1, "best_f1_threshold": best_threshold,
+        # the share of normal images rejected at the threshold, and how near to it they come
+        "false_positive_rate": c.false_alarm_rate if len(normal_scores) else None,
+        "normal_scores": ({"median": float(np.median(normal_scores)),
+                           "p99": float(np.quantile(normal_scores, 0.99)),
+                           "max": float(normal_scores.max())} if len(normal_scores) else None),
         **_operating_points(scores, labels, best_threshold),
         "threshold": threshold, "pixel_threshold": detector.pixel_threshold,
         "images": len(items), "anomalous": int(labels.sum()),
@@ -207,12 +230,27 @@ is a ValueError naming it before anything is scored."""
                     if has_masks and positive_hist is not None and not positive_hist.any()
                     else "")),
     }
+    if not c.tp + c.fp:  # nothing flagged: the share of flags that were defects is undefined
+        result["precision"] = None
+    if not labels.any():
+        result.update(dict.fromkeys(UNDEFINED_WITHOUT_DEFECTS))
+        log.warning("none of the %d images is a defect image: %s are undefined (null), and "
+                    "false_positive_rate, the share of these normal images rejected at the "
+                    "threshold, says how the model fares (%d of %d here; normal_scores and "
+                    "threshold_at_1pct_false_positives say how near the threshold they come); "
+                    "give defect images with --anomalous DIR to measure detection", len(items),
+                    ", ".join(UNDEFINED_WITHOUT_DEFECTS), c.fp, len(items))
     if blank:
         log.warning("%d defect image(s) have a mask that marks no pixel (the first: %s): they "
                     "are left out of the pixel metrics; a mask marks defect pixels with any "
                     "non-zero value (0/1 class indices) or the upper half of its range (0/255, "
                     "0/65535)", len(blank), blank[0].mask)
     return result, ImageScores(list(items), scores, maps)
+
+
+# metrics that count defects caught or ranked: undefined (null) where no image is a defect
+UNDEFINED_WITHOUT_DEFECTS = ("image_auroc", "image_auprc", "recall", "f1", "best_f1",
+                             "best_f1_threshold")
 
 
 # what each kind of image training saw means for `vigil eval`'s figures
@@ -345,18 +383,22 @@ LINE_FALSE_POSITIVE_RATE = 0.01  # good parts an inspection line may reject: an 
 def _operating_points(scores: np.ndarray, labels: np.ndarray, best: float) -> dict:
     """At the best-F1 threshold, the recall and the share of normal images rejected (an F1
     chosen where defects are many rejected 21 of 40 good images, unsaid); and the lowest
-    threshold that rejects at most ``LINE_FALSE_POSITIVE_RATE`` of them, with its recall."""
+    threshold that rejects at most ``LINE_FALSE_POSITIVE_RATE`` of them, with its recall (None
+    without defect images)."""
     labels = np.asarray(labels, dtype=bool)
-    if labels.all() or not labels.any() or best is None or not np.isfinite(best):
+    if labels.all():
         return {}
     normal = np.sort(scores[~labels])
     allowed = int(np.floor(LINE_FALSE_POSITIVE_RATE * len(normal)))  # normal images above it
     line = float(normal[len(normal) - 1 - allowed])  # scores above this one are rejected
+    at_line = {"threshold_at_1pct_false_positives": line,
+               "false_positive_rate_at_it": float((scores[~labels] > line).mean())}
+    if not labels.any() or best is None or not np.isfinite(best):  # normal images alone
+        return {**at_line, "recall_at_1pct_false_positives": None}
     return {"best_f1_recall": float((scores[labels] > best).mean()),
             "best_f1_false_positive_rate": float((scores[~labels] > best).mean()),
-            "threshold_at_1pct_false_positives": line,
-            "recall_at_1pct_false_positives": float((scores[labels] > line).mean()),
-            "false_positive_rate_at_it": float((scores[~labels] > line).mean())}
+            **at_line,
+            "recall_at_1pct_false_positives": float((scores[labels] > line).mean())}
 
 
 def _mistakes(items, scores, threshold: float) -> dict[str, list[dict]]:

@@ -44,15 +44,17 @@ def write_image_report(result: dict, scored, detector, folder: str | Path, model
              f"defect's (one with none above it gets a box around its map's peak).", "",
              "## Result", "", "| metric | value |", "|---|---:|",
              *[f"| {key} | {format_cell(result.get(key))} |"
-               for key in ("image_auroc", "pixel_auroc", "pro", "precision", "recall", "f1")],
+               for key in ("image_auroc", "pixel_auroc", "pro", "precision", "recall", "f1",
+                           "false_positive_rate")],
              f"| images (defects) | {result['images']} ({result['anomalous']}) |", "",
              *_seen_lines(result),
              "## Confusion counts", "", *confusion_table(result, "images"),
              "## Best-F1 threshold", "",
              *best_threshold_lines(result, eval_command(model_name, data)),
-             "## Per defect type", "",
-             "| defect | images | image AUROC | pixel AUROC | caught at the threshold |",
-             "|---|---:|---:|---:|---:|"]
+             "## Per defect type" if result["anomalous"] else "## Normal images", ""]
+    if result["anomalous"]:
+        lines += ["| defect | images | image AUROC | pixel AUROC | caught at the threshold |",
+                  "|---|---:|---:|---:|---:|"]
     for row in result["per_defect"]:
         if row["defect"] == "good":
             continue
@@ -61,7 +63,7 @@ def write_image_report(result: dict, scored, detector, folder: str | Path, model
     good = next((r for r in result["per_defect"] if r["defect"] == "good"), None)
     if good:
         lines += ["", f"Normal images: {good['images']}, of which {len(false)} raised a false "
-                  "alarm."]
+                  "alarm.", *_normal_score_lines(result)]
     lines += ["", *_listing("Missed defects (score at or below the threshold)", missed,
                             "No defect image was missed."),
               *_listing("False alarms (normal images above the threshold)", false,
@@ -79,6 +81,25 @@ def write_image_report(result: dict, scored, detector, folder: str | Path, model
     report = folder / "report.md"
     report.write_text("\n".join(lines) + "\n")
     return report
+
+
+def _normal_score_lines(result: dict) -> list[str]:
+    """How near the normal images' scores come to the threshold, and the threshold that would
+    reject at most 1 % of them: what a line without defect images to test on can learn."""
+    scores, line = result.get("normal_scores"), result.get("threshold_at_1pct_false_positives")
+    if not scores:
+        return []
+    lines = [f"Their scores: median {scores['median']:.4g}, 99th percentile {scores['p99']:.4g}, "
+             f"highest {scores['max']:.4g}, against the threshold {result['threshold']:.4g}."]
+    if line is not None:
+        lines.append(f"Rejecting at most 1 % of them takes a threshold of {line:.6g} "
+                     f"({100 * result['false_positive_rate_at_it']:.1f} % here; `vigil score "
+                     f"--threshold` sets it).")
+    if not result["anomalous"]:
+        lines.append("No defect image was given, so nothing here says what the model catches: "
+                     "add defect images with --anomalous DIR (masks with --masks DIR) to "
+                     "measure it.")
+    return lines
 
 
 def _listing(title: str, entries: list[dict], none: str) -> list[str]:

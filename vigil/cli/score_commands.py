@@ -360,7 +360,7 @@ def _eval_images(args, detector) -> int:
         log.info("no defect image has a mask: image metrics only (pixel metrics need masks: %s)",
                  where)
     keys = ("image_auroc", "pixel_auroc", "pro", "f1", "precision", "recall", "threshold",
-            "box_hit_rate", "box_precision")
+            "box_hit_rate", "box_precision", "false_positive_rate")
     print(json_text({k: result.get(k) for k in keys}), flush=True)  # first: kept if a file fails
     if args.json:
         write_result(args.json, json_text(result))
