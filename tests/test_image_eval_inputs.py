@@ -489,6 +489,8 @@ def test_a_folder_of_normal_images_alone_gives_its_false_alarms(tiny_image_artif
     report = (tmp_path / "report" / "report.md").read_text()
     assert "## Normal images" in report and "of which 1 raised a false alarm" in report
     assert "No defect image was given" in report and "| false_positive_rate | 0.200 |" in report
+    # an artifact that records no image it trained on (this one: no training record) says so
+    assert result["images_trained_on"] is None and "records no digest of the images" in error
 
 
 def test_normal_images_alone_refuse_masks(tiny_image_artifact, tmp_path, capsys):

@@ -281,7 +281,12 @@ def _seen_in_training(detector: ImageDetector, items: Sequence[LabeledImage],
     record = detector.spec.training.get("files_sha256")
     if (not isinstance(record, dict) or record.get("digests") != "pixels"
             or not isinstance(record.get("trained"), list)):
-        return None  # none recorded, or another form (files' bytes): unknown, not 0
+        # none recorded, or another form (files' bytes): unknown, not 0, and said so
+        log.info("this model records no digest of the images it trained on (trained before "
+                 "2026-12-07): whether any test image was among them is unknown, and a model "
+                 "scores its own training images low; keep test images apart from training, "
+                 "or retrain it to have them checked")
+        return None
     kinds = {kind: set(record.get(kind) or ()) for kind in SEEN_KINDS}
     seen: dict[str, list[LabeledImage]] = {kind: [] for kind in SEEN_KINDS}
     for item, digest in zip(items, digests):
