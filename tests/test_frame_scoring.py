@@ -503,6 +503,24 @@ class InterruptedSource:
         self.closed = True
 
 
+class EmptyFrameSource(InterruptedSource):
+    """A source of one's own that gives a frame with neither an image nor a reason, then a
+    good one."""
+
+    def __iter__(self):
+        yield Frame(0, self.name, None, None, 0.0)
+        yield Frame(1, self.name, normal_frame(np.random.default_rng(3)), None, 0.0)
+
+
+def test_a_frame_without_an_image_or_a_reason_is_a_skipped_line(detector):
+    """Every frame ends as a line: one a source gives without an image or a reason is skipped
+    and says so (it was an AttributeError on None that ended the run)."""
+    records, summary = run(detector, EmptyFrameSource())
+    assert records[0]["skipped"] == "the source gave this frame without an image or a reason"
+    assert records[1]["anomaly"] is False
+    assert (summary.skipped, summary.scored) == (1, 1)
+
+
 def test_ctrl_c_ends_the_run_with_a_summary(detector):
     source = InterruptedSource()
     records, summary = run(detector, source)

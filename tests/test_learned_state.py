@@ -574,6 +574,24 @@ def test_a_malformed_window_tail_in_a_state_is_not_continued(timed_model):
         assert [r.index for r in results if r.score is not None][0] == 50 + WINDOW - 1
 
 
+def test_a_window_tail_given_to_a_model_without_a_time_step_starts_the_window_afresh(
+        timed_model, learning_model, caplog):
+    """A record of bare parts names no model, so a window tail kept by a model that records its
+    time step may be given to one that records none: its first timed row starts the window
+    afresh (it met None: AttributeError on the time step)."""
+    first = StreamingScorer(vigil.load(timed_model))
+    first.push_rows([(v, i, str(1_760_000_000 + i), None) for i, v in enumerate(rows(50))])
+    tail = json.loads(json.dumps(first.learned_state()))["parts"]["window_tail"]
+    untimed = StreamingScorer(vigil.load(learning_model))
+    assert "window_tail" in untimed.restore_learned({"window_tail": tail})[0]
+    with caplog.at_level("INFO", logger="vigil"):
+        results = untimed.push_rows([(v, 50 + i, str(1_760_000_050 + i), None)
+                                     for i, v in enumerate(rows(10))])
+    assert [r.index for r in results if r.score is not None][0] == 50 + WINDOW - 1
+    assert ("row 50: the model records no time step to continue a window within, so its "
+            "window starts afresh") in caplog.text
+
+
 def test_rotated_files_with_a_hole_in_time_or_a_refused_file_between_them(timed_model, tmp_path,
                                                                           capsys):
     """Review dA: a day file missing (ten days) joined the files' rows unflagged; a refused file

@@ -62,6 +62,18 @@ def test_image_detector_repr_and_help_list_it(tiny_image_artifact):
     assert "ImageDetector" in dir(runtime)
 
 
+def test_a_detector_of_the_other_kind_is_refused_by_name(tiny, tiny_image_artifact):
+    """A sensor artifact given to ImageDetector, or an image one to SensorDetector, is a
+    TypeError naming the file (it was an AttributeError on a field the spec lacks)."""
+    from vigil.runtime import ImageDetector, SensorDetector
+    from vigil.runtime.core.artifact import open_artifact
+
+    with pytest.raises(TypeError, match="`artifact` must be an image artifact; .* is a sensor"):
+        ImageDetector(open_artifact(tiny.path))
+    with pytest.raises(TypeError, match="`artifact` must be a sensor artifact; .* is an image"):
+        SensorDetector(open_artifact(tiny_image_artifact))
+
+
 def test_the_readme_python_snippet_runs(tmp_path, monkeypatch, capsys):
     """The README's Python block, run as written against a small artifact named as it names it."""
     import re

@@ -225,6 +225,17 @@ def test_video_yields_every_frame(tmp_path):
     assert source.stats.read == 12 and source.stats.expected == 12 and source.stats.dropped == 0
 
 
+def test_a_video_closed_before_it_is_read_says_so(tmp_path):
+    """A video read through its capture (not an AVI index) and closed first has no capture left:
+    iterating it is a RuntimeError naming it (it was an AttributeError on None)."""
+    path = write_video(tmp_path / "clip.mkv", 3)
+    source = open_source(str(path))
+    assert isinstance(source, VideoFile)
+    source.close()
+    with pytest.raises(RuntimeError, match=r"clip.mkv' was closed before it was iterated"):
+        list(source)
+
+
 def test_truncated_video_ends_with_an_error_item(tmp_path):
     path = write_video(tmp_path / "clip.avi", 20)
     data = path.read_bytes()

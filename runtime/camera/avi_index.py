@@ -125,7 +125,8 @@ def _standard_index(handle, positions: list[int], end: int) -> Found | None:
     """The video frames that OpenDML standard index chunks ('ix00' at ``positions``) list,
     checked to lie before ``end``; None where one is not such a chunk, or its first entry is
     not a frame chunk's data."""
-    offsets, sizes = [], []
+    offsets: list[int] = []
+    sizes: list[int] = []
     for position in positions:
         handle.seek(position)
         header = handle.read(32)

@@ -363,8 +363,8 @@ def folders(normal: Sequence[str | Path], anomalous: Sequence[str | Path] = (),
                                  f"{own[0].path.name!r} it needs {own[0].path.stem}.png or "
                                  f"{own[0].path.stem}_mask.png): is it that folder's masks?")
     if masks and defects and all(i.mask is None for i in defects):
-        example, folder = defects[0].path, mask_folders[0]
-        raise ValueError(f"`masks` {str(folder)!r} holds a mask for none of the {len(defects)} "
+        example, given = defects[0].path, mask_folders[0]
+        raise ValueError(f"`masks` {str(given)!r} holds a mask for none of the {len(defects)} "
                          f"defect images: for {example.name!r} it needs {example.stem}.png or "
                          f"{example.stem}_mask.png (in it, or in its subfolder "
                          f"{example.parent.name}/); rename the masks to their images' names, or "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Sequence, Union
+from typing import Any, Sequence, Union
 
 import numpy as np
 
@@ -33,7 +33,12 @@ class ImageDetector(Detector):
 
     def __init__(self, artifact: Artifact) -> None:
         super().__init__(artifact, MAX_BATCH)
-        self.spec: ImageSpec = artifact.spec
+        spec = artifact.spec
+        if not isinstance(spec, ImageSpec):
+            raise TypeError(f"`artifact` must be an image artifact; {str(artifact.path)!r} is a "
+                            f"sensor artifact: vigil.load('MODEL.onnx') returns the detector of "
+                            f"its kind")
+        self.spec: ImageSpec = spec
         self._pixel_threshold = float(self.spec.pixel_threshold.value)
         self._outputs = [self.spec.score_output, self.spec.map_output]
         self._warned: set = set()  # the mismatches said (colour, aspect): each is said once
@@ -75,10 +80,11 @@ class ImageDetector(Detector):
         """Model input (n, height, width, channels) uint8 for one frame or several. Frames are
         looked at for what does not suit the model (each said once); ``decoded``: read by
         OpenCV here (in its BGR order), so not looked at for RGB order."""
+        items: Sequence[Any]  # each frame as given: an array, or a PIL image
         if isinstance(frames, np.ndarray) and frames.ndim == 4:
-            frames = list(frames)
+            items = list(frames)
         elif not isinstance(frames, (list, tuple)):
-            frames = [frames]
+            items = [frames]
         elif frames and isinstance(frames[0], (list, tuple)) and frames[0] and (
                 isinstance(frames[0][0], (list, tuple))  # a colour frame's rows of pixels
                 or all(isinstance(v, (int, float, np.number)) for v in frames[0])):  # a gray one's
@@ -86,10 +92,12 @@ class ImageDetector(Detector):
             raise TypeError("`frames` is a nested list: one frame as a list of its rows (as "
                             "frame.tolist() gives)? give each frame as an array: "
                             "np.asarray(frame, dtype=np.uint8)")
-        if not len(frames):  # an empty batch scores nothing, as the sensor detector's does
+        else:
+            items = frames
+        if not len(items):  # an empty batch scores nothing, as the sensor detector's does
             return np.empty((0, *self.input_shape), dtype=np.uint8)
-        checked = [check_frame(f, "frame" if len(frames) == 1 else f"frames[{k}]")
-                   for k, f in enumerate(frames)]
+        checked = [check_frame(f, "frame" if len(items) == 1 else f"frames[{k}]")
+                   for k, f in enumerate(items)]
         for check in FRAME_CHECKS if decoded else ARRAY_CHECKS:  # each said once
             if check in self._warned:
                 continue
@@ -106,7 +114,8 @@ class ImageDetector(Detector):
         if batch.dtype != np.uint8 or batch.ndim != 4 or batch.shape[1:] != expected:
             raise ValueError(f"prepared input must be uint8 with shape (n, {expected[0]}, "
                              f"{expected[1]}, {expected[2]}); received {batch.dtype} {batch.shape}")
-        scores, maps = [np.empty(0, np.float32)], [np.empty((0, *expected[:2]), np.float32)]
+        score_parts = [np.empty(0, np.float32)]
+        map_parts = [np.empty((0, *expected[:2]), np.float32)]
         for start in range(0, len(batch), self._max_batch):
             chunk = batch[start:start + self._max_batch]
             score, amap = self._session.run(self._outputs, {self.spec.input_name: chunk})
@@ -115,12 +124,12 @@ class ImageDetector(Detector):
                                     f"and {amap.size} map values for {len(chunk)} frames; "
                                     f"expected one score and one {expected[0]}x{expected[1]} map "
                                     f"each (its graph was changed after export)")
-            scores.append(score.reshape(-1))
-            maps.append(amap.reshape(len(score), expected[0], expected[1]))
-        scores = np.concatenate(scores).astype(np.float64)
+            score_parts.append(score.reshape(-1))
+            map_parts.append(amap.reshape(len(score), expected[0], expected[1]))
+        scores = np.concatenate(score_parts).astype(np.float64)
         # a NaN score (a graph broken after export) is as anomalous as a score can say, as the
         # sensor detector's is: a frame is never passed because its score could not be compared
-        return np.where(np.isnan(scores), np.inf, scores), np.concatenate(maps)
+        return np.where(np.isnan(scores), np.inf, scores), np.concatenate(map_parts)
 
     def locate(self, frame: np.ndarray, anomaly_map: np.ndarray | None = None,
                score: float | None = None) -> tuple[np.ndarray, list[dict]]:

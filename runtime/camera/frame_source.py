@@ -182,13 +182,19 @@ def jpeg_packets(capture: Capture) -> bool:
     """Switch an FFmpeg capture of an MJPEG stream to its undecoded JPEG packets, so that each
     frame is checked before it is decoded (``decode_jpeg_frame``): FFmpeg fills a frame cut off in
     transit with the previous frame's pixels and only warns. Whether it did."""
+    # cv2.VideoCapture's, beyond ``Capture``: a test's fake may have none of them
+    backend = getattr(capture, "getBackendName", None)
+    get = getattr(capture, "get", None)
+    set_property = getattr(capture, "set", None)
+    if backend is None or get is None or set_property is None:
+        return False
     try:
-        if capture.getBackendName() != "FFMPEG":
+        if backend() != "FFMPEG":
             return False
-        fourcc = int(capture.get(cv2.CAP_PROP_FOURCC)) & 0xFFFFFFFF
+        fourcc = int(get(cv2.CAP_PROP_FOURCC)) & 0xFFFFFFFF
         if fourcc.to_bytes(4, "little").upper() != b"MJPG":
             return False
-        return bool(capture.set(cv2.CAP_PROP_FORMAT, -1))
+        return bool(set_property(cv2.CAP_PROP_FORMAT, -1))
     except (AttributeError, cv2.error, TypeError, ValueError):
         return False
 

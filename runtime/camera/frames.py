@@ -6,6 +6,8 @@ gray channel); anything else raises. Scaling to [0, 1] happens inside the graph.
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 
@@ -67,9 +69,10 @@ def check_frame(frame: object, name: str = "frame") -> np.ndarray:
 EXIF_ORIENTATION = 0x0112  # the EXIF tag PIL's getexif() gives the orientation under
 
 
-def _from_pil(frame: object) -> np.ndarray | None:
-    """A PIL image as OpenCV holds it (BGR, or gray), or None for anything else. PIL holds RGB:
-    read as an array, its red and blue would swap (19 of 30 normal tile frames flagged)."""
+def _from_pil(frame: Any) -> np.ndarray | None:
+    """A PIL image as OpenCV holds it (BGR, or gray), or None for anything else (PIL is not
+    imported: an image is told by its attributes). PIL holds RGB: read as an array, its red and
+    blue would swap (19 of 30 normal tile frames flagged)."""
     mode = getattr(frame, "mode", None)
     if not isinstance(mode, str) or not callable(getattr(frame, "convert", None)) \
             or not hasattr(frame, "getbands"):

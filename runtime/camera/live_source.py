@@ -94,8 +94,9 @@ class LiveSource:
         self._thread: threading.Thread | None = None
         self._packets_allowed = True  # off once a stream's packets turn out not to be JPEGs
         self._packets = False  # the open capture gives undecoded JPEG packets (jpeg_packets)
-        self._capture = self._open_with_retries()
-        self._fps = capture_property(self._capture, cv2.CAP_PROP_FPS)
+        capture = self._open_with_retries()
+        self._capture: Capture | None = capture  # the capture thread's once started; None: closed
+        self._fps = capture_property(capture, cv2.CAP_PROP_FPS)
         if not (self._fps and 0 < self._fps < 1000):
             self._fps = None
 
@@ -200,14 +201,14 @@ class LiveSource:
                             log.error("%s", self._stats.error)
                         return
                 if frame.packet is not None:  # decoded only now that it is taken, outside the lock
-                    frame = self._decoded(frame)
+                    frame = self._decoded(frame, frame.packet)
                 yield frame
         finally:
             self.close()
 
-    def _decoded(self, frame: Frame) -> Frame:
-        """``frame`` with its JPEG packet decoded, a damaged one counted in ``stats.errors``."""
-        image, why = decode_jpeg_frame(frame.packet)
+    def _decoded(self, frame: Frame, packet: bytes) -> Frame:
+        """``frame`` with its JPEG ``packet`` decoded, a damaged one counted in ``stats.errors``."""
+        image, why = decode_jpeg_frame(packet)
         if why is not None:
             why += " (damaged in transit, or sent cut short); the stream goes on"
             with self._lock:
@@ -231,7 +232,7 @@ class LiveSource:
             self._ready.notify()
 
     def _capture_loop(self) -> None:
-        capture = self._capture
+        capture = self._capture  # None: lost, reopened at the loop's next turn
         index = 0
         attempt = 0
         lost_at: float | None = None
@@ -279,7 +280,6 @@ class LiveSource:
                                 "s" if attempt > 1 else "", gap, index)
                     pending_gap, lost_at, attempt = gap, None, 0
                 last_frame_at = time.monotonic()
-                why = None
                 if self._packets:
                     data = np.asarray(image).tobytes()
                     if not data.startswith(b"\xff\xd8"):  # not JFIF after all: FFmpeg decodes
@@ -296,7 +296,7 @@ class LiveSource:
                     self._put(Frame(index, self.name, None, None, time.time(), pending_gap,
                                     packet=data))
                 else:
-                    self._put(Frame(index, self.name, image, why, time.time(), pending_gap))
+                    self._put(Frame(index, self.name, image, None, time.time(), pending_gap))
                 pending_gap = None
                 index += 1
         except Exception as failure:  # a capture backend failing must end the run cleanly

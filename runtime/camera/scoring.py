@@ -248,13 +248,13 @@ class _VideoOut:
 
     def write(self, picture: np.ndarray) -> None:
         size = (picture.shape[1], picture.shape[0])
-        if self._writer is None:
+        writer, video_size = self._writer, self._size
+        if writer is None or video_size is None:  # the first frame: the video takes its size
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path = _unused_path(self.path)
-            fourcc = cv2.VideoWriter_fourcc(*VIDEO_CODECS[self.path.suffix.lower()])
-            self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, size)
-            if not self._writer.isOpened():
-                self._writer = None
+            fourcc = cv2.VideoWriter.fourcc(*VIDEO_CODECS[self.path.suffix.lower()])
+            writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, size)
+            if not writer.isOpened():
                 codec = VIDEO_CODECS[self.path.suffix.lower()]
                 other = (f"; --overlay-video {self.path.with_suffix('.avi').name} (MJPG) takes "
                          "most sizes" if codec != "MJPG" else "")
@@ -262,17 +262,18 @@ class _VideoOut:
                                  f"frames' size, {size[0]} x {size[1]}: this OpenCV's {codec} "
                                  f"encoder refused it (a size beyond what the codec takes, or "
                                  f"no such encoder in this build){other}")
-            self._size = size
-        if size != self._size:
-            picture = _fitted(picture, self._size)
+            self._writer = writer
+            self._size = video_size = size
+        if size != video_size:
+            picture = _fitted(picture, video_size)
             if not self._resized_said:
                 self._resized_said = True
                 log.warning("%s: a frame of %d x %d is drawn into the video's %d x %d (its first "
                             "frame's size), scaled and padded with black so that its shape "
                             "stays its own (said once)", self.path, size[0], size[1],
-                            *self._size)
+                            *video_size)
         began = time.perf_counter()
-        self._writer.write(picture)
+        writer.write(picture)
         self._encode_s = time.perf_counter() - began
         self.frames += 1
         self._last = picture
@@ -382,9 +383,11 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
                                  position_s=(round(frame.position_s, 3)
                                              if frame.position_s is not None else None))
             picture = None
-            reason = frame.error
-            if reason is None:
-                shape = frame.image.shape
+            image, reason = frame.image, frame.error
+            if image is None and reason is None:  # a source's frame has its image, or says why not
+                reason = "the source gave this frame without an image or a reason"
+            if image is not None and reason is None:
+                shape = image.shape
                 if source.live and last_shape is not None and (shape != last_shape
                                                                or frame.gap_s is not None):
                     # a camera restarted (or reconfigured) into another size or colour: its
@@ -402,7 +405,7 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
                         looked = checks[check]
                         if per_file or (looked < GRAY_CHECKS and looked >= 0):
                             checks[check] = looked + 1 if looked >= 0 else looked
-                            mismatch = check(frame.image, detector.spec)
+                            mismatch = check(image, detector.spec)
                             if mismatch is None:
                                 continue
                             name = CHECK_NAMES.get(check, getattr(check, "__name__", "check"))
@@ -418,7 +421,7 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
                                             "change size or the stream reconnects")
                     unlike += sorted(standing.difference(unlike))
                     summary.frames_unlike_training += bool(unlike)
-                    batch[0] = to_model_input(frame.image, detector.spec)
+                    batch[0] = to_model_input(image, detector.spec)
                     scores, maps = detector.run_prepared(batch)
                     score = float(scores[0])
                     anomaly = over_threshold(score, detector.threshold)
@@ -426,16 +429,16 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
                                      or (overlay_dir is not None
                                          and (anomaly or options.overlay_all)))
                     boxes: list[dict] = []
-                    full = None
+                    full = None  # the anomaly map at the frame's size
                     if anomaly or wants_picture:
-                        full, found = detector.locate(frame.image, maps[0])
+                        full, found = detector.locate(image, maps[0])
                         boxes = frame_boxes(full, detector.pixel_threshold, anomaly, found)
                     latency = time.perf_counter() - began
-                    if wants_picture:
+                    if wants_picture and full is not None:
                         # the decision first: a narrow frame's band cuts the label's end
                         # (a review's 120-px tile showed "...ANOMAL")
                         label = ("ANOMALY " * anomaly) + f"#{frame.index} score {score:.4g}"
-                        picture = overlay(frame.image, full, detector.spec, boxes, label,
+                        picture = overlay(image, full, detector.spec, boxes, label,
                                           pixel_threshold=detector.pixel_threshold)
                 except ArtifactError:
                     raise  # the model, not the frame: no frame would score
@@ -460,7 +463,7 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
                             # a live frame's age when decided: read to line, queue included
                             **({"age_ms": round((time.time() - frame.timestamp) * 1e3, 1)}
                                if source.live else {}),
-                            width=int(frame.image.shape[1]), height=int(frame.image.shape[0]),
+                            width=int(shape[1]), height=int(shape[0]),
                             boxes=boxes)
                 if unlike:
                     record["unlike_training"] = unlike

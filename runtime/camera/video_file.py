@@ -12,10 +12,10 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from .avi_index import mjpg_frames
+from .avi_index import AviFrames, mjpg_frames
 from .frame_source import (IMAGE_EXTENSIONS, MAX_CORRUPT_RUN, MAX_MISSING_ITEMS, VIDEO_EXTENSIONS,
-                           CaptureFactory, Frame, SourceError, SourceStats, capture_property,
-                           decode_jpeg_frame, default_capture, jpeg_packets)
+                           Capture, CaptureFactory, Frame, SourceError, SourceStats,
+                           capture_property, decode_jpeg_frame, default_capture, jpeg_packets)
 
 log = logging.getLogger("vigil")
 
@@ -32,9 +32,10 @@ class VideoFile:
             raise SourceError(f"`source` {self.name!r} is an empty file; expected a video, an "
                               f"image, a folder or a stream")
         self._capture_factory = capture_factory
-        self._capture = capture_factory(str(path))
-        if not self._capture.isOpened():
-            self._capture.release()
+        capture = capture_factory(str(path))
+        self._capture: Capture | None = capture  # None once closed
+        if not capture.isOpened():
+            capture.release()
             if path.suffix.lower() in VIDEO_EXTENSIONS:
                 hint = ("it may be truncated or damaged (a recording cut off before its index "
                         "was written); check it with ffprobe, or re-encode what is left")
@@ -42,9 +43,9 @@ class VideoFile:
                 hint = f"images must end in one of {', '.join(sorted(IMAGE_EXTENSIONS))}"
             raise SourceError(f"`source` {self.name!r} cannot be opened as a video (OpenCV could "
                               f"not read it); {hint}")
-        count = capture_property(self._capture, cv2.CAP_PROP_FRAME_COUNT)
+        count = capture_property(capture, cv2.CAP_PROP_FRAME_COUNT)
         self._reported_count = count
-        rate = capture_property(self._capture, cv2.CAP_PROP_FPS)
+        rate = capture_property(capture, cv2.CAP_PROP_FPS)
         self._fps = rate if rate and 0 < rate < 1000 else None
         self._index = mjpg_frames(self.path)
         if self._index is not None and self._index.listed and count and count > len(self._index):
@@ -56,7 +57,7 @@ class VideoFile:
         self._iterated = False
         # an MJPG video OpenCV reads (MOV, MKV, MP4, an AVI without its index): its JPEG packets,
         # each checked before it is decoded, as an indexed AVI's frames are
-        self._packets = self._index is None and jpeg_packets(self._capture)
+        self._packets = self._index is None and jpeg_packets(capture)
 
     @property
     def stats(self) -> SourceStats:
@@ -70,13 +71,14 @@ class VideoFile:
         """SourceError naming the video unless one of its frames decodes (read on a capture of
         its own, up to the first that does: a run that could score no frame is refused before
         its output is made)."""
-        if self._index is not None:
+        listed = self._index  # the frames an AVI index lists
+        if listed is not None:
             with open(self.path, "rb") as handle:
-                for offset, size in zip(self._index.offsets, self._index.sizes):
+                for offset, size in zip(listed.offsets, listed.sizes):
                     handle.seek(offset)
                     if decode_jpeg_frame(handle.read(size))[0] is not None:
                         return
-            tried = len(self._index)
+            tried = len(listed)
         else:
             capture = self._capture_factory(str(self.path))
             packets = self._packets and jpeg_packets(capture)
@@ -104,23 +106,26 @@ class VideoFile:
             raise RuntimeError(f"video source {self.name!r} can be iterated once")
         self._iterated = True
         if self._index is not None:
-            yield from self._indexed()
+            yield from self._indexed(self._index)
             return
+        capture = self._capture
+        if capture is None:
+            raise RuntimeError(f"video source {self.name!r} was closed before it was iterated")
         expected = self._stats.expected
         index = 0
         first_damage: int | None = None  # the first frame that did not decode
         failed = 0  # consecutive reads that failed before the end the container reports
         try:
             while True:
-                ok, image = self._capture.read()
+                ok, image = capture.read()
                 why = None
                 if ok and image is not None and self._packets:
                     data = np.asarray(image).tobytes()
                     if index == 0 and failed == 0 and not data.startswith(b"\xff\xd8"):
                         log.info("%s: its MJPG packets are not JPEG files; FFmpeg decodes "
                                  "them", self.name)  # read it again, decoded, from the start
-                        self._capture.release()
-                        self._capture = self._capture_factory(str(self.path))
+                        capture.release()
+                        capture = self._capture = self._capture_factory(str(self.path))
                         self._packets = False
                         continue
                     image, why = decode_jpeg_frame(data)  # damaged: an error item, and on
@@ -148,18 +153,18 @@ class VideoFile:
                     yield Frame(index, self.name, None, f"{why} (corrupt data); the video goes "
                                 "on", time.time())
                 else:
-                    shown = capture_property(self._capture, cv2.CAP_PROP_POS_MSEC)
+                    shown = capture_property(capture, cv2.CAP_PROP_POS_MSEC)
                     yield Frame(index, self.name, image, None, time.time(),
                                 position_s=shown / 1000 if shown is not None else None)
                 index += 1
         finally:
             self.close()
 
-    def _indexed(self) -> Iterator[Frame]:
-        """Every frame the AVI index lists, decoded at its own position."""
+    def _indexed(self, frames: AviFrames) -> Iterator[Frame]:
+        """Every frame the AVI index (``frames``) lists, decoded at its own position."""
         try:
             with open(self.path, "rb") as handle:
-                for index, (offset, size) in enumerate(zip(self._index.offsets, self._index.sizes)):
+                for index, (offset, size) in enumerate(zip(frames.offsets, frames.sizes)):
                     handle.seek(offset)
                     data = handle.read(size)
                     self._stats.read += 1
@@ -177,7 +182,7 @@ class VideoFile:
                     else:  # an AVI's frames are shown at its constant rate
                         yield Frame(index, self.name, image, None, time.time(),
                                     position_s=index / self._fps if self._fps else None)
-            found, expected = len(self._index), self._stats.expected or 0
+            found, expected = len(frames), self._stats.expected or 0
             if expected > found:  # counted by the header, gone with the cut
                 yield from self._missing_items(found, expected - found, (
                     f"frame missing: the file ends after {found} frames, of the {expected} its "

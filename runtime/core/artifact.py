@@ -33,8 +33,8 @@ import onnxruntime as ort
 from .external_data import ModelScan, metadata_text, records_without_metadata, scan_model
 from .int8_kernels import saturation_warning
 from .providers import session_providers
-from .spec import (MAX_THREADS, METADATA_KEY, SIDECAR_SUFFIX, ArtifactError, ImageSpec, Spec,
-                   _short, spec_from_dict)
+from .spec import (MAX_THREADS, METADATA_KEY, SIDECAR_SUFFIX, ArtifactError, ImageSpec,
+                   SensorSpec, Spec, _short, spec_from_dict)
 
 # Operators that quantize activations with a scale taken from the whole batch at run time: a
 # window's score would depend on which other windows share its batch.
@@ -252,7 +252,9 @@ def scoring_identity(metadata: Mapping | None) -> str | None:
     ``training.keras_sha256``) with the same options and versions, so they score alike (what a
     stream learned by one serves the other). None where the metadata names no Keras file
     (artifacts exported before it was recorded)."""
-    training = (metadata or {}).get("training")
+    if not metadata:
+        return None
+    training = metadata.get("training")
     if not isinstance(training, Mapping) or not training.get("keras_sha256"):
         return None
     kept = {k: v for k, v in metadata.items() if k not in EXPORT_VOLATILE_KEYS}
@@ -310,9 +312,12 @@ def _load_failure(path: Path, error: Exception) -> str:
     text = re.sub(r"/\S+\.(?:h|cc|cpp):\d+ .*?\(.*?\)\s*(?=[A-Z])", "", text)
     opset = re.search(r"Opset (\d+)\b.*?till opset (\d+)", text)
     operator = re.search(r"No Op registered for (\S+)", text)
-    if opset or operator:
-        needs = (f"ONNX opset {opset.group(1)}, where it supports up to {opset.group(2)}"
-                 if opset else f"operator {operator.group(1)}, which it does not have")
+    needs = None  # what the graph needs that this onnxruntime lacks
+    if opset:
+        needs = f"ONNX opset {opset.group(1)}, where it supports up to {opset.group(2)}"
+    elif operator:
+        needs = f"operator {operator.group(1)}, which it does not have"
+    if needs is not None:
         return (f"model file {str(path)!r} needs a newer onnxruntime: the installed "
                 f"{ort.__version__} cannot run it ({needs}); upgrade onnxruntime (pip install -U "
                 "onnxruntime) or export the model with the onnxruntime this device has")
@@ -429,12 +434,16 @@ def _check_graph(session: ort.InferenceSession, spec: Spec, path: Path) -> None:
     if spec.input_name not in inputs:
         raise ArtifactError(f"model file {str(path)!r}: metadata names input "
                             f"{_short(spec.input_name)}, the graph has {_short(sorted(inputs))}")
+    # what the graph returns per item besides its score: a map (height, width) per frame, a
+    # row of errors per window
     if isinstance(spec, ImageSpec):
         named = (spec.score_output, spec.map_output)
         expected = list(spec.input_shape)
+        other_dims = list(spec.input_shape[:2])
     else:
         named = (spec.score_output, spec.feature_output)
         expected = [spec.window, len(spec.features)]
+        other_dims = [len(spec.features)]
     for name in named:
         if name not in outputs:
             raise ArtifactError(f"model file {str(path)!r}: metadata names output "
@@ -458,8 +467,7 @@ def _check_graph(session: ort.InferenceSession, spec: Spec, path: Path) -> None:
                    f"{shape}); a Vigil artifact takes any batch")
     else:
         by_name = {o.name: o for o in session.get_outputs()}
-        per_item = {spec.score_output: [],
-                    named[1]: list(spec.input_shape[:2]) if image else [len(spec.features)]}
+        per_item: dict[str, list[int]] = {spec.score_output: [], named[1]: other_dims}
         for name, dims in per_item.items():
             output = by_name[name]
             known = [d if isinstance(d, int) else None for d in output.shape]
@@ -488,14 +496,20 @@ def _probe_problem(session: ort.InferenceSession, spec: Spec, named: Sequence[st
     """Run the graph once on a batch of two blank items: what is wrong with its answer (one
     score per item, one map or row of errors per item), or None. A graph's declared shapes may
     leave the batch symbolic, so only a run shows that it answers for each item."""
-    image = isinstance(spec, ImageSpec)
-    item = spec.input_shape if image else (spec.window, len(spec.features))
+    # an item's shape, and the values the graph returns for it besides its score
+    if isinstance(spec, ImageSpec):
+        image = True
+        item: tuple[int, ...] = spec.input_shape
+        per_item = spec.input_shape[0] * spec.input_shape[1]
+    else:
+        image = False
+        item = (spec.window, len(spec.features))
+        per_item = len(spec.features)
     blank = np.zeros((PROBE_BATCH, *item), dtype=np.uint8 if image else np.float32)
     try:
         score, other = session.run(list(named), {spec.input_name: blank})
     except Exception as error:  # onnxruntime's own untyped errors
         return f"the graph fails on a batch of {PROBE_BATCH} blank items ({str(error)[:200]})"
-    per_item = (spec.input_shape[0] * spec.input_shape[1]) if image else len(spec.features)
     if np.size(score) != PROBE_BATCH or np.size(other) != PROBE_BATCH * per_item:
         return (f"for a batch of {PROBE_BATCH} it returned {np.size(score)} scores and "
                 f"{np.size(other)} values of {named[1]!r}; expected {PROBE_BATCH} and "
@@ -557,7 +571,9 @@ def _floored_spread_warning(spec: Spec, path: str | Path) -> str | None:
     """A warning for running normalization written before artifacts recorded the training
     rows' spread, where a feature's std was floored: once warm it maps that feature's readings
     onto the floored std, scaling their deviations up."""
-    normalization = getattr(spec, "running_normalization", None)
+    if not isinstance(spec, SensorSpec):
+        return None
+    normalization = spec.running_normalization
     if normalization is None or normalization.spread is not None:
         return None
     floored = [name for name, mean, std in zip(spec.features, spec.mean, spec.std)

@@ -103,10 +103,13 @@ class HealthReporter:
         self._started = time.monotonic()
         self._counts: Callable[[], dict] = dict
         self._input_key: str | None = None
-        self._kind = self._source = None
+        self._kind: str | None = None    # sensor or image, once named
+        self._source: str | None = None
         self._last_input: Any = None
         self._last_input_change = self._started
-        self._status, self._stopped, self._final_error = "starting", None, None
+        self._status = "starting"
+        self._stopped: str | None = None      # why the run ended, once it has
+        self._final_error: str | None = None
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None

@@ -26,7 +26,8 @@ import errno
 import os
 import signal
 import threading
-from typing import Iterator
+from types import FrameType
+from typing import Any, Callable, Iterator
 
 
 def _terminals() -> tuple[int, ...]:
@@ -60,6 +61,11 @@ def _leave_a_hung_up_terminal(terminals: tuple[int, ...]) -> None:
                 pass
 
 
+# what signal.signal takes and returns: a function, SIG_DFL or SIG_IGN, or None (a handler that
+# was not installed from Python)
+_Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
+
+
 class StopSignals:
     """SIGTERM, SIGINT and SIGHUP as a stop request, honoured at safe points.
 
@@ -78,7 +84,7 @@ class StopSignals:
         self.count = 0
         self._waiting = 0
         self._writing = 0
-        self._previous: dict[int, object] = {}
+        self._previous: dict[int, _Handler] = {}
         self._hung_up = False
 
     def __enter__(self) -> StopSignals:

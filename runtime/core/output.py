@@ -31,6 +31,7 @@ import select
 import stat
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import IO, Any, Callable, Iterator
 
 import numpy as np
@@ -38,9 +39,10 @@ import numpy as np
 from . import interrupts
 from .results import is_result_line, position_key
 
+fcntl: ModuleType | None  # None where the system is not POSIX: no advisory locks
 try:
     import fcntl
-except ImportError:  # not POSIX: no advisory locks
+except ImportError:
     fcntl = None
 
 log = logging.getLogger("vigil")
@@ -184,7 +186,13 @@ def json_ready(value: Any) -> Any:
 
 
 class OutputError(Exception):
-    """Result lines could not be written; the message names the output and what was written."""
+    """Result lines could not be written; the message names the output and what was written.
+    ``reason`` is what the system said (``No space left on device``), for callers that word
+    their own message; None where the failure was not a write's."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class _PartialWrite(Exception):
@@ -470,23 +478,26 @@ class JsonLines:
         try:
             if self._deferred is not None:
                 self._materialize(pending[0][0] if pending else None)
-            if self._fd is None:
+            fd = self._fd
+            if fd is None:
+                if self._stream is None:  # a file or stdout this object has closed
+                    raise ValueError("I/O operation on closed file.")
                 self._stream.write("".join(line for line, _ in pending))
                 self._stream.flush()
                 written = len(pending)
             elif self._per_line:
                 for line, mark in pending:
-                    self._wait_for_room()
-                    self._write_fd(line.encode("utf-8"))  # a stop request never cuts this write
+                    self._wait_for_room(fd)
+                    self._write_fd(fd, line.encode("utf-8"))  # a stop request never cuts this
                     written = counted = written + 1
                     # counted at once: a health report shows a reader that holds the pipe back
                     self.lines_written += 1
                     self.last_written = mark
             else:
                 data = "".join(line for line, _ in pending).encode("utf-8")
-                self._follow_truncation()
+                self._follow_truncation(fd)
                 try:
-                    self._write_fd(data)
+                    self._write_fd(fd, data)
                 except _PartialWrite as partial:
                     whole = data.rfind(b"\n", 0, partial.done) + 1
                     written = data[:whole].count(b"\n")
@@ -520,12 +531,13 @@ class JsonLines:
                             self.lines_lost, "s" if self.lines_lost != 1 else "")
                 self._failing = False
 
-    def _wait_for_room(self) -> None:
-        """Wait until the pipe takes a line (a stalled reader): the one place where a repeated stop
-        request interrupts, before any byte of the line is written, so the count stays exact."""
+    def _wait_for_room(self, fd: int) -> None:
+        """Wait until the pipe ``fd`` takes a line (a stalled reader): the one place where a
+        repeated stop request interrupts, before any byte of the line is written, so the count
+        stays exact."""
         with interrupts.writing():
             try:
-                select.select([], [self._fd], [])
+                select.select([], [fd], [])
             except (OSError, ValueError):  # not selectable here: the write itself will wait
                 pass
 
@@ -537,25 +549,25 @@ class JsonLines:
         if written:
             self.last_written = pending[written - 1][1]
 
-    def _follow_truncation(self) -> None:
-        """Write at the file's end again where another program truncated it (logrotate's
-        copytruncate): at the old offset the file would begin with a hole of NUL bytes, which
-        a restart with --append refused."""
+    def _follow_truncation(self, fd: int) -> None:
+        """Write at the end of the file ``fd`` again where another program truncated it
+        (logrotate's copytruncate): at the old offset the file would begin with a hole of NUL
+        bytes, which a restart with --append refused."""
         if not self._own:
             return
-        size = os.fstat(self._fd).st_size
+        size = os.fstat(fd).st_size
         if size < self._offset:
             log.info("%s was truncated by another program (%d bytes, %d written here): "
                      "writing goes on at its end", self.name, size, self._offset)
-            os.lseek(self._fd, size, os.SEEK_SET)
+            os.lseek(fd, size, os.SEEK_SET)
             self._offset = size
 
-    def _write_fd(self, data: bytes) -> None:
+    def _write_fd(self, fd: int, data: bytes) -> None:
         view = memoryview(data)
         done = 0
         while done < len(view):
             try:
-                count = os.write(self._fd, view[done:])
+                count = os.write(fd, view[done:])
             except BrokenPipeError:
                 raise
             except OSError as error:
@@ -578,9 +590,7 @@ class JsonLines:
                       f"line{'s' if count != 1 else ''} up to {mark} lost; {self.lines_written} "
                       f"written, {where}{cut}")
         if self.on_error == "stop":
-            failure = OutputError(self.error)
-            failure.reason = reason  # what the system said, for callers that word their own
-            raise failure
+            raise OutputError(self.error, reason)
         if not self._failing:
             log.error("%s; scoring goes on (on_error=continue)", self.error)
             self._failing = True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from pathlib import Path
 
 import numpy as np
 
@@ -61,7 +62,7 @@ def confusion_table(result: dict, unit: str) -> list[str]:
             f"| no alarm | {result['fn']} (FN) | {result['tn']} (TN) |", ""]
 
 
-def eval_command(model_name: object, data: str | None) -> str:
+def eval_command(model_name: object, data: str | Path | None) -> str:
     """``vigil eval MODEL DATA`` as a report suggests it (``data`` as typed, quoted already)."""
     return f"vigil eval {shlex.quote(str(model_name))} {data or 'DATA'}"
 

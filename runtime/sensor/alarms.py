@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Sequence
+from typing import Iterable
 
 import numpy as np
 
@@ -98,15 +98,16 @@ class RunningWindow:
     @staticmethod
     def check_snapshot(record: object, size: int, name: str) -> None:
         """ValueError naming ``name`` unless ``record`` is a ``snapshot`` of a ring of ``size``."""
-        ring = record.get("ring") if isinstance(record, dict) else None
-        numbers = [record.get(k) for k in ("sum", "squares")] if isinstance(record, dict) else []
-        counts = [record.get(k) for k in ("next", "since_exact")] if isinstance(record, dict) else []
-        if not (isinstance(ring, list) and len(ring) <= size and len(numbers) == 2
+        fields = record if isinstance(record, dict) else {}  # not a dict: no ring, refused
+        ring = fields.get("ring")
+        numbers = [fields.get(k) for k in ("sum", "squares")]
+        counts = [fields.get(k) for k in ("next", "since_exact")]
+        if not (isinstance(ring, list) and len(ring) <= size
                 and all(_finite_number(v) for v in ring + numbers)
                 and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= size
                         for v in counts)
-                and record["next"] == (len(ring) % size if len(ring) < size else record["next"])
-                and record["next"] < size):
+                and fields["next"] == (len(ring) % size if len(ring) < size else fields["next"])
+                and fields["next"] < size):
             raise ValueError(f"{name} must be a ring of at most {size} finite numbers with its "
                              f"next slot, sums and count since they were exact; received "
                              f"{str(record)[:60]}")
@@ -154,13 +155,16 @@ class AdaptiveThreshold:
 
     def threshold(self, base: float) -> float:
         """The threshold for the next window, given the artifact's (or the user's) ``base``."""
-        if self._recent.count < self.spec.warmup:
+        spec = self.spec
+        if self._recent.count < spec.warmup:
             return base
-        if self.spec.quantile is not None:
-            return max(base, self.spec.factor * _quantile(self._recent.values,
-                                                          self.spec.quantile))
+        if spec.quantile is not None and spec.factor is not None:
+            return max(base, spec.factor * _quantile(self._recent.values, spec.quantile))
+        if spec.z is None:  # AdaptiveThresholdSpec takes either z or quantile and factor
+            raise ValueError(f"an adaptive threshold takes either `z` or both `quantile` and "
+                             f"`factor`; received {spec}")
         mean, variance = self._recent.mean_and_variance()
-        return max(base, mean + self.spec.z * math.sqrt(max(variance, 0.0)))
+        return max(base, mean + spec.z * math.sqrt(max(variance, 0.0)))
 
     def observe(self, score: float, alarm: bool) -> None:
         """Learn ``score`` unless ``alarm`` (an alarm is on, or the score is above the threshold
@@ -387,7 +391,7 @@ class AlarmDecider:
             alarm = True
         return threshold, above, alarm, self.episodes.step(alarm)
 
-    def run(self, scores: np.ndarray, base: float, restarts: Sequence[int] = ()
+    def run(self, scores: np.ndarray, base: float, restarts: Iterable[int] = ()
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(thresholds, alarms, episode starts) of a sequence of window scores; before each
         window numbered in ``restarts`` the window restarted (a long gap): ``reset``."""

@@ -33,7 +33,13 @@ class SensorDetector(Detector):
 
     def __init__(self, artifact: Artifact) -> None:
         super().__init__(artifact, MAX_BATCH)
-        self.spec: SensorSpec = artifact.spec
+        spec = artifact.spec
+        if not isinstance(spec, SensorSpec):
+            raise TypeError(f"`artifact` must be a sensor artifact; {str(artifact.path)!r} is "
+                            f"an image artifact: vigil.load('MODEL.onnx') returns the detector "
+                            f"of its kind")
+        self._exported = spec  # as the artifact says (``spec`` may turn the likelihood off)
+        self.spec: SensorSpec = spec
         self._outputs = [self.spec.score_output, self.spec.feature_output]
 
     def __repr__(self) -> str:
@@ -55,15 +61,14 @@ class SensorDetector(Detector):
         if not isinstance(enabled, (bool, np.bool_)):
             raise TypeError(f"`likelihood` must be True or False; received "
                             f"{type(enabled).__name__} {enabled!r}")
-        if enabled and self._artifact.spec.likelihood is None:
+        if enabled and self._exported.likelihood is None:
             raise ValueError(f"`likelihood` cannot be turned on: {str(self.path)!r} was exported "
                              "without one (vigil train sensor without --no-likelihood gives it)")
-        self.spec = replace(self.spec, likelihood=self._artifact.spec.likelihood if enabled
-                            else None)
+        self.spec = replace(self.spec, likelihood=self._exported.likelihood if enabled else None)
 
     def _settings(self) -> dict:
         settings = super()._settings()
-        if self._artifact.spec.likelihood is not None and not self.likelihood:
+        if self._exported.likelihood is not None and not self.likelihood:
             settings["likelihood"] = False  # turned off since loading: kept when pickled
         return settings
 
@@ -90,7 +95,7 @@ class SensorDetector(Detector):
     def score_with_features(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(scores (n,), per-feature errors (n, features)) for one window or a batch."""
         batch = self._check_windows(x)
-        scores, errors = [], []
+        score_parts, error_parts = [], []
         for start in range(0, len(batch), self._max_batch):
             # Copied a batch at a time: a long signal's windows are a view of its rows.
             chunk = np.ascontiguousarray(batch[start:start + self._max_batch], dtype=np.float32)
@@ -100,12 +105,12 @@ class SensorDetector(Detector):
                                     f"and {error.size} feature errors for {len(chunk)} windows; "
                                     f"expected one score and {len(self.features)} errors each "
                                     f"(its graph was changed after export)")
-            scores.append(score.reshape(-1))
-            errors.append(error.reshape(len(chunk), -1))
-        if not scores:
+            score_parts.append(score.reshape(-1))
+            error_parts.append(error.reshape(len(chunk), -1))
+        if not score_parts:
             return np.empty(0), np.empty((0, len(self.features)))
-        scores = np.concatenate(scores).astype(np.float64)
-        errors = np.concatenate(errors).astype(np.float64)
+        scores = np.concatenate(score_parts).astype(np.float64)
+        errors = np.concatenate(error_parts).astype(np.float64)
         # the input is finite (checked), so a NaN is arithmetic that overflowed float32 inside
         # the graph (inf - inf): readings that far out are as anomalous as a score can say
         return (np.where(np.isnan(scores), np.inf, scores),
@@ -215,9 +220,10 @@ class SensorDetector(Detector):
             return [np.asarray(self._by_name(w, f"{argument}[{k}]")) for k, w in enumerate(x)]
         columns = getattr(x, "columns", None)
         if columns is not None and hasattr(x, "iloc"):  # pandas
-            names = [str(c) for c in columns]
-            if names != [str(i) for i in range(len(names))]:  # else by position, as an array
-                x = x.iloc[:, self._positions(names, argument, "columns")]
+            column_names = [str(c) for c in columns]
+            # else by position, as an array
+            if column_names != [str(i) for i in range(len(column_names))]:
+                x = x.iloc[:, self._positions(column_names, argument, "columns")]
             return _frame_values(x, argument)
         names = _table_names(x)
         if names is None:

@@ -195,15 +195,16 @@ def score_file(detector: SensorDetector, path: str | Path, label_column: str,
                     "reads them (their lines there say why)", source, scorer.rows_filled,
                     scorer.rows_skipped)
     if scorer.first_time_unchecked is not None:
-        log.warning("%s: %s", source, unchecked_times_note(scorer))
-    if scorer.time_gaps:
-        before, after, step = scorer.first_time_gap
-        unit = "" if detector.spec.time_step.numeric else " s"
+        log.warning("%s: %s", source, unchecked_times_note(scorer.first_time_unchecked))
+    # (a gap is a step beyond the time step's limit: the spec records one)
+    first_gap, step_spec = scorer.first_time_gap, detector.spec.time_step
+    if scorer.time_gaps and first_gap is not None and step_spec is not None:
+        before, after, step = first_gap
+        unit = "" if step_spec.numeric else " s"
         log.warning("%s: %d gap(s) in time longer than the training rows' (%g%s at most), the "
                     "first between rows %d and %d (%g%s): windows across a gap join readings from "
                     "before and after it, as on a device (vigil score flags them time_gap)",
-                    source, scorer.time_gaps, detector.spec.time_step.limit, unit, before, after,
-                    step, unit)
+                    source, scorer.time_gaps, step_spec.limit, unit, before, after, step, unit)
     ends_array = np.array(ends, dtype=int)
     scores = np.full(len(row_labels), np.nan)
     scores[ends_array] = window_scores
@@ -405,16 +406,16 @@ def evaluate(detector: SensorDetector, data: str | Path, label_column: str = "an
     label_windows = labels  # (a labels file, or NAB's; None: the label column)
     scores = np.concatenate([f.scores for f in files])
     alarms = np.concatenate([f.alarms for f in files])
-    labels = np.concatenate([f.labels for f in files])
+    row_labels = np.concatenate([f.labels for f in files])
     gap = episode_gap(detector)
     # events and episodes never span two files
     strided = detector.spec.stride > 1  # as the alarms are held (``_per_row``)
     held = (lambda f: between_windows(f.scores, f.scores, np.nan) if strided else f.scores)
-    result = summarize(scores, alarms, labels, gap, events=metrics.pooled_event_scores(
+    result = summarize(scores, alarms, row_labels, gap, events=metrics.pooled_event_scores(
         ((f.alarms, f.labels) for f in files), gap),
         held=np.concatenate([held(f) for f in files]))
     result["threshold"] = detector.threshold
-    if not labels.any():
+    if not row_labels.any():
         result["note_labels"] = ("no row is labeled anomalous: recall, f1, mar, event_recall "
                                  "and event_f1 are undefined (null); far (and precision and "
                                  "event_precision, 0 where anything alarmed, else null) says how "
@@ -429,7 +430,7 @@ def evaluate(detector: SensorDetector, data: str | Path, label_column: str = "an
                     f"FILE of [start, end] windows")
         log.warning("%s: none of its %d rows is labeled anomalous: recall, f1, event_recall and "
                     "event_f1 are undefined (null), and only far, the share of normal rows "
-                    "alarmed, says anything; %s", data, len(labels), fix)
+                    "alarmed, says anything; %s", data, len(row_labels), fix)
     result["rows_filled"] = sum(f.rows_filled for f in files)
     result["rows_skipped"] = sum(f.rows_skipped for f in files)
     result["rows_out_of_order"] = sum(f.rows_out_of_order for f in files)

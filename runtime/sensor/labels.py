@@ -202,7 +202,9 @@ class Labels:
                         "do" if label_zone else "do not")
         kinds = np.array([k[0] if k is not None else -1 for k in keys])
         values = np.array([k[1] if k is not None else np.nan for k in keys], dtype=np.float64)
-        label_kinds = {time_key(start)[0] for start, _ in windows}
+        bounds = [_window_bounds(start, end, f"labels {self.source!r} for {str(path)!r}: window "
+                                 f"[{start!r}, {end!r}]") for start, end in windows]
+        label_kinds = {low[0] for low, _ in bounds}
         if windows and not label_kinds & set(kinds.tolist()):
             written = {0: "numbers (epoch seconds, counters)", 1: "ISO 8601 date-times"}
             raise ValueError(
@@ -210,9 +212,10 @@ class Labels:
                 f"file's times are {written[int(kinds.max())]} (the first: {times[0]!r}), so "
                 f"no label can match a row; write the labels as the data's times are written")
         flags = np.zeros(len(times), dtype=bool)
-        between, outside = [], []  # windows that fall on no row: inside the file's times, or not
-        for start, end in windows:
-            low, high = time_key(start), _end_key(end)
+        # windows that fall on no row: inside the file's times, or not
+        between: list[tuple[str, str]] = []
+        outside: list[tuple[str, str]] = []
+        for (start, end), (low, high) in zip(windows, bounds):
             hit = (kinds == low[0]) & (values >= low[1]) & (values <= high[1])
             flags |= hit
             if not hit.any():
@@ -267,6 +270,18 @@ def _end_key(text: str) -> tuple[int, float] | None:
     return 1, key[1] + span - 1e-6
 
 
+def _window_bounds(start: str, end: str, where: str) -> tuple[tuple[int, float], tuple[int, float]]:
+    """``time_key`` of a window's start and ``_end_key`` of its end; ValueError naming ``where``
+    and the bound that is no timestamp."""
+    low, high = time_key(start), _end_key(end)
+    if low is None or high is None:
+        name, text = ("start", start) if low is None else ("end", end)
+        raise ValueError(f"{where}: its {name} {text!r} is no timestamp; expected a number (epoch "
+                         f"seconds, a counter) or an ISO 8601 date-time such as 2024-03-01 "
+                         f"05:00:00 (day-first and US dates are not read)")
+    return low, high
+
+
 def read_labels(path: str | Path) -> Labels:
     """Read a labels file (JSON or CSV, see the module docstring); ValueError saying what is wrong."""
     path = Path(path)
@@ -284,13 +299,7 @@ def read_labels(path: str | Path) -> Labels:
         kinds = set()
         for start, end in items:
             where = f"labels {source!r}, {key!r}: window [{start!r}, {end!r}]"
-            low, high = time_key(start), _end_key(end)
-            for name, text, bound in (("start", start, low), ("end", end, high)):
-                if bound is None:
-                    raise ValueError(f"{where}: its {name} {text!r} is no timestamp; expected a "
-                                     f"number (epoch seconds, a counter) or an ISO 8601 date-time "
-                                     f"such as 2024-03-01 05:00:00 (day-first and US dates are "
-                                     f"not read)")
+            low, high = _window_bounds(start, end, where)
             if low[0] != high[0]:
                 raise ValueError(f"{where}: one bound is a number and the other a date-time; "
                                  f"write both as the data's times are written")

@@ -21,14 +21,16 @@ import logging
 import os
 import time
 from datetime import datetime, timezone
+from types import ModuleType
 
 from ..core.output import write_atomically
 from .detector import SensorDetector
 from .streaming import TAIL_PART, StreamingScorer
 
+fcntl: ModuleType | None  # None on Windows: no advisory locks
 try:
     import fcntl
-except ImportError:  # Windows: no advisory locks
+except ImportError:
     fcntl = None
 
 log = logging.getLogger("vigil")
@@ -61,8 +63,9 @@ class LearnedStateFile:
 
     def close(self) -> None:
         """Let another run use the file (the process's end does it too)."""
-        if getattr(self, "_lock_fd", None) is not None:  # (None too where __init__ failed)
-            os.close(self._lock_fd)
+        fd = getattr(self, "_lock_fd", None)  # (None too where __init__ failed)
+        if fd is not None:
+            os.close(fd)
             self._lock_fd = None
 
     def restore(self, scorer: StreamingScorer) -> None:

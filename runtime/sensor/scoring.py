@@ -170,7 +170,9 @@ def score_lines(detector: SensorDetector, lines: Iterable[str | Line], source: s
                 continue
             if row.cut:
                 flush()
-                emit(scorer.skip(index, row.time, row.problem), source)
+                # (iter_rows says why a cut row is cut: it ends mid-line)
+                emit(scorer.skip(index, row.time, row.problem or "the line ends mid-line"),
+                     source)
                 index += 1
                 continue
             pending.append((row.values, index, row.time, row.problem))
@@ -333,7 +335,7 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
     # within the model's time-step limit, as after a restart)
     refused = [False]
 
-    def run(lines: Iterable[str], name: str) -> None:
+    def run(lines: Iterable[str | Line], name: str) -> None:
         scorer = StreamingScorer(detector)
         scorer.source = name  # its warnings name the file
         # each file's rows, gaps and alarms are its own, watched here as each line is written
@@ -445,10 +447,13 @@ def _say_not_continued(scorer: StreamingScorer, name: str, earlier: StreamingSco
                        earlier_name: str, summary: ScoreSummary) -> None:
     """Warn where a file given ``--state`` learned from the file before it although it starts
     earlier in time than that one ended: another machine's file, or the files out of order."""
+    first, latest = scorer.first_time, earlier.latest_time
+    if first is None or latest is None:  # (starts_before compared them: both are known)
+        return
     summary.files_out_of_order += 1
     if summary.files_out_of_order > 1:
         return  # counted in the summary's files_out_of_order; said once a run
-    (row, time), (last_row, last_time) = scorer.first_time, earlier.latest_time
+    (row, time), (last_row, last_time) = first, latest
     log.warning("%s: its first time (%r, row %d) is earlier than %s's latest (%r, row %d), yet "
                 "--state carried what was learned from that file into this one, as if it "
                 "continued it (compared within a run, on dates: ISO 8601 or epoch seconds): "

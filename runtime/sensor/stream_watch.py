@@ -97,19 +97,20 @@ class StreamWatch:
         stream: a new outage is said, not only counted)."""
         scorer = self._scorer
         if not self._gap_said:
-            if scorer.first_time_gap is None:
+            # (a gap is a step beyond the time step's limit: the spec records one)
+            first, spec = scorer.first_time_gap, scorer.detector.spec.time_step
+            if first is None or spec is None:
                 return
             self._gap_said, self._gap_at = True, clock.monotonic()
             self._gaps_said = scorer.time_gaps
-            before, after, step = scorer.first_time_gap  # (in chunks, later ones may be known)
-            spec = scorer.detector.spec.time_step
+            before, after, step = first  # (in chunks, later ones may be known)
             unit = "" if spec.numeric else " s"
             log.warning("%srows %d and %d are %g%s apart, where the training rows were %g%s apart "
                         "(at most %g%s): the windows holding both join readings from before and "
                         "after a gap in the record and are flagged time_gap (their scores stand; "
                         "further gaps are counted in the summary's time_gaps)", self._named(),
                         before, after, step, unit, spec.typical, unit, spec.limit, unit)
-        elif (scorer.time_gaps > self._gaps_said
+        elif (scorer.last_time_gap is not None and scorer.time_gaps > self._gaps_said
               and clock.monotonic() - self._gap_at >= REWARN_S):
             before, after, step = scorer.last_time_gap
             log.warning("%srows %d and %d are %g s apart: %d more gap(s) in time since the last "

@@ -10,12 +10,13 @@ import time as clock
 from collections import deque
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
 from ..core.results import decide_line, present, result_line, skip_line
-from ..core.spec import FLOAT32_MAX, MAX_RUN_ROWS, InputRange, SteadyRun, jsonable
+from ..core.spec import FLOAT32_MAX, MAX_RUN_ROWS, InputRange, SteadyRun, TimeStepSpec, jsonable
+from .alarms import AdaptiveThreshold, AnomalyLikelihood
 from .detector import SensorDetector
 from .drift import RunningNormalization
 from .stream_watch import LASTING_ALARM_WINDOWS, REWARN_S, StreamWatch
@@ -73,6 +74,9 @@ class Result:
                              out_of_order=self.out_of_order)
         if self.skipped is not None:
             return skip_line(record, self.skipped)
+        if self.score is None:
+            raise ValueError(f"a Result is skipped (with its reason) or scored (with its score); "
+                             f"row {self.index}'s has neither")
         decide_line(record, self.score, self.anomaly, above_threshold=self.above_threshold)
         record.update(present(dict(alarm_start=self.alarm_start, threshold=self.threshold,
                                    surprise=self.surprise, time_gap=self.time_gap,
@@ -97,9 +101,10 @@ class Result:
         return record
 
 
-def unchecked_times_note(scorer: "StreamingScorer") -> str:
-    """What the first time cell a scorer could not check was, and what that means."""
-    index, text, why = scorer.first_time_unchecked
+def unchecked_times_note(unchecked: tuple[int, str, str]) -> str:
+    """What the first time cell a scorer could not check (its ``first_time_unchecked``: row,
+    cell, why) was, and what that means."""
+    index, text, why = unchecked
     return (f"row {index}'s time {text[:40]!r} is {why}: rows with such times are not checked "
             f"for order or gaps in time (counted in the summary's times_unchecked); times are "
             f"read as numbers (epoch seconds) or ISO 8601 (2020-02-08 14:24:17, an optional "
@@ -273,7 +278,7 @@ class StreamingScorer:
         window still filling): while it grows past a window, nothing is detected."""
         return self.rows_in - self._rows_at_window
 
-    def push(self, values: np.ndarray, index: int | None = None, time: str | None = None,
+    def push(self, values: Any, index: int | None = None, time: object = None,
              problem: str | None = None) -> list[Result]:
         """Add one row; returns the result of the window it completes, if any. ``index`` numbers
         the row in results (default: one past the last row pushed, from 0). ``values`` is the
@@ -284,22 +289,25 @@ class StreamingScorer:
                                   or isinstance(index, bool)):
             raise TypeError(f"`index` must be a whole number (the row's number in results) or "
                             f"None; received {type(index).__name__} {index!r}")
-        values, time, problem = self._converted(values, time, problem)
-        return self._push_rows([(values, self._next_index if index is None else index, time,
+        readings, text, problem = self._converted(values, time, problem)
+        return self._push_rows([(readings, self._next_index if index is None else index, text,
                                  problem)])
 
-    def _converted(self, values, time, problem: str | None) -> tuple[object, str | None,
-                                                                     str | None]:
+    def _converted(self, values: Any, time: object, problem: str | None
+                   ) -> tuple[object, str | None, str | None]:
         """A row as ``push`` and ``push_rows`` take it (named entries read by name, any time
-        type), as the rows of a parsed CSV are: float32 readings, the time as text."""
-        time = _time_text(time)
-        values = self.detector.row_by_name(values)
+        type), as the rows of a parsed CSV are: float32 readings, the time as text. Readings
+        that are no flat row of numbers come back as given, for ``_push_rows`` to refuse."""
+        text = _time_text(time)
+        in_order = self.detector.row_by_name(values)
+        readings: object
         try:
-            values = _as_float32(values)
+            readings = _as_float32(in_order)
         except (TypeError, ValueError):
-            values, cells = self._cell_by_cell(values)  # only such cells are filled, as in a CSV
+            # only such cells are filled, as in a CSV
+            readings, cells = self._cell_by_cell(in_order)
             problem = problem or cells
-        return values, time, problem
+        return readings, text, problem
 
     def _cell_by_cell(self, values) -> tuple[object, str | None]:
         """A row with a cell that is no number: its numbers, NaN in each such cell, and what is
@@ -342,7 +350,7 @@ class StreamingScorer:
             (row.values, first_index + k, row.time, row.problem) for k, row in enumerate(rows)
         )
 
-    def push_rows(self, rows: Iterable[tuple[object, int, object, str | None]]) -> list[Result]:
+    def push_rows(self, rows: Iterable[tuple[Any, int, object, str | None]]) -> list[Result]:
         """Add rows ``(values, index, time, problem)``, each as ``push`` takes one (named
         entries by name, any time type); windows they complete are scored together."""
         converted = []  # every row first: one that cannot be read is refused before any is taken
@@ -369,15 +377,16 @@ class StreamingScorer:
             if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
                 raise TypeError(f"a row's `index` must be a whole number (the row's number in "
                                 f"results); received {type(index).__name__} {index!r}")
-            values, time, problem = self._converted(values, time, problem)
-            converted.append((values, int(index), time, problem))
+            readings, text, problem = self._converted(values, time, problem)
+            converted.append((readings, int(index), text, problem))
         return self._push_rows(converted)
 
     def _push_rows(
-        self, rows: Iterable[tuple[np.ndarray, int, str | None, str | None]]
+        self, rows: Iterable[tuple[object, int, str | None, str | None]]
     ) -> list[Result]:
-        """Add rows already read (float32 readings, times as text, as a parsed CSV gives them);
-        windows they complete are scored together."""
+        """Add rows already read (float32 readings, times as text, as a parsed CSV gives them,
+        or readings that are no row of numbers: skipped with the reason); windows they complete
+        are scored together."""
         if self._decider.made_for != self.detector._decider_key():
             raise ValueError("the detector's alarm rule changed after this StreamingScorer was "
                              "made (its likelihood turned on or off): the stream's decider "
@@ -386,23 +395,24 @@ class StreamingScorer:
         pending: list[tuple] = []  # slot, index, time, filled (its problem or None), late
         batch: list[np.ndarray] = []
         out: list[Result | None] = []
-        for values, index, time, problem in rows:
+        for given, index, time, problem in rows:
             self.rows_in += 1
             self._next_index = index + 1
             key = time_key(time) if time else None
             if self._tail is not None:
-                self._take_tail(key, index)
+                tail, self._tail = self._tail, None
+                self._take_tail(tail, key, index)
             if time and (key is None or (self._time_step is not None
                                          and key[0] != (0 if self._time_step.numeric else 1))):
                 self._note_unchecked(index, time, key)
             late, latest = self._late(key, index) if time else (False, None)
-            if key is not None:
+            if key is not None and time is not None:  # (a key is read from a time)
                 if self._first_key is None:
                     self._first_key, self.first_time = key, (index, time)
                 if key[0] == self._first_key[0] and (self._latest_key is None
                                                      or key[1] > self._latest_key[1]):
                     self._latest_key, self.latest_time = key, (index, time)
-            if late and self.rows_out_of_order == 1:
+            if late and latest is not None and self.rows_out_of_order == 1:
                 self._late_said = (clock.monotonic(), 1)
                 log.warning("%srow %d: its time %r is earlier than row %d's, among the %d rows "
                             "before it: rows are scored in the order they arrive, so windows "
@@ -414,7 +424,7 @@ class StreamingScorer:
                             "backwards: reverse its data rows first ({ head -n 1 F; tail -n +2 F "
                             "| sed '$a\\' | tac; } > oldest-first.csv), as vigil train asks of "
                             "such a file", self._named(), index, time, latest[0], self.window)
-            elif late and self._late_said is not None \
+            elif late and latest is not None and self._late_said is not None \
                     and clock.monotonic() - self._late_said[0] >= REWARN_S:
                 # weeks of a stream: a new clock step is said again, not only counted
                 log.warning("%srow %d: its time %r is earlier than row %d's: %d more row(s) out of "
@@ -423,7 +433,7 @@ class StreamingScorer:
                             self.rows_out_of_order - self._late_said[1])
                 self._late_said = (clock.monotonic(), self.rows_out_of_order)
             try:  # (a CSV's readings beyond float32 are at its limit already: tables._number)
-                values = np.asarray(values, dtype=np.float32)
+                values = np.asarray(given, dtype=np.float32)
             except (TypeError, ValueError) as error:  # text where readings belong
                 values = np.full(self.features, np.nan, dtype=np.float32)
                 problem = problem or f"values are not numbers ({error})"
@@ -450,7 +460,7 @@ class StreamingScorer:
                     out.append(Result(index, time, skipped=f"{reason}; window restarts",
                                       out_of_order=late))
                     continue
-                values = self._repair(values)
+                values = self._repair(values, self._last_good)
                 filled = reason
                 self.rows_filled += 1
             else:
@@ -458,9 +468,9 @@ class StreamingScorer:
                 self._last_good = values
             raw = values
             if self._inputs is not None:
-                self._check_inputs(raw, index)
+                self._check_inputs(self._inputs, raw, index)
             if self._steady is not None:
-                self._check_steady(raw, index)
+                self._check_steady(self._steady, raw, index)
             if self._drift is not None:
                 values = self._drift.adapt(values)
             slot = self._position % self.window
@@ -474,7 +484,7 @@ class StreamingScorer:
             if late:
                 self._disorder_until = self._position + self.window - 1
             if key is not None and self._time_step is not None:
-                self._note_step(index, key, latest)
+                self._note_step(self._time_step, index, key, latest)
             self._filled_rows = min(self._filled_rows + 1, self.window)
             if self._filled_rows == self.window and (self._position - self.window) % self.stride == 0:
                 start = self._position % self.window
@@ -526,7 +536,8 @@ class StreamingScorer:
                                unchanged=unchanged)
         self.windows_scored += len(batch)
 
-    def _learners(self) -> list[tuple[str, object]]:
+    def _learners(self) -> list[tuple[str, AdaptiveThreshold | AnomalyLikelihood
+                                         | RunningNormalization]]:
         """(name, the part) of what this stream learns while it runs."""
         parts = [("adaptive_threshold", self._decider.adaptive),
                  ("anomaly_likelihood", self._decider.likelihood),
@@ -540,7 +551,8 @@ class StreamingScorer:
         continues from it in a later run (``vigil score --state`` keeps it in a file)."""
         parts = {name: {"spec": jsonable(asdict(part.spec)), **part.learned_state()}
                  for name, part in self._learners()}
-        if self._steady is not None and self._steady_last is not None:
+        if (self._steady is not None and self._steady_last is not None
+                and self._steady_rows is not None):
             # how long each scored column's reading has stood: rotated files and restarts of a
             # frozen sensor are one run
             parts[UNCHANGED_PART] = {"features": [r.feature for r in self._steady.runs],
@@ -635,21 +647,26 @@ class StreamingScorer:
         first row from a later day's)."""
         return self._time_step is not None
 
-    def _take_tail(self, key: tuple[int, float] | None, index: int) -> None:
-        """At a restored stream's first row: continue the window from the rows the state kept,
-        where this row follows the latest of them within the time step's limit (a restart of a
-        few seconds, or the next day's file of a logger); else start the window afresh."""
-        tail, self._tail = self._tail, None
+    def _take_tail(self, tail: dict, key: tuple[int, float] | None, index: int) -> None:
+        """At a restored stream's first row: continue the window from the rows the state
+        kept (``tail``), where this row follows the latest of them within the time step's limit
+        (a restart of a few seconds, or the next day's file of a logger); else start the window
+        afresh (as for a model that records no time step: a hand-made state's tail)."""
         spec = self._time_step
-        step = (key[1] - tail["latest_time"] if key is not None
+        step = (key[1] - tail["latest_time"] if key is not None and spec is not None
                 and key[0] == (0 if spec.numeric else 1) else None)
-        if step is None or not 0 < step <= spec.limit:
+        if spec is None or step is None or not 0 < step <= spec.limit:
+            if spec is None:
+                why = "the model records no time step to continue a window within"
+            elif step is None:
+                why = "its time is not of the training rows' kind"
+            elif step > 0:
+                why = (f"{step:g}{'' if spec.numeric else ' s'} after the last row the state "
+                       f"kept (continued within {spec.limit:g})")
+            else:
+                why = "its time is not after the last row the state kept"
             log.info("%srow %d: %s, so its window starts afresh (the learned state's last rows "
-                     "are not continued)", self._named(), index,
-                     "its time is not of the training rows' kind" if step is None else
-                     f"{step:g}{'' if spec.numeric else ' s'} after the last row the state kept "
-                     f"(continued within {spec.limit:g})" if step > 0 else
-                     "its time is not after the last row the state kept")
+                     "are not continued)", self._named(), index, why)
             return
         rows = np.asarray(tail["rows"], dtype=np.float32)
         self._position = tail["position"] + self.window * self.stride  # the stride's phase kept
@@ -669,20 +686,18 @@ class StreamingScorer:
                                 if tail["disorder_ahead"] >= 0 else -1)
         self.watch.restore_alarm(tail)
 
-    def _check_inputs(self, row: np.ndarray, index: int) -> None:
-        """Note a row whose input-only columns left their training values (the windows that hold
-        it say so), and warn of the first."""
-        check = self._inputs
+    def _check_inputs(self, check: InputCheck, row: np.ndarray, index: int) -> None:
+        """Note a row whose input-only columns (``check``) left their training values (the
+        windows that hold it say so), and warn of the first."""
         outside = check.outside(row)
         if not outside.any():
             return
         values = row[check.columns]
         self.rows_unseen_inputs += 1
         where = np.flatnonzero(outside)
-        found = tuple((check.ranges[k].feature, float(values[k]), check.ranges[k].low,
-                       check.ranges[k].high) for k in where)
-        levels = tuple(tuple(check.ranges[k].levels) if check.ranges[k].levels is not None
-                       else None for k in where)
+        left = [check.ranges[k] for k in where]  # the columns outside
+        found = tuple((r.feature, float(values[k]), r.low, r.high) for r, k in zip(left, where))
+        levels = tuple(tuple(r.levels) if r.levels is not None else None for r in left)
         # this row's position once buffered, what left its values, their levels
         self._unseen_at = (self._position + 1, found, levels)
         if self.rows_unseen_inputs == 1:
@@ -700,7 +715,7 @@ class StreamingScorer:
     def _take_restored_unchanged(self) -> None:
         """Count (and warn of) the runs a restored state brings in at or past their limit: a
         restarted scorer has not counted them (each file of one run hands them on unsaid)."""
-        if self._steady is None or self._steady_rows is None:
+        if self._steady is None or self._steady_rows is None or self._steady_last is None:
             return
         over = np.flatnonzero(self._steady_rows >= self._steady.limits)
         if not over.size:
@@ -721,12 +736,11 @@ class StreamingScorer:
         """``source: `` for warnings, where the stream has a name."""
         return f"{self.source}: " if self.source else ""
 
-    def _check_steady(self, row: np.ndarray, index: int) -> None:
-        """Count how long each scored column's reading has stayed unchanged, and note (and warn
+    def _check_steady(self, check: SteadyCheck, row: np.ndarray, index: int) -> None:
+        """Count how long each scored column (``check``) has read one value, and note (and warn
         of) one that reaches its limit."""
-        check = self._steady
         values = row[check.columns]
-        if self._steady_last is None:
+        if self._steady_last is None or self._steady_rows is None:  # (set together)
             rows = np.ones(len(values), dtype=np.int64)
         else:
             rows = np.where(values == self._steady_last, self._steady_rows + 1, 1)
@@ -754,7 +768,8 @@ class StreamingScorer:
                         "Windows holding its rows carry `unchanged`, and the summary counts such "
                         "runs (unchanged_runs; said again at most once an hour)",
                         self._named(), index, feature, value, limit, check.runs[k].longest)
-        elif clock.monotonic() - self._unchanged_said[0] >= REWARN_S:
+        elif (self._unchanged_said is not None  # (set with the first)
+              and clock.monotonic() - self._unchanged_said[0] >= REWARN_S):
             log.warning("%srow %d: column %r has read %g for %d rows in a row: %d more unchanged "
                         "run(s) since the last warning (unchanged_runs)", self._named(),
                         index, feature, value, limit,
@@ -792,13 +807,13 @@ class StreamingScorer:
         recent.append((self.rows_in, key, index))
         return late, (head[2], head[1]) if head is not None else None
 
-    def _note_step(self, index: int, key: tuple[int, float],
+    def _note_step(self, step_spec: TimeStepSpec, index: int, key: tuple[int, float],
                    latest: tuple[int, tuple[int, float]] | None) -> None:
-        """Compare a buffered row's time (of the kind the training rows had) with the latest of
-        the last ``window`` rows' (``latest``), once a row is buffered since the window last
-        restarted: a step beyond the limit flags the windows holding both. A late row (or a
-        clock set back) is out of order, never a gap; one wild time marks at most a window."""
-        step_spec = self._time_step
+        """Compare a buffered row's time (of the kind the training rows had, ``step_spec``) with
+        the latest of the last ``window`` rows' (``latest``), once a row is buffered since the
+        window last restarted: a step beyond the limit flags the windows holding both. A late
+        row (or a clock set back) is out of order, never a gap; one wild time marks at most a
+        window."""
         if key[0] != (0 if step_spec.numeric else 1):
             return
         since_restart, self._last_time = self._last_time, (index, key)
@@ -819,17 +834,18 @@ class StreamingScorer:
             why = ("neither a number nor an ISO 8601 time" if key is None
                    else "a number, where the training rows had ISO 8601 times" if key[0] == 0
                    else "an ISO 8601 time, where the training rows had numbers")
-            self.first_time_unchecked = (index, time, why)
+            unchecked = self.first_time_unchecked = (index, time, why)
             if self.say_unchecked_times:
                 log.warning("%s%s (said once a stream)", self._named() or "StreamingScorer: ",
-                            unchecked_times_note(self))
+                            unchecked_times_note(unchecked))
 
-    def _repair(self, values: np.ndarray) -> np.ndarray:
+    def _repair(self, values: np.ndarray, last_good: np.ndarray) -> np.ndarray:
+        """``values`` with each missing or infinite reading filled from the row ``last_good``."""
         if values.shape != (self.features,):
-            return self._last_good.copy()
+            return last_good.copy()
         repaired = values.copy()
         bad = ~np.isfinite(repaired)
-        repaired[bad] = self._last_good[bad]
+        repaired[bad] = last_good[bad]
         return repaired
 
     def _problem(self, values: np.ndarray) -> str:
@@ -902,10 +918,11 @@ class StreamingScorer:
         return mine is not None and theirs is not None and mine < theirs
 
     def summary(self) -> dict:
-        summary = {"rows": self.rows_in, "windows": self.windows_scored, "alarms": int(self.alarms),
-                   "alarm_episodes": self.episodes,
-                   "rows_filled": self.rows_filled, "rows_skipped": self.rows_skipped,
-                   "rows_out_of_order": self.rows_out_of_order}
+        summary: dict[str, Any] = {
+            "rows": self.rows_in, "windows": self.windows_scored, "alarms": int(self.alarms),
+            "alarm_episodes": self.episodes,
+            "rows_filled": self.rows_filled, "rows_skipped": self.rows_skipped,
+            "rows_out_of_order": self.rows_out_of_order}
         if self.steps_compared:  # else unchecked: no times, or not of the training's kind
             summary["time_gaps"] = self.time_gaps
         if self.times_unchecked:  # their order and steps are unknown: time_gaps is partial
@@ -1045,16 +1062,17 @@ def input_check(ranges: tuple[InputRange, ...]) -> InputCheck | None:
     low = np.array([r.low for r in ranges])
     high = np.array([r.high for r in ranges])
     slack = 1e-6 * np.maximum(1.0, np.maximum(np.abs(low), np.abs(high)))
-    categorical = [k for k, r in enumerate(ranges) if r.levels is not None]
-    level_of = np.array([k for k in categorical for _ in ranges[k].levels], dtype=np.intp)
-    counts = [len(ranges[k].levels) for k in categorical]
+    # (position, levels) of the binary and categorical columns
+    categorical = [(k, r.levels) for k, r in enumerate(ranges) if r.levels is not None]
+    level_of = np.array([k for k, levels in categorical for _ in levels], dtype=np.intp)
+    counts = [len(levels) for _, levels in categorical]
     return InputCheck(
         ranges=ranges, columns=np.array([r.column for r in ranges]), lowest=low - slack,
         highest=high + slack,
-        levels=np.array([v for k in categorical for v in ranges[k].levels], dtype=np.float64),
+        levels=np.array([v for _, levels in categorical for v in levels], dtype=np.float64),
         level_of=level_of, level_slack=slack[level_of],
         level_starts=np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.intp),
-        level_columns=np.array(categorical, dtype=np.intp))
+        level_columns=np.array([k for k, _ in categorical], dtype=np.intp))
 
 
 def _checked_part(name: str, record: dict, part) -> dict:

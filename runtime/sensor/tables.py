@@ -347,7 +347,10 @@ def csv_files(path: str | Path, argument: str = "data") -> list[Path]:
     if path.is_file():
         return [path]
     if path.is_dir():
-        files, dangling, unread, visited = [], [], [], set()
+        files: list[Path] = []
+        dangling: list[Path] = []  # entries named .csv that are no regular file
+        unread: list[Path] = []
+        visited: set[str] = set()
         closed: list[OSError] = []  # subfolders this user cannot read
         image: Path | None = None
         root = os.path.realpath(path)
@@ -771,6 +774,9 @@ def iter_rows(lines: Iterable[str | Line], parser_options: dict, source: str,
                               f"line {number}: {line.problem}")
             continue
         text = line.text
+        if text is None:  # read_lines gives a line its text, or the problem that left it none
+            raise ValueError(f"{source}, line {number}: a Line must hold its text or its problem; "
+                             f"received {line!r}")
         if not text.strip():
             continue
         after_damage = False  # the line's damage is reported already (its NUL bytes)
@@ -915,7 +921,10 @@ def _after_preamble(lines: Iterable[str | Line]) -> tuple[Iterator[str | Line], 
 
 
 def _text(line: str | Line) -> str:
-    return line.text if isinstance(line, Line) else line.rstrip("\r\n")
+    """A line's text without its newline ("" for a Line that could not be read)."""
+    if isinstance(line, Line):
+        return line.text if line.text is not None else ""
+    return line.rstrip("\r\n")
 
 
 def _header_before(held: list[str | Line], data: str) -> int:

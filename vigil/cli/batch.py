@@ -895,7 +895,7 @@ def run_batch(model: str | Path, items: Sequence[WorkItem], out, use_ray: bool =
                 totals["lines"] += 1
         except OutputError as error:
             raise OutputError(f"{out.name!r} could not be written "
-                              f"({getattr(error, 'reason', error)}); the batch stopped at "
+                              f"({error.reason or error}); the batch stopped at "
                               f"{item.name!r}: {out.lines_written} lines were written, the "
                               "items before it whole") from None
         totals["skipped"] += summary.get("rows_skipped", summary.get("skipped", 0)) or 0
