@@ -137,17 +137,19 @@ is a ValueError naming it before anything is scored."""
     labels = np.array([i.anomalous for i in items])
     scores = np.empty(len(items))
     maps = []
-    edges = None
-    positive_hist = negative_hist = None
+    has_masks = any(i.mask is not None for i in items)
+    # every pixel's map value binned at the edges, defect pixels and defect-free ones apart
+    edges = _pixel_edges(detector.spec.map_stats) if has_masks else np.empty(0)
+    positive_hist = np.zeros(PIXEL_BINS + 2, np.int64)
+    negative_hist = np.zeros(PIXEL_BINS + 2, np.int64)
     by_defect: dict[str, np.ndarray] = {}  # per defect type: its images' (positive, negative);
                                            # under "": the normal images' (0, negative)
     pro = _ProAccumulator()
     boxes = _BoxAccumulator(detector.threshold, detector.pixel_threshold)
-    has_masks = any(i.mask is not None for i in items)
     # a defect image without a mask has no known defect pixels: counting all of its pixels as
     # normal would mark its defect a false positive, so it stays out of the pixel metrics
     unmasked = [i for i in items if i.anomalous and i.mask is None]
-    blank: list[LabeledImage] = []  # defect images whose mask marks no pixel
+    blank: list[Path] = []  # the masks of defect images that mark no pixel
     turned_said = False  # an image turned by its EXIF orientation, given a mask, was said
     digests = []  # each image's pixels', to find those the model has seen
     for n, item in enumerate(items):
@@ -163,13 +165,10 @@ is a ValueError naming it before anything is scored."""
             turned_said = _say_turned_image_with_mask(item)
         mask = read_mask(item.mask, image.shape)
         if item.anomalous and not mask.any():  # no defect pixel known: left out, as unmasked
-            blank.append(item)
+            if item.mask is not None:  # (a defect image without a mask went on above)
+                blank.append(item.mask)
             continue
         full = map_to_frame(amap[0], image.shape)
-        if edges is None:
-            edges = _pixel_edges(detector.spec.map_stats)
-            positive_hist = np.zeros(PIXEL_BINS + 2, np.int64)
-            negative_hist = np.zeros(PIXEL_BINS + 2, np.int64)
         bins = np.searchsorted(edges, full.ravel(), side="right")
         positive = np.bincount(bins[mask.ravel()], minlength=PIXEL_BINS + 2)
         negative = np.bincount(bins[~mask.ravel()], minlength=PIXEL_BINS + 2)
@@ -225,9 +224,9 @@ is a ValueError naming it before anything is scored."""
                  + ("; no defect image has a mask, so there are no pixel metrics"
                     if unmasked and not has_masks else "")
                  + (f"; {len(blank)} defect image(s) whose mask marks no pixel (e.g. "
-                    f"{blank[0].mask.name}) are left out of them too" if blank else "")
+                    f"{blank[0].name}) are left out of them too" if blank else "")
                  + ("; no defect pixel is marked in any mask, so there are no pixel metrics"
-                    if has_masks and positive_hist is not None and not positive_hist.any()
+                    if has_masks and not positive_hist.any()
                     else "")),
     }
     if not c.tp + c.fp:  # nothing flagged: the share of flags that were defects is undefined
@@ -244,7 +243,7 @@ is a ValueError naming it before anything is scored."""
         log.warning("%d defect image(s) have a mask that marks no pixel (the first: %s): they "
                     "are left out of the pixel metrics; a mask marks defect pixels with any "
                     "non-zero value (0/1 class indices) or the upper half of its range (0/255, "
-                    "0/65535)", len(blank), blank[0].mask)
+                    "0/65535)", len(blank), blank[0])
     return result, ImageScores(list(items), scores, maps)
 
 
@@ -504,7 +503,8 @@ class _ProAccumulator:
         self.regions += count - 1
 
     def value(self) -> float | None:
-        if not self.regions or self.negative is None or not self.negative.sum():
+        if (not self.regions or self.shares is None or self.negative is None
+                or not self.negative.sum()):
             return None
         negatives_above = np.cumsum(self.negative[::-1])[::-1]
         # threshold at the lower edge of bin b: pixels in bins b and above; then above them all
