@@ -500,6 +500,14 @@ def test_normal_images_alone_refuse_masks(tiny_image_artifact, tmp_path, capsys)
     code, _, error = evaluate(tiny_image_artifact, tmp_path / "good", "--masks",
                               tmp_path / "masks", capsys=capsys)
     assert code == 2 and "is given without defect images" in error and "--anomalous" in error
+    # an MVTec AD category's masks are its own: --masks alone is refused there too
+    root = category(tmp_path / "parts")
+    code, _, error = evaluate(tiny_image_artifact, root, "--masks", tmp_path / "masks",
+                              capsys=capsys)
+    assert code == 2 and "is given without defect images" in error
+    (tmp_path / "empty").mkdir()
+    code, _, error = evaluate(tiny_image_artifact, tmp_path / "empty", capsys=capsys)
+    assert code == 2 and "it holds no image files: vigil eval MODEL NORMAL_DIR [" in error
 
 
 def test_the_best_f1_threshold_comes_with_its_rates_and_a_line_operating_point():

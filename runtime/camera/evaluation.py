@@ -48,6 +48,11 @@ def test_items(data: str | Path, normal: Sequence[str | Path] = (),
     of defect images named by their folder, ``masks`` for them or masks beside them). Normal
     images alone are read too: their evaluation says how many a line would reject. A folder
     given as both normal and defect images is a ValueError naming it."""
+    if masks and not anomalous:
+        raise ValueError(f"`masks` {_named(masks)} is given without defect images: masks mark "
+                         f"the defects of the --anomalous images (an MVTec AD category's own are "
+                         f"read from its ground_truth/); add --anomalous DIR, or leave --masks "
+                         f"out")
     normal_folders = [data, *normal]  # a category's own folder as well: never a defect folder
     for folder in anomalous:
         for other in normal_folders:
@@ -85,10 +90,6 @@ def test_items(data: str | Path, normal: Sequence[str | Path] = (),
         if not own:
             raise ValueError(f"`data` {str(data)!r} is not an MVTec AD category, nor a folder "
                              f"of normal images ({_folders_fix(Path(data))})")
-        if masks:
-            raise ValueError(f"`masks` {_named(masks)} is given without defect images: masks mark "
-                             f"the defects of the --anomalous images; add --anomalous DIR, or "
-                             f"leave --masks out to measure the normal images' false alarms")
         return folders([data, *normal])  # normal images alone: how many a line would reject
     return folders([data, *normal], anomalous, masks)
 
@@ -123,7 +124,8 @@ def _folders_fix(data: Path) -> str:
         return (f"it holds no images of its own, but its subfolders "
                 f"{', '.join(p.name for p in held[:5])} do: vigil eval MODEL NORMAL_SUBFOLDER "
                 f"--anomalous DEFECT_SUBFOLDER, one --anomalous each")
-    return "vigil eval MODEL NORMAL_DIR --anomalous DEFECT_DIR [--masks MASK_DIR]"
+    return ("it holds no image files: vigil eval MODEL NORMAL_DIR [--anomalous DEFECT_DIR "
+            "[--masks MASK_DIR]]")
 
 
 def evaluate_images(detector: ImageDetector, items: Sequence[LabeledImage],

@@ -65,7 +65,8 @@ def write_image_report(result: dict, scored, detector, folder: str | Path, model
         lines += ["", f"Normal images: {good['images']}, of which {len(false)} raised a false "
                   "alarm.", *_normal_score_lines(result)]
     lines += ["", *_listing("Missed defects (score at or below the threshold)", missed,
-                            "No defect image was missed."),
+                            "No defect image was missed." if result["anomalous"]
+                            else "No defect image was given."),
               *_listing("False alarms (normal images above the threshold)", false,
                         "No normal image raised an alarm.")]
     if _examples(scored, detector, folder / "examples.png", per_defect):

@@ -5,12 +5,12 @@ other C libraries write there is wrapped as JSON."""
 from __future__ import annotations
 
 import contextlib
-import faulthandler
 import json
 import logging
 import os
+import signal
+import subprocess
 import sys
-import threading
 import time
 
 
@@ -73,92 +73,120 @@ def native_lines_as_json():
     iCCP: known incorrect sRGB profile", libjpeg's "Corrupt JPEG data"), comes out as a JSON
     line of logger ``native``, level warning, instead of text among the JSON lines.
 
-    Descriptor 2 becomes a pipe that a thread reads line by line into the log; Python's own
-    stderr (the log, tracebacks, faulthandler) writes where descriptor 2 went before. On a
-    terminal nothing changes (a person reads it, and a hang-up is handled there). On exit
-    descriptor 2 is restored and the last lines are drained. Never for a command that starts
-    processes that may outlive it (a Ray cluster), which would inherit the pipe."""
-    _flush(sys.stderr)
-    try:
-        original = None if _is_terminal(2) else os.dup(2)
-    except OSError:  # no stderr at all (2>&-): nothing to keep apart
-        original = None
-    if original is None:
+    Descriptor 2 becomes a pipe read by a small process of its own (this module run as a
+    program), which writes each line as JSON where stderr went, and drains to the end even when
+    this process dies: a crashing library's last words (glibc's "malloc(): corrupted ...",
+    faulthandler's report) still come out, as JSON. Python's own stderr (the log, tracebacks)
+    writes where descriptor 2 went, directly. On a terminal, with no stderr, or where the pump
+    cannot start, nothing changes. Never for a command that starts processes that may outlive
+    it (a Ray cluster), which would inherit the pipe."""
+    previous = sys.stderr
+    if previous is None or _is_terminal(2):  # no stderr (2>&-), or a person reading it
         yield
         return
-    read_end, write_end = os.pipe()
-    os.dup2(write_end, 2)
-    os.close(write_end)
-    own = None
-    previous = sys.stderr
-    switched: list[logging.StreamHandler] = []
+    _flush(previous)
+    redirect = _redirect_to_pump(previous)
     try:
+        yield
+    finally:
+        if redirect is not None:
+            redirect.restore()
+
+
+class _PumpRedirect:
+    """Descriptor 2 on the pump's pipe, and Python's stderr apart from it, until ``restore``."""
+
+    def __init__(self, original: int, pump: subprocess.Popen, previous,
+                 own=None, switched: tuple = ()) -> None:
+        self.original, self.pump, self.previous = original, pump, previous
+        self.own, self.switched = own, switched
+
+    def restore(self) -> None:
+        """Everything back as it was, each step whatever an interrupt does to the one before;
+        then the pump's last lines are waited for (at most ``NATIVE_DRAIN_S``)."""
+        try:
+            _flush(sys.stderr)
+        finally:
+            try:
+                os.dup2(self.original, 2)  # the pipe's last writer here gone: the pump drains
+            finally:
+                try:
+                    for handler in self.switched:
+                        handler.setStream(self.previous)
+                    sys.stderr = self.previous
+                finally:
+                    try:
+                        if self.own is not None:
+                            self.own.close()  # a stream kept from the run fails cleanly after
+                    finally:
+                        os.close(self.original)
+        try:
+            self.pump.wait(NATIVE_DRAIN_S)
+        except subprocess.TimeoutExpired:  # a child process holds the pipe: it drains later
+            pass
+
+
+def _redirect_to_pump(previous) -> _PumpRedirect | None:
+    """Start the pump and point descriptor 2 at it (None, nothing changed, where it cannot)."""
+    try:
+        original = os.dup(2)
+    except OSError:
+        return None
+    try:
+        read_end, write_end = os.pipe()
+    except OSError:
+        os.close(original)
+        return None
+    try:
+        pump = subprocess.Popen([sys.executable, "-m", __spec__.name if __spec__ else
+                                 "vigil.cli.log_format"], stdin=read_end, stdout=original,
+                                stderr=subprocess.DEVNULL, close_fds=True)
+    except OSError:
+        for fd in (original, read_end, write_end):
+            os.close(fd)
+        return None
+    os.close(read_end)
+    own, switched = None, []
+    try:
+        os.dup2(write_end, 2)
+        os.close(write_end)
         if _fileno(previous) == 2:  # the process's own stderr (not a test's capture): kept out
-            own = open(original, "w", buffering=1, encoding=previous.encoding or "utf-8",
-                       errors="backslashreplace", closefd=False)
-            sys.stderr = own
+            own = open(os.dup(original), "w", buffering=1,
+                       encoding=previous.encoding or "utf-8", errors="backslashreplace")
             for handler in logging.getLogger().handlers:
                 if isinstance(handler, logging.StreamHandler) and handler.stream is previous:
                     handler.setStream(own)
                     switched.append(handler)
-            if faulthandler.is_enabled():
-                faulthandler.enable(file=own)
-        pump = threading.Thread(target=_log_native_lines, args=(read_end, original),
-                                name="native-stderr", daemon=True)
-        pump.start()
-    except BaseException:
-        _restore(original, previous, own, switched)
-        os.close(read_end)
+            sys.stderr = own
+    except BaseException:  # an interrupt while it was set up: back as it was
+        _PumpRedirect(original, pump, previous, own, tuple(switched)).restore()
         raise
-    try:
-        yield
-    finally:
-        _flush(sys.stderr)
-        os.dup2(original, 2)  # the pipe's last writer gone (unless a child holds it): its end
-        pump.join(NATIVE_DRAIN_S)
-        # a pump still reading (a child holds the pipe) keeps its descriptor to the end
-        _restore(original, previous, own, switched, close=not pump.is_alive())
+    return _PumpRedirect(original, pump, previous, own, tuple(switched))
 
 
-def _restore(original: int, previous, own, switched: list[logging.StreamHandler],
-             close: bool = True) -> None:
-    """Descriptor 2, ``sys.stderr``, the log's handlers and faulthandler as they were."""
-    os.dup2(original, 2)
-    if own is not None:
-        for handler in switched:
-            handler.setStream(previous)
-        if faulthandler.is_enabled():
-            faulthandler.enable(file=previous)
-        sys.stderr = previous
-        _flush(own)
-    if close:
-        os.close(original)
-
-
-def _log_native_lines(read_end: int, original: int) -> None:
-    """Each line read from ``read_end`` logged as a warning of ``NATIVE_LOGGER``; where logging
-    fails, the line goes to ``original`` as it came (never stop reading: a full pipe would block
-    the C library that writes)."""
-    native = logging.getLogger(NATIVE_LOGGER)
-    with open(read_end, "rb") as pipe:
-        for raw in pipe:
-            text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-            if not text.strip():
-                continue
-            try:
-                native.warning("%s", text)
-            except Exception:  # a log that cannot write: the text as it came, or nothing
-                try:
-                    os.write(original, raw)
-                except OSError:
-                    pass
+def _pump_lines(source, sink: int) -> None:
+    """Each line of ``source`` (what C code wrote to the parent's descriptor 2) as a JSON log
+    line on ``sink``, until every writer has closed the pipe (the parent's death included).
+    Stops never: a write that fails drops its line, and the reading goes on, so that no writer
+    ever blocks on a full pipe."""
+    formatter = JsonFormatter()
+    for raw in source:
+        text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+        if not text.strip():
+            continue
+        record = logging.LogRecord(NATIVE_LOGGER, logging.WARNING, __file__, 0, "%s", (text,),
+                                   None)
+        try:
+            os.write(sink, (formatter.format(record) + "\n").encode("utf-8"))
+        except OSError:  # where stderr went is gone (a closed pipe): the line is dropped
+            pass
 
 
 def _flush(stream) -> None:
     """``stream`` flushed where it can be (a reader gone is the run's own business)."""
     try:
         stream.flush()
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):
         pass
 
 
@@ -174,3 +202,9 @@ def _fileno(stream) -> int | None:
         return stream.fileno()
     except (AttributeError, OSError, ValueError):
         return None
+
+
+if __name__ == "__main__":  # the pump `native_lines_as_json` starts: stdin to JSON on stdout
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):  # the run's stops are its parent's: it ends
+        signal.signal(getattr(signal, name), signal.SIG_IGN)  # when the pipe does
+    _pump_lines(sys.stdin.buffer, sys.stdout.fileno())
