@@ -20,8 +20,7 @@ import sys
 
 from vigil.cli.arguments import (JsonErrorParser, as_flags, build_parser, joined_negative_numbers,
                                  refuse_unknown, value_flags)
-from vigil.cli.log_format import (JsonFormatter, TextFormatter, native_lines_as_json,
-                                  quiet_native_logs)
+from vigil.cli.log_format import JsonFormatter, TextFormatter, quiet_native_logs
 from vigil.cli.output_paths import (check_output_paths, output_path_of, refuse_empty_paths,
                                     refuse_unreadable_inputs)
 from vigil.cli.shared import (EXIT_ARTIFACT, EXIT_FAILURE, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK,
@@ -69,9 +68,7 @@ def main(argv: list[str] | None = None) -> int:
                 report_failed_start(args, error)
             raise
         check_output_paths(args)
-        with _sigterm_as_interrupt(args.run in SIGTERM_AS_CTRL_C), \
-                (native_lines_as_json() if args.log_json and not _starts_lasting_processes(args)
-                 else contextlib.nullcontext()):
+        with _sigterm_as_interrupt(args.run in SIGTERM_AS_CTRL_C):
             return args.run(args)
     except MissingDependency as error:
         error_line(error, args.log_json)
@@ -133,12 +130,6 @@ HANDLERS = {"demo": cmd_demo, "train sensor": cmd_train_sensor, "train image": c
 # at all); score, serve and batch stop at their own safe points, and health-check is too short
 SIGTERM_AS_CTRL_C = (cmd_train_sensor, cmd_train_image, cmd_export, cmd_eval, cmd_bench,
                      cmd_demo, cmd_triton)
-
-
-def _starts_lasting_processes(args) -> bool:
-    """Whether the command may start processes that outlive it (a local Ray cluster's), which
-    must not inherit a pipe this process reads."""
-    return args.command == "serve" or (args.command == "batch" and args.ray is not None)
 
 
 @contextlib.contextmanager
