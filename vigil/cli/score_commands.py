@@ -459,6 +459,7 @@ def cmd_inspect(args) -> int:
     from vigil.runtime import load
     from vigil.runtime.core.artifact import CONTENT_DIGEST_KEY
     from vigil.runtime.core.report import json_text
+    from vigil.runtime.core.spec import SensorSpec
     from vigil.runtime.sensor.streaming import STEADY_FACTOR, STEADY_MIN_ROWS
     from vigil.cli.log_format import printable
 
@@ -476,7 +477,7 @@ def cmd_inspect(args) -> int:
              f"sha256 {detector.sha256}",
              "content: as exported (its recorded digest matches)" if digest else
              "content: not checked (exported before artifacts recorded their digest)"]
-    if spec.kind == "sensor":
+    if isinstance(spec, SensorSpec):
         lines.append(f"input: windows of {spec.window} rows of {len(spec.features)} features "
                      f"({', '.join(spec.features)}), stride {spec.stride}"
                      + (f", time column {spec.time_column!r}" if spec.time_column else ""))
@@ -506,7 +507,8 @@ def cmd_inspect(args) -> int:
     trained += [f"{spec.training['images']} images"] if "images" in spec.training else []
     if trained:
         lines.append("trained on: " + "; ".join(trained))
-    model = spec.training.get("model") if isinstance(spec.training.get("model"), dict) else {}
+    recorded_model = spec.training.get("model")
+    model = recorded_model if isinstance(recorded_model, dict) else {}
     if spec.training.get("mode") == "supervised":  # its score is a logit, not a normal model's
         architecture = str(model.get("architecture", "lstm"))
         cell = "GRU" if architecture.startswith("gru") else "LSTM"
@@ -520,10 +522,11 @@ def cmd_inspect(args) -> int:
         # and feature artifacts looked alike, where the default changed between them); 0.2's
         # records name none: they were U-Nets
         architecture = str(spec.training.get("architecture", "unet"))
-        features = model.get("features") if isinstance(model.get("features"), dict) else model
+        recorded_features = model.get("features")
+        features = recorded_features if isinstance(recorded_features, dict) else model
         levels = features.get("levels")
-        backbone = (features.get("backbone") or {}).get("name") if isinstance(
-            features.get("backbone"), dict) else None
+        recorded_backbone = features.get("backbone")
+        backbone = recorded_backbone.get("name") if isinstance(recorded_backbone, dict) else None
         lines.append(f"model: {architecture}" + (
             f" ({backbone}, stages {','.join(map(str, levels))}, a bank of "
             f"{features.get('bank')} entries)" if backbone and isinstance(levels, list) else ""))
