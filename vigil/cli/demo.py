@@ -18,7 +18,7 @@ def run_demo(output: Path, seed: int = 0, quick: bool = False, only: str | None 
     """Both demos (or ``only`` one of ``sensor``, ``camera``); returns their summaries. The
     camera demo trains ``architecture`` (default: ``vigil train image``'s)."""
     started = time.perf_counter()
-    result = {}
+    result: dict[str, object] = {}
     if only in (None, "sensor"):
         result["sensor"] = run_sensor_demo(Path(output) / "sensor", seed, quick)
     if only in (None, "camera"):
@@ -95,11 +95,12 @@ def run_camera_demo(output: Path, seed: int = 0, quick: bool = False,
     default) -> ONNX -> a video -> the live-source scoring loop."""
     from dataclasses import replace
 
-    from vigil.runtime import load
+    from vigil.runtime.camera.detector import ImageDetector
     from vigil.runtime.camera.scoring import FrameScoringOptions, score_frames
     from vigil.runtime.camera.evaluation import evaluate_images, test_items
     from vigil.runtime.camera.report import write_image_report
     from vigil.runtime.camera.sources import open_source, prefetched
+    from vigil.runtime.core.artifact import open_artifact
     from vigil.runtime.core.output import read_results
     from vigil.training.synthetic_frames import write_mvtec, write_video
     from vigil.training.train_image import ImageTrainingOptions, train_image
@@ -136,7 +137,7 @@ def run_camera_demo(output: Path, seed: int = 0, quick: bool = False,
         print(f"      {message}")
     print(f"      {exported.precision}; map correlation INT8 vs FP32 "
           f"{exported.parity.get('int8_map_correlation', float('nan')):.4f}")
-    detector = load(exported.path)
+    detector = ImageDetector(open_artifact(exported.path))  # vigil.load's, typed as an image's
     print("[4/5] writing a video with OpenCV and scoring it through the live-source loop")
     video, kinds = write_video(output / "line.avi", seed=seed + 11)
     _clear_earlier_pictures(output)
@@ -150,7 +151,7 @@ def run_camera_demo(output: Path, seed: int = 0, quick: bool = False,
     print("[5/5] evaluating on the synthetic test frames")
     result, scored = evaluate_images(detector, test_items(root))
     report = write_image_report(result, scored, detector, output / "report", str(exported.path),
-                                root)
+                                str(root))
     camera = {
         "architecture": architecture,
         "metrics": {k: (round(result[k], 4) if isinstance(result[k], float) else result[k])
@@ -167,8 +168,9 @@ def run_camera_demo(output: Path, seed: int = 0, quick: bool = False,
 
 def run_sensor_demo(output: Path, seed: int = 0, quick: bool = False) -> dict:
     """Generate data, train, export INT8, stream the test part through the runtime, report."""
-    from vigil.runtime import load
     from vigil.benchmarks.harness import latency_stats, time_calls
+    from vigil.runtime.core.artifact import open_artifact
+    from vigil.runtime.sensor.detector import SensorDetector
     from vigil.runtime.sensor.evaluation import evaluate
     from vigil.runtime.sensor.report import write_report
     from vigil.runtime.sensor.scoring import score_source
@@ -206,7 +208,7 @@ def run_sensor_demo(output: Path, seed: int = 0, quick: bool = False) -> dict:
              if "int8_rank_correlation" in parity else ""))
 
     print("[4/5] streaming the labeled test stream through the runtime")
-    detector = load(exported.path)
+    detector = SensorDetector(open_artifact(exported.path))  # vigil.load's, typed as a sensor's
     with open(output / "scores.jsonl", "w") as out:
         summary = score_source(detector, str(test_csv), out)
     result, files = evaluate(detector, test_csv)
