@@ -3,6 +3,7 @@ the lines `vigil score` writes for the same inputs."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -200,6 +201,30 @@ def test_a_model_replaced_under_a_running_batch_is_named_with_both_digests(monke
         summary = batch_module.run_batch("pump.onnx", items, out)
     assert summary["model_sha256"] == ["a" * 64, "b" * 64]
     assert "pump.onnx changed while the batch ran: from day2.csv on" in caplog.text
+
+
+def test_an_item_for_the_other_kind_of_model_stops_the_batch_naming_the_model(
+        tiny_image_artifact, image_folder, tmp_path):
+    """A model file replaced by one of the other kind after the batch was planned (or another
+    file at its path on a Ray node) was handed items it cannot read: the runtime's TypeError
+    spoke of the Python API's `detector` argument, exit 2 as if an input were wrong."""
+    pytest.importorskip("onnx")
+    from sensor_fixtures import write_tiny_sensor_artifact
+
+    sensor_model = write_tiny_sensor_artifact(tmp_path / "pump.onnx")
+    table = tmp_path / "day.csv"
+    table.write_text("timestamp,a,b,c\n" + "".join(
+        f"2026-01-01 00:00:{n:02d},0,0,0\n" for n in range(8)))
+    frame = str(image_folder / "000.png")
+    for model, item, planned, found in (
+            (tiny_image_artifact, batch_module.WorkItem("csv", (str(table),), str(table)),
+             "a sensor", "an image"),
+            (sensor_model, batch_module.WorkItem("images", (frame,), frame),
+             "an image", "a sensor")):
+        with pytest.raises(ArtifactError) as refused:
+            batch_module.Scorer(str(model)).score_into(item, io.StringIO())
+        assert (f"{item.name} was planned for {planned} model, but {str(model)!r} is {found} "
+                f"model here") in str(refused.value)
 
 
 def test_image_folders_are_split_but_numbered_as_one_run(tiny_image_artifact, image_folder,

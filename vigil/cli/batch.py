@@ -22,17 +22,21 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable, Iterator, Sequence
+from typing import IO, Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from vigil.runtime.core.spec import ArtifactError
 from vigil.runtime.core import interrupts
+from vigil.runtime.core.detector import Detector
 from vigil.runtime.core.output import OutputError
 from vigil.runtime.core.progress import Progress, silent
 from vigil.runtime.core.results import DECISION_KEYS, position_key
+from vigil.runtime.sensor.detector import SensorDetector
 
 IMAGES_PER_ITEM = 64
 SPOOL_BYTES = 16 << 20  # an item's lines beyond this wait in a temporary file ($TMPDIR), not memory
 RAY_CHUNK_CHARS = 8 << 20  # on Ray, a worker hands an item's lines on in parts of about this size
+
+DetectorKind = TypeVar("DetectorKind", bound=Detector)
 
 log = logging.getLogger("vigil")
 
@@ -156,12 +160,13 @@ class Scorer:
                  reading: Reading = Reading(), progress: Progress = silent) -> None:
         from vigil.runtime import load
 
+        self.model = model
         self.detector = load(model, threads=threads, expect_sha256=reading.expect_sha256)
         self.reading = reading
         self.progress = progress  # within a long CSV item: its MB read (in this process only)
         if reading.threshold is not None:
             self.detector.threshold = reading.threshold
-        if not reading.likelihood and self.detector.spec.kind == "sensor":
+        if not reading.likelihood and isinstance(self.detector, SensorDetector):
             self.detector.likelihood = False
         self.skips_said: int | None = None  # skipped frames named on stderr, over all items
 
@@ -188,15 +193,31 @@ class Scorer:
             log.error("skipped: %s; the other items go on", reason)
             return {"errors": [f"skipped: {reason}"], "files_skipped": 1}
 
+    def _detector_for(self, item: WorkItem, kind: type[DetectorKind]) -> DetectorKind:
+        """The detector, of the kind ``item`` needs; ArtifactError where the model file is of
+        the other kind (replaced by another model since the batch was planned, or another file
+        at its path on a Ray worker's node)."""
+        if isinstance(self.detector, kind):
+            return self.detector
+        planned, found = (("a sensor", "an image") if kind is SensorDetector
+                          else ("an image", "a sensor"))
+        raise ArtifactError(f"{item.name} was planned for {planned} model, but {self.model!r} "
+                            f"is {found} model here (sha256 {self.detector.sha256[:12]}): keep "
+                            "the model file in place during a batch, the same on every node")
+
     def _score(self, item: WorkItem, out: IO[str], max_frames: int | None = None) -> dict:
+        from vigil.runtime.camera.detector import ImageDetector
         from vigil.runtime.camera.scoring import FrameScoringOptions, score_frames
         from vigil.runtime.camera.sources import ImageFiles, VideoFile
         from vigil.runtime.sensor.scoring import score_source
 
         summary: Any
+        window: int | None = None  # a sensor model's, in rows
         if item.kind == "csv":
             header = list(self.reading.header) if self.reading.header else None
-            summary = score_source(self.detector, item.paths[0], out, header=header,
+            detector = self._detector_for(item, SensorDetector)
+            window = detector.spec.window
+            summary = score_source(detector, item.paths[0], out, header=header,
                                    decimal=self.reading.decimal, progress=self.progress)
         else:
             source = (ImageFiles([Path(p) for p in item.paths], item.name, item.first_index)
@@ -204,7 +225,7 @@ class Scorer:
             try:
                 if self.skips_said is None:
                     self.skips_said = FrameScoringOptions().skips_said
-                summary = score_frames(self.detector, source, out,
+                summary = score_frames(self._detector_for(item, ImageDetector), source, out,
                                        FrameScoringOptions(max_frames=max_frames,
                                                            skips_said=self.skips_said))
             finally:
@@ -229,7 +250,7 @@ class Scorer:
         counted, scored = (("rows", "windows") if item.kind == "csv" else ("frames_in", "scored"))
         label = _item_label(item)
         if (result.get(counted) and not result.get(scored)
-                and (item.kind != "csv" or result["rows"] >= self.detector.spec.window)):
+                and (window is None or result["rows"] >= window)):
             note = (f"{label}: none of its {result[counted]} "
                     f"{'rows' if item.kind == 'csv' else 'frames'} could be scored (the last "
                     f"reason: {summary.last_error})")
@@ -269,16 +290,16 @@ MAX_WORKER_WARNINGS = 20  # an item's first warnings kept
 
 
 @contextmanager
-def _kept_warnings() -> Iterator[list[list]]:
+def _kept_warnings() -> Iterator[list[tuple[int, str]]]:
     """[level, message] of vigil's warnings (and errors) while the block runs, up to
     ``MAX_WORKER_WARNINGS``: on a Ray worker they would go to Ray's logs, which are off (a time
     gap, an alarm that lasts: said in a local batch, lost on Ray)."""
-    said: list[str] = []
+    said: list[tuple[int, str]] = []
 
     class Keeper(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             if len(said) < MAX_WORKER_WARNINGS:
-                said.append([record.levelno, record.getMessage()])
+                said.append((record.levelno, record.getMessage()))
 
     keeper = Keeper(logging.WARNING)
     logger = logging.getLogger("vigil")
@@ -528,9 +549,10 @@ def plan_batch(model: str | Path, inputs: Sequence[str], reading: Reading = Read
     reading.check(detector.spec.kind)
     # a stop request ends the planning between inputs and between files (a folder of thousands
     # takes long), never within one's check: that may be OpenCV's code (runtime.core.interrupts)
-    for given in inputs if check is not None else ():
-        interrupts.check()
-        check(detector.spec.kind, given)
+    if check is not None:
+        for given in inputs:
+            interrupts.check()
+            check(detector.spec.kind, given)
     items = work_items(detector.spec.kind, inputs)
     if not items:
         raise ValueError(f"the inputs {list(inputs)} hold nothing to score")
@@ -741,9 +763,9 @@ def check_same_model(jsonl: str | Path, items: Sequence[WorkItem], scorer: Score
             with open(item.paths[0], "rb") as given, open(probe_path, "wb") as probe:
                 # the header and the rows up to the last compared (blank lines are no rows)
                 rows = 0
-                for line in given:
-                    probe.write(line)
-                    rows += bool(line.strip())
+                for row in given:
+                    probe.write(row)
+                    rows += bool(row.strip())
                     if rows >= max(written) + 2:
                         break
             probe_item, max_frames = WorkItem("csv", (str(probe_path),), str(probe_path)), None
@@ -878,7 +900,9 @@ def run_batch(model: str | Path, items: Sequence[WorkItem], out, use_ray: bool =
     started = time.perf_counter()
     results = (score_on_ray(model, items, ray_address, workers, threads, reading) if use_ray
                else score_locally(model, items, threads, reading, progress))
-    totals = {"items": len(items), "lines": 0, "skipped": 0, "files_skipped": 0, "errors": []}
+    lines_written, skipped, files_skipped = 0, 0, 0
+    errors: list[str] = []
+    counts: dict[str, int] = {}  # SUMMED_COUNTS over the items that have them
     models: list[str] = []  # the sha256 of each model that scored an item, in the order met
     # progress by the items' bytes: by their count, one 500,000-row file weighed as much as a
     # 2,000-row one and the time left was 3x too long (a review)
@@ -892,15 +916,15 @@ def run_batch(model: str | Path, items: Sequence[WorkItem], out, use_ray: bool =
         try:
             for line in lines:
                 out.write_line(line, mark=item.name)  # written by the same code in the worker
-                totals["lines"] += 1
+                lines_written += 1
         except OutputError as error:
             raise OutputError(f"{out.name!r} could not be written "
                               f"({error.reason or error}); the batch stopped at "
                               f"{item.name!r}: {out.lines_written} lines were written, the "
                               "items before it whole") from None
-        totals["skipped"] += summary.get("rows_skipped", summary.get("skipped", 0)) or 0
-        totals["files_skipped"] += summary.get("files_skipped", 0)
-        totals["errors"] += summary.get("errors", [])
+        skipped += summary.get("rows_skipped", summary.get("skipped", 0)) or 0
+        files_skipped += summary.get("files_skipped", 0)
+        errors += summary.get("errors", [])
         if summary.get("model_sha256") and summary["model_sha256"] not in models:
             models.append(summary["model_sha256"])
             if len(models) == 2:  # replaced under a running batch: its lines mix two models
@@ -910,11 +934,13 @@ def run_batch(model: str | Path, items: Sequence[WorkItem], out, use_ray: bool =
                             model, item.name, models[1][:12], models[0][:12])
         for key in SUMMED_COUNTS:  # what `vigil score` says of each source, over them all
             if isinstance(summary.get(key), int):
-                totals[key] = totals.get(key, 0) + summary[key]
+                counts[key] = counts.get(key, 0) + summary[key]
         read += size
         progress(stage, read // unit if read < whole else total, total)
     out.flush()
     seconds = time.perf_counter() - started
     return {"engine": ("ray " + (ray_address or "local")) if use_ray else "single process",
-            **totals, "model_sha256": models, "seconds": round(seconds, 3),
-            "lines_per_s": round(totals["lines"] / seconds, 1) if seconds > 0 else None}
+            "items": len(items), "lines": lines_written, "skipped": skipped,
+            "files_skipped": files_skipped, "errors": errors, **counts,
+            "model_sha256": models, "seconds": round(seconds, 3),
+            "lines_per_s": round(lines_written / seconds, 1) if seconds > 0 else None}
