@@ -22,4 +22,5 @@ def keep_on_loopback() -> None:
     os.environ[CLUSTER_SWITCH] = "0"  # read when Ray is imported, here and in its processes
     constants = sys.modules.get("ray._private.ray_constants")
     if constants is not None and hasattr(constants, "ENABLE_RAY_CLUSTER"):
-        constants.ENABLE_RAY_CLUSTER = False  # Ray imported already: the value it reads
+        # Ray imported already: the value it reads (set by name: a module found at run time)
+        setattr(constants, "ENABLE_RAY_CLUSTER", False)

@@ -451,9 +451,6 @@ def build_app(model: str, name: str, replicas: int, threads: int | None,
         return JSONResponse({"error": f"{request.method} {request.url.path}: "
                                       f"{error.errors()}"[:500]}, status_code=400)
 
-    # room at each replica for every admitted request and for probes beside them
-    @serve.deployment(num_replicas=replicas, ray_actor_options={"num_cpus": 1},
-                      max_ongoing_requests=max_queued + 1 + PROBE_ROOM)
     @serve.ingress(api)
     class VigilModel:
         def __init__(self) -> None:
@@ -576,7 +573,12 @@ def build_app(model: str, name: str, replicas: int, threads: int | None,
             outputs = run_inference(self.detector, tensors, set(names) if names else None)
             return header, select_outputs(outputs, names), unlike_training(self.detector, tensors)
 
-    return VigilModel.bind()
+    # the decorator applied as a call, the Deployment it returns named: a type checker reads a
+    # decorated class as the class itself. Room at each replica for every admitted request and
+    # for probes beside them.
+    deployment = serve.deployment(num_replicas=replicas, ray_actor_options={"num_cpus": 1},
+                                  max_ongoing_requests=max_queued + 1 + PROBE_ROOM)(VigilModel)
+    return deployment.bind()
 
 
 def _too_slow(size: int, declared: int | None, elapsed: float) -> bool:

@@ -42,7 +42,7 @@ def cmd_batch(args) -> int:
 def _batch(args) -> int:
     from vigil.cli.batch import (Reading, Scorer, check_same_model, kept_problems, plan_batch,
                                  refuse_appending_again, resume_point, run_batch)
-    from vigil.runtime import load
+    from vigil.runtime import SensorSpec, load
     from vigil.runtime.core.interrupts import check
     from vigil.runtime.core.output import (JsonLines, OutputError, refuse_inputs_as_output,
                                            refuse_locked)
@@ -90,10 +90,10 @@ def _batch(args) -> int:
             and not any(i.kind == "video" and i.given == given for i in items)])
     refuse_inputs_as_output(args.jsonl, [args.model, *args.inputs,
                                          *[p for i in items for p in i.paths]], "--jsonl")
+    window = detector.spec.window if isinstance(detector.spec, SensorSpec) else None
     resumed = None
     if args.resume:
         refuse_locked(args.jsonl)  # before its lines are read and checked again
-        window = detector.spec.window if detector.spec.kind == "sensor" else None
         resumed = resume_point(args.jsonl, items, window, header=not args.columns)
         check()
         check_same_model(args.jsonl, items, Scorer(args.model, args.threads, reading))
@@ -146,12 +146,11 @@ def _batch(args) -> int:
                         "continues after the items written whole", args.log_json)
             return EXIT_OUTPUT
         out.commit()  # every input was read: the output exists even without a line
-    files_before, problems_before = 0, []
+    files_before = 0
+    problems_before: list[str] = []
     if resumed:
-        files_before, problems_before = kept_problems(
-            items[:resumed.items_done],
-            detector.spec.window if detector.spec.kind == "sensor" else None,
-            header=not args.columns)
+        files_before, problems_before = kept_problems(items[:resumed.items_done], window,
+                                                      header=not args.columns)
         summary["resumed"] = {"items_done_before": resumed.items_done,
                               "lines_kept": resumed.lines_kept, "lines_cut": resumed.lines_cut,
                               "files_skipped_before": files_before,
