@@ -51,7 +51,8 @@ def fuse_clips(proto) -> int:
             data, other = other, data
         return (data, float(scalars[other].reshape(()))) if other in scalars else None
 
-    fused, removed = 0, set()
+    fused = 0
+    removed: set[str] = set()  # the outputs of the Min and Max nodes replaced
     for first in list(graph.node):
         if first.op_type not in ("Min", "Max") or first.output[0] in removed:
             continue

@@ -164,7 +164,7 @@ def _ranks(values: np.ndarray) -> np.ndarray:
     start = 0
     # a change between neighbours (not np.diff: inf - inf is NaN, which split a tie of infinities)
     changes = np.flatnonzero(sorted_values[1:] != sorted_values[:-1]) + 1
-    for stop in list(changes) + [len(values)]:
+    for stop in [int(change) for change in changes] + [len(values)]:
         ranks[order[start:stop]] = (start + stop - 1) / 2
         start = stop
     return ranks
