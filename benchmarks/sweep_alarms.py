@@ -70,7 +70,7 @@ class Policy:
                  else {"likelihood_level_warmup": self.likelihood_level})
         spec = CalibrationOptions(likelihood_z=self.likelihood_z, **level).likelihood_spec(
             validation_scores)
-        return LikelihoodSpec(**spec)
+        return None if spec is None else LikelihoodSpec(**spec)
 
 
 def grid() -> list[Policy]:
@@ -166,7 +166,7 @@ def figure_line(bench: str, streams: list[ScoredStream], decided, label: str,
 
 
 def sweep(sets: dict[str, list[ScoredStream]], policies: list[Policy], log=print) -> list[dict]:
-    rows = []
+    rows: list[dict] = []  # one per policy: its settings and each set's figures
     for policy in policies:
         started = time.perf_counter()
         figures = {name: evaluate(name, streams, policy) for name, streams in sets.items()}
