@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 import numpy as np
 import onnxruntime as ort
 
-from vigil.runtime import ImageDetector, load
+from vigil.runtime import ImageDetector, SensorDetector, load
 from vigil.runtime.core.progress import Progress, silent
 
 from .harness import cold_start, latency_stats, time_calls, time_interleaved
@@ -55,7 +55,7 @@ class BenchOptions:
     check_input: Callable[[str, str, str], None] | None = None
 
 
-def inputs_for(detector, source: str | None, count: int = 64,
+def inputs_for(detector: SensorDetector | ImageDetector, source: str | None, count: int = 64,
                decimal: str = ".") -> tuple[np.ndarray, str]:
     """(prepared items (n, ...) for the model, a description of where they came from)."""
     if isinstance(detector, ImageDetector):
@@ -110,6 +110,9 @@ def inputs_for(detector, source: str | None, count: int = 64,
     return items, f"{count} synthetic windows {window}x{features} (training mean + N(0, std))"
 
 
+# a model loaded on one thread, its timing inputs, their description
+Prepared = tuple[SensorDetector | ImageDetector, np.ndarray, str]
+
 # onnxruntime's pool threads spin on for 20-50 ms after a run (measured here: a camera model's
 # p50 after another session's calls was 0.75-0.82 ms after pauses of 0-20 ms, 0.52 after 50 ms,
 # alone 0.48-0.50): side by side at more than one thread, each turn waits this long first
@@ -148,7 +151,7 @@ def frame_costs(detector: ImageDetector, source: str, frames: int = FRAME_COST_F
             "frames_measured": len(prepare)}
 
 
-def _runner(detector) -> Callable[[np.ndarray], object]:
+def _runner(detector: SensorDetector | ImageDetector) -> Callable[[np.ndarray], object]:
     if isinstance(detector, ImageDetector):
         return detector.run_prepared
     return detector.score_with_features
@@ -211,6 +214,7 @@ def measured_roof(seconds: float = 1.0) -> dict:
         session = ort.InferenceSession(model.SerializeToString(), options,
                                        providers=["CPUExecutionProvider"])
         rng = np.random.default_rng(0)
+        feeds: dict[str, np.ndarray]
         if name == "fp32":
             feeds = {"a": rng.standard_normal((n, n), dtype=np.float32),
                      "b": rng.standard_normal((n, n), dtype=np.float32)}
@@ -227,6 +231,8 @@ def bench(models: Sequence[str | Path], options: BenchOptions = BenchOptions(),
     """Run the grid for every model; returns the machine-readable result. ``progress`` hears
     of each timed cell (model x device x threads x batch)."""
     # every model loaded and its input read before any timing: a bad one fails at once
+    if options.against:
+        _require_models_against(models, options.against)
     prepared = [_prepare(Path(model), options) for model in models]
     for model, (probe, items, _) in zip(models, prepared):
         _check_batch_memory(Path(model), probe, items, max(options.batches))
@@ -283,7 +289,8 @@ def bench(models: Sequence[str | Path], options: BenchOptions = BenchOptions(),
     return result
 
 
-def _check_batch_memory(model: Path, probe, items: np.ndarray, batch: int) -> None:
+def _check_batch_memory(model: Path, probe: SensorDetector | ImageDetector, items: np.ndarray,
+                        batch: int) -> None:
     """ValueError when ``batch`` of ``model``'s inputs, and what a call returns for them, would
     take more than a quarter of this machine's memory (the runtime splits a batch into runs of
     its own size, so the input and the joined outputs are what grow with it: an image model's
@@ -293,7 +300,7 @@ def _check_batch_memory(model: Path, probe, items: np.ndarray, batch: int) -> No
     except (AttributeError, ValueError, OSError):
         return
     per_item = items[0].nbytes
-    if probe.spec.kind == "image":
+    if isinstance(probe, ImageDetector):
         height, width, _ = probe.input_shape
         per_item += 2 * height * width * 4  # the maps, and their copy while concatenated
     needed = batch * per_item
@@ -305,7 +312,7 @@ def _check_batch_memory(model: Path, probe, items: np.ndarray, batch: int) -> No
                          f"less")
 
 
-def _prepare(model: Path, options: BenchOptions) -> tuple:
+def _prepare(model: Path, options: BenchOptions) -> Prepared:
     """(the model loaded on one thread, its timing inputs, their description); a ValueError about
     ``--input`` names the flag and the model."""
     probe = load(model, threads=1)
@@ -322,19 +329,19 @@ def _prepare(model: Path, options: BenchOptions) -> tuple:
     return probe, items, described
 
 
-def _model_entry(model: Path, probe, items, described: str, options: BenchOptions,
-                 result: dict) -> dict:
+def _model_entry(model: Path, probe: SensorDetector | ImageDetector, items: np.ndarray,
+                 described: str, options: BenchOptions, result: dict) -> dict:
     """What is measured once per model: its file, input, cold start, operation counts and
     (with ``profile``) kernels."""
-    image = probe.spec.kind == "image"
-    entry = {"model": str(model), "kind": probe.spec.kind, "precision": probe.spec.precision,
+    image = isinstance(probe, ImageDetector)
+    entry: dict = {"model": str(model), "kind": probe.spec.kind, "precision": probe.spec.precision,
              "file_bytes": model.stat().st_size, "input": described,
              "input_shape": list(probe.input_shape),
              "timed": ("the model run on frames already at its input size (run_prepared): "
                        "decoding and resizing a camera's frames come on top" if image else
                        "score_with_features on windows: the input check and the model run"),
              "max_batch_per_run": probe.max_batch}
-    if image and options.input:
+    if isinstance(probe, ImageDetector) and options.input:
         entry.update(frame_costs(probe, str(options.input)))
         if entry["reject_locate_ms_p50"] is not None:
             entry["timed"] += (f"; on these frames a rejected one also costs "
@@ -342,7 +349,7 @@ def _model_entry(model: Path, probe, items, described: str, options: BenchOption
                                f"defects at the frame's size, and preparing one "
                                f"{entry['prepare_ms_p50']:.3g} ms: a line's frame period must "
                                f"hold a reject's whole time")
-    if not image and probe.spec.running_normalization is not None:
+    if isinstance(probe, SensorDetector) and probe.spec.running_normalization is not None:
         # what a row is normalized with depends on the alarms before it: vigil score runs such a
         # model one window at a time, so its batched rates are not reached in use (a reviewer:
         # 47,310 windows/s at batch 32 here, 3,180 streamed)
@@ -368,7 +375,7 @@ def _model_entry(model: Path, probe, items, described: str, options: BenchOption
     return entry
 
 
-def _time_cells(models: list[Path], prepared: list[tuple], options: BenchOptions, result: dict,
+def _time_cells(models: list[Path], prepared: list[Prepared], options: BenchOptions, result: dict,
                 cell_done: Callable[[], None]) -> None:
     """Time every (device, threads, batch) cell, the models of a cell interleaved in blocks so
     that each sees the same machine noise: their ratios (``side_by_side``) hold on a busy
@@ -445,7 +452,8 @@ def model_labels(models: Sequence[str | Path]) -> list[str]:
             for k, label in enumerate(labels)]
 
 
-def _cell(model: Path, probe, entry: dict, detector, device: str, threads: int, batch: int,
+def _cell(model: Path, probe: SensorDetector | ImageDetector, entry: dict,
+          detector: SensorDetector | ImageDetector, device: str, threads: int, batch: int,
           session_s: float, first_s: float, actual: str, timings: list[float],
           result: dict) -> dict:
     """One model's timed cell, added to ``result["cells"]``."""
@@ -552,6 +560,7 @@ def _verdict(int8: bool, share: float | None, peak: float, achieved: float) -> s
 
 def baselines(keras_path: str | Path, models: Sequence[str | Path], options: BenchOptions) -> dict:
     """Keras call and TFLite FP32/INT8 vs the runtime, interleaved, batch 1, one thread."""
+    _require_models_against(models, keras_path)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
@@ -565,12 +574,11 @@ def baselines(keras_path: str | Path, models: Sequence[str | Path], options: Ben
     register_layers()
     model = keras.models.load_model(keras_path, safe_mode=True, compile=False)
     callers: dict[str, Callable] = {}
-    items = None
     detectors = [load(path, threads=1) for path in models]
+    # the first model's inputs feed every engine: all of them score the same Keras model's data
+    items, _ = inputs_for(detectors[0], options.input, count=32, decimal=options.decimal)
     for name, detector in zip(runtime_names(models, [d.spec.precision for d in detectors]),
                               detectors):
-        if items is None:
-            items, _ = inputs_for(detector, options.input, count=32, decimal=options.decimal)
         callers[name] = _runner(detector)
     for name, int8 in (("tflite_fp32", False), ("tflite_int8", True)):
         try:
@@ -580,7 +588,7 @@ def baselines(keras_path: str | Path, models: Sequence[str | Path], options: Ben
     callers["keras_call"] = lambda x: model(x, training=False)
     compiled = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
     callers["keras_tf_function"] = compiled
-    timings = {name: [] for name in callers}
+    timings: dict[str, list[float]] = {name: [] for name in callers}
     for call in callers.values():
         for i in range(5):
             call(items[i % len(items)][None])
@@ -605,6 +613,13 @@ def baselines(keras_path: str | Path, models: Sequence[str | Path], options: Ben
     return {"keras": str(keras_path), "batch": 1, "threads": 1, "stats": stats,
             "ratios": baseline_ratios(p50),
             "notes": list(options.notes)}
+
+
+def _require_models_against(models: Sequence[str | Path], against: str | Path) -> None:
+    """Refuse Keras baselines without a runtime model: they are ratios to the runtime's time."""
+    if not models:
+        raise ValueError(f"the Keras and TFLite baselines of {str(against)!r} are timed against "
+                         "the runtime: give one or more MODEL.onnx files, got none")
 
 
 def runtime_names(models: Sequence[str | Path], precisions: Sequence[str]) -> list[str]:

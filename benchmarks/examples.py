@@ -56,8 +56,8 @@ def slice_dataset(source: Path, target: Path, rows: int, named: set[str]) -> Non
     """Copy ``source`` to ``target`` with every CSV cut to its first ``rows`` data rows; in a
     folder of several CSVs only the first and those ``named`` (by name or stem) are kept. Labels,
     READMEs and licences are copied whole; ``raw/`` folders are left out."""
-    for folder, _, files in os.walk(source):
-        folder = Path(folder)
+    for walked, _, files in os.walk(source):
+        folder = Path(walked)
         if "raw" in folder.relative_to(source).parts:
             continue
         out = target / folder.relative_to(source)

@@ -47,6 +47,10 @@ K, HOLD = 5.0, 10
 DEFAULT_ADAPTIVE = AdaptiveThresholdSpec(memory=1000, warmup=1000, quantile=0.99, factor=2.0)
 
 
+Under = Literal["base", "adaptive"]
+UNDER: tuple[Under, ...] = ("base", "adaptive")
+
+
 @dataclass(frozen=True)
 class DynamicThreshold:
     span: int = 1           # windows in the exponentially weighted smoothing (1: none)
@@ -58,7 +62,7 @@ class DynamicThreshold:
     cap: float | None = None  # never above this many times the `under` threshold
     # "base": the calibrated threshold; "adaptive": the default adaptive threshold
     # (DEFAULT_ADAPTIVE), learned as the runtime learns it
-    under: Literal["base", "adaptive"] = "base"
+    under: Under = "base"
 
 
 def epsilon(errors: np.ndarray) -> float:
@@ -150,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.capped:
         rules = [DynamicThreshold(span=span, warmup=1000, prune=prune, cap=cap, under=under)
                  for span, prune, cap, under in itertools.product(
-                     (1, 10), (None, 0.13), (None, 2.0, 3.0, 5.0, 10.0), ("base", "adaptive"))]
+                     (1, 10), (None, 0.13), (None, 2.0, 3.0, 5.0, 10.0), UNDER)]
     else:
         rules = [DynamicThreshold(span=span, warmup=warmup, prune=prune, floor=floor)
                  for span, warmup, prune, floor in itertools.product(

@@ -17,15 +17,14 @@ policy swept again on the new scores", has the figures and why.
 from __future__ import annotations
 
 import sys
-from contextlib import contextmanager
 from dataclasses import replace
 
 import numpy as np
 
-from vigil.benchmarks import sweep_alarms
 from vigil.benchmarks.explore_neighbours import DEFAULT_POLICY, saved_sets, saved_sets_parser
 from vigil.benchmarks.sweep_alarms import PRIMARY, Policy, figures_of, row_decisions
-from vigil.runtime.sensor.alarms import AlarmDecider
+from vigil.runtime.core.spec import AdaptiveThresholdSpec, LikelihoodSpec
+from vigil.runtime.sensor.alarms import AdaptiveThreshold, AlarmDecider, AlarmFilter
 
 HOLD_ZERO = (replace(DEFAULT_POLICY, k=4.5, hold=0, rearm=50),
              replace(DEFAULT_POLICY, k=4.0, hold=0, rearm=50))
@@ -49,34 +48,52 @@ class HeldLearned(AlarmDecider):
         return above
 
 
-class HeldLearnedAfter(AlarmDecider):
+class AlarmRunFilter(AlarmFilter):
+    """The runtime's alarm filter, also counting the windows its alarm has been on in a row."""
+
+    def __init__(self, consecutive: int = 1, hold: int = 0) -> None:
+        super().__init__(consecutive, hold)
+        self.alarm = False
+        self.alarm_run = 0  # windows the alarm has been on in a row, the last one included
+
+    def step(self, above: bool) -> bool:
+        self.alarm = super().step(above)
+        self.alarm_run = self.alarm_run + 1 if self.alarm else 0
+        return self.alarm
+
+
+class LearnedAfterThreshold(AdaptiveThreshold):
+    """The adaptive threshold, leaving a window below it unlearned only in the first ``after``
+    windows of an alarm (``alarms``' current one)."""
+
+    def __init__(self, spec: AdaptiveThresholdSpec, alarms: AlarmRunFilter, after: int) -> None:
+        super().__init__(spec)
+        self.alarms, self.after = alarms, after
+
+    def observe(self, score: float, alarm: bool) -> None:
+        early_in_alarm = self.alarms.alarm and self.alarms.alarm_run <= self.after
+        super().observe(score, alarm or early_in_alarm)
+
+
+class HeldLearnedAfter(HeldLearned):
     """The runtime's decider, but the adaptive threshold learns the windows below it once an
-    alarm has been on for more than ``after`` windows in a row."""
+    alarm has been on for more than ``after`` windows in a row (``HeldLearned`` tells it only
+    whether a window is above; the threshold itself asks the alarm's length)."""
 
     after = 20
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._alarm_run = 0  # windows the alarm has been on in a row, this one included
-
-    def unlearned(self, above: bool, alarm: bool) -> bool:
-        self._alarm_run = self._alarm_run + 1 if alarm else 0
-        return above or (alarm and self._alarm_run <= self.after)
+    def __init__(self, consecutive: int, hold: int,
+                 adaptive: AdaptiveThresholdSpec | None = None, rearm: int = 0,
+                 likelihood: LikelihoodSpec | None = None) -> None:
+        super().__init__(consecutive, hold, adaptive, rearm, likelihood)
+        self.filter = alarms = AlarmRunFilter(consecutive, hold)
+        if adaptive is not None:
+            self.adaptive = LearnedAfterThreshold(adaptive, alarms, self.after)
 
 
 def learned_after(windows: int) -> type[HeldLearnedAfter]:
     """``HeldLearnedAfter`` with ``after`` set to ``windows``."""
     return type(f"HeldLearnedAfter{windows}", (HeldLearnedAfter,), {"after": windows})
-
-
-@contextmanager
-def held_windows_learned(decider: type[AlarmDecider] = HeldLearned):
-    """``row_decisions`` builds ``decider`` deciders inside the block."""
-    sweep_alarms.AlarmDecider = decider
-    try:
-        yield
-    finally:
-        sweep_alarms.AlarmDecider = AlarmDecider
 
 
 def line(bench: str, streams: list, decided: list, what: str, policy: Policy) -> str:
@@ -100,15 +117,14 @@ def main(argv: list[str] | None = None) -> int:
                 decided = [row_decisions(s, policy, robust_threshold(s.validation_scores, k))
                            for s in streams]
                 print(line(bench, streams, decided, f"robust at {name}", policy))
-        with held_windows_learned():
-            for policy in (DEFAULT_POLICY, *HELD):
-                decided = [row_decisions(s, policy) for s in streams]
-                print(line(bench, streams, decided, "held learned", policy), flush=True)
+        for policy in (DEFAULT_POLICY, *HELD):
+            decided = [row_decisions(s, policy, decider_class=HeldLearned) for s in streams]
+            print(line(bench, streams, decided, "held learned", policy), flush=True)
         for windows in LEARNED_AFTER:
-            with held_windows_learned(learned_after(windows)):
-                decided = [row_decisions(s, DEFAULT_POLICY) for s in streams]
-                print(line(bench, streams, decided, f"learned after {windows}", DEFAULT_POLICY),
-                      flush=True)
+            decided = [row_decisions(s, DEFAULT_POLICY, decider_class=learned_after(windows))
+                       for s in streams]
+            print(line(bench, streams, decided, f"learned after {windows}", DEFAULT_POLICY),
+                  flush=True)
     return 0
 
 

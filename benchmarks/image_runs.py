@@ -44,15 +44,24 @@ def architecture_options(options: ImageTrainingOptions, architecture: str | None
             raise ValueError(f"--global-score applies to --architecture fused; received "
                              f"--architecture {options.architecture}")
         options = replace(options, features=replace(options.features, global_score=True))
-    given = {name: value for name, value in (
+    chosen_levels = None if levels is None else feature_model.parse_levels(levels)
+    given = [name for name, value in (
         ("bank", bank), ("neighbourhood", neighbourhood), ("components", components),
-        ("levels", None if levels is None else feature_model.parse_levels(levels)))
-        if value is not None}
+        ("levels", chosen_levels)) if value is not None]
     for name in given:
         if options.architecture not in ("features", "fused"):
             raise ValueError(f"--{name} applies to --architecture features or fused; received "
                              f"--architecture {options.architecture}")
-    return replace(options, features=replace(options.features, **given)) if given else options
+    features = options.features
+    if bank is not None:
+        features = replace(features, bank=bank)
+    if neighbourhood is not None:
+        features = replace(features, neighbourhood=neighbourhood)
+    if components is not None:
+        features = replace(features, components=components)
+    if chosen_levels is not None:
+        features = replace(features, levels=chosen_levels)
+    return replace(options, features=features) if given else options
 
 
 def seed_options(options: ImageTrainingOptions, seed: int | None) -> ImageTrainingOptions:
@@ -128,19 +137,20 @@ def fused_components(keras_path: str | Path, items, detector, held_out: np.ndarr
     spec = detector.spec
     images, _ = load_images(items, spec.height, spec.color)
     scores = scores_of(images)
-    normal = scores_of(held_out) if held_out is not None and calibration is not None else None
-    from_normal_scores = calibration is not None and ThresholdMethod(calibration["method"]) in (
-        ThresholdMethod.GAUSSIAN, ThresholdMethod.PERCENTILE)
+    # the calibration rule where it sets a threshold from normal scores (gaussian, percentile)
+    rule = calibration if calibration is not None and ThresholdMethod(calibration["method"]) in (
+        ThresholdMethod.GAUSSIAN, ThresholdMethod.PERCENTILE) else None
+    normal = scores_of(held_out) if held_out is not None and rule is not None else None
     labels = np.array([i.anomalous for i in items])
     auroc, at_threshold = {}, {}
     for count in range(1, len(names) + 1):
         for group in combinations(names, count):
             key = "+".join(group)
-            total = sum(scores[n] for n in group)
+            total = np.sum([scores[n] for n in group], axis=0)
             auroc[key] = metrics.auroc(total, labels)
-            if normal is not None and from_normal_scores:
-                threshold = calibrate(calibration["method"], sum(normal[n] for n in group),
-                                      **calibration.get("params", {})).value
+            if normal is not None and rule is not None:
+                threshold = calibrate(rule["method"], np.sum([normal[n] for n in group], axis=0),
+                                      **rule.get("params", {})).value
                 c = metrics.counts(total > threshold, labels)
                 at_threshold[key] = {"threshold": threshold, "precision": c.precision,
                                      "recall": c.recall, "f1": c.f1}

@@ -28,12 +28,16 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from vigil.runtime.core.report import json_text  # noqa: E402
 from vigil.benchmarks.script_args import check_given_artifacts, positive_integer, whole_number
+
+if TYPE_CHECKING:
+    from vigil.runtime import ImageDetector
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -76,7 +80,7 @@ def build_default(folder: Path, steps: int, architecture: str = "features",
     return keras_path, int8, fp32, mixed
 
 
-def pipeline_fps(detector, raw: list[np.ndarray], folder: Path, repeats: int = 20) -> dict:
+def pipeline_fps(detector: ImageDetector, raw: list[np.ndarray], folder: Path, repeats: int = 20) -> dict:
     """Frames/s of the runtime's own frame loop over a video file (decode on a read-ahead
     thread, preprocess, infer, boxes, overlays of anomalous frames) against inference alone."""
     import io
@@ -86,7 +90,7 @@ def pipeline_fps(detector, raw: list[np.ndarray], folder: Path, repeats: int = 2
 
     height, width = raw[0].shape[:2]
     video = folder / "pipeline.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (width, height))
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter.fourcc(*"MJPG"), 30.0, (width, height))
     for _ in range(repeats):
         for frame in raw:
             writer.write(frame)
@@ -170,8 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     args.architecture = args.architecture or "features"
     given = check_given_artifacts(parser, args, {"int8": "int8", "fp32": "fp32",
                                                  "mixed": "mixed"})
+    from vigil.benchmarks.artifacts import load_image
     from vigil.benchmarks.bench import BenchOptions, baselines
-    from vigil.runtime import load
     from vigil.training.synthetic_frames import frames
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -197,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
 
         roof_before = measured_roof()["u8s8_ops_per_s"]  # and again after: the larger is kept
         base = baselines(keras_path, artifacts, BenchOptions())
-        int8 = load(int8_path, threads=1)
+        int8 = load_image(int8_path, flag="--int8")
         raw = [f.image for f in frames(24, seed=9, defect_rate=0.3, height=int8.spec.height,
                                        width=int8.spec.width)]
         p50 = {name: s["p50_ms"] for name, s in base["stats"].items()}

@@ -54,9 +54,10 @@ def build_default(folder: Path, architecture: str | None = None,
 
 
 def streaming_rate(int8_path: Path, values: np.ndarray) -> dict:
-    from vigil.runtime import StreamingScorer, load
+    from vigil.benchmarks.artifacts import load_sensor
+    from vigil.runtime import StreamingScorer
 
-    detector = load(int8_path, threads=1)
+    detector = load_sensor(int8_path)
     scorer = StreamingScorer(detector)
     rows = [(v, i, None, None) for i, v in enumerate(values)]
     start = time.perf_counter()

@@ -8,7 +8,8 @@ from pathlib import Path
 
 def cpu_info() -> dict:
     """CPU model, vendor, cores available to this process, clock, and the ISA flags that matter."""
-    model, vendor, flags, mhz = platform.processor() or platform.machine(), "", set(), None
+    model, vendor, mhz = platform.processor() or platform.machine(), "", None
+    flags: set[str] = set()
     family = None
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

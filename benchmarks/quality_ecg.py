@@ -31,7 +31,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from vigil.export import ExportOptions  # noqa: E402
 
 from vigil.export.export_sensor import export_sensor  # noqa: E402
-from vigil.runtime import load  # noqa: E402
+from vigil.benchmarks.artifacts import load_sensor  # noqa: E402
+from vigil.benchmarks.labels import labels_of  # noqa: E402
 from vigil.benchmarks.sensor_options import add_model_arguments, with_model_arguments  # noqa: E402
 from vigil.benchmarks.score_dump import save_streams, stream_of  # noqa: E402
 from vigil.runtime.core import metrics  # noqa: E402
@@ -57,21 +58,22 @@ def run_record(path: Path, options: SensorTrainingOptions, scratch: Path) -> dic
     header = path.open().readline().strip().split(",")
     leads = tuple(header[1:3])  # time, <lead1>, <lead2>, anomaly, beat
     table = read_table(path, features=leads, time_column="time", label_column="anomaly")
+    labels = labels_of(table, "anomaly")
     split = int(len(table) * TRAIN_FRACTION)
     train_csv = write_csv(scratch / f"{path.stem}-train.csv", table.values[:split],
-                          features=leads, labels=table.labels[:split])
+                          features=leads, labels=labels[:split])
     started = time.perf_counter()
     run = train_sensor(train_csv, scratch / f"{path.stem}.keras", options, verbose=0).run
     report = export_sensor(scratch / f"{path.stem}.keras", scratch / f"{path.stem}.onnx",
                            ExportOptions())
-    detector = load(report.path, threads=1)
+    detector = load_sensor(report.path)
     scores, alarms = row_decisions(detector, table.values)
     filled = between_windows(scores, scores, np.nan)  # rows between windows: the last window's
     test = slice(split, None)
-    stream = stream_of(path.stem, detector, scores, table.labels, split,
+    stream = stream_of(path.stem, detector, scores, labels, split,
                        run.normal_validation)
     return {"stream": stream, "gap": episode_gap(detector), "record": path.stem, "leads": list(leads), "alarms": alarms[test],
-            "scores": filled[test], "labels": table.labels[test],
+            "scores": filled[test], "labels": labels[test],
             "precision_chosen": report.precision, "seconds": time.perf_counter() - started}
 
 

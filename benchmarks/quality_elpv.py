@@ -32,7 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from vigil.export.export_image import export_image  # noqa: E402
 from vigil.export import ExportOptions  # noqa: E402
-from vigil.runtime import load  # noqa: E402
+from vigil.benchmarks.artifacts import load_image  # noqa: E402
 from vigil.runtime.camera.datasets import read_image  # noqa: E402
 from vigil.runtime.camera.evaluation import evaluate_images, test_items  # noqa: E402
 from vigil.runtime.core import metrics  # noqa: E402
@@ -81,7 +81,7 @@ def run_type(data: Path, cell_type: str, options: ImageTrainingOptions, scratch:
     train_seconds = time.perf_counter() - started
     exported = export_image(scratch / f"{cell_type}.keras", scratch / f"{cell_type}.onnx",
                             export)
-    detector = load(exported.path, threads=1)
+    detector = load_image(exported.path)
     items = test_items(root)
     result, scored = evaluate_images(detector, items)
     part = {"image_auroc": result["image_auroc"], "f1": result["f1"],

@@ -23,7 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from vigil.export.export_image import export_image  # noqa: E402
 from vigil.export import ExportOptions  # noqa: E402
-from vigil.runtime import load  # noqa: E402
+from vigil.benchmarks.artifacts import load_image  # noqa: E402
 from vigil.runtime.camera.evaluation import evaluate_images, test_items  # noqa: E402
 from vigil.runtime.camera.report import write_image_report  # noqa: E402
 from vigil.runtime.core.report import json_text  # noqa: E402
@@ -65,7 +65,7 @@ def run(data: Path, options: ImageTrainingOptions, scratch: Path, report: Path |
     train_seconds = time.perf_counter() - started
     log(f"trained in {train_seconds:.0f} s")
     exported = export_image(scratch / "mt.keras", scratch / "mt.onnx", export)
-    detector = load(exported.path, threads=1)
+    detector = load_image(exported.path)
     items = test_items(root)
     result, scored = evaluate_images(detector, items)
     if report is not None:

@@ -39,7 +39,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from vigil.export import ExportOptions  # noqa: E402
 
 from vigil.export.export_sensor import export_sensor  # noqa: E402
-from vigil.runtime import load  # noqa: E402
+from vigil.benchmarks.artifacts import load_sensor  # noqa: E402
 from vigil.runtime.core import metrics  # noqa: E402
 from vigil.runtime.core.report import json_text  # noqa: E402
 from vigil.runtime.sensor.evaluation import episode_gap, window_scores_of  # noqa: E402
@@ -78,7 +78,7 @@ def run_file(path: Path, root: Path, labels, options: SensorTrainingOptions, scr
     model = scratch / f"{number}.keras"
     trained = train_sensor(train_csv, model, options, verbose=0)
     report = export_sensor(model, scratch / f"{number}.onnx", ExportOptions())
-    detector = load(report.path, threads=1)
+    detector = load_sensor(report.path)
     # streamed window by window when the artifact uses running normalization, as `vigil score`
     ends, window_scores, _ = window_scores_of(detector, values)
     scores = np.full(len(values), np.nan)

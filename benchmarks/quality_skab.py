@@ -30,7 +30,8 @@ from vigil.runtime.core.report import json_text  # noqa: E402
 from vigil.export import ExportOptions, Precision  # noqa: E402
 
 from vigil.export.export_sensor import export_sensor  # noqa: E402
-from vigil.runtime import load  # noqa: E402
+from vigil.benchmarks.artifacts import load_sensor  # noqa: E402
+from vigil.benchmarks.labels import labels_of  # noqa: E402
 from vigil.benchmarks.sensor_options import add_model_arguments, with_model_arguments  # noqa: E402
 from vigil.benchmarks.score_dump import save_streams, stream_of  # noqa: E402
 from vigil.runtime.core.metrics import counts  # noqa: E402
@@ -60,6 +61,7 @@ def skab_protocol(files: list[Path], options: SensorTrainingOptions, scratch: Pa
     started = time.perf_counter()
     for number, path in enumerate(files, 1):
         table = read_table(path)
+        file_labels = labels_of(table)
         values = fill_gaps(table.values, options.data.max_gap, table.source, table.features)
         train_csv = write_csv(scratch / f"{number}-train.csv", values[:TRAIN_ROWS],
                               features=table.features)
@@ -67,12 +69,12 @@ def skab_protocol(files: list[Path], options: SensorTrainingOptions, scratch: Pa
         run = train_sensor(train_csv, model, options, verbose=0).run
         artifact = export_sensor(model, scratch / f"{number}.onnx",
                                  ExportOptions(precision=Precision.INT8, force=True)).path
-        detector = load(artifact, threads=1)
+        detector = load_sensor(artifact)
         scores, all_alarms = row_decisions(detector, values)
-        streams.append(stream_of(f"{path.parent.name}/{path.name}", detector, scores, table.labels,
+        streams.append(stream_of(f"{path.parent.name}/{path.name}", detector, scores, file_labels,
                                  TRAIN_ROWS, run.normal_validation))
         alarms = all_alarms[TRAIN_ROWS:]
-        labels = table.labels[TRAIN_ROWS:]
+        labels = file_labels[TRAIN_ROWS:]
         c = counts(alarms, labels)
         per_file.append({"file": f"{path.parent.name}/{path.name}", "f1": c.f1,
                          "far": 100 * c.false_alarm_rate, "mar": 100 * c.missed_alarm_rate})
@@ -96,13 +98,13 @@ def deployment_protocol(root: Path, options: SensorTrainingOptions, scratch: Pat
     train_sensor(train_csv, model, options, verbose=0)
     artifact = export_sensor(model, scratch / "deployment.onnx",
                              ExportOptions(precision=Precision.INT8, force=True)).path
-    detector = load(artifact, threads=1)
+    detector = load_sensor(artifact)
     predicted, truth = [], []
     for path in labeled_files(root):
         test = read_table(path)
         values = fill_gaps(test.values, options.data.max_gap, test.source, test.features)
         predicted.append(row_decisions(detector, values)[1])
-        truth.append(test.labels)
+        truth.append(labels_of(test))
     total = counts(np.concatenate(predicted), np.concatenate(truth))
     return {"protocol": "deployment: train on anomaly-free.csv (minus last 572 rows), test all 34",
             "f1": total.f1, "far": 100 * total.false_alarm_rate,

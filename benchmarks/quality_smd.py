@@ -27,7 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from vigil.export import ExportOptions  # noqa: E402
 
 from vigil.export.export_sensor import export_sensor  # noqa: E402
-from vigil.runtime import load  # noqa: E402
+from vigil.benchmarks.artifacts import load_sensor  # noqa: E402
 from vigil.benchmarks.sensor_options import add_model_arguments, with_model_arguments  # noqa: E402
 from vigil.benchmarks.score_dump import save_streams, stream_of  # noqa: E402
 from vigil.runtime.core import metrics  # noqa: E402
@@ -57,7 +57,7 @@ def run_machine(folder: Path, options: SensorTrainingOptions, scratch: Path,
     result = train_sensor(train_csv, scratch / f"{folder.name}.keras", options, verbose=0)
     report = export_sensor(scratch / f"{folder.name}.keras", scratch / f"{folder.name}.onnx",
                            ExportOptions())
-    detector = load(report.path, threads=1)
+    detector = load_sensor(report.path)
     scored = score_file(detector, folder / "test.csv", "anomaly", name=folder.name)
     seconds = time.perf_counter() - started
     run = result.run

@@ -31,7 +31,8 @@ from vigil.benchmarks.quality_skab import TRAIN_ROWS, labeled_files  # noqa: E40
 from vigil.benchmarks.sensor_options import add_model_arguments, with_model_arguments  # noqa: E402
 from vigil.export import ExportOptions  # noqa: E402
 from vigil.export.export_sensor import export_sensor  # noqa: E402
-from vigil.runtime import load  # noqa: E402
+from vigil.benchmarks.artifacts import load_sensor  # noqa: E402
+from vigil.benchmarks.labels import labels_of  # noqa: E402
 from vigil.runtime.core import metrics  # noqa: E402
 from vigil.runtime.core.report import json_text  # noqa: E402
 from vigil.runtime.sensor.evaluation import between_windows, episode_gap, row_decisions  # noqa: E402
@@ -53,7 +54,8 @@ def load_set(name: str, root: Path, scratch: Path) -> list[tuple[Path, int]]:
         header = path.open().readline().strip().split(",")
         table = read_table(path, features=tuple(header[1:3]), time_column="time",
                            label_column="anomaly")
-        csv = write_csv(scratch / f"{path.stem}.csv", table.values, table.labels, features=LEADS)
+        csv = write_csv(scratch / f"{path.stem}.csv", table.values, labels_of(table, "anomaly"),
+                        features=LEADS)
         out.append((csv, int(len(table) * TRAIN_FRACTION)))
     return out
 
@@ -69,7 +71,7 @@ def run(name: str, root: Path, options: SensorTrainingOptions, supervised: Super
         model = scratch / f"fold{fold}.keras"
         result = train_supervised(train, model, options, supervised, verbose=0)
         report = export_sensor(model, scratch / f"fold{fold}.onnx", ExportOptions())
-        detector = load(report.path, threads=1)
+        detector = load_sensor(report.path)
         trained = time.perf_counter() - started
         for path, first in test:
             table = read_table(path, features=detector.features,
@@ -78,7 +80,7 @@ def run(name: str, root: Path, options: SensorTrainingOptions, supervised: Super
             row_scores, row_alarms = row_decisions(detector, values)
             scores.append(between_windows(row_scores, row_scores, np.nan)[first:])
             alarms.append(row_alarms[first:])
-            labels.append(table.labels[first:])
+            labels.append(labels_of(table)[first:])
         gap = episode_gap(detector)
         folds.append({"fold": fold, "train_files": [f"{p.parent.name}/{p.name}" for p in train],
                       "test_files": [f"{p.parent.name}/{p.name}" for p, _ in test],

@@ -9,6 +9,7 @@ the threshold was calibrated on. ``benchmarks/sweep_alarms.py`` reads them.
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,17 +38,26 @@ def stream_of(name: str, detector, scores: np.ndarray, labels: np.ndarray, test_
 
 def save_streams(path: Path, benchmark: str, streams: list[ScoredStream]) -> None:
     arrays: dict[str, np.ndarray] = {}
-    meta = {"benchmark": benchmark, "streams": []}
+    described: list[dict] = []  # each stream's name and alarm settings, beside its arrays
     for number, s in enumerate(streams):
         arrays[f"scores_{number}"] = s.scores
         arrays[f"labels_{number}"] = s.labels
         arrays[f"validation_{number}"] = s.validation_scores
-        meta["streams"].append({"name": s.name, "test_start": s.test_start,
-                                "threshold": s.threshold, "consecutive": s.consecutive,
-                                "hold": s.hold})
+        described.append({"name": s.name, "test_start": s.test_start,
+                          "threshold": s.threshold, "consecutive": s.consecutive,
+                          "hold": s.hold})
+    meta = {"benchmark": benchmark, "streams": described}
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, **arrays)
+    # np.savez_compressed's file, written member by member (its **arrays cannot be told apart
+    # from its allow_pickle flag, numpy >= 2.1): ``.npz`` added where the name lacks it, each
+    # array an .npy member, none pickled
+    if not path.name.endswith(".npz"):
+        path = path.with_name(path.name + ".npz")
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
+        for name, array in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
 
 def load_streams(path: Path) -> tuple[str, list[ScoredStream]]:

@@ -65,14 +65,18 @@ def child(*args: str, cwd: Path = ROOT) -> None:
         raise SystemExit(f"soak: `{' '.join(args)}` failed:\n{done.stderr[-3000:]}")
 
 
-def build_models(work: Path, args) -> tuple[Path, Path, str, str]:
-    image, sensor = args.image_model, args.sensor_model
-    image_kind = f"given: {image}" if image else None
-    sensor_kind = f"given: {sensor}" if sensor else None
-    if image is None:
+def build_models(work: Path, args: argparse.Namespace) -> tuple[Path, Path, str, str]:
+    """(image artifact, sensor artifact, what each is): the given ones, or ones built here."""
+    image: Path | None = args.image_model
+    sensor: Path | None = args.sensor_model
+    if image is not None:
+        image_kind = f"given: {image}"
+    else:
         image, image_kind = work / "tiny-image.onnx", "tiny closed-form (tests/image_fixtures.py)"
         child("tests/image_fixtures.py", str(image))
-    if sensor is None and args.train_sensor:
+    if sensor is not None:
+        sensor_kind = f"given: {sensor}"
+    elif args.train_sensor:
         data = work / "train-data"
         child("-c", "import sys; from vigil.training.synthetic import write_sensor_dataset; "
                     f"write_sensor_dataset({str(data)!r}, seed=0, train_rows=3000, test_rows=200)")
@@ -84,7 +88,7 @@ def build_models(work: Path, args) -> tuple[Path, Path, str, str]:
         child("-m", "vigil", "export", str(keras), "-o", str(sensor), "--precision", "int8",
               "--force")
         sensor_kind = "LSTM forecaster, window 16, 16 units, INT8 (trained by this script)"
-    elif sensor is None:
+    else:
         sensor, sensor_kind = work / "tiny-sensor.onnx", "tiny closed-form (tests/sensor_fixtures.py)"
         child("tests/sensor_fixtures.py", str(sensor))
     return Path(image), Path(sensor), image_kind, sensor_kind
@@ -95,7 +99,7 @@ def build_models(work: Path, args) -> tuple[Path, Path, str, str]:
 def write_video(path: Path, frames: int, corrupt_every: int, size=(96, 72)) -> list[int]:
     """An MJPG video of a bar moving over a gradient; returns the frames made undecodable."""
     width, height = size
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, size)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 25.0, size)
     if not writer.isOpened():
         raise SystemExit("soak: this OpenCV cannot write MJPG video")
     rng = np.random.default_rng(0)
@@ -119,7 +123,8 @@ DAMAGED_REGION = 20  # frames
 def damage_region(path: Path, first: int) -> None:
     """Overwrite ``DAMAGED_REGION`` frames from ``first`` on, container chunk headers included."""
     data = bytearray(path.read_bytes())
-    starts, position = [], 0
+    starts: list[int] = []
+    position = 0
     while len(starts) <= first + DAMAGED_REGION:
         position = data.find(b"\xff\xd8\xff", position)
         if position < 0:
@@ -188,8 +193,8 @@ def write_rows(path: Path, rows: int, features, mean, std, max_gap: int) -> dict
         bad[41_000] = late[41_000] = sentinel[41_000] = False
         stamps[41_000] = 4_102_444_800
     sentinels = (65535.0, -9999.0, 1e6, 1e20)
-    for k, i in enumerate(np.flatnonzero(sentinel)):
-        values[i, k % n] = sentinels[k % len(sentinels)]
+    for k, sentinel_row in enumerate(np.flatnonzero(sentinel)):
+        values[sentinel_row, k % n] = sentinels[k % len(sentinels)]
     with open(path, "w", encoding="utf-8", errors="surrogatepass") as handle:
         handle.write(",".join(["timestamp", *features]) + "\n")
         for start in range(0, rows, 50_000):
@@ -279,8 +284,12 @@ class Sampler:
         from vigil.runtime.core.health import rss_bytes
 
         report = self.reporter.snapshot()
+        rss = rss_bytes()
+        if rss is None:
+            raise SystemExit("soak: this system's resident memory cannot be read "
+                             "(/proc/self/status VmRSS), and the soak checks it: run it on Linux")
         self.samples.append((time.monotonic() - self._started, int(report.get(self.key) or 0),
-                             rss_bytes() / MB))
+                             rss / MB))
 
     def _run(self) -> None:
         while not self._stop.wait(self.every_s):
@@ -351,10 +360,10 @@ def sentinel_scores_match(detector, csv_path: Path, out: Path, sentinel: np.ndar
     from vigil.runtime.sensor.tables import iter_rows, read_lines
 
     window = detector.spec.window
-    wanted = set()
-    for row in np.flatnonzero(sentinel).tolist():
-        wanted.update(range(row, row + window))
-    values = {}
+    wanted: set[int] = set()
+    for sentinel_row in np.flatnonzero(sentinel).tolist():
+        wanted.update(range(sentinel_row, sentinel_row + window))
+    values: dict[int, np.ndarray] = {}
     options = detector.read_options()
     with open(csv_path, "rb") as handle:
         index = 0
@@ -371,8 +380,8 @@ def sentinel_scores_match(detector, csv_path: Path, out: Path, sentinel: np.ndar
             lines[record["index"]] = record["score"]
     worst, compared = 0.0, 0
     for end, score in lines.items():
-        rows = [values.get(end - window + 1 + k) for k in range(window)]
-        if any(r is None or not np.isfinite(r).all() for r in rows):
+        rows = [values[i] for i in range(end - window + 1, end + 1) if i in values]
+        if len(rows) < window or not all(np.isfinite(r).all() for r in rows):
             continue
         alone = float(detector.score(np.stack(rows)[None])[0])
         alone = alone if np.isfinite(alone) else sys.float_info.max
@@ -383,8 +392,8 @@ def sentinel_scores_match(detector, csv_path: Path, out: Path, sentinel: np.ndar
 
 # --- phases -------------------------------------------------------------------------------------
 
-def soak_frames(model: Path, work: Path, frames: int, args) -> dict:
-    from vigil.runtime import load
+def soak_frames(model: Path, work: Path, frames: int, args: argparse.Namespace) -> dict:
+    from vigil.benchmarks.artifacts import load_image
     from vigil.runtime.camera.scoring import score_frames
     from vigil.runtime.core.health import HealthReporter
     from vigil.runtime.core.output import JsonLines
@@ -399,7 +408,7 @@ def soak_frames(model: Path, work: Path, frames: int, args) -> dict:
             region += DAMAGED_REGION
         damage_region(video, region)
     made_s = time.perf_counter() - began
-    detector = load(model, threads=args.threads)
+    detector = load_image(model, args.threads, "--image-model")
     out = work / "frames.jsonl"
     health = HealthReporter(work / "health-frames.json", args.health_interval, model=detector)
     sink = JsonLines(out)
@@ -435,13 +444,13 @@ def soak_frames(model: Path, work: Path, frames: int, args) -> dict:
     return result
 
 
-def soak_rows(model: Path, work: Path, rows: int, args) -> dict:
-    from vigil.runtime import load
+def soak_rows(model: Path, work: Path, rows: int, args: argparse.Namespace) -> dict:
+    from vigil.benchmarks.artifacts import load_sensor
     from vigil.runtime.core.health import HealthReporter
     from vigil.runtime.core.output import JsonLines
     from vigil.runtime.sensor.scoring import score_source
 
-    detector = load(model, threads=args.threads)
+    detector = load_sensor(model, args.threads, "--sensor-model")
     spec = detector.spec
     csv_path = work / "rows.csv"
     began = time.perf_counter()
@@ -525,10 +534,11 @@ def soak_unattended(model: Path, work: Path, rows: int) -> dict:
     # SIGTERM while nobody reads stdout: whole lines only, counted exactly, exit 0.
     process = subprocess.Popen([sys.executable, "-m", "vigil", "score", str(model), str(csv_path)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None  # both piped
     time.sleep(3.0)  # long enough to fill the pipe and block the writer
     process.send_signal(signal.SIGTERM)
     received = b""
-    while chunk := process.stdout.read1(1 << 14):
+    while chunk := os.read(process.stdout.fileno(), 1 << 14):  # what came; b"" at the end
         received += chunk
         time.sleep(0.0005)
     errors = process.stderr.read()
@@ -545,6 +555,7 @@ def soak_unattended(model: Path, work: Path, rows: int) -> dict:
     process = subprocess.Popen([sys.executable, "-m", "vigil", "score", str(model), "-",
                                 "--jsonl", str(out)], stdin=subprocess.PIPE,
                                stderr=subprocess.PIPE)
+    assert process.stdin is not None  # piped
     with open(csv_path, "rb") as handle:
         head = b"".join(handle.readline() for _ in range(2001))
     process.stdin.write(head)
@@ -624,13 +635,22 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--{name} must be >= 0; received {getattr(args, name)}")
     if not 0 <= args.warm_up < 1:
         parser.error(f"--warm-up must be in [0, 1); received {args.warm_up}")
+    from vigil.benchmarks.artifacts import load_image, load_sensor
+
+    for flag, given, load_kind in (("--image-model", args.image_model, load_image),
+                                   ("--sensor-model", args.sensor_model, load_sensor)):
+        if given is not None:  # checked before minutes of writing inputs for it
+            try:
+                load_kind(given, 1, flag)
+            except ValueError as error:
+                parser.error(str(error))
 
     work = args.work or Path(tempfile.mkdtemp(prefix="vigil-soak-"))
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     try:
         image, sensor, image_kind, sensor_kind = build_models(work, args)
-        result = {"machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg()},
+        result: dict = {"machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg()},
                   "models": {"image": image_kind, "sensor": sensor_kind}}
         if args.frames:
             print(f"soak: frames phase, {args.frames} frames ...", flush=True)

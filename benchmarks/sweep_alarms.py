@@ -70,7 +70,7 @@ class Policy:
                  else {"likelihood_level_warmup": self.likelihood_level})
         spec = CalibrationOptions(likelihood_z=self.likelihood_z, **level).likelihood_spec(
             validation_scores)
-        return LikelihoodSpec(**spec)
+        return None if spec is None else LikelihoodSpec(**spec)
 
 
 def grid() -> list[Policy]:
@@ -109,16 +109,18 @@ def grid() -> list[Policy]:
     return list(unique.values())
 
 
-def row_decisions(stream: ScoredStream, policy: Policy,
-                  base: float | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+def row_decisions(stream: ScoredStream, policy: Policy, base: float | None = None,
+                  decider_class: type[AlarmDecider] = AlarmDecider
+                  ) -> tuple[np.ndarray, np.ndarray, int]:
     """Per-row (alarms, episode starts) as ``vigil score`` gives them (rows between windows take
     the last window's alarm), and the re-arm time in rows; ``base``: the calibrated threshold
-    (default: mean + ``policy.k`` std of the held-out normal scores)."""
+    (default: mean + ``policy.k`` std of the held-out normal scores); ``decider_class``: the
+    runtime's decider, or a variant of it an exploration measures."""
     ends = np.flatnonzero(~np.isnan(stream.scores))
     if base is None:
         base = calibrate(ThresholdMethod.GAUSSIAN, stream.validation_scores, k=policy.k).value
-    decider = AlarmDecider(policy.consecutive, policy.hold, policy.adaptive, policy.rearm,
-                           policy.likelihood(stream.validation_scores))
+    decider = decider_class(policy.consecutive, policy.hold, policy.adaptive, policy.rearm,
+                            policy.likelihood(stream.validation_scores))
     rows = np.zeros(len(stream.scores), dtype=bool)
     starts = np.zeros(len(stream.scores), dtype=bool)
     _, rows[ends], starts[ends] = decider.run(stream.scores[ends], base)
@@ -166,7 +168,7 @@ def figure_line(bench: str, streams: list[ScoredStream], decided, label: str,
 
 
 def sweep(sets: dict[str, list[ScoredStream]], policies: list[Policy], log=print) -> list[dict]:
-    rows = []
+    rows: list[dict] = []  # one per policy: its settings and each set's figures
     for policy in policies:
         started = time.perf_counter()
         figures = {name: evaluate(name, streams, policy) for name, streams in sets.items()}

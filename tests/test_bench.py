@@ -666,3 +666,19 @@ def test_bench_names_data_of_the_other_kind_as_score_does(tmp_path, capsys):
     (tmp_path / "data" / "test.csv").write_text("a,b\n1,2\n")
     assert cli.main(["bench", str(model), "--input", str(tmp_path / "data")]) == 2
     assert "is an image model and" in capsys.readouterr().err
+
+
+def test_baselines_without_a_runtime_model_are_refused_before_anything_is_timed(monkeypatch):
+    """``bench([], BenchOptions(against=...))`` timed the machine, imported TensorFlow and loaded
+    the Keras model, then failed with a TypeError on ``None``: its ratios need a runtime model."""
+    from vigil.benchmarks import bench as bench_module
+
+    def timed(*args, **kwargs):
+        raise AssertionError("timing began before the models were checked")
+
+    monkeypatch.setattr(bench_module, "measured_roof", timed)
+    with pytest.raises(ValueError, match=r"baselines of 'model.keras' .* give one or more "
+                                         r"MODEL.onnx files, got none"):
+        bench_module.bench([], bench_module.BenchOptions(against="model.keras"))
+    with pytest.raises(ValueError, match="got none"):
+        bench_module.baselines("model.keras", [], bench_module.BenchOptions())
