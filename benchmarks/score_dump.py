@@ -9,7 +9,6 @@ the threshold was calibrated on. ``benchmarks/sweep_alarms.py`` reads them.
 from __future__ import annotations
 
 import json
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,15 +48,10 @@ def save_streams(path: Path, benchmark: str, streams: list[ScoredStream]) -> Non
     meta = {"benchmark": benchmark, "streams": described}
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # np.savez_compressed's file, written member by member (its **arrays cannot be told apart
-    # from its allow_pickle flag, numpy >= 2.1): ``.npz`` added where the name lacks it, each
-    # array an .npy member, none pickled
-    if not path.name.endswith(".npz"):
-        path = path.with_name(path.name + ".npz")
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
-        for name, array in arrays.items():
-            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+    # numpy's stubs let **arrays fill savez_compressed's allow_pickle (numpy >= 2.1); these
+    # names never do (scores_N, labels_N, validation_N, meta), and passing allow_pickle itself
+    # would add an array of that name on numpy < 2.1
+    np.savez_compressed(path, **arrays)  # type: ignore[arg-type]
 
 
 def load_streams(path: Path) -> tuple[str, list[ScoredStream]]:
