@@ -31,7 +31,10 @@ def _tensor(key: str, numel: int, offset: int, shape, stride) -> bytes:
 
 
 def write_legacy(path, tensors: dict[str, tuple[str, int, tuple, tuple]],
-                 storages: dict[str, np.ndarray], state_prefix: bytes = b"") -> None:
+                 storages: dict[str, np.ndarray], state_prefix: bytes = b"",
+                 keys: object = None) -> None:
+    """A legacy file of ``tensors`` over ``storages``; ``keys``, when given, is written as the
+    record of storage keys in place of the storages' own."""
     state = b"\x80\x02ccollections\nOrderedDict\n)R(" + state_prefix
     for name, (key, offset, shape, stride) in tensors.items():
         state += _body(name) + _tensor(key, storages[key].size, offset, shape, stride)
@@ -40,7 +43,7 @@ def write_legacy(path, tensors: dict[str, tuple[str, int, tuple, tuple]],
         for header in (LEGACY_MAGIC, LEGACY_PROTOCOL, {"little_endian": True}):
             f.write(pickle.dumps(header, protocol=2))
         f.write(state)
-        f.write(pickle.dumps(list(storages), protocol=2))
+        f.write(pickle.dumps(list(storages) if keys is None else keys, protocol=2))
         for data in storages.values():
             f.write(struct.pack("<q", data.size) + data.astype(np.float32).tobytes())
 
@@ -73,6 +76,23 @@ def test_refuses_a_tensor_that_reaches_outside_its_storage(tmp_path):
     path = tmp_path / "w.pth"
     write_legacy(path, {"a": ("0", 2, (3, 4), (4, 1))}, {"0": np.zeros(12, np.float32)})
     with pytest.raises(ValueError, match="tensor a reaches outside its storage"):
+        read_legacy_state_dict(path)
+
+
+@pytest.mark.parametrize("keys, storages, cut, message", [
+    (7, {"0": np.zeros(2, np.float32)}, 0, "its storage keys are a int, expected a list"),
+    (["0", "9"], {"0": np.zeros(2, np.float32)}, 0, "storage 9 belongs to no tensor"),
+    ([], {"0": np.zeros(2, np.float32)}, 0, r"the tensors' storages \['0'\] are not in the file"),
+    (None, {"0": np.zeros(2, np.float32)}, 12, "storage 0 is truncated"),  # inside its count
+])
+def test_a_damaged_storage_list_is_a_value_error_naming_the_file(tmp_path, keys, storages, cut,
+                                                                  message):
+    # each raised a TypeError, KeyError or struct.error instead (found by type-checking)
+    path = tmp_path / "w.pth"
+    write_legacy(path, {"a": ("0", 0, (2,), (1,))}, storages, keys=keys)
+    if cut:
+        path.write_bytes(path.read_bytes()[:-cut])
+    with pytest.raises(ValueError, match=message):
         read_legacy_state_dict(path)
 
 

@@ -59,8 +59,9 @@ def region_mask(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
             cells = (int(2 ** rng.integers(0, 5)), int(2 ** rng.integers(0, 5)))
             noise = perlin_noise(rng, shape, cells).astype(np.float32)
             rotation = cv2.getRotationMatrix2D((width / 2, height / 2), rng.uniform(-90, 90), 1.0)
-            noise = cv2.warpAffine(noise, rotation, (width, height), borderMode=cv2.BORDER_REFLECT)
-            mask = (noise > 0.5).astype(np.float32)
+            rotated = cv2.warpAffine(noise, rotation, (width, height),
+                                     borderMode=cv2.BORDER_REFLECT)
+            mask = (rotated > 0.5).astype(np.float32)
             if mask.sum() > 4:
                 break
     elif kind < 0.6:

@@ -81,7 +81,7 @@ def _write_sidecar(temporary: str, run: TrainingRun, record: dict) -> None:
             arrays["validation_masks"] = run.validation_masks.astype(bool)
         if run.validation_clean is not None:
             arrays["validation_clean"] = run.validation_clean.astype(bool)
-        np.savez(handle, **arrays)
+        np.savez(handle, allow_pickle=False, **arrays)  # as the sidecar is read back
 
 
 class _OtherModel(ValueError):

@@ -112,7 +112,7 @@ def build_trunk(last_stage: int, outputs: tuple[int, ...], weights: dict[str, np
         raise ValueError(f"`outputs` must be stages within 1..{last_stage} and `last_stage` "
                          f"within 1..{len(STAGES)}; received {outputs} and {last_stage}")
     weights = read_weights() if weights is None else weights
-    assign: list[tuple[object, list[np.ndarray]]] = []
+    assign: list[tuple[layers.Layer, list[np.ndarray]]] = []  # each layer's pretrained weights
 
     def conv(x, weight, stride, name, depthwise=False):
         k = weight.shape[2]
@@ -138,15 +138,15 @@ def build_trunk(last_stage: int, outputs: tuple[int, ...], weights: dict[str, np
         pixels = keras.Input((None, None, 3), name="imagenet_rgb")
         x = conv(pixels, weights["_conv_stem.weight"], 2, "stem")
     else:
-        kernel, bias = folded_stem(weights, color)
-        kernel = kernel.transpose(2, 3, 1, 0)
+        stem_kernel, bias = folded_stem(weights, color)
+        stem_kernel = stem_kernel.transpose(2, 3, 1, 0)
         if space_to_depth:
-            kernel = space_to_depth_kernel(kernel)
-        pixels = keras.Input((None, None, kernel.shape[2]), name=f"unit_{color}")
-        stem = layers.Conv2D(kernel.shape[3], kernel.shape[0], 1 if space_to_depth else 2,
-                             padding="same", name="stem")
+            stem_kernel = space_to_depth_kernel(stem_kernel)
+        pixels = keras.Input((None, None, stem_kernel.shape[2]), name=f"unit_{color}")
+        stem = layers.Conv2D(stem_kernel.shape[3], stem_kernel.shape[0],
+                             1 if space_to_depth else 2, padding="same", name="stem")
         x = stem(pixels)
-        assign.append((stem, [kernel, bias]))
+        assign.append((stem, [stem_kernel, bias]))
     x = batch_norm(x, "_bn0", "stem_bn")
     block, features = 0, {}
     for stage, (kernel, stride, expansion, width, repeats) in enumerate(STAGES[:last_stage], 1):

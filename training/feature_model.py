@@ -334,19 +334,18 @@ def global_statistics(features: np.ndarray, shrinkage: float
 def size_problem(options: FeatureModelOptions) -> str | None:
     """Why ``options`` do not fit the backbone, or None. Undecided ``levels`` are checked as the
     default, ``BASE_LEVELS``; ``choose_levels`` tries the wider ones only where the size fits."""
-    if options.levels is None:
-        options = replace(options, levels=BASE_LEVELS)
+    levels = BASE_LEVELS if options.levels is None else options.levels
     stages = len(efficientnet_lite.STAGE_STRIDES)
-    if (not options.levels or any(not 1 <= s <= stages for s in options.levels)
-            or list(options.levels) != sorted(set(options.levels))):
+    if (not levels or any(not 1 <= s <= stages for s in levels)
+            or list(levels) != sorted(set(levels))):
         return (f"`levels` must be distinct EfficientNet-Lite0 stages in 1..{stages}, in "
-                f"increasing order; received {list(options.levels)}")
-    coarsest = max(efficientnet_lite.STAGE_STRIDES[s - 1] for s in options.levels)
+                f"increasing order; received {list(levels)}")
+    coarsest = max(efficientnet_lite.STAGE_STRIDES[s - 1] for s in levels)
     if options.size % coarsest or options.size < 4 * coarsest:
         return (f"`size` must be a multiple of {coarsest} and at least {4 * coarsest} for stages "
-                f"{list(options.levels)}; received {options.size}")
-    if min(efficientnet_lite.STAGE_STRIDES[s - 1] for s in options.levels) != FEATURE_STRIDE:
-        return f"`levels` must include stage 3 (stride {FEATURE_STRIDE}); received {options.levels}"
+                f"{list(levels)}; received {options.size}")
+    if min(efficientnet_lite.STAGE_STRIDES[s - 1] for s in levels) != FEATURE_STRIDE:
+        return f"`levels` must include stage 3 (stride {FEATURE_STRIDE}); received {levels}"
     if options.neighbourhood < 1 or options.neighbourhood % 2 == 0:
         return f"`neighbourhood` must be odd and positive; received {options.neighbourhood}"
     if options.bank is not None and options.bank < BANK_MIN_ENTRIES:
@@ -379,8 +378,7 @@ def build_extractor(channels: int, color: str, options: FeatureModelOptions,
                     weights: dict | None = None) -> keras.Model:
     """uint8 frames (batch, size, size, channels) -> patch features at stride 8 (undecided
     ``levels``: ``BASE_LEVELS``)."""
-    if options.levels is None:
-        options = replace(options, levels=BASE_LEVELS)
+    levels = BASE_LEVELS if options.levels is None else options.levels
     problem = size_problem(options)
     if problem is not None:
         raise ValueError(problem)
@@ -393,12 +391,12 @@ def build_extractor(channels: int, color: str, options: FeatureModelOptions,
     pixels = SpaceToDepth(name="space_to_depth")(ToFloat(name="to_float")(frames))
     if options.frame_contrast:
         pixels = FrameContrast(name="preprocess_frame_contrast")(pixels)
-    trunk = efficientnet_lite.build_trunk(max(options.levels), tuple(options.levels), weights,
+    trunk = efficientnet_lite.build_trunk(max(levels), tuple(levels), weights,
                                           color=color, space_to_depth=True)
     outputs = trunk(pixels)
     outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
     parts = []
-    for stage, x in zip(options.levels, outputs):
+    for stage, x in zip(levels, outputs):
         if options.neighbourhood > 1:
             x = NeighbourhoodMean(options.neighbourhood, name=f"neighbourhood_{stage}")(x)
         factor = efficientnet_lite.STAGE_STRIDES[stage - 1] // FEATURE_STRIDE
@@ -582,7 +580,8 @@ def choose_levels(train_images: np.ndarray, color: str, options: FeatureModelOpt
     images stand further above those images' own scores, in their std, by more than
     ``LEVELS_MARGIN`` of the base levels' separation. Where the size does not suit stage 6, or
     fewer than ``LEVELS_MIN_HELD_OUT`` images are held out, the base levels are fitted alone."""
-    held = 0 if held_out is None else len(held_out)
+    held_images = train_images[:0] if held_out is None else held_out  # none: an empty set
+    held = len(held_images)
     reason = (size_problem(replace(options, levels=CONTEXT_LEVELS))
               or (f"{held} held-out normal images, fewer than the {LEVELS_MIN_HELD_OUT} the "
                   f"choice needs" if held < LEVELS_MIN_HELD_OUT else None))
@@ -591,7 +590,7 @@ def choose_levels(train_images: np.ndarray, color: str, options: FeatureModelOpt
                                      verbose)
         return scorer, {**record, "levels_choice": "default", "levels_reason": reason, **fitted}
     rng = np.random.default_rng(options.seed)
-    defects = crack_copies(held_out, LEVELS_COPIES, rng)
+    defects = crack_copies(held_images, LEVELS_COPIES, rng)
     # The base levels' features are the context levels' first channels: extracted once.
     started = time.perf_counter()
     context_options = replace(options, levels=CONTEXT_LEVELS)
@@ -605,7 +604,7 @@ def choose_levels(train_images: np.ndarray, color: str, options: FeatureModelOpt
         label = f"coreset of levels {','.join(map(str, levels))} (fit {fit} of 2)"
         fits[levels] = _fit_levels(train_images, color, replace(options, levels=levels), verbose,
                                    part, extracted, label)
-        separations[levels] = defect_separation(fits[levels][0], held_out, defects)
+        separations[levels] = defect_separation(fits[levels][0], held_images, defects)
     base, context = separations[BASE_LEVELS], separations[CONTEXT_LEVELS]
     chosen = CONTEXT_LEVELS if context > base * (1 + LEVELS_MARGIN) else BASE_LEVELS
     log.info("levels %s: faint thin cracks drawn into the %d held-out normal images score %.2f "
@@ -697,7 +696,8 @@ def _fit_levels(train_images: np.ndarray, color: str, options: FeatureModelOptio
     progress = StepProgress(size, verbose, label=label, metric="radius")
     bank = flat[greedy_coreset(flat, size, options.projection, rng, progress)]
     scorer = build_scoring_model(extractor, bank, options, global_weights, projection)
-    return scorer, {"frame_contrast": options.frame_contrast, "levels": list(options.levels),
+    return scorer, {"frame_contrast": options.frame_contrast,
+                    "levels": list(decided_levels(options)),
                     "patches": int(n * h * w), "patches_used": int(len(flat)),
                     "feature_channels": int(c), **reduced, "bank": int(len(bank)),
                     "bank_choice": choice,
@@ -718,16 +718,24 @@ def bank_size(options: FeatureModelOptions, patches: int) -> tuple[int, str]:
     return min(chosen, patches), "chosen"
 
 
+def decided_levels(options: FeatureModelOptions) -> tuple[int, ...]:
+    """``options.levels``, decided (given, or chosen by ``fit``): what a fitted model reads."""
+    if options.levels is None:
+        raise ValueError("`levels` is undecided (None): `fit` chooses them; give the fitted "
+                         "record's levels (or a tuple of stages such as (3, 5))")
+    return options.levels
+
+
 def projected(options: FeatureModelOptions) -> bool:
     """Whether decided ``levels``' features are projected on ``components`` principal
     components (only when they are fewer than the levels' channels)."""
-    channels = sum(efficientnet_lite.STAGES[s - 1][3] for s in options.levels)
+    channels = sum(efficientnet_lite.STAGES[s - 1][3] for s in decided_levels(options))
     return 0 < options.components < channels
 
 
 def score_reduction(options: FeatureModelOptions) -> str:
     stages = " and ".join(f"stage {s} (stride {efficientnet_lite.STAGE_STRIDES[s - 1]})"
-                          for s in options.levels)
+                          for s in decided_levels(options))
     return ((f"each frame's pixels moved to mean {CONTRAST_MEAN:g} and std {CONTRAST_STD:g} "
              f"over the frame; " if options.frame_contrast else "")
             + f"Euclidean distance of each stride-{FEATURE_STRIDE} patch's features (frozen "

@@ -90,7 +90,7 @@ def image_validation_check(scores: np.ndarray, labels: np.ndarray, threshold: Th
     elif check["normal_rejected"] and names is not None:
         # one unusual good image among few lifts a Gaussian threshold over itself and costs
         # recall (a review's ELPV cell at 36.2 among 22: threshold 33.6, the rest at most 28.7)
-        rejected = [(float(scores[i]), names[i]) for i in np.flatnonzero(above & normal)]
+        rejected = [(float(scores[i]), names[int(i)]) for i in np.flatnonzero(above & normal)]
         rejected.sort(reverse=True)
         others = np.asarray(scores)[normal & ~above]
         warnings.append(

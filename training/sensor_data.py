@@ -35,14 +35,14 @@ class SensorData:
     time_column: str | None
     label_column: str | None
     train_rows: np.ndarray       # normal training rows, for normalization and calibration
+    # Per feature: the scale of the heavy-tail compression (``heavy_tail_scales``; 0: none), and
+    # the mean and std the model standardizes the compressed values with (``mean`` and ``std``
+    # where nothing is compressed; those two stay the readings' own, in their units, for the
+    # artifact's spec).
+    compression: np.ndarray
+    model_mean: np.ndarray
+    model_std: np.ndarray
     roles: tuple[str, ...] = ()  # per feature: "scored", or why it is an input only
-    # Set by ``prepare``. Per feature: the scale of the heavy-tail compression
-    # (``heavy_tail_scales``; 0: none), and the mean and std the model standardizes the compressed
-    # values with (``mean`` and ``std`` where nothing is compressed; those two stay the readings'
-    # own, in their units, for the artifact's spec).
-    compression: np.ndarray | None = None
-    model_mean: np.ndarray | None = None
-    model_std: np.ndarray | None = None
     time_step: dict | None = None  # ``time_step``'s record: the artifact's ``TimeStepSpec``
     labels: dict | None = None  # where the labels came from (``labels_record``)
     # per scored feature, its longest run of one unchanged reading in the normal training rows
@@ -243,6 +243,11 @@ class DataOptions:
     inputs_only: tuple[str, ...] = ()  # inputs of the network only, never scored ("given")
 
 
+def one_path(data: str | Path | Sequence[Path]) -> Path | None:
+    """``data`` as the one file or folder it names, or None where it is a sequence of files."""
+    return Path(data) if isinstance(data, (str, os.PathLike)) else None
+
+
 def load_tables(data: str | Path | Sequence[Path], options: DataOptions) -> list[Table]:
     """Read and clean every CSV; all must share the feature columns of the first.
 
@@ -251,10 +256,15 @@ def load_tables(data: str | Path | Sequence[Path], options: DataOptions) -> list
     ``vigil eval`` does not), only kept out of the features.
     """
     labels = read_labels(options.labels) if options.labels else None
-    if labels is None and not isinstance(data, (list, tuple)) and (nab := nab_labels(data)):
-        data, labels = nab
-    root = Path(data) if not isinstance(data, (list, tuple)) and Path(data).is_dir() else None
-    files = list(data) if isinstance(data, (list, tuple)) else csv_files(data)
+    root: Path | None = None
+    if isinstance(data, (str, os.PathLike)):  # one file or folder
+        data_path = Path(data)
+        if labels is None and (nab := nab_labels(data_path)):
+            data_path, labels = nab
+        root = data_path if data_path.is_dir() else None
+        files = csv_files(data_path)
+    else:
+        files = list(data)
     if labels is not None:  # a file the labels do not name is found before any is read
         labels.check_files(files, root)
     tables: list[Table] = []
@@ -271,20 +281,22 @@ def load_tables(data: str | Path | Sequence[Path], options: DataOptions) -> list
             own = read_table(path, time_column=options.time_column,
                              label_column=options.label_column, excluded=options.excluded,
                              decimal=options.decimal, strict_labels=False).features
-            lacking = [c for c in features if c not in own]
+            first = tables[0].features  # the features, as none were named
+            lacking = [c for c in first if c not in own]
             raise ValueError(f"{path} lacks the columns {lacking} of {tables[0].source}, the "
-                             f"first file (it has {list(own)}, the first {list(features)}): the "
+                             f"first file (it has {list(own)}, the first {list(first)}): the "
                              f"files of one training run must share their columns; train one "
                              f"model per set of columns (a folder each), or name columns every "
                              f"file has with --features") from None
         if options.features is None and tables:
-            skip = {*features, table.time_column, table.label_column, *options.excluded, ""}
+            first = tables[0].features  # the features, as none were named
+            skip = {*first, table.time_column, table.label_column, *options.excluded, ""}
             extra = [c for c in table.header if c not in skip]
             if extra:
                 raise ValueError(f"{table.source}: columns {extra} are not in "
                                  f"{tables[0].source}'s; every file needs the same feature "
                                  f"columns (or name the features with --features "
-                                 f"{','.join(features)})")
+                                 f"{','.join(first)})")
         if options.features is None:
             _warn_unnamed_columns(path, table)
             _warn_counter_columns(table)
@@ -342,7 +354,7 @@ def _warn_unnamed_columns(path: Path, table: Table, lines: int = 200) -> None:
     with open(path, encoding="utf-8-sig", errors="replace") as handle:
         header = handle.readline()
         separator = detect_separator(header)
-        holding = set()
+        holding: set[int] = set()
         for _, line in zip(range(lines), handle):
             cells = split_cells(line.rstrip("\r\n"), separator)
             holding.update(i for i in unnamed if i < len(cells) and cells[i].strip())
@@ -385,9 +397,9 @@ def _check_time_order(table: Table) -> None:
     compared = int(pairs.sum())
     steps_back = np.flatnonzero(pairs & (value[1:] < value[:-1]))
     backward = len(steps_back)
-    first = int(steps_back[0]) if backward else None
     if not backward:
         return
+    first = int(steps_back[0])
     if backward * 10 > compared * 9:  # (nearly) every step: written newest first
         raise ValueError(
             f"{table.source}: its rows run back in time (column {table.time_column!r} falls "
@@ -617,8 +629,9 @@ def file_records(tables: Sequence[Table], data: str | Path | Sequence[Path]) -> 
     (``valve1/0.csv`` and ``valve2/0.csv`` told apart; the name of a file given alone), sha256,
     rows, and the rows its labels mark, which were never trained on."""
     root = None
-    if not isinstance(data, (list, tuple)) and Path(data).is_dir():
-        root = nab[0] if (nab := nab_root(data)) is not None else Path(data)
+    data_path = one_path(data)
+    if data_path is not None and data_path.is_dir():
+        root = nab[0] if (nab := nab_root(data_path)) is not None else data_path
     records = []
     for table in tables:
         path = Path(table.source)
@@ -633,9 +646,10 @@ def labels_record(data: str | Path | Sequence[Path], options: DataOptions,
                   tables: Sequence[Table]) -> dict:
     """Where the rows left out of training as anomalous were named: a labels file (its path
     and sha256), a NAB root's own, the data's label column, or nowhere."""
+    data_path = one_path(data)
     path = (Path(options.labels) if options.labels
-            else nab[1] if not isinstance(data, (list, tuple))
-            and (nab := nab_root(data)) is not None else None)
+            else nab[1] if data_path is not None
+            and (nab := nab_root(data_path)) is not None else None)
     labeled = sum(int(t.labels.sum()) for t in tables if t.labels is not None)
     if path is not None:  # absolute: read on another machine, a relative path named nothing
         return {"from": "labels file", "path": os.path.abspath(path), "sha256": sha256_of(path),
@@ -747,14 +761,14 @@ def prepare(data: str | Path | Sequence[Path], options: DataOptions,
     validation = np.concatenate(val_parts)
     if len(train) < 8:
         splits = [training_rows(t, options.validation_fraction) for t in tables]
-        windows = sum(len(windows) for windows, _ in train_parts)
-        if windows - len(train) > len(train):  # most windows touch a labeled row
-            rows = sum(splits)
+        all_windows = sum(len(windows) for windows, _ in train_parts)
+        if all_windows - len(train) > len(train):  # most windows touch a labeled row
             labeled = sum(int(t.labels[:split].sum()) for t, split in zip(tables, splits)
                           if t.labels is not None)
-            fix = (f"{labeled} of the {rows} training rows are labeled anomalous, and a window "
-                   "with one is never trained on: check the label column (1 or a word such as "
-                   "'anomaly' marks an anomaly; --label-column names another) or the labels file")
+            fix = (f"{labeled} of the {sum(splits)} training rows are labeled anomalous, and a "
+                   "window with one is never trained on: check the label column (1 or a word "
+                   "such as 'anomaly' marks an anomaly; --label-column names another) or the "
+                   "labels file")
         elif stride > 1 and max(splits) >= w:
             fix = f"use more rows, or a smaller `stride` (now {stride})"
         elif options.validation_fraction > 0.5:
@@ -871,7 +885,7 @@ def window_any_labels(labels: np.ndarray, window: int, stride: int) -> np.ndarra
     """Per window: whether any of its rows is labeled."""
     if len(labels) < window:
         return np.zeros(0, dtype=bool)
-    return sliding_windows(labels[:, None], window, stride)[:, :, 0].any(axis=1)
+    return np.any(sliding_windows(labels[:, None], window, stride)[:, :, 0], axis=1)
 
 
 def window_last_labels(labels: np.ndarray, window: int, stride: int) -> np.ndarray:

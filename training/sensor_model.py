@@ -84,6 +84,11 @@ def default_score_last(window: int) -> int:
     return 32 if window > 32 else max(1, window // 2)
 
 
+def decided_score_last(options: ModelOptions, window: int) -> int:
+    """``options.score_last``, or ``default_score_last(window)`` where it is not given."""
+    return default_score_last(window) if options.score_last is None else options.score_last
+
+
 @keras.saving.register_keras_serializable(package="vigil")
 class Standardize(layers.Layer):
     """(x - mean) / std with constants fixed at training time; features with a ``bound`` >= 0 are
@@ -424,7 +429,7 @@ def feature_error_scale(network: keras.Model, normalized: np.ndarray,
         return np.ones(normalized.shape[-1])
     inputs, targets = training_pairs(normalized, Architecture(options.architecture).forecasts)
     produced = network.predict(inputs, batch_size=512, verbose=0)
-    last = options.score_last
+    last = decided_score_last(options, normalized.shape[1])
     if last > 0:
         targets, produced = targets[:, -last:], produced[:, -last:]
     return np.maximum(np.mean((produced - targets) ** 2, axis=(0, 1)), 1e-6)

@@ -110,7 +110,7 @@ def write_video(path: Path, seed: int = 0, count: int = 90, defect_rate: float =
     """An MJPG .avi of synthetic frames; returns (path, the defect kind of every frame)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (size, size))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (size, size))
     if not writer.isOpened():
         raise RuntimeError(f"OpenCV cannot write video {str(path)!r} (MJPG codec unavailable)")
     kinds = []

@@ -193,19 +193,30 @@ def read_legacy_state_dict(path: str | Path) -> dict[str, np.ndarray]:
             raise ValueError(f"{path}: legacy protocol {protocol!r}, expected {LEGACY_PROTOCOL}")
         _read_record(f)  # system info (endianness, type sizes)
         state = _read_record(f)
-        keys = [str(k) for k in _read_record(f)]
         if not isinstance(state, dict):
             raise ValueError(f"{path} holds a {type(state).__name__}, expected a state dict")
+        key_record = _read_record(f)
+        if not isinstance(key_record, list):
+            raise ValueError(f"{path}: its storage keys are a {type(key_record).__name__}, "
+                             f"expected a list")
+        keys = [str(k) for k in key_record]
         tensors = {name: v for name, v in state.items() if isinstance(v, _TensorRef)}
         refs = {t.storage.key: t.storage for t in tensors.values()}
         storages = {}
         for key in keys:
-            ref = refs[key]
-            (count,) = struct.unpack("<q", f.read(8))
-            data = f.read(count * ref.dtype.itemsize)
+            ref = refs.get(key)
+            if ref is None:
+                raise ValueError(f"{path}: storage {key} belongs to no tensor (the tensors' "
+                                 f"storages: {sorted(refs)})")
+            header = f.read(8)
+            count = struct.unpack("<q", header)[0] if len(header) == 8 else -1
+            data = f.read(count * ref.dtype.itemsize) if count >= 0 else b""
             if count != ref.elements or len(data) != count * ref.dtype.itemsize:
                 raise ValueError(f"{path}: storage {key} is truncated or inconsistent")
             storages[key] = np.frombuffer(data, dtype=ref.dtype)
+    missing = sorted(set(refs) - set(storages))
+    if missing:
+        raise ValueError(f"{path}: the tensors' storages {missing} are not in the file")
     arrays = {}
     for name, t in tensors.items():
         flat = storages[t.storage.key]

@@ -162,10 +162,11 @@ def validation_check(scores: np.ndarray, labels: np.ndarray, threshold: Threshol
     cut = metrics.strict_threshold(scores, cut)  # alarms are above it, as the runtime's
     # alarming on every window: the F1 any threshold reaches without telling windows apart
     everything = 2 * int(labels.sum()) / (2 * int(labels.sum()) + int((~labels).sum()))
-    check = {"labeled_windows": int(labels.sum()), "caught": int((above & labels).sum()),
-             "false_alarms": int((above & ~labels).sum()), "normal_windows": int((~labels).sum()),
-             "f1": counts.f1, "auroc": metrics.auroc(scores, labels),
-             "f1_optimal": best, "f1_optimal_threshold": cut, "f1_alarming_always": everything}
+    check: dict[str, float | str] = {
+        "labeled_windows": int(labels.sum()), "caught": int((above & labels).sum()),
+        "false_alarms": int((above & ~labels).sum()), "normal_windows": int((~labels).sum()),
+        "f1": counts.f1, "auroc": metrics.auroc(scores, labels),
+        "f1_optimal": best, "f1_optimal_threshold": cut, "f1_alarming_always": everything}
     if method is ThresholdMethod.F1:
         check["note"] = ("the F1 threshold was chosen on these windows (those that only touch "
                          "a labeled row aside), so their F1 is in-sample, about as high as any "
@@ -197,7 +198,7 @@ def _validation_losses(histories, verbose: int | str) -> list[dict]:
     a review's SMD networks bottomed out at epoch 3-4 and rose to 1.2-1.6x by epoch 30, where
     the default 30 epochs of three networks still detected better (AUROC 0.898, against 0.882
     for 3 epochs of one)."""
-    losses = []
+    losses: list[dict[str, float]] = []
     for history in histories:
         values = [float(v) for v in history.history.get("val_loss") or []]
         if not values or not all(np.isfinite(values)):
@@ -306,13 +307,12 @@ def checked_options(options: SensorTrainingOptions,
         raise ValueError(f"`neighbour_rows` must be >= 0 and `neighbour_entries` >= 1; received "
                          f"{options.model.neighbour_rows} and {options.model.neighbour_entries}")
     window = options.data.window
-    if options.model.score_last is None:
-        options = replace(options, model=replace(
-            options.model, score_last=sensor_model.default_score_last(window)))
+    score_last = sensor_model.decided_score_last(options.model, window)
+    options = replace(options, model=replace(options.model, score_last=score_last))
     model_options = options.model
-    if 0 < model_options.score_last and model_options.score_last >= window:
+    if 0 < score_last and score_last >= window:
         raise ValueError(f"`score_last` must be smaller than `window` ({window}); received "
-                         f"{model_options.score_last}")
+                         f"{score_last}")
     stride, longest = options.data.stride, longest_stride(window, model_options, supervised)
     if stride > longest:  # the runtime scores a window every `stride` rows, as trained
         reads = scored_rows(window, model_options) if not supervised else (
@@ -477,8 +477,8 @@ def neighbour_score(error_scorer, normalize, normalized_train: np.ndarray, prepa
     distances = np.concatenate([np.asarray(layer(normalize(normal[i:i + 1024])), dtype=np.float64)
                                 for i in range(0, len(normal), 1024)])
     means = (float(errors.mean()), float(distances.mean()))
-    floors = (RESOLUTION ** 2, RESOLUTION * float(np.sqrt(shapes.shape[1])))  # error; distance
-    stds = tuple(max(float(v.std()), floor) for v, floor in zip((errors, distances), floors))
+    stds = (max(float(errors.std()), RESOLUTION ** 2),  # each at least its resolution's floor
+            max(float(distances.std()), RESOLUTION * float(np.sqrt(shapes.shape[1]))))
     return sensor_model.NeighbourScore(rows, features, shapes, means, stds)
 
 

@@ -66,7 +66,7 @@ def supervised_calibration(calibration: CalibrationOptions, method_given: bool =
     benchmark: F1 0.705 with it, 0.697 without). (calibration, whether the adaptive threshold
     was turned off)."""
     if not method_given:
-        calibration = replace(calibration, method="f1")
+        calibration = replace(calibration, method=ThresholdMethod.F1)
     turned_off = calibration.adaptive and not adaptive_given
     return (replace(calibration, adaptive=False) if turned_off else calibration), turned_off
 
@@ -118,7 +118,7 @@ def train_supervised(data: str | Path | Sequence[Path], output: str | Path,
     data_options: DataOptions = options.data
     model_options = options.model
     window, stride = data_options.window, data_options.stride
-    score_last = model_options.score_last  # filled in by checked_options
+    score_last = sensor_model.decided_score_last(model_options, window)  # as checked_options did
     tables = labeled_tables(data, data_options)
     _check_windows_fit(tables, data_options, longest_stride(window, model_options, supervised=True))
     train_x, train_y, val_x, val_y, normal_rows = [], [], [], [], []
