@@ -1,6 +1,7 @@
-"""runtime/ (vigil.runtime, the device package) type-checks with mypy, as pyproject.toml's
-[tool.mypy] configures it: a change that passes None where a value is needed, or mixes up the
-sensor and image specs, fails here rather than on a device."""
+"""Every package (runtime/, the device's, and training/, export/, benchmarks/ and the CLI in
+vigil/) type-checks with mypy, as pyproject.toml's [tool.mypy] configures it: a change that
+passes None where a value is needed, or mixes up the sensor and image specs, fails here rather
+than on a device or in a user's training run."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MYPY_TIMEOUT_S = 600  # a cold cache takes seconds: this only stops a hung run
 
 
-def test_the_runtime_type_checks(request, tmp_path):
+def test_every_package_type_checks(request, tmp_path):
     require("mypy")  # the dev extra's: skipped where absent, failed in CI
     # mypy's cache beside pytest's own (.pytest_cache, ignored by git), so that a run after the
     # first checks only what changed; a fresh one where pytest keeps no cache
@@ -22,8 +23,8 @@ def test_the_runtime_type_checks(request, tmp_path):
     cache = pytest_cache.mkdir("mypy") if pytest_cache is not None else tmp_path / "mypy-cache"
     done = subprocess.run(
         [sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml"),
-         "--cache-dir", str(cache), "runtime"],
+         "--cache-dir", str(cache)],  # the files [tool.mypy] names
         cwd=ROOT, capture_output=True, text=True, timeout=MYPY_TIMEOUT_S)
     assert done.returncode == 0, (
-        f"mypy found type errors in runtime/ (run it: python -m mypy runtime):\n"
+        f"mypy found type errors (run it: python -m mypy):\n"
         f"{done.stdout}{done.stderr}")
