@@ -186,6 +186,32 @@ def test_eval_writes_json_and_report(sensor_artifacts, tmp_path, capsys):
     assert sorted(p.name for p in own.iterdir()) == ["metrics.json"]
 
 
+def test_a_report_folder_that_cannot_be_listed_is_named(tmp_path, monkeypatch):
+    """A --report folder without read permission ended in an UnboundLocalError (its listing
+    failed and the message used it); found by mypy's possibly-undefined check. Root reads any
+    folder, so the listing's failure is simulated."""
+    from pathlib import Path
+
+    from vigil.cli.output_paths import _refuse_replacing_other_folders
+
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    (folder / "mine.txt").write_text("x")
+    real_iterdir = Path.iterdir
+
+    def refused(self):
+        if self == folder:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", refused)
+    with pytest.raises(ValueError, match=r"`--report` '.*locked' is a folder whose files cannot "
+                                         r"be listed \(Permission denied\).*--report "
+                                         r"locked-report"):
+        _refuse_replacing_other_folders(folder, "--report")
+    assert (folder / "mine.txt").read_text() == "x"
+
+
 @pytest.mark.parametrize("command", ["score", "eval"])
 def test_csv_missing_a_feature_is_exit_2_naming_the_column(sensor_artifacts, tmp_path, capsys,
                                                            command):

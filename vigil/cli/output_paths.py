@@ -257,8 +257,14 @@ def _refuse_replacing_other_folders(path, flag: str) -> None:
         return
     try:
         entries = sorted(p.name for p in folder.iterdir())
-        if not entries:
-            return
+    except OSError as error:  # a folder it cannot list (no read permission) cannot be checked
+        raise ValueError(f"`{flag}` {str(path)!r} is a folder whose files cannot be listed "
+                         f"({error.strerror or error}), so whether its report would replace "
+                         f"other files is unknown: name a folder you can read and write "
+                         f"({flag} {folder.resolve().name}-report, say)") from None
+    if not entries:
+        return
+    try:
         with open(folder / "report.md", "rb") as handle:
             if handle.read(len(REPORT_HEADING)) == REPORT_HEADING:
                 return  # an earlier run's report: replaced
