@@ -334,14 +334,15 @@ def _model_entry(model: Path, probe: SensorDetector | ImageDetector, items: np.n
     """What is measured once per model: its file, input, cold start, operation counts and
     (with ``profile``) kernels."""
     image = isinstance(probe, ImageDetector)
-    entry: dict = {"model": str(model), "kind": probe.spec.kind, "precision": probe.spec.precision,
-             "file_bytes": model.stat().st_size, "input": described,
-             "input_shape": list(probe.input_shape),
-             "timed": ("the model run on frames already at its input size (run_prepared): "
-                       "decoding and resizing a camera's frames come on top" if image else
-                       "score_with_features on windows: the input check and the model run"),
-             "max_batch_per_run": probe.max_batch}
-    if isinstance(probe, ImageDetector) and options.input:
+    entry: dict = {
+        "model": str(model), "kind": probe.spec.kind, "precision": probe.spec.precision,
+        "file_bytes": model.stat().st_size, "input": described,
+        "input_shape": list(probe.input_shape),
+        "timed": ("the model run on frames already at its input size (run_prepared): "
+                  "decoding and resizing a camera's frames come on top" if image else
+                  "score_with_features on windows: the input check and the model run"),
+        "max_batch_per_run": probe.max_batch}
+    if isinstance(probe, ImageDetector) and options.input:  # narrowed for frame_costs
         entry.update(frame_costs(probe, str(options.input)))
         if entry["reject_locate_ms_p50"] is not None:
             entry["timed"] += (f"; on these frames a rejected one also costs "

@@ -80,7 +80,8 @@ def build_default(folder: Path, steps: int, architecture: str = "features",
     return keras_path, int8, fp32, mixed
 
 
-def pipeline_fps(detector: ImageDetector, raw: list[np.ndarray], folder: Path, repeats: int = 20) -> dict:
+def pipeline_fps(detector: ImageDetector, raw: list[np.ndarray], folder: Path,
+                 repeats: int = 20) -> dict:
     """Frames/s of the runtime's own frame loop over a video file (decode on a read-ahead
     thread, preprocess, infer, boxes, overlays of anomalous frames) against inference alone."""
     import io

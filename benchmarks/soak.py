@@ -636,7 +636,11 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 <= args.warm_up < 1:
         parser.error(f"--warm-up must be in [0, 1); received {args.warm_up}")
     from vigil.benchmarks.artifacts import load_image, load_sensor
+    from vigil.runtime.core.health import rss_bytes
 
+    if rss_bytes() is None:  # the soak's memory checks read it, after minutes of writing inputs
+        parser.error("this system's resident memory cannot be read (/proc/self/status VmRSS), "
+                     "and the soak checks it: run it on Linux")
     for flag, given, load_kind in (("--image-model", args.image_model, load_image),
                                    ("--sensor-model", args.sensor_model, load_sensor)):
         if given is not None:  # checked before minutes of writing inputs for it
@@ -651,7 +655,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         image, sensor, image_kind, sensor_kind = build_models(work, args)
         result: dict = {"machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg()},
-                  "models": {"image": image_kind, "sensor": sensor_kind}}
+                        "models": {"image": image_kind, "sensor": sensor_kind}}
         if args.frames:
             print(f"soak: frames phase, {args.frames} frames ...", flush=True)
             result["frames"] = soak_frames(image, work, args.frames, args)

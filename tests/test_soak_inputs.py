@@ -40,3 +40,18 @@ def test_a_system_without_resident_memory_figures_is_told_the_soak_needs_them(mo
     monkeypatch.setattr(health, "rss_bytes", lambda: None)
     with pytest.raises(SystemExit, match="resident memory cannot be read"):
         Sampler(Reporter(), "rows_in", 1.0).sample()
+
+
+def test_the_soak_refuses_a_system_without_resident_memory_figures_before_writing(
+        tmp_path, monkeypatch, capsys):
+    """Said before minutes of writing a video and a CSV (review d1), not by the sampler."""
+    from vigil.benchmarks import soak
+    from vigil.runtime.core import health
+
+    monkeypatch.setattr(health, "rss_bytes", lambda: None)
+    work = tmp_path / "work"
+    with pytest.raises(SystemExit) as stopped:
+        soak.main(["--work", str(work), "--frames", "10", "--rows", "0"])
+    assert stopped.value.code == 2
+    assert "resident memory cannot be read" in capsys.readouterr().err
+    assert not work.exists()

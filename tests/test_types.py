@@ -17,6 +17,17 @@ MYPY_TIMEOUT_S = 600  # a cold cache takes seconds: this only stops a hung run
 
 def test_every_package_type_checks(request, tmp_path):
     require("mypy")  # the dev extra's: skipped where absent, failed in CI
+    # one package's calls into another (vigil.runtime from vigil.cli) are checked against the
+    # vigil that is installed: it must be this checkout's, or a stale install passes (review d1)
+    found = subprocess.run(
+        [sys.executable, "-c", "import importlib.util as u; "
+                               "print(u.find_spec('vigil.runtime.loader').origin)"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    origin = Path(found.stdout.strip()).resolve() if found.returncode == 0 else None
+    assert origin == ROOT / "runtime" / "loader.py", (
+        f"vigil is imported from {origin or found.stderr.strip()[-300:]}, not this checkout "
+        f"({ROOT}): mypy would check the packages' calls against that copy; reinstall this "
+        f"checkout: pip install -e '.[train,dev]' --config-settings editable_mode=strict")
     # mypy's cache beside pytest's own (.pytest_cache, ignored by git), so that a run after the
     # first checks only what changed; a fresh one where pytest keeps no cache
     pytest_cache = getattr(request.config, "cache", None)  # None with -p no:cacheprovider

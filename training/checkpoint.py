@@ -81,7 +81,9 @@ def _write_sidecar(temporary: str, run: TrainingRun, record: dict) -> None:
             arrays["validation_masks"] = run.validation_masks.astype(bool)
         if run.validation_clean is not None:
             arrays["validation_clean"] = run.validation_clean.astype(bool)
-        np.savez(handle, allow_pickle=False, **arrays)  # as the sidecar is read back
+        # numpy's stubs let **arrays fill savez's allow_pickle (numpy >= 2.1); these names never
+        # do, and passing allow_pickle itself would add an array of that name on numpy < 2.1
+        np.savez(handle, **arrays)  # type: ignore[arg-type]
 
 
 class _OtherModel(ValueError):

@@ -197,8 +197,8 @@ def read_legacy_state_dict(path: str | Path) -> dict[str, np.ndarray]:
             raise ValueError(f"{path} holds a {type(state).__name__}, expected a state dict")
         key_record = _read_record(f)
         if not isinstance(key_record, list):
-            raise ValueError(f"{path}: its storage keys are a {type(key_record).__name__}, "
-                             f"expected a list")
+            raise ValueError(f"{path}: its storage keys are of type "
+                             f"{type(key_record).__name__!r}, expected a list")
         keys = [str(k) for k in key_record]
         tensors = {name: v for name, v in state.items() if isinstance(v, _TensorRef)}
         refs = {t.storage.key: t.storage for t in tensors.values()}

@@ -291,7 +291,7 @@ MAX_WORKER_WARNINGS = 20  # an item's first warnings kept
 
 @contextmanager
 def _kept_warnings() -> Iterator[list[tuple[int, str]]]:
-    """[level, message] of vigil's warnings (and errors) while the block runs, up to
+    """(level, message) of vigil's warnings (and errors) while the block runs, up to
     ``MAX_WORKER_WARNINGS``: on a Ray worker they would go to Ray's logs, which are off (a time
     gap, an alarm that lasts: said in a local batch, lost on Ray)."""
     said: list[tuple[int, str]] = []
