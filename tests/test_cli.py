@@ -229,7 +229,18 @@ def test_csv_missing_a_feature_is_exit_2_naming_the_column(sensor_artifacts, tmp
 def test_eval_without_labels_is_exit_2(sensor_artifacts, tmp_path, capsys):
     unlabeled = drop_column(sensor_artifacts.test_csv, tmp_path / "unlabeled.csv", "anomaly")
     assert cli.main(["eval", str(sensor_artifacts.int8), str(unlabeled)]) == 2
-    assert "label column 'anomaly' is missing" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "label column 'anomaly' is missing" in error
+    # the form it gives for rows that are all normal works as written (review u1)
+    shown = '{"unlabeled.csv": []}'
+    assert f"for rows that are all normal, a labels file naming no window for this file, {shown}" \
+        in error
+    labels = tmp_path / "labels.json"
+    labels.write_text(shown)
+    result = tmp_path / "m.json"
+    assert cli.main(["eval", str(sensor_artifacts.int8), str(unlabeled), "--labels", str(labels),
+                     "--json", str(result)]) == 0
+    assert json.loads(result.read_text())["far"] is not None
 
 
 def test_eval_without_labels_lists_the_real_header(sensor_artifacts, tmp_path, capsys):

@@ -432,6 +432,49 @@ def test_training_recommends_no_threshold_that_only_alarms_on_everything():
     assert any("alarms on every one of the 560 normal validation windows" in w for w in warnings)
 
 
+def test_training_quotes_the_f1_threshold_the_flag_fits_and_never_one_alarming_mostly():
+    """Review u1 (two SKAB valve1 files): training quoted an F1-optimal threshold of -0.107 (F1
+    0.540) over every held-out window, but --threshold-method f1 fits without the windows that
+    only touch a labeled row, and fitted -0.743, which alarmed on 86 % of normal rows elsewhere.
+    The warning now quotes the fitted threshold, judged on every window, and does not recommend
+    one that alarms on most normal windows."""
+    pytest.importorskip("tensorflow")
+    from vigil.runtime.core.spec import Threshold
+    from vigil.runtime.core.thresholds import ThresholdMethod
+    from vigil.training.train_sensor import fit_threshold, validation_check
+    from vigil.training.train_sensor import CalibrationOptions
+
+    rng = np.random.default_rng(0)
+    labeled = rng.uniform(0.4, 1.0, 100)
+    after = rng.uniform(0.5, 1.0, 140)  # normal by their last row, but holding labeled rows
+    clean = rng.uniform(0.0, 0.3, 60)
+    scores = np.concatenate([labeled, after, clean])
+    labels = np.r_[np.ones(100, bool), np.zeros(200, bool)]
+    use = np.r_[np.ones(100, bool), np.zeros(140, bool), np.ones(60, bool)]
+    fitted = fit_threshold(CalibrationOptions(method="f1"), scores[use], labels[use]).value
+    check, warnings = validation_check(scores, labels, Threshold(5.0, "gaussian"),
+                                       ThresholdMethod.GAUSSIAN, use)
+    assert check["f1_method_threshold"] == fitted
+    assert check["f1_method_false_alarm_rate"] == pytest.approx(140 / 200)
+    assert check["f1_method_f1"] == pytest.approx(200 / (200 + 140))
+    assert len(warnings) == 1 and f"--threshold-method f1 would fit {fitted:.4g}" in warnings[0]
+    assert "alarms on 70 % of the normal validation windows, so it is not recommended" in (
+        warnings[0])
+    assert "train with --threshold-method f1" not in warnings[0]
+    # trained with the flag anyway: said
+    check, warnings = validation_check(scores, labels, Threshold(fitted, "f1"),
+                                       ThresholdMethod.F1, use)
+    assert any("alarms on 70 % of the normal validation windows" in w and
+               "alarming on most normal operation" in w for w in warnings)
+    # where the windows that only touch a labeled row score like normal ones, it is recommended
+    after = rng.uniform(0.0, 0.3, 140)
+    scores = np.concatenate([labeled, after, clean])
+    check, warnings = validation_check(scores, labels, Threshold(5.0, "gaussian"),
+                                       ThresholdMethod.GAUSSIAN, use)
+    assert check["f1_method_false_alarm_rate"] == 0.0 and check["f1_method_f1"] == 1.0
+    assert len(warnings) == 1 and "train with --threshold-method f1 to use it" in warnings[0]
+
+
 def test_eval_says_when_labels_miss_the_data_or_no_window_fits(tiny_sensor, tmp_path, caplog):
     from vigil import runtime
     from vigil.runtime.sensor.evaluation import evaluate

@@ -119,6 +119,11 @@ class SensorTrainingResult:
 # The best threshold's F1 must beat alarming on every window by this much for training to
 # recommend it (a review's NAB and SKAB files offered F1s that were exactly that level)
 F1_OVER_ALWAYS = 0.01
+# Nor does training recommend an F1 threshold that alarms on more than this share of the normal
+# validation windows: not a rule chosen on data but what any line would reject (review u1: on
+# two SKAB valve1 files the F1 threshold, F1 0.520 against 0.493 for alarming always, alarmed
+# on 86 % of the normal rows of six other files)
+F1_MAX_FALSE_ALARM_RATE = 0.5
 
 
 def input_range(column: np.ndarray, role: str) -> list[float] | dict:
@@ -151,40 +156,77 @@ def _warn_inputs_leaving_their_range(prepared, training: dict) -> None:
 
 
 def validation_check(scores: np.ndarray, labels: np.ndarray, threshold: Threshold,
-                     method: ThresholdMethod) -> tuple[dict | None, list[str]]:
+                     method: ThresholdMethod, fitted: np.ndarray | None = None
+                     ) -> tuple[dict | None, list[str]]:
     """What the threshold would catch on labeled validation windows, and a warning when it
-    catches little of what an F1-optimal threshold would (with the numbers and the flag)."""
+    catches little of what the threshold ``--threshold-method f1`` fits would (with the numbers
+    and the flag). ``fitted`` marks the windows thresholds are fitted on (all where None); every
+    window is judged, as ``vigil eval`` judges it."""
     if not labels.any() or labels.all():
         return None, []
+    fitted = np.ones(len(scores), dtype=bool) if fitted is None else fitted
     above = scores > threshold.value
     counts = metrics.counts(above, labels)
     best, cut = metrics.best_f1(scores, labels)
     cut = metrics.strict_threshold(scores, cut)  # alarms are above it, as the runtime's
+    # what --threshold-method f1 would fit (on the fitted windows), judged on every window: the
+    # cut quoted above can differ from it where windows that only touch a labeled row score high
+    # (review u1: -0.107 quoted, -0.743 fitted, which alarmed on most normal rows)
+    f1_fit = (calibrate_labeled(ThresholdMethod.F1, scores[fitted], labels[fitted]).value
+              if labels[fitted].any() and not labels[fitted].all() else cut)
+    f1_fit_alarms = scores > f1_fit
+    f1_fit_f1 = metrics.counts(f1_fit_alarms, labels).f1
+    f1_fit_false_alarm_rate = float((f1_fit_alarms & ~labels).sum() / (~labels).sum())
     # alarming on every window: the F1 any threshold reaches without telling windows apart
     everything = 2 * int(labels.sum()) / (2 * int(labels.sum()) + int((~labels).sum()))
     check: dict[str, float | str] = {
         "labeled_windows": int(labels.sum()), "caught": int((above & labels).sum()),
         "false_alarms": int((above & ~labels).sum()), "normal_windows": int((~labels).sum()),
         "f1": counts.f1, "auroc": metrics.auroc(scores, labels),
-        "f1_optimal": best, "f1_optimal_threshold": cut, "f1_alarming_always": everything}
+        "f1_optimal": best, "f1_optimal_threshold": cut,
+        "f1_method_threshold": f1_fit, "f1_method_f1": f1_fit_f1,
+        "f1_method_false_alarm_rate": f1_fit_false_alarm_rate,
+        "f1_alarming_always": everything}
     if method is ThresholdMethod.F1:
         check["note"] = ("the F1 threshold was chosen on these windows (those that only touch "
                          "a labeled row aside), so their F1 is in-sample, about as high as any "
                          "threshold gives them; `vigil eval` on other data says what it catches")
     warnings = []
-    separates = best > everything + F1_OVER_ALWAYS
+    separates = best > everything + F1_OVER_ALWAYS and f1_fit_f1 > everything + F1_OVER_ALWAYS
+    alarms_mostly = f1_fit_false_alarm_rate > F1_MAX_FALSE_ALARM_RATE
     if not separates:
         warnings.append(
             f"the validation scores do not tell labeled windows from normal ones (AUROC "
             f"{check['auroc']:.3f}): no threshold gives a better F1 than alarming on every window "
             f"({everything:.3f}); check the labels and the features (--features), or train on "
             "more normal data")
-    elif method is not ThresholdMethod.F1 and counts.f1 < 0.5 * best:
+    elif method is not ThresholdMethod.F1 and counts.f1 < 0.5 * f1_fit_f1 and alarms_mostly:
         warnings.append(
             f"the {method.value} threshold {threshold.value:.4g} catches {check['caught']} of "
             f"{check['labeled_windows']} labeled validation windows (F1 {counts.f1:.3f}, AUROC "
-            f"{check['auroc']:.3f}); an F1-optimal threshold ({cut:.4g}) would give F1 {best:.3f}: "
-            "train with --threshold-method f1 to use it")
+            f"{check['auroc']:.3f}); --threshold-method f1 would fit {f1_fit:.4g} (F1 "
+            f"{f1_fit_f1:.3f}, alarming always {everything:.3f}), which alarms on "
+            f"{100 * f1_fit_false_alarm_rate:.0f} % of the normal validation windows, so it is "
+            "not recommended either: the held-out part (the last --validation-fraction of each "
+            "file) may hold too little normal operation. Train on more normal rows (an "
+            "anomaly-free file beside these) or a larger --validation-fraction, and check the "
+            "threshold with vigil eval on other labeled data")
+    elif method is not ThresholdMethod.F1 and counts.f1 < 0.5 * f1_fit_f1:
+        warnings.append(
+            f"the {method.value} threshold {threshold.value:.4g} catches {check['caught']} of "
+            f"{check['labeled_windows']} labeled validation windows (F1 {counts.f1:.3f}, AUROC "
+            f"{check['auroc']:.3f}); the F1-optimal threshold --threshold-method f1 fits "
+            f"({f1_fit:.4g}) would give F1 {f1_fit_f1:.3f}, alarming on "
+            f"{100 * f1_fit_false_alarm_rate:.0f} % of the normal validation windows: train with "
+            "--threshold-method f1 to use it")
+    elif method is ThresholdMethod.F1 and alarms_mostly:
+        warnings.append(
+            f"the f1 threshold {threshold.value:.4g} alarms on "
+            f"{100 * f1_fit_false_alarm_rate:.0f} % of the normal validation windows (F1 "
+            f"{counts.f1:.3f}, alarming always {everything:.3f}): it catches anomalies by "
+            "alarming on most normal operation. Train on more normal rows (an anomaly-free "
+            "file beside these), or use the default gaussian threshold and check it with vigil "
+            "eval on other labeled data")
     if check["false_alarms"] == check["normal_windows"]:
         warnings.append(f"the {method.value} threshold {threshold.value:.4g} alarms on every one "
                         f"of the {check['normal_windows']} normal validation windows")
@@ -406,7 +448,7 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
     threshold = fit_threshold(options.calibration, scores[use], labels[use])
     # judged as `vigil eval` judges them: every held-out window by its last row's label
     check, warnings = validation_check(scores, labels, threshold,
-                                       ThresholdMethod(options.calibration.method))
+                                       ThresholdMethod(options.calibration.method), use)
     if check is not None and (~use).any():
         check["note_fitted"] = (f"the threshold was fitted without the {int((~use).sum())} "
                                 "window(s) that hold a labeled row but end on a normal one; "

@@ -148,8 +148,10 @@ def score_file(detector: SensorDetector, path: str | Path, label_column: str,
                 if labels is None and parser.label_column is None:
                     raise ValueError(
                         f"{source}: label column {label_column!r} is missing; evaluation needs "
-                        f"labels (set `label_column`, or give a labels file with --labels); the "
-                        f"header has {list(parser.header)}")
+                        f"labels (name the column with --label-column, or give a labels file "
+                        f"with --labels; for rows that are all normal, a labels file naming no "
+                        f"window for this file, {{\"{Path(source).name}\": []}} in a .json, "
+                        f"gives their false alarm rate); the header has {list(parser.header)}")
                 continue
             if row.label_problem and labels is None:
                 raise ValueError(f"{source}, line {row.number}: {row.label_problem}; or name "
