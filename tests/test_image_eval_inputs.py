@@ -493,6 +493,28 @@ def test_a_folder_of_normal_images_alone_gives_its_false_alarms(tiny_image_artif
     assert result["images_trained_on"] is None and "records no digest of the images" in error
 
 
+def test_an_image_in_both_the_normal_and_the_defect_folder_is_said(tiny_image_artifact,
+                                                                    tmp_path, capsys):
+    """Review u1: a good image linked into the defect folder was scored both ways (image AUROC
+    0.606) without a word; the same pixels saved under another name count too."""
+    rng = np.random.default_rng(7)
+    for i in range(3):
+        write(tmp_path / "good" / f"{i:03d}.png", normal_frame(rng))
+    write(tmp_path / "bad" / "100.png", defect_frame(rng, box=BOX))
+    (tmp_path / "bad" / "x.png").symlink_to(tmp_path / "good" / "001.png")
+    code, _, error = evaluate(tiny_image_artifact, tmp_path / "good", "--anomalous",
+                              tmp_path / "bad", "--json", tmp_path / "r.json", capsys=capsys)
+    assert code == 0, error
+    assert json.loads((tmp_path / "r.json").read_text())["images_in_both_sets"] == 1
+    assert "1 of the defect images are also among the normal images" in error
+    assert "x.png, as " in error and "001.png" in error
+    (tmp_path / "bad" / "x.png").unlink()
+    code, _, error = evaluate(tiny_image_artifact, tmp_path / "good", "--anomalous",
+                              tmp_path / "bad", "--json", tmp_path / "r.json", capsys=capsys)
+    assert json.loads((tmp_path / "r.json").read_text())["images_in_both_sets"] == 0
+    assert "among the normal images" not in error
+
+
 def test_normal_images_alone_refuse_masks(tiny_image_artifact, tmp_path, capsys):
     rng = np.random.default_rng(5)
     write(tmp_path / "good" / "000.png", normal_frame(rng))

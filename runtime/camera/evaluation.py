@@ -183,6 +183,7 @@ is a ValueError naming it before anything is scored."""
         boxes.add(full, mask, float(score[0]), item.anomalous)
     progress("scoring images", len(items), len(items))
     seen = _seen_in_training(detector, items, digests)
+    in_both = _in_both_sets(items, digests)
     threshold = detector.threshold
     predicted = over_threshold(scores, threshold)
     c = metrics.counts(predicted, labels)
@@ -213,6 +214,8 @@ is a ValueError naming it before anything is scored."""
         "images_trained_on": len(seen["trained"]) if seen is not None else None,
         "images_held_out_in_training": len(seen["held_out"]) if seen is not None else None,
         "defects_given_in_training": len(seen["labeled_defects"]) if seen is not None else None,
+        # test images given both as normal and as defects (the same pixels)
+        "images_in_both_sets": len(in_both),
         "pixel_unmasked_defects": len(unmasked),
         "pixel_blank_mask_defects": len(blank),
         "note": ("pixel_auroc over every pixel of every test image at its own resolution (the map "
@@ -300,6 +303,21 @@ def _seen_in_training(detector: ImageDetector, items: Sequence[LabeledImage],
             log.warning("%d of the %d test images %s (the first: %s): %s", len(found), len(items),
                         SEEN_KINDS[kind][0], found[0].path, SEEN_KINDS[kind][1])
     return seen
+
+
+def _in_both_sets(items: Sequence[LabeledImage], digests: Sequence[str]) -> list[LabeledImage]:
+    """The defect images whose pixels are also among the normal images (a file copied or linked
+    into both folders), warned of: each counts once as a miss or a false alarm whatever the
+    model does (review u1: a good image linked into the defect folder went unsaid)."""
+    normal = {digest: item for item, digest in zip(items, digests) if not item.anomalous}
+    both = [(item, normal[digest]) for item, digest in zip(items, digests)
+            if item.anomalous and digest in normal]
+    if both:
+        log.warning("%d of the defect images are also among the normal images, the same pixels "
+                    "(the first: %s, as %s): each is counted both ways, so no model scores them "
+                    "right (images_in_both_sets in the results); remove them from one of the "
+                    "folders", len(both), both[0][0].path, both[0][1].path)
+    return [defect for defect, _ in both]
 
 
 def _say_turned_image_with_mask(item: LabeledImage) -> bool:
