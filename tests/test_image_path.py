@@ -1403,4 +1403,9 @@ def test_inspect_names_an_image_model_s_architecture(image_artifacts, capsys):
     from vigil import cli
 
     assert cli.main(["inspect", str(image_artifacts.int8)]) == 0
-    assert "model: unet" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "model: unet" in out
+    # the normal images held out to set the threshold are named beside those trained on (u1)
+    training = runtime.load(image_artifacts.int8).spec.training
+    assert (f"trained on: {training['images']} images (and {training['validation_normal']} "
+            "normal ones held out to set the threshold)") in out

@@ -504,7 +504,11 @@ def cmd_inspect(args) -> int:
     files = spec.training.get("files")
     trained = ([f"{len(files)} file(s), {sum(f.get('rows', 0) for f in files):,} rows"]
                if isinstance(files, list) and files else [])
-    trained += [f"{spec.training['images']} images"] if "images" in spec.training else []
+    if "images" in spec.training:  # and the normal ones held out to set the threshold
+        held_out = spec.training.get("validation_normal")
+        trained.append(f"{spec.training['images']} images"
+                       + (f" (and {held_out} normal ones held out to set the threshold)"
+                          if isinstance(held_out, int) and held_out else ""))
     if trained:
         lines.append("trained on: " + "; ".join(trained))
     recorded_model = spec.training.get("model")
