@@ -62,15 +62,14 @@ def inputs_for(detector: SensorDetector | ImageDetector, source: str | None, cou
         if source:
             from vigil.runtime.camera.sources import open_source
 
-            items, prepare_s, sizes = [], [], set()
+            items, sizes, unread = [], set(), 0
             with_source = open_source(source)
             try:
                 for frame in with_source:
+                    unread += frame.image is None  # a file or frame that could not be decoded
                     if frame.image is not None:
                         try:
-                            began = time.perf_counter()
                             items.append(detector.prepare(frame.image)[0])
-                            prepare_s.append(time.perf_counter() - began)
                             sizes.add(f"{frame.image.shape[1]}x{frame.image.shape[0]}")
                         except ValueError as error:  # a frame the model cannot take (1 x 1)
                             raise ValueError(f"`input` {source!r}, frame {frame.index} "
@@ -84,9 +83,11 @@ def inputs_for(detector: SensorDetector | ImageDetector, source: str | None, cou
                 raise ValueError(f"`input` {source!r} gave no decodable frame")
             h, w, _ = detector.input_shape
             return np.stack(items), (
-                f"{len(items)} frames from {source} ({', '.join(sorted(sizes))}), prepared for "
-                f"the model ({w}x{h}) before timing: preparing one took "
-                f"{np.median(prepare_s) * 1e3:.3g} ms (median), not in the timings")
+                f"{len(items)} frames from {source} ({', '.join(sorted(sizes))}"
+                + (f"; {unread} that could not be read left out" if unread else "")
+                + f"), prepared for "
+                f"the model ({w}x{h}) before timing: preparing is not in the timings "
+                f"(prepare_ms_p50 is its cost per frame)")
         h, w, c = detector.input_shape
         rng = np.random.default_rng(0)
         base = rng.integers(90, 170, (count, h, w, c), dtype=np.uint8)

@@ -682,3 +682,25 @@ def test_baselines_without_a_runtime_model_are_refused_before_anything_is_timed(
         bench_module.bench([], bench_module.BenchOptions(against="model.keras"))
     with pytest.raises(ValueError, match="got none"):
         bench_module.baselines("model.keras", [], bench_module.BenchOptions())
+
+
+def test_bench_input_says_which_frames_it_left_out_and_times_preparing_once(tiny_image_artifact,
+                                                                              tmp_path):
+    """Review u1: a folder's unreadable files were dropped unsaid ("7 frames from img/edge" of
+    9), and the input's own preparing time (0.648 ms) disagreed with prepare_ms_p50 (0.529)."""
+    import cv2
+    import numpy as np
+
+    from vigil.benchmarks.bench import inputs_for
+    from vigil.runtime import load
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        cv2.imwrite(str(folder / f"{i}.png"), rng.integers(0, 255, (40, 40, 3), dtype=np.uint8))
+    (folder / "9.png").write_bytes(b"\x89PNG\r\n\x1a\n not a picture")
+    items, described = inputs_for(load(tiny_image_artifact), str(folder))
+    assert len(items) == 3
+    assert "3 frames from" in described and "1 that could not be read left out" in described
+    assert "prepare_ms_p50 is its cost per frame" in described and " ms" not in described
