@@ -503,12 +503,22 @@ def test_an_image_in_both_the_normal_and_the_defect_folder_is_said(tiny_image_ar
     write(tmp_path / "bad" / "100.png", defect_frame(rng, box=BOX))
     (tmp_path / "bad" / "x.png").symlink_to(tmp_path / "good" / "001.png")
     code, _, error = evaluate(tiny_image_artifact, tmp_path / "good", "--anomalous",
-                              tmp_path / "bad", "--json", tmp_path / "r.json", capsys=capsys)
+                              tmp_path / "bad", "--json", tmp_path / "r.json", "--report",
+                              tmp_path / "report", capsys=capsys)
     assert code == 0, error
     assert json.loads((tmp_path / "r.json").read_text())["images_in_both_sets"] == 1
-    assert "1 of the defect images are also among the normal images" in error
+    assert "1 defect image(s) are also among the normal images" in (
+        tmp_path / "report" / "report.md").read_text()
+    assert "1 defect image(s) are also among the normal images" in error
     assert "x.png, as " in error and "001.png" in error
+    # the same pixels saved again under another name and format count as well
     (tmp_path / "bad" / "x.png").unlink()
+    cv2.imwrite(str(tmp_path / "bad" / "y.bmp"), cv2.imread(str(tmp_path / "good" / "002.png")))
+    code, _, error = evaluate(tiny_image_artifact, tmp_path / "good", "--anomalous",
+                              tmp_path / "bad", "--json", tmp_path / "r.json", capsys=capsys)
+    assert json.loads((tmp_path / "r.json").read_text())["images_in_both_sets"] == 1
+    assert "y.bmp, as " in error and "002.png" in error
+    (tmp_path / "bad" / "y.bmp").unlink()
     code, _, error = evaluate(tiny_image_artifact, tmp_path / "good", "--anomalous",
                               tmp_path / "bad", "--json", tmp_path / "r.json", capsys=capsys)
     assert json.loads((tmp_path / "r.json").read_text())["images_in_both_sets"] == 0

@@ -435,44 +435,78 @@ def test_training_recommends_no_threshold_that_only_alarms_on_everything():
 def test_training_quotes_the_f1_threshold_the_flag_fits_and_never_one_alarming_mostly():
     """Review u1 (two SKAB valve1 files): training quoted an F1-optimal threshold of -0.107 (F1
     0.540) over every held-out window, but --threshold-method f1 fits without the windows that
-    only touch a labeled row, and fitted -0.743, which alarmed on 86 % of normal rows elsewhere.
-    The warning now quotes the fitted threshold, judged on every window, and does not recommend
-    one that alarms on most normal windows."""
+    only touch a labeled row, and fitted -0.743, which alarmed on 63 % of the normal validation
+    windows holding no labeled row and 86 % of normal rows in other files. The warning now
+    quotes the fitted threshold, judged on every window, with its shares of the normal windows
+    apart from those just after an anomaly (review d2), and recommends none that alarms on more
+    than half of normal operation."""
     pytest.importorskip("tensorflow")
     from vigil.runtime.core.spec import Threshold
     from vigil.runtime.core.thresholds import ThresholdMethod
-    from vigil.training.train_sensor import fit_threshold, validation_check
-    from vigil.training.train_sensor import CalibrationOptions
+    from vigil.training.train_sensor import CalibrationOptions, fit_threshold, validation_check
 
     rng = np.random.default_rng(0)
-    labeled = rng.uniform(0.4, 1.0, 100)
-    after = rng.uniform(0.5, 1.0, 140)  # normal by their last row, but holding labeled rows
+    gaussian = Threshold(5.0, "gaussian")
+    # normal operation half like the anomalies: the fitted threshold alarms on most of it
+    labeled = rng.uniform(0.5, 1.0, 100)
+    clean = np.concatenate([rng.uniform(0.5, 1.0, 120), rng.uniform(0.0, 0.3, 80)])
+    scores = np.concatenate([labeled, clean])
+    labels = np.r_[np.ones(100, bool), np.zeros(200, bool)]
+    use = np.ones(300, bool)
+    fitted = fit_threshold(CalibrationOptions(method="f1"), scores[use], labels[use]).value
+    check, warnings = validation_check(scores, labels, gaussian, ThresholdMethod.GAUSSIAN, use)
+    assert check["f1_method_threshold"] == fitted
+    assert check["f1_method_false_alarm_rate"] == pytest.approx(120 / 200)
+    assert check["f1_method_alarmed_after_anomalies"] is None
+    assert len(warnings) == 1 and f"--threshold-method f1 would fit {fitted:.4g}" in warnings[0]
+    assert ("alarms on 60.0 % of the 200 normal validation windows that hold no labeled row: "
+            "more than half, so it is not recommended either") in warnings[0]
+    assert "train with --threshold-method f1" not in warnings[0]
+    assert f"vigil eval --threshold {check['f1_optimal_threshold']:.6g}" in warnings[0]
+    # trained with the flag anyway: said
+    _, warnings = validation_check(scores, labels, Threshold(fitted, "f1"), ThresholdMethod.F1,
+                                   use)
+    assert any("alarms on 60.0 % of the 200 normal validation windows that hold no labeled row"
+               in w and "alarming on most normal operation" in w for w in warnings)
+    # the windows that only touch a labeled row score high, normal operation low: the fit is
+    # recommended, each share said apart (review d2: they were pooled, 70 %)
+    after = rng.uniform(0.5, 1.0, 140)
     clean = rng.uniform(0.0, 0.3, 60)
-    scores = np.concatenate([labeled, after, clean])
+    scores = np.concatenate([rng.uniform(0.4, 1.0, 100), after, clean])
     labels = np.r_[np.ones(100, bool), np.zeros(200, bool)]
     use = np.r_[np.ones(100, bool), np.zeros(140, bool), np.ones(60, bool)]
     fitted = fit_threshold(CalibrationOptions(method="f1"), scores[use], labels[use]).value
-    check, warnings = validation_check(scores, labels, Threshold(5.0, "gaussian"),
-                                       ThresholdMethod.GAUSSIAN, use)
+    check, warnings = validation_check(scores, labels, gaussian, ThresholdMethod.GAUSSIAN, use)
     assert check["f1_method_threshold"] == fitted
-    assert check["f1_method_false_alarm_rate"] == pytest.approx(140 / 200)
+    assert check["f1_method_false_alarm_rate"] == 0.0
+    assert check["f1_method_alarmed_after_anomalies"] == 1.0
     assert check["f1_method_f1"] == pytest.approx(200 / (200 + 140))
-    assert len(warnings) == 1 and f"--threshold-method f1 would fit {fitted:.4g}" in warnings[0]
-    assert "alarms on 70 % of the normal validation windows, so it is not recommended" in (
-        warnings[0])
-    assert "train with --threshold-method f1" not in warnings[0]
-    # trained with the flag anyway: said
-    check, warnings = validation_check(scores, labels, Threshold(fitted, "f1"),
-                                       ThresholdMethod.F1, use)
-    assert any("alarms on 70 % of the normal validation windows" in w and
-               "alarming on most normal operation" in w for w in warnings)
-    # where the windows that only touch a labeled row score like normal ones, it is recommended
-    after = rng.uniform(0.0, 0.3, 140)
-    scores = np.concatenate([labeled, after, clean])
+    assert len(warnings) == 1 and "train with --threshold-method f1 to use it" in warnings[0]
+    assert ("alarms on 0.0 % of the 60 normal validation windows that hold no labeled row (and "
+            "100.0 % of the 140 that end just after one)") in warnings[0]
+
+
+def test_training_says_when_the_f1_fit_does_no_better_than_alarming_always():
+    """Review d2: the best cut separates (AUROC 1) but the flag's fit, without the windows after
+    an anomaly, does no better than alarming always; training said no threshold separates the
+    windows. Now it says the flag's fit is not recommended and names the in-sample cut."""
+    pytest.importorskip("tensorflow")
+    from vigil.runtime.core.spec import Threshold
+    from vigil.runtime.core.thresholds import ThresholdMethod
+    from vigil.training.train_sensor import validation_check
+
+    rng = np.random.default_rng(2)
+    scores = np.concatenate([rng.uniform(0.6, 1.0, 100), rng.uniform(0.46, 0.55, 200),
+                             rng.uniform(0.0, 0.3, 5)])
+    labels = np.r_[np.ones(100, bool), np.zeros(205, bool)]
+    use = np.r_[np.ones(100, bool), np.zeros(200, bool), np.ones(5, bool)]
     check, warnings = validation_check(scores, labels, Threshold(5.0, "gaussian"),
                                        ThresholdMethod.GAUSSIAN, use)
-    assert check["f1_method_false_alarm_rate"] == 0.0 and check["f1_method_f1"] == 1.0
-    assert len(warnings) == 1 and "train with --threshold-method f1 to use it" in warnings[0]
+    assert check["auroc"] == 1.0 and check["f1_optimal"] == 1.0
+    assert len(warnings) == 1 and "do not tell labeled windows" not in warnings[0]
+    assert "which does no better than alarming on every window" in warnings[0]
+    assert "so it is not recommended" in warnings[0]
+    assert f"vigil eval --threshold {check['f1_optimal_threshold']:.6g}" in warnings[0]
 
 
 def test_eval_says_when_labels_miss_the_data_or_no_window_fits(tiny_sensor, tmp_path, caplog):

@@ -159,78 +159,110 @@ def validation_check(scores: np.ndarray, labels: np.ndarray, threshold: Threshol
                      method: ThresholdMethod, fitted: np.ndarray | None = None
                      ) -> tuple[dict | None, list[str]]:
     """What the threshold would catch on labeled validation windows, and a warning when it
-    catches little of what the threshold ``--threshold-method f1`` fits would (with the numbers
-    and the flag). ``fitted`` marks the windows thresholds are fitted on (all where None); every
-    window is judged, as ``vigil eval`` judges it."""
+    catches little of what the best cut would: recommending ``--threshold-method f1`` where the
+    threshold it fits does better than alarming always on at most half of the normal operation,
+    saying why not otherwise. ``fitted`` marks the windows thresholds are fitted on (all where
+    None; the others hold a labeled row but end on a normal one); every window is judged, as
+    ``vigil eval`` judges it."""
     if not labels.any() or labels.all():
         return None, []
     fitted = np.ones(len(scores), dtype=bool) if fitted is None else fitted
+    clean = fitted & ~labels  # normal windows that hold no labeled row: normal operation
+    after = ~fitted & ~labels  # normal by their last row, holding a labeled row before it
     above = scores > threshold.value
     counts = metrics.counts(above, labels)
     best, cut = metrics.best_f1(scores, labels)
     cut = metrics.strict_threshold(scores, cut)  # alarms are above it, as the runtime's
-    # what --threshold-method f1 would fit (on the fitted windows), judged on every window: the
-    # cut quoted above can differ from it where windows that only touch a labeled row score high
-    # (review u1: -0.107 quoted, -0.743 fitted, which alarmed on most normal rows)
-    f1_fit = (calibrate_labeled(ThresholdMethod.F1, scores[fitted], labels[fitted]).value
-              if labels[fitted].any() and not labels[fitted].all() else cut)
-    f1_fit_alarms = scores > f1_fit
-    f1_fit_f1 = metrics.counts(f1_fit_alarms, labels).f1
-    f1_fit_false_alarm_rate = float((f1_fit_alarms & ~labels).sum() / (~labels).sum())
     # alarming on every window: the F1 any threshold reaches without telling windows apart
     everything = 2 * int(labels.sum()) / (2 * int(labels.sum()) + int((~labels).sum()))
-    check: dict[str, float | str] = {
+    check: dict[str, float | str | None] = {
         "labeled_windows": int(labels.sum()), "caught": int((above & labels).sum()),
         "false_alarms": int((above & ~labels).sum()), "normal_windows": int((~labels).sum()),
         "f1": counts.f1, "auroc": metrics.auroc(scores, labels),
         "f1_optimal": best, "f1_optimal_threshold": cut,
-        "f1_method_threshold": f1_fit, "f1_method_f1": f1_fit_f1,
-        "f1_method_false_alarm_rate": f1_fit_false_alarm_rate,
+        **_f1_method_figures(scores, labels, fitted, clean, after),
         "f1_alarming_always": everything}
     if method is ThresholdMethod.F1:
         check["note"] = ("the F1 threshold was chosen on these windows (those that only touch "
                          "a labeled row aside), so their F1 is in-sample, about as high as any "
                          "threshold gives them; `vigil eval` on other data says what it catches")
     warnings = []
-    separates = best > everything + F1_OVER_ALWAYS and f1_fit_f1 > everything + F1_OVER_ALWAYS
-    alarms_mostly = f1_fit_false_alarm_rate > F1_MAX_FALSE_ALARM_RATE
-    if not separates:
+    fit, fit_f1 = check["f1_method_threshold"], check["f1_method_f1"]
+    fit_share = check["f1_method_false_alarm_rate"]
+    in_sample = (f"; the best cut over every held-out window, {cut:.6g}, gives F1 {best:.3f} "
+                 f"there (in-sample): try it on other labeled data with vigil eval --threshold "
+                 f"{cut:.6g}")
+    if best <= everything + F1_OVER_ALWAYS:
         warnings.append(
             f"the validation scores do not tell labeled windows from normal ones (AUROC "
             f"{check['auroc']:.3f}): no threshold gives a better F1 than alarming on every window "
             f"({everything:.3f}); check the labels and the features (--features), or train on "
             "more normal data")
-    elif method is not ThresholdMethod.F1 and counts.f1 < 0.5 * f1_fit_f1 and alarms_mostly:
-        warnings.append(
-            f"the {method.value} threshold {threshold.value:.4g} catches {check['caught']} of "
-            f"{check['labeled_windows']} labeled validation windows (F1 {counts.f1:.3f}, AUROC "
-            f"{check['auroc']:.3f}); --threshold-method f1 would fit {f1_fit:.4g} (F1 "
-            f"{f1_fit_f1:.3f}, alarming always {everything:.3f}), which alarms on "
-            f"{100 * f1_fit_false_alarm_rate:.0f} % of the normal validation windows, so it is "
-            "not recommended either: the held-out part (the last --validation-fraction of each "
-            "file) may hold too little normal operation. Train on more normal rows (an "
-            "anomaly-free file beside these) or a larger --validation-fraction, and check the "
-            "threshold with vigil eval on other labeled data")
-    elif method is not ThresholdMethod.F1 and counts.f1 < 0.5 * f1_fit_f1:
-        warnings.append(
-            f"the {method.value} threshold {threshold.value:.4g} catches {check['caught']} of "
-            f"{check['labeled_windows']} labeled validation windows (F1 {counts.f1:.3f}, AUROC "
-            f"{check['auroc']:.3f}); the F1-optimal threshold --threshold-method f1 fits "
-            f"({f1_fit:.4g}) would give F1 {f1_fit_f1:.3f}, alarming on "
-            f"{100 * f1_fit_false_alarm_rate:.0f} % of the normal validation windows: train with "
-            "--threshold-method f1 to use it")
-    elif method is ThresholdMethod.F1 and alarms_mostly:
-        warnings.append(
-            f"the f1 threshold {threshold.value:.4g} alarms on "
-            f"{100 * f1_fit_false_alarm_rate:.0f} % of the normal validation windows (F1 "
-            f"{counts.f1:.3f}, alarming always {everything:.3f}): it catches anomalies by "
-            "alarming on most normal operation. Train on more normal rows (an anomaly-free "
-            "file beside these), or use the default gaussian threshold and check it with vigil "
-            "eval on other labeled data")
+    elif (method is not ThresholdMethod.F1 and counts.f1 < 0.5 * best
+          and isinstance(fit, float) and isinstance(fit_f1, float)
+          and isinstance(fit_share, float)):
+        caught = (f"the {method.value} threshold {threshold.value:.4g} catches {check['caught']} "
+                  f"of {check['labeled_windows']} labeled validation windows (F1 "
+                  f"{counts.f1:.3f}, AUROC {check['auroc']:.3f})")
+        fitted_shares = (f"alarms on {_percent(fit_share)} of the {int(clean.sum())} normal "
+                         f"validation windows that hold no labeled row"
+                         + (f" (and {_percent(check['f1_method_alarmed_after_anomalies'])} of "
+                            f"the {int(after.sum())} that end just after one)"
+                            if after.any() else ""))
+        if fit_f1 <= everything + F1_OVER_ALWAYS:
+            warnings.append(
+                f"{caught}; --threshold-method f1 would fit {fit:.4g}, which does no better "
+                f"than alarming on every window (F1 {fit_f1:.3f} against {everything:.3f}), so "
+                f"it is not recommended{in_sample}")
+        elif fit_share > F1_MAX_FALSE_ALARM_RATE:
+            warnings.append(
+                f"{caught}; --threshold-method f1 would fit {fit:.4g} (F1 {fit_f1:.3f}, alarming "
+                f"always {everything:.3f}), which {fitted_shares}: more than half, so it is not "
+                "recommended either. The held-out part (the last --validation-fraction of each "
+                "file) may hold too little normal operation: train on more normal rows (an "
+                "anomaly-free file beside these) or with a larger --validation-fraction"
+                f"{in_sample}")
+        else:
+            warnings.append(
+                f"{caught}; the F1-optimal threshold --threshold-method f1 fits ({fit:.4g}) "
+                f"would give F1 {fit_f1:.3f} and {fitted_shares}: train with "
+                "--threshold-method f1 to use it")
+    elif method is ThresholdMethod.F1 and clean.any():
+        share = float((above & clean).sum() / clean.sum())
+        if share > F1_MAX_FALSE_ALARM_RATE:
+            warnings.append(
+                f"the f1 threshold {threshold.value:.4g} alarms on {_percent(share)} of the "
+                f"{int(clean.sum())} normal validation windows that hold no labeled row (F1 "
+                f"{counts.f1:.3f}, alarming always {everything:.3f}): it catches anomalies by "
+                "alarming on most normal operation. Train on more normal rows (an anomaly-free "
+                "file beside these), or use the default gaussian threshold, and check it with "
+                "vigil eval on other labeled data")
     if check["false_alarms"] == check["normal_windows"]:
         warnings.append(f"the {method.value} threshold {threshold.value:.4g} alarms on every one "
                         f"of the {check['normal_windows']} normal validation windows")
     return check, warnings
+
+
+def _f1_method_figures(scores: np.ndarray, labels: np.ndarray, fitted: np.ndarray,
+                       clean: np.ndarray, after: np.ndarray) -> dict[str, float | None]:
+    """The threshold ``--threshold-method f1`` would fit (on the ``fitted`` windows), its F1 on
+    every window (as ``vigil eval`` judges them), and the share it alarms of the ``clean`` normal
+    windows and of those ``after`` a labeled row; None where it cannot be fitted. The best cut
+    over every window can differ from it where the windows after an anomaly score high (review
+    u1: -0.107 quoted, -0.743 fitted, which alarmed on most normal rows of other files)."""
+    if not labels[fitted].any() or not clean.any():
+        return dict.fromkeys(("f1_method_threshold", "f1_method_f1", "f1_method_false_alarm_rate",
+                              "f1_method_alarmed_after_anomalies"))
+    fit = calibrate_labeled(ThresholdMethod.F1, scores[fitted], labels[fitted]).value
+    alarms = scores > fit
+    return {"f1_method_threshold": fit, "f1_method_f1": metrics.counts(alarms, labels).f1,
+            "f1_method_false_alarm_rate": float((alarms & clean).sum() / clean.sum()),
+            "f1_method_alarmed_after_anomalies": (float((alarms & after).sum() / after.sum())
+                                                  if after.any() else None)}
+
+
+def _percent(share: float | str | None) -> str:
+    return f"{100 * float(share):.1f} %" if share is not None else "an unknown share"
 
 
 def _validation_losses(histories, verbose: int | str) -> list[dict]:

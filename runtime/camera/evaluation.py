@@ -313,8 +313,8 @@ def _in_both_sets(items: Sequence[LabeledImage], digests: Sequence[str]) -> list
     both = [(item, normal[digest]) for item, digest in zip(items, digests)
             if item.anomalous and digest in normal]
     if both:
-        log.warning("%d of the defect images are also among the normal images, the same pixels "
-                    "(the first: %s, as %s): each is counted both ways, so no model scores them "
+        log.warning("%d defect image(s) are also among the normal images, the same pixels (the "
+                    "first: %s, as %s): each is counted both ways, so no model scores them "
                     "right (images_in_both_sets in the results); remove them from one of the "
                     "folders", len(both), both[0][0].path, both[0][1].path)
     return [defect for defect, _ in both]

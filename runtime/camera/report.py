@@ -24,11 +24,15 @@ def _seen_lines(result: dict) -> list[str]:
                                                           "threshold"),
               (result.get("defects_given_in_training"), "given to training as defects")]
     said = [f"{count} {what}" for count, what in counts if count]
-    if not said:
-        return []
-    return [f"**Caution:** of these test images, {', '.join(said)}: the figures above are better "
-            f"than this model gives on images it has not seen, and a best-F1 threshold chosen "
-            f"here is fitted to them.", ""]
+    both = result.get("images_in_both_sets")
+    lines = ([f"**Caution:** of these test images, {', '.join(said)}: the figures above are "
+              f"better than this model gives on images it has not seen, and a best-F1 threshold "
+              f"chosen here is fitted to them.", ""] if said else [])
+    if both:
+        lines += [f"**Caution:** {both} defect image(s) are also among the normal images (the "
+                  f"same pixels): each is counted both ways, so no model scores them right; "
+                  f"remove them from one of the folders.", ""]
+    return lines
 
 
 def write_image_report(result: dict, scored, detector, folder: str | Path, model_name: str,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,12 +147,15 @@ def score_file(detector: SensorDetector, path: str | Path, label_column: str,
         for parser, row in iter_rows(read_lines(handle), options, source, doubt_last_line=True):
             if row is None:
                 if labels is None and parser.label_column is None:
+                    # the key a labels file gives it: its path below the data folder
+                    empty = json.dumps({name or Path(source).name: []})
                     raise ValueError(
                         f"{source}: label column {label_column!r} is missing; evaluation needs "
                         f"labels (name the column with --label-column, or give a labels file "
                         f"with --labels; for rows that are all normal, a labels file naming no "
-                        f"window for this file, {{\"{Path(source).name}\": []}} in a .json, "
-                        f"gives their false alarm rate); the header has {list(parser.header)}")
+                        f"window for this file, {empty} in a .json (a key for each file of a "
+                        f"folder), gives their false alarm rate); the header has "
+                        f"{list(parser.header)}")
                 continue
             if row.label_problem and labels is None:
                 raise ValueError(f"{source}, line {row.number}: {row.label_problem}; or name "
