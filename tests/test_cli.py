@@ -850,6 +850,7 @@ def test_train_image_names_every_unreadable_image_at_once(tmp_path, capsys):
     error = capsys.readouterr().err
     assert "of the 12 images (and their masks), 2 cannot be read, so nothing was trained" in error
     assert "l_trunc.jpg" in error and "m_trunc.png" in error
+    assert "held out to set the threshold" not in error  # said of files then refused (u1)
     assert not (tmp_path / "m.keras").exists()
 
 

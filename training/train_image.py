@@ -284,6 +284,9 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
                          f"needs at least {MIN_TRAIN_IMAGES}: give a smaller fraction "
                          f"(--validation-fraction {int(most * 100) / 100:.2f} or less) or more "
                          f"normal images")
+    # every bad file named at once, before what the split says of them (review u1: the "only N
+    # held out" warning came first, counting a file that was then refused)
+    check_readable([*normal, *anomalous], "images", "trained")
     if held < FEW_HELD_OUT:
         log.warning("only %d normal images are held out to set the threshold (%.0f %% of %d): "
                     "their mean and spread are rough, so the threshold may reject good parts "
@@ -292,7 +295,6 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
                     "images it has not seen", held, 100 * fraction, len(normal))
     train_items = [normal[i] for i in sorted(order[held:])]
     validation_items = [normal[i] for i in sorted(order[:held])] + list(anomalous)
-    check_readable([*normal, *anomalous], "images", "trained")  # every bad file named at once
     color = choose_color([i.path for i in normal], options.data.color)
     channels = 1 if color == "gray" else 3
     size = options.size
