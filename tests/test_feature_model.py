@@ -80,7 +80,7 @@ def test_refuses_a_tensor_that_reaches_outside_its_storage(tmp_path):
 
 
 @pytest.mark.parametrize("keys, storages, cut, message", [
-    (7, {"0": np.zeros(2, np.float32)}, 0, "its storage keys are a int, expected a list"),
+    (7, {"0": np.zeros(2, np.float32)}, 0, "its storage keys are of type 'int', expected a list"),
     (["0", "9"], {"0": np.zeros(2, np.float32)}, 0, "storage 9 belongs to no tensor"),
     ([], {"0": np.zeros(2, np.float32)}, 0, r"the tensors' storages \['0'\] are not in the file"),
     (None, {"0": np.zeros(2, np.float32)}, 12, "storage 0 is truncated"),  # inside its count
