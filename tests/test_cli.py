@@ -931,3 +931,23 @@ def test_eval_prints_far_and_warns_where_the_alarm_was_on_for_most_normal_rows(
     assert cli.main(["eval", str(sensor_artifacts.int8), str(sensor_artifacts.test_csv),
                      "--no-threshold-search"]) == 0
     assert "the alarm was on for" not in capsys.readouterr().err
+
+
+def test_a_run_started_without_stderr_keeps_its_results_apart_from_it(tmp_path):
+    """Started with descriptor 2 closed (``2>&-``), the next file opened took number 2, where C
+    libraries write their warnings (libpng's), and error lines were printed to stdout (Python's
+    sys.stderr was None), into the results of --jsonl -: the run now opens the null device
+    there first and gives sys.stderr to it."""
+    code = ("import os, sys\n"
+            "from vigil.cli.commands import main\n"
+            "main(['health-check', sys.argv[1]])\n"
+            "with open(sys.argv[2], 'w') as out:\n"
+            "    os.write(2, b'a library warning\\n')\n"
+            "    print(out.fileno(), os.readlink('/proc/self/fd/2'), file=sys.stdout)\n")
+    result = tmp_path / "results.jsonl"
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "missing.json"), str(result)],
+                          stdout=subprocess.PIPE, text=True, timeout=120,
+                          preexec_fn=lambda: os.close(2))
+    number, target = done.stdout.split()  # the error line not among them
+    assert number != "2" and target == os.devnull
+    assert result.read_text() == ""

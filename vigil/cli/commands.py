@@ -30,8 +30,31 @@ from vigil.cli.service_commands import cmd_batch, cmd_bench, cmd_health_check, c
 from vigil.cli.train_commands import cmd_demo, cmd_export, cmd_train_image, cmd_train_sensor
 
 
+STANDARD_STREAMS = ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w"))
+
+
+def reserve_standard_descriptors() -> None:
+    """Open the null device onto descriptors 0, 1 and 2 where the run was started with them
+    closed (``2>&-``, a supervisor's closed stdin), and give Python's missing streams to them.
+    Else the next file opened took the lowest free number, where a C library writes its
+    warnings (libpng's), and with ``sys.stderr`` None every error line was printed to stdout,
+    into the results of ``--jsonl -``."""
+    for descriptor, name, mode in STANDARD_STREAMS:
+        try:
+            os.fstat(descriptor)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)  # the lowest free number: this one
+            if null != descriptor:
+                os.dup2(null, descriptor)
+                os.close(null)
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(descriptor, mode, encoding="utf-8",
+                                    errors="backslashreplace", closefd=False))
+
+
 # Output options by what they name: a file, or a folder that is created (nothing is created here).
 def main(argv: list[str] | None = None) -> int:
+    reserve_standard_descriptors()
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     as_json = "--log-json" in argv
