@@ -207,6 +207,18 @@ def test_stdout_closed_is_an_output_error_not_a_traceback(tiny_sensor, tmp_path)
     assert "standard output is closed" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_stdin_closed_is_an_input_error_not_a_traceback(tiny_sensor, tmp_path):
+    """``vigil score MODEL - <&-`` ended in an AttributeError on None; it is refused by name,
+    and its output is not created."""
+    out = tmp_path / "scores.jsonl"
+    done = subprocess.run(f'exec "{sys.executable}" -m vigil score "{tiny_sensor}" - '
+                          f'--jsonl "{out}" <&-', shell=True, capture_output=True, text=True,
+                          timeout=HANG_GUARD_S)
+    assert done.returncode == 2, done.stderr
+    assert "standard input is closed" in done.stderr and "Traceback" not in done.stderr
+    assert not out.exists()
+
+
 def test_a_tiny_disk_keeps_every_whole_line_that_fits(tiny_sensor, tmp_path):
     rows_csv(tmp_path / "rows.csv", 3000)
     out = tmp_path / "scores.jsonl"

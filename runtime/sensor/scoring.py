@@ -382,7 +382,11 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
     failure: BaseException | None = None
     try:
         if live:
-            run(_live_lines(stdin or sys.stdin), "stdin")
+            lines_in = stdin or sys.stdin
+            if lines_in is None:  # started with it closed (<&-): an AttributeError before
+                raise ValueError("standard input is closed, so no rows can be read from `-`; "
+                                 "pipe rows in (... | vigil score MODEL -) or give a CSV file")
+            run(_live_lines(lines_in), "stdin")
             if health is not None:  # unattended: the end of a live input is worth a word
                 log.warning("stdin ended after %d rows: the run ends here (exit 0; `vigil "
                             "health-check` reports it as a fault, so that a watchdog restarts "

@@ -30,16 +30,14 @@ from vigil.cli.service_commands import cmd_batch, cmd_bench, cmd_health_check, c
 from vigil.cli.train_commands import cmd_demo, cmd_export, cmd_train_image, cmd_train_sensor
 
 
-STANDARD_STREAMS = ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w"))
-
-
 def reserve_standard_descriptors() -> None:
     """Open the null device onto descriptors 0, 1 and 2 where the run was started with them
-    closed (``2>&-``, a supervisor's closed stdin), and give Python's missing streams to them.
+    closed (``2>&-``, a supervisor's closed stdin), and give a missing ``sys.stderr`` to it.
     Else the next file opened took the lowest free number, where a C library writes its
-    warnings (libpng's), and with ``sys.stderr`` None every error line was printed to stdout,
-    into the results of ``--jsonl -``."""
-    for descriptor, name, mode in STANDARD_STREAMS:
+    warnings (libpng's), and with ``sys.stderr`` None every error line and the summary were
+    printed to stdout, among the results of ``--jsonl -``. ``sys.stdin`` and ``sys.stdout``
+    stay None: results for a closed stdout, or rows from a closed stdin, are refused by name."""
+    for descriptor in (0, 1, 2):
         try:
             os.fstat(descriptor)
         except OSError:
@@ -47,9 +45,8 @@ def reserve_standard_descriptors() -> None:
             if null != descriptor:
                 os.dup2(null, descriptor)
                 os.close(null)
-        if getattr(sys, name) is None:
-            setattr(sys, name, open(descriptor, mode, encoding="utf-8",
-                                    errors="backslashreplace", closefd=False))
+    if sys.stderr is None:  # diagnostics the user chose not to see
+        sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
 
 
 # Output options by what they name: a file, or a folder that is created (nothing is created here).
