@@ -52,6 +52,19 @@ def read_image(path: str | Path) -> np.ndarray:
     return image
 
 
+JPEG_HEAD_BYTES = 1 << 18  # a JPEG's tables come after its EXIF and other APPn (64 KiB each)
+
+
+def jpeg_quality_of(path: str | Path) -> int | None:
+    """The quality an image file was JPEG-encoded at (``jpeg.quality``), or None when it is not
+    a JPEG (lossless formats), holds no tables where expected, or cannot be read."""
+    try:
+        with open(path, "rb") as handle:
+            return jpeg.quality(handle.read(JPEG_HEAD_BYTES))
+    except OSError:
+        return None
+
+
 IMAGE_DIGEST_CHARS = 16  # an image's digest as an artifact records it (64 bits)
 
 

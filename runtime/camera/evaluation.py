@@ -17,9 +17,9 @@ from ..core.progress import Progress, silent
 from ..core.spec import ScoreStats
 from ..core.thresholds import over_threshold
 from . import jpeg
-from .frames import frame_boxes, map_to_frame
+from .frames import compression_mismatch, frame_boxes, map_to_frame
 from .datasets import (LabeledImage, check_readable, folders, image_digest, images_in, is_mvtec,
-                       mvtec, read_image, read_mask)
+                       jpeg_quality_of, mvtec, read_image, read_mask)
 from .detector import ImageDetector
 
 log = logging.getLogger("vigil")
@@ -184,6 +184,7 @@ is a ValueError naming it before anything is scored."""
     progress("scoring images", len(items), len(items))
     seen = _seen_in_training(detector, items, digests)
     in_both = _in_both_sets(items, digests)
+    compressed = _compressed_harder(detector, items)
     threshold = detector.threshold
     predicted = over_threshold(scores, threshold)
     c = metrics.counts(predicted, labels)
@@ -216,6 +217,10 @@ is a ValueError naming it before anything is scored."""
         "defects_given_in_training": len(seen["labeled_defects"]) if seen is not None else None,
         # test images given both as normal and as defects (the same pixels)
         "images_in_both_sets": len(in_both),
+        # test images that are JPEGs compressed much harder than the training images (None: an
+        # artifact from before 2026-12-07, which records not their quality)
+        "images_compressed_harder": (len(compressed) if detector.spec.jpeg_quality is not None
+                                     else None),
         "pixel_unmasked_defects": len(unmasked),
         "pixel_blank_mask_defects": len(blank),
         "note": ("pixel_auroc over every pixel of every test image at its own resolution (the map "
@@ -318,6 +323,23 @@ def _in_both_sets(items: Sequence[LabeledImage], digests: Sequence[str]) -> list
                     "right (images_in_both_sets in the results); remove them from one of the "
                     "folders", len(both), both[0][0].path, both[0][1].path)
     return [defect for defect, _ in both]
+
+
+def _compressed_harder(detector: ImageDetector, items: Sequence[LabeledImage]
+                       ) -> list[LabeledImage]:
+    """The test images that are JPEGs compressed much harder than the training images
+    (``compression_mismatch``), warned of: their scores say as much about the compression as
+    about the parts."""
+    found, why = [], None
+    for item in items:
+        mismatch = compression_mismatch(jpeg_quality_of(item.path), detector.spec)
+        if mismatch is not None:
+            found.append(item)
+            why = why or mismatch
+    if found:
+        log.warning("%d of the %d test images (the first: %s): %s", len(found), len(items),
+                    found[0].path, why)
+    return found
 
 
 def _say_turned_image_with_mask(item: LabeledImage) -> bool:

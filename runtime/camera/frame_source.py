@@ -50,6 +50,10 @@ class Frame:
     gap_s: float | None = None
     position_s: float | None = None
     packet: bytes | None = None  # a live MJPEG frame not decoded yet (``image`` None meanwhile)
+    # how the frame was compressed: the quality of the JPEG it was decoded from, or the codec
+    # (FOURCC) of the video or stream FFmpeg decoded it from; None when unknown or lossless
+    jpeg_quality: int | None = None
+    codec: str | None = None
 
 
 @dataclass(frozen=True)
@@ -197,6 +201,17 @@ def jpeg_packets(capture: Capture) -> bool:
         return bool(set_property(cv2.CAP_PROP_FORMAT, -1))
     except (AttributeError, cv2.error, TypeError, ValueError):
         return False
+
+
+def capture_codec(capture: Capture) -> str | None:
+    """The FOURCC of the video a capture decodes (``H264``, ``FMP4``, ``MJPG``, ...), or None when
+    the capture does not say (a test's fake, a backend without it)."""
+    value = capture_property(capture, cv2.CAP_PROP_FOURCC)
+    if not value:
+        return None
+    code = (int(value) & 0xFFFFFFFF).to_bytes(4, "little")
+    text = code.decode("ascii", errors="replace").strip("\x00 ")
+    return text if text.isprintable() and text else None
 
 
 def capture_property(capture: Capture, prop: int) -> float | None:

@@ -200,12 +200,63 @@ def size_mismatch(frame: np.ndarray, spec: ImageSpec) -> str | None:
             f"resolution, or train on frames of this size")
 
 
+# JPEG frames under this quality, and this far under the training images' (5th percentile),
+# are unlike training. The default model's normal test images re-encoded (three sets, one model
+# each; docs/quality.md, "Frames compressed otherwise than in training"): at quality 80 and
+# over, at most 5 of 238 decisions changed; at 70, 4 of 100 on ELPV mono cells and 14 of 238
+# magnetic tiles; at 50, 76 of 100 and 66 of 238.
+LOW_JPEG_QUALITY = 75
+JPEG_QUALITY_MARGIN = 10
+
+
+def compression_mismatch(jpeg_quality: int | None, spec: ImageSpec) -> str | None:
+    """Why a frame decoded from a JPEG of ``jpeg_quality`` is compressed harder than the
+    training images were, or None (also when the quality is unknown, and for a model that does
+    not record the training images': artifacts before 2026-12-07)."""
+    recorded = spec.jpeg_quality
+    if recorded is None or jpeg_quality is None:
+        return None
+    if jpeg_quality >= LOW_JPEG_QUALITY or jpeg_quality >= recorded[0] - JPEG_QUALITY_MARGIN:
+        return None
+    trained = ("lossless images (or JPEGs of quality 100)" if recorded[0] >= 99 else
+               f"JPEGs of quality {recorded[0]} or more" if recorded[0] < recorded[1] else
+               f"JPEGs of quality {recorded[0]}")
+    return (f"frames are JPEGs of quality {jpeg_quality}, where the model was trained on "
+            f"{trained}: their compression blocks and lost fine texture score as defects "
+            f"(the default model's normal images rejected: ELPV cells 1 % as PNG, 5 % at JPEG "
+            f"quality 70, 77 % at 50; magnetic tiles 4 %, 10 % and 32 %); send frames at JPEG "
+            f"quality 80 or more, or train on frames compressed as these are")
+
+
+# video codecs that lose detail between frames (FOURCCs as OpenCV's FFmpeg reports them, in
+# upper case): a frame decoded from them is unlike any training image, unless those were frames
+# of such video (which no record tells). MJPG is judged frame by frame, by its JPEG quality.
+LOSSY_VIDEO_CODECS = frozenset({
+    "H264", "AVC1", "X264", "HEVC", "HEV1", "HVC1", "H265", "X265", "FMP4", "MP4V", "XVID",
+    "DIVX", "DX50", "MP42", "MP43", "DIV3", "VP80", "VP90", "VP08", "VP09", "AV01", "MPG1",
+    "MPG2", "PIM1", "WMV1", "WMV2", "WMV3", "THEO"})
+
+
+def lossy_codec(codec: str | None) -> str | None:
+    """What a frame decoded from video of ``codec`` (a FOURCC) may score like, when that codec
+    is one that loses detail between frames (``LOSSY_VIDEO_CODECS``); else None."""
+    if codec is None or codec.strip().upper() not in LOSSY_VIDEO_CODECS:
+        return None
+    return (f"frames are decoded from {codec.strip()} video, a codec that loses fine texture and "
+            f"adds block edges: unless the model was trained on frames of such video, normal "
+            f"frames score higher than the training images did (the default model's normal "
+            f"images as an mp4v video: 83 % of ELPV mono cells rejected against 1 % as PNG, 9 % "
+            f"of magnetic tiles against 4 %); record frames as PNG or as MJPEG of quality 80 or "
+            f"more, or train on frames decoded from this codec")
+
+
 # What a frame is looked at for before it is scored, each said once a run (or per detector):
 # gray for colour and colour for gray, another shape, a much smaller size; and, for arrays a
 # Python caller hands in, RGB given for BGR
 FRAME_CHECKS = (color_mismatch, aspect_mismatch, size_mismatch)
 # each check's name on a result line (``unlike_training``)
-CHECK_NAMES = {color_mismatch: "colour", aspect_mismatch: "aspect", size_mismatch: "size"}
+CHECK_NAMES = {color_mismatch: "colour", aspect_mismatch: "aspect", size_mismatch: "size",
+               compression_mismatch: "compression"}
 ARRAY_CHECKS = (*FRAME_CHECKS, swapped_channels)
 
 

@@ -162,7 +162,9 @@ class ImageFiles:
             image, error = try_read_image(path)
             self._stats.read += 1
             self._stats.errors += error is not None
-            yield Frame(index, str(path), image, error, time.time())
+            yield Frame(index, str(path), image, error, time.time(),
+                        jpeg_quality=(datasets.jpeg_quality_of(path) if image is not None
+                                      else None))
 
     def close(self) -> None:
         pass

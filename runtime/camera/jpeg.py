@@ -1,4 +1,5 @@
-"""What OpenCV's JPEG decoder does not say, read from a JPEG's own bytes: damage and orientation.
+"""What OpenCV's JPEG decoder does not say, read from a JPEG's own bytes: damage, orientation
+and the quality it was encoded at.
 
 libjpeg, behind ``cv2.imdecode``, only warns on stderr ("Corrupt JPEG data: premature end of data
 segment") when a JPEG is cut off or its compressed data is damaged, and returns a whole image
@@ -179,6 +180,52 @@ def orientation(data: bytes) -> int:
             return _tiff_orientation(data[position + 10:position + 2 + length])
         position += 2 + length
     return 1
+
+
+DQT = 0xDB
+# JPEG's example luminance quantization table (ITU T.81, Annex K.1), which libjpeg and most
+# encoders scale by their quality setting; its sum (order-free: files store it in zigzag order)
+STANDARD_LUMINANCE_SUM = sum((
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
+    14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
+    18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99))
+
+
+def quality(data: bytes) -> int | None:
+    """The quality (1-100, libjpeg's scale) a JPEG was encoded at, estimated from its luminance
+    quantization table as libjpeg scales the standard one (within 1 of the setting from 15 to
+    100; lower settings read as about 15), or None when ``data`` is no JPEG or holds no table
+    before its image data. Encoders with tables of their own read as the libjpeg quality whose
+    table quantizes as coarsely on average."""
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    position, size = 2, len(data)
+    while position + 4 <= size and data[position] == 0xFF:
+        marker = data[position + 1]
+        if marker == 0xFF:
+            position += 1
+            continue
+        if marker in (SOS, EOI):
+            break
+        length = int.from_bytes(data[position + 2:position + 4], "big")
+        if marker == DQT:  # tables of (precision and id byte, 64 values of 1 or 2 bytes)
+            table, end = position + 4, min(position + 2 + length, size)
+            while table < end:
+                wide, table_id = data[table] >> 4, data[table] & 0x0F
+                width = 2 if wide else 1
+                values = data[table + 1:table + 1 + 64 * width]
+                if len(values) < 64 * width:
+                    return None
+                if table_id == 0:
+                    total = (sum(values) if not wide else
+                             sum(int.from_bytes(values[i:i + 2], "big") for i in range(0, 128, 2)))
+                    scale = 100 * total / STANDARD_LUMINANCE_SUM  # libjpeg's scaling, in %
+                    estimate = (200 - scale) / 2 if scale <= 100 else 5000 / scale
+                    return int(min(100, max(1, round(estimate))))
+                table += 1 + 64 * width
+        position += 2 + length
+    return None
 
 
 def _png_orientation(data: bytes) -> int:

@@ -19,8 +19,9 @@ import cv2
 import numpy as np
 
 from ..core import interrupts
+from . import jpeg
 from .frame_source import (JOIN_TIMEOUT_S, MAX_GAPS_KEPT, Capture, CaptureFactory, Frame, Gap,
-                           SourceError, SourceOptions, SourceStats, capture_property,
+                           SourceError, SourceOptions, SourceStats, capture_codec, capture_property,
                            decode_jpeg_frame, default_capture, jpeg_packets, redact)
 
 log = logging.getLogger("vigil")
@@ -213,7 +214,8 @@ class LiveSource:
             why += " (damaged in transit, or sent cut short); the stream goes on"
             with self._lock:
                 self._stats.errors += 1
-        return replace(frame, image=image, error=why, packet=None)
+        return replace(frame, image=image, error=why, packet=None,
+                       jpeg_quality=jpeg.quality(packet))
 
     def _put(self, frame: Frame) -> None:
         with self._ready:
@@ -296,7 +298,8 @@ class LiveSource:
                     self._put(Frame(index, self.name, None, None, time.time(), pending_gap,
                                     packet=data))
                 else:
-                    self._put(Frame(index, self.name, image, None, time.time(), pending_gap))
+                    self._put(Frame(index, self.name, image, None, time.time(), pending_gap,
+                                    codec=capture_codec(capture)))
                 pending_gap = None
                 index += 1
         except Exception as failure:  # a capture backend failing must end the run cleanly

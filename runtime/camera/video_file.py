@@ -12,10 +12,12 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from . import jpeg
 from .avi_index import AviFrames, mjpg_frames
 from .frame_source import (IMAGE_EXTENSIONS, MAX_CORRUPT_RUN, MAX_MISSING_ITEMS, VIDEO_EXTENSIONS,
                            Capture, CaptureFactory, Frame, SourceError, SourceStats,
-                           capture_property, decode_jpeg_frame, default_capture, jpeg_packets)
+                           capture_codec, capture_property, decode_jpeg_frame, default_capture,
+                           jpeg_packets)
 
 log = logging.getLogger("vigil")
 
@@ -58,6 +60,7 @@ class VideoFile:
         # an MJPG video OpenCV reads (MOV, MKV, MP4, an AVI without its index): its JPEG packets,
         # each checked before it is decoded, as an indexed AVI's frames are
         self._packets = self._index is None and jpeg_packets(capture)
+        self._codec = capture_codec(capture)  # what FFmpeg decodes, where it decodes the frames
 
     @property
     def stats(self) -> SourceStats:
@@ -118,7 +121,7 @@ class VideoFile:
         try:
             while True:
                 ok, image = capture.read()
-                why = None
+                why, quality = None, None
                 if ok and image is not None and self._packets:
                     data = np.asarray(image).tobytes()
                     if index == 0 and failed == 0 and not data.startswith(b"\xff\xd8"):
@@ -128,6 +131,7 @@ class VideoFile:
                         capture = self._capture = self._capture_factory(str(self.path))
                         self._packets = False
                         continue
+                    quality = jpeg.quality(data)
                     image, why = decode_jpeg_frame(data)  # damaged: an error item, and on
                     if why is not None and first_damage is None:
                         first_damage = index  # the demuxer may have skipped frames with it
@@ -155,7 +159,9 @@ class VideoFile:
                 else:
                     shown = capture_property(capture, cv2.CAP_PROP_POS_MSEC)
                     yield Frame(index, self.name, image, None, time.time(),
-                                position_s=shown / 1000 if shown is not None else None)
+                                position_s=shown / 1000 if shown is not None else None,
+                                jpeg_quality=quality,
+                                codec=None if self._packets else self._codec)
                 index += 1
         finally:
             self.close()
@@ -181,7 +187,8 @@ class VideoFile:
                                     "goes on", time.time())
                     else:  # an AVI's frames are shown at its constant rate
                         yield Frame(index, self.name, image, None, time.time(),
-                                    position_s=index / self._fps if self._fps else None)
+                                    position_s=index / self._fps if self._fps else None,
+                                    jpeg_quality=jpeg.quality(data))
             found, expected = len(frames), self._stats.expected or 0
             if expected > found:  # counted by the header, gone with the cut
                 yield from self._missing_items(found, expected - found, (

@@ -280,6 +280,17 @@ class ImageSpec:
         return _frame_side(self.training)
 
     @cached_property
+    def jpeg_quality(self) -> tuple[int, int] | None:
+        """[5th percentile, greatest] JPEG quality of the training images (a lossless image
+        counts as 100), from the training record (``training.jpeg_quality``, written since
+        2026-12-07; None before)."""
+        pair = _ordered_pair(self.training, "jpeg_quality", "JPEG quality (1-100)", whole=True)
+        if pair is not None and pair[1] > 100:
+            raise ArtifactError(f"metadata training.jpeg_quality must be [least, greatest] JPEG "
+                                f"quality (1-100); received {_short(list(pair))}")
+        return pair
+
+    @cached_property
     def channel_means_bgr(self) -> tuple[float, float, float] | None:
         """The training frames' mean blue, green and red levels (0-255) for a colour model, from
         the training record (``training.channel_means_bgr``, written since 0.3; None before and
@@ -437,6 +448,7 @@ def _image_spec(data: Mapping[str, Any], version: int) -> ImageSpec:
     )
     # parsed now: a malformed record is refused on loading
     spec.frame_aspect, spec.frame_side, spec.channel_means_bgr, spec.blue_minus_red
+    spec.jpeg_quality
     return spec
 
 
