@@ -63,6 +63,8 @@ def test_sixteen_bit_tables_and_what_is_no_jpeg():
     assert jpeg.quality(b"") is None
     assert jpeg.quality(b"\xff\xd8\xff\xdb\x00\x43\x00\x10") is None  # a table cut short
     assert jpeg.quality(b"\xff\xd8\xff\xda\x00\x02") is None  # image data before any table
+    zeroed = b"\xff\xdb" + (2 + 1 + 64).to_bytes(2, "big") + b"\x00" + bytes(64)
+    assert jpeg.quality(b"\xff\xd8" + zeroed + b"\xff\xda") is None  # damaged: no table
 
 
 def test_a_files_quality_is_read_from_its_head(tmp_path):

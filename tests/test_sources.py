@@ -598,7 +598,10 @@ class MjpegServer:
     connection sends ``whole_first`` frames, then half of the next, and closes; later connections
     send whole frames until the client goes. Frame ``i`` is ``jpegs[i % len(jpegs)]``."""
 
-    def __init__(self, jpegs: list[bytes], whole_first: int) -> None:
+    def __init__(self, jpegs: list[bytes], whole_first: int,
+                 mangled: dict[int, bytes] | None = None) -> None:
+        """``whole_first``: the first connection's part cut in half, ending it; ``mangled``: the
+        first connection's parts sent as given instead."""
         import http.server
         import socketserver
 
@@ -617,6 +620,8 @@ class MjpegServer:
                 try:
                     for number in range(10_000):
                         data = jpegs[number % len(jpegs)]
+                        if first and mangled and number in mangled:
+                            data = mangled[number]
                         cut = first and number == whole_first
                         self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\n"
                                          b"Content-Length: %d\r\n\r\n" % len(data))
@@ -664,6 +669,31 @@ def test_an_mjpeg_frame_cut_off_in_transit_is_an_error_item_not_a_frame(tmp_path
     assert "the stream goes on" in frames[3].error
     assert frames[4].gap_s is not None and source.stats.reconnects == 1
     assert source.stats.errors == 1
+
+
+def test_an_mjpeg_part_that_is_no_jpeg_is_a_damaged_frame_and_the_stream_stays_checked(caplog):
+    """One part without its start-of-image marker had switched the run to FFmpeg's decoding for
+    good: no line for that frame, no damage checked after it, and every later frame stretched to
+    the first one's size, so boxes were in the wrong pixels (review r2)."""
+    rng = np.random.default_rng(2)
+    sizes = [(48, 64), (40, 90)]  # frames alternate in size
+    jpegs = [cv2.imencode(".jpg", rng.integers(0, 256, size=(*size, 3), dtype=np.uint8))[1]
+             .tobytes() for size in sizes]
+    damaged = jpegs[0][:-500] + b"\x00" * 400 + jpegs[0][-100:]  # zeros lost in transit
+    server = MjpegServer(jpegs, whole_first=10_000, mangled={4: jpegs[0][2:], 6: damaged})
+    try:
+        with caplog.at_level("WARNING", logger="vigil"):
+            source = open_source(server.url, SourceOptions(queue_size=64, reconnect=FAST))
+            frames = collect(source, limit=10)
+    finally:
+        server.close()
+    assert [f.index for f in frames] == list(range(10))
+    assert frames[4].image is None and "start-of-image" in frames[4].error
+    assert frames[6].image is None and "damaged JPEG" in frames[6].error
+    good = [f for n, f in enumerate(frames) if n not in (4, 6)]
+    assert [f.image.shape[:2] for f in good] == [sizes[f.index % 2] for f in good]
+    assert source.stats.reconnects == 0 and source.stats.errors == 2
+    assert "are not JPEG files" not in caplog.text
 
 
 def test_an_mjpeg_streams_frames_are_decoded_only_when_taken(monkeypatch):

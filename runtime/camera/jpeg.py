@@ -218,8 +218,11 @@ def quality(data: bytes) -> int | None:
                 if len(values) < 64 * width:
                     return None
                 if table_id == 0:
-                    total = (sum(values) if not wide else
-                             sum(int.from_bytes(values[i:i + 2], "big") for i in range(0, 128, 2)))
+                    steps = (list(values) if not wide else
+                             [int.from_bytes(values[i:i + 2], "big") for i in range(0, 128, 2)])
+                    if not all(steps):  # a step of 0 is no table (damaged data)
+                        return None
+                    total = sum(steps)
                     scale = 100 * total / STANDARD_LUMINANCE_SUM  # libjpeg's scaling, in %
                     estimate = (200 - scale) / 2 if scale <= 100 else 5000 / scale
                     return int(min(100, max(1, round(estimate))))

@@ -94,6 +94,7 @@ class LiveSource:
         self._finished = False
         self._thread: threading.Thread | None = None
         self._packets_allowed = True  # off once a stream's packets turn out not to be JPEGs
+        self._jpeg_packets_seen = False  # a packet of this run was a JPEG: the stream's are
         self._packets = False  # the open capture gives undecoded JPEG packets (jpeg_packets)
         capture = self._open_with_retries()
         self._capture: Capture | None = capture  # the capture thread's once started; None: closed
@@ -284,7 +285,13 @@ class LiveSource:
                 last_frame_at = time.monotonic()
                 if self._packets:
                     data = np.asarray(image).tobytes()
-                    if not data.startswith(b"\xff\xd8"):  # not JFIF after all: FFmpeg decodes
+                    # once a packet was a JPEG, one that is not is a frame damaged in transit:
+                    # a skipped line saying so, and the stream stays on packets (a review's one
+                    # bad part had switched the run to FFmpeg, which checks no frame and keeps
+                    # the first frame's size, so later boxes were in the wrong pixels)
+                    if data.startswith(b"\xff\xd8"):
+                        self._jpeg_packets_seen = True
+                    elif not self._jpeg_packets_seen:  # not JFIF after all: FFmpeg decodes
                         log.warning("%s: its MJPEG packets are not JPEG files; FFmpeg decodes "
                                     "them, and a frame damaged in transit may not be noticed",
                                     self._describe())
