@@ -192,6 +192,45 @@ def test_health_check_tells_a_live_run_from_a_stale_stopped_or_missing_one(tmp_p
     assert "no input for 25 s" in capsys.readouterr().err
 
 
+def test_a_camera_run_that_scores_no_frame_is_warned_and_health_check_can_tell(tmp_path,
+                                                                               capsys):
+    """A camera whose every frame arrives damaged inspects nothing: its first five skipped
+    frames were named, then nothing, and `--max-unscored` looked at sensor rows only (r2)."""
+    import cv2
+    import numpy as np
+    from image_fixtures import normal_frame, write_tiny_image_artifact
+
+    from vigil.runtime.camera.scoring import UNSCORED_FRAMES_WARNING
+
+    model = write_tiny_image_artifact(tmp_path / "tiny.onnx")
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(folder / "0000.png"), normal_frame(rng))
+    for n in range(1, UNSCORED_FRAMES_WARNING + 6):
+        (folder / f"{n:04d}.png").write_bytes(b"\x89PNG\r\n\x1a\n cut off in transit")
+    cv2.imwrite(str(folder / "9999.png"), normal_frame(rng))
+    health = tmp_path / "health.json"
+    assert cli.main(["score", str(model), str(folder), "--jsonl", str(tmp_path / "o.jsonl"),
+                     "--health", str(health)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    warned = [line for line in err if "no frame scored" in line]
+    assert len(warned) == 1 and f"for the last {UNSCORED_FRAMES_WARNING} frames" in warned[0]
+    assert any(f"scored again from frame {UNSCORED_FRAMES_WARNING + 6}, after "
+               f"{UNSCORED_FRAMES_WARNING + 5} unscored" in line for line in err)
+    report = json.loads(health.read_text())
+    assert report["frames_unscored"] == 0  # scoring again at the end
+    report.update(status="running", frames_unscored=UNSCORED_FRAMES_WARNING + 5,
+                  updated=json.loads(_health_file(tmp_path, "running").read_text())["updated"])
+    report.pop("process", None)
+    health.write_text(json.dumps(report))
+    capsys.readouterr()
+    assert cli.main(["health-check", str(health)]) == 0
+    assert cli.main(["health-check", str(health), "--max-unscored", "50"]) == 1
+    assert (f"no frame scored for the last {UNSCORED_FRAMES_WARNING + 5} frames (at least 50)"
+            in capsys.readouterr().err)
+
+
 def test_a_sensor_run_that_skips_every_row_is_warned_and_health_check_can_tell(tmp_path,
                                                                                capsys):
     """A dead column: every row skipped, nothing detected, yet the scorer is alive and fed."""

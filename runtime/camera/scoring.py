@@ -38,6 +38,9 @@ from ..core.thresholds import over_threshold
 from .sources import FrameSource, ImageFiles
 
 log = logging.getLogger("vigil")
+# frames skipped in a row after which a run is said to inspect nothing (every frame damaged in
+# transit, a camera sending what cannot be decoded): 4 s at 25 fps; the first few are named
+UNSCORED_FRAMES_WARNING = 100
 
 VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG"}
 DEFAULT_VIDEO_FPS = 10.0
@@ -124,6 +127,9 @@ class FrameSummary:
     # frames found unlike the training frames (colour, aspect, size): every file of a folder,
     # a stream's first frames after each change (their lines carry ``unlike_training``)
     frames_unlike_training: int = 0
+    # frames skipped in a row since the last one scored (at the end, or when reported): a camera
+    # whose every frame is damaged inspects nothing while its process runs
+    frames_unscored: int = 0
 
     @property
     def fps(self) -> float | None:
@@ -458,6 +464,7 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
                     reason = str(error).strip() or type(error).__name__
             if reason is not None:
                 summary.skipped += 1
+                summary.frames_unscored += 1
                 summary.last_error = f"frame {frame.index} of {frame.source}: {reason}"
                 skip_line(record, reason)
                 if summary.skipped <= options.skips_said:  # named, not only counted
@@ -465,7 +472,17 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
                                 "; further skipped frames are counted in the summary's skipped "
                                 "(each has its line)" if summary.skipped == options.skips_said
                                 else "")
+                elif summary.frames_unscored == UNSCORED_FRAMES_WARNING:
+                    log.warning("%s: no frame scored for the last %d frames: nothing is "
+                                "inspected while this lasts (the health report's "
+                                "frames_unscored; `vigil health-check --max-unscored` fails on "
+                                "it); the last one's reason: %s", source.name,
+                                UNSCORED_FRAMES_WARNING, reason)
             else:
+                if summary.frames_unscored >= UNSCORED_FRAMES_WARNING:
+                    log.warning("%s: frames are scored again from frame %d, after %d unscored",
+                                source.name, frame.index, summary.frames_unscored)
+                summary.frames_unscored = 0
                 summary.scored += 1
                 summary.anomalies += anomaly
                 latencies.add(latency)
@@ -562,7 +579,8 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
 def _counts(summary: FrameSummary, source: FrameSource, sink: JsonLines) -> dict:
     stats = source.stats
     return {"frames_in": summary.frames_in, "scored": summary.scored,
-            "skipped": summary.skipped, "dropped": stats.dropped, "reconnects": stats.reconnects,
+            "skipped": summary.skipped, "frames_unscored": summary.frames_unscored,
+            "dropped": stats.dropped, "reconnects": stats.reconnects,
             # a live source lost and being reopened: no frame comes meanwhile
             "reconnecting": stats.reconnecting is not None,
             "anomalies": summary.anomalies, "lines_written": sink.lines_written,

@@ -264,7 +264,8 @@ def health_verdict(path: str | os.PathLike, max_age_s: float = 60.0,
     report), with
     ``max_idle_s``, show input that moved within that many seconds, and with
     ``max_unscored_rows``, a sensor run skipping no more rows than that in a row (a dead column
-    leaves a scorer alive that detects nothing).
+    leaves a scorer alive that detects nothing), and a camera run no more frames (a camera whose
+    every frame arrives damaged).
     """
     path = Path(path)
     try:
@@ -319,6 +320,11 @@ def health_verdict(path: str | os.PathLike, max_age_s: float = 60.0,
             and unscored >= max_unscored_rows):
         return HealthVerdict(f"no window scored for the last {unscored} rows (at least "
                              f"{max_unscored_rows}): rows arrive but none completes a window "
+                             f"(last error: {report.get('last_error')!r})")
+    frames = report.get("frames_unscored")
+    if max_unscored_rows is not None and type(frames) is int and frames >= max_unscored_rows:
+        return HealthVerdict(f"no frame scored for the last {frames} frames (at least "
+                             f"{max_unscored_rows}): frames arrive but none can be scored "
                              f"(last error: {report.get('last_error')!r})")
     return HealthVerdict(None)
 

@@ -898,9 +898,10 @@ def _add_health_check(commands, anywhere: argparse.ArgumentParser) -> None:
     check.add_argument("--max-idle", type=_number(0, low_open=True), default=None,
                        metavar="SECONDS",
                        help="also fail when no input arrived for this long (default: no limit)")
-    check.add_argument("--max-unscored", type=_integer(1), default=None, metavar="ROWS",
-                       help="sensor runs: also fail when this many rows in a row were skipped, "
-                            "none scored (a dead column; default: no limit)")
+    check.add_argument("--max-unscored", type=_integer(1), default=None, metavar="N",
+                       help="also fail when this many rows (sensor runs) or frames (camera runs) "
+                            "in a row were skipped, none scored (a dead column, a camera whose "
+                            "every frame arrives damaged; default: no limit)")
     check.set_defaults(command="health-check")
 
 
