@@ -192,6 +192,15 @@ def test_health_check_tells_a_live_run_from_a_stale_stopped_or_missing_one(tmp_p
     assert "no input for 25 s" in capsys.readouterr().err
 
 
+def _as_running(health: Path, tmp_path: Path, **counts) -> None:
+    """Rewrite a finished run's health report as a live one's, just written, with ``counts``."""
+    report = json.loads(health.read_text())
+    report.update(status="running", **counts,
+                  updated=json.loads(_health_file(tmp_path, "running").read_text())["updated"])
+    report.pop("process", None)
+    health.write_text(json.dumps(report))
+
+
 def test_a_camera_run_that_scores_no_frame_is_warned_and_health_check_can_tell(tmp_path,
                                                                                capsys):
     """A camera whose every frame arrives damaged inspects nothing: its first five skipped
@@ -218,12 +227,8 @@ def test_a_camera_run_that_scores_no_frame_is_warned_and_health_check_can_tell(t
     assert len(warned) == 1 and f"for the last {UNSCORED_FRAMES_WARNING} frames" in warned[0]
     assert any(f"scored again from frame {UNSCORED_FRAMES_WARNING + 6}, after "
                f"{UNSCORED_FRAMES_WARNING + 5} unscored" in line for line in err)
-    report = json.loads(health.read_text())
-    assert report["frames_unscored"] == 0  # scoring again at the end
-    report.update(status="running", frames_unscored=UNSCORED_FRAMES_WARNING + 5,
-                  updated=json.loads(_health_file(tmp_path, "running").read_text())["updated"])
-    report.pop("process", None)
-    health.write_text(json.dumps(report))
+    assert json.loads(health.read_text())["frames_unscored"] == 0  # scoring again at the end
+    _as_running(health, tmp_path, frames_unscored=UNSCORED_FRAMES_WARNING + 5)
     capsys.readouterr()
     assert cli.main(["health-check", str(health)]) == 0
     assert cli.main(["health-check", str(health), "--max-unscored", "50"]) == 1
@@ -251,12 +256,8 @@ def test_a_sensor_run_that_skips_every_row_is_warned_and_health_check_can_tell(t
     assert len(warned) == 1 and f"for {UNSCORED_ROWS_WARNING} rows, since row 22" in (
         warned[0]) and "missing or NaN value in ['b']" in warned[0]
     assert any("windows are scored again from row" in line for line in err)
-    report = json.loads(health.read_text())
-    assert report["rows_unscored"] == 0  # scoring again at the end
-    report.update(status="running", rows_unscored=UNSCORED_ROWS_WARNING + 5,
-                  updated=json.loads(_health_file(tmp_path, "running").read_text())["updated"])
-    report.pop("process", None)
-    health.write_text(json.dumps(report))
+    assert json.loads(health.read_text())["rows_unscored"] == 0  # scoring again at the end
+    _as_running(health, tmp_path, rows_unscored=UNSCORED_ROWS_WARNING + 5)
     capsys.readouterr()
     assert cli.main(["health-check", str(health)]) == 0
     assert cli.main(["health-check", str(health), "--max-unscored", "500"]) == 1

@@ -19,6 +19,7 @@ the same decoding ignores), ``upright`` applies it as ``cv2.imread`` does.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 
 import cv2
 import numpy as np
@@ -167,6 +168,15 @@ def orientation(data: bytes) -> int:
         return _png_orientation(data)
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return _webp_orientation(data)
+    for marker, start, end in _header_segments(data):
+        if marker == 0xE1 and data[start:start + 6] == b"Exif\x00\x00":
+            return _tiff_orientation(data[start + 6:end])
+    return 1
+
+
+def _header_segments(data: bytes) -> Iterator[tuple[int, int, int]]:
+    """(marker, start, end of its content) of each segment of a JPEG's header: those between its
+    start-of-image marker and its image data."""
     position, size = 2, len(data)
     while position + 4 <= size and data[position] == 0xFF:
         marker = data[position + 1]
@@ -174,12 +184,10 @@ def orientation(data: bytes) -> int:
             position += 1
             continue
         if marker in (SOS, EOI):
-            break
+            return
         length = int.from_bytes(data[position + 2:position + 4], "big")
-        if marker == 0xE1 and data[position + 4:position + 10] == b"Exif\x00\x00":
-            return _tiff_orientation(data[position + 10:position + 2 + length])
+        yield marker, position + 4, min(position + 2 + length, size)
         position += 2 + length
-    return 1
 
 
 DQT = 0xDB
@@ -200,17 +208,8 @@ def quality(data: bytes) -> int | None:
     table quantizes as coarsely on average."""
     if not data.startswith(b"\xff\xd8"):
         return None
-    position, size = 2, len(data)
-    while position + 4 <= size and data[position] == 0xFF:
-        marker = data[position + 1]
-        if marker == 0xFF:
-            position += 1
-            continue
-        if marker in (SOS, EOI):
-            break
-        length = int.from_bytes(data[position + 2:position + 4], "big")
+    for marker, table, end in _header_segments(data):
         if marker == DQT:  # tables of (precision and id byte, 64 values of 1 or 2 bytes)
-            table, end = position + 4, min(position + 2 + length, size)
             while table < end:
                 wide, table_id = data[table] >> 4, data[table] & 0x0F
                 width = 2 if wide else 1
@@ -227,7 +226,6 @@ def quality(data: bytes) -> int | None:
                     estimate = (200 - scale) / 2 if scale <= 100 else 5000 / scale
                     return int(min(100, max(1, round(estimate))))
                 table += 1 + 64 * width
-        position += 2 + length
     return None
 
 
