@@ -62,7 +62,8 @@ def write_triton_repository(artifact: str | Path, repository: str | Path, name: 
                     "scores, so the configs turn dynamic batching off (max_batch_size 0); "
                     "re-export it with this release to batch it", artifact)
         batched = False
-    header = (f"# Vigil {detector.spec.kind} artifact {artifact.name} (sha256 {detector.sha256});\n"
+    shown = re.sub(r"[^\x20-\x7e]", "?", artifact.name)  # a comment ends at a line's end
+    header = (f"# Vigil {detector.spec.kind} artifact {shown} (sha256 {detector.sha256});\n"
               "# the graph holds preprocessing and the score reduction. Written by vigil triton.\n")
     # both configs built and their folders made before anything is placed: a config that
     # cannot be written leaves the repository as it was, not a new model with half its configs
@@ -120,7 +121,7 @@ def _place_model(artifact: Path, target: Path, sha256: str) -> None:
 
 
 def _config(name: str, inputs, outputs, max_batch_size: int, queue_delay_us: int) -> str:
-    lines = [f'name: "{name}"', 'backend: "onnxruntime"', f"max_batch_size: {max_batch_size}",
+    lines = [f"name: {_quoted(name)}", 'backend: "onnxruntime"', f"max_batch_size: {max_batch_size}",
              # version 1 only: older or later version folders never take its place unseen
              "version_policy: { specific: { versions: [ 1 ] } }"]
     lines.append("input [\n" + ",\n".join(_tensor(t, max_batch_size) for t in inputs) + "\n]")
@@ -135,7 +136,24 @@ def _tensor(tensor, max_batch_size: int) -> str:
         raise ValueError(f"tensor {tensor.name!r} has type {tensor.type}, which this writer "
                          f"does not map to Triton (known: {sorted(TRITON_TYPES)})")
     dims = [d if isinstance(d, int) else -1 for d in tensor.shape[1 if max_batch_size else 0:]]
-    text = f'  {{ name: "{tensor.name}" data_type: {TRITON_TYPES[tensor.type]} '
+    text = f"  {{ name: {_quoted(tensor.name)} data_type: {TRITON_TYPES[tensor.type]} "
     if not dims:  # one value per item: Triton needs a dim, reshaped away
         return text + "dims: [ 1 ] reshape: { shape: [ ] } }"
     return text + f"dims: [ {', '.join(map(str, dims))} ] }}"
+
+
+def _quoted(text: str) -> str:
+    """``text`` as a protobuf text-format string, every byte it holds kept and none able to end
+    the string or the line: a graph's tensor names come from the artifact, which a vendor may
+    have written (a name holding a quote and a newline wrote lines of its own into the config,
+    such as ``default_model_filename``; review r3)."""
+    escaped = []
+    for byte in text.encode("utf-8"):
+        char = chr(byte)
+        if char in '"\\':
+            escaped.append("\\" + char)
+        elif 0x20 <= byte < 0x7F:
+            escaped.append(char)
+        else:  # control characters and UTF-8's bytes as octal escapes
+            escaped.append(f"\\{byte:03o}")
+    return '"' + "".join(escaped) + '"'

@@ -161,3 +161,42 @@ def test_an_artifact_replaced_while_the_repository_is_written_is_not_placed(tmp_
     with pytest.raises(ValueError, match="changed while the repository was written"):
         triton.write_triton_repository(artifact, tmp_path / "repo")
     assert not (tmp_path / "repo").exists()  # nor the empty folders a server would poll
+
+
+def test_a_vendors_tensor_names_and_file_name_cannot_write_lines_into_the_config(tmp_path,
+                                                                                 capsys):
+    """A graph output named with a quote and newlines wrote `default_model_filename` and
+    `parameters` of its own into config.pbtxt, which Triton's schema accepted; a file name with a
+    newline did the same through the header comment (review r3)."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+    from sensor_fixtures import FEATURES, WINDOW, tiny_sensor_spec
+
+    from vigil.export.package import write_artifact
+
+    evil = ('x" data_type: TYPE_FP32 dims: [ -1 ] }\n]\ndefault_model_filename: "../payload.onnx"'
+            '\nparameters { key: "injected" value: { string_value: "by-vendor" } }\noutput [\n'
+            '  { name: "y \u00e9\\')
+    nodes = [helper.make_node("Abs", ["window"], ["distance"]),
+             helper.make_node("ReduceMean", ["distance"], ["feature_errors"], axes=[1], keepdims=0),
+             helper.make_node("ReduceMean", ["feature_errors"], ["score"], axes=[1], keepdims=0),
+             helper.make_node("Identity", ["score"], [evil])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("window", TensorProto.FLOAT,
+                                                   ["N", WINDOW, len(FEATURES)])],
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N"]),
+         helper.make_tensor_value_info("feature_errors", TensorProto.FLOAT, ["N", len(FEATURES)]),
+         helper.make_tensor_value_info(evil, TensorProto.FLOAT, ["N"])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.checker.check_model(model)
+    artifact = write_artifact(model, tiny_sensor_spec(),
+                              tmp_path / 'pump\ndefault_model_filename: "evil.onnx"\n#.onnx')
+    repo = tmp_path / "models"
+    assert cli.main(["triton", str(artifact), str(repo), "--name", "pump"]) == 0
+    capsys.readouterr()
+    for path in (repo / "pump" / "config.pbtxt", repo / "pump" / "configs" / "gpu.pbtxt"):
+        config = _parse(path)
+        assert config.default_model_filename == ""
+        assert "injected" not in config.parameters
+        assert [t.name for t in config.output] == ["score", "feature_errors", evil]
+        assert all(line.startswith("#") for line in path.read_text().splitlines()[:2])
