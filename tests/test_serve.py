@@ -147,6 +147,10 @@ def test_triton_clients_that_name_the_version_or_read_server_metadata_work(serve
         with pytest.raises(urllib.error.HTTPError) as failed:  # the protocol's error form
             urllib.request.urlopen(request, timeout=30)
         assert failed.value.code == status and "error" in json.loads(failed.value.read())
+    for path in ("/docs", "/redoc", "/openapi.json"):  # FastAPI's pages are no v2 route (r3)
+        with pytest.raises(urllib.error.HTTPError) as failed:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30)
+        assert failed.value.code == 404
 
 
 @pytest.mark.parametrize("path, body, status, says", [
@@ -243,13 +247,23 @@ def test_image_inference_and_protocol_errors_in_process(tiny_image_artifact):
     with pytest.raises(ProtocolError, match=r"unknown output\(s\) \['xxxxxxxx.*and 2 more; this "
                                             r"model gives \['score', 'anomaly', 'anomaly_map'\]"):
         requested_outputs(detector, [{"name": "x" * 100}] * 7)
-    # tiny frames count at the model's input size against the body limit
+    # tiny frames count at the model's input size against the body limit, and where their
+    # maps are answered, at their maps' size as JSON (r3: 80 KB of frames, 451 MB of answer)
+    from vigil.cli.serve import JSON_BYTES_PER_MAP_VALUE
+
     height, width, channels = detector.input_shape
     check_work(detector, {"image": np.zeros((4, 2, 2, 1), np.uint8)},
-               4 * height * width * channels)
-    with pytest.raises(TooMuchWork, match="holds 5 frames; this server takes at most 4"):
+               4 * height * width * channels, ["score"])
+    with pytest.raises(TooMuchWork, match="holds 5 frames; this server takes at most 4 a "
+                                          "request .*counts as its"):
         check_work(detector, {"image": np.zeros((5, 2, 2, 1), np.uint8)},
-                   4 * height * width * channels)
+                   4 * height * width * channels, ["score", "anomaly"])
+    mapped = 4 * height * width * JSON_BYTES_PER_MAP_VALUE
+    for names in (None, ["anomaly_map"]):
+        check_work(detector, {"image": np.zeros((4, 2, 2, 1), np.uint8)}, mapped, names)
+        with pytest.raises(TooMuchWork, match="takes at most 4 a request .*anomaly map.*ask "
+                                              "for the outputs 'score' and 'anomaly' alone"):
+            check_work(detector, {"image": np.zeros((5, 2, 2, 1), np.uint8)}, mapped, names)
     with pytest.raises(ProtocolError, match="do not fill shape"):
         parse_request(json.dumps({"inputs": [{"name": "image", "shape": [2, 2],
                                               "datatype": "UINT8", "data": [1]}]}).encode(), None)

@@ -95,20 +95,38 @@ class TooMuchWork(ProtocolError):
     model's input size (HTTP 413)."""
 
 
-def check_work(detector, tensors: dict[str, np.ndarray], max_body: int) -> None:
+# bytes of a JSON answer per anomaly-map value (a float and its separator; a review's 20,000
+# 32 x 32 maps were answered with 451 MB, 22 bytes a value, and took 2.8 GB of the replica)
+JSON_BYTES_PER_MAP_VALUE = 22
+
+
+def check_work(detector, tensors: dict[str, np.ndarray], max_body: int,
+               names: list[str] | None = None) -> None:
     """TooMuchWork where an image request holds more frames than ``max_body`` bytes would at
-    the model's input size: every frame is scaled to it and answered with a map of that size,
-    so a review's 36 KB of 2 x 2 frames took 161 s and 5.5 GB of the replica's memory."""
+    the model's input size, or, where the answer holds ``anomaly_map`` (``names`` None: every
+    output), than the answer's maps would fill in ``max_body`` bytes of JSON: every frame is
+    scaled to the input size and answered with a map of it, so a review's 36 KB of 2 x 2 frames
+    took 161 s and 5.5 GB of the replica's memory, and 80 KB of 32 x 32 frames 451 MB of answer
+    and 2.8 GB."""
     image = tensors.get("image")
     if detector.spec.kind != "image" or image is None or image.ndim != 4:
         return
     height, width, channels = detector.input_shape
-    most = max(1, max_body // (height * width * channels))
+    per_frame = height * width * channels
+    mapped = names is None or "anomaly_map" in names
+    if mapped:
+        per_frame = max(per_frame, height * width * JSON_BYTES_PER_MAP_VALUE)
+    most = max(1, max_body // per_frame)
     if image.shape[0] > most:
+        counted = (f"is answered with its {height} x {width} anomaly map, about "
+                   f"{JSON_BYTES_PER_MAP_VALUE} bytes a value as JSON, which counts against "
+                   f"--max-request-mb" if mapped else
+                   f"is scaled to the model's {height} x {width} and counts as its "
+                   f"{per_frame} bytes against --max-request-mb")
         raise TooMuchWork(f"input 'image' holds {image.shape[0]} frames; this server takes at "
-                          f"most {most} a request (each is scaled to the model's {height} x "
-                          f"{width} and counts as its {height * width * channels} bytes against "
-                          f"--max-request-mb): send fewer frames per request")
+                          f"most {most} a request (each {counted}): send fewer frames per "
+                          f"request" + (", or ask for the outputs 'score' and 'anomaly' alone"
+                                        if mapped else ""))
 
 
 def model_metadata(detector, name: str) -> dict:
@@ -438,7 +456,9 @@ def build_app(model: str, name: str, replicas: int, threads: int | None,
     from vigil import __version__
 
     max_body = int(max_body_mb * (1 << 20))
-    api = FastAPI()
+    # the v2 routes alone: FastAPI's own pages (/docs, which loads its script from a CDN, and
+    # /openapi.json) are no part of the protocol (review r3)
+    api = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 
     # every error in the protocol's form, {"error": ...}: Triton's clients read no other
     @api.exception_handler(HTTPException)
@@ -569,7 +589,7 @@ def build_app(model: str, name: str, replicas: int, threads: int | None,
             header, tensors = parse_request_and_header(body, length)
             del body
             names = requested_outputs(self.detector, header.get("outputs"))
-            check_work(self.detector, tensors, max_body)
+            check_work(self.detector, tensors, max_body, names)
             outputs = run_inference(self.detector, tensors, set(names) if names else None)
             return header, select_outputs(outputs, names), unlike_training(self.detector, tensors)
 
