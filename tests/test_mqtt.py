@@ -484,6 +484,11 @@ def test_target_parsing_keeps_credentials_out_of_its_text():
                                                                      "plant/a b", True)
     assert (target.username, target.password) == ("ops", "s3cret")
     assert "s3cret" not in str(target) and target.health_topic == "plant/a b/health"
+    for bad in ("mqtt://bob:S3cretPW@plc:1883", "mqtt://bob:S3cretPW@plc:99999/t",
+                "mqtt://bob:S3cretPW@plc:1883/a/#", "http://bob:S3cretPW@plc/t"):
+        with pytest.raises(ValueError) as refused:  # the URL is named, its password not (r3)
+            MqttTarget.parse(bad)
+        assert "S3cretPW" not in str(refused.value) and "bob:***@plc" in str(refused.value)
 
 
 def test_the_password_may_come_from_the_environment_not_the_command_line(monkeypatch):

@@ -204,6 +204,11 @@ def test_live_targets_and_redaction(tmp_path, monkeypatch):
     assert live_target("frames/*.png") is None
     assert redact("rtsp://admin:secret@10.0.0.5/h264") == "rtsp://admin:***@10.0.0.5/h264"
     assert redact("rtsp://10.0.0.5/h264") == "rtsp://10.0.0.5/h264"
+    # IP cameras take credentials in the query too: each run wrote them on every line (r3)
+    assert redact("http://cam/videostream.cgi?user=admin&pwd=CamPW&rate=0") == (
+        "http://cam/videostream.cgi?user=admin&pwd=***&rate=0")
+    assert redact("https://cam/a.mjpg?Token=abc;PASSWORD=x#y") == "https://cam/a.mjpg?Token=***;PASSWORD=***#y"
+    assert redact("http://cam/a?keyframe=1&monkey=2") == "http://cam/a?keyframe=1&monkey=2"
     monkeypatch.chdir(tmp_path)
     (tmp_path / "3").mkdir()
     with pytest.raises(SourceError, match="both a camera index and an existing path"):

@@ -160,12 +160,6 @@ def default_capture(target: int | str) -> cv2.VideoCapture:
     return cv2.VideoCapture(target)
 
 
-def redact(spec: str) -> str:
-    """The source's text with any password in a URL replaced, safe to print and log."""
-    # up to the last @: a password may hold a / (over-redacting a rare @ in a path is safe)
-    return re.sub(r"(://[^/@:]*):.*@", r"\1:***@", spec)
-
-
 def decode_jpeg_frame(data: bytes) -> tuple[np.ndarray | None, str | None]:
     """(image, None) for a whole JPEG frame (of an MJPG AVI or an MJPEG stream), or (None, why
     it cannot be scored): damaged, cut off, or refused by the decoder (OpenCV raises, rather than

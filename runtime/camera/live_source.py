@@ -19,10 +19,11 @@ import cv2
 import numpy as np
 
 from ..core import interrupts
+from ..core.redact import redact
 from . import jpeg
 from .frame_source import (JOIN_TIMEOUT_S, MAX_GAPS_KEPT, Capture, CaptureFactory, Frame, Gap,
                            SourceError, SourceOptions, SourceStats, capture_codec, capture_property,
-                           decode_jpeg_frame, default_capture, jpeg_packets, redact)
+                           decode_jpeg_frame, default_capture, jpeg_packets)
 
 log = logging.getLogger("vigil")
 

@@ -34,13 +34,14 @@ from typing import Iterator
 from urllib.parse import urlsplit
 
 from ..core import interrupts
+from ..core.redact import redact
 # the sources and their parts, importable from here as before the split
 from .avi_index import mjpg_frames
 from .frame_source import (GLOB_CHARACTERS, IMAGE_EXTENSIONS, JOIN_TIMEOUT_S, LIVE_SCHEMES,
                            MAX_CORRUPT_RUN, MAX_GAPS_KEPT, MAX_MISSING_ITEMS, STREAM_TIMEOUT_MS,
                            VIDEO_EXTENSIONS, Capture, CaptureFactory, Frame, FrameSource, Gap,
                            ReconnectPolicy, SourceError, SourceOptions, SourceStats,
-                           decode_jpeg_frame, default_capture, redact)
+                           decode_jpeg_frame, default_capture)
 from .image_files import (ImageFiles, check_images, folder_files, only_masks, try_read_image,
                           without_masks)
 from .live_source import DEFAULT_PORTS, PROBE_TIMEOUT_S, LiveSource, network_reason

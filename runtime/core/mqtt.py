@@ -25,6 +25,7 @@ from types import SimpleNamespace
 from urllib.parse import unquote, urlsplit
 
 from .output import strict_json
+from .redact import redact
 from .report import MissingDependency
 
 log = logging.getLogger("vigil")
@@ -62,23 +63,23 @@ class MqttTarget:
         example = "mqtt://HOST:PORT/TOPIC, e.g. mqtt://127.0.0.1:1883/line1/vigil"
         parts = urlsplit(url)
         if parts.scheme not in ("mqtt", "mqtts"):
-            raise ValueError(f"`mqtt` must be a URL like {example}; received {url!r} (scheme "
+            raise ValueError(f"`mqtt` must be a URL like {example}; received {redact(url)!r} (scheme "
                              f"{parts.scheme or 'missing'!r}, expected mqtt or mqtts)")
         try:
             port = parts.port
         except ValueError:
-            raise ValueError(f"`mqtt` {url!r} has a port that is not a number 0-65535; expected "
+            raise ValueError(f"`mqtt` {redact(url)!r} has a port that is not a number 0-65535; expected "
                              f"{example}") from None
         topic = unquote(parts.path.lstrip("/"))
         if parts.fragment or parts.query or url.endswith(("#", "?")):
             topic += "#"  # a URL ends its path at # or ?: refused below with the wildcards
         if not parts.hostname:
-            raise ValueError(f"`mqtt` {url!r} names no host; expected {example}")
+            raise ValueError(f"`mqtt` {redact(url)!r} names no host; expected {example}")
         if port == 0:
-            raise ValueError(f"`mqtt` {url!r} names port 0, which no broker listens on; give the "
+            raise ValueError(f"`mqtt` {redact(url)!r} names port 0, which no broker listens on; give the "
                              f"broker's port (1883, 8883 for mqtts) or none; expected {example}")
         if not topic or any(c in topic for c in "+#\0"):
-            raise ValueError(f"`mqtt` {url!r} needs a topic to publish to, without the wildcards "
+            raise ValueError(f"`mqtt` {redact(url)!r} needs a topic to publish to, without the wildcards "
                              f"+ and #; expected {example}")
         password = unquote(parts.password) if parts.password else None
         if parts.username and password is None:
