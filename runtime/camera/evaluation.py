@@ -296,7 +296,10 @@ def _seen_in_training(detector: ImageDetector, items: Sequence[LabeledImage],
                  "scores its own training images low; keep test images apart from training, "
                  "or retrain it to have them checked")
         return None
-    kinds = {kind: set(record.get(kind) or ()) for kind in SEEN_KINDS}
+    # digests are strings; anything else a record holds matches no image (a list among them
+    # ended vigil eval in a TypeError; review r3)
+    kinds = {kind: {d for d in record.get(kind) or () if isinstance(d, str)}
+             for kind in SEEN_KINDS}
     seen: dict[str, list[LabeledImage]] = {kind: [] for kind in SEEN_KINDS}
     for item, digest in zip(items, digests):
         for kind, known in kinds.items():

@@ -539,9 +539,9 @@ def _older_runtime_warning(spec: Spec, path: str | Path) -> str | None:
     wanted = spec.versions["onnxruntime"]
     return (f"model file {str(path)!r} was exported, and its parity checked, with onnxruntime "
             f"{wanted}; this one is {ort.__version__}, an older release whose kernels may score "
-            f"the graph differently: check it here on labeled data (vigil eval {path} DATA) or "
-            f"install the release it was checked with (pip install "
-            f"'{_runtime_distribution()}>={wanted}')")
+            f"the graph differently: check it here on labeled data (vigil eval "
+            f"{shlex.quote(str(path))} DATA) or install the release it was checked with (pip "
+            f"install {shlex.quote(f'{_runtime_distribution()}>={wanted}')})")
 
 
 def _runtime_distribution() -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import sys
 import time
 from dataclasses import dataclass, field
@@ -262,8 +263,9 @@ def check_source(detector: SensorDetector, source: str, header: list[str] | None
             return
     first = str(problems[0])
     if isinstance(problems[0], MissingColumns) and header is None:
-        first += (f" (a file without a header line: vigil score MODEL {source} --columns "
-                  f"{','.join(detector.features)}, the file's columns in their order)")
+        first += (f" (a file without a header line: vigil score MODEL {shlex.quote(str(source))} "
+                  f"--columns {shlex.quote(','.join(detector.features))}, the file's columns in "
+                  f"their order)")
     if len(problems) == 1:
         raise ValueError(first)
     raise _nothing_to_score(source, len(files), first)

@@ -502,7 +502,11 @@ def cmd_inspect(args) -> int:
         lines.append(f"threshold: {spec.threshold.value:.6g} ({spec.threshold.method}); pixel "
                      f"threshold {spec.pixel_threshold.value:.6g}")
     files = spec.training.get("files")
-    trained = ([f"{len(files)} file(s), {sum(f.get('rows', 0) for f in files):,} rows"]
+    # a record's entries are a vendor's: an entry or a count of another form is left uncounted
+    # (one of strings ended inspect in an AttributeError; review r3)
+    rows = [f.get("rows") for f in files if isinstance(f, dict)] if isinstance(files, list) else []
+    counted = [r for r in rows if isinstance(r, int) and not isinstance(r, bool)]
+    trained = ([f"{len(files)} file(s)" + (f", {sum(counted):,} rows" if counted else "")]
                if isinstance(files, list) and files else [])
     if "images" in spec.training:  # and the normal ones held out to set the threshold
         held_out = spec.training.get("validation_normal")
