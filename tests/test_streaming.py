@@ -94,6 +94,28 @@ def test_pushing_in_chunks_equals_pushing_one_by_one_fp32(fp32, rows):
                                rtol=1e-5, atol=1e-5)
 
 
+def test_long_windows_are_scored_a_session_run_at_a_time(fp32, rows, monkeypatch):
+    """A chunk's completed windows were stacked and scored together whatever their size: a
+    review's window of 100,000 rows held 1,024 of them twice, 6.5 GB (118 MB after, one run);
+    each session run of the detector holds at most MAX_BATCH_VALUES readings too (r3)."""
+    from vigil.runtime.sensor import detector as detector_module, streaming
+
+    expected = push_each(StreamingScorer(fp32), rows[:70])
+    per_window = fp32.spec.window * len(fp32.features)
+    monkeypatch.setattr(streaming, "MAX_BATCH_VALUES", 3 * per_window)
+    batches: list[int] = []
+    real = fp32.score_with_features
+    monkeypatch.setattr(fp32, "score_with_features",
+                        lambda windows: batches.append(len(windows)) or real(windows))
+    results = StreamingScorer(fp32).push_rows((rows[i], i, f"t{i}", None) for i in range(70))
+    assert batches and max(batches) == 3
+    assert [r.index for r in results] == [r.index for r in expected]
+    np.testing.assert_allclose([r.score for r in results], [r.score for r in expected],
+                               rtol=1e-5, atol=1e-5)  # float rounding of another batch size
+    monkeypatch.setattr(detector_module, "MAX_BATCH_VALUES", 5 * per_window)
+    assert runtime.load(fp32.path).max_batch == 5
+
+
 def test_results_explain_by_feature(fp32, rows):
     scorer = StreamingScorer(fp32, top_k=2)
     results = push_each(scorer, rows[:20])

@@ -21,7 +21,10 @@ from .windows import sliding_windows, window_ends
 log = logging.getLogger("vigil")
 
 MAX_BATCH = 512  # windows per session run; a score never depends on how windows are batched
-CHECK_CHUNK = 4096  # windows checked for non-finite values at a time
+# readings per session run at most (512 windows of 64 rows of 38 columns): a model of very long
+# windows runs fewer at once (a review's window of 100,000 rows took 9 GB at 512)
+MAX_BATCH_VALUES = 512 * 64 * 38
+CHECK_VALUES = 1 << 23  # readings checked for non-finite values at a time (8 MB of flags)
 
 
 class SensorDetector(Detector):
@@ -32,12 +35,13 @@ class SensorDetector(Detector):
     """
 
     def __init__(self, artifact: Artifact) -> None:
-        super().__init__(artifact, MAX_BATCH)
         spec = artifact.spec
         if not isinstance(spec, SensorSpec):
             raise TypeError(f"`artifact` must be a sensor artifact; {str(artifact.path)!r} is "
                             f"an image artifact: vigil.load('MODEL.onnx') returns the detector "
                             f"of its kind")
+        readings = spec.window * len(spec.features)
+        super().__init__(artifact, max(1, min(MAX_BATCH, MAX_BATCH_VALUES // readings)))
         self._exported = spec  # as the artifact says (``spec`` may turn the likelihood off)
         self.spec: SensorSpec = spec
         self._outputs = [self.spec.score_output, self.spec.feature_output]
@@ -302,8 +306,9 @@ class SensorDetector(Detector):
                 f"model (window {expected[0]}, features {list(self.features)}); "
                 f"received {np.shape(x)}{rows}"
             )
-        for start in range(0, len(array), CHECK_CHUNK):  # in chunks: no copy of every window
-            part = array[start:start + CHECK_CHUNK]
+        chunk = max(1, CHECK_VALUES // (expected[0] * expected[1]))
+        for start in range(0, len(array), chunk):  # in chunks: no copy of every window
+            part = array[start:start + chunk]
             finite = np.isfinite(part)
             if part.dtype.kind == "f" and part.dtype.itemsize > 4:  # the model runs in float32
                 finite &= np.abs(part) <= FLOAT32_MAX

@@ -17,7 +17,7 @@ import numpy as np
 from ..core.results import decide_line, present, result_line, skip_line
 from ..core.spec import FLOAT32_MAX, MAX_RUN_ROWS, InputRange, SteadyRun, TimeStepSpec, jsonable
 from .alarms import AdaptiveThreshold, AnomalyLikelihood
-from .detector import SensorDetector
+from .detector import MAX_BATCH_VALUES, SensorDetector
 from .drift import RunningNormalization
 from .stream_watch import LASTING_ALARM_WINDOWS, REWARN_S, StreamWatch
 from .tables import Row, time_key
@@ -499,6 +499,11 @@ class StreamingScorer:
                                 len(self._fill_positions), self._position <= self._gap_until,
                                 unseen, unchanged))
                 out.append(None)
+                if len(batch) * self._ring[0].size * self.window >= MAX_BATCH_VALUES:
+                    # long windows: scored as they fill a session run, not a chunk's all at once
+                    # (a review's window of 100,000 rows held 1,024 of them twice: 6.5 GB)
+                    self._score(batch, pending, out)
+                    batch, pending = [], []
             if self._drift is not None:
                 self._score(batch, pending, out)
                 batch, pending = [], []
