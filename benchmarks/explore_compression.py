@@ -7,7 +7,8 @@ through a video codec (written by OpenCV, mp4v and MJPG as it writes them, and r
 `vigil score` reads them).
 Per set and encoding: the normal test images rejected at the model's threshold, how many of
 those decisions changed against the images as read, the normal scores' median shift in units of
-their interquartile range as read, and image AUROC. This chose the runtime's
+their interquartile range as read, image AUROC, and the encoding's mean PSNR against the
+images as read. This chose the runtime's
 ``LOW_JPEG_QUALITY`` (runtime/camera/frames.py) and backs its warnings' figures.
 
     python benchmarks/explore_compression.py --data ../shared/data --json results/compression.json
@@ -33,8 +34,7 @@ from vigil.benchmarks import quality_elpv, quality_magnetic_tile  # noqa: E402
 from vigil.benchmarks.artifacts import load_image  # noqa: E402
 from vigil.export import ExportOptions  # noqa: E402
 from vigil.export.export_image import export_image  # noqa: E402
-from vigil.runtime.camera import jpeg  # noqa: E402
-from vigil.runtime.camera.datasets import read_image  # noqa: E402
+from vigil.runtime.camera.datasets import read_image_and_quality  # noqa: E402
 from vigil.runtime.camera.evaluation import test_items  # noqa: E402
 from vigil.runtime.camera.sources import open_source  # noqa: E402
 from vigil.runtime.core import metrics  # noqa: E402
@@ -76,6 +76,14 @@ def video_round_trip(image: np.ndarray, fourcc: str, scratch: Path) -> np.ndarra
     return frames[1]
 
 
+def psnr(image: np.ndarray, other: np.ndarray) -> float:
+    """Peak signal-to-noise ratio of ``other`` against ``image`` in dB, on gray levels (a gray
+    image decoded as colour compares alike); 100 for identical pixels."""
+    gray = [cv2.cvtColor(i, cv2.COLOR_BGR2GRAY) if i.ndim == 3 else i for i in (image, other)]
+    error = np.mean((gray[0].astype(np.float64) - gray[1].astype(np.float64)) ** 2)
+    return float(10 * np.log10(255.0 ** 2 / error)) if error > 0 else 100.0
+
+
 def encodings(scratch: Path) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
     table: dict[str, Callable[[np.ndarray], np.ndarray]] = {"as read": lambda image: image}
     for quality in QUALITIES:
@@ -96,15 +104,17 @@ def run_set(name: str, data: Path, scratch: Path, log=print) -> dict:
     detector = load_image(exported.path)
     items = test_items(root)
     labels = np.array([item.anomalous for item in items])
-    qualities = [jpeg.quality(item.path.read_bytes()[:1 << 18]) for item in items]
-    images = [read_image(item.path) for item in items]
+    read = [read_image_and_quality(item.path) for item in items]
+    images = [image for image, _ in read]
+    qualities = [quality for _, quality in read if quality is not None and quality < 100]
     part: dict = {"test_normal": int((~labels).sum()), "test_defect": int(labels.sum()),
                   "precision_format": exported.precision,
-                  "jpeg_quality_as_read": sorted({q for q in qualities if q is not None}) or None}
+                  "jpeg_quality_as_read": sorted(set(qualities)) or None}
     base: np.ndarray | None = None
     spread = 1.0
     for encoding, convert in encodings(scratch).items():
-        scores = np.array([float(detector.score(convert(image))[0]) for image in images])
+        converted = [convert(image) for image in images]
+        scores = np.array([float(detector.score(image)[0]) for image in converted])
         normal = scores[~labels]
         if base is None:
             base = normal
@@ -115,10 +125,13 @@ def run_set(name: str, data: Path, scratch: Path, log=print) -> dict:
             "decisions_changed": int((rejected != (base > detector.threshold)).sum()),
             "normal_median_shift_iqr": float(np.median(normal - base) / spread),
             "image_auroc": metrics.auroc(scores, labels),
+            # how faithful the encoding is: the pixels' mean PSNR against the images as read
+            "psnr_db": (float(np.mean([psnr(a, b) for a, b in zip(images, converted)]))
+                        if encoding != "as read" else None),
         }
         log(f"  {name} {encoding}: {100 * rejected.mean():.1f} % of normal images rejected, "
             f"{part[encoding]['decisions_changed']} decisions changed, image AUROC "
-            f"{part[encoding]['image_auroc']:.3f}")
+            f"{part[encoding]['image_auroc']:.3f}, PSNR {part[encoding]['psnr_db'] or 0:.1f} dB")
     part["seconds"] = time.perf_counter() - started
     return part
 

@@ -15,7 +15,7 @@ import pytest
 
 from vigil import runtime
 from vigil.runtime.camera import jpeg
-from vigil.runtime.camera.datasets import jpeg_quality_of
+from vigil.runtime.camera.datasets import read_image_and_quality
 from vigil.runtime.camera.frame_source import capture_codec
 from vigil.runtime.camera.frames import (LOW_JPEG_QUALITY, compression_mismatch, lossy_codec)
 from vigil.runtime.camera.scoring import FrameScoringOptions, score_frames
@@ -67,12 +67,27 @@ def test_sixteen_bit_tables_and_what_is_no_jpeg():
     assert jpeg.quality(b"\xff\xd8" + zeroed + b"\xff\xda") is None  # damaged: no table
 
 
-def test_a_files_quality_is_read_from_its_head(tmp_path):
+def test_a_files_quality_is_read_from_the_bytes_its_pixels_come_from(tmp_path):
     (tmp_path / "a.jpg").write_bytes(encoded(textured(), 60))
     cv2.imwrite(str(tmp_path / "b.png"), textured())
-    assert jpeg_quality_of(tmp_path / "a.jpg") == 60
-    assert jpeg_quality_of(tmp_path / "b.png") is None
-    assert jpeg_quality_of(tmp_path / "missing.jpg") is None
+    cv2.imwrite(str(tmp_path / "c.webp"), textured(), [cv2.IMWRITE_WEBP_QUALITY, 101])
+    cv2.imwrite(str(tmp_path / "d.webp"), textured(), [cv2.IMWRITE_WEBP_QUALITY, 60])
+    cv2.imwrite(str(tmp_path / "e.bmp"), textured())
+    qualities = {name: read_image_and_quality(tmp_path / name)[1]
+                 for name in ("a.jpg", "b.png", "c.webp", "d.webp", "e.bmp")}
+    # lossless formats as 100; a lossy WebP's quality is not known
+    assert qualities == {"a.jpg": 60, "b.png": 100, "c.webp": 100, "d.webp": None, "e.bmp": 100}
+    np.testing.assert_array_equal(read_image_and_quality(tmp_path / "a.jpg")[0],
+                                  cv2.imread(str(tmp_path / "a.jpg"), cv2.IMREAD_UNCHANGED))
+
+
+def test_training_records_the_quality_of_the_images_it_knows():
+    pytest.importorskip("keras")
+    from vigil.training.train_image import _quality_record
+
+    assert _quality_record([100] * 19 + [50]) == {"jpeg_quality": [98, 100]}  # one stray JPEG
+    assert _quality_record([95, 90, None, 92]) == {"jpeg_quality": [90, 95]}
+    assert _quality_record([None, None]) == {}  # lossy WebP alone: nothing to judge frames by
 
 
 def spec_with(quality):
@@ -156,12 +171,67 @@ def test_a_folder_of_hard_compressed_jpegs_is_marked_and_said_once(lossless_mode
     assert caplog.text.count("frames are JPEGs of quality 40") == 1
 
 
-def test_an_mjpg_video_is_judged_by_its_frames_quality(lossless_model, tmp_path, caplog):
+STANDARD_LUMINANCE = [
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69,
+    56, 14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81,
+    104, 113, 92, 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99]
+
+
+def requantized(data: bytes, quality: int, frames: set[int] | None = None) -> bytes:
+    """``data`` (a file of JPEG frames) with the luminance table of each frame in ``frames``
+    (all if None) replaced in place by libjpeg's at ``quality``: same sizes, so an AVI's index
+    still holds, and the frames decode (to other pixels)."""
+    scale = 5000 / quality if quality < 50 else 200 - 2 * quality
+    table = bytes(min(255, max(1, int((v * scale + 50) // 100))) for v in STANDARD_LUMINANCE)
+    out, start, number = bytearray(data), 0, 0
+    while (found := data.find(b"\xff\xdb\x00\x43\x00", start)) >= 0:
+        if frames is None or number in frames:
+            out[found + 5:found + 69] = table
+        start, number = found + 69, number + 1
+    return bytes(out)
+
+
+def test_an_mjpg_videos_frames_are_judged_each_by_its_quality(lossless_model, tmp_path, caplog):
     video = write_video(tmp_path / "line.avi", "MJPG")  # OpenCV's MJPG writer: quality 90
     with caplog.at_level("WARNING", logger="vigil"):
         lines, _ = score(lossless_model, video)
     assert len(lines) == 4 and not any(line.get("unlike_training") for line in lines)
     assert "compression" not in caplog.text and "codec" not in caplog.text
+    # the AVI index's frames, two of them at quality 40: those two are marked, said once
+    video.write_bytes(requantized(video.read_bytes(), 40, frames={1, 3}))
+    with caplog.at_level("WARNING", logger="vigil"):
+        lines, summary = score(lossless_model, video)
+    assert [line.get("unlike_training") for line in lines] == [
+        None, ["compression"], None, ["compression"]]
+    assert summary.frames_unlike_training == 2
+    assert caplog.text.count("frames are JPEGs of quality 40") == 1
+
+
+def test_a_streams_frames_are_judged_each_by_its_quality(lossless_model):
+    """A camera's MJPEG quality may change from frame to frame (bitrate control): each frame is
+    judged, where the first frames' finding had held for the whole run (review d1)."""
+    from test_sources import MjpegServer
+
+    rng = np.random.default_rng(4)
+    frames = [encoded(gray_frame(rng), quality) for quality in (95, 95, 40, 95, 40)]
+    server = MjpegServer(frames, whole_first=10_000)
+    try:
+        lines, _ = score_stream(lossless_model, server.url, 10)
+    finally:
+        server.close()
+    assert [line.get("unlike_training") for line in lines] == [
+        ["compression"] if n % 5 in (2, 4) else None for n in range(10)]
+
+
+def score_stream(model, url: str, frames: int) -> tuple[list[dict], object]:
+    from vigil.runtime.camera.sources import ReconnectPolicy, SourceOptions
+
+    out = io.StringIO()
+    source = open_source(url, SourceOptions(queue_size=64, reconnect=ReconnectPolicy(
+        initial_delay_s=0.01, max_delay_s=0.05, max_attempts=3)))
+    summary = score_frames(runtime.load(model), source, out,
+                           FrameScoringOptions(max_frames=frames))
+    return [json.loads(line) for line in out.getvalue().splitlines()], summary
 
 
 def test_a_lossy_video_codec_is_said_once(lossless_model, tmp_path, caplog):

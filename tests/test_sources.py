@@ -701,6 +701,28 @@ def test_an_mjpeg_part_that_is_no_jpeg_is_a_damaged_frame_and_the_stream_stays_c
     assert "are not JPEG files" not in caplog.text
 
 
+def test_an_mjpeg_stream_that_stops_sending_jpegs_is_decoded_by_ffmpeg(caplog):
+    """One part that is no JPEG is a damaged frame; a run of them is a camera that changed what
+    it sends, and FFmpeg decodes it from then on, said (review d1)."""
+    from vigil.runtime.camera.live_source import NOT_JPEG_RUN
+
+    rng = np.random.default_rng(5)
+    jpegs = [cv2.imencode(".jpg", rng.integers(0, 256, size=(48, 64, 3), dtype=np.uint8))[1]
+             .tobytes() for _ in range(2)]
+    bad = {n: jpegs[n % 2][2:] for n in range(2, 2 + NOT_JPEG_RUN + 10)}
+    server = MjpegServer(jpegs, whole_first=10_000, mangled=bad)
+    try:
+        with caplog.at_level("WARNING", logger="vigil"):
+            source = open_source(server.url, SourceOptions(queue_size=256, reconnect=FAST))
+            frames = collect(source, limit=NOT_JPEG_RUN + 8)
+    finally:
+        server.close()
+    assert caplog.text.count("its MJPEG packets are not JPEG files; FFmpeg decodes") == 1
+    assert all(f.image is not None for f in frames[:2])
+    assert all("start-of-image" in f.error for f in frames[2:1 + NOT_JPEG_RUN])
+    assert frames[-1].image is not None and server.connections == 2  # decoded by FFmpeg
+
+
 def test_an_mjpeg_streams_frames_are_decoded_only_when_taken(monkeypatch):
     """The capture thread reads packets; a frame is decoded when the consumer takes it, so a
     stream faster than decoding is dropped in the queue rather than backed up in the socket (a

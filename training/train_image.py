@@ -15,7 +15,7 @@ import numpy as np
 from vigil.runtime.core.artifact import sha256_of
 from vigil.runtime.camera.frames import convert_frame, is_gray_picture
 from vigil.runtime.camera.datasets import (LabeledImage, check_readable, folders, image_digest,
-                                           is_mvtec, jpeg_quality_of, mvtec, read_image,
+                                           is_mvtec, mvtec, read_image, read_image_and_quality,
                                            read_mask)
 from vigil.runtime.core.spec import AREA_PER_SIDE, Threshold
 from vigil.runtime.core.thresholds import ThresholdMethod
@@ -202,17 +202,28 @@ MIN_HELD_OUT = 2  # normal images held out to set the threshold, at least
 FEW_HELD_OUT = 20  # fewer held out: the threshold is warned of as rough
 
 
+def _quality_record(qualities: Sequence[int | None]) -> dict:
+    """``training.jpeg_quality`` of images of these qualities: [5th percentile, greatest] of
+    those known (interpolated and rounded: one stray JPEG among 20 PNGs does not set it alone);
+    none where no image's is known (lossy WebP, JPEG 2000: no frame is judged by it)."""
+    known = [q for q in qualities if q is not None]
+    if not known:
+        return {}
+    return {"jpeg_quality": [int(round(float(np.percentile(known, 5)))), max(known)]}
+
+
 def load_images(items: Sequence[LabeledImage], size: int, color: str,
                 aspects: list[float] | None = None, sides: list[int] | None = None,
-                digests: list[str] | None = None, qualities: list[int] | None = None
+                digests: list[str] | None = None, qualities: list[int | None] | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 model inputs (n, size, size, c), bool masks (n, size, size)) through the runtime's
     own preprocessing; each image's aspect (width / height, as decoded), shorter side, pixel
-    digest (``image_digest``) and JPEG quality (100 for a lossless file) are added to
-    ``aspects``, ``sides``, ``digests`` and ``qualities`` where given."""
+    digest (``image_digest``) and compression quality (``read_image_and_quality``'s: 100 for a
+    lossless file, None unknown) are added to ``aspects``, ``sides``, ``digests`` and
+    ``qualities`` where given."""
     images, masks = [], []
     for item in items:
-        image = read_image(item.path)
+        image, quality = read_image_and_quality(item.path)
         if digests is not None:
             digests.append(image_digest(image))
         if aspects is not None:
@@ -220,8 +231,7 @@ def load_images(items: Sequence[LabeledImage], size: int, color: str,
         if sides is not None:
             sides.append(int(min(image.shape[:2])))
         if qualities is not None:
-            quality = jpeg_quality_of(item.path)
-            qualities.append(100 if quality is None else quality)
+            qualities.append(quality)
         try:
             images.append(convert_frame(image, size, size, color))
         except ValueError as error:
@@ -307,7 +317,7 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
     aspects: list[float] = []  # the frames' shapes, before each is stretched to the square
     sides: list[int] = []  # and their shorter sides, in pixels
     digests: list[str] = []  # every image's pixels', trained on and then held out
-    qualities: list[int] = []  # their JPEG quality (100: lossless)
+    qualities: list[int | None] = []  # their JPEG quality (100: lossless; None: unknown)
     train_images, _ = load_images(train_items, size, color, aspects, sides, digests, qualities)
     frame_aspect = typical_aspect(aspects, [item.path for item in train_items])  # said before
     validation_images, validation_masks = load_images(validation_items, size, color,
@@ -355,8 +365,8 @@ def train_image(data: str | Path | Sequence[str | Path], output: str | Path,
             "frame_side": [int(np.percentile(sides, 5)), int(max(sides))],
             # their JPEG quality (5th percentile, greatest; 100 for lossless files): the runtime
             # warns of frames compressed much harder (the default model rejected 77 % of good
-            # ELPV cells as JPEGs of quality 50, 1 % as PNGs)
-            "jpeg_quality": [int(np.percentile(qualities, 5, method="lower")), max(qualities)],
+            # ELPV mono cells as JPEGs of quality 50, 1 % as PNGs)
+            **_quality_record(qualities),
             # a colour model's mean blue, green and red: the runtime tells frames given in RGB
             # order (PIL's, most libraries' but OpenCV's) by them
             **(_channel_record(train_images, color) if channels == 3 else {}),

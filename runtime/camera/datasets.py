@@ -21,7 +21,7 @@ import numpy as np
 
 from ..core.progress import Progress, silent
 from . import jpeg
-from .image_header import png_damage, too_large
+from .image_header import PNG_SIGNATURE, png_damage, too_large
 
 log = logging.getLogger("vigil")
 # Every still-image format OpenCV reads: `vigil score`, `eval` and `train image` take the same.
@@ -40,8 +40,15 @@ class LabeledImage:
 
 def read_image(path: str | Path) -> np.ndarray:
     """Decode an image file as uint8 (gray or BGR); ValueError names the file when it cannot."""
+    return read_image_and_quality(path)[0]
+
+
+def read_image_and_quality(path: str | Path) -> tuple[np.ndarray, int | None]:
+    """(``read_image``'s pixels, the quality the file was compressed at), read from the same
+    bytes: a JPEG's (``jpeg.quality``), 100 for a lossless format (PNG, BMP, PNM, TIFF, lossless
+    WebP), None where it is not known (lossy WebP, JPEG 2000, a JPEG without its tables)."""
     path = Path(path)
-    image = _decoded(path)
+    image, quality = _decoded(path)
     if image.dtype == np.uint16:
         bits = int(image.max()).bit_length()
         if bits <= DARK_16_BIT_BITS:
@@ -49,20 +56,20 @@ def read_image(path: str | Path) -> np.ndarray:
         image = (image >> 8).astype(np.uint8)
     if image.ndim == 3 and image.shape[2] == 4:
         image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    return image
+    return image, quality
 
 
-JPEG_HEAD_BYTES = 1 << 18  # a JPEG's tables come after its EXIF and other APPn (64 KiB each)
+LOSSLESS_MAGIC = (PNG_SIGNATURE, b"BM", b"II*\x00", b"MM\x00*", b"P1", b"P2", b"P3", b"P4", b"P5",
+                  b"P6")
 
 
-def jpeg_quality_of(path: str | Path) -> int | None:
-    """The quality an image file was JPEG-encoded at (``jpeg.quality``), or None when it is not
-    a JPEG (lossless formats), holds no tables where expected, or cannot be read."""
-    try:
-        with open(path, "rb") as handle:
-            return jpeg.quality(handle.read(JPEG_HEAD_BYTES))
-    except OSError:
-        return None
+def _quality(data: bytes) -> int | None:
+    """The quality an encoded image was compressed at: ``read_image_and_quality``'s."""
+    if data.startswith(b"\xff\xd8"):
+        return jpeg.quality(data)
+    if data.startswith(LOSSLESS_MAGIC) or (data[:4] == b"RIFF" and data[8:16] == b"WEBPVP8L"):
+        return 100
+    return None
 
 
 IMAGE_DIGEST_CHARS = 16  # an image's digest as an artifact records it (64 bits)
@@ -78,10 +85,10 @@ def image_digest(image: np.ndarray) -> str:
     return digest.hexdigest()[:IMAGE_DIGEST_CHARS]
 
 
-def _decoded(path: Path) -> np.ndarray:
-    """An image file's pixels as stored (uint8 or uint16; gray, BGR or BGRA), turned upright by
-    its EXIF orientation (JPEG, PNG, WebP); ValueError naming the file when it cannot be
-    decoded."""
+def _decoded(path: Path) -> tuple[np.ndarray, int | None]:
+    """(An image file's pixels as stored (uint8 or uint16; gray, BGR or BGRA), turned upright by
+    its EXIF orientation (JPEG, PNG, WebP), the quality it was compressed at); ValueError
+    naming the file when it cannot be decoded."""
     try:
         data = path.read_bytes()
     except OSError as error:
@@ -116,7 +123,7 @@ def _decoded(path: Path) -> np.ndarray:
         _warn_once_pages(path)
     # IMREAD_UNCHANGED ignores the EXIF orientation that cv2.imread and image viewers apply (a
     # JPEG's, a PNG's eXIf, a WebP's EXIF; a TIFF's OpenCV applies itself)
-    return jpeg.upright(image, jpeg.orientation(data))
+    return jpeg.upright(image, jpeg.orientation(data)), _quality(data)
 
 
 _DARK_16_BIT_WARNED: list[Path] = []
@@ -181,7 +188,7 @@ def read_mask(path: Path | None, shape: tuple[int, ...],
     height, width = shape[:2]
     if path is None:
         return np.zeros((height, width), dtype=bool)
-    mask = _decoded(Path(path)) if decoded is None else decoded
+    mask = _decoded(Path(path))[0] if decoded is None else decoded
     if mask.ndim == 3:
         mask = mask[:, :, :3].max(axis=2)  # an alpha channel marks no defect
     if mask.shape != (height, width):
@@ -213,7 +220,7 @@ def check_readable(items: Sequence[LabeledImage], what: str, done: str,
             image = None
         if item.mask is not None:
             try:
-                decoded = _decoded(item.mask)
+                decoded = _decoded(item.mask)[0]
             except ValueError as error:
                 unreadable.append(str(error))
             else:

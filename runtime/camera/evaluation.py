@@ -19,7 +19,7 @@ from ..core.thresholds import over_threshold
 from . import jpeg
 from .frames import compression_mismatch, frame_boxes, map_to_frame
 from .datasets import (LabeledImage, check_readable, folders, image_digest, images_in, is_mvtec,
-                       jpeg_quality_of, mvtec, read_image, read_mask)
+                       mvtec, read_image_and_quality, read_mask)
 from .detector import ImageDetector
 
 log = logging.getLogger("vigil")
@@ -154,10 +154,14 @@ is a ValueError naming it before anything is scored."""
     blank: list[Path] = []  # the masks of defect images that mark no pixel
     turned_said = False  # an image turned by its EXIF orientation, given a mask, was said
     digests = []  # each image's pixels', to find those the model has seen
+    compressed: list[tuple[LabeledImage, str]] = []  # and those compressed harder than training
     for n, item in enumerate(items):
         progress("scoring images", n, len(items))
-        image = read_image(item.path)
+        image, quality = read_image_and_quality(item.path)
         digests.append(image_digest(image))
+        mismatch = compression_mismatch(quality, detector.spec)
+        if mismatch is not None:
+            compressed.append((item, mismatch))
         score, amap = detector.infer(image, decoded=True)
         scores[n] = score[0]
         maps.append(amap[0])
@@ -184,7 +188,7 @@ is a ValueError naming it before anything is scored."""
     progress("scoring images", len(items), len(items))
     seen = _seen_in_training(detector, items, digests)
     in_both = _in_both_sets(items, digests)
-    compressed = _compressed_harder(detector, items)
+    _say_compressed(compressed, len(items))
     threshold = detector.threshold
     predicted = over_threshold(scores, threshold)
     c = metrics.counts(predicted, labels)
@@ -328,21 +332,14 @@ def _in_both_sets(items: Sequence[LabeledImage], digests: Sequence[str]) -> list
     return [defect for defect, _ in both]
 
 
-def _compressed_harder(detector: ImageDetector, items: Sequence[LabeledImage]
-                       ) -> list[LabeledImage]:
-    """The test images that are JPEGs compressed much harder than the training images
-    (``compression_mismatch``), warned of: their scores say as much about the compression as
-    about the parts."""
-    found, why = [], None
-    for item in items:
-        mismatch = compression_mismatch(jpeg_quality_of(item.path), detector.spec)
-        if mismatch is not None:
-            found.append(item)
-            why = why or mismatch
-    if found:
-        log.warning("%d of the %d test images (the first: %s): %s", len(found), len(items),
-                    found[0].path, why)
-    return found
+def _say_compressed(compressed: list[tuple[LabeledImage, str]], images: int) -> None:
+    """Warn of the test images that are JPEGs compressed much harder than the training images
+    (``compression_mismatch``; each with why): their scores say as much about the compression
+    as about the parts."""
+    if compressed:
+        first, why = compressed[0]
+        log.warning("%d of the %d test images (the first: %s): %s", len(compressed), images,
+                    first.path, why)
 
 
 def _say_turned_image_with_mask(item: LabeledImage) -> bool:

@@ -187,10 +187,7 @@ def jpeg_packets(capture: Capture) -> bool:
     if backend is None or get is None or set_property is None:
         return False
     try:
-        if backend() != "FFMPEG":
-            return False
-        fourcc = int(get(cv2.CAP_PROP_FOURCC)) & 0xFFFFFFFF
-        if fourcc.to_bytes(4, "little").upper() != b"MJPG":
+        if backend() != "FFMPEG" or (capture_codec(capture) or "").upper() != "MJPG":
             return False
         return bool(set_property(cv2.CAP_PROP_FORMAT, -1))
     except (AttributeError, cv2.error, TypeError, ValueError):

@@ -223,31 +223,39 @@ def compression_mismatch(jpeg_quality: int | None, spec: ImageSpec) -> str | Non
                f"JPEGs of quality {recorded[0]}")
     return (f"frames are JPEGs of quality {jpeg_quality}, where the model was trained on "
             f"{trained}: their compression blocks and lost fine texture score as defects "
-            f"(the default model's normal images rejected: ELPV cells 1 % as PNG, 5 % at JPEG "
-            f"quality 70, 77 % at 50; magnetic tiles 4 %, 10 % and 32 %); send frames at JPEG "
-            f"quality 80 or more, or train on frames compressed as these are")
+            f"(the default model's normal images rejected: ELPV mono cells 1 % as PNG, 5 % as "
+            f"JPEGs of quality 70, 77 % at 50; magnetic tiles 4 % as read (JPEG 95), 10 % and "
+            f"32 %); send frames at JPEG quality 80 or more, or train on frames compressed as "
+            f"these are")
 
 
 # video codecs that lose detail between frames (FOURCCs as OpenCV's FFmpeg reports them, in
-# upper case): a frame decoded from them is unlike any training image, unless those were frames
-# of such video (which no record tells). MJPG is judged frame by frame, by its JPEG quality.
+# upper case; the common ones, not every one): a frame decoded from them is unlike any
+# training image, unless those were frames of such video (which no record tells). MJPG is
+# judged frame by frame, by its JPEG quality.
 LOSSY_VIDEO_CODECS = frozenset({
     "H264", "AVC1", "X264", "HEVC", "HEV1", "HVC1", "H265", "X265", "FMP4", "MP4V", "XVID",
-    "DIVX", "DX50", "MP42", "MP43", "DIV3", "VP80", "VP90", "VP08", "VP09", "AV01", "MPG1",
-    "MPG2", "PIM1", "WMV1", "WMV2", "WMV3", "THEO"})
+    "DIVX", "DX50", "MP42", "MP43", "DIV3", "DIV4", "VP80", "VP90", "VP08", "VP09", "AV01",
+    "MPG1", "MPG2", "MPEG", "PIM1", "WMV1", "WMV2", "WMV3", "WVC1", "THEO", "H263", "FLV1",
+    "VP6F"})
 
 
-def lossy_codec(codec: str | None) -> str | None:
+def lossy_codec(codec: str | None, live: bool = False) -> str | None:
     """What a frame decoded from video of ``codec`` (a FOURCC) may score like, when that codec
-    is one that loses detail between frames (``LOSSY_VIDEO_CODECS``); else None."""
+    is one that loses detail between frames (``LOSSY_VIDEO_CODECS``); else None. ``live``: a
+    camera's stream (RTSP's H.264), whose codec is the camera's, not a recording's choice."""
     if codec is None or codec.strip().upper() not in LOSSY_VIDEO_CODECS:
         return None
-    return (f"frames are decoded from {codec.strip()} video, a codec that loses fine texture and "
-            f"adds block edges: unless the model was trained on frames of such video, normal "
-            f"frames score higher than the training images did (the default model's normal "
-            f"images as an mp4v video: 83 % of ELPV mono cells rejected against 1 % as PNG, 9 % "
-            f"of magnetic tiles against 4 %); record frames as PNG or as MJPEG of quality 80 or "
-            f"more, or train on frames decoded from this codec")
+    said = (f"frames are decoded from {codec.strip()} video, a codec that loses fine texture and "
+            f"adds block edges: if the training images were not frames of such video, normal "
+            f"frames may score higher than they did")
+    if live:
+        return (said + "; check the threshold on this stream's good parts (vigil eval on frames "
+                "saved from it), or train on frames saved from it")
+    return (said + " (the default model's normal images as an mp4v video OpenCV wrote: 83 % of "
+            "ELPV mono cells rejected against 1 % as PNG, 9 % of magnetic tiles against 4 %); "
+            "record frames as PNG or as MJPEG of quality 80 or more, or train on frames "
+            "decoded from this codec")
 
 
 # What a frame is looked at for before it is scored, each said once a run (or per detector):
@@ -255,8 +263,7 @@ def lossy_codec(codec: str | None) -> str | None:
 # Python caller hands in, RGB given for BGR
 FRAME_CHECKS = (color_mismatch, aspect_mismatch, size_mismatch)
 # each check's name on a result line (``unlike_training``)
-CHECK_NAMES = {color_mismatch: "colour", aspect_mismatch: "aspect", size_mismatch: "size",
-               compression_mismatch: "compression"}
+CHECK_NAMES = {color_mismatch: "colour", aspect_mismatch: "aspect", size_mismatch: "size"}
 ARRAY_CHECKS = (*FRAME_CHECKS, swapped_channels)
 
 

@@ -159,12 +159,10 @@ class ImageFiles:
 
     def __iter__(self) -> Iterator[Frame]:
         for index, path in enumerate(self.paths, self.first_index):
-            image, error = try_read_image(path)
+            image, quality, error = _read(path)
             self._stats.read += 1
             self._stats.errors += error is not None
-            yield Frame(index, str(path), image, error, time.time(),
-                        jpeg_quality=(datasets.jpeg_quality_of(path) if image is not None
-                                      else None))
+            yield Frame(index, str(path), image, error, time.time(), jpeg_quality=quality)
 
     def close(self) -> None:
         pass
@@ -191,10 +189,17 @@ def check_images(paths: list[Path], source: str) -> None:
 
 def try_read_image(path: Path) -> tuple[np.ndarray | None, str | None]:
     """(uint8 image, None) or (None, why it cannot be used)."""
+    image, _, error = _read(path)
+    return image, error
+
+
+def _read(path: Path) -> tuple[np.ndarray | None, int | None, str | None]:
+    """(uint8 image, the quality it was compressed at, None) or (None, None, why it cannot be
+    used)."""
     suffix = path.suffix.lower()
     if suffix not in IMAGE_EXTENSIONS:
-        return None, f"not an image file (extension {suffix or 'none'!r})"
+        return None, None, f"not an image file (extension {suffix or 'none'!r})"
     try:
-        return datasets.read_image(path), None
+        return (*datasets.read_image_and_quality(path), None)
     except ValueError as error:
-        return None, str(error)
+        return None, None, str(error)

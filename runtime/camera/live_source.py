@@ -28,6 +28,9 @@ from .frame_source import (JOIN_TIMEOUT_S, MAX_GAPS_KEPT, Capture, CaptureFactor
 log = logging.getLogger("vigil")
 
 
+# an MJPEG stream's packets in a row that are no JPEG, after JPEG ones, before FFmpeg decodes
+# them instead (one is a frame damaged in transit, a skipped line; this many, a camera changed)
+NOT_JPEG_RUN = 25
 DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "rtmp": 1935, "http": 80, "https": 443}
 PROBE_TIMEOUT_S = 2.0
 
@@ -242,6 +245,7 @@ class LiveSource:
         lost_at: float | None = None
         last_frame_at = time.monotonic()  # a failed read may block for the stream's read timeout
         pending_gap: float | None = None
+        not_jpeg = 0  # packets in a row that were no JPEG
         error: str | None = None
         try:
             while not self._stop.is_set():
@@ -291,8 +295,12 @@ class LiveSource:
                     # bad part had switched the run to FFmpeg, which checks no frame and keeps
                     # the first frame's size, so later boxes were in the wrong pixels)
                     if data.startswith(b"\xff\xd8"):
-                        self._jpeg_packets_seen = True
-                    elif not self._jpeg_packets_seen:  # not JFIF after all: FFmpeg decodes
+                        self._jpeg_packets_seen, not_jpeg = True, 0
+                    else:
+                        not_jpeg += 1
+                    if not_jpeg and (not self._jpeg_packets_seen or not_jpeg >= NOT_JPEG_RUN):
+                        # not JFIF after all (or no longer, for this many packets in a row: a
+                        # camera reconfigured): FFmpeg decodes
                         log.warning("%s: its MJPEG packets are not JPEG files; FFmpeg decodes "
                                     "them, and a frame damaged in transit may not be noticed",
                                     self._describe())

@@ -365,13 +365,13 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
     batch = np.empty((1, *detector.input_shape), dtype=np.uint8)  # reused for every frame
     last_index: int | None = None
     # frames looked at for a colour or shape the model was not trained on (-1: found, said)
-    # what a source's frames are looked at for: the frame checks, and the JPEG quality a frame
-    # was decoded from (a video's codec is said once, apart: no record tells whether the
-    # training images were frames of such video)
-    stream_checks: tuple[Callable[..., str | None], ...] = (*FRAME_CHECKS, compression_mismatch)
-    checks = {check: 0 for check in stream_checks}
+    checks = {check: 0 for check in FRAME_CHECKS}
     standing: set[str] = set()  # a stream's or video's mismatches, until its format changes
-    codecs_said: set[str] = set()  # lossy video codecs said (once each a run)
+    # every JPEG frame's quality is known at no cost, and a camera's may change from frame to
+    # frame: each is judged on its own, said once a run; a video's codec is said once (no record
+    # tells whether the training images were frames of such video)
+    compression_said = False
+    codecs_said: set[str] = set()
     last_shape: tuple[int, ...] | None = None  # a live stream's frames may change format
     drops = DropWatch(source.name) if source.live else None
     if health is not None:
@@ -404,26 +404,25 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
                     # a camera restarted (or reconfigured) into another size or colour: its
                     # first frames are looked at again (a review's, restarted into 640x360
                     # gray, went unsaid and alarmed on 35 % of frames instead of 22 %)
-                    checks = {check: 0 for check in stream_checks}
+                    checks = {check: 0 for check in FRAME_CHECKS}
                     standing.clear()
                 last_shape = shape
                 if frame.codec is not None and frame.codec not in codecs_said:
                     codecs_said.add(frame.codec)
-                    lossy = lossy_codec(frame.codec)
-                    if lossy is not None:
-                        log.warning("%s: %s (said once)", frame.source, lossy)
+                    lossy = lossy_codec(frame.codec, source.live)
+                    if lossy is not None:  # a file may be recorded again; a camera is as it is
+                        log.log(logging.INFO if source.live else logging.WARNING,
+                                "%s: %s (said once)", frame.source, lossy)
                 unlike: list[str] = []  # how this frame is unlike the training frames
                 try:
                     began = time.perf_counter()
                     # a stream's first frames tell; in a folder each file may differ, so every
                     # file is looked at, and each one found unlike training is marked
-                    for check in stream_checks:
+                    for check in FRAME_CHECKS:
                         looked = checks[check]
                         if per_file or (looked < GRAY_CHECKS and looked >= 0):
                             checks[check] = looked + 1 if looked >= 0 else looked
-                            mismatch = (compression_mismatch(frame.jpeg_quality, detector.spec)
-                                        if check is compression_mismatch
-                                        else check(image, detector.spec))
+                            mismatch = check(image, detector.spec)
                             if mismatch is None:
                                 continue
                             name = CHECK_NAMES.get(check, getattr(check, "__name__", "check"))
@@ -438,6 +437,14 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
                                             if per_file else "said again only if the frames "
                                             "change size or the stream reconnects")
                     unlike += sorted(standing.difference(unlike))
+                    compressed = compression_mismatch(frame.jpeg_quality, detector.spec)
+                    if compressed is not None:
+                        unlike.append("compression")
+                        if not compression_said:
+                            compression_said = True
+                            log.warning("%s: %s (said once; every frame found so is marked "
+                                        "unlike_training and counted in the summary)",
+                                        frame.source, compressed)
                     summary.frames_unlike_training += bool(unlike)
                     batch[0] = to_model_input(image, detector.spec)
                     scores, maps = detector.run_prepared(batch)

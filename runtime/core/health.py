@@ -253,7 +253,7 @@ class HealthVerdict:
 
 def health_verdict(path: str | os.PathLike, max_age_s: float = 60.0,
                    max_idle_s: float | None = None,
-                   max_unscored_rows: int | None = None) -> HealthVerdict:
+                   max_unscored: int | None = None) -> HealthVerdict:
     """What is wrong with the run a health file describes, and whether it finished, from one
     reading of the file.
 
@@ -263,7 +263,7 @@ def health_verdict(path: str | os.PathLike, max_age_s: float = 60.0,
     at its source's end or on request: a finished run is no fault, however old its final
     report), with
     ``max_idle_s``, show input that moved within that many seconds, and with
-    ``max_unscored_rows``, a sensor run skipping no more rows than that in a row (a dead column
+    ``max_unscored``, a sensor run skipping no more rows than that in a row (a dead column
     leaves a scorer alive that detects nothing), and a camera run no more frames (a camera whose
     every frame arrives damaged).
     """
@@ -316,15 +316,15 @@ def health_verdict(path: str | os.PathLike, max_age_s: float = 60.0,
     if max_idle_s is not None and isinstance(idle, (int, float)) and idle > max_idle_s:
         return HealthVerdict(f"no input for {idle:.0f} s (over {max_idle_s:g} s)")
     unscored = report.get("rows_unscored")
-    if (max_unscored_rows is not None and type(unscored) is int
-            and unscored >= max_unscored_rows):
+    if (max_unscored is not None and type(unscored) is int
+            and unscored >= max_unscored):
         return HealthVerdict(f"no window scored for the last {unscored} rows (at least "
-                             f"{max_unscored_rows}): rows arrive but none completes a window "
+                             f"{max_unscored}): rows arrive but none completes a window "
                              f"(last error: {report.get('last_error')!r})")
     frames = report.get("frames_unscored")
-    if max_unscored_rows is not None and type(frames) is int and frames >= max_unscored_rows:
+    if max_unscored is not None and type(frames) is int and frames >= max_unscored:
         return HealthVerdict(f"no frame scored for the last {frames} frames (at least "
-                             f"{max_unscored_rows}): frames arrive but none can be scored "
+                             f"{max_unscored}): frames arrive but none can be scored "
                              f"(last error: {report.get('last_error')!r})")
     return HealthVerdict(None)
 
