@@ -209,6 +209,18 @@ def test_a_given_header_refuses_the_files_own_header_but_not_a_reading_named_lik
     np.testing.assert_array_equal(rows[0].values, [2, 1])
 
 
+def test_a_given_header_takes_a_first_line_naming_the_same_columns_as_the_header():
+    """`tail -n 0 -F live.csv | vigil score MODEL - --columns ...`, the README's live pipeline,
+    passes on a file created after it started from its first line, the header: that exited 2
+    (review r1). The same names in the same order are the header; another order is refused."""
+    rows = [row for _, row in iter_rows(["a,b\n", "1,2\n", "3,4\n"], {}, "stdin",
+                                        header=["a", "b"]) if row is not None]
+    assert [r.number for r in rows] == [2, 3] and all(r.problem is None for r in rows)
+    np.testing.assert_array_equal(rows[0].values, [1, 2])
+    with pytest.raises(ValueError, match="its first line is a header line"):
+        list(iter_rows(["b,a\n", "1,2\n"], {}, "stdin", header=["a", "b"]))
+
+
 def test_fill_gaps_interpolates_a_short_gap():
     values = np.array([[1.0, 10], [np.nan, 20], [np.nan, 30], [4.0, 40]])
     filled = fill_gaps(values, max_gap=2, source="s.csv", features=("a", "b"))

@@ -816,7 +816,12 @@ def iter_rows(lines: Iterable[str | Line], parser_options: dict, source: str,
                 separator = ";"  # one column: a comma in its rows is the decimal mark
             if header is not None:
                 parser = RowParser(header, source, **parser_options)
-                _refuse_own_header(split_cells(text, separator), parser, source)
+                cells = split_cells(text, separator)
+                # the given names themselves, in their order: the stream's own header line
+                # (`tail -n 0 -F live.csv` passes on a file created after it started, header
+                # first), read as a header line again is; any other is refused
+                if [cell.strip() for cell in cells] != list(parser.header):
+                    _refuse_own_header(cells, parser, source)
                 yield parser, None
             else:
                 parser = _header_or_preamble(split_cells(text, separator), number, text, source,
