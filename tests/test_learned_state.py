@@ -286,7 +286,13 @@ def test_the_files_of_a_folder_continue_one_another_even_where_the_state_cannot_
     argv = ["score", str(learning_model), str(folder), "--jsonl", str(tmp_path / "full.jsonl"),
             "--state", str(tmp_path / "full.json")]
     assert cli.main(argv) == 0
-    assert "carried to the next file of this run, but lost at a restart" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert len([line for line in err.splitlines() if "WARNING" in line and "carried to the next "
+                "file of this run, but lost at a restart" in line]) == 1  # said once an hour
+    # and the summary's last_error (the health report's) says it: a watchdog saw nothing (r1)
+    summary = json.loads([line for line in err.splitlines() if '"summary"' in line][-1])
+    assert summary["summary"]["last_error"].startswith(f"--state {tmp_path / 'full.json'}: "
+                                                       f"cannot be written (No space left")
     assert [r.get("threshold") for r in score_lines(argv)] == written
 
 

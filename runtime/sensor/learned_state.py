@@ -22,9 +22,11 @@ import os
 import time
 from datetime import datetime, timezone
 from types import ModuleType
+from typing import Callable
 
 from ..core.output import write_atomically
 from .detector import SensorDetector
+from .stream_watch import REWARN_S
 from .streaming import TAIL_PART, StreamingScorer
 
 fcntl: ModuleType | None  # None on Windows: no advisory locks
@@ -56,7 +58,12 @@ class LearnedStateFile:
         self._latest: dict | None = None  # the parts last saved or restored
         self._read = False
         self._due = time.monotonic() + interval_s
-        self._warned_save = False
+        # why the last save failed (None: it did not); said at once and hourly while it lasts,
+        # and handed to ``on_problem`` at each failed save (a run's summary and health report:
+        # a state that stopped saving on a full disk was said once, and a watchdog saw nothing)
+        self.save_error: str | None = None
+        self.on_problem: Callable[[str], None] | None = None
+        self._said_at: float | None = None
 
     def __del__(self) -> None:  # a dropped file lets the next run have it
         self.close()
@@ -126,12 +133,20 @@ class LearnedStateFile:
             # synced: a power cut must not leave an empty state (learning lost, a cold start)
             write_atomically(self.path, json.dumps(record, allow_nan=False), durable=True)
         except (OSError, ValueError) as error:
-            if not self._warned_save:
-                self._warned_save = True
-                log.warning("--state %s: cannot be written (%s); what this run learns is "
-                            "carried to the next file of this run, but lost at a restart (said "
-                            "once)", self.path, getattr(error, "strerror", None) or error)
+            self.save_error = (f"--state {self.path}: cannot be written "
+                               f"({getattr(error, 'strerror', None) or error}); what this run "
+                               f"learns is carried to the next file of this run, but lost at a "
+                               f"restart")
+            now = time.monotonic()
+            if self._said_at is None or now - self._said_at >= REWARN_S:
+                self._said_at = now
+                log.warning("%s (said again hourly while it lasts)", self.save_error)
+            if self.on_problem is not None:
+                self.on_problem(self.save_error)
             return
+        if self.save_error is not None:
+            log.warning("--state %s: written again, after it could not be", self.path)
+            self.save_error, self._said_at = None, None
 
     def _load(self) -> dict | None:
         """The file's parts, or None (absent; or warned of: unreadable, another model's)."""

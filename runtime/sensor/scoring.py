@@ -301,8 +301,11 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
     # rows filled in this run (in the files before this one, and so far), and when to say so again
     filled = {"count": 0, "before": 0, "next": 1}
 
-    def problem(text: str) -> None:  # a silenced lasting alarm (the scorer's watch says it)
-        summary.last_error = text
+    def problem(text: str) -> None:  # a silenced lasting alarm (the scorer's watch says it),
+        summary.last_error = text     # a state that cannot be saved (the state file says it)
+
+    if state is not None:
+        state.on_problem = problem
 
     def emit(result: Result, name: str) -> None:
         if state is not None and current:
