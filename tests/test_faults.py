@@ -315,6 +315,10 @@ def test_time_gaps_are_checked_only_between_buffered_rows_of_the_training_kind(
     assert scorer.times_unchecked == 3 and scorer.summary()["times_unchecked"] == 3
     assert scorer.first_time_unchecked == (0, "0", "a number, where the training rows had ISO "
                                                     "8601 times")
+    blank = StreamingScorer(sensor_with_time_step)  # a clock field left empty is counted (r1)
+    for i, stamp in enumerate(["", " ", "2024-05-01T10:00:00"]):
+        blank.push(np.zeros(3), i, time=stamp)
+    assert blank.times_unchecked == 2 and blank.first_time_unchecked == (0, "", "empty")
     # a long run of bad rows restarts the window: the rows after it are not compared with those
     # before it (no window holds both)
     for i in range(5, 9):

@@ -133,6 +133,16 @@ def test_existing_results_need_append_or_overwrite(tiny_sensor, tmp_path):
     data = results.read_bytes()
     assert data.startswith(old) and len(strict_lines(data)) == 2 * len(strict_lines(old))
 
+    # a stream restarted by its supervisor counts its rows from 0 again by nature: said, not
+    # warned with advice for files (review r1: warned at every restart)
+    streamed = tmp_path / "stream.jsonl"
+    for _ in range(2):
+        restarted = vigil("score", tiny_sensor, "-", "--jsonl", streamed, "--append",
+                          stdin=(tmp_path / "rows.csv").read_bytes())
+        assert restarted.returncode == 0, restarted.stderr
+    assert b"a restarted stream counts from 0" in restarted.stderr
+    assert b"the numbers repeat from here" not in restarted.stderr
+
     replaced = vigil("score", tiny_sensor, tmp_path / "rows.csv", "--jsonl", results, "--overwrite")
     assert replaced.returncode == 0 and results.read_bytes() == old
     results.write_bytes(old.rstrip(b"\n"))  # a whole last line without its newline is kept

@@ -402,8 +402,11 @@ class StreamingScorer:
             if self._tail is not None:
                 tail, self._tail = self._tail, None
                 self._take_tail(tail, key, index)
-            if time and (key is None or (self._time_step is not None
-                                         and key[0] != (0 if self._time_step.numeric else 1))):
+            # (an empty time cell too: a device whose clock field is blank loses its order and
+            # gap checks, which went unsaid; review r1)
+            if time is not None and (key is None or (
+                    self._time_step is not None
+                    and key[0] != (0 if self._time_step.numeric else 1))):
                 self._note_unchecked(index, time, key)
             late, latest = self._late(key, index) if time else (False, None)
             if key is not None and time is not None:  # (a key is read from a time)
@@ -836,7 +839,8 @@ class StreamingScorer:
     def _note_unchecked(self, index: int, time: str, key: tuple[int, float] | None) -> None:
         self.times_unchecked += 1
         if self.first_time_unchecked is None:
-            why = ("neither a number nor an ISO 8601 time" if key is None
+            why = ("empty" if not time.strip()
+                   else "neither a number nor an ISO 8601 time" if key is None
                    else "a number, where the training rows had ISO 8601 times" if key[0] == 0
                    else "an ISO 8601 time, where the training rows had numbers")
             unchecked = self.first_time_unchecked = (index, time, why)
