@@ -35,13 +35,14 @@ class SensorDetector(Detector):
     """
 
     def __init__(self, artifact: Artifact) -> None:
+        super().__init__(artifact, MAX_BATCH)
         spec = artifact.spec
         if not isinstance(spec, SensorSpec):
             raise TypeError(f"`artifact` must be a sensor artifact; {str(artifact.path)!r} is "
                             f"an image artifact: vigil.load('MODEL.onnx') returns the detector "
                             f"of its kind")
-        readings = spec.window * len(spec.features)
-        super().__init__(artifact, max(1, min(MAX_BATCH, MAX_BATCH_VALUES // readings)))
+        readings = spec.window * len(spec.features)  # long windows: fewer at once
+        self._max_batch = min(self._max_batch, max(1, MAX_BATCH_VALUES // readings))
         self._exported = spec  # as the artifact says (``spec`` may turn the likelihood off)
         self.spec: SensorSpec = spec
         self._outputs = [self.spec.score_output, self.spec.feature_output]
