@@ -7,8 +7,8 @@ through a video codec (written by OpenCV, mp4v and MJPG as it writes them, and r
 `vigil score` reads them).
 Per set and encoding: the normal test images rejected at the model's threshold, how many of
 those decisions changed against the images as read, the normal scores' median shift in units of
-their interquartile range as read, image AUROC, and the encoding's mean PSNR against the
-images as read. This chose the runtime's
+their interquartile range as read, image AUROC, and the encoding's PSNR against the images
+as read (all pixels pooled). This chose the runtime's
 ``LOW_JPEG_QUALITY`` (runtime/camera/frames.py) and backs its warnings' figures.
 
     python benchmarks/explore_compression.py --data ../shared/data --json results/compression.json
@@ -76,11 +76,17 @@ def video_round_trip(image: np.ndarray, fourcc: str, scratch: Path) -> np.ndarra
     return frames[1]
 
 
-def psnr(image: np.ndarray, other: np.ndarray) -> float:
-    """Peak signal-to-noise ratio of ``other`` against ``image`` in dB, on gray levels (a gray
-    image decoded as colour compares alike); 100 for identical pixels."""
-    gray = [cv2.cvtColor(i, cv2.COLOR_BGR2GRAY) if i.ndim == 3 else i for i in (image, other)]
-    error = np.mean((gray[0].astype(np.float64) - gray[1].astype(np.float64)) ** 2)
+def psnr(images: list[np.ndarray], others: list[np.ndarray]) -> float:
+    """Peak signal-to-noise ratio of ``others`` against ``images`` in dB, over all their gray
+    levels together (a gray image decoded as colour compares alike; a codec that rounds a side
+    to an even size is compared on the part both hold); 100 for identical pixels."""
+    total, count = 0.0, 0
+    for image, other in zip(images, others):
+        a, b = (cv2.cvtColor(i, cv2.COLOR_BGR2GRAY) if i.ndim == 3 else i for i in (image, other))
+        rows, columns = min(a.shape[0], b.shape[0]), min(a.shape[1], b.shape[1])
+        difference = a[:rows, :columns].astype(np.float64) - b[:rows, :columns]
+        total, count = total + float(np.sum(difference ** 2)), count + difference.size
+    error = total / max(count, 1)
     return float(10 * np.log10(255.0 ** 2 / error)) if error > 0 else 100.0
 
 
@@ -125,9 +131,8 @@ def run_set(name: str, data: Path, scratch: Path, log=print) -> dict:
             "decisions_changed": int((rejected != (base > detector.threshold)).sum()),
             "normal_median_shift_iqr": float(np.median(normal - base) / spread),
             "image_auroc": metrics.auroc(scores, labels),
-            # how faithful the encoding is: the pixels' mean PSNR against the images as read
-            "psnr_db": (float(np.mean([psnr(a, b) for a, b in zip(images, converted)]))
-                        if encoding != "as read" else None),
+            # how faithful the encoding is: PSNR against the images as read, all pixels pooled
+            "psnr_db": psnr(images, converted) if encoding != "as read" else None,
         }
         log(f"  {name} {encoding}: {100 * rejected.mean():.1f} % of normal images rejected, "
             f"{part[encoding]['decisions_changed']} decisions changed, image AUROC "

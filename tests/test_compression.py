@@ -268,6 +268,10 @@ def test_evaluation_counts_the_test_images_compressed_harder(lossless_model, tmp
         result, _ = evaluate_images(runtime.load(lossless_model), items)
     assert result["images_compressed_harder"] == 2
     assert "2 of the 4 test images (the first: " in caplog.text
+    from vigil.runtime.camera.report import _seen_lines
+
+    assert any(line.startswith("**Caution:** 2 test image(s) are JPEGs compressed much harder")
+               for line in _seen_lines(result))  # report.md says it too (review d1)
     old, _ = evaluate_images(runtime.load(write_old(tmp_path)), items)
     assert old["images_compressed_harder"] is None  # no record of the training images'
 

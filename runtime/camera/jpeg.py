@@ -202,10 +202,11 @@ STANDARD_LUMINANCE_SUM = sum((
 
 def quality(data: bytes) -> int | None:
     """The quality (1-100, libjpeg's scale) a JPEG was encoded at, estimated from its luminance
-    quantization table as libjpeg scales the standard one (within 1 of the setting from 15 to
-    100; lower settings read as about 15), or None when ``data`` is no JPEG or holds no table
-    before its image data. Encoders with tables of their own read as the libjpeg quality whose
-    table quantizes as coarsely on average."""
+    quantization table as libjpeg scales the standard one (within 1 of the setting from 17 to
+    100, 100 reading as 99; lower settings read as 11-17, their steps clipped at 255), or None
+    when ``data`` is no JPEG or holds no table before its image data. Encoders with tables of
+    their own read as the libjpeg quality whose table quantizes as coarsely on average; one
+    that encodes less faithfully than its tables say (OpenCV's own MJPG writer) is not seen."""
     if not data.startswith(b"\xff\xd8"):
         return None
     for marker, table, end in _header_segments(data):

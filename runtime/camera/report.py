@@ -18,7 +18,8 @@ MAX_LISTED = 100    # missed and false images listed in report.md; metrics.json 
 
 
 def _seen_lines(result: dict) -> list[str]:
-    """A caution where test images are ones training saw (``vigil eval`` warns of them too)."""
+    """A caution where test images are ones training saw, or given both ways, or compressed much
+    harder than the training images (``vigil eval`` warns of each too)."""
     counts = [(result.get("images_trained_on"), "trained on"),
               (result.get("images_held_out_in_training"), "held out by training to set the "
                                                           "threshold"),
@@ -32,6 +33,11 @@ def _seen_lines(result: dict) -> list[str]:
         lines += [f"**Caution:** {both} defect image(s) are also among the normal images (the "
                   f"same pixels): each is counted both ways, so no model scores them right; "
                   f"remove them from one of the folders.", ""]
+    compressed = result.get("images_compressed_harder")
+    if compressed:
+        lines += [f"**Caution:** {compressed} test image(s) are JPEGs compressed much harder "
+                  f"than the training images: their scores say as much about the compression as "
+                  f"about the parts (good ones are rejected more often).", ""]
     return lines
 
 
