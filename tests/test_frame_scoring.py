@@ -699,6 +699,21 @@ def test_a_video_none_of_whose_frames_decodes_leaves_the_output_alone(tiny_image
         assert out.read_bytes() == kept
 
 
+def test_a_video_whose_frames_are_over_the_pixel_limit_says_so(tiny_image_artifact, tmp_path,
+                                                               capsys):
+    """12000 x 12000 MJPG frames were called damaged or of an unknown codec (review r3)."""
+    video = write_video(tmp_path / "big.avi", 3)
+    data = bytearray(video.read_bytes())
+    start = 0
+    while (start := data.find(b"\xff\xc0", start)) >= 0:  # each frame's header claims more
+        data[start + 5:start + 9] = (12000).to_bytes(2, "big") * 2
+        start += 9
+    video.write_bytes(bytes(data))
+    assert cli.main(["score", str(tiny_image_artifact), str(video)]) == cli.EXIT_INPUT
+    assert ("none of its frames decodes (3 read; the first: this frame's image is 12000 x 12000 "
+            "pixels (144 MP) by its header; more than the 67 MP limit") in capsys.readouterr().err
+
+
 def test_an_annotated_video_the_encoder_refuses_ends_neither_the_run_nor_a_line(
         tiny_image_artifact, tmp_path, capsys):
     """Line-scan frames wider than MPEG-4 takes: every frame is still scored; the warning names

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from . import datasets, jpeg
+from .image_header import too_large
 
 IMAGE_EXTENSIONS = frozenset(datasets.IMAGE_SUFFIXES)
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg",
@@ -166,6 +167,9 @@ def decode_jpeg_frame(data: bytes) -> tuple[np.ndarray | None, str | None]:
     returning None, for a header claiming more pixels than it allows)."""
     if not data:
         return None, "this frame is empty"
+    oversized = too_large(data)  # OpenCV refuses it too, without saying why (review r3)
+    if oversized is not None:
+        return None, f"this frame's {oversized}"
     why = jpeg.damage(data, frame=True)  # libjpeg would fill in what is lost and only warn
     if why is not None:
         return None, f"this frame is a damaged JPEG: {why}"

@@ -75,12 +75,15 @@ class VideoFile:
         its own, up to the first that does: a run that could score no frame is refused before
         its output is made)."""
         listed = self._index  # the frames an AVI index lists
+        first_why: str | None = None  # why the first frame read did not decode
         if listed is not None:
             with open(self.path, "rb") as handle:
                 for offset, size in zip(listed.offsets, listed.sizes):
                     handle.seek(offset)
-                    if decode_jpeg_frame(handle.read(size))[0] is not None:
+                    image, why = decode_jpeg_frame(handle.read(size))
+                    if image is not None:
                         return
+                    first_why = first_why or why
             tried = len(listed)
         else:
             capture = self._capture_factory(str(self.path))
@@ -91,15 +94,21 @@ class VideoFile:
                     ok, image = capture.read()
                     if ok and image is not None:
                         data = np.asarray(image).tobytes() if packets else b""
-                        if not packets or not data.startswith(b"\xff\xd8") \
-                                or decode_jpeg_frame(data)[0] is not None:
+                        if not packets or not data.startswith(b"\xff\xd8"):
                             return  # (packets that are not JPEGs: FFmpeg decodes them)
+                        decoded, why = decode_jpeg_frame(data)
+                        if decoded is not None:
+                            return
+                        first_why = first_why or why
                     tried += 1
             finally:
                 capture.release()
         if self._index is None and self._reported_count == 0:  # stopped before its first frame
             raise SourceError(f"`source` {self.name!r} holds no frames (its container reports 0 "
                               f"and none could be read): an empty recording")
+        if first_why is not None:  # a reason known (a frame over the pixel limit, damage)
+            raise SourceError(f"`source` {self.name!r}: none of its frames decodes ({tried} "
+                              f"read; the first: {first_why})")
         raise SourceError(f"`source` {self.name!r}: none of its frames decodes ({tried} read; "
                           f"the video is damaged, or its codec is one this OpenCV cannot "
                           f"decode): check it with ffprobe, or re-encode it")
