@@ -81,6 +81,24 @@ def test_sensor_report_lists_episodes_counts_and_a_reproducible_best_threshold(
     assert result["alarm_best_f1"] >= result["f1"]
 
 
+def test_files_whose_names_read_alike_keep_a_picture_each(sensor_artifacts, tmp_path, capsys):
+    """a/b.csv and a_b.csv were both drawn to a_b.png: one picture lost, the other shown under
+    both names (review r3)."""
+    import shutil
+
+    folder = tmp_path / "data"
+    (folder / "a").mkdir(parents=True)
+    shutil.copy(sensor_artifacts.test_csv, folder / "a" / "b.csv")
+    shutil.copy(sensor_artifacts.test_csv, folder / "a_b.csv")
+    report = tmp_path / "report"
+    assert cli.main(["eval", str(sensor_artifacts.fp32), str(folder), "--report",
+                     str(report)]) == 0
+    capsys.readouterr()
+    text = (report / "report.md").read_text()
+    assert "![a/b.csv](a_b.png)" in text and "![a_b.csv](a_b-2.png)" in text
+    assert (report / "a_b.png").exists() and (report / "a_b-2.png").exists()
+
+
 def test_a_report_offers_a_threshold_only_when_it_beats_the_one_in_use():
     from vigil.runtime.core.report import best_threshold_lines
 

@@ -44,8 +44,9 @@ def write_report(result: dict, files: list[FileScores], folder: str | Path,
         ("precision", "recall", "f1", "event_f1", "episode", "auroc", "auprc",
          "point_adjusted_f1", "far", "mar", "tp", "fp", "fn", "tn", "best_f1", "n/a")),
         result["note"], ""]
+    taken: set[str] = set()  # a/b.csv and a_b.csv: one picture each (one was lost; r3)
     for scored in files:
-        png = _plot(scored, result["threshold"], folder)
+        png = _plot(scored, result["threshold"], folder, taken)
         lines.append(f"![{scored.name}]({png.name})")
     (folder / "metrics.json").write_text(json_text(result))
     report = folder / "report.md"
@@ -119,7 +120,7 @@ def score_axis(scores: np.ndarray, threshold: float) -> tuple[float, float, str]
     return 0.0, top, "linear"
 
 
-def _plot(scored: FileScores, threshold: float, folder: Path) -> Path:
+def _plot(scored: FileScores, threshold: float, folder: Path, taken: set[str]) -> Path:
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(12, 3.2), dpi=100)
     x = np.arange(len(scored.scores))
@@ -149,7 +150,13 @@ def _plot(scored: FileScores, threshold: float, folder: Path) -> Path:
                     .get(scale, ""))
     axis.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     figure.tight_layout()
-    path = folder / (str(Path(scored.name).with_suffix("")).replace("/", "_") + ".png")
+    stem = str(Path(scored.name).with_suffix("")).replace("/", "_")
+    name, number = f"{stem}.png", 1
+    while name in taken:  # another file's name read the same, its picture kept
+        number += 1
+        name = f"{stem}-{number}.png"
+    taken.add(name)
+    path = folder / name
     figure.savefig(path)
     plt.close(figure)
     return path
