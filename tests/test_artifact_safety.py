@@ -531,7 +531,8 @@ def test_inspect_and_eval_read_a_vendors_odd_training_record_without_failing(tmp
         assert cli.main(["inspect", str(model)]) == 0
         assert f"trained on: {len(files)} file(s)" in capsys.readouterr().out
     image = write_artifact(tiny_image_graph(), replace(tiny_image_spec(), training={
-        "files_sha256": {"digests": "pixels", "trained": [["a"]], "held_out": [{"b": 1}]}}),
+        "files_sha256": {"digests": "pixels", "trained": [["a"]], "held_out": [{"b": 1}],
+                         "labeled_defects": 7}}),
         tmp_path / "odd-image.onnx")
     rng = np.random.default_rng(0)
     for folder in ("good", "bad"):

@@ -133,15 +133,19 @@ def test_existing_results_need_append_or_overwrite(tiny_sensor, tmp_path):
     data = results.read_bytes()
     assert data.startswith(old) and len(strict_lines(data)) == 2 * len(strict_lines(old))
 
-    # a stream restarted by its supervisor counts its rows from 0 again by nature: said, not
-    # warned with advice for files (review r1: warned at every restart)
+    # a stream restarted by its supervisor counts its rows from 0 again by nature, its times
+    # going on: said, not warned with advice for files (review r1: warned at every restart);
+    # the same rows replayed are warned of (d2)
+    rows_csv(tmp_path / "later.csv", 20, start=1000)
     streamed = tmp_path / "stream.jsonl"
-    for _ in range(2):
+    said = []
+    for rows_file in ("rows.csv", "later.csv", "later.csv"):
         restarted = vigil("score", tiny_sensor, "-", "--jsonl", streamed, "--append",
-                          stdin=(tmp_path / "rows.csv").read_bytes())
+                          stdin=(tmp_path / rows_file).read_bytes())
         assert restarted.returncode == 0, restarted.stderr
-    assert b"a restarted stream counts from 0" in restarted.stderr
-    assert b"the numbers repeat from here" not in restarted.stderr
+        said.append((b"a restarted stream counts from 0" in restarted.stderr,
+                     b"the numbers repeat from here" in restarted.stderr))
+    assert said == [(False, False), (True, False), (False, True)]  # the last: rows replayed
 
     replaced = vigil("score", tiny_sensor, tmp_path / "rows.csv", "--jsonl", results, "--overwrite")
     assert replaced.returncode == 0 and results.read_bytes() == old

@@ -289,10 +289,12 @@ def test_the_files_of_a_folder_continue_one_another_even_where_the_state_cannot_
     err = capsys.readouterr().err
     assert len([line for line in err.splitlines() if "WARNING" in line and "carried to the next "
                 "file of this run, but lost at a restart" in line]) == 1  # said once an hour
-    # and the summary's last_error (the health report's) says it: a watchdog saw nothing (r1)
+    # and the summary's (the health report's) state_error says it, leaving last_error to the
+    # stream: nothing a watchdog reads showed it (r1), and last_error was overwritten (d2)
     summary = json.loads([line for line in err.splitlines() if '"summary"' in line][-1])
-    assert summary["summary"]["last_error"].startswith(f"--state {tmp_path / 'full.json'}: "
-                                                       f"cannot be written (No space left")
+    assert summary["summary"]["state_error"].startswith(f"--state {tmp_path / 'full.json'}: "
+                                                        f"cannot be written (No space left")
+    assert "--state" not in (summary["summary"]["last_error"] or "")
     assert [r.get("threshold") for r in score_lines(argv)] == written
 
 
@@ -766,3 +768,30 @@ def test_a_state_without_the_window_rows_says_the_window_starts_afresh(timed_mod
     assert (f"it keeps no rows of the stream's last window (a state written before 2026-12-07, "
             f"or whose last rows were untimed or did not follow each other), so this run's first "
             f"{WINDOW - 1} rows fill a window afresh") in capsys.readouterr().err
+
+
+def test_a_state_saved_again_clears_its_error(learning_model, tmp_path, monkeypatch, caplog):
+    """The error is the summary's state_error while saves fail, and gone once one works (d2:
+    it stayed in last_error after the disk recovered)."""
+    from vigil.runtime.sensor import learned_state
+
+    detector = vigil.load(learning_model)
+    state = learned_state.LearnedStateFile(tmp_path / "s.json", detector)
+    heard: list = []
+    state.on_problem, state.on_saved = heard.append, lambda: heard.append(None)
+    scorer = StreamingScorer(detector)
+    scorer.push_rows((row, i, str(i), None) for i, row in enumerate(rows(120)))
+    real = learned_state.write_atomically
+
+    def full_disk(path, text, mode=None, durable=False):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(learned_state, "write_atomically", full_disk)
+    state.save(scorer)
+    state.save(scorer)
+    monkeypatch.setattr(learned_state, "write_atomically", real)
+    state.save(scorer)
+    state.close()
+    assert [h if h is None else h[:40] for h in heard] == [
+        f"--state {tmp_path / 's.json'}: cannot"[:40]] * 2 + [None]
+    assert "written again, after it could not be" in caplog.text

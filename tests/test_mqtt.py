@@ -485,7 +485,8 @@ def test_target_parsing_keeps_credentials_out_of_its_text():
     assert (target.username, target.password) == ("ops", "s3cret")
     assert "s3cret" not in str(target) and target.health_topic == "plant/a b/health"
     for bad in ("mqtt://bob:S3cretPW@plc:1883", "mqtt://bob:S3cretPW@plc:99999/t",
-                "mqtt://bob:S3cretPW@plc:1883/a/#", "http://bob:S3cretPW@plc/t"):
+                "mqtt://bob:S3cretPW@plc:1883/a/#", "http://bob:S3cretPW@plc/t",
+                "bob:S3cretPW@plc:1883/t", "mqtt//bob:S3cretPW@plc/t", "mqtt:/bob:S3cretPW@plc/t"):
         with pytest.raises(ValueError) as refused:  # the URL is named, its password not (r3)
             MqttTarget.parse(bad)
         assert "S3cretPW" not in str(refused.value) and "bob:***@plc" in str(refused.value)

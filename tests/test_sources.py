@@ -208,7 +208,13 @@ def test_live_targets_and_redaction(tmp_path, monkeypatch):
     assert redact("http://cam/videostream.cgi?user=admin&pwd=CamPW&rate=0") == (
         "http://cam/videostream.cgi?user=admin&pwd=***&rate=0")
     assert redact("https://cam/a.mjpg?Token=abc;PASSWORD=x#y") == "https://cam/a.mjpg?Token=***;PASSWORD=***#y"
-    assert redact("http://cam/a?keyframe=1&monkey=2") == "http://cam/a?keyframe=1&monkey=2"
+    assert redact("http://cam/a?keyframe=1&rate=2") == "http://cam/a?keyframe=1&rate=2"
+    # names ending in a credential's, after any prefix, and a fragment's (review d2)
+    assert redact("https://b/v.mp4?X-Amz-Credential=A%2F1&X-Amz-Signature=ab&X-Amz-Expires=60"
+                  "#access_token=zz") == ("https://b/v.mp4?X-Amz-Credential=***&X-Amz-Signature"
+                                          "=***&X-Amz-Expires=60#access_token=***")
+    assert redact("http://c/x?auth_token=1&client_secret=3&api-key=4&loginpas=5&_sid=6") == (
+        "http://c/x?auth_token=***&client_secret=***&api-key=***&loginpas=***&_sid=***")
     monkeypatch.chdir(tmp_path)
     (tmp_path / "3").mkdir()
     with pytest.raises(SourceError, match="both a camera index and an existing path"):

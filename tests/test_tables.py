@@ -219,6 +219,10 @@ def test_a_given_header_takes_a_first_line_naming_the_same_columns_as_the_header
     np.testing.assert_array_equal(rows[0].values, [1, 2])
     with pytest.raises(ValueError, match="its first line is a header line"):
         list(iter_rows(["b,a\n", "1,2\n"], {}, "stdin", header=["a", "b"]))
+    for first in ("\ufeffa,b\n", "a,b,\n"):  # a logger's BOM, a separator at its end (d2)
+        rows = [row for _, row in iter_rows([first, "1,2\n"], {}, "stdin", header=["a", "b"])
+                if row is not None]
+        assert [r.number for r in rows] == [2] and rows[0].problem is None
 
 
 def test_fill_gaps_interpolates_a_short_gap():

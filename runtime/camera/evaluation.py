@@ -302,7 +302,8 @@ def _seen_in_training(detector: ImageDetector, items: Sequence[LabeledImage],
         return None
     # digests are strings; anything else a record holds matches no image (a list among them
     # ended vigil eval in a TypeError; review r3)
-    kinds = {kind: {d for d in record.get(kind) or () if isinstance(d, str)}
+    kinds = {kind: ({d for d in record[kind] if isinstance(d, str)}
+                    if isinstance(record.get(kind), list) else set())
              for kind in SEEN_KINDS}
     seen: dict[str, list[LabeledImage]] = {kind: [] for kind in SEEN_KINDS}
     for item, digest in zip(items, digests):

@@ -266,7 +266,7 @@ class LiveSource:
                 ok, image = capture.read()
                 if not ok or image is None:
                     capture.release()
-                    capture = None
+                    capture, not_jpeg = None, 0  # a run of bad parts is counted per connection
                     if lost_at is None:
                         lost_at = last_frame_at  # the outage began after the last good frame
                         log.warning("%s lost after frame %s; reconnecting", self._describe(),
@@ -306,7 +306,7 @@ class LiveSource:
                                     self._describe())
                         self._packets_allowed = False
                         capture.release()
-                        capture = None
+                        capture, not_jpeg = None, 0
                         continue
                     # decoded when the frame is taken: a stream faster than decoding must not
                     # back up in the socket behind frames that would be dropped (a review's 60

@@ -361,6 +361,7 @@ def score_frames(detector: ImageDetector, source: FrameSource, out: IO[str] | Js
 
     summary = FrameSummary(source=source.name)
     sink = out if isinstance(out, JsonLines) else JsonLines(out, live=source.live)
+    sink.time_key = "time" if source.live else None  # a live frame's line carries its time
     latencies = LatencyWindow(options.latency_window)
     batch = np.empty((1, *detector.input_shape), dtype=np.uint8)  # reused for every frame
     last_index: int | None = None

@@ -256,6 +256,9 @@ class JsonLines:
         self._stream: IO[str] | None = None
         self._offset = 0                 # bytes of whole lines in a regular file opened here
         self._deferred: tuple[Path, str] | None = None  # (path, mode) not yet made or prepared
+        # the lines' field holding each row's (frame's) time, set by the scorer before its first
+        # line: a stream restarted onto an appended file is told from rows replayed by it
+        self.time_key: str | None = None
         if target is None or (isinstance(target, str) and target == "-"):
             self.name = "stdout"
             self._use_stdout()
@@ -396,10 +399,12 @@ class JsonLines:
         old, new = before.get(key), now.get(key)
         if not (isinstance(old, int) and isinstance(new, int) and new <= old):
             return
-        if now.get("source") == "stdin" or (key == "frame" and "time" in now):
+        if (self.time_key is not None and (now.get("source") == "stdin" or key == "frame")
+                and _later(now.get(self.time_key), before.get(self.time_key))):
             # a stream restarted by its supervisor, as the README sets one up: its rows (frames)
-            # are counted from 0 again by nature, and nothing was scored twice (a review: the
-            # batch advice below, warned at every restart, did not apply)
+            # are counted from 0 again by nature, and its times go on (a review: the batch
+            # advice below, warned at every restart, did not apply); rows replayed, their times
+            # no later than the file's last, are warned of as a file scored again is
             log.info("%s: this run's lines for %s start at %s %d after %s %d of the run before "
                      "(a restarted stream counts from 0; its lines' times tell the runs apart)",
                      self.name, now.get("source"), key, new, key, old)
@@ -779,3 +784,17 @@ def flush_quietly(sink: JsonLines, summary) -> None:
     except KeyboardInterrupt:
         summary.last_error = (f"a second stop request ended the final writing; "
                               f"{sink.lines_lost} lines lost")
+
+
+def _later(time: object, before: object) -> bool:
+    """Whether result-line time ``time`` is later than ``before``: both numbers, or both text
+    of one form (ISO 8601 times of one length compare as text); False where either is
+    missing or they cannot be compared."""
+    if isinstance(time, (int, float)) and isinstance(before, (int, float)):
+        return time > before
+    if isinstance(time, str) and isinstance(before, str):
+        try:
+            return float(time) > float(before)
+        except ValueError:
+            return len(time) == len(before) and time > before
+    return False

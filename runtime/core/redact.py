@@ -1,19 +1,28 @@
-"""Addresses made safe to print and log: the password of a URL's user part, and the values of
-query parameters that carry credentials (IP cameras take them as ``?user=admin&pwd=...``)."""
+"""Addresses made safe to print and log: the password of a URL's user part (also where the URL
+is mistyped: `mqtt//user:pass@host`), and the values of query and fragment parameters whose
+names say they carry credentials (IP cameras take them as ``?user=admin&pwd=...``; presigned
+video URLs as ``X-Amz-Signature=...``)."""
 
 from __future__ import annotations
 
 import re
 
-# query parameters whose value is a credential (matched whole, in any case)
-SECRET_PARAMETERS = ("pass", "passwd", "password", "pwd", "pw", "secret", "token",
-                     "access_token", "auth", "authorization", "key", "apikey", "api_key",
-                     "sig", "signature", "credential", "credentials")
-_SECRET_QUERY = re.compile(r"([?&;](?:%s)=)[^&;#]*" % "|".join(SECRET_PARAMETERS), re.IGNORECASE)
+# a parameter whose name ends in one of these (any case, after any prefix: client_secret,
+# X-Amz-Signature, auth_token, loginpas) carries a credential; a name such as "monkey" is
+# hidden too, which does no harm
+SECRET_ENDINGS = ("pass", "pas", "passwd", "password", "passcode", "pwd", "pw", "secret",
+                  "token", "key", "sig", "signature", "credential", "credentials", "auth",
+                  "authorization", "sid", "session", "sessionid")
+_SECRET_PARAMETER = re.compile(r"([?&;#][\w.-]*?(?:%s)=)[^&;#]*" % "|".join(SECRET_ENDINGS),
+                               re.IGNORECASE)
+_USER_PASSWORD = re.compile(r"(://[^/@:]*):.*@")  # up to the last @: a password may hold a /
+# a user part where the scheme's `://` is mistyped or missing: at the start, or after a /
+_LOOSE_USER_PASSWORD = re.compile(r"(^|/)([^/@:\s]*):(?!\*\*\*@)[^/\s]*@")
 
 
 def redact(text: str) -> str:
-    """``text`` with a URL's password and its credential query values replaced by ``***``."""
-    # up to the last @: a password may hold a / (over-redacting a rare @ in a path is safe)
-    text = re.sub(r"(://[^/@:]*):.*@", r"\1:***@", text)
-    return _SECRET_QUERY.sub(r"\1***", text)
+    """``text`` with a URL's password and its credential parameters' values replaced by ``***``
+    (over-redacting a rare @ in a path is safe)."""
+    text = _USER_PASSWORD.sub(r"\1:***@", text)
+    text = _LOOSE_USER_PASSWORD.sub(r"\1\2:***@", text)
+    return _SECRET_PARAMETER.sub(r"\1***", text)

@@ -24,7 +24,7 @@ MAX_BATCH = 512  # windows per session run; a score never depends on how windows
 # readings per session run at most (512 windows of 64 rows of 38 columns): a model of very long
 # windows runs fewer at once (a review's window of 100,000 rows took 9 GB at 512)
 MAX_BATCH_VALUES = 512 * 64 * 38
-CHECK_VALUES = 1 << 23  # readings checked for non-finite values at a time (8 MB of flags)
+CHECK_VALUES = 1 << 20  # readings checked for non-finite values at a time (1 MB of flags)
 
 
 class SensorDetector(Detector):

@@ -59,10 +59,12 @@ class LearnedStateFile:
         self._read = False
         self._due = time.monotonic() + interval_s
         # why the last save failed (None: it did not); said at once and hourly while it lasts,
-        # and handed to ``on_problem`` at each failed save (a run's summary and health report:
-        # a state that stopped saving on a full disk was said once, and a watchdog saw nothing)
+        # handed to ``on_problem`` at each failed save and ``on_saved`` at the next good one (a
+        # run's summary and health report: a state that stopped saving on a full disk was said
+        # once, and nothing a watchdog reads showed it)
         self.save_error: str | None = None
         self.on_problem: Callable[[str], None] | None = None
+        self.on_saved: Callable[[], None] | None = None
         self._said_at: float | None = None
 
     def __del__(self) -> None:  # a dropped file lets the next run have it
@@ -147,6 +149,8 @@ class LearnedStateFile:
         if self.save_error is not None:
             log.warning("--state %s: written again, after it could not be", self.path)
             self.save_error, self._said_at = None, None
+            if self.on_saved is not None:
+                self.on_saved()
 
     def _load(self) -> dict | None:
         """The file's parts, or None (absent; or warned of: unreadable, another model's)."""

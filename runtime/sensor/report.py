@@ -152,10 +152,10 @@ def _plot(scored: FileScores, threshold: float, folder: Path, taken: set[str]) -
     figure.tight_layout()
     stem = str(Path(scored.name).with_suffix("")).replace("/", "_")
     name, number = f"{stem}.png", 1
-    while name in taken:  # another file's name read the same, its picture kept
-        number += 1
+    while name.casefold() in taken:  # another file's name read the same (in any case, as
+        number += 1                      # macOS and Windows compare names), its picture kept
         name = f"{stem}-{number}.png"
-    taken.add(name)
+    taken.add(name.casefold())
     path = folder / name
     figure.savefig(path)
     plt.close(figure)

@@ -67,6 +67,8 @@ class ScoreSummary:
     errors: list[str] = field(default_factory=list)
     stopped: str = "end"
     last_error: str | None = None
+    # with --state: why the learned state could not be saved, while it cannot (None: saved)
+    state_error: str | None = None
     lines_written: int = 0
     lines_lost: int = 0
     last_written: str | None = None
@@ -115,6 +117,7 @@ class ScoreSummary:
                 "seconds": round(self.seconds, 4),
                 "windows_per_s": round(rate, 1) if rate else None, "errors": self.errors,
                 "stopped": self.stopped, "last_error": self.last_error,
+                "state_error": self.state_error,
                 "lines_written": self.lines_written, "lines_lost": self.lines_lost,
                 "last_written": self.last_written, "longest_alarm": self.longest_alarm}
 
@@ -294,6 +297,7 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
     started = time.perf_counter()
     live = source == "-"
     sink = out if isinstance(out, JsonLines) else JsonLines(out, live=live)
+    sink.time_key = detector.spec.time_column
     current: list[StreamingScorer] = []
 
     short: list[str] = []  # files that ended before the adaptive parts warmed up
@@ -301,11 +305,12 @@ def score_source(detector: SensorDetector, source: str, out: IO[str] | JsonLines
     # rows filled in this run (in the files before this one, and so far), and when to say so again
     filled = {"count": 0, "before": 0, "next": 1}
 
-    def problem(text: str) -> None:  # a silenced lasting alarm (the scorer's watch says it),
-        summary.last_error = text     # a state that cannot be saved (the state file says it)
+    def problem(text: str) -> None:  # a silenced lasting alarm (the scorer's watch says it)
+        summary.last_error = text
 
-    if state is not None:
-        state.on_problem = problem
+    if state is not None:  # why it cannot be saved, while it cannot: a field of its own
+        state.on_problem = lambda why: setattr(summary, "state_error", why)
+        state.on_saved = lambda: setattr(summary, "state_error", None)
 
     def emit(result: Result, name: str) -> None:
         if state is not None and current:
@@ -523,6 +528,7 @@ def _counts(summary: ScoreSummary, current: list[StreamingScorer], sink: JsonLin
         "lines_written": sink.lines_written,
         "lines_lost": sink.lines_lost,
         "last_error": sink.error or summary.last_error,
+        "state_error": summary.state_error,
     }
     # what the current stream (or, between streams, the last one) learned, and where it stands
     counts.update({k: part[k] for k in ADAPTATION if k in part} if scorers else summary.adaptation)

@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import re
+import shlex
 from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -819,8 +820,12 @@ def iter_rows(lines: Iterable[str | Line], parser_options: dict, source: str,
                 cells = split_cells(text, separator)
                 # the given names themselves, in their order: the stream's own header line
                 # (`tail -n 0 -F live.csv` passes on a file created after it started, header
-                # first), read as a header line again is; any other is refused
-                if [cell.strip() for cell in cells] != list(parser.header):
+                # first, perhaps after a BOM or with a separator at its end), read as a header
+                # line again is; any other is refused
+                named = [cell.strip().lstrip("\ufeff") for cell in cells]
+                while named and not named[-1]:
+                    named.pop()
+                if named != list(parser.header):
                     _refuse_own_header(cells, parser, source)
                 yield parser, None
             else:
@@ -1124,12 +1129,13 @@ def read_table(
                 if parser is not first and parser.features != first.features:
                     # the rows after a header of other columns cannot join a table of the
                     # first header's columns (read by position, a renamed column was the old)
+                    shared = ",".join(f for f in first.features if f in parser.features)
                     raise ValueError(
                         f"{source}: a header line again, naming other columns "
                         f"({list(parser.header)} after {list(first.header)}): a table keeps "
                         f"one set of columns; split the file at that header (or name the "
                         f"columns both parts share: --features "
-                        f"{','.join(f for f in first.features if f in parser.features) or 'A,B'})")
+                        f"{shlex.quote(shared) if shared else 'A,B'})")
                 if row is None:
                     continue
                 if row.problem and row.kind != "missing":
