@@ -342,6 +342,7 @@ def test_pixel_auroc_ranks_maps_below_zero(tmp_path):
     class Stub:
         class spec:
             training: dict = {}  # no record of what it trained on
+            jpeg_quality = None  # nor of its training images' compression
             map_stats = ScoreStats(count=256, mean=-2.25, std=0.43, p50=-2.25, p95=-1.6,
                                    p99=-1.5, max=-1.5)
         threshold, pixel_threshold = -1.0, -1.45
@@ -385,6 +386,7 @@ def test_pixel_auroc_per_defect_type(tmp_path):
     class Stub:
         class spec:
             training: dict = {}  # no record of what it trained on
+            jpeg_quality = None  # nor of its training images' compression
             map_stats = ScoreStats(count=256, mean=0.5, std=0.29, p50=0.5, p95=0.95, p99=0.99,
                                    max=1.0)
         threshold, pixel_threshold = 1.5, 1.5
