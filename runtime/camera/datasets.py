@@ -59,8 +59,8 @@ def read_image_and_quality(path: str | Path) -> tuple[np.ndarray, int | None]:
     return image, quality
 
 
-LOSSLESS_MAGIC = (PNG_SIGNATURE, b"BM", b"II*\x00", b"MM\x00*", b"P1", b"P2", b"P3", b"P4", b"P5",
-                  b"P6")
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
+LOSSLESS_MAGIC = (PNG_SIGNATURE, b"BM", *TIFF_MAGIC, b"P1", b"P2", b"P3", b"P4", b"P5", b"P6")
 
 
 def _quality(data: bytes) -> int | None:
@@ -154,7 +154,6 @@ def _warn_once_dark(path: Path, bits: int) -> None:
 
 
 _PAGES_WARNED: set[Path] = set()
-TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
 
 
 def _warn_once_pages(path: Path) -> None:

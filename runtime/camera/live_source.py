@@ -100,6 +100,7 @@ class LiveSource:
         self._packets_allowed = True  # off once a stream's packets turn out not to be JPEGs
         self._jpeg_packets_seen = False  # a packet of this run was a JPEG: the stream's are
         self._packets = False  # the open capture gives undecoded JPEG packets (jpeg_packets)
+        self._codec: str | None = None  # the open capture's (capture_codec)
         capture = self._open_with_retries()
         self._capture: Capture | None = capture  # the capture thread's once started; None: closed
         self._fps = capture_property(capture, cv2.CAP_PROP_FPS)
@@ -125,6 +126,7 @@ class LiveSource:
             return None, f"{type(error).__name__}: {error}"
         if capture is not None and capture.isOpened():
             self._packets = self._packets_allowed and jpeg_packets(capture)
+            self._codec = capture_codec(capture)  # read once a connection, not once a frame
             return capture, ""
         if capture is not None:
             capture.release()
@@ -315,7 +317,7 @@ class LiveSource:
                                     packet=data))
                 else:
                     self._put(Frame(index, self.name, image, None, time.time(), pending_gap,
-                                    codec=capture_codec(capture)))
+                                    codec=self._codec))
                 pending_gap = None
                 index += 1
         except Exception as failure:  # a capture backend failing must end the run cleanly

@@ -179,6 +179,8 @@ class StreamingScorer:
         self.top_k = top_k
         self.source: str | None = None  # the stream's name (a file), given in its warnings
         self._ring = np.zeros((2 * self.window, self.features), dtype=np.float32)
+        # completed windows scored together at most (long windows: fewer, MAX_BATCH_VALUES)
+        self._windows_per_run = max(1, MAX_BATCH_VALUES // (self.window * self.features))
         self._decider = detector.alarm_decider()
         spec = detector.spec
         # with running normalization each window is scored as soon as it completes: what the
@@ -502,7 +504,7 @@ class StreamingScorer:
                                 len(self._fill_positions), self._position <= self._gap_until,
                                 unseen, unchanged))
                 out.append(None)
-                if len(batch) * self._ring[0].size * self.window >= MAX_BATCH_VALUES:
+                if len(batch) >= self._windows_per_run:
                     # long windows: scored as they fill a session run, not a chunk's all at once
                     # (a review's window of 100,000 rows held 1,024 of them twice: 6.5 GB)
                     self._score(batch, pending, out)
