@@ -4,8 +4,8 @@ The artifact's graph already holds the preprocessing and the score reduction, so
 onnxruntime backend serves it as it is: ``REPO/<name>/1/model.onnx`` plus a ``config.pbtxt`` with
 the real input and output names, types and dims read from the graph, dynamic batching, and CPU
 instances; ``configs/gpu.pbtxt`` is the GPU variant (``tritonserver --model-config-name=gpu``),
-with TensorRT as the backend's accelerator. What stays on the client is written in the README
-("Serving on Triton"): windowing and alarm smoothing for sensors, boxes for frames.
+with TensorRT as the backend's accelerator. What stays on the client is written in
+docs/deploying.md ("Serving on Triton"): windowing and alarm smoothing for sensors, boxes for frames.
 """
 
 from __future__ import annotations

@@ -266,3 +266,30 @@ def test_installed_wheel_works_beside_folders_named_like_ours(wheel, tmp_path,
     done = subprocess.run([str(python), "-m", "vigil", "--version"], capture_output=True,
                           text=True, cwd=ROOT, env=env, timeout=120)
     assert (done.returncode, done.stdout.strip()) == (0, f"vigil {vigil.__version__}"), done.stderr
+
+
+def test_the_guides_links_and_section_references_resolve():
+    """The README links every guide in docs/, each link names a file that exists, and each
+    `docs/NAME.md, "Section"` reference names text that file holds (the guides were split out of
+    the README: a section renamed or moved must take its references with it)."""
+    import re
+
+    files = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    texts = {path: path.read_text(encoding="utf-8") for path in files}
+    flat = {path: " ".join(text.split()) for path, text in texts.items()}
+    readme = texts[ROOT / "README.md"]
+    unlinked = [path.name for path in files[1:] if f"](docs/{path.name})" not in readme]
+    assert not unlinked, f"guides the README does not link: {unlinked}"
+    broken, unknown = [], []
+    for path, text in texts.items():
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+            if "://" not in target and not (path.parent / target).exists():
+                broken.append(f"{path.name} -> {target}")
+        for name, section in re.findall(r"docs/(\w+)\.md,\s+\"([^\"]+)\"", text):
+            doc = ROOT / "docs" / f"{name}.md"
+            wanted = " ".join(section.split())
+            if doc not in flat or not re.search(r"(?<![\"“])" + re.escape(wanted), flat[doc],
+                                                  re.IGNORECASE):
+                unknown.append(f"{path.name}: docs/{name}.md, \"{wanted}\"")
+    assert not broken, f"links to files that do not exist: {broken}"
+    assert not unknown, f"references to sections their file does not hold: {unknown}"

@@ -107,7 +107,7 @@ def test_the_readme_python_snippet_runs(tmp_path, monkeypatch, capsys):
 
 
 def test_the_readme_triton_client_snippet_runs(tmp_path, monkeypatch):
-    """The README's Triton client block, run as written; the transport is replaced by the
+    """docs/deploying.md's Triton client block, run as written; the transport is replaced by the
     repository's model.onnx run in-process (what a stock Triton onnxruntime backend runs), so the
     client's windowing, tensor names and alarm rule are what is tested."""
     import re
@@ -120,8 +120,8 @@ def test_the_readme_triton_client_snippet_runs(tmp_path, monkeypatch):
     from sensor_fixtures import write_tiny_sensor_artifact
     from vigil.cli import commands as cli
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    (block,) = [b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "deploying.md").read_text()
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", guide, flags=re.S)
                 if "tritonclient" in b]
     monkeypatch.chdir(tmp_path)
     write_tiny_sensor_artifact(tmp_path / "pump.onnx")
@@ -155,7 +155,7 @@ def test_the_readme_triton_client_snippet_runs(tmp_path, monkeypatch):
     readings = np.zeros((10, 3))
     readings[-4:] = 5.0
     scope = {"readings": readings}
-    exec(compile(block, "README.md", "exec"), scope)  # noqa: S102 (our own README)
+    exec(compile(block, "docs/deploying.md", "exec"), scope)  # noqa: S102 (our own guide)
     detector = scope["detector"]
     expected = detector.score(np.lib.stride_tricks.sliding_window_view(
         readings, (4, 3))[:, 0].astype(np.float32))
@@ -435,21 +435,21 @@ def test_dir_lists_the_public_names():
 
 
 def test_the_readme_plain_onnxruntime_snippet_scores_as_the_runtime(tmp_path, monkeypatch):
-    """The README's "Without Vigil" block, run as written on the tiny artifact."""
+    """docs/artifact.md's "Without Vigil" block, run as written on the tiny artifact."""
     import re
     from pathlib import Path
 
     from sensor_fixtures import write_tiny_sensor_artifact
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    (block,) = [b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "artifact.md").read_text()
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", guide, flags=re.S)
                 if "get_modelmeta" in b]
     monkeypatch.chdir(tmp_path)
     write_tiny_sensor_artifact(tmp_path / "pump.onnx")
     readings = np.zeros((10, 3))
     readings[-4:] = 5.0
     scope = {"readings": readings}
-    exec(compile(block, "README.md", "exec"), scope)  # noqa: S102 (our own README)
+    exec(compile(block, "docs/artifact.md", "exec"), scope)  # noqa: S102 (our own guide)
     detector = vigil.load(tmp_path / "pump.onnx")
     expected = detector.score(np.lib.stride_tricks.sliding_window_view(readings, (4, 3))[:, 0])
     np.testing.assert_allclose(scope["scores"], expected, rtol=1e-6)

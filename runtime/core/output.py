@@ -401,7 +401,7 @@ class JsonLines:
             return
         if (self.time_key is not None and (now.get("source") == "stdin" or key == "frame")
                 and _later(now.get(self.time_key), before.get(self.time_key))):
-            # a stream restarted by its supervisor, as the README sets one up: its rows (frames)
+            # a stream restarted by its supervisor, as docs/deploying.md sets one up: its rows (frames)
             # are counted from 0 again by nature, and its times go on (a review: the batch
             # advice below, warned at every restart, did not apply); rows replayed, their times
             # no later than the file's last, are warned of as a file scored again is
