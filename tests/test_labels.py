@@ -388,6 +388,22 @@ def test_training_warns_when_its_threshold_would_catch_nothing_labeled():
     assert validation_check(scores, np.zeros(200, bool), high, ThresholdMethod.GAUSSIAN) == (None, [])
 
 
+def test_a_nan_validation_score_counts_as_an_alarm_as_on_the_device():
+    """The runtime reads a NaN score as +inf, an alarm: the validation check counted it as
+    none, so labeled windows the device would catch were reported missed."""
+    pytest.importorskip("tensorflow")
+    from vigil.runtime.core.spec import Threshold
+    from vigil.runtime.core.thresholds import ThresholdMethod
+    from vigil.training.train_sensor import validation_check
+
+    labels = np.zeros(200, dtype=bool)
+    labels[150:170] = True
+    scores = np.where(labels, np.nan, np.linspace(0.0, 1.0, 200))
+    check, _ = validation_check(scores, labels, Threshold(5.0, "gaussian"),
+                                ThresholdMethod.GAUSSIAN)
+    assert check["caught"] == 20 and check["false_alarms"] == 0 and check["f1"] == 1.0
+
+
 def test_the_f1_threshold_training_recommends_gives_its_f1_above_it():
     """The runtime alarms above its threshold: the F1-optimal threshold training names must give
     the F1 it promises when used so (a score equal to the cut is not an alarm)."""

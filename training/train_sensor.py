@@ -166,6 +166,8 @@ def validation_check(scores: np.ndarray, labels: np.ndarray, threshold: Threshol
     ``vigil eval`` judges it."""
     if not labels.any() or labels.all():
         return None, []
+    # a NaN score is an alarm on the device (the runtime reads it as +inf), so it is here too
+    scores = np.where(np.isnan(scores), np.inf, np.asarray(scores, dtype=np.float64))
     fitted = np.ones(len(scores), dtype=bool) if fitted is None else fitted
     clean = fitted & ~labels  # normal windows that hold no labeled row: normal operation
     after = ~fitted & ~labels  # normal by their last row, holding a labeled row before it
