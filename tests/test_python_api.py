@@ -283,8 +283,9 @@ def test_a_feature_named_twice_or_with_spaces_around_it(tiny):
     doubled = pd.concat([window[["a"]] * 1000 + 1, window], axis=1)  # another `a` first
     with pytest.raises(ValueError, match=r"names \['a'\] more than once among its columns"):
         tiny.score(doubled)
-    with pytest.raises(ValueError, match=r"names \['a'\] more than once among its entries"):
-        vigil.StreamingScorer(tiny).push(doubled.iloc[0])
+    # a pushed row naming one twice is skipped with that reason, as a row without one is
+    (result,) = vigil.StreamingScorer(tiny).push(doubled.iloc[0])
+    assert "names ['a'] more than once among its entries" in result.skipped
     spaced = window.rename(columns={"b": " b "})  # read as a CSV header is: spaces dropped
     np.testing.assert_array_equal(tiny.score(spaced), tiny.score(window))
 
@@ -577,3 +578,97 @@ def test_push_rows_reads_named_rows_and_times_as_push_does(tiny):
     with pytest.raises(TypeError, match=r"values must be a sequence of the row's 3 reading\(s\).*"
                                         r"e\.g\. \[0\.5, 0\.5, 0\.5\]"):
         vigil.StreamingScorer(tiny).push_rows([(0.5, 0, None, None)])
+
+
+def test_named_rows_of_itertuples_and_records_are_read_by_their_names(tiny):
+    """pandas' itertuples rows (namedtuples) and a structured array's records carry their
+    columns' names, and were read by position: columns in another order scored as other
+    readings (review u2: every window alarmed), and a pushed record was skipped as no numbers."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(3)
+    features = list(tiny.features)
+    frame = pd.DataFrame(rng.normal(size=(12, 3)), columns=features)
+    shuffled = frame[features[::-1]]
+    stream = vigil.StreamingScorer(tiny)
+    expected = [r.score for row in frame.to_numpy() for r in stream.push(row)]
+    for rows in (shuffled.itertuples(index=False), shuffled.itertuples(),  # with its Index
+                 shuffled.to_records(index=False)):
+        stream = vigil.StreamingScorer(tiny)
+        got = [r.score for row in rows for r in stream.push(row)]
+        assert stream.rows_skipped == 0
+        np.testing.assert_allclose(got, expected, rtol=1e-6)
+    window = list(shuffled.iloc[:4].itertuples(index=False))
+    np.testing.assert_allclose(tiny.score(window), tiny.score(frame.iloc[:4].to_numpy()),
+                               rtol=1e-6)
+    np.testing.assert_allclose(tiny.score([window, window]),
+                               np.repeat(tiny.score(frame.iloc[:4].to_numpy()), 2), rtol=1e-6)
+    # unnamed columns come as _0, _1, ...: by position, as a plain array
+    unnamed = pd.DataFrame(frame.to_numpy())
+    stream = vigil.StreamingScorer(tiny)
+    got = [r.score for row in unnamed.itertuples(index=False) for r in stream.push(row)]
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+def test_a_named_row_without_a_feature_is_skipped_and_the_window_restarts(tiny):
+    """A dict or Series row lacking one of the model's features raised: a service that caught
+    it joined the rows around it into one window and numbered every later row one short
+    (review u2), where a row of another width is skipped and restarts the window."""
+    features = list(tiny.features)
+    rows = [dict(zip(features, (float(i), 0.5, -0.5))) for i in range(12)]
+    del rows[6][features[1]]
+    stream = vigil.StreamingScorer(tiny)
+    results = [r for row in rows for r in stream.push(row)]
+    skipped = [r for r in results if r.skipped]
+    assert [r.index for r in skipped] == [6] and f"without the model's ['{features[1]}']" in \
+        skipped[0].skipped and skipped[0].skipped.endswith("window restarts")
+    assert stream.rows_skipped == 1 and stream.rows_in == 12
+    # the window restarts after it: the next result ends 4 rows later, numbered as pushed
+    assert [r.index for r in results if not r.skipped] == [3, 4, 5, 10, 11]
+    stream = vigil.StreamingScorer(tiny)  # push_rows takes the batch, skipping that row alone
+    results = stream.push_rows((row, i, None, None) for i, row in enumerate(rows))
+    assert [r.index for r in results if r.skipped] == [6] and stream.rows_in == 12
+
+
+def test_booleans_are_no_readings_in_dataframes_and_pushed_rows(tiny):
+    """An array of booleans was refused, but a DataFrame's boolean column and a pushed dict's
+    True were read as 1.0 (review u2), where the CLI refuses a CSV's True as no number."""
+    pd = pytest.importorskip("pandas")
+    features = list(tiny.features)
+    frame = pd.DataFrame(np.zeros((4, 3)), columns=features).assign(**{features[0]: True})
+    with pytest.raises(TypeError, match=rf"column '{features[0]}' holds booleans.*astype\(float\)"):
+        tiny.score(frame)
+    mixed = frame.astype(object)
+    mixed.loc[1, features[0]] = 0.5  # an object column with a boolean among numbers
+    with pytest.raises(TypeError, match="holds booleans"):
+        tiny.score(mixed)
+    stream = vigil.StreamingScorer(tiny)
+    for i in range(5):
+        stream.push(dict(zip(features, (0.0, True if i == 4 else 0.0, 0.0))))
+    assert stream.rows_filled == 1  # a cell that is no number, filled as a CSV's would be
+    stream.push([0.0, np.bool_(True), 0.0])
+    assert stream.rows_filled == 2
+
+
+def test_locate_names_a_score_that_is_no_number(tmp_path):
+    from image_fixtures import defect_frame, write_tiny_image_artifact
+
+    camera = vigil.load(write_tiny_image_artifact(tmp_path / "camera.onnx"))
+    frame = defect_frame(np.random.default_rng(0))
+    scores, maps = camera.infer(frame)
+    for bad in (np.array([1.0, 2.0]), "high", True):
+        with pytest.raises(TypeError, match=r"^`score` must be this frame's score, one number"):
+            camera.locate(frame, maps[0], bad)
+    assert camera.locate(frame, maps[0], scores)[1] == camera.locate(frame)[1]
+
+
+def test_an_onnxruntime_provider_name_is_taken_as_providers(tiny):
+    assert vigil.load(tiny.path, providers="CPUExecutionProvider").providers == [
+        "CPUExecutionProvider"]
+    with pytest.raises(ValueError, match=r"received 'GPU'$"):  # named as given
+        vigil.load(tiny.path, providers="GPU")
+
+
+def test_the_top_level_names_are_the_lazy_ones_and_all_of_them():
+    assert set(vigil.__all__) == {"__version__", *vigil._RUNTIME_NAMES}
+    for name in vigil._RUNTIME_NAMES:
+        assert getattr(vigil, name) is getattr(vigil.runtime, name)

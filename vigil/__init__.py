@@ -9,9 +9,14 @@
 import os as _os
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # what the lazy names are, for type checkers (never imported at run time)
-    from .runtime import (ArtifactError, ImageDetector, SensorDetector,  # noqa: F401
-                          StreamingScorer, load)
+if TYPE_CHECKING:  # what the lazy names are, for type checkers (never imported at run time);
+    # "X as X" re-exports them for a checker run with --strict (no implicit re-export)
+    from .runtime import ArtifactError as ArtifactError  # noqa: F401
+    from .runtime import ImageDetector as ImageDetector  # noqa: F401
+    from .runtime import Result as Result  # noqa: F401
+    from .runtime import SensorDetector as SensorDetector  # noqa: F401
+    from .runtime import StreamingScorer as StreamingScorer  # noqa: F401
+    from .runtime import load as load  # noqa: F401
 
 __version__ = "0.3.0"
 
@@ -31,7 +36,8 @@ if not _os.path.isdir(_os.path.join(_HERE, "runtime")) \
         and _os.path.isfile(_os.path.join(_ROOT, "pyproject.toml")):
     __path__.append(_ROOT)
 
-_RUNTIME_NAMES = ("load", "SensorDetector", "ImageDetector", "StreamingScorer", "ArtifactError")
+_RUNTIME_NAMES = ("load", "SensorDetector", "ImageDetector", "StreamingScorer", "Result",
+                  "ArtifactError")
 
 
 def __getattr__(name: str):
@@ -46,4 +52,6 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *_RUNTIME_NAMES})
 
 
-__all__ = ["__version__", *_RUNTIME_NAMES]
+# written out (not built from _RUNTIME_NAMES), so that type checkers read it
+__all__ = ["__version__", "load", "SensorDetector", "ImageDetector", "StreamingScorer", "Result",
+           "ArtifactError"]

@@ -146,6 +146,16 @@ class ImageDetector(Detector):
                              f"{'shape ' + str(frame.shape) if hasattr(frame, 'shape') else 'a list'}"
                              f"; loop over the frames (for frame in frames: detector.locate(frame))")
         frame = check_frame(frame)  # one frame: a batch's maps would be cut to its shape
+        if score is not None:
+            given: Any = score
+            if np.ndim(given) == 1 and np.size(given) == 1:
+                given = np.asarray(given).reshape(())  # score(frame) of one frame, as it comes
+            if (np.ndim(given) != 0 or isinstance(given, (bool, np.bool_, str, bytes))
+                    or not np.issubdtype(np.asarray(given).dtype, np.number)):
+                raise TypeError(f"`score` must be this frame's score, one number (as "
+                                f"detector.score(frame)[0]); received "
+                                f"{type(score).__name__} {str(score)[:80]}")
+            score = float(given)
         if anomaly_map is None:
             scores, maps = self.infer(frame)
             anomaly_map, score = maps[0], float(scores[0])

@@ -28,13 +28,13 @@ def providers_for_device(device: str, argument: str = "device") -> list[str]:
     ``argument`` is the name errors give the value (``providers`` where the Python API took it).
     """
     available = ort.get_available_providers()
-    device = device.strip().lower()  # "CUDA" is "cuda"
+    given, device = device, device.strip().lower()  # "CUDA" is "cuda"
     if "," in device:
         names = [d.strip() for d in device.split(",") if d.strip()]
         unknown = [d for d in names if d != "auto" and d not in DEVICES]
         if unknown or not names:
             raise ValueError(f"`{argument}` must be one of {['auto', *DEVICES]} or a comma-separated "
-                             f"preference list of them; received {device!r}")
+                             f"preference list of them; received {given!r}")
         for position, name in enumerate(names):
             if name in ("auto", "cpu") or DEVICES[name][0] in available:
                 skipped = [d for d in names[:position] if d not in ("auto", "cpu")]
@@ -54,7 +54,7 @@ def providers_for_device(device: str, argument: str = "device") -> list[str]:
                 return [p for p in DEVICES[name] if p in available]
         return ["CPUExecutionProvider"]
     if device not in DEVICES:
-        raise ValueError(f"`{argument}` must be one of {['auto', *DEVICES]}; received {device!r}")
+        raise ValueError(f"`{argument}` must be one of {['auto', *DEVICES]}; received {given!r}")
     wanted = DEVICES[device]
     if wanted[0] not in available:
         log.warning("device %r requested but onnxruntime has no %s (available: %s); using CPU%s",
@@ -67,6 +67,8 @@ def session_providers(providers: Sequence[str] | None) -> list[str]:
     if providers is None:
         return ["CPUExecutionProvider"]
     if isinstance(providers, str):
+        if providers.strip() in ort.get_all_providers():  # "CPUExecutionProvider": a list of one
+            return session_providers([providers.strip()])
         return providers_for_device(providers, argument="providers")
     if not isinstance(providers, (list, tuple)) or not all(isinstance(p, str) for p in providers):
         raise TypeError(f"`providers` must be a device name ('auto', 'cpu', 'cuda', 'tensorrt') "

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from decimal import Decimal
 from numbers import Real
+from typing import Any
 
 import numpy as np
 
@@ -220,7 +221,15 @@ class SensorDetector(Detector):
                             f"the features' names), not a file's path; received {x!r}: read the "
                             f"file first (detector.score_signal(pandas.read_csv(path))), or score "
                             f"it as the device does: vigil score MODEL.onnx {x!s}")
-        if isinstance(x, (list, tuple)) and any(_table_names(w) is not None for w in x):
+        rows = _rows_names(x)
+        if rows is not None and not _default_names(rows):
+            # a window as named rows (pandas' itertuples, a structured array's records): by the
+            # names, as a dict's or a Series' row is pushed; by position they scored as other
+            # readings (review u2: every window alarmed)
+            at = self._positions([str(n) for n in rows], argument, "fields")
+            return [[row[i] for i in at] for row in x]
+        if isinstance(x, (list, tuple)) and any(_table_names(w) is not None
+                                                or _rows_names(w) is not None for w in x):
             # a batch built as [frame.iloc[i:i + window] for i in ...]: each window by its names
             return [np.asarray(self._by_name(w, f"{argument}[{k}]")) for k, w in enumerate(x)]
         columns = getattr(x, "columns", None)
@@ -250,6 +259,12 @@ class SensorDetector(Detector):
             names = [str(k) for k in row]
             values = list(row.values())
             return [values[i] for i in self._positions(names, argument, "keys")]
+        fields = _row_names(row)
+        if fields is not None:  # a namedtuple (pandas' itertuples) or a structured record
+            named: Any = row
+            if _default_names(fields):
+                return list(named)
+            return [named[i] for i in self._positions(fields, argument, "fields")]
         index = getattr(row, "index", None)
         if index is None or not hasattr(row, "iloc") or getattr(row, "ndim", 1) != 1:
             return row
@@ -364,12 +379,34 @@ def _table_names(x) -> list | None:
     return None
 
 
+def _row_names(row) -> list[str] | None:
+    """The field names of one named row: a namedtuple (pandas' ``itertuples``) or a NumPy
+    structured record (``np.void``, ``np.record``); None for anything else."""
+    fields = getattr(row, "_fields", None)
+    if isinstance(row, tuple) and isinstance(fields, tuple) and all(isinstance(f, str)
+                                                                    for f in fields):
+        return list(fields)
+    if isinstance(row, np.void) and row.dtype.names:
+        return list(row.dtype.names)
+    return None
+
+
+def _rows_names(x) -> list[str] | None:
+    """The field names of a sequence of named rows that all share them, or None."""
+    if not isinstance(x, (list, tuple)) or not x or _row_names(x) is not None:
+        return None
+    names = _row_names(x[0])
+    if names is None or any(_row_names(row) != names for row in x[1:]):
+        return None
+    return names
+
+
 def _default_names(names: list) -> bool:
     """Whether ``names`` are a library's own for unnamed columns (polars' ``column_0``, NumPy's
     and pyarrow's ``f0``, pandas' ``0``), which say nothing of the features: read by position,
     as a plain array is."""
     return any(list(names) == [f"{prefix}{i}" for i in range(len(names))]
-               for prefix in ("column_", "f", ""))
+               for prefix in ("column_", "f", "", "_"))  # "_": itertuples' unnamed columns
 
 
 def _column_values(table, name: str, argument: str) -> np.ndarray:
@@ -392,7 +429,13 @@ def _frame_values(frame, argument: str) -> np.ndarray:
     column that holds no numbers."""
     for name in frame.columns:
         kind = getattr(frame[name].dtype, "kind", "O")
-        if kind not in "fiub":
+        if kind == "b" or (kind == "O" and any(isinstance(cell, (bool, np.bool_))
+                                               for cell in frame[name])):
+            # (an array of booleans is refused, and a CSV's True cell is no number)
+            raise TypeError(f"`{argument}` column {str(name)!r} holds booleans, which are not "
+                            f"read as readings (True would score as 1.0); convert it first if "
+                            f"it is one, e.g. df[{str(name)!r}].astype(float)")
+        if kind not in "fiu":
             try:
                 frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
             except (TypeError, ValueError) as error:

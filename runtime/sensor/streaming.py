@@ -301,7 +301,13 @@ class StreamingScorer:
         type), as the rows of a parsed CSV are: float32 readings, the time as text. Readings
         that are no flat row of numbers come back as given, for ``_push_rows`` to refuse."""
         text = _time_text(time)
-        in_order = self.detector.row_by_name(values)
+        try:
+            in_order = self.detector.row_by_name(values)
+        except ValueError as error:
+            # a named row without one of the features (a column dropped upstream) is skipped
+            # and the window restarts, as a row of another width is: raised, a caller that
+            # caught it joined the rows around it and numbered the later ones one short
+            return np.empty(0, dtype=np.float32), text, str(error)
         readings: object
         try:
             readings = _as_float32(in_order)
@@ -1117,9 +1123,13 @@ def _as_float32(values) -> np.ndarray:
     """``values`` as float32, a finite reading beyond float32's range at its limit (it then
     scores as an overflow and alarms, as a reading of 3e38 does), not infinite (a missing value
     that would be filled)."""
+    if isinstance(values, (list, tuple)) and any(isinstance(v, (bool, np.bool_)) for v in values):
+        raise TypeError("a reading must be a number; received a boolean")  # numpy reads it as 1.0
     array = np.asarray(values)
     if array.dtype.kind in "bc":  # True read as 1.0, a complex number as its real part
         raise TypeError(f"a reading must be a number; received dtype {array.dtype}")
+    if array.dtype.kind == "O" and any(isinstance(v, (bool, np.bool_)) for v in array.reshape(-1)):
+        raise TypeError("a reading must be a number; received a boolean")
     if array.dtype.kind in "fiuOUS" and array.dtype != np.float32:  # numbers, objects, text
         try:
             wide = array.astype(np.float64)
