@@ -14,6 +14,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from ..core.detector import Detector
 from ..core.results import decide_line, present, result_line, skip_line
 from ..core.spec import FLOAT32_MAX, MAX_RUN_ROWS, InputRange, SteadyRun, TimeStepSpec, jsonable
 from .alarms import AdaptiveThreshold, AnomalyLikelihood
@@ -164,7 +165,9 @@ class StreamingScorer:
     such rows are counted in ``times_unchecked`` (the first in ``first_time_unchecked``).
     """
 
-    def __init__(self, detector: SensorDetector, top_k: int = 3) -> None:
+    def __init__(self, detector: Detector, top_k: int = 3) -> None:
+        # (any detector, as vigil.load returns one: a camera's is refused below, so that code
+        # that loads and streams type-checks without narrowing first; review u2)
         if not isinstance(top_k, (int, np.integer)) or isinstance(top_k, bool) or top_k < 0:
             raise ValueError(f"`top_k` must be a whole number >= 0 (features named in an alarm's "
                              f"`why`); received {top_k!r}")
