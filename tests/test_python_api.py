@@ -672,3 +672,19 @@ def test_the_top_level_names_are_the_lazy_ones_and_all_of_them():
     assert set(vigil.__all__) == {"__version__", *vigil._RUNTIME_NAMES}
     for name in vigil._RUNTIME_NAMES:
         assert getattr(vigil, name) is getattr(vigil.runtime, name)
+
+
+def test_a_series_or_object_array_of_frames_is_named_as_a_container(tmp_path):
+    """A pandas Series (or object array) of frames was refused as a frame "of dtype object",
+    which reads as a wrong pixel type (review u2)."""
+    pd = pytest.importorskip("pandas")
+    from image_fixtures import defect_frame, write_tiny_image_artifact
+
+    camera = vigil.load(write_tiny_image_artifact(tmp_path / "camera.onnx"))
+    frame = defect_frame(np.random.default_rng(0))
+    ragged = np.empty(2, dtype=object)
+    ragged[0], ragged[1] = frame, frame[:-2]
+    for frames in (pd.Series([frame, frame]), ragged):
+        with pytest.raises(TypeError, match=r"holds frames .*pass list\(frame\)"):
+            camera.score(frames)
+    assert len(camera.score(list(pd.Series([frame, frame])))) == 2

@@ -34,6 +34,13 @@ def check_frame(frame: object, name: str = "frame") -> np.ndarray:
         raise TypeError(f"`{name}` must be an image array (height, width[, channels]) or a PIL "
                         f"image; received {type(frame).__name__} (several frames: give a list "
                         f"of them, list(frames) for a generator)")
+    if array.dtype == object and array.size and any(
+            np.ndim(cell) >= 2 or _from_pil(cell) is not None for cell in array.reshape(-1)[:8]):
+        # a pandas Series or an object array of frames: a container, not a frame of objects
+        raise TypeError(f"`{name}` holds frames ({type(frame).__name__} of {array.size} "
+                        f"object(s), the first {type(array.reshape(-1)[0]).__name__}), where one "
+                        f"frame or a list of them belongs: pass list({name}) (or "
+                        f"np.stack(list({name})) for frames of one size)")
     if array.dtype != np.uint8:
         hint = (" (16-bit pixels: (frame >> 8).astype(np.uint8) keeps their top 8 bits, as "
                 "`vigil score` reads a 16-bit file; a 12-bit camera's: (frame >> 4).clip(0, 255)"
