@@ -332,3 +332,56 @@ def test_a_non_finite_count_keeps_the_health_file_strict_json(tmp_path, capsys):
     assert report["rate"] > 1e300 and report["score"] is None
     assert cli.main(["health-check", str(path)]) == 0
     assert "(stopped: end; not to be restarted)" in capsys.readouterr().out
+
+
+def test_a_second_scorer_given_one_health_file_is_refused(tmp_path, capsys):
+    """Two instances given one --health by a configuration mistake wrote over each other's
+    reports, and after one was killed the watchdog read the other's and called it healthy
+    (review r5); --jsonl and --state were already locked against the same mistake."""
+    from sensor_fixtures import write_tiny_sensor_artifact
+
+    model = write_tiny_sensor_artifact(tmp_path / "tiny.onnx")
+    (tmp_path / "x.csv").write_text("timestamp,a,b,c\n" + "".join(
+        f"{i},0.1,0.2,0.3\n" for i in range(20)))
+    path = tmp_path / "shared.json"
+    running = HealthReporter(path, interval_s=3600, exclusive=True)
+    running.start("sensor", "a.csv", lambda: {"rows": 1}, "rows")
+    before = path.read_text()
+    with pytest.raises(ValueError, match=r"is written by another run .*shared\.json\.lock"):
+        HealthReporter(path, interval_s=3600, exclusive=True)
+    assert cli.main(["score", str(model), str(tmp_path / "x.csv"), "--health", str(path),
+                     "--jsonl", str(tmp_path / "b.jsonl")]) == cli.EXIT_INPUT
+    assert "give each its own --health file" in capsys.readouterr().err
+    assert path.read_text() == before and not (tmp_path / "b.jsonl").exists()
+    running.stop("end")  # the file is free once its run has stopped
+    assert cli.main(["score", str(model), str(tmp_path / "x.csv"), "--health", str(path),
+                     "--jsonl", str(tmp_path / "b.jsonl")]) == 0
+    assert json.loads(path.read_text())["stopped"] == "end"
+
+
+def test_a_live_run_refused_at_its_results_file_reports_the_refusal(tmp_path, capsys):
+    """A live camera run says `connecting` while its stream opens; refused after that at its
+    results file (--append forgotten), it left `connecting`, which the watchdog read as a scorer
+    killed or out of memory (review r5)."""
+    import cv2
+    import numpy as np
+
+    from image_fixtures import write_tiny_image_artifact
+    from test_sources import MjpegServer
+
+    model = write_tiny_image_artifact(tmp_path / "camera.onnx")
+    frame = np.random.default_rng(0).integers(0, 256, size=(48, 64, 3), dtype=np.uint8)
+    server = MjpegServer([cv2.imencode(".jpg", frame)[1].tobytes()], whole_first=10_000)
+    results, health = tmp_path / "r.jsonl", tmp_path / "h.json"
+    results.write_text('{"frame": 0, "score": 1.0, "anomaly": false}\n')
+    try:
+        assert cli.main(["score", str(model), server.url, "--jsonl", str(results),
+                         "--health", str(health)]) == cli.EXIT_INPUT
+    finally:
+        server.close()
+    assert "already holds" in capsys.readouterr().err
+    report = json.loads(health.read_text())
+    assert report["status"] == "stopped" and report["stopped"] == "error"
+    assert "already holds" in report["last_error"]
+    assert cli.main(["health-check", str(health)]) == cli.EXIT_FAILURE
+    assert "no longer running" not in capsys.readouterr().err

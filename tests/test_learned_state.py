@@ -428,10 +428,13 @@ def test_push_rows_reads_every_row_before_taking_any(learning_model):
     detector = vigil.load(learning_model)
     stream = StreamingScorer(detector)
     good = [(dict(zip("abc", v)), i, None, None) for i, v in enumerate(rows(8))]
-    with pytest.raises(ValueError, match="without the model's"):
-        stream.push_rows(good + [({"a": 1.0, "b": 2.0}, 8, None, None)])
+    with pytest.raises(TypeError, match=r"`rows\[8\]` must be a tuple"):
+        stream.push_rows(good + [({"a": 1.0, "b": 2.0}, 8, None)])
     assert stream.rows_in == 0
     assert len(stream.push_rows(good)) == 8 - detector.spec.window + 1
+    # a row read but without one of the features is skipped, as a row of another width is
+    (last,) = stream.push_rows([({"a": 1.0, "b": 2.0}, 8, None, None)])
+    assert "without the model's ['c']" in last.skipped and stream.rows_in == 9
 
 
 def test_a_dropped_state_file_lets_the_next_one_have_it(learning_model, tmp_path):

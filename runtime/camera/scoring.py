@@ -178,10 +178,11 @@ class DropWatch:
             log.warning("%s: scoring keeps up with %.1f of the stream's %.1f frames/s: %d of its "
                         "last %d frames (%.0f %%) were dropped in %.0f s, the newest scored "
                         "(dropped_before on the lines, dropped in the summary and health "
-                        "report); a defect seen only in dropped frames is missed. A smaller "
-                        "model (vigil train image --size), a GPU (--device cuda), fewer other "
-                        "processes or a lower camera frame rate keeps up (said at most every "
-                        "%.0f min)", self.name,
+                        "report); a defect seen only in dropped frames is missed. With several "
+                        "scorers on this machine, --threads 1 each (by default each takes "
+                        "every core, and they contend); else a smaller model (vigil train "
+                        "image --size), a GPU (--device cuda), fewer other processes or a "
+                        "lower camera frame rate keeps up (said at most every %.0f min)", self.name,
                         self._frames / span, offered / span, self._dropped, offered,
                         100 * self._dropped / offered, span, DROP_WARN_EVERY_S / 60)
         self._start, self._frames, self._dropped = now, 0, 0

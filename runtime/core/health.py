@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from .output import strict_json, write_atomically
+from .output import hold_lock_beside, strict_json, write_atomically
 
 log = logging.getLogger("vigil")
 
@@ -75,10 +75,14 @@ class HealthReporter:
             ``mirror``, e.g. an MQTT topic).
         interval_s: seconds between reports while the run goes on.
         model: the artifact (path and sha256 are put in each report), optional.
+        exclusive: hold the file's lock (``PATH.lock``) until ``stop``, refusing (ValueError) a
+            file another run reports to: two scorers given one file by a configuration mistake
+            wrote over each other's reports, and a watchdog read the live one's for the dead one
+            (review r5).
     """
 
     def __init__(self, target: str | os.PathLike | None, interval_s: float = DEFAULT_INTERVAL_S,
-                 model: Any = None) -> None:
+                 model: Any = None, exclusive: bool = False) -> None:
         if isinstance(interval_s, bool) or not isinstance(interval_s, (int, float)) \
                 or not 0 < interval_s <= 86400:
             raise ValueError(f"`health_interval` must be a number of seconds in (0, 86400]; "
@@ -94,6 +98,11 @@ class HealthReporter:
             except OSError as error:
                 raise ValueError(f"`health` {str(self.path)!r}: its folder cannot be made "
                                  f"({error.strerror or error})") from None
+        path = str(self.path) if self.path is not None else None
+        self._lock_fd = hold_lock_beside(path, lambda lock: (
+            f"--health {path!r} is written by another run (it holds {lock!r}): two scorers "
+            f"writing one health file hide each other's state from the watchdog; give each "
+            f"its own --health file")) if exclusive and path is not None else None
         self.interval_s = float(interval_s)
         self._model = ({"model": str(getattr(model, "path", "")),
                         "model_sha256": getattr(model, "sha256", None)} if model is not None
@@ -148,6 +157,17 @@ class HealthReporter:
         with self._lock:
             self._status, self._stopped, self._final_error = "stopped", stopped, last_error
         self.write()
+        self.release()
+
+    def release(self) -> None:
+        """Let another run write the file (``stop`` does it, and so does the process's end)."""
+        fd = getattr(self, "_lock_fd", None)  # (None too where __init__ failed)
+        if fd is not None:
+            self._lock_fd = None
+            os.close(fd)
+
+    def __del__(self) -> None:
+        self.release()
 
     def stop_after(self, stopped: str, failure: BaseException | None) -> None:
         """``stop`` as a run ends: with ``stopped`` where it ended of itself, ``error`` naming

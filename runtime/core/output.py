@@ -644,6 +644,28 @@ class JsonLines:
         self.close()
 
 
+def hold_lock_beside(path: str, refusal: Callable[[str], str]) -> int | None:
+    """The descriptor of ``path``'s lock file (``PATH.lock``: a file replaced at each write, by
+    a rename, cannot hold a lock itself), held until closed; ValueError(``refusal(lock file)``)
+    when another run holds it. None where no lock can be taken (a system without
+    advisory locks, a folder that takes no lock file, a file system without locks): unlocked."""
+    if fcntl is None:
+        return None
+    lock = path + ".lock"
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+        os.close(fd)
+        if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise ValueError(refusal(lock)) from None
+        return None
+    return fd
+
+
 def refuse_locked(path: str | os.PathLike) -> None:
     """ValueError when another process holds the lock of the results file ``path`` (a run
     writing it), found before any work that reads it (a batch's --resume scans every line);

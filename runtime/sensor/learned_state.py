@@ -15,25 +15,17 @@ one place that reads and writes it.
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import os
 import time
 from datetime import datetime, timezone
-from types import ModuleType
 from typing import Callable
 
-from ..core.output import write_atomically
+from ..core.output import hold_lock_beside, write_atomically
 from .detector import SensorDetector
 from .stream_watch import REWARN_S
 from .streaming import TAIL_PART, StreamingScorer
-
-fcntl: ModuleType | None  # None on Windows: no advisory locks
-try:
-    import fcntl
-except ImportError:
-    fcntl = None
 
 log = logging.getLogger("vigil")
 
@@ -259,23 +251,8 @@ def _learned_words(parts: dict, name: str) -> str:
 
 
 def _locked(path: str) -> int | None:
-    """The descriptor of ``path``'s lock file (``PATH.lock``; the state file itself is replaced
-    at each save, so it cannot hold a lock), held for the run; ValueError when another run holds
-    it: two streams sharing one file overwrote each other's learning without a word."""
-    if fcntl is None:
-        return None
-    lock = path + ".lock"
-    try:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
-    except OSError:
-        return None  # a folder that takes no lock file: check_state_path found it writable
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as error:
-        os.close(fd)
-        if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            raise ValueError(f"--state {path!r} is used by another run (it holds {lock!r}): two "
-                             f"streams sharing one state file overwrite each other's learning; "
-                             f"give each stream its own --state file") from None
-        return None  # a file system without locks (some network mounts): unlocked
-    return fd
+    """``path``'s lock, held for the run: two streams sharing one state file overwrote each
+    other's learning without a word."""
+    return hold_lock_beside(path, lambda lock: (
+        f"--state {path!r} is used by another run (it holds {lock!r}): two streams sharing one "
+        f"state file overwrite each other's learning; give each stream its own --state file"))

@@ -652,7 +652,9 @@ def _add_score_and_eval(commands, anywhere: argparse.ArgumentParser) -> None:
                               "alone that is not available falls back to CPU with a warning "
                               "(default cpu)")
         sub.add_argument("--threads", type=_integer(1, MAX_THREADS), default=None,
-                         help="inference threads (default: onnxruntime's choice, the cores here)")
+                         help="inference threads (default: onnxruntime's choice, the cores here; "
+                              "several scorers on one machine: 1 each, or the cores divided "
+                              "among them, since each would take every core)")
         sub.add_argument("--decimal", choices=[".", ","], metavar="MARK", default=".",
                          help="sensor CSVs: decimal mark of the numbers, . or , (default .; with , the "
                               "columns must be separated by ; or a tab)")

@@ -54,7 +54,7 @@ def _open_outputs(args, detector, live: bool, health=None):
                                   client_id=args.mqtt_client_id)
     if health is None and (args.health or publisher is not None):
         # validated before the results file is touched; with --mqtt alone, reports go only there
-        health = HealthReporter(args.health, args.health_interval, model=detector)
+        health = HealthReporter(args.health, args.health_interval, model=detector, exclusive=True)
     mode = "append" if args.append else "overwrite" if args.overwrite else "new"
     out = JsonLines(args.jsonl, on_error=args.on_output_error, live=live, mode=mode)
     if publisher is not None:
@@ -263,7 +263,8 @@ def _score_frames(args, detector) -> int:
     if args.health and live_target(args.source) is not None:
         # Connecting may take many attempts: the health report says so while it goes on.
         _check_outputs(args, [])
-        health = HealthReporter(args.health, args.health_interval, model=detector)
+        health = HealthReporter(args.health, args.health_interval, model=detector,
+                                exclusive=True)
         health.connecting("frames", redact(args.source))
     try:
         opened = open_source(args.source, SourceOptions(reconnect=reconnect))
@@ -293,8 +294,11 @@ def _score_frames(args, detector) -> int:
             refuse_outputs_in_image_folders(args, [args.source])
         _check_outputs(args, _source_files(source))
         out, health, publisher = _open_outputs(args, detector, live=source.live, health=health)
-    except BaseException:
+    except BaseException as error:
         source.close()
+        if health is not None:  # a live source's report said `connecting`: the run was refused
+            health.stop("interrupted" if isinstance(error, KeyboardInterrupt) else "error",
+                        None if isinstance(error, KeyboardInterrupt) else str(error))
         raise
     try:
         summary = score_frames(detector, source, out, options, health=health)
