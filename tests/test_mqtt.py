@@ -158,7 +158,7 @@ def test_a_killed_scorer_is_reported_lost_on_its_health_topic(broker, tmp_path):
     script.write_text(
         "import sys, time\n"
         "from vigil.runtime.core.mqtt import MqttPublisher, MqttTarget\n"
-        "p = MqttPublisher(MqttTarget.parse(sys.argv[1])).start()\n"
+        "p = MqttPublisher(MqttTarget.parse(sys.argv[1]), source='rtsp://cam-4/s').start()\n"
         "deadline = time.monotonic() + 10\n"
         "while not p.connected and time.monotonic() < deadline:\n"
         "    time.sleep(0.05)\n"
@@ -188,6 +188,7 @@ def test_a_killed_scorer_is_reported_lost_on_its_health_topic(broker, tmp_path):
             child.kill()
     assert reports and reports[-1]["status"] == "lost" and reports[-1]["pid"] == child.pid
     assert "without a goodbye" in reports[-1]["reason"]
+    assert reports[-1]["source"] == "rtsp://cam-4/s"  # whose will, on a topic shared by mistake
 
 
 def test_a_reconnect_replaces_a_standing_lost_report_with_the_latest_at_once(broker):

@@ -102,10 +102,13 @@ class MqttPublisher:
         buffer: messages kept while they wait for the broker (sent or not yet acknowledged);
             past that, new ones are dropped and counted.
         client_id: the MQTT client id (default: ``vigil-`` and a random suffix).
+        source: what the scorer reads (its address with credentials hidden), named in the last
+            will, so that a will on a topic that several scorers share by mistake says whose
+            it is (review r5: it named a pid and a host alone).
     """
 
     def __init__(self, target: MqttTarget, buffer: int = DEFAULT_BUFFER,
-                 client_id: str | None = None) -> None:
+                 client_id: str | None = None, source: str | None = None) -> None:
         if (isinstance(buffer, bool) or not isinstance(buffer, int)
                 or not 1 <= buffer <= MAX_BUFFER):
             raise ValueError(f"`mqtt_buffer` must be a number of messages from 1 to {MAX_BUFFER} "
@@ -123,6 +126,7 @@ class MqttPublisher:
         self.connections = 0
         self.connected = False
         self.last_error: str | None = None
+        self._client_id = client_id  # given by the user (None: a random one)
         self._client = paho.Client(paho.CallbackAPIVersion.VERSION2,
                                    client_id=client_id or f"vigil-{uuid.uuid4().hex[:12]}")
         # one slot beyond the results': a health report (the will's replacement after an outage)
@@ -138,7 +142,7 @@ class MqttPublisher:
         # process killed, the device's power or network lost): a dashboard then sees the
         # scorer lost, not its last "running" report for ever. A clean end sends its own report.
         self._client.will_set(target.health_topic, strict_json({
-            "status": "lost", "pid": os.getpid(), "host": socket.gethostname(),
+            "status": "lost", "pid": os.getpid(), "host": socket.gethostname(), "source": source,
             "reason": "the broker lost this scorer's connection without a goodbye: the process "
                       "was killed or crashed, or the device lost power or its network"}),
             qos=1, retain=True)
@@ -332,8 +336,13 @@ class MqttPublisher:
             if reason_code.is_failure and (was or not refused):  # a refusal's reason stays
                 self.last_error = f"lost the broker {self.target}: {reason_code}"
         if was and reason_code.is_failure:
-            log.warning("MQTT: lost %s (%s); reconnecting, results wait in the buffer",
-                        self.target, reason_code)
+            # a broker closes the older of two connections with one client id, and the two then
+            # take turns, each lost every few seconds "(Unspecified error)" (review r5)
+            shared = (f"; if another client connects with the client id {self._client_id!r}, "
+                      f"the broker drops one of the two at each connection: give each scorer "
+                      f"its own --mqtt-client-id" if self._client_id is not None else "")
+            log.warning("MQTT: lost %s (%s); reconnecting, results wait in the buffer%s",
+                        self.target, reason_code, shared)
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         with self._lock:

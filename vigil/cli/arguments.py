@@ -707,7 +707,9 @@ def _add_score_and_eval(commands, anywhere: argparse.ArgumentParser) -> None:
                                   f"at most {MQTT_MAX_BUFFER}: MQTT numbers a client's messages "
                                   "in flight in 16 bits)")
             sub.add_argument("--mqtt-client-id", default=None, metavar="ID",
-                             help="MQTT client id (default vigil- and a random suffix)")
+                             help="MQTT client id (default vigil- and a random suffix; each "
+                                  "scorer its own: a broker drops the older of two connections "
+                                  "with one id)")
             images = sub.add_argument_group("image models")
             images.add_argument("--pixel-threshold", type=_number(), default=None,
                                 metavar="SCORE",

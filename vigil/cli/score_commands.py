@@ -50,8 +50,10 @@ def _open_outputs(args, detector, live: bool, health=None):
     if args.mqtt is not None:
         from vigil.runtime.core.mqtt import MqttPublisher
 
+        from vigil.runtime.core.redact import redact
+
         publisher = MqttPublisher(args.mqtt, buffer=args.mqtt_buffer,
-                                  client_id=args.mqtt_client_id)
+                                  client_id=args.mqtt_client_id, source=redact(str(args.source)))
     if health is None and (args.health or publisher is not None):
         # validated before the results file is touched; with --mqtt alone, reports go only there
         health = HealthReporter(args.health, args.health_interval, model=detector, exclusive=True)
