@@ -65,9 +65,10 @@ def network_reason(url: int | str, timeout: float = PROBE_TIMEOUT_S,
     except OSError as error:
         return f"{where} cannot be reached ({error.strerror or error})"
     if frames_read:  # it streamed: the server ended or dropped the stream, the address is right
-        return (f"{where} still accepts connections, so the server ended the stream after "
-                f"{frames_read} frame{'s' if frames_read != 1 else ''} (a camera or server that "
-                f"stopped or restarted it; more --reconnect-attempts wait for it to come back)")
+        return (f"{where} still accepts connections, so the server ended or stalled the "
+                f"stream after {frames_read} frame{'s' if frames_read != 1 else ''} (a camera or "
+                f"server that stopped, restarted or stopped sending it; more "
+                f"--reconnect-attempts wait for it to come back)")
     return (f"{where} accepts connections, so the stream itself did not open: check the URL's "
             f"path, the credentials and the codec")
 
