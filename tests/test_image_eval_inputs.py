@@ -594,3 +594,40 @@ def test_a_masks_folder_inside_its_defect_folder_is_not_warned_of_as_unread(
                                  capsys=capsys)
     assert code == 0 and result["pixel_auroc"] > 0.99
     assert "are not read" not in err  # they are read, as masks
+
+
+@pytest.mark.parametrize("mask_name", ["{stem}_mask.bmp", "{stem}.tif", "{stem}_mask.TIFF"])
+def test_masks_of_other_image_formats_in_ground_truth_are_read(tiny_image_artifact, tmp_path,
+                                                               capsys, mask_name):
+    """Masks in ground_truth/<defect>/ as BMP or TIFF were passed over with an INFO line, the
+    pixel metrics null, though the same folder given with --masks was refused by name (a
+    review)."""
+    root = category(tmp_path / "tif", masked=False)
+    for i in range(3):
+        write(root / "ground_truth" / "patch" / mask_name.format(stem=f"{i:03d}"), box_mask())
+    code, result, error = evaluate(tiny_image_artifact, root, "--json", tmp_path / "r.json",
+                                   capsys=capsys)
+    assert code == 0 and result["pixel_auroc"] > 0.99
+    assert json.loads((tmp_path / "r.json").read_text())["pixel_unmasked_defects"] == 0
+    assert "the mask of no image" not in error
+
+
+def test_masks_named_after_no_test_image_are_said(tiny_image_artifact, tmp_path, capsys):
+    root = category(tmp_path / "gt", masked=False)
+    for i in range(3):
+        write(root / "ground_truth" / "patch" / f"{i:03d}_label.png", box_mask())
+    code, result, error = evaluate(tiny_image_artifact, root, capsys=capsys)
+    assert code == 0 and result["pixel_auroc"] is None
+    assert "3 file(s) in it are the mask of no image of test/patch (e.g. 000_label.png)" in error
+    assert "NAME.png or NAME_mask.png" in error
+
+
+def test_normal_images_in_a_defect_folders_subfolder_are_not_advised_up(tiny_image_artifact,
+                                                                        tmp_path, capsys):
+    """"move them up into it" for test/crack/good/ would have labeled normal images as cracks
+    (a review)."""
+    root = category(tmp_path / "nested")
+    write(root / "test" / "patch" / "good" / "010.png", normal_frame(np.random.default_rng(7)))
+    code, _, error = evaluate(tiny_image_artifact, root, capsys=capsys)
+    assert code == 0 and "normal images belong in test/good/, not in a defect's folder" in error
+    assert "move them up" not in error

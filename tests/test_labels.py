@@ -920,3 +920,29 @@ def test_event_precision_is_null_where_no_episode_alarmed_as_precision_is(tiny_s
     assert result["alarm_runs"] == 0 and result["anomalous_rows"] == 6
     assert result["precision"] is None and result["event_precision"] is None
     assert result["event_recall"] == 0.0
+
+
+def test_a_labels_csv_time_column_may_be_named_as_a_data_files_is(tmp_path):
+    """A row-by-row labels file written from the data's own `datetime` column was refused: a
+    labels CSV had to call its time column `timestamp` (a review)."""
+    path = tmp_path / "labels.csv"
+    path.write_text("DateTime,label\n2014-02-19 10:10:00,1\n2014-02-19 10:11:00,0\n"
+                    "2014-02-19 10:12:00,1\n")
+    assert np.flatnonzero(read_labels(path).rows(TIMES, tmp_path / "x.csv")).tolist() == [10, 12]
+    both = tmp_path / "both.csv"
+    both.write_text("date,time,label\n2014-02-19,10:10:00,1\n")
+    with pytest.raises(ValueError, match=r"one time column named as a data file's"):
+        read_labels(both)
+
+
+def test_a_binary_column_named_like_labels_is_warned_of(caplog):
+    """A label column under another name (`attack`) was trained on as a reading, said only at
+    INFO among the inputs only (a review)."""
+    pytest.importorskip("tensorflow")
+    from vigil.training.train_sensor import _warn_label_like
+
+    with caplog.at_level("WARNING", logger="vigil"):
+        _warn_label_like({"valve": "binary", "attack": "binary", "mode": "categorical"})
+        _warn_label_like({"valve": "binary", "Anomalous_Flag": "constant"})
+    assert caplog.text.count("named like labels") == 1
+    assert "column 'attack' is binary" in caplog.text and "--label-column attack" in caplog.text

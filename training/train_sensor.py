@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import re
+import shlex
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -153,6 +155,22 @@ def _warn_inputs_leaving_their_range(prepared, training: dict) -> None:
                     "flags them as unseen_inputs): %s. If they vary in normal operation, train "
                     "on rows where they do (more data, or a smaller --validation-fraction)",
                     ", ".join(left))
+
+
+# a binary column named so is more likely labels than a reading (a review's `attack`)
+LABEL_LIKE = re.compile(r"anomal|attack|outlier|fault|label|^y$|^target$", re.IGNORECASE)
+
+
+def _warn_label_like(inputs_only: dict[str, str]) -> None:
+    """A binary column whose name reads as labels (``attack``, ``is_anomalous``), trained on as a
+    reading: its marked rows were trained on, and the model then needs it as a feature."""
+    named = [f for f, role in inputs_only.items() if role == "binary" and LABEL_LIKE.search(f)]
+    if named:
+        log.warning("column %r is binary and named like labels, but is read as a reading (an "
+                    "input only), so the rows it marks are trained on; if it marks anomalies, "
+                    "train again with --label-column %s (labels are read from a column named "
+                    "anomaly, label or is_anomaly, or the one --label-column names)",
+                    named[0], shlex.quote(named[0]))
 
 
 def validation_check(scores: np.ndarray, labels: np.ndarray, threshold: Threshold,
@@ -515,6 +533,7 @@ def train_sensor(data: str | Path | Sequence[Path], output: str | Path,
                                       "as sign(x) log(1 + |x| / m) before their normalization")
     if inputs_only:
         log.info("not scored (inputs only): %s", ", ".join(f"{f} ({r})" for f, r in inputs_only.items()))
+        _warn_label_like(inputs_only)
     if compressed:
         log.info("heavy-tailed, compressed to log(1 + x / m) before scaling: %s",
                  ", ".join(f"{f} (m {m:.4g})" for f, m in compressed.items()))

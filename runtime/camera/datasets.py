@@ -314,13 +314,22 @@ def mvtec(root: str | Path, need_train: bool = True
     for folder in sorted(p for p in (root / "test").iterdir()
                          if p.is_dir() and not p.name.startswith(".")):
         defect = folder.name
+        truth = root / "ground_truth" / defect
         for image in _category_images(folder):
             mask = None
             if defect != GOOD:  # in ground_truth/<defect>/, else beside the image
-                mask = (_mask_for(image, root / "ground_truth", defect)
-                        if (root / "ground_truth" / defect).is_dir() else None)
+                mask = _mask_for(image, root / "ground_truth", defect) if truth.is_dir() else None
                 mask = mask or _mask_for(image, None, defect)
             test.append(LabeledImage(image, defect != GOOD, defect, mask))
+        if defect != GOOD and truth.is_dir():
+            # masks named otherwise (NAME_label.png, NAME_gt.png) were passed over unsaid, and
+            # the pixel metrics with them (a review)
+            unused = _unused_masks(truth, {i.mask for i in test if i.defect == defect})
+            if unused:
+                log.warning("%s: %d file(s) in it are the mask of no image of test/%s (e.g. %s), "
+                            "so they are not read: a mask is named after its image, NAME.png or "
+                            "NAME_mask.png (or another image format) for test/%s/NAME.jpg",
+                            truth, len(unused), defect, unused[0].name, defect)
     if not train and need_train:
         raise ValueError(f"{str(root / 'train' / GOOD)!r} holds no images")
     return train, test
@@ -331,11 +340,22 @@ def _category_images(folder: Path) -> list[Path]:
     read, as for plain folders."""
     found = images_in(folder, say=True)
     nested = _subfolders_with_images(folder)
+    normal = [n for n in nested if n.lower() in NORMAL_FOLDER_NAMES] if folder.name != GOOD else []
+    if normal:
+        # moved up, as the advice below says, normal images would count as this defect's
+        log.warning("%s: the images in its subfolder %s are not read; normal images belong in "
+                    "test/good/, not in a defect's folder (move them there to read them as "
+                    "normal)", folder, normal[0])
+    nested = [n for n in nested if n not in normal]
     if nested:
         shown = ", ".join(nested[:5]) + (", ..." if len(nested) > 5 else "")
         log.warning("%s: the images in its subfolders (%s) are not read; move them up into it "
                     "to read them", folder, shown)
     return found
+
+
+# subfolder names that say their images are normal ones (a review's test/crack/good/)
+NORMAL_FOLDER_NAMES = {GOOD, "ok", "normal", "pass", "defect-free", "defect_free", "nodefect"}
 
 
 GENERIC_FOLDERS = {"imgs", "img", "images", "image", "pictures", "photos", "frames", "data"}
@@ -380,12 +400,14 @@ def folders(normal: Sequence[str | Path], anomalous: Sequence[str | Path] = (),
                 raise ValueError(f"`masks` {str(mask_folder)!r} holds a mask for none of the "
                                  f"{len(own)} images of {str(folder)!r} (for "
                                  f"{own[0].path.name!r} it needs {own[0].path.stem}.png or "
-                                 f"{own[0].path.stem}_mask.png): is it that folder's masks?")
+                                 f"{own[0].path.stem}_mask.png, or another image format): is "
+                                 f"it that folder's masks?")
     if masks and defects and all(i.mask is None for i in defects):
         example, given = defects[0].path, mask_folders[0]
         raise ValueError(f"`masks` {str(given)!r} holds a mask for none of the {len(defects)} "
                          f"defect images: for {example.name!r} it needs {example.stem}.png or "
-                         f"{example.stem}_mask.png (in it, or in its subfolder "
+                         f"{example.stem}_mask.png, or another image format (in it, or in "
+                         f"its subfolder "
                          f"{example.parent.name}/); rename the masks to their images' names, or "
                          f"leave --masks out (image metrics only)")
     taken: dict[Path, Path] = {}
@@ -460,7 +482,10 @@ def _subfolders_with_images(folder: Path) -> list[str]:
 def _mask_for(image: Path, masks: Path | None, defect: str) -> Path | None:
     """The mask file of ``image``: NAME.png or NAME_mask.png in ``masks/defect/`` or ``masks/``,
     or beside the image (``x.png`` beside ``x.jpg``, ``x_mask.png`` beside any); the suffix
-    in any case (``x.PNG`` beside ``x.JPG``, as cameras and Windows tools name files)."""
+    in any case (``x.PNG`` beside ``x.JPG``, as cameras and Windows tools name files). In a
+    masks folder (``ground_truth/``, ``--masks``) a mask of another image format is read too
+    (``NAME_mask.bmp``, ``.tif``: a review's masks in them were passed over without a word,
+    where a PNG is looked for first); beside the image, a mask is a PNG."""
     if masks is not None:
         # masks/<defect>/, and masks/<folder's own name>/ where the defect is named with its
         # parent (MT_Blowhole/Imgs: masks/Imgs/, as before such names)
@@ -479,4 +504,22 @@ def _mask_for(image: Path, masks: Path | None, defect: str) -> Path | None:
         for other in (folder / f"{stem}.PNG", folder / f"{stem}.Png"):
             if other.is_file() and other != image:
                 return other
+    if masks is not None:
+        for folder, name in candidates:
+            stem = name[:-len(".png")]
+            for suffix in MASK_SUFFIXES:
+                for other in (folder / f"{stem}{suffix}", folder / f"{stem}{suffix.upper()}"):
+                    if other.is_file() and other != image:
+                        return other
     return None
+
+
+# a mask in another format than PNG, in a masks folder (PNG is looked for first)
+MASK_SUFFIXES = tuple(s for s in IMAGE_SUFFIXES if s != ".png")
+
+
+def _unused_masks(folder: Path, used: set[Path]) -> list[Path]:
+    """The image files of a ground_truth/<defect>/ folder that are no test image's mask."""
+    return [p for p in sorted(folder.iterdir())
+            if p.is_file() and not p.name.startswith(".")
+            and p.suffix.lower() in IMAGE_SUFFIXES and p not in used]

@@ -72,7 +72,8 @@ def test_items(data: str | Path, normal: Sequence[str | Path] = (),
             fix = ("its test/good/ holds no images: put the normal test images there, or give "
                    "a folder of them with --normal DIR" if (Path(data) / "test" / "good").is_dir()
                    else f"its test/ folders {named} are all read as defects, since only "
-                        f"test/good/ holds normal ones: rename the normal folder to test/good")
+                        f"test/good/ holds normal ones: rename the normal folder to test/good, "
+                        f"or give a folder of normal test images with --normal DIR")
             raise ValueError(f"`data` {str(data)!r} is an MVTec AD category without normal test "
                              f"images: {fix}")
         return items

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .tables import LABEL_COLUMN_NAMES, detect_separator, label_value, time_key
+from .tables import LABEL_COLUMN_NAMES, TIME_COLUMN_NAMES, detect_separator, label_value, time_key
 
 ALL_FILES = "*"
 DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -374,11 +374,19 @@ def _from_csv(text: str, source: str) -> dict[str, tuple[tuple[str, str], ...]]:
     # rows keyed by these too; File,Start,End as file,start,end
     reader.fieldnames = [c.strip().lower() if c.strip().lower() in CSV_COLUMNS else c.strip()
                          for c in reader.fieldnames or []]
+    times = [c for c in reader.fieldnames if c.lower() in TIME_COLUMN_NAMES]
+    if "timestamp" not in reader.fieldnames and len(times) == 1 \
+            and not {"start", "end"} & set(reader.fieldnames):
+        # a time column named as a data file's may be (datetime, time, date, ts): a review's
+        # datetime,label file, written from SKAB's own column, was refused
+        reader.fieldnames = ["timestamp" if c == times[0] else c for c in reader.fieldnames]
     rows = list(reader)
     columns = set(reader.fieldnames)
     if not ({"start", "end"} <= columns or "timestamp" in columns):
         raise ValueError(f"labels {source!r}: expected a header with start,end or timestamp "
-                         f"(and optionally file); received {sorted(columns)}")
+                         f"(or one time column named as a data file's: "
+                         f"{', '.join(TIME_COLUMN_NAMES[1:])}; and optionally file); received "
+                         f"{sorted(columns)}")
     extra = sorted(c for c in columns if c not in CSV_COLUMNS and c is not None)
     flags = [c for c in extra if c.strip().lower() in FLAG_COLUMNS]
     unexpected = [c for c in extra if c not in flags] or flags

@@ -495,7 +495,9 @@ class RowParser:
                 raise ValueError(
                     f"{source}: `features` names {column!r}, the {role} column, which is never "
                     f"read as a reading; leave it out of --features"
-                    + (" (or name another label column with --label-column)" if role == "label"
+                    + (" (or name another label column with --label-column; a model whose "
+                       "features name it was trained reading that column as a reading: train it "
+                       f"again with --label-column {column})" if role == "label"
                        else " (or name another time column with --time-column)"))
         if features is None:
             skip = {self.time_column, self.label_column, *excluded, ""}
