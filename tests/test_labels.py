@@ -946,3 +946,17 @@ def test_a_binary_column_named_like_labels_is_warned_of(caplog):
         _warn_label_like({"valve": "binary", "Anomalous_Flag": "constant"})
     assert caplog.text.count("named like labels") == 1
     assert "column 'attack' is binary" in caplog.text and "--label-column attack" in caplog.text
+
+
+def test_a_models_label_column_missing_from_a_file_names_the_files_own(tiny_sensor, tmp_path,
+                                                                      capsys):
+    """A model trained with a `label` column refused files labeled in `anomaly`, the default,
+    naming only `label`, which the user never typed (a review)."""
+    from vigil.cli import commands as cli
+
+    path = tmp_path / "x.csv"
+    path.write_text("timestamp,a,b,c,anomaly\n" + "".join(
+        f"{TIMES[i]},0.1,0.2,0.3,{int(i > 30)}\n" for i in range(40)))
+    assert cli.main(["eval", str(tiny_sensor), str(path), "--label-column", "label"]) == 2
+    error = capsys.readouterr().err
+    assert "this file's labels are in 'anomaly': give --label-column anomaly" in error

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from ..core.progress import Progress, silent
 from .alarms import consecutive_alarms
 from .detector import SensorDetector
 from .labels import Labels, nab_labels
-from .tables import csv_files, iter_rows, not_utf8_text, read_lines
+from .tables import LABEL_COLUMN_NAMES, csv_files, iter_rows, not_utf8_text, read_lines
 
 log = logging.getLogger("vigil")
 
@@ -149,6 +150,15 @@ def score_file(detector: SensorDetector, path: str | Path, label_column: str,
                 if labels is None and parser.label_column is None:
                     # the key a labels file gives it: its path below the data folder
                     empty = json.dumps({name or Path(source).name: []})
+                    # a model trained with its `label` column, evaluated on `anomaly` files: the
+                    # name came from the model, which the user never typed (a review)
+                    other = next((h for h in parser.header
+                                  if h.strip().lower() in LABEL_COLUMN_NAMES), None)
+                    if other is not None:
+                        raise ValueError(
+                            f"{source}: label column {label_column!r} is missing (the model's, "
+                            f"or --label-column's); this file's labels are in {other!r}: give "
+                            f"--label-column {shlex.quote(other)}")
                     raise ValueError(
                         f"{source}: label column {label_column!r} is missing; evaluation needs "
                         f"labels (name the column with --label-column, or give a labels file "
