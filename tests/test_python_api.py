@@ -688,3 +688,20 @@ def test_a_series_or_object_array_of_frames_is_named_as_a_container(tmp_path):
         with pytest.raises(TypeError, match=r"holds frames .*pass list\(frame\)"):
             camera.score(frames)
     assert len(camera.score(list(pd.Series([frame, frame])))) == 2
+
+
+def test_a_frame_unlike_the_training_ones_is_told_for_each_frame(tmp_path):
+    """`vigil score` marks each frame's line `unlike_training`; Python said each kind once per
+    detector, so a service could not tell which frames were unlike (review u2)."""
+    from image_fixtures import write_tiny_image_artifact
+
+    camera = vigil.load(write_tiny_image_artifact(tmp_path / "camera.onnx"))
+    assert camera.spec.color == "gray"
+    like = np.full((camera.spec.height, camera.spec.width), 120, np.uint8)
+    assert camera.unlike_training(like) == {}
+    colour = np.dstack([like, like // 2, like // 3])  # colour frames before a gray model
+    for _ in range(2):  # every call looks, not only the first
+        found = camera.unlike_training(colour)
+        assert list(found) == ["colour"] and "colour" in found["colour"]
+    camera.score(colour)  # said once by score ...
+    assert list(camera.unlike_training(colour)) == ["colour"]  # ... and told here still

@@ -11,7 +11,7 @@ from ..core.artifact import Artifact
 from ..core.detector import Detector
 from ..core.spec import ArtifactError, ImageSpec
 from ..core.thresholds import finite_number, over_threshold
-from .frames import (ARRAY_CHECKS, FRAME_CHECKS, check_frame, frame_boxes, map_to_frame, regions,
+from .frames import (ARRAY_CHECK_NAMES, ARRAY_CHECKS, FRAME_CHECKS, check_frame, frame_boxes, map_to_frame, regions,
                      to_model_input)
 
 log = logging.getLogger("vigil")
@@ -130,6 +130,19 @@ class ImageDetector(Detector):
         # a NaN score (a graph broken after export) is as anomalous as a score can say, as the
         # sensor detector's is: a frame is never passed because its score could not be compared
         return np.where(np.isnan(scores), np.inf, scores), np.concatenate(map_parts)
+
+    def unlike_training(self, frame: np.ndarray) -> dict[str, str]:
+        """How one frame is unlike the training frames, as `vigil score` marks its lines
+        (``colour``, ``aspect``, ``size``; ``channel_order`` for RGB given for BGR), each with why
+        it shifts the score; empty for a frame like them. Every call looks (``score`` says each
+        kind once per detector), so a service can mark each frame (review u2)."""
+        checked = check_frame(frame)
+        found: dict[str, str] = {}
+        for check in ARRAY_CHECKS:
+            why = check(checked, self.spec)
+            if why is not None:
+                found[ARRAY_CHECK_NAMES[check]] = why
+        return found
 
     def locate(self, frame: np.ndarray, anomaly_map: np.ndarray | None = None,
                score: float | None = None) -> tuple[np.ndarray, list[dict]]:

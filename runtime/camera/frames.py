@@ -272,6 +272,8 @@ FRAME_CHECKS = (color_mismatch, aspect_mismatch, size_mismatch)
 # each check's name on a result line (``unlike_training``)
 CHECK_NAMES = {color_mismatch: "colour", aspect_mismatch: "aspect", size_mismatch: "size"}
 ARRAY_CHECKS = (*FRAME_CHECKS, swapped_channels)
+# the names of the checks of arrays handed in (vigil serve's answers, the Python API)
+ARRAY_CHECK_NAMES = {**CHECK_NAMES, swapped_channels: "channel_order"}
 
 
 def to_model_input(frame: np.ndarray, spec: ImageSpec) -> np.ndarray:

@@ -379,12 +379,12 @@ def unlike_training(detector, tensors: dict[str, np.ndarray]) -> dict:
     ``unlike_training``, the checks' names joined by commas, and ``warning_NAME``, why each
     shifts the scores (v2 parameters are strings, numbers or booleans); empty where none is, and
     for sensor models. The server's log says each once; a client would otherwise never hear."""
-    from vigil.runtime.camera.frames import ARRAY_CHECKS, CHECK_NAMES, swapped_channels
+    from vigil.runtime.camera.frames import ARRAY_CHECK_NAMES, ARRAY_CHECKS
 
     frames = tensors.get("image")
     if detector.spec.kind != "image" or frames is None or frames.ndim != 4:
         return {}
-    names = {**CHECK_NAMES, swapped_channels: "channel_order"}
+    names = ARRAY_CHECK_NAMES
     found: dict[str, str] = {}
     for check in ARRAY_CHECKS:  # a client's arrays: their channel order is looked at too
         said = next((m for m in (check(frame, detector.spec) for frame in frames)
