@@ -602,11 +602,36 @@ def test_named_rows_of_itertuples_and_records_are_read_by_their_names(tiny):
                                rtol=1e-6)
     np.testing.assert_allclose(tiny.score([window, window]),
                                np.repeat(tiny.score(frame.iloc[:4].to_numpy()), 2), rtol=1e-6)
-    # unnamed columns come as _0, _1, ...: by position, as a plain array
+    # unnamed columns come as _0, _1, ... (with the Index first, _1, _2, ...): by position, as
+    # a plain array
     unnamed = pd.DataFrame(frame.to_numpy())
-    stream = vigil.StreamingScorer(tiny)
-    got = [r.score for row in unnamed.itertuples(index=False) for r in stream.push(row)]
-    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    for rows in (unnamed.itertuples(index=False), unnamed.itertuples()):
+        stream = vigil.StreamingScorer(tiny)
+        got = [r.score for row in rows for r in stream.push(row)]
+        np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+def test_itertuples_rows_whose_names_pandas_renamed_are_read_by_position(tmp_path, caplog):
+    """pandas renames a column whose name is no Python identifier (SKAB's `Volume Flow
+    RateRMS`, `class`) to _N: its name is lost, so such rows are read by position, as before
+    names were read, and said (review d1: every such row was skipped)."""
+    from dataclasses import replace
+
+    from sensor_fixtures import tiny_sensor_graph, tiny_sensor_spec
+    from vigil.export.package import write_artifact
+
+    pd = pytest.importorskip("pandas")
+    spec = replace(tiny_sensor_spec(), features=("Volume Flow RateRMS", "class", "temp"))
+    model = vigil.load(write_artifact(tiny_sensor_graph(), spec, tmp_path / "skab.onnx"))
+    frame = pd.DataFrame(np.random.default_rng(4).normal(size=(10, 3)), columns=spec.features)
+    expected = model.score_signal(frame)[1]
+    with caplog.at_level("WARNING", logger="vigil"):
+        for rows in (frame.itertuples(index=False), frame.itertuples()):
+            rows = list(rows)
+            np.testing.assert_allclose(model.score_signal(rows)[1], expected, rtol=1e-6)
+            stream = vigil.StreamingScorer(model)
+            assert len([r for row in rows for r in stream.push(row) if not r.skipped]) == 7
+    assert caplog.text.count("pandas renamed") == 1
 
 
 def test_a_named_row_without_a_feature_is_skipped_and_the_window_restarts(tiny):

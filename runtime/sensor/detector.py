@@ -222,12 +222,12 @@ class SensorDetector(Detector):
                             f"file first (detector.score_signal(pandas.read_csv(path))), or score "
                             f"it as the device does: vigil score MODEL.onnx {x!s}")
         rows = _rows_names(x)
-        if rows is not None and not _default_names(rows):
+        if rows is not None:
             # a window as named rows (pandas' itertuples, a structured array's records): by the
             # names, as a dict's or a Series' row is pushed; by position they scored as other
             # readings (review u2: every window alarmed)
-            at = self._positions([str(n) for n in rows], argument, "fields")
-            return [[row[i] for i in at] for row in x]
+            skip, at = self._row_positions(rows, argument)
+            return [list(row)[skip:] if at is None else [row[skip + i] for i in at] for row in x]
         if isinstance(x, (list, tuple)) and any(_table_names(w) is not None
                                                 or _rows_names(w) is not None for w in x):
             # a batch built as [frame.iloc[i:i + window] for i in ...]: each window by its names
@@ -262,9 +262,8 @@ class SensorDetector(Detector):
         fields = _row_names(row)
         if fields is not None:  # a namedtuple (pandas' itertuples) or a structured record
             named: Any = row
-            if _default_names(fields):
-                return list(named)
-            return [named[i] for i in self._positions(fields, argument, "fields")]
+            skip, at = self._row_positions(fields, argument)
+            return list(named)[skip:] if at is None else [named[skip + i] for i in at]
         index = getattr(row, "index", None)
         if index is None or not hasattr(row, "iloc") or getattr(row, "ndim", 1) != 1:
             return row
@@ -272,6 +271,29 @@ class SensorDetector(Detector):
         if names == [str(i) for i in range(len(names))]:
             return row  # unnamed entries (Series(array)): by position, as an array
         return row.iloc[self._positions(names, argument, "entries")]
+
+    def _row_positions(self, fields: list[str], argument: str) -> tuple[int, list[int] | None]:
+        """How to read a named row's values: (values to pass over first, 1 for the ``Index``
+        that ``itertuples()`` gives first; where each feature stands among the rest, or None to
+        read them by position). pandas renames a column whose name is no Python identifier
+        (``Volume Flow RateRMS``, ``class``) to ``_N``, N its place in the tuple: its name is
+        lost, so such rows are read by position, in the model's order, as before they were
+        read by name (said once: a review's SKAB rows were refused)."""
+        skip = 1 if fields[:1] == ["Index"] else 0
+        rest = fields[skip:]
+        renamed = [k for k, f in enumerate(rest) if f == f"_{k + skip}"]
+        if _default_names(rest) or len(renamed) == len(rest):
+            return skip, None  # unnamed columns: by position, as a plain array
+        if renamed:
+            if not getattr(self, "_renamed_said", False):
+                self._renamed_said = True
+                log.warning("%s: `%s` is a row of pandas' itertuples() whose columns %s pandas "
+                            "renamed (their names are no Python identifiers): read by position, "
+                            "in the model's order %s; df.to_dict('records') or df.iterrows() "
+                            "gives rows read by name (said once per detector)", self.path.name,
+                            argument, [rest[k] for k in renamed][:5], list(self.features))
+            return skip, None
+        return skip, self._positions(rest, argument, "fields")
 
     def _positions(self, names: list[str], argument: str, what: str) -> list[int]:
         """Where each feature stands among ``names``, spaces around a name ignored (as the CLI
