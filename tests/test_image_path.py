@@ -1409,3 +1409,18 @@ def test_inspect_names_an_image_model_s_architecture(image_artifacts, capsys):
     training = runtime.load(image_artifacts.int8).spec.training
     assert (f"trained on: {training['images']} images (and {training['validation_normal']} "
             "normal ones held out to set the threshold)") in out
+
+
+def test_a_nan_image_score_is_a_reject_in_the_validation_check():
+    """The runtime rejects an image whose score is NaN (read as +inf); training's check counted
+    such defects as missed (review d1), as the sensor check did before."""
+    import numpy as np
+
+    from vigil.runtime.core.spec import Threshold
+    from vigil.training.image_thresholds import image_validation_check
+
+    scores = np.r_[np.linspace(29.0, 31.0, 20), np.full(5, np.nan)]
+    labels = np.repeat([False, True], [20, 5])
+    check, _ = image_validation_check(scores, labels, Threshold(32.0, "gaussian"), "gaussian")
+    assert check["defects_caught"] == 5 and check["recall"] == 1.0
+    assert check["normal_rejected"] == 0

@@ -402,6 +402,11 @@ def test_a_nan_validation_score_counts_as_an_alarm_as_on_the_device():
     check, _ = validation_check(scores, labels, Threshold(5.0, "gaussian"),
                                 ThresholdMethod.GAUSSIAN)
     assert check["caught"] == 20 and check["false_alarms"] == 0 and check["f1"] == 1.0
+    # the cuts searched among the scores stay finite: a command line takes them (review d1)
+    check, warnings = validation_check(scores, labels, Threshold(0.3, "gaussian"),
+                                       ThresholdMethod.GAUSSIAN)
+    assert all(np.isfinite(check[key]) for key in ("f1_optimal_threshold", "f1_method_threshold"))
+    assert check["f1_optimal"] == 1.0 and not any("inf" in w for w in warnings)
 
 
 def test_the_f1_threshold_training_recommends_gives_its_f1_above_it():

@@ -64,7 +64,9 @@ def image_validation_check(scores: np.ndarray, labels: np.ndarray, threshold: Th
     ``MAX_NORMAL_REJECTED`` of the normal ones (``k``: the Gaussian rule's, named in it), or
     names (``names``: the images', in order) the few it rejects."""
     labels = np.asarray(labels, dtype=bool)
-    above = np.asarray(scores) > threshold.value
+    # a NaN score rejects the image on the device (the runtime reads it as +inf), so here too
+    scores = np.where(np.isnan(np.asarray(scores, dtype=np.float64)), np.inf, scores)
+    above = scores > threshold.value
     normal = ~labels
     check = {"normal_images": int(normal.sum()), "normal_rejected": int((above & normal).sum()),
              "normal_rejected_rate": float(above[normal].mean()) if normal.any() else 0.0}

@@ -173,6 +173,18 @@ def _warn_label_like(inputs_only: dict[str, str]) -> None:
                     named[0], shlex.quote(named[0]))
 
 
+def alarm_at_nan(scores: np.ndarray) -> np.ndarray:
+    """``scores`` as float64 with each NaN (and +inf) above every finite score, as the runtime
+    decides it (an alarm at any threshold) but finite, for cuts searched among the scores."""
+    scores = np.asarray(scores, dtype=np.float64)
+    top = np.isnan(scores) | (scores == np.inf)
+    if not top.any():
+        return scores
+    finite = scores[np.isfinite(scores)]
+    high = float(finite.max()) if finite.size else 0.0
+    return np.where(top, high + max(1.0, abs(high)), scores)
+
+
 def validation_check(scores: np.ndarray, labels: np.ndarray, threshold: Threshold,
                      method: ThresholdMethod, fitted: np.ndarray | None = None
                      ) -> tuple[dict | None, list[str]]:
@@ -184,12 +196,15 @@ def validation_check(scores: np.ndarray, labels: np.ndarray, threshold: Threshol
     ``vigil eval`` judges it."""
     if not labels.any() or labels.all():
         return None, []
-    # a NaN score is an alarm on the device (the runtime reads it as +inf), so it is here too
-    scores = np.where(np.isnan(scores), np.inf, np.asarray(scores, dtype=np.float64))
+    # a NaN score is an alarm on the device (the runtime reads it as +inf), so it is here too,
+    # above every finite score but finite: the cuts searched among the scores stay numbers a
+    # command line takes (review d1: `--threshold inf` was advised)
+    raw = np.asarray(scores, dtype=np.float64)
+    scores = alarm_at_nan(raw)
     fitted = np.ones(len(scores), dtype=bool) if fitted is None else fitted
     clean = fitted & ~labels  # normal windows that hold no labeled row: normal operation
     after = ~fitted & ~labels  # normal by their last row, holding a labeled row before it
-    above = scores > threshold.value
+    above = (raw > threshold.value) | np.isnan(raw)  # whatever the threshold, as the runtime
     counts = metrics.counts(above, labels)
     best, cut = metrics.best_f1(scores, labels)
     cut = metrics.strict_threshold(scores, cut)  # alarms are above it, as the runtime's
