@@ -349,6 +349,10 @@ def test_a_second_scorer_given_one_health_file_is_refused(tmp_path, capsys):
     before = path.read_text()
     with pytest.raises(ValueError, match=r"is written by another run .*shared\.json\.lock"):
         HealthReporter(path, interval_s=3600, exclusive=True)
+    alias = tmp_path / "alias.json"  # another name of the same file (review d1)
+    alias.symlink_to(path)
+    with pytest.raises(ValueError, match=r"is written by another run"):
+        HealthReporter(alias, interval_s=3600, exclusive=True)
     assert cli.main(["score", str(model), str(tmp_path / "x.csv"), "--health", str(path),
                      "--jsonl", str(tmp_path / "b.jsonl")]) == cli.EXIT_INPUT
     assert "give each its own --health file" in capsys.readouterr().err
@@ -357,6 +361,21 @@ def test_a_second_scorer_given_one_health_file_is_refused(tmp_path, capsys):
     assert cli.main(["score", str(model), str(tmp_path / "x.csv"), "--health", str(path),
                      "--jsonl", str(tmp_path / "b.jsonl")]) == 0
     assert json.loads(path.read_text())["stopped"] == "end"
+
+
+def test_a_health_file_mirrored_to_mqtt_is_held_until_its_last_write(tmp_path):
+    """With --mqtt the final report is written once more after the broker is drained: the file
+    was let go at the run's stop, and another run's report was then written over (review d1)."""
+    path = tmp_path / "h.json"
+    reporter = HealthReporter(path, interval_s=3600, exclusive=True)
+    reporter.mirror = lambda report: None
+    reporter.start("sensor", "a.csv", lambda: {"rows": 1}, "rows")
+    reporter.stop("end")
+    with pytest.raises(ValueError, match="is written by another run"):
+        HealthReporter(path, interval_s=3600, exclusive=True)
+    reporter.write()  # the publisher's, once drained
+    reporter.release()
+    HealthReporter(path, interval_s=3600, exclusive=True).release()
 
 
 def test_a_live_run_refused_at_its_results_file_reports_the_refusal(tmp_path, capsys):

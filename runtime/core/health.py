@@ -157,7 +157,8 @@ class HealthReporter:
         with self._lock:
             self._status, self._stopped, self._final_error = "stopped", stopped, last_error
         self.write()
-        self.release()
+        if self.mirror is None:  # else its publisher writes the report once more when drained,
+            self.release()       # and lets the file go then (review d1)
 
     def release(self) -> None:
         """Let another run write the file (``stop`` does it, and so does the process's end)."""

@@ -645,13 +645,14 @@ class JsonLines:
 
 
 def hold_lock_beside(path: str, refusal: Callable[[str], str]) -> int | None:
-    """The descriptor of ``path``'s lock file (``PATH.lock``: a file replaced at each write, by
-    a rename, cannot hold a lock itself), held until closed; ValueError(``refusal(lock file)``)
+    """The descriptor of ``path``'s lock file (``PATH.lock``, beside the file a link names: a
+    file replaced at each write, by a rename, cannot hold a lock itself), held until closed; ValueError(``refusal(lock file)``)
     when another run holds it. None where no lock can be taken (a system without
     advisory locks, a folder that takes no lock file, a file system without locks): unlocked."""
     if fcntl is None:
         return None
-    lock = path + ".lock"
+    # beside the file a link leads to: two names of one file are one file (review d1)
+    lock = os.path.realpath(path) + ".lock"
     try:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
     except OSError:

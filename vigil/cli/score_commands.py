@@ -76,6 +76,7 @@ def _close_publisher(publisher, health=None) -> dict | None:
     publisher.drain()
     if health is not None:
         health.write()
+        health.release()  # the run's last write: another run may have the file now
     return publisher.close(timeout_s=2.0)
 
 
