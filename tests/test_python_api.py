@@ -710,7 +710,7 @@ def test_a_series_or_object_array_of_frames_is_named_as_a_container(tmp_path):
     ragged = np.empty(2, dtype=object)
     ragged[0], ragged[1] = frame, frame[:-2]
     for frames in (pd.Series([frame, frame]), ragged):
-        with pytest.raises(TypeError, match=r"holds frames .*pass list\(frame\)"):
+        with pytest.raises(TypeError, match=r"holds frames .*list\(frames\)"):
             camera.score(frames)
     assert len(camera.score(list(pd.Series([frame, frame])))) == 2
 

@@ -42,3 +42,36 @@ def test_every_package_type_checks(request, tmp_path):
     assert done.returncode == 0, (
         f"mypy found type errors (run it: python -m mypy):\n"
         f"{done.stdout}{done.stderr}")
+
+
+def test_a_users_code_type_checks_strictly_against_the_public_names(request, tmp_path):
+    """A user's own code, checked with `mypy --strict` (no implicit re-exports), reads the top
+    level's names: `vigil.load` and the rest are lazy, and were not exported to a checker
+    (review u2: 'Module "vigil" does not explicitly export attribute "load"')."""
+    require("mypy")
+    (tmp_path / "app.py").write_text(
+        "import numpy as np\n"
+        "import vigil\n"
+        "from vigil import ArtifactError, ImageDetector, Result, SensorDetector, StreamingScorer\n"
+        "\n"
+        "\n"
+        "def run(path: str) -> list[Result]:\n"
+        "    detector = vigil.load(path)\n"
+        "    stream = vigil.StreamingScorer(detector)\n"
+        "    return [result for row in np.zeros((4, 3)) for result in stream.push(row)]\n"
+        "\n"
+        "\n"
+        "def boxes(path: str) -> list[dict[str, object]]:\n"
+        "    camera = vigil.load(path)\n"
+        "    if not isinstance(camera, ImageDetector):\n"
+        "        raise ArtifactError(f'{path} holds no camera model')\n"
+        "    return camera.locate(np.zeros((8, 8, 3), np.uint8))[1]\n"
+        "\n"
+        "\n"
+        "KINDS = (SensorDetector, StreamingScorer)\n")
+    pytest_cache = getattr(request.config, "cache", None)
+    cache = pytest_cache.mkdir("mypy-user") if pytest_cache is not None else tmp_path / "cache"
+    done = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(cache),
+                           "app.py"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=MYPY_TIMEOUT_S)
+    assert done.returncode == 0, f"{done.stdout}{done.stderr}"

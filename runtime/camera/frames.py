@@ -39,8 +39,8 @@ def check_frame(frame: object, name: str = "frame") -> np.ndarray:
         # a pandas Series or an object array of frames: a container, not a frame of objects
         raise TypeError(f"`{name}` holds frames ({type(frame).__name__} of {array.size} "
                         f"object(s), the first {type(array.reshape(-1)[0]).__name__}), where one "
-                        f"frame or a list of them belongs: pass list({name}) (or "
-                        f"np.stack(list({name})) for frames of one size)")
+                        f"frame or a list of them belongs: pass a list of the frames, "
+                        f"list(frames), or np.stack(list(frames)) for frames of one size")
     if array.dtype != np.uint8:
         hint = (" (16-bit pixels: (frame >> 8).astype(np.uint8) keeps their top 8 bits, as "
                 "`vigil score` reads a 16-bit file; a 12-bit camera's: (frame >> 4).clip(0, 255)"

@@ -54,7 +54,10 @@ def providers_for_device(device: str, argument: str = "device") -> list[str]:
                 return [p for p in DEVICES[name] if p in available]
         return ["CPUExecutionProvider"]
     if device not in DEVICES:
-        raise ValueError(f"`{argument}` must be one of {['auto', *DEVICES]}; received {given!r}")
+        raise ValueError(f"`{argument}` must be one of {['auto', *DEVICES]}"
+                         + (" or an onnxruntime provider's name, as it spells it (such as "
+                            "'CPUExecutionProvider')" if argument == "providers" else "")
+                         + f"; received {given!r}")
     wanted = DEVICES[device]
     if wanted[0] not in available:
         log.warning("device %r requested but onnxruntime has no %s (available: %s); using CPU%s",
