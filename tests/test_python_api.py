@@ -611,27 +611,44 @@ def test_named_rows_of_itertuples_and_records_are_read_by_their_names(tiny):
         np.testing.assert_allclose(got, expected, rtol=1e-6)
 
 
-def test_itertuples_rows_whose_names_pandas_renamed_are_read_by_position(tmp_path, caplog):
+def test_itertuples_rows_whose_names_pandas_renamed_are_matched_or_refused(tmp_path, caplog):
     """pandas renames a column whose name is no Python identifier (SKAB's `Volume Flow
-    RateRMS`, `class`) to _N: its name is lost, so such rows are read by position, as before
-    names were read, and said (review d1: every such row was skipped)."""
+    RateRMS`) to _N: such rows were skipped; the other names are read by name, and the renamed
+    column stands for the one feature the row lacks, whatever the order (review d2: read by
+    position, a reordered frame fed `temp` as the flow); what cannot be told apart is refused."""
     from dataclasses import replace
 
     from sensor_fixtures import tiny_sensor_graph, tiny_sensor_spec
     from vigil.export.package import write_artifact
 
     pd = pytest.importorskip("pandas")
-    spec = replace(tiny_sensor_spec(), features=("Volume Flow RateRMS", "class", "temp"))
+    spec = replace(tiny_sensor_spec(), features=("Volume Flow RateRMS", "temp", "level"))
     model = vigil.load(write_artifact(tiny_sensor_graph(), spec, tmp_path / "skab.onnx"))
-    frame = pd.DataFrame(np.random.default_rng(4).normal(size=(10, 3)), columns=spec.features)
-    expected = model.score_signal(frame)[1]
+    values = np.arange(30, dtype=float).reshape(10, 3)
+    frame = pd.DataFrame(values, columns=spec.features)
+    shuffled = frame[["temp", "Volume Flow RateRMS", "level"]].assign(anomaly=0.0)
     with caplog.at_level("WARNING", logger="vigil"):
-        for rows in (frame.itertuples(index=False), frame.itertuples()):
+        for rows in (shuffled.itertuples(index=False), shuffled.itertuples()):
             rows = list(rows)
-            np.testing.assert_allclose(model.score_signal(rows)[1], expected, rtol=1e-6)
+            assert [model.row_by_name(row) for row in rows] == values.tolist()
+            np.testing.assert_array_equal(model.score_signal(rows)[1],
+                                          model.score_signal(frame)[1])
             stream = vigil.StreamingScorer(model)
             assert len([r for row in rows for r in stream.push(row) if not r.skipped]) == 7
-    assert caplog.text.count("pandas renamed") == 1
+    assert caplog.text.count("which renamed the column 'Volume Flow RateRMS' to _1") == 1
+    # two renamed columns, or a repeated name standing for an identifier, cannot be told apart
+    two = replace(spec, features=("Volume Flow RateRMS", "class", "level"))
+    model = vigil.load(write_artifact(tiny_sensor_graph(), two, tmp_path / "two.onnx"))
+    both = pd.DataFrame(values, columns=two.features)[["class", "Volume Flow RateRMS", "level"]]
+    with pytest.raises(ValueError, match=r"columns \['_0', '_1'\] pandas renamed .*"
+                                         r"score the DataFrame itself"):
+        model.score_signal(list(both.itertuples(index=False)))
+    (result, *_) = vigil.StreamingScorer(model).push(next(both.itertuples(index=False)))
+    assert "cannot be told apart" in result.skipped
+    repeated = pd.DataFrame(values, columns=["a", "a", "b"])  # no `c`: a repeated `a` is not it
+    tiny = vigil.load(write_artifact(tiny_sensor_graph(), tiny_sensor_spec(), tmp_path / "t.onnx"))
+    with pytest.raises(ValueError, match="cannot be told apart"):
+        tiny.score(list(repeated.iloc[:4].itertuples(index=False)))
 
 
 def test_a_named_row_without_a_feature_is_skipped_and_the_window_restarts(tiny):

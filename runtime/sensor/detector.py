@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keyword
 import logging
 import os
 from collections.abc import Mapping
@@ -275,25 +276,36 @@ class SensorDetector(Detector):
     def _row_positions(self, fields: list[str], argument: str) -> tuple[int, list[int] | None]:
         """How to read a named row's values: (values to pass over first, 1 for the ``Index``
         that ``itertuples()`` gives first; where each feature stands among the rest, or None to
-        read them by position). pandas renames a column whose name is no Python identifier
-        (``Volume Flow RateRMS``, ``class``) to ``_N``, N its place in the tuple: its name is
-        lost, so such rows are read by position, in the model's order, as before they were
-        read by name (said once: a review's SKAB rows were refused)."""
+        read them by position). pandas renames a column whose name is no Python identifier,
+        a keyword or a repeated name (``Volume Flow RateRMS``, ``class``) to ``_N``, N its
+        place in the tuple: the other names are read by name, and a renamed column stands for
+        the one feature the row lacks by name, where that feature's name is one pandas renames
+        (a review's SKAB rows were skipped, then read by position whatever their order);
+        otherwise the row is refused, naming the columns."""
         skip = 1 if fields[:1] == ["Index"] else 0
-        rest = fields[skip:]
+        rest = [f.strip() for f in fields[skip:]]
         renamed = [k for k, f in enumerate(rest) if f == f"_{k + skip}"]
         if _default_names(rest) or len(renamed) == len(rest):
             return skip, None  # unnamed columns: by position, as a plain array
-        if renamed:
+        if not renamed:
+            return skip, self._positions(rest, argument, "fields")
+        named = {f: k for k, f in enumerate(rest) if k not in renamed}
+        missing = [f for f in self.features if f not in named]
+        if len(missing) == 1 and len(renamed) == 1 and _renamed_by_pandas(missing[0]):
+            named[missing[0]] = renamed[0]
             if not getattr(self, "_renamed_said", False):
                 self._renamed_said = True
-                log.warning("%s: `%s` is a row of pandas' itertuples() whose columns %s pandas "
-                            "renamed (their names are no Python identifiers): read by position, "
-                            "in the model's order %s; df.to_dict('records') or df.iterrows() "
-                            "gives rows read by name (said once per detector)", self.path.name,
-                            argument, [rest[k] for k in renamed][:5], list(self.features))
-            return skip, None
-        return skip, self._positions(rest, argument, "fields")
+                log.warning("%s: `%s` is a row of pandas' itertuples(), which renamed the "
+                            "column %r to %s: read as %r, the one feature the row lacks by name "
+                            "(said once per detector)", self.path.name, argument, missing[0],
+                            rest[renamed[0]], missing[0])
+            return skip, [named[f] for f in self.features]
+        raise ValueError(
+            f"`{argument}` is a row of pandas' itertuples() whose columns "
+            f"{[rest[k] for k in renamed]} pandas renamed (names that are no Python identifiers, "
+            f"keywords or repeated), so they cannot be told apart as the model's {missing}; "
+            f"score the DataFrame itself (detector.score_signal(df)), or push its rows as dicts "
+            f"(df.to_dict('records'))")
 
     def _positions(self, names: list[str], argument: str, what: str) -> list[int]:
         """Where each feature stands among ``names``, spaces around a name ignored (as the CLI
@@ -399,6 +411,11 @@ def _table_names(x) -> list | None:
         if isinstance(names, (list, tuple)) and names and all(isinstance(n, str) for n in names):
             return list(names)
     return None
+
+
+def _renamed_by_pandas(name: str) -> bool:
+    """Whether pandas' ``itertuples()`` renames a column of this name (to ``_N``)."""
+    return not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_")
 
 
 def _row_names(row) -> list[str] | None:
