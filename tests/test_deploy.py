@@ -404,3 +404,30 @@ def test_a_live_run_refused_at_its_results_file_reports_the_refusal(tmp_path, ca
     assert "already holds" in report["last_error"]
     assert cli.main(["health-check", str(health)]) == cli.EXIT_FAILURE
     assert "no longer running" not in capsys.readouterr().err
+
+
+def test_a_lock_file_another_user_made_still_locks(tmp_path, monkeypatch):
+    """A health file's lock left by a root run (0644) could not be opened for writing by a
+    service's user, and the run went on unlocked (review d2): flock needs no write access."""
+    import os
+
+    from vigil.runtime.core import output
+
+    path = tmp_path / "h.json"
+    lock = str(tmp_path / "h.json.lock")
+    open(lock, "w").close()
+    real_open = os.open
+
+    def no_write(name, flags, *args):  # as for a user who may not write root's file
+        if str(name) == lock and flags & (os.O_RDWR | os.O_WRONLY):
+            raise PermissionError(13, "Permission denied", name)
+        return real_open(name, flags, *args)
+
+    monkeypatch.setattr(output.os, "open", no_write)
+    first = HealthReporter(path, interval_s=3600, exclusive=True)
+    try:
+        assert first._lock_fd is not None
+        with pytest.raises(ValueError, match="is written by another run"):
+            HealthReporter(path, interval_s=3600, exclusive=True)
+    finally:
+        first.release()

@@ -596,7 +596,7 @@ def test_a_masks_folder_inside_its_defect_folder_is_not_warned_of_as_unread(
     assert "are not read" not in err  # they are read, as masks
 
 
-@pytest.mark.parametrize("mask_name", ["{stem}_mask.bmp", "{stem}.tif", "{stem}_mask.TIFF"])
+@pytest.mark.parametrize("mask_name", ["{stem}_mask.bmp", "{stem}_mask.tif", "{stem}_mask.TIFF"])
 def test_masks_of_other_image_formats_in_ground_truth_are_read(tiny_image_artifact, tmp_path,
                                                                capsys, mask_name):
     """Masks in ground_truth/<defect>/ as BMP or TIFF were passed over with an INFO line, the
@@ -631,3 +631,34 @@ def test_normal_images_in_a_defect_folders_subfolder_are_not_advised_up(tiny_ima
     code, _, error = evaluate(tiny_image_artifact, root, capsys=capsys)
     assert code == 0 and "normal images belong in test/good/, not in a defect's folder" in error
     assert "move them up" not in error
+
+
+def test_a_copy_of_an_image_beside_the_masks_is_not_its_mask(tiny_image_artifact, tmp_path,
+                                                              capsys):
+    """Labelling tools export each image's copy beside the masks: NAME.jpg in --masks was read
+    as NAME's mask once other formats were read (review d2: pixel AUROC 1.0 -> 0.68, no word)."""
+    root = category(tmp_path / "export")
+    masks = tmp_path / "masks"
+    for i in range(3):
+        image = cv2.imread(str(root / "test" / "patch" / f"{i:03d}.png"))
+        write(root / "test" / "patch" / f"{i:03d}.png", image)
+        write(masks / f"{i:03d}.jpg", image)  # the copy
+        if i < 2:
+            write(masks / f"{i:03d}.png", box_mask())
+    code, result, error = evaluate(tiny_image_artifact, root / "test" / "good", "--anomalous",
+                                   root / "test" / "patch", "--masks", masks, capsys=capsys)
+    assert code == 0 and result["pixel_auroc"] > 0.99
+    assert "1 defect image(s) have no mask" in error
+
+
+def test_folders_named_as_normal_ones_are_said_in_a_category(tiny_image_artifact, tmp_path,
+                                                             capsys):
+    """test/ok/ of normal images was read as a defect type without a word, and defect images
+    under test/good/bad/ were advised up into good/ (review d2)."""
+    root = category(tmp_path / "names")
+    rng = np.random.default_rng(8)
+    write(root / "test" / "ok" / "000.png", normal_frame(rng))
+    write(root / "test" / "good" / "bad" / "000.png", defect_frame(rng, box=BOX))
+    code, _, error = evaluate(tiny_image_artifact, root, capsys=capsys)
+    assert code == 0 and "is read as a defect type, 'ok': only test/good/ holds normal" in error
+    assert "move the normal ones up into it" in error and "never in a good/ folder" in error

@@ -938,6 +938,10 @@ def test_a_labels_csv_time_column_may_be_named_as_a_data_files_is(tmp_path):
     both.write_text("date,time,label\n2014-02-19,10:10:00,1\n")
     with pytest.raises(ValueError, match=r"one time column named as a data file's"):
         read_labels(both)
+    window = tmp_path / "window.csv"  # a start without its end: named, not a time column
+    window.write_text("file,start,time\na.csv,2014-02-19 10:10:00,2014-02-19 10:11:00\n")
+    with pytest.raises(ValueError, match=r"needs both start and end columns.*without end"):
+        read_labels(window)
 
 
 def test_a_binary_column_named_like_labels_is_warned_of(caplog):
@@ -949,8 +953,10 @@ def test_a_binary_column_named_like_labels_is_warned_of(caplog):
     with caplog.at_level("WARNING", logger="vigil"):
         _warn_label_like({"valve": "binary", "attack": "binary", "mode": "categorical"})
         _warn_label_like({"valve": "binary", "Anomalous_Flag": "constant"})
-    assert caplog.text.count("named like labels") == 1
-    assert "column 'attack' is binary" in caplog.text and "--label-column attack" in caplog.text
+        _warn_label_like({"valve_default": "binary", "labelled_fault": "binary"})
+    assert caplog.text.count("named like labels") == 2  # not `default`'s `fault`
+    assert "column(s) 'attack' is binary" in caplog.text and "--label-column attack" in caplog.text
+    assert "'labelled_fault' is binary" in caplog.text and "valve_default" not in caplog.text
 
 
 def test_a_models_label_column_missing_from_a_file_names_the_files_own(tiny_sensor, tmp_path,

@@ -158,7 +158,8 @@ def _warn_inputs_leaving_their_range(prepared, training: dict) -> None:
 
 
 # a binary column named so is more likely labels than a reading (a review's `attack`)
-LABEL_LIKE = re.compile(r"anomal|attack|outlier|fault|label|^y$|^target$", re.IGNORECASE)
+LABEL_LIKE = re.compile(r"(?<![a-z])(anomal|attack|outlier|fault|label)|^y$|^target$",
+                        re.IGNORECASE)
 
 
 def _warn_label_like(inputs_only: dict[str, str]) -> None:
@@ -166,11 +167,12 @@ def _warn_label_like(inputs_only: dict[str, str]) -> None:
     reading: its marked rows were trained on, and the model then needs it as a feature."""
     named = [f for f, role in inputs_only.items() if role == "binary" and LABEL_LIKE.search(f)]
     if named:
-        log.warning("column %r is binary and named like labels, but is read as a reading (an "
-                    "input only), so the rows it marks are trained on; if it marks anomalies, "
-                    "train again with --label-column %s (labels are read from a column named "
+        log.warning("column(s) %s binary and named like labels, but read as readings (inputs "
+                    "only), so the rows they mark are trained on; if one marks anomalies, train "
+                    "again with --label-column %s (labels are read from a column named "
                     "anomaly, label or is_anomaly, or the one --label-column names)",
-                    named[0], shlex.quote(named[0]))
+                    ", ".join(map(repr, named)) + (" is" if len(named) == 1 else " are"),
+                    shlex.quote(named[0]))
 
 
 def alarm_at_nan(scores: np.ndarray) -> np.ndarray:

@@ -314,6 +314,11 @@ def mvtec(root: str | Path, need_train: bool = True
     for folder in sorted(p for p in (root / "test").iterdir()
                          if p.is_dir() and not p.name.startswith(".")):
         defect = folder.name
+        if defect != GOOD and defect.lower() in NORMAL_FOLDER_NAMES:
+            # (a review's test/ok/ of normal images counted as a defect type: AUROC 1.0 -> 0.58)
+            log.warning("%s is read as a defect type, %r: only test/good/ holds normal images; "
+                        "if its images are normal, rename it to test/good (or move them there)",
+                        folder, defect)
         truth = root / "ground_truth" / defect
         for image in _category_images(folder):
             mask = None
@@ -328,7 +333,8 @@ def mvtec(root: str | Path, need_train: bool = True
             if unused:
                 log.warning("%s: %d file(s) in it are the mask of no image of test/%s (e.g. %s), "
                             "so they are not read: a mask is named after its image, NAME.png or "
-                            "NAME_mask.png (or another image format) for test/%s/NAME.jpg",
+                            "NAME_mask.png (or NAME_mask in another image format) for "
+                            "test/%s/NAME.jpg",
                             truth, len(unused), defect, unused[0].name, defect)
     if not train and need_train:
         raise ValueError(f"{str(root / 'train' / GOOD)!r} holds no images")
@@ -340,7 +346,14 @@ def _category_images(folder: Path) -> list[Path]:
     read, as for plain folders."""
     found = images_in(folder, say=True)
     nested = _subfolders_with_images(folder)
-    normal = [n for n in nested if n.lower() in NORMAL_FOLDER_NAMES] if folder.name != GOOD else []
+    if folder.name == GOOD and nested:
+        # moved up, defect images there would be normal ones (train/good/ trains on them)
+        shown = ", ".join(nested[:5]) + (", ..." if len(nested) > 5 else "")
+        log.warning("%s: the images in its subfolders (%s) are not read; move the normal ones "
+                    "up into it to read them (defect images belong in test/<defect>/, never "
+                    "in a good/ folder)", folder, shown)
+        return found
+    normal = [n for n in nested if n.lower() in NORMAL_FOLDER_NAMES]
     if normal:
         # moved up, as the advice below says, normal images would count as this defect's
         log.warning("%s: the images in its subfolder %s are not read; normal images belong in "
@@ -483,9 +496,9 @@ def _mask_for(image: Path, masks: Path | None, defect: str) -> Path | None:
     """The mask file of ``image``: NAME.png or NAME_mask.png in ``masks/defect/`` or ``masks/``,
     or beside the image (``x.png`` beside ``x.jpg``, ``x_mask.png`` beside any); the suffix
     in any case (``x.PNG`` beside ``x.JPG``, as cameras and Windows tools name files). In a
-    masks folder (``ground_truth/``, ``--masks``) a mask of another image format is read too
-    (``NAME_mask.bmp``, ``.tif``: a review's masks in them were passed over without a word,
-    where a PNG is looked for first); beside the image, a mask is a PNG."""
+    masks folder (``ground_truth/``, ``--masks``) a ``NAME_mask`` of another image format is
+    read too (``NAME_mask.bmp``, ``.tif``: a review's masks in them were passed over without a
+    word), where a PNG is looked for first; beside the image, a mask is a PNG."""
     if masks is not None:
         # masks/<defect>/, and masks/<folder's own name>/ where the defect is named with its
         # parent (MT_Blowhole/Imgs: masks/Imgs/, as before such names)
@@ -505,11 +518,17 @@ def _mask_for(image: Path, masks: Path | None, defect: str) -> Path | None:
             if other.is_file() and other != image:
                 return other
     if masks is not None:
+        # NAME_mask in another format only, and not beside the image: a copy of the image
+        # itself (NAME.jpg, as labelling tools export beside the masks) would be read as its
+        # mask, and a folder of images given as --masks would mask them with themselves
+        # (review d2)
         for folder, name in candidates:
             stem = name[:-len(".png")]
+            if not stem.endswith("_mask") or folder == image.parent:
+                continue
             for suffix in MASK_SUFFIXES:
                 for other in (folder / f"{stem}{suffix}", folder / f"{stem}{suffix.upper()}"):
-                    if other.is_file() and other != image:
+                    if other.is_file():
                         return other
     return None
 
@@ -519,7 +538,10 @@ MASK_SUFFIXES = tuple(s for s in IMAGE_SUFFIXES if s != ".png")
 
 
 def _unused_masks(folder: Path, used: set[Path]) -> list[Path]:
-    """The image files of a ground_truth/<defect>/ folder that are no test image's mask."""
+    """The image files of a ground_truth/<defect>/ folder named for no image whose mask was
+    read (a second mask of one image, in another format, is not counted: the PNG is read)."""
+    stems = {p.stem.removesuffix("_mask").lower() for p in used}
     return [p for p in sorted(folder.iterdir())
             if p.is_file() and not p.name.startswith(".")
-            and p.suffix.lower() in IMAGE_SUFFIXES and p not in used]
+            and p.suffix.lower() in IMAGE_SUFFIXES and p not in used
+            and p.stem.removesuffix("_mask").lower() not in stems]

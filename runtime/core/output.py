@@ -656,7 +656,10 @@ def hold_lock_beside(path: str, refusal: Callable[[str], str]) -> int | None:
     try:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
     except OSError:
-        return None
+        try:  # a lock file another user made (a root run's, 0644): flock needs no write access
+            fd = os.open(lock, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as error:

@@ -382,6 +382,11 @@ def _from_csv(text: str, source: str) -> dict[str, tuple[tuple[str, str], ...]]:
         reader.fieldnames = ["timestamp" if c == times[0] else c for c in reader.fieldnames]
     rows = list(reader)
     columns = set(reader.fieldnames)
+    if ("start" in columns) != ("end" in columns):
+        raise ValueError(f"labels {source!r}: a window needs both start and end columns; the "
+                         f"header has {sorted(columns)}, without "
+                         f"{'end' if 'start' in columns else 'start'} (a single time is a "
+                         f"window with the same start and end, or a timestamp column)")
     if not ({"start", "end"} <= columns or "timestamp" in columns):
         raise ValueError(f"labels {source!r}: expected a header with start,end or timestamp "
                          f"(or one time column named as a data file's: "

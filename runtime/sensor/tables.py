@@ -494,10 +494,10 @@ class RowParser:
             if features is not None and column is not None and column in features:
                 raise ValueError(
                     f"{source}: `features` names {column!r}, the {role} column, which is never "
-                    f"read as a reading; leave it out of --features"
+                    f"read as a reading; leave it out of the features (--features, in training)"
                     + (" (or name another label column with --label-column; a model whose "
                        "features name it was trained reading that column as a reading: train it "
-                       f"again with --label-column {column})" if role == "label"
+                       f"again with --label-column {shlex.quote(column)})" if role == "label"
                        else " (or name another time column with --time-column)"))
         if features is None:
             skip = {self.time_column, self.label_column, *excluded, ""}
