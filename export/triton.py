@@ -5,7 +5,8 @@ onnxruntime backend serves it as it is: ``REPO/<name>/1/model.onnx`` plus a ``co
 the real input and output names, types and dims read from the graph, dynamic batching, and CPU
 instances; ``configs/gpu.pbtxt`` is the GPU variant (``tritonserver --model-config-name=gpu``),
 with TensorRT as the backend's accelerator. What stays on the client is written in
-docs/deploying.md ("Serving on Triton"): windowing and alarm smoothing for sensors, boxes for frames.
+docs/deploying.md ("Serving on Triton"): windowing and alarm smoothing for sensors, boxes for
+frames.
 """
 
 from __future__ import annotations

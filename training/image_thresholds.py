@@ -65,7 +65,8 @@ def image_validation_check(scores: np.ndarray, labels: np.ndarray, threshold: Th
     names (``names``: the images', in order) the few it rejects."""
     labels = np.asarray(labels, dtype=bool)
     # a NaN score rejects the image on the device (the runtime reads it as +inf), so here too
-    scores = np.where(np.isnan(np.asarray(scores, dtype=np.float64)), np.inf, scores)
+    scores = np.asarray(scores, dtype=np.float64)
+    scores = np.where(np.isnan(scores), np.inf, scores)
     above = scores > threshold.value
     normal = ~labels
     check = {"normal_images": int(normal.sum()), "normal_rejected": int((above & normal).sum()),

@@ -329,7 +329,8 @@ def mvtec(root: str | Path, need_train: bool = True
         if defect != GOOD and truth.is_dir():
             # masks named otherwise (NAME_label.png, NAME_gt.png) were passed over unsaid, and
             # the pixel metrics with them (a review)
-            unused = _unused_masks(truth, {i.mask for i in test if i.defect == defect and i.mask is not None})
+            used = {i.mask for i in test if i.defect == defect and i.mask is not None}
+            unused = _unused_masks(truth, used)
             if unused:
                 log.warning("%s: %d file(s) in it are the mask of no image of test/%s (e.g. %s), "
                             "so they are not read: a mask is named after its image, NAME.png or "

@@ -11,8 +11,8 @@ from ..core.artifact import Artifact
 from ..core.detector import Detector
 from ..core.spec import ArtifactError, ImageSpec
 from ..core.thresholds import finite_number, over_threshold
-from .frames import (ARRAY_CHECK_NAMES, ARRAY_CHECKS, FRAME_CHECKS, check_frame, frame_boxes, map_to_frame, regions,
-                     to_model_input)
+from .frames import (ARRAY_CHECK_NAMES, ARRAY_CHECKS, FRAME_CHECKS, check_frame, frame_boxes,
+                     map_to_frame, regions, to_model_input)
 
 log = logging.getLogger("vigil")
 

@@ -401,8 +401,8 @@ class JsonLines:
             return
         if (self.time_key is not None and (now.get("source") == "stdin" or key == "frame")
                 and _later(now.get(self.time_key), before.get(self.time_key))):
-            # a stream restarted by its supervisor, as docs/deploying.md sets one up: its rows (frames)
-            # are counted from 0 again by nature, and its times go on (a review: the batch
+            # a stream restarted by its supervisor, as docs/deploying.md sets one up: its rows
+            # (frames) are counted from 0 again by nature, and its times go on (a review: the batch
             # advice below, warned at every restart, did not apply); rows replayed, their times
             # no later than the file's last, are warned of as a file scored again is
             log.info("%s: this run's lines for %s start at %s %d after %s %d of the run before "
@@ -646,8 +646,8 @@ class JsonLines:
 
 def hold_lock_beside(path: str, refusal: Callable[[str], str]) -> int | None:
     """The descriptor of ``path``'s lock file (``PATH.lock``, beside the file a link names: a
-    file replaced at each write, by a rename, cannot hold a lock itself), held until closed; ValueError(``refusal(lock file)``)
-    when another run holds it. None where no lock can be taken (a system without
+    file replaced at each write, by a rename, cannot hold a lock itself), held until closed;
+    ValueError(``refusal(lock file)``) when another run holds it. None where no lock can be taken (a system without
     advisory locks, a folder that takes no lock file, a file system without locks): unlocked."""
     if fcntl is None:
         return None

@@ -379,20 +379,18 @@ def unlike_training(detector, tensors: dict[str, np.ndarray]) -> dict:
     ``unlike_training``, the checks' names joined by commas, and ``warning_NAME``, why each
     shifts the scores (v2 parameters are strings, numbers or booleans); empty where none is, and
     for sensor models. The server's log says each once; a client would otherwise never hear."""
-    from vigil.runtime.camera.frames import ARRAY_CHECK_NAMES, ARRAY_CHECKS
+    from vigil.runtime.camera.frames import ARRAY_CHECK_NAMES
 
     frames = tensors.get("image")
     if detector.spec.kind != "image" or frames is None or frames.ndim != 4:
         return {}
-    names = ARRAY_CHECK_NAMES
-    found: dict[str, str] = {}
-    for check in ARRAY_CHECKS:  # a client's arrays: their channel order is looked at too
-        said = next((m for m in (check(frame, detector.spec) for frame in frames)
-                     if m is not None), None)
-        if said is not None:
-            found[names[check]] = said
-    if not found:
+    seen: dict[str, str] = {}  # each kind as the first frame found so says it
+    for frame in frames:  # a client's arrays: their channel order is looked at too
+        for name, why in detector.unlike_training(frame).items():
+            seen.setdefault(name, why)
+    if not seen:
         return {}
+    found = {n: seen[n] for n in ARRAY_CHECK_NAMES.values() if n in seen}  # in the checks' order
     return {"unlike_training": ",".join(found), **{f"warning_{n}": m for n, m in found.items()}}
 
 
